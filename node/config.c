@@ -1,0 +1,142 @@
+/*
+ * config.c - branchsync.conf parsing (libinih) and writing.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+bs_config_defaults(bs_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->map_size_mb = 256;
+    c->max_map_size_mb = 1048576;
+    c->max_skew_s = 60;
+    c->retention_days = 90;
+}
+
+typedef struct parse_ctx {
+    bs_config *c;
+    bs_errbuf *err;
+    int bad;
+} parse_ctx;
+
+static int
+parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    unsigned long long n;
+
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno || end == v || *end != '\0' || n < lo || n > hi || v[0] == '-')
+        return 0;
+    *out = n;
+    return 1;
+}
+
+static int
+on_item(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx *p = user;
+    bs_config *c = p->c;
+    uint64_t n;
+
+#define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
+    if (IS("node", "listen")) {
+        if (strlen(value) >= sizeof c->listen)
+            goto bad;
+        snprintf(c->listen, sizeof c->listen, "%s", value);
+    } else if (IS("log", "level")) {
+        if (strcmp(value, "debug") && strcmp(value, "info") &&
+            strcmp(value, "warn") && strcmp(value, "error"))
+            goto bad;
+        snprintf(c->log_level, sizeof c->log_level, "%s", value);
+    } else if (IS("store", "map_size_mb")) {
+        if (!parse_u64(value, 1, 1u << 30, &c->map_size_mb))
+            goto bad;
+    } else if (IS("store", "max_map_size_mb")) {
+        if (!parse_u64(value, 1, 1u << 30, &c->max_map_size_mb))
+            goto bad;
+    } else if (IS("sync", "max_skew_s")) {
+        if (!parse_u64(value, 1, 86400, &n))
+            goto bad;
+        c->max_skew_s = (uint32_t)n;
+    } else if (IS("sync", "retention_days")) {
+        if (!parse_u64(value, 1, 36500, &n))
+            goto bad;
+        c->retention_days = (uint32_t)n;
+    } else {
+        bs_errf(p->err, BS_EINVAL, "unknown setting [%s] %s", section, name);
+        p->bad = 1;
+        return 0;
+    }
+    return 1;
+#undef IS
+bad:
+    bs_errf(p->err, BS_EINVAL, "bad value for [%s] %s: \"%s\"", section, name,
+            value);
+    p->bad = 1;
+    return 0;
+}
+
+bs_err
+bs_config_load(const char *dir, bs_config *c, bs_errbuf *err)
+{
+    char path[4096];
+    parse_ctx p = {c, err, 0};
+    int rc;
+
+    bs_config_defaults(c);
+    snprintf(path, sizeof path, "%s/branchsync.conf", dir);
+    rc = ini_parse(path, on_item, &p);
+    if (rc == -1)
+        return bs_errf(err, BS_ENOTNODE, "%s: cannot read: %s", path,
+                       strerror(errno));
+    if (rc == -2)
+        return bs_errf(err, BS_ENOMEM, "out of memory reading %s", path);
+    if (rc > 0)
+        return bs_errf(err, BS_EINVAL, "%s line %d: %s", path, rc,
+                       p.bad ? err->msg : "syntax error");
+    if (c->max_map_size_mb < c->map_size_mb)
+        c->max_map_size_mb = c->map_size_mb;
+    return BS_OK;
+}
+
+bs_err
+bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
+{
+    char path[4096], tmp[4200];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/branchsync.conf", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if ((f = fopen(tmp, "w")) == NULL)
+        return bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
+    fprintf(f,
+            "# branchsync node configuration; SIGHUP re-reads it.\n"
+            "[node]\n%s%s\n\n"
+            "[store]\nmap_size_mb = %llu\nmax_map_size_mb = %llu\n\n"
+            "[log]\nlevel = %s\n\n"
+            "[sync]\nmax_skew_s = %u\nretention_days = %u\n",
+            c->listen[0] ? "listen = " : "# listen = tcp://0.0.0.0:7400",
+            c->listen, (unsigned long long)c->map_size_mb,
+            (unsigned long long)c->max_map_size_mb, c->log_level, c->max_skew_s,
+            c->retention_days);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        unlink(tmp);
+        return bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
+    }
+    fclose(f);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
+    }
+    return BS_OK;
+}

@@ -1,0 +1,35 @@
+/*
+ * config.h - the node directory and its configuration file.
+ *
+ * DIR/branchsync.conf is an INI file (libinih) with the settings an admin
+ * may edit by hand; SIGHUP makes the daemon re-read it.  Identity (name,
+ * role, keys) lives in the store and the key file, not here.
+ *
+ *   [node]   listen = tcp://127.0.0.1:7400
+ *   [store]  map_size_mb = 256   max_map_size_mb = 1048576
+ *   [log]    level = info
+ *   [sync]   max_skew_s = 60     retention_days = 90
+ */
+#ifndef BS_CONFIG_H
+#define BS_CONFIG_H
+
+#include "common.h"
+
+typedef struct bs_config {
+    char listen[256];
+    char log_level[16];
+    uint64_t map_size_mb;
+    uint64_t max_map_size_mb;
+    uint32_t max_skew_s;
+    uint32_t retention_days;
+} bs_config;
+
+void bs_config_defaults(bs_config *c);
+/* Read DIR/branchsync.conf over the defaults.  BS_EINVAL names the line. */
+BS_MUST_CHECK bs_err bs_config_load(const char *dir, bs_config *c,
+                                    bs_errbuf *err);
+/* Write c as DIR/branchsync.conf (atomically: temp file + rename). */
+BS_MUST_CHECK bs_err bs_config_save(const char *dir, const bs_config *c,
+                                    bs_errbuf *err);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * node.h - a node directory opened for use: configuration, store and (on
+ * demand) the secret key.  Used by the CLI and the daemon.
+ *
+ * Layout of DIR:  branchsync.conf  keys/node.key  store/data.mdb
+ */
+#ifndef BS_NODE_H
+#define BS_NODE_H
+
+#include "../replication/meta.h"
+#include "../replication/store.h"
+#include "config.h"
+
+typedef struct bs_node {
+    char dir[4096];
+    bs_config cfg;
+    bs_store *store;
+    bs_meta meta; /* as read when opened */
+    uint8_t *sk;  /* guarded memory; NULL until bs_node_secret() */
+} bs_node;
+
+typedef struct bs_node_init {
+    const char *name;
+    int role;
+    const char *listen; /* may be NULL */
+} bs_node_init;
+
+/*
+ * Create a node in dir (created 0700 if missing): keys, configuration and a
+ * store.  BS_EEXIST if dir already holds a node; on any error what was
+ * created is removed again.
+ */
+BS_MUST_CHECK bs_err bs_node_create(const char *dir, const bs_node_init *in,
+                                    bs_errbuf *err);
+
+/* Open an existing node; BS_ENOTNODE when dir is not one. */
+BS_MUST_CHECK bs_err bs_node_open(const char *dir, int readonly, bs_node **out,
+                                  bs_errbuf *err);
+void bs_node_close(bs_node *n);
+
+/* Load the secret key (once); borrowed until bs_node_close. */
+BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
+                                    bs_errbuf *err);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * schedule.h - a peer link's exchange schedule: parsing, canonical
+ * formatting and "when is the next run".
+ *
+ * This module owns the schedule grammar (see docs/schedules.md): "manual",
+ * "online", "every N{s|m|h|d}" and strict 5-field cron expressions, plus an
+ * optional daily time window "HH:MM-HH:MM".  It is pure computation over
+ * libc time functions: it keeps no state, starts no timers and does not
+ * retry; backoff after a failed exchange belongs to the daemon.
+ *
+ * Time zone.  Cron fields and windows are local wall-clock time in the zone
+ * named by TZ (bs_schedule_next and bs_schedule_in_window call tzset()
+ * first, so a changed TZ takes effect on the next call).  Zone offsets are
+ * assumed to be whole minutes (true for every zone since 1972).
+ *
+ * DST rules (decided here, tested in tests/unit/test_schedule.c):
+ *   - A cron time that does not exist because the clocks jump forward (e.g.
+ *     "30 3 * * *" in Europe/Tallinn on 29 March 2026, 03:00 -> 04:00) runs
+ *     once, at the first instant after the gap (04:00 local).  Several
+ *     matching minutes inside one gap still give one run.
+ *   - A cron time that occurs twice because the clocks fall back (e.g. 03:30
+ *     in Europe/Tallinn on 25 October 2026) runs once, at the first
+ *     occurrence; the repeated hour is skipped.  So "0 * * * *" has a
+ *     two-hour gap that night: use "every 1h" for elapsed-time intervals.
+ *   - A window is a predicate on the local wall clock: during a repeated hour
+ *     both passes are inside (or outside) alike; a window whose opening falls
+ *     in a gap opens at the end of the gap.
+ *   - "every" intervals are elapsed seconds and ignore DST.
+ */
+#ifndef BS_SCHEDULE_H
+#define BS_SCHEDULE_H
+
+#include "../replication/common.h"
+
+#include <stdint.h>
+
+typedef enum {
+    BS_SCHED_MANUAL, /* only when asked (CLI "sync now") */
+    BS_SCHED_ONLINE, /* whenever the peer is reachable; no timer */
+    BS_SCHED_EVERY,  /* every every_s seconds */
+    BS_SCHED_CRON    /* the cron bitsets below */
+} bs_sched_kind;
+
+/* Smallest and largest "every" interval, in seconds. */
+#define BS_SCHED_EVERY_MIN 1
+#define BS_SCHED_EVERY_MAX (7 * 86400)
+
+/* Longest spec bs_schedule_parse accepts, in bytes. */
+#define BS_SCHED_SPEC_MAX 256
+
+/* Size of a buffer that holds any formatted spec or window, with its NUL. */
+#define BS_SCHED_FORMAT_MAX 512
+
+typedef struct bs_schedule {
+    bs_sched_kind kind;
+    uint64_t every_s; /* BS_SCHED_EVERY: the interval in seconds */
+    /*
+     * BS_SCHED_CRON: bit i set when value i matches.  minutes bits 0-59,
+     * hours 0-23, mdays 1-31, months 1-12, wdays 0-6 (0 is Sunday; a 7 in
+     * the expression is stored as 0).
+     */
+    uint64_t minutes;
+    uint32_t hours;
+    uint32_t mdays;
+    uint16_t months;
+    uint8_t wdays;
+    /*
+     * 1 when the day-of-month (day-of-week) field was written exactly "*".
+     * When both are 0 a day matches if EITHER field matches (Vixie cron);
+     * "*" followed by a step ("*\/2") counts as restricted.
+     */
+    uint8_t mday_star, wday_star;
+    /*
+     * Optional daily window, minutes of the local day, start inclusive and
+     * end exclusive; start > end means the window wraps midnight.
+     */
+    int has_window;
+    int win_start, win_end;
+} bs_schedule;
+
+/*
+ * Parse SPEC into *s.  SPEC is one of
+ *   "manual"
+ *   "online"
+ *   "every D" where D is one or more NUMBER UNIT pairs, units s, m, h, d,
+ *       largest first, each at most once, no spaces inside D: "every 30s",
+ *       "every 15m", "every 1h30m"; the total must be 1s .. 7d
+ *   a cron expression "MIN HOUR MDAY MONTH WDAY" of exactly 5 fields, each a
+ *       comma list of "*", "N", "A-B", "*\/S", "A-B/S" or "A/S" (A to the
+ *       field maximum); MONTH also takes JAN-DEC, WDAY SUN-SAT (any case);
+ *       WDAY 0 and 7 are both Sunday.
+ * Keywords are case-insensitive; units are lower case.  Leading and trailing
+ * blanks are ignored and cron fields may be separated by several blanks.
+ * A cron expression whose day of month can never occur in its months (e.g.
+ * "0 0 30 2 *") is rejected.
+ *
+ * On success *s is overwritten completely (kind, fields, and the window is
+ * cleared), so parse the spec before the window.  On failure *s is left
+ * unchanged.
+ *
+ * Returns BS_OK, or BS_EINVAL with a message naming the problem in *err
+ * (e.g. "cron field 2 (hour): 24 is out of range 0-23").
+ */
+BS_MUST_CHECK bs_err bs_schedule_parse(bs_schedule *s, const char *spec,
+                                       bs_errbuf *err);
+
+/*
+ * Parse WINDOW, "HH:MM-HH:MM" (hours 0-23, one or two digits; minutes two
+ * digits), into the window fields of *s, leaving the spec fields alone.  The
+ * window runs from the first time (inclusive) to the second (exclusive) in
+ * local time and wraps midnight when the first is later ("22:00-06:00").
+ * Equal times are an error.  Returns BS_OK, or BS_EINVAL with a message in
+ * *err; *s is unchanged on failure.
+ */
+BS_MUST_CHECK bs_err bs_schedule_parse_window(bs_schedule *s,
+                                              const char *window,
+                                              bs_errbuf *err);
+
+/* Remove the window from *s (every time is then inside). */
+void bs_schedule_clear_window(bs_schedule *s);
+
+/*
+ * Write the canonical spec of *s into buf (never the window): "manual",
+ * "online", "every 1h30m" (units d h m s, largest first, zero parts left
+ * out) or a cron expression with single spaces, numbers instead of names,
+ * "*" for a full field (except a restricted day field, which keeps e.g.
+ * "1-31"), "*\/S" or "A-B/S" for an arithmetic run of 3 or more values, and
+ * otherwise a comma list of values and ranges of 3 or more.  Parsing the
+ * result gives back the same schedule.  Like snprintf: returns the length
+ * of the whole text, writes at most n bytes including the NUL (buf may be
+ * NULL when n is 0); BS_SCHED_FORMAT_MAX is always enough.
+ */
+int bs_schedule_format(const bs_schedule *s, char *buf, size_t n);
+
+/*
+ * Write the window as "HH:MM-HH:MM", or "" when there is none; returns the
+ * length like snprintf.
+ */
+int bs_schedule_format_window(const bs_schedule *s, char *buf, size_t n);
+
+/*
+ * 1 if unix time t (seconds) is inside the window in local time, always 1
+ * without a window; 0 when t is outside, or cannot be converted to local
+ * time.
+ */
+int bs_schedule_in_window(const bs_schedule *s, int64_t t);
+
+/*
+ * The time of the next run, in unix seconds, into *next.
+ *
+ * BS_SCHED_EVERY (elapsed time; a result <= now means "due now"):
+ *   - last_run <= 0 (never ran): now;
+ *   - last_run + every_s when that is later than now;
+ *   - now when last_run + every_s <= now (overdue, e.g. after the daemon was
+ *     down: run once at once; missed runs are not replayed);
+ *   - now + every_s when last_run + every_s > now + every_s (last_run is in
+ *     the future: the clock was stepped back).
+ * BS_SCHED_CRON: the first matching local minute strictly after now (DST
+ *   rules in the comment at the top); last_run is ignored.
+ * With a window, a result outside it moves to the next instant inside it:
+ * for EVERY the window opening, for CRON the first later matching minute
+ * inside the window.  The result always satisfies bs_schedule_in_window.
+ *
+ * The search looks up to 8 years ahead (so "0 0 29 2 *" finds the next leap
+ * day even across 2100).  Returns BS_OK; BS_ENOTFOUND for MANUAL and ONLINE
+ * (no timed runs) or when no run fits the window within the search;
+ * BS_EINVAL when now is negative or later than the year 3000.
+ */
+BS_MUST_CHECK bs_err bs_schedule_next(const bs_schedule *s, int64_t now,
+                                      int64_t last_run, int64_t *next);
+
+#endif

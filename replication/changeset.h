@@ -1,0 +1,87 @@
+/*
+ * changeset.h - building, sealing, decoding and verifying signed change sets
+ * (the wire format of proto/branchsync.proto; the byte-level rules are in
+ * docs/protocol.md).
+ *
+ * An origin batches its changes into sets.  The signed bytes are the
+ * SetHeader, which lists the BLAKE2b-256 hash of every change's bytes, so
+ * one Ed25519 signature covers the whole batch and a relay may leave changes
+ * out (sending only their index) while the rest still verifies (INV-4).
+ */
+#ifndef BS_CHANGESET_H
+#define BS_CHANGESET_H
+
+#include "arena.h"
+#include "crypto.h"
+#include "record.h"
+
+#define BS_WIRE_VERSION     1
+#define BS_SIG_CONTEXT      "branchsync/cs/v1"
+#define BS_SET_MAX_CHANGES  8192
+#define BS_SET_MAX_BYTES    (8u << 20) /* one set, encoded */
+#define BS_CHANGE_MAX_BYTES (2u << 20) /* one change, encoded */
+#define BS_SEEN_MAX         4096       /* streams in a header's vector */
+
+/* One change as the core sees it.  Strings are NUL-terminated. */
+typedef struct bs_change {
+    uint64_t seq, hlc;
+    uint32_t prio;
+    const char *coll;
+    const char *id;
+    int deleted;
+    const bs_field *fields; /* names and texts NUL-terminated */
+    size_t nfields;
+} bs_change;
+
+/* A position in a stream: (origin, incarnation, seq). */
+typedef struct bs_pos {
+    uint8_t origin[BS_PK_LEN];
+    uint8_t inc[BS_INC_LEN];
+    uint64_t seq;
+} bs_pos;
+
+/* What the origin puts in a header besides the changes. */
+typedef struct bs_seal {
+    uint8_t infobase[BS_INFOBASE_LEN];
+    uint8_t origin[BS_PK_LEN];
+    uint8_t inc[BS_INC_LEN];
+    int has_prev;
+    uint8_t prev_hash[BS_HASH_LEN];
+    const bs_pos *seen;
+    size_t nseen;
+    uint64_t created_ms;
+} bs_seal;
+
+/* Accumulates encoded changes of one stream until sealed. */
+typedef struct bs_csbuild {
+    bs_arena arena;
+    size_t n, cap, bytes;
+    uint64_t first_seq;
+    bs_slice *changes;
+    uint8_t (*hashes)[BS_HASH_LEN];
+} bs_csbuild;
+
+void bs_csbuild_init(bs_csbuild *b);
+void bs_csbuild_fini(bs_csbuild *b);
+/* Encode and add one change (seq must follow the previous one). */
+BS_MUST_CHECK bs_err bs_csbuild_add(bs_csbuild *b, const bs_change *ch);
+/* 1 when the next change should go to a new set. */
+int bs_csbuild_full(const bs_csbuild *b);
+size_t bs_csbuild_count(const bs_csbuild *b);
+
+/*
+ * Seal the accumulated changes into a signed ChangeSet: its encoded size is
+ * bs_csbuild_sealed_size(), written by bs_csbuild_seal_into() to out, and
+ * the header's hash (the chain link) to hash.  Then the builder is empty.
+ */
+typedef struct bs_sealed bs_sealed;
+BS_MUST_CHECK bs_err bs_csbuild_seal(bs_csbuild *b, const bs_seal *s,
+                                     const uint8_t *sk, bs_sealed **out);
+size_t bs_sealed_size(const bs_sealed *x);
+void bs_sealed_write(const bs_sealed *x, uint8_t *out);
+const uint8_t *bs_sealed_hash(const bs_sealed *x);
+uint64_t bs_sealed_first(const bs_sealed *x);
+uint64_t bs_sealed_last(const bs_sealed *x);
+void bs_sealed_free(bs_sealed *x);
+
+#endif

@@ -1,0 +1,121 @@
+/*
+ * common.h - the project-wide error type, assertions and small helpers.
+ *
+ * Every module returns a bs_err.  The strings and the command-line exit code
+ * of each error live in one table, BS_ERR_MAP, so the CLI maps an error to its
+ * exit status in one place: 2 for bad usage or bad input (nothing was
+ * written), 1 for every other failure (not found, disk full, peer down).
+ */
+#ifndef BS_COMMON_H
+#define BS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define BS_MUST_CHECK   __attribute__((warn_unused_result))
+#define BS_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* name, CLI exit code, message */
+#define BS_ERR_MAP(X)                                                          \
+    X(BS_OK, 0, "success")                                                     \
+    X(BS_EUSAGE, 2, "bad usage")                                               \
+    X(BS_EINVAL, 2, "invalid input")                                           \
+    X(BS_EJSON, 2, "malformed JSON")                                           \
+    X(BS_ENOTNODE, 2, "not a branchsync node directory")                       \
+    X(BS_EEXIST, 2, "already exists")                                          \
+    X(BS_EMALFORMED, 2, "malformed change set")                                \
+    X(BS_EBADSIG, 2, "signature does not verify")                              \
+    X(BS_EFORGED, 2, "origin is not a known member")                           \
+    X(BS_EINFOBASE, 2, "change set belongs to another infobase")               \
+    X(BS_EGAP, 2, "change set would leave a gap")                              \
+    X(BS_EPERM, 2, "not permitted")                                            \
+    X(BS_ENOTFOUND, 1, "not found")                                            \
+    X(BS_ENOMEM, 1, "out of memory")                                           \
+    X(BS_EIO, 1, "input/output error")                                         \
+    X(BS_EMAPFULL, 1, "store is full: no disk space to grow")                  \
+    X(BS_ESTORE, 1, "store error")                                             \
+    X(BS_EKEY, 1, "key file error")                                            \
+    X(BS_EUNREACHABLE, 1, "peer unreachable")                                  \
+    X(BS_ETIMEOUT, 1, "timed out")                                             \
+    X(BS_EQUARANTINED, 1, "origin stream quarantined")                         \
+    X(BS_EINTERNAL, 1, "internal error")
+
+typedef enum {
+#define BS_ERR_ENUM(name, code, msg) name,
+    BS_ERR_MAP(BS_ERR_ENUM)
+#undef BS_ERR_ENUM
+        BS_ERR_COUNT
+} bs_err;
+
+/* The constant message of e; never NULL. */
+const char *bs_strerror(bs_err e);
+/* The CLI exit status for e: 0, 1 or 2. */
+int bs_err_exit_code(bs_err e);
+
+/*
+ * A detailed error message, filled where an error is first seen and carried
+ * up to the CLI or the daemon log.  bs_errf() returns e so a failing path can
+ * be written `return bs_errf(err, BS_EINVAL, "field %s: ...", name);`.
+ * err may be NULL (the detail is then dropped).
+ */
+#define BS_ERRMSG_LEN 512
+typedef struct bs_errbuf {
+    char msg[BS_ERRMSG_LEN];
+} bs_errbuf;
+
+bs_err bs_errf(bs_errbuf *err, bs_err e, const char *fmt, ...) BS_PRINTF(3, 4);
+/* The detail if one was set, else bs_strerror(e). */
+const char *bs_errmsg(const bs_errbuf *err, bs_err e);
+
+/* Our own bugs only; stays on in release builds (RELIABILITY K3). */
+#define BS_ASSERT(x) ((x) ? (void)0 : bs_assert_fail(#x, __FILE__, __LINE__))
+void bs_assert_fail(const char *expr, const char *file, int line)
+    __attribute__((noreturn));
+
+/* A borrowed run of bytes. */
+typedef struct bs_slice {
+    const uint8_t *p;
+    size_t n;
+} bs_slice;
+
+/* Limits of names and records (docs/limits in README). */
+#define BS_COLLECTION_MAX  64
+#define BS_ID_MAX          256
+#define BS_FIELD_NAME_MAX  128
+#define BS_FIELDS_MAX      1024
+#define BS_RECORD_JSON_MAX (1u << 20)
+#define BS_NODE_NAME_MAX   64
+
+/* Big-endian integer helpers for keys and file formats. */
+static inline void
+bs_put_u32be(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void
+bs_put_u64be(uint8_t *p, uint64_t v)
+{
+    bs_put_u32be(p, (uint32_t)(v >> 32));
+    bs_put_u32be(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t
+bs_get_u32be(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t
+bs_get_u64be(const uint8_t *p)
+{
+    return ((uint64_t)bs_get_u32be(p) << 32) | bs_get_u32be(p + 4);
+}
+
+#endif

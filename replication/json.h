@@ -1,0 +1,26 @@
+/*
+ * json.h - JSON in and out of records (jansson).
+ *
+ * Fields are a flat JSON object of strings, numbers, booleans and nulls.
+ * "id" is never a stored field: on input it names the record, on output it
+ * is added as the first key.
+ */
+#ifndef BS_JSON_H
+#define BS_JSON_H
+
+#include "record.h"
+
+/*
+ * Parse one JSON object into fields (copied into a, sorted, validated).
+ * *id gets the object's "id" string (or NULL when absent).  Errors:
+ * BS_EJSON for malformed JSON, BS_EINVAL for a non-object, a nested
+ * value, a bad field name or a non-string "id"; err names the problem.
+ */
+BS_MUST_CHECK bs_err bs_json_fields(const char *text, size_t len, bs_arena *a,
+                                    const char **id, bs_field **out, size_t *n,
+                                    bs_errbuf *err);
+
+/* The record as a compact JSON object with "id" first; malloc'd string. */
+char *bs_json_record(const char *id, size_t idlen, const bs_record *r);
+
+#endif

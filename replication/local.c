@@ -1,0 +1,274 @@
+/*
+ * local.c - local writes, change queueing and sealing into the log.
+ */
+#include "local.h"
+
+#include <string.h>
+
+bs_err
+bs_streams_vector(const bs_streamtab *tab, bs_pos **out, size_t *n)
+{
+    bs_pos *v = calloc(tab->n + 1, sizeof *v);
+    size_t k = 0;
+
+    if (v == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < tab->n; i++) {
+        if (tab->v[i].seq == 0)
+            continue;
+        memcpy(v[k].origin, tab->v[i].key, BS_PK_LEN);
+        memcpy(v[k].inc, tab->v[i].key + BS_PK_LEN, BS_INC_LEN);
+        v[k].seq = tab->v[i].seq;
+        k++;
+    }
+    *out = v;
+    *n = k;
+    return BS_OK;
+}
+
+bs_err
+bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
+               bs_errbuf *err)
+{
+    bs_err rv;
+
+    memset(l, 0, sizeof *l);
+    l->txn = t;
+    l->sk = sk;
+    bs_arena_init(&l->scratch);
+    bs_csbuild_init(&l->build);
+    if ((rv = bs_meta_load(t, &l->meta, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_streams_load(t, &l->streams)) != BS_OK)
+        return bs_errf(err, rv, "cannot read stream table");
+    if ((l->self = bs_streams_get(&l->streams, l->meta.stream)) == NULL)
+        return bs_errf(err, BS_ESTORE, "store has no stream of its own");
+    bs_hlc_init(&l->hlc, clock, l->meta.hlc);
+    l->order.use_prio = 0;
+    l->order.stream_key = bs_streams_key;
+    l->order.ctx = &l->streams;
+    return BS_OK;
+}
+
+void
+bs_local_fini(bs_local *l)
+{
+    bs_streams_fini(&l->streams);
+    bs_arena_fini(&l->scratch);
+    bs_csbuild_fini(&l->build);
+}
+
+/* Seal the queued changes into one set and append it to the log. */
+static bs_err
+seal(bs_local *l, bs_errbuf *err)
+{
+    bs_seal s;
+    bs_sealed *x;
+    bs_pos *seen;
+    size_t nseen;
+    uint8_t key[12], *dst;
+    bs_err rv;
+
+    if (bs_csbuild_count(&l->build) == 0)
+        return BS_OK;
+    if ((rv = bs_streams_vector(&l->streams, &seen, &nseen)) != BS_OK)
+        return rv;
+    memset(&s, 0, sizeof s);
+    /* A branch that has not joined yet signs with the all-zero infobase;
+     * its sets are re-sealed when it joins (protocol.md, "joining"). */
+    if (l->meta.joined)
+        memcpy(s.infobase, l->meta.infobase, BS_INFOBASE_LEN);
+    memcpy(s.origin, l->meta.pk, BS_PK_LEN);
+    memcpy(s.inc, l->meta.inc, BS_INC_LEN);
+    s.has_prev = l->build.first_seq > 1;
+    memcpy(s.prev_hash, l->self->last_hash, BS_HASH_LEN);
+    s.seen = seen;
+    s.nseen = nseen;
+    s.created_ms = bs_hlc_wall_ms(&l->hlc);
+    rv = bs_csbuild_seal(&l->build, &s, l->sk, &x);
+    free(seen);
+    if (rv != BS_OK)
+        return bs_errf(err, rv, "cannot seal change set");
+    bs_put_u32be(key, l->self->idx);
+    bs_put_u64be(key + 4, bs_sealed_first(x));
+    rv = bs_txn_reserve(l->txn, BS_DB_LOG, bs_mem(key, sizeof key),
+                        bs_sealed_size(x), 0, &dst, NULL);
+    if (rv == BS_OK) {
+        bs_sealed_write(x, dst);
+        memcpy(l->self->last_hash, bs_sealed_hash(x), BS_HASH_LEN);
+        l->self->seq = bs_sealed_last(x);
+    }
+    bs_sealed_free(x);
+    return rv;
+}
+
+static bs_err
+write_record(bs_local *l, const uint8_t *key, size_t klen, const bs_record *r)
+{
+    size_t n = bs_record_size(r);
+    uint8_t *dst;
+    bs_err rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), n, 0,
+                               &dst, NULL);
+
+    if (rv == BS_OK)
+        bs_record_encode(r, dst);
+    return rv;
+}
+
+/* Prio of a new local write over r: inherit the highest seen, and the hub
+ * adds one (protocol.md, "priority"). */
+static uint32_t
+next_prio(const bs_local *l, const bs_record *r, const bs_field *f, size_t n)
+{
+    uint32_t p = 0;
+
+    if (r != NULL) {
+        if (r->has_tomb && r->tomb.prio > p)
+            p = r->tomb.prio;
+        if (r->has_alive && r->alive.prio > p)
+            p = r->alive.prio;
+        for (size_t i = 0; i < r->nfields; i++)
+            if (r->fields[i].ver.prio > p)
+                p = r->fields[i].ver.prio;
+    }
+    (void)f;
+    (void)n;
+    return p + (l->meta.role == BS_ROLE_HUB ? 1 : 0);
+}
+
+static int
+is_noop(const bs_local *l, const bs_record *r, const bs_field *f, size_t n)
+{
+    size_t i = 0;
+
+    if (!bs_record_live(r, &l->order))
+        return 0;
+    for (size_t j = 0; j < n; j++) {
+        while (i < r->nfields &&
+               (r->fields[i].namelen != strlen(f[j].name) ||
+                memcmp(r->fields[i].name, f[j].name, r->fields[i].namelen)))
+            i++;
+        if (i == r->nfields || !bs_value_eq(&r->fields[i].val, &f[j].val))
+            return 0;
+    }
+    return 1;
+}
+
+static bs_err
+queue_change(bs_local *l, const char *coll, const char *id, int deleted,
+             const bs_field *f, size_t n, const bs_version *v, bs_errbuf *err)
+{
+    bs_change ch = {v->seq, v->hlc, v->prio, coll, id, deleted, f, n};
+    bs_err rv;
+
+    if (bs_csbuild_full(&l->build) && (rv = seal(l, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_csbuild_add(&l->build, &ch)) != BS_OK)
+        return bs_errf(err, rv, "%s/%s: record too large", coll, id);
+    return BS_OK;
+}
+
+static bs_version
+next_version(bs_local *l, uint32_t prio)
+{
+    bs_version v;
+
+    v.seq = l->self->seq + bs_csbuild_count(&l->build) + 1;
+    v.hlc = bs_hlc_now(&l->hlc);
+    v.stream = l->self->idx;
+    v.prio = prio;
+    return v;
+}
+
+bs_err
+bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
+             size_t n, bs_errbuf *err)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    size_t klen = bs_record_key(key, coll, id);
+    bs_record r;
+    bs_version v;
+    bs_slice old;
+    uint8_t *dst;
+    int changed;
+    bs_err rv;
+
+    bs_arena_reset(&l->scratch);
+    memset(&r, 0, sizeof r);
+    /* Fast path: a new record costs one B-tree descent. */
+    v = next_version(l, next_prio(l, NULL, f, n));
+    r.has_alive = 1;
+    r.alive = v;
+    r.fields = f;
+    r.nfields = n;
+    for (size_t i = 0; i < n; i++) {
+        r.fields[i].ver = v;
+        r.fields[i].namelen = (uint16_t)strlen(f[i].name);
+    }
+    rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen),
+                        bs_record_size(&r), BS_PUT_NOOVERWRITE, &dst, &old);
+    if (rv == BS_OK) {
+        bs_record_encode(&r, dst);
+        l->written++;
+        return queue_change(l, coll, id, 0, f, n, &v, err);
+    }
+    if (rv != BS_EEXIST)
+        return rv;
+    if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
+        return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
+    if (is_noop(l, &r, f, n)) {
+        l->unchanged++;
+        return BS_OK;
+    }
+    v.prio = next_prio(l, &r, f, n);
+    if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
+                              &changed)) != BS_OK)
+        return bs_errf(err, rv, "%s/%s: too many fields", coll, id);
+    if ((rv = write_record(l, key, klen, &r)) != BS_OK)
+        return rv;
+    l->written++;
+    return queue_change(l, coll, id, 0, f, n, &v, err);
+}
+
+bs_err
+bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    size_t klen = bs_record_key(key, coll, id);
+    bs_record r;
+    bs_version v;
+    bs_slice old;
+    int changed;
+    bs_err rv;
+
+    bs_arena_reset(&l->scratch);
+    rv = bs_txn_get(l->txn, BS_DB_RECORDS, bs_mem(key, klen), &old);
+    if (rv == BS_ENOTFOUND)
+        return bs_errf(err, rv, "%s/%s: not found", coll, id);
+    if (rv != BS_OK)
+        return rv;
+    if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
+        return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
+    if (!bs_record_live(&r, &l->order))
+        return bs_errf(err, BS_ENOTFOUND, "%s/%s: not found", coll, id);
+    v = next_version(l, next_prio(l, &r, NULL, 0));
+    if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,
+                              &changed)) != BS_OK)
+        return rv;
+    if ((rv = write_record(l, key, klen, &r)) != BS_OK)
+        return rv;
+    l->deleted++;
+    return queue_change(l, coll, id, 1, NULL, 0, &v, err);
+}
+
+bs_err
+bs_local_finish(bs_local *l, bs_errbuf *err)
+{
+    bs_err rv;
+
+    if ((rv = seal(l, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_streams_save(l->txn, l->self)) != BS_OK)
+        return rv;
+    return bs_meta_save_hlc(l->txn, l->hlc.last);
+}

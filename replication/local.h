@@ -1,0 +1,55 @@
+/*
+ * local.h - local writes: the path of `put`, `del` and `load`.
+ *
+ * Inside one write transaction, each write gets the next seq of the node's
+ * own stream and a fresh HLC timestamp, is merged into its record and is
+ * queued as a change; bs_local_finish() seals the queued changes into signed
+ * change sets appended to the log, and persists the stream position and the
+ * clock.  Everything lands in the same LMDB transaction as the records, so
+ * a write is in the log exactly when it is in the data (INV-6, S3).
+ */
+#ifndef BS_LOCAL_H
+#define BS_LOCAL_H
+
+#include "changeset.h"
+#include "hlc.h"
+#include "meta.h"
+#include "streams.h"
+
+typedef struct bs_local {
+    bs_txn *txn;
+    bs_meta meta;
+    bs_streamtab streams;
+    bs_stream *self;
+    bs_hlc hlc;
+    const uint8_t *sk;
+    bs_order order;
+    bs_arena scratch; /* per write */
+    bs_csbuild build;
+    uint64_t written, unchanged, deleted;
+} bs_local;
+
+/* Start local writes in write txn t, signing with sk (borrowed). */
+BS_MUST_CHECK bs_err bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk,
+                                    bs_clock clock, bs_errbuf *err);
+
+/*
+ * Upsert fields (sorted by name, unique, valid; names and texts
+ * NUL-terminated) of coll/id; their ver and namelen are set here.  A put that
+ * changes nothing (the record is live and every field already holds the value)
+ * is skipped, so loading the same data twice is a no-op (P3).
+ */
+BS_MUST_CHECK bs_err bs_local_put(bs_local *l, const char *coll, const char *id,
+                                  bs_field *fields, size_t n, bs_errbuf *err);
+/* Delete coll/id; BS_ENOTFOUND unless it is live. */
+BS_MUST_CHECK bs_err bs_local_del(bs_local *l, const char *coll, const char *id,
+                                  bs_errbuf *err);
+/* Seal what is queued and persist the stream and clock. */
+BS_MUST_CHECK bs_err bs_local_finish(bs_local *l, bs_errbuf *err);
+void bs_local_fini(bs_local *l);
+
+/* The version vector of streams in tab as positions (for set headers). */
+BS_MUST_CHECK bs_err bs_streams_vector(const bs_streamtab *tab, bs_pos **out,
+                                       size_t *n);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * meta.h - the node's own metadata, kept in BS_DB_META: name, role, public
+ * key, infobase, incarnation, own stream and the persisted clock.  The
+ * secret key is never here (it stays in its key file, keys.h).
+ */
+#ifndef BS_META_H
+#define BS_META_H
+
+#include "crypto.h"
+#include "store.h"
+
+#define BS_STORE_FORMAT 1
+
+typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
+
+typedef struct bs_meta {
+    uint32_t format;
+    char name[BS_NODE_NAME_MAX + 1];
+    uint8_t role;
+    uint8_t pk[BS_PK_LEN];
+    int joined; /* infobase and hub known */
+    uint8_t infobase[BS_INFOBASE_LEN];
+    uint8_t hub[BS_PK_LEN];
+    uint8_t inc[BS_INC_LEN]; /* current incarnation */
+    uint32_t stream;         /* own stream index for inc */
+    uint64_t hlc;            /* highest clock value issued or observed */
+} bs_meta;
+
+/* BS_ENOTNODE if the store holds no node; BS_ESTORE for a newer format. */
+BS_MUST_CHECK bs_err bs_meta_load(bs_txn *t, bs_meta *m, bs_errbuf *err);
+BS_MUST_CHECK bs_err bs_meta_save(bs_txn *t, const bs_meta *m);
+BS_MUST_CHECK bs_err bs_meta_save_hlc(bs_txn *t, uint64_t hlc);
+
+const char *bs_role_name(int role);
+/* BS_EINVAL unless s is "hub" or "branch". */
+BS_MUST_CHECK bs_err bs_role_parse(const char *s, int *role);
+
+/* Valid node name: 1..64 of [A-Za-z0-9_.-], starting with a letter/digit. */
+int bs_node_name_valid(const char *s);
+
+#endif

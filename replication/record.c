@@ -1,0 +1,512 @@
+/*
+ * record.c - record codec and the per-field merge rule.
+ */
+#include "record.h"
+
+#include <string.h>
+
+#define FORMAT   1
+#define NO_VIDX  0xffffu
+#define VER_SIZE 24
+
+int
+bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o)
+{
+    int c;
+
+    if (o->use_prio && a->prio != b->prio)
+        return a->prio < b->prio ? -1 : 1;
+    if (a->hlc != b->hlc)
+        return a->hlc < b->hlc ? -1 : 1;
+    if (a->stream != b->stream) {
+        c = memcmp(o->stream_key(o->ctx, a->stream),
+                   o->stream_key(o->ctx, b->stream), 48);
+        if (c != 0)
+            return c < 0 ? -1 : 1;
+    }
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return 0;
+}
+
+int
+bs_record_live(const bs_record *r, const bs_order *o)
+{
+    if (!r->has_alive)
+        return 0;
+    return !r->has_tomb || bs_version_cmp(&r->alive, &r->tomb, o) > 0;
+}
+
+int
+bs_value_eq(const bs_value *a, const bs_value *b)
+{
+    if (a->type != b->type)
+        return 0;
+    switch (a->type) {
+    case BS_VINT:
+        return a->i == b->i;
+    case BS_VREAL:
+        return memcmp(&a->d, &b->d, sizeof a->d) == 0;
+    case BS_VTEXT:
+        return a->len == b->len && memcmp(a->s, b->s, a->len) == 0;
+    default:
+        return 1;
+    }
+}
+
+static int
+name_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+static int
+field_cmp(const void *x, const void *y)
+{
+    const bs_field *a = x, *b = y;
+
+    return name_cmp(a->name, a->namelen, b->name, b->namelen);
+}
+
+bs_err
+bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err)
+{
+    qsort(f, n, sizeof *f, field_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (field_cmp(&f[i - 1], &f[i]) == 0)
+            return bs_errf(err, BS_EINVAL, "duplicate field \"%.*s\"",
+                           (int)f[i].namelen, f[i].name);
+    return BS_OK;
+}
+
+/* ---- codec ---- */
+
+static void
+put16(uint8_t **p, uint16_t v)
+{
+    memcpy(*p, &v, 2);
+    *p += 2;
+}
+
+static void
+put32(uint8_t **p, uint32_t v)
+{
+    memcpy(*p, &v, 4);
+    *p += 4;
+}
+
+static void
+put64(uint8_t **p, uint64_t v)
+{
+    memcpy(*p, &v, 8);
+    *p += 8;
+}
+
+typedef struct reader {
+    const uint8_t *p, *end;
+    int bad;
+} reader;
+
+static const uint8_t *
+take(reader *r, size_t n)
+{
+    const uint8_t *p = r->p;
+
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    r->p += n;
+    return p;
+}
+
+static uint16_t
+get16(reader *r)
+{
+    uint16_t v = 0;
+    const uint8_t *p = take(r, 2);
+
+    if (p)
+        memcpy(&v, p, 2);
+    return v;
+}
+
+static uint32_t
+get32(reader *r)
+{
+    uint32_t v = 0;
+    const uint8_t *p = take(r, 4);
+
+    if (p)
+        memcpy(&v, p, 4);
+    return v;
+}
+
+static uint64_t
+get64(reader *r)
+{
+    uint64_t v = 0;
+    const uint8_t *p = take(r, 8);
+
+    if (p)
+        memcpy(&v, p, 8);
+    return v;
+}
+
+static int
+ver_eq(const bs_version *a, const bs_version *b)
+{
+    return a->hlc == b->hlc && a->seq == b->seq && a->stream == b->stream &&
+           a->prio == b->prio;
+}
+
+/* The distinct versions of r, in first-use order: alive, tomb, fields. */
+typedef struct vtab {
+    size_t n;
+    const bs_version *v[BS_FIELDS_MAX + 2];
+} vtab;
+
+static uint16_t
+vtab_index(vtab *t, const bs_version *v)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (ver_eq(t->v[i], v))
+            return (uint16_t)i;
+    t->v[t->n] = v;
+    return (uint16_t)t->n++;
+}
+
+static size_t
+value_size(const bs_value *v)
+{
+    switch (v->type) {
+    case BS_VINT:
+    case BS_VREAL:
+        return 1 + 8;
+    case BS_VTEXT:
+        return 1 + 4 + v->len;
+    default:
+        return 1;
+    }
+}
+
+static void
+build_vtab(const bs_record *r, vtab *t)
+{
+    t->n = 0;
+    if (r->has_alive)
+        (void)vtab_index(t, &r->alive);
+    if (r->has_tomb)
+        (void)vtab_index(t, &r->tomb);
+    for (size_t i = 0; i < r->nfields; i++)
+        (void)vtab_index(t, &r->fields[i].ver);
+}
+
+size_t
+bs_record_size(const bs_record *r)
+{
+    vtab t;
+    size_t n;
+
+    BS_ASSERT(r->nfields <= BS_FIELDS_MAX);
+    build_vtab(r, &t);
+    n = 1 + 2 + t.n * VER_SIZE + 2 + 2 + 2;
+    for (size_t i = 0; i < r->nfields; i++)
+        n += 2 + 2 + r->fields[i].namelen + value_size(&r->fields[i].val);
+    return n;
+}
+
+void
+bs_record_encode(const bs_record *r, uint8_t *out)
+{
+    vtab t;
+    uint8_t *p = out;
+
+    build_vtab(r, &t);
+    *p++ = FORMAT;
+    put16(&p, (uint16_t)t.n);
+    for (size_t i = 0; i < t.n; i++) {
+        put64(&p, t.v[i]->hlc);
+        put64(&p, t.v[i]->seq);
+        put32(&p, t.v[i]->stream);
+        put32(&p, t.v[i]->prio);
+    }
+    put16(&p, r->has_alive ? vtab_index(&t, &r->alive) : NO_VIDX);
+    put16(&p, r->has_tomb ? vtab_index(&t, &r->tomb) : NO_VIDX);
+    put16(&p, (uint16_t)r->nfields);
+    for (size_t i = 0; i < r->nfields; i++) {
+        const bs_field *f = &r->fields[i];
+
+        put16(&p, vtab_index(&t, &f->ver));
+        put16(&p, f->namelen);
+        memcpy(p, f->name, f->namelen);
+        p += f->namelen;
+        *p++ = f->val.type;
+        if (f->val.type == BS_VINT) {
+            put64(&p, (uint64_t)f->val.i);
+        } else if (f->val.type == BS_VREAL) {
+            memcpy(p, &f->val.d, 8);
+            p += 8;
+        } else if (f->val.type == BS_VTEXT) {
+            put32(&p, f->val.len);
+            memcpy(p, f->val.s, f->val.len);
+            p += f->val.len;
+        }
+    }
+}
+
+static bs_err
+decode_value(reader *rd, bs_value *v)
+{
+    const uint8_t *t = take(rd, 1);
+
+    if (t == NULL)
+        return BS_ESTORE;
+    memset(v, 0, sizeof *v);
+    v->type = *t;
+    switch (v->type) {
+    case BS_VNULL:
+    case BS_VFALSE:
+    case BS_VTRUE:
+        break;
+    case BS_VINT:
+        v->i = (int64_t)get64(rd);
+        break;
+    case BS_VREAL: {
+        const uint8_t *p = take(rd, 8);
+        if (p)
+            memcpy(&v->d, p, 8);
+        break;
+    }
+    case BS_VTEXT:
+        v->len = get32(rd);
+        v->s = (const char *)take(rd, v->len);
+        break;
+    default:
+        return BS_ESTORE;
+    }
+    return rd->bad ? BS_ESTORE : BS_OK;
+}
+
+bs_err
+bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
+{
+    reader rd = {buf, buf + n, 0};
+    const uint8_t *fmt = take(&rd, 1);
+    bs_version *vers;
+    uint16_t nver, av, tv;
+
+    memset(r, 0, sizeof *r);
+    if (fmt == NULL || *fmt != FORMAT)
+        return BS_ESTORE;
+    nver = get16(&rd);
+    if (rd.bad ||
+        (vers = bs_arena_alloc(a, (nver + 1u) * sizeof *vers)) == NULL)
+        return rd.bad ? BS_ESTORE : BS_ENOMEM;
+    for (uint16_t i = 0; i < nver; i++) {
+        vers[i].hlc = get64(&rd);
+        vers[i].seq = get64(&rd);
+        vers[i].stream = get32(&rd);
+        vers[i].prio = get32(&rd);
+    }
+    av = get16(&rd);
+    tv = get16(&rd);
+    r->nfields = get16(&rd);
+    if (rd.bad || (av != NO_VIDX && av >= nver) ||
+        (tv != NO_VIDX && tv >= nver) || r->nfields > BS_FIELDS_MAX)
+        return BS_ESTORE;
+    if ((r->has_alive = av != NO_VIDX))
+        r->alive = vers[av];
+    if ((r->has_tomb = tv != NO_VIDX))
+        r->tomb = vers[tv];
+    r->fields = bs_arena_alloc(a, (r->nfields + 1) * sizeof *r->fields);
+    if (r->fields == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < r->nfields; i++) {
+        bs_field *f = &r->fields[i];
+        uint16_t vi = get16(&rd);
+
+        f->namelen = get16(&rd);
+        f->name = (const char *)take(&rd, f->namelen);
+        if (rd.bad || vi >= nver || decode_value(&rd, &f->val) != BS_OK)
+            return BS_ESTORE;
+        f->ver = vers[vi];
+    }
+    return rd.bad || rd.p != rd.end ? BS_ESTORE : BS_OK;
+}
+
+/* ---- merge ---- */
+
+static bs_err
+merge_delete(bs_record *r, const bs_version *ver, const bs_order *o,
+             int *changed)
+{
+    size_t keep = 0;
+
+    if (r->has_tomb && bs_version_cmp(ver, &r->tomb, o) <= 0)
+        return BS_OK; /* an equal or newer delete is already here */
+    r->has_tomb = 1;
+    r->tomb = *ver;
+    *changed = 1;
+    /* Fields older than the delete can never be visible again: drop them. */
+    for (size_t i = 0; i < r->nfields; i++)
+        if (bs_version_cmp(&r->fields[i].ver, ver, o) > 0)
+            r->fields[keep++] = r->fields[i];
+    r->nfields = keep;
+    return BS_OK;
+}
+
+bs_err
+bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
+                size_t nfields, const bs_version *ver, const bs_order *o,
+                bs_arena *a, int *changed)
+{
+    bs_field *out;
+    size_t i = 0, j = 0, n = 0;
+
+    *changed = 0;
+    if (deleted)
+        return merge_delete(r, ver, o, changed);
+    if (r->has_tomb && bs_version_cmp(ver, &r->tomb, o) <= 0)
+        return BS_OK; /* the whole upsert is older than a delete */
+    if (!r->has_alive || bs_version_cmp(ver, &r->alive, o) > 0) {
+        r->has_alive = 1;
+        r->alive = *ver;
+        *changed = 1;
+    }
+    if (r->nfields + nfields > BS_FIELDS_MAX * 2u)
+        return BS_EINVAL;
+    out = bs_arena_alloc(a, (r->nfields + nfields + 1) * sizeof *out);
+    if (out == NULL)
+        return BS_ENOMEM;
+    /* Both lists are sorted by name: a linear merge. */
+    while (i < r->nfields || j < nfields) {
+        int c;
+
+        if (i == r->nfields)
+            c = 1;
+        else if (j == nfields)
+            c = -1;
+        else
+            c = name_cmp(r->fields[i].name, r->fields[i].namelen,
+                         fields[j].name, fields[j].namelen);
+        if (c < 0) {
+            out[n++] = r->fields[i++];
+        } else if (c > 0) {
+            out[n] = fields[j++];
+            out[n++].ver = *ver;
+            *changed = 1;
+        } else {
+            if (bs_version_cmp(ver, &r->fields[i].ver, o) > 0) {
+                out[n] = fields[j];
+                out[n++].ver = *ver;
+                *changed = 1;
+            } else {
+                out[n++] = r->fields[i];
+            }
+            i++;
+            j++;
+        }
+    }
+    if (n > BS_FIELDS_MAX)
+        return BS_EINVAL;
+    r->fields = out;
+    r->nfields = n;
+    return BS_OK;
+}
+
+/* ---- names ---- */
+
+#include <ctype.h>
+
+static int
+utf8_clean(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t len;
+        uint32_t cp;
+
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + len > n)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+int
+bs_collection_valid(const char *s, int allow_system)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > BS_COLLECTION_MAX)
+        return 0;
+    if (!isalnum((unsigned char)s[0]) && !(allow_system && s[0] == '_'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' &&
+            s[i] != '.')
+            return 0;
+    return 1;
+}
+
+int
+bs_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= BS_ID_MAX && utf8_clean((const unsigned char *)s, n);
+}
+
+int
+bs_field_name_valid(const char *s, size_t n)
+{
+    return n > 0 && n <= BS_FIELD_NAME_MAX &&
+           !(n == 2 && memcmp(s, "id", 2) == 0) && memchr(s, '\0', n) == NULL &&
+           utf8_clean((const unsigned char *)s, n);
+}
+
+size_t
+bs_record_key(uint8_t *buf, const char *coll, const char *id)
+{
+    size_t cn = strlen(coll), in = strlen(id);
+
+    BS_ASSERT(cn <= BS_COLLECTION_MAX && in <= BS_ID_MAX);
+    memcpy(buf, coll, cn);
+    buf[cn] = '\0';
+    memcpy(buf + cn + 1, id, in);
+    return cn + 1 + in;
+}

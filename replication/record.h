@@ -1,0 +1,119 @@
+/*
+ * record.h - values, field versions, the stored record format and the merge
+ * rule that every write (local or remote) goes through.
+ *
+ * A record is (collection, id) -> fields.  Each field carries the version of
+ * the change that last wrote it; a record also keeps the version of its last
+ * upsert (`alive`) and of its last delete (`tomb`).  It is live when it has
+ * an upsert newer than its delete; a field is visible when it is newer than
+ * the delete.  Merging keeps, per field, the greater version under the
+ * collection's order (bs_version_cmp), so the result does not depend on the
+ * order changes arrive in (INV-5: the comparison is pure).
+ *
+ * Stored encoding (local to a node; little-endian):
+ *   u8 format (1) | u16 nver | nver x version(24) | u16 alive_vidx |
+ *   u16 tomb_vidx (0xffff: none) | u16 nfields |
+ *   nfields x (u16 vidx | u16 namelen | name | u8 type | payload)
+ * version = u64 hlc | u64 seq | u32 stream | u32 prio.  payload: none for
+ * null/false/true, 8 bytes for integer/real, u32 len + bytes for text.
+ * Fields are sorted by name (bytewise), so equal records encode equally.
+ */
+#ifndef BS_RECORD_H
+#define BS_RECORD_H
+
+#include "arena.h"
+#include "common.h"
+
+typedef enum {
+    BS_VNULL = 0,
+    BS_VFALSE = 1,
+    BS_VTRUE = 2,
+    BS_VINT = 3,
+    BS_VREAL = 4,
+    BS_VTEXT = 5,
+} bs_vtype;
+
+typedef struct bs_value {
+    uint8_t type;
+    int64_t i;
+    double d;
+    const char *s; /* BS_VTEXT: not NUL-terminated */
+    uint32_t len;
+} bs_value;
+
+/* Who wrote a field, and when.  stream indexes the node's stream table. */
+typedef struct bs_version {
+    uint64_t hlc;
+    uint64_t seq;
+    uint32_t stream;
+    uint32_t prio;
+} bs_version;
+
+typedef struct bs_field {
+    const char *name;
+    uint16_t namelen;
+    bs_version ver;
+    bs_value val;
+} bs_field;
+
+typedef struct bs_record {
+    int has_alive, has_tomb;
+    bs_version alive, tomb;
+    size_t nfields;
+    bs_field *fields; /* sorted by name */
+} bs_record;
+
+/* Orders two versions.  Ties on hlc are broken by the writers' stream keys
+ * (origin public key, then incarnation), so every node picks the same winner.
+ */
+typedef struct bs_order {
+    int use_prio; /* `priority` policy: compare prio first */
+    /* 48-byte key (origin || incarnation) of a stream index. */
+    const uint8_t *(*stream_key)(void *ctx, uint32_t stream);
+    void *ctx;
+} bs_order;
+
+int bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o);
+
+/* 1 when the record is live (an upsert newer than any delete). */
+int bs_record_live(const bs_record *r, const bs_order *o);
+
+/* Decode a stored record; strings borrow from buf.  BS_ESTORE if corrupt. */
+BS_MUST_CHECK bs_err bs_record_decode(bs_record *r, const uint8_t *buf,
+                                      size_t n, bs_arena *a);
+/* Encoded size of r, and the encoding into out (which holds that many). */
+size_t bs_record_size(const bs_record *r);
+void bs_record_encode(const bs_record *r, uint8_t *out);
+
+/*
+ * Merge one change into r: an upsert of `fields` (sorted, unique names) or a
+ * delete, stamped `ver`.  Arrays come from arena a.  Sets *changed when r
+ * changed.  Pure apart from the arena (INV-5).
+ */
+BS_MUST_CHECK bs_err bs_record_merge(bs_record *r, int deleted,
+                                     const bs_field *fields, size_t nfields,
+                                     const bs_version *ver, const bs_order *o,
+                                     bs_arena *a, int *changed);
+
+/* Values equal (same type and payload). */
+int bs_value_eq(const bs_value *a, const bs_value *b);
+
+/* Sort fields by name; BS_EINVAL (with the name) on a duplicate. */
+BS_MUST_CHECK bs_err bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err);
+
+#endif
+
+/* ---- names ---- */
+
+/* A user collection: 1..64 of [A-Za-z0-9_.-] starting with a letter or
+ * digit.  Names starting with '_' are the system's (membership, policies);
+ * allow_system admits them. */
+int bs_collection_valid(const char *s, int allow_system);
+/* A record ID: 1..256 bytes of UTF-8 without control characters. */
+int bs_id_valid(const char *s);
+/* A field name: 1..128 bytes of UTF-8 without control characters, not "id". */
+int bs_field_name_valid(const char *s, size_t n);
+
+/* Record key: collection \0 id.  buf holds BS_RECKEY_MAX bytes. */
+#define BS_RECKEY_MAX (BS_COLLECTION_MAX + 1 + BS_ID_MAX)
+size_t bs_record_key(uint8_t *buf, const char *coll, const char *id);

@@ -1,0 +1,53 @@
+/*
+ * streams.h - the node's table of change streams and its version vector.
+ *
+ * A stream is one incarnation of one origin node: (origin public key,
+ * incarnation ID).  Changes are numbered per stream from 1 and a change is
+ * named by (origin, incarnation, seq) (INV-1).  The table gives each stream
+ * a small local index (used inside stored records) and remembers, per
+ * stream, the highest seq held with no gap (the version vector entry,
+ * INV-2) and the hash of the set ending there (the chain, P16).
+ */
+#ifndef BS_STREAMS_H
+#define BS_STREAMS_H
+
+#include "crypto.h"
+#include "store.h"
+
+#define BS_STREAM_QUARANTINED 1u /* two contents for one position (S6) */
+#define BS_STREAM_REVOKED     2u /* origin removed by the hub */
+
+typedef struct bs_stream {
+    uint32_t idx;                        /* from 1 */
+    uint8_t key[BS_PK_LEN + BS_INC_LEN]; /* origin || incarnation */
+    uint64_t seq;                        /* highest contiguous seq held */
+    uint8_t last_hash[BS_HASH_LEN];      /* header hash of the set at seq */
+    uint32_t flags;
+    char note[96]; /* why quarantined, for status */
+} bs_stream;
+
+typedef struct bs_streamtab {
+    size_t n, cap;
+    bs_stream *v; /* v[idx - 1] */
+} bs_streamtab;
+
+/* Read the whole table (it is small: one entry per node incarnation). */
+BS_MUST_CHECK bs_err bs_streams_load(bs_txn *t, bs_streamtab *tab);
+void bs_streams_fini(bs_streamtab *tab);
+
+/* The stream of (origin, inc), or NULL. */
+bs_stream *bs_streams_find(bs_streamtab *tab, const uint8_t *origin,
+                           const uint8_t *inc);
+bs_stream *bs_streams_get(bs_streamtab *tab, uint32_t idx);
+
+/* Add a new, empty stream (write txn).  *out points into tab. */
+BS_MUST_CHECK bs_err bs_streams_add(bs_txn *t, bs_streamtab *tab,
+                                    const uint8_t *origin, const uint8_t *inc,
+                                    bs_stream **out);
+/* Persist one entry after changing it (write txn). */
+BS_MUST_CHECK bs_err bs_streams_save(bs_txn *t, const bs_stream *s);
+
+/* bs_order.stream_key callback: ctx is a bs_streamtab. */
+const uint8_t *bs_streams_key(void *ctx, uint32_t idx);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * cli.h - shared state of the branchsync command-line tool.
+ *
+ * main() parses every option (they may stand before or after the command),
+ * checks that each applies to the command, and calls the command's handler
+ * with the positional arguments.  A handler returns a bs_err; main prints
+ * its one-line message on stderr and exits with bs_err_exit_code().
+ */
+#ifndef BS_CLI_H
+#define BS_CLI_H
+
+#include "../node/node.h"
+#include "../replication/common.h"
+
+typedef struct bs_cli {
+    const char *dir;
+    int json;
+    int quiet;
+    const char *name, *role, *listen, *schedule, *window, *take, *value;
+    const char *writers, *scope, *owner_field, *policy;
+    int all;
+    long batch;
+    int argc;
+    char **argv; /* positional arguments after the command */
+    bs_errbuf err;
+} bs_cli;
+
+typedef bs_err (*bs_cmd_fn)(bs_cli *c);
+
+/* Open the node named by -d / BRANCHSYNC_DIR. */
+BS_MUST_CHECK bs_err bs_cli_open(bs_cli *c, int readonly, bs_node **out);
+
+/* Commands. */
+bs_err bs_cmd_init(bs_cli *c);
+bs_err bs_cmd_id(bs_cli *c);
+bs_err bs_cmd_status(bs_cli *c);
+bs_err bs_cmd_put(bs_cli *c);
+bs_err bs_cmd_get(bs_cli *c);
+bs_err bs_cmd_del(bs_cli *c);
+bs_err bs_cmd_ls(bs_cli *c);
+bs_err bs_cmd_load(bs_cli *c);
+bs_err bs_cmd_digest(bs_cli *c);
+
+/* Check a collection / id argument; BS_EINVAL with a message. */
+BS_MUST_CHECK bs_err bs_cli_check_coll(bs_cli *c, const char *coll);
+BS_MUST_CHECK bs_err bs_cli_check_id(bs_cli *c, const char *id);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * main.c - branchsync: option parsing, the command table and help.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../replication/crypto.h"
+#include "cli.h"
+
+enum {
+    O_DIR = 1u << 0,
+    O_JSON = 1u << 1,
+    O_NAME = 1u << 2,
+    O_ROLE = 1u << 3,
+    O_LISTEN = 1u << 4,
+    O_SCHEDULE = 1u << 5,
+    O_WINDOW = 1u << 6,
+    O_BATCH = 1u << 7,
+    O_ALL = 1u << 8,
+    O_TAKE = 1u << 9,
+    O_VALUE = 1u << 10,
+    O_WRITERS = 1u << 11,
+    O_SCOPE = 1u << 12,
+    O_OWNER = 1u << 13,
+    O_POLICY = 1u << 14,
+    O_QUIET = 1u << 15,
+};
+
+typedef struct cmd {
+    const char *name;
+    bs_cmd_fn fn;
+    unsigned opts;
+    int min, max;
+    const char *usage;
+    const char *summary;
+    const char *help;
+} cmd;
+
+static const cmd cmds[] = {
+    {"init", bs_cmd_init, O_DIR | O_JSON | O_NAME | O_ROLE | O_LISTEN, 0, 0,
+     "init -d DIR --name NAME [--role hub|branch] [--listen ENDPOINT]",
+     "create a node: store, configuration and identity keys",
+     "Creates DIR (mode 0700) with a new Ed25519 identity key (keys/node.key,\n"
+     "mode 0600), a configuration file and an empty store.  A hub founds a\n"
+     "new infobase; a branch (the default) joins one on its first exchange\n"
+     "with the hub.  NAME: 1-64 of A-Z a-z 0-9 _ . - starting with a letter\n"
+     "or digit.  Refuses a directory that already holds a node.\n"},
+    {"id", bs_cmd_id, O_DIR | O_JSON, 0, 0, "id",
+     "print the node's name and ID",
+     "Prints the node's name and its ID: the printable form of its public\n"
+     "key, which is all another node needs to pair with it.\n"},
+    {"put", bs_cmd_put, O_DIR | O_JSON, 3, 3, "put COLLECTION ID JSON",
+     "upsert the given fields of a record",
+     "JSON is a flat object of strings, numbers, booleans and nulls; the\n"
+     "given fields are written, others are kept.  An \"id\" key, if present,\n"
+     "must equal ID; it is never stored as a field.\n"},
+    {"get", bs_cmd_get, O_DIR | O_JSON, 2, 2, "get COLLECTION ID",
+     "print a record as JSON",
+     "Prints the record's fields plus \"id\".  A missing or deleted record\n"
+     "exits 1 with \"not found\".\n"},
+    {"del", bs_cmd_del, O_DIR | O_JSON, 2, 2, "del COLLECTION ID",
+     "delete a record",
+     "Deletes the record (a tombstone replicates the delete).  A missing\n"
+     "record exits 1 with \"not found\".\n"},
+    {"ls", bs_cmd_ls, O_DIR | O_JSON, 1, 1, "ls COLLECTION",
+     "list a collection as JSON Lines",
+     "Prints one JSON object per live record, each with its \"id\", in ID\n"
+     "order.\n"},
+    {"load", bs_cmd_load, O_DIR | O_JSON | O_BATCH | O_QUIET, 2, 2,
+     "load COLLECTION FILE [--batch N]",
+     "bulk upsert from JSON Lines (FILE or - for stdin)",
+     "Each line is a JSON object with its \"id\".  The whole input is checked\n"
+     "first, so bad input writes nothing; then records are written N per\n"
+     "transaction (default 100000).  Progress goes to stderr on a terminal.\n"
+     "Loading the same data twice changes nothing the second time.\n"},
+    {"digest", bs_cmd_digest, O_DIR | O_JSON, 0, 1024, "digest [COLLECTION...]",
+     "hash of the live user data",
+     "Prints a BLAKE2b-256 hash of the live records (of the given\n"
+     "collections, or of all user collections): equal on nodes holding the\n"
+     "same records, whatever their history.\n"},
+    {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
+     "node, store and replication state",
+     "Shows the node's name, role, ID, "
+     "infobase, record counts and change-log size.\n"},
+};
+
+#define NCMDS (sizeof cmds / sizeof cmds[0])
+
+static const struct option longopts[] = {
+    {"dir", required_argument, NULL, 'd'},
+    {"json", no_argument, NULL, 'j'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"name", required_argument, NULL, 1000 + 2},
+    {"role", required_argument, NULL, 1000 + 3},
+    {"listen", required_argument, NULL, 1000 + 4},
+    {"schedule", required_argument, NULL, 1000 + 5},
+    {"window", required_argument, NULL, 1000 + 6},
+    {"batch", required_argument, NULL, 1000 + 7},
+    {"all", no_argument, NULL, 1000 + 8},
+    {"take", required_argument, NULL, 1000 + 9},
+    {"value", required_argument, NULL, 1000 + 10},
+    {"writers", required_argument, NULL, 1000 + 11},
+    {"scope", required_argument, NULL, 1000 + 12},
+    {"owner-field", required_argument, NULL, 1000 + 13},
+    {"policy", required_argument, NULL, 1000 + 14},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+usage_all(FILE *f)
+{
+    fprintf(f, "usage: branchsync [-d DIR] [--json] COMMAND [ARGS]\n\n"
+               "Admin and scripting tool of a branchsync node.  Options may "
+               "stand before or\nafter the command.  DIR defaults to "
+               "$BRANCHSYNC_DIR.\n\ncommands:\n");
+    for (size_t i = 0; i < NCMDS; i++)
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(f, "\nglobal options:\n"
+               "  -d, --dir DIR   the node directory\n"
+               "  --json          machine-readable output (ls: JSON Lines)\n"
+               "  -h, --help      help (branchsync COMMAND --help for one "
+               "command)\n"
+               "  --version       print the version\n\n"
+               "exit status: 0 success, 1 failure (not found, I/O, peer), "
+               "2 bad usage or input\n");
+}
+
+static void
+usage_cmd(FILE *f, const cmd *c)
+{
+    fprintf(f, "usage: branchsync %s\n\n%s.\n\n%s", c->usage, c->summary,
+            c->help);
+}
+
+static const char *
+opt_name(unsigned bit)
+{
+    static const char *const names[] = {
+        "-d/--dir", "--json",        "--name",   "--role",
+        "--listen", "--schedule",    "--window", "--batch",
+        "--all",    "--take",        "--value",  "--writers",
+        "--scope",  "--owner-field", "--policy", "--quiet",
+    };
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (bit == 1u << i)
+            return names[i];
+    return "?";
+}
+
+static int BS_PRINTF(1, 2) bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    fprintf(stderr, "branchsync: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 2;
+}
+
+static int
+parse_batch(bs_cli *c, const char *s)
+{
+    char *end;
+    long n = strtol(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || n < 1 || n > 10000000)
+        return 0;
+    c->batch = n;
+    return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    bs_cli c;
+    unsigned seen = 0;
+    int help = 0, ch;
+    const cmd *cm = NULL;
+    bs_err rv;
+
+    memset(&c, 0, sizeof c);
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":d:hqV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'd':
+            c.dir = optarg;
+            seen |= O_DIR;
+            break;
+        case 'j':
+            c.json = 1;
+            seen |= O_JSON;
+            break;
+        case 'h':
+            help = 1;
+            break;
+        case 'q':
+            c.quiet = 1;
+            seen |= O_QUIET;
+            break;
+        case 'V':
+            printf("branchsync 0.1.0\n");
+            return 0;
+        case 1002:
+            c.name = optarg;
+            seen |= O_NAME;
+            break;
+        case 1003:
+            c.role = optarg;
+            seen |= O_ROLE;
+            break;
+        case 1004:
+            c.listen = optarg;
+            seen |= O_LISTEN;
+            break;
+        case 1005:
+            c.schedule = optarg;
+            seen |= O_SCHEDULE;
+            break;
+        case 1006:
+            c.window = optarg;
+            seen |= O_WINDOW;
+            break;
+        case 1007:
+            if (!parse_batch(&c, optarg))
+                return bad_usage("--batch wants a number from 1 to 10000000, "
+                                 "not \"%s\"",
+                                 optarg);
+            seen |= O_BATCH;
+            break;
+        case 1008:
+            c.all = 1;
+            seen |= O_ALL;
+            break;
+        case 1009:
+            c.take = optarg;
+            seen |= O_TAKE;
+            break;
+        case 1010:
+            c.value = optarg;
+            seen |= O_VALUE;
+            break;
+        case 1011:
+            c.writers = optarg;
+            seen |= O_WRITERS;
+            break;
+        case 1012:
+            c.scope = optarg;
+            seen |= O_SCOPE;
+            break;
+        case 1013:
+            c.owner_field = optarg;
+            seen |= O_OWNER;
+            break;
+        case 1014:
+            c.policy = optarg;
+            seen |= O_POLICY;
+            break;
+        case ':':
+            return bad_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            return bad_usage("unknown option %s (see branchsync --help)",
+                             argv[optind - 1]);
+        }
+    }
+    if (optind == argc) {
+        usage_all(help ? stdout : stderr);
+        return help ? 0 : 2;
+    }
+    for (size_t i = 0; i < NCMDS; i++)
+        if (strcmp(argv[optind], cmds[i].name) == 0)
+            cm = &cmds[i];
+    if (cm == NULL) {
+        if (strcmp(argv[optind], "help") == 0) {
+            usage_all(stdout);
+            return 0;
+        }
+        return bad_usage("unknown command \"%s\" (see branchsync --help)",
+                         argv[optind]);
+    }
+    if (help) {
+        usage_cmd(stdout, cm);
+        return 0;
+    }
+    for (unsigned bit = 1; bit <= O_QUIET; bit <<= 1)
+        if ((seen & bit) && !(cm->opts & bit))
+            return bad_usage("option %s does not apply to %s", opt_name(bit),
+                             cm->name);
+    c.argc = argc - optind - 1;
+    c.argv = argv + optind + 1;
+    if (c.argc < cm->min || c.argc > cm->max) {
+        fprintf(stderr,
+                "branchsync: %s: wrong number of arguments\nusage: "
+                "branchsync %s\n",
+                cm->name, cm->usage);
+        return 2;
+    }
+    if (c.dir == NULL)
+        c.dir = getenv("BRANCHSYNC_DIR");
+    if (c.dir == NULL || c.dir[0] == '\0')
+        return bad_usage("no node directory: give -d DIR or set "
+                         "BRANCHSYNC_DIR");
+    if (bs_crypto_init() != BS_OK) {
+        fprintf(stderr, "branchsync: cannot initialise libsodium\n");
+        return 1;
+    }
+    rv = cm->fn(&c);
+    if (rv != BS_OK) {
+        fprintf(stderr, "branchsync: %s: %s\n", cm->name,
+                bs_errmsg(&c.err, rv));
+        return bs_err_exit_code(rv);
+    }
+    return 0;
+}
