@@ -434,7 +434,7 @@ parse_item(int fi, const char *p, const char *end, uint64_t *bits,
 {
     const field_desc *f = &fields[fi];
     const char *item = p;
-    int a, b, single = 0;
+    int a, b, single = 0, named;
     long step = 1;
     char cb[8];
     bs_err e;
@@ -453,8 +453,11 @@ parse_item(int fi, const char *p, const char *end, uint64_t *bits,
         single = 1;
         if (p < end && *p == '-') {
             p++;
+            named = p < end && isalpha((unsigned char)*p);
             if ((e = parse_value(fi, &p, end, &b, err)) != BS_OK)
                 return e;
+            if (fi == F_WDAY && named && b == 0)
+                b = 7; /* "FRI-SUN" ends on Sunday as 7 */
             if (b < a)
                 return bs_errf(err, BS_EINVAL,
                                "cron field %d (%s): range %.*s is reversed",
@@ -615,6 +618,10 @@ parse_every(bs_schedule *out, const char *p, const char *end, bs_errbuf *err)
         for (u = 0; u < sizeof units / sizeof units[0]; u++)
             if (units[u].unit == *p)
                 break;
+        if (*p == '.' || *p == ',')
+            return bs_errf(err, BS_EINVAL,
+                           "every: fractions are not supported; combine "
+                           "units instead (e.g. \"every 1h30m\")");
         if (u == sizeof units / sizeof units[0])
             return bs_errf(err, BS_EINVAL,
                            "every: unknown unit %s (use s, m, h or d)",
@@ -697,9 +704,6 @@ bs_schedule_parse(bs_schedule *s, const char *spec, bs_errbuf *err)
                        "every N{s|m|h|d} or a 5-field cron expression)");
     if (*p == '@')
         return macro_error(p, end, err);
-    if (isdigit((unsigned char)*p) || *p == '*')
-        return parse_cron(s, p, end, err);
-
     q = p;
     while (q < end && !is_blank(*q))
         q++;
@@ -718,6 +722,8 @@ bs_schedule_parse(bs_schedule *s, const char *spec, bs_errbuf *err)
             q++;
         return parse_every(s, q, end, err);
     }
+    if (!isalpha((unsigned char)*p))
+        return parse_cron(s, p, end, err);
     return bs_errf(err, BS_EINVAL,
                    "unknown schedule \"%.*s\" (expected manual, online, "
                    "every N{s|m|h|d} or a 5-field cron expression)",
