@@ -456,7 +456,7 @@ parse_item(int fi, const char *p, const char *end, uint64_t *bits,
             named = p < end && isalpha((unsigned char)*p);
             if ((e = parse_value(fi, &p, end, &b, err)) != BS_OK)
                 return e;
-            if (fi == F_WDAY && named && b == 0)
+            if (fi == F_WDAY && named && b == 0 && a > 0)
                 b = 7; /* "FRI-SUN" ends on Sunday as 7 */
             if (b < a)
                 return bs_errf(err, BS_EINVAL,

@@ -24,7 +24,8 @@
  *     two-hour gap that night: use "every 1h" for elapsed-time intervals.
  *   - A window is a predicate on the local wall clock: during a repeated hour
  *     both passes are inside (or outside) alike; a window whose opening falls
- *     in a gap opens at the end of the gap.
+ *     in a gap opens at the end of the gap; a cron run that a gap moves out
+ *     of its window is dropped for that day.
  *   - "every" intervals are elapsed seconds and ignore DST.
  */
 #ifndef BS_SCHEDULE_H
@@ -87,8 +88,9 @@ typedef struct bs_schedule {
  *       "every 15m", "every 1h30m"; the total must be 1s .. 7d
  *   a cron expression "MIN HOUR MDAY MONTH WDAY" of exactly 5 fields, each a
  *       comma list of "*", "N", "A-B", "*\/S", "A-B/S" or "A/S" (A to the
- *       field maximum); MONTH also takes JAN-DEC, WDAY SUN-SAT (any case);
- *       WDAY 0 and 7 are both Sunday.
+ *       field maximum); MONTH also takes JAN-DEC, WDAY SUN-SAT (any case,
+ *       SUN ending a range is 7: "FRI-SUN"); WDAY 0 and 7 are both Sunday;
+ *       a step runs from 1 to the number of values in the field.
  * Keywords are case-insensitive; units are lower case.  Leading and trailing
  * blanks are ignored and cron fields may be separated by several blanks.
  * A cron expression whose day of month can never occur in its months (e.g.
