@@ -295,3 +295,495 @@ bs_sealed_free(bs_sealed *x)
     free(x->buf);
     free(x);
 }
+
+/* ---- decoding (the receiver's side) ---- */
+
+/* Allocations while unpacking untrusted bytes are capped (P21). */
+typedef struct capped {
+    size_t budget;
+} capped;
+
+static void *
+cap_alloc(void *d, size_t n)
+{
+    capped *c = d;
+    size_t *p;
+
+    if (n > c->budget)
+        return NULL;
+    if ((p = malloc(n + sizeof *p)) == NULL)
+        return NULL;
+    c->budget -= n;
+    *p = n;
+    return p + 1;
+}
+
+static void
+cap_free(void *d, void *ptr)
+{
+    capped *c = d;
+    size_t *p = ptr;
+
+    if (p == NULL)
+        return;
+    p--;
+    c->budget += *p;
+    free(p);
+}
+
+static void *
+unpack_capped(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
+              size_t len)
+{
+    capped c = {len * 4 + 65536};
+    ProtobufCAllocator a = {cap_alloc, cap_free, &c};
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, buf);
+
+    return m;
+}
+
+static void
+free_capped(void *m)
+{
+    capped c = {SIZE_MAX / 2};
+    ProtobufCAllocator a = {cap_alloc, cap_free, &c};
+
+    if (m != NULL)
+        protobuf_c_message_free_unpacked(m, &a);
+}
+
+static bs_err
+malformed(bs_errbuf *err, const char *what)
+{
+    return bs_errf(err, BS_EMALFORMED, "malformed change set: %s", what);
+}
+
+static int
+fixed(ProtobufCBinaryData d, size_t n)
+{
+    return d.len == n;
+}
+
+static bs_err
+decode_header(bs_csview *v, bs_errbuf *err)
+{
+    Bs__SetHeader *h;
+
+    if (v->header.n == 0 || v->header.n > BS_SET_MAX_BYTES)
+        return malformed(err, "header size");
+    h = unpack_capped(&bs__set_header__descriptor, v->header.p, v->header.n);
+    if (h == NULL)
+        return malformed(err, "header does not decode");
+    v->pb_hdr = h;
+    if (h->version != BS_WIRE_VERSION)
+        return bs_errf(err, BS_EMALFORMED,
+                       "change set version %u is not supported (this node "
+                       "speaks %u)",
+                       h->version, BS_WIRE_VERSION);
+    if (!fixed(h->infobase, BS_INFOBASE_LEN) || !fixed(h->origin, BS_PK_LEN) ||
+        !fixed(h->incarnation, BS_INC_LEN) ||
+        !(h->prev_hash.len == 0 || fixed(h->prev_hash, BS_HASH_LEN)))
+        return malformed(err, "bad id length in header");
+    if (h->first_seq == 0 || h->last_seq < h->first_seq ||
+        h->last_seq - h->first_seq >= BS_SET_MAX_CHANGES ||
+        h->n_change_hashes != h->last_seq - h->first_seq + 1)
+        return malformed(err, "seq range and hash count disagree");
+    if ((h->first_seq == 1) != (h->prev_hash.len == 0))
+        return malformed(err, "chain link inconsistent with seq");
+    if (h->n_seen > BS_SEEN_MAX)
+        return malformed(err, "too many streams in vector");
+    memcpy(v->infobase, h->infobase.data, BS_INFOBASE_LEN);
+    memcpy(v->origin, h->origin.data, BS_PK_LEN);
+    memcpy(v->inc, h->incarnation.data, BS_INC_LEN);
+    v->first = h->first_seq;
+    v->last = h->last_seq;
+    v->count = h->n_change_hashes;
+    v->created_ms = h->created_ms;
+    if ((v->has_prev = h->prev_hash.len != 0))
+        memcpy(v->prev_hash, h->prev_hash.data, BS_HASH_LEN);
+    for (size_t i = 0; i < h->n_change_hashes; i++)
+        if (!fixed(h->change_hashes[i], BS_HASH_LEN))
+            return malformed(err, "bad change hash length");
+    v->nseen = h->n_seen;
+    if ((v->seen = calloc(h->n_seen + 1, sizeof *v->seen)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < h->n_seen; i++) {
+        Bs__StreamPos *p = h->seen[i];
+        if (!fixed(p->origin, BS_PK_LEN) || !fixed(p->incarnation, BS_INC_LEN))
+            return malformed(err, "bad id length in vector");
+        memcpy(v->seen[i].origin, p->origin.data, BS_PK_LEN);
+        memcpy(v->seen[i].inc, p->incarnation.data, BS_INC_LEN);
+        v->seen[i].seq = p->seq;
+    }
+    return BS_OK;
+}
+
+/* Place present changes at their indexes and check their hashes. */
+static bs_err
+place_changes(bs_csview *v, const Bs__ChangeSet *cs, bs_errbuf *err)
+{
+    const Bs__SetHeader *h = v->pb_hdr;
+    size_t next = 0;
+    uint8_t hash[BS_HASH_LEN];
+
+    if (cs->n_omitted > v->count || cs->n_changes + cs->n_omitted != v->count)
+        return malformed(err, "change count disagrees with header");
+    v->present = calloc(v->count, 1);
+    v->changes = calloc(v->count, sizeof *v->changes);
+    if (v->present == NULL || v->changes == NULL)
+        return BS_ENOMEM;
+    memset(v->present, 1, v->count);
+    for (size_t i = 0; i < cs->n_omitted; i++) {
+        uint32_t ix = cs->omitted[i];
+        if (ix >= v->count || (i > 0 && ix <= cs->omitted[i - 1]))
+            return malformed(err, "omitted indexes out of order or range");
+        v->present[ix] = 0;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        if (!v->present[i])
+            continue;
+        ProtobufCBinaryData d = cs->changes[next++];
+        if (d.len == 0 || d.len > BS_CHANGE_MAX_BYTES)
+            return malformed(err, "change size");
+        bs_hash(hash, d.data, d.len);
+        if (memcmp(hash, h->change_hashes[i].data, BS_HASH_LEN) != 0)
+            return bs_errf(err, BS_EBADSIG,
+                           "change %llu does not match the signed hash list",
+                           (unsigned long long)(v->first + i));
+        v->changes[i] = (bs_slice){d.data, d.len};
+    }
+    return BS_OK;
+}
+
+bs_err
+bs_changeset_decode(const uint8_t *buf, size_t len, bs_csview **out,
+                    bs_errbuf *err)
+{
+    bs_csview *v;
+    Bs__ChangeSet *cs;
+    bs_err rv;
+
+    if (len == 0 || len > BS_SET_MAX_BYTES + 65536)
+        return malformed(err, "size out of bounds");
+    if ((v = calloc(1, sizeof *v)) == NULL)
+        return BS_ENOMEM;
+    cs = unpack_capped(&bs__change_set__descriptor, buf, len);
+    if (cs == NULL) {
+        rv = malformed(err, "does not decode");
+        goto fail;
+    }
+    v->pb_set = cs;
+    if (cs->signature.len != BS_SIG_LEN) {
+        rv = malformed(err, "signature length");
+        goto fail;
+    }
+    /* The signed bytes are the header exactly as received (P14). */
+    v->raw = (bs_slice){buf, len};
+    v->header = (bs_slice){cs->header.data, cs->header.len};
+    bs_hash(v->header_hash, v->header.p, v->header.n);
+    if ((rv = decode_header(v, err)) != BS_OK ||
+        (rv = place_changes(v, cs, err)) != BS_OK)
+        goto fail;
+    *out = v;
+    return BS_OK;
+fail:
+    bs_changeset_free(v);
+    return rv;
+}
+
+bs_err
+bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
+{
+    const Bs__ChangeSet *cs = v->pb_set;
+
+    return bs_verify(cs->signature.data, BS_SIG_CONTEXT, v->header.p,
+                     v->header.n, pk);
+}
+
+static bs_err
+value_from_pb(const Bs__Value *pv, bs_value *v)
+{
+    memset(v, 0, sizeof *v);
+    if (pv == NULL)
+        return BS_EMALFORMED;
+    switch (pv->kind_case) {
+    case BS__VALUE__KIND_NULL:
+        v->type = BS_VNULL;
+        break;
+    case BS__VALUE__KIND_BOOLEAN:
+        v->type = pv->boolean ? BS_VTRUE : BS_VFALSE;
+        break;
+    case BS__VALUE__KIND_INTEGER:
+        v->type = BS_VINT;
+        v->i = pv->integer;
+        break;
+    case BS__VALUE__KIND_REAL:
+        v->type = BS_VREAL;
+        v->d = pv->real;
+        if (v->d != v->d || v->d - v->d != 0)
+            return BS_EMALFORMED; /* NaN or infinity: not JSON */
+        break;
+    case BS__VALUE__KIND_TEXT:
+        v->type = BS_VTEXT;
+        v->s = pv->text;
+        v->len = (uint32_t)strlen(pv->text);
+        break;
+    default:
+        return BS_EMALFORMED;
+    }
+    return BS_OK;
+}
+
+bs_err
+bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
+                    bs_errbuf *err)
+{
+    Bs__Change *c;
+    bs_field *f;
+    bs_err rv = BS_EMALFORMED;
+
+    BS_ASSERT(i < v->count && v->present[i]);
+    c = unpack_capped(&bs__change__descriptor, v->changes[i].p,
+                      v->changes[i].n);
+    if (c == NULL)
+        return malformed(err, "change does not decode");
+    if (c->seq != v->first + i || c->n_fields > BS_FIELDS_MAX ||
+        !bs_collection_valid(c->collection, 1) || !bs_id_valid(c->id) ||
+        (c->deleted && c->n_fields > 0)) {
+        rv = malformed(err, "change fields out of bounds");
+        goto out;
+    }
+    memset(out, 0, sizeof *out);
+    out->seq = c->seq;
+    out->hlc = c->hlc;
+    out->prio = c->prio;
+    out->deleted = c->deleted;
+    out->coll = bs_arena_strndup(a, c->collection, strlen(c->collection));
+    out->id = bs_arena_strndup(a, c->id, strlen(c->id));
+    f = bs_arena_alloc(a, (c->n_fields + 1) * sizeof *f);
+    if (out->coll == NULL || out->id == NULL || f == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    for (size_t k = 0; k < c->n_fields; k++) {
+        const char *name = c->fields[k]->name;
+        size_t nl = strlen(name);
+
+        memset(&f[k], 0, sizeof f[k]);
+        if (!bs_field_name_valid(name, nl) ||
+            value_from_pb(c->fields[k]->value, &f[k].val) != BS_OK) {
+            rv = malformed(err, "bad field in change");
+            goto out;
+        }
+        f[k].namelen = (uint16_t)nl;
+        f[k].name = bs_arena_strndup(a, name, nl);
+        if (f[k].val.type == BS_VTEXT)
+            f[k].val.s = bs_arena_strndup(a, f[k].val.s, f[k].val.len);
+        if (f[k].name == NULL ||
+            (f[k].val.type == BS_VTEXT && f[k].val.s == NULL)) {
+            rv = BS_ENOMEM;
+            goto out;
+        }
+    }
+    if ((rv = bs_fields_sort(f, c->n_fields, err)) != BS_OK) {
+        rv = malformed(err, "duplicate field in change");
+        goto out;
+    }
+    out->fields = f;
+    out->nfields = c->n_fields;
+    rv = BS_OK;
+out:
+    free_capped(c);
+    return rv;
+}
+
+void
+bs_changeset_free(bs_csview *v)
+{
+    if (v == NULL)
+        return;
+    free_capped(v->pb_set);
+    free_capped(v->pb_hdr);
+    free(v->seen);
+    free(v->present);
+    free(v->changes);
+    free(v);
+}
+
+bs_err
+bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
+                         uint64_t *first, uint64_t *last)
+{
+    bs_csview v;
+    Bs__ChangeSet *cs;
+    bs_err rv;
+
+    memset(&v, 0, sizeof v);
+    cs = unpack_capped(&bs__change_set__descriptor, set.p, set.n);
+    if (cs == NULL)
+        return BS_ESTORE;
+    v.header = (bs_slice){cs->header.data, cs->header.len};
+    rv = decode_header(&v, NULL);
+    if (rv == BS_OK) {
+        *seen = v.seen;
+        *n = v.nseen;
+        *first = v.first;
+        *last = v.last;
+        v.seen = NULL;
+    }
+    free(v.seen);
+    free_capped(v.pb_hdr);
+    free_capped(cs);
+    return rv == BS_OK ? BS_OK : BS_ESTORE;
+}
+
+bs_err
+bs_changeset_stored_header(bs_slice set, bs_slice *hdr)
+{
+    size_t i = 1, len = 0;
+    int shift = 0;
+
+    /* Field 1 (header, length-delimited) comes first in our encoding. */
+    if (set.n < 2 || set.p[0] != 0x0a)
+        return BS_ESTORE;
+    for (; i < set.n && shift < 35; i++, shift += 7) {
+        len |= (size_t)(set.p[i] & 0x7f) << shift;
+        if (!(set.p[i] & 0x80))
+            break;
+    }
+    i++;
+    if (i > set.n || len > set.n - i)
+        return BS_ESTORE;
+    *hdr = (bs_slice){set.p + i, len};
+    return BS_OK;
+}
+
+/* ---- envelope ---- */
+
+#define ENVELOPE_MAX (BS_SEEN_MAX * 80 + 4096)
+
+bs_err
+bs_envelope_encode(const bs_envelope *e, uint8_t **out, size_t *n)
+{
+    Bs__Envelope m = BS__ENVELOPE__INIT;
+    Bs__StreamPos *pos = NULL, **pp = NULL;
+
+    if (e->nack > 0 && ((pos = calloc(e->nack, sizeof *pos)) == NULL ||
+                        (pp = calloc(e->nack, sizeof *pp)) == NULL)) {
+        free(pos);
+        return BS_ENOMEM;
+    }
+    m.version = BS_WIRE_VERSION;
+    m.infobase = bin(e->infobase, BS_INFOBASE_LEN);
+    m.hub = bin(e->hub, BS_PK_LEN);
+    m.sender = bin(e->sender, BS_PK_LEN);
+    if (e->has_receiver)
+        m.receiver = bin(e->receiver, BS_PK_LEN);
+    for (size_t i = 0; i < e->nack; i++) {
+        bs__stream_pos__init(&pos[i]);
+        pos[i].origin = bin(e->ack[i].origin, BS_PK_LEN);
+        pos[i].incarnation = bin(e->ack[i].inc, BS_INC_LEN);
+        pos[i].seq = e->ack[i].seq;
+        pp[i] = &pos[i];
+    }
+    m.n_ack = e->nack;
+    m.ack = pp;
+    m.created_ms = e->created_ms;
+    m.sender_name = (char *)e->sender_name;
+    m.sender_role = e->sender_role;
+    m.sender_incarnation = bin(e->sender_inc, BS_INC_LEN);
+    m.message_no = e->message_no;
+    *n = bs__envelope__get_packed_size(&m);
+    if ((*out = malloc(*n)) != NULL)
+        bs__envelope__pack(&m, *out);
+    free(pos);
+    free(pp);
+    return *out ? BS_OK : BS_ENOMEM;
+}
+
+bs_err
+bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
+{
+    Bs__Envelope *m;
+    bs_err rv = BS_EMALFORMED;
+
+    memset(e, 0, sizeof *e);
+    if (n == 0 || n > ENVELOPE_MAX)
+        return bs_errf(err, rv, "malformed envelope: size");
+    if ((m = unpack_capped(&bs__envelope__descriptor, buf, n)) == NULL)
+        return bs_errf(err, rv, "malformed envelope: does not decode");
+    if (m->version != BS_WIRE_VERSION) {
+        rv = bs_errf(err, rv,
+                     "envelope version %u is not supported (this "
+                     "node speaks %u)",
+                     m->version, BS_WIRE_VERSION);
+        goto out;
+    }
+    if (!fixed(m->infobase, BS_INFOBASE_LEN) || !fixed(m->hub, BS_PK_LEN) ||
+        !fixed(m->sender, BS_PK_LEN) ||
+        !(m->receiver.len == 0 || fixed(m->receiver, BS_PK_LEN)) ||
+        !fixed(m->sender_incarnation, BS_INC_LEN) || m->n_ack > BS_SEEN_MAX ||
+        strlen(m->sender_name) > BS_NODE_NAME_MAX) {
+        rv = bs_errf(err, rv, "malformed envelope: field sizes");
+        goto out;
+    }
+    memcpy(e->infobase, m->infobase.data, BS_INFOBASE_LEN);
+    memcpy(e->hub, m->hub.data, BS_PK_LEN);
+    memcpy(e->sender, m->sender.data, BS_PK_LEN);
+    if ((e->has_receiver = m->receiver.len != 0))
+        memcpy(e->receiver, m->receiver.data, BS_PK_LEN);
+    memcpy(e->sender_inc, m->sender_incarnation.data, BS_INC_LEN);
+    e->version = m->version;
+    e->created_ms = m->created_ms;
+    e->sender_role = m->sender_role;
+    e->message_no = m->message_no;
+    snprintf(e->sender_name, sizeof e->sender_name, "%s", m->sender_name);
+    if ((e->ack = calloc(m->n_ack + 1, sizeof *e->ack)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < m->n_ack; i++) {
+        if (!fixed(m->ack[i]->origin, BS_PK_LEN) ||
+            !fixed(m->ack[i]->incarnation, BS_INC_LEN)) {
+            rv = bs_errf(err, BS_EMALFORMED, "malformed envelope: vector");
+            bs_envelope_fini(e);
+            goto out;
+        }
+        memcpy(e->ack[i].origin, m->ack[i]->origin.data, BS_PK_LEN);
+        memcpy(e->ack[i].inc, m->ack[i]->incarnation.data, BS_INC_LEN);
+        e->ack[i].seq = m->ack[i]->seq;
+    }
+    e->nack = m->n_ack;
+    rv = BS_OK;
+out:
+    free_capped(m);
+    return rv;
+}
+
+void
+bs_envelope_fini(bs_envelope *e)
+{
+    free(e->ack);
+    e->ack = NULL;
+    e->nack = 0;
+}
+
+bs_err
+bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq, bs_slice bytes)
+{
+    uint8_t *out;
+    bs_err rv;
+
+    if (b->n == b->cap && (rv = grow_arrays(b)) != BS_OK)
+        return rv;
+    if (b->n == 0)
+        b->first_seq = seq;
+    BS_ASSERT(seq == b->first_seq + b->n);
+    if ((out = bs_arena_memdup(&b->arena, bytes.p, bytes.n)) == NULL)
+        return BS_ENOMEM;
+    b->changes[b->n] = (bs_slice){out, bytes.n};
+    bs_hash(b->hashes[b->n], out, bytes.n);
+    b->n++;
+    b->bytes += bytes.n + BS_HASH_LEN + 8;
+    return BS_OK;
+}

@@ -3,6 +3,8 @@
  */
 #include "local.h"
 
+#include "conflict.h"
+
 #include <string.h>
 
 bs_err
@@ -47,7 +49,34 @@ bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
     l->order.use_prio = 0;
     l->order.stream_key = bs_streams_key;
     l->order.ctx = &l->streams;
+    {
+        uint64_t n = 0;
+        if ((rv = bs_txn_count(t, BS_DB_CONFLICTS, &n)) != BS_OK)
+            return rv;
+        l->has_conflicts = n > 0;
+    }
     return BS_OK;
+}
+
+/* A local write has seen everything this node holds: it settles the open
+ * conflicts of the fields it writes. */
+static bs_err
+settle(bs_local *l, const char *coll, const char *id, const bs_field *f,
+       size_t n)
+{
+    bs_pos *vec;
+    size_t nv;
+    bs_err rv;
+
+    if (!l->has_conflicts)
+        return BS_OK;
+    if ((rv = bs_streams_vector(&l->streams, &vec, &nv)) != BS_OK)
+        return rv;
+    rv = bs_conflict_supersede(l->txn, coll, id, BS_CONFLICT_RECORD, vec, nv);
+    for (size_t i = 0; i < n && rv == BS_OK; i++)
+        rv = bs_conflict_supersede(l->txn, coll, id, f[i].name, vec, nv);
+    free(vec);
+    return rv;
 }
 
 void
@@ -224,7 +253,8 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: too many fields", coll, id);
-    if ((rv = write_record(l, key, klen, &r)) != BS_OK)
+    if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
+        (rv = settle(l, coll, id, f, n)) != BS_OK)
         return rv;
     l->written++;
     return queue_change(l, coll, id, 0, f, n, &v, err);
@@ -255,7 +285,8 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
     if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK)
         return rv;
-    if ((rv = write_record(l, key, klen, &r)) != BS_OK)
+    if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
+        (rv = settle(l, coll, id, NULL, 0)) != BS_OK)
         return rv;
     l->deleted++;
     return queue_change(l, coll, id, 1, NULL, 0, &v, err);
@@ -271,4 +302,83 @@ bs_local_finish(bs_local *l, bs_errbuf *err)
     if ((rv = bs_streams_save(l->txn, l->self)) != BS_OK)
         return rv;
     return bs_meta_save_hlc(l->txn, l->hlc.last);
+}
+
+bs_err
+bs_local_reseal(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
+                bs_errbuf *err)
+{
+    bs_streamtab tab;
+    bs_stream *self;
+    bs_csbuild b;
+    bs_cursor *c = NULL;
+    bs_slice k, v;
+    uint8_t start[12], prev[BS_HASH_LEN];
+    int has_prev = 0;
+    bs_err rv;
+
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    bs_csbuild_init(&b);
+    if ((self = bs_streams_get(&tab, meta->stream)) == NULL) {
+        rv = BS_ESTORE;
+        goto out;
+    }
+    bs_put_u32be(start, self->idx);
+    bs_put_u64be(start + 4, 0);
+    if ((rv = bs_cursor_open(t, BS_DB_LOG, &c)) != BS_OK)
+        goto out;
+    for (rv = bs_cursor_seek(c, bs_mem(start, 12), &k, &v);
+         rv == BS_OK && k.n == 12 && bs_get_u32be(k.p) == self->idx;
+         rv = bs_cursor_next(c, &k, &v)) {
+        uint8_t key[12], *dst;
+        bs_csview *cv;
+        bs_sealed *x;
+        bs_seal s;
+
+        memcpy(key, k.p, 12);
+        if ((rv = bs_changeset_decode(v.p, v.n, &cv, err)) != BS_OK)
+            break;
+        for (size_t i = 0; i < cv->count && rv == BS_OK; i++)
+            rv = bs_csbuild_add_raw(&b, cv->first + i, cv->changes[i]);
+        memset(&s, 0, sizeof s);
+        memcpy(s.infobase, meta->infobase, BS_INFOBASE_LEN);
+        memcpy(s.origin, meta->pk, BS_PK_LEN);
+        memcpy(s.inc, meta->inc, BS_INC_LEN);
+        s.has_prev = has_prev;
+        memcpy(s.prev_hash, prev, BS_HASH_LEN);
+        s.seen = cv->seen;
+        s.nseen = cv->nseen;
+        s.created_ms = cv->created_ms;
+        if (rv == BS_OK)
+            rv = bs_csbuild_seal(&b, &s, sk, &x);
+        bs_changeset_free(cv);
+        if (rv != BS_OK)
+            break;
+        rv = bs_txn_reserve(t, BS_DB_LOG, bs_mem(key, 12), bs_sealed_size(x), 0,
+                            &dst, NULL);
+        if (rv == BS_OK) {
+            bs_sealed_write(x, dst);
+            memcpy(prev, bs_sealed_hash(x), BS_HASH_LEN);
+            has_prev = 1;
+        }
+        bs_sealed_free(x);
+        if (rv != BS_OK)
+            break;
+        /* The put may move the cursor's page: find our place again. */
+        if ((rv = bs_cursor_seek(c, bs_mem(key, 12), &k, &v)) != BS_OK)
+            break;
+    }
+    if (rv == BS_ENOTFOUND || rv == BS_OK) {
+        rv = BS_OK;
+        if (has_prev) {
+            memcpy(self->last_hash, prev, BS_HASH_LEN);
+            rv = bs_streams_save(t, self);
+        }
+    }
+out:
+    bs_cursor_close(c);
+    bs_csbuild_fini(&b);
+    bs_streams_fini(&tab);
+    return rv;
 }

@@ -27,6 +27,7 @@ typedef struct bs_local {
     bs_arena scratch; /* per write */
     bs_csbuild build;
     uint64_t written, unchanged, deleted;
+    int has_conflicts; /* local writes settle open conflicts they touch */
 } bs_local;
 
 /* Start local writes in write txn t, signing with sk (borrowed). */
@@ -51,5 +52,13 @@ void bs_local_fini(bs_local *l);
 /* The version vector of streams in tab as positions (for set headers). */
 BS_MUST_CHECK bs_err bs_streams_vector(const bs_streamtab *tab, bs_pos **out,
                                        size_t *n);
+
+/*
+ * Re-sign this node's own change sets after it joined an infobase (they
+ * were sealed with the all-zero infobase before; nobody has them yet).
+ * Write txn; meta must already hold the new infobase.
+ */
+BS_MUST_CHECK bs_err bs_local_reseal(bs_txn *t, const bs_meta *meta,
+                                     const uint8_t *sk, bs_errbuf *err);
 
 #endif

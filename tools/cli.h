@@ -40,6 +40,13 @@ bs_err bs_cmd_del(bs_cli *c);
 bs_err bs_cmd_ls(bs_cli *c);
 bs_err bs_cmd_load(bs_cli *c);
 bs_err bs_cmd_digest(bs_cli *c);
+bs_err bs_cmd_peer(bs_cli *c);
+bs_err bs_cmd_collection(bs_cli *c);
+bs_err bs_cmd_export(bs_cli *c);
+bs_err bs_cmd_import(bs_cli *c);
+bs_err bs_cmd_inspect(bs_cli *c);
+bs_err bs_cmd_conflicts(bs_cli *c);
+bs_err bs_cmd_resolve(bs_cli *c);
 
 /* Check a collection / id argument; BS_EINVAL with a message. */
 BS_MUST_CHECK bs_err bs_cli_check_coll(bs_cli *c, const char *coll);

@@ -81,6 +81,43 @@ static const cmd cmds[] = {
      "Prints a BLAKE2b-256 hash of the live records (of the given\n"
      "collections, or of all user collections): equal on nodes holding the\n"
      "same records, whatever their history.\n"},
+    {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE, 1, 4,
+     "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] | peer ls | peer rm "
+     "NAME",
+     "pair with a node, list or remove peers",
+     "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
+     "reachable at ENDPOINT (tcp://HOST:PORT).  On the hub this also\n"
+     "introduces the node to every office as a member of the infobase.\n"
+     "SPEC: online, manual (default), \"every 15m\", or a cron expression.\n"
+     "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
+    {"collection", bs_cmd_collection,
+     O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER, 1, 1,
+     "collection NAME --policy field-lww|priority|manual",
+     "(hub) declare a collection's conflict policy; replicates",
+     "field-lww: per field the later write wins (default).  priority: the\n"
+     "hub's write wins a conflict, then field-lww.  manual: a provisional\n"
+     "winner is applied and the conflict stays open until 'resolve'.\n"},
+    {"export", bs_cmd_export, O_DIR | O_JSON, 2, 2, "export PEER FILE",
+     "write what PEER has not acknowledged to an exchange file",
+     "The file is signed and checksummed; carry it to the peer and run\n"
+     "'branchsync import FILE' there.\n"},
+    {"import", bs_cmd_import, O_DIR | O_JSON, 1, 1, "import FILE",
+     "verify and apply an exchange file",
+     "Everything is verified before anything is applied; a file already\n"
+     "imported is a no-op (\"nothing new\").  Tampered, truncated, forged or\n"
+     "foreign files exit 2 and change nothing.\n"},
+    {"inspect", bs_cmd_inspect, O_DIR | O_JSON, 1, 1, "inspect FILE",
+     "show an exchange file's sender, change sets and signature status",
+     "Reads the file without applying anything.\n"},
+    {"conflicts", bs_cmd_conflicts, O_DIR | O_JSON | O_ALL, 0, 0,
+     "conflicts [--all]", "list open (or all) conflicts",
+     "Each conflict names the collection, record, field, the competing\n"
+     "values with their origins and clocks, the winner and the policy.\n"},
+    {"resolve", bs_cmd_resolve, O_DIR | O_JSON | O_TAKE | O_VALUE, 1, 1,
+     "resolve CONFLICT (--take NODE | --value JSON)",
+     "settle a conflict; the resolution replicates as a change",
+     "--take NODE keeps that node's value (NODE: name or ID); --value sets a\n"
+     "new one.\n"},
     {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
      "node, store and replication state",
      "Shows the node's name, role, ID, "
@@ -301,6 +338,8 @@ main(int argc, char **argv)
                 cm->name, cm->usage);
         return 2;
     }
+    if (strcmp(cm->name, "inspect") == 0)
+        c.dir = c.dir ? c.dir : "."; /* inspect needs no node */
     if (c.dir == NULL)
         c.dir = getenv("BRANCHSYNC_DIR");
     if (c.dir == NULL || c.dir[0] == '\0')

@@ -1,0 +1,641 @@
+/*
+ * bundle.c - exchange file writer, verifier and importer.
+ */
+#include "bundle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+#define F_ENVELOPE  1
+#define F_SET       2
+#define F_TRAILER   3
+#define HEAD_LEN    8
+#define FRAME_HEAD  5
+#define TRAILER_LEN (BS_HASH_LEN + BS_SIG_LEN)
+#define FRAME_MAX   (BS_SET_MAX_BYTES + 65536)
+
+/* ---- writing ---- */
+
+typedef struct writer {
+    FILE *f;
+    bs_hash_state h;
+    uint64_t bytes, changes;
+    int failed;
+} writer;
+
+static void
+w_bytes(writer *w, const void *p, size_t n)
+{
+    if (w->failed)
+        return;
+    if (fwrite(p, 1, n, w->f) != n)
+        w->failed = 1;
+    bs_hash_update(&w->h, p, n);
+    w->bytes += n;
+}
+
+static void
+w_frame(writer *w, uint8_t type, const void *p, size_t n)
+{
+    uint8_t head[FRAME_HEAD];
+
+    head[0] = type;
+    bs_put_u32be(head + 1, (uint32_t)n);
+    w_bytes(w, head, FRAME_HEAD);
+    w_bytes(w, p, n);
+}
+
+static bs_err
+emit_set(void *ctx, bs_slice set)
+{
+    writer *w = ctx;
+
+    w_frame(w, F_SET, set.p, set.n);
+    return w->failed ? BS_EIO : BS_OK;
+}
+
+typedef struct export_ctx {
+    const char *peer;
+    uint64_t now_ms;
+} export_ctx;
+
+static bs_err
+bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    export_ctx *x = arg;
+    bs_peer p;
+    bs_err rv;
+
+    (void)err;
+    if ((rv = bs_peer_get(t, x->peer, &p)) != BS_OK)
+        return rv;
+    p.sent_no++;
+    rv = bs_peer_put(t, &p);
+    bs_peer_fini(&p);
+    return rv;
+}
+
+static bs_err
+write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
+           FILE *f, uint64_t now_ms, bs_xstats *st, bs_errbuf *err)
+{
+    writer w = {f, {{0}}, 0, 0, 0};
+    uint8_t head[HEAD_LEN], trailer[TRAILER_LEN], *env;
+    bs_envelope e;
+    size_t en;
+    bs_err rv;
+
+    if ((rv = bs_xchg_envelope(t, m, p, p->sent_no + 1, now_ms, &e)) != BS_OK)
+        return rv;
+    rv = bs_envelope_encode(&e, &env, &en);
+    bs_envelope_fini(&e);
+    if (rv != BS_OK)
+        return rv;
+    bs_hash_init(&w.h);
+    memcpy(head, BS_FILE_MAGIC, 4);
+    bs_put_u32be(head + 4, BS_FILE_VERSION);
+    w_bytes(&w, head, HEAD_LEN);
+    w_frame(&w, F_ENVELOPE, env, en);
+    free(env);
+    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets);
+    if (rv != BS_OK)
+        return bs_errf(err, rv, "cannot write exchange file");
+    bs_hash_final(&w.h, trailer);
+    bs_sign(trailer + BS_HASH_LEN, BS_FILE_CONTEXT, trailer, BS_HASH_LEN, sk);
+    w_frame(&w, F_TRAILER, trailer, TRAILER_LEN);
+    st->bytes = w.bytes;
+    if (w.failed || fflush(f) != 0 || fsync(fileno(f)) != 0)
+        return bs_errf(err, BS_EIO, "cannot write exchange file: %s",
+                       strerror(errno));
+    return BS_OK;
+}
+
+bs_err
+bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
+                 const char *path, uint64_t now_ms, bs_xstats *st,
+                 bs_errbuf *err)
+{
+    char tmp[4200];
+    export_ctx x = {peer, now_ms};
+    bs_meta m;
+    bs_peer p;
+    bs_txn *t;
+    FILE *f;
+    bs_err rv;
+
+    memset(st, 0, sizeof *st);
+    snprintf(st->peer, sizeof st->peer, "%s", peer);
+    if ((rv = bs_store_read(s, &t, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        goto out_txn;
+    if ((rv = bs_peer_get(t, peer, &p)) != BS_OK) {
+        if (rv == BS_ENOTFOUND)
+            rv = bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+                         peer);
+        goto out_txn;
+    }
+    if (!m.joined) {
+        rv = bs_errf(err, BS_EINFOBASE,
+                     "this branch has not joined an infobase yet: import the "
+                     "hub's exchange file first");
+        goto out_peer;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if ((f = fopen(tmp, "wb")) == NULL) {
+        rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
+        goto out_peer;
+    }
+    rv = write_file(t, &m, &p, sk, f, now_ms, st, err);
+    fclose(f);
+    if (rv == BS_OK && rename(tmp, path) != 0)
+        rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
+    if (rv != BS_OK)
+        unlink(tmp);
+out_peer:
+    bs_peer_fini(&p);
+out_txn:
+    bs_txn_abort(t);
+    if (rv == BS_OK)
+        rv = bs_store_write(s, bump_sent, &x, err);
+    return rv;
+}
+
+/* ---- reading ---- */
+
+typedef struct frame {
+    uint8_t type;
+    bs_slice body;
+} frame;
+
+typedef struct parsed {
+    void *map;
+    size_t len;
+    frame *frames;
+    size_t nframes;
+    bs_envelope env;
+    bs_csview **sets;
+    size_t nsets;
+} parsed;
+
+static void
+parsed_free(parsed *p)
+{
+    for (size_t i = 0; i < p->nsets; i++)
+        bs_changeset_free(p->sets[i]);
+    free(p->sets);
+    free(p->frames);
+    bs_envelope_fini(&p->env);
+    if (p->map != NULL)
+        munmap(p->map, p->len);
+    memset(p, 0, sizeof *p);
+}
+
+static bs_err
+bad_file(bs_errbuf *err, const char *what)
+{
+    return bs_errf(err, BS_EMALFORMED, "bad exchange file: %s", what);
+}
+
+static bs_err
+map_file(const char *path, parsed *p, bs_errbuf *err)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return bs_errf(err, errno == ENOENT ? BS_EINVAL : BS_EIO, "%s: %s",
+                       path, strerror(errno));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return bs_errf(err, BS_EINVAL, "%s: not a regular file", path);
+    }
+    p->len = (size_t)st.st_size;
+    if (p->len < HEAD_LEN) {
+        close(fd);
+        return bad_file(err, "too short to be one (truncated?)");
+    }
+    p->map = mmap(NULL, p->len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p->map == MAP_FAILED) {
+        p->map = NULL;
+        return bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
+    }
+    return BS_OK;
+}
+
+/* Split into frames and check magic, version, framing and checksum. */
+static bs_err
+split(parsed *p, bs_errbuf *err)
+{
+    const uint8_t *b = p->map;
+    size_t pos = HEAD_LEN, cap = 0;
+    uint8_t hash[BS_HASH_LEN];
+
+    if (memcmp(b, BS_FILE_MAGIC, 4) != 0)
+        return bad_file(err, "not a branchsync exchange file (bad magic)");
+    if (bs_get_u32be(b + 4) != BS_FILE_VERSION)
+        return bs_errf(err, BS_EMALFORMED,
+                       "exchange file format %u is not supported (this "
+                       "node reads %u)",
+                       bs_get_u32be(b + 4), BS_FILE_VERSION);
+    while (pos < p->len) {
+        frame f;
+        uint32_t n;
+
+        if (p->len - pos < FRAME_HEAD)
+            return bad_file(err, "truncated frame header");
+        f.type = b[pos];
+        n = bs_get_u32be(b + pos + 1);
+        if (n > FRAME_MAX || p->len - pos - FRAME_HEAD < n)
+            return bad_file(err, "truncated or oversized frame");
+        f.body = (bs_slice){b + pos + FRAME_HEAD, n};
+        if (f.type < F_ENVELOPE || f.type > F_TRAILER)
+            return bad_file(err, "unknown frame type");
+        if (p->nframes == cap) {
+            frame *nf;
+            cap = cap ? cap * 2 : 64;
+            if ((nf = realloc(p->frames, cap * sizeof *nf)) == NULL)
+                return BS_ENOMEM;
+            p->frames = nf;
+        }
+        p->frames[p->nframes++] = f;
+        if (f.type == F_TRAILER) {
+            if (n != TRAILER_LEN || pos + FRAME_HEAD + n != p->len)
+                return bad_file(err, "trailer is not the last frame");
+            bs_hash(hash, b, pos);
+            if (memcmp(hash, f.body.p, BS_HASH_LEN) != 0)
+                return bad_file(err, "checksum mismatch (corrupt or tampered)");
+            break;
+        }
+        pos += FRAME_HEAD + n;
+    }
+    if (p->nframes < 2 || p->frames[p->nframes - 1].type != F_TRAILER)
+        return bad_file(err, "no trailer (truncated?)");
+    if (p->frames[0].type != F_ENVELOPE)
+        return bad_file(err, "does not start with an envelope");
+    return BS_OK;
+}
+
+/* Members introduced by the hub's sets in this same file. */
+typedef struct newmembers {
+    uint8_t (*pk)[BS_PK_LEN];
+    size_t n;
+} newmembers;
+
+static int
+is_new_member(const newmembers *nm, const uint8_t *pk)
+{
+    for (size_t i = 0; i < nm->n; i++)
+        if (memcmp(nm->pk[i], pk, BS_PK_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+static bs_err
+learn_members(const bs_csview *v, newmembers *nm, bs_errbuf *err)
+{
+    bs_arena a;
+    bs_err rv = BS_OK;
+
+    bs_arena_init(&a);
+    for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
+        bs_change c;
+        uint8_t pk[BS_PK_LEN];
+        void *grown;
+
+        if (!v->present[i])
+            continue;
+        if ((rv = bs_changeset_change(v, i, &a, &c, err)) != BS_OK)
+            break;
+        if (c.deleted || strcmp(c.coll, BS_SYS_MEMBERS) != 0 ||
+            bs_node_id_parse(c.id, pk) != BS_OK)
+            continue;
+        if ((grown = realloc(nm->pk, (nm->n + 1) * sizeof *nm->pk)) == NULL) {
+            rv = BS_ENOMEM;
+            break;
+        }
+        nm->pk = grown;
+        memcpy(nm->pk[nm->n++], pk, BS_PK_LEN);
+    }
+    bs_arena_fini(&a);
+    return rv;
+}
+
+/* Advance tab's (private, in-memory) position for v; BS_EGAP on a gap. */
+static bs_err
+track_position(bs_streamtab *tab, const bs_csview *v, bs_errbuf *err)
+{
+    bs_stream *s = bs_streams_find(tab, v->origin, v->inc);
+    uint64_t have = s ? s->seq : 0;
+
+    if (v->first > have + 1)
+        return bs_errf(err, BS_EGAP,
+                       "change set would leave a gap: holding seq %llu of "
+                       "its origin, set starts at %llu",
+                       (unsigned long long)have, (unsigned long long)v->first);
+    if (s == NULL) {
+        bs_stream *nv = realloc(tab->v, (tab->n + 1) * sizeof *nv);
+        if (nv == NULL)
+            return BS_ENOMEM;
+        tab->v = nv;
+        tab->cap = tab->n + 1;
+        s = &tab->v[tab->n++];
+        memset(s, 0, sizeof *s);
+        memcpy(s->key, v->origin, BS_PK_LEN);
+        memcpy(s->key + BS_PK_LEN, v->inc, BS_INC_LEN);
+    }
+    if (v->last > s->seq)
+        s->seq = v->last;
+    return BS_OK;
+}
+
+/* Decode and verify every set: signature, infobase, membership, gaps. */
+static bs_err
+verify_sets(parsed *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
+{
+    const uint8_t *ib = m->joined ? m->infobase : p->env.infobase;
+    bs_meta view = *m;
+    newmembers nm = {NULL, 0};
+    bs_streamtab tab;
+    bs_err rv = BS_OK;
+
+    if (!view.joined) { /* judge membership as the joined node will */
+        view.joined = 1;
+        memcpy(view.infobase, p->env.infobase, BS_INFOBASE_LEN);
+        memcpy(view.hub, p->env.hub, BS_PK_LEN);
+    }
+    if ((p->sets = calloc(p->nframes, sizeof *p->sets)) == NULL)
+        return BS_ENOMEM;
+    /* A private copy of the stream table tracks positions through the
+     * file, so a set that would leave a gap is refused before writing. */
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    for (size_t i = 1; i + 1 < p->nframes && rv == BS_OK; i++) {
+        bs_csview *v;
+        bs_member mem;
+        char id[BS_NODE_ID_LEN + 1];
+
+        if (p->frames[i].type != F_SET) {
+            rv = bad_file(err, "envelope in the middle of the file");
+            break;
+        }
+        rv = bs_changeset_decode(p->frames[i].body.p, p->frames[i].body.n, &v,
+                                 err);
+        if (rv != BS_OK)
+            break;
+        p->sets[p->nsets++] = v;
+        bs_node_id_format(v->origin, id);
+        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0)
+            rv = bs_errf(err, BS_EINFOBASE,
+                         "change set from %s belongs to another infobase", id);
+        else if (bs_changeset_verify(v, v->origin) != BS_OK)
+            rv = bs_errf(err, BS_EBADSIG,
+                         "signature of origin %s does not verify", id);
+        else if (!is_new_member(&nm, v->origin) &&
+                 bs_sys_member(t, &view, v->origin, &mem) != BS_OK)
+            rv = bs_errf(err, BS_EFORGED,
+                         "change set from %s, which is not a member of this "
+                         "infobase",
+                         id);
+        else if ((rv = track_position(&tab, v, err)) == BS_OK &&
+                 memcmp(v->origin, view.hub, BS_PK_LEN) == 0)
+            rv = learn_members(v, &nm, err);
+    }
+    free(nm.pk);
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+/* Pass 1: everything that can be checked before writing. */
+static bs_err
+check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
+           bs_errbuf *err)
+{
+    bs_meta m;
+    bs_txn *t;
+    const frame *tr;
+    bs_err rv;
+
+    if ((rv = map_file(path, p, err)) != BS_OK || (rv = split(p, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_envelope_decode(p->frames[0].body.p, p->frames[0].body.n,
+                                 &p->env, err)) != BS_OK)
+        return rv;
+    tr = &p->frames[p->nframes - 1];
+    if (bs_verify(tr->body.p + BS_HASH_LEN, BS_FILE_CONTEXT, tr->body.p,
+                  BS_HASH_LEN, p->env.sender) != BS_OK)
+        return bs_errf(err, BS_EBADSIG, "the file's signature does not verify");
+    if ((rv = bs_store_read(s, &t, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
+        (rv = bs_xchg_accept(t, &m, &p->env, acc, err)) == BS_OK &&
+        !acc->replay) {
+        rv = verify_sets(p, t, &m, err);
+        if (rv != BS_OK)
+            bs_peer_fini(&acc->peer);
+    }
+    bs_txn_abort(t);
+    return rv;
+}
+
+typedef struct import_ctx {
+    parsed *p;
+    const uint8_t *sk;
+    bs_clock clock;
+    uint64_t max_skew_ms;
+    size_t set; /* index of the set to apply; SIZE_MAX: join / held */
+    int join;
+    bs_xstats *st;
+} import_ctx;
+
+static void
+add_stats(bs_xstats *st, const bs_apply *ap)
+{
+    st->sets += ap->sets;
+    st->dup_sets += ap->dup_sets;
+    st->changes += ap->changes;
+    st->conflicts += ap->conflicts;
+    st->held += ap->held;
+    st->quarantined += ap->quarantined;
+}
+
+static bs_err
+apply_one(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    import_ctx *x = arg;
+    bs_apply ap;
+    bs_err rv;
+
+    if (x->join) {
+        bs_meta m;
+        if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+            return rv;
+        return bs_xchg_join(t, &m, &x->p->env, x->sk, err);
+    }
+    if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
+        if (x->set == SIZE_MAX)
+            rv = bs_apply_held(&ap, err);
+        else
+            rv = bs_apply_set(&ap, x->p->sets[x->set], err);
+    }
+    if (rv == BS_OK)
+        rv = bs_apply_finish(&ap, err);
+    if (rv == BS_OK)
+        add_stats(x->st, &ap);
+    bs_apply_fini(&ap);
+    return rv;
+}
+
+static bs_err
+record_ack(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    import_ctx *x = arg;
+
+    (void)err;
+    return bs_xchg_record(t, &x->p->env, x->st->changes,
+                          x->clock.now_ms(x->clock.ctx));
+}
+
+bs_err
+bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
+                 bs_clock clock, uint64_t max_skew_ms, bs_xstats *st,
+                 bs_errbuf *err)
+{
+    parsed p;
+    bs_accept acc;
+    import_ctx x = {&p, sk, clock, max_skew_ms, SIZE_MAX, 0, st};
+    bs_err rv;
+
+    memset(&p, 0, sizeof p);
+    memset(st, 0, sizeof *st);
+    if ((rv = check_file(s, path, &p, &acc, err)) != BS_OK)
+        goto out;
+    snprintf(st->peer, sizeof st->peer, "%s", acc.peer.name);
+    bs_peer_fini(&acc.peer);
+    if ((st->replay = acc.replay))
+        goto out;
+    if ((st->joined = acc.join)) {
+        x.join = 1;
+        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+            goto out;
+        x.join = 0;
+    }
+    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+        goto out;
+    for (x.set = 0; x.set < p.nsets; x.set++)
+        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+            goto out;
+    rv = bs_store_write(s, record_ack, &x, err);
+out:
+    parsed_free(&p);
+    return rv;
+}
+
+/* ---- inspect ---- */
+
+static json_t *
+set_json(const bs_slice body)
+{
+    char id[BS_NODE_ID_LEN + 1], inc[2 * BS_INC_LEN + 1],
+        ib[2 * BS_INFOBASE_LEN + 1];
+    bs_errbuf e = {{0}};
+    bs_csview *v;
+    size_t present = 0;
+
+    if (bs_changeset_decode(body.p, body.n, &v, &e) != BS_OK)
+        return json_pack("{s:s, s:s}", "status", "malformed", "error", e.msg);
+    for (size_t i = 0; i < v->count; i++)
+        present += v->present[i];
+    bs_node_id_format(v->origin, id);
+    bs_hex(inc, v->inc, BS_INC_LEN);
+    bs_hex(ib, v->infobase, BS_INFOBASE_LEN);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "origin", id,
+        "incarnation", inc, "infobase", ib, "first_seq", (json_int_t)v->first,
+        "last_seq", (json_int_t)v->last, "changes", (json_int_t)present,
+        "omitted", (json_int_t)(v->count - present), "bytes",
+        (json_int_t)body.n, "signature",
+        bs_changeset_verify(v, v->origin) == BS_OK ? "valid" : "INVALID");
+    bs_changeset_free(v);
+    return j;
+}
+
+bs_err
+bs_bundle_inspect(const char *path, char **out, bs_errbuf *err)
+{
+    parsed p;
+    json_t *j, *sets;
+    const uint8_t *b;
+    size_t pos = HEAD_LEN;
+    const char *framing = "ok", *checksum = "missing", *filesig = "missing";
+    bs_err rv;
+
+    memset(&p, 0, sizeof p);
+    if ((rv = map_file(path, &p, err)) != BS_OK)
+        return rv;
+    b = p.map;
+    if (memcmp(b, BS_FILE_MAGIC, 4) != 0 ||
+        bs_get_u32be(b + 4) != BS_FILE_VERSION) {
+        parsed_free(&p);
+        return bad_file(err, "not a branchsync exchange file of format 1");
+    }
+    sets = json_array();
+    j = json_pack("{s:s, s:i, s:I}", "file", path, "format", BS_FILE_VERSION,
+                  "bytes", (json_int_t)p.len);
+    while (pos < p.len) {
+        uint32_t n;
+        bs_slice body;
+
+        if (p.len - pos < FRAME_HEAD ||
+            (n = bs_get_u32be(b + pos + 1)) > p.len - pos - FRAME_HEAD) {
+            framing = "truncated";
+            break;
+        }
+        body = (bs_slice){b + pos + FRAME_HEAD, n};
+        if (b[pos] == F_ENVELOPE &&
+            bs_envelope_decode(body.p, body.n, &p.env, NULL) == BS_OK) {
+            char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
+            bs_node_id_format(p.env.sender, s);
+            if (p.env.has_receiver)
+                bs_node_id_format(p.env.receiver, r);
+            json_object_set_new(
+                j, "envelope",
+                json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "sender", s,
+                          "sender_name", p.env.sender_name, "receiver", r,
+                          "message_no", (json_int_t)p.env.message_no,
+                          "created_ms", (json_int_t)p.env.created_ms,
+                          "acknowledged_streams", (int)p.env.nack));
+        } else if (b[pos] == F_SET) {
+            json_array_append_new(sets, set_json(body));
+        } else if (b[pos] == F_TRAILER && n == TRAILER_LEN) {
+            uint8_t h[BS_HASH_LEN];
+            bs_hash(h, b, pos);
+            checksum = memcmp(h, body.p, BS_HASH_LEN) ? "MISMATCH" : "valid";
+            filesig =
+                p.env.version &&
+                        bs_verify(body.p + BS_HASH_LEN, BS_FILE_CONTEXT, body.p,
+                                  BS_HASH_LEN, p.env.sender) == BS_OK
+                    ? "valid"
+                    : "INVALID";
+        } else {
+            framing = "bad frame";
+        }
+        pos += FRAME_HEAD + n;
+    }
+    json_object_set_new(j, "framing", json_string(framing));
+    json_object_set_new(j, "checksum", json_string(checksum));
+    json_object_set_new(j, "file_signature", json_string(filesig));
+    json_object_set_new(j, "change_sets", sets);
+    *out = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    parsed_free(&p);
+    return *out ? BS_OK : BS_ENOMEM;
+}

@@ -1,0 +1,58 @@
+/*
+ * exchange.h - what one exchange between two nodes consists of, whatever
+ * carries it (a file, a ZeroMQ session, the simulator's memory transport):
+ *
+ *  1. the sender's envelope: infobase, sender, receiver, the sender's
+ *     version vector (its acknowledgement of what it holds) and a message
+ *     number that grows by one per exchange to that receiver;
+ *  2. the change sets the receiver lacks according to what it last
+ *     acknowledged, the hub's streams first (they introduce members);
+ *  3. the receiver checks the envelope (bs_xchg_accept), applies the sets
+ *     one transaction each (apply.h), then records the envelope's vector as
+ *     the peer's acknowledgement (bs_xchg_record).
+ */
+#ifndef BS_EXCHANGE_H
+#define BS_EXCHANGE_H
+
+#include "apply.h"
+#include "changeset.h"
+#include "meta.h"
+#include "peers.h"
+
+/* Our envelope for peer p (reads the stream table in t). */
+BS_MUST_CHECK bs_err bs_xchg_envelope(bs_txn *t, const bs_meta *m,
+                                      const bs_peer *p, uint64_t message_no,
+                                      uint64_t now_ms, bs_envelope *e);
+
+/* Every stored set that p lacks, in sending order, through emit. */
+typedef bs_err (*bs_emit_fn)(void *ctx, bs_slice set);
+BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
+                                     const bs_peer *p, bs_emit_fn emit,
+                                     void *ctx, uint64_t *nsets);
+
+/* The outcome of checking an incoming envelope. */
+typedef struct bs_accept {
+    bs_peer peer; /* the sender, as paired (free with bs_peer_fini) */
+    int replay;   /* message number already seen: nothing new */
+    int join;     /* first message from the hub: adopt its infobase */
+} bs_accept;
+
+/*
+ * Check e against our metadata and the pairing table: addressed to us,
+ * from a paired peer, of our infobase (or, before joining, from the hub we
+ * paired with), and not going back on what the same incarnation of the
+ * peer acknowledged before (P18).  BS_EFORGED, BS_EINFOBASE, BS_EINVAL.
+ */
+BS_MUST_CHECK bs_err bs_xchg_accept(bs_txn *t, const bs_meta *m,
+                                    const bs_envelope *e, bs_accept *a,
+                                    bs_errbuf *err);
+
+/* Adopt the hub's infobase (write txn); re-seals our sets if any. */
+BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
+                                  const uint8_t *sk, bs_errbuf *err);
+
+/* Record e's vector and message number for its sender (write txn). */
+BS_MUST_CHECK bs_err bs_xchg_record(bs_txn *t, const bs_envelope *e,
+                                    uint64_t changes, uint64_t now_ms);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * peers.h - the node's paired peers (BS_DB_PEERS; node-local, never
+ * replicated): where a peer is, its ID, its link's schedule, and the
+ * exchange bookkeeping — what the peer has acknowledged (its version
+ * vector, as last received) and the message numbers each way, which make a
+ * replayed exchange recognisable (1C's sent/received message numbers).
+ * Stored as one JSON object per peer.
+ */
+#ifndef BS_PEERS_H
+#define BS_PEERS_H
+
+#include "changeset.h"
+#include "store.h"
+
+#define BS_ENDPOINT_MAX 255
+#define BS_SPEC_MAX     511
+
+typedef struct bs_peer {
+    char name[BS_NODE_NAME_MAX + 1];
+    char endpoint[BS_ENDPOINT_MAX + 1];
+    uint8_t pk[BS_PK_LEN];
+    char schedule[BS_SPEC_MAX + 1];
+    char window[16];
+    bs_pos *acked; /* malloc'd; the peer's vector as last received */
+    size_t nacked;
+    uint64_t sent_no, recv_no;
+    int has_inc;
+    uint8_t peer_inc[BS_INC_LEN]; /* the peer's incarnation last seen */
+    uint64_t last_ok_ms, last_err_ms, created_ms;
+    char last_error[256];
+    uint64_t sent_changes, recv_changes;
+} bs_peer;
+
+/* Valid endpoint: tcp://HOST:PORT (or ipc://PATH). */
+int bs_endpoint_valid(const char *s);
+
+BS_MUST_CHECK bs_err bs_peer_get(bs_txn *t, const char *name, bs_peer *p);
+BS_MUST_CHECK bs_err bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN],
+                                     bs_peer *p);
+BS_MUST_CHECK bs_err bs_peer_put(bs_txn *t, const bs_peer *p);
+BS_MUST_CHECK bs_err bs_peer_del(bs_txn *t, const char *name);
+/* All peers, in name order; *out is an array of n peers (free each). */
+BS_MUST_CHECK bs_err bs_peer_list(bs_txn *t, bs_peer **out, size_t *n);
+void bs_peer_fini(bs_peer *p);
+void bs_peer_list_free(bs_peer *v, size_t n);
+
+/* What the peer acknowledged of stream key (origin || inc); 0 if nothing. */
+uint64_t bs_peer_acked(const bs_peer *p, const uint8_t *key);
+
+#endif
