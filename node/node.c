@@ -4,6 +4,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -171,4 +172,137 @@ bs_node_secret(bs_node *n, const uint8_t **sk, bs_errbuf *err)
         return rv;
     *sk = n->sk;
     return BS_OK;
+}
+
+bs_err
+bs_node_backup(bs_node *n, const char *path, uint64_t *bytes, bs_errbuf *err)
+{
+    char tmp[4200];
+    struct stat st;
+    int fd;
+    bs_err rv;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
+    rv = bs_store_copy_fd(n->store, fd, err);
+    if (rv == BS_OK && (fsync(fd) != 0 || fstat(fd, &st) != 0))
+        rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
+    close(fd);
+    if (rv == BS_OK && rename(tmp, path) != 0)
+        rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
+    if (rv != BS_OK) {
+        unlink(tmp);
+        return rv;
+    }
+    *bytes = (uint64_t)st.st_size;
+    return BS_OK;
+}
+
+static bs_err
+copy_file(const char *from, const char *to, bs_errbuf *err)
+{
+    char buf[1 << 16];
+    ssize_t n;
+    int in, out;
+    bs_err rv = BS_OK;
+
+    if ((in = open(from, O_RDONLY | O_CLOEXEC)) < 0)
+        return bs_errf(err, BS_EINVAL, "%s: %s", from, strerror(errno));
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        close(in);
+        return bs_errf(err, BS_EIO, "%s: %s", to, strerror(errno));
+    }
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            n = -1;
+            break;
+        }
+    if (n < 0 || fsync(out) != 0)
+        rv = bs_errf(err, BS_EIO, "copying %s: %s", from, strerror(errno));
+    close(in);
+    close(out);
+    return rv;
+}
+
+typedef struct restore_ctx {
+    const uint8_t *pk;
+} restore_ctx;
+
+static bs_err
+new_incarnation(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    restore_ctx *r = arg;
+    bs_streamtab tab;
+    bs_stream *s;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    if (memcmp(m.pk, r->pk, BS_PK_LEN) != 0)
+        return bs_errf(err, BS_EINVAL,
+                       "the backup belongs to another node (\"%s\")", m.name);
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    bs_crypto_random(m.inc, BS_INC_LEN);
+    if ((rv = bs_streams_add(t, &tab, m.pk, m.inc, &s)) == BS_OK) {
+        m.stream = s->idx;
+        rv = bs_meta_save(t, &m);
+    }
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+bs_err
+bs_node_restore(const char *dir, const char *path, bs_errbuf *err)
+{
+    char stage[4200], sdir[4300], sdata[4400], data[4200], slock[4400];
+    bs_store_opts so = {0};
+    uint8_t *sk = NULL;
+    restore_ctx r;
+    bs_store *st;
+    bs_err rv;
+
+    if (!path_exists(dir, "branchsync.conf") || !path_exists(dir, "keys"))
+        return bs_errf(err, BS_ENOTNODE,
+                       "%s is not a branchsync node: restore needs its "
+                       "configuration and key file (backups hold neither)",
+                       dir);
+    if ((rv = bs_keys_load(dir, &sk, err)) != BS_OK)
+        return rv;
+    r.pk = sk + 32; /* an Ed25519 secret key ends with its public key */
+    /* Stage the copy as a store of its own, check it is this node's and
+     * start the new incarnation there; only then replace the live file. */
+    snprintf(stage, sizeof stage, "%s/restore.tmp", dir);
+    snprintf(sdir, sizeof sdir, "%s/store", stage);
+    snprintf(sdata, sizeof sdata, "%s/data.mdb", sdir);
+    snprintf(slock, sizeof slock, "%s/lock.mdb", sdir);
+    snprintf(data, sizeof data, "%s/store/data.mdb", dir);
+    if ((mkdir(stage, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(sdir, 0700) != 0 && errno != EEXIST)) {
+        rv = bs_errf(err, BS_EIO, "%s: %s", sdir, strerror(errno));
+        goto out;
+    }
+    if ((rv = copy_file(path, sdata, err)) != BS_OK)
+        goto out;
+    if ((rv = bs_store_open(stage, &so, &st, err)) != BS_OK) {
+        rv = bs_errf(err, BS_EINVAL, "%s is not a branchsync backup", path);
+        goto out;
+    }
+    rv = bs_store_write(st, new_incarnation, &r, err);
+    bs_store_close(st);
+    if (rv == BS_ENOTNODE)
+        rv = bs_errf(err, BS_EINVAL, "%s is not a branchsync backup", path);
+    if (rv == BS_OK && rename(sdata, data) != 0)
+        rv = bs_errf(err, BS_EIO, "%s: %s", data, strerror(errno));
+out:
+    unlink(sdata);
+    unlink(slock);
+    rmdir(sdir);
+    rmdir(stage);
+    bs_keys_free(sk);
+    return rv;
 }

@@ -43,3 +43,18 @@ BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
                                     bs_errbuf *err);
 
 #endif
+
+/* Write a consistent, compacted copy of the store to path (mode 0600,
+ * atomically).  The secret key is never in it.  Works while others write. */
+BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
+                                    uint64_t *bytes, bs_errbuf *err);
+
+/*
+ * Replace the store of the node in dir with the backup at path, then start
+ * a new incarnation, so that no (origin, incarnation, seq) is ever reused
+ * for different content (INV-1, P1); peers then send back the changes
+ * written after the backup (P2).  The backup must be of this same node
+ * (checked against the key file).  The daemon must not be running.
+ */
+BS_MUST_CHECK bs_err bs_node_restore(const char *dir, const char *path,
+                                     bs_errbuf *err);

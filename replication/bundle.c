@@ -180,19 +180,14 @@ typedef struct parsed {
     size_t len;
     frame *frames;
     size_t nframes;
-    bs_envelope env;
-    bs_csview **sets;
-    size_t nsets;
+    bs_inbound in;
 } parsed;
 
 static void
 parsed_free(parsed *p)
 {
-    for (size_t i = 0; i < p->nsets; i++)
-        bs_changeset_free(p->sets[i]);
-    free(p->sets);
+    bs_inbound_fini(&p->in);
     free(p->frames);
-    bs_envelope_fini(&p->env);
     if (p->map != NULL)
         munmap(p->map, p->len);
     memset(p, 0, sizeof *p);
@@ -284,224 +279,35 @@ split(parsed *p, bs_errbuf *err)
     return BS_OK;
 }
 
-/* Members introduced by the hub's sets in this same file. */
-typedef struct newmembers {
-    uint8_t (*pk)[BS_PK_LEN];
-    size_t n;
-} newmembers;
-
-static int
-is_new_member(const newmembers *nm, const uint8_t *pk)
-{
-    for (size_t i = 0; i < nm->n; i++)
-        if (memcmp(nm->pk[i], pk, BS_PK_LEN) == 0)
-            return 1;
-    return 0;
-}
-
-static bs_err
-learn_members(const bs_csview *v, newmembers *nm, bs_errbuf *err)
-{
-    bs_arena a;
-    bs_err rv = BS_OK;
-
-    bs_arena_init(&a);
-    for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
-        bs_change c;
-        uint8_t pk[BS_PK_LEN];
-        void *grown;
-
-        if (!v->present[i])
-            continue;
-        if ((rv = bs_changeset_change(v, i, &a, &c, err)) != BS_OK)
-            break;
-        if (c.deleted || strcmp(c.coll, BS_SYS_MEMBERS) != 0 ||
-            bs_node_id_parse(c.id, pk) != BS_OK)
-            continue;
-        if ((grown = realloc(nm->pk, (nm->n + 1) * sizeof *nm->pk)) == NULL) {
-            rv = BS_ENOMEM;
-            break;
-        }
-        nm->pk = grown;
-        memcpy(nm->pk[nm->n++], pk, BS_PK_LEN);
-    }
-    bs_arena_fini(&a);
-    return rv;
-}
-
-/* Advance tab's (private, in-memory) position for v; BS_EGAP on a gap. */
-static bs_err
-track_position(bs_streamtab *tab, const bs_csview *v, bs_errbuf *err)
-{
-    bs_stream *s = bs_streams_find(tab, v->origin, v->inc);
-    uint64_t have = s ? s->seq : 0;
-
-    if (v->first > have + 1)
-        return bs_errf(err, BS_EGAP,
-                       "change set would leave a gap: holding seq %llu of "
-                       "its origin, set starts at %llu",
-                       (unsigned long long)have, (unsigned long long)v->first);
-    if (s == NULL) {
-        bs_stream *nv = realloc(tab->v, (tab->n + 1) * sizeof *nv);
-        if (nv == NULL)
-            return BS_ENOMEM;
-        tab->v = nv;
-        tab->cap = tab->n + 1;
-        s = &tab->v[tab->n++];
-        memset(s, 0, sizeof *s);
-        memcpy(s->key, v->origin, BS_PK_LEN);
-        memcpy(s->key + BS_PK_LEN, v->inc, BS_INC_LEN);
-    }
-    if (v->last > s->seq)
-        s->seq = v->last;
-    return BS_OK;
-}
-
-/* Decode and verify every set: signature, infobase, membership, gaps. */
-static bs_err
-verify_sets(parsed *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
-{
-    const uint8_t *ib = m->joined ? m->infobase : p->env.infobase;
-    bs_meta view = *m;
-    newmembers nm = {NULL, 0};
-    bs_streamtab tab;
-    bs_err rv = BS_OK;
-
-    if (!view.joined) { /* judge membership as the joined node will */
-        view.joined = 1;
-        memcpy(view.infobase, p->env.infobase, BS_INFOBASE_LEN);
-        memcpy(view.hub, p->env.hub, BS_PK_LEN);
-    }
-    if ((p->sets = calloc(p->nframes, sizeof *p->sets)) == NULL)
-        return BS_ENOMEM;
-    /* A private copy of the stream table tracks positions through the
-     * file, so a set that would leave a gap is refused before writing. */
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    for (size_t i = 1; i + 1 < p->nframes && rv == BS_OK; i++) {
-        bs_csview *v;
-        bs_member mem;
-        char id[BS_NODE_ID_LEN + 1];
-
-        if (p->frames[i].type != F_SET) {
-            rv = bad_file(err, "envelope in the middle of the file");
-            break;
-        }
-        rv = bs_changeset_decode(p->frames[i].body.p, p->frames[i].body.n, &v,
-                                 err);
-        if (rv != BS_OK)
-            break;
-        p->sets[p->nsets++] = v;
-        bs_node_id_format(v->origin, id);
-        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0)
-            rv = bs_errf(err, BS_EINFOBASE,
-                         "change set from %s belongs to another infobase", id);
-        else if (bs_changeset_verify(v, v->origin) != BS_OK)
-            rv = bs_errf(err, BS_EBADSIG,
-                         "signature of origin %s does not verify", id);
-        else if (!is_new_member(&nm, v->origin) &&
-                 bs_sys_member(t, &view, v->origin, &mem) != BS_OK)
-            rv = bs_errf(err, BS_EFORGED,
-                         "change set from %s, which is not a member of this "
-                         "infobase",
-                         id);
-        else if ((rv = track_position(&tab, v, err)) == BS_OK &&
-                 memcmp(v->origin, view.hub, BS_PK_LEN) == 0)
-            rv = learn_members(v, &nm, err);
-    }
-    free(nm.pk);
-    bs_streams_fini(&tab);
-    return rv;
-}
-
 /* Pass 1: everything that can be checked before writing. */
 static bs_err
 check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
            bs_errbuf *err)
 {
-    bs_meta m;
-    bs_txn *t;
     const frame *tr;
     bs_err rv;
 
     if ((rv = map_file(path, p, err)) != BS_OK || (rv = split(p, err)) != BS_OK)
         return rv;
     if ((rv = bs_envelope_decode(p->frames[0].body.p, p->frames[0].body.n,
-                                 &p->env, err)) != BS_OK)
+                                 &p->in.env, err)) != BS_OK)
         return rv;
     tr = &p->frames[p->nframes - 1];
     if (bs_verify(tr->body.p + BS_HASH_LEN, BS_FILE_CONTEXT, tr->body.p,
-                  BS_HASH_LEN, p->env.sender) != BS_OK)
+                  BS_HASH_LEN, p->in.env.sender) != BS_OK)
         return bs_errf(err, BS_EBADSIG, "the file's signature does not verify");
-    if ((rv = bs_store_read(s, &t, err)) != BS_OK)
-        return rv;
-    if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
-        (rv = bs_xchg_accept(t, &m, &p->env, acc, err)) == BS_OK &&
-        !acc->replay) {
-        rv = verify_sets(p, t, &m, err);
+    if ((p->in.sets = calloc(p->nframes, sizeof *p->in.sets)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 1; i + 1 < p->nframes; i++) {
+        if (p->frames[i].type != F_SET)
+            return bad_file(err, "envelope in the middle of the file");
+        rv = bs_changeset_decode(p->frames[i].body.p, p->frames[i].body.n,
+                                 &p->in.sets[p->in.nsets], err);
         if (rv != BS_OK)
-            bs_peer_fini(&acc->peer);
-    }
-    bs_txn_abort(t);
-    return rv;
-}
-
-typedef struct import_ctx {
-    parsed *p;
-    const uint8_t *sk;
-    bs_clock clock;
-    uint64_t max_skew_ms;
-    size_t set; /* index of the set to apply; SIZE_MAX: join / held */
-    int join;
-    bs_xstats *st;
-} import_ctx;
-
-static void
-add_stats(bs_xstats *st, const bs_apply *ap)
-{
-    st->sets += ap->sets;
-    st->dup_sets += ap->dup_sets;
-    st->changes += ap->changes;
-    st->conflicts += ap->conflicts;
-    st->held += ap->held;
-    st->quarantined += ap->quarantined;
-}
-
-static bs_err
-apply_one(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    import_ctx *x = arg;
-    bs_apply ap;
-    bs_err rv;
-
-    if (x->join) {
-        bs_meta m;
-        if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
             return rv;
-        return bs_xchg_join(t, &m, &x->p->env, x->sk, err);
+        p->in.nsets++;
     }
-    if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
-        if (x->set == SIZE_MAX)
-            rv = bs_apply_held(&ap, err);
-        else
-            rv = bs_apply_set(&ap, x->p->sets[x->set], err);
-    }
-    if (rv == BS_OK)
-        rv = bs_apply_finish(&ap, err);
-    if (rv == BS_OK)
-        add_stats(x->st, &ap);
-    bs_apply_fini(&ap);
-    return rv;
-}
-
-static bs_err
-record_ack(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    import_ctx *x = arg;
-
-    (void)err;
-    return bs_xchg_record(t, &x->p->env, x->st->changes,
-                          x->clock.now_ms(x->clock.ctx));
+    return bs_xchg_verify(s, &p->in, acc, err);
 }
 
 bs_err
@@ -511,30 +317,14 @@ bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
 {
     parsed p;
     bs_accept acc;
-    import_ctx x = {&p, sk, clock, max_skew_ms, SIZE_MAX, 0, st};
     bs_err rv;
 
     memset(&p, 0, sizeof p);
     memset(st, 0, sizeof *st);
-    if ((rv = check_file(s, path, &p, &acc, err)) != BS_OK)
-        goto out;
-    snprintf(st->peer, sizeof st->peer, "%s", acc.peer.name);
-    bs_peer_fini(&acc.peer);
-    if ((st->replay = acc.replay))
-        goto out;
-    if ((st->joined = acc.join)) {
-        x.join = 1;
-        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-            goto out;
-        x.join = 0;
+    if ((rv = check_file(s, path, &p, &acc, err)) == BS_OK) {
+        rv = bs_xchg_apply(s, sk, &p.in, &acc, clock, max_skew_ms, st, err);
+        bs_peer_fini(&acc.peer);
     }
-    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-        goto out;
-    for (x.set = 0; x.set < p.nsets; x.set++)
-        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-            goto out;
-    rv = bs_store_write(s, record_ack, &x, err);
-out:
     parsed_free(&p);
     return rv;
 }
@@ -601,18 +391,18 @@ bs_bundle_inspect(const char *path, char **out, bs_errbuf *err)
         }
         body = (bs_slice){b + pos + FRAME_HEAD, n};
         if (b[pos] == F_ENVELOPE &&
-            bs_envelope_decode(body.p, body.n, &p.env, NULL) == BS_OK) {
+            bs_envelope_decode(body.p, body.n, &p.in.env, NULL) == BS_OK) {
             char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
-            bs_node_id_format(p.env.sender, s);
-            if (p.env.has_receiver)
-                bs_node_id_format(p.env.receiver, r);
+            bs_node_id_format(p.in.env.sender, s);
+            if (p.in.env.has_receiver)
+                bs_node_id_format(p.in.env.receiver, r);
             json_object_set_new(
                 j, "envelope",
                 json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "sender", s,
-                          "sender_name", p.env.sender_name, "receiver", r,
-                          "message_no", (json_int_t)p.env.message_no,
-                          "created_ms", (json_int_t)p.env.created_ms,
-                          "acknowledged_streams", (int)p.env.nack));
+                          "sender_name", p.in.env.sender_name, "receiver", r,
+                          "message_no", (json_int_t)p.in.env.message_no,
+                          "created_ms", (json_int_t)p.in.env.created_ms,
+                          "acknowledged_streams", (int)p.in.env.nack));
         } else if (b[pos] == F_SET) {
             json_array_append_new(sets, set_json(body));
         } else if (b[pos] == F_TRAILER && n == TRAILER_LEN) {
@@ -620,9 +410,9 @@ bs_bundle_inspect(const char *path, char **out, bs_errbuf *err)
             bs_hash(h, b, pos);
             checksum = memcmp(h, body.p, BS_HASH_LEN) ? "MISMATCH" : "valid";
             filesig =
-                p.env.version &&
+                p.in.env.version &&
                         bs_verify(body.p + BS_HASH_LEN, BS_FILE_CONTEXT, body.p,
-                                  BS_HASH_LEN, p.env.sender) == BS_OK
+                                  BS_HASH_LEN, p.in.env.sender) == BS_OK
                     ? "valid"
                     : "INVALID";
         } else {

@@ -25,12 +25,6 @@
 #define BS_FILE_VERSION 1
 #define BS_FILE_CONTEXT "branchsync/file/v1"
 
-typedef struct bs_xstats {
-    uint64_t sets, changes, dup_sets, conflicts, held, quarantined, bytes;
-    int replay, joined;
-    char peer[BS_NODE_NAME_MAX + 1];
-} bs_xstats;
-
 /* Write everything peer `peer` has not acknowledged to path (atomically). */
 BS_MUST_CHECK bs_err bs_bundle_export(bs_store *s, const uint8_t *sk,
                                       const char *peer, const char *path,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "local.h"
+#include "sys.h"
 
 bs_err
 bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
@@ -236,4 +237,238 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     rv = bs_peer_put(t, &p);
     bs_peer_fini(&p);
     return rv;
+}
+
+/* ---- receiving ---- */
+
+/* Members introduced by the hub's sets in this same file. */
+typedef struct newmembers {
+    uint8_t (*pk)[BS_PK_LEN];
+    size_t n;
+} newmembers;
+
+static int
+is_new_member(const newmembers *nm, const uint8_t *pk)
+{
+    for (size_t i = 0; i < nm->n; i++)
+        if (memcmp(nm->pk[i], pk, BS_PK_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+static bs_err
+learn_members(const bs_csview *v, newmembers *nm, bs_errbuf *err)
+{
+    bs_arena a;
+    bs_err rv = BS_OK;
+
+    bs_arena_init(&a);
+    for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
+        bs_change c;
+        uint8_t pk[BS_PK_LEN];
+        void *grown;
+
+        if (!v->present[i])
+            continue;
+        if ((rv = bs_changeset_change(v, i, &a, &c, err)) != BS_OK)
+            break;
+        if (c.deleted || strcmp(c.coll, BS_SYS_MEMBERS) != 0 ||
+            bs_node_id_parse(c.id, pk) != BS_OK)
+            continue;
+        if ((grown = realloc(nm->pk, (nm->n + 1) * sizeof *nm->pk)) == NULL) {
+            rv = BS_ENOMEM;
+            break;
+        }
+        nm->pk = grown;
+        memcpy(nm->pk[nm->n++], pk, BS_PK_LEN);
+    }
+    bs_arena_fini(&a);
+    return rv;
+}
+
+/* Advance tab's (private, in-memory) position for v; BS_EGAP on a gap. */
+static bs_err
+track_position(bs_streamtab *tab, const bs_csview *v, bs_errbuf *err)
+{
+    bs_stream *s = bs_streams_find(tab, v->origin, v->inc);
+    uint64_t have = s ? s->seq : 0;
+
+    if (v->first > have + 1)
+        return bs_errf(err, BS_EGAP,
+                       "change set would leave a gap: holding seq %llu of "
+                       "its origin, set starts at %llu",
+                       (unsigned long long)have, (unsigned long long)v->first);
+    if (s == NULL) {
+        bs_stream *nv = realloc(tab->v, (tab->n + 1) * sizeof *nv);
+        if (nv == NULL)
+            return BS_ENOMEM;
+        tab->v = nv;
+        tab->cap = tab->n + 1;
+        s = &tab->v[tab->n++];
+        memset(s, 0, sizeof *s);
+        memcpy(s->key, v->origin, BS_PK_LEN);
+        memcpy(s->key + BS_PK_LEN, v->inc, BS_INC_LEN);
+    }
+    if (v->last > s->seq)
+        s->seq = v->last;
+    return BS_OK;
+}
+
+/* Decode and verify every set: signature, infobase, membership, gaps. */
+static bs_err
+verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
+{
+    const uint8_t *ib = m->joined ? m->infobase : p->env.infobase;
+    bs_meta view = *m;
+    newmembers nm = {NULL, 0};
+    bs_streamtab tab;
+    bs_err rv = BS_OK;
+
+    if (!view.joined) { /* judge membership as the joined node will */
+        view.joined = 1;
+        memcpy(view.infobase, p->env.infobase, BS_INFOBASE_LEN);
+        memcpy(view.hub, p->env.hub, BS_PK_LEN);
+    }
+    /* A private copy of the stream table tracks positions through the
+     * file, so a set that would leave a gap is refused before writing. */
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
+        const bs_csview *v = p->sets[i];
+        bs_member mem;
+        char id[BS_NODE_ID_LEN + 1];
+
+        bs_node_id_format(v->origin, id);
+        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0)
+            rv = bs_errf(err, BS_EINFOBASE,
+                         "change set from %s belongs to another infobase", id);
+        else if (bs_changeset_verify(v, v->origin) != BS_OK)
+            rv = bs_errf(err, BS_EBADSIG,
+                         "signature of origin %s does not verify", id);
+        else if (!is_new_member(&nm, v->origin) &&
+                 bs_sys_member(t, &view, v->origin, &mem) != BS_OK)
+            rv = bs_errf(err, BS_EFORGED,
+                         "change set from %s, which is not a member of this "
+                         "infobase",
+                         id);
+        else if ((rv = track_position(&tab, v, err)) == BS_OK &&
+                 memcmp(v->origin, view.hub, BS_PK_LEN) == 0)
+            rv = learn_members(v, &nm, err);
+    }
+    free(nm.pk);
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+bs_err
+bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_errbuf *err)
+{
+    bs_meta m;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_store_read(s, &t, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
+        (rv = bs_xchg_accept(t, &m, &in->env, acc, err)) == BS_OK &&
+        !acc->replay) {
+        rv = verify_sets(in, t, &m, err);
+        if (rv != BS_OK)
+            bs_peer_fini(&acc->peer);
+    }
+    bs_txn_abort(t);
+    return rv;
+}
+
+typedef struct import_ctx {
+    bs_inbound *p;
+    const uint8_t *sk;
+    bs_clock clock;
+    uint64_t max_skew_ms;
+    size_t set; /* index of the set to apply; SIZE_MAX: join / held */
+    int join;
+    bs_xstats *st;
+} import_ctx;
+
+static void
+add_stats(bs_xstats *st, const bs_apply *ap)
+{
+    st->sets += ap->sets;
+    st->dup_sets += ap->dup_sets;
+    st->changes += ap->changes;
+    st->conflicts += ap->conflicts;
+    st->held += ap->held;
+    st->quarantined += ap->quarantined;
+}
+
+static bs_err
+apply_one(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    import_ctx *x = arg;
+    bs_apply ap;
+    bs_err rv;
+
+    if (x->join) {
+        bs_meta m;
+        if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+            return rv;
+        return bs_xchg_join(t, &m, &x->p->env, x->sk, err);
+    }
+    if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
+        if (x->set == SIZE_MAX)
+            rv = bs_apply_held(&ap, err);
+        else
+            rv = bs_apply_set(&ap, x->p->sets[x->set], err);
+    }
+    if (rv == BS_OK)
+        rv = bs_apply_finish(&ap, err);
+    if (rv == BS_OK)
+        add_stats(x->st, &ap);
+    bs_apply_fini(&ap);
+    return rv;
+}
+
+static bs_err
+record_ack(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    import_ctx *x = arg;
+
+    (void)err;
+    return bs_xchg_record(t, &x->p->env, x->st->changes,
+                          x->clock.now_ms(x->clock.ctx));
+}
+
+bs_err
+bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
+              const bs_accept *acc, bs_clock clock, uint64_t max_skew_ms,
+              bs_xstats *st, bs_errbuf *err)
+{
+    import_ctx x = {in, sk, clock, max_skew_ms, SIZE_MAX, 0, st};
+    bs_err rv;
+
+    snprintf(st->peer, sizeof st->peer, "%s", acc->peer.name);
+    if ((st->replay = acc->replay))
+        return BS_OK;
+    if ((st->joined = acc->join)) {
+        x.join = 1;
+        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+            return rv;
+        x.join = 0;
+    }
+    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+        return rv;
+    for (x.set = 0; x.set < in->nsets; x.set++)
+        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+            return rv;
+    return bs_store_write(s, record_ack, &x, err);
+}
+
+void
+bs_inbound_fini(bs_inbound *in)
+{
+    for (size_t i = 0; i < in->nsets; i++)
+        bs_changeset_free(in->sets[i]);
+    free(in->sets);
+    bs_envelope_fini(&in->env);
+    memset(in, 0, sizeof *in);
 }

@@ -15,6 +15,7 @@
 #define BS_EXCHANGE_H
 
 #include "apply.h"
+#include "hlc.h"
 #include "changeset.h"
 #include "meta.h"
 #include "peers.h"
@@ -50,6 +51,39 @@ BS_MUST_CHECK bs_err bs_xchg_accept(bs_txn *t, const bs_meta *m,
 /* Adopt the hub's infobase (write txn); re-seals our sets if any. */
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
                                   const uint8_t *sk, bs_errbuf *err);
+
+/* Counters of one exchange, as received. */
+typedef struct bs_xstats {
+    uint64_t sets, changes, dup_sets, conflicts, held, quarantined, bytes;
+    int replay, joined;
+    char peer[BS_NODE_NAME_MAX + 1];
+} bs_xstats;
+
+/* What arrived in one exchange: the envelope and the decoded sets. */
+typedef struct bs_inbound {
+    bs_envelope env;
+    bs_csview **sets; /* owned */
+    size_t nsets;
+} bs_inbound;
+void bs_inbound_fini(bs_inbound *in);
+
+/*
+ * Pass 1, before anything is written: check the envelope (bs_xchg_accept)
+ * and every set's infobase, signature, origin membership (including members
+ * the hub introduces earlier in the same exchange) and position (no gap).
+ */
+BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
+                                    bs_errbuf *err);
+
+/*
+ * Pass 2: join if needed, retry held sets, apply each set in its own write
+ * transaction, then record the sender's acknowledgement.  An interruption
+ * leaves a consistent store; receiving the same exchange again completes it.
+ */
+BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
+                                   bs_inbound *in, const bs_accept *acc,
+                                   bs_clock clock, uint64_t max_skew_ms,
+                                   bs_xstats *st, bs_errbuf *err);
 
 /* Record e's vector and message number for its sender (write txn). */
 BS_MUST_CHECK bs_err bs_xchg_record(bs_txn *t, const bs_envelope *e,

@@ -47,6 +47,8 @@ bs_err bs_cmd_import(bs_cli *c);
 bs_err bs_cmd_inspect(bs_cli *c);
 bs_err bs_cmd_conflicts(bs_cli *c);
 bs_err bs_cmd_resolve(bs_cli *c);
+bs_err bs_cmd_backup(bs_cli *c);
+bs_err bs_cmd_restore(bs_cli *c);
 
 /* Check a collection / id argument; BS_EINVAL with a message. */
 BS_MUST_CHECK bs_err bs_cli_check_coll(bs_cli *c, const char *coll);

@@ -251,3 +251,49 @@ out:
     bs_node_close(n);
     return rv;
 }
+
+bs_err
+bs_cmd_backup(bs_cli *c)
+{
+    uint64_t bytes = 0;
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    rv = bs_node_backup(n, c->argv[0], &bytes, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json)
+        print_json(json_pack("{s:s, s:I}", "file", c->argv[0], "bytes",
+                             (json_int_t)bytes));
+    else
+        printf("backup of the store written to %s (%.1f MiB; the key file is "
+               "not in it)\n",
+               c->argv[0], bytes / 1048576.0);
+    return BS_OK;
+}
+
+bs_err
+bs_cmd_restore(bs_cli *c)
+{
+    char inc[2 * BS_INC_LEN + 1];
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_node_restore(c->dir, c->argv[0], &c->err)) != BS_OK)
+        return rv;
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    bs_hex(inc, n->meta.inc, BS_INC_LEN);
+    if (c->json)
+        print_json(json_pack("{s:s, s:s}", "restored", c->argv[0],
+                             "incarnation", inc));
+    else
+        printf("restored %s; new incarnation %s (peers will send back what "
+               "was written after the backup)\n",
+               c->argv[0], inc);
+    bs_node_close(n);
+    return BS_OK;
+}

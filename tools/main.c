@@ -118,6 +118,16 @@ static const cmd cmds[] = {
      "settle a conflict; the resolution replicates as a change",
      "--take NODE keeps that node's value (NODE: name or ID); --value sets a\n"
      "new one.\n"},
+    {"backup", bs_cmd_backup, O_DIR | O_JSON, 1, 1, "backup FILE",
+     "consistent online copy of the store",
+     "Writes a compacted copy of the store (LMDB) to FILE, mode 0600, while\n"
+     "the node keeps working.  The secret key is never in a backup.\n"},
+    {"restore", bs_cmd_restore, O_DIR | O_JSON, 1, 1, "restore FILE",
+     "restore the store from a backup; starts a new incarnation",
+     "Replaces the store of the node in DIR (stop its daemon first) with\n"
+     "the backup, which must be of this same node.  The node then writes\n"
+     "under a new incarnation, and its peers send back the changes it made\n"
+     "after the backup.\n"},
     {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
      "node, store and replication state",
      "Shows the node's name, role, ID, "
