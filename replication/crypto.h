@@ -39,7 +39,8 @@ void bs_hash_final(bs_hash_state *st, uint8_t out[BS_HASH_LEN]);
 BS_MUST_CHECK bs_err bs_crypto_keypair(uint8_t pk[BS_PK_LEN],
                                        uint8_t sk[BS_SK_LEN]);
 
-/* Detached signature of ctx || msg (ctx a domain-separation string). */
+/* Detached plain Ed25519 signature of ctx || NUL || msg (ctx is a
+ * domain-separation string; its terminating NUL byte is signed too). */
 void bs_sign(uint8_t sig[BS_SIG_LEN], const char *ctx, const uint8_t *msg,
              size_t n, const uint8_t sk[BS_SK_LEN]);
 /* BS_OK if sig is pk's signature of ctx || msg, else BS_EBADSIG. */
