@@ -615,14 +615,12 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
                          uint64_t *first, uint64_t *last)
 {
     bs_csview v;
-    Bs__ChangeSet *cs;
     bs_err rv;
 
     memset(&v, 0, sizeof v);
-    cs = unpack_capped(&bs__change_set__descriptor, set.p, set.n);
-    if (cs == NULL)
+    /* Only the header is decoded, not the (large) changes. */
+    if (bs_changeset_stored_header(set, &v.header) != BS_OK)
         return BS_ESTORE;
-    v.header = (bs_slice){cs->header.data, cs->header.len};
     rv = decode_header(&v, NULL);
     if (rv == BS_OK) {
         *seen = v.seen;
@@ -633,7 +631,6 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
     }
     free(v.seen);
     free_capped(v.pb_hdr);
-    free_capped(cs);
     return rv == BS_OK ? BS_OK : BS_ESTORE;
 }
 
@@ -785,5 +782,24 @@ bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq, bs_slice bytes)
     bs_hash(b->hashes[b->n], out, bytes.n);
     b->n++;
     b->bytes += bytes.n + BS_HASH_LEN + 8;
+    return BS_OK;
+}
+
+bs_err
+bs_changeset_stored_info(bs_slice set, uint64_t *first, uint64_t *last,
+                         uint64_t *created_ms)
+{
+    Bs__SetHeader *h;
+    bs_slice hdr;
+
+    if (bs_changeset_stored_header(set, &hdr) != BS_OK)
+        return BS_ESTORE;
+    h = unpack_capped(&bs__set_header__descriptor, hdr.p, hdr.n);
+    if (h == NULL)
+        return BS_ESTORE;
+    *first = h->first_seq;
+    *last = h->last_seq;
+    *created_ms = h->created_ms;
+    free_capped(h);
     return BS_OK;
 }

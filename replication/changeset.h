@@ -134,6 +134,10 @@ void bs_changeset_free(bs_csview *v);
 BS_MUST_CHECK bs_err bs_changeset_stored_seen(bs_slice set, bs_pos **seen,
                                               size_t *n, uint64_t *first,
                                               uint64_t *last);
+/* The seq range and origin wall-clock time of a stored set. */
+BS_MUST_CHECK bs_err bs_changeset_stored_info(bs_slice set, uint64_t *first,
+                                              uint64_t *last,
+                                              uint64_t *created_ms);
 /* The signed header bytes inside a stored set. */
 BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
 

@@ -71,8 +71,8 @@ with_context(const char *ctx, const uint8_t *msg, size_t n, size_t *len)
 }
 
 void
-bs_sign(uint8_t sig[BS_SIG_LEN], const char *ctx, const uint8_t *msg,
-        size_t n, const uint8_t sk[BS_SK_LEN])
+bs_sign(uint8_t sig[BS_SIG_LEN], const char *ctx, const uint8_t *msg, size_t n,
+        const uint8_t sk[BS_SK_LEN])
 {
     size_t len;
     uint8_t *buf = with_context(ctx, msg, n, &len);

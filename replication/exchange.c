@@ -65,25 +65,13 @@ collect_stream(bs_txn *t, const bs_stream *s, uint64_t from, bs_emit_fn emit,
         rv = bs_cursor_next(c, &k, &v);
     for (; rv == BS_OK && k.n == 12 && bs_get_u32be(k.p) == s->idx;
          rv = bs_cursor_next(c, &k, &v)) {
-        uint64_t first = bs_get_u64be(k.p + 4), last;
-        bs_slice hdr;
+        uint64_t first = bs_get_u64be(k.p + 4), f2, last, created;
 
         if (first > s->seq)
             break; /* beyond the contiguous prefix: not ours to send */
-        if (bs_changeset_stored_header(v, &hdr) != BS_OK) {
-            rv = BS_ESTORE;
-            break;
-        }
         /* The set's last seq is in its header; skip sets the peer has. */
-        {
-            bs_pos *seen;
-            size_t n;
-            uint64_t f2;
-            if ((rv = bs_changeset_stored_seen(v, &seen, &n, &f2, &last)) !=
-                BS_OK)
-                break;
-            free(seen);
-        }
+        if ((rv = bs_changeset_stored_info(v, &f2, &last, &created)) != BS_OK)
+            break;
         if (last <= from)
             continue;
         if ((rv = emit(ctx, v)) != BS_OK)

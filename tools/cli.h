@@ -48,6 +48,7 @@ bs_err bs_cmd_inspect(bs_cli *c);
 bs_err bs_cmd_conflicts(bs_cli *c);
 bs_err bs_cmd_resolve(bs_cli *c);
 bs_err bs_cmd_backup(bs_cli *c);
+bs_err bs_cmd_purge(bs_cli *c);
 bs_err bs_cmd_restore(bs_cli *c);
 
 /* Check a collection / id argument; BS_EINVAL with a message. */

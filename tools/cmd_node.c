@@ -7,7 +7,8 @@
 
 #include "../replication/crypto.h"
 #include "../replication/record.h"
-#include "../replication/streams.h"
+#include "../replication/status.h"
+#include "../replication/hlc.h"
 #include "cli.h"
 
 bs_err
@@ -110,144 +111,124 @@ bs_cmd_id(bs_cli *c)
     return BS_OK;
 }
 
-typedef struct coll_count {
-    char name[BS_COLLECTION_MAX + 1];
-    uint64_t live, deleted;
-} coll_count;
-
-/* Live and deleted records per collection, by one scan. */
-static bs_err
-count_records(bs_txn *t, coll_count **out, size_t *n)
+static const char *
+jstr(json_t *o, const char *k)
 {
-    bs_streamtab tab;
-    bs_order order = {0, bs_streams_key, &tab};
-    coll_count *v = NULL;
-    size_t k = 0, cap = 0;
-    bs_cursor *cur;
-    bs_slice key, val;
-    bs_arena a;
-    bs_err rv;
+    const char *s = json_string_value(json_object_get(o, k));
 
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &cur)) != BS_OK) {
-        bs_streams_fini(&tab);
-        return rv;
-    }
-    bs_arena_init(&a);
-    for (rv = bs_cursor_first(cur, &key, &val); rv == BS_OK;
-         rv = bs_cursor_next(cur, &key, &val)) {
-        size_t cn = strnlen((const char *)key.p, key.n);
-        bs_record r;
+    return s ? s : "";
+}
 
-        if (cn > BS_COLLECTION_MAX)
-            continue;
-        if (k == 0 || strlen(v[k - 1].name) != cn ||
-            memcmp(v[k - 1].name, key.p, cn) != 0) {
-            if (k == cap) {
-                coll_count *nv;
-                cap = cap ? cap * 2 : 16;
-                if ((nv = realloc(v, cap * sizeof *v)) == NULL) {
-                    rv = BS_ENOMEM;
-                    break;
-                }
-                v = nv;
-            }
-            memset(&v[k], 0, sizeof v[k]);
-            memcpy(v[k].name, key.p, cn);
-            k++;
-        }
-        bs_arena_reset(&a);
-        if ((rv = bs_record_decode(&r, val.p, val.n, &a)) != BS_OK)
-            break;
-        if (bs_record_live(&r, &order))
-            v[k - 1].live++;
-        else
-            v[k - 1].deleted++;
+static long long
+jint(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void
+ago(char *buf, size_t n, long long ms, long long now)
+{
+    long long d = (now - ms) / 1000;
+
+    if (ms == 0)
+        snprintf(buf, n, "never");
+    else if (d < 60)
+        snprintf(buf, n, "%lld s ago", d < 0 ? 0 : d);
+    else if (d < 3600)
+        snprintf(buf, n, "%lld min ago", d / 60);
+    else if (d < 172800)
+        snprintf(buf, n, "%lld h ago", d / 3600);
+    else
+        snprintf(buf, n, "%lld days ago", d / 86400);
+}
+
+static void
+print_status(json_t *j, bs_node *n, long long now)
+{
+    json_t *x, *v;
+    const char *key;
+    size_t i;
+
+    printf("node:        %s (%s)\nid:          %s\n", jstr(j, "name"),
+           jstr(j, "role"), jstr(j, "id"));
+    printf("infobase:    %s\n", json_is_string(json_object_get(j, "infobase"))
+                                    ? jstr(j, "infobase")
+                                    : "not joined yet (waits for the hub)");
+    printf("incarnation: %s\n", jstr(j, "incarnation"));
+    x = json_object_get(j, "log");
+    printf("change log:  %lld changes in %lld sets (%lld written here)\n",
+           jint(x, "changes"), jint(x, "change_sets"), jint(x, "own_changes"));
+    printf("store:       %.1f MiB used of a %.0f MiB map\n",
+           bs_store_used_bytes(n->store) / 1048576.0,
+           bs_store_map_size(n->store) / 1048576.0);
+    x = json_object_get(j, "conflicts");
+    printf("conflicts:   %lld open, %lld in all\n", jint(x, "open"),
+           jint(x, "total"));
+    printf("peers:%s\n",
+           json_array_size(json_object_get(j, "peers")) ? "" : "       none");
+    json_array_foreach(json_object_get(j, "peers"), i, x)
+    {
+        char ok[32], bad[32];
+        ago(ok, sizeof ok, jint(x, "last_success_ms"), now);
+        ago(bad, sizeof bad, jint(x, "last_error_ms"), now);
+        printf("  %-12s %s%s%s\n", jstr(x, "name"), jstr(x, "schedule"),
+               *jstr(x, "window") ? ", window " : "", jstr(x, "window"));
+        printf("    last success %s; pending: %lld to send, %lld to "
+               "receive; oldest unacknowledged %lld s\n",
+               ok, jint(x, "pending_out"), jint(x, "pending_in"),
+               jint(x, "oldest_unacked_age_s"));
+        if (*jstr(x, "last_error"))
+            printf("    last error %s: %s\n", bad, jstr(x, "last_error"));
+        if (json_is_true(json_object_get(x, "needs_full_resync")))
+            printf("    NEEDS FULL RESYNC: silent longer than the retention "
+                   "limit\n");
     }
-    bs_cursor_close(cur);
-    bs_arena_fini(&a);
-    bs_streams_fini(&tab);
-    if (rv != BS_ENOTFOUND) {
-        free(v);
-        return rv;
+    json_array_foreach(json_object_get(j, "streams_attention"), i, x)
+    {
+        printf("  %s origin %.17s… at seq %lld: %s\n",
+               json_is_true(json_object_get(x, "quarantined")) ? "QUARANTINED"
+                                                               : "HELD",
+               jstr(x, "origin"), jint(x, "seq"), jstr(x, "note"));
     }
-    *out = v;
-    *n = k;
-    return BS_OK;
+    printf("collections:%s\n",
+           json_object_size(json_object_get(j, "collections")) ? "" : " none");
+    json_object_foreach(json_object_get(j, "collections"), key, v)
+    {
+        printf("  %-24s %lld records, %lld deleted\n", key, jint(v, "records"),
+               jint(v, "deleted"));
+    }
 }
 
 bs_err
 bs_cmd_status(bs_cli *c)
 {
-    char id[BS_NODE_ID_LEN + 1], ib[2 * BS_INFOBASE_LEN + 1];
-    char inc[2 * BS_INC_LEN + 1];
-    bs_streamtab tab;
-    coll_count *cc = NULL;
-    size_t ncc = 0;
-    uint64_t sets = 0, changes = 0, own = 0;
+    bs_status_opts o = {0};
+    json_t *j = NULL;
     bs_node *n;
     bs_txn *t;
     bs_err rv;
 
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
-    if ((rv = bs_store_read(n->store, &t, &c->err)) != BS_OK)
-        goto out;
-    if ((rv = bs_streams_load(t, &tab)) == BS_OK) {
-        for (size_t i = 0; i < tab.n; i++) {
-            changes += tab.v[i].seq;
-            if (tab.v[i].idx == n->meta.stream)
-                own = tab.v[i].seq;
-        }
-        bs_streams_fini(&tab);
-        if ((rv = bs_txn_count(t, BS_DB_LOG, &sets)) == BS_OK)
-            rv = count_records(t, &cc, &ncc);
+    o.now_ms = bs_clock_system.now_ms(NULL);
+    o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    o.count_records = 1;
+    if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        rv = bs_status_json(t, &n->meta, &o, &j);
+        bs_txn_abort(t);
     }
-    bs_txn_abort(t);
-    if (rv != BS_OK)
-        goto out;
-    bs_node_id_format(n->meta.pk, id);
-    bs_hex(inc, n->meta.inc, BS_INC_LEN);
-    if (n->meta.joined)
-        bs_hex(ib, n->meta.infobase, BS_INFOBASE_LEN);
-    if (c->json) {
-        json_t *j = json_pack(
-            "{s:s, s:s, s:s, s:o, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o}",
-            "name", n->meta.name, "role", bs_role_name(n->meta.role), "id", id,
-            "infobase", n->meta.joined ? json_string(ib) : json_null(),
-            "incarnation", inc, "log", "change_sets", (json_int_t)sets,
-            "changes", (json_int_t)changes, "own_changes", (json_int_t)own,
-            "store_bytes", (json_int_t)bs_store_used_bytes(n->store),
-            "map_bytes", (json_int_t)bs_store_map_size(n->store), "collections",
-            json_object());
-        json_t *cols = json_object_get(j, "collections");
-        for (size_t i = 0; i < ncc; i++)
-            json_object_set_new(cols, cc[i].name,
-                                json_pack("{s:I, s:I}", "records",
-                                          (json_int_t)cc[i].live, "deleted",
-                                          (json_int_t)cc[i].deleted));
-        print_json(j);
-    } else {
-        printf("node:        %s (%s)\nid:          %s\n", n->meta.name,
-               bs_role_name(n->meta.role), id);
-        printf("infobase:    %s\n",
-               n->meta.joined ? ib : "not joined yet (waits for the hub)");
-        printf("incarnation: %s\n", inc);
-        printf("change log:  %llu changes in %llu sets (%llu written here)\n",
-               (unsigned long long)changes, (unsigned long long)sets,
-               (unsigned long long)own);
-        printf("store:       %.1f MiB used of a %.0f MiB map\n",
-               bs_store_used_bytes(n->store) / 1048576.0,
-               bs_store_map_size(n->store) / 1048576.0);
-        printf("collections:%s\n", ncc ? "" : " none");
-        for (size_t i = 0; i < ncc; i++)
-            printf("  %-24s %llu records, %llu deleted\n", cc[i].name,
-                   (unsigned long long)cc[i].live,
-                   (unsigned long long)cc[i].deleted);
+    if (rv == BS_OK) {
+        json_object_set_new(j, "store",
+                            json_pack("{s:I, s:I}", "used_bytes",
+                                      (json_int_t)bs_store_used_bytes(n->store),
+                                      "map_bytes",
+                                      (json_int_t)bs_store_map_size(n->store)));
+        if (c->json)
+            print_json(json_incref(j));
+        else
+            print_status(j, n, (long long)o.now_ms);
+        json_decref(j);
     }
-out:
-    free(cc);
     bs_node_close(n);
     return rv;
 }

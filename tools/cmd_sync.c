@@ -11,6 +11,7 @@
 #include "../replication/conflict.h"
 #include "../replication/json.h"
 #include "../replication/local.h"
+#include "../replication/purge.h"
 #include "../replication/sys.h"
 #include "cli.h"
 
@@ -727,4 +728,49 @@ out:
     bs_arena_fini(&a);
     bs_node_close(n);
     return rv;
+}
+
+/* ---- purge ---- */
+
+typedef struct purge_ctx {
+    uint64_t retention_ms;
+    bs_purge_stats st;
+} purge_ctx;
+
+static bs_err
+purge_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    purge_ctx *p = arg;
+
+    return bs_purge_tombstones(t, now_ms(), p->retention_ms, &p->st, err);
+}
+
+bs_err
+bs_cmd_purge(bs_cli *c)
+{
+    purge_ctx p = {0};
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+        return rv;
+    p.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    rv = bs_store_write(n->store, purge_txn, &p, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json)
+        print_json(json_pack("{s:I, s:I, s:I, s:I}", "tombstones",
+                             (json_int_t)p.st.tombstones, "purged",
+                             (json_int_t)p.st.purged, "held_by_peers",
+                             (json_int_t)p.st.held_by_peers, "too_recent",
+                             (json_int_t)p.st.too_recent));
+    else
+        printf("%llu tombstones: %llu purged, %llu wait for peers' "
+               "acknowledgement, %llu younger than the retention limit\n",
+               (unsigned long long)p.st.tombstones,
+               (unsigned long long)p.st.purged,
+               (unsigned long long)p.st.held_by_peers,
+               (unsigned long long)p.st.too_recent);
+    return BS_OK;
 }

@@ -128,6 +128,12 @@ static const cmd cmds[] = {
      "the backup, which must be of this same node.  The node then writes\n"
      "under a new incarnation, and its peers send back the changes it made\n"
      "after the backup.\n"},
+    {"purge", bs_cmd_purge, O_DIR | O_JSON, 0, 0, "purge",
+     "drop tombstones every peer has acknowledged",
+     "A deleted record's tombstone is dropped once every paired peer has\n"
+     "acknowledged the delete and it is older than the retention limit\n"
+     "([sync] retention_days, default 90).  Peers silent for longer than\n"
+     "that no longer hold purges back.\n"},
     {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
      "node, store and replication state",
      "Shows the node's name, role, ID, "

@@ -1,0 +1,99 @@
+/*
+ * purge.c - tombstone purge after every peer acknowledged it.
+ */
+#include "purge.h"
+
+#include <string.h>
+
+#include "hlc.h"
+#include "peers.h"
+#include "record.h"
+#include "streams.h"
+
+int
+bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,
+              uint64_t retention_ms)
+{
+    uint64_t since = last_ok_ms ? last_ok_ms : created_ms;
+
+    return since + retention_ms < now_ms;
+}
+
+/* 1 when every live peer has acknowledged (stream key, seq). */
+static int
+all_acked(const bs_peer *peers, size_t n, const uint8_t *key, uint64_t seq,
+          uint64_t now_ms, uint64_t retention_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (bs_peer_stale(peers[i].last_ok_ms, peers[i].created_ms, now_ms,
+                          retention_ms))
+            continue;
+        if (bs_peer_acked(&peers[i], key) < seq)
+            return 0;
+    }
+    return 1;
+}
+
+bs_err
+bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
+                    bs_purge_stats *st, bs_errbuf *err)
+{
+    bs_streamtab tab;
+    bs_order order = {0, bs_streams_key, &tab};
+    bs_peer *peers = NULL;
+    size_t np = 0;
+    bs_cursor *c = NULL;
+    bs_slice k, v;
+    bs_arena a;
+    bs_err rv;
+
+    memset(st, 0, sizeof *st);
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    if ((rv = bs_peer_list(t, &peers, &np)) != BS_OK ||
+        (rv = bs_cursor_open(t, BS_DB_RECORDS, &c)) != BS_OK)
+        goto out;
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;) {
+        bs_record r;
+        const bs_stream *s;
+
+        bs_arena_reset(&a);
+        if ((rv = bs_record_decode(&r, v.p, v.n, &a)) != BS_OK) {
+            rv = bs_errf(err, rv, "corrupt record in store");
+            break;
+        }
+        if (!r.has_tomb || bs_record_live(&r, &order) || r.nfields > 0) {
+            rv = bs_cursor_next(c, &k, &v);
+            continue;
+        }
+        st->tombstones++;
+        s = bs_streams_get(&tab, r.tomb.stream);
+        if (BS_HLC_MS(r.tomb.hlc) + retention_ms > now_ms) {
+            st->too_recent++;
+        } else if (s == NULL || !all_acked(peers, np, s->key, r.tomb.seq,
+                                           now_ms, retention_ms)) {
+            st->held_by_peers++;
+        } else {
+            uint8_t key[BS_RECKEY_MAX];
+            size_t klen = k.n < sizeof key ? k.n : sizeof key;
+
+            memcpy(key, k.p, klen);
+            if ((rv = bs_cursor_del(c)) != BS_OK)
+                break;
+            st->purged++;
+            /* Continue at the first key after the deleted one. */
+            rv = bs_cursor_seek(c, bs_mem(key, klen), &k, &v);
+            continue;
+        }
+        rv = bs_cursor_next(c, &k, &v);
+    }
+    if (rv == BS_ENOTFOUND)
+        rv = BS_OK;
+out:
+    bs_cursor_close(c);
+    bs_peer_list_free(peers, np);
+    bs_arena_fini(&a);
+    bs_streams_fini(&tab);
+    return rv;
+}

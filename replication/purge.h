@@ -1,0 +1,31 @@
+/*
+ * purge.h - dropping tombstones (INV-7, RELIABILITY P7).
+ *
+ * A deleted record keeps a tombstone so that an older write arriving later
+ * cannot bring it back.  A tombstone is dropped only when both hold:
+ *  - every paired peer has acknowledged the delete (its vector, as last
+ *    received, covers the delete's stream position), except peers silent
+ *    for longer than the retention limit, which are marked "needs full
+ *    resync" and no longer hold purges back;
+ *  - the delete is older than the retention limit (default 90 days), so a
+ *    write concurrent with it has had that long to arrive through any path.
+ */
+#ifndef BS_PURGE_H
+#define BS_PURGE_H
+
+#include "store.h"
+
+typedef struct bs_purge_stats {
+    uint64_t tombstones, purged, held_by_peers, too_recent;
+} bs_purge_stats;
+
+/* Purge eligible tombstones in write txn t. */
+BS_MUST_CHECK bs_err bs_purge_tombstones(bs_txn *t, uint64_t now_ms,
+                                         uint64_t retention_ms,
+                                         bs_purge_stats *st, bs_errbuf *err);
+
+/* 1 when a peer last heard from at last_ok_ms (0: never) counts as gone. */
+int bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,
+                  uint64_t retention_ms);
+
+#endif
