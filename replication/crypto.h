@@ -17,7 +17,7 @@
 #define BS_SIG_LEN      64
 #define BS_INC_LEN      16 /* incarnation ID */
 #define BS_INFOBASE_LEN 16
-#define BS_NODE_ID_LEN  63 /* 56 base32 chars + 7 dashes */
+#define BS_NODE_ID_LEN  62 /* 56 base32 chars + 6 dashes */
 
 /* Initialise libsodium; safe to call more than once. */
 BS_MUST_CHECK bs_err bs_crypto_init(void);

@@ -40,16 +40,22 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     return BS_OK;
 }
 
-/* Emit the sets of stream s above seq `from`. */
+/*
+ * The first stored set of stream s that holds a seq above `from`, within
+ * the contiguous prefix we hold; BS_ENOTFOUND when there is none.  *set is
+ * borrowed from t.
+ */
 static bs_err
-collect_stream(bs_txn *t, const bs_stream *s, uint64_t from, bs_emit_fn emit,
-               void *ctx, uint64_t *nsets)
+find_set(bs_txn *t, const bs_stream *s, uint64_t from, bs_slice *set,
+         uint64_t *last)
 {
     uint8_t key[12];
     bs_cursor *c;
     bs_slice k, v;
     bs_err rv;
 
+    if (from >= s->seq)
+        return BS_ENOTFOUND;
     bs_put_u32be(key, s->idx);
     bs_put_u64be(key + 4, from + 1);
     if ((rv = bs_cursor_open(t, BS_DB_LOG, &c)) != BS_OK)
@@ -63,23 +69,32 @@ collect_stream(bs_txn *t, const bs_stream *s, uint64_t from, bs_emit_fn emit,
         rv = bs_cursor_last(c, &k, &v);
     if (rv == BS_OK && bs_get_u32be(k.p) != s->idx)
         rv = bs_cursor_next(c, &k, &v);
-    for (; rv == BS_OK && k.n == 12 && bs_get_u32be(k.p) == s->idx;
-         rv = bs_cursor_next(c, &k, &v)) {
-        uint64_t first = bs_get_u64be(k.p + 4), f2, last, created;
+    for (; rv == BS_OK; rv = bs_cursor_next(c, &k, &v)) {
+        uint64_t first, created;
 
-        if (first > s->seq)
-            break; /* beyond the contiguous prefix: not ours to send */
-        /* The set's last seq is in its header; skip sets the peer has. */
-        if ((rv = bs_changeset_stored_info(v, &f2, &last, &created)) != BS_OK)
+        if (k.n != 12 || bs_get_u32be(k.p) != s->idx ||
+            bs_get_u64be(k.p + 4) > s->seq) {
+            rv = BS_ENOTFOUND; /* past the stream or its contiguous prefix */
             break;
-        if (last <= from)
-            continue;
-        if ((rv = emit(ctx, v)) != BS_OK)
+        }
+        if ((rv = bs_changeset_stored_info(v, &first, last, &created)) != BS_OK)
             break;
-        (*nsets)++;
+        if (*last > from) {
+            *set = v;
+            break;
+        }
     }
     bs_cursor_close(c);
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
+    return rv;
+}
+
+/* 1 when stream s goes in pass `pass`: the hub's streams first. */
+static int
+in_pass(const bs_meta *m, const bs_stream *s, int pass)
+{
+    int is_hub = m->joined && memcmp(s->key, m->hub, BS_PK_LEN) == 0;
+
+    return is_hub == (pass == 0) && !(s->flags & BS_STREAM_QUARANTINED);
 }
 
 bs_err
@@ -92,21 +107,97 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     *nsets = 0;
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
-    /* Two passes: the hub's streams, then every other one. */
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
-            int is_hub = m->joined && memcmp(s->key, m->hub, BS_PK_LEN) == 0;
-            uint64_t from = bs_peer_acked(p, s->key);
+            uint64_t from = bs_peer_acked(p, s->key), last;
+            bs_slice set;
 
-            if (is_hub != (pass == 0) || s->seq <= from ||
-                (s->flags & BS_STREAM_QUARANTINED))
+            if (!in_pass(m, s, pass))
                 continue;
-            rv = collect_stream(t, s, from, emit, ctx, nsets);
+            while ((rv = find_set(t, s, from, &set, &last)) == BS_OK) {
+                if ((rv = emit(ctx, set)) != BS_OK)
+                    break;
+                (*nsets)++;
+                from = last;
+            }
+            if (rv == BS_ENOTFOUND)
+                rv = BS_OK;
         }
     }
     bs_streams_fini(&tab);
     return rv;
+}
+
+void
+bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
+{
+    memset(c, 0, sizeof *c);
+    c->theirs = theirs;
+    c->ntheirs = n;
+}
+
+bs_err
+bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
+             bs_errbuf *err)
+{
+    bs_streamtab tab;
+    bs_meta m;
+    bs_txn *t;
+    bs_err rv;
+
+    if (c->done)
+        return BS_ENOTFOUND;
+    /* A short read transaction per set: never held across network I/O. */
+    if ((rv = bs_store_read(st, &t, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK ||
+        (rv = bs_streams_load(t, &tab)) != BS_OK) {
+        bs_txn_abort(t);
+        return rv;
+    }
+    for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
+        for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
+            const bs_stream *s = &tab.v[c->stream];
+            uint64_t last;
+            bs_slice set;
+
+            if (!in_pass(&m, s, c->pass))
+                continue;
+            if (!c->started) {
+                c->from = bs_pos_acked(c->theirs, c->ntheirs, s->key);
+                c->started = 1;
+            }
+            rv = find_set(t, s, c->from, &set, &last);
+            if (rv == BS_ENOTFOUND)
+                continue;
+            if (rv == BS_OK) {
+                if ((*out = malloc(set.n)) == NULL) {
+                    rv = BS_ENOMEM;
+                } else {
+                    memcpy(*out, set.p, set.n);
+                    *n = set.n;
+                    c->from = last;
+                }
+            }
+            goto out;
+        }
+    }
+    c->done = 1;
+out:
+    bs_streams_fini(&tab);
+    bs_txn_abort(t);
+    return rv;
+}
+
+uint64_t
+bs_pos_acked(const bs_pos *v, size_t n, const uint8_t *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(v[i].origin, key, BS_PK_LEN) == 0 &&
+            memcmp(v[i].inc, key + BS_PK_LEN, BS_INC_LEN) == 0)
+            return v[i].seq;
+    return 0;
 }
 
 static const bs_pos *

@@ -31,6 +31,27 @@ BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
                                      const bs_peer *p, bs_emit_fn emit,
                                      void *ctx, uint64_t *nsets);
 
+/*
+ * Streaming what a peer lacks, one set at a time, for transports that must
+ * not hold a read transaction across network I/O.  theirs is the peer's
+ * vector (from its hello), borrowed for the cursor's life.
+ */
+typedef struct bs_xcursor {
+    const bs_pos *theirs;
+    size_t ntheirs;
+    int pass, started, done;
+    size_t stream;
+    uint64_t from;
+} bs_xcursor;
+
+void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
+/* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent. */
+BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
+                                  size_t *n, bs_errbuf *err);
+
+/* What vector v holds of stream key (origin || inc); 0 if absent. */
+uint64_t bs_pos_acked(const bs_pos *v, size_t n, const uint8_t *key);
+
 /* The outcome of checking an incoming envelope. */
 typedef struct bs_accept {
     bs_peer peer; /* the sender, as paired (free with bs_peer_fini) */

@@ -99,7 +99,7 @@ bs_json_fields(const char *text, size_t len, bs_arena *a, const char **id,
     if (len > BS_RECORD_JSON_MAX)
         return bs_errf(err, BS_EINVAL, "record is larger than %u bytes",
                        BS_RECORD_JSON_MAX);
-    obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    obj = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (obj == NULL)
         return bs_errf(err, BS_EJSON, "malformed JSON: %s (column %d)", je.text,
                        je.column);
@@ -119,6 +119,9 @@ bs_json_fields(const char *text, size_t len, bs_arena *a, const char **id,
     }
     rv = collect(obj, a, id, f, n, err);
     json_decref(obj);
+    if (rv == BS_OK && *n > BS_FIELDS_MAX)
+        rv = bs_errf(err, BS_EINVAL, "record has more than %d fields",
+                     BS_FIELDS_MAX);
     if (rv == BS_OK)
         rv = bs_fields_sort(f, *n, err);
     if (rv == BS_OK)

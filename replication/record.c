@@ -371,13 +371,15 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
     *changed = 0;
     if (deleted)
         return merge_delete(r, ver, o, changed);
-    if (r->has_tomb && bs_version_cmp(ver, &r->tomb, o) <= 0)
-        return BS_OK; /* the whole upsert is older than a delete */
+    /* `alive` is the greatest upsert ever merged, older than a delete or
+     * not, so the stored record does not depend on arrival order. */
     if (!r->has_alive || bs_version_cmp(ver, &r->alive, o) > 0) {
         r->has_alive = 1;
         r->alive = *ver;
         *changed = 1;
     }
+    if (r->has_tomb && bs_version_cmp(ver, &r->tomb, o) <= 0)
+        return BS_OK; /* its fields are older than a delete */
     if (r->nfields + nfields > BS_FIELDS_MAX * 2u)
         return BS_EINVAL;
     out = bs_arena_alloc(a, (r->nfields + nfields + 1) * sizeof *out);

@@ -289,7 +289,7 @@ bs_store_write(bs_store *s, bs_write_fn fn, void *arg, bs_errbuf *err)
     if (s->readonly)
         return bs_errf(err, BS_EINTERNAL, "store opened read-only");
     for (;;) {
-        bs_txn *t;
+        bs_txn *t = NULL;
         int rc;
 
         if ((rv = txn_begin(s, 1, &t, err)) != BS_OK)

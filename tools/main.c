@@ -348,11 +348,9 @@ main(int argc, char **argv)
     c.argc = argc - optind - 1;
     c.argv = argv + optind + 1;
     if (c.argc < cm->min || c.argc > cm->max) {
-        fprintf(stderr,
-                "branchsync: %s: wrong number of arguments\nusage: "
-                "branchsync %s\n",
-                cm->name, cm->usage);
-        return 2;
+        return bad_usage("%s: wrong number of arguments (usage: branchsync "
+                         "%s)",
+                         cm->name, cm->usage);
     }
     if (strcmp(cm->name, "inspect") == 0)
         c.dir = c.dir ? c.dir : "."; /* inspect needs no node */

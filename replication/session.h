@@ -1,0 +1,98 @@
+/*
+ * session.h - one network exchange between two nodes, as a state machine
+ * that consumes and produces messages (bytes in, bytes out).  It opens no
+ * socket and reads no clock except the injected one, so the daemon, the
+ * CLI's direct `sync` and the in-process simulator drive the same code.
+ *
+ * Messages (one ZeroMQ frame each; first byte the type):
+ *   0x01 HELLO  envelope (infobase, sender, vector, message number)
+ *   0x02 SET    a change set, exactly as its origin signed it
+ *   0x03 DONE   u64be: how many SETs this side sent
+ *   0x04 ACK    envelope after applying everything received (the vector)
+ *   0x05 ERROR  u8 code | UTF-8 text
+ *   0x06 CREDIT u32be: the receiver applied that many more SETs
+ *
+ * Rules:
+ *  - The initiator sends HELLO; the responder checks it (paired, same
+ *    infobase, sender = the key the transport authenticated) and answers
+ *    with its own HELLO.  Each side then streams the sets the other lacks
+ *    according to the vector in the other's HELLO, hub streams first.
+ *  - At most `window` SETs are unacknowledged by CREDIT at any time, so
+ *    memory stays flat however large the backlog (P25).
+ *  - Each SET is verified and applied in its own write transaction as it
+ *    arrives (apply.h).  A bad set is refused and logged, and the rest of
+ *    that origin's stream waits (it would leave a gap); other origins carry
+ *    on (P6).
+ *  - After its DONE and the peer's DONE with all sets applied, a side sends
+ *    ACK; receiving the peer's ACK records the peer's acknowledgement.  The
+ *    exchange is complete when both ACKs have crossed.
+ *  - Interrupted anywhere, nothing is lost: applied sets are committed, and
+ *    the next exchange starts from the vectors as they are (resume).
+ */
+#ifndef BS_SESSION_H
+#define BS_SESSION_H
+
+#include "exchange.h"
+
+#define BS_MSG_HELLO  1
+#define BS_MSG_SET    2
+#define BS_MSG_DONE   3
+#define BS_MSG_ACK    4
+#define BS_MSG_ERROR  5
+#define BS_MSG_CREDIT 6
+
+#define BS_SESSION_WINDOW 4
+
+typedef enum {
+    BS_SESSION_START,       /* initiator: nothing sent yet */
+    BS_SESSION_AWAIT_HELLO, /* waiting for the peer's hello */
+    BS_SESSION_STREAMING,   /* hellos crossed: sets flow both ways */
+    BS_SESSION_COMPLETE,    /* both sides acknowledged */
+    BS_SESSION_FAILED,      /* error sent or received; see bs_session_error */
+} bs_session_state;
+
+typedef struct bs_session bs_session;
+
+typedef struct bs_session_cfg {
+    bs_store *store;
+    const uint8_t *sk; /* borrowed: the node's secret key */
+    bs_clock clock;
+    uint64_t max_skew_ms;
+    int initiator;
+    const char *peer; /* initiator: the peer's name */
+    /* the peer's public key as authenticated by the transport (CURVE);
+     * NULL in tests that trust the envelope */
+    const uint8_t *authenticated;
+    unsigned window; /* 0: BS_SESSION_WINDOW */
+} bs_session_cfg;
+
+typedef struct bs_session_stats {
+    uint64_t sets_sent, sets_received, changes_applied, conflicts, bytes_in,
+        bytes_out, refused;
+} bs_session_stats;
+
+BS_MUST_CHECK bs_err bs_session_new(const bs_session_cfg *cfg,
+                                    bs_session **out);
+void bs_session_free(bs_session *s);
+
+/* Initiator: queue the HELLO (bumps our message number in the store). */
+BS_MUST_CHECK bs_err bs_session_start(bs_session *s);
+
+/* Feed one received message.  Errors are also turned into an ERROR
+ * message for the peer and the FAILED state. */
+BS_MUST_CHECK bs_err bs_session_input(bs_session *s, const uint8_t *msg,
+                                      size_t n);
+
+/* The next message to send (*msg malloc'd), BS_ENOTFOUND when nothing is
+ * due now (waiting for the peer).  SETs are read from the store lazily. */
+BS_MUST_CHECK bs_err bs_session_output(bs_session *s, uint8_t **msg, size_t *n);
+
+bs_session_state bs_session_state_of(const bs_session *s);
+const bs_session_stats *bs_session_stats_of(const bs_session *s);
+/* The peer's name once known ("" before its hello was accepted). */
+const char *bs_session_peer(const bs_session *s);
+/* Why it failed; "" otherwise. */
+const char *bs_session_error(const bs_session *s);
+bs_err bs_session_errcode(const bs_session *s);
+
+#endif

@@ -1,0 +1,1204 @@
+/*
+ * test_cli.c - the branchsync command-line contract (DESIGN.md,
+ * "Interfaces"), driving the real binary: build/tools/branchsync, found
+ * from this test's own path (build/tests/test_cli).
+ *
+ * Every kind of bad input must exit 2 with exactly one line on stderr that
+ * names the problem, print nothing on stdout, and leave the store exactly
+ * as it was (same `digest`, same `status --json` log counts).  Then the
+ * positive contract: option placement, BRANCHSYNC_DIR, --help, id/get/ls
+ * output, load (file, stdin, idempotence), key file modes, and two
+ * processes writing one node at once.
+ *
+ * The CLI runs with posix_spawn (no shell); stdout and stderr go to
+ * unlinked temporary files.  Nothing sleeps; the concurrency test polls
+ * `status` with a bounded deadline.
+ */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../replication/crypto.h"
+
+extern char **environ;
+
+/* ---- fixture ---- */
+
+static char cli_path[PATH_MAX];
+static char root[64];
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+setup(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    cr_assert_gt(n, 0, "readlink /proc/self/exe: %s", strerror(errno));
+    exe[n] = '\0';
+    snprintf(cli_path, sizeof cli_path, "%s/../tools/branchsync", dirname(exe));
+    cr_assert_eq(access(cli_path, X_OK), 0,
+                 "%s: %s (build the branchsync target first)", cli_path,
+                 strerror(errno));
+    snprintf(root, sizeof root, "/tmp/bs_test_cli_XXXXXX");
+    cr_assert_not_null(mkdtemp(root));
+}
+
+static void
+teardown(void)
+{
+    if (root[0] != '\0')
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    root[0] = '\0';
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- running the CLI ---- */
+
+typedef struct res {
+    int code; /* exit status, or 128 + signal */
+    char *out, *err;
+    size_t outn, errn;
+} res;
+
+static void
+res_free(res *r)
+{
+    free(r->out);
+    free(r->err);
+    memset(r, 0, sizeof *r);
+}
+
+static char *
+slurp(FILE *f, size_t *n)
+{
+    long len;
+    char *p;
+
+    fflush(f);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    len = ftell(f);
+    cr_assert_geq(len, 0);
+    rewind(f);
+    p = malloc((size_t)len + 1);
+    cr_assert_not_null(p);
+    cr_assert_eq(fread(p, 1, (size_t)len, f), (size_t)len);
+    p[len] = '\0';
+    *n = (size_t)len;
+    return p;
+}
+
+/* The environment without BRANCHSYNC_DIR, plus `extra` when not NULL.
+ * Pointers borrow from environ and extra; free the array only. */
+static char **
+make_env(const char *extra)
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ[n] != NULL)
+        n++;
+    env = calloc(n + 2, sizeof *env);
+    cr_assert_not_null(env);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "BRANCHSYNC_DIR=", 15) != 0)
+            env[k++] = environ[i];
+    if (extra != NULL)
+        env[k++] = (char *)extra;
+    env[k] = NULL;
+    return env;
+}
+
+typedef struct proc {
+    pid_t pid;
+    FILE *out, *err;
+} proc;
+
+/* Start the CLI with argv (NULL-terminated, without argv[0]); stdin from
+ * in_path (NULL: /dev/null); env_extra as in make_env. */
+static proc
+start(const char *in_path, const char *env_extra, const char *const *argv)
+{
+    posix_spawn_file_actions_t fa;
+    char *args[64];
+    char **env = make_env(env_extra);
+    proc p;
+    size_t n = 0;
+    int rc;
+
+    args[n++] = cli_path;
+    for (; argv[n - 1] != NULL; n++) {
+        cr_assert_lt(n, 63, "too many arguments");
+        args[n] = (char *)argv[n - 1];
+    }
+    args[n] = NULL;
+    p.out = tmpfile();
+    p.err = tmpfile();
+    cr_assert(p.out != NULL && p.err != NULL, "tmpfile: %s", strerror(errno));
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, in_path ? in_path : "/dev/null",
+                                     O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fileno(p.out), 1);
+    posix_spawn_file_actions_adddup2(&fa, fileno(p.err), 2);
+    rc = posix_spawn(&p.pid, cli_path, &fa, NULL, args, env);
+    posix_spawn_file_actions_destroy(&fa);
+    free(env);
+    cr_assert_eq(rc, 0, "posix_spawn %s: %s", cli_path, strerror(rc));
+    return p;
+}
+
+static res
+finish(proc *p)
+{
+    res r;
+    int st;
+    pid_t w;
+
+    do
+        w = waitpid(p->pid, &st, 0);
+    while (w < 0 && errno == EINTR);
+    cr_assert_eq(w, p->pid, "waitpid: %s", strerror(errno));
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp(p->out, &r.outn);
+    r.err = slurp(p->err, &r.errn);
+    fclose(p->out);
+    fclose(p->err);
+    return r;
+}
+
+static res
+run_argv(const char *in_path, const char *env_extra, const char *const *argv)
+{
+    proc p = start(in_path, env_extra, argv);
+
+    return finish(&p);
+}
+
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+/* Run the CLI: CLI("put", "-d", dir, ...). */
+#define CLI(...)          run_argv(NULL, NULL, ARGV(__VA_ARGS__))
+#define CLI_IN(in, ...)   run_argv((in), NULL, ARGV(__VA_ARGS__))
+#define CLI_ENV(env, ...) run_argv(NULL, (env), ARGV(__VA_ARGS__))
+
+static size_t
+count_lines(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+#define assert_ok(r, what)                                                     \
+    cr_assert_eq((r).code, 0, "%s: exit %d, stderr: %s", (what), (r).code,     \
+                 (r).err)
+
+/* Exactly one line on stderr, "branchsync: ...", mentioning `mention`. */
+static void
+assert_one_error_line(const res *r, const char *mention, const char *what)
+{
+    cr_assert_gt(r->errn, 0, "%s: nothing on stderr", what);
+    cr_assert_eq(count_lines(r->err), 1, "%s: stderr is not one line: %s", what,
+                 r->err);
+    cr_assert_eq(r->err[r->errn - 1], '\n', "%s: stderr line unterminated",
+                 what);
+    cr_assert_eq(strncmp(r->err, "branchsync: ", 12), 0, "%s: %s", what,
+                 r->err);
+    if (mention != NULL)
+        cr_assert(strstr(r->err, mention) != NULL,
+                  "%s: \"%s\" not named in: %s", what, mention, r->err);
+}
+
+/* ---- node state snapshots ---- */
+
+typedef struct snap {
+    char digest[2 * BS_HASH_LEN + 1];
+    long long sets, changes, own;
+    long long records; /* live records in all collections */
+} snap;
+
+static json_t *
+parse_json(const char *s, const char *what)
+{
+    json_error_t je;
+    json_t *j = json_loads(s, 0, &je);
+
+    cr_assert_not_null(j, "%s: not JSON (%s): %s", what, je.text, s);
+    return j;
+}
+
+static snap
+snapshot(const char *dir)
+{
+    res d = CLI("-d", dir, "digest");
+    res st = CLI("status", "--json", "-d", dir);
+    json_t *j, *log, *cols, *c;
+    const char *name;
+    snap s;
+
+    assert_ok(d, "digest");
+    assert_ok(st, "status --json");
+    cr_assert_eq(d.outn, 2 * BS_HASH_LEN + 1, "digest output: %s", d.out);
+    memcpy(s.digest, d.out, 2 * BS_HASH_LEN);
+    s.digest[2 * BS_HASH_LEN] = '\0';
+    j = parse_json(st.out, "status --json");
+    log = json_object_get(j, "log");
+    cr_assert(json_is_object(log), "status has no \"log\": %s", st.out);
+    s.sets = json_integer_value(json_object_get(log, "change_sets"));
+    s.changes = json_integer_value(json_object_get(log, "changes"));
+    s.own = json_integer_value(json_object_get(log, "own_changes"));
+    s.records = 0;
+    cols = json_object_get(j, "collections");
+    json_object_foreach(cols, name, c) s.records +=
+        json_integer_value(json_object_get(c, "records"));
+    json_decref(j);
+    res_free(&d);
+    res_free(&st);
+    return s;
+}
+
+static void
+assert_same_snap(const snap *a, const snap *b, const char *what)
+{
+    cr_assert_str_eq(a->digest, b->digest, "%s changed the data", what);
+    cr_assert_eq(a->sets, b->sets, "%s changed the change-set count", what);
+    cr_assert_eq(a->changes, b->changes, "%s changed the change count", what);
+    cr_assert_eq(a->own, b->own, "%s changed own_changes", what);
+    cr_assert_eq(a->records, b->records, "%s changed the record count", what);
+}
+
+/* Create root/name as a node (role hub) holding two records. */
+static void
+node_at(char *dir, size_t n, const char *name)
+{
+    res r;
+
+    snprintf(dir, n, "%s/%s", root, name);
+    r = CLI("init", "-d", dir, "--name", name, "--role", "hub");
+    assert_ok(r, "init");
+    res_free(&r);
+    r = CLI("-d", dir, "put", "customers", "C1", "{\"name\":\"Ann\",\"n\":1}");
+    assert_ok(r, "put C1");
+    res_free(&r);
+    r = CLI("-d", dir, "put", "customers", "C2", "{\"name\":\"Bob\"}");
+    assert_ok(r, "put C2");
+    res_free(&r);
+}
+
+/* The command must be refused as bad input: exit 2, one stderr line naming
+ * `mention` and nothing on stdout.  BAD() also checks the node is unchanged. */
+static void
+expect_bad_input(res r, const char *mention, const char *what)
+{
+    cr_assert_eq(r.code, 2, "%s: exit %d (want 2), stderr: %s", what, r.code,
+                 r.err);
+    assert_one_error_line(&r, mention, what);
+    cr_assert_eq(r.outn, 0, "%s: printed on stdout: %s", what, r.out);
+    res_free(&r);
+}
+
+#define BAD(dir, mention, ...)                                                 \
+    do {                                                                       \
+        snap b_ = snapshot(dir), a_;                                           \
+        expect_bad_input(CLI(__VA_ARGS__), (mention), #__VA_ARGS__);           \
+        a_ = snapshot(dir);                                                    \
+        assert_same_snap(&b_, &a_, #__VA_ARGS__);                              \
+    } while (0)
+
+static char *
+repeat(char c, size_t n)
+{
+    char *s = malloc(n + 1);
+
+    cr_assert_not_null(s);
+    memset(s, c, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    cr_assert_eq(fputs(text, f) >= 0, 1);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* ---- bad input: exit 2, one line, nothing written ---- */
+
+Test(cli, malformed_json_is_bad_input)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C3", "{\"a\":");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C1", "{'name':'x'}");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C1", "");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C1",
+        "{\"name\":\"x\"} trailing");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C1", "{\"a\":1,\"a\":2}");
+}
+
+Test(cli, json_that_is_not_an_object_is_bad_input)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "object", "-d", dir, "put", "customers", "C1", "[1,2]");
+    BAD(dir, "object", "-d", dir, "put", "customers", "C1", "[]");
+    BAD(dir, NULL, "-d", dir, "put", "customers", "C1", "\"text\"");
+    BAD(dir, NULL, "-d", dir, "put", "customers", "C1", "42");
+    BAD(dir, NULL, "-d", dir, "put", "customers", "C1", "null");
+}
+
+Test(cli, nested_values_are_bad_input)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "\"addr\"", "-d", dir, "put", "customers", "C1",
+        "{\"name\":\"Ann\",\"addr\":{\"city\":\"Tartu\"}}");
+    BAD(dir, "\"tags\"", "-d", dir, "put", "customers", "C9",
+        "{\"tags\":[\"a\",\"b\"]}");
+}
+
+Test(cli, json_id_differing_from_id_is_bad_input)
+{
+    char dir[128];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "\"id\"", "-d", dir, "put", "customers", "C1",
+        "{\"id\":\"C2\",\"name\":\"x\"}");
+    BAD(dir, "\"id\"", "-d", dir, "put", "customers", "C1",
+        "{\"id\":5,\"name\":\"x\"}");
+    /* An equal "id" is accepted and not stored as a field. */
+    r = CLI("-d", dir, "put", "customers", "C1", "{\"id\":\"C1\",\"n\":2}");
+    assert_ok(r, "put with equal id");
+    res_free(&r);
+    r = CLI("-d", dir, "get", "customers", "C1");
+    assert_ok(r, "get");
+    cr_assert_str_eq(r.out, "{\"id\":\"C1\",\"n\":2,\"name\":\"Ann\"}\n");
+    res_free(&r);
+}
+
+Test(cli, bad_collection_names_are_bad_input)
+{
+    char dir[128];
+    char *c64 = repeat('c', 64), *c65 = repeat('c', 65);
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "collection", "-d", dir, "put", "", "C1", "{\"a\":1}");
+    BAD(dir, "collection", "-d", dir, "put", c65, "C1", "{\"a\":1}");
+    BAD(dir, "collection", "-d", dir, "get", c65, "C1");
+    BAD(dir, "collection", "-d", dir, "ls", "");
+    BAD(dir, "collection", "-d", dir, "del", "_system", "C1");
+    BAD(dir, "collection", "-d", dir, "put", "a/b", "C1", "{\"a\":1}");
+    /* The 64-byte limit itself is fine. */
+    r = CLI("-d", dir, "put", c64, "C1", "{\"a\":1}");
+    assert_ok(r, "64-byte collection");
+    res_free(&r);
+    free(c64);
+    free(c65);
+}
+
+Test(cli, bad_ids_are_bad_input)
+{
+    char dir[128];
+    char *i256 = repeat('i', 256), *i257 = repeat('i', 257);
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "id", "-d", dir, "put", "customers", i257, "{\"a\":1}");
+    BAD(dir, "id", "-d", dir, "get", "customers", i257);
+    BAD(dir, "id", "-d", dir, "del", "customers", i257);
+    BAD(dir, "id", "-d", dir, "put", "customers", "", "{\"a\":1}");
+    BAD(dir, "id", "-d", dir, "put", "customers", "a\nb", "{\"a\":1}");
+    BAD(dir, "id", "-d", dir, "put", "customers", "\xff", "{\"a\":1}");
+    r = CLI("-d", dir, "put", "customers", i256, "{\"a\":1}");
+    assert_ok(r, "256-byte id");
+    res_free(&r);
+    r = CLI("-d", dir, "get", "customers", i256);
+    assert_ok(r, "get 256-byte id");
+    res_free(&r);
+    free(i256);
+    free(i257);
+}
+
+Test(cli, unknown_command_is_bad_usage)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "frobnicate", "-d", dir, "frobnicate");
+    BAD(dir, "PUT", "-d", dir, "PUT", "customers", "C1", "{}");
+}
+
+Test(cli, unknown_option_is_bad_usage)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "--bogus", "-d", dir, "put", "customers", "C1", "{\"a\":1}",
+        "--bogus");
+    BAD(dir, "--bogus", "--bogus", "-d", dir, "get", "customers", "C1");
+    BAD(dir, "-z", "-d", dir, "-z", "ls", "customers");
+}
+
+Test(cli, option_that_does_not_apply_is_bad_usage)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "--name", "-d", dir, "get", "customers", "C1", "--name", "x");
+    BAD(dir, "--batch", "-d", dir, "put", "customers", "C1", "{}", "--batch",
+        "10");
+    BAD(dir, "--role", "--role", "hub", "-d", dir, "ls", "customers");
+    BAD(dir, "--batch", "-d", dir, "load", "customers", "-", "--batch", "0");
+}
+
+Test(cli, missing_arguments_are_bad_usage)
+{
+    char dir[128];
+    const char *const *cases[] = {
+        ARGV("put", "customers", "C1"),
+        ARGV("put"),
+        ARGV("get", "customers"),
+        ARGV("del"),
+        ARGV("ls"),
+        ARGV("load", "customers"),
+        ARGV("get", "customers", "C1", "extra"),
+    };
+
+    node_at(dir, sizeof dir, "n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[8];
+        size_t n = 0;
+        snap before = snapshot(dir), after;
+        res r;
+
+        argv[n++] = "-d";
+        argv[n++] = dir;
+        for (size_t k = 0; cases[i][k] != NULL; k++)
+            argv[n++] = cases[i][k];
+        argv[n] = NULL;
+        r = run_argv(NULL, NULL, argv);
+        cr_assert_eq(r.code, 2, "case %zu (%s): exit %d", i, cases[i][0],
+                     r.code);
+        cr_assert(strstr(r.err, "arguments") != NULL,
+                  "case %zu: stderr does not name the problem: %s", i, r.err);
+        cr_assert(strncmp(r.err, "branchsync: ", 12) == 0, "%s", r.err);
+        cr_assert_eq(r.outn, 0);
+        after = snapshot(dir);
+        assert_same_snap(&before, &after, cases[i][0]);
+        res_free(&r);
+    }
+}
+
+/*
+ * Regression (fixed): a wrong number of arguments prints two lines on stderr:
+ *   branchsync: put: wrong number of arguments
+ *   usage: branchsync put COLLECTION ID JSON
+ * (tools/main.c, the `c.argc < cm->min || c.argc > cm->max` branch), while
+ * DESIGN.md says every error is one clear line on stderr.
+ */
+Test(cli, missing_arguments_print_one_stderr_line)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "arguments", "-d", dir, "put", "customers", "C1");
+    BAD(dir, "arguments", "-d", dir, "get", "customers");
+}
+
+Test(cli, no_node_directory_is_bad_usage)
+{
+    res r = CLI("put", "customers", "C1", "{}");
+
+    cr_assert_eq(r.code, 2, "exit %d", r.code);
+    assert_one_error_line(&r, "-d", "no directory");
+    res_free(&r);
+}
+
+/* A directory with no node in it: exit 2 and the directory stays empty. */
+Test(cli, directory_that_is_not_a_node_is_refused)
+{
+    char dir[128], missing[128];
+    const char *const *cases[] = {
+        ARGV("put", "customers", "C1", "{\"a\":1}"),
+        ARGV("get", "customers", "C1"),
+        ARGV("del", "customers", "C1"),
+        ARGV("ls", "customers"),
+        ARGV("load", "customers", "-"),
+        ARGV("digest"),
+        ARGV("status"),
+        ARGV("id"),
+    };
+
+    snprintf(dir, sizeof dir, "%s/empty", root);
+    snprintf(missing, sizeof missing, "%s/missing", root);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int m = 0; m < 2; m++) {
+            const char *argv[8];
+            size_t n = 0;
+            struct stat st;
+            res r;
+
+            argv[n++] = "-d";
+            argv[n++] = m ? missing : dir;
+            for (size_t k = 0; cases[i][k] != NULL; k++)
+                argv[n++] = cases[i][k];
+            argv[n] = NULL;
+            r = run_argv(NULL, NULL, argv);
+            cr_assert_eq(r.code, 2, "%s in %s: exit %d, stderr: %s",
+                         cases[i][0], argv[1], r.code, r.err);
+            assert_one_error_line(&r, "not a branchsync node", cases[i][0]);
+            cr_assert_eq(r.outn, 0);
+            res_free(&r);
+            cr_assert_neq(stat(missing, &st), 0, "%s created %s", cases[i][0],
+                          missing);
+        }
+    }
+    /* Nothing was created in the empty directory. */
+    cr_assert_eq(rmdir(dir), 0, "%s is no longer empty", dir);
+}
+
+Test(cli, init_on_existing_node_is_refused_and_node_untouched)
+{
+    char dir[128];
+    res id1, id2, r;
+
+    node_at(dir, sizeof dir, "hq");
+    id1 = CLI("id", "--json", "-d", dir);
+    assert_ok(id1, "id");
+    BAD(dir, "already", "init", "-d", dir, "--name", "other");
+    BAD(dir, "already", "init", "-d", dir, "--name", "hq", "--role", "hub");
+    id2 = CLI("id", "--json", "-d", dir);
+    assert_ok(id2, "id");
+    cr_assert_str_eq(id1.out, id2.out, "the node's identity changed");
+    r = CLI("-d", dir, "get", "customers", "C1");
+    assert_ok(r, "get after refused init");
+    res_free(&r);
+    res_free(&id1);
+    res_free(&id2);
+}
+
+Test(cli, init_bad_arguments_are_bad_usage)
+{
+    char dir[128];
+    struct stat st;
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/new", root);
+    r = CLI("init", "-d", dir);
+    cr_assert_eq(r.code, 2, "init without --name: exit %d", r.code);
+    assert_one_error_line(&r, "--name", "init without --name");
+    res_free(&r);
+    r = CLI("init", "-d", dir, "--name", "x", "--role", "king");
+    cr_assert_eq(r.code, 2);
+    assert_one_error_line(&r, "king", "bad role");
+    res_free(&r);
+    r = CLI("init", "-d", dir, "--name", "bad name");
+    cr_assert_eq(r.code, 2);
+    assert_one_error_line(&r, "name", "bad node name");
+    res_free(&r);
+    cr_assert_neq(stat(dir, &st), 0, "a refused init left %s behind", dir);
+}
+
+/* ---- load ---- */
+
+Test(cli, load_with_bad_line_in_the_middle_writes_nothing)
+{
+    char dir[128], file[160];
+    const char *batches[] = {NULL, "2", "1"};
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/bad.jsonl", root);
+    write_file(file, "{\"id\":\"L1\",\"a\":1}\n"
+                     "{\"id\":\"L2\",\"a\":2}\n"
+                     "\n"
+                     "{\"id\":\"L4\",\"a\":4}\n"
+                     "{\"id\":\"L5\",\"a\":5}\n"
+                     "{\"id\":\"L6\",\"a\":\n"
+                     "{\"id\":\"L7\",\"a\":7}\n");
+    for (size_t i = 0; i < 3; i++) {
+        if (batches[i] == NULL)
+            BAD(dir, "line 6", "-d", dir, "load", "lines", file);
+        else
+            BAD(dir, "line 6", "-d", dir, "load", "lines", file, "--batch",
+                batches[i]);
+    }
+    r = CLI("-d", dir, "ls", "lines");
+    assert_ok(r, "ls");
+    cr_assert_eq(r.outn, 0, "records from before the bad line: %s", r.out);
+    res_free(&r);
+}
+
+Test(cli, load_line_without_id_is_bad_input)
+{
+    char dir[128], file[160];
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/noid.jsonl", root);
+    write_file(file, "{\"id\":\"L1\",\"a\":1}\n"
+                     "{\"id\":\"L2\",\"a\":2}\n"
+                     "{\"a\":3}\n");
+    BAD(dir, "line 3", "-d", dir, "load", "lines", file);
+    write_file(file, "{\"id\":\"L1\",\"a\":1}\n"
+                     "{\"id\":7,\"a\":2}\n");
+    BAD(dir, "line 2", "-d", dir, "load", "lines", file);
+    write_file(file, "{\"id\":\"L1\",\"nested\":{\"a\":1}}\n");
+    BAD(dir, "line 1", "-d", dir, "load", "lines", file);
+    write_file(file, "[1,2]\n");
+    BAD(dir, "line 1", "-d", dir, "load", "lines", file);
+}
+
+Test(cli, load_of_missing_file_is_refused)
+{
+    char dir[128], file[160];
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/absent.jsonl", root);
+    BAD(dir, "absent.jsonl", "-d", dir, "load", "lines", file);
+}
+
+/* Write n JSON Lines records "L0000000"... to path. */
+static void
+write_lines(const char *path, size_t n, const char *prefix)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f,
+                "{\"id\":\"%s%07zu\",\"name\":\"customer %zu\",\"n\":%zu,"
+                "\"ok\":%s}\n",
+                prefix, i, i, i, i % 2 ? "true" : "false");
+    cr_assert_eq(fclose(f), 0);
+}
+
+Test(cli, load_1000_then_again_changes_nothing)
+{
+    char dir[128], file[160];
+    snap s1, s2;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/k.jsonl", root);
+    write_lines(file, 1000, "L");
+    r = CLI("-d", dir, "load", "lines", file);
+    assert_ok(r, "load");
+    cr_assert_eq(r.outn, 0, "load printed on stdout without --json");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "lines");
+    assert_ok(r, "ls");
+    cr_assert_eq(count_lines(r.out), 1000);
+    res_free(&r);
+    s1 = snapshot(dir);
+    cr_assert_eq(s1.records, 1002);
+    r = CLI("-d", dir, "load", "lines", file, "--json");
+    assert_ok(r, "second load");
+    {
+        json_t *j = parse_json(r.out, "load --json");
+
+        cr_assert_eq(json_integer_value(json_object_get(j, "records")), 1000);
+        cr_assert_eq(json_integer_value(json_object_get(j, "written")), 0);
+        cr_assert_eq(json_integer_value(json_object_get(j, "unchanged")), 1000);
+        json_decref(j);
+    }
+    res_free(&r);
+    s2 = snapshot(dir);
+    assert_same_snap(&s1, &s2, "loading the same file again");
+}
+
+Test(cli, load_from_stdin)
+{
+    char dir[128], file[160];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/in.jsonl", root);
+    write_file(file, "{\"id\":\"s1\",\"a\":1}\r\n"
+                     "{\"id\":\"s2\",\"b\":\"two\"}\n"
+                     "{\"id\":\"s3\"}");
+    r = CLI_IN(file, "-d", dir, "load", "stdin", "-");
+    assert_ok(r, "load -");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "stdin");
+    assert_ok(r, "ls");
+    cr_assert_str_eq(r.out, "{\"id\":\"s1\",\"a\":1}\n"
+                            "{\"id\":\"s2\",\"b\":\"two\"}\n"
+                            "{\"id\":\"s3\"}\n");
+    res_free(&r);
+}
+
+/* ---- not found ---- */
+
+Test(cli, get_and_del_of_missing_record_exit_1_not_found)
+{
+    char dir[128];
+    snap before, after;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    before = snapshot(dir);
+    r = CLI("-d", dir, "get", "customers", "nobody");
+    cr_assert_eq(r.code, 1, "get: exit %d", r.code);
+    assert_one_error_line(&r, "not found", "get missing");
+    cr_assert_eq(r.outn, 0);
+    res_free(&r);
+    r = CLI("-d", dir, "del", "customers", "nobody");
+    cr_assert_eq(r.code, 1, "del: exit %d", r.code);
+    assert_one_error_line(&r, "not found", "del missing");
+    res_free(&r);
+    r = CLI("-d", dir, "get", "nosuchcollection", "C1");
+    cr_assert_eq(r.code, 1);
+    assert_one_error_line(&r, "not found", "get in missing collection");
+    res_free(&r);
+    after = snapshot(dir);
+    assert_same_snap(&before, &after, "get/del of a missing record");
+
+    /* A deleted record is missing too. */
+    r = CLI("-d", dir, "del", "customers", "C1");
+    assert_ok(r, "del C1");
+    res_free(&r);
+    r = CLI("-d", dir, "get", "customers", "C1");
+    cr_assert_eq(r.code, 1);
+    assert_one_error_line(&r, "not found", "get deleted");
+    res_free(&r);
+    r = CLI("-d", dir, "del", "customers", "C1");
+    cr_assert_eq(r.code, 1);
+    assert_one_error_line(&r, "not found", "del deleted");
+    res_free(&r);
+}
+
+/* ---- options, environment, help ---- */
+
+Test(cli, options_before_and_after_the_command)
+{
+    char dir[128];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    r = CLI("-d", dir, "put", "c", "a", "{\"v\":1}");
+    assert_ok(r, "-d DIR put");
+    res_free(&r);
+    r = CLI("put", "c", "b", "{\"v\":2}", "-d", dir);
+    assert_ok(r, "put ... -d DIR");
+    res_free(&r);
+    r = CLI("put", "--dir", dir, "c", "c", "{\"v\":3}");
+    assert_ok(r, "put --dir DIR ...");
+    res_free(&r);
+    r = CLI("--json", "ls", "c", "--dir", dir);
+    assert_ok(r, "--json ls --dir");
+    cr_assert_str_eq(r.out, "{\"id\":\"a\",\"v\":1}\n{\"id\":\"b\",\"v\":2}\n"
+                            "{\"id\":\"c\",\"v\":3}\n");
+    res_free(&r);
+}
+
+Test(cli, branchsync_dir_environment_variable)
+{
+    char dir[128], env[160];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(env, sizeof env, "BRANCHSYNC_DIR=%s", dir);
+    r = CLI_ENV(env, "put", "c", "e", "{\"from\":\"env\"}");
+    assert_ok(r, "put with BRANCHSYNC_DIR");
+    res_free(&r);
+    r = CLI_ENV(env, "get", "c", "e");
+    assert_ok(r, "get with BRANCHSYNC_DIR");
+    cr_assert_str_eq(r.out, "{\"id\":\"e\",\"from\":\"env\"}\n");
+    res_free(&r);
+    /* And the plain -d run sees the same record. */
+    r = CLI("-d", dir, "get", "c", "e");
+    assert_ok(r, "get with -d");
+    cr_assert_str_eq(r.out, "{\"id\":\"e\",\"from\":\"env\"}\n");
+    res_free(&r);
+}
+
+/* The command names listed under "commands:" in `branchsync --help`. */
+static size_t
+help_commands(const char *help, char names[][32], size_t max)
+{
+    const char *p = strstr(help, "\ncommands:\n");
+    size_t n = 0;
+
+    cr_assert_not_null(p, "--help lists no commands: %s", help);
+    p += strlen("\ncommands:\n");
+    while (n < max && p[0] == ' ' && p[1] == ' ') {
+        size_t len = strcspn(p + 2, " \n");
+
+        cr_assert_lt(len, 32);
+        memcpy(names[n], p + 2, len);
+        names[n][len] = '\0';
+        n++;
+        p = strchr(p, '\n');
+        cr_assert_not_null(p);
+        p++;
+    }
+    return n;
+}
+
+Test(cli, help_for_the_tool_and_every_command)
+{
+    static const char *const required[] = {
+        "init", "id", "put", "get", "del", "ls", "load", "digest", "status"};
+    char names[64][32];
+    size_t n;
+    res r = CLI("--help");
+
+    assert_ok(r, "--help");
+    cr_assert_gt(r.outn, 0);
+    n = help_commands(r.out, names, 64);
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        size_t k = 0;
+
+        while (k < n && strcmp(names[k], required[i]) != 0)
+            k++;
+        cr_assert_lt(k, n, "--help does not list %s", required[i]);
+    }
+    res_free(&r);
+    r = CLI("-h");
+    assert_ok(r, "-h");
+    cr_assert_gt(r.outn, 0);
+    res_free(&r);
+    for (size_t i = 0; i < n; i++) {
+        r = CLI(names[i], "--help");
+        assert_ok(r, names[i]);
+        cr_assert_gt(r.outn, 0, "%s --help printed nothing", names[i]);
+        cr_assert(strstr(r.out, names[i]) != NULL, "%s --help: %s", names[i],
+                  r.out);
+        res_free(&r);
+        r = CLI("--help", names[i]);
+        assert_ok(r, names[i]);
+        cr_assert_gt(r.outn, 0);
+        res_free(&r);
+    }
+}
+
+Test(cli, id_json_gives_id_and_name)
+{
+    char dir[128];
+    uint8_t pk[BS_PK_LEN];
+    res r, plain;
+    json_t *j;
+    const char *id;
+
+    node_at(dir, sizeof dir, "tallinn");
+    r = CLI("-d", dir, "id", "--json");
+    assert_ok(r, "id --json");
+    j = parse_json(r.out, "id --json");
+    cr_assert(json_is_object(j));
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "tallinn");
+    id = json_string_value(json_object_get(j, "id"));
+    cr_assert_not_null(id, "no \"id\" in %s", r.out);
+    cr_assert_eq(bs_node_id_parse(id, pk), BS_OK, "not a node ID: %s", id);
+    plain = CLI("-d", dir, "id");
+    assert_ok(plain, "id");
+    cr_assert(strstr(plain.out, id) != NULL, "plain id lacks %s: %s", id,
+              plain.out);
+    cr_assert(strstr(plain.out, "tallinn") != NULL);
+    json_decref(j);
+    res_free(&r);
+    res_free(&plain);
+}
+
+Test(cli, get_and_ls_print_a_record_identically)
+{
+    char dir[128];
+    const char *json = "{\"z\":null,\"name\":\"\\u00c4nn \\\"A\\\"\","
+                       "\"n\":-5,\"r\":0.1,\"one\":1.0,\"t\":true,"
+                       "\"f\":false,\"tab\":\"a\\tb\"}";
+    res g, l;
+    json_t *jg, *jin;
+    const char *key;
+    json_t *val;
+
+    node_at(dir, sizeof dir, "n");
+    g = CLI("-d", dir, "put", "things", "T1", json);
+    assert_ok(g, "put");
+    res_free(&g);
+    g = CLI("-d", dir, "get", "things", "T1");
+    l = CLI("-d", dir, "ls", "things");
+    assert_ok(g, "get");
+    assert_ok(l, "ls");
+    cr_assert_str_eq(g.out, l.out, "get and ls differ");
+    cr_assert_eq(count_lines(g.out), 1);
+    cr_assert_eq(strncmp(g.out, "{\"id\":\"T1\",", 11), 0, "%s", g.out);
+    /* The fields plus "id", same values as put. */
+    jg = parse_json(g.out, "get");
+    jin = parse_json(json, "input");
+    cr_assert_eq(json_object_size(jg), json_object_size(jin) + 1);
+    json_object_foreach(jin, key, val)
+        cr_assert(json_equal(val, json_object_get(jg, key)),
+                  "field %s changed: %s", key, g.out);
+    cr_assert(json_is_real(json_object_get(jg, "one")), "1.0 lost its type");
+    json_decref(jg);
+    json_decref(jin);
+    res_free(&g);
+    res_free(&l);
+}
+
+Test(cli, ls_is_json_lines_in_id_order)
+{
+    char dir[128];
+    const char *ids[] = {"b", "a", "C", "a-1", "\xc3\xa9", "aa"};
+    const char *sorted[] = {"C", "a", "a-1", "aa", "b", "\xc3\xa9"};
+    res r;
+    char *line, *save = NULL;
+    size_t n = 0;
+
+    node_at(dir, sizeof dir, "n");
+    for (size_t i = 0; i < 6; i++) {
+        char json[64];
+
+        snprintf(json, sizeof json, "{\"i\":%zu}", i);
+        r = CLI("-d", dir, "put", "list", ids[i], json);
+        assert_ok(r, ids[i]);
+        res_free(&r);
+    }
+    r = CLI("-d", dir, "del", "list", "aa");
+    assert_ok(r, "del");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "list");
+    assert_ok(r, "ls");
+    cr_assert_eq(count_lines(r.out), 5);
+    for (line = strtok_r(r.out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        json_t *j = parse_json(line, "ls line");
+
+        cr_assert(json_is_object(j), "%s", line);
+        cr_assert_lt(n, 6);
+        if (strcmp(sorted[n], "aa") == 0)
+            n++; /* deleted */
+        cr_assert_str_eq(json_string_value(json_object_get(j, "id")), sorted[n],
+                         "line %zu", n);
+        json_decref(j);
+        n++;
+    }
+    cr_assert_eq(n, 6);
+    res_free(&r);
+    /* Another collection's records do not leak in, and an empty one
+     * prints nothing. */
+    r = CLI("-d", dir, "ls", "lis");
+    assert_ok(r, "ls lis");
+    cr_assert_eq(r.outn, 0);
+    res_free(&r);
+}
+
+/* ---- keys ---- */
+
+Test(cli, key_file_and_dir_modes_after_init)
+{
+    char dir[128], path[200];
+    struct stat st;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(path, sizeof path, "%s/keys", dir);
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(st.st_mode & 0777, 0700, "keys dir mode %o",
+                 st.st_mode & 0777);
+    snprintf(path, sizeof path, "%s/keys/node.key", dir);
+    cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+    cr_assert(S_ISREG(st.st_mode));
+    cr_assert_eq(st.st_mode & 0777, 0600, "key file mode %o",
+                 st.st_mode & 0777);
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0077, 0, "node dir mode %o", st.st_mode & 0777);
+}
+
+Test(cli, readable_key_file_is_refused)
+{
+    char dir[128], key[200], kdir[200];
+    snap before, after;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(key, sizeof key, "%s/keys/node.key", dir);
+    snprintf(kdir, sizeof kdir, "%s/keys", dir);
+    before = snapshot(dir);
+    cr_assert_eq(chmod(key, 0644), 0);
+    r = CLI("-d", dir, "put", "customers", "C3", "{\"a\":1}");
+    cr_assert_eq(r.code, 1, "put with a 0644 key: exit %d", r.code);
+    assert_one_error_line(&r, "node.key", "0644 key file");
+    res_free(&r);
+    r = CLI("-d", dir, "del", "customers", "C1");
+    cr_assert_eq(r.code, 1);
+    assert_one_error_line(&r, "node.key", "0644 key file");
+    res_free(&r);
+    after = snapshot(dir);
+    assert_same_snap(&before, &after, "a refused put");
+    /* A readable key directory is refused as well. */
+    cr_assert_eq(chmod(key, 0600), 0);
+    cr_assert_eq(chmod(kdir, 0755), 0);
+    r = CLI("-d", dir, "put", "customers", "C3", "{\"a\":1}");
+    cr_assert_eq(r.code, 1);
+    assert_one_error_line(&r, "keys", "0755 key dir");
+    res_free(&r);
+    cr_assert_eq(chmod(kdir, 0700), 0);
+    r = CLI("-d", dir, "put", "customers", "C3", "{\"a\":1}");
+    assert_ok(r, "put after fixing modes");
+    res_free(&r);
+}
+
+/*
+ * Regression (fixed): an object of 1025 fields without "id" passes
+ * bs_json_fields() (see test_json.c, rejects_more_than_max_fields_without_id)
+ * and `put` then aborts on BS_ASSERT(r->nfields <= BS_FIELDS_MAX) in
+ * bs_record_size(): exit 134 (SIGABRT) with "assertion failed", instead of
+ * exit 2.
+ */
+Test(cli, put_of_1025_fields_is_bad_input)
+{
+    char dir[128];
+    size_t cap = 1025 * 16 + 8, len = 0;
+    char *json = malloc(cap);
+
+    cr_assert_not_null(json);
+    node_at(dir, sizeof dir, "n");
+    len += (size_t)snprintf(json + len, cap - len, "{");
+    for (int i = 0; i < 1025; i++)
+        len += (size_t)snprintf(json + len, cap - len, "%s\"f%04d\":%d",
+                                i ? "," : "", i, i);
+    snprintf(json + len, cap - len, "}");
+    BAD(dir, "fields", "-d", dir, "put", "customers", "C9", json);
+    free(json);
+}
+
+/* ---- two writers ---- */
+
+#define BIG_N  200000
+#define N_PUTS 20
+
+static long long
+own_changes(const char *dir)
+{
+    res st = CLI("status", "--json", "-d", dir);
+    json_t *j;
+    long long n;
+
+    assert_ok(st, "status");
+    j = parse_json(st.out, "status --json");
+    n = json_integer_value(
+        json_object_get(json_object_get(j, "log"), "own_changes"));
+    json_decref(j);
+    res_free(&st);
+    return n;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+Test(cli, load_and_puts_from_two_processes_at_once)
+{
+    char dir[128], file[160];
+    proc load;
+    res r;
+    int status, done = 0, during = 0;
+    long long base;
+    double deadline = now_s() + 90;
+    pid_t w;
+
+    node_at(dir, sizeof dir, "n");
+    base = own_changes(dir);
+    snprintf(file, sizeof file, "%s/big.jsonl", root);
+    write_lines(file, BIG_N, "B");
+    load = start(NULL, NULL,
+                 ARGV("-d", dir, "load", "big", file, "--batch", "10000"));
+    /* Wait (bounded) until the first batch is committed, so the puts run
+     * while the load is writing. */
+    while (now_s() < deadline) {
+        w = waitpid(load.pid, &status, WNOHANG);
+        cr_assert_geq(w, 0);
+        if (w == load.pid) {
+            done = 1;
+            break;
+        }
+        if (own_changes(dir) > base)
+            break;
+    }
+    cr_assert(now_s() < deadline, "the load made no progress");
+    for (int i = 0; i < N_PUTS; i++) {
+        char id[16], json[48];
+
+        if (!done) {
+            w = waitpid(load.pid, &status, WNOHANG);
+            cr_assert_geq(w, 0);
+            done = w == load.pid;
+            during += !done;
+        }
+        snprintf(id, sizeof id, "put-%02d", i);
+        snprintf(json, sizeof json, "{\"from\":\"put\",\"i\":%d}", i);
+        r = CLI("-d", dir, "put", "big", id, json);
+        assert_ok(r, id);
+        res_free(&r);
+    }
+    if (done) {
+        /* Already reaped: collect its output by hand. */
+        fclose(load.out);
+        fclose(load.err);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "load failed: status %#x", status);
+    } else {
+        r = finish(&load);
+        cr_assert_eq(r.code, 0, "load: exit %d: %s", r.code, r.err);
+        res_free(&r);
+    }
+    cr_assert_gt(during, 0,
+                 "the load finished before any put started; nothing ran "
+                 "concurrently");
+    r = CLI("-d", dir, "ls", "big");
+    assert_ok(r, "ls big");
+    cr_assert_eq(count_lines(r.out), BIG_N + N_PUTS);
+    cr_assert(strstr(r.out, "{\"id\":\"B0000000\",") != NULL);
+    cr_assert(strstr(r.out, "{\"id\":\"B0199999\",") != NULL);
+    res_free(&r);
+    for (int i = 0; i < N_PUTS; i++) {
+        char id[16], want[80];
+
+        snprintf(id, sizeof id, "put-%02d", i);
+        snprintf(want, sizeof want,
+                 "{\"id\":\"%s\",\"from\":\"put\",\"i\":%d}\n", id, i);
+        r = CLI("-d", dir, "get", "big", id);
+        assert_ok(r, id);
+        cr_assert_str_eq(r.out, want);
+        res_free(&r);
+    }
+    cr_assert_eq(own_changes(dir), base + BIG_N + N_PUTS);
+}

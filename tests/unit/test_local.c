@@ -1,0 +1,761 @@
+/*
+ * test_local.c - unit tests of replication/local.c and digest.c through a
+ * real node directory (node/node.h): local puts and deletes number their
+ * changes consecutively and seal them into the log, no-op puts are skipped,
+ * a delete of a missing record writes nothing, and the digest is equal on
+ * nodes holding the same live data whatever their history, and differs as
+ * soon as one value does.  The wall clock is a fake one.
+ */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../../node/node.h"
+#include "../../replication/digest.h"
+#include "../../replication/json.h"
+#include "../../replication/local.h"
+
+/* ---- fixture: a temporary root holding node directories ---- */
+
+static char root[64];
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+setup(void)
+{
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    snprintf(root, sizeof root, "/tmp/bs_test_local_XXXXXX");
+    cr_assert_not_null(mkdtemp(root));
+}
+
+static void
+teardown(void)
+{
+    if (root[0] != '\0')
+        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    root[0] = '\0';
+}
+
+TestSuite(local, .init = setup, .fini = teardown);
+
+/* A fake wall clock that moves one millisecond per reading. */
+typedef struct fake_clock {
+    uint64_t ms;
+} fake_clock;
+
+static uint64_t
+fake_now(void *ctx)
+{
+    return ((fake_clock *)ctx)->ms++;
+}
+
+typedef struct tnode {
+    bs_node *n;
+    const uint8_t *sk;
+    fake_clock clock;
+} tnode;
+
+static void
+node_new(tnode *t, const char *name, int role)
+{
+    char dir[128];
+    bs_node_init in = {name, role, NULL};
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    snprintf(dir, sizeof dir, "%s/%s", root, name);
+    rv = bs_node_create(dir, &in, &err);
+    cr_assert_eq(rv, BS_OK, "create %s: %s", dir, bs_errmsg(&err, rv));
+    rv = bs_node_open(dir, 0, &t->n, &err);
+    cr_assert_eq(rv, BS_OK, "open %s: %s", dir, bs_errmsg(&err, rv));
+    rv = bs_node_secret(t->n, &t->sk, &err);
+    cr_assert_eq(rv, BS_OK, "key: %s", bs_errmsg(&err, rv));
+    t->clock.ms = 1767225600000ull;
+}
+
+static void
+node_free(tnode *t)
+{
+    bs_node_close(t->n);
+    t->n = NULL;
+}
+
+/* ---- writes ---- */
+
+typedef struct op {
+    int del;
+    const char *coll, *id, *json;
+} op;
+
+#define PUT(c, i, j)                                                           \
+    {                                                                          \
+        0, c, i, j                                                             \
+    }
+#define DEL(c, i)                                                              \
+    {                                                                          \
+        1, c, i, NULL                                                          \
+    }
+
+typedef struct job {
+    tnode *t;
+    const op *ops;
+    size_t n;
+    uint64_t written, unchanged, deleted;
+} job;
+
+static bs_err
+job_fn(bs_txn *txn, void *arg, bs_errbuf *err)
+{
+    job *j = arg;
+    bs_local l;
+    bs_arena a;
+    bs_err rv;
+
+    bs_arena_init(&a);
+    rv = bs_local_begin(&l, txn, j->t->sk, (bs_clock){fake_now, &j->t->clock},
+                        err);
+    for (size_t i = 0; i < j->n && rv == BS_OK; i++) {
+        const op *o = &j->ops[i];
+        const char *jid;
+        bs_field *f;
+        size_t nf;
+
+        if (o->del) {
+            rv = bs_local_del(&l, o->coll, o->id, err);
+            continue;
+        }
+        rv = bs_json_fields(o->json, strlen(o->json), &a, &jid, &f, &nf, err);
+        cr_assert_eq(rv, BS_OK, "test JSON %s: %s", o->json,
+                     bs_errmsg(err, rv));
+        rv = bs_local_put(&l, o->coll, o->id, f, nf, err);
+    }
+    if (rv == BS_OK)
+        rv = bs_local_finish(&l, err);
+    if (rv == BS_OK) {
+        j->written = l.written;
+        j->unchanged = l.unchanged;
+        j->deleted = l.deleted;
+    }
+    bs_local_fini(&l);
+    bs_arena_fini(&a);
+    return rv;
+}
+
+/* Run ops in one write transaction. */
+static bs_err
+run(tnode *t, const op *ops, size_t n, job *out, bs_errbuf *err)
+{
+    job j = {t, ops, n, 0, 0, 0};
+    bs_err rv = bs_store_write(t->n->store, job_fn, &j, err);
+
+    if (out != NULL)
+        *out = j;
+    return rv;
+}
+
+static void
+run_ok(tnode *t, const op *ops, size_t n, job *out)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = run(t, ops, n, out, &err);
+
+    cr_assert_eq(rv, BS_OK, "write: %s", bs_errmsg(&err, rv));
+}
+
+static void
+put1(tnode *t, const char *coll, const char *id, const char *json)
+{
+    op o = PUT(coll, id, json);
+
+    run_ok(t, &o, 1, NULL);
+}
+
+/* ---- state ---- */
+
+typedef struct state {
+    uint64_t seq;     /* own stream's seq */
+    uint64_t log;     /* entries in BS_DB_LOG */
+    uint64_t records; /* entries in BS_DB_RECORDS (live or not) */
+    uint64_t hlc;     /* persisted clock */
+} state;
+
+static state
+get_state(tnode *t)
+{
+    bs_txn *txn;
+    bs_meta m;
+    bs_streamtab tab;
+    bs_stream *self;
+    state s;
+
+    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
+    cr_assert_eq(bs_meta_load(txn, &m, NULL), BS_OK);
+    cr_assert_eq(bs_streams_load(txn, &tab), BS_OK);
+    self = bs_streams_get(&tab, m.stream);
+    cr_assert_not_null(self);
+    s.seq = self->seq;
+    s.hlc = m.hlc;
+    cr_assert_eq(bs_txn_count(txn, BS_DB_LOG, &s.log), BS_OK);
+    cr_assert_eq(bs_txn_count(txn, BS_DB_RECORDS, &s.records), BS_OK);
+    bs_streams_fini(&tab);
+    bs_txn_abort(txn);
+    return s;
+}
+
+/* Decode coll/id into r (arena a); 0 when absent. */
+static int
+get_record(tnode *t, bs_txn *txn, const char *coll, const char *id,
+           bs_record *r, bs_arena *a)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    size_t klen = bs_record_key(key, coll, id);
+    bs_slice v;
+    bs_err rv = bs_txn_get(txn, BS_DB_RECORDS, bs_mem(key, klen), &v);
+
+    (void)t;
+    if (rv == BS_ENOTFOUND)
+        return 0;
+    cr_assert_eq(rv, BS_OK);
+    cr_assert_eq(bs_record_decode(r, v.p, v.n, a), BS_OK);
+    return 1;
+}
+
+/* The record as JSON if live, else NULL (malloc'd). */
+static char *
+get_json(tnode *t, const char *coll, const char *id)
+{
+    bs_txn *txn;
+    bs_streamtab tab;
+    bs_order order = {0, bs_streams_key, &tab};
+    bs_record r;
+    bs_arena a;
+    char *s = NULL;
+
+    bs_arena_init(&a);
+    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
+    cr_assert_eq(bs_streams_load(txn, &tab), BS_OK);
+    if (get_record(t, txn, coll, id, &r, &a) && bs_record_live(&r, &order))
+        s = bs_json_record(id, strlen(id), &r);
+    bs_streams_fini(&tab);
+    bs_txn_abort(txn);
+    bs_arena_fini(&a);
+    return s;
+}
+
+static void
+assert_json(tnode *t, const char *coll, const char *id, const char *want)
+{
+    char *got = get_json(t, coll, id);
+
+    if (want == NULL) {
+        cr_assert_null(got, "%s/%s is live: %s", coll, id, got ? got : "");
+    } else {
+        cr_assert_not_null(got, "%s/%s is not live", coll, id);
+        cr_assert_str_eq(got, want);
+    }
+    free(got);
+}
+
+typedef struct digest {
+    uint8_t h[BS_HASH_LEN];
+    uint64_t n;
+} digest;
+
+static digest
+get_digest(tnode *t, const char *const *coll, size_t ncoll)
+{
+    bs_txn *txn;
+    digest d;
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
+    rv = bs_digest(txn, coll, ncoll, d.h, &d.n, &err);
+    cr_assert_eq(rv, BS_OK, "digest: %s", bs_errmsg(&err, rv));
+    bs_txn_abort(txn);
+    return d;
+}
+
+static int
+digest_eq(digest a, digest b)
+{
+    return a.n == b.n && memcmp(a.h, b.h, BS_HASH_LEN) == 0;
+}
+
+/* ---- sequence numbers and the log ---- */
+
+Test(local, new_node_starts_empty)
+{
+    tnode a;
+    state s;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    s = get_state(&a);
+    cr_assert_eq(s.seq, 0);
+    cr_assert_eq(s.log, 0);
+    cr_assert_eq(s.records, 0);
+    cr_assert_eq(a.n->meta.role, BS_ROLE_HUB);
+    cr_assert_eq(a.n->meta.joined, 1, "a hub founds its infobase");
+    node_free(&a);
+}
+
+Test(local, puts_get_consecutive_seqs)
+{
+    tnode a;
+    char id[16];
+    state s, prev;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    prev = get_state(&a);
+    for (int i = 1; i <= 5; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        put1(&a, "c", id, "{\"n\":1}");
+        s = get_state(&a);
+        cr_assert_eq(s.seq, (uint64_t)i, "put %d", i);
+        cr_assert_eq(s.log, (uint64_t)i, "one change set per transaction");
+        cr_assert_eq(s.records, (uint64_t)i);
+        cr_assert_gt(s.hlc, prev.hlc, "the clock was not persisted");
+        prev = s;
+    }
+    /* Ten puts in one transaction: ten seqs, one set. */
+    {
+        static char ids[10][8];
+        op ops[10];
+        job j;
+
+        for (int i = 0; i < 10; i++) {
+            snprintf(ids[i], sizeof ids[i], "m%d", i);
+            ops[i] = (op)PUT("c", ids[i], "{\"x\":\"y\"}");
+        }
+        run_ok(&a, ops, 10, &j);
+        cr_assert_eq(j.written, 10);
+        s = get_state(&a);
+        cr_assert_eq(s.seq, 15);
+        cr_assert_eq(s.log, 6);
+    }
+    node_free(&a);
+}
+
+Test(local, log_keys_name_stream_and_first_seq)
+{
+    tnode a;
+    bs_txn *txn;
+    bs_cursor *c;
+    bs_slice k, v;
+    uint64_t want;
+    op batch[] = {PUT("c", "x", "{\"a\":1}"), PUT("c", "y", "{\"a\":2}"),
+                  DEL("c", "x")};
+    const uint64_t first[] = {1, 2, 3, 4, 7};
+    bs_err rv;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    put1(&a, "c", "a", "{\"a\":1}");
+    put1(&a, "c", "b", "{\"a\":1}");
+    put1(&a, "c", "c", "{\"a\":1}");
+    run_ok(&a, batch, 3, NULL);
+    put1(&a, "c", "d", "{\"a\":1}");
+    cr_assert_eq(bs_store_read(a.n->store, &txn, NULL), BS_OK);
+    cr_assert_eq(bs_cursor_open(txn, BS_DB_LOG, &c), BS_OK);
+    want = 0;
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        cr_assert_lt(want, 5, "more sets than transactions");
+        cr_assert_eq(k.n, 12);
+        cr_assert_eq(bs_get_u32be(k.p), a.n->meta.stream);
+        cr_assert_eq(bs_get_u64be(k.p + 4), first[want], "set %llu",
+                     (unsigned long long)want);
+        cr_assert_gt(v.n, 64, "a set holds at least a signature");
+        want++;
+    }
+    cr_assert_eq(rv, BS_ENOTFOUND);
+    cr_assert_eq(want, 5);
+    bs_cursor_close(c);
+    bs_txn_abort(txn);
+    cr_assert_eq(get_state(&a).seq, 7);
+    node_free(&a);
+}
+
+Test(local, stored_versions_carry_seq_and_stream)
+{
+    tnode a;
+    bs_txn *txn;
+    bs_record r;
+    bs_arena ar;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    put1(&a, "c", "k", "{\"a\":1,\"b\":2}");
+    put1(&a, "c", "k", "{\"b\":3}");
+    bs_arena_init(&ar);
+    cr_assert_eq(bs_store_read(a.n->store, &txn, NULL), BS_OK);
+    cr_assert(get_record(&a, txn, "c", "k", &r, &ar));
+    cr_assert_eq(r.nfields, 2);
+    cr_assert_eq(r.fields[0].ver.seq, 1, "field a from the first put");
+    cr_assert_eq(r.fields[1].ver.seq, 2, "field b from the second put");
+    cr_assert_eq(r.fields[0].ver.stream, a.n->meta.stream);
+    cr_assert_gt(r.fields[1].ver.hlc, r.fields[0].ver.hlc);
+    cr_assert_eq(r.alive.seq, 2);
+    bs_txn_abort(txn);
+    bs_arena_fini(&ar);
+    node_free(&a);
+}
+
+/* ---- no-op puts ---- */
+
+Test(local, put_that_changes_nothing_is_skipped)
+{
+    tnode a;
+    op same = PUT("c", "k", "{\"b\":\"x\",\"a\":1}");
+    op subset = PUT("c", "k", "{\"a\":1}");
+    op empty = PUT("c", "k", "{}");
+    job j;
+    state before, after;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    run_ok(&a, &same, 1, &j);
+    cr_assert_eq(j.written, 1);
+    before = get_state(&a);
+
+    run_ok(&a, &same, 1, &j);
+    cr_assert_eq(j.written, 0);
+    cr_assert_eq(j.unchanged, 1);
+    run_ok(&a, &subset, 1, &j);
+    cr_assert_eq(j.unchanged, 1, "a subset of equal fields is a no-op");
+    run_ok(&a, &empty, 1, &j);
+    cr_assert_eq(j.unchanged, 1, "an empty put of a live record is a no-op");
+    after = get_state(&a);
+    cr_assert_eq(after.seq, before.seq, "a no-op used a seq");
+    cr_assert_eq(after.log, before.log, "a no-op wrote a change set");
+    assert_json(&a, "c", "k", "{\"id\":\"k\",\"a\":1,\"b\":\"x\"}");
+    node_free(&a);
+}
+
+Test(local, put_with_any_difference_is_written)
+{
+    tnode a;
+    static const char *const changes[] = {
+        "{\"a\":2}",       /* new value */
+        "{\"a\":2.0}",     /* same number, real instead of integer */
+        "{\"a\":\"2.0\"}", /* text */
+        "{\"a\":null}",    /* null */
+        "{\"c\":null}",    /* a new field */
+        "{\"b\":\"x \"}",  /* text differing by a space */
+    };
+    uint64_t seq;
+    job j;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    put1(&a, "c", "k", "{\"a\":1,\"b\":\"x\"}");
+    seq = get_state(&a).seq;
+    for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++) {
+        op o = PUT("c", "k", changes[i]);
+
+        run_ok(&a, &o, 1, &j);
+        cr_assert_eq(j.written, 1, "%s was skipped", changes[i]);
+        cr_assert_eq(get_state(&a).seq, ++seq, "%s", changes[i]);
+    }
+    assert_json(&a, "c", "k",
+                "{\"id\":\"k\",\"a\":null,\"b\":\"x \",\"c\":null}");
+    node_free(&a);
+}
+
+Test(local, same_put_after_delete_resurrects)
+{
+    tnode a;
+    op p = PUT("c", "k", "{\"a\":1}");
+    op d = DEL("c", "k");
+    job j;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    run_ok(&a, &p, 1, &j);
+    run_ok(&a, &d, 1, &j);
+    cr_assert_eq(j.deleted, 1);
+    assert_json(&a, "c", "k", NULL);
+    run_ok(&a, &p, 1, &j);
+    cr_assert_eq(j.written, 1, "a put of a deleted record was skipped");
+    assert_json(&a, "c", "k", "{\"id\":\"k\",\"a\":1}");
+    cr_assert_eq(get_state(&a).seq, 3);
+    node_free(&a);
+}
+
+Test(local, put_after_delete_keeps_only_new_fields)
+{
+    tnode a;
+    op d = DEL("c", "k");
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    put1(&a, "c", "k", "{\"a\":1,\"b\":2}");
+    run_ok(&a, &d, 1, NULL);
+    put1(&a, "c", "k", "{\"c\":3}");
+    assert_json(&a, "c", "k", "{\"id\":\"k\",\"c\":3}");
+    node_free(&a);
+}
+
+/* ---- deletes ---- */
+
+Test(local, del_of_missing_record_is_notfound_and_writes_nothing)
+{
+    tnode a;
+    op d = DEL("c", "nope");
+    bs_errbuf err = {{0}};
+    state before, after;
+    bs_err rv;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    put1(&a, "c", "other", "{\"a\":1}");
+    before = get_state(&a);
+    rv = run(&a, &d, 1, NULL, &err);
+    cr_assert_eq(rv, BS_ENOTFOUND);
+    cr_assert_eq(bs_err_exit_code(rv), 1);
+    cr_assert(strstr(err.msg, "not found") != NULL, "message: %s", err.msg);
+    after = get_state(&a);
+    cr_assert_eq(after.seq, before.seq);
+    cr_assert_eq(after.log, before.log);
+    cr_assert_eq(after.records, before.records, "a tombstone was written");
+    cr_assert_eq(after.hlc, before.hlc, "the clock was persisted");
+    node_free(&a);
+}
+
+Test(local, del_of_deleted_record_is_notfound)
+{
+    tnode a;
+    op d = DEL("c", "k");
+    bs_errbuf err = {{0}};
+    state before;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    put1(&a, "c", "k", "{\"a\":1}");
+    run_ok(&a, &d, 1, NULL);
+    before = get_state(&a);
+    cr_assert_eq(before.records, 1, "the tombstone stays");
+    cr_assert_eq(run(&a, &d, 1, NULL, &err), BS_ENOTFOUND);
+    cr_assert_eq(get_state(&a).seq, before.seq);
+    cr_assert_eq(get_state(&a).log, before.log);
+    node_free(&a);
+}
+
+Test(local, failing_write_in_a_batch_writes_nothing)
+{
+    tnode a;
+    op batch[] = {PUT("c", "x", "{\"a\":1}"), PUT("c", "y", "{\"a\":2}"),
+                  DEL("c", "missing")};
+    bs_errbuf err = {{0}};
+    state before, after;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    before = get_state(&a);
+    cr_assert_eq(run(&a, batch, 3, NULL, &err), BS_ENOTFOUND);
+    after = get_state(&a);
+    cr_assert_eq(after.seq, before.seq);
+    cr_assert_eq(after.log, before.log);
+    cr_assert_eq(after.records, 0);
+    assert_json(&a, "c", "x", NULL);
+    node_free(&a);
+}
+
+Test(local, branch_node_writes_too)
+{
+    tnode b;
+
+    node_new(&b, "tartu", BS_ROLE_BRANCH);
+    cr_assert_eq(b.n->meta.joined, 0);
+    put1(&b, "c", "k", "{\"a\":1}");
+    cr_assert_eq(get_state(&b).seq, 1);
+    cr_assert_eq(get_state(&b).log, 1);
+    assert_json(&b, "c", "k", "{\"id\":\"k\",\"a\":1}");
+    node_free(&b);
+}
+
+/* ---- digest ---- */
+
+static const op base_ops[] = {
+    PUT("customers", "C1", "{\"name\":\"Ann\",\"city\":\"Tartu\"}"),
+    PUT("customers", "C2", "{\"name\":\"Bob\",\"vip\":true}"),
+    PUT("customers", "C3", "{\"name\":\"\\u00c4\\u00fc\",\"n\":1.5}"),
+    PUT("products", "P1", "{\"price\":10,\"unit\":null}"),
+    PUT("products", "P2", "{\"price\":-3}"),
+};
+#define NBASE (sizeof base_ops / sizeof base_ops[0])
+
+Test(local, digest_equal_for_same_data_in_any_order_and_history)
+{
+    tnode a, b;
+    digest da, db;
+
+    node_new(&a, "a", BS_ROLE_HUB);
+    node_new(&b, "b", BS_ROLE_HUB);
+    /* a: one put per transaction, in order. */
+    for (size_t i = 0; i < NBASE; i++)
+        run_ok(&a, &base_ops[i], 1, NULL);
+    /* b: reverse order in one transaction, after a different history. */
+    {
+        op hist[] = {
+            PUT("customers", "X", "{\"tmp\":1}"),
+            PUT("customers", "X", "{\"tmp\":2}"),
+            PUT("customers", "C1", "{\"name\":\"Anne\",\"old\":true}"),
+            DEL("customers", "X"),
+            DEL("customers", "C1"),
+            PUT("products", "P2", "{\"price\":5}"),
+            PUT("gone", "G", "{\"x\":1}"),
+            DEL("gone", "G"),
+        };
+        op rev[NBASE];
+
+        run_ok(&b, hist, sizeof hist / sizeof hist[0], NULL);
+        for (size_t i = 0; i < NBASE; i++)
+            rev[i] = base_ops[NBASE - 1 - i];
+        run_ok(&b, rev, NBASE, NULL);
+        /* Set a value away and back again. */
+        put1(&b, "customers", "C2", "{\"vip\":false}");
+        put1(&b, "customers", "C2", "{\"vip\":true}");
+    }
+    cr_assert_neq(get_state(&a).seq, get_state(&b).seq,
+                  "the histories should differ");
+    da = get_digest(&a, NULL, 0);
+    db = get_digest(&b, NULL, 0);
+    cr_assert_eq(da.n, NBASE);
+    cr_assert(digest_eq(da, db), "same live data, different digests");
+    node_free(&a);
+    node_free(&b);
+}
+
+Test(local, digest_differs_when_one_value_differs)
+{
+    static const char *const variants[] = {
+        "{\"price\":11}",                         /* other integer */
+        "{\"price\":10.0}",                       /* same number as a real */
+        "{\"price\":\"10\"}", "{\"unit\":false}", /* null -> false */
+        "{\"extra\":null}",                       /* one more field */
+    };
+
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+        tnode a, b;
+        char na[16], nb[16];
+        op o = PUT("products", "P1", variants[v]);
+
+        snprintf(na, sizeof na, "a%zu", v);
+        snprintf(nb, sizeof nb, "b%zu", v);
+        node_new(&a, na, BS_ROLE_HUB);
+        node_new(&b, nb, BS_ROLE_HUB);
+        run_ok(&a, base_ops, NBASE, NULL);
+        run_ok(&b, base_ops, NBASE, NULL);
+        cr_assert(digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)));
+        run_ok(&b, &o, 1, NULL);
+        cr_assert_not(
+            digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)),
+            "%s did not change the digest", variants[v]);
+        node_free(&a);
+        node_free(&b);
+    }
+}
+
+Test(local, digest_differs_for_other_id_or_collection)
+{
+    tnode a, b, c;
+
+    node_new(&a, "a", BS_ROLE_HUB);
+    node_new(&b, "b", BS_ROLE_HUB);
+    node_new(&c, "c", BS_ROLE_HUB);
+    put1(&a, "c1", "k", "{\"v\":1}");
+    put1(&b, "c1", "k2", "{\"v\":1}");
+    put1(&c, "c2", "k", "{\"v\":1}");
+    cr_assert_not(digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)));
+    cr_assert_not(digest_eq(get_digest(&a, NULL, 0), get_digest(&c, NULL, 0)));
+    node_free(&a);
+    node_free(&b);
+    node_free(&c);
+}
+
+Test(local, digest_of_collection_subset)
+{
+    tnode a, b, c, e;
+    const char *cust[] = {"customers"};
+    const char *both[] = {"customers", "products"};
+    const char *prefix[] = {"custom"};
+    digest d;
+
+    node_new(&a, "a", BS_ROLE_HUB);
+    node_new(&b, "b", BS_ROLE_HUB);
+    node_new(&c, "c", BS_ROLE_HUB);
+    node_new(&e, "e", BS_ROLE_HUB);
+    run_ok(&a, base_ops, NBASE, NULL);
+    run_ok(&b, base_ops, NBASE, NULL);
+    put1(&b, "products", "P9", "{\"price\":1}");
+    run_ok(&c, base_ops, 3, NULL); /* the customers only */
+
+    d = get_digest(&a, cust, 1);
+    cr_assert_eq(d.n, 3);
+    cr_assert(digest_eq(d, get_digest(&b, cust, 1)),
+              "customers are equal on a and b");
+    cr_assert_not(digest_eq(get_digest(&a, both, 2), get_digest(&b, both, 2)));
+    cr_assert_not(digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)));
+    /* The subset digest is the digest of a node holding only that subset. */
+    cr_assert(digest_eq(d, get_digest(&c, NULL, 0)));
+    cr_assert(digest_eq(get_digest(&a, both, 2), get_digest(&a, NULL, 0)));
+    /* A collection name that is a prefix of another selects nothing. */
+    d = get_digest(&a, prefix, 1);
+    cr_assert_eq(d.n, 0);
+    cr_assert(digest_eq(d, get_digest(&e, NULL, 0)));
+    node_free(&a);
+    node_free(&b);
+    node_free(&c);
+    node_free(&e);
+}
+
+Test(local, digest_ignores_deleted_and_system_records)
+{
+    tnode a, b;
+    op d = DEL("customers", "C9");
+
+    node_new(&a, "a", BS_ROLE_HUB);
+    node_new(&b, "b", BS_ROLE_HUB);
+    run_ok(&a, base_ops, NBASE, NULL);
+    run_ok(&b, base_ops, NBASE, NULL);
+    put1(&b, "customers", "C9", "{\"name\":\"Zed\"}");
+    run_ok(&b, &d, 1, NULL);
+    put1(&b, "_members", "node", "{\"role\":\"hub\"}");
+    cr_assert(digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)));
+    cr_assert_eq(get_digest(&b, NULL, 0).n, NBASE);
+    node_free(&a);
+    node_free(&b);
+}
+
+Test(local, node_create_refuses_existing_node)
+{
+    tnode a;
+    char dir[128];
+    bs_node_init in = {"again", BS_ROLE_BRANCH, NULL};
+    bs_errbuf err = {{0}};
+    uint8_t pk[BS_PK_LEN];
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    memcpy(pk, a.n->meta.pk, BS_PK_LEN);
+    put1(&a, "c", "k", "{\"a\":1}");
+    node_free(&a);
+    snprintf(dir, sizeof dir, "%s/hq", root);
+    cr_assert_eq(bs_node_create(dir, &in, &err), BS_EEXIST);
+    cr_assert_eq(bs_node_open(dir, 1, &a.n, &err), BS_OK);
+    cr_assert_eq(memcmp(a.n->meta.pk, pk, BS_PK_LEN), 0, "the key changed");
+    cr_assert_str_eq(a.n->meta.name, "hq");
+    cr_assert_eq(get_state(&a).seq, 1);
+    node_free(&a);
+}
+
+Test(local, node_open_of_plain_dir_is_enotnode)
+{
+    bs_node *n = NULL;
+    bs_errbuf err = {{0}};
+
+    cr_assert_eq(bs_node_open(root, 0, &n, &err), BS_ENOTNODE);
+    cr_assert_null(n);
+}
