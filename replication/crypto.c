@@ -199,3 +199,19 @@ bs_wipe(void *p, size_t n)
 {
     sodium_memzero(p, n);
 }
+
+bs_err
+bs_curve_public(const uint8_t ed_pk[BS_PK_LEN], uint8_t curve_pk[32])
+{
+    return crypto_sign_ed25519_pk_to_curve25519(curve_pk, ed_pk) == 0
+               ? BS_OK
+               : BS_EINVAL;
+}
+
+bs_err
+bs_curve_secret(const uint8_t ed_sk[BS_SK_LEN], uint8_t curve_sk[32])
+{
+    return crypto_sign_ed25519_sk_to_curve25519(curve_sk, ed_sk) == 0
+               ? BS_OK
+               : BS_EINVAL;
+}

@@ -66,4 +66,14 @@ void *bs_secret_alloc(size_t n);
 void bs_secret_free(void *p);
 void bs_wipe(void *p, size_t n);
 
+/*
+ * CurveZMQ keys derived from the Ed25519 identity (docs/security.md): the
+ * X25519 form of the same key pair, so a node ID gives both the signature
+ * key and the transport key.  curve_sk is a secret: wipe it after use.
+ */
+BS_MUST_CHECK bs_err bs_curve_public(const uint8_t ed_pk[BS_PK_LEN],
+                                     uint8_t curve_pk[32]);
+BS_MUST_CHECK bs_err bs_curve_secret(const uint8_t ed_sk[BS_SK_LEN],
+                                     uint8_t curve_sk[32]);
+
 #endif

@@ -230,8 +230,14 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a,
                        id, e->sender_name);
     if (rv != BS_OK)
         return rv;
-    if (m->joined && (memcmp(e->infobase, m->infobase, BS_INFOBASE_LEN) ||
-                      memcmp(e->hub, m->hub, BS_PK_LEN))) {
+    static const uint8_t zero[BS_INFOBASE_LEN];
+    /* A branch that has not joined yet says so with an all-zero infobase;
+     * it joins on our hello and sends its sets only after that. */
+    int unjoined = memcmp(e->infobase, zero, BS_INFOBASE_LEN) == 0 &&
+                   e->sender_role == BS_ROLE_BRANCH;
+    if (m->joined && !unjoined &&
+        (memcmp(e->infobase, m->infobase, BS_INFOBASE_LEN) ||
+         memcmp(e->hub, m->hub, BS_PK_LEN))) {
         rv = bs_errf(err, BS_EINFOBASE,
                      "the exchange belongs to another infobase");
         goto fail;

@@ -21,8 +21,8 @@
 #define CIFS_MAGIC    0xFF534D42u
 
 static const char *const db_names[BS_DB_COUNT] = {
-    "meta",     "records", "log",       "streams",
-    "streamix", "peers",   "conflicts", "held",
+    "meta",  "records",   "log",  "streams", "streamix",
+    "peers", "conflicts", "held", "xlog",
 };
 
 struct bs_store {

@@ -24,6 +24,7 @@ typedef enum {
     BS_DB_PEERS,     /* peer name -> peer state */
     BS_DB_CONFLICTS, /* conflict id -> conflict record */
     BS_DB_HELD,      /* change sets held back (gaps, future clocks) */
+    BS_DB_XLOG,      /* exchange history: u64be ms | u32be n -> JSON */
     BS_DB_COUNT
 } bs_db;
 

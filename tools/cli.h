@@ -49,6 +49,13 @@ bs_err bs_cmd_conflicts(bs_cli *c);
 bs_err bs_cmd_resolve(bs_cli *c);
 bs_err bs_cmd_backup(bs_cli *c);
 bs_err bs_cmd_purge(bs_cli *c);
+bs_err bs_cmd_sync(bs_cli *c);
+bs_err bs_cmd_schedule(bs_cli *c);
+bs_err bs_cmd_log(bs_cli *c);
+
+/* Tell a running daemon (if any) about a change: "changed" after local
+ * writes, "reload" after pairing or schedule changes.  Never fails. */
+void bs_cli_notify(bs_cli *c, const char *cmd);
 bs_err bs_cmd_restore(bs_cli *c);
 
 /* Check a collection / id argument; BS_EINVAL with a message. */

@@ -48,6 +48,8 @@ run_write(bs_cli *c, write_ctx *w)
     if ((rv = bs_node_secret(n, &w->sk, &c->err)) == BS_OK)
         rv = bs_store_write(n->store, write_one, w, &c->err);
     bs_node_close(n);
+    if (rv == BS_OK)
+        bs_cli_notify(c, "changed");
     return rv;
 }
 

@@ -286,6 +286,8 @@ bs_cmd_load(bs_cli *c)
     rv = write_all(&l, n, c->batch ? c->batch : DEFAULT_BATCH, show);
     if (rv != BS_OK)
         goto out;
+    if (l.written > 0)
+        bs_cli_notify(c, "changed");
     if (c->json) {
         json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:f}", "collection", l.coll,
                               "records", (json_int_t)l.lines, "written",

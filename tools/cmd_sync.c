@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../node/client.h"
 #include "../node/schedule.h"
 #include "../replication/bundle.h"
 #include "../replication/conflict.h"
@@ -180,6 +181,9 @@ peer_add(bs_cli *c, bs_node *n)
     }
     if ((rv = bs_store_write(n->store, sys_write, &w, &c->err)) != BS_OK)
         return rv;
+    bs_cli_notify(c, "reload");
+    if (w.coll != NULL)
+        bs_cli_notify(c, "changed");
     if (c->json)
         print_json(json_pack("{s:s, s:s, s:s, s:s}", "peer", name, "endpoint",
                              ep, "id", idstr, "schedule", spec));
@@ -226,6 +230,9 @@ peer_rm(bs_cli *c, bs_node *n)
     bs_peer_fini(&p);
     if ((rv = bs_store_write(n->store, sys_write, &w, &c->err)) != BS_OK)
         return rv;
+    bs_cli_notify(c, "reload");
+    if (w.coll != NULL)
+        bs_cli_notify(c, "changed");
     if (!c->json)
         printf("removed peer %s%s\n", w.rm,
                n->meta.role == BS_ROLE_HUB ? "; its key is revoked" : "");
@@ -345,6 +352,8 @@ bs_cmd_collection(bs_cli *c)
     if ((rv = bs_node_secret(n, &w.sk, &c->err)) == BS_OK)
         rv = bs_store_write(n->store, sys_write, &w, &c->err);
     bs_node_close(n);
+    if (rv == BS_OK)
+        bs_cli_notify(c, "changed");
     if (rv == BS_OK && c->json)
         print_json(json_pack("{s:s, s:s}", "collection", name, "policy",
                              bs_policy_name(pol)));
@@ -366,9 +375,17 @@ bs_cmd_export(bs_cli *c)
 
     if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
         return rv;
-    if ((rv = bs_node_secret(n, &sk, &c->err)) == BS_OK)
+    if ((rv = bs_node_secret(n, &sk, &c->err)) == BS_OK) {
+        uint64_t started = now_ms();
         rv = bs_bundle_export(n->store, sk, c->argv[0], c->argv[1], now_ms(),
                               &st, &c->err);
+        if (rv == BS_OK) {
+            bs_session_stats ss = {0};
+            ss.sets_sent = st.sets;
+            ss.bytes_out = st.bytes;
+            bs_client_log(n, c->argv[0], "file", "out", &ss, started, NULL);
+        }
+    }
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
@@ -386,6 +403,7 @@ bs_cmd_export(bs_cli *c)
 bs_err
 bs_cmd_import(bs_cli *c)
 {
+    uint64_t started = 0;
     const uint8_t *sk = NULL;
     bs_xstats st;
     bs_node *n;
@@ -396,12 +414,24 @@ bs_cmd_import(bs_cli *c)
     /* A branch with local writes re-signs them when it joins. */
     if (!n->meta.joined && (rv = bs_node_secret(n, &sk, &c->err)) != BS_OK)
         goto out;
+    started = now_ms();
     rv = bs_bundle_import(n->store, sk, c->argv[0], bs_clock_system,
                           (uint64_t)n->cfg.max_skew_s * 1000, &st, &c->err);
+    if (st.peer[0]) {
+        bs_session_stats ss = {0};
+        ss.sets_received = st.sets;
+        ss.changes_applied = st.changes;
+        ss.conflicts = st.conflicts;
+        bs_client_log(n, st.peer, "file", "in", &ss, started,
+                      rv == BS_OK ? (st.replay ? "nothing new (replay)" : NULL)
+                                  : bs_errmsg(&c->err, rv));
+    }
 out:
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
+    if (st.changes > 0)
+        bs_cli_notify(c, "changed");
     if (c->json) {
         print_json(json_pack(
             "{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "peer", st.peer,
@@ -719,8 +749,10 @@ bs_cmd_resolve(bs_cli *c)
     }
     if ((rv = bs_node_secret(n, &r.sk, &c->err)) == BS_OK)
         rv = bs_store_write(n->store, resolve_txn, &r, &c->err);
-    if (rv == BS_OK)
+    if (rv == BS_OK) {
+        bs_cli_notify(c, "changed");
         printf("%s resolved: %s\n", r.cid, how);
+    }
 out:
     json_decref(val);
     json_decref(conf);

@@ -134,6 +134,22 @@ static const cmd cmds[] = {
      "acknowledged the delete and it is older than the retention limit\n"
      "([sync] retention_days, default 90).  Peers silent for longer than\n"
      "that no longer hold purges back.\n"},
+    {"sync", bs_cmd_sync, O_DIR | O_JSON, 1, 1, "sync PEER",
+     "exchange with PEER now, both ways",
+     "Asks the running daemon to exchange with PEER and waits for the end;\n"
+     "with no daemon running, makes the exchange itself.  Exit 0 once both\n"
+     "sides acknowledged; 1 if the peer is unreachable or refuses.\n"},
+    {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW, 2, 2,
+     "schedule PEER SPEC [--window HH:MM-HH:MM]",
+     "set a link's exchange schedule; prints the next runs",
+     "SPEC: online (push within milliseconds), manual, \"every 15m\" (s, m,\n"
+     "h, d), or a 5-field cron expression in local time, e.g. \"0 2 * * *\"\n"
+     "or \"*/15 8-18 * * 1-5\".  --window confines exchanges to a daily time\n"
+     "window.  A running daemon picks the change up at once.\n"},
+    {"log", bs_cmd_log, O_DIR | O_JSON, 0, 1, "log [PEER]",
+     "the exchange history",
+     "One line per exchange (file or network): time, peer, direction,\n"
+     "change sets each way, changes applied, bytes, duration, result.\n"},
     {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
      "node, store and replication state",
      "Shows the node's name, role, ID, "

@@ -1,0 +1,217 @@
+/*
+ * client.c - a blocking exchange loop over one DEALER socket.
+ */
+#include "client.h"
+
+#include <string.h>
+
+#include "../replication/peers.h"
+#include "../replication/xlog.h"
+
+#define IDLE_MS 30000
+
+static uint64_t
+now_ms(void)
+{
+    return bs_clock_system.now_ms(NULL);
+}
+
+bs_err
+bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32], bs_errbuf *err)
+{
+    const uint8_t *ed;
+    bs_err rv;
+
+    if ((rv = bs_node_secret(n, &ed, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_curve_secret(ed, sk)) != BS_OK ||
+        (rv = bs_curve_public(n->meta.pk, pk)) != BS_OK)
+        return bs_errf(err, rv, "cannot derive the CURVE keys");
+    return BS_OK;
+}
+
+typedef struct log_ctx {
+    const bs_xlog_entry *e;
+} log_ctx;
+
+static bs_err
+log_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_xlog_add(t, ((log_ctx *)arg)->e);
+}
+
+void
+bs_client_log(bs_node *n, const char *peer, const char *via,
+              const char *direction, const bs_session_stats *st,
+              uint64_t started_ms, const char *error)
+{
+    uint64_t now = now_ms();
+    bs_xlog_entry e = {now,
+                       now - started_ms,
+                       peer,
+                       via,
+                       direction,
+                       st ? st->sets_sent : 0,
+                       st ? st->sets_received : 0,
+                       st ? st->changes_applied : 0,
+                       st ? st->conflicts : 0,
+                       st ? st->bytes_in + st->bytes_out : 0,
+                       error};
+    log_ctx c = {&e};
+
+    if (bs_store_write(n->store, log_txn, &c, NULL) != BS_OK)
+        fprintf(stderr, "branchsync: cannot record the exchange in the log\n");
+}
+
+static bs_err
+peer_keys(bs_node *n, const char *name, bs_peer *p, uint8_t server[32],
+          bs_errbuf *err)
+{
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_store_read(n->store, &t, err)) != BS_OK)
+        return rv;
+    rv = bs_peer_get(t, name, p);
+    bs_txn_abort(t);
+    if (rv == BS_ENOTFOUND)
+        return bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+                       name);
+    if (rv != BS_OK)
+        return rv;
+    if (bs_curve_public(p->pk, server) != BS_OK) {
+        bs_peer_fini(p);
+        return bs_errf(err, BS_EINVAL, "peer %s has an unusable key", name);
+    }
+    return BS_OK;
+}
+
+/* Send everything the session has for the peer. */
+static bs_err
+flush(bs_session *s, void *sock, uint8_t **held, size_t *hn)
+{
+    bs_err rv;
+
+    for (;;) {
+        if (*held == NULL && bs_session_output(s, held, hn) != BS_OK)
+            return BS_OK;
+        rv = bs_zsend(sock, NULL, 0, *held, *hn);
+        if (rv == BS_ETIMEOUT)
+            return BS_OK; /* high-water mark: retry after the next poll */
+        free(*held);
+        *held = NULL;
+        if (rv != BS_OK)
+            return rv;
+    }
+}
+
+static bs_err
+run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
+    bs_errbuf *err)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms, last = now_ms();
+    uint8_t *held = NULL;
+    size_t hn = 0;
+    bs_err rv = BS_OK;
+
+    while (bs_session_state_of(s) != BS_SESSION_COMPLETE) {
+        void *socks[2] = {sock, mon};
+        int ready[2] = {0, 0}, auth = 0, conn = 0, disc = 0;
+        uint64_t now = now_ms();
+
+        if ((rv = flush(s, sock, &held, &hn)) != BS_OK)
+            break;
+        if (bs_session_state_of(s) == BS_SESSION_FAILED) {
+            rv = bs_errf(err, bs_session_errcode(s), "%s: %s", p->name,
+                         bs_session_error(s));
+            break;
+        }
+        if (now > deadline || now - last > IDLE_MS) {
+            rv = bs_errf(err, BS_EUNREACHABLE,
+                         "peer %s at %s did not answer in time", p->name,
+                         p->endpoint);
+            break;
+        }
+        bs_zpoll(socks, 2, held ? 10 : 200, ready);
+        while (bs_monitor_event(mon, &auth, &conn, &disc))
+            ;
+        if (auth) {
+            rv = bs_errf(err, BS_EUNREACHABLE,
+                         "peer %s refused the connection: this node is not "
+                         "paired there, or its ID differs",
+                         p->name);
+            break;
+        }
+        for (;;) {
+            bs_zin in;
+            bs_err r = bs_zrecv(sock, 0, &in);
+            if (r == BS_ENOTFOUND)
+                break;
+            if (r != BS_OK) {
+                rv = r;
+                break;
+            }
+            last = now_ms();
+            r = bs_session_input(s, in.msg, in.n);
+            free(in.msg);
+            (void)r; /* failures show in the session state */
+        }
+        if (rv != BS_OK)
+            break;
+    }
+    free(held);
+    if (rv == BS_OK)
+        (void)flush(s, sock, &held, &hn); /* the last ACK */
+    free(held);
+    return rv;
+}
+
+bs_err
+bs_client_sync(bs_node *n, bs_zmq *z, const char *name, int timeout_ms,
+               bs_session_stats *st, bs_errbuf *err)
+{
+    uint8_t my_pk[32], my_sk[32], server[32];
+    const uint8_t *sk;
+    uint64_t started = now_ms();
+    void *sock = NULL, *mon = NULL;
+    bs_session *s = NULL;
+    bs_session_cfg cfg;
+    bs_peer p;
+    bs_err rv;
+
+    memset(st, 0, sizeof *st);
+    if ((rv = peer_keys(n, name, &p, server, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_node_secret(n, &sk, err)) != BS_OK ||
+        (rv = bs_node_curve(n, my_pk, my_sk, err)) != BS_OK)
+        goto out;
+    rv = bs_dial(z, p.endpoint, my_pk, my_sk, server, &sock, &mon, err);
+    bs_wipe(my_sk, sizeof my_sk);
+    if (rv != BS_OK)
+        goto out;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.store = n->store;
+    cfg.sk = sk;
+    cfg.clock = bs_clock_system;
+    cfg.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    cfg.initiator = 1;
+    cfg.peer = name;
+    cfg.authenticated = p.pk;
+    if ((rv = bs_session_new(&cfg, &s)) != BS_OK)
+        goto out;
+    if ((rv = bs_session_start(s)) != BS_OK) {
+        rv = bs_errf(err, rv, "%s", bs_session_error(s));
+        goto out;
+    }
+    rv = run(s, sock, mon, &p, timeout_ms, err);
+    *st = *bs_session_stats_of(s);
+out:
+    bs_client_log(n, name, "network", "both", s ? bs_session_stats_of(s) : NULL,
+                  started, rv == BS_OK ? NULL : bs_errmsg(err, rv));
+    bs_session_free(s);
+    bs_zclose(mon);
+    bs_zclose(sock);
+    bs_peer_fini(&p);
+    return rv;
+}

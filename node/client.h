@@ -1,0 +1,28 @@
+/*
+ * client.h - running one network exchange to the end from a blocking loop:
+ * `branchsync sync PEER` when no daemon runs, and the daemon's tests.
+ * The daemon itself drives the same session from its event loop.
+ */
+#ifndef BS_CLIENT_H
+#define BS_CLIENT_H
+
+#include "../replication/session.h"
+#include "node.h"
+#include "transport.h"
+
+/* Exchange with peer `name` both ways; BS_OK once both sides acknowledged.
+ * Records the outcome in the exchange log and the peer's last error. */
+BS_MUST_CHECK bs_err bs_client_sync(bs_node *n, bs_zmq *z, const char *name,
+                                    int timeout_ms, bs_session_stats *st,
+                                    bs_errbuf *err);
+
+/* Write one exchange-log entry (and the peer's last success/error). */
+void bs_client_log(bs_node *n, const char *peer, const char *via,
+                   const char *direction, const bs_session_stats *st,
+                   uint64_t started_ms, const char *error);
+
+/* Derive our CURVE key pair from the node's identity. */
+BS_MUST_CHECK bs_err bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32],
+                                   bs_errbuf *err);
+
+#endif

@@ -1,0 +1,447 @@
+/*
+ * transport.c - ZeroMQ sockets, CURVE and the ZAP handler.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <zmq.h>
+
+struct bs_zmq {
+    void *ctx;
+    void *zap;
+    bs_allowed *allowed;
+    size_t nallowed;
+    unsigned monitors;
+};
+
+bs_err
+bs_zmq_new(bs_zmq **out, bs_errbuf *err)
+{
+    int major, minor, patch;
+    bs_zmq *z;
+
+    zmq_version(&major, &minor, &patch);
+    if (major * 10000 + minor * 100 + patch < 40302)
+        return bs_errf(err, BS_EINTERNAL,
+                       "libzmq %d.%d.%d is too old: 4.3.2 or later is needed "
+                       "(CVE-2019-13132)",
+                       major, minor, patch);
+    if (!zmq_has("curve"))
+        return bs_errf(err, BS_EINTERNAL, "libzmq was built without CURVE");
+    if ((z = calloc(1, sizeof *z)) == NULL)
+        return BS_ENOMEM;
+    if ((z->ctx = zmq_ctx_new()) == NULL) {
+        free(z);
+        return bs_errf(err, BS_EINTERNAL, "zmq_ctx_new: %s",
+                       zmq_strerror(zmq_errno()));
+    }
+    *out = z;
+    return BS_OK;
+}
+
+void
+bs_zmq_free(bs_zmq *z)
+{
+    if (z == NULL)
+        return;
+    bs_zclose(z->zap);
+    zmq_ctx_term(z->ctx);
+    free(z->allowed);
+    free(z);
+}
+
+void
+bs_zclose(void *sock)
+{
+    int linger = 0;
+
+    if (sock == NULL)
+        return;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(sock);
+}
+
+static bs_err
+zfail(bs_errbuf *err, const char *what, const char *ep)
+{
+    int e = zmq_errno();
+
+    return bs_errf(err, e == EADDRINUSE ? BS_EIO : BS_EUNREACHABLE, "%s %s: %s",
+                   what, ep, zmq_strerror(e));
+}
+
+/* Options every socket gets: caps and no lingering on close. */
+static void
+common_opts(void *s)
+{
+    int64_t maxmsg = BS_MSG_MAX;
+    int hwm = 64, linger = 0;
+
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+}
+
+bs_err
+bs_zap_start(bs_zmq *z, bs_errbuf *err)
+{
+    if ((z->zap = zmq_socket(z->ctx, ZMQ_REP)) == NULL)
+        return zfail(err, "ZAP socket", "");
+    if (zmq_bind(z->zap, "inproc://zeromq.zap.01") != 0) {
+        bs_err rv = zfail(err, "bind", "inproc://zeromq.zap.01");
+        zmq_close(z->zap);
+        z->zap = NULL;
+        return rv;
+    }
+    return BS_OK;
+}
+
+void *
+bs_zap_socket(bs_zmq *z)
+{
+    return z->zap;
+}
+
+bs_err
+bs_zap_allow(bs_zmq *z, const bs_allowed *v, size_t n)
+{
+    bs_allowed *copy = NULL;
+
+    if (n > 0 && (copy = malloc(n * sizeof *copy)) == NULL)
+        return BS_ENOMEM;
+    if (n > 0)
+        memcpy(copy, v, n * sizeof *copy);
+    free(z->allowed);
+    z->allowed = copy;
+    z->nallowed = n;
+    return BS_OK;
+}
+
+#define ZAP_FRAMES 7
+
+static void
+zap_reply(void *s, zmq_msg_t *reqid, const char *code, const char *text,
+          const char *user)
+{
+    zmq_send(s, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(s, zmq_msg_data(reqid), zmq_msg_size(reqid), ZMQ_SNDMORE);
+    zmq_send(s, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(s, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(s, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(s, "", 0, 0);
+}
+
+/* Decide one request; frames: version, id, domain, address, identity,
+ * mechanism, credentials... */
+static void
+zap_one(bs_zmq *z, void (*refused)(void *, const char *), void *ctx)
+{
+    zmq_msg_t f[ZAP_FRAMES + 1];
+    int nf = 0, more = 1;
+    const bs_allowed *who = NULL;
+    char why[200] = "";
+
+    while (more && nf <= ZAP_FRAMES) {
+        zmq_msg_init(&f[nf]);
+        if (zmq_msg_recv(&f[nf], z->zap, 0) < 0) {
+            zmq_msg_close(&f[nf]);
+            break;
+        }
+        more = zmq_msg_more(&f[nf]);
+        nf++;
+    }
+    while (more) { /* drain anything beyond what we read: malformed */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        if (zmq_msg_recv(&extra, z->zap, 0) < 0)
+            more = 0;
+        else
+            more = zmq_msg_more(&extra);
+        zmq_msg_close(&extra);
+        nf = 0; /* refuse */
+    }
+    if (nf < 7) {
+        snprintf(why, sizeof why, "malformed ZAP request");
+    } else if (zmq_msg_size(&f[5]) != 5 ||
+               memcmp(zmq_msg_data(&f[5]), "CURVE", 5) != 0) {
+        snprintf(why, sizeof why, "mechanism is not CURVE");
+    } else if (zmq_msg_size(&f[2]) != strlen(BS_ZAP_DOMAIN) ||
+               memcmp(zmq_msg_data(&f[2]), BS_ZAP_DOMAIN,
+                      strlen(BS_ZAP_DOMAIN)) != 0) {
+        snprintf(why, sizeof why, "unknown ZAP domain");
+    } else if (zmq_msg_size(&f[6]) != 32) {
+        snprintf(why, sizeof why, "bad CURVE credentials");
+    } else {
+        for (size_t i = 0; i < z->nallowed && who == NULL; i++)
+            if (memcmp(z->allowed[i].curve_pk, zmq_msg_data(&f[6]), 32) == 0)
+                who = &z->allowed[i];
+        if (who == NULL) {
+            char addr[64] = "?";
+            size_t an = zmq_msg_size(&f[3]) < 63 ? zmq_msg_size(&f[3]) : 63;
+            memcpy(addr, zmq_msg_data(&f[3]), an);
+            addr[an] = '\0';
+            snprintf(why, sizeof why,
+                     "refused a connection from %s: its key is not a paired "
+                     "peer's",
+                     addr);
+        }
+    }
+    if (nf >= 2)
+        zap_reply(z->zap, &f[1], who ? "200" : "400", who ? "OK" : "refused",
+                  who ? who->name : "");
+    else {
+        /* Cannot even answer: the REP socket must still reply. */
+        zmq_msg_t empty;
+        zmq_msg_init(&empty);
+        zap_reply(z->zap, &empty, "500", "malformed", "");
+        zmq_msg_close(&empty);
+    }
+    if (who == NULL && refused)
+        refused(ctx, why);
+    for (int i = 0; i < nf; i++)
+        zmq_msg_close(&f[i]);
+}
+
+void
+bs_zap_serve(bs_zmq *z, void (*refused)(void *ctx, const char *why), void *ctx)
+{
+    while (z->zap && bs_zreadable(z->zap))
+        zap_one(z, refused, ctx);
+}
+
+bs_err
+bs_listen(bs_zmq *z, const char *endpoint, const uint8_t curve_sk[32],
+          void **out, bs_errbuf *err)
+{
+    void *s;
+    int one = 1;
+
+    if (z->zap == NULL)
+        return bs_errf(err, BS_EINTERNAL, "ZAP handler not started");
+    if ((s = zmq_socket(z->ctx, ZMQ_ROUTER)) == NULL)
+        return zfail(err, "socket", endpoint);
+    common_opts(s);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, curve_sk, 32);
+    zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, BS_ZAP_DOMAIN, strlen(BS_ZAP_DOMAIN));
+    zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    if (zmq_bind(s, endpoint) != 0) {
+        bs_err rv = zfail(err, "cannot listen on", endpoint);
+        zmq_close(s);
+        return rv;
+    }
+    *out = s;
+    return BS_OK;
+}
+
+bs_err
+bs_control_listen(bs_zmq *z, const char *dir, void **out, bs_errbuf *err)
+{
+    char ep[4200];
+    void *s;
+
+    snprintf(ep, sizeof ep, "ipc://%s/control.sock", dir);
+    if ((s = zmq_socket(z->ctx, ZMQ_ROUTER)) == NULL)
+        return zfail(err, "socket", ep);
+    common_opts(s);
+    if (zmq_bind(s, ep) != 0) {
+        bs_err rv = zfail(err, "cannot bind control socket", ep);
+        zmq_close(s);
+        return rv;
+    }
+    *out = s;
+    return BS_OK;
+}
+
+bs_err
+bs_dial(bs_zmq *z, const char *endpoint, const uint8_t my_curve_pk[32],
+        const uint8_t my_curve_sk[32], const uint8_t server_curve_pk[32],
+        void **out, void **monitor, bs_errbuf *err)
+{
+    char mon[64];
+    void *s, *m;
+    int ivl = 100, ivl_max = 5000, hs = 10000;
+
+    if ((s = zmq_socket(z->ctx, ZMQ_DEALER)) == NULL)
+        return zfail(err, "socket", endpoint);
+    common_opts(s);
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_curve_pk, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, my_curve_pk, 32);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, my_curve_sk, 32);
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt(s, ZMQ_HANDSHAKE_IVL, &hs, sizeof hs);
+    snprintf(mon, sizeof mon, "inproc://bs-monitor-%u", z->monitors++);
+    if (zmq_socket_monitor(s, mon,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_DISCONNECTED) != 0 ||
+        (m = zmq_socket(z->ctx, ZMQ_PAIR)) == NULL ||
+        zmq_connect(m, mon) != 0) {
+        bs_err rv = zfail(err, "monitor for", endpoint);
+        zmq_close(s);
+        return rv;
+    }
+    if (zmq_connect(s, endpoint) != 0) {
+        bs_err rv = zfail(err, "cannot connect to", endpoint);
+        bs_zclose(m);
+        bs_zclose(s);
+        return rv;
+    }
+    *out = s;
+    *monitor = m;
+    return BS_OK;
+}
+
+bs_err
+bs_control_dial(bs_zmq *z, const char *dir, void **out, bs_errbuf *err)
+{
+    char ep[4200];
+    void *s;
+
+    snprintf(ep, sizeof ep, "ipc://%s/control.sock", dir);
+    if ((s = zmq_socket(z->ctx, ZMQ_DEALER)) == NULL)
+        return zfail(err, "socket", ep);
+    common_opts(s);
+    if (zmq_connect(s, ep) != 0) {
+        bs_err rv = zfail(err, "cannot connect to", ep);
+        zmq_close(s);
+        return rv;
+    }
+    *out = s;
+    return BS_OK;
+}
+
+int
+bs_zfd(void *sock)
+{
+    int fd = -1;
+    size_t n = sizeof fd;
+
+    zmq_getsockopt(sock, ZMQ_FD, &fd, &n);
+    return fd;
+}
+
+int
+bs_zreadable(void *sock)
+{
+    int ev = 0;
+    size_t n = sizeof ev;
+
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &n) != 0)
+        return 0;
+    return (ev & ZMQ_POLLIN) != 0;
+}
+
+bs_err
+bs_zsend(void *sock, const void *rid, size_t rn, const void *p, size_t n)
+{
+    if (rn > 0 && zmq_send(sock, rid, rn, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return zmq_errno() == EAGAIN ? BS_ETIMEOUT : BS_EUNREACHABLE;
+    if (zmq_send(sock, p, n, ZMQ_DONTWAIT) < 0)
+        return zmq_errno() == EAGAIN ? BS_ETIMEOUT : BS_EUNREACHABLE;
+    return BS_OK;
+}
+
+bs_err
+bs_zrecv(void *sock, int router, bs_zin *in)
+{
+    zmq_msg_t m;
+    int more;
+
+    memset(in, 0, sizeof *in);
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return zmq_errno() == EAGAIN ? BS_ENOTFOUND : BS_EIO;
+    }
+    if (router) {
+        in->rn = zmq_msg_size(&m) < sizeof in->rid ? zmq_msg_size(&m)
+                                                   : sizeof in->rid;
+        memcpy(in->rid, zmq_msg_data(&m), in->rn);
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        zmq_msg_init(&m);
+        if (!more || zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return BS_EMALFORMED;
+        }
+        const char *user = zmq_msg_gets(&m, "User-Id");
+        if (user)
+            snprintf(in->user, sizeof in->user, "%s", user);
+    }
+    more = zmq_msg_more(&m);
+    in->n = zmq_msg_size(&m);
+    if ((in->msg = malloc(in->n + 1)) == NULL) {
+        zmq_msg_close(&m);
+        return BS_ENOMEM;
+    }
+    memcpy(in->msg, zmq_msg_data(&m), in->n);
+    zmq_msg_close(&m);
+    /* One frame per message: drop any extra frames as malformed. */
+    while (more) {
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0)
+            more = 0;
+        else
+            more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+        in->n = 0;
+    }
+    return BS_OK;
+}
+
+int
+bs_zpoll(void **socks, int n, int timeout_ms, int *ready)
+{
+    zmq_pollitem_t items[8];
+    int rc;
+
+    BS_ASSERT(n <= 8);
+    for (int i = 0; i < n; i++)
+        items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
+    rc = zmq_poll(items, n, timeout_ms);
+    for (int i = 0; i < n; i++)
+        ready[i] = rc > 0 && (items[i].revents & ZMQ_POLLIN);
+    return rc;
+}
+
+int
+bs_monitor_event(void *monitor, int *auth_failed, int *connected,
+                 int *disconnected)
+{
+    zmq_msg_t m;
+    uint16_t event;
+    int more;
+
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, monitor, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return 0;
+    }
+    if (zmq_msg_size(&m) >= 2) {
+        memcpy(&event, zmq_msg_data(&m), 2);
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+            event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            *auth_failed = 1;
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            *connected = 1;
+        if (event == ZMQ_EVENT_DISCONNECTED)
+            *disconnected = 1;
+    }
+    more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+    while (more) { /* the second frame: the endpoint */
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, monitor, ZMQ_DONTWAIT) < 0)
+            more = 0;
+        else
+            more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+    }
+    return 1;
+}

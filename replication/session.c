@@ -1,0 +1,484 @@
+/*
+ * session.c - the exchange state machine (see session.h for the rules).
+ */
+#include "session.h"
+
+#include <string.h>
+
+/* A queued outgoing message. */
+typedef struct outmsg {
+    uint8_t *p;
+    size_t n;
+} outmsg;
+
+#define QUEUE_MAX 8
+
+struct bs_session {
+    bs_session_cfg cfg;
+    bs_session_state state;
+    char peer[BS_NODE_NAME_MAX + 1];
+    uint8_t peer_pk[BS_PK_LEN];
+    bs_envelope theirs; /* the peer's hello */
+    bs_xcursor cur;     /* what we send next */
+    unsigned credit;    /* SETs we may still send */
+    int sent_done, got_done, sent_ack, got_ack;
+    uint64_t their_count; /* SETs the peer says it sent */
+    outmsg q[QUEUE_MAX];
+    size_t qhead, qlen;
+    bs_session_stats st;
+    bs_err errcode;
+    char error[BS_ERRMSG_LEN];
+};
+
+static uint64_t
+now_ms(const bs_session *s)
+{
+    return s->cfg.clock.now_ms(s->cfg.clock.ctx);
+}
+
+static bs_err
+enqueue(bs_session *s, uint8_t type, const void *p, size_t n)
+{
+    uint8_t *m;
+
+    if (s->qlen == QUEUE_MAX)
+        return BS_EINTERNAL;
+    if ((m = malloc(n + 1)) == NULL)
+        return BS_ENOMEM;
+    m[0] = type;
+    if (n > 0)
+        memcpy(m + 1, p, n);
+    s->q[(s->qhead + s->qlen++) % QUEUE_MAX] = (outmsg){m, n + 1};
+    return BS_OK;
+}
+
+/* Fail the session: remember why and tell the peer. */
+static bs_err
+fail(bs_session *s, bs_err e, const char *msg)
+{
+    uint8_t buf[BS_ERRMSG_LEN + 1];
+    size_t n = strlen(msg);
+
+    if (s->state == BS_SESSION_FAILED)
+        return e;
+    s->state = BS_SESSION_FAILED;
+    s->errcode = e;
+    snprintf(s->error, sizeof s->error, "%s", msg);
+    buf[0] = (uint8_t)e;
+    memcpy(buf + 1, msg, n);
+    (void)enqueue(s, BS_MSG_ERROR, buf, n + 1);
+    return e;
+}
+
+bs_err
+bs_session_new(const bs_session_cfg *cfg, bs_session **out)
+{
+    bs_session *s = calloc(1, sizeof *s);
+
+    if (s == NULL)
+        return BS_ENOMEM;
+    s->cfg = *cfg;
+    if (s->cfg.window == 0)
+        s->cfg.window = BS_SESSION_WINDOW;
+    s->credit = s->cfg.window;
+    s->state = cfg->initiator ? BS_SESSION_START : BS_SESSION_AWAIT_HELLO;
+    if (cfg->peer)
+        snprintf(s->peer, sizeof s->peer, "%s", cfg->peer);
+    *out = s;
+    return BS_OK;
+}
+
+void
+bs_session_free(bs_session *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->qlen; i++)
+        free(s->q[(s->qhead + i) % QUEUE_MAX].p);
+    bs_envelope_fini(&s->theirs);
+    free(s);
+}
+
+bs_session_state
+bs_session_state_of(const bs_session *s)
+{
+    return s->state;
+}
+
+const bs_session_stats *
+bs_session_stats_of(const bs_session *s)
+{
+    return &s->st;
+}
+
+const char *
+bs_session_peer(const bs_session *s)
+{
+    return s->peer;
+}
+
+const char *
+bs_session_error(const bs_session *s)
+{
+    return s->error;
+}
+
+bs_err
+bs_session_errcode(const bs_session *s)
+{
+    return s->errcode;
+}
+
+/* ---- our envelope ---- */
+
+typedef struct hello_ctx {
+    bs_session *s;
+    int bump; /* initiator: count this exchange in the peer's sent_no */
+    uint8_t *env;
+    size_t n;
+} hello_ctx;
+
+static bs_err
+build_hello(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    hello_ctx *h = arg;
+    bs_envelope e;
+    bs_meta m;
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    rv = h->s->peer[0] ? bs_peer_get(t, h->s->peer, &p)
+                       : bs_peer_find_pk(t, h->s->peer_pk, &p);
+    if (rv == BS_ENOTFOUND)
+        return bs_errf(err, BS_EINVAL, "unknown peer \"%s\"", h->s->peer);
+    if (rv != BS_OK)
+        return rv;
+    if (h->bump) {
+        p.sent_no++;
+        rv = bs_peer_put(t, &p);
+    }
+    memcpy(h->s->peer_pk, p.pk, BS_PK_LEN);
+    snprintf(h->s->peer, sizeof h->s->peer, "%s", p.name);
+    if (rv == BS_OK)
+        rv = bs_xchg_envelope(t, &m, &p, p.sent_no, now_ms(h->s), &e);
+    bs_peer_fini(&p);
+    if (rv != BS_OK)
+        return rv;
+    free(h->env);
+    h->env = NULL;
+    rv = bs_envelope_encode(&e, &h->env, &h->n);
+    bs_envelope_fini(&e);
+    return rv;
+}
+
+static bs_err
+send_envelope(bs_session *s, uint8_t type, int bump)
+{
+    hello_ctx h = {s, bump, NULL, 0};
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    rv = bump ? bs_store_write(s->cfg.store, build_hello, &h, &err) : BS_OK;
+    if (!bump) {
+        bs_txn *t;
+        if ((rv = bs_store_read(s->cfg.store, &t, &err)) == BS_OK) {
+            rv = build_hello(t, &h, &err);
+            bs_txn_abort(t);
+        }
+    }
+    if (rv == BS_OK)
+        rv = enqueue(s, type, h.env, h.n);
+    free(h.env);
+    if (rv != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    return BS_OK;
+}
+
+bs_err
+bs_session_start(bs_session *s)
+{
+    bs_err rv;
+
+    BS_ASSERT(s->cfg.initiator && s->state == BS_SESSION_START);
+    if ((rv = send_envelope(s, BS_MSG_HELLO, 1)) != BS_OK)
+        return rv;
+    s->state = BS_SESSION_AWAIT_HELLO;
+    return BS_OK;
+}
+
+/* ---- receiving ---- */
+
+typedef struct join_ctx {
+    bs_session *s;
+} join_ctx;
+
+static bs_err
+join_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    join_ctx *j = arg;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    if (m.joined)
+        return BS_OK;
+    return bs_xchg_join(t, &m, &j->s->theirs, j->s->cfg.sk, err);
+}
+
+static bs_err
+on_hello(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    bs_accept acc;
+    bs_meta m;
+    bs_txn *t;
+    join_ctx j = {s};
+    bs_err rv;
+
+    if (s->state != BS_SESSION_AWAIT_HELLO)
+        return fail(s, BS_EMALFORMED, "unexpected hello");
+    if ((rv = bs_envelope_decode(p, n, &s->theirs, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    if (s->cfg.authenticated &&
+        memcmp(s->cfg.authenticated, s->theirs.sender, BS_PK_LEN) != 0)
+        return fail(s, BS_EFORGED,
+                    "hello names another node than the one authenticated");
+    if (s->cfg.initiator && memcmp(s->theirs.sender, s->peer_pk, BS_PK_LEN))
+        return fail(s, BS_EFORGED, "the peer answered with another identity");
+    if ((rv = bs_store_read(s->cfg.store, &t, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    if ((rv = bs_meta_load(t, &m, &err)) == BS_OK)
+        rv = bs_xchg_accept(t, &m, &s->theirs, &acc, &err);
+    bs_txn_abort(t);
+    if (rv != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    memcpy(s->peer_pk, acc.peer.pk, BS_PK_LEN);
+    snprintf(s->peer, sizeof s->peer, "%s", acc.peer.name);
+    bs_peer_fini(&acc.peer);
+    /* A replayed hello cannot come through CURVE; refuse it all the same. */
+    if (acc.replay && !s->cfg.initiator)
+        return fail(s, BS_EINVAL, "replayed hello");
+    if (acc.join &&
+        (rv = bs_store_write(s->cfg.store, join_txn, &j, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    if (!s->cfg.initiator && (rv = send_envelope(s, BS_MSG_HELLO, 0)) != BS_OK)
+        return rv;
+    bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
+    s->state = BS_SESSION_STREAMING;
+    return BS_OK;
+}
+
+typedef struct set_ctx {
+    bs_session *s;
+    bs_csview *v;
+    bs_apply ap;
+} set_ctx;
+
+static bs_err
+apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    set_ctx *x = arg;
+    bs_err rv;
+
+    rv = bs_apply_begin(&x->ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
+    if (rv == BS_OK)
+        rv = bs_apply_set(&x->ap, x->v, err);
+    if (rv == BS_OK)
+        rv = bs_apply_finish(&x->ap, err);
+    if (rv == BS_OK) {
+        x->s->st.changes_applied += x->ap.changes;
+        x->s->st.conflicts += x->ap.conflicts;
+    }
+    bs_apply_fini(&x->ap);
+    return rv;
+}
+
+static bs_err
+on_set(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    set_ctx x = {s, NULL, {0}};
+    uint8_t credit[4];
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->got_done)
+        return fail(s, BS_EMALFORMED, "unexpected change set");
+    s->st.sets_received++;
+    rv = bs_changeset_decode(p, n, &x.v, &err);
+    if (rv == BS_OK) {
+        rv = bs_store_write(s->cfg.store, apply_txn, &x, &err);
+        bs_changeset_free(x.v);
+    }
+    if (rv != BS_OK) {
+        /* P6: refuse this set, keep going; its origin's later sets will
+         * wait behind the gap, other origins flow on. */
+        s->st.refused++;
+        snprintf(s->error, sizeof s->error, "refused a change set: %s",
+                 bs_errmsg(&err, rv));
+        s->errcode = rv;
+        if (rv == BS_EMAPFULL || rv == BS_EIO || rv == BS_ESTORE ||
+            rv == BS_ENOMEM)
+            return fail(s, rv, s->error); /* our own trouble: stop */
+    }
+    bs_put_u32be(credit, 1);
+    return enqueue(s, BS_MSG_CREDIT, credit, 4);
+}
+
+static bs_err
+maybe_ack(bs_session *s)
+{
+    bs_err rv;
+
+    if (s->sent_ack || !s->sent_done || !s->got_done ||
+        s->st.sets_received < s->their_count)
+        return BS_OK;
+    if ((rv = send_envelope(s, BS_MSG_ACK, 0)) != BS_OK)
+        return rv;
+    s->sent_ack = 1;
+    if (s->got_ack)
+        s->state = BS_SESSION_COMPLETE;
+    return BS_OK;
+}
+
+typedef struct ack_ctx {
+    bs_envelope *e;
+    uint64_t changes, now;
+} ack_ctx;
+
+static bs_err
+ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    ack_ctx *a = arg;
+
+    (void)err;
+    return bs_xchg_record(t, a->e, a->changes, a->now);
+}
+
+static bs_err
+on_ack(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    bs_envelope e;
+    ack_ctx a = {&e, 0, 0};
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->got_ack)
+        return fail(s, BS_EMALFORMED, "unexpected acknowledgement");
+    if ((rv = bs_envelope_decode(p, n, &e, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    if (memcmp(e.sender, s->peer_pk, BS_PK_LEN) != 0) {
+        bs_envelope_fini(&e);
+        return fail(s, BS_EFORGED, "acknowledgement from another identity");
+    }
+    a.changes = s->st.changes_applied;
+    a.now = now_ms(s);
+    rv = bs_store_write(s->cfg.store, ack_txn, &a, &err);
+    bs_envelope_fini(&e);
+    if (rv != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    s->got_ack = 1;
+    if (s->sent_ack)
+        s->state = BS_SESSION_COMPLETE;
+    return BS_OK;
+}
+
+bs_err
+bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
+{
+    const uint8_t *p = msg + 1;
+    size_t len = n - 1;
+    bs_err rv;
+
+    if (s->state == BS_SESSION_FAILED || s->state == BS_SESSION_COMPLETE)
+        return BS_OK; /* late messages after the end are ignored */
+    if (n == 0)
+        return fail(s, BS_EMALFORMED, "empty message");
+    s->st.bytes_in += n;
+    switch (msg[0]) {
+    case BS_MSG_HELLO:
+        return on_hello(s, p, len);
+    case BS_MSG_SET:
+        if ((rv = on_set(s, p, len)) != BS_OK)
+            return rv;
+        return maybe_ack(s);
+    case BS_MSG_DONE:
+        if (len != 8 || s->state != BS_SESSION_STREAMING || s->got_done)
+            return fail(s, BS_EMALFORMED, "bad DONE message");
+        s->got_done = 1;
+        s->their_count = bs_get_u64be(p);
+        if (s->their_count != s->st.sets_received)
+            return fail(s, BS_EMALFORMED, "change sets went missing");
+        return maybe_ack(s);
+    case BS_MSG_ACK:
+        return on_ack(s, p, len);
+    case BS_MSG_CREDIT:
+        if (len != 4 || s->state != BS_SESSION_STREAMING)
+            return fail(s, BS_EMALFORMED, "bad CREDIT message");
+        s->credit += bs_get_u32be(p);
+        if (s->credit > s->cfg.window)
+            return fail(s, BS_EMALFORMED, "credit beyond the window");
+        return BS_OK;
+    case BS_MSG_ERROR: {
+        bs_err e = len > 0 && p[0] < BS_ERR_COUNT ? (bs_err)p[0] : BS_EIO;
+        s->state = BS_SESSION_FAILED;
+        s->errcode = e == BS_OK ? BS_EIO : e;
+        snprintf(s->error, sizeof s->error, "peer refused: %.*s",
+                 (int)(len > 1 ? (len - 1 > 400 ? 400 : len - 1) : 0),
+                 len > 1 ? (const char *)p + 1 : "");
+        return s->errcode;
+    }
+    default:
+        return fail(s, BS_EMALFORMED, "unknown message type");
+    }
+}
+
+/* Queue the next SET, or DONE once everything was sent. */
+static bs_err
+produce(bs_session *s)
+{
+    bs_errbuf err = {{0}};
+    uint8_t *set, done[8];
+    size_t n;
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->sent_done || s->credit == 0)
+        return BS_OK;
+    rv = bs_xchg_next(s->cfg.store, &s->cur, &set, &n, &err);
+    if (rv == BS_ENOTFOUND) {
+        bs_put_u64be(done, s->st.sets_sent);
+        if ((rv = enqueue(s, BS_MSG_DONE, done, 8)) != BS_OK)
+            return rv;
+        s->sent_done = 1;
+        return maybe_ack(s);
+    }
+    if (rv != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    rv = enqueue(s, BS_MSG_SET, set, n);
+    free(set);
+    if (rv != BS_OK)
+        return fail(s, rv, "out of memory");
+    s->credit--;
+    s->st.sets_sent++;
+    return BS_OK;
+}
+
+bs_err
+bs_session_output(bs_session *s, uint8_t **msg, size_t *n)
+{
+    bs_err rv;
+
+    if (s->qlen == 0 && (rv = produce(s)) != BS_OK &&
+        s->state != BS_SESSION_FAILED)
+        return rv;
+    if (s->qlen == 0)
+        return BS_ENOTFOUND;
+    *msg = s->q[s->qhead].p;
+    *n = s->q[s->qhead].n;
+    s->qhead = (s->qhead + 1) % QUEUE_MAX;
+    s->qlen--;
+    s->st.bytes_out += *n;
+    return BS_OK;
+}

@@ -1,0 +1,309 @@
+/*
+ * cmd_net.c - sync, schedule, log, and telling a running daemon about
+ * changes made here (DESIGN: "take effect in a running daemon at once").
+ */
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../node/client.h"
+#include "../node/schedule.h"
+#include "../replication/peers.h"
+#include "../replication/xlog.h"
+#include "cli.h"
+
+#define CONTROL_WAIT_MS 1000
+#define SYNC_TIMEOUT_MS (10 * 60 * 1000)
+
+static void
+print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+
+    if (s != NULL)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+/*
+ * Send one request to the daemon of c->dir and wait up to wait_ms for its
+ * reply.  BS_ENOTFOUND when no daemon answers.
+ */
+static bs_err
+control(bs_cli *c, json_t *req, int wait_ms, json_t **reply)
+{
+    char path[4200], *s;
+    struct stat st;
+    bs_zmq *z = NULL;
+    void *sock = NULL;
+    int ready = 0;
+    bs_zin in;
+    bs_err rv = BS_ENOTFOUND;
+
+    *reply = NULL;
+    snprintf(path, sizeof path, "%s/control.sock", c->dir);
+    if (stat(path, &st) != 0 || (s = json_dumps(req, JSON_COMPACT)) == NULL)
+        return BS_ENOTFOUND;
+    if (bs_zmq_new(&z, NULL) != BS_OK ||
+        bs_control_dial(z, c->dir, &sock, NULL) != BS_OK)
+        goto out;
+    if (bs_zsend(sock, NULL, 0, s, strlen(s)) != BS_OK)
+        goto out;
+    for (int waited = 0; waited < wait_ms && !ready; waited += 100)
+        bs_zpoll(&sock, 1, 100, &ready);
+    if (ready && bs_zrecv(sock, 0, &in) == BS_OK) {
+        *reply = json_loadb((const char *)in.msg, in.n, 0, NULL);
+        free(in.msg);
+        rv = *reply ? BS_OK : BS_EIO;
+    }
+out:
+    free(s);
+    bs_zclose(sock);
+    bs_zmq_free(z);
+    return rv;
+}
+
+void
+bs_cli_notify(bs_cli *c, const char *cmd)
+{
+    json_t *req = json_pack("{s:s}", "cmd", cmd), *reply;
+
+    if (control(c, req, CONTROL_WAIT_MS, &reply) == BS_OK)
+        json_decref(reply);
+    json_decref(req);
+}
+
+/* ---- sync ---- */
+
+static bs_err
+sync_direct(bs_cli *c, bs_session_stats *st)
+{
+    bs_node *n;
+    bs_zmq *z;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+        return rv;
+    if ((rv = bs_zmq_new(&z, &c->err)) == BS_OK) {
+        rv = bs_client_sync(n, z, c->argv[0], SYNC_TIMEOUT_MS, st, &c->err);
+        bs_zmq_free(z);
+    }
+    bs_node_close(n);
+    return rv;
+}
+
+bs_err
+bs_cmd_sync(bs_cli *c)
+{
+    json_t *req, *reply = NULL;
+    bs_session_stats st = {0};
+    bs_txn *t;
+    bs_peer p;
+    bs_node *n;
+    bs_err rv;
+    int via_daemon = 0;
+
+    /* Check the peer first, for a clear error whoever runs the exchange. */
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        rv = bs_peer_get(t, c->argv[0], &p);
+        bs_txn_abort(t);
+    }
+    bs_node_close(n);
+    if (rv == BS_ENOTFOUND)
+        return bs_errf(&c->err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+                       c->argv[0]);
+    if (rv != BS_OK)
+        return rv;
+    bs_peer_fini(&p);
+    req = json_pack("{s:s, s:s}", "cmd", "sync", "peer", c->argv[0]);
+    rv = control(c, req, SYNC_TIMEOUT_MS, &reply);
+    json_decref(req);
+    if (rv == BS_OK) {
+        via_daemon = 1;
+        if (!json_is_true(json_object_get(reply, "ok"))) {
+            int code = (int)json_integer_value(json_object_get(reply, "code"));
+            rv = bs_errf(&c->err, code == 2 ? BS_EINVAL : BS_EUNREACHABLE, "%s",
+                         json_string_value(json_object_get(reply, "error")));
+            json_decref(reply);
+            return rv;
+        }
+        st.sets_sent =
+            (uint64_t)json_integer_value(json_object_get(reply, "sets_sent"));
+        st.sets_received = (uint64_t)json_integer_value(
+            json_object_get(reply, "sets_received"));
+        st.changes_applied =
+            (uint64_t)json_integer_value(json_object_get(reply, "changes"));
+        st.conflicts =
+            (uint64_t)json_integer_value(json_object_get(reply, "conflicts"));
+        json_decref(reply);
+    } else if ((rv = sync_direct(c, &st)) != BS_OK) {
+        return rv;
+    }
+    if (c->json)
+        print_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
+                             c->argv[0], "via_daemon", via_daemon, "sets_sent",
+                             (json_int_t)st.sets_sent, "sets_received",
+                             (json_int_t)st.sets_received, "changes",
+                             (json_int_t)st.changes_applied, "conflicts",
+                             (json_int_t)st.conflicts));
+    else
+        printf("synced with %s: sent %llu change sets, received %llu "
+               "(%llu changes applied%s)\n",
+               c->argv[0], (unsigned long long)st.sets_sent,
+               (unsigned long long)st.sets_received,
+               (unsigned long long)st.changes_applied,
+               st.conflicts ? ", conflicts recorded" : "");
+    return BS_OK;
+}
+
+/* ---- schedule ---- */
+
+typedef struct sched_ctx {
+    const char *peer, *spec, *window;
+} sched_ctx;
+
+static bs_err
+sched_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    sched_ctx *x = arg;
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_peer_get(t, x->peer, &p)) == BS_ENOTFOUND)
+        return bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+                       x->peer);
+    if (rv != BS_OK)
+        return rv;
+    snprintf(p.schedule, sizeof p.schedule, "%s", x->spec);
+    snprintf(p.window, sizeof p.window, "%s", x->window);
+    rv = bs_peer_put(t, &p);
+    bs_peer_fini(&p);
+    return rv;
+}
+
+static void
+fmt_time(char *buf, size_t n, int64_t t)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+
+    localtime_r(&tt, &tm);
+    strftime(buf, n, "%Y-%m-%d %H:%M %Z", &tm);
+}
+
+bs_err
+bs_cmd_schedule(bs_cli *c)
+{
+    char spec[BS_SCHED_FORMAT_MAX], win[32] = "";
+    bs_schedule s;
+    sched_ctx x;
+    int64_t t = (int64_t)time(NULL), runs[3];
+    int nruns = 0;
+    bs_node *n;
+    json_t *arr;
+    bs_err rv;
+
+    if ((rv = bs_schedule_parse(&s, c->argv[1], &c->err)) != BS_OK)
+        return rv;
+    if (c->window &&
+        (rv = bs_schedule_parse_window(&s, c->window, &c->err)) != BS_OK)
+        return rv;
+    bs_schedule_format(&s, spec, sizeof spec);
+    bs_schedule_format_window(&s, win, sizeof win);
+    x = (sched_ctx){c->argv[0], spec, win};
+    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+        return rv;
+    rv = bs_store_write(n->store, sched_txn, &x, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "reload");
+    for (int64_t last = t; nruns < 3; nruns++) {
+        int64_t next;
+        if (bs_schedule_next(&s, t, last, &next) != BS_OK)
+            break;
+        runs[nruns] = next;
+        t = last = next;
+    }
+    if (c->json) {
+        arr = json_array();
+        for (int i = 0; i < nruns; i++)
+            json_array_append_new(arr, json_integer(runs[i]));
+        print_json(json_pack("{s:s, s:s, s:s, s:o}", "peer", c->argv[0],
+                             "schedule", spec, "window", win, "next_runs",
+                             arr));
+        return BS_OK;
+    }
+    printf("%s: %s%s%s\n", c->argv[0], spec, win[0] ? ", window " : "", win);
+    if (s.kind == BS_SCHED_ONLINE)
+        printf("changes are pushed as they happen%s\n",
+               win[0] ? " inside the window" : "");
+    else if (s.kind == BS_SCHED_MANUAL)
+        printf("no scheduled runs: exchange with 'branchsync sync %s'\n",
+               c->argv[0]);
+    for (int i = 0; i < nruns; i++) {
+        char buf[64];
+        fmt_time(buf, sizeof buf, runs[i]);
+        printf("next run: %s\n", buf);
+    }
+    return BS_OK;
+}
+
+/* ---- log ---- */
+
+bs_err
+bs_cmd_log(bs_cli *c)
+{
+    const char *peer = c->argc > 0 ? c->argv[0] : NULL;
+    char *s = NULL;
+    json_t *arr, *e;
+    size_t i;
+    bs_node *n;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        rv = bs_xlog_list(t, peer, 100, &s);
+        bs_txn_abort(t);
+    }
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json) {
+        puts(s);
+        free(s);
+        return BS_OK;
+    }
+    arr = json_loads(s, 0, NULL);
+    free(s);
+    if (json_array_size(arr) == 0)
+        printf("no exchanges yet%s%s\n", peer ? " with " : "",
+               peer ? peer : "");
+    json_array_foreach(arr, i, e)
+    {
+        char when[64];
+        fmt_time(when, sizeof when,
+                 json_integer_value(json_object_get(e, "time_ms")) / 1000);
+        printf(
+            "%s  %-10s %-7s %-4s sent %lld sets, received %lld, %lld "
+            "changes, %lld bytes, %lld ms: %s\n",
+            when, json_string_value(json_object_get(e, "peer")),
+            json_string_value(json_object_get(e, "via")),
+            json_string_value(json_object_get(e, "direction")),
+            (long long)json_integer_value(json_object_get(e, "sets_sent")),
+            (long long)json_integer_value(json_object_get(e, "sets_received")),
+            (long long)json_integer_value(json_object_get(e, "changes")),
+            (long long)json_integer_value(json_object_get(e, "bytes")),
+            (long long)json_integer_value(json_object_get(e, "duration_ms")),
+            json_string_value(json_object_get(e, "result")));
+    }
+    json_decref(arr);
+    return BS_OK;
+}
