@@ -1,39 +1,84 @@
 #!/usr/bin/env bash
-# demo.sh - a scripted tour of one branchsync node (the head office):
-# create it, load a sample infobase, query it, edit it, fingerprint it.
+# demo.sh - a live demo of a head office and two branches on 127.0.0.1.
 #
 #   bash deploy/demo.sh [BUILD_DIR]      (default: build)
 #
-# Everything happens in a temporary directory that is removed at the end.
+# The head office founds the infobase and loads the catalog; Tallinn is
+# linked online (changes travel in milliseconds), Tartu exchanges every 5 s
+# and works offline for a while.  Both branches edit the same customer
+# while apart: a conflict, resolved the same way everywhere.  At the end
+# every office shows the same digest.  Everything lives in a temporary
+# directory; the daemons are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 bs="$PWD/$build/tools/branchsync"
-[ -x "$bs" ] || { echo "demo: $bs not built (run tools/bootstrap.sh build)" >&2; exit 1; }
+bsd="$PWD/$build/node/branchsyncd"
+[ -x "$bs" ] && [ -x "$bsd" ] || { echo "demo: build first (bash tools/bootstrap.sh build)" >&2; exit 1; }
 work=$(mktemp -d /tmp/branchsync-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-export BRANCHSYNC_DIR="$work/head"
+stop_all() {
+  for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop_all EXIT
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# A free base port (three consecutive ports) on 127.0.0.1.
+port=$(python3 -c 'import socket,random
+for _ in range(200):
+    p=random.randint(20000,60000)
+    try:
+        ss=[socket.socket() for _ in range(3)]
+        [s.bind(("127.0.0.1",p+i)) for i,s in enumerate(ss)]
+        [s.close() for s in ss]; print(p); break
+    except OSError: pass')
 
-echo "branchsync tour: one node, the head office (data in $work)"
-step "$bs" init --name head --role hub --listen tcp://127.0.0.1:7400
-step "$bs" id
-step "$bs" load customers deploy/sample/customers.jsonl
-step "$bs" load products deploy/sample/products.jsonl
-step "$bs" load invoices deploy/sample/invoices.jsonl
-step "$bs" get customers c001
-echo; echo "\$ $bs ls products | head -3"
-"$bs" ls products | head -3
-step "$bs" put customers c001 '{"city":"Tartu","phone":"+372 5555 0101"}'
-step "$bs" get customers c001
-step "$bs" del invoices inv-2026-0001
-if "$bs" get invoices inv-2026-0001 2>/dev/null; then
-  echo "demo: deleted invoice still visible" >&2; exit 1
-fi
-echo "(inv-2026-0001 is gone: get exits 1 with \"not found\")"
-step "$bs" load customers deploy/sample/customers.jsonl
-step "$bs" digest
-step "$bs" digest products
-step "$bs" status
-echo; echo "tour complete."
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '\033[2m$ branchsync -d %s %s\033[0m\n' "$1" "${*:2}"; "$bs" -d "$work/$1" "${@:2}"; }
+# Poll (bounded) until all three digests agree.
+converge() {
+  for _ in $(seq 1 200); do
+    a=$("$bs" -d "$work/head" digest); b=$("$bs" -d "$work/tallinn" digest); c=$("$bs" -d "$work/tartu" digest)
+    [ "$a" = "$b" ] && [ "$b" = "$c" ] && return 0
+    sleep 0.1
+  done
+  echo "demo: offices did not converge in 20 s" >&2; return 1
+}
+
+say "Three offices on 127.0.0.1 (head: hub; tallinn: online; tartu: every 5 s)"
+bash deploy/three-offices.sh "$build" "$work" "$port"
+run head peer ls
+
+say "The head office loads the infobase"
+run head load products deploy/sample/products.jsonl
+run head load customers deploy/sample/customers.jsonl
+run head collection invoices --policy priority
+converge
+run tallinn get products p003
+run tartu get customers c001
+
+say "Tartu goes offline and keeps working"
+kill "$(cat "$work/tartu.pid")"; wait "$(cat "$work/tartu.pid")" 2>/dev/null || true; rm "$work/tartu.pid"
+run tartu put invoices inv-tartu-1 '{"customer":"c001","product":"p003","qty":2,"total":535.58}'
+run tartu put customers c001 '{"city":"Tartu","phone":"+372 5555 0100"}'
+
+say "Meanwhile Tallinn edits the same customer: online, it reaches the head office at once"
+t0=$(date +%s%N)
+run tallinn put customers c001 '{"city":"Tallinn"}'
+for _ in $(seq 1 200); do
+  "$bs" -d "$work/head" get customers c001 | grep -q Tallinn && break; sleep 0.01
+done
+echo "(visible at the head office $(( ($(date +%s%N) - t0) / 1000000 )) ms after the put started)"
+run head get customers c001
+
+say "Tartu comes back; its schedule exchanges within 5 s"
+"$bsd" -d "$work/tartu" 2>>"$work/tartu.log" & echo $! >"$work/tartu.pid"
+converge
+for n in head tallinn tartu; do run $n get customers c001; done
+run head conflicts --all
+
+say "Every office holds the same data"
+for n in head tallinn tartu; do printf '%-8s ' $n; "$bs" -d "$work/$n" digest; done
+for n in head tartu; do run $n status; done
+run head log
+say "demo complete"

@@ -253,6 +253,28 @@ quarantine(bs_apply *ap, bs_stream *s, const bs_csview *v, const char *why)
     return bs_streams_save(ap->txn, s);
 }
 
+static bs_err hold(bs_apply *ap, bs_stream *s, const bs_csview *v);
+
+/* 1 when sets of stream idx are held back. */
+static int
+has_held(bs_apply *ap, uint32_t idx)
+{
+    uint8_t key[5];
+    bs_cursor *c;
+    bs_slice k, v;
+    int found = 0;
+
+    key[0] = 'H';
+    bs_put_u32be(key + 1, idx);
+    if (bs_cursor_open(ap->txn, BS_DB_HELD, &c) != BS_OK)
+        return 0;
+    if (bs_cursor_seek(c, bs_mem(key, 5), &k, &v) == BS_OK && k.n >= 5 &&
+        memcmp(k.p, key, 5) == 0)
+        found = 1;
+    bs_cursor_close(c);
+    return found;
+}
+
 /* Decide what to do with v given the stream position; 1 = apply. */
 static bs_err
 position(bs_apply *ap, bs_stream *s, const bs_csview *v, int *apply,
@@ -275,6 +297,15 @@ position(bs_apply *ap, bs_stream *s, const bs_csview *v, int *apply,
                 return quarantine(ap, s, v, "two different change sets");
         }
         return BS_OK;
+    }
+    if (v->first <= s->seq)
+        return bs_errf(err, BS_EMALFORMED,
+                       "change set %llu-%llu overlaps seq %llu already held",
+                       (unsigned long long)v->first,
+                       (unsigned long long)v->last, (unsigned long long)s->seq);
+    if (v->first > s->seq + 1 && has_held(ap, s->idx)) {
+        *apply = 0;
+        return hold(ap, s, v); /* waits behind the set held before it */
     }
     if (v->first > s->seq + 1)
         return bs_errf(err, BS_EGAP,
@@ -320,7 +351,8 @@ check_origin(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
         return bs_errf(err, BS_EINFOBASE,
                        "change set belongs to another infobase");
     bs_node_id_format(v->origin, id);
-    if (bs_sys_member(ap->txn, &ap->meta, v->origin, &m) != BS_OK)
+    if (bs_sys_member(ap->txn, &ap->meta, v->origin, &m) != BS_OK &&
+        !bs_member_allows(&m, v->inc, v->last))
         return bs_errf(err, BS_EFORGED, "origin %s is %s", id,
                        m.revoked ? "revoked" : "not a member of this infobase");
     if (bs_changeset_verify(v, v->origin) != BS_OK)

@@ -390,6 +390,8 @@ bs_bundle_inspect(const char *path, char **out, bs_errbuf *err)
             break;
         }
         body = (bs_slice){b + pos + FRAME_HEAD, n};
+        if (b[pos] == F_ENVELOPE)
+            bs_envelope_fini(&p.in.env); /* a second envelope replaces it */
         if (b[pos] == F_ENVELOPE &&
             bs_envelope_decode(body.p, body.n, &p.in.env, NULL) == BS_OK) {
             char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "branchsync.pb-c.h"
+#include "meta.h"
 
 void
 bs_csbuild_init(bs_csbuild *b)
@@ -38,33 +39,146 @@ bs_csbuild_count(const bs_csbuild *b)
     return b->n;
 }
 
-static void
-value_to_pb(Bs__Value *pv, const bs_value *v)
+/*
+ * The Change message, encoded by hand in one pass: the same bytes as
+ * protobuf-c's bs__change__pack() (checked byte for byte against it in
+ * tests/unit/test_flatjson.c), without its reflective size walk, done once
+ * for the message and again for every nested Field and Value.  proto3:
+ * zero scalars and empty strings are left out; the Value oneof is always
+ * written; strings are measured with strlen(), as protobuf-c does.
+ */
+static size_t
+varint_size(uint64_t v)
 {
-    bs__value__init(pv);
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *
+put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static uint64_t
+zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+}
+
+/* Value: null = 1 (bool), boolean = 2, integer = 3 (sint64), real = 4
+ * (double), text = 5. */
+static size_t
+value_size(const bs_value *v)
+{
+    size_t n;
+
     switch (v->type) {
     case BS_VNULL:
-        pv->kind_case = BS__VALUE__KIND_NULL;
-        pv->null = 1;
+    case BS_VFALSE:
+    case BS_VTRUE:
+        return 2;
+    case BS_VINT:
+        return 1 + varint_size(zigzag(v->i));
+    case BS_VREAL:
+        return 9;
+    default:
+        if (v->s == NULL) /* protobuf-c leaves a NULL string out */
+            return 0;
+        n = strlen(v->s);
+        return 1 + varint_size(n) + n;
+    }
+}
+
+static uint8_t *
+put_value(uint8_t *p, const bs_value *v)
+{
+    size_t n;
+
+    switch (v->type) {
+    case BS_VNULL:
+        *p++ = 0x08;
+        *p++ = 1;
         break;
     case BS_VFALSE:
     case BS_VTRUE:
-        pv->kind_case = BS__VALUE__KIND_BOOLEAN;
-        pv->boolean = v->type == BS_VTRUE;
+        *p++ = 0x10;
+        *p++ = v->type == BS_VTRUE;
         break;
     case BS_VINT:
-        pv->kind_case = BS__VALUE__KIND_INTEGER;
-        pv->integer = v->i;
+        *p++ = 0x18;
+        p = put_varint(p, zigzag(v->i));
         break;
-    case BS_VREAL:
-        pv->kind_case = BS__VALUE__KIND_REAL;
-        pv->real = v->d;
-        break;
-    default:
-        pv->kind_case = BS__VALUE__KIND_TEXT;
-        pv->text = (char *)v->s;
+    case BS_VREAL: {
+        uint64_t u;
+
+        memcpy(&u, &v->d, 8);
+        *p++ = 0x21;
+        for (int k = 0; k < 8; k++)
+            *p++ = (uint8_t)(u >> (8 * k));
         break;
     }
+    default:
+        if (v->s == NULL)
+            break;
+        n = strlen(v->s);
+        *p++ = 0x2a;
+        p = put_varint(p, n);
+        memcpy(p, v->s, n);
+        p += n;
+        break;
+    }
+    return p;
+}
+
+static size_t
+string_size(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    return n > 0 ? 1 + varint_size(n) + n : 0;
+}
+
+/* Field: name = 1, value = 2; its encoded size without tag and length. */
+static size_t
+field_size(const bs_field *f, size_t *vsize)
+{
+    *vsize = value_size(&f->val);
+    return string_size(f->name) + 1 + varint_size(*vsize) + *vsize;
+}
+
+static uint8_t *
+put_string(uint8_t *p, uint8_t tag, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n > 0) {
+        *p++ = tag;
+        p = put_varint(p, n);
+        memcpy(p, s, n);
+        p += n;
+    }
+    return p;
+}
+
+static uint8_t *
+put_u64(uint8_t *p, uint8_t tag, uint64_t v)
+{
+    if (v != 0) {
+        *p++ = tag;
+        p = put_varint(p, v);
+    }
+    return p;
 }
 
 static bs_err
@@ -87,63 +201,60 @@ grow_arrays(bs_csbuild *b)
 bs_err
 bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
 {
-    Bs__Change pc = BS__CHANGE__INIT;
-    Bs__Field fstack[16], *fs = fstack, *fptrs_stack[16], **fptrs = fptrs_stack;
-    Bs__Value vstack[16], *vs = vstack;
-    uint8_t *out;
-    size_t n;
-    bs_err rv = BS_OK;
+    uint8_t *out, *p;
+    size_t n = 0, fs, vs;
+    bs_err rv;
 
     if (b->n == b->cap && (rv = grow_arrays(b)) != BS_OK)
         return rv;
     if (b->n == 0)
         b->first_seq = ch->seq;
     BS_ASSERT(ch->seq == b->first_seq + b->n);
-    if (ch->nfields > 16) {
-        fs = malloc(ch->nfields * sizeof *fs);
-        vs = malloc(ch->nfields * sizeof *vs);
-        fptrs = malloc(ch->nfields * sizeof *fptrs);
-        if (fs == NULL || vs == NULL || fptrs == NULL) {
-            rv = BS_ENOMEM;
-            goto out;
-        }
-    }
-    pc.seq = ch->seq;
-    pc.hlc = ch->hlc;
-    pc.prio = ch->prio;
-    pc.collection = (char *)ch->coll;
-    pc.id = (char *)ch->id;
-    pc.deleted = ch->deleted != 0;
-    pc.n_fields = ch->nfields;
-    pc.fields = fptrs;
+    /* Change: seq = 1, hlc = 2, prio = 3, collection = 4, id = 5,
+     * deleted = 6, fields = 7 (repeated Field). */
+    if (ch->seq != 0)
+        n += 1 + varint_size(ch->seq);
+    if (ch->hlc != 0)
+        n += 1 + varint_size(ch->hlc);
+    if (ch->prio != 0)
+        n += 1 + varint_size(ch->prio);
+    n += string_size(ch->coll) + string_size(ch->id);
+    if (ch->deleted)
+        n += 2;
     for (size_t i = 0; i < ch->nfields; i++) {
-        bs__field__init(&fs[i]);
-        fs[i].name = (char *)ch->fields[i].name;
-        value_to_pb(&vs[i], &ch->fields[i].val);
-        fs[i].value = &vs[i];
-        fptrs[i] = &fs[i];
+        fs = field_size(&ch->fields[i], &vs);
+        n += 1 + varint_size(fs) + fs;
     }
-    n = bs__change__get_packed_size(&pc);
-    if (n > BS_CHANGE_MAX_BYTES) {
-        rv = BS_EINVAL;
-        goto out;
+    if (n > BS_CHANGE_MAX_BYTES)
+        return BS_EINVAL;
+    if ((out = bs_arena_alloc(&b->arena, n)) == NULL)
+        return BS_ENOMEM;
+    p = put_u64(out, 0x08, ch->seq);
+    p = put_u64(p, 0x10, ch->hlc);
+    p = put_u64(p, 0x18, ch->prio);
+    p = put_string(p, 0x22, ch->coll);
+    p = put_string(p, 0x2a, ch->id);
+    if (ch->deleted) {
+        *p++ = 0x30;
+        *p++ = 1;
     }
-    if ((out = bs_arena_alloc(&b->arena, n)) == NULL) {
-        rv = BS_ENOMEM;
-        goto out;
+    for (size_t i = 0; i < ch->nfields; i++) {
+        const bs_field *f = &ch->fields[i];
+
+        fs = field_size(f, &vs);
+        *p++ = 0x3a;
+        p = put_varint(p, fs);
+        p = put_string(p, 0x0a, f->name);
+        *p++ = 0x12;
+        p = put_varint(p, vs);
+        p = put_value(p, &f->val);
     }
-    bs__change__pack(&pc, out);
+    BS_ASSERT((size_t)(p - out) == n);
     b->changes[b->n] = (bs_slice){out, n};
     bs_hash(b->hashes[b->n], out, n);
     b->n++;
     b->bytes += n + BS_HASH_LEN + 8;
-out:
-    if (fs != fstack) {
-        free(fs);
-        free(vs);
-        free(fptrs);
-    }
-    return rv;
+    return BS_OK;
 }
 
 struct bs_sealed {
@@ -352,6 +463,29 @@ free_capped(void *m)
         protobuf_c_message_free_unpacked(m, &a);
 }
 
+/*
+ * 1 when m packs back to exactly buf: canonical encoding (fields in order,
+ * no duplicates, no unknown fields, minimal varints, packed repeated
+ * scalars, no NUL inside strings).  Anything else could decode one way
+ * here and another way in a second implementation (P14, E6).
+ */
+static int
+canonical(const ProtobufCMessage *m, const uint8_t *buf, size_t len)
+{
+    uint8_t stack[512], *out = stack;
+    int same;
+
+    if (protobuf_c_message_get_packed_size(m) != len)
+        return 0;
+    if (len > sizeof stack && (out = malloc(len)) == NULL)
+        return 0;
+    protobuf_c_message_pack(m, out);
+    same = memcmp(out, buf, len) == 0;
+    if (out != stack)
+        free(out);
+    return same;
+}
+
 static bs_err
 malformed(bs_errbuf *err, const char *what)
 {
@@ -375,6 +509,9 @@ decode_header(bs_csview *v, bs_errbuf *err)
     if (h == NULL)
         return malformed(err, "header does not decode");
     v->pb_hdr = h;
+    if (!canonical(&h->base, v->header.p, v->header.n))
+        return malformed(err, "header is not canonically encoded");
+    v->version = h->version;
     if (h->version != BS_WIRE_VERSION)
         return bs_errf(err, BS_EMALFORMED,
                        "change set version %u is not supported (this node "
@@ -473,6 +610,11 @@ bs_changeset_decode(const uint8_t *buf, size_t len, bs_csview **out,
         goto fail;
     }
     v->pb_set = cs;
+    /* The container is not signed: nothing unknown may ride in it. */
+    if (cs->base.n_unknown_fields > 0 || !canonical(&cs->base, buf, len)) {
+        rv = malformed(err, "not canonically encoded (re-encoded by a relay?)");
+        goto fail;
+    }
     if (cs->signature.len != BS_SIG_LEN) {
         rv = malformed(err, "signature length");
         goto fail;
@@ -547,6 +689,10 @@ bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
                       v->changes[i].n);
     if (c == NULL)
         return malformed(err, "change does not decode");
+    if (!canonical(&c->base, v->changes[i].p, v->changes[i].n)) {
+        rv = malformed(err, "change is not canonically encoded");
+        goto out;
+    }
     if (c->seq != v->first + i || c->n_fields > BS_FIELDS_MAX ||
         !bs_collection_valid(c->collection, 1) || !bs_id_valid(c->id) ||
         (c->deleted && c->n_fields > 0)) {
@@ -571,7 +717,9 @@ bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
 
         memset(&f[k], 0, sizeof f[k]);
         if (!bs_field_name_valid(name, nl) ||
-            value_from_pb(c->fields[k]->value, &f[k].val) != BS_OK) {
+            value_from_pb(c->fields[k]->value, &f[k].val) != BS_OK ||
+            (f[k].val.type == BS_VTEXT &&
+             !bs_utf8_valid(f[k].val.s, f[k].val.len))) {
             rv = malformed(err, "bad field in change");
             goto out;
         }
@@ -719,9 +867,12 @@ bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
     if (!fixed(m->infobase, BS_INFOBASE_LEN) || !fixed(m->hub, BS_PK_LEN) ||
         !fixed(m->sender, BS_PK_LEN) ||
         !(m->receiver.len == 0 || fixed(m->receiver, BS_PK_LEN)) ||
-        !fixed(m->sender_incarnation, BS_INC_LEN) || m->n_ack > BS_SEEN_MAX ||
-        strlen(m->sender_name) > BS_NODE_NAME_MAX) {
+        !fixed(m->sender_incarnation, BS_INC_LEN) || m->n_ack > BS_SEEN_MAX) {
         rv = bs_errf(err, rv, "malformed envelope: field sizes");
+        goto out;
+    }
+    if (m->sender_name[0] && !bs_node_name_valid(m->sender_name)) {
+        rv = bs_errf(err, rv, "malformed envelope: bad sender name");
         goto out;
     }
     memcpy(e->infobase, m->infobase.data, BS_INFOBASE_LEN);

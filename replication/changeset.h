@@ -86,7 +86,7 @@ void bs_sealed_free(bs_sealed *x);
 
 /* ---- the receiver's side ---- */
 
-/* A decoded change set; borrows nothing (owns its unpacked messages). */
+/* A decoded change set; owns its unpacked messages, borrows `raw`. */
 typedef struct bs_csview {
     bs_slice raw;    /* the exact received bytes (owned copy) */
     bs_slice header; /* signed bytes, inside raw */

@@ -81,12 +81,14 @@ typedef struct bs_slice {
 } bs_slice;
 
 /* Limits of names and records (docs/limits in README). */
-#define BS_COLLECTION_MAX  64
-#define BS_ID_MAX          256
-#define BS_FIELD_NAME_MAX  128
-#define BS_FIELDS_MAX      1024
-#define BS_RECORD_JSON_MAX (1u << 20)
-#define BS_NODE_NAME_MAX   64
+#define BS_COLLECTION_MAX 64
+#define BS_ID_MAX         256
+#define BS_FIELD_NAME_MAX 128
+#define BS_FIELDS_MAX     1024
+/* A stored record merges fields written by several origins. */
+#define BS_RECORD_FIELDS_MAX 4096
+#define BS_RECORD_JSON_MAX   (1u << 20)
+#define BS_NODE_NAME_MAX     64
 
 /* Big-endian integer helpers for keys and file formats. */
 static inline void

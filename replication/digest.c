@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "record.h"
-#include "streams.h"
 
 static void
 h_u32(bs_hash_state *h, uint32_t v)
@@ -82,20 +81,14 @@ bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
           uint8_t out[BS_HASH_LEN], uint64_t *nrecords, bs_errbuf *err)
 {
     bs_hash_state h;
-    bs_streamtab tab;
-    bs_order order = {0, bs_streams_key, &tab};
     bs_arena a;
     bs_cursor *c;
     bs_slice k, v;
     bs_err rv;
 
     *nrecords = 0;
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &c)) != BS_OK)
         return rv;
-    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &c)) != BS_OK) {
-        bs_streams_fini(&tab);
-        return rv;
-    }
     bs_arena_init(&a);
     bs_hash_init(&h);
     bs_hash_update(&h, "branchsync/digest/v1", 20);
@@ -110,14 +103,13 @@ bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
             rv = bs_errf(err, rv, "corrupt record in store");
             break;
         }
-        if (!bs_record_live(&r, &order))
+        if (!r.live)
             continue;
         h_record(&h, k, &r);
         (*nrecords)++;
     }
     bs_cursor_close(c);
     bs_arena_fini(&a);
-    bs_streams_fini(&tab);
     if (rv != BS_ENOTFOUND)
         return rv;
     bs_hash_final(&h, out);

@@ -88,6 +88,28 @@ find_set(bs_txn *t, const bs_stream *s, uint64_t from, bs_slice *set,
     return rv;
 }
 
+/* How far stream s may be sent: all of it for a member, up to the
+ * revocation point for a revoked one, nothing for a stranger. */
+static uint64_t
+sendable(bs_txn *t, const bs_meta *m, const bs_stream *s)
+{
+    bs_member mem;
+
+    if (!m->joined || memcmp(s->key, m->hub, BS_PK_LEN) == 0 ||
+        memcmp(s->key, m->pk, BS_PK_LEN) == 0 ||
+        bs_sys_member(t, m, s->key, &mem) == BS_OK)
+        return s->seq;
+    for (uint64_t lo = 0, hi = s->seq;;) { /* the last allowed seq */
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        if (lo == hi)
+            return lo;
+        if (bs_member_allows(&mem, s->key + BS_PK_LEN, mid))
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+}
+
 /* 1 when stream s goes in pass `pass`: the hub's streams first. */
 static int
 in_pass(const bs_meta *m, const bs_stream *s, int pass)
@@ -109,12 +131,14 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         return rv;
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
-            const bs_stream *s = &tab.v[i];
+            bs_stream capped = tab.v[i];
+            const bs_stream *s = &capped;
             uint64_t from = bs_peer_acked(p, s->key), last;
             bs_slice set;
 
             if (!in_pass(m, s, pass))
                 continue;
+            capped.seq = sendable(t, m, s);
             while ((rv = find_set(t, s, from, &set, &last)) == BS_OK) {
                 if ((rv = emit(ctx, set)) != BS_OK)
                     break;
@@ -158,12 +182,14 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     }
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
-            const bs_stream *s = &tab.v[c->stream];
+            bs_stream capped = tab.v[c->stream];
+            const bs_stream *s = &capped;
             uint64_t last;
             bs_slice set;
 
             if (!in_pass(&m, s, c->pass))
                 continue;
+            capped.seq = sendable(t, &m, s);
             if (!c->started) {
                 c->from = bs_pos_acked(c->theirs, c->ntheirs, s->key);
                 c->started = 1;
@@ -295,9 +321,35 @@ bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e, const uint8_t *sk,
     return bs_local_reseal(t, m, sk, err);
 }
 
+/* Take e's message number into p: a new incarnation restarts the count. */
+static void
+count_message(bs_peer *p, const bs_envelope *e)
+{
+    if (!p->has_inc || memcmp(p->peer_inc, e->sender_inc, BS_INC_LEN) != 0)
+        p->recv_no = e->message_no;
+    else if (e->message_no > p->recv_no)
+        p->recv_no = e->message_no;
+}
+
+bs_err
+bs_xchg_note_message(bs_txn *t, const bs_envelope *e)
+{
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_peer_find_pk(t, e->sender, &p)) != BS_OK)
+        return rv;
+    count_message(&p, e);
+    p.has_inc = 1;
+    memcpy(p.peer_inc, e->sender_inc, BS_INC_LEN);
+    rv = bs_peer_put(t, &p);
+    bs_peer_fini(&p);
+    return rv;
+}
+
 bs_err
 bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
-               uint64_t now_ms)
+               uint64_t now_ms, int count)
 {
     bs_peer p;
     bs_pos *ack;
@@ -313,8 +365,8 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     free(p.acked);
     p.acked = ack;
     p.nacked = e->nack;
-    if (e->message_no > p.recv_no)
-        p.recv_no = e->message_no;
+    if (count)
+        count_message(&p, e);
     p.has_inc = 1;
     memcpy(p.peer_inc, e->sender_inc, BS_INC_LEN);
     p.last_ok_ms = now_ms;
@@ -326,49 +378,105 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
 
 /* ---- receiving ---- */
 
-/* Members introduced by the hub's sets in this same file. */
+/* Members the hub introduces (or revokes) earlier in the same exchange:
+ * they count as the store's `_members` records will after applying. */
+typedef struct newmember {
+    uint8_t pk[BS_PK_LEN];
+    bs_member m;
+} newmember;
+
 typedef struct newmembers {
-    uint8_t (*pk)[BS_PK_LEN];
+    newmember *v;
     size_t n;
 } newmembers;
 
-static int
-is_new_member(const newmembers *nm, const uint8_t *pk)
+static const newmember *
+new_member(const newmembers *nm, const uint8_t *pk)
 {
-    for (size_t i = 0; i < nm->n; i++)
-        if (memcmp(nm->pk[i], pk, BS_PK_LEN) == 0)
-            return 1;
-    return 0;
+    for (size_t i = nm->n; i-- > 0;) /* the latest word counts */
+        if (memcmp(nm->v[i].pk, pk, BS_PK_LEN) == 0)
+            return &nm->v[i];
+    return NULL;
 }
 
 static bs_err
-learn_members(const bs_csview *v, newmembers *nm, bs_errbuf *err)
+learn_member(newmembers *nm, const bs_change *c)
 {
+    uint8_t pk[BS_PK_LEN];
+    const newmember *prev;
+    newmember *grown;
+
+    if (bs_node_id_parse(c->id, pk) != BS_OK)
+        return BS_OK;
+    if ((grown = realloc(nm->v, (nm->n + 1) * sizeof *grown)) == NULL)
+        return BS_ENOMEM;
+    nm->v = grown;
+    prev = new_member(nm, pk);
+    memset(&nm->v[nm->n], 0, sizeof nm->v[nm->n]);
+    if (prev != NULL)
+        nm->v[nm->n].m = prev->m;
+    memcpy(nm->v[nm->n].pk, pk, BS_PK_LEN);
+    nm->v[nm->n].m.revoked = c->deleted;
+    for (size_t i = 0; i < c->nfields; i++) {
+        const bs_field *f = &c->fields[i];
+        if (strcmp(f->name, "revoked") == 0)
+            nm->v[nm->n].m.revoked = f->val.type == BS_VTRUE;
+        else if (strcmp(f->name, "revoked_at") == 0 &&
+                 f->val.type == BS_VTEXT &&
+                 f->val.len < sizeof nm->v[nm->n].m.revoked_at)
+            memcpy(nm->v[nm->n].m.revoked_at, f->val.s, f->val.len);
+    }
+    nm->n++;
+    return BS_OK;
+}
+
+/*
+ * Every change of v decodes, writes only what its origin may write (only
+ * the hub writes system collections), and the hub's membership changes are
+ * learnt for the sets that follow (S2).
+ */
+static bs_err
+check_changes(const bs_csview *v, const bs_meta *view, newmembers *nm,
+              bs_errbuf *err)
+{
+    int is_hub = memcmp(v->origin, view->hub, BS_PK_LEN) == 0;
     bs_arena a;
     bs_err rv = BS_OK;
 
     bs_arena_init(&a);
     for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
         bs_change c;
-        uint8_t pk[BS_PK_LEN];
-        void *grown;
 
         if (!v->present[i])
             continue;
+        bs_arena_reset(&a);
         if ((rv = bs_changeset_change(v, i, &a, &c, err)) != BS_OK)
             break;
-        if (c.deleted || strcmp(c.coll, BS_SYS_MEMBERS) != 0 ||
-            bs_node_id_parse(c.id, pk) != BS_OK)
-            continue;
-        if ((grown = realloc(nm->pk, (nm->n + 1) * sizeof *nm->pk)) == NULL) {
-            rv = BS_ENOMEM;
-            break;
-        }
-        nm->pk = grown;
-        memcpy(nm->pk[nm->n++], pk, BS_PK_LEN);
+        if (c.coll[0] == '_' && !is_hub)
+            rv = bs_errf(err, BS_EPERM, "not permitted: only the hub writes %s",
+                         c.coll);
+        else if (is_hub && strcmp(c.coll, BS_SYS_MEMBERS) == 0)
+            rv = learn_member(nm, &c);
     }
     bs_arena_fini(&a);
     return rv;
+}
+
+/* Whether the origin of v may have written it, by the store or the file. */
+static int
+member_ok(bs_txn *t, const bs_meta *view, const newmembers *nm,
+          const bs_csview *v)
+{
+    const newmember *n = new_member(nm, v->origin);
+    bs_member mem;
+
+    if (memcmp(v->origin, view->hub, BS_PK_LEN) == 0 ||
+        memcmp(v->origin, view->pk, BS_PK_LEN) == 0)
+        return 1;
+    if (n != NULL)
+        return !n->m.revoked || bs_member_allows(&n->m, v->inc, v->last);
+    return bs_sys_member(t, view, v->origin, &mem) == BS_OK ||
+           bs_member_allows(&mem, v->inc, v->last);
 }
 
 /* Advance tab's (private, in-memory) position for v; BS_EGAP on a gap. */
@@ -378,6 +486,11 @@ track_position(bs_streamtab *tab, const bs_csview *v, bs_errbuf *err)
     bs_stream *s = bs_streams_find(tab, v->origin, v->inc);
     uint64_t have = s ? s->seq : 0;
 
+    if (v->first <= have && v->last > have)
+        return bs_errf(err, BS_EMALFORMED,
+                       "change set %llu-%llu overlaps seq %llu already held",
+                       (unsigned long long)v->first,
+                       (unsigned long long)v->last, (unsigned long long)have);
     if (v->first > have + 1)
         return bs_errf(err, BS_EGAP,
                        "change set would leave a gap: holding seq %llu of "
@@ -420,7 +533,6 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
         return rv;
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
         const bs_csview *v = p->sets[i];
-        bs_member mem;
         char id[BS_NODE_ID_LEN + 1];
 
         bs_node_id_format(v->origin, id);
@@ -430,17 +542,15 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
         else if (bs_changeset_verify(v, v->origin) != BS_OK)
             rv = bs_errf(err, BS_EBADSIG,
                          "signature of origin %s does not verify", id);
-        else if (!is_new_member(&nm, v->origin) &&
-                 bs_sys_member(t, &view, v->origin, &mem) != BS_OK)
+        else if (!member_ok(t, &view, &nm, v))
             rv = bs_errf(err, BS_EFORGED,
                          "change set from %s, which is not a member of this "
-                         "infobase",
+                         "infobase (or was revoked)",
                          id);
-        else if ((rv = track_position(&tab, v, err)) == BS_OK &&
-                 memcmp(v->origin, view.hub, BS_PK_LEN) == 0)
-            rv = learn_members(v, &nm, err);
+        else if ((rv = track_position(&tab, v, err)) == BS_OK)
+            rv = check_changes(v, &view, &nm, err);
     }
-    free(nm.pk);
+    free(nm.v);
     bs_streams_fini(&tab);
     return rv;
 }
@@ -520,7 +630,7 @@ record_ack(bs_txn *t, void *arg, bs_errbuf *err)
 
     (void)err;
     return bs_xchg_record(t, &x->p->env, x->st->changes,
-                          x->clock.now_ms(x->clock.ctx));
+                          x->clock.now_ms(x->clock.ctx), 1);
 }
 
 bs_err

@@ -106,8 +106,15 @@ BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
                                    bs_clock clock, uint64_t max_skew_ms,
                                    bs_xstats *st, bs_errbuf *err);
 
-/* Record e's vector and message number for its sender (write txn). */
+/*
+ * Record e's vector as its sender's acknowledgement (write txn).  With
+ * count_message, also its message number (a file's envelope, or an
+ * initiator's hello); a new incarnation of the sender restarts the count.
+ */
 BS_MUST_CHECK bs_err bs_xchg_record(bs_txn *t, const bs_envelope *e,
-                                    uint64_t changes, uint64_t now_ms);
+                                    uint64_t changes, uint64_t now_ms,
+                                    int count_message);
+/* Only the message number of an initiator's hello (write txn). */
+BS_MUST_CHECK bs_err bs_xchg_note_message(bs_txn *t, const bs_envelope *e);
 
 #endif

@@ -3,130 +3,19 @@
  */
 #include "json.h"
 
-#include <jansson.h>
 #include <string.h>
 
-static const char *
-type_name(const json_t *v)
-{
-    return json_is_object(v) ? "an object" : "an array";
-}
-
-static bs_err
-to_value(bs_arena *a, const char *name, json_t *j, bs_value *v, bs_errbuf *err)
-{
-    memset(v, 0, sizeof *v);
-    switch (json_typeof(j)) {
-    case JSON_NULL:
-        v->type = BS_VNULL;
-        break;
-    case JSON_TRUE:
-        v->type = BS_VTRUE;
-        break;
-    case JSON_FALSE:
-        v->type = BS_VFALSE;
-        break;
-    case JSON_INTEGER:
-        v->type = BS_VINT;
-        v->i = json_integer_value(j);
-        break;
-    case JSON_REAL:
-        v->type = BS_VREAL;
-        v->d = json_real_value(j);
-        break;
-    case JSON_STRING:
-        v->type = BS_VTEXT;
-        v->len = (uint32_t)json_string_length(j);
-        if ((v->s = bs_arena_strndup(a, json_string_value(j), v->len)) == NULL)
-            return BS_ENOMEM;
-        break;
-    default:
-        return bs_errf(err, BS_EINVAL,
-                       "field \"%s\" is %s: fields must be strings, numbers, "
-                       "booleans or null",
-                       name, type_name(j));
-    }
-    return BS_OK;
-}
-
-static bs_err
-collect(json_t *obj, bs_arena *a, const char **id, bs_field *f, size_t *n,
-        bs_errbuf *err)
-{
-    const char *name;
-    json_t *val;
-    bs_err rv;
-
-    json_object_foreach(obj, name, val)
-    {
-        size_t nlen = strlen(name);
-
-        if (strcmp(name, "id") == 0) {
-            if (!json_is_string(val))
-                return bs_errf(err, BS_EINVAL, "\"id\" must be a string");
-            if ((*id = bs_arena_strndup(a, json_string_value(val),
-                                        json_string_length(val))) == NULL)
-                return BS_ENOMEM;
-            continue;
-        }
-        if (!bs_field_name_valid(name, nlen))
-            return bs_errf(err, BS_EINVAL,
-                           "bad field name \"%.*s\": 1 to %d bytes, no "
-                           "control characters",
-                           (int)(nlen > 40 ? 40 : nlen), name,
-                           BS_FIELD_NAME_MAX);
-        f[*n].namelen = (uint16_t)nlen;
-        if ((f[*n].name = bs_arena_strndup(a, name, nlen)) == NULL)
-            return BS_ENOMEM;
-        if ((rv = to_value(a, name, val, &f[*n].val, err)) != BS_OK)
-            return rv;
-        (*n)++;
-    }
-    return BS_OK;
-}
+#include "flatjson.h"
 
 bs_err
 bs_json_fields(const char *text, size_t len, bs_arena *a, const char **id,
                bs_field **out, size_t *n, bs_errbuf *err)
 {
-    json_error_t je;
-    json_t *obj;
-    bs_field *f;
-    bs_err rv;
+    size_t idlen;
 
-    *id = NULL;
-    *n = 0;
-    if (len > BS_RECORD_JSON_MAX)
-        return bs_errf(err, BS_EINVAL, "record is larger than %u bytes",
-                       BS_RECORD_JSON_MAX);
-    obj = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (obj == NULL)
-        return bs_errf(err, BS_EJSON, "malformed JSON: %s (column %d)", je.text,
-                       je.column);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
-        return bs_errf(err, BS_EINVAL, "record must be a JSON object");
-    }
-    if (json_object_size(obj) > BS_FIELDS_MAX + 1) {
-        json_decref(obj);
-        return bs_errf(err, BS_EINVAL, "record has more than %d fields",
-                       BS_FIELDS_MAX);
-    }
-    f = bs_arena_alloc(a, (json_object_size(obj) + 1) * sizeof *f);
-    if (f == NULL) {
-        json_decref(obj);
-        return BS_ENOMEM;
-    }
-    rv = collect(obj, a, id, f, n, err);
-    json_decref(obj);
-    if (rv == BS_OK && *n > BS_FIELDS_MAX)
-        rv = bs_errf(err, BS_EINVAL, "record has more than %d fields",
-                     BS_FIELDS_MAX);
-    if (rv == BS_OK)
-        rv = bs_fields_sort(f, *n, err);
-    if (rv == BS_OK)
-        *out = f;
-    return rv;
+    /* One parser for `put`, `load` and the rest (flatjson.h); it accepts
+     * what jansson accepted here before. */
+    return bs_flatjson_fields(text, len, a, id, &idlen, out, n, err);
 }
 
 /* ---- output: a small emitter, so reals print in their shortest

@@ -166,11 +166,11 @@ next_prio(const bs_local *l, const bs_record *r, const bs_field *f, size_t n)
 }
 
 static int
-is_noop(const bs_local *l, const bs_record *r, const bs_field *f, size_t n)
+is_noop(const bs_record *r, const bs_field *f, size_t n)
 {
     size_t i = 0;
 
-    if (!bs_record_live(r, &l->order))
+    if (!r->live)
         return 0;
     for (size_t j = 0; j < n; j++) {
         while (i < r->nfields &&
@@ -227,6 +227,7 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
     /* Fast path: a new record costs one B-tree descent. */
     v = next_version(l, next_prio(l, NULL, f, n));
     r.has_alive = 1;
+    r.live = 1;
     r.alive = v;
     r.fields = f;
     r.nfields = n;
@@ -245,7 +246,7 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
         return rv;
     if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
-    if (is_noop(l, &r, f, n)) {
+    if (!l->force && is_noop(&r, f, n)) {
         l->unchanged++;
         return BS_OK;
     }
@@ -279,7 +280,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         return rv;
     if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
-    if (!bs_record_live(&r, &l->order))
+    if (!r.live)
         return bs_errf(err, BS_ENOTFOUND, "%s/%s: not found", coll, id);
     v = next_version(l, next_prio(l, &r, NULL, 0));
     if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,

@@ -28,6 +28,7 @@ typedef struct bs_local {
     bs_csbuild build;
     uint64_t written, unchanged, deleted;
     int has_conflicts; /* local writes settle open conflicts they touch */
+    int force;         /* write even when nothing changes (resolve) */
 } bs_local;
 
 /* Start local writes in write txn t, signing with sk (borrowed). */

@@ -39,7 +39,6 @@ bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
                     bs_purge_stats *st, bs_errbuf *err)
 {
     bs_streamtab tab;
-    bs_order order = {0, bs_streams_key, &tab};
     bs_peer *peers = NULL;
     size_t np = 0;
     bs_cursor *c = NULL;
@@ -63,7 +62,7 @@ bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
             rv = bs_errf(err, rv, "corrupt record in store");
             break;
         }
-        if (!r.has_tomb || bs_record_live(&r, &order) || r.nfields > 0) {
+        if (!r.has_tomb || r.live || r.nfields > 0) {
             rv = bs_cursor_next(c, &k, &v);
             continue;
         }

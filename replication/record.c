@@ -167,7 +167,7 @@ ver_eq(const bs_version *a, const bs_version *b)
 /* The distinct versions of r, in first-use order: alive, tomb, fields. */
 typedef struct vtab {
     size_t n;
-    const bs_version *v[BS_FIELDS_MAX + 2];
+    const bs_version *v[BS_RECORD_FIELDS_MAX + 2];
 } vtab;
 
 static uint16_t
@@ -212,9 +212,9 @@ bs_record_size(const bs_record *r)
     vtab t;
     size_t n;
 
-    BS_ASSERT(r->nfields <= BS_FIELDS_MAX);
+    BS_ASSERT(r->nfields <= BS_RECORD_FIELDS_MAX);
     build_vtab(r, &t);
-    n = 1 + 2 + t.n * VER_SIZE + 2 + 2 + 2;
+    n = 1 + 1 + 2 + t.n * VER_SIZE + 2 + 2 + 2;
     for (size_t i = 0; i < r->nfields; i++)
         n += 2 + 2 + r->fields[i].namelen + value_size(&r->fields[i].val);
     return n;
@@ -228,6 +228,7 @@ bs_record_encode(const bs_record *r, uint8_t *out)
 
     build_vtab(r, &t);
     *p++ = FORMAT;
+    *p++ = r->live ? 1 : 0;
     put16(&p, (uint16_t)t.n);
     for (size_t i = 0; i < t.n; i++) {
         put64(&p, t.v[i]->hlc);
@@ -296,13 +297,14 @@ bs_err
 bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
 {
     reader rd = {buf, buf + n, 0};
-    const uint8_t *fmt = take(&rd, 1);
+    const uint8_t *fmt = take(&rd, 1), *flags = take(&rd, 1);
     bs_version *vers;
     uint16_t nver, av, tv;
 
     memset(r, 0, sizeof *r);
-    if (fmt == NULL || *fmt != FORMAT)
+    if (fmt == NULL || flags == NULL || *fmt != FORMAT || *flags > 1)
         return BS_ESTORE;
+    r->live = *flags & 1;
     nver = get16(&rd);
     if (rd.bad ||
         (vers = bs_arena_alloc(a, (nver + 1u) * sizeof *vers)) == NULL)
@@ -317,7 +319,7 @@ bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
     tv = get16(&rd);
     r->nfields = get16(&rd);
     if (rd.bad || (av != NO_VIDX && av >= nver) ||
-        (tv != NO_VIDX && tv >= nver) || r->nfields > BS_FIELDS_MAX)
+        (tv != NO_VIDX && tv >= nver) || r->nfields > BS_RECORD_FIELDS_MAX)
         return BS_ESTORE;
     if ((r->has_alive = av != NO_VIDX))
         r->alive = vers[av];
@@ -369,8 +371,11 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
     size_t i = 0, j = 0, n = 0;
 
     *changed = 0;
-    if (deleted)
-        return merge_delete(r, ver, o, changed);
+    if (deleted) {
+        bs_err rv = merge_delete(r, ver, o, changed);
+        r->live = bs_record_live(r, o);
+        return rv;
+    }
     /* `alive` is the greatest upsert ever merged, older than a delete or
      * not, so the stored record does not depend on arrival order. */
     if (!r->has_alive || bs_version_cmp(ver, &r->alive, o) > 0) {
@@ -378,9 +383,10 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
         r->alive = *ver;
         *changed = 1;
     }
+    r->live = bs_record_live(r, o);
     if (r->has_tomb && bs_version_cmp(ver, &r->tomb, o) <= 0)
         return BS_OK; /* its fields are older than a delete */
-    if (r->nfields + nfields > BS_FIELDS_MAX * 2u)
+    if (r->nfields + nfields > BS_RECORD_FIELDS_MAX * 2u)
         return BS_EINVAL;
     out = bs_arena_alloc(a, (r->nfields + nfields + 1) * sizeof *out);
     if (out == NULL)
@@ -414,7 +420,7 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
             j++;
         }
     }
-    if (n > BS_FIELDS_MAX)
+    if (n > BS_RECORD_FIELDS_MAX)
         return BS_EINVAL;
     r->fields = out;
     r->nfields = n;
@@ -426,7 +432,7 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
 #include <ctype.h>
 
 static int
-utf8_clean(const unsigned char *s, size_t n)
+utf8_check(const unsigned char *s, size_t n, int controls)
 {
     size_t i = 0;
 
@@ -435,7 +441,7 @@ utf8_clean(const unsigned char *s, size_t n)
         size_t len;
         uint32_t cp;
 
-        if (c < 0x20 || c == 0x7f)
+        if (c == 0 || (!controls && (c < 0x20 || c == 0x7f)))
             return 0;
         if (c < 0x80) {
             i++;
@@ -467,6 +473,18 @@ utf8_clean(const unsigned char *s, size_t n)
         i += len;
     }
     return 1;
+}
+
+static int
+utf8_clean(const unsigned char *s, size_t n)
+{
+    return utf8_check(s, n, 0);
+}
+
+int
+bs_utf8_valid(const char *s, size_t n)
+{
+    return utf8_check((const unsigned char *)s, n, 1);
 }
 
 int

@@ -10,13 +10,13 @@
  * collection's order (bs_version_cmp), so the result does not depend on the
  * order changes arrive in (INV-5: the comparison is pure).
  *
- * Stored encoding (local to a node; little-endian):
- *   u8 format (1) | u16 nver | nver x version(24) | u16 alive_vidx |
- *   u16 tomb_vidx (0xffff: none) | u16 nfields |
- *   nfields x (u16 vidx | u16 namelen | name | u8 type | payload)
- * version = u64 hlc | u64 seq | u32 stream | u32 prio.  payload: none for
- * null/false/true, 8 bytes for integer/real, u32 len + bytes for text.
- * Fields are sorted by name (bytewise), so equal records encode equally.
+ * Stored encoding (local to a node, host byte order):
+ *   u8 format (1) | u8 flags (bit 0: live) | u16 nver | nver x version(24) |
+ * u16 alive_vidx | u16 tomb_vidx (0xffff: none) | u16 nfields | nfields x (u16
+ * vidx | u16 namelen | name | u8 type | payload) version = u64 hlc | u64 seq |
+ * u32 stream | u32 prio.  payload: none for null/false/true, 8 bytes for
+ * integer/real, u32 len + bytes for text. Fields are sorted by name (bytewise),
+ * so equal records encode equally.
  */
 #ifndef BS_RECORD_H
 #define BS_RECORD_H
@@ -57,6 +57,7 @@ typedef struct bs_field {
 } bs_field;
 
 typedef struct bs_record {
+    int live; /* as decided by the last merge, under the collection's order */
     int has_alive, has_tomb;
     bs_version alive, tomb;
     size_t nfields;
@@ -75,7 +76,9 @@ typedef struct bs_order {
 
 int bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o);
 
-/* 1 when the record is live (an upsert newer than any delete). */
+/* 1 when the record is live (an upsert newer than any delete) under order
+ * o.  bs_record_merge stores the answer for the collection's order in
+ * r->live, which is what readers use. */
 int bs_record_live(const bs_record *r, const bs_order *o);
 
 /* Decode a stored record; strings borrow from buf.  BS_ESTORE if corrupt. */
@@ -109,6 +112,8 @@ BS_MUST_CHECK bs_err bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err);
  * digit.  Names starting with '_' are the system's (membership, policies);
  * allow_system admits them. */
 int bs_collection_valid(const char *s, int allow_system);
+/* Well-formed UTF-8 (control characters allowed, NUL not). */
+int bs_utf8_valid(const char *s, size_t n);
 /* A record ID: 1..256 bytes of UTF-8 without control characters. */
 int bs_id_valid(const char *s);
 /* A field name: 1..128 bytes of UTF-8 without control characters, not "id". */

@@ -229,6 +229,15 @@ join_txn(bs_txn *t, void *arg, bs_errbuf *err)
 }
 
 static bs_err
+note_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    join_ctx *j = arg;
+
+    (void)err;
+    return bs_xchg_note_message(t, &j->s->theirs);
+}
+
+static bs_err
 on_hello(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
@@ -263,6 +272,11 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
         return fail(s, BS_EINVAL, "replayed hello");
     if (acc.join &&
         (rv = bs_store_write(s->cfg.store, join_txn, &j, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    /* An initiator's hello is numbered; remember it so a replay of this
+     * hello is recognised.  (The responder's envelopes are not counted.) */
+    if (!s->cfg.initiator &&
+        (rv = bs_store_write(s->cfg.store, note_txn, &j, &err)) != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
     if (!s->cfg.initiator && (rv = send_envelope(s, BS_MSG_HELLO, 0)) != BS_OK)
         return rv;
@@ -354,7 +368,7 @@ ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
     ack_ctx *a = arg;
 
     (void)err;
-    return bs_xchg_record(t, a->e, a->changes, a->now);
+    return bs_xchg_record(t, a->e, a->changes, a->now, 0);
 }
 
 static bs_err

@@ -82,9 +82,8 @@ peer_json(bs_txn *t, const bs_peer *p, const bs_streamtab *tab,
 }
 
 static bs_err
-collections_json(bs_txn *t, const bs_streamtab *tab, json_t *cols)
+collections_json(bs_txn *t, json_t *cols)
 {
-    bs_order order = {0, bs_streams_key, (void *)tab};
     bs_cursor *cur;
     bs_slice key, val;
     bs_arena a;
@@ -112,7 +111,7 @@ collections_json(bs_txn *t, const bs_streamtab *tab, json_t *cols)
         bs_arena_reset(&a);
         if ((rv = bs_record_decode(&r, val.p, val.n, &a)) != BS_OK)
             break;
-        const char *f = bs_record_live(&r, &order) ? "records" : "deleted";
+        const char *f = r.live ? "records" : "deleted";
         json_object_set_new(
             c, f, json_integer(json_integer_value(json_object_get(c, f)) + 1));
     }
@@ -156,7 +155,7 @@ bs_status_json(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
     if ((rv = bs_txn_count(t, BS_DB_LOG, &sets)) != BS_OK ||
         (rv = bs_conflict_count(t, &open, &all)) != BS_OK ||
         (rv = bs_peer_list(t, &peers, &np)) != BS_OK ||
-        (o->count_records && (rv = collections_json(t, &tab, cols)) != BS_OK))
+        (o->count_records && (rv = collections_json(t, cols)) != BS_OK))
         goto fail;
     for (size_t i = 0; i < np; i++)
         json_array_append_new(pj, peer_json(t, &peers[i], &tab, o));

@@ -33,21 +33,14 @@ live_record(bs_txn *t, const char *coll, const char *id, bs_arena *a,
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
-    bs_streamtab tab;
-    bs_order o = {0, bs_streams_key, &tab};
     bs_slice v;
     bs_err rv;
-    int live;
 
     if ((rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(key, klen), &v)) != BS_OK)
         return rv;
     if ((rv = bs_record_decode(r, v.p, v.n, a)) != BS_OK)
         return rv;
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    live = bs_record_live(r, &o);
-    bs_streams_fini(&tab);
-    return live ? BS_OK : BS_ENOTFOUND;
+    return r->live ? BS_OK : BS_ENOTFOUND;
 }
 
 static const bs_value *
@@ -121,6 +114,9 @@ bs_sys_member(bs_txn *t, const bs_meta *self, const uint8_t pk[32],
             m->role = BS_ROLE_HUB;
         v = field(&r, "revoked");
         m->revoked = v != NULL && v->type == BS_VTRUE;
+        if ((v = field(&r, "revoked_at")) != NULL && v->type == BS_VTEXT &&
+            v->len < sizeof m->revoked_at)
+            memcpy(m->revoked_at, v->s, v->len);
         if (m->revoked)
             rv = BS_ENOTFOUND;
     }
@@ -128,6 +124,25 @@ bs_sys_member(bs_txn *t, const bs_meta *self, const uint8_t pk[32],
     if (self->joined && memcmp(pk, self->hub, 32) == 0)
         return BS_OK; /* the hub is a member by definition */
     return rv;
+}
+
+int
+bs_member_allows(const bs_member *m, const uint8_t inc[BS_INC_LEN],
+                 uint64_t last)
+{
+    char want[2 * BS_INC_LEN + 1];
+    const char *p = m->revoked_at;
+
+    if (!m->revoked)
+        return 0; /* not a member at all */
+    bs_hex(want, inc, BS_INC_LEN);
+    while (p && *p) {
+        if (strncmp(p, want, 2 * BS_INC_LEN) == 0 && p[2 * BS_INC_LEN] == ':')
+            return strtoull(p + 2 * BS_INC_LEN + 1, NULL, 10) >= last;
+        p = strchr(p, ',');
+        p = p ? p + 1 : NULL;
+    }
+    return 0;
 }
 
 bs_err

@@ -33,7 +33,15 @@ typedef struct bs_member {
     char name[BS_NODE_NAME_MAX + 1];
     int role;
     int revoked;
+    /* what the hub held of the member's streams when it revoked it:
+     * "INCHEX:SEQ,INCHEX:SEQ..."; changes up to there stay valid */
+    char revoked_at[1024];
 } bs_member;
+
+/* 1 when member m may have written the set (inc, ..last): it is not
+ * revoked, or the set lies within what was held when it was revoked. */
+int bs_member_allows(const bs_member *m, const uint8_t inc[BS_INC_LEN],
+                     uint64_t last);
 
 /*
  * Whether origin pk belongs to the infobase: the hub and this node always

@@ -95,8 +95,7 @@ bs_cmd_del(bs_cli *c)
 
 /* Decode the record under (k, v) and print it if live. */
 static bs_err
-print_record(bs_slice k, bs_slice v, const bs_order *o, bs_arena *a,
-             int *printed)
+print_record(bs_slice k, bs_slice v, bs_arena *a, int *printed)
 {
     const uint8_t *nul = memchr(k.p, '\0', k.n);
     bs_record r;
@@ -108,7 +107,7 @@ print_record(bs_slice k, bs_slice v, const bs_order *o, bs_arena *a,
         return BS_ESTORE;
     if ((rv = bs_record_decode(&r, v.p, v.n, a)) != BS_OK)
         return rv;
-    if (!bs_record_live(&r, o))
+    if (!r.live)
         return BS_OK;
     s = bs_json_record((const char *)nul + 1, k.n - (size_t)(nul + 1 - k.p),
                        &r);
@@ -171,7 +170,7 @@ bs_cmd_get(bs_cli *c)
     klen = bs_record_key(key, coll, id);
     if ((rv = reader_open(c, &r)) == BS_OK &&
         (rv = bs_txn_get(r.t, BS_DB_RECORDS, bs_mem(key, klen), &v)) == BS_OK)
-        rv = print_record(bs_mem(key, klen), v, &r.order, &r.a, &printed);
+        rv = print_record(bs_mem(key, klen), v, &r.a, &printed);
     reader_close(&r);
     if (rv == BS_OK && !printed)
         rv = BS_ENOTFOUND;
@@ -202,7 +201,7 @@ bs_cmd_ls(bs_cli *c)
          rv == BS_OK && k.n >= plen && memcmp(k.p, prefix, plen) == 0;
          rv = bs_cursor_next(cur, &k, &v)) {
         bs_arena_reset(&r.a);
-        if ((rv = print_record(k, v, &r.order, &r.a, &printed)) != BS_OK)
+        if ((rv = print_record(k, v, &r.a, &printed)) != BS_OK)
             break;
     }
     if (rv == BS_ENOTFOUND || rv == BS_OK)

@@ -193,11 +193,36 @@ peer_add(bs_cli *c, bs_node *n)
     return BS_OK;
 }
 
+/* "INCHEX:SEQ,..." for every stream of origin pk that we hold. */
+static void
+held_streams(bs_txn *t, const uint8_t *pk, char *out, size_t n)
+{
+    bs_streamtab tab;
+    size_t used = 0;
+
+    out[0] = '\0';
+    if (bs_streams_load(t, &tab) != BS_OK)
+        return;
+    for (size_t i = 0; i < tab.n; i++) {
+        char inc[2 * BS_INC_LEN + 1];
+        if (memcmp(tab.v[i].key, pk, BS_PK_LEN) != 0)
+            continue;
+        bs_hex(inc, tab.v[i].key + BS_PK_LEN, BS_INC_LEN);
+        used += (size_t)snprintf(out + used, used < n ? n - used : 0,
+                                 "%s%s:%llu", used ? "," : "", inc,
+                                 (unsigned long long)tab.v[i].seq);
+    }
+    if (used >= n)
+        out[0] = '\0'; /* too many incarnations to list: revoke them all */
+    bs_streams_fini(&tab);
+}
+
 static bs_err
 peer_rm(bs_cli *c, bs_node *n)
 {
     sysw w = {0};
-    bs_field f[1];
+    bs_field f[2];
+    char held[1000];
     char canon[BS_NODE_ID_LEN + 1];
     bs_peer p;
     bs_txn *t;
@@ -209,6 +234,8 @@ peer_rm(bs_cli *c, bs_node *n)
     if ((rv = bs_store_read(n->store, &t, &c->err)) != BS_OK)
         return rv;
     rv = bs_peer_get(t, w.rm, &p);
+    if (rv == BS_OK)
+        held_streams(t, p.pk, held, sizeof held);
     bs_txn_abort(t);
     if (rv == BS_ENOTFOUND)
         return bs_errf(&c->err, BS_EINVAL, "unknown peer \"%s\"", w.rm);
@@ -217,11 +244,13 @@ peer_rm(bs_cli *c, bs_node *n)
     if (n->meta.role == BS_ROLE_HUB) {
         /* Revoke its key everywhere for new changes. */
         bs_node_id_format(p.pk, canon);
+        /* Changes it made up to what we hold stay valid everywhere. */
         f[0] = bool_field("revoked", 1);
+        f[1] = text_field("revoked_at", held);
         w.coll = BS_SYS_MEMBERS;
         w.id = canon;
         w.f = f;
-        w.n = 1;
+        w.n = 2;
         if ((rv = bs_node_secret(n, &w.sk, &c->err)) != BS_OK) {
             bs_peer_fini(&p);
             return rv;
@@ -618,6 +647,54 @@ typedef struct resolve_ctx {
     bs_field f[1];
 } resolve_ctx;
 
+/* Keep the updated side of a delete/update conflict: write the record's
+ * fields again, so the decision replicates and supersedes both sides. */
+static bs_err
+rewrite_record(bs_local *l, resolve_ctx *r, bs_errbuf *err)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    size_t klen = bs_record_key(key, r->coll, r->id);
+    bs_record rec;
+    bs_field *f;
+    bs_slice v;
+    bs_arena a;
+    bs_err rv;
+
+    if ((rv = bs_txn_get(l->txn, BS_DB_RECORDS, bs_mem(key, klen), &v)) !=
+        BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    if ((rv = bs_record_decode(&rec, v.p, v.n, &a)) != BS_OK)
+        goto out;
+    if (!rec.live || rec.nfields == 0) {
+        rv = bs_errf(err, BS_EINVAL,
+                     "%s/%s: the delete removed the updated fields; write "
+                     "them again with put",
+                     r->coll, r->id);
+        goto out;
+    }
+    f = bs_arena_alloc(&a, rec.nfields * sizeof *f);
+    for (size_t i = 0; f != NULL && i < rec.nfields; i++) {
+        f[i] = rec.fields[i];
+        f[i].name =
+            bs_arena_strndup(&a, rec.fields[i].name, rec.fields[i].namelen);
+        if (f[i].val.type == BS_VTEXT)
+            f[i].val.s = bs_arena_strndup(&a, f[i].val.s, f[i].val.len);
+        if (f[i].name == NULL ||
+            (f[i].val.type == BS_VTEXT && f[i].val.s == NULL))
+            f = NULL;
+    }
+    if (f == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    l->force = 1;
+    rv = bs_local_put(l, r->coll, r->id, f, rec.nfields, err);
+out:
+    bs_arena_fini(&a);
+    return rv;
+}
+
 static bs_err
 resolve_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -631,6 +708,8 @@ resolve_txn(bs_txn *t, void *arg, bs_errbuf *err)
         rv = bs_local_del(&l, r->coll, r->id, err);
     else if (strcmp(r->field, BS_CONFLICT_RECORD) != 0)
         rv = bs_local_put(&l, r->coll, r->id, r->f, 1, err);
+    else
+        rv = rewrite_record(&l, r, err);
     if (rv == BS_ENOTFOUND && r->deleted)
         rv = BS_OK; /* already deleted: nothing to write */
     if (rv == BS_OK)

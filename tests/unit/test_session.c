@@ -173,6 +173,8 @@ shuttle(bs_session *from, bs_session *to, size_t *max_inflight)
     return moved;
 }
 
+static char last_errors[2 * BS_ERRMSG_LEN + 16];
+
 /* Run one exchange a -> b to the end; returns the final states. */
 static void
 exchange(node *a, node *b, bs_session_state *sa, bs_session_state *sb,
@@ -194,8 +196,8 @@ exchange(node *a, node *b, bs_session_state *sa, bs_session_state *sb,
     }
     *sa = bs_session_state_of(x);
     *sb = bs_session_state_of(y);
-    if (*sa != BS_SESSION_COMPLETE || *sb != BS_SESSION_COMPLETE)
-        cr_log_error("a: %s / b: %s", bs_session_error(x), bs_session_error(y));
+    snprintf(last_errors, sizeof last_errors, "a: %s / b: %s",
+             bs_session_error(x), bs_session_error(y));
     bs_session_free(x);
     bs_session_free(y);
 }
@@ -238,8 +240,8 @@ Test(session, both_directions_in_one_exchange_and_join)
     puts_at(&hub, 0, 100, "from hub");
     puts_at(&br, 1000, 50, "offline at the branch before joining");
     exchange(&hub, &br, &sa, &sb, NULL);
-    cr_assert_eq(sa, BS_SESSION_COMPLETE);
-    cr_assert_eq(sb, BS_SESSION_COMPLETE);
+    cr_assert_eq(sa, BS_SESSION_COMPLETE, "%s", last_errors);
+    cr_assert_eq(sb, BS_SESSION_COMPLETE, "%s", last_errors);
     digest_of(&hub, d1, &n1);
     digest_of(&br, d2, &n2);
     cr_assert_eq(n1, 150);
@@ -257,8 +259,8 @@ Test(session, backlog_streams_within_the_window)
     /* 40,000 changes: several sets of BS_SET_MAX_CHANGES. */
     puts_at(&hub, 0, 40000, "backlog");
     exchange(&br, &hub, &sa, &sb, &inflight);
-    cr_assert_eq(sa, BS_SESSION_COMPLETE);
-    cr_assert_eq(sb, BS_SESSION_COMPLETE);
+    cr_assert_eq(sa, BS_SESSION_COMPLETE, "%s", last_errors);
+    cr_assert_eq(sb, BS_SESSION_COMPLETE, "%s", last_errors);
     cr_assert_leq(inflight, BS_SESSION_WINDOW, "%zu sets in flight", inflight);
     digest_of(&hub, d1, &n1);
     digest_of(&br, d2, &n2);
@@ -275,7 +277,7 @@ Test(session, second_exchange_moves_only_what_is_new)
 
     puts_at(&hub, 0, 10, "one");
     exchange(&hub, &br, &sa, &sb, NULL);
-    cr_assert_eq(sa, BS_SESSION_COMPLETE);
+    cr_assert_eq(sa, BS_SESSION_COMPLETE, "%s", last_errors);
     puts_at(&hub, 10, 5, "two");
     ca = (bs_session_cfg){hub.n->store,  hub.sk, bs_clock_system,
                           60000,         1,      "tallinn",
@@ -350,7 +352,7 @@ Test(session, interrupted_exchange_resumes)
     cr_assert_eq(n2, BS_SET_MAX_CHANGES, "applied before the cut: %llu",
                  (unsigned long long)n2);
     exchange(&hub, &br, &sa, &sb, NULL);
-    cr_assert_eq(sa, BS_SESSION_COMPLETE);
+    cr_assert_eq(sa, BS_SESSION_COMPLETE, "%s", last_errors);
     digest_of(&hub, d1, &n1);
     digest_of(&br, d2, &n2);
     cr_assert_eq(n2, 30000);
