@@ -865,9 +865,9 @@ Test(bundle, file_from_an_unpaired_node_is_forged)
 }
 
 /*
- * Regression (fixed): bs_xchg_accept (replication/exchange.c) puts the envelope's
- * sender_name, which bs_envelope_decode only length-checks, verbatim into
- * the error message, so an unpaired sender chooses what the admin's log
+ * Regression (fixed): bs_xchg_accept (replication/exchange.c) puts the
+ * envelope's sender_name, which bs_envelope_decode only length-checks, verbatim
+ * into the error message, so an unpaired sender chooses what the admin's log
  * shows on the next lines ("\n" and "\r" pass through).
  */
 Test(bundle, unpaired_sender_cannot_inject_log_lines)
@@ -1635,8 +1635,8 @@ Test(bundle, unauthorized_set_alone_is_refused)
 }
 
 /*
- * Regression (fixed): bs_xchg_verify (exchange.c, pass 1) checks signatures, membership
- * and gaps but not what bs_apply_set checks per change (only the hub
+ * Regression (fixed): bs_xchg_verify (exchange.c, pass 1) checks signatures,
+ * membership and gaps but not what bs_apply_set checks per change (only the hub
  * writes '_...', change decoding, seq numbers), and bs_xchg_apply commits
  * one set per transaction; so a file whose last set is refused with
  * BS_EPERM (exit 2) leaves the sets before it applied: records, log and
@@ -1661,8 +1661,8 @@ Test(bundle, unauthorized_last_set_leaves_store_unchanged)
 /* ---- relays re-encoding a set (P14, E6, RELIABILITY 2.3) ---- */
 
 /*
- * Regression (fixed): bs_changeset_decode accepts a ChangeSet whose header field occurs
- * twice: protobuf-c keeps the last one (which is verified), while
+ * Regression (fixed): bs_changeset_decode accepts a ChangeSet whose header
+ * field occurs twice: protobuf-c keeps the last one (which is verified), while
  * bs_changeset_stored_header, used on the stored bytes to tell an honest
  * duplicate from equivocation, reads the first.  The hub stores such a set
  * as received; when the honest copy of that set arrives later, position()
@@ -1700,8 +1700,8 @@ Test(bundle, set_with_a_duplicated_header_field_is_refused)
 }
 
 /*
- * Regression (fixed): a relay's non-canonical re-encoding of a set outside its signed
- * header (an unknown field, a padded length) is accepted, stored and
+ * Regression (fixed): a relay's non-canonical re-encoding of a set outside its
+ * signed header (an unknown field, a padded length) is accepted, stored and
  * relayed as is; RELIABILITY E6 and 2.3 require receivers to reject
  * re-encoded sets, and bs_changeset_decode checks no canonical form.
  * (docs/protocol.md 2.8 says unknown fields are ignored "being inside the
@@ -1758,8 +1758,8 @@ Test(bundle, every_byte_deletion_is_refused)
 }
 
 /*
- * Regression (fixed): bs_bundle_inspect (bundle.c) decodes every envelope frame into the
- * same p.in.env; bs_envelope_decode starts with memset, so with two
+ * Regression (fixed): bs_bundle_inspect (bundle.c) decodes every envelope frame
+ * into the same p.in.env; bs_envelope_decode starts with memset, so with two
  * envelope frames the first one's ack vector (calloc'd) leaks.  Seen only
  * in the ASan build (LSan), where this test fails.
  */

@@ -910,9 +910,9 @@ Test(changeset, random_garbage_never_crashes)
 /* ---- the decoded view owns what it shows ---- */
 
 /*
- * Regression (fixed): bs_changeset_decode never fills bs_csview.version (decode_header
- * checks h->version but does not store it), so every decoded view says
- * version 0 although only version 1 decodes.
+ * Regression (fixed): bs_changeset_decode never fills bs_csview.version
+ * (decode_header checks h->version but does not store it), so every decoded
+ * view says version 0 although only version 1 decodes.
  */
 Test(changeset, decoded_view_reports_its_version)
 {
