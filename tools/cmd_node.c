@@ -9,6 +9,7 @@
 #include "../replication/record.h"
 #include "../replication/status.h"
 #include "../replication/hlc.h"
+#include "../node/schedule.h"
 #include "cli.h"
 
 bs_err
@@ -171,8 +172,13 @@ print_status(json_t *j, bs_node *n, long long now)
         char ok[32], bad[32];
         ago(ok, sizeof ok, jint(x, "last_success_ms"), now);
         ago(bad, sizeof bad, jint(x, "last_error_ms"), now);
-        printf("  %-12s %s%s%s\n", jstr(x, "name"), jstr(x, "schedule"),
+        printf("  %-12s %s%s%s", jstr(x, "name"), jstr(x, "schedule"),
                *jstr(x, "window") ? ", window " : "", jstr(x, "window"));
+        if (json_is_integer(json_object_get(x, "next_run_s"))) {
+            long long in = jint(x, "next_run_s") - now / 1000;
+            printf("; next run in %lld s", in < 0 ? 0 : in);
+        }
+        printf("\n");
         printf("    last success %s; pending: %lld to send, %lld to "
                "receive; oldest unacknowledged %lld s\n",
                ok, jint(x, "pending_out"), jint(x, "pending_in"),
@@ -199,6 +205,28 @@ print_status(json_t *j, bs_node *n, long long now)
     }
 }
 
+/* Each peer's next scheduled exchange, from its schedule and last run. */
+static void
+add_next_runs(json_t *j, int64_t now)
+{
+    json_t *p;
+    size_t i;
+
+    json_array_foreach(json_object_get(j, "peers"), i, p)
+    {
+        bs_schedule s;
+        int64_t next = 0, last = jint(p, "last_success_ms") / 1000;
+
+        if (bs_schedule_parse(&s, jstr(p, "schedule"), NULL) == BS_OK &&
+            (!*jstr(p, "window") ||
+             bs_schedule_parse_window(&s, jstr(p, "window"), NULL) == BS_OK) &&
+            bs_schedule_next(&s, now, last, &next) == BS_OK)
+            json_object_set_new(p, "next_run_s", json_integer(next));
+        else
+            json_object_set_new(p, "next_run_s", json_null());
+    }
+}
+
 bs_err
 bs_cmd_status(bs_cli *c)
 {
@@ -218,6 +246,7 @@ bs_cmd_status(bs_cli *c)
         bs_txn_abort(t);
     }
     if (rv == BS_OK) {
+        add_next_runs(j, (int64_t)(o.now_ms / 1000));
         json_object_set_new(j, "store",
                             json_pack("{s:I, s:I}", "used_bytes",
                                       (json_int_t)bs_store_used_bytes(n->store),
