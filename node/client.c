@@ -161,6 +161,7 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
             break;
     }
     free(held);
+    held = NULL;
     if (rv == BS_OK)
         (void)flush(s, sock, &held, &hn); /* the last ACK */
     free(held);

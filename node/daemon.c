@@ -28,7 +28,7 @@
 #include "transport.h"
 
 #define IDLE_MS        30000u /* a session silent this long has failed */
-#define BACKOFF_MIN_MS 1000u
+#define BACKOFF_MIN_MS 250u
 #define BACKOFF_MAX_MS 300000u
 #define SWEEP_MS       1000u
 
@@ -231,12 +231,13 @@ static void
 link_end(link_t *l, bs_err rv, const char *error)
 {
     daemon_t *d = l->d;
-    const bs_session_stats *st = l->s ? bs_session_stats_of(l->s) : NULL;
-    bs_session_stats zero = {0};
+    bs_session_stats copy = {0};
+    const bs_session_stats *st = &copy;
     uint64_t ms = now_ms() - l->started_ms;
 
-    if (st == NULL)
-        st = &zero;
+    /* A copy: the session is freed below, the figures are used after. */
+    if (l->s != NULL)
+        copy = *bs_session_stats_of(l->s);
     bs_client_log(d->n, l->name, "network", "both", st, l->started_ms,
                   rv == BS_OK ? NULL : error);
     if (rv == BS_OK) {
@@ -272,6 +273,8 @@ link_end(link_t *l, bs_err rv, const char *error)
         link_run(l, "more changes");
         return;
     }
+    /* After a failure a waiting write goes with the (short) first retry. */
+    l->again = 0;
     link_schedule(l);
 }
 

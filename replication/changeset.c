@@ -76,13 +76,45 @@ zigzag(int64_t v)
     return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
+/* The strlen()s of a field's name and text (SIZE_MAX: a NULL text, which
+ * protobuf-c leaves out), taken once per field. */
+typedef struct flen {
+    size_t name, text;
+} flen;
+
+static void
+measure(const bs_field *f, flen *m)
+{
+    m->name = f->name != NULL ? strlen(f->name) : 0;
+    m->text = f->val.type != BS_VTEXT ? 0
+              : f->val.s != NULL      ? strlen(f->val.s)
+                                      : SIZE_MAX;
+}
+
+/* A string field of n bytes: left out when empty. */
+static size_t
+string_size(size_t n)
+{
+    return n > 0 ? 1 + varint_size(n) + n : 0;
+}
+
+static uint8_t *
+put_bytes(uint8_t *p, uint8_t tag, const char *s, size_t n)
+{
+    if (n > 0) {
+        *p++ = tag;
+        p = put_varint(p, n);
+        memcpy(p, s, n);
+        p += n;
+    }
+    return p;
+}
+
 /* Value: null = 1 (bool), boolean = 2, integer = 3 (sint64), real = 4
  * (double), text = 5. */
 static size_t
-value_size(const bs_value *v)
+value_size(const bs_value *v, size_t tlen)
 {
-    size_t n;
-
     switch (v->type) {
     case BS_VNULL:
     case BS_VFALSE:
@@ -93,18 +125,13 @@ value_size(const bs_value *v)
     case BS_VREAL:
         return 9;
     default:
-        if (v->s == NULL) /* protobuf-c leaves a NULL string out */
-            return 0;
-        n = strlen(v->s);
-        return 1 + varint_size(n) + n;
+        return tlen == SIZE_MAX ? 0 : 1 + varint_size(tlen) + tlen;
     }
 }
 
 static uint8_t *
-put_value(uint8_t *p, const bs_value *v)
+put_value(uint8_t *p, const bs_value *v, size_t tlen)
 {
-    size_t n;
-
     switch (v->type) {
     case BS_VNULL:
         *p++ = 0x08;
@@ -129,46 +156,23 @@ put_value(uint8_t *p, const bs_value *v)
         break;
     }
     default:
-        if (v->s == NULL)
-            break;
-        n = strlen(v->s);
-        *p++ = 0x2a;
-        p = put_varint(p, n);
-        memcpy(p, v->s, n);
-        p += n;
+        if (tlen != SIZE_MAX) {
+            *p++ = 0x2a;
+            p = put_varint(p, tlen);
+            memcpy(p, v->s, tlen);
+            p += tlen;
+        }
         break;
     }
     return p;
 }
 
+/* Field: name = 1, value = 2; its size without its own tag and length. */
 static size_t
-string_size(const char *s)
+field_size(const bs_field *f, const flen *m, size_t *vsize)
 {
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    return n > 0 ? 1 + varint_size(n) + n : 0;
-}
-
-/* Field: name = 1, value = 2; its encoded size without tag and length. */
-static size_t
-field_size(const bs_field *f, size_t *vsize)
-{
-    *vsize = value_size(&f->val);
-    return string_size(f->name) + 1 + varint_size(*vsize) + *vsize;
-}
-
-static uint8_t *
-put_string(uint8_t *p, uint8_t tag, const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n > 0) {
-        *p++ = tag;
-        p = put_varint(p, n);
-        memcpy(p, s, n);
-        p += n;
-    }
-    return p;
+    *vsize = value_size(&f->val, m->text);
+    return string_size(m->name) + 1 + varint_size(*vsize) + *vsize;
 }
 
 static uint8_t *
@@ -198,11 +202,16 @@ grow_arrays(bs_csbuild *b)
     return BS_OK;
 }
 
+/* Fields whose string lengths bs_csbuild_add() keeps between its two
+ * passes (beyond, they are measured again). */
+#define MEASURED 64
+
 bs_err
 bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
 {
+    flen lens[MEASURED], m;
+    size_t n = 0, fs, vs, cl, il;
     uint8_t *out, *p;
-    size_t n = 0, fs, vs;
     bs_err rv;
 
     if (b->n == b->cap && (rv = grow_arrays(b)) != BS_OK)
@@ -212,17 +221,20 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
     BS_ASSERT(ch->seq == b->first_seq + b->n);
     /* Change: seq = 1, hlc = 2, prio = 3, collection = 4, id = 5,
      * deleted = 6, fields = 7 (repeated Field). */
+    cl = ch->coll != NULL ? strlen(ch->coll) : 0;
+    il = ch->id != NULL ? strlen(ch->id) : 0;
     if (ch->seq != 0)
         n += 1 + varint_size(ch->seq);
     if (ch->hlc != 0)
         n += 1 + varint_size(ch->hlc);
     if (ch->prio != 0)
         n += 1 + varint_size(ch->prio);
-    n += string_size(ch->coll) + string_size(ch->id);
+    n += string_size(cl) + string_size(il);
     if (ch->deleted)
         n += 2;
     for (size_t i = 0; i < ch->nfields; i++) {
-        fs = field_size(&ch->fields[i], &vs);
+        measure(&ch->fields[i], i < MEASURED ? &lens[i] : &m);
+        fs = field_size(&ch->fields[i], i < MEASURED ? &lens[i] : &m, &vs);
         n += 1 + varint_size(fs) + fs;
     }
     if (n > BS_CHANGE_MAX_BYTES)
@@ -232,22 +244,27 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
     p = put_u64(out, 0x08, ch->seq);
     p = put_u64(p, 0x10, ch->hlc);
     p = put_u64(p, 0x18, ch->prio);
-    p = put_string(p, 0x22, ch->coll);
-    p = put_string(p, 0x2a, ch->id);
+    p = put_bytes(p, 0x22, ch->coll, cl);
+    p = put_bytes(p, 0x2a, ch->id, il);
     if (ch->deleted) {
         *p++ = 0x30;
         *p++ = 1;
     }
     for (size_t i = 0; i < ch->nfields; i++) {
         const bs_field *f = &ch->fields[i];
+        const flen *fl = &lens[i];
 
-        fs = field_size(f, &vs);
+        if (i >= MEASURED) {
+            measure(f, &m);
+            fl = &m;
+        }
+        fs = field_size(f, fl, &vs);
         *p++ = 0x3a;
         p = put_varint(p, fs);
-        p = put_string(p, 0x0a, f->name);
+        p = put_bytes(p, 0x0a, f->name, fl->name);
         *p++ = 0x12;
         p = put_varint(p, vs);
-        p = put_value(p, &f->val);
+        p = put_value(p, &f->val, fl->text);
     }
     BS_ASSERT((size_t)(p - out) == n);
     b->changes[b->n] = (bs_slice){out, n};

@@ -283,8 +283,10 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a,
         a->replay = 1;
         return BS_OK;
     }
-    /* The same incarnation of a peer never forgets what it acknowledged. */
-    if (a->peer.has_inc &&
+    /* The same incarnation of a peer never forgets what it acknowledged.
+     * Envelopes of concurrent exchanges may arrive out of order, so only a
+     * newer one (by message number) is held to it. */
+    if (a->peer.has_inc && e->message_no > a->peer.acked_no &&
         memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0) {
         for (size_t i = 0; i < a->peer.nacked; i++) {
             const bs_pos *now = find_pos(e->ack, e->nack, &a->peer.acked[i]);
@@ -357,14 +359,34 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
 
     if ((rv = bs_peer_find_pk(t, e->sender, &p)) != BS_OK)
         return rv;
-    if ((ack = calloc(e->nack + 1, sizeof *ack)) == NULL) {
+    if ((ack = calloc(e->nack + p.nacked + 1, sizeof *ack)) == NULL) {
         bs_peer_fini(&p);
         return BS_ENOMEM;
     }
     memcpy(ack, e->ack, e->nack * sizeof *ack);
-    free(p.acked);
-    p.acked = ack;
-    p.nacked = e->nack;
+    if (p.has_inc && memcmp(p.peer_inc, e->sender_inc, BS_INC_LEN) == 0) {
+        /* Same incarnation: what it acknowledged only grows, whatever
+         * order concurrent exchanges' envelopes arrive in. */
+        size_t n = e->nack;
+        for (size_t i = 0; i < p.nacked; i++) {
+            const bs_pos *now = find_pos(ack, n, &p.acked[i]);
+            if (now == NULL)
+                ack[n++] = p.acked[i];
+            else if (now->seq < p.acked[i].seq)
+                ((bs_pos *)now)->seq = p.acked[i].seq;
+        }
+        free(p.acked);
+        p.acked = ack;
+        p.nacked = n;
+        if (e->message_no > p.acked_no)
+            p.acked_no = e->message_no;
+    } else {
+        /* A new incarnation (restored from a backup): believe it. */
+        free(p.acked);
+        p.acked = ack;
+        p.nacked = e->nack;
+        p.acked_no = e->message_no;
+    }
     if (count)
         count_message(&p, e);
     p.has_inc = 1;

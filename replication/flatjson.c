@@ -73,7 +73,7 @@ oom(parser *ps)
 
 /* 1 << c for the four whitespace characters. */
 #define WS_SET                                                                 \
-    ((UINT64_C(1) << ' ') | (UINT64_C(1) << '\n') | (UINT64_C(1) << '\r') |   \
+    ((UINT64_C(1) << ' ') | (UINT64_C(1) << '\n') | (UINT64_C(1) << '\r') |    \
      (UINT64_C(1) << '\t'))
 
 static inline cur
@@ -165,8 +165,8 @@ stops(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
 
-    return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) |
-            ((b - ONES) & ~b) | (w + ONES) | w) &
+    return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b) |
+            (w + ONES) | w) &
            HIGHS;
 }
 
@@ -280,6 +280,31 @@ scan_string(parser *ps, cur p, size_t *dlen, int *fl)
         p += 6;
         shrink += 6 - (cp < 0x80 ? 1 : cp < 0x800 ? 2 : 3);
     }
+}
+
+/* scan_string() for the common case, inline: a plain string that ends
+ * within the next 16 bytes. */
+static inline cur
+scan(parser *ps, cur p, size_t *dlen, int *fl)
+{
+#ifdef __SSE2__
+    if (ps->end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i st =
+            _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                      _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))),
+                         _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                      _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+        unsigned mask = (unsigned)_mm_movemask_epi8(st);
+
+        if (mask != 0 && p[__builtin_ctz(mask)] == '"') {
+            *dlen = (size_t)__builtin_ctz(mask);
+            *fl = 0;
+            return p + *dlen;
+        }
+    }
+#endif
+    return scan_string(ps, p, dlen, fl);
 }
 
 /* Decode the validated string [p, q) (escapes present) into d. */
@@ -899,7 +924,7 @@ bs_flatjson_fields(const char *text, size_t len, bs_arena *a, const char **id,
                 fail(&ps, p, "string or '}' expected");
                 goto done;
             }
-            if ((q = scan_string(&ps, p + 1, &dl, &esc)) == NULL)
+            if ((q = scan(&ps, p + 1, &dl, &esc)) == NULL)
                 goto done;
             if (nk == cap && !grow(&it, stack, &cap)) {
                 oom(&ps);
@@ -908,7 +933,17 @@ bs_flatjson_fields(const char *text, size_t len, bs_arena *a, const char **id,
             x = &it[nk++];
             x->name = put_string(&blk, p + 1, q, dl, esc);
             x->nlen = dl;
-            x->key = name_key(x->name, dl);
+            if (esc == 0 && dl < 8 && end - (p + 1) >= 8) {
+                /* The text holds the name as is: one load, masked. */
+                uint64_t k;
+
+                memcpy(&k, p + 1, 8);
+                x->key = dl == 0 ? 0
+                                 : __builtin_bswap64(k) &
+                                       (~UINT64_C(0) << (64 - 8 * dl));
+            } else {
+                x->key = name_key(x->name, dl);
+            }
             x->nested = 0;
             x->clean = esc == 0;
             memset(&x->val, 0, sizeof x->val);
@@ -923,7 +958,7 @@ bs_flatjson_fields(const char *text, size_t len, bs_arena *a, const char **id,
                 goto done;
             }
             if (*p == '"') {
-                if ((q = scan_string(&ps, p + 1, &dl, &esc)) == NULL)
+                if ((q = scan(&ps, p + 1, &dl, &esc)) == NULL)
                     goto done;
                 x->val.type = BS_VTEXT;
                 x->val.s = put_string(&blk, p + 1, q, dl, esc);

@@ -101,6 +101,7 @@ decode(bs_slice v, bs_peer *p)
     copy_str(p->last_error, sizeof p->last_error, o, "last_error");
     p->sent_no = get_u64(o, "sent_no");
     p->recv_no = get_u64(o, "recv_no");
+    p->acked_no = get_u64(o, "acked_no");
     p->last_ok_ms = get_u64(o, "last_ok_ms");
     p->last_err_ms = get_u64(o, "last_err_ms");
     p->created_ms = get_u64(o, "created_ms");
@@ -158,6 +159,7 @@ bs_peer_put(bs_txn *t, const bs_peer *p)
                   (json_int_t)p->recv_changes);
     if (o == NULL)
         return BS_ENOMEM;
+    json_object_set_new(o, "acked_no", json_integer((json_int_t)p->acked_no));
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (s == NULL)

@@ -24,6 +24,7 @@ typedef struct bs_peer {
     bs_pos *acked; /* malloc'd; the peer's vector as last received */
     size_t nacked;
     uint64_t sent_no, recv_no;
+    uint64_t acked_no; /* message number of the newest envelope in acked */
     int has_inc;
     uint8_t peer_inc[BS_INC_LEN]; /* the peer's incarnation last seen */
     uint64_t last_ok_ms, last_err_ms, created_ms;
