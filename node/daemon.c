@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@ typedef struct daemon daemon_t;
 typedef struct waiter {
     uint8_t rid[256];
     size_t rn;
+    int next_run; /* asked during a run: answered after the next one */
     struct waiter *next;
 } waiter;
 
@@ -150,26 +152,42 @@ control_reply(daemon_t *d, const uint8_t *rid, size_t rn, json_t *j)
 static json_t *
 stats_json(const bs_session_stats *st)
 {
-    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I}", "ok", 1, "sets_sent",
-                     (json_int_t)st->sets_sent, "sets_received",
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1,
+                     "sets_sent", (json_int_t)st->sets_sent, "sets_received",
                      (json_int_t)st->sets_received, "changes",
                      (json_int_t)st->changes_applied, "conflicts",
                      (json_int_t)st->conflicts, "bytes",
-                     (json_int_t)(st->bytes_in + st->bytes_out));
+                     (json_int_t)(st->bytes_in + st->bytes_out), "refused",
+                     (json_int_t)st->refused);
+}
+
+/* Answer the waiters of the run that ended (all of them with `all`);
+ * returns 1 when some wait for the next run. */
+static int
+answer_waiters_of(link_t *l, json_t *reply, int all)
+{
+    waiter *w, *next, *keep = NULL;
+
+    for (w = l->waiters; w != NULL; w = next) {
+        next = w->next;
+        if (w->next_run && !all) {
+            w->next_run = 0;
+            w->next = keep;
+            keep = w;
+            continue;
+        }
+        control_reply(l->d, w->rid, w->rn, json_incref(reply));
+        free(w);
+    }
+    l->waiters = keep;
+    json_decref(reply);
+    return keep != NULL;
 }
 
 static void
 answer_waiters(link_t *l, json_t *reply)
 {
-    waiter *w, *next;
-
-    for (w = l->waiters; w != NULL; w = next) {
-        next = w->next;
-        control_reply(l->d, w->rid, w->rn, json_incref(reply));
-        free(w);
-    }
-    l->waiters = NULL;
-    json_decref(reply);
+    (void)answer_waiters_of(l, reply, 1);
 }
 
 /* ---- links ---- */
@@ -241,6 +259,10 @@ link_end(link_t *l, bs_err rv, const char *error)
     bs_client_log(d->n, l->name, "network", "both", st, l->started_ms,
                   rv == BS_OK ? NULL : error);
     if (rv == BS_OK) {
+        if (st->refused > 0)
+            logf_(d, BS_LOG_WARN,
+                  "exchange peer=%s refused %llu change sets: %s", l->name,
+                  (unsigned long long)st->refused, error ? error : "");
         logf_(d, BS_LOG_INFO,
               "exchange peer=%s dir=both sent=%llu received=%llu "
               "changes=%llu conflicts=%llu bytes=%llu ms=%llu result=ok",
@@ -251,7 +273,8 @@ link_end(link_t *l, bs_err rv, const char *error)
               (unsigned long long)(st->bytes_in + st->bytes_out),
               (unsigned long long)ms);
         l->failures = 0;
-        answer_waiters(l, stats_json(st));
+        if (answer_waiters_of(l, stats_json(st), 0))
+            l->again = 1;
     } else {
         logf_(d, BS_LOG_WARN, "exchange peer=%s ms=%llu result=error: %s",
               l->name, (unsigned long long)ms, error);
@@ -564,6 +587,14 @@ on_listener_msg(daemon_t *d, bs_zin *m)
     bs_txn *t;
     int known = 0;
 
+    if (in != NULL && m->n > 0 && m->msg[0] == BS_MSG_HELLO &&
+        (bs_session_state_of(in->s) == BS_SESSION_COMPLETE ||
+         bs_session_state_of(in->s) == BS_SESSION_FAILED)) {
+        /* The next exchange on the same connection, arriving in the same
+         * batch as the end of the last one: close that one first. */
+        inbound_end(d, in);
+        in = NULL;
+    }
     if (in == NULL) {
         if (m->n == 0 || m->msg[0] != BS_MSG_HELLO)
             return; /* stray message of an ended exchange */
@@ -640,6 +671,7 @@ on_control_msg(daemon_t *d, bs_zin *m)
         } else if ((w = calloc(1, sizeof *w)) != NULL) {
             memcpy(w->rid, m->rid, m->rn);
             w->rn = m->rn;
+            w->next_run = l->s != NULL;
             w->next = l->waiters;
             l->waiters = w;
             /* A running exchange may have started before the request:
@@ -720,7 +752,9 @@ pump_links(daemon_t *d)
             continue;
         work |= flush_session(l->sock, NULL, 0, l->s, &l->held, &l->hn);
         if (bs_session_state_of(l->s) == BS_SESSION_COMPLETE) {
-            link_end(l, BS_OK, NULL);
+            char why[BS_ERRMSG_LEN];
+            snprintf(why, sizeof why, "%s", bs_session_error(l->s));
+            link_end(l, BS_OK, why[0] ? why : NULL);
             work = 1;
         } else if (bs_session_state_of(l->s) == BS_SESSION_FAILED) {
             char why[BS_ERRMSG_LEN];
@@ -959,6 +993,18 @@ bs_daemon_run(const bs_daemon_opts *o)
     }
     d.level =
         o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
+    {
+        /* The control socket lives in DIR: only its owner may reach it. */
+        struct stat st;
+        if (stat(o->dir, &st) != 0 || (st.st_mode & 077) != 0) {
+            fprintf(stderr,
+                    "branchsyncd: %s must be accessible to its owner only "
+                    "(chmod 700 %s): it holds the control socket\n",
+                    o->dir, o->dir);
+            status = 2;
+            goto out_node;
+        }
+    }
     if ((rv = bs_node_secret(d.n, &d.sk, &err)) != BS_OK ||
         (rv = bs_node_curve(d.n, d.curve_pk, d.curve_sk, &err)) != BS_OK ||
         (rv = bs_zmq_new(&d.z, &err)) != BS_OK) {

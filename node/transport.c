@@ -135,36 +135,37 @@ zap_reply(void *s, zmq_msg_t *reqid, const char *code, const char *text,
 }
 
 /* Decide one request; frames: version, id, domain, address, identity,
- * mechanism, credentials... */
+ * mechanism, credentials.  Anything else is refused (fail closed). */
 static void
 zap_one(bs_zmq *z, void (*refused)(void *, const char *), void *ctx)
 {
-    zmq_msg_t f[ZAP_FRAMES + 1];
-    int nf = 0, more = 1;
+    zmq_msg_t f[ZAP_FRAMES];
+    int nf = 0, more = 1, extra = 0;
     const bs_allowed *who = NULL;
     char why[200] = "";
 
-    while (more && nf <= ZAP_FRAMES) {
-        zmq_msg_init(&f[nf]);
-        if (zmq_msg_recv(&f[nf], z->zap, 0) < 0) {
-            zmq_msg_close(&f[nf]);
+    while (more) {
+        zmq_msg_t *m = nf < ZAP_FRAMES ? &f[nf] : NULL, spare;
+        if (m == NULL)
+            m = &spare;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, z->zap, 0) < 0) {
+            zmq_msg_close(m);
             break;
         }
-        more = zmq_msg_more(&f[nf]);
-        nf++;
+        more = zmq_msg_more(m);
+        if (m == &spare) {
+            zmq_msg_close(m); /* beyond what a request has: drop it */
+            extra = 1;
+        } else {
+            nf++;
+        }
     }
-    while (more) { /* drain anything beyond what we read: malformed */
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        if (zmq_msg_recv(&extra, z->zap, 0) < 0)
-            more = 0;
-        else
-            more = zmq_msg_more(&extra);
-        zmq_msg_close(&extra);
-        nf = 0; /* refuse */
-    }
-    if (nf < 7) {
+    if (nf < ZAP_FRAMES || extra) {
         snprintf(why, sizeof why, "malformed ZAP request");
+    } else if (zmq_msg_size(&f[0]) != 3 ||
+               memcmp(zmq_msg_data(&f[0]), "1.0", 3) != 0) {
+        snprintf(why, sizeof why, "unknown ZAP version");
     } else if (zmq_msg_size(&f[5]) != 5 ||
                memcmp(zmq_msg_data(&f[5]), "CURVE", 5) != 0) {
         snprintf(why, sizeof why, "mechanism is not CURVE");
@@ -189,11 +190,11 @@ zap_one(bs_zmq *z, void (*refused)(void *, const char *), void *ctx)
                      addr);
         }
     }
-    if (nf >= 2)
+    if (nf >= 2) {
         zap_reply(z->zap, &f[1], who ? "200" : "400", who ? "OK" : "refused",
                   who ? who->name : "");
-    else {
-        /* Cannot even answer: the REP socket must still reply. */
+    } else {
+        /* The REP socket must answer even a request it cannot read. */
         zmq_msg_t empty;
         zmq_msg_init(&empty);
         zap_reply(z->zap, &empty, "500", "malformed", "");

@@ -41,6 +41,10 @@ typedef struct bs_apply {
     bs_pos *cache_seen;
     size_t cache_nseen;
     int has_conflicts; /* the register is not empty: check supersedes */
+    /* the policy of the collection last written (one lookup per run of
+     * changes to one collection, not per change) */
+    char policy_coll[BS_COLLECTION_MAX + 1];
+    int policy;
 } bs_apply;
 
 BS_MUST_CHECK bs_err bs_apply_begin(bs_apply *ap, bs_txn *t, bs_clock clock,

@@ -125,6 +125,11 @@ BS_MUST_CHECK bs_err bs_changeset_verify(const bs_csview *v,
 BS_MUST_CHECK bs_err bs_changeset_change(const bs_csview *v, size_t i,
                                          bs_arena *a, bs_change *out,
                                          bs_errbuf *err);
+/* The same with protobuf-c and a re-encoding check: the reference the fast
+ * decoder above is tested against (slower; not used on the data path). */
+BS_MUST_CHECK bs_err bs_changeset_change_pb(const bs_csview *v, size_t i,
+                                            bs_arena *a, bs_change *out,
+                                            bs_errbuf *err);
 void bs_changeset_free(bs_csview *v);
 
 /*

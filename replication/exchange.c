@@ -341,6 +341,19 @@ bs_xchg_note_message(bs_txn *t, const bs_envelope *e)
 
     if ((rv = bs_peer_find_pk(t, e->sender, &p)) != BS_OK)
         return rv;
+    if (!p.has_inc || memcmp(p.peer_inc, e->sender_inc, BS_INC_LEN) != 0) {
+        /* A new incarnation (restored): what it holds is what it says. */
+        bs_pos *ack = calloc(e->nack + 1, sizeof *ack);
+        if (ack == NULL) {
+            bs_peer_fini(&p);
+            return BS_ENOMEM;
+        }
+        memcpy(ack, e->ack, e->nack * sizeof *ack);
+        free(p.acked);
+        p.acked = ack;
+        p.nacked = e->nack;
+        p.acked_no = e->message_no;
+    }
     count_message(&p, e);
     p.has_inc = 1;
     memcpy(p.peer_inc, e->sender_inc, BS_INC_LEN);
@@ -422,7 +435,7 @@ new_member(const newmembers *nm, const uint8_t *pk)
 }
 
 static bs_err
-learn_member(newmembers *nm, const bs_change *c)
+learn_member(bs_txn *t, const bs_meta *view, newmembers *nm, const bs_change *c)
 {
     uint8_t pk[BS_PK_LEN];
     const newmember *prev;
@@ -435,8 +448,14 @@ learn_member(newmembers *nm, const bs_change *c)
     nm->v = grown;
     prev = new_member(nm, pk);
     memset(&nm->v[nm->n], 0, sizeof nm->v[nm->n]);
+    /* An upsert merges into what is there: start from the latest word. */
     if (prev != NULL)
         nm->v[nm->n].m = prev->m;
+    else if (!c->deleted) {
+        /* Not (or no longer) a member is fine: m then says so. */
+        bs_err known = bs_sys_member(t, view, pk, &nm->v[nm->n].m);
+        (void)known;
+    }
     memcpy(nm->v[nm->n].pk, pk, BS_PK_LEN);
     nm->v[nm->n].m.revoked = c->deleted;
     for (size_t i = 0; i < c->nfields; i++) {
@@ -458,8 +477,8 @@ learn_member(newmembers *nm, const bs_change *c)
  * learnt for the sets that follow (S2).
  */
 static bs_err
-check_changes(const bs_csview *v, const bs_meta *view, newmembers *nm,
-              bs_errbuf *err)
+check_changes(bs_txn *t, const bs_csview *v, const bs_meta *view,
+              newmembers *nm, bs_errbuf *err)
 {
     int is_hub = memcmp(v->origin, view->hub, BS_PK_LEN) == 0;
     bs_arena a;
@@ -478,7 +497,7 @@ check_changes(const bs_csview *v, const bs_meta *view, newmembers *nm,
             rv = bs_errf(err, BS_EPERM, "not permitted: only the hub writes %s",
                          c.coll);
         else if (is_hub && strcmp(c.coll, BS_SYS_MEMBERS) == 0)
-            rv = learn_member(nm, &c);
+            rv = learn_member(t, view, nm, &c);
     }
     bs_arena_fini(&a);
     return rv;
@@ -570,7 +589,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
                          "infobase (or was revoked)",
                          id);
         else if ((rv = track_position(&tab, v, err)) == BS_OK)
-            rv = check_changes(v, &view, &nm, err);
+            rv = check_changes(t, v, &view, &nm, err);
     }
     free(nm.v);
     bs_streams_fini(&tab);
@@ -602,13 +621,29 @@ typedef struct import_ctx {
     const uint8_t *sk;
     bs_clock clock;
     uint64_t max_skew_ms;
-    size_t set; /* index of the set to apply; SIZE_MAX: join / held */
+    size_t set, end; /* sets [set, end) in one transaction; SIZE_MAX: held */
     int join;
     bs_xstats *st;
+    bs_xstats pending; /* counted once the transaction committed */
 } import_ctx;
 
+/* Sets are applied in groups of about this many changes per transaction:
+ * each set stays atomic, and far fewer commits rewrite the tree. */
+#define APPLY_GROUP_CHANGES 262144
+
 static void
-add_stats(bs_xstats *st, const bs_apply *ap)
+add_stats(bs_xstats *st, const bs_xstats *from)
+{
+    st->sets += from->sets;
+    st->dup_sets += from->dup_sets;
+    st->changes += from->changes;
+    st->conflicts += from->conflicts;
+    st->held += from->held;
+    st->quarantined += from->quarantined;
+}
+
+static void
+take_stats(bs_xstats *st, const bs_apply *ap)
 {
     st->sets += ap->sets;
     st->dup_sets += ap->dup_sets;
@@ -634,13 +669,14 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
         if (x->set == SIZE_MAX)
             rv = bs_apply_held(&ap, err);
-        else
-            rv = bs_apply_set(&ap, x->p->sets[x->set], err);
+        for (size_t i = x->set; rv == BS_OK && i < x->end; i++)
+            rv = bs_apply_set(&ap, x->p->sets[i], err);
     }
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
+    memset(&x->pending, 0, sizeof x->pending);
     if (rv == BS_OK)
-        add_stats(x->st, &ap);
+        take_stats(&x->pending, &ap);
     bs_apply_fini(&ap);
     return rv;
 }
@@ -660,7 +696,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
               const bs_accept *acc, bs_clock clock, uint64_t max_skew_ms,
               bs_xstats *st, bs_errbuf *err)
 {
-    import_ctx x = {in, sk, clock, max_skew_ms, SIZE_MAX, 0, st};
+    import_ctx x = {in, sk, clock, max_skew_ms, SIZE_MAX, SIZE_MAX, 0, st, {0}};
     bs_err rv;
 
     snprintf(st->peer, sizeof st->peer, "%s", acc->peer.name);
@@ -672,11 +708,20 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
             return rv;
         x.join = 0;
     }
+    x.set = x.end = SIZE_MAX;
     if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
         return rv;
-    for (x.set = 0; x.set < in->nsets; x.set++)
+    add_stats(st, &x.pending);
+    for (x.set = 0; x.set < in->nsets; x.set = x.end) {
+        size_t changes = 0;
+        for (x.end = x.set; x.end < in->nsets &&
+                            (x.end == x.set || changes < APPLY_GROUP_CHANGES);
+             x.end++)
+            changes += in->sets[x.end]->count;
         if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
             return rv;
+        add_stats(st, &x.pending);
+    }
     return bs_store_write(s, record_ack, &x, err);
 }
 

@@ -36,6 +36,11 @@ bs_meta_load(bs_txn *t, bs_meta *m, bs_errbuf *err)
         return bs_errf(err, BS_ESTORE,
                        "store format %u is newer than this program (%u)",
                        m->format, BS_STORE_FORMAT);
+    if (m->format < BS_STORE_FORMAT)
+        return bs_errf(err, BS_ESTORE,
+                       "store format %u is from a development build before "
+                       "format %u: re-create the node and import its data",
+                       m->format, BS_STORE_FORMAT);
     if ((rv = bs_txn_get(t, BS_DB_META, bs_str("name"), &v)) != BS_OK ||
         v.n == 0 || v.n > BS_NODE_NAME_MAX)
         return bs_errf(err, BS_ESTORE, "store metadata: bad node name");

@@ -9,7 +9,8 @@
 #include "crypto.h"
 #include "store.h"
 
-#define BS_STORE_FORMAT 1
+/* 2: records carry a flags byte (liveness under the collection's order). */
+#define BS_STORE_FORMAT 2
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 

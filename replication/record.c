@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#define FORMAT   1
+#define FORMAT   2
 #define NO_VIDX  0xffffu
 #define VER_SIZE 24
 

@@ -299,6 +299,8 @@ apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
 
     rv = bs_apply_begin(&x->ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
     if (rv == BS_OK)
+        rv = bs_apply_held(&x->ap, err); /* their time may have come */
+    if (rv == BS_OK)
         rv = bs_apply_set(&x->ap, x->v, err);
     if (rv == BS_OK)
         rv = bs_apply_finish(&x->ap, err);

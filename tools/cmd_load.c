@@ -52,7 +52,7 @@ typedef struct load {
     rec *idx; /* every record, in file order, then sorted */
     size_t nidx, cap;
     size_t lo, hi;  /* the batch being written: idx[lo..hi) */
-    bs_arena arena; /* one record's fields while it is written */
+    bs_arena arena; /* the fields of the line being parsed */
     uint64_t written, unchanged, lines;
 } load;
 

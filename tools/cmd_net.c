@@ -191,10 +191,17 @@ bs_cmd_sync(bs_cli *c)
             (uint64_t)json_integer_value(json_object_get(reply, "changes"));
         st.conflicts =
             (uint64_t)json_integer_value(json_object_get(reply, "conflicts"));
+        st.refused =
+            (uint64_t)json_integer_value(json_object_get(reply, "refused"));
         json_decref(reply);
     } else if ((rv = sync_direct(c, &st)) != BS_OK) {
         return rv;
     }
+    if (st.refused > 0)
+        return bs_errf(&c->err, BS_EMALFORMED,
+                       "%s sent %llu change sets that were refused (see the "
+                       "daemon log and status)",
+                       c->argv[0], (unsigned long long)st.refused);
     if (c->json)
         print_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
                              c->argv[0], "via_daemon", via_daemon, "sets_sent",

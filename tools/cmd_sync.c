@@ -451,9 +451,8 @@ bs_cmd_import(bs_cli *c)
         ss.sets_received = st.sets;
         ss.changes_applied = st.changes;
         ss.conflicts = st.conflicts;
-        bs_client_log(n, st.peer, "file", "in", &ss, started,
-                      rv == BS_OK ? (st.replay ? "nothing new (replay)" : NULL)
-                                  : bs_errmsg(&c->err, rv));
+        bs_client_log(n, st.peer, "file", st.replay ? "in (replay)" : "in", &ss,
+                      started, rv == BS_OK ? NULL : bs_errmsg(&c->err, rv));
     }
 out:
     bs_node_close(n);

@@ -8,6 +8,8 @@
 #   BENCH_TIMEOUT  seconds allowed for each timed command (default 1800)
 #   BUILD_DIR      CMake build directory (default: <repo>/build)
 #   BENCH_SEED     generator seed (default: gen_records.py's)
+#   BENCH_CODE     label printed as the code under test (default: `git
+#                  describe` of the build directory's source tree)
 #
 # Network: every node listens on 127.0.0.1 only, on ports the kernel hands
 # out as free.  Every daemon started here is killed by its PID on exit, and
@@ -243,6 +245,8 @@ machine_line() {
     fs=$(df -T "${WORK:-/tmp}" | awk 'NR==2 {print $2 " on " $1}')
     echo "machine: $(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM," \
         "$(uname -sr), scratch $fs, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "code: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)," \
-        "build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt"))"
+    local src
+    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt")
+    echo "code: ${BENCH_CODE:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}" \
+        "(sources $src), build $BUILD ($(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt"))"
 }

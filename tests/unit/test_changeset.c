@@ -1119,3 +1119,167 @@ Test(changeset, golden_vector_v1)
     bs__change_set__free_unpacked(cs, NULL);
     free(s.p);
 }
+
+/* ---- the fast change decoder agrees with the protobuf-c reference ---- */
+
+static uint64_t drng_state;
+
+static uint64_t
+drng(void)
+{
+    uint64_t z = (drng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Decode change 0 of a one-change view over bytes with both decoders and
+ * require the same verdict and, when accepted, the same change. */
+static int
+same_verdict(const uint8_t *p, size_t n, uint64_t first)
+{
+    bs_csview v;
+    bs_slice ch = {p, n};
+    uint8_t present = 1;
+    bs_arena a1, a2;
+    bs_change c1, c2;
+    bs_err r1, r2;
+
+    memset(&v, 0, sizeof v);
+    v.first = first;
+    v.count = 1;
+    v.present = &present;
+    v.changes = &ch;
+    bs_arena_init(&a1);
+    bs_arena_init(&a2);
+    bs_errbuf e1 = {{0}}, e2 = {{0}};
+    char hex[2 * 256 + 1] = "";
+
+    r1 = bs_changeset_change(&v, 0, &a1, &c1, &e1);
+    r2 = bs_changeset_change_pb(&v, 0, &a2, &c2, &e2);
+    if ((r1 == BS_OK) != (r2 == BS_OK))
+        bs_hex(hex, p, n < 256 ? n : 256);
+    cr_assert_eq(r1 == BS_OK, r2 == BS_OK,
+                 "decoders disagree (fast %d \"%s\", reference %d \"%s\") on "
+                 "%zu bytes %s",
+                 r1, e1.msg, r2, e2.msg, n, hex);
+    if (r1 == BS_OK) {
+        cr_assert_eq(c1.seq, c2.seq);
+        cr_assert_eq(c1.hlc, c2.hlc);
+        cr_assert_eq(c1.prio, c2.prio);
+        cr_assert_eq(c1.deleted, c2.deleted);
+        cr_assert_str_eq(c1.coll, c2.coll);
+        cr_assert_str_eq(c1.id, c2.id);
+        cr_assert_eq(c1.nfields, c2.nfields);
+        for (size_t k = 0; k < c1.nfields; k++) {
+            cr_assert_str_eq(c1.fields[k].name, c2.fields[k].name);
+            cr_assert(bs_value_eq(&c1.fields[k].val, &c2.fields[k].val),
+                      "field %s differs", c1.fields[k].name);
+        }
+    }
+    bs_arena_fini(&a1);
+    bs_arena_fini(&a2);
+    return r1 == BS_OK;
+}
+
+static bs_field
+random_field(char *name, size_t cap)
+{
+    static const char *const texts[] = {"",     "Tallinn", "Pärnu ✓",
+                                        "a\nb", "\"q\"",   "x"};
+    bs_field f;
+
+    memset(&f, 0, sizeof f);
+    snprintf(name, cap, "f%u", (unsigned)(drng() % 40));
+    f.name = name;
+    f.namelen = (uint16_t)strlen(name);
+    switch (drng() % 6) {
+    case 0:
+        f.val.type = BS_VNULL;
+        break;
+    case 1:
+        f.val.type = drng() & 1 ? BS_VTRUE : BS_VFALSE;
+        break;
+    case 2:
+        f.val.type = BS_VINT;
+        f.val.i = (int64_t)drng() >> (drng() % 64);
+        break;
+    case 3:
+        f.val.type = BS_VREAL;
+        f.val.d = (double)(int64_t)drng() / 1e6;
+        break;
+    default:
+        f.val.type = BS_VTEXT;
+        f.val.s = texts[drng() % 6];
+        f.val.len = (uint32_t)strlen(f.val.s);
+        break;
+    }
+    return f;
+}
+
+Test(changeset, fast_decoder_agrees_with_protobuf_c)
+{
+    const char *seed_env = getenv("BS_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 20261127;
+    int accepted = 0, refused = 0;
+
+    drng_state = seed;
+    for (int round = 0; round < 300; round++) {
+        char names[8][16], id[32];
+        bs_field f[8];
+        size_t nf = drng() % 8, uniq = 0;
+        bs_change c;
+        bs_csbuild b;
+
+        for (size_t k = 0; k < nf; k++) {
+            bs_field x = random_field(names[uniq], sizeof names[uniq]);
+            int dup = 0;
+            for (size_t j = 0; j < uniq; j++)
+                dup |= strcmp(f[j].name, x.name) == 0;
+            if (!dup)
+                f[uniq++] = x;
+        }
+        snprintf(id, sizeof id, "id-%llu", (unsigned long long)(drng() % 1000));
+        c = (bs_change){1 + drng() % 100000,
+                        drng(),
+                        (uint32_t)(drng() % 3),
+                        drng() % 2 ? "orders" : "_members",
+                        id,
+                        0,
+                        f,
+                        uniq};
+        if (uniq == 0 && drng() % 2)
+            c.deleted = 1;
+        bs_csbuild_init(&b);
+        cr_assert_eq(bs_csbuild_add(&b, &c), BS_OK);
+        /* The encoded change as sealed, then every one-byte mutation of a
+         * prefix of it and random truncations. */
+        {
+            bs_slice enc = b.changes[0];
+            uint8_t *m = malloc(enc.n + 1);
+            cr_assert(same_verdict(enc.p, enc.n, c.seq),
+                      "seed %llu round %d: a sealed change was refused",
+                      (unsigned long long)seed, round);
+            accepted++;
+            for (size_t pos = 0; pos < enc.n && pos < 48; pos++) {
+                memcpy(m, enc.p, enc.n);
+                m[pos] ^= (uint8_t)(1u << (drng() % 8));
+                refused += !same_verdict(m, enc.n, c.seq);
+            }
+            for (size_t cut = 0; cut < enc.n; cut += 1 + drng() % 5)
+                refused += !same_verdict(enc.p, cut, c.seq);
+            free(m);
+        }
+        bs_csbuild_fini(&b);
+    }
+    /* Pure garbage, too. */
+    for (int round = 0; round < 3000; round++) {
+        uint8_t g[64];
+        size_t n = drng() % sizeof g;
+        for (size_t k = 0; k < n; k++)
+            g[k] = (uint8_t)drng();
+        refused += !same_verdict(g, n, 1);
+    }
+    cr_assert_gt(refused, 1000);
+    cr_assert_eq(accepted, 300);
+}

@@ -1170,7 +1170,7 @@ Test(flatjson, change_encoding_matches_protobuf_c)
         bs_csbuild b;
         bs_change ch;
         bs_field *f;
-        size_t nf = below(&g, 4) ? below(&g, 8) : below(&g, 40), len;
+        size_t nf = below(&g, 4) ? below(&g, 8) : below(&g, 100), len;
         uint8_t *want;
 
         bs_arena_init(&a);

@@ -372,7 +372,7 @@ Test(record, decode_rejects_bad_header_fields)
     after_vers = 4 + (size_t)nver * 24;
 
     memcpy(b, good, n);
-    b[0] = 2; /* unknown format */
+    b[0] = 3; /* unknown format */
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
     memcpy(b, good, n);
