@@ -1,5 +1,7 @@
 /*
- * json.h - JSON in and out of records (jansson).
+ * json.h - JSON in and out of records: input through the strict one-pass
+ * parser of flatjson.h, output through a small emitter (reals in their
+ * shortest round-trip form).
  *
  * Fields are a flat JSON object of strings, numbers, booleans and nulls.
  * "id" is never a stored field: on input it names the record, on output it

@@ -75,6 +75,8 @@ field_cmp(const void *x, const void *y)
 bs_err
 bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err)
 {
+    if (n < 2)
+        return BS_OK; /* (and qsort must not see a NULL array) */
     qsort(f, n, sizeof *f, field_cmp);
     for (size_t i = 1; i < n; i++)
         if (field_cmp(&f[i - 1], &f[i]) == 0)
