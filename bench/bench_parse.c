@@ -79,10 +79,9 @@ main(int argc, char **argv)
                     }
                 } else {
                     json_error_t je;
-                    json_t *j = json_loadb(p, (size_t)(nl - p),
-                                           JSON_REJECT_DUPLICATES |
-                                               JSON_DECODE_ANY,
-                                           &je);
+                    json_t *j = json_loadb(
+                        p, (size_t)(nl - p),
+                        JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 
                     if (j == NULL) {
                         fprintf(stderr, "line %zu: %s\n", n + 1, je.text);
@@ -101,8 +100,8 @@ main(int argc, char **argv)
     for (int which = 0; which < 2; which++)
         if (best[which] < 1e30)
             printf("%-8s %8.1f ns/line %8.1f MB/s\n",
-               which == 0 ? "flatjson" : "jansson", best[which] * 1e9 / lines,
-               len / best[which] / 1e6);
+                   which == 0 ? "flatjson" : "jansson",
+                   best[which] * 1e9 / lines, len / best[which] / 1e6);
     printf("lines=%zu bytes=%ld\n", lines, len);
     return 0;
 }

@@ -29,8 +29,7 @@
 /* ---- the reference: bs_json_fields() as it was, on jansson ---- */
 
 static bs_err
-ref_value(bs_arena *a, const char *name, json_t *j, bs_value *v,
-          bs_errbuf *err)
+ref_value(bs_arena *a, const char *name, json_t *j, bs_value *v, bs_errbuf *err)
 {
     memset(v, 0, sizeof *v);
     switch (json_typeof(j)) {
@@ -199,17 +198,17 @@ same(const char *text, size_t len, tally *t)
         } else {
             cr_assert_eq(idlen, 0);
         }
-        cr_assert_eq(n1, n2, "%s: %zu fields against %zu", show(text, len),
-                     n1, n2);
+        cr_assert_eq(n1, n2, "%s: %zu fields against %zu", show(text, len), n1,
+                     n2);
         for (size_t i = 0; i < n1; i++) {
             const bs_value *v1 = &f1[i].val, *v2 = &f2[i].val;
 
             cr_assert_eq(f1[i].namelen, f2[i].namelen, "%s: field %zu",
                          show(text, len), i);
-            cr_assert_eq(memcmp(f1[i].name, f2[i].name, f1[i].namelen + 1u),
-                         0, "%s: name of field %zu", show(text, len), i);
-            cr_assert_eq(v1->type, v2->type, "%s: type of %s",
-                         show(text, len), f2[i].name);
+            cr_assert_eq(memcmp(f1[i].name, f2[i].name, f1[i].namelen + 1u), 0,
+                         "%s: name of field %zu", show(text, len), i);
+            cr_assert_eq(v1->type, v2->type, "%s: type of %s", show(text, len),
+                         f2[i].name);
             switch (v1->type) {
             case BS_VINT:
                 cr_assert_eq(v1->i, v2->i, "%s: %s", show(text, len),
@@ -217,8 +216,8 @@ same(const char *text, size_t len, tally *t)
                 break;
             case BS_VREAL:
                 cr_assert_eq(memcmp(&v1->d, &v2->d, sizeof v1->d), 0,
-                             "%s: %s is %.17g, jansson %.17g",
-                             show(text, len), f2[i].name, v1->d, v2->d);
+                             "%s: %s is %.17g, jansson %.17g", show(text, len),
+                             f2[i].name, v1->d, v2->d);
                 break;
             case BS_VTEXT:
                 cr_assert_eq(v1->len, v2->len, "%s: %s", show(text, len),
@@ -252,10 +251,22 @@ typedef struct tcase {
     bs_err want;
 } tcase;
 
-#define OK(s)      {s, 0, BS_OK}
-#define EJSON(s)   {s, 0, BS_EJSON}
-#define EINVAL(s)  {s, 0, BS_EINVAL}
-#define LEN(s, w)  {s, sizeof s - 1, w}
+#define OK(s)                                                                  \
+    {                                                                          \
+        s, 0, BS_OK                                                            \
+    }
+#define EJSON(s)                                                               \
+    {                                                                          \
+        s, 0, BS_EJSON                                                         \
+    }
+#define EINVAL(s)                                                              \
+    {                                                                          \
+        s, 0, BS_EINVAL                                                        \
+    }
+#define LEN(s, w)                                                              \
+    {                                                                          \
+        s, sizeof s - 1, w                                                     \
+    }
 
 static const tcase table[] = {
     /* objects and whitespace */
@@ -436,8 +447,7 @@ Test(flatjson, table_agrees_with_jansson_and_expectations)
         bs_err rv = same(c->text, len, NULL);
 
         cr_assert_eq(rv, c->want, "case %zu %s: got %s, want %s", i,
-                     show(c->text, len), bs_strerror(rv),
-                     bs_strerror(c->want));
+                     show(c->text, len), bs_strerror(rv), bs_strerror(c->want));
     }
 }
 
@@ -460,10 +470,11 @@ Test(flatjson, decodes_values)
     bs_field *f;
     bs_errbuf err;
 
-    cr_assert_eq(parse("{\"t\":\"\\uD834\\uDD1E\\u00e9\\n\",\"id\":\"k\\u00e9y\","
-                       "\"i\":-42,\"r\":1234.56,\"z\":-0.0,\"e\":1e300}",
-                       &a, &id, &idlen, &f, &n, &err),
-                 BS_OK, "%s", err.msg);
+    cr_assert_eq(
+        parse("{\"t\":\"\\uD834\\uDD1E\\u00e9\\n\",\"id\":\"k\\u00e9y\","
+              "\"i\":-42,\"r\":1234.56,\"z\":-0.0,\"e\":1e300}",
+              &a, &id, &idlen, &f, &n, &err),
+        BS_OK, "%s", err.msg);
     cr_assert_str_eq(id, "k\xc3\xa9y");
     cr_assert_eq(idlen, 4);
     cr_assert_eq(n, 5);
@@ -494,8 +505,8 @@ refused(const char *text, bs_err want, const char *mention)
     bs_err rv = parse(text, &a, &id, &idlen, &f, &n, &err);
 
     cr_assert_eq(rv, want, "%s: %s (%s)", text, bs_strerror(rv), err.msg);
-    cr_assert(strstr(err.msg, mention) != NULL, "%s: \"%s\" lacks \"%s\"",
-              text, err.msg, mention);
+    cr_assert(strstr(err.msg, mention) != NULL, "%s: \"%s\" lacks \"%s\"", text,
+              err.msg, mention);
     bs_arena_fini(&a);
 }
 
@@ -674,8 +685,7 @@ adds(buf *b, const char *s)
     add(b, s, strlen(s));
 }
 
-static void
-addf(buf *b, const char *fmt, ...) BS_PRINTF(2, 3);
+static void addf(buf *b, const char *fmt, ...) BS_PRINTF(2, 3);
 
 static void
 addf(buf *b, const char *fmt, ...)
@@ -687,10 +697,14 @@ addf(buf *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    add(b, tmp, n < 0 ? 0 : (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    add(b, tmp,
+        n < 0                    ? 0
+        : (size_t)n < sizeof tmp ? (size_t)n
+                                 : sizeof tmp - 1);
 }
 
-static const char *pick(rng *g, const char *const *v, size_t n)
+static const char *
+pick(rng *g, const char *const *v, size_t n)
 {
     return v[below(g, (unsigned)n)];
 }
@@ -721,26 +735,46 @@ gen_ws(rng *g, buf *b)
 static void
 gen_string_body(rng *g, buf *b, int key)
 {
-    static const char *const esc[] = {"\\\"", "\\\\", "\\/", "\\b", "\\f",
-                                      "\\n",  "\\r",  "\\t"};
-    static const char *const raw[] = {"\xc3\xa9", "\xe2\x82\xac",
-                                      "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
-                                      "\xef\xbf\xbf", "\x7f", "/"};
-    static const char *const bad[] = {
-        "\xff",          "\x80",         "\xc0\x80", "\xc1\xbf",
-        "\xe0\x9f\xbf",  "\xed\xa0\x80", "\xed\xbf\xbf",
-        "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80",
-        "\xe2\x82",      "\x01",         "\t",       "\n",
-        "\x1f",          "\\x",          "\\u12",    "\\u12G4",
-        "\\U0041",       "\\",           "\\'",      "\\u0000"};
+    static const char *const esc[] = {"\\\"", "\\\\", "\\/", "\\b",
+                                      "\\f",  "\\n",  "\\r", "\\t"};
+    static const char *const raw[] = {"\xc3\xa9",
+                                      "\xe2\x82\xac",
+                                      "\xf0\x9f\x98\x80",
+                                      "\xf4\x8f\xbf\xbf",
+                                      "\xef\xbf\xbf",
+                                      "\x7f",
+                                      "/"};
+    static const char *const bad[] = {"\xff",
+                                      "\x80",
+                                      "\xc0\x80",
+                                      "\xc1\xbf",
+                                      "\xe0\x9f\xbf",
+                                      "\xed\xa0\x80",
+                                      "\xed\xbf\xbf",
+                                      "\xf0\x8f\xbf\xbf",
+                                      "\xf4\x90\x80\x80",
+                                      "\xf8\x88\x80\x80\x80",
+                                      "\xe2\x82",
+                                      "\x01",
+                                      "\t",
+                                      "\n",
+                                      "\x1f",
+                                      "\\x",
+                                      "\\u12",
+                                      "\\u12G4",
+                                      "\\U0041",
+                                      "\\",
+                                      "\\'",
+                                      "\\u0000"};
     unsigned len = below(g, 12);
 
     for (unsigned i = 0; i < len; i++) {
         unsigned k = below(g, 100), cp;
 
         if (k < 55) {
-            char c = "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 -_.:,{}[]"
-                [below(g, 52)];
+            char c =
+                "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789 -_.:,{}[]"[below(
+                    g, 52)];
             add(b, &c, 1);
         } else if (k < 65) {
             adds(b, esc[below(g, key && !g->noisy ? 3 : 8)]);
@@ -784,16 +818,51 @@ gen_string_body(rng *g, buf *b, int key)
 static void
 gen_number(rng *g, buf *b)
 {
-    static const char *const fixed[] = {
-        "0", "-0", "9223372036854775807", "-9223372036854775808",
-        "9223372036854775808", "-9223372036854775809", "18446744073709551616",
-        "1234567890123456789", "12345678901234567890", "00", "01", "-01",
-        "1.", ".5", "+1", "1e", "1e+", "-", "1.5e3.2", "NaN", "Infinity",
-        "0x10", "1E5", "1e-400", "1e400", "-1e400", "4.9e-324",
-        "2.2250738585072011e-308", "1.7976931348623157e308",
-        "1.7976931348623159e308", "9007199254740993", "9007199254740993.0",
-        "0.1", "0.30000000000000004", "1e22", "1e23", "123e-22", "123e-23",
-        "1.0", "-0.0", "0e0", "0E-0", "1e0001", "5e-324", "2e-324"};
+    static const char *const fixed[] = {"0",
+                                        "-0",
+                                        "9223372036854775807",
+                                        "-9223372036854775808",
+                                        "9223372036854775808",
+                                        "-9223372036854775809",
+                                        "18446744073709551616",
+                                        "1234567890123456789",
+                                        "12345678901234567890",
+                                        "00",
+                                        "01",
+                                        "-01",
+                                        "1.",
+                                        ".5",
+                                        "+1",
+                                        "1e",
+                                        "1e+",
+                                        "-",
+                                        "1.5e3.2",
+                                        "NaN",
+                                        "Infinity",
+                                        "0x10",
+                                        "1E5",
+                                        "1e-400",
+                                        "1e400",
+                                        "-1e400",
+                                        "4.9e-324",
+                                        "2.2250738585072011e-308",
+                                        "1.7976931348623157e308",
+                                        "1.7976931348623159e308",
+                                        "9007199254740993",
+                                        "9007199254740993.0",
+                                        "0.1",
+                                        "0.30000000000000004",
+                                        "1e22",
+                                        "1e23",
+                                        "123e-22",
+                                        "123e-23",
+                                        "1.0",
+                                        "-0.0",
+                                        "0e0",
+                                        "0E-0",
+                                        "1e0001",
+                                        "5e-324",
+                                        "2e-324"};
     unsigned k = below(g, 10);
 
     if (k < 2 && g->noisy) {
@@ -831,9 +900,9 @@ static void
 gen_key(rng *g, buf *b)
 {
     static const char *const keys[] = {
-        "id",       "a",        "b",       "name",      "city",  "balance",
-        "vip",      "A",        "x",       "\\u0061",   "i\\u0064", "\\u00e9t\\u00e9",
-        "\xc3\xa9", "f\\/g",    "",        "a\\u0001",  "a\\nb", "a\\u007f"};
+        "id",       "a",     "b", "name",     "city",     "balance",
+        "vip",      "A",     "x", "\\u0061",  "i\\u0064", "\\u00e9t\\u00e9",
+        "\xc3\xa9", "f\\/g", "",  "a\\u0001", "a\\nb",    "a\\u007f"};
 
     adds(b, "\"");
     if (below(g, 4))
@@ -885,7 +954,7 @@ gen_value(rng *g, buf *b, int depth)
     } else if (k < 75) {
         gen_number(g, b);
     } else if (k < 92) {
-        static const char *const lit[] = {"true", "false", "null", "tru",
+        static const char *const lit[] = {"true", "false", "null",  "tru",
                                           "nul",  "True",  "falsee"};
 
         adds(b, lit[below(g, g->noisy ? 7 : 3)]);
@@ -1024,9 +1093,9 @@ Test(flatjson, reals_round_like_strtod)
         for (int k = 0; k < nd; k++) {
             if (k == dot)
                 num[len++] = '.';
-            num[len++] = (char)('0' + (k == 0 && nd > 1 && dot != 1
-                                           ? 1 + below(&g, 9)
-                                           : below(&g, 10)));
+            num[len++] =
+                (char)('0' + (k == 0 && nd > 1 && dot != 1 ? 1 + below(&g, 9)
+                                                           : below(&g, 10)));
         }
         if (dot >= nd || below(&g, 3) == 0)
             len += sprintf(num + len, "e%d", (int)below(&g, 61) - 30);
@@ -1034,8 +1103,8 @@ Test(flatjson, reals_round_like_strtod)
         snprintf(text, sizeof text, "{\"r\":%s}", num);
         want = strtod(num, NULL);
         bs_arena_init(&a);
-        cr_assert_eq(bs_flatjson_fields(text, strlen(text), &a, &id, &idlen,
-                                        &f, &n, &err),
+        cr_assert_eq(bs_flatjson_fields(text, strlen(text), &a, &id, &idlen, &f,
+                                        &n, &err),
                      BS_OK, "%s: %s", text, err.msg);
         cr_assert_eq(f[0].val.type, BS_VREAL, "%s", text);
         cr_assert_eq(memcmp(&f[0].val.d, &want, sizeof want), 0,
@@ -1153,9 +1222,17 @@ rand_len(rng *g)
 static uint64_t
 rand_u64(rng *g)
 {
-    static const uint64_t v[] = {0, 1, 127, 128, 16383, 16384, UINT32_MAX,
-                                 (uint64_t)1 << 35, (uint64_t)INT64_MAX,
-                                 (uint64_t)INT64_MAX + 1, UINT64_MAX};
+    static const uint64_t v[] = {0,
+                                 1,
+                                 127,
+                                 128,
+                                 16383,
+                                 16384,
+                                 UINT32_MAX,
+                                 (uint64_t)1 << 35,
+                                 (uint64_t)INT64_MAX,
+                                 (uint64_t)INT64_MAX + 1,
+                                 UINT64_MAX};
 
     return below(g, 3) ? v[below(g, 11)] : next(g) >> below(g, 64);
 }
@@ -1186,8 +1263,8 @@ Test(flatjson, change_encoding_matches_protobuf_c)
             bs_value *v = &f[i].val;
 
             memset(&f[i], 0, sizeof f[i]);
-            f[i].name = below(&g, 20) ? rand_str(&g, &a, 1 + below(&g, 200))
-                                      : "";
+            f[i].name =
+                below(&g, 20) ? rand_str(&g, &a, 1 + below(&g, 200)) : "";
             v->type = (uint8_t)below(&g, 6);
             if (v->type == BS_VINT)
                 v->i = (int64_t)rand_u64(&g);
@@ -1205,8 +1282,9 @@ Test(flatjson, change_encoding_matches_protobuf_c)
         bs_csbuild_init(&b);
         cr_assert_eq(bs_csbuild_add(&b, &ch), BS_OK);
         cr_assert_eq(bs_csbuild_count(&b), 1);
-        cr_assert_eq(b.changes[0].n, len, "change %d: %zu bytes, protobuf-c %zu",
-                     k, b.changes[0].n, len);
+        cr_assert_eq(b.changes[0].n, len,
+                     "change %d: %zu bytes, protobuf-c %zu", k, b.changes[0].n,
+                     len);
         cr_assert_eq(memcmp(b.changes[0].p, want, len), 0, "change %d differs",
                      k);
         free(want);
