@@ -211,6 +211,10 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     memset(&r, 0, sizeof r);
     rv = bs_txn_get(ap->txn, BS_DB_RECORDS, bs_mem(key, klen), &old);
     if (rv == BS_OK) {
+        /* Decode a copy: the record borrows from it, and rewriting the
+         * same key below may move or overwrite LMDB's page. */
+        if ((old.p = bs_arena_memdup(&ap->scratch, old.p, old.n)) == NULL)
+            return BS_ENOMEM;
         if ((rv = bs_record_decode(&r, old.p, old.n, &ap->scratch)) != BS_OK)
             return bs_errf(err, rv, "%s/%s: stored record is corrupt", c->coll,
                            c->id);
@@ -321,6 +325,24 @@ quarantine(bs_apply *ap, bs_stream *s, const bs_csview *v, const char *why)
 static bs_err hold(bs_apply *ap, bs_stream *s, const bs_csview *v,
                    const char *why);
 
+/* 1 when any set is held back. */
+static int
+any_held(bs_apply *ap)
+{
+    uint8_t h = 'H';
+    bs_cursor *c;
+    bs_slice k, v;
+    int found = 0;
+
+    if (bs_cursor_open(ap->txn, BS_DB_HELD, &c) != BS_OK)
+        return 0;
+    if (bs_cursor_seek(c, bs_mem(&h, 1), &k, &v) == BS_OK && k.n > 0 &&
+        k.p[0] == 'H')
+        found = 1;
+    bs_cursor_close(c);
+    return found;
+}
+
 /* 1 when sets of stream idx are held back. */
 static int
 has_held(bs_apply *ap, uint32_t idx)
@@ -419,7 +441,7 @@ check_origin(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
         !bs_member_allows(&m, v->inc, v->last))
         return bs_errf(err, BS_EFORGED, "origin %s is %s", id,
                        m.revoked ? "revoked" : "not a member of this infobase");
-    if (bs_changeset_verify(v, v->origin) != BS_OK)
+    if (!v->verified && bs_changeset_verify(v, v->origin) != BS_OK)
         return bs_errf(err, BS_EBADSIG,
                        "signature of origin %s does not verify", id);
     return BS_OK;
@@ -435,8 +457,17 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
     int apply;
     bs_err rv;
 
-    if ((rv = check_origin(ap, v, err)) != BS_OK)
+    int waits = 0;
+
+    if ((rv = check_origin(ap, v, err)) == BS_EFORGED && any_held(ap)) {
+        /* Its origin may be introduced by a hub set held back (S10): wait
+         * for it rather than refuse, once its signature holds. */
+        if (!v->verified && bs_changeset_verify(v, v->origin) != BS_OK)
+            return rv;
+        waits = 1;
+    } else if (rv != BS_OK) {
         return rv;
+    }
     if ((s = bs_streams_find(&ap->streams, v->origin, v->inc)) == NULL &&
         (rv = bs_streams_add(ap->txn, &ap->streams, v->origin, v->inc, &s)) !=
             BS_OK)
@@ -445,6 +476,8 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
         ap->quarantined++;
         return BS_OK; /* that stream waits for an admin (P6) */
     }
+    if (waits)
+        return hold(ap, s, v, "its origin is introduced by a held set");
     if ((rv = position(ap, s, v, &apply, err)) != BS_OK || !apply)
         return rv;
     bs_arena_reset(&ap->scratch);
@@ -491,8 +524,8 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
     return bs_streams_save(ap->txn, s);
 }
 
-bs_err
-bs_apply_held(bs_apply *ap, bs_errbuf *err)
+static bs_err
+held_pass(bs_apply *ap, bs_errbuf *err)
 {
     bs_cursor *c;
     bs_slice k, v;
@@ -543,4 +576,18 @@ bs_apply_held(bs_apply *ap, bs_errbuf *err)
     }
     bs_cursor_close(c);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
+bs_apply_held(bs_apply *ap, bs_errbuf *err)
+{
+    /* A held set may unblock another (an introduction, its successor):
+     * pass again while passes make progress (bounded). */
+    for (int pass = 0; pass < 8; pass++) {
+        uint64_t before = ap->sets;
+        bs_err rv = held_pass(ap, err);
+        if (rv != BS_OK || ap->sets == before)
+            return rv;
+    }
+    return BS_OK;
 }

@@ -142,12 +142,9 @@ bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
                          peer);
         goto out_txn;
     }
-    if (!m.joined) {
-        rv = bs_errf(err, BS_EINFOBASE,
-                     "this branch has not joined an infobase yet: import the "
-                     "hub's exchange file first");
-        goto out_peer;
-    }
+    /* A branch that has not joined yet sends an envelope only: its vector
+     * tells the hub where to start (after a restore, say); its own sets
+     * travel once it joined and re-signed them. */
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if ((f = fopen(tmp, "wb")) == NULL) {
         rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));

@@ -104,6 +104,7 @@ typedef struct bs_csview {
     uint8_t *present;      /* count flags: 1 if the change's bytes are here */
     bs_slice *changes;     /* count slices; empty for omitted ones */
     void *pb_set, *pb_hdr; /* unpacked protobuf messages */
+    int verified;          /* the origin's signature was checked (pass 1) */
 } bs_csview;
 
 /*

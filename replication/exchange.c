@@ -127,6 +127,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     bs_err rv;
 
     *nsets = 0;
+    if (!m->joined)
+        return BS_OK; /* nothing is ours to send before joining */
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
@@ -180,6 +182,8 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         bs_txn_abort(t);
         return rv;
     }
+    if (!m.joined)
+        c->pass = 2; /* nothing is ours to send before joining */
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             bs_stream capped = tab.v[c->stream];
@@ -573,22 +577,29 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
-        const bs_csview *v = p->sets[i];
+        bs_csview *v = p->sets[i];
         char id[BS_NODE_ID_LEN + 1];
 
         bs_node_id_format(v->origin, id);
-        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0)
+        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0) {
             rv = bs_errf(err, BS_EINFOBASE,
                          "change set from %s belongs to another infobase", id);
-        else if (bs_changeset_verify(v, v->origin) != BS_OK)
+            break;
+        }
+        if (bs_changeset_verify(v, v->origin) != BS_OK) {
             rv = bs_errf(err, BS_EBADSIG,
                          "signature of origin %s does not verify", id);
-        else if (!member_ok(t, &view, &nm, v))
+            break;
+        }
+        v->verified = 1; /* pass 2 need not check it again */
+        if (!member_ok(t, &view, &nm, v)) {
             rv = bs_errf(err, BS_EFORGED,
                          "change set from %s, which is not a member of this "
                          "infobase (or was revoked)",
                          id);
-        else if ((rv = track_position(&tab, v, err)) == BS_OK)
+            break;
+        }
+        if ((rv = track_position(&tab, v, err)) == BS_OK)
             rv = check_changes(t, v, &view, &nm, err);
     }
     free(nm.v);

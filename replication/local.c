@@ -244,6 +244,10 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
     }
     if (rv != BS_EEXIST)
         return rv;
+    /* Decode a copy: the record borrows from it, and rewriting the same
+     * key below may move or overwrite LMDB's page. */
+    if ((old.p = bs_arena_memdup(&l->scratch, old.p, old.n)) == NULL)
+        return BS_ENOMEM;
     if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
     if (!l->force && is_noop(&r, f, n)) {
@@ -278,6 +282,10 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         return bs_errf(err, rv, "%s/%s: not found", coll, id);
     if (rv != BS_OK)
         return rv;
+    /* Decode a copy: the record borrows from it, and rewriting the same
+     * key below may move or overwrite LMDB's page. */
+    if ((old.p = bs_arena_memdup(&l->scratch, old.p, old.n)) == NULL)
+        return BS_ENOMEM;
     if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
     if (!r.live)
@@ -305,30 +313,21 @@ bs_local_finish(bs_local *l, bs_errbuf *err)
     return bs_meta_save_hlc(l->txn, l->hlc.last);
 }
 
-bs_err
-bs_local_reseal(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
-                bs_errbuf *err)
+/* Re-sign one of this node's streams (one incarnation) in place. */
+static bs_err
+reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
+              bs_stream *self, bs_csbuild *b, bs_errbuf *err)
 {
-    bs_streamtab tab;
-    bs_stream *self;
-    bs_csbuild b;
     bs_cursor *c = NULL;
     bs_slice k, v;
     uint8_t start[12], prev[BS_HASH_LEN];
     int has_prev = 0;
     bs_err rv;
 
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    bs_csbuild_init(&b);
-    if ((self = bs_streams_get(&tab, meta->stream)) == NULL) {
-        rv = BS_ESTORE;
-        goto out;
-    }
     bs_put_u32be(start, self->idx);
     bs_put_u64be(start + 4, 0);
     if ((rv = bs_cursor_open(t, BS_DB_LOG, &c)) != BS_OK)
-        goto out;
+        return rv;
     for (rv = bs_cursor_seek(c, bs_mem(start, 12), &k, &v);
          rv == BS_OK && k.n == 12 && bs_get_u32be(k.p) == self->idx;
          rv = bs_cursor_next(c, &k, &v)) {
@@ -341,18 +340,18 @@ bs_local_reseal(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
         if ((rv = bs_changeset_decode(v.p, v.n, &cv, err)) != BS_OK)
             break;
         for (size_t i = 0; i < cv->count && rv == BS_OK; i++)
-            rv = bs_csbuild_add_raw(&b, cv->first + i, cv->changes[i]);
+            rv = bs_csbuild_add_raw(b, cv->first + i, cv->changes[i]);
         memset(&s, 0, sizeof s);
         memcpy(s.infobase, meta->infobase, BS_INFOBASE_LEN);
         memcpy(s.origin, meta->pk, BS_PK_LEN);
-        memcpy(s.inc, meta->inc, BS_INC_LEN);
+        memcpy(s.inc, self->key + BS_PK_LEN, BS_INC_LEN);
         s.has_prev = has_prev;
         memcpy(s.prev_hash, prev, BS_HASH_LEN);
         s.seen = cv->seen;
         s.nseen = cv->nseen;
         s.created_ms = cv->created_ms;
         if (rv == BS_OK)
-            rv = bs_csbuild_seal(&b, &s, sk, &x);
+            rv = bs_csbuild_seal(b, &s, sk, &x);
         bs_changeset_free(cv);
         if (rv != BS_OK)
             break;
@@ -370,15 +369,31 @@ bs_local_reseal(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
         if ((rv = bs_cursor_seek(c, bs_mem(key, 12), &k, &v)) != BS_OK)
             break;
     }
-    if (rv == BS_ENOTFOUND || rv == BS_OK) {
-        rv = BS_OK;
-        if (has_prev) {
-            memcpy(self->last_hash, prev, BS_HASH_LEN);
-            rv = bs_streams_save(t, self);
-        }
-    }
-out:
     bs_cursor_close(c);
+    if (rv != BS_ENOTFOUND && rv != BS_OK)
+        return rv;
+    if (!has_prev)
+        return BS_OK;
+    memcpy(self->last_hash, prev, BS_HASH_LEN);
+    return bs_streams_save(t, self);
+}
+
+bs_err
+bs_local_reseal(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
+                bs_errbuf *err)
+{
+    bs_streamtab tab;
+    bs_csbuild b;
+    bs_err rv;
+
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    bs_csbuild_init(&b);
+    /* Every incarnation of ours: a restore may have started a new one
+     * before the node ever joined. */
+    for (size_t i = 0; i < tab.n && rv == BS_OK; i++)
+        if (memcmp(tab.v[i].key, meta->pk, BS_PK_LEN) == 0)
+            rv = reseal_stream(t, meta, sk, &tab.v[i], &b, err);
     bs_csbuild_fini(&b);
     bs_streams_fini(&tab);
     return rv;
