@@ -6,7 +6,9 @@
 #
 # Environment: see bench/repl/common.sh (BENCH_DIR, BUILD_DIR, BENCH_TIMEOUT),
 # plus LATENCY_PRELOAD=M (default 0): load M records (gen_records.py) into
-# the hub before the run, so that writes land in a store of that size.
+# the hub before the run, so that writes land in a store of that size;
+# REPL_LATENCY_GAP_MS=G (default 0): pause G ms after each arrival, so that
+# each write's exchange has ended before the next put (isolated writes).
 #
 # Sets up a hub and a branch (listening on 127.0.0.1, free ports), pairs
 # them both ways with `--schedule online`, starts both branchsyncd, and
@@ -69,7 +71,8 @@ show() { # LABEL FILE
         "$( [ "$(get lost)" ] && echo ", lost $(get lost)")"
 }
 
-echo "online propagation, $N writes per direction (store preloaded with $PRE records)"
+echo "online propagation, $N writes per direction (store preloaded with $PRE records," \
+    "gap ${REPL_LATENCY_GAP_MS:-0} ms after each arrival)"
 rc=0
 timeout "$TMO" "$LAT" "$BS" "$HUB" "$BR" "$N" h2b >"$WORK/h2b.out" || rc=1
 show "hub -> branch, exit" "$WORK/h2b.out" latency

@@ -14,7 +14,8 @@
 #   import.txt, sync.txt     perf report --no-children (self time), by symbol
 #   import.dso.txt, ...      the same by library
 #   import.callers.txt, ...  perf report --children (inclusive time)
-#   *.strace.txt             strace -c -f syscall summary of the same step
+#   import.graph.txt, ...    call graphs (callees) of the symbols >= 10%
+#   *.strace.txt             strace -c -w -f: syscall wall-time summary of the same step
 #                            (a second, separate run)
 # perf.data files are removed; the scratch directory is removed on exit.
 set -euo pipefail
@@ -46,6 +47,9 @@ report() { # NAME PERFDATA
         grep -v '^$' >"$OUT/$1.dso.txt" || true
     { $r --children --sort symbol --percent-limit 1 2>/dev/null || true; } |
         grep -v '^$' >"$OUT/$1.callers.txt" || true
+    { perf report -i "$2" --stdio --children --sort symbol --percent-limit 10 \
+        -g graph,2,callee 2>/dev/null || true; } |
+        grep -v '^$' >"$OUT/$1.graph.txt" || true
     rm -f "$2"
 }
 
@@ -68,7 +72,7 @@ rm -rf "$BR"
 fresh_branch bi2
 "$BS" -d "$HUB" export bi2 "$WORK/x.bsx" >/dev/null
 sync
-timeout "$TMO" strace -c -f -o "$OUT/import.strace.txt" \
+timeout "$TMO" strace -c -w -f -o "$OUT/import.strace.txt" \
     "$BS" -d "$BR" import "$WORK/x.bsx" >/dev/null
 rm -rf "$BR" "$WORK/x.bsx"
 
@@ -82,6 +86,6 @@ report sync "$WORK/sync.data"
 rm -rf "$BR"
 fresh_branch bs2
 sync
-timeout "$TMO" strace -c -f -o "$OUT/sync.strace.txt" \
+timeout "$TMO" strace -c -w -f -o "$OUT/sync.strace.txt" \
     "$BS" -d "$BR" sync head >/dev/null
 echo "profiles in $OUT" >&2

@@ -25,7 +25,9 @@
  *                                  daemon, exchange, verify, apply, commit)
  *   put_*      exit - spawn       (the put itself)
  * plus n and lost.  With REPL_LATENCY_SAMPLES set, every write goes to
- * stderr as "K latency_ms commit_ms put_ms".
+ * stderr as "K latency_ms commit_ms put_ms".  REPL_LATENCY_GAP_MS=G
+ * (0..1000, default 0) waits G ms after each arrival before the next put,
+ * so that the exchange of one write has finished before the next starts.
  *
  * Bounds: N <= 100000; 30 s per put; 5 s per write after the put; the
  * whole run stops after 20 min.  No network traffic of its own.
@@ -104,8 +106,8 @@ report(const char *name, double *v, size_t n)
 static pid_t
 spawn_put(const char *bs, const char *dir, const char *id, const char *json)
 {
-    char *argv[] = {(char *)bs, "-d", (char *)dir, "put", COLL,
-                    (char *)id, (char *)json, NULL};
+    char *argv[] = {(char *)bs, "-d",       (char *)dir,  "put",
+                    COLL,       (char *)id, (char *)json, NULL};
     posix_spawn_file_actions_t fa;
     pid_t pid;
     int rc;
@@ -168,6 +170,9 @@ main(int argc, char **argv)
     double *lat, *com, *put, start;
     size_t got = 0, lost = 0;
     int samples = getenv("REPL_LATENCY_SAMPLES") != NULL;
+    long gap_ms = getenv("REPL_LATENCY_GAP_MS")
+                      ? strtol(getenv("REPL_LATENCY_GAP_MS"), NULL, 10)
+                      : 0;
 
     if (argc < 4 || argc > 6) {
         fprintf(stderr,
@@ -180,6 +185,10 @@ main(int argc, char **argv)
         return 2;
     }
     tag = argc > 5 ? argv[5] : "lat";
+    if (gap_ms < 0 || gap_ms > 1000) {
+        fprintf(stderr, "repl_latency: REPL_LATENCY_GAP_MS: 0 to 1000\n");
+        return 2;
+    }
     src = open_ro(from);
     dst = open_ro(to);
     lat = calloc((size_t)n, sizeof *lat);
@@ -211,8 +220,8 @@ main(int argc, char **argv)
                     te = t;
                     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
                         fprintf(stderr,
-                                "repl_latency: put %s failed (status %d)\n",
-                                id, st);
+                                "repl_latency: put %s failed (status %d)\n", id,
+                                st);
                         return 1;
                     }
                 } else if (w < 0 && errno != EINTR) {
@@ -252,6 +261,10 @@ main(int argc, char **argv)
             got++;
         } else {
             lost++;
+        }
+        if (gap_ms > 0) {
+            struct timespec g = {gap_ms / 1000, (gap_ms % 1000) * 1000000L};
+            nanosleep(&g, NULL);
         }
         if (samples)
             fprintf(stderr, "%ld %.3f %.3f %.3f\n", k,

@@ -92,8 +92,7 @@ serve(const char *pub, const char *sec, int wfd, long total)
         zmq_msg_init(&m);
         if (zmq_msg_recv(&id, s, 0) < 0 || zmq_msg_recv(&m, s, 0) < 0)
             die("server recv");
-        if (zmq_msg_send(&id, s, ZMQ_SNDMORE) < 0 ||
-            zmq_msg_send(&m, s, 0) < 0)
+        if (zmq_msg_send(&id, s, ZMQ_SNDMORE) < 0 || zmq_msg_send(&m, s, 0) < 0)
             die("server send");
     }
     zmq_close(s);
@@ -118,7 +117,8 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: zmq_curve_rtt [N (1..1000000) [BYTES]]\n");
         return 2;
     }
-    if (zmq_curve_keypair(spub, ssec) != 0 || zmq_curve_keypair(cpub, csec) != 0)
+    if (zmq_curve_keypair(spub, ssec) != 0 ||
+        zmq_curve_keypair(cpub, csec) != 0)
         die("zmq_curve_keypair (libzmq without CURVE?)");
     if (pipe(pfd) != 0)
         return 1;
