@@ -177,6 +177,7 @@ typedef struct parsed {
     size_t len;
     frame *frames;
     size_t nframes;
+    bs_slice *raw;
     bs_inbound in;
 } parsed;
 
@@ -184,6 +185,7 @@ static void
 parsed_free(parsed *p)
 {
     bs_inbound_fini(&p->in);
+    free(p->raw);
     free(p->frames);
     if (p->map != NULL)
         munmap(p->map, p->len);
@@ -293,17 +295,16 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
     if (bs_verify(tr->body.p + BS_HASH_LEN, BS_FILE_CONTEXT, tr->body.p,
                   BS_HASH_LEN, p->in.env.sender) != BS_OK)
         return bs_errf(err, BS_EBADSIG, "the file's signature does not verify");
-    if ((p->in.sets = calloc(p->nframes, sizeof *p->in.sets)) == NULL)
+    /* The sets are the frames between envelope and trailer, decoded one at
+     * a time by each pass (bounded memory whatever the file's size). */
+    if ((p->raw = calloc(p->nframes, sizeof *p->raw)) == NULL)
         return BS_ENOMEM;
     for (size_t i = 1; i + 1 < p->nframes; i++) {
         if (p->frames[i].type != F_SET)
             return bad_file(err, "envelope in the middle of the file");
-        rv = bs_changeset_decode(p->frames[i].body.p, p->frames[i].body.n,
-                                 &p->in.sets[p->in.nsets], err);
-        if (rv != BS_OK)
-            return rv;
-        p->in.nsets++;
+        p->raw[p->in.nsets++] = p->frames[i].body;
     }
+    p->in.raw = p->raw;
     return bs_xchg_verify(s, &p->in, acc, err);
 }
 

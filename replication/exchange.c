@@ -524,6 +524,26 @@ member_ok(bs_txn *t, const bs_meta *view, const newmembers *nm,
            bs_member_allows(&mem, v->inc, v->last);
 }
 
+/* Set i of an exchange: decoded already, or decoded now into *own (which
+ * the caller frees). */
+static bs_err
+inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
+            bs_errbuf *err)
+{
+    bs_err rv;
+
+    *own = NULL;
+    if (in->sets != NULL) {
+        *v = in->sets[i];
+        return BS_OK;
+    }
+    if ((rv = bs_changeset_decode(in->raw[i].p, in->raw[i].n, own, err)) !=
+        BS_OK)
+        return rv;
+    *v = *own;
+    return BS_OK;
+}
+
 /* Advance tab's (private, in-memory) position for v; BS_EGAP on a gap. */
 static bs_err
 track_position(bs_streamtab *tab, const bs_csview *v, bs_errbuf *err)
@@ -577,9 +597,11 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
-        bs_csview *v = p->sets[i];
+        bs_csview *v, *own = NULL;
         char id[BS_NODE_ID_LEN + 1];
 
+        if ((rv = inbound_set(p, i, &v, &own, err)) != BS_OK)
+            break;
         bs_node_id_format(v->origin, id);
         if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0) {
             rv = bs_errf(err, BS_EINFOBASE,
@@ -601,6 +623,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
         }
         if ((rv = track_position(&tab, v, err)) == BS_OK)
             rv = check_changes(t, v, &view, &nm, err);
+        bs_changeset_free(own);
     }
     free(nm.v);
     bs_streams_fini(&tab);
@@ -638,9 +661,10 @@ typedef struct import_ctx {
     bs_xstats pending; /* counted once the transaction committed */
 } import_ctx;
 
-/* Sets are applied in groups of about this many changes per transaction:
- * each set stays atomic, and far fewer commits rewrite the tree. */
-#define APPLY_GROUP_CHANGES 262144
+/* Sets are applied in groups of about this many bytes per transaction
+ * (about 250,000 changes of ~100-byte records): each set stays atomic,
+ * and far fewer commits rewrite the tree. */
+#define APPLY_GROUP_BYTES (40u << 20)
 
 static void
 add_stats(bs_xstats *st, const bs_xstats *from)
@@ -680,8 +704,12 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
         if (x->set == SIZE_MAX)
             rv = bs_apply_held(&ap, err);
-        for (size_t i = x->set; rv == BS_OK && i < x->end; i++)
-            rv = bs_apply_set(&ap, x->p->sets[i], err);
+        for (size_t i = x->set; rv == BS_OK && i < x->end; i++) {
+            bs_csview *v, *own = NULL;
+            if ((rv = inbound_set(x->p, i, &v, &own, err)) == BS_OK)
+                rv = bs_apply_set(&ap, v, err);
+            bs_changeset_free(own);
+        }
     }
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
@@ -724,11 +752,11 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
         return rv;
     add_stats(st, &x.pending);
     for (x.set = 0; x.set < in->nsets; x.set = x.end) {
-        size_t changes = 0;
-        for (x.end = x.set; x.end < in->nsets &&
-                            (x.end == x.set || changes < APPLY_GROUP_CHANGES);
+        size_t bytes = 0;
+        for (x.end = x.set;
+             x.end < in->nsets && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
              x.end++)
-            changes += in->sets[x.end]->count;
+            bytes += in->sets ? in->sets[x.end]->raw.n : in->raw[x.end].n;
         if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
             return rv;
         add_stats(st, &x.pending);
@@ -739,7 +767,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
 void
 bs_inbound_fini(bs_inbound *in)
 {
-    for (size_t i = 0; i < in->nsets; i++)
+    for (size_t i = 0; in->sets != NULL && i < in->nsets; i++)
         bs_changeset_free(in->sets[i]);
     free(in->sets);
     bs_envelope_fini(&in->env);

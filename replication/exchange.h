@@ -83,8 +83,11 @@ typedef struct bs_xstats {
 /* What arrived in one exchange: the envelope and the decoded sets. */
 typedef struct bs_inbound {
     bs_envelope env;
-    bs_csview **sets; /* owned */
     size_t nsets;
+    bs_csview **sets; /* owned; or NULL and the sets are decoded from raw */
+    const bs_slice *raw; /* borrowed set bytes (e.g. an exchange file's
+                            frames), decoded one at a time in each pass, so
+                            memory stays at one set however large the file */
 } bs_inbound;
 void bs_inbound_fini(bs_inbound *in);
 
