@@ -656,10 +656,11 @@ on_control_msg(daemon_t *d, bs_zin *m)
               rv ? bs_errmsg(&err, rv) : "");
         control_reply(d, m->rid, m->rn, json_pack("{s:b}", "ok", rv == BS_OK));
     } else if (strcmp(cmd, "changed") == 0) {
+        /* Answer first: the writer need not wait for the exchange. */
+        control_reply(d, m->rid, m->rn, json_pack("{s:b}", "ok", 1));
         for (link_t *l = d->links; l != NULL; l = l->next)
             if (is_online(l))
                 link_run(l, "local write");
-        control_reply(d, m->rid, m->rn, json_pack("{s:b}", "ok", 1));
     } else if (strcmp(cmd, "sync") == 0) {
         const char *peer = json_string_value(json_object_get(j, "peer"));
         link_t *l = peer ? find_link(d, peer) : NULL;

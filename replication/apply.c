@@ -209,8 +209,18 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         ap->policy_coll[0] = '\0'; /* a policy changes: look again */
     o.use_prio = pol == BS_POLICY_PRIORITY;
     memset(&r, 0, sizeof r);
-    rv = bs_txn_get(ap->txn, BS_DB_RECORDS, bs_mem(key, klen), &old);
+    /* Fast path: a record new here costs one B-tree descent — try to
+     * insert it as the change alone makes it. */
+    rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv, &o,
+                         &ap->scratch, &changed);
+    if (rv != BS_OK)
+        return bs_errf(err, rv, "%s/%s: too many fields", c->coll, c->id);
+    rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen),
+                        bs_record_size(&r), BS_PUT_NOOVERWRITE, &dst, &old);
     if (rv == BS_OK) {
+        bs_record_encode(&r, dst);
+        changed = 0; /* written */
+    } else if (rv == BS_EEXIST) {
         /* Decode a copy: the record borrows from it, and rewriting the
          * same key below may move or overwrite LMDB's page. */
         if ((old.p = bs_arena_memdup(&ap->scratch, old.p, old.n)) == NULL)
@@ -220,13 +230,13 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
                            c->id);
         if ((rv = detect(ap, v, s->idx, c, &cv, &r, pol, &o)) != BS_OK)
             return rv;
-    } else if (rv != BS_ENOTFOUND) {
+        rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv, &o,
+                             &ap->scratch, &changed);
+        if (rv != BS_OK)
+            return bs_errf(err, rv, "%s/%s: too many fields", c->coll, c->id);
+    } else {
         return rv;
     }
-    rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv, &o,
-                         &ap->scratch, &changed);
-    if (rv != BS_OK)
-        return bs_errf(err, rv, "%s/%s: too many fields", c->coll, c->id);
     if (ap->has_conflicts) {
         /* A write that saw both sides of an open conflict settles it. */
         rv = bs_conflict_supersede(ap->txn, c->coll, c->id, BS_CONFLICT_RECORD,

@@ -84,7 +84,7 @@ typedef struct bs_xstats {
 typedef struct bs_inbound {
     bs_envelope env;
     size_t nsets;
-    bs_csview **sets; /* owned; or NULL and the sets are decoded from raw */
+    bs_csview **sets;    /* owned; or NULL and the sets are decoded from raw */
     const bs_slice *raw; /* borrowed set bytes (e.g. an exchange file's
                             frames), decoded one at a time in each pass, so
                             memory stays at one set however large the file */

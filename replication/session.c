@@ -229,15 +229,6 @@ join_txn(bs_txn *t, void *arg, bs_errbuf *err)
 }
 
 static bs_err
-note_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    join_ctx *j = arg;
-
-    (void)err;
-    return bs_xchg_note_message(t, &j->s->theirs);
-}
-
-static bs_err
 on_hello(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
@@ -273,11 +264,10 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
     if (acc.join &&
         (rv = bs_store_write(s->cfg.store, join_txn, &j, &err)) != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
-    /* An initiator's hello is numbered; remember it so a replay of this
-     * hello is recognised.  (The responder's envelopes are not counted.) */
-    if (!s->cfg.initiator &&
-        (rv = bs_store_write(s->cfg.store, note_txn, &j, &err)) != BS_OK)
-        return fail(s, rv, bs_errmsg(&err, rv));
+    /* The initiator's hello number is recorded with its acknowledgement at
+     * the end (ack_txn), not here: one durable commit less before the
+     * first change moves.  A session that fails before then leaves the
+     * number unrecorded, which is safe: the initiator never reuses it. */
     if (!s->cfg.initiator && (rv = send_envelope(s, BS_MSG_HELLO, 0)) != BS_OK)
         return rv;
     bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
@@ -361,6 +351,7 @@ maybe_ack(bs_session *s)
 
 typedef struct ack_ctx {
     bs_envelope *e;
+    const bs_envelope *hello; /* responder: the initiator's numbered hello */
     uint64_t changes, now;
 } ack_ctx;
 
@@ -368,8 +359,11 @@ static bs_err
 ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     ack_ctx *a = arg;
+    bs_err rv;
 
     (void)err;
+    if (a->hello != NULL && (rv = bs_xchg_note_message(t, a->hello)) != BS_OK)
+        return rv;
     return bs_xchg_record(t, a->e, a->changes, a->now, 0);
 }
 
@@ -378,7 +372,7 @@ on_ack(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
     bs_envelope e;
-    ack_ctx a = {&e, 0, 0};
+    ack_ctx a = {&e, s->cfg.initiator ? NULL : &s->theirs, 0, 0};
     bs_err rv;
 
     if (s->state != BS_SESSION_STREAMING || s->got_ack)
