@@ -3,6 +3,9 @@
  */
 #include "config.h"
 
+#include "../replication/peers.h"
+
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdlib.h>
@@ -22,7 +25,7 @@ bs_config_defaults(bs_config *c)
 
 typedef struct parse_ctx {
     bs_config *c;
-    bs_errbuf *err;
+    bs_errbuf why; /* the first problem; libinih keeps going after it */
     int bad;
 } parse_ctx;
 
@@ -49,7 +52,10 @@ on_item(void *user, const char *section, const char *name, const char *value)
 
 #define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
     if (IS("node", "listen")) {
-        if (strlen(value) >= sizeof c->listen)
+        /* An endpoint, and one that survives being written back. */
+        if (strlen(value) >= sizeof c->listen ||
+            (value[0] &&
+             (!bs_endpoint_valid(value) || !bs_config_value_ok(value))))
             goto bad;
         snprintf(c->listen, sizeof c->listen, "%s", value);
     } else if (IS("log", "level")) {
@@ -72,15 +78,18 @@ on_item(void *user, const char *section, const char *name, const char *value)
             goto bad;
         c->retention_days = (uint32_t)n;
     } else {
-        bs_errf(p->err, BS_EINVAL, "unknown setting [%s] %s", section, name);
+        if (!p->bad)
+            bs_errf(&p->why, BS_EINVAL, "unknown setting [%s] %s", section,
+                    name);
         p->bad = 1;
         return 0;
     }
     return 1;
 #undef IS
 bad:
-    bs_errf(p->err, BS_EINVAL, "bad value for [%s] %s: \"%s\"", section, name,
-            value);
+    if (!p->bad)
+        bs_errf(&p->why, BS_EINVAL, "bad value for [%s] %s: \"%.200s\"",
+                section, name, value);
     p->bad = 1;
     return 0;
 }
@@ -89,7 +98,7 @@ bs_err
 bs_config_load(const char *dir, bs_config *c, bs_errbuf *err)
 {
     char path[4096];
-    parse_ctx p = {c, err, 0};
+    parse_ctx p = {c, {{0}}, 0};
     int rc;
 
     bs_config_defaults(c);
@@ -100,12 +109,27 @@ bs_config_load(const char *dir, bs_config *c, bs_errbuf *err)
                        strerror(errno));
     if (rc == -2)
         return bs_errf(err, BS_ENOMEM, "out of memory reading %s", path);
+    /* rc is the line of the first error (libinih keeps parsing after it,
+     * but reports the first), which is also the first one noted in why. */
     if (rc > 0)
         return bs_errf(err, BS_EINVAL, "%s line %d: %s", path, rc,
-                       p.bad ? err->msg : "syntax error");
+                       p.bad ? p.why.msg : "syntax error");
     if (c->max_map_size_mb < c->map_size_mb)
         c->max_map_size_mb = c->map_size_mb;
     return BS_OK;
+}
+
+int
+bs_config_value_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    /* What libinih reads back as written: one short line, no inline
+     * comment, no surrounding white space. */
+    if (n > 180 || strpbrk(v, ";#\r\n") != NULL)
+        return 0;
+    return n == 0 ||
+           (!isspace((unsigned char)v[0]) && !isspace((unsigned char)v[n - 1]));
 }
 
 bs_err
@@ -116,6 +140,10 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
 
     snprintf(path, sizeof path, "%s/branchsync.conf", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!bs_config_value_ok(c->listen) || !bs_config_value_ok(c->log_level))
+        return bs_errf(err, BS_EINVAL,
+                       "setting would not read back as written: \"%.60s\"",
+                       c->listen);
     if ((f = fopen(tmp, "w")) == NULL)
         return bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
     fprintf(f,

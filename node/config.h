@@ -28,6 +28,10 @@ void bs_config_defaults(bs_config *c);
 /* Read DIR/branchsync.conf over the defaults.  BS_EINVAL names the line. */
 BS_MUST_CHECK bs_err bs_config_load(const char *dir, bs_config *c,
                                     bs_errbuf *err);
+/* 1 when v reads back from the file exactly as written (short, one line,
+ * no ';' or '#', no surrounding white space). */
+int bs_config_value_ok(const char *v);
+
 /* Write c as DIR/branchsync.conf (atomically: temp file + rename). */
 BS_MUST_CHECK bs_err bs_config_save(const char *dir, const bs_config *c,
                                     bs_errbuf *err);

@@ -603,27 +603,20 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
         if ((rv = inbound_set(p, i, &v, &own, err)) != BS_OK)
             break;
         bs_node_id_format(v->origin, id);
-        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0) {
+        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0)
             rv = bs_errf(err, BS_EINFOBASE,
                          "change set from %s belongs to another infobase", id);
-            break;
-        }
-        if (bs_changeset_verify(v, v->origin) != BS_OK) {
+        else if (bs_changeset_verify(v, v->origin) != BS_OK)
             rv = bs_errf(err, BS_EBADSIG,
                          "signature of origin %s does not verify", id);
-            break;
-        }
-        v->verified = 1; /* pass 2 need not check it again */
-        if (!member_ok(t, &view, &nm, v)) {
+        else if ((v->verified = 1) && !member_ok(t, &view, &nm, v))
             rv = bs_errf(err, BS_EFORGED,
                          "change set from %s, which is not a member of this "
                          "infobase (or was revoked)",
                          id);
-            break;
-        }
-        if ((rv = track_position(&tab, v, err)) == BS_OK)
+        else if ((rv = track_position(&tab, v, err)) == BS_OK)
             rv = check_changes(t, v, &view, &nm, err);
-        bs_changeset_free(own);
+        bs_changeset_free(own); /* on every path */
     }
     free(nm.v);
     bs_streams_fini(&tab);
@@ -662,9 +655,9 @@ typedef struct import_ctx {
 } import_ctx;
 
 /* Sets are applied in groups of about this many bytes per transaction
- * (about 250,000 changes of ~100-byte records): each set stays atomic,
+ * (about 100,000 changes of ~100-byte records): each set stays atomic,
  * and far fewer commits rewrite the tree. */
-#define APPLY_GROUP_BYTES (40u << 20)
+#define APPLY_GROUP_BYTES (16u << 20)
 
 static void
 add_stats(bs_xstats *st, const bs_xstats *from)

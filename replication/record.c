@@ -308,9 +308,11 @@ bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
         return BS_ESTORE;
     r->live = *flags & 1;
     nver = get16(&rd);
-    if (rd.bad ||
-        (vers = bs_arena_alloc(a, (nver + 1u) * sizeof *vers)) == NULL)
-        return rd.bad ? BS_ESTORE : BS_ENOMEM;
+    /* Check the length before allocating: corrupt bytes stay cheap. */
+    if (rd.bad || (size_t)(rd.end - rd.p) < (size_t)nver * VER_SIZE)
+        return BS_ESTORE;
+    if ((vers = bs_arena_alloc(a, (nver + 1u) * sizeof *vers)) == NULL)
+        return BS_ENOMEM;
     for (uint16_t i = 0; i < nver; i++) {
         vers[i].hlc = get64(&rd);
         vers[i].seq = get64(&rd);
@@ -320,6 +322,8 @@ bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
     av = get16(&rd);
     tv = get16(&rd);
     r->nfields = get16(&rd);
+    if (!rd.bad && (size_t)(rd.end - rd.p) < r->nfields * 5u)
+        return BS_ESTORE; /* each field takes at least 5 bytes */
     if (rd.bad || (av != NO_VIDX && av >= nver) ||
         (tv != NO_VIDX && tv >= nver) || r->nfields > BS_RECORD_FIELDS_MAX)
         return BS_ESTORE;

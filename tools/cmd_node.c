@@ -7,6 +7,7 @@
 
 #include "../replication/crypto.h"
 #include "../replication/record.h"
+#include "../replication/peers.h"
 #include "../replication/status.h"
 #include "../replication/hlc.h"
 #include "../node/schedule.h"
@@ -73,9 +74,11 @@ bs_cmd_init(bs_cli *c)
     if (c->role && bs_role_parse(c->role, &in.role) != BS_OK)
         return bs_errf(&c->err, BS_EINVAL, "bad role \"%s\": use hub or branch",
                        c->role);
-    if (c->listen && strncmp(c->listen, "tcp://", 6) != 0)
+    if (c->listen &&
+        (!bs_endpoint_valid(c->listen) || !bs_config_value_ok(c->listen)))
         return bs_errf(&c->err, BS_EINVAL,
-                       "bad endpoint \"%s\": use tcp://HOST:PORT", c->listen);
+                       "bad endpoint \"%.80s\": use tcp://HOST:PORT",
+                       c->listen);
     in.listen = c->listen;
     if ((rv = bs_node_create(c->dir, &in, &c->err)) != BS_OK)
         return rv;
