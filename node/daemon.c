@@ -54,8 +54,9 @@ typedef struct link {
     uv_timer_t timer;
     int timer_init;
     void *sock, *mon;
-    uv_poll_t poll, mpoll;
-    int polling;
+    /* heap-allocated: a closed handle is freed by its close callback,
+     * and a reconnect gets fresh ones (libuv forbids re-initialising) */
+    uv_poll_t *poll, *mpoll;
     bs_session *s;
     uint8_t *held; /* a message the socket could not take yet */
     size_t hn;
@@ -193,12 +194,18 @@ answer_waiters(link_t *l, json_t *reply)
 /* ---- links ---- */
 
 static void
+free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void
 link_close_socket(link_t *l)
 {
-    if (l->polling) {
-        uv_poll_stop(&l->poll);
-        uv_poll_stop(&l->mpoll);
-        l->polling = 0;
+    if (l->poll != NULL) {
+        uv_close((uv_handle_t *)l->poll, free_handle);
+        uv_close((uv_handle_t *)l->mpoll, free_handle);
+        l->poll = l->mpoll = NULL;
     }
     bs_zclose(l->sock);
     bs_zclose(l->mon);
@@ -229,12 +236,20 @@ link_open_socket(link_t *l, bs_errbuf *err)
                  &l->sock, &l->mon, err);
     if (rv != BS_OK)
         return rv;
-    uv_poll_init(&l->d->loop, &l->poll, bs_zfd(l->sock));
-    uv_poll_init(&l->d->loop, &l->mpoll, bs_zfd(l->mon));
-    l->poll.data = l->mpoll.data = l;
-    uv_poll_start(&l->poll, UV_READABLE, on_link_poll);
-    uv_poll_start(&l->mpoll, UV_READABLE, on_link_poll);
-    l->polling = 1;
+    if ((l->poll = malloc(sizeof *l->poll)) == NULL ||
+        (l->mpoll = malloc(sizeof *l->mpoll)) == NULL) {
+        free(l->poll);
+        l->poll = NULL;
+        bs_zclose(l->sock);
+        bs_zclose(l->mon);
+        l->sock = l->mon = NULL;
+        return BS_ENOMEM;
+    }
+    uv_poll_init(&l->d->loop, l->poll, bs_zfd(l->sock));
+    uv_poll_init(&l->d->loop, l->mpoll, bs_zfd(l->mon));
+    l->poll->data = l->mpoll->data = l;
+    uv_poll_start(l->poll, UV_READABLE, on_link_poll);
+    uv_poll_start(l->mpoll, UV_READABLE, on_link_poll);
     return BS_OK;
 }
 
@@ -951,19 +966,17 @@ open_sockets(daemon_t *d, bs_errbuf *err)
     return BS_OK;
 }
 
+/* Release every link and inbound exchange.  Link timers are closed
+ * through libuv (their memory lives in the link, freed by the close
+ * callback), so the caller runs the loop once more afterwards. */
 static void
 free_all(daemon_t *d)
 {
     while (d->links) {
         link_t *l = d->links;
         d->links = l->next;
-        l->gone = 1;
-        link_close_socket(l);
-        bs_session_free(l->s);
-        l->s = NULL;
-        answer_waiters(l, json_pack("{s:b, s:s, s:i}", "ok", 0, "error",
-                                    "the daemon stopped", "code", 1));
-        free(l);
+        link_close_socket(l); /* its poll handles close (and free) first */
+        link_destroy(l);
     }
     while (d->inbound) {
         inbound *in = d->inbound;
