@@ -87,20 +87,22 @@ peer_keys(bs_node *n, const char *name, bs_peer *p, uint8_t server[32],
     return BS_OK;
 }
 
-/* Send everything the session has for the peer. */
-static bs_err
-flush(bs_session *s, void *sock, uint8_t **held, size_t *hn)
+bs_err
+bs_session_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
+                 uint8_t **held, size_t *hn, int *moved)
 {
     bs_err rv;
 
     for (;;) {
         if (*held == NULL && bs_session_output(s, held, hn) != BS_OK)
             return BS_OK;
-        rv = bs_zsend(sock, NULL, 0, *held, *hn);
+        rv = bs_zsend(sock, rid, rn, *held, *hn);
         if (rv == BS_ETIMEOUT)
             return BS_OK; /* high-water mark: retry after the next poll */
         free(*held);
         *held = NULL;
+        if (moved)
+            *moved = 1;
         if (rv != BS_OK)
             return rv;
     }
@@ -120,7 +122,8 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
         int ready[2] = {0, 0}, auth = 0, conn = 0, disc = 0;
         uint64_t now = now_ms();
 
-        if ((rv = flush(s, sock, &held, &hn)) != BS_OK)
+        if ((rv = bs_session_flush(s, sock, NULL, 0, &held, &hn, NULL)) !=
+            BS_OK)
             break;
         if (bs_session_state_of(s) == BS_SESSION_FAILED) {
             rv = bs_errf(err, bs_session_errcode(s), "%s: %s", p->name,
@@ -163,7 +166,8 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
     free(held);
     held = NULL;
     if (rv == BS_OK)
-        (void)flush(s, sock, &held, &hn); /* the last ACK */
+        rv =
+            bs_session_flush(s, sock, NULL, 0, &held, &hn, NULL); /* last ACK */
     free(held);
     return rv;
 }

@@ -16,6 +16,16 @@ BS_MUST_CHECK bs_err bs_client_sync(bs_node *n, bs_zmq *z, const char *name,
                                     int timeout_ms, bs_session_stats *st,
                                     bs_errbuf *err);
 
+/*
+ * Send what session s has for the peer on sock (prefixed by routing id rid
+ * when rn > 0).  A message the socket cannot take now (high-water mark)
+ * stays in *held for the next call.  *moved (if given) is set when
+ * anything was sent.
+ */
+BS_MUST_CHECK bs_err bs_session_flush(bs_session *s, void *sock,
+                                      const uint8_t *rid, size_t rn,
+                                      uint8_t **held, size_t *hn, int *moved);
+
 /* Write one exchange-log entry (and the peer's last success/error). */
 void bs_client_log(bs_node *n, const char *peer, const char *via,
                    const char *direction, const bs_session_stats *st,

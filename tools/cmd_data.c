@@ -122,8 +122,6 @@ print_record(bs_slice k, bs_slice v, bs_arena *a, int *printed)
 typedef struct reader {
     bs_node *n;
     bs_txn *t;
-    bs_streamtab tab;
-    bs_order order;
     bs_arena a;
 } reader;
 
@@ -136,18 +134,12 @@ reader_open(bs_cli *c, reader *r)
     bs_arena_init(&r->a);
     if ((rv = bs_cli_open(c, 1, &r->n)) != BS_OK)
         return rv;
-    if ((rv = bs_store_read(r->n->store, &r->t, &c->err)) != BS_OK)
-        return rv;
-    if ((rv = bs_streams_load(r->t, &r->tab)) != BS_OK)
-        return rv;
-    r->order = (bs_order){0, bs_streams_key, &r->tab};
-    return BS_OK;
+    return bs_store_read(r->n->store, &r->t, &c->err);
 }
 
 static void
 reader_close(reader *r)
 {
-    bs_streams_fini(&r->tab);
     bs_txn_abort(r->t);
     bs_node_close(r->n);
     bs_arena_fini(&r->a);
