@@ -47,19 +47,23 @@ bs_client_log(bs_node *n, const char *peer, const char *via,
               uint64_t started_ms, const char *error)
 {
     uint64_t now = now_ms();
-    bs_xlog_entry e = {now,
-                       now - started_ms,
-                       peer,
-                       via,
-                       direction,
-                       st ? st->sets_sent : 0,
-                       st ? st->sets_received : 0,
-                       st ? st->changes_applied : 0,
-                       st ? st->conflicts : 0,
-                       st ? st->bytes_in + st->bytes_out : 0,
-                       error};
+    bs_xlog_entry e;
     log_ctx c = {&e};
 
+    memset(&e, 0, sizeof e);
+    e.time_ms = now;
+    e.duration_ms = now - started_ms;
+    snprintf(e.peer, sizeof e.peer, "%s", peer);
+    snprintf(e.via, sizeof e.via, "%s", via);
+    snprintf(e.direction, sizeof e.direction, "%s", direction);
+    if (st != NULL) {
+        e.sets_sent = st->sets_sent;
+        e.sets_received = st->sets_received;
+        e.changes = st->changes_applied;
+        e.conflicts = st->conflicts;
+        e.bytes = st->bytes_in + st->bytes_out;
+    }
+    snprintf(e.error, sizeof e.error, "%s", error ? error : "");
     if (bs_store_write(n->store, log_txn, &c, NULL) != BS_OK)
         fprintf(stderr, "branchsync: cannot record the exchange in the log\n");
 }

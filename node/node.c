@@ -11,6 +11,7 @@
 
 #include "../replication/keys.h"
 #include "../replication/streams.h"
+#include "legacy.h"
 
 typedef struct create_ctx {
     bs_meta *meta;
@@ -113,6 +114,27 @@ fail:
     return rv;
 }
 
+/* Upgrade an older store in place: read-write for the time it takes. */
+static bs_err
+upgrade(const char *dir, bs_store_opts so, bs_store **st, bs_errbuf *err)
+{
+    uint32_t format;
+    bs_store *rw;
+    bs_err rv;
+
+    if ((rv = bs_upgrade_format(*st, &format, err)) != BS_OK ||
+        format == BS_STORE_FORMAT)
+        return rv;
+    if (!so.readonly)
+        return bs_upgrade(*st, &bs_legacy_v2, err);
+    so.readonly = 0;
+    if ((rv = bs_store_open(dir, &so, &rw, err)) != BS_OK)
+        return rv;
+    rv = bs_upgrade(rw, &bs_legacy_v2, err);
+    bs_store_close(rw);
+    return rv;
+}
+
 bs_err
 bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
 {
@@ -137,6 +159,8 @@ bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
     so.max_map_size = n->cfg.max_map_size_mb << 20;
     if ((rv = bs_store_open(dir, &so, &n->store, err)) != BS_OK)
         goto err_after_alloc;
+    if ((rv = upgrade(dir, so, &n->store, err)) != BS_OK)
+        goto err_after_store;
     if ((rv = bs_store_read(n->store, &t, err)) != BS_OK)
         goto err_after_store;
     rv = bs_meta_load(t, &n->meta, err);
@@ -171,6 +195,21 @@ bs_node_secret(bs_node *n, const uint8_t **sk, bs_errbuf *err)
     if (n->sk == NULL && (rv = bs_keys_load(n->dir, &n->sk, err)) != BS_OK)
         return rv;
     *sk = n->sk;
+    return BS_OK;
+}
+
+bs_err
+bs_node_core(bs_node *n, int write, bs_core *c, bs_errbuf *err)
+{
+    bs_err rv;
+
+    memset(c, 0, sizeof *c);
+    c->store = n->store;
+    c->clock = bs_clock_system;
+    c->max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    c->retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    if (write && (rv = bs_node_secret(n, &c->sk, err)) != BS_OK)
+        return rv;
     return BS_OK;
 }
 

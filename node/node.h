@@ -7,6 +7,7 @@
 #ifndef BS_NODE_H
 #define BS_NODE_H
 
+#include "../replication/core.h"
 #include "../replication/meta.h"
 #include "../replication/store.h"
 #include "config.h"
@@ -33,7 +34,8 @@ typedef struct bs_node_init {
 BS_MUST_CHECK bs_err bs_node_create(const char *dir, const bs_node_init *in,
                                     bs_errbuf *err);
 
-/* Open an existing node; BS_ENOTNODE when dir is not one. */
+/* Open an existing node; BS_ENOTNODE when dir is not one.  A store of an
+ * older format is upgraded in place first (replication/upgrade.h). */
 BS_MUST_CHECK bs_err bs_node_open(const char *dir, int readonly, bs_node **out,
                                   bs_errbuf *err);
 void bs_node_close(bs_node *n);
@@ -41,6 +43,14 @@ void bs_node_close(bs_node *n);
 /* Load the secret key (once); borrowed until bs_node_close. */
 BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
                                     bs_errbuf *err);
+
+/*
+ * What the core API needs (replication/core.h): the store, the system
+ * clock, the configured limits and, with `write`, the secret key (loaded
+ * once).  Everything in *c is borrowed until bs_node_close.
+ */
+BS_MUST_CHECK bs_err bs_node_core(bs_node *n, int write, bs_core *c,
+                                  bs_errbuf *err);
 
 #endif
 

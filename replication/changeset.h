@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "crypto.h"
 #include "record.h"
+#include "vv.h"
 
 #define BS_WIRE_VERSION     1
 #define BS_SIG_CONTEXT      "branchsync/cs/v1"
@@ -32,13 +33,6 @@ typedef struct bs_change {
     const bs_field *fields; /* names and texts NUL-terminated */
     size_t nfields;
 } bs_change;
-
-/* A position in a stream: (origin, incarnation, seq). */
-typedef struct bs_pos {
-    uint8_t origin[BS_PK_LEN];
-    uint8_t inc[BS_INC_LEN];
-    uint64_t seq;
-} bs_pos;
 
 /* What the origin puts in a header besides the changes. */
 typedef struct bs_seal {

@@ -50,10 +50,6 @@ BS_MUST_CHECK bs_err bs_local_del(bs_local *l, const char *coll, const char *id,
 BS_MUST_CHECK bs_err bs_local_finish(bs_local *l, bs_errbuf *err);
 void bs_local_fini(bs_local *l);
 
-/* The version vector of streams in tab as positions (for set headers). */
-BS_MUST_CHECK bs_err bs_streams_vector(const bs_streamtab *tab, bs_pos **out,
-                                       size_t *n);
-
 /*
  * Re-sign this node's own change sets after it joined an infobase (they
  * were sealed with the all-zero infobase before; nobody has them yet).

@@ -98,6 +98,9 @@ BS_MUST_CHECK bs_err bs_record_merge(bs_record *r, int deleted,
                                      const bs_version *ver, const bs_order *o,
                                      bs_arena *a, int *changed);
 
+/* The value of r's field `name`, or NULL. */
+const bs_value *bs_record_field(const bs_record *r, const char *name);
+
 /* Values equal (same type and payload). */
 int bs_value_eq(const bs_value *a, const bs_value *b);
 

@@ -325,8 +325,7 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
         snprintf(s->error, sizeof s->error, "refused a change set: %s",
                  bs_errmsg(&err, rv));
         s->errcode = rv;
-        if (rv == BS_EMAPFULL || rv == BS_EIO || rv == BS_ESTORE ||
-            rv == BS_ENOMEM)
+        if (bs_err_local(rv))
             return fail(s, rv, s->error); /* our own trouble: stop */
     }
     bs_put_u32be(credit, 1);

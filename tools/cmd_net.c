@@ -12,23 +12,12 @@
 
 #include "../node/client.h"
 #include "../node/schedule.h"
-#include "../replication/peers.h"
-#include "../replication/xlog.h"
+#include "../replication/pairing.h"
 #include "cli.h"
+#include "output.h"
 
 #define CONTROL_WAIT_MS 1000
 #define SYNC_TIMEOUT_MS (10 * 60 * 1000)
-
-static void
-print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-
-    if (s != NULL)
-        puts(s);
-    free(s);
-    json_decref(j);
-}
 
 /* 1 when a daemon listens on the control socket: a plain connect() tells
  * at once, even when a killed daemon left the socket file behind. */
@@ -203,7 +192,7 @@ bs_cmd_sync(bs_cli *c)
                        "daemon log and status)",
                        c->argv[0], (unsigned long long)st.refused);
     if (c->json)
-        print_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
+        bs_out_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
                              c->argv[0], "via_daemon", via_daemon, "sets_sent",
                              (json_int_t)st.sets_sent, "sets_received",
                              (json_int_t)st.sets_received, "changes",
@@ -221,47 +210,14 @@ bs_cmd_sync(bs_cli *c)
 
 /* ---- schedule ---- */
 
-typedef struct sched_ctx {
-    const char *peer, *spec, *window;
-} sched_ctx;
-
-static bs_err
-sched_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    sched_ctx *x = arg;
-    bs_peer p;
-    bs_err rv;
-
-    if ((rv = bs_peer_get(t, x->peer, &p)) == BS_ENOTFOUND)
-        return bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
-                       x->peer);
-    if (rv != BS_OK)
-        return rv;
-    snprintf(p.schedule, sizeof p.schedule, "%s", x->spec);
-    snprintf(p.window, sizeof p.window, "%s", x->window);
-    rv = bs_peer_put(t, &p);
-    bs_peer_fini(&p);
-    return rv;
-}
-
-static void
-fmt_time(char *buf, size_t n, int64_t t)
-{
-    struct tm tm;
-    time_t tt = (time_t)t;
-
-    localtime_r(&tt, &tm);
-    strftime(buf, n, "%Y-%m-%d %H:%M %Z", &tm);
-}
-
 bs_err
 bs_cmd_schedule(bs_cli *c)
 {
     char spec[BS_SCHED_FORMAT_MAX], win[32] = "";
     bs_schedule s;
-    sched_ctx x;
     int64_t t = (int64_t)time(NULL), runs[3];
     int nruns = 0;
+    bs_core core;
     bs_node *n;
     json_t *arr;
     bs_err rv;
@@ -273,10 +229,9 @@ bs_cmd_schedule(bs_cli *c)
         return rv;
     bs_schedule_format(&s, spec, sizeof spec);
     bs_schedule_format_window(&s, win, sizeof win);
-    x = (sched_ctx){c->argv[0], spec, win};
-    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+    if ((rv = bs_cli_core(c, 0, &n, &core)) != BS_OK)
         return rv;
-    rv = bs_store_write(n->store, sched_txn, &x, &c->err);
+    rv = bs_pairing_schedule(&core, c->argv[0], spec, win, &c->err);
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
@@ -292,7 +247,7 @@ bs_cmd_schedule(bs_cli *c)
         arr = json_array();
         for (int i = 0; i < nruns; i++)
             json_array_append_new(arr, json_integer(runs[i]));
-        print_json(json_pack("{s:s, s:s, s:s, s:o}", "peer", c->argv[0],
+        bs_out_json(json_pack("{s:s, s:s, s:s, s:o}", "peer", c->argv[0],
                              "schedule", spec, "window", win, "next_runs",
                              arr));
         return BS_OK;
@@ -306,7 +261,7 @@ bs_cmd_schedule(bs_cli *c)
                c->argv[0]);
     for (int i = 0; i < nruns; i++) {
         char buf[64];
-        fmt_time(buf, sizeof buf, runs[i]);
+        bs_out_time(buf, sizeof buf, runs[i]);
         printf("next run: %s\n", buf);
     }
     return BS_OK;
@@ -318,9 +273,8 @@ bs_err
 bs_cmd_log(bs_cli *c)
 {
     const char *peer = c->argc > 0 ? c->argv[0] : NULL;
-    char *s = NULL;
-    json_t *arr, *e;
-    size_t i;
+    bs_xlog_entry *v = NULL;
+    size_t nv = 0;
     bs_node *n;
     bs_txn *t;
     bs_err rv;
@@ -328,40 +282,23 @@ bs_cmd_log(bs_cli *c)
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
-        rv = bs_xlog_list(t, peer, 100, &s);
+        rv = bs_xlog_list(t, peer, 100, &v, &nv);
         bs_txn_abort(t);
     }
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
     if (c->json) {
-        puts(s);
-        free(s);
-        return BS_OK;
-    }
-    arr = json_loads(s, 0, NULL);
-    free(s);
-    if (json_array_size(arr) == 0)
+        json_t *arr = json_array();
+        for (size_t i = 0; i < nv; i++)
+            json_array_append_new(arr, bs_render_exchange(&v[i]));
+        bs_out_json(arr);
+    } else if (nv == 0) {
         printf("no exchanges yet%s%s\n", peer ? " with " : "",
                peer ? peer : "");
-    json_array_foreach(arr, i, e)
-    {
-        char when[64];
-        fmt_time(when, sizeof when,
-                 json_integer_value(json_object_get(e, "time_ms")) / 1000);
-        printf(
-            "%s  %-10s %-7s %-4s sent %lld sets, received %lld, %lld "
-            "changes, %lld bytes, %lld ms: %s\n",
-            when, json_string_value(json_object_get(e, "peer")),
-            json_string_value(json_object_get(e, "via")),
-            json_string_value(json_object_get(e, "direction")),
-            (long long)json_integer_value(json_object_get(e, "sets_sent")),
-            (long long)json_integer_value(json_object_get(e, "sets_received")),
-            (long long)json_integer_value(json_object_get(e, "changes")),
-            (long long)json_integer_value(json_object_get(e, "bytes")),
-            (long long)json_integer_value(json_object_get(e, "duration_ms")),
-            json_string_value(json_object_get(e, "result")));
     }
-    json_decref(arr);
+    for (size_t i = 0; !c->json && i < nv; i++)
+        bs_out_exchange(&v[i]);
+    free(v);
     return BS_OK;
 }
