@@ -199,7 +199,7 @@ bs_node_secret(bs_node *n, const uint8_t **sk, bs_errbuf *err)
 }
 
 bs_err
-bs_node_core(bs_node *n, int write, bs_core *c, bs_errbuf *err)
+bs_node_core(bs_node *n, int sign, bs_core *c, bs_errbuf *err)
 {
     bs_err rv;
 
@@ -208,7 +208,7 @@ bs_node_core(bs_node *n, int write, bs_core *c, bs_errbuf *err)
     c->clock = bs_clock_system;
     c->max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
     c->retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
-    if (write && (rv = bs_node_secret(n, &c->sk, err)) != BS_OK)
+    if (sign && (rv = bs_node_secret(n, &c->sk, err)) != BS_OK)
         return rv;
     return BS_OK;
 }

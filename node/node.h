@@ -46,10 +46,10 @@ BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
 
 /*
  * What the core API needs (replication/core.h): the store, the system
- * clock, the configured limits and, with `write`, the secret key (loaded
+ * clock, the configured limits and, with `sign`, the secret key (loaded
  * once).  Everything in *c is borrowed until bs_node_close.
  */
-BS_MUST_CHECK bs_err bs_node_core(bs_node *n, int write, bs_core *c,
+BS_MUST_CHECK bs_err bs_node_core(bs_node *n, int sign, bs_core *c,
                                   bs_errbuf *err);
 
 #endif

@@ -7,10 +7,6 @@
 
 #include "setlog.h"
 
-/* A private flag of dry runs: a set of the stream was held in this
- * exchange (never stored). */
-#define DRY_HELD 0x80000000u
-
 const char *
 bs_hold_reason_text(bs_hold_reason r)
 {
@@ -217,21 +213,31 @@ stream_of(bs_admission *ad, const bs_csview *v, bs_stream **out)
     return bs_streams_add_private(ad->streams, v->origin, v->inc, out);
 }
 
-/* How many sets of stream s are held (stored, or in this dry run). */
+/* How many sets of stream s are held (stored, with what a dry run would
+ * have held or applied of them). */
 static bs_err
 held_count(bs_admission *ad, const bs_stream *s, uint64_t *n)
 {
+    *n = 0;
     if (s->idx != 0) {
         bs_err rv = bs_held_count(ad->txn, BS_HELD_WAITING, s->idx,
                                   BS_HELD_PER_STREAM + 1, n);
         if (rv != BS_OK)
             return rv;
-    } else {
-        *n = 0;
     }
-    if (ad->dry && (s->flags & DRY_HELD))
-        (*n)++;
+    *n += s->dry_held;
+    *n = *n > s->dry_unheld ? *n - s->dry_unheld : 0;
     return BS_OK;
+}
+
+/* 1 when the held table keeps v (of stream s) already. */
+static int
+is_held(bs_admission *ad, const bs_stream *s, const bs_csview *v)
+{
+    bs_held h;
+
+    return s->idx != 0 && bs_held_get(ad->txn, BS_HELD_WAITING, s->idx,
+                                      v->first, &h) == BS_OK;
 }
 
 /* A6: a replay, or the proof of a fork when other signed bytes are stored
@@ -307,7 +313,10 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
                        (unsigned long long)s->seq, id,
                        (unsigned long long)v->first);
     }
-    if (v->first > 1 && memcmp(v->prev_hash, s->last_hash, BS_HASH_LEN) != 0) {
+    /* A node joining in this exchange re-seals its own sets first (their
+     * chain heads change): only the real apply can judge their links. */
+    if (v->first > 1 && memcmp(v->prev_hash, s->last_hash, BS_HASH_LEN) != 0 &&
+        !(ad->joining && memcmp(v->origin, ad->meta.pk, BS_PK_LEN) == 0)) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "history fork";
         return BS_OK;
@@ -348,11 +357,16 @@ dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
 {
     bs_stream *s = out->stream;
 
+    /* As the apply will: advance, or hold (replacing a held copy), and
+     * forget a held copy of what it applies. */
     if (out->verdict == BS_ADMIT_APPLY) {
         s->seq = v->last;
         memcpy(s->last_hash, v->header_hash, BS_HASH_LEN);
+        s->dry_unheld += is_held(ad, s, v);
     } else if (out->verdict == BS_ADMIT_HOLD) {
-        s->flags |= DRY_HELD;
+        s->dry_held += !is_held(ad, s, v);
+    } else if (out->verdict == BS_ADMIT_QUARANTINE) {
+        s->flags |= BS_STREAM_QUARANTINED; /* its later sets are no-ops */
     }
     /* The hub's membership changes count for the sets after it, whether
      * this set applies now or waits (then they are held introductions). */

@@ -73,6 +73,7 @@ typedef struct bs_admission {
     bs_meta meta;
     bs_streamtab *streams; /* borrowed: positions */
     int dry;
+    int joining; /* dry: the node joins with this exchange (set by caller) */
     uint64_t now_ms, max_skew_ms;
     bs_arena *arena; /* borrowed: decoded changes live here */
     /* dry: members as hub sets earlier in the exchange leave them */

@@ -403,6 +403,7 @@ refuse_held(bs_apply *ap, const bs_held *h, bs_slice set, bs_err why,
     snprintf(r.note, sizeof r.note, "%s", msg);
     r.set = set;
     ap->refused++;
+
     return bs_held_put(ap->txn, &r);
 }
 
@@ -420,6 +421,10 @@ retry(bs_apply *ap, const bs_held *h, bs_slice copy)
     }
     if (rv == BS_OK || bs_err_local(rv))
         return rv;
+    /* Held behind a set that did not stay held (applied, or dropped): its
+     * sender sends it again from our position. */
+    if (rv == BS_EGAP)
+        return BS_OK;
     /* Refused now (e.g. its origin was revoked since): keep it as
      * evidence; it no longer blocks anything. */
     return refuse_held(ap, h, copy, rv, bs_errmsg(&e2, rv));

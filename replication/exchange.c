@@ -403,6 +403,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         return rv;
     bs_arena_init(&a);
     bs_admission_init(&ad, t, &view, &tab, 1, now_ms, max_skew_ms, &a);
+    ad.joining = !m->joined;
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
         bs_csview *v, *own = NULL;
         bs_admit out;
@@ -541,10 +542,6 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
             return rv;
         x.join = 0;
     }
-    x.set = x.end = SIZE_MAX;
-    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-        return rv;
-    add_stats(st, &x.pending);
     for (x.set = 0; x.set < in->nsets; x.set = x.end) {
         size_t bytes = 0;
         for (x.end = x.set;
@@ -555,6 +552,12 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
             return rv;
         add_stats(st, &x.pending);
     }
+    /* Held sets are retried after the exchange's own sets, which pass 1
+     * judged against the held table as it was. */
+    x.set = x.end = SIZE_MAX;
+    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+        return rv;
+    add_stats(st, &x.pending);
     return bs_store_write(s, record_ack, &x, err);
 }
 

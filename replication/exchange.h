@@ -99,9 +99,10 @@ BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
                                     bs_errbuf *err);
 
 /*
- * Pass 2: join if needed, retry held sets, apply each set in its own write
- * transaction, then record the sender's acknowledgement.  An interruption
- * leaves a consistent store; receiving the same exchange again completes it.
+ * Pass 2: join if needed, apply the sets in groups of write transactions
+ * (each set atomic), retry held sets, then record the sender's
+ * acknowledgement.  An interruption leaves a consistent store; receiving
+ * the same exchange again completes it.
  */
 BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
                                    bs_inbound *in, const bs_accept *acc,

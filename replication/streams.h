@@ -24,6 +24,9 @@ typedef struct bs_stream {
     uint8_t last_hash[BS_HASH_LEN];      /* header hash of the set at seq */
     uint32_t flags;
     char note[96]; /* why quarantined, for status */
+    /* not stored: a dry admission's count of sets it held and of stored
+     * held sets it applied (admit.h) */
+    uint32_t dry_held, dry_unheld;
 } bs_stream;
 
 typedef struct bs_streamtab {

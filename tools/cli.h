@@ -31,8 +31,9 @@ typedef bs_err (*bs_cmd_fn)(bs_cli *c);
 
 /* Open the node named by -d / BRANCHSYNC_DIR. */
 BS_MUST_CHECK bs_err bs_cli_open(bs_cli *c, int readonly, bs_node **out);
-/* Open it and fill *core for the core API (write: with the secret key). */
-BS_MUST_CHECK bs_err bs_cli_core(bs_cli *c, int write, bs_node **n,
+/* Open it for writing and fill *core for the core API (sign: with the
+ * secret key, for writes that make changes).  *n is NULL on error. */
+BS_MUST_CHECK bs_err bs_cli_core(bs_cli *c, int sign, bs_node **n,
                                  bs_core *core);
 
 /* Commands. */

@@ -17,14 +17,14 @@ bs_cli_open(bs_cli *c, int readonly, bs_node **out)
 }
 
 bs_err
-bs_cli_core(bs_cli *c, int write, bs_node **n, bs_core *core)
+bs_cli_core(bs_cli *c, int sign, bs_node **n, bs_core *core)
 {
     bs_err rv;
 
     *n = NULL;
-    if ((rv = bs_cli_open(c, !write, n)) != BS_OK)
+    if ((rv = bs_cli_open(c, 0, n)) != BS_OK)
         return rv;
-    if ((rv = bs_node_core(*n, write, core, &c->err)) != BS_OK) {
+    if ((rv = bs_node_core(*n, sign, core, &c->err)) != BS_OK) {
         bs_node_close(*n);
         *n = NULL;
     }

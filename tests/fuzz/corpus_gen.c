@@ -22,7 +22,8 @@
 
 #include "../../replication/bundle.h"
 #include "../../replication/session.h"
-#include "../../replication/sys.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
 #include "branchsync.pb-c.h"
 #include "fuzz_world.h"
 

@@ -20,7 +20,8 @@
 #include "../../replication/json.h"
 #include "../../replication/local.h"
 #include "../../replication/peers.h"
-#include "../../replication/sys.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
 #include "branchsync.pb-c.h"
 
 /* ---- failing ---- */

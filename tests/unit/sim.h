@@ -43,7 +43,8 @@
 #include "../../replication/json.h"
 #include "../../replication/local.h"
 #include "../../replication/streams.h"
-#include "../../replication/sys.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
 
 #define SIM_FN static __attribute__((unused))
 
@@ -583,7 +584,8 @@ sim_deliver(sim_world *w, int to, const uint8_t *env, size_t nenv,
         SIM_OK(w, bs_changeset_decode(set[i], len[i], &in.sets[i], &err), &err);
         in.nsets++;
     }
-    o->verify = bs_xchg_verify(r->n->store, &in, &acc, &err);
+    o->verify =
+        bs_xchg_verify(r->n->store, &in, &acc, sim_clock(r), SIM_SKEW_MS, &err);
     if (o->verify == BS_OK) {
         o->apply = bs_xchg_apply(r->n->store, r->sk, &in, &acc, sim_clock(r),
                                  SIM_SKEW_MS, &o->st, &err);

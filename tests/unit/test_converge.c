@@ -465,7 +465,7 @@ unknown_origin(sim *s, int to, uint8_t *const *set, const size_t *len, size_t n)
         bs_csview *v;
         bs_member mem;
         SIM_OK(&s->w, bs_changeset_decode(set[i], len[i], &v, &err), &err);
-        unknown = bs_sys_member(t, &m, v->origin, &mem) != BS_OK;
+        unknown = bs_members_get(t, &m, v->origin, &mem) != BS_OK;
         bs_changeset_free(v);
     }
     bs_txn_abort(t);

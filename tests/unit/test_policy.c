@@ -213,7 +213,7 @@ Test(policy, priority_manual_and_lww_end_to_end)
     /* Settle it at the hub; the decision replicates and settles it there. */
     free(run(0, "%s -d %s/hub resolve %s --value '\"agreed\"' >/dev/null", cli,
              root, cid));
-    free(run(2, "%s -d %s/hub resolve nosuchconflict --take head 2>/dev/null",
+    free(run(1, "%s -d %s/hub resolve nosuchconflict --take head 2>/dev/null",
              cli, root));
     x("hub", "tallinn", "br");
     a = run(0, "%s -d %s/br get notes n1", cli, root);

@@ -14,7 +14,8 @@
 #include "../../replication/local.h"
 #include "../../replication/peers.h"
 #include "../../replication/purge.h"
-#include "../../replication/sys.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
 
 static char root[64];
 static bs_node *hub, *br;

@@ -12,7 +12,8 @@
 #include "../../replication/digest.h"
 #include "../../replication/local.h"
 #include "../../replication/session.h"
-#include "../../replication/sys.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
 
 static char root[256];
 
