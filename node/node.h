@@ -42,8 +42,6 @@ void bs_node_close(bs_node *n);
 BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
                                     bs_errbuf *err);
 
-#endif
-
 /* Write a consistent, compacted copy of the store to path (mode 0600,
  * atomically).  The secret key is never in it.  Works while others write. */
 BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
@@ -58,3 +56,5 @@ BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
  */
 BS_MUST_CHECK bs_err bs_node_restore(const char *dir, const char *path,
                                      bs_errbuf *err);
+
+#endif
