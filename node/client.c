@@ -16,20 +16,6 @@ now_ms(void)
     return bs_clock_system.now_ms(NULL);
 }
 
-bs_err
-bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32], bs_errbuf *err)
-{
-    const uint8_t *ed;
-    bs_err rv;
-
-    if ((rv = bs_node_secret(n, &ed, err)) != BS_OK)
-        return rv;
-    if ((rv = bs_curve_secret(ed, sk)) != BS_OK ||
-        (rv = bs_curve_public(n->meta.pk, pk)) != BS_OK)
-        return bs_errf(err, rv, "cannot derive the CURVE keys");
-    return BS_OK;
-}
-
 typedef struct log_ctx {
     const bs_xlog_entry *e;
 } log_ctx;
@@ -88,8 +74,8 @@ peer_keys(bs_node *n, const char *name, bs_peer *p, uint8_t server[32],
 }
 
 bs_err
-bs_session_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
-                 uint8_t **held, size_t *hn, int *moved)
+bs_client_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
+                uint8_t **held, size_t *hn, int *moved)
 {
     bs_err rv;
 
@@ -122,8 +108,7 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
         int ready[2] = {0, 0}, auth = 0, conn = 0, disc = 0;
         uint64_t now = now_ms();
 
-        if ((rv = bs_session_flush(s, sock, NULL, 0, &held, &hn, NULL)) !=
-            BS_OK)
+        if ((rv = bs_client_flush(s, sock, NULL, 0, &held, &hn, NULL)) != BS_OK)
             break;
         if (bs_session_state_of(s) == BS_SESSION_FAILED) {
             rv = bs_errf(err, bs_session_errcode(s), "%s: %s", p->name,
@@ -166,8 +151,7 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
     free(held);
     held = NULL;
     if (rv == BS_OK)
-        rv =
-            bs_session_flush(s, sock, NULL, 0, &held, &hn, NULL); /* last ACK */
+        rv = bs_client_flush(s, sock, NULL, 0, &held, &hn, NULL); /* last ACK */
     free(held);
     return rv;
 }

@@ -721,7 +721,7 @@ flush_session(void *sock, const uint8_t *rid, size_t rn, bs_session *s,
               uint8_t **held, size_t *hn)
 {
     int moved = 0;
-    bs_err rv = bs_session_flush(s, sock, rid, rn, held, hn, &moved);
+    bs_err rv = bs_client_flush(s, sock, rid, rn, held, hn, &moved);
 
     (void)rv;
     return moved;

@@ -42,6 +42,11 @@ void bs_node_close(bs_node *n);
 BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
                                     bs_errbuf *err);
 
+/* Derive the node's CURVE key pair from its Ed25519 identity (loads the
+ * secret key like bs_node_secret).  sk is the caller's: wipe it after use. */
+BS_MUST_CHECK bs_err bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32],
+                                   bs_errbuf *err);
+
 /* Write a consistent, compacted copy of the store to path (mode 0600,
  * atomically).  The secret key is never in it.  Works while others write. */
 BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
