@@ -74,7 +74,7 @@ peer_keys(bs_node *n, const char *name, bs_peer *p, uint8_t server[32],
 }
 
 bs_err
-bs_client_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
+bs_client_flush(bs_session *s, bs_zsock *sock, const uint8_t *rid, size_t rn,
                 uint8_t **held, size_t *hn, int *moved)
 {
     bs_err rv;
@@ -95,8 +95,8 @@ bs_client_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
 }
 
 static bs_err
-run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
-    bs_errbuf *err)
+run(bs_session *s, bs_zsock *sock, bs_zsock *mon, const bs_peer *p,
+    int timeout_ms, bs_errbuf *err)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms, last = now_ms();
     uint8_t *held = NULL;
@@ -104,7 +104,7 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
     bs_err rv = BS_OK;
 
     while (bs_session_state_of(s) != BS_SESSION_COMPLETE) {
-        void *socks[2] = {sock, mon};
+        bs_zsock *socks[2] = {sock, mon};
         int ready[2] = {0, 0}, auth = 0, conn = 0, disc = 0;
         uint64_t now = now_ms();
 
@@ -163,7 +163,7 @@ bs_client_sync(bs_node *n, bs_zmq *z, const char *name, int timeout_ms,
     uint8_t my_pk[32], my_sk[32], server[32];
     const uint8_t *sk;
     uint64_t started = now_ms();
-    void *sock = NULL, *mon = NULL;
+    bs_zsock *sock = NULL, *mon = NULL;
     bs_session *s = NULL;
     bs_session_cfg cfg;
     bs_peer p;

@@ -22,7 +22,7 @@ BS_MUST_CHECK bs_err bs_client_sync(bs_node *n, bs_zmq *z, const char *name,
  * stays in *held for the next call.  *moved (if given) is set when
  * anything was sent.
  */
-BS_MUST_CHECK bs_err bs_client_flush(bs_session *s, void *sock,
+BS_MUST_CHECK bs_err bs_client_flush(bs_session *s, bs_zsock *sock,
                                      const uint8_t *rid, size_t rn,
                                      uint8_t **held, size_t *hn, int *moved);
 

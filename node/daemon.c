@@ -53,7 +53,7 @@ typedef struct link {
     int has_sched;
     uv_timer_t timer;
     int timer_init;
-    void *sock, *mon;
+    bs_zsock *sock, *mon;
     /* heap-allocated: a closed handle is freed by its close callback,
      * and a reconnect gets fresh ones (libuv forbids re-initialising) */
     uv_poll_t *poll, *mpoll;
@@ -83,7 +83,7 @@ struct daemon {
     bs_zmq *z;
     const uint8_t *sk;
     uint8_t curve_pk[32], curve_sk[32];
-    void *listener, *control;
+    bs_zsock *listener, *control;
     uv_poll_t lpoll, cpoll, zpoll;
     uv_timer_t sweep;
     uv_signal_t sigterm, sigint, sighup;
@@ -717,7 +717,7 @@ on_control_msg(daemon_t *d, bs_zin *m)
 /* Send what the session has; 1 if anything moved.  A send error shows up
  * as the peer's silence (the idle timeout ends the session). */
 static int
-flush_session(void *sock, const uint8_t *rid, size_t rn, bs_session *s,
+flush_session(bs_zsock *sock, const uint8_t *rid, size_t rn, bs_session *s,
               uint8_t **held, size_t *hn)
 {
     int moved = 0;

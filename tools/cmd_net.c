@@ -52,7 +52,7 @@ daemon_listening(const char *path)
 
 /* Wait up to ms for a reply on sock; the parsed reply or NULL. */
 static json_t *
-await_reply(void *sock, int ms)
+await_reply(bs_zsock *sock, int ms)
 {
     int ready = 0;
     bs_zin in;
@@ -77,7 +77,7 @@ control(bs_cli *c, json_t *req, int wait_ms, json_t **reply)
 {
     char path[4200], *s = NULL;
     bs_zmq *z = NULL;
-    void *sock = NULL, *ping = NULL;
+    bs_zsock *sock = NULL, *ping = NULL;
     bs_err rv = BS_ENOTFOUND;
     static const char pingmsg[] = "{\"cmd\":\"ping\"}";
 
