@@ -17,6 +17,7 @@
 
 #include "../../replication/changeset.h"
 #include "../../replication/hlc.h"
+#include "../lib/changeset_ref.h"
 #include "branchsync.pb-c.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -939,6 +940,23 @@ Test(changeset, decoded_view_borrows_its_raw_bytes)
     free(s.p);
 }
 
+/* ...while the header and change bytes it points at are its own copies
+ * (protobuf-c copies bytes fields when it unpacks), not inside raw. */
+Test(changeset, decoded_view_owns_its_header_and_change_bytes)
+{
+    sealed s = fixed_set();
+    bs_csview *v = decode_ok(s.p, s.n);
+    uintptr_t lo = (uintptr_t)s.p, hi = lo + s.n;
+
+    cr_assert((uintptr_t)v->header.p < lo || (uintptr_t)v->header.p >= hi);
+    for (size_t i = 0; i < v->count; i++)
+        if (v->present[i])
+            cr_assert((uintptr_t)v->changes[i].p < lo ||
+                      (uintptr_t)v->changes[i].p >= hi);
+    bs_changeset_free(v);
+    free(s.p);
+}
+
 /* ---- envelope codec ---- */
 
 static bs_envelope
@@ -1156,7 +1174,7 @@ same_verdict(const uint8_t *p, size_t n, uint64_t first)
     char hex[2 * 256 + 1] = "";
 
     r1 = bs_changeset_change(&v, 0, &a1, &c1, &e1);
-    r2 = bs_changeset_change_pb(&v, 0, &a2, &c2, &e2);
+    r2 = bs_changeset_ref_change(&v, 0, &a2, &c2, &e2);
     if ((r1 == BS_OK) != (r2 == BS_OK))
         bs_hex(hex, p, n < 256 ? n : 256);
     cr_assert_eq(r1 == BS_OK, r2 == BS_OK,
