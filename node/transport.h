@@ -16,12 +16,23 @@
 #ifndef BS_TRANSPORT_H
 #define BS_TRANSPORT_H
 
+#include "../replication/changeset.h"
 #include "../replication/common.h"
 #include "../replication/crypto.h"
 
-#define BS_ZAP_DOMAIN         "branchsync"
-#define BS_MSG_MAX            (BS_SET_MAX_BYTES_WIRE)
-#define BS_SET_MAX_BYTES_WIRE ((8u << 20) + (1u << 20))
+#define BS_ZAP_DOMAIN "branchsync"
+
+/*
+ * ZMQ_MAXMSGSIZE of every socket: ZeroMQ drops the connection of a peer
+ * that sends a longer message, before allocating it.  The limit comes from
+ * the change-set limits (changeset.h): a SET message is 1 type byte and a
+ * set; every other message is smaller (an envelope, a HELLO or ACK, is at
+ * most BS_ENVELOPE_MAX).
+ */
+#define BS_MSG_MAX BS_SET_MAX_MESSAGE
+_Static_assert(BS_MSG_MAX >= 1 + BS_SET_MAX_ENCODED &&
+                   BS_MSG_MAX >= 1 + BS_ENVELOPE_MAX,
+               "every session message must fit ZMQ_MAXMSGSIZE");
 
 /*
  * Ownership.  A bs_zmq is a ZeroMQ context.  Every socket made from it (a

@@ -209,7 +209,7 @@ bs_changeset_decode(const uint8_t *buf, size_t len, bs_csview **out,
     Bs__ChangeSet *cs;
     bs_err rv;
 
-    if (len == 0 || len > BS_SET_MAX_BYTES + 65536)
+    if (len == 0 || len > BS_SET_MAX_ENCODED)
         return malformed(err, "size out of bounds");
     if ((v = calloc(1, sizeof *v)) == NULL)
         return BS_ENOMEM;

@@ -24,9 +24,34 @@
 #define BS_WIRE_VERSION     1
 #define BS_SIG_CONTEXT      "branchsync/cs/v1"
 #define BS_SET_MAX_CHANGES  8192
-#define BS_SET_MAX_BYTES    (8u << 20) /* one set, encoded */
 #define BS_CHANGE_MAX_BYTES (2u << 20) /* one change, encoded */
 #define BS_SEEN_MAX         4096       /* streams in a header's vector */
+
+/*
+ * The size of one change set: the limit is BS_SET_MAX_BYTES, defined here
+ * once; every other size limit of a set is derived from it here
+ * (docs/protocol.md §13).
+ *   BS_SET_MAX_BYTES    8 MiB: the sealer starts a new set once its
+ *                       changes, each counted with 40 bytes for its hash
+ *                       and framing, reach BS_SET_MAX_BYTES -
+ *                       BS_CHANGE_MAX_BYTES (bs_csbuild_full); the cap of
+ *                       a SetHeader (D4).
+ *   BS_SET_MAX_ENCODED  8 MiB + 64 KiB: an encoded ChangeSet, whose
+ *                       container adds the signature and the tags and
+ *                       lengths of header and changes (D1); also the cap
+ *                       of every frame of an exchange file (F3).
+ *   BS_SET_MAX_MESSAGE  8 MiB + 1 MiB: a network message (ZMQ_MAXMSGSIZE,
+ *                       node/transport.h).  A SET message is 1 type byte
+ *                       and a set, so every valid one fits; the room above
+ *                       lets an oversized set arrive and be refused by D1,
+ *                       the session going on (P6), where ZeroMQ would drop
+ *                       the connection.
+ */
+#define BS_SET_MAX_BYTES   (8u << 20)
+#define BS_SET_MAX_ENCODED (BS_SET_MAX_BYTES + (64u << 10))
+#define BS_SET_MAX_MESSAGE (BS_SET_MAX_BYTES + (1u << 20))
+_Static_assert(BS_SET_MAX_MESSAGE >= 1 + BS_SET_MAX_ENCODED,
+               "a SET message (type byte and set) must fit a message");
 
 /* One change as the core sees it.  Strings are NUL-terminated. */
 typedef struct bs_change {

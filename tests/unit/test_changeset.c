@@ -780,7 +780,7 @@ Test(changeset, oversized_inputs_are_rejected_before_reading)
     sealed s = fixed_set();
 
     cr_assert_not_null(small);
-    decode_fails(small, (size_t)BS_SET_MAX_BYTES + 65537, BS_EMALFORMED,
+    decode_fails(small, (size_t)BS_SET_MAX_ENCODED + 1, BS_EMALFORMED,
                  "len 8 MiB + 64 KiB + 1");
     decode_fails(small, SIZE_MAX, BS_EMALFORMED, "len SIZE_MAX");
     decode_fails(small, 0, BS_EMALFORMED, "len 0");
