@@ -214,6 +214,20 @@ bs_node_core(bs_node *n, int sign, bs_core *c, bs_errbuf *err)
 }
 
 bs_err
+bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32], bs_errbuf *err)
+{
+    const uint8_t *ed;
+    bs_err rv;
+
+    if ((rv = bs_node_secret(n, &ed, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_curve_secret(ed, sk)) != BS_OK ||
+        (rv = bs_curve_public(n->meta.pk, pk)) != BS_OK)
+        return bs_errf(err, rv, "cannot derive the CURVE keys");
+    return BS_OK;
+}
+
+bs_err
 bs_node_backup(bs_node *n, const char *path, uint64_t *bytes, bs_errbuf *err)
 {
     char tmp[4200];

@@ -52,7 +52,10 @@ BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
 BS_MUST_CHECK bs_err bs_node_core(bs_node *n, int sign, bs_core *c,
                                   bs_errbuf *err);
 
-#endif
+/* Derive the node's CURVE key pair from its Ed25519 identity (loads the
+ * secret key like bs_node_secret).  sk is the caller's: wipe it after use. */
+BS_MUST_CHECK bs_err bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32],
+                                   bs_errbuf *err);
 
 /* Write a consistent, compacted copy of the store to path (mode 0600,
  * atomically).  The secret key is never in it.  Works while others write. */
@@ -68,3 +71,5 @@ BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
  */
 BS_MUST_CHECK bs_err bs_node_restore(const char *dir, const char *path,
                                      bs_errbuf *err);
+
+#endif

@@ -17,7 +17,7 @@
 #define HEAD_LEN    8
 #define FRAME_HEAD  5
 #define TRAILER_LEN (BS_HASH_LEN + BS_SIG_LEN)
-#define FRAME_MAX   (BS_SET_MAX_BYTES + 65536)
+#define FRAME_MAX   BS_SET_MAX_ENCODED
 
 /* ---- writing ---- */
 

@@ -107,8 +107,6 @@ int bs_value_eq(const bs_value *a, const bs_value *b);
 /* Sort fields by name; BS_EINVAL (with the name) on a duplicate. */
 BS_MUST_CHECK bs_err bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err);
 
-#endif
-
 /* ---- names ---- */
 
 /* A user collection: 1..64 of [A-Za-z0-9_.-] starting with a letter or
@@ -125,3 +123,5 @@ int bs_field_name_valid(const char *s, size_t n);
 /* Record key: collection \0 id.  buf holds BS_RECKEY_MAX bytes. */
 #define BS_RECKEY_MAX (BS_COLLECTION_MAX + 1 + BS_ID_MAX)
 size_t bs_record_key(uint8_t *buf, const char *coll, const char *id);
+
+#endif

@@ -4,13 +4,10 @@
  */
 #include <jansson.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../node/client.h"
+#include "../node/control.h"
 #include "../node/schedule.h"
 #include "../replication/pairing.h"
 #include "cli.h"
@@ -19,88 +16,28 @@
 #define CONTROL_WAIT_MS 1000
 #define SYNC_TIMEOUT_MS (10 * 60 * 1000)
 
-/* 1 when a daemon listens on the control socket: a plain connect() tells
- * at once, even when a killed daemon left the socket file behind. */
-static int
-daemon_listening(const char *path)
-{
-    struct sockaddr_un a;
-    int fd, ok;
-
-    if (strlen(path) >= sizeof a.sun_path)
-        return 1; /* cannot tell: let ZeroMQ try */
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    memcpy(a.sun_path, path, strlen(path));
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return 1;
-    ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Wait up to ms for a reply on sock; the parsed reply or NULL. */
-static json_t *
-await_reply(void *sock, int ms)
-{
-    int ready = 0;
-    bs_zin in;
-    json_t *j = NULL;
-
-    for (int waited = 0; waited < ms && !ready; waited += 100)
-        bs_zpoll(&sock, 1, 100, &ready);
-    if (ready && bs_zrecv(sock, 0, &in) == BS_OK) {
-        j = json_loadb((const char *)in.msg, in.n, 0, NULL);
-        free(in.msg);
-    }
-    return j;
-}
-
 /*
  * Send one request to the daemon of c->dir and wait up to wait_ms for its
- * reply, checking every few seconds that the daemon is still there.
- * BS_ENOTFOUND when no daemon runs; BS_EUNREACHABLE when it went away.
+ * reply (bs_control_call).  BS_ENOTFOUND when no daemon runs;
+ * BS_EUNREACHABLE when it went away.
  */
 static bs_err
 control(bs_cli *c, json_t *req, int wait_ms, json_t **reply)
 {
-    char path[4200], *s = NULL;
-    bs_zmq *z = NULL;
-    void *sock = NULL, *ping = NULL;
-    bs_err rv = BS_ENOTFOUND;
-    static const char pingmsg[] = "{\"cmd\":\"ping\"}";
+    char *s = json_dumps(req, JSON_COMPACT), *text = NULL;
+    bs_err rv;
 
     *reply = NULL;
-    snprintf(path, sizeof path, "%s/control.sock", c->dir);
-    if (access(path, F_OK) != 0 || !daemon_listening(path) ||
-        (s = json_dumps(req, JSON_COMPACT)) == NULL)
+    if (s == NULL)
         return BS_ENOTFOUND;
-    if (bs_zmq_new(&z, NULL) != BS_OK ||
-        bs_control_dial(z, c->dir, &sock, NULL) != BS_OK ||
-        bs_zsend(sock, NULL, 0, s, strlen(s)) != BS_OK)
-        goto out;
-    for (int waited = 0; waited < wait_ms; waited += 2000) {
-        json_t *pong;
-        if ((*reply = await_reply(sock, 2000)) != NULL) {
-            rv = BS_OK;
-            break;
-        }
-        /* Still working, or gone?  Ask on a second connection. */
-        if (ping == NULL && bs_control_dial(z, c->dir, &ping, NULL) != BS_OK)
-            break;
-        if (bs_zsend(ping, NULL, 0, pingmsg, strlen(pingmsg)) != BS_OK ||
-            (pong = await_reply(ping, 1000)) == NULL) {
-            rv = bs_errf(&c->err, BS_EUNREACHABLE,
-                         "the daemon of %s stopped answering", c->dir);
-            break;
-        }
-        json_decref(pong);
-    }
-out:
+    rv = bs_control_call(c->dir, s, wait_ms, &text, &c->err);
     free(s);
-    bs_zclose(ping);
-    bs_zclose(sock);
-    bs_zmq_free(z);
+    if (rv == BS_OK) {
+        *reply = json_loads(text, 0, NULL);
+        free(text);
+        if (*reply == NULL)
+            rv = BS_ENOMEM;
+    }
     return rv;
 }
 

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "../lib/changeset_ref.h"
 #include "branchsync.pb-c.h"
 #include "fuzz_world.h"
 
@@ -203,7 +204,7 @@ bsf_change_decode(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
 
     rv = bs_changeset_change(v, i, a, out, err);
     bs_arena_init(&a2);
-    rv2 = bs_changeset_change_pb(v, i, &a2, &ref, &err2);
+    rv2 = bs_changeset_ref_change(v, i, &a2, &ref, &err2);
     valid = valid_by_limits(v->changes[i].p, v->changes[i].n, v->first + i);
     if (rv == BS_OK && rv2 == BS_OK && !change_eq(out, &ref))
         bsf_die("fast and reference change decoders disagree on the result");

@@ -138,11 +138,11 @@ const uint8_t *bsf_own_sk(void);
 
 /*
  * bs_changeset_change(v, i, ...), checked against the protobuf-c reference
- * bs_changeset_change_pb(): both accept with equal results, or both refuse;
- * the reference may refuse more only where its capped allocator does (a
- * change valid by every documented limit: tag decode-cap then applies to
- * the fast decoder only).  A change valid by every documented limit that
- * the fast decoder refuses fails (tag decode-cap).
+ * bs_changeset_ref_change() (tests/lib/changeset_ref.h): both accept with equal
+ * results, or both refuse; the reference may refuse more only where its capped
+ * allocator does (a change valid by every documented limit: tag decode-cap then
+ * applies to the fast decoder only).  A change valid by every documented limit
+ * that the fast decoder refuses fails (tag decode-cap).
  */
 BS_MUST_CHECK bs_err bsf_change_decode(const bs_csview *v, size_t i,
                                        bs_arena *a, bs_change *out,
