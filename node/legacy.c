@@ -146,26 +146,23 @@ conflict(void *ctx, bs_slice json, bs_conflict *c)
         bs_policy_parse(str(o, "policy"), &c->policy) != BS_OK)
         goto out;
     c->resolved = json_is_true(json_object_get(o, "resolved"));
-    snprintf(c->resolution, sizeof c->resolution, "%s",
-             str(o, "resolution"));
+    snprintf(c->resolution, sizeof c->resolution, "%s", str(o, "resolution"));
     c->detected_ms = u64(o, "detected_ms");
     for (int i = 0; i < 2; i++) {
         json_t *x = json_array_get(cands, (size_t)i);
         uint8_t pk[BS_PK_LEN];
-        const char *hex =
-            json_string_value(json_array_get(st, 2 * (size_t)i));
+        const char *hex = json_string_value(json_array_get(st, 2 * (size_t)i));
         if (hex == NULL ||
             bs_unhex(c->side[i].key, BS_STREAM_KEY_LEN, hex) != BS_OK ||
             bs_node_id_parse(str(x, "origin"), pk) != BS_OK ||
             memcmp(pk, c->side[i].key, BS_PK_LEN) != 0)
             goto out;
-        c->side[i].seq = (uint64_t)json_integer_value(
-            json_array_get(st, 2 * (size_t)i + 1));
+        c->side[i].seq =
+            (uint64_t)json_integer_value(json_array_get(st, 2 * (size_t)i + 1));
         c->side[i].hlc = u64(x, "hlc");
         c->side[i].deleted = json_is_true(json_object_get(x, "deleted"));
         if (!c->side[i].deleted &&
-            (rv = value(json_object_get(x, "value"), &c->side[i].val)) !=
-                BS_OK)
+            (rv = value(json_object_get(x, "value"), &c->side[i].val)) != BS_OK)
             goto out;
         rv = BS_ESTORE;
         if (strcmp(str(x, "origin"), str(o, "winner")) == 0)

@@ -59,17 +59,16 @@ bs_render_status(const bs_status *st)
         json_array_append_new(peers, peer_status(&st->peers[i]));
     for (size_t i = 0; i < st->nstreams; i++)
         json_array_append_new(
-            streams, json_pack("{s:o, s:I, s:b, s:s}", "origin",
-                               id_json(st->streams[i].origin), "seq",
-                               (json_int_t)st->streams[i].seq, "quarantined",
-                               st->streams[i].quarantined, "note",
-                               st->streams[i].note));
+            streams,
+            json_pack("{s:o, s:I, s:b, s:s}", "origin",
+                      id_json(st->streams[i].origin), "seq",
+                      (json_int_t)st->streams[i].seq, "quarantined",
+                      st->streams[i].quarantined, "note", st->streams[i].note));
     for (size_t i = 0; i < st->ncolls; i++)
-        json_object_set_new(cols, st->colls[i].name,
-                            json_pack("{s:I, s:I}", "records",
-                                      (json_int_t)st->colls[i].records,
-                                      "deleted",
-                                      (json_int_t)st->colls[i].deleted));
+        json_object_set_new(
+            cols, st->colls[i].name,
+            json_pack("{s:I, s:I}", "records", (json_int_t)st->colls[i].records,
+                      "deleted", (json_int_t)st->colls[i].deleted));
     bs_hex(inc, st->meta.inc, BS_INC_LEN);
     if (st->meta.joined)
         bs_hex(ib, st->meta.infobase, BS_INFOBASE_LEN);
@@ -146,12 +145,12 @@ inspect_set(const bs_inspect_set *s)
                          s->error);
     bs_hex(inc, s->inc, BS_INC_LEN);
     bs_hex(ib, s->infobase, BS_INFOBASE_LEN);
-    return json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
-                     "origin", id_json(s->origin), "incarnation", inc,
-                     "infobase", ib, "first_seq", (json_int_t)s->first,
-                     "last_seq", (json_int_t)s->last, "changes",
-                     (json_int_t)s->changes, "omitted", (json_int_t)s->omitted,
-                     "bytes", (json_int_t)s->bytes, "signature",
+    return json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "origin",
+                     id_json(s->origin), "incarnation", inc, "infobase", ib,
+                     "first_seq", (json_int_t)s->first, "last_seq",
+                     (json_int_t)s->last, "changes", (json_int_t)s->changes,
+                     "omitted", (json_int_t)s->omitted, "bytes",
+                     (json_int_t)s->bytes, "signature",
                      s->signature_ok ? "valid" : "INVALID");
 }
 
@@ -170,14 +169,13 @@ bs_render_inspect(const char *path, const bs_inspect *in)
     if (in->has_envelope)
         json_object_set_new(
             j, "envelope",
-            json_pack("{s:o, s:s, s:o, s:I, s:I, s:i}", "sender",
-                      id_json(in->sender), "sender_name", in->sender_name,
-                      "receiver",
-                      in->has_receiver ? id_json(in->receiver)
-                                       : json_string(""),
-                      "message_no", (json_int_t)in->message_no, "created_ms",
-                      (json_int_t)in->created_ms, "acknowledged_streams",
-                      (int)in->acknowledged_streams));
+            json_pack(
+                "{s:o, s:s, s:o, s:I, s:I, s:i}", "sender", id_json(in->sender),
+                "sender_name", in->sender_name, "receiver",
+                in->has_receiver ? id_json(in->receiver) : json_string(""),
+                "message_no", (json_int_t)in->message_no, "created_ms",
+                (json_int_t)in->created_ms, "acknowledged_streams",
+                (int)in->acknowledged_streams));
     for (size_t i = 0; i < in->nsets; i++)
         json_array_append_new(sets, inspect_set(&in->sets[i]));
     json_object_set_new(j, "framing", json_string(in->framing));

@@ -134,10 +134,9 @@ load_intro(bs_admission *ad)
     bs_err rv;
 
     ad->intro_loaded = 1;
-    for (rv = bs_held_next(ad->txn, BS_HELD_WAITING, 0, 0, 0, &h);
-         rv == BS_OK;
-         rv = bs_held_next(ad->txn, BS_HELD_WAITING, h.stream, h.first, 0,
-                           &h)) {
+    for (rv = bs_held_next(ad->txn, BS_HELD_WAITING, 0, 0, 0, &h); rv == BS_OK;
+         rv =
+             bs_held_next(ad->txn, BS_HELD_WAITING, h.stream, h.first, 0, &h)) {
         const bs_stream *s = bs_streams_get(ad->streams, h.stream);
         bs_csview *v;
         bs_change *ch;
@@ -236,8 +235,8 @@ is_held(bs_admission *ad, const bs_stream *s, const bs_csview *v)
 {
     bs_held h;
 
-    return s->idx != 0 && bs_held_get(ad->txn, BS_HELD_WAITING, s->idx,
-                                      v->first, &h) == BS_OK;
+    return s->idx != 0 &&
+           bs_held_get(ad->txn, BS_HELD_WAITING, s->idx, v->first, &h) == BS_OK;
 }
 
 /* A6: a replay, or the proof of a fork when other signed bytes are stored
@@ -254,8 +253,8 @@ replay(bs_admission *ad, const bs_stream *s, const bs_csview *v, bs_admit *out)
         return BS_OK;
     /* Same position, other bytes: the same set if only omissions differ,
      * so compare the signed headers. */
-    if (bs_changeset_stored_header(held, &h2) != BS_OK ||
-        h2.n != v->header.n || memcmp(h2.p, v->header.p, h2.n) != 0) {
+    if (bs_changeset_stored_header(held, &h2) != BS_OK || h2.n != v->header.n ||
+        memcmp(h2.p, v->header.p, h2.n) != 0) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "two different change sets";
     }

@@ -358,8 +358,7 @@ apply(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
     s->note[0] = '\0';
     ap->sets++;
     /* Held earlier and now applied (on another path): forget it. */
-    if ((rv = bs_held_del(ap->txn, BS_HELD_WAITING, s->idx, v->first)) !=
-        BS_OK)
+    if ((rv = bs_held_del(ap->txn, BS_HELD_WAITING, s->idx, v->first)) != BS_OK)
         return rv;
     return bs_streams_save(ap->txn, s);
 }

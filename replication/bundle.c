@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #define F_ENVELOPE  1
 #define F_SET       2
 #define F_TRAILER   3

@@ -40,7 +40,7 @@ BS_MUST_CHECK bs_err bs_bundle_import(bs_store *s, const uint8_t *sk,
 
 /* What `inspect` finds in one change-set frame. */
 typedef struct bs_inspect_set {
-    int decoded;                 /* 0: error says why */
+    int decoded; /* 0: error says why */
     char error[BS_ERRMSG_LEN];
     uint8_t origin[BS_PK_LEN], inc[BS_INC_LEN], infobase[BS_INFOBASE_LEN];
     uint64_t first, last, changes, omitted, bytes;

@@ -81,8 +81,8 @@ bs_collections_list(bs_txn *t, bs_collection **out, size_t *n)
         }
         v = nv;
         memset(&v[cnt], 0, sizeof v[cnt]);
-        memcpy(v[cnt].name, id, idlen < BS_COLLECTION_MAX ? idlen
-                                                          : BS_COLLECTION_MAX);
+        memcpy(v[cnt].name, id,
+               idlen < BS_COLLECTION_MAX ? idlen : BS_COLLECTION_MAX);
         from_record(&v[cnt++], r);
     }
     bs_records_iter_close(it);

@@ -510,8 +510,8 @@ bs_conflict_put(bs_txn *t, const bs_conflict *c)
     for (int i = 0; i < 2; i++)
         s[i] = (side_in){c->side[i].key, c->side[i].seq, c->side[i].hlc,
                          c->side[i].deleted, &c->side[i].val};
-    return put_entry(t, key, klen, c->id, c->policy, s, c->winner,
-                     !c->resolved, c->resolution, c->detected_ms);
+    return put_entry(t, key, klen, c->id, c->policy, s, c->winner, !c->resolved,
+                     c->resolution, c->detected_ms);
 }
 
 bs_err

@@ -23,9 +23,9 @@
 #include "store.h"
 #include "vv.h"
 
-#define BS_CONFLICT_RECORD     "(record)"
-#define BS_CONFLICT_ID_LEN     16 /* hex characters */
-#define BS_CONFLICT_HOW_MAX    159
+#define BS_CONFLICT_RECORD  "(record)"
+#define BS_CONFLICT_ID_LEN  16 /* hex characters */
+#define BS_CONFLICT_HOW_MAX 159
 
 /* One side of a conflict, as detected (borrowed pointers). */
 typedef struct bs_cand {

@@ -434,8 +434,7 @@ bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
     if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
         (rv = bs_xchg_accept(t, &m, &in->env, acc, err)) == BS_OK &&
         !acc->replay) {
-        rv = verify_sets(in, t, &m, clock.now_ms(clock.ctx), max_skew_ms,
-                         err);
+        rv = verify_sets(in, t, &m, clock.now_ms(clock.ctx), max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }

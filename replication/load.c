@@ -141,8 +141,8 @@ parse_line(load *l, bs_arena *a, const char *s, size_t n, uint64_t lineno,
     if (rv != BS_OK && lineno == 0)
         lineno = line_of(l, (uint64_t)(s - l->buf));
     if (rv != BS_OK)
-        return bs_errf(l->err, rv, "line %llu: %s",
-                       (unsigned long long)lineno, bs_errmsg(&e2, rv));
+        return bs_errf(l->err, rv, "line %llu: %s", (unsigned long long)lineno,
+                       bs_errmsg(&e2, rv));
     return BS_OK;
 }
 

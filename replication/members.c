@@ -29,8 +29,8 @@ from_record(bs_member *m, const bs_record *r)
         m->role = BS_ROLE_HUB;
     v = bs_record_field(r, "revoked");
     m->revoked = v != NULL && v->type == BS_VTRUE;
-    if ((v = bs_record_field(r, "revoked_at")) != NULL &&
-        v->type == BS_VTEXT && v->len <= BS_REVOKED_AT_MAX) {
+    if ((v = bs_record_field(r, "revoked_at")) != NULL && v->type == BS_VTEXT &&
+        v->len <= BS_REVOKED_AT_MAX) {
         memcpy(m->revoked_at, v->s, v->len);
         m->revoked_at[v->len] = '\0';
     }
@@ -183,8 +183,8 @@ hub_only(const bs_local *l, bs_errbuf *err)
 }
 
 bs_err
-bs_members_introduce(bs_local *l, const uint8_t pk[BS_PK_LEN],
-                     const char *name, int role, bs_errbuf *err)
+bs_members_introduce(bs_local *l, const uint8_t pk[BS_PK_LEN], const char *name,
+                     int role, bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
     bs_field f[3]; /* sorted by name */

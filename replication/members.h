@@ -19,8 +19,8 @@
 #include "local.h"
 #include "meta.h"
 
-#define BS_SYS_MEMBERS      "_members"
-#define BS_REVOKED_AT_MAX   1023
+#define BS_SYS_MEMBERS    "_members"
+#define BS_REVOKED_AT_MAX 1023
 
 typedef struct bs_member {
     uint8_t pk[BS_PK_LEN];
@@ -66,8 +66,7 @@ BS_MUST_CHECK bs_err bs_members_introduce(bs_local *l,
                                           const uint8_t pk[BS_PK_LEN],
                                           const char *name, int role,
                                           bs_errbuf *err);
-BS_MUST_CHECK bs_err bs_members_revoke(bs_local *l,
-                                       const uint8_t pk[BS_PK_LEN],
+BS_MUST_CHECK bs_err bs_members_revoke(bs_local *l, const uint8_t pk[BS_PK_LEN],
                                        bs_errbuf *err);
 
 /*

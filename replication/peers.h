@@ -50,7 +50,6 @@ void bs_peer_fini(bs_peer *p);
 void bs_peer_list_free(bs_peer *v, size_t n);
 
 /* p's stored form (the store upgrade writes it); *out malloc'd. */
-BS_MUST_CHECK bs_err bs_peer_encode(const bs_peer *p, uint8_t **out,
-                                    size_t *n);
+BS_MUST_CHECK bs_err bs_peer_encode(const bs_peer *p, uint8_t **out, size_t *n);
 
 #endif

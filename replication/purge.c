@@ -109,8 +109,8 @@ purge_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     purge_ctx *p = arg;
 
-    return bs_purge_tombstones(t, bs_core_now(p->c), p->c->retention_ms,
-                               p->st, err);
+    return bs_purge_tombstones(t, bs_core_now(p->c), p->c->retention_ms, p->st,
+                               err);
 }
 
 bs_err

@@ -30,9 +30,8 @@ BS_MUST_CHECK bs_err bs_records_check_id(const char *id, bs_errbuf *err);
  * BS_ENOTFOUND when missing or deleted ("coll/id: not found" in err);
  * BS_ESTORE when the stored record does not decode.
  */
-BS_MUST_CHECK bs_err bs_records_get(bs_txn *t, const char *coll,
-                                    const char *id, bs_arena *a, bs_record *r,
-                                    bs_errbuf *err);
+BS_MUST_CHECK bs_err bs_records_get(bs_txn *t, const char *coll, const char *id,
+                                    bs_arena *a, bs_record *r, bs_errbuf *err);
 
 /*
  * Iterating over the live records of one collection in ID order (bytes),
@@ -43,8 +42,7 @@ typedef struct bs_records_iter bs_records_iter;
 
 /* *out set only on BS_OK; strings are copied.  Close before the txn ends. */
 BS_MUST_CHECK bs_err bs_records_iter_open(bs_txn *t, const char *coll,
-                                          const char *after,
-                                          const char *prefix,
+                                          const char *after, const char *prefix,
                                           bs_records_iter **out);
 /*
  * The next live record: *id (not NUL-terminated, *idlen bytes) and *r are

@@ -258,9 +258,9 @@ bs_held_next(bs_txn *t, bs_held_kind kind, uint32_t stream, uint64_t first,
         rv = bs_cursor_seek(c, bs_mem(key, 1), &k, &v);
     else
         rv = bs_cursor_seek(c, bs_mem(key, HELD_KEY + 1), &k, &v);
-    if (rv == BS_OK && (k.n < 1 || k.p[0] != (uint8_t)kind ||
-                        (only_stream && (k.n < 5 || bs_get_u32be(k.p + 1) !=
-                                                        stream))))
+    if (rv == BS_OK &&
+        (k.n < 1 || k.p[0] != (uint8_t)kind ||
+         (only_stream && (k.n < 5 || bs_get_u32be(k.p + 1) != stream))))
         rv = BS_ENOTFOUND;
     if (rv == BS_OK)
         rv = decode(k, v, out);

@@ -63,8 +63,7 @@ BS_MUST_CHECK bs_err bs_setlog_put(bs_txn *t, uint32_t stream, uint64_t first,
 /* Reserve n bytes at (stream, first), replacing any entry, and return where
  * to write the set (write txn; valid until the next write). */
 BS_MUST_CHECK bs_err bs_setlog_reserve(bs_txn *t, uint32_t stream,
-                                       uint64_t first, size_t n,
-                                       uint8_t **dst);
+                                       uint64_t first, size_t n, uint8_t **dst);
 
 /* The number of sets in the log. */
 BS_MUST_CHECK bs_err bs_setlog_count(bs_txn *t, uint64_t *n);
@@ -118,7 +117,6 @@ BS_MUST_CHECK bs_err bs_held_count(bs_txn *t, bs_held_kind kind,
                                    uint64_t *n);
 
 /* Encoded value of h (used by the store upgrade); *out malloc'd. */
-BS_MUST_CHECK bs_err bs_held_encode(const bs_held *h, uint8_t **out,
-                                    size_t *n);
+BS_MUST_CHECK bs_err bs_held_encode(const bs_held *h, uint8_t **out, size_t *n);
 
 #endif

@@ -42,8 +42,8 @@ peer_status(bs_txn *t, const bs_peer *p, bs_streamtab *tab,
     ps->last_err_ms = p->last_err_ms;
     snprintf(ps->last_error, sizeof ps->last_error, "%s", p->last_error);
     ps->received_changes = p->recv_changes;
-    ps->needs_full_resync = bs_peer_stale(p->last_ok_ms, p->created_ms,
-                                          o->now_ms, o->retention_ms);
+    ps->needs_full_resync =
+        bs_peer_stale(p->last_ok_ms, p->created_ms, o->now_ms, o->retention_ms);
     for (size_t i = 0; i < tab->n; i++) {
         const bs_stream *s = &tab->v[i];
         uint64_t acked = bs_vv_get(p->acked, p->nacked, s->key);

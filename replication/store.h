@@ -113,6 +113,13 @@ bs_mem(const void *p, size_t n)
     return (bs_slice){(const uint8_t *)p, n};
 }
 
+/*
+ * A BLAKE2b-256 hash of every key and value of every table, in table and
+ * key order: equal exactly when the stores hold the same bytes (tests use
+ * it to check that refused input wrote nothing, S3).
+ */
+BS_MUST_CHECK bs_err bs_store_fingerprint(bs_txn *t, uint8_t out[32]);
+
 /* A consistent compacted copy of the environment to fd (backup). */
 BS_MUST_CHECK bs_err bs_store_copy_fd(bs_store *s, int fd, bs_errbuf *err);
 

@@ -40,10 +40,9 @@ bs_cmd_export(bs_cli *c)
     if (rv != BS_OK)
         return rv;
     if (c->json)
-        bs_out_json(json_pack("{s:s, s:s, s:I, s:I}", "peer", c->argv[0],
-                              "file", c->argv[1], "change_sets",
-                              (json_int_t)st.sets, "bytes",
-                              (json_int_t)st.bytes));
+        bs_out_json(json_pack(
+            "{s:s, s:s, s:I, s:I}", "peer", c->argv[0], "file", c->argv[1],
+            "change_sets", (json_int_t)st.sets, "bytes", (json_int_t)st.bytes));
     else
         printf("exported %llu change sets (%llu bytes) for %s to %s\n",
                (unsigned long long)st.sets, (unsigned long long)st.bytes,
@@ -183,8 +182,8 @@ bs_cmd_resolve(bs_cli *c)
         return rv;
     bs_cli_notify(c, "changed");
     if (c->json)
-        bs_out_json(json_pack("{s:s, s:s}", "conflict", c->argv[0],
-                              "resolution", how));
+        bs_out_json(
+            json_pack("{s:s, s:s}", "conflict", c->argv[0], "resolution", how));
     else
         printf("%s resolved: %s\n", c->argv[0], how);
     return BS_OK;

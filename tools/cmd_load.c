@@ -130,11 +130,10 @@ bs_cmd_load(bs_cli *c)
     if (st.written > 0)
         bs_cli_notify(c, "changed");
     if (c->json)
-        bs_out_json(json_pack("{s:s, s:I, s:I, s:I, s:f}", "collection", coll,
-                              "records", (json_int_t)st.records, "written",
-                              (json_int_t)st.written, "unchanged",
-                              (json_int_t)st.unchanged, "seconds",
-                              now_s() - in.t0));
+        bs_out_json(json_pack(
+            "{s:s, s:I, s:I, s:I, s:f}", "collection", coll, "records",
+            (json_int_t)st.records, "written", (json_int_t)st.written,
+            "unchanged", (json_int_t)st.unchanged, "seconds", now_s() - in.t0));
     else if (!c->quiet)
         fprintf(stderr,
                 "loaded %llu records into %s (%llu unchanged) in %.2f s\n",

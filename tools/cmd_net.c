@@ -130,11 +130,11 @@ bs_cmd_sync(bs_cli *c)
                        c->argv[0], (unsigned long long)st.refused);
     if (c->json)
         bs_out_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
-                             c->argv[0], "via_daemon", via_daemon, "sets_sent",
-                             (json_int_t)st.sets_sent, "sets_received",
-                             (json_int_t)st.sets_received, "changes",
-                             (json_int_t)st.changes_applied, "conflicts",
-                             (json_int_t)st.conflicts));
+                              c->argv[0], "via_daemon", via_daemon, "sets_sent",
+                              (json_int_t)st.sets_sent, "sets_received",
+                              (json_int_t)st.sets_received, "changes",
+                              (json_int_t)st.changes_applied, "conflicts",
+                              (json_int_t)st.conflicts));
     else
         printf("synced with %s: sent %llu change sets, received %llu "
                "(%llu changes applied%s)\n",
@@ -185,8 +185,8 @@ bs_cmd_schedule(bs_cli *c)
         for (int i = 0; i < nruns; i++)
             json_array_append_new(arr, json_integer(runs[i]));
         bs_out_json(json_pack("{s:s, s:s, s:s, s:o}", "peer", c->argv[0],
-                             "schedule", spec, "window", win, "next_runs",
-                             arr));
+                              "schedule", spec, "window", win, "next_runs",
+                              arr));
         return BS_OK;
     }
     printf("%s: %s%s%s\n", c->argv[0], spec, win[0] ? ", window " : "", win);

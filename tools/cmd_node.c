@@ -64,8 +64,8 @@ bs_cmd_init(bs_cli *c)
     bs_node_id_format(n->meta.pk, id);
     if (c->json)
         bs_out_json(json_pack("{s:s, s:s, s:s, s:s}", "name", n->meta.name,
-                             "role", bs_role_name(n->meta.role), "id", id,
-                             "dir", c->dir));
+                              "role", bs_role_name(n->meta.role), "id", id,
+                              "dir", c->dir));
     else
         printf("created %s node \"%s\" in %s\nid: %s\n",
                bs_role_name(n->meta.role), n->meta.name, c->dir, id);
@@ -85,7 +85,7 @@ bs_cmd_id(bs_cli *c)
     bs_node_id_format(n->meta.pk, id);
     if (c->json)
         bs_out_json(json_pack("{s:s, s:s, s:s}", "name", n->meta.name, "id", id,
-                             "role", bs_role_name(n->meta.role)));
+                              "role", bs_role_name(n->meta.role)));
     else
         printf("%s %s\n", n->meta.name, id);
     bs_node_close(n);
@@ -107,8 +107,8 @@ next_runs(const bs_status *st, int64_t now)
         if (bs_schedule_parse(&s, p->schedule, NULL) == BS_OK &&
             (!p->window[0] ||
              bs_schedule_parse_window(&s, p->window, NULL) == BS_OK) &&
-            bs_schedule_next(&s, now, (int64_t)(p->last_ok_ms / 1000),
-                             &next) == BS_OK)
+            bs_schedule_next(&s, now, (int64_t)(p->last_ok_ms / 1000), &next) ==
+                BS_OK)
             json_array_append_new(runs, json_integer(next));
         else
             json_array_append_new(runs, json_null());
@@ -173,7 +173,7 @@ bs_cmd_backup(bs_cli *c)
         return rv;
     if (c->json)
         bs_out_json(json_pack("{s:s, s:I}", "file", c->argv[0], "bytes",
-                             (json_int_t)bytes));
+                              (json_int_t)bytes));
     else
         printf("backup of the store written to %s (%.1f MiB; the key file is "
                "not in it)\n",
@@ -195,7 +195,7 @@ bs_cmd_restore(bs_cli *c)
     bs_hex(inc, n->meta.inc, BS_INC_LEN);
     if (c->json)
         bs_out_json(json_pack("{s:s, s:s}", "restored", c->argv[0],
-                             "incarnation", inc));
+                              "incarnation", inc));
     else
         printf("restored %s; new incarnation %s (peers will send back what "
                "was written after the backup)\n",

@@ -77,8 +77,8 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
     printf("  %-12s %s%s%s", p->name, p->schedule,
            p->window[0] ? ", window " : "", p->window);
     if (json_is_integer(run)) {
-        long long in = (long long)json_integer_value(run) - (long long)(now /
-                                                                        1000);
+        long long in =
+            (long long)json_integer_value(run) - (long long)(now / 1000);
         printf("; next run in %lld s", in < 0 ? 0 : in);
     }
     printf("\n    last success %s; pending: %llu to send, %llu to receive; "
@@ -109,8 +109,7 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
     bs_hex(buf, st->meta.inc, BS_INC_LEN);
     printf("incarnation: %s\n", buf);
     printf("change log:  %llu changes in %llu sets (%llu written here)\n",
-           (unsigned long long)st->changes,
-           (unsigned long long)st->change_sets,
+           (unsigned long long)st->changes, (unsigned long long)st->change_sets,
            (unsigned long long)st->own_changes);
     printf("store:       %.1f MiB used of a %.0f MiB map\n", used / 1048576.0,
            map / 1048576.0);
@@ -182,9 +181,9 @@ bs_out_exchange(const bs_xlog_entry *e)
            "%llu bytes, %llu ms: %s\n",
            when, e->peer, e->via, e->direction,
            (unsigned long long)e->sets_sent,
-           (unsigned long long)e->sets_received,
-           (unsigned long long)e->changes, (unsigned long long)e->bytes,
-           (unsigned long long)e->duration_ms, e->error[0] ? e->error : "ok");
+           (unsigned long long)e->sets_received, (unsigned long long)e->changes,
+           (unsigned long long)e->bytes, (unsigned long long)e->duration_ms,
+           e->error[0] ? e->error : "ok");
 }
 
 void
@@ -192,8 +191,7 @@ bs_out_inspect(const char *path, const bs_inspect *in)
 {
     char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
 
-    printf("file:      %s (%llu bytes)\n", path,
-           (unsigned long long)in->bytes);
+    printf("file:      %s (%llu bytes)\n", path, (unsigned long long)in->bytes);
     if (in->has_envelope) {
         bs_node_id_format(in->sender, s);
         if (in->has_receiver)
@@ -227,9 +225,8 @@ bs_out_import(const bs_xstats *st)
                st->peer);
         return;
     }
-    printf("imported from %s: %llu change sets, %llu changes applied",
-           st->peer, (unsigned long long)st->sets,
-           (unsigned long long)st->changes);
+    printf("imported from %s: %llu change sets, %llu changes applied", st->peer,
+           (unsigned long long)st->sets, (unsigned long long)st->changes);
     if (st->dup_sets)
         printf(", %llu already held", (unsigned long long)st->dup_sets);
     if (st->conflicts)
