@@ -3,7 +3,7 @@
  *
  * Every listener is a ROUTER socket with CURVE (server side) and the ZAP
  * domain "branchsync"; the ZAP handler, bound before any listener
- * (RELIABILITY P19), admits only the CURVE keys of paired peers and fails
+ * (docs/reliability.md P19), admits only the CURVE keys of paired peers and fails
  * closed: an unknown key, another mechanism, or a malformed request is
  * refused.  Dialers are DEALER sockets with CURVE (client side) that know
  * the server's key from its node ID, plus a monitor that reports an

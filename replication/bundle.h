@@ -2,7 +2,7 @@
  * bundle.h - exchange files (offline exchange, the way 1C offices swap
  * exchange messages on a USB stick or by e-mail).
  *
- * Layout (docs/protocol.md, "exchange files"):
+ * Layout (docs/protocol.md §9):
  *   "BSX1" | u32be format (1) | frames... | trailer frame
  *   frame   = u8 type | u32be length | payload
  *   type 1  = Envelope (exactly one, first)

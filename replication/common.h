@@ -76,7 +76,7 @@ bs_err bs_errf(bs_errbuf *err, bs_err e, const char *fmt, ...) BS_PRINTF(3, 4);
 /* The detail if one was set, else bs_strerror(e). */
 const char *bs_errmsg(const bs_errbuf *err, bs_err e);
 
-/* Our own bugs only; stays on in release builds (RELIABILITY K3). */
+/* Our own bugs only; stays on in release builds (docs/reliability.md K3). */
 #define BS_ASSERT(x) ((x) ? (void)0 : bs_assert_fail(#x, __FILE__, __LINE__))
 void bs_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));
@@ -87,7 +87,7 @@ typedef struct bs_slice {
     size_t n;
 } bs_slice;
 
-/* Limits of names and records (docs/limits in README). */
+/* Limits of names and records (README.md "Limits", docs/protocol.md §13). */
 #define BS_COLLECTION_MAX 64
 #define BS_ID_MAX         256
 #define BS_FIELD_NAME_MAX 128

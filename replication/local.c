@@ -84,7 +84,7 @@ seal(bs_local *l, bs_errbuf *err)
         return rv;
     memset(&s, 0, sizeof s);
     /* A branch that has not joined yet signs with the all-zero infobase;
-     * its sets are re-sealed when it joins (protocol.md, "joining"). */
+     * its sets are re-sealed when it joins (docs/protocol.md §8.6). */
     if (l->meta.joined)
         memcpy(s.infobase, l->meta.infobase, BS_INFOBASE_LEN);
     memcpy(s.origin, l->meta.pk, BS_PK_LEN);
@@ -123,7 +123,7 @@ write_record(bs_local *l, const uint8_t *key, size_t klen, const bs_record *r)
 }
 
 /* Prio of a new local write over r: inherit the highest seen, and the hub
- * adds one (protocol.md, "priority"). */
+ * adds one (docs/protocol.md §5.3). */
 static uint32_t
 next_prio(const bs_local *l, const bs_record *r, const bs_field *f, size_t n)
 {

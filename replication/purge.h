@@ -1,5 +1,5 @@
 /*
- * purge.h - dropping tombstones (INV-7, RELIABILITY P7).
+ * purge.h - dropping tombstones (INV-7; docs/reliability.md P7).
  *
  * A deleted record keeps a tombstone so that an older write arriving later
  * cannot bring it back.  A tombstone is dropped only when both hold:

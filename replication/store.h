@@ -5,7 +5,8 @@
  * The store is a set of named key/value tables (bs_db) in one environment
  * under DIR/store/.  Every command runs in one write transaction
  * (bs_store_write), which grows the map and retries when LMDB reports it
- * full, so a command applies fully or not at all (RELIABILITY P10, S3).
+ * full, so a command applies fully or not at all (docs/reliability.md
+ * P10, S3).
  * Commits are durable: no MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP (P11).
  * Another process (the daemon or another CLI) may hold the writer lock;
  * bs_store_write then waits for it rather than failing.

@@ -1,6 +1,6 @@
 /*
  * cmd_net.c - sync, schedule, log, and telling a running daemon about
- * changes made here (DESIGN: "take effect in a running daemon at once").
+ * changes made here (docs/design.md, "Interfaces").
  */
 #include <jansson.h>
 #include <string.h>
