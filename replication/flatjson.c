@@ -7,8 +7,8 @@
  * overflow.  The keys and scalar values go to a small array (on the stack up
  * to STACK_ITEMS keys), sorted once at the end; neighbours are compared to
  * find duplicates.  Nested objects and arrays are validated (a syntax error
- * in them is BS_EJSON, as with jansson) but not kept.  This file is the
- * grammar of objects and arrays and what is kept of them; strings and
+ * in them is BS_EJSON, as with the reference parser) but not kept.  This file
+ * is the grammar of objects and arrays and what is kept of them; strings and
  * scalars are read by jsontok.c.
  */
 #include "flatjson.h"
@@ -21,7 +21,7 @@
 
 #include "jsontok.h"
 
-#define MAX_DEPTH   2048 /* jansson's JSON_PARSER_MAX_DEPTH */
+#define MAX_DEPTH   2048 /* the reference parser's maximum depth */
 #define STACK_ITEMS 32
 
 typedef const unsigned char *cur;
@@ -326,9 +326,9 @@ sort_items(item *it, size_t n, uint8_t *ord)
 }
 
 /*
- * The checks after a clean parse, in jansson's order: duplicates (a parse
- * error there), the key count, then the first bad key in document order
- * (json.c looked at "id", then the name, then the value), then the field
+ * The checks after a clean parse, in the reference parser's order: duplicates
+ * (a parse error there), the key count, then the first bad key in document
+ * order (json.c looked at "id", then the name, then the value), then the field
  * count without "id".
  */
 static bs_err

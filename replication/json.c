@@ -14,7 +14,7 @@ bs_json_fields(const char *text, size_t len, bs_arena *a, const char **id,
     size_t idlen;
 
     /* One parser for `put`, `load` and the rest (flatjson.h); it accepts
-     * what jansson accepted here before. */
+     * what the reference parser accepted here before. */
     return bs_flatjson_fields(text, len, a, id, &idlen, out, n, err);
 }
 

@@ -2,8 +2,8 @@
  * jsontok.c - the tokens of a JSON text for flatjson.c (jsontok.h):
  * strings validated (eight or sixteen bytes at a time to the next byte
  * that needs a look) and decoded to UTF-8, and the scalars true, false,
- * null and numbers.  Numbers are converted as jansson does: an integer
- * when there is neither fraction nor exponent, else a correctly rounded
+ * null and numbers.  Numbers are converted as the reference parser does: an
+ * integer when there is neither fraction nor exponent, else a correctly rounded
  * real (Clinger's fast path, else strtod()).
  */
 #include "jsontok.h"
@@ -298,8 +298,8 @@ static const double pow10_exact[] = {
     1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* A real jansson's way: strtod() on the literal (its '.' swapped for the
- * locale's decimal point), overflow to infinity refused. */
+/* A real, the reference parser's way: strtod() on the literal (its '.' swapped
+ * for the locale's decimal point), overflow to infinity refused. */
 static cur
 slow_real(bs_jsontok *t, cur start, cur p, bs_value *v)
 {

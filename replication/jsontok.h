@@ -2,7 +2,7 @@
  * jsontok.h - the tokens of a JSON text (RFC 8259), read the way
  * flatjson.c needs them: strings validated and measured, then decoded to
  * UTF-8; the scalars true, false, null and numbers converted to a
- * bs_value with the results jansson gives (flatjson.h lists them).
+ * bs_value with the results the reference parser gives (flatjson.h lists them).
  *
  * The grammar of objects and arrays, and what is kept of them, is
  * flatjson.c's.  Nothing here allocates except strtod()'s copy of a real
