@@ -355,6 +355,7 @@ static bs_err
 dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
 {
     bs_stream *s = out->stream;
+    bs_err rv;
 
     /* As the apply will: advance, or hold (replacing a held copy), and
      * forget a held copy of what it applies. */
@@ -367,15 +368,20 @@ dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
     } else if (out->verdict == BS_ADMIT_QUARANTINE) {
         s->flags |= BS_STREAM_QUARANTINED; /* its later sets are no-ops */
     }
-    /* The hub's membership changes count for the sets after it, whether
-     * this set applies now or waits (then they are held introductions). */
+    /* The hub's membership changes count for the sets after it: as the
+     * store's will when this set applies, as held introductions when it
+     * waits. */
     if (memcmp(v->origin, ad->meta.hub, BS_PK_LEN) != 0 ||
         (out->verdict != BS_ADMIT_APPLY && out->verdict != BS_ADMIT_HOLD))
         return BS_OK;
     if (out->changes == NULL &&
         decode_changes(ad, v, &out->changes, NULL) != BS_OK)
         return BS_OK; /* it is refused when it applies */
-    return learn_set(ad, &ad->learnt, &ad->nlearnt, v, out->changes);
+    if (out->verdict == BS_ADMIT_APPLY)
+        return learn_set(ad, &ad->learnt, &ad->nlearnt, v, out->changes);
+    if (!ad->intro_loaded && (rv = load_intro(ad)) != BS_OK)
+        return rv; /* the stored ones first: they are older */
+    return learn_set(ad, &ad->intro, &ad->nintro, v, out->changes);
 }
 
 bs_err
