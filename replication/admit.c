@@ -37,13 +37,21 @@ bs_admission_init(bs_admission *ad, bs_txn *t, const bs_meta *m,
     ad->arena = a;
 }
 
+/* A set a dry run would hold. */
+struct bs_dry_held {
+    uint8_t key[BS_STREAM_KEY_LEN];
+    uint64_t first, last;
+};
+
 void
 bs_admission_fini(bs_admission *ad)
 {
     free(ad->learnt);
     free(ad->intro);
+    free(ad->dheld);
     ad->learnt = ad->intro = NULL;
-    ad->nlearnt = ad->nintro = 0;
+    ad->dheld = NULL;
+    ad->nlearnt = ad->nintro = ad->ndheld = 0;
 }
 
 void
@@ -229,6 +237,58 @@ held_count(bs_admission *ad, const bs_stream *s, uint64_t *n)
     return BS_OK;
 }
 
+/* A seq range [first, last]. */
+typedef struct range {
+    uint64_t first, last;
+} range;
+
+static int
+range_cmp(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/*
+ * The end of the held sets of stream s that follow its position with no
+ * gap between them (s->seq when there are none): a set starting right
+ * after it may wait behind them (A8); one starting further on could never
+ * apply.  Counts the sets a dry run would hold too.
+ */
+static bs_err
+held_chain(bs_admission *ad, const bs_stream *s, uint64_t *end)
+{
+    range r[2 * BS_HELD_PER_STREAM + 2];
+    size_t n = 0;
+    bs_held h;
+    bs_err rv = BS_ENOTFOUND;
+
+    if (s->idx != 0)
+        for (rv = bs_held_next(ad->txn, BS_HELD_WAITING, s->idx, 0, 1, &h);
+             rv == BS_OK && n < BS_HELD_PER_STREAM + 1;
+             rv = bs_held_next(ad->txn, BS_HELD_WAITING, s->idx, h.first, 1,
+                               &h)) {
+            uint64_t first, created;
+            if (bs_changeset_stored_info(h.set, &first, &r[n].last, &created) ==
+                BS_OK) {
+                r[n].first = first;
+                n++;
+            }
+        }
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    for (size_t i = 0; i < ad->ndheld && n < sizeof r / sizeof r[0]; i++)
+        if (memcmp(ad->dheld[i].key, s->key, BS_STREAM_KEY_LEN) == 0)
+            r[n++] = (range){ad->dheld[i].first, ad->dheld[i].last};
+    qsort(r, n, sizeof r[0], range_cmp);
+    *end = s->seq;
+    for (size_t i = 0; i < n && r[i].first <= *end + 1; i++)
+        if (r[i].last > *end)
+            *end = r[i].last;
+    return BS_OK;
+}
+
 /* 1 when the held table keeps v (of stream s) already. */
 static int
 is_held(bs_admission *ad, const bs_stream *s, const bs_csview *v)
@@ -302,9 +362,9 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
                        (unsigned long long)v->last, id,
                        (unsigned long long)s->seq);
     if (v->first > s->seq + 1) {
-        if ((rv = held_count(ad, s, &n)) != BS_OK)
+        if ((rv = held_chain(ad, s, &n)) != BS_OK)
             return rv;
-        if (n > 0)
+        if (n + 1 == v->first)
             return hold(ad, s, id, BS_HOLD_BEHIND, out, err);
         return bs_errf(err, BS_EGAP,
                        "change set would leave a gap: holding seq %llu of "
@@ -364,7 +424,15 @@ dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
         memcpy(s->last_hash, v->header_hash, BS_HASH_LEN);
         s->dry_unheld += is_held(ad, s, v);
     } else if (out->verdict == BS_ADMIT_HOLD) {
+        struct bs_dry_held *d;
         s->dry_held += !is_held(ad, s, v);
+        d = realloc(ad->dheld, (ad->ndheld + 1) * sizeof *d);
+        if (d == NULL)
+            return BS_ENOMEM;
+        ad->dheld = d;
+        memcpy(d[ad->ndheld].key, s->key, BS_STREAM_KEY_LEN);
+        d[ad->ndheld].first = v->first;
+        d[ad->ndheld++].last = v->last;
     } else if (out->verdict == BS_ADMIT_QUARANTINE) {
         s->flags |= BS_STREAM_QUARANTINED; /* its later sets are no-ops */
     }

@@ -19,8 +19,8 @@
  *      (INV-3, S5) -> DUPLICATE; unless the log holds other signed bytes
  *      for that position -> QUARANTINE (S6)
  *  A7  it overlaps the position                        BS_EMALFORMED
- *  A8  it starts past position + 1: HELD behind an earlier held set of its
- *      stream if there is one (INV-2), else           BS_EGAP
+ *  A8  it starts past position + 1: HELD when the held sets of its stream
+ *      fill the gap (it waits behind them, INV-2), else BS_EGAP
  *  A9  its first link does not match the chain head    -> QUARANTINE (P16)
  *  A10 every present change decodes (C1-C5)            else BS_EMALFORMED
  *  A11 every change is one its origin may write: only the hub writes
@@ -83,6 +83,9 @@ typedef struct bs_admission {
     bs_member *intro;
     size_t nintro;
     int intro_loaded;
+    /* dry: the sets this exchange would hold, per stream key */
+    struct bs_dry_held *dheld;
+    size_t ndheld;
 } bs_admission;
 
 /*

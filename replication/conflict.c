@@ -16,6 +16,15 @@
 
 /* ---- keys and IDs ---- */
 
+/* 1 when candidate a sorts after b: by origin key, then hlc. */
+static int
+cand_after(const bs_cand *a, const bs_cand *b)
+{
+    int c = memcmp(a->key, b->key, BS_PK_LEN);
+
+    return c > 0 || (c == 0 && a->hlc > b->hlc);
+}
+
 /* Order-independent ID: hash of what conflicted, both candidates sorted
  * (docs/protocol.md 5.4). */
 static void
@@ -25,9 +34,8 @@ conflict_id(char out[BS_CONFLICT_ID_LEN + 1], const char *coll, const char *id,
     const bs_cand *lo = a, *hi = b;
     bs_hash_state h;
     uint8_t d[BS_HASH_LEN], t[8];
-    int c = memcmp(a->key, b->key, BS_PK_LEN);
 
-    if (c > 0 || (c == 0 && a->hlc > b->hlc)) {
+    if (cand_after(a, b)) {
         lo = b;
         hi = a;
     }
@@ -247,6 +255,13 @@ bs_conflict_add(bs_txn *t, const char *coll, const char *id, const char *field,
     klen = ckey(key, coll, id, field, cid);
     if (bs_txn_get(t, BS_DB_CONFLICTS, bs_mem(key, klen), &old) == BS_OK)
         return BS_OK; /* already recorded */
+    if (cand_after(a, b)) {
+        /* Stored in the ID's order, so every node records the same. */
+        side_in x = s[0];
+        s[0] = s[1];
+        s[1] = x;
+        winner = !winner;
+    }
     rv = put_entry(t, key, klen, cid, policy, s, winner, open,
                    open ? "" : "automatic", now_ms);
     if (rv == BS_OK)

@@ -37,7 +37,9 @@ typedef struct bs_cand {
 
 /*
  * Record a conflict between a and b where `winner` (0 or 1) was applied
- * (write txn).  Under `manual` it stays open until resolved.
+ * (write txn).  Under `manual` it stays open until resolved.  The sides
+ * are stored in the ID's order (origin key, then hlc), so every node
+ * that detects the conflict records the same entry.
  */
 BS_MUST_CHECK bs_err bs_conflict_add(bs_txn *t, const char *coll,
                                      const char *id, const char *field,
