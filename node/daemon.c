@@ -5,8 +5,8 @@
  * Everything runs on the loop thread.  ZeroMQ's descriptors are
  * edge-triggered, so every callback ends in bs_daemon_pump(), which keeps
  * reading every socket and flushing every session until a full pass finds
- * nothing to do (docs/design.md, "One event loop in the daemon").  The links to the
- * paired peers are in link.c, the control socket's requests in control.c;
+ * nothing to do (docs/design.md, "One event loop in the daemon").  The links to
+ * the paired peers are in link.c, the control socket's requests in control.c;
  * the state they share is in daemon_int.h.
  */
 #include "daemon_int.h"

@@ -114,12 +114,16 @@ fail:
     return rv;
 }
 
-/* Upgrade an older store in place: read-write for the time it takes. */
+/*
+ * Upgrade an older store in place.  A read-only opener closes its handle
+ * first and opens the store read-write for the upgrade, then read-only
+ * again: one process never holds two handles of one environment (LMDB's
+ * locks would not survive it; docs/reliability.md P13).
+ */
 static bs_err
 upgrade(const char *dir, bs_store_opts so, bs_store **st, bs_errbuf *err)
 {
     uint32_t format;
-    bs_store *rw;
     bs_err rv;
 
     if ((rv = bs_upgrade_format(*st, &format, err)) != BS_OK ||
@@ -127,11 +131,17 @@ upgrade(const char *dir, bs_store_opts so, bs_store **st, bs_errbuf *err)
         return rv;
     if (!so.readonly)
         return bs_upgrade(*st, &bs_legacy_v2, err);
+    bs_store_close(*st);
+    *st = NULL;
     so.readonly = 0;
-    if ((rv = bs_store_open(dir, &so, &rw, err)) != BS_OK)
+    if ((rv = bs_store_open(dir, &so, st, err)) != BS_OK)
         return rv;
-    rv = bs_upgrade(rw, &bs_legacy_v2, err);
-    bs_store_close(rw);
+    rv = bs_upgrade(*st, &bs_legacy_v2, err);
+    bs_store_close(*st);
+    *st = NULL;
+    so.readonly = 1;
+    if (rv == BS_OK)
+        rv = bs_store_open(dir, &so, st, err);
     return rv;
 }
 
@@ -345,7 +355,9 @@ bs_node_restore(const char *dir, const char *path, bs_errbuf *err)
         rv = bs_errf(err, BS_EINVAL, "%s is not a branchsync backup", path);
         goto out;
     }
-    rv = bs_store_write(st, new_incarnation, &r, err);
+    /* A backup of an older release: upgrade the copy first. */
+    if ((rv = bs_upgrade(st, &bs_legacy_v2, err)) == BS_OK)
+        rv = bs_store_write(st, new_incarnation, &r, err);
     bs_store_close(st);
     if (rv == BS_ENOTNODE)
         rv = bs_errf(err, BS_EINVAL, "%s is not a branchsync backup", path);

@@ -1,7 +1,8 @@
 /*
  * render.h - the JSON forms of the core's typed results: the documents
  * `branchsync --json` prints (their shapes are part of the CLI contract,
- * README.md) and that the daemon's interfaces send.  The only home of
+ * README.md), kept apart from the CLI so the daemon's interfaces can send
+ * the same shapes.  The only home of
  * jansson besides the control protocol.  Every function returns a new
  * reference (NULL only when out of memory).
  */

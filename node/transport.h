@@ -3,8 +3,8 @@
  *
  * Every listener is a ROUTER socket with CURVE (server side) and the ZAP
  * domain "branchsync"; the ZAP handler, bound before any listener
- * (docs/reliability.md P19), admits only the CURVE keys of paired peers and fails
- * closed: an unknown key, another mechanism, or a malformed request is
+ * (docs/reliability.md P19), admits only the CURVE keys of paired peers and
+ * fails closed: an unknown key, another mechanism, or a malformed request is
  * refused.  Dialers are DEALER sockets with CURVE (client side) that know
  * the server's key from its node ID, plus a monitor that reports an
  * authentication refusal (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH), which is the

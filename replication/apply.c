@@ -143,10 +143,13 @@ detect(bs_apply *ap, const bs_csview *v, uint32_t cstream, const bs_change *c,
             }
         return rv;
     }
-    if (r->has_tomb && concurrent(ap, v, cstream, c, &r->tomb))
+    if (r->has_tomb && concurrent(ap, v, cstream, c, &r->tomb)) {
+        /* An upsert without fields stands for its record with a null. */
+        static const bs_value null_value = {BS_VNULL, 0, 0, NULL, 0};
         rv = note_conflict(ap, c, BS_CONFLICT_RECORD, pol, cv,
-                           c->nfields ? &c->fields[0].val : NULL, &r->tomb,
-                           NULL, o);
+                           c->nfields ? &c->fields[0].val : &null_value,
+                           &r->tomb, NULL, o);
+    }
     for (size_t i = 0; i < c->nfields && rv == BS_OK; i++) {
         const bs_field *e =
             find_field(r, c->fields[i].name, c->fields[i].namelen);
@@ -406,6 +409,25 @@ refuse_held(bs_apply *ap, const bs_held *h, bs_slice set, bs_err why,
     return bs_held_put(ap->txn, &r);
 }
 
+/* A held set of h's stream left the held table without applying: the
+ * stream's note says so, or nothing once none of its sets is held. */
+static bs_err
+note_unheld(bs_apply *ap, const bs_held *h)
+{
+    bs_stream *s = bs_streams_get(&ap->streams, h->stream);
+    uint64_t n;
+    bs_err rv;
+
+    if (s == NULL || (s->flags & BS_STREAM_QUARANTINED))
+        return BS_OK;
+    if ((rv = bs_held_count(ap->txn, BS_HELD_WAITING, s->idx, 1, &n)) != BS_OK)
+        return rv;
+    if (n > 0)
+        return BS_OK; /* its note names a set still held */
+    s->note[0] = '\0';
+    return bs_streams_save(ap->txn, s);
+}
+
 /* Retry one held set (already deleted from the table; bytes in copy). */
 static bs_err
 retry(bs_apply *ap, const bs_held *h, bs_slice copy)
@@ -421,12 +443,13 @@ retry(bs_apply *ap, const bs_held *h, bs_slice copy)
     if (rv == BS_OK || bs_err_local(rv))
         return rv;
     /* Held behind a set that did not stay held (applied, or dropped): its
-     * sender sends it again from our position. */
-    if (rv == BS_EGAP)
-        return BS_OK;
-    /* Refused now (e.g. its origin was revoked since): keep it as
-     * evidence; it no longer blocks anything. */
-    return refuse_held(ap, h, copy, rv, bs_errmsg(&e2, rv));
+     * sender sends it again from our position.  Refused now for another
+     * reason (e.g. its origin was revoked since): keep it as evidence; it
+     * no longer blocks anything. */
+    if (rv != BS_EGAP &&
+        (rv = refuse_held(ap, h, copy, rv, bs_errmsg(&e2, rv))) != BS_OK)
+        return rv;
+    return note_unheld(ap, h);
 }
 
 static bs_err

@@ -11,9 +11,10 @@
  *             the trailer frame, then the sender's Ed25519 signature over
  *             "branchsync/file/v1\0" || that hash.
  * Import checks everything (framing, checksum, file signature, envelope,
- * every set's signature and membership) before it writes anything, then
- * applies one set per transaction, so an interrupted import leaves a
- * consistent store that importing the same file again completes.
+ * and every set through the admission rules of admit.h, dry) before it
+ * writes anything, then applies the sets in groups of transactions, each
+ * set atomic, so an interrupted import leaves a consistent store that
+ * importing the same file again completes.
  */
 #ifndef BS_BUNDLE_H
 #define BS_BUNDLE_H

@@ -11,7 +11,7 @@
  * order changes arrive in (INV-5: the comparison is pure).
  *
  * Stored encoding (local to a node, host byte order):
- *   u8 format (1) | u8 flags (bit 0: live) | u16 nver | nver x version(24) |
+ *   u8 format (2) | u8 flags (bit 0: live) | u16 nver | nver x version(24) |
  * u16 alive_vidx | u16 tomb_vidx (0xffff: none) | u16 nfields | nfields x (u16
  * vidx | u16 namelen | name | u8 type | payload) version = u64 hlc | u64 seq |
  * u32 stream | u32 prio.  payload: none for null/false/true, 8 bytes for

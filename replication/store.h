@@ -22,10 +22,10 @@ typedef enum {
     BS_DB_LOG,       /* stream u32be | first_seq u64be -> ChangeSet bytes */
     BS_DB_STREAMS,   /* stream u32be -> stream state (streams.h) */
     BS_DB_STREAMIX,  /* origin(32) | incarnation(16) -> stream u32be */
-    BS_DB_PEERS,     /* peer name -> peer state */
-    BS_DB_CONFLICTS, /* conflict id -> conflict record */
-    BS_DB_HELD,      /* change sets held back (gaps, future clocks) */
-    BS_DB_XLOG,      /* exchange history: u64be ms | u32be n -> JSON */
+    BS_DB_PEERS,     /* peer name -> PeerState (peers.h) */
+    BS_DB_CONFLICTS, /* coll \0 id \0 field \0 conflict ID -> entry */
+    BS_DB_HELD,      /* sets held back, and evidence (setlog.h) */
+    BS_DB_XLOG,      /* u64be ms | u32be n -> ExchangeEntry (xlog.h) */
     BS_DB_COUNT
 } bs_db;
 

@@ -95,6 +95,8 @@ peers_v3(bs_txn *t, const bs_legacy *dec, bs_errbuf *err)
         return rv;
     for (size_t i = 0; i < n && rv == BS_OK; i++) {
         bs_peer p;
+        if ((rv = bs_txn_del(t, BS_DB_PEERS, bs_mem(e[i].k, e[i].kn))) != BS_OK)
+            break;
         if ((rv = dec->peer(dec->ctx, bs_mem(e[i].v, e[i].vn), &p)) != BS_OK) {
             rv = bs_errf(err, BS_ESTORE, "upgrade: peer %.*s does not read",
                          (int)(e[i].kn > 64 ? 64 : e[i].kn),
@@ -222,6 +224,10 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return rv;
     if (format == BS_STORE_FORMAT)
         return BS_OK;
+    if (format > BS_STORE_FORMAT)
+        return bs_errf(err, BS_ESTORE,
+                       "store format %u is newer than this program (%u)",
+                       format, BS_STORE_FORMAT);
     if (format != 2)
         return bs_errf(err, BS_ESTORE,
                        "store format %u cannot be upgraded (this program "
