@@ -284,6 +284,8 @@ bs_local_finish(bs_local *l, bs_errbuf *err)
 {
     bs_err rv;
 
+    if (l->written == 0 && l->deleted == 0)
+        return BS_OK; /* nothing changed: nothing is written (P3) */
     if ((rv = seal(l, err)) != BS_OK)
         return rv;
     if ((rv = bs_streams_save(l->txn, l->self)) != BS_OK)
