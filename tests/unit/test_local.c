@@ -185,7 +185,7 @@ Test(local, new_node_starts_empty)
     node_free(&a);
 }
 
-Test(local, puts_get_consecutive_seqs)
+Test(local, inv1_puts_get_consecutive_seqs)
 {
     tnode a;
     char id[16];
