@@ -388,7 +388,7 @@ sim_send(sim_world *w, int from, int to, sim_xmsg *m)
     bs_errbuf err = {{0}};
     bst_frames fr;
     bs_envelope e;
-    char path[sizeof w->dir + 64];
+    char path[sizeof w->dir + 2 * sizeof s->t.name + 16];
     uint8_t *file;
     size_t n;
 

@@ -121,7 +121,7 @@ typedef struct sim {
     uint64_t vcount;
     int nforced;
     long forced_w[2]; /* model indexes of the forced conflict's writes */
-    char last[300];   /* what the last exchange did, if anything */
+    char last[400];   /* what the last exchange did, if anything */
     stats st;
 } sim;
 
@@ -1006,10 +1006,10 @@ forced_conflict(sim *s)
     o.nf = 1;
     o.f[0] = 0;
     o.v[0].type = BS_VTEXT;
-    snprintf(o.v[0].s, sizeof o.v[0].s, "forced-%s", s->w.node[a].t.name);
+    snprintf(o.v[0].s, sizeof o.v[0].s, "forced-%.32s", s->w.node[a].t.name);
     local_write(s, a, &o, 1);
     s->forced_w[0] = (long)s->nm - 1;
-    snprintf(o.v[0].s, sizeof o.v[0].s, "forced-%s", s->w.node[b].t.name);
+    snprintf(o.v[0].s, sizeof o.v[0].s, "forced-%.32s", s->w.node[b].t.name);
     local_write(s, b, &o, 1);
     s->forced_w[1] = (long)s->nm - 1;
     exchange(s, a, 0, 0);
