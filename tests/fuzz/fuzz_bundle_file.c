@@ -1,8 +1,8 @@
 /*
  * fuzz_bundle_file.c - `branchsync inspect FILE` on untrusted exchange
- * files (RELIABILITY F3): the input is written to a file under /dev/shm
- * and bs_bundle_inspect() reads it.  Must never crash or leak; a refusal
- * is bad input (exit 2) and a description is a JSON object.
+ * files (docs/reliability.md F3): the input is written to a file under
+ * /dev/shm and bs_bundle_inspect() reads it.  Must never crash or leak; a
+ * refusal is bad input (exit 2) and a description is a JSON object.
  * fuzz_bundle_import.c imports the same kind of input into a node.
  */
 #include <jansson.h>

@@ -14,6 +14,9 @@
 #include "../../replication/digest.h"
 #include "../../replication/json.h"
 #include "../../replication/pairing.h"
+#include "../../replication/setlog.h"
+#include "../../replication/status.h"
+#include "../../replication/streams.h"
 
 void
 bst_die(const char *fmt, ...)
@@ -62,6 +65,22 @@ bst_rmtree(const char *dir)
 {
     if (dir != NULL && dir[0] != '\0')
         nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static uint64_t
+fake_now(void *ctx)
+{
+    bst_clock *c = ctx;
+    uint64_t now = c->ms;
+
+    c->ms += c->step;
+    return now;
+}
+
+bs_clock
+bst_clock_of(bst_clock *c)
+{
+    return (bs_clock){fake_now, c};
 }
 
 void
@@ -130,8 +149,8 @@ bst_pair2(bst_node *a, bst_node *b)
 }
 
 bs_err
-bst_put_many(bst_node *t, const char *coll, const char *const *ids,
-             const char *const *json, size_t n, bs_errbuf *err)
+bst_write(bst_node *t, const bst_op *ops, size_t n, bs_write_stats *st,
+          bs_errbuf *err)
 {
     bs_write *w = calloc(n + 1, sizeof *w);
     bs_arena a;
@@ -142,15 +161,33 @@ bst_put_many(bst_node *t, const char *coll, const char *const *ids,
     bs_arena_init(&a);
     for (size_t i = 0; i < n && rv == BS_OK; i++) {
         const char *jid;
-        w[i].coll = coll;
-        w[i].id = ids[i];
-        rv = bs_json_fields(json[i], strlen(json[i]), &a, &jid, &w[i].fields,
-                            &w[i].nfields, err);
+        w[i].coll = ops[i].coll;
+        w[i].id = ops[i].id;
+        w[i].deleted = ops[i].json == NULL;
+        if (!w[i].deleted)
+            rv = bs_json_fields(ops[i].json, strlen(ops[i].json), &a, &jid,
+                                &w[i].fields, &w[i].nfields, err);
     }
     if (rv == BS_OK)
-        rv = bs_records_write(&t->core, w, n, NULL, err);
+        rv = bs_records_write(&t->core, w, n, st, err);
     bs_arena_fini(&a);
     free(w);
+    return rv;
+}
+
+bs_err
+bst_put_many(bst_node *t, const char *coll, const char *const *ids,
+             const char *const *json, size_t n, bs_errbuf *err)
+{
+    bst_op *ops = calloc(n + 1, sizeof *ops);
+    bs_err rv;
+
+    if (ops == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (bst_op){coll, ids[i], json[i]};
+    rv = bst_write(t, ops, n, NULL, err);
+    free(ops);
     return rv;
 }
 
@@ -324,6 +361,125 @@ bst_fingerprint(bst_node *t, uint8_t out[BS_HASH_LEN])
     bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
     bst_ok(bs_store_fingerprint(txn, out), NULL, "fingerprint");
     bs_txn_abort(txn);
+}
+
+void
+bst_count(bst_node *t, bst_counts *c)
+{
+    static const bs_held_kind kinds[] = {BS_HELD_WAITING, BS_HELD_EVIDENCE,
+                                         BS_HELD_REFUSED};
+    bs_status_opts o = {bs_core_now(&t->core), 0, 1};
+    bs_errbuf err = {{0}};
+    uint8_t digest[BS_HASH_LEN];
+    bs_streamtab tab;
+    bs_status st;
+    bs_meta m;
+    bs_txn *txn;
+
+    memset(c, 0, sizeof *c);
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_meta_load(txn, &m, &err), &err, "meta");
+    bst_ok(bs_digest(txn, NULL, 0, digest, &c->live, &err), &err, "digest");
+    bst_ok(bs_status_read(txn, &m, &o, &st, &err), &err, "status");
+    for (size_t i = 0; i < st.ncolls; i++)
+        c->records += st.colls[i].records + st.colls[i].deleted;
+    c->sets = st.change_sets;
+    c->conflicts = st.conflicts_total;
+    c->open = st.conflicts_open;
+    bs_status_fini(&st);
+    bst_ok(bs_streams_load(txn, &tab), NULL, "streams");
+    c->streams = tab.n;
+    bs_streams_fini(&tab);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        uint64_t n;
+        bst_ok(bs_held_count(txn, kinds[k], 0, 0, &n), NULL, "held");
+        c->held += n;
+    }
+    bs_txn_abort(txn);
+}
+
+uint64_t
+bst_conflicts_of(bst_node *t, int all, const char *coll, const char *id,
+                 const char *field, char cid[BS_CONFLICT_ID_LEN + 1])
+{
+    bs_errbuf err = {{0}};
+    const bs_conflict *c;
+    bs_conflict_iter *it;
+    uint64_t n = 0;
+    bs_txn *txn;
+    bs_err rv;
+
+    if (cid != NULL)
+        cid[0] = '\0';
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_conflict_iter_open(txn, all, &it), NULL, "conflicts");
+    while ((rv = bs_conflict_iter_next(it, &c)) == BS_OK) {
+        if (strcmp(c->coll, coll) != 0 || strcmp(c->field, field) != 0 ||
+            (id != NULL && strcmp(c->rid, id) != 0))
+            continue;
+        if (n++ == 0 && cid != NULL)
+            snprintf(cid, BS_CONFLICT_ID_LEN + 1, "%s", c->id);
+    }
+    if (rv != BS_ENOTFOUND)
+        bst_die("walking the conflicts: %s", bs_strerror(rv));
+    bs_conflict_iter_close(it);
+    bs_txn_abort(txn);
+    return n;
+}
+
+void
+bst_conflict(bst_node *t, const char *cid, bs_conflict *c)
+{
+    bs_errbuf err = {{0}};
+    bs_txn *txn;
+
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_conflict_get(txn, cid, c), NULL, cid);
+    bs_txn_abort(txn);
+}
+
+int
+bst_frames_split(const uint8_t *p, size_t n, bst_frames *f)
+{
+    size_t pos = 8, cap = 0;
+    int ok = 1, trailer = 0;
+
+    memset(f, 0, sizeof *f);
+    if (n < 8 || memcmp(p, BS_FILE_MAGIC, 4) != 0)
+        return 0;
+    while (pos < n && !trailer) {
+        uint32_t len;
+        bs_slice body;
+
+        if (n - pos < 5 || (len = bs_get_u32be(p + pos + 1)) > n - pos - 5)
+            break;
+        body = (bs_slice){p + pos + 5, len};
+        if (p[pos] == 1 && pos == 8) {
+            f->env = body;
+        } else if (p[pos] == 2 && pos > 8) {
+            if (f->nsets == cap) {
+                bs_slice *v;
+                cap = cap ? 2 * cap : 16;
+                if ((v = realloc(f->sets, cap * sizeof *v)) == NULL)
+                    bst_die("out of memory");
+                f->sets = v;
+            }
+            f->sets[f->nsets++] = body;
+        } else if (p[pos] == 3) {
+            trailer = 1;
+        } else {
+            ok = 0;
+        }
+        pos += 5 + (size_t)len;
+    }
+    return ok && trailer && pos == n && f->env.p != NULL;
+}
+
+void
+bst_frames_fini(bst_frames *f)
+{
+    free(f->sets);
+    memset(f, 0, sizeof *f);
 }
 
 void

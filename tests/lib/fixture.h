@@ -16,6 +16,7 @@
 
 #include "../../node/node.h"
 #include "../../replication/bundle.h"
+#include "../../replication/conflict.h"
 #include "../../replication/records.h"
 #include "../../replication/session.h"
 
@@ -36,6 +37,15 @@ typedef struct bst_node {
     bs_node *n;
     bs_core core; /* with the secret key and the node's clock */
 } bst_node;
+
+/* A fake wall clock for bst_node_new: it reads ms, then adds step (0: a
+ * clock that stands still until the test moves it). */
+typedef struct bst_clock {
+    uint64_t ms, step;
+} bst_clock;
+
+/* The bs_clock reading c (borrowed: c must outlive its users). */
+bs_clock bst_clock_of(bst_clock *c);
 
 /* Create node `name` (role BS_ROLE_HUB or BS_ROLE_BRANCH) in root and open
  * it; clock may be NULL for the system clock (copied). */
@@ -63,6 +73,16 @@ BS_MUST_CHECK bs_err bst_put_many(bst_node *t, const char *coll,
                                   bs_errbuf *err);
 BS_MUST_CHECK bs_err bst_del(bst_node *t, const char *coll, const char *id,
                              bs_errbuf *err);
+
+/* One write of a batch, as `put` and `del` take it: json NULL deletes. */
+typedef struct bst_op {
+    const char *coll, *id, *json;
+} bst_op;
+
+/* Apply ops in order in one transaction (one change set), all or nothing
+ * (bs_records_write); *st (may be NULL) gets its counts on BS_OK. */
+BS_MUST_CHECK bs_err bst_write(bst_node *t, const bst_op *ops, size_t n,
+                               bs_write_stats *st, bs_errbuf *err);
 /* The record as `get` prints it (malloc'd), or NULL when not found. */
 char *bst_get(bst_node *t, const char *coll, const char *id);
 
@@ -99,6 +119,46 @@ void bst_digest(bst_node *t, uint8_t out[BS_HASH_LEN], uint64_t *nrec);
 /* A hash of every key and value of every table of the store, and of the
  * live data: equal exactly when nothing was written. */
 void bst_fingerprint(bst_node *t, uint8_t out[BS_HASH_LEN]);
+
+/* What a node stores, counted through the core API. */
+typedef struct bst_counts {
+    uint64_t live;      /* live user records (as the digest counts them) */
+    uint64_t records;   /* stored user records, live or deleted */
+    uint64_t sets;      /* change sets in the log (bs_setlog_count) */
+    uint64_t streams;   /* streams known (bs_streams_load) */
+    uint64_t held;      /* held-table entries of every kind (setlog.h) */
+    uint64_t conflicts; /* conflicts recorded, open or settled */
+    uint64_t open;      /* open conflicts */
+} bst_counts;
+
+void bst_count(bst_node *t, bst_counts *c);
+
+/*
+ * The conflicts (open ones, or all) recorded for coll/id/field, walking
+ * the register (bs_conflict_iter_*); id NULL matches any record.  Returns
+ * how many; cid (may be NULL) gets the first one's ID ("" when none).
+ */
+uint64_t bst_conflicts_of(bst_node *t, int all, const char *coll,
+                          const char *id, const char *field,
+                          char cid[BS_CONFLICT_ID_LEN + 1]);
+/* Conflict cid into *c (release with bs_conflict_fini); aborts if absent. */
+void bst_conflict(bst_node *t, const char *cid, bs_conflict *c);
+
+/*
+ * Exchange file bytes (bundle.h layout) split into frames: the envelope's
+ * body and each set's, borrowed from p.  Frames past a broken one are
+ * ignored.  Returns 1 when the whole file frames correctly (an envelope
+ * first, a trailer last), else 0 with what framed.  bst_frames_fini frees
+ * the array.
+ */
+typedef struct bst_frames {
+    bs_slice env;
+    bs_slice *sets; /* malloc'd */
+    size_t nsets;
+} bst_frames;
+
+int bst_frames_split(const uint8_t *p, size_t n, bst_frames *f);
+void bst_frames_fini(bst_frames *f);
 
 /* Write / read a whole file (abort on failure); read returns malloc'd. */
 void bst_write_file(const char *path, const void *p, size_t n);

@@ -1,5 +1,5 @@
 /*
- * test_cli.c - the branchsync command-line contract (DESIGN.md,
+ * test_cli.c - the branchsync command-line contract (docs/design.md,
  * "Interfaces"), driving the real binary: build/tools/branchsync, found
  * from this test's own path (build/tests/test_cli).
  *
@@ -522,11 +522,13 @@ Test(cli, missing_arguments_are_bad_usage)
 }
 
 /*
- * Regression (fixed): a wrong number of arguments prints two lines on stderr:
+ * Regression (fixed): a wrong number of arguments printed two lines on
+ * stderr:
  *   branchsync: put: wrong number of arguments
  *   usage: branchsync put COLLECTION ID JSON
  * (tools/main.c, the `c.argc < cm->min || c.argc > cm->max` branch), while
- * DESIGN.md says every error is one clear line on stderr.
+ * docs/design.md ("Interfaces") says every error is one clear line on
+ * stderr.
  */
 Test(cli, missing_arguments_print_one_stderr_line)
 {
@@ -1072,9 +1074,9 @@ Test(cli, readable_key_file_is_refused)
 }
 
 /*
- * Regression (fixed): an object of 1025 fields without "id" passes
+ * Regression (fixed): an object of 1025 fields without "id" passed
  * bs_json_fields() (see test_json.c, rejects_more_than_max_fields_without_id)
- * and `put` then aborts on BS_ASSERT(r->nfields <= BS_FIELDS_MAX) in
+ * and `put` then aborted on BS_ASSERT(r->nfields <= BS_FIELDS_MAX) in
  * bs_record_size(): exit 134 (SIGABRT) with "assertion failed", instead of
  * exit 2.
  */
