@@ -458,3 +458,25 @@ bst_stream(bst_node *t, const uint8_t *origin, const uint8_t *inc,
     bs_txn_abort(txn);
     return found;
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BST_ASAN 1
+#endif
+#endif
+#ifdef BST_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+void
+bst_leak_check(const char *what)
+{
+#ifdef BST_ASAN
+    if (__lsan_do_recoverable_leak_check() != 0)
+        bst_die("%s: memory leaked (see the LSan report)", what);
+#else
+    (void)what;
+#endif
+}

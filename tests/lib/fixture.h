@@ -129,3 +129,8 @@ void bst_node_clone(bst_node *src, const char *dir, bst_node *dst);
  * such stream. */
 int bst_stream(bst_node *t, const uint8_t *origin, const uint8_t *inc,
                bs_stream *out);
+
+/* Under ASan: run LeakSanitizer now and abort, naming `what`, when memory
+ * leaked (Criterion does not see LSan's exit status of a test's process);
+ * a no-op otherwise.  For suite teardowns. */
+void bst_leak_check(const char *what);

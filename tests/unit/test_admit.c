@@ -112,6 +112,7 @@ teardown(void)
     if (stranger_sk != NULL)
         bs_secret_free(stranger_sk);
     bst_rmtree(root);
+    bst_leak_check("test_admit");
 }
 
 TestSuite(admit, .init = setup, .fini = teardown, .timeout = 120);

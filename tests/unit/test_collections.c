@@ -29,6 +29,7 @@ teardown(void)
     bst_node_free(&head);
     bst_node_free(&tallinn);
     bst_rmtree(root);
+    bst_leak_check("test_collections");
 }
 
 TestSuite(collections, .init = setup, .fini = teardown, .timeout = 60);

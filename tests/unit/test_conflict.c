@@ -32,6 +32,7 @@ teardown(void)
     bst_node_free(&node);
     bst_node_free(&other);
     bst_rmtree(root);
+    bst_leak_check("test_conflict");
 }
 
 TestSuite(conflict, .init = setup, .fini = teardown, .timeout = 60);

@@ -56,6 +56,7 @@ teardown(void)
     bst_node_free(&riga);
     bst_node_free(&tartu);
     bst_rmtree(root);
+    bst_leak_check("test_exchange");
 }
 
 TestSuite(exchange, .init = setup, .fini = teardown, .timeout = 60);

@@ -30,6 +30,7 @@ teardown(void)
     bst_node_free(&tallinn);
     bst_node_free(&riga);
     bst_rmtree(root);
+    bst_leak_check("test_members");
 }
 
 TestSuite(members, .init = setup, .fini = teardown, .timeout = 60);

@@ -28,6 +28,7 @@ teardown(void)
 {
     bst_node_free(&node);
     bst_rmtree(root);
+    bst_leak_check("test_records");
 }
 
 TestSuite(records, .init = setup, .fini = teardown, .timeout = 60);

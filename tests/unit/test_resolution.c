@@ -87,6 +87,7 @@ teardown(void)
     bst_node_free(&tallinn);
     bst_node_free(&riga);
     bst_rmtree(root);
+    bst_leak_check("test_resolution");
 }
 
 TestSuite(resolution, .init = setup, .fini = teardown, .timeout = 60);

@@ -48,6 +48,7 @@ teardown(void)
 {
     bst_node_free(&node);
     bst_rmtree(root);
+    bst_leak_check("test_setlog");
 }
 
 TestSuite(setlog, .init = setup, .fini = teardown, .timeout = 60);
@@ -565,8 +566,9 @@ Test(setlog, a_held_entry_whose_note_overruns_the_value_is_damaged)
  * bs_held_put's own entries are at most 127) overflows the caller's
  * bs_held on the stack (bs_held_get, bs_held_next: apply.c held_pass,
  * admit.c load_intro, doctor/status readers) instead of giving the
- * BS_ESTORE setlog.h promises for a damaged entry.  Under ASan this test
- * reports a stack-buffer-overflow in decode().
+ * BS_ESTORE setlog.h promises for a damaged entry.  (Here a guard after
+ * the bs_held takes the overrun, and decode() returns BS_OK; with a plain
+ * bs_held on the stack ASan reports a stack-buffer-overflow.)
  */
 Test(setlog, a_held_entry_with_an_overlong_note_is_damaged, .disabled = true)
 {
@@ -577,6 +579,7 @@ Test(setlog, a_held_entry_with_an_overlong_note_is_damaged, .disabled = true)
     } out;
     rawkv x;
     bs_txn *t;
+    bs_err rv;
 
     memset(v, 'n', sizeof v);
     memset(v, 0, 12);
@@ -585,6 +588,7 @@ Test(setlog, a_held_entry_with_an_overlong_note_is_damaged, .disabled = true)
     cr_assert_eq(write_with(put_raw, &x), BS_OK);
     memset(&out, 0, sizeof out);
     t = rd();
-    cr_assert_eq(bs_held_get(t, BS_HELD_WAITING, 1, 2, &out.h), BS_ESTORE);
+    rv = bs_held_get(t, BS_HELD_WAITING, 1, 2, &out.h);
     bs_txn_abort(t);
+    cr_assert_eq(rv, BS_ESTORE);
 }

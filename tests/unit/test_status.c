@@ -40,6 +40,7 @@ teardown(void)
     bst_node_free(&head);
     bst_node_free(&tallinn);
     bst_rmtree(root);
+    bst_leak_check("test_status");
 }
 
 TestSuite(status, .init = setup, .fini = teardown, .timeout = 60);

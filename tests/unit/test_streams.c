@@ -26,6 +26,7 @@ teardown(void)
 {
     bst_node_free(&node);
     bst_rmtree(root);
+    bst_leak_check("test_streams");
 }
 
 TestSuite(streams, .init = setup, .fini = teardown, .timeout = 60);

@@ -43,6 +43,7 @@ static void
 teardown(void)
 {
     bst_rmtree(root);
+    bst_leak_check("test_upgrade");
 }
 
 TestSuite(upgrade, .init = setup, .fini = teardown, .timeout = 60);

@@ -31,6 +31,7 @@ teardown(void)
     bst_node_free(&tallinn);
     bst_node_free(&riga);
     bst_rmtree(root);
+    bst_leak_check("test_xlog");
 }
 
 TestSuite(xlog, .init = setup, .fini = teardown, .timeout = 120);
