@@ -573,3 +573,71 @@ Test(exchange, only_what_the_peer_did_not_acknowledge_is_sent)
     seen_free(&s);
     bs_peer_fini(&p);
 }
+
+typedef struct hello_ack {
+    const bs_envelope *hello, *ack;
+} hello_ack;
+
+/* A responder at the end of a session: count the initiator's hello, then
+ * record its ACK, in one transaction (session.c ack_txn). */
+static bs_err
+hello_ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    hello_ack *h = arg;
+    bs_err rv;
+
+    (void)err;
+    if ((rv = bs_xchg_note_message(t, h->hello)) != BS_OK)
+        return rv;
+    return bs_xchg_record(t, h->ack, 0, clk.now_ms, 0);
+}
+
+Test(exchange, a_restored_initiators_session_replaces_what_it_acknowledged)
+{
+    bs_envelope e = envelope(&tallinn, &head, 5), hello, ack;
+    bs_errbuf err = {{0}};
+    hello_ack h = {&hello, &ack};
+    bs_peer p;
+
+    set_ack(&e, &tallinn, 5);
+    record(&head, &e, 0, 1); /* the old incarnation had 5 */
+    hello = envelope(&tallinn, &head, 1);
+    hello.sender_inc[0] ^= 1; /* restored: a new incarnation */
+    set_ack(&hello, &tallinn, 1);
+    ack = envelope(&tallinn, &head, 1);
+    memcpy(ack.sender_inc, hello.sender_inc, BS_INC_LEN);
+    set_ack(&ack, &tallinn, 2);
+    cr_assert_eq(bs_store_write(head.n->store, hello_ack_txn, &h, &err), BS_OK);
+    cr_assert_eq(acked(&head, "tallinn", &tallinn), 2,
+                 "the old incarnation's acknowledgement was kept");
+    p = peer(&head, "tallinn");
+    cr_assert_eq(p.recv_no, 1);
+    cr_assert_eq(memcmp(p.peer_inc, hello.sender_inc, BS_INC_LEN), 0);
+    bs_peer_fini(&p);
+    bs_envelope_fini(&e);
+    bs_envelope_fini(&hello);
+    bs_envelope_fini(&ack);
+}
+
+Test(exchange, counting_a_hello_of_the_same_incarnation_keeps_the_vector)
+{
+    bs_envelope e = envelope(&tallinn, &head, 5), hello, ack;
+    bs_errbuf err = {{0}};
+    hello_ack h = {&hello, &ack};
+    bs_peer p;
+
+    set_ack(&e, &tallinn, 5);
+    record(&head, &e, 0, 1);
+    hello = envelope(&tallinn, &head, 6);
+    set_ack(&hello, &tallinn, 3); /* an old view: ignored */
+    ack = envelope(&tallinn, &head, 6);
+    set_ack(&ack, &tallinn, 4);
+    cr_assert_eq(bs_store_write(head.n->store, hello_ack_txn, &h, &err), BS_OK);
+    cr_assert_eq(acked(&head, "tallinn", &tallinn), 5);
+    p = peer(&head, "tallinn");
+    cr_assert_eq(p.recv_no, 6);
+    bs_peer_fini(&p);
+    bs_envelope_fini(&e);
+    bs_envelope_fini(&hello);
+    bs_envelope_fini(&ack);
+}

@@ -177,9 +177,10 @@ log_now(bs_txn *t)
     return a;
 }
 
-/* Open vector node `name` and compare everything with the recording. */
+/* Open vector node `name` (read-only as the CLI's readers do, or not)
+ * and compare everything with the recording. */
 static void
-check_node(const char *name)
+check_node(const char *name, int readonly)
 {
     char dir[300], path[4200], want[128] = "", hex[2 * BS_HASH_LEN + 1];
     uint8_t d[BS_HASH_LEN];
@@ -191,7 +192,12 @@ check_node(const char *name)
     FILE *f;
 
     copy_node(name, dir, sizeof dir);
-    n = open_node(dir);
+    if (readonly) {
+        bs_err rv = bs_node_open(dir, 1, &n, &err);
+        cr_assert_eq(rv, BS_OK, "open %s: %s", dir, bs_errmsg(&err, rv));
+    } else {
+        n = open_node(dir);
+    }
     cr_assert_eq(n->meta.format, BS_STORE_FORMAT);
     cr_assert_str_eq(n->meta.name, name);
     bst_ok(bs_store_read(n->store, &t, &err), &err, "read");
@@ -238,12 +244,19 @@ check_node(const char *name)
 
 Test(upgrade, the_hubs_format_2_store_reads_as_it_did)
 {
-    check_node("head");
+    check_node("head", 0);
 }
 
 Test(upgrade, the_branchs_format_2_store_reads_as_it_did)
 {
-    check_node("riga");
+    check_node("riga", 0);
+}
+
+/* `status`, `log`, `conflicts` and `peer ls` open the node read-only: the
+ * upgrade then runs in a read-write environment of its own. */
+Test(upgrade, a_read_only_open_upgrades_too)
+{
+    check_node("riga", 1);
 }
 
 Test(upgrade, a_held_set_keeps_its_reason)
