@@ -508,3 +508,131 @@ bst_read_file(const char *path, size_t *n)
     *n = (size_t)len;
     return p;
 }
+
+/* ==== additions for the per-module tests (wp-tnew) ==================== */
+
+#include <dirent.h>
+#include <fcntl.h>
+
+#include "../../replication/streams.h"
+
+static uint64_t
+fake_now(void *ctx)
+{
+    return ((bst_fakeclock *)ctx)->now_ms;
+}
+
+bs_clock
+bst_fakeclock_of(bst_fakeclock *c)
+{
+    bs_clock k = {fake_now, c};
+
+    return k;
+}
+
+static void
+copy_file_mode(const char *from, const char *to, mode_t mode)
+{
+    char buf[1 << 16];
+    ssize_t n;
+    int in = open(from, O_RDONLY | O_CLOEXEC), out;
+
+    if (in < 0)
+        bst_die("open %s: %s", from, strerror(errno));
+    out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0)
+        bst_die("create %s: %s", to, strerror(errno));
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)n) != n)
+            bst_die("write %s: %s", to, strerror(errno));
+    if (n < 0 || fchmod(out, mode) != 0)
+        bst_die("copy %s: %s", from, strerror(errno));
+    close(in);
+    close(out);
+}
+
+void
+bst_copy_tree(const char *from, const char *to)
+{
+    struct stat st;
+    struct dirent *e;
+    DIR *d;
+
+    if (stat(from, &st) != 0 || !S_ISDIR(st.st_mode))
+        bst_die("%s is not a directory", from);
+    if (mkdir(to, st.st_mode & 07777) != 0 && errno != EEXIST)
+        bst_die("mkdir %s: %s", to, strerror(errno));
+    if ((d = opendir(from)) == NULL)
+        bst_die("opendir %s: %s", from, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        char a[1024], b[1024];
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+        if (lstat(a, &st) != 0)
+            bst_die("stat %s: %s", a, strerror(errno));
+        if (S_ISDIR(st.st_mode))
+            bst_copy_tree(a, b);
+        else if (S_ISREG(st.st_mode))
+            copy_file_mode(a, b, st.st_mode & 07777);
+    }
+    closedir(d);
+    if (chmod(to, (stat(from, &st) == 0 ? st.st_mode : 0700) & 07777) != 0)
+        bst_die("chmod %s: %s", to, strerror(errno));
+}
+
+void
+bst_node_clone(bst_node *src, const char *dir, bst_node *dst)
+{
+    bst_node_free(src);
+    bst_copy_tree(src->dir, dir);
+    bst_node_reopen(src);
+    memset(dst, 0, sizeof *dst);
+    snprintf(dst->name, sizeof dst->name, "%s", src->name);
+    snprintf(dst->dir, sizeof dst->dir, "%s", dir);
+    dst->core.clock = src->core.clock;
+    bst_node_reopen(dst);
+}
+
+int
+bst_stream(bst_node *t, const uint8_t *origin, const uint8_t *inc,
+           bs_stream *out)
+{
+    bs_errbuf err = {{0}};
+    bs_streamtab tab;
+    bs_stream *s;
+    bs_txn *txn;
+    int found;
+
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_streams_load(txn, &tab), NULL, "streams");
+    if ((found = (s = bs_streams_find(&tab, origin, inc)) != NULL))
+        *out = *s;
+    bs_streams_fini(&tab);
+    bs_txn_abort(txn);
+    return found;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BST_ASAN 1
+#endif
+#endif
+#ifdef BST_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+void
+bst_leak_check(const char *what)
+{
+#ifdef BST_ASAN
+    if (__lsan_do_recoverable_leak_check() != 0)
+        bst_die("%s: memory leaked (see the LSan report)", what);
+#else
+    (void)what;
+#endif
+}

@@ -165,3 +165,32 @@ void bst_write_file(const char *path, const void *p, size_t n);
 uint8_t *bst_read_file(const char *path, size_t *n);
 
 #endif
+
+/* ==== additions for the per-module tests (wp-tnew) ==================== */
+
+/* A wall clock the test sets by hand (bst_fakeclock_of gives the bs_clock;
+ * the clock reads c->now_ms, so every node made with it moves together). */
+typedef struct bst_fakeclock {
+    uint64_t now_ms;
+} bst_fakeclock;
+bs_clock bst_fakeclock_of(bst_fakeclock *c);
+
+/* Copy the directory tree `from` to `to` (created), keeping the permission
+ * bits of every directory and file. */
+void bst_copy_tree(const char *from, const char *to);
+
+/* A byte-for-byte copy of src in directory `dir`: src is closed, its
+ * directory copied and reopened, and the copy opened as dst with src's
+ * clock.  Both are the same node (keys, store); a test can then give one
+ * input to each through two paths and compare. */
+void bst_node_clone(bst_node *src, const char *dir, bst_node *dst);
+
+/* The entry of stream (origin, inc) in t's stream table; 0 when t holds no
+ * such stream. */
+int bst_stream(bst_node *t, const uint8_t *origin, const uint8_t *inc,
+               bs_stream *out);
+
+/* Under ASan: run LeakSanitizer now and abort, naming `what`, when memory
+ * leaked (Criterion does not see LSan's exit status of a test's process);
+ * a no-op otherwise.  For suite teardowns. */
+void bst_leak_check(const char *what);
