@@ -387,21 +387,26 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
 /* ---- the changes (A10-A12) ---- */
 
 static bs_err
-check_changes(bs_admission *ad, const bs_csview *v, bs_admit *out,
-              bs_errbuf *err)
+check_changes(bs_admission *ad, const bs_csview *v, const char *id,
+              bs_admit *out, bs_errbuf *err)
 {
     int is_hub = memcmp(v->origin, ad->meta.hub, BS_PK_LEN) == 0;
+    bs_errbuf e2 = {{0}};
     bs_err rv;
 
-    if ((rv = decode_changes(ad, v, &out->changes, err)) != BS_OK)
-        return rv;
+    if ((rv = decode_changes(ad, v, &out->changes, &e2)) != BS_OK)
+        return bs_errf(err, rv, "change set %llu-%llu of origin %s: %s",
+                       (unsigned long long)v->first,
+                       (unsigned long long)v->last, id, bs_errmsg(&e2, rv));
     for (size_t i = 0; i < v->count; i++) {
         const bs_change *c = &out->changes[i];
         if (c->coll == NULL)
             continue;
         if (c->coll[0] == '_' && !is_hub)
             return bs_errf(err, BS_EPERM,
-                           "not permitted: only the hub writes %s", c->coll);
+                           "not permitted: only the hub writes %s (origin %s "
+                           "wrote %s/%s)",
+                           c->coll, id, c->coll, c->id);
         if (c->hlc > out->max_hlc)
             out->max_hlc = c->hlc;
     }
@@ -480,7 +485,7 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
     else
         rv = position(ad, out->stream, v, id, out, err); /* A5-A9 */
     if (rv == BS_OK && out->verdict == BS_ADMIT_APPLY &&
-        (rv = check_changes(ad, v, out, err)) == BS_OK && /* A10-A11 */
+        (rv = check_changes(ad, v, id, out, err)) == BS_OK && /* A10-A11 */
         BS_HLC_MS(out->max_hlc) > ad->now_ms + ad->max_skew_ms)
         rv = hold(ad, out->stream, id, BS_HOLD_CLOCK, out, err); /* A12 */
     if (rv == BS_OK && ad->dry)

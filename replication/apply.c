@@ -329,7 +329,7 @@ hold(bs_apply *ap, bs_stream *s, const bs_csview *v, bs_hold_reason why)
     h.stream = s->idx;
     h.first = v->first;
     h.reason = why;
-    h.since_ms = bs_hlc_wall_ms(&ap->hlc);
+    h.since_ms = ap->hold_since ? ap->hold_since : bs_hlc_wall_ms(&ap->hlc);
     snprintf(h.note, sizeof h.note, "%s", bs_hold_reason_text(why));
     h.set = v->raw;
     ap->held++;
@@ -437,7 +437,9 @@ retry(bs_apply *ap, const bs_held *h, bs_slice copy)
     bs_err rv;
 
     if ((rv = bs_changeset_decode(copy.p, copy.n, &cv, &e2)) == BS_OK) {
+        ap->hold_since = h->since_ms;
         rv = bs_apply_set(ap, cv, &e2);
+        ap->hold_since = 0;
         bs_changeset_free(cv);
     }
     if (rv == BS_OK || bs_err_local(rv))

@@ -32,6 +32,7 @@ typedef struct bs_apply {
     uint64_t sets, dup_sets, changes, conflicts, held, quarantined;
     /* sets refused when retried from the held table (bs_apply_held) */
     uint64_t refused;
+    uint64_t hold_since; /* a retried set held again keeps its time */
     /* one-entry cache of a stored set's vector (conflict detection) */
     uint32_t cache_stream;
     uint64_t cache_first, cache_last;

@@ -7,6 +7,7 @@
 
 #include "local.h"
 #include "members.h"
+#include "peers.h"
 #include "records.h"
 
 typedef struct resolve_ctx {
@@ -16,17 +17,23 @@ typedef struct resolve_ctx {
     char how[BS_CONFLICT_HOW_MAX + 1];
 } resolve_ctx;
 
-/* The side of conflict cf that node `who` (name or ID) wrote, or -1. */
+/* The side of conflict cf that node `who` wrote, or -1: who is a node ID,
+ * this node's name, a peer's name, or a member's name. */
 static int
 pick(bs_txn *t, const bs_meta *m, const bs_conflict *cf, const char *who)
 {
     uint8_t pk[BS_PK_LEN];
 
     if (bs_node_id_parse(who, pk) != BS_OK) {
-        if (strcmp(who, m->name) == 0)
+        bs_peer p;
+        if (strcmp(who, m->name) == 0) {
             memcpy(pk, m->pk, BS_PK_LEN);
-        else if (bs_members_by_name(t, who, pk) != BS_OK)
+        } else if (bs_peer_get(t, who, &p) == BS_OK) {
+            memcpy(pk, p.pk, BS_PK_LEN); /* a peer by the name paired with */
+            bs_peer_fini(&p);
+        } else if (bs_members_by_name(t, who, pk) != BS_OK) {
             return -1;
+        }
     }
     for (int i = 0; i < 2; i++)
         if (memcmp(cf->side[i].key, pk, BS_PK_LEN) == 0)

@@ -15,7 +15,8 @@
 #include "core.h"
 
 typedef struct bs_resolve_req {
-    const char *take;      /* keep this node's candidate: a name or an ID */
+    const char *take;      /* keep this node's candidate: a node ID, this
+                              node's name, a peer's or a member's name */
     const bs_value *value; /* or write this value */
 } bs_resolve_req;
 

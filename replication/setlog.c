@@ -214,7 +214,8 @@ decode(bs_slice k, bs_slice v, bs_held *out)
 {
     size_t nl;
 
-    if (k.n != HELD_KEY || v.n < HELD_HDR || v.n < HELD_HDR + (size_t)v.p[12])
+    if (k.n != HELD_KEY || v.n < HELD_HDR || v.p[12] > BS_HELD_NOTE_MAX ||
+        v.n < HELD_HDR + (size_t)v.p[12])
         return BS_ESTORE;
     memset(out, 0, sizeof *out);
     out->kind = (bs_held_kind)k.p[0];

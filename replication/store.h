@@ -25,7 +25,7 @@ typedef enum {
     BS_DB_PEERS,     /* peer name -> PeerState (peers.h) */
     BS_DB_CONFLICTS, /* coll \0 id \0 field \0 conflict ID -> entry */
     BS_DB_HELD,      /* sets held back, and evidence (setlog.h) */
-    BS_DB_XLOG,      /* u64be ms | u32be n -> ExchangeEntry (xlog.h) */
+    BS_DB_XLOG,      /* u64be ms | u64be n -> ExchangeEntry (xlog.h) */
     BS_DB_COUNT
 } bs_db;
 

@@ -5,8 +5,11 @@
 
 #include <string.h>
 
+#include "meta.h"
 #include "peers.h"
 #include "storage.pb-c.h"
+
+#define META_SEQ "xlog.seq"
 
 static bs_err
 prune(bs_txn *t)
@@ -55,21 +58,18 @@ bs_err
 bs_xlog_put(bs_txn *t, const bs_xlog_entry *e)
 {
     Bs__ExchangeEntry m = BS__EXCHANGE_ENTRY__INIT;
-    uint8_t key[12], *dst;
-    uint32_t n = 0;
-    bs_cursor *c;
-    bs_slice k, v;
+    uint8_t key[16], *dst;
+    uint64_t n;
     size_t len;
     bs_err rv;
 
-    /* Keys grow: time, then one more than the newest entry's counter. */
-    if ((rv = bs_cursor_open(t, BS_DB_XLOG, &c)) != BS_OK)
+    /* Keys sort by time, then by a counter that only grows, so entries of
+     * the same millisecond (or after the clock stepped back) never meet. */
+    if ((rv = bs_meta_get_u64(t, META_SEQ, &n)) != BS_OK ||
+        (rv = bs_meta_put_u64(t, META_SEQ, n + 1)) != BS_OK)
         return rv;
-    if (bs_cursor_last(c, &k, &v) == BS_OK && k.n == 12)
-        n = bs_get_u32be(k.p + 8) + 1u;
-    bs_cursor_close(c);
     bs_put_u64be(key, e->time_ms);
-    bs_put_u32be(key + 8, n);
+    bs_put_u64be(key + 8, n);
     m.time_ms = e->time_ms;
     m.duration_ms = e->duration_ms;
     m.peer = (char *)e->peer;
@@ -82,7 +82,7 @@ bs_xlog_put(bs_txn *t, const bs_xlog_entry *e)
     m.bytes = e->bytes;
     m.error = (char *)e->error;
     len = bs__exchange_entry__get_packed_size(&m);
-    rv = bs_txn_reserve(t, BS_DB_XLOG, bs_mem(key, 12), len, 0, &dst, NULL);
+    rv = bs_txn_reserve(t, BS_DB_XLOG, bs_mem(key, 16), len, 0, &dst, NULL);
     if (rv == BS_OK)
         bs__exchange_entry__pack(&m, dst);
     return rv;

@@ -3,7 +3,9 @@
  * file or network, in time order; the oldest entries are dropped past
  * BS_XLOG_MAX.  Adding an entry also updates the peer's last success or
  * last error (peers.h).  Entries are ExchangeEntry records
- * (proto/storage.proto) under u64be time_ms | u32be counter.
+ * (proto/storage.proto) under u64be time_ms | u64be n, n a counter kept
+ * in the metadata ("xlog.seq") that only grows: in time order, entries of
+ * the same time in the order added, none ever overwriting another.
  */
 #ifndef BS_XLOG_H
 #define BS_XLOG_H

@@ -516,20 +516,6 @@ bst_read_file(const char *path, size_t *n)
 
 #include "../../replication/streams.h"
 
-static uint64_t
-fake_now(void *ctx)
-{
-    return ((bst_fakeclock *)ctx)->now_ms;
-}
-
-bs_clock
-bst_fakeclock_of(bst_fakeclock *c)
-{
-    bs_clock k = {fake_now, c};
-
-    return k;
-}
-
 static void
 copy_file_mode(const char *from, const char *to, mode_t mode)
 {

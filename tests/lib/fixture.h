@@ -168,13 +168,6 @@ uint8_t *bst_read_file(const char *path, size_t *n);
 
 /* ==== additions for the per-module tests (wp-tnew) ==================== */
 
-/* A wall clock the test sets by hand (bst_fakeclock_of gives the bs_clock;
- * the clock reads c->now_ms, so every node made with it moves together). */
-typedef struct bst_fakeclock {
-    uint64_t now_ms;
-} bst_fakeclock;
-bs_clock bst_fakeclock_of(bst_fakeclock *c);
-
 /* Copy the directory tree `from` to `to` (created), keeping the permission
  * bits of every directory and file. */
 void bst_copy_tree(const char *from, const char *to);

@@ -13,7 +13,7 @@
 #include "../../replication/setlog.h"
 
 static char root[128];
-static bst_fakeclock clk;
+static bst_clock clk;
 static bst_node head, tallinn, riga, tartu;
 
 static void
@@ -24,7 +24,7 @@ carry(bst_node *from, bst_node *to)
 
     cr_assert_eq(rv, BS_OK, "%s -> %s: %s", from->name, to->name,
                  bs_errmsg(&err, rv));
-    clk.now_ms += 1000;
+    clk.ms += 1000;
 }
 
 static void
@@ -34,8 +34,8 @@ setup(void)
     bs_errbuf err = {{0}};
 
     cr_assert_eq(bs_crypto_init(), BS_OK);
-    clk.now_ms = 1800000000000ull;
-    c = bst_fakeclock_of(&clk);
+    clk.ms = 1800000000000ull;
+    c = bst_clock_of(&clk);
     bst_root(root, sizeof root, "exchange");
     bst_node_new(&head, root, "head", BS_ROLE_HUB, &c);
     bst_node_new(&tallinn, root, "tallinn", BS_ROLE_BRANCH, &c);
@@ -80,7 +80,7 @@ envelope(bst_node *from, bst_node *to, uint64_t no)
                      from->name, to->name);
         has = 1;
     }
-    cr_assert_eq(bs_xchg_envelope(t, &m, has ? &p : NULL, no, clk.now_ms, &e),
+    cr_assert_eq(bs_xchg_envelope(t, &m, has ? &p : NULL, no, clk.ms, &e),
                  BS_OK);
     if (has)
         bs_peer_fini(&p);
@@ -145,7 +145,7 @@ record_txn(bs_txn *t, void *arg, bs_errbuf *err)
     rec *r = arg;
 
     (void)err;
-    return bs_xchg_record(t, r->e, r->changes, clk.now_ms, r->count);
+    return bs_xchg_record(t, r->e, r->changes, clk.ms, r->count);
 }
 
 static void
@@ -190,7 +190,7 @@ Test(exchange, the_envelope_names_sender_receiver_infobase_and_vector)
     cr_assert_eq(e.sender_role, BS_ROLE_BRANCH);
     cr_assert_eq(memcmp(e.sender_inc, tm.inc, BS_INC_LEN), 0);
     cr_assert_eq(e.message_no, 9);
-    cr_assert_eq(e.created_ms, clk.now_ms);
+    cr_assert_eq(e.created_ms, clk.ms);
     /* The vector: the hub's stream (2 sets) and our own (2 writes). */
     cr_assert_eq(e.nack, 2);
     {
@@ -429,7 +429,7 @@ Test(exchange, the_acknowledgement_only_grows_within_an_incarnation)
     /* A later envelope says less of one stream and nothing of the other. */
     e.message_no = 6;
     set_ack(&e, &tallinn, 4);
-    clk.now_ms += 5000;
+    clk.ms += 5000;
     record(&head, &e, 3, 1);
     cr_assert_eq(acked(&head, "tallinn", &tallinn), 5);
     cr_assert_eq(acked(&head, "tallinn", &riga), 3);
@@ -437,7 +437,7 @@ Test(exchange, the_acknowledgement_only_grows_within_an_incarnation)
     cr_assert_eq(p.acked_no, 6);
     cr_assert_eq(p.recv_no, 6);
     cr_assert_eq(p.recv_changes, 7);
-    cr_assert_eq(p.last_ok_ms, clk.now_ms);
+    cr_assert_eq(p.last_ok_ms, clk.ms);
     cr_assert(p.has_inc);
     cr_assert_eq(memcmp(p.peer_inc, tm.inc, BS_INC_LEN), 0);
     bs_peer_fini(&p);
@@ -589,7 +589,7 @@ hello_ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
     (void)err;
     if ((rv = bs_xchg_note_message(t, h->hello)) != BS_OK)
         return rv;
-    return bs_xchg_record(t, h->ack, 0, clk.now_ms, 0);
+    return bs_xchg_record(t, h->ack, 0, clk.ms, 0);
 }
 
 Test(exchange, a_restored_initiators_session_replaces_what_it_acknowledged)

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "../lib/damage.h"
 #include "../lib/fixture.h"
 #include "../../replication/conflict.h"
 #include "../../replication/status.h"
@@ -17,7 +18,7 @@
 #define HOUR_MS 3600000ull
 
 static char root[128];
-static bst_fakeclock ch = {T0}, ct = {T0};
+static bst_clock ch = {T0}, ct = {T0};
 static bst_node head, tallinn;
 
 static void
@@ -26,9 +27,9 @@ setup(void)
     bs_clock a, b;
 
     cr_assert_eq(bs_crypto_init(), BS_OK);
-    ch.now_ms = ct.now_ms = T0;
-    a = bst_fakeclock_of(&ch);
-    b = bst_fakeclock_of(&ct);
+    ch.ms = ct.ms = T0;
+    a = bst_clock_of(&ch);
+    b = bst_clock_of(&ct);
     bst_root(root, sizeof root, "status");
     bst_node_new(&head, root, "head", BS_ROLE_HUB, &a);
     bst_node_new(&tallinn, root, "tallinn", BS_ROLE_BRANCH, &b);
@@ -123,7 +124,7 @@ Test(status, changes_are_pending_out_until_the_peer_acknowledges_them)
     bs_status st;
 
     bst_pair2(&head, &tallinn); /* head seq 1: the introduction */
-    ch.now_ms += 1000;
+    ch.ms += 1000;
     put(&head, "items", "i1");
     put(&head, "items", "i2"); /* seq 3 */
     status(&head, T0 + 42000, 0, &st);
@@ -169,10 +170,10 @@ Test(status, a_held_set_shows_as_pending_in_and_its_stream_needs_attention)
 
     bst_pair2(&head, &tallinn);
     carry(&head, &tallinn);
-    ch.now_ms += 2 * HOUR_MS; /* the hub's clock runs ahead */
+    ch.ms += 2 * HOUR_MS; /* the hub's clock runs ahead */
     put(&head, "items", "i1");
     carry(&head, &tallinn);
-    status(&tallinn, ct.now_ms, 0, &st);
+    status(&tallinn, ct.ms, 0, &st);
     p = peer_of(&st, "head");
     cr_assert_eq(p->pending_in, 1, "the hub holds a change we lack");
     cr_assert_eq(st.nstreams, 1);
@@ -183,9 +184,9 @@ Test(status, a_held_set_shows_as_pending_in_and_its_stream_needs_attention)
                      "held at seq 2: its clock is ahead of ours");
     bs_status_fini(&st);
     /* Its time comes: applied on the next exchange, nothing pending. */
-    ct.now_ms += 3 * HOUR_MS;
+    ct.ms += 3 * HOUR_MS;
     carry(&head, &tallinn);
-    status(&tallinn, ct.now_ms, 0, &st);
+    status(&tallinn, ct.ms, 0, &st);
     cr_assert_eq(peer_of(&st, "head")->pending_in, 0);
     cr_assert_eq(st.nstreams, 0);
     bs_status_fini(&st);
@@ -222,7 +223,7 @@ Test(status, a_quarantined_stream_needs_attention)
     carry(&head, &tallinn);
     cr_assert_eq(bs_store_write(tallinn.n->store, quarantine_txn, hm.pk, &err),
                  BS_OK);
-    status(&tallinn, ct.now_ms, 0, &st);
+    status(&tallinn, ct.ms, 0, &st);
     cr_assert_eq(st.nstreams, 1);
     cr_assert(st.streams[0].quarantined);
     cr_assert_str_eq(st.streams[0].note, "history fork at seq 2");
@@ -302,25 +303,18 @@ Test(status, a_peer_silent_beyond_the_retention_needs_a_full_resync)
     bs_status_fini(&st);
 }
 
-static bs_err
-corrupt_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    uint8_t key[BS_RECKEY_MAX];
-    size_t klen = bs_record_key(key, "items", "bad");
-
-    (void)arg;
-    (void)err;
-    return bs_txn_put(t, BS_DB_RECORDS, bs_mem(key, klen), bs_str("junk"), 0,
-                      NULL);
-}
-
 Test(status, a_record_that_does_not_decode_fails_the_count)
 {
     bs_errbuf err = {{0}};
     bs_status st;
 
     put(&head, "items", "i1");
-    cr_assert_eq(bs_store_write(head.n->store, corrupt_txn, NULL, &err), BS_OK);
+    {
+        uint8_t key[BS_RECKEY_MAX];
+        size_t klen = bs_record_key(key, "items", "bad");
+        bst_damage(head.n->store, BST_RECORDS, bs_mem(key, klen),
+                   bs_str("junk"));
+    }
     cr_assert_eq(read_status(&head, T0, 1, &st, &err), BS_ESTORE);
     cr_assert_str_eq(err.msg, "store is corrupt: a record of items does not "
                               "decode; restore from a backup");

