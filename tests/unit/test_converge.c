@@ -109,8 +109,8 @@ typedef struct params {
 
 typedef struct stats {
     uint64_t writes, noops, exchanges, lost_msgs, sets_applied, refused_gap,
-        refused_member, apply_gap_held, replays, replays_new, restores, backups,
-        probes, held, conflicts_hub, final_rounds, lost_writes;
+        refused_member, replays, replays_new, restores, backups, probes, held,
+        conflicts_hub, final_rounds, lost_writes;
 } stats;
 
 typedef struct sim {
@@ -640,23 +640,13 @@ judge(sim *s, int from, int to, uint8_t *const *set, const size_t *len,
                   w->node[from].t.name, w->node[to].t.name,
                   bs_strerror(o->verify), o->msg);
     }
-    if ((o->apply == BS_EGAP || o->apply == BS_EFORGED) &&
-        sim_counts(w, to).held > 0) {
-        /* A set held for its clock (reliability.md S10) left the next set
-         * of its origin without a predecessor (BS_EGAP), or the hub's held
-         * set left a member unintroduced (BS_EFORGED), and bs_xchg_apply
-         * stopped there: the rest of the exchange waited until the clock
-         * caught up.  Both are fixed and pinned by the tests
-         * inv2_held_set_blocks_others and held_introduction_fails_exchange;
-         * still tolerated (and counted) here, since the final rounds must
-         * converge all the same. */
-        s->st.apply_gap_held++;
-    } else {
-        SIM_CHECK(w, o->apply == BS_OK,
-                  "applying exchange %s -> %s failed: %s (%s)",
-                  w->node[from].t.name, w->node[to].t.name,
-                  bs_strerror(o->apply), o->msg);
-    }
+    /* Pass 1 admits the sets by the rules pass 2 applies (admit.h): an
+     * exchange it accepts never fails in pass 2 (P29). */
+    SIM_CHECK(w, o->apply == BS_OK,
+              "applying exchange %s -> %s failed after pass 1 accepted it: "
+              "%s (%s)",
+              w->node[from].t.name, w->node[to].t.name, bs_strerror(o->apply),
+              o->msg);
     /* A new exchange (the sender's next message number) is never a replay,
      * whatever incarnation the sender is in. */
     SIM_CHECK(w, old || !o->st.replay,
@@ -1602,7 +1592,7 @@ run_seed(uint64_t seed, uint8_t trace[BS_HASH_LEN])
 #define ADD(f) total.f += s->st.f
     ADD(writes), ADD(noops), ADD(exchanges), ADD(lost_msgs);
     ADD(sets_applied), ADD(refused_gap), ADD(refused_member);
-    ADD(apply_gap_held), ADD(replays), ADD(replays_new), ADD(restores);
+    ADD(replays), ADD(replays_new), ADD(restores);
     ADD(backups), ADD(probes), ADD(held), ADD(conflicts_hub);
     ADD(final_rounds), ADD(lost_writes);
 #undef ADD
@@ -1621,7 +1611,7 @@ print_stats(uint64_t seeds)
         stderr,
         "converge: %llu seeds: %llu writes (%llu no-ops), %llu "
         "exchanges (%llu lost), %llu sets applied, refused: %llu gap, "
-        "%llu member; %llu apply stops behind a held set, %llu held; "
+        "%llu member; %llu held; "
         "%llu replays (+%llu old not taken), %llu backups, %llu "
         "restores, %llu writes rolled back for good, %llu probes, "
         "%llu hub conflicts, %llu final rounds\n",
@@ -1631,7 +1621,6 @@ print_stats(uint64_t seeds)
         (unsigned long long)total.sets_applied,
         (unsigned long long)total.refused_gap,
         (unsigned long long)total.refused_member,
-        (unsigned long long)total.apply_gap_held,
         (unsigned long long)total.held, (unsigned long long)total.replays,
         (unsigned long long)total.replays_new,
         (unsigned long long)total.backups, (unsigned long long)total.restores,
