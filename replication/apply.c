@@ -405,12 +405,11 @@ refuse_held(bs_apply *ap, const bs_held *h, bs_slice set, bs_err why,
     snprintf(r.note, sizeof r.note, "%s", msg);
     r.set = set;
     ap->refused++;
-
     return bs_held_put(ap->txn, &r);
 }
 
-/* A held set of h's stream left the held table without applying: the
- * stream's note says so, or nothing once none of its sets is held. */
+/* A held set of h's stream left the held table without applying: once no
+ * set of the stream is held, its "held at" note goes. */
 static bs_err
 note_unheld(bs_apply *ap, const bs_held *h)
 {
