@@ -16,20 +16,6 @@ now_ms(void)
     return bs_clock_system.now_ms(NULL);
 }
 
-bs_err
-bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32], bs_errbuf *err)
-{
-    const uint8_t *ed;
-    bs_err rv;
-
-    if ((rv = bs_node_secret(n, &ed, err)) != BS_OK)
-        return rv;
-    if ((rv = bs_curve_secret(ed, sk)) != BS_OK ||
-        (rv = bs_curve_public(n->meta.pk, pk)) != BS_OK)
-        return bs_errf(err, rv, "cannot derive the CURVE keys");
-    return BS_OK;
-}
-
 typedef struct log_ctx {
     const bs_xlog_entry *e;
 } log_ctx;
@@ -47,19 +33,23 @@ bs_client_log(bs_node *n, const char *peer, const char *via,
               uint64_t started_ms, const char *error)
 {
     uint64_t now = now_ms();
-    bs_xlog_entry e = {now,
-                       now - started_ms,
-                       peer,
-                       via,
-                       direction,
-                       st ? st->sets_sent : 0,
-                       st ? st->sets_received : 0,
-                       st ? st->changes_applied : 0,
-                       st ? st->conflicts : 0,
-                       st ? st->bytes_in + st->bytes_out : 0,
-                       error};
+    bs_xlog_entry e;
     log_ctx c = {&e};
 
+    memset(&e, 0, sizeof e);
+    e.time_ms = now;
+    e.duration_ms = now - started_ms;
+    snprintf(e.peer, sizeof e.peer, "%s", peer);
+    snprintf(e.via, sizeof e.via, "%s", via);
+    snprintf(e.direction, sizeof e.direction, "%s", direction);
+    if (st != NULL) {
+        e.sets_sent = st->sets_sent;
+        e.sets_received = st->sets_received;
+        e.changes = st->changes_applied;
+        e.conflicts = st->conflicts;
+        e.bytes = st->bytes_in + st->bytes_out;
+    }
+    snprintf(e.error, sizeof e.error, "%s", error ? error : "");
     if (bs_store_write(n->store, log_txn, &c, NULL) != BS_OK)
         fprintf(stderr, "branchsync: cannot record the exchange in the log\n");
 }
@@ -88,8 +78,8 @@ peer_keys(bs_node *n, const char *name, bs_peer *p, uint8_t server[32],
 }
 
 bs_err
-bs_session_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
-                 uint8_t **held, size_t *hn, int *moved)
+bs_client_flush(bs_session *s, bs_zsock *sock, const uint8_t *rid, size_t rn,
+                uint8_t **held, size_t *hn, int *moved)
 {
     bs_err rv;
 
@@ -109,8 +99,8 @@ bs_session_flush(bs_session *s, void *sock, const uint8_t *rid, size_t rn,
 }
 
 static bs_err
-run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
-    bs_errbuf *err)
+run(bs_session *s, bs_zsock *sock, bs_zsock *mon, const bs_peer *p,
+    int timeout_ms, bs_errbuf *err)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms, last = now_ms();
     uint8_t *held = NULL;
@@ -118,12 +108,11 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
     bs_err rv = BS_OK;
 
     while (bs_session_state_of(s) != BS_SESSION_COMPLETE) {
-        void *socks[2] = {sock, mon};
+        bs_zsock *socks[2] = {sock, mon};
         int ready[2] = {0, 0}, auth = 0, conn = 0, disc = 0;
         uint64_t now = now_ms();
 
-        if ((rv = bs_session_flush(s, sock, NULL, 0, &held, &hn, NULL)) !=
-            BS_OK)
+        if ((rv = bs_client_flush(s, sock, NULL, 0, &held, &hn, NULL)) != BS_OK)
             break;
         if (bs_session_state_of(s) == BS_SESSION_FAILED) {
             rv = bs_errf(err, bs_session_errcode(s), "%s: %s", p->name,
@@ -166,8 +155,7 @@ run(bs_session *s, void *sock, void *mon, const bs_peer *p, int timeout_ms,
     free(held);
     held = NULL;
     if (rv == BS_OK)
-        rv =
-            bs_session_flush(s, sock, NULL, 0, &held, &hn, NULL); /* last ACK */
+        rv = bs_client_flush(s, sock, NULL, 0, &held, &hn, NULL); /* last ACK */
     free(held);
     return rv;
 }
@@ -179,7 +167,7 @@ bs_client_sync(bs_node *n, bs_zmq *z, const char *name, int timeout_ms,
     uint8_t my_pk[32], my_sk[32], server[32];
     const uint8_t *sk;
     uint64_t started = now_ms();
-    void *sock = NULL, *mon = NULL;
+    bs_zsock *sock = NULL, *mon = NULL;
     bs_session *s = NULL;
     bs_session_cfg cfg;
     bs_peer p;

@@ -22,17 +22,13 @@ BS_MUST_CHECK bs_err bs_client_sync(bs_node *n, bs_zmq *z, const char *name,
  * stays in *held for the next call.  *moved (if given) is set when
  * anything was sent.
  */
-BS_MUST_CHECK bs_err bs_session_flush(bs_session *s, void *sock,
-                                      const uint8_t *rid, size_t rn,
-                                      uint8_t **held, size_t *hn, int *moved);
+BS_MUST_CHECK bs_err bs_client_flush(bs_session *s, bs_zsock *sock,
+                                     const uint8_t *rid, size_t rn,
+                                     uint8_t **held, size_t *hn, int *moved);
 
 /* Write one exchange-log entry (and the peer's last success/error). */
 void bs_client_log(bs_node *n, const char *peer, const char *via,
                    const char *direction, const bs_session_stats *st,
                    uint64_t started_ms, const char *error);
-
-/* Derive our CURVE key pair from the node's identity. */
-BS_MUST_CHECK bs_err bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32],
-                                   bs_errbuf *err);
 
 #endif

@@ -18,6 +18,12 @@
  *   {"cmd":"reload"}               -> re-read peers, schedules, allow-list
  *   {"cmd":"changed"}              -> a local write: push to online peers
  *   {"cmd":"status"}               -> per-peer next run and link state
+ * The CLI sends them with bs_control_call (control.h).
+ *
+ * The daemon is three files sharing daemon_int.h: daemon.c (the loop,
+ * signals, start and stop, exchanges peers start with us), link.c (the
+ * links) and control.c (the control socket).  This header is its whole
+ * public surface.
  */
 #ifndef BS_DAEMON_H
 #define BS_DAEMON_H

@@ -11,6 +11,7 @@
 
 #include "../replication/keys.h"
 #include "../replication/streams.h"
+#include "legacy.h"
 
 typedef struct create_ctx {
     bs_meta *meta;
@@ -113,6 +114,37 @@ fail:
     return rv;
 }
 
+/*
+ * Upgrade an older store in place.  A read-only opener closes its handle
+ * first and opens the store read-write for the upgrade, then read-only
+ * again: one process never holds two handles of one environment (LMDB's
+ * locks would not survive it; docs/reliability.md P13).
+ */
+static bs_err
+upgrade(const char *dir, bs_store_opts so, bs_store **st, bs_errbuf *err)
+{
+    uint32_t format;
+    bs_err rv;
+
+    if ((rv = bs_upgrade_format(*st, &format, err)) != BS_OK ||
+        format == BS_STORE_FORMAT)
+        return rv;
+    if (!so.readonly)
+        return bs_upgrade(*st, &bs_legacy_v2, err);
+    bs_store_close(*st);
+    *st = NULL;
+    so.readonly = 0;
+    if ((rv = bs_store_open(dir, &so, st, err)) != BS_OK)
+        return rv;
+    rv = bs_upgrade(*st, &bs_legacy_v2, err);
+    bs_store_close(*st);
+    *st = NULL;
+    so.readonly = 1;
+    if (rv == BS_OK)
+        rv = bs_store_open(dir, &so, st, err);
+    return rv;
+}
+
 bs_err
 bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
 {
@@ -137,6 +169,8 @@ bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
     so.max_map_size = n->cfg.max_map_size_mb << 20;
     if ((rv = bs_store_open(dir, &so, &n->store, err)) != BS_OK)
         goto err_after_alloc;
+    if ((rv = upgrade(dir, so, &n->store, err)) != BS_OK)
+        goto err_after_store;
     if ((rv = bs_store_read(n->store, &t, err)) != BS_OK)
         goto err_after_store;
     rv = bs_meta_load(t, &n->meta, err);
@@ -171,6 +205,35 @@ bs_node_secret(bs_node *n, const uint8_t **sk, bs_errbuf *err)
     if (n->sk == NULL && (rv = bs_keys_load(n->dir, &n->sk, err)) != BS_OK)
         return rv;
     *sk = n->sk;
+    return BS_OK;
+}
+
+bs_err
+bs_node_core(bs_node *n, int sign, bs_core *c, bs_errbuf *err)
+{
+    bs_err rv;
+
+    memset(c, 0, sizeof *c);
+    c->store = n->store;
+    c->clock = bs_clock_system;
+    c->max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    c->retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    if (sign && (rv = bs_node_secret(n, &c->sk, err)) != BS_OK)
+        return rv;
+    return BS_OK;
+}
+
+bs_err
+bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32], bs_errbuf *err)
+{
+    const uint8_t *ed;
+    bs_err rv;
+
+    if ((rv = bs_node_secret(n, &ed, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_curve_secret(ed, sk)) != BS_OK ||
+        (rv = bs_curve_public(n->meta.pk, pk)) != BS_OK)
+        return bs_errf(err, rv, "cannot derive the CURVE keys");
     return BS_OK;
 }
 
@@ -292,7 +355,9 @@ bs_node_restore(const char *dir, const char *path, bs_errbuf *err)
         rv = bs_errf(err, BS_EINVAL, "%s is not a branchsync backup", path);
         goto out;
     }
-    rv = bs_store_write(st, new_incarnation, &r, err);
+    /* A backup of an older release: upgrade the copy first. */
+    if ((rv = bs_upgrade(st, &bs_legacy_v2, err)) == BS_OK)
+        rv = bs_store_write(st, new_incarnation, &r, err);
     bs_store_close(st);
     if (rv == BS_ENOTNODE)
         rv = bs_errf(err, BS_EINVAL, "%s is not a branchsync backup", path);

@@ -7,6 +7,7 @@
 #ifndef BS_NODE_H
 #define BS_NODE_H
 
+#include "../replication/core.h"
 #include "../replication/meta.h"
 #include "../replication/store.h"
 #include "config.h"
@@ -33,7 +34,8 @@ typedef struct bs_node_init {
 BS_MUST_CHECK bs_err bs_node_create(const char *dir, const bs_node_init *in,
                                     bs_errbuf *err);
 
-/* Open an existing node; BS_ENOTNODE when dir is not one. */
+/* Open an existing node; BS_ENOTNODE when dir is not one.  A store of an
+ * older format is upgraded in place first (replication/upgrade.h). */
 BS_MUST_CHECK bs_err bs_node_open(const char *dir, int readonly, bs_node **out,
                                   bs_errbuf *err);
 void bs_node_close(bs_node *n);
@@ -42,7 +44,18 @@ void bs_node_close(bs_node *n);
 BS_MUST_CHECK bs_err bs_node_secret(bs_node *n, const uint8_t **sk,
                                     bs_errbuf *err);
 
-#endif
+/*
+ * What the core API needs (replication/core.h): the store, the system
+ * clock, the configured limits and, with `sign`, the secret key (loaded
+ * once).  Everything in *c is borrowed until bs_node_close.
+ */
+BS_MUST_CHECK bs_err bs_node_core(bs_node *n, int sign, bs_core *c,
+                                  bs_errbuf *err);
+
+/* Derive the node's CURVE key pair from its Ed25519 identity (loads the
+ * secret key like bs_node_secret).  sk is the caller's: wipe it after use. */
+BS_MUST_CHECK bs_err bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32],
+                                   bs_errbuf *err);
 
 /* Write a consistent, compacted copy of the store to path (mode 0600,
  * atomically).  The secret key is never in it.  Works while others write. */
@@ -58,3 +71,5 @@ BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
  */
 BS_MUST_CHECK bs_err bs_node_restore(const char *dir, const char *path,
                                      bs_errbuf *err);
+
+#endif

@@ -8,9 +8,14 @@
 #include <string.h>
 #include <zmq.h>
 
+/* A socket: libzmq's handle, wrapped so that the type says what it is. */
+struct bs_zsock {
+    void *zs;
+};
+
 struct bs_zmq {
     void *ctx;
-    void *zap;
+    bs_zsock *zap;
     bs_allowed *allowed;
     size_t nallowed;
     unsigned monitors;
@@ -52,15 +57,49 @@ bs_zmq_free(bs_zmq *z)
     free(z);
 }
 
-void
-bs_zclose(void *sock)
+/* Close a raw libzmq socket without lingering. */
+static void
+close_now(void *zs)
 {
     int linger = 0;
 
+    zmq_setsockopt(zs, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(zs);
+}
+
+void
+bs_zclose(bs_zsock *sock)
+{
     if (sock == NULL)
         return;
-    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close(sock);
+    close_now(sock->zs);
+    free(sock);
+}
+
+/* Wrap libzmq socket zs; NULL (and zs closed) when out of memory. */
+static bs_zsock *
+wrap(void *zs)
+{
+    bs_zsock *s = malloc(sizeof *s);
+
+    if (s == NULL) {
+        close_now(zs);
+        return NULL;
+    }
+    s->zs = zs;
+    return s;
+}
+
+/* Wrap zs into *out, which is set only on BS_OK. */
+static bs_err
+wrap_out(void *zs, bs_zsock **out)
+{
+    bs_zsock *s = wrap(zs);
+
+    if (s == NULL)
+        return BS_ENOMEM;
+    *out = s;
+    return BS_OK;
 }
 
 static bs_err
@@ -88,18 +127,21 @@ common_opts(void *s)
 bs_err
 bs_zap_start(bs_zmq *z, bs_errbuf *err)
 {
-    if ((z->zap = zmq_socket(z->ctx, ZMQ_REP)) == NULL)
+    void *zs;
+
+    if ((zs = zmq_socket(z->ctx, ZMQ_REP)) == NULL)
         return zfail(err, "ZAP socket", "");
-    if (zmq_bind(z->zap, "inproc://zeromq.zap.01") != 0) {
+    if (zmq_bind(zs, "inproc://zeromq.zap.01") != 0) {
         bs_err rv = zfail(err, "bind", "inproc://zeromq.zap.01");
-        zmq_close(z->zap);
-        z->zap = NULL;
+        zmq_close(zs);
         return rv;
     }
+    if ((z->zap = wrap(zs)) == NULL)
+        return BS_ENOMEM;
     return BS_OK;
 }
 
-void *
+bs_zsock *
 bs_zap_socket(bs_zmq *z)
 {
     return z->zap;
@@ -149,7 +191,7 @@ zap_one(bs_zmq *z, void (*refused)(void *, const char *), void *ctx)
         if (m == NULL)
             m = &spare;
         zmq_msg_init(m);
-        if (zmq_msg_recv(m, z->zap, 0) < 0) {
+        if (zmq_msg_recv(m, z->zap->zs, 0) < 0) {
             zmq_msg_close(m);
             break;
         }
@@ -191,13 +233,13 @@ zap_one(bs_zmq *z, void (*refused)(void *, const char *), void *ctx)
         }
     }
     if (nf >= 2) {
-        zap_reply(z->zap, &f[1], who ? "200" : "400", who ? "OK" : "refused",
-                  who ? who->name : "");
+        zap_reply(z->zap->zs, &f[1], who ? "200" : "400",
+                  who ? "OK" : "refused", who ? who->name : "");
     } else {
         /* The REP socket must answer even a request it cannot read. */
         zmq_msg_t empty;
         zmq_msg_init(&empty);
-        zap_reply(z->zap, &empty, "500", "malformed", "");
+        zap_reply(z->zap->zs, &empty, "500", "malformed", "");
         zmq_msg_close(&empty);
     }
     if (who == NULL && refused)
@@ -215,7 +257,7 @@ bs_zap_serve(bs_zmq *z, void (*refused)(void *ctx, const char *why), void *ctx)
 
 bs_err
 bs_listen(bs_zmq *z, const char *endpoint, const uint8_t curve_sk[32],
-          void **out, bs_errbuf *err)
+          bs_zsock **out, bs_errbuf *err)
 {
     void *s;
     int one = 1;
@@ -234,12 +276,11 @@ bs_listen(bs_zmq *z, const char *endpoint, const uint8_t curve_sk[32],
         zmq_close(s);
         return rv;
     }
-    *out = s;
-    return BS_OK;
+    return wrap_out(s, out);
 }
 
 bs_err
-bs_control_listen(bs_zmq *z, const char *dir, void **out, bs_errbuf *err)
+bs_control_listen(bs_zmq *z, const char *dir, bs_zsock **out, bs_errbuf *err)
 {
     char ep[4200];
     void *s;
@@ -253,17 +294,17 @@ bs_control_listen(bs_zmq *z, const char *dir, void **out, bs_errbuf *err)
         zmq_close(s);
         return rv;
     }
-    *out = s;
-    return BS_OK;
+    return wrap_out(s, out);
 }
 
 bs_err
 bs_dial(bs_zmq *z, const char *endpoint, const uint8_t my_curve_pk[32],
         const uint8_t my_curve_sk[32], const uint8_t server_curve_pk[32],
-        void **out, void **monitor, bs_errbuf *err)
+        bs_zsock **out, bs_zsock **monitor, bs_errbuf *err)
 {
     char mon[64];
-    void *s, *m;
+    void *s, *m = NULL;
+    bs_zsock *ws, *wm;
     int ivl = 100, ivl_max = 5000, hs = 10000;
 
     if ((s = zmq_socket(z->ctx, ZMQ_DEALER)) == NULL)
@@ -284,22 +325,32 @@ bs_dial(bs_zmq *z, const char *endpoint, const uint8_t my_curve_pk[32],
         (m = zmq_socket(z->ctx, ZMQ_PAIR)) == NULL ||
         zmq_connect(m, mon) != 0) {
         bs_err rv = zfail(err, "monitor for", endpoint);
+        if (m != NULL)
+            zmq_close(m);
         zmq_close(s);
         return rv;
     }
     if (zmq_connect(s, endpoint) != 0) {
         bs_err rv = zfail(err, "cannot connect to", endpoint);
-        bs_zclose(m);
-        bs_zclose(s);
+        close_now(m);
+        close_now(s);
         return rv;
     }
-    *out = s;
-    *monitor = m;
+    if ((wm = wrap(m)) == NULL) {
+        close_now(s);
+        return BS_ENOMEM;
+    }
+    if ((ws = wrap(s)) == NULL) {
+        bs_zclose(wm);
+        return BS_ENOMEM;
+    }
+    *out = ws;
+    *monitor = wm;
     return BS_OK;
 }
 
 bs_err
-bs_control_dial(bs_zmq *z, const char *dir, void **out, bs_errbuf *err)
+bs_control_dial(bs_zmq *z, const char *dir, bs_zsock **out, bs_errbuf *err)
 {
     char ep[4200];
     void *s;
@@ -313,44 +364,44 @@ bs_control_dial(bs_zmq *z, const char *dir, void **out, bs_errbuf *err)
         zmq_close(s);
         return rv;
     }
-    *out = s;
-    return BS_OK;
+    return wrap_out(s, out);
 }
 
 int
-bs_zfd(void *sock)
+bs_zfd(bs_zsock *sock)
 {
     int fd = -1;
     size_t n = sizeof fd;
 
-    zmq_getsockopt(sock, ZMQ_FD, &fd, &n);
+    zmq_getsockopt(sock->zs, ZMQ_FD, &fd, &n);
     return fd;
 }
 
 int
-bs_zreadable(void *sock)
+bs_zreadable(bs_zsock *sock)
 {
     int ev = 0;
     size_t n = sizeof ev;
 
-    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &n) != 0)
+    if (zmq_getsockopt(sock->zs, ZMQ_EVENTS, &ev, &n) != 0)
         return 0;
     return (ev & ZMQ_POLLIN) != 0;
 }
 
 bs_err
-bs_zsend(void *sock, const void *rid, size_t rn, const void *p, size_t n)
+bs_zsend(bs_zsock *sock, const void *rid, size_t rn, const void *p, size_t n)
 {
-    if (rn > 0 && zmq_send(sock, rid, rn, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (rn > 0 && zmq_send(sock->zs, rid, rn, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return zmq_errno() == EAGAIN ? BS_ETIMEOUT : BS_EUNREACHABLE;
-    if (zmq_send(sock, p, n, ZMQ_DONTWAIT) < 0)
+    if (zmq_send(sock->zs, p, n, ZMQ_DONTWAIT) < 0)
         return zmq_errno() == EAGAIN ? BS_ETIMEOUT : BS_EUNREACHABLE;
     return BS_OK;
 }
 
 bs_err
-bs_zrecv(void *sock, int router, bs_zin *in)
+bs_zrecv(bs_zsock *zsock, int router, bs_zin *in)
 {
+    void *sock = zsock->zs;
     zmq_msg_t m;
     int more;
 
@@ -397,14 +448,14 @@ bs_zrecv(void *sock, int router, bs_zin *in)
 }
 
 int
-bs_zpoll(void **socks, int n, int timeout_ms, int *ready)
+bs_zpoll(bs_zsock *const *socks, int n, int timeout_ms, int *ready)
 {
     zmq_pollitem_t items[8];
     int rc;
 
     BS_ASSERT(n <= 8);
     for (int i = 0; i < n; i++)
-        items[i] = (zmq_pollitem_t){socks[i], 0, ZMQ_POLLIN, 0};
+        items[i] = (zmq_pollitem_t){socks[i]->zs, 0, ZMQ_POLLIN, 0};
     rc = zmq_poll(items, n, timeout_ms);
     for (int i = 0; i < n; i++)
         ready[i] = rc > 0 && (items[i].revents & ZMQ_POLLIN);
@@ -412,9 +463,10 @@ bs_zpoll(void **socks, int n, int timeout_ms, int *ready)
 }
 
 int
-bs_monitor_event(void *monitor, int *auth_failed, int *connected,
+bs_monitor_event(bs_zsock *zmonitor, int *auth_failed, int *connected,
                  int *disconnected)
 {
+    void *monitor = zmonitor->zs;
     zmq_msg_t m;
     uint16_t event;
     int more;

@@ -5,36 +5,37 @@
 
 #include <string.h>
 
+#include "collections.h"
 #include "conflict.h"
-#include "sys.h"
+#include "setlog.h"
 
 bs_err
 bs_apply_begin(bs_apply *ap, bs_txn *t, bs_clock clock, uint64_t max_skew_ms,
                bs_errbuf *err)
 {
+    uint64_t open = 0;
     bs_err rv;
 
     memset(ap, 0, sizeof *ap);
     ap->txn = t;
-    ap->max_skew_ms = max_skew_ms;
     bs_arena_init(&ap->scratch);
     if ((rv = bs_meta_load(t, &ap->meta, err)) != BS_OK)
         return rv;
     if ((rv = bs_streams_load(t, &ap->streams)) != BS_OK)
         return bs_errf(err, rv, "cannot read stream table");
     bs_hlc_init(&ap->hlc, clock, ap->meta.hlc);
-    {
-        uint64_t n = 0;
-        if ((rv = bs_txn_count(t, BS_DB_CONFLICTS, &n)) != BS_OK)
-            return rv;
-        ap->has_conflicts = n > 0;
-    }
+    bs_admission_init(&ap->ad, t, &ap->meta, &ap->streams, 0,
+                      bs_hlc_wall_ms(&ap->hlc), max_skew_ms, &ap->scratch);
+    if ((rv = bs_conflict_count(t, &open, NULL)) != BS_OK)
+        return rv;
+    ap->has_open = open > 0;
     return BS_OK;
 }
 
 void
 bs_apply_fini(bs_apply *ap)
 {
+    bs_admission_fini(&ap->ad);
     bs_streams_fini(&ap->streams);
     bs_arena_fini(&ap->scratch);
     free(ap->cache_seen);
@@ -47,52 +48,26 @@ bs_apply_finish(bs_apply *ap, bs_errbuf *err)
     return bs_meta_save_hlc(ap->txn, ap->hlc.last);
 }
 
-int
-bs_pos_covers(const bs_pos *v, size_t n, const uint8_t *key, uint64_t seq)
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(v[i].origin, key, BS_PK_LEN) == 0 &&
-            memcmp(v[i].inc, key + BS_PK_LEN, BS_INC_LEN) == 0)
-            return v[i].seq >= seq;
-    return 0;
-}
-
-static void
-log_key(uint8_t key[12], uint32_t stream, uint64_t first)
-{
-    bs_put_u32be(key, stream);
-    bs_put_u64be(key + 4, first);
-}
-
 /* Load into the cache the vector of the stored set holding (stream, seq). */
 static bs_err
 load_seen(bs_apply *ap, uint32_t stream, uint64_t seq)
 {
-    uint8_t key[12];
-    bs_cursor *c;
-    bs_slice k, v;
+    uint64_t first;
+    bs_slice v;
     bs_err rv;
 
     if (ap->cache_stream == stream && ap->cache_first <= seq &&
         seq <= ap->cache_last)
         return BS_OK;
-    log_key(key, stream, seq + 1);
-    if ((rv = bs_cursor_open(ap->txn, BS_DB_LOG, &c)) != BS_OK)
+    if ((rv = bs_setlog_find(ap->txn, stream, seq, &v, &first)) != BS_OK)
         return rv;
-    rv = bs_cursor_seek(c, bs_mem(key, 12), &k, &v);
-    rv = rv == BS_OK ? bs_cursor_prev(c, &k, &v) : bs_cursor_last(c, &k, &v);
-    if (rv == BS_OK && (k.n != 12 || bs_get_u32be(k.p) != stream))
-        rv = BS_ENOTFOUND;
-    if (rv == BS_OK) {
-        free(ap->cache_seen);
-        ap->cache_seen = NULL;
-        ap->cache_stream = 0;
-        rv = bs_changeset_stored_seen(v, &ap->cache_seen, &ap->cache_nseen,
-                                      &ap->cache_first, &ap->cache_last);
-        if (rv == BS_OK)
-            ap->cache_stream = stream;
-    }
-    bs_cursor_close(c);
+    free(ap->cache_seen);
+    ap->cache_seen = NULL;
+    ap->cache_stream = 0;
+    rv = bs_changeset_stored_seen(v, &ap->cache_seen, &ap->cache_nseen,
+                                  &ap->cache_first, &ap->cache_last);
+    if (rv == BS_OK)
+        ap->cache_stream = stream;
     return rv;
 }
 
@@ -103,7 +78,7 @@ saw(bs_apply *ap, uint32_t stream, uint64_t seq, const uint8_t *key,
 {
     if (load_seen(ap, stream, seq) != BS_OK)
         return 0;
-    return bs_pos_covers(ap->cache_seen, ap->cache_nseen, key, cseq);
+    return bs_vv_covers(ap->cache_seen, ap->cache_nseen, key, cseq);
 }
 
 /* 1 when the two writes are concurrent: neither writer had seen the other.
@@ -117,7 +92,7 @@ concurrent(bs_apply *ap, const bs_csview *v, uint32_t cstream,
 
     if (e->stream == cstream || es == NULL)
         return 0; /* one origin writes in sequence */
-    if (bs_pos_covers(v->seen, v->nseen, es->key, e->seq))
+    if (bs_vv_covers(v->seen, v->nseen, es->key, e->seq))
         return 0; /* c was written after e arrived */
     return !saw(ap, e->stream, e->seq, cs->key, c->seq);
 }
@@ -144,6 +119,8 @@ note_conflict(bs_apply *ap, const bs_change *c, const char *field,
     int winner = bs_version_cmp(cv, ev, o) > 0 ? 0 : 1;
 
     ap->conflicts++;
+    if (pol == BS_POLICY_MANUAL)
+        ap->has_open = 1; /* later writes in this transaction may settle it */
     return bs_conflict_add(ap->txn, c->coll, c->id, field, pol, &a, &b, winner,
                            bs_hlc_wall_ms(&ap->hlc));
 }
@@ -166,10 +143,13 @@ detect(bs_apply *ap, const bs_csview *v, uint32_t cstream, const bs_change *c,
             }
         return rv;
     }
-    if (r->has_tomb && concurrent(ap, v, cstream, c, &r->tomb))
+    if (r->has_tomb && concurrent(ap, v, cstream, c, &r->tomb)) {
+        /* An upsert without fields stands for its record with a null. */
+        static const bs_value null_value = {BS_VNULL, 0, 0, NULL, 0};
         rv = note_conflict(ap, c, BS_CONFLICT_RECORD, pol, cv,
-                           c->nfields ? &c->fields[0].val : NULL, &r->tomb,
-                           NULL, o);
+                           c->nfields ? &c->fields[0].val : &null_value,
+                           &r->tomb, NULL, o);
+    }
     for (size_t i = 0; i < c->nfields && rv == BS_OK; i++) {
         const bs_field *e =
             find_field(r, c->fields[i].name, c->fields[i].namelen);
@@ -200,8 +180,10 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (strcmp(ap->policy_coll, c->coll) == 0) {
         pol = (bs_policy)ap->policy;
     } else {
-        if ((rv = bs_sys_policy(ap->txn, c->coll, &pol)) != BS_OK)
+        bs_collection rules;
+        if ((rv = bs_collections_get(ap->txn, c->coll, &rules)) != BS_OK)
             return rv;
+        pol = rules.policy;
         snprintf(ap->policy_coll, sizeof ap->policy_coll, "%s", c->coll);
         ap->policy = (int)pol;
     }
@@ -237,7 +219,7 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     } else {
         return rv;
     }
-    if (ap->has_conflicts) {
+    if (ap->has_open) {
         /* A write that saw both sides of an open conflict settles it. */
         rv = bs_conflict_supersede(ap->txn, c->coll, c->id, BS_CONFLICT_RECORD,
                                    v->seen, v->nseen);
@@ -317,285 +299,200 @@ merge_sorted(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
 static bs_err
 quarantine(bs_apply *ap, bs_stream *s, const bs_csview *v, const char *why)
 {
-    uint8_t key[13];
+    bs_held e;
 
     s->flags |= BS_STREAM_QUARANTINED;
     snprintf(s->note, sizeof s->note, "%s at seq %llu", why,
              (unsigned long long)v->first);
     ap->quarantined++;
     /* Keep the other copy as evidence. */
-    key[0] = 'E';
-    log_key(key + 1, s->idx, v->first);
-    if (bs_txn_put(ap->txn, BS_DB_HELD, bs_mem(key, 13), v->raw, 0, NULL) !=
-        BS_OK)
-        return BS_ESTORE;
-    return bs_streams_save(ap->txn, s);
-}
-
-static bs_err hold(bs_apply *ap, bs_stream *s, const bs_csview *v,
-                   const char *why);
-
-/* 1 when any set is held back. */
-static int
-any_held(bs_apply *ap)
-{
-    uint8_t h = 'H';
-    bs_cursor *c;
-    bs_slice k, v;
-    int found = 0;
-
-    if (bs_cursor_open(ap->txn, BS_DB_HELD, &c) != BS_OK)
-        return 0;
-    if (bs_cursor_seek(c, bs_mem(&h, 1), &k, &v) == BS_OK && k.n > 0 &&
-        k.p[0] == 'H')
-        found = 1;
-    bs_cursor_close(c);
-    return found;
-}
-
-/* 1 when sets of stream idx are held back. */
-static int
-has_held(bs_apply *ap, uint32_t idx)
-{
-    uint8_t key[5];
-    bs_cursor *c;
-    bs_slice k, v;
-    int found = 0;
-
-    key[0] = 'H';
-    bs_put_u32be(key + 1, idx);
-    if (bs_cursor_open(ap->txn, BS_DB_HELD, &c) != BS_OK)
-        return 0;
-    if (bs_cursor_seek(c, bs_mem(key, 5), &k, &v) == BS_OK && k.n >= 5 &&
-        memcmp(k.p, key, 5) == 0)
-        found = 1;
-    bs_cursor_close(c);
-    return found;
-}
-
-/* Decide what to do with v given the stream position; 1 = apply. */
-static bs_err
-position(bs_apply *ap, bs_stream *s, const bs_csview *v, int *apply,
-         bs_errbuf *err)
-{
-    uint8_t key[12];
-    bs_slice held;
-
-    *apply = 0;
-    if (v->last <= s->seq) {
-        ap->dup_sets++;
-        log_key(key, s->idx, v->first);
-        if (bs_txn_get(ap->txn, BS_DB_LOG, bs_mem(key, 12), &held) == BS_OK &&
-            (held.n != v->raw.n || memcmp(held.p, v->raw.p, held.n) != 0)) {
-            /* Same position, other bytes: the same if only omissions
-             * differ, so compare the signed headers. */
-            bs_slice h2;
-            if (bs_changeset_stored_header(held, &h2) != BS_OK ||
-                h2.n != v->header.n || memcmp(h2.p, v->header.p, h2.n) != 0)
-                return quarantine(ap, s, v, "two different change sets");
-        }
-        return BS_OK;
-    }
-    if (v->first <= s->seq)
-        return bs_errf(err, BS_EMALFORMED,
-                       "change set %llu-%llu overlaps seq %llu already held",
-                       (unsigned long long)v->first,
-                       (unsigned long long)v->last, (unsigned long long)s->seq);
-    if (v->first > s->seq + 1 && has_held(ap, s->idx)) {
-        *apply = 0;
-        return hold(ap, s, v, "behind a held set"); /* waits in line */
-    }
-    if (v->first > s->seq + 1)
-        return bs_errf(err, BS_EGAP,
-                       "change set would leave a gap: holding seq %llu of "
-                       "this origin, set starts at %llu",
-                       (unsigned long long)s->seq,
-                       (unsigned long long)v->first);
-    if (v->first == s->seq + 1 && v->first > 1 &&
-        memcmp(v->prev_hash, s->last_hash, BS_HASH_LEN) != 0)
-        return quarantine(ap, s, v, "history fork");
-    *apply = 1;
-    return BS_OK;
-}
-
-static bs_err
-hold(bs_apply *ap, bs_stream *s, const bs_csview *v, const char *why)
-{
-    uint8_t key[13];
-
-    key[0] = 'H';
-    log_key(key + 1, s->idx, v->first);
-    ap->held++;
-    snprintf(s->note, sizeof s->note, "held at seq %llu: %s",
-             (unsigned long long)v->first, why);
-    if (bs_txn_put(ap->txn, BS_DB_HELD, bs_mem(key, 13), v->raw, 0, NULL) !=
-        BS_OK)
+    memset(&e, 0, sizeof e);
+    e.kind = BS_HELD_EVIDENCE;
+    e.stream = s->idx;
+    e.first = v->first;
+    e.since_ms = bs_hlc_wall_ms(&ap->hlc);
+    snprintf(e.note, sizeof e.note, "%s", why);
+    e.set = v->raw;
+    if (bs_held_put(ap->txn, &e) != BS_OK)
         return BS_ESTORE;
     return bs_streams_save(ap->txn, s);
 }
 
 static bs_err
-check_origin(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
+hold(bs_apply *ap, bs_stream *s, const bs_csview *v, bs_hold_reason why)
 {
-    char id[BS_NODE_ID_LEN + 1];
-    bs_member m;
-
-    if (!ap->meta.joined)
-        return bs_errf(err, BS_EINFOBASE,
-                       "this branch has not joined an infobase yet");
-    if (memcmp(v->infobase, ap->meta.infobase, BS_INFOBASE_LEN) != 0)
-        return bs_errf(err, BS_EINFOBASE,
-                       "change set belongs to another infobase");
-    bs_node_id_format(v->origin, id);
-    if (bs_sys_member(ap->txn, &ap->meta, v->origin, &m) != BS_OK &&
-        !bs_member_allows(&m, v->inc, v->last))
-        return bs_errf(err, BS_EFORGED, "origin %s is %s", id,
-                       m.revoked ? "revoked" : "not a member of this infobase");
-    if (!v->verified && bs_changeset_verify(v, v->origin) != BS_OK)
-        return bs_errf(err, BS_EBADSIG,
-                       "signature of origin %s does not verify", id);
-    return BS_OK;
-}
-
-bs_err
-bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
-{
-    uint64_t wall = bs_hlc_wall_ms(&ap->hlc), maxhlc = 0;
-    bs_change *ch;
-    bs_stream *s;
-    uint8_t key[12];
-    int apply;
+    bs_held h;
     bs_err rv;
 
-    int waits = 0;
+    memset(&h, 0, sizeof h);
+    h.kind = BS_HELD_WAITING;
+    h.stream = s->idx;
+    h.first = v->first;
+    h.reason = why;
+    h.since_ms = ap->hold_since ? ap->hold_since : bs_hlc_wall_ms(&ap->hlc);
+    snprintf(h.note, sizeof h.note, "%s", bs_hold_reason_text(why));
+    h.set = v->raw;
+    ap->held++;
+    snprintf(s->note, sizeof s->note, "held at seq %llu: %s",
+             (unsigned long long)v->first, bs_hold_reason_text(why));
+    if ((rv = bs_held_put(ap->txn, &h)) != BS_OK)
+        return rv;
+    if (memcmp(s->key, ap->meta.hub, BS_PK_LEN) == 0)
+        bs_admission_forget_held(&ap->ad); /* it may introduce members */
+    return bs_streams_save(ap->txn, s);
+}
 
-    if ((rv = check_origin(ap, v, err)) == BS_EFORGED && any_held(ap)) {
-        /* Its origin may be introduced by a hub set held back (S10): wait
-         * for it rather than refuse, once its signature holds. */
-        if (!v->verified && bs_changeset_verify(v, v->origin) != BS_OK)
-            return rv;
-        waits = 1;
-    } else if (rv != BS_OK) {
-        return rv;
-    }
-    if ((s = bs_streams_find(&ap->streams, v->origin, v->inc)) == NULL &&
-        (rv = bs_streams_add(ap->txn, &ap->streams, v->origin, v->inc, &s)) !=
-            BS_OK)
-        return rv;
-    if (s->flags & BS_STREAM_QUARANTINED) {
-        ap->quarantined++;
-        return BS_OK; /* that stream waits for an admin (P6) */
-    }
-    if (waits)
-        return hold(ap, s, v, "its origin is introduced by a held set");
-    if ((rv = position(ap, s, v, &apply, err)) != BS_OK || !apply)
-        return rv;
-    bs_arena_reset(&ap->scratch);
-    if ((ch = bs_arena_alloc(&ap->scratch, v->count * sizeof *ch)) == NULL)
-        return BS_ENOMEM;
-    for (size_t i = 0; i < v->count; i++) {
-        if (!v->present[i])
-            continue;
-        if ((rv = bs_changeset_change(v, i, &ap->scratch, &ch[i], err)) !=
-            BS_OK)
-            return rv;
-        if (ch[i].coll[0] == '_' &&
-            memcmp(v->origin, ap->meta.hub, BS_PK_LEN) != 0)
-            return bs_errf(err, BS_EPERM,
-                           "not permitted: only the hub writes %s", ch[i].coll);
-        if (ch[i].hlc > maxhlc)
-            maxhlc = ch[i].hlc;
-    }
-    if (BS_HLC_MS(maxhlc) > wall + ap->max_skew_ms)
-        return hold(ap, s, v, "its clock is ahead of ours"); /* S10 */
+/* APPLY: merge, log, advance. */
+static bs_err
+apply(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
+      uint64_t maxhlc, bs_errbuf *err)
+{
+    bs_err rv;
+
     /* Merge in record-key order: the merge does not depend on order
      * (INV-5), and LMDB touches far fewer pages for sorted keys. */
     if ((rv = merge_sorted(ap, v, s, ch, err)) != BS_OK)
         return rv;
     bs_hlc_observe(&ap->hlc, maxhlc);
-    log_key(key, s->idx, v->first);
-    rv = bs_txn_put(ap->txn, BS_DB_LOG, bs_mem(key, 12), v->raw,
-                    BS_PUT_NOOVERWRITE, NULL);
-    if (rv != BS_OK && rv != BS_EEXIST)
+    if ((rv = bs_setlog_put(ap->txn, s->idx, v->first, v->raw)) != BS_OK)
         return rv;
     s->seq = v->last;
     memcpy(s->last_hash, v->header_hash, BS_HASH_LEN);
     s->note[0] = '\0';
     ap->sets++;
-    {
-        /* Held earlier and now applied (on another path): forget it. */
-        uint8_t hk[13];
-        hk[0] = 'H';
-        log_key(hk + 1, s->idx, v->first);
-        rv = bs_txn_del(ap->txn, BS_DB_HELD, bs_mem(hk, 13));
-        if (rv != BS_OK && rv != BS_ENOTFOUND)
-            return rv;
-    }
+    /* Held earlier and now applied (on another path): forget it. */
+    if ((rv = bs_held_del(ap->txn, BS_HELD_WAITING, s->idx, v->first)) != BS_OK)
+        return rv;
     return bs_streams_save(ap->txn, s);
 }
 
-static bs_err
-held_pass(bs_apply *ap, bs_errbuf *err)
+bs_err
+bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
 {
-    bs_cursor *c;
-    bs_slice k, v;
+    bs_admit a;
     bs_err rv;
-    uint8_t first = 'H';
 
-    if ((rv = bs_cursor_open(ap->txn, BS_DB_HELD, &c)) != BS_OK)
+    bs_arena_reset(&ap->scratch);
+    if ((rv = bs_admit_set(&ap->ad, v, &a, err)) != BS_OK)
         return rv;
-    for (rv = bs_cursor_seek(c, bs_mem(&first, 1), &k, &v);
-         rv == BS_OK && k.n == 13 && k.p[0] == 'H';) {
-        bs_csview *cv;
-        uint8_t *copy = malloc(v.n), next[14];
+    switch (a.verdict) {
+    case BS_ADMIT_APPLY:
+        return apply(ap, v, a.stream, a.changes, a.max_hlc, err);
+    case BS_ADMIT_DUPLICATE:
+        ap->dup_sets++;
+        return BS_OK;
+    case BS_ADMIT_QUARANTINED:
+        ap->quarantined++;
+        return BS_OK; /* that stream waits for an admin (P6) */
+    case BS_ADMIT_QUARANTINE:
+        return quarantine(ap, a.stream, v, a.why);
+    case BS_ADMIT_HOLD:
+        return hold(ap, a.stream, v, a.hold);
+    }
+    return BS_EINTERNAL;
+}
+
+/* Keep a held set that was refused when retried, with the reason. */
+static bs_err
+refuse_held(bs_apply *ap, const bs_held *h, bs_slice set, bs_err why,
+            const char *msg)
+{
+    bs_held r = *h;
+
+    r.kind = BS_HELD_REFUSED;
+    r.reason = (uint32_t)why;
+    r.since_ms = bs_hlc_wall_ms(&ap->hlc);
+    snprintf(r.note, sizeof r.note, "%s", msg);
+    r.set = set;
+    ap->refused++;
+    return bs_held_put(ap->txn, &r);
+}
+
+/* A held set of h's stream left the held table without applying: once no
+ * set of the stream is held, its "held at" note goes. */
+static bs_err
+note_unheld(bs_apply *ap, const bs_held *h)
+{
+    bs_stream *s = bs_streams_get(&ap->streams, h->stream);
+    uint64_t n;
+    bs_err rv;
+
+    if (s == NULL || (s->flags & BS_STREAM_QUARANTINED))
+        return BS_OK;
+    if ((rv = bs_held_count(ap->txn, BS_HELD_WAITING, s->idx, 1, &n)) != BS_OK)
+        return rv;
+    if (n > 0)
+        return BS_OK; /* its note names a set still held */
+    s->note[0] = '\0';
+    return bs_streams_save(ap->txn, s);
+}
+
+/* Retry one held set (already deleted from the table; bytes in copy). */
+static bs_err
+retry(bs_apply *ap, const bs_held *h, bs_slice copy)
+{
+    bs_errbuf e2 = {{0}};
+    bs_csview *cv;
+    bs_err rv;
+
+    if ((rv = bs_changeset_decode(copy.p, copy.n, &cv, &e2)) == BS_OK) {
+        ap->hold_since = h->since_ms;
+        rv = bs_apply_set(ap, cv, &e2);
+        ap->hold_since = 0;
+        bs_changeset_free(cv);
+    }
+    if (rv == BS_OK || bs_err_local(rv))
+        return rv;
+    /* Held behind a set that did not stay held (applied, or dropped): its
+     * sender sends it again from our position.  Refused now for another
+     * reason (e.g. its origin was revoked since): keep it as evidence; it
+     * no longer blocks anything. */
+    if (rv != BS_EGAP &&
+        (rv = refuse_held(ap, h, copy, rv, bs_errmsg(&e2, rv))) != BS_OK)
+        return rv;
+    return note_unheld(ap, h);
+}
+
+static bs_err
+held_pass(bs_apply *ap)
+{
+    uint32_t stream = 0;
+    uint64_t first = 0;
+    bs_held h;
+    bs_err rv;
+
+    while ((rv = bs_held_next(ap->txn, BS_HELD_WAITING, stream, first, 0,
+                              &h)) == BS_OK) {
+        uint8_t *copy = malloc(h.set.n + 1);
         uint64_t held_before = ap->held;
 
+        if (copy == NULL)
+            return BS_ENOMEM;
+        memcpy(copy, h.set.p, h.set.n);
+        stream = h.stream;
+        first = h.first;
         /* Resume strictly after this key: a set held again is re-put. */
-        memcpy(next, k.p, 13);
-        next[13] = 0;
-
-        if (copy == NULL) {
-            rv = BS_ENOMEM;
-            break;
-        }
-        memcpy(copy, v.p, v.n);
-        if ((rv = bs_cursor_del(c)) != BS_OK) {
-            free(copy);
-            break;
-        }
-        if (bs_changeset_decode(copy, v.n, &cv, err) == BS_OK) {
-            rv = bs_apply_set(ap, cv, err);
-            if (rv != BS_OK && rv != BS_EMAPFULL && rv != BS_ENOMEM &&
-                rv != BS_EIO && rv != BS_ESTORE) {
-                /* Refused now (e.g. its origin was revoked since): keep it
-                 * as evidence; it no longer blocks anything. */
-                uint8_t ek[13];
-                memcpy(ek, next, 13);
-                ek[0] = 'R';
-                rv = bs_txn_put(ap->txn, BS_DB_HELD, bs_mem(ek, 13),
-                                bs_mem(copy, v.n), 0, NULL);
-            }
-            bs_changeset_free(cv);
-        }
+        if ((rv = bs_held_del(ap->txn, BS_HELD_WAITING, stream, first)) ==
+            BS_OK)
+            rv = retry(ap, &h, bs_mem(copy, h.set.n));
         free(copy);
         if (rv != BS_OK)
-            break;
+            return rv;
         if (ap->held > held_before)
             ap->held--; /* still held: counted once, not twice */
-        rv = bs_cursor_seek(c, bs_mem(next, 14), &k, &v);
     }
-    bs_cursor_close(c);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 bs_err
 bs_apply_held(bs_apply *ap, bs_errbuf *err)
 {
+    (void)err;
     /* A held set may unblock another (an introduction, its successor):
      * pass again while passes make progress (bounded). */
     for (int pass = 0; pass < 8; pass++) {
         uint64_t before = ap->sets;
-        bs_err rv = held_pass(ap, err);
+        bs_err rv = held_pass(ap);
         if (rv != BS_OK || ap->sets == before)
             return rv;
     }

@@ -5,13 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "sys.h"
 
 #define F_ENVELOPE  1
 #define F_SET       2
@@ -19,7 +16,7 @@
 #define HEAD_LEN    8
 #define FRAME_HEAD  5
 #define TRAILER_LEN (BS_HASH_LEN + BS_SIG_LEN)
-#define FRAME_MAX   (BS_SET_MAX_BYTES + 65536)
+#define FRAME_MAX   BS_SET_MAX_ENCODED
 
 /* ---- writing ---- */
 
@@ -281,7 +278,7 @@ split(parsed *p, bs_errbuf *err)
 /* Pass 1: everything that can be checked before writing. */
 static bs_err
 check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
-           bs_errbuf *err)
+           bs_clock clock, uint64_t max_skew_ms, bs_errbuf *err)
 {
     const frame *tr;
     bs_err rv;
@@ -305,7 +302,7 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
         p->raw[p->in.nsets++] = p->frames[i].body;
     }
     p->in.raw = p->raw;
-    return bs_xchg_verify(s, &p->in, acc, err);
+    return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, err);
 }
 
 bs_err
@@ -319,7 +316,8 @@ bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
 
     memset(&p, 0, sizeof p);
     memset(st, 0, sizeof *st);
-    if ((rv = check_file(s, path, &p, &acc, err)) == BS_OK) {
+    if ((rv = check_file(s, path, &p, &acc, clock, max_skew_ms, err)) ==
+        BS_OK) {
         rv = bs_xchg_apply(s, sk, &p.in, &acc, clock, max_skew_ms, st, err);
         bs_peer_fini(&acc.peer);
     }
@@ -329,103 +327,122 @@ bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
 
 /* ---- inspect ---- */
 
-static json_t *
-set_json(const bs_slice body)
+static void
+inspect_set(const bs_slice body, bs_inspect_set *o)
 {
-    char id[BS_NODE_ID_LEN + 1], inc[2 * BS_INC_LEN + 1],
-        ib[2 * BS_INFOBASE_LEN + 1];
     bs_errbuf e = {{0}};
     bs_csview *v;
-    size_t present = 0;
 
-    if (bs_changeset_decode(body.p, body.n, &v, &e) != BS_OK)
-        return json_pack("{s:s, s:s}", "status", "malformed", "error", e.msg);
+    memset(o, 0, sizeof *o);
+    o->bytes = body.n;
+    if (bs_changeset_decode(body.p, body.n, &v, &e) != BS_OK) {
+        snprintf(o->error, sizeof o->error, "%s", e.msg);
+        return;
+    }
+    o->decoded = 1;
     for (size_t i = 0; i < v->count; i++)
-        present += v->present[i];
-    bs_node_id_format(v->origin, id);
-    bs_hex(inc, v->inc, BS_INC_LEN);
-    bs_hex(ib, v->infobase, BS_INFOBASE_LEN);
-    json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "origin", id,
-        "incarnation", inc, "infobase", ib, "first_seq", (json_int_t)v->first,
-        "last_seq", (json_int_t)v->last, "changes", (json_int_t)present,
-        "omitted", (json_int_t)(v->count - present), "bytes",
-        (json_int_t)body.n, "signature",
-        bs_changeset_verify(v, v->origin) == BS_OK ? "valid" : "INVALID");
+        o->changes += v->present[i];
+    o->omitted = v->count - o->changes;
+    memcpy(o->origin, v->origin, BS_PK_LEN);
+    memcpy(o->inc, v->inc, BS_INC_LEN);
+    memcpy(o->infobase, v->infobase, BS_INFOBASE_LEN);
+    o->first = v->first;
+    o->last = v->last;
+    o->signature_ok = bs_changeset_verify(v, v->origin) == BS_OK;
     bs_changeset_free(v);
-    return j;
 }
 
-bs_err
-bs_bundle_inspect(const char *path, char **out, bs_errbuf *err)
+static void
+inspect_envelope(bs_inspect *out, const bs_envelope *e)
 {
-    parsed p;
-    json_t *j, *sets;
-    const uint8_t *b;
-    size_t pos = HEAD_LEN;
-    const char *framing = "ok", *checksum = "missing", *filesig = "missing";
-    bs_err rv;
+    out->has_envelope = 1;
+    memcpy(out->sender, e->sender, BS_PK_LEN);
+    if ((out->has_receiver = e->has_receiver))
+        memcpy(out->receiver, e->receiver, BS_PK_LEN);
+    snprintf(out->sender_name, sizeof out->sender_name, "%s", e->sender_name);
+    out->message_no = e->message_no;
+    out->created_ms = e->created_ms;
+    out->acknowledged_streams = e->nack;
+}
 
-    memset(&p, 0, sizeof p);
-    if ((rv = map_file(path, &p, err)) != BS_OK)
-        return rv;
-    b = p.map;
-    if (memcmp(b, BS_FILE_MAGIC, 4) != 0 ||
-        bs_get_u32be(b + 4) != BS_FILE_VERSION) {
-        parsed_free(&p);
-        return bad_file(err, "not a branchsync exchange file of format 1");
-    }
-    sets = json_array();
-    j = json_pack("{s:s, s:i, s:I}", "file", path, "format", BS_FILE_VERSION,
-                  "bytes", (json_int_t)p.len);
-    while (pos < p.len) {
+static bs_err
+inspect_frames(parsed *p, bs_inspect *out)
+{
+    const uint8_t *b = p->map;
+    size_t pos = HEAD_LEN, cap = 0;
+
+    while (pos < p->len) {
         uint32_t n;
         bs_slice body;
 
-        if (p.len - pos < FRAME_HEAD ||
-            (n = bs_get_u32be(b + pos + 1)) > p.len - pos - FRAME_HEAD) {
-            framing = "truncated";
+        if (p->len - pos < FRAME_HEAD ||
+            (n = bs_get_u32be(b + pos + 1)) > p->len - pos - FRAME_HEAD) {
+            out->framing = "truncated";
             break;
         }
         body = (bs_slice){b + pos + FRAME_HEAD, n};
-        if (b[pos] == F_ENVELOPE)
-            bs_envelope_fini(&p.in.env); /* a second envelope replaces it */
-        if (b[pos] == F_ENVELOPE &&
-            bs_envelope_decode(body.p, body.n, &p.in.env, NULL) == BS_OK) {
-            char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
-            bs_node_id_format(p.in.env.sender, s);
-            if (p.in.env.has_receiver)
-                bs_node_id_format(p.in.env.receiver, r);
-            json_object_set_new(
-                j, "envelope",
-                json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "sender", s,
-                          "sender_name", p.in.env.sender_name, "receiver", r,
-                          "message_no", (json_int_t)p.in.env.message_no,
-                          "created_ms", (json_int_t)p.in.env.created_ms,
-                          "acknowledged_streams", (int)p.in.env.nack));
+        if (b[pos] == F_ENVELOPE) {
+            bs_envelope_fini(&p->in.env); /* a second one replaces it */
+            if (bs_envelope_decode(body.p, body.n, &p->in.env, NULL) == BS_OK)
+                inspect_envelope(out, &p->in.env);
         } else if (b[pos] == F_SET) {
-            json_array_append_new(sets, set_json(body));
+            if (out->nsets == cap) {
+                bs_inspect_set *ns;
+                cap = cap ? cap * 2 : 16;
+                if ((ns = realloc(out->sets, cap * sizeof *ns)) == NULL)
+                    return BS_ENOMEM;
+                out->sets = ns;
+            }
+            inspect_set(body, &out->sets[out->nsets++]);
         } else if (b[pos] == F_TRAILER && n == TRAILER_LEN) {
             uint8_t h[BS_HASH_LEN];
             bs_hash(h, b, pos);
-            checksum = memcmp(h, body.p, BS_HASH_LEN) ? "MISMATCH" : "valid";
-            filesig =
-                p.in.env.version &&
+            out->checksum =
+                memcmp(h, body.p, BS_HASH_LEN) ? "MISMATCH" : "valid";
+            out->file_signature =
+                p->in.env.version &&
                         bs_verify(body.p + BS_HASH_LEN, BS_FILE_CONTEXT, body.p,
-                                  BS_HASH_LEN, p.in.env.sender) == BS_OK
+                                  BS_HASH_LEN, p->in.env.sender) == BS_OK
                     ? "valid"
                     : "INVALID";
         } else {
-            framing = "bad frame";
+            out->framing = "bad frame";
         }
         pos += FRAME_HEAD + n;
     }
-    json_object_set_new(j, "framing", json_string(framing));
-    json_object_set_new(j, "checksum", json_string(checksum));
-    json_object_set_new(j, "file_signature", json_string(filesig));
-    json_object_set_new(j, "change_sets", sets);
-    *out = json_dumps(j, JSON_INDENT(2));
-    json_decref(j);
+    return BS_OK;
+}
+
+bs_err
+bs_bundle_inspect(const char *path, bs_inspect *out, bs_errbuf *err)
+{
+    parsed p;
+    bs_err rv;
+
+    memset(&p, 0, sizeof p);
+    memset(out, 0, sizeof *out);
+    if ((rv = map_file(path, &p, err)) != BS_OK)
+        return rv;
+    if (memcmp(p.map, BS_FILE_MAGIC, 4) != 0 ||
+        bs_get_u32be((const uint8_t *)p.map + 4) != BS_FILE_VERSION) {
+        parsed_free(&p);
+        return bad_file(err, "not a branchsync exchange file of format 1");
+    }
+    out->format = BS_FILE_VERSION;
+    out->bytes = p.len;
+    out->framing = "ok";
+    out->checksum = out->file_signature = "missing";
+    rv = inspect_frames(&p, out);
     parsed_free(&p);
-    return *out ? BS_OK : BS_ENOMEM;
+    if (rv != BS_OK)
+        bs_inspect_fini(out);
+    return rv;
+}
+
+void
+bs_inspect_fini(bs_inspect *in)
+{
+    free(in->sets);
+    in->sets = NULL;
+    in->nsets = 0;
 }

@@ -2,7 +2,7 @@
  * bundle.h - exchange files (offline exchange, the way 1C offices swap
  * exchange messages on a USB stick or by e-mail).
  *
- * Layout (docs/protocol.md, "exchange files"):
+ * Layout (docs/protocol.md §9):
  *   "BSX1" | u32be format (1) | frames... | trailer frame
  *   frame   = u8 type | u32be length | payload
  *   type 1  = Envelope (exactly one, first)
@@ -11,9 +11,10 @@
  *             the trailer frame, then the sender's Ed25519 signature over
  *             "branchsync/file/v1\0" || that hash.
  * Import checks everything (framing, checksum, file signature, envelope,
- * every set's signature and membership) before it writes anything, then
- * applies one set per transaction, so an interrupted import leaves a
- * consistent store that importing the same file again completes.
+ * and every set through the admission rules of admit.h, dry) before it
+ * writes anything, then applies the sets in groups of transactions, each
+ * set atomic, so an interrupted import leaves a consistent store that
+ * importing the same file again completes.
  */
 #ifndef BS_BUNDLE_H
 #define BS_BUNDLE_H
@@ -38,8 +39,38 @@ BS_MUST_CHECK bs_err bs_bundle_import(bs_store *s, const uint8_t *sk,
                                       uint64_t max_skew_ms, bs_xstats *st,
                                       bs_errbuf *err);
 
-/* Describe a file without applying it: a malloc'd JSON document. */
-BS_MUST_CHECK bs_err bs_bundle_inspect(const char *path, char **json,
+/* What `inspect` finds in one change-set frame. */
+typedef struct bs_inspect_set {
+    int decoded; /* 0: error says why */
+    char error[BS_ERRMSG_LEN];
+    uint8_t origin[BS_PK_LEN], inc[BS_INC_LEN], infobase[BS_INFOBASE_LEN];
+    uint64_t first, last, changes, omitted, bytes;
+    int signature_ok;
+} bs_inspect_set;
+
+/* What `inspect` finds in a file, read without applying anything. */
+typedef struct bs_inspect {
+    uint32_t format;
+    uint64_t bytes;
+    int has_envelope;
+    uint8_t sender[BS_PK_LEN], receiver[BS_PK_LEN];
+    int has_receiver;
+    char sender_name[BS_NODE_NAME_MAX + 1];
+    uint64_t message_no, created_ms, acknowledged_streams;
+    const char *framing;        /* "ok", "truncated" or "bad frame" */
+    const char *checksum;       /* "valid", "MISMATCH" or "missing" */
+    const char *file_signature; /* "valid", "INVALID" or "missing" */
+    bs_inspect_set *sets;       /* malloc'd */
+    size_t nsets;
+} bs_inspect;
+
+/*
+ * Describe a file without applying it (*out released with
+ * bs_inspect_fini).  BS_EMALFORMED when it is not an exchange file of a
+ * format this node reads; damage inside one is reported in *out.
+ */
+BS_MUST_CHECK bs_err bs_bundle_inspect(const char *path, bs_inspect *out,
                                        bs_errbuf *err);
+void bs_inspect_fini(bs_inspect *in);
 
 #endif

@@ -1,12 +1,18 @@
 /*
- * changeset.h - building, sealing, decoding and verifying signed change sets
- * (the wire format of proto/branchsync.proto; the byte-level rules are in
- * docs/protocol.md).
+ * changeset.h - signed change sets: their limits and plain types, and
+ * decoding and verifying them (the wire format of proto/branchsync.proto;
+ * the byte-level rules are in docs/protocol.md).
  *
  * An origin batches its changes into sets.  The signed bytes are the
  * SetHeader, which lists the BLAKE2b-256 hash of every change's bytes, so
  * one Ed25519 signature covers the whole batch and a relay may leave changes
  * out (sending only their index) while the rest still verifies (INV-4).
+ *
+ * This module is the receiver's side: decoding, shape checks, signature
+ * verification, the fast change decoder, and reading sets back from the
+ * log.  The origin's side (building and sealing) is csbuild.h; the
+ * exchange envelope is envelope.h.  Both are included below, so that one
+ * include serves every user of change sets.
  */
 #ifndef BS_CHANGESET_H
 #define BS_CHANGESET_H
@@ -14,13 +20,39 @@
 #include "arena.h"
 #include "crypto.h"
 #include "record.h"
+#include "vv.h"
 
 #define BS_WIRE_VERSION     1
 #define BS_SIG_CONTEXT      "branchsync/cs/v1"
 #define BS_SET_MAX_CHANGES  8192
-#define BS_SET_MAX_BYTES    (8u << 20) /* one set, encoded */
 #define BS_CHANGE_MAX_BYTES (2u << 20) /* one change, encoded */
 #define BS_SEEN_MAX         4096       /* streams in a header's vector */
+
+/*
+ * The size of one change set: the limit is BS_SET_MAX_BYTES, defined here
+ * once; every other size limit of a set is derived from it here
+ * (docs/protocol.md §13).
+ *   BS_SET_MAX_BYTES    8 MiB: the sealer starts a new set once its
+ *                       changes, each counted with 40 bytes for its hash
+ *                       and framing, reach BS_SET_MAX_BYTES -
+ *                       BS_CHANGE_MAX_BYTES (bs_csbuild_full); the cap of
+ *                       a SetHeader (D4).
+ *   BS_SET_MAX_ENCODED  8 MiB + 64 KiB: an encoded ChangeSet, whose
+ *                       container adds the signature and the tags and
+ *                       lengths of header and changes (D1); also the cap
+ *                       of every frame of an exchange file (F3).
+ *   BS_SET_MAX_MESSAGE  8 MiB + 1 MiB: a network message (ZMQ_MAXMSGSIZE,
+ *                       node/transport.h).  A SET message is 1 type byte
+ *                       and a set, so every valid one fits; the room above
+ *                       lets an oversized set arrive and be refused by D1,
+ *                       the session going on (P6), where ZeroMQ would drop
+ *                       the connection.
+ */
+#define BS_SET_MAX_BYTES   (8u << 20)
+#define BS_SET_MAX_ENCODED (BS_SET_MAX_BYTES + (64u << 10))
+#define BS_SET_MAX_MESSAGE (BS_SET_MAX_BYTES + (1u << 20))
+_Static_assert(BS_SET_MAX_MESSAGE >= 1 + BS_SET_MAX_ENCODED,
+               "a SET message (type byte and set) must fit a message");
 
 /* One change as the core sees it.  Strings are NUL-terminated. */
 typedef struct bs_change {
@@ -33,63 +65,18 @@ typedef struct bs_change {
     size_t nfields;
 } bs_change;
 
-/* A position in a stream: (origin, incarnation, seq). */
-typedef struct bs_pos {
-    uint8_t origin[BS_PK_LEN];
-    uint8_t inc[BS_INC_LEN];
-    uint64_t seq;
-} bs_pos;
-
-/* What the origin puts in a header besides the changes. */
-typedef struct bs_seal {
-    uint8_t infobase[BS_INFOBASE_LEN];
-    uint8_t origin[BS_PK_LEN];
-    uint8_t inc[BS_INC_LEN];
-    int has_prev;
-    uint8_t prev_hash[BS_HASH_LEN];
-    const bs_pos *seen;
-    size_t nseen;
-    uint64_t created_ms;
-} bs_seal;
-
-/* Accumulates encoded changes of one stream until sealed. */
-typedef struct bs_csbuild {
-    bs_arena arena;
-    size_t n, cap, bytes;
-    uint64_t first_seq;
-    bs_slice *changes;
-    uint8_t (*hashes)[BS_HASH_LEN];
-} bs_csbuild;
-
-void bs_csbuild_init(bs_csbuild *b);
-void bs_csbuild_fini(bs_csbuild *b);
-/* Encode and add one change (seq must follow the previous one). */
-BS_MUST_CHECK bs_err bs_csbuild_add(bs_csbuild *b, const bs_change *ch);
-/* 1 when the next change should go to a new set. */
-int bs_csbuild_full(const bs_csbuild *b);
-size_t bs_csbuild_count(const bs_csbuild *b);
+/* ---- decoding (the receiver's side) ---- */
 
 /*
- * Seal the accumulated changes into a signed ChangeSet: its encoded size is
- * bs_csbuild_sealed_size(), written by bs_csbuild_seal_into() to out, and
- * the header's hash (the chain link) to hash.  Then the builder is empty.
+ * A decoded change set.  It borrows `raw`: the caller's buffer, which must
+ * outlive the view (no copy of a set of up to 8 MiB is made).  It owns its
+ * unpacked protobuf-c messages, which hold copies of the header and the
+ * change bytes: `header` and `changes` point into them and live as long as
+ * the view.
  */
-typedef struct bs_sealed bs_sealed;
-BS_MUST_CHECK bs_err bs_csbuild_seal(bs_csbuild *b, const bs_seal *s,
-                                     const uint8_t *sk, bs_sealed **out);
-size_t bs_sealed_size(const bs_sealed *x);
-void bs_sealed_write(const bs_sealed *x, uint8_t *out);
-const uint8_t *bs_sealed_hash(const bs_sealed *x);
-uint64_t bs_sealed_first(const bs_sealed *x);
-uint64_t bs_sealed_last(const bs_sealed *x);
-void bs_sealed_free(bs_sealed *x);
-
-/* ---- the receiver's side ---- */
-
-/* A decoded change set; owns its unpacked messages, borrows `raw`. */
 typedef struct bs_csview {
-    bs_slice raw;    /* the exact received bytes (owned copy) */
-    bs_slice header; /* signed bytes, inside raw */
+    bs_slice raw;    /* the exact received bytes: borrowed, not copied */
+    bs_slice header; /* the signed bytes, as received (the view's copy) */
     uint8_t header_hash[BS_HASH_LEN];
     uint32_t version;
     uint8_t infobase[BS_INFOBASE_LEN];
@@ -102,7 +89,8 @@ typedef struct bs_csview {
     size_t nseen;
     size_t count;          /* last - first + 1 */
     uint8_t *present;      /* count flags: 1 if the change's bytes are here */
-    bs_slice *changes;     /* count slices; empty for omitted ones */
+    bs_slice *changes;     /* count slices (the view's copies); empty for
+                              omitted ones */
     void *pb_set, *pb_hdr; /* unpacked protobuf messages */
     int verified;          /* the origin's signature was checked (pass 1) */
 } bs_csview;
@@ -112,7 +100,9 @@ typedef struct bs_csview {
  * (P21), the header parsed from the exact bytes, ids of the right length,
  * one hash per seq, omitted indexes in range and unique, and every present
  * change's hash equal to its entry in the header.  Does not verify the
- * signature.  BS_EMALFORMED with detail on any defect.
+ * signature.  BS_EMALFORMED with detail on any defect (BS_EBADSIG when a
+ * change does not match its hash), BS_ENOMEM.  *out is set only on BS_OK;
+ * it borrows buf (see bs_csview).
  */
 BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
                                          bs_csview **out, bs_errbuf *err);
@@ -120,17 +110,15 @@ BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
 BS_MUST_CHECK bs_err bs_changeset_verify(const bs_csview *v,
                                          const uint8_t pk[BS_PK_LEN]);
 /*
- * Decode present change i (0-based) into *out, allocating from a.
- * BS_EMALFORMED if its seq is not first + i or a name is invalid.
+ * Decode present change i (0-based) into *out, allocating from a (the
+ * strings and fields of *out live as long as the arena).  BS_EMALFORMED if
+ * it is not canonically encoded, its seq is not first + i or a name is
+ * invalid.
  */
 BS_MUST_CHECK bs_err bs_changeset_change(const bs_csview *v, size_t i,
                                          bs_arena *a, bs_change *out,
                                          bs_errbuf *err);
-/* The same with protobuf-c and a re-encoding check: the reference the fast
- * decoder above is tested against (slower; not used on the data path). */
-BS_MUST_CHECK bs_err bs_changeset_change_pb(const bs_csview *v, size_t i,
-                                            bs_arena *a, bs_change *out,
-                                            bs_errbuf *err);
+/* Free v and what it owns (not raw).  NULL is a no-op. */
 void bs_changeset_free(bs_csview *v);
 
 /*
@@ -144,37 +132,29 @@ BS_MUST_CHECK bs_err bs_changeset_stored_seen(bs_slice set, bs_pos **seen,
 BS_MUST_CHECK bs_err bs_changeset_stored_info(bs_slice set, uint64_t *first,
                                               uint64_t *last,
                                               uint64_t *created_ms);
-/* The signed header bytes inside a stored set. */
+/* The signed header bytes inside a stored set (*hdr points into set). */
 BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
 
-/* ---- the exchange envelope (unsigned; outside the origins' bytes) ---- */
+/*
+ * protobuf-c for untrusted bytes, as the decoders here use it; exported for
+ * envelope.c and for the protobuf-c reference decoder of the tests
+ * (tests/lib/changeset_ref.c).
+ *
+ * bs_changeset_pb_unpack: unpack len bytes as desc with every allocation
+ * counted against 4 * len + 64 KiB (P21); NULL when they do not decode or
+ * the cap is reached.  Free the message with bs_changeset_pb_free (NULL is
+ * a no-op).  bs_changeset_pb_canonical: 1 when m packs back to exactly buf
+ * (canonical encoding, docs/protocol.md 2.8).
+ */
+struct ProtobufCMessage;
+struct ProtobufCMessageDescriptor;
+void *bs_changeset_pb_unpack(const struct ProtobufCMessageDescriptor *desc,
+                             const uint8_t *buf, size_t len);
+void bs_changeset_pb_free(void *m);
+int bs_changeset_pb_canonical(const struct ProtobufCMessage *m,
+                              const uint8_t *buf, size_t len);
 
-typedef struct bs_envelope {
-    uint32_t version;
-    uint8_t infobase[BS_INFOBASE_LEN];
-    uint8_t hub[BS_PK_LEN];
-    uint8_t sender[BS_PK_LEN];
-    int has_receiver;
-    uint8_t receiver[BS_PK_LEN];
-    bs_pos *ack; /* malloc'd: the sender's version vector */
-    size_t nack;
-    uint64_t created_ms;
-    char sender_name[BS_NODE_NAME_MAX + 1];
-    uint32_t sender_role;
-    uint8_t sender_inc[BS_INC_LEN];
-    uint64_t message_no;
-} bs_envelope;
-
-/* Encode e; *out is malloc'd. */
-BS_MUST_CHECK bs_err bs_envelope_encode(const bs_envelope *e, uint8_t **out,
-                                        size_t *n);
-/* Decode and shape-check; BS_EMALFORMED.  Free with bs_envelope_fini. */
-BS_MUST_CHECK bs_err bs_envelope_decode(const uint8_t *buf, size_t n,
-                                        bs_envelope *e, bs_errbuf *err);
-void bs_envelope_fini(bs_envelope *e);
-
-/* Add already-encoded change bytes (re-sealing our own history). */
-BS_MUST_CHECK bs_err bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq,
-                                        bs_slice bytes);
+#include "csbuild.h"
+#include "envelope.h"
 
 #endif

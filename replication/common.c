@@ -8,12 +8,18 @@
 
 static const struct {
     const char *msg;
-    int code;
+    int code, local;
 } errtab[] = {
-#define BS_ERR_ROW(name, code, msg) {msg, code},
+#define BS_ERR_ROW(name, code, local, msg) {msg, code, local},
     BS_ERR_MAP(BS_ERR_ROW)
 #undef BS_ERR_ROW
 };
+
+int
+bs_err_local(bs_err e)
+{
+    return (unsigned)e >= BS_ERR_COUNT || errtab[e].local;
+}
 
 const char *
 bs_strerror(bs_err e)

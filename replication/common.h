@@ -17,33 +17,38 @@
 #define BS_MUST_CHECK   __attribute__((warn_unused_result))
 #define BS_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* name, CLI exit code, message */
+/*
+ * name, CLI exit code, local fault, message.  A local fault is this node's
+ * own trouble (disk, memory, store, key file), never the input's: a change
+ * set refused for one is not the sender's fault, so a session stops rather
+ * than refusing the set, and a held set that meets one stays held.
+ */
 #define BS_ERR_MAP(X)                                                          \
-    X(BS_OK, 0, "success")                                                     \
-    X(BS_EUSAGE, 2, "bad usage")                                               \
-    X(BS_EINVAL, 2, "invalid input")                                           \
-    X(BS_EJSON, 2, "malformed JSON")                                           \
-    X(BS_ENOTNODE, 2, "not a branchsync node directory")                       \
-    X(BS_EEXIST, 2, "already exists")                                          \
-    X(BS_EMALFORMED, 2, "malformed change set")                                \
-    X(BS_EBADSIG, 2, "signature does not verify")                              \
-    X(BS_EFORGED, 2, "origin is not a known member")                           \
-    X(BS_EINFOBASE, 2, "change set belongs to another infobase")               \
-    X(BS_EGAP, 2, "change set would leave a gap")                              \
-    X(BS_EPERM, 2, "not permitted")                                            \
-    X(BS_ENOTFOUND, 1, "not found")                                            \
-    X(BS_ENOMEM, 1, "out of memory")                                           \
-    X(BS_EIO, 1, "input/output error")                                         \
-    X(BS_EMAPFULL, 1, "store is full: no disk space to grow")                  \
-    X(BS_ESTORE, 1, "store error")                                             \
-    X(BS_EKEY, 1, "key file error")                                            \
-    X(BS_EUNREACHABLE, 1, "peer unreachable")                                  \
-    X(BS_ETIMEOUT, 1, "timed out")                                             \
-    X(BS_EQUARANTINED, 1, "origin stream quarantined")                         \
-    X(BS_EINTERNAL, 1, "internal error")
+    X(BS_OK, 0, 0, "success")                                                  \
+    X(BS_EUSAGE, 2, 0, "bad usage")                                            \
+    X(BS_EINVAL, 2, 0, "invalid input")                                        \
+    X(BS_EJSON, 2, 0, "malformed JSON")                                        \
+    X(BS_ENOTNODE, 2, 0, "not a branchsync node directory")                    \
+    X(BS_EEXIST, 2, 0, "already exists")                                       \
+    X(BS_EMALFORMED, 2, 0, "malformed change set")                             \
+    X(BS_EBADSIG, 2, 0, "signature does not verify")                           \
+    X(BS_EFORGED, 2, 0, "origin is not a known member")                        \
+    X(BS_EINFOBASE, 2, 0, "change set belongs to another infobase")            \
+    X(BS_EGAP, 2, 0, "change set would leave a gap")                           \
+    X(BS_EPERM, 2, 0, "not permitted")                                         \
+    X(BS_ENOTFOUND, 1, 0, "not found")                                         \
+    X(BS_ENOMEM, 1, 1, "out of memory")                                        \
+    X(BS_EIO, 1, 1, "input/output error")                                      \
+    X(BS_EMAPFULL, 1, 1, "store is full: no disk space to grow")               \
+    X(BS_ESTORE, 1, 1, "store error")                                          \
+    X(BS_EKEY, 1, 1, "key file error")                                         \
+    X(BS_EUNREACHABLE, 1, 0, "peer unreachable")                               \
+    X(BS_ETIMEOUT, 1, 0, "timed out")                                          \
+    X(BS_EQUARANTINED, 1, 0, "origin stream quarantined")                      \
+    X(BS_EINTERNAL, 1, 1, "internal error")
 
 typedef enum {
-#define BS_ERR_ENUM(name, code, msg) name,
+#define BS_ERR_ENUM(name, code, local, msg) name,
     BS_ERR_MAP(BS_ERR_ENUM)
 #undef BS_ERR_ENUM
         BS_ERR_COUNT
@@ -53,6 +58,8 @@ typedef enum {
 const char *bs_strerror(bs_err e);
 /* The CLI exit status for e: 0, 1 or 2. */
 int bs_err_exit_code(bs_err e);
+/* 1 when e is a local fault (see BS_ERR_MAP). */
+int bs_err_local(bs_err e);
 
 /*
  * A detailed error message, filled where an error is first seen and carried
@@ -69,7 +76,7 @@ bs_err bs_errf(bs_errbuf *err, bs_err e, const char *fmt, ...) BS_PRINTF(3, 4);
 /* The detail if one was set, else bs_strerror(e). */
 const char *bs_errmsg(const bs_errbuf *err, bs_err e);
 
-/* Our own bugs only; stays on in release builds (RELIABILITY K3). */
+/* Our own bugs only; stays on in release builds (docs/reliability.md K3). */
 #define BS_ASSERT(x) ((x) ? (void)0 : bs_assert_fail(#x, __FILE__, __LINE__))
 void bs_assert_fail(const char *expr, const char *file, int line)
     __attribute__((noreturn));
@@ -80,7 +87,7 @@ typedef struct bs_slice {
     size_t n;
 } bs_slice;
 
-/* Limits of names and records (docs/limits in README). */
+/* Limits of names and records (README.md "Limits", docs/protocol.md §13). */
 #define BS_COLLECTION_MAX 64
 #define BS_ID_MAX         256
 #define BS_FIELD_NAME_MAX 128

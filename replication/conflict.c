@@ -1,46 +1,32 @@
 /*
- * conflict.c - conflict register, stored as JSON objects.
+ * conflict.c - the conflict register (ConflictEntry records).
  */
 #include "conflict.h"
 
-#include <jansson.h>
 #include <string.h>
 
-#include "apply.h"
+#include "meta.h"
+#include "storage.pb-c.h"
 
-static json_t *
-value_json(const bs_value *v)
+#define FLAG_OPEN 1u
+#define CKEY_MAX                                                               \
+    (BS_COLLECTION_MAX + BS_ID_MAX + BS_FIELD_NAME_MAX + 3 + BS_CONFLICT_ID_LEN)
+#define META_OPEN "conflicts.open"
+#define META_ALL  "conflicts.all"
+
+/* ---- keys and IDs ---- */
+
+/* 1 when candidate a sorts after b: by origin key, then hlc. */
+static int
+cand_after(const bs_cand *a, const bs_cand *b)
 {
-    if (v == NULL)
-        return json_null();
-    switch (v->type) {
-    case BS_VNULL:
-        return json_null();
-    case BS_VTRUE:
-        return json_true();
-    case BS_VFALSE:
-        return json_false();
-    case BS_VINT:
-        return json_integer(v->i);
-    case BS_VREAL:
-        return json_real(v->d);
-    default:
-        return json_stringn(v->s, v->len);
-    }
+    int c = memcmp(a->key, b->key, BS_PK_LEN);
+
+    return c > 0 || (c == 0 && a->hlc > b->hlc);
 }
 
-static json_t *
-cand_json(const bs_cand *c)
-{
-    char id[BS_NODE_ID_LEN + 1];
-
-    bs_node_id_format(c->key, id);
-    return json_pack("{s:s, s:I, s:o, s:b}", "origin", id, "hlc",
-                     (json_int_t)c->hlc, "value", value_json(c->val), "deleted",
-                     c->val == NULL);
-}
-
-/* Order-independent ID: hash of what conflicted, both candidates sorted. */
+/* Order-independent ID: hash of what conflicted, both candidates sorted
+ * (docs/protocol.md 5.4). */
 static void
 conflict_id(char out[BS_CONFLICT_ID_LEN + 1], const char *coll, const char *id,
             const char *field, const bs_cand *a, const bs_cand *b)
@@ -48,9 +34,8 @@ conflict_id(char out[BS_CONFLICT_ID_LEN + 1], const char *coll, const char *id,
     const bs_cand *lo = a, *hi = b;
     bs_hash_state h;
     uint8_t d[BS_HASH_LEN], t[8];
-    int c = memcmp(a->key, b->key, BS_PK_LEN);
 
-    if (c > 0 || (c == 0 && a->hlc > b->hlc)) {
+    if (cand_after(a, b)) {
         lo = b;
         hi = a;
     }
@@ -91,18 +76,165 @@ ckey(uint8_t *buf, const char *coll, const char *id, const char *field,
     return n;
 }
 
-#define CKEY_MAX                                                               \
-    (BS_COLLECTION_MAX + BS_ID_MAX + BS_FIELD_NAME_MAX + 3 + BS_CONFLICT_ID_LEN)
+/* ---- counts ---- */
 
-static json_t *
-streams_json(const bs_cand *a, const bs_cand *b)
+static bs_err
+count_add(bs_txn *t, int64_t open, int64_t all)
 {
-    char ka[97], kb[97];
+    uint64_t o, a;
+    bs_err rv;
 
-    bs_hex(ka, a->key, 48);
-    bs_hex(kb, b->key, 48);
-    return json_pack("[s,I,s,I]", ka, (json_int_t)a->seq, kb,
-                     (json_int_t)b->seq);
+    if ((rv = bs_meta_get_u64(t, META_OPEN, &o)) != BS_OK ||
+        (rv = bs_meta_get_u64(t, META_ALL, &a)) != BS_OK)
+        return rv;
+    o = open < 0 && o < (uint64_t)-open ? 0 : o + (uint64_t)open;
+    a += (uint64_t)all;
+    if ((rv = bs_meta_put_u64(t, META_OPEN, o)) != BS_OK)
+        return rv;
+    return all ? bs_meta_put_u64(t, META_ALL, a) : BS_OK;
+}
+
+bs_err
+bs_conflict_count(bs_txn *t, uint64_t *open, uint64_t *all)
+{
+    uint64_t o, a;
+    bs_err rv;
+
+    if ((rv = bs_meta_get_u64(t, META_OPEN, &o)) != BS_OK ||
+        (rv = bs_meta_get_u64(t, META_ALL, &a)) != BS_OK)
+        return rv;
+    if (open)
+        *open = o;
+    if (all)
+        *all = a;
+    return BS_OK;
+}
+
+/* ---- encoding ---- */
+
+static ProtobufCBinaryData
+bin(const void *p, size_t n)
+{
+    return (ProtobufCBinaryData){n, (uint8_t *)p};
+}
+
+static void
+value_pb(const bs_value *v, Bs__Value *pv, char *text)
+{
+    bs__value__init(pv);
+    switch (v->type) {
+    case BS_VNULL:
+        pv->kind_case = BS__VALUE__KIND_NULL;
+        pv->null = 1;
+        break;
+    case BS_VFALSE:
+    case BS_VTRUE:
+        pv->kind_case = BS__VALUE__KIND_BOOLEAN;
+        pv->boolean = v->type == BS_VTRUE;
+        break;
+    case BS_VINT:
+        pv->kind_case = BS__VALUE__KIND_INTEGER;
+        pv->integer = v->i;
+        break;
+    case BS_VREAL:
+        pv->kind_case = BS__VALUE__KIND_REAL;
+        pv->real = v->d;
+        break;
+    default:
+        pv->kind_case = BS__VALUE__KIND_TEXT;
+        pv->text = text;
+    }
+}
+
+/* The value of a stored candidate; text is malloc'd into *text. */
+static bs_err
+value_from_pb(const Bs__Value *pv, bs_value *v, char **text)
+{
+    memset(v, 0, sizeof *v);
+    *text = NULL;
+    if (pv == NULL)
+        return BS_OK; /* null */
+    switch (pv->kind_case) {
+    case BS__VALUE__KIND_BOOLEAN:
+        v->type = pv->boolean ? BS_VTRUE : BS_VFALSE;
+        break;
+    case BS__VALUE__KIND_INTEGER:
+        v->type = BS_VINT;
+        v->i = pv->integer;
+        break;
+    case BS__VALUE__KIND_REAL:
+        v->type = BS_VREAL;
+        v->d = pv->real;
+        break;
+    case BS__VALUE__KIND_TEXT:
+        if ((*text = strdup(pv->text)) == NULL)
+            return BS_ENOMEM;
+        v->type = BS_VTEXT;
+        v->s = *text;
+        v->len = (uint32_t)strlen(pv->text);
+        break;
+    default:
+        v->type = BS_VNULL;
+    }
+    return BS_OK;
+}
+
+typedef struct side_in {
+    const uint8_t *key;
+    uint64_t seq, hlc;
+    int deleted;
+    const bs_value *val;
+} side_in;
+
+/* Store one entry (flags byte + ConflictEntry) under key. */
+static bs_err
+put_entry(bs_txn *t, const uint8_t *key, size_t klen, const char *cid,
+          bs_policy policy, const side_in *s, int winner, int open,
+          const char *how, uint64_t detected_ms)
+{
+    Bs__ConflictEntry m = BS__CONFLICT_ENTRY__INIT;
+    Bs__ConflictCandidate cand[2], *cp[2];
+    Bs__Value val[2];
+    char *texts[2] = {NULL, NULL};
+    uint8_t *dst;
+    size_t n;
+    bs_err rv = BS_OK;
+
+    for (int i = 0; i < 2; i++) {
+        bs__conflict_candidate__init(&cand[i]);
+        cand[i].origin = bin(s[i].key, BS_PK_LEN);
+        cand[i].incarnation = bin(s[i].key + BS_PK_LEN, BS_INC_LEN);
+        cand[i].seq = s[i].seq;
+        cand[i].hlc = s[i].hlc;
+        cand[i].deleted = s[i].deleted;
+        if (!s[i].deleted) {
+            const bs_value *v = s[i].val;
+            if (v->type == BS_VTEXT &&
+                (texts[i] = strndup(v->s, v->len)) == NULL)
+                rv = BS_ENOMEM;
+            value_pb(v, &val[i], texts[i]);
+            cand[i].value = &val[i];
+        }
+        cp[i] = &cand[i];
+    }
+    m.id = (char *)cid;
+    m.policy = (uint32_t)policy;
+    m.n_candidates = 2;
+    m.candidates = cp;
+    m.winner = (uint32_t)winner;
+    m.resolution = (char *)how;
+    m.detected_ms = detected_ms;
+    n = bs__conflict_entry__get_packed_size(&m);
+    if (rv == BS_OK)
+        rv = bs_txn_reserve(t, BS_DB_CONFLICTS, bs_mem(key, klen), n + 1, 0,
+                            &dst, NULL);
+    if (rv == BS_OK) {
+        dst[0] = open ? FLAG_OPEN : 0;
+        bs__conflict_entry__pack(&m, dst + 1);
+    }
+    free(texts[0]);
+    free(texts[1]);
+    return rv;
 }
 
 bs_err
@@ -110,12 +242,12 @@ bs_conflict_add(bs_txn *t, const char *coll, const char *id, const char *field,
                 bs_policy policy, const bs_cand *a, const bs_cand *b,
                 int winner, uint64_t now_ms)
 {
-    char cid[BS_CONFLICT_ID_LEN + 1], wid[BS_NODE_ID_LEN + 1];
+    char cid[BS_CONFLICT_ID_LEN + 1];
     uint8_t key[CKEY_MAX];
+    int open = policy == BS_POLICY_MANUAL;
+    side_in s[2] = {{a->key, a->seq, a->hlc, a->val == NULL, a->val},
+                    {b->key, b->seq, b->hlc, b->val == NULL, b->val}};
     size_t klen;
-    const bs_cand *w = winner ? b : a;
-    json_t *j;
-    char *s;
     bs_slice old;
     bs_err rv;
 
@@ -123,46 +255,147 @@ bs_conflict_add(bs_txn *t, const char *coll, const char *id, const char *field,
     klen = ckey(key, coll, id, field, cid);
     if (bs_txn_get(t, BS_DB_CONFLICTS, bs_mem(key, klen), &old) == BS_OK)
         return BS_OK; /* already recorded */
-    bs_node_id_format(w->key, wid);
-    j = json_pack(
-        "{s:s, s:s, s:s, s:s, s:[o,o], s:s, s:o, s:s, s:b, s:I}", "conflict",
-        cid, "collection", coll, "id", id, "field", field, "candidates",
-        cand_json(a), cand_json(b), "winner", wid, "winner_value",
-        value_json(w->val), "policy", bs_policy_name(policy), "resolved",
-        policy != BS_POLICY_MANUAL, "detected_ms", (json_int_t)now_ms);
-    if (j == NULL)
-        return BS_ENOMEM;
-    if (policy != BS_POLICY_MANUAL)
-        json_object_set_new(j, "resolution", json_string("automatic"));
-    json_object_set_new(j, "_streams", streams_json(a, b));
-    s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (s == NULL)
-        return BS_ENOMEM;
-    rv = bs_txn_put(t, BS_DB_CONFLICTS, bs_mem(key, klen), bs_str(s), 0, NULL);
-    free(s);
+    if (cand_after(a, b)) {
+        /* Stored in the ID's order, so every node records the same. */
+        side_in x = s[0];
+        s[0] = s[1];
+        s[1] = x;
+        winner = !winner;
+    }
+    rv = put_entry(t, key, klen, cid, policy, s, winner, open,
+                   open ? "" : "automatic", now_ms);
+    if (rv == BS_OK)
+        rv = count_add(t, open, 1);
     return rv;
 }
 
-bs_err
-bs_conflict_count(bs_txn *t, uint64_t *open, uint64_t *all)
+/* ---- decoding ---- */
+
+void
+bs_conflict_fini(bs_conflict *c)
 {
-    bs_cursor *c;
+    for (int i = 0; i < 2; i++)
+        if (c->side[i].val.type == BS_VTEXT)
+            free((char *)c->side[i].val.s);
+    memset(c, 0, sizeof *c);
+}
+
+/* Split key coll \0 id \0 field \0 cid into c. */
+static bs_err
+split_key(bs_slice k, bs_conflict *c)
+{
+    const char *p = (const char *)k.p, *end = p + k.n;
+    char *dst[3] = {c->coll, c->rid, c->field};
+    size_t cap[3] = {sizeof c->coll, sizeof c->rid, sizeof c->field};
+
+    for (int i = 0; i < 3; i++) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        if (nul == NULL || (size_t)(nul - p) >= cap[i])
+            return BS_ESTORE;
+        memcpy(dst[i], p, (size_t)(nul - p) + 1);
+        p = nul + 1;
+    }
+    return end - p == BS_CONFLICT_ID_LEN ? BS_OK : BS_ESTORE;
+}
+
+static bs_err
+decode(bs_slice k, bs_slice v, bs_conflict *c)
+{
+    Bs__ConflictEntry *m;
+    bs_err rv = BS_ESTORE;
+
+    memset(c, 0, sizeof *c);
+    if (v.n < 1 || split_key(k, c) != BS_OK)
+        return BS_ESTORE;
+    if ((m = bs__conflict_entry__unpack(NULL, v.n - 1, v.p + 1)) == NULL)
+        return BS_ESTORE;
+    if (m->n_candidates != 2 || m->winner > 1 || m->policy > 2 ||
+        strlen(m->id) != BS_CONFLICT_ID_LEN ||
+        strlen(m->resolution) > BS_CONFLICT_HOW_MAX)
+        goto out;
+    memcpy(c->id, m->id, BS_CONFLICT_ID_LEN + 1);
+    c->policy = (bs_policy)m->policy;
+    c->winner = (int)m->winner;
+    c->resolved = !(v.p[0] & FLAG_OPEN);
+    snprintf(c->resolution, sizeof c->resolution, "%s", m->resolution);
+    c->detected_ms = m->detected_ms;
+    for (int i = 0; i < 2; i++) {
+        const Bs__ConflictCandidate *s = m->candidates[i];
+        char *text;
+        if (s->origin.len != BS_PK_LEN || s->incarnation.len != BS_INC_LEN)
+            goto out;
+        memcpy(c->side[i].key, s->origin.data, BS_PK_LEN);
+        memcpy(c->side[i].key + BS_PK_LEN, s->incarnation.data, BS_INC_LEN);
+        c->side[i].seq = s->seq;
+        c->side[i].hlc = s->hlc;
+        c->side[i].deleted = s->deleted;
+        if ((rv = value_from_pb(s->value, &c->side[i].val, &text)) != BS_OK)
+            goto out;
+        rv = BS_ESTORE;
+    }
+    rv = BS_OK;
+out:
+    bs__conflict_entry__free_unpacked(m, NULL);
+    if (rv != BS_OK)
+        bs_conflict_fini(c);
+    return rv;
+}
+
+/* ---- iterating and finding ---- */
+
+struct bs_conflict_iter {
+    bs_cursor *cur;
+    int all, started;
+    bs_conflict c;
+};
+
+bs_err
+bs_conflict_iter_open(bs_txn *t, int all, bs_conflict_iter **out)
+{
+    bs_conflict_iter *it = calloc(1, sizeof *it);
+    bs_err rv;
+
+    if (it == NULL)
+        return BS_ENOMEM;
+    if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &it->cur)) != BS_OK) {
+        free(it);
+        return rv;
+    }
+    it->all = all;
+    *out = it;
+    return BS_OK;
+}
+
+bs_err
+bs_conflict_iter_next(bs_conflict_iter *it, const bs_conflict **c)
+{
     bs_slice k, v;
     bs_err rv;
 
-    *open = *all = 0;
-    if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &c)) != BS_OK)
-        return rv;
-    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-         rv = bs_cursor_next(c, &k, &v)) {
-        (*all)++;
-        /* Cheap test on the stored JSON, written by us. */
-        if (memmem(v.p, v.n, "\"resolved\":false", 16) != NULL)
-            (*open)++;
+    bs_conflict_fini(&it->c);
+    for (;;) {
+        rv = it->started ? bs_cursor_next(it->cur, &k, &v)
+                         : bs_cursor_first(it->cur, &k, &v);
+        it->started = 1;
+        if (rv != BS_OK)
+            return rv;
+        if (!it->all && (v.n < 1 || !(v.p[0] & FLAG_OPEN)))
+            continue;
+        if ((rv = decode(k, v, &it->c)) != BS_OK)
+            return rv;
+        *c = &it->c;
+        return BS_OK;
     }
-    bs_cursor_close(c);
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+void
+bs_conflict_iter_close(bs_conflict_iter *it)
+{
+    if (it == NULL)
+        return;
+    bs_conflict_fini(&it->c);
+    bs_cursor_close(it->cur);
+    free(it);
 }
 
 /* Find conflict cid by scanning (an admin operation). */
@@ -192,7 +425,7 @@ find(bs_txn *t, const char *cid, uint8_t *key, size_t *klen, bs_slice *val)
 }
 
 bs_err
-bs_conflict_get(bs_txn *t, const char *cid, char **json)
+bs_conflict_get(bs_txn *t, const char *cid, bs_conflict *c)
 {
     uint8_t key[CKEY_MAX];
     size_t klen;
@@ -201,31 +434,28 @@ bs_conflict_get(bs_txn *t, const char *cid, char **json)
 
     if (rv != BS_OK)
         return rv;
-    if ((*json = malloc(v.n + 1)) == NULL)
-        return BS_ENOMEM;
-    memcpy(*json, v.p, v.n);
-    (*json)[v.n] = '\0';
-    return BS_OK;
+    return decode(bs_mem(key, klen), v, c);
 }
 
+/* Rewrite the entry under key as resolved, saying how. */
 static bs_err
 set_resolved(bs_txn *t, const uint8_t *key, size_t klen, bs_slice v,
              const char *how)
 {
-    json_t *j;
-    char *s;
+    bs_conflict c;
+    side_in s[2];
     bs_err rv;
 
-    if ((j = json_loadb((const char *)v.p, v.n, 0, NULL)) == NULL)
-        return BS_ESTORE;
-    json_object_set_new(j, "resolved", json_true());
-    json_object_set_new(j, "resolution", json_string(how));
-    s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (s == NULL)
-        return BS_ENOMEM;
-    rv = bs_txn_put(t, BS_DB_CONFLICTS, bs_mem(key, klen), bs_str(s), 0, NULL);
-    free(s);
+    if ((rv = decode(bs_mem(key, klen), v, &c)) != BS_OK)
+        return rv;
+    for (int i = 0; i < 2; i++)
+        s[i] = (side_in){c.side[i].key, c.side[i].seq, c.side[i].hlc,
+                         c.side[i].deleted, &c.side[i].val};
+    rv = put_entry(t, key, klen, c.id, c.policy, s, c.winner, 0, how,
+                   c.detected_ms);
+    if (rv == BS_OK && !c.resolved)
+        rv = count_add(t, -1, 0);
+    bs_conflict_fini(&c);
     return rv;
 }
 
@@ -242,46 +472,33 @@ bs_conflict_mark_resolved(bs_txn *t, const char *cid, const char *how)
     return set_resolved(t, key, klen, v, how);
 }
 
-/* 1 when seen covers the stream position given as hex key + seq. */
-static int
-covers_json(const bs_pos *seen, size_t n, json_t *hexkey, json_t *seq)
-{
-    uint8_t key[48];
-    const char *h = json_string_value(hexkey);
-
-    if (h == NULL || bs_unhex(key, 48, h) != BS_OK || !json_is_integer(seq))
-        return 0;
-    return bs_pos_covers(seen, n, key, (uint64_t)json_integer_value(seq));
-}
-
 bs_err
 bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
-                      const char *field, const void *seen_v, size_t nseen)
+                      const char *field, const bs_pos *seen, size_t nseen)
 {
-    const bs_pos *seen = seen_v;
     uint8_t prefix[CKEY_MAX], key[CKEY_MAX];
-    size_t plen = ckey(prefix, coll, id, field, NULL);
+    size_t plen;
+    uint64_t open;
     bs_cursor *c;
     bs_slice k, v;
     bs_err rv;
 
+    if ((rv = bs_conflict_count(t, &open, NULL)) != BS_OK || open == 0)
+        return rv;
+    plen = ckey(prefix, coll, id, field, NULL);
     if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &c)) != BS_OK)
         return rv;
     for (rv = bs_cursor_seek(c, bs_mem(prefix, plen), &k, &v);
          rv == BS_OK && k.n > plen && memcmp(k.p, prefix, plen) == 0;
          rv = bs_cursor_next(c, &k, &v)) {
-        json_t *j, *st;
+        bs_conflict cf;
         int settle;
 
-        if (memmem(v.p, v.n, "\"resolved\":false", 16) == NULL ||
-            (j = json_loadb((const char *)v.p, v.n, 0, NULL)) == NULL)
+        if (v.n < 1 || !(v.p[0] & FLAG_OPEN) || decode(k, v, &cf) != BS_OK)
             continue;
-        st = json_object_get(j, "_streams");
-        settle = covers_json(seen, nseen, json_array_get(st, 0),
-                             json_array_get(st, 1)) &&
-                 covers_json(seen, nseen, json_array_get(st, 2),
-                             json_array_get(st, 3));
-        json_decref(j);
+        settle = bs_vv_covers(seen, nseen, cf.side[0].key, cf.side[0].seq) &&
+                 bs_vv_covers(seen, nseen, cf.side[1].key, cf.side[1].seq);
+        bs_conflict_fini(&cf);
         if (!settle)
             continue;
         memcpy(key, k.p, k.n);
@@ -294,4 +511,43 @@ bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
     }
     bs_cursor_close(c);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/* ---- the store upgrade ---- */
+
+bs_err
+bs_conflict_put(bs_txn *t, const bs_conflict *c)
+{
+    uint8_t key[CKEY_MAX];
+    size_t klen = ckey(key, c->coll, c->rid, c->field, c->id);
+    side_in s[2];
+
+    for (int i = 0; i < 2; i++)
+        s[i] = (side_in){c->side[i].key, c->side[i].seq, c->side[i].hlc,
+                         c->side[i].deleted, &c->side[i].val};
+    return put_entry(t, key, klen, c->id, c->policy, s, c->winner, !c->resolved,
+                     c->resolution, c->detected_ms);
+}
+
+bs_err
+bs_conflict_recount(bs_txn *t)
+{
+    uint64_t open = 0, all = 0;
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &c)) != BS_OK)
+        return rv;
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        all++;
+        open += v.n > 0 && (v.p[0] & FLAG_OPEN);
+    }
+    bs_cursor_close(c);
+    if (rv != BS_ENOTFOUND)
+        return rv;
+    if ((rv = bs_meta_put_u64(t, META_OPEN, open)) != BS_OK)
+        return rv;
+    return bs_meta_put_u64(t, META_ALL, all);
 }

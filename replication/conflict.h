@@ -1,27 +1,33 @@
 /*
- * conflict.h - the conflict register (BS_DB_CONFLICTS).
+ * conflict.h - the conflict register.
  *
  * A conflict is two concurrent writes (neither writer had seen the other)
  * of the same field, or a delete concurrent with an update (field
  * "(record)").  Resolution itself is deterministic (record.h); this register
- * only remembers what was decided, for `conflicts` and `status`.  Its ID
- * is a hash of what conflicted, so every node that detects the same
- * conflict names it the same way and recording it twice is a no-op.
- * Key: collection \0 id \0 field \0 conflict ID, so the conflicts of one
- * field are found by prefix.  Value: a JSON object (the `conflicts --json`
- * element, plus "_streams" for bs_conflict_supersede).
+ * remembers what was decided, for `conflicts`, `status` and `resolve`.  Its
+ * ID is a hash of what conflicted, so every node that detects the same
+ * conflict names it the same way and recording it twice is a no-op.  The
+ * register is node-local: it is never replicated (resolution.h writes the
+ * decision as an ordinary change, which is).
+ *
+ * Stored under collection \0 id \0 field \0 conflict ID (so the conflicts
+ * of one field are found by prefix): one flags byte (bit 0: open), then a
+ * ConflictEntry record (proto/storage.proto).  The numbers of open and of
+ * all conflicts are kept in the node's metadata, in the same transactions.
  */
 #ifndef BS_CONFLICT_H
 #define BS_CONFLICT_H
 
-#include "crypto.h"
+#include "collections.h"
 #include "record.h"
 #include "store.h"
-#include "sys.h"
+#include "vv.h"
 
-#define BS_CONFLICT_RECORD "(record)"
-#define BS_CONFLICT_ID_LEN 16 /* hex characters */
+#define BS_CONFLICT_RECORD  "(record)"
+#define BS_CONFLICT_ID_LEN  16 /* hex characters */
+#define BS_CONFLICT_HOW_MAX 159
 
+/* One side of a conflict, as detected (borrowed pointers). */
 typedef struct bs_cand {
     const uint8_t *key; /* the writer's stream: origin(32) || incarnation */
     uint64_t seq;       /* the write's position in that stream */
@@ -29,31 +35,81 @@ typedef struct bs_cand {
     const bs_value *val; /* NULL: the record was deleted */
 } bs_cand;
 
-/* Record a conflict between a and b where `winner` (0 or 1) was applied.
- * Under `manual` it stays open until resolved. */
+/*
+ * Record a conflict between a and b where `winner` (0 or 1) was applied
+ * (write txn).  Under `manual` it stays open until resolved.  The sides
+ * are stored in the ID's order (origin key, then hlc), so every node
+ * that detects the conflict records the same entry.
+ */
 BS_MUST_CHECK bs_err bs_conflict_add(bs_txn *t, const char *coll,
                                      const char *id, const char *field,
                                      bs_policy policy, const bs_cand *a,
                                      const bs_cand *b, int winner,
                                      uint64_t now_ms);
 
-/* Count open and all conflicts. */
+/* The numbers of open and of all conflicts (either may be NULL). */
 BS_MUST_CHECK bs_err bs_conflict_count(bs_txn *t, uint64_t *open,
                                        uint64_t *all);
 
-/* Mark one resolved (write txn); BS_ENOTFOUND. */
+/* A conflict as stored; owns its text values (bs_conflict_fini). */
+typedef struct bs_conflict_side {
+    uint8_t key[BS_STREAM_KEY_LEN]; /* origin || incarnation */
+    uint64_t seq, hlc;
+    int deleted;
+    bs_value val; /* BS_VNULL when deleted; text owned by the conflict */
+} bs_conflict_side;
+
+typedef struct bs_conflict {
+    char id[BS_CONFLICT_ID_LEN + 1];
+    char coll[BS_COLLECTION_MAX + 1];
+    char rid[BS_ID_MAX + 1];
+    char field[BS_FIELD_NAME_MAX + 1];
+    bs_policy policy;
+    bs_conflict_side side[2];
+    int winner; /* index into side: the value applied */
+    int resolved;
+    char resolution[BS_CONFLICT_HOW_MAX + 1]; /* "" while open */
+    uint64_t detected_ms;
+} bs_conflict;
+
+void bs_conflict_fini(bs_conflict *c);
+
+/*
+ * Walking the register in key order (collection, id, field), open
+ * conflicts only unless `all`.  The conflict returned by next is valid
+ * until the next call or close.
+ */
+typedef struct bs_conflict_iter bs_conflict_iter;
+BS_MUST_CHECK bs_err bs_conflict_iter_open(bs_txn *t, int all,
+                                           bs_conflict_iter **out);
+/* BS_ENOTFOUND at the end; BS_ESTORE for an entry that does not decode. */
+BS_MUST_CHECK bs_err bs_conflict_iter_next(bs_conflict_iter *it,
+                                           const bs_conflict **c);
+void bs_conflict_iter_close(bs_conflict_iter *it);
+
+/* Conflict cid into *c (release with bs_conflict_fini); BS_ENOTFOUND. */
+BS_MUST_CHECK bs_err bs_conflict_get(bs_txn *t, const char *cid,
+                                     bs_conflict *c);
+
+/* Mark conflict cid resolved, saying how (write txn); BS_ENOTFOUND. */
 BS_MUST_CHECK bs_err bs_conflict_mark_resolved(bs_txn *t, const char *cid,
                                                const char *how);
 
-/* The stored JSON of conflict cid (malloc'd); BS_ENOTFOUND. */
-BS_MUST_CHECK bs_err bs_conflict_get(bs_txn *t, const char *cid, char **json);
-
 /*
- * A write of coll/id/field whose writer had seen (vector `seen`) both sides
- * of an open conflict settles it: mark such conflicts resolved.
+ * A write of coll/id/field whose writer had seen (vector seen) both sides
+ * of an open conflict settles it: mark such conflicts resolved (write txn).
+ * Costs nothing while no conflict is open.
  */
 BS_MUST_CHECK bs_err bs_conflict_supersede(bs_txn *t, const char *coll,
                                            const char *id, const char *field,
-                                           const void *seen, size_t nseen);
+                                           const bs_pos *seen, size_t nseen);
+
+/* ---- the store upgrade (format 2 -> 3) ---- */
+
+/* Store c as it was recorded (write txn), keeping the counts. */
+BS_MUST_CHECK bs_err bs_conflict_put(bs_txn *t, const bs_conflict *c);
+
+/* Recount open and all conflicts from the register (write txn). */
+BS_MUST_CHECK bs_err bs_conflict_recount(bs_txn *t);
 
 #endif

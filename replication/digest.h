@@ -4,7 +4,7 @@
  * Two nodes holding the same live records have equal digests, whatever the
  * history that led there: versions, tombstones, the log, system collections
  * (names starting with '_') and node-local state are left out.  The exact
- * byte stream hashed is specified in docs/protocol.md ("digest").
+ * byte stream hashed is specified in docs/protocol.md §10.
  */
 #ifndef BS_DIGEST_H
 #define BS_DIGEST_H

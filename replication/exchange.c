@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "local.h"
-#include "sys.h"
+#include "members.h"
+#include "setlog.h"
 
 bs_err
 bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
@@ -40,54 +41,6 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     return BS_OK;
 }
 
-/*
- * The first stored set of stream s that holds a seq above `from`, within
- * the contiguous prefix we hold; BS_ENOTFOUND when there is none.  *set is
- * borrowed from t.
- */
-static bs_err
-find_set(bs_txn *t, const bs_stream *s, uint64_t from, bs_slice *set,
-         uint64_t *last)
-{
-    uint8_t key[12];
-    bs_cursor *c;
-    bs_slice k, v;
-    bs_err rv;
-
-    if (from >= s->seq)
-        return BS_ENOTFOUND;
-    bs_put_u32be(key, s->idx);
-    bs_put_u64be(key + 4, from + 1);
-    if ((rv = bs_cursor_open(t, BS_DB_LOG, &c)) != BS_OK)
-        return rv;
-    /* Start at the set holding from + 1, which may begin before it. */
-    rv = bs_cursor_seek(c, bs_mem(key, 12), &k, &v);
-    if (rv == BS_OK &&
-        !(bs_get_u64be(k.p + 4) == from + 1 && bs_get_u32be(k.p) == s->idx))
-        rv = bs_cursor_prev(c, &k, &v);
-    else if (rv == BS_ENOTFOUND)
-        rv = bs_cursor_last(c, &k, &v);
-    if (rv == BS_OK && bs_get_u32be(k.p) != s->idx)
-        rv = bs_cursor_next(c, &k, &v);
-    for (; rv == BS_OK; rv = bs_cursor_next(c, &k, &v)) {
-        uint64_t first, created;
-
-        if (k.n != 12 || bs_get_u32be(k.p) != s->idx ||
-            bs_get_u64be(k.p + 4) > s->seq) {
-            rv = BS_ENOTFOUND; /* past the stream or its contiguous prefix */
-            break;
-        }
-        if ((rv = bs_changeset_stored_info(v, &first, last, &created)) != BS_OK)
-            break;
-        if (*last > from) {
-            *set = v;
-            break;
-        }
-    }
-    bs_cursor_close(c);
-    return rv;
-}
-
 /* How far stream s may be sent: all of it for a member, up to the
  * revocation point for a revoked one, nothing for a stranger. */
 static uint64_t
@@ -97,7 +50,7 @@ sendable(bs_txn *t, const bs_meta *m, const bs_stream *s)
 
     if (!m->joined || memcmp(s->key, m->hub, BS_PK_LEN) == 0 ||
         memcmp(s->key, m->pk, BS_PK_LEN) == 0 ||
-        bs_sys_member(t, m, s->key, &mem) == BS_OK)
+        bs_members_get(t, m, s->key, &mem) == BS_OK)
         return s->seq;
     for (uint64_t lo = 0, hi = s->seq;;) { /* the last allowed seq */
         uint64_t mid = lo + (hi - lo + 1) / 2;
@@ -133,15 +86,16 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         return rv;
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
-            bs_stream capped = tab.v[i];
-            const bs_stream *s = &capped;
-            uint64_t from = bs_peer_acked(p, s->key), last;
+            const bs_stream *s = &tab.v[i];
+            uint64_t from = bs_vv_get(p->acked, p->nacked, s->key), last;
+            uint64_t upto;
             bs_slice set;
 
             if (!in_pass(m, s, pass))
                 continue;
-            capped.seq = sendable(t, m, s);
-            while ((rv = find_set(t, s, from, &set, &last)) == BS_OK) {
+            upto = sendable(t, m, s);
+            while ((rv = bs_setlog_next(t, s->idx, from, upto, &set, &last)) ==
+                   BS_OK) {
                 if ((rv = emit(ctx, set)) != BS_OK)
                     break;
                 (*nsets)++;
@@ -186,19 +140,18 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         c->pass = 2; /* nothing is ours to send before joining */
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
-            bs_stream capped = tab.v[c->stream];
-            const bs_stream *s = &capped;
+            const bs_stream *s = &tab.v[c->stream];
             uint64_t last;
             bs_slice set;
 
             if (!in_pass(&m, s, c->pass))
                 continue;
-            capped.seq = sendable(t, &m, s);
             if (!c->started) {
-                c->from = bs_pos_acked(c->theirs, c->ntheirs, s->key);
+                c->from = bs_vv_get(c->theirs, c->ntheirs, s->key);
                 c->started = 1;
             }
-            rv = find_set(t, s, c->from, &set, &last);
+            rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
+                                &last);
             if (rv == BS_ENOTFOUND)
                 continue;
             if (rv == BS_OK) {
@@ -220,24 +173,13 @@ out:
     return rv;
 }
 
-uint64_t
-bs_pos_acked(const bs_pos *v, size_t n, const uint8_t *key)
-{
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(v[i].origin, key, BS_PK_LEN) == 0 &&
-            memcmp(v[i].inc, key + BS_PK_LEN, BS_INC_LEN) == 0)
-            return v[i].seq;
-    return 0;
-}
-
 static const bs_pos *
 find_pos(const bs_pos *v, size_t n, const bs_pos *want)
 {
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(v[i].origin, want->origin, BS_PK_LEN) == 0 &&
-            memcmp(v[i].inc, want->inc, BS_INC_LEN) == 0)
-            return &v[i];
-    return NULL;
+    uint8_t key[BS_STREAM_KEY_LEN];
+
+    bs_vv_key(want, key);
+    return bs_vv_find(v, n, key);
 }
 
 bs_err
@@ -417,113 +359,6 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
 
 /* ---- receiving ---- */
 
-/* Members the hub introduces (or revokes) earlier in the same exchange:
- * they count as the store's `_members` records will after applying. */
-typedef struct newmember {
-    uint8_t pk[BS_PK_LEN];
-    bs_member m;
-} newmember;
-
-typedef struct newmembers {
-    newmember *v;
-    size_t n;
-} newmembers;
-
-static const newmember *
-new_member(const newmembers *nm, const uint8_t *pk)
-{
-    for (size_t i = nm->n; i-- > 0;) /* the latest word counts */
-        if (memcmp(nm->v[i].pk, pk, BS_PK_LEN) == 0)
-            return &nm->v[i];
-    return NULL;
-}
-
-static bs_err
-learn_member(bs_txn *t, const bs_meta *view, newmembers *nm, const bs_change *c)
-{
-    uint8_t pk[BS_PK_LEN];
-    const newmember *prev;
-    newmember *grown;
-
-    if (bs_node_id_parse(c->id, pk) != BS_OK)
-        return BS_OK;
-    if ((grown = realloc(nm->v, (nm->n + 1) * sizeof *grown)) == NULL)
-        return BS_ENOMEM;
-    nm->v = grown;
-    prev = new_member(nm, pk);
-    memset(&nm->v[nm->n], 0, sizeof nm->v[nm->n]);
-    /* An upsert merges into what is there: start from the latest word. */
-    if (prev != NULL)
-        nm->v[nm->n].m = prev->m;
-    else if (!c->deleted) {
-        /* Not (or no longer) a member is fine: m then says so. */
-        bs_err known = bs_sys_member(t, view, pk, &nm->v[nm->n].m);
-        (void)known;
-    }
-    memcpy(nm->v[nm->n].pk, pk, BS_PK_LEN);
-    nm->v[nm->n].m.revoked = c->deleted;
-    for (size_t i = 0; i < c->nfields; i++) {
-        const bs_field *f = &c->fields[i];
-        if (strcmp(f->name, "revoked") == 0)
-            nm->v[nm->n].m.revoked = f->val.type == BS_VTRUE;
-        else if (strcmp(f->name, "revoked_at") == 0 &&
-                 f->val.type == BS_VTEXT &&
-                 f->val.len < sizeof nm->v[nm->n].m.revoked_at)
-            memcpy(nm->v[nm->n].m.revoked_at, f->val.s, f->val.len);
-    }
-    nm->n++;
-    return BS_OK;
-}
-
-/*
- * Every change of v decodes, writes only what its origin may write (only
- * the hub writes system collections), and the hub's membership changes are
- * learnt for the sets that follow (S2).
- */
-static bs_err
-check_changes(bs_txn *t, const bs_csview *v, const bs_meta *view,
-              newmembers *nm, bs_errbuf *err)
-{
-    int is_hub = memcmp(v->origin, view->hub, BS_PK_LEN) == 0;
-    bs_arena a;
-    bs_err rv = BS_OK;
-
-    bs_arena_init(&a);
-    for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
-        bs_change c;
-
-        if (!v->present[i])
-            continue;
-        bs_arena_reset(&a);
-        if ((rv = bs_changeset_change(v, i, &a, &c, err)) != BS_OK)
-            break;
-        if (c.coll[0] == '_' && !is_hub)
-            rv = bs_errf(err, BS_EPERM, "not permitted: only the hub writes %s",
-                         c.coll);
-        else if (is_hub && strcmp(c.coll, BS_SYS_MEMBERS) == 0)
-            rv = learn_member(t, view, nm, &c);
-    }
-    bs_arena_fini(&a);
-    return rv;
-}
-
-/* Whether the origin of v may have written it, by the store or the file. */
-static int
-member_ok(bs_txn *t, const bs_meta *view, const newmembers *nm,
-          const bs_csview *v)
-{
-    const newmember *n = new_member(nm, v->origin);
-    bs_member mem;
-
-    if (memcmp(v->origin, view->hub, BS_PK_LEN) == 0 ||
-        memcmp(v->origin, view->pk, BS_PK_LEN) == 0)
-        return 1;
-    if (n != NULL)
-        return !n->m.revoked || bs_member_allows(&n->m, v->inc, v->last);
-    return bs_sys_member(t, view, v->origin, &mem) == BS_OK ||
-           bs_member_allows(&mem, v->inc, v->last);
-}
-
 /* Set i of an exchange: decoded already, or decoded now into *own (which
  * the caller frees). */
 static bs_err
@@ -544,87 +379,51 @@ inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
     return BS_OK;
 }
 
-/* Advance tab's (private, in-memory) position for v; BS_EGAP on a gap. */
+/*
+ * Pass 1: admit every set dry (admit.h), against a private copy of the
+ * stream table that advances through the exchange, as the node will be
+ * once joined.  The first refusal refuses the exchange.
+ */
 static bs_err
-track_position(bs_streamtab *tab, const bs_csview *v, bs_errbuf *err)
+verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
+            uint64_t max_skew_ms, bs_errbuf *err)
 {
-    bs_stream *s = bs_streams_find(tab, v->origin, v->inc);
-    uint64_t have = s ? s->seq : 0;
-
-    if (v->first <= have && v->last > have)
-        return bs_errf(err, BS_EMALFORMED,
-                       "change set %llu-%llu overlaps seq %llu already held",
-                       (unsigned long long)v->first,
-                       (unsigned long long)v->last, (unsigned long long)have);
-    if (v->first > have + 1)
-        return bs_errf(err, BS_EGAP,
-                       "change set would leave a gap: holding seq %llu of "
-                       "its origin, set starts at %llu",
-                       (unsigned long long)have, (unsigned long long)v->first);
-    if (s == NULL) {
-        bs_stream *nv = realloc(tab->v, (tab->n + 1) * sizeof *nv);
-        if (nv == NULL)
-            return BS_ENOMEM;
-        tab->v = nv;
-        tab->cap = tab->n + 1;
-        s = &tab->v[tab->n++];
-        memset(s, 0, sizeof *s);
-        memcpy(s->key, v->origin, BS_PK_LEN);
-        memcpy(s->key + BS_PK_LEN, v->inc, BS_INC_LEN);
-    }
-    if (v->last > s->seq)
-        s->seq = v->last;
-    return BS_OK;
-}
-
-/* Decode and verify every set: signature, infobase, membership, gaps. */
-static bs_err
-verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, bs_errbuf *err)
-{
-    const uint8_t *ib = m->joined ? m->infobase : p->env.infobase;
     bs_meta view = *m;
-    newmembers nm = {NULL, 0};
+    bs_admission ad;
     bs_streamtab tab;
-    bs_err rv = BS_OK;
+    bs_arena a;
+    bs_err rv;
 
-    if (!view.joined) { /* judge membership as the joined node will */
+    if (!view.joined) { /* judge as the joined node will */
         view.joined = 1;
         memcpy(view.infobase, p->env.infobase, BS_INFOBASE_LEN);
         memcpy(view.hub, p->env.hub, BS_PK_LEN);
     }
-    /* A private copy of the stream table tracks positions through the
-     * file, so a set that would leave a gap is refused before writing. */
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
+    bs_arena_init(&a);
+    bs_admission_init(&ad, t, &view, &tab, 1, now_ms, max_skew_ms, &a);
+    ad.joining = !m->joined;
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
         bs_csview *v, *own = NULL;
-        char id[BS_NODE_ID_LEN + 1];
+        bs_admit out;
 
+        bs_arena_reset(&a);
         if ((rv = inbound_set(p, i, &v, &own, err)) != BS_OK)
             break;
-        bs_node_id_format(v->origin, id);
-        if (memcmp(v->infobase, ib, BS_INFOBASE_LEN) != 0)
-            rv = bs_errf(err, BS_EINFOBASE,
-                         "change set from %s belongs to another infobase", id);
-        else if (bs_changeset_verify(v, v->origin) != BS_OK)
-            rv = bs_errf(err, BS_EBADSIG,
-                         "signature of origin %s does not verify", id);
-        else if ((v->verified = 1) && !member_ok(t, &view, &nm, v))
-            rv = bs_errf(err, BS_EFORGED,
-                         "change set from %s, which is not a member of this "
-                         "infobase (or was revoked)",
-                         id);
-        else if ((rv = track_position(&tab, v, err)) == BS_OK)
-            rv = check_changes(t, v, &view, &nm, err);
-        bs_changeset_free(own); /* on every path */
+        rv = bs_admit_set(&ad, v, &out, err);
+        v->verified = rv == BS_OK; /* pass 2 need not check it again */
+        bs_changeset_free(own);    /* on every path */
     }
-    free(nm.v);
+    bs_admission_fini(&ad);
+    bs_arena_fini(&a);
     bs_streams_fini(&tab);
     return rv;
 }
 
 bs_err
-bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_errbuf *err)
+bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
+               uint64_t max_skew_ms, bs_errbuf *err)
 {
     bs_meta m;
     bs_txn *t;
@@ -635,7 +434,7 @@ bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_errbuf *err)
     if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
         (rv = bs_xchg_accept(t, &m, &in->env, acc, err)) == BS_OK &&
         !acc->replay) {
-        rv = verify_sets(in, t, &m, err);
+        rv = verify_sets(in, t, &m, clock.now_ms(clock.ctx), max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }
@@ -668,6 +467,7 @@ add_stats(bs_xstats *st, const bs_xstats *from)
     st->conflicts += from->conflicts;
     st->held += from->held;
     st->quarantined += from->quarantined;
+    st->refused += from->refused;
 }
 
 static void
@@ -679,6 +479,7 @@ take_stats(bs_xstats *st, const bs_apply *ap)
     st->conflicts += ap->conflicts;
     st->held += ap->held;
     st->quarantined += ap->quarantined;
+    st->refused += ap->refused;
 }
 
 static bs_err
@@ -740,10 +541,6 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
             return rv;
         x.join = 0;
     }
-    x.set = x.end = SIZE_MAX;
-    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-        return rv;
-    add_stats(st, &x.pending);
     for (x.set = 0; x.set < in->nsets; x.set = x.end) {
         size_t bytes = 0;
         for (x.end = x.set;
@@ -754,6 +551,12 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
             return rv;
         add_stats(st, &x.pending);
     }
+    /* Held sets are retried after the exchange's own sets, which pass 1
+     * judged against the held table as it was. */
+    x.set = x.end = SIZE_MAX;
+    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
+        return rv;
+    add_stats(st, &x.pending);
     return bs_store_write(s, record_ack, &x, err);
 }
 

@@ -49,9 +49,6 @@ void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
                                   size_t *n, bs_errbuf *err);
 
-/* What vector v holds of stream key (origin || inc); 0 if absent. */
-uint64_t bs_pos_acked(const bs_pos *v, size_t n, const uint8_t *key);
-
 /* The outcome of checking an incoming envelope. */
 typedef struct bs_accept {
     bs_peer peer; /* the sender, as paired (free with bs_peer_fini) */
@@ -76,6 +73,7 @@ BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
 /* Counters of one exchange, as received. */
 typedef struct bs_xstats {
     uint64_t sets, changes, dup_sets, conflicts, held, quarantined, bytes;
+    uint64_t refused; /* held sets refused when retried */
     int replay, joined;
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
@@ -93,16 +91,18 @@ void bs_inbound_fini(bs_inbound *in);
 
 /*
  * Pass 1, before anything is written: check the envelope (bs_xchg_accept)
- * and every set's infobase, signature, origin membership (including members
- * the hub introduces earlier in the same exchange) and position (no gap).
+ * and admit every set dry (admit.h), so that the exchange is refused
+ * exactly when applying it would refuse one of its sets.
  */
 BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
+                                    bs_clock clock, uint64_t max_skew_ms,
                                     bs_errbuf *err);
 
 /*
- * Pass 2: join if needed, retry held sets, apply each set in its own write
- * transaction, then record the sender's acknowledgement.  An interruption
- * leaves a consistent store; receiving the same exchange again completes it.
+ * Pass 2: join if needed, apply the sets in groups of write transactions
+ * (each set atomic), retry held sets, then record the sender's
+ * acknowledgement.  An interruption leaves a consistent store; receiving
+ * the same exchange again completes it.
  */
 BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
                                    bs_inbound *in, const bs_accept *acc,

@@ -7,7 +7,8 @@
  * UTF-8; raw control characters, invalid UTF-8 (overlong forms, surrogates,
  * beyond U+10FFFF) and \u0000 are refused; numbers follow the RFC grammar
  * (no leading zeros, no '+', no bare '.').  What it accepts and the values
- * it yields are those of jansson's json_loadb(JSON_REJECT_DUPLICATES |
+ * it yields are those of the reference parser, Debian's JSON library used
+ * by the CLI for output (json_loadb(JSON_REJECT_DUPLICATES |
  * JSON_DECODE_ANY), which replication/json.c used before (the differential
  * test in tests/unit/test_flatjson.c holds the two together):
  *   - an integer literal is an integer (int64); out of range it is an error;
@@ -16,7 +17,7 @@
  *   - duplicate keys are an error at every depth; nesting deeper than 2048
  *     values is an error.
  * Only a syntactically valid text can be refused as BS_EINVAL: syntax
- * errors anywhere (BS_EJSON) come first, as with jansson, which parses
+ * errors anywhere (BS_EJSON) come first, as with the reference, which parses
  * the whole text before looking at it.
  */
 #ifndef BS_FLATJSON_H

@@ -5,7 +5,7 @@
  * a logical counter in the low 16.  bs_hlc_now() never returns a value <= any
  * value it returned or observed before, whatever the wall clock does; the
  * caller persists bs_hlc.last in the store so the clock also never goes
- * backwards across restarts (RELIABILITY S10, P4).
+ * backwards across restarts (docs/reliability.md S10, P4).
  *
  * The wall clock is injected (bs_clock) so tests never sleep.
  */

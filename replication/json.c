@@ -14,8 +14,37 @@ bs_json_fields(const char *text, size_t len, bs_arena *a, const char **id,
     size_t idlen;
 
     /* One parser for `put`, `load` and the rest (flatjson.h); it accepts
-     * what jansson accepted here before. */
+     * what the reference parser accepted here before. */
     return bs_flatjson_fields(text, len, a, id, &idlen, out, n, err);
+}
+
+bs_err
+bs_json_value(const char *text, size_t len, bs_arena *a, bs_value *out,
+              bs_errbuf *err)
+{
+    static const char pre[] = "{\"v\":";
+    char *obj;
+    const char *id;
+    bs_field *f;
+    size_t n;
+    bs_err rv;
+
+    if (len > BS_RECORD_JSON_MAX ||
+        (obj = bs_arena_alloc(a, len + sizeof pre + 1)) == NULL)
+        return bs_errf(err, len > BS_RECORD_JSON_MAX ? BS_EINVAL : BS_ENOMEM,
+                       "value too long");
+    memcpy(obj, pre, sizeof pre - 1);
+    memcpy(obj + sizeof pre - 1, text, len);
+    obj[sizeof pre - 1 + len] = '}';
+    rv = bs_json_fields(obj, len + sizeof pre, a, &id, &f, &n, NULL);
+    if (rv == BS_ENOMEM)
+        return rv;
+    if (rv != BS_OK || n != 1 || id != NULL || strcmp(f[0].name, "v") != 0)
+        return bs_errf(err, BS_EINVAL,
+                       "the value must be a JSON string, number, boolean or "
+                       "null");
+    *out = f[0].val;
+    return BS_OK;
 }
 
 /* ---- output: a small emitter, so reals print in their shortest
@@ -133,6 +162,19 @@ sb_value(sbuf *b, const bs_value *v)
         sb_str(b, v->s, v->len);
         break;
     }
+}
+
+char *
+bs_json_value_text(const bs_value *v)
+{
+    sbuf b = {0};
+
+    sb_value(&b, v);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }
 
 char *

@@ -22,6 +22,17 @@ BS_MUST_CHECK bs_err bs_json_fields(const char *text, size_t len, bs_arena *a,
                                     const char **id, bs_field **out, size_t *n,
                                     bs_errbuf *err);
 
+/*
+ * Parse one JSON scalar (string, number, boolean or null) into *out, text
+ * copied into a.  BS_EINVAL ("must be a JSON string, number, boolean or
+ * null") for anything else.
+ */
+BS_MUST_CHECK bs_err bs_json_value(const char *text, size_t len, bs_arena *a,
+                                   bs_value *out, bs_errbuf *err);
+
+/* One value as compact JSON; malloc'd string (NULL when out of memory). */
+char *bs_json_value_text(const bs_value *v);
+
 /* The record as a compact JSON object with "id" first; malloc'd string. */
 char *bs_json_record(const char *id, size_t idlen, const bs_record *r);
 

@@ -3,30 +3,10 @@
  */
 #include "local.h"
 
-#include "conflict.h"
-
 #include <string.h>
 
-bs_err
-bs_streams_vector(const bs_streamtab *tab, bs_pos **out, size_t *n)
-{
-    bs_pos *v = calloc(tab->n + 1, sizeof *v);
-    size_t k = 0;
-
-    if (v == NULL)
-        return BS_ENOMEM;
-    for (size_t i = 0; i < tab->n; i++) {
-        if (tab->v[i].seq == 0)
-            continue;
-        memcpy(v[k].origin, tab->v[i].key, BS_PK_LEN);
-        memcpy(v[k].inc, tab->v[i].key + BS_PK_LEN, BS_INC_LEN);
-        v[k].seq = tab->v[i].seq;
-        k++;
-    }
-    *out = v;
-    *n = k;
-    return BS_OK;
-}
+#include "conflict.h"
+#include "setlog.h"
 
 bs_err
 bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
@@ -51,9 +31,9 @@ bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
     l->order.ctx = &l->streams;
     {
         uint64_t n = 0;
-        if ((rv = bs_txn_count(t, BS_DB_CONFLICTS, &n)) != BS_OK)
+        if ((rv = bs_conflict_count(t, &n, NULL)) != BS_OK)
             return rv;
-        l->has_conflicts = n > 0;
+        l->has_conflicts = n > 0; /* open ones: only they can be settled */
     }
     return BS_OK;
 }
@@ -95,7 +75,7 @@ seal(bs_local *l, bs_errbuf *err)
     bs_sealed *x;
     bs_pos *seen;
     size_t nseen;
-    uint8_t key[12], *dst;
+    uint8_t *dst;
     bs_err rv;
 
     if (bs_csbuild_count(&l->build) == 0)
@@ -104,7 +84,7 @@ seal(bs_local *l, bs_errbuf *err)
         return rv;
     memset(&s, 0, sizeof s);
     /* A branch that has not joined yet signs with the all-zero infobase;
-     * its sets are re-sealed when it joins (protocol.md, "joining"). */
+     * its sets are re-sealed when it joins (docs/protocol.md §8.6). */
     if (l->meta.joined)
         memcpy(s.infobase, l->meta.infobase, BS_INFOBASE_LEN);
     memcpy(s.origin, l->meta.pk, BS_PK_LEN);
@@ -118,10 +98,8 @@ seal(bs_local *l, bs_errbuf *err)
     free(seen);
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot seal change set");
-    bs_put_u32be(key, l->self->idx);
-    bs_put_u64be(key + 4, bs_sealed_first(x));
-    rv = bs_txn_reserve(l->txn, BS_DB_LOG, bs_mem(key, sizeof key),
-                        bs_sealed_size(x), 0, &dst, NULL);
+    rv = bs_setlog_reserve(l->txn, l->self->idx, bs_sealed_first(x),
+                           bs_sealed_size(x), &dst);
     if (rv == BS_OK) {
         bs_sealed_write(x, dst);
         memcpy(l->self->last_hash, bs_sealed_hash(x), BS_HASH_LEN);
@@ -145,7 +123,7 @@ write_record(bs_local *l, const uint8_t *key, size_t klen, const bs_record *r)
 }
 
 /* Prio of a new local write over r: inherit the highest seen, and the hub
- * adds one (protocol.md, "priority"). */
+ * adds one (docs/protocol.md §5.3). */
 static uint32_t
 next_prio(const bs_local *l, const bs_record *r, const bs_field *f, size_t n)
 {
@@ -306,6 +284,8 @@ bs_local_finish(bs_local *l, bs_errbuf *err)
 {
     bs_err rv;
 
+    if (l->written == 0 && l->deleted == 0)
+        return BS_OK; /* nothing changed: nothing is written (P3) */
     if ((rv = seal(l, err)) != BS_OK)
         return rv;
     if ((rv = bs_streams_save(l->txn, l->self)) != BS_OK)
@@ -318,25 +298,20 @@ static bs_err
 reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
               bs_stream *self, bs_csbuild *b, bs_errbuf *err)
 {
-    bs_cursor *c = NULL;
-    bs_slice k, v;
-    uint8_t start[12], prev[BS_HASH_LEN];
+    uint8_t prev[BS_HASH_LEN];
+    uint64_t first;
+    bs_slice v;
     int has_prev = 0;
     bs_err rv;
 
-    bs_put_u32be(start, self->idx);
-    bs_put_u64be(start + 4, 0);
-    if ((rv = bs_cursor_open(t, BS_DB_LOG, &c)) != BS_OK)
-        return rv;
-    for (rv = bs_cursor_seek(c, bs_mem(start, 12), &k, &v);
-         rv == BS_OK && k.n == 12 && bs_get_u32be(k.p) == self->idx;
-         rv = bs_cursor_next(c, &k, &v)) {
-        uint8_t key[12], *dst;
+    for (uint64_t from = 0;
+         (rv = bs_setlog_from(t, self->idx, from, &v, &first)) == BS_OK;
+         from = first + 1) {
+        uint8_t *dst;
         bs_csview *cv;
         bs_sealed *x;
         bs_seal s;
 
-        memcpy(key, k.p, 12);
         if ((rv = bs_changeset_decode(v.p, v.n, &cv, err)) != BS_OK)
             break;
         for (size_t i = 0; i < cv->count && rv == BS_OK; i++)
@@ -355,8 +330,7 @@ reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
         bs_changeset_free(cv);
         if (rv != BS_OK)
             break;
-        rv = bs_txn_reserve(t, BS_DB_LOG, bs_mem(key, 12), bs_sealed_size(x), 0,
-                            &dst, NULL);
+        rv = bs_setlog_reserve(t, self->idx, first, bs_sealed_size(x), &dst);
         if (rv == BS_OK) {
             bs_sealed_write(x, dst);
             memcpy(prev, bs_sealed_hash(x), BS_HASH_LEN);
@@ -365,12 +339,8 @@ reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
         bs_sealed_free(x);
         if (rv != BS_OK)
             break;
-        /* The put may move the cursor's page: find our place again. */
-        if ((rv = bs_cursor_seek(c, bs_mem(key, 12), &k, &v)) != BS_OK)
-            break;
     }
-    bs_cursor_close(c);
-    if (rv != BS_ENOTFOUND && rv != BS_OK)
+    if (rv != BS_ENOTFOUND)
         return rv;
     if (!has_prev)
         return BS_OK;

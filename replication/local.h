@@ -46,13 +46,10 @@ BS_MUST_CHECK bs_err bs_local_put(bs_local *l, const char *coll, const char *id,
 /* Delete coll/id; BS_ENOTFOUND unless it is live. */
 BS_MUST_CHECK bs_err bs_local_del(bs_local *l, const char *coll, const char *id,
                                   bs_errbuf *err);
-/* Seal what is queued and persist the stream and clock. */
+/* Seal what is queued and persist the stream and clock; when no write
+ * changed anything, write nothing at all. */
 BS_MUST_CHECK bs_err bs_local_finish(bs_local *l, bs_errbuf *err);
 void bs_local_fini(bs_local *l);
-
-/* The version vector of streams in tab as positions (for set headers). */
-BS_MUST_CHECK bs_err bs_streams_vector(const bs_streamtab *tab, bs_pos **out,
-                                       size_t *n);
 
 /*
  * Re-sign this node's own change sets after it joined an infobase (they

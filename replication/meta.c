@@ -23,6 +23,22 @@ get_fixed(bs_txn *t, const char *key, void *out, size_t n, int optional)
 }
 
 bs_err
+bs_meta_format(bs_txn *t, uint32_t *format)
+{
+    return get_fixed(t, "format", format, 4, 0);
+}
+
+bs_err
+bs_meta_get_u64(bs_txn *t, const char *key, uint64_t *v)
+{
+    bs_err rv = get_fixed(t, key, v, 8, 1);
+
+    if (rv == BS_ENOTFOUND)
+        *v = 0;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
 bs_meta_load(bs_txn *t, bs_meta *m, bs_errbuf *err)
 {
     bs_slice v;
@@ -38,8 +54,8 @@ bs_meta_load(bs_txn *t, bs_meta *m, bs_errbuf *err)
                        m->format, BS_STORE_FORMAT);
     if (m->format < BS_STORE_FORMAT)
         return bs_errf(err, BS_ESTORE,
-                       "store format %u is from a development build before "
-                       "format %u: re-create the node and import its data",
+                       "store format %u needs an upgrade to format %u: open "
+                       "the node with this program's branchsync once",
                        m->format, BS_STORE_FORMAT);
     if ((rv = bs_txn_get(t, BS_DB_META, bs_str("name"), &v)) != BS_OK ||
         v.n == 0 || v.n > BS_NODE_NAME_MAX)
@@ -91,6 +107,12 @@ bs_err
 bs_meta_save_hlc(bs_txn *t, uint64_t hlc)
 {
     return put(t, "hlc", &hlc, 8);
+}
+
+bs_err
+bs_meta_put_u64(bs_txn *t, const char *key, uint64_t v)
+{
+    return put(t, key, &v, 8);
 }
 
 const char *

@@ -9,8 +9,14 @@
 #include "crypto.h"
 #include "store.h"
 
-/* 2: records carry a flags byte (liveness under the collection's order). */
-#define BS_STORE_FORMAT 2
+/*
+ * 2: records carry a flags byte (liveness under the collection's order).
+ * 3: peers, conflicts and the exchange history are typed records
+ *    (proto/storage.proto) instead of JSON; held entries carry a reason;
+ *    conflict counts are kept in the metadata.  upgrade.h converts a
+ *    format-2 store in place.
+ */
+#define BS_STORE_FORMAT 3
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 
@@ -27,8 +33,14 @@ typedef struct bs_meta {
     uint64_t hlc;            /* highest clock value issued or observed */
 } bs_meta;
 
-/* BS_ENOTNODE if the store holds no node; BS_ESTORE for a newer format. */
+/* BS_ENOTNODE if the store holds no node; BS_ESTORE for another format
+ * (older ones are upgraded by upgrade.h first). */
 BS_MUST_CHECK bs_err bs_meta_load(bs_txn *t, bs_meta *m, bs_errbuf *err);
+/* The store's format number alone; BS_ENOTNODE if it holds no node. */
+BS_MUST_CHECK bs_err bs_meta_format(bs_txn *t, uint32_t *format);
+/* A counter kept in the metadata (0 when never set). */
+BS_MUST_CHECK bs_err bs_meta_get_u64(bs_txn *t, const char *key, uint64_t *v);
+BS_MUST_CHECK bs_err bs_meta_put_u64(bs_txn *t, const char *key, uint64_t v);
 BS_MUST_CHECK bs_err bs_meta_save(bs_txn *t, const bs_meta *m);
 BS_MUST_CHECK bs_err bs_meta_save_hlc(bs_txn *t, uint64_t hlc);
 

@@ -1,10 +1,11 @@
 /*
- * peers.c - peer records as JSON in BS_DB_PEERS.
+ * peers.c - the peer table (PeerState records, storage.proto).
  */
 #include "peers.h"
 
-#include <jansson.h>
 #include <string.h>
+
+#include "storage.pb-c.h"
 
 int
 bs_endpoint_valid(const char *s)
@@ -24,103 +25,62 @@ bs_endpoint_valid(const char *s)
     return *end == '\0' && port > 0 && port < 65536 && colon[1] != '\0';
 }
 
-static json_t *
-vec_json(const bs_pos *v, size_t n)
+/* ---- encoding (storage.proto, PeerState) ---- */
+
+static ProtobufCBinaryData
+bin(const void *p, size_t n)
 {
-    json_t *o = json_object();
-    char key[2 * (BS_PK_LEN + BS_INC_LEN) + 1];
-
-    for (size_t i = 0; i < n; i++) {
-        bs_hex(key, v[i].origin, BS_PK_LEN);
-        bs_hex(key + 2 * BS_PK_LEN, v[i].inc, BS_INC_LEN);
-        json_object_set_new(o, key, json_integer((json_int_t)v[i].seq));
-    }
-    return o;
-}
-
-static bs_err
-vec_from_json(json_t *o, bs_pos **out, size_t *n)
-{
-    const char *key;
-    json_t *val;
-    size_t k = 0;
-    bs_pos *v = calloc(json_object_size(o) + 1, sizeof *v);
-
-    if (v == NULL)
-        return BS_ENOMEM;
-    json_object_foreach(o, key, val)
-    {
-        if (strlen(key) != 2 * (BS_PK_LEN + BS_INC_LEN) ||
-            !json_is_integer(val)) {
-            free(v);
-            return BS_ESTORE;
-        }
-        char pk[2 * BS_PK_LEN + 1];
-        memcpy(pk, key, 2 * BS_PK_LEN);
-        pk[2 * BS_PK_LEN] = '\0';
-        if (bs_unhex(v[k].origin, BS_PK_LEN, pk) != BS_OK ||
-            bs_unhex(v[k].inc, BS_INC_LEN, key + 2 * BS_PK_LEN) != BS_OK) {
-            free(v);
-            return BS_ESTORE;
-        }
-        v[k++].seq = (uint64_t)json_integer_value(val);
-    }
-    *out = v;
-    *n = k;
-    return BS_OK;
-}
-
-static void
-copy_str(char *dst, size_t n, json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-
-    snprintf(dst, n, "%s", s ? s : "");
-}
-
-static uint64_t
-get_u64(json_t *o, const char *key)
-{
-    return (uint64_t)json_integer_value(json_object_get(o, key));
+    return (ProtobufCBinaryData){n, (uint8_t *)p};
 }
 
 static bs_err
 decode(bs_slice v, bs_peer *p)
 {
-    json_t *o = json_loadb((const char *)v.p, v.n, 0, NULL);
-    const char *pk, *inc;
+    Bs__PeerState *m = bs__peer_state__unpack(NULL, v.n, v.p);
     bs_err rv = BS_ESTORE;
 
     memset(p, 0, sizeof *p);
-    if (o == NULL)
+    if (m == NULL)
         return BS_ESTORE;
-    copy_str(p->name, sizeof p->name, o, "name");
-    copy_str(p->endpoint, sizeof p->endpoint, o, "endpoint");
-    copy_str(p->schedule, sizeof p->schedule, o, "schedule");
-    copy_str(p->window, sizeof p->window, o, "window");
-    copy_str(p->last_error, sizeof p->last_error, o, "last_error");
-    p->sent_no = get_u64(o, "sent_no");
-    p->recv_no = get_u64(o, "recv_no");
-    p->acked_no = get_u64(o, "acked_no");
-    p->last_ok_ms = get_u64(o, "last_ok_ms");
-    p->last_err_ms = get_u64(o, "last_err_ms");
-    p->created_ms = get_u64(o, "created_ms");
-    p->sent_changes = get_u64(o, "sent_changes");
-    p->recv_changes = get_u64(o, "recv_changes");
-    pk = json_string_value(json_object_get(o, "pk"));
-    inc = json_string_value(json_object_get(o, "peer_inc"));
-    if (pk == NULL || bs_unhex(p->pk, BS_PK_LEN, pk) != BS_OK)
+    if (m->pk.len != BS_PK_LEN ||
+        (m->peer_incarnation.len != 0 &&
+         m->peer_incarnation.len != BS_INC_LEN) ||
+        strlen(m->name) > BS_NODE_NAME_MAX)
         goto out;
-    if (inc != NULL && *inc) {
-        if (bs_unhex(p->peer_inc, BS_INC_LEN, inc) != BS_OK)
-            goto out;
-        p->has_inc = 1;
+    snprintf(p->name, sizeof p->name, "%s", m->name);
+    snprintf(p->endpoint, sizeof p->endpoint, "%s", m->endpoint);
+    snprintf(p->schedule, sizeof p->schedule, "%s", m->schedule);
+    snprintf(p->window, sizeof p->window, "%s", m->window);
+    snprintf(p->last_error, sizeof p->last_error, "%s", m->last_error);
+    memcpy(p->pk, m->pk.data, BS_PK_LEN);
+    if ((p->has_inc = m->peer_incarnation.len == BS_INC_LEN))
+        memcpy(p->peer_inc, m->peer_incarnation.data, BS_INC_LEN);
+    p->sent_no = m->sent_no;
+    p->recv_no = m->recv_no;
+    p->acked_no = m->acked_no;
+    p->last_ok_ms = m->last_ok_ms;
+    p->last_err_ms = m->last_error_ms;
+    p->created_ms = m->created_ms;
+    p->sent_changes = m->sent_changes;
+    p->recv_changes = m->received_changes;
+    if ((p->acked = calloc(m->n_acked + 1, sizeof *p->acked)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
     }
-    rv = vec_from_json(json_object_get(o, "acked") ? json_object_get(o, "acked")
-                                                   : json_object(),
-                       &p->acked, &p->nacked);
+    for (size_t i = 0; i < m->n_acked; i++) {
+        const Bs__StreamPos *sp = m->acked[i];
+        if (sp->origin.len != BS_PK_LEN || sp->incarnation.len != BS_INC_LEN) {
+            bs_peer_fini(p);
+            goto out;
+        }
+        memcpy(p->acked[i].origin, sp->origin.data, BS_PK_LEN);
+        memcpy(p->acked[i].inc, sp->incarnation.data, BS_INC_LEN);
+        p->acked[i].seq = sp->seq;
+    }
+    p->nacked = m->n_acked;
+    rv = BS_OK;
 out:
-    json_decref(o);
+    bs__peer_state__free_unpacked(m, NULL);
     return rv;
 }
 
@@ -136,36 +96,64 @@ bs_peer_get(bs_txn *t, const char *name, bs_peer *p)
 }
 
 bs_err
+bs_peer_encode(const bs_peer *p, uint8_t **out, size_t *n)
+{
+    Bs__PeerState m = BS__PEER_STATE__INIT;
+    Bs__StreamPos *pos = calloc(p->nacked + 1, sizeof *pos);
+    Bs__StreamPos **ptr = calloc(p->nacked + 1, sizeof *ptr);
+    bs_err rv = BS_OK;
+
+    if (pos == NULL || ptr == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < p->nacked; i++) {
+        bs__stream_pos__init(&pos[i]);
+        pos[i].origin = bin(p->acked[i].origin, BS_PK_LEN);
+        pos[i].incarnation = bin(p->acked[i].inc, BS_INC_LEN);
+        pos[i].seq = p->acked[i].seq;
+        ptr[i] = &pos[i];
+    }
+    m.name = (char *)p->name;
+    m.endpoint = (char *)p->endpoint;
+    m.pk = bin(p->pk, BS_PK_LEN);
+    m.schedule = (char *)p->schedule;
+    m.window = (char *)p->window;
+    m.n_acked = p->nacked;
+    m.acked = ptr;
+    m.sent_no = p->sent_no;
+    m.recv_no = p->recv_no;
+    m.acked_no = p->acked_no;
+    if (p->has_inc)
+        m.peer_incarnation = bin(p->peer_inc, BS_INC_LEN);
+    m.last_ok_ms = p->last_ok_ms;
+    m.last_error_ms = p->last_err_ms;
+    m.created_ms = p->created_ms;
+    m.last_error = (char *)p->last_error;
+    m.sent_changes = p->sent_changes;
+    m.received_changes = p->recv_changes;
+    *n = bs__peer_state__get_packed_size(&m);
+    if ((*out = malloc(*n + 1)) == NULL)
+        rv = BS_ENOMEM;
+    else
+        bs__peer_state__pack(&m, *out);
+out:
+    free(ptr);
+    free(pos);
+    return rv;
+}
+
+bs_err
 bs_peer_put(bs_txn *t, const bs_peer *p)
 {
-    char pk[2 * BS_PK_LEN + 1], inc[2 * BS_INC_LEN + 1] = "";
-    json_t *o;
-    char *s;
+    uint8_t *buf;
+    size_t n;
     bs_err rv;
 
-    bs_hex(pk, p->pk, BS_PK_LEN);
-    if (p->has_inc)
-        bs_hex(inc, p->peer_inc, BS_INC_LEN);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, "
-                  "s:I, s:s, s:I, s:I}",
-                  "name", p->name, "endpoint", p->endpoint, "pk", pk,
-                  "schedule", p->schedule, "window", p->window, "peer_inc", inc,
-                  "acked", vec_json(p->acked, p->nacked), "sent_no",
-                  (json_int_t)p->sent_no, "recv_no", (json_int_t)p->recv_no,
-                  "last_ok_ms", (json_int_t)p->last_ok_ms, "last_err_ms",
-                  (json_int_t)p->last_err_ms, "created_ms",
-                  (json_int_t)p->created_ms, "last_error", p->last_error,
-                  "sent_changes", (json_int_t)p->sent_changes, "recv_changes",
-                  (json_int_t)p->recv_changes);
-    if (o == NULL)
-        return BS_ENOMEM;
-    json_object_set_new(o, "acked_no", json_integer((json_int_t)p->acked_no));
-    s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (s == NULL)
-        return BS_ENOMEM;
-    rv = bs_txn_put(t, BS_DB_PEERS, bs_str(p->name), bs_str(s), 0, NULL);
-    free(s);
+    if ((rv = bs_peer_encode(p, &buf, &n)) != BS_OK)
+        return rv;
+    rv = bs_txn_put(t, BS_DB_PEERS, bs_str(p->name), bs_mem(buf, n), 0, NULL);
+    free(buf);
     return rv;
 }
 
@@ -244,14 +232,4 @@ bs_peer_list_free(bs_peer *v, size_t n)
     for (size_t i = 0; i < n; i++)
         bs_peer_fini(&v[i]);
     free(v);
-}
-
-uint64_t
-bs_peer_acked(const bs_peer *p, const uint8_t *key)
-{
-    for (size_t i = 0; i < p->nacked; i++)
-        if (memcmp(p->acked[i].origin, key, BS_PK_LEN) == 0 &&
-            memcmp(p->acked[i].inc, key + BS_PK_LEN, BS_INC_LEN) == 0)
-            return p->acked[i].seq;
-    return 0;
 }

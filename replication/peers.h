@@ -4,13 +4,15 @@
  * exchange bookkeeping — what the peer has acknowledged (its version
  * vector, as last received) and the message numbers each way, which make a
  * replayed exchange recognisable (1C's sent/received message numbers).
- * Stored as one JSON object per peer.
+ * Stored as one PeerState record per peer (proto/storage.proto), keyed by
+ * name.  Pairing and unpairing, which also change membership at the hub,
+ * are in pairing.h; this module is the table.
  */
 #ifndef BS_PEERS_H
 #define BS_PEERS_H
 
-#include "changeset.h"
 #include "store.h"
+#include "vv.h"
 
 #define BS_ENDPOINT_MAX 255
 #define BS_SPEC_MAX     511
@@ -35,6 +37,8 @@ typedef struct bs_peer {
 /* Valid endpoint: tcp://HOST:PORT (or ipc://PATH). */
 int bs_endpoint_valid(const char *s);
 
+/* The peer named `name`; BS_ENOTFOUND; BS_ESTORE for a damaged entry.  *p
+ * owns its vector: release it with bs_peer_fini. */
 BS_MUST_CHECK bs_err bs_peer_get(bs_txn *t, const char *name, bs_peer *p);
 BS_MUST_CHECK bs_err bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN],
                                      bs_peer *p);
@@ -45,7 +49,7 @@ BS_MUST_CHECK bs_err bs_peer_list(bs_txn *t, bs_peer **out, size_t *n);
 void bs_peer_fini(bs_peer *p);
 void bs_peer_list_free(bs_peer *v, size_t n);
 
-/* What the peer acknowledged of stream key (origin || inc); 0 if nothing. */
-uint64_t bs_peer_acked(const bs_peer *p, const uint8_t *key);
+/* p's stored form (the store upgrade writes it); *out malloc'd. */
+BS_MUST_CHECK bs_err bs_peer_encode(const bs_peer *p, uint8_t **out, size_t *n);
 
 #endif

@@ -28,7 +28,7 @@ all_acked(const bs_peer *peers, size_t n, const uint8_t *key, uint64_t seq,
         if (bs_peer_stale(peers[i].last_ok_ms, peers[i].created_ms, now_ms,
                           retention_ms))
             continue;
-        if (bs_peer_acked(&peers[i], key) < seq)
+        if (bs_vv_get(peers[i].acked, peers[i].nacked, key) < seq)
             return 0;
     }
     return 1;
@@ -59,7 +59,9 @@ bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
 
         bs_arena_reset(&a);
         if ((rv = bs_record_decode(&r, v.p, v.n, &a)) != BS_OK) {
-            rv = bs_errf(err, rv, "corrupt record in store");
+            rv = bs_errf(err, BS_ESTORE,
+                         "store is corrupt: a record does not decode; "
+                         "restore from a backup");
             break;
         }
         if (!r.has_tomb || r.live || r.nfields > 0) {
@@ -95,4 +97,26 @@ out:
     bs_arena_fini(&a);
     bs_streams_fini(&tab);
     return rv;
+}
+
+typedef struct purge_ctx {
+    const bs_core *c;
+    bs_purge_stats *st;
+} purge_ctx;
+
+static bs_err
+purge_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    purge_ctx *p = arg;
+
+    return bs_purge_tombstones(t, bs_core_now(p->c), p->c->retention_ms, p->st,
+                               err);
+}
+
+bs_err
+bs_purge_run(const bs_core *c, bs_purge_stats *st, bs_errbuf *err)
+{
+    purge_ctx p = {c, st};
+
+    return bs_store_write(c->store, purge_txn, &p, err);
 }

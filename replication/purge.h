@@ -1,5 +1,5 @@
 /*
- * purge.h - dropping tombstones (INV-7, RELIABILITY P7).
+ * purge.h - dropping tombstones (INV-7; docs/reliability.md P7).
  *
  * A deleted record keeps a tombstone so that an older write arriving later
  * cannot bring it back.  A tombstone is dropped only when both hold:
@@ -13,6 +13,7 @@
 #ifndef BS_PURGE_H
 #define BS_PURGE_H
 
+#include "core.h"
 #include "store.h"
 
 typedef struct bs_purge_stats {
@@ -23,6 +24,11 @@ typedef struct bs_purge_stats {
 BS_MUST_CHECK bs_err bs_purge_tombstones(bs_txn *t, uint64_t now_ms,
                                          uint64_t retention_ms,
                                          bs_purge_stats *st, bs_errbuf *err);
+
+/* Purge eligible tombstones in a write transaction of its own, with c's
+ * clock and retention limit. */
+BS_MUST_CHECK bs_err bs_purge_run(const bs_core *c, bs_purge_stats *st,
+                                  bs_errbuf *err);
 
 /* 1 when a peer last heard from at last_ok_ms (0: never) counts as gone. */
 int bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,

@@ -37,6 +37,18 @@ bs_record_live(const bs_record *r, const bs_order *o)
     return !r->has_tomb || bs_version_cmp(&r->alive, &r->tomb, o) > 0;
 }
 
+const bs_value *
+bs_record_field(const bs_record *r, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < r->nfields; i++)
+        if (r->fields[i].namelen == n &&
+            memcmp(r->fields[i].name, name, n) == 0)
+            return &r->fields[i].val;
+    return NULL;
+}
+
 int
 bs_value_eq(const bs_value *a, const bs_value *b)
 {

@@ -11,7 +11,7 @@
  * order changes arrive in (INV-5: the comparison is pure).
  *
  * Stored encoding (local to a node, host byte order):
- *   u8 format (1) | u8 flags (bit 0: live) | u16 nver | nver x version(24) |
+ *   u8 format (2) | u8 flags (bit 0: live) | u16 nver | nver x version(24) |
  * u16 alive_vidx | u16 tomb_vidx (0xffff: none) | u16 nfields | nfields x (u16
  * vidx | u16 namelen | name | u8 type | payload) version = u64 hlc | u64 seq |
  * u32 stream | u32 prio.  payload: none for null/false/true, 8 bytes for
@@ -98,13 +98,14 @@ BS_MUST_CHECK bs_err bs_record_merge(bs_record *r, int deleted,
                                      const bs_version *ver, const bs_order *o,
                                      bs_arena *a, int *changed);
 
+/* The value of r's field `name`, or NULL. */
+const bs_value *bs_record_field(const bs_record *r, const char *name);
+
 /* Values equal (same type and payload). */
 int bs_value_eq(const bs_value *a, const bs_value *b);
 
 /* Sort fields by name; BS_EINVAL (with the name) on a duplicate. */
 BS_MUST_CHECK bs_err bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err);
-
-#endif
 
 /* ---- names ---- */
 
@@ -122,3 +123,5 @@ int bs_field_name_valid(const char *s, size_t n);
 /* Record key: collection \0 id.  buf holds BS_RECKEY_MAX bytes. */
 #define BS_RECKEY_MAX (BS_COLLECTION_MAX + 1 + BS_ID_MAX)
 size_t bs_record_key(uint8_t *buf, const char *coll, const char *id);
+
+#endif

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "setlog.h"
+
 /* A queued outgoing message. */
 typedef struct outmsg {
     uint8_t *p;
@@ -290,7 +292,7 @@ apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
     rv = bs_apply_begin(&x->ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
     if (rv == BS_OK)
         rv = bs_apply_held(&x->ap, err); /* their time may have come */
-    if (rv == BS_OK)
+    if (rv == BS_OK && x->v != NULL)
         rv = bs_apply_set(&x->ap, x->v, err);
     if (rv == BS_OK)
         rv = bs_apply_finish(&x->ap, err);
@@ -325,12 +327,34 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
         snprintf(s->error, sizeof s->error, "refused a change set: %s",
                  bs_errmsg(&err, rv));
         s->errcode = rv;
-        if (rv == BS_EMAPFULL || rv == BS_EIO || rv == BS_ESTORE ||
-            rv == BS_ENOMEM)
+        if (bs_err_local(rv))
             return fail(s, rv, s->error); /* our own trouble: stop */
     }
     bs_put_u32be(credit, 1);
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
+}
+
+/* Retry held sets once the peer has sent everything (a session without
+ * SETs retries them too, as an exchange file does); only when some are
+ * held, so a plain exchange costs no extra commit. */
+static bs_err
+retry_held(bs_session *s)
+{
+    bs_errbuf err = {{0}};
+    set_ctx x = {s, NULL, {0}};
+    uint64_t n = 0;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_store_read(s->cfg.store, &t, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    rv = bs_held_count(t, BS_HELD_WAITING, 0, 1, &n);
+    bs_txn_abort(t);
+    if (rv == BS_OK && n > 0)
+        rv = bs_store_write(s->cfg.store, apply_txn, &x, &err);
+    if (rv != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    return BS_OK;
 }
 
 static bs_err
@@ -341,7 +365,8 @@ maybe_ack(bs_session *s)
     if (s->sent_ack || !s->sent_done || !s->got_done ||
         s->st.sets_received < s->their_count)
         return BS_OK;
-    if ((rv = send_envelope(s, BS_MSG_ACK, 0)) != BS_OK)
+    if ((rv = retry_held(s)) != BS_OK ||
+        (rv = send_envelope(s, BS_MSG_ACK, 0)) != BS_OK)
         return rv;
     s->sent_ack = 1;
     if (s->got_ack)

@@ -1,88 +1,93 @@
 /*
- * status.c - building the status document.
+ * status.c - gathering the node's state.
  */
 #include "status.h"
 
-#include <jansson.h>
 #include <string.h>
 
 #include "changeset.h"
 #include "conflict.h"
-#include "peers.h"
 #include "purge.h"
 #include "record.h"
+#include "setlog.h"
 #include "streams.h"
 
 /* Origin wall time of the set holding (stream, seq); 0 if unknown. */
 static uint64_t
 set_time(bs_txn *t, uint32_t stream, uint64_t seq)
 {
-    uint8_t key[12];
-    bs_cursor *c;
-    bs_slice k, v;
-    uint64_t first, last, created = 0;
-    bs_err rv;
+    uint64_t first, last, created;
+    bs_slice v;
 
-    bs_put_u32be(key, stream);
-    bs_put_u64be(key + 4, seq + 1);
-    if (bs_cursor_open(t, BS_DB_LOG, &c) != BS_OK)
-        return 0;
-    rv = bs_cursor_seek(c, bs_mem(key, 12), &k, &v);
-    rv = rv == BS_OK ? bs_cursor_prev(c, &k, &v) : bs_cursor_last(c, &k, &v);
-    if (rv == BS_OK && k.n == 12 && bs_get_u32be(k.p) == stream &&
-        bs_changeset_stored_info(v, &first, &last, &created) == BS_OK &&
+    if (bs_setlog_find(t, stream, seq, &v, &first) != BS_OK ||
+        bs_changeset_stored_info(v, &first, &last, &created) != BS_OK ||
         !(first <= seq && seq <= last))
-        created = 0;
-    bs_cursor_close(c);
+        return 0;
     return created;
 }
 
-static json_t *
-peer_json(bs_txn *t, const bs_peer *p, const bs_streamtab *tab,
-          const bs_status_opts *o)
+static void
+peer_status(bs_txn *t, const bs_peer *p, bs_streamtab *tab,
+            const bs_status_opts *o, bs_peer_status *ps)
 {
-    char id[BS_NODE_ID_LEN + 1];
-    uint64_t out = 0, in = 0, oldest = 0;
+    uint64_t oldest = 0;
 
-    bs_node_id_format(p->pk, id);
+    memset(ps, 0, sizeof *ps);
+    snprintf(ps->name, sizeof ps->name, "%s", p->name);
+    snprintf(ps->endpoint, sizeof ps->endpoint, "%s", p->endpoint);
+    memcpy(ps->pk, p->pk, BS_PK_LEN);
+    snprintf(ps->schedule, sizeof ps->schedule, "%s", p->schedule);
+    snprintf(ps->window, sizeof ps->window, "%s", p->window);
+    ps->last_ok_ms = p->last_ok_ms;
+    ps->last_err_ms = p->last_err_ms;
+    snprintf(ps->last_error, sizeof ps->last_error, "%s", p->last_error);
+    ps->received_changes = p->recv_changes;
+    ps->needs_full_resync =
+        bs_peer_stale(p->last_ok_ms, p->created_ms, o->now_ms, o->retention_ms);
     for (size_t i = 0; i < tab->n; i++) {
         const bs_stream *s = &tab->v[i];
-        uint64_t acked = bs_peer_acked(p, s->key);
+        uint64_t acked = bs_vv_get(p->acked, p->nacked, s->key);
 
         if (s->seq > acked) {
             uint64_t when = set_time(t, s->idx, acked + 1);
-            out += s->seq - acked;
+            ps->pending_out += s->seq - acked;
             if (when && (oldest == 0 || when < oldest))
                 oldest = when;
         }
     }
     for (size_t i = 0; i < p->nacked; i++) {
-        uint8_t key[BS_PK_LEN + BS_INC_LEN];
-        bs_stream *s;
+        const bs_stream *s =
+            bs_streams_find(tab, p->acked[i].origin, p->acked[i].inc);
+        uint64_t have = s ? s->seq : 0;
 
-        memcpy(key, p->acked[i].origin, BS_PK_LEN);
-        memcpy(key + BS_PK_LEN, p->acked[i].inc, BS_INC_LEN);
-        s = bs_streams_find((bs_streamtab *)tab, p->acked[i].origin,
-                            p->acked[i].inc);
-        if (p->acked[i].seq > (s ? s->seq : 0))
-            in += p->acked[i].seq - (s ? s->seq : 0);
+        if (p->acked[i].seq > have)
+            ps->pending_in += p->acked[i].seq - have;
     }
-    return json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b}",
-        "name", p->name, "endpoint", p->endpoint, "id", id, "schedule",
-        p->schedule, "window", p->window, "last_success_ms",
-        (json_int_t)p->last_ok_ms, "last_error_ms", (json_int_t)p->last_err_ms,
-        "last_error", p->last_error, "pending_out", (json_int_t)out,
-        "pending_in", (json_int_t)in, "oldest_unacked_age_s",
-        (json_int_t)(oldest && o->now_ms > oldest ? (o->now_ms - oldest) / 1000
-                                                  : 0),
-        "received_changes", (json_int_t)p->recv_changes, "needs_full_resync",
-        bs_peer_stale(p->last_ok_ms, p->created_ms, o->now_ms,
-                      o->retention_ms));
+    if (oldest && o->now_ms > oldest)
+        ps->oldest_unacked_age_s = (o->now_ms - oldest) / 1000;
+}
+
+static bs_coll_status *
+coll_of(bs_status *st, const uint8_t *key, size_t cn)
+{
+    bs_coll_status *c;
+
+    if (st->ncolls > 0) {
+        c = &st->colls[st->ncolls - 1]; /* keys come in collection order */
+        if (strlen(c->name) == cn && memcmp(c->name, key, cn) == 0)
+            return c;
+    }
+    if ((c = realloc(st->colls, (st->ncolls + 1) * sizeof *c)) == NULL)
+        return NULL;
+    st->colls = c;
+    c = &st->colls[st->ncolls++];
+    memset(c, 0, sizeof *c);
+    memcpy(c->name, key, cn);
+    return c;
 }
 
 static bs_err
-collections_json(bs_txn *t, json_t *cols)
+count_records(bs_txn *t, bs_status *st, bs_errbuf *err)
 {
     bs_cursor *cur;
     bs_slice key, val;
@@ -94,93 +99,107 @@ collections_json(bs_txn *t, json_t *cols)
     bs_arena_init(&a);
     for (rv = bs_cursor_first(cur, &key, &val); rv == BS_OK;
          rv = bs_cursor_next(cur, &key, &val)) {
-        char name[BS_COLLECTION_MAX + 1];
         size_t cn = strnlen((const char *)key.p, key.n);
-        json_t *c;
+        bs_coll_status *c;
         bs_record r;
 
-        if (cn > BS_COLLECTION_MAX || key.p[0] == '_')
-            continue;
-        memcpy(name, key.p, cn);
-        name[cn] = '\0';
-        if ((c = json_object_get(cols, name)) == NULL) {
-            c = json_pack("{s:I, s:I}", "records", (json_int_t)0, "deleted",
-                          (json_int_t)0);
-            json_object_set_new(cols, name, c);
-        }
-        bs_arena_reset(&a);
-        if ((rv = bs_record_decode(&r, val.p, val.n, &a)) != BS_OK)
+        if (cn > BS_COLLECTION_MAX || cn == key.n ||
+            !bs_utf8_valid((const char *)key.p, cn)) {
+            rv = bs_errf(err, BS_ESTORE,
+                         "store is corrupt: a record key does not name a "
+                         "collection; restore from a backup");
             break;
-        const char *f = r.live ? "records" : "deleted";
-        json_object_set_new(
-            c, f, json_integer(json_integer_value(json_object_get(c, f)) + 1));
+        }
+        if (key.p[0] == '_')
+            continue;
+        bs_arena_reset(&a);
+        if (bs_record_decode(&r, val.p, val.n, &a) != BS_OK) {
+            rv = bs_errf(err, BS_ESTORE,
+                         "store is corrupt: a record of %.*s does not decode; "
+                         "restore from a backup",
+                         (int)cn, (const char *)key.p);
+            break;
+        }
+        if ((c = coll_of(st, key.p, cn)) == NULL) {
+            rv = BS_ENOMEM;
+            break;
+        }
+        if (r.live)
+            c->records++;
+        else
+            c->deleted++;
     }
     bs_cursor_close(cur);
     bs_arena_fini(&a);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
-bs_err
-bs_status_json(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
-               json_t **out)
+static bs_err
+streams_status(bs_status *st, const bs_streamtab *tab, const bs_meta *m)
 {
-    char id[BS_NODE_ID_LEN + 1], ib[2 * BS_INFOBASE_LEN + 1],
-        inc[2 * BS_INC_LEN + 1];
+    for (size_t i = 0; i < tab->n; i++) {
+        const bs_stream *s = &tab->v[i];
+        bs_stream_status *ss;
+
+        st->changes += s->seq;
+        if (s->idx == m->stream)
+            st->own_changes = s->seq;
+        if (!s->flags && !s->note[0])
+            continue;
+        ss = realloc(st->streams, (st->nstreams + 1) * sizeof *ss);
+        if (ss == NULL)
+            return BS_ENOMEM;
+        st->streams = ss;
+        ss = &st->streams[st->nstreams++];
+        memset(ss, 0, sizeof *ss);
+        memcpy(ss->origin, s->key, BS_PK_LEN);
+        ss->seq = s->seq;
+        ss->quarantined = (s->flags & BS_STREAM_QUARANTINED) != 0;
+        snprintf(ss->note, sizeof ss->note, "%s", s->note);
+    }
+    return BS_OK;
+}
+
+bs_err
+bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
+               bs_status *st, bs_errbuf *err)
+{
     bs_streamtab tab;
     bs_peer *peers = NULL;
     size_t np = 0;
-    uint64_t sets = 0, changes = 0, own = 0, open = 0, all = 0;
-    json_t *j, *streams, *pj, *cols;
     bs_err rv;
 
+    memset(st, 0, sizeof *st);
+    st->meta = *m;
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
-    streams = json_array();
-    for (size_t i = 0; i < tab.n; i++) {
-        const bs_stream *s = &tab.v[i];
-        changes += s->seq;
-        if (s->idx == m->stream)
-            own = s->seq;
-        if (s->flags || s->note[0]) {
-            bs_node_id_format(s->key, id);
-            json_array_append_new(
-                streams, json_pack("{s:s, s:I, s:b, s:s}", "origin", id, "seq",
-                                   (json_int_t)s->seq, "quarantined",
-                                   (s->flags & BS_STREAM_QUARANTINED) != 0,
-                                   "note", s->note));
-        }
-    }
-    pj = json_array();
-    cols = json_object();
-    if ((rv = bs_txn_count(t, BS_DB_LOG, &sets)) != BS_OK ||
-        (rv = bs_conflict_count(t, &open, &all)) != BS_OK ||
+    if ((rv = streams_status(st, &tab, m)) != BS_OK ||
+        (rv = bs_setlog_count(t, &st->change_sets)) != BS_OK ||
+        (rv = bs_conflict_count(t, &st->conflicts_open,
+                                &st->conflicts_total)) != BS_OK ||
         (rv = bs_peer_list(t, &peers, &np)) != BS_OK ||
-        (o->count_records && (rv = collections_json(t, cols)) != BS_OK))
-        goto fail;
+        (o->count_records && (rv = count_records(t, st, err)) != BS_OK))
+        goto out;
+    if (np > 0 && (st->peers = calloc(np, sizeof *st->peers)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < np; i++)
-        json_array_append_new(pj, peer_json(t, &peers[i], &tab, o));
-    bs_node_id_format(m->pk, id);
-    bs_hex(inc, m->inc, BS_INC_LEN);
-    if (m->joined)
-        bs_hex(ib, m->infobase, BS_INFOBASE_LEN);
-    j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:{s:I, s:I, s:I}, s:{s:I, "
-                  "s:I}, s:o, s:o, s:o}",
-                  "name", m->name, "role", bs_role_name(m->role), "id", id,
-                  "infobase", m->joined ? json_string(ib) : json_null(),
-                  "incarnation", inc, "log", "change_sets", (json_int_t)sets,
-                  "changes", (json_int_t)changes, "own_changes",
-                  (json_int_t)own, "conflicts", "open", (json_int_t)open,
-                  "total", (json_int_t)all, "peers", pj, "streams_attention",
-                  streams, "collections", cols);
+        peer_status(t, &peers[i], &tab, o, &st->peers[i]);
+    st->npeers = np;
+out:
     bs_peer_list_free(peers, np);
     bs_streams_fini(&tab);
-    *out = j;
-    return j ? BS_OK : BS_ENOMEM;
-fail:
-    json_decref(pj);
-    json_decref(cols);
-    json_decref(streams);
-    bs_peer_list_free(peers, np);
-    bs_streams_fini(&tab);
+    if (rv != BS_OK)
+        bs_status_fini(st);
     return rv;
+}
+
+void
+bs_status_fini(bs_status *st)
+{
+    free(st->peers);
+    free(st->streams);
+    free(st->colls);
+    memset(st, 0, sizeof *st);
 }

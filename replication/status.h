@@ -1,16 +1,15 @@
 /*
- * status.h - the node's state as one JSON document (`status --json`):
- * identity, change log, streams held back or quarantined, per peer what is
- * pending each way and how old the oldest unacknowledged change is, and
- * the conflict counts.  Read-only; any transaction.
+ * status.h - the node's state (`status`): identity, change log, streams
+ * held back or quarantined, per peer what is pending each way and how old
+ * the oldest unacknowledged change is, the conflict counts and, on
+ * request, per-collection record counts.  Read-only; any transaction.
  */
 #ifndef BS_STATUS_H
 #define BS_STATUS_H
 
 #include "meta.h"
+#include "peers.h"
 #include "store.h"
-
-typedef struct json_t json_t;
 
 typedef struct bs_status_opts {
     uint64_t now_ms;
@@ -18,7 +17,51 @@ typedef struct bs_status_opts {
     int count_records; /* scan records for per-collection counts */
 } bs_status_opts;
 
-BS_MUST_CHECK bs_err bs_status_json(bs_txn *t, const bs_meta *m,
-                                    const bs_status_opts *o, json_t **out);
+typedef struct bs_peer_status {
+    char name[BS_NODE_NAME_MAX + 1];
+    char endpoint[BS_ENDPOINT_MAX + 1];
+    uint8_t pk[BS_PK_LEN];
+    char schedule[BS_SPEC_MAX + 1];
+    char window[16];
+    uint64_t last_ok_ms, last_err_ms;
+    char last_error[256];
+    uint64_t pending_out; /* changes we hold that it has not acknowledged */
+    uint64_t pending_in;  /* changes it holds that we lack */
+    uint64_t oldest_unacked_age_s;
+    uint64_t received_changes;
+    int needs_full_resync; /* silent longer than the retention limit */
+} bs_peer_status;
+
+/* A stream that needs attention: held back or quarantined. */
+typedef struct bs_stream_status {
+    uint8_t origin[BS_PK_LEN];
+    uint64_t seq;
+    int quarantined;
+    char note[96];
+} bs_stream_status;
+
+typedef struct bs_coll_status {
+    char name[BS_COLLECTION_MAX + 1];
+    uint64_t records, deleted;
+} bs_coll_status;
+
+typedef struct bs_status {
+    bs_meta meta;
+    uint64_t change_sets, changes, own_changes;
+    uint64_t conflicts_open, conflicts_total;
+    bs_peer_status *peers; /* malloc'd arrays */
+    size_t npeers;
+    bs_stream_status *streams;
+    size_t nstreams;
+    bs_coll_status *colls; /* only with count_records; name order */
+    size_t ncolls;
+} bs_status;
+
+/* Fill *st (release with bs_status_fini).  BS_ESTORE (err names it) for a
+ * record that does not decode while counting. */
+BS_MUST_CHECK bs_err bs_status_read(bs_txn *t, const bs_meta *m,
+                                    const bs_status_opts *o, bs_status *st,
+                                    bs_errbuf *err);
+void bs_status_fini(bs_status *st);
 
 #endif

@@ -13,6 +13,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "crypto.h"
+
 #define DEFAULT_MAP   (256ull << 20)
 #define DEFAULT_MAX   (1ull << 40)
 #define MIN_FREE_DISK (16ull << 20)
@@ -478,6 +480,39 @@ bs_err
 bs_cursor_del(bs_cursor *c)
 {
     return map_err(mdb_cursor_del(c->c, 0));
+}
+
+bs_err
+bs_store_fingerprint(bs_txn *t, uint8_t out[32])
+{
+    bs_hash_state h;
+    bs_err rv = BS_OK;
+
+    bs_hash_init(&h);
+    for (int db = 0; db < BS_DB_COUNT && rv == BS_OK; db++) {
+        bs_cursor *c;
+        bs_slice k, v;
+        uint8_t len[8];
+
+        if ((rv = bs_cursor_open(t, (bs_db)db, &c)) != BS_OK)
+            break;
+        bs_put_u64be(len, (uint64_t)db);
+        bs_hash_update(&h, len, 8);
+        for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+             rv = bs_cursor_next(c, &k, &v)) {
+            bs_put_u64be(len, k.n);
+            bs_hash_update(&h, len, 8);
+            bs_hash_update(&h, k.p, k.n);
+            bs_put_u64be(len, v.n);
+            bs_hash_update(&h, len, 8);
+            bs_hash_update(&h, v.p, v.n);
+        }
+        bs_cursor_close(c);
+        if (rv == BS_ENOTFOUND)
+            rv = BS_OK;
+    }
+    bs_hash_final(&h, out);
+    return rv;
 }
 
 bs_err

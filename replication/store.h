@@ -5,7 +5,8 @@
  * The store is a set of named key/value tables (bs_db) in one environment
  * under DIR/store/.  Every command runs in one write transaction
  * (bs_store_write), which grows the map and retries when LMDB reports it
- * full, so a command applies fully or not at all (RELIABILITY P10, S3).
+ * full, so a command applies fully or not at all (docs/reliability.md
+ * P10, S3).
  * Commits are durable: no MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP (P11).
  * Another process (the daemon or another CLI) may hold the writer lock;
  * bs_store_write then waits for it rather than failing.
@@ -21,10 +22,10 @@ typedef enum {
     BS_DB_LOG,       /* stream u32be | first_seq u64be -> ChangeSet bytes */
     BS_DB_STREAMS,   /* stream u32be -> stream state (streams.h) */
     BS_DB_STREAMIX,  /* origin(32) | incarnation(16) -> stream u32be */
-    BS_DB_PEERS,     /* peer name -> peer state */
-    BS_DB_CONFLICTS, /* conflict id -> conflict record */
-    BS_DB_HELD,      /* change sets held back (gaps, future clocks) */
-    BS_DB_XLOG,      /* exchange history: u64be ms | u32be n -> JSON */
+    BS_DB_PEERS,     /* peer name -> PeerState (peers.h) */
+    BS_DB_CONFLICTS, /* coll \0 id \0 field \0 conflict ID -> entry */
+    BS_DB_HELD,      /* sets held back, and evidence (setlog.h) */
+    BS_DB_XLOG,      /* u64be ms | u64be n -> ExchangeEntry (xlog.h) */
     BS_DB_COUNT
 } bs_db;
 
@@ -112,6 +113,13 @@ bs_mem(const void *p, size_t n)
 {
     return (bs_slice){(const uint8_t *)p, n};
 }
+
+/*
+ * A BLAKE2b-256 hash of every key and value of every table, in table and
+ * key order: equal exactly when the stores hold the same bytes (tests use
+ * it to check that refused input wrote nothing, S3).
+ */
+BS_MUST_CHECK bs_err bs_store_fingerprint(bs_txn *t, uint8_t out[32]);
 
 /* A consistent compacted copy of the environment to fd (backup). */
 BS_MUST_CHECK bs_err bs_store_copy_fd(bs_store *s, int fd, bs_errbuf *err);

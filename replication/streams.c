@@ -142,6 +142,44 @@ bs_streams_add(bs_txn *t, bs_streamtab *tab, const uint8_t *origin,
     return BS_OK;
 }
 
+bs_err
+bs_streams_vector(const bs_streamtab *tab, bs_pos **out, size_t *n)
+{
+    bs_pos *v = calloc(tab->n + 1, sizeof *v);
+    size_t k = 0;
+
+    if (v == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < tab->n; i++) {
+        if (tab->v[i].seq == 0)
+            continue;
+        memcpy(v[k].origin, tab->v[i].key, BS_PK_LEN);
+        memcpy(v[k].inc, tab->v[i].key + BS_PK_LEN, BS_INC_LEN);
+        v[k].seq = tab->v[i].seq;
+        k++;
+    }
+    *out = v;
+    *n = k;
+    return BS_OK;
+}
+
+bs_err
+bs_streams_add_private(bs_streamtab *tab, const uint8_t *origin,
+                       const uint8_t *inc, bs_stream **out)
+{
+    bs_stream *s;
+    bs_err rv;
+
+    if ((rv = tab_reserve(tab, tab->n + 1)) != BS_OK)
+        return rv;
+    s = &tab->v[tab->n++];
+    memset(s, 0, sizeof *s);
+    memcpy(s->key, origin, BS_PK_LEN);
+    memcpy(s->key + BS_PK_LEN, inc, BS_INC_LEN);
+    *out = s;
+    return BS_OK;
+}
+
 const uint8_t *
 bs_streams_key(void *ctx, uint32_t idx)
 {

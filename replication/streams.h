@@ -11,8 +11,8 @@
 #ifndef BS_STREAMS_H
 #define BS_STREAMS_H
 
-#include "crypto.h"
 #include "store.h"
+#include "vv.h"
 
 #define BS_STREAM_QUARANTINED 1u /* two contents for one position (S6) */
 #define BS_STREAM_REVOKED     2u /* origin removed by the hub */
@@ -24,6 +24,9 @@ typedef struct bs_stream {
     uint8_t last_hash[BS_HASH_LEN];      /* header hash of the set at seq */
     uint32_t flags;
     char note[96]; /* why quarantined, for status */
+    /* not stored: a dry admission's count of sets it held and of stored
+     * held sets it applied (admit.h) */
+    uint32_t dry_held, dry_unheld;
 } bs_stream;
 
 typedef struct bs_streamtab {
@@ -44,8 +47,19 @@ bs_stream *bs_streams_get(bs_streamtab *tab, uint32_t idx);
 BS_MUST_CHECK bs_err bs_streams_add(bs_txn *t, bs_streamtab *tab,
                                     const uint8_t *origin, const uint8_t *inc,
                                     bs_stream **out);
+/* Add a new, empty stream to tab only (index 0: not in the store), for
+ * dry runs that track positions without writing.  *out points into tab. */
+BS_MUST_CHECK bs_err bs_streams_add_private(bs_streamtab *tab,
+                                            const uint8_t *origin,
+                                            const uint8_t *inc,
+                                            bs_stream **out);
 /* Persist one entry after changing it (write txn). */
 BS_MUST_CHECK bs_err bs_streams_save(bs_txn *t, const bs_stream *s);
+
+/* The vector of the streams in tab (those holding anything): *out is
+ * malloc'd, n entries. */
+BS_MUST_CHECK bs_err bs_streams_vector(const bs_streamtab *tab, bs_pos **out,
+                                       size_t *n);
 
 /* bs_order.stream_key callback: ctx is a bs_streamtab. */
 const uint8_t *bs_streams_key(void *ctx, uint32_t idx);

@@ -1,12 +1,15 @@
 /*
- * xlog.c - exchange history.
+ * xlog.c - exchange history (ExchangeEntry records).
  */
 #include "xlog.h"
 
-#include <jansson.h>
 #include <string.h>
 
+#include "meta.h"
 #include "peers.h"
+#include "storage.pb-c.h"
+
+#define META_SEQ "xlog.seq"
 
 static bs_err
 prune(bs_txn *t)
@@ -37,9 +40,10 @@ note_peer(bs_txn *t, const bs_xlog_entry *e)
         return BS_OK;
     if (rv != BS_OK)
         return rv;
-    if (e->error && e->error[0]) {
+    if (e->error[0]) {
         p.last_err_ms = e->time_ms;
-        snprintf(p.last_error, sizeof p.last_error, "%s", e->error);
+        snprintf(p.last_error, sizeof p.last_error, "%.*s",
+                 (int)sizeof p.last_error - 1, e->error);
     } else {
         p.last_ok_ms = e->time_ms;
         p.last_error[0] = '\0';
@@ -51,79 +55,107 @@ note_peer(bs_txn *t, const bs_xlog_entry *e)
 }
 
 bs_err
-bs_xlog_add(bs_txn *t, const bs_xlog_entry *e)
+bs_xlog_put(bs_txn *t, const bs_xlog_entry *e)
 {
-    uint8_t key[12];
-    uint64_t n = 0;
-    json_t *j;
-    char *s;
-    bs_cursor *c;
-    bs_slice k, v;
+    Bs__ExchangeEntry m = BS__EXCHANGE_ENTRY__INIT;
+    uint8_t key[16], *dst;
+    uint64_t n;
+    size_t len;
     bs_err rv;
 
-    /* Keys grow: time, then one more than the newest entry's counter. */
-    if ((rv = bs_cursor_open(t, BS_DB_XLOG, &c)) != BS_OK)
+    /* Keys sort by time, then by a counter that only grows, so entries of
+     * the same millisecond (or after the clock stepped back) never meet. */
+    if ((rv = bs_meta_get_u64(t, META_SEQ, &n)) != BS_OK ||
+        (rv = bs_meta_put_u64(t, META_SEQ, n + 1)) != BS_OK)
         return rv;
-    if (bs_cursor_last(c, &k, &v) == BS_OK && k.n == 12)
-        n = bs_get_u32be(k.p + 8) + 1u;
-    bs_cursor_close(c);
     bs_put_u64be(key, e->time_ms);
-    bs_put_u32be(key + 8, (uint32_t)n);
-    j = json_pack(
-        "{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "time_ms",
-        (json_int_t)e->time_ms, "peer", e->peer, "via", e->via, "direction",
-        e->direction, "sets_sent", (json_int_t)e->sets_sent, "sets_received",
-        (json_int_t)e->sets_received, "changes", (json_int_t)e->changes,
-        "conflicts", (json_int_t)e->conflicts, "bytes", (json_int_t)e->bytes,
-        "duration_ms", (json_int_t)e->duration_ms, "result",
-        e->error && e->error[0] ? e->error : "ok");
-    if (j == NULL)
-        return BS_ENOMEM;
-    s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    if (s == NULL)
-        return BS_ENOMEM;
-    rv = bs_txn_put(t, BS_DB_XLOG, bs_mem(key, 12), bs_str(s), 0, NULL);
-    free(s);
+    bs_put_u64be(key + 8, n);
+    m.time_ms = e->time_ms;
+    m.duration_ms = e->duration_ms;
+    m.peer = (char *)e->peer;
+    m.via = (char *)e->via;
+    m.direction = (char *)e->direction;
+    m.sets_sent = e->sets_sent;
+    m.sets_received = e->sets_received;
+    m.changes = e->changes;
+    m.conflicts = e->conflicts;
+    m.bytes = e->bytes;
+    m.error = (char *)e->error;
+    len = bs__exchange_entry__get_packed_size(&m);
+    rv = bs_txn_reserve(t, BS_DB_XLOG, bs_mem(key, 16), len, 0, &dst, NULL);
     if (rv == BS_OK)
-        rv = note_peer(t, e);
-    if (rv == BS_OK)
-        rv = prune(t);
+        bs__exchange_entry__pack(&m, dst);
     return rv;
 }
 
 bs_err
-bs_xlog_list(bs_txn *t, const char *peer, size_t limit, char **out)
+bs_xlog_add(bs_txn *t, const bs_xlog_entry *e)
 {
-    json_t *arr = json_array();
-    bs_cursor *c;
-    bs_slice k, v;
     bs_err rv;
 
+    if ((rv = bs_xlog_put(t, e)) == BS_OK && (rv = note_peer(t, e)) == BS_OK)
+        rv = prune(t);
+    return rv;
+}
+
+static bs_err
+decode(bs_slice v, bs_xlog_entry *e)
+{
+    Bs__ExchangeEntry *m = bs__exchange_entry__unpack(NULL, v.n, v.p);
+
+    if (m == NULL)
+        return BS_ESTORE;
+    memset(e, 0, sizeof *e);
+    e->time_ms = m->time_ms;
+    e->duration_ms = m->duration_ms;
+    snprintf(e->peer, sizeof e->peer, "%s", m->peer);
+    snprintf(e->via, sizeof e->via, "%s", m->via);
+    snprintf(e->direction, sizeof e->direction, "%s", m->direction);
+    e->sets_sent = m->sets_sent;
+    e->sets_received = m->sets_received;
+    e->changes = m->changes;
+    e->conflicts = m->conflicts;
+    e->bytes = m->bytes;
+    snprintf(e->error, sizeof e->error, "%s", m->error);
+    bs__exchange_entry__free_unpacked(m, NULL);
+    return BS_OK;
+}
+
+bs_err
+bs_xlog_list(bs_txn *t, const char *peer, size_t limit, bs_xlog_entry **out,
+             size_t *n)
+{
+    bs_xlog_entry *v = calloc(limit ? limit : 1, sizeof *v);
+    size_t cnt = 0;
+    bs_cursor *c;
+    bs_slice k, val;
+    bs_err rv;
+
+    if (v == NULL)
+        return BS_ENOMEM;
     if ((rv = bs_cursor_open(t, BS_DB_XLOG, &c)) != BS_OK) {
-        json_decref(arr);
+        free(v);
         return rv;
     }
     /* Newest first while collecting, then reversed. */
-    for (rv = bs_cursor_last(c, &k, &v);
-         rv == BS_OK && json_array_size(arr) < limit;
-         rv = bs_cursor_prev(c, &k, &v)) {
-        json_t *j = json_loadb((const char *)v.p, v.n, 0, NULL);
-        if (j == NULL)
-            continue;
-        if (peer &&
-            strcmp(json_string_value(json_object_get(j, "peer")), peer) != 0) {
-            json_decref(j);
-            continue;
-        }
-        json_array_insert_new(arr, 0, j);
+    for (rv = bs_cursor_last(c, &k, &val); rv == BS_OK && cnt < limit;
+         rv = bs_cursor_prev(c, &k, &val)) {
+        if ((rv = decode(val, &v[cnt])) != BS_OK)
+            break;
+        if (peer == NULL || strcmp(v[cnt].peer, peer) == 0)
+            cnt++;
     }
     bs_cursor_close(c);
     if (rv != BS_OK && rv != BS_ENOTFOUND) {
-        json_decref(arr);
+        free(v);
         return rv;
     }
-    *out = json_dumps(arr, JSON_INDENT(2));
-    json_decref(arr);
-    return *out ? BS_OK : BS_ENOMEM;
+    for (size_t i = 0; i < cnt / 2; i++) {
+        bs_xlog_entry x = v[i];
+        v[i] = v[cnt - 1 - i];
+        v[cnt - 1 - i] = x;
+    }
+    *out = v;
+    *n = cnt;
+    return BS_OK;
 }

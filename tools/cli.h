@@ -3,8 +3,10 @@
  *
  * main() parses every option (they may stand before or after the command),
  * checks that each applies to the command, and calls the command's handler
- * with the positional arguments.  A handler returns a bs_err; main prints
- * its one-line message on stderr and exits with bs_err_exit_code().
+ * with the positional arguments.  A handler turns its arguments into one
+ * call of the core API (replication/core.h) and prints the result through
+ * output.h; it returns a bs_err, and main prints its one-line message on
+ * stderr and exits with bs_err_exit_code().
  */
 #ifndef BS_CLI_H
 #define BS_CLI_H
@@ -29,6 +31,10 @@ typedef bs_err (*bs_cmd_fn)(bs_cli *c);
 
 /* Open the node named by -d / BRANCHSYNC_DIR. */
 BS_MUST_CHECK bs_err bs_cli_open(bs_cli *c, int readonly, bs_node **out);
+/* Open it for writing and fill *core for the core API (sign: with the
+ * secret key, for writes that make changes).  *n is NULL on error. */
+BS_MUST_CHECK bs_err bs_cli_core(bs_cli *c, int sign, bs_node **n,
+                                 bs_core *core);
 
 /* Commands. */
 bs_err bs_cmd_init(bs_cli *c);
@@ -57,9 +63,5 @@ bs_err bs_cmd_log(bs_cli *c);
  * writes, "reload" after pairing or schedule changes.  Never fails. */
 void bs_cli_notify(bs_cli *c, const char *cmd);
 bs_err bs_cmd_restore(bs_cli *c);
-
-/* Check a collection / id argument; BS_EINVAL with a message. */
-BS_MUST_CHECK bs_err bs_cli_check_coll(bs_cli *c, const char *coll);
-BS_MUST_CHECK bs_err bs_cli_check_id(bs_cli *c, const char *id);
 
 #endif

@@ -1,117 +1,43 @@
 /*
  * cmd_net.c - sync, schedule, log, and telling a running daemon about
- * changes made here (DESIGN: "take effect in a running daemon at once").
+ * changes made here (docs/design.md, "Interfaces").
  */
 #include <jansson.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../node/client.h"
+#include "../node/control.h"
 #include "../node/schedule.h"
-#include "../replication/peers.h"
-#include "../replication/xlog.h"
+#include "../replication/pairing.h"
 #include "cli.h"
+#include "output.h"
 
 #define CONTROL_WAIT_MS 1000
 #define SYNC_TIMEOUT_MS (10 * 60 * 1000)
 
-static void
-print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-
-    if (s != NULL)
-        puts(s);
-    free(s);
-    json_decref(j);
-}
-
-/* 1 when a daemon listens on the control socket: a plain connect() tells
- * at once, even when a killed daemon left the socket file behind. */
-static int
-daemon_listening(const char *path)
-{
-    struct sockaddr_un a;
-    int fd, ok;
-
-    if (strlen(path) >= sizeof a.sun_path)
-        return 1; /* cannot tell: let ZeroMQ try */
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    memcpy(a.sun_path, path, strlen(path));
-    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-        return 1;
-    ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Wait up to ms for a reply on sock; the parsed reply or NULL. */
-static json_t *
-await_reply(void *sock, int ms)
-{
-    int ready = 0;
-    bs_zin in;
-    json_t *j = NULL;
-
-    for (int waited = 0; waited < ms && !ready; waited += 100)
-        bs_zpoll(&sock, 1, 100, &ready);
-    if (ready && bs_zrecv(sock, 0, &in) == BS_OK) {
-        j = json_loadb((const char *)in.msg, in.n, 0, NULL);
-        free(in.msg);
-    }
-    return j;
-}
-
 /*
  * Send one request to the daemon of c->dir and wait up to wait_ms for its
- * reply, checking every few seconds that the daemon is still there.
- * BS_ENOTFOUND when no daemon runs; BS_EUNREACHABLE when it went away.
+ * reply (bs_control_call).  BS_ENOTFOUND when no daemon runs;
+ * BS_EUNREACHABLE when it went away.
  */
 static bs_err
 control(bs_cli *c, json_t *req, int wait_ms, json_t **reply)
 {
-    char path[4200], *s = NULL;
-    bs_zmq *z = NULL;
-    void *sock = NULL, *ping = NULL;
-    bs_err rv = BS_ENOTFOUND;
-    static const char pingmsg[] = "{\"cmd\":\"ping\"}";
+    char *s = json_dumps(req, JSON_COMPACT), *text = NULL;
+    bs_err rv;
 
     *reply = NULL;
-    snprintf(path, sizeof path, "%s/control.sock", c->dir);
-    if (access(path, F_OK) != 0 || !daemon_listening(path) ||
-        (s = json_dumps(req, JSON_COMPACT)) == NULL)
+    if (s == NULL)
         return BS_ENOTFOUND;
-    if (bs_zmq_new(&z, NULL) != BS_OK ||
-        bs_control_dial(z, c->dir, &sock, NULL) != BS_OK ||
-        bs_zsend(sock, NULL, 0, s, strlen(s)) != BS_OK)
-        goto out;
-    for (int waited = 0; waited < wait_ms; waited += 2000) {
-        json_t *pong;
-        if ((*reply = await_reply(sock, 2000)) != NULL) {
-            rv = BS_OK;
-            break;
-        }
-        /* Still working, or gone?  Ask on a second connection. */
-        if (ping == NULL && bs_control_dial(z, c->dir, &ping, NULL) != BS_OK)
-            break;
-        if (bs_zsend(ping, NULL, 0, pingmsg, strlen(pingmsg)) != BS_OK ||
-            (pong = await_reply(ping, 1000)) == NULL) {
-            rv = bs_errf(&c->err, BS_EUNREACHABLE,
-                         "the daemon of %s stopped answering", c->dir);
-            break;
-        }
-        json_decref(pong);
-    }
-out:
+    rv = bs_control_call(c->dir, s, wait_ms, &text, &c->err);
     free(s);
-    bs_zclose(ping);
-    bs_zclose(sock);
-    bs_zmq_free(z);
+    if (rv == BS_OK) {
+        *reply = json_loads(text, 0, NULL);
+        free(text);
+        if (*reply == NULL)
+            rv = BS_ENOMEM;
+    }
     return rv;
 }
 
@@ -203,12 +129,12 @@ bs_cmd_sync(bs_cli *c)
                        "daemon log and status)",
                        c->argv[0], (unsigned long long)st.refused);
     if (c->json)
-        print_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
-                             c->argv[0], "via_daemon", via_daemon, "sets_sent",
-                             (json_int_t)st.sets_sent, "sets_received",
-                             (json_int_t)st.sets_received, "changes",
-                             (json_int_t)st.changes_applied, "conflicts",
-                             (json_int_t)st.conflicts));
+        bs_out_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
+                              c->argv[0], "via_daemon", via_daemon, "sets_sent",
+                              (json_int_t)st.sets_sent, "sets_received",
+                              (json_int_t)st.sets_received, "changes",
+                              (json_int_t)st.changes_applied, "conflicts",
+                              (json_int_t)st.conflicts));
     else
         printf("synced with %s: sent %llu change sets, received %llu "
                "(%llu changes applied%s)\n",
@@ -221,47 +147,14 @@ bs_cmd_sync(bs_cli *c)
 
 /* ---- schedule ---- */
 
-typedef struct sched_ctx {
-    const char *peer, *spec, *window;
-} sched_ctx;
-
-static bs_err
-sched_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    sched_ctx *x = arg;
-    bs_peer p;
-    bs_err rv;
-
-    if ((rv = bs_peer_get(t, x->peer, &p)) == BS_ENOTFOUND)
-        return bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
-                       x->peer);
-    if (rv != BS_OK)
-        return rv;
-    snprintf(p.schedule, sizeof p.schedule, "%s", x->spec);
-    snprintf(p.window, sizeof p.window, "%s", x->window);
-    rv = bs_peer_put(t, &p);
-    bs_peer_fini(&p);
-    return rv;
-}
-
-static void
-fmt_time(char *buf, size_t n, int64_t t)
-{
-    struct tm tm;
-    time_t tt = (time_t)t;
-
-    localtime_r(&tt, &tm);
-    strftime(buf, n, "%Y-%m-%d %H:%M %Z", &tm);
-}
-
 bs_err
 bs_cmd_schedule(bs_cli *c)
 {
     char spec[BS_SCHED_FORMAT_MAX], win[32] = "";
     bs_schedule s;
-    sched_ctx x;
     int64_t t = (int64_t)time(NULL), runs[3];
     int nruns = 0;
+    bs_core core;
     bs_node *n;
     json_t *arr;
     bs_err rv;
@@ -273,10 +166,9 @@ bs_cmd_schedule(bs_cli *c)
         return rv;
     bs_schedule_format(&s, spec, sizeof spec);
     bs_schedule_format_window(&s, win, sizeof win);
-    x = (sched_ctx){c->argv[0], spec, win};
-    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+    if ((rv = bs_cli_core(c, 0, &n, &core)) != BS_OK)
         return rv;
-    rv = bs_store_write(n->store, sched_txn, &x, &c->err);
+    rv = bs_pairing_schedule(&core, c->argv[0], spec, win, &c->err);
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
@@ -292,9 +184,9 @@ bs_cmd_schedule(bs_cli *c)
         arr = json_array();
         for (int i = 0; i < nruns; i++)
             json_array_append_new(arr, json_integer(runs[i]));
-        print_json(json_pack("{s:s, s:s, s:s, s:o}", "peer", c->argv[0],
-                             "schedule", spec, "window", win, "next_runs",
-                             arr));
+        bs_out_json(json_pack("{s:s, s:s, s:s, s:o}", "peer", c->argv[0],
+                              "schedule", spec, "window", win, "next_runs",
+                              arr));
         return BS_OK;
     }
     printf("%s: %s%s%s\n", c->argv[0], spec, win[0] ? ", window " : "", win);
@@ -306,7 +198,7 @@ bs_cmd_schedule(bs_cli *c)
                c->argv[0]);
     for (int i = 0; i < nruns; i++) {
         char buf[64];
-        fmt_time(buf, sizeof buf, runs[i]);
+        bs_out_time(buf, sizeof buf, runs[i]);
         printf("next run: %s\n", buf);
     }
     return BS_OK;
@@ -318,9 +210,8 @@ bs_err
 bs_cmd_log(bs_cli *c)
 {
     const char *peer = c->argc > 0 ? c->argv[0] : NULL;
-    char *s = NULL;
-    json_t *arr, *e;
-    size_t i;
+    bs_xlog_entry *v = NULL;
+    size_t nv = 0;
     bs_node *n;
     bs_txn *t;
     bs_err rv;
@@ -328,40 +219,23 @@ bs_cmd_log(bs_cli *c)
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
-        rv = bs_xlog_list(t, peer, 100, &s);
+        rv = bs_xlog_list(t, peer, 100, &v, &nv);
         bs_txn_abort(t);
     }
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
     if (c->json) {
-        puts(s);
-        free(s);
-        return BS_OK;
-    }
-    arr = json_loads(s, 0, NULL);
-    free(s);
-    if (json_array_size(arr) == 0)
+        json_t *arr = json_array();
+        for (size_t i = 0; i < nv; i++)
+            json_array_append_new(arr, bs_render_exchange(&v[i]));
+        bs_out_json(arr);
+    } else if (nv == 0) {
         printf("no exchanges yet%s%s\n", peer ? " with " : "",
                peer ? peer : "");
-    json_array_foreach(arr, i, e)
-    {
-        char when[64];
-        fmt_time(when, sizeof when,
-                 json_integer_value(json_object_get(e, "time_ms")) / 1000);
-        printf(
-            "%s  %-10s %-7s %-4s sent %lld sets, received %lld, %lld "
-            "changes, %lld bytes, %lld ms: %s\n",
-            when, json_string_value(json_object_get(e, "peer")),
-            json_string_value(json_object_get(e, "via")),
-            json_string_value(json_object_get(e, "direction")),
-            (long long)json_integer_value(json_object_get(e, "sets_sent")),
-            (long long)json_integer_value(json_object_get(e, "sets_received")),
-            (long long)json_integer_value(json_object_get(e, "changes")),
-            (long long)json_integer_value(json_object_get(e, "bytes")),
-            (long long)json_integer_value(json_object_get(e, "duration_ms")),
-            json_string_value(json_object_get(e, "result")));
     }
-    json_decref(arr);
+    for (size_t i = 0; !c->json && i < nv; i++)
+        bs_out_exchange(&v[i]);
+    free(v);
     return BS_OK;
 }

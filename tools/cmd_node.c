@@ -1,17 +1,14 @@
 /*
- * cmd_node.c - init, id, status and the helpers every command shares.
+ * cmd_node.c - init, id, status, backup, restore, purge and the helpers
+ * every command shares.
  */
-#include <jansson.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../replication/crypto.h"
-#include "../replication/record.h"
-#include "../replication/peers.h"
-#include "../replication/status.h"
-#include "../replication/hlc.h"
 #include "../node/schedule.h"
+#include "../replication/purge.h"
 #include "cli.h"
+#include "output.h"
 
 bs_err
 bs_cli_open(bs_cli *c, int readonly, bs_node **out)
@@ -20,38 +17,18 @@ bs_cli_open(bs_cli *c, int readonly, bs_node **out)
 }
 
 bs_err
-bs_cli_check_coll(bs_cli *c, const char *coll)
+bs_cli_core(bs_cli *c, int sign, bs_node **n, bs_core *core)
 {
-    if (!bs_collection_valid(coll, 0))
-        return bs_errf(&c->err, BS_EINVAL,
-                       "bad collection name \"%.64s\": 1 to %d of A-Z a-z 0-9 "
-                       "_ . - starting with a letter or digit",
-                       coll, BS_COLLECTION_MAX);
-    return BS_OK;
-}
+    bs_err rv;
 
-bs_err
-bs_cli_check_id(bs_cli *c, const char *id)
-{
-    if (!bs_id_valid(id))
-        return bs_errf(&c->err, BS_EINVAL,
-                       "bad record id: 1 to %d bytes of UTF-8 without control "
-                       "characters",
-                       BS_ID_MAX);
-    return BS_OK;
-}
-
-/* Print a jansson value as one JSON document on stdout. */
-static void
-print_json(json_t *j)
-{
-    char *s = json_dumps(j, JSON_INDENT(2));
-
-    if (s != NULL) {
-        puts(s);
-        free(s);
+    *n = NULL;
+    if ((rv = bs_cli_open(c, 0, n)) != BS_OK)
+        return rv;
+    if ((rv = bs_node_core(*n, sign, core, &c->err)) != BS_OK) {
+        bs_node_close(*n);
+        *n = NULL;
     }
-    json_decref(j);
+    return rv;
 }
 
 bs_err
@@ -86,9 +63,9 @@ bs_cmd_init(bs_cli *c)
         return rv;
     bs_node_id_format(n->meta.pk, id);
     if (c->json)
-        print_json(json_pack("{s:s, s:s, s:s, s:s}", "name", n->meta.name,
-                             "role", bs_role_name(n->meta.role), "id", id,
-                             "dir", c->dir));
+        bs_out_json(json_pack("{s:s, s:s, s:s, s:s}", "name", n->meta.name,
+                              "role", bs_role_name(n->meta.role), "id", id,
+                              "dir", c->dir));
     else
         printf("created %s node \"%s\" in %s\nid: %s\n",
                bs_role_name(n->meta.role), n->meta.name, c->dir, id);
@@ -107,134 +84,43 @@ bs_cmd_id(bs_cli *c)
         return rv;
     bs_node_id_format(n->meta.pk, id);
     if (c->json)
-        print_json(json_pack("{s:s, s:s, s:s}", "name", n->meta.name, "id", id,
-                             "role", bs_role_name(n->meta.role)));
+        bs_out_json(json_pack("{s:s, s:s, s:s}", "name", n->meta.name, "id", id,
+                              "role", bs_role_name(n->meta.role)));
     else
         printf("%s %s\n", n->meta.name, id);
     bs_node_close(n);
     return BS_OK;
 }
 
-static const char *
-jstr(json_t *o, const char *k)
+/* Each peer's next scheduled exchange (seconds), from its schedule and
+ * last run: a JSON array in peer order, null where there is none. */
+static json_t *
+next_runs(const bs_status *st, int64_t now)
 {
-    const char *s = json_string_value(json_object_get(o, k));
+    json_t *runs = json_array();
 
-    return s ? s : "";
-}
-
-static long long
-jint(json_t *o, const char *k)
-{
-    return (long long)json_integer_value(json_object_get(o, k));
-}
-
-static void
-ago(char *buf, size_t n, long long ms, long long now)
-{
-    long long d = (now - ms) / 1000;
-
-    if (ms == 0)
-        snprintf(buf, n, "never");
-    else if (d < 60)
-        snprintf(buf, n, "%lld s ago", d < 0 ? 0 : d);
-    else if (d < 3600)
-        snprintf(buf, n, "%lld min ago", d / 60);
-    else if (d < 172800)
-        snprintf(buf, n, "%lld h ago", d / 3600);
-    else
-        snprintf(buf, n, "%lld days ago", d / 86400);
-}
-
-static void
-print_status(json_t *j, bs_node *n, long long now)
-{
-    json_t *x, *v;
-    const char *key;
-    size_t i;
-
-    printf("node:        %s (%s)\nid:          %s\n", jstr(j, "name"),
-           jstr(j, "role"), jstr(j, "id"));
-    printf("infobase:    %s\n", json_is_string(json_object_get(j, "infobase"))
-                                    ? jstr(j, "infobase")
-                                    : "not joined yet (waits for the hub)");
-    printf("incarnation: %s\n", jstr(j, "incarnation"));
-    x = json_object_get(j, "log");
-    printf("change log:  %lld changes in %lld sets (%lld written here)\n",
-           jint(x, "changes"), jint(x, "change_sets"), jint(x, "own_changes"));
-    printf("store:       %.1f MiB used of a %.0f MiB map\n",
-           bs_store_used_bytes(n->store) / 1048576.0,
-           bs_store_map_size(n->store) / 1048576.0);
-    x = json_object_get(j, "conflicts");
-    printf("conflicts:   %lld open, %lld in all\n", jint(x, "open"),
-           jint(x, "total"));
-    printf("peers:%s\n",
-           json_array_size(json_object_get(j, "peers")) ? "" : "       none");
-    json_array_foreach(json_object_get(j, "peers"), i, x)
-    {
-        char ok[32], bad[32];
-        ago(ok, sizeof ok, jint(x, "last_success_ms"), now);
-        ago(bad, sizeof bad, jint(x, "last_error_ms"), now);
-        printf("  %-12s %s%s%s", jstr(x, "name"), jstr(x, "schedule"),
-               *jstr(x, "window") ? ", window " : "", jstr(x, "window"));
-        if (json_is_integer(json_object_get(x, "next_run_s"))) {
-            long long in = jint(x, "next_run_s") - now / 1000;
-            printf("; next run in %lld s", in < 0 ? 0 : in);
-        }
-        printf("\n");
-        printf("    last success %s; pending: %lld to send, %lld to "
-               "receive; oldest unacknowledged %lld s\n",
-               ok, jint(x, "pending_out"), jint(x, "pending_in"),
-               jint(x, "oldest_unacked_age_s"));
-        if (*jstr(x, "last_error"))
-            printf("    last error %s: %s\n", bad, jstr(x, "last_error"));
-        if (json_is_true(json_object_get(x, "needs_full_resync")))
-            printf("    NEEDS FULL RESYNC: silent longer than the retention "
-                   "limit\n");
-    }
-    json_array_foreach(json_object_get(j, "streams_attention"), i, x)
-    {
-        printf("  %s origin %.17s… at seq %lld: %s\n",
-               json_is_true(json_object_get(x, "quarantined")) ? "QUARANTINED"
-                                                               : "HELD",
-               jstr(x, "origin"), jint(x, "seq"), jstr(x, "note"));
-    }
-    printf("collections:%s\n",
-           json_object_size(json_object_get(j, "collections")) ? "" : " none");
-    json_object_foreach(json_object_get(j, "collections"), key, v)
-    {
-        printf("  %-24s %lld records, %lld deleted\n", key, jint(v, "records"),
-               jint(v, "deleted"));
-    }
-}
-
-/* Each peer's next scheduled exchange, from its schedule and last run. */
-static void
-add_next_runs(json_t *j, int64_t now)
-{
-    json_t *p;
-    size_t i;
-
-    json_array_foreach(json_object_get(j, "peers"), i, p)
-    {
+    for (size_t i = 0; i < st->npeers; i++) {
+        const bs_peer_status *p = &st->peers[i];
+        int64_t next = 0;
         bs_schedule s;
-        int64_t next = 0, last = jint(p, "last_success_ms") / 1000;
 
-        if (bs_schedule_parse(&s, jstr(p, "schedule"), NULL) == BS_OK &&
-            (!*jstr(p, "window") ||
-             bs_schedule_parse_window(&s, jstr(p, "window"), NULL) == BS_OK) &&
-            bs_schedule_next(&s, now, last, &next) == BS_OK)
-            json_object_set_new(p, "next_run_s", json_integer(next));
+        if (bs_schedule_parse(&s, p->schedule, NULL) == BS_OK &&
+            (!p->window[0] ||
+             bs_schedule_parse_window(&s, p->window, NULL) == BS_OK) &&
+            bs_schedule_next(&s, now, (int64_t)(p->last_ok_ms / 1000), &next) ==
+                BS_OK)
+            json_array_append_new(runs, json_integer(next));
         else
-            json_object_set_new(p, "next_run_s", json_null());
+            json_array_append_new(runs, json_null());
     }
+    return runs;
 }
 
 bs_err
 bs_cmd_status(bs_cli *c)
 {
     bs_status_opts o = {0};
-    json_t *j = NULL;
+    bs_status st;
     bs_node *n;
     bs_txn *t;
     bs_err rv;
@@ -245,21 +131,28 @@ bs_cmd_status(bs_cli *c)
     o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
     o.count_records = 1;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
-        rv = bs_status_json(t, &n->meta, &o, &j);
+        rv = bs_status_read(t, &n->meta, &o, &st, &c->err);
         bs_txn_abort(t);
     }
     if (rv == BS_OK) {
-        add_next_runs(j, (int64_t)(o.now_ms / 1000));
-        json_object_set_new(j, "store",
-                            json_pack("{s:I, s:I}", "used_bytes",
-                                      (json_int_t)bs_store_used_bytes(n->store),
-                                      "map_bytes",
-                                      (json_int_t)bs_store_map_size(n->store)));
-        if (c->json)
-            print_json(json_incref(j));
-        else
-            print_status(j, n, (long long)o.now_ms);
-        json_decref(j);
+        json_t *runs = next_runs(&st, (int64_t)(o.now_ms / 1000));
+        uint64_t used = bs_store_used_bytes(n->store),
+                 map = bs_store_map_size(n->store);
+        if (c->json) {
+            json_t *j = bs_render_status(&st), *p;
+            size_t i;
+            json_array_foreach(json_object_get(j, "peers"), i, p)
+                json_object_set(p, "next_run_s", json_array_get(runs, i));
+            json_object_set_new(j, "store",
+                                json_pack("{s:I, s:I}", "used_bytes",
+                                          (json_int_t)used, "map_bytes",
+                                          (json_int_t)map));
+            bs_out_json(j);
+        } else {
+            bs_out_status(&st, runs, used, map, o.now_ms);
+        }
+        json_decref(runs);
+        bs_status_fini(&st);
     }
     bs_node_close(n);
     return rv;
@@ -279,8 +172,8 @@ bs_cmd_backup(bs_cli *c)
     if (rv != BS_OK)
         return rv;
     if (c->json)
-        print_json(json_pack("{s:s, s:I}", "file", c->argv[0], "bytes",
-                             (json_int_t)bytes));
+        bs_out_json(json_pack("{s:s, s:I}", "file", c->argv[0], "bytes",
+                              (json_int_t)bytes));
     else
         printf("backup of the store written to %s (%.1f MiB; the key file is "
                "not in it)\n",
@@ -301,12 +194,37 @@ bs_cmd_restore(bs_cli *c)
         return rv;
     bs_hex(inc, n->meta.inc, BS_INC_LEN);
     if (c->json)
-        print_json(json_pack("{s:s, s:s}", "restored", c->argv[0],
-                             "incarnation", inc));
+        bs_out_json(json_pack("{s:s, s:s}", "restored", c->argv[0],
+                              "incarnation", inc));
     else
         printf("restored %s; new incarnation %s (peers will send back what "
                "was written after the backup)\n",
                c->argv[0], inc);
     bs_node_close(n);
+    return BS_OK;
+}
+
+bs_err
+bs_cmd_purge(bs_cli *c)
+{
+    bs_purge_stats st;
+    bs_core core;
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_purge_run(&core, &st, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json)
+        bs_out_json(json_pack("{s:I, s:I, s:I, s:I}", "tombstones",
+                              (json_int_t)st.tombstones, "purged",
+                              (json_int_t)st.purged, "held_by_peers",
+                              (json_int_t)st.held_by_peers, "too_recent",
+                              (json_int_t)st.too_recent));
+    else
+        bs_out_purge(&st);
     return BS_OK;
 }

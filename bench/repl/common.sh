@@ -196,12 +196,16 @@ children_cpu() {
 }
 
 # run_sampled OUT CMD...: run CMD (stdout/stderr as the caller's) while
-# rss_sampler watches it; kills it after TMO s.  Returns CMD's status and
-# sets RUN_CPU to CMD's CPU seconds (user + system, all its threads).
+# rss_sampler watches it; kills it after TMO s.  Returns CMD's status, sets
+# RUN_S to CMD's wall time (from just before its start to just after its
+# exit: not the sampler's last sleep of up to 100 ms, which a time taken by
+# the caller around run_sampled would include) and RUN_CPU to CMD's CPU
+# seconds (user + system, all its threads).
 run_sampled() {
-    local out=$1 pid spid rc=0
+    local out=$1 pid spid rc=0 t0 t1
     shift
     rm -f "$out.stop"
+    t0=$(now)
     "$@" &
     pid=$!
     (rss_sampler "$pid" "$out" "$out.stop" || kill -TERM "$pid" 2>/dev/null || true) &
@@ -209,6 +213,8 @@ run_sampled() {
     local c0 c1
     children_cpu c0
     wait "$pid" || rc=$?
+    t1=$(now)
+    RUN_S=$(elapsed "$t0" "$t1")
     children_cpu c1
     RUN_CPU=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
     touch "$out.stop"

@@ -13,8 +13,10 @@
 #   - a fresh branch node; hub and branch pair with each other (manual
 #     schedule, listen addresses on 127.0.0.1 but no daemon: no traffic);
 #   - timed: `branchsync -d HUB export BRANCH FILE` (the whole process);
-#     (the timed commands run in the background with a RssAnon sampler, so
-#     the shell's time includes up to ~1 ms of job control)
+#     (the timed commands run in the background with a RssAnon sampler;
+#     each is timed from just before its start to just after its exit, so
+#     the times include up to ~2 ms of job control, not the sampler's last
+#     100 ms sleep)
 #   - timed: `branchsync -d BRANCH import FILE` (the whole process; the
 #     branch joins the infobase on this import);
 #   - not timed: `digest` on both nodes must be equal;
@@ -55,17 +57,14 @@ for run in $(seq 1 "$RUNS"); do
     pair "$HUB" head "$hub_port" "$BR" "br$run" "$br_port"
 
     sync # flush what setup wrote, so it does not land in the timed part
-    t0=$(now)
     run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export "br$run" "$FILE" >/dev/null
-    t1=$(now)
-    ex_cpu=$RUN_CPU
+    ex_s=$RUN_S ex_cpu=$RUN_CPU
     run_sampled "$WORK/rss.import" "$BS" -d "$BR" --json import "$FILE" >"$WORK/import.json"
-    t2=$(now)
-    im_cpu=$RUN_CPU
+    im_s=$RUN_S im_cpu=$RUN_CPU
     read -r ex_peak _ < <(sed 's/[a-z_]*=//g' "$WORK/rss.export")
     read -r im_peak _ < <(sed 's/[a-z_]*=//g' "$WORK/rss.import")
     changes=$(sed -n 's/^ *"changes": *\([0-9]*\).*/\1/p' "$WORK/import.json")
-    ex_s=$(elapsed "$t0" "$t1") im_s=$(elapsed "$t1" "$t2") both_s=$(elapsed "$t0" "$t2")
+    both_s=$(awk -v a="$ex_s" -v b="$im_s" 'BEGIN { printf "%.3f", a + b }')
     fbytes=$(fsize "$FILE")
 
     dh=$("$BS" -d "$HUB" digest) db=$("$BS" -d "$BR" digest)

@@ -43,8 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../replication/record.h"
-#include "../../replication/store.h"
+#include "../../replication/records.h"
 
 extern char **environ;
 
@@ -123,21 +122,24 @@ spawn_put(const char *bs, const char *dir, const char *id, const char *json)
     return pid;
 }
 
-/* 1 when the key is in the store's records table, 0 when not, -1 on error.
- */
+/* 1 when the record coll/id is live in the store, 0 when not, -1 on
+ * error. */
 static int
-present(bs_store *s, const uint8_t *key, size_t kn)
+present(bs_store *s, const char *coll, const char *id)
 {
     bs_errbuf err = {{0}};
+    bs_record r;
+    bs_arena a;
     bs_txn *t;
-    bs_slice v;
     bs_err rv;
 
     if ((rv = bs_store_read(s, &t, &err)) != BS_OK) {
         fprintf(stderr, "repl_latency: read: %s\n", bs_errmsg(&err, rv));
         return -1;
     }
-    rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(key, kn), &v);
+    bs_arena_init(&a);
+    rv = bs_records_get(t, coll, id, &a, &r, NULL);
+    bs_arena_fini(&a);
     bs_txn_abort(t);
     if (rv == BS_OK)
         return 1;
@@ -200,15 +202,12 @@ main(int argc, char **argv)
     start = now_s();
     for (long k = 0; k < n && now_s() - start < RUN_LIMIT_S; k++) {
         char id[128], json[64];
-        uint8_t key[BS_RECKEY_MAX];
-        size_t kn;
         double t0, tc = 0, te = 0, ta = 0, t;
         pid_t pid;
         int st = 0, p;
 
         snprintf(id, sizeof id, "%s-%ld", tag, k);
         snprintf(json, sizeof json, "{\"i\":%ld}", k);
-        kn = bs_record_key(key, COLL, id);
         t0 = now_s();
         if ((pid = spawn_put(bs, from, id, json)) < 0)
             return 1;
@@ -236,13 +235,13 @@ main(int argc, char **argv)
                 }
             }
             if (tc == 0) {
-                if ((p = present(src, key, kn)) < 0)
+                if ((p = present(src, COLL, id)) < 0)
                     return 1;
                 if (p)
                     tc = t;
             }
             if (tc != 0 && ta == 0) {
-                if ((p = present(dst, key, kn)) < 0)
+                if ((p = present(dst, COLL, id)) < 0)
                     return 1;
                 if (p)
                     ta = t;

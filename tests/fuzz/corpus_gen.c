@@ -21,8 +21,13 @@
 #include <sys/stat.h>
 
 #include "../../replication/bundle.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
+#include "../../replication/records.h"
 #include "../../replication/session.h"
-#include "../../replication/sys.h"
+#include "../../replication/setlog.h"
+#include "../../replication/status.h"
+#include "../../replication/streams.h"
 #include "branchsync.pb-c.h"
 #include "fuzz_world.h"
 
@@ -93,56 +98,144 @@ static void
 split_file(const uint8_t *b, size_t n, const char *tag)
 {
     char name[256];
-    size_t pos = 8, sets = 0;
+    bst_frames f;
 
     emit("bundle_file", tag, NULL, 0, b, n);
-    while (pos + 5 <= n) {
-        uint32_t len = bs_get_u32be(b + pos + 1);
-
-        if (len > n - pos - 5)
-            break;
-        if (b[pos] == 1) {
-            snprintf(name, sizeof name, "%s-envelope", tag);
-            emit("envelope", name, NULL, 0, b + pos + 5, len);
-        } else if (b[pos] == 2) {
-            snprintf(name, sizeof name, "%s-set%zu", tag, ++sets);
-            split_set(b + pos + 5, len, name);
-        }
-        pos += 5 + (size_t)len;
+    (void)bst_frames_split(b, n, &f); /* what frames, if not all */
+    if (f.env.p != NULL) {
+        snprintf(name, sizeof name, "%s-envelope", tag);
+        emit("envelope", name, NULL, 0, f.env.p, f.env.n);
     }
+    for (size_t i = 0; i < f.nsets; i++) {
+        snprintf(name, sizeof name, "%s-set%zu", tag, i + 1);
+        split_set(f.sets[i].p, f.sets[i].n, name);
+    }
+    bst_frames_fini(&f);
 }
 
 /* ---- stored records and sets ---- */
 
+/* Emit r as stored (the record encoding is canonical: a decoded record
+ * encodes to the bytes it was decoded from). */
+static void
+emit_record(const bs_record *r, const char *name)
+{
+    size_t n = bs_record_size(r);
+    uint8_t *b = malloc(n + 1);
+
+    if (b == NULL)
+        bsf_die("out of memory");
+    bs_record_encode(r, b);
+    emit("record_decode", name, NULL, 0, b, n);
+    free(b);
+}
+
+/* The live records of coll, in ID order; the first is copied to *first
+ * (arena a) unless one was already. */
+static void
+dump_coll(bs_txn *t, const char *coll, const char *tag, size_t *i, bs_arena *a,
+          bs_record *first, int *have_first)
+{
+    char name[256];
+    bs_errbuf err = {{0}};
+    bs_records_iter *it;
+    const bs_record *r;
+    const char *id;
+    size_t idlen;
+    bs_err rv;
+
+    if (bs_records_iter_open(t, coll, NULL, NULL, &it) != BS_OK)
+        bsf_die("reading the records of %s", coll);
+    while ((rv = bs_records_iter_next(it, &id, &idlen, &r, &err)) == BS_OK) {
+        snprintf(name, sizeof name, "%s-record%02zu", tag, ++*i);
+        emit_record(r, name);
+        if (!*have_first && coll[0] != '_') {
+            bs_field *f = bs_arena_alloc(a, (r->nfields + 1) * sizeof *f);
+            if (f == NULL)
+                bsf_die("out of memory");
+            memcpy(f, r->fields, r->nfields * sizeof *f);
+            for (size_t k = 0; k < r->nfields; k++) {
+                char *nm = bs_arena_alloc(a, f[k].namelen + 1u);
+                if (nm == NULL)
+                    bsf_die("out of memory");
+                memcpy(nm, f[k].name, f[k].namelen);
+                f[k].name = nm;
+                if (f[k].val.type == BS_VTEXT) {
+                    char *v = bs_arena_alloc(a, f[k].val.len + 1u);
+                    if (v == NULL)
+                        bsf_die("out of memory");
+                    memcpy(v, f[k].val.s, f[k].val.len);
+                    f[k].val.s = v;
+                }
+            }
+            *first = *r;
+            first->fields = f;
+            *have_first = 1;
+        }
+    }
+    if (rv != BS_ENOTFOUND)
+        bsf_die("reading the records of %s: %s", coll, bs_errmsg(&err, rv));
+    bs_records_iter_close(it);
+}
+
+/*
+ * A node's stored records and log sets as seeds, read through the core
+ * API: the live records of the system collections and of every user
+ * collection (records.h), then one record with a tombstone (the first
+ * user record with a newer delete merged into it, record.h), and every
+ * set of every stream in the log (setlog.h), in the log's key order.
+ */
 static void
 dump_store(bs_store *s, const char *tag)
 {
+    static const char *const sys[] = {BS_SYS_COLLECTIONS, BS_SYS_MEMBERS};
+    bs_status_opts o = {0, 0, 1};
+    bs_errbuf err = {{0}};
     char name[256];
-    bs_cursor *c;
-    bs_slice k, v;
+    bs_streamtab tab;
+    bs_record first;
+    bs_status st;
+    bs_arena a;
+    bs_meta m;
     bs_txn *t;
     size_t i = 0;
-    bs_err rv;
+    int have_first = 0;
 
-    if (bs_store_read(s, &t, NULL) != BS_OK ||
-        bs_cursor_open(t, BS_DB_RECORDS, &c) != BS_OK)
-        bsf_die("reading the store");
-    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-         rv = bs_cursor_next(c, &k, &v)) {
-        snprintf(name, sizeof name, "%s-record%02zu", tag, ++i);
-        emit("record_decode", name, NULL, 0, v.p, v.n);
+    bs_arena_init(&a);
+    if (bs_store_read(s, &t, &err) != BS_OK ||
+        bs_meta_load(t, &m, &err) != BS_OK ||
+        bs_status_read(t, &m, &o, &st, &err) != BS_OK)
+        bsf_die("reading the store: %s", err.msg);
+    for (size_t k = 0; k < sizeof sys / sizeof sys[0]; k++)
+        dump_coll(t, sys[k], tag, &i, &a, &first, &have_first);
+    for (size_t k = 0; k < st.ncolls; k++)
+        dump_coll(t, st.colls[k].name, tag, &i, &a, &first, &have_first);
+    bs_status_fini(&st);
+    if (have_first) {
+        bs_version del = first.alive;
+        int changed;
+        del.hlc += 1;
+        if (bs_record_merge(&first, 1, NULL, 0, &del, &bsf_order, &a,
+                            &changed) != BS_OK)
+            bsf_die("merging a delete");
+        snprintf(name, sizeof name, "%s-record-tomb", tag);
+        emit_record(&first, name);
     }
-    bs_cursor_close(c);
-    if (bs_cursor_open(t, BS_DB_LOG, &c) != BS_OK)
-        bsf_die("reading the log");
+    if (bs_streams_load(t, &tab) != BS_OK)
+        bsf_die("reading the streams");
     i = 0;
-    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-         rv = bs_cursor_next(c, &k, &v)) {
-        snprintf(name, sizeof name, "%s-logset%02zu", tag, ++i);
-        emit("changeset_decode", name, NULL, 0, v.p, v.n);
+    for (size_t k = 0; k < tab.n; k++) {
+        uint64_t from = 0, at;
+        bs_slice set;
+        while (bs_setlog_from(t, tab.v[k].idx, from, &set, &at) == BS_OK) {
+            snprintf(name, sizeof name, "%s-logset%02zu", tag, ++i);
+            emit("changeset_decode", name, NULL, 0, set.p, set.n);
+            from = at + 1;
+        }
     }
-    bs_cursor_close(c);
+    bs_streams_fini(&tab);
     bs_txn_abort(t);
+    bs_arena_fini(&a);
 }
 
 /* ---- crafted imports ---- */
@@ -159,23 +252,21 @@ typedef struct xsets {
 static void
 xsets_parse(const uint8_t *b, size_t n, xsets *x)
 {
-    size_t pos = 8;
+    bst_frames f;
 
     memset(x, 0, sizeof *x);
-    while (pos + 5 <= n && x->n < 16) {
-        uint32_t len = bs_get_u32be(b + pos + 1);
-        if (b[pos] == 1) {
-            x->env = b + pos + 5;
-            x->env_n = len;
-        } else if (b[pos] == 2) {
-            x->set[x->n] = (bs_slice){b + pos + 5, len};
-            if (bs_changeset_decode(b + pos + 5, len, &x->v[x->n], NULL) !=
-                BS_OK)
-                bsf_die("world file does not decode");
-            x->n++;
-        }
-        pos += 5 + (size_t)len;
+    if (!bst_frames_split(b, n, &f) || f.nsets > 16)
+        bsf_die("world file does not frame");
+    x->env = f.env.p;
+    x->env_n = f.env.n;
+    for (size_t i = 0; i < f.nsets; i++) {
+        x->set[i] = f.sets[i];
+        if (bs_changeset_decode(f.sets[i].p, f.sets[i].n, &x->v[i], NULL) !=
+            BS_OK)
+            bsf_die("world file does not decode");
+        x->n++;
     }
+    bst_frames_fini(&f);
 }
 
 static void
@@ -215,7 +306,7 @@ branch_set(const bsf_world *w, const bs_csview *after, const bs_change *ch,
         memcpy(s.prev_hash, after->header_hash, BS_HASH_LEN);
     }
     s.created_ms = BSF_T0_MS + 1000;
-    if (bs_csbuild_seal(&b, &s, w->branch.sk, &x) != BS_OK)
+    if (bs_csbuild_seal(&b, &s, w->branch.core.sk, &x) != BS_OK)
         bsf_die("sealing a crafted set");
     bs_csbuild_fini(&b);
     *n = bs_sealed_size(x);
@@ -352,7 +443,7 @@ crafted_imports(const bsf_world *w)
             bsf_die("out of memory");
         bs__change_set__pack(cs, bad);
         bs__change_set__free_unpacked(cs, NULL);
-        craft(w, &x, bad, bn, 0, "bug-leak-refused-set", 0);
+        craft(w, &x, bad, bn, 0, "regress-leak-refused-set", 0);
         free(bad);
     }
 
@@ -489,16 +580,21 @@ static void
 record_session(bsf_world *w)
 {
     bs_session_cfg cb = {w->branch.n->store,
-                         w->branch.sk,
+                         w->branch.core.sk,
                          bsf_clock,
                          BSF_SKEW_MS,
                          1,
                          "head",
                          w->hub.n->meta.pk,
                          0};
-    bs_session_cfg ch = {w->hub.n->store,      w->hub.sk, bsf_clock,
-                         BSF_SKEW_MS,          0,         NULL,
-                         w->branch.n->meta.pk, 0};
+    bs_session_cfg ch = {w->hub.n->store,
+                         w->hub.core.sk,
+                         bsf_clock,
+                         BSF_SKEW_MS,
+                         0,
+                         NULL,
+                         w->branch.n->meta.pk,
+                         0};
     bs_session *b, *h;
     rec r = {0};
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_bundle_import.c - `branchsync import FILE` at the hub of the
- * deterministic world (fuzz_world.h), RELIABILITY F2/F3.
+ * deterministic world (fuzz_world.h), docs/reliability.md F2, F3.
  *
  * Input: one flag byte, then the exchange file.  Flags:
  *   1  re-sign every set whose origin key the world holds (its hash list
@@ -8,13 +8,14 @@
  *   2  re-seal the file (checksum and file signature), so mutations get
  *      past the framing checks;
  *   4  import with the hub's wall clock an hour behind the world's
- *      (everything is from the future: held sets, S10).
+ *      (everything is from the future: held sets, reliability.md S10).
  * The hub is made once per process; its store is put back from a snapshot
  * whenever an input changed it, so every input meets the same hub.
  *
  * Invariant: the import is refused as bad input (exit code 2) with the
- * store unchanged (digest, BS_DB_LOG count, every table), or accepted, and
- * then importing the same file again is a no-op (S3, S5, P10).
+ * store unchanged (digest, log and stream counts, the fingerprint of every
+ * table: bsf_print), or accepted, and then importing the same file again
+ * is a no-op (reliability.md S3, S5, P10).
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,7 +43,7 @@ setup(void)
 {
     bsf_world_build(&w, "import");
     bsf_snap_take(&w.hub, &tmpl);
-    bsf_print_take(w.hub.n->store, &tmpl_print);
+    bsf_print_take(&w.hub, &tmpl_print);
     bsf_check_store(w.hub.n->store);
     snprintf(path, sizeof path, "%s/input.bsx", w.root);
     if (getenv("BSF_STATS"))
@@ -91,7 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (unsigned long long)st.conflicts, (unsigned long long)st.held,
                 (unsigned long long)st.quarantined,
                 st.replay ? ", replay" : "");
-    bsf_print_take(w.hub.n->store, &p1);
+    bsf_print_take(&w.hub, &p1);
     if (rv != BS_OK) {
         n_refused++;
         if (bs_err_exit_code(rv) != 2)
@@ -112,7 +113,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rv != BS_OK)
         bsf_die("importing an accepted file again failed: %s",
                 bs_errmsg(&err2, rv));
-    bsf_print_take(w.hub.n->store, &p2);
+    bsf_print_take(&w.hub, &p2);
     if ((diff = bsf_print_diff(&p1, &p2)) != NULL)
         bsf_die("importing an accepted file again changed the store: %s", diff);
     if (bsf_print_diff(&tmpl_print, &p1) != NULL)

@@ -3,10 +3,10 @@
  * wrapped by the harness in a set it seals with its own key, so that
  * mutations reach bs_changeset_change() instead of stopping at the hash
  * list.  The fast decoder is checked against the protobuf-c reference
- * (bs_changeset_change_pb) and against the documented limits; accepted
- * changes are round-tripped (F4), merged into an empty record and into the
- * record that results, and the records round-tripped through the stored
- * encoding.
+ * (bs_changeset_ref_change, tests/lib/changeset_ref.c) and against the
+ * documented limits; accepted changes are round-tripped (F4), merged into
+ * an empty record and into the record that results, and the records
+ * round-tripped through the stored encoding.
  */
 #include <string.h>
 

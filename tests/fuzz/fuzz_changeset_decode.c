@@ -1,5 +1,6 @@
 /*
- * fuzz_changeset_decode.c - RELIABILITY F1: untrusted change set bytes.
+ * fuzz_changeset_decode.c - docs/reliability.md F1: untrusted change set
+ * bytes.
  *
  * decode -> (accepted) verify with the header's origin key, decode every
  * present change and round-trip it (F4) -> free; and the stored-set

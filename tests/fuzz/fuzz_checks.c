@@ -1,11 +1,16 @@
 /*
  * fuzz_checks.c - invariants several harnesses check on what a decoder
- * accepted: shape, and round trips through the encoders (RELIABILITY F4).
- * A failed check aborts through bsf_die(), which libFuzzer reports as a
+ * accepted: shape, and round trips through the encoders (docs/reliability.md
+ * F4). A failed check aborts through bsf_die(), which libFuzzer reports as a
  * crash with the input that caused it.
  */
 #include <string.h>
 
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
+#include "../../replication/records.h"
+#include "../../replication/status.h"
+#include "../lib/changeset_ref.h"
 #include "branchsync.pb-c.h"
 #include "fuzz_world.h"
 
@@ -203,7 +208,7 @@ bsf_change_decode(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
 
     rv = bs_changeset_change(v, i, a, out, err);
     bs_arena_init(&a2);
-    rv2 = bs_changeset_change_pb(v, i, &a2, &ref, &err2);
+    rv2 = bs_changeset_ref_change(v, i, &a2, &ref, &err2);
     valid = valid_by_limits(v->changes[i].p, v->changes[i].n, v->first + i);
     if (rv == BS_OK && rv2 == BS_OK && !change_eq(out, &ref))
         bsf_die("fast and reference change decoders disagree on the result");
@@ -282,41 +287,32 @@ name_cmp(const bs_field *a, const bs_field *b)
     return a->namelen < b->namelen ? -1 : a->namelen > b->namelen;
 }
 
-void
-bsf_check_store(bs_store *s)
+/* The live records of collection coll: ids and fields valid, fields
+ * sorted and unique, values valid; returns how many there are. */
+static uint64_t
+check_coll(bs_txn *t, const char *coll)
 {
-    bs_cursor *c;
-    bs_slice k, v;
-    bs_txn *t;
-    bs_arena a;
+    bs_errbuf err = {{0}};
+    bs_records_iter *it;
+    const bs_record *r;
+    const char *idp;
+    size_t idlen;
+    uint64_t n = 0;
     bs_err rv;
 
-    if (bsf_ignored("store-corrupt"))
-        return;
-    if (bs_store_read(s, &t, NULL) != BS_OK ||
-        bs_cursor_open(t, BS_DB_RECORDS, &c) != BS_OK)
-        bsf_die("reading the records");
-    bs_arena_init(&a);
-    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-         rv = bs_cursor_next(c, &k, &v)) {
-        char coll[BS_COLLECTION_MAX + 1], id[BS_ID_MAX + 1];
-        const uint8_t *nul = memchr(k.p, 0, k.n);
-        bs_record r;
+    if (bs_records_iter_open(t, coll, NULL, NULL, &it) != BS_OK)
+        bsf_die("reading the records of %s", coll);
+    while ((rv = bs_records_iter_next(it, &idp, &idlen, &r, &err)) == BS_OK) {
+        char id[BS_ID_MAX + 1];
 
-        if (nul == NULL || (size_t)(nul - k.p) > BS_COLLECTION_MAX ||
-            k.n - (size_t)(nul - k.p) - 1 > BS_ID_MAX)
-            bsf_die("store-corrupt: a record key is not collection\\0id");
-        memcpy(coll, k.p, (size_t)(nul - k.p));
-        coll[nul - k.p] = '\0';
-        memcpy(id, nul + 1, k.n - (size_t)(nul - k.p) - 1);
-        id[k.n - (size_t)(nul - k.p) - 1] = '\0';
-        if (!bs_collection_valid(coll, 1) || !bs_id_valid(id))
+        if (idlen > BS_ID_MAX)
+            bsf_die("store-corrupt: a record ID of %s is too long", coll);
+        memcpy(id, idp, idlen);
+        id[idlen] = '\0';
+        if (!bs_id_valid(id))
             bsf_die("store-corrupt: bad record key %s/%s", coll, id);
-        bs_arena_reset(&a);
-        if (bs_record_decode(&r, v.p, v.n, &a) != BS_OK)
-            bsf_die("store-corrupt: record %s/%s does not decode", coll, id);
-        for (size_t i = 0; i < r.nfields; i++) {
-            const bs_field *f = &r.fields[i];
+        for (size_t i = 0; i < r->nfields; i++) {
+            const bs_field *f = &r->fields[i];
             if (!bs_field_name_valid(f->name, f->namelen))
                 bsf_die("store-corrupt: record %s/%s: field %zu has a bad "
                         "name",
@@ -331,10 +327,59 @@ bsf_check_store(bs_store *s)
                         "bad value",
                         coll, id, (int)f->namelen, f->name);
         }
+        n++;
     }
     if (rv != BS_ENOTFOUND)
-        bsf_die("walking the records: %s", bs_strerror(rv));
-    bs_arena_fini(&a);
-    bs_cursor_close(c);
+        bsf_die("store-corrupt: %s", bs_errmsg(&err, rv));
+    bs_records_iter_close(it);
+    return n;
+}
+
+/*
+ * Through the core API: the status scan decodes every stored user record,
+ * live or deleted, and checks that every record key names a collection;
+ * then the live records of every user collection and of the system
+ * collections are walked (records.h) and checked field by field, and the
+ * membership and policy readers decode theirs.  (Deleted records are not
+ * readable field by field through the core API: their fields are only
+ * known to decode.)
+ */
+void
+bsf_check_store(bs_store *s)
+{
+    static const char *const sys[] = {BS_SYS_COLLECTIONS, BS_SYS_MEMBERS};
+    bs_status_opts o = {0, 0, 1};
+    bs_errbuf err = {{0}};
+    bs_collection *cv;
+    bs_member *mv;
+    bs_status st;
+    bs_meta m;
+    size_t n;
+    bs_txn *t;
+    bs_err rv;
+
+    if (bsf_ignored("store-corrupt"))
+        return;
+    if (bs_store_read(s, &t, &err) != BS_OK ||
+        bs_meta_load(t, &m, &err) != BS_OK)
+        bsf_die("reading the store: %s", err.msg);
+    if ((rv = bs_status_read(t, &m, &o, &st, &err)) != BS_OK)
+        bsf_die("store-corrupt: %s", bs_errmsg(&err, rv));
+    for (size_t i = 0; i < st.ncolls; i++) {
+        if (!bs_collection_valid(st.colls[i].name, 0))
+            bsf_die("store-corrupt: bad collection name %s", st.colls[i].name);
+        if (check_coll(t, st.colls[i].name) != st.colls[i].records)
+            bsf_die("store-corrupt: %s: the live records do not add up",
+                    st.colls[i].name);
+    }
+    bs_status_fini(&st);
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        (void)check_coll(t, sys[i]);
+    if ((rv = bs_members_list(t, &mv, &n)) != BS_OK)
+        bsf_die("store-corrupt: members: %s", bs_strerror(rv));
+    free(mv);
+    if ((rv = bs_collections_list(t, &cv, &n)) != BS_OK)
+        bsf_die("store-corrupt: collections: %s", bs_strerror(rv));
+    free(cv);
     bs_txn_abort(t);
 }

@@ -1,6 +1,7 @@
 /*
  * fuzz_config.c - DIR/branchsync.conf (node/config.h, libinih), which an
- * admin edits by hand and the daemon re-reads on SIGHUP (RELIABILITY F3).
+ * admin edits by hand and the daemon re-reads on SIGHUP (docs/reliability.md
+ * F3).
  *
  * The input is the file.  A refusal is bad input (exit code 2) whose
  * message names the line and the problem; an accepted file gives settings

@@ -1,10 +1,10 @@
 /*
- * fuzz_json.c - the JSON of `put` and `load` (bs_json_fields, RELIABILITY
- * F3).  An accepted object gives valid, sorted, unique fields; printing
- * them as a record (bs_json_record, what `get` shows) and parsing that
- * gives the same id and fields (F4).  A refusal is BS_EJSON or BS_EINVAL
- * (exit code 2) or out of memory.  The parser itself (flatjson.c) has its
- * own differential harness, fuzz_flatjson.c.
+ * fuzz_json.c - the JSON of `put` and `load` (bs_json_fields,
+ * docs/reliability.md F3).  An accepted object gives valid, sorted, unique
+ * fields; printing them as a record (bs_json_record, what `get` shows) and
+ * parsing that gives the same id and fields (F4).  A refusal is BS_EJSON or
+ * BS_EINVAL (exit code 2) or out of memory.  The parser itself (flatjson.c) has
+ * its own differential harness, fuzz_flatjson.c.
  */
 #include <string.h>
 

@@ -54,7 +54,7 @@ setup(void)
 {
     bsf_world_build(&w, "session");
     bsf_snap_take(&w.hub, &tmpl);
-    bsf_print_take(w.hub.n->store, &tmpl_print);
+    bsf_print_take(&w.hub, &tmpl_print);
     tmpl_meta = meta_now();
     ready = 1;
     if (getenv("BSF_STATS"))
@@ -99,7 +99,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bsf_clock_set(3600000);
     memset(&cfg, 0, sizeof cfg);
     cfg.store = w.hub.n->store;
-    cfg.sk = w.hub.sk;
+    cfg.sk = w.hub.core.sk;
     cfg.clock = bsf_clock;
     cfg.max_skew_ms = BSF_SKEW_MS;
     cfg.authenticated = w.branch.n->meta.pk; /* what CURVE vouched for */
@@ -133,7 +133,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcmp(m.infobase, tmpl_meta.infobase, BS_INFOBASE_LEN) != 0 ||
         memcmp(m.inc, tmpl_meta.inc, BS_INC_LEN) != 0)
         bsf_die("a session changed the hub's identity");
-    bsf_print_take(w.hub.n->store, &p);
+    bsf_print_take(&w.hub, &p);
     if (bsf_print_diff(&tmpl_print, &p) != NULL) {
         bsf_check_store(w.hub.n->store);
         bsf_snap_restore(&w.hub, &tmpl);

@@ -16,11 +16,7 @@
 #include <unistd.h>
 
 #include "../../replication/bundle.h"
-#include "../../replication/digest.h"
-#include "../../replication/json.h"
-#include "../../replication/local.h"
-#include "../../replication/peers.h"
-#include "../../replication/sys.h"
+#include "../../replication/collections.h"
 #include "branchsync.pb-c.h"
 
 /* ---- failing ---- */
@@ -227,83 +223,14 @@ bsf_read_file(const char *path, size_t *n)
     return p;
 }
 
-/* ---- nodes ---- */
-
-static void
-node_open(bsf_node *x)
-{
-    bs_errbuf err = {{0}};
-    bs_err rv;
-
-    if ((rv = bs_node_open(x->dir, 0, &x->n, &err)) != BS_OK)
-        bsf_die("open %s: %s", x->dir, bs_errmsg(&err, rv));
-    if ((rv = bs_node_secret(x->n, &x->sk, &err)) != BS_OK)
-        bsf_die("key of %s: %s", x->dir, bs_errmsg(&err, rv));
-}
-
-static void
-node_make(bsf_node *x, const char *root, const char *name, int role,
-          const char *listen)
-{
-    bs_node_init in = {name, role, listen};
-    bs_errbuf err = {{0}};
-    bs_err rv;
-
-    memset(x, 0, sizeof *x);
-    snprintf(x->dir, sizeof x->dir, "%s/%s", root, name);
-    if ((rv = bs_node_create(x->dir, &in, &err)) != BS_OK)
-        bsf_die("create %s: %s", x->dir, bs_errmsg(&err, rv));
-    node_open(x);
-}
+/* ---- the world (tests/lib/fixture.h) ---- */
 
 /* Local writes in one transaction (one change set): json NULL deletes. */
-typedef struct op {
-    const char *coll, *id, *json;
-} op;
-
-typedef struct opjob {
-    bsf_node *x;
-    const op *ops;
-    size_t n;
-} opjob;
-
-static bs_err
-ops_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    opjob *j = arg;
-    bs_local l;
-    bs_arena a;
-    bs_err rv;
-
-    bs_arena_init(&a);
-    rv = bs_local_begin(&l, t, j->x->sk, bsf_clock, err);
-    for (size_t i = 0; i < j->n && rv == BS_OK; i++) {
-        const op *o = &j->ops[i];
-        const char *jid;
-        bs_field *f;
-        size_t nf;
-
-        if (o->json == NULL) {
-            rv = bs_local_del(&l, o->coll, o->id, err);
-            continue;
-        }
-        rv = bs_json_fields(o->json, strlen(o->json), &a, &jid, &f, &nf, err);
-        if (rv == BS_OK)
-            rv = bs_local_put(&l, o->coll, o->id, f, nf, err);
-    }
-    if (rv == BS_OK)
-        rv = bs_local_finish(&l, err);
-    bs_local_fini(&l);
-    bs_arena_fini(&a);
-    return rv;
-}
-
 static void
-write_ops(bsf_node *x, const op *ops, size_t n)
+write_ops(bsf_node *x, const bst_op *ops, size_t n)
 {
-    opjob j = {x, ops, n};
     bs_errbuf err = {{0}};
-    bs_err rv = bs_store_write(x->n->store, ops_txn, &j, &err);
+    bs_err rv = bst_write(x, ops, n, NULL, &err);
 
     if (rv != BS_OK)
         bsf_die("write at %s: %s", x->dir, bs_errmsg(&err, rv));
@@ -311,69 +238,32 @@ write_ops(bsf_node *x, const op *ops, size_t n)
 
 #define WRITE(x, ...)                                                          \
     do {                                                                       \
-        static const op ops_[] = {__VA_ARGS__};                                \
+        static const bst_op ops_[] = {__VA_ARGS__};                            \
         write_ops((x), ops_, sizeof ops_ / sizeof ops_[0]);                    \
     } while (0)
 
-/* `peer add` (tools/cmd_sync.c): the peer record and, at the hub, the
- * member record that introduces the node. */
-typedef struct pairjob {
-    bsf_node *self;
-    bs_peer *peer;
-    int introduce;
-} pairjob;
-
-static bs_err
-pair_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    pairjob *j = arg;
-    char id[BS_NODE_ID_LEN + 1], json[256];
-    opjob member = {j->self, NULL, 1};
-    op o = {BS_SYS_MEMBERS, id, json};
-    bs_err rv;
-
-    if ((rv = bs_peer_put(t, j->peer)) != BS_OK || !j->introduce)
-        return rv;
-    bs_node_id_format(j->peer->pk, id);
-    snprintf(json, sizeof json,
-             "{\"name\":\"%s\",\"revoked\":false,\"role\":\"branch\"}",
-             j->peer->name);
-    member.ops = &o;
-    return ops_txn(t, &member, err);
-}
-
+/* The hub declares the rules of a collection (`collection NAME --policy`). */
 static void
-pair(bsf_node *self, bsf_node *other, const char *endpoint, int introduce)
+declare(bsf_node *hub, const char *coll, bs_policy policy)
 {
-    bs_peer p;
-    pairjob j = {self, &p, introduce};
+    bs_collection c = {"", 1, policy};
     bs_errbuf err = {{0}};
     bs_err rv;
 
-    memset(&p, 0, sizeof p);
-    snprintf(p.name, sizeof p.name, "%s", other->n->meta.name);
-    snprintf(p.endpoint, sizeof p.endpoint, "%s", endpoint);
-    memcpy(p.pk, other->n->meta.pk, BS_PK_LEN);
-    snprintf(p.schedule, sizeof p.schedule, "manual");
-    p.created_ms = bsf_clock.now_ms(NULL);
-    if ((rv = bs_store_write(self->n->store, pair_txn, &j, &err)) != BS_OK)
-        bsf_die("pair %s: %s", self->dir, bs_errmsg(&err, rv));
+    snprintf(c.name, sizeof c.name, "%s", coll);
+    if ((rv = bs_collections_declare(&hub->core, &c, &err)) != BS_OK)
+        bsf_die("declare %s: %s", coll, bs_errmsg(&err, rv));
 }
 
 static uint8_t *
 export_to(bsf_node *from, const char *peer, const char *path, size_t *n)
 {
-    bs_xstats st;
     bs_errbuf err = {{0}};
-    bs_err rv = bs_bundle_export(from->n->store, from->sk, peer, path,
-                                 bsf_clock.now_ms(NULL), &st, &err);
-    uint8_t *p;
+    bs_err rv = bst_export(from, peer, path, &err);
 
     if (rv != BS_OK)
         bsf_die("export %s -> %s: %s", from->dir, peer, bs_errmsg(&err, rv));
-    if ((p = bsf_read_file(path, n)) == NULL)
-        bsf_die("%s: %s", path, strerror(errno));
-    return p;
+    return bst_read_file(path, n);
 }
 
 void
@@ -388,14 +278,13 @@ bsf_world_build(bsf_world *w, const char *tag)
     memset(w, 0, sizeof *w);
     snprintf(w->root, sizeof w->root, "%s", bsf_tmpdir(tag));
     bsf_clock_set(0);
-    node_make(&w->hub, w->root, "head", BS_ROLE_HUB, "tcp://127.0.0.1:7400");
-    node_make(&w->branch, w->root, "tallinn", BS_ROLE_BRANCH, NULL);
-    pair(&w->hub, &w->branch, "tcp://127.0.0.1:7401", 1);
-    pair(&w->branch, &w->hub, "tcp://127.0.0.1:7400", 0);
+    bst_node_new(&w->hub, w->root, "head", BS_ROLE_HUB, &bsf_clock);
+    bst_node_new(&w->branch, w->root, "tallinn", BS_ROLE_BRANCH, &bsf_clock);
+    bst_pair2(&w->hub, &w->branch);
 
     /* The hub founds the data: policies, then records. */
-    WRITE(&w->hub, {BS_SYS_COLLECTIONS, "prices", "{\"policy\":\"priority\"}"},
-          {BS_SYS_COLLECTIONS, "notes", "{\"policy\":\"manual\"}"});
+    declare(&w->hub, "prices", BS_POLICY_PRIORITY);
+    declare(&w->hub, "notes", BS_POLICY_MANUAL);
     WRITE(&w->hub,
           {"items", "a",
            "{\"name\":\"bolt\",\"qty\":5,\"price\":0.25,\"ok\":true,"
@@ -407,9 +296,7 @@ bsf_world_build(bsf_world *w, const char *tag)
     w->to_branch = export_to(&w->hub, "tallinn", path, &w->to_branch_n);
 
     /* The branch joins. */
-    rv = bs_bundle_import(w->branch.n->store, w->branch.sk, path, bsf_clock,
-                          BSF_SKEW_MS, &st, &err);
-    if (rv != BS_OK)
+    if ((rv = bst_import(&w->branch, path, &st, &err)) != BS_OK)
         bsf_die("branch import: %s", bs_errmsg(&err, rv));
 
     /* Concurrent writes: three sets at the branch, one more at the hub. */
@@ -429,53 +316,17 @@ bsf_world_build(bsf_world *w, const char *tag)
 
 /* ---- fingerprints ---- */
 
-static void
-h_slice(bs_hash_state *h, bs_slice s)
-{
-    uint8_t len[8];
-
-    bs_put_u64be(len, s.n);
-    bs_hash_update(h, len, 8);
-    if (s.n > 0)
-        bs_hash_update(h, s.p, s.n);
-}
-
 void
-bsf_print_take(bs_store *s, bsf_print *p)
+bsf_print_take(bsf_node *x, bsf_print *p)
 {
-    bs_errbuf err = {{0}};
-    bs_hash_state h;
-    bs_txn *t;
-    bs_err rv;
+    bst_counts c;
 
     memset(p, 0, sizeof *p);
-    if ((rv = bs_store_read(s, &t, &err)) != BS_OK)
-        bsf_die("read txn: %s", bs_errmsg(&err, rv));
-    if ((rv = bs_digest(t, NULL, 0, p->digest, &p->records, &err)) != BS_OK)
-        bsf_die("digest: %s", bs_errmsg(&err, rv));
-    if (bs_txn_count(t, BS_DB_LOG, &p->log) != BS_OK ||
-        bs_txn_count(t, BS_DB_STREAMS, &p->streams) != BS_OK)
-        bsf_die("counting the store");
-    bs_hash_init(&h);
-    for (int db = 0; db < BS_DB_COUNT; db++) {
-        uint8_t tag = (uint8_t)db;
-        bs_cursor *c;
-        bs_slice k, v;
-
-        bs_hash_update(&h, &tag, 1);
-        if (bs_cursor_open(t, (bs_db)db, &c) != BS_OK)
-            bsf_die("cursor on table %d", db);
-        for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-             rv = bs_cursor_next(c, &k, &v)) {
-            h_slice(&h, k);
-            h_slice(&h, v);
-        }
-        if (rv != BS_ENOTFOUND)
-            bsf_die("walking table %d: %s", db, bs_strerror(rv));
-        bs_cursor_close(c);
-    }
-    bs_hash_final(&h, p->all);
-    bs_txn_abort(t);
+    bst_digest(x, p->digest, &p->records);
+    bst_count(x, &c);
+    p->log = c.sets;
+    p->streams = c.streams;
+    bst_fingerprint(x, p->all);
 }
 
 const char *
@@ -486,7 +337,7 @@ bsf_print_diff(const bsf_print *a, const bsf_print *b)
     if (a->records != b->records)
         return "the number of live records changed";
     if (a->log != b->log)
-        return "the number of log entries (BS_DB_LOG) changed";
+        return "the number of change sets in the log changed";
     if (a->streams != b->streams)
         return "the number of streams changed";
     if (memcmp(a->all, b->all, sizeof a->all) != 0)
@@ -507,13 +358,11 @@ bsf_snap_take(bsf_node *x, bsf_snap *s)
 {
     char path[600];
 
-    bs_node_close(x->n);
-    x->n = NULL;
-    x->sk = NULL;
+    bst_node_free(x);
     data_path(x, "data.mdb", path, sizeof path);
     if ((s->data = bsf_read_file(path, &s->n)) == NULL)
         bsf_die("%s: %s", path, strerror(errno));
-    node_open(x);
+    bst_node_reopen(x);
 }
 
 void
@@ -521,15 +370,13 @@ bsf_snap_restore(bsf_node *x, const bsf_snap *s)
 {
     char path[600];
 
-    bs_node_close(x->n);
-    x->n = NULL;
-    x->sk = NULL;
+    bst_node_free(x);
     data_path(x, "data.mdb", path, sizeof path);
     bsf_write_file(path, s->data, s->n);
     data_path(x, "lock.mdb", path, sizeof path);
     if (unlink(path) != 0 && errno != ENOENT)
         bsf_die("%s: %s", path, strerror(errno));
-    node_open(x);
+    bst_node_reopen(x);
 }
 
 /* ---- re-sealing exchange files ---- */
@@ -572,9 +419,9 @@ const uint8_t *
 bsf_world_key(const bsf_world *w, const uint8_t *pk)
 {
     if (w->hub.n && memcmp(pk, w->hub.n->meta.pk, BS_PK_LEN) == 0)
-        return w->hub.sk;
+        return w->hub.core.sk;
     if (w->branch.n && memcmp(pk, w->branch.n->meta.pk, BS_PK_LEN) == 0)
-        return w->branch.sk;
+        return w->branch.core.sk;
     if (memcmp(pk, bsf_own_pk(), BS_PK_LEN) == 0)
         return bsf_own_sk();
     return NULL;
@@ -650,7 +497,7 @@ bsf_reseal(const bsf_world *w, const uint8_t *in, size_t n, unsigned flags,
            size_t *out_n)
 {
     obuf b = {NULL, 0, 0};
-    const uint8_t *sk = w->branch.sk;
+    const uint8_t *sk = w->branch.core.sk;
     size_t pos = 8;
     int env_seen = 0;
 

@@ -10,13 +10,14 @@
  * files and session messages it records are signed by keys the harnesses'
  * hub knows: they get past pairing and signature checks into apply.
  *
- * The world: hub "head" and branch "tallinn", paired both ways (the hub
- * introduces the branch in `_members`), collection policies declared by
- * the hub (prices: priority, notes: manual), records on both sides, the
- * hub's exchange file imported at the branch (it joined), then concurrent
- * writes on both sides and the branch's exchange file for the hub
- * (w->to_hub), which the hub has NOT imported.  Nodes live in a temporary
- * directory under /dev/shm (or $TMPDIR), removed at exit.
+ * The world, made through the test fixture and the core API
+ * (tests/lib/fixture.h): hub "head" and branch "tallinn", paired both ways
+ * (the hub introduces the branch in `_members`), collection policies
+ * declared by the hub (prices: priority, notes: manual), records on both
+ * sides, the hub's exchange file imported at the branch (it joined), then
+ * concurrent writes on both sides and the branch's exchange file for the
+ * hub (w->to_hub), which the hub has NOT imported.  Nodes live in a
+ * temporary directory under /dev/shm (or $TMPDIR), removed at exit.
  *
  * Test-only code: every failure here is a broken fixture and aborts.
  */
@@ -28,6 +29,7 @@
 
 #include "../../node/node.h"
 #include "../../replication/hlc.h"
+#include "../lib/fixture.h"
 
 /* The fixed clock: 2025-01-01T00:00:00Z plus one ms per reading. */
 #define BSF_T0_MS   1735689600000ull
@@ -67,11 +69,9 @@ const char *bsf_tmpdir(const char *tag);
 void bsf_write_file(const char *path, const void *p, size_t n);
 uint8_t *bsf_read_file(const char *path, size_t *n);
 
-typedef struct bsf_node {
-    char dir[512];
-    bs_node *n;
-    const uint8_t *sk; /* borrowed from n */
-} bsf_node;
+/* A node of the world: the fixture's (dir, name, the open node, and its
+ * core with the secret key, core.sk, and bsf_clock). */
+typedef bst_node bsf_node;
 
 typedef struct bsf_world {
     char root[512];
@@ -106,15 +106,15 @@ uint8_t *bsf_reseal(const bsf_world *w, const uint8_t *file, size_t n,
 /* The secret key the world holds for pk, or NULL. */
 const uint8_t *bsf_world_key(const bsf_world *w, const uint8_t *pk);
 
-/* A fingerprint of a store: digest of the live user data, counts, and a
- * hash of every key and value of every table. */
+/* A fingerprint of a node's store: digest of the live user data, counts,
+ * and a hash of every key and value of every table (bst_fingerprint). */
 typedef struct bsf_print {
     uint8_t digest[32];
     uint64_t records, log, streams;
     uint8_t all[32];
 } bsf_print;
 
-void bsf_print_take(bs_store *s, bsf_print *p);
+void bsf_print_take(bsf_node *x, bsf_print *p);
 /* NULL when equal, else what differs. */
 const char *bsf_print_diff(const bsf_print *a, const bsf_print *b);
 
@@ -138,11 +138,11 @@ const uint8_t *bsf_own_sk(void);
 
 /*
  * bs_changeset_change(v, i, ...), checked against the protobuf-c reference
- * bs_changeset_change_pb(): both accept with equal results, or both refuse;
- * the reference may refuse more only where its capped allocator does (a
- * change valid by every documented limit: tag decode-cap then applies to
- * the fast decoder only).  A change valid by every documented limit that
- * the fast decoder refuses fails (tag decode-cap).
+ * bs_changeset_ref_change() (tests/lib/changeset_ref.h): both accept with equal
+ * results, or both refuse; the reference may refuse more only where its capped
+ * allocator does (a change valid by every documented limit: tag decode-cap then
+ * applies to the fast decoder only).  A change valid by every documented limit
+ * that the fast decoder refuses fails (tag decode-cap).
  */
 BS_MUST_CHECK bs_err bsf_change_decode(const bs_csview *v, size_t i,
                                        bs_arena *a, bs_change *out,
@@ -151,7 +151,8 @@ BS_MUST_CHECK bs_err bsf_change_decode(const bs_csview *v, size_t i,
 /*
  * c was decoded (bs_changeset_change) from v: check its shape, then the
  * round trip decode -> encode (bs_csbuild_add) -> seal -> decode: the
- * second decoding must succeed and give the same change (RELIABILITY F4).
+ * second decoding must succeed and give the same change (docs/reliability.md
+ * F4).
  */
 void bsf_check_change(const bs_csview *v, const bs_change *c);
 

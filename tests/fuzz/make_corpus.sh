@@ -70,19 +70,20 @@ printf '[node]\nlisten = tcp://0.0.0.0:7400\n[log]\nlevel = debug\n' \
   >"$out/config/listen-debug.conf"
 printf '; comment\n# comment\n[store]\nmap_size_mb=1\nmax_map_size_mb = 1073741824\n[sync]\nmax_skew_s=86400\nretention_days=36500\n' \
   >"$out/config/limits.conf"
-# A refusal's message is garbled (known bug): these live in crashes/.
+# A refusal's message was garbled (fixed): these live in crashes/ as
+# regression inputs.
 mkdir -p "$crashes/config"
-printf '[sync]\nmax_skew_s = 0\n' >"$crashes/config/bug-bad-value.conf"
-printf '[node]\nname = x\n' >"$crashes/config/bug-unknown-key.conf"
+printf '[sync]\nmax_skew_s = 0\n' >"$crashes/config/regress-bad-value.conf"
+printf '[node]\nname = x\n' >"$crashes/config/regress-unknown-key.conf"
 printf '[node\n' >"$out/config/syntax.conf"
-printf '[node\nlisten = x\n' >"$crashes/config/bug-syntax-then-unknown.conf"
-# bs_config_save writes what bs_config_load cannot read back (found by
-# fuzz_config): a value inih reads as an inline comment ...
-printf '[node]\nlisten=x\n y ;z\n' >"$crashes/config/bug-roundtrip-inline-comment.conf"
+printf '[node\nlisten = x\n' >"$crashes/config/regress-syntax-then-unknown.conf"
+# bs_config_save wrote what bs_config_load could not read back (found by
+# fuzz_config, fixed): a value inih reads as an inline comment ...
+printf '[node]\nlisten=x\n y ;z\n' >"$crashes/config/regress-roundtrip-inline-comment.conf"
 # ... and a 191-byte endpoint: its line fits inih's 200-byte buffer as
 # "listen=" but not as "listen = ".
 printf '[node]\nlisten=tcp://%s:7400\n' "$(printf 'a%.0s' $(seq 180))" \
-  >"$crashes/config/bug-roundtrip-long-listen.conf"
+  >"$crashes/config/regress-roundtrip-long-listen.conf"
 printf '\xef\xbb\xbf[node]\r\nlisten = ipc:///tmp/x ; inline\r\n  continued\r\n' \
   >"$out/config/bom-crlf.conf"
 

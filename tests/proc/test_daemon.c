@@ -6,14 +6,15 @@
  * teardown, even when a test fails (the logs are then printed and the
  * directory is kept).
  *
- * What is checked (DESIGN.md "Exchange" and "Interfaces", node/daemon.h):
+ * What is checked (docs/design.md, "Exchange" and "Interfaces";
+ * node/daemon.h):
  *   1. on-demand sync both ways, through the daemons and directly
  *   2. online propagation (latency logged)
  *   3. an "every 2s" schedule fires
  *   4. a window that excludes now blocks the schedule; one that includes
  *      now lets it run
- *   5. a node the hub never paired is refused, and nothing changes there
- *      (the daemon-less variant is disabled for a bug)
+ *   5. a node the hub never paired is refused, and nothing changes there,
+ *      through the rogue's daemon and without one
  *   6. SIGKILL of the receiving daemon mid-exchange, restart, resume:
  *      no loss, no duplicate application
  *   7. a peer down for a while gets the backlog when it comes back
@@ -21,7 +22,7 @@
  *   9. SIGHUP re-reads the configuration; SIGTERM exits 0 and removes the
  *      control socket
  *  10. status --json and log --json carry the documented fields
- *  11. (disabled, BUG) exchanges that cross in opposite directions
+ *  11. exchanges that cross in opposite directions both complete
  *  12. the hub relays a branch's changes to the other branch
  *
  * Run one test: test_proc_daemon --filter 'proc/online*' --verbose.
@@ -344,7 +345,7 @@ Test(proc, unpaired_node_refused)
     logoff = p_file_size(hub->logpath);
 
     /* Through tartu's own daemon.  (Without one, `sync` makes the exchange
-     * itself: see unpaired_node_refused_direct, disabled for a bug.) */
+     * itself: see unpaired_node_refused_direct.) */
     daemon_start(rogue);
     for (int i = 0; i < 3; i++)
         assert_refused(&r, rogue);
@@ -364,14 +365,14 @@ Test(proc, unpaired_node_refused)
 }
 
 /*
- * Regression (fixed): with no daemon at the initiating node, a refused `sync`
- * sometimes aborts with "free(): double free detected in tcache 2" (exit 134)
- * instead of exiting 1.  node/client.c run(): after the loop it does
- * `free(held); if (rv == BS_OK) flush(...); free(held);` without
- * resetting held, so whenever the HELLO is still held (the DEALER had not
- * taken it yet when ZAP's refusal arrived) it is freed twice (and on the
- * success path a stale `held` would be sent and freed again).  Seen in
- * about 1 run in 4 of a single refused sync.  Remove .disabled when fixed.
+ * Regression (fixed): with no daemon at the initiating node, a refused
+ * `sync` sometimes aborted with "free(): double free detected in tcache 2"
+ * (exit 134) instead of exiting 1.  node/client.c run() freed the held
+ * HELLO after the loop without resetting the pointer and freed it again
+ * later, so whenever the HELLO was still held (the DEALER had not taken it
+ * yet when ZAP's refusal arrived) it was freed twice (and on the success
+ * path a stale HELLO would have been sent and freed again).  It was seen
+ * in about 1 run in 4 of a single refused sync, so the test refuses 20.
  */
 Test(proc, unpaired_node_refused_direct)
 {
@@ -1061,19 +1062,19 @@ Test(proc, hub_relays_between_branches)
 /* ------------------------------------------------------------------ */
 
 /*
- * Regression (fixed): two exchanges between the same pair that overlap in
- * opposite directions make one of them fail with "replayed hello" (and `sync`
- * exit 2, "bad input").  The responder's HELLO reuses the responder's current
- * sent message number without bumping it, and the initiator's HELLO
- * takes its number when the session starts; so once the one exchange
- * has completed (recording recv_no = N), the other side's initiator
- * HELLO numbered N is judged a replay (replication/exchange.c
- * bs_xchg_accept: message_no <= recv_no).  The same happens when an
- * initiator's HELLO waits in ZeroMQ's queue while the peer is down and
- * the peer runs an exchange of its own first (seen at daemon start with
+ * Regression (fixed): two exchanges between the same pair that overlapped
+ * in opposite directions made one of them fail with "replayed hello" (and
+ * `sync` exit 2, "bad input").  The responder's HELLO reused the
+ * responder's current sent message number without bumping it, and the
+ * initiator's HELLO took its number when the session started; so once the
+ * one exchange had completed (recording recv_no = N), the other side's
+ * initiator HELLO numbered N was judged a replay (replication/exchange.c,
+ * bs_xchg_accept: message_no <= recv_no).  The same happened when an
+ * initiator's HELLO waited in ZeroMQ's queue while the peer was down and
+ * the peer ran an exchange of its own first (seen at daemon start with
  * online/"every" links on both sides: the first exchange of the side
- * started first always fails, and its online push then waits for the
- * backoff, ~0.5-1 s).  Remove .disabled when fixed.
+ * started first always failed, and its online push then waited for the
+ * backoff, ~0.5-1 s).
  */
 Test(proc, crossing_exchanges_do_not_fail)
 {

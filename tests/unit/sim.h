@@ -1,15 +1,15 @@
 /*
  * sim.h - an in-memory world of branchsync nodes for deterministic
- * simulation tests (RELIABILITY A1-A4).
+ * simulation tests (docs/reliability.md A1-A4).
  *
- * Every node is a real node directory (node/node.h) on tmpfs with its own
- * LMDB store; only the transport and the wall clocks are simulated.  An
- * exchange is put together the way replication/bundle.c does it, without
- * the file: the sender's read transaction gives the envelope and the sets
- * the receiver lacks (copied: they are borrowed from the transaction), the
- * sender's message number grows (bump_sent), and the receiver decodes,
- * verifies and applies them (exchange.h).  Between the two the test may
- * drop, duplicate, reorder or replay sets.
+ * Every node is a real node directory on tmpfs with its own LMDB store,
+ * made, paired and written to through the test fixture and the core API
+ * (tests/lib/fixture.h); only the transport and the wall clocks are
+ * simulated.  An exchange is the sender's exchange file (bst_export, which
+ * also counts the message as sent), taken apart into its envelope and
+ * sets; the receiver decodes, verifies and applies them as an import does
+ * (exchange.h: bs_xchg_verify, then bs_xchg_apply).  Between the two the
+ * test may drop, duplicate, reorder or replay sets.
  *
  * Determinism: all choices come from one seeded PRNG (sim_rng), the clocks
  * are fake (one uint64 of milliseconds per node, the ctx of its bs_clock),
@@ -26,24 +26,19 @@
 
 #include <criterion/criterion.h>
 
-#include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../node/node.h"
-#include "../../replication/conflict.h"
-#include "../../replication/digest.h"
 #include "../../replication/exchange.h"
-#include "../../replication/json.h"
-#include "../../replication/local.h"
+#include "../../replication/members.h"
+#include "../../replication/setlog.h"
+#include "../../replication/status.h"
 #include "../../replication/streams.h"
-#include "../../replication/sys.h"
+#include "../lib/fixture.h"
 
 #define SIM_FN static __attribute__((unused))
 
@@ -133,10 +128,7 @@ typedef struct sim_xmsg {
 } sim_xmsg;
 
 typedef struct sim_node {
-    char dir[200];
-    char name[16];
-    bs_node *n;
-    const uint8_t *sk;
+    bst_node t;   /* dir, name, the open node and its core (fixture.h) */
     uint64_t ms;  /* this node's wall clock (ctx of its bs_clock) */
     int64_t skew; /* wall - true time */
     uint8_t pk[BS_PK_LEN];
@@ -245,149 +237,40 @@ sim_advance(sim_world *w, uint64_t dt)
         w->node[i].ms = (uint64_t)((int64_t)w->now + w->node[i].skew);
 }
 
-/* ---- node directories ---- */
-
-static int
-sim_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-SIM_FN void
-sim_rmtree(const char *dir)
-{
-    nftw(dir, sim_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A fresh temporary root: tmpfs when there is one. */
-SIM_FN void
-sim_mkroot(char *buf, size_t n, const char *tag)
-{
-    snprintf(buf, n, "/dev/shm/bs_%s_XXXXXX", tag);
-    if (mkdtemp(buf) != NULL)
-        return;
-    snprintf(buf, n, "/tmp/bs_%s_XXXXXX", tag);
-    cr_assert_not_null(mkdtemp(buf), "mkdtemp: %s", strerror(errno));
-}
+/* ---- nodes ---- */
 
 SIM_FN void
 sim_node_open(sim_world *w, int i)
 {
     sim_node *s = &w->node[i];
-    bs_errbuf err = {{0}};
 
-    SIM_OK(w, bs_node_open(s->dir, 0, &s->n, &err), &err);
-    SIM_OK(w, bs_node_secret(s->n, &s->sk, &err), &err);
-    memcpy(s->pk, s->n->meta.pk, BS_PK_LEN);
+    bst_node_reopen(&s->t);
+    memcpy(s->pk, s->t.n->meta.pk, BS_PK_LEN);
     bs_node_id_format(s->pk, s->id);
 }
 
 SIM_FN void
 sim_node_close(sim_world *w, int i)
 {
-    bs_node_close(w->node[i].n);
-    w->node[i].n = NULL;
-    w->node[i].sk = NULL;
+    bst_node_free(&w->node[i].t);
 }
 
 /* The node's current metadata (it changes on join and restore). */
 SIM_FN bs_meta
 sim_meta(sim_world *w, int i)
 {
-    bs_errbuf err = {{0}};
-    bs_txn *t;
-    bs_meta m;
-
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_meta_load(t, &m, &err), &err);
-    bs_txn_abort(t);
-    return m;
+    return bst_meta(&w->node[i].t);
 }
 
-/* ---- pairing (tools/cmd_sync.c, peer add) ---- */
-
-typedef struct sim_pairing {
-    sim_world *w;
-    int self;
-    const int *peers;
-    int npeers;
-} sim_pairing;
-
-static bs_field
-sim_text_field(const char *name, const char *val)
-{
-    bs_field f;
-
-    memset(&f, 0, sizeof f);
-    f.name = name;
-    f.namelen = (uint16_t)strlen(name);
-    f.val.type = BS_VTEXT;
-    f.val.s = val;
-    f.val.len = (uint32_t)strlen(val);
-    return f;
-}
-
-/* Peer records for every peer; on the hub also their `_members` records,
- * all in one transaction so the hub's first change set introduces them. */
-static bs_err
-sim_pair_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    sim_pairing *p = arg;
-    sim_node *self = &p->w->node[p->self];
-    int hub = self->n->meta.role == BS_ROLE_HUB;
-    bs_local l;
-    bs_err rv = BS_OK;
-
-    memset(&l, 0, sizeof l);
-    if (hub &&
-        (rv = bs_local_begin(&l, t, self->sk, sim_clock(self), err)) != BS_OK)
-        goto out;
-    for (int k = 0; k < p->npeers && rv == BS_OK; k++) {
-        sim_node *o = &p->w->node[p->peers[k]];
-        bs_peer peer;
-
-        memset(&peer, 0, sizeof peer);
-        snprintf(peer.name, sizeof peer.name, "%s", o->name);
-        snprintf(peer.endpoint, sizeof peer.endpoint, "tcp://127.0.0.1:%d",
-                 7400 + p->peers[k]);
-        memcpy(peer.pk, o->pk, BS_PK_LEN);
-        snprintf(peer.schedule, sizeof peer.schedule, "manual");
-        peer.created_ms = self->ms;
-        if ((rv = bs_peer_put(t, &peer)) != BS_OK)
-            break;
-        if (hub) {
-            bs_field f[3];
-            f[0] = sim_text_field("name", o->name);
-            memset(&f[1], 0, sizeof f[1]);
-            f[1].name = "revoked";
-            f[1].namelen = 7;
-            f[1].val.type = BS_VFALSE;
-            f[2] = sim_text_field("role", "branch");
-            rv = bs_local_put(&l, BS_SYS_MEMBERS, o->id, f, 3, err);
-        }
-    }
-    if (hub && rv == BS_OK)
-        rv = bs_local_finish(&l, err);
-out:
-    if (hub)
-        bs_local_fini(&l);
-    return rv;
-}
-
-/* Pair node `self` with peers[0..n). */
+/* Pair node `self` with peers[0..n), as `peer add` does (pairing.h: on
+ * the hub each pairing also introduces the peer in `_members`). */
 SIM_FN void
 sim_pair(sim_world *w, int self, const int *peers, int n)
 {
-    sim_pairing p = {w, self, peers, n};
-    bs_errbuf err = {{0}};
-
-    SIM_OK(w, bs_store_write(w->node[self].n->store, sim_pair_txn, &p, &err),
-           &err);
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
+        bst_pair(&w->node[self].t, &w->node[peers[k]].t);
         w->paired[self][peers[k]] = 1;
+    }
 }
 
 /*
@@ -398,7 +281,6 @@ sim_pair(sim_world *w, int self, const int *peers, int n)
 SIM_FN void
 sim_world_init(sim_world *w, uint64_t seed, const int64_t *skew)
 {
-    bs_errbuf err = {{0}};
     int branches[SIM_NODES - 1], hub = 0;
 
     memset(w, 0, sizeof *w);
@@ -406,22 +288,19 @@ sim_world_init(sim_world *w, uint64_t seed, const int64_t *skew)
     w->rng = seed * 0x2545f4914f6cdd1dull + 1;
     sim_sodium_state = seed ^ 0x5eedf00dcafe1234ull;
     bs_hash_init(&w->trace);
-    sim_mkroot(w->dir, sizeof w->dir, "converge");
+    bst_root(w->dir, sizeof w->dir, "converge");
     w->now = SIM_EPOCH_MS;
     for (int i = 0; i < SIM_NODES; i++) {
         sim_node *s = &w->node[i];
-        bs_node_init in;
+        bs_clock clock = sim_clock(s);
+        char name[16];
 
-        char dir[sizeof s->dir];
-
-        snprintf(s->name, sizeof s->name, i == 0 ? "head" : "branch%d", i);
-        snprintf(dir, sizeof dir, "%s/%s", w->dir, s->name);
-        memcpy(s->dir, dir, sizeof dir);
+        snprintf(name, sizeof name, i == 0 ? "head" : "branch%d", i);
         s->skew = skew[i];
-        in = (bs_node_init){s->name, i == 0 ? BS_ROLE_HUB : BS_ROLE_BRANCH,
-                            NULL};
-        SIM_OK(w, bs_node_create(s->dir, &in, &err), &err);
-        sim_node_open(w, i);
+        bst_node_new(&s->t, w->dir, name, i == 0 ? BS_ROLE_HUB : BS_ROLE_BRANCH,
+                     &clock);
+        memcpy(s->pk, s->t.n->meta.pk, BS_PK_LEN);
+        bs_node_id_format(s->pk, s->id);
     }
     sim_advance(w, 0);
     for (int i = 1; i < SIM_NODES; i++) {
@@ -446,13 +325,27 @@ SIM_FN void
 sim_world_fini(sim_world *w)
 {
     for (int i = 0; i < SIM_NODES; i++) {
-        if (w->node[i].n != NULL)
+        if (w->node[i].t.n != NULL)
             sim_node_close(w, i);
         for (int j = 0; j < SIM_NODES; j++)
             for (int k = 0; k < SIM_HIST; k++)
                 sim_xmsg_free(&w->hist[i][j][k]);
     }
-    sim_rmtree(w->dir);
+    bst_rmtree(w->dir);
+}
+
+/* After a failed check (perhaps inside a transaction): free what the
+ * world holds but leave its stores open (leaked), and remove its
+ * directory. */
+SIM_FN void
+sim_world_abandon(sim_world *w)
+{
+    for (int i = 0; i < SIM_NODES; i++)
+        for (int j = 0; j < SIM_NODES; j++)
+            for (int k = 0; k < SIM_HIST; k++)
+                sim_xmsg_free(&w->hist[i][j][k]);
+    if (w->dir[0] != '\0')
+        bst_rmtree(w->dir);
 }
 
 /* ---- sending ---- */
@@ -481,57 +374,45 @@ sim_emit(void *ctx, bs_slice set)
     return BS_OK;
 }
 
-static bs_err
-sim_bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    bs_peer p;
-    bs_err rv;
-
-    (void)err;
-    if ((rv = bs_peer_get(t, arg, &p)) != BS_OK)
-        return rv;
-    p.sent_no++;
-    rv = bs_peer_put(t, &p);
-    bs_peer_fini(&p);
-    return rv;
-}
-
 /*
- * Build the exchange from -> to into m (as bundle.c's export does) and
- * count it as sent.  0 when `from` cannot send yet (not joined).
+ * Build the exchange from -> to into m: the exchange file `from` writes
+ * for `to` (bst_export: the envelope, the sets `to` lacks, and the message
+ * counted as sent), split into its frames.  An unjoined node's file holds
+ * its envelope alone: the hub learns where to start.  Returns 1 (the
+ * sender can always send).
  */
 SIM_FN int
 sim_send(sim_world *w, int from, int to, sim_xmsg *m)
 {
     sim_node *s = &w->node[from];
     bs_errbuf err = {{0}};
+    bst_frames fr;
     bs_envelope e;
-    uint64_t nsets = 0;
-    bs_meta meta;
-    bs_peer p;
-    bs_txn *t;
+    char path[sizeof w->dir + 2 * sizeof s->t.name + 16];
+    uint8_t *file;
+    size_t n;
 
     memset(m, 0, sizeof *m);
     m->from = from;
     m->to = to;
-    SIM_OK(w, bs_store_read(s->n->store, &t, &err), &err);
-    SIM_OK(w, bs_meta_load(t, &meta, &err), &err);
-    /* An unjoined node sends its envelope alone (bs_xchg_collect sends
-     * nothing before joining): the hub learns where to start. */
-    SIM_OK(w, bs_peer_get(t, w->node[to].name, &p), NULL);
-    SIM_OK(w, bs_xchg_envelope(t, &meta, &p, p.sent_no + 1, s->ms, &e), NULL);
-    SIM_OK(w, bs_envelope_encode(&e, &m->env, &m->nenv), NULL);
+    snprintf(path, sizeof path, "%s/%s-to-%s.bsx", w->dir, s->t.name,
+             w->node[to].t.name);
+    SIM_OK(w, bst_export(&s->t, w->node[to].t.name, path, &err), &err);
+    file = bst_read_file(path, &n);
+    unlink(path);
+    SIM_CHECK(w, bst_frames_split(file, n, &fr), "%s: bad exchange file", path);
+    m->env = malloc(fr.env.n + 1);
+    cr_assert_not_null(m->env);
+    memcpy(m->env, fr.env.p, fr.env.n);
+    m->nenv = fr.env.n;
+    for (size_t i = 0; i < fr.nsets; i++)
+        cr_assert_eq(sim_emit(m, fr.sets[i]), BS_OK);
+    bst_frames_fini(&fr);
+    free(file);
+    SIM_OK(w, bs_envelope_decode(m->env, m->nenv, &e, &err), &err);
     m->message_no = e.message_no;
     memcpy(m->sender_inc, e.sender_inc, BS_INC_LEN);
     bs_envelope_fini(&e);
-    SIM_OK(w, bs_xchg_collect(t, &meta, &p, sim_emit, m, &nsets), NULL);
-    SIM_CHECK(w, nsets == m->nsets, "collect counted %llu sets, emitted %zu",
-              (unsigned long long)nsets, m->nsets);
-    bs_peer_fini(&p);
-    bs_txn_abort(t);
-    SIM_OK(w,
-           bs_store_write(s->n->store, sim_bump_sent, w->node[to].name, &err),
-           &err);
     return 1;
 }
 
@@ -570,6 +451,7 @@ sim_deliver(sim_world *w, int to, const uint8_t *env, size_t nenv,
             uint8_t *const *set, const size_t *len, size_t n, sim_outcome *o)
 {
     sim_node *r = &w->node[to];
+    bs_store *store = r->t.n->store;
     bs_errbuf err = {{0}};
     bs_inbound in;
     bs_accept acc;
@@ -583,9 +465,10 @@ sim_deliver(sim_world *w, int to, const uint8_t *env, size_t nenv,
         SIM_OK(w, bs_changeset_decode(set[i], len[i], &in.sets[i], &err), &err);
         in.nsets++;
     }
-    o->verify = bs_xchg_verify(r->n->store, &in, &acc, &err);
+    o->verify =
+        bs_xchg_verify(store, &in, &acc, sim_clock(r), SIM_SKEW_MS, &err);
     if (o->verify == BS_OK) {
-        o->apply = bs_xchg_apply(r->n->store, r->sk, &in, &acc, sim_clock(r),
+        o->apply = bs_xchg_apply(store, r->t.core.sk, &in, &acc, sim_clock(r),
                                  SIM_SKEW_MS, &o->st, &err);
         bs_peer_fini(&acc.peer);
     }
@@ -595,7 +478,7 @@ sim_deliver(sim_world *w, int to, const uint8_t *env, size_t nenv,
     bs_inbound_fini(&in);
     SIM_SAY("    -> %s: %zu sets delivered: verify %s apply %s; applied %llu "
             "dup %llu held %llu changes %llu conflicts %llu%s%s %s\n",
-            r->name, n, bs_strerror(o->verify), bs_strerror(o->apply),
+            r->t.name, n, bs_strerror(o->verify), bs_strerror(o->apply),
             (unsigned long long)o->st.sets, (unsigned long long)o->st.dup_sets,
             (unsigned long long)o->st.held, (unsigned long long)o->st.changes,
             (unsigned long long)o->st.conflicts, o->st.replay ? " REPLAY" : "",
@@ -611,12 +494,7 @@ sim_deliver(sim_world *w, int to, const uint8_t *env, size_t nenv,
 SIM_FN void
 sim_digest(sim_world *w, int i, uint8_t out[BS_HASH_LEN], uint64_t *nrec)
 {
-    bs_errbuf err = {{0}};
-    bs_txn *t;
-
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_digest(t, NULL, 0, out, nrec, &err), &err);
-    bs_txn_abort(t);
+    bst_digest(&w->node[i].t, out, nrec);
 }
 
 SIM_FN void
@@ -625,7 +503,7 @@ sim_streams(sim_world *w, int i, bs_streamtab *tab)
     bs_errbuf err = {{0}};
     bs_txn *t;
 
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
+    SIM_OK(w, bs_store_read(w->node[i].t.n->store, &t, &err), &err);
     SIM_OK(w, bs_streams_load(t, tab), NULL);
     bs_txn_abort(t);
 }
@@ -639,65 +517,22 @@ sim_tab_seq(bs_streamtab *tab, const uint8_t *key)
     return s ? s->seq : 0;
 }
 
-SIM_FN uint64_t
-sim_count(sim_world *w, int i, bs_db db)
+/* What node i stores, counted (fixture.h). */
+SIM_FN bst_counts
+sim_counts(sim_world *w, int i)
 {
-    bs_errbuf err = {{0}};
-    uint64_t n = 0;
-    bs_txn *t;
+    bst_counts c;
 
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_txn_count(t, db, &n), NULL);
-    bs_txn_abort(t);
-    return n;
+    bst_count(&w->node[i].t, &c);
+    return c;
 }
 
-SIM_FN uint64_t
-sim_conflicts(sim_world *w, int i)
-{
-    bs_errbuf err = {{0}};
-    uint64_t open, all;
-    bs_txn *t;
-
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_conflict_count(t, &open, &all), NULL);
-    bs_txn_abort(t);
-    return all;
-}
-
-/* Conflicts node i recorded for coll/id/field (keys: coll \0 id \0 field
- * \0 conflict ID, conflict.h). */
+/* Conflicts node i recorded (open or settled) for coll/id/field. */
 SIM_FN uint64_t
 sim_conflicts_of(sim_world *w, int i, const char *coll, const char *id,
                  const char *field)
 {
-    bs_errbuf err = {{0}};
-    uint8_t pre[BS_RECKEY_MAX + BS_FIELD_NAME_MAX + 2];
-    size_t n = 0, l;
-    uint64_t count = 0;
-    bs_cursor *c;
-    bs_slice k, v;
-    bs_txn *t;
-    bs_err rv;
-
-    l = strlen(coll) + 1;
-    memcpy(pre + n, coll, l);
-    n += l;
-    l = strlen(id) + 1;
-    memcpy(pre + n, id, l);
-    n += l;
-    l = strlen(field) + 1;
-    memcpy(pre + n, field, l);
-    n += l;
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_cursor_open(t, BS_DB_CONFLICTS, &c), NULL);
-    for (rv = bs_cursor_seek(c, bs_mem(pre, n), &k, &v);
-         rv == BS_OK && k.n >= n && memcmp(k.p, pre, n) == 0;
-         rv = bs_cursor_next(c, &k, &v))
-        count++;
-    bs_cursor_close(c);
-    bs_txn_abort(t);
-    return count;
+    return bst_conflicts_of(&w->node[i].t, 1, coll, id, field, NULL);
 }
 
 /* The peer record node i keeps for node j. */
@@ -707,95 +542,41 @@ sim_peer(sim_world *w, int i, int j, bs_peer *p)
     bs_errbuf err = {{0}};
     bs_txn *t;
 
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_peer_get(t, w->node[j].name, p), NULL);
+    SIM_OK(w, bs_store_read(w->node[i].t.n->store, &t, &err), &err);
+    SIM_OK(w, bs_peer_get(t, w->node[j].t.name, p), NULL);
     bs_txn_abort(t);
 }
 
 /* ---- scripted use (the regression tests) ---- */
 
-typedef struct sim_script {
-    sim_world *w;
-    int node;
-    const char *const *ops;
-    int n;
-} sim_script;
-
-/* ops: "coll/id/{json}" upserts, "coll/id/-" deletes. */
-static bs_err
-sim_script_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    sim_script *sc = arg;
-    sim_node *nd = &sc->w->node[sc->node];
-    bs_local l;
-    bs_arena a;
-    bs_err rv;
-
-    bs_arena_init(&a);
-    rv = bs_local_begin(&l, t, nd->sk, sim_clock(nd), err);
-    for (int i = 0; i < sc->n && rv == BS_OK; i++) {
-        char coll[80], id[80];
-        const char *p = sc->ops[i], *s1 = strchr(p, '/');
-        const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL, *jid;
-        bs_field *f;
-        size_t nf;
-
-        cr_assert(s2 != NULL, "bad op %s", p);
-        snprintf(coll, sizeof coll, "%.*s", (int)(s1 - p), p);
-        snprintf(id, sizeof id, "%.*s", (int)(s2 - s1 - 1), s1 + 1);
-        if (strcmp(s2 + 1, "-") == 0) {
-            rv = bs_local_del(&l, coll, id, err);
-            continue;
-        }
-        rv = bs_json_fields(s2 + 1, strlen(s2 + 1), &a, &jid, &f, &nf, err);
-        if (rv == BS_OK)
-            rv = bs_local_put(&l, coll, id, f, nf, err);
-    }
-    if (rv == BS_OK)
-        rv = bs_local_finish(&l, err);
-    bs_local_fini(&l);
-    bs_arena_fini(&a);
-    return rv;
-}
-
-/* Run ops as one local transaction on node i. */
+/* Run ops ("coll/id/{json}" upserts, "coll/id/-" deletes) as one local
+ * transaction on node i (bst_write). */
 SIM_FN void
 sim_local(sim_world *w, int i, const char *const *ops, int n)
 {
-    sim_script sc = {w, i, ops, n};
+    char coll[8][80], id[8][80];
+    bst_op op[8];
     bs_errbuf err = {{0}};
 
-    SIM_OK(w, bs_store_write(w->node[i].n->store, sim_script_txn, &sc, &err),
-           &err);
+    cr_assert(n <= 8, "too many ops");
+    for (int k = 0; k < n; k++) {
+        const char *p = ops[k], *s1 = strchr(p, '/');
+        const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+
+        cr_assert(s2 != NULL, "bad op %s", p);
+        snprintf(coll[k], sizeof coll[k], "%.*s", (int)(s1 - p), p);
+        snprintf(id[k], sizeof id[k], "%.*s", (int)(s2 - s1 - 1), s1 + 1);
+        op[k] =
+            (bst_op){coll[k], id[k], strcmp(s2 + 1, "-") == 0 ? NULL : s2 + 1};
+    }
+    SIM_OK(w, bst_write(&w->node[i].t, op, (size_t)n, NULL, &err), &err);
 }
 
 /* coll/id on node i as JSON if live, else NULL (malloc'd). */
 SIM_FN char *
 sim_get(sim_world *w, int i, const char *coll, const char *id)
 {
-    uint8_t key[BS_RECKEY_MAX];
-    size_t klen = bs_record_key(key, coll, id);
-    bs_errbuf err = {{0}};
-    bs_streamtab tab;
-    bs_order order = {0, bs_streams_key, &tab};
-    bs_record r;
-    bs_arena a;
-    bs_slice v;
-    bs_txn *t;
-    char *json = NULL;
-
-    bs_arena_init(&a);
-    SIM_OK(w, bs_store_read(w->node[i].n->store, &t, &err), &err);
-    SIM_OK(w, bs_streams_load(t, &tab), NULL);
-    if (bs_txn_get(t, BS_DB_RECORDS, bs_mem(key, klen), &v) == BS_OK) {
-        SIM_OK(w, bs_record_decode(&r, v.p, v.n, &a), NULL);
-        if (bs_record_live(&r, &order))
-            json = bs_json_record(id, strlen(id), &r);
-    }
-    bs_streams_fini(&tab);
-    bs_txn_abort(t);
-    bs_arena_fini(&a);
-    return json;
+    return bst_get(&w->node[i].t, coll, id);
 }
 
 /* One whole exchange from -> to, no faults; 0 if `from` cannot send. */

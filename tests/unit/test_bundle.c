@@ -1,41 +1,38 @@
 /*
  * test_bundle.c - adversarial tests of offline exchange files
- * (replication/bundle.c through exchange.c and apply.c), RELIABILITY
- * E1-E6, F3, P14-P16.
+ * (replication/bundle.c through exchange.c, admit.c and apply.c),
+ * docs/reliability.md E1-E6, F3, P14-P16.
  *
- * Fixture: in a temporary directory a hub ("head") and a branch
- * ("tallinn") are paired both ways (the hub also introduces the branch in
- * `_members`, as `peer add` does), the hub writes a few records and exports
- * them to the branch, which imports them (joins), writes records of its own
- * in three transactions (three change sets) and exports them to the hub:
- * that file is F.  Every variant of F is written to a file and imported at
- * the hub, and must be refused as bad input (exit code 2, a one-line
- * message) with the hub's store unchanged; the pristine F then still
- * imports.  Files are re-signed where a variant needs a valid trailer: the
- * test rebuilds them from the layout documented in bundle.h with libsodium
- * directly (and checks that rebuilding F gives F byte for byte).
+ * Fixture (tests/lib/fixture.h): in a temporary directory a hub ("head")
+ * and a branch ("tallinn") are paired both ways through pairing.h (the hub
+ * also introduces the branch in `_members`, as `peer add` does), the hub
+ * writes a few records and exports them to the branch, which imports them
+ * (joins), writes records of its own in three transactions (three change
+ * sets) and exports them to the hub: that file is F.  Every variant of F
+ * is written to a file and imported at the hub, and must be refused as bad
+ * input (exit code 2, a one-line message) with the hub's store unchanged;
+ * the pristine F then still imports.  Files are re-signed where a variant
+ * needs a valid trailer: the test rebuilds them from the layout documented
+ * in bundle.h with libsodium directly (and checks that rebuilding F gives F
+ * byte for byte).
  *
  * Beyond the numbered variants: framing with a valid trailer, stolen-key
  * sets writing system collections (E3), relays re-encoding sets (E6, P14)
- * and inspect on damaged files.  Tests of known bugs are disabled with a
- * "BUG:" comment.  In the ASan build, leaks fail the test in teardown.
+ * and inspect on damaged files.  A test of a fixed bug says "Regression
+ * (fixed)" and what used to happen.  In the ASan build, leaks fail the
+ * test in teardown.
  */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "../../node/node.h"
-#include "../../replication/bundle.h"
-#include "../../replication/digest.h"
-#include "../../replication/json.h"
-#include "../../replication/local.h"
-#include "../../replication/peers.h"
-#include "../../replication/sys.h"
+#include "../../node/render.h"
+#include "../../replication/members.h"
+#include "../../replication/pairing.h"
+#include "../lib/fixture.h"
 #include "branchsync.pb-c.h"
 
 /* Leaks are checked where a test can see them (LSan in the ASan build). */
@@ -46,20 +43,9 @@
 #define LEAKS() 0
 #endif
 
-#define MAX_SKEW_MS 60000u
-
 /* ---- temporary root ---- */
 
-static char root[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+static char root[128];
 
 static void
 path_in(char *out, size_t n, const char *name)
@@ -67,81 +53,14 @@ path_in(char *out, size_t n, const char *name)
     snprintf(out, n, "%s/%s", root, name);
 }
 
-static void
-write_bytes(const char *path, const uint8_t *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
+/* ---- nodes (tests/lib/fixture.h) ---- */
 
-    cr_assert_not_null(f, "cannot create %s", path);
-    cr_assert_eq(n ? fwrite(p, 1, n, f) : 0, n);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static uint8_t *
-read_bytes(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *p;
-    long len;
-
-    cr_assert_not_null(f, "cannot open %s", path);
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    len = ftell(f);
-    cr_assert_geq(len, 0);
-    rewind(f);
-    p = malloc((size_t)len + 1);
-    cr_assert_not_null(p);
-    cr_assert_eq(fread(p, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return p;
-}
-
-/* ---- nodes ---- */
-
-typedef struct tnode {
-    bs_node *n;
-    const uint8_t *sk;
-    char name[BS_NODE_NAME_MAX + 1];
-} tnode;
+typedef bst_node tnode;
 
 static void
 node_new(tnode *t, const char *name, int role)
 {
-    char dir[128];
-    bs_node_init in = {name, role, NULL};
-    bs_errbuf err = {{0}};
-    bs_err rv;
-
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    path_in(dir, sizeof dir, name);
-    rv = bs_node_create(dir, &in, &err);
-    cr_assert_eq(rv, BS_OK, "create %s: %s", dir, bs_errmsg(&err, rv));
-    rv = bs_node_open(dir, 0, &t->n, &err);
-    cr_assert_eq(rv, BS_OK, "open %s: %s", dir, bs_errmsg(&err, rv));
-    rv = bs_node_secret(t->n, &t->sk, &err);
-    cr_assert_eq(rv, BS_OK, "key: %s", bs_errmsg(&err, rv));
-}
-
-static void
-node_free(tnode *t)
-{
-    bs_node_close(t->n);
-    t->n = NULL;
-}
-
-/* The node's metadata as it is now (bs_node.meta is as opened). */
-static bs_meta
-meta_of(tnode *t)
-{
-    bs_txn *txn;
-    bs_meta m;
-
-    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
-    cr_assert_eq(bs_meta_load(txn, &m, NULL), BS_OK);
-    bs_txn_abort(txn);
-    return m;
+    bst_node_new(t, root, name, role, NULL);
 }
 
 static bs_field
@@ -170,106 +89,13 @@ bool_field(const char *name, int v)
     return f;
 }
 
-/* `peer add` (tools/cmd_sync.c): the peer record, and at the hub also the
- * member record that introduces the node (fields sorted by name). */
-typedef struct pairw {
-    tnode *self;
-    bs_peer *peer;
-    int introduce;
-} pairw;
-
-static bs_err
-pair_fn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    pairw *w = arg;
-    char canon[BS_NODE_ID_LEN + 1];
-    bs_field f[3];
-    bs_local l;
-    bs_err rv;
-
-    if ((rv = bs_peer_put(t, w->peer)) != BS_OK || !w->introduce)
-        return rv;
-    bs_node_id_format(w->peer->pk, canon);
-    f[0] = text_field("name", w->peer->name);
-    f[1] = bool_field("revoked", 0);
-    f[2] = text_field("role", "branch");
-    if ((rv = bs_local_begin(&l, t, w->self->sk, bs_clock_system, err)) ==
-            BS_OK &&
-        (rv = bs_local_put(&l, BS_SYS_MEMBERS, canon, f, 3, err)) == BS_OK)
-        rv = bs_local_finish(&l, err);
-    bs_local_fini(&l);
-    return rv;
-}
-
-/* Pair `self` with `other`, known at self as other->name.  introduce:
- * write the `_members` record too (only meaningful at a hub). */
-static void
-pair_as(tnode *self, tnode *other, int introduce)
-{
-    bs_peer p;
-    pairw w = {self, &p, introduce};
-    bs_errbuf err = {{0}};
-    bs_err rv;
-
-    memset(&p, 0, sizeof p);
-    snprintf(p.name, sizeof p.name, "%s", other->name);
-    snprintf(p.endpoint, sizeof p.endpoint, "tcp://127.0.0.1:7400");
-    memcpy(p.pk, other->n->meta.pk, BS_PK_LEN);
-    snprintf(p.schedule, sizeof p.schedule, "manual");
-    p.created_ms = bs_clock_system.now_ms(NULL);
-    rv = bs_store_write(self->n->store, pair_fn, &w, &err);
-    cr_assert_eq(rv, BS_OK, "pair %s with %s: %s", self->name, other->name,
-                 bs_errmsg(&err, rv));
-}
-
-static void
-pair(tnode *self, tnode *other)
-{
-    pair_as(self, other, self->n->meta.role == BS_ROLE_HUB);
-}
-
-typedef struct putjob {
-    tnode *t;
-    const char *coll;
-    const char *const *ids, *const *json;
-    size_t n;
-} putjob;
-
-static bs_err
-put_fn(bs_txn *txn, void *arg, bs_errbuf *err)
-{
-    putjob *w = arg;
-    bs_local l;
-    bs_arena a;
-    bs_err rv;
-
-    bs_arena_init(&a);
-    rv = bs_local_begin(&l, txn, w->t->sk, bs_clock_system, err);
-    for (size_t i = 0; i < w->n && rv == BS_OK; i++) {
-        const char *jid;
-        bs_field *f;
-        size_t nf;
-
-        rv = bs_json_fields(w->json[i], strlen(w->json[i]), &a, &jid, &f, &nf,
-                            err);
-        if (rv == BS_OK)
-            rv = bs_local_put(&l, w->coll, w->ids[i], f, nf, err);
-    }
-    if (rv == BS_OK)
-        rv = bs_local_finish(&l, err);
-    bs_local_fini(&l);
-    bs_arena_fini(&a);
-    return rv;
-}
-
 /* Put records in one write transaction (one change set). */
 static void
 put_many(tnode *t, const char *coll, const char *const *ids,
          const char *const *json, size_t n)
 {
-    putjob w = {t, coll, ids, json, n};
     bs_errbuf err = {{0}};
-    bs_err rv = bs_store_write(t->n->store, put_fn, &w, &err);
+    bs_err rv = bst_put_many(t, coll, ids, json, n, &err);
 
     cr_assert_eq(rv, BS_OK, "put at %s: %s", t->name, bs_errmsg(&err, rv));
 }
@@ -283,10 +109,8 @@ put1(tnode *t, const char *coll, const char *id, const char *json)
 static void
 export_to(tnode *from, const char *peer, const char *path)
 {
-    bs_xstats st;
     bs_errbuf err = {{0}};
-    bs_err rv = bs_bundle_export(from->n->store, from->sk, peer, path,
-                                 bs_clock_system.now_ms(NULL), &st, &err);
+    bs_err rv = bst_export(from, peer, path, &err);
 
     cr_assert_eq(rv, BS_OK, "export %s -> %s: %s", from->name, peer,
                  bs_errmsg(&err, rv));
@@ -295,8 +119,7 @@ export_to(tnode *from, const char *peer, const char *path)
 static bs_err
 import_at(tnode *t, const char *path, bs_xstats *st, bs_errbuf *err)
 {
-    return bs_bundle_import(t->n->store, t->sk, path, bs_clock_system,
-                            MAX_SKEW_MS, st, err);
+    return bst_import(t, path, st, err);
 }
 
 static void
@@ -314,66 +137,55 @@ import_ok(tnode *t, const char *path, bs_xstats *st)
 typedef struct fprint {
     uint8_t digest[BS_HASH_LEN];
     uint64_t records, log, streams;
-    char *peers;              /* every raw peer record, in key order */
+    char *peers;              /* every peer's stored form, in name order */
     uint8_t all[BS_HASH_LEN]; /* every key and value of every table */
 } fprint;
 
-static void
-h_slice(crypto_generichash_state *h, bs_slice s)
+/* The peers as stored (bs_peer_encode), one "name=bytes" line each. */
+static char *
+peers_of(tnode *t)
 {
-    uint8_t len[8];
+    bs_txn *txn;
+    bs_peer *v;
+    size_t n, len = 0;
+    char *out = calloc(1, 1);
 
-    bs_put_u64be(len, s.n);
-    crypto_generichash_update(h, len, 8);
-    if (s.n > 0)
-        crypto_generichash_update(h, s.p, s.n);
+    cr_assert_not_null(out);
+    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
+    cr_assert_eq(bs_peer_list(txn, &v, &n), BS_OK);
+    bs_txn_abort(txn);
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(v[i].name), bn;
+        uint8_t *b;
+
+        cr_assert_eq(bs_peer_encode(&v[i], &b, &bn), BS_OK);
+        out = realloc(out, len + nl + bn + 3);
+        cr_assert_not_null(out);
+        memcpy(out + len, v[i].name, nl);
+        len += nl;
+        out[len++] = '=';
+        memcpy(out + len, b, bn);
+        len += bn;
+        out[len++] = '\n';
+        out[len] = '\0';
+        free(b);
+    }
+    bs_peer_list_free(v, n);
+    return out;
 }
 
 static void
 fp_take(tnode *t, fprint *f)
 {
-    crypto_generichash_state h;
-    bs_errbuf err = {{0}};
-    bs_txn *txn;
-    size_t plen = 0;
-    bs_err rv;
+    bst_counts c;
 
     memset(f, 0, sizeof *f);
-    f->peers = calloc(1, 1);
-    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
-    rv = bs_digest(txn, NULL, 0, f->digest, &f->records, &err);
-    cr_assert_eq(rv, BS_OK, "digest: %s", bs_errmsg(&err, rv));
-    cr_assert_eq(bs_txn_count(txn, BS_DB_LOG, &f->log), BS_OK);
-    cr_assert_eq(bs_txn_count(txn, BS_DB_STREAMS, &f->streams), BS_OK);
-    crypto_generichash_init(&h, NULL, 0, BS_HASH_LEN);
-    for (int db = 0; db < BS_DB_COUNT; db++) {
-        bs_cursor *c;
-        bs_slice k, v;
-        uint8_t tag = (uint8_t)db;
-
-        crypto_generichash_update(&h, &tag, 1);
-        cr_assert_eq(bs_cursor_open(txn, (bs_db)db, &c), BS_OK);
-        for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-             rv = bs_cursor_next(c, &k, &v)) {
-            h_slice(&h, k);
-            h_slice(&h, v);
-            if (db == BS_DB_PEERS) {
-                f->peers = realloc(f->peers, plen + k.n + v.n + 3);
-                cr_assert_not_null(f->peers);
-                memcpy(f->peers + plen, k.p, k.n);
-                plen += k.n;
-                f->peers[plen++] = '=';
-                memcpy(f->peers + plen, v.p, v.n);
-                plen += v.n;
-                f->peers[plen++] = '\n';
-                f->peers[plen] = '\0';
-            }
-        }
-        cr_assert_eq(rv, BS_ENOTFOUND, "walking table %d", db);
-        bs_cursor_close(c);
-    }
-    crypto_generichash_final(&h, f->all, BS_HASH_LEN);
-    bs_txn_abort(txn);
+    bst_digest(t, f->digest, &f->records);
+    bst_count(t, &c);
+    f->log = c.sets;
+    f->streams = c.streams;
+    f->peers = peers_of(t);
+    bst_fingerprint(t, f->all);
 }
 
 static void
@@ -575,11 +387,11 @@ slice_free(bs_slice s)
 /* ---- the fixture ---- */
 
 static tnode hub, br;
-static char f_path[128]; /* F: branch -> hub */
+static char f_path[256]; /* F: branch -> hub */
 static uint8_t *f_bytes; /* pristine copy */
 static size_t f_len;
 static xfile fx; /* F parsed (borrows f_bytes) */
-static char var_path[128];
+static char var_path[256];
 
 static void
 setup(void)
@@ -591,16 +403,14 @@ setup(void)
     static const char *const ids3[] = {"b1", "b3"};
     static const char *const js3[] = {"{\"name\":\"spring\",\"qty\":6}",
                                       "{\"name\":\"pin\",\"qty\":9}"};
-    char h2b[128];
+    char h2b[256];
     bs_xstats st;
 
     cr_assert_eq(bs_crypto_init(), BS_OK);
-    snprintf(root, sizeof root, "/tmp/bs_test_bundle_XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
+    bst_root(root, sizeof root, "bundle");
     node_new(&hub, "head", BS_ROLE_HUB);
     node_new(&br, "tallinn", BS_ROLE_BRANCH);
-    pair(&hub, &br);
-    pair(&br, &hub);
+    bst_pair2(&hub, &br);
     put_many(&hub, "items", ids, js, 3);
     path_in(h2b, sizeof h2b, "head-to-tallinn.bsx");
     export_to(&hub, "tallinn", h2b);
@@ -613,7 +423,7 @@ setup(void)
     put_many(&br, "orders", ids3, js3, 2);
     path_in(f_path, sizeof f_path, "tallinn-to-head.bsx");
     export_to(&br, "head", f_path);
-    f_bytes = read_bytes(f_path, &f_len);
+    f_bytes = bst_read_file(f_path, &f_len);
     parse_file(f_bytes, f_len, &fx);
     path_in(var_path, sizeof var_path, "variant.bsx");
 }
@@ -621,12 +431,11 @@ setup(void)
 static void
 teardown(void)
 {
-    node_free(&hub);
-    node_free(&br);
+    bst_node_free(&hub);
+    bst_node_free(&br);
     free(f_bytes);
     f_bytes = NULL;
-    if (root[0] != '\0')
-        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    bst_rmtree(root);
     root[0] = '\0';
     /* Criterion does not see LSan's exit status: ask here. */
     if (LEAKS() != 0) {
@@ -660,7 +469,7 @@ refused_as(tnode *t, const uint8_t *p, size_t n, bs_err want, const char *what)
     bs_err rv;
 
     fp_take(t, &before);
-    write_bytes(var_path, p, n);
+    bst_write_file(var_path, p, n);
     rv = import_at(t, var_path, &st, &err);
     cr_assert_neq(rv, BS_OK, "%s: accepted (replay=%d, sets=%llu)", what,
                   st.replay, (unsigned long long)st.sets);
@@ -692,7 +501,7 @@ pristine_imports(void)
     bs_xstats st;
 
     fp_take(&hub, &before);
-    write_bytes(var_path, f_bytes, f_len);
+    bst_write_file(var_path, f_bytes, f_len);
     import_ok(&hub, var_path, &st);
     cr_assert_eq(st.replay, 0);
     cr_assert_eq(st.sets, 3, "sets applied: %llu", (unsigned long long)st.sets);
@@ -715,7 +524,7 @@ with_sets(const bs_slice *sets, size_t n, const uint8_t *sk)
 
 Test(bundle, fixture_rebuilds_byte_for_byte)
 {
-    bbuf b = with_sets(fx.sets, fx.nsets, br.sk);
+    bbuf b = with_sets(fx.sets, fx.nsets, br.core.sk);
 
     /* The layout in bundle.h is the one written (Ed25519 is deterministic). */
     cr_assert_eq(fx.nsets, 3);
@@ -782,13 +591,13 @@ Test(bundle, bad_framing_with_valid_trailer_is_refused)
 
     bb_head(&b, 2);
     bb_frame(&b, 1, fx.env);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "file format 2");
 
     bb_head(&b, BS_FILE_VERSION);
     bb_frame(&b, 2, fx.sets[0]);
     bb_frame(&b, 1, fx.env);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "set before the envelope");
 
     bb_head(&b, BS_FILE_VERSION);
@@ -796,35 +605,35 @@ Test(bundle, bad_framing_with_valid_trailer_is_refused)
     bb_frame(&b, 2, fx.sets[0]);
     bb_frame(&b, 1, fx.env);
     bb_frame(&b, 2, fx.sets[1]);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "second envelope");
 
     bb_head(&b, BS_FILE_VERSION);
     bb_frame(&b, 1, fx.env);
     bb_frame(&b, 4, fx.sets[0]);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "unknown frame type 4");
 
     bb_head(&b, BS_FILE_VERSION);
     bb_frame(&b, 1, fx.env);
     bb_frame(&b, 2, empty);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "empty set frame");
 
     bb_head(&b, BS_FILE_VERSION);
     bb_frame(&b, 1, empty);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "empty envelope");
 
     bb_head(&b, BS_FILE_VERSION);
-    bb_trailer(&b, br.sk);
+    bb_trailer(&b, br.core.sk);
     refused_buf(&b, BS_EMALFORMED, "trailer only");
     pristine_imports();
 }
 
 Test(bundle, trailer_signed_by_another_key_is_refused)
 {
-    bbuf b = with_sets(fx.sets, fx.nsets, hub.sk);
+    bbuf b = with_sets(fx.sets, fx.nsets, hub.core.sk);
 
     refused_buf(&b, BS_EBADSIG, "file signed by the hub's key");
     pristine_imports();
@@ -858,17 +667,17 @@ Test(bundle, file_from_an_unpaired_node_is_forged)
     bbuf b;
 
     node_new(&x, "stranger", BS_ROLE_BRANCH);
-    b = sent_by(x.n->meta.pk, "stranger", x.n->meta.inc, x.sk);
+    b = sent_by(x.n->meta.pk, "stranger", x.n->meta.inc, x.core.sk);
     refused_buf(&b, BS_EFORGED, "sender not paired");
-    node_free(&x);
+    bst_node_free(&x);
     pristine_imports();
 }
 
 /*
- * Regression (fixed): bs_xchg_accept (replication/exchange.c) puts the
- * envelope's sender_name, which bs_envelope_decode only length-checks, verbatim
- * into the error message, so an unpaired sender chooses what the admin's log
- * shows on the next lines ("\n" and "\r" pass through).
+ * Regression (fixed): bs_xchg_accept (replication/exchange.c) used to put
+ * the envelope's sender_name, which bs_envelope_decode only length-checked,
+ * verbatim into the error message, so an unpaired sender chose what the
+ * admin's log showed on the next lines ("\n" and "\r" passed through).
  */
 Test(bundle, unpaired_sender_cannot_inject_log_lines)
 {
@@ -877,34 +686,28 @@ Test(bundle, unpaired_sender_cannot_inject_log_lines)
 
     node_new(&x, "stranger", BS_ROLE_BRANCH);
     b = sent_by(x.n->meta.pk, "x\nbranchsync: imported 0 sets from head\r",
-                x.n->meta.inc, x.sk);
+                x.n->meta.inc, x.core.sk);
     /* Refused as malformed before the sender is even looked up. */
     refused_buf(&b, BS_EMALFORMED, "sender name with a newline");
-    node_free(&x);
+    bst_node_free(&x);
     pristine_imports();
-}
-
-static bs_err
-unpair_fn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    (void)err;
-    return bs_peer_del(t, arg);
 }
 
 Test(bundle, file_from_a_member_that_is_no_longer_paired_is_forged)
 {
     tnode x;
-    char to_x[128], from_x[128];
+    char to_x[256], from_x[256], h2b[256];
     bs_errbuf err = {{0}};
+    bs_member m;
     bs_xstats st;
+    bs_txn *txn;
     uint8_t *g;
     size_t gn;
     bs_err rv;
 
     /* A third branch joins through the hub and exports to it ... */
     node_new(&x, "tartu", BS_ROLE_BRANCH);
-    pair(&hub, &x);
-    pair(&x, &hub);
+    bst_pair2(&hub, &x);
     path_in(to_x, sizeof to_x, "head-to-tartu.bsx");
     export_to(&hub, "tartu", to_x);
     import_ok(&x, to_x, &st);
@@ -912,13 +715,38 @@ Test(bundle, file_from_a_member_that_is_no_longer_paired_is_forged)
     put1(&x, "orders", "t1", "{\"item\":\"a3\",\"qty\":7}");
     path_in(from_x, sizeof from_x, "tartu-to-head.bsx");
     export_to(&x, "head", from_x);
-    g = read_bytes(from_x, &gn);
-    /* ... but the hub drops the pairing (the member record stays). */
-    rv = bs_store_write(hub.n->store, unpair_fn, "tartu", &err);
+    g = bst_read_file(from_x, &gn);
+
+    /* A member is not enough: the branch learns that tartu is a member
+     * (the hub's introduction) but never pairs with it, so tartu's file
+     * for the branch is forged there. */
+    path_in(h2b, sizeof h2b, "head-to-tallinn-2.bsx");
+    export_to(&hub, "tallinn", h2b);
+    import_ok(&br, h2b, &st);
+    cr_assert_eq(bs_store_read(br.n->store, &txn, NULL), BS_OK);
+    rv = bs_members_get(txn, &br.n->meta, x.n->meta.pk, &m);
+    bs_txn_abort(txn);
+    cr_assert_eq(rv, BS_OK, "tartu is a member at the branch");
+    bst_pair(&x, &br); /* at tartu only */
+    {
+        char to_br[256];
+        uint8_t *gb;
+        size_t gbn;
+
+        path_in(to_br, sizeof to_br, "tartu-to-tallinn.bsx");
+        export_to(&x, "tallinn", to_br);
+        gb = bst_read_file(to_br, &gbn);
+        refused_as(&br, gb, gbn, BS_EFORGED,
+                   "a member the branch never paired");
+        free(gb);
+    }
+
+    /* ... and the hub unpairs it (which, at the hub, also revokes it). */
+    rv = bs_pairing_remove(&hub.core, "tartu", NULL, &err);
     cr_assert_eq(rv, BS_OK, "unpair: %s", bs_errmsg(&err, rv));
     refused_as(&hub, g, gn, BS_EFORGED, "sender no longer paired");
     free(g);
-    node_free(&x);
+    bst_node_free(&x);
     pristine_imports();
 }
 
@@ -926,8 +754,9 @@ Test(bundle, file_from_a_member_that_is_no_longer_paired_is_forged)
 
 /*
  * A second company: hub "head2" and branch "riga", paired and joined; riga
- * is also paired with our hub (a peer record at each side, no member
- * record), and its export to our hub is returned (malloc'd).
+ * is also paired with our hub (our hub introduces it as a member of our
+ * infobase, so only the infobase tells its sets apart), and its export to
+ * our hub is returned (malloc'd).
  */
 static uint8_t *
 other_infobase(size_t *gn)
@@ -936,27 +765,25 @@ other_infobase(size_t *gn)
     static const char *const js[] = {"{\"name\":\"other\",\"qty\":1}",
                                      "{\"name\":\"other\",\"qty\":2}"};
     tnode h2, b2;
-    char p[128];
+    char p[256];
     bs_xstats st;
     uint8_t *g;
 
     node_new(&h2, "head2", BS_ROLE_HUB);
     node_new(&b2, "riga", BS_ROLE_BRANCH);
-    pair(&h2, &b2);
-    pair(&b2, &h2);
+    bst_pair2(&h2, &b2);
     put_many(&h2, "items", ids, js, 2);
     path_in(p, sizeof p, "head2-to-riga.bsx");
     export_to(&h2, "riga", p);
     import_ok(&b2, p, &st);
     cr_assert(st.joined);
     put1(&b2, "orders", "r1", "{\"item\":\"z1\",\"qty\":5}");
-    pair_as(&b2, &hub, 0);
-    pair_as(&hub, &b2, 0);
+    bst_pair2(&b2, &hub);
     path_in(p, sizeof p, "riga-to-head.bsx");
     export_to(&b2, "head", p);
-    g = read_bytes(p, gn);
-    node_free(&h2);
-    node_free(&b2);
+    g = bst_read_file(p, gn);
+    bst_node_free(&h2);
+    bst_node_free(&b2);
     return g;
 }
 
@@ -982,11 +809,11 @@ Test(bundle, set_from_another_infobase_inside_a_valid_file_is_refused)
     cr_assert_geq(gx.nsets, 1);
     memcpy(sets, fx.sets, 3 * sizeof *sets);
     sets[3] = gx.sets[gx.nsets - 1];
-    b = with_sets(sets, 4, br.sk);
+    b = with_sets(sets, 4, br.core.sk);
     refused_buf(&b, BS_EINFOBASE, "foreign set after ours");
     sets[0] = gx.sets[0];
     memcpy(sets + 1, fx.sets, 3 * sizeof *sets);
-    b = with_sets(sets, 4, br.sk);
+    b = with_sets(sets, 4, br.core.sk);
     refused_buf(&b, BS_EINFOBASE, "foreign set before ours");
     free(g);
     pristine_imports();
@@ -994,7 +821,7 @@ Test(bundle, set_from_another_infobase_inside_a_valid_file_is_refused)
 
 /* ---- 5: replay ---- */
 
-Test(bundle, replayed_file_is_a_no_op)
+Test(bundle, inv3_replayed_file_is_a_no_op)
 {
     fprint before, after;
     bs_errbuf err = {{0}};
@@ -1004,7 +831,7 @@ Test(bundle, replayed_file_is_a_no_op)
 
     pristine_imports();
     fp_take(&hub, &before);
-    write_bytes(var_path, f_bytes, f_len);
+    bst_write_file(var_path, f_bytes, f_len);
     rv = import_at(&hub, var_path, &st, &err);
     cr_assert_eq(rv, BS_OK, "replay: %s", bs_errmsg(&err, rv));
     cr_assert_eq(st.replay, 1);
@@ -1013,8 +840,8 @@ Test(bundle, replayed_file_is_a_no_op)
     fp_assert_same(&before, &after, "replay");
     fp_free(&after);
     /* Same message number, other contents: still only a replay. */
-    b = with_sets(fx.sets, 1, br.sk);
-    write_bytes(var_path, b.p, b.n);
+    b = with_sets(fx.sets, 1, br.core.sk);
+    bst_write_file(var_path, b.p, b.n);
     free(b.p);
     rv = import_at(&hub, var_path, &st, &err);
     cr_assert_eq(rv, BS_OK, "replay: %s", bs_errmsg(&err, rv));
@@ -1025,7 +852,7 @@ Test(bundle, replayed_file_is_a_no_op)
     fp_free(&after);
 }
 
-/* ---- 6: acknowledgements that go backwards (P18) ---- */
+/* ---- 6: acknowledgements that go backwards (reliability.md P18) ---- */
 
 /* F's envelope with message number no and seq of origin pk's entry set to
  * seq (or the entry dropped when seq is UINT64_MAX). */
@@ -1075,7 +902,7 @@ pristine_is_replay(void)
     bs_xstats st;
 
     fp_take(&hub, &before);
-    write_bytes(var_path, f_bytes, f_len);
+    bst_write_file(var_path, f_bytes, f_len);
     import_ok(&hub, var_path, &st);
     cr_assert_eq(st.replay, 1);
     fp_take(&hub, &after);
@@ -1086,7 +913,7 @@ pristine_is_replay(void)
 
 Test(bundle, older_envelope_with_higher_message_number_is_refused)
 {
-    char f2[128];
+    char f2[256];
     bs_xstats st;
     bs_slice env;
     bbuf b;
@@ -1099,7 +926,7 @@ Test(bundle, older_envelope_with_higher_message_number_is_refused)
     cr_assert_eq(st.sets, 4);
     /* ... then F's older vector (seq 4) under a message number above. */
     env = env_with_ack(1000, NULL, 0);
-    b = build_file(env, fx.sets, fx.nsets, br.sk);
+    b = build_file(env, fx.sets, fx.nsets, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EINVAL, "older vector, message 1000");
     pristine_is_replay();
@@ -1115,15 +942,15 @@ Test(bundle, lowered_or_dropped_acknowledgement_is_refused)
     cr_assert_eq(acked_of(bpk), 4);
     cr_assert_geq(acked_of(hpk), 1);
     env = env_with_ack(2, bpk, 3);
-    b = build_file(env, fx.sets, fx.nsets, br.sk);
+    b = build_file(env, fx.sets, fx.nsets, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EINVAL, "own stream 4 -> 3");
     env = env_with_ack(2, hpk, acked_of(hpk) - 1);
-    b = build_file(env, NULL, 0, br.sk);
+    b = build_file(env, NULL, 0, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EINVAL, "hub's stream lowered");
     env = env_with_ack(2, hpk, UINT64_MAX);
-    b = build_file(env, NULL, 0, br.sk);
+    b = build_file(env, NULL, 0, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EINVAL, "hub's stream dropped");
     pristine_is_replay();
@@ -1218,11 +1045,11 @@ refuse_with_set(size_t i, bs_slice s, bs_err want, const char *what)
 
     memcpy(sets, fx.sets, sizeof sets);
     sets[i] = s;
-    b = with_sets(sets, 3, br.sk);
+    b = with_sets(sets, 3, br.core.sk);
     refused_buf(&b, want, what);
 }
 
-Test(bundle, change_not_in_the_signed_list_is_refused)
+Test(bundle, inv4_change_not_in_the_signed_list_is_refused)
 {
     bs_slice s;
 
@@ -1238,7 +1065,7 @@ Test(bundle, change_not_in_the_signed_list_is_refused)
     pristine_imports();
 }
 
-Test(bundle, change_moved_to_a_system_collection_is_refused)
+Test(bundle, inv4_change_moved_to_a_system_collection_is_refused)
 {
     bs_slice s = set_with_edited_change(1, 0, edit_collection);
 
@@ -1247,7 +1074,7 @@ Test(bundle, change_moved_to_a_system_collection_is_refused)
     pristine_imports();
 }
 
-Test(bundle, swapped_dropped_or_foreign_changes_are_refused)
+Test(bundle, inv4_swapped_dropped_or_foreign_changes_are_refused)
 {
     Bs__ChangeSet *cs;
     ProtobufCBinaryData t;
@@ -1304,18 +1131,18 @@ set_signed(size_t i, const char *ctx, const uint8_t *sk)
     return out;
 }
 
-Test(bundle, set_signed_by_the_wrong_key_or_context_is_refused)
+Test(bundle, inv4_set_signed_by_the_wrong_key_or_context_is_refused)
 {
     bs_slice s;
 
-    s = set_signed(1, BS_SIG_CONTEXT, hub.sk);
+    s = set_signed(1, BS_SIG_CONTEXT, hub.core.sk);
     refuse_with_set(1, s, BS_EBADSIG, "set 2 signed by the hub's key");
     slice_free(s);
-    s = set_signed(0, BS_FILE_CONTEXT, br.sk);
+    s = set_signed(0, BS_FILE_CONTEXT, br.core.sk);
     refuse_with_set(0, s, BS_EBADSIG, "set 1 signed in the file context");
     slice_free(s);
     /* Control: the right key and context give back the same set. */
-    s = set_signed(0, BS_SIG_CONTEXT, br.sk);
+    s = set_signed(0, BS_SIG_CONTEXT, br.core.sk);
     cr_assert_eq(s.n, fx.sets[0].n);
     cr_assert_eq(memcmp(s.p, fx.sets[0].p, s.n), 0);
     slice_free(s);
@@ -1358,7 +1185,7 @@ header_of(size_t i)
     return out;
 }
 
-Test(bundle, header_altered_or_reencoded_is_refused)
+Test(bundle, inv4_header_altered_or_reencoded_is_refused)
 {
     bs_slice h = header_of(0), s, h2;
     Bs__SetHeader *sh;
@@ -1379,7 +1206,7 @@ Test(bundle, header_altered_or_reencoded_is_refused)
     s = set_with_header(0, h2, NULL);
     refuse_with_set(0, s, BS_EBADSIG, "origin changed to the hub");
     slice_free(s);
-    s = set_with_header(0, h2, br.sk);
+    s = set_with_header(0, h2, br.core.sk);
     refuse_with_set(0, s, BS_EBADSIG, "origin hub, signed by the branch");
     slice_free(s);
     slice_free(h2);
@@ -1415,21 +1242,21 @@ Test(bundle, header_altered_or_reencoded_is_refused)
 
 /* ---- 9: gaps ---- */
 
-Test(bundle, gaps_and_reordered_sets_are_refused)
+Test(bundle, inv2_gaps_and_reordered_sets_are_refused)
 {
     bs_slice sets[3];
     bbuf b;
 
-    b = with_sets(fx.sets + 1, 2, br.sk);
+    b = with_sets(fx.sets + 1, 2, br.core.sk);
     refused_buf(&b, BS_EGAP, "first set dropped");
     sets[0] = fx.sets[0];
     sets[1] = fx.sets[2];
-    b = with_sets(sets, 2, br.sk);
+    b = with_sets(sets, 2, br.core.sk);
     refused_buf(&b, BS_EGAP, "middle set dropped");
     sets[0] = fx.sets[1];
     sets[1] = fx.sets[0];
     sets[2] = fx.sets[2];
-    b = with_sets(sets, 3, br.sk);
+    b = with_sets(sets, 3, br.core.sk);
     refused_buf(&b, BS_EGAP, "sets 1 and 2 swapped");
     pristine_imports();
 }
@@ -1446,12 +1273,12 @@ Test(bundle, file_addressed_to_another_node_is_refused)
     cr_assert(e.has_receiver);
     memcpy(e.receiver, br.n->meta.pk, BS_PK_LEN);
     env = env_encode(&e);
-    b = build_file(env, fx.sets, fx.nsets, br.sk);
+    b = build_file(env, fx.sets, fx.nsets, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EINVAL, "addressed to the sender itself");
     randombytes_buf(e.receiver, BS_PK_LEN);
     env = env_encode(&e);
-    b = build_file(env, fx.sets, fx.nsets, br.sk);
+    b = build_file(env, fx.sets, fx.nsets, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EINVAL, "addressed to a random key");
     bs_envelope_fini(&e);
@@ -1464,14 +1291,14 @@ static json_t *
 inspect_json(const char *path)
 {
     bs_errbuf err = {{0}};
-    char *s = NULL;
+    bs_inspect in;
     json_t *j;
-    bs_err rv = bs_bundle_inspect(path, &s, &err);
+    bs_err rv = bs_bundle_inspect(path, &in, &err);
 
     cr_assert_eq(rv, BS_OK, "inspect: %s", bs_errmsg(&err, rv));
-    j = json_loads(s, 0, NULL);
-    cr_assert_not_null(j, "inspect output is not JSON: %s", s);
-    free(s);
+    j = bs_render_inspect(path, &in);
+    bs_inspect_fini(&in);
+    cr_assert_not_null(j, "inspect gave no JSON");
     return j;
 }
 
@@ -1516,7 +1343,7 @@ Test(bundle, inspect_reports_mismatch_of_flipped_file)
 
         memcpy(v, f_bytes, f_len);
         v[at[k]] ^= 0xff;
-        write_bytes(var_path, v, f_len);
+        bst_write_file(var_path, v, f_len);
         j = inspect_json(var_path);
         cr_assert_str_eq(jstr(j, "checksum"), "MISMATCH", "flip at %zu", at[k]);
         json_decref(j);
@@ -1532,24 +1359,24 @@ Test(bundle, inspect_of_damaged_files_does_not_crash)
     cr_assert_not_null(v);
     for (size_t i = 0; i <= 2 * f_len; i++) {
         bs_errbuf err = {{0}};
-        char *s = NULL;
+        bs_inspect in;
         bs_err rv;
 
         memcpy(v, f_bytes, f_len);
         if (i < f_len) {
-            write_bytes(var_path, v, i); /* truncated */
+            bst_write_file(var_path, v, i); /* truncated */
         } else if (i < 2 * f_len) {
             v[i - f_len] ^= 0xff;
-            write_bytes(var_path, v, f_len);
+            bst_write_file(var_path, v, f_len);
         } else {
             continue;
         }
-        rv = bs_bundle_inspect(var_path, &s, &err);
+        rv = bs_bundle_inspect(var_path, &in, &err);
         if (rv == BS_OK) {
-            json_t *j = json_loads(s, 0, NULL);
+            json_t *j = bs_render_inspect(var_path, &in);
             cr_assert_not_null(j, "case %zu: not JSON", i);
             json_decref(j);
-            free(s);
+            bs_inspect_fini(&in);
         } else {
             cr_assert_eq(bs_err_exit_code(rv), 2, "case %zu: %s", i,
                          bs_strerror(rv));
@@ -1559,7 +1386,7 @@ Test(bundle, inspect_of_damaged_files_does_not_crash)
     free(v);
 }
 
-/* ---- unauthorized changes signed with the branch's own key (E3) ---- */
+/* ---- a branch's own key writing `_members` (reliability.md E3) ---- */
 
 /*
  * The branch's next set (seq 5, chained to F's set 3, seqs 3-4) writing a
@@ -1570,7 +1397,7 @@ branch_set_writing_members(void)
 {
     uint8_t pk[BS_PK_LEN], sk[BS_SK_LEN];
     char id[BS_NODE_ID_LEN + 1];
-    bs_meta m = meta_of(&br);
+    bs_meta m = bst_meta(&br);
     bs_field f[3];
     bs_change ch;
     bs_csbuild b;
@@ -1607,7 +1434,7 @@ branch_set_writing_members(void)
     s.created_ms = bs_clock_system.now_ms(NULL);
     bs_csbuild_init(&b);
     cr_assert_eq(bs_csbuild_add(&b, &ch), BS_OK);
-    cr_assert_eq(bs_csbuild_seal(&b, &s, br.sk, &x), BS_OK);
+    cr_assert_eq(bs_csbuild_seal(&b, &s, br.core.sk, &x), BS_OK);
     bs_csbuild_fini(&b);
     bs_changeset_free(v);
     out = malloc(bs_sealed_size(x));
@@ -1627,7 +1454,7 @@ Test(bundle, unauthorized_set_alone_is_refused)
 
     pristine_imports();
     env = env_with_ack(2, NULL, 0);
-    b = build_file(env, &s, 1, br.sk);
+    b = build_file(env, &s, 1, br.core.sk);
     slice_free(env);
     refused_buf(&b, BS_EPERM, "branch writes _members");
     slice_free(s);
@@ -1635,15 +1462,15 @@ Test(bundle, unauthorized_set_alone_is_refused)
 }
 
 /*
- * Regression (fixed): bs_xchg_verify (exchange.c, pass 1) checks signatures,
- * membership and gaps but not what bs_apply_set checks per change (only the hub
- * writes '_...', change decoding, seq numbers), and bs_xchg_apply commits
- * one set per transaction; so a file whose last set is refused with
- * BS_EPERM (exit 2) leaves the sets before it applied: records, log and
- * stream position change although the import failed.  RELIABILITY E3/S3
- * want "store txnid + digest unchanged" and bundle.h says import checks
- * "before it writes anything"; docs/protocol.md F14 documents the partial
- * apply, so the two documents disagree.
+ * Regression (fixed): pass 1 (bs_xchg_verify, exchange.c) used to check
+ * signatures, membership and gaps but not what applying checks per change
+ * (only the hub writes '_...', change decoding), and pass 2 commits the
+ * sets in groups of write transactions; so a file whose last set was
+ * refused with BS_EPERM (exit 2) left the sets before it applied: records,
+ * log and stream position changed although the import failed.  Pass 1 now
+ * admits every set dry with the one admission function (admit.h, A10 and
+ * A11; docs/protocol.md V5), so such a file is refused before anything is
+ * written (docs/reliability.md E3, S3).
  */
 Test(bundle, unauthorized_last_set_leaves_store_unchanged)
 {
@@ -1652,27 +1479,27 @@ Test(bundle, unauthorized_last_set_leaves_store_unchanged)
 
     memcpy(sets, fx.sets, 3 * sizeof *sets);
     sets[3] = branch_set_writing_members();
-    b = with_sets(sets, 4, br.sk);
+    b = with_sets(sets, 4, br.core.sk);
     refused_buf(&b, BS_EPERM, "F + a set writing _members");
     slice_free(sets[3]);
     pristine_imports();
 }
 
-/* ---- relays re-encoding a set (P14, E6, RELIABILITY 2.3) ---- */
+/* ---- relays re-encoding a set (docs/reliability.md P14, E6, 2.3) ---- */
 
 /*
- * Regression (fixed): bs_changeset_decode accepts a ChangeSet whose header
- * field occurs twice: protobuf-c keeps the last one (which is verified), while
- * bs_changeset_stored_header, used on the stored bytes to tell an honest
- * duplicate from equivocation, reads the first.  The hub stores such a set
- * as received; when the honest copy of that set arrives later, position()
- * (apply.c) compares it with the other header and quarantines the
- * branch's stream.  Only the file trailer is re-signed, so any paired
- * sender (the hub relaying to branches, too) can do this to any origin.
- * docs/protocol.md 2.8 makes "each singular field at most once" a
- * producer rule; receivers do not enforce it (RELIABILITY E6, P14).
+ * Regression (fixed): bs_changeset_decode used to accept a ChangeSet whose
+ * header field occurs twice: protobuf-c keeps the last one (which was
+ * verified), while the reader of stored headers, used to tell an honest
+ * duplicate from equivocation, read the first.  The hub stored such a set
+ * as received; when the honest copy of that set arrived later, the two
+ * headers differed and the branch's stream was quarantined.  Only the file
+ * trailer is re-signed, so any paired sender (the hub relaying to
+ * branches, too) could do this to any origin.  Receivers now refuse a set
+ * that is not canonically encoded (docs/protocol.md 2.8 and D2;
+ * docs/reliability.md E6, P14).
  */
-Test(bundle, set_with_a_duplicated_header_field_is_refused)
+Test(bundle, inv4_set_with_a_duplicated_header_field_is_refused)
 {
     Bs__ChangeSet *other = cs_unpack(fx.sets[1]);
     bbuf pre = {0}, b;
@@ -1693,21 +1520,21 @@ Test(bundle, set_with_a_duplicated_header_field_is_refused)
     bs__change_set__free_unpacked(other, NULL);
     memcpy(sets, fx.sets, sizeof sets);
     sets[0] = (bs_slice){pre.p, pre.n};
-    b = with_sets(sets, 3, br.sk);
+    b = with_sets(sets, 3, br.core.sk);
     refused_buf(&b, BS_OK, "set 1 with set 2's header in front");
     free(pre.p);
     pristine_imports();
 }
 
 /*
- * Regression (fixed): a relay's non-canonical re-encoding of a set outside its
- * signed header (an unknown field, a padded length) is accepted, stored and
- * relayed as is; RELIABILITY E6 and 2.3 require receivers to reject
- * re-encoded sets, and bs_changeset_decode checks no canonical form.
- * (docs/protocol.md 2.8 says unknown fields are ignored "being inside the
- * signed or hashed bytes", which a ChangeSet-level field is not.)
+ * Regression (fixed): a relay's non-canonical re-encoding of a set outside
+ * its signed header (an unknown field, a padded length) used to be
+ * accepted, stored and relayed as is, while docs/reliability.md E6 and 2.3
+ * require receivers to reject re-encoded sets.  bs_changeset_decode now
+ * checks the canonical form: no unknown field in a ChangeSet, and its
+ * bytes are exactly its encoding (docs/protocol.md 2.8, D2).
  */
-Test(bundle, set_reencoded_outside_its_header_is_refused)
+Test(bundle, inv4_set_reencoded_outside_its_header_is_refused)
 {
     bbuf s = {0}, b;
     bs_slice sets[3];
@@ -1718,7 +1545,7 @@ Test(bundle, set_reencoded_outside_its_header_is_refused)
     bb_add(&s, "\x78\x01", 2);
     memcpy(sets, fx.sets, sizeof sets);
     sets[0] = (bs_slice){s.p, s.n};
-    b = with_sets(sets, 3, br.sk);
+    b = with_sets(sets, 3, br.core.sk);
     refused_buf(&b, BS_OK, "unknown field after set 1");
     free(s.p);
     memset(&s, 0, sizeof s);
@@ -1733,13 +1560,13 @@ Test(bundle, set_reencoded_outside_its_header_is_refused)
         bb_add(&s, p + i + 1, fx.sets[0].n - i - 1);
     }
     sets[0] = (bs_slice){s.p, s.n};
-    b = with_sets(sets, 3, br.sk);
+    b = with_sets(sets, 3, br.core.sk);
     refused_buf(&b, BS_OK, "padded header length in set 1");
     free(s.p);
     pristine_imports();
 }
 
-/* Deleting any one byte breaks the file (E1: byte insert/delete). */
+/* Deleting any one byte breaks the file (reliability.md E1: byte deletion). */
 Test(bundle, every_byte_deletion_is_refused)
 {
     uint8_t *v = malloc(f_len);
@@ -1758,10 +1585,11 @@ Test(bundle, every_byte_deletion_is_refused)
 }
 
 /*
- * Regression (fixed): bs_bundle_inspect (bundle.c) decodes every envelope frame
- * into the same p.in.env; bs_envelope_decode starts with memset, so with two
- * envelope frames the first one's ack vector (calloc'd) leaks.  Seen only
- * in the ASan build (LSan), where this test fails.
+ * Regression (fixed): bs_bundle_inspect (bundle.c) used to decode every
+ * envelope frame into the same envelope; bs_envelope_decode starts with
+ * memset, so with two envelope frames the first one's ack vector
+ * (calloc'd) leaked.  Seen only in the ASan build (LSan), where this test
+ * failed.
  */
 Test(bundle, inspect_of_two_envelopes_does_not_leak)
 {
@@ -1771,8 +1599,8 @@ Test(bundle, inspect_of_two_envelopes_does_not_leak)
     bb_head(&b, BS_FILE_VERSION);
     bb_frame(&b, 1, fx.env);
     bb_frame(&b, 1, fx.env);
-    bb_trailer(&b, br.sk);
-    write_bytes(var_path, b.p, b.n);
+    bb_trailer(&b, br.core.sk);
+    bst_write_file(var_path, b.p, b.n);
     free(b.p);
     j = inspect_json(var_path);
     cr_assert_str_eq(jstr(j, "checksum"), "valid");

@@ -17,6 +17,7 @@
 
 #include "../../replication/changeset.h"
 #include "../../replication/hlc.h"
+#include "../lib/changeset_ref.h"
 #include "branchsync.pb-c.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -779,7 +780,7 @@ Test(changeset, oversized_inputs_are_rejected_before_reading)
     sealed s = fixed_set();
 
     cr_assert_not_null(small);
-    decode_fails(small, (size_t)BS_SET_MAX_BYTES + 65537, BS_EMALFORMED,
+    decode_fails(small, (size_t)BS_SET_MAX_ENCODED + 1, BS_EMALFORMED,
                  "len 8 MiB + 64 KiB + 1");
     decode_fails(small, SIZE_MAX, BS_EMALFORMED, "len SIZE_MAX");
     decode_fails(small, 0, BS_EMALFORMED, "len 0");
@@ -935,6 +936,23 @@ Test(changeset, decoded_view_borrows_its_raw_bytes)
 
     cr_assert_eq(v->raw.p, s.p);
     cr_assert_eq(v->raw.n, s.n);
+    bs_changeset_free(v);
+    free(s.p);
+}
+
+/* ...while the header and change bytes it points at are its own copies
+ * (protobuf-c copies bytes fields when it unpacks), not inside raw. */
+Test(changeset, decoded_view_owns_its_header_and_change_bytes)
+{
+    sealed s = fixed_set();
+    bs_csview *v = decode_ok(s.p, s.n);
+    uintptr_t lo = (uintptr_t)s.p, hi = lo + s.n;
+
+    cr_assert((uintptr_t)v->header.p < lo || (uintptr_t)v->header.p >= hi);
+    for (size_t i = 0; i < v->count; i++)
+        if (v->present[i])
+            cr_assert((uintptr_t)v->changes[i].p < lo ||
+                      (uintptr_t)v->changes[i].p >= hi);
     bs_changeset_free(v);
     free(s.p);
 }
@@ -1156,7 +1174,7 @@ same_verdict(const uint8_t *p, size_t n, uint64_t first)
     char hex[2 * 256 + 1] = "";
 
     r1 = bs_changeset_change(&v, 0, &a1, &c1, &e1);
-    r2 = bs_changeset_change_pb(&v, 0, &a2, &c2, &e2);
+    r2 = bs_changeset_ref_change(&v, 0, &a2, &c2, &e2);
     if ((r1 == BS_OK) != (r2 == BS_OK))
         bs_hex(hex, p, n < 256 ? n : 256);
     cr_assert_eq(r1 == BS_OK, r2 == BS_OK,

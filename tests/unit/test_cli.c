@@ -1,5 +1,5 @@
 /*
- * test_cli.c - the branchsync command-line contract (DESIGN.md,
+ * test_cli.c - the branchsync command-line contract (docs/design.md,
  * "Interfaces"), driving the real binary: build/tools/branchsync, found
  * from this test's own path (build/tests/test_cli).
  *
@@ -522,11 +522,13 @@ Test(cli, missing_arguments_are_bad_usage)
 }
 
 /*
- * Regression (fixed): a wrong number of arguments prints two lines on stderr:
+ * Regression (fixed): a wrong number of arguments printed two lines on
+ * stderr:
  *   branchsync: put: wrong number of arguments
  *   usage: branchsync put COLLECTION ID JSON
  * (tools/main.c, the `c.argc < cm->min || c.argc > cm->max` branch), while
- * DESIGN.md says every error is one clear line on stderr.
+ * docs/design.md ("Interfaces") says every error is one clear line on
+ * stderr.
  */
 Test(cli, missing_arguments_print_one_stderr_line)
 {
@@ -1072,9 +1074,9 @@ Test(cli, readable_key_file_is_refused)
 }
 
 /*
- * Regression (fixed): an object of 1025 fields without "id" passes
+ * Regression (fixed): an object of 1025 fields without "id" passed
  * bs_json_fields() (see test_json.c, rejects_more_than_max_fields_without_id)
- * and `put` then aborts on BS_ASSERT(r->nfields <= BS_FIELDS_MAX) in
+ * and `put` then aborted on BS_ASSERT(r->nfields <= BS_FIELDS_MAX) in
  * bs_record_size(): exit 134 (SIGABRT) with "assertion failed", instead of
  * exit 2.
  */
@@ -1201,4 +1203,128 @@ Test(cli, load_and_puts_from_two_processes_at_once)
         res_free(&r);
     }
     cr_assert_eq(own_changes(dir), base + BIG_N + N_PUTS);
+}
+
+/* ---- conflicts and resolve ---- */
+
+/* Run the CLI; it must succeed. */
+#define CLI_OK(what, ...)                                                      \
+    do {                                                                       \
+        res r_ = CLI(__VA_ARGS__);                                             \
+        assert_ok(r_, (what));                                                 \
+        res_free(&r_);                                                         \
+    } while (0)
+
+/* The node ID that `id --json` prints (malloc'd). */
+static char *
+id_of(const char *dir)
+{
+    res r = CLI("-d", dir, "id", "--json");
+    json_t *j;
+    char *id;
+
+    assert_ok(r, "id");
+    j = parse_json(r.out, "id --json");
+    id = strdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    res_free(&r);
+    return id;
+}
+
+/* Carry what `from` (a node directory) has for its peer `peer` to `to`. */
+static void
+carry(const char *from, const char *peer, const char *to)
+{
+    char file[256];
+    res r;
+
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    r = CLI("-d", from, "export", peer, file);
+    assert_ok(r, "export");
+    res_free(&r);
+    r = CLI("-d", to, "import", file);
+    assert_ok(r, "import");
+    res_free(&r);
+}
+
+/* A manual-policy conflict between a hub and a branch, through the CLI:
+ * `conflicts --json` lists it with the documented keys on both nodes,
+ * `resolve` settles it (exit codes for bad and unknown input), and the
+ * decision replicates and settles it at the other node too. */
+Test(cli, conflicts_json_and_resolve_contract)
+{
+    char hub[128], br[128], *hid, *bid;
+    json_t *a, *b, *c;
+    const char *cid;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
+           bid);
+    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("collection", "-d", hub, "collection", "notes", "--policy",
+           "manual");
+    CLI_OK("put", "-d", hub, "put", "notes", "n1", "{\"t\":\"base\"}");
+    carry(hub, "br", br);
+    CLI_OK("put hub", "-d", hub, "put", "notes", "n1", "{\"t\":\"hub\"}");
+    CLI_OK("put br", "-d", br, "put", "notes", "n1", "{\"t\":\"br\"}");
+    carry(br, "hub", hub);
+    carry(hub, "br", br);
+
+    r = CLI("-d", hub, "conflicts", "--json");
+    assert_ok(r, "conflicts hub");
+    a = parse_json(r.out, "conflicts --json");
+    res_free(&r);
+    r = CLI("-d", br, "conflicts", "--json");
+    assert_ok(r, "conflicts br");
+    b = parse_json(r.out, "conflicts --json");
+    res_free(&r);
+    cr_assert_eq(json_array_size(a), 1, "one open conflict at the hub");
+    c = json_array_get(a, 0);
+    for (size_t i = 0; i < 8; i++) {
+        static const char *const keys[] = {"conflict", "collection", "id",
+                                           "field",    "candidates", "winner",
+                                           "policy",   "resolved"};
+        cr_assert_not_null(json_object_get(c, keys[i]), "no \"%s\"", keys[i]);
+    }
+    cr_assert_eq(json_array_size(json_object_get(c, "candidates")), 2);
+    cr_assert_eq(json_array_size(b), 1, "the branch lists the conflict too");
+    json_object_del(c, "detected_ms");
+    json_object_del(json_array_get(b, 0), "detected_ms");
+    cr_assert(json_equal(a, b), "both nodes record the conflict alike");
+    cid = json_string_value(json_object_get(c, "conflict"));
+
+    r = CLI("-d", hub, "resolve", "0123456789abcdef", "--take", "hub");
+    cr_assert_eq(r.code, 1, "resolve of an unknown conflict: exit %d", r.code);
+    assert_one_error_line(&r, "no conflict", "resolve unknown");
+    res_free(&r);
+    BAD(hub, "--value", "-d", hub, "resolve", cid, "--value", "{\"x\":1}");
+    BAD(hub, "candidates", "-d", hub, "resolve", cid, "--take", "nobody");
+    r = CLI("-d", hub, "resolve", cid, "--take", "br", "--json");
+    assert_ok(r, "resolve");
+    c = parse_json(r.out, "resolve --json");
+    cr_assert_str_eq(json_string_value(json_object_get(c, "resolution")),
+                     "took br");
+    json_decref(c);
+    res_free(&r);
+    carry(hub, "br", br);
+    r = CLI("-d", br, "conflicts");
+    assert_ok(r, "conflicts br after");
+    cr_assert(strstr(r.out, "no open conflicts") != NULL,
+              "the resolution settles the branch's copy: %s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "get", "notes", "n1");
+    assert_ok(r, "get");
+    cr_assert(strstr(r.out, "\"t\":\"br\"") != NULL, "%s", r.out);
+    res_free(&r);
+    json_decref(a);
+    json_decref(b);
+    free(hid);
+    free(bid);
 }

@@ -1,171 +1,84 @@
 /*
- * test_local.c - unit tests of replication/local.c and digest.c through a
- * real node directory (node/node.h): local puts and deletes number their
- * changes consecutively and seal them into the log, no-op puts are skipped,
- * a delete of a missing record writes nothing, and the digest is equal on
- * nodes holding the same live data whatever their history, and differs as
- * soon as one value does.  The wall clock is a fake one.
+ * test_local.c - local writes (replication/local.c, reached through the
+ * core API: bs_records_write in records.h) and digest.c, on real node
+ * directories made by the test fixture (tests/lib/fixture.h): local puts
+ * and deletes number their changes consecutively and seal them into the
+ * log, no-op puts are skipped, a delete of a missing record writes
+ * nothing, and the digest is equal on nodes holding the same live data
+ * whatever their history, and differs as soon as one value does.  The
+ * wall clock is a fake one.
  */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "../../node/node.h"
+#include "../../replication/collections.h"
 #include "../../replication/digest.h"
-#include "../../replication/json.h"
-#include "../../replication/local.h"
+#include "../../replication/setlog.h"
+#include "../../replication/streams.h"
+#include "../lib/fixture.h"
 
 /* ---- fixture: a temporary root holding node directories ---- */
 
-static char root[64];
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
+static char root[128];
+/* A fake wall clock that moves one millisecond per reading. */
+static bst_clock clock_ms = {1767225600000ull, 1};
 
 static void
 setup(void)
 {
     cr_assert_eq(bs_crypto_init(), BS_OK);
-    snprintf(root, sizeof root, "/tmp/bs_test_local_XXXXXX");
-    cr_assert_not_null(mkdtemp(root));
+    bst_root(root, sizeof root, "local");
 }
 
 static void
 teardown(void)
 {
-    if (root[0] != '\0')
-        nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    bst_rmtree(root);
     root[0] = '\0';
 }
 
 TestSuite(local, .init = setup, .fini = teardown);
 
-/* A fake wall clock that moves one millisecond per reading. */
-typedef struct fake_clock {
-    uint64_t ms;
-} fake_clock;
-
-static uint64_t
-fake_now(void *ctx)
-{
-    return ((fake_clock *)ctx)->ms++;
-}
-
-typedef struct tnode {
-    bs_node *n;
-    const uint8_t *sk;
-    fake_clock clock;
-} tnode;
+typedef bst_node tnode;
 
 static void
 node_new(tnode *t, const char *name, int role)
 {
-    char dir[128];
-    bs_node_init in = {name, role, NULL};
-    bs_errbuf err = {{0}};
-    bs_err rv;
+    bs_clock c = bst_clock_of(&clock_ms);
 
-    snprintf(dir, sizeof dir, "%s/%s", root, name);
-    rv = bs_node_create(dir, &in, &err);
-    cr_assert_eq(rv, BS_OK, "create %s: %s", dir, bs_errmsg(&err, rv));
-    rv = bs_node_open(dir, 0, &t->n, &err);
-    cr_assert_eq(rv, BS_OK, "open %s: %s", dir, bs_errmsg(&err, rv));
-    rv = bs_node_secret(t->n, &t->sk, &err);
-    cr_assert_eq(rv, BS_OK, "key: %s", bs_errmsg(&err, rv));
-    t->clock.ms = 1767225600000ull;
+    bst_node_new(t, root, name, role, &c);
 }
 
 static void
 node_free(tnode *t)
 {
-    bs_node_close(t->n);
-    t->n = NULL;
+    bst_node_free(t);
 }
 
 /* ---- writes ---- */
 
-typedef struct op {
-    int del;
-    const char *coll, *id, *json;
-} op;
+typedef bst_op op;
 
 #define PUT(c, i, j)                                                           \
     {                                                                          \
-        0, c, i, j                                                             \
+        c, i, j                                                                \
     }
 #define DEL(c, i)                                                              \
     {                                                                          \
-        1, c, i, NULL                                                          \
+        c, i, NULL                                                             \
     }
 
-typedef struct job {
-    tnode *t;
-    const op *ops;
-    size_t n;
-    uint64_t written, unchanged, deleted;
-} job;
-
+/* Run ops in one write transaction (bs_records_write). */
 static bs_err
-job_fn(bs_txn *txn, void *arg, bs_errbuf *err)
+run(tnode *t, const op *ops, size_t n, bs_write_stats *out, bs_errbuf *err)
 {
-    job *j = arg;
-    bs_local l;
-    bs_arena a;
-    bs_err rv;
-
-    bs_arena_init(&a);
-    rv = bs_local_begin(&l, txn, j->t->sk, (bs_clock){fake_now, &j->t->clock},
-                        err);
-    for (size_t i = 0; i < j->n && rv == BS_OK; i++) {
-        const op *o = &j->ops[i];
-        const char *jid;
-        bs_field *f;
-        size_t nf;
-
-        if (o->del) {
-            rv = bs_local_del(&l, o->coll, o->id, err);
-            continue;
-        }
-        rv = bs_json_fields(o->json, strlen(o->json), &a, &jid, &f, &nf, err);
-        cr_assert_eq(rv, BS_OK, "test JSON %s: %s", o->json,
-                     bs_errmsg(err, rv));
-        rv = bs_local_put(&l, o->coll, o->id, f, nf, err);
-    }
-    if (rv == BS_OK)
-        rv = bs_local_finish(&l, err);
-    if (rv == BS_OK) {
-        j->written = l.written;
-        j->unchanged = l.unchanged;
-        j->deleted = l.deleted;
-    }
-    bs_local_fini(&l);
-    bs_arena_fini(&a);
-    return rv;
-}
-
-/* Run ops in one write transaction. */
-static bs_err
-run(tnode *t, const op *ops, size_t n, job *out, bs_errbuf *err)
-{
-    job j = {t, ops, n, 0, 0, 0};
-    bs_err rv = bs_store_write(t->n->store, job_fn, &j, err);
-
-    if (out != NULL)
-        *out = j;
-    return rv;
+    return bst_write(t, ops, n, out, err);
 }
 
 static void
-run_ok(tnode *t, const op *ops, size_t n, job *out)
+run_ok(tnode *t, const op *ops, size_t n, bs_write_stats *out)
 {
     bs_errbuf err = {{0}};
     bs_err rv = run(t, ops, n, out, &err);
@@ -185,8 +98,8 @@ put1(tnode *t, const char *coll, const char *id, const char *json)
 
 typedef struct state {
     uint64_t seq;     /* own stream's seq */
-    uint64_t log;     /* entries in BS_DB_LOG */
-    uint64_t records; /* entries in BS_DB_RECORDS (live or not) */
+    uint64_t log;     /* change sets in the log */
+    uint64_t records; /* stored user records (live or not) */
     uint64_t hlc;     /* persisted clock */
 } state;
 
@@ -197,6 +110,7 @@ get_state(tnode *t)
     bs_meta m;
     bs_streamtab tab;
     bs_stream *self;
+    bst_counts c;
     state s;
 
     cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
@@ -206,57 +120,18 @@ get_state(tnode *t)
     cr_assert_not_null(self);
     s.seq = self->seq;
     s.hlc = m.hlc;
-    cr_assert_eq(bs_txn_count(txn, BS_DB_LOG, &s.log), BS_OK);
-    cr_assert_eq(bs_txn_count(txn, BS_DB_RECORDS, &s.records), BS_OK);
     bs_streams_fini(&tab);
     bs_txn_abort(txn);
-    return s;
-}
-
-/* Decode coll/id into r (arena a); 0 when absent. */
-static int
-get_record(tnode *t, bs_txn *txn, const char *coll, const char *id,
-           bs_record *r, bs_arena *a)
-{
-    uint8_t key[BS_RECKEY_MAX];
-    size_t klen = bs_record_key(key, coll, id);
-    bs_slice v;
-    bs_err rv = bs_txn_get(txn, BS_DB_RECORDS, bs_mem(key, klen), &v);
-
-    (void)t;
-    if (rv == BS_ENOTFOUND)
-        return 0;
-    cr_assert_eq(rv, BS_OK);
-    cr_assert_eq(bs_record_decode(r, v.p, v.n, a), BS_OK);
-    return 1;
-}
-
-/* The record as JSON if live, else NULL (malloc'd). */
-static char *
-get_json(tnode *t, const char *coll, const char *id)
-{
-    bs_txn *txn;
-    bs_streamtab tab;
-    bs_order order = {0, bs_streams_key, &tab};
-    bs_record r;
-    bs_arena a;
-    char *s = NULL;
-
-    bs_arena_init(&a);
-    cr_assert_eq(bs_store_read(t->n->store, &txn, NULL), BS_OK);
-    cr_assert_eq(bs_streams_load(txn, &tab), BS_OK);
-    if (get_record(t, txn, coll, id, &r, &a) && bs_record_live(&r, &order))
-        s = bs_json_record(id, strlen(id), &r);
-    bs_streams_fini(&tab);
-    bs_txn_abort(txn);
-    bs_arena_fini(&a);
+    bst_count(t, &c);
+    s.log = c.sets;
+    s.records = c.records;
     return s;
 }
 
 static void
 assert_json(tnode *t, const char *coll, const char *id, const char *want)
 {
-    char *got = get_json(t, coll, id);
+    char *got = bst_get(t, coll, id);
 
     if (want == NULL) {
         cr_assert_null(got, "%s/%s is live: %s", coll, id, got ? got : "");
@@ -310,7 +185,7 @@ Test(local, new_node_starts_empty)
     node_free(&a);
 }
 
-Test(local, puts_get_consecutive_seqs)
+Test(local, inv1_puts_get_consecutive_seqs)
 {
     tnode a;
     char id[16];
@@ -332,7 +207,7 @@ Test(local, puts_get_consecutive_seqs)
     {
         static char ids[10][8];
         op ops[10];
-        job j;
+        bs_write_stats j;
 
         for (int i = 0; i < 10; i++) {
             snprintf(ids[i], sizeof ids[i], "m%d", i);
@@ -351,12 +226,11 @@ Test(local, log_keys_name_stream_and_first_seq)
 {
     tnode a;
     bs_txn *txn;
-    bs_cursor *c;
-    bs_slice k, v;
-    uint64_t want;
+    bs_slice set;
+    uint64_t want, from, first, nsets;
     op batch[] = {PUT("c", "x", "{\"a\":1}"), PUT("c", "y", "{\"a\":2}"),
                   DEL("c", "x")};
-    const uint64_t first[] = {1, 2, 3, 4, 7};
+    const uint64_t firsts[] = {1, 2, 3, 4, 7};
     bs_err rv;
 
     node_new(&a, "hq", BS_ROLE_HUB);
@@ -366,21 +240,28 @@ Test(local, log_keys_name_stream_and_first_seq)
     run_ok(&a, batch, 3, NULL);
     put1(&a, "c", "d", "{\"a\":1}");
     cr_assert_eq(bs_store_read(a.n->store, &txn, NULL), BS_OK);
-    cr_assert_eq(bs_cursor_open(txn, BS_DB_LOG, &c), BS_OK);
+    /* The own stream's sets, in key order (setlog.h: stream, first seq),
+     * each the set of its origin's stream starting there. */
     want = 0;
-    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
-         rv = bs_cursor_next(c, &k, &v)) {
+    for (from = 0; (rv = bs_setlog_from(txn, a.n->meta.stream, from, &set,
+                                        &first)) == BS_OK;
+         from = first + 1) {
+        bs_csview *v;
+
         cr_assert_lt(want, 5, "more sets than transactions");
-        cr_assert_eq(k.n, 12);
-        cr_assert_eq(bs_get_u32be(k.p), a.n->meta.stream);
-        cr_assert_eq(bs_get_u64be(k.p + 4), first[want], "set %llu",
-                     (unsigned long long)want);
-        cr_assert_gt(v.n, 64, "a set holds at least a signature");
+        cr_assert_eq(first, firsts[want], "set %llu", (unsigned long long)want);
+        cr_assert_gt(set.n, 64, "a set holds at least a signature");
+        cr_assert_eq(bs_changeset_decode(set.p, set.n, &v, NULL), BS_OK);
+        cr_assert_eq(v->first, first, "stored under another first seq");
+        cr_assert_eq(memcmp(v->origin, a.n->meta.pk, BS_PK_LEN), 0);
+        cr_assert_eq(memcmp(v->inc, a.n->meta.inc, BS_INC_LEN), 0);
+        bs_changeset_free(v);
         want++;
     }
     cr_assert_eq(rv, BS_ENOTFOUND);
     cr_assert_eq(want, 5);
-    bs_cursor_close(c);
+    cr_assert_eq(bs_setlog_count(txn, &nsets), BS_OK);
+    cr_assert_eq(nsets, 5, "sets stored under another stream");
     bs_txn_abort(txn);
     cr_assert_eq(get_state(&a).seq, 7);
     node_free(&a);
@@ -398,7 +279,7 @@ Test(local, stored_versions_carry_seq_and_stream)
     put1(&a, "c", "k", "{\"b\":3}");
     bs_arena_init(&ar);
     cr_assert_eq(bs_store_read(a.n->store, &txn, NULL), BS_OK);
-    cr_assert(get_record(&a, txn, "c", "k", &r, &ar));
+    cr_assert_eq(bs_records_get(txn, "c", "k", &ar, &r, NULL), BS_OK);
     cr_assert_eq(r.nfields, 2);
     cr_assert_eq(r.fields[0].ver.seq, 1, "field a from the first put");
     cr_assert_eq(r.fields[1].ver.seq, 2, "field b from the second put");
@@ -418,7 +299,7 @@ Test(local, put_that_changes_nothing_is_skipped)
     op same = PUT("c", "k", "{\"b\":\"x\",\"a\":1}");
     op subset = PUT("c", "k", "{\"a\":1}");
     op empty = PUT("c", "k", "{}");
-    job j;
+    bs_write_stats j;
     state before, after;
 
     node_new(&a, "hq", BS_ROLE_HUB);
@@ -452,7 +333,7 @@ Test(local, put_with_any_difference_is_written)
         "{\"b\":\"x \"}",  /* text differing by a space */
     };
     uint64_t seq;
-    job j;
+    bs_write_stats j;
 
     node_new(&a, "hq", BS_ROLE_HUB);
     put1(&a, "c", "k", "{\"a\":1,\"b\":\"x\"}");
@@ -474,7 +355,7 @@ Test(local, same_put_after_delete_resurrects)
     tnode a;
     op p = PUT("c", "k", "{\"a\":1}");
     op d = DEL("c", "k");
-    job j;
+    bs_write_stats j;
 
     node_new(&a, "hq", BS_ROLE_HUB);
     run_ok(&a, &p, 1, &j);
@@ -544,7 +425,7 @@ Test(local, del_of_deleted_record_is_notfound)
     node_free(&a);
 }
 
-Test(local, failing_write_in_a_batch_writes_nothing)
+Test(local, inv6_failing_write_in_a_batch_writes_nothing)
 {
     tnode a;
     op batch[] = {PUT("c", "x", "{\"a\":1}"), PUT("c", "y", "{\"a\":2}"),
@@ -714,26 +595,34 @@ Test(local, digest_of_collection_subset)
 
 Test(local, digest_ignores_deleted_and_system_records)
 {
-    tnode a, b;
+    tnode a, b, c;
     op d = DEL("customers", "C9");
+    bs_collection rules = {"customers", 1, BS_POLICY_MANUAL};
+    bs_errbuf err = {{0}};
+    bs_err rv;
 
     node_new(&a, "a", BS_ROLE_HUB);
     node_new(&b, "b", BS_ROLE_HUB);
+    node_new(&c, "c", BS_ROLE_BRANCH);
     run_ok(&a, base_ops, NBASE, NULL);
     run_ok(&b, base_ops, NBASE, NULL);
     put1(&b, "customers", "C9", "{\"name\":\"Zed\"}");
     run_ok(&b, &d, 1, NULL);
-    put1(&b, "_members", "node", "{\"role\":\"hub\"}");
+    /* System records: a policy (`_collections`) and, by pairing, a
+     * member (`_members`). */
+    rv = bs_collections_declare(&b.core, &rules, &err);
+    cr_assert_eq(rv, BS_OK, "declare: %s", bs_errmsg(&err, rv));
+    bst_pair(&b, &c);
     cr_assert(digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)));
     cr_assert_eq(get_digest(&b, NULL, 0).n, NBASE);
     node_free(&a);
     node_free(&b);
+    node_free(&c);
 }
 
 Test(local, node_create_refuses_existing_node)
 {
     tnode a;
-    char dir[128];
     bs_node_init in = {"again", BS_ROLE_BRANCH, NULL};
     bs_errbuf err = {{0}};
     uint8_t pk[BS_PK_LEN];
@@ -742,9 +631,8 @@ Test(local, node_create_refuses_existing_node)
     memcpy(pk, a.n->meta.pk, BS_PK_LEN);
     put1(&a, "c", "k", "{\"a\":1}");
     node_free(&a);
-    snprintf(dir, sizeof dir, "%s/hq", root);
-    cr_assert_eq(bs_node_create(dir, &in, &err), BS_EEXIST);
-    cr_assert_eq(bs_node_open(dir, 1, &a.n, &err), BS_OK);
+    cr_assert_eq(bs_node_create(a.dir, &in, &err), BS_EEXIST);
+    cr_assert_eq(bs_node_open(a.dir, 1, &a.n, &err), BS_OK);
     cr_assert_eq(memcmp(a.n->meta.pk, pk, BS_PK_LEN), 0, "the key changed");
     cr_assert_str_eq(a.n->meta.name, "hq");
     cr_assert_eq(get_state(&a).seq, 1);

@@ -1,0 +1,186 @@
+/*
+ * render.c - typed results as JSON documents.
+ */
+#include "render.h"
+
+#include <string.h>
+
+json_t *
+bs_render_value(const bs_value *v)
+{
+    switch (v->type) {
+    case BS_VNULL:
+        return json_null();
+    case BS_VTRUE:
+        return json_true();
+    case BS_VFALSE:
+        return json_false();
+    case BS_VINT:
+        return json_integer(v->i);
+    case BS_VREAL:
+        return json_real(v->d);
+    default:
+        return json_stringn(v->s, v->len);
+    }
+}
+
+static json_t *
+id_json(const uint8_t *pk)
+{
+    char id[BS_NODE_ID_LEN + 1];
+
+    bs_node_id_format(pk, id);
+    return json_string(id);
+}
+
+static json_t *
+peer_status(const bs_peer_status *p)
+{
+    return json_pack(
+        "{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b}",
+        "name", p->name, "endpoint", p->endpoint, "id", id_json(p->pk),
+        "schedule", p->schedule, "window", p->window, "last_success_ms",
+        (json_int_t)p->last_ok_ms, "last_error_ms", (json_int_t)p->last_err_ms,
+        "last_error", p->last_error, "pending_out", (json_int_t)p->pending_out,
+        "pending_in", (json_int_t)p->pending_in, "oldest_unacked_age_s",
+        (json_int_t)p->oldest_unacked_age_s, "received_changes",
+        (json_int_t)p->received_changes, "needs_full_resync",
+        p->needs_full_resync);
+}
+
+json_t *
+bs_render_status(const bs_status *st)
+{
+    char ib[2 * BS_INFOBASE_LEN + 1], inc[2 * BS_INC_LEN + 1];
+    json_t *peers = json_array(), *streams = json_array(),
+           *cols = json_object();
+
+    for (size_t i = 0; i < st->npeers; i++)
+        json_array_append_new(peers, peer_status(&st->peers[i]));
+    for (size_t i = 0; i < st->nstreams; i++)
+        json_array_append_new(
+            streams,
+            json_pack("{s:o, s:I, s:b, s:s}", "origin",
+                      id_json(st->streams[i].origin), "seq",
+                      (json_int_t)st->streams[i].seq, "quarantined",
+                      st->streams[i].quarantined, "note", st->streams[i].note));
+    for (size_t i = 0; i < st->ncolls; i++)
+        json_object_set_new(
+            cols, st->colls[i].name,
+            json_pack("{s:I, s:I}", "records", (json_int_t)st->colls[i].records,
+                      "deleted", (json_int_t)st->colls[i].deleted));
+    bs_hex(inc, st->meta.inc, BS_INC_LEN);
+    if (st->meta.joined)
+        bs_hex(ib, st->meta.infobase, BS_INFOBASE_LEN);
+    return json_pack(
+        "{s:s, s:s, s:o, s:o, s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:o, "
+        "s:o, s:o}",
+        "name", st->meta.name, "role", bs_role_name(st->meta.role), "id",
+        id_json(st->meta.pk), "infobase",
+        st->meta.joined ? json_string(ib) : json_null(), "incarnation", inc,
+        "log", "change_sets", (json_int_t)st->change_sets, "changes",
+        (json_int_t)st->changes, "own_changes", (json_int_t)st->own_changes,
+        "conflicts", "open", (json_int_t)st->conflicts_open, "total",
+        (json_int_t)st->conflicts_total, "peers", peers, "streams_attention",
+        streams, "collections", cols);
+}
+
+json_t *
+bs_render_peer(const bs_peer *p)
+{
+    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I}", "name", p->name,
+                     "endpoint", p->endpoint, "id", id_json(p->pk), "schedule",
+                     p->schedule, "window", p->window, "last_success_ms",
+                     (json_int_t)p->last_ok_ms, "received_changes",
+                     (json_int_t)p->recv_changes);
+}
+
+static json_t *
+side_json(const bs_conflict_side *s)
+{
+    return json_pack("{s:o, s:I, s:o, s:b}", "origin", id_json(s->key), "hlc",
+                     (json_int_t)s->hlc, "value",
+                     s->deleted ? json_null() : bs_render_value(&s->val),
+                     "deleted", s->deleted);
+}
+
+json_t *
+bs_render_conflict(const bs_conflict *c)
+{
+    const bs_conflict_side *w = &c->side[c->winner];
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:[o,o], s:o, s:o, s:s, s:b, s:I}", "conflict",
+        c->id, "collection", c->coll, "id", c->rid, "field", c->field,
+        "candidates", side_json(&c->side[0]), side_json(&c->side[1]), "winner",
+        id_json(w->key), "winner_value",
+        w->deleted ? json_null() : bs_render_value(&w->val), "policy",
+        bs_policy_name(c->policy), "resolved", c->resolved, "detected_ms",
+        (json_int_t)c->detected_ms);
+
+    if (j != NULL && c->resolution[0])
+        json_object_set_new(j, "resolution", json_string(c->resolution));
+    return j;
+}
+
+json_t *
+bs_render_exchange(const bs_xlog_entry *e)
+{
+    return json_pack(
+        "{s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "time_ms",
+        (json_int_t)e->time_ms, "peer", e->peer, "via", e->via, "direction",
+        e->direction, "sets_sent", (json_int_t)e->sets_sent, "sets_received",
+        (json_int_t)e->sets_received, "changes", (json_int_t)e->changes,
+        "conflicts", (json_int_t)e->conflicts, "bytes", (json_int_t)e->bytes,
+        "duration_ms", (json_int_t)e->duration_ms, "result",
+        e->error[0] ? e->error : "ok");
+}
+
+static json_t *
+inspect_set(const bs_inspect_set *s)
+{
+    char inc[2 * BS_INC_LEN + 1], ib[2 * BS_INFOBASE_LEN + 1];
+
+    if (!s->decoded)
+        return json_pack("{s:s, s:s}", "status", "malformed", "error",
+                         s->error);
+    bs_hex(inc, s->inc, BS_INC_LEN);
+    bs_hex(ib, s->infobase, BS_INFOBASE_LEN);
+    return json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "origin",
+                     id_json(s->origin), "incarnation", inc, "infobase", ib,
+                     "first_seq", (json_int_t)s->first, "last_seq",
+                     (json_int_t)s->last, "changes", (json_int_t)s->changes,
+                     "omitted", (json_int_t)s->omitted, "bytes",
+                     (json_int_t)s->bytes, "signature",
+                     s->signature_ok ? "valid" : "INVALID");
+}
+
+json_t *
+bs_render_inspect(const char *path, const bs_inspect *in)
+{
+    json_t *sets = json_array();
+    json_t *j = json_pack("{s:s, s:i, s:I}", "file", path, "format",
+                          (int)in->format, "bytes", (json_int_t)in->bytes);
+
+    if (j == NULL || sets == NULL) {
+        json_decref(j);
+        json_decref(sets);
+        return NULL;
+    }
+    if (in->has_envelope)
+        json_object_set_new(
+            j, "envelope",
+            json_pack(
+                "{s:o, s:s, s:o, s:I, s:I, s:i}", "sender", id_json(in->sender),
+                "sender_name", in->sender_name, "receiver",
+                in->has_receiver ? id_json(in->receiver) : json_string(""),
+                "message_no", (json_int_t)in->message_no, "created_ms",
+                (json_int_t)in->created_ms, "acknowledged_streams",
+                (int)in->acknowledged_streams));
+    for (size_t i = 0; i < in->nsets; i++)
+        json_array_append_new(sets, inspect_set(&in->sets[i]));
+    json_object_set_new(j, "framing", json_string(in->framing));
+    json_object_set_new(j, "checksum", json_string(in->checksum));
+    json_object_set_new(j, "file_signature", json_string(in->file_signature));
+    json_object_set_new(j, "change_sets", sets);
+    return j;
+}

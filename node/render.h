@@ -1,0 +1,37 @@
+/*
+ * render.h - the JSON forms of the core's typed results: the documents
+ * `branchsync --json` prints (their shapes are part of the CLI contract,
+ * README.md), kept apart from the CLI so the daemon's interfaces can send
+ * the same shapes.  The only home of
+ * jansson besides the control protocol.  Every function returns a new
+ * reference (NULL only when out of memory).
+ */
+#ifndef BS_RENDER_H
+#define BS_RENDER_H
+
+#include <jansson.h>
+
+#include "../replication/bundle.h"
+#include "../replication/conflict.h"
+#include "../replication/status.h"
+#include "../replication/xlog.h"
+
+/* A field value: null, true, false, integer, real or string. */
+json_t *bs_render_value(const bs_value *v);
+
+/* `status --json` (the caller adds "store" and each peer's "next_run_s"). */
+json_t *bs_render_status(const bs_status *st);
+
+/* One element of `peer ls --json`. */
+json_t *bs_render_peer(const bs_peer *p);
+
+/* One element of `conflicts --json`. */
+json_t *bs_render_conflict(const bs_conflict *c);
+
+/* One element of `log --json`. */
+json_t *bs_render_exchange(const bs_xlog_entry *e);
+
+/* `inspect --json` of the file at path. */
+json_t *bs_render_inspect(const char *path, const bs_inspect *in);
+
+#endif

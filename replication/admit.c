@@ -1,0 +1,494 @@
+/*
+ * admit.c - the admission rules (admit.h), checked in their order.
+ */
+#include "admit.h"
+
+#include <string.h>
+
+#include "setlog.h"
+
+const char *
+bs_hold_reason_text(bs_hold_reason r)
+{
+    switch (r) {
+    case BS_HOLD_CLOCK:
+        return "its clock is ahead of ours";
+    case BS_HOLD_BEHIND:
+        return "behind a held set";
+    case BS_HOLD_INTRODUCTION:
+        return "its origin is introduced by a held set";
+    default:
+        return "held";
+    }
+}
+
+void
+bs_admission_init(bs_admission *ad, bs_txn *t, const bs_meta *m,
+                  bs_streamtab *tab, int dry, uint64_t now_ms,
+                  uint64_t max_skew_ms, bs_arena *a)
+{
+    memset(ad, 0, sizeof *ad);
+    ad->txn = t;
+    ad->meta = *m;
+    ad->streams = tab;
+    ad->dry = dry;
+    ad->now_ms = now_ms;
+    ad->max_skew_ms = max_skew_ms;
+    ad->arena = a;
+}
+
+/* A set a dry run would hold. */
+struct bs_dry_held {
+    uint8_t key[BS_STREAM_KEY_LEN];
+    uint64_t first, last;
+};
+
+void
+bs_admission_fini(bs_admission *ad)
+{
+    free(ad->learnt);
+    free(ad->intro);
+    free(ad->dheld);
+    ad->learnt = ad->intro = NULL;
+    ad->dheld = NULL;
+    ad->nlearnt = ad->nintro = ad->ndheld = 0;
+}
+
+void
+bs_admission_forget_held(bs_admission *ad)
+{
+    free(ad->intro);
+    ad->intro = NULL;
+    ad->nintro = 0;
+    ad->intro_loaded = 0;
+}
+
+/* ---- membership (A3) ---- */
+
+static bs_member *
+find_member(bs_member *v, size_t n, const uint8_t *pk)
+{
+    for (size_t i = n; i-- > 0;) /* the latest word counts */
+        if (memcmp(v[i].pk, pk, BS_PK_LEN) == 0)
+            return &v[i];
+    return NULL;
+}
+
+/* Learn the `_members` change c into list (*v, *n), starting from the
+ * latest word about that member, else from the store. */
+static bs_err
+learn(bs_admission *ad, bs_member **v, size_t *n, const bs_change *c)
+{
+    uint8_t pk[BS_PK_LEN];
+    bs_member m, *prev, *grown;
+
+    memset(&m, 0, sizeof m);
+    if (bs_node_id_parse(c->id, pk) != BS_OK)
+        return BS_OK; /* no member of anything: nothing to learn */
+    if ((prev = find_member(*v, *n, pk)) != NULL)
+        m = *prev;
+    else if (!c->deleted) {
+        bs_err known = bs_members_get(ad->txn, &ad->meta, pk, &m);
+        if (known != BS_OK && known != BS_ENOTFOUND)
+            return known;
+    }
+    if (bs_members_learn(&m, c, pk) != BS_OK)
+        return BS_OK;
+    if ((grown = realloc(*v, (*n + 1) * sizeof *grown)) == NULL)
+        return BS_ENOMEM;
+    *v = grown;
+    grown[(*n)++] = m;
+    return BS_OK;
+}
+
+/* Learn every `_members` change among the decoded changes of hub set v. */
+static bs_err
+learn_set(bs_admission *ad, bs_member **list, size_t *n, const bs_csview *v,
+          const bs_change *ch)
+{
+    bs_err rv = BS_OK;
+
+    for (size_t i = 0; i < v->count && rv == BS_OK; i++)
+        if (ch[i].coll != NULL && strcmp(ch[i].coll, BS_SYS_MEMBERS) == 0)
+            rv = learn(ad, list, n, &ch[i]);
+    return rv;
+}
+
+/* Decode the present changes of v into the arena (A10).  *out has
+ * v->count entries; an omitted one has coll NULL. */
+static bs_err
+decode_changes(bs_admission *ad, const bs_csview *v, bs_change **out,
+               bs_errbuf *err)
+{
+    bs_change *ch = bs_arena_alloc(ad->arena, v->count * sizeof *ch);
+    bs_err rv;
+
+    if (ch == NULL)
+        return BS_ENOMEM;
+    memset(ch, 0, v->count * sizeof *ch);
+    for (size_t i = 0; i < v->count; i++)
+        if (v->present[i] &&
+            (rv = bs_changeset_change(v, i, ad->arena, &ch[i], err)) != BS_OK)
+            return rv;
+    *out = ch;
+    return BS_OK;
+}
+
+/* Load the members that held hub sets introduce (or revoke). */
+static bs_err
+load_intro(bs_admission *ad)
+{
+    bs_held h;
+    bs_err rv;
+
+    ad->intro_loaded = 1;
+    for (rv = bs_held_next(ad->txn, BS_HELD_WAITING, 0, 0, 0, &h); rv == BS_OK;
+         rv =
+             bs_held_next(ad->txn, BS_HELD_WAITING, h.stream, h.first, 0, &h)) {
+        const bs_stream *s = bs_streams_get(ad->streams, h.stream);
+        bs_csview *v;
+        bs_change *ch;
+
+        if (s == NULL || memcmp(s->key, ad->meta.hub, BS_PK_LEN) != 0)
+            continue;
+        if (bs_changeset_decode(h.set.p, h.set.n, &v, NULL) != BS_OK)
+            continue; /* refused when retried */
+        rv = decode_changes(ad, v, &ch, NULL);
+        if (rv == BS_OK)
+            rv = learn_set(ad, &ad->intro, &ad->nintro, v, ch);
+        bs_changeset_free(v);
+        if (rv != BS_OK && bs_err_local(rv))
+            return rv;
+    }
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/* 1 when member m may have written v. */
+static int
+allowed(const bs_member *m, const bs_csview *v)
+{
+    return !m->revoked || bs_member_allows(m, v->inc, v->last);
+}
+
+/* A3: BS_OK when the origin may have written v; *intro when only a held
+ * hub set makes it a member. */
+static bs_err
+check_member(bs_admission *ad, const bs_csview *v, const char *id, int *intro,
+             bs_errbuf *err)
+{
+    bs_member m, *w;
+    bs_err rv;
+
+    *intro = 0;
+    memset(&m, 0, sizeof m);
+    if (ad->dry && (w = find_member(ad->learnt, ad->nlearnt, v->origin))) {
+        m = *w;
+        rv = allowed(w, v) ? BS_OK : BS_ENOTFOUND;
+    } else if ((rv = bs_members_get(ad->txn, &ad->meta, v->origin, &m)) ==
+                   BS_ENOTFOUND &&
+               bs_member_allows(&m, v->inc, v->last)) {
+        rv = BS_OK;
+    }
+    if (rv == BS_OK || rv != BS_ENOTFOUND)
+        return rv;
+    if (!ad->intro_loaded && (rv = load_intro(ad)) != BS_OK)
+        return rv;
+    if ((w = find_member(ad->intro, ad->nintro, v->origin)) != NULL &&
+        allowed(w, v)) {
+        *intro = 1;
+        return BS_OK;
+    }
+    return bs_errf(err, BS_EFORGED, "origin %s %s", id,
+                   m.revoked ? "was revoked"
+                             : "is not a member of this infobase");
+}
+
+/* ---- position (A5-A9) ---- */
+
+/* The stream of v in the table, added when missing (dry: in memory). */
+static bs_err
+stream_of(bs_admission *ad, const bs_csview *v, bs_stream **out)
+{
+    bs_stream *s = bs_streams_find(ad->streams, v->origin, v->inc);
+
+    if (s != NULL) {
+        *out = s;
+        return BS_OK;
+    }
+    if (!ad->dry)
+        return bs_streams_add(ad->txn, ad->streams, v->origin, v->inc, out);
+    return bs_streams_add_private(ad->streams, v->origin, v->inc, out);
+}
+
+/* How many sets of stream s are held (stored, with what a dry run would
+ * have held or applied of them). */
+static bs_err
+held_count(bs_admission *ad, const bs_stream *s, uint64_t *n)
+{
+    *n = 0;
+    if (s->idx != 0) {
+        bs_err rv = bs_held_count(ad->txn, BS_HELD_WAITING, s->idx,
+                                  BS_HELD_PER_STREAM + 1, n);
+        if (rv != BS_OK)
+            return rv;
+    }
+    *n += s->dry_held;
+    *n = *n > s->dry_unheld ? *n - s->dry_unheld : 0;
+    return BS_OK;
+}
+
+/* A seq range [first, last]. */
+typedef struct range {
+    uint64_t first, last;
+} range;
+
+static int
+range_cmp(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/*
+ * The end of the held sets of stream s that follow its position with no
+ * gap between them (s->seq when there are none): a set starting right
+ * after it may wait behind them (A8); one starting further on could never
+ * apply.  Counts the sets a dry run would hold too.
+ */
+static bs_err
+held_chain(bs_admission *ad, const bs_stream *s, uint64_t *end)
+{
+    range r[2 * BS_HELD_PER_STREAM + 2];
+    size_t n = 0;
+    bs_held h;
+    bs_err rv = BS_ENOTFOUND;
+
+    if (s->idx != 0)
+        for (rv = bs_held_next(ad->txn, BS_HELD_WAITING, s->idx, 0, 1, &h);
+             rv == BS_OK && n < BS_HELD_PER_STREAM + 1;
+             rv = bs_held_next(ad->txn, BS_HELD_WAITING, s->idx, h.first, 1,
+                               &h)) {
+            uint64_t first, created;
+            if (bs_changeset_stored_info(h.set, &first, &r[n].last, &created) ==
+                BS_OK) {
+                r[n].first = first;
+                n++;
+            }
+        }
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    for (size_t i = 0; i < ad->ndheld && n < sizeof r / sizeof r[0]; i++)
+        if (memcmp(ad->dheld[i].key, s->key, BS_STREAM_KEY_LEN) == 0)
+            r[n++] = (range){ad->dheld[i].first, ad->dheld[i].last};
+    qsort(r, n, sizeof r[0], range_cmp);
+    *end = s->seq;
+    for (size_t i = 0; i < n && r[i].first <= *end + 1; i++)
+        if (r[i].last > *end)
+            *end = r[i].last;
+    return BS_OK;
+}
+
+/* 1 when the held table keeps v (of stream s) already. */
+static int
+is_held(bs_admission *ad, const bs_stream *s, const bs_csview *v)
+{
+    bs_held h;
+
+    return s->idx != 0 &&
+           bs_held_get(ad->txn, BS_HELD_WAITING, s->idx, v->first, &h) == BS_OK;
+}
+
+/* A6: a replay, or the proof of a fork when other signed bytes are stored
+ * for the same position. */
+static bs_err
+replay(bs_admission *ad, const bs_stream *s, const bs_csview *v, bs_admit *out)
+{
+    bs_slice held, h2;
+
+    out->verdict = BS_ADMIT_DUPLICATE;
+    if (s->idx == 0 ||
+        bs_setlog_get(ad->txn, s->idx, v->first, &held) != BS_OK ||
+        (held.n == v->raw.n && memcmp(held.p, v->raw.p, held.n) == 0))
+        return BS_OK;
+    /* Same position, other bytes: the same set if only omissions differ,
+     * so compare the signed headers. */
+    if (bs_changeset_stored_header(held, &h2) != BS_OK || h2.n != v->header.n ||
+        memcmp(h2.p, v->header.p, h2.n) != 0) {
+        out->verdict = BS_ADMIT_QUARANTINE;
+        out->why = "two different change sets";
+    }
+    return BS_OK;
+}
+
+static bs_err
+hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
+     bs_admit *out, bs_errbuf *err)
+{
+    uint64_t n;
+    bs_err rv;
+
+    if ((rv = held_count(ad, s, &n)) != BS_OK)
+        return rv;
+    if (n >= BS_HELD_PER_STREAM)
+        return bs_errf(err, BS_EGAP,
+                       "%llu change sets of origin %s are held already: "
+                       "refused until they apply",
+                       (unsigned long long)n, id);
+    out->verdict = BS_ADMIT_HOLD;
+    out->hold = why;
+    return BS_OK;
+}
+
+/* A5-A9 against stream s. */
+static bs_err
+position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
+         bs_admit *out, bs_errbuf *err)
+{
+    uint64_t n;
+    bs_err rv;
+
+    if (s->flags & BS_STREAM_QUARANTINED) {
+        out->verdict = BS_ADMIT_QUARANTINED;
+        return BS_OK;
+    }
+    if (v->last <= s->seq)
+        return replay(ad, s, v, out);
+    if (v->first <= s->seq)
+        return bs_errf(err, BS_EMALFORMED,
+                       "change set %llu-%llu of origin %s overlaps seq %llu "
+                       "already held",
+                       (unsigned long long)v->first,
+                       (unsigned long long)v->last, id,
+                       (unsigned long long)s->seq);
+    if (v->first > s->seq + 1) {
+        if ((rv = held_chain(ad, s, &n)) != BS_OK)
+            return rv;
+        if (n + 1 == v->first)
+            return hold(ad, s, id, BS_HOLD_BEHIND, out, err);
+        return bs_errf(err, BS_EGAP,
+                       "change set would leave a gap: holding seq %llu of "
+                       "origin %s, set starts at %llu",
+                       (unsigned long long)s->seq, id,
+                       (unsigned long long)v->first);
+    }
+    /* A node joining in this exchange re-seals its own sets first (their
+     * chain heads change): only the real apply can judge their links. */
+    if (v->first > 1 && memcmp(v->prev_hash, s->last_hash, BS_HASH_LEN) != 0 &&
+        !(ad->joining && memcmp(v->origin, ad->meta.pk, BS_PK_LEN) == 0)) {
+        out->verdict = BS_ADMIT_QUARANTINE;
+        out->why = "history fork";
+        return BS_OK;
+    }
+    out->verdict = BS_ADMIT_APPLY;
+    return BS_OK;
+}
+
+/* ---- the changes (A10-A12) ---- */
+
+static bs_err
+check_changes(bs_admission *ad, const bs_csview *v, const char *id,
+              bs_admit *out, bs_errbuf *err)
+{
+    int is_hub = memcmp(v->origin, ad->meta.hub, BS_PK_LEN) == 0;
+    bs_errbuf e2 = {{0}};
+    bs_err rv;
+
+    if ((rv = decode_changes(ad, v, &out->changes, &e2)) != BS_OK)
+        return bs_errf(err, rv, "change set %llu-%llu of origin %s: %s",
+                       (unsigned long long)v->first,
+                       (unsigned long long)v->last, id, bs_errmsg(&e2, rv));
+    for (size_t i = 0; i < v->count; i++) {
+        const bs_change *c = &out->changes[i];
+        if (c->coll == NULL)
+            continue;
+        if (c->coll[0] == '_' && !is_hub)
+            return bs_errf(err, BS_EPERM,
+                           "not permitted: only the hub writes %s (origin %s "
+                           "wrote %s/%s)",
+                           c->coll, id, c->coll, c->id);
+        if (c->hlc > out->max_hlc)
+            out->max_hlc = c->hlc;
+    }
+    return BS_OK;
+}
+
+/* ---- the whole decision ---- */
+
+/* What a dry run remembers of a set it let through. */
+static bs_err
+dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
+{
+    bs_stream *s = out->stream;
+    bs_err rv;
+
+    /* As the apply will: advance, or hold (replacing a held copy), and
+     * forget a held copy of what it applies. */
+    if (out->verdict == BS_ADMIT_APPLY) {
+        s->seq = v->last;
+        memcpy(s->last_hash, v->header_hash, BS_HASH_LEN);
+        s->dry_unheld += is_held(ad, s, v);
+    } else if (out->verdict == BS_ADMIT_HOLD) {
+        struct bs_dry_held *d;
+        s->dry_held += !is_held(ad, s, v);
+        d = realloc(ad->dheld, (ad->ndheld + 1) * sizeof *d);
+        if (d == NULL)
+            return BS_ENOMEM;
+        ad->dheld = d;
+        memcpy(d[ad->ndheld].key, s->key, BS_STREAM_KEY_LEN);
+        d[ad->ndheld].first = v->first;
+        d[ad->ndheld++].last = v->last;
+    } else if (out->verdict == BS_ADMIT_QUARANTINE) {
+        s->flags |= BS_STREAM_QUARANTINED; /* its later sets are no-ops */
+    }
+    /* The hub's membership changes count for the sets after it: as the
+     * store's will when this set applies, as held introductions when it
+     * waits. */
+    if (memcmp(v->origin, ad->meta.hub, BS_PK_LEN) != 0 ||
+        (out->verdict != BS_ADMIT_APPLY && out->verdict != BS_ADMIT_HOLD))
+        return BS_OK;
+    if (out->changes == NULL &&
+        decode_changes(ad, v, &out->changes, NULL) != BS_OK)
+        return BS_OK; /* it is refused when it applies */
+    if (out->verdict == BS_ADMIT_APPLY)
+        return learn_set(ad, &ad->learnt, &ad->nlearnt, v, out->changes);
+    if (!ad->intro_loaded && (rv = load_intro(ad)) != BS_OK)
+        return rv; /* the stored ones first: they are older */
+    return learn_set(ad, &ad->intro, &ad->nintro, v, out->changes);
+}
+
+bs_err
+bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
+             bs_errbuf *err)
+{
+    char id[BS_NODE_ID_LEN + 1];
+    int intro;
+    bs_err rv;
+
+    memset(out, 0, sizeof *out);
+    bs_node_id_format(v->origin, id);
+    if (!ad->meta.joined) /* A1 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "this branch has not joined an infobase yet");
+    if (memcmp(v->infobase, ad->meta.infobase, BS_INFOBASE_LEN) != 0) /* A2 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "change set from %s belongs to another infobase", id);
+    if ((rv = check_member(ad, v, id, &intro, err)) != BS_OK) /* A3 */
+        return rv;
+    if (!v->verified && bs_changeset_verify(v, v->origin) != BS_OK) /* A4 */
+        return bs_errf(err, BS_EBADSIG,
+                       "signature of origin %s does not verify", id);
+    if ((rv = stream_of(ad, v, &out->stream)) != BS_OK)
+        return rv;
+    if (intro)
+        rv = hold(ad, out->stream, id, BS_HOLD_INTRODUCTION, out, err);
+    else
+        rv = position(ad, out->stream, v, id, out, err); /* A5-A9 */
+    if (rv == BS_OK && out->verdict == BS_ADMIT_APPLY &&
+        (rv = check_changes(ad, v, id, out, err)) == BS_OK && /* A10-A11 */
+        BS_HLC_MS(out->max_hlc) > ad->now_ms + ad->max_skew_ms)
+        rv = hold(ad, out->stream, id, BS_HOLD_CLOCK, out, err); /* A12 */
+    if (rv == BS_OK && ad->dry)
+        rv = dry_track(ad, v, out);
+    return rv;
+}

@@ -1,0 +1,123 @@
+/*
+ * admit.h - the one admission function: what to do with a received change
+ * set, decided in one place for every path that receives sets (an exchange
+ * file's pass 1 and pass 2, a network session, the retry of held sets), so
+ * that the paths cannot drift apart (P29).
+ *
+ * The rules, in the order they are checked (docs/protocol.md, "admitting
+ * a change set", A1-A12); the first failing rule decides:
+ *  A1  the node has joined an infobase                 else BS_EINFOBASE
+ *  A2  the set belongs to this infobase (P15)          else BS_EINFOBASE
+ *  A3  its origin is a member, or a revoked member whose revocation bound
+ *      covers the set (S2); a set whose origin only a held hub set
+ *      introduces is HELD (after A4); anything else    BS_EFORGED
+ *      A non-member's set is never stored anywhere.
+ *  A4  the origin's signature verifies over the exact header bytes
+ *      (S1, P14)                                        else BS_EBADSIG
+ *  A5  its stream is quarantined                       -> QUARANTINED (no-op)
+ *  A6  wholly at or below the stream's position: a replay, a no-op
+ *      (INV-3, S5) -> DUPLICATE; unless the log holds other signed bytes
+ *      for that position -> QUARANTINE (S6)
+ *  A7  it overlaps the position                        BS_EMALFORMED
+ *  A8  it starts past position + 1: HELD when the held sets of its stream
+ *      fill the gap (it waits behind them, INV-2), else BS_EGAP
+ *  A9  its first link does not match the chain head    -> QUARANTINE (P16)
+ *  A10 every present change decodes (C1-C5)            else BS_EMALFORMED
+ *  A11 every change is one its origin may write: only the hub writes
+ *      system collections (S2)                         else BS_EPERM
+ *  A12 a change stamped more than max_skew ahead of the local clock holds
+ *      the whole set (S10)                             -> HELD
+ *  otherwise APPLY.
+ *
+ * What may be held: at most BS_HELD_PER_STREAM sets per stream; a hold
+ * beyond that is refused (BS_EGAP), so held sets cannot grow a store
+ * without bound.
+ *
+ * Pass 1 of an exchange file runs the same function "dry", on a read
+ * transaction: positions advance in a private copy of the stream table,
+ * and `_members` changes of hub sets earlier in the file count as the
+ * store's will once they are applied.  So a file is refused in pass 1
+ * exactly when pass 2 would refuse one of its sets.
+ */
+#ifndef BS_ADMIT_H
+#define BS_ADMIT_H
+
+#include "changeset.h"
+#include "members.h"
+#include "meta.h"
+#include "streams.h"
+
+#define BS_HELD_PER_STREAM 32
+
+typedef enum {
+    BS_ADMIT_APPLY,       /* apply it now */
+    BS_ADMIT_DUPLICATE,   /* everything in it is held already (INV-3) */
+    BS_ADMIT_QUARANTINED, /* its stream waits for an administrator */
+    BS_ADMIT_QUARANTINE,  /* it proves two histories of its stream (S6) */
+    BS_ADMIT_HOLD,        /* keep it back and retry it later */
+} bs_verdict;
+
+typedef enum {
+    BS_HOLD_NONE = 0,
+    BS_HOLD_CLOCK = 1,        /* stamped beyond the skew bound (S10) */
+    BS_HOLD_BEHIND = 2,       /* an earlier set of its stream is held */
+    BS_HOLD_INTRODUCTION = 3, /* its origin is introduced by a held set */
+} bs_hold_reason;
+
+/* "its clock is ahead of ours", ... (for notes and status). */
+const char *bs_hold_reason_text(bs_hold_reason r);
+
+/* What admission looks at.  Caller-owned; see bs_admission_init. */
+typedef struct bs_admission {
+    bs_txn *txn;
+    bs_meta meta;
+    bs_streamtab *streams; /* borrowed: positions */
+    int dry;
+    int joining; /* dry: the node joins with this exchange (set by caller) */
+    uint64_t now_ms, max_skew_ms;
+    bs_arena *arena; /* borrowed: decoded changes live here */
+    /* dry: members as hub sets earlier in the exchange leave them */
+    bs_member *learnt;
+    size_t nlearnt;
+    /* members introduced by held hub sets, looked up on first need */
+    bs_member *intro;
+    size_t nintro;
+    int intro_loaded;
+    /* dry: the sets this exchange would hold, per stream key */
+    struct bs_dry_held *dheld;
+    size_t ndheld;
+} bs_admission;
+
+/*
+ * Prepare to admit sets in t as node m (copied) with positions in tab
+ * (borrowed; with dry, a private copy that admission advances in memory,
+ * else the store's table, to which it adds new streams in t).  now_ms is
+ * the local wall clock for A12.
+ */
+void bs_admission_init(bs_admission *ad, bs_txn *t, const bs_meta *m,
+                       bs_streamtab *tab, int dry, uint64_t now_ms,
+                       uint64_t max_skew_ms, bs_arena *a);
+void bs_admission_fini(bs_admission *ad);
+/* Held sets changed (a hub set was held): look them up again. */
+void bs_admission_forget_held(bs_admission *ad);
+
+/* The decision on one set. */
+typedef struct bs_admit {
+    bs_verdict verdict;
+    bs_hold_reason hold; /* HOLD */
+    const char *why;     /* QUARANTINE: "two different change sets", ... */
+    bs_stream *stream;   /* in the table: never NULL unless refused */
+    bs_change *changes;  /* APPLY: v->count entries in the arena; an
+                            omitted change has coll == NULL */
+    uint64_t max_hlc;    /* APPLY: the greatest hlc of its changes */
+} bs_admit;
+
+/*
+ * Decide what to do with v (the rules above).  Returns BS_OK with *out
+ * set, the refusal (err names the set's origin and the rule), or a local
+ * fault (bs_err_local).  Writes only a new stream entry (not dry).
+ */
+BS_MUST_CHECK bs_err bs_admit_set(bs_admission *ad, const bs_csview *v,
+                                  bs_admit *out, bs_errbuf *err);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * members.h - who belongs to the infobase: the system collection
+ * `_members`, written only by the hub and replicated like data (S2).
+ *
+ *   _members/<node ID>   {"name": "...", "role": "hub"|"branch",
+ *                         "revoked": false, "revoked_at": "..."}
+ *
+ * The hub introduces every node it pairs with and revokes a node it
+ * unpairs.  A revocation keeps valid what the hub held of that node's
+ * streams at the time ("revoked_at": "INCHEX:SEQ,INCHEX:SEQ..."), so the
+ * node's earlier changes still travel and verify everywhere, and nothing
+ * it signs later does (docs/security.md, "membership and revocation").
+ * The hub itself, and this node, are members by definition.
+ */
+#ifndef BS_MEMBERS_H
+#define BS_MEMBERS_H
+
+#include "changeset.h"
+#include "local.h"
+#include "meta.h"
+
+#define BS_SYS_MEMBERS    "_members"
+#define BS_REVOKED_AT_MAX 1023
+
+typedef struct bs_member {
+    uint8_t pk[BS_PK_LEN];
+    char name[BS_NODE_NAME_MAX + 1];
+    int role;
+    int revoked;
+    /* what the hub held of the member's streams when it revoked it */
+    char revoked_at[BS_REVOKED_AT_MAX + 1];
+} bs_member;
+
+/*
+ * Whether origin pk belongs to the infobase: the hub and this node always
+ * do; others through a live, unrevoked `_members` record.  *m is filled
+ * either way; BS_ENOTFOUND if pk is not a member (m->revoked says whether
+ * it was one), BS_ESTORE if the record does not decode.
+ */
+BS_MUST_CHECK bs_err bs_members_get(bs_txn *t, const bs_meta *self,
+                                    const uint8_t pk[BS_PK_LEN], bs_member *m);
+
+/*
+ * 1 when the revoked member m may still have written a set of its
+ * incarnation inc ending at seq last: the set lies within what the hub
+ * held when it revoked m.  0 for a member that was never revoked (the
+ * question does not arise) and for a stranger.
+ */
+int bs_member_allows(const bs_member *m, const uint8_t inc[BS_INC_LEN],
+                     uint64_t last);
+
+/* The public key of the member named `name`; BS_ENOTFOUND. */
+BS_MUST_CHECK bs_err bs_members_by_name(bs_txn *t, const char *name,
+                                        uint8_t pk[BS_PK_LEN]);
+
+/* Every `_members` record, revoked ones included, in ID order; *v
+ * malloc'd. */
+BS_MUST_CHECK bs_err bs_members_list(bs_txn *t, bs_member **v, size_t *n);
+
+/*
+ * Inside a local write (local.h), at the hub: introduce pk as a member
+ * named `name` with `role`, or revoke it, keeping valid what this node
+ * holds of its streams.  BS_EPERM when this node is not the hub.
+ */
+BS_MUST_CHECK bs_err bs_members_introduce(bs_local *l,
+                                          const uint8_t pk[BS_PK_LEN],
+                                          const char *name, int role,
+                                          bs_errbuf *err);
+BS_MUST_CHECK bs_err bs_members_revoke(bs_local *l, const uint8_t pk[BS_PK_LEN],
+                                       bs_errbuf *err);
+
+/*
+ * What a hub change c of `_members/<ID>` says about that member, merged
+ * into m as the record merge would for a later write (an upsert updates
+ * the fields it carries; a delete revokes).  Used to judge sets whose
+ * origin a hub set introduces before it is applied (admit.h).  *pk gets
+ * the ID's key; BS_EINVAL if c's ID is not a node ID (then nothing is
+ * learnt).
+ */
+BS_MUST_CHECK bs_err bs_members_learn(bs_member *m, const bs_change *c,
+                                      uint8_t pk[BS_PK_LEN]);
+
+#endif

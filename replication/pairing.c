@@ -1,0 +1,163 @@
+/*
+ * pairing.c - peer table and membership, together.
+ */
+#include "pairing.h"
+
+#include <string.h>
+
+#include "members.h"
+
+typedef struct pair_ctx {
+    const bs_core *c;
+    const bs_pair *add;
+    const char *rm;
+    int member; /* changed membership */
+} pair_ctx;
+
+/* The membership change that goes with it, at the hub only. */
+static bs_err
+membership(pair_ctx *x, bs_txn *t, const uint8_t *pk, bs_errbuf *err)
+{
+    bs_local l;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK || m.role != BS_ROLE_HUB)
+        return rv;
+    if ((rv = bs_local_begin(&l, t, x->c->sk, x->c->clock, err)) == BS_OK) {
+        rv = x->add ? bs_members_introduce(&l, pk, x->add->name, BS_ROLE_BRANCH,
+                                           err)
+                    : bs_members_revoke(&l, pk, err);
+        if (rv == BS_OK)
+            rv = bs_local_finish(&l, err);
+    }
+    bs_local_fini(&l);
+    x->member = rv == BS_OK;
+    return rv;
+}
+
+static bs_err
+add_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    pair_ctx *x = arg;
+    const bs_pair *a = x->add;
+    bs_peer p, old;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    if (memcmp(a->pk, m.pk, BS_PK_LEN) == 0)
+        return bs_errf(err, BS_EINVAL, "that is this node's own ID");
+    if (bs_peer_get(t, a->name, &old) == BS_OK) {
+        bs_peer_fini(&old);
+        return bs_errf(err, BS_EEXIST, "peer \"%s\" already exists", a->name);
+    }
+    if (bs_peer_find_pk(t, a->pk, &old) == BS_OK) {
+        rv = bs_errf(err, BS_EEXIST, "that node is already paired as \"%s\"",
+                     old.name);
+        bs_peer_fini(&old);
+        return rv;
+    }
+    memset(&p, 0, sizeof p);
+    snprintf(p.name, sizeof p.name, "%s", a->name);
+    snprintf(p.endpoint, sizeof p.endpoint, "%s", a->endpoint);
+    snprintf(p.schedule, sizeof p.schedule, "%s", a->schedule);
+    snprintf(p.window, sizeof p.window, "%s", a->window ? a->window : "");
+    memcpy(p.pk, a->pk, BS_PK_LEN);
+    p.created_ms = bs_core_now(x->c);
+    if ((rv = bs_peer_put(t, &p)) != BS_OK)
+        return rv;
+    return membership(x, t, a->pk, err);
+}
+
+bs_err
+bs_pairing_add(const bs_core *c, const bs_pair *p, int *introduced,
+               bs_errbuf *err)
+{
+    pair_ctx x = {c, p, NULL, 0};
+    bs_err rv;
+
+    if (!bs_node_name_valid(p->name))
+        return bs_errf(err, BS_EINVAL, "bad peer name \"%.64s\"", p->name);
+    if (!bs_endpoint_valid(p->endpoint))
+        return bs_errf(err, BS_EINVAL,
+                       "bad endpoint \"%.255s\": use tcp://HOST:PORT",
+                       p->endpoint);
+    if (strlen(p->schedule) > BS_SPEC_MAX ||
+        (p->window && strlen(p->window) >= sizeof((bs_peer *)0)->window))
+        return bs_errf(err, BS_EINVAL, "schedule too long");
+    rv = bs_store_write(c->store, add_txn, &x, err);
+    if (rv == BS_OK && introduced != NULL)
+        *introduced = x.member;
+    return rv;
+}
+
+static bs_err
+rm_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    pair_ctx *x = arg;
+    uint8_t pk[BS_PK_LEN];
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_peer_get(t, x->rm, &p)) == BS_ENOTFOUND)
+        return bs_errf(err, BS_ENOTFOUND, "no peer \"%s\" (see peer ls)",
+                       x->rm);
+    if (rv != BS_OK)
+        return rv;
+    memcpy(pk, p.pk, BS_PK_LEN);
+    bs_peer_fini(&p);
+    /* Revoke first: what this node holds of the peer's streams is the
+     * bound of what stays valid. */
+    if ((rv = membership(x, t, pk, err)) != BS_OK)
+        return rv;
+    return bs_peer_del(t, x->rm);
+}
+
+bs_err
+bs_pairing_remove(const bs_core *c, const char *name, int *revoked,
+                  bs_errbuf *err)
+{
+    pair_ctx x = {c, NULL, name, 0};
+    bs_err rv = bs_store_write(c->store, rm_txn, &x, err);
+
+    if (rv == BS_OK && revoked != NULL)
+        *revoked = x.member;
+    return rv;
+}
+
+typedef struct sched_ctx {
+    const char *name, *schedule, *window;
+} sched_ctx;
+
+static bs_err
+sched_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    sched_ctx *x = arg;
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_peer_get(t, x->name, &p)) == BS_ENOTFOUND)
+        return bs_errf(err, BS_ENOTFOUND, "no peer \"%s\" (see peer ls)",
+                       x->name);
+    if (rv != BS_OK)
+        return rv;
+    snprintf(p.schedule, sizeof p.schedule, "%s", x->schedule);
+    snprintf(p.window, sizeof p.window, "%s", x->window ? x->window : "");
+    rv = bs_peer_put(t, &p);
+    bs_peer_fini(&p);
+    return rv;
+}
+
+bs_err
+bs_pairing_schedule(const bs_core *c, const char *name, const char *schedule,
+                    const char *window, bs_errbuf *err)
+{
+    sched_ctx x = {name, schedule, window};
+
+    if (strlen(schedule) > BS_SPEC_MAX ||
+        (window && strlen(window) >= sizeof((bs_peer *)0)->window))
+        return bs_errf(err, BS_EINVAL, "schedule too long");
+    return bs_store_write(c->store, sched_txn, &x, err);
+}

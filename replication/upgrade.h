@@ -1,0 +1,39 @@
+/*
+ * upgrade.h - upgrading an older store in place, in one write transaction
+ * (all or nothing), when a node is opened.
+ *
+ * Format 2 -> 3: peers, conflicts and the exchange history were JSON
+ * documents; they become typed records (proto/storage.proto), held
+ * entries get their reason, and the conflict counts move to the metadata.
+ * The core reads no nested JSON, so the caller supplies readers for the
+ * old documents (node/legacy.c does, with the JSON library the CLI uses).
+ */
+#ifndef BS_UPGRADE_H
+#define BS_UPGRADE_H
+
+#include "conflict.h"
+#include "peers.h"
+#include "xlog.h"
+
+/* Readers of format-2 documents.  Each fills *out from one stored JSON
+ * document, or returns BS_ESTORE. */
+typedef struct bs_legacy {
+    bs_err (*peer)(void *ctx, bs_slice json, bs_peer *out);
+    bs_err (*conflict)(void *ctx, bs_slice json, bs_conflict *out);
+    bs_err (*exchange)(void *ctx, bs_slice json, bs_xlog_entry *out);
+    void *ctx;
+} bs_legacy;
+
+/* The store's format, read in a transaction of its own. */
+BS_MUST_CHECK bs_err bs_upgrade_format(bs_store *s, uint32_t *format,
+                                       bs_errbuf *err);
+
+/*
+ * Upgrade the store to BS_STORE_FORMAT (a no-op when it is current).
+ * BS_ESTORE for a format this program cannot upgrade, or a document the
+ * readers refuse (err names it); the store is then left as it was.
+ */
+BS_MUST_CHECK bs_err bs_upgrade(bs_store *s, const bs_legacy *dec,
+                                bs_errbuf *err);
+
+#endif

@@ -1,0 +1,275 @@
+/*
+ * test_pairing.c - pairing through the core (replication/pairing.h): the
+ * peer entry, and at the hub the membership change that goes with it, in
+ * one transaction; refusals that write nothing; schedules.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "../lib/fixture.h"
+#include "../../replication/members.h"
+#include "../../replication/pairing.h"
+
+static char root[128];
+static bst_node head, tallinn, riga;
+
+static void
+setup(void)
+{
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    bst_root(root, sizeof root, "pairing");
+    bst_node_new(&head, root, "head", BS_ROLE_HUB, NULL);
+    bst_node_new(&tallinn, root, "tallinn", BS_ROLE_BRANCH, NULL);
+    bst_node_new(&riga, root, "riga", BS_ROLE_BRANCH, NULL);
+}
+
+static void
+teardown(void)
+{
+    bst_node_free(&head);
+    bst_node_free(&tallinn);
+    bst_node_free(&riga);
+    bst_rmtree(root);
+    bst_leak_check("test_pairing");
+}
+
+TestSuite(pairing, .init = setup, .fini = teardown, .timeout = 60);
+
+static bs_pair
+pair_of(bst_node *other, const char *name)
+{
+    bs_pair p = {name, "tcp://10.0.0.7:7400", {0}, "every 15m", "01:00-05:00"};
+
+    memcpy(p.pk, bst_meta(other).pk, BS_PK_LEN);
+    return p;
+}
+
+static bs_err
+add(bst_node *at, const bs_pair *p, int *introduced, bs_errbuf *err)
+{
+    return bs_pairing_add(&at->core, p, introduced, err);
+}
+
+static void
+add_ok(bst_node *at, bst_node *other, int *introduced)
+{
+    bs_pair p = pair_of(other, other->name);
+    bs_errbuf err = {{0}};
+    bs_err rv = add(at, &p, introduced, &err);
+
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+}
+
+static bs_err
+peer(bst_node *at, const char *name, bs_peer *p)
+{
+    bs_errbuf err = {{0}};
+    bs_txn *t;
+    bs_err rv;
+
+    bst_ok(bs_store_read(at->n->store, &t, &err), &err, "read");
+    rv = bs_peer_get(t, name, p);
+    bs_txn_abort(t);
+    return rv;
+}
+
+static bs_err
+member(bst_node *at, bst_node *who, bs_member *m)
+{
+    bs_errbuf err = {{0}};
+    bs_meta self = bst_meta(at);
+    bs_txn *t;
+    bs_err rv;
+
+    bst_ok(bs_store_read(at->n->store, &t, &err), &err, "read");
+    rv = bs_members_get(t, &self, bst_meta(who).pk, m);
+    bs_txn_abort(t);
+    return rv;
+}
+
+/* How far node t's own stream has got: its local writes. */
+static uint64_t
+own_seq(bst_node *t)
+{
+    bs_meta m = bst_meta(t);
+    bs_stream s;
+
+    cr_assert(bst_stream(t, m.pk, m.inc, &s));
+    return s.seq;
+}
+
+/* Call f and check that it failed with want and the message, and that
+ * the store did not change. */
+#define REFUSED(node, call, want, text)                                        \
+    do {                                                                       \
+        uint8_t f0_[BS_HASH_LEN], f1_[BS_HASH_LEN];                            \
+        bs_errbuf err = {{0}};                                                 \
+        bst_fingerprint(node, f0_);                                            \
+        cr_assert_eq((call), want, "%s", err.msg);                             \
+        if ((text) != NULL)                                                    \
+            cr_assert_str_eq(err.msg, (const char *)(text));                   \
+        bst_fingerprint(node, f1_);                                            \
+        cr_assert_eq(memcmp(f0_, f1_, BS_HASH_LEN), 0, "the store changed");   \
+    } while (0)
+
+Test(pairing, the_hub_records_the_peer_and_introduces_it)
+{
+    bs_member m;
+    bs_peer p;
+    int introduced = 0;
+
+    cr_assert_eq(member(&head, &tallinn, &m), BS_ENOTFOUND);
+    add_ok(&head, &tallinn, &introduced);
+    cr_assert(introduced);
+    cr_assert_eq(peer(&head, "tallinn", &p), BS_OK);
+    cr_assert_str_eq(p.endpoint, "tcp://10.0.0.7:7400");
+    cr_assert_str_eq(p.schedule, "every 15m");
+    cr_assert_str_eq(p.window, "01:00-05:00");
+    cr_assert_eq(memcmp(p.pk, bst_meta(&tallinn).pk, BS_PK_LEN), 0);
+    cr_assert_eq(p.sent_no, 0);
+    cr_assert_eq(p.recv_no, 0);
+    cr_assert_eq(p.nacked, 0);
+    bs_peer_fini(&p);
+    cr_assert_eq(member(&head, &tallinn, &m), BS_OK);
+    cr_assert_str_eq(m.name, "tallinn");
+    cr_assert_eq(m.role, BS_ROLE_BRANCH);
+    cr_assert_eq(own_seq(&head), 1, "the introduction is one local write");
+}
+
+Test(pairing, a_branch_records_the_peer_and_introduces_nobody)
+{
+    bs_member m;
+    bs_peer p;
+    int introduced = 1;
+
+    add_ok(&tallinn, &riga, &introduced);
+    cr_assert_not(introduced);
+    cr_assert_eq(peer(&tallinn, "riga", &p), BS_OK);
+    bs_peer_fini(&p);
+    cr_assert_eq(member(&tallinn, &riga, &m), BS_ENOTFOUND);
+    cr_assert_eq(own_seq(&tallinn), 0, "a branch wrote a change");
+}
+
+Test(pairing, a_name_or_key_paired_already_is_refused)
+{
+    bs_pair same_name = pair_of(&riga, "tallinn");
+    bs_pair same_key = pair_of(&tallinn, "tallinn2");
+
+    add_ok(&head, &tallinn, NULL);
+    REFUSED(&head, add(&head, &same_name, NULL, &err), BS_EEXIST,
+            "peer \"tallinn\" already exists");
+    REFUSED(&head, add(&head, &same_key, NULL, &err), BS_EEXIST,
+            "that node is already paired as \"tallinn\"");
+}
+
+Test(pairing, the_nodes_own_id_is_refused)
+{
+    bs_pair self = pair_of(&head, "myself");
+
+    REFUSED(&head, add(&head, &self, NULL, &err), BS_EINVAL,
+            "that is this node's own ID");
+}
+
+Test(pairing, bad_names_endpoints_and_schedules_are_refused)
+{
+    bs_pair p = pair_of(&tallinn, "bad name");
+    char big[BS_SPEC_MAX + 2];
+
+    REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL,
+            "bad peer name \"bad name\"");
+    p = pair_of(&tallinn, "tallinn");
+    p.endpoint = "http://10.0.0.7";
+    REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL,
+            "bad endpoint \"http://10.0.0.7\": use tcp://HOST:PORT");
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    p = pair_of(&tallinn, "tallinn");
+    p.schedule = big;
+    REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL, "schedule too long");
+    p = pair_of(&tallinn, "tallinn");
+    p.window = "01:00-05:00-extra";
+    REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL, "schedule too long");
+}
+
+Test(pairing, removing_an_unknown_peer_is_not_found)
+{
+    REFUSED(&head, bs_pairing_remove(&head.core, "tartu", NULL, &err),
+            BS_ENOTFOUND, "no peer \"tartu\" (see peer ls)");
+}
+
+Test(pairing, the_hub_revokes_the_peer_it_removes)
+{
+    bs_errbuf err = {{0}};
+    bs_member m;
+    bs_peer p;
+    int revoked = 0;
+
+    add_ok(&head, &tallinn, NULL);
+    cr_assert_eq(bs_pairing_remove(&head.core, "tallinn", &revoked, &err),
+                 BS_OK, "%s", err.msg);
+    cr_assert(revoked);
+    cr_assert_eq(peer(&head, "tallinn", &p), BS_ENOTFOUND);
+    cr_assert_eq(member(&head, &tallinn, &m), BS_ENOTFOUND);
+    cr_assert(m.revoked);
+    cr_assert_eq(own_seq(&head), 2);
+    /* Paired again: a member again. */
+    add_ok(&head, &tallinn, NULL);
+    cr_assert_eq(member(&head, &tallinn, &m), BS_OK);
+}
+
+Test(pairing, a_branch_only_forgets_the_peer_it_removes)
+{
+    bs_errbuf err = {{0}};
+    bs_peer p;
+    int revoked = 1;
+
+    add_ok(&tallinn, &riga, NULL);
+    cr_assert_eq(bs_pairing_remove(&tallinn.core, "riga", &revoked, &err),
+                 BS_OK, "%s", err.msg);
+    cr_assert_not(revoked);
+    cr_assert_eq(peer(&tallinn, "riga", &p), BS_ENOTFOUND);
+    cr_assert_eq(own_seq(&tallinn), 0);
+}
+
+Test(pairing, schedule_changes_schedule_and_window)
+{
+    bs_errbuf serr = {{0}};
+    char big[BS_SPEC_MAX + 2];
+    bs_peer p;
+
+    add_ok(&head, &tallinn, NULL);
+    cr_assert_eq(
+        bs_pairing_schedule(&head.core, "tallinn", "online", NULL, &serr),
+        BS_OK, "%s", serr.msg);
+    cr_assert_eq(peer(&head, "tallinn", &p), BS_OK);
+    cr_assert_str_eq(p.schedule, "online");
+    cr_assert_str_eq(p.window, "");
+    bs_peer_fini(&p);
+    cr_assert_eq(bs_pairing_schedule(&head.core, "tallinn", "0 2 * * *",
+                                     "22:00-06:00", &serr),
+                 BS_OK, "%s", serr.msg);
+    cr_assert_eq(peer(&head, "tallinn", &p), BS_OK);
+    cr_assert_str_eq(p.schedule, "0 2 * * *");
+    cr_assert_str_eq(p.window, "22:00-06:00");
+    bs_peer_fini(&p);
+    REFUSED(&head,
+            bs_pairing_schedule(&head.core, "tartu", "online", NULL, &err),
+            BS_ENOTFOUND, "no peer \"tartu\" (see peer ls)");
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    REFUSED(&head, bs_pairing_schedule(&head.core, "tallinn", big, NULL, &err),
+            BS_EINVAL, "schedule too long");
+}
+
+Test(pairing, pairing_at_the_hub_replicates_the_introduction)
+{
+    bs_errbuf err = {{0}};
+    bs_member m;
+
+    add_ok(&head, &tallinn, NULL);
+    add_ok(&tallinn, &head, NULL);
+    add_ok(&head, &riga, NULL);
+    cr_assert_eq(bst_carry(&head, &tallinn, NULL, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(member(&tallinn, &riga, &m), BS_OK);
+    cr_assert_str_eq(m.name, "riga");
+}

@@ -1,0 +1,366 @@
+/*
+ * test_upgrade.c - opening a store of format 2 upgrades it to format 3 in
+ * place (replication/upgrade.h, node/node.c), all or nothing.
+ *
+ * tests/vectors/store-v2 holds two node directories written by the release
+ * that used format 2, and the JSON that release printed for them (its
+ * README.md).  Each is copied to a temporary directory (the key files need
+ * mode 0600 there), opened, and what the CLI would print now (node/
+ * render.h) must equal what was printed then: status (without the
+ * time-dependent next_run_s, store and oldest_unacked_age_s), peers,
+ * conflicts, exchange log and digest.  A second open changes nothing; a
+ * store of a format this program cannot upgrade is refused and left as it
+ * was.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../lib/damage.h"
+#include "../lib/fixture.h"
+#include "../../node/render.h"
+#include "../../replication/digest.h"
+#include "../../replication/setlog.h"
+
+/* A moment after the vectors' last exchange (1796606046040). */
+#define NOW_MS 1796606100000ull
+
+static char root[128], vectors[4096];
+
+static void
+setup(void)
+{
+    const char *slash = strrchr(__FILE__, '/');
+
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_not_null(slash);
+    snprintf(vectors, sizeof vectors, "%.*s/../vectors/store-v2",
+             (int)(slash - __FILE__), __FILE__);
+    bst_root(root, sizeof root, "upgrade");
+}
+
+static void
+teardown(void)
+{
+    bst_rmtree(root);
+    bst_leak_check("test_upgrade");
+}
+
+TestSuite(upgrade, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Copy vector node `name` to root/name with the modes a node needs. */
+static void
+copy_node(const char *name, char *dir, size_t n)
+{
+    char from[4200], p[400];
+
+    snprintf(from, sizeof from, "%s/%s", vectors, name);
+    snprintf(dir, n, "%s/%s", root, name);
+    bst_copy_tree(from, dir);
+    cr_assert_eq(chmod(dir, 0700), 0);
+    snprintf(p, sizeof p, "%s/keys", dir);
+    cr_assert_eq(chmod(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/store", dir);
+    cr_assert_eq(chmod(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/keys/node.key", dir);
+    cr_assert_eq(chmod(p, 0600), 0);
+}
+
+static bs_node *
+open_node(const char *dir)
+{
+    bs_errbuf err = {{0}};
+    bs_node *n;
+    bs_err rv = bs_node_open(dir, 0, &n, &err);
+
+    cr_assert_eq(rv, BS_OK, "open %s: %s", dir, bs_errmsg(&err, rv));
+    return n;
+}
+
+/* The recorded document vectors/<node>.<what>.json. */
+static json_t *
+recorded(const char *node, const char *what)
+{
+    char path[4200];
+    json_error_t e;
+    json_t *j;
+
+    snprintf(path, sizeof path, "%s/%s.%s.json", vectors, node, what);
+    j = json_load_file(path, 0, &e);
+    cr_assert_not_null(j, "%s: %s", path, e.text);
+    return j;
+}
+
+static void
+same_json(json_t *got, json_t *want, const char *what)
+{
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_INDENT(2) | JSON_SORT_KEYS);
+        cr_assert_fail("%s differs:\n--- now\n%s\n--- recorded\n%s", what, g,
+                       w);
+    }
+}
+
+/* Drop what depends on the time the status is taken. */
+static void
+drop_timely(json_t *st)
+{
+    json_t *p;
+    size_t i;
+
+    json_object_del(st, "store");
+    json_array_foreach(json_object_get(st, "peers"), i, p)
+    {
+        json_object_del(p, "next_run_s");
+        json_object_del(p, "oldest_unacked_age_s");
+    }
+}
+
+static json_t *
+status_now(bs_node *n, bs_txn *t)
+{
+    bs_status_opts o = {NOW_MS, (uint64_t)n->cfg.retention_days * 86400000ull,
+                        1};
+    bs_errbuf err = {{0}};
+    bs_status st;
+    json_t *j;
+    bs_err rv = bs_status_read(t, &n->meta, &o, &st, &err);
+
+    cr_assert_eq(rv, BS_OK, "status: %s", bs_errmsg(&err, rv));
+    j = bs_render_status(&st);
+    bs_status_fini(&st);
+    return j;
+}
+
+static json_t *
+peers_now(bs_txn *t)
+{
+    json_t *a = json_array();
+    bs_peer *v;
+    size_t n;
+
+    cr_assert_eq(bs_peer_list(t, &v, &n), BS_OK);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, bs_render_peer(&v[i]));
+    bs_peer_list_free(v, n);
+    return a;
+}
+
+static json_t *
+conflicts_now(bs_txn *t)
+{
+    json_t *a = json_array();
+    bs_conflict_iter *it;
+    const bs_conflict *c;
+    bs_err rv;
+
+    cr_assert_eq(bs_conflict_iter_open(t, 1, &it), BS_OK);
+    while ((rv = bs_conflict_iter_next(it, &c)) == BS_OK)
+        json_array_append_new(a, bs_render_conflict(c));
+    cr_assert_eq(rv, BS_ENOTFOUND);
+    bs_conflict_iter_close(it);
+    return a;
+}
+
+static json_t *
+log_now(bs_txn *t)
+{
+    json_t *a = json_array();
+    bs_xlog_entry *v;
+    size_t n;
+
+    cr_assert_eq(bs_xlog_list(t, NULL, 100, &v, &n), BS_OK);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, bs_render_exchange(&v[i]));
+    free(v);
+    return a;
+}
+
+/* Open vector node `name` (read-only as the CLI's readers do, or not)
+ * and compare everything with the recording. */
+static void
+check_node(const char *name, int readonly)
+{
+    char dir[300], path[4200], want[128] = "", hex[2 * BS_HASH_LEN + 1];
+    uint8_t d[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    uint64_t nrec;
+    json_t *got, *exp;
+    bs_node *n;
+    bs_txn *t;
+    FILE *f;
+
+    copy_node(name, dir, sizeof dir);
+    if (readonly) {
+        bs_err rv = bs_node_open(dir, 1, &n, &err);
+        cr_assert_eq(rv, BS_OK, "open %s: %s", dir, bs_errmsg(&err, rv));
+    } else {
+        n = open_node(dir);
+    }
+    cr_assert_eq(n->meta.format, BS_STORE_FORMAT);
+    cr_assert_str_eq(n->meta.name, name);
+    bst_ok(bs_store_read(n->store, &t, &err), &err, "read");
+
+    got = status_now(n, t);
+    exp = recorded(name, "status");
+    drop_timely(got);
+    drop_timely(exp);
+    same_json(got, exp, "status");
+    json_decref(got);
+    json_decref(exp);
+
+    got = peers_now(t);
+    exp = recorded(name, "peers");
+    same_json(got, exp, "peer ls");
+    json_decref(got);
+    json_decref(exp);
+
+    got = conflicts_now(t);
+    exp = recorded(name, "conflicts");
+    same_json(got, exp, "conflicts --all");
+    json_decref(got);
+    json_decref(exp);
+
+    got = log_now(t);
+    exp = recorded(name, "log");
+    same_json(got, exp, "log");
+    json_decref(got);
+    json_decref(exp);
+
+    cr_assert_eq(bs_digest(t, NULL, 0, d, &nrec, &err), BS_OK);
+    bs_hex(hex, d, BS_HASH_LEN);
+    snprintf(path, sizeof path, "%s/%s.digest", vectors, name);
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_not_null(fgets(want, sizeof want, f));
+    fclose(f);
+    want[strcspn(want, "\r\n")] = '\0';
+    cr_assert_str_eq(hex, want, "digest");
+
+    bs_txn_abort(t);
+    bs_node_close(n);
+}
+
+Test(upgrade, the_hubs_format_2_store_reads_as_it_did)
+{
+    check_node("head", 0);
+}
+
+Test(upgrade, the_branchs_format_2_store_reads_as_it_did)
+{
+    check_node("riga", 0);
+}
+
+/* `status`, `log`, `conflicts` and `peer ls` open the node read-only: the
+ * upgrade then runs in a read-write environment of its own. */
+Test(upgrade, a_read_only_open_upgrades_too)
+{
+    check_node("riga", 1);
+}
+
+Test(upgrade, a_held_set_keeps_its_reason)
+{
+    char dir[300];
+    bs_errbuf err = {{0}};
+    bs_node *n;
+    bs_txn *t;
+    bs_held h;
+
+    copy_node("riga", dir, sizeof dir);
+    n = open_node(dir);
+    bst_ok(bs_store_read(n->store, &t, &err), &err, "read");
+    cr_assert_eq(bs_held_next(t, BS_HELD_WAITING, 0, 0, 0, &h), BS_OK);
+    cr_assert_eq(h.first, 7);
+    cr_assert_eq(h.reason, 1 /* BS_HOLD_CLOCK */);
+    cr_assert_str_eq(h.note, "its clock is ahead of ours");
+    cr_assert_gt(h.set.n, 0);
+    bs_txn_abort(t);
+    bs_node_close(n);
+}
+
+static void
+fingerprint(bs_store *s, uint8_t out[BS_HASH_LEN])
+{
+    bs_errbuf err = {{0}};
+    bs_txn *t;
+
+    bst_ok(bs_store_read(s, &t, &err), &err, "read");
+    cr_assert_eq(bs_store_fingerprint(t, out), BS_OK);
+    bs_txn_abort(t);
+}
+
+Test(upgrade, opening_an_upgraded_store_again_changes_nothing)
+{
+    uint8_t f1[BS_HASH_LEN], f2[BS_HASH_LEN];
+    char dir[300];
+    bs_node *n;
+
+    copy_node("head", dir, sizeof dir);
+    n = open_node(dir);
+    fingerprint(n->store, f1);
+    bs_node_close(n);
+    n = open_node(dir);
+    fingerprint(n->store, f2);
+    cr_assert_eq(n->meta.format, BS_STORE_FORMAT);
+    bs_node_close(n);
+    cr_assert_eq(memcmp(f1, f2, BS_HASH_LEN), 0);
+}
+
+static void
+refused_with_format(uint32_t format, const char *msg)
+{
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_store_opts so = {0};
+    bs_errbuf err = {{0}};
+    char dir[300];
+    bs_store *s;
+    bs_node *n;
+
+    copy_node("head", dir, sizeof dir);
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    /* The store's format number (host order, as meta.c keeps it). */
+    bst_damage(s, BST_META, bs_str("format"), bs_mem(&format, 4));
+    fingerprint(s, f0);
+    bs_store_close(s);
+    cr_assert_eq(bs_node_open(dir, 0, &n, &err), BS_ESTORE, "format %u",
+                 format);
+    cr_assert_str_eq(err.msg, msg);
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    fingerprint(s, f1);
+    bs_store_close(s);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "the store changed");
+    bst_rmtree(dir);
+}
+
+Test(upgrade, a_format_it_cannot_upgrade_is_refused_and_left_as_it_was)
+{
+    refused_with_format(1, "store format 1 cannot be upgraded (this program "
+                           "reads format 3 and upgrades format 2): re-create "
+                           "the node and import its data");
+    refused_with_format(99, "store format 99 is newer than this program (3)");
+}
+
+Test(upgrade, a_document_that_does_not_read_leaves_the_store_as_it_was)
+{
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_store_opts so = {0};
+    bs_errbuf err = {{0}};
+    char dir[300];
+    bs_store *s;
+    bs_node *n;
+
+    copy_node("head", dir, sizeof dir);
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    /* A format-2 peer document that does not read. */
+    bst_damage(s, BST_PEERS, bs_str("riga"), bs_str("{not json"));
+    fingerprint(s, f0);
+    bs_store_close(s);
+    cr_assert_eq(bs_node_open(dir, 0, &n, &err), BS_ESTORE);
+    cr_assert_str_eq(err.msg, "upgrade: peer riga does not read");
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    fingerprint(s, f1);
+    bs_store_close(s);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "half an upgrade stayed");
+}

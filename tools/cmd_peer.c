@@ -1,0 +1,184 @@
+/*
+ * cmd_peer.c - peer add/ls/rm and collection: pairing and the rules the
+ * hub declares.
+ */
+#include <string.h>
+
+#include "../node/config.h"
+#include "../node/schedule.h"
+#include "../replication/collections.h"
+#include "../replication/pairing.h"
+#include "cli.h"
+#include "output.h"
+
+static uint64_t
+now_ms(void)
+{
+    return bs_clock_system.now_ms(NULL);
+}
+
+static bs_err
+peer_add(bs_cli *c)
+{
+    const char *idstr = c->argv[3];
+    char spec[BS_SCHED_FORMAT_MAX];
+    bs_pair p = {c->argv[1], c->argv[2], {0}, spec, ""};
+    bs_schedule sch;
+    bs_core core;
+    bs_node *n;
+    int introduced = 0;
+    bs_err rv;
+
+    if (c->argc != 4)
+        return bs_errf(&c->err, BS_EUSAGE,
+                       "usage: peer add NAME ENDPOINT NODE_ID [--schedule "
+                       "SPEC]");
+    if (!bs_node_name_valid(p.name))
+        return bs_errf(&c->err, BS_EINVAL, "bad peer name \"%.64s\"", p.name);
+    if (!bs_endpoint_valid(p.endpoint))
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad endpoint \"%.255s\": use tcp://HOST:PORT",
+                       p.endpoint);
+    if (bs_node_id_parse(idstr, p.pk) != BS_OK)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad node ID \"%.80s\" (copy it from 'branchsync id' "
+                       "on that node)",
+                       idstr);
+    if ((rv = bs_schedule_parse(&sch, c->schedule ? c->schedule : "manual",
+                                &c->err)) != BS_OK)
+        return rv;
+    bs_schedule_format(&sch, spec, sizeof spec);
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_pairing_add(&core, &p, &introduced, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "reload");
+    if (introduced)
+        bs_cli_notify(c, "changed");
+    if (c->json)
+        bs_out_json(json_pack("{s:s, s:s, s:s, s:s}", "peer", p.name,
+                              "endpoint", p.endpoint, "id", idstr, "schedule",
+                              spec));
+    else
+        printf("paired with %s at %s (schedule: %s)%s\n", p.name, p.endpoint,
+               spec, introduced ? "; introduced as a member" : "");
+    return BS_OK;
+}
+
+static bs_err
+peer_rm(bs_cli *c)
+{
+    const char *name = c->argv[1];
+    bs_core core;
+    bs_node *n;
+    int revoked = 0;
+    bs_err rv;
+
+    if (c->argc != 2)
+        return bs_errf(&c->err, BS_EUSAGE, "usage: peer rm NAME");
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_pairing_remove(&core, name, &revoked, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "reload");
+    if (revoked)
+        bs_cli_notify(c, "changed");
+    if (c->json)
+        bs_out_json(
+            json_pack("{s:s, s:b}", "removed", name, "revoked", revoked));
+    else
+        printf("removed peer %s%s\n", name,
+               revoked ? "; its key is revoked" : "");
+    return BS_OK;
+}
+
+static bs_err
+peer_ls(bs_cli *c)
+{
+    bs_peer *v;
+    size_t np;
+    bs_node *n;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        rv = bs_peer_list(t, &v, &np);
+        bs_txn_abort(t);
+    }
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < np; i++)
+            json_array_append_new(arr, bs_render_peer(&v[i]));
+        bs_out_json(arr);
+    } else {
+        bs_out_peers(v, np, now_ms());
+    }
+    bs_peer_list_free(v, np);
+    return BS_OK;
+}
+
+bs_err
+bs_cmd_peer(bs_cli *c)
+{
+    const char *sub = c->argv[0];
+
+    if (c->schedule && strcmp(sub, "add") != 0)
+        return bs_errf(&c->err, BS_EUSAGE, "--schedule applies to peer add");
+    if (strcmp(sub, "add") == 0)
+        return peer_add(c);
+    if (strcmp(sub, "rm") == 0)
+        return peer_rm(c);
+    if (strcmp(sub, "ls") == 0)
+        return c->argc == 1 ? peer_ls(c)
+                            : bs_errf(&c->err, BS_EUSAGE, "usage: peer ls");
+    return bs_errf(&c->err, BS_EUSAGE,
+                   "unknown peer command \"%s\": use add, ls or rm", sub);
+}
+
+bs_err
+bs_cmd_collection(bs_cli *c)
+{
+    bs_collection rules;
+    bs_core core;
+    bs_node *n;
+    bs_err rv;
+
+    memset(&rules, 0, sizeof rules);
+    if ((rv = bs_records_check_coll(c->argv[0], &c->err)) != BS_OK)
+        return rv;
+    snprintf(rules.name, sizeof rules.name, "%s", c->argv[0]);
+    if (c->writers || c->scope || c->owner_field)
+        return bs_errf(&c->err, BS_EUSAGE,
+                       "--writers, --scope and --owner-field (access rules) "
+                       "are not implemented yet; only --policy is");
+    if (c->policy == NULL)
+        return bs_errf(&c->err, BS_EUSAGE,
+                       "give --policy field-lww|priority|manual");
+    if (bs_policy_parse(c->policy, &rules.policy) != BS_OK)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad policy \"%s\": use field-lww, priority or manual",
+                       c->policy);
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_collections_declare(&core, &rules, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "changed");
+    if (c->json)
+        bs_out_json(json_pack("{s:s, s:s}", "collection", rules.name, "policy",
+                              bs_policy_name(rules.policy)));
+    else
+        printf("collection %s: policy %s (replicates to every node)\n",
+               rules.name, bs_policy_name(rules.policy));
+    return BS_OK;
+}

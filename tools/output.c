@@ -1,0 +1,250 @@
+/*
+ * output.c - JSON documents and the human forms of results.
+ */
+#include "output.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "../replication/json.h"
+
+void
+bs_out_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+
+    if (s != NULL)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+void
+bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now)
+{
+    uint64_t d = now > ms ? (now - ms) / 1000 : 0;
+
+    if (ms == 0)
+        snprintf(buf, n, "never");
+    else if (d < 60)
+        snprintf(buf, n, "%llu s ago", (unsigned long long)d);
+    else if (d < 3600)
+        snprintf(buf, n, "%llu min ago", (unsigned long long)(d / 60));
+    else if (d < 86400 * 2)
+        snprintf(buf, n, "%llu h ago", (unsigned long long)(d / 3600));
+    else
+        snprintf(buf, n, "%llu days ago", (unsigned long long)(d / 86400));
+}
+
+void
+bs_out_time(char *buf, size_t n, int64_t s)
+{
+    struct tm tm;
+    time_t tt = (time_t)s;
+
+    localtime_r(&tt, &tm);
+    strftime(buf, n, "%Y-%m-%d %H:%M %Z", &tm);
+}
+
+bs_err
+bs_out_record(const char *id, size_t idlen, const bs_record *r)
+{
+    char *s = bs_json_record(id, idlen, r);
+
+    if (s == NULL)
+        return BS_ENOMEM;
+    puts(s);
+    free(s);
+    return BS_OK;
+}
+
+/* The first 17 characters of a node ID, for narrow columns. */
+static const char *
+short_id(const uint8_t *pk, char buf[BS_NODE_ID_LEN + 1])
+{
+    bs_node_id_format(pk, buf);
+    buf[17] = '\0';
+    return buf;
+}
+
+static void
+status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
+{
+    char ok[32], bad[32];
+
+    bs_out_age(ok, sizeof ok, p->last_ok_ms, now);
+    bs_out_age(bad, sizeof bad, p->last_err_ms, now);
+    printf("  %-12s %s%s%s", p->name, p->schedule,
+           p->window[0] ? ", window " : "", p->window);
+    if (json_is_integer(run)) {
+        long long in =
+            (long long)json_integer_value(run) - (long long)(now / 1000);
+        printf("; next run in %lld s", in < 0 ? 0 : in);
+    }
+    printf("\n    last success %s; pending: %llu to send, %llu to receive; "
+           "oldest unacknowledged %llu s\n",
+           ok, (unsigned long long)p->pending_out,
+           (unsigned long long)p->pending_in,
+           (unsigned long long)p->oldest_unacked_age_s);
+    if (p->last_error[0])
+        printf("    last error %s: %s\n", bad, p->last_error);
+    if (p->needs_full_resync)
+        printf("    NEEDS FULL RESYNC: silent longer than the retention "
+               "limit\n");
+}
+
+void
+bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
+              uint64_t map, uint64_t now)
+{
+    char id[BS_NODE_ID_LEN + 1], buf[2 * BS_INFOBASE_LEN + 1];
+
+    bs_node_id_format(st->meta.pk, id);
+    printf("node:        %s (%s)\nid:          %s\n", st->meta.name,
+           bs_role_name(st->meta.role), id);
+    if (st->meta.joined)
+        bs_hex(buf, st->meta.infobase, BS_INFOBASE_LEN);
+    printf("infobase:    %s\n",
+           st->meta.joined ? buf : "not joined yet (waits for the hub)");
+    bs_hex(buf, st->meta.inc, BS_INC_LEN);
+    printf("incarnation: %s\n", buf);
+    printf("change log:  %llu changes in %llu sets (%llu written here)\n",
+           (unsigned long long)st->changes, (unsigned long long)st->change_sets,
+           (unsigned long long)st->own_changes);
+    printf("store:       %.1f MiB used of a %.0f MiB map\n", used / 1048576.0,
+           map / 1048576.0);
+    printf("conflicts:   %llu open, %llu in all\n",
+           (unsigned long long)st->conflicts_open,
+           (unsigned long long)st->conflicts_total);
+    printf("peers:%s\n", st->npeers ? "" : "       none");
+    for (size_t i = 0; i < st->npeers; i++)
+        status_peer(&st->peers[i], json_array_get(runs, i), now);
+    for (size_t i = 0; i < st->nstreams; i++) {
+        const bs_stream_status *s = &st->streams[i];
+        bs_node_id_format(s->origin, id);
+        printf("  %s origin %.17s… at seq %llu: %s\n",
+               s->quarantined ? "QUARANTINED" : "HELD", id,
+               (unsigned long long)s->seq, s->note);
+    }
+    printf("collections:%s\n", st->ncolls ? "" : " none");
+    for (size_t i = 0; i < st->ncolls; i++)
+        printf("  %-24s %llu records, %llu deleted\n", st->colls[i].name,
+               (unsigned long long)st->colls[i].records,
+               (unsigned long long)st->colls[i].deleted);
+}
+
+void
+bs_out_peers(const bs_peer *v, size_t n, uint64_t now)
+{
+    if (n == 0)
+        printf("no peers (pair one with: branchsync peer add NAME ENDPOINT "
+               "NODE_ID)\n");
+    for (size_t i = 0; i < n; i++) {
+        char id[BS_NODE_ID_LEN + 1], ok[32];
+        bs_node_id_format(v[i].pk, id);
+        bs_out_age(ok, sizeof ok, v[i].last_ok_ms, now);
+        printf("%-12s %-28s %s\n             schedule: %s%s%s, last "
+               "exchange: %s\n",
+               v[i].name, v[i].endpoint, id, v[i].schedule,
+               v[i].window[0] ? " window " : "", v[i].window, ok);
+    }
+}
+
+void
+bs_out_conflict(const bs_conflict *c)
+{
+    printf("%s  %s/%s field %s  policy %s  %s\n", c->id, c->coll, c->rid,
+           c->field, bs_policy_name(c->policy),
+           c->resolved ? "resolved" : "OPEN");
+    for (int k = 0; k < 2; k++) {
+        const bs_conflict_side *s = &c->side[k];
+        char id[BS_NODE_ID_LEN + 1], *v;
+
+        printf("    %s %s… ", k == c->winner ? "*" : " ", short_id(s->key, id));
+        if (s->deleted) {
+            printf("(deleted)\n");
+            continue;
+        }
+        v = bs_json_value_text(&s->val);
+        printf("%s\n", v ? v : "?");
+        free(v);
+    }
+}
+
+void
+bs_out_exchange(const bs_xlog_entry *e)
+{
+    char when[64];
+
+    bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000));
+    printf("%s  %-10s %-7s %-4s sent %llu sets, received %llu, %llu changes, "
+           "%llu bytes, %llu ms: %s\n",
+           when, e->peer, e->via, e->direction,
+           (unsigned long long)e->sets_sent,
+           (unsigned long long)e->sets_received, (unsigned long long)e->changes,
+           (unsigned long long)e->bytes, (unsigned long long)e->duration_ms,
+           e->error[0] ? e->error : "ok");
+}
+
+void
+bs_out_inspect(const char *path, const bs_inspect *in)
+{
+    char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
+
+    printf("file:      %s (%llu bytes)\n", path, (unsigned long long)in->bytes);
+    if (in->has_envelope) {
+        bs_node_id_format(in->sender, s);
+        if (in->has_receiver)
+            bs_node_id_format(in->receiver, r);
+        printf("from:      %s (%s)\nto:        %s\nmessage:   #%llu\n",
+               in->sender_name, s, r, (unsigned long long)in->message_no);
+    }
+    printf("framing:   %s\nchecksum:  %s\nsignature: %s\n", in->framing,
+           in->checksum, in->file_signature);
+    printf("change sets: %zu\n", in->nsets);
+    for (size_t i = 0; i < in->nsets; i++) {
+        const bs_inspect_set *x = &in->sets[i];
+        if (!x->decoded) {
+            printf("  %zu: %s\n", i, x->error);
+            continue;
+        }
+        printf("  origin %s… seq %llu-%llu: %llu changes, %llu omitted, "
+               "signature %s\n",
+               short_id(x->origin, s), (unsigned long long)x->first,
+               (unsigned long long)x->last, (unsigned long long)x->changes,
+               (unsigned long long)x->omitted,
+               x->signature_ok ? "valid" : "INVALID");
+    }
+}
+
+void
+bs_out_import(const bs_xstats *st)
+{
+    if (st->replay) {
+        printf("nothing new: this exchange from %s was already imported\n",
+               st->peer);
+        return;
+    }
+    printf("imported from %s: %llu change sets, %llu changes applied", st->peer,
+           (unsigned long long)st->sets, (unsigned long long)st->changes);
+    if (st->dup_sets)
+        printf(", %llu already held", (unsigned long long)st->dup_sets);
+    if (st->conflicts)
+        printf(", %llu conflicts", (unsigned long long)st->conflicts);
+    if (st->held)
+        printf(", %llu held back (see status)", (unsigned long long)st->held);
+    if (st->quarantined)
+        printf(", %llu QUARANTINED (see status)",
+               (unsigned long long)st->quarantined);
+    printf("%s\n", st->joined ? "; joined the infobase" : "");
+}
+
+void
+bs_out_purge(const bs_purge_stats *st)
+{
+    printf("%llu tombstones: %llu purged, %llu wait for peers' "
+           "acknowledgement, %llu younger than the retention limit\n",
+           (unsigned long long)st->tombstones, (unsigned long long)st->purged,
+           (unsigned long long)st->held_by_peers,
+           (unsigned long long)st->too_recent);
+}

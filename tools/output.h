@@ -1,0 +1,37 @@
+/*
+ * output.h - everything branchsync prints on stdout: with --json one JSON
+ * document (node/render.h gives the shapes), otherwise the human form of
+ * the same typed result, rendered here.  Commands call the core, then one
+ * of these; errors go to stderr from main().
+ */
+#ifndef BS_OUTPUT_H
+#define BS_OUTPUT_H
+
+#include "../node/render.h"
+#include "../replication/exchange.h"
+#include "../replication/purge.h"
+#include "../replication/records.h"
+
+/* Print j as one indented JSON document and release it. */
+void bs_out_json(json_t *j);
+
+/* "3 min ago" for a millisecond time (0: "never"). */
+void bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now_ms);
+/* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds. */
+void bs_out_time(char *buf, size_t n, int64_t s);
+
+/* A record as one JSON line ("id" first); BS_ENOMEM or BS_EIO. */
+BS_MUST_CHECK bs_err bs_out_record(const char *id, size_t idlen,
+                                   const bs_record *r);
+
+/* Human forms. */
+void bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
+                   uint64_t map, uint64_t now_ms);
+void bs_out_peers(const bs_peer *v, size_t n, uint64_t now_ms);
+void bs_out_conflict(const bs_conflict *c);
+void bs_out_exchange(const bs_xlog_entry *e);
+void bs_out_inspect(const char *path, const bs_inspect *in);
+void bs_out_import(const bs_xstats *st);
+void bs_out_purge(const bs_purge_stats *st);
+
+#endif
