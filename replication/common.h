@@ -91,10 +91,13 @@ typedef struct bs_slice {
 #define BS_COLLECTION_MAX 64
 #define BS_ID_MAX         256
 #define BS_FIELD_NAME_MAX 128
-#define BS_FIELDS_MAX     1024
-/* A stored record merges fields written by several origins. */
-#define BS_RECORD_FIELDS_MAX 4096
-#define BS_RECORD_JSON_MAX   (1u << 20)
+/* Fields in one change (the wire's limit, docs/protocol.md C3).  A write of
+ * more becomes several changes; a record holds any number. */
+#define BS_FIELDS_MAX 1024
+/* The longest JSON text of one record that `put` and `load` read: a guard
+ * against runaway input, far above the records offices build (a record
+ * grows only by writes of at most 1 MiB each). */
+#define BS_RECORD_JSON_MAX (64u << 20)
 #define BS_NODE_NAME_MAX     64
 
 /* Big-endian integer helpers for keys and file formats. */

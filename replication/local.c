@@ -112,14 +112,16 @@ seal(bs_local *l, bs_errbuf *err)
 static bs_err
 write_record(bs_local *l, const uint8_t *key, size_t klen, const bs_record *r)
 {
-    size_t n = bs_record_size(r);
+    bs_recenc e;
     uint8_t *dst;
-    bs_err rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), n, 0,
-                               &dst, NULL);
+    bs_err rv;
 
-    if (rv == BS_OK)
-        bs_record_encode(r, dst);
-    return rv;
+    if ((rv = bs_record_prepare(r, &l->scratch, &e)) != BS_OK ||
+        (rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), e.size,
+                             0, &dst, NULL)) != BS_OK)
+        return rv;
+    bs_record_encode(r, &e, dst);
+    return BS_OK;
 }
 
 /* Prio of a new local write over r: inherit the highest seen, and the hub
@@ -170,8 +172,13 @@ queue_change(bs_local *l, const char *coll, const char *id, int deleted,
 
     if (bs_csbuild_full(&l->build) && (rv = seal(l, err)) != BS_OK)
         return rv;
-    if ((rv = bs_csbuild_add(&l->build, &ch)) != BS_OK)
-        return bs_errf(err, rv, "%s/%s: record too large", coll, id);
+    if ((rv = bs_csbuild_add(&l->build, &ch)) == BS_EINVAL)
+        return bs_errf(err, rv,
+                       "%s/%s: field \"%s\" is too large: a field with its "
+                       "names must fit in one change (%u bytes)",
+                       coll, id, n > 0 ? f[0].name : "", BS_CHANGE_MAX_BYTES);
+    if (rv != BS_OK)
+        return rv;
     return BS_OK;
 }
 
@@ -187,19 +194,22 @@ next_version(bs_local *l, uint32_t prio)
     return v;
 }
 
-bs_err
-bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
-             size_t n, bs_errbuf *err)
+/* One change of a put: fields f[0..n), at most one change's worth. */
+static bs_err
+put_change(bs_local *l, const char *coll, const char *id, bs_field *f,
+           size_t n, int *wrote, bs_errbuf *err)
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
     bs_record r;
+    bs_recenc e;
     bs_version v;
     bs_slice old;
     uint8_t *dst;
     int changed;
     bs_err rv;
 
+    *wrote = 0;
     bs_arena_reset(&l->scratch);
     memset(&r, 0, sizeof r);
     /* Fast path: a new record costs one B-tree descent. */
@@ -209,15 +219,15 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
     r.alive = v;
     r.fields = f;
     r.nfields = n;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         r.fields[i].ver = v;
-        r.fields[i].namelen = (uint16_t)strlen(f[i].name);
-    }
-    rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen),
-                        bs_record_size(&r), BS_PUT_NOOVERWRITE, &dst, &old);
+    if ((rv = bs_record_prepare(&r, &l->scratch, &e)) != BS_OK)
+        return rv;
+    rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), e.size,
+                        BS_PUT_NOOVERWRITE, &dst, &old);
     if (rv == BS_OK) {
-        bs_record_encode(&r, dst);
-        l->written++;
+        bs_record_encode(&r, &e, dst);
+        *wrote = 1;
         return queue_change(l, coll, id, 0, f, n, &v, err);
     }
     if (rv != BS_EEXIST)
@@ -228,19 +238,56 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
         return BS_ENOMEM;
     if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
-    if (!l->force && is_noop(&r, f, n)) {
-        l->unchanged++;
+    if (!l->force && is_noop(&r, f, n))
         return BS_OK;
-    }
     v.prio = next_prio(l, &r, f, n);
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
-                              &changed)) != BS_OK)
-        return bs_errf(err, rv, "%s/%s: too many fields", coll, id);
-    if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
+                              &changed)) != BS_OK ||
+        (rv = write_record(l, key, klen, &r)) != BS_OK ||
         (rv = settle(l, coll, id, f, n)) != BS_OK)
         return rv;
-    l->written++;
+    *wrote = 1;
     return queue_change(l, coll, id, 0, f, n, &v, err);
+}
+
+/* Bytes f takes in a change, near enough to split a write by. */
+static size_t
+field_bytes(const bs_field *f)
+{
+    return 16 + f->namelen + (f->val.type == BS_VTEXT ? f->val.len : 8);
+}
+
+bs_err
+bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
+             size_t n, bs_errbuf *err)
+{
+    size_t done = 0;
+    int any = 0;
+
+    for (size_t i = 0; i < n; i++)
+        f[i].namelen = (uint16_t)strlen(f[i].name);
+    /* A write larger than one change (BS_FIELDS_MAX fields, a share of
+     * BS_CHANGE_MAX_BYTES) becomes several, each merged under its own
+     * version, as if written one after another (docs/design.md, "Limits"). */
+    do {
+        size_t k = 0, bytes = 0;
+        int wrote;
+        bs_err rv;
+
+        while (done + k < n && k < BS_FIELDS_MAX &&
+               (k == 0 ||
+                bytes + field_bytes(&f[done + k]) <= BS_CHANGE_MAX_BYTES / 2))
+            bytes += field_bytes(&f[done + k++]);
+        if ((rv = put_change(l, coll, id, f + done, k, &wrote, err)) != BS_OK)
+            return rv;
+        any |= wrote;
+        done += k;
+    } while (done < n);
+    if (any)
+        l->written++;
+    else
+        l->unchanged++;
+    return BS_OK;
 }
 
 bs_err

@@ -15,8 +15,11 @@
  *    (proto/storage.proto) instead of JSON; held entries carry a reason;
  *    conflict counts are kept in the metadata.  upgrade.h converts a
  *    format-2 store in place.
+ * 4: a record may be stored in the wide record format (u32 counts, for
+ *    65,535 fields or more: merges are never refused); format-3 stores
+ *    hold only narrow records, so they upgrade by their number alone.
  */
-#define BS_STORE_FORMAT 3
+#define BS_STORE_FORMAT 4
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 

@@ -115,11 +115,16 @@ static uint8_t *
 encode(const bs_record *r, size_t *n)
 {
     uint8_t *buf;
+    bs_recenc e;
+    bs_arena a;
 
-    *n = bs_record_size(r);
+    bs_arena_init(&a);
+    cr_assert_eq(bs_record_prepare(r, &a, &e), BS_OK);
+    *n = e.size;
     buf = malloc(*n);
     cr_assert_not_null(buf);
-    bs_record_encode(r, buf);
+    bs_record_encode(r, &e, buf);
+    bs_arena_fini(&a);
     return buf;
 }
 
@@ -372,7 +377,7 @@ Test(record, decode_rejects_bad_header_fields)
     after_vers = 4 + (size_t)nver * 24;
 
     memcpy(b, good, n);
-    b[0] = 3; /* unknown format */
+    b[0] = 4; /* unknown format */
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
     memcpy(b, good, n);
@@ -385,7 +390,7 @@ Test(record, decode_rejects_bad_header_fields)
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
     memcpy(b, good, n);
-    v16 = BS_RECORD_FIELDS_MAX + 1; /* too many fields */
+    v16 = 0xfffe; /* more fields than the bytes left can hold */
     memcpy(b + after_vers + 4, &v16, 2);
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
@@ -435,8 +440,12 @@ Test(record, decode_survives_garbage_and_bit_flips)
         rv = bs_record_decode(&d, b, n, &a);
         cr_assert(rv == BS_OK || rv == BS_ESTORE, "flip of bit %zu gave %s",
                   bit, bs_strerror(rv));
-        if (rv == BS_OK) /* whatever decodes must encode again */
-            cr_assert_leq(bs_record_size(&d), n);
+        if (rv == BS_OK) { /* whatever decodes must encode again */
+            bs_recenc e;
+
+            cr_assert_eq(bs_record_prepare(&d, &a, &e), BS_OK);
+            cr_assert_leq(e.size, n);
+        }
         free(b);
         bs_arena_reset(&a);
     }
@@ -735,30 +744,91 @@ Test(record, merge_priority_policy_lets_higher_prio_win)
     bs_arena_fini(&a);
 }
 
-Test(record, merge_rejects_more_than_max_fields)
+/* Issue 8 item 1: two offices' writes merged past what one write holds (the
+ * old 4,096-field cap refused such a merge, and the origin's later sets
+ * waited behind it for good).  A merge never refuses; a record of 65,535
+ * fields or more is stored in the wide format (u32 counts) and decodes to
+ * what was encoded. */
+Test(record, merge_never_refuses_and_wide_records_round_trip)
 {
-    /* One write holds at most BS_FIELDS_MAX fields (json.c); a stored
-     * record merging several origins' writes at most this many. */
-    enum { N = BS_RECORD_FIELDS_MAX };
-    static char names[N + 1][8];
-    bs_field *f = calloc(N + 1, sizeof *f);
-    bs_record r = {0};
+    enum { N = 70000, W = 1000 };
+    char(*names)[8] = calloc(N, 8);
+    bs_field *f = calloc(N, sizeof *f);
+    bs_record r = {0}, d;
     bs_arena a;
-    bs_version v = V(2, 2, 1);
     int ch;
 
-    cr_assert_not_null(f);
-    for (int i = 0; i <= N; i++) {
-        snprintf(names[i], sizeof names[i], "f%05d", i % 100000);
+    cr_assert(names != NULL && f != NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], 8, "f%05d", i);
         f[i] = F_int(names[i], i);
     }
     bs_arena_init(&a);
-    merge_up(&r, f, N, V(1, 1, 1), &a);
+    /* Writes of W fields from N / W origins, each its own version. */
+    for (int w = 0; w < N / W; w++) {
+        bs_version v = V(10 + (uint64_t)w, 1, 1 + (uint32_t)(w % NSTREAMS));
+
+        cr_assert_eq(
+            bs_record_merge(&r, 0, f + w * W, W, &v, &ORDER, &a, &ch), BS_OK,
+            "write %d of %d fields", w, W);
+        cr_assert_eq(ch, 1);
+        if (r.nfields == 65000 || r.nfields == N) {
+            size_t n;
+            uint8_t *buf = encode(&r, &n);
+
+            cr_assert_eq(buf[0], r.nfields < 0xffff ? 2 : 3);
+            cr_assert_eq(bs_record_decode(&d, buf, n, &a), BS_OK);
+            cr_assert_eq(d.nfields, r.nfields);
+            for (size_t i = 0; i < d.nfields; i += 997)
+                cr_assert(d.fields[i].namelen == r.fields[i].namelen &&
+                          memcmp(d.fields[i].name, r.fields[i].name,
+                                 d.fields[i].namelen) == 0 &&
+                          ver_eq(&d.fields[i].ver, &r.fields[i].ver) &&
+                          d.fields[i].val.i == r.fields[i].val.i);
+            cr_assert(ver_eq(&d.alive, &r.alive));
+            free(buf);
+        }
+    }
     cr_assert_eq(r.nfields, N);
-    cr_assert_eq(bs_record_merge(&r, 0, f + N, 1, &v, &ORDER, &a, &ch),
-                 BS_EINVAL);
+    cr_assert_eq(bs_record_find(&r, "f69999", 6)->val.i, 69999);
+    cr_assert_null(bs_record_find(&r, "f70000", 6));
     bs_arena_fini(&a);
     free(f);
+    free(names);
+}
+
+/* The narrow format ends where a count or an index would be 0xffff. */
+Test(record, format_width_boundary)
+{
+    static const size_t sizes[] = {0xfffe, 0xffff, 0x10000};
+    bs_arena a;
+
+    bs_arena_init(&a);
+    for (size_t k = 0; k < 3; k++) {
+        size_t nf = sizes[k], n;
+        bs_field *f = bs_arena_alloc(&a, nf * sizeof *f);
+        char *names = bs_arena_alloc(&a, nf * 8);
+        bs_record r = {0}, d;
+        uint8_t *buf;
+
+        cr_assert(f != NULL && names != NULL);
+        r.has_alive = r.live = 1;
+        r.alive = V(1, 1, 1);
+        for (size_t i = 0; i < nf; i++) {
+            snprintf(names + i * 8, 8, "f%05x", (unsigned)(i & 0xfffff));
+            f[i] = F_int(names + i * 8, (int64_t)i);
+            f[i].ver = r.alive;
+        }
+        r.fields = f;
+        r.nfields = nf;
+        buf = encode(&r, &n);
+        cr_assert_eq(buf[0], nf < 0xffff ? 2 : 3, "%zu fields", nf);
+        cr_assert_eq(bs_record_decode(&d, buf, n, &a), BS_OK);
+        cr_assert_eq(d.nfields, nf);
+        cr_assert_eq(d.fields[nf - 1].val.i, (int64_t)nf - 1);
+        free(buf);
+    }
+    bs_arena_fini(&a);
 }
 
 /* ---- merge order independence ---- */
