@@ -11,6 +11,7 @@
 #ifndef BS_CLI_H
 #define BS_CLI_H
 
+#include "../node/health.h"
 #include "../node/node.h"
 #include "../replication/common.h"
 
@@ -25,6 +26,7 @@ typedef struct bs_cli {
     int argc;
     char **argv; /* positional arguments after the command */
     bs_errbuf err;
+    int exit_code; /* when the handler returns BS_OK (doctor: 1 if unwell) */
 } bs_cli;
 
 typedef bs_err (*bs_cmd_fn)(bs_cli *c);
@@ -58,6 +60,14 @@ bs_err bs_cmd_purge(bs_cli *c);
 bs_err bs_cmd_sync(bs_cli *c);
 bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);
+
+/* The node's problems (node/health.h) as read in t with its status st,
+ * measuring the disk and asking the daemon; corrupt: a verification's
+ * finding or NULL. */
+BS_MUST_CHECK bs_err bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t,
+                                     const bs_status *st, const char *corrupt,
+                                     bs_problems *out);
+bs_err bs_cmd_doctor(bs_cli *c);
 
 /* Tell a running daemon (if any) about a change: "changed" after local
  * writes, "reload" after pairing or schedule changes.  Never fails. */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../node/health.h"
 #include "../node/schedule.h"
 #include "../replication/purge.h"
 #include "cli.h"
@@ -120,6 +121,7 @@ bs_err
 bs_cmd_status(bs_cli *c)
 {
     bs_status_opts o = {0};
+    bs_problems probs = {0};
     bs_status st;
     bs_node *n;
     bs_txn *t;
@@ -132,6 +134,9 @@ bs_cmd_status(bs_cli *c)
     o.count_records = 1;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_status_read(t, &n->meta, &o, &st, &c->err);
+        if (rv == BS_OK &&
+            (rv = bs_cli_problems(c, n, t, &st, NULL, &probs)) != BS_OK)
+            bs_status_fini(&st);
         bs_txn_abort(t);
     }
     if (rv == BS_OK) {
@@ -147,12 +152,20 @@ bs_cmd_status(bs_cli *c)
                                 json_pack("{s:I, s:I}", "used_bytes",
                                           (json_int_t)used, "map_bytes",
                                           (json_int_t)map));
+            json_object_set_new(j, "problems", bs_render_problems(&probs));
             bs_out_json(j);
         } else {
             bs_out_status(&st, runs, used, map, o.now_ms);
+            printf("problems:%s\n",
+                   probs.n ? "" : "    none (branchsync doctor explains)");
+            for (size_t i = 0; i < probs.n; i++)
+                printf("  %s%s%s: %s\n", probs.v[i].kind,
+                       probs.v[i].subject[0] ? " " : "", probs.v[i].subject,
+                       probs.v[i].what);
         }
         json_decref(runs);
         bs_status_fini(&st);
+        bs_problems_fini(&probs);
     }
     bs_node_close(n);
     return rv;

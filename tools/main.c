@@ -154,6 +154,13 @@ static const cmd cmds[] = {
      "node, store and replication state",
      "Shows the node's name, role, ID, "
      "infobase, record counts and change-log size.\n"},
+    {"doctor", bs_cmd_doctor, O_DIR | O_JSON, 0, 0, "doctor",
+     "what needs attention, each with what to do; exit 1 if anything",
+     "Lists held, refused and quarantined streams with the reason, peers\n"
+     "needing a full resync, silent past their schedule or failing, clock\n"
+     "skew against a peer, a daemon that does not run, and low disk or map\n"
+     "space: one line each, then what to do.  Exit 0 when healthy, 1 when\n"
+     "not.  status --json carries the same list as \"problems\".\n"},
 };
 
 #define NCMDS (sizeof cmds / sizeof cmds[0])
@@ -385,5 +392,5 @@ main(int argc, char **argv)
                 bs_errmsg(&c.err, rv));
         return bs_err_exit_code(rv);
     }
-    return 0;
+    return c.exit_code;
 }

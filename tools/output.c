@@ -248,3 +248,16 @@ bs_out_purge(const bs_purge_stats *st)
            (unsigned long long)st->held_by_peers,
            (unsigned long long)st->too_recent);
 }
+
+void
+bs_out_problems(const bs_problems *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        printf("%s%s%s: %s\n  -> %s\n", p->v[i].kind,
+               p->v[i].subject[0] ? " " : "", p->v[i].subject, p->v[i].what,
+               p->v[i].todo);
+    if (p->n == 0)
+        printf("healthy: nothing needs attention\n");
+    else
+        printf("%zu problem%s\n", p->n, p->n == 1 ? "" : "s");
+}

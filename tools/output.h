@@ -25,6 +25,8 @@ BS_MUST_CHECK bs_err bs_out_record(const char *id, size_t idlen,
                                    const bs_record *r);
 
 /* Human forms. */
+/* doctor: one line per problem and what to do, then a summary line. */
+void bs_out_problems(const bs_problems *p);
 void bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
                    uint64_t map, uint64_t now_ms);
 void bs_out_peers(const bs_peer *v, size_t n, uint64_t now_ms);

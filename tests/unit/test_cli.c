@@ -934,6 +934,66 @@ Test(cli, id_json_gives_id_and_name)
     res_free(&plain);
 }
 
+/* Issue 8 item 16: doctor exits 0 when healthy and 1 listing each problem
+ * with what to do; status --json carries the same list. */
+Test(cli, doctor_exits_1_naming_each_problem_and_status_lists_them)
+{
+    char dir[128], other[128];
+    res r, idr;
+    json_t *j, *probs, *p0;
+
+    node_at(dir, sizeof dir, "head");
+    r = CLI("-d", dir, "doctor");
+    assert_ok(r, "doctor on a healthy node");
+    cr_assert(strstr(r.out, "healthy") != NULL, "%s", r.out);
+    res_free(&r);
+    /* A timed link with no daemon running for the node. */
+    node_at(other, sizeof other, "riga");
+    idr = CLI("-d", other, "id", "--json");
+    assert_ok(idr, "id");
+    j = parse_json(idr.out, "id");
+    r = CLI("-d", dir, "peer", "add", "riga", "tcp://127.0.0.1:1",
+            json_string_value(json_object_get(j, "id")), "--schedule",
+            "every 15m");
+    assert_ok(r, "peer add");
+    res_free(&r);
+    json_decref(j);
+    res_free(&idr);
+    r = CLI("-d", dir, "doctor");
+    cr_assert_eq(r.code, 1, "exit %d: %s%s", r.code, r.out, r.err);
+    cr_assert_eq(r.errn, 0, "doctor wrote to stderr: %s", r.err);
+    cr_assert(strstr(r.out, "daemon_down: branchsyncd does not run") != NULL,
+              "%s", r.out);
+    cr_assert(strstr(r.out, "-> start it: branchsyncd -d ") != NULL, "%s",
+              r.out);
+    cr_assert(strstr(r.out, "\n1 problem\n") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "doctor", "--json");
+    cr_assert_eq(r.code, 1);
+    j = parse_json(r.out, "doctor --json");
+    cr_assert(json_is_false(json_object_get(j, "healthy")));
+    probs = json_object_get(j, "problems");
+    cr_assert_eq(json_array_size(probs), 1);
+    p0 = json_array_get(probs, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(p0, "kind")),
+                     "daemon_down");
+    cr_assert(json_is_string(json_object_get(p0, "what")));
+    cr_assert(json_is_string(json_object_get(p0, "todo")));
+    cr_assert(json_is_string(json_object_get(p0, "subject")));
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", dir, "status", "--json");
+    assert_ok(r, "status is not a health check: exit 0");
+    j = parse_json(r.out, "status --json");
+    probs = json_object_get(j, "problems");
+    cr_assert_eq(json_array_size(probs), 1);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(probs, 0), "kind")),
+        "daemon_down");
+    json_decref(j);
+    res_free(&r);
+}
+
 Test(cli, get_and_ls_print_a_record_identically)
 {
     char dir[128];
