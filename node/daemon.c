@@ -175,6 +175,7 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
         cfg.sk = d->sk;
         cfg.clock = bs_clock_system;
         cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+        cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
         cfg.initiator = 0;
         memcpy(in->pk, p.pk, BS_PK_LEN);
         cfg.authenticated = in->pk;
