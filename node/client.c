@@ -188,6 +188,7 @@ bs_client_sync(bs_node *n, bs_zmq *z, const char *name, int timeout_ms,
     cfg.sk = sk;
     cfg.clock = bs_clock_system;
     cfg.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    cfg.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
     cfg.initiator = 1;
     cfg.peer = name;
     cfg.authenticated = p.pk;

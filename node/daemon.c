@@ -22,6 +22,7 @@
 
 #include "../replication/peers.h"
 #include "client.h"
+#include "lock.h"
 
 #define SWEEP_MS 1000u
 
@@ -174,6 +175,7 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
         cfg.sk = d->sk;
         cfg.clock = bs_clock_system;
         cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+        cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
         cfg.initiator = 0;
         memcpy(in->pk, p.pk, BS_PK_LEN);
         cfg.authenticated = in->pk;
@@ -392,7 +394,7 @@ bs_daemon_run(const bs_daemon_opts *o)
     bs_errbuf err = {{0}};
     char id[BS_NODE_ID_LEN + 1], sock[4200];
     bs_err rv;
-    int status = 1;
+    int status = 1, lock = -1;
 
     memset(&d, 0, sizeof d);
     harden();
@@ -400,12 +402,12 @@ bs_daemon_run(const bs_daemon_opts *o)
         fprintf(stderr, "branchsyncd: cannot initialise libsodium\n");
         return 1;
     }
-    if ((rv = bs_node_open(o->dir, 0, &d.n, &err)) != BS_OK) {
+    /* One daemon per directory, decided before anything is touched: a
+     * second one must not remove the first one's control socket. */
+    if ((rv = bs_node_lock_daemon(o->dir, &lock, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
         return bs_err_exit_code(rv);
     }
-    d.level =
-        o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
     {
         /* The control socket lives in DIR: only its owner may reach it. */
         struct stat st;
@@ -414,10 +416,17 @@ bs_daemon_run(const bs_daemon_opts *o)
                     "branchsyncd: %s must be accessible to its owner only "
                     "(chmod 700 %s): it holds the control socket\n",
                     o->dir, o->dir);
-            status = 2;
-            goto out_node;
+            bs_lock_release(lock);
+            return 2;
         }
     }
+    if ((rv = bs_node_open(o->dir, 0, &d.n, &err)) != BS_OK) {
+        fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
+        bs_lock_release(lock);
+        return bs_err_exit_code(rv);
+    }
+    d.level =
+        o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
     if ((rv = bs_node_secret(d.n, &d.sk, &err)) != BS_OK ||
         (rv = bs_node_curve(d.n, d.curve_pk, d.curve_sk, &err)) != BS_OK ||
         (rv = bs_zmq_new(&d.z, &err)) != BS_OK) {
@@ -426,7 +435,7 @@ bs_daemon_run(const bs_daemon_opts *o)
         goto out_node;
     }
     snprintf(sock, sizeof sock, "%s/control.sock", o->dir);
-    unlink(sock); /* left by a daemon that was killed */
+    unlink(sock); /* left by a daemon that was killed: we hold the lock */
     uv_loop_init(&d.loop);
     if ((rv = open_sockets(&d, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
@@ -467,5 +476,6 @@ out_loop:
 out_node:
     bs_wipe(d.curve_sk, sizeof d.curve_sk);
     bs_node_close(d.n);
+    bs_lock_release(lock); /* last: the next daemon may start now */
     return status;
 }

@@ -321,6 +321,7 @@ link_run(bs_link *l, const char *why)
     cfg.sk = d->sk;
     cfg.clock = bs_clock_system;
     cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+    cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
     cfg.initiator = 1;
     cfg.peer = l->name;
     cfg.authenticated = l->pk;

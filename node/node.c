@@ -12,6 +12,7 @@
 #include "../replication/keys.h"
 #include "../replication/streams.h"
 #include "legacy.h"
+#include "lock.h"
 
 typedef struct create_ctx {
     bs_meta *meta;
@@ -145,6 +146,49 @@ upgrade(const char *dir, bs_store_opts so, bs_store **st, bs_errbuf *err)
     return rv;
 }
 
+static bs_err
+not_a_node(const char *dir, bs_errbuf *err)
+{
+    return bs_errf(err, BS_ENOTNODE,
+                   "%s is not a branchsync node (run 'branchsync init')", dir);
+}
+
+static int
+is_node(const char *dir)
+{
+    return path_exists(dir, "branchsync.conf") && path_exists(dir, "store");
+}
+
+bs_err
+bs_node_lock_daemon(const char *dir, int *fd, bs_errbuf *err)
+{
+    long pid;
+    bs_err rv;
+
+    if (!is_node(dir))
+        return not_a_node(dir, err);
+    /* A restore's probe of this lock (bs_lock_holder) holds it shared for
+     * a moment: look again before saying that a daemon runs. */
+    for (int tries = 0;; tries++) {
+        if ((rv = bs_lock_take(dir, BS_LOCK_DAEMON, BS_LOCK_EXCLUSIVE, fd,
+                               err)) != BS_EBUSY)
+            break;
+        if ((pid = bs_lock_holder(dir, BS_LOCK_DAEMON)) > 0)
+            return bs_errf(err, BS_EBUSY,
+                           "branchsyncd already runs for %s (pid %ld)", dir,
+                           pid);
+        if (pid < 0 || tries == 4)
+            return bs_errf(err, BS_EBUSY, "branchsyncd already runs for %s",
+                           dir);
+        usleep(20000);
+    }
+    if (rv != BS_OK)
+        return rv;
+    if ((rv = bs_lock_write_pid(*fd, err)) != BS_OK)
+        bs_lock_release(*fd);
+    return rv;
+}
+
 bs_err
 bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
 {
@@ -156,19 +200,27 @@ bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
     if ((n = calloc(1, sizeof *n)) == NULL)
         return BS_ENOMEM;
     snprintf(n->dir, sizeof n->dir, "%s", dir);
-    if (!path_exists(dir, "branchsync.conf") || !path_exists(dir, "store")) {
-        rv =
-            bs_errf(err, BS_ENOTNODE,
-                    "%s is not a branchsync node (run 'branchsync init')", dir);
+    n->lock_fd = -1;
+    if (!is_node(dir)) {
+        rv = not_a_node(dir, err);
         goto err_after_alloc;
     }
-    if ((rv = bs_config_load(dir, &n->cfg, err)) != BS_OK)
+    /* Shared with every other opener; only a restore excludes us. */
+    rv = bs_lock_take(dir, BS_LOCK_STORE, BS_LOCK_SHARED, &n->lock_fd, err);
+    if (rv == BS_EBUSY)
+        rv = bs_errf(err, BS_EBUSY,
+                     "%s is being restored from a backup: try again once "
+                     "`branchsync restore` has finished",
+                     dir);
+    if (rv != BS_OK)
         goto err_after_alloc;
+    if ((rv = bs_config_load(dir, &n->cfg, err)) != BS_OK)
+        goto err_after_lock;
     so.readonly = readonly;
     so.map_size = n->cfg.map_size_mb << 20;
     so.max_map_size = n->cfg.max_map_size_mb << 20;
     if ((rv = bs_store_open(dir, &so, &n->store, err)) != BS_OK)
-        goto err_after_alloc;
+        goto err_after_lock;
     if ((rv = upgrade(dir, so, &n->store, err)) != BS_OK)
         goto err_after_store;
     if ((rv = bs_store_read(n->store, &t, err)) != BS_OK)
@@ -181,6 +233,8 @@ bs_node_open(const char *dir, int readonly, bs_node **out, bs_errbuf *err)
     return BS_OK;
 err_after_store:
     bs_store_close(n->store);
+err_after_lock:
+    bs_lock_release(n->lock_fd);
 err_after_alloc:
     free(n);
     return rv;
@@ -192,6 +246,7 @@ bs_node_close(bs_node *n)
     if (n == NULL)
         return;
     bs_store_close(n->store);
+    bs_lock_release(n->lock_fd); /* after the store: nothing is open now */
     if (n->sk)
         bs_keys_free(n->sk);
     free(n);
@@ -319,6 +374,31 @@ new_incarnation(bs_txn *t, void *arg, bs_errbuf *err)
     return rv;
 }
 
+/* Take DIR/store.lock exclusively, or say who has the store open. */
+static bs_err
+lock_alone(const char *dir, int *fd, bs_errbuf *err)
+{
+    bs_err rv = bs_lock_take(dir, BS_LOCK_STORE, BS_LOCK_EXCLUSIVE, fd, err);
+    long pid;
+
+    if (rv != BS_EBUSY)
+        return rv;
+    if ((pid = bs_lock_holder(dir, BS_LOCK_DAEMON)) > 0)
+        return bs_errf(err, BS_EBUSY,
+                       "branchsyncd (pid %ld) is running for %s: stop it "
+                       "first, then restore",
+                       pid, dir);
+    if (pid < 0)
+        return bs_errf(err, BS_EBUSY,
+                       "branchsyncd is starting for %s: stop it first, then "
+                       "restore",
+                       dir);
+    return bs_errf(err, BS_EBUSY,
+                   "another branchsync process is using %s: let it finish "
+                   "(or stop it), then restore",
+                   dir);
+}
+
 bs_err
 bs_node_restore(const char *dir, const char *path, bs_errbuf *err)
 {
@@ -327,6 +407,7 @@ bs_node_restore(const char *dir, const char *path, bs_errbuf *err)
     uint8_t *sk = NULL;
     restore_ctx r;
     bs_store *st;
+    int lock = -1;
     bs_err rv;
 
     if (!path_exists(dir, "branchsync.conf") || !path_exists(dir, "keys"))
@@ -334,8 +415,14 @@ bs_node_restore(const char *dir, const char *path, bs_errbuf *err)
                        "%s is not a branchsync node: restore needs its "
                        "configuration and key file (backups hold neither)",
                        dir);
-    if ((rv = bs_keys_load(dir, &sk, err)) != BS_OK)
+    /* Alone with the store, or not at all: a process that kept the old
+     * data file open would go on under the old incarnation (INV-1). */
+    if ((rv = lock_alone(dir, &lock, err)) != BS_OK)
         return rv;
+    if ((rv = bs_keys_load(dir, &sk, err)) != BS_OK) {
+        bs_lock_release(lock);
+        return rv;
+    }
     r.pk = sk + 32; /* an Ed25519 secret key ends with its public key */
     /* Stage the copy as a store of its own, check it is this node's and
      * start the new incarnation there; only then replace the live file. */
@@ -369,5 +456,6 @@ out:
     rmdir(sdir);
     rmdir(stage);
     bs_keys_free(sk);
+    bs_lock_release(lock);
     return rv;
 }

@@ -45,7 +45,9 @@
     X(BS_EUNREACHABLE, 1, 0, "peer unreachable")                               \
     X(BS_ETIMEOUT, 1, 0, "timed out")                                          \
     X(BS_EQUARANTINED, 1, 0, "origin stream quarantined")                      \
-    X(BS_EINTERNAL, 1, 1, "internal error")
+    X(BS_EINTERNAL, 1, 1, "internal error")                                    \
+    X(BS_EBUSY, 1, 0, "the node is in use by another process")                 \
+    X(BS_ESTALE, 1, 0, "peer silent past the retention limit: full resync")
 
 typedef enum {
 #define BS_ERR_ENUM(name, code, local, msg) name,

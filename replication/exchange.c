@@ -7,6 +7,7 @@
 
 #include "local.h"
 #include "members.h"
+#include "purge.h"
 #include "setlog.h"
 
 bs_err
@@ -182,8 +183,55 @@ find_pos(const bs_pos *v, size_t n, const bs_pos *want)
     return bs_vv_find(v, n, key);
 }
 
+#define DAY_MS  86400000ull
+#define HOUR_MS 3600000ull
+
+/* "90 days", "5 hours", "40 s": a span for a message. */
+static void
+span(char *buf, size_t n, uint64_t ms)
+{
+    if (ms >= DAY_MS)
+        snprintf(buf, n, "%llu day%s", (unsigned long long)(ms / DAY_MS),
+                 ms / DAY_MS == 1 ? "" : "s");
+    else if (ms >= HOUR_MS)
+        snprintf(buf, n, "%llu hour%s", (unsigned long long)(ms / HOUR_MS),
+                 ms / HOUR_MS == 1 ? "" : "s");
+    else
+        snprintf(buf, n, "%llu s", (unsigned long long)(ms / 1000));
+}
+
 bs_err
-bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a,
+bs_xchg_check_stale(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
+                    uint64_t retention_ms, bs_errbuf *err)
+{
+    uint64_t since = p->last_ok_ms ? p->last_ok_ms : p->created_ms;
+    char silent[32], limit[32];
+    const char *what;
+
+    if (retention_ms == 0 ||
+        !bs_peer_stale(p->last_ok_ms, p->created_ms, now_ms, retention_ms))
+        return BS_OK;
+    span(silent, sizeof silent, now_ms - since);
+    span(limit, sizeof limit, retention_ms);
+    /* Say who needs the resync: the branch, whichever side we are. */
+    if (m->role == BS_ROLE_HUB)
+        what = "it needs a full resync: re-create it from this hub";
+    else if (m->joined && memcmp(p->pk, m->hub, BS_PK_LEN) == 0)
+        what = "this node needs a full resync: re-create it from the hub";
+    else
+        what = "the one of the two that was offline needs a full resync: "
+               "re-create it from the hub";
+    return bs_errf(err, BS_ESTALE,
+                   "peer %s: no exchange %s %s%s, longer than the retention "
+                   "limit (%s), so exchanges with it are refused; %s "
+                   "(README.md, \"Back after the retention limit\")",
+                   p->name, p->last_ok_ms ? "for" : "in the", silent,
+                   p->last_ok_ms ? "" : " since it was paired", limit, what);
+}
+
+bs_err
+bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
+               uint64_t now_ms, uint64_t retention_ms, bs_accept *a,
                bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
@@ -223,6 +271,11 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a,
         }
         a->join = 1;
     }
+    /* X7, before X5: an initiator ignores the replay flag, and nothing
+     * from a peer that purges stopped waiting for may be taken. */
+    if ((rv = bs_xchg_check_stale(m, &a->peer, now_ms, retention_ms, err)) !=
+        BS_OK)
+        goto fail;
     if (e->message_no <= a->peer.recv_no &&
         (!a->peer.has_inc ||
          memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0)) {
@@ -423,8 +476,9 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
 
 bs_err
 bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
-               uint64_t max_skew_ms, bs_errbuf *err)
+               uint64_t max_skew_ms, uint64_t retention_ms, bs_errbuf *err)
 {
+    uint64_t now = clock.now_ms(clock.ctx);
     bs_meta m;
     bs_txn *t;
     bs_err rv;
@@ -432,9 +486,10 @@ bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
     if ((rv = bs_store_read(s, &t, err)) != BS_OK)
         return rv;
     if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
-        (rv = bs_xchg_accept(t, &m, &in->env, acc, err)) == BS_OK &&
+        (rv = bs_xchg_accept(t, &m, &in->env, now, retention_ms, acc, err)) ==
+            BS_OK &&
         !acc->replay) {
-        rv = verify_sets(in, t, &m, clock.now_ms(clock.ctx), max_skew_ms, err);
+        rv = verify_sets(in, t, &m, now, max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }

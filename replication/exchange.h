@@ -57,14 +57,34 @@ typedef struct bs_accept {
 } bs_accept;
 
 /*
- * Check e against our metadata and the pairing table: addressed to us,
- * from a paired peer, of our infobase (or, before joining, from the hub we
- * paired with), and not going back on what the same incarnation of the
- * peer acknowledged before (P18).  BS_EFORGED, BS_EINFOBASE, BS_EINVAL.
+ * Check e against our metadata and the pairing table (X1-X7 of
+ * docs/protocol.md 8.3): addressed to us, from a paired peer, of our
+ * infobase (or, before joining, from the hub we paired with), from a peer
+ * not silent for longer than the retention limit (X7), and not going back
+ * on what the same incarnation of the peer acknowledged before (P18).
+ * now_ms is our wall clock and retention_ms the limit ([sync]
+ * retention_days; 0: no limit, for tests and fuzzers that do not exercise
+ * it).  BS_EFORGED, BS_EINFOBASE, BS_ESTALE, BS_EINVAL; a->peer is set
+ * (release it with bs_peer_fini) only on BS_OK.
  */
 BS_MUST_CHECK bs_err bs_xchg_accept(bs_txn *t, const bs_meta *m,
-                                    const bs_envelope *e, bs_accept *a,
+                                    const bs_envelope *e, uint64_t now_ms,
+                                    uint64_t retention_ms, bs_accept *a,
                                     bs_errbuf *err);
+
+/*
+ * X7 (docs/reliability.md P7): refuse to exchange with peer p when its
+ * last successful exchange with us (or its pairing, if none) is older
+ * than retention_ms at now_ms, as bs_peer_stale (purge.h) judges it: our
+ * purges no longer waited for it, so its old writes could bring back
+ * records deleted and purged meanwhile.  Until re-seeding exists such a
+ * node must be re-created from the hub.  BS_ESTALE with a message naming
+ * the remedy; BS_OK when retention_ms is 0.  Used on receiving (accept)
+ * and on writing an exchange file (bundle.h).
+ */
+BS_MUST_CHECK bs_err bs_xchg_check_stale(const bs_meta *m, const bs_peer *p,
+                                         uint64_t now_ms, uint64_t retention_ms,
+                                         bs_errbuf *err);
 
 /* Adopt the hub's infobase (write txn); re-seals our sets if any. */
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
@@ -90,13 +110,14 @@ typedef struct bs_inbound {
 void bs_inbound_fini(bs_inbound *in);
 
 /*
- * Pass 1, before anything is written: check the envelope (bs_xchg_accept)
- * and admit every set dry (admit.h), so that the exchange is refused
- * exactly when applying it would refuse one of its sets.
+ * Pass 1, before anything is written: check the envelope (bs_xchg_accept,
+ * with clock's time and retention_ms) and admit every set dry (admit.h),
+ * so that the exchange is refused exactly when applying it would refuse
+ * one of its sets.
  */
 BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
                                     bs_clock clock, uint64_t max_skew_ms,
-                                    bs_errbuf *err);
+                                    uint64_t retention_ms, bs_errbuf *err);
 
 /*
  * Pass 2: join if needed, apply the sets in groups of write transactions

@@ -253,7 +253,8 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
     if ((rv = bs_store_read(s->cfg.store, &t, &err)) != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
     if ((rv = bs_meta_load(t, &m, &err)) == BS_OK)
-        rv = bs_xchg_accept(t, &m, &s->theirs, &acc, &err);
+        rv = bs_xchg_accept(t, &m, &s->theirs, now_ms(s), s->cfg.retention_ms,
+                            &acc, &err);
     bs_txn_abort(t);
     if (rv != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));

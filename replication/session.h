@@ -14,9 +14,11 @@
  *
  * Rules:
  *  - The initiator sends HELLO; the responder checks it (paired, same
- *    infobase, sender = the key the transport authenticated) and answers
- *    with its own HELLO.  Each side then streams the sets the other lacks
- *    according to the vector in the other's HELLO, hub streams first.
+ *    infobase, sender = the key the transport authenticated, not silent
+ *    past the retention limit) and answers with its own HELLO, which the
+ *    initiator checks the same way (bs_xchg_accept).  Each side then
+ *    streams the sets the other lacks according to the vector in the
+ *    other's HELLO, hub streams first.
  *  - At most `window` SETs are unacknowledged by CREDIT at any time, so
  *    memory stays flat however large the backlog (P25).
  *  - Each SET is verified and applied in its own write transaction as it
@@ -64,6 +66,10 @@ typedef struct bs_session_cfg {
      * NULL in tests that trust the envelope */
     const uint8_t *authenticated;
     unsigned window; /* 0: BS_SESSION_WINDOW */
+    /* the retention limit ([sync] retention_days): a peer silent for
+     * longer is refused at its hello, whichever side calls (X7,
+     * exchange.h bs_xchg_check_stale); 0: no limit (tests, fuzzers) */
+    uint64_t retention_ms;
 } bs_session_cfg;
 
 typedef struct bs_session_stats {

@@ -29,7 +29,7 @@ bs_cmd_export(bs_cli *c)
     if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
         return rv;
     rv = bs_bundle_export(core.store, core.sk, c->argv[0], c->argv[1],
-                          bs_core_now(&core), &st, &c->err);
+                          bs_core_now(&core), core.retention_ms, &st, &c->err);
     if (rv == BS_OK) {
         bs_session_stats ss = {0};
         ss.sets_sent = st.sets;
@@ -65,7 +65,7 @@ bs_cmd_import(bs_cli *c)
     if ((rv = bs_node_core(n, !n->meta.joined, &core, &c->err)) != BS_OK)
         goto out;
     rv = bs_bundle_import(core.store, core.sk, c->argv[0], core.clock,
-                          core.max_skew_ms, &st, &c->err);
+                          core.max_skew_ms, core.retention_ms, &st, &c->err);
     if (st.peer[0]) {
         bs_session_stats ss = {0};
         ss.sets_received = st.sets;

@@ -673,7 +673,7 @@ cmd_check(const char *corpus)
     snprintf(file, sizeof file, "%s/seed.bsx", w.root);
     bsf_write_file(file, b + 1, n - 1);
     free(b);
-    rv = bs_bundle_import(w.hub.n->store, NULL, file, bsf_clock, BSF_SKEW_MS,
+    rv = bs_bundle_import(w.hub.n->store, NULL, file, bsf_clock, BSF_SKEW_MS, 0,
                           &st, &err);
     if (rv != BS_OK || st.sets != 3 || n - 1 != w.to_hub_n) {
         fprintf(stderr,
