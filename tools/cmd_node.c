@@ -52,7 +52,7 @@ bs_cmd_init(bs_cli *c)
         return bs_errf(&c->err, BS_EINVAL, "bad role \"%s\": use hub or branch",
                        c->role);
     if (c->listen &&
-        (!bs_endpoint_valid(c->listen) || !bs_config_value_ok(c->listen)))
+        (!bs_endpoint_listenable(c->listen) || !bs_config_value_ok(c->listen)))
         return bs_errf(&c->err, BS_EINVAL,
                        "bad endpoint \"%.80s\": use tcp://HOST:PORT",
                        c->listen);

@@ -221,16 +221,44 @@ opt_name(unsigned bit)
     return "?";
 }
 
+/* One line on stderr (arguments echoed escaped, bs_escape); exit 2. */
 static int BS_PRINTF(1, 2) bad_usage(const char *fmt, ...)
 {
+    char raw[BS_ERRMSG_LEN], msg[BS_ERRMSG_LEN];
     va_list ap;
 
     va_start(ap, fmt);
-    fprintf(stderr, "branchsync: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "branchsync: %s\n", bs_escape(msg, sizeof msg, raw));
     return 2;
+}
+
+/*
+ * The bad option getopt stopped at, named by its own argument: an unknown
+ * letter inside a cluster ("-abc") leaves optind on the cluster unless the
+ * letter was its last; a long option has already been stepped over.
+ */
+static int
+bad_option(int argc, char **argv, int missing_value)
+{
+    const char *prev = optind > 0 ? argv[optind - 1] : "", *tok = prev;
+    int letter = optopt > 0 && optopt < 128 &&
+                 !(missing_value && prev[0] == '-' && prev[1] == '-');
+
+    if (letter &&
+        !(prev[0] == '-' && prev[1] != '-' &&
+          strchr(prev + 1, optopt) != NULL) &&
+        optind < argc)
+        tok = argv[optind];
+    if (letter && strlen(tok) > 2)
+        return bad_usage("%s -%c in \"%s\" (see branchsync --help)",
+                         missing_value ? "no value for option"
+                                       : "unknown option",
+                         optopt, tok);
+    if (missing_value)
+        return bad_usage("option %s needs a value", tok);
+    return bad_usage("unknown option %s (see branchsync --help)", tok);
 }
 
 static int
@@ -332,16 +360,18 @@ main(int argc, char **argv)
             seen |= O_POLICY;
             break;
         case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
+            return bad_option(argc, argv, 1);
         default:
-            return bad_usage("unknown option %s (see branchsync --help)",
-                             argv[optind - 1]);
+            return bad_option(argc, argv, 0);
         }
     }
-    if (optind == argc) {
-        usage_all(help ? stdout : stderr);
-        return help ? 0 : 2;
+    if (optind == argc && help) {
+        usage_all(stdout);
+        return 0;
     }
+    if (optind == argc)
+        return bad_usage("no command (usage: branchsync [-d DIR] [--json] "
+                         "COMMAND [ARGS]; see branchsync --help)");
     for (size_t i = 0; i < NCMDS; i++)
         if (strcmp(argv[optind], cmds[i].name) == 0)
             cm = &cmds[i];

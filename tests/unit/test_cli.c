@@ -1328,3 +1328,86 @@ Test(cli, conflicts_json_and_resolve_contract)
     free(hid);
     free(bid);
 }
+
+/* ---- issue 8: names, escapes, exit codes ---- */
+
+/* Item 11: C1 controls (U+0080-U+009F) in record IDs and field names are
+ * refused like C0 ones (README "Limits"); before the fix they were
+ * stored. */
+Test(cli, c1_controls_in_ids_and_field_names_are_bad_input)
+{
+    char dir[128], file[160];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "id", "-d", dir, "put", "customers", "a\xc2\x85z", "{\"a\":1}");
+    BAD(dir, "id", "-d", dir, "put", "customers", "\xc2\x9b[2J", "{\"a\":1}");
+    BAD(dir, "field", "-d", dir, "put", "customers", "C1", "{\"n\xc2\x80\":1}");
+    BAD(dir, "field", "-d", dir, "put", "customers", "C1", "{\"n\\u0090\":1}");
+    snprintf(file, sizeof file, "%s/c1.jsonl", root);
+    write_file(file,
+               "{\"id\":\"ok\",\"a\":1}\n{\"id\":\"b\\u0085\",\"a\":2}\n");
+    BAD(dir, "line 2", "-d", dir, "load", "customers", file);
+    write_file(file, "{\"id\":\"a\xc2\x85\",\"a\":1}\n");
+    BAD(dir, "line 1", "-d", dir, "load", "customers", file);
+    write_file(file, "{\"id\":\"ok\",\"a\\u009f\":1}\n");
+    BAD(dir, "line 1", "-d", dir, "load", "customers", file);
+}
+
+/* stderr is one line of text: no byte below 0x20 but its final newline,
+ * no DEL, no C1 character. */
+static void
+assert_clean_line(const res *r, const char *what)
+{
+    const unsigned char *s = (const unsigned char *)r->err;
+
+    cr_assert_eq(count_lines(r->err), 1, "%s: not one line: %s", what, r->err);
+    for (size_t i = 0; i + 1 < r->errn; i++) {
+        cr_assert(s[i] >= 0x20 && s[i] != 0x7f, "%s: raw byte %#x at %zu: %s",
+                  what, s[i], i, r->err);
+        cr_assert(!(s[i] == 0xc2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f),
+                  "%s: raw C1 character at %zu: %s", what, i, r->err);
+    }
+}
+
+/* Item 11: an error echoing names, paths or arguments from the input
+ * escapes their control characters; before the fix a newline in the
+ * input split the message and ESC sequences reached the terminal. */
+Test(cli, errors_escape_control_characters_from_the_input)
+{
+    char dir[128], path[200];
+    struct {
+        const char *const *argv;
+        const char *mention;
+    } cases[] = {
+        {ARGV("frob\nx\xc2\x9b"), "frob\\x0ax\\u009b"},
+        {ARGV("init", "-d", "/nonexistent-i8/x", "--name", "a\nb\x1b[31m"),
+         "a\\x0ab\\x1b[31m"},
+        {ARGV("put", "customers", "C1", "{\"a\\nb\":{\"x\":1}}"), "a\\x0ab"},
+        {ARGV("put", "customers", "C1", "{\"x\\u0085\":1}"), "x\\u0085"},
+        {ARGV("load", "customers", "/tmp/\x1b]0;pwn\x07"), "\\x1b]0;pwn\\x07"},
+        {ARGV("--bogus\r\n"), "--bogus\\x0d\\x0a"},
+        {ARGV("put", "customers", "C1", "{\"a\":1}", "-\x01"), "\\x01"},
+        {ARGV("peer", "add", "x", "tcp://a\nb:1", "ID"), "a\\x0ab"},
+        {ARGV("inspect", "/tmp/no\xff\xfe-such\xe2\x80\xa8"),
+         "no\\xff\\xfe-such\\u2028"},
+    };
+
+    node_at(dir, sizeof dir, "n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[12];
+        size_t n = 0;
+        res r;
+
+        argv[n++] = "-d";
+        argv[n++] = dir;
+        for (size_t k = 0; cases[i].argv[k] != NULL; k++)
+            argv[n++] = cases[i].argv[k];
+        argv[n] = NULL;
+        r = run_argv(NULL, NULL, argv);
+        snprintf(path, sizeof path, "case %zu", i);
+        cr_assert_neq(r.code, 0, "%s: exit 0", path);
+        assert_clean_line(&r, path);
+        assert_one_error_line(&r, cases[i].mention, path);
+        res_free(&r);
+    }
+}
