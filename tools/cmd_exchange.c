@@ -59,7 +59,8 @@ bs_cmd_import(bs_cli *c)
     bs_node *n;
     bs_err rv;
 
-    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+    if ((rv = bs_cli_need(c, c->argv[0], "file")) != BS_OK ||
+        (rv = bs_cli_open(c, 0, &n)) != BS_OK)
         return rv;
     /* A branch with local writes re-signs them when it joins. */
     if ((rv = bs_node_core(n, !n->meta.joined, &core, &c->err)) != BS_OK)
@@ -93,20 +94,59 @@ out:
     return BS_OK;
 }
 
+/*
+ * The first check the file fails, in the order inspect prints them
+ * (framing, checksum, file signature, then each change set), as an error
+ * for exit 2; BS_OK when every check passed.
+ */
+static bs_err
+inspect_verdict(bs_cli *c, const bs_inspect *in)
+{
+    const char *f = c->argv[0];
+
+    if (strcmp(in->framing, "ok") != 0)
+        return bs_errf(&c->err, BS_EMALFORMED,
+                       "%s: framing %s: the file is damaged or cut short", f,
+                       in->framing);
+    if (strcmp(in->checksum, "valid") != 0)
+        return bs_errf(&c->err, BS_EMALFORMED,
+                       "%s: checksum %s: the file is damaged or was altered", f,
+                       in->checksum);
+    if (strcmp(in->file_signature, "valid") != 0)
+        return bs_errf(&c->err, BS_EBADSIG,
+                       "%s: file signature %s: not signed by the sender it "
+                       "names",
+                       f, in->file_signature);
+    for (size_t i = 0; i < in->nsets; i++) {
+        if (!in->sets[i].decoded)
+            return bs_errf(&c->err, BS_EMALFORMED,
+                           "%s: change set %zu does not decode: %s", f, i,
+                           in->sets[i].error);
+        if (!in->sets[i].signature_ok)
+            return bs_errf(&c->err, BS_EBADSIG,
+                           "%s: change set %zu: signature INVALID", f, i);
+    }
+    return BS_OK;
+}
+
 bs_err
 bs_cmd_inspect(bs_cli *c)
 {
     bs_inspect in;
-    bs_err rv = bs_bundle_inspect(c->argv[0], &in, &c->err);
+    bs_err rv;
 
-    if (rv != BS_OK)
+    if ((rv = bs_cli_need(c, c->argv[0], "file")) != BS_OK ||
+        (rv = bs_bundle_inspect(c->argv[0], &in, &c->err)) != BS_OK)
         return rv;
     if (c->json)
         bs_out_json(bs_render_inspect(c->argv[0], &in));
     else
         bs_out_inspect(c->argv[0], &in);
+    /* What was found is printed; a failed check still makes it exit 2. */
+    fflush(stdout);
+    rv = inspect_verdict(c, &in);
     bs_inspect_fini(&in);
-    return BS_OK;
+    return rv;
 }
 
 bs_err

@@ -67,8 +67,9 @@ map_input(bs_cli *c, const char *path, input *l)
         if ((rv = spool_stdin(c, &fd)) != BS_OK)
             return rv;
     } else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        return bs_errf(&c->err, errno == ENOENT ? BS_EINVAL : BS_EIO, "%s: %s",
-                       path, strerror(errno));
+        if (errno == ENOENT || errno == ENOTDIR)
+            return bs_errf(&c->err, BS_ENOTFOUND, "%s: no such file", path);
+        return bs_errf(&c->err, BS_EIO, "%s: %s", path, strerror(errno));
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);

@@ -548,7 +548,8 @@ Test(cli, no_node_directory_is_bad_usage)
     res_free(&r);
 }
 
-/* A directory with no node in it: exit 2 and the directory stays empty. */
+/* A directory with no node in it: exit 2 and the directory stays empty.
+ * No directory at all: exit 1, not found (issue 8, item 10; it was 2). */
 Test(cli, directory_that_is_not_a_node_is_refused)
 {
     char dir[128], missing[128];
@@ -579,9 +580,11 @@ Test(cli, directory_that_is_not_a_node_is_refused)
                 argv[n++] = cases[i][k];
             argv[n] = NULL;
             r = run_argv(NULL, NULL, argv);
-            cr_assert_eq(r.code, 2, "%s in %s: exit %d, stderr: %s",
+            cr_assert_eq(r.code, m ? 1 : 2, "%s in %s: exit %d, stderr: %s",
                          cases[i][0], argv[1], r.code, r.err);
-            assert_one_error_line(&r, "not a branchsync node", cases[i][0]);
+            assert_one_error_line(
+                &r, m ? "no such node directory" : "not a branchsync node",
+                cases[i][0]);
             cr_assert_eq(r.outn, 0);
             res_free(&r);
             cr_assert_neq(stat(missing, &st), 0, "%s created %s", cases[i][0],
@@ -683,13 +686,33 @@ Test(cli, load_line_without_id_is_bad_input)
     BAD(dir, "line 1", "-d", dir, "load", "lines", file);
 }
 
+/* Not found: exit 1 (issue 8, item 10; it was 2), one line, nothing
+ * written. */
+#define NOT_FOUND(dir, mention, ...)                                           \
+    do {                                                                       \
+        snap b_ = snapshot(dir), a_;                                           \
+        res r_ = CLI(__VA_ARGS__);                                             \
+        cr_assert_eq(r_.code, 1, "%s: exit %d (want 1), stderr: %s",           \
+                     #__VA_ARGS__, r_.code, r_.err);                           \
+        assert_one_error_line(&r_, (mention), #__VA_ARGS__);                   \
+        cr_assert_eq(r_.outn, 0, "%s printed: %s", #__VA_ARGS__, r_.out);      \
+        res_free(&r_);                                                         \
+        a_ = snapshot(dir);                                                    \
+        assert_same_snap(&b_, &a_, #__VA_ARGS__);                              \
+    } while (0)
+
 Test(cli, load_of_missing_file_is_refused)
 {
     char dir[128], file[160];
 
     node_at(dir, sizeof dir, "n");
     snprintf(file, sizeof file, "%s/absent.jsonl", root);
-    BAD(dir, "absent.jsonl", "-d", dir, "load", "lines", file);
+    NOT_FOUND(dir, "absent.jsonl: no such file", "-d", dir, "load", "lines",
+              file);
+    snprintf(file, sizeof file, "%s/no-dir/absent.jsonl", root);
+    NOT_FOUND(dir, "no such file", "-d", dir, "load", "lines", file);
+    NOT_FOUND(dir, "no such file", "-d", dir, "import", file);
+    NOT_FOUND(dir, "no such file", "inspect", file);
 }
 
 /* Write n JSON Lines records "L0000000"... to path. */
@@ -1410,4 +1433,141 @@ Test(cli, errors_escape_control_characters_from_the_input)
         assert_one_error_line(&r, cases[i].mention, path);
         res_free(&r);
     }
+}
+
+/* Item 10: `log` of a peer this node never had is not found (it printed
+ * "no exchanges yet" and exited 0); a paired peer with no history, and
+ * all peers, still exit 0. */
+Test(cli, log_of_an_unknown_peer_is_not_found)
+{
+    char dir[128], other[128], *id;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(other, sizeof other, "o");
+    id = id_of(other);
+    NOT_FOUND(dir, "no peer \"tartu\"", "-d", dir, "log", "tartu");
+    NOT_FOUND(dir, "no peer", "-d", dir, "log", "tartu", "--json");
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7999",
+           id);
+    r = CLI("-d", dir, "log", "o");
+    assert_ok(r, "log of a peer without history");
+    cr_assert(strstr(r.out, "no exchanges yet with o") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("log", "-d", dir, "log");
+    free(id);
+}
+
+/* Item 10: an option letter inside a cluster is named with its own
+ * argument, not the argument before it ("unknown option put"). */
+Test(cli, a_bad_option_in_a_cluster_names_its_own_token)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "unknown option -a in \"-abc\"", "-d", dir, "put", "-abc", "c9",
+        "{\"a\":1}");
+    BAD(dir, "unknown option -z in \"-qz\"", "-d", dir, "load", "c", "-qz",
+        "-");
+    BAD(dir, "unknown option -z in \"-zq\"", "-d", dir, "--json", "-zq", "ls",
+        "c");
+    BAD(dir, "option --dir needs a value", "ls", "c", "--dir");
+    BAD(dir, "unknown option --bogus=1", "-d", dir, "ls", "c", "--bogus=1");
+}
+
+/* Item 10: bare `branchsync` prints one usage line pointing to --help and
+ * exits 2 (it printed the whole 32-line help on stderr). */
+Test(cli, no_command_prints_one_usage_line)
+{
+    const char *const *cases[] = {ARGV("-q"), ARGV("--json"), ARGV("-d", "x")};
+    res r = run_argv(NULL, NULL, (const char *const[]){NULL});
+
+    cr_assert_eq(r.code, 2, "exit %d", r.code);
+    assert_one_error_line(&r, "--help", "bare branchsync");
+    cr_assert(strstr(r.err, "usage: branchsync") != NULL, "%s", r.err);
+    cr_assert_eq(r.outn, 0);
+    res_free(&r);
+    for (size_t i = 0; i < 3; i++) {
+        r = run_argv(NULL, NULL, cases[i]);
+        cr_assert_eq(r.code, 2, "case %zu: exit %d", i, r.code);
+        assert_one_error_line(&r, "--help", "options without a command");
+        res_free(&r);
+    }
+    r = CLI("--help");
+    assert_ok(r, "--help");
+    cr_assert_gt(count_lines(r.out), 20, "--help still prints everything");
+    cr_assert_eq(r.errn, 0);
+    res_free(&r);
+}
+
+/* Copy src to dst, keeping its first `len` bytes (0: all) and setting the
+ * byte at `flip` (when >= 0) to its complement. */
+static void
+copy_damaged(const char *src, const char *dst, long len, long flip)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    long i = 0;
+    int ch;
+
+    cr_assert(in != NULL && out != NULL, "%s", strerror(errno));
+    while ((ch = fgetc(in)) != EOF && (len == 0 || i < len)) {
+        fputc(i == flip ? ch ^ 0xff : ch, out);
+        i++;
+    }
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+}
+
+/* Item 10: `inspect` prints what it finds and exits 2 with one line naming
+ * the first failed check (it exited 0 for truncated and tampered files). */
+Test(cli, inspect_of_a_damaged_file_exits_2_after_printing)
+{
+    char hub[128], br[128], file[200], bad[200], *bid;
+    long size;
+    struct stat st;
+    struct {
+        long len, flip;
+        const char *mention;
+    } cases[] = {
+        {-10, -1, "framing truncated"},
+        {0, -3, "file signature INVALID"}, /* trailer: hash, signature */
+        {0, -70, "checksum MISMATCH"},
+        {0, 120, NULL}, /* somewhere inside the first frames */
+    };
+    res r;
+
+    node_at(hub, sizeof hub, "hub");
+    node_at(br, sizeof br, "br");
+    bid = id_of(br);
+    CLI_OK("pair", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401", bid);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    snprintf(bad, sizeof bad, "%s/bad.bsx", root);
+    CLI_OK("export", "-d", hub, "export", "br", file);
+    r = CLI("inspect", file);
+    assert_ok(r, "inspect of a sound file");
+    cr_assert_eq(r.errn, 0);
+    res_free(&r);
+    cr_assert_eq(stat(file, &st), 0);
+    size = (long)st.st_size;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int json = 0; json < 2; json++) {
+            long len = cases[i].len < 0 ? size + cases[i].len : 0;
+            long flip =
+                cases[i].flip < 0 ? size + cases[i].flip : cases[i].flip;
+
+            copy_damaged(file, bad, len, cases[i].len < 0 ? -1 : flip);
+            r = json ? CLI("inspect", "--json", bad) : CLI("inspect", bad);
+            cr_assert_eq(r.code, 2, "case %zu: exit %d: %s", i, r.code, r.err);
+            assert_one_error_line(&r, cases[i].mention, "inspect");
+            cr_assert_gt(r.outn, 0, "case %zu: nothing printed", i);
+            if (json) {
+                json_t *j = parse_json(r.out, "inspect --json");
+                json_decref(j);
+            } else {
+                cr_assert(strstr(r.out, "change sets:") != NULL, "%s", r.out);
+            }
+            res_free(&r);
+        }
+    }
+    free(bid);
 }
