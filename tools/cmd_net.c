@@ -198,7 +198,9 @@ bs_cmd_schedule(bs_cli *c)
                c->argv[0]);
     for (int i = 0; i < nruns; i++) {
         char buf[64];
-        bs_out_time(buf, sizeof buf, runs[i]);
+        /* Runs of "every 5s" differ by seconds; cron runs on minutes. */
+        bs_out_time(buf, sizeof buf, runs[i],
+                    s.kind == BS_SCHED_EVERY && s.every_s % 60 != 0);
         printf("next run: %s\n", buf);
     }
     return BS_OK;

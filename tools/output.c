@@ -37,13 +37,14 @@ bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now)
 }
 
 void
-bs_out_time(char *buf, size_t n, int64_t s)
+bs_out_time(char *buf, size_t n, int64_t s, int seconds)
 {
     struct tm tm;
     time_t tt = (time_t)s;
 
     localtime_r(&tt, &tm);
-    strftime(buf, n, "%Y-%m-%d %H:%M %Z", &tm);
+    strftime(buf, n, seconds ? "%Y-%m-%d %H:%M:%S %Z" : "%Y-%m-%d %H:%M %Z",
+             &tm);
 }
 
 bs_err
@@ -176,7 +177,7 @@ bs_out_exchange(const bs_xlog_entry *e)
 {
     char when[64];
 
-    bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000));
+    bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000), 0);
     printf("%s  %-10s %-7s %-4s sent %llu sets, received %llu, %llu changes, "
            "%llu bytes, %llu ms: %s\n",
            when, e->peer, e->via, e->direction,

@@ -17,8 +17,9 @@ void bs_out_json(json_t *j);
 
 /* "3 min ago" for a millisecond time (0: "never"). */
 void bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now_ms);
-/* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds. */
-void bs_out_time(char *buf, size_t n, int64_t s);
+/* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds ("HH:MM:SS" when
+ * seconds is set). */
+void bs_out_time(char *buf, size_t n, int64_t s, int seconds);
 
 /* A record as one JSON line ("id" first); BS_ENOMEM or BS_EIO. */
 BS_MUST_CHECK bs_err bs_out_record(const char *id, size_t idlen,

@@ -1571,3 +1571,67 @@ Test(cli, inspect_of_a_damaged_file_exits_2_after_printing)
     }
     free(bid);
 }
+
+/* The times `schedule` prints after "next run: ", in order (at most 3). */
+static size_t
+next_runs(const char *out, char runs[3][64])
+{
+    const char *p = out;
+    size_t n = 0;
+
+    while (n < 3 && (p = strstr(p, "next run: ")) != NULL) {
+        const char *e = strchr(p, '\n');
+
+        p += 10;
+        cr_assert_not_null(e);
+        snprintf(runs[n++], 64, "%.*s", (int)(e - p), p);
+        p = e;
+    }
+    return n;
+}
+
+/* A "HH:MM:SS " inside s. */
+static int
+has_seconds(const char *s)
+{
+    int h, m, sec;
+    char tz[16];
+
+    return sscanf(s, "%*d-%*d-%*d %d:%d:%d %15s", &h, &m, &sec, tz) == 4;
+}
+
+/* Item 14: "every 5s" prints its next runs to the second (they were
+ * printed to the minute, so two or three looked the same); a cron
+ * schedule still prints minutes. */
+Test(cli, schedule_prints_seconds_when_the_schedule_needs_them)
+{
+    char dir[128], other[128], runs[3][64], *id;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(other, sizeof other, "o");
+    id = id_of(other);
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7999",
+           id);
+    r = CLI("-d", dir, "schedule", "o", "every 5s");
+    assert_ok(r, "schedule every 5s");
+    cr_assert_eq(next_runs(r.out, runs), 3, "%s", r.out);
+    for (int i = 0; i < 3; i++)
+        cr_assert(has_seconds(runs[i]), "run %d without seconds: %s", i, r.out);
+    cr_assert(strcmp(runs[0], runs[1]) != 0 && strcmp(runs[1], runs[2]) != 0,
+              "runs 5 s apart print alike: %s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "schedule", "o", "every 90s");
+    assert_ok(r, "schedule every 90s");
+    cr_assert_eq(next_runs(r.out, runs), 3, "%s", r.out);
+    cr_assert(has_seconds(runs[0]), "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "schedule", "o", "*/15 * * * *");
+    assert_ok(r, "schedule cron");
+    cr_assert_eq(next_runs(r.out, runs), 3, "%s", r.out);
+    for (int i = 0; i < 3; i++)
+        cr_assert(!has_seconds(runs[i]), "cron run %d with seconds: %s", i,
+                  r.out);
+    res_free(&r);
+    free(id);
+}
