@@ -7,6 +7,7 @@
 #include "../node/client.h"
 #include "../replication/bundle.h"
 #include "../replication/json.h"
+#include "../replication/members.h"
 #include "../replication/resolution.h"
 #include "cli.h"
 #include "output.h"
@@ -149,6 +150,36 @@ bs_cmd_inspect(bs_cli *c)
     return rv;
 }
 
+/*
+ * Who wrote one side of a conflict, for people: this node's name, the name
+ * this node gave the peer, the member's own name, else the first 17
+ * characters of the node ID.
+ */
+static void
+who(bs_txn *t, const bs_meta *self, const uint8_t pk[BS_PK_LEN], char *buf,
+    size_t n)
+{
+    char id[BS_NODE_ID_LEN + 1];
+    bs_member m;
+    bs_peer p;
+
+    if (memcmp(pk, self->pk, BS_PK_LEN) == 0) {
+        snprintf(buf, n, "%s", self->name);
+        return;
+    }
+    if (bs_peer_find_pk(t, pk, &p) == BS_OK) {
+        snprintf(buf, n, "%s", p.name);
+        bs_peer_fini(&p);
+        return;
+    }
+    if (bs_members_get(t, self, pk, &m) != BS_ESTORE && m.name[0] != '\0') {
+        snprintf(buf, n, "%s", m.name);
+        return;
+    }
+    bs_node_id_format(pk, id);
+    snprintf(buf, n, "%.17s…", id);
+}
+
 bs_err
 bs_cmd_conflicts(bs_cli *c)
 {
@@ -166,10 +197,14 @@ bs_cmd_conflicts(bs_cli *c)
         (rv = bs_conflict_iter_open(t, c->all, &it)) == BS_OK)
         while ((rv = bs_conflict_iter_next(it, &cf)) == BS_OK) {
             count++;
-            if (arr != NULL)
+            char names[2][BS_NODE_NAME_MAX + 32];
+            if (arr != NULL) {
                 json_array_append_new(arr, bs_render_conflict(cf));
-            else
-                bs_out_conflict(cf);
+                continue;
+            }
+            for (int k = 0; k < 2; k++)
+                who(t, &n->meta, cf->side[k].key, names[k], sizeof names[k]);
+            bs_out_conflict(cf, names);
         }
     if (rv == BS_ESTORE)
         rv = bs_errf(&c->err, rv,

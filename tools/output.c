@@ -152,16 +152,17 @@ bs_out_peers(const bs_peer *v, size_t n, uint64_t now)
 }
 
 void
-bs_out_conflict(const bs_conflict *c)
+bs_out_conflict(const bs_conflict *c,
+                const char names[2][BS_NODE_NAME_MAX + 32])
 {
     printf("%s  %s/%s field %s  policy %s  %s\n", c->id, c->coll, c->rid,
            c->field, bs_policy_name(c->policy),
            c->resolved ? "resolved" : "OPEN");
     for (int k = 0; k < 2; k++) {
         const bs_conflict_side *s = &c->side[k];
-        char id[BS_NODE_ID_LEN + 1], *v;
+        char *v;
 
-        printf("    %s %s… ", k == c->winner ? "*" : " ", short_id(s->key, id));
+        printf("    %s %s: ", k == c->winner ? "*" : " ", names[k]);
         if (s->deleted) {
             printf("(deleted)\n");
             continue;

@@ -29,7 +29,10 @@ BS_MUST_CHECK bs_err bs_out_record(const char *id, size_t idlen,
 void bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
                    uint64_t map, uint64_t now_ms);
 void bs_out_peers(const bs_peer *v, size_t n, uint64_t now_ms);
-void bs_out_conflict(const bs_conflict *c);
+/* names: who wrote each side (this node, a peer, a member, or a short
+ * ID). */
+void bs_out_conflict(const bs_conflict *c,
+                     const char names[2][BS_NODE_NAME_MAX + 32]);
 void bs_out_exchange(const bs_xlog_entry *e);
 void bs_out_inspect(const char *path, const bs_inspect *in);
 void bs_out_import(const bs_xstats *st);

@@ -1635,3 +1635,60 @@ Test(cli, schedule_prints_seconds_when_the_schedule_needs_them)
     res_free(&r);
     free(id);
 }
+
+/* Item 15: `conflicts` names who wrote each side: this node, a peer by the
+ * name this node gave it, a member that is no peer by its name in the
+ * membership, the hub's (it printed the first 17 characters of node IDs). */
+Test(cli, conflicts_name_the_offices)
+{
+    char hub[128], b1[128], b2[128], *hid, *id1, *id2, *sid;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(b1, sizeof b1, "%s/b1", root);
+    snprintf(b2, sizeof b2, "%s/b2", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init b1", "init", "-d", b1, "--name", "tallinn");
+    CLI_OK("init b2", "init", "-d", b2, "--name", "tartu");
+    hid = id_of(hub);
+    id1 = id_of(b1);
+    id2 = id_of(b2);
+    CLI_OK("pair", "-d", hub, "peer", "add", "tln", "tcp://127.0.0.1:7401",
+           id1);
+    CLI_OK("pair", "-d", hub, "peer", "add", "trt", "tcp://127.0.0.1:7402",
+           id2);
+    CLI_OK("pair", "-d", b1, "peer", "add", "head", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("pair", "-d", b2, "peer", "add", "head", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("collection", "-d", hub, "collection", "notes", "--policy",
+           "manual");
+    CLI_OK("put", "-d", hub, "put", "notes", "n1", "{\"t\":\"base\"}");
+    carry(hub, "tln", b1);
+    carry(hub, "trt", b2);
+    CLI_OK("put b1", "-d", b1, "put", "notes", "n1", "{\"t\":\"one\"}");
+    CLI_OK("put b2", "-d", b2, "put", "notes", "n1", "{\"t\":\"two\"}");
+    carry(b1, "head", hub);
+    carry(b2, "head", hub);
+    carry(hub, "tln", b1);
+
+    /* At the hub both sides are peers: the names the hub gave them. */
+    r = CLI("-d", hub, "conflicts");
+    assert_ok(r, "conflicts at the hub");
+    cr_assert(strstr(r.out, " tln: ") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, " trt: ") != NULL, "%s", r.out);
+    res_free(&r);
+    /* At tallinn: itself, and tartu, a member it is not paired with, by
+     * the hub's name for it. */
+    r = CLI("-d", b1, "conflicts");
+    assert_ok(r, "conflicts at tallinn");
+    cr_assert(strstr(r.out, " tallinn: \"one\"") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, " trt: \"two\"") != NULL, "%s", r.out);
+    sid = strndup(id2, 17);
+    cr_assert(strstr(r.out, sid) == NULL, "an ID instead of a name: %s", r.out);
+    res_free(&r);
+    free(sid);
+    free(hid);
+    free(id1);
+    free(id2);
+}
