@@ -362,6 +362,12 @@ bs_load_jsonl(const bs_core *c, const char *coll, const char *buf, size_t len,
     bs_err rv;
 
     memset(&l, 0, sizeof l);
+    /* Spreadsheet and 1C exports start with a UTF-8 byte order mark; it
+     * holds no newline, so line numbers stay as they are. */
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+        buf += 3;
+        len -= 3;
+    }
     l.c = c;
     l.coll = coll;
     l.buf = buf;

@@ -45,8 +45,9 @@ bs_cmd_export(bs_cli *c)
             "{s:s, s:s, s:I, s:I}", "peer", c->argv[0], "file", c->argv[1],
             "change_sets", (json_int_t)st.sets, "bytes", (json_int_t)st.bytes));
     else
-        printf("exported %llu change sets (%llu bytes) for %s to %s\n",
-               (unsigned long long)st.sets, (unsigned long long)st.bytes,
+        printf("exported %llu %s (%llu %s) for %s to %s\n",
+               (unsigned long long)st.sets, BS_PL(st.sets, "change set"),
+               (unsigned long long)st.bytes, BS_PL(st.bytes, "byte"),
                c->argv[0], c->argv[1]);
     return BS_OK;
 }

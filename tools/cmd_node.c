@@ -108,6 +108,8 @@ bs_cmd_id(bs_cli *c)
     if (c->json)
         bs_out_json(json_pack("{s:s, s:s, s:s}", "name", n->meta.name, "id", id,
                               "role", bs_role_name(n->meta.role)));
+    else if (c->quiet)
+        printf("%s\n", id);
     else
         printf("%s %s\n", n->meta.name, id);
     bs_node_close(n);

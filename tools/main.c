@@ -48,15 +48,17 @@ static const cmd cmds[] = {
      "new infobase; a branch (the default) joins one on its first exchange\n"
      "with the hub.  NAME: 1-64 of A-Z a-z 0-9 _ . - starting with a letter\n"
      "or digit.  Refuses a directory that already holds a node.\n"},
-    {"id", bs_cmd_id, O_DIR | O_JSON, 0, 0, "id",
+    {"id", bs_cmd_id, O_DIR | O_JSON | O_QUIET, 0, 0, "id [-q]",
      "print the node's name and ID",
      "Prints the node's name and its ID: the printable form of its public\n"
-     "key, which is all another node needs to pair with it.\n"},
-    {"put", bs_cmd_put, O_DIR | O_JSON, 3, 3, "put COLLECTION ID JSON",
+     "key, which is all another node needs to pair with it.  With -q\n"
+     "(--quiet) prints the ID alone, ready to paste into 'peer add'.\n"},
+    {"put", bs_cmd_put, O_DIR | O_JSON, 3, 3, "put COLLECTION ID JSON|-|@FILE",
      "upsert the given fields of a record",
      "JSON is a flat object of strings, numbers, booleans and nulls; the\n"
      "given fields are written, others are kept.  An \"id\" key, if present,\n"
-     "must equal ID; it is never stored as a field.\n"},
+     "must equal ID; it is never stored as a field.  - reads the JSON from\n"
+     "stdin, @FILE from FILE (for records beyond the argument limit).\n"},
     {"get", bs_cmd_get, O_DIR | O_JSON, 2, 2, "get COLLECTION ID",
      "print a record as JSON",
      "Prints the record's fields plus \"id\".  A missing or deleted record\n"

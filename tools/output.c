@@ -19,6 +19,12 @@ bs_out_json(json_t *j)
     json_decref(j);
 }
 
+const char *
+bs_out_plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 void
 bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now)
 {
@@ -109,8 +115,9 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
            st->meta.joined ? buf : "not joined yet (waits for the hub)");
     bs_hex(buf, st->meta.inc, BS_INC_LEN);
     printf("incarnation: %s\n", buf);
-    printf("change log:  %llu changes in %llu sets (%llu written here)\n",
-           (unsigned long long)st->changes, (unsigned long long)st->change_sets,
+    printf("change log:  %llu %s in %llu %s (%llu written here)\n",
+           (unsigned long long)st->changes, BS_PL(st->changes, "change"),
+           (unsigned long long)st->change_sets, BS_PL(st->change_sets, "set"),
            (unsigned long long)st->own_changes);
     printf("store:       %.1f MiB used of a %.0f MiB map\n", used / 1048576.0,
            map / 1048576.0);
@@ -129,8 +136,9 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
     }
     printf("collections:%s\n", st->ncolls ? "" : " none");
     for (size_t i = 0; i < st->ncolls; i++)
-        printf("  %-24s %llu records, %llu deleted\n", st->colls[i].name,
+        printf("  %-24s %llu %s, %llu deleted\n", st->colls[i].name,
                (unsigned long long)st->colls[i].records,
+               BS_PL(st->colls[i].records, "record"),
                (unsigned long long)st->colls[i].deleted);
 }
 
@@ -179,12 +187,13 @@ bs_out_exchange(const bs_xlog_entry *e)
     char when[64];
 
     bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000), 0);
-    printf("%s  %-10s %-7s %-4s sent %llu sets, received %llu, %llu changes, "
-           "%llu bytes, %llu ms: %s\n",
+    printf("%s  %-10s %-7s %-4s sent %llu %s, received %llu, %llu %s, "
+           "%llu %s, %llu ms: %s\n",
            when, e->peer, e->via, e->direction,
-           (unsigned long long)e->sets_sent,
+           (unsigned long long)e->sets_sent, BS_PL(e->sets_sent, "set"),
            (unsigned long long)e->sets_received, (unsigned long long)e->changes,
-           (unsigned long long)e->bytes, (unsigned long long)e->duration_ms,
+           BS_PL(e->changes, "change"), (unsigned long long)e->bytes,
+           BS_PL(e->bytes, "byte"), (unsigned long long)e->duration_ms,
            e->error[0] ? e->error : "ok");
 }
 
@@ -193,7 +202,8 @@ bs_out_inspect(const char *path, const bs_inspect *in)
 {
     char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
 
-    printf("file:      %s (%llu bytes)\n", path, (unsigned long long)in->bytes);
+    printf("file:      %s (%llu %s)\n", path, (unsigned long long)in->bytes,
+           BS_PL(in->bytes, "byte"));
     if (in->has_envelope) {
         bs_node_id_format(in->sender, s);
         if (in->has_receiver)
@@ -210,11 +220,11 @@ bs_out_inspect(const char *path, const bs_inspect *in)
             printf("  %zu: %s\n", i, x->error);
             continue;
         }
-        printf("  origin %s… seq %llu-%llu: %llu changes, %llu omitted, "
+        printf("  origin %s… seq %llu-%llu: %llu %s, %llu omitted, "
                "signature %s\n",
                short_id(x->origin, s), (unsigned long long)x->first,
                (unsigned long long)x->last, (unsigned long long)x->changes,
-               (unsigned long long)x->omitted,
+               BS_PL(x->changes, "change"), (unsigned long long)x->omitted,
                x->signature_ok ? "valid" : "INVALID");
     }
 }
@@ -227,12 +237,14 @@ bs_out_import(const bs_xstats *st)
                st->peer);
         return;
     }
-    printf("imported from %s: %llu change sets, %llu changes applied", st->peer,
-           (unsigned long long)st->sets, (unsigned long long)st->changes);
+    printf("imported from %s: %llu %s, %llu %s applied", st->peer,
+           (unsigned long long)st->sets, BS_PL(st->sets, "change set"),
+           (unsigned long long)st->changes, BS_PL(st->changes, "change"));
     if (st->dup_sets)
         printf(", %llu already held", (unsigned long long)st->dup_sets);
     if (st->conflicts)
-        printf(", %llu conflicts", (unsigned long long)st->conflicts);
+        printf(", %llu %s", (unsigned long long)st->conflicts,
+               BS_PL(st->conflicts, "conflict"));
     if (st->held)
         printf(", %llu held back (see status)", (unsigned long long)st->held);
     if (st->quarantined)
@@ -244,9 +256,10 @@ bs_out_import(const bs_xstats *st)
 void
 bs_out_purge(const bs_purge_stats *st)
 {
-    printf("%llu tombstones: %llu purged, %llu wait for peers' "
+    printf("%llu %s: %llu purged, %llu held for peers' "
            "acknowledgement, %llu younger than the retention limit\n",
-           (unsigned long long)st->tombstones, (unsigned long long)st->purged,
+           (unsigned long long)st->tombstones,
+           BS_PL(st->tombstones, "tombstone"), (unsigned long long)st->purged,
            (unsigned long long)st->held_by_peers,
            (unsigned long long)st->too_recent);
 }

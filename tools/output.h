@@ -15,6 +15,10 @@
 /* Print j as one indented JSON document and release it. */
 void bs_out_json(json_t *j);
 
+/* one when n is 1, else many: "1 record", "2 records". */
+const char *bs_out_plural(uint64_t n, const char *one, const char *many);
+#define BS_PL(n, word) bs_out_plural((n), word, word "s")
+
 /* "3 min ago" for a millisecond time (0: "never"). */
 void bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now_ms);
 /* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds ("HH:MM:SS" when

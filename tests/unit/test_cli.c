@@ -1692,3 +1692,222 @@ Test(cli, conflicts_name_the_offices)
     free(id1);
     free(id2);
 }
+
+/* Item 15: init creates missing parents (the README's
+ * /var/lib/branchsync/head), the node directory 0700 and the parents with
+ * the usual mode; it failed with a bare "No such file or directory". */
+Test(cli, init_creates_missing_parent_directories)
+{
+    char dir[200], path[200];
+    struct stat st;
+    mode_t um = umask(022);
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/var/lib/branchsync/head", root);
+    r = CLI("init", "-d", dir, "--name", "head", "--role", "hub");
+    umask(um);
+    assert_ok(r, "init with missing parents");
+    res_free(&r);
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "node dir mode %o",
+                 st.st_mode & 0777);
+    snprintf(path, sizeof path, "%s/var/lib/branchsync", root);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(st.st_mode & 0777, 0755, "parent mode %o", st.st_mode & 0777);
+    CLI_OK("put", "-d", dir, "put", "customers", "c1", "{\"a\":1}");
+}
+
+/* A failed init takes away the parents it created, and a file in the way
+ * is named. */
+Test(cli, a_failed_init_removes_the_parents_it_made)
+{
+    char dir[600], path[200];
+    char *longname = repeat('z', 300); /* over NAME_MAX */
+    struct stat st;
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/p1/p2/%s", root, longname);
+    r = CLI("init", "-d", dir, "--name", "x");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "cannot create", "init");
+    res_free(&r);
+    snprintf(path, sizeof path, "%s/p1", root);
+    cr_assert_neq(stat(path, &st), 0, "%s left behind", path);
+    snprintf(path, sizeof path, "%s/file", root);
+    write_file(path, "x");
+    snprintf(dir, sizeof dir, "%s/file/node", root);
+    r = CLI("init", "-d", dir, "--name", "x");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "Not a directory", "init under a file");
+    res_free(&r);
+    free(longname);
+}
+
+/* Item 15: `put` takes its JSON from stdin (-) or a file (@FILE), so a
+ * record beyond the argument limit needs no `load`; a BOM is skipped. */
+Test(cli, put_reads_json_from_stdin_or_a_file)
+{
+    char dir[128], file[160], *big;
+    size_t n = 300000;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/rec.json", root);
+    big = malloc(n + 32);
+    cr_assert_not_null(big);
+    snprintf(big, n + 32, "\xef\xbb\xbf{\"note\":\"%0*d\"}", (int)n, 7);
+    write_file(file, big);
+    r = CLI_IN(file, "-d", dir, "put", "customers", "C1", "-");
+    assert_ok(r, "put from stdin");
+    res_free(&r);
+    r = CLI("-d", dir, "get", "customers", "C1");
+    assert_ok(r, "get");
+    cr_assert_gt(r.outn, n, "the big value was not stored: %.80s", r.out);
+    cr_assert(strstr(r.out, "\"name\":\"Ann\"") != NULL, "upsert lost fields");
+    res_free(&r);
+    write_file(file, "{\"city\":\"Tartu\"}\n");
+    r = CLI("-d", dir, "put", "customers", "C2", "@", "--json");
+    cr_assert_eq(r.code, 2, "bare @: exit %d", r.code);
+    res_free(&r);
+    snprintf(big, n + 32, "@%s", file);
+    CLI_OK("put @FILE", "-d", dir, "put", "customers", "C2", big);
+    r = CLI("-d", dir, "get", "customers", "C2");
+    cr_assert_str_eq(r.out,
+                     "{\"id\":\"C2\",\"city\":\"Tartu\",\"name\":\"Bob\"}\n");
+    res_free(&r);
+    snprintf(big, n + 32, "@%s/absent.json", root);
+    NOT_FOUND(dir, "absent.json: no such file", "-d", dir, "put", "customers",
+              "C2", big);
+    write_file(file, "{\"city\":");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C2", "-");
+    snprintf(big, n + 32, "@%s", file);
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C2", big);
+    free(big);
+}
+
+/* Item 15: load skips a UTF-8 byte order mark at the start of its input
+ * (spreadsheet and 1C exports carry one); it refused line 1. */
+Test(cli, load_skips_a_byte_order_mark)
+{
+    char dir[128], file[160];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/bom.jsonl", root);
+    write_file(file, "\xef\xbb\xbf{\"id\":\"B1\",\"a\":1}\r\n"
+                     "{\"id\":\"B2\",\"a\":2}\r\n");
+    CLI_OK("load with a BOM", "-d", dir, "load", "bom", file);
+    CLI_OK("load with a BOM from stdin", "-d", dir, "load", "bom2", "-");
+    r = CLI_IN(file, "-d", dir, "load", "bom2", "-");
+    assert_ok(r, "load - with a BOM");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "bom");
+    assert_ok(r, "ls");
+    cr_assert_str_eq(r.out,
+                     "{\"id\":\"B1\",\"a\":1}\n{\"id\":\"B2\",\"a\":2}\n");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "bom2");
+    cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
+    res_free(&r);
+    /* Only at the start: one inside the input is still bad input. */
+    write_file(file, "{\"id\":\"B1\",\"a\":1}\n\xef\xbb\xbf{\"id\":\"B3\"}\n");
+    BAD(dir, "line 2", "-d", dir, "load", "bom", file);
+}
+
+/* Item 15: `id -q` prints the ID alone, ready to paste into peer add. */
+Test(cli, id_quiet_prints_only_the_id)
+{
+    char dir[128], *id;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    id = id_of(dir);
+    for (int i = 0; i < 2; i++) {
+        r = i ? CLI("-d", dir, "id", "--quiet") : CLI("-q", "-d", dir, "id");
+        assert_ok(r, "id -q");
+        cr_assert_eq(r.outn, strlen(id) + 1, "%s", r.out);
+        cr_assert_eq(strncmp(r.out, id, strlen(id)), 0, "%s", r.out);
+        res_free(&r);
+    }
+    free(id);
+}
+
+/* Item 12 through the CLI: a wildcard is refused for a peer (exit 2,
+ * nothing written) and kept for listening. */
+Test(cli, a_wildcard_is_for_listening_not_for_a_peer)
+{
+    char dir[128], other[128], *id;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(other, sizeof other, "%s/o", root);
+    CLI_OK("init --listen *", "init", "-d", other, "--name", "o", "--listen",
+           "tcp://*:7400");
+    id = id_of(other);
+    BAD(dir, "wildcard", "-d", dir, "peer", "add", "o", "tcp://*:5000", id);
+    BAD(dir, "wildcard", "-d", dir, "peer", "add", "o", "tcp://0.0.0.0:5000",
+        id);
+    BAD(dir, "wildcard", "-d", dir, "peer", "add", "o", "tcp://[::]:5000", id);
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7400",
+           id);
+    free(id);
+}
+
+/* Item 15: counts read "1 change set", "1 record" in human output. */
+Test(cli, human_output_counts_are_singular_for_one)
+{
+    char hub[128], br[128], file[200], *bid, *hid;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(file, sizeof file, "%s/one.jsonl", root);
+    CLI_OK("init", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init", "init", "-d", br, "--name", "br");
+    bid = id_of(br);
+    write_file(file, "{\"id\":\"c1\",\"a\":1}\n");
+    r = CLI("-d", hub, "load", "customers", file);
+    assert_ok(r, "load");
+    cr_assert(strstr(r.err, "loaded 1 record into") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("-d", hub, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, " 1 change in 1 set ") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, " 1 record, 0 deleted") != NULL, "%s", r.out);
+    res_free(&r);
+    /* The hub's pairing writes the member record: 2 sets for br. */
+    CLI_OK("pair", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401", bid);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, " change sets (") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("inspect", file);
+    assert_ok(r, "inspect");
+    cr_assert(strstr(r.out, ": 1 change, 0 omitted") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "1 changes") == NULL, "%s", r.out);
+    res_free(&r);
+    hid = id_of(hub);
+    CLI_OK("pair", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400", hid);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import");
+    cr_assert(strstr(r.out, "1 changes") == NULL, "%s", r.out);
+    res_free(&r);
+    carry(br, "hub", hub); /* br's acknowledgement */
+    CLI_OK("put", "-d", hub, "put", "customers", "c2", "{\"a\":2}");
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, "exported 1 change set (") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import");
+    cr_assert(strstr(r.out, ": 1 change set, 1 change applied") != NULL, "%s",
+              r.out);
+    res_free(&r);
+    r = CLI("-d", br, "log");
+    assert_ok(r, "log");
+    cr_assert(strstr(r.out, "received 1, 1 change,") != NULL, "%s", r.out);
+    res_free(&r);
+    free(bid);
+    free(hid);
+}
