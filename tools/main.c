@@ -43,11 +43,13 @@ static const cmd cmds[] = {
     {"init", bs_cmd_init, O_DIR | O_JSON | O_NAME | O_ROLE | O_LISTEN, 0, 0,
      "init -d DIR --name NAME [--role hub|branch] [--listen ENDPOINT]",
      "create a node: store, configuration and identity keys",
-     "Creates DIR (mode 0700) with a new Ed25519 identity key (keys/node.key,\n"
-     "mode 0600), a configuration file and an empty store.  A hub founds a\n"
-     "new infobase; a branch (the default) joins one on its first exchange\n"
-     "with the hub.  NAME: 1-64 of A-Z a-z 0-9 _ . - starting with a letter\n"
-     "or digit.  Refuses a directory that already holds a node.\n"},
+     "Creates DIR (mode 0700, and its missing parents) with a new Ed25519\n"
+     "identity key (keys/node.key, mode 0600), a configuration file and an\n"
+     "empty store.  A hub founds a new infobase; a branch (the default)\n"
+     "joins one on its first exchange with the hub.  NAME: 1-64 of A-Z a-z\n"
+     "0-9 _ . - starting with a letter or digit.  ENDPOINT: where peers\n"
+     "reach this node, e.g. tcp://0.0.0.0:7400; without --listen the node\n"
+     "only calls out.  Refuses a directory that already holds a node.\n"},
     {"id", bs_cmd_id, O_DIR | O_JSON | O_QUIET, 0, 0, "id [-q]",
      "print the node's name and ID",
      "Prints the node's name and its ID: the printable form of its public\n"
@@ -88,7 +90,8 @@ static const cmd cmds[] = {
      "NAME",
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
-     "reachable at ENDPOINT (tcp://HOST:PORT).  On the hub this also\n"
+     "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
+     "wildcard such as * or 0.0.0.0).  On the hub this also\n"
      "introduces the node to every office as a member of the infobase.\n"
      "SPEC: online, manual (default), \"every 15m\", or a cron expression.\n"
      "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
@@ -110,7 +113,9 @@ static const cmd cmds[] = {
      "foreign files exit 2 and change nothing.\n"},
     {"inspect", bs_cmd_inspect, O_DIR | O_JSON, 1, 1, "inspect FILE",
      "show an exchange file's sender, change sets and signature status",
-     "Reads the file without applying anything.\n"},
+     "Reads the file without applying anything.  Exits 2 after printing\n"
+     "when a check fails (framing, checksum, file signature, a change set's\n"
+     "decoding or signature), naming the first on stderr.\n"},
     {"conflicts", bs_cmd_conflicts, O_DIR | O_JSON | O_ALL, 0, 0,
      "conflicts [--all]", "list open (or all) conflicts",
      "Each conflict names the collection, record, field, the competing\n"
@@ -151,7 +156,8 @@ static const cmd cmds[] = {
     {"log", bs_cmd_log, O_DIR | O_JSON, 0, 1, "log [PEER]",
      "the exchange history",
      "One line per exchange (file or network): time, peer, direction,\n"
-     "change sets each way, changes applied, bytes, duration, result.\n"},
+     "change sets each way, changes applied, bytes, duration, result.  A\n"
+     "PEER this node never had exits 1.\n"},
     {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
      "node, store and replication state",
      "Shows the node's name, role, ID, "
