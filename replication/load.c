@@ -97,7 +97,8 @@ line_of(const load *l, uint64_t off)
 }
 
 /* bs_id_valid() without its strlen(); printable ASCII is settled eight
- * bytes at a time. */
+ * bytes at a time, and any other byte (C0, DEL, the lead byte of a C1
+ * character or of any UTF-8 sequence) sends the ID to bs_id_valid(). */
 static int
 id_valid(const char *id, size_t n)
 {
