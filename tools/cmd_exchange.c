@@ -197,8 +197,9 @@ bs_cmd_conflicts(bs_cli *c)
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK &&
         (rv = bs_conflict_iter_open(t, c->all, &it)) == BS_OK)
         while ((rv = bs_conflict_iter_next(it, &cf)) == BS_OK) {
-            count++;
             char names[2][BS_NODE_NAME_MAX + 32];
+
+            count++;
             if (arr != NULL) {
                 json_array_append_new(arr, bs_render_conflict(cf));
                 continue;

@@ -242,24 +242,42 @@ static int BS_PRINTF(1, 2) bad_usage(const char *fmt, ...)
     return 2;
 }
 
+/* 1 when tok ("--NAME" or "--NAME=VALUE", NAME maybe abbreviated) names
+ * the long option whose value is opt. */
+static int
+is_long_for(const char *tok, int opt)
+{
+    size_t n;
+
+    if (tok[0] != '-' || tok[1] != '-' || tok[2] == '\0')
+        return 0;
+    n = strcspn(tok + 2, "=");
+    for (const struct option *o = longopts; o->name != NULL; o++)
+        if (o->val == opt && strncmp(o->name, tok + 2, n) == 0)
+            return 1;
+    return 0;
+}
+
 /*
- * The bad option getopt stopped at, named by its own argument: an unknown
- * letter inside a cluster ("-abc") leaves optind on the cluster unless the
- * letter was its last; a long option has already been stepped over.
+ * The bad option getopt stopped at, named by its own argument.  A long
+ * option has already been stepped over; an unknown letter inside a
+ * cluster ("-abc") leaves optind on the cluster unless it was the last.
  */
 static int
 bad_option(int argc, char **argv, int missing_value)
 {
     const char *prev = optind > 0 ? argv[optind - 1] : "", *tok = prev;
-    int letter = optopt > 0 && optopt < 128 &&
-                 !(missing_value && prev[0] == '-' && prev[1] == '-');
 
-    if (letter &&
-        !(prev[0] == '-' && prev[1] != '-' &&
+    if (optopt == 0) /* an unknown or ambiguous long option */
+        return bad_usage("unknown option %s (see branchsync --help)", prev);
+    if (is_long_for(prev, optopt))
+        return missing_value ? bad_usage("option %s needs a value", prev)
+                             : bad_usage("option %s takes no value", prev);
+    if (!(prev[0] == '-' && prev[1] != '-' &&
           strchr(prev + 1, optopt) != NULL) &&
         optind < argc)
         tok = argv[optind];
-    if (letter && strlen(tok) > 2)
+    if (strlen(tok) > 2)
         return bad_usage("%s -%c in \"%s\" (see branchsync --help)",
                          missing_value ? "no value for option"
                                        : "unknown option",

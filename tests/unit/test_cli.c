@@ -1473,6 +1473,9 @@ Test(cli, a_bad_option_in_a_cluster_names_its_own_token)
         "c");
     BAD(dir, "option --dir needs a value", "ls", "c", "--dir");
     BAD(dir, "unknown option --bogus=1", "-d", dir, "ls", "c", "--bogus=1");
+    BAD(dir, "option --json=1 takes no value", "-d", dir, "ls", "c",
+        "--json=1");
+    BAD(dir, "option --name needs a value", "-d", dir, "ls", "c", "--name");
 }
 
 /* Item 10: bare `branchsync` prints one usage line pointing to --help and
