@@ -77,7 +77,7 @@ short_id(const uint8_t *pk, char buf[BS_NODE_ID_LEN + 1])
 static void
 status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
 {
-    char ok[32], bad[32];
+    char ok[32], bad[32], esc[4 * sizeof p->last_error];
 
     bs_out_age(ok, sizeof ok, p->last_ok_ms, now);
     bs_out_age(bad, sizeof bad, p->last_err_ms, now);
@@ -93,8 +93,9 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
            ok, (unsigned long long)p->pending_out,
            (unsigned long long)p->pending_in,
            (unsigned long long)p->oldest_unacked_age_s);
-    if (p->last_error[0])
-        printf("    last error %s: %s\n", bad, p->last_error);
+    if (p->last_error[0]) /* may quote a peer's ERROR text: escape it */
+        printf("    last error %s: %s\n", bad,
+               bs_escape(esc, sizeof esc, p->last_error));
     if (p->needs_full_resync)
         printf("    NEEDS FULL RESYNC: silent longer than the retention "
                "limit\n");
@@ -184,7 +185,7 @@ bs_out_conflict(const bs_conflict *c,
 void
 bs_out_exchange(const bs_xlog_entry *e)
 {
-    char when[64];
+    char when[64], esc[4 * sizeof e->error];
 
     bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000), 0);
     printf("%s  %-10s %-7s %-4s sent %llu %s, received %llu, %llu %s, "
@@ -194,7 +195,7 @@ bs_out_exchange(const bs_xlog_entry *e)
            (unsigned long long)e->sets_received, (unsigned long long)e->changes,
            BS_PL(e->changes, "change"), (unsigned long long)e->bytes,
            BS_PL(e->bytes, "byte"), (unsigned long long)e->duration_ms,
-           e->error[0] ? e->error : "ok");
+           e->error[0] ? bs_escape(esc, sizeof esc, e->error) : "ok");
 }
 
 void

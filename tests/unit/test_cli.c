@@ -31,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../node/node.h"
 #include "../../replication/crypto.h"
+#include "../../replication/xlog.h"
 
 extern char **environ;
 
@@ -1913,4 +1915,53 @@ Test(cli, human_output_counts_are_singular_for_one)
     res_free(&r);
     free(bid);
     free(hid);
+}
+
+static bs_err
+add_xlog(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_xlog_add(t, arg);
+}
+
+/* Item 11: an error recorded in the exchange history may quote a peer's
+ * ERROR text, raw; `log` and `status` print it escaped, one line each. */
+Test(cli, log_and_status_escape_a_recorded_error)
+{
+    char dir[128], other[128], *id;
+    bs_xlog_entry e;
+    bs_errbuf err = {{0}};
+    bs_node *n;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(other, sizeof other, "o");
+    id = id_of(other);
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7999",
+           id);
+    memset(&e, 0, sizeof e);
+    e.time_ms = 1700000000000ull;
+    snprintf(e.peer, sizeof e.peer, "o");
+    snprintf(e.via, sizeof e.via, "network");
+    snprintf(e.direction, sizeof e.direction, "both");
+    snprintf(e.error, sizeof e.error,
+             "peer refused: evil\nforged line\x1b[2J\xc2\x9b");
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_eq(bs_node_open(dir, 0, &n, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_store_write(n->store, add_xlog, &e, &err), BS_OK, "%s",
+                 err.msg);
+    bs_node_close(n);
+    r = CLI("-d", dir, "log", "o");
+    assert_ok(r, "log");
+    cr_assert_eq(count_lines(r.out), 1, "%s", r.out);
+    cr_assert(strstr(r.out, "evil\\x0aforged line\\x1b[2J\\u009b") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "evil\\x0aforged line\\x1b[2J\\u009b") != NULL,
+              "%s", r.out);
+    cr_assert(strchr(r.out, '\x1b') == NULL, "raw ESC in status");
+    res_free(&r);
+    free(id);
 }
