@@ -55,7 +55,7 @@ on_item(void *user, const char *section, const char *name, const char *value)
         /* An endpoint, and one that survives being written back. */
         if (strlen(value) >= sizeof c->listen ||
             (value[0] &&
-             (!bs_endpoint_valid(value) || !bs_config_value_ok(value))))
+             (!bs_endpoint_listenable(value) || !bs_config_value_ok(value))))
             goto bad;
         snprintf(c->listen, sizeof c->listen, "%s", value);
     } else if (IS("log", "level")) {

@@ -65,6 +65,55 @@ remove_created(const char *dir, int made_dir)
         rmdir(dir);
 }
 
+/*
+ * Create the missing parent directories of dir, as `mkdir -p` would (mode
+ * 0777 less the umask).  The first one created is copied to made ("" when
+ * none was), so that a failed create can take them away again.
+ */
+static bs_err
+make_parents(const char *dir, char *made, size_t n, bs_errbuf *err)
+{
+    char p[4200];
+    size_t len = strlen(dir);
+
+    made[0] = '\0';
+    if (len >= sizeof p)
+        return bs_errf(err, BS_EINVAL, "%.64s...: path too long", dir);
+    memcpy(p, dir, len + 1);
+    for (char *s = p + 1; *s != '\0'; s++) {
+        if (*s != '/' || s[-1] == '/' || s[1] == '\0')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0777) == 0) {
+            if (made[0] == '\0')
+                snprintf(made, n, "%s", p);
+        } else if (errno != EEXIST) {
+            return bs_errf(err, BS_EIO, "cannot create %s: %s", p,
+                           strerror(errno));
+        }
+        *s = '/';
+    }
+    return BS_OK;
+}
+
+/* Remove the parents of dir that make_parents created, deepest first. */
+static void
+remove_parents(const char *dir, const char *made)
+{
+    char p[4200];
+    char *slash;
+
+    if (made[0] == '\0')
+        return;
+    snprintf(p, sizeof p, "%s", dir);
+    while ((slash = strrchr(p, '/')) != NULL && slash != p) {
+        *slash = '\0';
+        if (strlen(p) < strlen(made) || (rmdir(p) != 0 && errno != ENOENT) ||
+            strcmp(p, made) == 0)
+            break;
+    }
+}
+
 bs_err
 bs_node_create(const char *dir, const bs_node_init *in, bs_errbuf *err)
 {
@@ -73,6 +122,7 @@ bs_node_create(const char *dir, const bs_node_init *in, bs_errbuf *err)
     bs_store *store;
     bs_store_opts so = {.create = 1};
     create_ctx cc = {&meta};
+    char made[4200];
     int made_dir = 0;
     bs_err rv;
 
@@ -80,10 +130,14 @@ bs_node_create(const char *dir, const bs_node_init *in, bs_errbuf *err)
         path_exists(dir, "keys"))
         return bs_errf(err, BS_EEXIST, "%s already holds a branchsync node",
                        dir);
-    if (mkdir(dir, 0700) == 0)
+    if ((rv = make_parents(dir, made, sizeof made, err)) != BS_OK)
+        goto fail;
+    if (mkdir(dir, 0700) == 0) {
         made_dir = 1;
-    else if (errno != EEXIST)
-        return bs_errf(err, BS_EIO, "%s: %s", dir, strerror(errno));
+    } else if (errno != EEXIST) {
+        rv = bs_errf(err, BS_EIO, "cannot create %s: %s", dir, strerror(errno));
+        goto fail;
+    }
     memset(&meta, 0, sizeof meta);
     meta.format = BS_STORE_FORMAT;
     snprintf(meta.name, sizeof meta.name, "%s", in->name);
@@ -112,6 +166,7 @@ bs_node_create(const char *dir, const bs_node_init *in, bs_errbuf *err)
         return BS_OK;
 fail:
     remove_created(dir, made_dir);
+    remove_parents(dir, made);
     return rv;
 }
 

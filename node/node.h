@@ -34,9 +34,10 @@ typedef struct bs_node_init {
 } bs_node_init;
 
 /*
- * Create a node in dir (created 0700 if missing): keys, configuration and a
- * store.  BS_EEXIST if dir already holds a node; on any error what was
- * created is removed again.
+ * Create a node in dir (created 0700 if missing, its missing parents as
+ * `mkdir -p` would): keys, configuration and a store.  BS_EEXIST if dir
+ * already holds a node; on any error what was created is removed again,
+ * parents included.
  */
 BS_MUST_CHECK bs_err bs_node_create(const char *dir, const bs_node_init *in,
                                     bs_errbuf *err);

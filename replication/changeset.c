@@ -377,7 +377,7 @@ rd_field(pbr *r, bs_arena *a, bs_field *f)
     /* name (1) is never empty, so it is always present */
     if (!rd_varint(r, &tag) || tag != 0x0a ||
         (f->name = rd_string(r, a, &len)) == NULL ||
-        !bs_field_name_valid(f->name, len))
+        !bs_field_name_wire_valid(f->name, len))
         return 0;
     f->namelen = (uint16_t)len;
     if (!rd_varint(r, &tag) || tag != 0x12 || !rd_bytes(r, &val) ||
@@ -452,7 +452,7 @@ bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
     }
     if (coll == NULL || id == NULL || out->seq != v->first + i ||
         nf > BS_FIELDS_MAX || !bs_collection_valid(coll, 1) ||
-        !bs_id_valid(id) || (out->deleted && nf > 0))
+        !bs_id_wire_valid(id) || (out->deleted && nf > 0))
         return malformed(err, "change fields out of bounds");
     if (bs_fields_sort(f, nf, err) != BS_OK)
         return malformed(err, "duplicate field in change");

@@ -78,6 +78,18 @@ bs_err bs_errf(bs_errbuf *err, bs_err e, const char *fmt, ...) BS_PRINTF(3, 4);
 /* The detail if one was set, else bs_strerror(e). */
 const char *bs_errmsg(const bs_errbuf *err, bs_err e);
 
+/*
+ * Copy the text src into dst (n > 0 bytes, always NUL-terminated) so that
+ * it prints as one line and drives no terminal: C0 controls, DEL and bytes
+ * that are not well-formed UTF-8 become \xNN; C1 controls (U+0080-U+009F)
+ * and the line and paragraph separators U+2028/U+2029 become \uNNNN.  A
+ * backslash is kept as it is, so escaping twice changes nothing.  Too long
+ * a text is cut at a character boundary.  bs_errf() applies it to every
+ * message; use it wherever else a user-supplied string is echoed in an
+ * error.  Returns dst.
+ */
+char *bs_escape(char *dst, size_t n, const char *src);
+
 /* Our own bugs only; stays on in release builds (docs/reliability.md K3). */
 #define BS_ASSERT(x) ((x) ? (void)0 : bs_assert_fail(#x, __FILE__, __LINE__))
 void bs_assert_fail(const char *expr, const char *file, int line)

@@ -97,7 +97,8 @@ line_of(const load *l, uint64_t off)
 }
 
 /* bs_id_valid() without its strlen(); printable ASCII is settled eight
- * bytes at a time. */
+ * bytes at a time, and any other byte (C0, DEL, the lead byte of a C1
+ * character or of any UTF-8 sequence) sends the ID to bs_id_valid(). */
 static int
 id_valid(const char *id, size_t n)
 {
@@ -362,6 +363,12 @@ bs_load_jsonl(const bs_core *c, const char *coll, const char *buf, size_t len,
     bs_err rv;
 
     memset(&l, 0, sizeof l);
+    /* Spreadsheet and 1C exports start with a UTF-8 byte order mark; it
+     * holds no newline, so line numbers stay as they are. */
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+        buf += 3;
+        len -= 3;
+    }
     l.c = c;
     l.coll = coll;
     l.buf = buf;

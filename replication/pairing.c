@@ -80,7 +80,7 @@ bs_pairing_add(const bs_core *c, const bs_pair *p, int *introduced,
 
     if (!bs_node_name_valid(p->name))
         return bs_errf(err, BS_EINVAL, "bad peer name \"%.64s\"", p->name);
-    if (!bs_endpoint_valid(p->endpoint))
+    if (!bs_endpoint_dialable(p->endpoint))
         return bs_errf(err, BS_EINVAL,
                        "bad endpoint \"%.255s\": use tcp://HOST:PORT",
                        p->endpoint);

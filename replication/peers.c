@@ -3,17 +3,25 @@
  */
 #include "peers.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "storage.pb-c.h"
 
-int
-bs_endpoint_valid(const char *s)
+/*
+ * The host of a well-formed tcp endpoint ("tcp://HOST:PORT", HOST of
+ * printable ASCII without blanks, PORT 1-65535) at *host, n bytes; or
+ * "ipc://PATH" (*n = 0).  0 when s is neither.
+ */
+static int
+endpoint_parse(const char *s, const char **host, size_t *n)
 {
     const char *colon;
     char *end;
     long port;
 
+    *host = NULL;
+    *n = 0;
     if (strlen(s) > BS_ENDPOINT_MAX)
         return 0;
     if (strncmp(s, "ipc://", 6) == 0)
@@ -21,8 +29,61 @@ bs_endpoint_valid(const char *s)
     if (strncmp(s, "tcp://", 6) != 0 || (colon = strrchr(s + 6, ':')) == NULL ||
         colon == s + 6)
         return 0;
+    for (const char *p = s + 6; p < colon; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return 0;
+    if (colon[1] < '0' || colon[1] > '9')
+        return 0;
     port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && port > 0 && port < 65536 && colon[1] != '\0';
+    if (*end != '\0' || port <= 0 || port >= 65536)
+        return 0;
+    *host = s + 6;
+    *n = (size_t)(colon - *host);
+    return 1;
+}
+
+int
+bs_endpoint_listenable(const char *s)
+{
+    const char *host;
+    size_t n;
+
+    return endpoint_parse(s, &host, &n);
+}
+
+/* A wildcard host: any local address, which names no node to dial. */
+static int
+wildcard(const char *host, size_t n)
+{
+    char ip[64];
+    unsigned char a[16], zero[16] = {0};
+    struct in_addr v4;
+
+    if (n == 1 && host[0] == '*')
+        return 1;
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 1 && host[0] == '*')
+        return 1;
+    if (n == 0 || n >= sizeof ip)
+        return 0;
+    memcpy(ip, host, n);
+    ip[n] = '\0';
+    /* inet_aton, unlike inet_pton, reads the short forms "0" and "0.0"
+     * that the resolver maps to 0.0.0.0 too. */
+    return (inet_aton(ip, &v4) != 0 && v4.s_addr == 0) ||
+           (inet_pton(AF_INET6, ip, a) == 1 && memcmp(a, zero, 16) == 0);
+}
+
+int
+bs_endpoint_dialable(const char *s)
+{
+    const char *host;
+    size_t n;
+
+    return endpoint_parse(s, &host, &n) && (host == NULL || !wildcard(host, n));
 }
 
 /* ---- encoding (storage.proto, PeerState) ---- */

@@ -34,8 +34,15 @@ typedef struct bs_peer {
     uint64_t sent_changes, recv_changes;
 } bs_peer;
 
-/* Valid endpoint: tcp://HOST:PORT (or ipc://PATH). */
-int bs_endpoint_valid(const char *s);
+/*
+ * An address to listen on: tcp://HOST:PORT (HOST printable ASCII without
+ * blanks, a wildcard such as * or 0.0.0.0 included; PORT 1-65535) or
+ * ipc://PATH.
+ */
+int bs_endpoint_listenable(const char *s);
+/* An address to dial (a peer's): listenable, and HOST is not a wildcard
+ * (*, 0.0.0.0, [::], [*]), which names no node. */
+int bs_endpoint_dialable(const char *s);
 
 /* The peer named `name`; BS_ENOTFOUND; BS_ESTORE for a damaged entry.  *p
  * owns its vector: release it with bs_peer_fini. */

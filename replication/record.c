@@ -520,6 +520,9 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
 
 #include <ctype.h>
 
+/* What utf8_check admits besides well-formed UTF-8 without NUL. */
+enum { NO_CONTROLS, NO_C0, ANY_CONTROLS };
+
 static int
 utf8_check(const unsigned char *s, size_t n, int controls)
 {
@@ -530,7 +533,7 @@ utf8_check(const unsigned char *s, size_t n, int controls)
         size_t len;
         uint32_t cp;
 
-        if (c == 0 || (!controls && (c < 0x20 || c == 0x7f)))
+        if (c == 0 || (controls != ANY_CONTROLS && (c < 0x20 || c == 0x7f)))
             return 0;
         if (c < 0x80) {
             i++;
@@ -559,21 +562,17 @@ utf8_check(const unsigned char *s, size_t n, int controls)
             (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff))
             return 0;
+        if (controls == NO_CONTROLS && cp <= 0x9f) /* C1: U+0080-U+009F */
+            return 0;
         i += len;
     }
     return 1;
 }
 
-static int
-utf8_clean(const unsigned char *s, size_t n)
-{
-    return utf8_check(s, n, 0);
-}
-
 int
 bs_utf8_valid(const char *s, size_t n)
 {
-    return utf8_check((const unsigned char *)s, n, 1);
+    return utf8_check((const unsigned char *)s, n, ANY_CONTROLS);
 }
 
 int
@@ -592,20 +591,45 @@ bs_collection_valid(const char *s, int allow_system)
     return 1;
 }
 
-int
-bs_id_valid(const char *s)
+static int
+id_ok(const char *s, int controls)
 {
     size_t n = strlen(s);
 
-    return n > 0 && n <= BS_ID_MAX && utf8_clean((const unsigned char *)s, n);
+    return n > 0 && n <= BS_ID_MAX &&
+           utf8_check((const unsigned char *)s, n, controls);
+}
+
+static int
+field_name_ok(const char *s, size_t n, int controls)
+{
+    return n > 0 && n <= BS_FIELD_NAME_MAX &&
+           !(n == 2 && memcmp(s, "id", 2) == 0) && memchr(s, '\0', n) == NULL &&
+           utf8_check((const unsigned char *)s, n, controls);
+}
+
+int
+bs_id_valid(const char *s)
+{
+    return id_ok(s, NO_CONTROLS);
+}
+
+int
+bs_id_wire_valid(const char *s)
+{
+    return id_ok(s, NO_C0);
 }
 
 int
 bs_field_name_valid(const char *s, size_t n)
 {
-    return n > 0 && n <= BS_FIELD_NAME_MAX &&
-           !(n == 2 && memcmp(s, "id", 2) == 0) && memchr(s, '\0', n) == NULL &&
-           utf8_clean((const unsigned char *)s, n);
+    return field_name_ok(s, n, NO_CONTROLS);
+}
+
+int
+bs_field_name_wire_valid(const char *s, size_t n)
+{
+    return field_name_ok(s, n, NO_C0);
 }
 
 size_t

@@ -138,10 +138,21 @@ BS_MUST_CHECK bs_err bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err);
 int bs_collection_valid(const char *s, int allow_system);
 /* Well-formed UTF-8 (control characters allowed, NUL not). */
 int bs_utf8_valid(const char *s, size_t n);
-/* A record ID: 1..256 bytes of UTF-8 without control characters. */
+/*
+ * Names given here (put, del, get, load, JSON input): a record ID is 1..256
+ * bytes of UTF-8 without control characters (C0, DEL, nor C1 U+0080-U+009F;
+ * README "Limits"); a field name is 1..128 such bytes, not "id".
+ */
 int bs_id_valid(const char *s);
-/* A field name: 1..128 bytes of UTF-8 without control characters, not "id". */
 int bs_field_name_valid(const char *s, size_t n);
+/*
+ * The same names in a received change set (docs/protocol.md §2.2, C3/C4):
+ * version 1 refuses only bytes < 0x20 and 0x7F there, so C1 characters,
+ * which version 1 nodes accepted as input, still decode; only the decoder
+ * (changeset.c) uses these.
+ */
+int bs_id_wire_valid(const char *s);
+int bs_field_name_wire_valid(const char *s, size_t n);
 
 /* Record key: collection \0 id.  buf holds BS_RECKEY_MAX bytes. */
 #define BS_RECKEY_MAX (BS_COLLECTION_MAX + 1 + BS_ID_MAX)

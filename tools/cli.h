@@ -31,7 +31,11 @@ typedef struct bs_cli {
 
 typedef bs_err (*bs_cmd_fn)(bs_cli *c);
 
-/* Open the node named by -d / BRANCHSYNC_DIR. */
+/* BS_ENOTFOUND "PATH: no such WHAT" when path does not exist (exit 1);
+ * BS_OK otherwise, leaving other trouble to the command. */
+BS_MUST_CHECK bs_err bs_cli_need(bs_cli *c, const char *path, const char *what);
+/* Open the node named by -d / BRANCHSYNC_DIR: BS_ENOTFOUND when there is
+ * no such directory, BS_ENOTNODE when it holds no node. */
 BS_MUST_CHECK bs_err bs_cli_open(bs_cli *c, int readonly, bs_node **out);
 /* Open it for writing and fill *core for the core API (sign: with the
  * secret key, for writes that make changes).  *n is NULL on error. */

@@ -198,7 +198,9 @@ bs_cmd_schedule(bs_cli *c)
                c->argv[0]);
     for (int i = 0; i < nruns; i++) {
         char buf[64];
-        bs_out_time(buf, sizeof buf, runs[i]);
+        /* Runs of "every 5s" differ by seconds; cron runs on minutes. */
+        bs_out_time(buf, sizeof buf, runs[i],
+                    s.kind == BS_SCHED_EVERY && s.every_s % 60 != 0);
         printf("next run: %s\n", buf);
     }
     return BS_OK;
@@ -220,11 +222,21 @@ bs_cmd_log(bs_cli *c)
         return rv;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_xlog_list(t, peer, 100, &v, &nv);
+        /* A peer removed since keeps its history. */
+        if (rv == BS_OK && peer != NULL && nv == 0) {
+            bs_peer p;
+            if ((rv = bs_peer_get(t, peer, &p)) == BS_OK)
+                bs_peer_fini(&p);
+            else if (rv == BS_ENOTFOUND)
+                bs_errf(&c->err, rv, "no peer \"%s\" (see peer ls)", peer);
+        }
         bs_txn_abort(t);
     }
     bs_node_close(n);
-    if (rv != BS_OK)
+    if (rv != BS_OK) {
+        free(v);
         return rv;
+    }
     if (c->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < nv; i++)

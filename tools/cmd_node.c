@@ -2,7 +2,9 @@
  * cmd_node.c - init, id, status, backup, restore, purge and the helpers
  * every command shares.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../node/health.h"
@@ -12,9 +14,29 @@
 #include "output.h"
 
 bs_err
+bs_cli_need(bs_cli *c, const char *path, const char *what)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
+        return bs_errf(&c->err, BS_ENOTFOUND, "%s: no such %s", path, what);
+    return BS_OK;
+}
+
+bs_err
 bs_cli_open(bs_cli *c, int readonly, bs_node **out)
 {
-    return bs_node_open(c->dir, readonly, out, &c->err);
+    bs_err rv = bs_node_open(c->dir, readonly, out, &c->err);
+
+    /* No directory at all is "not found"; one without a node in it is
+     * bad input (the user named the wrong directory). */
+    if (rv == BS_ENOTNODE &&
+        bs_cli_need(c, c->dir, "node directory") == BS_ENOTFOUND)
+        return bs_errf(&c->err, BS_ENOTFOUND,
+                       "%s: no such node directory (create one with "
+                       "'branchsync init -d %s --name NAME')",
+                       c->dir, c->dir);
+    return rv;
 }
 
 bs_err
@@ -53,7 +75,7 @@ bs_cmd_init(bs_cli *c)
         return bs_errf(&c->err, BS_EINVAL, "bad role \"%s\": use hub or branch",
                        c->role);
     if (c->listen &&
-        (!bs_endpoint_valid(c->listen) || !bs_config_value_ok(c->listen)))
+        (!bs_endpoint_listenable(c->listen) || !bs_config_value_ok(c->listen)))
         return bs_errf(&c->err, BS_EINVAL,
                        "bad endpoint \"%.80s\": use tcp://HOST:PORT",
                        c->listen);
@@ -87,6 +109,8 @@ bs_cmd_id(bs_cli *c)
     if (c->json)
         bs_out_json(json_pack("{s:s, s:s, s:s}", "name", n->meta.name, "id", id,
                               "role", bs_role_name(n->meta.role)));
+    else if (c->quiet)
+        printf("%s\n", id);
     else
         printf("%s %s\n", n->meta.name, id);
     bs_node_close(n);
@@ -201,7 +225,8 @@ bs_cmd_restore(bs_cli *c)
     bs_node *n;
     bs_err rv;
 
-    if ((rv = bs_node_restore(c->dir, c->argv[0], &c->err)) != BS_OK)
+    if ((rv = bs_cli_need(c, c->argv[0], "file")) != BS_OK ||
+        (rv = bs_node_restore(c->dir, c->argv[0], &c->err)) != BS_OK)
         return rv;
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;

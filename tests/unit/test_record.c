@@ -10,6 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "../../replication/crypto.h"
+#include "../../replication/csbuild.h"
+#include "../../replication/hlc.h"
 #include "../../replication/record.h"
 
 /* ---- stream keys: a test table with keys deliberately in the reverse
@@ -1191,4 +1194,85 @@ Test(record, record_key_is_collection_nul_id)
 
     cr_assert_eq(n, 9 + 1 + 3);
     cr_assert_eq(memcmp(buf, "customers\0C-1", n), 0);
+}
+
+/* ---- C1 control characters (issue 8, item 11) ---- */
+
+/*
+ * README "Limits": IDs and field names given here carry no control
+ * characters, C1 (U+0080-U+009F, UTF-8 c2 80 - c2 9f) included.  Before
+ * the fix only C0 and DEL were refused, so "a\xc2\x85" (NEL) passed.
+ */
+Test(record, c1_controls_are_refused_in_ids_and_field_names)
+{
+    static const char *const c1[] = {
+        "\xc2\x80", "a\xc2\x85", "\xc2\x9b[31m", "x\xc2\x9f", "\xc2\x90y",
+    };
+    static const char *const fine[] = {"\xc2\xa0", "\xc2\xa9", "\xc3\xa9",
+                                       "\xc2\x7e"};
+
+    for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
+        cr_assert_eq(bs_id_valid(c1[i]), 0, "id case %zu", i);
+        cr_assert_eq(bs_field_name_valid(c1[i], strlen(c1[i])), 0,
+                     "field case %zu", i);
+        /* The wire rule of version 1 (protocol.md §2.2) admits them. */
+        cr_assert_eq(bs_id_wire_valid(c1[i]), 1, "wire id case %zu", i);
+        cr_assert_eq(bs_field_name_wire_valid(c1[i], strlen(c1[i])), 1,
+                     "wire field case %zu", i);
+    }
+    /* U+00A0 and above are not controls; "\xc2\x7e" is not UTF-8. */
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(bs_id_valid(fine[i]), 1, "%zu", i);
+        cr_assert_eq(bs_field_name_valid(fine[i], strlen(fine[i])), 1);
+    }
+    cr_assert_eq(bs_id_valid(fine[3]), 0);
+    cr_assert_eq(bs_id_wire_valid(fine[3]), 0);
+    /* The wire rule still refuses C0, DEL and "id". */
+    cr_assert_eq(bs_id_wire_valid("a\nb"), 0);
+    cr_assert_eq(bs_id_wire_valid("\x7f"), 0);
+    cr_assert_eq(bs_field_name_wire_valid("id", 2), 0);
+    cr_assert_eq(bs_field_name_wire_valid("a\x01", 2), 0);
+}
+
+/*
+ * A version 1 node accepted C1 characters as input, so its sets may carry
+ * them: a set with a C1 record ID and field name still decodes and
+ * verifies (the wire rule is unchanged; only local input refuses them).
+ */
+Test(record, a_received_set_with_c1_names_still_decodes)
+{
+    uint8_t pk[BS_PK_LEN], sk[BS_SK_LEN], *buf;
+    bs_field f = {0};
+    bs_change ch = {
+        1, BS_HLC_MAKE(1700000000000ull, 0), 0, "items", "a\xc2\x85z", 0, &f,
+        1};
+    bs_seal s;
+    bs_csbuild b;
+    bs_sealed *x;
+    bs_csview *v;
+    bs_errbuf err = {{0}};
+    size_t n;
+
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_eq(bs_crypto_keypair(pk, sk), BS_OK);
+    f.name = "n\xc2\x9f";
+    f.namelen = 3;
+    f.val.type = BS_VINT;
+    f.val.i = 1;
+    memset(&s, 0, sizeof s);
+    memcpy(s.origin, pk, BS_PK_LEN);
+    s.created_ms = 1700000000000ull;
+    bs_csbuild_init(&b);
+    cr_assert_eq(bs_csbuild_add(&b, &ch), BS_OK);
+    cr_assert_eq(bs_csbuild_seal(&b, &s, sk, &x), BS_OK);
+    n = bs_sealed_size(x);
+    buf = malloc(n);
+    cr_assert_not_null(buf);
+    bs_sealed_write(x, buf);
+    cr_assert_eq(bs_changeset_decode(buf, n, &v, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_changeset_verify(v, pk), BS_OK);
+    bs_changeset_free(v);
+    free(buf);
+    bs_sealed_free(x);
+    bs_csbuild_fini(&b);
 }
