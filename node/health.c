@@ -20,6 +20,7 @@ bs_problems_add(bs_problems *p, const char *kind, const char *subject,
                 const char *todo, const char *fmt, ...)
 {
     bs_problem *v = realloc(p->v, (p->n + 1) * sizeof *v), *x;
+    char raw[BS_PROBLEM_TEXT_MAX + 1];
     va_list ap;
 
     if (v == NULL)
@@ -28,11 +29,13 @@ bs_problems_add(bs_problems *p, const char *kind, const char *subject,
     x = &v[p->n++];
     memset(x, 0, sizeof *x);
     x->kind = kind;
-    snprintf(x->subject, sizeof x->subject, "%s", subject ? subject : "");
+    bs_escape(x->subject, sizeof x->subject, subject ? subject : "");
     snprintf(x->todo, sizeof x->todo, "%s", todo);
     va_start(ap, fmt);
-    vsnprintf(x->what, sizeof x->what, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* Errors and notes may quote what a peer sent. */
+    bs_escape(x->what, sizeof x->what, raw);
     return BS_OK;
 }
 

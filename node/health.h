@@ -68,7 +68,8 @@ BS_MUST_CHECK bs_err bs_health_check(bs_txn *t, const bs_status *st,
                                      uint64_t used, const bs_health_opts *o,
                                      bs_problems *out);
 
-/* Append one problem (texts cut to BS_PROBLEM_TEXT_MAX).  BS_ENOMEM. */
+/* Append one problem (texts cut to BS_PROBLEM_TEXT_MAX; subject and the
+ * formatted text escaped with bs_escape).  BS_ENOMEM. */
 BS_MUST_CHECK bs_err bs_problems_add(bs_problems *p, const char *kind,
                                      const char *subject, const char *todo,
                                      const char *fmt, ...)
