@@ -449,13 +449,18 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
         return maybe_ack(s);
     case BS_MSG_ACK:
         return on_ack(s, p, len);
-    case BS_MSG_CREDIT:
+    case BS_MSG_CREDIT: {
+        uint32_t more;
         if (len != 4 || s->state != BS_SESSION_STREAMING)
             return fail(s, BS_EMALFORMED, "bad CREDIT message");
-        s->credit += bs_get_u32be(p);
-        if (s->credit > s->cfg.window)
+        /* Compared with the room left, never added first: a sum could
+         * wrap (2^32 - 1 read as -1) and pass (protocol.md 15.3). */
+        more = bs_get_u32be(p);
+        if (more > s->cfg.window - s->credit)
             return fail(s, BS_EMALFORMED, "credit beyond the window");
+        s->credit += more;
         return BS_OK;
+    }
     case BS_MSG_ERROR: {
         bs_err e = len > 0 && p[0] < BS_ERR_COUNT ? (bs_err)p[0] : BS_EIO;
         s->state = BS_SESSION_FAILED;
