@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../node/client.h"
+#include "../../replication/status.h"
 #include "../lib/fixture.h"
 
 static char root[128];
@@ -312,4 +314,87 @@ Test(session, credit_within_the_window_is_taken)
     cr_assert_eq(bs_session_state_of(a), BS_SESSION_STREAMING);
     bs_session_free(a);
     bs_session_free(b);
+}
+
+/* ---- what went wrong in a completed exchange, on both sides ---- */
+
+/* Flip the last byte of the first SET the initiator sends: a change that
+ * no longer matches its signed hash (D13), refused by the receiver. */
+static int
+tamper_first_set(void *ctx, int from_a, uint8_t **msg, size_t *n)
+{
+    int *done = ctx;
+
+    if (from_a && !*done && *n > 1 && (*msg)[0] == BS_MSG_SET) {
+        (*msg)[*n - 1] ^= 0x01;
+        *done = 1;
+    }
+    return 1;
+}
+
+static bs_peer_status
+peer_status_of(bst_node *x, const char *peer)
+{
+    bs_status_opts o = {.now_ms = 1, .clock = x->core.clock};
+    bs_errbuf err = {{0}};
+    bs_peer_status ps;
+    bs_status st;
+    bs_txn *t;
+    bs_meta m = bst_meta(x);
+    int found = 0;
+
+    cr_assert_eq(bs_store_read(x->core.store, &t, &err), BS_OK);
+    cr_assert_eq(bs_status_read(t, &m, &o, &st, &err), BS_OK, "%s", err.msg);
+    bs_txn_abort(t);
+    for (size_t i = 0; i < st.npeers; i++)
+        if (strcmp(st.peers[i].name, peer) == 0) {
+            ps = st.peers[i];
+            found = 1;
+        }
+    bs_status_fini(&st);
+    cr_assert(found, "no peer %s", peer);
+    return ps;
+}
+
+Test(session, a_refused_set_is_reported_by_the_receiver_and_to_the_sender)
+{
+    bst_sync_result r;
+    bs_peer_status ps;
+    char problem[BS_ERRMSG_LEN];
+    int done = 0;
+
+    puts_at(&hub, 0, 1, "joined");
+    cr_assert_eq(bst_sync(&hub, &br, NULL, NULL, &r), BS_OK, "%s", r.msg_a);
+    puts_at(&hub, 1, 1, "second");
+    /* The session completes: a refused set is not fatal (P6). */
+    cr_assert_eq(bst_sync(&hub, &br, tamper_first_set, &done, &r), BS_OK,
+                 "%s / %s", r.msg_a, r.msg_b);
+    cr_assert(done);
+    cr_assert_eq(r.sb.refused, 1);
+    /* The receiver keeps the count and the first reason with the peer. */
+    ps = peer_status_of(&br, "head");
+    cr_assert_eq(ps.refused_sets, 1);
+    cr_assert(strstr(ps.refused_reason, "does not match"), "%s",
+              ps.refused_reason);
+    /* The sender sees its set go unacknowledged: held or refused there. */
+    cr_assert_eq(r.sa.held_there, 1);
+    cr_assert_eq(r.sa.held_there_own, 1);
+    ps = peer_status_of(&hub, "tallinn");
+    cr_assert_eq(ps.held_there, 1);
+    /* Both say so in one line (the log, the exchange log, `sync`). */
+    bs_client_problem(&r.sb, "head", ps.refused_reason, &br.n->cfg, problem,
+                      sizeof problem);
+    cr_assert(strstr(problem, "refused 1 change set that head sent"), "%s",
+              problem);
+    bs_client_problem(&r.sa, "tallinn", "", &hub.n->cfg, problem,
+                      sizeof problem);
+    cr_assert(strstr(problem, "1 change set sent to tallinn was held or "
+                              "refused there; see tallinn's status"),
+              "%s", problem);
+    /* The next exchange sends it again, and everything clears. */
+    cr_assert_eq(bst_sync(&hub, &br, NULL, NULL, &r), BS_OK, "%s", r.msg_a);
+    cr_assert_eq(r.sb.refused, 0);
+    cr_assert_eq(r.sa.held_there, 0);
+    cr_assert_eq(peer_status_of(&br, "head").refused_sets, 0);
+    cr_assert_eq(peer_status_of(&hub, "tallinn").held_there, 0);
 }
