@@ -60,11 +60,11 @@ bs_clock_note(bs_peer *p, const bs_clock_sample *s, bs_clock clock)
     }
 }
 
-int
-bs_clock_peer_now(const bs_peer *p, bs_clock clock, int64_t *lo, int64_t *hi)
+/* p's bounds now, given the wall time and (has_base) our clock's base. */
+static int
+peer_now(const bs_peer *p, uint64_t now, const bs_clock_base *b, int has_base,
+         int64_t *lo, int64_t *hi)
 {
-    uint64_t now = clock.now_ms(clock.ctx);
-    bs_clock_base b;
     int64_t step = 0;
 
     if (p->clock_at_ms == 0 ||
@@ -73,12 +73,21 @@ bs_clock_peer_now(const bs_peer *p, bs_clock clock, int64_t *lo, int64_t *hi)
         return 0;
     /* Our wall clock stepped by `step` since: the peer is that much
      * further behind us (or ahead, for a step back). */
-    if (p->has_boot && bs_clock_base_of(clock, &b) &&
-        memcmp(b.boot, p->clock_boot, BS_BOOT_ID_LEN) == 0)
-        step = b.ms - p->clock_base_ms;
+    if (p->has_boot && has_base &&
+        memcmp(b->boot, p->clock_boot, BS_BOOT_ID_LEN) == 0)
+        step = b->ms - p->clock_base_ms;
     *lo = p->clock_lo_ms - step;
     *hi = p->clock_hi_ms - step;
     return 1;
+}
+
+int
+bs_clock_peer_now(const bs_peer *p, bs_clock clock, int64_t *lo, int64_t *hi)
+{
+    bs_clock_base b;
+    int has_base = bs_clock_base_of(clock, &b);
+
+    return peer_now(p, clock.now_ms(clock.ctx), &b, has_base, lo, hi);
 }
 
 typedef struct ahead_of {
@@ -99,14 +108,18 @@ bs_clock_judge(const bs_peer *v, size_t n, bs_clock clock,
                bs_clock_verdict *out)
 {
     ahead_of *a = n ? calloc(n, sizeof *a) : NULL;
+    uint64_t now = clock.now_ms(clock.ctx);
+    bs_clock_base b;
+    int has_base;
     size_t m = 0, k;
 
     memset(out, 0, sizeof *out);
     if (a == NULL)
         return; /* no peers, or no memory: no verdict, stamps unchanged */
+    has_base = bs_clock_base_of(clock, &b); /* once: it reads a file */
     for (size_t i = 0; i < n; i++) {
         int64_t lo, hi;
-        if (bs_clock_peer_now(&v[i], clock, &lo, &hi))
+        if (peer_now(&v[i], now, &b, has_base, &lo, &hi))
             a[m++] = (ahead_of){-hi, i};
     }
     out->npeers = m;
