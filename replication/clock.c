@@ -5,12 +5,18 @@
 
 #include <string.h>
 
+/* A wall time a peer can mean: a timestamp's 48 bits of ms (hlc.h).  A
+ * peer's word beyond it, or a stored bound beyond SANE_MS, says nothing
+ * (and no arithmetic on it can overflow). */
+#define PEER_MS_MAX ((uint64_t)1 << 48)
+#define SANE_MS     ((int64_t)1 << 50)
+
 void
 bs_clock_sample_recv(bs_clock_sample *s, uint64_t created_ms, uint64_t recv_ms)
 {
     int64_t lo = (int64_t)created_ms - (int64_t)recv_ms;
 
-    if (created_ms == 0)
+    if (created_ms == 0 || created_ms >= PEER_MS_MAX || recv_ms >= PEER_MS_MAX)
         return;
     if (!s->has_lo || lo > s->lo_ms)
         s->lo_ms = lo;
@@ -22,7 +28,8 @@ bs_clock_sample_reply(bs_clock_sample *s, uint64_t created_ms, uint64_t sent_ms)
 {
     int64_t hi = (int64_t)created_ms - (int64_t)sent_ms;
 
-    if (created_ms == 0 || sent_ms == 0)
+    if (created_ms == 0 || sent_ms == 0 || created_ms >= PEER_MS_MAX ||
+        sent_ms >= PEER_MS_MAX)
         return;
     if (!s->has_hi || hi < s->hi_ms)
         s->hi_ms = hi;
@@ -69,11 +76,14 @@ peer_now(const bs_peer *p, uint64_t now, const bs_clock_base *b, int has_base,
 
     if (p->clock_at_ms == 0 ||
         (now > p->clock_at_ms &&
-         now - p->clock_at_ms > BS_CLOCK_SAMPLE_MAX_AGE_MS))
+         now - p->clock_at_ms > BS_CLOCK_SAMPLE_MAX_AGE_MS) ||
+        p->clock_lo_ms < -SANE_MS || p->clock_lo_ms > SANE_MS ||
+        p->clock_hi_ms < -SANE_MS || p->clock_hi_ms > SANE_MS ||
+        p->clock_base_ms < -SANE_MS || p->clock_base_ms > SANE_MS)
         return 0;
     /* Our wall clock stepped by `step` since: the peer is that much
      * further behind us (or ahead, for a step back). */
-    if (p->has_boot && has_base &&
+    if (p->has_boot && has_base && b->ms > -SANE_MS && b->ms < SANE_MS &&
         memcmp(b->boot, p->clock_boot, BS_BOOT_ID_LEN) == 0)
         step = b->ms - p->clock_base_ms;
     *lo = p->clock_lo_ms - step;

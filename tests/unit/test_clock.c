@@ -424,4 +424,8 @@ Test(clock, an_exchange_bounds_the_peers_clock_from_what_was_sent_when)
     bs_clock_sample_recv(&s, 0, 1100);
     bs_clock_sample_reply(&s, 0, 1000);
     cr_assert(!s.has_lo && !s.has_hi);
+    /* Nor does a time no clock can show (and nothing overflows). */
+    bs_clock_sample_recv(&s, UINT64_MAX, 1100);
+    bs_clock_sample_reply(&s, (uint64_t)1 << 63, 1000);
+    cr_assert(!s.has_lo && !s.has_hi);
 }
