@@ -14,10 +14,11 @@
 void
 bs_clock_sample_recv(bs_clock_sample *s, uint64_t created_ms, uint64_t recv_ms)
 {
-    int64_t lo = (int64_t)created_ms - (int64_t)recv_ms;
+    int64_t lo;
 
     if (created_ms == 0 || created_ms >= PEER_MS_MAX || recv_ms >= PEER_MS_MAX)
         return;
+    lo = (int64_t)created_ms - (int64_t)recv_ms;
     if (!s->has_lo || lo > s->lo_ms)
         s->lo_ms = lo;
     s->has_lo = 1;
@@ -26,11 +27,12 @@ bs_clock_sample_recv(bs_clock_sample *s, uint64_t created_ms, uint64_t recv_ms)
 void
 bs_clock_sample_reply(bs_clock_sample *s, uint64_t created_ms, uint64_t sent_ms)
 {
-    int64_t hi = (int64_t)created_ms - (int64_t)sent_ms;
+    int64_t hi;
 
     if (created_ms == 0 || sent_ms == 0 || created_ms >= PEER_MS_MAX ||
         sent_ms >= PEER_MS_MAX)
         return;
+    hi = (int64_t)created_ms - (int64_t)sent_ms;
     if (!s->has_hi || hi < s->hi_ms)
         s->hi_ms = hi;
     s->has_hi = 1;
