@@ -327,6 +327,9 @@ bs_daemon_held_check(bs_daemon *d)
      * a file import meanwhile: look again within the bounded period. */
     if (rv == BS_OK && due.clock_due_ms > 0 && due.clock_due_ms - now < delay)
         delay = due.clock_due_ms - now + 50;
+    /* Their time came while nobody looked (the daemon was down): soon. */
+    if (rv == BS_OK && due.clock_ready > 0 && delay > 1000)
+        delay = 1000;
     uv_timer_start(&d->held, on_held, delay, 0);
 }
 

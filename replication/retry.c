@@ -55,6 +55,7 @@ bs_retry_when(bs_txn *t, uint64_t now_ms, uint64_t max_skew_ms,
             out->clock_held++;
             /* A12 holds while ms > now + max_skew. */
             due = ms > max_skew_ms ? ms - max_skew_ms : 0;
+            out->clock_ready += due <= now_ms;
             if (due > now_ms &&
                 (out->clock_due_ms == 0 || due < out->clock_due_ms))
                 out->clock_due_ms = due;

@@ -17,6 +17,7 @@ typedef struct bs_retry_due {
     uint64_t clock_due_ms; /* the earliest wall time at which one of those
                               passes A12 and is still in the future; 0 if
                               none */
+    uint64_t clock_ready;  /* of those, how many pass A12 already */
 } bs_retry_due;
 
 /*

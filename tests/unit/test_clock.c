@@ -201,7 +201,13 @@ Test(clock, what_was_written_before_it_knew_is_held_and_reported)
     cr_assert_eq(bs_retry_when(t, ch.ms, head.core.max_skew_ms, &due), BS_OK);
     bs_txn_abort(t);
     cr_assert_eq(due.waiting, 1, "held again");
+    cr_assert_eq(due.clock_ready, 0);
     ch.ms = due.clock_due_ms;
+    cr_assert_eq(bs_store_read(head.core.store, &t, &err), BS_OK);
+    cr_assert_eq(bs_retry_when(t, ch.ms, head.core.max_skew_ms, &due), BS_OK);
+    bs_txn_abort(t);
+    cr_assert_eq(due.clock_ready, 1, "its time has come");
+    cr_assert_eq(due.clock_due_ms, 0, "none is still to come");
     cr_assert_eq(bs_retry_held(head.core.store, head.core.clock,
                                head.core.max_skew_ms, &st, &err),
                  BS_OK, "%s", err.msg);
