@@ -327,6 +327,7 @@ bs_node_core(bs_node *n, int sign, bs_core *c, bs_errbuf *err)
     c->store = n->store;
     c->clock = bs_clock_system;
     c->max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    c->clock_ahead = n->cfg.clock_ahead;
     c->retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
     if (sign && (rv = bs_node_secret(n, &c->sk, err)) != BS_OK)
         return rv;

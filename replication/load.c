@@ -317,7 +317,7 @@ write_batch(bs_txn *t, void *arg, bs_errbuf *err)
     bs_local loc;
     bs_err rv;
 
-    if ((rv = bs_local_begin(&loc, t, l->c->sk, l->c->clock, err)) != BS_OK)
+    if ((rv = bs_local_begin(&loc, t, l->c, err)) != BS_OK)
         goto out;
     for (size_t i = l->lo; i < l->hi && rv == BS_OK; i++) {
         const rec *r = &l->idx[i];

@@ -5,18 +5,48 @@
 
 #include <string.h>
 
+#include "clock.h"
 #include "conflict.h"
 #include "setlog.h"
 
-bs_err
-bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
-               bs_errbuf *err)
+/* The clock discipline (clock.h): correct the stamps of a clock that is
+ * ahead of the peers' beyond max_skew, or refuse to write. */
+static bs_err
+discipline(bs_local *l, const bs_core *c, bs_errbuf *err)
 {
+    bs_clock_verdict v;
+    bs_err rv;
+
+    /* A remembered stamp further ahead than max_skew came from a wrong
+     * wall clock (or one corrected now): forget it (hlc.h). */
+    l->hlc.horizon_ms = c->max_skew_ms;
+    if (c->max_skew_ms == 0)
+        return BS_OK;
+    if ((rv = bs_clock_judge_txn(l->txn, c->clock, &v)) != BS_OK)
+        return rv;
+    if (v.ahead_ms <= (int64_t)c->max_skew_ms)
+        return BS_OK;
+    if (c->clock_ahead == BS_CLOCK_REFUSE)
+        return bs_errf(err, BS_EIO,
+                       "this node's clock is %lld s ahead of %s's (measured "
+                       "at their last exchange): local writes are refused "
+                       "until the clock is fixed ([sync] clock_ahead = "
+                       "refuse)",
+                       (long long)(v.ahead_ms / 1000), v.peer);
+    l->correction_ms = (uint64_t)v.ahead_ms;
+    l->hlc.correction_ms = l->correction_ms;
+    return BS_OK;
+}
+
+bs_err
+bs_local_begin(bs_local *l, bs_txn *t, const bs_core *c, bs_errbuf *err)
+{
+    bs_clock clock = c->clock;
     bs_err rv;
 
     memset(l, 0, sizeof *l);
     l->txn = t;
-    l->sk = sk;
+    l->sk = c->sk;
     bs_arena_init(&l->scratch);
     bs_csbuild_init(&l->build);
     if ((rv = bs_meta_load(t, &l->meta, err)) != BS_OK)
@@ -26,6 +56,8 @@ bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
     if ((l->self = bs_streams_get(&l->streams, l->meta.stream)) == NULL)
         return bs_errf(err, BS_ESTORE, "store has no stream of its own");
     bs_hlc_init(&l->hlc, clock, l->meta.hlc);
+    if ((rv = discipline(l, c, err)) != BS_OK)
+        return rv;
     l->order.use_prio = 0;
     l->order.stream_key = bs_streams_key;
     l->order.ctx = &l->streams;
@@ -94,6 +126,8 @@ seal(bs_local *l, bs_errbuf *err)
     s.seen = seen;
     s.nseen = nseen;
     s.created_ms = bs_hlc_wall_ms(&l->hlc);
+    if (s.created_ms > l->correction_ms) /* the corrected clock, too */
+        s.created_ms -= l->correction_ms;
     rv = bs_csbuild_seal(&l->build, &s, l->sk, &x);
     free(seen);
     if (rv != BS_OK)
@@ -163,6 +197,26 @@ is_noop(const bs_record *r, const bs_field *f, size_t n)
     return 1;
 }
 
+/* Stamp v above every version r holds, so the write wins over what it
+ * overwrites even when the clock that stamped r was ahead (protocol 5.3). */
+static void
+stamp_above(bs_local *l, const bs_record *r, bs_version *v)
+{
+    uint64_t floor = 0;
+
+    if (r->has_alive && r->alive.hlc > floor)
+        floor = r->alive.hlc;
+    if (r->has_tomb && r->tomb.hlc > floor)
+        floor = r->tomb.hlc;
+    for (size_t i = 0; i < r->nfields; i++)
+        if (r->fields[i].ver.hlc > floor)
+            floor = r->fields[i].ver.hlc;
+    if (v->hlc <= floor) {
+        v->hlc = floor + 1;
+        bs_hlc_observe(&l->hlc, v->hlc);
+    }
+}
+
 static bs_err
 queue_change(bs_local *l, const char *coll, const char *id, int deleted,
              const bs_field *f, size_t n, const bs_version *v, bs_errbuf *err)
@@ -188,7 +242,7 @@ next_version(bs_local *l, uint32_t prio)
     bs_version v;
 
     v.seq = l->self->seq + bs_csbuild_count(&l->build) + 1;
-    v.hlc = bs_hlc_now(&l->hlc);
+    v.hlc = bs_hlc_stamp(&l->hlc, 0);
     v.stream = l->self->idx;
     v.prio = prio;
     return v;
@@ -241,6 +295,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f,
     if (!l->force && is_noop(&r, f, n))
         return BS_OK;
     v.prio = next_prio(l, &r, f, n);
+    stamp_above(l, &r, &v);
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK ||
         (rv = write_record(l, key, klen, &r)) != BS_OK ||
@@ -316,6 +371,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
     if (!r.live)
         return bs_errf(err, BS_ENOTFOUND, "%s/%s: not found", coll, id);
     v = next_version(l, next_prio(l, &r, NULL, 0));
+    stamp_above(l, &r, &v);
     if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK)
         return rv;

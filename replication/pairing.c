@@ -24,7 +24,7 @@ membership(pair_ctx *x, bs_txn *t, const uint8_t *pk, bs_errbuf *err)
 
     if ((rv = bs_meta_load(t, &m, err)) != BS_OK || m.role != BS_ROLE_HUB)
         return rv;
-    if ((rv = bs_local_begin(&l, t, x->c->sk, x->c->clock, err)) == BS_OK) {
+    if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK) {
         rv = x->add ? bs_members_introduce(&l, pk, x->add->name, BS_ROLE_BRANCH,
                                            err)
                     : bs_members_revoke(&l, pk, err);

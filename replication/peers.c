@@ -106,6 +106,7 @@ decode(bs_slice v, bs_peer *p)
     if (m->pk.len != BS_PK_LEN ||
         (m->peer_incarnation.len != 0 &&
          m->peer_incarnation.len != BS_INC_LEN) ||
+        (m->clock_boot.len != 0 && m->clock_boot.len != 16) ||
         strlen(m->name) > BS_NODE_NAME_MAX)
         goto out;
     snprintf(p->name, sizeof p->name, "%s", m->name);
@@ -124,6 +125,16 @@ decode(bs_slice v, bs_peer *p)
     p->created_ms = m->created_ms;
     p->sent_changes = m->sent_changes;
     p->recv_changes = m->received_changes;
+    p->clock_lo_ms = m->clock_lo_ms;
+    p->clock_hi_ms = m->clock_hi_ms;
+    p->clock_at_ms = m->clock_at_ms;
+    p->clock_base_ms = m->clock_base_ms;
+    if ((p->has_boot = m->clock_boot.len == 16))
+        memcpy(p->clock_boot, m->clock_boot.data, 16);
+    p->refused_sets = m->refused_sets;
+    p->held_there = m->held_there;
+    snprintf(p->refused_reason, sizeof p->refused_reason, "%s",
+             m->refused_reason);
     if ((p->acked = calloc(m->n_acked + 1, sizeof *p->acked)) == NULL) {
         rv = BS_ENOMEM;
         goto out;
@@ -193,6 +204,15 @@ bs_peer_encode(const bs_peer *p, uint8_t **out, size_t *n)
     m.last_error = (char *)p->last_error;
     m.sent_changes = p->sent_changes;
     m.received_changes = p->recv_changes;
+    m.clock_lo_ms = p->clock_lo_ms;
+    m.clock_hi_ms = p->clock_hi_ms;
+    m.clock_at_ms = p->clock_at_ms;
+    m.clock_base_ms = p->clock_base_ms;
+    if (p->has_boot)
+        m.clock_boot = bin(p->clock_boot, 16);
+    m.refused_sets = p->refused_sets;
+    m.held_there = p->held_there;
+    m.refused_reason = (char *)p->refused_reason;
     *n = bs__peer_state__get_packed_size(&m);
     if ((*out = malloc(*n + 1)) == NULL)
         rv = BS_ENOMEM;

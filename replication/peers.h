@@ -32,6 +32,19 @@ typedef struct bs_peer {
     uint64_t last_ok_ms, last_err_ms, created_ms;
     char last_error[256];
     uint64_t sent_changes, recv_changes;
+    /* The peer's clock at the last completed network exchange (clock.h):
+     * peer wall - our wall is within [clock_lo_ms, clock_hi_ms]; unknown
+     * when clock_at_ms is 0.  clock_base_ms is our wall clock minus a
+     * clock that is never stepped, in boot clock_boot (has_boot), so a
+     * later step of our wall clock can be taken out of the offset. */
+    int64_t clock_lo_ms, clock_hi_ms, clock_base_ms;
+    uint64_t clock_at_ms;
+    int has_boot;
+    uint8_t clock_boot[16];
+    /* The last completed network exchange: sets it sent that we refused
+     * (with the first reason), sets we sent that it did not acknowledge. */
+    uint64_t refused_sets, held_there;
+    char refused_reason[256];
 } bs_peer;
 
 /*

@@ -172,7 +172,7 @@ write_txn(bs_txn *t, void *arg, bs_errbuf *err)
     bs_local l;
     bs_err rv;
 
-    if ((rv = bs_local_begin(&l, t, b->c->sk, b->c->clock, err)) != BS_OK)
+    if ((rv = bs_local_begin(&l, t, b->c, err)) != BS_OK)
         goto out;
     for (size_t i = 0; i < b->n && rv == BS_OK; i++) {
         bs_write *w = &b->w[i];

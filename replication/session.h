@@ -30,10 +30,16 @@
  *    exchange is complete when both ACKs have crossed.
  *  - Interrupted anywhere, nothing is lost: applied sets are committed, and
  *    the next exchange starts from the vectors as they are (resume).
+ *  - Each side bounds the other's clock from the envelopes' created_ms and
+ *    when they were sent and received (clock.h); the peer's ACK records
+ *    the bounds with the peer, with the sets refused from it (and the first
+ *    reason) and the sets sent to it that its ACK does not cover: held or
+ *    refused there.  Nothing on the wire changes for this.
  */
 #ifndef BS_SESSION_H
 #define BS_SESSION_H
 
+#include "clock.h"
 #include "exchange.h"
 
 #define BS_MSG_HELLO  1
@@ -75,6 +81,10 @@ typedef struct bs_session_cfg {
 typedef struct bs_session_stats {
     uint64_t sets_sent, sets_received, changes_applied, conflicts, bytes_in,
         bytes_out, refused;
+    /* at the peer's ACK: sets we sent that it does not acknowledge (held
+     * or refused there), and how many of those are this node's own */
+    uint64_t held_there, held_there_own;
+    bs_clock_sample clock; /* bounds on (peer wall - our wall) */
 } bs_session_stats;
 
 BS_MUST_CHECK bs_err bs_session_new(const bs_session_cfg *cfg,
@@ -99,6 +109,8 @@ const bs_session_stats *bs_session_stats_of(const bs_session *s);
 const char *bs_session_peer(const bs_session *s);
 /* Why it failed; "" otherwise. */
 const char *bs_session_error(const bs_session *s);
+/* Why the first set the peer sent was refused ("" when none was). */
+const char *bs_session_refused_reason(const bs_session *s);
 bs_err bs_session_errcode(const bs_session *s);
 
 #endif

@@ -156,6 +156,9 @@ bs_cmd_status(bs_cli *c)
     o.now_ms = bs_clock_system.now_ms(NULL);
     o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
     o.count_records = 1;
+    o.clock = bs_clock_system;
+    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    o.clock_ahead = n->cfg.clock_ahead;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_status_read(t, &n->meta, &o, &st, &c->err);
         if (rv == BS_OK &&

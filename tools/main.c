@@ -145,7 +145,10 @@ static const cmd cmds[] = {
      "exchange with PEER now, both ways",
      "Asks the running daemon to exchange with PEER and waits for the end;\n"
      "with no daemon running, makes the exchange itself.  Exit 0 once both\n"
-     "sides acknowledged; 1 if the peer is unreachable or refuses.\n"},
+     "sides acknowledged; 1 if the peer is unreachable ([sync]\n"
+     "connect_timeout_s) or refuses, or if the exchange went through but not\n"
+     "wholly: change sets refused here or held there, or this node's clock\n"
+     "ahead of the peer's (the message says which; see status).\n"},
     {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW, 2, 2,
      "schedule PEER SPEC [--window HH:MM-HH:MM]",
      "set a link's exchange schedule; prints the next runs",

@@ -96,9 +96,50 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
     if (p->last_error[0]) /* may quote a peer's ERROR text: escape it */
         printf("    last error %s: %s\n", bad,
                bs_escape(esc, sizeof esc, p->last_error));
+    if (p->clock_known) {
+        char at[32];
+        long long off = (long long)p->clock_offset_ms;
+        bs_out_age(at, sizeof at, p->clock_at_ms, now);
+        printf("    clock: %lld.%01lld s %s ours (±%.1f s, measured %s)\n",
+               (off < 0 ? -off : off) / 1000,
+               (off < 0 ? -off : off) % 1000 / 100,
+               off < 0 ? "behind" : "ahead of",
+               (double)p->clock_error_ms / 1000, at);
+    }
+    if (p->refused_sets > 0)
+        printf("    last exchange: refused %llu change set%s it sent "
+               "(first: %s)\n",
+               (unsigned long long)p->refused_sets,
+               p->refused_sets == 1 ? "" : "s",
+               bs_escape(esc, sizeof esc, p->refused_reason));
+    if (p->held_there > 0)
+        printf("    last exchange: %llu change set%s sent to it %s held or "
+               "refused there (see its status)\n",
+               (unsigned long long)p->held_there, p->held_there == 1 ? "" : "s",
+               p->held_there == 1 ? "was" : "were");
     if (p->needs_full_resync)
         printf("    NEEDS FULL RESYNC: silent longer than the retention "
                "limit\n");
+}
+
+/* The node's clock against its peers' (replication/clock.h). */
+static void
+status_clock(const bs_status *st)
+{
+    long long s = (long long)(st->clock.ahead_ms / 1000);
+
+    if (st->clock.npeers == 0)
+        printf("clock:       not compared yet (no network exchange in the "
+               "last 7 days)\n");
+    else if (st->clock_action == 0)
+        printf("clock:       in step with its peers (within %llu s)\n",
+               (unsigned long long)(st->max_skew_ms / 1000));
+    else
+        printf("clock:       %lld s AHEAD of %s's: local writes are %s; fix "
+               "this node's clock\n",
+               s, st->clock.peer,
+               st->clock_action == 1 ? "stamped that much back"
+                                     : "refused (clock_ahead = refuse)");
 }
 
 void
@@ -125,6 +166,7 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
     printf("conflicts:   %llu open, %llu in all\n",
            (unsigned long long)st->conflicts_open,
            (unsigned long long)st->conflicts_total);
+    status_clock(st);
     printf("peers:%s\n", st->npeers ? "" : "       none");
     for (size_t i = 0; i < st->npeers; i++)
         status_peer(&st->peers[i], json_array_get(runs, i), now);
