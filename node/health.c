@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../replication/admit.h"
+#include "../replication/clock.h"
 #include "../replication/crypto.h"
 #include "../replication/members.h"
 #include "../replication/setlog.h"
@@ -263,6 +264,51 @@ peer_problems(const bs_status *st, const bs_health_opts *o,
     return BS_OK;
 }
 
+/* This node's clock against its peers' (the verdict of clock.h), and each
+ * peer's certainly beyond the skew bound. */
+static bs_err
+clock_problems(const bs_status *st, bs_problems *out)
+{
+    bs_err rv;
+
+    if (st->clock_action != 0 &&
+        (rv = bs_problems_add(
+             out, "clock_skew", "",
+             "fix this node's clock (NTP: timedatectl set-ntp true); the "
+             "correction stops by itself once it is right",
+             "this node's clock is %lld s ahead of %s's (%zu peer%s "
+             "measured): %s",
+             (long long)(st->clock.ahead_ms / 1000), st->clock.peer,
+             st->clock.npeers, st->clock.npeers == 1 ? "" : "s",
+             st->clock_action == BS_CLOCK_REFUSE + 1
+                 ? "local writes are refused ([sync] clock_ahead = refuse)"
+                 : "its writes are stamped with the peers' time")) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < st->npeers; i++) {
+        const bs_peer_status *p = &st->peers[i];
+        int64_t off = p->clock_offset_ms, mag = off < 0 ? -off : off;
+
+        if (!p->clock_known || st->max_skew_ms == 0 ||
+            mag - p->clock_error_ms <= (int64_t)st->max_skew_ms)
+            continue;
+        if (off < 0 && st->clock_action != 0)
+            continue; /* this node is the one ahead: said above */
+        rv = bs_problems_add(
+            out, "clock_skew", p->name,
+            off > 0 ? "fix the clock of that node (NTP); its sets are held "
+                      "here until their time comes"
+                    : "fix whichever clock is wrong (NTP on both nodes)",
+            "%s's clock is %lld s %s ours (+/- %.1f s), beyond the %llu s "
+            "bound",
+            p->name, (long long)(mag / 1000), off > 0 ? "ahead of" : "behind",
+            (double)p->clock_error_ms / 1000,
+            (unsigned long long)(st->max_skew_ms / 1000));
+        if (rv != BS_OK)
+            return rv;
+    }
+    return BS_OK;
+}
+
 static int
 has_timed_links(const bs_status *st)
 {
@@ -288,6 +334,7 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
     if ((rv = held_problems(t, st, BS_HELD_WAITING, o, out)) != BS_OK ||
         (rv = held_problems(t, st, BS_HELD_REFUSED, o, out)) != BS_OK ||
         (rv = stream_problems(t, st, out)) != BS_OK ||
+        (rv = clock_problems(st, out)) != BS_OK ||
         (rv = peer_problems(st, o, out)) != BS_OK)
         return rv;
     if (o->daemon == 0 && has_timed_links(st)) {

@@ -58,6 +58,9 @@ bs_cmd_doctor(bs_cli *c)
         return rv;
     so.now_ms = bs_clock_system.now_ms(NULL);
     so.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    so.clock = bs_clock_system;
+    so.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    so.clock_ahead = n->cfg.clock_ahead;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         if ((rv = bs_status_read(t, &n->meta, &so, &st, &c->err)) == BS_OK) {
             rv = bs_cli_problems(c, n, t, &st, NULL, &p);

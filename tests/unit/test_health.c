@@ -78,6 +78,10 @@ check(bst_node *t, const bs_health_opts *o, uint64_t used, bs_problems *p)
 {
     bs_status_opts so = {o->now_ms, t->core.retention_ms, 0};
     bs_meta m = bst_meta(t);
+
+    so.clock = t->core.clock;
+    so.max_skew_ms = t->core.max_skew_ms;
+    so.clock_ahead = t->core.clock_ahead;
     bs_errbuf err = {{0}};
     bs_status st;
     bs_txn *txn;
@@ -385,5 +389,31 @@ Test(health, what_the_caller_measured_is_reported)
     check(&head, &o, 1 << 20, &p);
     only(&p, "store_corrupt", "", "items/i1 does not decode",
          "restore from a backup");
+    bs_problems_fini(&p);
+}
+
+/* A clock ten minutes fast: the node that is ahead is told to fix its own
+ * clock; its peer sees the other clock ahead of its own. */
+Test(health, a_clock_beyond_the_skew_bound_is_named_on_both_sides)
+{
+    bst_sync_result r;
+    bs_health_opts o;
+    bs_problems p;
+
+    bst_pair2(&head, &tallinn);
+    ct.ms += 10 * MIN_MS;
+    cr_assert_eq(bst_sync(&tallinn, &head, NULL, NULL, &r), BS_OK, "%s / %s",
+                 r.msg_a, r.msg_b);
+    o = opts(ct.ms);
+    check(&tallinn, &o, 1 << 20, &p);
+    only(&p, "clock_skew", "", "this node's clock is 600 s ahead of head's",
+         "fix this node's clock");
+    cr_assert(strstr(p.v[0].what, "stamped with the peers' time") != NULL,
+              "%s", p.v[0].what);
+    bs_problems_fini(&p);
+    o = opts(ch.ms);
+    check(&head, &o, 1 << 20, &p);
+    only(&p, "clock_skew", "tallinn", "tallinn's clock is 600 s ahead of ours",
+         "fix the clock of that node");
     bs_problems_fini(&p);
 }
