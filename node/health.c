@@ -258,6 +258,25 @@ peer_problems(const bs_status *st, const bs_health_opts *o,
                                  "the last exchange with %s failed %s ago%s",
                                  p->name, when, err);
         }
+        if (rv == BS_OK && p->refused_sets > 0)
+            rv = bs_problems_add(
+                out, "refused", p->name,
+                "that origin's later sets wait behind them: remove the "
+                "cause named here (or on the origin), then sync again",
+                "the last exchange with %s refused %llu change set%s it "
+                "sent (first: %s)",
+                p->name, (unsigned long long)p->refused_sets,
+                p->refused_sets == 1 ? "" : "s", p->refused_reason);
+        if (rv == BS_OK && p->held_there > 0)
+            rv = bs_problems_add(
+                out, "held_there", p->name,
+                "run branchsync doctor on that node: it names the reason "
+                "(often this node's clock)",
+                "%llu change set%s this node sent to %s %s held or refused "
+                "there",
+                (unsigned long long)p->held_there,
+                p->held_there == 1 ? "" : "s", p->name,
+                p->held_there == 1 ? "was" : "were");
         if (rv != BS_OK)
             return rv;
     }

@@ -17,7 +17,8 @@
 #define BS_PROBLEM_TEXT_MAX 383
 
 typedef struct bs_problem {
-    /* A stable token: "held", "refused", "quarantined", "needs_full_resync",
+    /* A stable token: "held", "refused", "held_there", "quarantined",
+     * "needs_full_resync",
      * "silent", "peer_error", "clock_skew", "store_corrupt", "disk_low",
      * "map_low", "daemon_down". */
     const char *kind;

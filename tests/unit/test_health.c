@@ -417,3 +417,46 @@ Test(health, a_clock_beyond_the_skew_bound_is_named_on_both_sides)
          "fix the clock of that node");
     bs_problems_fini(&p);
 }
+
+static bs_err
+last_exchange_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    bs_peer pe;
+    bs_err rv;
+
+    (void)arg;
+    (void)err;
+    if ((rv = bs_peer_get(t, "tallinn", &pe)) != BS_OK)
+        return rv;
+    pe.refused_sets = 2;
+    snprintf(pe.refused_reason, sizeof pe.refused_reason,
+             "signature does not verify");
+    pe.held_there = 1;
+    rv = bs_peer_put(t, &pe);
+    bs_peer_fini(&pe);
+    return rv;
+}
+
+/* What the last exchange with a peer left behind, both ways (issue 8 item
+ * 1: a set that cannot apply never blocks the sets behind it silently). */
+Test(health, sets_refused_here_or_held_there_are_named_per_peer)
+{
+    bs_errbuf err = {{0}};
+    bs_health_opts o = opts(T0);
+    bs_problems p;
+
+    bst_pair2(&head, &tallinn);
+    cr_assert_eq(bs_store_write(head.n->store, last_exchange_txn, NULL, &err),
+                 BS_OK);
+    check(&head, &o, 1 << 20, &p);
+    cr_assert_eq(p.n, 2);
+    cr_assert_str_eq(p.v[0].kind, "refused");
+    cr_assert_str_eq(p.v[0].subject, "tallinn");
+    cr_assert_str_eq(p.v[0].what, "the last exchange with tallinn refused 2 "
+                                  "change sets it sent (first: signature "
+                                  "does not verify)");
+    cr_assert_str_eq(p.v[1].kind, "held_there");
+    cr_assert_str_eq(p.v[1].what, "1 change set this node sent to tallinn "
+                                  "was held or refused there");
+    bs_problems_fini(&p);
+}
