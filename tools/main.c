@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../node/fault.h"
 #include "../replication/crypto.h"
 #include "cli.h"
 
@@ -375,6 +376,11 @@ main(int argc, char **argv)
     if (c.dir == NULL || c.dir[0] == '\0')
         return bad_usage("no node directory: give -d DIR or set "
                          "BRANCHSYNC_DIR");
+    {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "branchsync: %s", cm->name);
+        bs_fault_install(prefix); /* a damaged store: one line, exit 1 */
+    }
     if (bs_crypto_init() != BS_OK) {
         fprintf(stderr, "branchsync: cannot initialise libsodium\n");
         return 1;
