@@ -58,6 +58,7 @@ bs_err bs_cmd_purge(bs_cli *c);
 bs_err bs_cmd_sync(bs_cli *c);
 bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);
+bs_err bs_cmd_verify(bs_cli *c);
 
 /* Tell a running daemon (if any) about a change: "changed" after local
  * writes, "reload" after pairing or schedule changes.  Never fails. */
