@@ -63,6 +63,34 @@ sendable(bs_txn *t, const bs_meta *m, const bs_stream *s)
     }
 }
 
+/*
+ * A stored set about to leave this node must still be what its origin
+ * signed: LMDB checksums nothing, and a damaged set sent on would be
+ * refused by the peer, its stream blocked there behind it.  A set that
+ * no longer decodes or verifies is corruption of this store (BS_ESTORE),
+ * as is one whose header does not read (bs_setlog_next).
+ */
+static bs_err
+check_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
+               bs_errbuf *err)
+{
+    bs_csview *v = NULL;
+
+    if (rv == BS_OK &&
+        (rv = bs_changeset_decode(set.p, set.n, &v, NULL)) == BS_OK &&
+        (memcmp(v->origin, s->key, BS_PK_LEN) != 0 ||
+         memcmp(v->inc, s->key + BS_PK_LEN, BS_INC_LEN) != 0 ||
+         bs_changeset_verify(v, v->origin) != BS_OK))
+        rv = BS_EBADSIG;
+    bs_changeset_free(v);
+    if (rv == BS_OK || rv == BS_ENOTFOUND || rv == BS_ENOMEM)
+        return rv;
+    return bs_errf(err, BS_ESTORE,
+                   "store is corrupt: the stored change set of stream %u "
+                   "after seq %llu is damaged; restore from a backup",
+                   s->idx, (unsigned long long)from);
+}
+
 /* 1 when stream s goes in pass `pass`: the hub's streams first. */
 static int
 in_pass(const bs_meta *m, const bs_stream *s, int pass)
@@ -74,7 +102,7 @@ in_pass(const bs_meta *m, const bs_stream *s, int pass)
 
 bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
-                void *ctx, uint64_t *nsets)
+                void *ctx, uint64_t *nsets, bs_errbuf *err)
 {
     bs_streamtab tab;
     bs_err rv;
@@ -89,13 +117,15 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
             const bs_stream *s = &tab.v[i];
             uint64_t from = bs_vv_get(p->acked, p->nacked, s->key), last;
             uint64_t upto;
-            bs_slice set;
+            bs_slice set = {NULL, 0};
 
             if (!in_pass(m, s, pass))
                 continue;
             upto = sendable(t, m, s);
-            while ((rv = bs_setlog_next(t, s->idx, from, upto, &set, &last)) ==
-                   BS_OK) {
+            for (;;) {
+                rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
+                if ((rv = check_outgoing(s, from, rv, set, err)) != BS_OK)
+                    break;
                 if ((rv = emit(ctx, set)) != BS_OK)
                     break;
                 (*nsets)++;
@@ -142,7 +172,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             const bs_stream *s = &tab.v[c->stream];
             uint64_t last;
-            bs_slice set;
+            bs_slice set = {NULL, 0};
 
             if (!in_pass(&m, s, c->pass))
                 continue;
@@ -152,6 +182,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             }
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
+            rv = check_outgoing(s, c->from, rv, set, err);
             if (rv == BS_ENOTFOUND)
                 continue;
             if (rv == BS_OK) {

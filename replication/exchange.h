@@ -25,11 +25,17 @@ BS_MUST_CHECK bs_err bs_xchg_envelope(bs_txn *t, const bs_meta *m,
                                       const bs_peer *p, uint64_t message_no,
                                       uint64_t now_ms, bs_envelope *e);
 
-/* Every stored set that p lacks, in sending order, through emit. */
+/*
+ * Every stored set that p lacks, in sending order, through emit.  Each is
+ * checked first (it decodes, its changes match their hashes, its origin's
+ * signature verifies): a damaged one is BS_ESTORE, "store is corrupt: ...",
+ * and is never sent.  err may be NULL.
+ */
 typedef bs_err (*bs_emit_fn)(void *ctx, bs_slice set);
 BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
                                      const bs_peer *p, bs_emit_fn emit,
-                                     void *ctx, uint64_t *nsets);
+                                     void *ctx, uint64_t *nsets,
+                                     bs_errbuf *err);
 
 /*
  * Streaming what a peer lacks, one set at a time, for transports that must
@@ -45,7 +51,8 @@ typedef struct bs_xcursor {
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
-/* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent. */
+/* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
+ * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
                                   size_t *n, bs_errbuf *err);
 
