@@ -77,10 +77,12 @@ BS_MUST_CHECK bs_err bs_xchg_accept(bs_txn *t, const bs_meta *m,
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
                                   const uint8_t *sk, bs_errbuf *err);
 
-/* Counters of one exchange, as received. */
+/* Counters of one exchange, as received.  After a failure they count
+ * what the transactions committed before it. */
 typedef struct bs_xstats {
     uint64_t sets, changes, dup_sets, conflicts, held, quarantined, bytes;
     uint64_t refused; /* held sets refused when retried */
+    uint64_t offered; /* sets in the exchange (bs_xchg_apply) */
     int replay, joined;
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
@@ -106,10 +108,13 @@ BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
                                     bs_errbuf *err);
 
 /*
- * Pass 2: join if needed, apply the sets in groups of write transactions
- * (each set atomic), retry held sets, then record the sender's
- * acknowledgement.  An interruption leaves a consistent store; receiving
- * the same exchange again completes it.
+ * Pass 2: apply the sets in groups of write transactions (each set
+ * atomic), joining in the first of them if needed, retry held sets, then
+ * record the sender's acknowledgement.  An interruption leaves a
+ * consistent store; receiving the same exchange again completes it.  On
+ * an error, *st counts what committed before it, and a join this call
+ * committed is undone (the node leaves the infobase again; the sets
+ * applied stay), unless undoing fails too, which err then says.
  */
 BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
                                    bs_inbound *in, const bs_accept *acc,
