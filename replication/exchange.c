@@ -66,23 +66,20 @@ sendable(bs_txn *t, const bs_meta *m, const bs_stream *s)
 /*
  * A stored set about to leave this node must still be what its origin
  * signed: LMDB checksums nothing, and a damaged set sent on would be
- * refused by the peer, its stream blocked there behind it.  A set that
- * no longer decodes or verifies is corruption of this store (BS_ESTORE),
- * as is one whose header does not read (bs_setlog_next).
+ * refused by the peer, its stream blocked there behind it.  A set whose
+ * header does not read (bs_setlog_next), whose signature does not verify
+ * or whose changes do not match their hashes is corruption of this store
+ * (BS_ESTORE).  The check reads the bytes in place: about 0.35 s per
+ * million changes of 100 bytes.
  */
 static bs_err
 check_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
                bs_errbuf *err)
 {
-    bs_csview *v = NULL;
+    uint64_t last;
 
-    if (rv == BS_OK &&
-        (rv = bs_changeset_decode(set.p, set.n, &v, NULL)) == BS_OK &&
-        (memcmp(v->origin, s->key, BS_PK_LEN) != 0 ||
-         memcmp(v->inc, s->key + BS_PK_LEN, BS_INC_LEN) != 0 ||
-         bs_changeset_verify(v, v->origin) != BS_OK))
-        rv = BS_EBADSIG;
-    bs_changeset_free(v);
+    if (rv == BS_OK)
+        rv = bs_changeset_stored_check(set, s->key, &last);
     if (rv == BS_OK || rv == BS_ENOTFOUND || rv == BS_ENOMEM)
         return rv;
     return bs_errf(err, BS_ESTORE,
