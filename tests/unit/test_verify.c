@@ -675,19 +675,19 @@ null_read(void)
     volatile int *volatile p = NULL;
 
     bs_fault_install("branchsync: test");
-    signal(SIGSEGV, SIG_DFL); /* as a sanitizer would have it */
-    bs_fault_install("branchsync: test");
     _exit(*p);
 }
 
+/* A crash of ours goes to the handler before (the default action, or a
+ * sanitizer's report): never the corrupt line. */
 Test(verify, a_fault_that_is_not_the_stores_is_left_to_the_default)
 {
-    char err[1024];
+    char err[4096];
     int st = in_child(null_read, err, sizeof err);
 
-    cr_assert(!(WIFEXITED(st) && WEXITSTATUS(st) == 1),
-              "a bug of ours was reported as a damaged store");
     cr_assert_null(strstr(err, "store is corrupt"), "%s", err);
+    cr_assert(WIFSIGNALED(st) || err[0] != '\0',
+              "the fault ended quietly (status %#x)", st);
 }
 
 /* ==== the CLI ==== */
