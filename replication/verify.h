@@ -4,7 +4,7 @@
  *
  * LMDB keeps its B-trees consistent across crashes, but it does not
  * checksum anything: a flipped bit in a key, a value or a page header is
- * read back as if it were data (docs/storage.md §4.3).  The walk here
+ * read back as if it were data (docs/storage.md §8).  The walk here
  * reads every entry of every table and checks what the tables promise
  * about each other:
  *
