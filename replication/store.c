@@ -248,7 +248,10 @@ open_dbs(bs_store *s, bs_errbuf *err)
                             &txn)) != 0)
         return lmdb_fail(err, rc, "open store");
     for (int i = 0; i < BS_DB_COUNT; i++) {
-        if ((rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i])) != 0) {
+        LMDB_ENTER(); /* reads the main table's pages */
+        rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        LMDB_LEAVE();
+        if (rc != 0) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
                 return bs_errf(err, BS_ENOTNODE, "store has no table %s",
@@ -397,7 +400,9 @@ txn_begin(bs_store *s, int write, bs_txn **out, bs_errbuf *err)
     t->s = s;
     t->write = write;
     for (int tries = 0;; tries++) {
+        LMDB_ENTER();
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        LMDB_LEAVE();
         /* Another process grew the map: adopt its size and retry.  A failed
          * remap leaves LMDB without a map (mdb_env_set_mapsize). */
         if (rc == MDB_MAP_RESIZED && tries < 8) {
