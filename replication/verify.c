@@ -307,6 +307,7 @@ typedef struct chain {
     uint64_t next;      /* the first seq the next set must have; 0: any */
     uint64_t last;      /* the last seq of the sets seen */
     int linked;         /* head holds the last set's header hash */
+    int damaged;        /* a set did not decode: its range is unknown */
     uint8_t head[BS_HASH_LEN];
 } chain;
 
@@ -315,8 +316,8 @@ chain_end(vctx *c, chain *ch)
 {
     const bs_stream *s = ch->s;
 
-    if (s == NULL)
-        return;
+    if (s == NULL || ch->damaged)
+        return; /* the damaged set was named already */
     if (ch->last != s->seq)
         finding(c, "log: stream %u holds seq 1-%llu but its sets end at %llu",
                 s->idx, (unsigned long long)s->seq,
@@ -398,6 +399,7 @@ check_set(vctx *c, chain *ch, uint64_t first, bs_slice raw)
                 (unsigned long long)first, e.msg);
         ch->next = 0;
         ch->linked = 0;
+        ch->damaged = 1;
         return BS_OK;
     }
     if (v->first != first || memcmp(v->origin, s->key, BS_PK_LEN) != 0 ||
