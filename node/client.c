@@ -51,7 +51,9 @@ bs_client_log(bs_node *n, const char *peer, const char *via,
         e.bytes = st->bytes_in + st->bytes_out;
     }
     snprintf(e.error, sizeof e.error, "%s", error ? error : "");
-    if (bs_store_write(n->store, log_txn, &c, NULL) != BS_OK)
+    /* After a failed exchange the command's own error is the one line to
+     * print (often the same full disk that fails this write). */
+    if (bs_store_write(n->store, log_txn, &c, NULL) != BS_OK && error == NULL)
         fprintf(stderr, "branchsync: cannot record the exchange in the log\n");
 }
 

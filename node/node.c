@@ -11,6 +11,7 @@
 
 #include "../replication/keys.h"
 #include "../replication/streams.h"
+#include "../replication/verify.h"
 #include "legacy.h"
 #include "lock.h"
 
@@ -348,6 +349,33 @@ bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32], bs_errbuf *err)
     return BS_OK;
 }
 
+/* The whole-store check (verify.h) that a backup runs first: a copy of a
+ * damaged store would only carry the damage into the backups. */
+static bs_err
+backup_check(bs_node *n, const char *path, bs_errbuf *err)
+{
+    bs_verify_stats vs;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_store_read(n->store, &t, err)) != BS_OK)
+        return rv;
+    rv = bs_verify_store(t, NULL, &vs, err);
+    bs_txn_abort(t);
+    if (rv == BS_ESTORE && err != NULL) {
+        static const char tail[] = "; restore from a backup";
+        char first[BS_ERRMSG_LEN];
+        size_t len = strlen(err->msg);
+        if (len >= sizeof tail - 1 &&
+            strcmp(err->msg + len - (sizeof tail - 1), tail) == 0)
+            len -= sizeof tail - 1;
+        snprintf(first, sizeof first, "%.*s", (int)len, err->msg);
+        rv = bs_errf(err, rv, "%s (no backup was written to %s)%s", first, path,
+                     tail);
+    }
+    return rv;
+}
+
 bs_err
 bs_node_backup(bs_node *n, const char *path, uint64_t *bytes, bs_errbuf *err)
 {
@@ -356,14 +384,22 @@ bs_node_backup(bs_node *n, const char *path, uint64_t *bytes, bs_errbuf *err)
     int fd;
     bs_err rv;
 
+    if ((rv = backup_check(n, path, err)) != BS_OK)
+        return rv;
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
     rv = bs_store_copy_fd(n->store, fd, err);
+    if (rv == BS_EIO || rv == BS_ENOMEM) { /* the copy failed, not the store */
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(err, rv));
+        rv = bs_errf(err, rv, "%s: %s", tmp, why);
+    }
     if (rv == BS_OK && (fsync(fd) != 0 || fstat(fd, &st) != 0))
         rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
-    close(fd);
+    if (close(fd) != 0 && rv == BS_OK)
+        rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
     if (rv == BS_OK && rename(tmp, path) != 0)
         rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
     if (rv != BS_OK) {

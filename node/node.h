@@ -81,7 +81,9 @@ BS_MUST_CHECK bs_err bs_node_curve(bs_node *n, uint8_t pk[32], uint8_t sk[32],
                                    bs_errbuf *err);
 
 /* Write a consistent, compacted copy of the store to path (mode 0600,
- * atomically).  The secret key is never in it.  Works while others write. */
+ * atomically).  The secret key is never in it.  Works while others write.
+ * The store is checked whole first (verify.h): a damaged one is BS_ESTORE
+ * ("store is corrupt: ...") and nothing is written. */
 BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
                                     uint64_t *bytes, bs_errbuf *err);
 

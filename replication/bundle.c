@@ -101,7 +101,9 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     w_bytes(&w, head, HEAD_LEN);
     w_frame(&w, F_ENVELOPE, env, en);
     free(env);
-    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets);
+    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
+    if (rv == BS_ESTORE)
+        return rv; /* a damaged set, named by collect */
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot write exchange file");
     bs_hash_final(&w.h, trailer);

@@ -40,7 +40,8 @@
     X(BS_ENOMEM, 1, 1, "out of memory")                                        \
     X(BS_EIO, 1, 1, "input/output error")                                      \
     X(BS_EMAPFULL, 1, 1, "store is full: no disk space to grow")               \
-    X(BS_ESTORE, 1, 1, "store error")                                          \
+    X(BS_ESTORE, 1, 1,                                                         \
+      "store is corrupt: an entry does not decode; restore from a backup")     \
     X(BS_EKEY, 1, 1, "key file error")                                         \
     X(BS_EUNREACHABLE, 1, 0, "peer unreachable")                               \
     X(BS_ETIMEOUT, 1, 0, "timed out")                                          \

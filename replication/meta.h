@@ -46,6 +46,9 @@ BS_MUST_CHECK bs_err bs_meta_get_u64(bs_txn *t, const char *key, uint64_t *v);
 BS_MUST_CHECK bs_err bs_meta_put_u64(bs_txn *t, const char *key, uint64_t v);
 BS_MUST_CHECK bs_err bs_meta_save(bs_txn *t, const bs_meta *m);
 BS_MUST_CHECK bs_err bs_meta_save_hlc(bs_txn *t, uint64_t hlc);
+/* Forget the infobase and the hub (write txn): undoes a join whose
+ * exchange failed (exchange.h).  m is updated to match. */
+BS_MUST_CHECK bs_err bs_meta_unjoin(bs_txn *t, bs_meta *m);
 
 const char *bs_role_name(int role);
 /* BS_EINVAL unless s is "hub" or "branch". */

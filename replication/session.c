@@ -76,7 +76,8 @@ fail(bs_session *s, bs_err e, const char *msg)
         return e;
     s->state = BS_SESSION_FAILED;
     s->errcode = e;
-    snprintf(s->error, sizeof s->error, "%s", msg);
+    if (msg != s->error) /* on_set passes s->error itself */
+        snprintf(s->error, sizeof s->error, "%s", msg);
     buf[0] = (uint8_t)e;
     memcpy(buf + 1, msg, n);
     (void)enqueue(s, BS_MSG_ERROR, buf, n + 1);

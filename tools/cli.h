@@ -64,6 +64,7 @@ bs_err bs_cmd_purge(bs_cli *c);
 bs_err bs_cmd_sync(bs_cli *c);
 bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);
+bs_err bs_cmd_verify(bs_cli *c);
 
 /* The node's problems (node/health.h) as read in t with its status st,
  * measuring the disk and asking the daemon; corrupt: a verification's

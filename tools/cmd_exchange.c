@@ -69,6 +69,19 @@ bs_cmd_import(bs_cli *c)
         goto out;
     rv = bs_bundle_import(core.store, core.sk, c->argv[0], core.clock,
                           core.max_skew_ms, core.retention_ms, &st, &c->err);
+    if (rv != BS_OK && st.offered > 0) {
+        /* Pass 2 failed: the groups committed before the failure stay. */
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(&c->err, rv));
+        rv = bs_errf(&c->err, rv,
+                     "%s; %llu of %llu change sets were committed before "
+                     "the failure (importing the file again finishes the "
+                     "job)",
+                     why,
+                     (unsigned long long)(st.sets + st.dup_sets + st.held +
+                                          st.quarantined),
+                     (unsigned long long)st.offered);
+    }
     if (st.peer[0]) {
         bs_session_stats ss = {0};
         ss.sets_received = st.sets;

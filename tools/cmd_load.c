@@ -127,6 +127,20 @@ bs_cmd_load(bs_cli *c)
         o.ctx = &in;
     }
     rv = bs_load_jsonl(&core, coll, in.buf, in.len, &o, &st, &c->err);
+    if (rv != BS_OK && bs_err_exit_code(rv) == 1) {
+        /* Bad input wrote nothing; a failure while writing says how far
+         * the load got: its earlier batches stay committed. */
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(&c->err, rv));
+        rv = bs_errf(&c->err, rv,
+                     "%s; %llu of %llu records were committed in earlier "
+                     "batches%s",
+                     why, (unsigned long long)st.committed,
+                     (unsigned long long)st.records,
+                     st.committed ? " (loading the file again finishes the "
+                                    "job)"
+                                  : "");
+    }
     if (rv != BS_OK)
         goto out;
     if (st.written > 0)

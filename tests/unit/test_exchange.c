@@ -622,7 +622,7 @@ Test(exchange, what_a_peer_lacks_is_sent_hub_streams_first)
     p.acked = NULL;
     p.nacked = 0;
     bst_ok(bs_store_read(tallinn.n->store, &t, &err), &err, "read");
-    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets), BS_OK);
+    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets, NULL), BS_OK);
     bs_txn_abort(t);
     cr_assert_eq(nsets, s.n);
     cr_assert_eq(s.n, 5, "3 sets of the hub and 2 of our own");
@@ -651,7 +651,7 @@ Test(exchange, only_what_the_peer_did_not_acknowledge_is_sent)
     cr_assert_eq(bst_put(&tallinn, "orders", "o3", "{\"v\":3}", &err), BS_OK);
     p = peer(&tallinn, "head");
     bst_ok(bs_store_read(tallinn.n->store, &t, &err), &err, "read");
-    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets), BS_OK);
+    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets, NULL), BS_OK);
     bs_txn_abort(t);
     cr_assert_eq(s.n, 1);
     cr_assert_eq(s.v[0]->first, 3);
