@@ -8,6 +8,7 @@
 
 #include "../node/control.h"
 #include "../node/health.h"
+#include "../replication/verify.h"
 #include "cli.h"
 #include "output.h"
 
@@ -44,9 +45,29 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
     return bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
 }
 
+/* Verify the store in t (verify.h): BS_OK with *corrupt set to the
+ * finding ("store is corrupt: …") or NULL; a local fault as such. */
+static bs_err
+verify(bs_txn *t, char *buf, size_t n, const char **corrupt, bs_errbuf *err)
+{
+    bs_verify_stats vs;
+    bs_errbuf e2 = {{0}};
+    bs_err rv = bs_verify_store(t, NULL, &vs, &e2);
+
+    *corrupt = NULL;
+    if (rv == BS_ESTORE) {
+        snprintf(buf, n, "%s", bs_errmsg(&e2, rv));
+        *corrupt = buf;
+        return BS_OK;
+    }
+    return rv == BS_OK ? BS_OK : bs_errf(err, rv, "%s", bs_errmsg(&e2, rv));
+}
+
 bs_err
 bs_cmd_doctor(bs_cli *c)
 {
+    char finding[BS_ERRMSG_LEN];
+    const char *corrupt = NULL;
     bs_status_opts so = {0};
     bs_problems p = {0};
     bs_status st;
@@ -62,10 +83,18 @@ bs_cmd_doctor(bs_cli *c)
     so.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
     so.clock_ahead = n->cfg.clock_ahead;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
-        if ((rv = bs_status_read(t, &n->meta, &so, &st, &c->err)) == BS_OK) {
-            rv = bs_cli_problems(c, n, t, &st, NULL, &p);
+        rv = verify(t, finding, sizeof finding, &corrupt, &c->err);
+        if (rv == BS_OK &&
+            (rv = bs_status_read(t, &n->meta, &so, &st, &c->err)) == BS_OK) {
+            rv = bs_cli_problems(c, n, t, &st, corrupt, &p);
             bs_status_fini(&st);
         }
+        /* Too damaged for the rest: the finding is the answer. */
+        if (rv == BS_ESTORE && corrupt != NULL)
+            rv = bs_problems_add(&p, "store_corrupt", "",
+                                 "stop branchsyncd and restore from a backup "
+                                 "(branchsync restore FILE)",
+                                 "%s", corrupt);
         bs_txn_abort(t);
     }
     bs_node_close(n);

@@ -173,6 +173,7 @@ edit_record(bst_node *t, const char *coll, const char *id, edit_fn edit)
     bs_errbuf err = {{0}};
     bs_arena a;
     bs_record r;
+    bs_recenc e;
     bs_txn *tx;
 
     bs_arena_init(&a);
@@ -180,12 +181,13 @@ edit_record(bst_node *t, const char *coll, const char *id, edit_fn edit)
     cr_assert_eq(bs_records_get(tx, coll, id, &a, &r, &err), BS_OK, "%s",
                  err.msg);
     edit(&r);
-    buf = malloc(bs_record_size(&r));
+    cr_assert_eq(bs_record_prepare(&r, &a, &e), BS_OK);
+    buf = malloc(e.size);
     cr_assert_not_null(buf);
-    bs_record_encode(&r, buf);
+    bs_record_encode(&r, &e, buf);
     bs_txn_abort(tx);
     bst_damage(t->n->store, BST_RECORDS, bs_mem(key, klen),
-               bs_mem(buf, bs_record_size(&r)));
+               bs_mem(buf, e.size));
     free(buf);
     bs_arena_fini(&a);
 }
@@ -833,6 +835,7 @@ Test(verify, cli_a_truncated_data_file_is_refused_by_every_command)
 {
     static const char *const cmds[][4] = {
         {"verify"},
+        {"doctor"},
         {"digest"},
         {"ls", "items"},
         {"get", "items", "c1"},
@@ -950,6 +953,19 @@ Test(verify, cli_flipped_bits_never_crash_and_never_answer_partly,
                   met ? "found damaged" : "read wrongly");
         found_damage += verify_code != 0;
         wrong_but_verified += wrong;
+
+        /* doctor (issue 8 item 16) runs the same walk: a problem, exit 1,
+         * or the corrupt line when the store does not even open. */
+        cli(r, work, "doctor", NULL);
+        if (verify_code != 0) {
+            cr_assert_eq(r->code, 1, "seed %d: doctor exited %d", s, r->code);
+            if (r->err[0])
+                assert_corrupt_line(r, "doctor");
+            else
+                cr_assert(strstr(r->out, "store_corrupt: store is corrupt: ") !=
+                              NULL,
+                          "seed %d: %s", s, r->out);
+        }
 
         unlink(bk);
         cli(r, work, "backup", bk, NULL);
