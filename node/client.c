@@ -69,7 +69,7 @@ peer_keys(bs_node *n, const char *name, bs_peer *p, uint8_t server[32],
     rv = bs_peer_get(t, name, p);
     bs_txn_abort(t);
     if (rv == BS_ENOTFOUND)
-        return bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+        return bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
                        name);
     if (rv != BS_OK)
         return rv;

@@ -201,8 +201,7 @@ expected_by(const bs_peer_status *p)
 
     if (p->last_ok_ms == 0 || bs_schedule_parse(&s, p->schedule, NULL) != BS_OK)
         return 0;
-    if (p->window[0] &&
-        bs_schedule_parse_window(&s, p->window, NULL) != BS_OK)
+    if (p->window[0] && bs_schedule_parse_window(&s, p->window, NULL) != BS_OK)
         return 0;
     if (s.kind != BS_SCHED_EVERY && s.kind != BS_SCHED_CRON)
         return 0;
@@ -212,8 +211,7 @@ expected_by(const bs_peer_status *p)
 }
 
 static bs_err
-peer_problems(const bs_status *st, const bs_health_opts *o,
-              bs_problems *out)
+peer_problems(const bs_status *st, const bs_health_opts *o, bs_problems *out)
 {
     uint64_t grace = o->grace_ms ? o->grace_ms : BS_HEALTH_GRACE_MS;
 
@@ -248,8 +246,7 @@ peer_problems(const bs_status *st, const bs_health_opts *o,
                 "%s ago%s",
                 p->name, when, p->schedule, late, failing ? err : "");
         } else if (failing && o->now_ms > p->last_err_ms &&
-                   (p->last_ok_ms == 0 ||
-                    o->now_ms - p->last_ok_ms > grace)) {
+                   (p->last_ok_ms == 0 || o->now_ms - p->last_ok_ms > grace)) {
             ago(when, sizeof when, p->last_err_ms, o->now_ms);
             rv = bs_problems_add(out, "peer_error", p->name,
                                  "check the peer's address and that its "
@@ -381,8 +378,8 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
              out, "map_low", "",
              "raise [store] max_map_size_mb in branchsync.conf and restart "
              "branchsyncd",
-             "the store uses %.0f MiB of its %.0f MiB limit",
-             used / 1048576.0, o->map_max / 1048576.0)) != BS_OK)
+             "the store uses %.0f MiB of its %.0f MiB limit", used / 1048576.0,
+             o->map_max / 1048576.0)) != BS_OK)
         return rv;
     if ((o->disk_size != 0 || o->disk_free != 0) && o->disk_free < need)
         return bs_problems_add(

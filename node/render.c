@@ -222,9 +222,9 @@ bs_render_problems(const bs_problems *p)
     json_t *a = json_array();
 
     for (size_t i = 0; i < p->n; i++)
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:s}", "kind", p->v[i].kind,
-                         "subject", p->v[i].subject, "what", p->v[i].what,
-                         "todo", p->v[i].todo));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "kind",
+                                           p->v[i].kind, "subject",
+                                           p->v[i].subject, "what",
+                                           p->v[i].what, "todo", p->v[i].todo));
     return a;
 }

@@ -137,7 +137,7 @@ bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
         goto out_txn;
     if ((rv = bs_peer_get(t, peer, &p)) != BS_OK) {
         if (rv == BS_ENOTFOUND)
-            rv = bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+            rv = bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
                          peer);
         goto out_txn;
     }

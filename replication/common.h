@@ -113,7 +113,7 @@ typedef struct bs_slice {
  * against runaway input, far above the records offices build (a record
  * grows only by writes of at most 1 MiB each). */
 #define BS_RECORD_JSON_MAX (64u << 20)
-#define BS_NODE_NAME_MAX     64
+#define BS_NODE_NAME_MAX   64
 
 /* Big-endian integer helpers for keys and file formats. */
 static inline void

@@ -250,8 +250,8 @@ next_version(bs_local *l, uint32_t prio)
 
 /* One change of a put: fields f[0..n), at most one change's worth. */
 static bs_err
-put_change(bs_local *l, const char *coll, const char *id, bs_field *f,
-           size_t n, int *wrote, bs_errbuf *err)
+put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
+           int *wrote, bs_errbuf *err)
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);

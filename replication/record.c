@@ -200,8 +200,7 @@ ver_hash(const bs_version *v)
 {
     uint64_t h = v->hlc * 0x9e3779b97f4a7c15u;
 
-    h ^= (v->seq + ((uint64_t)v->stream << 32 | v->prio)) *
-         0xc2b2ae3d27d4eb4fu;
+    h ^= (v->seq + ((uint64_t)v->stream << 32 | v->prio)) * 0xc2b2ae3d27d4eb4fu;
     return h ^ (h >> 29);
 }
 

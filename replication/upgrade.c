@@ -234,10 +234,10 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
                        "reads format %u and upgrades formats 2 and 3): "
                        "re-create the node and import its data",
                        format, BS_STORE_FORMAT);
-    if (format == 2 && ((rv = peers_v3(t, dec, err)) != BS_OK ||
-                        (rv = conflicts_v3(t, dec, err)) != BS_OK ||
-                        (rv = xlog_v3(t, dec, err)) != BS_OK ||
-                        (rv = held_v3(t)) != BS_OK))
+    if (format == 2 &&
+        ((rv = peers_v3(t, dec, err)) != BS_OK ||
+         (rv = conflicts_v3(t, dec, err)) != BS_OK ||
+         (rv = xlog_v3(t, dec, err)) != BS_OK || (rv = held_v3(t)) != BS_OK))
         return rv;
     /* 3 -> 4: nothing to convert (upgrade.h). */
     format = BS_STORE_FORMAT;

@@ -92,8 +92,8 @@ bs_cmd_sync(bs_cli *c)
     }
     bs_node_close(n);
     if (rv == BS_ENOTFOUND)
-        return bs_errf(&c->err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
-                       c->argv[0]);
+        return bs_errf(&c->err, BS_ENOTFOUND,
+                       "unknown peer \"%s\" (see peer ls)", c->argv[0]);
     if (rv != BS_OK)
         return rv;
     bs_peer_fini(&p);

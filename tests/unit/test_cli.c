@@ -1531,6 +1531,21 @@ Test(cli, log_of_an_unknown_peer_is_not_found)
     free(id);
 }
 
+/* Item 10: sync and export of a peer that is not there are "not found"
+ * too, like log and peer rm (exit 1), and write nothing. */
+Test(cli, sync_and_export_of_an_unknown_peer_are_not_found)
+{
+    char dir[128], file[200];
+    struct stat sb;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/out.bsx", root);
+    NOT_FOUND(dir, "unknown peer \"tartu\"", "-d", dir, "sync", "tartu");
+    NOT_FOUND(dir, "unknown peer \"tartu\"", "-d", dir, "export", "tartu",
+              file);
+    cr_assert_neq(stat(file, &sb), 0, "export wrote %s", file);
+}
+
 /* Item 10: an option letter inside a cluster is named with its own
  * argument, not the argument before it ("unknown option put"). */
 Test(cli, a_bad_option_in_a_cluster_names_its_own_token)

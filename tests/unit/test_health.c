@@ -143,8 +143,8 @@ Test(health, held_sets_are_named_per_origin_with_the_first_reason)
     carry(&head, &tallinn);
     o = opts(ct.ms + 3 * MIN_MS);
     check(&tallinn, &o, 1 << 20, &p);
-    only(&p, "held", "head", "2 sets of head held back from seq 2 for 3 minutes",
-         "clock");
+    only(&p, "held", "head",
+         "2 sets of head held back from seq 2 for 3 minutes", "clock");
     cr_assert(strstr(p.v[0].what, "ahead") != NULL, "%s", p.v[0].what);
     bs_problems_fini(&p);
     /* Applied once their time comes: the problem goes. */
@@ -408,8 +408,8 @@ Test(health, a_clock_beyond_the_skew_bound_is_named_on_both_sides)
     check(&tallinn, &o, 1 << 20, &p);
     only(&p, "clock_skew", "", "this node's clock is 600 s ahead of head's",
          "fix this node's clock");
-    cr_assert(strstr(p.v[0].what, "stamped with the peers' time") != NULL,
-              "%s", p.v[0].what);
+    cr_assert(strstr(p.v[0].what, "stamped with the peers' time") != NULL, "%s",
+              p.v[0].what);
     bs_problems_fini(&p);
     o = opts(ch.ms);
     check(&head, &o, 1 << 20, &p);

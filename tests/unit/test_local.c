@@ -663,8 +663,9 @@ object_of(const char *prefix, size_t from, size_t n, size_t vlen)
     cr_assert_not_null(s);
     s[len++] = '{';
     for (size_t i = from; i < from + n; i++) {
-        len += (size_t)snprintf(s + len, cap - len, "%s\"%s%05zu\":",
-                                i > from ? "," : "", prefix, i);
+        len +=
+            (size_t)snprintf(s + len, cap - len,
+                             "%s\"%s%05zu\":", i > from ? "," : "", prefix, i);
         if (vlen == 0) {
             len += (size_t)snprintf(s + len, cap - len, "%zu", i);
         } else {
@@ -685,8 +686,8 @@ load_line(tnode *t, const char *coll, const char *line)
 {
     bs_errbuf err = {{0}};
     bs_load_stats st;
-    bs_err rv = bs_load_jsonl(&t->core, coll, line, strlen(line), NULL, &st,
-                              &err);
+    bs_err rv =
+        bs_load_jsonl(&t->core, coll, line, strlen(line), NULL, &st, &err);
 
     cr_assert_eq(rv, BS_OK, "load: %s", bs_errmsg(&err, rv));
     cr_assert_eq(st.written, 1);

@@ -771,9 +771,8 @@ Test(record, merge_never_refuses_and_wide_records_round_trip)
     for (int w = 0; w < N / W; w++) {
         bs_version v = V(10 + (uint64_t)w, 1, 1 + (uint32_t)(w % NSTREAMS));
 
-        cr_assert_eq(
-            bs_record_merge(&r, 0, f + w * W, W, &v, &ORDER, &a, &ch), BS_OK,
-            "write %d of %d fields", w, W);
+        cr_assert_eq(bs_record_merge(&r, 0, f + w * W, W, &v, &ORDER, &a, &ch),
+                     BS_OK, "write %d of %d fields", w, W);
         cr_assert_eq(ch, 1);
         if (r.nfields == 65000 || r.nfields == N) {
             size_t n;

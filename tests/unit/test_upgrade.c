@@ -377,7 +377,8 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
     cr_assert_eq(n->meta.format, 4);
     fingerprint(n->store, f1);
     bs_node_close(n);
-    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "more than the number changed");
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0,
+                 "more than the number changed");
 }
 
 Test(upgrade, a_document_that_does_not_read_leaves_the_store_as_it_was)
