@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 static void
 usage(FILE *f)
@@ -62,5 +63,8 @@ main(int argc, char **argv)
         fprintf(stderr, "branchsyncd: give the node directory: -d DIR\n");
         return 2;
     }
+    /* A read of a damaged store that crashes stops the daemon with one
+     * log line (fail-stop): it must not serve or relay from it. */
+    bs_fault_install("branchsyncd: error");
     return bs_daemon_run(&o);
 }

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include "../replication/clock.h"
 #include "../replication/peers.h"
 
 #include <ctype.h>
@@ -21,6 +22,8 @@ bs_config_defaults(bs_config *c)
     c->max_map_size_mb = 1048576;
     c->max_skew_s = 60;
     c->retention_days = 90;
+    c->clock_ahead = BS_CLOCK_CORRECT;
+    c->connect_timeout_s = 5;
 }
 
 typedef struct parse_ctx {
@@ -55,7 +58,7 @@ on_item(void *user, const char *section, const char *name, const char *value)
         /* An endpoint, and one that survives being written back. */
         if (strlen(value) >= sizeof c->listen ||
             (value[0] &&
-             (!bs_endpoint_valid(value) || !bs_config_value_ok(value))))
+             (!bs_endpoint_listenable(value) || !bs_config_value_ok(value))))
             goto bad;
         snprintf(c->listen, sizeof c->listen, "%s", value);
     } else if (IS("log", "level")) {
@@ -77,6 +80,13 @@ on_item(void *user, const char *section, const char *name, const char *value)
         if (!parse_u64(value, 1, 36500, &n))
             goto bad;
         c->retention_days = (uint32_t)n;
+    } else if (IS("sync", "clock_ahead")) {
+        if (bs_clock_policy_parse(value, &c->clock_ahead) != BS_OK)
+            goto bad;
+    } else if (IS("sync", "connect_timeout_s")) {
+        if (!parse_u64(value, 1, 600, &n))
+            goto bad;
+        c->connect_timeout_s = (uint32_t)n;
     } else {
         if (!p->bad)
             bs_errf(&p->why, BS_EINVAL, "unknown setting [%s] %s", section,
@@ -151,11 +161,13 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
             "[node]\n%s%s\n\n"
             "[store]\nmap_size_mb = %llu\nmax_map_size_mb = %llu\n\n"
             "[log]\nlevel = %s\n\n"
-            "[sync]\nmax_skew_s = %u\nretention_days = %u\n",
+            "[sync]\nmax_skew_s = %u\nretention_days = %u\n"
+            "clock_ahead = %s\nconnect_timeout_s = %u\n",
             c->listen[0] ? "listen = " : "# listen = tcp://0.0.0.0:7400",
             c->listen, (unsigned long long)c->map_size_mb,
             (unsigned long long)c->max_map_size_mb, c->log_level, c->max_skew_s,
-            c->retention_days);
+            c->retention_days, bs_clock_policy_name(c->clock_ahead),
+            c->connect_timeout_s);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         unlink(tmp);

@@ -9,6 +9,7 @@
  *   [store]  map_size_mb = 256   max_map_size_mb = 1048576
  *   [log]    level = info
  *   [sync]   max_skew_s = 60     retention_days = 90
+ *            clock_ahead = correct  connect_timeout_s = 5
  */
 #ifndef BS_CONFIG_H
 #define BS_CONFIG_H
@@ -22,6 +23,9 @@ typedef struct bs_config {
     uint64_t max_map_size_mb;
     uint32_t max_skew_s;
     uint32_t retention_days;
+    int clock_ahead;            /* bs_clock_policy (replication/clock.h) */
+    uint32_t connect_timeout_s; /* no connection to a peer within this:
+                                   the exchange fails, naming the address */
 } bs_config;
 
 void bs_config_defaults(bs_config *c);

@@ -39,7 +39,7 @@ serve_sync(bs_daemon *d, const bs_zin *m, json_t *j)
     if (rv == BS_ENOTFOUND)
         bs_control_reply(d, m->rid, m->rn,
                          json_pack("{s:b, s:s, s:i}", "ok", 0, "error",
-                                   "unknown peer", "code", 2));
+                                   "unknown peer", "code", (int)BS_ENOTFOUND));
 }
 
 void

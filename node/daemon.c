@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include "../replication/peers.h"
+#include "../replication/retry.h"
 #include "client.h"
+#include "lock.h"
 
 #define SWEEP_MS 1000u
 
@@ -105,24 +107,34 @@ inbound_end(bs_daemon *d, bs_incoming *in)
     const bs_session_stats *st = bs_session_stats_of(in->s);
     int ok = bs_session_state_of(in->s) == BS_SESSION_COMPLETE;
     const char *peer = bs_session_peer(in->s);
+    char problem[BS_ERRMSG_LEN] = "";
 
+    /* Sets refused here, ours held there, a clock ahead: the exchange
+     * completed, but the log and the exchange log say what went wrong. */
+    if (ok)
+        bs_client_problem(st, peer, bs_session_refused_reason(in->s),
+                          &d->n->cfg, problem, sizeof problem);
     if (ok)
         bs_daemon_log(
-            d, BS_LOG_INFO,
+            d, problem[0] ? BS_LOG_WARN : BS_LOG_INFO,
             "exchange peer=%s dir=both (they called) sent=%llu "
-            "received=%llu changes=%llu conflicts=%llu ms=%llu result=ok",
+            "received=%llu changes=%llu conflicts=%llu ms=%llu result=%s%s",
             peer, (unsigned long long)st->sets_sent,
             (unsigned long long)st->sets_received,
             (unsigned long long)st->changes_applied,
             (unsigned long long)st->conflicts,
-            (unsigned long long)(bs_daemon_now_ms() - in->started_ms));
+            (unsigned long long)(bs_daemon_now_ms() - in->started_ms),
+            problem[0] ? "problem: " : "ok", problem);
     else
         bs_daemon_log(d, BS_LOG_WARN,
                       "exchange peer=%s (they called) result=error: %s",
                       peer[0] ? peer : "?", bs_session_error(in->s));
     if (peer[0])
         bs_client_log(d->n, peer, "network", "both", st, in->started_ms,
-                      ok ? NULL : bs_session_error(in->s));
+                      !ok          ? bs_session_error(in->s)
+                      : problem[0] ? problem
+                                   : NULL);
+    bs_daemon_held_check(d);
     if (ok && st->changes_applied > 0)
         bs_link_push(d, peer, "relay");
     for (pp = &d->inbound; *pp != in; pp = &(*pp)->next)
@@ -174,6 +186,7 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
         cfg.sk = d->sk;
         cfg.clock = bs_clock_system;
         cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+        cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
         cfg.initiator = 0;
         memcpy(in->pk, p.pk, BS_PK_LEN);
         cfg.authenticated = in->pk;
@@ -257,6 +270,71 @@ on_poll(uv_poll_t *h, int status, int events)
     bs_daemon_pump(h->data);
 }
 
+/* ---- held sets: retried when their time comes ---- */
+
+static void
+on_held(uv_timer_t *t)
+{
+    bs_daemon *d = t->data;
+    bs_retry_due due;
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bs_txn *txn;
+    bs_err rv;
+
+    if ((rv = bs_store_read(d->n->store, &txn, &err)) == BS_OK) {
+        rv = bs_retry_when(txn, bs_daemon_now_ms(),
+                           (uint64_t)d->n->cfg.max_skew_s * 1000, &due);
+        bs_txn_abort(txn);
+    }
+    if (rv == BS_OK && due.waiting > 0) {
+        rv = bs_retry_held(d->n->store, bs_clock_system,
+                           (uint64_t)d->n->cfg.max_skew_s * 1000, &st, &err);
+        if (rv != BS_OK)
+            bs_daemon_log(d, BS_LOG_ERROR, "retrying held sets: %s",
+                          bs_errmsg(&err, rv));
+        else if (st.sets > 0 || st.refused > 0)
+            bs_daemon_log(
+                d, BS_LOG_INFO,
+                "held sets retried: %llu of %llu applied (%llu "
+                "changes), %llu refused",
+                (unsigned long long)st.sets, (unsigned long long)due.waiting,
+                (unsigned long long)st.changes, (unsigned long long)st.refused);
+        if (rv == BS_OK && st.changes > 0)
+            bs_link_push(d, NULL, "relay");
+    } else if (rv != BS_OK) {
+        bs_daemon_log(d, BS_LOG_ERROR, "reading held sets: %s",
+                      bs_errmsg(&err, rv));
+    }
+    bs_daemon_held_check(d);
+    bs_daemon_pump(d);
+}
+
+void
+bs_daemon_held_check(bs_daemon *d)
+{
+    uint64_t now = bs_daemon_now_ms(), delay = BS_DAEMON_HELD_RETRY_MS;
+    bs_retry_due due;
+    bs_txn *t;
+    bs_err rv;
+
+    if (d->stopping || d->held.data == NULL)
+        return;
+    if ((rv = bs_store_read(d->n->store, &t, NULL)) == BS_OK) {
+        rv = bs_retry_when(t, now, (uint64_t)d->n->cfg.max_skew_s * 1000, &due);
+        bs_txn_abort(t);
+    }
+    /* A set held for its clock: retry as soon as its time comes (50 ms
+     * late, for the timer's resolution).  Anything else held, or held by
+     * a file import meanwhile: look again within the bounded period. */
+    if (rv == BS_OK && due.clock_due_ms > 0 && due.clock_due_ms - now < delay)
+        delay = due.clock_due_ms - now + 50;
+    /* Their time came while nobody looked (the daemon was down): soon. */
+    if (rv == BS_OK && due.clock_ready > 0 && delay > 1000)
+        delay = 1000;
+    uv_timer_start(&d->held, on_held, delay, 0);
+}
+
 /* Fail sessions that went silent. */
 static void
 on_sweep(uv_timer_t *t)
@@ -309,6 +387,8 @@ on_signal(uv_signal_t *h, int signum)
         }
         d->n->cfg.max_skew_s = cfg.max_skew_s;
         d->n->cfg.retention_days = cfg.retention_days;
+        d->n->cfg.clock_ahead = cfg.clock_ahead;
+        d->n->cfg.connect_timeout_s = cfg.connect_timeout_s;
         d->level = parse_level(cfg.log_level);
         if (strcmp(cfg.listen, d->n->cfg.listen) != 0)
             bs_daemon_log(d, BS_LOG_WARN,
@@ -392,7 +472,7 @@ bs_daemon_run(const bs_daemon_opts *o)
     bs_errbuf err = {{0}};
     char id[BS_NODE_ID_LEN + 1], sock[4200];
     bs_err rv;
-    int status = 1;
+    int status = 1, lock = -1;
 
     memset(&d, 0, sizeof d);
     harden();
@@ -400,12 +480,12 @@ bs_daemon_run(const bs_daemon_opts *o)
         fprintf(stderr, "branchsyncd: cannot initialise libsodium\n");
         return 1;
     }
-    if ((rv = bs_node_open(o->dir, 0, &d.n, &err)) != BS_OK) {
+    /* One daemon per directory, decided before anything is touched: a
+     * second one must not remove the first one's control socket. */
+    if ((rv = bs_node_lock_daemon(o->dir, &lock, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
         return bs_err_exit_code(rv);
     }
-    d.level =
-        o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
     {
         /* The control socket lives in DIR: only its owner may reach it. */
         struct stat st;
@@ -414,10 +494,17 @@ bs_daemon_run(const bs_daemon_opts *o)
                     "branchsyncd: %s must be accessible to its owner only "
                     "(chmod 700 %s): it holds the control socket\n",
                     o->dir, o->dir);
-            status = 2;
-            goto out_node;
+            bs_lock_release(lock);
+            return 2;
         }
     }
+    if ((rv = bs_node_open(o->dir, 0, &d.n, &err)) != BS_OK) {
+        fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
+        bs_lock_release(lock);
+        return bs_err_exit_code(rv);
+    }
+    d.level =
+        o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
     if ((rv = bs_node_secret(d.n, &d.sk, &err)) != BS_OK ||
         (rv = bs_node_curve(d.n, d.curve_pk, d.curve_sk, &err)) != BS_OK ||
         (rv = bs_zmq_new(&d.z, &err)) != BS_OK) {
@@ -426,7 +513,7 @@ bs_daemon_run(const bs_daemon_opts *o)
         goto out_node;
     }
     snprintf(sock, sizeof sock, "%s/control.sock", o->dir);
-    unlink(sock); /* left by a daemon that was killed */
+    unlink(sock); /* left by a daemon that was killed: we hold the lock */
     uv_loop_init(&d.loop);
     if ((rv = open_sockets(&d, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
@@ -436,6 +523,9 @@ bs_daemon_run(const bs_daemon_opts *o)
     uv_timer_init(&d.loop, &d.sweep);
     d.sweep.data = &d;
     uv_timer_start(&d.sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_timer_init(&d.loop, &d.held);
+    d.held.data = &d;
+    bs_daemon_held_check(&d);
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sighup);
@@ -467,5 +557,6 @@ out_loop:
 out_node:
     bs_wipe(d.curve_sk, sizeof d.curve_sk);
     bs_node_close(d.n);
+    bs_lock_release(lock); /* last: the next daemon may start now */
     return status;
 }

@@ -35,6 +35,7 @@ typedef struct bs_daemon {
     bs_zsock *listener, *control; /* owned; closed by bs_daemon_run */
     uv_poll_t lpoll, cpoll, zpoll;
     uv_timer_t sweep;
+    uv_timer_t held; /* retries held sets when their time comes */
     uv_signal_t sigterm, sigint, sighup;
     bs_link *links;       /* owned (link.c) */
     bs_incoming *inbound; /* owned (daemon.c) */
@@ -58,6 +59,12 @@ void bs_daemon_feed(bs_session *s, const uint8_t *m, size_t n);
  * error shows up as the peer's silence (the idle limit ends the session). */
 int bs_daemon_flush(bs_zsock *sock, const uint8_t *rid, size_t rn,
                     bs_session *s, uint8_t **held, size_t *hn);
+/* Plan the next retry of held sets (after an exchange may have held some):
+ * when the first set held for its clock may apply, else in at most
+ * BS_DAEMON_HELD_RETRY_MS. */
+void bs_daemon_held_check(bs_daemon *d);
+
+#define BS_DAEMON_HELD_RETRY_MS 60000u
 
 /* ---- link.c: the links to the paired peers ---- */
 

@@ -47,8 +47,10 @@ struct bs_link {
     uint8_t *held; /* a message the socket could not take yet */
     size_t hn;
     uint64_t started_ms, last_in_ms, last_run_s, next_run_s;
+    uint64_t retry_ms; /* the backoff delay last planned */
     unsigned failures;
     int again, gone;
+    int connected; /* the socket's connection is up (its monitor says) */
     bs_waiter *waiters;
     struct bs_link *next;
 };
@@ -59,15 +61,16 @@ static void link_schedule(bs_link *l);
 /* ---- waiters: control requests answered when an exchange ends ---- */
 
 static json_t *
-stats_json(const bs_session_stats *st)
+stats_json(const bs_session_stats *st, const char *problem)
 {
-    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "ok", 1,
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "ok", 1,
                      "sets_sent", (json_int_t)st->sets_sent, "sets_received",
                      (json_int_t)st->sets_received, "changes",
                      (json_int_t)st->changes_applied, "conflicts",
                      (json_int_t)st->conflicts, "bytes",
                      (json_int_t)(st->bytes_in + st->bytes_out), "refused",
-                     (json_int_t)st->refused);
+                     (json_int_t)st->refused, "held_there",
+                     (json_int_t)st->held_there, "problem", problem);
 }
 
 /* Answer the waiters of the run that ended (all of them with `all`);
@@ -118,6 +121,7 @@ link_close_socket(bs_link *l)
     bs_zclose(l->sock);
     bs_zclose(l->mon);
     l->sock = l->mon = NULL;
+    l->connected = 0;
     free(l->held);
     l->held = NULL;
 }
@@ -175,34 +179,34 @@ link_end(bs_link *l, bs_err rv, const char *error)
     bs_session_stats copy = {0};
     const bs_session_stats *st = &copy;
     uint64_t ms = bs_daemon_now_ms() - l->started_ms;
+    char problem[BS_ERRMSG_LEN] = "";
 
     /* A copy: the session is freed below, the figures are used after. */
-    if (l->s != NULL)
+    if (l->s != NULL) {
         copy = *bs_session_stats_of(l->s);
+        if (rv == BS_OK)
+            bs_client_problem(&copy, l->name, bs_session_refused_reason(l->s),
+                              &d->n->cfg, problem, sizeof problem);
+    }
     bs_client_log(d->n, l->name, "network", "both", st, l->started_ms,
-                  rv == BS_OK ? NULL : error);
+                  rv != BS_OK  ? error
+                  : problem[0] ? problem
+                               : NULL);
     if (rv == BS_OK) {
-        if (st->refused > 0)
-            bs_daemon_log(
-                d, BS_LOG_WARN, "exchange peer=%s refused %llu change sets: %s",
-                l->name, (unsigned long long)st->refused, error ? error : "");
         bs_daemon_log(
-            d, BS_LOG_INFO,
+            d, problem[0] ? BS_LOG_WARN : BS_LOG_INFO,
             "exchange peer=%s dir=both sent=%llu received=%llu "
-            "changes=%llu conflicts=%llu bytes=%llu ms=%llu result=ok",
+            "changes=%llu conflicts=%llu bytes=%llu ms=%llu result=%s%s",
             l->name, (unsigned long long)st->sets_sent,
             (unsigned long long)st->sets_received,
             (unsigned long long)st->changes_applied,
             (unsigned long long)st->conflicts,
             (unsigned long long)(st->bytes_in + st->bytes_out),
-            (unsigned long long)ms);
+            (unsigned long long)ms, problem[0] ? "problem: " : "ok", problem);
         l->failures = 0;
-        if (answer_waiters_of(l, stats_json(st), 0))
+        if (answer_waiters_of(l, stats_json(st, problem), 0))
             l->again = 1;
     } else {
-        bs_daemon_log(d, BS_LOG_WARN,
-                      "exchange peer=%s ms=%llu result=error: %s", l->name,
-                      (unsigned long long)ms, error);
         l->failures++;
         answer_waiters(l, json_pack("{s:b, s:s, s:i}", "ok", 0, "error", error,
                                     "code", bs_err_exit_code(rv)));
@@ -211,6 +215,7 @@ link_end(bs_link *l, bs_err rv, const char *error)
     l->last_run_s = bs_daemon_now_ms() / 1000;
     bs_session_free(l->s);
     l->s = NULL;
+    bs_daemon_held_check(d); /* sets held by this exchange: when to retry */
     /* Changes that arrived may need relaying to the online peers. */
     if (rv == BS_OK && st->changes_applied > 0)
         bs_link_push(d, l->name, "relay");
@@ -221,7 +226,18 @@ link_end(bs_link *l, bs_err rv, const char *error)
     }
     /* After a failure a waiting write goes with the (short) first retry. */
     l->again = 0;
+    l->retry_ms = 0;
     link_schedule(l);
+    if (rv != BS_OK && l->retry_ms > 0)
+        bs_daemon_log(d, BS_LOG_WARN,
+                      "exchange peer=%s ms=%llu result=error: %s; attempt %u "
+                      "failed, next in %.1f s",
+                      l->name, (unsigned long long)ms, error, l->failures,
+                      (double)l->retry_ms / 1000);
+    else if (rv != BS_OK)
+        bs_daemon_log(d, BS_LOG_WARN,
+                      "exchange peer=%s ms=%llu result=error: %s", l->name,
+                      (unsigned long long)ms, error);
 }
 
 static void
@@ -260,6 +276,7 @@ link_schedule(bs_link *l)
     l->next_run_s = 0;
     if (l->failures > 0 && l->sched.kind != BS_SCHED_MANUAL) {
         delay = backoff_ms(l->failures);
+        l->retry_ms = delay;
         l->next_run_s = (uint64_t)now + delay / 1000;
         uv_timer_start(&l->timer, on_bs_linkimer, delay, 0);
         return;
@@ -321,6 +338,7 @@ link_run(bs_link *l, const char *why)
     cfg.sk = d->sk;
     cfg.clock = bs_clock_system;
     cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+    cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
     cfg.initiator = 1;
     cfg.peer = l->name;
     cfg.authenticated = l->pk;
@@ -473,6 +491,10 @@ bs_link_pump(bs_daemon *d)
         if (l->mon != NULL)
             while (bs_monitor_event(l->mon, &auth, &conn, &disc))
                 work = 1;
+        if (disc)
+            l->connected = 0;
+        if (conn)
+            l->connected = 1;
         if (l->s != NULL && auth) {
             link_end(l, BS_EUNREACHABLE,
                      "the peer refused the connection: this node is not "
@@ -484,6 +506,7 @@ bs_link_pump(bs_daemon *d)
             link_run(l, "connected");
         while (l->sock != NULL && bs_zrecv(l->sock, 0, &in) == BS_OK) {
             work = 1;
+            l->connected = 1;
             l->last_in_ms = bs_daemon_now_ms();
             if (l->s != NULL)
                 bs_daemon_feed(l->s, in.msg, in.n);
@@ -510,13 +533,27 @@ bs_link_pump(bs_daemon *d)
 void
 bs_link_sweep(bs_daemon *d, uint64_t now)
 {
-    for (bs_link *l = d->links; l != NULL; l = l->next)
-        if (l->s != NULL && now - l->last_in_ms > BS_DAEMON_IDLE_MS) {
-            char why[BS_ENDPOINT_MAX + BS_NODE_NAME_MAX + 64];
+    uint64_t connect_ms = (uint64_t)d->n->cfg.connect_timeout_s * 1000;
+
+    for (bs_link *l = d->links; l != NULL; l = l->next) {
+        char why[BS_ENDPOINT_MAX + BS_NODE_NAME_MAX + 128];
+
+        if (l->s == NULL)
+            continue;
+        if (!l->connected && now - l->started_ms > connect_ms) {
+            /* Nothing answered at the address: say so now, not after the
+             * idle limit, and retry with the backoff. */
+            snprintf(why, sizeof why,
+                     "cannot connect to %s at %s: nothing answered within %u "
+                     "s",
+                     l->name, l->endpoint, d->n->cfg.connect_timeout_s);
+            link_end(l, BS_EUNREACHABLE, why);
+        } else if (now - l->last_in_ms > BS_DAEMON_IDLE_MS) {
             snprintf(why, sizeof why, "peer %s at %s did not answer for %u s",
                      l->name, l->endpoint, BS_DAEMON_IDLE_MS / 1000);
             link_end(l, BS_EUNREACHABLE, why);
         }
+    }
 }
 
 void

@@ -36,7 +36,7 @@ id_json(const uint8_t *pk)
 static json_t *
 peer_status(const bs_peer_status *p)
 {
-    return json_pack(
+    json_t *j = json_pack(
         "{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b}",
         "name", p->name, "endpoint", p->endpoint, "id", id_json(p->pk),
         "schedule", p->schedule, "window", p->window, "last_success_ms",
@@ -46,6 +46,37 @@ peer_status(const bs_peer_status *p)
         (json_int_t)p->oldest_unacked_age_s, "received_changes",
         (json_int_t)p->received_changes, "needs_full_resync",
         p->needs_full_resync);
+
+    if (j == NULL)
+        return NULL;
+    /* Its clock minus ours, from the last exchange (null: unknown). */
+    json_object_set_new(
+        j, "clock",
+        p->clock_known ? json_pack("{s:I, s:I, s:I}", "offset_ms",
+                                   (json_int_t)p->clock_offset_ms, "error_ms",
+                                   (json_int_t)p->clock_error_ms, "measured_ms",
+                                   (json_int_t)p->clock_at_ms)
+                       : json_null());
+    json_object_set_new(j, "refused_sets", json_integer(p->refused_sets));
+    json_object_set_new(j, "refused_reason", json_string(p->refused_reason));
+    json_object_set_new(j, "held_there", json_integer(p->held_there));
+    return j;
+}
+
+static const char *const clock_actions[] = {"none", "correct", "refuse"};
+
+static json_t *
+clock_json(const bs_status *st)
+{
+    return json_pack("{s:I, s:o, s:I, s:I, s:s}", "ahead_ms",
+                     (json_int_t)st->clock.ahead_ms, "reference",
+                     st->clock.peer[0] ? json_string(st->clock.peer)
+                                       : json_null(),
+                     "peers_measured", (json_int_t)st->clock.npeers,
+                     "max_skew_ms", (json_int_t)st->max_skew_ms, "action",
+                     clock_actions[st->clock_action < 0 || st->clock_action > 2
+                                       ? 0
+                                       : st->clock_action]);
 }
 
 json_t *
@@ -74,7 +105,7 @@ bs_render_status(const bs_status *st)
         bs_hex(ib, st->meta.infobase, BS_INFOBASE_LEN);
     return json_pack(
         "{s:s, s:s, s:o, s:o, s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:o, "
-        "s:o, s:o}",
+        "s:o, s:o, s:o}",
         "name", st->meta.name, "role", bs_role_name(st->meta.role), "id",
         id_json(st->meta.pk), "infobase",
         st->meta.joined ? json_string(ib) : json_null(), "incarnation", inc,
@@ -82,7 +113,7 @@ bs_render_status(const bs_status *st)
         (json_int_t)st->changes, "own_changes", (json_int_t)st->own_changes,
         "conflicts", "open", (json_int_t)st->conflicts_open, "total",
         (json_int_t)st->conflicts_total, "peers", peers, "streams_attention",
-        streams, "collections", cols);
+        streams, "collections", cols, "clock", clock_json(st));
 }
 
 json_t *
@@ -183,4 +214,17 @@ bs_render_inspect(const char *path, const bs_inspect *in)
     json_object_set_new(j, "file_signature", json_string(in->file_signature));
     json_object_set_new(j, "change_sets", sets);
     return j;
+}
+
+json_t *
+bs_render_problems(const bs_problems *p)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < p->n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s}", "kind",
+                                           p->v[i].kind, "subject",
+                                           p->v[i].subject, "what",
+                                           p->v[i].what, "todo", p->v[i].todo));
+    return a;
 }

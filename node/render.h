@@ -15,12 +15,16 @@
 #include "../replication/conflict.h"
 #include "../replication/status.h"
 #include "../replication/xlog.h"
+#include "health.h"
 
 /* A field value: null, true, false, integer, real or string. */
 json_t *bs_render_value(const bs_value *v);
 
 /* `status --json` (the caller adds "store" and each peer's "next_run_s"). */
 json_t *bs_render_status(const bs_status *st);
+/* The problems list (`doctor`, status "problems"): an array of objects
+ * with kind, subject, what and todo. */
+json_t *bs_render_problems(const bs_problems *p);
 
 /* One element of `peer ls --json`. */
 json_t *bs_render_peer(const bs_peer *p);

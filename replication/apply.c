@@ -97,16 +97,6 @@ concurrent(bs_apply *ap, const bs_csview *v, uint32_t cstream,
     return !saw(ap, e->stream, e->seq, cs->key, c->seq);
 }
 
-static const bs_field *
-find_field(const bs_record *r, const char *name, size_t n)
-{
-    for (size_t i = 0; i < r->nfields; i++)
-        if (r->fields[i].namelen == n &&
-            memcmp(r->fields[i].name, name, n) == 0)
-            return &r->fields[i];
-    return NULL;
-}
-
 static bs_err
 note_conflict(bs_apply *ap, const bs_change *c, const char *field,
               bs_policy pol, const bs_version *cv, const bs_value *cval,
@@ -152,7 +142,7 @@ detect(bs_apply *ap, const bs_csview *v, uint32_t cstream, const bs_change *c,
     }
     for (size_t i = 0; i < c->nfields && rv == BS_OK; i++) {
         const bs_field *e =
-            find_field(r, c->fields[i].name, c->fields[i].namelen);
+            bs_record_find(r, c->fields[i].name, c->fields[i].namelen);
 
         if (e != NULL && !bs_value_eq(&e->val, &c->fields[i].val) &&
             concurrent(ap, v, cstream, c, &e->ver))
@@ -172,6 +162,7 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     bs_order o = {0, bs_streams_key, &ap->streams};
     bs_policy pol;
     bs_record r;
+    bs_recenc enc;
     bs_slice old;
     uint8_t *dst;
     int changed;
@@ -193,14 +184,14 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     memset(&r, 0, sizeof r);
     /* Fast path: a record new here costs one B-tree descent — try to
      * insert it as the change alone makes it. */
-    rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv, &o,
-                         &ap->scratch, &changed);
-    if (rv != BS_OK)
-        return bs_errf(err, rv, "%s/%s: too many fields", c->coll, c->id);
-    rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen),
-                        bs_record_size(&r), BS_PUT_NOOVERWRITE, &dst, &old);
+    if ((rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv, &o,
+                              &ap->scratch, &changed)) != BS_OK ||
+        (rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)
+        return rv;
+    rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen), enc.size,
+                        BS_PUT_NOOVERWRITE, &dst, &old);
     if (rv == BS_OK) {
-        bs_record_encode(&r, dst);
+        bs_record_encode(&r, &enc, dst);
         changed = 0; /* written */
     } else if (rv == BS_EEXIST) {
         /* Decode a copy: the record borrows from it, and rewriting the
@@ -212,10 +203,9 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
                            c->id);
         if ((rv = detect(ap, v, s->idx, c, &cv, &r, pol, &o)) != BS_OK)
             return rv;
-        rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv, &o,
-                             &ap->scratch, &changed);
-        if (rv != BS_OK)
-            return bs_errf(err, rv, "%s/%s: too many fields", c->coll, c->id);
+        if ((rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv,
+                                  &o, &ap->scratch, &changed)) != BS_OK)
+            return rv;
     } else {
         return rv;
     }
@@ -231,10 +221,12 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     }
     if (!changed)
         return BS_OK;
-    rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen),
-                        bs_record_size(&r), 0, &dst, NULL);
+    if ((rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)
+        return rv;
+    rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen), enc.size, 0,
+                        &dst, NULL);
     if (rv == BS_OK)
-        bs_record_encode(&r, dst);
+        bs_record_encode(&r, &enc, dst);
     return rv;
 }
 

@@ -101,7 +101,9 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     w_bytes(&w, head, HEAD_LEN);
     w_frame(&w, F_ENVELOPE, env, en);
     free(env);
-    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets);
+    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
+    if (rv == BS_ESTORE)
+        return rv; /* a damaged set, named by collect */
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot write exchange file");
     bs_hash_final(&w.h, trailer);
@@ -116,8 +118,8 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
 
 bs_err
 bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
-                 const char *path, uint64_t now_ms, bs_xstats *st,
-                 bs_errbuf *err)
+                 const char *path, uint64_t now_ms, uint64_t retention_ms,
+                 bs_xstats *st, bs_errbuf *err)
 {
     char tmp[4200];
     export_ctx x = {peer, now_ms};
@@ -135,10 +137,12 @@ bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
         goto out_txn;
     if ((rv = bs_peer_get(t, peer, &p)) != BS_OK) {
         if (rv == BS_ENOTFOUND)
-            rv = bs_errf(err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
+            rv = bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
                          peer);
         goto out_txn;
     }
+    if ((rv = bs_xchg_check_stale(&m, &p, now_ms, retention_ms, err)) != BS_OK)
+        goto out_peer;
     /* A branch that has not joined yet sends an envelope only: its vector
      * tells the hub where to start (after a restore, say); its own sets
      * travel once it joined and re-signed them. */
@@ -278,7 +282,8 @@ split(parsed *p, bs_errbuf *err)
 /* Pass 1: everything that can be checked before writing. */
 static bs_err
 check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
-           bs_clock clock, uint64_t max_skew_ms, bs_errbuf *err)
+           bs_clock clock, uint64_t max_skew_ms, uint64_t retention_ms,
+           bs_errbuf *err)
 {
     const frame *tr;
     bs_err rv;
@@ -302,13 +307,14 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
         p->raw[p->in.nsets++] = p->frames[i].body;
     }
     p->in.raw = p->raw;
-    return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, err);
+    return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, retention_ms,
+                          err);
 }
 
 bs_err
 bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
-                 bs_clock clock, uint64_t max_skew_ms, bs_xstats *st,
-                 bs_errbuf *err)
+                 bs_clock clock, uint64_t max_skew_ms, uint64_t retention_ms,
+                 bs_xstats *st, bs_errbuf *err)
 {
     parsed p;
     bs_accept acc;
@@ -316,8 +322,8 @@ bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
 
     memset(&p, 0, sizeof p);
     memset(st, 0, sizeof *st);
-    if ((rv = check_file(s, path, &p, &acc, clock, max_skew_ms, err)) ==
-        BS_OK) {
+    if ((rv = check_file(s, path, &p, &acc, clock, max_skew_ms, retention_ms,
+                         err)) == BS_OK) {
         rv = bs_xchg_apply(s, sk, &p.in, &acc, clock, max_skew_ms, st, err);
         bs_peer_fini(&acc.peer);
     }

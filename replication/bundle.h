@@ -26,17 +26,29 @@
 #define BS_FILE_VERSION 1
 #define BS_FILE_CONTEXT "branchsync/file/v1"
 
-/* Write everything peer `peer` has not acknowledged to path (atomically). */
+/*
+ * Write everything peer `peer` has not acknowledged to path (atomically).
+ * now_ms is our wall clock; retention_ms the retention limit ([sync]
+ * retention_days; 0: no limit): a peer silent for longer gets no file
+ * (BS_ESTALE, exchange.h bs_xchg_check_stale).
+ */
 BS_MUST_CHECK bs_err bs_bundle_export(bs_store *s, const uint8_t *sk,
                                       const char *peer, const char *path,
-                                      uint64_t now_ms, bs_xstats *st,
-                                      bs_errbuf *err);
+                                      uint64_t now_ms, uint64_t retention_ms,
+                                      bs_xstats *st, bs_errbuf *err);
 
-/* Verify and apply an exchange file.  sk is needed only when a branch with
- * local writes joins (its sets are re-sealed); may be NULL otherwise. */
+/*
+ * Verify and apply an exchange file.  sk is needed only when a branch with
+ * local writes joins (its sets are re-sealed); may be NULL otherwise.
+ * clock gives the time for the skew and retention checks; max_skew_ms
+ * and retention_ms are the configured limits (retention 0: no limit).  A
+ * file from a peer silent for longer than the retention limit is refused
+ * (BS_ESTALE) before anything is written.
+ */
 BS_MUST_CHECK bs_err bs_bundle_import(bs_store *s, const uint8_t *sk,
                                       const char *path, bs_clock clock,
-                                      uint64_t max_skew_ms, bs_xstats *st,
+                                      uint64_t max_skew_ms,
+                                      uint64_t retention_ms, bs_xstats *st,
                                       bs_errbuf *err);
 
 /* What `inspect` finds in one change-set frame. */

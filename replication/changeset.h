@@ -134,6 +134,15 @@ BS_MUST_CHECK bs_err bs_changeset_stored_info(bs_slice set, uint64_t *first,
                                               uint64_t *created_ms);
 /* The signed header bytes inside a stored set (*hdr points into set). */
 BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
+/*
+ * A stored set about to be sent: its header reads and names the stream
+ * `key` (origin || incarnation), the origin's signature verifies, and
+ * every present change matches its hash, all read in place (no copy; for
+ * this node's own stored bytes, which are canonical).  BS_ESTORE when a
+ * check fails.  *last gets its last seq.
+ */
+BS_MUST_CHECK bs_err bs_changeset_stored_check(
+    bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN], uint64_t *last);
 
 /*
  * protobuf-c for untrusted bytes, as the decoders here use it; exported for

@@ -114,7 +114,7 @@ declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
     f.val.type = BS_VTEXT;
     f.val.s = pol;
     f.val.len = (uint32_t)strlen(pol);
-    if ((rv = bs_local_begin(&l, t, d->c->sk, d->c->clock, err)) == BS_OK) {
+    if ((rv = bs_local_begin(&l, t, d->c, err)) == BS_OK) {
         if (l.meta.role != BS_ROLE_HUB)
             rv = bs_errf(err, BS_EPERM, "only the hub declares collections");
         else if ((rv = bs_local_put(&l, BS_SYS_COLLECTIONS, d->rules->name, &f,

@@ -40,12 +40,15 @@
     X(BS_ENOMEM, 1, 1, "out of memory")                                        \
     X(BS_EIO, 1, 1, "input/output error")                                      \
     X(BS_EMAPFULL, 1, 1, "store is full: no disk space to grow")               \
-    X(BS_ESTORE, 1, 1, "store error")                                          \
+    X(BS_ESTORE, 1, 1,                                                         \
+      "store is corrupt: an entry does not decode; restore from a backup")     \
     X(BS_EKEY, 1, 1, "key file error")                                         \
     X(BS_EUNREACHABLE, 1, 0, "peer unreachable")                               \
     X(BS_ETIMEOUT, 1, 0, "timed out")                                          \
     X(BS_EQUARANTINED, 1, 0, "origin stream quarantined")                      \
-    X(BS_EINTERNAL, 1, 1, "internal error")
+    X(BS_EINTERNAL, 1, 1, "internal error")                                    \
+    X(BS_EBUSY, 1, 0, "the node is in use by another process")                 \
+    X(BS_ESTALE, 1, 0, "peer silent past the retention limit: full resync")
 
 typedef enum {
 #define BS_ERR_ENUM(name, code, local, msg) name,
@@ -76,6 +79,18 @@ bs_err bs_errf(bs_errbuf *err, bs_err e, const char *fmt, ...) BS_PRINTF(3, 4);
 /* The detail if one was set, else bs_strerror(e). */
 const char *bs_errmsg(const bs_errbuf *err, bs_err e);
 
+/*
+ * Copy the text src into dst (n > 0 bytes, always NUL-terminated) so that
+ * it prints as one line and drives no terminal: C0 controls, DEL and bytes
+ * that are not well-formed UTF-8 become \xNN; C1 controls (U+0080-U+009F)
+ * and the line and paragraph separators U+2028/U+2029 become \uNNNN.  A
+ * backslash is kept as it is, so escaping twice changes nothing.  Too long
+ * a text is cut at a character boundary.  bs_errf() applies it to every
+ * message; use it wherever else a user-supplied string is echoed in an
+ * error.  Returns dst.
+ */
+char *bs_escape(char *dst, size_t n, const char *src);
+
 /* Our own bugs only; stays on in release builds (docs/reliability.md K3). */
 #define BS_ASSERT(x) ((x) ? (void)0 : bs_assert_fail(#x, __FILE__, __LINE__))
 void bs_assert_fail(const char *expr, const char *file, int line)
@@ -91,11 +106,14 @@ typedef struct bs_slice {
 #define BS_COLLECTION_MAX 64
 #define BS_ID_MAX         256
 #define BS_FIELD_NAME_MAX 128
-#define BS_FIELDS_MAX     1024
-/* A stored record merges fields written by several origins. */
-#define BS_RECORD_FIELDS_MAX 4096
-#define BS_RECORD_JSON_MAX   (1u << 20)
-#define BS_NODE_NAME_MAX     64
+/* Fields in one change (the wire's limit, docs/protocol.md C3).  A write of
+ * more becomes several changes; a record holds any number. */
+#define BS_FIELDS_MAX 1024
+/* The longest JSON text of one record that `put` and `load` read: a guard
+ * against runaway input, far above the records offices build (a record
+ * grows only by writes of at most 1 MiB each). */
+#define BS_RECORD_JSON_MAX (64u << 20)
+#define BS_NODE_NAME_MAX   64
 
 /* Big-endian integer helpers for keys and file formats. */
 static inline void

@@ -21,6 +21,8 @@ typedef struct bs_core {
     bs_clock clock;        /* wall clock (injected in tests) */
     uint64_t max_skew_ms;  /* a remote clock further ahead is held (S10) */
     uint64_t retention_ms; /* tombstones and silent peers (purge.h) */
+    int clock_ahead;       /* bs_clock_policy (clock.h): a clock ahead of the
+                              peers' beyond max_skew_ms corrects or refuses */
 } bs_core;
 
 /* Wall-clock milliseconds of c's clock. */

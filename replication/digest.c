@@ -1,6 +1,11 @@
 /*
  * digest.c - BLAKE2b-256 over the canonical encoding of live records, in key
  * order (which every node shares, so no sorting is needed).
+ *
+ * A digest is compared across nodes to prove they hold the same data, so a
+ * damaged store must fail it rather than hash what it reads: every record
+ * must decode, and every key must name a collection and an ID and sort
+ * after the one before (LMDB checks neither; verify.h checks the rest).
  */
 #include "digest.h"
 
@@ -60,6 +65,47 @@ h_record(bs_hash_state *h, bs_slice key, const bs_record *r)
     }
 }
 
+/* "store is corrupt: record COLL/ID WHAT; restore from a backup". */
+static bs_err
+corrupt(bs_errbuf *err, bs_slice key, const char *what)
+{
+    char lab[80];
+    size_t j = 0;
+
+    for (size_t i = 0; i < key.n && j + 1 < sizeof lab; i++)
+        lab[j++] = key.p[i] == 0                         ? '/'
+                   : key.p[i] < 0x20 || key.p[i] == 0x7f ? '?'
+                                                         : (char)key.p[i];
+    lab[j] = '\0';
+    return bs_errf(err, BS_ESTORE,
+                   "store is corrupt: record %s %s; restore from a backup", lab,
+                   what);
+}
+
+/* 1 when key is collection \0 id with a valid collection name. */
+static int
+key_ok(bs_slice key)
+{
+    const uint8_t *nul = memchr(key.p, '\0', key.n);
+    char coll[BS_COLLECTION_MAX + 1];
+    size_t cn = nul ? (size_t)(nul - key.p) : 0;
+
+    if (nul == NULL || cn > BS_COLLECTION_MAX || key.n - cn - 1 == 0 ||
+        key.n - cn - 1 > BS_ID_MAX)
+        return 0;
+    memcpy(coll, key.p, cn);
+    coll[cn] = '\0';
+    return bs_collection_valid(coll, 1);
+}
+
+static int
+key_after(bs_slice k, const uint8_t *prev, size_t prevn)
+{
+    int r = memcmp(k.p, prev, k.n < prevn ? k.n : prevn);
+
+    return r > 0 || (r == 0 && k.n > prevn);
+}
+
 static int
 wanted(bs_slice key, const char *const *coll, size_t ncoll)
 {
@@ -80,6 +126,8 @@ bs_err
 bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
           uint8_t out[BS_HASH_LEN], uint64_t *nrecords, bs_errbuf *err)
 {
+    uint8_t prev[BS_RECKEY_MAX];
+    size_t prevn = 0;
     bs_hash_state h;
     bs_arena a;
     bs_cursor *c;
@@ -96,11 +144,17 @@ bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
          rv = bs_cursor_next(c, &k, &v)) {
         bs_record r;
 
+        if (!key_ok(k) || (prevn > 0 && !key_after(k, prev, prevn))) {
+            rv = corrupt(err, k, "has a damaged key");
+            break;
+        }
+        memcpy(prev, k.p, k.n);
+        prevn = k.n;
         if (!wanted(k, coll, ncoll))
             continue;
         bs_arena_reset(&a);
         if ((rv = bs_record_decode(&r, v.p, v.n, &a)) != BS_OK) {
-            rv = bs_errf(err, rv, "corrupt record in store");
+            rv = rv == BS_ENOMEM ? rv : corrupt(err, k, "does not decode");
             break;
         }
         if (!r.live)

@@ -7,6 +7,7 @@
 
 #include "local.h"
 #include "members.h"
+#include "purge.h"
 #include "setlog.h"
 
 bs_err
@@ -63,6 +64,31 @@ sendable(bs_txn *t, const bs_meta *m, const bs_stream *s)
     }
 }
 
+/*
+ * A stored set about to leave this node must still be what its origin
+ * signed: LMDB checksums nothing, and a damaged set sent on would be
+ * refused by the peer, its stream blocked there behind it.  A set whose
+ * header does not read (bs_setlog_next), whose signature does not verify
+ * or whose changes do not match their hashes is corruption of this store
+ * (BS_ESTORE).  The check reads the bytes in place: about 0.35 s per
+ * million changes of 100 bytes.
+ */
+static bs_err
+check_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
+               bs_errbuf *err)
+{
+    uint64_t last;
+
+    if (rv == BS_OK)
+        rv = bs_changeset_stored_check(set, s->key, &last);
+    if (rv == BS_OK || rv == BS_ENOTFOUND || rv == BS_ENOMEM)
+        return rv;
+    return bs_errf(err, BS_ESTORE,
+                   "store is corrupt: the stored change set of stream %u "
+                   "after seq %llu is damaged; restore from a backup",
+                   s->idx, (unsigned long long)from);
+}
+
 /* 1 when stream s goes in pass `pass`: the hub's streams first. */
 static int
 in_pass(const bs_meta *m, const bs_stream *s, int pass)
@@ -74,7 +100,7 @@ in_pass(const bs_meta *m, const bs_stream *s, int pass)
 
 bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
-                void *ctx, uint64_t *nsets)
+                void *ctx, uint64_t *nsets, bs_errbuf *err)
 {
     bs_streamtab tab;
     bs_err rv;
@@ -89,13 +115,15 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
             const bs_stream *s = &tab.v[i];
             uint64_t from = bs_vv_get(p->acked, p->nacked, s->key), last;
             uint64_t upto;
-            bs_slice set;
+            bs_slice set = {NULL, 0};
 
             if (!in_pass(m, s, pass))
                 continue;
             upto = sendable(t, m, s);
-            while ((rv = bs_setlog_next(t, s->idx, from, upto, &set, &last)) ==
-                   BS_OK) {
+            for (;;) {
+                rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
+                if ((rv = check_outgoing(s, from, rv, set, err)) != BS_OK)
+                    break;
                 if ((rv = emit(ctx, set)) != BS_OK)
                     break;
                 (*nsets)++;
@@ -142,7 +170,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             const bs_stream *s = &tab.v[c->stream];
             uint64_t last;
-            bs_slice set;
+            bs_slice set = {NULL, 0};
 
             if (!in_pass(&m, s, c->pass))
                 continue;
@@ -152,6 +180,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             }
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
+            rv = check_outgoing(s, c->from, rv, set, err);
             if (rv == BS_ENOTFOUND)
                 continue;
             if (rv == BS_OK) {
@@ -182,8 +211,55 @@ find_pos(const bs_pos *v, size_t n, const bs_pos *want)
     return bs_vv_find(v, n, key);
 }
 
+#define DAY_MS  86400000ull
+#define HOUR_MS 3600000ull
+
+/* "90 days", "5 hours", "40 s": a span for a message. */
+static void
+span(char *buf, size_t n, uint64_t ms)
+{
+    if (ms >= DAY_MS)
+        snprintf(buf, n, "%llu day%s", (unsigned long long)(ms / DAY_MS),
+                 ms / DAY_MS == 1 ? "" : "s");
+    else if (ms >= HOUR_MS)
+        snprintf(buf, n, "%llu hour%s", (unsigned long long)(ms / HOUR_MS),
+                 ms / HOUR_MS == 1 ? "" : "s");
+    else
+        snprintf(buf, n, "%llu s", (unsigned long long)(ms / 1000));
+}
+
 bs_err
-bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a,
+bs_xchg_check_stale(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
+                    uint64_t retention_ms, bs_errbuf *err)
+{
+    uint64_t since = p->last_ok_ms ? p->last_ok_ms : p->created_ms;
+    char silent[32], limit[32];
+    const char *what;
+
+    if (retention_ms == 0 ||
+        !bs_peer_stale(p->last_ok_ms, p->created_ms, now_ms, retention_ms))
+        return BS_OK;
+    span(silent, sizeof silent, now_ms - since);
+    span(limit, sizeof limit, retention_ms);
+    /* Say who needs the resync: the branch, whichever side we are. */
+    if (m->role == BS_ROLE_HUB)
+        what = "it needs a full resync: re-create it from this hub";
+    else if (m->joined && memcmp(p->pk, m->hub, BS_PK_LEN) == 0)
+        what = "this node needs a full resync: re-create it from the hub";
+    else
+        what = "the one of the two that was offline needs a full resync: "
+               "re-create it from the hub";
+    return bs_errf(err, BS_ESTALE,
+                   "peer %s: no exchange %s %s%s, longer than the retention "
+                   "limit (%s), so exchanges with it are refused; %s "
+                   "(README.md, \"Back after the retention limit\")",
+                   p->name, p->last_ok_ms ? "for" : "in the", silent,
+                   p->last_ok_ms ? "" : " since it was paired", limit, what);
+}
+
+bs_err
+bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
+               uint64_t now_ms, uint64_t retention_ms, bs_accept *a,
                bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
@@ -223,6 +299,11 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a,
         }
         a->join = 1;
     }
+    /* X7, before X5: an initiator ignores the replay flag, and nothing
+     * from a peer that purges stopped waiting for may be taken. */
+    if ((rv = bs_xchg_check_stale(m, &a->peer, now_ms, retention_ms, err)) !=
+        BS_OK)
+        goto fail;
     if (e->message_no <= a->peer.recv_no &&
         (!a->peer.has_inc ||
          memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0)) {
@@ -423,8 +504,9 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
 
 bs_err
 bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
-               uint64_t max_skew_ms, bs_errbuf *err)
+               uint64_t max_skew_ms, uint64_t retention_ms, bs_errbuf *err)
 {
+    uint64_t now = clock.now_ms(clock.ctx);
     bs_meta m;
     bs_txn *t;
     bs_err rv;
@@ -432,9 +514,10 @@ bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
     if ((rv = bs_store_read(s, &t, err)) != BS_OK)
         return rv;
     if ((rv = bs_meta_load(t, &m, err)) == BS_OK &&
-        (rv = bs_xchg_accept(t, &m, &in->env, acc, err)) == BS_OK &&
+        (rv = bs_xchg_accept(t, &m, &in->env, now, retention_ms, acc, err)) ==
+            BS_OK &&
         !acc->replay) {
-        rv = verify_sets(in, t, &m, clock.now_ms(clock.ctx), max_skew_ms, err);
+        rv = verify_sets(in, t, &m, now, max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }
@@ -447,8 +530,8 @@ typedef struct import_ctx {
     const uint8_t *sk;
     bs_clock clock;
     uint64_t max_skew_ms;
-    size_t set, end; /* sets [set, end) in one transaction; SIZE_MAX: held */
-    int join;
+    size_t set, end; /* sets [set, end) in one transaction */
+    int join;        /* join in the next transaction (its first) */
     bs_xstats *st;
     bs_xstats pending; /* counted once the transaction committed */
 } import_ctx;
@@ -482,46 +565,88 @@ take_stats(bs_xstats *st, const bs_apply *ap)
     st->refused += ap->refused;
 }
 
+/*
+ * One write transaction of pass 2: the join (in the first), the sets
+ * [set, end), and in the last one the retry of held sets, after the
+ * exchange's own sets which pass 1 judged against the held table as it
+ * was, and the sender's acknowledgement.  So an exchange that fits one
+ * group (16 MiB) is applied, joined and acknowledged all or nothing.
+ */
 static bs_err
 apply_one(bs_txn *t, void *arg, bs_errbuf *err)
 {
     import_ctx *x = arg;
+    int last = x->end == x->p->nsets;
     bs_apply ap;
     bs_err rv;
 
+    memset(&x->pending, 0, sizeof x->pending);
     if (x->join) {
         bs_meta m;
-        if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        if ((rv = bs_meta_load(t, &m, err)) != BS_OK ||
+            (rv = bs_xchg_join(t, &m, &x->p->env, x->sk, err)) != BS_OK)
             return rv;
-        return bs_xchg_join(t, &m, &x->p->env, x->sk, err);
     }
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
-        if (x->set == SIZE_MAX)
-            rv = bs_apply_held(&ap, err);
         for (size_t i = x->set; rv == BS_OK && i < x->end; i++) {
             bs_csview *v, *own = NULL;
             if ((rv = inbound_set(x->p, i, &v, &own, err)) == BS_OK)
                 rv = bs_apply_set(&ap, v, err);
             bs_changeset_free(own);
         }
+        if (rv == BS_OK && last)
+            rv = bs_apply_held(&ap, err);
     }
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
-    memset(&x->pending, 0, sizeof x->pending);
     if (rv == BS_OK)
         take_stats(&x->pending, &ap);
     bs_apply_fini(&ap);
+    if (rv == BS_OK && last)
+        rv = bs_xchg_record(t, &x->p->env, x->st->changes + x->pending.changes,
+                            x->clock.now_ms(x->clock.ctx), 1);
     return rv;
 }
 
 static bs_err
-record_ack(bs_txn *t, void *arg, bs_errbuf *err)
+unjoin_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
-    import_ctx *x = arg;
+    bs_meta m;
+    bs_err rv;
 
-    (void)err;
-    return bs_xchg_record(t, &x->p->env, x->st->changes,
-                          x->clock.now_ms(x->clock.ctx), 1);
+    (void)arg;
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK || !m.joined)
+        return rv;
+    return bs_meta_unjoin(t, &m);
+}
+
+/*
+ * The exchange that made this node join failed after the join committed
+ * (with its first group of sets): leave the infobase again, in a
+ * transaction of its own, so that a failed import does not leave the node
+ * joined.  What the committed groups applied stays, and so do the node's
+ * own sets as re-signed for the infobase: the next join re-signs them
+ * again, and receiving the exchange again completes it.  The undo itself
+ * may fail (a disk still full): the message then says the node stays
+ * joined.
+ */
+static bs_err
+undo_join(bs_store *s, bs_err rv, bs_errbuf *err)
+{
+    char why[BS_ERRMSG_LEN];
+    bs_errbuf e2 = {{0}};
+    bs_err r2;
+
+    snprintf(why, sizeof why, "%s", bs_errmsg(err, rv));
+    if ((r2 = bs_store_write(s, unjoin_txn, NULL, &e2)) == BS_OK)
+        return bs_errf(err, rv,
+                       "%s; the join was undone: the node is not joined to "
+                       "the infobase",
+                       why);
+    return bs_errf(err, rv,
+                   "%s; the node stays joined to the infobase (undoing the "
+                   "join failed too: %s)",
+                   why, bs_errmsg(&e2, r2));
 }
 
 bs_err
@@ -529,35 +654,33 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
               const bs_accept *acc, bs_clock clock, uint64_t max_skew_ms,
               bs_xstats *st, bs_errbuf *err)
 {
-    import_ctx x = {in, sk, clock, max_skew_ms, SIZE_MAX, SIZE_MAX, 0, st, {0}};
-    bs_err rv;
+    import_ctx x = {in, sk, clock, max_skew_ms, 0, 0, 0, st, {0}};
+    int joined = 0; /* the join committed, with the first group */
+    bs_err rv = BS_OK;
 
     snprintf(st->peer, sizeof st->peer, "%s", acc->peer.name);
+    st->offered = in->nsets;
     if ((st->replay = acc->replay))
         return BS_OK;
-    if ((st->joined = acc->join)) {
-        x.join = 1;
-        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-            return rv;
-        x.join = 0;
-    }
-    for (x.set = 0; x.set < in->nsets; x.set = x.end) {
+    x.join = st->joined = acc->join;
+    do { /* at least one transaction, even for an exchange without sets */
         size_t bytes = 0;
         for (x.end = x.set;
              x.end < in->nsets && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
              x.end++)
             bytes += in->sets ? in->sets[x.end]->raw.n : in->raw[x.end].n;
-        if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-            return rv;
-        add_stats(st, &x.pending);
-    }
-    /* Held sets are retried after the exchange's own sets, which pass 1
-     * judged against the held table as it was. */
-    x.set = x.end = SIZE_MAX;
-    if ((rv = bs_store_write(s, apply_one, &x, err)) != BS_OK)
-        return rv;
-    add_stats(st, &x.pending);
-    return bs_store_write(s, record_ack, &x, err);
+        if ((rv = bs_store_write(s, apply_one, &x, err)) == BS_OK) {
+            add_stats(st, &x.pending);
+            joined |= x.join;
+            x.join = 0;
+        }
+        x.set = x.end;
+    } while (rv == BS_OK && x.set < in->nsets);
+    if (rv != BS_OK && joined)
+        rv = undo_join(s, rv, err);
+    if (rv != BS_OK)
+        st->joined = 0;
+    return rv;
 }
 
 void

@@ -25,11 +25,17 @@ BS_MUST_CHECK bs_err bs_xchg_envelope(bs_txn *t, const bs_meta *m,
                                       const bs_peer *p, uint64_t message_no,
                                       uint64_t now_ms, bs_envelope *e);
 
-/* Every stored set that p lacks, in sending order, through emit. */
+/*
+ * Every stored set that p lacks, in sending order, through emit.  Each is
+ * checked first (it decodes, its changes match their hashes, its origin's
+ * signature verifies): a damaged one is BS_ESTORE, "store is corrupt: ...",
+ * and is never sent.  err may be NULL.
+ */
 typedef bs_err (*bs_emit_fn)(void *ctx, bs_slice set);
 BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
                                      const bs_peer *p, bs_emit_fn emit,
-                                     void *ctx, uint64_t *nsets);
+                                     void *ctx, uint64_t *nsets,
+                                     bs_errbuf *err);
 
 /*
  * Streaming what a peer lacks, one set at a time, for transports that must
@@ -45,7 +51,8 @@ typedef struct bs_xcursor {
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
-/* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent. */
+/* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
+ * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
                                   size_t *n, bs_errbuf *err);
 
@@ -57,23 +64,45 @@ typedef struct bs_accept {
 } bs_accept;
 
 /*
- * Check e against our metadata and the pairing table: addressed to us,
- * from a paired peer, of our infobase (or, before joining, from the hub we
- * paired with), and not going back on what the same incarnation of the
- * peer acknowledged before (P18).  BS_EFORGED, BS_EINFOBASE, BS_EINVAL.
+ * Check e against our metadata and the pairing table (X1-X7 of
+ * docs/protocol.md 8.3): addressed to us, from a paired peer, of our
+ * infobase (or, before joining, from the hub we paired with), from a peer
+ * not silent for longer than the retention limit (X7), and not going back
+ * on what the same incarnation of the peer acknowledged before (P18).
+ * now_ms is our wall clock and retention_ms the limit ([sync]
+ * retention_days; 0: no limit, for tests and fuzzers that do not exercise
+ * it).  BS_EFORGED, BS_EINFOBASE, BS_ESTALE, BS_EINVAL; a->peer is set
+ * (release it with bs_peer_fini) only on BS_OK.
  */
 BS_MUST_CHECK bs_err bs_xchg_accept(bs_txn *t, const bs_meta *m,
-                                    const bs_envelope *e, bs_accept *a,
+                                    const bs_envelope *e, uint64_t now_ms,
+                                    uint64_t retention_ms, bs_accept *a,
                                     bs_errbuf *err);
+
+/*
+ * X7 (docs/reliability.md P7): refuse to exchange with peer p when its
+ * last successful exchange with us (or its pairing, if none) is older
+ * than retention_ms at now_ms, as bs_peer_stale (purge.h) judges it: our
+ * purges no longer waited for it, so its old writes could bring back
+ * records deleted and purged meanwhile.  Until re-seeding exists such a
+ * node must be re-created from the hub.  BS_ESTALE with a message naming
+ * the remedy; BS_OK when retention_ms is 0.  Used on receiving (accept)
+ * and on writing an exchange file (bundle.h).
+ */
+BS_MUST_CHECK bs_err bs_xchg_check_stale(const bs_meta *m, const bs_peer *p,
+                                         uint64_t now_ms, uint64_t retention_ms,
+                                         bs_errbuf *err);
 
 /* Adopt the hub's infobase (write txn); re-seals our sets if any. */
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
                                   const uint8_t *sk, bs_errbuf *err);
 
-/* Counters of one exchange, as received. */
+/* Counters of one exchange, as received.  After a failure they count
+ * what the transactions committed before it. */
 typedef struct bs_xstats {
     uint64_t sets, changes, dup_sets, conflicts, held, quarantined, bytes;
     uint64_t refused; /* held sets refused when retried */
+    uint64_t offered; /* sets in the exchange (bs_xchg_apply) */
     int replay, joined;
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
@@ -90,19 +119,23 @@ typedef struct bs_inbound {
 void bs_inbound_fini(bs_inbound *in);
 
 /*
- * Pass 1, before anything is written: check the envelope (bs_xchg_accept)
- * and admit every set dry (admit.h), so that the exchange is refused
- * exactly when applying it would refuse one of its sets.
+ * Pass 1, before anything is written: check the envelope (bs_xchg_accept,
+ * with clock's time and retention_ms) and admit every set dry (admit.h),
+ * so that the exchange is refused exactly when applying it would refuse
+ * one of its sets.
  */
 BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
                                     bs_clock clock, uint64_t max_skew_ms,
-                                    bs_errbuf *err);
+                                    uint64_t retention_ms, bs_errbuf *err);
 
 /*
- * Pass 2: join if needed, apply the sets in groups of write transactions
- * (each set atomic), retry held sets, then record the sender's
- * acknowledgement.  An interruption leaves a consistent store; receiving
- * the same exchange again completes it.
+ * Pass 2: apply the sets in groups of write transactions (each set
+ * atomic), joining in the first of them if needed, retry held sets, then
+ * record the sender's acknowledgement.  An interruption leaves a
+ * consistent store; receiving the same exchange again completes it.  On
+ * an error, *st counts what committed before it, and a join this call
+ * committed is undone (the node leaves the infobase again; the sets
+ * applied stay), unless undoing fails too, which err then says.
  */
 BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
                                    bs_inbound *in, const bs_accept *acc,

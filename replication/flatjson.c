@@ -327,9 +327,8 @@ sort_items(item *it, size_t n, uint8_t *ord)
 
 /*
  * The checks after a clean parse, in the reference parser's order: duplicates
- * (a parse error there), the key count, then the first bad key in document
- * order (json.c looked at "id", then the name, then the value), then the field
- * count without "id".
+ * (a parse error there), then the first bad key in document order (json.c
+ * looked at "id", then the name, then the value).
  */
 static bs_err
 finish(parser *ps, bs_arena *a, item *it, size_t nk, const char **id,
@@ -362,9 +361,6 @@ finish(parser *ps, bs_arena *a, item *it, size_t nk, const char **id,
                            "malformed JSON: duplicate object key \"%.*s\"",
                            (int)(AT(i)->nlen > 40 ? 40 : AT(i)->nlen),
                            AT(i)->name);
-    if (nk > BS_FIELDS_MAX + 1)
-        return bs_errf(ps->tok.err, BS_EINVAL, "record has more than %d fields",
-                       BS_FIELDS_MAX);
     if (has_bad) {
         if (is_id(&bad))
             return bs_errf(ps->tok.err, BS_EINVAL, "\"id\" must be a string");
@@ -381,9 +377,6 @@ finish(parser *ps, bs_arena *a, item *it, size_t nk, const char **id,
     }
     for (size_t i = 0; i < nk; i++)
         has_id |= is_id(&it[i]);
-    if (nk - (size_t)has_id > BS_FIELDS_MAX)
-        return bs_errf(ps->tok.err, BS_EINVAL, "record has more than %d fields",
-                       BS_FIELDS_MAX);
     if ((f = bs_arena_alloc(a, (nk - (size_t)has_id + 1) * sizeof *f)) == NULL)
         return BS_ENOMEM;
     for (size_t i = 0; i < nk; i++) {
@@ -440,8 +433,8 @@ bs_flatjson_fields(const char *text, size_t len, bs_arena *a, const char **id,
     *idlen = 0;
     *n = 0;
     if (len > BS_RECORD_JSON_MAX)
-        return bs_errf(err, BS_EINVAL, "record is larger than %u bytes",
-                       BS_RECORD_JSON_MAX);
+        return bs_errf(err, BS_EINVAL, "record is larger than %u MiB",
+                       BS_RECORD_JSON_MAX >> 20);
     ps.tok.s = (cur)text;
     ps.tok.end = end = ps.tok.s + len;
     ps.tok.err = err;

@@ -33,7 +33,7 @@
  *
  * Errors (err names the problem):
  *   BS_EINVAL  text longer than BS_RECORD_JSON_MAX; a valid JSON text that
- *              is not an object; more than BS_FIELDS_MAX fields; a non-string
+ *              is not an object; a non-string
  *              "id"; a bad field name (bs_field_name_valid); an object or
  *              array as a value (the message names the field);
  *   BS_EJSON   anything that is not one JSON text (column in the message),

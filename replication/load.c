@@ -47,6 +47,8 @@ typedef struct load {
     size_t lo, hi;  /* the batch being written: idx[lo..hi) */
     bs_arena arena; /* the fields of the line being parsed */
     uint64_t written, unchanged, lines;
+    uint64_t bw, bu;    /* the batch's counts, taken once it commits */
+    uint64_t committed; /* records of the input in committed batches */
 } load;
 
 /* The next line [*pos, end of line); returns 0 at the end of input. */
@@ -97,7 +99,8 @@ line_of(const load *l, uint64_t off)
 }
 
 /* bs_id_valid() without its strlen(); printable ASCII is settled eight
- * bytes at a time. */
+ * bytes at a time, and any other byte (C0, DEL, the lead byte of a C1
+ * character or of any UTF-8 sequence) sends the ID to bs_id_valid(). */
 static int
 id_valid(const char *id, size_t n)
 {
@@ -316,7 +319,7 @@ write_batch(bs_txn *t, void *arg, bs_errbuf *err)
     bs_local loc;
     bs_err rv;
 
-    if ((rv = bs_local_begin(&loc, t, l->c->sk, l->c->clock, err)) != BS_OK)
+    if ((rv = bs_local_begin(&loc, t, l->c, err)) != BS_OK)
         goto out;
     for (size_t i = l->lo; i < l->hi && rv == BS_OK; i++) {
         const rec *r = &l->idx[i];
@@ -344,9 +347,9 @@ write_batch(bs_txn *t, void *arg, bs_errbuf *err)
     }
     if (rv == BS_OK)
         rv = bs_local_finish(&loc, err);
-    if (rv == BS_OK) {
-        l->written += loc.written;
-        l->unchanged += loc.unchanged;
+    if (rv == BS_OK) { /* run again from the start if the map grows */
+        l->bw = loc.written;
+        l->bu = loc.unchanged;
     }
 out:
     bs_local_fini(&loc);
@@ -362,6 +365,12 @@ bs_load_jsonl(const bs_core *c, const char *coll, const char *buf, size_t len,
     bs_err rv;
 
     memset(&l, 0, sizeof l);
+    /* Spreadsheet and 1C exports start with a UTF-8 byte order mark; it
+     * holds no newline, so line numbers stay as they are. */
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
+        buf += 3;
+        len -= 3;
+    }
     l.c = c;
     l.coll = coll;
     l.buf = buf;
@@ -376,6 +385,11 @@ bs_load_jsonl(const bs_core *c, const char *coll, const char *buf, size_t len,
     for (l.lo = 0; l.lo < l.nidx && rv == BS_OK; l.lo = l.hi) {
         l.hi = l.nidx - l.lo > batch ? l.lo + batch : l.nidx;
         rv = bs_store_write(c->store, write_batch, &l, err);
+        if (rv == BS_OK) {
+            l.written += l.bw;
+            l.unchanged += l.bu;
+            l.committed = l.hi;
+        }
         if (rv == BS_OK && o && o->progress)
             o->progress(o->ctx, l.hi, l.nidx);
     }
@@ -384,6 +398,7 @@ out:
         st->records = l.lines;
         st->written = l.written;
         st->unchanged = l.unchanged;
+        st->committed = l.committed;
     }
     free(l.idx);
     bs_arena_fini(&l.arena);

@@ -23,13 +23,15 @@ typedef struct bs_load_stats {
     uint64_t records;   /* objects in the input */
     uint64_t written;   /* records changed */
     uint64_t unchanged; /* records that already held the values */
+    uint64_t committed; /* input records in batches that committed */
 } bs_load_stats;
 
 /*
  * Load buf[0..len) (not NUL-terminated; lines end in LF or CRLF; blank
- * lines are skipped) into collection coll.  On an error after some
- * batches committed, those stay written (*st says how many).  opts and st
- * may be NULL.
+ * lines are skipped; a UTF-8 byte order mark at the start is skipped too)
+ * into collection coll.  On an error after some batches committed, those
+ * stay written (*st says how many: committed; written and unchanged count
+ * only committed batches).  opts and st may be NULL.
  */
 BS_MUST_CHECK bs_err bs_load_jsonl(const bs_core *c, const char *coll,
                                    const char *buf, size_t len,

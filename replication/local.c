@@ -5,18 +5,48 @@
 
 #include <string.h>
 
+#include "clock.h"
 #include "conflict.h"
 #include "setlog.h"
 
-bs_err
-bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
-               bs_errbuf *err)
+/* The clock discipline (clock.h): correct the stamps of a clock that is
+ * ahead of the peers' beyond max_skew, or refuse to write. */
+static bs_err
+discipline(bs_local *l, const bs_core *c, bs_errbuf *err)
 {
+    bs_clock_verdict v;
+    bs_err rv;
+
+    /* A remembered stamp further ahead than max_skew came from a wrong
+     * wall clock (or one corrected now): forget it (hlc.h). */
+    l->hlc.horizon_ms = c->max_skew_ms;
+    if (c->max_skew_ms == 0)
+        return BS_OK;
+    if ((rv = bs_clock_judge_txn(l->txn, c->clock, &v)) != BS_OK)
+        return rv;
+    if (v.ahead_ms <= (int64_t)c->max_skew_ms)
+        return BS_OK;
+    if (c->clock_ahead == BS_CLOCK_REFUSE)
+        return bs_errf(err, BS_EIO,
+                       "this node's clock is %lld s ahead of %s's (measured "
+                       "at their last exchange): local writes are refused "
+                       "until the clock is fixed ([sync] clock_ahead = "
+                       "refuse)",
+                       (long long)(v.ahead_ms / 1000), v.peer);
+    l->correction_ms = (uint64_t)v.ahead_ms;
+    l->hlc.correction_ms = l->correction_ms;
+    return BS_OK;
+}
+
+bs_err
+bs_local_begin(bs_local *l, bs_txn *t, const bs_core *c, bs_errbuf *err)
+{
+    bs_clock clock = c->clock;
     bs_err rv;
 
     memset(l, 0, sizeof *l);
     l->txn = t;
-    l->sk = sk;
+    l->sk = c->sk;
     bs_arena_init(&l->scratch);
     bs_csbuild_init(&l->build);
     if ((rv = bs_meta_load(t, &l->meta, err)) != BS_OK)
@@ -26,6 +56,8 @@ bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk, bs_clock clock,
     if ((l->self = bs_streams_get(&l->streams, l->meta.stream)) == NULL)
         return bs_errf(err, BS_ESTORE, "store has no stream of its own");
     bs_hlc_init(&l->hlc, clock, l->meta.hlc);
+    if ((rv = discipline(l, c, err)) != BS_OK)
+        return rv;
     l->order.use_prio = 0;
     l->order.stream_key = bs_streams_key;
     l->order.ctx = &l->streams;
@@ -94,6 +126,8 @@ seal(bs_local *l, bs_errbuf *err)
     s.seen = seen;
     s.nseen = nseen;
     s.created_ms = bs_hlc_wall_ms(&l->hlc);
+    if (s.created_ms > l->correction_ms) /* the corrected clock, too */
+        s.created_ms -= l->correction_ms;
     rv = bs_csbuild_seal(&l->build, &s, l->sk, &x);
     free(seen);
     if (rv != BS_OK)
@@ -112,14 +146,16 @@ seal(bs_local *l, bs_errbuf *err)
 static bs_err
 write_record(bs_local *l, const uint8_t *key, size_t klen, const bs_record *r)
 {
-    size_t n = bs_record_size(r);
+    bs_recenc e;
     uint8_t *dst;
-    bs_err rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), n, 0,
-                               &dst, NULL);
+    bs_err rv;
 
-    if (rv == BS_OK)
-        bs_record_encode(r, dst);
-    return rv;
+    if ((rv = bs_record_prepare(r, &l->scratch, &e)) != BS_OK ||
+        (rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), e.size,
+                             0, &dst, NULL)) != BS_OK)
+        return rv;
+    bs_record_encode(r, &e, dst);
+    return BS_OK;
 }
 
 /* Prio of a new local write over r: inherit the highest seen, and the hub
@@ -161,6 +197,26 @@ is_noop(const bs_record *r, const bs_field *f, size_t n)
     return 1;
 }
 
+/* Stamp v above every version r holds, so the write wins over what it
+ * overwrites even when the clock that stamped r was ahead (protocol 5.3). */
+static void
+stamp_above(bs_local *l, const bs_record *r, bs_version *v)
+{
+    uint64_t floor = 0;
+
+    if (r->has_alive && r->alive.hlc > floor)
+        floor = r->alive.hlc;
+    if (r->has_tomb && r->tomb.hlc > floor)
+        floor = r->tomb.hlc;
+    for (size_t i = 0; i < r->nfields; i++)
+        if (r->fields[i].ver.hlc > floor)
+            floor = r->fields[i].ver.hlc;
+    if (v->hlc <= floor) {
+        v->hlc = floor + 1;
+        bs_hlc_observe(&l->hlc, v->hlc);
+    }
+}
+
 static bs_err
 queue_change(bs_local *l, const char *coll, const char *id, int deleted,
              const bs_field *f, size_t n, const bs_version *v, bs_errbuf *err)
@@ -170,8 +226,13 @@ queue_change(bs_local *l, const char *coll, const char *id, int deleted,
 
     if (bs_csbuild_full(&l->build) && (rv = seal(l, err)) != BS_OK)
         return rv;
-    if ((rv = bs_csbuild_add(&l->build, &ch)) != BS_OK)
-        return bs_errf(err, rv, "%s/%s: record too large", coll, id);
+    if ((rv = bs_csbuild_add(&l->build, &ch)) == BS_EINVAL)
+        return bs_errf(err, rv,
+                       "%s/%s: field \"%s\" is too large: a field with its "
+                       "names must fit in one change (%u bytes)",
+                       coll, id, n > 0 ? f[0].name : "", BS_CHANGE_MAX_BYTES);
+    if (rv != BS_OK)
+        return rv;
     return BS_OK;
 }
 
@@ -181,25 +242,28 @@ next_version(bs_local *l, uint32_t prio)
     bs_version v;
 
     v.seq = l->self->seq + bs_csbuild_count(&l->build) + 1;
-    v.hlc = bs_hlc_now(&l->hlc);
+    v.hlc = bs_hlc_stamp(&l->hlc, 0);
     v.stream = l->self->idx;
     v.prio = prio;
     return v;
 }
 
-bs_err
-bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
-             size_t n, bs_errbuf *err)
+/* One change of a put: fields f[0..n), at most one change's worth. */
+static bs_err
+put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
+           int *wrote, bs_errbuf *err)
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
     bs_record r;
+    bs_recenc e;
     bs_version v;
     bs_slice old;
     uint8_t *dst;
     int changed;
     bs_err rv;
 
+    *wrote = 0;
     bs_arena_reset(&l->scratch);
     memset(&r, 0, sizeof r);
     /* Fast path: a new record costs one B-tree descent. */
@@ -209,15 +273,15 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
     r.alive = v;
     r.fields = f;
     r.nfields = n;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         r.fields[i].ver = v;
-        r.fields[i].namelen = (uint16_t)strlen(f[i].name);
-    }
-    rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen),
-                        bs_record_size(&r), BS_PUT_NOOVERWRITE, &dst, &old);
+    if ((rv = bs_record_prepare(&r, &l->scratch, &e)) != BS_OK)
+        return rv;
+    rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), e.size,
+                        BS_PUT_NOOVERWRITE, &dst, &old);
     if (rv == BS_OK) {
-        bs_record_encode(&r, dst);
-        l->written++;
+        bs_record_encode(&r, &e, dst);
+        *wrote = 1;
         return queue_change(l, coll, id, 0, f, n, &v, err);
     }
     if (rv != BS_EEXIST)
@@ -228,19 +292,57 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
         return BS_ENOMEM;
     if ((rv = bs_record_decode(&r, old.p, old.n, &l->scratch)) != BS_OK)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
-    if (!l->force && is_noop(&r, f, n)) {
-        l->unchanged++;
+    if (!l->force && is_noop(&r, f, n))
         return BS_OK;
-    }
     v.prio = next_prio(l, &r, f, n);
+    stamp_above(l, &r, &v);
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
-                              &changed)) != BS_OK)
-        return bs_errf(err, rv, "%s/%s: too many fields", coll, id);
-    if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
+                              &changed)) != BS_OK ||
+        (rv = write_record(l, key, klen, &r)) != BS_OK ||
         (rv = settle(l, coll, id, f, n)) != BS_OK)
         return rv;
-    l->written++;
+    *wrote = 1;
     return queue_change(l, coll, id, 0, f, n, &v, err);
+}
+
+/* Bytes f takes in a change, near enough to split a write by. */
+static size_t
+field_bytes(const bs_field *f)
+{
+    return 16 + f->namelen + (f->val.type == BS_VTEXT ? f->val.len : 8);
+}
+
+bs_err
+bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
+             size_t n, bs_errbuf *err)
+{
+    size_t done = 0;
+    int any = 0;
+
+    for (size_t i = 0; i < n; i++)
+        f[i].namelen = (uint16_t)strlen(f[i].name);
+    /* A write larger than one change (BS_FIELDS_MAX fields, a share of
+     * BS_CHANGE_MAX_BYTES) becomes several, each merged under its own
+     * version, as if written one after another (docs/design.md, "Limits"). */
+    do {
+        size_t k = 0, bytes = 0;
+        int wrote;
+        bs_err rv;
+
+        while (done + k < n && k < BS_FIELDS_MAX &&
+               (k == 0 ||
+                bytes + field_bytes(&f[done + k]) <= BS_CHANGE_MAX_BYTES / 2))
+            bytes += field_bytes(&f[done + k++]);
+        if ((rv = put_change(l, coll, id, f + done, k, &wrote, err)) != BS_OK)
+            return rv;
+        any |= wrote;
+        done += k;
+    } while (done < n);
+    if (any)
+        l->written++;
+    else
+        l->unchanged++;
+    return BS_OK;
 }
 
 bs_err
@@ -269,6 +371,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
     if (!r.live)
         return bs_errf(err, BS_ENOTFOUND, "%s/%s: not found", coll, id);
     v = next_version(l, next_prio(l, &r, NULL, 0));
+    stamp_above(l, &r, &v);
     if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK)
         return rv;

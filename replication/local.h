@@ -7,11 +7,19 @@
  * change sets appended to the log, and persists the stream position and the
  * clock.  Everything lands in the same LMDB transaction as the records, so
  * a write is in the log exactly when it is in the data (INV-6, S3).
+ *
+ * Stamps follow the node's clock discipline (clock.h): when the peers'
+ * clocks show this node's wall clock ahead beyond max_skew, writes are
+ * stamped with the wall clock less that offset, or refused (the core's
+ * clock_ahead policy).  A write is always stamped above every version of
+ * the record it writes, so it wins over what it overwrites whatever the
+ * clock did (docs/protocol.md 5.3).
  */
 #ifndef BS_LOCAL_H
 #define BS_LOCAL_H
 
 #include "changeset.h"
+#include "core.h"
 #include "hlc.h"
 #include "meta.h"
 #include "streams.h"
@@ -27,13 +35,19 @@ typedef struct bs_local {
     bs_arena scratch; /* per write */
     bs_csbuild build;
     uint64_t written, unchanged, deleted;
-    int has_conflicts; /* local writes settle open conflicts they touch */
-    int force;         /* write even when nothing changes (resolve) */
+    int has_conflicts;      /* local writes settle open conflicts they touch */
+    int force;              /* write even when nothing changes (resolve) */
+    uint64_t correction_ms; /* stamps are the wall clock less this */
 } bs_local;
 
-/* Start local writes in write txn t, signing with sk (borrowed). */
-BS_MUST_CHECK bs_err bs_local_begin(bs_local *l, bs_txn *t, const uint8_t *sk,
-                                    bs_clock clock, bs_errbuf *err);
+/*
+ * Start local writes in write txn t as core c (borrowed, with its signing
+ * key, clock, max_skew_ms and clock_ahead policy).  BS_EIO ("local writes
+ * are refused", naming the offset and the peer) when the node's clock is
+ * ahead beyond max_skew and the policy is BS_CLOCK_REFUSE.
+ */
+BS_MUST_CHECK bs_err bs_local_begin(bs_local *l, bs_txn *t, const bs_core *c,
+                                    bs_errbuf *err);
 
 /*
  * Upsert fields (sorted by name, unique, valid; names and texts

@@ -104,6 +104,20 @@ bs_meta_save(bs_txn *t, const bs_meta *m)
 }
 
 bs_err
+bs_meta_unjoin(bs_txn *t, bs_meta *m)
+{
+    bs_err rv;
+
+    m->joined = 0;
+    memset(m->infobase, 0, sizeof m->infobase);
+    memset(m->hub, 0, sizeof m->hub);
+    rv = bs_txn_del(t, BS_DB_META, bs_str("infobase"));
+    if (rv == BS_OK || rv == BS_ENOTFOUND)
+        rv = bs_txn_del(t, BS_DB_META, bs_str("hub"));
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
 bs_meta_save_hlc(bs_txn *t, uint64_t hlc)
 {
     return put(t, "hlc", &hlc, 8);

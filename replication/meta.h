@@ -15,8 +15,11 @@
  *    (proto/storage.proto) instead of JSON; held entries carry a reason;
  *    conflict counts are kept in the metadata.  upgrade.h converts a
  *    format-2 store in place.
+ * 4: a record may be stored in the wide record format (u32 counts, for
+ *    65,535 fields or more: merges are never refused); format-3 stores
+ *    hold only narrow records, so they upgrade by their number alone.
  */
-#define BS_STORE_FORMAT 3
+#define BS_STORE_FORMAT 4
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 
@@ -43,6 +46,9 @@ BS_MUST_CHECK bs_err bs_meta_get_u64(bs_txn *t, const char *key, uint64_t *v);
 BS_MUST_CHECK bs_err bs_meta_put_u64(bs_txn *t, const char *key, uint64_t v);
 BS_MUST_CHECK bs_err bs_meta_save(bs_txn *t, const bs_meta *m);
 BS_MUST_CHECK bs_err bs_meta_save_hlc(bs_txn *t, uint64_t hlc);
+/* Forget the infobase and the hub (write txn): undoes a join whose
+ * exchange failed (exchange.h).  m is updated to match. */
+BS_MUST_CHECK bs_err bs_meta_unjoin(bs_txn *t, bs_meta *m);
 
 const char *bs_role_name(int role);
 /* BS_EINVAL unless s is "hub" or "branch". */

@@ -24,7 +24,7 @@ membership(pair_ctx *x, bs_txn *t, const uint8_t *pk, bs_errbuf *err)
 
     if ((rv = bs_meta_load(t, &m, err)) != BS_OK || m.role != BS_ROLE_HUB)
         return rv;
-    if ((rv = bs_local_begin(&l, t, x->c->sk, x->c->clock, err)) == BS_OK) {
+    if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK) {
         rv = x->add ? bs_members_introduce(&l, pk, x->add->name, BS_ROLE_BRANCH,
                                            err)
                     : bs_members_revoke(&l, pk, err);
@@ -80,7 +80,7 @@ bs_pairing_add(const bs_core *c, const bs_pair *p, int *introduced,
 
     if (!bs_node_name_valid(p->name))
         return bs_errf(err, BS_EINVAL, "bad peer name \"%.64s\"", p->name);
-    if (!bs_endpoint_valid(p->endpoint))
+    if (!bs_endpoint_dialable(p->endpoint))
         return bs_errf(err, BS_EINVAL,
                        "bad endpoint \"%.255s\": use tcp://HOST:PORT",
                        p->endpoint);

@@ -3,17 +3,25 @@
  */
 #include "peers.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "storage.pb-c.h"
 
-int
-bs_endpoint_valid(const char *s)
+/*
+ * The host of a well-formed tcp endpoint ("tcp://HOST:PORT", HOST of
+ * printable ASCII without blanks, PORT 1-65535) at *host, n bytes; or
+ * "ipc://PATH" (*n = 0).  0 when s is neither.
+ */
+static int
+endpoint_parse(const char *s, const char **host, size_t *n)
 {
     const char *colon;
     char *end;
     long port;
 
+    *host = NULL;
+    *n = 0;
     if (strlen(s) > BS_ENDPOINT_MAX)
         return 0;
     if (strncmp(s, "ipc://", 6) == 0)
@@ -21,8 +29,61 @@ bs_endpoint_valid(const char *s)
     if (strncmp(s, "tcp://", 6) != 0 || (colon = strrchr(s + 6, ':')) == NULL ||
         colon == s + 6)
         return 0;
+    for (const char *p = s + 6; p < colon; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            return 0;
+    if (colon[1] < '0' || colon[1] > '9')
+        return 0;
     port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && port > 0 && port < 65536 && colon[1] != '\0';
+    if (*end != '\0' || port <= 0 || port >= 65536)
+        return 0;
+    *host = s + 6;
+    *n = (size_t)(colon - *host);
+    return 1;
+}
+
+int
+bs_endpoint_listenable(const char *s)
+{
+    const char *host;
+    size_t n;
+
+    return endpoint_parse(s, &host, &n);
+}
+
+/* A wildcard host: any local address, which names no node to dial. */
+static int
+wildcard(const char *host, size_t n)
+{
+    char ip[64];
+    unsigned char a[16], zero[16] = {0};
+    struct in_addr v4;
+
+    if (n == 1 && host[0] == '*')
+        return 1;
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 1 && host[0] == '*')
+        return 1;
+    if (n == 0 || n >= sizeof ip)
+        return 0;
+    memcpy(ip, host, n);
+    ip[n] = '\0';
+    /* inet_aton, unlike inet_pton, reads the short forms "0" and "0.0"
+     * that the resolver maps to 0.0.0.0 too. */
+    return (inet_aton(ip, &v4) != 0 && v4.s_addr == 0) ||
+           (inet_pton(AF_INET6, ip, a) == 1 && memcmp(a, zero, 16) == 0);
+}
+
+int
+bs_endpoint_dialable(const char *s)
+{
+    const char *host;
+    size_t n;
+
+    return endpoint_parse(s, &host, &n) && (host == NULL || !wildcard(host, n));
 }
 
 /* ---- encoding (storage.proto, PeerState) ---- */
@@ -45,6 +106,7 @@ decode(bs_slice v, bs_peer *p)
     if (m->pk.len != BS_PK_LEN ||
         (m->peer_incarnation.len != 0 &&
          m->peer_incarnation.len != BS_INC_LEN) ||
+        (m->clock_boot.len != 0 && m->clock_boot.len != 16) ||
         strlen(m->name) > BS_NODE_NAME_MAX)
         goto out;
     snprintf(p->name, sizeof p->name, "%s", m->name);
@@ -63,6 +125,16 @@ decode(bs_slice v, bs_peer *p)
     p->created_ms = m->created_ms;
     p->sent_changes = m->sent_changes;
     p->recv_changes = m->received_changes;
+    p->clock_lo_ms = m->clock_lo_ms;
+    p->clock_hi_ms = m->clock_hi_ms;
+    p->clock_at_ms = m->clock_at_ms;
+    p->clock_base_ms = m->clock_base_ms;
+    if ((p->has_boot = m->clock_boot.len == 16))
+        memcpy(p->clock_boot, m->clock_boot.data, 16);
+    p->refused_sets = m->refused_sets;
+    p->held_there = m->held_there;
+    snprintf(p->refused_reason, sizeof p->refused_reason, "%s",
+             m->refused_reason);
     if ((p->acked = calloc(m->n_acked + 1, sizeof *p->acked)) == NULL) {
         rv = BS_ENOMEM;
         goto out;
@@ -132,6 +204,15 @@ bs_peer_encode(const bs_peer *p, uint8_t **out, size_t *n)
     m.last_error = (char *)p->last_error;
     m.sent_changes = p->sent_changes;
     m.received_changes = p->recv_changes;
+    m.clock_lo_ms = p->clock_lo_ms;
+    m.clock_hi_ms = p->clock_hi_ms;
+    m.clock_at_ms = p->clock_at_ms;
+    m.clock_base_ms = p->clock_base_ms;
+    if (p->has_boot)
+        m.clock_boot = bin(p->clock_boot, 16);
+    m.refused_sets = p->refused_sets;
+    m.held_there = p->held_there;
+    m.refused_reason = (char *)p->refused_reason;
     *n = bs__peer_state__get_packed_size(&m);
     if ((*out = malloc(*n + 1)) == NULL)
         rv = BS_ENOMEM;

@@ -32,10 +32,30 @@ typedef struct bs_peer {
     uint64_t last_ok_ms, last_err_ms, created_ms;
     char last_error[256];
     uint64_t sent_changes, recv_changes;
+    /* The peer's clock at the last completed network exchange (clock.h):
+     * peer wall - our wall is within [clock_lo_ms, clock_hi_ms]; unknown
+     * when clock_at_ms is 0.  clock_base_ms is our wall clock minus a
+     * clock that is never stepped, in boot clock_boot (has_boot), so a
+     * later step of our wall clock can be taken out of the offset. */
+    int64_t clock_lo_ms, clock_hi_ms, clock_base_ms;
+    uint64_t clock_at_ms;
+    int has_boot;
+    uint8_t clock_boot[16];
+    /* The last completed network exchange: sets it sent that we refused
+     * (with the first reason), sets we sent that it did not acknowledge. */
+    uint64_t refused_sets, held_there;
+    char refused_reason[256];
 } bs_peer;
 
-/* Valid endpoint: tcp://HOST:PORT (or ipc://PATH). */
-int bs_endpoint_valid(const char *s);
+/*
+ * An address to listen on: tcp://HOST:PORT (HOST printable ASCII without
+ * blanks, a wildcard such as * or 0.0.0.0 included; PORT 1-65535) or
+ * ipc://PATH.
+ */
+int bs_endpoint_listenable(const char *s);
+/* An address to dial (a peer's): listenable, and HOST is not a wildcard
+ * (*, 0.0.0.0, [::], [*]), which names no node. */
+int bs_endpoint_dialable(const char *s);
 
 /* The peer named `name`; BS_ENOTFOUND; BS_ESTORE for a damaged entry.  *p
  * owns its vector: release it with bs_peer_fini. */

@@ -5,9 +5,10 @@
 
 #include <string.h>
 
-#define FORMAT   2
-#define NO_VIDX  0xffffu
-#define VER_SIZE 24
+#define FORMAT      2 /* u16 counts and indices */
+#define FORMAT_WIDE 3 /* u32 counts and indices */
+#define NO_VIDX     0xffffu
+#define VER_SIZE    24
 
 int
 bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o)
@@ -37,18 +38,6 @@ bs_record_live(const bs_record *r, const bs_order *o)
     return !r->has_tomb || bs_version_cmp(&r->alive, &r->tomb, o) > 0;
 }
 
-const bs_value *
-bs_record_field(const bs_record *r, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (size_t i = 0; i < r->nfields; i++)
-        if (r->fields[i].namelen == n &&
-            memcmp(r->fields[i].name, name, n) == 0)
-            return &r->fields[i].val;
-    return NULL;
-}
-
 int
 bs_value_eq(const bs_value *a, const bs_value *b)
 {
@@ -74,6 +63,34 @@ name_cmp(const char *a, size_t an, const char *b, size_t bn)
     if (c != 0)
         return c;
     return an < bn ? -1 : an > bn;
+}
+
+const bs_field *
+bs_record_find(const bs_record *r, const char *name, size_t n)
+{
+    size_t lo = 0, hi = r->nfields;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const bs_field *f = &r->fields[mid];
+        int c = name_cmp(f->name, f->namelen, name, n);
+
+        if (c == 0)
+            return f;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const bs_value *
+bs_record_field(const bs_record *r, const char *name)
+{
+    const bs_field *f = bs_record_find(r, name, strlen(name));
+
+    return f != NULL ? &f->val : NULL;
 }
 
 static int
@@ -178,20 +195,40 @@ ver_eq(const bs_version *a, const bs_version *b)
            a->prio == b->prio;
 }
 
-/* The distinct versions of r, in first-use order: alive, tomb, fields. */
-typedef struct vtab {
-    size_t n;
-    const bs_version *v[BS_RECORD_FIELDS_MAX + 2];
-} vtab;
-
-static uint16_t
-vtab_index(vtab *t, const bs_version *v)
+static uint64_t
+ver_hash(const bs_version *v)
 {
-    for (size_t i = 0; i < t->n; i++)
-        if (ver_eq(t->v[i], v))
-            return (uint16_t)i;
-    t->v[t->n] = v;
-    return (uint16_t)t->n++;
+    uint64_t h = v->hlc * 0x9e3779b97f4a7c15u;
+
+    h ^= (v->seq + ((uint64_t)v->stream << 32 | v->prio)) * 0xc2b2ae3d27d4eb4fu;
+    return h ^ (h >> 29);
+}
+
+/* Records with few fields (nearly all) find their distinct versions by a
+ * linear search; larger ones through a hash table, so that preparing a
+ * record of n fields costs O(n). */
+#define LINEAR_MAX 32
+
+/* The index of v in e->ver, adding it when new; slots (mask + 1 of them,
+ * UINT32_MAX when empty) is the hash table, or NULL. */
+static uint32_t
+ver_index(bs_recenc *e, const bs_version **tab, uint32_t *slots, size_t mask,
+          const bs_version *v)
+{
+    if (slots == NULL) {
+        for (size_t i = 0; i < e->nver; i++)
+            if (ver_eq(tab[i], v))
+                return (uint32_t)i;
+    } else {
+        size_t h = (size_t)ver_hash(v) & mask;
+
+        for (; slots[h] != UINT32_MAX; h = (h + 1) & mask)
+            if (ver_eq(tab[slots[h]], v))
+                return slots[h];
+        slots[h] = (uint32_t)e->nver;
+    }
+    tab[e->nver] = v;
+    return (uint32_t)e->nver++;
 }
 
 static size_t
@@ -208,55 +245,75 @@ value_size(const bs_value *v)
     }
 }
 
-static void
-build_vtab(const bs_record *r, vtab *t)
+bs_err
+bs_record_prepare(const bs_record *r, bs_arena *a, bs_recenc *e)
 {
-    t->n = 0;
+    size_t max = r->nfields + 2, mask = 0, w;
+    const bs_version **tab;
+    uint32_t *slots = NULL;
+
+    memset(e, 0, sizeof *e);
+    if (r->nfields > UINT32_MAX - 2)
+        return BS_ENOMEM; /* not addressable in the wide format */
+    tab = bs_arena_alloc(a, max * sizeof *tab);
+    e->fidx = bs_arena_alloc(a, (r->nfields + 1) * sizeof *e->fidx);
+    if (tab == NULL || e->fidx == NULL)
+        return BS_ENOMEM;
+    if (max > LINEAR_MAX) {
+        for (mask = 64; mask < max * 2; mask *= 2)
+            ;
+        if ((slots = bs_arena_alloc(a, mask * sizeof *slots)) == NULL)
+            return BS_ENOMEM;
+        memset(slots, 0xff, mask * sizeof *slots);
+        mask--;
+    }
+    e->alive = e->tomb = UINT32_MAX;
     if (r->has_alive)
-        (void)vtab_index(t, &r->alive);
+        e->alive = ver_index(e, tab, slots, mask, &r->alive);
     if (r->has_tomb)
-        (void)vtab_index(t, &r->tomb);
+        e->tomb = ver_index(e, tab, slots, mask, &r->tomb);
     for (size_t i = 0; i < r->nfields; i++)
-        (void)vtab_index(t, &r->fields[i].ver);
+        e->fidx[i] = ver_index(e, tab, slots, mask, &r->fields[i].ver);
+    e->ver = tab;
+    /* The narrow format holds counts and indices below NO_VIDX. */
+    e->wide = e->nver >= NO_VIDX || r->nfields >= NO_VIDX;
+    w = e->wide ? 4 : 2;
+    e->size = 1 + 1 + w + e->nver * VER_SIZE + 3 * w;
+    for (size_t i = 0; i < r->nfields; i++)
+        e->size += w + 2 + r->fields[i].namelen + value_size(&r->fields[i].val);
+    return BS_OK;
 }
 
-size_t
-bs_record_size(const bs_record *r)
+static void
+put_idx(uint8_t **p, int wide, uint32_t v)
 {
-    vtab t;
-    size_t n;
-
-    BS_ASSERT(r->nfields <= BS_RECORD_FIELDS_MAX);
-    build_vtab(r, &t);
-    n = 1 + 1 + 2 + t.n * VER_SIZE + 2 + 2 + 2;
-    for (size_t i = 0; i < r->nfields; i++)
-        n += 2 + 2 + r->fields[i].namelen + value_size(&r->fields[i].val);
-    return n;
+    if (wide)
+        put32(p, v);
+    else
+        put16(p, v == UINT32_MAX ? NO_VIDX : (uint16_t)v);
 }
 
 void
-bs_record_encode(const bs_record *r, uint8_t *out)
+bs_record_encode(const bs_record *r, const bs_recenc *e, uint8_t *out)
 {
-    vtab t;
     uint8_t *p = out;
 
-    build_vtab(r, &t);
-    *p++ = FORMAT;
+    *p++ = e->wide ? FORMAT_WIDE : FORMAT;
     *p++ = r->live ? 1 : 0;
-    put16(&p, (uint16_t)t.n);
-    for (size_t i = 0; i < t.n; i++) {
-        put64(&p, t.v[i]->hlc);
-        put64(&p, t.v[i]->seq);
-        put32(&p, t.v[i]->stream);
-        put32(&p, t.v[i]->prio);
+    put_idx(&p, e->wide, (uint32_t)e->nver);
+    for (size_t i = 0; i < e->nver; i++) {
+        put64(&p, e->ver[i]->hlc);
+        put64(&p, e->ver[i]->seq);
+        put32(&p, e->ver[i]->stream);
+        put32(&p, e->ver[i]->prio);
     }
-    put16(&p, r->has_alive ? vtab_index(&t, &r->alive) : NO_VIDX);
-    put16(&p, r->has_tomb ? vtab_index(&t, &r->tomb) : NO_VIDX);
-    put16(&p, (uint16_t)r->nfields);
+    put_idx(&p, e->wide, e->alive);
+    put_idx(&p, e->wide, e->tomb);
+    put_idx(&p, e->wide, (uint32_t)r->nfields);
     for (size_t i = 0; i < r->nfields; i++) {
         const bs_field *f = &r->fields[i];
 
-        put16(&p, vtab_index(&t, &f->ver));
+        put_idx(&p, e->wide, e->fidx[i]);
         put16(&p, f->namelen);
         memcpy(p, f->name, f->namelen);
         p += f->namelen;
@@ -272,6 +329,7 @@ bs_record_encode(const bs_record *r, uint8_t *out)
             p += f->val.len;
         }
     }
+    BS_ASSERT((size_t)(p - out) == e->size);
 }
 
 static bs_err
@@ -307,48 +365,64 @@ decode_value(reader *rd, bs_value *v)
     return rd->bad ? BS_ESTORE : BS_OK;
 }
 
+/* A count or index of the record's format: u16, or u32 when wide. */
+static uint32_t
+get_idx(reader *rd, int wide)
+{
+    uint32_t v;
+
+    if (wide)
+        return get32(rd);
+    v = get16(rd);
+    return v == NO_VIDX ? UINT32_MAX : v;
+}
+
 bs_err
 bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
 {
     reader rd = {buf, buf + n, 0};
     const uint8_t *fmt = take(&rd, 1), *flags = take(&rd, 1);
     bs_version *vers;
-    uint16_t nver, av, tv;
+    uint32_t nver, av, tv;
+    int wide;
 
     memset(r, 0, sizeof *r);
-    if (fmt == NULL || flags == NULL || *fmt != FORMAT || *flags > 1)
+    if (fmt == NULL || flags == NULL ||
+        (*fmt != FORMAT && *fmt != FORMAT_WIDE) || *flags > 1)
         return BS_ESTORE;
+    wide = *fmt == FORMAT_WIDE;
     r->live = *flags & 1;
-    nver = get16(&rd);
-    /* Check the length before allocating: corrupt bytes stay cheap. */
-    if (rd.bad || (size_t)(rd.end - rd.p) < (size_t)nver * VER_SIZE)
+    nver = get_idx(&rd, wide);
+    /* Check the lengths before allocating: corrupt bytes stay cheap. */
+    if (rd.bad || nver == UINT32_MAX ||
+        (size_t)(rd.end - rd.p) < (size_t)nver * VER_SIZE)
         return BS_ESTORE;
     if ((vers = bs_arena_alloc(a, (nver + 1u) * sizeof *vers)) == NULL)
         return BS_ENOMEM;
-    for (uint16_t i = 0; i < nver; i++) {
+    for (uint32_t i = 0; i < nver; i++) {
         vers[i].hlc = get64(&rd);
         vers[i].seq = get64(&rd);
         vers[i].stream = get32(&rd);
         vers[i].prio = get32(&rd);
     }
-    av = get16(&rd);
-    tv = get16(&rd);
-    r->nfields = get16(&rd);
-    if (!rd.bad && (size_t)(rd.end - rd.p) < r->nfields * 5u)
-        return BS_ESTORE; /* each field takes at least 5 bytes */
-    if (rd.bad || (av != NO_VIDX && av >= nver) ||
-        (tv != NO_VIDX && tv >= nver) || r->nfields > BS_RECORD_FIELDS_MAX)
+    av = get_idx(&rd, wide);
+    tv = get_idx(&rd, wide);
+    r->nfields = get_idx(&rd, wide);
+    /* Each field takes at least an index, a name length and a type. */
+    if (rd.bad || r->nfields == UINT32_MAX ||
+        (size_t)(rd.end - rd.p) / (wide ? 7u : 5u) < r->nfields ||
+        (av != UINT32_MAX && av >= nver) || (tv != UINT32_MAX && tv >= nver))
         return BS_ESTORE;
-    if ((r->has_alive = av != NO_VIDX))
+    if ((r->has_alive = av != UINT32_MAX))
         r->alive = vers[av];
-    if ((r->has_tomb = tv != NO_VIDX))
+    if ((r->has_tomb = tv != UINT32_MAX))
         r->tomb = vers[tv];
     r->fields = bs_arena_alloc(a, (r->nfields + 1) * sizeof *r->fields);
     if (r->fields == NULL)
         return BS_ENOMEM;
     for (size_t i = 0; i < r->nfields; i++) {
         bs_field *f = &r->fields[i];
-        uint16_t vi = get16(&rd);
+        uint32_t vi = get_idx(&rd, wide);
 
         f->namelen = get16(&rd);
         f->name = (const char *)take(&rd, f->namelen);
@@ -404,8 +478,6 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
     r->live = bs_record_live(r, o);
     if (r->has_tomb && bs_version_cmp(ver, &r->tomb, o) <= 0)
         return BS_OK; /* its fields are older than a delete */
-    if (r->nfields + nfields > BS_RECORD_FIELDS_MAX * 2u)
-        return BS_EINVAL;
     out = bs_arena_alloc(a, (r->nfields + nfields + 1) * sizeof *out);
     if (out == NULL)
         return BS_ENOMEM;
@@ -438,8 +510,6 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
             j++;
         }
     }
-    if (n > BS_RECORD_FIELDS_MAX)
-        return BS_EINVAL;
     r->fields = out;
     r->nfields = n;
     return BS_OK;
@@ -448,6 +518,9 @@ bs_record_merge(bs_record *r, int deleted, const bs_field *fields,
 /* ---- names ---- */
 
 #include <ctype.h>
+
+/* What utf8_check admits besides well-formed UTF-8 without NUL. */
+enum { NO_CONTROLS, NO_C0, ANY_CONTROLS };
 
 static int
 utf8_check(const unsigned char *s, size_t n, int controls)
@@ -459,7 +532,7 @@ utf8_check(const unsigned char *s, size_t n, int controls)
         size_t len;
         uint32_t cp;
 
-        if (c == 0 || (!controls && (c < 0x20 || c == 0x7f)))
+        if (c == 0 || (controls != ANY_CONTROLS && (c < 0x20 || c == 0x7f)))
             return 0;
         if (c < 0x80) {
             i++;
@@ -488,21 +561,17 @@ utf8_check(const unsigned char *s, size_t n, int controls)
             (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff))
             return 0;
+        if (controls == NO_CONTROLS && cp <= 0x9f) /* C1: U+0080-U+009F */
+            return 0;
         i += len;
     }
     return 1;
 }
 
-static int
-utf8_clean(const unsigned char *s, size_t n)
-{
-    return utf8_check(s, n, 0);
-}
-
 int
 bs_utf8_valid(const char *s, size_t n)
 {
-    return utf8_check((const unsigned char *)s, n, 1);
+    return utf8_check((const unsigned char *)s, n, ANY_CONTROLS);
 }
 
 int
@@ -521,20 +590,45 @@ bs_collection_valid(const char *s, int allow_system)
     return 1;
 }
 
-int
-bs_id_valid(const char *s)
+static int
+id_ok(const char *s, int controls)
 {
     size_t n = strlen(s);
 
-    return n > 0 && n <= BS_ID_MAX && utf8_clean((const unsigned char *)s, n);
+    return n > 0 && n <= BS_ID_MAX &&
+           utf8_check((const unsigned char *)s, n, controls);
+}
+
+static int
+field_name_ok(const char *s, size_t n, int controls)
+{
+    return n > 0 && n <= BS_FIELD_NAME_MAX &&
+           !(n == 2 && memcmp(s, "id", 2) == 0) && memchr(s, '\0', n) == NULL &&
+           utf8_check((const unsigned char *)s, n, controls);
+}
+
+int
+bs_id_valid(const char *s)
+{
+    return id_ok(s, NO_CONTROLS);
+}
+
+int
+bs_id_wire_valid(const char *s)
+{
+    return id_ok(s, NO_C0);
 }
 
 int
 bs_field_name_valid(const char *s, size_t n)
 {
-    return n > 0 && n <= BS_FIELD_NAME_MAX &&
-           !(n == 2 && memcmp(s, "id", 2) == 0) && memchr(s, '\0', n) == NULL &&
-           utf8_clean((const unsigned char *)s, n);
+    return field_name_ok(s, n, NO_CONTROLS);
+}
+
+int
+bs_field_name_wire_valid(const char *s, size_t n)
+{
+    return field_name_ok(s, n, NO_C0);
 }
 
 size_t

@@ -10,13 +10,18 @@
  * collection's order (bs_version_cmp), so the result does not depend on the
  * order changes arrive in (INV-5: the comparison is pure).
  *
- * Stored encoding (local to a node, host byte order):
- *   u8 format (2) | u8 flags (bit 0: live) | u16 nver | nver x version(24) |
- * u16 alive_vidx | u16 tomb_vidx (0xffff: none) | u16 nfields | nfields x (u16
- * vidx | u16 namelen | name | u8 type | payload) version = u64 hlc | u64 seq |
+ * Merging never fails for size: a record holds as many fields as its
+ * writers gave it (docs/design.md, "Limits").
+ *
+ * Stored encoding (local to a node, host byte order), in one of two widths:
+ *   u8 format | u8 flags (bit 0: live) | N nver | nver x version(24) |
+ * N alive_vidx | N tomb_vidx (all ones: none) | N nfields | nfields x (N vidx
+ * | u16 namelen | name | u8 type | payload), where N is a u16 in format 2
+ * and a u32 in format 3.  Format 2 is written whenever counts and indices
+ * stay below 0xffff, format 3 otherwise.  version = u64 hlc | u64 seq |
  * u32 stream | u32 prio.  payload: none for null/false/true, 8 bytes for
- * integer/real, u32 len + bytes for text. Fields are sorted by name (bytewise),
- * so equal records encode equally.
+ * integer/real, u32 len + bytes for text. Fields are sorted by name
+ * (bytewise), so equal records encode equally.
  */
 #ifndef BS_RECORD_H
 #define BS_RECORD_H
@@ -84,20 +89,38 @@ int bs_record_live(const bs_record *r, const bs_order *o);
 /* Decode a stored record; strings borrow from buf.  BS_ESTORE if corrupt. */
 BS_MUST_CHECK bs_err bs_record_decode(bs_record *r, const uint8_t *buf,
                                       size_t n, bs_arena *a);
-/* Encoded size of r, and the encoding into out (which holds that many). */
-size_t bs_record_size(const bs_record *r);
-void bs_record_encode(const bs_record *r, uint8_t *out);
+
+/* How r encodes: its distinct versions and the index of each field's, found
+ * by bs_record_prepare (arrays in its arena; valid while r and the arena
+ * are), and the encoded size. */
+typedef struct bs_recenc {
+    size_t size;
+    int wide; /* format 3 */
+    size_t nver;
+    const bs_version **ver; /* first-use order: alive, tomb, fields */
+    uint32_t alive, tomb;   /* UINT32_MAX: none */
+    uint32_t *fidx;         /* per field */
+} bs_recenc;
+
+/* Prepare r's encoding in O(nfields).  BS_ENOMEM only. */
+BS_MUST_CHECK bs_err bs_record_prepare(const bs_record *r, bs_arena *a,
+                                       bs_recenc *e);
+/* Encode r as prepared into out, which holds e->size bytes. */
+void bs_record_encode(const bs_record *r, const bs_recenc *e, uint8_t *out);
 
 /*
  * Merge one change into r: an upsert of `fields` (sorted, unique names) or a
  * delete, stamped `ver`.  Arrays come from arena a.  Sets *changed when r
- * changed.  Pure apart from the arena (INV-5).
+ * changed.  Pure apart from the arena (INV-5).  Never refuses a merge: the
+ * only error is BS_ENOMEM.
  */
 BS_MUST_CHECK bs_err bs_record_merge(bs_record *r, int deleted,
                                      const bs_field *fields, size_t nfields,
                                      const bs_version *ver, const bs_order *o,
                                      bs_arena *a, int *changed);
 
+/* r's field name[0..n) (binary search: r's fields are sorted), or NULL. */
+const bs_field *bs_record_find(const bs_record *r, const char *name, size_t n);
 /* The value of r's field `name`, or NULL. */
 const bs_value *bs_record_field(const bs_record *r, const char *name);
 
@@ -115,10 +138,21 @@ BS_MUST_CHECK bs_err bs_fields_sort(bs_field *f, size_t n, bs_errbuf *err);
 int bs_collection_valid(const char *s, int allow_system);
 /* Well-formed UTF-8 (control characters allowed, NUL not). */
 int bs_utf8_valid(const char *s, size_t n);
-/* A record ID: 1..256 bytes of UTF-8 without control characters. */
+/*
+ * Names given here (put, del, get, load, JSON input): a record ID is 1..256
+ * bytes of UTF-8 without control characters (C0, DEL, nor C1 U+0080-U+009F;
+ * README "Limits"); a field name is 1..128 such bytes, not "id".
+ */
 int bs_id_valid(const char *s);
-/* A field name: 1..128 bytes of UTF-8 without control characters, not "id". */
 int bs_field_name_valid(const char *s, size_t n);
+/*
+ * The same names in a received change set (docs/protocol.md §2.2, C3/C4):
+ * version 1 refuses only bytes < 0x20 and 0x7F there, so C1 characters,
+ * which version 1 nodes accepted as input, still decode; only the decoder
+ * (changeset.c) uses these.
+ */
+int bs_id_wire_valid(const char *s);
+int bs_field_name_wire_valid(const char *s, size_t n);
 
 /* Record key: collection \0 id.  buf holds BS_RECKEY_MAX bytes. */
 #define BS_RECKEY_MAX (BS_COLLECTION_MAX + 1 + BS_ID_MAX)

@@ -70,6 +70,8 @@ struct bs_records_iter {
     uint8_t after[BS_RECKEY_MAX];
     size_t alen; /* 0: no lower bound */
     int started;
+    uint8_t prev[BS_RECKEY_MAX]; /* the last key seen, for the order check */
+    size_t prevn;
     bs_arena a;
     bs_record r;
 };
@@ -125,6 +127,56 @@ step(bs_records_iter *it, bs_slice *k, bs_slice *v)
     return bs_cursor_seek(it->cur, bs_mem(it->prefix, it->plen), k, v);
 }
 
+static int
+key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    int r = memcmp(a, b, an < bn ? an : bn);
+
+    return r ? r : (an > bn) - (an < bn);
+}
+
+static bs_err
+out_of_order(bs_errbuf *err, const bs_records_iter *it)
+{
+    return bs_errf(err, BS_ESTORE,
+                   "store is corrupt: the records are out of order after "
+                   "%.*s/%.*s (a damaged key); restore from a backup",
+                   (int)(it->clen - 1), (const char *)it->prefix,
+                   (int)(it->prevn > it->clen ? it->prevn - it->clen : 0),
+                   (const char *)it->prev + it->clen);
+}
+
+/*
+ * The key k ends the walk.  LMDB does not check keys: a damaged one in
+ * the middle of the collection sorts past it and would end the walk early
+ * and silently.  A key that ends it must sort after the last one of the
+ * collection, name a collection, and sort before the key that follows it.
+ */
+static bs_err
+check_end(bs_records_iter *it, bs_slice k, bs_errbuf *err)
+{
+    const uint8_t *nul = memchr(k.p, '\0', k.n);
+    char coll[BS_COLLECTION_MAX + 1];
+    bs_slice k2, v2;
+    size_t cn = nul ? (size_t)(nul - k.p) : 0;
+    bs_err rv;
+
+    if (it->prevn > 0 && key_cmp(k.p, k.n, it->prev, it->prevn) <= 0)
+        return out_of_order(err, it);
+    memcpy(it->prev, k.p, k.n < sizeof it->prev ? k.n : sizeof it->prev);
+    it->prevn = k.n < sizeof it->prev ? k.n : sizeof it->prev;
+    if (nul != NULL && cn <= BS_COLLECTION_MAX) {
+        memcpy(coll, k.p, cn);
+        coll[cn] = '\0';
+    }
+    if (nul == NULL || cn > BS_COLLECTION_MAX || !bs_collection_valid(coll, 1))
+        return out_of_order(err, it);
+    rv = bs_cursor_next(it->cur, &k2, &v2);
+    if (rv == BS_OK && key_cmp(k2.p, k2.n, it->prev, it->prevn) <= 0)
+        return out_of_order(err, it);
+    return rv == BS_OK || rv == BS_ENOTFOUND ? BS_ENOTFOUND : rv;
+}
+
 bs_err
 bs_records_iter_next(bs_records_iter *it, const char **id, size_t *idlen,
                      const bs_record **r, bs_errbuf *err)
@@ -134,7 +186,11 @@ bs_records_iter_next(bs_records_iter *it, const char **id, size_t *idlen,
 
     while ((rv = step(it, &k, &v)) == BS_OK) {
         if (k.n < it->plen || memcmp(k.p, it->prefix, it->plen) != 0)
-            return BS_ENOTFOUND; /* past the collection or the prefix */
+            return check_end(it, k, err); /* past the collection */
+        if (it->prevn > 0 && key_cmp(k.p, k.n, it->prev, it->prevn) <= 0)
+            return out_of_order(err, it);
+        memcpy(it->prev, k.p, k.n < sizeof it->prev ? k.n : sizeof it->prev);
+        it->prevn = k.n < sizeof it->prev ? k.n : sizeof it->prev;
         bs_arena_reset(&it->a);
         if (bs_record_decode(&it->r, v.p, v.n, &it->a) != BS_OK)
             return corrupt(err, k.p, k.n);
@@ -172,7 +228,7 @@ write_txn(bs_txn *t, void *arg, bs_errbuf *err)
     bs_local l;
     bs_err rv;
 
-    if ((rv = bs_local_begin(&l, t, b->c->sk, b->c->clock, err)) != BS_OK)
+    if ((rv = bs_local_begin(&l, t, b->c, err)) != BS_OK)
         goto out;
     for (size_t i = 0; i < b->n && rv == BS_OK; i++) {
         bs_write *w = &b->w[i];

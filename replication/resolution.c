@@ -132,7 +132,7 @@ resolve_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return bs_errf(err, rv, "no conflict %s (see conflicts --all)", x->cid);
     if (rv != BS_OK)
         return rv;
-    if ((rv = bs_local_begin(&l, t, x->c->sk, x->c->clock, err)) == BS_OK &&
+    if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK &&
         (rv = decide(x, &l, &cf, err)) == BS_OK &&
         (rv = bs_local_finish(&l, err)) == BS_OK)
         rv = bs_conflict_mark_resolved(t, x->cid, x->how);

@@ -15,6 +15,12 @@ typedef struct outmsg {
 
 #define QUEUE_MAX 8
 
+/* The sets sent of one stream: the stream and the last seq sent. */
+typedef struct sent_stream {
+    uint8_t key[BS_STREAM_KEY_LEN];
+    uint64_t last;
+} sent_stream;
+
 struct bs_session {
     bs_session_cfg cfg;
     bs_session_state state;
@@ -30,6 +36,11 @@ struct bs_session {
     bs_session_stats st;
     bs_err errcode;
     char error[BS_ERRMSG_LEN];
+    char refused_why[BS_ERRMSG_LEN]; /* the first set refused, and why */
+    uint64_t hello_ms;               /* created_ms of our HELLO */
+    uint8_t own_pk[BS_PK_LEN];       /* this node's key */
+    sent_stream *sent;               /* per stream, what we sent */
+    size_t nsent;
 };
 
 static uint64_t
@@ -65,7 +76,8 @@ fail(bs_session *s, bs_err e, const char *msg)
         return e;
     s->state = BS_SESSION_FAILED;
     s->errcode = e;
-    snprintf(s->error, sizeof s->error, "%s", msg);
+    if (msg != s->error) /* on_set passes s->error itself */
+        snprintf(s->error, sizeof s->error, "%s", msg);
     buf[0] = (uint8_t)e;
     memcpy(buf + 1, msg, n);
     (void)enqueue(s, BS_MSG_ERROR, buf, n + 1);
@@ -98,6 +110,7 @@ bs_session_free(bs_session *s)
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
     bs_envelope_fini(&s->theirs);
+    free(s->sent);
     free(s);
 }
 
@@ -125,6 +138,12 @@ bs_session_error(const bs_session *s)
     return s->error;
 }
 
+const char *
+bs_session_refused_reason(const bs_session *s)
+{
+    return s->refused_why;
+}
+
 bs_err
 bs_session_errcode(const bs_session *s)
 {
@@ -136,6 +155,7 @@ bs_session_errcode(const bs_session *s)
 typedef struct hello_ctx {
     bs_session *s;
     int bump; /* initiator: count this exchange in the peer's sent_no */
+    uint64_t now;
     uint8_t *env;
     size_t n;
 } hello_ctx;
@@ -162,9 +182,10 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
         rv = bs_peer_put(t, &p);
     }
     memcpy(h->s->peer_pk, p.pk, BS_PK_LEN);
+    memcpy(h->s->own_pk, m.pk, BS_PK_LEN);
     snprintf(h->s->peer, sizeof h->s->peer, "%s", p.name);
     if (rv == BS_OK)
-        rv = bs_xchg_envelope(t, &m, &p, p.sent_no, now_ms(h->s), &e);
+        rv = bs_xchg_envelope(t, &m, &p, p.sent_no, h->now, &e);
     bs_peer_fini(&p);
     if (rv != BS_OK)
         return rv;
@@ -178,7 +199,7 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
 static bs_err
 send_envelope(bs_session *s, uint8_t type, int bump)
 {
-    hello_ctx h = {s, bump, NULL, 0};
+    hello_ctx h = {s, bump, now_ms(s), NULL, 0};
     bs_errbuf err = {{0}};
     bs_err rv;
 
@@ -195,6 +216,8 @@ send_envelope(bs_session *s, uint8_t type, int bump)
     free(h.env);
     if (rv != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
+    if (type == BS_MSG_HELLO)
+        s->hello_ms = h.now; /* the peer's later envelopes come after it */
     return BS_OK;
 }
 
@@ -250,10 +273,16 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
                     "hello names another node than the one authenticated");
     if (s->cfg.initiator && memcmp(s->theirs.sender, s->peer_pk, BS_PK_LEN))
         return fail(s, BS_EFORGED, "the peer answered with another identity");
+    /* The peer's clock: its hello cannot arrive before it was made, and
+     * the responder made its hello after ours arrived (clock.h). */
+    bs_clock_sample_recv(&s->st.clock, s->theirs.created_ms, now_ms(s));
+    if (s->cfg.initiator)
+        bs_clock_sample_reply(&s->st.clock, s->theirs.created_ms, s->hello_ms);
     if ((rv = bs_store_read(s->cfg.store, &t, &err)) != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
     if ((rv = bs_meta_load(t, &m, &err)) == BS_OK)
-        rv = bs_xchg_accept(t, &m, &s->theirs, &acc, &err);
+        rv = bs_xchg_accept(t, &m, &s->theirs, now_ms(s), s->cfg.retention_ms,
+                            &acc, &err);
     bs_txn_abort(t);
     if (rv != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
@@ -320,15 +349,22 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
         rv = bs_store_write(s->cfg.store, apply_txn, &x, &err);
         bs_changeset_free(x.v);
     }
+    if (rv != BS_OK && bs_err_local(rv)) {
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(&err, rv));
+        return fail(s, rv, why); /* our own trouble: stop */
+    }
     if (rv != BS_OK) {
         /* P6: refuse this set, keep going; its origin's later sets will
-         * wait behind the gap, other origins flow on. */
-        s->st.refused++;
-        snprintf(s->error, sizeof s->error, "refused a change set: %s",
-                 bs_errmsg(&err, rv));
+         * wait behind the gap, other origins flow on.  The first reason
+         * is the one reported (status, the exchange log, `sync`). */
+        if (s->st.refused++ == 0) {
+            snprintf(s->refused_why, sizeof s->refused_why, "%s",
+                     bs_errmsg(&err, rv));
+            snprintf(s->error, sizeof s->error, "refused a change set: %.*s",
+                     (int)sizeof s->error - 32, s->refused_why);
+        }
         s->errcode = rv;
-        if (bs_err_local(rv))
-            return fail(s, rv, s->error); /* our own trouble: stop */
     }
     bs_put_u32be(credit, 1);
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
@@ -375,10 +411,82 @@ maybe_ack(bs_session *s)
 }
 
 typedef struct ack_ctx {
+    bs_session *s;
     bs_envelope *e;
     const bs_envelope *hello; /* responder: the initiator's numbered hello */
     uint64_t changes, now;
+    uint64_t held, held_own; /* sets we sent that e does not cover */
 } ack_ctx;
+
+/* How many stored sets of stream `key` hold seqs in (from, upto]. */
+static bs_err
+count_sets(bs_txn *t, bs_streamtab *tab, const uint8_t *key, uint64_t from,
+           uint64_t upto, uint64_t *n)
+{
+    const bs_stream *st = bs_streams_find(tab, key, key + BS_PK_LEN);
+    uint64_t last;
+    bs_slice set;
+    bs_err rv;
+
+    *n = 0;
+    if (st == NULL)
+        return BS_OK;
+    while ((rv = bs_setlog_next(t, st->idx, from, upto, &set, &last)) ==
+           BS_OK) {
+        (*n)++;
+        from = last;
+    }
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/* The sets this session sent that the peer's ACK does not cover: they
+ * were held there, or refused (docs/protocol.md 15.5). */
+static bs_err
+held_there(bs_txn *t, ack_ctx *a)
+{
+    const bs_session *s = a->s;
+    bs_streamtab tab;
+    bs_err rv;
+
+    if (s->nsent == 0)
+        return BS_OK;
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < s->nsent && rv == BS_OK; i++) {
+        uint64_t acked = bs_vv_get(a->e->ack, a->e->nack, s->sent[i].key), n;
+
+        if (acked >= s->sent[i].last)
+            continue;
+        if ((rv = count_sets(t, &tab, s->sent[i].key, acked, s->sent[i].last,
+                             &n)) != BS_OK)
+            break;
+        a->held += n;
+        if (memcmp(s->sent[i].key, s->own_pk, BS_PK_LEN) == 0)
+            a->held_own += n;
+    }
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+/* What this exchange says about the peer, kept with it (peers.h). */
+static bs_err
+note_peer(bs_txn *t, ack_ctx *a)
+{
+    const bs_session *s = a->s;
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_peer_find_pk(t, a->e->sender, &p)) != BS_OK)
+        return rv;
+    bs_clock_note(&p, &s->st.clock, s->cfg.clock);
+    p.refused_sets = s->st.refused;
+    snprintf(p.refused_reason, sizeof p.refused_reason, "%.*s",
+             (int)sizeof p.refused_reason - 1, s->refused_why);
+    p.held_there = a->held;
+    rv = bs_peer_put(t, &p);
+    bs_peer_fini(&p);
+    return rv;
+}
 
 static bs_err
 ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
@@ -387,9 +495,13 @@ ack_txn(bs_txn *t, void *arg, bs_errbuf *err)
     bs_err rv;
 
     (void)err;
+    a->held = a->held_own = 0;
     if (a->hello != NULL && (rv = bs_xchg_note_message(t, a->hello)) != BS_OK)
         return rv;
-    return bs_xchg_record(t, a->e, a->changes, a->now, 0);
+    if ((rv = bs_xchg_record(t, a->e, a->changes, a->now, 0)) != BS_OK ||
+        (rv = held_there(t, a)) != BS_OK)
+        return rv;
+    return note_peer(t, a);
 }
 
 static bs_err
@@ -397,7 +509,7 @@ on_ack(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
     bs_envelope e;
-    ack_ctx a = {&e, s->cfg.initiator ? NULL : &s->theirs, 0, 0};
+    ack_ctx a = {s, &e, s->cfg.initiator ? NULL : &s->theirs, 0, 0, 0, 0};
     bs_err rv;
 
     if (s->state != BS_SESSION_STREAMING || s->got_ack)
@@ -410,10 +522,15 @@ on_ack(bs_session *s, const uint8_t *p, size_t n)
     }
     a.changes = s->st.changes_applied;
     a.now = now_ms(s);
+    /* The peer built its ACK after our hello reached it. */
+    bs_clock_sample_recv(&s->st.clock, e.created_ms, a.now);
+    bs_clock_sample_reply(&s->st.clock, e.created_ms, s->hello_ms);
     rv = bs_store_write(s->cfg.store, ack_txn, &a, &err);
     bs_envelope_fini(&e);
     if (rv != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
+    s->st.held_there = a.held;
+    s->st.held_there_own = a.held_own;
     s->got_ack = 1;
     if (s->sent_ack)
         s->state = BS_SESSION_COMPLETE;
@@ -449,13 +566,18 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
         return maybe_ack(s);
     case BS_MSG_ACK:
         return on_ack(s, p, len);
-    case BS_MSG_CREDIT:
+    case BS_MSG_CREDIT: {
+        uint32_t more;
         if (len != 4 || s->state != BS_SESSION_STREAMING)
             return fail(s, BS_EMALFORMED, "bad CREDIT message");
-        s->credit += bs_get_u32be(p);
-        if (s->credit > s->cfg.window)
+        /* Compared with the room left, never added first: a sum could
+         * wrap (2^32 - 1 read as -1) and pass (protocol.md 15.3). */
+        more = bs_get_u32be(p);
+        if (more > s->cfg.window - s->credit)
             return fail(s, BS_EMALFORMED, "credit beyond the window");
+        s->credit += more;
         return BS_OK;
+    }
     case BS_MSG_ERROR: {
         bs_err e = len > 0 && p[0] < BS_ERR_COUNT ? (bs_err)p[0] : BS_EIO;
         s->state = BS_SESSION_FAILED;
@@ -468,6 +590,84 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
     default:
         return fail(s, BS_EMALFORMED, "unknown message type");
     }
+}
+
+/* One varint at *p (advanced); 0 when it does not end before `end`. */
+static int
+pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The stream (origin 3, incarnation 4) a stored set's SetHeader names
+ * (protocol.md 2.5).  Our own stored bytes: only varints and
+ * length-delimited fields occur. */
+static int
+set_stream(bs_slice set, uint8_t key[BS_STREAM_KEY_LEN])
+{
+    bs_slice hdr;
+    const uint8_t *p, *end;
+    int found = 0;
+
+    if (bs_changeset_stored_header(set, &hdr) != BS_OK)
+        return 0;
+    for (p = hdr.p, end = hdr.p + hdr.n; p < end && found != 3;) {
+        uint64_t tag, len;
+        if (!pb_varint(&p, end, &tag))
+            return 0;
+        if ((tag & 7) == 0) {
+            if (!pb_varint(&p, end, &len))
+                return 0;
+            continue;
+        }
+        if ((tag & 7) != 2 || !pb_varint(&p, end, &len) ||
+            len > (uint64_t)(end - p))
+            return 0;
+        if (tag >> 3 == 3 && len == BS_PK_LEN) {
+            memcpy(key, p, BS_PK_LEN);
+            found |= 1;
+        } else if (tag >> 3 == 4 && len == BS_INC_LEN) {
+            memcpy(key + BS_PK_LEN, p, BS_INC_LEN);
+            found |= 2;
+        }
+        p += len;
+    }
+    return found == 3;
+}
+
+/* Remember how far we sent set's stream (for held_there).  A stream's sets
+ * go out one after another, so one entry per stream. */
+static bs_err
+note_sent(bs_session *s, bs_slice set)
+{
+    uint8_t key[BS_STREAM_KEY_LEN];
+    uint64_t first, last, created;
+    sent_stream *v;
+
+    if (!set_stream(set, key) ||
+        bs_changeset_stored_info(set, &first, &last, &created) != BS_OK)
+        return BS_OK; /* not ours to judge: it goes uncounted */
+    if (s->nsent > 0 &&
+        memcmp(s->sent[s->nsent - 1].key, key, BS_STREAM_KEY_LEN) == 0) {
+        s->sent[s->nsent - 1].last = last;
+        return BS_OK;
+    }
+    if ((v = realloc(s->sent, (s->nsent + 1) * sizeof *v)) == NULL)
+        return BS_ENOMEM;
+    s->sent = v;
+    memcpy(v[s->nsent].key, key, BS_STREAM_KEY_LEN);
+    v[s->nsent++].last = last;
+    return BS_OK;
 }
 
 /* Queue the next SET, or DONE once everything was sent. */
@@ -491,7 +691,8 @@ produce(bs_session *s)
     }
     if (rv != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
-    rv = enqueue(s, BS_MSG_SET, set, n);
+    if ((rv = note_sent(s, bs_mem(set, n))) == BS_OK)
+        rv = enqueue(s, BS_MSG_SET, set, n);
     free(set);
     if (rv != BS_OK)
         return fail(s, rv, "out of memory");

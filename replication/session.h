@@ -14,9 +14,11 @@
  *
  * Rules:
  *  - The initiator sends HELLO; the responder checks it (paired, same
- *    infobase, sender = the key the transport authenticated) and answers
- *    with its own HELLO.  Each side then streams the sets the other lacks
- *    according to the vector in the other's HELLO, hub streams first.
+ *    infobase, sender = the key the transport authenticated, not silent
+ *    past the retention limit) and answers with its own HELLO, which the
+ *    initiator checks the same way (bs_xchg_accept).  Each side then
+ *    streams the sets the other lacks according to the vector in the
+ *    other's HELLO, hub streams first.
  *  - At most `window` SETs are unacknowledged by CREDIT at any time, so
  *    memory stays flat however large the backlog (P25).
  *  - Each SET is verified and applied in its own write transaction as it
@@ -28,10 +30,16 @@
  *    exchange is complete when both ACKs have crossed.
  *  - Interrupted anywhere, nothing is lost: applied sets are committed, and
  *    the next exchange starts from the vectors as they are (resume).
+ *  - Each side bounds the other's clock from the envelopes' created_ms and
+ *    when they were sent and received (clock.h); the peer's ACK records
+ *    the bounds with the peer, with the sets refused from it (and the first
+ *    reason) and the sets sent to it that its ACK does not cover: held or
+ *    refused there.  Nothing on the wire changes for this.
  */
 #ifndef BS_SESSION_H
 #define BS_SESSION_H
 
+#include "clock.h"
 #include "exchange.h"
 
 #define BS_MSG_HELLO  1
@@ -64,11 +72,19 @@ typedef struct bs_session_cfg {
      * NULL in tests that trust the envelope */
     const uint8_t *authenticated;
     unsigned window; /* 0: BS_SESSION_WINDOW */
+    /* the retention limit ([sync] retention_days): a peer silent for
+     * longer is refused at its hello, whichever side calls (X7,
+     * exchange.h bs_xchg_check_stale); 0: no limit (tests, fuzzers) */
+    uint64_t retention_ms;
 } bs_session_cfg;
 
 typedef struct bs_session_stats {
     uint64_t sets_sent, sets_received, changes_applied, conflicts, bytes_in,
         bytes_out, refused;
+    /* at the peer's ACK: sets we sent that it does not acknowledge (held
+     * or refused there), and how many of those are this node's own */
+    uint64_t held_there, held_there_own;
+    bs_clock_sample clock; /* bounds on (peer wall - our wall) */
 } bs_session_stats;
 
 BS_MUST_CHECK bs_err bs_session_new(const bs_session_cfg *cfg,
@@ -93,6 +109,8 @@ const bs_session_stats *bs_session_stats_of(const bs_session *s);
 const char *bs_session_peer(const bs_session *s);
 /* Why it failed; "" otherwise. */
 const char *bs_session_error(const bs_session *s);
+/* Why the first set the peer sent was refused ("" when none was). */
+const char *bs_session_refused_reason(const bs_session *s);
 bs_err bs_session_errcode(const bs_session *s);
 
 #endif

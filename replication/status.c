@@ -28,9 +28,10 @@ set_time(bs_txn *t, uint32_t stream, uint64_t seq)
 
 static void
 peer_status(bs_txn *t, const bs_peer *p, bs_streamtab *tab,
-            const bs_status_opts *o, bs_peer_status *ps)
+            const bs_status_opts *o, bs_clock clock, bs_peer_status *ps)
 {
     uint64_t oldest = 0;
+    int64_t lo, hi;
 
     memset(ps, 0, sizeof *ps);
     snprintf(ps->name, sizeof ps->name, "%s", p->name);
@@ -44,6 +45,15 @@ peer_status(bs_txn *t, const bs_peer *p, bs_streamtab *tab,
     ps->received_changes = p->recv_changes;
     ps->needs_full_resync =
         bs_peer_stale(p->last_ok_ms, p->created_ms, o->now_ms, o->retention_ms);
+    if ((ps->clock_known = bs_clock_peer_now(p, clock, &lo, &hi))) {
+        ps->clock_offset_ms = lo + (hi - lo) / 2;
+        ps->clock_error_ms = (hi - lo + 1) / 2;
+        ps->clock_at_ms = p->clock_at_ms;
+    }
+    ps->refused_sets = p->refused_sets;
+    ps->held_there = p->held_there;
+    snprintf(ps->refused_reason, sizeof ps->refused_reason, "%s",
+             p->refused_reason);
     for (size_t i = 0; i < tab->n; i++) {
         const bs_stream *s = &tab->v[i];
         uint64_t acked = bs_vv_get(p->acked, p->nacked, s->key);
@@ -160,15 +170,25 @@ streams_status(bs_status *st, const bs_streamtab *tab, const bs_meta *m)
     return BS_OK;
 }
 
+/* A clock standing at *ctx (ms), for status without a clock. */
+static uint64_t
+fixed_now(void *ctx)
+{
+    return *(const uint64_t *)ctx;
+}
+
 bs_err
 bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
                bs_status *st, bs_errbuf *err)
 {
+    bs_clock clock = o->clock;
     bs_streamtab tab;
     bs_peer *peers = NULL;
     size_t np = 0;
     bs_err rv;
 
+    if (clock.now_ms == NULL)
+        clock = (bs_clock){fixed_now, (void *)&o->now_ms, NULL};
     memset(st, 0, sizeof *st);
     st->meta = *m;
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
@@ -185,8 +205,12 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
         goto out;
     }
     for (size_t i = 0; i < np; i++)
-        peer_status(t, &peers[i], &tab, o, &st->peers[i]);
+        peer_status(t, &peers[i], &tab, o, clock, &st->peers[i]);
     st->npeers = np;
+    bs_clock_judge(peers, np, clock, &st->clock);
+    st->max_skew_ms = o->max_skew_ms;
+    if (o->max_skew_ms > 0 && st->clock.ahead_ms > (int64_t)o->max_skew_ms)
+        st->clock_action = o->clock_ahead + 1;
 out:
     bs_peer_list_free(peers, np);
     bs_streams_fini(&tab);

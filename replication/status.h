@@ -1,12 +1,15 @@
 /*
  * status.h - the node's state (`status`): identity, change log, streams
  * held back or quarantined, per peer what is pending each way and how old
- * the oldest unacknowledged change is, the conflict counts and, on
- * request, per-collection record counts.  Read-only; any transaction.
+ * the oldest unacknowledged change is, its clock against ours and what
+ * went wrong in the last exchange (sets refused here, sets held there),
+ * the node's clock against its peers' (clock.h), the conflict counts and,
+ * on request, per-collection record counts.  Read-only; any transaction.
  */
 #ifndef BS_STATUS_H
 #define BS_STATUS_H
 
+#include "clock.h"
 #include "meta.h"
 #include "peers.h"
 #include "store.h"
@@ -15,6 +18,11 @@ typedef struct bs_status_opts {
     uint64_t now_ms;
     uint64_t retention_ms;
     int count_records; /* scan records for per-collection counts */
+    /* the clock discipline (clock.h); clock.now_ms NULL: a clock standing
+     * at now_ms, without a base (steps unseen) */
+    bs_clock clock;
+    uint64_t max_skew_ms;
+    int clock_ahead; /* bs_clock_policy */
 } bs_status_opts;
 
 typedef struct bs_peer_status {
@@ -30,6 +38,16 @@ typedef struct bs_peer_status {
     uint64_t oldest_unacked_age_s;
     uint64_t received_changes;
     int needs_full_resync; /* silent longer than the retention limit */
+    /* its clock minus ours, now (clock.h): the middle of the bounds the
+     * last exchange gave, and half their width; clock_known 0: not
+     * measured in the last BS_CLOCK_SAMPLE_MAX_AGE_MS */
+    int clock_known;
+    int64_t clock_offset_ms, clock_error_ms;
+    uint64_t clock_at_ms;
+    /* the last completed exchange: sets it sent that were refused here
+     * (and the first reason), sets sent to it that it did not acknowledge */
+    uint64_t refused_sets, held_there;
+    char refused_reason[256];
 } bs_peer_status;
 
 /* A stream that needs attention: held back or quarantined. */
@@ -49,6 +67,13 @@ typedef struct bs_status {
     bs_meta meta;
     uint64_t change_sets, changes, own_changes;
     uint64_t conflicts_open, conflicts_total;
+    /* the node's clock against its peers' (bs_clock_judge) and what is
+     * done about it: 0 in step (within max_skew), else BS_CLOCK_CORRECT
+     * + 1 (writes stamped back by clock.ahead_ms) or BS_CLOCK_REFUSE + 1
+     * (local writes refused) */
+    bs_clock_verdict clock;
+    int clock_action;
+    uint64_t max_skew_ms;
     bs_peer_status *peers; /* malloc'd arrays */
     size_t npeers;
     bs_stream_status *streams;

@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -33,17 +35,137 @@ struct bs_store {
     char path[4096];
     uint64_t max_map;
     int readonly;
+    int broken; /* the map was lost when it could not be remapped */
+    int slot;   /* in fault_slots, or -1 */
 };
 
 struct bs_txn {
     bs_store *s;
     MDB_txn *txn;
     int write;
+    int io_rc; /* a write that failed on the file (a spill): its errno */
 };
 
 struct bs_cursor {
     MDB_cursor *c;
 };
+
+/* ---- what a fault handler needs to know (bs_store_fault_owner) ---- */
+
+/*
+ * LMDB trusts its file: a damaged page header or node size sends a read
+ * past the end of the file (SIGBUS) or through a wild pointer (SIGSEGV).
+ * The handler asks whether such a fault is the store's: each open store
+ * registers where its map lies, and every LMDB call marks the calling
+ * thread while it runs.  Only plain stores and loads of lock-free words
+ * happen here, so the handler may read them at any moment.
+ */
+#define FAULT_SLOTS 16
+#define FAULT_PAST  (4ull << 30) /* a damaged 32-bit length past the map */
+
+typedef struct fault_slot {
+    uintptr_t lo, hi; /* the map; hi 0: the slot is free */
+    char path[256];   /* the data file */
+} fault_slot;
+
+static fault_slot fault_slots[FAULT_SLOTS];
+static _Thread_local volatile sig_atomic_t in_lmdb;
+
+/* Claim a slot for s (none when all are taken: faults are then not
+ * recognised as the store's, which is only a worse message). */
+static void
+fault_register(bs_store *s)
+{
+    s->slot = -1;
+    for (int i = 0; i < FAULT_SLOTS; i++) {
+        uintptr_t zero = 0;
+        if (__atomic_compare_exchange_n(&fault_slots[i].hi, &zero, 1, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            size_t n = strnlen(s->path, sizeof fault_slots[i].path - 10);
+            memcpy(fault_slots[i].path, s->path, n);
+            memcpy(fault_slots[i].path + n, "/data.mdb", 10);
+            s->slot = i;
+            return;
+        }
+    }
+}
+
+/*
+ * Record where s is mapped now (after an open or a growth).  LMDB does not
+ * say (mdb_env_info gives the address only for MDB_FIXEDMAP), so find the
+ * mapping of the data file's inode in /proc/self/maps.
+ */
+static void
+fault_update(bs_store *s)
+{
+    uintptr_t lo = 0, hi = 0;
+    struct stat st;
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f;
+    int fd;
+
+    if (s->slot < 0)
+        return;
+    if (!s->broken && mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0 &&
+        (f = fopen("/proc/self/maps", "re")) != NULL) {
+        while (getline(&line, &cap, f) > 0) {
+            unsigned long a, b, ino;
+            unsigned maj, mn;
+            if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &a, &b, &maj, &mn,
+                       &ino) == 5 &&
+                ino == (unsigned long)st.st_ino &&
+                makedev(maj, mn) == st.st_dev && b - a > hi - lo) {
+                lo = a;
+                hi = b;
+            }
+        }
+        free(line);
+        fclose(f);
+    }
+    __atomic_store_n(&fault_slots[s->slot].lo, 0, __ATOMIC_SEQ_CST);
+    if (lo == 0)
+        return;
+    __atomic_store_n(&fault_slots[s->slot].hi, hi, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fault_slots[s->slot].lo, lo, __ATOMIC_SEQ_CST);
+}
+
+static void
+fault_release(bs_store *s)
+{
+    if (s->slot < 0)
+        return;
+    __atomic_store_n(&fault_slots[s->slot].lo, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fault_slots[s->slot].hi, 0, __ATOMIC_SEQ_CST);
+    s->slot = -1;
+}
+
+int
+bs_store_fault_owner(const void *addr, const char **path)
+{
+    uintptr_t a = (uintptr_t)addr;
+
+    for (int i = 0; i < FAULT_SLOTS; i++) {
+        uintptr_t lo = __atomic_load_n(&fault_slots[i].lo, __ATOMIC_SEQ_CST);
+        uintptr_t hi = __atomic_load_n(&fault_slots[i].hi, __ATOMIC_SEQ_CST);
+        if (lo != 0 && hi > lo && a >= lo && a - lo < hi - lo + FAULT_PAST) {
+            *path = fault_slots[i].path;
+            return 1;
+        }
+    }
+    if (in_lmdb) {
+        *path = "";
+        for (int i = 0; i < FAULT_SLOTS && !**path; i++)
+            if (__atomic_load_n(&fault_slots[i].lo, __ATOMIC_SEQ_CST) != 0)
+                *path = fault_slots[i].path;
+        return 1;
+    }
+    return 0;
+}
+
+/* LMDB calls that read or write the map are bracketed by these. */
+#define LMDB_ENTER() (in_lmdb++)
+#define LMDB_LEAVE() (in_lmdb--)
 
 static bs_err
 map_err(int rc)
@@ -57,8 +179,8 @@ map_err(int rc)
         return BS_EEXIST;
     case MDB_MAP_FULL:
         return BS_EMAPFULL;
-    case ENOSPC:
-        return BS_EMAPFULL;
+    case ENOSPC: /* a write spilling pages, or a commit (commit_fail) */
+        return BS_EIO;
     case ENOMEM:
         return BS_ENOMEM;
     case EIO:
@@ -66,8 +188,19 @@ map_err(int rc)
     case MDB_BAD_VALSIZE:
         return BS_EINVAL;
     default:
+        /* MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_INVALID (a damaged page or
+         * meta page), and LMDB's own trouble (MDB_PANIC, MDB_TXN_FULL, ...):
+         * BS_ESTORE, whose message says corrupt unless a detail is set. */
         return BS_ESTORE;
     }
+}
+
+/* 1 for LMDB's codes that mean a damaged file. */
+static int
+damaged(int rc)
+{
+    return rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
+           rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH;
 }
 
 static bs_err
@@ -75,8 +208,16 @@ lmdb_fail(bs_errbuf *err, int rc, const char *what)
 {
     bs_err e = map_err(rc);
 
-    if (rc == ENOSPC)
-        return bs_errf(err, e, "%s: store is full: no disk space", what);
+    if (damaged(rc))
+        return bs_errf(err, BS_ESTORE,
+                       "store is corrupt: %s: %s; restore from a backup", what,
+                       mdb_strerror(rc));
+    if (rc == MDB_PANIC)
+        return bs_errf(err, e,
+                       "%s: a write to the store failed earlier in this "
+                       "process (MDB_PANIC): run the command again (restart "
+                       "branchsyncd)",
+                       what);
     return bs_errf(err, e, "%s: %s", what, mdb_strerror(rc));
 }
 
@@ -107,7 +248,10 @@ open_dbs(bs_store *s, bs_errbuf *err)
                             &txn)) != 0)
         return lmdb_fail(err, rc, "open store");
     for (int i = 0; i < BS_DB_COUNT; i++) {
-        if ((rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i])) != 0) {
+        LMDB_ENTER(); /* reads the main table's pages */
+        rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        LMDB_LEAVE();
+        if (rc != 0) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
                 return bs_errf(err, BS_ENOTNODE, "store has no table %s",
@@ -118,6 +262,30 @@ open_dbs(bs_store *s, bs_errbuf *err)
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_fail(err, rc, "open store");
     return BS_OK;
+}
+
+/*
+ * A data file shorter than the pages its last commit uses was truncated
+ * (a partial copy, a full disk during a copy): reading those pages would
+ * crash with SIGBUS, so such a store is refused at open.  The pages of a
+ * committed transaction are always written before its meta page.
+ */
+static bs_err
+check_size(bs_store *s, bs_errbuf *err)
+{
+    uint64_t need = bs_store_used_bytes(s);
+    struct stat st;
+    int fd;
+
+    if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &st) != 0)
+        return BS_OK;
+    if ((uint64_t)st.st_size >= need)
+        return BS_OK;
+    return bs_errf(err, BS_ESTORE,
+                   "store is corrupt: %s/data.mdb is truncated (%llu bytes, "
+                   "its pages take %llu); restore from a backup",
+                   s->path, (unsigned long long)st.st_size,
+                   (unsigned long long)need);
 }
 
 bs_err
@@ -131,6 +299,7 @@ bs_store_open(const char *dir, const bs_store_opts *o, bs_store **out,
 
     if ((s = calloc(1, sizeof *s)) == NULL)
         return BS_ENOMEM;
+    s->slot = -1;
     snprintf(s->path, sizeof s->path, "%s/store", dir);
     s->readonly = o->readonly;
     s->max_map = o->max_map_size ? o->max_map_size : DEFAULT_MAX;
@@ -165,13 +334,21 @@ bs_store_open(const char *dir, const bs_store_opts *o, bs_store **out,
     }
     /* A mapsize smaller than the file is raised by LMDB; a larger one in the
      * file (grown by another process) is adopted here. */
-    mdb_env_set_mapsize(s->env, 0);
+    if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0) {
+        rv = lmdb_fail(err, rc, "map the store");
+        goto err_after_env;
+    }
     mdb_reader_check(s->env, &dead); /* clear slots of dead readers (P12) */
+    if ((rv = check_size(s, err)) != BS_OK)
+        goto err_after_env;
+    fault_register(s);
+    fault_update(s);
     if ((rv = open_dbs(s, err)) != BS_OK)
         goto err_after_env;
     *out = s;
     return BS_OK;
 err_after_env:
+    fault_release(s);
     mdb_env_close(s->env);
 err_after_alloc:
     free(s);
@@ -183,6 +360,7 @@ bs_store_close(bs_store *s)
 {
     if (s == NULL)
         return;
+    fault_release(s);
     mdb_env_close(s->env);
     free(s);
 }
@@ -213,15 +391,27 @@ txn_begin(bs_store *s, int write, bs_txn **out, bs_errbuf *err)
     bs_txn *t;
     int rc;
 
+    if (s->broken)
+        return bs_errf(err, BS_ESTORE,
+                       "the store's map was lost when it could not grow: run "
+                       "the command again (restart branchsyncd)");
     if ((t = calloc(1, sizeof *t)) == NULL)
         return BS_ENOMEM;
     t->s = s;
     t->write = write;
     for (int tries = 0;; tries++) {
+        LMDB_ENTER();
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
-        /* Another process grew the map: adopt its size and retry. */
+        LMDB_LEAVE();
+        /* Another process grew the map: adopt its size and retry.  A failed
+         * remap leaves LMDB without a map (mdb_env_set_mapsize). */
         if (rc == MDB_MAP_RESIZED && tries < 8) {
-            mdb_env_set_mapsize(s->env, 0);
+            if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0) {
+                s->broken = 1;
+                fault_update(s);
+                break;
+            }
+            fault_update(s);
             continue;
         }
         break;
@@ -261,26 +451,90 @@ bs_txn_writable(const bs_txn *t)
     return t->write;
 }
 
-/* Double the map, within the cap and the free disk space. */
+/* Free space on the store's file system in MiB, or -1 when unknown. */
+static double
+free_mib(const bs_store *s)
+{
+    struct statvfs vfs;
+
+    if (statvfs(s->path, &vfs) != 0)
+        return -1;
+    return (double)vfs.f_bavail * (double)vfs.f_frsize / 1048576.0;
+}
+
+static unsigned long long
+mib(uint64_t bytes)
+{
+    return (unsigned long long)(bytes >> 20);
+}
+
+/*
+ * Double the map, within the cap and the free disk space.  Every refusal
+ * names the numbers: map size, its cap, what is in use, the free disk.
+ */
 static bs_err
 grow(bs_store *s, bs_errbuf *err)
 {
     uint64_t cur = bs_store_map_size(s), next = cur * 2;
-    struct statvfs vfs;
+    double disk = free_mib(s);
+    int rc;
 
     if (next > s->max_map)
         next = s->max_map;
     if (next <= cur)
         return bs_errf(err, BS_EMAPFULL,
-                       "store is full: map size limit of %llu MiB reached",
-                       (unsigned long long)(s->max_map >> 20));
-    if (statvfs(s->path, &vfs) == 0 &&
-        (uint64_t)vfs.f_bavail * vfs.f_frsize < MIN_FREE_DISK)
+                       "store is full: the map is at its limit of %llu MiB "
+                       "(%llu MiB in use, %.1f MiB free on disk): raise "
+                       "[store] max_map_size_mb in branchsync.conf",
+                       mib(s->max_map), mib(bs_store_used_bytes(s)), disk);
+    if (disk >= 0 && disk < (double)(MIN_FREE_DISK >> 20))
         return bs_errf(err, BS_EMAPFULL,
-                       "store is full: no disk space to grow (%s)", s->path);
-    if (mdb_env_set_mapsize(s->env, next) != 0)
-        return bs_errf(err, BS_EMAPFULL, "store is full: cannot grow map");
+                       "no space left on device: the map cannot grow from "
+                       "%llu MiB (at most %llu MiB) with %.1f MiB free on "
+                       "disk in %s: free disk space and try again",
+                       mib(cur), mib(s->max_map), disk, s->path);
+    if ((rc = mdb_env_set_mapsize(s->env, next)) != 0) {
+        /* LMDB unmapped the old map first: the environment has none now,
+         * and only closing it is safe. */
+        s->broken = 1;
+        fault_update(s);
+        return bs_errf(err, BS_EMAPFULL,
+                       "store is full: the map cannot grow from %llu to %llu "
+                       "MiB (at most %llu MiB, %.1f MiB free on disk): %s",
+                       mib(cur), mib(next), mib(s->max_map), disk,
+                       mdb_strerror(rc));
+    }
+    fault_update(s);
     return BS_OK;
+}
+
+/*
+ * A failed commit.  LMDB reports a file system that filled up during the
+ * write as a short write, EIO; with the disk nearly full that is ENOSPC.
+ * Either way the transaction was not committed: readers see the last
+ * committed state.
+ */
+static bs_err
+commit_fail(bs_store *s, bs_errbuf *err, int rc, const char *what)
+{
+    double disk = free_mib(s);
+
+    if (rc == ENOSPC ||
+        (rc == EIO && disk >= 0 && disk < (double)(MIN_FREE_DISK >> 20)))
+        return bs_errf(err, BS_EMAPFULL,
+                       "%s: no space left on device (%.1f MiB free on "
+                       "disk in %s; map %llu MiB of at most %llu MiB); "
+                       "the transaction was not committed: free disk space "
+                       "and try again",
+                       what, disk, s->path, mib(bs_store_map_size(s)),
+                       mib(s->max_map));
+    if (rc == EIO)
+        return bs_errf(err, BS_EIO,
+                       "%s: input/output error writing %s/data.mdb; the "
+                       "transaction was not committed: check the disk (the "
+                       "kernel log names the device)",
+                       what, s->path);
+    return lmdb_fail(err, rc, what);
 }
 
 bs_err
@@ -298,22 +552,36 @@ bs_store_write(bs_store *s, bs_write_fn fn, void *arg, bs_errbuf *err)
             return rv;
         rv = fn(t, arg, err);
         if (rv != BS_OK) {
+            int io_rc = t->io_rc;
             bs_txn_abort(t);
+            if (io_rc != 0)
+                return commit_fail(s, err, io_rc, "write");
             if (rv != BS_EMAPFULL)
                 return rv;
         } else {
+            LMDB_ENTER();
             rc = mdb_txn_commit(t->txn);
+            LMDB_LEAVE();
             free(t);
             if (rc == 0)
                 return BS_OK;
             if (rc != MDB_MAP_FULL)
-                return lmdb_fail(err, rc, "commit");
+                return commit_fail(s, err, rc, "commit");
         }
         if (err)
             err->msg[0] = '\0';
         if ((rv = grow(s, err)) != BS_OK)
             return rv;
     }
+}
+
+/* A write that failed on the file itself (LMDB spills pages of a large
+ * transaction): remembered so bs_store_write names it. */
+static void
+note_io(bs_txn *t, int rc)
+{
+    if ((rc == ENOSPC || rc == EIO) && t->io_rc == 0)
+        t->io_rc = rc;
 }
 
 static MDB_val
@@ -332,7 +600,11 @@ bs_err
 bs_txn_get(bs_txn *t, bs_db db, bs_slice key, bs_slice *val)
 {
     MDB_val k = mv(key), v;
-    int rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
+    int rc;
+
+    LMDB_ENTER();
+    rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
+    LMDB_LEAVE();
 
     if (rc == 0)
         *val = sv(v);
@@ -351,7 +623,10 @@ bs_txn_put(bs_txn *t, bs_db db, bs_slice key, bs_slice val, unsigned flags,
         f |= MDB_NOOVERWRITE;
     if (flags & BS_PUT_APPEND)
         f |= MDB_APPEND;
+    LMDB_ENTER();
     rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, f);
+    LMDB_LEAVE();
+    note_io(t, rc);
     if (rc == MDB_KEYEXIST && existing != NULL)
         *existing = sv(v);
     return map_err(rc);
@@ -369,7 +644,10 @@ bs_txn_reserve(bs_txn *t, bs_db db, bs_slice key, size_t n, unsigned flags,
         f |= MDB_NOOVERWRITE;
     if (flags & BS_PUT_APPEND)
         f |= MDB_APPEND;
+    LMDB_ENTER();
     rc = mdb_put(t->txn, t->s->dbi[db], &k, &v, f);
+    LMDB_LEAVE();
+    note_io(t, rc);
     if (rc == 0)
         *out = v.mv_data;
     else if (rc == MDB_KEYEXIST && existing != NULL)
@@ -381,8 +659,13 @@ bs_err
 bs_txn_del(bs_txn *t, bs_db db, bs_slice key)
 {
     MDB_val k = mv(key);
+    int rc;
 
-    return map_err(mdb_del(t->txn, t->s->dbi[db], &k, NULL));
+    LMDB_ENTER();
+    rc = mdb_del(t->txn, t->s->dbi[db], &k, NULL);
+    LMDB_LEAVE();
+    note_io(t, rc);
+    return map_err(rc);
 }
 
 bs_err
@@ -425,7 +708,11 @@ static bs_err
 cget(bs_cursor *c, MDB_val *k, bs_slice *ko, bs_slice *vo, MDB_cursor_op op)
 {
     MDB_val v;
-    int rc = mdb_cursor_get(c->c, k, &v, op);
+    int rc;
+
+    LMDB_ENTER();
+    rc = mdb_cursor_get(c->c, k, &v, op);
+    LMDB_LEAVE();
 
     if (rc == 0) {
         if (ko)
@@ -479,7 +766,12 @@ bs_cursor_prev(bs_cursor *c, bs_slice *k, bs_slice *v)
 bs_err
 bs_cursor_del(bs_cursor *c)
 {
-    return map_err(mdb_cursor_del(c->c, 0));
+    int rc;
+
+    LMDB_ENTER();
+    rc = mdb_cursor_del(c->c, 0);
+    LMDB_LEAVE();
+    return map_err(rc);
 }
 
 bs_err
@@ -518,9 +810,16 @@ bs_store_fingerprint(bs_txn *t, uint8_t out[32])
 bs_err
 bs_store_copy_fd(bs_store *s, int fd, bs_errbuf *err)
 {
-    int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    int rc;
 
-    if (rc != 0)
+    LMDB_ENTER();
+    rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    LMDB_LEAVE();
+    if (rc == 0)
+        return BS_OK;
+    if (damaged(rc))
         return lmdb_fail(err, rc, "backup");
-    return BS_OK;
+    /* The copy's own file failed: not the store's trouble. */
+    return bs_errf(err, rc == ENOMEM ? BS_ENOMEM : BS_EIO, "%s",
+                   rc == ENOSPC ? "No space left on device" : mdb_strerror(rc));
 }

@@ -121,7 +121,20 @@ bs_mem(const void *p, size_t n)
  */
 BS_MUST_CHECK bs_err bs_store_fingerprint(bs_txn *t, uint8_t out[32]);
 
-/* A consistent compacted copy of the environment to fd (backup). */
+/* A consistent compacted copy of the environment to fd (backup).  A
+ * damaged page is BS_ESTORE ("store is corrupt: ..."); a failure to write
+ * fd is BS_EIO with the system's message. */
 BS_MUST_CHECK bs_err bs_store_copy_fd(bs_store *s, int fd, bs_errbuf *err);
+
+/*
+ * For a SIGBUS or SIGSEGV handler (node/fault.h); async-signal-safe, it
+ * only reads.  LMDB trusts its file: a damaged page header or length can
+ * make it, or a reader of the value it returns, read past the end of the
+ * file (SIGBUS) or through a wild pointer (SIGSEGV).  Returns 1 when a
+ * fault at addr is such a read: addr lies in the map of an open store or
+ * less than 4 GiB past its end, or the faulting thread was inside an LMDB
+ * call.  *path then names the data file ("" when unknown).
+ */
+int bs_store_fault_owner(const void *addr, const char **path);
 
 #endif

@@ -228,16 +228,18 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return bs_errf(err, BS_ESTORE,
                        "store format %u is newer than this program (%u)",
                        format, BS_STORE_FORMAT);
-    if (format != 2)
+    if (format != 2 && format != 3)
         return bs_errf(err, BS_ESTORE,
                        "store format %u cannot be upgraded (this program "
-                       "reads format %u and upgrades format 2): re-create "
-                       "the node and import its data",
+                       "reads format %u and upgrades formats 2 and 3): "
+                       "re-create the node and import its data",
                        format, BS_STORE_FORMAT);
-    if ((rv = peers_v3(t, dec, err)) != BS_OK ||
-        (rv = conflicts_v3(t, dec, err)) != BS_OK ||
-        (rv = xlog_v3(t, dec, err)) != BS_OK || (rv = held_v3(t)) != BS_OK)
+    if (format == 2 &&
+        ((rv = peers_v3(t, dec, err)) != BS_OK ||
+         (rv = conflicts_v3(t, dec, err)) != BS_OK ||
+         (rv = xlog_v3(t, dec, err)) != BS_OK || (rv = held_v3(t)) != BS_OK))
         return rv;
+    /* 3 -> 4: nothing to convert (upgrade.h). */
     format = BS_STORE_FORMAT;
     return bs_txn_put(t, BS_DB_META, bs_str("format"), bs_mem(&format, 4), 0,
                       NULL);

@@ -7,6 +7,10 @@
  * entries get their reason, and the conflict counts move to the metadata.
  * The core reads no nested JSON, so the caller supplies readers for the
  * old documents (node/legacy.c does, with the JSON library the CLI uses).
+ *
+ * Format 3 -> 4: the record codec reads both record widths (record.h), and
+ * a format-3 store holds only narrow ones: only the number changes.  A
+ * format-2 store goes through both steps in the same transaction.
  */
 #ifndef BS_UPGRADE_H
 #define BS_UPGRADE_H

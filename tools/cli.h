@@ -11,6 +11,7 @@
 #ifndef BS_CLI_H
 #define BS_CLI_H
 
+#include "../node/health.h"
 #include "../node/node.h"
 #include "../replication/common.h"
 
@@ -25,11 +26,16 @@ typedef struct bs_cli {
     int argc;
     char **argv; /* positional arguments after the command */
     bs_errbuf err;
+    int exit_code; /* when the handler returns BS_OK (doctor: 1 if unwell) */
 } bs_cli;
 
 typedef bs_err (*bs_cmd_fn)(bs_cli *c);
 
-/* Open the node named by -d / BRANCHSYNC_DIR. */
+/* BS_ENOTFOUND "PATH: no such WHAT" when path does not exist (exit 1);
+ * BS_OK otherwise, leaving other trouble to the command. */
+BS_MUST_CHECK bs_err bs_cli_need(bs_cli *c, const char *path, const char *what);
+/* Open the node named by -d / BRANCHSYNC_DIR: BS_ENOTFOUND when there is
+ * no such directory, BS_ENOTNODE when it holds no node. */
 BS_MUST_CHECK bs_err bs_cli_open(bs_cli *c, int readonly, bs_node **out);
 /* Open it for writing and fill *core for the core API (sign: with the
  * secret key, for writes that make changes).  *n is NULL on error. */
@@ -58,6 +64,15 @@ bs_err bs_cmd_purge(bs_cli *c);
 bs_err bs_cmd_sync(bs_cli *c);
 bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);
+bs_err bs_cmd_verify(bs_cli *c);
+
+/* The node's problems (node/health.h) as read in t with its status st,
+ * measuring the disk and asking the daemon; corrupt: a verification's
+ * finding or NULL. */
+BS_MUST_CHECK bs_err bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t,
+                                     const bs_status *st, const char *corrupt,
+                                     bs_problems *out);
+bs_err bs_cmd_doctor(bs_cli *c);
 
 /* Tell a running daemon (if any) about a change: "changed" after local
  * writes, "reload" after pairing or schedule changes.  Never fails. */

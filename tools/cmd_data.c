@@ -1,7 +1,11 @@
 /*
  * cmd_data.c - put, get, del, ls and digest.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../replication/digest.h"
 #include "../replication/json.h"
@@ -24,26 +28,115 @@ write_one(bs_cli *c, bs_write *w)
     return rv;
 }
 
+/* The most put reads from stdin or a file: one record's JSON (README
+ * "Limits") and a BOM. */
+#define PUT_INPUT_MAX (BS_RECORD_JSON_MAX + 3u)
+
+/* Read all of fd into *out (malloc'd, NUL-terminated), refusing more than
+ * PUT_INPUT_MAX bytes; `name` names the input in messages. */
+static bs_err
+read_all(bs_cli *c, int fd, const char *name, char **out, size_t *len)
+{
+    size_t n = 0, cap = 0;
+    char *buf = NULL, *nb;
+    ssize_t r;
+
+    for (;;) {
+        if (cap - n < 2) { /* room for a byte and the NUL */
+            cap = cap ? 2 * cap : 1 << 16;
+            if ((nb = realloc(buf, cap)) == NULL) {
+                free(buf);
+                return BS_ENOMEM;
+            }
+            buf = nb;
+        }
+        if ((r = read(fd, buf + n, cap - n - 1)) == 0)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || (n += (size_t)r) > PUT_INPUT_MAX) {
+            free(buf);
+            return r < 0 ? bs_errf(&c->err, BS_EIO, "cannot read %s: %s", name,
+                                   strerror(errno))
+                         : bs_errf(&c->err, BS_EINVAL,
+                                   "the JSON in %s is over %u MiB, the "
+                                   "most one record may take",
+                                   name, BS_RECORD_JSON_MAX >> 20);
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return BS_OK;
+}
+
+/*
+ * put's JSON argument: the text itself, "-" for stdin or "@FILE" for a
+ * file's contents (*held is then the malloc'd copy to free).  A UTF-8 BOM
+ * at the start of a file or stdin is skipped, as load does.
+ */
+static bs_err
+put_input(bs_cli *c, const char *arg, const char **json, size_t *len,
+          char **held)
+{
+    const char *name = arg[0] == '@' ? arg + 1 : "stdin";
+    struct stat st;
+    int fd = 0;
+    bs_err rv;
+
+    *held = NULL;
+    if (strcmp(arg, "-") != 0 && arg[0] != '@') {
+        *json = arg;
+        *len = strlen(arg);
+        return BS_OK;
+    }
+    if (strcmp(arg, "@") == 0)
+        return bs_errf(&c->err, BS_EUSAGE,
+                       "@FILE: give the file after the @ (or - for stdin)");
+    if (arg[0] == '@' && (fd = open(name, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return bs_errf(&c->err, BS_ENOTFOUND, "%s: no such file", name);
+        return bs_errf(&c->err, BS_EIO, "%s: %s", name, strerror(errno));
+    }
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        rv = bs_errf(&c->err, BS_EINVAL, "%s: is a directory", name);
+    else
+        rv = read_all(c, fd, name, held, len);
+    if (fd != 0)
+        close(fd);
+    if (rv != BS_OK)
+        return rv;
+    *json = *held;
+    if (*len >= 3 && memcmp(*json, "\xef\xbb\xbf", 3) == 0) {
+        *json += 3;
+        *len -= 3;
+    }
+    return BS_OK;
+}
+
 bs_err
 bs_cmd_put(bs_cli *c)
 {
     bs_write w = {c->argv[0], c->argv[1], 0, NULL, 0};
-    const char *json = c->argv[2], *jid;
+    const char *json = NULL, *jid;
+    char *held = NULL;
+    size_t len = 0;
     bs_arena a;
     bs_err rv;
 
     if ((rv = bs_records_check_coll(w.coll, &c->err)) != BS_OK ||
-        (rv = bs_records_check_id(w.id, &c->err)) != BS_OK)
+        (rv = bs_records_check_id(w.id, &c->err)) != BS_OK ||
+        (rv = put_input(c, c->argv[2], &json, &len, &held)) != BS_OK)
         return rv;
     bs_arena_init(&a);
-    rv = bs_json_fields(json, strlen(json), &a, &jid, &w.fields, &w.nfields,
-                        &c->err);
+    rv = bs_json_fields(json, len, &a, &jid, &w.fields, &w.nfields, &c->err);
     if (rv == BS_OK && jid != NULL && strcmp(jid, w.id) != 0)
         rv = bs_errf(&c->err, BS_EINVAL,
                      "the JSON's \"id\" differs from ID \"%s\"", w.id);
     if (rv == BS_OK)
         rv = write_one(c, &w);
     bs_arena_fini(&a);
+    free(held);
     return rv;
 }
 

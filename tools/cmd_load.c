@@ -67,8 +67,9 @@ map_input(bs_cli *c, const char *path, input *l)
         if ((rv = spool_stdin(c, &fd)) != BS_OK)
             return rv;
     } else if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        return bs_errf(&c->err, errno == ENOENT ? BS_EINVAL : BS_EIO, "%s: %s",
-                       path, strerror(errno));
+        if (errno == ENOENT || errno == ENOTDIR)
+            return bs_errf(&c->err, BS_ENOTFOUND, "%s: no such file", path);
+        return bs_errf(&c->err, BS_EIO, "%s: %s", path, strerror(errno));
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
@@ -97,9 +98,10 @@ progress(void *ctx, uint64_t done, uint64_t total)
     const input *in = ctx;
     double dt = now_s() - in->t0;
 
-    fprintf(stderr, "\rloaded %llu/%llu records (%.0f/s)%s",
+    fprintf(stderr, "\rloaded %llu/%llu %s (%.0f/s)%s",
             (unsigned long long)done, (unsigned long long)total,
-            dt > 0 ? done / dt : 0.0, done == total ? "\n" : "");
+            BS_PL(total, "record"), dt > 0 ? done / dt : 0.0,
+            done == total ? "\n" : "");
 }
 
 bs_err
@@ -125,6 +127,20 @@ bs_cmd_load(bs_cli *c)
         o.ctx = &in;
     }
     rv = bs_load_jsonl(&core, coll, in.buf, in.len, &o, &st, &c->err);
+    if (rv != BS_OK && bs_err_exit_code(rv) == 1) {
+        /* Bad input wrote nothing; a failure while writing says how far
+         * the load got: its earlier batches stay committed. */
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(&c->err, rv));
+        rv = bs_errf(&c->err, rv,
+                     "%s; %llu of %llu records were committed in earlier "
+                     "batches%s",
+                     why, (unsigned long long)st.committed,
+                     (unsigned long long)st.records,
+                     st.committed ? " (loading the file again finishes the "
+                                    "job)"
+                                  : "");
+    }
     if (rv != BS_OK)
         goto out;
     if (st.written > 0)
@@ -135,10 +151,9 @@ bs_cmd_load(bs_cli *c)
             (json_int_t)st.records, "written", (json_int_t)st.written,
             "unchanged", (json_int_t)st.unchanged, "seconds", now_s() - in.t0));
     else if (!c->quiet)
-        fprintf(stderr,
-                "loaded %llu records into %s (%llu unchanged) in %.2f s\n",
-                (unsigned long long)st.records, coll,
-                (unsigned long long)st.unchanged, now_s() - in.t0);
+        fprintf(stderr, "loaded %llu %s into %s (%llu unchanged) in %.2f s\n",
+                (unsigned long long)st.records, BS_PL(st.records, "record"),
+                coll, (unsigned long long)st.unchanged, now_s() - in.t0);
 out:
     if (in.map != NULL)
         munmap(in.map, in.len);

@@ -54,8 +54,9 @@ bs_cli_notify(bs_cli *c, const char *cmd)
 /* ---- sync ---- */
 
 static bs_err
-sync_direct(bs_cli *c, bs_session_stats *st)
+sync_direct(bs_cli *c, bs_session_stats *st, char *problem, size_t np)
 {
+    bs_client_opts o = {SYNC_TIMEOUT_MS, 0, {0}};
     bs_node *n;
     bs_zmq *z;
     bs_err rv;
@@ -63,7 +64,7 @@ sync_direct(bs_cli *c, bs_session_stats *st)
     if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
         return rv;
     if ((rv = bs_zmq_new(&z, &c->err)) == BS_OK) {
-        rv = bs_client_sync(n, z, c->argv[0], SYNC_TIMEOUT_MS, st, &c->err);
+        rv = bs_client_sync(n, z, c->argv[0], &o, st, problem, np, &c->err);
         bs_zmq_free(z);
     }
     bs_node_close(n);
@@ -75,6 +76,7 @@ bs_cmd_sync(bs_cli *c)
 {
     json_t *req, *reply = NULL;
     bs_session_stats st = {0};
+    char problem[BS_ERRMSG_LEN] = "";
     bs_txn *t;
     bs_peer p;
     bs_node *n;
@@ -90,8 +92,8 @@ bs_cmd_sync(bs_cli *c)
     }
     bs_node_close(n);
     if (rv == BS_ENOTFOUND)
-        return bs_errf(&c->err, BS_EINVAL, "unknown peer \"%s\" (see peer ls)",
-                       c->argv[0]);
+        return bs_errf(&c->err, BS_ENOTFOUND,
+                       "unknown peer \"%s\" (see peer ls)", c->argv[0]);
     if (rv != BS_OK)
         return rv;
     bs_peer_fini(&p);
@@ -119,15 +121,18 @@ bs_cmd_sync(bs_cli *c)
             (uint64_t)json_integer_value(json_object_get(reply, "conflicts"));
         st.refused =
             (uint64_t)json_integer_value(json_object_get(reply, "refused"));
+        if (json_is_string(json_object_get(reply, "problem")))
+            snprintf(problem, sizeof problem, "%s",
+                     json_string_value(json_object_get(reply, "problem")));
         json_decref(reply);
-    } else if ((rv = sync_direct(c, &st)) != BS_OK) {
+    } else if ((rv = sync_direct(c, &st, problem, sizeof problem)) != BS_OK) {
         return rv;
     }
-    if (st.refused > 0)
-        return bs_errf(&c->err, BS_EMALFORMED,
-                       "%s sent %llu change sets that were refused (see the "
-                       "daemon log and status)",
-                       c->argv[0], (unsigned long long)st.refused);
+    /* The exchange completed, but not everything went through: sets the
+     * peer sent were refused here, ours were held or refused there, or
+     * this node's clock is ahead.  Not the user's input: exit 1. */
+    if (problem[0])
+        return bs_errf(&c->err, BS_EUNREACHABLE, "%s", problem);
     if (c->json)
         bs_out_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
                               c->argv[0], "via_daemon", via_daemon, "sets_sent",
@@ -198,7 +203,9 @@ bs_cmd_schedule(bs_cli *c)
                c->argv[0]);
     for (int i = 0; i < nruns; i++) {
         char buf[64];
-        bs_out_time(buf, sizeof buf, runs[i]);
+        /* Runs of "every 5s" differ by seconds; cron runs on minutes. */
+        bs_out_time(buf, sizeof buf, runs[i],
+                    s.kind == BS_SCHED_EVERY && s.every_s % 60 != 0);
         printf("next run: %s\n", buf);
     }
     return BS_OK;
@@ -220,11 +227,21 @@ bs_cmd_log(bs_cli *c)
         return rv;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_xlog_list(t, peer, 100, &v, &nv);
+        /* A peer removed since keeps its history. */
+        if (rv == BS_OK && peer != NULL && nv == 0) {
+            bs_peer p;
+            if ((rv = bs_peer_get(t, peer, &p)) == BS_OK)
+                bs_peer_fini(&p);
+            else if (rv == BS_ENOTFOUND)
+                bs_errf(&c->err, rv, "no peer \"%s\" (see peer ls)", peer);
+        }
         bs_txn_abort(t);
     }
     bs_node_close(n);
-    if (rv != BS_OK)
+    if (rv != BS_OK) {
+        free(v);
         return rv;
+    }
     if (c->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < nv; i++)

@@ -2,18 +2,41 @@
  * cmd_node.c - init, id, status, backup, restore, purge and the helpers
  * every command shares.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../node/health.h"
 #include "../node/schedule.h"
 #include "../replication/purge.h"
 #include "cli.h"
 #include "output.h"
 
 bs_err
+bs_cli_need(bs_cli *c, const char *path, const char *what)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR))
+        return bs_errf(&c->err, BS_ENOTFOUND, "%s: no such %s", path, what);
+    return BS_OK;
+}
+
+bs_err
 bs_cli_open(bs_cli *c, int readonly, bs_node **out)
 {
-    return bs_node_open(c->dir, readonly, out, &c->err);
+    bs_err rv = bs_node_open(c->dir, readonly, out, &c->err);
+
+    /* No directory at all is "not found"; one without a node in it is
+     * bad input (the user named the wrong directory). */
+    if (rv == BS_ENOTNODE &&
+        bs_cli_need(c, c->dir, "node directory") == BS_ENOTFOUND)
+        return bs_errf(&c->err, BS_ENOTFOUND,
+                       "%s: no such node directory (create one with "
+                       "'branchsync init -d %s --name NAME')",
+                       c->dir, c->dir);
+    return rv;
 }
 
 bs_err
@@ -52,7 +75,7 @@ bs_cmd_init(bs_cli *c)
         return bs_errf(&c->err, BS_EINVAL, "bad role \"%s\": use hub or branch",
                        c->role);
     if (c->listen &&
-        (!bs_endpoint_valid(c->listen) || !bs_config_value_ok(c->listen)))
+        (!bs_endpoint_listenable(c->listen) || !bs_config_value_ok(c->listen)))
         return bs_errf(&c->err, BS_EINVAL,
                        "bad endpoint \"%.80s\": use tcp://HOST:PORT",
                        c->listen);
@@ -86,6 +109,8 @@ bs_cmd_id(bs_cli *c)
     if (c->json)
         bs_out_json(json_pack("{s:s, s:s, s:s}", "name", n->meta.name, "id", id,
                               "role", bs_role_name(n->meta.role)));
+    else if (c->quiet)
+        printf("%s\n", id);
     else
         printf("%s %s\n", n->meta.name, id);
     bs_node_close(n);
@@ -120,6 +145,7 @@ bs_err
 bs_cmd_status(bs_cli *c)
 {
     bs_status_opts o = {0};
+    bs_problems probs = {0};
     bs_status st;
     bs_node *n;
     bs_txn *t;
@@ -130,8 +156,14 @@ bs_cmd_status(bs_cli *c)
     o.now_ms = bs_clock_system.now_ms(NULL);
     o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
     o.count_records = 1;
+    o.clock = bs_clock_system;
+    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    o.clock_ahead = n->cfg.clock_ahead;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_status_read(t, &n->meta, &o, &st, &c->err);
+        if (rv == BS_OK &&
+            (rv = bs_cli_problems(c, n, t, &st, NULL, &probs)) != BS_OK)
+            bs_status_fini(&st);
         bs_txn_abort(t);
     }
     if (rv == BS_OK) {
@@ -147,12 +179,20 @@ bs_cmd_status(bs_cli *c)
                                 json_pack("{s:I, s:I}", "used_bytes",
                                           (json_int_t)used, "map_bytes",
                                           (json_int_t)map));
+            json_object_set_new(j, "problems", bs_render_problems(&probs));
             bs_out_json(j);
         } else {
             bs_out_status(&st, runs, used, map, o.now_ms);
+            printf("problems:%s\n",
+                   probs.n ? "" : "    none (branchsync doctor explains)");
+            for (size_t i = 0; i < probs.n; i++)
+                printf("  %s%s%s: %s\n", probs.v[i].kind,
+                       probs.v[i].subject[0] ? " " : "", probs.v[i].subject,
+                       probs.v[i].what);
         }
         json_decref(runs);
         bs_status_fini(&st);
+        bs_problems_fini(&probs);
     }
     bs_node_close(n);
     return rv;
@@ -188,7 +228,8 @@ bs_cmd_restore(bs_cli *c)
     bs_node *n;
     bs_err rv;
 
-    if ((rv = bs_node_restore(c->dir, c->argv[0], &c->err)) != BS_OK)
+    if ((rv = bs_cli_need(c, c->argv[0], "file")) != BS_OK ||
+        (rv = bs_node_restore(c->dir, c->argv[0], &c->err)) != BS_OK)
         return rv;
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;

@@ -35,7 +35,13 @@ peer_add(bs_cli *c)
                        "SPEC]");
     if (!bs_node_name_valid(p.name))
         return bs_errf(&c->err, BS_EINVAL, "bad peer name \"%.64s\"", p.name);
-    if (!bs_endpoint_valid(p.endpoint))
+    if (bs_endpoint_listenable(p.endpoint) && !bs_endpoint_dialable(p.endpoint))
+        return bs_errf(&c->err, BS_EINVAL,
+                       "endpoint \"%.255s\" is a wildcard, an address to "
+                       "listen on: give the peer's host name or IP address "
+                       "(tcp://HOST:PORT)",
+                       p.endpoint);
+    if (!bs_endpoint_dialable(p.endpoint))
         return bs_errf(&c->err, BS_EINVAL,
                        "bad endpoint \"%.255s\": use tcp://HOST:PORT",
                        p.endpoint);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../node/fault.h"
 #include "../replication/crypto.h"
 #include "cli.h"
 
@@ -43,20 +44,24 @@ static const cmd cmds[] = {
     {"init", bs_cmd_init, O_DIR | O_JSON | O_NAME | O_ROLE | O_LISTEN, 0, 0,
      "init -d DIR --name NAME [--role hub|branch] [--listen ENDPOINT]",
      "create a node: store, configuration and identity keys",
-     "Creates DIR (mode 0700) with a new Ed25519 identity key (keys/node.key,\n"
-     "mode 0600), a configuration file and an empty store.  A hub founds a\n"
-     "new infobase; a branch (the default) joins one on its first exchange\n"
-     "with the hub.  NAME: 1-64 of A-Z a-z 0-9 _ . - starting with a letter\n"
-     "or digit.  Refuses a directory that already holds a node.\n"},
-    {"id", bs_cmd_id, O_DIR | O_JSON, 0, 0, "id",
+     "Creates DIR (mode 0700, and its missing parents) with a new Ed25519\n"
+     "identity key (keys/node.key, mode 0600), a configuration file and an\n"
+     "empty store.  A hub founds a new infobase; a branch (the default)\n"
+     "joins one on its first exchange with the hub.  NAME: 1-64 of A-Z a-z\n"
+     "0-9 _ . - starting with a letter or digit.  ENDPOINT: where peers\n"
+     "reach this node, e.g. tcp://0.0.0.0:7400; without --listen the node\n"
+     "only calls out.  Refuses a directory that already holds a node.\n"},
+    {"id", bs_cmd_id, O_DIR | O_JSON | O_QUIET, 0, 0, "id [-q]",
      "print the node's name and ID",
      "Prints the node's name and its ID: the printable form of its public\n"
-     "key, which is all another node needs to pair with it.\n"},
-    {"put", bs_cmd_put, O_DIR | O_JSON, 3, 3, "put COLLECTION ID JSON",
+     "key, which is all another node needs to pair with it.  With -q\n"
+     "(--quiet) prints the ID alone, ready to paste into 'peer add'.\n"},
+    {"put", bs_cmd_put, O_DIR | O_JSON, 3, 3, "put COLLECTION ID JSON|-|@FILE",
      "upsert the given fields of a record",
      "JSON is a flat object of strings, numbers, booleans and nulls; the\n"
      "given fields are written, others are kept.  An \"id\" key, if present,\n"
-     "must equal ID; it is never stored as a field.\n"},
+     "must equal ID; it is never stored as a field.  - reads the JSON from\n"
+     "stdin, @FILE from FILE (for records beyond the argument limit).\n"},
     {"get", bs_cmd_get, O_DIR | O_JSON, 2, 2, "get COLLECTION ID",
      "print a record as JSON",
      "Prints the record's fields plus \"id\".  A missing or deleted record\n"
@@ -86,7 +91,8 @@ static const cmd cmds[] = {
      "NAME",
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
-     "reachable at ENDPOINT (tcp://HOST:PORT).  On the hub this also\n"
+     "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
+     "wildcard such as * or 0.0.0.0).  On the hub this also\n"
      "introduces the node to every office as a member of the infobase.\n"
      "SPEC: online, manual (default), \"every 15m\", or a cron expression.\n"
      "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
@@ -108,7 +114,9 @@ static const cmd cmds[] = {
      "foreign files exit 2 and change nothing.\n"},
     {"inspect", bs_cmd_inspect, O_DIR | O_JSON, 1, 1, "inspect FILE",
      "show an exchange file's sender, change sets and signature status",
-     "Reads the file without applying anything.\n"},
+     "Reads the file without applying anything.  Exits 2 after printing\n"
+     "when a check fails (framing, checksum, file signature, a change set's\n"
+     "decoding or signature), naming the first on stderr.\n"},
     {"conflicts", bs_cmd_conflicts, O_DIR | O_JSON | O_ALL, 0, 0,
      "conflicts [--all]", "list open (or all) conflicts",
      "Each conflict names the collection, record, field, the competing\n"
@@ -128,6 +136,16 @@ static const cmd cmds[] = {
      "the backup, which must be of this same node.  The node then writes\n"
      "under a new incarnation, and its peers send back the changes it made\n"
      "after the backup.\n"},
+    {"verify", bs_cmd_verify, O_DIR | O_JSON, 0, 0, "verify",
+     "check the whole store for damage",
+     "Reads every entry of every table in one read transaction (the node may\n"
+     "keep working) and checks what LMDB cannot: that every record and\n"
+     "stored change set decodes, every set is signed by its origin and\n"
+     "chained to the one before, the records agree with the changes that\n"
+     "wrote them, and the tables agree with each other.  Exit 0 says what\n"
+     "was checked; exit 1 \"store is corrupt: ...; restore from a backup\"\n"
+     "names the first problem (--json lists them all).  'backup' runs the\n"
+     "same check first.\n"},
     {"purge", bs_cmd_purge, O_DIR | O_JSON, 0, 0, "purge",
      "drop tombstones every peer has acknowledged",
      "A deleted record's tombstone is dropped once every paired peer has\n"
@@ -138,7 +156,10 @@ static const cmd cmds[] = {
      "exchange with PEER now, both ways",
      "Asks the running daemon to exchange with PEER and waits for the end;\n"
      "with no daemon running, makes the exchange itself.  Exit 0 once both\n"
-     "sides acknowledged; 1 if the peer is unreachable or refuses.\n"},
+     "sides acknowledged; 1 if the peer is unreachable ([sync]\n"
+     "connect_timeout_s) or refuses, or if the exchange went through but not\n"
+     "wholly: change sets refused here or held there, or this node's clock\n"
+     "ahead of the peer's (the message says which; see status).\n"},
     {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW, 2, 2,
      "schedule PEER SPEC [--window HH:MM-HH:MM]",
      "set a link's exchange schedule; prints the next runs",
@@ -149,11 +170,19 @@ static const cmd cmds[] = {
     {"log", bs_cmd_log, O_DIR | O_JSON, 0, 1, "log [PEER]",
      "the exchange history",
      "One line per exchange (file or network): time, peer, direction,\n"
-     "change sets each way, changes applied, bytes, duration, result.\n"},
+     "change sets each way, changes applied, bytes, duration, result.  A\n"
+     "PEER this node never had exits 1.\n"},
     {"status", bs_cmd_status, O_DIR | O_JSON, 0, 0, "status",
      "node, store and replication state",
      "Shows the node's name, role, ID, "
      "infobase, record counts and change-log size.\n"},
+    {"doctor", bs_cmd_doctor, O_DIR | O_JSON, 0, 0, "doctor",
+     "what needs attention, each with what to do; exit 1 if anything",
+     "Lists held, refused and quarantined streams with the reason, peers\n"
+     "needing a full resync, silent past their schedule or failing, clock\n"
+     "skew against a peer, a daemon that does not run, and low disk or map\n"
+     "space: one line each, then what to do.  Exit 0 when healthy, 1 when\n"
+     "not.  status --json carries the same list as \"problems\".\n"},
 };
 
 #define NCMDS (sizeof cmds / sizeof cmds[0])
@@ -221,16 +250,62 @@ opt_name(unsigned bit)
     return "?";
 }
 
+/* One line on stderr (arguments echoed escaped, bs_escape); exit 2. */
 static int BS_PRINTF(1, 2) bad_usage(const char *fmt, ...)
 {
+    char raw[BS_ERRMSG_LEN], msg[BS_ERRMSG_LEN];
     va_list ap;
 
     va_start(ap, fmt);
-    fprintf(stderr, "branchsync: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "branchsync: %s\n", bs_escape(msg, sizeof msg, raw));
     return 2;
+}
+
+/* 1 when tok ("--NAME" or "--NAME=VALUE", NAME maybe abbreviated) names
+ * the long option whose value is opt. */
+static int
+is_long_for(const char *tok, int opt)
+{
+    size_t n;
+
+    if (tok[0] != '-' || tok[1] != '-' || tok[2] == '\0')
+        return 0;
+    n = strcspn(tok + 2, "=");
+    for (const struct option *o = longopts; o->name != NULL; o++)
+        if (o->val == opt && strncmp(o->name, tok + 2, n) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * The bad option getopt stopped at, named by its own argument.  A long
+ * option has already been stepped over; an unknown letter inside a
+ * cluster ("-abc") leaves optind on the cluster unless it was the last.
+ */
+static int
+bad_option(int argc, char **argv, int missing_value)
+{
+    const char *prev = optind > 0 ? argv[optind - 1] : "", *tok = prev;
+
+    if (optopt == 0) /* an unknown or ambiguous long option */
+        return bad_usage("unknown option %s (see branchsync --help)", prev);
+    if (is_long_for(prev, optopt))
+        return missing_value ? bad_usage("option %s needs a value", prev)
+                             : bad_usage("option %s takes no value", prev);
+    if (!(prev[0] == '-' && prev[1] != '-' &&
+          strchr(prev + 1, optopt) != NULL) &&
+        optind < argc)
+        tok = argv[optind];
+    if (strlen(tok) > 2)
+        return bad_usage("%s -%c in \"%s\" (see branchsync --help)",
+                         missing_value ? "no value for option"
+                                       : "unknown option",
+                         optopt, tok);
+    if (missing_value)
+        return bad_usage("option %s needs a value", tok);
+    return bad_usage("unknown option %s (see branchsync --help)", tok);
 }
 
 static int
@@ -332,16 +407,18 @@ main(int argc, char **argv)
             seen |= O_POLICY;
             break;
         case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
+            return bad_option(argc, argv, 1);
         default:
-            return bad_usage("unknown option %s (see branchsync --help)",
-                             argv[optind - 1]);
+            return bad_option(argc, argv, 0);
         }
     }
-    if (optind == argc) {
-        usage_all(help ? stdout : stderr);
-        return help ? 0 : 2;
+    if (optind == argc && help) {
+        usage_all(stdout);
+        return 0;
     }
+    if (optind == argc)
+        return bad_usage("no command (usage: branchsync [-d DIR] [--json] "
+                         "COMMAND [ARGS]; see branchsync --help)");
     for (size_t i = 0; i < NCMDS; i++)
         if (strcmp(argv[optind], cmds[i].name) == 0)
             cm = &cmds[i];
@@ -375,6 +452,11 @@ main(int argc, char **argv)
     if (c.dir == NULL || c.dir[0] == '\0')
         return bad_usage("no node directory: give -d DIR or set "
                          "BRANCHSYNC_DIR");
+    {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "branchsync: %s", cm->name);
+        bs_fault_install(prefix); /* a damaged store: one line, exit 1 */
+    }
     if (bs_crypto_init() != BS_OK) {
         fprintf(stderr, "branchsync: cannot initialise libsodium\n");
         return 1;
@@ -385,5 +467,5 @@ main(int argc, char **argv)
                 bs_errmsg(&c.err, rv));
         return bs_err_exit_code(rv);
     }
-    return 0;
+    return c.exit_code;
 }

@@ -19,6 +19,12 @@ bs_out_json(json_t *j)
     json_decref(j);
 }
 
+const char *
+bs_out_plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 void
 bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now)
 {
@@ -37,13 +43,14 @@ bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now)
 }
 
 void
-bs_out_time(char *buf, size_t n, int64_t s)
+bs_out_time(char *buf, size_t n, int64_t s, int seconds)
 {
     struct tm tm;
     time_t tt = (time_t)s;
 
     localtime_r(&tt, &tm);
-    strftime(buf, n, "%Y-%m-%d %H:%M %Z", &tm);
+    strftime(buf, n, seconds ? "%Y-%m-%d %H:%M:%S %Z" : "%Y-%m-%d %H:%M %Z",
+             &tm);
 }
 
 bs_err
@@ -70,7 +77,7 @@ short_id(const uint8_t *pk, char buf[BS_NODE_ID_LEN + 1])
 static void
 status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
 {
-    char ok[32], bad[32];
+    char ok[32], bad[32], esc[4 * sizeof p->last_error];
 
     bs_out_age(ok, sizeof ok, p->last_ok_ms, now);
     bs_out_age(bad, sizeof bad, p->last_err_ms, now);
@@ -86,11 +93,53 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
            ok, (unsigned long long)p->pending_out,
            (unsigned long long)p->pending_in,
            (unsigned long long)p->oldest_unacked_age_s);
-    if (p->last_error[0])
-        printf("    last error %s: %s\n", bad, p->last_error);
+    if (p->last_error[0]) /* may quote a peer's ERROR text: escape it */
+        printf("    last error %s: %s\n", bad,
+               bs_escape(esc, sizeof esc, p->last_error));
+    if (p->clock_known) {
+        char at[32];
+        long long off = (long long)p->clock_offset_ms;
+        bs_out_age(at, sizeof at, p->clock_at_ms, now);
+        printf("    clock: %lld.%01lld s %s ours (±%.1f s, measured %s)\n",
+               (off < 0 ? -off : off) / 1000,
+               (off < 0 ? -off : off) % 1000 / 100,
+               off < 0 ? "behind" : "ahead of",
+               (double)p->clock_error_ms / 1000, at);
+    }
+    if (p->refused_sets > 0)
+        printf("    last exchange: refused %llu change set%s it sent "
+               "(first: %s)\n",
+               (unsigned long long)p->refused_sets,
+               p->refused_sets == 1 ? "" : "s",
+               bs_escape(esc, sizeof esc, p->refused_reason));
+    if (p->held_there > 0)
+        printf("    last exchange: %llu change set%s sent to it %s held or "
+               "refused there (see its status)\n",
+               (unsigned long long)p->held_there, p->held_there == 1 ? "" : "s",
+               p->held_there == 1 ? "was" : "were");
     if (p->needs_full_resync)
         printf("    NEEDS FULL RESYNC: silent longer than the retention "
                "limit\n");
+}
+
+/* The node's clock against its peers' (replication/clock.h). */
+static void
+status_clock(const bs_status *st)
+{
+    long long s = (long long)(st->clock.ahead_ms / 1000);
+
+    if (st->clock.npeers == 0)
+        printf("clock:       not compared yet (no network exchange in the "
+               "last 7 days)\n");
+    else if (st->clock_action == 0)
+        printf("clock:       in step with its peers (within %llu s)\n",
+               (unsigned long long)(st->max_skew_ms / 1000));
+    else
+        printf("clock:       %lld s AHEAD of %s's: local writes are %s; fix "
+               "this node's clock\n",
+               s, st->clock.peer,
+               st->clock_action == 1 ? "stamped that much back"
+                                     : "refused (clock_ahead = refuse)");
 }
 
 void
@@ -108,14 +157,16 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
            st->meta.joined ? buf : "not joined yet (waits for the hub)");
     bs_hex(buf, st->meta.inc, BS_INC_LEN);
     printf("incarnation: %s\n", buf);
-    printf("change log:  %llu changes in %llu sets (%llu written here)\n",
-           (unsigned long long)st->changes, (unsigned long long)st->change_sets,
+    printf("change log:  %llu %s in %llu %s (%llu written here)\n",
+           (unsigned long long)st->changes, BS_PL(st->changes, "change"),
+           (unsigned long long)st->change_sets, BS_PL(st->change_sets, "set"),
            (unsigned long long)st->own_changes);
     printf("store:       %.1f MiB used of a %.0f MiB map\n", used / 1048576.0,
            map / 1048576.0);
     printf("conflicts:   %llu open, %llu in all\n",
            (unsigned long long)st->conflicts_open,
            (unsigned long long)st->conflicts_total);
+    status_clock(st);
     printf("peers:%s\n", st->npeers ? "" : "       none");
     for (size_t i = 0; i < st->npeers; i++)
         status_peer(&st->peers[i], json_array_get(runs, i), now);
@@ -128,8 +179,9 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
     }
     printf("collections:%s\n", st->ncolls ? "" : " none");
     for (size_t i = 0; i < st->ncolls; i++)
-        printf("  %-24s %llu records, %llu deleted\n", st->colls[i].name,
+        printf("  %-24s %llu %s, %llu deleted\n", st->colls[i].name,
                (unsigned long long)st->colls[i].records,
+               BS_PL(st->colls[i].records, "record"),
                (unsigned long long)st->colls[i].deleted);
 }
 
@@ -151,16 +203,17 @@ bs_out_peers(const bs_peer *v, size_t n, uint64_t now)
 }
 
 void
-bs_out_conflict(const bs_conflict *c)
+bs_out_conflict(const bs_conflict *c,
+                const char names[2][BS_NODE_NAME_MAX + 32])
 {
     printf("%s  %s/%s field %s  policy %s  %s\n", c->id, c->coll, c->rid,
            c->field, bs_policy_name(c->policy),
            c->resolved ? "resolved" : "OPEN");
     for (int k = 0; k < 2; k++) {
         const bs_conflict_side *s = &c->side[k];
-        char id[BS_NODE_ID_LEN + 1], *v;
+        char *v;
 
-        printf("    %s %s… ", k == c->winner ? "*" : " ", short_id(s->key, id));
+        printf("    %s %s: ", k == c->winner ? "*" : " ", names[k]);
         if (s->deleted) {
             printf("(deleted)\n");
             continue;
@@ -174,16 +227,17 @@ bs_out_conflict(const bs_conflict *c)
 void
 bs_out_exchange(const bs_xlog_entry *e)
 {
-    char when[64];
+    char when[64], esc[4 * sizeof e->error];
 
-    bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000));
-    printf("%s  %-10s %-7s %-4s sent %llu sets, received %llu, %llu changes, "
-           "%llu bytes, %llu ms: %s\n",
+    bs_out_time(when, sizeof when, (int64_t)(e->time_ms / 1000), 0);
+    printf("%s  %-10s %-7s %-4s sent %llu %s, received %llu, %llu %s, "
+           "%llu %s, %llu ms: %s\n",
            when, e->peer, e->via, e->direction,
-           (unsigned long long)e->sets_sent,
+           (unsigned long long)e->sets_sent, BS_PL(e->sets_sent, "set"),
            (unsigned long long)e->sets_received, (unsigned long long)e->changes,
-           (unsigned long long)e->bytes, (unsigned long long)e->duration_ms,
-           e->error[0] ? e->error : "ok");
+           BS_PL(e->changes, "change"), (unsigned long long)e->bytes,
+           BS_PL(e->bytes, "byte"), (unsigned long long)e->duration_ms,
+           e->error[0] ? bs_escape(esc, sizeof esc, e->error) : "ok");
 }
 
 void
@@ -191,7 +245,8 @@ bs_out_inspect(const char *path, const bs_inspect *in)
 {
     char s[BS_NODE_ID_LEN + 1], r[BS_NODE_ID_LEN + 1] = "";
 
-    printf("file:      %s (%llu bytes)\n", path, (unsigned long long)in->bytes);
+    printf("file:      %s (%llu %s)\n", path, (unsigned long long)in->bytes,
+           BS_PL(in->bytes, "byte"));
     if (in->has_envelope) {
         bs_node_id_format(in->sender, s);
         if (in->has_receiver)
@@ -208,11 +263,11 @@ bs_out_inspect(const char *path, const bs_inspect *in)
             printf("  %zu: %s\n", i, x->error);
             continue;
         }
-        printf("  origin %s… seq %llu-%llu: %llu changes, %llu omitted, "
+        printf("  origin %s… seq %llu-%llu: %llu %s, %llu omitted, "
                "signature %s\n",
                short_id(x->origin, s), (unsigned long long)x->first,
                (unsigned long long)x->last, (unsigned long long)x->changes,
-               (unsigned long long)x->omitted,
+               BS_PL(x->changes, "change"), (unsigned long long)x->omitted,
                x->signature_ok ? "valid" : "INVALID");
     }
 }
@@ -225,12 +280,14 @@ bs_out_import(const bs_xstats *st)
                st->peer);
         return;
     }
-    printf("imported from %s: %llu change sets, %llu changes applied", st->peer,
-           (unsigned long long)st->sets, (unsigned long long)st->changes);
+    printf("imported from %s: %llu %s, %llu %s applied", st->peer,
+           (unsigned long long)st->sets, BS_PL(st->sets, "change set"),
+           (unsigned long long)st->changes, BS_PL(st->changes, "change"));
     if (st->dup_sets)
         printf(", %llu already held", (unsigned long long)st->dup_sets);
     if (st->conflicts)
-        printf(", %llu conflicts", (unsigned long long)st->conflicts);
+        printf(", %llu %s", (unsigned long long)st->conflicts,
+               BS_PL(st->conflicts, "conflict"));
     if (st->held)
         printf(", %llu held back (see status)", (unsigned long long)st->held);
     if (st->quarantined)
@@ -242,9 +299,23 @@ bs_out_import(const bs_xstats *st)
 void
 bs_out_purge(const bs_purge_stats *st)
 {
-    printf("%llu tombstones: %llu purged, %llu wait for peers' "
+    printf("%llu %s: %llu purged, %llu held for peers' "
            "acknowledgement, %llu younger than the retention limit\n",
-           (unsigned long long)st->tombstones, (unsigned long long)st->purged,
+           (unsigned long long)st->tombstones,
+           BS_PL(st->tombstones, "tombstone"), (unsigned long long)st->purged,
            (unsigned long long)st->held_by_peers,
            (unsigned long long)st->too_recent);
+}
+
+void
+bs_out_problems(const bs_problems *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        printf("%s%s%s: %s\n  -> %s\n", p->v[i].kind,
+               p->v[i].subject[0] ? " " : "", p->v[i].subject, p->v[i].what,
+               p->v[i].todo);
+    if (p->n == 0)
+        printf("healthy: nothing needs attention\n");
+    else
+        printf("%zu problem%s\n", p->n, p->n == 1 ? "" : "s");
 }

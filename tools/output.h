@@ -15,20 +15,30 @@
 /* Print j as one indented JSON document and release it. */
 void bs_out_json(json_t *j);
 
+/* one when n is 1, else many: "1 record", "2 records". */
+const char *bs_out_plural(uint64_t n, const char *one, const char *many);
+#define BS_PL(n, word) bs_out_plural((n), word, word "s")
+
 /* "3 min ago" for a millisecond time (0: "never"). */
 void bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now_ms);
-/* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds. */
-void bs_out_time(char *buf, size_t n, int64_t s);
+/* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds ("HH:MM:SS" when
+ * seconds is set). */
+void bs_out_time(char *buf, size_t n, int64_t s, int seconds);
 
 /* A record as one JSON line ("id" first); BS_ENOMEM or BS_EIO. */
 BS_MUST_CHECK bs_err bs_out_record(const char *id, size_t idlen,
                                    const bs_record *r);
 
 /* Human forms. */
+/* doctor: one line per problem and what to do, then a summary line. */
+void bs_out_problems(const bs_problems *p);
 void bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
                    uint64_t map, uint64_t now_ms);
 void bs_out_peers(const bs_peer *v, size_t n, uint64_t now_ms);
-void bs_out_conflict(const bs_conflict *c);
+/* names: who wrote each side (this node, a peer, a member, or a short
+ * ID). */
+void bs_out_conflict(const bs_conflict *c,
+                     const char names[2][BS_NODE_NAME_MAX + 32]);
 void bs_out_exchange(const bs_xlog_entry *e);
 void bs_out_inspect(const char *path, const bs_inspect *in);
 void bs_out_import(const bs_xstats *st);

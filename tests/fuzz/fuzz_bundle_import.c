@@ -56,7 +56,7 @@ import(bs_xstats *st, bs_errbuf *err)
 {
     /* As the CLI does: the hub has joined, so no key is needed. */
     return bs_bundle_import(w.hub.n->store, NULL, path, bsf_clock, BSF_SKEW_MS,
-                            st, err);
+                            0, st, err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -249,25 +249,29 @@ const bs_order bsf_order = {0, any_stream_key, NULL};
 void
 bsf_check_record(const bs_record *r)
 {
-    size_t n = bs_record_size(r), n2;
-    uint8_t *b = malloc(n + 1), *b2;
+    bs_recenc e, e2;
+    size_t n, n2;
+    uint8_t *b, *b2;
     bs_record r2;
     bs_arena a;
     bs_err rv;
 
-    if (b == NULL)
-        bsf_die("out of memory");
-    bs_record_encode(r, b);
     bs_arena_init(&a);
+    if (bs_record_prepare(r, &a, &e) != BS_OK ||
+        (b = malloc(e.size + 1)) == NULL)
+        bsf_die("out of memory");
+    n = e.size;
+    bs_record_encode(r, &e, b);
     if ((rv = bs_record_decode(&r2, b, n, &a)) != BS_OK)
         bsf_die("a re-encoded record does not decode: %s", bs_strerror(rv));
     if (r2.nfields != r->nfields || r2.live != (r->live != 0) ||
         r2.has_alive != r->has_alive || r2.has_tomb != r->has_tomb)
         bsf_die("record round trip differs");
-    n2 = bs_record_size(&r2);
-    if ((b2 = malloc(n2 + 1)) == NULL)
+    if (bs_record_prepare(&r2, &a, &e2) != BS_OK ||
+        (b2 = malloc(e2.size + 1)) == NULL)
         bsf_die("out of memory");
-    bs_record_encode(&r2, b2);
+    n2 = e2.size;
+    bs_record_encode(&r2, &e2, b2);
     if (n2 != n || memcmp(b, b2, n) != 0)
         bsf_die("record encoding is not stable (%zu -> %zu bytes)", n, n2);
     free(b2);

@@ -17,8 +17,6 @@ readers(const bs_record *r)
     static const bs_order prio = {1, NULL, NULL};
     bs_order o = bsf_order;
 
-    if (r->nfields > BS_RECORD_FIELDS_MAX)
-        bsf_die("decoded record has %zu fields", r->nfields);
     bsf_check_record(r);
     (void)bs_record_live(r, &bsf_order);
     o.use_prio = prio.use_prio;

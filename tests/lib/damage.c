@@ -22,8 +22,9 @@ raw_txn(bs_txn *t, void *arg, bs_errbuf *err)
 void
 bst_damage(bs_store *s, bst_table table, bs_slice key, bs_slice val)
 {
-    static const bs_db dbs[] = {BS_DB_META, BS_DB_RECORDS, BS_DB_STREAMS,
-                                BS_DB_PEERS, BS_DB_HELD};
+    static const bs_db dbs[] = {BS_DB_META,     BS_DB_RECORDS,   BS_DB_STREAMS,
+                                BS_DB_PEERS,    BS_DB_HELD,      BS_DB_LOG,
+                                BS_DB_STREAMIX, BS_DB_CONFLICTS, BS_DB_XLOG};
     raw r = {dbs[table], key, val};
     bs_errbuf err = {{0}};
 

@@ -16,6 +16,10 @@ typedef enum {
     BST_STREAMS,
     BST_PEERS,
     BST_HELD,
+    BST_LOG,
+    BST_STREAMIX,
+    BST_CONFLICTS,
+    BST_XLOG,
 } bst_table;
 
 /* Put key -> val into table of s in a write transaction of its own

@@ -234,7 +234,8 @@ bst_export(bst_node *from, const char *peer, const char *path, bs_errbuf *err)
     bs_xstats st;
 
     return bs_bundle_export(from->n->store, from->core.sk, peer, path,
-                            bs_core_now(&from->core), &st, err);
+                            bs_core_now(&from->core), from->core.retention_ms,
+                            &st, err);
 }
 
 bs_err
@@ -243,7 +244,8 @@ bst_import(bst_node *to, const char *path, bs_xstats *st, bs_errbuf *err)
     bs_xstats mine;
 
     return bs_bundle_import(to->n->store, to->core.sk, path, to->core.clock,
-                            to->core.max_skew_ms, st ? st : &mine, err);
+                            to->core.max_skew_ms, to->core.retention_ms,
+                            st ? st : &mine, err);
 }
 
 bs_err
@@ -301,6 +303,7 @@ bst_sync(bst_node *a, bst_node *b, bst_tap tap, void *ctx, bst_sync_result *r)
     ca.sk = a->core.sk;
     ca.clock = a->core.clock;
     ca.max_skew_ms = a->core.max_skew_ms;
+    ca.retention_ms = a->core.retention_ms;
     ca.initiator = 1;
     ca.peer = b->name;
     ca.authenticated = mb.pk;
@@ -309,6 +312,7 @@ bst_sync(bst_node *a, bst_node *b, bst_tap tap, void *ctx, bst_sync_result *r)
     cb.sk = b->core.sk;
     cb.clock = b->core.clock;
     cb.max_skew_ms = b->core.max_skew_ms;
+    cb.retention_ms = b->core.retention_ms;
     cb.initiator = 0;
     cb.peer = NULL;
     cb.authenticated = ma.pk;

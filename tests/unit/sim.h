@@ -465,8 +465,8 @@ sim_deliver(sim_world *w, int to, const uint8_t *env, size_t nenv,
         SIM_OK(w, bs_changeset_decode(set[i], len[i], &in.sets[i], &err), &err);
         in.nsets++;
     }
-    o->verify =
-        bs_xchg_verify(store, &in, &acc, sim_clock(r), SIM_SKEW_MS, &err);
+    o->verify = bs_xchg_verify(store, &in, &acc, sim_clock(r), SIM_SKEW_MS,
+                               r->t.core.retention_ms, &err);
     if (o->verify == BS_OK) {
         o->apply = bs_xchg_apply(store, r->t.core.sk, &in, &acc, sim_clock(r),
                                  SIM_SKEW_MS, &o->st, &err);

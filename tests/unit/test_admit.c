@@ -427,7 +427,7 @@ import_file(bst_node *from, bst_node *to, bs_slice env, const bs_slice *sets,
     bst_write_file(path, buf, len);
     free(buf);
     rv = bs_bundle_import(to->n->store, to->core.sk, path, to->core.clock,
-                          to->core.max_skew_ms, st, err);
+                          to->core.max_skew_ms, to->core.retention_ms, st, err);
     unlink(path);
     return rv;
 }
@@ -498,6 +498,7 @@ session_in(bst_node *from, bst_node *to, bs_slice env, const bs_slice *sets,
     cfg.sk = to->core.sk;
     cfg.clock = to->core.clock;
     cfg.max_skew_ms = to->core.max_skew_ms;
+    cfg.retention_ms = to->core.retention_ms;
     cfg.authenticated = fm.pk;
     cr_assert_eq(bs_session_new(&cfg, &s), BS_OK);
     input(s, BS_MSG_HELLO, env);

@@ -31,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../node/node.h"
 #include "../../replication/crypto.h"
+#include "../../replication/xlog.h"
 
 extern char **environ;
 
@@ -548,7 +550,8 @@ Test(cli, no_node_directory_is_bad_usage)
     res_free(&r);
 }
 
-/* A directory with no node in it: exit 2 and the directory stays empty. */
+/* A directory with no node in it: exit 2 and the directory stays empty.
+ * No directory at all: exit 1, not found (issue 8, item 10; it was 2). */
 Test(cli, directory_that_is_not_a_node_is_refused)
 {
     char dir[128], missing[128];
@@ -579,9 +582,11 @@ Test(cli, directory_that_is_not_a_node_is_refused)
                 argv[n++] = cases[i][k];
             argv[n] = NULL;
             r = run_argv(NULL, NULL, argv);
-            cr_assert_eq(r.code, 2, "%s in %s: exit %d, stderr: %s",
+            cr_assert_eq(r.code, m ? 1 : 2, "%s in %s: exit %d, stderr: %s",
                          cases[i][0], argv[1], r.code, r.err);
-            assert_one_error_line(&r, "not a branchsync node", cases[i][0]);
+            assert_one_error_line(
+                &r, m ? "no such node directory" : "not a branchsync node",
+                cases[i][0]);
             cr_assert_eq(r.outn, 0);
             res_free(&r);
             cr_assert_neq(stat(missing, &st), 0, "%s created %s", cases[i][0],
@@ -683,13 +688,33 @@ Test(cli, load_line_without_id_is_bad_input)
     BAD(dir, "line 1", "-d", dir, "load", "lines", file);
 }
 
+/* Not found: exit 1 (issue 8, item 10; it was 2), one line, nothing
+ * written. */
+#define NOT_FOUND(dir, mention, ...)                                           \
+    do {                                                                       \
+        snap b_ = snapshot(dir), a_;                                           \
+        res r_ = CLI(__VA_ARGS__);                                             \
+        cr_assert_eq(r_.code, 1, "%s: exit %d (want 1), stderr: %s",           \
+                     #__VA_ARGS__, r_.code, r_.err);                           \
+        assert_one_error_line(&r_, (mention), #__VA_ARGS__);                   \
+        cr_assert_eq(r_.outn, 0, "%s printed: %s", #__VA_ARGS__, r_.out);      \
+        res_free(&r_);                                                         \
+        a_ = snapshot(dir);                                                    \
+        assert_same_snap(&b_, &a_, #__VA_ARGS__);                              \
+    } while (0)
+
 Test(cli, load_of_missing_file_is_refused)
 {
     char dir[128], file[160];
 
     node_at(dir, sizeof dir, "n");
     snprintf(file, sizeof file, "%s/absent.jsonl", root);
-    BAD(dir, "absent.jsonl", "-d", dir, "load", "lines", file);
+    NOT_FOUND(dir, "absent.jsonl: no such file", "-d", dir, "load", "lines",
+              file);
+    snprintf(file, sizeof file, "%s/no-dir/absent.jsonl", root);
+    NOT_FOUND(dir, "no such file", "-d", dir, "load", "lines", file);
+    NOT_FOUND(dir, "no such file", "-d", dir, "import", file);
+    NOT_FOUND(dir, "no such file", "inspect", file);
 }
 
 /* Write n JSON Lines records "L0000000"... to path. */
@@ -934,6 +959,66 @@ Test(cli, id_json_gives_id_and_name)
     res_free(&plain);
 }
 
+/* Issue 8 item 16: doctor exits 0 when healthy and 1 listing each problem
+ * with what to do; status --json carries the same list. */
+Test(cli, doctor_exits_1_naming_each_problem_and_status_lists_them)
+{
+    char dir[128], other[128];
+    res r, idr;
+    json_t *j, *probs, *p0;
+
+    node_at(dir, sizeof dir, "head");
+    r = CLI("-d", dir, "doctor");
+    assert_ok(r, "doctor on a healthy node");
+    cr_assert(strstr(r.out, "healthy") != NULL, "%s", r.out);
+    res_free(&r);
+    /* A timed link with no daemon running for the node. */
+    node_at(other, sizeof other, "riga");
+    idr = CLI("-d", other, "id", "--json");
+    assert_ok(idr, "id");
+    j = parse_json(idr.out, "id");
+    r = CLI("-d", dir, "peer", "add", "riga", "tcp://127.0.0.1:1",
+            json_string_value(json_object_get(j, "id")), "--schedule",
+            "every 15m");
+    assert_ok(r, "peer add");
+    res_free(&r);
+    json_decref(j);
+    res_free(&idr);
+    r = CLI("-d", dir, "doctor");
+    cr_assert_eq(r.code, 1, "exit %d: %s%s", r.code, r.out, r.err);
+    cr_assert_eq(r.errn, 0, "doctor wrote to stderr: %s", r.err);
+    cr_assert(strstr(r.out, "daemon_down: branchsyncd does not run") != NULL,
+              "%s", r.out);
+    cr_assert(strstr(r.out, "-> start it: branchsyncd -d ") != NULL, "%s",
+              r.out);
+    cr_assert(strstr(r.out, "\n1 problem\n") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "doctor", "--json");
+    cr_assert_eq(r.code, 1);
+    j = parse_json(r.out, "doctor --json");
+    cr_assert(json_is_false(json_object_get(j, "healthy")));
+    probs = json_object_get(j, "problems");
+    cr_assert_eq(json_array_size(probs), 1);
+    p0 = json_array_get(probs, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(p0, "kind")),
+                     "daemon_down");
+    cr_assert(json_is_string(json_object_get(p0, "what")));
+    cr_assert(json_is_string(json_object_get(p0, "todo")));
+    cr_assert(json_is_string(json_object_get(p0, "subject")));
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", dir, "status", "--json");
+    assert_ok(r, "status is not a health check: exit 0");
+    j = parse_json(r.out, "status --json");
+    probs = json_object_get(j, "problems");
+    cr_assert_eq(json_array_size(probs), 1);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(probs, 0), "kind")),
+        "daemon_down");
+    json_decref(j);
+    res_free(&r);
+}
+
 Test(cli, get_and_ls_print_a_record_identically)
 {
     char dir[128];
@@ -1073,35 +1158,6 @@ Test(cli, readable_key_file_is_refused)
     res_free(&r);
 }
 
-/*
- * Regression (fixed): an object of 1025 fields without "id" passed
- * bs_json_fields() (see test_json.c, rejects_more_than_max_fields_without_id)
- * and `put` then aborted on BS_ASSERT(r->nfields <= BS_FIELDS_MAX) in
- * bs_record_size(): exit 134 (SIGABRT) with "assertion failed", instead of
- * exit 2.
- */
-Test(cli, put_of_1025_fields_is_bad_input)
-{
-    char dir[128];
-    size_t cap = 1025 * 16 + 8, len = 0;
-    char *json = malloc(cap);
-
-    cr_assert_not_null(json);
-    node_at(dir, sizeof dir, "n");
-    len += (size_t)snprintf(json + len, cap - len, "{");
-    for (int i = 0; i < 1025; i++)
-        len += (size_t)snprintf(json + len, cap - len, "%s\"f%04d\":%d",
-                                i ? "," : "", i, i);
-    snprintf(json + len, cap - len, "}");
-    BAD(dir, "fields", "-d", dir, "put", "customers", "C9", json);
-    free(json);
-}
-
-/* ---- two writers ---- */
-
-#define BIG_N  200000
-#define N_PUTS 20
-
 static long long
 own_changes(const char *dir)
 {
@@ -1117,6 +1173,46 @@ own_changes(const char *dir)
     res_free(&st);
     return n;
 }
+
+/*
+ * An object of 1,025 fields once aborted `put` (exit 134), then was refused
+ * as more than one write may hold; since issue 8 item 1 a record may hold
+ * more fields than one change, and `put` stores it as two changes.
+ */
+Test(cli, put_of_1025_fields_is_stored_in_two_changes)
+{
+    char dir[128];
+    size_t cap = 1025 * 16 + 8, len = 0;
+    char *json = malloc(cap);
+    res r;
+    json_t *j;
+    long long before;
+
+    cr_assert_not_null(json);
+    node_at(dir, sizeof dir, "n");
+    before = own_changes(dir);
+    len += (size_t)snprintf(json + len, cap - len, "{");
+    for (int i = 0; i < 1025; i++)
+        len += (size_t)snprintf(json + len, cap - len, "%s\"f%04d\":%d",
+                                i ? "," : "", i, i);
+    snprintf(json + len, cap - len, "}");
+    r = CLI("-d", dir, "put", "customers", "C9", json);
+    assert_ok(r, "put of 1025 fields");
+    res_free(&r);
+    cr_assert_eq(own_changes(dir) - before, 2);
+    r = CLI("-d", dir, "get", "customers", "C9");
+    assert_ok(r, "get");
+    j = parse_json(r.out, "get");
+    cr_assert_eq(json_object_size(j), 1026, "1,025 fields and the id");
+    json_decref(j);
+    res_free(&r);
+    free(json);
+}
+
+/* ---- two writers ---- */
+
+#define BIG_N  200000
+#define N_PUTS 20
 
 static double
 now_s(void)
@@ -1327,4 +1423,631 @@ Test(cli, conflicts_json_and_resolve_contract)
     json_decref(b);
     free(hid);
     free(bid);
+}
+
+/* ---- issue 8: names, escapes, exit codes ---- */
+
+/* Item 11: C1 controls (U+0080-U+009F) in record IDs and field names are
+ * refused like C0 ones (README "Limits"); before the fix they were
+ * stored. */
+Test(cli, c1_controls_in_ids_and_field_names_are_bad_input)
+{
+    char dir[128], file[160];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "id", "-d", dir, "put", "customers", "a\xc2\x85z", "{\"a\":1}");
+    BAD(dir, "id", "-d", dir, "put", "customers", "\xc2\x9b[2J", "{\"a\":1}");
+    BAD(dir, "field", "-d", dir, "put", "customers", "C1", "{\"n\xc2\x80\":1}");
+    BAD(dir, "field", "-d", dir, "put", "customers", "C1", "{\"n\\u0090\":1}");
+    snprintf(file, sizeof file, "%s/c1.jsonl", root);
+    write_file(file,
+               "{\"id\":\"ok\",\"a\":1}\n{\"id\":\"b\\u0085\",\"a\":2}\n");
+    BAD(dir, "line 2", "-d", dir, "load", "customers", file);
+    write_file(file, "{\"id\":\"a\xc2\x85\",\"a\":1}\n");
+    BAD(dir, "line 1", "-d", dir, "load", "customers", file);
+    write_file(file, "{\"id\":\"ok\",\"a\\u009f\":1}\n");
+    BAD(dir, "line 1", "-d", dir, "load", "customers", file);
+}
+
+/* stderr is one line of text: no byte below 0x20 but its final newline,
+ * no DEL, no C1 character. */
+static void
+assert_clean_line(const res *r, const char *what)
+{
+    const unsigned char *s = (const unsigned char *)r->err;
+
+    cr_assert_eq(count_lines(r->err), 1, "%s: not one line: %s", what, r->err);
+    for (size_t i = 0; i + 1 < r->errn; i++) {
+        cr_assert(s[i] >= 0x20 && s[i] != 0x7f, "%s: raw byte %#x at %zu: %s",
+                  what, s[i], i, r->err);
+        cr_assert(!(s[i] == 0xc2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f),
+                  "%s: raw C1 character at %zu: %s", what, i, r->err);
+    }
+}
+
+/* Item 11: an error echoing names, paths or arguments from the input
+ * escapes their control characters; before the fix a newline in the
+ * input split the message and ESC sequences reached the terminal. */
+Test(cli, errors_escape_control_characters_from_the_input)
+{
+    char dir[128], path[200];
+    struct {
+        const char *const *argv;
+        const char *mention;
+    } cases[] = {
+        {ARGV("frob\nx\xc2\x9b"), "frob\\x0ax\\u009b"},
+        {ARGV("init", "-d", "/nonexistent-i8/x", "--name", "a\nb\x1b[31m"),
+         "a\\x0ab\\x1b[31m"},
+        {ARGV("put", "customers", "C1", "{\"a\\nb\":{\"x\":1}}"), "a\\x0ab"},
+        {ARGV("put", "customers", "C1", "{\"x\\u0085\":1}"), "x\\u0085"},
+        {ARGV("load", "customers", "/tmp/\x1b]0;pwn\x07"), "\\x1b]0;pwn\\x07"},
+        {ARGV("--bogus\r\n"), "--bogus\\x0d\\x0a"},
+        {ARGV("put", "customers", "C1", "{\"a\":1}", "-\x01"), "\\x01"},
+        {ARGV("peer", "add", "x", "tcp://a\nb:1", "ID"), "a\\x0ab"},
+        {ARGV("inspect", "/tmp/no\xff\xfe-such\xe2\x80\xa8"),
+         "no\\xff\\xfe-such\\u2028"},
+    };
+
+    node_at(dir, sizeof dir, "n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[12];
+        size_t n = 0;
+        res r;
+
+        argv[n++] = "-d";
+        argv[n++] = dir;
+        for (size_t k = 0; cases[i].argv[k] != NULL; k++)
+            argv[n++] = cases[i].argv[k];
+        argv[n] = NULL;
+        r = run_argv(NULL, NULL, argv);
+        snprintf(path, sizeof path, "case %zu", i);
+        cr_assert_neq(r.code, 0, "%s: exit 0", path);
+        assert_clean_line(&r, path);
+        assert_one_error_line(&r, cases[i].mention, path);
+        res_free(&r);
+    }
+}
+
+/* Item 10: `log` of a peer this node never had is not found (it printed
+ * "no exchanges yet" and exited 0); a paired peer with no history, and
+ * all peers, still exit 0. */
+Test(cli, log_of_an_unknown_peer_is_not_found)
+{
+    char dir[128], other[128], *id;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(other, sizeof other, "o");
+    id = id_of(other);
+    NOT_FOUND(dir, "no peer \"tartu\"", "-d", dir, "log", "tartu");
+    NOT_FOUND(dir, "no peer", "-d", dir, "log", "tartu", "--json");
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7999",
+           id);
+    r = CLI("-d", dir, "log", "o");
+    assert_ok(r, "log of a peer without history");
+    cr_assert(strstr(r.out, "no exchanges yet with o") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("log", "-d", dir, "log");
+    free(id);
+}
+
+/* Item 10: sync and export of a peer that is not there are "not found"
+ * too, like log and peer rm (exit 1), and write nothing. */
+Test(cli, sync_and_export_of_an_unknown_peer_are_not_found)
+{
+    char dir[128], file[200];
+    struct stat sb;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/out.bsx", root);
+    NOT_FOUND(dir, "unknown peer \"tartu\"", "-d", dir, "sync", "tartu");
+    NOT_FOUND(dir, "unknown peer \"tartu\"", "-d", dir, "export", "tartu",
+              file);
+    cr_assert_neq(stat(file, &sb), 0, "export wrote %s", file);
+}
+
+/* Item 10: an option letter inside a cluster is named with its own
+ * argument, not the argument before it ("unknown option put"). */
+Test(cli, a_bad_option_in_a_cluster_names_its_own_token)
+{
+    char dir[128];
+
+    node_at(dir, sizeof dir, "n");
+    BAD(dir, "unknown option -a in \"-abc\"", "-d", dir, "put", "-abc", "c9",
+        "{\"a\":1}");
+    BAD(dir, "unknown option -z in \"-qz\"", "-d", dir, "load", "c", "-qz",
+        "-");
+    BAD(dir, "unknown option -z in \"-zq\"", "-d", dir, "--json", "-zq", "ls",
+        "c");
+    BAD(dir, "option --dir needs a value", "ls", "c", "--dir");
+    BAD(dir, "unknown option --bogus=1", "-d", dir, "ls", "c", "--bogus=1");
+    BAD(dir, "option --json=1 takes no value", "-d", dir, "ls", "c",
+        "--json=1");
+    BAD(dir, "option --name needs a value", "-d", dir, "ls", "c", "--name");
+}
+
+/* Item 10: bare `branchsync` prints one usage line pointing to --help and
+ * exits 2 (it printed the whole 32-line help on stderr). */
+Test(cli, no_command_prints_one_usage_line)
+{
+    const char *const *cases[] = {ARGV("-q"), ARGV("--json"), ARGV("-d", "x")};
+    res r = run_argv(NULL, NULL, (const char *const[]){NULL});
+
+    cr_assert_eq(r.code, 2, "exit %d", r.code);
+    assert_one_error_line(&r, "--help", "bare branchsync");
+    cr_assert(strstr(r.err, "usage: branchsync") != NULL, "%s", r.err);
+    cr_assert_eq(r.outn, 0);
+    res_free(&r);
+    for (size_t i = 0; i < 3; i++) {
+        r = run_argv(NULL, NULL, cases[i]);
+        cr_assert_eq(r.code, 2, "case %zu: exit %d", i, r.code);
+        assert_one_error_line(&r, "--help", "options without a command");
+        res_free(&r);
+    }
+    r = CLI("--help");
+    assert_ok(r, "--help");
+    cr_assert_gt(count_lines(r.out), 20, "--help still prints everything");
+    cr_assert_eq(r.errn, 0);
+    res_free(&r);
+}
+
+/* Copy src to dst, keeping its first `len` bytes (0: all) and setting the
+ * byte at `flip` (when >= 0) to its complement. */
+static void
+copy_damaged(const char *src, const char *dst, long len, long flip)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    long i = 0;
+    int ch;
+
+    cr_assert(in != NULL && out != NULL, "%s", strerror(errno));
+    while ((ch = fgetc(in)) != EOF && (len == 0 || i < len)) {
+        fputc(i == flip ? ch ^ 0xff : ch, out);
+        i++;
+    }
+    fclose(in);
+    cr_assert_eq(fclose(out), 0);
+}
+
+/* Item 10: `inspect` prints what it finds and exits 2 with one line naming
+ * the first failed check (it exited 0 for truncated and tampered files). */
+Test(cli, inspect_of_a_damaged_file_exits_2_after_printing)
+{
+    char hub[128], br[128], file[200], bad[200], *bid;
+    long size;
+    struct stat st;
+    struct {
+        long len, flip;
+        const char *mention;
+    } cases[] = {
+        {-10, -1, "framing truncated"},
+        {0, -3, "file signature INVALID"}, /* trailer: hash, signature */
+        {0, -70, "checksum MISMATCH"},
+        {0, 120, NULL}, /* somewhere inside the first frames */
+    };
+    res r;
+
+    node_at(hub, sizeof hub, "hub");
+    node_at(br, sizeof br, "br");
+    bid = id_of(br);
+    CLI_OK("pair", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401", bid);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    snprintf(bad, sizeof bad, "%s/bad.bsx", root);
+    CLI_OK("export", "-d", hub, "export", "br", file);
+    r = CLI("inspect", file);
+    assert_ok(r, "inspect of a sound file");
+    cr_assert_eq(r.errn, 0);
+    res_free(&r);
+    cr_assert_eq(stat(file, &st), 0);
+    size = (long)st.st_size;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int json = 0; json < 2; json++) {
+            long len = cases[i].len < 0 ? size + cases[i].len : 0;
+            long flip =
+                cases[i].flip < 0 ? size + cases[i].flip : cases[i].flip;
+
+            copy_damaged(file, bad, len, cases[i].len < 0 ? -1 : flip);
+            r = json ? CLI("inspect", "--json", bad) : CLI("inspect", bad);
+            cr_assert_eq(r.code, 2, "case %zu: exit %d: %s", i, r.code, r.err);
+            assert_one_error_line(&r, cases[i].mention, "inspect");
+            cr_assert_gt(r.outn, 0, "case %zu: nothing printed", i);
+            if (json) {
+                json_t *j = parse_json(r.out, "inspect --json");
+                json_decref(j);
+            } else {
+                cr_assert(strstr(r.out, "change sets:") != NULL, "%s", r.out);
+            }
+            res_free(&r);
+        }
+    }
+    free(bid);
+}
+
+/* The times `schedule` prints after "next run: ", in order (at most 3). */
+static size_t
+next_runs(const char *out, char runs[3][64])
+{
+    const char *p = out;
+    size_t n = 0;
+
+    while (n < 3 && (p = strstr(p, "next run: ")) != NULL) {
+        const char *e = strchr(p, '\n');
+
+        p += 10;
+        cr_assert_not_null(e);
+        snprintf(runs[n++], 64, "%.*s", (int)(e - p), p);
+        p = e;
+    }
+    return n;
+}
+
+/* A "HH:MM:SS " inside s. */
+static int
+has_seconds(const char *s)
+{
+    int h, m, sec;
+    char tz[16];
+
+    return sscanf(s, "%*d-%*d-%*d %d:%d:%d %15s", &h, &m, &sec, tz) == 4;
+}
+
+/* Item 14: "every 5s" prints its next runs to the second (they were
+ * printed to the minute, so two or three looked the same); a cron
+ * schedule still prints minutes. */
+Test(cli, schedule_prints_seconds_when_the_schedule_needs_them)
+{
+    char dir[128], other[128], runs[3][64], *id;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(other, sizeof other, "o");
+    id = id_of(other);
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7999",
+           id);
+    r = CLI("-d", dir, "schedule", "o", "every 5s");
+    assert_ok(r, "schedule every 5s");
+    cr_assert_eq(next_runs(r.out, runs), 3, "%s", r.out);
+    for (int i = 0; i < 3; i++)
+        cr_assert(has_seconds(runs[i]), "run %d without seconds: %s", i, r.out);
+    cr_assert(strcmp(runs[0], runs[1]) != 0 && strcmp(runs[1], runs[2]) != 0,
+              "runs 5 s apart print alike: %s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "schedule", "o", "every 90s");
+    assert_ok(r, "schedule every 90s");
+    cr_assert_eq(next_runs(r.out, runs), 3, "%s", r.out);
+    cr_assert(has_seconds(runs[0]), "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "schedule", "o", "*/15 * * * *");
+    assert_ok(r, "schedule cron");
+    cr_assert_eq(next_runs(r.out, runs), 3, "%s", r.out);
+    for (int i = 0; i < 3; i++)
+        cr_assert(!has_seconds(runs[i]), "cron run %d with seconds: %s", i,
+                  r.out);
+    res_free(&r);
+    free(id);
+}
+
+/* Item 15: `conflicts` names who wrote each side: this node, a peer by the
+ * name this node gave it, a member that is no peer by its name in the
+ * membership, the hub's (it printed the first 17 characters of node IDs). */
+Test(cli, conflicts_name_the_offices)
+{
+    char hub[128], b1[128], b2[128], *hid, *id1, *id2, *sid;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(b1, sizeof b1, "%s/b1", root);
+    snprintf(b2, sizeof b2, "%s/b2", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init b1", "init", "-d", b1, "--name", "tallinn");
+    CLI_OK("init b2", "init", "-d", b2, "--name", "tartu");
+    hid = id_of(hub);
+    id1 = id_of(b1);
+    id2 = id_of(b2);
+    CLI_OK("pair", "-d", hub, "peer", "add", "tln", "tcp://127.0.0.1:7401",
+           id1);
+    CLI_OK("pair", "-d", hub, "peer", "add", "trt", "tcp://127.0.0.1:7402",
+           id2);
+    CLI_OK("pair", "-d", b1, "peer", "add", "head", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("pair", "-d", b2, "peer", "add", "head", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("collection", "-d", hub, "collection", "notes", "--policy",
+           "manual");
+    CLI_OK("put", "-d", hub, "put", "notes", "n1", "{\"t\":\"base\"}");
+    carry(hub, "tln", b1);
+    carry(hub, "trt", b2);
+    CLI_OK("put b1", "-d", b1, "put", "notes", "n1", "{\"t\":\"one\"}");
+    CLI_OK("put b2", "-d", b2, "put", "notes", "n1", "{\"t\":\"two\"}");
+    carry(b1, "head", hub);
+    carry(b2, "head", hub);
+    carry(hub, "tln", b1);
+
+    /* At the hub both sides are peers: the names the hub gave them. */
+    r = CLI("-d", hub, "conflicts");
+    assert_ok(r, "conflicts at the hub");
+    cr_assert(strstr(r.out, " tln: ") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, " trt: ") != NULL, "%s", r.out);
+    res_free(&r);
+    /* At tallinn: itself, and tartu, a member it is not paired with, by
+     * the hub's name for it. */
+    r = CLI("-d", b1, "conflicts");
+    assert_ok(r, "conflicts at tallinn");
+    cr_assert(strstr(r.out, " tallinn: \"one\"") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, " trt: \"two\"") != NULL, "%s", r.out);
+    sid = strndup(id2, 17);
+    cr_assert(strstr(r.out, sid) == NULL, "an ID instead of a name: %s", r.out);
+    res_free(&r);
+    free(sid);
+    free(hid);
+    free(id1);
+    free(id2);
+}
+
+/* Item 15: init creates missing parents (the README's
+ * /var/lib/branchsync/head), the node directory 0700 and the parents with
+ * the usual mode; it failed with a bare "No such file or directory". */
+Test(cli, init_creates_missing_parent_directories)
+{
+    char dir[200], path[200];
+    struct stat st;
+    mode_t um = umask(022);
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/var/lib/branchsync/head", root);
+    r = CLI("init", "-d", dir, "--name", "head", "--role", "hub");
+    umask(um);
+    assert_ok(r, "init with missing parents");
+    res_free(&r);
+    cr_assert_eq(stat(dir, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0700, "node dir mode %o",
+                 st.st_mode & 0777);
+    snprintf(path, sizeof path, "%s/var/lib/branchsync", root);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISDIR(st.st_mode));
+    cr_assert_eq(st.st_mode & 0777, 0755, "parent mode %o", st.st_mode & 0777);
+    CLI_OK("put", "-d", dir, "put", "customers", "c1", "{\"a\":1}");
+}
+
+/* A failed init takes away the parents it created, and a file in the way
+ * is named. */
+Test(cli, a_failed_init_removes_the_parents_it_made)
+{
+    char dir[600], path[200];
+    char *longname = repeat('z', 300); /* over NAME_MAX */
+    struct stat st;
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/p1/p2/%s", root, longname);
+    r = CLI("init", "-d", dir, "--name", "x");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "cannot create", "init");
+    res_free(&r);
+    snprintf(path, sizeof path, "%s/p1", root);
+    cr_assert_neq(stat(path, &st), 0, "%s left behind", path);
+    snprintf(path, sizeof path, "%s/file", root);
+    write_file(path, "x");
+    snprintf(dir, sizeof dir, "%s/file/node", root);
+    r = CLI("init", "-d", dir, "--name", "x");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "Not a directory", "init under a file");
+    res_free(&r);
+    free(longname);
+}
+
+/* Item 15: `put` takes its JSON from stdin (-) or a file (@FILE), so a
+ * record beyond the argument limit needs no `load`; a BOM is skipped. */
+Test(cli, put_reads_json_from_stdin_or_a_file)
+{
+    char dir[128], file[160], *big;
+    size_t n = 300000;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/rec.json", root);
+    big = malloc(n + 32);
+    cr_assert_not_null(big);
+    snprintf(big, n + 32, "\xef\xbb\xbf{\"note\":\"%0*d\"}", (int)n, 7);
+    write_file(file, big);
+    r = CLI_IN(file, "-d", dir, "put", "customers", "C1", "-");
+    assert_ok(r, "put from stdin");
+    res_free(&r);
+    r = CLI("-d", dir, "get", "customers", "C1");
+    assert_ok(r, "get");
+    cr_assert_gt(r.outn, n, "the big value was not stored: %.80s", r.out);
+    cr_assert(strstr(r.out, "\"name\":\"Ann\"") != NULL, "upsert lost fields");
+    res_free(&r);
+    write_file(file, "{\"city\":\"Tartu\"}\n");
+    r = CLI("-d", dir, "put", "customers", "C2", "@", "--json");
+    cr_assert_eq(r.code, 2, "bare @: exit %d", r.code);
+    res_free(&r);
+    snprintf(big, n + 32, "@%s", file);
+    CLI_OK("put @FILE", "-d", dir, "put", "customers", "C2", big);
+    r = CLI("-d", dir, "get", "customers", "C2");
+    cr_assert_str_eq(r.out,
+                     "{\"id\":\"C2\",\"city\":\"Tartu\",\"name\":\"Bob\"}\n");
+    res_free(&r);
+    snprintf(big, n + 32, "@%s/absent.json", root);
+    NOT_FOUND(dir, "absent.json: no such file", "-d", dir, "put", "customers",
+              "C2", big);
+    write_file(file, "{\"city\":");
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C2", "-");
+    snprintf(big, n + 32, "@%s", file);
+    BAD(dir, "JSON", "-d", dir, "put", "customers", "C2", big);
+    free(big);
+}
+
+/* Item 15: load skips a UTF-8 byte order mark at the start of its input
+ * (spreadsheet and 1C exports carry one); it refused line 1. */
+Test(cli, load_skips_a_byte_order_mark)
+{
+    char dir[128], file[160];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/bom.jsonl", root);
+    write_file(file, "\xef\xbb\xbf{\"id\":\"B1\",\"a\":1}\r\n"
+                     "{\"id\":\"B2\",\"a\":2}\r\n");
+    CLI_OK("load with a BOM", "-d", dir, "load", "bom", file);
+    CLI_OK("load with a BOM from stdin", "-d", dir, "load", "bom2", "-");
+    r = CLI_IN(file, "-d", dir, "load", "bom2", "-");
+    assert_ok(r, "load - with a BOM");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "bom");
+    assert_ok(r, "ls");
+    cr_assert_str_eq(r.out,
+                     "{\"id\":\"B1\",\"a\":1}\n{\"id\":\"B2\",\"a\":2}\n");
+    res_free(&r);
+    r = CLI("-d", dir, "ls", "bom2");
+    cr_assert_eq(count_lines(r.out), 2, "%s", r.out);
+    res_free(&r);
+    /* Only at the start: one inside the input is still bad input. */
+    write_file(file, "{\"id\":\"B1\",\"a\":1}\n\xef\xbb\xbf{\"id\":\"B3\"}\n");
+    BAD(dir, "line 2", "-d", dir, "load", "bom", file);
+}
+
+/* Item 15: `id -q` prints the ID alone, ready to paste into peer add. */
+Test(cli, id_quiet_prints_only_the_id)
+{
+    char dir[128], *id;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    id = id_of(dir);
+    for (int i = 0; i < 2; i++) {
+        r = i ? CLI("-d", dir, "id", "--quiet") : CLI("-q", "-d", dir, "id");
+        assert_ok(r, "id -q");
+        cr_assert_eq(r.outn, strlen(id) + 1, "%s", r.out);
+        cr_assert_eq(strncmp(r.out, id, strlen(id)), 0, "%s", r.out);
+        res_free(&r);
+    }
+    free(id);
+}
+
+/* Item 12 through the CLI: a wildcard is refused for a peer (exit 2,
+ * nothing written) and kept for listening. */
+Test(cli, a_wildcard_is_for_listening_not_for_a_peer)
+{
+    char dir[128], other[128], *id;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(other, sizeof other, "%s/o", root);
+    CLI_OK("init --listen *", "init", "-d", other, "--name", "o", "--listen",
+           "tcp://*:7400");
+    id = id_of(other);
+    BAD(dir, "wildcard", "-d", dir, "peer", "add", "o", "tcp://*:5000", id);
+    BAD(dir, "wildcard", "-d", dir, "peer", "add", "o", "tcp://0.0.0.0:5000",
+        id);
+    BAD(dir, "wildcard", "-d", dir, "peer", "add", "o", "tcp://[::]:5000", id);
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7400",
+           id);
+    free(id);
+}
+
+/* Item 15: counts read "1 change set", "1 record" in human output. */
+Test(cli, human_output_counts_are_singular_for_one)
+{
+    char hub[128], br[128], file[200], *bid, *hid;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(file, sizeof file, "%s/one.jsonl", root);
+    CLI_OK("init", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init", "init", "-d", br, "--name", "br");
+    bid = id_of(br);
+    write_file(file, "{\"id\":\"c1\",\"a\":1}\n");
+    r = CLI("-d", hub, "load", "customers", file);
+    assert_ok(r, "load");
+    cr_assert(strstr(r.err, "loaded 1 record into") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("-d", hub, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, " 1 change in 1 set ") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, " 1 record, 0 deleted") != NULL, "%s", r.out);
+    res_free(&r);
+    /* The hub's pairing writes the member record: 2 sets for br. */
+    CLI_OK("pair", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401", bid);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, " change sets (") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("inspect", file);
+    assert_ok(r, "inspect");
+    cr_assert(strstr(r.out, ": 1 change, 0 omitted") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "1 changes") == NULL, "%s", r.out);
+    res_free(&r);
+    hid = id_of(hub);
+    CLI_OK("pair", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400", hid);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import");
+    cr_assert(strstr(r.out, "1 changes") == NULL, "%s", r.out);
+    res_free(&r);
+    carry(br, "hub", hub); /* br's acknowledgement */
+    CLI_OK("put", "-d", hub, "put", "customers", "c2", "{\"a\":2}");
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, "exported 1 change set (") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import");
+    cr_assert(strstr(r.out, ": 1 change set, 1 change applied") != NULL, "%s",
+              r.out);
+    res_free(&r);
+    r = CLI("-d", br, "log");
+    assert_ok(r, "log");
+    cr_assert(strstr(r.out, "received 1, 1 change,") != NULL, "%s", r.out);
+    res_free(&r);
+    free(bid);
+    free(hid);
+}
+
+static bs_err
+add_xlog(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_xlog_add(t, arg);
+}
+
+/* Item 11: an error recorded in the exchange history may quote a peer's
+ * ERROR text, raw; `log` and `status` print it escaped, one line each. */
+Test(cli, log_and_status_escape_a_recorded_error)
+{
+    char dir[128], other[128], *id;
+    bs_xlog_entry e;
+    bs_errbuf err = {{0}};
+    bs_node *n;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(other, sizeof other, "o");
+    id = id_of(other);
+    CLI_OK("peer add", "-d", dir, "peer", "add", "o", "tcp://127.0.0.1:7999",
+           id);
+    memset(&e, 0, sizeof e);
+    e.time_ms = 1700000000000ull;
+    snprintf(e.peer, sizeof e.peer, "o");
+    snprintf(e.via, sizeof e.via, "network");
+    snprintf(e.direction, sizeof e.direction, "both");
+    snprintf(e.error, sizeof e.error,
+             "peer refused: evil\nforged line\x1b[2J\xc2\x9b");
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_eq(bs_node_open(dir, 0, &n, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_store_write(n->store, add_xlog, &e, &err), BS_OK, "%s",
+                 err.msg);
+    bs_node_close(n);
+    r = CLI("-d", dir, "log", "o");
+    assert_ok(r, "log");
+    cr_assert_eq(count_lines(r.out), 1, "%s", r.out);
+    cr_assert(strstr(r.out, "evil\\x0aforged line\\x1b[2J\\u009b") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "evil\\x0aforged line\\x1b[2J\\u009b") != NULL,
+              "%s", r.out);
+    cr_assert(strchr(r.out, '\x1b') == NULL, "raw ESC in status");
+    res_free(&r);
+    free(id);
 }

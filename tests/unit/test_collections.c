@@ -203,8 +203,7 @@ odd_policy_txn(bs_txn *t, void *arg, bs_errbuf *err)
     f.val.type = BS_VTEXT;
     f.val.s = arg;
     f.val.len = (uint32_t)strlen(arg);
-    if ((rv = bs_local_begin(&l, t, head.core.sk, bs_clock_system, err)) ==
-            BS_OK &&
+    if ((rv = bs_local_begin(&l, t, &head.core, err)) == BS_OK &&
         (rv = bs_local_put(&l, BS_SYS_COLLECTIONS, "notes", &f, 1, err)) ==
             BS_OK)
         rv = bs_local_finish(&l, err);

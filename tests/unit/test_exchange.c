@@ -1,7 +1,7 @@
 /*
  * test_exchange.c - what an exchange consists of (replication/exchange.h):
  * the envelope a node sends, the checks on an incoming one
- * (bs_xchg_accept: X1-X6 of docs/protocol.md 8.3), the acknowledgement
+ * (bs_xchg_accept: X1-X7 of docs/protocol.md 8.3), the acknowledgement
  * recorded from it (bs_xchg_record: it only grows within an incarnation,
  * a new incarnation restarts it) and what is sent, hub streams first.
  */
@@ -121,7 +121,7 @@ accept_at(bst_node *to, const bs_envelope *e)
 
     memset(&r, 0, sizeof r);
     bst_ok(bs_store_read(to->n->store, &t, &err), &err, "read");
-    r.rv = bs_xchg_accept(t, &m, e, &a, &err);
+    r.rv = bs_xchg_accept(t, &m, e, clk.ms, to->core.retention_ms, &a, &err);
     bs_txn_abort(t);
     snprintf(r.msg, sizeof r.msg, "%s", err.msg);
     if (r.rv == BS_OK) {
@@ -390,6 +390,91 @@ Test(exchange, x6_an_older_envelope_arriving_late_is_not_held_to_a_newer_one)
     bs_envelope_fini(&e);
 }
 
+#define DAY_MS 86400000ull
+
+/* X7 (issue 8 item 17; docs/reliability.md P7): purges stop waiting for a
+ * peer silent past the retention limit (purge.h), so nothing more is taken
+ * from it; each node judges by its own record of the other. */
+Test(exchange, x7_a_peer_silent_past_the_retention_limit_is_refused)
+{
+    bs_envelope e = envelope(&tallinn, &head, 1);
+    accepted a;
+
+    cr_assert_eq(head.core.retention_ms, 90 * DAY_MS, "the default limit");
+    record(&head, &e, 0, 1); /* last heard from now */
+    clk.ms += 90 * DAY_MS;
+    e.message_no = 2;
+    cr_assert_eq(accept_at(&head, &e).rv, BS_OK, "at the limit: still fine");
+    clk.ms += 1;
+    a = accept_at(&head, &e);
+    cr_assert_eq(a.rv, BS_ESTALE, "%s", a.msg);
+    cr_assert_eq(bs_err_exit_code(a.rv), 1);
+    cr_assert_str_eq(
+        a.msg, "peer tallinn: no exchange for 90 days, longer than the "
+               "retention limit (90 days), so exchanges with it are refused; "
+               "it needs a full resync: re-create it from this hub "
+               "(README.md, \"Back after the retention limit\")");
+    /* Before X5: a replayed envelope is not "nothing new" either. */
+    e.message_no = 1;
+    cr_assert_eq(accept_at(&head, &e).rv, BS_ESTALE);
+    /* The branch judges the hub the same way, by its own record. */
+    bs_envelope_fini(&e);
+    e = envelope(&head, &tallinn, 7);
+    a = accept_at(&tallinn, &e);
+    cr_assert_eq(a.rv, BS_ESTALE, "%s", a.msg);
+    cr_assert(strstr(a.msg, "peer head: ") == a.msg, "%s", a.msg);
+    cr_assert(strstr(a.msg, "this node needs a full resync: re-create it "
+                            "from the hub") != NULL,
+              "%s", a.msg);
+    /* Without a limit (0) nothing is stale. */
+    head.core.retention_ms = 0;
+    bs_envelope_fini(&e);
+    e = envelope(&tallinn, &head, 3);
+    cr_assert_eq(accept_at(&head, &e).rv, BS_OK);
+    head.core.retention_ms = 90 * DAY_MS;
+    bs_envelope_fini(&e);
+}
+
+Test(exchange, x7_a_peer_never_heard_from_counts_from_its_pairing)
+{
+    bs_envelope e = envelope(&riga, &head, 1);
+    bs_peer p = peer(&head, "riga");
+    accepted a;
+
+    cr_assert_eq(p.last_ok_ms, 0, "never heard from");
+    clk.ms = p.created_ms + 90 * DAY_MS;
+    bs_peer_fini(&p);
+    cr_assert_eq(accept_at(&head, &e).rv, BS_OK);
+    clk.ms += DAY_MS;
+    a = accept_at(&head, &e);
+    cr_assert_eq(a.rv, BS_ESTALE, "%s", a.msg);
+    cr_assert(strstr(a.msg, "no exchange in the 91 days since it was "
+                            "paired, longer") != NULL,
+              "%s", a.msg);
+    bs_envelope_fini(&e);
+}
+
+/* Staleness counts from the pairing, not from the age of either node: a
+ * hub that has run for years pairs a new branch and exchanges at once. */
+Test(exchange, x7_a_new_peer_of_an_old_hub_is_not_stale)
+{
+    bs_errbuf err = {{0}};
+    char *got;
+    bs_err rv;
+
+    clk.ms += 400 * DAY_MS;
+    bst_pair2(&head, &tartu);
+    carry(&head, &tartu); /* joins */
+    cr_assert_eq(bst_put(&tartu, "orders", "t1", "{\"v\":1}", &err), BS_OK);
+    carry(&tartu, &head);
+    got = bst_get(&head, "orders", "t1");
+    cr_assert_not_null(got);
+    free(got);
+    /* tallinn, paired 400 days ago and silent since, is refused. */
+    rv = bst_carry(&tallinn, &head, NULL, &err);
+    cr_assert_eq(rv, BS_ESTALE, "%s", bs_errmsg(&err, rv));
+}
+
 /* ---- recording the acknowledgement ---- */
 
 /* What peer `name` at `at` acknowledged of who's stream. */
@@ -537,7 +622,7 @@ Test(exchange, what_a_peer_lacks_is_sent_hub_streams_first)
     p.acked = NULL;
     p.nacked = 0;
     bst_ok(bs_store_read(tallinn.n->store, &t, &err), &err, "read");
-    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets), BS_OK);
+    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets, NULL), BS_OK);
     bs_txn_abort(t);
     cr_assert_eq(nsets, s.n);
     cr_assert_eq(s.n, 5, "3 sets of the hub and 2 of our own");
@@ -566,7 +651,7 @@ Test(exchange, only_what_the_peer_did_not_acknowledge_is_sent)
     cr_assert_eq(bst_put(&tallinn, "orders", "o3", "{\"v\":3}", &err), BS_OK);
     p = peer(&tallinn, "head");
     bst_ok(bs_store_read(tallinn.n->store, &t, &err), &err, "read");
-    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets), BS_OK);
+    cr_assert_eq(bs_xchg_collect(t, &tm, &p, emit, &s, &nsets, NULL), BS_OK);
     bs_txn_abort(t);
     cr_assert_eq(s.n, 1);
     cr_assert_eq(s.v[0]->first, 3);

@@ -83,10 +83,6 @@ ref_fields(const char *text, size_t len, bs_arena *a, const char **id,
         json_decref(obj);
         return bs_errf(err, BS_EINVAL, "not an object");
     }
-    if (json_object_size(obj) > BS_FIELDS_MAX + 1) {
-        json_decref(obj);
-        return bs_errf(err, BS_EINVAL, "too many fields");
-    }
     f = bs_arena_alloc(a, (json_object_size(obj) + 1) * sizeof *f);
     json_object_foreach(obj, name, val)
     {
@@ -112,8 +108,6 @@ ref_fields(const char *text, size_t len, bs_arena *a, const char **id,
         (*n)++;
     }
     json_decref(obj);
-    if (rv == BS_OK && *n > BS_FIELDS_MAX)
-        rv = bs_errf(err, BS_EINVAL, "too many fields");
     if (rv == BS_OK)
         rv = bs_fields_sort(f, *n, err);
     if (rv == BS_OK)

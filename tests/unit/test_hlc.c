@@ -3,9 +3,12 @@
  * driven by an injected fake wall clock (no sleeping).  Covers a frozen
  * clock, a wall clock that jumps backwards, observing remote timestamps,
  * counter overflow within one millisecond and continuing after a restart
- * from the persisted `last`.
+ * from the persisted `last`; the stamps of local writes under the clock
+ * discipline (a correction, a forgotten `last`, the record's floor) and
+ * the system clock's base.
  */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "../../replication/hlc.h"
 
@@ -237,4 +240,88 @@ Test(hlc, make_and_ms_macros_round_trip)
     cr_assert_eq(BS_HLC_MS(ts), T0);
     cr_assert_eq(ts & 0xffffu, 513u);
     cr_assert_lt(BS_HLC_MAKE(T0, 0xffff), BS_HLC_MAKE(T0 + 1, 0));
+}
+
+/* ---- bs_hlc_stamp: local writes under the clock discipline ---- */
+
+#define MAX_SKEW_MS 60000ull
+
+Test(hlc, stamp_without_discipline_is_now)
+{
+    fake_clock fc = {T0};
+    bs_hlc a, b;
+
+    bs_hlc_init(&a, clock_of(&fc), BS_HLC_MAKE(T0 + 5000, 3));
+    bs_hlc_init(&b, clock_of(&fc), BS_HLC_MAKE(T0 + 5000, 3));
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(bs_hlc_stamp(&a, 0), bs_hlc_now(&b));
+        fc.ms += 4000;
+    }
+}
+
+Test(hlc, stamp_subtracts_the_correction)
+{
+    fake_clock fc = {T0 + 600000}; /* ten minutes fast */
+    bs_hlc h;
+
+    bs_hlc_init(&h, clock_of(&fc), 0);
+    h.correction_ms = 600000;
+    h.horizon_ms = MAX_SKEW_MS;
+    cr_assert_eq(bs_hlc_stamp(&h, 0), BS_HLC_MAKE(T0, 0));
+}
+
+Test(hlc, stamp_forgets_a_last_from_a_wrong_clock_beyond_the_horizon)
+{
+    fake_clock fc = {T0};
+    bs_hlc h;
+
+    /* Stamped ten minutes ahead before the clock was fixed: the next
+     * write would carry that on for ten minutes. */
+    bs_hlc_init(&h, clock_of(&fc), BS_HLC_MAKE(T0 + 600000, 0));
+    h.horizon_ms = MAX_SKEW_MS;
+    cr_assert_eq(bs_hlc_stamp(&h, 0), BS_HLC_MAKE(T0, 0));
+    cr_assert_eq(h.last, BS_HLC_MAKE(T0, 0), "last goes down with it");
+}
+
+Test(hlc, stamp_keeps_a_last_within_the_horizon)
+{
+    fake_clock fc = {T0};
+    bs_hlc h;
+
+    /* Observed from a peer up to max_skew ahead, or a clock stepped back a
+     * little: continue above it, as bs_hlc_now does. */
+    bs_hlc_init(&h, clock_of(&fc), BS_HLC_MAKE(T0 + MAX_SKEW_MS, 7));
+    h.horizon_ms = MAX_SKEW_MS;
+    cr_assert_eq(bs_hlc_stamp(&h, 0), BS_HLC_MAKE(T0 + MAX_SKEW_MS, 8));
+}
+
+Test(hlc, stamp_is_above_the_floor)
+{
+    fake_clock fc = {T0};
+    bs_hlc h;
+    uint64_t floor = BS_HLC_MAKE(T0 + 600000, 41), ts;
+
+    /* What the write overwrites was stamped ahead: the write still orders
+     * after it, however far the last stamp was forgotten. */
+    bs_hlc_init(&h, clock_of(&fc), BS_HLC_MAKE(T0 + 600000, 0));
+    h.horizon_ms = MAX_SKEW_MS;
+    ts = bs_hlc_stamp(&h, floor);
+    cr_assert_eq(ts, floor + 1);
+    cr_assert_eq(h.last, ts);
+    cr_assert_eq(bs_hlc_stamp(&h, 0), BS_HLC_MAKE(T0, 0),
+                 "another record is stamped with the wall clock again");
+}
+
+Test(hlc, system_clock_has_a_base_that_stands_still)
+{
+    bs_clock_base a, b;
+
+    /* wall - boottime moves only when the wall clock is stepped: two
+     * readings a moment apart agree to a few ms, in the same boot. */
+    cr_assert(bs_clock_base_of(bs_clock_system, &a));
+    cr_assert(bs_clock_base_of(bs_clock_system, &b));
+    cr_assert_eq(memcmp(a.boot, b.boot, BS_BOOT_ID_LEN), 0);
+    cr_assert_lt(b.ms - a.ms < 0 ? a.ms - b.ms : b.ms - a.ms, 50);
+    cr_assert_eq(bs_clock_base_of(clock_of(&(fake_clock){T0}), &a), 0,
+                 "a clock without a base says so");
 }

@@ -11,10 +11,12 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../replication/collections.h"
 #include "../../replication/digest.h"
+#include "../../replication/load.h"
 #include "../../replication/setlog.h"
 #include "../../replication/streams.h"
 #include "../lib/fixture.h"
@@ -646,4 +648,184 @@ Test(local, node_open_of_plain_dir_is_enotnode)
 
     cr_assert_eq(bs_node_open(root, 0, &n, &err), BS_ENOTNODE);
     cr_assert_null(n);
+}
+
+/* ---- records larger than one change (issue 8 item 1) ---- */
+
+/* {"p0000":...,...}: fields [from, from + n) named prefix%05zu, each a text
+ * of vlen bytes (or its index when vlen is 0). */
+static char *
+object_of(const char *prefix, size_t from, size_t n, size_t vlen)
+{
+    size_t cap = n * (vlen + 32) + 8, len = 0;
+    char *s = malloc(cap);
+
+    cr_assert_not_null(s);
+    s[len++] = '{';
+    for (size_t i = from; i < from + n; i++) {
+        len +=
+            (size_t)snprintf(s + len, cap - len,
+                             "%s\"%s%05zu\":", i > from ? "," : "", prefix, i);
+        if (vlen == 0) {
+            len += (size_t)snprintf(s + len, cap - len, "%zu", i);
+        } else {
+            s[len++] = '"';
+            memset(s + len, 'a' + (char)(i % 26), vlen);
+            len += vlen;
+            s[len++] = '"';
+        }
+    }
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
+}
+
+/* Load one JSON line (an object with "id") into coll on t. */
+static void
+load_line(tnode *t, const char *coll, const char *line)
+{
+    bs_errbuf err = {{0}};
+    bs_load_stats st;
+    bs_err rv =
+        bs_load_jsonl(&t->core, coll, line, strlen(line), NULL, &st, &err);
+
+    cr_assert_eq(rv, BS_OK, "load: %s", bs_errmsg(&err, rv));
+    cr_assert_eq(st.written, 1);
+}
+
+Test(local, put_of_more_fields_than_one_change_is_split_into_changes)
+{
+    tnode a, b;
+    state before, after;
+    char *json = object_of("f", 0, 2500, 0), *got;
+    op put = PUT("c", "k", json);
+    bs_write_stats j;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    node_new(&b, "tallinn", BS_ROLE_BRANCH);
+    bst_pair2(&a, &b);
+    before = get_state(&a);
+    run_ok(&a, &put, 1, &j);
+    cr_assert_eq(j.written, 1, "one record written, in several changes");
+    after = get_state(&a);
+    /* 1,024 + 1,024 + 452 fields: three changes, one set. */
+    cr_assert_eq(after.seq - before.seq, 3);
+    cr_assert_eq(after.log - before.log, 1);
+    run_ok(&a, &put, 1, &j);
+    cr_assert_eq(j.unchanged, 1, "the same write again is a no-op");
+    cr_assert_eq(get_state(&a).seq, after.seq);
+    /* The peer admits every change and holds the same record. */
+    {
+        bs_errbuf err = {{0}};
+
+        cr_assert_eq(bst_carry(&a, &b, NULL, &err), BS_OK, "%s", err.msg);
+    }
+    got = bst_get(&b, "c", "k");
+    cr_assert_not_null(got);
+    {
+        char *want = bst_get(&a, "c", "k");
+
+        cr_assert_str_eq(got, want);
+        free(want);
+    }
+    free(got);
+    free(json);
+    node_free(&a);
+    node_free(&b);
+}
+
+Test(local, put_of_more_bytes_than_one_change_is_split_into_changes)
+{
+    tnode a;
+    state before, after;
+    /* Three fields of 900,000 bytes: no two fit in one change's share. */
+    char *json = object_of("t", 0, 3, 900000), *got;
+    op put = PUT("c", "big", json);
+    bs_write_stats j;
+
+    node_new(&a, "hq", BS_ROLE_HUB);
+    before = get_state(&a);
+    run_ok(&a, &put, 1, &j);
+    after = get_state(&a);
+    cr_assert_eq(after.seq - before.seq, 3);
+    got = bst_get(&a, "c", "big");
+    cr_assert_not_null(got);
+    cr_assert_gt(strlen(got), 2700000);
+    free(got);
+    free(json);
+    node_free(&a);
+}
+
+/*
+ * Two offices each write 3 x 1,024 fields of their own to one record, and a
+ * record of 3 MiB: the merged record (6,144 fields) is past the old cap of
+ * 4,096, which refused the set and stalled the origin's later sets for good.
+ * Both directions now admit everything, both offices hold the same data,
+ * the later write of each arrives, and what `get`/`ls` print of the merged
+ * records loads on a third node.
+ */
+Test(local, merges_past_one_writes_limits_never_stall_and_load_back)
+{
+    tnode hq, br, third;
+    bs_errbuf err = {{0}};
+    digest dh, db;
+    char *s;
+    size_t nrec;
+
+    node_new(&hq, "hq", BS_ROLE_HUB);
+    node_new(&br, "tallinn", BS_ROLE_BRANCH);
+    node_new(&third, "riga", BS_ROLE_HUB);
+    bst_pair2(&hq, &br);
+    cr_assert_eq(bst_carry(&hq, &br, NULL, &err), BS_OK, "%s", err.msg);
+    for (size_t w = 0; w < 3; w++) {
+        char *x = object_of("hq", w * 1024, 1024, 0);
+        char *y = object_of("br", w * 1024, 1024, 0);
+
+        cr_assert_eq(bst_put(&hq, "c", "k", x, &err), BS_OK, "%s", err.msg);
+        cr_assert_eq(bst_put(&br, "c", "k", y, &err), BS_OK, "%s", err.msg);
+        free(x);
+        free(y);
+        x = object_of("hq", w, 1, 600000);
+        y = object_of("br", w, 1, 600000);
+        cr_assert_eq(bst_put(&hq, "c", "big", x, &err), BS_OK, "%s", err.msg);
+        cr_assert_eq(bst_put(&br, "c", "big", y, &err), BS_OK, "%s", err.msg);
+        free(x);
+        free(y);
+    }
+    /* Later writes of both origins, behind the large ones. */
+    cr_assert_eq(bst_put(&hq, "c", "after", "{\"by\":\"hq\"}", &err), BS_OK);
+    cr_assert_eq(bst_put(&br, "c", "after2", "{\"by\":\"br\"}", &err), BS_OK);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(bst_carry(&hq, &br, NULL, &err), BS_OK, "%s", err.msg);
+        cr_assert_eq(bst_carry(&br, &hq, NULL, &err), BS_OK, "%s", err.msg);
+    }
+    dh = get_digest(&hq, NULL, 0);
+    db = get_digest(&br, NULL, 0);
+    cr_assert(digest_eq(dh, db), "the offices differ");
+    cr_assert_eq(dh.n, 4, "records: k, big, after, after2");
+    s = bst_get(&br, "c", "after");
+    cr_assert_not_null(s, "the hub's later write waits behind the merge");
+    free(s);
+    s = bst_get(&hq, "c", "after2");
+    cr_assert_not_null(s, "the branch's later write waits behind the merge");
+    free(s);
+    /* What get prints (as ls does) loads on another node. */
+    for (int i = 0; i < 2; i++) {
+        const char *id = i == 0 ? "k" : "big";
+        char *want = bst_get(&hq, "c", id), *got;
+
+        cr_assert_not_null(want);
+        cr_assert_gt(strlen(want), i == 0 ? 6144 * 8 : 3600000);
+        load_line(&third, "c", want);
+        got = bst_get(&third, "c", id);
+        cr_assert_not_null(got);
+        cr_assert_str_eq(got, want, "%s does not load back", id);
+        free(want);
+        free(got);
+    }
+    nrec = get_digest(&third, NULL, 0).n;
+    cr_assert_eq(nrec, 2);
+    node_free(&hq);
+    node_free(&br);
+    node_free(&third);
 }

@@ -47,10 +47,11 @@ static bs_err
 mop_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     mop *o = arg;
+    bs_core c = {.sk = o->sk, .clock = bs_clock_system};
     bs_local l;
     bs_err rv;
 
-    if ((rv = bs_local_begin(&l, t, o->sk, bs_clock_system, err)) == BS_OK) {
+    if ((rv = bs_local_begin(&l, t, &c, err)) == BS_OK) {
         rv = o->revoke ? bs_members_revoke(&l, o->pk, err)
                        : bs_members_introduce(&l, o->pk, o->name,
                                               BS_ROLE_BRANCH, err);

@@ -191,6 +191,46 @@ Test(pairing, bad_names_endpoints_and_schedules_are_refused)
     REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL, "schedule too long");
 }
 
+/*
+ * Issue 8, item 12: a wildcard host (the star, 0.0.0.0, [::]) is an
+ * address to listen on, not one to dial; before the fix such a peer was
+ * paired and its link never connected.  Listening on one stays valid
+ * (init --listen, [node] listen).
+ */
+Test(pairing, a_wildcard_endpoint_is_refused_for_a_peer)
+{
+    static const char *const wild[] = {
+        "tcp://*:5000",   "tcp://0.0.0.0:5000", "tcp://[::]:5000",
+        "tcp://[*]:5000", "tcp://0:5000",       "tcp://[0:0::0]:7400",
+    };
+    static const char *const bad[] = {
+        "tcp://a b:1", "tcp://a\nb:1",  "tcp://h:+5", "tcp://h: 5",
+        "tcp://h:0",   "tcp://h:65536", "tcp://:5",   "tcp://h\x7f:5",
+    };
+    static const char *const dial[] = {
+        "tcp://10.0.0.7:7400", "tcp://head.example:7400", "tcp://[::1]:7400",
+        "tcp://127.0.0.1:1",   "ipc:///run/bs/head",
+    };
+    bs_pair p = pair_of(&tallinn, "tallinn");
+
+    for (size_t i = 0; i < sizeof wild / sizeof wild[0]; i++) {
+        cr_assert(bs_endpoint_listenable(wild[i]), "%s", wild[i]);
+        cr_assert(!bs_endpoint_dialable(wild[i]), "%s", wild[i]);
+        p.endpoint = wild[i];
+        REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL, NULL);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert(!bs_endpoint_listenable(bad[i]), "%s", bad[i]);
+        cr_assert(!bs_endpoint_dialable(bad[i]), "%s", bad[i]);
+    }
+    for (size_t i = 0; i < sizeof dial / sizeof dial[0]; i++) {
+        cr_assert(bs_endpoint_listenable(dial[i]), "%s", dial[i]);
+        cr_assert(bs_endpoint_dialable(dial[i]), "%s", dial[i]);
+    }
+    p.endpoint = "tcp://10.0.0.7:7400";
+    add_ok(&head, &tallinn, NULL);
+}
+
 Test(pairing, removing_an_unknown_peer_is_not_found)
 {
     REFUSED(&head, bs_pairing_remove(&head.core, "tartu", NULL, &err),

@@ -10,6 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "../../replication/crypto.h"
+#include "../../replication/csbuild.h"
+#include "../../replication/hlc.h"
 #include "../../replication/record.h"
 
 /* ---- stream keys: a test table with keys deliberately in the reverse
@@ -115,11 +118,16 @@ static uint8_t *
 encode(const bs_record *r, size_t *n)
 {
     uint8_t *buf;
+    bs_recenc e;
+    bs_arena a;
 
-    *n = bs_record_size(r);
+    bs_arena_init(&a);
+    cr_assert_eq(bs_record_prepare(r, &a, &e), BS_OK);
+    *n = e.size;
     buf = malloc(*n);
     cr_assert_not_null(buf);
-    bs_record_encode(r, buf);
+    bs_record_encode(r, &e, buf);
+    bs_arena_fini(&a);
     return buf;
 }
 
@@ -372,7 +380,7 @@ Test(record, decode_rejects_bad_header_fields)
     after_vers = 4 + (size_t)nver * 24;
 
     memcpy(b, good, n);
-    b[0] = 3; /* unknown format */
+    b[0] = 4; /* unknown format */
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
     memcpy(b, good, n);
@@ -385,7 +393,7 @@ Test(record, decode_rejects_bad_header_fields)
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
     memcpy(b, good, n);
-    v16 = BS_RECORD_FIELDS_MAX + 1; /* too many fields */
+    v16 = 0xfffe; /* more fields than the bytes left can hold */
     memcpy(b + after_vers + 4, &v16, 2);
     cr_assert_eq(bs_record_decode(&d, b, n, &a), BS_ESTORE);
 
@@ -435,8 +443,12 @@ Test(record, decode_survives_garbage_and_bit_flips)
         rv = bs_record_decode(&d, b, n, &a);
         cr_assert(rv == BS_OK || rv == BS_ESTORE, "flip of bit %zu gave %s",
                   bit, bs_strerror(rv));
-        if (rv == BS_OK) /* whatever decodes must encode again */
-            cr_assert_leq(bs_record_size(&d), n);
+        if (rv == BS_OK) { /* whatever decodes must encode again */
+            bs_recenc e;
+
+            cr_assert_eq(bs_record_prepare(&d, &a, &e), BS_OK);
+            cr_assert_leq(e.size, n);
+        }
         free(b);
         bs_arena_reset(&a);
     }
@@ -735,30 +747,90 @@ Test(record, merge_priority_policy_lets_higher_prio_win)
     bs_arena_fini(&a);
 }
 
-Test(record, merge_rejects_more_than_max_fields)
+/* Issue 8 item 1: two offices' writes merged past what one write holds (the
+ * old 4,096-field cap refused such a merge, and the origin's later sets
+ * waited behind it for good).  A merge never refuses; a record of 65,535
+ * fields or more is stored in the wide format (u32 counts) and decodes to
+ * what was encoded. */
+Test(record, merge_never_refuses_and_wide_records_round_trip)
 {
-    /* One write holds at most BS_FIELDS_MAX fields (json.c); a stored
-     * record merging several origins' writes at most this many. */
-    enum { N = BS_RECORD_FIELDS_MAX };
-    static char names[N + 1][8];
-    bs_field *f = calloc(N + 1, sizeof *f);
-    bs_record r = {0};
+    enum { N = 70000, W = 1000 };
+    char(*names)[8] = calloc(N, 8);
+    bs_field *f = calloc(N, sizeof *f);
+    bs_record r = {0}, d;
     bs_arena a;
-    bs_version v = V(2, 2, 1);
     int ch;
 
-    cr_assert_not_null(f);
-    for (int i = 0; i <= N; i++) {
-        snprintf(names[i], sizeof names[i], "f%05d", i % 100000);
+    cr_assert(names != NULL && f != NULL);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], 8, "f%05d", i);
         f[i] = F_int(names[i], i);
     }
     bs_arena_init(&a);
-    merge_up(&r, f, N, V(1, 1, 1), &a);
+    /* Writes of W fields from N / W origins, each its own version. */
+    for (int w = 0; w < N / W; w++) {
+        bs_version v = V(10 + (uint64_t)w, 1, 1 + (uint32_t)(w % NSTREAMS));
+
+        cr_assert_eq(bs_record_merge(&r, 0, f + w * W, W, &v, &ORDER, &a, &ch),
+                     BS_OK, "write %d of %d fields", w, W);
+        cr_assert_eq(ch, 1);
+        if (r.nfields == 65000 || r.nfields == N) {
+            size_t n;
+            uint8_t *buf = encode(&r, &n);
+
+            cr_assert_eq(buf[0], r.nfields < 0xffff ? 2 : 3);
+            cr_assert_eq(bs_record_decode(&d, buf, n, &a), BS_OK);
+            cr_assert_eq(d.nfields, r.nfields);
+            for (size_t i = 0; i < d.nfields; i += 997)
+                cr_assert(d.fields[i].namelen == r.fields[i].namelen &&
+                          memcmp(d.fields[i].name, r.fields[i].name,
+                                 d.fields[i].namelen) == 0 &&
+                          ver_eq(&d.fields[i].ver, &r.fields[i].ver) &&
+                          d.fields[i].val.i == r.fields[i].val.i);
+            cr_assert(ver_eq(&d.alive, &r.alive));
+            free(buf);
+        }
+    }
     cr_assert_eq(r.nfields, N);
-    cr_assert_eq(bs_record_merge(&r, 0, f + N, 1, &v, &ORDER, &a, &ch),
-                 BS_EINVAL);
+    cr_assert_eq(bs_record_find(&r, "f69999", 6)->val.i, 69999);
+    cr_assert_null(bs_record_find(&r, "f70000", 6));
     bs_arena_fini(&a);
     free(f);
+    free(names);
+}
+
+/* The narrow format ends where a count or an index would be 0xffff. */
+Test(record, format_width_boundary)
+{
+    static const size_t sizes[] = {0xfffe, 0xffff, 0x10000};
+    bs_arena a;
+
+    bs_arena_init(&a);
+    for (size_t k = 0; k < 3; k++) {
+        size_t nf = sizes[k], n;
+        bs_field *f = bs_arena_alloc(&a, nf * sizeof *f);
+        char *names = bs_arena_alloc(&a, nf * 8);
+        bs_record r = {0}, d;
+        uint8_t *buf;
+
+        cr_assert(f != NULL && names != NULL);
+        r.has_alive = r.live = 1;
+        r.alive = V(1, 1, 1);
+        for (size_t i = 0; i < nf; i++) {
+            snprintf(names + i * 8, 8, "f%05x", (unsigned)(i & 0xfffff));
+            f[i] = F_int(names + i * 8, (int64_t)i);
+            f[i].ver = r.alive;
+        }
+        r.fields = f;
+        r.nfields = nf;
+        buf = encode(&r, &n);
+        cr_assert_eq(buf[0], nf < 0xffff ? 2 : 3, "%zu fields", nf);
+        cr_assert_eq(bs_record_decode(&d, buf, n, &a), BS_OK);
+        cr_assert_eq(d.nfields, nf);
+        cr_assert_eq(d.fields[nf - 1].val.i, (int64_t)nf - 1);
+        free(buf);
+    }
+    bs_arena_fini(&a);
 }
 
 /* ---- merge order independence ---- */
@@ -1121,4 +1193,85 @@ Test(record, record_key_is_collection_nul_id)
 
     cr_assert_eq(n, 9 + 1 + 3);
     cr_assert_eq(memcmp(buf, "customers\0C-1", n), 0);
+}
+
+/* ---- C1 control characters (issue 8, item 11) ---- */
+
+/*
+ * README "Limits": IDs and field names given here carry no control
+ * characters, C1 (U+0080-U+009F, UTF-8 c2 80 - c2 9f) included.  Before
+ * the fix only C0 and DEL were refused, so "a\xc2\x85" (NEL) passed.
+ */
+Test(record, c1_controls_are_refused_in_ids_and_field_names)
+{
+    static const char *const c1[] = {
+        "\xc2\x80", "a\xc2\x85", "\xc2\x9b[31m", "x\xc2\x9f", "\xc2\x90y",
+    };
+    static const char *const fine[] = {"\xc2\xa0", "\xc2\xa9", "\xc3\xa9",
+                                       "\xc2\x7e"};
+
+    for (size_t i = 0; i < sizeof c1 / sizeof c1[0]; i++) {
+        cr_assert_eq(bs_id_valid(c1[i]), 0, "id case %zu", i);
+        cr_assert_eq(bs_field_name_valid(c1[i], strlen(c1[i])), 0,
+                     "field case %zu", i);
+        /* The wire rule of version 1 (protocol.md §2.2) admits them. */
+        cr_assert_eq(bs_id_wire_valid(c1[i]), 1, "wire id case %zu", i);
+        cr_assert_eq(bs_field_name_wire_valid(c1[i], strlen(c1[i])), 1,
+                     "wire field case %zu", i);
+    }
+    /* U+00A0 and above are not controls; "\xc2\x7e" is not UTF-8. */
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(bs_id_valid(fine[i]), 1, "%zu", i);
+        cr_assert_eq(bs_field_name_valid(fine[i], strlen(fine[i])), 1);
+    }
+    cr_assert_eq(bs_id_valid(fine[3]), 0);
+    cr_assert_eq(bs_id_wire_valid(fine[3]), 0);
+    /* The wire rule still refuses C0, DEL and "id". */
+    cr_assert_eq(bs_id_wire_valid("a\nb"), 0);
+    cr_assert_eq(bs_id_wire_valid("\x7f"), 0);
+    cr_assert_eq(bs_field_name_wire_valid("id", 2), 0);
+    cr_assert_eq(bs_field_name_wire_valid("a\x01", 2), 0);
+}
+
+/*
+ * A version 1 node accepted C1 characters as input, so its sets may carry
+ * them: a set with a C1 record ID and field name still decodes and
+ * verifies (the wire rule is unchanged; only local input refuses them).
+ */
+Test(record, a_received_set_with_c1_names_still_decodes)
+{
+    uint8_t pk[BS_PK_LEN], sk[BS_SK_LEN], *buf;
+    bs_field f = {0};
+    bs_change ch = {
+        1, BS_HLC_MAKE(1700000000000ull, 0), 0, "items", "a\xc2\x85z", 0, &f,
+        1};
+    bs_seal s;
+    bs_csbuild b;
+    bs_sealed *x;
+    bs_csview *v;
+    bs_errbuf err = {{0}};
+    size_t n;
+
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_eq(bs_crypto_keypair(pk, sk), BS_OK);
+    f.name = "n\xc2\x9f";
+    f.namelen = 3;
+    f.val.type = BS_VINT;
+    f.val.i = 1;
+    memset(&s, 0, sizeof s);
+    memcpy(s.origin, pk, BS_PK_LEN);
+    s.created_ms = 1700000000000ull;
+    bs_csbuild_init(&b);
+    cr_assert_eq(bs_csbuild_add(&b, &ch), BS_OK);
+    cr_assert_eq(bs_csbuild_seal(&b, &s, sk, &x), BS_OK);
+    n = bs_sealed_size(x);
+    buf = malloc(n);
+    cr_assert_not_null(buf);
+    bs_sealed_write(x, buf);
+    cr_assert_eq(bs_changeset_decode(buf, n, &v, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_changeset_verify(v, pk), BS_OK);
+    bs_changeset_free(v);
+    free(buf);
+    bs_sealed_free(x);
+    bs_csbuild_fini(&b);
 }

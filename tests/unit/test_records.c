@@ -438,6 +438,36 @@ Test(records, record_ids_are_checked_with_a_message)
     cr_assert_eq(bs_records_check_id(big, &err), BS_OK);
 }
 
+/*
+ * Issue 8, item 11: a message echoes the name as given, escaped (bs_escape
+ * through bs_errf): C0 and DEL as \xNN, C1 and U+2028/9 as \uNNNN, bytes
+ * that are not UTF-8 as \xNN; other text as it is.  Escaping twice changes
+ * nothing, and a long message is cut at a whole escape.
+ */
+Test(records, messages_escape_control_characters_in_names)
+{
+    bs_errbuf err = {{0}}, again = {{0}};
+    char raw[600];
+    size_t n;
+
+    cr_assert_eq(bs_records_check_coll("a\nb\x1b[2J\xc2\x85\xe2\x80\xa8\xff"
+                                       "\xc3\xa9\\x",
+                                       &err),
+                 BS_EINVAL);
+    cr_assert(strstr(err.msg, "\"a\\x0ab\\x1b[2J\\u0085\\u2028\\xff\xc3\xa9"
+                              "\\x\"") != NULL,
+              "%s", err.msg);
+    bs_errf(&again, BS_EINVAL, "%s", err.msg);
+    cr_assert_str_eq(again.msg, err.msg, "escaping twice changed it");
+    memset(raw, '\x01', sizeof raw - 1);
+    raw[sizeof raw - 1] = '\0';
+    bs_errf(&err, BS_EINVAL, "%s", raw);
+    n = strlen(err.msg);
+    cr_assert_lt(n, sizeof err.msg);
+    cr_assert_eq(n % 4, 0, "cut inside an escape: %zu bytes", n);
+    cr_assert_eq(strspn(err.msg, "\\x01"), n);
+}
+
 /* ---- corruption ---- */
 
 /* Replace record items/id with bytes that do not decode. */

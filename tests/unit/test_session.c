@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../node/client.h"
+#include "../../replication/status.h"
 #include "../lib/fixture.h"
 
 static char root[128];
@@ -224,4 +226,175 @@ Test(session, interrupted_exchange_resumes)
     digest_of(&br, d2, &n2);
     cr_assert_eq(n2, 30000);
     cr_assert_eq(memcmp(d1, d2, BS_HASH_LEN), 0);
+}
+
+/* ---- flow control: the credit window (protocol.md 15.3) ---- */
+
+static bs_session *
+session_of(bst_node *x, int initiator, const char *peer)
+{
+    bs_session_cfg cfg;
+    bs_session *s;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.store = x->core.store;
+    cfg.sk = x->core.sk;
+    cfg.clock = x->core.clock;
+    cfg.max_skew_ms = x->core.max_skew_ms;
+    cfg.initiator = initiator;
+    cfg.peer = peer;
+    cr_assert_eq(bs_session_new(&cfg, &s), BS_OK);
+    return s;
+}
+
+/* Deliver every message `from` has now to `to`. */
+static void
+deliver(bs_session *from, bs_session *to)
+{
+    uint8_t *m;
+    size_t n;
+
+    while (bs_session_output(from, &m, &n) == BS_OK) {
+        bs_err rv = bs_session_input(to, m, n);
+        (void)rv; /* the states tell */
+        free(m);
+    }
+}
+
+/* The hub's session after the hellos crossed, before it sent anything:
+ * its credit is the whole window. */
+static bs_session *
+streaming_initiator(bs_session **responder)
+{
+    bs_session *a = session_of(&hub, 1, "tallinn");
+    uint8_t *m;
+    size_t n;
+
+    *responder = session_of(&br, 0, NULL);
+    cr_assert_eq(bs_session_start(a), BS_OK);
+    cr_assert_eq(bs_session_output(a, &m, &n), BS_OK); /* the hello */
+    cr_assert_eq(bs_session_input(*responder, m, n), BS_OK);
+    free(m);
+    deliver(*responder, a);
+    cr_assert_eq(bs_session_state_of(a), BS_SESSION_STREAMING, "%s",
+                 bs_session_error(a));
+    return a;
+}
+
+Test(session, credit_beyond_the_window_fails_the_session_and_never_wraps)
+{
+    /* 2^32-4 on a full window made 0 (the sender stalled until the idle
+     * limit), 2^32-1 made 3 (accepted); 1 is plainly beyond it. */
+    static const uint32_t beyond[] = {0xfffffffcu, 0xffffffffu, 1u};
+
+    for (size_t i = 0; i < sizeof beyond / sizeof beyond[0]; i++) {
+        bs_session *b, *a = streaming_initiator(&b);
+        uint8_t credit[5] = {BS_MSG_CREDIT};
+
+        bs_put_u32be(credit + 1, beyond[i]);
+        cr_assert_eq(bs_session_input(a, credit, sizeof credit), BS_EMALFORMED,
+                     "CREDIT %u", beyond[i]);
+        cr_assert_eq(bs_session_state_of(a), BS_SESSION_FAILED);
+        cr_assert_eq(bs_session_errcode(a), BS_EMALFORMED);
+        cr_assert(strstr(bs_session_error(a), "credit beyond the window"), "%s",
+                  bs_session_error(a));
+        bs_session_free(a);
+        bs_session_free(b);
+    }
+}
+
+Test(session, credit_within_the_window_is_taken)
+{
+    bs_session *b, *a = streaming_initiator(&b);
+    uint8_t credit[5] = {BS_MSG_CREDIT};
+
+    /* A full window takes no more, but nothing less is an error either. */
+    bs_put_u32be(credit + 1, 0);
+    cr_assert_eq(bs_session_input(a, credit, sizeof credit), BS_OK);
+    cr_assert_eq(bs_session_state_of(a), BS_SESSION_STREAMING);
+    bs_session_free(a);
+    bs_session_free(b);
+}
+
+/* ---- what went wrong in a completed exchange, on both sides ---- */
+
+/* Flip the last byte of the first SET the initiator sends: a change that
+ * no longer matches its signed hash (D13), refused by the receiver. */
+static int
+tamper_first_set(void *ctx, int from_a, uint8_t **msg, size_t *n)
+{
+    int *done = ctx;
+
+    if (from_a && !*done && *n > 1 && (*msg)[0] == BS_MSG_SET) {
+        (*msg)[*n - 1] ^= 0x01;
+        *done = 1;
+    }
+    return 1;
+}
+
+static bs_peer_status
+peer_status_of(bst_node *x, const char *peer)
+{
+    bs_status_opts o = {.now_ms = 1, .clock = x->core.clock};
+    bs_errbuf err = {{0}};
+    bs_peer_status ps;
+    bs_status st;
+    bs_txn *t;
+    bs_meta m = bst_meta(x);
+    int found = 0;
+
+    cr_assert_eq(bs_store_read(x->core.store, &t, &err), BS_OK);
+    cr_assert_eq(bs_status_read(t, &m, &o, &st, &err), BS_OK, "%s", err.msg);
+    bs_txn_abort(t);
+    for (size_t i = 0; i < st.npeers; i++)
+        if (strcmp(st.peers[i].name, peer) == 0) {
+            ps = st.peers[i];
+            found = 1;
+        }
+    bs_status_fini(&st);
+    cr_assert(found, "no peer %s", peer);
+    return ps;
+}
+
+Test(session, a_refused_set_is_reported_by_the_receiver_and_to_the_sender)
+{
+    bst_sync_result r;
+    bs_peer_status ps;
+    char problem[BS_ERRMSG_LEN];
+    int done = 0;
+
+    puts_at(&hub, 0, 1, "joined");
+    cr_assert_eq(bst_sync(&hub, &br, NULL, NULL, &r), BS_OK, "%s", r.msg_a);
+    puts_at(&hub, 1, 1, "second");
+    /* The session completes: a refused set is not fatal (P6). */
+    cr_assert_eq(bst_sync(&hub, &br, tamper_first_set, &done, &r), BS_OK,
+                 "%s / %s", r.msg_a, r.msg_b);
+    cr_assert(done);
+    cr_assert_eq(r.sb.refused, 1);
+    /* The receiver keeps the count and the first reason with the peer. */
+    ps = peer_status_of(&br, "head");
+    cr_assert_eq(ps.refused_sets, 1);
+    cr_assert(strstr(ps.refused_reason, "does not match"), "%s",
+              ps.refused_reason);
+    /* The sender sees its set go unacknowledged: held or refused there. */
+    cr_assert_eq(r.sa.held_there, 1);
+    cr_assert_eq(r.sa.held_there_own, 1);
+    ps = peer_status_of(&hub, "tallinn");
+    cr_assert_eq(ps.held_there, 1);
+    /* Both say so in one line (the log, the exchange log, `sync`). */
+    bs_client_problem(&r.sb, "head", ps.refused_reason, &br.n->cfg, problem,
+                      sizeof problem);
+    cr_assert(strstr(problem, "refused 1 change set that head sent"), "%s",
+              problem);
+    bs_client_problem(&r.sa, "tallinn", "", &hub.n->cfg, problem,
+                      sizeof problem);
+    cr_assert(strstr(problem, "1 change set sent to tallinn was held or "
+                              "refused there; see tallinn's status"),
+              "%s", problem);
+    /* The next exchange sends it again, and everything clears. */
+    cr_assert_eq(bst_sync(&hub, &br, NULL, NULL, &r), BS_OK, "%s", r.msg_a);
+    cr_assert_eq(r.sb.refused, 0);
+    cr_assert_eq(r.sa.held_there, 0);
+    cr_assert_eq(peer_status_of(&br, "head").refused_sets, 0);
+    cr_assert_eq(peer_status_of(&hub, "tallinn").held_there, 0);
 }

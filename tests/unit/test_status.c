@@ -13,6 +13,7 @@
 #include "../../replication/conflict.h"
 #include "../../replication/status.h"
 #include "../../replication/streams.h"
+#include "../../node/render.h"
 
 #define T0      1800000000000ull
 #define HOUR_MS 3600000ull
@@ -320,5 +321,77 @@ Test(status, a_record_that_does_not_decode_fails_the_count)
                               "decode; restore from a backup");
     /* Without the count the status still reads. */
     status(&head, T0, 0, &st);
+    bs_status_fini(&st);
+}
+
+/* ---- clocks (replication/clock.h) and the last exchange ---- */
+
+static bs_status
+clock_status(bst_node *t, uint64_t now, int policy)
+{
+    bs_status_opts o = {now,           t->core.retention_ms, 0,
+                        t->core.clock, t->core.max_skew_ms,  policy};
+    bs_errbuf err = {{0}};
+    bs_meta m = bst_meta(t);
+    bs_status st;
+    bs_txn *txn;
+
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_status_read(txn, &m, &o, &st, &err), &err, "status");
+    bs_txn_abort(txn);
+    return st;
+}
+
+Test(status, each_peers_clock_and_the_nodes_verdict_are_reported)
+{
+    const bs_peer_status *p;
+    bst_sync_result r;
+    bs_status st;
+    json_t *j;
+
+    ct.ms = T0 + 10 * 60000; /* tallinn runs ten minutes fast */
+    bst_pair2(&head, &tallinn);
+    cr_assert_eq(bst_sync(&tallinn, &head, NULL, NULL, &r), BS_OK, "%s",
+                 r.msg_a);
+    /* tallinn: head's clock is 600 s behind; tallinn is ahead beyond the
+     * bound and corrects its stamps. */
+    st = clock_status(&tallinn, ct.ms, BS_CLOCK_CORRECT);
+    p = peer_of(&st, "head");
+    cr_assert(p->clock_known);
+    cr_assert_eq(p->clock_offset_ms, -600000);
+    cr_assert_eq(p->clock_error_ms, 0, "frozen clocks: exact bounds");
+    cr_assert_eq(p->clock_at_ms, ct.ms);
+    cr_assert_eq(st.clock.ahead_ms, 600000);
+    cr_assert_str_eq(st.clock.peer, "head");
+    cr_assert_eq(st.clock_action, BS_CLOCK_CORRECT + 1);
+    j = bs_render_status(&st);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(j, "clock"), "action")),
+                     "correct");
+    json_decref(j);
+    bs_status_fini(&st);
+    st = clock_status(&tallinn, ct.ms, BS_CLOCK_REFUSE);
+    cr_assert_eq(st.clock_action, BS_CLOCK_REFUSE + 1);
+    bs_status_fini(&st);
+    /* head: tallinn's clock is 600 s ahead; head itself is in step. */
+    st = clock_status(&head, ch.ms, BS_CLOCK_CORRECT);
+    p = peer_of(&st, "tallinn");
+    cr_assert_eq(p->clock_offset_ms, 600000);
+    cr_assert_eq(st.clock.ahead_ms, 0);
+    cr_assert_eq(st.clock_action, 0);
+    cr_assert_eq(st.clock.npeers, 1);
+    bs_status_fini(&st);
+}
+
+Test(status, a_peer_never_met_over_the_network_has_no_clock)
+{
+    bs_status st;
+
+    bst_pair2(&head, &tallinn);
+    carry(&head, &tallinn); /* a file bounds no clock */
+    st = clock_status(&tallinn, ct.ms, BS_CLOCK_CORRECT);
+    cr_assert_not(peer_of(&st, "head")->clock_known);
+    cr_assert_eq(st.clock.npeers, 0);
+    cr_assert_eq(st.clock_action, 0);
     bs_status_fini(&st);
 }

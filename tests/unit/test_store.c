@@ -2,7 +2,10 @@
  * test_store.c - unit tests of replication/store.c in a temporary directory:
  * open/create, put/get/del, cursor order and seeking, BS_PUT_NOOVERWRITE,
  * all-or-nothing write transactions, map growth from a tiny map (and the
- * BS_EMAPFULL cap), and BS_ENOTNODE for a directory without a store.
+ * BS_EMAPFULL cap, with its numbers), BS_ENOTNODE for a directory without
+ * a store, a truncated data file refused at open, and what the fault
+ * handler asks of the store (bs_store_fault_owner).  Disk faults during a
+ * commit are injected by tests/fault.
  */
 #include <criterion/criterion.h>
 
@@ -626,4 +629,73 @@ Test(store, used_bytes_grow_with_data)
     cr_assert_eq(j.calls, 1, "a 256 MiB map needed no growth");
     cr_assert_gt(bs_store_used_bytes(s), before + (uint64_t)BIG_N * BIG_VAL);
     bs_store_close(s);
+}
+
+Test(store, map_full_at_cap_names_the_limit_and_the_disk)
+{
+    bs_store_opts o = {
+        .create = 1, .map_size = 1u << 20, .max_map_size = 1u << 20};
+    bs_store *s = open_store(&o);
+    big_job j = {0};
+    bs_errbuf err = {{0}};
+
+    cr_assert_eq(bs_store_write(s, big_fn, &j, &err), BS_EMAPFULL);
+    cr_assert(strncmp(err.msg,
+                      "store is full: the map is at its limit of 1 MiB (",
+                      49) == 0,
+              "%s", err.msg);
+    cr_assert(strstr(err.msg, " MiB in use, ") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, " MiB free on disk): raise [store] "
+                              "max_map_size_mb in branchsync.conf") != NULL,
+              "%s", err.msg);
+    bs_store_close(s);
+}
+
+Test(store, a_truncated_data_file_is_refused_at_open)
+{
+    bs_store_opts o = {.create = 1};
+    bs_store *s = open_store(&o);
+    big_job j = {0};
+    bs_errbuf err = {{0}};
+    char path[128];
+    bs_err rv;
+
+    cr_assert_eq(bs_store_write(s, big_fn, &j, NULL), BS_OK);
+    bs_store_close(s);
+    snprintf(path, sizeof path, "%s/store/data.mdb", tmpdir);
+    cr_assert_eq(truncate(path, 256 * 1024), 0);
+    o.create = 0;
+    rv = bs_store_open(tmpdir, &o, &s, &err);
+    cr_assert_eq(rv, BS_ESTORE);
+    cr_assert(strstr(err.msg, "store is corrupt: ") == err.msg &&
+                  strstr(err.msg, "/store/data.mdb is truncated (262144 "
+                                  "bytes, its pages take ") != NULL &&
+                  strstr(err.msg, "; restore from a backup") != NULL,
+              "%s", err.msg);
+}
+
+Test(store, a_fault_in_the_map_is_the_stores_and_one_elsewhere_is_not)
+{
+    bs_store_opts o = {.create = 1};
+    bs_store *s = open_store(&o);
+    kv items[] = {{"k", "a value in the map"}};
+    const char *path = NULL;
+    char want[128];
+    int local = 0;
+    bs_slice v;
+    bs_txn *t;
+
+    cr_assert_eq(put_all(s, BS_DB_META, items, 1, BS_OK, NULL), BS_OK);
+    cr_assert_eq(bs_store_read(s, &t, NULL), BS_OK);
+    cr_assert_eq(bs_txn_get(t, BS_DB_META, bs_str("k"), &v), BS_OK);
+    cr_assert(bs_store_fault_owner(v.p, &path));
+    snprintf(want, sizeof want, "%s/store/data.mdb", tmpdir);
+    cr_assert_str_eq(path, want);
+    /* Past the end of the map too: a damaged length runs off it. */
+    cr_assert(bs_store_fault_owner(v.p + (512u << 20), &path));
+    cr_assert_not(bs_store_fault_owner(&local, &path));
+    cr_assert_not(bs_store_fault_owner(NULL, &path));
+    bs_txn_abort(t);
+    bs_store_close(s);
+    cr_assert_not(bs_store_fault_owner(v.p, &path), "closed, still owned");
 }
