@@ -68,7 +68,7 @@ bs_cmd_doctor(bs_cli *c)
 {
     char finding[BS_ERRMSG_LEN];
     const char *corrupt = NULL;
-    bs_status_opts so = {0};
+    bs_status_opts so;
     bs_problems p = {0};
     bs_status st;
     bs_node *n;
@@ -77,11 +77,7 @@ bs_cmd_doctor(bs_cli *c)
 
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
-    so.now_ms = bs_clock_system.now_ms(NULL);
-    so.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
-    so.clock = bs_clock_system;
-    so.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
-    so.clock_ahead = n->cfg.clock_ahead;
+    so = bs_cli_status_opts(n);
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = verify(t, finding, sizeof finding, &corrupt, &c->err);
         if (rv == BS_OK &&

@@ -141,10 +141,23 @@ next_runs(const bs_status *st, int64_t now)
     return runs;
 }
 
+bs_status_opts
+bs_cli_status_opts(const bs_node *n)
+{
+    bs_status_opts o = {0};
+
+    o.now_ms = bs_clock_system.now_ms(NULL);
+    o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    o.clock = bs_clock_system;
+    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    o.clock_ahead = n->cfg.clock_ahead;
+    return o;
+}
+
 bs_err
 bs_cmd_status(bs_cli *c)
 {
-    bs_status_opts o = {0};
+    bs_status_opts o;
     bs_problems probs = {0};
     bs_status st;
     bs_node *n;
@@ -153,12 +166,8 @@ bs_cmd_status(bs_cli *c)
 
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
-    o.now_ms = bs_clock_system.now_ms(NULL);
-    o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    o = bs_cli_status_opts(n);
     o.count_records = 1;
-    o.clock = bs_clock_system;
-    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
-    o.clock_ahead = n->cfg.clock_ahead;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_status_read(t, &n->meta, &o, &st, &c->err);
         if (rv == BS_OK &&

@@ -626,3 +626,38 @@ bst_leak_check(const char *what)
     (void)what;
 #endif
 }
+
+typedef struct quarantine_arg {
+    const uint8_t *pk;
+    const char *note;
+} quarantine_arg;
+
+static bs_err
+quarantine_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    const quarantine_arg *q = arg;
+    bs_streamtab tab;
+    bs_err rv;
+
+    (void)err;
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < tab.n && rv == BS_OK; i++)
+        if (memcmp(tab.v[i].key, q->pk, BS_PK_LEN) == 0) {
+            tab.v[i].flags |= BS_STREAM_QUARANTINED;
+            snprintf(tab.v[i].note, sizeof tab.v[i].note, "%s", q->note);
+            rv = bs_streams_save(t, &tab.v[i]);
+        }
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+void
+bst_quarantine(bst_node *t, const uint8_t *pk, const char *note)
+{
+    quarantine_arg q = {pk, note};
+    bs_errbuf err = {{0}};
+
+    bst_ok(bs_store_write(t->n->store, quarantine_txn, &q, &err), &err,
+           "quarantine");
+}

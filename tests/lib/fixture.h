@@ -183,6 +183,10 @@ void bst_node_clone(bst_node *src, const char *dir, bst_node *dst);
 int bst_stream(bst_node *t, const uint8_t *origin, const uint8_t *inc,
                bs_stream *out);
 
+/* Mark every stream of origin pk in t quarantined with `note`, as the
+ * admission of a fork would (aborts on failure). */
+void bst_quarantine(bst_node *t, const uint8_t *pk, const char *note);
+
 /* Under ASan: run LeakSanitizer now and abort, naming `what`, when memory
  * leaked (Criterion does not see LSan's exit status of a test's process);
  * a no-op otherwise.  For suite teardowns. */

@@ -206,38 +206,15 @@ Test(health, refused_sets_are_named_with_their_reason)
     bs_problems_fini(&p);
 }
 
-static bs_err
-quarantine_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    const uint8_t *pk = arg;
-    bs_streamtab tab;
-    bs_err rv;
-
-    (void)err;
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    for (size_t i = 0; i < tab.n && rv == BS_OK; i++)
-        if (memcmp(tab.v[i].key, pk, BS_PK_LEN) == 0) {
-            tab.v[i].flags |= BS_STREAM_QUARANTINED;
-            snprintf(tab.v[i].note, sizeof tab.v[i].note,
-                     "history fork at seq 2");
-            rv = bs_streams_save(t, &tab.v[i]);
-        }
-    bs_streams_fini(&tab);
-    return rv;
-}
-
 Test(health, a_quarantined_stream_says_how_to_recover)
 {
     bs_meta hm = bst_meta(&head);
-    bs_errbuf err = {{0}};
     bs_health_opts o = opts(T0);
     bs_problems p;
 
     bst_pair2(&head, &tallinn);
     carry(&head, &tallinn);
-    cr_assert_eq(bs_store_write(tallinn.n->store, quarantine_txn, hm.pk, &err),
-                 BS_OK);
+    bst_quarantine(&tallinn, hm.pk, "history fork at seq 2");
     check(&tallinn, &o, 1 << 20, &p);
     only(&p, "quarantined", "head",
          "head signed two histories (seq 1: history fork at seq 2)",
@@ -299,22 +276,46 @@ Test(health, a_peer_is_silent_once_its_schedule_is_late_by_the_grace)
     bs_problems_fini(&p);
 }
 
+/* Change t's entry of peer "tallinn" with edit(entry, arg). */
+typedef struct peer_edit {
+    void (*edit)(bs_peer *p, const void *arg);
+    const void *arg;
+} peer_edit;
+
 static bs_err
-fail_txn(bs_txn *t, void *arg, bs_errbuf *err)
+peer_edit_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
-    const uint64_t *at = arg;
+    const peer_edit *e = arg;
     bs_peer pe;
     bs_err rv;
 
     (void)err;
     if ((rv = bs_peer_get(t, "tallinn", &pe)) != BS_OK)
         return rv;
-    pe.last_err_ms = *at;
-    snprintf(pe.last_error, sizeof pe.last_error,
-             "tcp://10.0.0.2:7400 unreachable");
+    e->edit(&pe, e->arg);
     rv = bs_peer_put(t, &pe);
     bs_peer_fini(&pe);
     return rv;
+}
+
+static void
+edit_tallinn(bst_node *t, void (*edit)(bs_peer *, const void *),
+             const void *arg)
+{
+    peer_edit e = {edit, arg};
+    bs_errbuf err = {{0}};
+
+    bst_ok(bs_store_write(t->n->store, peer_edit_txn, &e, &err), &err,
+           "peer edit");
+}
+
+/* The last exchange failed at *at. */
+static void
+failed_at(bs_peer *pe, const void *arg)
+{
+    pe->last_err_ms = *(const uint64_t *)arg;
+    snprintf(pe->last_error, sizeof pe->last_error,
+             "tcp://10.0.0.2:7400 unreachable");
 }
 
 Test(health, a_failing_online_peer_is_reported_after_the_grace)
@@ -331,7 +332,7 @@ Test(health, a_failing_online_peer_is_reported_after_the_grace)
     carry(&head, &tallinn);
     carry(&tallinn, &head);
     at = ch.ms + 1000;
-    cr_assert_eq(bs_store_write(head.n->store, fail_txn, &at, &err), BS_OK);
+    edit_tallinn(&head, failed_at, &at);
     o = opts(at + 1000); /* a blip: not yet a problem */
     check(&head, &o, 1 << 20, &p);
     none(&p);
@@ -418,36 +419,26 @@ Test(health, a_clock_beyond_the_skew_bound_is_named_on_both_sides)
     bs_problems_fini(&p);
 }
 
-static bs_err
-last_exchange_txn(bs_txn *t, void *arg, bs_errbuf *err)
+/* The last exchange refused 2 sets and left 1 held there. */
+static void
+troubled(bs_peer *pe, const void *arg)
 {
-    bs_peer pe;
-    bs_err rv;
-
     (void)arg;
-    (void)err;
-    if ((rv = bs_peer_get(t, "tallinn", &pe)) != BS_OK)
-        return rv;
-    pe.refused_sets = 2;
-    snprintf(pe.refused_reason, sizeof pe.refused_reason,
+    pe->refused_sets = 2;
+    snprintf(pe->refused_reason, sizeof pe->refused_reason,
              "signature does not verify");
-    pe.held_there = 1;
-    rv = bs_peer_put(t, &pe);
-    bs_peer_fini(&pe);
-    return rv;
+    pe->held_there = 1;
 }
 
 /* What the last exchange with a peer left behind, both ways (issue 8 item
  * 1: a set that cannot apply never blocks the sets behind it silently). */
 Test(health, sets_refused_here_or_held_there_are_named_per_peer)
 {
-    bs_errbuf err = {{0}};
     bs_health_opts o = opts(T0);
     bs_problems p;
 
     bst_pair2(&head, &tallinn);
-    cr_assert_eq(bs_store_write(head.n->store, last_exchange_txn, NULL, &err),
-                 BS_OK);
+    edit_tallinn(&head, troubled, NULL);
     check(&head, &o, 1 << 20, &p);
     cr_assert_eq(p.n, 2);
     cr_assert_str_eq(p.v[0].kind, "refused");

@@ -193,37 +193,14 @@ Test(status, a_held_set_shows_as_pending_in_and_its_stream_needs_attention)
     bs_status_fini(&st);
 }
 
-static bs_err
-quarantine_txn(bs_txn *t, void *arg, bs_errbuf *err)
-{
-    const uint8_t *pk = arg;
-    bs_streamtab tab;
-    bs_err rv;
-
-    (void)err;
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    for (size_t i = 0; i < tab.n && rv == BS_OK; i++)
-        if (memcmp(tab.v[i].key, pk, BS_PK_LEN) == 0) {
-            tab.v[i].flags |= BS_STREAM_QUARANTINED;
-            snprintf(tab.v[i].note, sizeof tab.v[i].note,
-                     "history fork at seq 2");
-            rv = bs_streams_save(t, &tab.v[i]);
-        }
-    bs_streams_fini(&tab);
-    return rv;
-}
-
 Test(status, a_quarantined_stream_needs_attention)
 {
     bs_meta hm = bst_meta(&head);
-    bs_errbuf err = {{0}};
     bs_status st;
 
     bst_pair2(&head, &tallinn);
     carry(&head, &tallinn);
-    cr_assert_eq(bs_store_write(tallinn.n->store, quarantine_txn, hm.pk, &err),
-                 BS_OK);
+    bst_quarantine(&tallinn, hm.pk, "history fork at seq 2");
     status(&tallinn, ct.ms, 0, &st);
     cr_assert_eq(st.nstreams, 1);
     cr_assert(st.streams[0].quarantined);
