@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "access.h"
 #include "setlog.h"
 
 const char *
@@ -17,6 +18,8 @@ bs_hold_reason_text(bs_hold_reason r)
         return "behind a held set";
     case BS_HOLD_INTRODUCTION:
         return "its origin is introduced by a held set";
+    case BS_HOLD_HUB:
+        return "it waits for the hub's changes it saw";
     default:
         return "held";
     }
@@ -43,15 +46,23 @@ struct bs_dry_held {
     uint64_t first, last;
 };
 
+/* A rule version a hub set earlier in a dry run brings. */
+struct bs_dry_rule {
+    bs_collection rules;
+    bs_rule_version ver;
+};
+
 void
 bs_admission_fini(bs_admission *ad)
 {
     free(ad->learnt);
     free(ad->intro);
     free(ad->dheld);
+    free(ad->drules);
     ad->learnt = ad->intro = NULL;
     ad->dheld = NULL;
-    ad->nlearnt = ad->nintro = ad->ndheld = 0;
+    ad->drules = NULL;
+    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = 0;
 }
 
 void
@@ -386,6 +397,143 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
 
 /* ---- the changes (A10-A12) ---- */
 
+/* A10h: the hub positions v's origin had seen, held here too. */
+static int
+saw_more_of_hub(bs_admission *ad, const bs_csview *v)
+{
+    for (size_t i = 0; i < v->nseen; i++) {
+        const bs_pos *p = &v->seen[i];
+        bs_stream *s;
+
+        if (memcmp(p->origin, ad->meta.hub, BS_PK_LEN) != 0 || p->seq == 0)
+            continue;
+        s = bs_streams_find(ad->streams, p->origin, p->inc);
+        if (s == NULL || s->seq < p->seq)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether v's origin had seen rule version ver (in its signed vector). */
+static int
+saw_version(const bs_admission *ad, const bs_csview *v,
+            const bs_rule_version *ver)
+{
+    if (ver->seq == 0)
+        return 1; /* the defaults: known to everyone */
+    for (size_t i = 0; i < v->nseen; i++)
+        if (memcmp(v->seen[i].origin, ad->meta.hub, BS_PK_LEN) == 0 &&
+            memcmp(v->seen[i].inc, ver->inc, BS_INC_LEN) == 0)
+            return v->seen[i].seq >= ver->seq;
+    return 0;
+}
+
+/* The rules governing c: the store's version, or one a hub set earlier in
+ * a dry run brings when that is later and still before c. */
+static bs_err
+governing(bs_admission *ad, const bs_change *c, bs_collection *r,
+          bs_rule_version *ver)
+{
+    bs_err rv = bs_rules_at(ad->txn, c->coll, c->hlc, r, ver);
+
+    for (size_t i = 0; rv == BS_OK && i < ad->ndrules; i++) {
+        const struct bs_dry_rule *d = &ad->drules[i];
+
+        if (d->ver.hlc < c->hlc && d->ver.hlc >= ver->hlc &&
+            strcmp(d->rules.name, c->coll) == 0) {
+            *r = d->rules;
+            *ver = d->ver;
+        }
+    }
+    return rv;
+}
+
+/* The owner an earlier change of the set being judged left a record with:
+ * the set's changes are judged before any is stored. */
+typedef struct owner_note {
+    const bs_change *c; /* the record: c->coll, c->id */
+    char owner[BS_NODE_NAME_MAX + 2];
+} owner_note;
+
+static const char *
+noted_owner(const owner_note *v, size_t n, const bs_change *c)
+{
+    for (size_t i = n; i-- > 0;)
+        if (strcmp(v[i].c->coll, c->coll) == 0 &&
+            strcmp(v[i].c->id, c->id) == 0)
+            return v[i].owner;
+    return NULL;
+}
+
+/* A11 for the user collections: judge every change of a member's set. */
+static bs_err
+check_access(bs_admission *ad, const bs_csview *v, const char *id,
+             bs_admit *out, bs_errbuf *err)
+{
+    bs_order o = {0, bs_streams_key, ad->streams};
+    char name[BS_NODE_NAME_MAX + 1];
+    owner_note *notes = NULL;
+    size_t nnotes = 0;
+    bs_judgment j;
+    bs_err rv = BS_OK;
+
+    bs_access_name(ad->txn, &ad->meta, v->origin, name);
+    for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
+        const bs_change *c = &out->changes[i];
+        bs_version cv = {c->hlc, c->seq, out->stream->idx, c->prio};
+        bs_collection rules;
+        bs_rule_version ver;
+
+        if (c->coll == NULL || c->coll[0] == '_')
+            continue;
+        if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
+            (rv = bs_access_judge(ad->txn, &ad->meta, v->origin, name, c, &cv,
+                                  &o, &rules, &ver,
+                                  noted_owner(notes, nnotes, c), &j)) !=
+                BS_OK)
+            break;
+        if (j.allowed && j.rules.writers == BS_WRITERS_OWNER) {
+            const char *before = noted_owner(notes, nnotes, c);
+            owner_note *nv = realloc(notes, (nnotes + 1) * sizeof *nv);
+
+            if (nv == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            notes = nv;
+            notes[nnotes].c = c;
+            /* Allowed under writers=owner: the record is the writer's
+             * after it, or gone. */
+            bs_access_owner_after(c, j.rules.owner_field,
+                                  before ? before : name,
+                                  notes[nnotes].owner,
+                                  sizeof notes[nnotes].owner);
+            nnotes++;
+        }
+        if (j.allowed)
+            continue;
+        if (saw_version(ad, v, &j.ver)) {
+            rv = bs_errf(err, BS_EPERM,
+                         "not permitted: %s (origin %s had the rule)", j.why,
+                         id);
+            break;
+        }
+        if (out->skip == NULL) {
+            if ((out->skip = bs_arena_alloc(ad->arena, v->count)) == NULL ||
+                (out->by_rule_why = bs_arena_strndup(
+                     ad->arena, j.why, strlen(j.why))) == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            memset(out->skip, 0, v->count);
+        }
+        out->skip[i] = 1;
+        out->by_rule++;
+    }
+    free(notes);
+    return rv;
+}
+
 static bs_err
 check_changes(bs_admission *ad, const bs_csview *v, const char *id,
               bs_admit *out, bs_errbuf *err)
@@ -409,6 +557,72 @@ check_changes(bs_admission *ad, const bs_csview *v, const char *id,
                            c->coll, id, c->coll, c->id);
         if (c->hlc > out->max_hlc)
             out->max_hlc = c->hlc;
+    }
+    if (is_hub)
+        return BS_OK;
+    if (saw_more_of_hub(ad, v)) /* A10h */
+        return hold(ad, out->stream, id, BS_HOLD_HUB, out, err);
+    return check_access(ad, v, id, out, err);
+}
+
+/* A dry run: the rule versions of hub set v's `_collections` changes,
+ * each over the rules in effect before it. */
+static bs_err
+learn_rules(bs_admission *ad, const bs_csview *v, const bs_change *ch)
+{
+    for (size_t i = 0; i < v->count; i++) {
+        const bs_change *c = &ch[i];
+        struct bs_dry_rule *d;
+        bs_collection now;
+        bs_rule_version ver;
+        bs_change probe;
+        bs_err rv;
+
+        if (c->coll == NULL || strcmp(c->coll, BS_SYS_COLLECTIONS) != 0)
+            continue;
+        memset(&probe, 0, sizeof probe);
+        probe.coll = c->id;
+        probe.hlc = UINT64_MAX;
+        if ((rv = governing(ad, &probe, &now, &ver)) != BS_OK)
+            return rv;
+        snprintf(now.name, sizeof now.name, "%s", c->id);
+        now.declared = 1;
+        for (size_t k = 0; k < c->nfields; k++) {
+            bs_record one = {0};
+
+            one.fields = (bs_field *)&c->fields[k];
+            one.nfields = 1;
+            /* One field at a time over what holds: a field this change
+             * does not write keeps its value. */
+            {
+                bs_collection f;
+                memset(&f, 0, sizeof f);
+                bs_collection_from_record(&f, &one);
+                if (strcmp(c->fields[k].name, "policy") == 0)
+                    now.policy = f.policy;
+                else if (strcmp(c->fields[k].name, "writers") == 0)
+                    now.writers = f.writers;
+                else if (strcmp(c->fields[k].name, "scope") == 0)
+                    now.scope = f.scope;
+                else if (strcmp(c->fields[k].name, "owner_field") == 0)
+                    snprintf(now.owner_field, sizeof now.owner_field, "%s",
+                             f.owner_field);
+            }
+        }
+        if (c->deleted) {
+            memset(&now, 0, sizeof now);
+            snprintf(now.name, sizeof now.name, "%s", c->id);
+            now.declared = 1;
+        }
+        d = realloc(ad->drules, (ad->ndrules + 1) * sizeof *d);
+        if (d == NULL)
+            return BS_ENOMEM;
+        ad->drules = d;
+        d[ad->ndrules].rules = now;
+        d[ad->ndrules].ver.hlc = c->hlc;
+        d[ad->ndrules].ver.seq = c->seq;
+        memcpy(d[ad->ndrules].ver.inc, v->inc, BS_INC_LEN);
+        ad->ndrules++;
     }
     return BS_OK;
 }
@@ -451,7 +665,9 @@ dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
         decode_changes(ad, v, &out->changes, NULL) != BS_OK)
         return BS_OK; /* it is refused when it applies */
     if (out->verdict == BS_ADMIT_APPLY)
-        return learn_set(ad, &ad->learnt, &ad->nlearnt, v, out->changes);
+        return (rv = learn_rules(ad, v, out->changes)) != BS_OK
+                   ? rv
+                   : learn_set(ad, &ad->learnt, &ad->nlearnt, v, out->changes);
     if (!ad->intro_loaded && (rv = load_intro(ad)) != BS_OK)
         return rv; /* the stored ones first: they are older */
     return learn_set(ad, &ad->intro, &ad->nintro, v, out->changes);

@@ -23,8 +23,13 @@
  *      fill the gap (it waits behind them, INV-2), else BS_EGAP
  *  A9  its first link does not match the chain head    -> QUARANTINE (P16)
  *  A10 every present change decodes (C1-C5)            else BS_EMALFORMED
+ *  A10h its `seen` vector covers no more of the hub's streams than this
+ *      node holds (so it knows every rule the origin knew) -> HELD
  *  A11 every change is one its origin may write: only the hub writes
- *      system collections (S2)                         else BS_EPERM
+ *      system collections (S2), else BS_EPERM; a change the rules that
+ *      govern it forbid (access.h) is BS_EPERM for the whole set when its
+ *      origin had seen that rule version, else refused by rule: the set
+ *      applies without it
  *  A12 a change stamped more than max_skew ahead of the local clock holds
  *      the whole set (S10)                             -> HELD
  *  otherwise APPLY.
@@ -62,6 +67,7 @@ typedef enum {
     BS_HOLD_CLOCK = 1,        /* stamped beyond the skew bound (S10) */
     BS_HOLD_BEHIND = 2,       /* an earlier set of its stream is held */
     BS_HOLD_INTRODUCTION = 3, /* its origin is introduced by a held set */
+    BS_HOLD_HUB = 4,          /* it saw hub changes this node lacks */
 } bs_hold_reason;
 
 /* "its clock is ahead of ours", ... (for notes and status). */
@@ -86,6 +92,9 @@ typedef struct bs_admission {
     /* dry: the sets this exchange would hold, per stream key */
     struct bs_dry_held *dheld;
     size_t ndheld;
+    /* dry: rule versions of hub sets earlier in the exchange */
+    struct bs_dry_rule *drules;
+    size_t ndrules;
 } bs_admission;
 
 /*
@@ -110,6 +119,12 @@ typedef struct bs_admit {
     bs_change *changes;  /* APPLY: v->count entries in the arena; an
                             omitted change has coll == NULL */
     uint64_t max_hlc;    /* APPLY: the greatest hlc of its changes */
+    /* APPLY: changes refused by rule (A11: forbidden by a rule version
+     * their origin had not seen): skip[i] set, not applied; NULL when
+     * none.  by_rule counts them; by_rule_why names the first. */
+    uint8_t *skip;
+    size_t by_rule;
+    const char *by_rule_why;
 } bs_admit;
 
 /*

@@ -5,8 +5,10 @@
 
 #include <string.h>
 
+#include "access.h"
 #include "collections.h"
 #include "conflict.h"
+#include "rules.h"
 #include "setlog.h"
 
 bs_err
@@ -152,6 +154,21 @@ detect(bs_apply *ap, const bs_csview *v, uint32_t cstream, const bs_change *c,
     return rv;
 }
 
+/* A hub change to `_collections/NAME`: the record after it is a version
+ * of NAME's rules (rules.h). */
+static bs_err
+note_rules(bs_txn *t, const bs_stream *s, const bs_change *c,
+           const bs_record *r)
+{
+    bs_rule_version ver = {c->hlc, c->seq, {0}};
+    bs_collection rules;
+
+    memcpy(ver.inc, s->key + BS_PK_LEN, BS_INC_LEN);
+    memset(&rules, 0, sizeof rules);
+    bs_collection_from_record(&rules, r);
+    return bs_rules_note(t, c->id, &ver, &rules);
+}
+
 static bs_err
 merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
              bs_errbuf *err)
@@ -176,8 +193,14 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
             return rv;
         pol = rules.policy;
         snprintf(ap->policy_coll, sizeof ap->policy_coll, "%s", c->coll);
+        snprintf(ap->owner_field, sizeof ap->owner_field, "%s",
+                 rules.owner_field);
         ap->policy = (int)pol;
     }
+    if (ap->owner_field[0] && c->coll[0] != '_' &&
+        (rv = bs_access_note_owner(ap->txn, c, s->key, ap->owner_field)) !=
+            BS_OK)
+        return rv;
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0)
         ap->policy_coll[0] = '\0'; /* a policy changes: look again */
     o.use_prio = pol == BS_POLICY_PRIORITY;
@@ -219,6 +242,9 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         if (rv != BS_OK)
             return rv;
     }
+    if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0 &&
+        (rv = note_rules(ap->txn, s, c, &r)) != BS_OK)
+        return rv;
     if (!changed)
         return BS_OK;
     if ((rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)
@@ -258,7 +284,7 @@ keyed_cmp(const void *x, const void *y)
 
 static bs_err
 merge_sorted(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
-             bs_errbuf *err)
+             const uint8_t *skip, bs_errbuf *err)
 {
     keyed *k = malloc(v->count * sizeof *k), **order = NULL;
     size_t n = 0;
@@ -269,8 +295,9 @@ merge_sorted(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
         return BS_ENOMEM;
     }
     for (size_t i = 0; i < v->count; i++) {
-        if (!v->present[i] || v->first + i <= s->seq)
-            continue;
+        if (!v->present[i] || v->first + i <= s->seq ||
+            (skip != NULL && skip[i]))
+            continue; /* omitted, applied already, or refused by rule */
         k[n].c = &ch[i];
         k[n].i = i;
         k[n].klen = bs_record_key(k[n].key, ch[i].coll, ch[i].id);
@@ -336,16 +363,25 @@ hold(bs_apply *ap, bs_stream *s, const bs_csview *v, bs_hold_reason why)
 
 /* APPLY: merge, log, advance. */
 static bs_err
-apply(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
-      uint64_t maxhlc, bs_errbuf *err)
+apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
 {
+    bs_stream *s = a->stream;
     bs_err rv;
 
     /* Merge in record-key order: the merge does not depend on order
      * (INV-5), and LMDB touches far fewer pages for sorted keys. */
-    if ((rv = merge_sorted(ap, v, s, ch, err)) != BS_OK)
+    if ((rv = merge_sorted(ap, v, s, a->changes, a->skip, err)) != BS_OK)
         return rv;
-    bs_hlc_observe(&ap->hlc, maxhlc);
+    if (a->by_rule > 0) {
+        if (ap->by_rule == 0)
+            snprintf(ap->by_rule_why, sizeof ap->by_rule_why, "%s",
+                     a->by_rule_why);
+        ap->by_rule += a->by_rule;
+        if ((rv = bs_access_count_refused(ap->txn, v->origin, a->by_rule,
+                                          a->by_rule_why)) != BS_OK)
+            return rv;
+    }
+    bs_hlc_observe(&ap->hlc, a->max_hlc);
     if ((rv = bs_setlog_put(ap->txn, s->idx, v->first, v->raw)) != BS_OK)
         return rv;
     s->seq = v->last;
@@ -369,7 +405,7 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
         return rv;
     switch (a.verdict) {
     case BS_ADMIT_APPLY:
-        return apply(ap, v, a.stream, a.changes, a.max_hlc, err);
+        return apply(ap, v, &a, err);
     case BS_ADMIT_DUPLICATE:
         ap->dup_sets++;
         return BS_OK;

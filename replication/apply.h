@@ -43,6 +43,10 @@ typedef struct bs_apply {
      * changes to one collection, not per change) */
     char policy_coll[BS_COLLECTION_MAX + 1];
     int policy;
+    char owner_field[BS_FIELD_NAME_MAX + 1]; /* of policy_coll's rules */
+    /* changes refused by rule (admit.h A11), and the first reason */
+    uint64_t by_rule;
+    char by_rule_why[BS_ERRMSG_LEN];
 } bs_apply;
 
 /* Start applying in write txn t; the clock is the local wall clock. */

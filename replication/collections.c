@@ -28,19 +28,79 @@ bs_policy_parse(const char *s, bs_policy *p)
     return BS_EINVAL;
 }
 
-static void
-from_record(bs_collection *c, const bs_record *r)
+static const char *const writers_names[] = {"all", "hub", "owner"};
+static const char *const scope_names[] = {"shared", "owner"};
+
+const char *
+bs_writers_name(bs_writers w)
 {
-    const bs_value *v = bs_record_field(r, "policy");
+    return (unsigned)w < 3 ? writers_names[w] : "?";
+}
+
+bs_err
+bs_writers_parse(const char *s, bs_writers *w)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, writers_names[i]) == 0) {
+            *w = (bs_writers)i;
+            return BS_OK;
+        }
+    return BS_EINVAL;
+}
+
+const char *
+bs_scope_name(bs_scope sc)
+{
+    return (unsigned)sc < 2 ? scope_names[sc] : "?";
+}
+
+bs_err
+bs_scope_parse(const char *s, bs_scope *sc)
+{
+    for (int i = 0; i < 2; i++)
+        if (strcmp(s, scope_names[i]) == 0) {
+            *sc = (bs_scope)i;
+            return BS_OK;
+        }
+    return BS_EINVAL;
+}
+
+/* The index of v's text in names[0..n), or -1. */
+static int
+text_index(const bs_value *v, const char *const *names, int n)
+{
+    if (v == NULL || v->type != BS_VTEXT)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (v->len == strlen(names[i]) && memcmp(v->s, names[i], v->len) == 0)
+            return i;
+    return -1;
+}
+
+void
+bs_collection_from_record(bs_collection *c, const bs_record *r)
+{
+    const bs_value *of = bs_record_field(r, "owner_field");
+    int i;
 
     c->declared = 1;
-    c->policy = BS_POLICY_LWW;
-    if (v == NULL || v->type != BS_VTEXT)
-        return;
-    for (int i = 0; i < 3; i++)
-        if (v->len == strlen(policy_names[i]) &&
-            memcmp(v->s, policy_names[i], v->len) == 0)
-            c->policy = (bs_policy)i;
+    c->policy = (i = text_index(bs_record_field(r, "policy"), policy_names,
+                                3)) < 0
+                    ? BS_POLICY_LWW
+                    : (bs_policy)i;
+    c->writers = (i = text_index(bs_record_field(r, "writers"), writers_names,
+                                 3)) < 0
+                     ? BS_WRITERS_ALL
+                     : (bs_writers)i;
+    c->scope = (i = text_index(bs_record_field(r, "scope"), scope_names, 2)) < 0
+                   ? BS_SCOPE_SHARED
+                   : (bs_scope)i;
+    c->owner_field[0] = '\0';
+    if (of != NULL && of->type == BS_VTEXT && of->len <= BS_FIELD_NAME_MAX &&
+        bs_field_name_valid(of->s, of->len)) {
+        memcpy(c->owner_field, of->s, of->len);
+        c->owner_field[of->len] = '\0';
+    }
 }
 
 bs_err
@@ -55,7 +115,7 @@ bs_collections_get(bs_txn *t, const char *name, bs_collection *c)
     bs_arena_init(&a);
     rv = bs_records_get(t, BS_SYS_COLLECTIONS, name, &a, &r, NULL);
     if (rv == BS_OK)
-        from_record(c, &r);
+        bs_collection_from_record(c, &r);
     bs_arena_fini(&a);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
@@ -83,7 +143,7 @@ bs_collections_list(bs_txn *t, bs_collection **out, size_t *n)
         memset(&v[cnt], 0, sizeof v[cnt]);
         memcpy(v[cnt].name, id,
                idlen < BS_COLLECTION_MAX ? idlen : BS_COLLECTION_MAX);
-        from_record(&v[cnt++], r);
+        bs_collection_from_record(&v[cnt++], r);
     }
     bs_records_iter_close(it);
     if (rv != BS_ENOTFOUND) {
@@ -98,43 +158,97 @@ bs_collections_list(bs_txn *t, bs_collection **out, size_t *n)
 typedef struct declare_ctx {
     const bs_core *c;
     const bs_collection *rules;
+    bs_collection *out;
 } declare_ctx;
+
+static void
+text_field(bs_field *f, const char *name, const char *text)
+{
+    memset(f, 0, sizeof *f);
+    f->name = name;
+    f->val.type = BS_VTEXT;
+    f->val.s = text;
+    f->val.len = (uint32_t)strlen(text);
+}
 
 static bs_err
 declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     declare_ctx *d = arg;
-    const char *pol = bs_policy_name(d->rules->policy);
-    bs_field f;
+    const bs_collection *in = d->rules;
+    bs_collection now;
+    bs_field f[4];
+    size_t n = 0;
     bs_local l;
     bs_err rv;
 
-    memset(&f, 0, sizeof f);
-    f.name = "policy";
-    f.val.type = BS_VTEXT;
-    f.val.s = pol;
-    f.val.len = (uint32_t)strlen(pol);
+    /* The rules after the declaration: what is given, over what holds. */
+    if ((rv = bs_collections_get(t, in->name, &now)) != BS_OK)
+        return rv;
+    if (in->set & BS_RULE_POLICY)
+        now.policy = in->policy;
+    if (in->set & BS_RULE_WRITERS)
+        now.writers = in->writers;
+    if (in->set & BS_RULE_SCOPE)
+        now.scope = in->scope;
+    if (in->set & BS_RULE_OWNER_FIELD)
+        snprintf(now.owner_field, sizeof now.owner_field, "%s",
+                 in->owner_field);
+    if ((now.writers == BS_WRITERS_OWNER || now.scope == BS_SCOPE_OWNER) &&
+        now.owner_field[0] == '\0')
+        return bs_errf(err, BS_EINVAL,
+                       "collection %s: writers or scope \"owner\" needs "
+                       "--owner-field FIELD",
+                       in->name);
+    /* Fields in name order, as a write takes them. */
+    if (in->set & BS_RULE_OWNER_FIELD)
+        text_field(&f[n++], "owner_field", now.owner_field);
+    if (in->set & BS_RULE_POLICY)
+        text_field(&f[n++], "policy", bs_policy_name(now.policy));
+    if (in->set & BS_RULE_SCOPE)
+        text_field(&f[n++], "scope", bs_scope_name(now.scope));
+    if (in->set & BS_RULE_WRITERS)
+        text_field(&f[n++], "writers", bs_writers_name(now.writers));
     if ((rv = bs_local_begin(&l, t, d->c, err)) == BS_OK) {
         if (l.meta.role != BS_ROLE_HUB)
             rv = bs_errf(err, BS_EPERM, "only the hub declares collections");
-        else if ((rv = bs_local_put(&l, BS_SYS_COLLECTIONS, d->rules->name, &f,
-                                    1, err)) == BS_OK)
+        else if ((rv = bs_local_put(&l, BS_SYS_COLLECTIONS, in->name, f, n,
+                                    err)) == BS_OK)
             rv = bs_local_finish(&l, err);
     }
     bs_local_fini(&l);
+    if (rv == BS_OK && d->out != NULL) {
+        *d->out = now;
+        d->out->declared = 1;
+    }
     return rv;
 }
 
 bs_err
 bs_collections_declare(const bs_core *c, const bs_collection *rules,
-                       bs_errbuf *err)
+                       bs_collection *out, bs_errbuf *err)
 {
-    declare_ctx d = {c, rules};
+    declare_ctx d = {c, rules, out};
     bs_err rv;
 
     if ((rv = bs_records_check_coll(rules->name, err)) != BS_OK)
         return rv;
+    if (rules->set == 0)
+        return bs_errf(err, BS_EUSAGE,
+                       "give --policy, --writers, --scope or --owner-field");
     if ((unsigned)rules->policy > BS_POLICY_MANUAL)
         return bs_errf(err, BS_EINVAL, "bad policy");
+    if ((unsigned)rules->writers > BS_WRITERS_OWNER)
+        return bs_errf(err, BS_EINVAL, "bad writers");
+    if ((unsigned)rules->scope > BS_SCOPE_OWNER)
+        return bs_errf(err, BS_EINVAL, "bad scope");
+    if ((rules->set & BS_RULE_OWNER_FIELD) &&
+        (!bs_field_name_valid(rules->owner_field,
+                              strlen(rules->owner_field)) ||
+         strcmp(rules->owner_field, "id") == 0))
+        return bs_errf(err, BS_EINVAL,
+                       "bad owner field \"%s\": a field name (1 to %d "
+                       "bytes, no control characters, not \"id\")",
+                       rules->owner_field, BS_FIELD_NAME_MAX);
     return bs_store_write(c->store, declare_txn, &d, err);
 }

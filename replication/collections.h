@@ -2,11 +2,15 @@
  * collections.h - the rules of each collection, declared by the hub and
  * replicated to every node in the system collection `_collections`:
  *
- *   _collections/<name>   {"policy": "field-lww"|"priority"|"manual"}
+ *   _collections/<name>   {"policy": "field-lww"|"priority"|"manual",
+ *                          "writers": "all"|"hub"|"owner",
+ *                          "scope": "shared"|"owner",
+ *                          "owner_field": FIELD}
  *
- * A collection nobody declared is field-lww.  The rules in effect are read
- * inside the transaction that applies a change, so every node judges a
- * change by the rules its own store holds at that point.
+ * A collection nobody declared is field-lww, writers all, scope shared.
+ * Every hub change to a collection's rules is a version of them; the
+ * versions a node applied are kept (rules.h), so that a change is judged
+ * by the version that governs it (docs/design.md, "Access and filters").
  */
 #ifndef BS_COLLECTIONS_H
 #define BS_COLLECTIONS_H
@@ -27,11 +31,45 @@ const char *bs_policy_name(bs_policy p);
 /* BS_EINVAL unless s names a policy. */
 BS_MUST_CHECK bs_err bs_policy_parse(const char *s, bs_policy *p);
 
+/* Who may write a collection's records, besides the hub. */
+typedef enum {
+    BS_WRITERS_ALL = 0,   /* every member */
+    BS_WRITERS_HUB = 1,   /* nobody else */
+    BS_WRITERS_OWNER = 2, /* the branch its owner field names */
+} bs_writers;
+
+/* Who receives a collection's records. */
+typedef enum {
+    BS_SCOPE_SHARED = 0, /* every node */
+    BS_SCOPE_OWNER = 1,  /* the hub and the owning branch */
+} bs_scope;
+
+const char *bs_writers_name(bs_writers w);
+BS_MUST_CHECK bs_err bs_writers_parse(const char *s, bs_writers *w);
+const char *bs_scope_name(bs_scope s);
+BS_MUST_CHECK bs_err bs_scope_parse(const char *s, bs_scope *sc);
+
+/* Which members of bs_collection a declaration sets (the others keep their
+ * value). */
+enum {
+    BS_RULE_POLICY = 1,
+    BS_RULE_WRITERS = 2,
+    BS_RULE_SCOPE = 4,
+    BS_RULE_OWNER_FIELD = 8,
+};
+
 typedef struct bs_collection {
     char name[BS_COLLECTION_MAX + 1];
     int declared; /* 0: the defaults of an undeclared collection */
     bs_policy policy;
+    bs_writers writers;
+    bs_scope scope;
+    char owner_field[BS_FIELD_NAME_MAX + 1]; /* "" when none */
+    unsigned set; /* declare: the BS_RULE_* members given */
 } bs_collection;
+
+/* The rules a record of `_collections` holds (defaults for what it lacks). */
+void bs_collection_from_record(bs_collection *c, const bs_record *r);
 
 /* The rules of collection `name` (the defaults when undeclared). */
 BS_MUST_CHECK bs_err bs_collections_get(bs_txn *t, const char *name,
@@ -42,11 +80,15 @@ BS_MUST_CHECK bs_err bs_collections_list(bs_txn *t, bs_collection **v,
                                          size_t *n);
 
 /*
- * Declare rules->name's rules (a local write that replicates).  Only the
- * hub declares: BS_EPERM elsewhere.  BS_EINVAL for a bad name.
+ * Declare the members of rules->name's rules that rules->set names (a local
+ * write that replicates); *out (may be NULL) gets the rules in effect
+ * after it.  Only the hub declares: BS_EPERM elsewhere.  BS_EINVAL for a
+ * bad name, a bad owner field, or rules whose writers or scope is `owner`
+ * without an owner field.
  */
 BS_MUST_CHECK bs_err bs_collections_declare(const bs_core *c,
                                             const bs_collection *rules,
+                                            bs_collection *out,
                                             bs_errbuf *err);
 
 #endif

@@ -5,8 +5,11 @@
 
 #include <string.h>
 
+#include "access.h"
 #include "clock.h"
+#include "collections.h"
 #include "conflict.h"
+#include "rules.h"
 #include "setlog.h"
 
 /* The clock discipline (clock.h): correct the stamps of a clock that is
@@ -248,6 +251,48 @@ next_version(bs_local *l, uint32_t prio)
     return v;
 }
 
+/* The hub wrote `_collections/id`: the record after it is a version of
+ * id's rules (rules.h). */
+static bs_err
+note_rules(bs_local *l, const char *coll, const char *id, const bs_record *r,
+           const bs_version *v)
+{
+    bs_rule_version ver = {v->hlc, v->seq, {0}};
+    bs_collection rules;
+
+    if (strcmp(coll, BS_SYS_COLLECTIONS) != 0)
+        return BS_OK;
+    memcpy(ver.inc, l->meta.inc, BS_INC_LEN);
+    memset(&rules, 0, sizeof rules);
+    bs_collection_from_record(&rules, r);
+    return bs_rules_note(l->txn, id, &ver, &rules);
+}
+
+/* A local write the rules in effect forbid is refused up front (design.md,
+ * "Access and filters"); an allowed one that names an owner is noted for
+ * later judgments (access.h). */
+static bs_err
+check_rules(bs_local *l, const bs_change *c, const bs_version *v,
+            bs_errbuf *err)
+{
+    char name[BS_NODE_NAME_MAX + 1];
+    bs_judgment j;
+    bs_err rv;
+
+    if (c->coll[0] == '_')
+        return BS_OK;
+    bs_access_name(l->txn, &l->meta, l->meta.pk, name);
+    if ((rv = bs_access_judge(l->txn, &l->meta, l->meta.pk, name, c, v,
+                              &l->order, NULL, NULL, NULL, &j)) != BS_OK)
+        return rv;
+    if (!j.allowed)
+        return bs_errf(err, BS_EPERM,
+                       "not permitted: %s; the head office's rules forbid it",
+                       j.why);
+    return bs_access_note_owner(l->txn, c, l->self->key,
+                                j.rules.owner_field);
+}
+
 /* One change of a put: fields f[0..n), at most one change's worth. */
 static bs_err
 put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
@@ -280,8 +325,14 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
     rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), e.size,
                         BS_PUT_NOOVERWRITE, &dst, &old);
     if (rv == BS_OK) {
+        bs_change ch = {v.seq, v.hlc, v.prio, coll, id, 0, f, n};
+
         bs_record_encode(&r, &e, dst);
         *wrote = 1;
+        /* (A refusal aborts the transaction, this record with it.) */
+        if ((rv = check_rules(l, &ch, &v, err)) != BS_OK ||
+            (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
+            return rv;
         return queue_change(l, coll, id, 0, f, n, &v, err);
     }
     if (rv != BS_EEXIST)
@@ -296,10 +347,17 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
         return BS_OK;
     v.prio = next_prio(l, &r, f, n);
     stamp_above(l, &r, &v);
+    {
+        bs_change ch = {v.seq, v.hlc, v.prio, coll, id, 0, f, n};
+
+        if ((rv = check_rules(l, &ch, &v, err)) != BS_OK)
+            return rv;
+    }
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK ||
         (rv = write_record(l, key, klen, &r)) != BS_OK ||
-        (rv = settle(l, coll, id, f, n)) != BS_OK)
+        (rv = settle(l, coll, id, f, n)) != BS_OK ||
+        (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;
     *wrote = 1;
     return queue_change(l, coll, id, 0, f, n, &v, err);
@@ -372,11 +430,18 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         return bs_errf(err, BS_ENOTFOUND, "%s/%s: not found", coll, id);
     v = next_version(l, next_prio(l, &r, NULL, 0));
     stamp_above(l, &r, &v);
+    {
+        bs_change ch = {v.seq, v.hlc, v.prio, coll, id, 1, NULL, 0};
+
+        if ((rv = check_rules(l, &ch, &v, err)) != BS_OK)
+            return rv;
+    }
     if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK)
         return rv;
     if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
-        (rv = settle(l, coll, id, NULL, 0)) != BS_OK)
+        (rv = settle(l, coll, id, NULL, 0)) != BS_OK ||
+        (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;
     l->deleted++;
     return queue_change(l, coll, id, 1, NULL, 0, &v, err);

@@ -18,8 +18,10 @@
  * 4: a record may be stored in the wide record format (u32 counts, for
  *    65,535 fields or more: merges are never refused); format-3 stores
  *    hold only narrow records, so they upgrade by their number alone.
+ * 5: the versions of each collection's rules are kept in meta (rules.h);
+ *    the upgrade notes each declared collection's record as one version.
  */
-#define BS_STORE_FORMAT 4
+#define BS_STORE_FORMAT 5
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 

@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "admit.h"
+#include "collections.h"
 #include "meta.h"
+#include "records.h"
+#include "rules.h"
 #include "setlog.h"
 #include "streams.h"
 
@@ -213,6 +216,53 @@ held_v3(bs_txn *t)
     return rv;
 }
 
+/* 4 -> 5: the rule versions (rules.h).  Before format 5 a collection's
+ * rules were its policy alone, every member writing: the record as it
+ * stands is one version, stamped with its last upsert; earlier changes
+ * are governed by the defaults, which allowed every writer as well. */
+static bs_err
+rules_v5(bs_txn *t)
+{
+    bs_records_iter *it;
+    bs_streamtab tab;
+    const bs_record *r;
+    const char *id;
+    size_t idlen;
+    bs_err rv;
+
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    if ((rv = bs_records_iter_open(t, BS_SYS_COLLECTIONS, NULL, NULL, &it)) !=
+        BS_OK) {
+        bs_streams_fini(&tab);
+        return rv;
+    }
+    while ((rv = bs_records_iter_next(it, &id, &idlen, &r, NULL)) == BS_OK) {
+        char name[BS_COLLECTION_MAX + 1];
+        bs_rule_version ver;
+        bs_collection rules;
+        const bs_stream *s;
+
+        if (idlen > BS_COLLECTION_MAX || !r->has_alive ||
+            (s = bs_streams_get(&tab, r->alive.stream)) == NULL) {
+            rv = BS_ESTORE;
+            break;
+        }
+        memcpy(name, id, idlen);
+        name[idlen] = '\0';
+        ver.hlc = r->alive.hlc;
+        ver.seq = r->alive.seq;
+        memcpy(ver.inc, s->key + BS_PK_LEN, BS_INC_LEN);
+        memset(&rules, 0, sizeof rules);
+        bs_collection_from_record(&rules, r);
+        if ((rv = bs_rules_note(t, name, &ver, &rules)) != BS_OK)
+            break;
+    }
+    bs_records_iter_close(it);
+    bs_streams_fini(&tab);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
 static bs_err
 upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -228,18 +278,20 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return bs_errf(err, BS_ESTORE,
                        "store format %u is newer than this program (%u)",
                        format, BS_STORE_FORMAT);
-    if (format != 2 && format != 3)
+    if (format < 2)
         return bs_errf(err, BS_ESTORE,
                        "store format %u cannot be upgraded (this program "
-                       "reads format %u and upgrades formats 2 and 3): "
+                       "reads format %u and upgrades formats 2 to %u): "
                        "re-create the node and import its data",
-                       format, BS_STORE_FORMAT);
+                       format, BS_STORE_FORMAT, BS_STORE_FORMAT - 1);
     if (format == 2 &&
         ((rv = peers_v3(t, dec, err)) != BS_OK ||
          (rv = conflicts_v3(t, dec, err)) != BS_OK ||
          (rv = xlog_v3(t, dec, err)) != BS_OK || (rv = held_v3(t)) != BS_OK))
         return rv;
     /* 3 -> 4: nothing to convert (upgrade.h). */
+    if ((rv = rules_v5(t)) != BS_OK)
+        return rv;
     format = BS_STORE_FORMAT;
     return bs_txn_put(t, BS_DB_META, bs_str("format"), bs_mem(&format, 4), 0,
                       NULL);

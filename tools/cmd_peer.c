@@ -150,10 +150,56 @@ bs_cmd_peer(bs_cli *c)
                    "unknown peer command \"%s\": use add, ls or rm", sub);
 }
 
+static json_t *
+rules_json(const bs_collection *r)
+{
+    return json_pack("{s:s, s:b, s:s, s:s, s:s, s:s}", "collection", r->name,
+                     "declared", r->declared, "policy",
+                     bs_policy_name(r->policy), "writers",
+                     bs_writers_name(r->writers), "scope",
+                     bs_scope_name(r->scope), "owner_field", r->owner_field);
+}
+
+static void
+rules_print(const bs_collection *r, const char *tail)
+{
+    printf("collection %s: policy %s, writers %s, scope %s", r->name,
+           bs_policy_name(r->policy), bs_writers_name(r->writers),
+           bs_scope_name(r->scope));
+    if (r->owner_field[0])
+        printf(", owner field %s", r->owner_field);
+    printf("%s\n", tail);
+}
+
+/* `collection NAME` alone: the rules in effect. */
+static bs_err
+collection_show(bs_cli *c, const char *name)
+{
+    bs_collection r;
+    bs_node *n;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        rv = bs_collections_get(t, name, &r);
+        bs_txn_abort(t);
+    }
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json)
+        bs_out_json(rules_json(&r));
+    else
+        rules_print(&r, r.declared ? "" : " (not declared: the defaults)");
+    return BS_OK;
+}
+
 bs_err
 bs_cmd_collection(bs_cli *c)
 {
-    bs_collection rules;
+    bs_collection rules, now;
     bs_core core;
     bs_node *n;
     bs_err rv;
@@ -162,29 +208,43 @@ bs_cmd_collection(bs_cli *c)
     if ((rv = bs_records_check_coll(c->argv[0], &c->err)) != BS_OK)
         return rv;
     snprintf(rules.name, sizeof rules.name, "%s", c->argv[0]);
-    if (c->writers || c->scope || c->owner_field)
-        return bs_errf(&c->err, BS_EUSAGE,
-                       "--writers, --scope and --owner-field (access rules) "
-                       "are not implemented yet; only --policy is");
-    if (c->policy == NULL)
-        return bs_errf(&c->err, BS_EUSAGE,
-                       "give --policy field-lww|priority|manual");
-    if (bs_policy_parse(c->policy, &rules.policy) != BS_OK)
+    if (!c->policy && !c->writers && !c->scope && !c->owner_field)
+        return collection_show(c, rules.name);
+    if (c->policy && bs_policy_parse(c->policy, &rules.policy) != BS_OK)
         return bs_errf(&c->err, BS_EINVAL,
                        "bad policy \"%s\": use field-lww, priority or manual",
                        c->policy);
+    if (c->writers && bs_writers_parse(c->writers, &rules.writers) != BS_OK)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad --writers \"%s\": use hub, all or owner",
+                       c->writers);
+    if (c->scope && bs_scope_parse(c->scope, &rules.scope) != BS_OK)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad --scope \"%s\": use shared or owner", c->scope);
+    if (c->scope && rules.scope == BS_SCOPE_OWNER)
+        return bs_errf(&c->err, BS_EUSAGE,
+                       "--scope owner (replicating a record only to its "
+                       "owner) is not built yet; --scope shared is");
+    rules.set = (c->policy ? BS_RULE_POLICY : 0) |
+                (c->writers ? BS_RULE_WRITERS : 0) |
+                (c->scope ? BS_RULE_SCOPE : 0) |
+                (c->owner_field ? BS_RULE_OWNER_FIELD : 0);
+    if (c->owner_field)
+        snprintf(rules.owner_field, sizeof rules.owner_field, "%.*s",
+                 BS_FIELD_NAME_MAX, c->owner_field);
+    if (c->owner_field && strlen(c->owner_field) > BS_FIELD_NAME_MAX)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad owner field: at most %d bytes", BS_FIELD_NAME_MAX);
     if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
         return rv;
-    rv = bs_collections_declare(&core, &rules, &c->err);
+    rv = bs_collections_declare(&core, &rules, &now, &c->err);
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
     bs_cli_notify(c, "changed");
     if (c->json)
-        bs_out_json(json_pack("{s:s, s:s}", "collection", rules.name, "policy",
-                              bs_policy_name(rules.policy)));
+        bs_out_json(rules_json(&now));
     else
-        printf("collection %s: policy %s (replicates to every node)\n",
-               rules.name, bs_policy_name(rules.policy));
+        rules_print(&now, " (replicates to every node)");
     return BS_OK;
 }

@@ -98,11 +98,16 @@ static const cmd cmds[] = {
      "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
     {"collection", bs_cmd_collection,
      O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER, 1, 1,
-     "collection NAME --policy field-lww|priority|manual",
-     "(hub) declare a collection's conflict policy; replicates",
-     "field-lww: per field the later write wins (default).  priority: the\n"
-     "hub's write wins a conflict, then field-lww.  manual: a provisional\n"
-     "winner is applied and the conflict stays open until 'resolve'.\n"},
+     "collection NAME [--policy P] [--writers W] [--owner-field FIELD]",
+     "(hub) declare a collection's rules; replicates.  Alone: show them",
+     "--policy: field-lww, per field the later write wins (default);\n"
+     "priority, the hub's write wins a conflict, then field-lww; manual, a\n"
+     "provisional winner is applied and the conflict stays open until\n"
+     "'resolve'.  --writers: all (default), hub (only the head office\n"
+     "writes), owner (a branch writes only the records whose owner field\n"
+     "names it, and cannot take over another's).  Every node refuses a\n"
+     "change the rules in effect at its time forbid.  --scope shared is\n"
+     "the only scope built so far.  Only the options given change.\n"},
     {"export", bs_cmd_export, O_DIR | O_JSON, 2, 2, "export PEER FILE",
      "write what PEER has not acknowledged to an exchange file",
      "The file is signed and checksummed; carry it to the peer and run\n"

@@ -246,12 +246,12 @@ write_ops(bsf_node *x, const bst_op *ops, size_t n)
 static void
 declare(bsf_node *hub, const char *coll, bs_policy policy)
 {
-    bs_collection c = {"", 1, policy};
+    bs_collection c = {.declared = 1, .policy = policy, .set = BS_RULE_POLICY};
     bs_errbuf err = {{0}};
     bs_err rv;
 
     snprintf(c.name, sizeof c.name, "%s", coll);
-    if ((rv = bs_collections_declare(&hub->core, &c, &err)) != BS_OK)
+    if ((rv = bs_collections_declare(&hub->core, &c, NULL, &err)) != BS_OK)
         bsf_die("declare %s: %s", coll, bs_errmsg(&err, rv));
 }
 

@@ -42,7 +42,8 @@ declare(bst_node *at, const char *name, bs_policy p, bs_errbuf *err)
     memset(&c, 0, sizeof c);
     snprintf(c.name, sizeof c.name, "%s", name);
     c.policy = p;
-    return bs_collections_declare(&at->core, &c, err);
+    c.set = BS_RULE_POLICY;
+    return bs_collections_declare(&at->core, &c, NULL, err);
 }
 
 static void

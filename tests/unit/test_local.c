@@ -599,7 +599,8 @@ Test(local, digest_ignores_deleted_and_system_records)
 {
     tnode a, b, c;
     op d = DEL("customers", "C9");
-    bs_collection rules = {"customers", 1, BS_POLICY_MANUAL};
+    bs_collection rules = {.name = "customers", .declared = 1,
+                           .policy = BS_POLICY_MANUAL, .set = BS_RULE_POLICY};
     bs_errbuf err = {{0}};
     bs_err rv;
 
@@ -612,7 +613,7 @@ Test(local, digest_ignores_deleted_and_system_records)
     run_ok(&b, &d, 1, NULL);
     /* System records: a policy (`_collections`) and, by pairing, a
      * member (`_members`). */
-    rv = bs_collections_declare(&b.core, &rules, &err);
+    rv = bs_collections_declare(&b.core, &rules, NULL, &err);
     cr_assert_eq(rv, BS_OK, "declare: %s", bs_errmsg(&err, rv));
     bst_pair(&b, &c);
     cr_assert(digest_eq(get_digest(&a, NULL, 0), get_digest(&b, NULL, 0)));

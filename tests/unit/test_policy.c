@@ -67,12 +67,12 @@ carry(bst_node *from, bst_node *to)
 static void
 declare(bst_node *t, const char *coll, bs_policy p, bs_err want)
 {
-    bs_collection c = {"", 1, p};
+    bs_collection c = {.declared = 1, .policy = p, .set = BS_RULE_POLICY};
     bs_errbuf err = {{0}};
     bs_err rv;
 
     snprintf(c.name, sizeof c.name, "%s", coll);
-    rv = bs_collections_declare(&t->core, &c, &err);
+    rv = bs_collections_declare(&t->core, &c, NULL, &err);
     cr_assert_eq(rv, want, "declare %s at %s: %s", coll, t->name,
                  bs_errmsg(&err, rv));
 }

@@ -60,7 +60,9 @@ del(bst_node *t, const char *id)
 static void
 setup(void)
 {
-    bs_collection manual = {"notes", 1, BS_POLICY_MANUAL};
+    bs_collection manual = {
+        .name = "notes", .declared = 1, .policy = BS_POLICY_MANUAL,
+        .set = BS_RULE_POLICY};
     bs_errbuf err = {{0}};
     bs_clock c;
 
@@ -73,7 +75,7 @@ setup(void)
     bst_node_new(&riga, root, "riga", BS_ROLE_BRANCH, &c);
     bst_pair2(&head, &tallinn);
     bst_pair2(&head, &riga);
-    cr_assert_eq(bs_collections_declare(&head.core, &manual, &err), BS_OK, "%s",
+    cr_assert_eq(bs_collections_declare(&head.core, &manual, NULL, &err), BS_OK, "%s",
                  err.msg);
     tick();
     carry(&head, &tallinn);

@@ -1,5 +1,5 @@
 /*
- * test_upgrade.c - opening a store of format 2 or 3 upgrades it to format 4 in
+ * test_upgrade.c - opening a store of format 2 to 4 upgrades it to format 5 in
  * place (replication/upgrade.h, node/node.c), all or nothing.
  *
  * tests/vectors/store-v2 holds two node directories written by the release
@@ -344,16 +344,18 @@ refused_with_format(uint32_t format, const char *msg)
 Test(upgrade, a_format_it_cannot_upgrade_is_refused_and_left_as_it_was)
 {
     refused_with_format(1, "store format 1 cannot be upgraded (this program "
-                           "reads format 4 and upgrades formats 2 and 3): "
+                           "reads format 5 and upgrades formats 2 to 4): "
                            "re-create the node and import its data");
-    refused_with_format(99, "store format 99 is newer than this program (4)");
+    refused_with_format(99, "store format 99 is newer than this program (5)");
 }
 
-/* Format 3 -> 4 changes the number alone (upgrade.h): a store this build
- * wrote, labelled format 3, opens as format 4 with every table as it was. */
+/* Format 3 -> 4 changes the number alone, and 4 -> 5 adds rule versions
+ * only for declared collections (upgrade.h): a store this build wrote
+ * without any, labelled format 3, opens as format 5 with every table as it
+ * was. */
 Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
 {
-    uint32_t three = 3, four = BS_STORE_FORMAT;
+    uint32_t three = 3, now = BS_STORE_FORMAT;
     uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
     bs_store_opts so = {0};
     bs_errbuf err = {{0}};
@@ -364,7 +366,7 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
     bs_store *s;
     bs_node *n;
 
-    cr_assert_eq(four, 4);
+    cr_assert_eq(now, 5);
     bst_node_new(&t, root, "three", BS_ROLE_HUB, &c);
     cr_assert_eq(bst_put(&t, "c", "k", "{\"a\":1,\"b\":\"x\"}", &err), BS_OK);
     snprintf(dir, sizeof dir, "%s", t.dir);
@@ -374,7 +376,7 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
     bst_damage(s, BST_META, bs_str("format"), bs_mem(&three, 4));
     bs_store_close(s);
     n = open_node(dir);
-    cr_assert_eq(n->meta.format, 4);
+    cr_assert_eq(n->meta.format, 5);
     fingerprint(n->store, f1);
     bs_node_close(n);
     cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0,

@@ -1,0 +1,76 @@
+/*
+ * access.h - who may write what: a change judged against the version of
+ * its collection's rules that governs it (rules.h; docs/design.md,
+ * "Access and filters", protocol.md A11).
+ *
+ *  - The hub may write anything; system collections only the hub.
+ *  - writers=all: any member.  writers=hub: nobody else.
+ *  - writers=owner: a member may write a record only while its owner field,
+ *    just before the change, is empty or holds the member's name, and only
+ *    so that it holds that name after the change; a delete needs the field
+ *    to name it.
+ *
+ * "Just before the change" is the owner field as the admitted changes
+ * ordered below it left it.  The store keeps, per record of a collection
+ * with an owner field, the owner each admitted change gave it
+ * ("own:" COLL \0 ID \0 u64be hlc | u64be seq -> the value, in meta), so a
+ * change arriving below a later owner change is judged by the owner it
+ * really followed.
+ */
+#ifndef BS_ACCESS_H
+#define BS_ACCESS_H
+
+#include "changeset.h"
+#include "meta.h"
+#include "rules.h"
+
+typedef struct bs_judgment {
+    int allowed;
+    bs_collection rules;      /* the governing version */
+    bs_rule_version ver;      /* 0 0: the defaults */
+    char why[BS_ERRMSG_LEN];  /* forbidden: the rule, the record, the name */
+} bs_judgment;
+
+/*
+ * Judge change c of a user collection, stamped cv, written by origin (a
+ * public key) whose member name is `name` ("" when it has none), in t as
+ * node m sees it; o gives the stream keys of versions.  rules and ver,
+ * when not NULL, are the governing version already looked up (else it is
+ * looked up in t); prior, when not NULL, is the record's owner just
+ * before c ("" none) as the caller knows it from changes not yet stored
+ * (an earlier change of the same set).  BS_OK with *j set; BS_ESTORE for
+ * damaged entries; BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_access_judge(bs_txn *t, const bs_meta *m,
+                                     const uint8_t *origin, const char *name,
+                                     const bs_change *c,
+                                     const bs_version *cv,
+                                     const bs_order *o,
+                                     const bs_collection *rules,
+                                     const bs_rule_version *ver,
+                                     const char *prior, bs_judgment *j);
+
+/* The owner c leaves its record with, given the owner before it (into
+ * out, "" none): c's owner_field value, "" for a delete, else before. */
+void bs_access_owner_after(const bs_change *c, const char *owner_field,
+                           const char *before, char *out, size_t n);
+
+/* Keep the owner an admitted change gave coll/id (write txn): c, of the
+ * stream whose key is skey, writes the field named owner_field (a no-op
+ * otherwise), or deletes the record (the owner becomes none). */
+BS_MUST_CHECK bs_err bs_access_note_owner(bs_txn *t, const bs_change *c,
+                                          const uint8_t *skey,
+                                          const char *owner_field);
+
+/* Count n more changes of origin pk refused by rule, keeping the first
+ * reason (write txn); bs_access_refused reads them. */
+BS_MUST_CHECK bs_err bs_access_count_refused(bs_txn *t, const uint8_t *pk,
+                                             uint64_t n, const char *why);
+BS_MUST_CHECK bs_err bs_access_refused(bs_txn *t, const uint8_t *pk,
+                                       uint64_t *n, char *why, size_t wn);
+
+/* The member name of origin pk as node m knows it ("" when none). */
+void bs_access_name(bs_txn *t, const bs_meta *m, const uint8_t *pk,
+                    char out[BS_NODE_NAME_MAX + 1]);
+
+#endif
