@@ -290,7 +290,8 @@ check_pin(bs_txn *t, const bs_envelope *e, bs_errbuf *err)
         rv = bs_errf(err, BS_EINFOBASE,
                      "this branch has no pinned hub, so it joins no "
                      "infobase: refused \"%s\" (%s), which claims to be the "
-                     "hub; name the hub with peer add NAME ENDPOINT ID --hub",
+                     "hub; pair the hub with --hub (peer rm NAME, then peer "
+                     "add NAME ENDPOINT ID --hub)",
                      claimant.name, id);
     else if (rv == BS_OK) {
         bs_node_id_format(pinned.pk, pid);
