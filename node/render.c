@@ -116,14 +116,21 @@ bs_render_status(const bs_status *st)
         streams, "collections", cols, "clock", clock_json(st));
 }
 
+const char *
+bs_render_pin_name(int pin)
+{
+    return pin == BS_PIN_NAMED ? "named" : pin == BS_PIN_AUTO ? "auto" : "none";
+}
+
 json_t *
 bs_render_peer(const bs_peer *p)
 {
-    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:I}", "name", p->name,
-                     "endpoint", p->endpoint, "id", id_json(p->pk), "schedule",
-                     p->schedule, "window", p->window, "last_success_ms",
-                     (json_int_t)p->last_ok_ms, "received_changes",
-                     (json_int_t)p->recv_changes);
+    return json_pack(
+        "{s:s, s:s, s:o, s:s, s:s, s:I, s:I, s:b, s:s}", "name", p->name,
+        "endpoint", p->endpoint, "id", id_json(p->pk), "schedule", p->schedule,
+        "window", p->window, "last_success_ms", (json_int_t)p->last_ok_ms,
+        "received_changes", (json_int_t)p->recv_changes, "pinned_hub",
+        p->hub_pin != BS_PIN_NONE, "pin", bs_render_pin_name(p->hub_pin));
 }
 
 static json_t *

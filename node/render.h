@@ -26,8 +26,12 @@ json_t *bs_render_status(const bs_status *st);
  * with kind, subject, what and todo. */
 json_t *bs_render_problems(const bs_problems *p);
 
-/* One element of `peer ls --json`. */
+/* One element of `peer ls --json`: "pinned_hub" (bool) says whether the
+ * peer is the hub this branch joins, "pin" how it was pinned. */
 json_t *bs_render_peer(const bs_peer *p);
+/* A bs_hub_pin (peers.h) as `peer ls --json` names it: "none", "auto"
+ * (the first peer paired, or the hub already joined) or "named" (--hub). */
+const char *bs_render_pin_name(int pin);
 
 /* One element of `conflicts --json`. */
 json_t *bs_render_conflict(const bs_conflict *c);

@@ -257,6 +257,56 @@ bs_xchg_check_stale(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
                    p->last_ok_ms ? "" : " since it was paired", limit, what);
 }
 
+/*
+ * X4 (docs/protocol.md 8.3): a branch that has not joined joins only the
+ * peer pinned as its hub (peers.h, pairing.h), and only on an envelope in
+ * which that peer claims to be the hub (sender == hub).  A rogue node the
+ * admin also paired cannot pose as the hub to a fresh branch.  Checked on
+ * accepting and again in the join's own write transaction (bs_xchg_join),
+ * so that no path - a file's pass 2, either side of a session - joins
+ * another hub.
+ */
+static bs_err
+check_pin(bs_txn *t, const bs_envelope *e, bs_errbuf *err)
+{
+    char id[BS_NODE_ID_LEN + 1], pid[BS_NODE_ID_LEN + 1];
+    bs_peer claimant, pinned;
+    bs_err rv;
+
+    if (memcmp(e->sender, e->hub, BS_PK_LEN) != 0)
+        return bs_errf(err, BS_EINFOBASE,
+                       "this branch has not joined an infobase yet: the "
+                       "first exchange must come from the hub");
+    bs_node_id_format(e->sender, id);
+    if ((rv = bs_peer_find_pk(t, e->sender, &claimant)) != BS_OK)
+        return rv == BS_ENOTFOUND
+                   ? bs_errf(err, BS_EFORGED,
+                             "the exchange comes from %s, which is not a "
+                             "paired peer",
+                             id)
+                   : rv;
+    rv = bs_peer_pinned(t, &pinned);
+    if (rv == BS_ENOTFOUND)
+        rv = bs_errf(err, BS_EINFOBASE,
+                     "this branch has no pinned hub, so it joins no "
+                     "infobase: refused \"%s\" (%s), which claims to be the "
+                     "hub; pair the hub with --hub (peer rm NAME, then peer "
+                     "add NAME ENDPOINT ID --hub)",
+                     claimant.name, id);
+    else if (rv == BS_OK) {
+        bs_node_id_format(pinned.pk, pid);
+        if (memcmp(pinned.pk, e->sender, BS_PK_LEN) != 0)
+            rv = bs_errf(err, BS_EINFOBASE,
+                         "this branch joins only its pinned hub \"%s\" (%s): "
+                         "refused \"%s\" (%s), which claims to be the hub "
+                         "(see peer ls)",
+                         pinned.name, pid, claimant.name, id);
+        bs_peer_fini(&pinned);
+    }
+    bs_peer_fini(&claimant);
+    return rv;
+}
+
 bs_err
 bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
                uint64_t now_ms, uint64_t retention_ms, bs_accept *a,
@@ -278,10 +328,12 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
                        id, e->sender_name);
     if (rv != BS_OK)
         return rv;
-    static const uint8_t zero[BS_INFOBASE_LEN];
-    /* A branch that has not joined yet says so with an all-zero infobase;
-     * it joins on our hello and sends its sets only after that. */
+    static const uint8_t zero[BS_PK_LEN];
+    /* A branch that has not joined yet says so with an all-zero infobase
+     * and hub; it joins on our hello and sends its sets only after that.
+     * An envelope naming a hub claims an infobase: X3 holds it to ours. */
     int unjoined = memcmp(e->infobase, zero, BS_INFOBASE_LEN) == 0 &&
+                   memcmp(e->hub, zero, BS_PK_LEN) == 0 &&
                    e->sender_role == BS_ROLE_BRANCH;
     if (m->joined && !unjoined &&
         (memcmp(e->infobase, m->infobase, BS_INFOBASE_LEN) ||
@@ -291,12 +343,8 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
         goto fail;
     }
     if (!m->joined) {
-        if (memcmp(e->sender, e->hub, BS_PK_LEN) != 0) {
-            rv = bs_errf(err, BS_EINFOBASE,
-                         "this branch has not joined an infobase yet: the "
-                         "first exchange must come from the hub");
+        if ((rv = check_pin(t, e, err)) != BS_OK)
             goto fail;
-        }
         a->join = 1;
     }
     /* X7, before X5: an initiator ignores the replay flag, and nothing
@@ -340,6 +388,8 @@ bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e, const uint8_t *sk,
 {
     bs_err rv;
 
+    if ((rv = check_pin(t, e, err)) != BS_OK)
+        return rv;
     m->joined = 1;
     memcpy(m->infobase, e->infobase, BS_INFOBASE_LEN);
     memcpy(m->hub, e->hub, BS_PK_LEN);

@@ -66,7 +66,8 @@ typedef struct bs_accept {
 /*
  * Check e against our metadata and the pairing table (X1-X7 of
  * docs/protocol.md 8.3): addressed to us, from a paired peer, of our
- * infobase (or, before joining, from the hub we paired with), from a peer
+ * infobase (or, before joining, from the peer pinned as our hub, which
+ * claims to be the hub: X4, pairing.h), from a peer
  * not silent for longer than the retention limit (X7), and not going back
  * on what the same incarnation of the peer acknowledged before (P18).
  * now_ms is our wall clock and retention_ms the limit ([sync]
@@ -93,7 +94,9 @@ BS_MUST_CHECK bs_err bs_xchg_check_stale(const bs_meta *m, const bs_peer *p,
                                          uint64_t now_ms, uint64_t retention_ms,
                                          bs_errbuf *err);
 
-/* Adopt the hub's infobase (write txn); re-seals our sets if any. */
+/* Adopt the hub's infobase (write txn); re-seals our sets if any.  X4 is
+ * checked again here, in the join's own transaction: BS_EINFOBASE unless
+ * e's sender is the pinned hub and claims to be the hub. */
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
                                   const uint8_t *sk, bs_errbuf *err);
 

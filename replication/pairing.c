@@ -36,6 +36,72 @@ membership(pair_ctx *x, bs_txn *t, const uint8_t *pk, bs_errbuf *err)
     return rv;
 }
 
+/* 1 when the peers table holds no peer. */
+static bs_err
+no_peers(bs_txn *t, int *empty)
+{
+    bs_peer *v;
+    size_t n;
+    bs_err rv = bs_peer_list(t, &v, &n);
+
+    if (rv == BS_OK) {
+        *empty = n == 0;
+        bs_peer_list_free(v, n);
+    }
+    return rv;
+}
+
+/* Decide p's hub pin (pairing.h); may take an automatic pin from the peer
+ * that had it. */
+static bs_err
+pin(bs_txn *t, const bs_meta *m, const bs_pair *a, bs_peer *p, bs_errbuf *err)
+{
+    char id[BS_NODE_ID_LEN + 1];
+    bs_peer old;
+    int empty;
+    bs_err rv;
+
+    if (m->role == BS_ROLE_HUB)
+        return a->hub ? bs_errf(err, BS_EINVAL,
+                                "this node is the hub: it joins no other "
+                                "hub, so --hub does not apply")
+                      : BS_OK;
+    if (m->joined) {
+        int is_hub = memcmp(a->pk, m->hub, BS_PK_LEN) == 0;
+        bs_node_id_format(m->hub, id);
+        if (a->hub && !is_hub)
+            return bs_errf(err, BS_EINVAL,
+                           "this branch has joined the infobase of hub %s: "
+                           "--hub can name only that hub",
+                           id);
+        p->hub_pin = is_hub ? (a->hub ? BS_PIN_NAMED : BS_PIN_AUTO) : 0;
+        return BS_OK;
+    }
+    if (!a->hub) {
+        if ((rv = no_peers(t, &empty)) == BS_OK && empty)
+            p->hub_pin = BS_PIN_AUTO; /* the first peer paired */
+        return rv;
+    }
+    if ((rv = bs_peer_pinned(t, &old)) == BS_ENOTFOUND) {
+        p->hub_pin = BS_PIN_NAMED;
+        return BS_OK;
+    }
+    if (rv != BS_OK)
+        return rv;
+    if (old.hub_pin == BS_PIN_NAMED)
+        rv = bs_errf(err, BS_EEXIST,
+                     "peer \"%s\" is already this branch's hub (--hub): only "
+                     "one peer can be; to change it, peer rm %s first",
+                     old.name, old.name);
+    else { /* named now: the first peer paired loses its pin */
+        old.hub_pin = BS_PIN_NONE;
+        rv = bs_peer_put(t, &old);
+        p->hub_pin = BS_PIN_NAMED;
+    }
+    bs_peer_fini(&old);
+    return rv;
+}
+
 static bs_err
 add_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -66,7 +132,8 @@ add_txn(bs_txn *t, void *arg, bs_errbuf *err)
     snprintf(p.window, sizeof p.window, "%s", a->window ? a->window : "");
     memcpy(p.pk, a->pk, BS_PK_LEN);
     p.created_ms = bs_core_now(x->c);
-    if ((rv = bs_peer_put(t, &p)) != BS_OK)
+    if ((rv = pin(t, &m, a, &p, err)) != BS_OK ||
+        (rv = bs_peer_put(t, &p)) != BS_OK)
         return rv;
     return membership(x, t, a->pk, err);
 }

@@ -20,12 +20,24 @@ typedef struct bs_pair {
     uint8_t pk[BS_PK_LEN];
     const char *schedule; /* canonical spec */
     const char *window;   /* "" or canonical "HH:MM-HH:MM" */
+    int hub;              /* `peer add --hub`: the hub this branch joins */
 } bs_pair;
 
 /*
  * Pair with p.  BS_EINVAL for a bad name or endpoint or this node's own
  * key; BS_EEXIST when the name or the key is paired already.
  * *introduced (may be NULL) is set when this node, the hub, introduced it.
+ *
+ * The pinned hub (peers.h, docs/protocol.md 8.3 X4), at most one peer:
+ * - on a branch that has not joined, p->hub pins p, taking the pin from a
+ *   peer pinned without --hub; BS_EEXIST, naming it, when another peer was
+ *   named with --hub already.  Without p->hub, p is pinned only when it is
+ *   the first peer (the table is empty): a later pairing never moves the
+ *   pin, and once the pinned peer is removed while others stay, no peer is
+ *   pinned (nothing can join) until one is named with --hub;
+ * - on a branch that has joined, the peer with the joined hub's key is
+ *   pinned; p->hub naming another key is BS_EINVAL;
+ * - on the hub, which joins nobody, p->hub is BS_EINVAL.
  */
 BS_MUST_CHECK bs_err bs_pairing_add(const bs_core *c, const bs_pair *p,
                                     int *introduced, bs_errbuf *err);

@@ -135,6 +135,9 @@ decode(bs_slice v, bs_peer *p)
     p->held_there = m->held_there;
     snprintf(p->refused_reason, sizeof p->refused_reason, "%s",
              m->refused_reason);
+    if (m->hub_pin > BS_PIN_NAMED)
+        goto out;
+    p->hub_pin = (int)m->hub_pin;
     if ((p->acked = calloc(m->n_acked + 1, sizeof *p->acked)) == NULL) {
         rv = BS_ENOMEM;
         goto out;
@@ -213,6 +216,7 @@ bs_peer_encode(const bs_peer *p, uint8_t **out, size_t *n)
     m.refused_sets = p->refused_sets;
     m.held_there = p->held_there;
     m.refused_reason = (char *)p->refused_reason;
+    m.hub_pin = (uint32_t)p->hub_pin;
     *n = bs__peer_state__get_packed_size(&m);
     if ((*out = malloc(*n + 1)) == NULL)
         rv = BS_ENOMEM;
@@ -277,8 +281,10 @@ bs_peer_list(bs_txn *t, bs_peer **out, size_t *n)
     return BS_OK;
 }
 
-bs_err
-bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN], bs_peer *p)
+/* The first peer (in name order) for which match(p, arg), into *p. */
+static bs_err
+find(bs_txn *t, int (*match)(const bs_peer *, const void *), const void *arg,
+     bs_peer *p)
 {
     bs_peer *list;
     size_t n;
@@ -288,7 +294,7 @@ bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN], bs_peer *p)
         return rv;
     rv = BS_ENOTFOUND;
     for (size_t i = 0; i < n; i++) {
-        if (rv == BS_ENOTFOUND && memcmp(list[i].pk, pk, BS_PK_LEN) == 0) {
+        if (rv == BS_ENOTFOUND && match(&list[i], arg)) {
             *p = list[i];
             rv = BS_OK;
         } else {
@@ -297,6 +303,31 @@ bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN], bs_peer *p)
     }
     free(list);
     return rv;
+}
+
+static int
+has_pk(const bs_peer *p, const void *pk)
+{
+    return memcmp(p->pk, pk, BS_PK_LEN) == 0;
+}
+
+static int
+is_pinned(const bs_peer *p, const void *unused)
+{
+    (void)unused;
+    return p->hub_pin != BS_PIN_NONE;
+}
+
+bs_err
+bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN], bs_peer *p)
+{
+    return find(t, has_pk, pk, p);
+}
+
+bs_err
+bs_peer_pinned(bs_txn *t, bs_peer *p)
+{
+    return find(t, is_pinned, NULL, p);
 }
 
 void

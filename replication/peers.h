@@ -45,7 +45,19 @@ typedef struct bs_peer {
      * (with the first reason), sets we sent that it did not acknowledge. */
     uint64_t refused_sets, held_there;
     char refused_reason[256];
+    int hub_pin; /* bs_hub_pin: this peer is the hub this branch joins */
 } bs_peer;
+
+/*
+ * Which peer a branch joins (docs/protocol.md 8.3, X4): at most one peer
+ * carries a pin.  pairing.c sets it; a peer's removal takes it away.
+ */
+typedef enum {
+    BS_PIN_NONE = 0,  /* not this branch's hub */
+    BS_PIN_AUTO = 1,  /* pinned without --hub: the first peer paired (or
+                         the hub this branch had joined already) */
+    BS_PIN_NAMED = 2, /* named with `peer add --hub` */
+} bs_hub_pin;
 
 /*
  * An address to listen on: tcp://HOST:PORT (HOST printable ASCII without
@@ -62,6 +74,9 @@ int bs_endpoint_dialable(const char *s);
 BS_MUST_CHECK bs_err bs_peer_get(bs_txn *t, const char *name, bs_peer *p);
 BS_MUST_CHECK bs_err bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN],
                                      bs_peer *p);
+/* The peer pinned as this branch's hub (hub_pin set); BS_ENOTFOUND when
+ * none is.  Release *p with bs_peer_fini. */
+BS_MUST_CHECK bs_err bs_peer_pinned(bs_txn *t, bs_peer *p);
 BS_MUST_CHECK bs_err bs_peer_put(bs_txn *t, const bs_peer *p);
 BS_MUST_CHECK bs_err bs_peer_del(bs_txn *t, const char *name);
 /* All peers, in name order; *out is an array of n peers (free each). */

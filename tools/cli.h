@@ -22,6 +22,7 @@ typedef struct bs_cli {
     const char *name, *role, *listen, *schedule, *window, *take, *value;
     const char *writers, *scope, *owner_field, *policy;
     int all;
+    int hub; /* peer add --hub */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */

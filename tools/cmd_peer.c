@@ -17,22 +17,40 @@ now_ms(void)
     return bs_clock_system.now_ms(NULL);
 }
 
+/* How peer `name` of node n is pinned as its hub (BS_PIN_NONE if unread). */
+static int
+pin_of(bs_node *n, const char *name)
+{
+    int pin = BS_PIN_NONE;
+    bs_peer p;
+    bs_txn *t;
+
+    if (bs_store_read(n->store, &t, NULL) != BS_OK)
+        return pin;
+    if (bs_peer_get(t, name, &p) == BS_OK) {
+        pin = p.hub_pin;
+        bs_peer_fini(&p);
+    }
+    bs_txn_abort(t);
+    return pin;
+}
+
 static bs_err
 peer_add(bs_cli *c)
 {
     const char *idstr = c->argv[3];
     char spec[BS_SCHED_FORMAT_MAX];
-    bs_pair p = {c->argv[1], c->argv[2], {0}, spec, ""};
+    bs_pair p = {c->argv[1], c->argv[2], {0}, spec, "", c->hub};
     bs_schedule sch;
     bs_core core;
     bs_node *n;
-    int introduced = 0;
+    int introduced = 0, pinned = BS_PIN_NONE;
     bs_err rv;
 
     if (c->argc != 4)
         return bs_errf(&c->err, BS_EUSAGE,
                        "usage: peer add NAME ENDPOINT NODE_ID [--schedule "
-                       "SPEC]");
+                       "SPEC] [--hub]");
     if (!bs_node_name_valid(p.name))
         return bs_errf(&c->err, BS_EINVAL, "bad peer name \"%.64s\"", p.name);
     if (bs_endpoint_listenable(p.endpoint) && !bs_endpoint_dialable(p.endpoint))
@@ -57,6 +75,8 @@ peer_add(bs_cli *c)
     if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
         return rv;
     rv = bs_pairing_add(&core, &p, &introduced, &c->err);
+    if (rv == BS_OK)
+        pinned = pin_of(n, p.name);
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
@@ -64,12 +84,14 @@ peer_add(bs_cli *c)
     if (introduced)
         bs_cli_notify(c, "changed");
     if (c->json)
-        bs_out_json(json_pack("{s:s, s:s, s:s, s:s}", "peer", p.name,
+        bs_out_json(json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "peer", p.name,
                               "endpoint", p.endpoint, "id", idstr, "schedule",
-                              spec));
+                              spec, "pinned_hub", pinned != BS_PIN_NONE, "pin",
+                              bs_render_pin_name(pinned)));
     else
-        printf("paired with %s at %s (schedule: %s)%s\n", p.name, p.endpoint,
-               spec, introduced ? "; introduced as a member" : "");
+        printf("paired with %s at %s (schedule: %s)%s%s\n", p.name, p.endpoint,
+               spec, introduced ? "; introduced as a member" : "",
+               pinned ? "; pinned as the hub this branch joins" : "");
     return BS_OK;
 }
 
@@ -109,17 +131,22 @@ peer_ls(bs_cli *c)
     size_t np;
     bs_node *n;
     bs_txn *t;
+    bs_meta m;
+    int pinned = 0;
     bs_err rv;
 
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
-        rv = bs_peer_list(t, &v, &np);
+        if ((rv = bs_meta_load(t, &m, &c->err)) == BS_OK)
+            rv = bs_peer_list(t, &v, &np);
         bs_txn_abort(t);
     }
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
+    for (size_t i = 0; i < np; i++)
+        pinned |= v[i].hub_pin != BS_PIN_NONE;
     if (c->json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < np; i++)
@@ -127,6 +154,10 @@ peer_ls(bs_cli *c)
         bs_out_json(arr);
     } else {
         bs_out_peers(v, np, now_ms());
+        if (m.role == BS_ROLE_BRANCH && !m.joined && np > 0 && !pinned)
+            printf("no pinned hub: this branch joins no infobase until its "
+                   "hub is paired with --hub (peer rm NAME, then peer add "
+                   "NAME ENDPOINT NODE_ID --hub)\n");
     }
     bs_peer_list_free(v, np);
     return BS_OK;
@@ -139,6 +170,8 @@ bs_cmd_peer(bs_cli *c)
 
     if (c->schedule && strcmp(sub, "add") != 0)
         return bs_errf(&c->err, BS_EUSAGE, "--schedule applies to peer add");
+    if (c->hub && strcmp(sub, "add") != 0)
+        return bs_errf(&c->err, BS_EUSAGE, "--hub applies to peer add");
     if (strcmp(sub, "add") == 0)
         return peer_add(c);
     if (strcmp(sub, "rm") == 0)

@@ -28,6 +28,7 @@ enum {
     O_OWNER = 1u << 13,
     O_POLICY = 1u << 14,
     O_QUIET = 1u << 15,
+    O_HUB = 1u << 16,
 };
 
 typedef struct cmd {
@@ -86,15 +87,22 @@ static const cmd cmds[] = {
      "Prints a BLAKE2b-256 hash of the live records (of the given\n"
      "collections, or of all user collections): equal on nodes holding the\n"
      "same records, whatever their history.\n"},
-    {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE, 1, 4,
-     "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] | peer ls | peer rm "
-     "NAME",
+    {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE | O_HUB, 1, 4,
+     "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] [--hub] | peer ls | "
+     "peer rm NAME",
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
      "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
      "wildcard such as * or 0.0.0.0).  On the hub this also\n"
      "introduces the node to every office as a member of the infobase.\n"
      "SPEC: online, manual (default), \"every 15m\", or a cron expression.\n"
+     "--hub (on a branch): NAME is the hub this branch joins, and takes the\n"
+     "pin from a peer pinned only for being first; a second --hub is refused.\n"
+     "Without --hub, the first peer paired on an empty peer list is the hub,\n"
+     "and later pairings never move it.  Before joining, an exchange from\n"
+     "any other peer that claims to be the hub is refused.  After 'peer rm'\n"
+     "of the pinned hub no peer is pinned, and a peer paired later is pinned\n"
+     "only with --hub or when it is the only peer.  'peer ls' marks the hub.\n"
      "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
     {"collection", bs_cmd_collection,
      O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER, 1, 1,
@@ -211,6 +219,7 @@ static const struct option longopts[] = {
     {"scope", required_argument, NULL, 1000 + 12},
     {"owner-field", required_argument, NULL, 1000 + 13},
     {"policy", required_argument, NULL, 1000 + 14},
+    {"hub", no_argument, NULL, 1000 + 16},
     {NULL, 0, NULL, 0},
 };
 
@@ -249,6 +258,8 @@ opt_name(unsigned bit)
         "--all",    "--take",        "--value",  "--writers",
         "--scope",  "--owner-field", "--policy", "--quiet",
     };
+    if (bit == O_HUB)
+        return "--hub";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -411,6 +422,10 @@ main(int argc, char **argv)
             c.policy = optarg;
             seen |= O_POLICY;
             break;
+        case 1016:
+            c.hub = 1;
+            seen |= O_HUB;
+            break;
         case ':':
             return bad_option(argc, argv, 1);
         default:
@@ -439,7 +454,7 @@ main(int argc, char **argv)
         usage_cmd(stdout, cm);
         return 0;
     }
-    for (unsigned bit = 1; bit <= O_QUIET; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_HUB; bit <<= 1)
         if ((seen & bit) && !(cm->opts & bit))
             return bad_usage("option %s does not apply to %s", opt_name(bit),
                              cm->name);

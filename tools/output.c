@@ -196,9 +196,12 @@ bs_out_peers(const bs_peer *v, size_t n, uint64_t now)
         bs_node_id_format(v[i].pk, id);
         bs_out_age(ok, sizeof ok, v[i].last_ok_ms, now);
         printf("%-12s %-28s %s\n             schedule: %s%s%s, last "
-               "exchange: %s\n",
+               "exchange: %s%s\n",
                v[i].name, v[i].endpoint, id, v[i].schedule,
-               v[i].window[0] ? " window " : "", v[i].window, ok);
+               v[i].window[0] ? " window " : "", v[i].window, ok,
+               v[i].hub_pin == BS_PIN_NAMED  ? ", pinned hub (--hub)"
+               : v[i].hub_pin == BS_PIN_AUTO ? ", pinned hub"
+                                             : "");
     }
 }
 

@@ -2051,3 +2051,194 @@ Test(cli, log_and_status_escape_a_recorded_error)
     res_free(&r);
     free(id);
 }
+
+/* ---- issue 9 item 6: pinned joining ---- */
+
+/* A fresh node root/name of `role` ("hub" or "branch") with no data. */
+static void
+bare_node(char *dir, size_t n, const char *name, const char *role)
+{
+    snprintf(dir, n, "%s/%s", root, name);
+    CLI_OK("init", "init", "-d", dir, "--name", name, "--role", role);
+}
+
+/* `peer ls --json` of dir (malloc'd text), to see the peers table unchanged. */
+static char *
+peers_json(const char *dir)
+{
+    res r = CLI("-d", dir, "peer", "ls", "--json");
+    char *s;
+
+    assert_ok(r, "peer ls --json");
+    s = strdup(r.out);
+    res_free(&r);
+    return s;
+}
+
+/* Peer `name`'s "pin" in `peer ls --json` of dir ("none", "auto",
+ * "named"); the static buffer holds it until the next call. */
+static const char *
+pin_of(const char *dir, const char *name)
+{
+    static char pin[16];
+    char *s = peers_json(dir);
+    json_t *j = parse_json(s, "peer ls --json"), *p;
+    size_t i;
+
+    pin[0] = '\0';
+    json_array_foreach(j, i, p)
+    {
+        if (strcmp(json_string_value(json_object_get(p, "name")), name))
+            continue;
+        snprintf(pin, sizeof pin, "%s",
+                 json_string_value(json_object_get(p, "pin")));
+        cr_assert_eq(json_is_true(json_object_get(p, "pinned_hub")),
+                     strcmp(pin, "none") != 0, "pinned_hub vs pin: %s", s);
+    }
+    json_decref(j);
+    free(s);
+    cr_assert(pin[0], "no peer %s in peer ls --json", name);
+    return pin;
+}
+
+/* peer add ... refused as bad input: one line naming `mention`, and
+ * neither the data nor the peers table changed. */
+#define BAD_PEER(dir, mention, ...)                                            \
+    do {                                                                       \
+        char *p0_ = peers_json(dir), *p1_;                                     \
+        BAD(dir, mention, __VA_ARGS__);                                        \
+        p1_ = peers_json(dir);                                                 \
+        cr_assert_str_eq(p0_, p1_, "the peers table changed");                 \
+        free(p0_);                                                             \
+        free(p1_);                                                             \
+    } while (0)
+
+/* `peer add --hub` names the hub a branch joins: it takes the pin from
+ * the first peer paired, a second --hub is refused naming the peer that
+ * has it, and `peer ls` shows the pin, human and --json. */
+Test(cli, peer_add_hub_pins_one_hub_and_refuses_a_second)
+{
+    char br[128], hub[128], rogue[128], other[128];
+    char *hid, *rid, *oid;
+    res r;
+
+    bare_node(br, sizeof br, "tallinn", "branch");
+    bare_node(hub, sizeof hub, "head", "hub");
+    bare_node(rogue, sizeof rogue, "rogue", "hub");
+    bare_node(other, sizeof other, "riga", "branch");
+    hid = id_of(hub);
+    rid = id_of(rogue);
+    oid = id_of(other);
+    /* Without --hub the first peer paired is pinned; later ones are not. */
+    r = CLI("-d", br, "peer", "add", "rogue", "tcp://127.0.0.1:7401", rid);
+    assert_ok(r, "peer add rogue");
+    cr_assert(strstr(r.out, "pinned as the hub") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("peer add riga", "-d", br, "peer", "add", "riga",
+           "tcp://127.0.0.1:7402", oid);
+    cr_assert_str_eq(pin_of(br, "rogue"), "auto");
+    cr_assert_str_eq(pin_of(br, "riga"), "none");
+    /* --hub takes the pin. */
+    r = CLI("-d", br, "peer", "add", "head", "tcp://127.0.0.1:7400", hid,
+            "--hub", "--json");
+    assert_ok(r, "peer add --hub");
+    {
+        json_t *j = parse_json(r.out, "peer add --json");
+        cr_assert(json_is_true(json_object_get(j, "pinned_hub")), "%s", r.out);
+        cr_assert_str_eq(json_string_value(json_object_get(j, "pin")), "named");
+        json_decref(j);
+    }
+    res_free(&r);
+    cr_assert_str_eq(pin_of(br, "head"), "named");
+    cr_assert_str_eq(pin_of(br, "rogue"), "none");
+    r = CLI("-d", br, "peer", "ls");
+    assert_ok(r, "peer ls");
+    cr_assert(strstr(r.out, "pinned hub (--hub)") != NULL, "%s", r.out);
+    cr_assert_eq(strstr(r.out, "pinned hub"),
+                 strstr(r.out, "pinned hub (--hub)"), "%s", r.out);
+    res_free(&r);
+    /* A second --hub: exit 2 naming the pinned one, nothing written. */
+    CLI_OK("peer rm riga", "-d", br, "peer", "rm", "riga");
+    BAD_PEER(br, "\"head\" is already this branch's hub", "-d", br, "peer",
+             "add", "riga", "tcp://127.0.0.1:7402", oid, "--hub");
+    /* --hub is for peer add only. */
+    BAD_PEER(br, "--hub applies to peer add", "-d", br, "peer", "ls", "--hub");
+    /* The rogue's file claims its own infobase: exit 2 naming both. */
+    {
+        char file[200], *bid = id_of(br);
+        snprintf(file, sizeof file, "%s/r.bsx", root);
+        CLI_OK("rogue pairs", "-d", rogue, "peer", "add", "tallinn",
+               "tcp://127.0.0.1:7403", bid);
+        CLI_OK("rogue exports", "-d", rogue, "export", "tallinn", file);
+        BAD_PEER(br, "pinned hub \"head\"", "-d", br, "import", file);
+        r = CLI("-d", br, "import", file);
+        cr_assert(strstr(r.err, "refused \"rogue\"") != NULL, "%s", r.err);
+        res_free(&r);
+        free(bid);
+    }
+    free(hid);
+    free(rid);
+    free(oid);
+}
+
+/* The hub joins nobody: --hub there is bad input and writes nothing. */
+Test(cli, peer_add_hub_on_the_hub_is_refused)
+{
+    char hub[128], br[128], *bid;
+    res r;
+
+    bare_node(hub, sizeof hub, "head", "hub");
+    bare_node(br, sizeof br, "tallinn", "branch");
+    bid = id_of(br);
+    BAD_PEER(hub, "this node is the hub", "-d", hub, "peer", "add", "tallinn",
+             "tcp://127.0.0.1:7401", bid, "--hub");
+    r = CLI("-d", hub, "peer", "add", "tallinn", "tcp://127.0.0.1:7401", bid);
+    assert_ok(r, "peer add at the hub");
+    cr_assert_null(strstr(r.out, "pinned"), "%s", r.out);
+    res_free(&r);
+    cr_assert_str_eq(pin_of(hub, "tallinn"), "none");
+    free(bid);
+}
+
+/* Removing the pinned hub while other peers stay leaves no hub pinned:
+ * peer ls says so, and the hub's file is refused (exit 2, naming the
+ * claimant, nothing written) until the hub is paired with --hub. */
+Test(cli, without_a_pinned_hub_a_branch_joins_nothing)
+{
+    char br[128], hub[128], other[128], file[200], *hid, *oid, *bid;
+    res r;
+
+    bare_node(br, sizeof br, "tallinn", "branch");
+    bare_node(hub, sizeof hub, "head", "hub");
+    bare_node(other, sizeof other, "riga", "branch");
+    hid = id_of(hub);
+    oid = id_of(other);
+    bid = id_of(br);
+    CLI_OK("pair", "-d", br, "peer", "add", "head", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("pair", "-d", br, "peer", "add", "riga", "tcp://127.0.0.1:7402",
+           oid);
+    CLI_OK("unpair", "-d", br, "peer", "rm", "head");
+    CLI_OK("pair again", "-d", br, "peer", "add", "head",
+           "tcp://127.0.0.1:7400", hid);
+    cr_assert_str_eq(pin_of(br, "head"), "none");
+    r = CLI("-d", br, "peer", "ls");
+    assert_ok(r, "peer ls");
+    cr_assert(strstr(r.out, "no pinned hub") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("pair at hub", "-d", hub, "peer", "add", "tallinn",
+           "tcp://127.0.0.1:7401", bid);
+    snprintf(file, sizeof file, "%s/h.bsx", root);
+    CLI_OK("export", "-d", hub, "export", "tallinn", file);
+    BAD_PEER(br, "no pinned hub", "-d", br, "import", file);
+    CLI_OK("unpair", "-d", br, "peer", "rm", "head");
+    CLI_OK("pair --hub", "-d", br, "peer", "add", "head",
+           "tcp://127.0.0.1:7400", hid, "--hub");
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import from the pinned hub");
+    cr_assert(strstr(r.out, "joined the infobase") != NULL, "%s", r.out);
+    res_free(&r);
+    free(hid);
+    free(oid);
+    free(bid);
+}

@@ -10,6 +10,7 @@
 
 #include "../lib/fixture.h"
 #include "../../replication/exchange.h"
+#include "../../replication/pairing.h"
 #include "../../replication/setlog.h"
 
 static char root[128];
@@ -319,6 +320,262 @@ Test(exchange, x4_before_joining_only_the_hub_is_accepted_and_then_joined)
     cr_assert_eq(a.rv, BS_EINFOBASE);
     cr_assert_str_eq(a.msg, "this branch has not joined an infobase yet: the "
                             "first exchange must come from the hub");
+    bs_envelope_fini(&e);
+}
+
+/* ---- X4: pinned joining (issue 9, item 6) ---- */
+
+/*
+ * A rogue: a hub of its own infobase, holding one record, that a branch
+ * was also paired with (both ways).  It claims to be the hub in every
+ * envelope it sends (sender == hub), as the real hub does.
+ */
+static void
+rogue_new(bst_node *rogue, bst_node *branch)
+{
+    bs_clock c = bst_clock_of(&clk);
+    bs_errbuf err = {{0}};
+
+    bst_node_new(rogue, root, "rogue", BS_ROLE_HUB, &c);
+    cr_assert_eq(bst_put(rogue, "orders", "x1", "{\"v\":666}", &err), BS_OK);
+    bst_pair2(rogue, branch);
+}
+
+/* self pairs with other as `peer add ... --hub` does. */
+static bs_err
+pair_hub(bst_node *self, bst_node *other, bs_errbuf *err)
+{
+    bs_pair p = {other->name, "tcp://127.0.0.1:7400", {0}, "manual", "", 1};
+
+    memcpy(p.pk, bst_meta(other).pk, BS_PK_LEN);
+    return bs_pairing_add(&self->core, &p, NULL, err);
+}
+
+static void
+unpair(bst_node *self, const char *name)
+{
+    bs_errbuf err = {{0}};
+
+    bst_ok(bs_pairing_remove(&self->core, name, NULL, &err), &err, "unpair");
+}
+
+/* The file from `from` to `to` is refused with want, its message naming
+ * each of `names` (NULL-terminated), and to's store is byte-for-byte as
+ * it was. */
+static void
+file_refused(bst_node *from, bst_node *to, bs_err want,
+             const char *const *names)
+{
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    bst_fingerprint(to, f0);
+    rv = bst_carry(from, to, NULL, &err);
+    cr_assert_eq(rv, want, "%s -> %s: %s", from->name, to->name,
+                 bs_errmsg(&err, rv));
+    for (; names && *names; names++)
+        cr_assert(strstr(err.msg, *names) != NULL, "\"%s\" not named in: %s",
+                  *names, err.msg);
+    bst_fingerprint(to, f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "%s's store changed",
+                 to->name);
+}
+
+/* A session in which `to` is the responder to `from`: refused at `to`
+ * with want, naming each of `names`; to's store byte-for-byte as it was. */
+static void
+session_refused_at_responder(bst_node *from, bst_node *to, bs_err want,
+                             const char *const *names)
+{
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bst_sync_result r;
+
+    bst_fingerprint(to, f0);
+    cr_assert_neq(bst_sync(from, to, NULL, NULL, &r), BS_OK);
+    cr_assert_eq(r.err_b, want, "%s: %s", to->name, r.msg_b);
+    for (; names && *names; names++)
+        cr_assert(strstr(r.msg_b, *names) != NULL, "\"%s\" not named in: %s",
+                  *names, r.msg_b);
+    bst_fingerprint(to, f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "%s's store changed",
+                 to->name);
+}
+
+/*
+ * A session `self` initiates with `to`, refused at `self` (the initiator)
+ * or at `to`.  The initiator counts its hello (protocol.md 8.2) before the
+ * peer's answer, so its store is not byte-for-byte the same; what it holds
+ * is: the same join state, data, change sets, streams and held entries.
+ */
+static void
+session_refused_at_initiator(bst_node *self, bst_node *to, bs_err want)
+{
+    bs_meta m0 = bst_meta(self), m1;
+    uint8_t d0[BS_HASH_LEN], d1[BS_HASH_LEN];
+    bst_counts c0, c1;
+    bst_sync_result r;
+    uint64_t n0, n1;
+
+    bst_digest(self, d0, &n0);
+    bst_count(self, &c0);
+    cr_assert_neq(bst_sync(self, to, NULL, NULL, &r), BS_OK);
+    cr_assert(r.err_a == want || r.err_b == want, "%s: %s / %s: %s", self->name,
+              r.msg_a, to->name, r.msg_b);
+    m1 = bst_meta(self);
+    cr_assert_eq(m1.joined, m0.joined);
+    cr_assert_eq(memcmp(m1.infobase, m0.infobase, BS_INFOBASE_LEN), 0);
+    cr_assert_eq(memcmp(m1.hub, m0.hub, BS_PK_LEN), 0);
+    bst_digest(self, d1, &n1);
+    bst_count(self, &c1);
+    cr_assert_eq(memcmp(d0, d1, BS_HASH_LEN), 0);
+    cr_assert_eq(memcmp(&c0, &c1, sizeof c0), 0, "%s's tables changed",
+                 self->name);
+}
+
+Test(exchange, x4_a_rogue_hub_is_refused_by_file_before_and_after_joining)
+{
+    static const char *const before[] = {"pinned hub \"head\"",
+                                         "refused \"rogue\"", NULL};
+    bst_node rogue;
+
+    rogue_new(&rogue, &riga); /* riga paired head first: head is pinned */
+    file_refused(&rogue, &riga, BS_EINFOBASE, before);
+    cr_assert_not(bst_meta(&riga).joined);
+    carry(&head, &riga); /* joins the pinned hub */
+    cr_assert(bst_meta(&riga).joined);
+    file_refused(&rogue, &riga, BS_EINFOBASE, NULL);
+    cr_assert_null(bst_get(&riga, "orders", "x1"));
+    bst_node_free(&rogue);
+}
+
+Test(exchange, x4_a_rogue_hub_is_refused_in_sessions_before_and_after_joining)
+{
+    static const char *const before[] = {"pinned hub \"head\"",
+                                         "refused \"rogue\"", NULL};
+    bst_sync_result r;
+    bst_node rogue;
+
+    rogue_new(&rogue, &riga);
+    session_refused_at_responder(&rogue, &riga, BS_EINFOBASE, before);
+    session_refused_at_initiator(&riga, &rogue, BS_EINFOBASE);
+    cr_assert_not(bst_meta(&riga).joined);
+    cr_assert_eq(bst_sync(&riga, &head, NULL, NULL, &r), BS_OK, "%s / %s",
+                 r.msg_a, r.msg_b); /* joins the pinned hub */
+    cr_assert(bst_meta(&riga).joined);
+    session_refused_at_responder(&rogue, &riga, BS_EINFOBASE, NULL);
+    session_refused_at_initiator(&riga, &rogue, BS_EINFOBASE);
+    cr_assert_null(bst_get(&riga, "orders", "x1"));
+    bst_node_free(&rogue);
+}
+
+Test(exchange, x4_the_hub_named_with_hub_option_is_joined_not_the_first_peer)
+{
+    static const char *const names[] = {"pinned hub \"head\"",
+                                        "refused \"rogue\"", NULL};
+    bs_errbuf err = {{0}};
+    bst_node rogue;
+    bs_err rv;
+
+    rogue_new(&rogue, &tartu); /* tartu's first peer: pinned, but ... */
+    rv = pair_hub(&tartu, &head, &err); /* ... --hub takes the pin */
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    bst_pair(&head, &tartu);
+    file_refused(&rogue, &tartu, BS_EINFOBASE, names);
+    session_refused_at_responder(&rogue, &tartu, BS_EINFOBASE, names);
+    carry(&head, &tartu);
+    cr_assert(bst_meta(&tartu).joined);
+    bst_node_free(&rogue);
+}
+
+Test(exchange, x4_without_hub_option_the_first_peer_paired_is_the_hub)
+{
+    static const char *const names[] = {"pinned hub \"rogue\"",
+                                        "refused \"head\"", NULL};
+    bst_node rogue;
+
+    rogue_new(&rogue, &tartu); /* first: pinned */
+    bst_pair2(&head, &tartu);  /* later: never moves the pin */
+    file_refused(&head, &tartu, BS_EINFOBASE, names);
+    session_refused_at_responder(&head, &tartu, BS_EINFOBASE, names);
+    cr_assert_not(bst_meta(&tartu).joined);
+    bst_node_free(&rogue);
+}
+
+Test(exchange, x4_with_no_hub_pinned_nothing_joins)
+{
+    static const char *const names[] = {"no pinned hub", "refused \"head\"",
+                                        "--hub", NULL};
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    bst_pair2(&head, &tartu); /* pinned: the first peer */
+    bst_pair(&tartu, &riga);
+    unpair(&tartu, "head"); /* riga stays: no peer is pinned now */
+    bst_pair(&tartu, &head);
+    file_refused(&head, &tartu, BS_EINFOBASE, names);
+    session_refused_at_responder(&head, &tartu, BS_EINFOBASE, names);
+    unpair(&tartu, "head");
+    rv = pair_hub(&tartu, &head, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    carry(&head, &tartu);
+    cr_assert(bst_meta(&tartu).joined);
+}
+
+typedef struct join_ctx {
+    const bs_envelope *e;
+    bst_node *at;
+} join_ctx;
+
+static bs_err
+join_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    join_ctx *j = arg;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    return bs_xchg_join(t, &m, j->e, j->at->core.sk, err);
+}
+
+/* The join checks the pin again in its own transaction, so a path whose
+ * envelope check ran earlier (a file's pass 1) still joins no other hub. */
+Test(exchange, x4_the_join_checks_the_pin_again_in_its_own_transaction)
+{
+    bs_errbuf err = {{0}};
+    bs_envelope e;
+    bst_node rogue;
+    join_ctx j;
+    bs_err rv;
+
+    rogue_new(&rogue, &riga);
+    e = envelope(&rogue, &riga, 1);
+    j = (join_ctx){&e, &riga};
+    rv = bs_store_write(riga.n->store, join_txn, &j, &err);
+    cr_assert_eq(rv, BS_EINFOBASE, "%s", bs_errmsg(&err, rv));
+    cr_assert(strstr(err.msg, "pinned hub \"head\"") != NULL, "%s", err.msg);
+    cr_assert_not(bst_meta(&riga).joined);
+    bs_envelope_fini(&e);
+    e = envelope(&head, &riga, 1);
+    j.e = &e;
+    rv = bs_store_write(riga.n->store, join_txn, &j, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert(bst_meta(&riga).joined);
+    bs_envelope_fini(&e);
+    bst_node_free(&rogue);
+}
+
+/* An unjoined branch's hello has an all-zero infobase and hub; one that
+ * names a hub claims an infobase, and a joined node holds it to its own. */
+Test(exchange, x3_an_unjoined_hello_naming_a_hub_is_refused)
+{
+    bs_envelope e = envelope(&riga, &head, 1);
+    accepted a;
+
+    memcpy(e.hub, e.sender, BS_PK_LEN); /* riga claims to be a hub */
+    a = accept_at(&head, &e);
+    cr_assert_eq(a.rv, BS_EINFOBASE, "%s", a.msg);
     bs_envelope_fini(&e);
 }
 

@@ -313,3 +313,126 @@ Test(pairing, pairing_at_the_hub_replicates_the_introduction)
     cr_assert_eq(member(&tallinn, &riga, &m), BS_OK);
     cr_assert_str_eq(m.name, "riga");
 }
+
+/* ---- the pinned hub (issue 9, item 6; docs/protocol.md 8.3, X4) ---- */
+
+/* How peer `name` is pinned at `at` (bs_hub_pin). */
+static int
+pin_at(bst_node *at, const char *name)
+{
+    bs_peer p;
+    int pin;
+
+    cr_assert_eq(peer(at, name, &p), BS_OK, "no peer %s", name);
+    pin = p.hub_pin;
+    bs_peer_fini(&p);
+    return pin;
+}
+
+static void
+add_hub_ok(bst_node *at, bst_node *other)
+{
+    bs_pair p = pair_of(other, other->name);
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    p.hub = 1;
+    rv = add(at, &p, NULL, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+}
+
+static void
+remove_ok(bst_node *at, const char *name)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = bs_pairing_remove(&at->core, name, NULL, &err);
+
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+}
+
+Test(pairing, a_branchs_first_peer_is_its_hub_and_later_pairings_never_move_it)
+{
+    add_ok(&tallinn, &head, NULL);
+    add_ok(&tallinn, &riga, NULL);
+    cr_assert_eq(pin_at(&tallinn, "head"), BS_PIN_AUTO);
+    cr_assert_eq(pin_at(&tallinn, "riga"), BS_PIN_NONE);
+}
+
+Test(pairing,
+     hub_option_takes_the_pin_from_the_first_peer_and_a_second_is_refused)
+{
+    bst_node tartu;
+    bs_pair again;
+
+    add_ok(&tallinn, &riga, NULL); /* first: pinned automatically */
+    add_hub_ok(&tallinn, &head);   /* named: takes the pin */
+    cr_assert_eq(pin_at(&tallinn, "head"), BS_PIN_NAMED);
+    cr_assert_eq(pin_at(&tallinn, "riga"), BS_PIN_NONE);
+    bst_node_new(&tartu, root, "tartu", BS_ROLE_BRANCH, NULL);
+    again = pair_of(&tartu, "tartu");
+    again.hub = 1;
+    REFUSED(&tallinn, add(&tallinn, &again, NULL, &err), BS_EEXIST,
+            "peer \"head\" is already this branch's hub (--hub): only one "
+            "peer can be; to change it, peer rm head first");
+    bst_node_free(&tartu);
+}
+
+Test(pairing, hub_option_on_the_hub_is_refused)
+{
+    bs_pair p = pair_of(&tallinn, "tallinn");
+
+    p.hub = 1;
+    REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL,
+            "this node is the hub: it joins no other hub, so --hub does not "
+            "apply");
+    add_ok(&head, &tallinn, NULL); /* the hub pins nobody */
+    cr_assert_eq(pin_at(&head, "tallinn"), BS_PIN_NONE);
+}
+
+/* Removing the pinned hub while other peers stay pins nobody (a later
+ * pairing is not the first); with no peer left, the next one is first. */
+Test(pairing, removing_the_pinned_hub_leaves_no_pin_until_one_is_named)
+{
+    add_ok(&tallinn, &head, NULL);
+    add_ok(&tallinn, &riga, NULL);
+    remove_ok(&tallinn, "head");
+    cr_assert_eq(pin_at(&tallinn, "riga"), BS_PIN_NONE);
+    add_ok(&tallinn, &head, NULL);
+    cr_assert_eq(pin_at(&tallinn, "head"), BS_PIN_NONE);
+    remove_ok(&tallinn, "head");
+    add_hub_ok(&tallinn, &head);
+    cr_assert_eq(pin_at(&tallinn, "head"), BS_PIN_NAMED);
+    remove_ok(&tallinn, "head");
+    remove_ok(&tallinn, "riga");
+    add_ok(&tallinn, &riga, NULL);
+    cr_assert_eq(pin_at(&tallinn, "riga"), BS_PIN_AUTO);
+}
+
+/* A joined branch's hub is the one it joined: pairing it again pins it,
+ * and --hub cannot name another. */
+Test(pairing, a_joined_branch_pins_only_the_hub_it_joined)
+{
+    bs_pair other = pair_of(&riga, "riga");
+    char id[BS_NODE_ID_LEN + 1], msg[200];
+    bs_errbuf cerr = {{0}};
+    bs_err rv;
+
+    add_ok(&head, &tallinn, NULL);
+    add_ok(&tallinn, &head, NULL);
+    rv = bst_carry(&head, &tallinn, NULL, &cerr);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&cerr, rv));
+    cr_assert(bst_meta(&tallinn).joined);
+    remove_ok(&tallinn, "head");
+    add_ok(&tallinn, &riga, NULL); /* first again, but not the hub */
+    cr_assert_eq(pin_at(&tallinn, "riga"), BS_PIN_NONE);
+    add_ok(&tallinn, &head, NULL);
+    cr_assert_eq(pin_at(&tallinn, "head"), BS_PIN_AUTO);
+    remove_ok(&tallinn, "riga");
+    other.hub = 1;
+    bs_node_id_format(bst_meta(&head).pk, id);
+    snprintf(msg, sizeof msg,
+             "this branch has joined the infobase of hub %s: --hub can name "
+             "only that hub",
+             id);
+    REFUSED(&tallinn, add(&tallinn, &other, NULL, &err), BS_EINVAL, msg);
+}
