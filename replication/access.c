@@ -100,7 +100,7 @@ vkey_lt(const vkey *a, const vkey *b)
 static bs_err
 prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
             const bs_order *o, const char *owner_field, char *owner,
-            size_t on)
+            size_t on, bs_judgment *j)
 {
     uint8_t k[OWN_KEY_MAX];
     size_t plen = own_key(k, coll, id, 0, NULL, 0, 0),
@@ -164,11 +164,16 @@ prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
         rv = BS_OK;
     }
     bs_arena_fini(&a);
+    if (best.hlc != 0 || best.seq != 0) {
+        j->by_change = 1;
+        memcpy(j->by_key, best.skey, BS_STREAM_KEY_LEN);
+        j->by_seq = best.seq;
+    }
     return rv;
 }
 
 bs_err
-bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *origin,
+bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
                 const char *name, const bs_change *c, const bs_version *cv,
                 const bs_order *o, const bs_collection *rules,
                 const bs_rule_version *ver, const char *prior_hint,
@@ -188,7 +193,7 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *origin,
                BS_OK) {
         return rv;
     }
-    if (memcmp(origin, m->hub, BS_PK_LEN) == 0 ||
+    if (memcmp(skey, m->hub, BS_PK_LEN) == 0 ||
         j->rules.writers == BS_WRITERS_ALL)
         return BS_OK;
     j->allowed = 0;
@@ -199,13 +204,15 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *origin,
     }
     /* writers=owner */
     of = j->rules.owner_field;
-    at = (vkey){cv->hlc, cv->seq, o->stream_key(o->ctx, cv->stream)};
+    at = (vkey){cv->hlc, cv->seq, skey};
     if (prior_hint != NULL)
         snprintf(prior, sizeof prior, "%s", prior_hint);
     else if ((rv = prior_owner(t, c->coll, c->id, &at, o, of, prior,
-                               sizeof prior)) != BS_OK)
+                               sizeof prior, j)) != BS_OK)
         return rv;
     bs_access_owner_after(c, of, prior, after, sizeof after);
+    if (!(prior[0] != '\0' && strcmp(prior, name) != 0))
+        j->by_change = 0; /* not forbidden for being another's */
     if (prior[0] != '\0' && strcmp(prior, name) != 0)
         snprintf(j->why, sizeof j->why,
                  "%s/%s belongs to %s (%s), not to %s (writers owner)",
@@ -292,4 +299,23 @@ bs_access_count_refused(bs_txn *t, const uint8_t *pk, uint64_t n,
     memcpy(v + 8, first, wn);
     return bs_txn_put(t, BS_DB_META, bs_mem(k, ref_key(k, pk)),
                       bs_mem(v, 8 + wn), 0, NULL);
+}
+
+bs_err
+bs_access_forget_owner(bs_txn *t, const char *coll, const char *id)
+{
+    uint8_t k[OWN_KEY_MAX];
+    size_t plen = own_key(k, coll, id, 0, NULL, 0, 0);
+    bs_cursor *cur;
+    bs_slice fk, fv;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
+        return rv;
+    while ((rv = bs_cursor_seek(cur, bs_mem(k, plen), &fk, &fv)) == BS_OK &&
+           fk.n > plen && memcmp(fk.p, k, plen) == 0)
+        if ((rv = bs_cursor_del(cur)) != BS_OK)
+            break;
+    bs_cursor_close(cur);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }

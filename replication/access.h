@@ -29,12 +29,18 @@ typedef struct bs_judgment {
     bs_collection rules;      /* the governing version */
     bs_rule_version ver;      /* 0 0: the defaults */
     char why[BS_ERRMSG_LEN];  /* forbidden: the rule, the record, the name */
+    /* forbidden because the record is another's: the change that gave it
+     * that owner (its stream key and seq), when known */
+    int by_change;
+    uint8_t by_key[BS_STREAM_KEY_LEN];
+    uint64_t by_seq;
 } bs_judgment;
 
 /*
- * Judge change c of a user collection, stamped cv, written by origin (a
- * public key) whose member name is `name` ("" when it has none), in t as
- * node m sees it; o gives the stream keys of versions.  rules and ver,
+ * Judge change c of a user collection, stamped cv, written by the stream
+ * whose key (origin || incarnation) is skey and whose origin's member name
+ * is `name` ("" when it has none), in t as node m sees it; o gives the
+ * stream keys of stored versions.  rules and ver,
  * when not NULL, are the governing version already looked up (else it is
  * looked up in t); prior, when not NULL, is the record's owner just
  * before c ("" none) as the caller knows it from changes not yet stored
@@ -42,13 +48,18 @@ typedef struct bs_judgment {
  * damaged entries; BS_ENOMEM.
  */
 BS_MUST_CHECK bs_err bs_access_judge(bs_txn *t, const bs_meta *m,
-                                     const uint8_t *origin, const char *name,
+                                     const uint8_t *skey, const char *name,
                                      const bs_change *c,
                                      const bs_version *cv,
                                      const bs_order *o,
                                      const bs_collection *rules,
                                      const bs_rule_version *ver,
                                      const char *prior, bs_judgment *j);
+
+/* Forget the owner history of coll/id (write txn; a rebuild writes it
+ * again). */
+BS_MUST_CHECK bs_err bs_access_forget_owner(bs_txn *t, const char *coll,
+                                            const char *id);
 
 /* The owner c leaves its record with, given the owner before it (into
  * out, "" none): c's owner_field value, "" for a delete, else before. */

@@ -414,6 +414,19 @@ saw_more_of_hub(bs_admission *ad, const bs_csview *v)
     return 0;
 }
 
+/* Whether v's origin had seen position (key, seq) in its signed vector. */
+static int
+saw_pos(const bs_csview *v, const uint8_t *key, uint64_t seq)
+{
+    for (size_t i = 0; i < v->nseen; i++)
+        if (memcmp(v->seen[i].origin, key, BS_PK_LEN) == 0 &&
+            memcmp(v->seen[i].inc, key + BS_PK_LEN, BS_INC_LEN) == 0)
+            return v->seen[i].seq >= seq;
+    return memcmp(v->origin, key, BS_PK_LEN) == 0 &&
+           memcmp(v->inc, key + BS_PK_LEN, BS_INC_LEN) == 0 &&
+           seq < v->first; /* its own earlier change */
+}
+
 /* Whether v's origin had seen rule version ver (in its signed vector). */
 static int
 saw_version(const bs_admission *ad, const bs_csview *v,
@@ -487,7 +500,8 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         if (c->coll == NULL || c->coll[0] == '_')
             continue;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
-            (rv = bs_access_judge(ad->txn, &ad->meta, v->origin, name, c, &cv,
+            (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name,
+                                  c, &cv,
                                   &o, &rules, &ver,
                                   noted_owner(notes, nnotes, c), &j)) !=
                 BS_OK)
@@ -512,7 +526,10 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         }
         if (j.allowed)
             continue;
-        if (saw_version(ad, v, &j.ver)) {
+        /* It could have known: it had the rule, and the change that
+         * made the record another's. */
+        if (saw_version(ad, v, &j.ver) &&
+            (!j.by_change || saw_pos(v, j.by_key, j.by_seq))) {
             rv = bs_errf(err, BS_EPERM,
                          "not permitted: %s (origin %s had the rule)", j.why,
                          id);

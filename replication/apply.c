@@ -8,6 +8,7 @@
 #include "access.h"
 #include "collections.h"
 #include "conflict.h"
+#include "rebuild.h"
 #include "rules.h"
 #include "setlog.h"
 
@@ -41,6 +42,9 @@ bs_apply_fini(bs_apply *ap)
     bs_streams_fini(&ap->streams);
     bs_arena_fini(&ap->scratch);
     free(ap->cache_seen);
+    for (size_t i = 0; i < ap->nredo; i++)
+        free(ap->redo[i]);
+    free(ap->redo);
 }
 
 bs_err
@@ -157,16 +161,70 @@ detect(bs_apply *ap, const bs_csview *v, uint32_t cstream, const bs_change *c,
 /* A hub change to `_collections/NAME`: the record after it is a version
  * of NAME's rules (rules.h). */
 static bs_err
-note_rules(bs_txn *t, const bs_stream *s, const bs_change *c,
+note_rules(bs_apply *ap, const bs_stream *s, const bs_change *c,
            const bs_record *r)
 {
     bs_rule_version ver = {c->hlc, c->seq, {0}};
+    bs_rebuild_stats st;
     bs_collection rules;
+    bs_err rv;
 
     memcpy(ver.inc, s->key + BS_PK_LEN, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
-    return bs_rules_note(t, c->id, &ver, &rules);
+    if ((rv = bs_rules_note(ap->txn, c->id, &ver, &rules)) != BS_OK ||
+        (rv = bs_rebuild_after(ap->txn, &ap->meta, c->id, c->hlc, &st)) !=
+            BS_OK)
+        return rv;
+    ap->rebuilt += st.records;
+    return BS_OK;
+}
+
+/* 1 when r holds a version above cv. */
+static int
+has_later(const bs_record *r, const bs_version *cv, const bs_order *o)
+{
+    bs_order lww = *o;
+
+    lww.use_prio = 0;
+    if ((r->has_alive && bs_version_cmp(&r->alive, cv, &lww) > 0) ||
+        (r->has_tomb && bs_version_cmp(&r->tomb, cv, &lww) > 0))
+        return 1;
+    for (size_t i = 0; i < r->nfields; i++)
+        if (bs_version_cmp(&r->fields[i].ver, cv, &lww) > 0)
+            return 1;
+    return 0;
+}
+
+/* An owner change (writers=owner) arriving below changes of its record
+ * already judged: they were judged by another owner, so the record is
+ * rebuilt once the set is logged (rebuild.h). */
+static bs_err
+note_redo(bs_apply *ap, const bs_change *c, const bs_version *cv,
+          const bs_record *r, const bs_order *o)
+{
+    size_t cn, in;
+    char **nv, *k;
+    int sets = c->deleted;
+
+    if (!ap->owner_field[0] || c->coll[0] == '_')
+        return BS_OK;
+    for (size_t i = 0; i < c->nfields && !sets; i++)
+        sets = strcmp(c->fields[i].name, ap->owner_field) == 0;
+    if (!sets || !has_later(r, cv, o))
+        return BS_OK;
+    cn = strlen(c->coll);
+    in = strlen(c->id);
+    if ((k = malloc(cn + in + 2)) == NULL ||
+        (nv = realloc(ap->redo, (ap->nredo + 1) * sizeof *nv)) == NULL) {
+        free(k);
+        return BS_ENOMEM;
+    }
+    memcpy(k, c->coll, cn + 1);
+    memcpy(k + cn + 1, c->id, in + 1);
+    ap->redo = nv;
+    ap->redo[ap->nredo++] = k;
+    return BS_OK;
 }
 
 static bs_err
@@ -224,7 +282,8 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         if ((rv = bs_record_decode(&r, old.p, old.n, &ap->scratch)) != BS_OK)
             return bs_errf(err, rv, "%s/%s: stored record is corrupt", c->coll,
                            c->id);
-        if ((rv = detect(ap, v, s->idx, c, &cv, &r, pol, &o)) != BS_OK)
+        if ((rv = detect(ap, v, s->idx, c, &cv, &r, pol, &o)) != BS_OK ||
+            (rv = note_redo(ap, c, &cv, &r, &o)) != BS_OK)
             return rv;
         if ((rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv,
                                   &o, &ap->scratch, &changed)) != BS_OK)
@@ -243,7 +302,7 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
             return rv;
     }
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0 &&
-        (rv = note_rules(ap->txn, s, c, &r)) != BS_OK)
+        (rv = note_rules(ap, s, c, &r)) != BS_OK)
         return rv;
     if (!changed)
         return BS_OK;
@@ -383,6 +442,18 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
     }
     bs_hlc_observe(&ap->hlc, a->max_hlc);
     if ((rv = bs_setlog_put(ap->txn, s->idx, v->first, v->raw)) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < ap->nredo && rv == BS_OK; i++) {
+        bs_rebuild_stats st;
+
+        rv = bs_rebuild_record(ap->txn, &ap->meta, ap->redo[i],
+                               ap->redo[i] + strlen(ap->redo[i]) + 1, &st);
+        ap->rebuilt += st.records;
+    }
+    for (size_t i = 0; i < ap->nredo; i++)
+        free(ap->redo[i]);
+    ap->nredo = 0;
+    if (rv != BS_OK)
         return rv;
     s->seq = v->last;
     memcpy(s->last_hash, v->header_hash, BS_HASH_LEN);

@@ -44,6 +44,12 @@ typedef struct bs_apply {
     char policy_coll[BS_COLLECTION_MAX + 1];
     int policy;
     char owner_field[BS_FIELD_NAME_MAX + 1]; /* of policy_coll's rules */
+    /* records rebuilt after rule changes (rebuild.h) */
+    uint64_t rebuilt;
+    /* records of the set being applied to rebuild once it is logged: an
+     * owner change arrived below changes already judged ("coll\0id") */
+    char **redo;
+    size_t nredo;
     /* changes refused by rule (admit.h A11), and the first reason */
     uint64_t by_rule;
     char by_rule_why[BS_ERRMSG_LEN];

@@ -551,3 +551,50 @@ bs_conflict_recount(bs_txn *t)
         return rv;
     return bs_meta_put_u64(t, META_ALL, all);
 }
+
+bs_err
+bs_conflict_drop_if(bs_txn *t, const char *coll, const char *id,
+                    int (*refused)(void *ctx, const uint8_t *key,
+                                   uint64_t seq),
+                    void *ctx)
+{
+    uint8_t prefix[BS_COLLECTION_MAX + BS_ID_MAX + 2];
+    size_t cn = strlen(coll), in = strlen(id), pn = cn + in + 2;
+    int dropped = 0;
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_err rv;
+
+    memcpy(prefix, coll, cn + 1);
+    memcpy(prefix + cn + 1, id, in + 1);
+    if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &cur)) != BS_OK)
+        return rv;
+    for (rv = bs_cursor_seek(cur, bs_mem(prefix, pn), &k, &v);
+         rv == BS_OK && k.n > pn && memcmp(k.p, prefix, pn) == 0;) {
+        bs_conflict c;
+        int drop;
+
+        if ((rv = decode(k, v, &c)) != BS_OK)
+            break;
+        drop = refused(ctx, c.side[0].key, c.side[0].seq) ||
+               refused(ctx, c.side[1].key, c.side[1].seq);
+        bs_conflict_fini(&c);
+        if (drop) {
+            uint8_t at[BS_COLLECTION_MAX + BS_ID_MAX + BS_FIELD_NAME_MAX +
+                       BS_CONFLICT_ID_LEN + 4];
+            size_t an = k.n < sizeof at ? k.n : sizeof at;
+
+            memcpy(at, k.p, an); /* k dies with the entry */
+            if ((rv = bs_cursor_del(cur)) != BS_OK)
+                break;
+            dropped = 1;
+            rv = bs_cursor_seek(cur, bs_mem(at, an), &k, &v);
+            continue;
+        }
+        rv = bs_cursor_next(cur, &k, &v);
+    }
+    bs_cursor_close(cur);
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    return dropped ? bs_conflict_recount(t) : BS_OK;
+}

@@ -104,6 +104,19 @@ BS_MUST_CHECK bs_err bs_conflict_supersede(bs_txn *t, const char *coll,
                                            const char *id, const char *field,
                                            const bs_pos *seen, size_t nseen);
 
+/*
+ * Drop the conflicts of coll/id one of whose sides is a change that
+ * `refused` (called with the side's stream key and seq) says is no longer
+ * applied, and recount (write txn).  For records rebuilt after a rule
+ * change (access.h).
+ */
+BS_MUST_CHECK bs_err bs_conflict_drop_if(bs_txn *t, const char *coll,
+                                         const char *id,
+                                         int (*refused)(void *ctx,
+                                                        const uint8_t *key,
+                                                        uint64_t seq),
+                                         void *ctx);
+
 /* ---- the store upgrade (format 2 -> 3) ---- */
 
 /* Store c as it was recorded (write txn), keeping the counts. */

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "collections.h"
 #include "conflict.h"
+#include "rebuild.h"
 #include "rules.h"
 #include "setlog.h"
 
@@ -258,14 +259,18 @@ note_rules(bs_local *l, const char *coll, const char *id, const bs_record *r,
            const bs_version *v)
 {
     bs_rule_version ver = {v->hlc, v->seq, {0}};
+    bs_rebuild_stats st;
     bs_collection rules;
+    bs_err rv;
 
     if (strcmp(coll, BS_SYS_COLLECTIONS) != 0)
         return BS_OK;
     memcpy(ver.inc, l->meta.inc, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
-    return bs_rules_note(l->txn, id, &ver, &rules);
+    if ((rv = bs_rules_note(l->txn, id, &ver, &rules)) != BS_OK)
+        return rv;
+    return bs_rebuild_after(l->txn, &l->meta, id, v->hlc, &st);
 }
 
 /* A local write the rules in effect forbid is refused up front (design.md,
@@ -282,7 +287,7 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
     if (c->coll[0] == '_')
         return BS_OK;
     bs_access_name(l->txn, &l->meta, l->meta.pk, name);
-    if ((rv = bs_access_judge(l->txn, &l->meta, l->meta.pk, name, c, v,
+    if ((rv = bs_access_judge(l->txn, &l->meta, l->self->key, name, c, v,
                               &l->order, NULL, NULL, NULL, &j)) != BS_OK)
         return rv;
     if (!j.allowed)

@@ -1,0 +1,357 @@
+/*
+ * rebuild.c - rebuilding a collection's records after a rule change.
+ */
+#include "rebuild.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "access.h"
+#include "changeset.h"
+#include "collections.h"
+#include "conflict.h"
+#include "setlog.h"
+#include "streams.h"
+
+/* One change of the collection in the log. */
+typedef struct ref {
+    const char *id; /* in the arena */
+    uint64_t hlc, seq;
+    uint32_t stream;
+    int late;     /* its record has a change stamped after the version */
+    int have;     /* ch is decoded (records to rebuild only) */
+    bs_change ch; /* in rebuild.changes */
+} ref;
+
+typedef struct rebuild {
+    bs_txn *txn;
+    const bs_meta *meta;
+    const char *coll;
+    const char *id; /* NULL: every record of coll */
+    bs_streamtab tab;
+    bs_order order;
+    bs_arena ids, changes;
+    ref *v;
+    size_t n, cap;
+    /* the refused changes of the record being rebuilt (conflicts) */
+    const ref **refused;
+    size_t nrefused, caprefused;
+} rebuild;
+
+static int
+ref_cmp(const void *x, const void *y, void *ctx)
+{
+    const ref *a = x, *b = y;
+    const rebuild *rb = ctx;
+    int c = strcmp(a->id, b->id);
+
+    if (c != 0)
+        return c;
+    if (a->hlc != b->hlc)
+        return a->hlc < b->hlc ? -1 : 1;
+    if (a->stream != b->stream) {
+        c = memcmp(bs_streams_key(rb->order.ctx, a->stream),
+                   bs_streams_key(rb->order.ctx, b->stream),
+                   BS_STREAM_KEY_LEN);
+        if (c != 0)
+            return c < 0 ? -1 : 1;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Every change of the collection in the log. */
+static bs_err
+collect(rebuild *rb)
+{
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_arena a;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(rb->txn, BS_DB_LOG, &cur)) != BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    for (rv = bs_cursor_first(cur, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(cur, &k, &v)) {
+        bs_csview *cv;
+
+        if (k.n != 12 || bs_changeset_decode(v.p, v.n, &cv, NULL) != BS_OK) {
+            rv = BS_ESTORE;
+            break;
+        }
+        for (size_t i = 0; i < cv->count && rv == BS_OK; i++) {
+            bs_change ch;
+
+            if (!cv->present[i])
+                continue;
+            bs_arena_reset(&a);
+            if (bs_changeset_change(cv, i, &a, &ch, NULL) != BS_OK) {
+                rv = BS_ESTORE;
+                break;
+            }
+            if (strcmp(ch.coll, rb->coll) != 0 ||
+                (rb->id != NULL && strcmp(ch.id, rb->id) != 0))
+                continue;
+            if (rb->n == rb->cap) {
+                size_t cap = rb->cap ? rb->cap * 2 : 256;
+                ref *nv = realloc(rb->v, cap * sizeof *nv);
+                if (nv == NULL) {
+                    rv = BS_ENOMEM;
+                    break;
+                }
+                rb->v = nv;
+                rb->cap = cap;
+            }
+            rb->v[rb->n].id = bs_arena_strndup(&rb->ids, ch.id, strlen(ch.id));
+            if (rb->v[rb->n].id == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            rb->v[rb->n].hlc = ch.hlc;
+            rb->v[rb->n].seq = ch.seq;
+            rb->v[rb->n].stream = bs_get_u32be(k.p);
+            rb->n++;
+        }
+        bs_changeset_free(cv);
+        if (rv != BS_OK)
+            break;
+    }
+    bs_arena_fini(&a);
+    bs_cursor_close(cur);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+static int
+was_refused(void *ctx, const uint8_t *key, uint64_t seq)
+{
+    const rebuild *rb = ctx;
+
+    for (size_t i = 0; i < rb->nrefused; i++)
+        if (rb->refused[i]->seq == seq &&
+            memcmp(bs_streams_key(rb->order.ctx, rb->refused[i]->stream), key,
+                   BS_STREAM_KEY_LEN) == 0)
+            return 1;
+    return 0;
+}
+
+static int
+pos_cmp(const void *x, const void *y)
+{
+    const ref *a = *(ref *const *)x, *b = *(ref *const *)y;
+
+    if (a->stream != b->stream)
+        return a->stream < b->stream ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Decode the changes of the records to rebuild, each set read once: a
+ * second pass over the log, in log order. */
+static bs_err
+fetch_late(rebuild *rb)
+{
+    ref **idx = malloc((rb->n + 1) * sizeof *idx);
+    size_t n = 0, at = 0;
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_err rv;
+
+    if (idx == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < rb->n; i++)
+        if (rb->v[i].late)
+            idx[n++] = &rb->v[i];
+    qsort(idx, n, sizeof *idx, pos_cmp);
+    if ((rv = bs_cursor_open(rb->txn, BS_DB_LOG, &cur)) != BS_OK) {
+        free(idx);
+        return rv;
+    }
+    for (rv = bs_cursor_first(cur, &k, &v); rv == BS_OK && at < n;
+         rv = bs_cursor_next(cur, &k, &v)) {
+        uint32_t stream = bs_get_u32be(k.p);
+        bs_csview *cv;
+
+        /* skip the refs of streams or seqs before this set */
+        while (at < n && (idx[at]->stream < stream ||
+                          (idx[at]->stream == stream &&
+                           idx[at]->seq < bs_get_u64be(k.p + 4))))
+            at++;
+        if (at == n || idx[at]->stream != stream)
+            continue;
+        if (bs_changeset_decode(v.p, v.n, &cv, NULL) != BS_OK) {
+            rv = BS_ESTORE;
+            break;
+        }
+        for (; at < n && idx[at]->stream == stream && idx[at]->seq <= cv->last;
+             at++) {
+            ref *r = idx[at];
+            size_t i = r->seq - cv->first;
+
+            if (!cv->present[i] ||
+                bs_changeset_change(cv, i, &rb->changes, &r->ch, NULL) !=
+                    BS_OK) {
+                rv = BS_ESTORE;
+                break;
+            }
+            r->have = 1;
+        }
+        bs_changeset_free(cv);
+        if (rv != BS_OK)
+            break;
+    }
+    bs_cursor_close(cur);
+    free(idx);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/* Rebuild the record of refs v[0..n) (one ID, in version order). */
+static bs_err
+rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    char owner[BS_NODE_NAME_MAX + 2] = "";
+    bs_collection current;
+    bs_record r;
+    bs_arena a;
+    bs_err rv;
+
+    if ((rv = bs_collections_get(rb->txn, rb->coll, &current)) != BS_OK ||
+        (rv = bs_access_forget_owner(rb->txn, rb->coll, v[0].id)) != BS_OK)
+        return rv;
+    rb->order.use_prio = current.policy == BS_POLICY_PRIORITY;
+    rb->nrefused = 0;
+    memset(&r, 0, sizeof r);
+    bs_arena_init(&a);
+    for (size_t i = 0; i < n && rv == BS_OK; i++) {
+        const uint8_t *skey = bs_streams_key(rb->order.ctx, v[i].stream);
+        bs_version ver;
+        char name[BS_NODE_NAME_MAX + 1];
+        bs_judgment j;
+        bs_change ch;
+        int changed;
+
+        if (!v[i].have) {
+            rv = BS_ESTORE;
+            break;
+        }
+        ch = v[i].ch;
+        ver = (bs_version){ch.hlc, ch.seq, v[i].stream, ch.prio};
+        bs_access_name(rb->txn, rb->meta, skey, name);
+        if ((rv = bs_access_judge(rb->txn, rb->meta, skey, name, &ch, &ver,
+                                  &rb->order, NULL, NULL, owner, &j)) !=
+            BS_OK)
+            break;
+        if (!j.allowed) {
+            if (rb->nrefused == rb->caprefused) {
+                size_t cap = rb->caprefused ? rb->caprefused * 2 : 16;
+                const ref **nv = realloc(rb->refused, cap * sizeof *nv);
+                if (nv == NULL) {
+                    rv = BS_ENOMEM;
+                    break;
+                }
+                rb->refused = nv;
+                rb->caprefused = cap;
+            }
+            rb->refused[rb->nrefused++] = &v[i];
+            st->refused++;
+            continue;
+        }
+        if ((rv = bs_record_merge(&r, ch.deleted, ch.fields, ch.nfields, &ver,
+                                  &rb->order, &a, &changed)) != BS_OK ||
+            (rv = bs_access_note_owner(rb->txn, &ch, skey,
+                                       j.rules.owner_field)) != BS_OK)
+            break;
+        bs_access_owner_after(&ch, j.rules.owner_field, owner, owner,
+                              sizeof owner);
+    }
+    if (rv == BS_OK) {
+        size_t klen = bs_record_key(key, rb->coll, v[0].id);
+
+        if (!r.has_alive && !r.has_tomb) {
+            rv = bs_txn_del(rb->txn, BS_DB_RECORDS, bs_mem(key, klen));
+        } else {
+            bs_recenc e;
+            uint8_t *dst;
+
+            if ((rv = bs_record_prepare(&r, &a, &e)) == BS_OK &&
+                (rv = bs_txn_reserve(rb->txn, BS_DB_RECORDS, bs_mem(key, klen),
+                                     e.size, 0, &dst, NULL)) == BS_OK)
+                bs_record_encode(&r, &e, dst);
+        }
+    }
+    if (rv == BS_OK && rb->nrefused > 0)
+        rv = bs_conflict_drop_if(rb->txn, rb->coll, v[0].id, was_refused, rb);
+    bs_arena_fini(&a);
+    st->records += rv == BS_OK;
+    return rv;
+}
+
+static bs_err
+run(rebuild *rb, uint64_t hlc, bs_rebuild_stats *st)
+{
+    bs_err rv;
+
+    bs_arena_init(&rb->ids);
+    bs_arena_init(&rb->changes);
+    if ((rv = bs_streams_load(rb->txn, &rb->tab)) != BS_OK) {
+        bs_arena_fini(&rb->ids);
+        bs_arena_fini(&rb->changes);
+        return rv;
+    }
+    rb->order = (bs_order){0, bs_streams_key, &rb->tab};
+    if ((rv = collect(rb)) == BS_OK && rb->n > 0) {
+        qsort_r(rb->v, rb->n, sizeof *rb->v, ref_cmp, rb);
+        /* A record is rebuilt when a change of it is stamped after hlc. */
+        for (size_t i = 0, e; i < rb->n; i = e) {
+            int late = 0;
+
+            for (e = i; e < rb->n && strcmp(rb->v[e].id, rb->v[i].id) == 0;
+                 e++)
+                late |= rb->v[e].hlc > hlc;
+            for (size_t k = i; k < e; k++)
+                rb->v[k].late = late;
+        }
+        rv = fetch_late(rb);
+        for (size_t i = 0, e; i < rb->n && rv == BS_OK; i = e) {
+            for (e = i; e < rb->n && strcmp(rb->v[e].id, rb->v[i].id) == 0;
+                 e++)
+                ;
+            if (rb->v[i].late)
+                rv = rebuild_record(rb, &rb->v[i], e - i, st);
+        }
+    }
+    free(rb->v);
+    free(rb->refused);
+    bs_streams_fini(&rb->tab);
+    bs_arena_fini(&rb->changes);
+    bs_arena_fini(&rb->ids);
+    return rv;
+}
+
+bs_err
+bs_rebuild_after(bs_txn *t, const bs_meta *m, const char *coll, uint64_t hlc,
+                 bs_rebuild_stats *st)
+{
+    rebuild rb;
+
+    memset(st, 0, sizeof *st);
+    memset(&rb, 0, sizeof rb);
+    rb.txn = t;
+    rb.meta = m;
+    rb.coll = coll;
+    return run(&rb, hlc, st);
+}
+
+bs_err
+bs_rebuild_record(bs_txn *t, const bs_meta *m, const char *coll,
+                  const char *id, bs_rebuild_stats *st)
+{
+    rebuild rb;
+
+    memset(st, 0, sizeof *st);
+    memset(&rb, 0, sizeof rb);
+    rb.txn = t;
+    rb.meta = m;
+    rb.coll = coll;
+    rb.id = id;
+    return run(&rb, 0, st);
+}
