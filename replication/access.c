@@ -31,12 +31,12 @@ bs_access_name(bs_txn *t, const bs_meta *m, const uint8_t *pk,
 /* "own:" coll \0 id \0 [hlc | stream key | seq]; the length with the
  * version (full) or without it. */
 static size_t
-own_key(uint8_t *k, const char *coll, const char *id, uint64_t hlc,
-        const uint8_t *skey, uint64_t seq, int full)
+any_key(uint8_t *k, const char *prefix, const char *coll, const char *id,
+        uint64_t hlc, const uint8_t *skey, uint64_t seq, int full)
 {
     size_t cn = strlen(coll), in = strlen(id), n = 4;
 
-    memcpy(k, OWN_PREFIX, 4);
+    memcpy(k, prefix, 4);
     memcpy(k + n, coll, cn + 1);
     n += cn + 1;
     memcpy(k + n, id, in + 1);
@@ -47,6 +47,55 @@ own_key(uint8_t *k, const char *coll, const char *id, uint64_t hlc,
     memcpy(k + n + 8, skey, BS_STREAM_KEY_LEN);
     bs_put_u64be(k + n + 8 + BS_STREAM_KEY_LEN, seq);
     return n + 16 + BS_STREAM_KEY_LEN;
+}
+
+static size_t
+own_key(uint8_t *k, const char *coll, const char *id, uint64_t hlc,
+        const uint8_t *skey, uint64_t seq, int full)
+{
+    return any_key(k, OWN_PREFIX, coll, id, hlc, skey, seq, full);
+}
+
+/* "rej:" coll \0 id \0 hlc | key | seq: a change of coll/id refused by
+ * rule, whose judgment a later owner change below it may change. */
+static size_t
+rej_key(uint8_t *k, const char *coll, const char *id, uint64_t hlc,
+        const uint8_t *skey, uint64_t seq, int full)
+{
+    return any_key(k, "rej:", coll, id, hlc, skey, seq, full);
+}
+
+bs_err
+bs_access_note_refused(bs_txn *t, const bs_change *c, const uint8_t *skey)
+{
+    uint8_t k[OWN_KEY_MAX];
+
+    return bs_txn_put(
+        t, BS_DB_META,
+        bs_mem(k, rej_key(k, c->coll, c->id, c->hlc, skey, c->seq, 1)),
+        bs_mem("", 0), 0, NULL);
+}
+
+bs_err
+bs_access_refused_after(bs_txn *t, const bs_change *c, const uint8_t *skey,
+                        int *any)
+{
+    uint8_t k[OWN_KEY_MAX];
+    size_t plen = rej_key(k, c->coll, c->id, 0, NULL, 0, 0),
+           klen = rej_key(k, c->coll, c->id, c->hlc, skey, c->seq, 1);
+    bs_cursor *cur;
+    bs_slice fk, fv;
+    bs_err rv;
+
+    *any = 0;
+    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
+        return rv;
+    rv = bs_cursor_seek(cur, bs_mem(k, klen), &fk, &fv);
+    if (rv == BS_OK && fk.n >= plen && memcmp(fk.p, k, plen) == 0 &&
+        !(fk.n == klen && memcmp(fk.p, k, klen) == 0))
+        *any = 1;
+    bs_cursor_close(cur);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 bs_err
@@ -99,8 +148,8 @@ vkey_lt(const vkey *a, const vkey *b)
  * "" for none), from the owner history and the record as stored. */
 static bs_err
 prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
-            const bs_order *o, const char *owner_field, char *owner,
-            size_t on, bs_judgment *j)
+            const bs_order *o, const char *owner_field, char *owner, size_t on,
+            const bs_owner_note *pending, size_t npending, bs_judgment *j)
 {
     uint8_t k[OWN_KEY_MAX];
     size_t plen = own_key(k, coll, id, 0, NULL, 0, 0),
@@ -141,8 +190,8 @@ prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
     if (rv == BS_ENOTFOUND && r.has_tomb) /* deleted: still has versions */
         rv = BS_OK;
     if (rv == BS_OK) {
-        const bs_field *f = bs_record_find(&r, owner_field,
-                                           strlen(owner_field));
+        const bs_field *f =
+            bs_record_find(&r, owner_field, strlen(owner_field));
 
         if (f != NULL) {
             cand = (vkey){f->ver.hlc, f->ver.seq,
@@ -157,13 +206,30 @@ prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
         if (r.has_tomb) {
             cand = (vkey){r.tomb.hlc, r.tomb.seq,
                           o->stream_key(o->ctx, r.tomb.stream)};
-            if (vkey_lt(&cand, at) && vkey_lt(&best, &cand))
+            if (vkey_lt(&cand, at) && vkey_lt(&best, &cand)) {
+                best = cand;
                 owner[0] = '\0';
+            }
         }
     } else if (rv == BS_ENOTFOUND) {
         rv = BS_OK;
     }
     bs_arena_fini(&a);
+    for (size_t i = 0; i < npending; i++) {
+        const bs_owner_note *p = &pending[i];
+
+        if (strcmp(p->coll, coll) != 0 || strcmp(p->id, id) != 0)
+            continue;
+        cand = (vkey){p->hlc, p->seq, p->key};
+        if (vkey_lt(&cand, at) && vkey_lt(&best, &cand)) {
+            best = cand;
+            snprintf(owner, on, "%s", p->owner);
+        } else if (vkey_lt(&cand, at)) {
+            /* it lands below a stored change, which a rebuild will
+             * judge again: the owner found here may not last */
+            j->unsure = 1;
+        }
+    }
     if (best.hlc != 0 || best.seq != 0) {
         j->by_change = 1;
         memcpy(j->by_key, best.skey, BS_STREAM_KEY_LEN);
@@ -177,7 +243,7 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
                 const char *name, const bs_change *c, const bs_version *cv,
                 const bs_order *o, const bs_collection *rules,
                 const bs_rule_version *ver, const char *prior_hint,
-                bs_judgment *j)
+                const bs_owner_note *pending, size_t npending, bs_judgment *j)
 {
     char prior[BS_NODE_NAME_MAX + 2], after[BS_NODE_NAME_MAX + 2];
     const char *of;
@@ -198,8 +264,8 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
         return BS_OK;
     j->allowed = 0;
     if (j->rules.writers == BS_WRITERS_HUB) {
-        snprintf(j->why, sizeof j->why,
-                 "only the hub writes %s (writers hub)", c->coll);
+        snprintf(j->why, sizeof j->why, "only the hub writes %s (writers hub)",
+                 c->coll);
         return BS_OK;
     }
     /* writers=owner */
@@ -208,15 +274,13 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
     if (prior_hint != NULL)
         snprintf(prior, sizeof prior, "%s", prior_hint);
     else if ((rv = prior_owner(t, c->coll, c->id, &at, o, of, prior,
-                               sizeof prior, j)) != BS_OK)
+                               sizeof prior, pending, npending, j)) != BS_OK)
         return rv;
     bs_access_owner_after(c, of, prior, after, sizeof after);
-    if (!(prior[0] != '\0' && strcmp(prior, name) != 0))
-        j->by_change = 0; /* not forbidden for being another's */
     if (prior[0] != '\0' && strcmp(prior, name) != 0)
         snprintf(j->why, sizeof j->why,
-                 "%s/%s belongs to %s (%s), not to %s (writers owner)",
-                 c->coll, c->id, prior, of, name[0] ? name : "this origin");
+                 "%s/%s belongs to %s (%s), not to %s (writers owner)", c->coll,
+                 c->id, prior, of, name[0] ? name : "this origin");
     else if (c->deleted && prior[0] == '\0')
         snprintf(j->why, sizeof j->why,
                  "%s/%s has no owner in %s: only the hub deletes it "
@@ -224,8 +288,8 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
                  c->coll, c->id, of);
     else if (!c->deleted && (name[0] == '\0' || strcmp(after, name) != 0))
         snprintf(j->why, sizeof j->why,
-                 "%s/%s must name its writer %s in %s (writers owner)",
-                 c->coll, c->id, name[0] ? name : "(unnamed)", of);
+                 "%s/%s must name its writer %s in %s (writers owner)", c->coll,
+                 c->id, name[0] ? name : "(unnamed)", of);
     else
         j->allowed = 1;
     return BS_OK;
@@ -240,12 +304,11 @@ bs_access_owner_after(const bs_change *c, const char *owner_field,
         return;
     for (size_t i = 0; i < c->nfields; i++)
         if (strcmp(c->fields[i].name, owner_field) == 0)
-            snprintf(out, n, "%.*s",
-                     c->fields[i].val.type == BS_VTEXT
-                         ? (int)c->fields[i].val.len
-                         : 0,
-                     c->fields[i].val.type == BS_VTEXT ? c->fields[i].val.s
-                                                       : "");
+            snprintf(
+                out, n, "%.*s",
+                c->fields[i].val.type == BS_VTEXT ? (int)c->fields[i].val.len
+                                                  : 0,
+                c->fields[i].val.type == BS_VTEXT ? c->fields[i].val.s : "");
 }
 
 /* "ref:" pk -> u64be count | the first reason */
@@ -301,11 +364,9 @@ bs_access_count_refused(bs_txn *t, const uint8_t *pk, uint64_t n,
                       bs_mem(v, 8 + wn), 0, NULL);
 }
 
-bs_err
-bs_access_forget_owner(bs_txn *t, const char *coll, const char *id)
+static bs_err
+forget_prefix(bs_txn *t, const uint8_t *k, size_t plen)
 {
-    uint8_t k[OWN_KEY_MAX];
-    size_t plen = own_key(k, coll, id, 0, NULL, 0, 0);
     bs_cursor *cur;
     bs_slice fk, fv;
     bs_err rv;
@@ -318,4 +379,15 @@ bs_access_forget_owner(bs_txn *t, const char *coll, const char *id)
             break;
     bs_cursor_close(cur);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
+bs_access_forget_owner(bs_txn *t, const char *coll, const char *id)
+{
+    uint8_t k[OWN_KEY_MAX];
+    bs_err rv = forget_prefix(t, k, own_key(k, coll, id, 0, NULL, 0, 0));
+
+    return rv != BS_OK
+               ? rv
+               : forget_prefix(t, k, rej_key(k, coll, id, 0, NULL, 0, 0));
 }

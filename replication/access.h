@@ -24,16 +24,29 @@
 #include "meta.h"
 #include "rules.h"
 
+/* The owner a change not yet stored gives its record (admission judges a
+ * set, and a dry run a whole file, before any of it is stored). */
+typedef struct bs_owner_note {
+    char coll[BS_COLLECTION_MAX + 1], id[BS_ID_MAX + 1];
+    uint64_t hlc, seq;
+    uint8_t key[BS_STREAM_KEY_LEN];
+    char owner[BS_NODE_NAME_MAX + 2];
+} bs_owner_note;
+
 typedef struct bs_judgment {
     int allowed;
-    bs_collection rules;      /* the governing version */
-    bs_rule_version ver;      /* 0 0: the defaults */
-    char why[BS_ERRMSG_LEN];  /* forbidden: the rule, the record, the name */
-    /* forbidden because the record is another's: the change that gave it
-     * that owner (its stream key and seq), when known */
+    bs_collection rules;     /* the governing version */
+    bs_rule_version ver;     /* 0 0: the defaults */
+    char why[BS_ERRMSG_LEN]; /* forbidden: the rule, the record, the name */
+    /* the change that gave the record its owner before c (its stream key
+     * and seq), when there is one: the origin could only know the rule
+     * applied if it had seen that change */
     int by_change;
     uint8_t by_key[BS_STREAM_KEY_LEN];
     uint64_t by_seq;
+    /* a pending owner change lands below the stored change found: the
+     * stored one will be judged again once the pending one is stored */
+    int unsure;
 } bs_judgment;
 
 /*
@@ -43,21 +56,26 @@ typedef struct bs_judgment {
  * stream keys of stored versions.  rules and ver,
  * when not NULL, are the governing version already looked up (else it is
  * looked up in t); prior, when not NULL, is the record's owner just
- * before c ("" none) as the caller knows it from changes not yet stored
- * (an earlier change of the same set).  BS_OK with *j set; BS_ESTORE for
- * damaged entries; BS_ENOMEM.
+ * before c ("" none) as the caller knows it (a rebuild replaying the
+ * record); else it is found in the store and among pending[0..npending),
+ * changes not yet stored.  BS_OK with *j set; BS_ESTORE for damaged
+ * entries; BS_ENOMEM.
  */
-BS_MUST_CHECK bs_err bs_access_judge(bs_txn *t, const bs_meta *m,
-                                     const uint8_t *skey, const char *name,
-                                     const bs_change *c,
-                                     const bs_version *cv,
-                                     const bs_order *o,
-                                     const bs_collection *rules,
-                                     const bs_rule_version *ver,
-                                     const char *prior, bs_judgment *j);
+BS_MUST_CHECK bs_err bs_access_judge(
+    bs_txn *t, const bs_meta *m, const uint8_t *skey, const char *name,
+    const bs_change *c, const bs_version *cv, const bs_order *o,
+    const bs_collection *rules, const bs_rule_version *ver, const char *prior,
+    const bs_owner_note *pending, size_t npending, bs_judgment *j);
 
-/* Forget the owner history of coll/id (write txn; a rebuild writes it
- * again). */
+/* Keep that change c of the stream skey was refused by rule (write txn),
+ * and ask whether coll/id has such a change above c (*any). */
+BS_MUST_CHECK bs_err bs_access_note_refused(bs_txn *t, const bs_change *c,
+                                            const uint8_t *skey);
+BS_MUST_CHECK bs_err bs_access_refused_after(bs_txn *t, const bs_change *c,
+                                             const uint8_t *skey, int *any);
+
+/* Forget the owner history of coll/id and its refused changes (write txn;
+ * a rebuild writes them again). */
 BS_MUST_CHECK bs_err bs_access_forget_owner(bs_txn *t, const char *coll,
                                             const char *id);
 

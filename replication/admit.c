@@ -3,6 +3,8 @@
  */
 #include "admit.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "access.h"
@@ -59,10 +61,12 @@ bs_admission_fini(bs_admission *ad)
     free(ad->intro);
     free(ad->dheld);
     free(ad->drules);
+    free(ad->pending);
     ad->learnt = ad->intro = NULL;
     ad->dheld = NULL;
     ad->drules = NULL;
-    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = 0;
+    ad->pending = NULL;
+    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = ad->npending = 0;
 }
 
 void
@@ -414,6 +418,36 @@ saw_more_of_hub(bs_admission *ad, const bs_csview *v)
     return 0;
 }
 
+/* Whether this node holds everything v's origin had seen: only then does
+ * it judge v's changes on all the origin knew. */
+static int
+knows_all_seen(bs_admission *ad, const bs_csview *v)
+{
+    for (size_t i = 0; i < v->nseen; i++) {
+        const bs_pos *p = &v->seen[i];
+        bs_stream *s;
+
+        if (p->seq == 0)
+            continue;
+        s = bs_streams_find(ad->streams, p->origin, p->inc);
+        if (s == NULL || s->seq < p->seq)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether a dry run learnt rules of c's collection from a hub set earlier
+ * in the file: the owners noted before them followed the older rules, so
+ * only the stored result (pass 2) is exact. */
+static int
+learnt_rules_of(const bs_admission *ad, const bs_change *c)
+{
+    for (size_t i = 0; i < ad->ndrules; i++)
+        if (strcmp(ad->drules[i].rules.name, c->coll) == 0)
+            return 1;
+    return 0;
+}
+
 /* Whether v's origin had seen position (key, seq) in its signed vector. */
 static int
 saw_pos(const bs_csview *v, const uint8_t *key, uint64_t seq)
@@ -461,21 +495,42 @@ governing(bs_admission *ad, const bs_change *c, bs_collection *r,
     return rv;
 }
 
-/* The owner an earlier change of the set being judged left a record with:
- * the set's changes are judged before any is stored. */
-typedef struct owner_note {
-    const bs_change *c; /* the record: c->coll, c->id */
-    char owner[BS_NODE_NAME_MAX + 2];
-} owner_note;
-
-static const char *
-noted_owner(const owner_note *v, size_t n, const bs_change *c)
+/* Keep the owner an admitted change leaves its record with, for the
+ * changes judged after it before it is stored (as apply.c notes it: by
+ * the owner field of the collection's rules now). */
+static bs_err
+note_pending(bs_admission *ad, const bs_change *c, const uint8_t *skey)
 {
-    for (size_t i = n; i-- > 0;)
-        if (strcmp(v[i].c->coll, c->coll) == 0 &&
-            strcmp(v[i].c->id, c->id) == 0)
-            return v[i].owner;
-    return NULL;
+    bs_owner_note *nv, *p;
+    bs_collection now;
+    bs_rule_version ver;
+    bs_change probe;
+    int sets = c->deleted;
+    bs_err rv;
+
+    /* the rules now: stored, or brought by a hub set earlier in a dry run */
+    memset(&probe, 0, sizeof probe);
+    probe.coll = c->coll;
+    probe.hlc = UINT64_MAX;
+    if ((rv = governing(ad, &probe, &now, &ver)) != BS_OK)
+        return rv;
+    if (now.owner_field[0] == '\0')
+        return BS_OK;
+    for (size_t i = 0; i < c->nfields && !sets; i++)
+        sets = strcmp(c->fields[i].name, now.owner_field) == 0;
+    if (!sets)
+        return BS_OK;
+    if ((nv = realloc(ad->pending, (ad->npending + 1) * sizeof *nv)) == NULL)
+        return BS_ENOMEM;
+    ad->pending = nv;
+    p = &nv[ad->npending++];
+    snprintf(p->coll, sizeof p->coll, "%s", c->coll);
+    snprintf(p->id, sizeof p->id, "%s", c->id);
+    p->hlc = c->hlc;
+    p->seq = c->seq;
+    memcpy(p->key, skey, BS_STREAM_KEY_LEN);
+    bs_access_owner_after(c, now.owner_field, "", p->owner, sizeof p->owner);
+    return BS_OK;
 }
 
 /* A11 for the user collections: judge every change of a member's set. */
@@ -485,12 +540,20 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
 {
     bs_order o = {0, bs_streams_key, ad->streams};
     char name[BS_NODE_NAME_MAX + 1];
-    owner_note *notes = NULL;
-    size_t nnotes = 0;
     bs_judgment j;
     bs_err rv = BS_OK;
 
+    /* Outside a dry run the sets before this one are stored: only this
+     * set's changes are pending. */
+    if (!ad->dry)
+        ad->npending = 0;
     bs_access_name(ad->txn, &ad->meta, v->origin, name);
+    if (name[0] == '\0') { /* a dry run: introduced earlier in the file */
+        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, v->origin);
+
+        if (lm != NULL)
+            snprintf(name, sizeof name, "%s", lm->name);
+    }
     for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
         const bs_change *c = &out->changes[i];
         bs_version cv = {c->hlc, c->seq, out->stream->idx, c->prio};
@@ -500,36 +563,20 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         if (c->coll == NULL || c->coll[0] == '_')
             continue;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
-            (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name,
-                                  c, &cv,
-                                  &o, &rules, &ver,
-                                  noted_owner(notes, nnotes, c), &j)) !=
-                BS_OK)
+            (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name, c,
+                                  &cv, &o, &rules, &ver, NULL, ad->pending,
+                                  ad->npending, &j)) != BS_OK)
             break;
-        if (j.allowed && j.rules.writers == BS_WRITERS_OWNER) {
-            const char *before = noted_owner(notes, nnotes, c);
-            owner_note *nv = realloc(notes, (nnotes + 1) * sizeof *nv);
-
-            if (nv == NULL) {
-                rv = BS_ENOMEM;
-                break;
-            }
-            notes = nv;
-            notes[nnotes].c = c;
-            /* Allowed under writers=owner: the record is the writer's
-             * after it, or gone. */
-            bs_access_owner_after(c, j.rules.owner_field,
-                                  before ? before : name,
-                                  notes[nnotes].owner,
-                                  sizeof notes[nnotes].owner);
-            nnotes++;
-        }
-        if (j.allowed)
+        if (j.allowed) {
+            rv = note_pending(ad, c, out->stream->key);
             continue;
-        /* It could have known: it had the rule, and the change that
-         * made the record another's. */
+        }
+        /* It could have known: it had the rule, and the change that gave
+         * the record its owner; and this node knows all it knew (else a
+         * change it saw and this node lacks may yet allow it). */
         if (saw_version(ad, v, &j.ver) &&
-            (!j.by_change || saw_pos(v, j.by_key, j.by_seq))) {
+            (!j.by_change || saw_pos(v, j.by_key, j.by_seq)) && !j.unsure &&
+            knows_all_seen(ad, v) && !learnt_rules_of(ad, c)) {
             rv = bs_errf(err, BS_EPERM,
                          "not permitted: %s (origin %s had the rule)", j.why,
                          id);
@@ -537,8 +584,8 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         }
         if (out->skip == NULL) {
             if ((out->skip = bs_arena_alloc(ad->arena, v->count)) == NULL ||
-                (out->by_rule_why = bs_arena_strndup(
-                     ad->arena, j.why, strlen(j.why))) == NULL) {
+                (out->by_rule_why = bs_arena_strndup(ad->arena, j.why,
+                                                     strlen(j.why))) == NULL) {
                 rv = BS_ENOMEM;
                 break;
             }
@@ -547,7 +594,6 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         out->skip[i] = 1;
         out->by_rule++;
     }
-    free(notes);
     return rv;
 }
 
@@ -681,10 +727,18 @@ dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
     if (out->changes == NULL &&
         decode_changes(ad, v, &out->changes, NULL) != BS_OK)
         return BS_OK; /* it is refused when it applies */
-    if (out->verdict == BS_ADMIT_APPLY)
+    if (out->verdict == BS_ADMIT_APPLY) {
+        /* the owners its changes give, for the sets after it */
+        for (size_t i = 0; i < v->count; i++)
+            if (out->changes[i].coll != NULL &&
+                out->changes[i].coll[0] != '_' &&
+                (rv = note_pending(ad, &out->changes[i], out->stream->key)) !=
+                    BS_OK)
+                return rv;
         return (rv = learn_rules(ad, v, out->changes)) != BS_OK
                    ? rv
                    : learn_set(ad, &ad->learnt, &ad->nlearnt, v, out->changes);
+    }
     if (!ad->intro_loaded && (rv = load_intro(ad)) != BS_OK)
         return rv; /* the stored ones first: they are older */
     return learn_set(ad, &ad->intro, &ad->nintro, v, out->changes);
@@ -695,6 +749,7 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
              bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
+    size_t pending;
     int intro;
     bs_err rv;
 
@@ -717,10 +772,14 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
         rv = hold(ad, out->stream, id, BS_HOLD_INTRODUCTION, out, err);
     else
         rv = position(ad, out->stream, v, id, out, err); /* A5-A9 */
+    pending = ad->npending;
     if (rv == BS_OK && out->verdict == BS_ADMIT_APPLY &&
         (rv = check_changes(ad, v, id, out, err)) == BS_OK && /* A10-A11 */
+        out->verdict == BS_ADMIT_APPLY &&
         BS_HLC_MS(out->max_hlc) > ad->now_ms + ad->max_skew_ms)
         rv = hold(ad, out->stream, id, BS_HOLD_CLOCK, out, err); /* A12 */
+    if (rv != BS_OK || out->verdict != BS_ADMIT_APPLY)
+        ad->npending = pending; /* what is not applied gives no owner */
     if (rv == BS_OK && ad->dry)
         rv = dry_track(ad, v, out);
     return rv;

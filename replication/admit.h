@@ -95,6 +95,10 @@ typedef struct bs_admission {
     /* dry: rule versions of hub sets earlier in the exchange */
     struct bs_dry_rule *drules;
     size_t ndrules;
+    /* owners given by admitted changes not yet stored (access.h): this
+     * set's, and in a dry run the whole exchange's so far */
+    struct bs_owner_note *pending;
+    size_t npending;
 } bs_admission;
 
 /*

@@ -45,6 +45,7 @@ bs_apply_fini(bs_apply *ap)
     for (size_t i = 0; i < ap->nredo; i++)
         free(ap->redo[i]);
     free(ap->redo);
+    bs_rebuild_queue_fini(&ap->rules_due);
 }
 
 bs_err
@@ -165,19 +166,12 @@ note_rules(bs_apply *ap, const bs_stream *s, const bs_change *c,
            const bs_record *r)
 {
     bs_rule_version ver = {c->hlc, c->seq, {0}};
-    bs_rebuild_stats st;
     bs_collection rules;
-    bs_err rv;
 
     memcpy(ver.inc, s->key + BS_PK_LEN, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
-    if ((rv = bs_rules_note(ap->txn, c->id, &ver, &rules)) != BS_OK ||
-        (rv = bs_rebuild_after(ap->txn, &ap->meta, c->id, c->hlc, &st)) !=
-            BS_OK)
-        return rv;
-    ap->rebuilt += st.records;
-    return BS_OK;
+    return bs_rebuild_note_rules(ap->txn, c->id, &ver, &rules, &ap->rules_due);
 }
 
 /* 1 when r holds a version above cv. */
@@ -205,13 +199,22 @@ note_redo(bs_apply *ap, const bs_change *c, const bs_version *cv,
 {
     size_t cn, in;
     char **nv, *k;
-    int sets = c->deleted;
+    int sets = c->deleted, later;
+    bs_err rv;
 
     if (!ap->owner_field[0] || c->coll[0] == '_')
         return BS_OK;
     for (size_t i = 0; i < c->nfields && !sets; i++)
         sets = strcmp(c->fields[i].name, ap->owner_field) == 0;
-    if (!sets || !has_later(r, cv, o))
+    if (!sets)
+        return BS_OK;
+    /* judged before it: admitted ones are in r, refused ones noted */
+    later = has_later(r, cv, o);
+    if (!later &&
+        (rv = bs_access_refused_after(
+             ap->txn, c, bs_streams_key(o->ctx, cv->stream), &later)) != BS_OK)
+        return rv;
+    if (!later)
         return BS_OK;
     cn = strlen(c->coll);
     in = strlen(c->id);
@@ -274,6 +277,9 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (rv == BS_OK) {
         bs_record_encode(&r, &enc, dst);
         changed = 0; /* written */
+        /* new here, yet changes of it may have been refused by rule */
+        if ((rv = note_redo(ap, c, &cv, &r, &o)) != BS_OK)
+            return rv;
     } else if (rv == BS_EEXIST) {
         /* Decode a copy: the record borrows from it, and rewriting the
          * same key below may move or overwrite LMDB's page. */
@@ -431,6 +437,10 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
      * (INV-5), and LMDB touches far fewer pages for sorted keys. */
     if ((rv = merge_sorted(ap, v, s, a->changes, a->skip, err)) != BS_OK)
         return rv;
+    for (size_t i = 0; a->skip != NULL && i < v->count; i++)
+        if (a->skip[i] && (rv = bs_access_note_refused(ap->txn, &a->changes[i],
+                                                       s->key)) != BS_OK)
+            return rv;
     if (a->by_rule > 0) {
         if (ap->by_rule == 0)
             snprintf(ap->by_rule_why, sizeof ap->by_rule_why, "%s",
@@ -443,6 +453,12 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
     bs_hlc_observe(&ap->hlc, a->max_hlc);
     if ((rv = bs_setlog_put(ap->txn, s->idx, v->first, v->raw)) != BS_OK)
         return rv;
+    if (ap->rules_due.n > 0) {
+        bs_rebuild_stats st;
+
+        rv = bs_rebuild_queue_run(ap->txn, &ap->meta, &ap->rules_due, &st);
+        ap->rebuilt += st.records;
+    }
     for (size_t i = 0; i < ap->nredo && rv == BS_OK; i++) {
         bs_rebuild_stats st;
 

@@ -20,6 +20,7 @@
 
 #include "admit.h"
 #include "hlc.h"
+#include "rebuild.h"
 
 typedef struct bs_apply {
     bs_txn *txn;
@@ -50,6 +51,7 @@ typedef struct bs_apply {
      * owner change arrived below changes already judged ("coll\0id") */
     char **redo;
     size_t nredo;
+    bs_rebuild_queue rules_due; /* collections whose rules changed */
     /* changes refused by rule (admit.h A11), and the first reason */
     uint64_t by_rule;
     char by_rule_why[BS_ERRMSG_LEN];

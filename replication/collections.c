@@ -84,14 +84,14 @@ bs_collection_from_record(bs_collection *c, const bs_record *r)
     int i;
 
     c->declared = 1;
-    c->policy = (i = text_index(bs_record_field(r, "policy"), policy_names,
-                                3)) < 0
-                    ? BS_POLICY_LWW
-                    : (bs_policy)i;
-    c->writers = (i = text_index(bs_record_field(r, "writers"), writers_names,
-                                 3)) < 0
-                     ? BS_WRITERS_ALL
-                     : (bs_writers)i;
+    c->policy =
+        (i = text_index(bs_record_field(r, "policy"), policy_names, 3)) < 0
+            ? BS_POLICY_LWW
+            : (bs_policy)i;
+    c->writers =
+        (i = text_index(bs_record_field(r, "writers"), writers_names, 3)) < 0
+            ? BS_WRITERS_ALL
+            : (bs_writers)i;
     c->scope = (i = text_index(bs_record_field(r, "scope"), scope_names, 2)) < 0
                    ? BS_SCOPE_SHARED
                    : (bs_scope)i;
@@ -243,8 +243,7 @@ bs_collections_declare(const bs_core *c, const bs_collection *rules,
     if ((unsigned)rules->scope > BS_SCOPE_OWNER)
         return bs_errf(err, BS_EINVAL, "bad scope");
     if ((rules->set & BS_RULE_OWNER_FIELD) &&
-        (!bs_field_name_valid(rules->owner_field,
-                              strlen(rules->owner_field)) ||
+        (!bs_field_name_valid(rules->owner_field, strlen(rules->owner_field)) ||
          strcmp(rules->owner_field, "id") == 0))
         return bs_errf(err, BS_EINVAL,
                        "bad owner field \"%s\": a field name (1 to %d "

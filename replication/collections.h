@@ -88,7 +88,6 @@ BS_MUST_CHECK bs_err bs_collections_list(bs_txn *t, bs_collection **v,
  */
 BS_MUST_CHECK bs_err bs_collections_declare(const bs_core *c,
                                             const bs_collection *rules,
-                                            bs_collection *out,
-                                            bs_errbuf *err);
+                                            bs_collection *out, bs_errbuf *err);
 
 #endif

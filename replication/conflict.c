@@ -554,8 +554,7 @@ bs_conflict_recount(bs_txn *t)
 
 bs_err
 bs_conflict_drop_if(bs_txn *t, const char *coll, const char *id,
-                    int (*refused)(void *ctx, const uint8_t *key,
-                                   uint64_t seq),
+                    int (*refused)(void *ctx, const uint8_t *key, uint64_t seq),
                     void *ctx)
 {
     uint8_t prefix[BS_COLLECTION_MAX + BS_ID_MAX + 2];

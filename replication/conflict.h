@@ -110,12 +110,9 @@ BS_MUST_CHECK bs_err bs_conflict_supersede(bs_txn *t, const char *coll,
  * applied, and recount (write txn).  For records rebuilt after a rule
  * change (access.h).
  */
-BS_MUST_CHECK bs_err bs_conflict_drop_if(bs_txn *t, const char *coll,
-                                         const char *id,
-                                         int (*refused)(void *ctx,
-                                                        const uint8_t *key,
-                                                        uint64_t seq),
-                                         void *ctx);
+BS_MUST_CHECK bs_err bs_conflict_drop_if(
+    bs_txn *t, const char *coll, const char *id,
+    int (*refused)(void *ctx, const uint8_t *key, uint64_t seq), void *ctx);
 
 /* ---- the store upgrade (format 2 -> 3) ---- */
 

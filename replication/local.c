@@ -101,6 +101,7 @@ bs_local_fini(bs_local *l)
     bs_streams_fini(&l->streams);
     bs_arena_fini(&l->scratch);
     bs_csbuild_fini(&l->build);
+    bs_rebuild_queue_fini(&l->rules_due);
 }
 
 /* Seal the queued changes into one set and append it to the log. */
@@ -259,18 +260,14 @@ note_rules(bs_local *l, const char *coll, const char *id, const bs_record *r,
            const bs_version *v)
 {
     bs_rule_version ver = {v->hlc, v->seq, {0}};
-    bs_rebuild_stats st;
     bs_collection rules;
-    bs_err rv;
 
     if (strcmp(coll, BS_SYS_COLLECTIONS) != 0)
         return BS_OK;
     memcpy(ver.inc, l->meta.inc, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
-    if ((rv = bs_rules_note(l->txn, id, &ver, &rules)) != BS_OK)
-        return rv;
-    return bs_rebuild_after(l->txn, &l->meta, id, v->hlc, &st);
+    return bs_rebuild_note_rules(l->txn, id, &ver, &rules, &l->rules_due);
 }
 
 /* A local write the rules in effect forbid is refused up front (design.md,
@@ -288,14 +285,14 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
         return BS_OK;
     bs_access_name(l->txn, &l->meta, l->meta.pk, name);
     if ((rv = bs_access_judge(l->txn, &l->meta, l->self->key, name, c, v,
-                              &l->order, NULL, NULL, NULL, &j)) != BS_OK)
+                              &l->order, NULL, NULL, NULL, NULL, 0, &j)) !=
+        BS_OK)
         return rv;
     if (!j.allowed)
         return bs_errf(err, BS_EPERM,
                        "not permitted: %s; the head office's rules forbid it",
                        j.why);
-    return bs_access_note_owner(l->txn, c, l->self->key,
-                                j.rules.owner_field);
+    return bs_access_note_owner(l->txn, c, l->self->key, j.rules.owner_field);
 }
 
 /* One change of a put: fields f[0..n), at most one change's worth. */
@@ -461,6 +458,13 @@ bs_local_finish(bs_local *l, bs_errbuf *err)
         return BS_OK; /* nothing changed: nothing is written (P3) */
     if ((rv = seal(l, err)) != BS_OK)
         return rv;
+    if (l->rules_due.n > 0) {
+        bs_rebuild_stats st;
+
+        if ((rv = bs_rebuild_queue_run(l->txn, &l->meta, &l->rules_due, &st)) !=
+            BS_OK)
+            return rv;
+    }
     if ((rv = bs_streams_save(l->txn, l->self)) != BS_OK)
         return rv;
     return bs_meta_save_hlc(l->txn, l->hlc.last);

@@ -22,6 +22,7 @@
 #include "core.h"
 #include "hlc.h"
 #include "meta.h"
+#include "rebuild.h"
 #include "streams.h"
 
 typedef struct bs_local {
@@ -38,6 +39,7 @@ typedef struct bs_local {
     int has_conflicts;      /* local writes settle open conflicts they touch */
     int force;              /* write even when nothing changes (resolve) */
     uint64_t correction_ms; /* stamps are the wall clock less this */
+    bs_rebuild_queue rules_due; /* collections whose rules the hub wrote */
 } bs_local;
 
 /*

@@ -3,6 +3,7 @@
  */
 #include "rebuild.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,8 +52,7 @@ ref_cmp(const void *x, const void *y, void *ctx)
         return a->hlc < b->hlc ? -1 : 1;
     if (a->stream != b->stream) {
         c = memcmp(bs_streams_key(rb->order.ctx, a->stream),
-                   bs_streams_key(rb->order.ctx, b->stream),
-                   BS_STREAM_KEY_LEN);
+                   bs_streams_key(rb->order.ctx, b->stream), BS_STREAM_KEY_LEN);
         if (c != 0)
             return c < 0 ? -1 : 1;
     }
@@ -186,9 +186,8 @@ fetch_late(rebuild *rb)
             ref *r = idx[at];
             size_t i = r->seq - cv->first;
 
-            if (!cv->present[i] ||
-                bs_changeset_change(cv, i, &rb->changes, &r->ch, NULL) !=
-                    BS_OK) {
+            if (!cv->present[i] || bs_changeset_change(cv, i, &rb->changes,
+                                                       &r->ch, NULL) != BS_OK) {
                 rv = BS_ESTORE;
                 break;
             }
@@ -237,8 +236,8 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
         ver = (bs_version){ch.hlc, ch.seq, v[i].stream, ch.prio};
         bs_access_name(rb->txn, rb->meta, skey, name);
         if ((rv = bs_access_judge(rb->txn, rb->meta, skey, name, &ch, &ver,
-                                  &rb->order, NULL, NULL, owner, &j)) !=
-            BS_OK)
+                                  &rb->order, NULL, NULL, owner, NULL, 0,
+                                  &j)) != BS_OK)
             break;
         if (!j.allowed) {
             if (rb->nrefused == rb->caprefused) {
@@ -253,21 +252,32 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
             }
             rb->refused[rb->nrefused++] = &v[i];
             st->refused++;
+            if ((rv = bs_access_note_refused(rb->txn, &ch, skey)) != BS_OK)
+                break;
             continue;
         }
+        /* The owner is the field the collection's rules name now, as
+         * apply.c and admission follow it. */
         if ((rv = bs_record_merge(&r, ch.deleted, ch.fields, ch.nfields, &ver,
                                   &rb->order, &a, &changed)) != BS_OK ||
             (rv = bs_access_note_owner(rb->txn, &ch, skey,
-                                       j.rules.owner_field)) != BS_OK)
+                                       current.owner_field)) != BS_OK)
             break;
-        bs_access_owner_after(&ch, j.rules.owner_field, owner, owner,
-                              sizeof owner);
+        {
+            char next[sizeof owner];
+
+            bs_access_owner_after(&ch, current.owner_field, owner, next,
+                                  sizeof next);
+            memcpy(owner, next, sizeof owner);
+        }
     }
     if (rv == BS_OK) {
         size_t klen = bs_record_key(key, rb->coll, v[0].id);
 
         if (!r.has_alive && !r.has_tomb) {
             rv = bs_txn_del(rb->txn, BS_DB_RECORDS, bs_mem(key, klen));
+            if (rv == BS_ENOTFOUND)
+                rv = BS_OK; /* never stored */
         } else {
             bs_recenc e;
             uint8_t *dst;
@@ -304,16 +314,14 @@ run(rebuild *rb, uint64_t hlc, bs_rebuild_stats *st)
         for (size_t i = 0, e; i < rb->n; i = e) {
             int late = 0;
 
-            for (e = i; e < rb->n && strcmp(rb->v[e].id, rb->v[i].id) == 0;
-                 e++)
+            for (e = i; e < rb->n && strcmp(rb->v[e].id, rb->v[i].id) == 0; e++)
                 late |= rb->v[e].hlc > hlc;
             for (size_t k = i; k < e; k++)
                 rb->v[k].late = late;
         }
         rv = fetch_late(rb);
         for (size_t i = 0, e; i < rb->n && rv == BS_OK; i = e) {
-            for (e = i; e < rb->n && strcmp(rb->v[e].id, rb->v[i].id) == 0;
-                 e++)
+            for (e = i; e < rb->n && strcmp(rb->v[e].id, rb->v[i].id) == 0; e++)
                 ;
             if (rb->v[i].late)
                 rv = rebuild_record(rb, &rb->v[i], e - i, st);
@@ -328,22 +336,69 @@ run(rebuild *rb, uint64_t hlc, bs_rebuild_stats *st)
 }
 
 bs_err
-bs_rebuild_after(bs_txn *t, const bs_meta *m, const char *coll, uint64_t hlc,
-                 bs_rebuild_stats *st)
+bs_rebuild_note_rules(bs_txn *t, const char *coll, const bs_rule_version *v,
+                      const bs_collection *r, bs_rebuild_queue *q)
 {
-    rebuild rb;
+    bs_collection latest;
+    bs_rule_version lv;
+    uint64_t from = v->hlc;
+    struct bs_rebuild_due *nv;
+    bs_err rv;
 
-    memset(st, 0, sizeof *st);
-    memset(&rb, 0, sizeof rb);
-    rb.txn = t;
-    rb.meta = m;
-    rb.coll = coll;
-    return run(&rb, hlc, st);
+    if ((rv = bs_rules_at(t, coll, UINT64_MAX, &latest, &lv)) != BS_OK ||
+        (rv = bs_rules_note(t, coll, v, r)) != BS_OK)
+        return rv;
+    if (v->hlc > lv.hlc && strcmp(latest.owner_field, r->owner_field) != 0)
+        from = 0;
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->v[i].coll, coll) == 0) {
+            if (from < q->v[i].from)
+                q->v[i].from = from;
+            return BS_OK;
+        }
+    if ((nv = realloc(q->v, (q->n + 1) * sizeof *nv)) == NULL)
+        return BS_ENOMEM;
+    q->v = nv;
+    snprintf(nv[q->n].coll, sizeof nv[q->n].coll, "%s", coll);
+    nv[q->n++].from = from;
+    return BS_OK;
 }
 
 bs_err
-bs_rebuild_record(bs_txn *t, const bs_meta *m, const char *coll,
-                  const char *id, bs_rebuild_stats *st)
+bs_rebuild_queue_run(bs_txn *t, const bs_meta *m, bs_rebuild_queue *q,
+                     bs_rebuild_stats *st)
+{
+    bs_err rv = BS_OK;
+
+    memset(st, 0, sizeof *st);
+    for (size_t i = 0; i < q->n && rv == BS_OK; i++) {
+        bs_rebuild_stats one;
+        rebuild rb;
+
+        memset(&one, 0, sizeof one);
+        memset(&rb, 0, sizeof rb);
+        rb.txn = t;
+        rb.meta = m;
+        rb.coll = q->v[i].coll;
+        rv = run(&rb, q->v[i].from, &one);
+        st->records += one.records;
+        st->refused += one.refused;
+    }
+    q->n = 0;
+    return rv;
+}
+
+void
+bs_rebuild_queue_fini(bs_rebuild_queue *q)
+{
+    free(q->v);
+    q->v = NULL;
+    q->n = 0;
+}
+
+bs_err
+bs_rebuild_record(bs_txn *t, const bs_meta *m, const char *coll, const char *id,
+                  bs_rebuild_stats *st)
 {
     rebuild rb;
 

@@ -23,6 +23,7 @@
 #define BS_REBUILD_H
 
 #include "meta.h"
+#include "rules.h"
 #include "store.h"
 
 typedef struct bs_rebuild_stats {
@@ -30,11 +31,33 @@ typedef struct bs_rebuild_stats {
     uint64_t refused; /* changes not applied after the rebuild */
 } bs_rebuild_stats;
 
-/* Rebuild the records of collection coll with changes stamped after hlc,
- * as node m (write txn). */
-BS_MUST_CHECK bs_err bs_rebuild_after(bs_txn *t, const bs_meta *m,
-                                      const char *coll, uint64_t hlc,
-                                      bs_rebuild_stats *st);
+/* Collections to rebuild once the changes being applied are logged: a
+ * rebuild reads the log, so it runs after the set that brought the rule
+ * version is in it. */
+typedef struct bs_rebuild_queue {
+    struct bs_rebuild_due {
+        char coll[BS_COLLECTION_MAX + 1];
+        uint64_t from; /* records with changes stamped after it */
+    } * v;
+    size_t n;
+} bs_rebuild_queue;
+
+/* Keep *r as version *v of collection coll's rules (a hub change to
+ * `_collections/coll`; write txn) and queue on q the records it may judge
+ * otherwise: those with changes stamped after it, or every record when it
+ * names the owner in another field than the latest rules did (the owner
+ * history is kept for the latest field). */
+BS_MUST_CHECK bs_err bs_rebuild_note_rules(bs_txn *t, const char *coll,
+                                           const bs_rule_version *v,
+                                           const bs_collection *r,
+                                           bs_rebuild_queue *q);
+
+/* Rebuild what q holds as node m (write txn) and empty it; st counts. */
+BS_MUST_CHECK bs_err bs_rebuild_queue_run(bs_txn *t, const bs_meta *m,
+                                          bs_rebuild_queue *q,
+                                          bs_rebuild_stats *st);
+
+void bs_rebuild_queue_fini(bs_rebuild_queue *q);
 
 /* Rebuild record coll/id alone: a change that set its owner arrived below
  * changes of it already judged (writers=owner; write txn). */

@@ -25,8 +25,8 @@
 
 /* Where a governing version came from (for "the origin had seen it"). */
 typedef struct bs_rule_version {
-    uint64_t hlc, seq;          /* 0 0: no version, the defaults */
-    uint8_t inc[BS_INC_LEN];    /* the hub stream's incarnation */
+    uint64_t hlc, seq;       /* 0 0: no version, the defaults */
+    uint8_t inc[BS_INC_LEN]; /* the hub stream's incarnation */
 } bs_rule_version;
 
 /* Keep r as NAME's rules, version *v of the hub's stream (write txn). */

@@ -266,8 +266,8 @@ bs_cmd_collection(bs_cli *c)
         snprintf(rules.owner_field, sizeof rules.owner_field, "%.*s",
                  BS_FIELD_NAME_MAX, c->owner_field);
     if (c->owner_field && strlen(c->owner_field) > BS_FIELD_NAME_MAX)
-        return bs_errf(&c->err, BS_EINVAL,
-                       "bad owner field: at most %d bytes", BS_FIELD_NAME_MAX);
+        return bs_errf(&c->err, BS_EINVAL, "bad owner field: at most %d bytes",
+                       BS_FIELD_NAME_MAX);
     if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
         return rv;
     rv = bs_collections_declare(&core, &rules, &now, &c->err);

@@ -147,8 +147,8 @@ present(bst_node *t, const char *coll, const char *id, const char *has)
 {
     char *s = bst_get(t, coll, id);
 
-    cr_assert(s != NULL && strstr(s, has) != NULL, "%s: %s/%s is %s",
-              t->name, coll, id, s ? s : "(none)");
+    cr_assert(s != NULL && strstr(s, has) != NULL, "%s: %s/%s is %s", t->name,
+              coll, id, s ? s : "(none)");
     free(s);
 }
 
@@ -175,10 +175,9 @@ Test(access, a_branch_that_has_the_rule_is_refused_up_front)
     declare("prices", "hub", NULL);
     settle();
     bst_fingerprint(&tallinn, f0);
-    cr_assert_eq(put(&tallinn, "prices", "p1", "{\"eur\":3}", &err),
-                 BS_EPERM);
-    cr_assert(strstr(err.msg, "only the hub writes prices (writers hub)"),
-              "%s", err.msg);
+    cr_assert_eq(put(&tallinn, "prices", "p1", "{\"eur\":3}", &err), BS_EPERM);
+    cr_assert(strstr(err.msg, "only the hub writes prices (writers hub)"), "%s",
+              err.msg);
     bst_fingerprint(&tallinn, f1);
     cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "the refusal wrote");
     put_ok(&head, "prices", "p1", "{\"eur\":3}");
@@ -208,7 +207,7 @@ Test(access, an_offline_write_after_the_rule_is_refused_by_rule_everywhere)
                      err.msg);
     }
     present(&tallinn, "prices", "p1", "\"eur\":9"); /* it did not know */
-    carry(&tallinn, &head);                          /* the set applies */
+    carry(&tallinn, &head);                         /* the set applies */
     absent(&head, "prices", "p1");
     present(&head, "notes", "n1", "hi");
     cr_assert_eq(refused_of(&head, &tallinn, why, sizeof why), 1);
@@ -250,8 +249,8 @@ Test(access, a_set_whose_origin_had_the_rule_is_refused_whole)
 
     declare("prices", "hub", NULL);
     settle();
-    cr_assert_eq(
-        bs_store_write(tallinn.core.store, forget_rules, NULL, &err), BS_OK);
+    cr_assert_eq(bs_store_write(tallinn.core.store, forget_rules, NULL, &err),
+                 BS_OK);
     put_ok(&tallinn, "prices", "p1", "{\"eur\":9}");
     bst_fingerprint(&head, f0);
     rv = bst_carry(&tallinn, &head, NULL, &err);
@@ -270,8 +269,7 @@ Test(access, a_relaxed_rule_admits_what_it_governs_on_every_node)
 
     declare("prices", "hub", NULL);
     settle();
-    cr_assert_eq(put(&tallinn, "prices", "p2", "{\"eur\":1}", &err),
-                 BS_EPERM);
+    cr_assert_eq(put(&tallinn, "prices", "p2", "{\"eur\":1}", &err), BS_EPERM);
     tick(30000);
     declare("prices", "all", NULL);
     settle();

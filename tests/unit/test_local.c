@@ -599,8 +599,10 @@ Test(local, digest_ignores_deleted_and_system_records)
 {
     tnode a, b, c;
     op d = DEL("customers", "C9");
-    bs_collection rules = {.name = "customers", .declared = 1,
-                           .policy = BS_POLICY_MANUAL, .set = BS_RULE_POLICY};
+    bs_collection rules = {.name = "customers",
+                           .declared = 1,
+                           .policy = BS_POLICY_MANUAL,
+                           .set = BS_RULE_POLICY};
     bs_errbuf err = {{0}};
     bs_err rv;
 

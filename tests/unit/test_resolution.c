@@ -60,9 +60,10 @@ del(bst_node *t, const char *id)
 static void
 setup(void)
 {
-    bs_collection manual = {
-        .name = "notes", .declared = 1, .policy = BS_POLICY_MANUAL,
-        .set = BS_RULE_POLICY};
+    bs_collection manual = {.name = "notes",
+                            .declared = 1,
+                            .policy = BS_POLICY_MANUAL,
+                            .set = BS_RULE_POLICY};
     bs_errbuf err = {{0}};
     bs_clock c;
 
@@ -75,8 +76,8 @@ setup(void)
     bst_node_new(&riga, root, "riga", BS_ROLE_BRANCH, &c);
     bst_pair2(&head, &tallinn);
     bst_pair2(&head, &riga);
-    cr_assert_eq(bs_collections_declare(&head.core, &manual, NULL, &err), BS_OK, "%s",
-                 err.msg);
+    cr_assert_eq(bs_collections_declare(&head.core, &manual, NULL, &err), BS_OK,
+                 "%s", err.msg);
     tick();
     carry(&head, &tallinn);
     carry(&head, &riga);
