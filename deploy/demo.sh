@@ -6,7 +6,9 @@
 # The head office founds the infobase and loads the catalog; Tallinn is
 # linked online (changes travel in milliseconds), Tartu exchanges every 5 s
 # and works offline for a while.  Both branches edit the same customer
-# while apart: a conflict, resolved the same way everywhere.  At the end
+# while apart: a conflict, resolved the same way everywhere.  Meanwhile the
+# head office takes the catalog for itself: Tartu's offline price change is
+# refused by rule everywhere, Tallinn's is refused at once.  At the end
 # every office shows the same digest.  Everything lives in a temporary
 # directory; the daemons are stopped on exit.
 set -euo pipefail
@@ -59,6 +61,8 @@ run tartu get customers c001
 
 say "Tartu goes offline and keeps working"
 kill "$(cat "$work/tartu.pid")"; wait "$(cat "$work/tartu.pid")" 2>/dev/null || true; rm "$work/tartu.pid"
+run head collection products --writers hub           # the head office owns the catalog now
+run tartu put products p003 '{"price":9.99}'         # tartu has not heard: accepted here, for now
 run tartu put invoices inv-tartu-1 '{"customer":"c001","product":"p003","qty":2,"total":535.58}'
 run tartu put customers c001 '{"city":"Tartu","phone":"+372 5555 0100"}'
 
@@ -76,6 +80,11 @@ say "Tartu comes back; its schedule exchanges within 5 s"
 converge
 for n in head tallinn tartu; do run $n get customers c001; done
 run head conflicts --all
+run tartu get products p003                          # its offline price change was refused by rule
+printf '\033[2m$ branchsync -d tallinn put products p003 {"price":1}\033[0m\n'
+if "$bs" -d "$work/tallinn" put products p003 '{"price":1}'; then
+  echo "demo: a branch wrote the catalog" >&2; exit 1
+fi
 
 say "Every office holds the same data"
 for n in head tallinn tartu; do printf '%-8s ' $n; "$bs" -d "$work/$n" digest; done
