@@ -533,6 +533,36 @@ note_pending(bs_admission *ad, const bs_change *c, const uint8_t *skey)
     return BS_OK;
 }
 
+/* Whether every rule version of c's collection (and none learnt in a dry
+ * run) lets anyone write and names no owner field: then no change of it
+ * is forbidden, and none gives an owner. */
+static bs_err
+open_collection(bs_admission *ad, const char *coll, int *open)
+{
+    bs_rule_version v = {0, 0, {0}};
+    bs_collection r;
+    struct bs_open_coll *e;
+    bs_err rv = BS_OK;
+
+    for (size_t i = 0; i < ad->nopen; i++)
+        if (strcmp(ad->open[i].name, coll) == 0) {
+            *open = ad->open[i].open;
+            return BS_OK;
+        }
+    *open = 1;
+    for (size_t i = 0; i < ad->ndrules && *open; i++)
+        if (strcmp(ad->drules[i].rules.name, coll) == 0)
+            *open = 0;
+    while (*open && (rv = bs_rules_next(ad->txn, coll, &v, &r)) == BS_OK)
+        *open = r.writers == BS_WRITERS_ALL && r.owner_field[0] == '\0';
+    if (*open && rv != BS_ENOTFOUND)
+        return rv;
+    e = &ad->open[ad->nopen < 8 ? ad->nopen++ : 7];
+    snprintf(e->name, sizeof e->name, "%s", coll);
+    e->open = *open;
+    return BS_OK;
+}
+
 /* A11 for the user collections: judge every change of a member's set. */
 static bs_err
 check_access(bs_admission *ad, const bs_csview *v, const char *id,
@@ -560,7 +590,13 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         bs_collection rules;
         bs_rule_version ver;
 
+        int open;
+
         if (c->coll == NULL || c->coll[0] == '_')
+            continue;
+        if ((rv = open_collection(ad, c->coll, &open)) != BS_OK)
+            break;
+        if (open)
             continue;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
             (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name, c,
@@ -613,6 +649,8 @@ check_changes(bs_admission *ad, const bs_csview *v, const char *id,
         const bs_change *c = &out->changes[i];
         if (c->coll == NULL)
             continue;
+        if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0)
+            ad->nopen = 0; /* rules change: judge again */
         if (c->coll[0] == '_' && !is_hub)
             return bs_errf(err, BS_EPERM,
                            "not permitted: only the hub writes %s (origin %s "

@@ -99,6 +99,14 @@ typedef struct bs_admission {
      * set's, and in a dry run the whole exchange's so far */
     struct bs_owner_note *pending;
     size_t npending;
+    /* collections whose every rule version lets anyone write and names no
+     * owner field, so their changes need no judging: a cache, emptied
+     * when a hub set brings rules */
+    struct bs_open_coll {
+        char name[BS_COLLECTION_MAX + 1];
+        int open;
+    } open[8];
+    size_t nopen;
 } bs_admission;
 
 /*
