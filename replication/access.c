@@ -268,7 +268,21 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
                  c->coll);
         return BS_OK;
     }
-    /* writers=owner */
+    /* writers=owner, by the owner field the latest version names: the
+     * owner history follows it, and a version naming another field has
+     * every record judged again (rebuild.h) */
+    {
+        bs_collection latest;
+
+        if ((rv = bs_rules_at(t, c->coll, UINT64_MAX, &latest,
+                              &j->field_ver)) != BS_OK)
+            return rv;
+        if (j->field_ver.hlc > j->ver.hlc)
+            snprintf(j->rules.owner_field, sizeof j->rules.owner_field, "%s",
+                     latest.owner_field);
+        else
+            j->field_ver = j->ver;
+    }
     of = j->rules.owner_field;
     at = (vkey){cv->hlc, cv->seq, skey};
     if (prior_hint != NULL)

@@ -35,8 +35,11 @@ typedef struct bs_owner_note {
 
 typedef struct bs_judgment {
     int allowed;
-    bs_collection rules;     /* the governing version */
-    bs_rule_version ver;     /* 0 0: the defaults */
+    bs_collection rules; /* the governing version */
+    bs_rule_version ver; /* 0 0: the defaults */
+    /* writers=owner: the version whose owner field the judgment used (the
+     * latest one) */
+    bs_rule_version field_ver;
     char why[BS_ERRMSG_LEN]; /* forbidden: the rule, the record, the name */
     /* the change that gave the record its owner before c (its stream key
      * and seq), when there is one: the origin could only know the rule

@@ -610,7 +610,7 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         /* It could have known: it had the rule, and the change that gave
          * the record its owner; and this node knows all it knew (else a
          * change it saw and this node lacks may yet allow it). */
-        if (saw_version(ad, v, &j.ver) &&
+        if (saw_version(ad, v, &j.ver) && saw_version(ad, v, &j.field_ver) &&
             (!j.by_change || saw_pos(v, j.by_key, j.by_seq)) && !j.unsure &&
             knows_all_seen(ad, v) && !learnt_rules_of(ad, c)) {
             rv = bs_errf(err, BS_EPERM,

@@ -348,7 +348,14 @@ bs_rebuild_note_rules(bs_txn *t, const char *coll, const bs_rule_version *v,
     if ((rv = bs_rules_at(t, coll, UINT64_MAX, &latest, &lv)) != BS_OK ||
         (rv = bs_rules_note(t, coll, v, r)) != BS_OK)
         return rv;
-    if (v->hlc > lv.hlc && strcmp(latest.owner_field, r->owner_field) != 0)
+    /* The owner history follows the latest owner field, and every record
+     * is merged under the latest policy (the order of versions, §5.1,
+     * depends on it): a new latest version that changes either rebuilds
+     * every record. */
+    if (v->hlc > lv.hlc &&
+        (strcmp(latest.owner_field, r->owner_field) != 0 ||
+         (latest.policy == BS_POLICY_PRIORITY) !=
+             (r->policy == BS_POLICY_PRIORITY)))
         from = 0;
     for (size_t i = 0; i < q->n; i++)
         if (strcmp(q->v[i].coll, coll) == 0) {

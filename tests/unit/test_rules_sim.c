@@ -88,9 +88,17 @@ declare(world *w)
     memset(&r, 0, sizeof r);
     snprintf(r.name, sizeof r.name, "%s", colls[below(w, 2)]);
     cr_assert_eq(bs_writers_parse(writers[below(w, 3)], &r.writers), BS_OK);
-    snprintf(r.owner_field, sizeof r.owner_field, "office");
+    /* now and then the owner in another field, or another policy */
+    snprintf(r.owner_field, sizeof r.owner_field, "%s",
+             below(w, 6) == 0 ? "site" : "office");
     r.set = BS_RULE_WRITERS | BS_RULE_OWNER_FIELD;
-    SAY("declare %s writers %s at %llu\n", r.name, bs_writers_name(r.writers),
+    if (below(w, 3) == 0) {
+        r.policy = below(w, 2) ? BS_POLICY_PRIORITY : BS_POLICY_LWW;
+        r.set |= BS_RULE_POLICY;
+    }
+    SAY("declare %s writers %s owner %s policy %s at %llu\n", r.name,
+        bs_writers_name(r.writers), r.owner_field,
+        r.set & BS_RULE_POLICY ? bs_policy_name(r.policy) : "-",
         (unsigned long long)w->clk[0].ms);
     rv = bs_collections_declare(&w->n[0].core, &r, NULL, &err);
     cr_assert_eq(rv, BS_OK, "seed %llu: declare: %s",
