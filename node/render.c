@@ -77,19 +77,19 @@ office_status(const bs_office_status *o)
 
     if (j == NULL)
         return NULL;
-    json_object_set_new(
-        j, "lag",
-        o->peer >= 0
-            ? json_pack("{s:I, s:I, s:I}", "pending_out",
-                        (json_int_t)o->pending_out, "pending_in",
-                        (json_int_t)o->pending_in, "oldest_unacked_age_s",
-                        (json_int_t)o->oldest_unacked_age_s)
-            : json_null());
+    json_object_set_new(j, "lag",
+                        o->peer >= 0
+                            ? json_pack("{s:I, s:I, s:I}", "pending_out",
+                                        (json_int_t)o->pending_out,
+                                        "pending_in", (json_int_t)o->pending_in,
+                                        "oldest_unacked_age_s",
+                                        (json_int_t)o->oldest_unacked_age_s)
+                            : json_null());
     json_object_set_new(
         j, "refused_by_rule",
-        json_pack("{s:I, s:o}", "count", (json_int_t)o->refused_by_rule,
-                  "first", o->refused_by_rule ? json_string(o->refused_first)
-                                              : json_null()));
+        json_pack(
+            "{s:I, s:o}", "count", (json_int_t)o->refused_by_rule, "first",
+            o->refused_by_rule ? json_string(o->refused_first) : json_null()));
     return j;
 }
 

@@ -133,8 +133,9 @@ status_office(const bs_office_status *o, uint64_t now)
     printf("  %-12s %s%s; last exchange %s; its newest changes %s (%llu "
            "held)\n",
            o->name[0] ? o->name : "(unnamed)", bs_role_name(o->role),
-           o->revoked ? ", REVOKED" : "", o->peer >= 0 ? ok : "none (not paired here)",
-           set, (unsigned long long)o->changes);
+           o->revoked ? ", REVOKED" : "",
+           o->peer >= 0 ? ok : "none (not paired here)", set,
+           (unsigned long long)o->changes);
     if (o->peer >= 0)
         printf("    lag: %llu to send, %llu to receive; oldest "
                "unacknowledged %llu s\n",

@@ -409,9 +409,10 @@ json_office(json_t *j, const char *name)
     json_t *o;
     size_t i;
 
-    json_array_foreach(json_object_get(j, "offices"), i, o)
-        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0)
-            return o;
+    json_array_foreach(
+        json_object_get(j, "offices"), i,
+        o) if (strcmp(json_string_value(json_object_get(o, "name")), name) ==
+               0) return o;
     cr_assert_fail("no office %s in the JSON status", name);
     return NULL;
 }
@@ -472,8 +473,8 @@ Test(status, each_office_shows_last_contact_lag_and_changes_refused_by_rule)
                  (json_int_t)ch.ms);
     cr_assert_eq(json_integer_value(json_object_get(jo, "last_set_ms")),
                  (json_int_t)wrote);
-    cr_assert_eq(json_integer_value(json_object_get(
-                     json_object_get(jo, "lag"), "pending_out")),
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(jo, "lag"),
+                                                    "pending_out")),
                  1);
     cr_assert_eq(json_integer_value(json_object_get(
                      json_object_get(jo, "refused_by_rule"), "count")),
@@ -501,8 +502,8 @@ Test(status, each_office_shows_last_contact_lag_and_changes_refused_by_rule)
         cr_assert_str_eq(p->what,
                          "1 change written at tallinn was refused by rule "
                          "(first: only the hub writes prices (writers hub))");
-        cr_assert(strstr(p->todo, "branchsync collection NAME --writers"),
-                  "%s", p->todo);
+        cr_assert(strstr(p->todo, "branchsync collection NAME --writers"), "%s",
+                  p->todo);
     }
     bs_problems_fini(&probs);
     bs_status_fini(&st);
