@@ -130,12 +130,12 @@ status_office(const bs_office_status *o, uint64_t now)
 
     bs_out_age(ok, sizeof ok, o->last_ok_ms, now);
     bs_out_age(set, sizeof set, o->last_set_ms, now);
-    printf("  %-12s %s%s; last exchange %s; its newest changes %s (%llu "
-           "held)\n",
+    printf("  %-12s %s%s; last exchange %s; its newest set %s (%llu %s "
+           "here)\n",
            o->name[0] ? o->name : "(unnamed)", bs_role_name(o->role),
            o->revoked ? ", REVOKED" : "",
            o->peer >= 0 ? ok : "none (not paired here)", set,
-           (unsigned long long)o->changes);
+           (unsigned long long)o->changes, BS_PL(o->changes, "change"));
     if (o->peer >= 0)
         printf("    lag: %llu to send, %llu to receive; oldest "
                "unacknowledged %llu s\n",
