@@ -189,7 +189,12 @@ add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
     memset(o, 0, sizeof *o);
     memcpy(o->pk, pk, BS_PK_LEN);
     o->peer = -1;
-    o->role = memcmp(pk, m->hub, BS_PK_LEN) == 0 ? BS_ROLE_HUB : BS_ROLE_BRANCH;
+    if (memcmp(pk, m->hub, BS_PK_LEN) == 0) { /* a member by definition */
+        o->role = BS_ROLE_HUB;
+        o->member = 1;
+    } else {
+        o->role = BS_ROLE_BRANCH;
+    }
     if (mem != NULL) {
         snprintf(o->name, sizeof o->name, "%s", mem->name);
         o->member = 1;

@@ -73,11 +73,11 @@ typedef struct bs_office_status {
     uint8_t pk[BS_PK_LEN];
     char name[BS_NODE_NAME_MAX + 1]; /* member name, else peer name */
     int role;                        /* bs_role; branch unless the hub */
-    int member, revoked;             /* in `_members`; revoked there */
-    int peer;                        /* index into peers, -1 not paired */
-    uint64_t last_ok_ms;             /* last successful exchange; 0 none */
-    uint64_t last_set_ms;            /* its newest set held here; 0 none */
-    uint64_t changes;                /* of its own streams, held here */
+    int member, revoked;  /* in `_members` (the hub always); revoked there */
+    int peer;             /* index into peers, -1 not paired */
+    uint64_t last_ok_ms;  /* last successful exchange; 0 none */
+    uint64_t last_set_ms; /* its newest set held here; 0 none */
+    uint64_t changes;     /* of its own streams, held here */
     uint64_t pending_out, pending_in, oldest_unacked_age_s;
     uint64_t refused_by_rule;
     char refused_first[BS_ERRMSG_LEN];

@@ -519,6 +519,7 @@ Test(status, each_office_shows_last_contact_lag_and_changes_refused_by_rule)
     status(&tallinn, ct.ms, 0, &st);
     o = office_of(&st, "head");
     cr_assert_eq(o->role, BS_ROLE_HUB);
+    cr_assert(o->member, "the hub is a member by definition");
     cr_assert_eq(o->refused_by_rule, 0);
     cr_assert_eq(o->changes, 2);
     j = bs_render_status(&st);
