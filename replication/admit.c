@@ -33,6 +33,7 @@ bs_admission_init(bs_admission *ad, bs_txn *t, const bs_meta *m,
                   uint64_t max_skew_ms, bs_arena *a)
 {
     memset(ad, 0, sizeof *ad);
+    bs_owner_notes_init(&ad->notes);
     ad->txn = t;
     ad->meta = *m;
     ad->streams = tab;
@@ -61,12 +62,14 @@ bs_admission_fini(bs_admission *ad)
     free(ad->intro);
     free(ad->dheld);
     free(ad->drules);
-    free(ad->pending);
+    free(ad->touched);
+    bs_owner_notes_fini(&ad->notes);
     ad->learnt = ad->intro = NULL;
     ad->dheld = NULL;
     ad->drules = NULL;
-    ad->pending = NULL;
-    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = ad->npending = 0;
+    ad->touched = NULL;
+    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = 0;
+    ad->ntouched = ad->ntouchslot = 0;
 }
 
 void
@@ -495,13 +498,63 @@ governing(bs_admission *ad, const bs_change *c, bs_collection *r,
     return rv;
 }
 
+/* A dry run: remember that an earlier set changes the owner of the record
+ * whose hash is h; touched() asks. */
+static bs_err
+touch(bs_admission *ad, uint64_t h)
+{
+    size_t i;
+
+    if (2 * (ad->ntouched + 1) > ad->ntouchslot) {
+        size_t n = ad->ntouchslot ? ad->ntouchslot * 2 : 1024;
+        uint64_t *v = calloc(n, sizeof *v);
+
+        if (v == NULL)
+            return BS_ENOMEM;
+        for (size_t k = 0; k < ad->ntouchslot; k++)
+            if (ad->touched[k] != 0) {
+                for (i = ad->touched[k] & (n - 1); v[i] != 0;
+                     i = (i + 1) & (n - 1))
+                    ;
+                v[i] = ad->touched[k];
+            }
+        free(ad->touched);
+        ad->touched = v;
+        ad->ntouchslot = n;
+    }
+    for (i = h & (ad->ntouchslot - 1);
+         ad->touched[i] != 0 && ad->touched[i] != h;
+         i = (i + 1) & (ad->ntouchslot - 1))
+        ;
+    if (ad->touched[i] == 0) {
+        ad->touched[i] = h;
+        ad->ntouched++;
+    }
+    return BS_OK;
+}
+
+static int
+touched(const bs_admission *ad, const bs_change *c)
+{
+    uint64_t h;
+
+    if (ad->ntouched == 0)
+        return 0;
+    h = bs_access_record_hash(c->coll, c->id);
+    for (size_t i = h & (ad->ntouchslot - 1); ad->touched[i] != 0;
+         i = (i + 1) & (ad->ntouchslot - 1))
+        if (ad->touched[i] == h)
+            return 1;
+    return 0;
+}
+
 /* Keep the owner an admitted change leaves its record with, for the
  * changes judged after it before it is stored (as apply.c notes it: by
  * the owner field of the collection's rules now). */
 static bs_err
 note_pending(bs_admission *ad, const bs_change *c, const uint8_t *skey)
 {
-    bs_owner_note *nv, *p;
+    char owner[BS_NODE_NAME_MAX + 2];
     bs_collection now;
     bs_rule_version ver;
     bs_change probe;
@@ -520,17 +573,11 @@ note_pending(bs_admission *ad, const bs_change *c, const uint8_t *skey)
         sets = strcmp(c->fields[i].name, now.owner_field) == 0;
     if (!sets)
         return BS_OK;
-    if ((nv = realloc(ad->pending, (ad->npending + 1) * sizeof *nv)) == NULL)
-        return BS_ENOMEM;
-    ad->pending = nv;
-    p = &nv[ad->npending++];
-    snprintf(p->coll, sizeof p->coll, "%s", c->coll);
-    snprintf(p->id, sizeof p->id, "%s", c->id);
-    p->hlc = c->hlc;
-    p->seq = c->seq;
-    memcpy(p->key, skey, BS_STREAM_KEY_LEN);
-    bs_access_owner_after(c, now.owner_field, "", p->owner, sizeof p->owner);
-    return BS_OK;
+    if (ad->dry)
+        return touch(ad, bs_access_record_hash(c->coll, c->id));
+    bs_access_owner_after(c, now.owner_field, "", owner, sizeof owner);
+    return bs_owner_notes_add(&ad->notes, c->coll, c->id, owner, c->hlc, c->seq,
+                              skey);
 }
 
 /* Whether every rule version of c's collection (and none learnt in a dry
@@ -573,10 +620,9 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
     bs_judgment j;
     bs_err rv = BS_OK;
 
-    /* Outside a dry run the sets before this one are stored: only this
-     * set's changes are pending. */
-    if (!ad->dry)
-        ad->npending = 0;
+    /* The sets before this one are stored (or, in a dry run, touched()
+     * records wait for pass 2): only this set's changes are pending. */
+    bs_owner_notes_clear(&ad->notes);
     bs_access_name(ad->txn, &ad->meta, v->origin, name);
     if (name[0] == '\0') { /* a dry run: introduced earlier in the file */
         const bs_member *lm = find_member(ad->learnt, ad->nlearnt, v->origin);
@@ -600,8 +646,8 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
             continue;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
             (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name, c,
-                                  &cv, &o, &rules, &ver, NULL, ad->pending,
-                                  ad->npending, &j)) != BS_OK)
+                                  &cv, &o, &rules, &ver, NULL,
+                                  ad->dry ? NULL : &ad->notes, &j)) != BS_OK)
             break;
         if (j.allowed) {
             rv = note_pending(ad, c, out->stream->key);
@@ -612,7 +658,8 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
          * change it saw and this node lacks may yet allow it). */
         if (saw_version(ad, v, &j.ver) && saw_version(ad, v, &j.field_ver) &&
             (!j.by_change || saw_pos(v, j.by_key, j.by_seq)) && !j.unsure &&
-            knows_all_seen(ad, v) && !learnt_rules_of(ad, c)) {
+            knows_all_seen(ad, v) && !learnt_rules_of(ad, c) &&
+            !touched(ad, c)) {
             rv = bs_errf(err, BS_EPERM,
                          "not permitted: %s (origin %s had the rule)", j.why,
                          id);
@@ -787,7 +834,6 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
              bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
-    size_t pending;
     int intro;
     bs_err rv;
 
@@ -810,14 +856,11 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
         rv = hold(ad, out->stream, id, BS_HOLD_INTRODUCTION, out, err);
     else
         rv = position(ad, out->stream, v, id, out, err); /* A5-A9 */
-    pending = ad->npending;
     if (rv == BS_OK && out->verdict == BS_ADMIT_APPLY &&
         (rv = check_changes(ad, v, id, out, err)) == BS_OK && /* A10-A11 */
         out->verdict == BS_ADMIT_APPLY &&
         BS_HLC_MS(out->max_hlc) > ad->now_ms + ad->max_skew_ms)
         rv = hold(ad, out->stream, id, BS_HOLD_CLOCK, out, err); /* A12 */
-    if (rv != BS_OK || out->verdict != BS_ADMIT_APPLY)
-        ad->npending = pending; /* what is not applied gives no owner */
     if (rv == BS_OK && ad->dry)
         rv = dry_track(ad, v, out);
     return rv;

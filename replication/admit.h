@@ -47,6 +47,7 @@
 #ifndef BS_ADMIT_H
 #define BS_ADMIT_H
 
+#include "access.h"
 #include "changeset.h"
 #include "members.h"
 #include "meta.h"
@@ -95,10 +96,13 @@ typedef struct bs_admission {
     /* dry: rule versions of hub sets earlier in the exchange */
     struct bs_dry_rule *drules;
     size_t ndrules;
-    /* owners given by admitted changes not yet stored (access.h): this
-     * set's, and in a dry run the whole exchange's so far */
-    struct bs_owner_note *pending;
-    size_t npending;
+    /* owners given by the admitted changes of the set being judged, not
+     * yet stored (access.h) */
+    bs_owner_notes notes;
+    /* dry: the records (bs_access_record_hash) whose owner a set earlier
+     * in the exchange changes: their verdicts wait for pass 2 */
+    uint64_t *touched;
+    size_t ntouched, ntouchslot; /* ntouchslot: a power of two, or 0 */
     /* collections whose every rule version lets anyone write and names no
      * owner field, so their changes need no judging: a cache, emptied
      * when a hub set brings rules */
