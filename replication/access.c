@@ -338,7 +338,8 @@ bs_err
 bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
                 const char *name, const bs_change *c, const bs_version *cv,
                 const bs_order *o, const bs_collection *rules,
-                const bs_rule_version *ver, const char *prior_hint,
+                const bs_rule_version *ver, const bs_collection *latest_in,
+                const bs_rule_version *latest_ver, const char *prior_hint,
                 const bs_owner_notes *pending, bs_judgment *j)
 {
     char prior[BS_NODE_NAME_MAX + 2], after[BS_NODE_NAME_MAX + 2];
@@ -370,9 +371,13 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
     {
         bs_collection latest;
 
-        if ((rv = bs_rules_at(t, c->coll, UINT64_MAX, &latest,
-                              &j->field_ver)) != BS_OK)
+        if (latest_in != NULL && latest_ver != NULL) {
+            latest = *latest_in;
+            j->field_ver = *latest_ver;
+        } else if ((rv = bs_rules_at(t, c->coll, UINT64_MAX, &latest,
+                                     &j->field_ver)) != BS_OK) {
             return rv;
+        }
         if (j->field_ver.hlc > j->ver.hlc)
             snprintf(j->rules.owner_field, sizeof j->rules.owner_field, "%s",
                      latest.owner_field);

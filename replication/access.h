@@ -81,7 +81,8 @@ typedef struct bs_judgment {
  * is `name` ("" when it has none), in t as node m sees it; o gives the
  * stream keys of stored versions.  rules and ver,
  * when not NULL, are the governing version already looked up (else it is
- * looked up in t); prior, when not NULL, is the record's owner just
+ * looked up in t), and so are latest and latest_ver, the latest version;
+ * prior, when not NULL, is the record's owner just
  * before c ("" none) as the caller knows it (a rebuild replaying the
  * record); else it is found in the store and among pending (may be NULL),
  * changes not yet stored.  BS_OK with *j set; BS_ESTORE for damaged
@@ -90,8 +91,9 @@ typedef struct bs_judgment {
 BS_MUST_CHECK bs_err bs_access_judge(
     bs_txn *t, const bs_meta *m, const uint8_t *skey, const char *name,
     const bs_change *c, const bs_version *cv, const bs_order *o,
-    const bs_collection *rules, const bs_rule_version *ver, const char *prior,
-    const bs_owner_notes *pending, bs_judgment *j);
+    const bs_collection *rules, const bs_rule_version *ver,
+    const bs_collection *latest, const bs_rule_version *latest_ver,
+    const char *prior, const bs_owner_notes *pending, bs_judgment *j);
 
 /* Keep that change c of the stream skey was refused by rule (write txn),
  * and ask whether coll/id has such a change above c (*any). */

@@ -49,11 +49,30 @@ struct bs_dry_held {
     uint64_t first, last;
 };
 
+/* The stored rule versions of one collection, oldest first. */
+struct bs_rule_cache {
+    char name[BS_COLLECTION_MAX + 1];
+    size_t n;
+    struct bs_dry_rule *v;
+};
+
 /* A rule version a hub set earlier in a dry run brings. */
 struct bs_dry_rule {
     bs_collection rules;
     bs_rule_version ver;
 };
+
+/* Rules change (a hub set brings a version): forget what was cached. */
+static void
+forget_rules(bs_admission *ad)
+{
+    for (size_t i = 0; i < ad->nrcache; i++)
+        free(ad->rcache[i].v);
+    free(ad->rcache);
+    ad->rcache = NULL;
+    ad->nrcache = 0;
+    ad->nopen = 0;
+}
 
 void
 bs_admission_fini(bs_admission *ad)
@@ -64,6 +83,7 @@ bs_admission_fini(bs_admission *ad)
     free(ad->drules);
     free(ad->touched);
     bs_owner_notes_fini(&ad->notes);
+    forget_rules(ad);
     ad->learnt = ad->intro = NULL;
     ad->dheld = NULL;
     ad->drules = NULL;
@@ -481,11 +501,55 @@ saw_version(const bs_admission *ad, const bs_csview *v,
 /* The rules governing c: the store's version, or one a hub set earlier in
  * a dry run brings when that is later and still before c. */
 static bs_err
+cached_rules(bs_admission *ad, const char *coll, struct bs_rule_cache **out)
+{
+    struct bs_rule_cache *rc;
+    struct bs_dry_rule d;
+    bs_err rv;
+
+    for (size_t i = 0; i < ad->nrcache; i++)
+        if (strcmp(ad->rcache[i].name, coll) == 0) {
+            *out = &ad->rcache[i];
+            return BS_OK;
+        }
+    rc = realloc(ad->rcache, (ad->nrcache + 1) * sizeof *rc);
+    if (rc == NULL)
+        return BS_ENOMEM;
+    ad->rcache = rc;
+    rc = &rc[ad->nrcache++];
+    memset(rc, 0, sizeof *rc);
+    snprintf(rc->name, sizeof rc->name, "%s", coll);
+    memset(&d, 0, sizeof d);
+    while ((rv = bs_rules_next(ad->txn, coll, &d.ver, &d.rules)) == BS_OK) {
+        struct bs_dry_rule *nv = realloc(rc->v, (rc->n + 1) * sizeof *nv);
+
+        if (nv == NULL)
+            return BS_ENOMEM;
+        rc->v = nv;
+        rc->v[rc->n++] = d;
+    }
+    *out = rc;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+static bs_err
 governing(bs_admission *ad, const bs_change *c, bs_collection *r,
           bs_rule_version *ver)
 {
-    bs_err rv = bs_rules_at(ad->txn, c->coll, c->hlc, r, ver);
+    struct bs_rule_cache *rc;
+    bs_err rv = cached_rules(ad, c->coll, &rc);
+    size_t k = rc != NULL ? rc->n : 0;
 
+    while (k > 0 && rc->v[k - 1].ver.hlc >= c->hlc)
+        k--;
+    if (k > 0) {
+        *r = rc->v[k - 1].rules;
+        *ver = rc->v[k - 1].ver;
+    } else { /* the defaults */
+        memset(r, 0, sizeof *r);
+        snprintf(r->name, sizeof r->name, "%s", c->coll);
+        memset(ver, 0, sizeof *ver);
+    }
     for (size_t i = 0; rv == BS_OK && i < ad->ndrules; i++) {
         const struct bs_dry_rule *d = &ad->drules[i];
 
@@ -633,9 +697,9 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
     for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
         const bs_change *c = &out->changes[i];
         bs_version cv = {c->hlc, c->seq, out->stream->idx, c->prio};
-        bs_collection rules;
-        bs_rule_version ver;
-
+        bs_collection rules, latest;
+        bs_rule_version ver, lver;
+        bs_change probe = {0};
         int open;
 
         if (c->coll == NULL || c->coll[0] == '_')
@@ -644,9 +708,12 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
             break;
         if (open)
             continue;
+        probe.coll = c->coll;
+        probe.hlc = UINT64_MAX;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
+            (rv = governing(ad, &probe, &latest, &lver)) != BS_OK ||
             (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name, c,
-                                  &cv, &o, &rules, &ver, NULL,
+                                  &cv, &o, &rules, &ver, &latest, &lver, NULL,
                                   ad->dry ? NULL : &ad->notes, &j)) != BS_OK)
             break;
         if (j.allowed) {
@@ -697,7 +764,7 @@ check_changes(bs_admission *ad, const bs_csview *v, const char *id,
         if (c->coll == NULL)
             continue;
         if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0)
-            ad->nopen = 0; /* rules change: judge again */
+            forget_rules(ad); /* rules change: judge again */
         if (c->coll[0] == '_' && !is_hub)
             return bs_errf(err, BS_EPERM,
                            "not permitted: only the hub writes %s (origin %s "

@@ -111,6 +111,10 @@ typedef struct bs_admission {
         int open;
     } open[8];
     size_t nopen;
+    /* the stored rule versions of the collections judged, oldest first: a
+     * cache, emptied with the one above */
+    struct bs_rule_cache *rcache;
+    size_t nrcache;
 } bs_admission;
 
 /*

@@ -297,7 +297,8 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
                                     l->rules.owner_field);
     bs_access_name(l->txn, &l->meta, l->meta.pk, name);
     if ((rv = bs_access_judge(l->txn, &l->meta, l->self->key, name, c, v,
-                              &l->order, NULL, NULL, NULL, NULL, &j)) != BS_OK)
+                              &l->order, NULL, NULL, NULL, NULL, NULL, NULL,
+                              &j)) != BS_OK)
         return rv;
     if (!j.allowed)
         return bs_errf(err, BS_EPERM,

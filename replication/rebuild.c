@@ -236,8 +236,8 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
         ver = (bs_version){ch.hlc, ch.seq, v[i].stream, ch.prio};
         bs_access_name(rb->txn, rb->meta, skey, name);
         if ((rv = bs_access_judge(rb->txn, rb->meta, skey, name, &ch, &ver,
-                                  &rb->order, NULL, NULL, owner, NULL, &j)) !=
-            BS_OK)
+                                  &rb->order, NULL, NULL, NULL, NULL, owner,
+                                  NULL, &j)) != BS_OK)
             break;
         if (!j.allowed) {
             if (rb->nrefused == rb->caprefused) {
