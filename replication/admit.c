@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "quarantine.h"
 #include "setlog.h"
 
 const char *
@@ -355,6 +356,28 @@ hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
     return BS_OK;
 }
 
+/* A5r: a released stream drops a set covering the release's seq other
+ * than the kept one (quarantine.h). */
+static bs_err
+released(bs_admission *ad, const bs_stream *s, const bs_csview *v,
+         bs_admit *out)
+{
+    int drop = 0;
+    bs_err rv = bs_quarantine_judge(ad->txn, s, v, &drop);
+
+    out->verdict = drop ? BS_ADMIT_DUPLICATE : BS_ADMIT_APPLY;
+    return rv;
+}
+
+/* A5r: on a released stream, a set that contradicts this node's history
+ * is of the dropped version: a no-op, not a new quarantine. */
+static void
+settled(const bs_stream *s, bs_admit *out)
+{
+    if (out->verdict == BS_ADMIT_QUARANTINE && (s->flags & BS_STREAM_RELEASED))
+        out->verdict = BS_ADMIT_DUPLICATE;
+}
+
 /* A5-A9 against stream s. */
 static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
@@ -367,8 +390,14 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         out->verdict = BS_ADMIT_QUARANTINED;
         return BS_OK;
     }
-    if (v->last <= s->seq)
-        return replay(ad, s, v, out);
+    if ((rv = released(ad, s, v, out)) != BS_OK ||
+        out->verdict == BS_ADMIT_DUPLICATE) /* A5r */
+        return rv;
+    if (v->last <= s->seq) {
+        if ((rv = replay(ad, s, v, out)) == BS_OK)
+            settled(s, out);
+        return rv;
+    }
     if (v->first <= s->seq)
         return bs_errf(err, BS_EMALFORMED,
                        "change set %llu-%llu of origin %s overlaps seq %llu "
@@ -393,6 +422,7 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         !(ad->joining && memcmp(v->origin, ad->meta.pk, BS_PK_LEN) == 0)) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "history fork";
+        settled(s, out);
         return BS_OK;
     }
     out->verdict = BS_ADMIT_APPLY;
