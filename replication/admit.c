@@ -356,25 +356,13 @@ hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
     return BS_OK;
 }
 
-/* A5r: a released stream drops a set covering the release's seq other
- * than the kept one (quarantine.h). */
-static bs_err
-released(bs_admission *ad, const bs_stream *s, const bs_csview *v,
-         bs_admit *out)
-{
-    int drop = 0;
-    bs_err rv = bs_quarantine_judge(ad->txn, s, v, &drop);
-
-    out->verdict = drop ? BS_ADMIT_DUPLICATE : BS_ADMIT_APPLY;
-    return rv;
-}
-
 /* A5r: on a released stream, a set that contradicts this node's history
- * is of the dropped version: a no-op, not a new quarantine. */
+ * from the release's seq on is of the dropped version: a no-op, not a
+ * new quarantine. */
 static void
-settled(const bs_stream *s, bs_admit *out)
+settled(int settle, bs_admit *out)
 {
-    if (out->verdict == BS_ADMIT_QUARANTINE && (s->flags & BS_STREAM_RELEASED))
+    if (out->verdict == BS_ADMIT_QUARANTINE && settle)
         out->verdict = BS_ADMIT_DUPLICATE;
 }
 
@@ -383,6 +371,7 @@ static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
          bs_admit *out, bs_errbuf *err)
 {
+    int drop, settle;
     uint64_t n;
     bs_err rv;
 
@@ -390,12 +379,17 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         out->verdict = BS_ADMIT_QUARANTINED;
         return BS_OK;
     }
-    if ((rv = released(ad, s, v, out)) != BS_OK ||
-        out->verdict == BS_ADMIT_DUPLICATE) /* A5r */
+    /* A5r: a released stream drops a set covering the release's seq
+     * other than the kept one (quarantine.h). */
+    if ((rv = bs_quarantine_judge(ad->txn, s, v, &drop, &settle)) != BS_OK)
         return rv;
+    if (drop) {
+        out->verdict = BS_ADMIT_DUPLICATE;
+        return BS_OK;
+    }
     if (v->last <= s->seq) {
         if ((rv = replay(ad, s, v, out)) == BS_OK)
-            settled(s, out);
+            settled(settle, out);
         return rv;
     }
     if (v->first <= s->seq)
@@ -422,7 +416,7 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         !(ad->joining && memcmp(v->origin, ad->meta.pk, BS_PK_LEN) == 0)) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "history fork";
-        settled(s, out);
+        settled(settle, out);
         return BS_OK;
     }
     out->verdict = BS_ADMIT_APPLY;

@@ -257,10 +257,10 @@ drop_from(bs_txn *t, const bs_meta *m, bs_stream *s, uint64_t from,
 }
 
 /* The held sets of s the release drops go; the evidence that is the kept
- * set waits to apply.  rewound: s went back to F - 1. */
+ * set waits to apply.  rewound: s went back (to `to`) or is below F. */
 static bs_err
 sort_held(bs_txn *t, const bs_stream *s, uint64_t seq, const uint8_t *keep,
-          int rewound)
+          int rewound, uint64_t to)
 {
     bs_held h;
     bs_err rv;
@@ -284,8 +284,8 @@ sort_held(bs_txn *t, const bs_stream *s, uint64_t seq, const uint8_t *keep,
     }
     if (rv != BS_ENOTFOUND || !rewound)
         return rv == BS_ENOTFOUND ? BS_OK : rv;
-    /* held sets past F of the dropped version go; the kept comes again */
-    for (uint64_t at = seq;
+    /* held sets past the new position go (the kept set at F waits) */
+    for (uint64_t at = to;
          (rv = bs_held_next(t, BS_HELD_WAITING, s->idx, at, 1, &h)) == BS_OK;) {
         bs_qversion q;
         at = h.first;
@@ -368,6 +368,44 @@ bs_quarantine_names(const bs_change *c, const uint8_t *key)
     return strcmp(c->id, id) == 0;
 }
 
+/*
+ * Where this node's history of s must go back to for the release (seq,
+ * keep, prev): *rewind = 0 when it holds the kept set, or agrees with
+ * prev at seq - 1 and holds nothing at seq, or cannot tell (it is below
+ * seq - 1).  Else *to is seq - 1 when its set at seq follows prev, and 0
+ * when its history parts earlier (the fork point is unknown here: the
+ * whole stream comes again).
+ */
+static bs_err
+rewind_point(bs_txn *t, const bs_stream *s, uint64_t seq, const uint8_t *keep,
+             const uint8_t *prev, int *rewind, uint64_t *to)
+{
+    uint8_t p[BS_HASH_LEN];
+    bs_qversion q;
+    uint64_t first;
+    bs_slice set;
+    bs_err rv;
+
+    *rewind = 0;
+    *to = 0;
+    if (bs_setlog_get(t, s->idx, seq, &set) == BS_OK) {
+        if ((rv = set_info(set, &q, p)) != BS_OK)
+            return rv;
+        if (memcmp(q.hash, keep, BS_HASH_LEN) == 0)
+            return BS_OK;
+        *rewind = 1;
+        *to = memcmp(p, prev, BS_HASH_LEN) == 0 ? seq - 1 : 0;
+        return BS_OK;
+    }
+    if (seq == 1 || s->seq < seq - 1)
+        return BS_OK;
+    if ((rv = bs_setlog_find(t, s->idx, seq - 1, &set, &first)) != BS_OK ||
+        (rv = set_info(set, &q, NULL)) != BS_OK)
+        return rv == BS_ENOTFOUND ? BS_OK : rv;
+    *rewind = q.last != seq - 1 || memcmp(q.hash, prev, BS_HASH_LEN) != 0;
+    return BS_OK;
+}
+
 /* Carry out "keep `keep` at seq, after prev" for stream key. */
 static bs_err
 carry(bs_txn *t, bs_meta *m, bs_streamtab *tab, const uint8_t *key,
@@ -376,7 +414,7 @@ carry(bs_txn *t, bs_meta *m, bs_streamtab *tab, const uint8_t *key,
 {
     bs_stream *s = bs_streams_find(tab, key, key + BS_PK_LEN);
     int rewind = 0;
-    bs_slice set;
+    uint64_t to = 0;
     bs_err rv;
 
     memcpy(out->origin, key, BS_PK_LEN);
@@ -386,12 +424,8 @@ carry(bs_txn *t, bs_meta *m, bs_streamtab *tab, const uint8_t *key,
     if (s == NULL &&
         (rv = bs_streams_add(t, tab, key, key + BS_PK_LEN, &s)) != BS_OK)
         return rv;
-    if (bs_setlog_get(t, s->idx, seq, &set) == BS_OK) {
-        bs_qversion q;
-        if ((rv = set_info(set, &q, NULL)) != BS_OK)
-            return rv;
-        rewind = memcmp(q.hash, keep, BS_HASH_LEN) != 0;
-    }
+    if ((rv = rewind_point(t, s, seq, keep, prev, &rewind, &to)) != BS_OK)
+        return rv;
     if (rewind && s->idx == busy)
         return BS_OK; /* its own set carries it: done when it arrives again */
     if (rewind && s->idx == m->stream) {
@@ -400,9 +434,12 @@ carry(bs_txn *t, bs_meta *m, bs_streamtab *tab, const uint8_t *key,
             return rv;
         s = bs_streams_get(tab, idx); /* the table may have moved */
     }
-    if (rewind && (rv = drop_from(t, m, s, seq, prev, out)) != BS_OK)
+    if (rewind &&
+        (rv = drop_from(t, m, s, to + 1, to + 1 == seq ? prev : zero_hash,
+                        out)) != BS_OK)
         return rv;
-    if ((rv = sort_held(t, s, seq, keep, rewind || s->seq < seq)) != BS_OK)
+    if ((rv = sort_held(t, s, seq, keep, rewind || s->seq < seq,
+                        rewind ? to : seq)) != BS_OK)
         return rv;
     s->flags &= ~BS_STREAM_QUARANTINED;
     s->flags |= BS_STREAM_RELEASED;
@@ -428,7 +465,7 @@ bs_quarantine_carry(bs_txn *t, bs_meta *m, bs_streamtab *tab,
 
 bs_err
 bs_quarantine_judge(bs_txn *t, const bs_stream *s, const bs_csview *v,
-                    int *drop)
+                    int *drop, int *settle)
 {
     uint8_t key[BS_STREAM_KEY_LEN], keep[BS_HASH_LEN], prev[BS_HASH_LEN];
     char id[ID_LEN + 1];
@@ -438,7 +475,7 @@ bs_quarantine_judge(bs_txn *t, const bs_stream *s, const bs_csview *v,
     bs_arena a;
     bs_err rv;
 
-    *drop = 0;
+    *drop = *settle = 0;
     if (!(s->flags & BS_STREAM_RELEASED))
         return BS_OK;
     release_id(s->key, id);
@@ -450,10 +487,12 @@ bs_quarantine_judge(bs_txn *t, const bs_stream *s, const bs_csview *v,
         c.id = id;
         c.fields = r.fields;
         c.nfields = r.nfields;
-        if (parse_release(&c, key, &seq, keep, prev) && v->first <= seq &&
-            seq <= v->last)
-            *drop = v->first != seq ||
-                    memcmp(v->header_hash, keep, BS_HASH_LEN) != 0;
+        if (parse_release(&c, key, &seq, keep, prev)) {
+            int kept = v->first == seq &&
+                       memcmp(v->header_hash, keep, BS_HASH_LEN) == 0;
+            *drop = v->first <= seq && seq <= v->last && !kept;
+            *settle = v->last >= seq && !kept;
+        }
     }
     bs_arena_fini(&a);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
@@ -487,53 +526,27 @@ find_kept(bs_txn *t, const bs_meta *m, release_ctx *r, uint8_t *key,
     rv = BS_ENOTFOUND;
     for (size_t i = 0; i < n && rv == BS_ENOTFOUND; i++) {
         bs_stream *s = bs_streams_find(&tab, q[i].origin, q[i].inc);
-        uint8_t here_prev[BS_HASH_LEN];
-        bs_qversion hv;
+        bs_qversion kv;
         bs_slice set;
+        bs_held h;
 
         if (memcmp(q[i].origin, r->origin, BS_PK_LEN) != 0)
             continue;
         quarantined++;
         memcpy(key, s->key, BS_STREAM_KEY_LEN);
-        *seq = q[i].fork;
-        /* the set before fork here: from our set at fork, or our head */
-        if (bs_setlog_get(t, s->idx, q[i].fork, &set) == BS_OK)
-            rv = set_info(set, &hv, here_prev);
-        else {
-            memcpy(here_prev, s->last_hash, BS_HASH_LEN);
-            hv.first = 0; /* no set of ours at fork */
-            rv = BS_OK;
-        }
-        if (rv != BS_OK)
+        /* this node's version: its set at v[0].first; the other: the
+         * evidence.  The kept set's first seq and prev_hash say where. */
+        if (q[i].v[0].first > 0 &&
+            memcmp(q[i].v[0].hash, r->keep, BS_HASH_LEN) == 0)
+            rv = bs_setlog_get(t, s->idx, q[i].v[0].first, &set);
+        else if (memcmp(q[i].v[1].hash, r->keep, BS_HASH_LEN) == 0 &&
+                 (rv = bs_held_next(t, BS_HELD_EVIDENCE, s->idx, 0, 1, &h)) ==
+                     BS_OK)
+            set = h.set;
+        if (rv == BS_OK && (rv = set_info(set, &kv, prev)) == BS_OK)
+            *seq = kv.first;
+        if (rv != BS_OK && rv != BS_ENOTFOUND)
             break;
-        rv = BS_ENOTFOUND;
-        if (hv.first == q[i].fork &&
-            memcmp(q[i].v[0].hash, r->keep, BS_HASH_LEN) == 0) {
-            memcpy(prev, here_prev, BS_HASH_LEN);
-            rv = BS_OK;
-        } else if (memcmp(q[i].v[1].hash, r->keep, BS_HASH_LEN) == 0) {
-            bs_held h;
-            uint8_t ev_prev[BS_HASH_LEN];
-            bs_qversion ev;
-            if ((rv = bs_held_next(t, BS_HELD_EVIDENCE, s->idx, 0, 1, &h)) !=
-                    BS_OK ||
-                (rv = set_info(h.set, &ev, ev_prev)) != BS_OK)
-                break;
-            if (memcmp(ev_prev, here_prev, BS_HASH_LEN) != 0)
-                rv = bs_errf(err, BS_EQUARANTINED,
-                             "version %.16s of %s does not continue this "
-                             "node's history at seq %llu (the versions part "
-                             "earlier): keep this node's version",
-                             r->keep_hex, r->origin_id,
-                             (unsigned long long)(q[i].fork - 1));
-            memcpy(prev, ev_prev, BS_HASH_LEN);
-        } else if (memcmp(q[i].v[0].hash, r->keep, BS_HASH_LEN) == 0) {
-            rv = bs_errf(err, BS_EQUARANTINED,
-                         "this node holds no set of %s at seq %llu (the "
-                         "versions part earlier): a release needs both "
-                         "sets for one seq",
-                         r->origin_id, (unsigned long long)q[i].fork);
-        }
     }
     free(q);
     /* The hub's own stream is quarantined at branches only: keep a set of

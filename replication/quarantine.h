@@ -100,11 +100,14 @@ BS_MUST_CHECK bs_err bs_quarantine_carry(bs_txn *t, bs_meta *m,
                                          uint32_t busy, bs_qrelease *out);
 
 /*
- * For admission (A5r): *drop = 1 when set v of the released stream s
- * covers the release's seq without being the kept set.  0 for a stream
- * that is not released.
+ * For admission (A5r), on the released stream s: *drop = 1 when set v
+ * covers the release's seq F without being the kept set; *settle = 1 when
+ * v reaches F or beyond and is not the kept set, so that a contradiction
+ * it shows (A6, A9) drops it instead of quarantining the stream.  Both 0
+ * for a stream that is not released.
  */
 BS_MUST_CHECK bs_err bs_quarantine_judge(bs_txn *t, const bs_stream *s,
-                                         const bs_csview *v, int *drop);
+                                         const bs_csview *v, int *drop,
+                                         int *settle);
 
 #endif

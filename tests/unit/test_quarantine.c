@@ -408,3 +408,59 @@ Test(quarantine, a_quarantined_hub_stream_is_released_by_the_hub)
     cr_assert(has(&riga, "x", "after", NULL));
     same_data(&head, &riga);
 }
+
+static void
+sync_ok(bst_node *a, bst_node *b)
+{
+    bst_sync_result r;
+    bs_err rv = bst_sync(a, b, NULL, NULL, &r);
+
+    cr_assert_eq(rv, BS_OK, "%s <-> %s: %s / %s", a->name, b->name, r.msg_a,
+                 r.msg_b);
+}
+
+/* The same over network sessions: riga, holding the copy's version of
+ * the hub's stream, takes the release from the hub's session and then the
+ * hub's sets, and both sides agree. */
+Test(quarantine, a_release_travels_by_network_session_too)
+{
+    bst_node copy;
+    bs_qstream *v = NULL;
+    bs_errbuf err = {{0}};
+    char dir[256];
+    uint8_t keep[BS_HASH_LEN];
+    const uint8_t *hub = head.n->meta.pk;
+    bs_qrelease q;
+    bs_err rv;
+
+    put(&head, "x", "base", "{\"v\":1}");
+    sync_ok(&riga, &head);
+    snprintf(dir, sizeof dir, "%s/head-copy", root);
+    bst_node_clone(&head, dir, &copy);
+    put(&head, "x", "shared", "{\"v\":\"A\"}");
+    put(&copy, "x", "shared", "{\"v\":\"B\",\"only_b\":1}");
+    bump(&copy, "riga");
+    carry(&copy, &riga); /* riga applies B */
+    bst_node_free(&copy);
+    /* Both hold the stream at the same seq: a session sees no fork until
+     * the hub's next set, which does not follow riga's (A9). */
+    sync_ok(&riga, &head);
+    cr_assert_not(quarantined(&riga, hub));
+    put(&head, "x", "later", "{\"v\":2}");
+    sync_ok(&riga, &head);
+    cr_assert(quarantined(&riga, hub));
+    cr_assert_not(has(&riga, "x", "later", NULL));
+    cr_assert_eq(list(&riga, &v), 1);
+    cr_assert_eq(v[0].fork, v[0].seq + 1, "a history fork");
+    memcpy(keep, v[0].v[1].hash, BS_HASH_LEN); /* the hub's later set */
+    free(v);
+    rv = release(&head, hub, keep, &q, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    sync_ok(&riga, &head);
+    cr_assert_not(quarantined(&riga, hub));
+    sync_ok(&riga, &head);
+    cr_assert(has(&riga, "x", "later", NULL));
+    cr_assert(has(&riga, "x", "shared", "\"A\""));
+    cr_assert_not(has(&riga, "x", "shared", "only_b"));
+    same_data(&head, &riga);
+}
