@@ -200,7 +200,8 @@ Test(quarantine, the_listing_shows_both_versions)
 {
     bst_node copy;
     bs_qstream *v = NULL;
-    const uint8_t *pk = tallinn.n->meta.pk;
+    bs_meta tm = bst_meta(&tallinn); /* the key: nodes reopen */
+    const uint8_t *pk = tm.pk;
 
     fork_tallinn(&copy);
     cr_assert_eq(list(&head, &v), 1);
@@ -317,7 +318,8 @@ Test(quarantine, keeping_the_applied_version_clears_the_quarantine)
     bst_node copy;
     bs_qstream *v = NULL;
     bs_errbuf err = {{0}};
-    const uint8_t *pk = tallinn.n->meta.pk;
+    bs_meta tm = bst_meta(&tallinn); /* the key: nodes reopen */
+    const uint8_t *pk = tm.pk;
     bs_xstats st;
     bs_qrelease q;
     bs_err rv;
@@ -362,7 +364,8 @@ Test(quarantine, a_quarantined_hub_stream_is_released_by_the_hub)
     bs_errbuf err = {{0}};
     char dir[256];
     uint8_t keep[BS_HASH_LEN];
-    const uint8_t *hub = head.n->meta.pk;
+    bs_meta hm = bst_meta(&head); /* the key: nodes reopen */
+    const uint8_t *hub = hm.pk;
     bs_qrelease q;
     bs_err rv;
 
@@ -429,7 +432,8 @@ Test(quarantine, a_release_travels_by_network_session_too)
     bs_errbuf err = {{0}};
     char dir[256];
     uint8_t keep[BS_HASH_LEN];
-    const uint8_t *hub = head.n->meta.pk;
+    bs_meta hm = bst_meta(&head); /* the key: nodes reopen */
+    const uint8_t *hub = hm.pk;
     bs_qrelease q;
     bs_err rv;
 
