@@ -337,8 +337,16 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0 &&
         (rv = note_rules(ap, s, c, &r)) != BS_OK)
         return rv;
-    if (bs_quarantine_is_release(c) && (rv = release(ap, c, s->idx)) != BS_OK)
-        return rv; /* s may have moved: the caller looks it up again */
+    if (bs_quarantine_is_release(c)) {
+        /* the record as merged decides: an older release arriving late
+         * does not undo a newer one */
+        bs_change w = *c;
+        w.fields = r.fields;
+        w.nfields = r.nfields;
+        w.deleted = !r.live;
+        if ((rv = release(ap, &w, s->idx)) != BS_OK)
+            return rv; /* s may have moved: the caller looks it up again */
+    }
     if (!changed)
         return BS_OK;
     if ((rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)

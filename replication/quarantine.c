@@ -313,6 +313,15 @@ new_incarnation(bs_txn *t, bs_meta *m, bs_streamtab *tab)
     return bs_meta_save(t, m);
 }
 
+/* 1 when f is named `want` (record field names are not NUL-terminated). */
+static int
+name_is(const bs_field *f, const char *want)
+{
+    size_t n = strlen(want);
+
+    return f->namelen == n && memcmp(f->name, want, n) == 0;
+}
+
 /* The release's fields: seq, keep, prev. */
 static int
 parse_release(const bs_change *c, uint8_t key[BS_STREAM_KEY_LEN], uint64_t *seq,
@@ -333,15 +342,13 @@ parse_release(const bs_change *c, uint8_t key[BS_STREAM_KEY_LEN], uint64_t *seq,
     }
     for (size_t i = 0; i < c->nfields; i++) {
         const bs_field *f = &c->fields[i];
-        if (strcmp(f->name, "seq") == 0 && f->val.type == BS_VINT &&
-            f->val.i > 0) {
+        if (name_is(f, "seq") && f->val.type == BS_VINT && f->val.i > 0) {
             *seq = (uint64_t)f->val.i;
             have |= 1;
         } else if (f->val.type == BS_VTEXT && f->val.len == 2 * BS_HASH_LEN &&
-                   (strcmp(f->name, "keep") == 0 ||
-                    strcmp(f->name, "prev") == 0)) {
+                   (name_is(f, "keep") || name_is(f, "prev"))) {
             char hex[2 * BS_HASH_LEN + 1];
-            int k = f->name[0] == 'k';
+            int k = name_is(f, "keep");
             memcpy(hex, f->val.s, 2 * BS_HASH_LEN);
             hex[2 * BS_HASH_LEN] = '\0';
             if (bs_unhex(k ? keep : prev, BS_HASH_LEN, hex) == BS_OK)

@@ -16,16 +16,17 @@
  * replicates like any hub change; every node carrying it out:
  *  - drops its own sets of the stream from F on when its set at F is not
  *    the kept one, rebuilds the records their changes touched from the
- *    log (rebuild.h) and moves the stream back to F - 1 (a node whose
- *    dropped sets are its own current incarnation starts a new one first:
- *    a seq is never reused, INV-1);
+ *    log (rebuild.h) and moves the stream back to F - 1, or to 0 when its
+ *    history parts before F (its chain at F - 1 is not prev); a node whose
+ *    dropped sets are its own current incarnation starts a new one first
+ *    (a seq is never reused, INV-1);
  *  - forgets the evidence and the held sets of the stream that the
  *    release drops; the other copy, when it is the kept set, waits in the
  *    held table and applies at the next retry;
  *  - clears the quarantine and marks the stream released: from then on a
- *    set covering F other than the kept one, and a set that contradicts
- *    the node's history of the stream, are dropped (no-ops) instead of
- *    quarantining it again.
+ *    set covering F other than the kept one, and a set reaching F that
+ *    contradicts the node's history of the stream, are dropped (no-ops)
+ *    instead of quarantining it again.
  */
 #ifndef BS_QUARANTINE_H
 #define BS_QUARANTINE_H
@@ -74,9 +75,10 @@ typedef struct bs_qrelease {
  * a hub change to `_quarantine` carried out here at once.  For the hub's
  * own origin (quarantined at branches only), keep names a set of its own
  * log.  BS_EPERM at a branch; BS_EINVAL for a malformed ID or hash;
- * BS_ENOTFOUND when no quarantined stream of ORIGIN has that version;
- * BS_EQUARANTINED when the kept version does not continue this node's
- * history at F - 1 (the versions part earlier).  *out set on BS_OK.
+ * BS_ENOTFOUND when no quarantined stream of ORIGIN has that version.
+ * The kept version, when it is the other copy, applies here at once (a
+ * held-set retry after the write) when it continues this node's history.
+ * *out set on BS_OK.
  */
 BS_MUST_CHECK bs_err bs_quarantine_release(const bs_core *c, const char *origin,
                                            const char *keep_hex,
