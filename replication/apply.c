@@ -548,12 +548,16 @@ release_own(bs_apply *ap, const bs_csview *v, const bs_stream *s, int *did)
     memcpy(key, s->key, sizeof key);
     for (size_t i = 0; i < v->count && rv == BS_OK && !*did; i++) {
         bs_change ch;
+
         if (!v->present[i] ||
             bs_changeset_change(v, i, &ap->scratch, &ch, NULL) != BS_OK)
             continue;
-        if (bs_quarantine_names(&ch, key)) {
-            rv = release(ap, &ch, 0);
-            *did = 1;
+        if (bs_quarantine_names(&ch, key) &&
+            (rv = release(ap, &ch, 0)) == BS_OK) {
+            const bs_stream *now =
+                bs_streams_find(&ap->streams, key, key + BS_PK_LEN);
+            /* a release that does not parse leaves it quarantined */
+            *did = now != NULL && !(now->flags & BS_STREAM_QUARANTINED);
         }
     }
     return rv;

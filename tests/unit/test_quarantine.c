@@ -16,6 +16,7 @@
 
 #include "../lib/fixture.h"
 #include "../../replication/crypto.h"
+#include "../../replication/local.h"
 #include "../../replication/quarantine.h"
 #include "../../replication/streams.h"
 #include "../../replication/verify.h"
@@ -467,4 +468,62 @@ Test(quarantine, a_release_travels_by_network_session_too)
     cr_assert(has(&riga, "x", "shared", "\"A\""));
     cr_assert_not(has(&riga, "x", "shared", "only_b"));
     same_data(&head, &riga);
+}
+
+/* The hub writes `_quarantine/ID` {"seq": "two"} by hand (a local write of
+ * the system collection, as only a hub can). */
+static bs_err
+odd_release_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    bs_field f;
+    bs_local l;
+    bs_err rv;
+
+    memset(&f, 0, sizeof f);
+    f.name = "seq";
+    f.val.type = BS_VTEXT;
+    f.val.s = "two";
+    f.val.len = 3;
+    if ((rv = bs_local_begin(&l, t, &head.core, err)) == BS_OK &&
+        (rv = bs_local_put(&l, BS_SYS_QUARANTINE, arg, &f, 1, err)) == BS_OK)
+        rv = bs_local_finish(&l, err);
+    bs_local_fini(&l);
+    return rv;
+}
+
+/* A release that does not parse releases nothing, and its set of the
+ * quarantined hub stream stays a no-op (it is not retried for ever). */
+Test(quarantine, a_release_that_does_not_parse_changes_nothing)
+{
+    bst_node copy;
+    bs_errbuf err = {{0}};
+    char dir[256], id[BS_NODE_ID_LEN + 2 * BS_INC_LEN + 2];
+    bs_meta hm = bst_meta(&head);
+    bs_xstats st;
+    bs_err rv;
+
+    put(&head, "x", "base", "{\"v\":1}");
+    carry(&head, &riga);
+    carry(&riga, &head);
+    snprintf(dir, sizeof dir, "%s/head-copy", root);
+    bst_node_clone(&head, dir, &copy);
+    put(&head, "x", "shared", "{\"v\":\"A\"}");
+    put(&copy, "x", "shared", "{\"v\":\"B\"}");
+    bump(&copy, "riga");
+    carry(&copy, &riga);
+    bst_node_free(&copy);
+    bump(&head, "riga");
+    bump(&head, "riga");
+    carry(&head, &riga);
+    cr_assert(quarantined(&riga, hm.pk));
+    bs_node_id_format(hm.pk, id);
+    id[BS_NODE_ID_LEN] = '.';
+    bs_hex(id + BS_NODE_ID_LEN + 1, hm.inc, BS_INC_LEN);
+    rv = bs_store_write(head.n->store, odd_release_txn, id, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    rv = bst_carry(&head, &riga, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(st.sets, 0);
+    cr_assert(quarantined(&riga, hm.pk), "still quarantined");
+    cr_assert(has(&riga, "x", "shared", "\"B\""));
 }
