@@ -178,9 +178,9 @@ stream_problems(bs_txn *t, const bs_status *st, bs_problems *out)
         origin_name(t, &st->meta, s->origin, name, sizeof name);
         rv = bs_problems_add(
             out, "quarantined", name,
-            "on that node, make sure one copy of it runs, then restore it "
-            "from a backup (branchsync restore: a new incarnation, whose "
-            "writes travel again)",
+            "branchsync quarantine lists both versions; the head office "
+            "keeps one (branchsync quarantine release ORIGIN --keep HASH), "
+            "and only one copy of that node may run",
             "%s signed two histories (seq %llu: %s); its later changes are "
             "ignored here",
             name, (unsigned long long)s->seq, s->note);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "quarantine.h"
 #include "setlog.h"
 
 const char *
@@ -378,11 +379,22 @@ hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
     return BS_OK;
 }
 
+/* A5r: on a released stream, a set that contradicts this node's history
+ * from the release's seq on is of the dropped version: a no-op, not a
+ * new quarantine. */
+static void
+settled(int settle, bs_admit *out)
+{
+    if (out->verdict == BS_ADMIT_QUARANTINE && settle)
+        out->verdict = BS_ADMIT_DUPLICATE;
+}
+
 /* A5-A9 against stream s. */
 static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
          bs_admit *out, bs_errbuf *err)
 {
+    int drop, settle;
     uint64_t n;
     bs_err rv;
 
@@ -390,8 +402,19 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         out->verdict = BS_ADMIT_QUARANTINED;
         return BS_OK;
     }
-    if (v->last <= s->seq)
-        return replay(ad, s, v, out);
+    /* A5r: a released stream drops a set covering the release's seq
+     * other than the kept one (quarantine.h). */
+    if ((rv = bs_quarantine_judge(ad->txn, s, v, &drop, &settle)) != BS_OK)
+        return rv;
+    if (drop) {
+        out->verdict = BS_ADMIT_DUPLICATE;
+        return BS_OK;
+    }
+    if (v->last <= s->seq) {
+        if ((rv = replay(ad, s, v, out)) == BS_OK)
+            settled(settle, out);
+        return rv;
+    }
     if (v->first <= s->seq)
         return bs_errf(err, BS_EMALFORMED,
                        "change set %llu-%llu of origin %s overlaps seq %llu "
@@ -416,6 +439,7 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         !(ad->joining && memcmp(v->origin, ad->meta.pk, BS_PK_LEN) == 0)) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "history fork";
+        settled(settle, out);
         return BS_OK;
     }
     out->verdict = BS_ADMIT_APPLY;

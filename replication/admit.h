@@ -15,6 +15,9 @@
  *  A4  the origin's signature verifies over the exact header bytes
  *      (S1, P14)                                        else BS_EBADSIG
  *  A5  its stream is quarantined                       -> QUARANTINED (no-op)
+ *  A5r its stream was released by the hub (quarantine.h) and it covers the
+ *      release's seq without being the kept set -> DUPLICATE (dropped); on
+ *      such a stream, what A6 or A9 would quarantine is dropped instead
  *  A6  wholly at or below the stream's position: a replay, a no-op
  *      (INV-3, S5) -> DUPLICATE; unless the log holds other signed bytes
  *      for that position -> QUARANTINE (S6)

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/fixture.h"
 #include "../../node/node.h"
 #include "../../replication/crypto.h"
 #include "../../replication/xlog.h"
@@ -2418,4 +2419,116 @@ Test(cli, status_and_doctor_show_changes_refused_by_rule_per_office)
     r = CLI("-d", br, "get", "prices", "p1");
     cr_assert_eq(r.code, 1, "the branch kept it: %s", r.out);
     res_free(&r);
+}
+/* ---- issue 9 item 7: quarantine can be released ---- */
+
+/* A branch's store copied by hand writes seq 2 twice (once per copy) and
+ * both reach the hub: `quarantine --json` lists both versions; `release`
+ * is refused at a branch (2), for a malformed hash (2) and an unknown one
+ * (1), each writing nothing; at the hub it keeps one and the list empties. */
+Test(cli, quarantine_lists_both_versions_and_only_the_hub_releases)
+{
+    char hub[128], br[128], copy[128], file[256], *hid, *bid;
+    const char *keep;
+    json_t *j, *q, *v0, *v1;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(copy, sizeof copy, "%s/br-copy", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
+           bid);
+    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("put", "-d", br, "put", "x", "a", "{\"v\":1}");
+    carry(br, "hub", hub);
+    carry(hub, "br", br);
+    r = CLI("-d", hub, "quarantine");
+    assert_ok(r, "quarantine");
+    cr_assert(strstr(r.out, "no quarantined stream") != NULL, "%s", r.out);
+    res_free(&r);
+    bst_copy_tree(br, copy);
+    CLI_OK("put A", "-d", br, "put", "x", "b", "{\"v\":\"A\"}");
+    CLI_OK("put B", "-d", copy, "put", "x", "b", "{\"v\":\"B\"}");
+    carry(br, "hub", hub);
+    /* the copy numbers files as br did: one unsent export moves it on */
+    snprintf(file, sizeof file, "%s/copy.bsx", root);
+    CLI_OK("export copy", "-d", copy, "export", "hub", file);
+    carry(copy, "hub", hub);
+
+    r = CLI("-d", hub, "quarantine", "--json");
+    assert_ok(r, "quarantine --json");
+    j = parse_json(r.out, "quarantine --json");
+    res_free(&r);
+    q = json_array_get(json_object_get(j, "quarantined"), 0);
+    cr_assert_eq(json_array_size(json_object_get(j, "quarantined")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(q, "origin")), bid);
+    cr_assert_eq(strlen(json_string_value(json_object_get(q, "incarnation"))),
+                 2 * BS_INC_LEN);
+    cr_assert_eq(json_integer_value(json_object_get(q, "fork")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(q, "seq")), 2);
+    cr_assert(json_is_string(json_object_get(q, "note")));
+    cr_assert_eq(json_array_size(json_object_get(q, "versions")), 2);
+    v0 = json_array_get(json_object_get(q, "versions"), 0);
+    v1 = json_array_get(json_object_get(q, "versions"), 1);
+    cr_assert(json_is_true(json_object_get(v0, "here")));
+    cr_assert(json_is_false(json_object_get(v1, "here")));
+    for (int i = 0; i < 2; i++) {
+        json_t *v = i ? v1 : v0;
+        cr_assert_eq(strlen(json_string_value(json_object_get(v, "hash"))),
+                     2 * BS_HASH_LEN);
+        cr_assert_eq(json_integer_value(json_object_get(v, "first")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(v, "last")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(v, "changes")), 1);
+        cr_assert_gt(json_integer_value(json_object_get(v, "created_ms")), 0);
+    }
+    keep = json_string_value(json_object_get(v1, "hash"));
+    r = CLI("-d", hub, "quarantine");
+    assert_ok(r, "quarantine");
+    cr_assert(strstr(r.out, bid) != NULL && strstr(r.out, keep) != NULL, "%s",
+              r.out);
+    res_free(&r);
+
+    BAD(br, "only the head office releases a quarantine", "-d", br,
+        "quarantine", "release", bid, "--keep", keep);
+    BAD(hub, "bad --keep", "-d", hub, "quarantine", "release", bid, "--keep",
+        "zz");
+    BAD(hub, "bad node ID", "-d", hub, "quarantine", "release", "nobody",
+        "--keep", keep);
+    BAD(hub, "needs --keep", "-d", hub, "quarantine", "release", bid);
+    BAD(hub, "release ORIGIN", "-d", hub, "quarantine", "--keep", keep);
+    BAD(hub, "usage", "-d", hub, "quarantine", "lift", bid);
+    NOT_FOUND(
+        hub, "has no version", "-d", hub, "quarantine", "release", bid,
+        "--keep",
+        "0000000000000000000000000000000000000000000000000000000000000000");
+    NOT_FOUND(
+        hub, "has no version", "-d", hub, "quarantine", "release", hid,
+        "--keep",
+        "0000000000000000000000000000000000000000000000000000000000000000");
+
+    r = CLI("-d", hub, "quarantine", "release", bid, "--keep", keep, "--json");
+    assert_ok(r, "release");
+    json_decref(q = parse_json(r.out, "release --json"));
+    res_free(&r);
+    r = CLI("-d", hub, "quarantine", "release", bid, "--keep", keep, "--json");
+    cr_assert_eq(r.code, 1, "released twice: %d %s", r.code, r.err);
+    res_free(&r);
+    r = CLI("-d", hub, "get", "x", "b");
+    assert_ok(r, "get");
+    cr_assert(strstr(r.out, "\"B\"") != NULL, "kept B: %s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "quarantine", "--json");
+    assert_ok(r, "quarantine --json");
+    json_decref(j);
+    j = parse_json(r.out, "quarantine --json");
+    cr_assert_eq(json_array_size(json_object_get(j, "quarantined")), 0);
+    json_decref(j);
+    res_free(&r);
+    free(hid);
+    free(bid);
 }
