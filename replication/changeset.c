@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "branchsync.pb-c.h"
+#include "meta.h"
 
 /* ---- protobuf-c for untrusted bytes ---- */
 
@@ -106,10 +107,35 @@ fixed(ProtobufCBinaryData d, size_t n)
     return d.len == n;
 }
 
+/* D14: no routes, or one per change, each well-formed. */
+static bs_err
+decode_routes(bs_csview *v, const Bs__SetHeader *h, bs_errbuf *err)
+{
+    if (h->n_routes == 0)
+        return BS_OK;
+    if (h->n_routes != h->n_change_hashes)
+        return malformed(err, "route count disagrees with header");
+    v->route_coll = calloc(h->n_routes, sizeof *v->route_coll);
+    v->route_owner = calloc(h->n_routes, sizeof *v->route_owner);
+    if (v->route_coll == NULL || v->route_owner == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < h->n_routes; i++) {
+        const Bs__Route *r = h->routes[i];
+        /* protobuf-c gives "" for an absent string */
+        if (!bs_collection_valid(r->collection, 1) ||
+            !(r->owner[0] == '\0' || bs_node_name_valid(r->owner)))
+            return malformed(err, "bad route in header");
+        v->route_coll[i] = r->collection;
+        v->route_owner[i] = r->owner;
+    }
+    return BS_OK;
+}
+
 static bs_err
 decode_header(bs_csview *v, bs_errbuf *err)
 {
     Bs__SetHeader *h;
+    bs_err rv;
 
     if (v->header.n == 0 || v->header.n > BS_SET_MAX_BYTES)
         return malformed(err, "header size");
@@ -150,6 +176,8 @@ decode_header(bs_csview *v, bs_errbuf *err)
     for (size_t i = 0; i < h->n_change_hashes; i++)
         if (!fixed(h->change_hashes[i], BS_HASH_LEN))
             return malformed(err, "bad change hash length");
+    if ((rv = decode_routes(v, h, err)) != BS_OK)
+        return rv;
     v->nseen = h->n_seen;
     if ((v->seen = calloc(h->n_seen + 1, sizeof *v->seen)) == NULL)
         return BS_ENOMEM;
@@ -456,6 +484,9 @@ bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
         return malformed(err, "change fields out of bounds");
     if (bs_fields_sort(f, nf, err) != BS_OK)
         return malformed(err, "duplicate field in change");
+    if (v->route_coll != NULL && strcmp(v->route_coll[i], coll) != 0)
+        return malformed(err, "change is not in the collection its route "
+                              "names");
     out->coll = coll;
     out->id = id;
     out->fields = f;
@@ -471,6 +502,8 @@ bs_changeset_free(bs_csview *v)
     bs_changeset_pb_free(v->pb_set);
     bs_changeset_pb_free(v->pb_hdr);
     free(v->seen);
+    free(v->route_coll);
+    free(v->route_owner);
     free(v->present);
     free(v->changes);
     free(v);
@@ -496,6 +529,8 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
         v.seen = NULL;
     }
     free(v.seen);
+    free(v.route_coll);
+    free(v.route_owner);
     bs_changeset_pb_free(v.pb_hdr);
     return rv == BS_OK ? BS_OK : BS_ESTORE;
 }
@@ -649,4 +684,16 @@ bs_changeset_stored_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
         *last = h->last_seq;
     bs_changeset_pb_free(h);
     return ok ? BS_OK : BS_ESTORE;
+}
+
+int
+bs_changeset_stored_omits(bs_slice set)
+{
+    pbr r = {set.p, set.p + set.n}, f;
+    uint64_t tag;
+
+    while (r.p < r.end)
+        if (!rd_setfield(&r, &tag, &f) || tag >> 3 == 4)
+            return 1; /* (unreadable: let the full decoder judge it) */
+    return 0;
 }

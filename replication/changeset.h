@@ -91,6 +91,11 @@ typedef struct bs_csview {
     uint8_t *present;      /* count flags: 1 if the change's bytes are here */
     bs_slice *changes;     /* count slices (the view's copies); empty for
                               omitted ones */
+    /* The signed routes (SetHeader field 13, docs/protocol.md 2.5): the
+     * collection and the owner after it of change i, both NUL-terminated
+     * and living as long as the view; NULL when the set has no routes (a
+     * version-1 origin: its omissions cannot be verified). */
+    const char **route_coll, **route_owner;
     void *pb_set, *pb_hdr; /* unpacked protobuf messages */
     int verified;          /* the origin's signature was checked (pass 1) */
 } bs_csview;
@@ -106,6 +111,13 @@ typedef struct bs_csview {
  */
 BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
                                          bs_csview **out, bs_errbuf *err);
+/*
+ * The routes of a header (SetHeader field 13) are either absent or one per
+ * change: each collection valid (system names admitted), each owner empty
+ * or a valid node name.  Checked by bs_changeset_decode (D14); a present
+ * change whose collection differs from its route is refused by
+ * bs_changeset_change (C6).
+ */
 /* Verify the origin's signature over the header (S1).  BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_changeset_verify(const bs_csview *v,
                                          const uint8_t pk[BS_PK_LEN]);
@@ -144,6 +156,9 @@ BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
 BS_MUST_CHECK bs_err bs_changeset_stored_check(
     bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN], uint64_t *last);
 
+/* 1 when stored set `set` leaves changes out (its `omitted` field is
+ * there), read in place; also 1 when it does not read. */
+int bs_changeset_stored_omits(bs_slice set);
 /*
  * protobuf-c for untrusted bytes, as the decoders here use it; exported for
  * envelope.c and for the protobuf-c reference decoder of the tests

@@ -8,6 +8,7 @@
 #include "local.h"
 #include "members.h"
 #include "purge.h"
+#include "scope.h"
 #include "setlog.h"
 
 bs_err
@@ -102,6 +103,7 @@ bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 void *ctx, uint64_t *nsets, bs_errbuf *err)
 {
+    bs_scope_peer sp;
     bs_streamtab tab;
     bs_err rv;
 
@@ -110,6 +112,10 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         return BS_OK; /* nothing is ours to send before joining */
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
+    if ((rv = bs_scope_peer_init(&sp, t, m, p->pk)) != BS_OK) {
+        bs_streams_fini(&tab);
+        return rv;
+    }
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
@@ -121,10 +127,23 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 continue;
             upto = sendable(t, m, s);
             for (;;) {
+                bs_scope_verdict vd;
+                uint8_t *f;
+                size_t fn;
+
                 rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
                 if ((rv = check_outgoing(s, from, rv, set, err)) != BS_OK)
                     break;
-                if ((rv = emit(ctx, set)) != BS_OK)
+                /* only what the peer is entitled to (8.5) */
+                if ((rv = bs_scope_filter(&sp, t, set, &vd, &f, &fn)) != BS_OK)
+                    break;
+                if (vd == BS_SCOPE_STOP) {
+                    rv = BS_ENOTFOUND;
+                    break;
+                }
+                rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
+                free(f);
+                if (rv != BS_OK)
                     break;
                 (*nsets)++;
                 from = last;
@@ -133,6 +152,7 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 rv = BS_OK;
         }
     }
+    bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
     return rv;
 }
@@ -145,10 +165,21 @@ bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
     c->ntheirs = n;
 }
 
+void
+bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk)
+{
+    memcpy(c->peer, pk, BS_PK_LEN);
+    c->has_peer = 1;
+}
+
 bs_err
 bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
              bs_errbuf *err)
 {
+    bs_scope_peer sp;
+    bs_scope_verdict vd;
+    uint8_t *f = NULL;
+    size_t fn = 0;
     bs_streamtab tab;
     bs_meta m;
     bs_txn *t;
@@ -166,6 +197,12 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     }
     if (!m.joined)
         c->pass = 2; /* nothing is ours to send before joining */
+    if (c->pass < 2 && c->has_peer &&
+        (rv = bs_scope_peer_init(&sp, t, &m, c->peer)) != BS_OK) {
+        bs_streams_fini(&tab);
+        bs_txn_abort(t);
+        return rv;
+    }
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             const bs_stream *s = &tab.v[c->stream];
@@ -183,6 +220,20 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             rv = check_outgoing(s, c->from, rv, set, err);
             if (rv == BS_ENOTFOUND)
                 continue;
+            /* only what the peer is entitled to (8.5) */
+            if (rv == BS_OK && c->has_peer &&
+                (rv = bs_scope_filter(&sp, t, set, &vd, &f, &fn)) == BS_OK) {
+                if (vd == BS_SCOPE_STOP) {
+                    rv = BS_ENOTFOUND;
+                    continue; /* the stream stops here for this peer */
+                }
+                if (f != NULL) {
+                    *out = f;
+                    *n = fn;
+                    c->from = last;
+                    goto out;
+                }
+            }
             if (rv == BS_OK) {
                 if ((*out = malloc(set.n)) == NULL) {
                     rv = BS_ENOMEM;
@@ -197,6 +248,8 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     }
     c->done = 1;
 out:
+    if (c->has_peer)
+        bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
     bs_txn_abort(t);
     return rv;

@@ -40,6 +40,8 @@ typedef struct bs_local {
     int force;              /* write even when nothing changes (resolve) */
     uint64_t correction_ms; /* stamps are the wall clock less this */
     bs_rebuild_queue rules_due; /* collections whose rules the hub wrote */
+    bs_collection route_rules;  /* the rules of the last collection routed */
+    int route_cached;
 } bs_local;
 
 /*
