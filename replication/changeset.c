@@ -48,15 +48,77 @@ cap_free(void *d, void *ptr)
     free(p);
 }
 
+/*
+ * The routes of a SetHeader (field 13) unpack into one message each, which
+ * takes more memory than its few bytes on the wire: they get a budget of
+ * their own, ROUTE_ALLOC each, after counting them in place.  A header
+ * with more routes than a set has changes is refused before unpacking, so
+ * the cap stays 4 * len + 64 KiB + BS_SET_MAX_CHANGES * ROUTE_ALLOC (P21).
+ */
+#define ROUTE_ALLOC 64
+
+static int
+scan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* The number of field-13 entries of a header (SIZE_MAX: too many). */
+static size_t
+count_routes(const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    uint64_t tag, x;
+    size_t n = 0;
+
+    while (p < end && scan_varint(&p, end, &tag)) {
+        switch (tag & 7) {
+        case 0:
+            if (!scan_varint(&p, end, &x))
+                return n;
+            break;
+        case 1:
+        case 5:
+            if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u))
+                return n;
+            p += (tag & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (!scan_varint(&p, end, &x) || x > (uint64_t)(end - p))
+                return n;
+            p += x;
+            if (tag == (13u << 3 | 2) && ++n > BS_SET_MAX_CHANGES)
+                return SIZE_MAX;
+            break;
+        default:
+            return n; /* the unpack refuses it */
+        }
+    }
+    return n;
+}
+
 void *
 bs_changeset_pb_unpack(const ProtobufCMessageDescriptor *desc,
                        const uint8_t *buf, size_t len)
 {
     capped c = {len * 4 + 65536};
-    ProtobufCAllocator a = {cap_alloc, cap_free, &c};
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, buf);
 
-    return m;
+    if (desc == &bs__set_header__descriptor) {
+        size_t n = count_routes(buf, len);
+        if (n == SIZE_MAX)
+            return NULL;
+        c.budget += n * ROUTE_ALLOC;
+    }
+    ProtobufCAllocator a = {cap_alloc, cap_free, &c};
+
+    return protobuf_c_message_unpack(desc, &a, len, buf);
 }
 
 void
