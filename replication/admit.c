@@ -441,7 +441,9 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
     if (v->first > s->seq + 1) {
         if ((rv = held_chain(ad, s, &n)) != BS_OK)
             return rv;
-        if (n + 1 == v->first)
+        /* right after the held chain, or inside it (sent again while
+         * held: it waits as the first copy does) */
+        if (v->first <= n + 1)
             return hold(ad, s, id, BS_HOLD_BEHIND, out, err);
         return bs_errf(err, BS_EGAP,
                        "change set would leave a gap: holding seq %llu of "
