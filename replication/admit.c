@@ -409,8 +409,8 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
                            "arrives whole",
                            (unsigned long long)v->first,
                            (unsigned long long)v->last, id,
-                           (unsigned long long)(v->first + i),
-                           v->route_coll[i], v->route_owner[i]);
+                           (unsigned long long)(v->first + i), v->route_coll[i],
+                           v->route_owner[i]);
     }
     return BS_OK;
 }

@@ -87,10 +87,10 @@ typedef struct bs_csview {
     uint8_t prev_hash[BS_HASH_LEN];
     bs_pos *seen;
     size_t nseen;
-    size_t count;          /* last - first + 1 */
-    uint8_t *present;      /* count flags: 1 if the change's bytes are here */
-    bs_slice *changes;     /* count slices (the view's copies); empty for
-                              omitted ones */
+    size_t count;      /* last - first + 1 */
+    uint8_t *present;  /* count flags: 1 if the change's bytes are here */
+    bs_slice *changes; /* count slices (the view's copies); empty for
+                          omitted ones */
     /* The signed routes (SetHeader field 13, docs/protocol.md 2.5): the
      * collection and the owner after it of change i, both NUL-terminated
      * and living as long as the view; NULL when the set has no routes (a

@@ -321,8 +321,8 @@ bs_csbuild_route(bs_csbuild *b, const char *coll, const char *owner)
         b->bytes += strlen(coll) + 4;
     }
     if (owner != NULL && owner[0] != '\0') {
-        if ((b->rowner[i] = bs_arena_strndup(&b->arena, owner,
-                                             strlen(owner))) == NULL)
+        if ((b->rowner[i] =
+                 bs_arena_strndup(&b->arena, owner, strlen(owner))) == NULL)
             return BS_ENOMEM;
         b->bytes += strlen(owner) + 2;
     }

@@ -28,9 +28,10 @@ BS_MUST_CHECK bs_err bs_xchg_envelope(bs_txn *t, const bs_meta *m,
 /*
  * Every stored set that p lacks, in sending order, through emit, with the
  * changes p is not entitled to left out (scope.h); a stream stops before a
- * set that leaves out a change p is entitled to.  Each is checked first (it decodes, its changes match their hashes, its origin's
- * signature verifies): a damaged one is BS_ESTORE, "store is corrupt: ...",
- * and is never sent.  err may be NULL.
+ * set that leaves out a change p is entitled to.  Each is checked first (it
+ * decodes, its changes match their hashes, its origin's signature verifies): a
+ * damaged one is BS_ESTORE, "store is corrupt: ...", and is never sent.  err
+ * may be NULL.
  */
 typedef bs_err (*bs_emit_fn)(void *ctx, bs_slice set);
 BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,

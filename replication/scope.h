@@ -30,9 +30,9 @@
 /* A receiver, as the node judging for it knows it.  Caller-owned; see
  * bs_scope_peer_init. */
 typedef struct bs_scope_peer {
-    int hub;                        /* the infobase's hub: everything */
+    int hub;                         /* the infobase's hub: everything */
     char name[BS_NODE_NAME_MAX + 1]; /* its member name; "" none */
-    int any_scoped; /* some collection is owner-scoped by the rules now */
+    int any_scoped;       /* some collection is owner-scoped by the rules now */
     bs_collection *rules; /* cache of the rules looked up (malloc'd) */
     size_t nrules;
 } bs_scope_peer;
@@ -63,9 +63,9 @@ typedef enum {
  * unchanged) when *v is BS_SCOPE_FILTERED; else NULL.  BS_ESTORE when the
  * stored set does not decode; BS_ENOMEM.
  */
-BS_MUST_CHECK bs_err bs_scope_filter(bs_scope_peer *p, bs_txn *t,
-                                     bs_slice set, bs_scope_verdict *v,
-                                     uint8_t **out, size_t *n);
+BS_MUST_CHECK bs_err bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set,
+                                     bs_scope_verdict *v, uint8_t **out,
+                                     size_t *n);
 
 /*
  * The digest (digest.h) of the live records node m holds that receiver pk

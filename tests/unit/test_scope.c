@@ -146,7 +146,7 @@ omit(bs_slice set, const uint32_t *ix, size_t n)
             om[no++] = (uint32_t)i;
         else
             kept[nc++] = (ProtobufCBinaryData){v->changes[i].n,
-                                             (uint8_t *)v->changes[i].p};
+                                               (uint8_t *)v->changes[i].p};
     }
     cs.header = in->header;
     cs.signature = in->signature;
@@ -596,8 +596,7 @@ Test(scope, a_version1_decoder_accepts_a_routed_set)
     cr_assert(bst_stream(&head, mh.pk, mh.inc, &self));
     bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
     /* the set starting at self.seq: the write's */
-    cr_assert_eq(bs_setlog_from(t, self.idx, self.seq, &stored, &first),
-                 BS_OK);
+    cr_assert_eq(bs_setlog_from(t, self.idx, self.seq, &stored, &first), BS_OK);
     cr_assert_eq(bs_changeset_decode(stored.p, stored.n, &v, NULL), BS_OK);
     cr_assert_not_null(v->route_coll);
     cr_assert_str_eq(v->route_coll[0], "orders");

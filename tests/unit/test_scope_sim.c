@@ -245,10 +245,9 @@ censor(world *w, int relay, int to)
     bst_fingerprint(&w->n[to], before);
     rv = bst_import(&w->n[to], w->file, &st, &err);
     if (rv == BS_OK) {
-        cr_assert_geq(pos, last,
-                      "seed %llu: %s accepted a censored set from %s: %s",
-                      (unsigned long long)w->seed, names[to], names[relay],
-                      err.msg);
+        cr_assert_geq(
+            pos, last, "seed %llu: %s accepted a censored set from %s: %s",
+            (unsigned long long)w->seed, names[to], names[relay], err.msg);
         return;
     }
     cr_assert_eq(rv, BS_EPERM, "seed %llu: censored file at %s: %s: %s",
@@ -300,10 +299,10 @@ only_own_records(world *w, int i)
         while ((rv = bs_records_iter_next(it, &id, &idlen, &r, NULL)) ==
                BS_OK) {
             size_t nl = strlen(names[i]);
-            cr_assert(idlen > nl && memcmp(id, names[i], nl) == 0 &&
-                          id[nl] == '-',
-                      "seed %llu: %s holds %s/%.*s", (unsigned long long)w->seed,
-                      names[i], colls[c], (int)idlen, id);
+            cr_assert(
+                idlen > nl && memcmp(id, names[i], nl) == 0 && id[nl] == '-',
+                "seed %llu: %s holds %s/%.*s", (unsigned long long)w->seed,
+                names[i], colls[c], (int)idlen, id);
         }
         cr_assert_eq(rv, BS_ENOTFOUND);
         bs_records_iter_close(it);
