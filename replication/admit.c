@@ -371,6 +371,7 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
 {
     int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0;
     char name[BS_NODE_NAME_MAX + 1];
+    bs_collection rules;
     size_t i;
 
     for (i = 0; i < v->count && v->present[i]; i++)
@@ -387,8 +388,8 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
                        (unsigned long long)v->last, id,
                        (unsigned long long)(v->first + i));
     bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
+    rules.name[0] = '\0';
     for (; i < v->count; i++) {
-        bs_collection rules;
         bs_rule_version ver;
         bs_change probe;
         bs_err rv;
@@ -397,9 +398,13 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
             continue;
         memset(&probe, 0, sizeof probe);
         probe.coll = v->route_coll[i];
-        probe.hlc = UINT64_MAX; /* the rules now */
-        if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
-            return rv;
+        probe.hlc = UINT64_MAX; /* the rules now (looked up once per run of
+                                   one collection) */
+        if (strcmp(rules.name, probe.coll) != 0) {
+            if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
+                return rv;
+            snprintf(rules.name, sizeof rules.name, "%s", probe.coll);
+        }
         if (bs_scope_entitled(hub, name, &rules, v->route_coll[i],
                               v->route_owner[i]))
             return bs_errf(err, BS_EPERM,

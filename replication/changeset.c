@@ -759,3 +759,208 @@ bs_changeset_stored_omits(bs_slice set)
             return 1; /* (unreadable: let the full decoder judge it) */
     return 0;
 }
+
+/* ---- filtering a stored set for a receiver ---- */
+
+static size_t
+varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *
+wr_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The routes of header h read in place into r[0..count) (collection and
+ * owner slices); 0 when the header has none, -1 when they do not read. */
+static int
+read_routes(pbr h, bs_route_ref *r, size_t count)
+{
+    uint64_t tag;
+    size_t n = 0;
+    pbr f;
+
+    while (h.p < h.end) {
+        uint64_t x;
+        if (!rd_varint(&h, &tag))
+            return -1;
+        if ((tag & 7) == 0) {
+            if (!rd_varint(&h, &x))
+                return -1;
+            continue;
+        }
+        if ((tag & 7) != 2 || !rd_bytes(&h, &f))
+            return -1;
+        if (tag != (13u << 3 | 2))
+            continue;
+        if (n == count)
+            return -1;
+        memset(&r[n], 0, sizeof r[n]);
+        while (f.p < f.end) {
+            pbr s;
+            if (!rd_varint(&f, &tag) || (tag != 0x0a && tag != 0x12) ||
+                !rd_bytes(&f, &s))
+                return -1;
+            if (tag == 0x0a)
+                r[n].coll = (bs_slice){s.p, (size_t)(s.end - s.p)};
+            else
+                r[n].owner = (bs_slice){s.p, (size_t)(s.end - s.p)};
+        }
+        n++;
+    }
+    return n == 0 ? 0 : n == count ? 1 : -1;
+}
+
+bs_err
+bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
+                           bs_filter_verdict *vd, uint8_t **out, size_t *outn)
+{
+    pbr r = {set.p, set.p + set.n}, f, hdr = {0}, sig = {0}, om = {0}, o;
+    bs_route_ref *routes = NULL;
+    uint8_t *present = NULL, *kept = NULL, *p;
+    uint64_t tag, ix;
+    size_t nchanges = 0, count, size, nomit = 0, omlen = 0, i, have = 0;
+    bs_err rv = BS_ESTORE;
+
+    *vd = BS_FILTER_WHOLE;
+    *out = NULL;
+    *outn = 0;
+    while (r.p < r.end) {
+        if (!rd_setfield(&r, &tag, &f))
+            return BS_ESTORE;
+        if (tag == 0x0a)
+            hdr = f;
+        else if (tag == 0x12)
+            sig = f;
+        else if (tag == 0x1a)
+            nchanges++;
+        else if (tag == 0x22)
+            om = f;
+    }
+    for (o = om; o.p < o.end; have++)
+        if (!rd_varint(&o, &ix))
+            return BS_ESTORE;
+    count = nchanges + have;
+    if (hdr.p == NULL || sig.end - sig.p != BS_SIG_LEN || count == 0 ||
+        count > BS_SET_MAX_CHANGES)
+        return BS_ESTORE;
+    routes = calloc(count, sizeof *routes);
+    present = malloc(count);
+    kept = malloc(count);
+    if (routes == NULL || present == NULL || kept == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    memset(present, 1, count);
+    while (om.p < om.end) {
+        if (!rd_varint(&om, &ix) || ix >= count)
+            goto out;
+        present[ix] = 0;
+    }
+    switch (read_routes(hdr, routes, count)) {
+    case -1:
+        goto out;
+    case 0: /* no routes: entitled to everything, nothing verifies an
+               omission */
+        rv = BS_OK;
+        if (have > 0)
+            *vd = BS_FILTER_STOP;
+        goto out;
+    default:
+        break;
+    }
+    for (i = 0; i < count; i++) {
+        int e = keep(ctx, &routes[i]);
+
+        if (!present[i] && e) {
+            *vd = BS_FILTER_STOP;
+            rv = BS_OK;
+            goto out;
+        }
+        kept[i] = present[i] && e;
+        if (!kept[i]) {
+            nomit++;
+            omlen += varint_len(i);
+        }
+    }
+    rv = BS_OK;
+    if (nomit == have)
+        goto out; /* nothing more to leave out */
+    /* header, signature, the kept changes, the packed omitted list */
+    size = 1 + varint_len((size_t)(hdr.end - hdr.p)) +
+           (size_t)(hdr.end - hdr.p) + 1 + varint_len(BS_SIG_LEN) + BS_SIG_LEN +
+           1 + varint_len(omlen) + omlen;
+    r = (pbr){set.p, set.p + set.n};
+    i = 0;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            goto bad;
+        if (tag != 0x1a)
+            continue;
+        while (i < count && !present[i])
+            i++;
+        if (kept[i])
+            size += (size_t)(r.p - start);
+        i++;
+    }
+    if ((*out = malloc(size)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    p = *out;
+    *p++ = 0x0a;
+    p = wr_varint(p, (size_t)(hdr.end - hdr.p));
+    memcpy(p, hdr.p, (size_t)(hdr.end - hdr.p));
+    p += hdr.end - hdr.p;
+    *p++ = 0x12;
+    p = wr_varint(p, BS_SIG_LEN);
+    memcpy(p, sig.p, BS_SIG_LEN);
+    p += BS_SIG_LEN;
+    r = (pbr){set.p, set.p + set.n};
+    i = 0;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            goto bad;
+        if (tag != 0x1a)
+            continue;
+        while (i < count && !present[i])
+            i++;
+        if (kept[i]) {
+            memcpy(p, start, (size_t)(r.p - start));
+            p += r.p - start;
+        }
+        i++;
+    }
+    *p++ = 0x22;
+    p = wr_varint(p, omlen);
+    for (i = 0; i < count; i++)
+        if (!kept[i])
+            p = wr_varint(p, i);
+    BS_ASSERT((size_t)(p - *out) == size);
+    *outn = size;
+    *vd = BS_FILTER_FILTERED;
+    goto out;
+bad:
+    rv = BS_ESTORE;
+out:
+    free(routes);
+    free(present);
+    free(kept);
+    return rv;
+}

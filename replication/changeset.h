@@ -156,6 +156,33 @@ BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
 BS_MUST_CHECK bs_err bs_changeset_stored_check(
     bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN], uint64_t *last);
 
+/*
+ * Filtering a stored set (this node's own checked bytes: bs_changeset_
+ * stored_check first) for a receiver, read in place: keep(ctx, route) says
+ * whether the receiver is entitled to the change of that route (its
+ * collection and owner slices, not NUL-terminated).
+ *   BS_FILTER_WHOLE     send the set as stored (nothing to leave out, or
+ *                       no routes and nothing left out);
+ *   BS_FILTER_FILTERED  send *out (malloc'd, *outn bytes): the header and
+ *                       signature unchanged, the changes the receiver is
+ *                       not entitled to left out, canonically encoded;
+ *   BS_FILTER_STOP      the set leaves out a change the receiver is
+ *                       entitled to (or any change, without routes).
+ * BS_ESTORE when the set does not read; BS_ENOMEM.
+ */
+typedef struct bs_route_ref {
+    bs_slice coll, owner;
+} bs_route_ref;
+typedef int (*bs_route_keep)(void *ctx, const bs_route_ref *r);
+typedef enum {
+    BS_FILTER_WHOLE,
+    BS_FILTER_FILTERED,
+    BS_FILTER_STOP,
+} bs_filter_verdict;
+BS_MUST_CHECK bs_err bs_changeset_stored_filter(bs_slice set,
+                                                bs_route_keep keep, void *ctx,
+                                                bs_filter_verdict *vd,
+                                                uint8_t **out, size_t *outn);
 /* 1 when stored set `set` leaves changes out (its `omitted` field is
  * there), read in place; also 1 when it does not read. */
 int bs_changeset_stored_omits(bs_slice set);

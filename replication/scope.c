@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "access.h"
-#include "branchsync.pb-c.h"
 
 bs_err
 bs_scope_peer_init(bs_scope_peer *p, bs_txn *t, const bs_meta *m,
@@ -51,93 +50,56 @@ rules_of(const bs_scope_peer *p, const char *coll)
     return NULL; /* undeclared: shared */
 }
 
-/* Whether p is entitled to change i of v (no routes: to everything). */
-static int
-entitled(const bs_scope_peer *p, const bs_csview *v, size_t i)
+/* The rules of the collection named by slice c (NULL: undeclared). */
+static const bs_collection *
+rules_of_slice(const bs_scope_peer *p, bs_slice c)
 {
-    if (v->route_coll == NULL)
-        return 1;
-    return bs_scope_entitled(p->hub, p->name, rules_of(p, v->route_coll[i]),
-                             v->route_coll[i], v->route_owner[i]);
+    for (size_t i = 0; i < p->nrules; i++)
+        if (strlen(p->rules[i].name) == c.n &&
+            memcmp(p->rules[i].name, c.p, c.n) == 0)
+            return &p->rules[i];
+    return NULL;
 }
 
-/* The ChangeSet of v with only the changes keep[] names present. */
-static bs_err
-encode(const bs_csview *v, const uint8_t *keep, uint8_t **out, size_t *n)
+/* Whether p is entitled to the change routed r (bs_route_keep). */
+static int
+keep_route(void *ctx, const bs_route_ref *r)
 {
-    const Bs__ChangeSet *in = v->pb_set;
-    Bs__ChangeSet cs = BS__CHANGE_SET__INIT;
-    ProtobufCBinaryData *ch;
-    uint32_t *om;
-    size_t nc = 0, no = 0;
-    bs_err rv = BS_ENOMEM;
+    const bs_scope_peer *p = ctx;
+    const bs_collection *rules;
+    size_t nl;
 
-    ch = malloc((v->count + 1) * sizeof *ch);
-    om = malloc((v->count + 1) * sizeof *om);
-    if (ch == NULL || om == NULL)
-        goto out;
-    for (size_t i = 0; i < v->count; i++) {
-        if (keep[i])
-            ch[nc++] = (ProtobufCBinaryData){v->changes[i].n,
-                                             (uint8_t *)v->changes[i].p};
-        else
-            om[no++] = (uint32_t)i;
-    }
-    cs.header = in->header;
-    cs.signature = in->signature;
-    cs.n_changes = nc;
-    cs.changes = ch;
-    cs.n_omitted = no;
-    cs.omitted = om;
-    *n = bs__change_set__get_packed_size(&cs);
-    if ((*out = malloc(*n)) == NULL)
-        goto out;
-    bs__change_set__pack(&cs, *out);
-    rv = BS_OK;
-out:
-    free(ch);
-    free(om);
-    return rv;
+    if (p->hub || r->coll.n == 0 || r->coll.p[0] == '_')
+        return 1;
+    rules = rules_of_slice(p, r->coll);
+    if (rules == NULL || rules->scope != BS_SCOPE_OWNER)
+        return 1;
+    nl = strlen(p->name);
+    return nl > 0 && r->owner.n == nl && memcmp(r->owner.p, p->name, nl) == 0;
 }
 
 bs_err
 bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set, bs_scope_verdict *vd,
                 uint8_t **out, size_t *n)
 {
-    bs_csview *v;
-    uint8_t *keep;
-    size_t left = 0;
-    bs_err rv = BS_OK;
+    bs_filter_verdict fv;
+    bs_err rv;
 
     (void)t;
     *vd = BS_SCOPE_WHOLE;
     *out = NULL;
     *n = 0;
     /* Entitled to everything, and nothing left out: as stored (the common
-     * case, read in place). */
+     * case). */
     if ((p->hub || !p->any_scoped) && !bs_changeset_stored_omits(set))
         return BS_OK;
-    if ((rv = bs_changeset_decode(set.p, set.n, &v, NULL)) != BS_OK)
-        return rv == BS_ENOMEM ? rv : BS_ESTORE;
-    if ((keep = malloc(v->count + 1)) == NULL) {
-        bs_changeset_free(v);
-        return BS_ENOMEM;
-    }
-    for (size_t i = 0; i < v->count && *vd != BS_SCOPE_STOP; i++) {
-        int e = entitled(p, v, i);
-
-        keep[i] = v->present[i] && e;
-        if (!v->present[i] && e)
-            *vd = BS_SCOPE_STOP; /* it would be refused there (A7o) */
-        left += v->present[i] && !e;
-    }
-    if (*vd != BS_SCOPE_STOP && left > 0) {
-        if ((rv = encode(v, keep, out, n)) == BS_OK)
-            *vd = BS_SCOPE_FILTERED;
-    }
-    free(keep);
-    bs_changeset_free(v);
-    return rv;
+    if ((rv = bs_changeset_stored_filter(set, keep_route, p, &fv, out, n)) !=
+        BS_OK)
+        return rv;
+    *vd = fv == BS_FILTER_STOP       ? BS_SCOPE_STOP
+          : fv == BS_FILTER_FILTERED ? BS_SCOPE_FILTERED
+                                     : BS_SCOPE_WHOLE;
+    return BS_OK;
 }
 
 /* ---- the data of one scope ---- */
