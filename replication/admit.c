@@ -388,6 +388,12 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
                        (unsigned long long)v->last, id,
                        (unsigned long long)(v->first + i));
     bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
+    if (ad->dry) { /* a dry run: named by a hub set earlier in the file */
+        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, ad->meta.pk);
+
+        if (lm != NULL)
+            snprintf(name, sizeof name, "%s", lm->name);
+    }
     rules.name[0] = '\0';
     for (; i < v->count; i++) {
         bs_rule_version ver;
