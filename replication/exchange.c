@@ -185,6 +185,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     bs_txn *t;
     bs_err rv;
 
+    memset(&sp, 0, sizeof sp); /* (fini is a no-op unless it was set up) */
     if (c->done)
         return BS_ENOTFOUND;
     /* A short read transaction per set: never held across network I/O. */
@@ -248,8 +249,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     }
     c->done = 1;
 out:
-    if (c->has_peer)
-        bs_scope_peer_fini(&sp);
+    bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
     bs_txn_abort(t);
     return rv;
