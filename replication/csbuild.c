@@ -275,7 +275,9 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
         p = put_value(p, &f->val, fl->text);
     }
     BS_ASSERT((size_t)(p - out) == n);
-    if ((b->rcoll[b->n] = bs_arena_strndup(&b->arena, ch->coll, cl)) == NULL)
+    b->rcoll[b->n] = NULL; /* (no collection: no route) */
+    if (ch->coll != NULL &&
+        (b->rcoll[b->n] = bs_arena_strndup(&b->arena, ch->coll, cl)) == NULL)
         return BS_ENOMEM;
     b->rowner[b->n] = "";
     b->changes[b->n] = (bs_slice){out, n};

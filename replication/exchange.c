@@ -112,7 +112,9 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         return BS_OK; /* nothing is ours to send before joining */
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
-    if ((rv = bs_scope_peer_init(&sp, t, m, p->pk)) != BS_OK) {
+    if ((rv = bs_scope_peer_init(&sp, t, m, p->pk, p->acked, p->nacked,
+                                 &tab)) != BS_OK) {
+        bs_scope_peer_fini(&sp);
         bs_streams_fini(&tab);
         return rv;
     }
@@ -143,6 +145,10 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 }
                 rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
                 free(f);
+                /* the peer will judge what follows by this hub set's
+                 * rules too */
+                if (rv == BS_OK && pass == 0)
+                    rv = bs_scope_peer_saw(&sp, s->key + BS_PK_LEN, last);
                 if (rv != BS_OK)
                     break;
                 (*nsets)++;
@@ -199,7 +205,11 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     if (!m.joined)
         c->pass = 2; /* nothing is ours to send before joining */
     if (c->pass < 2 && c->has_peer &&
-        (rv = bs_scope_peer_init(&sp, t, &m, c->peer)) != BS_OK) {
+        ((rv = bs_scope_peer_init(&sp, t, &m, c->peer, c->theirs, c->ntheirs,
+                                  &tab)) != BS_OK ||
+         (c->hub_sent &&
+          (rv = bs_scope_peer_saw(&sp, c->hub_inc, c->hub_seq)) != BS_OK))) {
+        bs_scope_peer_fini(&sp);
         bs_streams_fini(&tab);
         bs_txn_abort(t);
         return rv;
@@ -232,7 +242,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                     *out = f;
                     *n = fn;
                     c->from = last;
-                    goto out;
+                    goto sent;
                 }
             }
             if (rv == BS_OK) {
@@ -242,12 +252,20 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                     memcpy(*out, set.p, set.n);
                     *n = set.n;
                     c->from = last;
+                    goto sent;
                 }
             }
             goto out;
         }
     }
     c->done = 1;
+    goto out;
+sent:
+    if (c->pass == 0) { /* the peer judges what follows by its rules too */
+        memcpy(c->hub_inc, tab.v[c->stream].key + BS_PK_LEN, BS_INC_LEN);
+        c->hub_seq = c->from;
+        c->hub_sent = 1;
+    }
 out:
     bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);

@@ -52,6 +52,9 @@ typedef struct bs_xcursor {
     uint64_t from;
     int has_peer; /* filter for this receiver (8.5) */
     uint8_t peer[BS_PK_LEN];
+    int hub_sent; /* the last hub set sent: (hub_inc, up to hub_seq) */
+    uint8_t hub_inc[BS_INC_LEN];
+    uint64_t hub_seq;
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);

@@ -7,21 +7,141 @@
 #include <string.h>
 
 #include "access.h"
+#include "rules.h"
+
+/* Whether the receiver holds rule version v (its hub positions cover
+ * it). */
+static int
+holds(const bs_scope_peer *p, const bs_rule_version *v)
+{
+    if (p->hubpos == NULL || v->seq == 0)
+        return 1;
+    for (size_t i = 0; i < p->nhubpos; i++)
+        if (memcmp(p->hubpos[i].inc, v->inc, BS_INC_LEN) == 0)
+            return p->hubpos[i].seq >= v->seq;
+    return 0;
+}
+
+/*
+ * The rules the receiver holds, as far as this node can tell: per
+ * collection, the latest version (by stamp) its hub positions cover, else
+ * the defaults.  It may hold more than its vector says (an old
+ * acknowledgement), so a collection counts as owner-scoped for it only
+ * when that version and every later one this node knows are: a change is
+ * then left out only if no version the receiver may hold entitles it.
+ */
+static void
+effective(bs_scope_peer *p)
+{
+    p->any_scoped = 0;
+    for (size_t i = 0; i < p->nrules; i++) {
+        const bs_scope_version *best = NULL;
+        char name[BS_COLLECTION_MAX + 1];
+        int scoped;
+
+        snprintf(name, sizeof name, "%s", p->rules[i].name);
+        for (size_t k = 0; k < p->nvers; k++)
+            if (strcmp(p->vers[k].rules.name, name) == 0 &&
+                holds(p, &p->vers[k].ver) &&
+                (best == NULL || p->vers[k].ver.hlc > best->ver.hlc))
+                best = &p->vers[k];
+        if (best != NULL)
+            p->rules[i] = best->rules;
+        else if (p->hubpos != NULL)
+            memset(&p->rules[i], 0, sizeof p->rules[i]); /* the defaults */
+        snprintf(p->rules[i].name, sizeof p->rules[i].name, "%s", name);
+        scoped = p->rules[i].scope == BS_SCOPE_OWNER;
+        for (size_t k = 0; k < p->nvers && scoped && p->hubpos != NULL; k++)
+            if (strcmp(p->vers[k].rules.name, name) == 0 &&
+                (best == NULL || p->vers[k].ver.hlc > best->ver.hlc))
+                scoped = p->vers[k].rules.scope == BS_SCOPE_OWNER;
+        if (!scoped)
+            p->rules[i].scope = BS_SCOPE_SHARED;
+        p->any_scoped |= scoped;
+    }
+}
+
+/* Every version of every declared collection's rules. */
+static bs_err
+load_versions(bs_scope_peer *p, bs_txn *t)
+{
+    for (size_t i = 0; i < p->nrules; i++) {
+        bs_rule_version v;
+        bs_collection r;
+        bs_err rv;
+
+        memset(&v, 0, sizeof v);
+        while ((rv = bs_rules_next(t, p->rules[i].name, &v, &r)) == BS_OK) {
+            bs_scope_version *g = realloc(p->vers, (p->nvers + 1) * sizeof *g);
+            if (g == NULL)
+                return BS_ENOMEM;
+            p->vers = g;
+            snprintf(r.name, sizeof r.name, "%s", p->rules[i].name);
+            g[p->nvers].rules = r;
+            g[p->nvers++].ver = v;
+        }
+        if (rv != BS_ENOTFOUND)
+            return rv;
+    }
+    return BS_OK;
+}
 
 bs_err
 bs_scope_peer_init(bs_scope_peer *p, bs_txn *t, const bs_meta *m,
-                   const uint8_t *pk)
+                   const uint8_t *pk, const bs_pos *theirs, size_t n,
+                   const bs_streamtab *own)
 {
     bs_err rv;
 
     memset(p, 0, sizeof *p);
     p->hub = m->joined && memcmp(pk, m->hub, BS_PK_LEN) == 0;
+    p->whole_only = !(m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) == 0);
     bs_access_name(t, m, pk, p->name);
-    /* Every declared collection, once: the rules now. */
+    /* Every declared collection, with the rules now. */
     if ((rv = bs_collections_list(t, &p->rules, &p->nrules)) != BS_OK)
         return rv;
-    for (size_t i = 0; i < p->nrules; i++)
-        p->any_scoped |= p->rules[i].scope == BS_SCOPE_OWNER;
+    if (theirs != NULL) {
+        if ((p->hubpos = calloc(n + 1, sizeof *p->hubpos)) == NULL)
+            return BS_ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            if (memcmp(theirs[i].origin, m->hub, BS_PK_LEN) == 0) {
+                const bs_stream *s =
+                    own != NULL
+                        ? bs_streams_find((bs_streamtab *)own, theirs[i].origin,
+                                          theirs[i].inc)
+                        : NULL;
+                p->behind |=
+                    own != NULL && (s == NULL || s->seq < theirs[i].seq);
+                p->hubpos[p->nhubpos++] = theirs[i];
+            }
+        if ((rv = load_versions(p, t)) != BS_OK)
+            return rv;
+    }
+    effective(p);
+    return BS_OK;
+}
+
+bs_err
+bs_scope_peer_saw(bs_scope_peer *p, const uint8_t *inc, uint64_t seq)
+{
+    bs_pos *g;
+
+    if (p->hubpos == NULL)
+        return BS_OK;
+    for (size_t i = 0; i < p->nhubpos; i++)
+        if (memcmp(p->hubpos[i].inc, inc, BS_INC_LEN) == 0) {
+            if (seq > p->hubpos[i].seq)
+                p->hubpos[i].seq = seq;
+            effective(p);
+            return BS_OK;
+        }
+    if ((g = realloc(p->hubpos, (p->nhubpos + 1) * sizeof *g)) == NULL)
+        return BS_ENOMEM;
+    p->hubpos = g;
+    memset(&g[p->nhubpos], 0, sizeof g[p->nhubpos]);
+    memcpy(g[p->nhubpos].inc, inc, BS_INC_LEN);
+    g[p->nhubpos++].seq = seq;
+    effective(p);
     return BS_OK;
 }
 
@@ -29,6 +149,8 @@ void
 bs_scope_peer_fini(bs_scope_peer *p)
 {
     free(p->rules);
+    free(p->vers);
+    free(p->hubpos);
     memset(p, 0, sizeof *p);
 }
 
@@ -90,12 +212,24 @@ bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set, bs_scope_verdict *vd,
     *out = NULL;
     *n = 0;
     /* Entitled to everything, and nothing left out: as stored (the common
-     * case). */
-    if ((p->hub || !p->any_scoped) && !bs_changeset_stored_omits(set))
+     * case).  A relay that is not the hub passes nothing filtered on. */
+    if (bs_changeset_stored_omits(set)) {
+        if (p->whole_only) {
+            *vd = BS_SCOPE_STOP;
+            return BS_OK;
+        }
+    } else if (p->hub || !p->any_scoped) {
         return BS_OK;
+    }
     if ((rv = bs_changeset_stored_filter(set, keep_route, p, &fv, out, n)) !=
         BS_OK)
         return rv;
+    if (fv == BS_FILTER_FILTERED && (p->behind || p->whole_only)) {
+        free(*out); /* it may judge by rules this node does not know */
+        *out = NULL;
+        *n = 0;
+        fv = BS_FILTER_STOP;
+    }
     *vd = fv == BS_FILTER_STOP       ? BS_SCOPE_STOP
           : fv == BS_FILTER_FILTERED ? BS_SCOPE_FILTERED
                                      : BS_SCOPE_WHOLE;
@@ -137,8 +271,10 @@ bs_scope_digest(bs_txn *t, const bs_meta *m, const uint8_t *pk,
     digest_ctx ctx = {&p};
     bs_err rv;
 
-    if ((rv = bs_scope_peer_init(&p, t, m, pk)) != BS_OK)
+    if ((rv = bs_scope_peer_init(&p, t, m, pk, NULL, 0, NULL)) != BS_OK) {
+        bs_scope_peer_fini(&p);
         return rv;
+    }
     rv = bs_digest_where(t, NULL, 0, keep_record, &ctx, out, nrecords, err);
     bs_scope_peer_fini(&p);
     return rv;

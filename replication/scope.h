@@ -26,21 +26,63 @@
 #include "collections.h"
 #include "digest.h"
 #include "meta.h"
+#include "rules.h"
+#include "streams.h"
 
-/* A receiver, as the node judging for it knows it.  Caller-owned; see
- * bs_scope_peer_init. */
+/* One version of a collection's rules (rules.h). */
+typedef struct bs_scope_version {
+    bs_collection rules;
+    bs_rule_version ver;
+} bs_scope_version;
+
+/*
+ * A receiver, as the node judging for it knows it.  Caller-owned; see
+ * bs_scope_peer_init.
+ *
+ * The receiver judges an omission by the rules it holds when it admits
+ * the set (A7o): the versions of the hub's stream it holds by then.  So a
+ * sender judges by the rule versions the receiver's vector covers (its
+ * acknowledgement, or its hello), advanced by the hub sets sent to it in
+ * this exchange (bs_scope_peer_saw): the hub's streams go first, so a set
+ * is judged by the rules of the hub sets before it, as the receiver
+ * will judge it.  Only the hub filters: the rules come from it, so it
+ * knows every version its receiver may hold; a branch may not (the
+ * receiver may have newer rules from the hub than the branch's view of
+ * it says), so it relays only sets that need no filtering, whole.
+ */
 typedef struct bs_scope_peer {
     int hub;                         /* the infobase's hub: everything */
     char name[BS_NODE_NAME_MAX + 1]; /* its member name; "" none */
-    int any_scoped;       /* some collection is owner-scoped by the rules now */
-    bs_collection *rules; /* cache of the rules looked up (malloc'd) */
+    int any_scoped;       /* some collection is owner-scoped by `rules` */
+    bs_collection *rules; /* the rules it holds, one per declared
+                             collection (malloc'd) */
     size_t nrules;
+    bs_scope_version *vers; /* every rule version this node holds */
+    size_t nvers;
+    bs_pos *hubpos; /* the receiver's positions of the hub's streams;
+                       NULL: it holds every version (the latest rules) */
+    size_t nhubpos;
+    int behind;     /* the receiver holds hub sets this node lacks: it may hold
+                       rules this node does not know, so nothing is filtered
+                       for it (a set that would be is not sent) */
+    int whole_only; /* this node is not the hub: it relays sets only whole
+                       (it cannot know every rule its receiver holds) */
 } bs_scope_peer;
 
-/* The receiver pk as node m knows it in t (its role, its member name, and
- * whether any collection is owner-scoped now).  BS_ENOMEM, BS_ESTORE. */
+/*
+ * The receiver pk as node m knows it in t: its role, its member name, and
+ * the rules it holds by its vector theirs[0..n) (only the hub's entries
+ * count; theirs NULL: the latest rules this node holds), against this
+ * node's own positions `own` (for `behind`).  BS_ENOMEM, BS_ESTORE.
+ */
 BS_MUST_CHECK bs_err bs_scope_peer_init(bs_scope_peer *p, bs_txn *t,
-                                        const bs_meta *m, const uint8_t *pk);
+                                        const bs_meta *m, const uint8_t *pk,
+                                        const bs_pos *theirs, size_t n,
+                                        const bs_streamtab *own);
+/* The receiver will hold the hub's stream inc up to seq (a hub set sent to
+ * it): judge what follows by the rules that brings.  BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_scope_peer_saw(bs_scope_peer *p, const uint8_t *inc,
+                                       uint64_t seq);
 void bs_scope_peer_fini(bs_scope_peer *p);
 
 /* 1 when a receiver that is the hub (hub) or the branch named name is

@@ -1446,6 +1446,7 @@ with_routes(size_t n, const char *coll, const char *owner)
     Bs__ChangeSet *cs = cs_unpack(s.p, s.n);
     Bs__SetHeader *h =
         bs__set_header__unpack(NULL, cs->header.len, cs->header.data);
+    ProtobufCBinaryData kh = cs->header, ks = cs->signature;
     uint8_t sig[BS_SIG_LEN], *hb;
     size_t hn;
 
@@ -1460,8 +1461,8 @@ with_routes(size_t n, const char *coll, const char *owner)
     cs->header = (ProtobufCBinaryData){hn, hb};
     cs->signature = (ProtobufCBinaryData){BS_SIG_LEN, sig};
     out = cs_pack(cs);
-    cs->header = (ProtobufCBinaryData){0, NULL};
-    cs->signature = (ProtobufCBinaryData){0, NULL};
+    cs->header = kh;
+    cs->signature = ks;
     bs__change_set__free_unpacked(cs, NULL);
     free(hb);
     free(e.r);

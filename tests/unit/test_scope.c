@@ -536,41 +536,54 @@ Test(scope, each_branch_receives_only_its_records)
     same_scope(&head, &head, "the hub"); /* everything */
 }
 
-/* A branch relays as it holds: it filters for another branch what that
- * branch is not entitled to, and never passes on a set that leaves out
- * what the other is entitled to (its stream stops there instead). */
-Test(scope, a_branch_relays_filtered_and_never_censors)
+/* Only the hub filters.  A branch relays a set only whole: one it would
+ * have to filter (it cannot know every rule its receiver holds), or one it
+ * holds with changes left out, it does not send, nor its stream's later
+ * sets; the receiver gets them from the hub.  Nothing is refused. */
+Test(scope, a_branch_relays_only_whole_sets)
 {
     static const bst_op mixed[] = {{"orders", "x", "{\"branch\":\"riga\"}"},
                                    {"orders", "y", "{\"branch\":\"tallinn\"}"}};
+    static const bst_op mine[] = {{"orders", "z", "{\"branch\":\"riga\"}"},
+                                  {"items", "i", "{\"n\":1}"}};
     static const bst_op hub2[] = {{"orders", "h-t", "{\"branch\":\"tallinn\"}"},
                                   {"orders", "h-r", "{\"branch\":\"riga\"}"}};
+    uint64_t before;
     bs_xstats st;
 
     declare("orders", "owner", "branch");
     settle();
     bst_pair2(&tallinn, &riga);
-    /* tallinn's own set, writers all: x is riga's, y tallinn's */
+    /* tallinn's own sets (writers all): the mixed one would need
+     * filtering for riga, so its stream stops there for riga */
+    before = pos_of(&riga, &tallinn);
     write_ok(&tallinn, mixed, 2);
+    write_ok(&tallinn, mine, 2);
     carry(&tallinn, &riga, &st);
-    cr_assert(has(&riga, "orders", "x"));
-    cr_assert(!has(&riga, "orders", "y"));
-    cr_assert_eq(pos_of(&riga, &tallinn), pos_of(&tallinn, &tallinn));
-    /* the hub's set as tallinn holds it leaves h-r out: riga is entitled
-     * to h-r, so tallinn does not pass that set on */
+    cr_assert_eq(st.refused, 0);
+    cr_assert_eq(pos_of(&riga, &tallinn), before);
+    cr_assert(!has(&riga, "orders", "x") && !has(&riga, "orders", "y"));
+    /* the hub's set as tallinn holds it leaves h-r out: not passed on */
     write_ok(&head, hub2, 2);
     carry(&head, &tallinn, NULL);
     carry(&tallinn, &riga, &st);
     cr_assert_eq(st.refused, 0);
     cr_assert(!has(&riga, "orders", "h-t"));
     cr_assert(pos_of(&riga, &head) < pos_of(&head, &head));
-    carry(&head, &riga, NULL);
-    cr_assert(has(&riga, "orders", "h-r"));
+    /* through the hub, filtered for riga */
     carry(&tallinn, &head, NULL);
+    carry(&head, &riga, NULL);
+    cr_assert(has(&riga, "orders", "x") && has(&riga, "orders", "z") &&
+              has(&riga, "orders", "h-r") && has(&riga, "items", "i"));
+    cr_assert(!has(&riga, "orders", "y") && !has(&riga, "orders", "h-t"));
     same_scope(&head, &riga, "riga");
     /* tallinn still holds x, its own write for riga: dropping a record
      * that leaves a branch's scope is move-out (issue 9 item 4) */
     cr_assert(has(&tallinn, "orders", "x"));
+    /* a set that needs no filtering goes branch to branch, whole */
+    write_ok(&riga, (const bst_op[]){{"items", "j", "{\"n\":2}"}}, 1);
+    carry(&riga, &tallinn, &st);
+    cr_assert(has(&tallinn, "items", "j"));
 }
 
 /* ---- the wire: routes are signed, checked, and version-1 compatible ---- */
@@ -633,4 +646,29 @@ Test(scope, scope_owner_needs_an_owner_field)
     cr_assert_eq(bs_err_exit_code(rv), 2);
     cr_assert(strstr(err.msg, "--owner-field") != NULL, "%s", err.msg);
     declare("orders", "owner", "branch");
+}
+
+/* The rules change after the records were written: the sender judges
+ * each set by the rules its receiver will hold when it admits it (the hub
+ * sets before it), so the records written while the collection was shared
+ * go whole, and the scope applies from the rule on. */
+Test(scope, records_written_before_the_scope_rule_go_whole)
+{
+    static const bst_op two[] = {{"orders", "o1", "{\"office\":\"riga\"}"},
+                                 {"orders", "o2", "{\"office\":\"tallinn\"}"}};
+    static const bst_op two2[] = {{"orders", "o3", "{\"office\":\"riga\"}"},
+                                  {"orders", "o4", "{\"office\":\"tallinn\"}"}};
+    bst_sync_result r;
+
+    write_ok(&head, two, 2);
+    declare("orders", "owner", "office");
+    write_ok(&head, two2, 2);
+    carry(&head, &tallinn, NULL);
+    cr_assert(has(&tallinn, "orders", "o1") && has(&tallinn, "orders", "o2"));
+    cr_assert(!has(&tallinn, "orders", "o3") && has(&tallinn, "orders", "o4"));
+    cr_assert_eq(bst_sync(&head, &riga, NULL, NULL, &r), BS_OK, "%s / %s",
+                 r.msg_a, r.msg_b);
+    cr_assert_eq(r.sb.refused, 0, "%s", r.msg_b);
+    cr_assert(has(&riga, "orders", "o1") && has(&riga, "orders", "o3"));
+    cr_assert(!has(&riga, "orders", "o4"));
 }
