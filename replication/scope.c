@@ -100,7 +100,7 @@ bs_scope_peer_init(bs_scope_peer *p, bs_txn *t, const bs_meta *m,
     /* Every declared collection, with the rules now. */
     if ((rv = bs_collections_list(t, &p->rules, &p->nrules)) != BS_OK)
         return rv;
-    if (theirs != NULL) {
+    if (own != NULL) { /* else the latest rules (bs_scope_digest) */
         if ((p->hubpos = calloc(n + 1, sizeof *p->hubpos)) == NULL)
             return BS_ENOMEM;
         for (size_t i = 0; i < n; i++)

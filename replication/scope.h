@@ -72,8 +72,9 @@ typedef struct bs_scope_peer {
 /*
  * The receiver pk as node m knows it in t: its role, its member name, and
  * the rules it holds by its vector theirs[0..n) (only the hub's entries
- * count; theirs NULL: the latest rules this node holds), against this
- * node's own positions `own` (for `behind`).  BS_ENOMEM, BS_ESTORE.
+ * count; none: it holds no rules yet), against this node's own positions
+ * `own` (for `behind`); own NULL: the latest rules this node holds
+ * (bs_scope_digest).  BS_ENOMEM, BS_ESTORE.
  */
 BS_MUST_CHECK bs_err bs_scope_peer_init(bs_scope_peer *p, bs_txn *t,
                                         const bs_meta *m, const uint8_t *pk,

@@ -672,3 +672,51 @@ Test(scope, records_written_before_the_scope_rule_go_whole)
     cr_assert(has(&riga, "orders", "o1") && has(&riga, "orders", "o3"));
     cr_assert(!has(&riga, "orders", "o4"));
 }
+
+/* A branch that never exchanged yet (its first file joins it) gets the
+ * records written before the scope rule whole, too: the hub judges by the
+ * rules the branch will hold, none but those the file brings. */
+Test(scope, a_new_branch_joins_with_records_older_than_the_scope_rule)
+{
+    static const bst_op two[] = {{"orders", "o1", "{\"office\":\"riga\"}"},
+                                 {"orders", "o2", "{\"office\":\"fresh\"}"}};
+    static const bst_op two2[] = {{"orders", "o3", "{\"office\":\"riga\"}"},
+                                  {"orders", "o4", "{\"office\":\"fresh\"}"}};
+    bs_clock c = bst_clock_of(&cb);
+    bst_node fresh;
+
+    write_ok(&head, two, 2);
+    declare("orders", "owner", "office");
+    write_ok(&head, two2, 2);
+    bst_node_new(&fresh, root, "fresh", BS_ROLE_BRANCH, &c);
+    bst_pair2(&head, &fresh);
+    carry(&head, &fresh, NULL);
+    cr_assert(has(&fresh, "orders", "o1") && has(&fresh, "orders", "o2"));
+    cr_assert(!has(&fresh, "orders", "o3") && has(&fresh, "orders", "o4"));
+    bst_node_free(&fresh);
+}
+
+/* The same over the network: the new branch's hello acknowledges nothing
+ * (an empty vector), which means "no rules yet", not "every rule". */
+Test(scope, a_new_branch_syncs_records_older_than_the_scope_rule)
+{
+    static const bst_op two[] = {{"orders", "o1", "{\"office\":\"riga\"}"},
+                                 {"orders", "o2", "{\"office\":\"fresh\"}"}};
+    static const bst_op two2[] = {{"orders", "o3", "{\"office\":\"riga\"}"},
+                                  {"orders", "o4", "{\"office\":\"fresh\"}"}};
+    bs_clock c = bst_clock_of(&cb);
+    bst_sync_result r;
+    bst_node fresh;
+
+    write_ok(&head, two, 2);
+    declare("orders", "owner", "office");
+    write_ok(&head, two2, 2);
+    bst_node_new(&fresh, root, "fresh", BS_ROLE_BRANCH, &c);
+    bst_pair2(&head, &fresh);
+    cr_assert_eq(bst_sync(&fresh, &head, NULL, NULL, &r), BS_OK, "%s / %s",
+                 r.msg_a, r.msg_b);
+    cr_assert_eq(r.sa.refused, 0, "%s", r.msg_a);
+    cr_assert(has(&fresh, "orders", "o1") && has(&fresh, "orders", "o2"));
+    cr_assert(!has(&fresh, "orders", "o3") && has(&fresh, "orders", "o4"));
+    bst_node_free(&fresh);
+}
