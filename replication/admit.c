@@ -9,6 +9,7 @@
 
 #include "access.h"
 #include "quarantine.h"
+#include "scope.h"
 #include "setlog.h"
 
 const char *
@@ -379,6 +380,76 @@ hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
     return BS_OK;
 }
 
+static bs_err governing(bs_admission *ad, const bs_change *c, bs_collection *r,
+                        bs_rule_version *ver);
+
+/*
+ * A7o: every change v leaves out lies outside this node's scope (scope.h):
+ * the hub is entitled to everything; a branch to every change outside an
+ * owner-scoped collection (by the rules it holds now) and to those whose
+ * signed route names it.  A set without routes verifies no omission.
+ */
+static bs_err
+check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
+              bs_errbuf *err)
+{
+    int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0;
+    char name[BS_NODE_NAME_MAX + 1];
+    bs_collection rules;
+    size_t i;
+
+    for (i = 0; i < v->count && v->present[i]; i++)
+        ;
+    if (i == v->count)
+        return BS_OK; /* nothing left out */
+    if (v->route_coll == NULL)
+        return bs_errf(err, BS_EPERM,
+                       "not permitted: change set %llu-%llu of origin %s "
+                       "leaves out change %llu and carries no routes to "
+                       "verify it (a relay filtered a version-1 set): "
+                       "refused until it arrives whole",
+                       (unsigned long long)v->first,
+                       (unsigned long long)v->last, id,
+                       (unsigned long long)(v->first + i));
+    bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
+    if (ad->dry) { /* a dry run: named by a hub set earlier in the file */
+        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, ad->meta.pk);
+
+        if (lm != NULL)
+            snprintf(name, sizeof name, "%s", lm->name);
+    }
+    rules.name[0] = '\0';
+    for (; i < v->count; i++) {
+        bs_rule_version ver;
+        bs_change probe;
+        bs_err rv;
+
+        if (v->present[i])
+            continue;
+        memset(&probe, 0, sizeof probe);
+        probe.coll = v->route_coll[i];
+        probe.hlc = UINT64_MAX; /* the rules now (looked up once per run of
+                                   one collection) */
+        if (strcmp(rules.name, probe.coll) != 0) {
+            if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
+                return rv;
+            snprintf(rules.name, sizeof rules.name, "%s", probe.coll);
+        }
+        if (bs_scope_entitled(hub, name, &rules, v->route_coll[i],
+                              v->route_owner[i]))
+            return bs_errf(err, BS_EPERM,
+                           "not permitted: change set %llu-%llu of origin %s "
+                           "leaves out change %llu (%s, owner \"%s\"), which "
+                           "this node is entitled to: refused until it "
+                           "arrives whole",
+                           (unsigned long long)v->first,
+                           (unsigned long long)v->last, id,
+                           (unsigned long long)(v->first + i), v->route_coll[i],
+                           v->route_owner[i]);
+    }
+    return BS_OK;
+}
+
 /* A5r: on a released stream, a set that contradicts this node's history
  * from the release's seq on is of the dropped version: a no-op, not a
  * new quarantine. */
@@ -389,7 +460,7 @@ settled(int settle, bs_admit *out)
         out->verdict = BS_ADMIT_DUPLICATE;
 }
 
-/* A5-A9 against stream s. */
+/* A5-A9 against stream s (A7o between A7 and A8). */
 static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
          bs_admit *out, bs_errbuf *err)
@@ -422,10 +493,14 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
                        (unsigned long long)v->first,
                        (unsigned long long)v->last, id,
                        (unsigned long long)s->seq);
+    if ((rv = check_omitted(ad, v, id, err)) != BS_OK) /* A7o */
+        return rv;
     if (v->first > s->seq + 1) {
         if ((rv = held_chain(ad, s, &n)) != BS_OK)
             return rv;
-        if (n + 1 == v->first)
+        /* right after the held chain, or inside it (sent again while
+         * held: it waits as the first copy does) */
+        if (v->first <= n + 1)
             return hold(ad, s, id, BS_HOLD_BEHIND, out, err);
         return bs_errf(err, BS_EGAP,
                        "change set would leave a gap: holding seq %llu of "

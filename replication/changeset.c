@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "branchsync.pb-c.h"
+#include "meta.h"
 
 /* ---- protobuf-c for untrusted bytes ---- */
 
@@ -47,15 +48,77 @@ cap_free(void *d, void *ptr)
     free(p);
 }
 
+/*
+ * The routes of a SetHeader (field 13) unpack into one message each, which
+ * takes more memory than its few bytes on the wire: they get a budget of
+ * their own, ROUTE_ALLOC each, after counting them in place.  A header
+ * with more routes than a set has changes is refused before unpacking, so
+ * the cap stays 4 * len + 64 KiB + BS_SET_MAX_CHANGES * ROUTE_ALLOC (P21).
+ */
+#define ROUTE_ALLOC 64
+
+static int
+scan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* The number of field-13 entries of a header (SIZE_MAX: too many). */
+static size_t
+count_routes(const uint8_t *p, size_t len)
+{
+    const uint8_t *end = p + len;
+    uint64_t tag, x;
+    size_t n = 0;
+
+    while (p < end && scan_varint(&p, end, &tag)) {
+        switch (tag & 7) {
+        case 0:
+            if (!scan_varint(&p, end, &x))
+                return n;
+            break;
+        case 1:
+        case 5:
+            if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u))
+                return n;
+            p += (tag & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (!scan_varint(&p, end, &x) || x > (uint64_t)(end - p))
+                return n;
+            p += x;
+            if (tag == (13u << 3 | 2) && ++n > BS_SET_MAX_CHANGES)
+                return SIZE_MAX;
+            break;
+        default:
+            return n; /* the unpack refuses it */
+        }
+    }
+    return n;
+}
+
 void *
 bs_changeset_pb_unpack(const ProtobufCMessageDescriptor *desc,
                        const uint8_t *buf, size_t len)
 {
     capped c = {len * 4 + 65536};
-    ProtobufCAllocator a = {cap_alloc, cap_free, &c};
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, buf);
 
-    return m;
+    if (desc == &bs__set_header__descriptor) {
+        size_t n = count_routes(buf, len);
+        if (n == SIZE_MAX)
+            return NULL;
+        c.budget += n * ROUTE_ALLOC;
+    }
+    ProtobufCAllocator a = {cap_alloc, cap_free, &c};
+
+    return protobuf_c_message_unpack(desc, &a, len, buf);
 }
 
 void
@@ -106,10 +169,35 @@ fixed(ProtobufCBinaryData d, size_t n)
     return d.len == n;
 }
 
+/* D14: no routes, or one per change, each well-formed. */
+static bs_err
+decode_routes(bs_csview *v, const Bs__SetHeader *h, bs_errbuf *err)
+{
+    if (h->n_routes == 0)
+        return BS_OK;
+    if (h->n_routes != h->n_change_hashes)
+        return malformed(err, "route count disagrees with header");
+    v->route_coll = calloc(h->n_routes, sizeof *v->route_coll);
+    v->route_owner = calloc(h->n_routes, sizeof *v->route_owner);
+    if (v->route_coll == NULL || v->route_owner == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < h->n_routes; i++) {
+        const Bs__Route *r = h->routes[i];
+        /* protobuf-c gives "" for an absent string */
+        if (!bs_collection_valid(r->collection, 1) ||
+            !(r->owner[0] == '\0' || bs_node_name_valid(r->owner)))
+            return malformed(err, "bad route in header");
+        v->route_coll[i] = r->collection;
+        v->route_owner[i] = r->owner;
+    }
+    return BS_OK;
+}
+
 static bs_err
 decode_header(bs_csview *v, bs_errbuf *err)
 {
     Bs__SetHeader *h;
+    bs_err rv;
 
     if (v->header.n == 0 || v->header.n > BS_SET_MAX_BYTES)
         return malformed(err, "header size");
@@ -150,6 +238,8 @@ decode_header(bs_csview *v, bs_errbuf *err)
     for (size_t i = 0; i < h->n_change_hashes; i++)
         if (!fixed(h->change_hashes[i], BS_HASH_LEN))
             return malformed(err, "bad change hash length");
+    if ((rv = decode_routes(v, h, err)) != BS_OK)
+        return rv;
     v->nseen = h->n_seen;
     if ((v->seen = calloc(h->n_seen + 1, sizeof *v->seen)) == NULL)
         return BS_ENOMEM;
@@ -456,6 +546,9 @@ bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
         return malformed(err, "change fields out of bounds");
     if (bs_fields_sort(f, nf, err) != BS_OK)
         return malformed(err, "duplicate field in change");
+    if (v->route_coll != NULL && strcmp(v->route_coll[i], coll) != 0)
+        return malformed(err, "change is not in the collection its route "
+                              "names");
     out->coll = coll;
     out->id = id;
     out->fields = f;
@@ -471,6 +564,8 @@ bs_changeset_free(bs_csview *v)
     bs_changeset_pb_free(v->pb_set);
     bs_changeset_pb_free(v->pb_hdr);
     free(v->seen);
+    free(v->route_coll);
+    free(v->route_owner);
     free(v->present);
     free(v->changes);
     free(v);
@@ -496,6 +591,8 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
         v.seen = NULL;
     }
     free(v.seen);
+    free(v.route_coll);
+    free(v.route_owner);
     bs_changeset_pb_free(v.pb_hdr);
     return rv == BS_OK ? BS_OK : BS_ESTORE;
 }
@@ -649,4 +746,221 @@ bs_changeset_stored_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
         *last = h->last_seq;
     bs_changeset_pb_free(h);
     return ok ? BS_OK : BS_ESTORE;
+}
+
+int
+bs_changeset_stored_omits(bs_slice set)
+{
+    pbr r = {set.p, set.p + set.n}, f;
+    uint64_t tag;
+
+    while (r.p < r.end)
+        if (!rd_setfield(&r, &tag, &f) || tag >> 3 == 4)
+            return 1; /* (unreadable: let the full decoder judge it) */
+    return 0;
+}
+
+/* ---- filtering a stored set for a receiver ---- */
+
+static size_t
+varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *
+wr_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The routes of header h read in place into r[0..count) (collection and
+ * owner slices); 0 when the header has none, -1 when they do not read. */
+static int
+read_routes(pbr h, bs_route_ref *r, size_t count)
+{
+    uint64_t tag;
+    size_t n = 0;
+    pbr f;
+
+    while (h.p < h.end) {
+        uint64_t x;
+        if (!rd_varint(&h, &tag))
+            return -1;
+        if ((tag & 7) == 0) {
+            if (!rd_varint(&h, &x))
+                return -1;
+            continue;
+        }
+        if ((tag & 7) != 2 || !rd_bytes(&h, &f))
+            return -1;
+        if (tag != (13u << 3 | 2))
+            continue;
+        if (n == count)
+            return -1;
+        memset(&r[n], 0, sizeof r[n]);
+        while (f.p < f.end) {
+            pbr s;
+            if (!rd_varint(&f, &tag) || (tag != 0x0a && tag != 0x12) ||
+                !rd_bytes(&f, &s))
+                return -1;
+            if (tag == 0x0a)
+                r[n].coll = (bs_slice){s.p, (size_t)(s.end - s.p)};
+            else
+                r[n].owner = (bs_slice){s.p, (size_t)(s.end - s.p)};
+        }
+        n++;
+    }
+    return n == 0 ? 0 : n == count ? 1 : -1;
+}
+
+bs_err
+bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
+                           bs_filter_verdict *vd, uint8_t **out, size_t *outn)
+{
+    pbr r = {set.p, set.p + set.n}, f, hdr = {0}, sig = {0}, om = {0}, o;
+    bs_route_ref *routes = NULL;
+    uint8_t *present = NULL, *kept = NULL, *p;
+    uint64_t tag, ix;
+    size_t nchanges = 0, count, size, nomit = 0, omlen = 0, i, have = 0;
+    bs_err rv = BS_ESTORE;
+
+    *vd = BS_FILTER_WHOLE;
+    *out = NULL;
+    *outn = 0;
+    while (r.p < r.end) {
+        if (!rd_setfield(&r, &tag, &f))
+            return BS_ESTORE;
+        if (tag == 0x0a)
+            hdr = f;
+        else if (tag == 0x12)
+            sig = f;
+        else if (tag == 0x1a)
+            nchanges++;
+        else if (tag == 0x22)
+            om = f;
+    }
+    for (o = om; o.p < o.end; have++)
+        if (!rd_varint(&o, &ix))
+            return BS_ESTORE;
+    count = nchanges + have;
+    if (hdr.p == NULL || sig.end - sig.p != BS_SIG_LEN || count == 0 ||
+        count > BS_SET_MAX_CHANGES)
+        return BS_ESTORE;
+    routes = calloc(count, sizeof *routes);
+    present = malloc(count);
+    kept = malloc(count);
+    if (routes == NULL || present == NULL || kept == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    memset(present, 1, count);
+    while (om.p < om.end) {
+        if (!rd_varint(&om, &ix) || ix >= count)
+            goto out;
+        present[ix] = 0;
+    }
+    switch (read_routes(hdr, routes, count)) {
+    case -1:
+        goto out;
+    case 0: /* no routes: entitled to everything, nothing verifies an
+               omission */
+        rv = BS_OK;
+        if (have > 0)
+            *vd = BS_FILTER_STOP;
+        goto out;
+    default:
+        break;
+    }
+    for (i = 0; i < count; i++) {
+        int e = keep(ctx, &routes[i]);
+
+        if (!present[i] && e) {
+            *vd = BS_FILTER_STOP;
+            rv = BS_OK;
+            goto out;
+        }
+        kept[i] = present[i] && e;
+        if (!kept[i]) {
+            nomit++;
+            omlen += varint_len(i);
+        }
+    }
+    rv = BS_OK;
+    if (nomit == have)
+        goto out; /* nothing more to leave out */
+    /* header, signature, the kept changes, the packed omitted list */
+    size = 1 + varint_len((size_t)(hdr.end - hdr.p)) +
+           (size_t)(hdr.end - hdr.p) + 1 + varint_len(BS_SIG_LEN) + BS_SIG_LEN +
+           1 + varint_len(omlen) + omlen;
+    r = (pbr){set.p, set.p + set.n};
+    i = 0;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            goto bad;
+        if (tag != 0x1a)
+            continue;
+        while (i < count && !present[i])
+            i++;
+        if (kept[i])
+            size += (size_t)(r.p - start);
+        i++;
+    }
+    if ((*out = malloc(size)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    p = *out;
+    *p++ = 0x0a;
+    p = wr_varint(p, (size_t)(hdr.end - hdr.p));
+    memcpy(p, hdr.p, (size_t)(hdr.end - hdr.p));
+    p += hdr.end - hdr.p;
+    *p++ = 0x12;
+    p = wr_varint(p, BS_SIG_LEN);
+    memcpy(p, sig.p, BS_SIG_LEN);
+    p += BS_SIG_LEN;
+    r = (pbr){set.p, set.p + set.n};
+    i = 0;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            goto bad;
+        if (tag != 0x1a)
+            continue;
+        while (i < count && !present[i])
+            i++;
+        if (kept[i]) {
+            memcpy(p, start, (size_t)(r.p - start));
+            p += r.p - start;
+        }
+        i++;
+    }
+    *p++ = 0x22;
+    p = wr_varint(p, omlen);
+    for (i = 0; i < count; i++)
+        if (!kept[i])
+            p = wr_varint(p, i);
+    BS_ASSERT((size_t)(p - *out) == size);
+    *outn = size;
+    *vd = BS_FILTER_FILTERED;
+    goto out;
+bad:
+    rv = BS_ESTORE;
+out:
+    free(routes);
+    free(present);
+    free(kept);
+    return rv;
 }

@@ -87,10 +87,15 @@ typedef struct bs_csview {
     uint8_t prev_hash[BS_HASH_LEN];
     bs_pos *seen;
     size_t nseen;
-    size_t count;          /* last - first + 1 */
-    uint8_t *present;      /* count flags: 1 if the change's bytes are here */
-    bs_slice *changes;     /* count slices (the view's copies); empty for
-                              omitted ones */
+    size_t count;      /* last - first + 1 */
+    uint8_t *present;  /* count flags: 1 if the change's bytes are here */
+    bs_slice *changes; /* count slices (the view's copies); empty for
+                          omitted ones */
+    /* The signed routes (SetHeader field 13, docs/protocol.md 2.5): the
+     * collection and the owner after it of change i, both NUL-terminated
+     * and living as long as the view; NULL when the set has no routes (a
+     * version-1 origin: its omissions cannot be verified). */
+    const char **route_coll, **route_owner;
     void *pb_set, *pb_hdr; /* unpacked protobuf messages */
     int verified;          /* the origin's signature was checked (pass 1) */
 } bs_csview;
@@ -106,6 +111,13 @@ typedef struct bs_csview {
  */
 BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
                                          bs_csview **out, bs_errbuf *err);
+/*
+ * The routes of a header (SetHeader field 13) are either absent or one per
+ * change: each collection valid (system names admitted), each owner empty
+ * or a valid node name.  Checked by bs_changeset_decode (D14); a present
+ * change whose collection differs from its route is refused by
+ * bs_changeset_change (C6).
+ */
 /* Verify the origin's signature over the header (S1).  BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_changeset_verify(const bs_csview *v,
                                          const uint8_t pk[BS_PK_LEN]);
@@ -144,6 +156,36 @@ BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
 BS_MUST_CHECK bs_err bs_changeset_stored_check(
     bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN], uint64_t *last);
 
+/*
+ * Filtering a stored set (this node's own checked bytes: bs_changeset_
+ * stored_check first) for a receiver, read in place: keep(ctx, route) says
+ * whether the receiver is entitled to the change of that route (its
+ * collection and owner slices, not NUL-terminated).
+ *   BS_FILTER_WHOLE     send the set as stored (nothing to leave out, or
+ *                       no routes and nothing left out);
+ *   BS_FILTER_FILTERED  send *out (malloc'd, *outn bytes): the header and
+ *                       signature unchanged, the changes the receiver is
+ *                       not entitled to left out, canonically encoded;
+ *   BS_FILTER_STOP      the set leaves out a change the receiver is
+ *                       entitled to (or any change, without routes).
+ * BS_ESTORE when the set does not read; BS_ENOMEM.
+ */
+typedef struct bs_route_ref {
+    bs_slice coll, owner;
+} bs_route_ref;
+typedef int (*bs_route_keep)(void *ctx, const bs_route_ref *r);
+typedef enum {
+    BS_FILTER_WHOLE,
+    BS_FILTER_FILTERED,
+    BS_FILTER_STOP,
+} bs_filter_verdict;
+BS_MUST_CHECK bs_err bs_changeset_stored_filter(bs_slice set,
+                                                bs_route_keep keep, void *ctx,
+                                                bs_filter_verdict *vd,
+                                                uint8_t **out, size_t *outn);
+/* 1 when stored set `set` leaves changes out (its `omitted` field is
+ * there), read in place; also 1 when it does not read. */
+int bs_changeset_stored_omits(bs_slice set);
 /*
  * protobuf-c for untrusted bytes, as the decoders here use it; exported for
  * envelope.c and for the protobuf-c reference decoder of the tests

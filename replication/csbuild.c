@@ -24,6 +24,8 @@ bs_csbuild_fini(bs_csbuild *b)
     bs_arena_fini(&b->arena);
     free(b->changes);
     free(b->hashes);
+    free(b->rcoll);
+    free(b->rowner);
     memset(b, 0, sizeof *b);
 }
 
@@ -192,6 +194,7 @@ grow_arrays(bs_csbuild *b)
     size_t cap = b->cap ? b->cap * 2 : 256;
     bs_slice *c;
     uint8_t(*h)[BS_HASH_LEN];
+    const char **r;
 
     if ((c = realloc(b->changes, cap * sizeof *c)) == NULL)
         return BS_ENOMEM;
@@ -199,6 +202,12 @@ grow_arrays(bs_csbuild *b)
     if ((h = realloc(b->hashes, cap * sizeof *h)) == NULL)
         return BS_ENOMEM;
     b->hashes = h;
+    if ((r = realloc(b->rcoll, cap * sizeof *r)) == NULL)
+        return BS_ENOMEM;
+    b->rcoll = r;
+    if ((r = realloc(b->rowner, cap * sizeof *r)) == NULL)
+        return BS_ENOMEM;
+    b->rowner = r;
     b->cap = cap;
     return BS_OK;
 }
@@ -266,10 +275,15 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
         p = put_value(p, &f->val, fl->text);
     }
     BS_ASSERT((size_t)(p - out) == n);
+    b->rcoll[b->n] = NULL; /* (no collection: no route) */
+    if (ch->coll != NULL &&
+        (b->rcoll[b->n] = bs_arena_strndup(&b->arena, ch->coll, cl)) == NULL)
+        return BS_ENOMEM;
+    b->rowner[b->n] = "";
     b->changes[b->n] = (bs_slice){out, n};
     bs_hash(b->hashes[b->n], out, n);
     b->n++;
-    b->bytes += n + BS_HASH_LEN + 8;
+    b->bytes += n + BS_HASH_LEN + 8 + cl + 4; /* the route's collection */
     return BS_OK;
 }
 
@@ -286,10 +300,34 @@ bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq, bs_slice bytes)
     BS_ASSERT(seq == b->first_seq + b->n);
     if ((out = bs_arena_memdup(&b->arena, bytes.p, bytes.n)) == NULL)
         return BS_ENOMEM;
+    b->rcoll[b->n] = NULL;
+    b->rowner[b->n] = "";
     b->changes[b->n] = (bs_slice){out, bytes.n};
     bs_hash(b->hashes[b->n], out, bytes.n);
     b->n++;
     b->bytes += bytes.n + BS_HASH_LEN + 8;
+    return BS_OK;
+}
+
+bs_err
+bs_csbuild_route(bs_csbuild *b, const char *coll, const char *owner)
+{
+    size_t i;
+
+    BS_ASSERT(b->n > 0);
+    i = b->n - 1;
+    if (coll != NULL) {
+        if ((b->rcoll[i] = bs_arena_strndup(&b->arena, coll, strlen(coll))) ==
+            NULL)
+            return BS_ENOMEM;
+        b->bytes += strlen(coll) + 4;
+    }
+    if (owner != NULL && owner[0] != '\0') {
+        if ((b->rowner[i] =
+                 bs_arena_strndup(&b->arena, owner, strlen(owner))) == NULL)
+            return BS_ENOMEM;
+        b->bytes += strlen(owner) + 2;
+    }
     return BS_OK;
 }
 
@@ -312,6 +350,7 @@ pack_header(const bs_csbuild *b, const bs_seal *s, uint8_t **out, size_t *n)
 {
     Bs__SetHeader h = BS__SET_HEADER__INIT;
     Bs__StreamPos *pos = NULL, **pp = NULL;
+    Bs__Route *rt = NULL, **rp = NULL;
     ProtobufCBinaryData *hs;
     bs_err rv = BS_ENOMEM;
 
@@ -320,6 +359,18 @@ pack_header(const bs_csbuild *b, const bs_seal *s, uint8_t **out, size_t *n)
     if (s->nseen > 0 && ((pos = calloc(s->nseen, sizeof *pos)) == NULL ||
                          (pp = calloc(s->nseen, sizeof *pp)) == NULL))
         goto out;
+    if (s->routes && ((rt = calloc(b->n, sizeof *rt)) == NULL ||
+                      (rp = calloc(b->n, sizeof *rp)) == NULL))
+        goto out;
+    for (size_t i = 0; s->routes && i < b->n; i++) {
+        BS_ASSERT(b->rcoll[i] != NULL);
+        bs__route__init(&rt[i]);
+        rt[i].collection = (char *)b->rcoll[i];
+        rt[i].owner = (char *)b->rowner[i];
+        rp[i] = &rt[i];
+    }
+    h.n_routes = s->routes ? b->n : 0;
+    h.routes = rp;
     h.version = BS_WIRE_VERSION;
     h.infobase = bin(s->infobase, BS_INFOBASE_LEN);
     h.origin = bin(s->origin, BS_PK_LEN);
@@ -351,6 +402,8 @@ out:
     free(hs);
     free(pos);
     free(pp);
+    free(rt);
+    free(rp);
     return rv;
 }
 

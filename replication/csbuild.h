@@ -22,6 +22,11 @@ typedef struct bs_seal {
     const bs_pos *seen;
     size_t nseen;
     uint64_t created_ms;
+    /* 1: the header carries the routes (SetHeader field 13, one per change,
+     * docs/protocol.md 2.5); every change then needs its collection (added
+     * with bs_csbuild_add, or named by bs_csbuild_route).  0: a version-1
+     * header without them (the golden vector, tests). */
+    int routes;
 } bs_seal;
 
 /* Accumulates encoded changes of one stream until sealed.  Caller-owned
@@ -32,6 +37,7 @@ typedef struct bs_csbuild {
     uint64_t first_seq;
     bs_slice *changes;
     uint8_t (*hashes)[BS_HASH_LEN];
+    const char **rcoll, **rowner; /* each change's route (in the arena) */
 } bs_csbuild;
 
 void bs_csbuild_init(bs_csbuild *b);
@@ -69,8 +75,16 @@ uint64_t bs_sealed_last(const bs_sealed *x);
 void bs_sealed_free(bs_sealed *x);
 
 /* Add already-encoded change bytes (copied), e.g. re-sealing our own
- * history; seq must follow the previous one's. */
+ * history; seq must follow the previous one's.  Its route has no
+ * collection until bs_csbuild_route names one. */
 BS_MUST_CHECK bs_err bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq,
                                         bs_slice bytes);
+/*
+ * Set the route of the change added last (copied): coll (NULL keeps what
+ * bs_csbuild_add took from the change) and the owner of its record after
+ * it (NULL or "" for none; docs/protocol.md 2.5).  BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_csbuild_route(bs_csbuild *b, const char *coll,
+                                      const char *owner);
 
 #endif

@@ -126,6 +126,14 @@ bs_err
 bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
           uint8_t out[BS_HASH_LEN], uint64_t *nrecords, bs_errbuf *err)
 {
+    return bs_digest_where(t, coll, ncoll, NULL, NULL, out, nrecords, err);
+}
+
+bs_err
+bs_digest_where(bs_txn *t, const char *const *coll, size_t ncoll,
+                bs_digest_keep keep, void *ctx, uint8_t out[BS_HASH_LEN],
+                uint64_t *nrecords, bs_errbuf *err)
+{
     uint8_t prev[BS_RECKEY_MAX];
     size_t prevn = 0;
     bs_hash_state h;
@@ -157,7 +165,7 @@ bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
             rv = rv == BS_ENOMEM ? rv : corrupt(err, k, "does not decode");
             break;
         }
-        if (!r.live)
+        if (!r.live || (keep != NULL && !keep(ctx, k, &r)))
             continue;
         h_record(&h, k, &r);
         (*nrecords)++;

@@ -20,4 +20,15 @@ BS_MUST_CHECK bs_err bs_digest(bs_txn *t, const char *const *coll, size_t ncoll,
                                uint8_t out[BS_HASH_LEN], uint64_t *nrecords,
                                bs_errbuf *err);
 
+/*
+ * The same over the live records keep(ctx, key, record) returns 1 for
+ * (key is collection \0 id): the data of one scope (scope.h).
+ */
+struct bs_record;
+typedef int (*bs_digest_keep)(void *ctx, bs_slice key,
+                              const struct bs_record *r);
+BS_MUST_CHECK bs_err bs_digest_where(bs_txn *t, const char *const *coll,
+                                     size_t ncoll, bs_digest_keep keep,
+                                     void *ctx, uint8_t out[BS_HASH_LEN],
+                                     uint64_t *nrecords, bs_errbuf *err);
 #endif

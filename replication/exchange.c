@@ -8,6 +8,7 @@
 #include "local.h"
 #include "members.h"
 #include "purge.h"
+#include "scope.h"
 #include "setlog.h"
 
 bs_err
@@ -102,6 +103,7 @@ bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 void *ctx, uint64_t *nsets, bs_errbuf *err)
 {
+    bs_scope_peer sp;
     bs_streamtab tab;
     bs_err rv;
 
@@ -110,6 +112,12 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         return BS_OK; /* nothing is ours to send before joining */
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
+    if ((rv = bs_scope_peer_init(&sp, t, m, p->pk, p->acked, p->nacked,
+                                 &tab)) != BS_OK) {
+        bs_scope_peer_fini(&sp);
+        bs_streams_fini(&tab);
+        return rv;
+    }
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
@@ -121,10 +129,27 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 continue;
             upto = sendable(t, m, s);
             for (;;) {
+                bs_scope_verdict vd;
+                uint8_t *f;
+                size_t fn;
+
                 rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
                 if ((rv = check_outgoing(s, from, rv, set, err)) != BS_OK)
                     break;
-                if ((rv = emit(ctx, set)) != BS_OK)
+                /* only what the peer is entitled to (8.5) */
+                if ((rv = bs_scope_filter(&sp, t, set, &vd, &f, &fn)) != BS_OK)
+                    break;
+                if (vd == BS_SCOPE_STOP) {
+                    rv = BS_ENOTFOUND;
+                    break;
+                }
+                rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
+                free(f);
+                /* the peer will judge what follows by this hub set's
+                 * rules too */
+                if (rv == BS_OK && pass == 0)
+                    rv = bs_scope_peer_saw(&sp, s->key + BS_PK_LEN, last);
+                if (rv != BS_OK)
                     break;
                 (*nsets)++;
                 from = last;
@@ -133,6 +158,7 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 rv = BS_OK;
         }
     }
+    bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
     return rv;
 }
@@ -145,15 +171,27 @@ bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
     c->ntheirs = n;
 }
 
+void
+bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk)
+{
+    memcpy(c->peer, pk, BS_PK_LEN);
+    c->has_peer = 1;
+}
+
 bs_err
 bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
              bs_errbuf *err)
 {
+    bs_scope_peer sp;
+    bs_scope_verdict vd;
+    uint8_t *f = NULL;
+    size_t fn = 0;
     bs_streamtab tab;
     bs_meta m;
     bs_txn *t;
     bs_err rv;
 
+    memset(&sp, 0, sizeof sp); /* (fini is a no-op unless it was set up) */
     if (c->done)
         return BS_ENOTFOUND;
     /* A short read transaction per set: never held across network I/O. */
@@ -166,6 +204,16 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     }
     if (!m.joined)
         c->pass = 2; /* nothing is ours to send before joining */
+    if (c->pass < 2 && c->has_peer &&
+        ((rv = bs_scope_peer_init(&sp, t, &m, c->peer, c->theirs, c->ntheirs,
+                                  &tab)) != BS_OK ||
+         (c->hub_sent &&
+          (rv = bs_scope_peer_saw(&sp, c->hub_inc, c->hub_seq)) != BS_OK))) {
+        bs_scope_peer_fini(&sp);
+        bs_streams_fini(&tab);
+        bs_txn_abort(t);
+        return rv;
+    }
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             const bs_stream *s = &tab.v[c->stream];
@@ -183,6 +231,20 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             rv = check_outgoing(s, c->from, rv, set, err);
             if (rv == BS_ENOTFOUND)
                 continue;
+            /* only what the peer is entitled to (8.5) */
+            if (rv == BS_OK && c->has_peer &&
+                (rv = bs_scope_filter(&sp, t, set, &vd, &f, &fn)) == BS_OK) {
+                if (vd == BS_SCOPE_STOP) {
+                    rv = BS_ENOTFOUND;
+                    continue; /* the stream stops here for this peer */
+                }
+                if (f != NULL) {
+                    *out = f;
+                    *n = fn;
+                    c->from = last;
+                    goto sent;
+                }
+            }
             if (rv == BS_OK) {
                 if ((*out = malloc(set.n)) == NULL) {
                     rv = BS_ENOMEM;
@@ -190,13 +252,22 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                     memcpy(*out, set.p, set.n);
                     *n = set.n;
                     c->from = last;
+                    goto sent;
                 }
             }
             goto out;
         }
     }
     c->done = 1;
+    goto out;
+sent:
+    if (c->pass == 0) { /* the peer judges what follows by its rules too */
+        memcpy(c->hub_inc, tab.v[c->stream].key + BS_PK_LEN, BS_INC_LEN);
+        c->hub_seq = c->from;
+        c->hub_sent = 1;
+    }
 out:
+    bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
     bs_txn_abort(t);
     return rv;

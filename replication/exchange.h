@@ -26,10 +26,12 @@ BS_MUST_CHECK bs_err bs_xchg_envelope(bs_txn *t, const bs_meta *m,
                                       uint64_t now_ms, bs_envelope *e);
 
 /*
- * Every stored set that p lacks, in sending order, through emit.  Each is
- * checked first (it decodes, its changes match their hashes, its origin's
- * signature verifies): a damaged one is BS_ESTORE, "store is corrupt: ...",
- * and is never sent.  err may be NULL.
+ * Every stored set that p lacks, in sending order, through emit, with the
+ * changes p is not entitled to left out (scope.h); a stream stops before a
+ * set that leaves out a change p is entitled to.  Each is checked first (it
+ * decodes, its changes match their hashes, its origin's signature verifies): a
+ * damaged one is BS_ESTORE, "store is corrupt: ...", and is never sent.  err
+ * may be NULL.
  */
 typedef bs_err (*bs_emit_fn)(void *ctx, bs_slice set);
 BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
@@ -48,9 +50,18 @@ typedef struct bs_xcursor {
     int pass, started, done;
     size_t stream;
     uint64_t from;
+    int has_peer; /* filter for this receiver (8.5) */
+    uint8_t peer[BS_PK_LEN];
+    int hub_sent; /* the last hub set sent: (hub_inc, up to hub_seq) */
+    uint8_t hub_inc[BS_INC_LEN];
+    uint64_t hub_seq;
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
+/* Send only what receiver pk is entitled to (scope.h): a set is filtered
+ * for it, and a stream stops before a set that leaves out a change it is
+ * entitled to.  Without this call, sets go as stored. */
+void bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk);
 /* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
  * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,

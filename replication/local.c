@@ -133,6 +133,7 @@ seal(bs_local *l, bs_errbuf *err)
     s.created_ms = bs_hlc_wall_ms(&l->hlc);
     if (s.created_ms > l->correction_ms) /* the corrected clock, too */
         s.created_ms -= l->correction_ms;
+    s.routes = 1; /* docs/protocol.md 2.5 */
     rv = bs_csbuild_seal(&l->build, &s, l->sk, &x);
     free(seen);
     if (rv != BS_OK)
@@ -222,9 +223,54 @@ stamp_above(bs_local *l, const bs_record *r, bs_version *v)
     }
 }
 
+/* The latest rules of coll into l->rules: a local write is stamped after
+ * every version this node holds, so they govern it (and its route). */
+static bs_err
+latest_rules(bs_local *l, const char *coll)
+{
+    bs_err rv;
+
+    if (l->have_rules && strcmp(l->rules.name, coll) == 0)
+        return BS_OK;
+    if ((rv = bs_rules_at(l->txn, coll, UINT64_MAX, &l->rules, NULL)) != BS_OK)
+        return rv;
+    l->have_rules = 1;
+    return BS_OK;
+}
+
+/*
+ * The owner a change's route names (docs/protocol.md 2.5): the owner field
+ * of coll's rules now, as r holds it — the record after an upsert, just
+ * before a delete (so the owner receives the delete) — when it is a text
+ * that can name a node; else "".
+ */
+static bs_err
+route_owner(bs_local *l, const char *coll, const bs_record *r, char *out,
+            size_t n)
+{
+    const bs_value *val;
+    bs_err rv;
+
+    out[0] = '\0';
+    if (coll[0] == '_')
+        return BS_OK;
+    if ((rv = latest_rules(l, coll)) != BS_OK)
+        return rv;
+    if (l->rules.owner_field[0] == '\0' || r == NULL ||
+        (val = bs_record_field(r, l->rules.owner_field)) == NULL ||
+        val->type != BS_VTEXT || val->len > BS_NODE_NAME_MAX)
+        return BS_OK;
+    snprintf(out, n, "%.*s", (int)val->len, val->s);
+    if (!bs_node_name_valid(out))
+        out[0] = '\0';
+    return BS_OK;
+}
+
+/* Queue one change whose route names owner ("" none). */
 static bs_err
 queue_change(bs_local *l, const char *coll, const char *id, int deleted,
-             const bs_field *f, size_t n, const bs_version *v, bs_errbuf *err)
+             const bs_field *f, size_t n, const bs_version *v,
+             const char *owner, bs_errbuf *err)
 {
     bs_change ch = {v->seq, v->hlc, v->prio, coll, id, deleted, f, n};
     bs_err rv;
@@ -238,7 +284,7 @@ queue_change(bs_local *l, const char *coll, const char *id, int deleted,
                        coll, id, n > 0 ? f[0].name : "", BS_CHANGE_MAX_BYTES);
     if (rv != BS_OK)
         return rv;
-    return BS_OK;
+    return bs_csbuild_route(&l->build, NULL, owner);
 }
 
 static bs_version
@@ -267,7 +313,7 @@ note_rules(bs_local *l, const char *coll, const char *id, const bs_record *r,
     memcpy(ver.inc, l->meta.inc, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
-    l->have_rules = 0; /* look them up again */
+    l->have_rules = 0; /* look them up again: judgments and routes follow */
     return bs_rebuild_note_rules(l->txn, id, &ver, &rules, &l->rules_due);
 }
 
@@ -284,12 +330,8 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
 
     if (c->coll[0] == '_')
         return BS_OK;
-    if (!l->have_rules || strcmp(l->rules.name, c->coll) != 0) {
-        if ((rv = bs_rules_at(l->txn, c->coll, UINT64_MAX, &l->rules, NULL)) !=
-            BS_OK)
-            return rv;
-        l->have_rules = 1;
-    }
+    if ((rv = latest_rules(l, c->coll)) != BS_OK)
+        return rv;
     /* the common case: nothing to judge, at most an owner to note */
     if (l->rules.writers == BS_WRITERS_ALL ||
         (l->meta.joined && memcmp(l->meta.pk, l->meta.hub, BS_PK_LEN) == 0))
@@ -314,6 +356,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
+    char owner[BS_NODE_NAME_MAX + 1];
     bs_record r;
     bs_recenc e;
     bs_version v;
@@ -345,9 +388,10 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
         *wrote = 1;
         /* (A refusal aborts the transaction, this record with it.) */
         if ((rv = check_rules(l, &ch, &v, err)) != BS_OK ||
-            (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
+            (rv = note_rules(l, coll, id, &r, &v)) != BS_OK ||
+            (rv = route_owner(l, coll, &r, owner, sizeof owner)) != BS_OK)
             return rv;
-        return queue_change(l, coll, id, 0, f, n, &v, err);
+        return queue_change(l, coll, id, 0, f, n, &v, owner, err);
     }
     if (rv != BS_EEXIST)
         return rv;
@@ -373,8 +417,10 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
         (rv = settle(l, coll, id, f, n)) != BS_OK ||
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;
+    if ((rv = route_owner(l, coll, &r, owner, sizeof owner)) != BS_OK)
+        return rv;
     *wrote = 1;
-    return queue_change(l, coll, id, 0, f, n, &v, err);
+    return queue_change(l, coll, id, 0, f, n, &v, owner, err);
 }
 
 /* Bytes f takes in a change, near enough to split a write by. */
@@ -420,6 +466,7 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
 bs_err
 bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
 {
+    char owner[BS_NODE_NAME_MAX + 1];
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
     bs_record r;
@@ -442,6 +489,9 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
     if (!r.live)
         return bs_errf(err, BS_ENOTFOUND, "%s/%s: not found", coll, id);
+    /* the owner it had: the owner receives its delete */
+    if ((rv = route_owner(l, coll, &r, owner, sizeof owner)) != BS_OK)
+        return rv;
     v = next_version(l, next_prio(l, &r, NULL, 0));
     stamp_above(l, &r, &v);
     {
@@ -458,7 +508,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;
     l->deleted++;
-    return queue_change(l, coll, id, 1, NULL, 0, &v, err);
+    return queue_change(l, coll, id, 1, NULL, 0, &v, owner, err);
 }
 
 bs_err
@@ -504,8 +554,12 @@ reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
         if ((rv = bs_changeset_decode(v.p, v.n, &cv, err)) != BS_OK)
             break;
         for (size_t i = 0; i < cv->count && rv == BS_OK; i++)
-            rv = bs_csbuild_add_raw(b, cv->first + i, cv->changes[i]);
+            if ((rv = bs_csbuild_add_raw(b, cv->first + i, cv->changes[i])) ==
+                    BS_OK &&
+                cv->route_coll != NULL)
+                rv = bs_csbuild_route(b, cv->route_coll[i], cv->route_owner[i]);
         memset(&s, 0, sizeof s);
+        s.routes = cv->route_coll != NULL; /* kept as they were signed */
         memcpy(s.infobase, meta->infobase, BS_INFOBASE_LEN);
         memcpy(s.origin, meta->pk, BS_PK_LEN);
         memcpy(s.inc, self->key + BS_PK_LEN, BS_INC_LEN);

@@ -254,10 +254,6 @@ bs_cmd_collection(bs_cli *c)
     if (c->scope && bs_scope_parse(c->scope, &rules.scope) != BS_OK)
         return bs_errf(&c->err, BS_EINVAL,
                        "bad --scope \"%s\": use shared or owner", c->scope);
-    if (c->scope && rules.scope == BS_SCOPE_OWNER)
-        return bs_errf(&c->err, BS_EUSAGE,
-                       "--scope owner (replicating a record only to its "
-                       "owner) is not built yet; --scope shared is");
     rules.set = (c->policy ? BS_RULE_POLICY : 0) |
                 (c->writers ? BS_RULE_WRITERS : 0) |
                 (c->scope ? BS_RULE_SCOPE : 0) |
@@ -278,6 +274,9 @@ bs_cmd_collection(bs_cli *c)
     if (c->json)
         bs_out_json(rules_json(&now));
     else
-        rules_print(&now, " (replicates to every node)");
+        rules_print(&now, now.scope == BS_SCOPE_OWNER
+                              ? " (replicates to every node; each record "
+                                "goes only to the hub and its owner)"
+                              : " (replicates to every node)");
     return BS_OK;
 }

@@ -140,9 +140,10 @@ bsf_check_change(const bs_csview *v, const bs_change *c)
 
 /* Valid by every documented limit (changeset.h, record.h), judged with
  * protobuf-c's own allocator: canonical, no unknown fields at any depth,
- * seq in place, names and values valid, no duplicate names. */
+ * seq in place, names and values valid, no duplicate names, and in the
+ * collection its signed route names, if any (route: NULL when none). */
 static int
-valid_by_limits(const uint8_t *p, size_t n, uint64_t seq)
+valid_by_limits(const uint8_t *p, size_t n, uint64_t seq, const char *route)
 {
     Bs__Change *c = bs__change__unpack(NULL, n, p);
     uint8_t *again = NULL;
@@ -153,6 +154,7 @@ valid_by_limits(const uint8_t *p, size_t n, uint64_t seq)
     if (c->seq != seq || c->n_fields > BS_FIELDS_MAX ||
         !bs_collection_valid(c->collection, 1) || !bs_id_valid(c->id) ||
         (c->deleted && c->n_fields > 0) || c->base.n_unknown_fields > 0 ||
+        (route != NULL && strcmp(route, c->collection) != 0) ||
         bs__change__get_packed_size(c) != n || (again = malloc(n)) == NULL)
         goto out;
     bs__change__pack(c, again);
@@ -209,7 +211,8 @@ bsf_change_decode(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
     rv = bs_changeset_change(v, i, a, out, err);
     bs_arena_init(&a2);
     rv2 = bs_changeset_ref_change(v, i, &a2, &ref, &err2);
-    valid = valid_by_limits(v->changes[i].p, v->changes[i].n, v->first + i);
+    valid = valid_by_limits(v->changes[i].p, v->changes[i].n, v->first + i,
+                            v->route_coll != NULL ? v->route_coll[i] : NULL);
     if (rv == BS_OK && rv2 == BS_OK && !change_eq(out, &ref))
         bsf_die("fast and reference change decoders disagree on the result");
     if (rv != BS_OK && rv2 == BS_OK)

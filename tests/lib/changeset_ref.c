@@ -122,6 +122,11 @@ bs_changeset_ref_change(const bs_csview *v, size_t i, bs_arena *a,
         rv = malformed(err, "duplicate field in change");
         goto out;
     }
+    /* C6: in the collection its signed route names */
+    if (v->route_coll != NULL && strcmp(v->route_coll[i], c->collection)) {
+        rv = malformed(err, "change is not in the collection its route names");
+        goto out;
+    }
     out->fields = f;
     out->nfields = c->n_fields;
     rv = BS_OK;

@@ -1028,6 +1028,34 @@ Test(admit, inv2_a8_holds_a_set_behind_a_held_set_of_its_stream)
     run_case(&c);
 }
 
+/* A set sent again while it is held behind another held set lies inside
+ * the held chain: it waits as the first copy does (before, A8 refused it
+ * as a gap and, in a file, the whole file; test_scope_sim found it with
+ * branch-to-branch relays). */
+Test(admit, a8_a_set_sent_again_inside_the_held_chain_is_held)
+{
+    xcase c = {.name = "A8 held set sent again behind a held set",
+               .from = &head,
+               .to = &tallinn};
+    signer g = signer_of(&head);
+    bs_slice ahead = craft1(&g, "f1", "from the future", clk.ms + 2 * HOUR_MS);
+    bs_slice behind = craft1(&g, "f2", "behind it", 0);
+    bs_slice again = {malloc(behind.n), behind.n};
+
+    cr_assert_not_null(again.p);
+    memcpy((void *)again.p, behind.p, behind.n);
+    deliver(&head, &tallinn, &ahead, 1);
+    deliver(&head, &tallinn, &behind, 1);
+    free((void *)ahead.p);
+    free((void *)behind.p);
+    cr_assert_eq(held_count(&tallinn, BS_HELD_WAITING, g.pk, g.inc), 2);
+    add(&c, again);
+    c.want = V_HELD;
+    c.reason = BS_HOLD_BEHIND;
+    run_case(&c);
+    cr_assert_eq(held_count(&tallinn, BS_HELD_WAITING, g.pk, g.inc), 2);
+}
+
 Test(admit, a9_quarantines_a_set_whose_link_does_not_match_the_chain_head)
 {
     xcase c = {.name = "A9 fork", .from = &head, .to = &tallinn};

@@ -1347,3 +1347,221 @@ Test(changeset, stored_check_agrees_with_decode_and_verify)
     }
     free(s.p);
 }
+
+/* ---- routes (SetHeader field 13, docs/protocol.md 2.5, D14, C6) ---- */
+
+static const char *const fixed_owners[3] = {"tallinn", "", "tallinn"};
+
+/* The fixed set sealed with routes: each change's collection, and the
+ * owners above. */
+static sealed
+fixed_routed_set(void)
+{
+    bs_seal s = fixed_seal();
+    bs_csbuild b;
+    bs_sealed *x;
+    sealed out;
+
+    s.routes = 1;
+    fixed_changes();
+    bs_csbuild_init(&b);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(bs_csbuild_add(&b, &changes[i]), BS_OK);
+        cr_assert_eq(bs_csbuild_route(&b, NULL, fixed_owners[i]), BS_OK);
+    }
+    cr_assert_eq(bs_csbuild_seal(&b, &s, sk, &x), BS_OK);
+    out.n = bs_sealed_size(x);
+    out.p = malloc(out.n);
+    cr_assert_not_null(out.p);
+    bs_sealed_write(x, out.p);
+    memcpy(out.hash, bs_sealed_hash(x), BS_HASH_LEN);
+    bs_sealed_free(x);
+    bs_csbuild_fini(&b);
+    return out;
+}
+
+Test(changeset, routes_decode_with_the_set)
+{
+    sealed s = fixed_routed_set();
+    bs_csview *v = decode_ok(s.p, s.n);
+    bs_arena a;
+    bs_change c;
+
+    cr_assert_eq(bs_changeset_verify(v, pk), BS_OK);
+    cr_assert_not_null(v->route_coll);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_str_eq(v->route_coll[i], "orders");
+        cr_assert_str_eq(v->route_owner[i], fixed_owners[i]);
+    }
+    bs_arena_init(&a);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_eq(bs_changeset_change(v, i, &a, &c, NULL), BS_OK);
+    bs_arena_fini(&a);
+    bs_changeset_free(v);
+    /* The version-1 set has none. */
+    free(s.p);
+    s = fixed_set();
+    v = decode_ok(s.p, s.n);
+    cr_assert_null(v->route_coll);
+    bs_changeset_free(v);
+    free(s.p);
+}
+
+/* Header edits on the routes: arg gives n routes of collection coll and
+ * owner owner (NULL: leave the routes alone). */
+typedef struct route_edit {
+    size_t n;
+    const char *coll, *owner;
+    Bs__Route *r, **rp;
+    Bs__Route **keep;
+    size_t nkeep;
+} route_edit;
+
+static void
+set_routes(Bs__SetHeader *h, void *arg)
+{
+    route_edit *e = arg;
+
+    e->r = calloc(e->n + 1, sizeof *e->r);
+    e->rp = calloc(e->n + 1, sizeof *e->rp);
+    cr_assert(e->r != NULL && e->rp != NULL);
+    for (size_t i = 0; i < e->n; i++) {
+        bs__route__init(&e->r[i]);
+        e->r[i].collection = (char *)e->coll;
+        e->r[i].owner = (char *)e->owner;
+        e->rp[i] = &e->r[i];
+    }
+    /* packed here; the caller's free_unpacked must not free these */
+    e->keep = h->routes;
+    e->nkeep = h->n_routes;
+    h->routes = e->rp;
+    h->n_routes = e->n;
+}
+
+static sealed
+with_routes(size_t n, const char *coll, const char *owner)
+{
+    sealed s = fixed_set(), out;
+    route_edit e = {n, coll, owner, NULL, NULL, NULL, 0};
+    Bs__ChangeSet *cs = cs_unpack(s.p, s.n);
+    Bs__SetHeader *h =
+        bs__set_header__unpack(NULL, cs->header.len, cs->header.data);
+    ProtobufCBinaryData kh = cs->header, ks = cs->signature;
+    uint8_t sig[BS_SIG_LEN], *hb;
+    size_t hn;
+
+    set_routes(h, &e);
+    hn = bs__set_header__get_packed_size(h);
+    hb = malloc(hn + 1);
+    cr_assert_eq(bs__set_header__pack(h, hb), hn);
+    h->routes = e.keep;
+    h->n_routes = e.nkeep;
+    bs__set_header__free_unpacked(h, NULL);
+    sign_ctx(sig, BS_SIG_CONTEXT, hb, hn, sk);
+    cs->header = (ProtobufCBinaryData){hn, hb};
+    cs->signature = (ProtobufCBinaryData){BS_SIG_LEN, sig};
+    out = cs_pack(cs);
+    cs->header = kh;
+    cs->signature = ks;
+    bs__change_set__free_unpacked(cs, NULL);
+    free(hb);
+    free(e.r);
+    free(e.rp);
+    free(s.p);
+    return out;
+}
+
+Test(changeset, bad_routes_are_malformed)
+{
+    sealed r;
+    bs_csview *v;
+    bs_arena a;
+    bs_change c;
+    bs_errbuf err = {{0}};
+
+    r = with_routes(3, "orders", "riga");
+    v = decode_ok(r.p, r.n);
+    cr_assert_str_eq(v->route_owner[1], "riga");
+    bs_changeset_free(v);
+    free(r.p);
+    r = with_routes(2, "orders", "");
+    decode_fails(r.p, r.n, BS_EMALFORMED, "2 routes for 3 changes");
+    free(r.p);
+    r = with_routes(4, "orders", "");
+    decode_fails(r.p, r.n, BS_EMALFORMED, "4 routes for 3 changes");
+    free(r.p);
+    r = with_routes(3, "orders", "not a name!");
+    decode_fails(r.p, r.n, BS_EMALFORMED, "owner that names no node");
+    free(r.p);
+    r = with_routes(3, "", "riga");
+    decode_fails(r.p, r.n, BS_EMALFORMED, "route without a collection");
+    free(r.p);
+    r = with_routes(3, "bad name", "riga");
+    decode_fails(r.p, r.n, BS_EMALFORMED, "bad collection in a route");
+    free(r.p);
+    /* More routes than a set may have changes: refused before unpacking. */
+    r = with_routes(BS_SET_MAX_CHANGES + 1, "o", "");
+    decode_fails(r.p, r.n, BS_EMALFORMED, "8193 routes");
+    free(r.p);
+    /* C6: a present change in another collection than its route. */
+    r = with_routes(3, "invoices", "");
+    v = decode_ok(r.p, r.n);
+    bs_arena_init(&a);
+    cr_assert_eq(bs_changeset_change(v, 0, &a, &c, &err), BS_EMALFORMED);
+    cr_assert(strstr(err.msg, "route") != NULL, "%s", err.msg);
+    bs_arena_fini(&a);
+    bs_changeset_free(v);
+    free(r.p);
+}
+
+/* The golden vector of a set with routes (tests/vectors/
+ * changeset_routes.exp, docs/protocol.md §14): the fixed set sealed with
+ * routes.  The version-1 vector above still verifies (below). */
+Test(changeset, golden_vector_with_routes)
+{
+    sealed s = fixed_routed_set(), v1 = fixed_set();
+    Bs__ChangeSet *cs = cs_unpack(s.p, s.n);
+    char hh[65], sh[129], seth[65], path[4096], line[512];
+    const char *slash = strrchr(__FILE__, '/');
+    uint8_t set_hash[BS_HASH_LEN];
+    bs_csview *v;
+    FILE *f;
+    int got = 0;
+
+    hex(hh, s.hash, BS_HASH_LEN);
+    hex(sh, cs->signature.data, BS_SIG_LEN);
+    crypto_generichash(set_hash, BS_HASH_LEN, s.p, s.n, NULL, 0);
+    hex(seth, set_hash, BS_HASH_LEN);
+    if (getenv("BS_PRINT_GOLDEN") != NULL)
+        fprintf(stderr,
+                "header_blake2b256 %s\nsignature %s\nset_blake2b256 %s\n", hh,
+                sh, seth);
+    snprintf(path, sizeof path, "%.*s/../vectors/changeset_routes.exp",
+             (int)(slash - __FILE__), __FILE__);
+    f = fopen(path, "r");
+    cr_assert_not_null(f, "cannot open %s", path);
+    while (fgets(line, sizeof line, f) != NULL) {
+        char key[64], val[129];
+        if (line[0] == '#' || sscanf(line, "%63s %128s", key, val) != 2)
+            continue;
+        if (strcmp(key, "header_blake2b256") == 0 && ++got)
+            cr_assert_str_eq(hh, val, "header hash differs from the .exp");
+        else if (strcmp(key, "signature") == 0 && ++got)
+            cr_assert_str_eq(sh, val, "signature differs from the .exp");
+        else if (strcmp(key, "set_blake2b256") == 0 && ++got)
+            cr_assert_str_eq(seth, val, "set differs from the .exp");
+    }
+    fclose(f);
+    cr_assert_eq(got, 3, "%s: want 3 values, found %d", path, got);
+    bs__change_set__free_unpacked(cs, NULL);
+    /* Both vectors decode and verify here. */
+    v = decode_ok(s.p, s.n);
+    cr_assert_eq(bs_changeset_verify(v, pk), BS_OK);
+    bs_changeset_free(v);
+    v = decode_ok(v1.p, v1.n);
+    cr_assert_eq(bs_changeset_verify(v, pk), BS_OK);
+    cr_assert_null(v->route_coll);
+    bs_changeset_free(v);
+    free(s.p);
+    free(v1.p);
+}

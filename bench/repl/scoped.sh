@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# bench/repl/scoped.sh - scoped export (issue 9 item 2): a branch that owns
+# 10 % of N records of an owner-scoped collection, against raw LMDB
+# inserts of the records sent.
+#
+#     bench/repl/scoped.sh [N]       (N records, default 1000000)
+#
+# Environment: see bench/repl/common.sh (BENCH_DIR, BENCH_RUNS,
+# BENCH_TIMEOUT, BUILD_DIR, BENCH_SEED).
+#
+# Once (not timed): N records with bench/gen_records.py, each given an
+# "office": every tenth names the branch (`br`), the others one of nine
+# other offices; a hub node that declares `collection customers --scope
+# owner --owner-field office` and loads them.
+# Per run:
+#   - a fresh branch node `br`, paired with the hub (no daemon);
+#   - timed: `branchsync -d HUB export br FILE` (the whole process: every
+#     set of the hub's stream is read, checked and filtered for br, which
+#     is entitled to a tenth of the changes);
+#   - timed: `branchsync -d BRANCH import FILE` (joins; applies the tenth,
+#     verifies every omission against the signed routes, A7o);
+#   - not timed: the branch must hold exactly the N/10 records named for it;
+#   - raw limit: build/bench/bench_lmdb_raw on the N/10 records sent.
+# Prints records sent/s of export, import and export+import, the raw rate
+# for the records sent and each ratio (target: >= 0.5 x raw).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+N=${1:-1000000}
+case $N in '' | *[!0-9]* | 0) echo "usage: bench/repl/scoped.sh [N]" >&2; exit 2 ;; esac
+
+repl_build branchsync bench_lmdb_raw
+repl_workdir $((N * 2 + 65536))
+machine_line >&2
+
+GEN=$WORK/gen.jsonl DATA=$WORK/records.jsonl SENT=$WORK/sent.jsonl
+gen_data "$N" "$GEN"
+# every tenth record is the branch's
+awk '{ o = (NR % 10 == 0) ? "br" : "office" (NR % 10);
+       sub(/}$/, ",\"office\":\"" o "\"}"); print }' "$GEN" >"$DATA"
+grep '"office":"br"' "$DATA" >"$SENT"
+nsent=$(wc -l <"$SENT")
+rm -f "$GEN"
+
+HUB=$WORK/hub
+hub_port=$(free_port)
+node_init "$HUB" head hub "$hub_port"
+"$BS" -d "$HUB" collection customers --scope owner --owner-field office >/dev/null
+t0=$(now)
+timeout "$TMO" "$BS" -d "$HUB" load customers "$DATA" >/dev/null 2>&1
+t1=$(now)
+echo "hub loaded $N records in $(elapsed "$t0" "$t1") s (not part of the figures)" >&2
+
+for run in $(seq 1 "$RUNS"); do
+    BR=$WORK/br FILE=$WORK/x$run.bsx
+    br_port=$(free_port)
+    node_init "$BR" br branch "$br_port"
+    pair "$HUB" head "$hub_port" "$BR" br "$br_port"
+
+    sync
+    run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export br "$FILE" >/dev/null
+    ex_s=$RUN_S
+    run_sampled "$WORK/rss.import" "$BS" -d "$BR" --json import "$FILE" >"$WORK/import.json"
+    im_s=$RUN_S
+    changes=$(sed -n 's/^ *"changes": *\([0-9]*\).*/\1/p' "$WORK/import.json")
+    both_s=$(awk -v a="$ex_s" -v b="$im_s" 'BEGIN { printf "%.3f", a + b }')
+    held=$("$BS" -d "$BR" ls customers | wc -l)
+    if [ "$held" != "$nsent" ]; then
+        echo "run $run: the branch holds $held records, want $nsent" >&2
+        exit 1
+    fi
+    raw_lmdb "$SENT" "$WORK/raw" "$WORK/raw.out"
+    ex=$(rate "$nsent" "$ex_s") im=$(rate "$nsent" "$im_s") both=$(rate "$nsent" "$both_s")
+    echo "run $run/$RUNS: N=$N records, $nsent sent to br ($changes changes applied), file $(mib "$(fsize "$FILE")")"
+    printf '  scoped export   : %10s records sent/s  (%s s)  ratio %s (target >= 0.5)\n' "$ex" "$ex_s" "$(ratio "$ex" "$RAW_RATE")"
+    printf '  import          : %10s records/s       (%s s)  ratio %s (target >= 0.5)\n' "$im" "$im_s" "$(ratio "$im" "$RAW_RATE")"
+    printf '  export+import   : %10s records/s       (%s s)  ratio %s\n' "$both" "$both_s" "$(ratio "$both" "$RAW_RATE")"
+    printf '  raw LMDB        : %10s records/s       (%s s, the %s records sent)\n' "$RAW_RATE" "$RAW_S" "$nsent"
+    rm -rf "$BR" "$FILE"
+done

@@ -1,0 +1,125 @@
+/*
+ * scope.h - who is entitled to which change (docs/design.md, "Access and
+ * filters"; docs/protocol.md 2.5, A7o, 8.5).
+ *
+ * Every change set sealed by this version signs, next to each change's
+ * hash, its route: the change's collection and the owner of its record
+ * after it (SetHeader field 13).  On the routes:
+ *
+ *  - the hub is entitled to every change;
+ *  - a branch is entitled to every change whose collection is not
+ *    owner-scoped (`--scope owner`) by the rules it holds now, and to the
+ *    changes of owner-scoped collections whose route names it (its member
+ *    name in `_members`);
+ *  - a set without routes (a version-1 origin) cannot be filtered: it is
+ *    sent whole, and an omission in it is never accepted.
+ *
+ * A sender leaves out of a set what its receiver is not entitled to
+ * (bs_scope_filter); a receiver refuses a set that leaves out a change it
+ * is entitled to (admission rule A7o), so a relay can filter but cannot
+ * censor.
+ */
+#ifndef BS_SCOPE_H
+#define BS_SCOPE_H
+
+#include "changeset.h"
+#include "collections.h"
+#include "digest.h"
+#include "meta.h"
+#include "rules.h"
+#include "streams.h"
+
+/* One version of a collection's rules (rules.h). */
+typedef struct bs_scope_version {
+    bs_collection rules;
+    bs_rule_version ver;
+} bs_scope_version;
+
+/*
+ * A receiver, as the node judging for it knows it.  Caller-owned; see
+ * bs_scope_peer_init.
+ *
+ * The receiver judges an omission by the rules it holds when it admits
+ * the set (A7o): the versions of the hub's stream it holds by then.  So a
+ * sender judges by the rule versions the receiver's vector covers (its
+ * acknowledgement, or its hello), advanced by the hub sets sent to it in
+ * this exchange (bs_scope_peer_saw): the hub's streams go first, so a set
+ * is judged by the rules of the hub sets before it, as the receiver
+ * will judge it.  Only the hub filters: the rules come from it, so it
+ * knows every version its receiver may hold; a branch may not (the
+ * receiver may have newer rules from the hub than the branch's view of
+ * it says), so it relays only sets that need no filtering, whole.
+ */
+typedef struct bs_scope_peer {
+    int hub;                         /* the infobase's hub: everything */
+    char name[BS_NODE_NAME_MAX + 1]; /* its member name; "" none */
+    int any_scoped;       /* some collection is owner-scoped by `rules` */
+    bs_collection *rules; /* the rules it holds, one per declared
+                             collection (malloc'd) */
+    size_t nrules;
+    bs_scope_version *vers; /* every rule version this node holds */
+    size_t nvers;
+    bs_pos *hubpos; /* the receiver's positions of the hub's streams;
+                       NULL: it holds every version (the latest rules) */
+    size_t nhubpos;
+    int behind;     /* the receiver holds hub sets this node lacks: it may hold
+                       rules this node does not know, so nothing is filtered
+                       for it (a set that would be is not sent) */
+    int whole_only; /* this node is not the hub: it relays sets only whole
+                       (it cannot know every rule its receiver holds) */
+} bs_scope_peer;
+
+/*
+ * The receiver pk as node m knows it in t: its role, its member name, and
+ * the rules it holds by its vector theirs[0..n) (only the hub's entries
+ * count; none: it holds no rules yet), against this node's own positions
+ * `own` (for `behind`); own NULL: the latest rules this node holds
+ * (bs_scope_digest).  BS_ENOMEM, BS_ESTORE.
+ */
+BS_MUST_CHECK bs_err bs_scope_peer_init(bs_scope_peer *p, bs_txn *t,
+                                        const bs_meta *m, const uint8_t *pk,
+                                        const bs_pos *theirs, size_t n,
+                                        const bs_streamtab *own);
+/* The receiver will hold the hub's stream inc up to seq (a hub set sent to
+ * it): judge what follows by the rules that brings.  BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_scope_peer_saw(bs_scope_peer *p, const uint8_t *inc,
+                                       uint64_t seq);
+void bs_scope_peer_fini(bs_scope_peer *p);
+
+/* 1 when a receiver that is the hub (hub) or the branch named name is
+ * entitled to a change routed (coll, owner), coll's rules being r. */
+int bs_scope_entitled(int hub, const char *name, const bs_collection *r,
+                      const char *coll, const char *owner);
+
+/* The outcome of preparing a stored set for a receiver. */
+typedef enum {
+    BS_SCOPE_WHOLE,    /* send it as stored */
+    BS_SCOPE_FILTERED, /* send *out instead: changes left out */
+    BS_SCOPE_STOP,     /* it leaves out a change the receiver is entitled
+                          to: send neither it nor its stream's later sets */
+} bs_scope_verdict;
+
+/*
+ * Prepare stored set `set` for receiver p, judged by the rules now in t:
+ * *out (malloc'd, *n bytes) is the set with every change p is not entitled
+ * to left out (canonically encoded, the origin's header and signature
+ * unchanged) when *v is BS_SCOPE_FILTERED; else NULL.  BS_ESTORE when the
+ * stored set does not decode; BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set,
+                                     bs_scope_verdict *v, uint8_t **out,
+                                     size_t *n);
+
+/*
+ * The digest (digest.h) of the live records node m holds that receiver pk
+ * is entitled to, judged by the rules now: on the hub for a branch's key,
+ * it equals that branch's own digest of the same scope once they have
+ * converged ("convergence per scope").  Records are judged by the owner
+ * field they hold.
+ */
+BS_MUST_CHECK bs_err bs_scope_digest(bs_txn *t, const bs_meta *m,
+                                     const uint8_t *pk,
+                                     uint8_t out[BS_HASH_LEN],
+                                     uint64_t *nrecords, bs_errbuf *err);
+
+#endif
