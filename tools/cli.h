@@ -22,7 +22,8 @@ typedef struct bs_cli {
     const char *name, *role, *listen, *schedule, *window, *take, *value;
     const char *writers, *scope, *owner_field, *policy;
     int all;
-    int hub; /* peer add --hub */
+    int hub;          /* peer add --hub */
+    const char *http; /* init --http */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -46,6 +47,7 @@ BS_MUST_CHECK bs_err bs_cli_core(bs_cli *c, int sign, bs_node **n,
 /* Commands. */
 bs_err bs_cmd_init(bs_cli *c);
 bs_err bs_cmd_id(bs_cli *c);
+bs_err bs_cmd_api_token(bs_cli *c);
 bs_err bs_cmd_status(bs_cli *c);
 bs_err bs_cmd_put(bs_cli *c);
 bs_err bs_cmd_get(bs_cli *c);
