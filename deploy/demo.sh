@@ -101,5 +101,5 @@ say "Every office holds the same data"
 for n in head tallinn tartu; do printf '%-8s ' $n; "$bs" -d "$work/$n" digest; done
 for n in head tartu; do run $n status; done
 run head log
-echo "head office HTTP API: $api/ (token: branchsync -d $work/head api-token)"
+echo "head office HTTP API: $api (token: branchsync -d $work/head api-token)"
 say "demo complete"

@@ -46,4 +46,4 @@ for n in head tallinn tartu; do
   done
 done
 echo "three offices running in $work (ports $port-$((port + 2)), HTTP $((port + 10))-$((port + 12)))"
-echo "head office HTTP API: http://127.0.0.1:$((port + 10))/ (token: branchsync -d $work/head api-token)"
+echo "head office HTTP API: http://127.0.0.1:$((port + 10)) (token: branchsync -d $work/head api-token)"

@@ -326,7 +326,16 @@ bs_store_open(const char *dir, const bs_store_opts *o, bs_store **out,
     if ((s = calloc(1, sizeof *s)) == NULL)
         return BS_ENOMEM;
     s->slot = -1;
-    pthread_rwlock_init(&s->remap, NULL);
+    {
+        /* Writer first: readers on other threads come and go nonstop and
+         * would starve a remap.  No thread takes it twice (txns_held). */
+        pthread_rwlockattr_t a;
+        pthread_rwlockattr_init(&a);
+        pthread_rwlockattr_setkind_np(
+            &a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&s->remap, &a);
+        pthread_rwlockattr_destroy(&a);
+    }
     snprintf(s->path, sizeof s->path, "%s/store", dir);
     s->readonly = o->readonly;
     s->max_map = o->max_map_size ? o->max_map_size : DEFAULT_MAX;
