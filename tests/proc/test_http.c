@@ -8,7 +8,8 @@
  *   4. an HTTP port already taken: the daemon replicates anyway, doctor
  *      names the problem, and the API is served once the port is free;
  *   5. a non-loopback address without TLS: the daemon refuses to start;
- *   6. a client that sends nothing does not stop the others.
+ *   6. a client that sends nothing does not stop the others;
+ *   7. with [http] cert and key the API is served over TLS only.
  *
  * Run one: test_proc_http --filter 'http/bulk*' --verbose.
  */
@@ -52,6 +53,8 @@ on_data(char *p, size_t sz, size_t nm, void *ctx)
     return sz * nm;
 }
 
+static const char *p_scheme = "http"; /* "https" in test 7 */
+
 /* method on n's HTTP port; token NULL: no Authorization header. */
 static resp
 http_len(const node *n, const char *token, const char *method, const char *path,
@@ -63,7 +66,11 @@ http_len(const node *n, const char *token, const char *method, const char *path,
     resp r = {0, strdup(""), 0};
 
     cr_assert_not_null(c);
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", n->http_port, path);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", p_scheme, n->http_port,
+             path);
+    /* test 7's certificate is self-signed */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -447,5 +454,40 @@ Test(http, a_client_that_sends_nothing_does_not_block_others)
     }
     for (int i = 0; i < 8; i++)
         close(fds[i]);
+    p_pass();
+}
+
+/* ---- 7. TLS ---- */
+
+Test(http, with_a_cert_and_key_the_api_is_served_over_tls)
+{
+    node *n = node_new("head", 1, 0);
+    char cert[PATH_MAX + 16], key[PATH_MAX + 16], conf[3 * PATH_MAX];
+    char subj[] = "/CN=127.0.0.1";
+    char *argv[] = {"/usr/bin/openssl", "req",   "-x509", "-newkey", "rsa:2048",
+                    "-nodes",           "-days", "2",     "-subj",   subj,
+                    "-keyout",          key,     "-out",  cert,      NULL};
+    run r = {0};
+    resp plain;
+    json_t *j;
+
+    snprintf(cert, sizeof cert, "%s/cert.pem", p_base);
+    snprintf(key, sizeof key, "%s/key.pem", p_base);
+    cr_assert_eq(run_argv(&r, argv, 60000), 0, "openssl: %s", r.err);
+    snprintf(conf, sizeof conf, "[http]\ncert = %s\nkey = %s\n", cert, key);
+    conf_append(n, conf);
+    daemon_start(n);
+    cr_assert(p_file_has(n->logpath, 0, "HTTP API on https://"),
+              "the daemon does not say it serves https");
+    p_scheme = "https";
+    http_wait(n);
+    j = expect(n, NULL, 200, "GET", "/health", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    p_scheme = "http";
+    plain = http(n, NULL, "GET", "/health", NULL);
+    cr_assert_neq(plain.status, 200, "plain HTTP answered beside TLS");
+    free(plain.body);
+    run_free(&r);
     p_pass();
 }

@@ -483,6 +483,26 @@ Test(http_api, a_non_loopback_address_needs_tls)
     cr_assert_eq(bs_http_check(&o, &err), BS_OK);
     o.cert = "/nonexistent.pem";
     cr_assert_eq(bs_http_check(&o, &err), BS_EINVAL, "cert without key");
+    /* With a cert and a key, any address. */
+    {
+        char cert[300], key[300];
+        FILE *f;
+        snprintf(cert, sizeof cert, "%s/c.pem", root);
+        snprintf(key, sizeof key, "%s/k.pem", root);
+        f = fopen(cert, "w");
+        fputs("-----BEGIN CERTIFICATE-----\n", f);
+        fclose(f);
+        f = fopen(key, "w");
+        fputs("-----BEGIN PRIVATE KEY-----\n", f);
+        fclose(f);
+        o.listen = "0.0.0.0:7480";
+        o.cert = cert;
+        o.key = "/nonexistent-key.pem";
+        cr_assert_eq(bs_http_check(&o, &err), BS_EINVAL, "unreadable key");
+        cr_assert(strstr(err.msg, "[http] key"), "%s", err.msg);
+        o.key = key;
+        cr_assert_eq(bs_http_check(&o, &err), BS_OK, "%s", err.msg);
+    }
 }
 
 Test(http_api, the_token_is_made_at_init_private_and_stable)
