@@ -653,12 +653,8 @@ bs_daemon_run(const bs_daemon_opts *o)
         o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
     if ((rv = bs_node_secret(d.n, &d.sk, &err)) != BS_OK ||
         (rv = bs_node_curve(d.n, d.curve_pk, d.curve_sk, &err)) != BS_OK ||
+        (rv = http_prepare(&d, &err)) != BS_OK ||
         (rv = bs_zmq_new(&d.z, &err)) != BS_OK) {
-        fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
-        status = bs_err_exit_code(rv);
-        goto out_node;
-    }
-    if ((rv = http_prepare(&d, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
         status = bs_err_exit_code(rv);
         goto out_node;

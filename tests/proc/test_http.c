@@ -416,7 +416,7 @@ Test(http, a_non_loopback_address_without_tls_refuses_to_start)
     cr_assert_eq(run_argv(&r, argv, 20000), 2, "status %d: %s", r.status,
                  r.err);
     cr_assert(strstr(r.err, "needs TLS"), "%s", r.err);
-    /* `config` may say off. */
+    /* [http] listen = off: no HTTP API, and the daemon starts. */
     conf_append(n, "[http]\nlisten = off\n");
     daemon_start(n);
     cr_assert_not(p_file_has(n->logpath, 0, "HTTP API on"));
