@@ -178,9 +178,9 @@ stream_problems(bs_txn *t, const bs_status *st, bs_problems *out)
         origin_name(t, &st->meta, s->origin, name, sizeof name);
         rv = bs_problems_add(
             out, "quarantined", name,
-            "on that node, make sure one copy of it runs, then restore it "
-            "from a backup (branchsync restore: a new incarnation, whose "
-            "writes travel again)",
+            "branchsync quarantine lists both versions; the head office "
+            "keeps one (branchsync quarantine release ORIGIN --keep HASH), "
+            "and only one copy of that node may run",
             "%s signed two histories (seq %llu: %s); its later changes are "
             "ignored here",
             name, (unsigned long long)s->seq, s->note);
@@ -325,6 +325,36 @@ clock_problems(const bs_status *st, bs_problems *out)
     return BS_OK;
 }
 
+/* Offices whose changes were refused by rule here: they wrote what the
+ * head office's rules forbid before the rules reached them. */
+static bs_err
+rule_problems(const bs_status *st, bs_problems *out)
+{
+    for (size_t i = 0; i < st->noffices; i++) {
+        const bs_office_status *o = &st->offices[i];
+        char id[BS_NODE_ID_LEN + 1], name[80];
+        bs_err rv;
+
+        if (o->refused_by_rule == 0)
+            continue;
+        bs_node_id_format(o->pk, id);
+        snprintf(name, sizeof name, "%s", o->name[0] ? o->name : id);
+        rv = bs_problems_add(
+            out, "refused_by_rule", name,
+            "the office wrote before the head office's rules reached it; its "
+            "other changes applied: have the data entered where the rules "
+            "allow (at the hub, or by the record's owner), or change the "
+            "rule (branchsync collection NAME --writers ...) at the hub",
+            "%llu change%s written at %s %s refused by rule (first: %s)",
+            (unsigned long long)o->refused_by_rule,
+            o->refused_by_rule == 1 ? "" : "s", name,
+            o->refused_by_rule == 1 ? "was" : "were", o->refused_first);
+        if (rv != BS_OK)
+            return rv;
+    }
+    return BS_OK;
+}
+
 static int
 has_timed_links(const bs_status *st)
 {
@@ -351,7 +381,8 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
         (rv = held_problems(t, st, BS_HELD_REFUSED, o, out)) != BS_OK ||
         (rv = stream_problems(t, st, out)) != BS_OK ||
         (rv = clock_problems(st, out)) != BS_OK ||
-        (rv = peer_problems(st, o, out)) != BS_OK)
+        (rv = peer_problems(st, o, out)) != BS_OK ||
+        (rv = rule_problems(st, out)) != BS_OK)
         return rv;
     if (o->daemon == 0 && has_timed_links(st)) {
         char todo[BS_PROBLEM_TEXT_MAX + 1];

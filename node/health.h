@@ -18,7 +18,7 @@
 
 typedef struct bs_problem {
     /* A stable token: "held", "refused", "held_there", "quarantined",
-     * "needs_full_resync",
+     * "needs_full_resync", "refused_by_rule",
      * "silent", "peer_error", "clock_skew", "store_corrupt", "disk_low",
      * "map_low", "daemon_down", "http_down". */
     const char *kind;
@@ -64,7 +64,8 @@ typedef struct bs_health_opts {
  * Append to *out the problems of the node whose state st was read in t
  * (bs_status_read, same transaction): held and refused sets per origin with
  * the first reason, quarantined streams, peers needing a full resync,
- * silent or failing peers, and what o reports (disk, daemon, verification).
+ * silent or failing peers, offices with changes refused by rule (count
+ * and first reason), and what o reports (disk, daemon, verification).
  * used is the store's used bytes.  BS_ENOMEM; BS_ESTORE for a held entry
  * that does not decode.
  */

@@ -63,6 +63,36 @@ peer_status(const bs_peer_status *p)
     return j;
 }
 
+/* Another office as the node sees it: last contact, lag (null when not
+ * paired here), changes refused by rule with the first reason. */
+static json_t *
+office_status(const bs_office_status *o)
+{
+    json_t *j = json_pack(
+        "{s:s, s:o, s:s, s:b, s:b, s:b, s:I, s:I, s:I}", "name", o->name, "id",
+        id_json(o->pk), "role", bs_role_name(o->role), "member", o->member,
+        "revoked", o->revoked, "paired", o->peer >= 0, "last_success_ms",
+        (json_int_t)o->last_ok_ms, "last_set_ms", (json_int_t)o->last_set_ms,
+        "changes", (json_int_t)o->changes);
+
+    if (j == NULL)
+        return NULL;
+    json_object_set_new(j, "lag",
+                        o->peer >= 0
+                            ? json_pack("{s:I, s:I, s:I}", "pending_out",
+                                        (json_int_t)o->pending_out,
+                                        "pending_in", (json_int_t)o->pending_in,
+                                        "oldest_unacked_age_s",
+                                        (json_int_t)o->oldest_unacked_age_s)
+                            : json_null());
+    json_object_set_new(
+        j, "refused_by_rule",
+        json_pack(
+            "{s:I, s:o}", "count", (json_int_t)o->refused_by_rule, "first",
+            o->refused_by_rule ? json_string(o->refused_first) : json_null()));
+    return j;
+}
+
 static const char *const clock_actions[] = {"none", "correct", "refuse"};
 
 static json_t *
@@ -84,10 +114,12 @@ bs_render_status(const bs_status *st)
 {
     char ib[2 * BS_INFOBASE_LEN + 1], inc[2 * BS_INC_LEN + 1];
     json_t *peers = json_array(), *streams = json_array(),
-           *cols = json_object();
+           *offices = json_array(), *cols = json_object(), *j;
 
     for (size_t i = 0; i < st->npeers; i++)
         json_array_append_new(peers, peer_status(&st->peers[i]));
+    for (size_t i = 0; i < st->noffices; i++)
+        json_array_append_new(offices, office_status(&st->offices[i]));
     for (size_t i = 0; i < st->nstreams; i++)
         json_array_append_new(
             streams,
@@ -103,7 +135,7 @@ bs_render_status(const bs_status *st)
     bs_hex(inc, st->meta.inc, BS_INC_LEN);
     if (st->meta.joined)
         bs_hex(ib, st->meta.infobase, BS_INFOBASE_LEN);
-    return json_pack(
+    j = json_pack(
         "{s:s, s:s, s:o, s:o, s:s, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:o, "
         "s:o, s:o, s:o}",
         "name", st->meta.name, "role", bs_role_name(st->meta.role), "id",
@@ -114,6 +146,11 @@ bs_render_status(const bs_status *st)
         "conflicts", "open", (json_int_t)st->conflicts_open, "total",
         (json_int_t)st->conflicts_total, "peers", peers, "streams_attention",
         streams, "collections", cols, "clock", clock_json(st));
+    if (j != NULL)
+        json_object_set_new(j, "offices", offices);
+    else
+        json_decref(offices);
+    return j;
 }
 
 const char *

@@ -4,6 +4,7 @@
 #include "access.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "members.h"
@@ -149,7 +150,7 @@ vkey_lt(const vkey *a, const vkey *b)
 static bs_err
 prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
             const bs_order *o, const char *owner_field, char *owner, size_t on,
-            const bs_owner_note *pending, size_t npending, bs_judgment *j)
+            const bs_owner_notes *pending, bs_judgment *j)
 {
     uint8_t k[OWN_KEY_MAX];
     size_t plen = own_key(k, coll, id, 0, NULL, 0, 0),
@@ -215,8 +216,12 @@ prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
         rv = BS_OK;
     }
     bs_arena_fini(&a);
-    for (size_t i = 0; i < npending; i++) {
-        const bs_owner_note *p = &pending[i];
+    for (uint32_t i = pending != NULL && pending->nbucket > 0
+                          ? pending->bucket[bs_access_record_hash(coll, id) &
+                                            (pending->nbucket - 1)]
+                          : 0;
+         i != 0; i = pending->v[i - 1].next) {
+        const bs_owner_note *p = &pending->v[i - 1];
 
         if (strcmp(p->coll, coll) != 0 || strcmp(p->id, id) != 0)
             continue;
@@ -238,12 +243,104 @@ prior_owner(bs_txn *t, const char *coll, const char *id, const vkey *at,
     return rv;
 }
 
+uint64_t
+bs_access_record_hash(const char *coll, const char *id)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+    for (const char *p = coll; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    h *= 1099511628211ull; /* the NUL between */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h | 1;
+}
+
+void
+bs_owner_notes_init(bs_owner_notes *s)
+{
+    memset(s, 0, sizeof *s);
+    bs_arena_init(&s->arena);
+}
+
+static void
+notes_link(bs_owner_notes *s, size_t i)
+{
+    uint32_t *b = &s->bucket[bs_access_record_hash(s->v[i].coll, s->v[i].id) &
+                             (s->nbucket - 1)];
+
+    s->v[i].next = *b;
+    *b = (uint32_t)(i + 1);
+}
+
+bs_err
+bs_owner_notes_add(bs_owner_notes *s, const char *coll, const char *id,
+                   const char *owner, uint64_t hlc, uint64_t seq,
+                   const uint8_t *key)
+{
+    bs_owner_note *p;
+
+    if (s->n >= UINT32_MAX - 1)
+        return BS_ENOMEM;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        bs_owner_note *nv = realloc(s->v, cap * sizeof *nv);
+
+        if (nv == NULL)
+            return BS_ENOMEM;
+        s->v = nv;
+        s->cap = cap;
+    }
+    if (s->n >= s->nbucket) { /* grow, and link every note again */
+        size_t nb = s->nbucket ? s->nbucket * 4 : 256;
+        uint32_t *b = calloc(nb, sizeof *b);
+
+        if (b == NULL)
+            return BS_ENOMEM;
+        free(s->bucket);
+        s->bucket = b;
+        s->nbucket = nb;
+        for (size_t i = 0; i < s->n; i++)
+            notes_link(s, i);
+    }
+    p = &s->v[s->n];
+    p->coll = bs_arena_strndup(&s->arena, coll, strlen(coll));
+    p->id = bs_arena_strndup(&s->arena, id, strlen(id));
+    p->owner = bs_arena_strndup(&s->arena, owner, strlen(owner));
+    if (p->coll == NULL || p->id == NULL || p->owner == NULL)
+        return BS_ENOMEM;
+    p->hlc = hlc;
+    p->seq = seq;
+    memcpy(p->key, key, BS_STREAM_KEY_LEN);
+    notes_link(s, s->n++);
+    return BS_OK;
+}
+
+void
+bs_owner_notes_clear(bs_owner_notes *s)
+{
+    if (s->n > 0)
+        memset(s->bucket, 0, s->nbucket * sizeof *s->bucket);
+    s->n = 0;
+    bs_arena_reset(&s->arena);
+}
+
+void
+bs_owner_notes_fini(bs_owner_notes *s)
+{
+    free(s->v);
+    free(s->bucket);
+    bs_arena_fini(&s->arena);
+    memset(s, 0, sizeof *s);
+}
+
 bs_err
 bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
                 const char *name, const bs_change *c, const bs_version *cv,
                 const bs_order *o, const bs_collection *rules,
-                const bs_rule_version *ver, const char *prior_hint,
-                const bs_owner_note *pending, size_t npending, bs_judgment *j)
+                const bs_rule_version *ver, const bs_collection *latest_in,
+                const bs_rule_version *latest_ver, const char *prior_hint,
+                const bs_owner_notes *pending, bs_judgment *j)
 {
     char prior[BS_NODE_NAME_MAX + 2], after[BS_NODE_NAME_MAX + 2];
     const char *of;
@@ -274,9 +371,13 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
     {
         bs_collection latest;
 
-        if ((rv = bs_rules_at(t, c->coll, UINT64_MAX, &latest,
-                              &j->field_ver)) != BS_OK)
+        if (latest_in != NULL && latest_ver != NULL) {
+            latest = *latest_in;
+            j->field_ver = *latest_ver;
+        } else if ((rv = bs_rules_at(t, c->coll, UINT64_MAX, &latest,
+                                     &j->field_ver)) != BS_OK) {
             return rv;
+        }
         if (j->field_ver.hlc > j->ver.hlc)
             snprintf(j->rules.owner_field, sizeof j->rules.owner_field, "%s",
                      latest.owner_field);
@@ -288,7 +389,7 @@ bs_access_judge(bs_txn *t, const bs_meta *m, const uint8_t *skey,
     if (prior_hint != NULL)
         snprintf(prior, sizeof prior, "%s", prior_hint);
     else if ((rv = prior_owner(t, c->coll, c->id, &at, o, of, prior,
-                               sizeof prior, pending, npending, j)) != BS_OK)
+                               sizeof prior, pending, j)) != BS_OK)
         return rv;
     bs_access_owner_after(c, of, prior, after, sizeof after);
     if (prior[0] != '\0' && strcmp(prior, name) != 0)

@@ -20,18 +20,41 @@
 #ifndef BS_ACCESS_H
 #define BS_ACCESS_H
 
+#include "arena.h"
 #include "changeset.h"
 #include "meta.h"
 #include "rules.h"
 
 /* The owner a change not yet stored gives its record (admission judges a
- * set, and a dry run a whole file, before any of it is stored). */
+ * set before any of it is stored). */
 typedef struct bs_owner_note {
-    char coll[BS_COLLECTION_MAX + 1], id[BS_ID_MAX + 1];
+    const char *coll, *id, *owner; /* in the notes' arena */
     uint64_t hlc, seq;
     uint8_t key[BS_STREAM_KEY_LEN];
-    char owner[BS_NODE_NAME_MAX + 2];
+    uint32_t next; /* 1 + the index of the previous note of its bucket */
 } bs_owner_note;
+
+/* Owner notes, found by record in O(1): at most one set's worth (8192). */
+typedef struct bs_owner_notes {
+    bs_owner_note *v;
+    size_t n, cap;
+    uint32_t *bucket; /* 1 + the index of the bucket's latest note; 0 none */
+    size_t nbucket;   /* a power of two, or 0 */
+    bs_arena arena;
+} bs_owner_notes;
+
+void bs_owner_notes_init(bs_owner_notes *s);
+/* Add a note (the strings are copied). BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_owner_notes_add(bs_owner_notes *s, const char *coll,
+                                        const char *id, const char *owner,
+                                        uint64_t hlc, uint64_t seq,
+                                        const uint8_t *key);
+/* Forget every note; keep the memory. */
+void bs_owner_notes_clear(bs_owner_notes *s);
+void bs_owner_notes_fini(bs_owner_notes *s);
+
+/* A 64-bit hash of coll/id, never 0. */
+uint64_t bs_access_record_hash(const char *coll, const char *id);
 
 typedef struct bs_judgment {
     int allowed;
@@ -58,17 +81,19 @@ typedef struct bs_judgment {
  * is `name` ("" when it has none), in t as node m sees it; o gives the
  * stream keys of stored versions.  rules and ver,
  * when not NULL, are the governing version already looked up (else it is
- * looked up in t); prior, when not NULL, is the record's owner just
+ * looked up in t), and so are latest and latest_ver, the latest version;
+ * prior, when not NULL, is the record's owner just
  * before c ("" none) as the caller knows it (a rebuild replaying the
- * record); else it is found in the store and among pending[0..npending),
+ * record); else it is found in the store and among pending (may be NULL),
  * changes not yet stored.  BS_OK with *j set; BS_ESTORE for damaged
  * entries; BS_ENOMEM.
  */
 BS_MUST_CHECK bs_err bs_access_judge(
     bs_txn *t, const bs_meta *m, const uint8_t *skey, const char *name,
     const bs_change *c, const bs_version *cv, const bs_order *o,
-    const bs_collection *rules, const bs_rule_version *ver, const char *prior,
-    const bs_owner_note *pending, size_t npending, bs_judgment *j);
+    const bs_collection *rules, const bs_rule_version *ver,
+    const bs_collection *latest, const bs_rule_version *latest_ver,
+    const char *prior, const bs_owner_notes *pending, bs_judgment *j);
 
 /* Keep that change c of the stream skey was refused by rule (write txn),
  * and ask whether coll/id has such a change above c (*any). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "quarantine.h"
 #include "setlog.h"
 
 const char *
@@ -33,6 +34,7 @@ bs_admission_init(bs_admission *ad, bs_txn *t, const bs_meta *m,
                   uint64_t max_skew_ms, bs_arena *a)
 {
     memset(ad, 0, sizeof *ad);
+    bs_owner_notes_init(&ad->notes);
     ad->txn = t;
     ad->meta = *m;
     ad->streams = tab;
@@ -48,11 +50,30 @@ struct bs_dry_held {
     uint64_t first, last;
 };
 
+/* The stored rule versions of one collection, oldest first. */
+struct bs_rule_cache {
+    char name[BS_COLLECTION_MAX + 1];
+    size_t n;
+    struct bs_dry_rule *v;
+};
+
 /* A rule version a hub set earlier in a dry run brings. */
 struct bs_dry_rule {
     bs_collection rules;
     bs_rule_version ver;
 };
+
+/* Rules change (a hub set brings a version): forget what was cached. */
+static void
+forget_rules(bs_admission *ad)
+{
+    for (size_t i = 0; i < ad->nrcache; i++)
+        free(ad->rcache[i].v);
+    free(ad->rcache);
+    ad->rcache = NULL;
+    ad->nrcache = 0;
+    ad->nopen = 0;
+}
 
 void
 bs_admission_fini(bs_admission *ad)
@@ -61,12 +82,15 @@ bs_admission_fini(bs_admission *ad)
     free(ad->intro);
     free(ad->dheld);
     free(ad->drules);
-    free(ad->pending);
+    free(ad->touched);
+    bs_owner_notes_fini(&ad->notes);
+    forget_rules(ad);
     ad->learnt = ad->intro = NULL;
     ad->dheld = NULL;
     ad->drules = NULL;
-    ad->pending = NULL;
-    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = ad->npending = 0;
+    ad->touched = NULL;
+    ad->nlearnt = ad->nintro = ad->ndheld = ad->ndrules = 0;
+    ad->ntouched = ad->ntouchslot = 0;
 }
 
 void
@@ -355,11 +379,22 @@ hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
     return BS_OK;
 }
 
+/* A5r: on a released stream, a set that contradicts this node's history
+ * from the release's seq on is of the dropped version: a no-op, not a
+ * new quarantine. */
+static void
+settled(int settle, bs_admit *out)
+{
+    if (out->verdict == BS_ADMIT_QUARANTINE && settle)
+        out->verdict = BS_ADMIT_DUPLICATE;
+}
+
 /* A5-A9 against stream s. */
 static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
          bs_admit *out, bs_errbuf *err)
 {
+    int drop, settle;
     uint64_t n;
     bs_err rv;
 
@@ -367,8 +402,19 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         out->verdict = BS_ADMIT_QUARANTINED;
         return BS_OK;
     }
-    if (v->last <= s->seq)
-        return replay(ad, s, v, out);
+    /* A5r: a released stream drops a set covering the release's seq
+     * other than the kept one (quarantine.h). */
+    if ((rv = bs_quarantine_judge(ad->txn, s, v, &drop, &settle)) != BS_OK)
+        return rv;
+    if (drop) {
+        out->verdict = BS_ADMIT_DUPLICATE;
+        return BS_OK;
+    }
+    if (v->last <= s->seq) {
+        if ((rv = replay(ad, s, v, out)) == BS_OK)
+            settled(settle, out);
+        return rv;
+    }
     if (v->first <= s->seq)
         return bs_errf(err, BS_EMALFORMED,
                        "change set %llu-%llu of origin %s overlaps seq %llu "
@@ -393,6 +439,7 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
         !(ad->joining && memcmp(v->origin, ad->meta.pk, BS_PK_LEN) == 0)) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "history fork";
+        settled(settle, out);
         return BS_OK;
     }
     out->verdict = BS_ADMIT_APPLY;
@@ -478,11 +525,55 @@ saw_version(const bs_admission *ad, const bs_csview *v,
 /* The rules governing c: the store's version, or one a hub set earlier in
  * a dry run brings when that is later and still before c. */
 static bs_err
+cached_rules(bs_admission *ad, const char *coll, struct bs_rule_cache **out)
+{
+    struct bs_rule_cache *rc;
+    struct bs_dry_rule d;
+    bs_err rv;
+
+    for (size_t i = 0; i < ad->nrcache; i++)
+        if (strcmp(ad->rcache[i].name, coll) == 0) {
+            *out = &ad->rcache[i];
+            return BS_OK;
+        }
+    rc = realloc(ad->rcache, (ad->nrcache + 1) * sizeof *rc);
+    if (rc == NULL)
+        return BS_ENOMEM;
+    ad->rcache = rc;
+    rc = &rc[ad->nrcache++];
+    memset(rc, 0, sizeof *rc);
+    snprintf(rc->name, sizeof rc->name, "%s", coll);
+    memset(&d, 0, sizeof d);
+    while ((rv = bs_rules_next(ad->txn, coll, &d.ver, &d.rules)) == BS_OK) {
+        struct bs_dry_rule *nv = realloc(rc->v, (rc->n + 1) * sizeof *nv);
+
+        if (nv == NULL)
+            return BS_ENOMEM;
+        rc->v = nv;
+        rc->v[rc->n++] = d;
+    }
+    *out = rc;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+static bs_err
 governing(bs_admission *ad, const bs_change *c, bs_collection *r,
           bs_rule_version *ver)
 {
-    bs_err rv = bs_rules_at(ad->txn, c->coll, c->hlc, r, ver);
+    struct bs_rule_cache *rc;
+    bs_err rv = cached_rules(ad, c->coll, &rc);
+    size_t k = rc != NULL ? rc->n : 0;
 
+    while (k > 0 && rc->v[k - 1].ver.hlc >= c->hlc)
+        k--;
+    if (k > 0) {
+        *r = rc->v[k - 1].rules;
+        *ver = rc->v[k - 1].ver;
+    } else { /* the defaults */
+        memset(r, 0, sizeof *r);
+        snprintf(r->name, sizeof r->name, "%s", c->coll);
+        memset(ver, 0, sizeof *ver);
+    }
     for (size_t i = 0; rv == BS_OK && i < ad->ndrules; i++) {
         const struct bs_dry_rule *d = &ad->drules[i];
 
@@ -495,13 +586,63 @@ governing(bs_admission *ad, const bs_change *c, bs_collection *r,
     return rv;
 }
 
+/* A dry run: remember that an earlier set changes the owner of the record
+ * whose hash is h; touched() asks. */
+static bs_err
+touch(bs_admission *ad, uint64_t h)
+{
+    size_t i;
+
+    if (2 * (ad->ntouched + 1) > ad->ntouchslot) {
+        size_t n = ad->ntouchslot ? ad->ntouchslot * 2 : 1024;
+        uint64_t *v = calloc(n, sizeof *v);
+
+        if (v == NULL)
+            return BS_ENOMEM;
+        for (size_t k = 0; k < ad->ntouchslot; k++)
+            if (ad->touched[k] != 0) {
+                for (i = ad->touched[k] & (n - 1); v[i] != 0;
+                     i = (i + 1) & (n - 1))
+                    ;
+                v[i] = ad->touched[k];
+            }
+        free(ad->touched);
+        ad->touched = v;
+        ad->ntouchslot = n;
+    }
+    for (i = h & (ad->ntouchslot - 1);
+         ad->touched[i] != 0 && ad->touched[i] != h;
+         i = (i + 1) & (ad->ntouchslot - 1))
+        ;
+    if (ad->touched[i] == 0) {
+        ad->touched[i] = h;
+        ad->ntouched++;
+    }
+    return BS_OK;
+}
+
+static int
+touched(const bs_admission *ad, const bs_change *c)
+{
+    uint64_t h;
+
+    if (ad->ntouched == 0)
+        return 0;
+    h = bs_access_record_hash(c->coll, c->id);
+    for (size_t i = h & (ad->ntouchslot - 1); ad->touched[i] != 0;
+         i = (i + 1) & (ad->ntouchslot - 1))
+        if (ad->touched[i] == h)
+            return 1;
+    return 0;
+}
+
 /* Keep the owner an admitted change leaves its record with, for the
  * changes judged after it before it is stored (as apply.c notes it: by
  * the owner field of the collection's rules now). */
 static bs_err
 note_pending(bs_admission *ad, const bs_change *c, const uint8_t *skey)
 {
-    bs_owner_note *nv, *p;
+    char owner[BS_NODE_NAME_MAX + 2];
     bs_collection now;
     bs_rule_version ver;
     bs_change probe;
@@ -520,17 +661,11 @@ note_pending(bs_admission *ad, const bs_change *c, const uint8_t *skey)
         sets = strcmp(c->fields[i].name, now.owner_field) == 0;
     if (!sets)
         return BS_OK;
-    if ((nv = realloc(ad->pending, (ad->npending + 1) * sizeof *nv)) == NULL)
-        return BS_ENOMEM;
-    ad->pending = nv;
-    p = &nv[ad->npending++];
-    snprintf(p->coll, sizeof p->coll, "%s", c->coll);
-    snprintf(p->id, sizeof p->id, "%s", c->id);
-    p->hlc = c->hlc;
-    p->seq = c->seq;
-    memcpy(p->key, skey, BS_STREAM_KEY_LEN);
-    bs_access_owner_after(c, now.owner_field, "", p->owner, sizeof p->owner);
-    return BS_OK;
+    if (ad->dry)
+        return touch(ad, bs_access_record_hash(c->coll, c->id));
+    bs_access_owner_after(c, now.owner_field, "", owner, sizeof owner);
+    return bs_owner_notes_add(&ad->notes, c->coll, c->id, owner, c->hlc, c->seq,
+                              skey);
 }
 
 /* Whether every rule version of c's collection (and none learnt in a dry
@@ -573,10 +708,9 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
     bs_judgment j;
     bs_err rv = BS_OK;
 
-    /* Outside a dry run the sets before this one are stored: only this
-     * set's changes are pending. */
-    if (!ad->dry)
-        ad->npending = 0;
+    /* The sets before this one are stored (or, in a dry run, touched()
+     * records wait for pass 2): only this set's changes are pending. */
+    bs_owner_notes_clear(&ad->notes);
     bs_access_name(ad->txn, &ad->meta, v->origin, name);
     if (name[0] == '\0') { /* a dry run: introduced earlier in the file */
         const bs_member *lm = find_member(ad->learnt, ad->nlearnt, v->origin);
@@ -587,9 +721,9 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
     for (size_t i = 0; i < v->count && rv == BS_OK; i++) {
         const bs_change *c = &out->changes[i];
         bs_version cv = {c->hlc, c->seq, out->stream->idx, c->prio};
-        bs_collection rules;
-        bs_rule_version ver;
-
+        bs_collection rules, latest;
+        bs_rule_version ver, lver;
+        bs_change probe = {0};
         int open;
 
         if (c->coll == NULL || c->coll[0] == '_')
@@ -598,10 +732,13 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
             break;
         if (open)
             continue;
+        probe.coll = c->coll;
+        probe.hlc = UINT64_MAX;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
+            (rv = governing(ad, &probe, &latest, &lver)) != BS_OK ||
             (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name, c,
-                                  &cv, &o, &rules, &ver, NULL, ad->pending,
-                                  ad->npending, &j)) != BS_OK)
+                                  &cv, &o, &rules, &ver, &latest, &lver, NULL,
+                                  ad->dry ? NULL : &ad->notes, &j)) != BS_OK)
             break;
         if (j.allowed) {
             rv = note_pending(ad, c, out->stream->key);
@@ -612,7 +749,8 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
          * change it saw and this node lacks may yet allow it). */
         if (saw_version(ad, v, &j.ver) && saw_version(ad, v, &j.field_ver) &&
             (!j.by_change || saw_pos(v, j.by_key, j.by_seq)) && !j.unsure &&
-            knows_all_seen(ad, v) && !learnt_rules_of(ad, c)) {
+            knows_all_seen(ad, v) && !learnt_rules_of(ad, c) &&
+            !touched(ad, c)) {
             rv = bs_errf(err, BS_EPERM,
                          "not permitted: %s (origin %s had the rule)", j.why,
                          id);
@@ -650,7 +788,7 @@ check_changes(bs_admission *ad, const bs_csview *v, const char *id,
         if (c->coll == NULL)
             continue;
         if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0)
-            ad->nopen = 0; /* rules change: judge again */
+            forget_rules(ad); /* rules change: judge again */
         if (c->coll[0] == '_' && !is_hub)
             return bs_errf(err, BS_EPERM,
                            "not permitted: only the hub writes %s (origin %s "
@@ -787,7 +925,6 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
              bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
-    size_t pending;
     int intro;
     bs_err rv;
 
@@ -810,14 +947,11 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
         rv = hold(ad, out->stream, id, BS_HOLD_INTRODUCTION, out, err);
     else
         rv = position(ad, out->stream, v, id, out, err); /* A5-A9 */
-    pending = ad->npending;
     if (rv == BS_OK && out->verdict == BS_ADMIT_APPLY &&
         (rv = check_changes(ad, v, id, out, err)) == BS_OK && /* A10-A11 */
         out->verdict == BS_ADMIT_APPLY &&
         BS_HLC_MS(out->max_hlc) > ad->now_ms + ad->max_skew_ms)
         rv = hold(ad, out->stream, id, BS_HOLD_CLOCK, out, err); /* A12 */
-    if (rv != BS_OK || out->verdict != BS_ADMIT_APPLY)
-        ad->npending = pending; /* what is not applied gives no owner */
     if (rv == BS_OK && ad->dry)
         rv = dry_track(ad, v, out);
     return rv;

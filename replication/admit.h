@@ -15,6 +15,9 @@
  *  A4  the origin's signature verifies over the exact header bytes
  *      (S1, P14)                                        else BS_EBADSIG
  *  A5  its stream is quarantined                       -> QUARANTINED (no-op)
+ *  A5r its stream was released by the hub (quarantine.h) and it covers the
+ *      release's seq without being the kept set -> DUPLICATE (dropped); on
+ *      such a stream, what A6 or A9 would quarantine is dropped instead
  *  A6  wholly at or below the stream's position: a replay, a no-op
  *      (INV-3, S5) -> DUPLICATE; unless the log holds other signed bytes
  *      for that position -> QUARANTINE (S6)
@@ -47,6 +50,7 @@
 #ifndef BS_ADMIT_H
 #define BS_ADMIT_H
 
+#include "access.h"
 #include "changeset.h"
 #include "members.h"
 #include "meta.h"
@@ -95,10 +99,13 @@ typedef struct bs_admission {
     /* dry: rule versions of hub sets earlier in the exchange */
     struct bs_dry_rule *drules;
     size_t ndrules;
-    /* owners given by admitted changes not yet stored (access.h): this
-     * set's, and in a dry run the whole exchange's so far */
-    struct bs_owner_note *pending;
-    size_t npending;
+    /* owners given by the admitted changes of the set being judged, not
+     * yet stored (access.h) */
+    bs_owner_notes notes;
+    /* dry: the records (bs_access_record_hash) whose owner a set earlier
+     * in the exchange changes: their verdicts wait for pass 2 */
+    uint64_t *touched;
+    size_t ntouched, ntouchslot; /* ntouchslot: a power of two, or 0 */
     /* collections whose every rule version lets anyone write and names no
      * owner field, so their changes need no judging: a cache, emptied
      * when a hub set brings rules */
@@ -107,6 +114,10 @@ typedef struct bs_admission {
         int open;
     } open[8];
     size_t nopen;
+    /* the stored rule versions of the collections judged, oldest first: a
+     * cache, emptied with the one above */
+    struct bs_rule_cache *rcache;
+    size_t nrcache;
 } bs_admission;
 
 /*

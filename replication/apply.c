@@ -8,6 +8,7 @@
 #include "access.h"
 #include "collections.h"
 #include "conflict.h"
+#include "quarantine.h"
 #include "rebuild.h"
 #include "rules.h"
 #include "setlog.h"
@@ -45,6 +46,7 @@ bs_apply_fini(bs_apply *ap)
     for (size_t i = 0; i < ap->nredo; i++)
         free(ap->redo[i]);
     free(ap->redo);
+    free(ap->released);
     bs_rebuild_queue_fini(&ap->rules_due);
 }
 
@@ -230,6 +232,31 @@ note_redo(bs_apply *ap, const bs_change *c, const bs_version *cv,
     return BS_OK;
 }
 
+/* Carry out the hub's release c (quarantine.h); busy: the stream being
+ * applied.  The stream table may grow (pointers into it move). */
+static bs_err
+release(bs_apply *ap, const bs_change *c, uint32_t busy)
+{
+    const bs_stream *s;
+    bs_qrelease q;
+    uint32_t *nv;
+    bs_err rv;
+
+    if ((rv = bs_quarantine_carry(ap->txn, &ap->meta, &ap->streams, c, busy,
+                                  &q)) != BS_OK)
+        return rv;
+    ap->ad.meta = ap->meta; /* a new incarnation */
+    ap->rebuilt += q.rebuilt;
+    if ((s = bs_streams_find(&ap->streams, q.origin, q.inc)) == NULL ||
+        s->idx == busy)
+        return BS_OK; /* not a release that parses, or not carried yet */
+    if ((nv = realloc(ap->released, (ap->nreleased + 1) * sizeof *nv)) == NULL)
+        return BS_ENOMEM;
+    ap->released = nv;
+    nv[ap->nreleased++] = s->idx;
+    return BS_OK;
+}
+
 static bs_err
 merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
              bs_errbuf *err)
@@ -310,6 +337,16 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0 &&
         (rv = note_rules(ap, s, c, &r)) != BS_OK)
         return rv;
+    if (bs_quarantine_is_release(c)) {
+        /* the record as merged decides: an older release arriving late
+         * does not undo a newer one */
+        bs_change w = *c;
+        w.fields = r.fields;
+        w.nfields = r.nfields;
+        w.deleted = !r.live;
+        if ((rv = release(ap, &w, s->idx)) != BS_OK)
+            return rv; /* s may have moved: the caller looks it up again */
+    }
     if (!changed)
         return BS_OK;
     if ((rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)
@@ -370,7 +407,8 @@ merge_sorted(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
         n++;
     }
     qsort(order, n, sizeof *order, keyed_cmp);
-    for (size_t j = 0; j < n && rv == BS_OK; j++) {
+    for (size_t j = 0, idx = s->idx; j < n && rv == BS_OK; j++) {
+        s = bs_streams_get(&ap->streams, (uint32_t)idx); /* may move */
         rv = merge_change(ap, v, s, &ch[order[j]->i], err);
         ap->changes += rv == BS_OK;
     }
@@ -431,12 +469,14 @@ static bs_err
 apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
 {
     bs_stream *s = a->stream;
+    uint32_t idx = s->idx;
     bs_err rv;
 
     /* Merge in record-key order: the merge does not depend on order
      * (INV-5), and LMDB touches far fewer pages for sorted keys. */
     if ((rv = merge_sorted(ap, v, s, a->changes, a->skip, err)) != BS_OK)
         return rv;
+    s = bs_streams_get(&ap->streams, idx); /* a release may move it */
     for (size_t i = 0; a->skip != NULL && i < v->count; i++)
         if (a->skip[i] && (rv = bs_access_note_refused(ap->txn, &a->changes[i],
                                                        s->key)) != BS_OK)
@@ -481,15 +521,62 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
     return bs_streams_save(ap->txn, s);
 }
 
+/* 1 when a release moved v's stream back in this run: v comes again. */
+static int
+was_released(bs_apply *ap, const bs_csview *v)
+{
+    const bs_stream *s = bs_streams_find(&ap->streams, v->origin, v->inc);
+
+    for (size_t i = 0; s != NULL && i < ap->nreleased; i++)
+        if (ap->released[i] == s->idx)
+            return 1;
+    return 0;
+}
+
+/* A5 for the hub's own stream: its sets cannot reach a node whose copy
+ * of that stream is quarantined, so a verified hub set of it that
+ * releases it is carried out first (quarantine.h); *did says so. */
+static bs_err
+release_own(bs_apply *ap, const bs_csview *v, const bs_stream *s, int *did)
+{
+    uint8_t key[BS_STREAM_KEY_LEN];
+    bs_err rv = BS_OK;
+
+    *did = 0;
+    if (memcmp(v->origin, ap->meta.hub, BS_PK_LEN) != 0)
+        return BS_OK;
+    memcpy(key, s->key, sizeof key);
+    for (size_t i = 0; i < v->count && rv == BS_OK && !*did; i++) {
+        bs_change ch;
+
+        if (!v->present[i] ||
+            bs_changeset_change(v, i, &ap->scratch, &ch, NULL) != BS_OK)
+            continue;
+        if (bs_quarantine_names(&ch, key) &&
+            (rv = release(ap, &ch, 0)) == BS_OK) {
+            const bs_stream *now =
+                bs_streams_find(&ap->streams, key, key + BS_PK_LEN);
+            /* a release that does not parse leaves it quarantined */
+            *did = now != NULL && !(now->flags & BS_STREAM_QUARANTINED);
+        }
+    }
+    return rv;
+}
+
 bs_err
 bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
 {
     bs_admit a;
+    int did;
     bs_err rv;
 
     bs_arena_reset(&ap->scratch);
-    if ((rv = bs_admit_set(&ap->ad, v, &a, err)) != BS_OK)
-        return rv;
+    if ((rv = bs_admit_set(&ap->ad, v, &a, err)) != BS_OK) {
+        if (bs_err_local(rv) || !was_released(ap, v))
+            return rv;
+        ap->dup_sets++; /* its stream went back: it comes again in order */
+        return BS_OK;
+    }
     switch (a.verdict) {
     case BS_ADMIT_APPLY:
         return apply(ap, v, &a, err);
@@ -497,6 +584,10 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
         ap->dup_sets++;
         return BS_OK;
     case BS_ADMIT_QUARANTINED:
+        if ((rv = release_own(ap, v, a.stream, &did)) != BS_OK)
+            return rv;
+        if (did)
+            return bs_apply_set(ap, v, err);
         ap->quarantined++;
         return BS_OK; /* that stream waits for an admin (P6) */
     case BS_ADMIT_QUARANTINE:

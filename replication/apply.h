@@ -55,6 +55,10 @@ typedef struct bs_apply {
     /* changes refused by rule (admit.h A11), and the first reason */
     uint64_t by_rule;
     char by_rule_why[BS_ERRMSG_LEN];
+    /* streams a hub release moved back in this run (quarantine.h): their
+     * later sets here are no-ops, they come again in order */
+    uint32_t *released;
+    size_t nreleased;
 } bs_apply;
 
 /* Start applying in write txn t; the clock is the local wall clock. */

@@ -211,6 +211,23 @@ find_pos(const bs_pos *v, size_t n, const bs_pos *want)
     return bs_vv_find(v, n, key);
 }
 
+/* *back = 1 when the stream of p was released by the hub here
+ * (quarantine.h): a peer's position in it may have gone back. */
+static bs_err
+went_back(bs_txn *t, const bs_pos *p, int *back)
+{
+    bs_streamtab tab;
+    const bs_stream *s;
+    bs_err rv;
+
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    s = bs_streams_find(&tab, p->origin, p->inc);
+    *back = s != NULL && (s->flags & BS_STREAM_RELEASED);
+    bs_streams_fini(&tab);
+    return BS_OK;
+}
+
 #define DAY_MS  86400000ull
 #define HOUR_MS 3600000ull
 
@@ -365,7 +382,11 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
         memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0) {
         for (size_t i = 0; i < a->peer.nacked; i++) {
             const bs_pos *now = find_pos(e->ack, e->nack, &a->peer.acked[i]);
-            if (now == NULL || now->seq < a->peer.acked[i].seq) {
+            int back = 0;
+            if ((now == NULL || now->seq < a->peer.acked[i].seq) &&
+                (rv = went_back(t, &a->peer.acked[i], &back)) != BS_OK)
+                goto fail;
+            if ((now == NULL || now->seq < a->peer.acked[i].seq) && !back) {
                 rv = bs_errf(err, BS_EINVAL,
                              "acknowledgement from %s went backwards (seq "
                              "%llu, had %llu): refused",
@@ -456,15 +477,26 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     memcpy(ack, e->ack, e->nack * sizeof *ack);
     if (p.has_inc && memcmp(p.peer_inc, e->sender_inc, BS_INC_LEN) == 0) {
         /* Same incarnation: what it acknowledged only grows, whatever
-         * order concurrent exchanges' envelopes arrive in. */
+         * order concurrent exchanges' envelopes arrive in; but a stream
+         * the hub released may have gone back there (quarantine.h). */
         size_t n = e->nack;
+        bs_streamtab tab;
+        if ((rv = bs_streams_load(t, &tab)) != BS_OK) {
+            free(ack);
+            bs_peer_fini(&p);
+            return rv;
+        }
         for (size_t i = 0; i < p.nacked; i++) {
             const bs_pos *now = find_pos(ack, n, &p.acked[i]);
+            const bs_stream *rs =
+                bs_streams_find(&tab, p.acked[i].origin, p.acked[i].inc);
             if (now == NULL)
                 ack[n++] = p.acked[i];
-            else if (now->seq < p.acked[i].seq)
+            else if (now->seq < p.acked[i].seq &&
+                     (rs == NULL || !(rs->flags & BS_STREAM_RELEASED)))
                 ((bs_pos *)now)->seq = p.acked[i].seq;
         }
+        bs_streams_fini(&tab);
         free(p.acked);
         p.acked = ack;
         p.nacked = n;

@@ -267,6 +267,7 @@ note_rules(bs_local *l, const char *coll, const char *id, const bs_record *r,
     memcpy(ver.inc, l->meta.inc, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
+    l->have_rules = 0; /* look them up again */
     return bs_rebuild_note_rules(l->txn, id, &ver, &rules, &l->rules_due);
 }
 
@@ -283,10 +284,21 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
 
     if (c->coll[0] == '_')
         return BS_OK;
+    if (!l->have_rules || strcmp(l->rules.name, c->coll) != 0) {
+        if ((rv = bs_rules_at(l->txn, c->coll, UINT64_MAX, &l->rules, NULL)) !=
+            BS_OK)
+            return rv;
+        l->have_rules = 1;
+    }
+    /* the common case: nothing to judge, at most an owner to note */
+    if (l->rules.writers == BS_WRITERS_ALL ||
+        (l->meta.joined && memcmp(l->meta.pk, l->meta.hub, BS_PK_LEN) == 0))
+        return bs_access_note_owner(l->txn, c, l->self->key,
+                                    l->rules.owner_field);
     bs_access_name(l->txn, &l->meta, l->meta.pk, name);
     if ((rv = bs_access_judge(l->txn, &l->meta, l->self->key, name, c, v,
-                              &l->order, NULL, NULL, NULL, NULL, 0, &j)) !=
-        BS_OK)
+                              &l->order, NULL, NULL, NULL, NULL, NULL, NULL,
+                              &j)) != BS_OK)
         return rv;
     if (!j.allowed)
         return bs_errf(err, BS_EPERM,

@@ -40,6 +40,10 @@ typedef struct bs_local {
     int force;              /* write even when nothing changes (resolve) */
     uint64_t correction_ms; /* stamps are the wall clock less this */
     bs_rebuild_queue rules_due; /* collections whose rules the hub wrote */
+    /* the latest rules of the collection written last (a local write is
+     * stamped after every version this node holds, so they govern it) */
+    bs_collection rules;
+    int have_rules;
 } bs_local;
 
 /*

@@ -236,8 +236,8 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
         ver = (bs_version){ch.hlc, ch.seq, v[i].stream, ch.prio};
         bs_access_name(rb->txn, rb->meta, skey, name);
         if ((rv = bs_access_judge(rb->txn, rb->meta, skey, name, &ch, &ver,
-                                  &rb->order, NULL, NULL, owner, NULL, 0,
-                                  &j)) != BS_OK)
+                                  &rb->order, NULL, NULL, NULL, NULL, owner,
+                                  NULL, &j)) != BS_OK)
             break;
         if (!j.allowed) {
             if (rb->nrefused == rb->caprefused) {
@@ -352,10 +352,9 @@ bs_rebuild_note_rules(bs_txn *t, const char *coll, const bs_rule_version *v,
      * is merged under the latest policy (the order of versions, §5.1,
      * depends on it): a new latest version that changes either rebuilds
      * every record. */
-    if (v->hlc > lv.hlc &&
-        (strcmp(latest.owner_field, r->owner_field) != 0 ||
-         (latest.policy == BS_POLICY_PRIORITY) !=
-             (r->policy == BS_POLICY_PRIORITY)))
+    if (v->hlc > lv.hlc && (strcmp(latest.owner_field, r->owner_field) != 0 ||
+                            (latest.policy == BS_POLICY_PRIORITY) !=
+                                (r->policy == BS_POLICY_PRIORITY)))
         from = 0;
     for (size_t i = 0; i < q->n; i++)
         if (strcmp(q->v[i].coll, coll) == 0) {

@@ -131,6 +131,15 @@ bs_setlog_put(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set)
 }
 
 bs_err
+bs_setlog_del(bs_txn *t, uint32_t stream, uint64_t first)
+{
+    uint8_t key[LOG_KEY];
+    bs_err rv = bs_txn_del(t, BS_DB_LOG, log_key(key, stream, first));
+
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
 bs_setlog_reserve(bs_txn *t, uint32_t stream, uint64_t first, size_t n,
                   uint8_t **dst)
 {

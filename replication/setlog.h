@@ -65,6 +65,10 @@ BS_MUST_CHECK bs_err bs_setlog_put(bs_txn *t, uint32_t stream, uint64_t first,
 BS_MUST_CHECK bs_err bs_setlog_reserve(bs_txn *t, uint32_t stream,
                                        uint64_t first, size_t n, uint8_t **dst);
 
+/* Delete the set at (stream, first) (write txn); BS_OK when there was
+ * none.  Only a hub's release of a quarantine drops sets (quarantine.h). */
+BS_MUST_CHECK bs_err bs_setlog_del(bs_txn *t, uint32_t stream, uint64_t first);
+
 /* The number of sets in the log. */
 BS_MUST_CHECK bs_err bs_setlog_count(bs_txn *t, uint64_t *n);
 

@@ -5,8 +5,10 @@
 
 #include <string.h>
 
+#include "access.h"
 #include "changeset.h"
 #include "conflict.h"
+#include "members.h"
 #include "purge.h"
 #include "record.h"
 #include "setlog.h"
@@ -170,6 +172,85 @@ streams_status(bs_status *st, const bs_streamtab *tab, const bs_meta *m)
     return BS_OK;
 }
 
+/* Add office pk (a member when mem is not NULL) unless it is this node or
+ * already listed; fill it from the peers, the streams and the refusals. */
+static bs_err
+add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
+           const uint8_t *pk, const bs_member *mem)
+{
+    bs_office_status *o;
+
+    if (memcmp(pk, m->pk, BS_PK_LEN) == 0)
+        return BS_OK;
+    for (size_t i = 0; i < st->noffices; i++)
+        if (memcmp(st->offices[i].pk, pk, BS_PK_LEN) == 0)
+            return BS_OK;
+    o = &st->offices[st->noffices++];
+    memset(o, 0, sizeof *o);
+    memcpy(o->pk, pk, BS_PK_LEN);
+    o->peer = -1;
+    if (memcmp(pk, m->hub, BS_PK_LEN) == 0) { /* a member by definition */
+        o->role = BS_ROLE_HUB;
+        o->member = 1;
+    } else {
+        o->role = BS_ROLE_BRANCH;
+    }
+    if (mem != NULL) {
+        snprintf(o->name, sizeof o->name, "%s", mem->name);
+        o->member = 1;
+        o->revoked = mem->revoked;
+        if (mem->role == BS_ROLE_HUB)
+            o->role = BS_ROLE_HUB;
+    }
+    for (size_t i = 0; i < st->npeers; i++) {
+        const bs_peer_status *p = &st->peers[i];
+
+        if (memcmp(p->pk, pk, BS_PK_LEN) != 0)
+            continue;
+        o->peer = (int)i;
+        if (o->name[0] == '\0')
+            snprintf(o->name, sizeof o->name, "%s", p->name);
+        o->last_ok_ms = p->last_ok_ms;
+        o->pending_out = p->pending_out;
+        o->pending_in = p->pending_in;
+        o->oldest_unacked_age_s = p->oldest_unacked_age_s;
+        break;
+    }
+    for (size_t i = 0; i < tab->n; i++) {
+        const bs_stream *s = &tab->v[i];
+        uint64_t when;
+
+        if (memcmp(s->key, pk, BS_PK_LEN) != 0 || s->seq == 0)
+            continue;
+        o->changes += s->seq;
+        if ((when = set_time(t, s->idx, s->seq)) > o->last_set_ms)
+            o->last_set_ms = when;
+    }
+    return bs_access_refused(t, pk, &o->refused_by_rule, o->refused_first,
+                             sizeof o->refused_first);
+}
+
+/* Every other office: the members, then peers that are not members. */
+static bs_err
+offices_status(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st)
+{
+    bs_member *mv = NULL;
+    size_t nm = 0;
+    bs_err rv;
+
+    if ((rv = bs_members_list(t, &mv, &nm)) != BS_OK)
+        return rv;
+    if (nm + st->npeers > 0 &&
+        (st->offices = calloc(nm + st->npeers, sizeof *st->offices)) == NULL)
+        rv = BS_ENOMEM;
+    for (size_t i = 0; i < nm && rv == BS_OK; i++)
+        rv = add_office(t, m, tab, st, mv[i].pk, &mv[i]);
+    for (size_t i = 0; i < st->npeers && rv == BS_OK; i++)
+        rv = add_office(t, m, tab, st, st->peers[i].pk, NULL);
+    free(mv);
+    return rv;
+}
+
 /* A clock standing at *ctx (ms), for status without a clock. */
 static uint64_t
 fixed_now(void *ctx)
@@ -207,6 +288,8 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
     for (size_t i = 0; i < np; i++)
         peer_status(t, &peers[i], &tab, o, clock, &st->peers[i]);
     st->npeers = np;
+    if ((rv = offices_status(t, m, &tab, st)) != BS_OK)
+        goto out;
     bs_clock_judge(peers, np, clock, &st->clock);
     st->max_skew_ms = o->max_skew_ms;
     if (o->max_skew_ms > 0 && st->clock.ahead_ms > (int64_t)o->max_skew_ms)
@@ -224,6 +307,7 @@ bs_status_fini(bs_status *st)
 {
     free(st->peers);
     free(st->streams);
+    free(st->offices);
     free(st->colls);
     memset(st, 0, sizeof *st);
 }

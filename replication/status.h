@@ -3,8 +3,10 @@
  * held back or quarantined, per peer what is pending each way and how old
  * the oldest unacknowledged change is, its clock against ours and what
  * went wrong in the last exchange (sets refused here, sets held there),
- * the node's clock against its peers' (clock.h), the conflict counts and,
- * on request, per-collection record counts.  Read-only; any transaction.
+ * the node's clock against its peers' (clock.h), the conflict counts,
+ * per office (the head office's view of its branches, issue 9): last
+ * contact, lag and the changes refused by rule, and on request
+ * per-collection record counts.  Read-only; any transaction.
  */
 #ifndef BS_STATUS_H
 #define BS_STATUS_H
@@ -58,6 +60,29 @@ typedef struct bs_stream_status {
     char note[96];
 } bs_stream_status;
 
+/*
+ * Another office as this node sees it: every member (`_members`, revoked
+ * ones included) and every paired peer, except this node.  Last contact
+ * is the last successful exchange with it (paired only) and the origin
+ * time of the newest set of its own streams held here; lag is what is
+ * pending with it (paired only, as in bs_peer_status); refused_by_rule
+ * counts its changes refused by rule here, with the first reason
+ * (access.h, bs_access_refused).
+ */
+typedef struct bs_office_status {
+    uint8_t pk[BS_PK_LEN];
+    char name[BS_NODE_NAME_MAX + 1]; /* member name, else peer name */
+    int role;                        /* bs_role; branch unless the hub */
+    int member, revoked;  /* in `_members` (the hub always); revoked there */
+    int peer;             /* index into peers, -1 not paired */
+    uint64_t last_ok_ms;  /* last successful exchange; 0 none */
+    uint64_t last_set_ms; /* its newest set held here; 0 none */
+    uint64_t changes;     /* of its own streams, held here */
+    uint64_t pending_out, pending_in, oldest_unacked_age_s;
+    uint64_t refused_by_rule;
+    char refused_first[BS_ERRMSG_LEN];
+} bs_office_status;
+
 typedef struct bs_coll_status {
     char name[BS_COLLECTION_MAX + 1];
     uint64_t records, deleted;
@@ -78,6 +103,8 @@ typedef struct bs_status {
     size_t npeers;
     bs_stream_status *streams;
     size_t nstreams;
+    bs_office_status *offices; /* member order, then unlisted peers */
+    size_t noffices;
     bs_coll_status *colls; /* only with count_records; name order */
     size_t ncolls;
 } bs_status;

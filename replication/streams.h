@@ -16,6 +16,7 @@
 
 #define BS_STREAM_QUARANTINED 1u /* two contents for one position (S6) */
 #define BS_STREAM_REVOKED     2u /* origin removed by the hub */
+#define BS_STREAM_RELEASED    4u /* the hub settled a fork (quarantine.h) */
 
 typedef struct bs_stream {
     uint32_t idx;                        /* from 1 */

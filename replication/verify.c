@@ -283,7 +283,8 @@ check_streams(vctx *c)
     c->have_tab = 1;
     c->st->streams = c->tab.n;
     for (size_t i = 0; i < c->tab.n; i++)
-        if (c->tab.v[i].flags & ~(BS_STREAM_QUARANTINED | BS_STREAM_REVOKED))
+        if (c->tab.v[i].flags &
+            ~(BS_STREAM_QUARANTINED | BS_STREAM_REVOKED | BS_STREAM_RELEASED))
             finding(c, "streams: stream %u has unknown flags %#x",
                     c->tab.v[i].idx, c->tab.v[i].flags);
     if (c->have_meta &&

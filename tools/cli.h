@@ -24,6 +24,7 @@ typedef struct bs_cli {
     int all;
     int hub;          /* peer add --hub */
     const char *http; /* init --http */
+    const char *keep; /* quarantine release --keep */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -79,6 +80,7 @@ BS_MUST_CHECK bs_err bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t,
                                      const bs_status *st, const char *corrupt,
                                      bs_problems *out);
 bs_err bs_cmd_doctor(bs_cli *c);
+bs_err bs_cmd_quarantine(bs_cli *c);
 
 /* Tell a running daemon (if any) about a change: "changed" after local
  * writes, "reload" after pairing or schedule changes.  Never fails. */

@@ -29,7 +29,8 @@ enum {
     O_POLICY = 1u << 14,
     O_QUIET = 1u << 15,
     O_HUB = 1u << 16,
-    O_HTTP = 1u << 17,
+    O_KEEP = 1u << 17,
+    O_HTTP = 1u << 18,
 };
 
 typedef struct cmd {
@@ -209,6 +210,17 @@ static const cmd cmds[] = {
      "skew against a peer, a daemon that does not run, and low disk or map\n"
      "space: one line each, then what to do.  Exit 0 when healthy, 1 when\n"
      "not.  status --json carries the same list as \"problems\".\n"},
+    {"quarantine", bs_cmd_quarantine, O_DIR | O_JSON | O_KEEP, 0, 2,
+     "quarantine [release ORIGIN --keep HASH]",
+     "list quarantined streams; (hub) release one",
+     "A stream is quarantined when two different change sets claim the same\n"
+     "positions of one origin (a store copied back by hand, an origin\n"
+     "forking its history).  Alone: lists each such stream with both\n"
+     "versions (header hash, seqs, creation time, changes).  release, at\n"
+     "the head office: keeps the version HASH of ORIGIN's stream; the\n"
+     "decision replicates, and every office drops the other version,\n"
+     "rebuilds the records it touched and accepts the stream's sets again.\n"
+     "Elsewhere exits 2; an ORIGIN or HASH not quarantined here exits 1.\n"},
 };
 
 #define NCMDS (sizeof cmds / sizeof cmds[0])
@@ -233,7 +245,8 @@ static const struct option longopts[] = {
     {"owner-field", required_argument, NULL, 1000 + 13},
     {"policy", required_argument, NULL, 1000 + 14},
     {"hub", no_argument, NULL, 1000 + 16},
-    {"http", required_argument, NULL, 1000 + 17},
+    {"keep", required_argument, NULL, 1000 + 17},
+    {"http", required_argument, NULL, 1000 + 18},
     {NULL, 0, NULL, 0},
 };
 
@@ -276,6 +289,8 @@ opt_name(unsigned bit)
         return "--hub";
     if (bit == O_HTTP)
         return "--http";
+    if (bit == O_KEEP)
+        return "--keep";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -443,6 +458,10 @@ main(int argc, char **argv)
             seen |= O_HUB;
             break;
         case 1017:
+            c.keep = optarg;
+            seen |= O_KEEP;
+            break;
+        case 1018:
             c.http = optarg;
             seen |= O_HTTP;
             break;
@@ -474,7 +493,7 @@ main(int argc, char **argv)
         usage_cmd(stdout, cm);
         return 0;
     }
-    for (unsigned bit = 1; bit <= O_HUB; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_KEEP; bit <<= 1)
         if ((seen & bit) && !(cm->opts & bit))
             return bad_usage("option %s does not apply to %s", opt_name(bit),
                              cm->name);

@@ -122,6 +122,33 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
                "limit\n");
 }
 
+/* Another office: last contact, lag, changes refused by rule. */
+static void
+status_office(const bs_office_status *o, uint64_t now)
+{
+    char ok[32], set[32], esc[4 * sizeof o->refused_first];
+
+    bs_out_age(ok, sizeof ok, o->last_ok_ms, now);
+    bs_out_age(set, sizeof set, o->last_set_ms, now);
+    printf("  %-12s %s%s; last exchange %s; its newest set %s (%llu %s "
+           "here)\n",
+           o->name[0] ? o->name : "(unnamed)", bs_role_name(o->role),
+           o->revoked ? ", REVOKED" : "",
+           o->peer >= 0 ? ok : "none (not paired here)", set,
+           (unsigned long long)o->changes, BS_PL(o->changes, "change"));
+    if (o->peer >= 0)
+        printf("    lag: %llu to send, %llu to receive; oldest "
+               "unacknowledged %llu s\n",
+               (unsigned long long)o->pending_out,
+               (unsigned long long)o->pending_in,
+               (unsigned long long)o->oldest_unacked_age_s);
+    if (o->refused_by_rule > 0)
+        printf("    refused by rule: %llu %s (first: %s)\n",
+               (unsigned long long)o->refused_by_rule,
+               BS_PL(o->refused_by_rule, "change"),
+               bs_escape(esc, sizeof esc, o->refused_first));
+}
+
 /* The node's clock against its peers' (replication/clock.h). */
 static void
 status_clock(const bs_status *st)
@@ -177,6 +204,9 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
                s->quarantined ? "QUARANTINED" : "HELD", id,
                (unsigned long long)s->seq, s->note);
     }
+    printf("offices:%s\n", st->noffices ? "" : "     none");
+    for (size_t i = 0; i < st->noffices; i++)
+        status_office(&st->offices[i], now);
     printf("collections:%s\n", st->ncolls ? "" : " none");
     for (size_t i = 0; i < st->ncolls; i++)
         printf("  %-24s %llu %s, %llu deleted\n", st->colls[i].name,

@@ -280,6 +280,15 @@ Test(http, records_paging_bulk_and_errors)
             json_object_get(json_object_get(j, "collections"), "items"),
             "records")),
         3);
+    {
+        /* ... with the same members as the CLI's. */
+        json_t *cli = node_status(n), *v;
+        const char *k;
+        json_object_foreach(cli, k, v) cr_assert_not_null(
+            json_object_get(j, k), "GET /v1/status lacks \"%s\"", k);
+        cr_assert_eq(json_object_size(cli), json_object_size(j));
+        json_decref(cli);
+    }
     json_decref(j);
     snprintf(path, sizeof path, "/v1/collections/items/records/i1");
     json_decref(expect(n, tok, 200, "GET", path, NULL));

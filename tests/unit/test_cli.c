@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/fixture.h"
 #include "../../node/node.h"
 #include "../../replication/crypto.h"
 #include "../../replication/xlog.h"
@@ -2291,4 +2292,292 @@ Test(cli, init_makes_the_api_token_and_api_token_prints_it)
     r = CLI("api-token", "-d", root);
     cr_assert_neq(r.code, 0, "api-token outside a node");
     res_free(&r);
+}
+/* ---- issue 9 items 1 and 8: access rules, the head office's status ---- */
+
+/* A hub and a branch paired both ways, the branch joined and its
+ * acknowledgement back at the hub. */
+static void
+hub_and_branch(char *hub, char *br, size_t n)
+{
+    char *hid, *bid;
+
+    bare_node(hub, n, "head", "hub");
+    bare_node(br, n, "tallinn", "branch");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair at hub", "-d", hub, "peer", "add", "tallinn",
+           "tcp://127.0.0.1:7401", bid);
+    CLI_OK("pair at branch", "-d", br, "peer", "add", "head",
+           "tcp://127.0.0.1:7400", hid, "--hub");
+    carry(hub, "tallinn", br);
+    carry(br, "head", hub);
+    free(hid);
+    free(bid);
+}
+
+/* `collection NAME --writers ...` declares rules at the hub (and `collection
+ * NAME` shows them, there and at the branch once they arrived); a branch
+ * may not declare; owner without --owner-field is bad input; a local put
+ * the rules forbid exits 2 naming the rule and writes nothing. */
+Test(cli, collection_rules_are_declared_at_the_hub_and_enforced_locally)
+{
+    char hub[128], br[128];
+    json_t *j;
+    res r;
+
+    hub_and_branch(hub, br, sizeof hub);
+    r = CLI("-d", hub, "collection", "prices", "--writers", "hub");
+    assert_ok(r, "collection --writers hub");
+    cr_assert(strstr(r.out, "writers hub") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("collection --writers owner", "-d", hub, "collection", "orders",
+           "--writers", "owner", "--owner-field", "office");
+    BAD(hub, "needs --owner-field FIELD", "-d", hub, "collection", "x",
+        "--writers", "owner");
+    BAD(br, "only the hub declares collections", "-d", br, "collection",
+        "prices", "--writers", "hub");
+    r = CLI("-d", hub, "collection", "orders");
+    assert_ok(r, "collection orders");
+    cr_assert(strstr(r.out, "writers owner") != NULL &&
+                  strstr(r.out, "owner field office") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    carry(hub, "tallinn", br);
+    r = CLI("-d", br, "collection", "orders", "--json");
+    assert_ok(r, "collection orders --json at the branch");
+    j = parse_json(r.out, "collection --json");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "writers")), "owner");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "owner_field")),
+                     "office");
+    cr_assert(json_is_true(json_object_get(j, "declared")));
+    json_decref(j);
+    res_free(&r);
+    /* The branch has the rules: forbidden puts are refused up front. */
+    BAD(br,
+        "only the hub writes prices (writers hub); the head office's rules "
+        "forbid it",
+        "-d", br, "put", "prices", "p1", "{\"eur\":1}");
+    BAD(br, "orders/o1 must name its writer tallinn in office (writers owner)",
+        "-d", br, "put", "orders", "o1", "{\"sum\":1}");
+    BAD(br, "must name its writer tallinn", "-d", br, "put", "orders", "o2",
+        "{\"office\":\"riga\"}");
+    r = CLI("-d", br, "get", "prices", "p1");
+    cr_assert_eq(r.code, 1, "the refused put wrote: %s", r.out);
+    res_free(&r);
+    CLI_OK("put naming itself", "-d", br, "put", "orders", "o1",
+           "{\"office\":\"tallinn\",\"sum\":1}");
+    CLI_OK("the hub writes prices", "-d", hub, "put", "prices", "p1",
+           "{\"eur\":1}");
+}
+
+/* The issue's case through the CLI: the branch writes a hub-only
+ * collection before the rule reaches it.  At the hub the change is refused
+ * by rule, the rest of its set applies, and `status` (human and --json)
+ * and `doctor` show the office, its last contact, its lag, and the count
+ * with the first reason. */
+Test(cli, status_and_doctor_show_changes_refused_by_rule_per_office)
+{
+    static const char *const keys[] = {"name",
+                                       "id",
+                                       "role",
+                                       "member",
+                                       "revoked",
+                                       "paired",
+                                       "last_success_ms",
+                                       "last_set_ms",
+                                       "changes",
+                                       "lag",
+                                       "refused_by_rule"};
+    char hub[128], br[128];
+    json_t *j, *offices, *o = NULL, *x;
+    size_t i;
+    res r;
+
+    hub_and_branch(hub, br, sizeof hub);
+    CLI_OK("collection --writers hub", "-d", hub, "collection", "prices",
+           "--writers", "hub");
+    CLI_OK("offline put", "-d", br, "put", "prices", "p1", "{\"eur\":9}");
+    CLI_OK("legal put", "-d", br, "put", "notes", "n1", "{\"t\":\"hi\"}");
+    carry(br, "head", hub);
+    r = CLI("-d", hub, "get", "prices", "p1");
+    cr_assert_eq(r.code, 1, "the forbidden change applied: %s", r.out);
+    res_free(&r);
+    CLI_OK("the legal change applied", "-d", hub, "get", "notes", "n1");
+
+    r = CLI("-d", hub, "status", "--json");
+    assert_ok(r, "status --json");
+    j = parse_json(r.out, "status --json");
+    offices = json_object_get(j, "offices");
+    cr_assert(json_is_array(offices), "no offices: %s", r.out);
+    cr_assert_eq(json_array_size(offices), 1, "%s", r.out);
+    o = json_array_get(offices, 0);
+    cr_assert_eq(json_object_size(o), sizeof keys / sizeof keys[0], "%s",
+                 r.out);
+    for (i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        cr_assert_not_null(json_object_get(o, keys[i]), "no \"%s\": %s",
+                           keys[i], r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "name")), "tallinn");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "role")), "branch");
+    cr_assert(json_is_true(json_object_get(o, "paired")));
+    cr_assert_gt(json_integer_value(json_object_get(o, "last_success_ms")), 0);
+    cr_assert_gt(json_integer_value(json_object_get(o, "last_set_ms")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(o, "changes")), 2);
+    x = json_object_get(o, "lag");
+    cr_assert_eq(json_integer_value(json_object_get(x, "pending_out")), 1,
+                 "the rule it has not acknowledged: %s", r.out);
+    cr_assert_eq(json_integer_value(json_object_get(x, "pending_in")), 0);
+    cr_assert(json_is_integer(json_object_get(x, "oldest_unacked_age_s")));
+    x = json_object_get(o, "refused_by_rule");
+    cr_assert_eq(json_integer_value(json_object_get(x, "count")), 1, "%s",
+                 r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(x, "first")),
+                     "only the hub writes prices (writers hub)");
+    x = NULL;
+    json_array_foreach(
+        json_object_get(j, "problems"), i,
+        o) if (strcmp(json_string_value(json_object_get(o, "kind")),
+                      "refused_by_rule") == 0) x = o;
+    cr_assert_not_null(x, "status --json lists no refused_by_rule: %s", r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(x, "subject")),
+                     "tallinn");
+    json_decref(j);
+    res_free(&r);
+
+    r = CLI("-d", hub, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out,
+                     "offices:\n  tallinn      branch; last exchange ") != NULL,
+              "%s", r.out);
+    cr_assert(strstr(r.out, "    lag: 1 to send, 0 to receive;") != NULL, "%s",
+              r.out);
+    cr_assert(strstr(r.out, "    refused by rule: 1 change (first: only the "
+                            "hub writes prices (writers hub))\n") != NULL,
+              "%s", r.out);
+    res_free(&r);
+
+    r = CLI("-d", hub, "doctor");
+    cr_assert_eq(r.code, 1, "exit %d: %s%s", r.code, r.out, r.err);
+    cr_assert(strstr(r.out, "refused_by_rule tallinn: 1 change written at "
+                            "tallinn was refused by rule (first: only the hub "
+                            "writes prices (writers hub))\n  -> ") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    /* The branch learns the rule and drops its own change. */
+    carry(hub, "tallinn", br);
+    r = CLI("-d", br, "get", "prices", "p1");
+    cr_assert_eq(r.code, 1, "the branch kept it: %s", r.out);
+    res_free(&r);
+}
+/* ---- issue 9 item 7: quarantine can be released ---- */
+
+/* A branch's store copied by hand writes seq 2 twice (once per copy) and
+ * both reach the hub: `quarantine --json` lists both versions; `release`
+ * is refused at a branch (2), for a malformed hash (2) and an unknown one
+ * (1), each writing nothing; at the hub it keeps one and the list empties. */
+Test(cli, quarantine_lists_both_versions_and_only_the_hub_releases)
+{
+    char hub[128], br[128], copy[128], file[256], *hid, *bid;
+    const char *keep;
+    json_t *j, *q, *v0, *v1;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(copy, sizeof copy, "%s/br-copy", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
+           bid);
+    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("put", "-d", br, "put", "x", "a", "{\"v\":1}");
+    carry(br, "hub", hub);
+    carry(hub, "br", br);
+    r = CLI("-d", hub, "quarantine");
+    assert_ok(r, "quarantine");
+    cr_assert(strstr(r.out, "no quarantined stream") != NULL, "%s", r.out);
+    res_free(&r);
+    bst_copy_tree(br, copy);
+    CLI_OK("put A", "-d", br, "put", "x", "b", "{\"v\":\"A\"}");
+    CLI_OK("put B", "-d", copy, "put", "x", "b", "{\"v\":\"B\"}");
+    carry(br, "hub", hub);
+    /* the copy numbers files as br did: one unsent export moves it on */
+    snprintf(file, sizeof file, "%s/copy.bsx", root);
+    CLI_OK("export copy", "-d", copy, "export", "hub", file);
+    carry(copy, "hub", hub);
+
+    r = CLI("-d", hub, "quarantine", "--json");
+    assert_ok(r, "quarantine --json");
+    j = parse_json(r.out, "quarantine --json");
+    res_free(&r);
+    q = json_array_get(json_object_get(j, "quarantined"), 0);
+    cr_assert_eq(json_array_size(json_object_get(j, "quarantined")), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(q, "origin")), bid);
+    cr_assert_eq(strlen(json_string_value(json_object_get(q, "incarnation"))),
+                 2 * BS_INC_LEN);
+    cr_assert_eq(json_integer_value(json_object_get(q, "fork")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(q, "seq")), 2);
+    cr_assert(json_is_string(json_object_get(q, "note")));
+    cr_assert_eq(json_array_size(json_object_get(q, "versions")), 2);
+    v0 = json_array_get(json_object_get(q, "versions"), 0);
+    v1 = json_array_get(json_object_get(q, "versions"), 1);
+    cr_assert(json_is_true(json_object_get(v0, "here")));
+    cr_assert(json_is_false(json_object_get(v1, "here")));
+    for (int i = 0; i < 2; i++) {
+        json_t *v = i ? v1 : v0;
+        cr_assert_eq(strlen(json_string_value(json_object_get(v, "hash"))),
+                     2 * BS_HASH_LEN);
+        cr_assert_eq(json_integer_value(json_object_get(v, "first")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(v, "last")), 2);
+        cr_assert_eq(json_integer_value(json_object_get(v, "changes")), 1);
+        cr_assert_gt(json_integer_value(json_object_get(v, "created_ms")), 0);
+    }
+    keep = json_string_value(json_object_get(v1, "hash"));
+    r = CLI("-d", hub, "quarantine");
+    assert_ok(r, "quarantine");
+    cr_assert(strstr(r.out, bid) != NULL && strstr(r.out, keep) != NULL, "%s",
+              r.out);
+    res_free(&r);
+
+    BAD(br, "only the head office releases a quarantine", "-d", br,
+        "quarantine", "release", bid, "--keep", keep);
+    BAD(hub, "bad --keep", "-d", hub, "quarantine", "release", bid, "--keep",
+        "zz");
+    BAD(hub, "bad node ID", "-d", hub, "quarantine", "release", "nobody",
+        "--keep", keep);
+    BAD(hub, "needs --keep", "-d", hub, "quarantine", "release", bid);
+    BAD(hub, "release ORIGIN", "-d", hub, "quarantine", "--keep", keep);
+    BAD(hub, "usage", "-d", hub, "quarantine", "lift", bid);
+    NOT_FOUND(
+        hub, "has no version", "-d", hub, "quarantine", "release", bid,
+        "--keep",
+        "0000000000000000000000000000000000000000000000000000000000000000");
+    NOT_FOUND(
+        hub, "has no version", "-d", hub, "quarantine", "release", hid,
+        "--keep",
+        "0000000000000000000000000000000000000000000000000000000000000000");
+
+    r = CLI("-d", hub, "quarantine", "release", bid, "--keep", keep, "--json");
+    assert_ok(r, "release");
+    json_decref(q = parse_json(r.out, "release --json"));
+    res_free(&r);
+    r = CLI("-d", hub, "quarantine", "release", bid, "--keep", keep, "--json");
+    cr_assert_eq(r.code, 1, "released twice: %d %s", r.code, r.err);
+    res_free(&r);
+    r = CLI("-d", hub, "get", "x", "b");
+    assert_ok(r, "get");
+    cr_assert(strstr(r.out, "\"B\"") != NULL, "kept B: %s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "quarantine", "--json");
+    assert_ok(r, "quarantine --json");
+    json_decref(j);
+    j = parse_json(r.out, "quarantine --json");
+    cr_assert_eq(json_array_size(json_object_get(j, "quarantined")), 0);
+    json_decref(j);
+    res_free(&r);
+    free(hid);
+    free(bid);
 }

@@ -218,7 +218,7 @@ Test(health, a_quarantined_stream_says_how_to_recover)
     check(&tallinn, &o, 1 << 20, &p);
     only(&p, "quarantined", "head",
          "head signed two histories (seq 1: history fork at seq 2)",
-         "branchsync restore");
+         "branchsync quarantine release");
     bs_problems_fini(&p);
 }
 

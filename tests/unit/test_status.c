@@ -1,8 +1,9 @@
 /*
  * test_status.c - the node's state (replication/status.h): the log
  * figures, per peer what is pending each way and since when, streams
- * held back or quarantined, the conflict counts and the per-collection
- * record counts.  Each node has its own injected clock, so "ahead of ours"
+ * held back or quarantined, the conflict counts, the per-collection
+ * record counts and, per office, last contact, lag and the changes
+ * refused by rule.  Each node has its own injected clock, so "ahead of ours"
  * and ages are exact.
  */
 #include <criterion/criterion.h>
@@ -10,6 +11,8 @@
 
 #include "../lib/damage.h"
 #include "../lib/fixture.h"
+#include "../../node/health.h"
+#include "../../replication/collections.h"
 #include "../../replication/conflict.h"
 #include "../../replication/status.h"
 #include "../../replication/streams.h"
@@ -371,4 +374,189 @@ Test(status, a_peer_never_met_over_the_network_has_no_clock)
     cr_assert_eq(st.clock.npeers, 0);
     cr_assert_eq(st.clock_action, 0);
     bs_status_fini(&st);
+}
+
+/* ---- the head office's view of its offices (issue 9 item 8) ---- */
+
+static void
+declare_hub_only(const char *coll)
+{
+    bs_collection r;
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", coll);
+    r.writers = BS_WRITERS_HUB;
+    r.set = BS_RULE_WRITERS;
+    rv = bs_collections_declare(&head.core, &r, NULL, &err);
+    cr_assert_eq(rv, BS_OK, "declare: %s", bs_errmsg(&err, rv));
+}
+
+static const bs_office_status *
+office_of(const bs_status *st, const char *name)
+{
+    for (size_t i = 0; i < st->noffices; i++)
+        if (strcmp(st->offices[i].name, name) == 0)
+            return &st->offices[i];
+    cr_assert_fail("no office %s in the status", name);
+    return NULL;
+}
+
+static json_t *
+json_office(json_t *j, const char *name)
+{
+    json_t *o;
+    size_t i;
+
+    json_array_foreach(
+        json_object_get(j, "offices"), i,
+        o) if (strcmp(json_string_value(json_object_get(o, "name")), name) ==
+               0) return o;
+    cr_assert_fail("no office %s in the JSON status", name);
+    return NULL;
+}
+
+/* tallinn writes offline after the head office made prices hub-only: the
+ * hub's status shows when it last heard from tallinn, what is pending
+ * with it, and its change refused by rule with the reason; doctor names
+ * the office, the count and the reason. */
+Test(status, each_office_shows_last_contact_lag_and_changes_refused_by_rule)
+{
+    const bs_office_status *o;
+    bs_errbuf err = {{0}};
+    bs_problems probs = {0};
+    bs_health_opts ho = {0};
+    uint64_t wrote;
+    bs_status st;
+    bs_txn *txn;
+    json_t *j, *jo;
+
+    bst_pair2(&head, &tallinn);
+    carry(&head, &tallinn);
+    carry(&tallinn, &head); /* acknowledges the introduction */
+    ch.ms += 1000;
+    declare_hub_only("prices"); /* head seq 2, not yet at tallinn */
+    ct.ms += 5000;
+    wrote = ct.ms;
+    {
+        bst_op ops[2] = {{"prices", "p1", "{\"eur\":9}"},
+                         {"notes", "n1", "{\"text\":\"hi\"}"}};
+
+        cr_assert_eq(bst_write(&tallinn, ops, 2, NULL, &err), BS_OK, "%s",
+                     err.msg);
+    }
+    ch.ms += 2000;
+    carry(&tallinn, &head);
+    status(&head, ch.ms + 60000, 0, &st);
+    cr_assert_eq(st.noffices, 1, "only tallinn: the hub itself is not listed");
+    o = office_of(&st, "tallinn");
+    cr_assert_eq(memcmp(o->pk, bst_meta(&tallinn).pk, BS_PK_LEN), 0);
+    cr_assert_eq(o->role, BS_ROLE_BRANCH);
+    cr_assert(o->member);
+    cr_assert_not(o->revoked);
+    cr_assert_geq(o->peer, 0);
+    cr_assert_eq(o->last_ok_ms, ch.ms, "the import is the last contact");
+    cr_assert_eq(o->last_set_ms, wrote, "its set's own time");
+    cr_assert_eq(o->changes, 2);
+    cr_assert_eq(o->pending_out, 1, "the rule it has not acknowledged");
+    cr_assert_eq(o->pending_in, 0);
+    cr_assert_eq(o->oldest_unacked_age_s, 62);
+    cr_assert_eq(o->refused_by_rule, 1);
+    cr_assert_str_eq(o->refused_first, "only the hub writes prices (writers "
+                                       "hub)");
+    j = bs_render_status(&st);
+    jo = json_office(j, "tallinn");
+    cr_assert_str_eq(json_string_value(json_object_get(jo, "role")), "branch");
+    cr_assert(json_is_true(json_object_get(jo, "paired")));
+    cr_assert_eq(json_integer_value(json_object_get(jo, "last_success_ms")),
+                 (json_int_t)ch.ms);
+    cr_assert_eq(json_integer_value(json_object_get(jo, "last_set_ms")),
+                 (json_int_t)wrote);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(jo, "lag"),
+                                                    "pending_out")),
+                 1);
+    cr_assert_eq(json_integer_value(json_object_get(
+                     json_object_get(jo, "refused_by_rule"), "count")),
+                 1);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_object_get(jo, "refused_by_rule"), "first")),
+                     "only the hub writes prices (writers hub)");
+    json_decref(j);
+    /* doctor: one line naming the office, the count and the reason */
+    ho.now_ms = ch.ms;
+    ho.daemon = -1;
+    bst_ok(bs_store_read(head.n->store, &txn, &err), &err, "read");
+    cr_assert_eq(bs_health_check(txn, &st, 0, &ho, &probs), BS_OK);
+    bs_txn_abort(txn);
+    {
+        const bs_problem *p = NULL;
+
+        for (size_t i = 0; i < probs.n; i++)
+            if (strcmp(probs.v[i].kind, "refused_by_rule") == 0) {
+                cr_assert_null(p, "one line per office");
+                p = &probs.v[i];
+            }
+        cr_assert_not_null(p, "doctor does not report the refusal");
+        cr_assert_str_eq(p->subject, "tallinn");
+        cr_assert_str_eq(p->what,
+                         "1 change written at tallinn was refused by rule "
+                         "(first: only the hub writes prices (writers hub))");
+        cr_assert(strstr(p->todo, "branchsync collection NAME --writers"), "%s",
+                  p->todo);
+    }
+    bs_problems_fini(&probs);
+    bs_status_fini(&st);
+    /* Caught up: no lag; the count stays, with its first example. */
+    carry(&head, &tallinn);
+    carry(&tallinn, &head);
+    status(&head, ch.ms, 0, &st);
+    o = office_of(&st, "tallinn");
+    cr_assert_eq(o->pending_out, 0);
+    cr_assert_eq(o->refused_by_rule, 1);
+    bs_status_fini(&st);
+    /* tallinn sees the head office, which refused nothing of it */
+    status(&tallinn, ct.ms, 0, &st);
+    o = office_of(&st, "head");
+    cr_assert_eq(o->role, BS_ROLE_HUB);
+    cr_assert(o->member, "the hub is a member by definition");
+    cr_assert_eq(o->refused_by_rule, 0);
+    cr_assert_eq(o->changes, 2);
+    j = bs_render_status(&st);
+    cr_assert(json_is_null(json_object_get(
+        json_object_get(json_office(j, "head"), "refused_by_rule"), "first")));
+    json_decref(j);
+    bs_status_fini(&st);
+}
+
+/* A member this node is not paired with is listed, without a lag. */
+Test(status, a_member_not_paired_here_is_an_office_without_lag)
+{
+    bst_clock cr = {T0};
+    bs_clock c = bst_clock_of(&cr);
+    bst_node riga;
+    bs_status st;
+    json_t *j, *jo;
+
+    bst_node_new(&riga, root, "riga", BS_ROLE_BRANCH, &c);
+    bst_pair2(&head, &tallinn);
+    bst_pair2(&head, &riga);
+    carry(&head, &riga); /* riga joins */
+    put(&riga, "notes", "r1");
+    carry(&riga, &head);
+    carry(&head, &tallinn);
+    status(&tallinn, ct.ms, 0, &st);
+    cr_assert_eq(st.noffices, 2);
+    cr_assert_lt(office_of(&st, "riga")->peer, 0);
+    cr_assert(office_of(&st, "riga")->member);
+    cr_assert_eq(office_of(&st, "riga")->changes, 1);
+    cr_assert_eq(office_of(&st, "riga")->last_ok_ms, 0);
+    cr_assert_geq(office_of(&st, "head")->peer, 0);
+    j = bs_render_status(&st);
+    jo = json_office(j, "riga");
+    cr_assert(json_is_false(json_object_get(jo, "paired")));
+    cr_assert(json_is_null(json_object_get(jo, "lag")));
+    json_decref(j);
+    bs_status_fini(&st);
+    bst_node_free(&riga);
 }

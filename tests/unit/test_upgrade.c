@@ -104,8 +104,9 @@ same_json(json_t *got, json_t *want, const char *what)
 }
 
 /* Drop what depends on the time the status is taken, and the fields
- * status gained after the recording (the clocks and the last exchange's
- * refused and held sets: nothing a format-2 store holds). */
+ * status gained after the recording (the clocks, the last exchange's
+ * refused and held sets, and the offices view, which repeats the peers
+ * and members: nothing a format-2 store holds). */
 static void
 drop_timely(json_t *st)
 {
@@ -114,6 +115,7 @@ drop_timely(json_t *st)
 
     json_object_del(st, "store");
     json_object_del(st, "clock");
+    json_object_del(st, "offices");
     json_array_foreach(json_object_get(st, "peers"), i, p)
     {
         json_object_del(p, "next_run_s");
