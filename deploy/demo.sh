@@ -93,8 +93,8 @@ token=$("$bs" -d "$work/head" api-token)
 if command -v curl >/dev/null; then
   printf '\033[2m$ curl -H "Authorization: Bearer $TOKEN" %s/v1/collections/customers/records/c001\033[0m\n' "$api"
   curl -fsS -H "Authorization: Bearer $token" "$api/v1/collections/customers/records/c001"; echo
-  printf '\033[2m$ curl %s/health\033[0m\n' "$api"
-  curl -fsS "$api/health"; echo
+  printf '\033[2m$ curl %s/health\033[0m\n' "$api"    # 503 lists what doctor lists
+  curl -sS -w ' (HTTP %{http_code})\n' "$api/health"
 fi
 
 say "Every office holds the same data"
