@@ -25,13 +25,14 @@ stop_all() {
 }
 trap stop_all EXIT
 
-# A free base port (three consecutive ports) on 127.0.0.1.
+# A free base port on 127.0.0.1: three consecutive ports for the offices
+# and, ten above, three for their HTTP APIs.
 port=$(python3 -c 'import socket,random
 for _ in range(200):
     p=random.randint(20000,60000)
     try:
-        ss=[socket.socket() for _ in range(3)]
-        [s.bind(("127.0.0.1",p+i)) for i,s in enumerate(ss)]
+        ss=[socket.socket() for _ in range(6)]
+        [s.bind(("127.0.0.1",p+i+(7 if i>2 else 0))) for i,s in enumerate(ss)]
         [s.close() for s in ss]; print(p); break
     except OSError: pass')
 
@@ -86,8 +87,19 @@ if "$bs" -d "$work/tallinn" put products p003 '{"price":1}'; then
   echo "demo: a branch wrote the catalog" >&2; exit 1
 fi
 
+say "Applications use the head office's HTTP API (docs/api.md)"
+api="http://127.0.0.1:$((port + 10))"
+token=$("$bs" -d "$work/head" api-token)
+if command -v curl >/dev/null; then
+  printf '\033[2m$ curl -H "Authorization: Bearer $TOKEN" %s/v1/collections/customers/records/c001\033[0m\n' "$api"
+  curl -fsS -H "Authorization: Bearer $token" "$api/v1/collections/customers/records/c001"; echo
+  printf '\033[2m$ curl %s/health\033[0m\n' "$api"    # 503 lists what doctor lists
+  curl -sS -w ' (HTTP %{http_code})\n' "$api/health"
+fi
+
 say "Every office holds the same data"
 for n in head tallinn tartu; do printf '%-8s ' $n; "$bs" -d "$work/$n" digest; done
 for n in head tartu; do run $n status; done
 run head log
+echo "head office HTTP API: $api (token: branchsync -d $work/head api-token)"
 say "demo complete"

@@ -4,6 +4,9 @@
 #
 #   bash deploy/three-offices.sh BUILD_DIR WORK_DIR [BASE_PORT]
 #
+# Offices listen on BASE_PORT, +1 and +2; their HTTP APIs (docs/api.md) on
+# BASE_PORT+10, +11 and +12, one port each.
+#
 # Leaves the daemons running; their PIDs are in WORK_DIR/*.pid and their
 # logs in WORK_DIR/*.log.  Stop them with: kill $(cat WORK_DIR/*.pid)
 set -euo pipefail
@@ -16,9 +19,12 @@ mkdir -p "$work"
 
 nodeid() { "$bs" -d "$work/$1" id --json | sed -n 's/.*"id": "\(.*\)".*/\1/p'; }
 
-"$bs" init -d "$work/head" --name head --role hub --listen "tcp://127.0.0.1:$port" >/dev/null
-"$bs" init -d "$work/tallinn" --name tallinn --listen "tcp://127.0.0.1:$((port + 1))" >/dev/null
-"$bs" init -d "$work/tartu" --name tartu --listen "tcp://127.0.0.1:$((port + 2))" >/dev/null
+"$bs" init -d "$work/head" --name head --role hub --listen "tcp://127.0.0.1:$port" \
+  --http "127.0.0.1:$((port + 10))" >/dev/null
+"$bs" init -d "$work/tallinn" --name tallinn --listen "tcp://127.0.0.1:$((port + 1))" \
+  --http "127.0.0.1:$((port + 11))" >/dev/null
+"$bs" init -d "$work/tartu" --name tartu --listen "tcp://127.0.0.1:$((port + 2))" \
+  --http "127.0.0.1:$((port + 12))" >/dev/null
 head=$(nodeid head); tallinn=$(nodeid tallinn); tartu=$(nodeid tartu)
 
 # The head office pairs with (and so introduces) both branches.
@@ -39,4 +45,5 @@ for n in head tallinn tartu; do
     sleep 0.05
   done
 done
-echo "three offices running in $work (ports $port-$((port + 2)))"
+echo "three offices running in $work (ports $port-$((port + 2)), HTTP $((port + 10))-$((port + 12)))"
+echo "head office HTTP API: http://127.0.0.1:$((port + 10)) (token: branchsync -d $work/head api-token)"

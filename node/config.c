@@ -5,6 +5,7 @@
 
 #include "../replication/clock.h"
 #include "../replication/peers.h"
+#include "http.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,6 +25,11 @@ bs_config_defaults(bs_config *c)
     c->retention_days = 90;
     c->clock_ahead = BS_CLOCK_CORRECT;
     c->connect_timeout_s = 5;
+    snprintf(c->http_listen, sizeof c->http_listen, "%s",
+             BS_HTTP_DEFAULT_LISTEN);
+    c->http_body_max_mb = 64;
+    c->http_max_conns = 64;
+    c->http_timeout_s = 30;
 }
 
 typedef struct parse_ctx {
@@ -46,12 +52,51 @@ parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
     return 1;
 }
 
+/* [http] settings; 1 when known and valid, 0 bad, -1 unknown. */
+static int
+http_item(bs_config *c, const char *name, const char *value)
+{
+    uint64_t n;
+
+    if (strcmp(name, "listen") == 0) {
+        if (strcmp(value, "off") == 0) {
+            c->http_listen[0] = '\0';
+            return 1;
+        }
+        if (strlen(value) >= sizeof c->http_listen ||
+            bs_http_addr_parse(value, NULL, NULL, NULL, NULL) != BS_OK)
+            return 0;
+        snprintf(c->http_listen, sizeof c->http_listen, "%s", value);
+    } else if (strcmp(name, "cert") == 0 || strcmp(name, "key") == 0) {
+        char *dst = name[0] == 'c' ? c->http_cert : c->http_key;
+        if (strlen(value) >= sizeof c->http_cert || !bs_config_value_ok(value))
+            return 0;
+        snprintf(dst, sizeof c->http_cert, "%s", value);
+    } else if (strcmp(name, "body_max_mb") == 0) {
+        if (!parse_u64(value, 1, 4096, &n))
+            return 0;
+        c->http_body_max_mb = (uint32_t)n;
+    } else if (strcmp(name, "max_connections") == 0) {
+        if (!parse_u64(value, 1, 10000, &n))
+            return 0;
+        c->http_max_conns = (uint32_t)n;
+    } else if (strcmp(name, "timeout_s") == 0) {
+        if (!parse_u64(value, 1, 3600, &n))
+            return 0;
+        c->http_timeout_s = (uint32_t)n;
+    } else {
+        return -1;
+    }
+    return 1;
+}
+
 static int
 on_item(void *user, const char *section, const char *name, const char *value)
 {
     parse_ctx *p = user;
     bs_config *c = p->c;
     uint64_t n;
+    int known;
 
 #define IS(s, k) (strcmp(section, s) == 0 && strcmp(name, k) == 0)
     if (IS("node", "listen")) {
@@ -87,6 +132,10 @@ on_item(void *user, const char *section, const char *name, const char *value)
         if (!parse_u64(value, 1, 600, &n))
             goto bad;
         c->connect_timeout_s = (uint32_t)n;
+    } else if (strcmp(section, "http") == 0 &&
+               (known = http_item(c, name, value)) >= 0) {
+        if (known == 0)
+            goto bad;
     } else {
         if (!p->bad)
             bs_errf(&p->why, BS_EINVAL, "unknown setting [%s] %s", section,
@@ -150,7 +199,9 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
 
     snprintf(path, sizeof path, "%s/branchsync.conf", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!bs_config_value_ok(c->listen) || !bs_config_value_ok(c->log_level))
+    if (!bs_config_value_ok(c->listen) || !bs_config_value_ok(c->log_level) ||
+        !bs_config_value_ok(c->http_listen) ||
+        !bs_config_value_ok(c->http_cert) || !bs_config_value_ok(c->http_key))
         return bs_errf(err, BS_EINVAL,
                        "setting would not read back as written: \"%.60s\"",
                        c->listen);
@@ -162,12 +213,18 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
             "[store]\nmap_size_mb = %llu\nmax_map_size_mb = %llu\n\n"
             "[log]\nlevel = %s\n\n"
             "[sync]\nmax_skew_s = %u\nretention_days = %u\n"
-            "clock_ahead = %s\nconnect_timeout_s = %u\n",
+            "clock_ahead = %s\nconnect_timeout_s = %u\n\n"
+            "[http]\nlisten = %s\n%s%s%s%s%s%s"
+            "body_max_mb = %u\nmax_connections = %u\ntimeout_s = %u\n",
             c->listen[0] ? "listen = " : "# listen = tcp://0.0.0.0:7400",
             c->listen, (unsigned long long)c->map_size_mb,
             (unsigned long long)c->max_map_size_mb, c->log_level, c->max_skew_s,
             c->retention_days, bs_clock_policy_name(c->clock_ahead),
-            c->connect_timeout_s);
+            c->connect_timeout_s, c->http_listen[0] ? c->http_listen : "off",
+            c->http_cert[0] ? "cert = " : "# cert = /path/cert.pem",
+            c->http_cert, "\n",
+            c->http_key[0] ? "key = " : "# key = /path/key.pem", c->http_key,
+            "\n", c->http_body_max_mb, c->http_max_conns, c->http_timeout_s);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         unlink(tmp);

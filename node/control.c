@@ -54,9 +54,11 @@ bs_control_serve(bs_daemon *d, const bs_zin *m)
             d, m->rid, m->rn,
             json_pack("{s:b, s:s}", "ok", 0, "error", "bad control request"));
     } else if (strcmp(cmd, "ping") == 0) {
-        bs_control_reply(
-            d, m->rid, m->rn,
-            json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
+        json_t *r = json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid());
+        /* The HTTP API's trouble, for doctor and status. */
+        if (d->http_error[0])
+            json_object_set_new(r, "http_error", json_string(d->http_error));
+        bs_control_reply(d, m->rid, m->rn, r);
     } else if (strcmp(cmd, "reload") == 0) {
         bs_err rv = bs_link_reload(d, &err);
         bs_daemon_log(d, BS_LOG_INFO, "peers reloaded%s%s", rv ? ": " : "",

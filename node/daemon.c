@@ -23,9 +23,12 @@
 #include "../replication/peers.h"
 #include "../replication/retry.h"
 #include "client.h"
+#include "control.h"
 #include "lock.h"
 
-#define SWEEP_MS 1000u
+#define SWEEP_MS      1000u
+#define HTTP_RETRY_MS 2000u               /* after a failed bind */
+#define HTTP_SYNC_MS  (10u * 60u * 1000u) /* POST /v1/peers/NAME/sync */
 
 /* An exchange a peer started with us (on the listener). */
 struct bs_incoming {
@@ -359,6 +362,143 @@ on_sweep(uv_timer_t *t)
     bs_daemon_pump(d);
 }
 
+/* ---- the HTTP API (its own threads; http.h) ---- */
+
+/* An HTTP thread committed a local write: push it, as "changed" does. */
+static void
+on_http_changed(uv_async_t *a)
+{
+    bs_daemon *d = a->data;
+
+    bs_link_push(d, NULL, "local write (http)");
+    bs_daemon_pump(d);
+}
+
+/* hooks.changed: on an HTTP thread; uv_async_send is thread-safe. */
+static void
+http_changed(void *ctx)
+{
+    bs_daemon *d = ctx;
+
+    uv_async_send(&d->http_changed);
+}
+
+/* hooks.sync: on an HTTP thread, which waits for the exchange; the loop
+ * runs it like the CLI's `sync`, through the control socket. */
+static bs_err
+http_sync(void *ctx, const char *peer, char **reply, bs_errbuf *err)
+{
+    bs_daemon *d = ctx;
+    json_t *req = json_pack("{s:s, s:s}", "cmd", "sync", "peer", peer);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    bs_err rv = BS_ENOMEM;
+
+    json_decref(req);
+    if (text != NULL)
+        rv = bs_control_call(d->n->dir, text, HTTP_SYNC_MS, reply, err);
+    free(text);
+    if (rv == BS_ENOTFOUND)
+        rv = bs_errf(err, BS_EUNREACHABLE, "the daemon did not answer");
+    return rv;
+}
+
+static bs_http_opts
+http_opts(bs_daemon *d)
+{
+    const bs_config *c = &d->n->cfg;
+    bs_http_opts o = {0};
+
+    o.listen = c->http_listen;
+    o.cert = c->http_cert;
+    o.key = c->http_key;
+    o.max_conns = c->http_max_conns;
+    o.timeout_s = c->http_timeout_s;
+    o.body_max = (size_t)c->http_body_max_mb << 20;
+    o.api = &d->api;
+    return o;
+}
+
+/*
+ * Before anything starts: the HTTP settings must be usable (a
+ * non-loopback address without TLS refuses to start, P-HTTP), the token
+ * is made if this node predates it, and the API is set up.
+ */
+static bs_err
+http_prepare(bs_daemon *d, bs_errbuf *err)
+{
+    char token[BS_HTTP_TOKEN_LEN + 1];
+    bs_api_hooks hooks = {http_changed, http_sync, d, 1};
+    bs_http_opts o = http_opts(d);
+    bs_err rv;
+
+    if (!d->n->cfg.http_listen[0])
+        return BS_OK;
+    if ((rv = bs_http_check(&o, err)) != BS_OK ||
+        (rv = bs_http_token_load(d->n->dir, 1, token, err)) != BS_OK)
+        return rv;
+    rv = bs_api_init(&d->api, d->n, token, &hooks, err);
+    bs_wipe(token, sizeof token);
+    d->api_ready = rv == BS_OK;
+    return rv;
+}
+
+static void http_try(bs_daemon *d);
+
+static void
+on_http_retry(uv_timer_t *t)
+{
+    http_try(t->data);
+}
+
+/* Bind and serve; on failure say so once, remember why (doctor shows
+ * it) and try again in HTTP_RETRY_MS.  Replication goes on regardless. */
+static void
+http_try(bs_daemon *d)
+{
+    bs_http_opts o = http_opts(d);
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    if (!d->api_ready || d->http != NULL || d->stopping)
+        return;
+    if ((rv = bs_http_start(&o, &d->http, &err)) == BS_OK) {
+        bs_daemon_log(d, BS_LOG_INFO, "HTTP API on %s://%s%s",
+                      o.cert[0] ? "https" : "http", o.listen,
+                      d->http_error[0] ? " (bound at last)" : "");
+        d->http_error[0] = '\0';
+        return;
+    }
+    if (strcmp(d->http_error, bs_errmsg(&err, rv)) != 0)
+        bs_daemon_log(d, BS_LOG_WARN,
+                      "%s; HTTP API not served, retrying every %u s "
+                      "(replication goes on)",
+                      bs_errmsg(&err, rv), HTTP_RETRY_MS / 1000);
+    snprintf(d->http_error, sizeof d->http_error, "%s", bs_errmsg(&err, rv));
+    uv_timer_start(&d->http_retry, on_http_retry, HTTP_RETRY_MS, 0);
+}
+
+static void
+http_start_loop(bs_daemon *d)
+{
+    uv_async_init(&d->loop, &d->http_changed, on_http_changed);
+    d->http_changed.data = d;
+    uv_timer_init(&d->loop, &d->http_retry);
+    d->http_retry.data = d;
+    http_try(d);
+}
+
+/* Stop serving before the loop's handles close: no HTTP thread may wake
+ * a closed async handle, or use the node after it is closed. */
+static void
+http_shutdown(bs_daemon *d)
+{
+    bs_http_stop(d->http);
+    d->http = NULL;
+    if (d->api_ready)
+        bs_api_fini(&d->api);
+    d->api_ready = 0;
+}
+
 /* ---- signals and lifetime ---- */
 
 static void
@@ -394,6 +534,12 @@ on_signal(uv_signal_t *h, int signum)
             bs_daemon_log(d, BS_LOG_WARN,
                           "SIGHUP: a new listen address takes effect "
                           "at the next start");
+        if (strcmp(cfg.http_listen, d->n->cfg.http_listen) != 0 ||
+            strcmp(cfg.http_cert, d->n->cfg.http_cert) != 0 ||
+            strcmp(cfg.http_key, d->n->cfg.http_key) != 0)
+            bs_daemon_log(d, BS_LOG_WARN,
+                          "SIGHUP: new [http] settings take effect at the "
+                          "next start");
         bs_daemon_log(d, BS_LOG_INFO, "configuration re-read (log level %s)",
                       level_names[d->level]);
         if (bs_link_reload(d, &err) != BS_OK)
@@ -507,6 +653,7 @@ bs_daemon_run(const bs_daemon_opts *o)
         o->log_level >= 0 ? o->log_level : parse_level(d.n->cfg.log_level);
     if ((rv = bs_node_secret(d.n, &d.sk, &err)) != BS_OK ||
         (rv = bs_node_curve(d.n, d.curve_pk, d.curve_sk, &err)) != BS_OK ||
+        (rv = http_prepare(&d, &err)) != BS_OK ||
         (rv = bs_zmq_new(&d.z, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
         status = bs_err_exit_code(rv);
@@ -534,6 +681,7 @@ bs_daemon_run(const bs_daemon_opts *o)
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sighup, on_signal, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
+    http_start_loop(&d);
     bs_node_id_format(d.n->meta.pk, id);
     bs_daemon_log(&d, BS_LOG_INFO, "node %s (%s) %s listening on %s",
                   d.n->meta.name, bs_role_name(d.n->meta.role), id,
@@ -543,10 +691,12 @@ bs_daemon_run(const bs_daemon_opts *o)
     bs_daemon_pump(&d);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     status = 0;
+    http_shutdown(&d);
     /* An exchange in flight is abandoned here; its applied sets are
      * committed and the next exchange resumes from the vectors. */
     free_all(&d);
 out_loop:
+    http_shutdown(&d);
     uv_walk(&d.loop, close_walk, NULL);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_loop_close(&d.loop);
@@ -555,6 +705,7 @@ out_loop:
     unlink(sock);
     bs_zmq_free(d.z);
 out_node:
+    http_shutdown(&d);
     bs_wipe(d.curve_sk, sizeof d.curve_sk);
     bs_node_close(d.n);
     bs_lock_release(lock); /* last: the next daemon may start now */

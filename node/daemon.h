@@ -12,13 +12,18 @@
  *
  * Control socket: ipc://DIR/control.sock (DIR is 0700, so only the node's
  * owner reaches it).  Requests and replies are JSON objects:
- *   {"cmd":"ping"}                 -> {"ok":true,"pid":N}
+ *   {"cmd":"ping"}                 -> {"ok":true,"pid":N} (and
+ *                                     "http_error" while the HTTP API
+ *                                     cannot be served, http.h)
  *   {"cmd":"sync","peer":"NAME"}   -> when done: {"ok":true,...stats} or
  *                                     {"ok":false,"error":"...","code":N}
  *   {"cmd":"reload"}               -> re-read peers, schedules, allow-list
  *   {"cmd":"changed"}              -> a local write: push to online peers
  *   {"cmd":"status"}               -> per-peer next run and link state
  * The CLI sends them with bs_control_call (control.h).
+ *
+ * The HTTP API (http.h, http_api.h) runs on its own threads; a write it
+ * makes wakes the loop through a uv_async handle, as "changed" does.
  *
  * The daemon is three files sharing daemon_int.h: daemon.c (the loop,
  * signals, start and stop, exchanges peers start with us), link.c (the

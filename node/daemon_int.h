@@ -18,6 +18,7 @@
 
 #include "../replication/session.h"
 #include "daemon.h"
+#include "http.h"
 #include "transport.h"
 
 #define BS_DAEMON_IDLE_MS 30000u /* a session silent this long has failed */
@@ -40,6 +41,14 @@ typedef struct bs_daemon {
     bs_link *links;       /* owned (link.c) */
     bs_incoming *inbound; /* owned (daemon.c) */
     int level;            /* bs_log_level: what bs_daemon_log prints */
+    /* The HTTP API (daemon.c): served on its own threads while http is
+     * set; otherwise http_error says why and http_retry tries again. */
+    bs_http *http;
+    bs_api api;
+    int api_ready;
+    uv_async_t http_changed; /* an HTTP write committed */
+    uv_timer_t http_retry;
+    char http_error[BS_ERRMSG_LEN];
     int stopping, pumping;
 } bs_daemon;
 

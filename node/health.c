@@ -404,6 +404,14 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
                               "branchsyncd runs for this node but does not "
                               "answer on its control socket")) != BS_OK)
         return rv;
+    if (o->http_error != NULL && o->http_error[0] &&
+        (rv = bs_problems_add(
+             out, "http_down", "",
+             "free that address or set another in [http] listen of "
+             "branchsync.conf and restart branchsyncd (it retries every few "
+             "seconds meanwhile; replication goes on)",
+             "the HTTP API is not served: %s", o->http_error)) != BS_OK)
+        return rv;
     if (o->map_max != 0 && used > o->map_max / 100 * BS_HEALTH_MAP_PCT &&
         (rv = bs_problems_add(
              out, "map_low", "",

@@ -20,7 +20,7 @@ typedef struct bs_problem {
     /* A stable token: "held", "refused", "held_there", "quarantined",
      * "needs_full_resync", "refused_by_rule",
      * "silent", "peer_error", "clock_skew", "store_corrupt", "disk_low",
-     * "map_low", "daemon_down". */
+     * "map_low", "daemon_down", "http_down". */
     const char *kind;
     char subject[96]; /* the peer or origin it concerns; "" for the node */
     char what[BS_PROBLEM_TEXT_MAX + 1]; /* what is wrong, one line */
@@ -49,6 +49,9 @@ typedef struct bs_health_opts {
     /* A verification's finding (bs_store verify), or NULL when none ran
      * or it found nothing. */
     const char *corrupt;
+    /* Why the running daemon does not serve its HTTP API (it cannot bind
+     * [http] listen), or NULL / "" when it does or nobody asked. */
+    const char *http_error;
 } bs_health_opts;
 
 #define BS_HEALTH_GRACE_MS (5 * 60 * 1000ull)

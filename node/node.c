@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../replication/crypto.h"
 #include "../replication/keys.h"
 #include "../replication/streams.h"
 #include "../replication/verify.h"
+#include "http.h"
 #include "legacy.h"
 #include "lock.h"
 
@@ -123,7 +125,7 @@ bs_node_create(const char *dir, const bs_node_init *in, bs_errbuf *err)
     bs_store *store;
     bs_store_opts so = {.create = 1};
     create_ctx cc = {&meta};
-    char made[4200];
+    char made[4200], token[BS_HTTP_TOKEN_LEN + 1];
     int made_dir = 0;
     bs_err rv;
 
@@ -152,9 +154,17 @@ bs_node_create(const char *dir, const bs_node_init *in, bs_errbuf *err)
         bs_crypto_random(meta.infobase, BS_INFOBASE_LEN);
         memcpy(meta.hub, meta.pk, BS_PK_LEN);
     }
+    /* The HTTP API's bearer token, beside the identity key. */
+    if ((rv = bs_http_token_load(dir, 1, token, err)) != BS_OK)
+        goto fail;
+    bs_wipe(token, sizeof token);
     bs_config_defaults(&cfg);
     if (in->listen)
         snprintf(cfg.listen, sizeof cfg.listen, "%s", in->listen);
+    if (in->http && strcmp(in->http, "off") == 0)
+        cfg.http_listen[0] = '\0';
+    else if (in->http)
+        snprintf(cfg.http_listen, sizeof cfg.http_listen, "%s", in->http);
     if ((rv = bs_config_save(dir, &cfg, err)) != BS_OK)
         goto fail;
     so.map_size = cfg.map_size_mb << 20;

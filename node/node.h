@@ -2,7 +2,8 @@
  * node.h - a node directory opened for use: configuration, store and (on
  * demand) the secret key.  Used by the CLI and the daemon.
  *
- * Layout of DIR:  branchsync.conf  keys/node.key  store/data.mdb
+ * Layout of DIR:  branchsync.conf  keys/node.key  keys/api.token (http.h)
+ *                 store/data.mdb
  *                 store.lock  daemon.lock  (lock.h; docs/storage.md §1)
  *
  * Who may use a directory at once: any number of processes with the store
@@ -31,6 +32,7 @@ typedef struct bs_node_init {
     const char *name;
     int role;
     const char *listen; /* may be NULL */
+    const char *http;   /* [http] listen: HOST:PORT or "off"; NULL: default */
 } bs_node_init;
 
 /*

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,7 +38,32 @@ struct bs_store {
     int readonly;
     int broken; /* the map was lost when it could not be remapped */
     int slot;   /* in fault_slots, or -1 */
+    /* Threads of one process share the environment (the daemon's loop and
+     * its HTTP threads, MDB_NOTLS): every transaction holds this shared,
+     * and a remap (growth, or adopting another process's growth) takes it
+     * exclusively, because LMDB must not remap under a live transaction.
+     * A thread that itself holds a transaction remaps without it, as
+     * before (nothing else of it can run meanwhile). */
+    pthread_rwlock_t remap;
 };
+
+/* Transactions this thread holds, of any store: remap_lock skips the lock
+ * when it is not zero, so a thread never waits for itself. */
+static _Thread_local int txns_held;
+
+static void
+remap_lock(bs_store *s)
+{
+    if (txns_held == 0)
+        pthread_rwlock_wrlock(&s->remap);
+}
+
+static void
+remap_unlock(bs_store *s)
+{
+    if (txns_held == 0)
+        pthread_rwlock_unlock(&s->remap);
+}
 
 struct bs_txn {
     bs_store *s;
@@ -300,6 +326,16 @@ bs_store_open(const char *dir, const bs_store_opts *o, bs_store **out,
     if ((s = calloc(1, sizeof *s)) == NULL)
         return BS_ENOMEM;
     s->slot = -1;
+    {
+        /* Writer first: readers on other threads come and go nonstop and
+         * would starve a remap.  No thread takes it twice (txns_held). */
+        pthread_rwlockattr_t a;
+        pthread_rwlockattr_init(&a);
+        pthread_rwlockattr_setkind_np(
+            &a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&s->remap, &a);
+        pthread_rwlockattr_destroy(&a);
+    }
     snprintf(s->path, sizeof s->path, "%s/store", dir);
     s->readonly = o->readonly;
     s->max_map = o->max_map_size ? o->max_map_size : DEFAULT_MAX;
@@ -351,6 +387,7 @@ err_after_env:
     fault_release(s);
     mdb_env_close(s->env);
 err_after_alloc:
+    pthread_rwlock_destroy(&s->remap);
     free(s);
     return rv;
 }
@@ -362,6 +399,7 @@ bs_store_close(bs_store *s)
         return;
     fault_release(s);
     mdb_env_close(s->env);
+    pthread_rwlock_destroy(&s->remap);
     free(s);
 }
 
@@ -400,18 +438,26 @@ txn_begin(bs_store *s, int write, bs_txn **out, bs_errbuf *err)
     t->s = s;
     t->write = write;
     for (int tries = 0;; tries++) {
+        if (txns_held == 0)
+            pthread_rwlock_rdlock(&s->remap);
         LMDB_ENTER();
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
         LMDB_LEAVE();
+        if (rc == 0)
+            break;
+        if (txns_held == 0)
+            pthread_rwlock_unlock(&s->remap);
         /* Another process grew the map: adopt its size and retry.  A failed
          * remap leaves LMDB without a map (mdb_env_set_mapsize). */
         if (rc == MDB_MAP_RESIZED && tries < 8) {
-            if ((rc = mdb_env_set_mapsize(s->env, 0)) != 0) {
+            remap_lock(s);
+            rc = mdb_env_set_mapsize(s->env, 0);
+            if (rc != 0)
                 s->broken = 1;
-                fault_update(s);
-                break;
-            }
             fault_update(s);
+            remap_unlock(s);
+            if (rc != 0)
+                break;
             continue;
         }
         break;
@@ -420,6 +466,7 @@ txn_begin(bs_store *s, int write, bs_txn **out, bs_errbuf *err)
         free(t);
         return lmdb_fail(err, rc, "begin transaction");
     }
+    txns_held++;
     *out = t;
     return BS_OK;
 }
@@ -436,6 +483,8 @@ bs_txn_abort(bs_txn *t)
     if (t == NULL)
         return;
     mdb_txn_abort(t->txn);
+    if (--txns_held == 0)
+        pthread_rwlock_unlock(&t->s->remap);
     free(t);
 }
 
@@ -493,18 +542,21 @@ grow(bs_store *s, bs_errbuf *err)
                        "%llu MiB (at most %llu MiB) with %.1f MiB free on "
                        "disk in %s: free disk space and try again",
                        mib(cur), mib(s->max_map), disk, s->path);
-    if ((rc = mdb_env_set_mapsize(s->env, next)) != 0) {
+    remap_lock(s);
+    rc = mdb_env_set_mapsize(s->env, next);
+    if (rc != 0)
+        s->broken = 1;
+    fault_update(s);
+    remap_unlock(s);
+    if (rc != 0) {
         /* LMDB unmapped the old map first: the environment has none now,
          * and only closing it is safe. */
-        s->broken = 1;
-        fault_update(s);
         return bs_errf(err, BS_EMAPFULL,
                        "store is full: the map cannot grow from %llu to %llu "
                        "MiB (at most %llu MiB, %.1f MiB free on disk): %s",
                        mib(cur), mib(next), mib(s->max_map), disk,
                        mdb_strerror(rc));
     }
-    fault_update(s);
     return BS_OK;
 }
 
@@ -562,6 +614,8 @@ bs_store_write(bs_store *s, bs_write_fn fn, void *arg, bs_errbuf *err)
             LMDB_ENTER();
             rc = mdb_txn_commit(t->txn);
             LMDB_LEAVE();
+            if (--txns_held == 0)
+                pthread_rwlock_unlock(&s->remap);
             free(t);
             if (rc == 0)
                 return BS_OK;

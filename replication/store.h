@@ -10,6 +10,13 @@
  * Commits are durable: no MDB_NOSYNC, MDB_MAPASYNC or MDB_WRITEMAP (P11).
  * Another process (the daemon or another CLI) may hold the writer lock;
  * bs_store_write then waits for it rather than failing.
+ *
+ * Threads: one bs_store may serve several threads of a process (the
+ * daemon's loop and its HTTP threads); the environment is MDB_NOTLS and a
+ * transaction belongs to the thread that began it.  Growing the map waits
+ * until no other thread of the process holds a transaction (LMDB must not
+ * remap under one).  A thread must not begin a write while it holds a read
+ * transaction of its own.
  */
 #ifndef BS_STORE_H
 #define BS_STORE_H

@@ -23,6 +23,7 @@ typedef struct bs_cli {
     const char *writers, *scope, *owner_field, *policy;
     int all;
     int hub;          /* peer add --hub */
+    const char *http; /* init --http */
     const char *keep; /* quarantine release --keep */
     long batch;
     int argc;
@@ -47,6 +48,7 @@ BS_MUST_CHECK bs_err bs_cli_core(bs_cli *c, int sign, bs_node **n,
 /* Commands. */
 bs_err bs_cmd_init(bs_cli *c);
 bs_err bs_cmd_id(bs_cli *c);
+bs_err bs_cmd_api_token(bs_cli *c);
 bs_err bs_cmd_status(bs_cli *c);
 bs_err bs_cmd_put(bs_cli *c);
 bs_err bs_cmd_get(bs_cli *c);

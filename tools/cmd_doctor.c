@@ -12,14 +12,19 @@
 #include "cli.h"
 #include "output.h"
 
-/* Whether branchsyncd runs for the node (health.h's `daemon`). */
+/* Whether branchsyncd runs for the node (health.h's `daemon`), and why
+ * it does not serve HTTP (its ping reply's "http_error"), into http. */
 static int
-daemon_state(const char *dir)
+daemon_state(const char *dir, char *http, size_t n)
 {
     bs_errbuf err = {{0}};
     char *reply = NULL;
     bs_err rv = bs_control_call(dir, "{\"cmd\":\"ping\"}", 2000, &reply, &err);
+    json_t *j = rv == BS_OK ? json_loads(reply, 0, NULL) : NULL;
+    const char *e = json_string_value(json_object_get(j, "http_error"));
 
+    snprintf(http, n, "%s", e ? e : "");
+    json_decref(j);
     free(reply);
     return rv == BS_OK ? 1 : rv == BS_ENOTFOUND ? 0 : 2;
 }
@@ -28,14 +33,15 @@ bs_err
 bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
                 const char *corrupt, bs_problems *out)
 {
-    char path[4200];
+    char path[4200], http[BS_ERRMSG_LEN];
     bs_health_opts o = {0};
     struct statvfs vfs;
 
     o.dir = c->dir;
     o.now_ms = bs_clock_system.now_ms(NULL);
     o.map_max = n->cfg.max_map_size_mb << 20;
-    o.daemon = daemon_state(c->dir);
+    o.daemon = daemon_state(c->dir, http, sizeof http);
+    o.http_error = http;
     o.corrupt = corrupt;
     snprintf(path, sizeof path, "%s/store", c->dir);
     if (statvfs(path, &vfs) == 0) {

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "../node/health.h"
+#include "../node/http.h"
 #include "../node/schedule.h"
+#include "../replication/crypto.h"
 #include "../replication/purge.h"
 #include "cli.h"
 #include "output.h"
@@ -80,6 +82,14 @@ bs_cmd_init(bs_cli *c)
                        "bad endpoint \"%.80s\": use tcp://HOST:PORT",
                        c->listen);
     in.listen = c->listen;
+    if (c->http && strcmp(c->http, "off") != 0 &&
+        (bs_http_addr_parse(c->http, NULL, NULL, NULL, &c->err) != BS_OK ||
+         !bs_config_value_ok(c->http)))
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad --http \"%.80s\": use HOST:PORT (e.g. "
+                       "127.0.0.1:7480) or off",
+                       c->http);
+    in.http = c->http;
     if ((rv = bs_node_create(c->dir, &in, &c->err)) != BS_OK)
         return rv;
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
@@ -139,6 +149,27 @@ next_runs(const bs_status *st, int64_t now)
             json_array_append_new(runs, json_null());
     }
     return runs;
+}
+
+bs_err
+bs_cmd_api_token(bs_cli *c)
+{
+    char token[BS_HTTP_TOKEN_LEN + 1];
+    bs_node *n;
+    bs_err rv;
+
+    /* Open the node first: a directory that is no node gets no token. */
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    bs_node_close(n);
+    if ((rv = bs_http_token_load(c->dir, 1, token, &c->err)) != BS_OK)
+        return rv;
+    if (c->json)
+        bs_out_json(json_pack("{s:s}", "token", token));
+    else
+        printf("%s\n", token);
+    bs_wipe(token, sizeof token);
+    return BS_OK;
 }
 
 bs_status_opts

@@ -30,6 +30,7 @@ enum {
     O_QUIET = 1u << 15,
     O_HUB = 1u << 16,
     O_KEEP = 1u << 17,
+    O_HTTP = 1u << 18,
 };
 
 typedef struct cmd {
@@ -43,8 +44,10 @@ typedef struct cmd {
 } cmd;
 
 static const cmd cmds[] = {
-    {"init", bs_cmd_init, O_DIR | O_JSON | O_NAME | O_ROLE | O_LISTEN, 0, 0,
-     "init -d DIR --name NAME [--role hub|branch] [--listen ENDPOINT]",
+    {"init", bs_cmd_init, O_DIR | O_JSON | O_NAME | O_ROLE | O_LISTEN | O_HTTP,
+     0, 0,
+     "init -d DIR --name NAME [--role hub|branch] [--listen ENDPOINT] "
+     "[--http ADDR]",
      "create a node: store, configuration and identity keys",
      "Creates DIR (mode 0700, and its missing parents) with a new Ed25519\n"
      "identity key (keys/node.key, mode 0600), a configuration file and an\n"
@@ -52,7 +55,17 @@ static const cmd cmds[] = {
      "joins one on its first exchange with the hub.  NAME: 1-64 of A-Z a-z\n"
      "0-9 _ . - starting with a letter or digit.  ENDPOINT: where peers\n"
      "reach this node, e.g. tcp://0.0.0.0:7400; without --listen the node\n"
-     "only calls out.  Refuses a directory that already holds a node.\n"},
+     "only calls out.  --http HOST:PORT: where branchsyncd serves the HTTP\n"
+     "API ([http] listen, default 127.0.0.1:7480; off: none; an address\n"
+     "other than loopback needs [http] cert and key).  The API's token is\n"
+     "made in keys/api.token (see api-token).  Refuses a directory that\n"
+     "already holds a node.\n"},
+    {"api-token", bs_cmd_api_token, O_DIR | O_JSON, 0, 0, "api-token",
+     "print the HTTP API's bearer token",
+     "Prints the token every HTTP API request but GET /health and GET\n"
+     "/metrics sends as 'Authorization: Bearer TOKEN' (docs/api.md).  It\n"
+     "lives in DIR/keys/api.token (mode 0600); a node made before the HTTP\n"
+     "API gets one here or at its daemon's next start.\n"},
     {"id", bs_cmd_id, O_DIR | O_JSON | O_QUIET, 0, 0, "id [-q]",
      "print the node's name and ID",
      "Prints the node's name and its ID: the printable form of its public\n"
@@ -233,6 +246,7 @@ static const struct option longopts[] = {
     {"policy", required_argument, NULL, 1000 + 14},
     {"hub", no_argument, NULL, 1000 + 16},
     {"keep", required_argument, NULL, 1000 + 17},
+    {"http", required_argument, NULL, 1000 + 18},
     {NULL, 0, NULL, 0},
 };
 
@@ -273,6 +287,8 @@ opt_name(unsigned bit)
     };
     if (bit == O_HUB)
         return "--hub";
+    if (bit == O_HTTP)
+        return "--http";
     if (bit == O_KEEP)
         return "--keep";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -444,6 +460,10 @@ main(int argc, char **argv)
         case 1017:
             c.keep = optarg;
             seen |= O_KEEP;
+            break;
+        case 1018:
+            c.http = optarg;
+            seen |= O_HTTP;
             break;
         case ':':
             return bad_option(argc, argv, 1);

@@ -99,7 +99,8 @@ typedef struct node {
     char endpoint[64];      /* "" for a node that does not listen */
     char id[128];
     int port;
-    pid_t pid; /* the running daemon, 0 when none */
+    int http_port; /* its HTTP API on 127.0.0.1 ([http] listen) */
+    pid_t pid;     /* the running daemon, 0 when none */
 } node;
 
 static char p_base[256];
@@ -523,6 +524,7 @@ node_new(const char *name, int hub, int listen)
     node *n;
     run r = {0};
     json_t *j;
+    char http[64];
 
     cr_assert_lt(p_nnodes, P_MAX_NODES);
     n = &p_nodes[p_nnodes++];
@@ -530,14 +532,19 @@ node_new(const char *name, int hub, int listen)
     snprintf(n->name, sizeof n->name, "%s", name);
     snprintf(n->dir, sizeof n->dir, "%s/%s", p_base, name);
     snprintf(n->logpath, sizeof n->logpath, "%s/%s.log", p_base, name);
+    /* Every node its own HTTP port: daemons on one machine never fight
+     * over the default one. */
+    n->http_port = p_free_port();
+    snprintf(http, sizeof http, "127.0.0.1:%d", n->http_port);
     if (listen) {
         n->port = p_free_port();
         snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d",
                  n->port);
         CLI_OK(&r, n, "init", "--name", name, "--role", hub ? "hub" : "branch",
-               "--listen", n->endpoint);
+               "--listen", n->endpoint, "--http", http);
     } else {
-        CLI_OK(&r, n, "init", "--name", name, "--role", hub ? "hub" : "branch");
+        CLI_OK(&r, n, "init", "--name", name, "--role", hub ? "hub" : "branch",
+               "--http", http);
     }
     CLI_OK(&r, n, "id", "--json");
     j = p_json(&r);

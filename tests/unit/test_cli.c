@@ -2244,6 +2244,55 @@ Test(cli, without_a_pinned_hub_a_branch_joins_nothing)
     free(bid);
 }
 
+/* A whole file (malloc'd). */
+static char *
+file_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+    char *p;
+
+    cr_assert_not_null(f, "%s", path);
+    p = slurp(f, &n);
+    fclose(f);
+    return p;
+}
+
+/* Issue 10 item 1: init makes the HTTP API's token (0600), `api-token`
+ * prints it, and `init --http` sets [http] listen or refuses a bad
+ * address with exit 2 and nothing created. */
+Test(cli, init_makes_the_api_token_and_api_token_prints_it)
+{
+    char dir[200], path[260], conf[260], *file, *text;
+    struct stat st;
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/web", root);
+    r = CLI("init", "-d", dir, "--name", "web", "--http", "tcp://x:1");
+    cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "--http", "init --http");
+    res_free(&r);
+    cr_assert_neq(stat(dir, &st), 0, "a refused init created %s", dir);
+    CLI_OK("init", "init", "-d", dir, "--name", "web", "--http",
+           "127.0.0.1:18080");
+    snprintf(path, sizeof path, "%s/keys/api.token", dir);
+    cr_assert_eq(stat(path, &st), 0, "init made no token");
+    cr_assert_eq(st.st_mode & 0777, 0600, "token mode %o", st.st_mode & 0777);
+    r = CLI("api-token", "-d", dir);
+    assert_ok(r, "api-token");
+    file = file_text(path);
+    cr_assert_str_eq(r.out, file, "api-token prints the file");
+    cr_assert_eq(strlen(r.out), 65, "64 hex digits and a newline: %s", r.out);
+    free(file);
+    res_free(&r);
+    snprintf(conf, sizeof conf, "%s/branchsync.conf", dir);
+    text = file_text(conf);
+    cr_assert(strstr(text, "[http]\nlisten = 127.0.0.1:18080\n"), "%s", text);
+    free(text);
+    r = CLI("api-token", "-d", root);
+    cr_assert_neq(r.code, 0, "api-token outside a node");
+    res_free(&r);
+}
 /* ---- issue 9 items 1 and 8: access rules, the head office's status ---- */
 
 /* A hub and a branch paired both ways, the branch joined and its

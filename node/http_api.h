@@ -1,0 +1,105 @@
+/*
+ * http_api.h - what each HTTP request does: routing, authentication, the
+ * JSON documents and the mapping of bs_err to HTTP statuses
+ * (docs/api.md).  Independent of the HTTP library: http.c turns a request
+ * into a bs_api_req and sends the bs_api_resp back, and the unit tests
+ * call bs_api_handle directly.
+ *
+ * Rules:
+ *   - Every path but GET /health and GET /metrics needs
+ *     `Authorization: Bearer TOKEN`; else 401.
+ *   - Errors are {"error": "one line", "code": HTTP status}: 400 bad input
+ *     (nothing written), 401, 403 a collection rule forbids the write
+ *     (BS_EPERM), 404 not found, 405 wrong method, 413 body too large,
+ *     500 this node's own trouble, 503 not ready (a peer unreachable, the
+ *     node busy).
+ *   - Reads run in one read transaction per request; writes go through the
+ *     core API (records.h, load.h, resolution.h) in their own write
+ *     transaction, exactly as the CLI's, and then call hooks.changed.
+ *
+ * Thread safety: bs_api_handle may run on many threads at once; the node
+ * is shared (its store was opened MDB_NOTLS, its key loaded before).
+ */
+#ifndef BS_HTTP_API_H
+#define BS_HTTP_API_H
+
+#include "../replication/common.h"
+#include "node.h"
+
+/* What the API asks of the process that serves it. */
+typedef struct bs_api_hooks {
+    /* A local write committed: push it to online peers.  Any thread; must
+     * not block.  NULL: nobody to tell. */
+    void (*changed)(void *ctx);
+    /*
+     * Exchange with peer now, both ways, and wait for the end (the daemon
+     * asks its own loop through the control socket).  *reply_json: the
+     * control reply (malloc'd), set on BS_OK.  NULL: 503 "no daemon".
+     */
+    bs_err (*sync)(void *ctx, const char *peer, char **reply_json,
+                   bs_errbuf *err);
+    void *ctx;
+    /* health.h's `daemon` field: 1 when served by the daemon. */
+    int daemon;
+} bs_api_hooks;
+
+/* HTTP statuses counted for GET /metrics. */
+#define BS_API_NSTATUS 12
+extern const int bs_api_statuses[BS_API_NSTATUS];
+
+/* Caller-owned; bs_api_init / bs_api_fini. */
+typedef struct bs_api {
+    bs_node *n;     /* borrowed */
+    bs_core core;   /* from n, signing */
+    char token[80]; /* the bearer token */
+    bs_api_hooks hooks;
+    /* requests answered, per bs_api_statuses entry (the last: others) */
+    uint64_t answered[BS_API_NSTATUS];
+} bs_api;
+
+/*
+ * Set api up for node n (opened writable; its secret key is loaded here,
+ * on the calling thread, so the serving threads only read it).  token is
+ * copied.  BS_EKEY when the key cannot be loaded.
+ */
+BS_MUST_CHECK bs_err bs_api_init(bs_api *api, bs_node *n, const char *token,
+                                 const bs_api_hooks *hooks, bs_errbuf *err);
+void bs_api_fini(bs_api *api);
+
+typedef struct bs_api_req {
+    const char *method; /* "GET", "PUT", ... */
+    const char *path;   /* decoded, without the query string */
+    /* A query argument's decoded value, NULL when absent. */
+    const char *(*arg)(void *ctx, const char *name);
+    void *arg_ctx;
+    const char *auth; /* the Authorization header, or NULL */
+    const char *body; /* the request body (may be NULL when body_len 0) */
+    size_t body_len;
+} bs_api_req;
+
+typedef struct bs_api_resp {
+    int status;
+    char *body; /* malloc'd; the caller frees it */
+    size_t len;
+    const char *type; /* a constant Content-Type */
+} bs_api_resp;
+
+/* Answer one request; *out is always set (500 when out of memory). */
+void bs_api_handle(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+
+/*
+ * Whether rq may go on before its body is read: 1 if so; else *out is
+ * the answer (401).  bs_api_handle checks again; http.c calls this on the
+ * request's first call, so an unauthorized upload is never read.
+ */
+int bs_api_admit(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+
+/* An error answer {"error": msg, "code": status}, counted. */
+void bs_api_error(bs_api *api, int status, const char *msg, bs_api_resp *out);
+
+/* The HTTP status of a core error: 400 for bad input (exit code 2) but
+ * 403 for BS_EPERM, 404 for BS_ENOTFOUND, 503 for a peer or the node not
+ * ready, 500 for the rest. */
+int bs_api_status_of(bs_err e);
+
+#endif

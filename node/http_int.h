@@ -1,0 +1,36 @@
+/*
+ * http_int.h - PRIVATE to http_api.c and http_ops.c: the response
+ * helpers and the handlers of the operator endpoints (status, health,
+ * metrics, conflicts, peers, log, sync), which http_api.c routes to.
+ */
+#ifndef BS_HTTP_INT_H
+#define BS_HTTP_INT_H
+
+#include <jansson.h>
+
+#include "http_api.h"
+
+/* Answer body (malloc'd, taken; NULL: out of memory, 500), counted. */
+void bs_api_answer(bs_api *api, int status, char *body, const char *type,
+                   bs_api_resp *out);
+/* Answer j (reference taken) with status; 500 when out of memory. */
+void bs_api_json(bs_api *api, int status, json_t *j, bs_api_resp *out);
+/* Answer the core error rv with its message (err's detail if set). */
+void bs_api_fail(bs_api *api, bs_err rv, const bs_errbuf *err,
+                 bs_api_resp *out);
+/* A query argument, NULL when absent. */
+const char *bs_api_arg(const bs_api_req *rq, const char *name);
+
+/* ---- http_ops.c ---- */
+void bs_api_status(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+void bs_api_health(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+void bs_api_metrics(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+void bs_api_conflicts(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+void bs_api_resolve(bs_api *api, const bs_api_req *rq, const char *cid,
+                    bs_api_resp *out);
+void bs_api_peers(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+void bs_api_sync(bs_api *api, const bs_api_req *rq, const char *peer,
+                 bs_api_resp *out);
+void bs_api_log(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+
+#endif

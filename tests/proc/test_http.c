@@ -1,0 +1,502 @@
+/*
+ * test_http.c - the HTTP API of a real branchsyncd (issue 10 items 1, 2
+ * and 5), driven with libcurl on 127.0.0.1, each node on a free port:
+ *   1. the token, records round trip, paging, bulk, bad input (400,
+ *      nothing written), 404, 405, 413, /health and /metrics;
+ *   2. a write through HTTP reaches a paired online peer;
+ *   3. a write a collection rule forbids is 403 and writes nothing;
+ *   4. an HTTP port already taken: the daemon replicates anyway, doctor
+ *      names the problem, and the API is served once the port is free;
+ *   5. a non-loopback address without TLS: the daemon refuses to start;
+ *   6. a client that sends nothing does not stop the others;
+ *   7. with [http] cert and key the API is served over TLS only.
+ *
+ * Run one: test_proc_http --filter 'http/bulk*' --verbose.
+ */
+#include "proc_util.h"
+
+#include <curl/curl.h>
+#include <regex.h>
+
+#define SUITE_TIMEOUT 240
+
+static void
+setup(void)
+{
+    p_setup();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void
+teardown(void)
+{
+    p_teardown();
+    curl_global_cleanup();
+}
+
+TestSuite(http, .init = setup, .fini = teardown, .timeout = SUITE_TIMEOUT);
+
+/* ---- a small libcurl client ---- */
+
+typedef struct resp {
+    long status; /* 0: no answer (connection refused, timeout) */
+    char *body;
+    size_t n;
+} resp;
+
+static size_t
+on_data(char *p, size_t sz, size_t nm, void *ctx)
+{
+    resp *r = ctx;
+
+    p_append(&r->body, &r->n, p, sz * nm);
+    return sz * nm;
+}
+
+static const char *p_scheme = "http"; /* "https" in test 7 */
+
+/* method on n's HTTP port; token NULL: no Authorization header. */
+static resp
+http_len(const node *n, const char *token, const char *method, const char *path,
+         const char *body, size_t blen)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[512], auth[256];
+    resp r = {0, strdup(""), 0};
+
+    cr_assert_not_null(c);
+    snprintf(url, sizeof url, "%s://127.0.0.1:%d%s", p_scheme, n->http_port,
+             path);
+    /* test 7's certificate is self-signed */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (token != NULL) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    if (body != NULL) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static resp
+http(const node *n, const char *token, const char *method, const char *path,
+     const char *body)
+{
+    return http_len(n, token, method, path, body, body ? strlen(body) : 0);
+}
+
+/* A request that must answer `want`; its body parsed as JSON (text
+ * answers: NULL). */
+static json_t *
+expect(const node *n, const char *token, int want, const char *method,
+       const char *path, const char *body)
+{
+    resp r = http(n, token, method, path, body);
+    json_t *j = json_loads(r.body, JSON_DECODE_ANY, NULL);
+
+    cr_assert_eq(r.status, want, "%s %s on %s: %ld, want %d: %s", method, path,
+                 n->name, r.status, want, r.body);
+    free(r.body);
+    return j;
+}
+
+/* The node's API token, as `api-token` prints it. */
+static void
+token_of(const node *n, char *buf, size_t len)
+{
+    run r = {0};
+
+    CLI_OK(&r, n, "api-token");
+    r.out[strcspn(r.out, "\r\n")] = '\0';
+    cr_assert_eq(strlen(r.out), 64, "api-token: \"%s\"", r.out);
+    snprintf(buf, len, "%s", r.out);
+    run_free(&r);
+}
+
+/* Append settings to n's configuration file (read at the next start). */
+static void
+conf_append(const node *n, const char *text)
+{
+    char path[PATH_MAX + 32];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/branchsync.conf", n->dir);
+    f = fopen(path, "a");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Wait until n's API answers /health (any status). */
+static void
+http_wait(const node *n)
+{
+    int ok;
+    resp r = {0};
+
+    POLL(ok, 10000,
+         (free(r.body), r = http(n, NULL, "GET", "/health", NULL),
+          r.status != 0));
+    free(r.body);
+    cr_assert(ok, "the HTTP API of %s did not answer in 10 s", n->name);
+}
+
+/* ---- 1. one node, every kind of answer ---- */
+
+Test(http, records_paging_bulk_and_errors)
+{
+    node *n = node_new("head", 1, 0);
+    char tok[128], d0[256], d1[256], path[128];
+    json_t *j;
+    run r = {0};
+
+    conf_append(n, "[http]\nbody_max_mb = 1\n");
+    token_of(n, tok, sizeof tok);
+    daemon_start(n);
+    http_wait(n);
+
+    /* No token, a bad token: 401 with a JSON error. */
+    j = expect(n, NULL, 401, "GET", "/v1/status", NULL);
+    cr_assert_eq(json_integer_value(json_object_get(j, "code")), 401);
+    cr_assert(json_is_string(json_object_get(j, "error")));
+    json_decref(j);
+    json_decref(expect(n, "not-the-token", 401, "GET",
+                       "/v1/collections/c/records", NULL));
+
+    /* Round trip, and the CLI sees it. */
+    j = expect(n, tok, 200, "PUT", "/v1/collections/customers/records/c1",
+               "{\"name\":\"Acme\",\"vip\":true}");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "Acme");
+    json_decref(j);
+    cr_assert(node_has(n, "customers", "c1", "\"name\":\"Acme\""));
+    j = expect(n, tok, 200, "GET", "/v1/collections/customers/records/c1",
+               NULL);
+    cr_assert(json_is_true(json_object_get(j, "vip")));
+    json_decref(j);
+    json_decref(expect(n, tok, 200, "DELETE",
+                       "/v1/collections/customers/records/c1", NULL));
+    json_decref(expect(n, tok, 404, "GET",
+                       "/v1/collections/customers/records/c1", NULL));
+    json_decref(expect(n, tok, 404, "GET", "/v1/nothing", NULL));
+    json_decref(
+        expect(n, tok, 405, "PATCH", "/v1/collections/c/records/x", "{}"));
+
+    /* Bulk, then paging through it. */
+    j = expect(n, tok, 200, "POST", "/v1/collections/items/records",
+               "{\"id\":\"i1\",\"n\":1}\n{\"id\":\"i2\",\"n\":2}\n"
+               "{\"id\":\"i3\",\"n\":3}\n");
+    cr_assert_eq(json_integer_value(json_object_get(j, "written")), 3);
+    json_decref(j);
+    j = expect(n, tok, 200, "GET", "/v1/collections/items/records?limit=2",
+               NULL);
+    cr_assert_eq(json_array_size(json_object_get(j, "records")), 2);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "next")), "i2");
+    json_decref(j);
+    j = expect(n, tok, 200, "GET",
+               "/v1/collections/items/records?limit=2&after=i2", NULL);
+    cr_assert_eq(json_array_size(json_object_get(j, "records")), 1);
+    cr_assert(json_is_null(json_object_get(j, "next")));
+    json_decref(j);
+
+    /* Bad JSON, a bad bulk line, a body over 1 MiB: nothing written. */
+    node_digest(n, d0, sizeof d0);
+    json_decref(expect(n, tok, 400, "PUT", "/v1/collections/items/records/x",
+                       "{\"n\":"));
+    json_decref(expect(n, tok, 400, "POST", "/v1/collections/items/records",
+                       "{\"id\":\"i4\",\"n\":4}\n{oops}\n"));
+    {
+        size_t big = (2u << 20);
+        char *body = malloc(big + 1);
+        resp rr;
+        cr_assert_not_null(body);
+        memset(body, ' ', big);
+        memcpy(body, "{\"a\":1}", 7);
+        body[big] = '\0';
+        rr = http_len(n, tok, "PUT", "/v1/collections/items/records/big", body,
+                      big);
+        cr_assert_eq(rr.status, 413, "%ld: %s", rr.status, rr.body);
+        cr_assert(strstr(rr.body, "\"code\":413"), "%s", rr.body);
+        free(rr.body);
+        free(body);
+    }
+    node_digest(n, d1, sizeof d1);
+    cr_assert_str_eq(d0, d1, "refused requests wrote");
+
+    /* Health and metrics need no token. */
+    j = expect(n, NULL, 200, "GET", "/health", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    {
+        resp m = http(n, NULL, "GET", "/metrics", NULL);
+        regex_t re;
+        char *line, *save = NULL;
+        int samples = 0;
+        cr_assert_eq(m.status, 200);
+        cr_assert_eq(regcomp(&re,
+                             "^branchsync_[a-z_]+(\\{[a-z_]+=\"[^\"]*\"\\})? "
+                             "([-+]?[0-9.eE+-]+|\\+Inf)$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+        for (line = strtok_r(m.body, "\n", &save); line != NULL;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (line[0] == '#')
+                continue;
+            cr_assert_eq(regexec(&re, line, 0, NULL, 0), 0,
+                         "not a Prometheus sample: \"%s\"", line);
+            samples++;
+        }
+        regfree(&re);
+        cr_assert_gt(samples, 5);
+        free(m.body);
+        m = http(n, NULL, "GET", "/metrics", NULL);
+        cr_assert(strstr(m.body, "branchsync_http_requests_total{code=\"413\"} "
+                                 "1\n"),
+                  "%s", m.body);
+        cr_assert(strstr(m.body, "branchsync_own_changes_total 5\n"), "%s",
+                  m.body);
+        free(m.body);
+    }
+    /* The status document is `status --json`'s. */
+    j = expect(n, tok, 200, "GET", "/v1/status", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "head");
+    cr_assert_eq(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(j, "collections"), "items"),
+            "records")),
+        3);
+    {
+        /* ... with the same members as the CLI's. */
+        json_t *cli = node_status(n), *v;
+        const char *k;
+        json_object_foreach(cli, k, v) cr_assert_not_null(
+            json_object_get(j, k), "GET /v1/status lacks \"%s\"", k);
+        cr_assert_eq(json_object_size(cli), json_object_size(j));
+        json_decref(cli);
+    }
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/collections/items/records/i1");
+    json_decref(expect(n, tok, 200, "GET", path, NULL));
+    run_free(&r);
+    p_pass();
+}
+
+/* ---- 2. an HTTP write reaches an online peer ---- */
+
+Test(http, a_write_through_http_reaches_an_online_peer)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    char tok[128];
+    json_t *j;
+    int ok;
+
+    node_pair(hub, br, "online");
+    node_pair(br, hub, "online");
+    daemon_start(hub);
+    daemon_start(br);
+    token_of(hub, tok, sizeof tok);
+    http_wait(hub);
+    /* The first exchange joins the branch. */
+    run r = {0};
+    CLI_OK(&r, br, "sync", "head");
+    run_free(&r);
+    json_decref(expect(hub, tok, 200, "PUT",
+                       "/v1/collections/customers/records/w1",
+                       "{\"via\":\"http\"}"));
+    POLL(ok, 10000, node_has(br, "customers", "w1", "\"via\":\"http\""));
+    cr_assert(ok, "an HTTP write at the hub did not reach the online branch "
+                  "in 10 s");
+    /* And sync through the API waits for the exchange. */
+    j = expect(hub, tok, 200, "POST", "/v1/peers/tallinn/sync", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "peer")), "tallinn");
+    json_decref(j);
+    json_decref(expect(hub, tok, 404, "POST", "/v1/peers/nobody/sync", NULL));
+    j = expect(hub, tok, 200, "GET", "/v1/peers", NULL);
+    cr_assert_eq(json_array_size(j), 1);
+    json_decref(j);
+    j = expect(hub, tok, 200, "GET", "/v1/log", NULL);
+    cr_assert_gt(json_array_size(j), 0);
+    json_decref(j);
+    p_pass();
+}
+
+/* ---- 3. a rule forbids the write ---- */
+
+Test(http, a_write_the_rules_forbid_is_403)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    char tok[128], d0[256], d1[256];
+    run r = {0};
+    json_t *j;
+
+    node_pair(hub, br, NULL);
+    node_pair(br, hub, NULL);
+    CLI_OK(&r, hub, "collection", "prices", "--writers", "hub");
+    daemon_start(hub);
+    daemon_start(br);
+    CLI_OK(&r, br, "sync", "head");
+    token_of(br, tok, sizeof tok);
+    http_wait(br);
+    node_digest(br, d0, sizeof d0);
+    j = expect(br, tok, 403, "PUT", "/v1/collections/prices/records/p1",
+               "{\"eur\":3}");
+    cr_assert_eq(json_integer_value(json_object_get(j, "code")), 403);
+    json_decref(j);
+    node_digest(br, d1, sizeof d1);
+    cr_assert_str_eq(d0, d1, "the refused write wrote");
+    run_free(&r);
+    p_pass();
+}
+
+/* ---- 4. the HTTP port is taken ---- */
+
+/* A socket listening on 127.0.0.1:port. */
+static int
+occupy(int port)
+{
+    struct sockaddr_in a = {0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind: %s",
+                 strerror(errno));
+    cr_assert_eq(listen(fd, 4), 0);
+    return fd;
+}
+
+Test(http, a_taken_port_is_reported_and_retried_while_replication_goes_on)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    int fd = occupy(hub->http_port), ok;
+    run r = {0};
+
+    node_pair(hub, br, "online");
+    node_pair(br, hub, "online");
+    daemon_start(hub);
+    daemon_start(br);
+    cr_assert(p_file_has(hub->logpath, 0, "cannot bind HTTP address"),
+              "the bind failure is not logged");
+    /* doctor and status name it. */
+    cr_assert_eq(CLI(&r, hub, "doctor"), 1, "doctor: %s", r.out);
+    cr_assert(strstr(r.out, "http_down"), "%s", r.out);
+    cr_assert(strstr(r.out, "Address already in use"), "%s", r.out);
+    CLI_OK(&r, hub, "status");
+    cr_assert(strstr(r.out, "http_down"), "%s", r.out);
+    /* Replication goes on. */
+    CLI_OK(&r, br, "sync", "head");
+    CLI_OK(&r, hub, "put", "customers", "c1", "{\"city\":\"Tartu\"}");
+    POLL(ok, 10000, node_has(br, "customers", "c1", "Tartu"));
+    cr_assert(ok, "replication stopped while HTTP could not bind");
+    /* Freed, the port is bound by the next retry. */
+    close(fd);
+    http_wait(hub);
+    json_decref(expect(hub, NULL, 200, "GET", "/health", NULL));
+    CLI_OK(&r, hub, "doctor");
+    run_free(&r);
+    p_pass();
+}
+
+/* ---- 5. no TLS off loopback ---- */
+
+Test(http, a_non_loopback_address_without_tls_refuses_to_start)
+{
+    node *n = node_new("head", 1, 0);
+    char *argv[] = {(char *)p_daemon_path(), "-d", n->dir, NULL};
+    run r = {0};
+
+    conf_append(n, "[http]\nlisten = 0.0.0.0:7480\n");
+    cr_assert_eq(run_argv(&r, argv, 20000), 2, "status %d: %s", r.status,
+                 r.err);
+    cr_assert(strstr(r.err, "needs TLS"), "%s", r.err);
+    /* [http] listen = off: no HTTP API, and the daemon starts. */
+    conf_append(n, "[http]\nlisten = off\n");
+    daemon_start(n);
+    cr_assert_not(p_file_has(n->logpath, 0, "HTTP API on"));
+    run_free(&r);
+    p_pass();
+}
+
+/* ---- 6. a silent client ---- */
+
+Test(http, a_client_that_sends_nothing_does_not_block_others)
+{
+    node *n = node_new("head", 1, 0);
+    struct sockaddr_in a = {0};
+    int fds[8];
+
+    conf_append(n, "[http]\ntimeout_s = 2\n");
+    daemon_start(n);
+    http_wait(n);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)n->http_port);
+    for (int i = 0; i < 8; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        if (i % 2)
+            cr_assert_eq(write(fds[i], "GET /hea", 8), 8);
+    }
+    json_decref(expect(n, NULL, 200, "GET", "/health", NULL));
+    /* The idle ones are closed after [http] timeout_s. */
+    {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        char c;
+        cr_assert_eq(poll(&p, 1, 10000), 1, "idle connection not closed");
+        cr_assert_eq(read(fds[0], &c, 1), 0);
+    }
+    for (int i = 0; i < 8; i++)
+        close(fds[i]);
+    p_pass();
+}
+
+/* ---- 7. TLS ---- */
+
+Test(http, with_a_cert_and_key_the_api_is_served_over_tls)
+{
+    node *n = node_new("head", 1, 0);
+    char cert[PATH_MAX + 16], key[PATH_MAX + 16], conf[3 * PATH_MAX];
+    char subj[] = "/CN=127.0.0.1";
+    char *argv[] = {"/usr/bin/openssl", "req",   "-x509", "-newkey", "rsa:2048",
+                    "-nodes",           "-days", "2",     "-subj",   subj,
+                    "-keyout",          key,     "-out",  cert,      NULL};
+    run r = {0};
+    resp plain;
+    json_t *j;
+
+    snprintf(cert, sizeof cert, "%s/cert.pem", p_base);
+    snprintf(key, sizeof key, "%s/key.pem", p_base);
+    cr_assert_eq(run_argv(&r, argv, 60000), 0, "openssl: %s", r.err);
+    snprintf(conf, sizeof conf, "[http]\ncert = %s\nkey = %s\n", cert, key);
+    conf_append(n, conf);
+    daemon_start(n);
+    cr_assert(p_file_has(n->logpath, 0, "HTTP API on https://"),
+              "the daemon does not say it serves https");
+    p_scheme = "https";
+    http_wait(n);
+    j = expect(n, NULL, 200, "GET", "/health", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    p_scheme = "http";
+    plain = http(n, NULL, "GET", "/health", NULL);
+    cr_assert_neq(plain.status, 200, "plain HTTP answered beside TLS");
+    free(plain.body);
+    run_free(&r);
+    p_pass();
+}

@@ -1,0 +1,556 @@
+/*
+ * test_http_api.c - the HTTP API without a server (node/http_api.h, issue
+ * 10 item 2): routing, the bearer token, the JSON documents, paging, bulk
+ * upsert, and how core errors map to HTTP statuses, with bad input
+ * writing nothing.  Also the listen address and token file (node/http.h)
+ * and the [http] configuration (node/config.h).
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/fixture.h"
+#include "../../node/config.h"
+#include "../../node/http.h"
+#include "../../node/http_api.h"
+#include "../../replication/collections.h"
+
+static char root[128];
+static bst_node head, tallinn;
+static bs_api api;
+static int changed_calls;
+static const char *tok;
+
+static void
+on_changed(void *ctx)
+{
+    (void)ctx;
+    changed_calls++;
+}
+
+static void
+setup(void)
+{
+    static char token[BS_HTTP_TOKEN_LEN + 1];
+    bs_api_hooks hooks = {on_changed, NULL, NULL, 1};
+    bs_errbuf err = {{0}};
+
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    bst_root(root, sizeof root, "http_api");
+    bst_node_new(&head, root, "head", BS_ROLE_HUB, NULL);
+    bst_node_new(&tallinn, root, "tallinn", BS_ROLE_BRANCH, NULL);
+    bst_ok(bs_http_token_load(head.dir, 0, token, &err), &err, "token");
+    tok = token;
+    bst_ok(bs_api_init(&api, head.n, token, &hooks, &err), &err, "api");
+    changed_calls = 0;
+}
+
+static void
+teardown(void)
+{
+    bs_api_fini(&api);
+    bst_node_free(&head);
+    bst_node_free(&tallinn);
+    bst_rmtree(root);
+    bst_leak_check("test_http_api");
+}
+
+TestSuite(http_api, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- driving the API ---- */
+
+typedef struct args {
+    const char *k[4], *v[4];
+} args;
+
+static const char *
+arg_of(void *ctx, const char *name)
+{
+    args *a = ctx;
+
+    for (int i = 0; a != NULL && i < 4 && a->k[i] != NULL; i++)
+        if (strcmp(a->k[i], name) == 0)
+            return a->v[i];
+    return NULL;
+}
+
+/* One request to a with the given Authorization (NULL: none); the parsed
+ * JSON answer (NULL for a text one) and its status in *status. */
+static json_t *
+call_as(bs_api *a, const char *auth, const char *method, const char *path,
+        args *q, const char *body, int *status)
+{
+    bs_api_req rq = {
+        method, path, arg_of, q, auth, body, body ? strlen(body) : 0};
+    bs_api_resp r;
+    json_t *j;
+
+    bs_api_handle(a, &rq, &r);
+    *status = r.status;
+    cr_assert_not_null(r.body);
+    j = strcmp(r.type, "application/json") == 0
+            ? json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL)
+            : NULL;
+    if (strcmp(r.type, "application/json") == 0)
+        cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
+    free(r.body);
+    return j;
+}
+
+static json_t *
+call(const char *method, const char *path, args *q, const char *body,
+     int *status)
+{
+    char auth[128];
+
+    snprintf(auth, sizeof auth, "Bearer %s", tok);
+    return call_as(&api, auth, method, path, q, body, status);
+}
+
+/* call() expecting `want`; returns the answer. */
+static json_t *
+expect(int want, const char *method, const char *path, args *q,
+       const char *body)
+{
+    int st;
+    json_t *j = call(method, path, q, body, &st);
+    char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+
+    cr_assert_eq(st, want, "%s %s: %d, want %d: %s", method, path, st, want,
+                 s ? s : "(text)");
+    free(s);
+    return j;
+}
+
+/* An error answer: {"error": "...", "code": status} naming `needle`. */
+static void
+expect_error(int want, const char *method, const char *path, const char *body,
+             const char *needle)
+{
+    json_t *j = expect(want, method, path, NULL, body);
+    const char *e = json_string_value(json_object_get(j, "error"));
+
+    cr_assert_not_null(e, "no \"error\"");
+    cr_assert_eq(json_integer_value(json_object_get(j, "code")), want);
+    if (needle)
+        cr_assert(strstr(e, needle), "error \"%s\" lacks \"%s\"", e, needle);
+    json_decref(j);
+}
+
+static void
+fingerprint(uint8_t out[BS_HASH_LEN])
+{
+    bst_fingerprint(&head, out);
+}
+
+/* ---- access ---- */
+
+Test(http_api, every_v1_path_needs_the_bearer_token)
+{
+    static const char *const paths[] = {"/v1/status",
+                                        "/v1/peers",
+                                        "/v1/conflicts",
+                                        "/v1/log",
+                                        "/v1/collections/c/records",
+                                        "/v1/collections/c/records/x",
+                                        "/"};
+    int st;
+    json_t *j;
+
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        j = call_as(&api, NULL, "GET", paths[i], NULL, NULL, &st);
+        cr_assert_eq(st, 401, "%s without a token: %d", paths[i], st);
+        cr_assert_eq(json_integer_value(json_object_get(j, "code")), 401);
+        json_decref(j);
+        j = call_as(&api, "Bearer 0000", "GET", paths[i], NULL, NULL, &st);
+        cr_assert_eq(st, 401, "%s with a bad token: %d", paths[i], st);
+        json_decref(j);
+    }
+    /* The right token in another scheme is not a bearer token. */
+    {
+        char auth[128];
+        snprintf(auth, sizeof auth, "Basic %s", tok);
+        j = call_as(&api, auth, "GET", "/v1/status", NULL, NULL, &st);
+        cr_assert_eq(st, 401);
+        json_decref(j);
+    }
+}
+
+Test(http_api, health_and_metrics_need_no_token)
+{
+    int st;
+    json_t *j = call_as(&api, NULL, "GET", "/health", NULL, NULL, &st);
+
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "ok");
+    json_decref(j);
+    j = call_as(&api, NULL, "GET", "/metrics", NULL, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_null(j, "metrics are text");
+    /* Writing to them is not allowed, and still needs a token. */
+    j = call_as(&api, NULL, "POST", "/health", NULL, NULL, &st);
+    cr_assert_eq(st, 401);
+    json_decref(j);
+}
+
+/* ---- records ---- */
+
+Test(http_api, put_get_delete_round_trip_like_the_cli)
+{
+    json_t *j;
+
+    j = expect(200, "PUT", "/v1/collections/customers/records/c1", NULL,
+               "{\"name\":\"Acme\",\"vip\":true}");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "id")), "c1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "Acme");
+    json_decref(j);
+    cr_assert_eq(changed_calls, 1, "a write tells the daemon");
+    /* Upsert: other fields stay. */
+    json_decref(expect(200, "PUT", "/v1/collections/customers/records/c1", NULL,
+                       "{\"city\":\"Tartu\"}"));
+    j = expect(200, "GET", "/v1/collections/customers/records/c1", NULL, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "city")), "Tartu");
+    cr_assert(json_is_true(json_object_get(j, "vip")));
+    json_decref(j);
+    /* The CLI's core sees the same record. */
+    {
+        char *s = bst_get(&head, "customers", "c1");
+        cr_assert(s && strstr(s, "\"city\":\"Tartu\""), "%s", s);
+        free(s);
+    }
+    j = expect(200, "DELETE", "/v1/collections/customers/records/c1", NULL,
+               NULL);
+    cr_assert(json_is_true(json_object_get(j, "deleted")));
+    json_decref(j);
+    expect_error(404, "GET", "/v1/collections/customers/records/c1", NULL,
+                 "not found");
+    expect_error(404, "DELETE", "/v1/collections/customers/records/c1", NULL,
+                 "not found");
+    cr_assert_eq(changed_calls, 3);
+}
+
+Test(http_api, bad_input_is_400_and_writes_nothing)
+{
+    static const char *const bodies[] = {
+        "{\"name\":", "[1,2]",           "{\"a\":{\"nested\":1}}",
+        "",           "{\"id\":\"c9\"}", "not json"};
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+
+    fingerprint(f0);
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        expect_error(400, "PUT", "/v1/collections/customers/records/c1",
+                     bodies[i], NULL);
+    /* Bad names. */
+    expect_error(400, "PUT", "/v1/collections/_members/records/c1", "{}", NULL);
+    expect_error(400, "PUT", "/v1/collections/customers/records/", "{}",
+                 "bad record id");
+    fingerprint(f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "bad input wrote");
+    cr_assert_eq(changed_calls, 0);
+}
+
+Test(http_api, list_pages_with_limit_and_after)
+{
+    args q = {{"limit"}, {"2"}};
+    const char *want[] = {"r1", "r2", "r3", "r4", "r5"};
+    size_t seen = 0;
+    char after[64] = "";
+    json_t *j;
+
+    for (int i = 0; i < 5; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/v1/collections/items/records/%s",
+                 want[i]);
+        json_decref(expect(200, "PUT", path, NULL, "{\"n\":1}"));
+    }
+    for (int page = 0; page < 4; page++) {
+        json_t *recs, *next, *r;
+        size_t k;
+
+        q.k[1] = after[0] ? "after" : NULL;
+        q.v[1] = after;
+        j = expect(200, "GET", "/v1/collections/items/records", &q, NULL);
+        recs = json_object_get(j, "records");
+        next = json_object_get(j, "next");
+        json_array_foreach(recs, k, r) cr_assert_str_eq(
+            json_string_value(json_object_get(r, "id")), want[seen++]);
+        if (json_is_null(next)) {
+            json_decref(j);
+            break;
+        }
+        cr_assert_eq(json_array_size(recs), 2);
+        snprintf(after, sizeof after, "%s", json_string_value(next));
+        json_decref(j);
+    }
+    cr_assert_eq(seen, 5, "pages gave %zu of 5 records", seen);
+    q.v[0] = "0";
+    q.k[1] = NULL;
+    json_decref(expect(400, "GET", "/v1/collections/items/records", &q, NULL));
+    q.v[0] = "x";
+    json_decref(expect(400, "GET", "/v1/collections/items/records", &q, NULL));
+}
+
+Test(http_api, bulk_post_of_json_lines_upserts_all_or_nothing)
+{
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    json_t *j;
+
+    j = expect(200, "POST", "/v1/collections/items/records", NULL,
+               "{\"id\":\"a\",\"n\":1}\n{\"id\":\"b\",\"n\":2}\n\n"
+               "{\"id\":\"c\",\"n\":3}\n");
+    cr_assert_eq(json_integer_value(json_object_get(j, "records")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(j, "written")), 3);
+    json_decref(j);
+    cr_assert_eq(changed_calls, 1);
+    fingerprint(f0);
+    expect_error(400, "POST", "/v1/collections/items/records",
+                 "{\"id\":\"d\",\"n\":4}\n{\"id\":\"e\",\"n\":\n", "line 2");
+    expect_error(400, "POST", "/v1/collections/items/records", "{\"n\":4}\n",
+                 NULL);
+    fingerprint(f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "a refused load wrote");
+    cr_assert_eq(changed_calls, 1);
+}
+
+Test(http_api, a_write_a_rule_forbids_is_403_and_writes_nothing)
+{
+    bs_collection rules = {0}, out;
+    bs_errbuf err = {{0}};
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_api br;
+    bs_api_hooks hooks = {NULL, NULL, NULL, 1};
+    char auth[128];
+    int st;
+    json_t *j;
+
+    snprintf(rules.name, sizeof rules.name, "prices");
+    rules.writers = BS_WRITERS_HUB;
+    rules.set = BS_RULE_WRITERS;
+    bst_ok(bs_collections_declare(&head.core, &rules, &out, &err), &err,
+           "declare");
+    bst_pair2(&head, &tallinn);
+    for (int i = 0; i < 2; i++) {
+        bst_ok(bst_carry(&head, &tallinn, NULL, &err), &err, "carry");
+        bst_ok(bst_carry(&tallinn, &head, NULL, &err), &err, "carry");
+    }
+    bst_ok(bs_api_init(&br, tallinn.n, tok, &hooks, &err), &err, "api");
+    bst_fingerprint(&tallinn, f0);
+    snprintf(auth, sizeof auth, "Bearer %s", tok);
+    j = call_as(&br, auth, "PUT", "/v1/collections/prices/records/p1", NULL,
+                "{\"eur\":3}", &st);
+    cr_assert_eq(st, 403, "%d", st);
+    cr_assert(
+        strstr(json_string_value(json_object_get(j, "error")), "writers hub"));
+    json_decref(j);
+    j = call_as(&br, auth, "POST", "/v1/collections/prices/records", NULL,
+                "{\"id\":\"p1\",\"eur\":3}\n", &st);
+    cr_assert_eq(st, 403, "%d", st);
+    json_decref(j);
+    bst_fingerprint(&tallinn, f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "the refusal wrote");
+    bs_api_fini(&br);
+}
+
+/* ---- routing ---- */
+
+Test(http_api, unknown_paths_are_404_and_wrong_methods_405)
+{
+    expect_error(404, "GET", "/v1/nothing", NULL, "no such endpoint");
+    expect_error(404, "GET", "/v1/collections/c/other", NULL, NULL);
+    expect_error(405, "PATCH", "/v1/collections/c/records/x", NULL, NULL);
+    expect_error(405, "DELETE", "/v1/collections/c/records", NULL, NULL);
+    expect_error(405, "POST", "/v1/status", NULL, NULL);
+    expect_error(405, "GET", "/v1/peers/x/sync", NULL, NULL);
+}
+
+Test(http_api, operator_documents)
+{
+    json_t *j;
+
+    j = expect(200, "GET", "/v1/status", NULL, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "name")), "head");
+    cr_assert(json_is_array(json_object_get(j, "problems")));
+    cr_assert(json_is_object(json_object_get(j, "store")));
+    json_decref(j);
+    j = expect(200, "GET", "/v1/peers", NULL, NULL);
+    cr_assert(json_is_array(j));
+    json_decref(j);
+    j = expect(200, "GET", "/v1/conflicts", NULL, NULL);
+    cr_assert(json_is_array(j));
+    json_decref(j);
+    j = expect(200, "GET", "/v1/log", NULL, NULL);
+    cr_assert(json_is_array(j));
+    json_decref(j);
+    expect_error(404, "POST", "/v1/peers/nobody/sync", NULL, "no peer");
+    expect_error(404, "POST", "/v1/conflicts/nope/resolve",
+                 "{\"take\":\"head\"}", NULL);
+    expect_error(400, "POST", "/v1/conflicts/nope/resolve", "{\"x\":1}",
+                 "take");
+    expect_error(400, "POST", "/v1/conflicts/nope/resolve", "{\"value\":[1]}",
+                 "value");
+}
+
+Test(http_api, sync_without_a_daemon_is_503)
+{
+    bst_pair(&head, &tallinn);
+    expect_error(503, "POST", "/v1/peers/tallinn/sync", NULL, "no daemon");
+}
+
+Test(http_api, metrics_count_answers_by_status)
+{
+    bs_api_req rq = {"GET", "/metrics", NULL, NULL, NULL, NULL, 0};
+    bs_api_resp r;
+
+    expect_error(404, "GET", "/v1/x", NULL, NULL);
+    expect_error(404, "GET", "/v1/y", NULL, NULL);
+    bst_pair(&head, &tallinn);
+    bs_api_handle(&api, &rq, &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.type, "text/plain; version=0.0.4");
+    cr_assert(
+        strstr(r.body, "branchsync_http_requests_total{code=\"404\"} 2\n"),
+        "%s", r.body);
+    cr_assert(strstr(r.body, "# TYPE branchsync_conflicts_open gauge\n"));
+    cr_assert(strstr(r.body, "branchsync_peer_pending_out_changes{peer="
+                             "\"tallinn\"} "),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "branchsync_peer_last_success_age_seconds{peer="
+                             "\"tallinn\"} +Inf\n"),
+              "%s", r.body);
+    free(r.body);
+}
+
+Test(http_api, core_errors_map_to_http_statuses)
+{
+    cr_assert_eq(bs_api_status_of(BS_OK), 200);
+    cr_assert_eq(bs_api_status_of(BS_EINVAL), 400);
+    cr_assert_eq(bs_api_status_of(BS_EJSON), 400);
+    cr_assert_eq(bs_api_status_of(BS_EPERM), 403);
+    cr_assert_eq(bs_api_status_of(BS_ENOTFOUND), 404);
+    cr_assert_eq(bs_api_status_of(BS_EUNREACHABLE), 503);
+    cr_assert_eq(bs_api_status_of(BS_EBUSY), 503);
+    cr_assert_eq(bs_api_status_of(BS_EMAPFULL), 500);
+    cr_assert_eq(bs_api_status_of(BS_EIO), 500);
+}
+
+/* ---- address, token, configuration ---- */
+
+Test(http_api, listen_addresses_parse_and_know_loopback)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    int lo = -1;
+
+    cr_assert_eq(bs_http_addr_parse("127.0.0.1:7480", &sa, &len, &lo, NULL),
+                 BS_OK);
+    cr_assert_eq(lo, 1);
+    cr_assert_eq(bs_http_addr_parse("localhost:1", NULL, NULL, &lo, NULL),
+                 BS_OK);
+    cr_assert_eq(lo, 1);
+    cr_assert_eq(bs_http_addr_parse("[::1]:7480", &sa, &len, &lo, NULL), BS_OK);
+    cr_assert_eq(lo, 1);
+    cr_assert_eq(bs_http_addr_parse("0.0.0.0:7480", NULL, NULL, &lo, NULL),
+                 BS_OK);
+    cr_assert_eq(lo, 0);
+    cr_assert_eq(bs_http_addr_parse("[::]:7480", NULL, NULL, &lo, NULL), BS_OK);
+    cr_assert_eq(lo, 0);
+    static const char *const bad[] = {"",
+                                      "7480",
+                                      ":7480",
+                                      "127.0.0.1:",
+                                      "127.0.0.1:0",
+                                      "127.0.0.1:65536",
+                                      "host.example:80",
+                                      "127.0.0.1:80x",
+                                      "[::1:80",
+                                      "tcp://127.0.0.1:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_eq(bs_http_addr_parse(bad[i], NULL, NULL, NULL, NULL),
+                     BS_EINVAL, "\"%s\" parsed", bad[i]);
+}
+
+Test(http_api, a_non_loopback_address_needs_tls)
+{
+    bs_http_opts o = {0};
+    bs_errbuf err = {{0}};
+
+    o.listen = "0.0.0.0:7480";
+    cr_assert_eq(bs_http_check(&o, &err), BS_EINVAL);
+    cr_assert(strstr(err.msg, "needs TLS"), "%s", err.msg);
+    o.listen = "127.0.0.1:7480";
+    cr_assert_eq(bs_http_check(&o, &err), BS_OK);
+    o.cert = "/nonexistent.pem";
+    cr_assert_eq(bs_http_check(&o, &err), BS_EINVAL, "cert without key");
+    /* With a cert and a key, any address. */
+    {
+        char cert[300], key[300];
+        FILE *f;
+        snprintf(cert, sizeof cert, "%s/c.pem", root);
+        snprintf(key, sizeof key, "%s/k.pem", root);
+        f = fopen(cert, "w");
+        fputs("-----BEGIN CERTIFICATE-----\n", f);
+        fclose(f);
+        f = fopen(key, "w");
+        fputs("-----BEGIN PRIVATE KEY-----\n", f);
+        fclose(f);
+        o.listen = "0.0.0.0:7480";
+        o.cert = cert;
+        o.key = "/nonexistent-key.pem";
+        cr_assert_eq(bs_http_check(&o, &err), BS_EINVAL, "unreadable key");
+        cr_assert(strstr(err.msg, "[http] key"), "%s", err.msg);
+        o.key = key;
+        cr_assert_eq(bs_http_check(&o, &err), BS_OK, "%s", err.msg);
+    }
+}
+
+Test(http_api, the_token_is_made_at_init_private_and_stable)
+{
+    char a[BS_HTTP_TOKEN_LEN + 1], b[BS_HTTP_TOKEN_LEN + 1], path[512];
+    bs_errbuf err = {{0}};
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/keys/api.token", head.dir);
+    cr_assert_eq(stat(path, &st), 0, "init made no token");
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    bst_ok(bs_http_token_load(head.dir, 0, a, &err), &err, "load");
+    cr_assert_eq(strlen(a), BS_HTTP_TOKEN_LEN);
+    bst_ok(bs_http_token_load(head.dir, 1, b, &err), &err, "load");
+    cr_assert_str_eq(a, b);
+    /* A node from before the API: made on demand, a different one. */
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(bs_http_token_load(head.dir, 0, b, &err), BS_ENOTFOUND);
+    bst_ok(bs_http_token_load(head.dir, 1, b, &err), &err, "create");
+    cr_assert_str_neq(a, b);
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_eq(bs_http_token_load(head.dir, 1, b, &err), BS_EKEY);
+    cr_assert(strstr(err.msg, "chmod 600"), "%s", err.msg);
+}
+
+Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
+{
+    bs_config c;
+    bs_errbuf err = {{0}};
+    char path[512];
+    FILE *f;
+
+    bst_ok(bs_config_load(head.dir, &c, &err), &err, "load");
+    cr_assert_str_eq(c.http_listen, BS_HTTP_DEFAULT_LISTEN);
+    snprintf(c.http_listen, sizeof c.http_listen, "127.0.0.1:9999");
+    c.http_body_max_mb = 7;
+    bst_ok(bs_config_save(head.dir, &c, &err), &err, "save");
+    bst_ok(bs_config_load(head.dir, &c, &err), &err, "load");
+    cr_assert_str_eq(c.http_listen, "127.0.0.1:9999");
+    cr_assert_eq(c.http_body_max_mb, 7);
+    c.http_listen[0] = '\0';
+    bst_ok(bs_config_save(head.dir, &c, &err), &err, "save off");
+    bst_ok(bs_config_load(head.dir, &c, &err), &err, "load off");
+    cr_assert_str_eq(c.http_listen, "");
+    snprintf(path, sizeof path, "%s/branchsync.conf", head.dir);
+    f = fopen(path, "a");
+    fprintf(f, "[http]\nlisten = tcp://0.0.0.0:1\n");
+    fclose(f);
+    cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL);
+    cr_assert(strstr(err.msg, "[http] listen"), "%s", err.msg);
+}
