@@ -188,6 +188,11 @@ data_cell(conv *c, const char *s, size_t n)
 
     if (k >= c->ncol || c->bad)
         return; /* counted; refused at the end of the row */
+    if (s != NULL && !bs_utf8_valid(s, n))
+        return row_bad(c,
+                       ", column %s: not UTF-8 (convert the file, e.g. "
+                       "iconv -f windows-1251 -t utf-8)",
+                       c->names[k]);
     if (k == c->idcol) {
         c->have_id = s != NULL && n > 0;
         c->id.n = 0;
@@ -298,10 +303,19 @@ end_header(conv *c)
     for (size_t k = 0; k < c->ncol; k++) {
         const char *name = c->names[k];
 
-        if (strcmp(name, c->idname) == 0) {
+        if (strcmp(name, c->idname) == 0 && c->idcol == c->ncol) {
             c->idcol = k;
             continue;
         }
+        if (strcmp(name, c->idname) == 0)
+            return bs_errf(c->err, BS_EINVAL,
+                           "line %llu: column %s appears twice in the header",
+                           (unsigned long long)c->line, name);
+        if (strcmp(name, "id") == 0)
+            return bs_errf(c->err, BS_EINVAL,
+                           "line %llu: --id-field %s, but the header has an "
+                           "id column too (\"id\" is never a field)",
+                           (unsigned long long)c->line, c->idname);
         if (!bs_field_name_valid(name, strlen(name)))
             return bs_errf(c->err, BS_EINVAL,
                            "line %llu, column %zu: \"%s\" is not a field name "
@@ -374,6 +388,7 @@ on_row(int ch, void *ctx)
     } else {
         end_data(c);
     }
+    c->row_line = c->line; /* a CR alone ends a row inside a line */
     c->col = 0;
     c->row.n = 0;
     c->have_id = 0;
