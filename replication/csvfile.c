@@ -44,6 +44,8 @@ buf_grow(buf *b, size_t more)
 static int
 buf_add(buf *b, const char *s, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (buf_grow(b, n) != 0)
         return -1;
     memcpy(b->p + b->n, s, n);

@@ -44,9 +44,10 @@ typedef struct bs_csv_opts {
  * Convert buf[0..len) (not NUL-terminated) to JSON Lines: *out (malloc'd,
  * *outlen bytes, each line ending in LF; the caller frees it) holds one
  * object per accepted data row, with its "id"; *lines (malloc'd, *nlines
- * entries, the caller frees it) the file line each object's row starts on.
- * BS_EINVAL (err names the line and column) on bad options or input;
- * BS_ENOMEM.  On error *out and *lines are NULL.
+ * entries; the caller frees it) the file line each object's row starts on.
+ * Both are NULL when no row was accepted.  BS_EINVAL (err names the line
+ * and column) on bad options or input; BS_ENOMEM.  On error *out and
+ * *lines are NULL.
  */
 BS_MUST_CHECK bs_err bs_csv_to_jsonl(const char *buf, size_t len,
                                      const bs_csv_opts *o, char **out,

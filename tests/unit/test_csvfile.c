@@ -29,7 +29,8 @@ conv(const char *csv, const bs_csv_opts *o, uint64_t **lines, size_t *nlines)
         return s;
     }
     s = malloc(n + 1);
-    memcpy(s, out, n);
+    if (n > 0)
+        memcpy(s, out, n);
     s[n] = '\0';
     free(out);
     if (lines != NULL) {
