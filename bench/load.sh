@@ -18,9 +18,14 @@
 #     from the shell around the whole process (parse, check, write, fsync);
 #   - raw: build/bench/bench_lmdb_raw on the same file: one txn of mdb_put in
 #     file order + durable commit, timed inside the program (file read and id
-#     scan excluded).
-# Prints both rates (records/s), the ratio branchsync/raw (target >= 0.5,
-# docs/performance.md) and the store sizes.  The scratch directory is
+#     scan excluded);
+#   - CSV: the same records as CSV (same number texts), `load customers
+#     FILE.csv --format csv --types balance:number,vip:bool` into another
+#     fresh node, timed the same way; the two nodes' digests must be equal;
+#   - dump: `dump customers --format csv` of the loaded node to /dev/null.
+# Prints the rates (records/s), the ratios branchsync/raw (target >= 0.5,
+# docs/performance.md) and CSV/JSON Lines (target >= 0.5, issue 11), the
+# dump rate (target >= 500,000/s) and the store sizes.  The scratch directory is
 # removed on exit, including on failure or Ctrl-C.
 set -euo pipefail
 
@@ -74,10 +79,32 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 DATA=$WORK/records.jsonl
 echo "generating $N records ..." >&2
 python3 "$ROOT/bench/gen_records.py" "$N" "$DATA" ${BENCH_SEED:+--seed "$BENCH_SEED"}
+CSV=$WORK/records.csv
+python3 - "$DATA" "$CSV" <<'PY'
+import csv, json, sys
+keep = lambda s: s  # the number texts as they are, so both loads are equal
+with open(sys.argv[1]) as f, open(sys.argv[2], "w", newline="") as o:
+    w, cols = csv.writer(o, lineterminator="\n"), None
+    for line in f:
+        r = json.loads(line, parse_float=keep, parse_int=keep)
+        if cols is None:
+            cols = list(r)
+            w.writerow(cols)
+        w.writerow(["true" if r[c] is True else "false" if r[c] is False
+                    else r[c] for c in cols])
+PY
 fs=$(df -T "$WORK" | awk 'NR==2 {print $2 " (" $1 ")"}')
 echo "input: $(mib "$(fsize "$DATA")"), scratch: $WORK on $fs" >&2
 
-bs_rates=() raw_rates=() ratios=()
+bs_rates=() raw_rates=() ratios=() csv_rates=() csv_ratios=() dump_rates=()
+# Run "$@" under the timeout; its seconds go to $WORK/secs.
+timed() {
+    local t0 t1
+    t0=$(now)
+    timeout "$TMO" "$@"
+    t1=$(now)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }' >"$WORK/secs"
+}
 for run in $(seq 1 "$RUNS"); do
     node=$WORK/node raw=$WORK/raw
     rm -rf "$node" "$raw"
@@ -101,13 +128,36 @@ for run in $(seq 1 "$RUNS"); do
     ratio=$(awk -v a="$bs_rate" -v b="$raw_rate" 'BEGIN { printf "%.3f", a / b }')
     bs_rates+=("$bs_rate") raw_rates+=("$raw_rate") ratios+=("$ratio")
 
+    # the same records from CSV, into a fresh node
+    csvnode=$WORK/csvnode
+    rm -rf "$csvnode"
+    "$BS" init -d "$csvnode" --name bench --role hub >/dev/null
+    timed "$BS" -d "$csvnode" --json load customers "$CSV" --format csv \
+        --types balance:number,vip:bool >/dev/null
+    csv_s=$(cat "$WORK/secs")
+    csv_rate=$(awk -v n="$N" -v s="$csv_s" 'BEGIN { printf "%.0f", n / s }')
+    csv_ratio=$(awk -v a="$csv_rate" -v b="$bs_rate" 'BEGIN { printf "%.3f", a / b }')
+    if [ "$("$BS" -d "$node" digest)" != "$("$BS" -d "$csvnode" digest)" ]; then
+        echo "CSV and JSON Lines loads differ (digest)" >&2
+        exit 1
+    fi
+    timed "$BS" -d "$node" dump customers --format csv >/dev/null
+    dump_s=$(cat "$WORK/secs")
+    dump_rate=$(awk -v n="$N" -v s="$dump_s" 'BEGIN { printf "%.0f", n / s }')
+    csv_rates+=("$csv_rate") csv_ratios+=("$csv_ratio") dump_rates+=("$dump_rate")
+
     echo "run $run/$RUNS: N=$N"
     printf '  branchsync load : %10s records/s  (%s s, store %s)\n' \
         "$bs_rate" "$bs_s" "$(mib "$bs_size")"
     printf '  raw LMDB        : %10s records/s  (%s s, store %s)\n' \
         "$raw_rate" "$raw_s" "$(mib "$raw_size")"
     printf '  ratio branchsync/raw: %s (target >= 0.5)\n' "$ratio"
-    rm -rf "$node" "$raw"
+    printf '  load from CSV   : %10s records/s  (%s s; equal digest)\n' \
+        "$csv_rate" "$csv_s"
+    printf '  ratio CSV/JSON Lines: %s (target >= 0.5)\n' "$csv_ratio"
+    printf '  dump as CSV     : %10s records/s  (%s s; target >= 500000/s)\n' \
+        "$dump_rate" "$dump_s"
+    rm -rf "$node" "$raw" "$csvnode"
 done
 
 if [ "$RUNS" -gt 1 ]; then
@@ -116,4 +166,8 @@ if [ "$RUNS" -gt 1 ]; then
     printf '  raw LMDB        : %10s records/s\n' "$(median "${raw_rates[@]}")"
     printf '  ratio branchsync/raw: %s (median of the per-run ratios)\n' \
         "$(median "${ratios[@]}")"
+    printf '  load from CSV   : %10s records/s\n' "$(median "${csv_rates[@]}")"
+    printf '  ratio CSV/JSON Lines: %s (median of the per-run ratios)\n' \
+        "$(median "${csv_ratios[@]}")"
+    printf '  dump as CSV     : %10s records/s\n' "$(median "${dump_rates[@]}")"
 fi

@@ -24,7 +24,9 @@
 
 #include "flatjson.h"
 #include "local.h"
+#include "meta.h"
 #include "records.h"
+#include "rules.h"
 
 #define DEFAULT_BATCH 100000
 
@@ -47,9 +49,48 @@ typedef struct load {
     size_t lo, hi;  /* the batch being written: idx[lo..hi) */
     bs_arena arena; /* the fields of the line being parsed */
     uint64_t written, unchanged, lines;
-    uint64_t bw, bu;    /* the batch's counts, taken once it commits */
-    uint64_t committed; /* records of the input in committed batches */
+    uint64_t bw, bu;       /* the batch's counts, taken once it commits */
+    uint64_t committed;    /* records of the input in committed batches */
+    const bs_load_opts *o; /* may be NULL */
+    int probe;             /* look each record up first */
+    bs_arena parena;       /* what the lookup decodes */
+    uint64_t inserted, updated, skipped;
+    uint64_t bi, bup, bsk; /* the batch's inserted, updated, skipped */
+    /* the batch's outcomes for the report: an action byte, then the ID
+     * and its NUL, per record (rebuilt when the batch runs again) */
+    char *blog;
+    size_t blogn, blogcap;
+    size_t fail; /* the record the batch stopped at, or SIZE_MAX */
+    char failid[BS_ID_MAX + 1]; /* its ID */
 } load;
+
+const char *
+bs_load_action_name(bs_load_action a)
+{
+    switch (a) {
+    case BS_LOAD_INSERTED:
+        return "inserted";
+    case BS_LOAD_UPDATED:
+        return "updated";
+    case BS_LOAD_UNCHANGED:
+        return "unchanged";
+    default:
+        return "skipped";
+    }
+}
+
+/* The batch log's action bytes: bs_load_action, or these skips. */
+#define SKIP_EXISTS  10 /* add-only, live */
+#define SKIP_MISSING 11 /* update-only, not live */
+
+/* The file line of input line n (CSV rows were converted to lines). */
+static uint64_t
+file_line(const load *l, uint64_t n)
+{
+    if (l->o != NULL && l->o->lines != NULL && n >= 1 && n <= l->o->nlines)
+        return l->o->lines[n - 1];
+    return n;
+}
 
 /* The next line [*pos, end of line); returns 0 at the end of input. */
 static int
@@ -144,7 +185,8 @@ parse_line(load *l, bs_arena *a, const char *s, size_t n, uint64_t lineno,
     if (rv != BS_OK && lineno == 0)
         lineno = line_of(l, (uint64_t)(s - l->buf));
     if (rv != BS_OK)
-        return bs_errf(l->err, rv, "line %llu: %s", (unsigned long long)lineno,
+        return bs_errf(l->err, rv, "line %llu: %s",
+                       (unsigned long long)file_line(l, lineno),
                        bs_errmsg(&e2, rv));
     return BS_OK;
 }
@@ -166,8 +208,18 @@ check_all(load *l)
             continue;
         bs_arena_reset(&l->arena);
         if ((rv = parse_line(l, &l->arena, s, n, lineno, &id, &idlen, &f,
-                             &nf)) != BS_OK)
-            break;
+                             &nf)) != BS_OK) {
+            if (l->o == NULL || !l->o->skip || rv == BS_ENOMEM)
+                break;
+            /* --on-error skip: report the line and go on */
+            l->skipped++;
+            l->lines++;
+            if (l->o->report != NULL)
+                l->o->report(l->o->ctx, NULL, BS_LOAD_SKIPPED,
+                             bs_errmsg(l->err, rv));
+            rv = BS_OK;
+            continue;
+        }
         if (l->nidx == l->cap) {
             size_t cap = l->cap ? l->cap * 2 : l->len / 128 + 1024;
             rec *v = realloc(l->idx, cap * sizeof *v);
@@ -312,6 +364,84 @@ sort_index(rec *v, size_t n)
  * the input, and each costs a cache (and TLB) miss otherwise. */
 #define PREFETCH 8
 
+/* Note record i's outcome a in the batch log (when reporting). */
+static bs_err
+log_action(load *l, const char *id, int a)
+{
+    size_t n = strlen(id) + 2;
+
+    if (l->o == NULL || l->o->report == NULL)
+        return BS_OK;
+    if (l->blogn + n > l->blogcap) {
+        size_t cap = l->blogcap ? 2 * l->blogcap : 1 << 16;
+        char *p;
+
+        while (cap < l->blogn + n)
+            cap *= 2;
+        if ((p = realloc(l->blog, cap)) == NULL)
+            return BS_ENOMEM;
+        l->blog = p;
+        l->blogcap = cap;
+    }
+    l->blog[l->blogn] = (char)a;
+    memcpy(l->blog + l->blogn + 1, id, n - 1);
+    l->blogn += n;
+    return BS_OK;
+}
+
+/* Write record i (id, fields f[0..nf)) by the mode, noting its outcome. */
+static bs_err
+put_one(load *l, bs_local *loc, bs_txn *t, size_t i, const char *id,
+        bs_field *f, size_t nf, bs_errbuf *err)
+{
+    bs_load_mode mode = l->o ? l->o->mode : BS_LOAD_UPSERT;
+    uint64_t w0 = loc->written;
+    int live = 0;
+    bs_err rv;
+
+    if (l->probe) {
+        uint8_t key[BS_RECKEY_MAX];
+        size_t klen = bs_record_key(key, l->coll, id);
+        bs_record r;
+        bs_slice v;
+
+        /* (not bs_records_get(): its "not found" message costs more than
+         * the lookup) */
+        rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(key, klen), &v);
+        if (rv == BS_OK) {
+            bs_arena_reset(&l->parena);
+            if (bs_record_decode(&r, v.p, v.n, &l->parena) != BS_OK)
+                return bs_errf(err, BS_ESTORE,
+                               "%s/%s: stored record is "
+                               "corrupt",
+                               l->coll, id);
+            live = r.live;
+        } else if (rv != BS_ENOTFOUND) {
+            return rv;
+        }
+        if ((mode == BS_LOAD_ADD_ONLY && live) ||
+            (mode == BS_LOAD_UPDATE_ONLY && !live)) {
+            l->bsk++;
+            return log_action(l, id, live ? SKIP_EXISTS : SKIP_MISSING);
+        }
+    }
+    rv = bs_local_put(loc, l->coll, id, f, nf, err);
+    if ((rv == BS_EPERM || rv == BS_EINVAL) && l->o != NULL && l->o->skip) {
+        l->fail = i;
+        snprintf(l->failid, sizeof l->failid, "%s", id);
+    }
+    if (rv != BS_OK)
+        return rv;
+    if (loc->written == w0)
+        return log_action(l, id, BS_LOAD_UNCHANGED);
+    if (live)
+        l->bup++;
+    else
+        l->bi++;
+    return log_action(l, id,
+                      live || !l->probe ? BS_LOAD_UPDATED : BS_LOAD_INSERTED);
+}
+
 static bs_err
 write_batch(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -319,6 +449,9 @@ write_batch(bs_txn *t, void *arg, bs_errbuf *err)
     bs_local loc;
     bs_err rv;
 
+    l->bi = l->bup = l->bsk = 0;
+    l->blogn = 0;
+    l->fail = SIZE_MAX;
     if ((rv = bs_local_begin(&loc, t, l->c, err)) != BS_OK)
         goto out;
     for (size_t i = l->lo; i < l->hi && rv == BS_OK; i++) {
@@ -341,9 +474,9 @@ write_batch(bs_txn *t, void *arg, bs_errbuf *err)
         if (rv == BS_OK && (idlen != r->idlen || id_key(id, idlen) != r->key))
             rv = bs_errf(err, BS_EIO,
                          "line %llu: the input changed during the load",
-                         (unsigned long long)line_of(l, r->off));
+                         (unsigned long long)file_line(l, line_of(l, r->off)));
         if (rv == BS_OK)
-            rv = bs_local_put(&loc, l->coll, id, f, nf, err);
+            rv = put_one(l, &loc, t, i, id, f, nf, err);
     }
     if (rv == BS_OK)
         rv = bs_local_finish(&loc, err);
@@ -354,6 +487,88 @@ write_batch(bs_txn *t, void *arg, bs_errbuf *err)
 out:
     bs_local_fini(&loc);
     return rv;
+}
+
+/* Whether the rules can refuse a local write to coll: its writers are not
+ * `all` and this node is not the hub (local.c, check_rules). */
+static bs_err
+may_refuse(const load *l, int *out)
+{
+    bs_collection rules;
+    bs_meta meta;
+    bs_txn *t;
+    bs_err rv;
+
+    *out = 1;
+    if ((rv = bs_store_read(l->c->store, &t, l->err)) != BS_OK)
+        return rv;
+    if ((rv = bs_meta_load(t, &meta, l->err)) == BS_OK &&
+        (rv = bs_rules_at(t, l->coll, UINT64_MAX, &rules, NULL)) == BS_OK)
+        *out = rules.writers != BS_WRITERS_ALL &&
+               !(meta.joined && memcmp(meta.pk, meta.hub, BS_PK_LEN) == 0);
+    bs_txn_abort(t);
+    return rv;
+}
+
+/* A batch committed: count it and report its records. */
+static void
+batch_done(load *l)
+{
+    static const char *const why[] = {
+        [SKIP_EXISTS] = "exists (--mode add-only)",
+        [SKIP_MISSING] = "not found (--mode update-only)",
+    };
+
+    l->written += l->bw;
+    l->unchanged += l->bu;
+    l->inserted += l->bi;
+    l->updated += l->bup;
+    l->skipped += l->bsk;
+    l->committed = l->hi;
+    if (l->o == NULL || l->o->report == NULL)
+        return;
+    for (size_t i = 0; i < l->blogn;) {
+        int a = (unsigned char)l->blog[i];
+        const char *id = l->blog + i + 1;
+
+        l->o->report(l->o->ctx, id,
+                     a >= SKIP_EXISTS ? BS_LOAD_SKIPPED : (bs_load_action)a,
+                     a >= SKIP_EXISTS ? why[a] : NULL);
+        i += strlen(id) + 2;
+    }
+}
+
+/* Write idx[lo..hi); with skip, a record refused at write time (the
+ * rules, or too large for a change) is left out: the records before it
+ * are written again and committed, and the load goes on after it. */
+static bs_err
+write_range(load *l)
+{
+    char why[BS_ERRMSG_LEN];
+    size_t bad;
+    bs_err rv = bs_store_write(l->c->store, write_batch, l, l->err);
+
+    if (rv == BS_OK)
+        batch_done(l);
+    if (rv == BS_OK || l->fail == SIZE_MAX)
+        return rv;
+    bad = l->fail;
+    snprintf(why, sizeof why, "%s", bs_errmsg(l->err, rv));
+    l->hi = bad;
+    rv = bad > l->lo ? bs_store_write(l->c->store, write_batch, l, l->err)
+                     : BS_OK;
+    if (rv != BS_OK)
+        return rv;
+    if (bad == l->lo) {
+        l->bw = l->bu = l->bi = l->bup = l->bsk = 0;
+        l->blogn = 0;
+    }
+    l->hi = bad + 1;
+    batch_done(l);
+    l->skipped++;
+    if (l->o->report != NULL)
+        l->o->report(l->o->ctx, l->failid, BS_LOAD_SKIPPED, why);
+    return BS_OK;
 }
 
 bs_err
@@ -376,20 +591,27 @@ bs_load_jsonl(const bs_core *c, const char *coll, const char *buf, size_t len,
     l.buf = buf;
     l.len = len;
     l.err = err;
+    l.o = o;
+    l.probe = o != NULL &&
+              (o->actions || o->mode != BS_LOAD_UPSERT || o->report != NULL);
     if ((rv = bs_records_check_coll(coll, err)) != BS_OK)
         return rv;
     bs_arena_init(&l.arena);
+    bs_arena_init(&l.parena);
     if ((rv = check_all(&l)) != BS_OK)
         goto out;
+    if (o == NULL || !o->skip) {
+        int refuse;
+
+        if ((rv = may_refuse(&l, &refuse)) != BS_OK)
+            goto out;
+        if (refuse) /* all or nothing */
+            batch = l.nidx > 0 ? l.nidx : 1;
+    }
     sort_index(l.idx, l.nidx);
     for (l.lo = 0; l.lo < l.nidx && rv == BS_OK; l.lo = l.hi) {
         l.hi = l.nidx - l.lo > batch ? l.lo + batch : l.nidx;
-        rv = bs_store_write(c->store, write_batch, &l, err);
-        if (rv == BS_OK) {
-            l.written += l.bw;
-            l.unchanged += l.bu;
-            l.committed = l.hi;
-        }
+        rv = write_range(&l);
         if (rv == BS_OK && o && o->progress)
             o->progress(o->ctx, l.hi, l.nidx);
     }
@@ -399,8 +621,13 @@ out:
         st->written = l.written;
         st->unchanged = l.unchanged;
         st->committed = l.committed;
+        st->inserted = l.inserted;
+        st->updated = l.updated;
+        st->skipped = l.skipped;
     }
     free(l.idx);
+    free(l.blog);
     bs_arena_fini(&l.arena);
+    bs_arena_fini(&l.parena);
     return rv;
 }

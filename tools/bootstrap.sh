@@ -14,7 +14,7 @@ packages=(
   build-essential cmake pkg-config git python3
   libzmq3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler
   libsodium-dev libuv1-dev libcriterion-dev libjansson-dev libinih-dev
-  libsystemd-dev lmdb-utils clang clang-format libclang-rt-14-dev tzdata
+  libsystemd-dev libcsv-dev lmdb-utils clang clang-format libclang-rt-14-dev tzdata
   libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl openssl
 )
 

@@ -25,6 +25,10 @@ typedef struct bs_cli {
     int hub;          /* peer add --hub */
     const char *http; /* init --http */
     const char *keep; /* quarantine release --keep */
+    /* load and dump: --format --delimiter --mode --on-error --report
+     * --id-field --types --fields (NULL when not given) */
+    const char *format, *delimiter, *mode, *on_error, *report, *id_field;
+    const char *types, *fields;
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -55,6 +59,7 @@ bs_err bs_cmd_get(bs_cli *c);
 bs_err bs_cmd_del(bs_cli *c);
 bs_err bs_cmd_ls(bs_cli *c);
 bs_err bs_cmd_load(bs_cli *c);
+bs_err bs_cmd_dump(bs_cli *c);
 bs_err bs_cmd_digest(bs_cli *c);
 bs_err bs_cmd_peer(bs_cli *c);
 bs_err bs_cmd_collection(bs_cli *c);

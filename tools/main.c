@@ -31,6 +31,9 @@ enum {
     O_HUB = 1u << 16,
     O_KEEP = 1u << 17,
     O_HTTP = 1u << 18,
+    O_FORMAT = 1u << 19, /* --format, --delimiter (load, dump) */
+    O_LOADX = 1u << 20,  /* --mode --on-error --report --id-field --types */
+    O_FIELDS = 1u << 21, /* --fields (dump) */
 };
 
 typedef struct cmd {
@@ -89,13 +92,32 @@ static const cmd cmds[] = {
      "list a collection as JSON Lines",
      "Prints one JSON object per live record, each with its \"id\", in ID\n"
      "order.\n"},
-    {"load", bs_cmd_load, O_DIR | O_JSON | O_BATCH | O_QUIET, 2, 2,
-     "load COLLECTION FILE [--batch N]",
-     "bulk upsert from JSON Lines (FILE or - for stdin)",
-     "Each line is a JSON object with its \"id\".  The whole input is checked\n"
-     "first, so bad input writes nothing; then records are written N per\n"
-     "transaction (default 100000).  Progress goes to stderr on a terminal.\n"
-     "Loading the same data twice changes nothing the second time.\n"},
+    {"load", bs_cmd_load,
+     O_DIR | O_JSON | O_BATCH | O_QUIET | O_FORMAT | O_LOADX, 2, 2,
+     "load COLLECTION FILE [--format jsonl|csv] [--mode upsert|add-only|"
+     "update-only] [--on-error stop|skip] [--report FILE] [--batch N]",
+     "bulk load from JSON Lines or CSV (FILE or - for stdin)",
+     "jsonl (default): each line is a JSON object with its \"id\".  csv: a\n"
+     "header row of field names, an id column (or --id-field F), RFC 4180\n"
+     "quoting, --delimiter C, --types name:number,vip:bool,... (strings\n"
+     "otherwise); an empty unquoted cell is no field, \"\" the empty string.\n"
+     "--mode: upsert (default), add-only (leave live records alone),\n"
+     "update-only (leave absent ones alone).  The whole input is checked\n"
+     "first: bad input exits 2 and writes nothing; with --on-error skip,\n"
+     "bad rows and records the rules refuse are left out and reported.\n"
+     "--report FILE: one JSON object per record: id, action (inserted,\n"
+     "updated, unchanged, skipped), reason.  Records are written N per\n"
+     "transaction (default 100000; one transaction when the rules could\n"
+     "refuse one, without skip).  See docs/formats.md.\n"},
+    {"dump", bs_cmd_dump, O_DIR | O_FORMAT | O_FIELDS, 1, 2,
+     "dump COLLECTION [FILE|-] [--format jsonl|csv] [--fields F,...] "
+     "[--delimiter C]",
+     "write a collection as JSON Lines or CSV",
+     "Writes the live records in ID order to FILE (atomically) or stdout.\n"
+     "csv: a header row (id, then --fields or every field name, sorted);\n"
+     "cells quoted as RFC 4180 needs; a missing or null field is an empty\n"
+     "cell, the empty string \"\".  A dump loads back to an equal digest\n"
+     "(csv: give load --types for the number and bool columns).\n"},
     {"digest", bs_cmd_digest, O_DIR | O_JSON, 0, 1024, "digest [COLLECTION...]",
      "hash of the live user data",
      "Prints a BLAKE2b-256 hash of the live records (of the given\n"
@@ -247,6 +269,14 @@ static const struct option longopts[] = {
     {"hub", no_argument, NULL, 1000 + 16},
     {"keep", required_argument, NULL, 1000 + 17},
     {"http", required_argument, NULL, 1000 + 18},
+    {"format", required_argument, NULL, 1000 + 19},
+    {"delimiter", required_argument, NULL, 1000 + 20},
+    {"mode", required_argument, NULL, 1000 + 21},
+    {"on-error", required_argument, NULL, 1000 + 22},
+    {"report", required_argument, NULL, 1000 + 23},
+    {"id-field", required_argument, NULL, 1000 + 24},
+    {"types", required_argument, NULL, 1000 + 25},
+    {"fields", required_argument, NULL, 1000 + 26},
     {NULL, 0, NULL, 0},
 };
 
@@ -291,6 +321,12 @@ opt_name(unsigned bit)
         return "--http";
     if (bit == O_KEEP)
         return "--keep";
+    if (bit == O_FORMAT)
+        return "--format/--delimiter";
+    if (bit == O_LOADX)
+        return "--mode/--on-error/--report/--id-field/--types";
+    if (bit == O_FIELDS)
+        return "--fields";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -465,6 +501,26 @@ main(int argc, char **argv)
             c.http = optarg;
             seen |= O_HTTP;
             break;
+        case 1019:
+        case 1020:
+            *(ch == 1019 ? &c.format : &c.delimiter) = optarg;
+            seen |= O_FORMAT;
+            break;
+        case 1021:
+        case 1022:
+        case 1023:
+        case 1024:
+        case 1025: {
+            const char **v[] = {&c.mode, &c.on_error, &c.report, &c.id_field,
+                                &c.types};
+            *v[ch - 1021] = optarg;
+            seen |= O_LOADX;
+            break;
+        }
+        case 1026:
+            c.fields = optarg;
+            seen |= O_FIELDS;
+            break;
         case ':':
             return bad_option(argc, argv, 1);
         default:
@@ -493,7 +549,7 @@ main(int argc, char **argv)
         usage_cmd(stdout, cm);
         return 0;
     }
-    for (unsigned bit = 1; bit <= O_KEEP; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_FIELDS; bit <<= 1)
         if ((seen & bit) && !(cm->opts & bit))
             return bad_usage("option %s does not apply to %s", opt_name(bit),
                              cm->name);

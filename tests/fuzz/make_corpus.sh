@@ -101,6 +101,25 @@ j bad-id '{"id":5}'
 j empty '{}'
 j long-name "{\"$(printf 'n%.0s' $(seq 128))\":1}"
 
+# ---- CSV files (load --format csv); the first byte picks the options:
+# bits 0-1 the delimiter (, ; tab |), 2-3 --types (none, n:number,
+# b:bool+n:number, a:string), 4 --id-field key, 5 --on-error skip ----
+mkdir -p "$out/csv"
+c() { printf "$2" >"$out/csv/$1.csv"; }
+c plain '\004id,n,a\nx1,1,hello\nx2,-2.5e3,"a ""quoted"", cell"\n'
+c bom-crlf '\000\357\273\277id,a\r\nx,"multi\r\nline"\r\n\r\ny,\r\n'
+c semicolon '\001id;n;a\nx;"1;2";\n'
+c typed '\010id,b,n\nx,TRUE,0\ny,false,\nz,yes,x\n'
+c skip-bad '\044id,n\nx,1\ny,zz\nz\n,4\nw,5,6\n'
+c key-column '\020key,id2,v\nk1,a,b\n'
+c unbalanced '\000id,a\nx,"open\ny,1\n'
+c bad-header '\000id,,id\n'
+
+# A header naming the ID column twice gave objects with two "id" keys
+# (found by fuzz_csv, fixed).
+mkdir -p "$crashes/csv"
+printf '\000id,id\n\022,id\n' >"$crashes/csv/regress-duplicate-id-column"
+
 total=$(du -sk "$out" | awk '{print $1}')
 files=$(find "$out" -type f | wc -l)
 echo "make_corpus: $files files, ${total} KiB in $out"

@@ -2581,3 +2581,467 @@ Test(cli, quarantine_lists_both_versions_and_only_the_hub_releases)
     free(hid);
     free(bid);
 }
+
+/* ---- CSV and JSON Lines in and out; load modes and the report ---- */
+
+/* `get COLL ID` at dir must print exactly want (plus its newline). */
+static void
+assert_record(const char *dir, const char *coll, const char *id,
+              const char *want)
+{
+    res r = CLI("-d", dir, "get", coll, id);
+
+    assert_ok(r, "get");
+    cr_assert_eq(r.outn, strlen(want) + 1, "%s/%s: got %s want %s", coll, id,
+                 r.out, want);
+    cr_assert_eq(strncmp(r.out, want, strlen(want)), 0, "%s/%s: got %s want %s",
+                 coll, id, r.out, want);
+    res_free(&r);
+}
+
+static void
+fresh_node(char *dir, size_t n, const char *name)
+{
+    res r;
+
+    snprintf(dir, n, "%s/%s", root, name);
+    r = CLI("init", "-d", dir, "--name", name, "--role", "hub");
+    assert_ok(r, "init");
+    res_free(&r);
+}
+
+static char *
+read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+    char *s;
+
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    s = slurp(f, &n);
+    fclose(f);
+    return s;
+}
+
+Test(cli, csv_quoting_bom_crlf_and_empty_cells)
+{
+    char dir[128], file[160];
+
+    fresh_node(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/q.csv", root);
+    /* BOM, CRLF, a delimiter, doubled quotes and a line break inside
+     * quotes, spaces kept, an empty unquoted cell (no field) and a quoted
+     * empty one (""), a blank line skipped, no final line end */
+    write_file(file, "\xef\xbb\xbfid,name,note,city\r\n"
+                     "c1,\"Smith, J.\",\"say \"\"hi\"\"\", Tartu \r\n"
+                     "\r\n"
+                     "c2,Jones,\"two\r\nlines\",\r\n"
+                     "\"c,3\",,\"\",Riga");
+    CLI_OK("load csv", "-d", dir, "load", "people", file, "--format", "csv");
+    assert_record(dir, "people", "c1",
+                  "{\"id\":\"c1\",\"city\":\" Tartu \",\"name\":\"Smith, "
+                  "J.\",\"note\":\"say \\\"hi\\\"\"}");
+    assert_record(dir, "people", "c2",
+                  "{\"id\":\"c2\",\"name\":\"Jones\",\"note\":\"two\\r\\n"
+                  "lines\"}");
+    assert_record(dir, "people", "c,3",
+                  "{\"id\":\"c,3\",\"city\":\"Riga\",\"note\":\"\"}");
+    /* --delimiter and --id-field: the ID column is not a field */
+    write_file(file, "code;name;n\nK1;\"a;b\";7\n");
+    CLI_OK("load ;", "-d", dir, "load", "codes", file, "--format", "csv",
+           "--delimiter", ";", "--id-field", "code", "--types", "n:number");
+    assert_record(dir, "codes", "K1",
+                  "{\"id\":\"K1\",\"n\":7,\"name\":\"a;b\"}");
+    write_file(file, "id\tv\nT1\tx y\n");
+    CLI_OK("load tab", "-d", dir, "load", "tabs", file, "--format", "csv",
+           "--delimiter", "tab");
+    assert_record(dir, "tabs", "T1", "{\"id\":\"T1\",\"v\":\"x y\"}");
+}
+
+Test(cli, csv_types_and_bad_input_name_line_and_column)
+{
+    char dir[128], file[160];
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/t.csv", root);
+    write_file(file, "id,price,vip,code\n"
+                     "p1,1.50,TRUE,007\n"
+                     "p2,-2e3,false,\n"
+                     "p3,0,,x\n");
+    CLI_OK("load typed", "-d", dir, "load", "prices", file, "--format", "csv",
+           "--types", "price:number,vip:bool,code:string");
+    assert_record(
+        dir, "prices", "p1",
+        "{\"id\":\"p1\",\"code\":\"007\",\"price\":1.5,\"vip\":true}");
+    assert_record(dir, "prices", "p2",
+                  "{\"id\":\"p2\",\"price\":-2000.0,\"vip\":false}");
+    assert_record(dir, "prices", "p3",
+                  "{\"id\":\"p3\",\"code\":\"x\",\"price\":0}");
+
+    write_file(file, "id,price\nq1,1\nq2,1\nq3,12abc\n");
+    BAD(dir, "line 4, column price: \"12abc\" is not a number", "-d", dir,
+        "load", "q", file, "--format", "csv", "--types", "price:number");
+    write_file(file, "id,price\nq1,1\nq2,+1\n");
+    BAD(dir, "line 3, column price", "-d", dir, "load", "q", file, "--format",
+        "csv", "--types", "price:number");
+    write_file(file, "id,ok\nq1,true\nq2,yes\n");
+    BAD(dir, "line 3, column ok: \"yes\" is not true or false", "-d", dir,
+        "load", "q", file, "--format", "csv", "--types", "ok:bool");
+    BAD(dir, "unknown type \"int\"", "-d", dir, "load", "q", file, "--format",
+        "csv", "--types", "ok:int");
+    BAD(dir, "which the header lacks", "-d", dir, "load", "q", file, "--format",
+        "csv", "--types", "nope:bool");
+    BAD(dir, "--types", "-d", dir, "load", "q", file, "--types", "ok:bool");
+    BAD(dir, "--format", "-d", dir, "load", "q", file, "--format", "xml");
+    BAD(dir, "--delimiter", "-d", dir, "load", "q", file, "--format", "csv",
+        "--delimiter", "\"");
+    /* ragged rows, quoting errors, bad headers */
+    write_file(file, "id,a,b\nr1,1,2\nr2,1\n");
+    BAD(dir, "line 3: 2 cells, but the header has 3", "-d", dir, "load", "q",
+        file, "--format", "csv");
+    write_file(file, "id,a\nr1,1\nr2,1,2\n");
+    BAD(dir, "line 3: 3 cells", "-d", dir, "load", "q", file, "--format",
+        "csv");
+    write_file(file, "id,a\nr1,\"open\nr2,1\n");
+    BAD(dir, "opened on line 2 is never closed", "-d", dir, "load", "q", file,
+        "--format", "csv");
+    write_file(file, "id,a\nr1,ab\"c\n");
+    BAD(dir, "line 2: bad quoting", "-d", dir, "load", "q", file, "--format",
+        "csv");
+    write_file(file, "id,a\nr1,\"ab\"c\n");
+    BAD(dir, "line 2: bad quoting", "-d", dir, "load", "q", file, "--format",
+        "csv");
+    write_file(file, "name,a\nr1,1\n");
+    BAD(dir, "no id column", "-d", dir, "load", "q", file, "--format", "csv");
+    write_file(file, "id,a,a\nr1,1,2\n");
+    BAD(dir, "column a appears twice", "-d", dir, "load", "q", file, "--format",
+        "csv");
+    write_file(file, "id,,a\nr1,1,2\n");
+    BAD(dir, "line 1, column 2", "-d", dir, "load", "q", file, "--format",
+        "csv");
+    write_file(file, "id,a\nr1,1\n,2\n");
+    BAD(dir, "line 3, column id: no ID", "-d", dir, "load", "q", file,
+        "--format", "csv");
+    write_file(file, "id,a\nr1,\xff\n");
+    BAD(dir, "line 2", "-d", dir, "load", "q", file, "--format", "csv");
+    write_file(file, "");
+    BAD(dir, "no header row", "-d", dir, "load", "q", file, "--format", "csv");
+    /* an error after a multi-line cell names the file's line */
+    write_file(file, "id,a\nr1,\"x\ny\nz\"\nr\x01,1\n");
+    BAD(dir, "line 5", "-d", dir, "load", "q", file, "--format", "csv");
+    r = CLI("-d", dir, "ls", "q");
+    assert_ok(r, "ls");
+    cr_assert_eq(r.outn, 0, "bad input wrote: %s", r.out);
+    res_free(&r);
+}
+
+/* Records of every kind of value, dumped and loaded into empty nodes. */
+Test(cli, dump_loads_back_to_an_equal_digest)
+{
+    char a[128], b[128], c[128], jl[160], cs[160];
+    res r, d1, d2;
+
+    fresh_node(a, sizeof a, "a");
+    CLI_OK("put", "-d", a, "put", "items", "i1",
+           "{\"name\":\"Comma, \\\"quote\\\"\\nnewline\",\"n\":3,"
+           "\"price\":2.5,\"vip\":true,\"empty\":\"\"}");
+    CLI_OK("put", "-d", a, "put", "items", "i2",
+           "{\"name\":\" padded \",\"n\":-7,\"price\":1e300,\"vip\":false}");
+    CLI_OK("put", "-d", a, "put", "items", "i,3", "{\"only\":\"x\"}");
+    CLI_OK("put", "-d", a, "put", "other", "o1", "{\"x\":1}");
+    snprintf(jl, sizeof jl, "%s/items.jsonl", root);
+    snprintf(cs, sizeof cs, "%s/items.csv", root);
+    CLI_OK("dump jsonl", "-d", a, "dump", "items", jl);
+    CLI_OK("dump csv", "-d", a, "dump", "items", "--format", "csv", cs);
+    fresh_node(b, sizeof b, "b");
+    fresh_node(c, sizeof c, "c");
+    CLI_OK("load jsonl", "-d", b, "load", "items", jl);
+    CLI_OK("load csv", "-d", c, "load", "items", cs, "--format", "csv",
+           "--types", "n:number,price:number,vip:bool");
+    d1 = CLI("-d", a, "digest", "items");
+    assert_ok(d1, "digest a");
+    d2 = CLI("-d", b, "digest", "items");
+    cr_assert_str_eq(d1.out, d2.out, "jsonl round trip changed the digest");
+    res_free(&d2);
+    d2 = CLI("-d", c, "digest", "items");
+    cr_assert_str_eq(d1.out, d2.out, "csv round trip changed the digest: %s",
+                     read_file(cs));
+    res_free(&d2);
+    res_free(&d1);
+    /* stdout and --fields; the header is id then the sorted field names */
+    r = CLI("-d", a, "dump", "items", "--format", "csv", "--fields",
+            "vip,id,n");
+    assert_ok(r, "dump --fields");
+    cr_assert_str_eq(r.out, "vip,id,n\n,\"i,3\",\ntrue,i1,3\nfalse,i2,-7\n");
+    res_free(&r);
+    r = CLI("-d", a, "dump", "items", "--fields", "n");
+    assert_ok(r, "dump jsonl --fields");
+    cr_assert_str_eq(r.out, "{\"id\":\"i,3\"}\n{\"id\":\"i1\",\"n\":3}\n"
+                            "{\"id\":\"i2\",\"n\":-7}\n");
+    res_free(&r);
+    r = CLI("-d", a, "dump", "other", "--format", "csv", "-");
+    assert_ok(r, "dump other");
+    cr_assert_str_eq(r.out, "id,x\no1,1\n");
+    res_free(&r);
+    r = CLI("-d", a, "dump", "none", "--format", "csv");
+    assert_ok(r, "dump of an empty collection");
+    cr_assert_str_eq(r.out, "id\n");
+    res_free(&r);
+    BAD(a, "--fields", "-d", a, "dump", "items", "--fields", "a,,b");
+    BAD(a, "does not apply", "-d", a, "dump", "items", "--mode", "add-only");
+    BAD(a, "--delimiter needs --format csv", "-d", a, "dump", "items",
+        "--delimiter", ";");
+}
+
+/* One report line: {"id", "action", "reason"}. */
+static void
+assert_report_line(json_t *line, const char *id, const char *action,
+                   const char *reason)
+{
+    json_t *jid = json_object_get(line, "id");
+    json_t *jr = json_object_get(line, "reason");
+
+    cr_assert_eq(json_object_size(line), 3, "report keys");
+    if (id == NULL)
+        cr_assert(json_is_null(jid), "report id should be null");
+    else
+        cr_assert_str_eq(json_string_value(jid), id);
+    cr_assert_str_eq(json_string_value(json_object_get(line, "action")), action,
+                     "action of %s", id ? id : "(none)");
+    if (reason == NULL)
+        cr_assert(json_is_null(jr), "%s: reason should be null", id);
+    else
+        cr_assert(json_is_string(jr) &&
+                      strstr(json_string_value(jr), reason) != NULL,
+                  "%s: reason %s lacks %s", id, json_string_value(jr), reason);
+}
+
+/* The report file as an array of its lines (JSON objects), in order. */
+static json_t *
+read_report(const char *path)
+{
+    char *s = read_file(path), *p = s, *nl;
+    json_t *a = json_array();
+
+    while ((nl = strchr(p, '\n')) != NULL) {
+        *nl = '\0';
+        json_array_append_new(a, parse_json(p, "report line"));
+        p = nl + 1;
+    }
+    cr_assert_eq(*p, '\0', "report does not end in a line end");
+    free(s);
+    return a;
+}
+
+static json_int_t
+jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+
+    cr_assert(json_is_integer(v), "no integer %s", key);
+    return json_integer_value(v);
+}
+
+Test(cli, load_modes_and_the_report)
+{
+    char dir[128], file[160], rep[160];
+    json_t *j, *a;
+    res r;
+
+    node_at(dir, sizeof dir, "n"); /* customers C1 {Ann, 1}, C2 {Bob} */
+    snprintf(file, sizeof file, "%s/m.csv", root);
+    snprintf(rep, sizeof rep, "%s/report.jsonl", root);
+    write_file(file, "id,name\nC1,Ann\nC2,Bo\nC3,Cid\n");
+    r = CLI("-d", dir, "--json", "load", "customers", file, "--format", "csv",
+            "--mode", "add-only", "--report", rep);
+    assert_ok(r, "add-only");
+    j = parse_json(r.out, "load --json");
+    cr_assert_eq(jint(j, "records"), 3);
+    cr_assert_eq(jint(j, "inserted"), 1);
+    cr_assert_eq(jint(j, "updated"), 0);
+    cr_assert_eq(jint(j, "unchanged"), 0);
+    cr_assert_eq(jint(j, "skipped"), 2);
+    json_decref(j);
+    res_free(&r);
+    a = read_report(rep);
+    cr_assert_eq(json_array_size(a), 3);
+    assert_report_line(json_array_get(a, 0), "C1", "skipped", "add-only");
+    assert_report_line(json_array_get(a, 1), "C2", "skipped", "add-only");
+    assert_report_line(json_array_get(a, 2), "C3", "inserted", NULL);
+    json_decref(a);
+    assert_record(dir, "customers", "C2", "{\"id\":\"C2\",\"name\":\"Bob\"}");
+
+    write_file(file, "id,name\nC1,Ann\nC2,Bo\nC4,Dan\n");
+    r = CLI("-d", dir, "--json", "load", "customers", file, "--format", "csv",
+            "--mode", "update-only", "--report", rep);
+    assert_ok(r, "update-only");
+    j = parse_json(r.out, "load --json");
+    cr_assert_eq(jint(j, "inserted"), 0);
+    cr_assert_eq(jint(j, "updated"), 1);
+    cr_assert_eq(jint(j, "unchanged"), 1);
+    cr_assert_eq(jint(j, "skipped"), 1);
+    json_decref(j);
+    res_free(&r);
+    a = read_report(rep);
+    cr_assert_eq(json_array_size(a), 3);
+    assert_report_line(json_array_get(a, 0), "C1", "unchanged", NULL);
+    assert_report_line(json_array_get(a, 1), "C2", "updated", NULL);
+    assert_report_line(json_array_get(a, 2), "C4", "skipped", "update-only");
+    json_decref(a);
+    r = CLI("-d", dir, "get", "customers", "C4");
+    cr_assert_eq(r.code, 1, "update-only created C4");
+    res_free(&r);
+
+    /* upsert (the default), JSON Lines, a deleted record comes back as
+     * inserted; every batch size gives the same report */
+    CLI_OK("del", "-d", dir, "del", "customers", "C3");
+    write_file(file, "{\"id\":\"C3\",\"name\":\"Cy\"}\n"
+                     "{\"id\":\"C1\",\"name\":\"Ann\"}\n"
+                     "{\"id\":\"C2\",\"name\":\"Bob\"}\n");
+    r = CLI("-d", dir, "load", "customers", file, "--report", rep, "--batch",
+            "1");
+    assert_ok(r, "upsert");
+    res_free(&r);
+    a = read_report(rep);
+    cr_assert_eq(json_array_size(a), 3);
+    assert_report_line(json_array_get(a, 0), "C1", "unchanged", NULL);
+    assert_report_line(json_array_get(a, 1), "C2", "updated", NULL);
+    assert_report_line(json_array_get(a, 2), "C3", "inserted", NULL);
+    json_decref(a);
+    BAD(dir, "--mode", "-d", dir, "load", "customers", file, "--mode", "add");
+    BAD(dir, "--on-error", "-d", dir, "load", "customers", file, "--on-error",
+        "ignore");
+}
+
+Test(cli, on_error_skip_reports_bad_rows_stop_writes_nothing)
+{
+    char dir[128], file[160], rep[160];
+    struct stat st;
+    json_t *j, *a;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/bad.csv", root);
+    snprintf(rep, sizeof rep, "%s/report.jsonl", root);
+    write_file(file, "id,n,ok\nA1,1,true\nA2,x,true\nA3,3\nA4,4,false\n");
+    BAD(dir, "line 3, column n", "-d", dir, "load", "a", file, "--format",
+        "csv", "--types", "n:number,ok:bool", "--report", rep);
+    cr_assert_neq(stat(rep, &st), 0, "a refused load left a report");
+    BAD(dir, "line 3, column n", "-d", dir, "load", "a", file, "--format",
+        "csv", "--types", "n:number,ok:bool", "--on-error", "stop");
+    r = CLI("-d", dir, "--json", "load", "a", file, "--format", "csv",
+            "--types", "n:number,ok:bool", "--on-error", "skip", "--report",
+            rep);
+    assert_ok(r, "skip");
+    j = parse_json(r.out, "load --json");
+    cr_assert_eq(jint(j, "records"), 4);
+    cr_assert_eq(jint(j, "written"), 2);
+    cr_assert_eq(jint(j, "skipped"), 2);
+    json_decref(j);
+    res_free(&r);
+    a = read_report(rep);
+    cr_assert_eq(json_array_size(a), 4);
+    assert_report_line(json_array_get(a, 0), "A2", "skipped",
+                       "line 3, column n: \"x\" is not a number");
+    assert_report_line(json_array_get(a, 1), "A3", "skipped",
+                       "line 4: 2 cells, but the header has 3");
+    assert_report_line(json_array_get(a, 2), "A1", "inserted", NULL);
+    assert_report_line(json_array_get(a, 3), "A4", "inserted", NULL);
+    json_decref(a);
+    assert_record(dir, "a", "A4", "{\"id\":\"A4\",\"n\":4,\"ok\":false}");
+
+    /* JSON Lines: a line that does not parse has no ID to report */
+    snprintf(file, sizeof file, "%s/bad.jsonl", root);
+    write_file(file, "{\"id\":\"B1\"}\n{\"id\":\n{\"id\":\"B3\",\"o\":{}}\n");
+    BAD(dir, "line 2", "-d", dir, "load", "b", file);
+    r = CLI("-d", dir, "load", "b", file, "--on-error", "skip", "--report",
+            rep);
+    assert_ok(r, "skip jsonl");
+    res_free(&r);
+    a = read_report(rep);
+    cr_assert_eq(json_array_size(a), 3);
+    assert_report_line(json_array_get(a, 0), NULL, "skipped", "line 2");
+    assert_report_line(json_array_get(a, 1), NULL, "skipped", "line 3");
+    assert_report_line(json_array_get(a, 2), "B1", "inserted", NULL);
+    json_decref(a);
+}
+
+/* A branch loads into collections the head office restricted: with
+ * --on-error skip the records the rules refuse (BS_EPERM from the local
+ * write path) are reported and the others written, whatever the batch
+ * size; with stop the load exits 2 and writes nothing. */
+Test(cli, load_skips_records_the_rules_forbid)
+{
+    char hub[128], br[128], file[160], rep[160], *hid, *bid;
+    const char *batches[] = {"100", "1", "2"};
+    json_t *a;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(file, sizeof file, "%s/x.csv", root);
+    snprintf(rep, sizeof rep, "%s/report.jsonl", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
+           bid);
+    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("collection", "-d", hub, "collection", "prices", "--writers", "hub");
+    CLI_OK("collection", "-d", hub, "collection", "deals", "--writers", "owner",
+           "--owner-field", "office");
+    carry(hub, "br", br);
+
+    write_file(file, "id,p\nP1,1\nP2,2\n");
+    BAD(br, "not permitted", "-d", br, "load", "prices", file, "--format",
+        "csv");
+    r = CLI("-d", br, "load", "prices", file, "--format", "csv", "--on-error",
+            "skip", "--report", rep);
+    assert_ok(r, "skip prices");
+    res_free(&r);
+    a = read_report(rep);
+    cr_assert_eq(json_array_size(a), 2);
+    assert_report_line(json_array_get(a, 0), "P1", "skipped", "not permitted");
+    assert_report_line(json_array_get(a, 1), "P2", "skipped", "not permitted");
+    json_decref(a);
+
+    write_file(file, "id,office\nD1,br\nD2,hub\nD3,br\nD4,hub\nD5,br\n");
+    for (size_t i = 0; i < 3; i++)
+        BAD(br, "not permitted", "-d", br, "load", "deals", file, "--format",
+            "csv", "--batch", batches[i]);
+    for (size_t i = 0; i < 3; i++) {
+        char coll[16];
+
+        snprintf(coll, sizeof coll, "deals");
+        if (i > 0)
+            CLI_OK("del", "-d", br, "del", coll, "D1");
+        r = CLI("-d", br, "load", coll, file, "--format", "csv", "--on-error",
+                "skip", "--report", rep, "--batch", batches[i]);
+        assert_ok(r, "skip deals");
+        res_free(&r);
+        a = read_report(rep);
+        cr_assert_eq(json_array_size(a), 5, "batch %s", batches[i]);
+        assert_report_line(json_array_get(a, 0), "D1", "inserted", NULL);
+        assert_report_line(json_array_get(a, 1), "D2", "skipped",
+                           "not permitted");
+        assert_report_line(json_array_get(a, 2), "D3",
+                           i == 0 ? "inserted" : "unchanged", NULL);
+        assert_report_line(json_array_get(a, 3), "D4", "skipped",
+                           "not permitted");
+        assert_report_line(json_array_get(a, 4), "D5",
+                           i == 0 ? "inserted" : "unchanged", NULL);
+        json_decref(a);
+    }
+    r = CLI("-d", br, "ls", "deals");
+    assert_ok(r, "ls deals");
+    cr_assert_eq(count_lines(r.out), 3, "deals at the branch: %s", r.out);
+    res_free(&r);
+    /* what the branch wrote replicates to the hub */
+    carry(br, "hub", hub);
+    assert_record(hub, "deals", "D5", "{\"id\":\"D5\",\"office\":\"br\"}");
+    free(hid);
+    free(bid);
+}
