@@ -117,6 +117,12 @@ inbound_end(bs_daemon *d, bs_incoming *in)
     if (ok)
         bs_client_problem(st, peer, bs_session_refused_reason(in->s),
                           &d->n->cfg, problem, sizeof problem);
+    /* The exchange log first: whoever reads the log line finds the entry */
+    if (peer[0])
+        bs_client_log(d->n, peer, "network", "both", st, in->started_ms,
+                      !ok          ? bs_session_error(in->s)
+                      : problem[0] ? problem
+                                   : NULL);
     if (ok)
         bs_daemon_log(
             d, problem[0] ? BS_LOG_WARN : BS_LOG_INFO,
@@ -132,11 +138,6 @@ inbound_end(bs_daemon *d, bs_incoming *in)
         bs_daemon_log(d, BS_LOG_WARN,
                       "exchange peer=%s (they called) result=error: %s",
                       peer[0] ? peer : "?", bs_session_error(in->s));
-    if (peer[0])
-        bs_client_log(d->n, peer, "network", "both", st, in->started_ms,
-                      !ok          ? bs_session_error(in->s)
-                      : problem[0] ? problem
-                                   : NULL);
     bs_daemon_held_check(d);
     if (ok && st->changes_applied > 0)
         bs_link_push(d, peer, "relay");
