@@ -762,29 +762,6 @@ bs_changeset_stored_omits(bs_slice set)
 
 /* ---- filtering a stored set for a receiver ---- */
 
-static size_t
-varint_len(uint64_t v)
-{
-    size_t n = 1;
-
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *
-wr_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 /* The routes of header h read in place into r[0..count) (collection and
  * owner slices); 0 when the header has none, -1 when they do not read. */
 static int
@@ -894,16 +871,16 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
         kept[i] = present[i] && e;
         if (!kept[i]) {
             nomit++;
-            omlen += varint_len(i);
+            omlen += bs_varint_size(i);
         }
     }
     rv = BS_OK;
     if (nomit == have)
         goto out; /* nothing more to leave out */
     /* header, signature, the kept changes, the packed omitted list */
-    size = 1 + varint_len((size_t)(hdr.end - hdr.p)) +
-           (size_t)(hdr.end - hdr.p) + 1 + varint_len(BS_SIG_LEN) + BS_SIG_LEN +
-           1 + varint_len(omlen) + omlen;
+    size = 1 + bs_varint_size((size_t)(hdr.end - hdr.p)) +
+           (size_t)(hdr.end - hdr.p) + 1 + bs_varint_size(BS_SIG_LEN) +
+           BS_SIG_LEN + 1 + bs_varint_size(omlen) + omlen;
     r = (pbr){set.p, set.p + set.n};
     i = 0;
     while (r.p < r.end) {
@@ -924,11 +901,11 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
     }
     p = *out;
     *p++ = 0x0a;
-    p = wr_varint(p, (size_t)(hdr.end - hdr.p));
+    p = bs_varint_put(p, (size_t)(hdr.end - hdr.p));
     memcpy(p, hdr.p, (size_t)(hdr.end - hdr.p));
     p += hdr.end - hdr.p;
     *p++ = 0x12;
-    p = wr_varint(p, BS_SIG_LEN);
+    p = bs_varint_put(p, BS_SIG_LEN);
     memcpy(p, sig.p, BS_SIG_LEN);
     p += BS_SIG_LEN;
     r = (pbr){set.p, set.p + set.n};
@@ -948,10 +925,10 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
         i++;
     }
     *p++ = 0x22;
-    p = wr_varint(p, omlen);
+    p = bs_varint_put(p, omlen);
     for (i = 0; i < count; i++)
         if (!kept[i])
-            p = wr_varint(p, i);
+            p = bs_varint_put(p, i);
     BS_ASSERT((size_t)(p - *out) == size);
     *outn = size;
     *vd = BS_FILTER_FILTERED;

@@ -132,6 +132,30 @@ bs_put_u64be(uint8_t *p, uint64_t v)
     bs_put_u32be(p + 4, (uint32_t)v);
 }
 
+/* Protobuf base-128 varints (the canonical, shortest form). */
+static inline size_t
+bs_varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline uint8_t *
+bs_varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 static inline uint32_t
 bs_get_u32be(const uint8_t *p)
 {

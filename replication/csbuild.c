@@ -50,29 +50,6 @@ bs_csbuild_count(const bs_csbuild *b)
  * zero scalars and empty strings are left out; the Value oneof is always
  * written; strings are measured with strlen(), as protobuf-c does.
  */
-static size_t
-varint_size(uint64_t v)
-{
-    size_t n = 1;
-
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static uint8_t *
-put_varint(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 static uint64_t
 zigzag(int64_t v)
 {
@@ -98,7 +75,7 @@ measure(const bs_field *f, flen *m)
 static size_t
 string_size(size_t n)
 {
-    return n > 0 ? 1 + varint_size(n) + n : 0;
+    return n > 0 ? 1 + bs_varint_size(n) + n : 0;
 }
 
 static uint8_t *
@@ -106,7 +83,7 @@ put_bytes(uint8_t *p, uint8_t tag, const char *s, size_t n)
 {
     if (n > 0) {
         *p++ = tag;
-        p = put_varint(p, n);
+        p = bs_varint_put(p, n);
         memcpy(p, s, n);
         p += n;
     }
@@ -124,11 +101,11 @@ value_size(const bs_value *v, size_t tlen)
     case BS_VTRUE:
         return 2;
     case BS_VINT:
-        return 1 + varint_size(zigzag(v->i));
+        return 1 + bs_varint_size(zigzag(v->i));
     case BS_VREAL:
         return 9;
     default:
-        return tlen == SIZE_MAX ? 0 : 1 + varint_size(tlen) + tlen;
+        return tlen == SIZE_MAX ? 0 : 1 + bs_varint_size(tlen) + tlen;
     }
 }
 
@@ -147,7 +124,7 @@ put_value(uint8_t *p, const bs_value *v, size_t tlen)
         break;
     case BS_VINT:
         *p++ = 0x18;
-        p = put_varint(p, zigzag(v->i));
+        p = bs_varint_put(p, zigzag(v->i));
         break;
     case BS_VREAL: {
         uint64_t u;
@@ -161,7 +138,7 @@ put_value(uint8_t *p, const bs_value *v, size_t tlen)
     default:
         if (tlen != SIZE_MAX) {
             *p++ = 0x2a;
-            p = put_varint(p, tlen);
+            p = bs_varint_put(p, tlen);
             memcpy(p, v->s, tlen);
             p += tlen;
         }
@@ -175,7 +152,7 @@ static size_t
 field_size(const bs_field *f, const flen *m, size_t *vsize)
 {
     *vsize = value_size(&f->val, m->text);
-    return string_size(m->name) + 1 + varint_size(*vsize) + *vsize;
+    return string_size(m->name) + 1 + bs_varint_size(*vsize) + *vsize;
 }
 
 static uint8_t *
@@ -183,7 +160,7 @@ put_u64(uint8_t *p, uint8_t tag, uint64_t v)
 {
     if (v != 0) {
         *p++ = tag;
-        p = put_varint(p, v);
+        p = bs_varint_put(p, v);
     }
     return p;
 }
@@ -234,18 +211,18 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
     cl = ch->coll != NULL ? strlen(ch->coll) : 0;
     il = ch->id != NULL ? strlen(ch->id) : 0;
     if (ch->seq != 0)
-        n += 1 + varint_size(ch->seq);
+        n += 1 + bs_varint_size(ch->seq);
     if (ch->hlc != 0)
-        n += 1 + varint_size(ch->hlc);
+        n += 1 + bs_varint_size(ch->hlc);
     if (ch->prio != 0)
-        n += 1 + varint_size(ch->prio);
+        n += 1 + bs_varint_size(ch->prio);
     n += string_size(cl) + string_size(il);
     if (ch->deleted)
         n += 2;
     for (size_t i = 0; i < ch->nfields; i++) {
         measure(&ch->fields[i], i < MEASURED ? &lens[i] : &m);
         fs = field_size(&ch->fields[i], i < MEASURED ? &lens[i] : &m, &vs);
-        n += 1 + varint_size(fs) + fs;
+        n += 1 + bs_varint_size(fs) + fs;
     }
     if (n > BS_CHANGE_MAX_BYTES)
         return BS_EINVAL;
@@ -268,10 +245,10 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
             measure(f, &m);
         fs = field_size(f, fl, &vs);
         *p++ = 0x3a;
-        p = put_varint(p, fs);
+        p = bs_varint_put(p, fs);
         p = put_bytes(p, 0x0a, f->name, fl->name);
         *p++ = 0x12;
-        p = put_varint(p, vs);
+        p = bs_varint_put(p, vs);
         p = put_value(p, &f->val, fl->text);
     }
     BS_ASSERT((size_t)(p - out) == n);
