@@ -161,16 +161,6 @@ typedef struct declare_ctx {
     bs_collection *out;
 } declare_ctx;
 
-static void
-text_field(bs_field *f, const char *name, const char *text)
-{
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->val.type = BS_VTEXT;
-    f->val.s = text;
-    f->val.len = (uint32_t)strlen(text);
-}
-
 static bs_err
 declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -202,13 +192,13 @@ declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
                        in->name);
     /* Fields in name order, as a write takes them. */
     if (in->set & BS_RULE_OWNER_FIELD)
-        text_field(&f[n++], "owner_field", now.owner_field);
+        f[n++] = bs_field_text("owner_field", now.owner_field);
     if (in->set & BS_RULE_POLICY)
-        text_field(&f[n++], "policy", bs_policy_name(now.policy));
+        f[n++] = bs_field_text("policy", bs_policy_name(now.policy));
     if (in->set & BS_RULE_SCOPE)
-        text_field(&f[n++], "scope", bs_scope_name(now.scope));
+        f[n++] = bs_field_text("scope", bs_scope_name(now.scope));
     if (in->set & BS_RULE_WRITERS)
-        text_field(&f[n++], "writers", bs_writers_name(now.writers));
+        f[n++] = bs_field_text("writers", bs_writers_name(now.writers));
     if ((rv = bs_local_begin(&l, t, d->c, err)) == BS_OK) {
         if (l.meta.role != BS_ROLE_HUB)
             rv = bs_errf(err, BS_EPERM, "only the hub declares collections");

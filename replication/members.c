@@ -151,19 +151,6 @@ bs_members_by_name(bs_txn *t, const char *name, uint8_t pk[BS_PK_LEN])
 }
 
 static bs_field
-text_field(const char *name, const char *val)
-{
-    bs_field f;
-
-    memset(&f, 0, sizeof f);
-    f.name = name;
-    f.val.type = BS_VTEXT;
-    f.val.s = val;
-    f.val.len = (uint32_t)strlen(val);
-    return f;
-}
-
-static bs_field
 bool_field(const char *name, int v)
 {
     bs_field f;
@@ -193,9 +180,9 @@ bs_members_introduce(bs_local *l, const uint8_t pk[BS_PK_LEN], const char *name,
     if ((rv = hub_only(l, err)) != BS_OK)
         return rv;
     bs_node_id_format(pk, id);
-    f[0] = text_field("name", name);
+    f[0] = bs_field_text("name", name);
     f[1] = bool_field("revoked", 0);
-    f[2] = text_field("role", bs_role_name(role));
+    f[2] = bs_field_text("role", bs_role_name(role));
     return bs_local_put(l, BS_SYS_MEMBERS, id, f, 3, err);
 }
 
@@ -232,7 +219,7 @@ bs_members_revoke(bs_local *l, const uint8_t pk[BS_PK_LEN], bs_errbuf *err)
     bs_node_id_format(pk, id);
     held_streams(&l->streams, pk, held, sizeof held);
     f[0] = bool_field("revoked", 1);
-    f[1] = text_field("revoked_at", held);
+    f[1] = bs_field_text("revoked_at", held);
     return bs_local_put(l, BS_SYS_MEMBERS, id, f, 2, err);
 }
 

@@ -596,16 +596,6 @@ find_kept(bs_txn *t, const bs_meta *m, release_ctx *r, uint8_t *key,
     return rv;
 }
 
-static void
-text_field(bs_field *f, const char *name, const char *text)
-{
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->val.type = BS_VTEXT;
-    f->val.s = text;
-    f->val.len = (uint32_t)strlen(text);
-}
-
 static bs_err
 release_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -636,8 +626,8 @@ release_txn(bs_txn *t, void *arg, bs_errbuf *err)
     release_id(key, id);
     bs_hex(keep, r->keep, BS_HASH_LEN);
     bs_hex(prevx, prev, BS_HASH_LEN);
-    text_field(&f[0], "keep", keep);
-    text_field(&f[1], "prev", prevx);
+    f[0] = bs_field_text("keep", keep);
+    f[1] = bs_field_text("prev", prevx);
     memset(&f[2], 0, sizeof f[2]);
     f[2].name = "seq";
     f[2].val.type = BS_VINT;

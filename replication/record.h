@@ -26,6 +26,8 @@
 #ifndef BS_RECORD_H
 #define BS_RECORD_H
 
+#include <string.h>
+
 #include "arena.h"
 #include "common.h"
 
@@ -60,6 +62,20 @@ typedef struct bs_field {
     bs_version ver;
     bs_value val;
 } bs_field;
+
+/* A field named name (borrowed) holding text (borrowed), for a write. */
+static inline bs_field
+bs_field_text(const char *name, const char *text)
+{
+    bs_field f;
+
+    memset(&f, 0, sizeof f);
+    f.name = name;
+    f.val.type = BS_VTEXT;
+    f.val.s = text;
+    f.val.len = (uint32_t)strlen(text);
+    return f;
+}
 
 typedef struct bs_record {
     int live; /* as decided by the last merge, under the collection's order */
