@@ -38,12 +38,16 @@ bs_api_init(bs_api *api, bs_node *n, const char *token,
      * only read it. */
     if ((rv = bs_node_core(n, 1, &api->core, err)) != BS_OK)
         return rv;
+    if ((rv = bs_http_writeq_init(&api->writes, api->hooks.changed,
+                                  api->hooks.ctx)) != BS_OK)
+        return bs_errf(err, rv, "cannot set up the write queue");
     return BS_OK;
 }
 
 void
 bs_api_fini(bs_api *api)
 {
+    bs_http_writeq_fini(&api->writes);
     bs_wipe(api->token, sizeof api->token);
 }
 
@@ -240,14 +244,13 @@ put_record(bs_api *api, const bs_api_req *rq, const char *coll, const char *id,
     if (rv == BS_OK && jid != NULL && strcmp(jid, id) != 0)
         rv = bs_errf(&err, BS_EINVAL,
                      "the JSON's \"id\" differs from the URL's \"%s\"", id);
-    if (rv == BS_OK)
-        rv = bs_records_write(&api->core, &w, 1, NULL, &err);
+    if (rv == BS_OK) /* durable on return; peers told (http_write.h) */
+        rv = bs_http_write(&api->writes, &api->core, &w, &err);
     bs_arena_fini(&a);
     if (rv != BS_OK) {
         bs_api_fail(api, rv, &err, out);
         return;
     }
-    changed(api);
     get_record(api, coll, id, 200, out);
 }
 
@@ -256,13 +259,12 @@ del_record(bs_api *api, const char *coll, const char *id, bs_api_resp *out)
 {
     bs_write w = {coll, id, 1, NULL, 0};
     bs_errbuf err = {{0}};
-    bs_err rv = bs_records_write(&api->core, &w, 1, NULL, &err);
+    bs_err rv = bs_http_write(&api->writes, &api->core, &w, &err);
 
     if (rv != BS_OK) {
         bs_api_fail(api, rv, &err, out);
         return;
     }
-    changed(api);
     bs_api_json(api, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1), out);
 }
 

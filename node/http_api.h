@@ -15,7 +15,11 @@
  *     node busy).
  *   - Reads run in one read transaction per request; writes go through the
  *     core API (records.h, load.h, resolution.h) in their own write
- *     transaction, exactly as the CLI's, and then call hooks.changed.
+ *     transaction, exactly as the CLI's, and then call hooks.changed -
+ *     except PUT and DELETE of one record, which concurrent requests
+ *     share: one durable transaction for all of them (http_write.h), one
+ *     hooks.changed per transaction.  Every write is answered once it is
+ *     durable.
  *
  * Thread safety: bs_api_handle may run on many threads at once; the node
  * is shared (its store was opened MDB_NOTLS, its key loaded before).
@@ -24,6 +28,7 @@
 #define BS_HTTP_API_H
 
 #include "../replication/common.h"
+#include "http_write.h"
 #include "node.h"
 
 /* What the API asks of the process that serves it. */
@@ -55,6 +60,8 @@ typedef struct bs_api {
     bs_api_hooks hooks;
     /* requests answered, per bs_api_statuses entry (the last: others) */
     uint64_t answered[BS_API_NSTATUS];
+    /* PUT and DELETE of one record: group commit (http_write.h) */
+    bs_http_writeq writes;
 } bs_api;
 
 /*

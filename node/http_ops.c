@@ -291,6 +291,16 @@ node_metrics(bs_api *api, mbuf *b, const bs_status *st, size_t nproblems)
             mb_printf(b, "branchsync_http_requests_total{code=\"%d\"} %llu\n",
                       bs_api_statuses[i], (unsigned long long)k);
     }
+    head(b, "http_write_batches_total", "counter",
+         "Durable transactions of HTTP PUT and DELETE (group commit).");
+    mb_printf(b, "branchsync_http_write_batches_total %llu\n",
+              (unsigned long long)__atomic_load_n(&api->writes.batches,
+                                                  __ATOMIC_RELAXED));
+    head(b, "http_writes_total", "counter",
+         "HTTP PUT and DELETE writes made durable.");
+    mb_printf(b, "branchsync_http_writes_total %llu\n",
+              (unsigned long long)__atomic_load_n(&api->writes.writes,
+                                                  __ATOMIC_RELAXED));
 }
 
 void
