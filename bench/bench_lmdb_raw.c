@@ -10,8 +10,14 @@
  * mdb_txn_commit.  The environment in DIR (created if missing, must be
  * empty) uses default flags, so the commit is durable (fsync, no NOSYNC).
  *
- * Output (stdout): one "key=value" per line, for bench/load.sh.
- * Links liblmdb only.
+ *     bench_lmdb_raw --single N DIR
+ *
+ * The baseline for the HTTP API's group commit (bench/http_put.sh): N
+ * write transactions of one mdb_put each (a 60-byte value under a fresh
+ * key), each committed durably: the rate one fsync per write allows.
+ *
+ * Output (stdout): one "key=value" per line, for bench/load.sh and
+ * bench/http_put.sh.  Links liblmdb only.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -97,6 +103,66 @@ find_id(char *s, size_t n, MDB_val *k)
     return 0;
 }
 
+static MDB_env *
+open_env(const char *dir)
+{
+    MDB_env *env;
+    int rc;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "bench_lmdb_raw: %s: %s\n", dir, strerror(errno));
+        exit(1);
+    }
+    if ((rc = mdb_env_create(&env)) != 0)
+        die_mdb("mdb_env_create", rc);
+    if ((rc = mdb_env_set_mapsize(env, MAP_SIZE)) != 0)
+        die_mdb("mdb_env_set_mapsize", rc);
+    if ((rc = mdb_env_open(env, dir, 0, 0600)) != 0) /* default flags */
+        die_mdb("mdb_env_open", rc);
+    return env;
+}
+
+/* --single N DIR: N durable transactions of one put each. */
+static int
+single(const char *count, const char *dir)
+{
+    char *end, key[32],
+        val[] =
+            "{\"name\":\"Acme\",\"city\":\"Tallinn\",\"vip\":true,\"n\":42}";
+    long n = strtol(count, &end, 10);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    double t0, t1;
+    int rc;
+
+    if (end == count || *end != '\0' || n < 1) {
+        fprintf(stderr, "bench_lmdb_raw: --single needs a count >= 1\n");
+        return 2;
+    }
+    env = open_env(dir);
+    t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        MDB_val k = {(size_t)snprintf(key, sizeof key, "r%08ld", i), key};
+        MDB_val v = {sizeof val - 1, val};
+
+        if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+            die_mdb("mdb_txn_begin", rc);
+        if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0)
+            die_mdb("mdb_dbi_open", rc);
+        if ((rc = mdb_put(txn, dbi, &k, &v, 0)) != 0)
+            die_mdb("mdb_put", rc);
+        if ((rc = mdb_txn_commit(txn)) != 0)
+            die_mdb("mdb_txn_commit", rc);
+    }
+    t1 = now_s();
+    printf("transactions=%ld\n", n);
+    printf("seconds=%.3f\n", t1 - t0);
+    printf("transactions_per_s=%.0f\n", t1 > t0 ? (double)n / (t1 - t0) : 0.0);
+    mdb_env_close(env);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -111,8 +177,11 @@ main(int argc, char **argv)
     double t0, t1, t2;
     int rc;
 
+    if (argc == 4 && strcmp(argv[1], "--single") == 0)
+        return single(argv[2], argv[3]);
     if (argc != 3) {
-        fprintf(stderr, "usage: bench_lmdb_raw FILE.jsonl DIR\n");
+        fprintf(stderr, "usage: bench_lmdb_raw FILE.jsonl DIR | bench_lmdb_raw "
+                        "--single N DIR\n");
         return 2;
     }
 
@@ -142,16 +211,7 @@ main(int argc, char **argv)
         p = nl ? nl + 1 : end;
     }
 
-    if (mkdir(argv[2], 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "bench_lmdb_raw: %s: %s\n", argv[2], strerror(errno));
-        return 1;
-    }
-    if ((rc = mdb_env_create(&env)) != 0)
-        die_mdb("mdb_env_create", rc);
-    if ((rc = mdb_env_set_mapsize(env, MAP_SIZE)) != 0)
-        die_mdb("mdb_env_set_mapsize", rc);
-    if ((rc = mdb_env_open(env, argv[2], 0, 0600)) != 0) /* default flags */
-        die_mdb("mdb_env_open", rc);
+    env = open_env(argv[2]);
 
     /* Timed: one write txn of raw puts in file order, then a durable commit.
      */

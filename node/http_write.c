@@ -73,8 +73,8 @@ batch_txn(bs_txn *t, void *arg, bs_errbuf *err)
         if (w->deleted)
             rv = bs_local_del(&l, w->coll, w->id, r->err);
         else
-            rv = bs_local_put(&l, w->coll, w->id, w->fields, w->nfields,
-                              r->err);
+            rv =
+                bs_local_put(&l, w->coll, w->id, w->fields, w->nfields, r->err);
         if (rv != BS_OK) {
             b->failed = i;
             goto out;

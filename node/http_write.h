@@ -64,8 +64,7 @@ typedef struct bs_http_writeq {
 /* changed (may be NULL) and ctx are kept.  BS_ENOMEM when the mutex or
  * the condition variable cannot be made. */
 BS_MUST_CHECK bs_err bs_http_writeq_init(bs_http_writeq *q,
-                                         void (*changed)(void *ctx),
-                                         void *ctx);
+                                         void (*changed)(void *ctx), void *ctx);
 /* No bs_http_write may be running. */
 void bs_http_writeq_fini(bs_http_writeq *q);
 

@@ -89,7 +89,7 @@ static void *
 run(void *arg)
 {
     req *r = arg;
-    bs_api_req rq = {r->method, r->path, NULL,      NULL,
+    bs_api_req rq = {r->method, r->path, NULL,           NULL,
                      auth,      r->body, strlen(r->body)};
     bs_api_resp out;
 
@@ -233,13 +233,11 @@ Test(http_write, one_forbidden_write_fails_alone_in_its_batch)
     run_as_one_batch(api, rs, 6);
     for (int i = 0; i < 6; i++) {
         int want = i == 2 ? 403 : i == 4 ? 404 : 200;
-        cr_assert_eq(rs[i].status, want, "%s %s: %d, want %d: %s",
-                     rs[i].method, rs[i].path, rs[i].status, want,
-                     rs[i].answer);
+        cr_assert_eq(rs[i].status, want, "%s %s: %d, want %d: %s", rs[i].method,
+                     rs[i].path, rs[i].status, want, rs[i].answer);
         free(rs[i].answer);
         if (want == 200)
-            cr_assert_eq(get(api, rs[i].path, NULL, 0), 200, "%s",
-                         rs[i].path);
+            cr_assert_eq(get(api, rs[i].path, NULL, 0), 200, "%s", rs[i].path);
     }
     cr_assert_eq(get(api, "/v1/collections/prices/records/p1", NULL, 0), 404);
     /* the other four in one transaction, despite two failures */
@@ -260,8 +258,8 @@ writer(void *arg)
 
     for (int k = 0; k < 20; k++) {
         char path[160];
-        bs_api_req rq = {"PUT", path, NULL, NULL, auth, r->body,
-                         strlen(r->body)};
+        bs_api_req rq = {"PUT", path,    NULL,           NULL,
+                         auth,  r->body, strlen(r->body)};
         bs_api_req del = {"DELETE", path, NULL, NULL, auth, NULL, 0};
         bs_api_resp out;
 
@@ -295,16 +293,14 @@ Test(http_write, free_running_writers_all_land)
     }
     for (int i = 0; i < NTHREADS; i++) {
         cr_assert_eq(pthread_join(rs[i].th, NULL), 0);
-        cr_assert_eq(rs[i].status, 0, "thread %d: %d failed", i,
-                     rs[i].status);
+        cr_assert_eq(rs[i].status, 0, "thread %d: %d failed", i, rs[i].status);
         for (int k = 0; k < 20; k++) {
             snprintf(path, sizeof path, "%s-%d", rs[i].path, k);
-            cr_assert_eq(get(api, path, NULL, 0), k % 5 == 4 ? 404 : 200,
-                         "%s", path);
+            cr_assert_eq(get(api, path, NULL, 0), k % 5 == 4 ? 404 : 200, "%s",
+                         path);
         }
     }
     cr_assert_eq(api->writes.writes, NTHREADS * 24);
-    cr_assert(api->writes.batches >= 1 &&
-              api->writes.batches <= NTHREADS * 24);
+    cr_assert(api->writes.batches >= 1 && api->writes.batches <= NTHREADS * 24);
     bs_api_fini(api);
 }
