@@ -7,8 +7,9 @@
  * most [http] max_connections), never on the daemon's libuv loop, so the
  * replication loop never waits for HTTP and HTTP never waits for an
  * exchange.  Each request reads in its own LMDB read transaction; writes
- * run in their own write transaction through the core API, then call the
- * api's `changed` hook (docs/api.md).
+ * run in a write transaction through the core API (concurrent PUTs and
+ * DELETEs of one record share one: http_write.h), then call the api's
+ * `changed` hook (docs/api.md).
  *
  * The address is HOST:PORT with HOST an IPv4 address, `localhost` or an
  * IPv6 address in brackets ([::1]:7480).  A loopback address serves plain
