@@ -498,6 +498,8 @@ route(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
         is(rq, "GET") ? bs_api_peers(api, rq, out) : bad_method(api, out);
     } else if (middle(p, "/v1/peers/", "/sync", seg, sizeof seg)) {
         is(rq, "POST") ? bs_api_sync(api, rq, seg, out) : bad_method(api, out);
+    } else if (strcmp(p, "/v1/changes") == 0) {
+        is(rq, "GET") ? bs_api_changes(api, rq, out) : bad_method(api, out);
     } else if (strcmp(p, "/v1/log") == 0) {
         is(rq, "GET") ? bs_api_log(api, rq, out) : bad_method(api, out);
     } else {

@@ -1,7 +1,8 @@
 /*
- * http_int.h - PRIVATE to http_api.c and http_ops.c: the response
- * helpers and the handlers of the operator endpoints (status, health,
- * metrics, conflicts, peers, log, sync), which http_api.c routes to.
+ * http_int.h - PRIVATE to http_api.c, http_ops.c and http_feed.c: the
+ * response helpers and the handlers of the operator endpoints (status,
+ * health, metrics, conflicts, peers, log, sync) and of the change feed,
+ * which http_api.c routes to.
  */
 #ifndef BS_HTTP_INT_H
 #define BS_HTTP_INT_H
@@ -32,5 +33,10 @@ void bs_api_peers(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 void bs_api_sync(bs_api *api, const bs_api_req *rq, const char *peer,
                  bs_api_resp *out);
 void bs_api_log(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+
+/* ---- http_feed.c ---- */
+/* GET /v1/changes; with feed=longpoll it may wait up to its timeout on
+ * the calling thread. */
+void bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 
 #endif

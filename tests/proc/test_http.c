@@ -9,13 +9,16 @@
  *      names the problem, and the API is served once the port is free;
  *   5. a non-loopback address without TLS: the daemon refuses to start;
  *   6. a client that sends nothing does not stop the others;
- *   7. with [http] cert and key the API is served over TLS only.
+ *   7. with [http] cert and key the API is served over TLS only;
+ *   8. a longpoll change feed open at a branch receives a change written
+ *      at its online hub (item 3).
  *
  * Run one: test_proc_http --filter 'http/bulk*' --verbose.
  */
 #include "proc_util.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <regex.h>
 
 #define SUITE_TIMEOUT 240
@@ -498,5 +501,88 @@ Test(http, with_a_cert_and_key_the_api_is_served_over_tls)
     cr_assert_neq(plain.status, 200, "plain HTTP answered beside TLS");
     free(plain.body);
     run_free(&r);
+    p_pass();
+}
+
+/* ---- 8. the change feed ---- */
+
+typedef struct feed_call {
+    const node *n;
+    const char *token;
+    char path[256];
+    resp r;
+} feed_call;
+
+static void *
+feed_thread(void *arg)
+{
+    feed_call *f = arg;
+
+    f->r = http(f->n, f->token, "GET", f->path, NULL);
+    return NULL;
+}
+
+Test(http, a_longpoll_feed_receives_a_change_written_at_the_online_peer)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    char tok[128], hub_id[128];
+    feed_call f = {0};
+    json_t *j, *res, *e = NULL;
+    pthread_t th;
+    long long last;
+    run r = {0};
+
+    node_pair(hub, br, "online");
+    node_pair(br, hub, "online");
+    daemon_start(hub);
+    daemon_start(br);
+    token_of(br, tok, sizeof tok);
+    http_wait(br);
+    CLI_OK(&r, br, "sync", "head"); /* joins the branch */
+    run_free(&r);
+    CLI_OK(&r, hub, "id"); /* "head ID" */
+    r.out[strcspn(r.out, "\r\n")] = '\0';
+    cr_assert_not_null(strrchr(r.out, ' '), "id: %s", r.out);
+    snprintf(hub_id, sizeof hub_id, "%s", strrchr(r.out, ' ') + 1);
+    run_free(&r);
+
+    j = expect(br, tok, 200, "GET", "/v1/changes", NULL);
+    last = json_integer_value(json_object_get(j, "last_seq"));
+    json_decref(j);
+    f.n = br;
+    f.token = tok;
+    snprintf(f.path, sizeof f.path,
+             "/v1/changes?feed=longpoll&since=%lld&timeout=20&include_docs="
+             "true",
+             last);
+    cr_assert_eq(pthread_create(&th, NULL, feed_thread, &f), 0);
+    CLI_OK(&r, hub, "put", "customers", "f1", "{\"name\":\"fed\"}");
+    run_free(&r);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+
+    cr_assert_eq(f.r.status, 200, "longpoll: %ld %s", f.r.status, f.r.body);
+    j = json_loads(f.r.body, 0, NULL);
+    cr_assert_not_null(j, "%s", f.r.body);
+    res = json_object_get(j, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+        if (strcmp(json_string_value(
+                       json_object_get(json_array_get(res, i), "id")),
+                   "f1") == 0)
+            e = json_array_get(res, i);
+    cr_assert_not_null(e,
+                       "the hub's write did not reach the feed in 20 s: "
+                       "%s",
+                       f.r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "collection")),
+                     "customers");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "origin")), hub_id);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(e, "doc"), "name")),
+        "fed");
+    cr_assert_gt(json_integer_value(json_object_get(e, "seq")), last);
+    cr_assert_eq(json_integer_value(json_object_get(j, "last_seq")),
+                 json_integer_value(json_object_get(e, "seq")));
+    json_decref(j);
+    free(f.r.body);
     p_pass();
 }

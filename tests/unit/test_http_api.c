@@ -2,11 +2,14 @@
  * test_http_api.c - the HTTP API without a server (node/http_api.h, issue
  * 10 item 2): routing, the bearer token, the JSON documents, paging, bulk
  * upsert, and how core errors map to HTTP statuses, with bad input
- * writing nothing.  Also the listen address and token file (node/http.h)
- * and the [http] configuration (node/config.h).
+ * writing nothing; the change feed (GET /v1/changes, item 3: paging,
+ * since, the collection filter, include_docs, longpoll, bad queries).
+ * Also the listen address and token file (node/http.h) and the [http]
+ * configuration (node/config.h).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -155,6 +158,7 @@ Test(http_api, every_v1_path_needs_the_bearer_token)
                                         "/v1/log",
                                         "/v1/collections/c/records",
                                         "/v1/collections/c/records/x",
+                                        "/v1/changes",
                                         "/"};
     int st;
     json_t *j;
@@ -553,4 +557,189 @@ Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
     fclose(f);
     cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL);
     cr_assert(strstr(err.msg, "[http] listen"), "%s", err.msg);
+}
+
+/* ---- the change feed ---- */
+
+static void
+put_ok(const char *coll, const char *id, const char *json)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = bst_put(&head, coll, id, json, &err);
+
+    cr_assert_eq(rv, BS_OK, "put: %s", bs_errmsg(&err, rv));
+}
+
+/* GET /v1/changes with q: its results (borrowed from *doc) and last_seq. */
+static json_t *
+feed(args *q, json_t **doc, uint64_t *last)
+{
+    json_t *res;
+
+    *doc = expect(200, "GET", "/v1/changes", q, NULL);
+    res = json_object_get(*doc, "results");
+    cr_assert(json_is_array(res));
+    cr_assert(json_is_integer(json_object_get(*doc, "last_seq")));
+    *last = (uint64_t)json_integer_value(json_object_get(*doc, "last_seq"));
+    return res;
+}
+
+static void
+is_change(json_t *e, uint64_t seq, const char *coll, const char *id,
+          int deleted)
+{
+    cr_assert_eq(json_integer_value(json_object_get(e, "seq")), (long)seq);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "collection")), coll);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "id")), id);
+    cr_assert_eq(json_is_true(json_object_get(e, "deleted")), deleted,
+                 "seq %lu deleted", (unsigned long)seq);
+}
+
+Test(http_api, the_change_feed_lists_writes_in_order_and_pages)
+{
+    char origin[BS_NODE_ID_LEN + 1];
+    bs_meta m = bst_meta(&head);
+    uint64_t last;
+    json_t *doc, *r;
+
+    bs_node_id_format(m.pk, origin);
+    r = feed(NULL, &doc, &last);
+    cr_assert_eq(json_array_size(r), 0);
+    cr_assert_eq(last, 0, "since=0 on an empty node");
+    json_decref(doc);
+
+    json_decref(
+        expect(200, "PUT", "/v1/collections/c/records/a", NULL, "{\"n\":1}"));
+    put_ok("c", "b", "{\"n\":2}");
+    json_decref(
+        expect(200, "DELETE", "/v1/collections/c/records/a", NULL, NULL));
+    put_ok("d", "x", "{\"n\":3}");
+
+    r = feed(NULL, &doc, &last);
+    cr_assert_eq(json_array_size(r), 4);
+    cr_assert_eq(last, 4);
+    is_change(json_array_get(r, 0), 1, "c", "a", 0);
+    is_change(json_array_get(r, 1), 2, "c", "b", 0);
+    is_change(json_array_get(r, 2), 3, "c", "a", 1);
+    is_change(json_array_get(r, 3), 4, "d", "x", 0);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *e = json_array_get(r, i);
+        cr_assert_str_eq(json_string_value(json_object_get(e, "origin")),
+                         origin);
+        cr_assert(json_integer_value(json_object_get(e, "hlc")) > 0);
+        cr_assert_null(json_object_get(e, "doc"), "no doc unless asked");
+    }
+    json_decref(doc);
+
+    /* pages of two, each resumed from the last one's last_seq */
+    {
+        args q = {{"limit"}, {"2"}};
+        r = feed(&q, &doc, &last);
+        cr_assert_eq(json_array_size(r), 2);
+        is_change(json_array_get(r, 1), 2, "c", "b", 0);
+        cr_assert_eq(last, 2);
+        json_decref(doc);
+    }
+    {
+        args q = {{"since", "limit"}, {"2", "2"}};
+        r = feed(&q, &doc, &last);
+        cr_assert_eq(json_array_size(r), 2);
+        is_change(json_array_get(r, 0), 3, "c", "a", 1);
+        cr_assert_eq(last, 4);
+        json_decref(doc);
+    }
+    {
+        args q = {{"since"}, {"4"}};
+        r = feed(&q, &doc, &last);
+        cr_assert_eq(json_array_size(r), 0);
+        cr_assert_eq(last, 4);
+        json_decref(doc);
+    }
+}
+
+Test(http_api, the_change_feed_filters_by_collection_and_includes_docs)
+{
+    args q = {{"collection", "include_docs"}, {"c", "true"}};
+    uint64_t last;
+    json_t *doc, *r, *d;
+
+    put_ok("c", "a", "{\"n\":1}");
+    put_ok("d", "x", "{\"n\":3}");
+    put_ok("c", "b", "{\"name\":\"Bob\"}");
+    put_ok("d", "y", "{\"n\":4}");
+    put_ok("c", "a", "{\"n\":5}");
+    {
+        bs_errbuf err = {{0}};
+        cr_assert_eq(bst_del(&head, "c", "b", &err), BS_OK);
+    }
+    r = feed(&q, &doc, &last);
+    cr_assert_eq(json_array_size(r), 4);
+    cr_assert_eq(last, 6);
+    is_change(json_array_get(r, 0), 1, "c", "a", 0);
+    is_change(json_array_get(r, 1), 3, "c", "b", 0);
+    is_change(json_array_get(r, 2), 5, "c", "a", 0);
+    is_change(json_array_get(r, 3), 6, "c", "b", 1);
+    /* the doc is the record as `get` prints it now: a's latest, and null
+     * for b, deleted since */
+    d = json_object_get(json_array_get(r, 0), "doc");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "id")), "a");
+    cr_assert_eq(json_integer_value(json_object_get(d, "n")), 5);
+    cr_assert(json_is_null(json_object_get(json_array_get(r, 1), "doc")));
+    cr_assert(json_is_null(json_object_get(json_array_get(r, 3), "doc")));
+    json_decref(doc);
+}
+
+Test(http_api, bad_change_feed_queries_are_400)
+{
+    static const char *const bad[][2] = {
+        {"since", "-1"},         {"since", "abc"},
+        {"since", ""},           {"since", "99999999999999999999"},
+        {"feed", "sse"},         {"feed", "continuous"},
+        {"timeout", "301"},      {"timeout", "x"},
+        {"include_docs", "yes"}, {"limit", "0"},
+        {"limit", "10001"},      {"collection", "bad name"},
+    };
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        args q = {{bad[i][0]}, {bad[i][1]}};
+        json_t *j = expect(400, "GET", "/v1/changes", &q, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(j, "code")), 400);
+        json_decref(j);
+    }
+    json_decref(expect(405, "POST", "/v1/changes", NULL, NULL));
+}
+
+static void *
+late_put(void *arg)
+{
+    struct timespec ts = {0, 150 * 1000000L};
+
+    (void)arg;
+    nanosleep(&ts, NULL); /* let the feed start waiting first */
+    put_ok("c", "late", "{\"n\":1}");
+    return NULL;
+}
+
+Test(http_api, a_longpoll_feed_waits_for_the_next_change)
+{
+    args q = {{"feed", "since", "timeout"}, {"longpoll", "1", "0"}};
+    uint64_t last;
+    pthread_t th;
+    json_t *doc, *r;
+
+    put_ok("c", "a", "{\"n\":1}");
+    /* nothing after seq 1: with timeout 0 it answers at once, empty */
+    r = feed(&q, &doc, &last);
+    cr_assert_eq(json_array_size(r), 0);
+    cr_assert_eq(last, 1);
+    json_decref(doc);
+    /* a write on another thread while it waits ends the wait */
+    q.v[2] = "20";
+    cr_assert_eq(pthread_create(&th, NULL, late_put, NULL), 0);
+    r = feed(&q, &doc, &last);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(json_array_size(r), 1);
+    is_change(json_array_get(r, 0), 2, "c", "late", 0);
+    cr_assert_eq(last, 2);
+    json_decref(doc);
 }
