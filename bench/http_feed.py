@@ -15,19 +15,22 @@ stop = False
 
 
 def reader():
-    since = 0
+    """One event stream (feed=sse), reconnected with Last-Event-ID."""
+    last = "0"
     while not stop:
         rq = urllib.request.Request(
-            f"{url}/v1/changes?feed=longpoll&timeout=5&since={since}",
-            headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(rq, timeout=30) as r:
-            body = r.read()
-        t = time.monotonic()
-        doc = json.loads(body)
-        with lock:
-            for e in doc["results"]:
-                arrived.setdefault(e["id"], t)
-        since = doc["last_seq"]
+            f"{url}/v1/changes?feed=sse&timeout=300&since=0",
+            headers={"Authorization": f"Bearer {token}",
+                     "Last-Event-ID": last})
+        with urllib.request.urlopen(rq, timeout=60) as r:
+            for line in r:
+                if line.startswith(b"id: "):
+                    last = line[4:].strip().decode()
+                elif line.startswith(b"data: "):
+                    t = time.monotonic()
+                    e = json.loads(line[6:])
+                    with lock:
+                        arrived.setdefault(e["id"], t)
 
 
 def pct(v, p):
@@ -63,7 +66,7 @@ def run(label, node_url, node_token):
             if rid not in arrived:
                 sys.exit(f"http_feed.py: {rid} did not reach the feed in 10 s")
             lat.append(max(0.0, arrived[rid] - done) * 1000)
-    print(f"{label:10s}: commit -> feed answer, {n} changes: "
+    print(f"{label:10s}: commit -> SSE event, {n} changes: "
           f"p50 {pct(lat, 50):.1f} ms, p99 {pct(lat, 99):.1f} ms, "
           f"max {max(lat):.1f} ms (PUT itself: p50 {pct(puts, 50):.1f} ms)")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/http_feed.sh - change feed latency: from a commit to the longpoll
-# answer that carries it (GET /v1/changes?feed=longpoll, docs/api.md).
+# bench/http_feed.sh - change feed latency: from a commit to the event
+# that carries it on an open event stream (GET /v1/changes?feed=sse,
+# docs/api.md).
 #
 #     bench/http_feed.sh [N]            (N changes per figure, default 200)
 #
@@ -9,16 +10,16 @@
 #   BENCH_DIR   parent of the scratch directory (default: /tmp)
 #
 # Starts two daemons on free ports of 127.0.0.1: a head office and a
-# branch paired `online` both ways.  A reader keeps one longpoll open at
-# the branch, resuming from each answer's last_seq.  Two figures, p50 and
+# branch paired `online` both ways.  A reader keeps one event stream open
+# at the branch (reconnecting with Last-Event-ID when it ends).  Two figures, p50 and
 # p99 of N changes each (bench/http_feed.py):
 #   - local: an HTTP PUT at the branch; from the PUT's answer (its
 #     transaction committed, at most the PUT's own time earlier, printed
-#     too) to the longpoll answer that carries it: the feed's own latency,
+#     too) to the event that carries it: the feed's own latency,
 #     what a replicated commit at the branch also sees (the feed reads the
 #     store, whoever wrote it);
 #   - replicated: an HTTP PUT at the head office; from its answer (the head
-#     office's commit) to the branch's feed answer: the online push,
+#     office's commit) to the branch's event: the online push,
 #     verify and apply at the branch, and the feed.
 # The writes are spaced a random 0-50 ms apart so they fall anywhere in
 # the feed's 25 ms polling period.  The daemons and the scratch directory

@@ -73,9 +73,22 @@ bs_api_answer(bs_api *api, int status, char *body, const char *type,
     }
     count(api, status);
     out->status = status;
+    out->stream = NULL;
     out->body = body;
     out->len = body ? strlen(body) : 0;
     out->type = type;
+}
+
+void
+bs_api_answer_stream(bs_api *api, bs_api_stream *s, const char *type,
+                     bs_api_resp *out)
+{
+    count(api, 200);
+    out->status = 200;
+    out->body = NULL;
+    out->len = 0;
+    out->type = type;
+    out->stream = s;
 }
 
 void

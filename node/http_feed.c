@@ -2,9 +2,11 @@
  * http_feed.c - GET /v1/changes, the change feed (docs/api.md): the
  * change index (replication/changes.h) read in one read transaction per
  * look, `normal` at once, `longpoll` waiting on the connection's own
- * thread until an entry matches or the timeout passes.
+ * thread until an entry matches or the timeout passes, `sse` an event
+ * stream (text/event-stream) of every matching entry until the timeout,
+ * produced on the connection's thread as it is sent.
  *
- * Longpoll looks at the index's last sequence every FEED_POLL_MS in a
+ * Longpoll and sse look at the index's last sequence every FEED_POLL_MS in a
  * fresh read transaction: that sees every commit to the store, the
  * daemon's own (replication, HTTP writes) and those of `branchsync`
  * processes alike, with no signal from the writer.
@@ -25,11 +27,13 @@
 #define FEED_LIMIT_MAX     10000
 #define FEED_TIMEOUT_DEF   30
 #define FEED_TIMEOUT_MAX   300
+#define FEED_SSE_TIMEOUT   300   /* sse's default */
+#define FEED_HEARTBEAT_MS  15000 /* an sse comment when nothing else */
 
 typedef struct feedq {
     uint64_t since, limit;
     const char *coll; /* NULL: every collection */
-    int longpoll, docs;
+    int longpoll, sse, docs;
     unsigned timeout_s;
 } feedq;
 
@@ -67,6 +71,8 @@ parse_query(bs_api *api, const bs_api_req *rq, feedq *q, bs_api_resp *out)
     q->limit = FEED_LIMIT_DEFAULT;
     q->timeout_s = FEED_TIMEOUT_DEF;
     q->coll = bs_api_arg(rq, "collection");
+    if (rq->last_event_id != NULL)
+        since = rq->last_event_id; /* an event stream resumes */
     if (since != NULL && !parse_u64(since, &q->since)) {
         bs_api_error(api, 400,
                      "since must be a sequence number (0 or more; a "
@@ -80,14 +86,14 @@ parse_query(bs_api *api, const bs_api_req *rq, feedq *q, bs_api_resp *out)
         return 0;
     }
     if (feed != NULL && strcmp(feed, "normal") != 0 &&
-        strcmp(feed, "longpoll") != 0) {
-        bs_api_error(api, 400,
-                     "feed must be normal or longpoll (sse is not served "
-                     "yet: docs/api.md)",
-                     out);
+        strcmp(feed, "longpoll") != 0 && strcmp(feed, "sse") != 0) {
+        bs_api_error(api, 400, "feed must be normal, longpoll or sse", out);
         return 0;
     }
     q->longpoll = feed != NULL && strcmp(feed, "longpoll") == 0;
+    q->sse = feed != NULL && strcmp(feed, "sse") == 0;
+    if (q->sse)
+        q->timeout_s = FEED_SSE_TIMEOUT;
     if (tmo != NULL) {
         if (!parse_u64(tmo, &v) || v > FEED_TIMEOUT_MAX) {
             bs_api_error(api, 400, "timeout must be 0 to 300 seconds", out);
@@ -219,6 +225,126 @@ now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* ---- sse ---- */
+
+typedef struct sse {
+    bs_api_stream base; /* first: the stream is the sse */
+    bs_api *api;
+    feedq q;
+    char coll[BS_COLLECTION_MAX + 1];
+    uint64_t deadline, quiet; /* ms: the end; the last bytes sent */
+    char *buf;                /* pending bytes: buf[off..n) */
+    size_t n, off;
+} sse;
+
+/* "id: SEQ\ndata: JSON\n\n" per entry of results, into s->buf. */
+static int
+events(sse *s, json_t *results)
+{
+    size_t i;
+    json_t *e;
+
+    free(s->buf);
+    s->buf = NULL;
+    s->n = s->off = 0;
+    json_array_foreach(results, i, e)
+    {
+        char *js = json_dumps(e, JSON_COMPACT), *nb;
+        size_t add;
+
+        if (js == NULL)
+            return 0;
+        add = strlen(js) + 40;
+        if ((nb = realloc(s->buf, s->n + add)) == NULL) {
+            free(js);
+            return 0;
+        }
+        s->buf = nb;
+        s->n += (size_t)snprintf(
+            s->buf + s->n, add, "id: %llu\ndata: %s\n\n",
+            (unsigned long long)json_integer_value(json_object_get(e, "seq")),
+            js);
+        free(js);
+    }
+    return 1;
+}
+
+static long
+sse_read(bs_api_stream *st, char *buf, size_t max)
+{
+    sse *s = (sse *)st;
+
+    while (s->off == s->n) {
+        struct timespec pause = {0, FEED_POLL_MS * 1000000L};
+        bs_errbuf err = {{0}};
+        uint64_t seen, last = s->q.since, now = now_ms();
+        json_t *results;
+
+        if (now >= s->deadline)
+            return -1;
+        if (now - s->quiet >= FEED_HEARTBEAT_MS) {
+            static const char beat[] = ": keep-alive\n\n";
+            size_t n = sizeof beat - 1 < max ? sizeof beat - 1 : max;
+            memcpy(buf, beat, n);
+            s->quiet = now;
+            return (long)n;
+        }
+        if (last_seq(s->api, &seen, &err) != BS_OK)
+            return -1;
+        if (seen > s->q.since) {
+            if ((results = json_array()) == NULL ||
+                look(s->api, &s->q, results, &last, &err) != BS_OK ||
+                !events(s, results)) {
+                json_decref(results);
+                return -1;
+            }
+            json_decref(results);
+            s->q.since = last;
+            if (s->n > 0)
+                break;
+        }
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+            ;
+    }
+    if (max > s->n - s->off)
+        max = s->n - s->off;
+    memcpy(buf, s->buf + s->off, max);
+    s->off += max;
+    s->quiet = now_ms();
+    return (long)max;
+}
+
+static void
+sse_free(bs_api_stream *st)
+{
+    sse *s = (sse *)st;
+
+    free(s->buf);
+    free(s);
+}
+
+static void
+start_sse(bs_api *api, const feedq *q, bs_api_resp *out)
+{
+    sse *s = calloc(1, sizeof *s);
+
+    if (s == NULL) {
+        bs_api_answer(api, 500, NULL, NULL, out);
+        return;
+    }
+    s->base.read = sse_read;
+    s->base.free = sse_free;
+    s->api = api;
+    s->q = *q;
+    if (q->coll != NULL) { /* the request's arguments go with the request */
+        snprintf(s->coll, sizeof s->coll, "%s", q->coll);
+        s->q.coll = s->coll;
+    }
+    s->quiet = now_ms();
+    s->deadline = s->quiet + (uint64_t)q->timeout_s * 1000u;
+    bs_api_answer_stream(api, &s->base, "text/event-stream", out);
+}
+
 void
 bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
 {
@@ -230,6 +356,10 @@ bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
 
     if (!parse_query(api, rq, &q, out))
         return;
+    if (q.sse) {
+        start_sse(api, &q, out);
+        return;
+    }
     if ((results = json_array()) == NULL) {
         bs_api_answer(api, 500, NULL, NULL, out);
         return;

@@ -14,6 +14,9 @@
 /* Answer body (malloc'd, taken; NULL: out of memory, 500), counted. */
 void bs_api_answer(bs_api *api, int status, char *body, const char *type,
                    bs_api_resp *out);
+/* Answer 200 with the streamed body s (taken) of Content-Type type. */
+void bs_api_answer_stream(bs_api *api, bs_api_stream *s, const char *type,
+                          bs_api_resp *out);
 /* Answer j (reference taken) with status; 500 when out of memory. */
 void bs_api_json(bs_api *api, int status, json_t *j, bs_api_resp *out);
 /* Answer the core error rv with its message (err's detail if set). */

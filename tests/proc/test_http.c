@@ -10,8 +10,8 @@
  *   5. a non-loopback address without TLS: the daemon refuses to start;
  *   6. a client that sends nothing does not stop the others;
  *   7. with [http] cert and key the API is served over TLS only;
- *   8. a longpoll change feed open at a branch receives a change written
- *      at its online hub (item 3).
+ *   8. a longpoll change feed, then an event stream (sse), open at a
+ *      branch receives a change written at its online hub (item 3).
  *
  * Run one: test_proc_http --filter 'http/bulk*' --verbose.
  */
@@ -522,7 +522,44 @@ feed_thread(void *arg)
     return NULL;
 }
 
-Test(http, a_longpoll_feed_receives_a_change_written_at_the_online_peer)
+/* An event stream's bytes, until they hold "f2" (then the transfer is
+ * cut) or the stream ends. */
+static size_t
+on_event(char *p, size_t sz, size_t nm, void *ctx)
+{
+    resp *r = ctx;
+
+    p_append(&r->body, &r->n, p, sz * nm);
+    return strstr(r->body, "\"f2\"") != NULL ? 0 : sz * nm;
+}
+
+static void *
+sse_thread(void *arg)
+{
+    feed_call *f = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[512], auth[256];
+
+    f->r.body = strdup("");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->n->http_port,
+             f->path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", f->token);
+    h = curl_slist_append(h, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_event);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f->r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_perform(c); /* cut by on_event, or the stream's end */
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f->r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+Test(http, the_change_feed_receives_a_change_written_at_the_online_peer)
 {
     node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
     char tok[128], hub_id[128];
@@ -582,7 +619,28 @@ Test(http, a_longpoll_feed_receives_a_change_written_at_the_online_peer)
     cr_assert_gt(json_integer_value(json_object_get(e, "seq")), last);
     cr_assert_eq(json_integer_value(json_object_get(j, "last_seq")),
                  json_integer_value(json_object_get(e, "seq")));
+    last = json_integer_value(json_object_get(j, "last_seq"));
     json_decref(j);
+    free(f.r.body);
+
+    /* the same as an event stream */
+    memset(&f.r, 0, sizeof f.r);
+    snprintf(f.path, sizeof f.path,
+             "/v1/changes?feed=sse&since=%lld&timeout=20", last);
+    cr_assert_eq(pthread_create(&th, NULL, sse_thread, &f), 0);
+    CLI_OK(&r, hub, "put", "customers", "f2", "{\"name\":\"streamed\"}");
+    run_free(&r);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(f.r.status, 200, "sse: %ld %s", f.r.status, f.r.body);
+    cr_assert_not_null(strstr(f.r.body, "\"id\":\"f2\""),
+                       "the hub's write did not reach the event stream in "
+                       "20 s: %s",
+                       f.r.body);
+    {
+        char want[64];
+        snprintf(want, sizeof want, "id: %lld\ndata: {", last + 1);
+        cr_assert_not_null(strstr(f.r.body, want), "%s", f.r.body);
+    }
     free(f.r.body);
     p_pass();
 }

@@ -3,7 +3,8 @@
  * 10 item 2): routing, the bearer token, the JSON documents, paging, bulk
  * upsert, and how core errors map to HTTP statuses, with bad input
  * writing nothing; the change feed (GET /v1/changes, item 3: paging,
- * since, the collection filter, include_docs, longpoll, bad queries).
+ * since, the collection filter, include_docs, longpoll, the event
+ * stream, bad queries).
  * Also the listen address and token file (node/http.h) and the [http]
  * configuration (node/config.h).
  */
@@ -694,7 +695,7 @@ Test(http_api, bad_change_feed_queries_are_400)
     static const char *const bad[][2] = {
         {"since", "-1"},         {"since", "abc"},
         {"since", ""},           {"since", "99999999999999999999"},
-        {"feed", "sse"},         {"feed", "continuous"},
+        {"feed", "SSE"},         {"feed", "continuous"},
         {"timeout", "301"},      {"timeout", "x"},
         {"include_docs", "yes"}, {"limit", "0"},
         {"limit", "10001"},      {"collection", "bad name"},
@@ -742,4 +743,78 @@ Test(http_api, a_longpoll_feed_waits_for_the_next_change)
     is_change(json_array_get(r, 0), 2, "c", "late", 0);
     cr_assert_eq(last, 2);
     json_decref(doc);
+}
+
+/* GET /v1/changes as an event stream: the stream's text until it ends
+ * (timeout) or holds `until`. */
+static char *
+sse_text(args *q, const char *last_event_id, const char *until)
+{
+    char auth[128], *text = NULL;
+    size_t n = 0;
+    bs_api_req rq = {"GET", "/v1/changes", arg_of, q,
+                     auth,  NULL,          0,      last_event_id};
+    bs_api_resp r;
+    long got;
+
+    snprintf(auth, sizeof auth, "Bearer %s", tok);
+    bs_api_handle(&api, &rq, &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.type, "text/event-stream");
+    cr_assert_null(r.body);
+    cr_assert_not_null(r.stream);
+    do {
+        char buf[64]; /* small: events span several reads */
+        if ((got = r.stream->read(r.stream, buf, sizeof buf)) > 0) {
+            text = realloc(text, n + (size_t)got + 1);
+            cr_assert_not_null(text);
+            memcpy(text + n, buf, (size_t)got);
+            n += (size_t)got;
+            text[n] = '\0';
+        }
+    } while (got > 0 && (until == NULL || strstr(text, until) == NULL));
+    r.stream->free(r.stream);
+    return text ? text : strdup("");
+}
+
+Test(http_api, the_event_stream_sends_each_change_with_its_seq)
+{
+    args q = {{"feed", "timeout", "collection"}, {"sse", "1", "c"}};
+    pthread_t th;
+    char *t;
+
+    put_ok("c", "a", "{\"n\":1}");
+    put_ok("d", "x", "{\"n\":2}");
+    put_ok("c", "b", "{\"n\":3}");
+    /* everything there, then the end after 1 s */
+    t = sse_text(&q, NULL, NULL);
+    cr_assert_not_null(strstr(t, "id: 1\ndata: {\"seq\":1,"), "%s", t);
+    cr_assert_not_null(strstr(t, "\"id\":\"a\""), "%s", t);
+    cr_assert_not_null(strstr(t, "id: 3\ndata: {\"seq\":3,"), "%s", t);
+    cr_assert_null(strstr(t, "\"id\":\"x\""), "another collection: %s", t);
+    cr_assert_eq(t[strlen(t) - 1], '\n');
+    free(t);
+    /* a reconnecting client's Last-Event-ID resumes after it, and a
+     * write made while the stream is open arrives */
+    q.v[1] = "20";
+    cr_assert_eq(pthread_create(&th, NULL, late_put, NULL), 0);
+    t = sse_text(&q, "3", "\"late\"");
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_null(strstr(t, "\"id\":\"a\""), "%s", t);
+    cr_assert_not_null(strstr(t, "id: 4\ndata: {\"seq\":4,"), "%s", t);
+    free(t);
+    {
+        args bad = {{"feed"}, {"sse"}};
+        int st;
+        char auth[128];
+        bs_api_req rq = {"GET", "/v1/changes", arg_of, &bad,
+                         auth,  NULL,          0,      "x"};
+        bs_api_resp r;
+
+        snprintf(auth, sizeof auth, "Bearer %s", tok);
+        bs_api_handle(&api, &rq, &r);
+        st = r.status;
+        free(r.body);
+        cr_assert_eq(st, 400, "a bad Last-Event-ID");
+    }
 }
