@@ -80,7 +80,8 @@ parse_query(bs_api *api, const bs_api_req *rq, feedq *q, bs_api_resp *out)
                      out);
         return 0;
     }
-    if (q->coll != NULL &&
+    /* the reserved collections (_collections, ...) have entries too */
+    if (q->coll != NULL && !bs_collection_valid(q->coll, 1) &&
         (rv = bs_records_check_coll(q->coll, &err)) != BS_OK) {
         bs_api_fail(api, rv, &err, out);
         return 0;

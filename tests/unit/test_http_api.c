@@ -708,6 +708,10 @@ Test(http_api, bad_change_feed_queries_are_400)
         json_decref(j);
     }
     json_decref(expect(405, "POST", "/v1/changes", NULL, NULL));
+    {
+        args q = {{"collection"}, {"_collections"}}; /* reserved: fine */
+        json_decref(expect(200, "GET", "/v1/changes", &q, NULL));
+    }
 }
 
 static void *
