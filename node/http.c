@@ -491,7 +491,11 @@ bs_http_stop(bs_http *h)
 {
     if (h == NULL)
         return;
+    /* waiting feeds end at their next look (http_feed.c); every
+     * connection's thread is joined when MHD_stop_daemon returns */
+    __atomic_store_n(&h->api->stopping, 1, __ATOMIC_SEQ_CST);
     MHD_stop_daemon(h->mhd);
+    __atomic_store_n(&h->api->stopping, 0, __ATOMIC_SEQ_CST);
     free(h->cert);
     if (h->key)
         bs_wipe(h->key, strlen(h->key));

@@ -55,6 +55,10 @@ typedef struct bs_api {
     bs_api_hooks hooks;
     /* requests answered, per bs_api_statuses entry (the last: others) */
     uint64_t answered[BS_API_NSTATUS];
+    /* Set (atomically) while the server stops: a waiting change feed
+     * answers or ends at its next look, within 25 ms, so that stopping
+     * never waits for a feed's timeout. */
+    int stopping;
 } bs_api;
 
 /*

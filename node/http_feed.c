@@ -217,6 +217,12 @@ last_seq(bs_api *api, uint64_t *seq, bs_errbuf *err)
     return rv;
 }
 
+static int
+stopping(bs_api *api)
+{
+    return __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST);
+}
+
 static uint64_t
 now_ms(void)
 {
@@ -281,7 +287,7 @@ sse_read(bs_api_stream *st, char *buf, size_t max)
         uint64_t seen, last = s->q.since, now = now_ms();
         json_t *results;
 
-        if (now >= s->deadline)
+        if (now >= s->deadline || stopping(s->api))
             return -1;
         if (now - s->quiet >= FEED_HEARTBEAT_MS) {
             static const char beat[] = ": keep-alive\n\n";
@@ -376,7 +382,7 @@ bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
         /* nothing yet: wait for the index to grow past what was read */
         q.since = last;
         do {
-            if (now_ms() >= deadline)
+            if (now_ms() >= deadline || stopping(api))
                 goto done;
             while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
                 ;

@@ -11,7 +11,8 @@
  *   6. a client that sends nothing does not stop the others;
  *   7. with [http] cert and key the API is served over TLS only;
  *   8. a longpoll change feed, then an event stream (sse), open at a
- *      branch receives a change written at its online hub (item 3).
+ *      branch receives a change written at its online hub (item 3); the
+ *      daemon stops at once with a longpoll open.
  *
  * Run one: test_proc_http --filter 'http/bulk*' --verbose.
  */
@@ -641,6 +642,17 @@ Test(http, the_change_feed_receives_a_change_written_at_the_online_peer)
         snprintf(want, sizeof want, "id: %lld\ndata: {", last + 1);
         cr_assert_not_null(strstr(f.r.body, want), "%s", f.r.body);
     }
+    free(f.r.body);
+
+    /* a daemon stopping does not wait for an open longpoll's timeout */
+    memset(&f.r, 0, sizeof f.r);
+    snprintf(f.path, sizeof f.path,
+             "/v1/changes?feed=longpoll&since=%lld&timeout=300", last + 1000);
+    cr_assert_eq(pthread_create(&th, NULL, feed_thread, &f), 0);
+    json_decref(expect(br, tok, 200, "GET", "/v1/status", NULL));
+    cr_assert_eq(daemon_signal_wait(br, SIGTERM, 10000), 0,
+                 "the daemon did not stop in 10 s with a longpoll open");
+    cr_assert_eq(pthread_join(th, NULL), 0);
     free(f.r.body);
     p_pass();
 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/fixture.h"
@@ -821,4 +822,34 @@ Test(http_api, the_event_stream_sends_each_change_with_its_seq)
         free(r.body);
         cr_assert_eq(st, 400, "a bad Last-Event-ID");
     }
+}
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A server that stops (bs_http_stop) joins every connection's thread: a
+ * feed waiting out a long timeout must end at once instead. */
+Test(http_api, a_waiting_feed_ends_when_the_server_stops)
+{
+    args lp = {{"feed", "since", "timeout"}, {"longpoll", "0", "300"}};
+    args sse = {{"feed", "timeout"}, {"sse", "300"}};
+    uint64_t t0, last;
+    json_t *doc, *r;
+    char *t;
+
+    __atomic_store_n(&api.stopping, 1, __ATOMIC_SEQ_CST);
+    t0 = mono_ms();
+    r = feed(&lp, &doc, &last);
+    cr_assert_eq(json_array_size(r), 0);
+    json_decref(doc);
+    t = sse_text(&sse, NULL, NULL);
+    free(t);
+    cr_assert_lt(mono_ms() - t0, 5000, "the feeds waited out their timeout");
+    __atomic_store_n(&api.stopping, 0, __ATOMIC_SEQ_CST);
 }
