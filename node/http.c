@@ -191,14 +191,40 @@ arg_of(void *ctx, const char *name)
     return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* A streamed body: libmicrohttpd calls these on the connection's thread
+ * (one thread per connection, so the stream may block there). */
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    bs_api_stream *s = cls;
+    long n = s->read(s, buf, max);
+
+    (void)pos;
+    return n > 0 ? (ssize_t)n : (ssize_t)MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void
+stream_free(void *cls)
+{
+    bs_api_stream *s = cls;
+
+    s->free(s);
+}
+
 static enum MHD_Result
 send_resp(struct MHD_Connection *c, bs_api_resp *r)
 {
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+        r->stream != NULL
+            ? MHD_create_response_from_callback(
+                  MHD_SIZE_UNKNOWN, 4096, stream_read, r->stream, stream_free)
+            : MHD_create_response_from_buffer(r->len, r->body,
+                                              MHD_RESPMEM_MUST_FREE);
     enum MHD_Result ret;
 
     if (resp == NULL) {
+        if (r->stream != NULL)
+            r->stream->free(r->stream);
         free(r->body);
         return MHD_NO;
     }
@@ -287,6 +313,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
     rq.arg = arg_of;
     rq.arg_ctx = c;
     rq.auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    rq.last_event_id =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
     if (q == NULL)
         return first_call(h, c, &rq, con_cls);
     if (*upload_size > 0) {
@@ -463,7 +491,11 @@ bs_http_stop(bs_http *h)
 {
     if (h == NULL)
         return;
+    /* waiting feeds end at their next look (http_feed.c); every
+     * connection's thread is joined when MHD_stop_daemon returns */
+    __atomic_store_n(&h->api->stopping, 1, __ATOMIC_SEQ_CST);
     MHD_stop_daemon(h->mhd);
+    __atomic_store_n(&h->api->stopping, 0, __ATOMIC_SEQ_CST);
     free(h->cert);
     if (h->key)
         bs_wipe(h->key, strlen(h->key));

@@ -77,9 +77,22 @@ bs_api_answer(bs_api *api, int status, char *body, const char *type,
     }
     count(api, status);
     out->status = status;
+    out->stream = NULL;
     out->body = body;
     out->len = body ? strlen(body) : 0;
     out->type = type;
+}
+
+void
+bs_api_answer_stream(bs_api *api, bs_api_stream *s, const char *type,
+                     bs_api_resp *out)
+{
+    count(api, 200);
+    out->status = 200;
+    out->body = NULL;
+    out->len = 0;
+    out->type = type;
+    out->stream = s;
 }
 
 void
@@ -500,6 +513,8 @@ route(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
         is(rq, "GET") ? bs_api_peers(api, rq, out) : bad_method(api, out);
     } else if (middle(p, "/v1/peers/", "/sync", seg, sizeof seg)) {
         is(rq, "POST") ? bs_api_sync(api, rq, seg, out) : bad_method(api, out);
+    } else if (strcmp(p, "/v1/changes") == 0) {
+        is(rq, "GET") ? bs_api_changes(api, rq, out) : bad_method(api, out);
     } else if (strcmp(p, "/v1/log") == 0) {
         is(rq, "GET") ? bs_api_log(api, rq, out) : bad_method(api, out);
     } else {

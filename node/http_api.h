@@ -62,6 +62,10 @@ typedef struct bs_api {
     uint64_t answered[BS_API_NSTATUS];
     /* PUT and DELETE of one record: group commit (http_write.h) */
     bs_http_writeq writes;
+    /* Set (atomically) while the server stops: a waiting change feed
+     * answers or ends at its next look, within 25 ms, so that stopping
+     * never waits for a feed's timeout. */
+    int stopping;
 } bs_api;
 
 /*
@@ -82,13 +86,30 @@ typedef struct bs_api_req {
     const char *auth; /* the Authorization header, or NULL */
     const char *body; /* the request body (may be NULL when body_len 0) */
     size_t body_len;
+    /* The Last-Event-ID header (an event stream's client reconnecting),
+     * or NULL. */
+    const char *last_event_id;
 } bs_api_req;
+
+/*
+ * A body produced while it is sent (the change feed's event stream).
+ * read fills buf with up to max bytes, blocking on the connection's
+ * thread until it has some; it returns how many (> 0), or -1 at the end.
+ * free is called once, when the response ends or the client goes away.
+ */
+typedef struct bs_api_stream {
+    long (*read)(struct bs_api_stream *s, char *buf, size_t max);
+    void (*free)(struct bs_api_stream *s);
+} bs_api_stream;
 
 typedef struct bs_api_resp {
     int status;
     char *body; /* malloc'd; the caller frees it */
     size_t len;
     const char *type; /* a constant Content-Type */
+    /* Instead of body (then NULL): the body as a stream, owned by the
+     * caller, who reads it to the end or not and then frees it. */
+    bs_api_stream *stream;
 } bs_api_resp;
 
 /* Answer one request; *out is always set (500 when out of memory). */

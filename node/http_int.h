@@ -1,7 +1,8 @@
 /*
- * http_int.h - PRIVATE to http_api.c and http_ops.c: the response
- * helpers and the handlers of the operator endpoints (status, health,
- * metrics, conflicts, peers, log, sync), which http_api.c routes to.
+ * http_int.h - PRIVATE to http_api.c, http_ops.c and http_feed.c: the
+ * response helpers and the handlers of the operator endpoints (status,
+ * health, metrics, conflicts, peers, log, sync) and of the change feed,
+ * which http_api.c routes to.
  */
 #ifndef BS_HTTP_INT_H
 #define BS_HTTP_INT_H
@@ -13,6 +14,9 @@
 /* Answer body (malloc'd, taken; NULL: out of memory, 500), counted. */
 void bs_api_answer(bs_api *api, int status, char *body, const char *type,
                    bs_api_resp *out);
+/* Answer 200 with the streamed body s (taken) of Content-Type type. */
+void bs_api_answer_stream(bs_api *api, bs_api_stream *s, const char *type,
+                          bs_api_resp *out);
 /* Answer j (reference taken) with status; 500 when out of memory. */
 void bs_api_json(bs_api *api, int status, json_t *j, bs_api_resp *out);
 /* Answer the core error rv with its message (err's detail if set). */
@@ -32,5 +36,10 @@ void bs_api_peers(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 void bs_api_sync(bs_api *api, const bs_api_req *rq, const char *peer,
                  bs_api_resp *out);
 void bs_api_log(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
+
+/* ---- http_feed.c ---- */
+/* GET /v1/changes; with feed=longpoll it may wait up to its timeout on
+ * the calling thread. */
+void bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "changes.h"
 #include "collections.h"
 #include "conflict.h"
 #include "quarantine.h"
@@ -304,6 +305,9 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (rv == BS_OK) {
         bs_record_encode(&r, &enc, dst);
         changed = 0; /* written */
+        if ((rv = bs_changes_note(ap->txn, c->coll, c->id, !r.live, &cv)) !=
+            BS_OK)
+            return rv;
         /* new here, yet changes of it may have been refused by rule */
         if ((rv = note_redo(ap, c, &cv, &r, &o)) != BS_OK)
             return rv;
@@ -353,9 +357,10 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         return rv;
     rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen), enc.size, 0,
                         &dst, NULL);
-    if (rv == BS_OK)
-        bs_record_encode(&r, &enc, dst);
-    return rv;
+    if (rv != BS_OK)
+        return rv;
+    bs_record_encode(&r, &enc, dst);
+    return bs_changes_note(ap->txn, c->coll, c->id, !r.live, &cv);
 }
 
 typedef struct keyed {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "changes.h"
 #include "clock.h"
 #include "collections.h"
 #include "conflict.h"
@@ -386,6 +387,8 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
 
         bs_record_encode(&r, &e, dst);
         *wrote = 1;
+        if ((rv = bs_changes_note(l->txn, coll, id, 0, &v)) != BS_OK)
+            return rv;
         /* (A refusal aborts the transaction, this record with it.) */
         if ((rv = check_rules(l, &ch, &v, err)) != BS_OK ||
             (rv = note_rules(l, coll, id, &r, &v)) != BS_OK ||
@@ -414,6 +417,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK ||
         (rv = write_record(l, key, klen, &r)) != BS_OK ||
+        (rv = bs_changes_note(l->txn, coll, id, !r.live, &v)) != BS_OK ||
         (rv = settle(l, coll, id, f, n)) != BS_OK ||
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;
@@ -504,6 +508,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
                               &changed)) != BS_OK)
         return rv;
     if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
+        (rv = bs_changes_note(l->txn, coll, id, !r.live, &v)) != BS_OK ||
         (rv = settle(l, coll, id, NULL, 0)) != BS_OK ||
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;

@@ -20,8 +20,10 @@
  *    hold only narrow records, so they upgrade by their number alone.
  * 5: the versions of each collection's rules are kept in meta (rules.h);
  *    the upgrade notes each declared collection's record as one version.
+ * 6: the change index (changes.h, table "changes"); the upgrade fills it
+ *    with one entry per stored record, in key order.
  */
-#define BS_STORE_FORMAT 5
+#define BS_STORE_FORMAT 6
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "changes.h"
 #include "crypto.h"
 #include "local.h"
 #include "rebuild.h"
@@ -210,6 +211,8 @@ rebuild_all(bs_txn *t, const bs_meta *m, recref *v, size_t n, uint64_t *count)
             rv =
                 bs_txn_del(t, BS_DB_RECORDS,
                            bs_mem(key, bs_record_key(key, v[i].coll, v[i].id)));
+            if (rv == BS_OK) /* the feed sees it go (changes.h) */
+                rv = bs_changes_note_record(t, v[i].coll, v[i].id, NULL);
             rv = rv == BS_ENOTFOUND ? BS_OK : rv;
         }
         *count += 1;

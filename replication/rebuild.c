@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "changes.h"
 #include "changeset.h"
 #include "collections.h"
 #include "conflict.h"
@@ -276,16 +277,31 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
 
         if (!r.has_alive && !r.has_tomb) {
             rv = bs_txn_del(rb->txn, BS_DB_RECORDS, bs_mem(key, klen));
-            if (rv == BS_ENOTFOUND)
+            if (rv == BS_OK) /* the feed sees it go (changes.h) */
+                rv = bs_changes_note_record(rb->txn, rb->coll, v[0].id, NULL);
+            else if (rv == BS_ENOTFOUND)
                 rv = BS_OK; /* never stored */
         } else {
             bs_recenc e;
+            bs_slice old = {NULL, 0};
             uint8_t *dst;
 
-            if ((rv = bs_record_prepare(&r, &a, &e)) == BS_OK &&
+            /* A copy of what was stored: a record rebuilt as it was is no
+             * change for the feed. */
+            rv = bs_txn_get(rb->txn, BS_DB_RECORDS, bs_mem(key, klen), &old);
+            if (rv == BS_OK &&
+                (old.p = bs_arena_memdup(&a, old.p, old.n)) == NULL)
+                rv = BS_ENOMEM;
+            else if (rv == BS_ENOTFOUND)
+                rv = BS_OK;
+            if (rv == BS_OK && (rv = bs_record_prepare(&r, &a, &e)) == BS_OK &&
                 (rv = bs_txn_reserve(rb->txn, BS_DB_RECORDS, bs_mem(key, klen),
-                                     e.size, 0, &dst, NULL)) == BS_OK)
+                                     e.size, 0, &dst, NULL)) == BS_OK) {
                 bs_record_encode(&r, &e, dst);
+                if (old.p == NULL || old.n != e.size ||
+                    memcmp(old.p, dst, e.size) != 0)
+                    rv = bs_changes_note_record(rb->txn, rb->coll, v[0].id, &r);
+            }
         }
     }
     if (rv == BS_OK && rb->nrefused > 0)

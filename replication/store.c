@@ -27,8 +27,12 @@
 
 static const char *const db_names[BS_DB_COUNT] = {
     "meta",  "records",   "log",  "streams", "streamix",
-    "peers", "conflicts", "held", "xlog",
+    "peers", "conflicts", "held", "xlog",    "changes",
 };
+
+/* The first table a store of an older format may lack (format 6 added
+ * it): a read-only open reads it as empty until the upgrade creates it. */
+#define FIRST_NEWER_DB BS_DB_CHANGES
 
 struct bs_store {
     MDB_env *env;
@@ -36,6 +40,7 @@ struct bs_store {
     char path[4096];
     uint64_t max_map;
     int readonly;
+    int absent[BS_DB_COUNT]; /* read-only: the table does not exist yet */
     int broken; /* the map was lost when it could not be remapped */
     int slot;   /* in fault_slots, or -1 */
     /* Threads of one process share the environment (the daemon's loop and
@@ -277,6 +282,11 @@ open_dbs(bs_store *s, bs_errbuf *err)
         LMDB_ENTER(); /* reads the main table's pages */
         rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
         LMDB_LEAVE();
+        s->absent[i] = 0;
+        if (rc == MDB_NOTFOUND && s->readonly && i >= FIRST_NEWER_DB) {
+            s->absent[i] = 1;
+            continue;
+        }
         if (rc != 0) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND)
@@ -656,6 +666,8 @@ bs_txn_get(bs_txn *t, bs_db db, bs_slice key, bs_slice *val)
     MDB_val k = mv(key), v;
     int rc;
 
+    if (t->s->absent[db])
+        return BS_ENOTFOUND;
     LMDB_ENTER();
     rc = mdb_get(t->txn, t->s->dbi[db], &k, &v);
     LMDB_LEAVE();
@@ -726,7 +738,13 @@ bs_err
 bs_txn_count(bs_txn *t, bs_db db, uint64_t *n)
 {
     MDB_stat st;
-    int rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+    int rc;
+
+    if (t->s->absent[db]) {
+        *n = 0;
+        return BS_OK;
+    }
+    rc = mdb_stat(t->txn, t->s->dbi[db], &st);
 
     if (rc == 0)
         *n = st.ms_entries;
@@ -741,6 +759,10 @@ bs_cursor_open(bs_txn *t, bs_db db, bs_cursor **out)
 
     if (c == NULL)
         return BS_ENOMEM;
+    if (t->s->absent[db]) { /* reads as empty: c->c stays NULL */
+        *out = c;
+        return BS_OK;
+    }
     if ((rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c->c)) != 0) {
         free(c);
         return map_err(rc);
@@ -754,7 +776,8 @@ bs_cursor_close(bs_cursor *c)
 {
     if (c == NULL)
         return;
-    mdb_cursor_close(c->c);
+    if (c->c != NULL)
+        mdb_cursor_close(c->c);
     free(c);
 }
 
@@ -764,6 +787,8 @@ cget(bs_cursor *c, MDB_val *k, bs_slice *ko, bs_slice *vo, MDB_cursor_op op)
     MDB_val v;
     int rc;
 
+    if (c->c == NULL)
+        return BS_ENOTFOUND;
     LMDB_ENTER();
     rc = mdb_cursor_get(c->c, k, &v, op);
     LMDB_LEAVE();

@@ -33,6 +33,7 @@ typedef enum {
     BS_DB_CONFLICTS, /* coll \0 id \0 field \0 conflict ID -> entry */
     BS_DB_HELD,      /* sets held back, and evidence (setlog.h) */
     BS_DB_XLOG,      /* u64be ms | u64be n -> ExchangeEntry (xlog.h) */
+    BS_DB_CHANGES,   /* u64be seq -> change index entry (changes.h) */
     BS_DB_COUNT
 } bs_db;
 
@@ -42,7 +43,9 @@ typedef struct bs_cursor bs_cursor;
 
 typedef struct bs_store_opts {
     int create;            /* create DIR/store if missing */
-    int readonly;          /* open read-only (inspect, digest) */
+    int readonly;          /* open read-only (inspect, digest); a table
+                            * newer than the store (BS_DB_CHANGES before
+                            * the format-6 upgrade) then reads as empty */
     uint64_t map_size;     /* initial map size, bytes (0: default 256 MiB) */
     uint64_t max_map_size; /* growth cap (0: 1 TiB) */
 } bs_store_opts;

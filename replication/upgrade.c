@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "admit.h"
+#include "changes.h"
 #include "collections.h"
 #include "meta.h"
 #include "records.h"
@@ -263,6 +264,56 @@ rules_v5(bs_txn *t)
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
+/* 5 -> 6: the change index (changes.h), filled with one entry per stored
+ * record in key order, as the record stands (its latest version), so a
+ * feed read from seq 0 lists every record on an upgraded node as on a new
+ * one.  Entries a newer build left are dropped first: this is the only
+ * place that numbers them from 1. */
+static bs_err
+changes_v6(bs_txn *t)
+{
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_arena a;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_CHANGES, &c)) != BS_OK)
+        return rv;
+    while ((rv = bs_cursor_first(c, &k, &v)) == BS_OK)
+        if ((rv = bs_cursor_del(c)) != BS_OK)
+            break;
+    bs_cursor_close(c);
+    if (rv != BS_ENOTFOUND)
+        return rv;
+    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &c)) != BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        char coll[BS_COLLECTION_MAX + 1], id[BS_ID_MAX + 1];
+        const uint8_t *nul = memchr(k.p, 0, k.n);
+        size_t cn = nul != NULL ? (size_t)(nul - k.p) : 0;
+        bs_record r;
+
+        if (nul == NULL || cn == 0 || cn > BS_COLLECTION_MAX ||
+            k.n - cn - 1 == 0 || k.n - cn - 1 > BS_ID_MAX) {
+            rv = BS_ESTORE;
+            break;
+        }
+        memcpy(coll, k.p, cn);
+        coll[cn] = '\0';
+        memcpy(id, nul + 1, k.n - cn - 1);
+        id[k.n - cn - 1] = '\0';
+        bs_arena_reset(&a);
+        if ((rv = bs_record_decode(&r, v.p, v.n, &a)) != BS_OK ||
+            (rv = bs_changes_note_record(t, coll, id, &r)) != BS_OK)
+            break;
+    }
+    bs_arena_fini(&a);
+    bs_cursor_close(c);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
 static bs_err
 upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -290,7 +341,9 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
          (rv = xlog_v3(t, dec, err)) != BS_OK || (rv = held_v3(t)) != BS_OK))
         return rv;
     /* 3 -> 4: nothing to convert (upgrade.h). */
-    if ((rv = rules_v5(t)) != BS_OK)
+    if (format < 5 && (rv = rules_v5(t)) != BS_OK)
+        return rv;
+    if ((rv = changes_v6(t)) != BS_OK)
         return rv;
     format = BS_STORE_FORMAT;
     return bs_txn_put(t, BS_DB_META, bs_str("format"), bs_mem(&format, 4), 0,

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "changes.h"
 #include "changeset.h"
 #include "conflict.h"
 #include "meta.h"
@@ -857,6 +858,31 @@ check_xlog(vctx *c)
     return BS_OK;
 }
 
+static bs_err
+check_change_index(vctx *c)
+{
+    uint64_t prev = 0;
+    bs_slice k, v;
+    walk w;
+    bs_err rv;
+
+    if ((rv = walk_open(&w, c, BS_DB_CHANGES, "change index")) != BS_OK)
+        return rv;
+    while ((rv = walk_next(&w, &k, &v)) == BS_OK) {
+        bs_change_entry e;
+
+        if (bs_changes_decode(k, v, &e) != BS_OK || e.seq <= prev ||
+            (e.stream != BS_CHANGES_NO_STREAM &&
+             bs_streams_get(&c->tab, e.stream) == NULL))
+            finding(c, "change index: entry %llu does not decode",
+                    (unsigned long long)w.n);
+        else
+            prev = e.seq;
+    }
+    walk_close(&w);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
 /* ---- the walk ---- */
 
 bs_err
@@ -891,6 +917,8 @@ bs_verify_store(bs_txn *t, const bs_verify_opts *o, bs_verify_stats *st,
         rv = check_peers(&c);
     if (rv == BS_OK && !c.stop)
         rv = check_xlog(&c);
+    if (rv == BS_OK && c.have_tab && !c.stop)
+        rv = check_change_index(&c);
     for (size_t i = 0; c.fp != NULL && i < c.tab.n; i++)
         free(c.fp[i]);
     free(c.fp);

@@ -24,7 +24,8 @@ bst_damage(bs_store *s, bst_table table, bs_slice key, bs_slice val)
 {
     static const bs_db dbs[] = {BS_DB_META,     BS_DB_RECORDS,   BS_DB_STREAMS,
                                 BS_DB_PEERS,    BS_DB_HELD,      BS_DB_LOG,
-                                BS_DB_STREAMIX, BS_DB_CONFLICTS, BS_DB_XLOG};
+                                BS_DB_STREAMIX, BS_DB_CONFLICTS, BS_DB_XLOG,
+                                BS_DB_CHANGES};
     raw r = {dbs[table], key, val};
     bs_errbuf err = {{0}};
 

@@ -20,6 +20,7 @@ typedef enum {
     BST_STREAMIX,
     BST_CONFLICTS,
     BST_XLOG,
+    BST_CHANGES,
 } bst_table;
 
 /* Put key -> val into table of s in a write transaction of its own

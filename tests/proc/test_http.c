@@ -9,13 +9,17 @@
  *      names the problem, and the API is served once the port is free;
  *   5. a non-loopback address without TLS: the daemon refuses to start;
  *   6. a client that sends nothing does not stop the others;
- *   7. with [http] cert and key the API is served over TLS only.
+ *   7. with [http] cert and key the API is served over TLS only;
+ *   8. a longpoll change feed, then an event stream (sse), open at a
+ *      branch receives a change written at its online hub (item 3); the
+ *      daemon stops at once with a longpoll open.
  *
  * Run one: test_proc_http --filter 'http/bulk*' --verbose.
  */
 #include "proc_util.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <regex.h>
 
 #define SUITE_TIMEOUT 240
@@ -498,5 +502,157 @@ Test(http, with_a_cert_and_key_the_api_is_served_over_tls)
     cr_assert_neq(plain.status, 200, "plain HTTP answered beside TLS");
     free(plain.body);
     run_free(&r);
+    p_pass();
+}
+
+/* ---- 8. the change feed ---- */
+
+typedef struct feed_call {
+    const node *n;
+    const char *token;
+    char path[256];
+    resp r;
+} feed_call;
+
+static void *
+feed_thread(void *arg)
+{
+    feed_call *f = arg;
+
+    f->r = http(f->n, f->token, "GET", f->path, NULL);
+    return NULL;
+}
+
+/* An event stream's bytes, until they hold "f2" (then the transfer is
+ * cut) or the stream ends. */
+static size_t
+on_event(char *p, size_t sz, size_t nm, void *ctx)
+{
+    resp *r = ctx;
+
+    p_append(&r->body, &r->n, p, sz * nm);
+    return strstr(r->body, "\"f2\"") != NULL ? 0 : sz * nm;
+}
+
+static void *
+sse_thread(void *arg)
+{
+    feed_call *f = arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    char url[512], auth[256];
+
+    f->r.body = strdup("");
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->n->http_port,
+             f->path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", f->token);
+    h = curl_slist_append(h, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_event);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f->r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_perform(c); /* cut by on_event, or the stream's end */
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f->r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+Test(http, the_change_feed_receives_a_change_written_at_the_online_peer)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    char tok[128], hub_id[128];
+    feed_call f = {0};
+    json_t *j, *res, *e = NULL;
+    pthread_t th;
+    long long last;
+    run r = {0};
+
+    node_pair(hub, br, "online");
+    node_pair(br, hub, "online");
+    daemon_start(hub);
+    daemon_start(br);
+    token_of(br, tok, sizeof tok);
+    http_wait(br);
+    CLI_OK(&r, br, "sync", "head"); /* joins the branch */
+    run_free(&r);
+    CLI_OK(&r, hub, "id"); /* "head ID" */
+    r.out[strcspn(r.out, "\r\n")] = '\0';
+    cr_assert_not_null(strrchr(r.out, ' '), "id: %s", r.out);
+    snprintf(hub_id, sizeof hub_id, "%s", strrchr(r.out, ' ') + 1);
+    run_free(&r);
+
+    j = expect(br, tok, 200, "GET", "/v1/changes", NULL);
+    last = json_integer_value(json_object_get(j, "last_seq"));
+    json_decref(j);
+    f.n = br;
+    f.token = tok;
+    snprintf(f.path, sizeof f.path,
+             "/v1/changes?feed=longpoll&since=%lld&timeout=20&include_docs="
+             "true",
+             last);
+    cr_assert_eq(pthread_create(&th, NULL, feed_thread, &f), 0);
+    CLI_OK(&r, hub, "put", "customers", "f1", "{\"name\":\"fed\"}");
+    run_free(&r);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+
+    cr_assert_eq(f.r.status, 200, "longpoll: %ld %s", f.r.status, f.r.body);
+    j = json_loads(f.r.body, 0, NULL);
+    cr_assert_not_null(j, "%s", f.r.body);
+    res = json_object_get(j, "results");
+    for (size_t i = 0; i < json_array_size(res); i++)
+        if (strcmp(json_string_value(
+                       json_object_get(json_array_get(res, i), "id")),
+                   "f1") == 0)
+            e = json_array_get(res, i);
+    cr_assert_not_null(e,
+                       "the hub's write did not reach the feed in 20 s: "
+                       "%s",
+                       f.r.body);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "collection")),
+                     "customers");
+    cr_assert_str_eq(json_string_value(json_object_get(e, "origin")), hub_id);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(e, "doc"), "name")),
+        "fed");
+    cr_assert_gt(json_integer_value(json_object_get(e, "seq")), last);
+    cr_assert_eq(json_integer_value(json_object_get(j, "last_seq")),
+                 json_integer_value(json_object_get(e, "seq")));
+    last = json_integer_value(json_object_get(j, "last_seq"));
+    json_decref(j);
+    free(f.r.body);
+
+    /* the same as an event stream */
+    memset(&f.r, 0, sizeof f.r);
+    snprintf(f.path, sizeof f.path,
+             "/v1/changes?feed=sse&since=%lld&timeout=20", last);
+    cr_assert_eq(pthread_create(&th, NULL, sse_thread, &f), 0);
+    CLI_OK(&r, hub, "put", "customers", "f2", "{\"name\":\"streamed\"}");
+    run_free(&r);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(f.r.status, 200, "sse: %ld %s", f.r.status, f.r.body);
+    cr_assert_not_null(strstr(f.r.body, "\"id\":\"f2\""),
+                       "the hub's write did not reach the event stream in "
+                       "20 s: %s",
+                       f.r.body);
+    {
+        char want[64];
+        snprintf(want, sizeof want, "id: %lld\ndata: {", last + 1);
+        cr_assert_not_null(strstr(f.r.body, want), "%s", f.r.body);
+    }
+    free(f.r.body);
+
+    /* a daemon stopping does not wait for an open longpoll's timeout */
+    memset(&f.r, 0, sizeof f.r);
+    snprintf(f.path, sizeof f.path,
+             "/v1/changes?feed=longpoll&since=%lld&timeout=300", last + 1000);
+    cr_assert_eq(pthread_create(&th, NULL, feed_thread, &f), 0);
+    json_decref(expect(br, tok, 200, "GET", "/v1/status", NULL));
+    cr_assert_eq(daemon_signal_wait(br, SIGTERM, 10000), 0,
+                 "the daemon did not stop in 10 s with a longpoll open");
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    free(f.r.body);
     p_pass();
 }

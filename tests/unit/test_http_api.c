@@ -2,13 +2,18 @@
  * test_http_api.c - the HTTP API without a server (node/http_api.h, issue
  * 10 item 2): routing, the bearer token, the JSON documents, paging, bulk
  * upsert, and how core errors map to HTTP statuses, with bad input
- * writing nothing.  Also the listen address and token file (node/http.h)
- * and the [http] configuration (node/config.h).
+ * writing nothing; the change feed (GET /v1/changes, item 3: paging,
+ * since, the collection filter, include_docs, longpoll, the event
+ * stream, bad queries).
+ * Also the listen address and token file (node/http.h) and the [http]
+ * configuration (node/config.h).
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/fixture.h"
@@ -155,6 +160,7 @@ Test(http_api, every_v1_path_needs_the_bearer_token)
                                         "/v1/log",
                                         "/v1/collections/c/records",
                                         "/v1/collections/c/records/x",
+                                        "/v1/changes",
                                         "/"};
     int st;
     json_t *j;
@@ -553,4 +559,297 @@ Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
     fclose(f);
     cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL);
     cr_assert(strstr(err.msg, "[http] listen"), "%s", err.msg);
+}
+
+/* ---- the change feed ---- */
+
+static void
+put_ok(const char *coll, const char *id, const char *json)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = bst_put(&head, coll, id, json, &err);
+
+    cr_assert_eq(rv, BS_OK, "put: %s", bs_errmsg(&err, rv));
+}
+
+/* GET /v1/changes with q: its results (borrowed from *doc) and last_seq. */
+static json_t *
+feed(args *q, json_t **doc, uint64_t *last)
+{
+    json_t *res;
+
+    *doc = expect(200, "GET", "/v1/changes", q, NULL);
+    res = json_object_get(*doc, "results");
+    cr_assert(json_is_array(res));
+    cr_assert(json_is_integer(json_object_get(*doc, "last_seq")));
+    *last = (uint64_t)json_integer_value(json_object_get(*doc, "last_seq"));
+    return res;
+}
+
+static void
+is_change(json_t *e, uint64_t seq, const char *coll, const char *id,
+          int deleted)
+{
+    cr_assert_eq(json_integer_value(json_object_get(e, "seq")), (long)seq);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "collection")), coll);
+    cr_assert_str_eq(json_string_value(json_object_get(e, "id")), id);
+    cr_assert_eq(json_is_true(json_object_get(e, "deleted")), deleted,
+                 "seq %lu deleted", (unsigned long)seq);
+}
+
+Test(http_api, the_change_feed_lists_writes_in_order_and_pages)
+{
+    char origin[BS_NODE_ID_LEN + 1];
+    bs_meta m = bst_meta(&head);
+    uint64_t last;
+    json_t *doc, *r;
+
+    bs_node_id_format(m.pk, origin);
+    r = feed(NULL, &doc, &last);
+    cr_assert_eq(json_array_size(r), 0);
+    cr_assert_eq(last, 0, "since=0 on an empty node");
+    json_decref(doc);
+
+    json_decref(
+        expect(200, "PUT", "/v1/collections/c/records/a", NULL, "{\"n\":1}"));
+    put_ok("c", "b", "{\"n\":2}");
+    json_decref(
+        expect(200, "DELETE", "/v1/collections/c/records/a", NULL, NULL));
+    put_ok("d", "x", "{\"n\":3}");
+
+    r = feed(NULL, &doc, &last);
+    cr_assert_eq(json_array_size(r), 4);
+    cr_assert_eq(last, 4);
+    is_change(json_array_get(r, 0), 1, "c", "a", 0);
+    is_change(json_array_get(r, 1), 2, "c", "b", 0);
+    is_change(json_array_get(r, 2), 3, "c", "a", 1);
+    is_change(json_array_get(r, 3), 4, "d", "x", 0);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *e = json_array_get(r, i);
+        cr_assert_str_eq(json_string_value(json_object_get(e, "origin")),
+                         origin);
+        cr_assert(json_integer_value(json_object_get(e, "hlc")) > 0);
+        cr_assert_null(json_object_get(e, "doc"), "no doc unless asked");
+    }
+    json_decref(doc);
+
+    /* pages of two, each resumed from the last one's last_seq */
+    {
+        args q = {{"limit"}, {"2"}};
+        r = feed(&q, &doc, &last);
+        cr_assert_eq(json_array_size(r), 2);
+        is_change(json_array_get(r, 1), 2, "c", "b", 0);
+        cr_assert_eq(last, 2);
+        json_decref(doc);
+    }
+    {
+        args q = {{"since", "limit"}, {"2", "2"}};
+        r = feed(&q, &doc, &last);
+        cr_assert_eq(json_array_size(r), 2);
+        is_change(json_array_get(r, 0), 3, "c", "a", 1);
+        cr_assert_eq(last, 4);
+        json_decref(doc);
+    }
+    {
+        args q = {{"since"}, {"4"}};
+        r = feed(&q, &doc, &last);
+        cr_assert_eq(json_array_size(r), 0);
+        cr_assert_eq(last, 4);
+        json_decref(doc);
+    }
+}
+
+Test(http_api, the_change_feed_filters_by_collection_and_includes_docs)
+{
+    args q = {{"collection", "include_docs"}, {"c", "true"}};
+    uint64_t last;
+    json_t *doc, *r, *d;
+
+    put_ok("c", "a", "{\"n\":1}");
+    put_ok("d", "x", "{\"n\":3}");
+    put_ok("c", "b", "{\"name\":\"Bob\"}");
+    put_ok("d", "y", "{\"n\":4}");
+    put_ok("c", "a", "{\"n\":5}");
+    {
+        bs_errbuf err = {{0}};
+        cr_assert_eq(bst_del(&head, "c", "b", &err), BS_OK);
+    }
+    r = feed(&q, &doc, &last);
+    cr_assert_eq(json_array_size(r), 4);
+    cr_assert_eq(last, 6);
+    is_change(json_array_get(r, 0), 1, "c", "a", 0);
+    is_change(json_array_get(r, 1), 3, "c", "b", 0);
+    is_change(json_array_get(r, 2), 5, "c", "a", 0);
+    is_change(json_array_get(r, 3), 6, "c", "b", 1);
+    /* the doc is the record as `get` prints it now: a's latest, and null
+     * for b, deleted since */
+    d = json_object_get(json_array_get(r, 0), "doc");
+    cr_assert_str_eq(json_string_value(json_object_get(d, "id")), "a");
+    cr_assert_eq(json_integer_value(json_object_get(d, "n")), 5);
+    cr_assert(json_is_null(json_object_get(json_array_get(r, 1), "doc")));
+    cr_assert(json_is_null(json_object_get(json_array_get(r, 3), "doc")));
+    json_decref(doc);
+}
+
+Test(http_api, bad_change_feed_queries_are_400)
+{
+    static const char *const bad[][2] = {
+        {"since", "-1"},         {"since", "abc"},
+        {"since", ""},           {"since", "99999999999999999999"},
+        {"feed", "SSE"},         {"feed", "continuous"},
+        {"timeout", "301"},      {"timeout", "x"},
+        {"include_docs", "yes"}, {"limit", "0"},
+        {"limit", "10001"},      {"collection", "bad name"},
+    };
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        args q = {{bad[i][0]}, {bad[i][1]}};
+        json_t *j = expect(400, "GET", "/v1/changes", &q, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(j, "code")), 400);
+        json_decref(j);
+    }
+    json_decref(expect(405, "POST", "/v1/changes", NULL, NULL));
+    {
+        args q = {{"collection"}, {"_collections"}}; /* reserved: fine */
+        json_decref(expect(200, "GET", "/v1/changes", &q, NULL));
+    }
+}
+
+static void *
+late_put(void *arg)
+{
+    struct timespec ts = {0, 150 * 1000000L};
+
+    (void)arg;
+    nanosleep(&ts, NULL); /* let the feed start waiting first */
+    put_ok("c", "late", "{\"n\":1}");
+    return NULL;
+}
+
+Test(http_api, a_longpoll_feed_waits_for_the_next_change)
+{
+    args q = {{"feed", "since", "timeout"}, {"longpoll", "1", "0"}};
+    uint64_t last;
+    pthread_t th;
+    json_t *doc, *r;
+
+    put_ok("c", "a", "{\"n\":1}");
+    /* nothing after seq 1: with timeout 0 it answers at once, empty */
+    r = feed(&q, &doc, &last);
+    cr_assert_eq(json_array_size(r), 0);
+    cr_assert_eq(last, 1);
+    json_decref(doc);
+    /* a write on another thread while it waits ends the wait */
+    q.v[2] = "20";
+    cr_assert_eq(pthread_create(&th, NULL, late_put, NULL), 0);
+    r = feed(&q, &doc, &last);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(json_array_size(r), 1);
+    is_change(json_array_get(r, 0), 2, "c", "late", 0);
+    cr_assert_eq(last, 2);
+    json_decref(doc);
+}
+
+/* GET /v1/changes as an event stream: the stream's text until it ends
+ * (timeout) or holds `until`. */
+static char *
+sse_text(args *q, const char *last_event_id, const char *until)
+{
+    char auth[128], *text = NULL;
+    size_t n = 0;
+    bs_api_req rq = {"GET", "/v1/changes", arg_of, q,
+                     auth,  NULL,          0,      last_event_id};
+    bs_api_resp r;
+    long got;
+
+    snprintf(auth, sizeof auth, "Bearer %s", tok);
+    bs_api_handle(&api, &rq, &r);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.type, "text/event-stream");
+    cr_assert_null(r.body);
+    cr_assert_not_null(r.stream);
+    do {
+        char buf[64]; /* small: events span several reads */
+        if ((got = r.stream->read(r.stream, buf, sizeof buf)) > 0) {
+            text = realloc(text, n + (size_t)got + 1);
+            cr_assert_not_null(text);
+            memcpy(text + n, buf, (size_t)got);
+            n += (size_t)got;
+            text[n] = '\0';
+        }
+    } while (got > 0 && (until == NULL || strstr(text, until) == NULL));
+    r.stream->free(r.stream);
+    return text ? text : strdup("");
+}
+
+Test(http_api, the_event_stream_sends_each_change_with_its_seq)
+{
+    args q = {{"feed", "timeout", "collection"}, {"sse", "1", "c"}};
+    pthread_t th;
+    char *t;
+
+    put_ok("c", "a", "{\"n\":1}");
+    put_ok("d", "x", "{\"n\":2}");
+    put_ok("c", "b", "{\"n\":3}");
+    /* everything there, then the end after 1 s */
+    t = sse_text(&q, NULL, NULL);
+    cr_assert_not_null(strstr(t, "id: 1\ndata: {\"seq\":1,"), "%s", t);
+    cr_assert_not_null(strstr(t, "\"id\":\"a\""), "%s", t);
+    cr_assert_not_null(strstr(t, "id: 3\ndata: {\"seq\":3,"), "%s", t);
+    cr_assert_null(strstr(t, "\"id\":\"x\""), "another collection: %s", t);
+    cr_assert_eq(t[strlen(t) - 1], '\n');
+    free(t);
+    /* a reconnecting client's Last-Event-ID resumes after it, and a
+     * write made while the stream is open arrives */
+    q.v[1] = "20";
+    cr_assert_eq(pthread_create(&th, NULL, late_put, NULL), 0);
+    t = sse_text(&q, "3", "\"late\"");
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_null(strstr(t, "\"id\":\"a\""), "%s", t);
+    cr_assert_not_null(strstr(t, "id: 4\ndata: {\"seq\":4,"), "%s", t);
+    free(t);
+    {
+        args bad = {{"feed"}, {"sse"}};
+        int st;
+        char auth[128];
+        bs_api_req rq = {"GET", "/v1/changes", arg_of, &bad,
+                         auth,  NULL,          0,      "x"};
+        bs_api_resp r;
+
+        snprintf(auth, sizeof auth, "Bearer %s", tok);
+        bs_api_handle(&api, &rq, &r);
+        st = r.status;
+        free(r.body);
+        cr_assert_eq(st, 400, "a bad Last-Event-ID");
+    }
+}
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A server that stops (bs_http_stop) joins every connection's thread: a
+ * feed waiting out a long timeout must end at once instead. */
+Test(http_api, a_waiting_feed_ends_when_the_server_stops)
+{
+    args lp = {{"feed", "since", "timeout"}, {"longpoll", "0", "300"}};
+    args sse = {{"feed", "timeout"}, {"sse", "300"}};
+    uint64_t t0, last;
+    json_t *doc, *r;
+    char *t;
+
+    __atomic_store_n(&api.stopping, 1, __ATOMIC_SEQ_CST);
+    t0 = mono_ms();
+    r = feed(&lp, &doc, &last);
+    cr_assert_eq(json_array_size(r), 0);
+    json_decref(doc);
+    t = sse_text(&sse, NULL, NULL);
+    free(t);
+    cr_assert_lt(mono_ms() - t0, 5000, "the feeds waited out their timeout");
+    __atomic_store_n(&api.stopping, 0, __ATOMIC_SEQ_CST);
 }

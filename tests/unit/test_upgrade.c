@@ -1,5 +1,5 @@
 /*
- * test_upgrade.c - opening a store of format 2 to 4 upgrades it to format 5 in
+ * test_upgrade.c - opening a store of format 2 to 5 upgrades it to format 6 in
  * place (replication/upgrade.h, node/node.c), all or nothing.
  *
  * tests/vectors/store-v2 holds two node directories written by the release
@@ -8,7 +8,8 @@
  * mode 0600 there), opened, and what the CLI would print now (node/
  * render.h) must equal what was printed then: status (without the
  * time-dependent next_run_s, store and oldest_unacked_age_s), peers,
- * conflicts, exchange log and digest.  A second open changes nothing; a
+ * conflicts, exchange log and digest; the change index (format 6) lists
+ * every stored record once, in key order.  A second open changes nothing; a
  * store of a format this program cannot upgrade is refused and left as it
  * was.
  */
@@ -20,6 +21,7 @@
 #include "../lib/damage.h"
 #include "../lib/fixture.h"
 #include "../../node/render.h"
+#include "../../replication/changes.h"
 #include "../../replication/digest.h"
 #include "../../replication/setlog.h"
 
@@ -194,6 +196,39 @@ log_now(bs_txn *t)
     return a;
 }
 
+/* The format-6 upgrade's change index: one entry per stored record, in
+ * the records' key order, numbered from 1. */
+static void
+index_lists_each_record_once(bs_txn *t)
+{
+    bs_cursor *rc, *cc;
+    bs_slice rk, rv, ck, cv;
+    uint64_t seq = 0, last;
+    bs_err a, b;
+
+    cr_assert_eq(bs_cursor_open(t, BS_DB_RECORDS, &rc), BS_OK);
+    cr_assert_eq(bs_cursor_open(t, BS_DB_CHANGES, &cc), BS_OK);
+    for (a = bs_cursor_first(rc, &rk, &rv), b = bs_cursor_first(cc, &ck, &cv);
+         a == BS_OK && b == BS_OK;
+         a = bs_cursor_next(rc, &rk, &rv), b = bs_cursor_next(cc, &ck, &cv)) {
+        bs_change_entry e;
+
+        cr_assert_eq(bs_changes_decode(ck, cv, &e), BS_OK);
+        cr_assert_eq(e.seq, ++seq);
+        cr_assert_eq(rk.n, e.colllen + 1 + e.idlen);
+        cr_assert_eq(memcmp(rk.p, e.coll, e.colllen), 0);
+        cr_assert_eq(memcmp(rk.p + e.colllen + 1, e.id, e.idlen), 0);
+        cr_assert_neq(e.stream, BS_CHANGES_NO_STREAM);
+    }
+    cr_assert_eq(a, BS_ENOTFOUND, "a record has no entry");
+    cr_assert_eq(b, BS_ENOTFOUND, "an entry more than records");
+    cr_assert_gt(seq, 0);
+    bs_cursor_close(rc);
+    bs_cursor_close(cc);
+    cr_assert_eq(bs_changes_last(t, &last), BS_OK);
+    cr_assert_eq(last, seq);
+}
+
 /* Open vector node `name` (read-only as the CLI's readers do, or not)
  * and compare everything with the recording. */
 static void
@@ -254,6 +289,7 @@ check_node(const char *name, int readonly)
     fclose(f);
     want[strcspn(want, "\r\n")] = '\0';
     cr_assert_str_eq(hex, want, "digest");
+    index_lists_each_record_once(t);
 
     bs_txn_abort(t);
     bs_node_close(n);
@@ -353,14 +389,98 @@ refused_with_format(uint32_t format, const char *msg)
 Test(upgrade, a_format_it_cannot_upgrade_is_refused_and_left_as_it_was)
 {
     refused_with_format(1, "store format 1 cannot be upgraded (this program "
-                           "reads format 5 and upgrades formats 2 to 4): "
+                           "reads format 6 and upgrades formats 2 to 5): "
                            "re-create the node and import its data");
-    refused_with_format(99, "store format 99 is newer than this program (5)");
+    refused_with_format(99, "store format 99 is newer than this program (6)");
 }
 
-/* Format 3 -> 4 changes the number alone, and 4 -> 5 adds rule versions
- * only for declared collections (upgrade.h): a store this build wrote
- * without any, labelled format 3, opens as format 5 with every table as it
+/* A store older than format 6 has no change index table: a read-only
+ * open (every reader's, before the upgrade) reads it as empty instead of
+ * failing, and writes nothing. */
+Test(upgrade, a_read_only_open_of_a_store_without_the_index_reads_it_empty)
+{
+    bs_store_opts so = {0};
+    bs_errbuf err = {{0}};
+    uint64_t n = 99, last = 99;
+    char dir[300];
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_store *s;
+    bs_txn *t;
+
+    copy_node("riga", dir, sizeof dir);
+    so.readonly = 1;
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    bst_ok(bs_store_read(s, &t, &err), &err, "read");
+    cr_assert_eq(bs_txn_count(t, BS_DB_CHANGES, &n), BS_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(bs_changes_last(t, &last), BS_OK);
+    cr_assert_eq(last, 0);
+    cr_assert_eq(bs_txn_get(t, BS_DB_CHANGES, bs_str("x"), &v), BS_ENOTFOUND);
+    cr_assert_eq(bs_cursor_open(t, BS_DB_CHANGES, &c), BS_OK);
+    cr_assert_eq(bs_cursor_first(c, &k, &v), BS_ENOTFOUND);
+    bs_cursor_close(c);
+    bs_txn_abort(t);
+    bs_store_close(s);
+}
+
+/* 5 -> 6 fills the change index from the records as they stand, in key
+ * order, numbered from 1 (whatever the table held before). */
+Test(upgrade, a_format_5_store_gets_its_change_index_from_its_records)
+{
+    uint32_t five = 5;
+    uint8_t key[8], junk[3] = {1, 2, 3};
+    bs_store_opts so = {0};
+    bs_errbuf err = {{0}};
+    bst_clock clk = {1796606100000ull, 1};
+    bs_clock c = bst_clock_of(&clk);
+    bs_change_entry e;
+    bst_node t;
+    char dir[300];
+    bs_slice v;
+    bs_store *s;
+    bs_node *n;
+    bs_txn *tx;
+    uint64_t last;
+
+    bst_node_new(&t, root, "five", BS_ROLE_HUB, &c);
+    cr_assert_eq(bst_put(&t, "c", "k", "{\"a\":1}", &err), BS_OK);
+    cr_assert_eq(bst_put(&t, "c", "j", "{\"a\":2}", &err), BS_OK);
+    cr_assert_eq(bst_del(&t, "c", "k", &err), BS_OK);
+    snprintf(dir, sizeof dir, "%s", t.dir);
+    bst_node_free(&t);
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    bst_damage(s, BST_META, bs_str("format"), bs_mem(&five, 4));
+    bs_put_u64be(key, 1);
+    bst_damage(s, BST_CHANGES, bs_mem(key, 8), bs_mem(junk, 3));
+    bs_store_close(s);
+    n = open_node(dir);
+    cr_assert_eq(n->meta.format, 6);
+    bst_ok(bs_store_read(n->store, &tx, &err), &err, "read");
+    index_lists_each_record_once(tx);
+    cr_assert_eq(bs_changes_last(tx, &last), BS_OK);
+    cr_assert_eq(last, 2);
+    bs_put_u64be(key, 1);
+    cr_assert_eq(bs_txn_get(tx, BS_DB_CHANGES, bs_mem(key, 8), &v), BS_OK);
+    cr_assert_eq(bs_changes_decode(bs_mem(key, 8), v, &e), BS_OK);
+    cr_assert_eq(e.idlen, 1);
+    cr_assert_eq(e.id[0], 'j');
+    cr_assert_eq(e.deleted, 0);
+    bs_put_u64be(key, 2);
+    cr_assert_eq(bs_txn_get(tx, BS_DB_CHANGES, bs_mem(key, 8), &v), BS_OK);
+    cr_assert_eq(bs_changes_decode(bs_mem(key, 8), v, &e), BS_OK);
+    cr_assert_eq(e.id[0], 'k');
+    cr_assert_eq(e.deleted, 1, "k is a tombstone");
+    cr_assert_eq(e.stream, n->meta.stream);
+    bs_txn_abort(tx);
+    bs_node_close(n);
+}
+
+/* Format 3 -> 4 changes the number alone, 4 -> 5 adds rule versions only
+ * for declared collections (upgrade.h), and 5 -> 6 fills the change index
+ * with each record's latest version, which is what this build noted for a
+ * record written once: a store this build wrote without any collection
+ * declared, labelled format 3, opens as format 6 with every table as it
  * was. */
 Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
 {
@@ -375,7 +495,7 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
     bs_store *s;
     bs_node *n;
 
-    cr_assert_eq(now, 5);
+    cr_assert_eq(now, 6);
     bst_node_new(&t, root, "three", BS_ROLE_HUB, &c);
     cr_assert_eq(bst_put(&t, "c", "k", "{\"a\":1,\"b\":\"x\"}", &err), BS_OK);
     snprintf(dir, sizeof dir, "%s", t.dir);
@@ -385,7 +505,7 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
     bst_damage(s, BST_META, bs_str("format"), bs_mem(&three, 4));
     bs_store_close(s);
     n = open_node(dir);
-    cr_assert_eq(n->meta.format, 5);
+    cr_assert_eq(n->meta.format, 6);
     fingerprint(n->store, f1);
     bs_node_close(n);
     cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0,
