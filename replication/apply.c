@@ -11,6 +11,7 @@
 #include "quarantine.h"
 #include "rebuild.h"
 #include "rules.h"
+#include "scope.h"
 #include "setlog.h"
 
 bs_err
@@ -509,6 +510,10 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
     for (size_t i = 0; i < ap->nredo; i++)
         free(ap->redo[i]);
     ap->nredo = 0;
+    /* move-out: records this set routes away from this branch leave it */
+    if (rv == BS_OK)
+        rv = bs_scope_move_out(ap->txn, &ap->meta, v, a->changes, a->skip,
+                               s->seq, NULL);
     if (rv != BS_OK)
         return rv;
     s->seq = v->last;
