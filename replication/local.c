@@ -243,7 +243,8 @@ latest_rules(bs_local *l, const char *coll)
  * of coll's rules now, as r holds it — the record after an upsert, just
  * before a delete (so the owner receives the delete) — when it is a text
  * that can name a node; else "".  The route's owner before is the same
- * computed on the record just before the change (NULL: there was none).
+ * computed on the record just before the change ("" when the store held
+ * no such record; the owner itself for a delete).
  */
 static bs_err
 route_owner(bs_local *l, const char *coll, const bs_record *r, char *out,
