@@ -10,7 +10,10 @@
  * change; a branch receives only the shared collections and its own
  * records of owner-scoped ones; sets carrying routes still decode as a
  * version-1 node decodes them (the published version-1 schema, compiled
- * from tests/vectors/branchsync_v1.proto).
+ * from tests/vectors/branchsync_v1.proto).  Move-out (issue 9 item 4,
+ * protocol.md 7.2): a record the hub moves away, or a scope change, leaves
+ * a branch (no tombstone, nothing sent back, its conflicts forgotten), and
+ * leaving out the change that moves a branch's record away is refused.
  */
 #include <criterion/criterion.h>
 #include <sodium.h>
@@ -18,6 +21,7 @@
 
 #include "../lib/fixture.h"
 #include "../../replication/collections.h"
+#include "../../replication/conflict.h"
 #include "../../replication/scope.h"
 #include "../../replication/setlog.h"
 #include "branchsync.pb-c.h"
@@ -894,4 +898,43 @@ Test(scope, a_tombstone_stays_and_keeps_an_older_change_out)
     carry(&head, &tallinn, NULL);
     cr_assert(!has(&tallinn, "orders", "o1"), "o1 came back at tallinn");
     same_scope(&head, &tallinn, "tallinn");
+}
+
+static uint64_t
+conflicts_at(bst_node *n)
+{
+    uint64_t all = 0;
+    bs_txn *t;
+
+    cr_assert_eq(bs_store_read(n->n->store, &t, NULL), BS_OK);
+    cr_assert_eq(bs_conflict_count(t, NULL, &all), BS_OK);
+    bs_txn_abort(t);
+    return all;
+}
+
+/* A record dropped by a move takes its conflicts with it (the hub keeps
+ * its own). */
+Test(scope, a_moved_record_forgets_its_conflicts)
+{
+    static const bst_op mine[] = {
+        {"orders", "o1", "{\"branch\":\"tallinn\",\"n\":1}"}};
+    static const bst_op two[] = {{"orders", "o1", "{\"n\":2}"}};
+    static const bst_op three[] = {{"orders", "o1", "{\"n\":3}"}};
+    static const bst_op move[] = {{"orders", "o1", "{\"branch\":\"riga\"}"}};
+
+    declare("orders", "owner", "branch");
+    settle();
+    write_ok(&tallinn, mine, 1);
+    settle();
+    write_ok(&tallinn, two, 1); /* concurrent: neither saw the other */
+    write_ok(&head, three, 1);
+    carry(&tallinn, &head, NULL);
+    carry(&head, &tallinn, NULL);
+    cr_assert_gt(conflicts_at(&tallinn), 0);
+    cr_assert_gt(conflicts_at(&head), 0);
+    write_ok(&head, move, 1);
+    carry(&head, &tallinn, NULL);
+    cr_assert(!has(&tallinn, "orders", "o1"));
+    cr_assert_eq(conflicts_at(&tallinn), 0);
+    cr_assert_gt(conflicts_at(&head), 0);
 }
