@@ -387,7 +387,8 @@ static bs_err governing(bs_admission *ad, const bs_change *c, bs_collection *r,
  * A7o: every change v leaves out lies outside this node's scope (scope.h):
  * the hub is entitled to everything; a branch to every change outside an
  * owner-scoped collection (by the rules it holds now) and to those whose
- * signed route names it.  A set without routes verifies no omission.
+ * signed route names it, as the owner after the change or before it.  A set
+ * without routes verifies no omission.
  */
 static bs_err
 check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
@@ -436,16 +437,16 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
             snprintf(rules.name, sizeof rules.name, "%s", probe.coll);
         }
         if (bs_scope_entitled(hub, name, &rules, v->route_coll[i],
-                              v->route_owner[i]))
+                              v->route_owner[i], v->route_before[i]))
             return bs_errf(err, BS_EPERM,
                            "not permitted: change set %llu-%llu of origin %s "
-                           "leaves out change %llu (%s, owner \"%s\"), which "
-                           "this node is entitled to: refused until it "
-                           "arrives whole",
+                           "leaves out change %llu (%s, owner \"%s\", before "
+                           "\"%s\"), which this node is entitled to: refused "
+                           "until it arrives whole",
                            (unsigned long long)v->first,
                            (unsigned long long)v->last, id,
                            (unsigned long long)(v->first + i), v->route_coll[i],
-                           v->route_owner[i]);
+                           v->route_owner[i], v->route_before[i]);
     }
     return BS_OK;
 }

@@ -12,6 +12,7 @@
 #include "quarantine.h"
 #include "rebuild.h"
 #include "rules.h"
+#include "scope.h"
 #include "setlog.h"
 
 bs_err
@@ -514,6 +515,11 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
     for (size_t i = 0; i < ap->nredo; i++)
         free(ap->redo[i]);
     ap->nredo = 0;
+    /* move-out: a branch drops the records this set took out of its scope
+     * (protocol.md 7.2) */
+    if (rv == BS_OK)
+        rv = bs_scope_move_out(ap->txn, &ap->meta, v, a->changes, a->skip,
+                               s->seq, NULL);
     if (rv != BS_OK)
         return rv;
     s->seq = v->last;

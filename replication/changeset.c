@@ -55,7 +55,7 @@ cap_free(void *d, void *ptr)
  * with more routes than a set has changes is refused before unpacking, so
  * the cap stays 4 * len + 64 KiB + BS_SET_MAX_CHANGES * ROUTE_ALLOC (P21).
  */
-#define ROUTE_ALLOC 64
+#define ROUTE_ALLOC 80 /* a Route (three strings) and its pointer, counted */
 
 static int
 scan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
@@ -179,16 +179,21 @@ decode_routes(bs_csview *v, const Bs__SetHeader *h, bs_errbuf *err)
         return malformed(err, "route count disagrees with header");
     v->route_coll = calloc(h->n_routes, sizeof *v->route_coll);
     v->route_owner = calloc(h->n_routes, sizeof *v->route_owner);
-    if (v->route_coll == NULL || v->route_owner == NULL)
+    v->route_before = calloc(h->n_routes, sizeof *v->route_before);
+    if (v->route_coll == NULL || v->route_owner == NULL ||
+        v->route_before == NULL)
         return BS_ENOMEM;
     for (size_t i = 0; i < h->n_routes; i++) {
         const Bs__Route *r = h->routes[i];
         /* protobuf-c gives "" for an absent string */
         if (!bs_collection_valid(r->collection, 1) ||
-            !(r->owner[0] == '\0' || bs_node_name_valid(r->owner)))
+            !(r->owner[0] == '\0' || bs_node_name_valid(r->owner)) ||
+            !(r->owner_before[0] == '\0' ||
+              bs_node_name_valid(r->owner_before)))
             return malformed(err, "bad route in header");
         v->route_coll[i] = r->collection;
         v->route_owner[i] = r->owner;
+        v->route_before[i] = r->owner_before;
     }
     return BS_OK;
 }
@@ -566,6 +571,7 @@ bs_changeset_free(bs_csview *v)
     free(v->seen);
     free(v->route_coll);
     free(v->route_owner);
+    free(v->route_before);
     free(v->present);
     free(v->changes);
     free(v);
@@ -593,6 +599,7 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
     free(v.seen);
     free(v.route_coll);
     free(v.route_owner);
+    free(v.route_before);
     bs_changeset_pb_free(v.pb_hdr);
     return rv == BS_OK ? BS_OK : BS_ESTORE;
 }
@@ -762,8 +769,9 @@ bs_changeset_stored_omits(bs_slice set)
 
 /* ---- filtering a stored set for a receiver ---- */
 
-/* The routes of header h read in place into r[0..count) (collection and
- * owner slices); 0 when the header has none, -1 when they do not read. */
+/* The routes of header h read in place into r[0..count) (collection,
+ * owner and owner-before slices); 0 when the header has none, -1 when they do
+ * not read. */
 static int
 read_routes(pbr h, bs_route_ref *r, size_t count)
 {
@@ -789,13 +797,16 @@ read_routes(pbr h, bs_route_ref *r, size_t count)
         memset(&r[n], 0, sizeof r[n]);
         while (f.p < f.end) {
             pbr s;
-            if (!rd_varint(&f, &tag) || (tag != 0x0a && tag != 0x12) ||
+            if (!rd_varint(&f, &tag) ||
+                (tag != 0x0a && tag != 0x12 && tag != 0x1a) ||
                 !rd_bytes(&f, &s))
                 return -1;
             if (tag == 0x0a)
                 r[n].coll = (bs_slice){s.p, (size_t)(s.end - s.p)};
-            else
+            else if (tag == 0x12)
                 r[n].owner = (bs_slice){s.p, (size_t)(s.end - s.p)};
+            else
+                r[n].owner_before = (bs_slice){s.p, (size_t)(s.end - s.p)};
         }
         n++;
     }

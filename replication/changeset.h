@@ -92,10 +92,11 @@ typedef struct bs_csview {
     bs_slice *changes; /* count slices (the view's copies); empty for
                           omitted ones */
     /* The signed routes (SetHeader field 13, docs/protocol.md 2.5): the
-     * collection and the owner after it of change i, both NUL-terminated
-     * and living as long as the view; NULL when the set has no routes (a
-     * version-1 origin: its omissions cannot be verified). */
-    const char **route_coll, **route_owner;
+     * collection, the owner after it and the owner just before it of
+     * change i, all NUL-terminated and living as long as the view; NULL
+     * when the set has no routes (a version-1 origin: its omissions cannot
+     * be verified). */
+    const char **route_coll, **route_owner, **route_before;
     void *pb_set, *pb_hdr; /* unpacked protobuf messages */
     int verified;          /* the origin's signature was checked (pass 1) */
 } bs_csview;
@@ -113,9 +114,9 @@ BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
                                          bs_csview **out, bs_errbuf *err);
 /*
  * The routes of a header (SetHeader field 13) are either absent or one per
- * change: each collection valid (system names admitted), each owner empty
- * or a valid node name.  Checked by bs_changeset_decode (D14); a present
- * change whose collection differs from its route is refused by
+ * change: each collection valid (system names admitted), each owner and
+ * owner before empty or a valid node name.  Checked by bs_changeset_decode
+ * (D14); a present change whose collection differs from its route is refused by
  * bs_changeset_change (C6).
  */
 /* Verify the origin's signature over the header (S1).  BS_EBADSIG. */
@@ -160,7 +161,7 @@ BS_MUST_CHECK bs_err bs_changeset_stored_check(
  * Filtering a stored set (this node's own checked bytes: bs_changeset_
  * stored_check first) for a receiver, read in place: keep(ctx, route) says
  * whether the receiver is entitled to the change of that route (its
- * collection and owner slices, not NUL-terminated).
+ * collection, owner and owner-before slices, not NUL-terminated).
  *   BS_FILTER_WHOLE     send the set as stored (nothing to leave out, or
  *                       no routes and nothing left out);
  *   BS_FILTER_FILTERED  send *out (malloc'd, *outn bytes): the header and
@@ -171,7 +172,7 @@ BS_MUST_CHECK bs_err bs_changeset_stored_check(
  * BS_ESTORE when the set does not read; BS_ENOMEM.
  */
 typedef struct bs_route_ref {
-    bs_slice coll, owner;
+    bs_slice coll, owner, owner_before;
 } bs_route_ref;
 typedef int (*bs_route_keep)(void *ctx, const bs_route_ref *r);
 typedef enum {

@@ -26,6 +26,7 @@ bs_csbuild_fini(bs_csbuild *b)
     free(b->hashes);
     free(b->rcoll);
     free(b->rowner);
+    free(b->rbefore);
     memset(b, 0, sizeof *b);
 }
 
@@ -185,6 +186,9 @@ grow_arrays(bs_csbuild *b)
     if ((r = realloc(b->rowner, cap * sizeof *r)) == NULL)
         return BS_ENOMEM;
     b->rowner = r;
+    if ((r = realloc(b->rbefore, cap * sizeof *r)) == NULL)
+        return BS_ENOMEM;
+    b->rbefore = r;
     b->cap = cap;
     return BS_OK;
 }
@@ -257,6 +261,7 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
         (b->rcoll[b->n] = bs_arena_strndup(&b->arena, ch->coll, cl)) == NULL)
         return BS_ENOMEM;
     b->rowner[b->n] = "";
+    b->rbefore[b->n] = "";
     b->changes[b->n] = (bs_slice){out, n};
     bs_hash(b->hashes[b->n], out, n);
     b->n++;
@@ -279,6 +284,7 @@ bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq, bs_slice bytes)
         return BS_ENOMEM;
     b->rcoll[b->n] = NULL;
     b->rowner[b->n] = "";
+    b->rbefore[b->n] = "";
     b->changes[b->n] = (bs_slice){out, bytes.n};
     bs_hash(b->hashes[b->n], out, bytes.n);
     b->n++;
@@ -287,7 +293,8 @@ bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq, bs_slice bytes)
 }
 
 bs_err
-bs_csbuild_route(bs_csbuild *b, const char *coll, const char *owner)
+bs_csbuild_route(bs_csbuild *b, const char *coll, const char *owner,
+                 const char *owner_before)
 {
     size_t i;
 
@@ -304,6 +311,12 @@ bs_csbuild_route(bs_csbuild *b, const char *coll, const char *owner)
                  bs_arena_strndup(&b->arena, owner, strlen(owner))) == NULL)
             return BS_ENOMEM;
         b->bytes += strlen(owner) + 2;
+    }
+    if (owner_before != NULL && owner_before[0] != '\0') {
+        if ((b->rbefore[i] = bs_arena_strndup(&b->arena, owner_before,
+                                              strlen(owner_before))) == NULL)
+            return BS_ENOMEM;
+        b->bytes += strlen(owner_before) + 2;
     }
     return BS_OK;
 }
@@ -344,6 +357,7 @@ pack_header(const bs_csbuild *b, const bs_seal *s, uint8_t **out, size_t *n)
         bs__route__init(&rt[i]);
         rt[i].collection = (char *)b->rcoll[i];
         rt[i].owner = (char *)b->rowner[i];
+        rt[i].owner_before = (char *)b->rbefore[i];
         rp[i] = &rt[i];
     }
     h.n_routes = s->routes ? b->n : 0;

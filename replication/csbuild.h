@@ -37,7 +37,8 @@ typedef struct bs_csbuild {
     uint64_t first_seq;
     bs_slice *changes;
     uint8_t (*hashes)[BS_HASH_LEN];
-    const char **rcoll, **rowner; /* each change's route (in the arena) */
+    const char **rcoll, **rowner, **rbefore; /* each change's route (in
+                                                the arena) */
 } bs_csbuild;
 
 void bs_csbuild_init(bs_csbuild *b);
@@ -81,10 +82,12 @@ BS_MUST_CHECK bs_err bs_csbuild_add_raw(bs_csbuild *b, uint64_t seq,
                                         bs_slice bytes);
 /*
  * Set the route of the change added last (copied): coll (NULL keeps what
- * bs_csbuild_add took from the change) and the owner of its record after
- * it (NULL or "" for none; docs/protocol.md 2.5).  BS_ENOMEM.
+ * bs_csbuild_add took from the change), the owner of its record after it
+ * and the owner just before it (NULL or "" for none; docs/protocol.md
+ * 2.5).  BS_ENOMEM.
  */
 BS_MUST_CHECK bs_err bs_csbuild_route(bs_csbuild *b, const char *coll,
-                                      const char *owner);
+                                      const char *owner,
+                                      const char *owner_before);
 
 #endif

@@ -243,7 +243,9 @@ latest_rules(bs_local *l, const char *coll)
  * The owner a change's route names (docs/protocol.md 2.5): the owner field
  * of coll's rules now, as r holds it — the record after an upsert, just
  * before a delete (so the owner receives the delete) — when it is a text
- * that can name a node; else "".
+ * that can name a node; else "".  The route's owner before is the same
+ * computed on the record just before the change ("" when the store held
+ * no such record; the owner itself for a delete).
  */
 static bs_err
 route_owner(bs_local *l, const char *coll, const bs_record *r, char *out,
@@ -267,11 +269,11 @@ route_owner(bs_local *l, const char *coll, const bs_record *r, char *out,
     return BS_OK;
 }
 
-/* Queue one change whose route names owner ("" none). */
+/* Queue one change whose route names owner and owner_before ("" none). */
 static bs_err
 queue_change(bs_local *l, const char *coll, const char *id, int deleted,
              const bs_field *f, size_t n, const bs_version *v,
-             const char *owner, bs_errbuf *err)
+             const char *owner, const char *owner_before, bs_errbuf *err)
 {
     bs_change ch = {v->seq, v->hlc, v->prio, coll, id, deleted, f, n};
     bs_err rv;
@@ -285,7 +287,7 @@ queue_change(bs_local *l, const char *coll, const char *id, int deleted,
                        coll, id, n > 0 ? f[0].name : "", BS_CHANGE_MAX_BYTES);
     if (rv != BS_OK)
         return rv;
-    return bs_csbuild_route(&l->build, NULL, owner);
+    return bs_csbuild_route(&l->build, NULL, owner, owner_before);
 }
 
 static bs_version
@@ -357,7 +359,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
-    char owner[BS_NODE_NAME_MAX + 1];
+    char owner[BS_NODE_NAME_MAX + 1], before[BS_NODE_NAME_MAX + 1];
     bs_record r;
     bs_recenc e;
     bs_version v;
@@ -394,7 +396,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
             (rv = note_rules(l, coll, id, &r, &v)) != BS_OK ||
             (rv = route_owner(l, coll, &r, owner, sizeof owner)) != BS_OK)
             return rv;
-        return queue_change(l, coll, id, 0, f, n, &v, owner, err);
+        return queue_change(l, coll, id, 0, f, n, &v, owner, "", err);
     }
     if (rv != BS_EEXIST)
         return rv;
@@ -406,6 +408,8 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
         return bs_errf(err, rv, "%s/%s: stored record is corrupt", coll, id);
     if (!l->force && is_noop(&r, f, n))
         return BS_OK;
+    if ((rv = route_owner(l, coll, &r, before, sizeof before)) != BS_OK)
+        return rv;
     v.prio = next_prio(l, &r, f, n);
     stamp_above(l, &r, &v);
     {
@@ -424,7 +428,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
     if ((rv = route_owner(l, coll, &r, owner, sizeof owner)) != BS_OK)
         return rv;
     *wrote = 1;
-    return queue_change(l, coll, id, 0, f, n, &v, owner, err);
+    return queue_change(l, coll, id, 0, f, n, &v, owner, before, err);
 }
 
 /* Bytes f takes in a change, near enough to split a write by. */
@@ -513,7 +517,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
         return rv;
     l->deleted++;
-    return queue_change(l, coll, id, 1, NULL, 0, &v, owner, err);
+    return queue_change(l, coll, id, 1, NULL, 0, &v, owner, owner, err);
 }
 
 bs_err
@@ -562,7 +566,8 @@ reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
             if ((rv = bs_csbuild_add_raw(b, cv->first + i, cv->changes[i])) ==
                     BS_OK &&
                 cv->route_coll != NULL)
-                rv = bs_csbuild_route(b, cv->route_coll[i], cv->route_owner[i]);
+                rv = bs_csbuild_route(b, cv->route_coll[i], cv->route_owner[i],
+                                      cv->route_before[i]);
         memset(&s, 0, sizeof s);
         s.routes = cv->route_coll != NULL; /* kept as they were signed */
         memcpy(s.infobase, meta->infobase, BS_INFOBASE_LEN);

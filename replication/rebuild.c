@@ -12,6 +12,7 @@
 #include "changeset.h"
 #include "collections.h"
 #include "conflict.h"
+#include "scope.h"
 #include "setlog.h"
 #include "streams.h"
 
@@ -403,6 +404,9 @@ bs_rebuild_queue_run(bs_txn *t, const bs_meta *m, bs_rebuild_queue *q,
         rb.meta = m;
         rb.coll = q->v[i].coll;
         rv = run(&rb, q->v[i].from, &one);
+        /* a branch keeps only the records in its scope (move-out) */
+        if (rv == BS_OK)
+            rv = bs_scope_drop_foreign(t, m, rb.coll, NULL, NULL);
         st->records += one.records;
         st->refused += one.refused;
     }
@@ -423,6 +427,7 @@ bs_rebuild_record(bs_txn *t, const bs_meta *m, const char *coll, const char *id,
                   bs_rebuild_stats *st)
 {
     rebuild rb;
+    bs_err rv;
 
     memset(st, 0, sizeof *st);
     memset(&rb, 0, sizeof rb);
@@ -430,5 +435,7 @@ bs_rebuild_record(bs_txn *t, const bs_meta *m, const char *coll, const char *id,
     rb.meta = m;
     rb.coll = coll;
     rb.id = id;
-    return run(&rb, 0, st);
+    if ((rv = run(&rb, 0, st)) != BS_OK)
+        return rv;
+    return bs_scope_drop_foreign(t, m, coll, id, NULL); /* (move-out) */
 }

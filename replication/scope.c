@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "access.h"
+#include "conflict.h"
+#include "record.h"
 #include "rules.h"
 
 /* Whether the receiver holds rule version v (its hub positions cover
@@ -156,11 +158,13 @@ bs_scope_peer_fini(bs_scope_peer *p)
 
 int
 bs_scope_entitled(int hub, const char *name, const bs_collection *r,
-                  const char *coll, const char *owner)
+                  const char *coll, const char *owner, const char *owner_before)
 {
     if (hub || coll[0] == '_' || r == NULL || r->scope != BS_SCOPE_OWNER)
         return 1;
-    return name[0] != '\0' && strcmp(owner, name) == 0;
+    return name[0] != '\0' &&
+           (strcmp(owner, name) == 0 ||
+            (owner_before != NULL && strcmp(owner_before, name) == 0));
 }
 
 static const bs_collection *
@@ -183,7 +187,8 @@ rules_of_slice(const bs_scope_peer *p, bs_slice c)
     return NULL;
 }
 
-/* Whether p is entitled to the change routed r (bs_route_keep). */
+/* Whether p is entitled to the change routed r (bs_route_keep): as owner
+ * after the change or before it. */
 static int
 keep_route(void *ctx, const bs_route_ref *r)
 {
@@ -197,7 +202,10 @@ keep_route(void *ctx, const bs_route_ref *r)
     if (rules == NULL || rules->scope != BS_SCOPE_OWNER)
         return 1;
     nl = strlen(p->name);
-    return nl > 0 && r->owner.n == nl && memcmp(r->owner.p, p->name, nl) == 0;
+    return nl > 0 &&
+           ((r->owner.n == nl && memcmp(r->owner.p, p->name, nl) == 0) ||
+            (r->owner_before.n == nl &&
+             memcmp(r->owner_before.p, p->name, nl) == 0));
 }
 
 bs_err
@@ -260,7 +268,7 @@ keep_record(void *ctx, bs_slice key, const bs_record *r)
         (val = bs_record_field(r, rules->owner_field)) != NULL &&
         val->type == BS_VTEXT && val->len <= BS_NODE_NAME_MAX)
         snprintf(owner, sizeof owner, "%.*s", (int)val->len, val->s);
-    return bs_scope_entitled(p->hub, p->name, rules, coll, owner);
+    return bs_scope_entitled(p->hub, p->name, rules, coll, owner, NULL);
 }
 
 bs_err
@@ -278,4 +286,184 @@ bs_scope_digest(bs_txn *t, const bs_meta *m, const uint8_t *pk,
     rv = bs_digest_where(t, NULL, 0, keep_record, &ctx, out, nrecords, err);
     bs_scope_peer_fini(&p);
     return rv;
+}
+
+/* ---- move-out ---- */
+
+/* 1 when the conflict side is one of the record's: every side is. */
+static int
+every_side(void *ctx, const uint8_t *key, uint64_t seq)
+{
+    (void)ctx;
+    (void)key;
+    (void)seq;
+    return 1;
+}
+
+/* Drop record coll/id, and what is kept about it. */
+static bs_err
+drop_one(bs_txn *t, const char *coll, const char *id)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    size_t klen = bs_record_key(key, coll, id);
+    bs_err rv;
+
+    if ((rv = bs_txn_del(t, BS_DB_RECORDS, bs_mem(key, klen))) != BS_OK &&
+        rv != BS_ENOTFOUND)
+        return rv;
+    if ((rv = bs_access_forget_owner(t, coll, id)) != BS_OK)
+        return rv;
+    return bs_conflict_drop_if(t, coll, id, every_side, NULL);
+}
+
+/* 1 when record r's owner field (field) names name. */
+static int
+owned_by(const bs_record *r, const char *field, const char *name)
+{
+    const bs_value *val = bs_record_field(r, field);
+    size_t nl = strlen(name);
+
+    return nl > 0 && val != NULL && val->type == BS_VTEXT && val->len == nl &&
+           memcmp(val->s, name, nl) == 0;
+}
+
+/* Whether m is a branch: the hub keeps everything. */
+static int
+is_branch(const bs_meta *m)
+{
+    return m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0;
+}
+
+/*
+ * Drop the live records of coll (or coll/id alone) whose owner field
+ * (rules r, owner-scoped) does not name `name`.  A tombstone is kept: it
+ * holds no data (a delete drops every field), and without it a change
+ * older than the delete, routed here later, would bring the record back
+ * here while it stays deleted elsewhere.  A walk collects the records
+ * first and deletes them after it (not under the cursor).
+ */
+static bs_err
+drop_where(bs_txn *t, const bs_collection *r, const char *name,
+           const char *coll, const char *id, uint64_t *dropped)
+{
+    uint8_t prefix[BS_RECKEY_MAX];
+    size_t pn, nids = 0, cap = 0;
+    char(*ids)[BS_ID_MAX + 1] = NULL;
+    bs_arena a;
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_err rv;
+
+    /* coll \0 id, or coll \0 for every record of it */
+    pn = bs_record_key(prefix, coll, id != NULL ? id : "");
+    if (id != NULL) { /* one record: one look-up (after every applied
+                         change of an owner-scoped collection) */
+        bs_record rec;
+        int drop;
+
+        if ((rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(prefix, pn), &v)) ==
+            BS_ENOTFOUND)
+            return BS_OK;
+        if (rv != BS_OK)
+            return rv;
+        bs_arena_init(&a);
+        rv = bs_record_decode(&rec, v.p, v.n, &a) != BS_OK ? BS_ESTORE : BS_OK;
+        drop = rv == BS_OK && rec.live && !owned_by(&rec, r->owner_field, name);
+        bs_arena_fini(&a);
+        if (rv != BS_OK || !drop)
+            return rv;
+        if ((rv = drop_one(t, coll, id)) == BS_OK && dropped != NULL)
+            ++*dropped;
+        return rv;
+    }
+    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &cur)) != BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    for (rv = bs_cursor_seek(cur, bs_mem(prefix, pn), &k, &v);
+         rv == BS_OK && k.n >= pn && memcmp(k.p, prefix, pn) == 0 &&
+         k.n - pn <= BS_ID_MAX;
+         rv = bs_cursor_next(cur, &k, &v)) {
+        bs_record rec;
+
+        bs_arena_reset(&a);
+        if (bs_record_decode(&rec, v.p, v.n, &a) != BS_OK) {
+            rv = BS_ESTORE;
+            break;
+        }
+        if (!rec.live || owned_by(&rec, r->owner_field, name))
+            continue; /* (a tombstone stays: below) */
+        if (nids == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            char(*g)[BS_ID_MAX + 1] = realloc(ids, nc * sizeof *g);
+            if (g == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            ids = g;
+            cap = nc;
+        }
+        memcpy(ids[nids], k.p + pn, k.n - pn);
+        ids[nids++][k.n - pn] = '\0';
+    }
+    bs_cursor_close(cur);
+    bs_arena_fini(&a);
+    if (rv == BS_ENOTFOUND)
+        rv = BS_OK;
+    for (size_t i = 0; i < nids && rv == BS_OK; i++)
+        rv = drop_one(t, coll, ids[i]);
+    if (rv == BS_OK && dropped != NULL)
+        *dropped += nids;
+    free(ids);
+    return rv;
+}
+
+bs_err
+bs_scope_drop_foreign(bs_txn *t, const bs_meta *m, const char *coll,
+                      const char *id, uint64_t *dropped)
+{
+    char name[BS_NODE_NAME_MAX + 1];
+    bs_collection rules;
+    bs_err rv;
+
+    if (!is_branch(m) || coll[0] == '_')
+        return BS_OK; /* the hub keeps everything */
+    if ((rv = bs_rules_at(t, coll, UINT64_MAX, &rules, NULL)) != BS_OK)
+        return rv;
+    if (rules.scope != BS_SCOPE_OWNER)
+        return BS_OK;
+    bs_access_name(t, m, m->pk, name);
+    return drop_where(t, &rules, name, coll, id, dropped);
+}
+
+bs_err
+bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
+                  const bs_change *ch, const uint8_t *skip, uint64_t after,
+                  uint64_t *dropped)
+{
+    char name[BS_NODE_NAME_MAX + 1];
+    bs_collection rules;
+    bs_err rv;
+
+    if (!is_branch(m))
+        return BS_OK;
+    bs_access_name(t, m, m->pk, name);
+    rules.name[0] = '\0';
+    for (size_t i = 0; i < v->count; i++) {
+        const bs_change *c = &ch[i];
+
+        if (!v->present[i] || v->first + i <= after ||
+            (skip != NULL && skip[i]) || c->coll[0] == '_')
+            continue;                           /* not applied now */
+        if (strcmp(rules.name, c->coll) != 0) { /* (once per run of one) */
+            if ((rv = bs_rules_at(t, c->coll, UINT64_MAX, &rules, NULL)) !=
+                BS_OK)
+                return rv;
+            snprintf(rules.name, sizeof rules.name, "%s", c->coll);
+        }
+        if (rules.scope == BS_SCOPE_OWNER &&
+            (rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
+                BS_OK)
+            return rv;
+    }
+    return BS_OK;
 }

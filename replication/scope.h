@@ -4,13 +4,15 @@
  *
  * Every change set sealed by this version signs, next to each change's
  * hash, its route: the change's collection and the owner of its record
- * after it (SetHeader field 13).  On the routes:
+ * after it and just before it (SetHeader field 13).  On the routes:
  *
  *  - the hub is entitled to every change;
  *  - a branch is entitled to every change whose collection is not
  *    owner-scoped (`--scope owner`) by the rules it holds now, and to the
  *    changes of owner-scoped collections whose route names it (its member
- *    name in `_members`);
+ *    name in `_members`) as the owner after or before: the old owner
+ *    receives the change that moves its record away, and drops the record
+ *    (move-out, below);
  *  - a set without routes (a version-1 origin) cannot be filtered: it is
  *    sent whole, and an omission in it is never accepted.
  *
@@ -87,9 +89,11 @@ BS_MUST_CHECK bs_err bs_scope_peer_saw(bs_scope_peer *p, const uint8_t *inc,
 void bs_scope_peer_fini(bs_scope_peer *p);
 
 /* 1 when a receiver that is the hub (hub) or the branch named name is
- * entitled to a change routed (coll, owner), coll's rules being r. */
+ * entitled to a change routed (coll, owner, owner_before), coll's rules
+ * being r; owner_before NULL or "": none (a record is judged by owner). */
 int bs_scope_entitled(int hub, const char *name, const bs_collection *r,
-                      const char *coll, const char *owner);
+                      const char *coll, const char *owner,
+                      const char *owner_before);
 
 /* The outcome of preparing a stored set for a receiver. */
 typedef enum {
@@ -121,5 +125,42 @@ BS_MUST_CHECK bs_err bs_scope_digest(bs_txn *t, const bs_meta *m,
                                      const uint8_t *pk,
                                      uint8_t out[BS_HASH_LEN],
                                      uint64_t *nrecords, bs_errbuf *err);
+
+/* ---- move-out (docs/protocol.md 7.2) ---- */
+
+/*
+ * A branch holds only the records in its scope: in a collection
+ * owner-scoped by the rules it holds now (the latest version), only those
+ * whose owner field, as the record holds it, names it (deleted records'
+ * tombstones stay: they hold no data, and keep an older change from
+ * bringing the record back).  A record that
+ * leaves its scope is dropped: deleted from BS_DB_RECORDS without a
+ * tombstone and without a change (nothing propagates); its owner history
+ * and refused changes (access.h) and its conflicts are forgotten; its
+ * changes stay in the log.  The hub keeps everything.  Both calls below
+ * are functions of the store (deterministic) and idempotent; *dropped
+ * (may be NULL) counts the records dropped.  BS_ENOMEM, BS_ESTORE.
+ *
+ * bs_scope_drop_foreign: on node m, drop the records of coll (id NULL) or
+ * record coll/id that are outside m's scope (write txn): after a rule
+ * version of coll (the scope becomes owner, or the owner field changes)
+ * and after a rebuild, which merges records from the log.
+ *
+ * bs_scope_move_out: after node m applied set v (its changes ch; skip[i]
+ * set for a change refused by rule, skip may be NULL; only the changes of
+ * seq above `after` were applied now), drop each record an applied change
+ * touched that is outside m's scope: the change that moves a record away
+ * from this branch (its route names it as the owner before, 2.5), which
+ * the hub sends it for this, or a change of another office's record that
+ * a branch relayed whole.  Call once the set is logged and its rebuilds
+ * have run (write txn).
+ */
+BS_MUST_CHECK bs_err bs_scope_drop_foreign(bs_txn *t, const bs_meta *m,
+                                           const char *coll, const char *id,
+                                           uint64_t *dropped);
+BS_MUST_CHECK bs_err bs_scope_move_out(bs_txn *t, const bs_meta *m,
+                                       const bs_csview *v, const bs_change *ch,
+                                       const uint8_t *skip, uint64_t after,
+                                       uint64_t *dropped);
 
 #endif

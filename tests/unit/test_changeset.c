@@ -1351,9 +1351,10 @@ Test(changeset, stored_check_agrees_with_decode_and_verify)
 /* ---- routes (SetHeader field 13, docs/protocol.md 2.5, D14, C6) ---- */
 
 static const char *const fixed_owners[3] = {"tallinn", "", "tallinn"};
+static const char *const fixed_before[3] = {"", "tallinn", "riga"};
 
 /* The fixed set sealed with routes: each change's collection, and the
- * owners above. */
+ * owners after and before above. */
 static sealed
 fixed_routed_set(void)
 {
@@ -1367,7 +1368,9 @@ fixed_routed_set(void)
     bs_csbuild_init(&b);
     for (size_t i = 0; i < 3; i++) {
         cr_assert_eq(bs_csbuild_add(&b, &changes[i]), BS_OK);
-        cr_assert_eq(bs_csbuild_route(&b, NULL, fixed_owners[i]), BS_OK);
+        cr_assert_eq(
+            bs_csbuild_route(&b, NULL, fixed_owners[i], fixed_before[i]),
+            BS_OK);
     }
     cr_assert_eq(bs_csbuild_seal(&b, &s, sk, &x), BS_OK);
     out.n = bs_sealed_size(x);
@@ -1392,6 +1395,7 @@ Test(changeset, routes_decode_with_the_set)
     for (size_t i = 0; i < 3; i++) {
         cr_assert_str_eq(v->route_coll[i], "orders");
         cr_assert_str_eq(v->route_owner[i], fixed_owners[i]);
+        cr_assert_str_eq(v->route_before[i], fixed_before[i]);
     }
     bs_arena_init(&a);
     for (size_t i = 0; i < 3; i++)
@@ -1408,7 +1412,10 @@ Test(changeset, routes_decode_with_the_set)
 }
 
 /* Header edits on the routes: arg gives n routes of collection coll and
- * owner owner (NULL: leave the routes alone). */
+ * owner owner (NULL: leave the routes alone), and owner before
+ * edit_before. */
+static const char *edit_before = "";
+
 typedef struct route_edit {
     size_t n;
     const char *coll, *owner;
@@ -1429,6 +1436,7 @@ set_routes(Bs__SetHeader *h, void *arg)
         bs__route__init(&e->r[i]);
         e->r[i].collection = (char *)e->coll;
         e->r[i].owner = (char *)e->owner;
+        e->r[i].owner_before = (char *)edit_before;
         e->rp[i] = &e->r[i];
     }
     /* packed here; the caller's free_unpacked must not free these */

@@ -10,7 +10,10 @@
  * change; a branch receives only the shared collections and its own
  * records of owner-scoped ones; sets carrying routes still decode as a
  * version-1 node decodes them (the published version-1 schema, compiled
- * from tests/vectors/branchsync_v1.proto).
+ * from tests/vectors/branchsync_v1.proto).  Move-out (issue 9 item 4,
+ * protocol.md 7.2): a record the hub moves away, or a scope change, leaves
+ * a branch (no tombstone, nothing sent back, its conflicts forgotten), and
+ * leaving out the change that moves a branch's record away is refused.
  */
 #include <criterion/criterion.h>
 #include <sodium.h>
@@ -18,6 +21,7 @@
 
 #include "../lib/fixture.h"
 #include "../../replication/collections.h"
+#include "../../replication/conflict.h"
 #include "../../replication/scope.h"
 #include "../../replication/setlog.h"
 #include "branchsync.pb-c.h"
@@ -651,7 +655,8 @@ Test(scope, scope_owner_needs_an_owner_field)
 /* The rules change after the records were written: the sender judges
  * each set by the rules its receiver will hold when it admits it (the hub
  * sets before it), so the records written while the collection was shared
- * go whole, and the scope applies from the rule on. */
+ * go whole, and the scope applies from the rule on: once the branch holds
+ * the rule, it drops the records another office owns (move-out). */
 Test(scope, records_written_before_the_scope_rule_go_whole)
 {
     static const bst_op two[] = {{"orders", "o1", "{\"office\":\"riga\"}"},
@@ -664,18 +669,19 @@ Test(scope, records_written_before_the_scope_rule_go_whole)
     declare("orders", "owner", "office");
     write_ok(&head, two2, 2);
     carry(&head, &tallinn, NULL);
-    cr_assert(has(&tallinn, "orders", "o1") && has(&tallinn, "orders", "o2"));
+    cr_assert(!has(&tallinn, "orders", "o1") && has(&tallinn, "orders", "o2"));
     cr_assert(!has(&tallinn, "orders", "o3") && has(&tallinn, "orders", "o4"));
     cr_assert_eq(bst_sync(&head, &riga, NULL, NULL, &r), BS_OK, "%s / %s",
                  r.msg_a, r.msg_b);
     cr_assert_eq(r.sb.refused, 0, "%s", r.msg_b);
     cr_assert(has(&riga, "orders", "o1") && has(&riga, "orders", "o3"));
-    cr_assert(!has(&riga, "orders", "o4"));
+    cr_assert(!has(&riga, "orders", "o2") && !has(&riga, "orders", "o4"));
 }
 
 /* A branch that never exchanged yet (its first file joins it) gets the
  * records written before the scope rule whole, too: the hub judges by the
- * rules the branch will hold, none but those the file brings. */
+ * rules the branch will hold, none but those the file brings; the rule
+ * then drops the other offices' records. */
 Test(scope, a_new_branch_joins_with_records_older_than_the_scope_rule)
 {
     static const bst_op two[] = {{"orders", "o1", "{\"office\":\"riga\"}"},
@@ -691,7 +697,7 @@ Test(scope, a_new_branch_joins_with_records_older_than_the_scope_rule)
     bst_node_new(&fresh, root, "fresh", BS_ROLE_BRANCH, &c);
     bst_pair2(&head, &fresh);
     carry(&head, &fresh, NULL);
-    cr_assert(has(&fresh, "orders", "o1") && has(&fresh, "orders", "o2"));
+    cr_assert(!has(&fresh, "orders", "o1") && has(&fresh, "orders", "o2"));
     cr_assert(!has(&fresh, "orders", "o3") && has(&fresh, "orders", "o4"));
     bst_node_free(&fresh);
 }
@@ -716,7 +722,219 @@ Test(scope, a_new_branch_syncs_records_older_than_the_scope_rule)
     cr_assert_eq(bst_sync(&fresh, &head, NULL, NULL, &r), BS_OK, "%s / %s",
                  r.msg_a, r.msg_b);
     cr_assert_eq(r.sa.refused, 0, "%s", r.msg_a);
-    cr_assert(has(&fresh, "orders", "o1") && has(&fresh, "orders", "o2"));
+    cr_assert(!has(&fresh, "orders", "o1") && has(&fresh, "orders", "o2"));
     cr_assert(!has(&fresh, "orders", "o3") && has(&fresh, "orders", "o4"));
     bst_node_free(&fresh);
+}
+
+/* ---- move-out (issue 9 item 4; docs/protocol.md 7.3) ---- */
+
+/* The hub moves tallinn's record o1 to riga: tallinn receives the change
+ * (its route names it as the owner before), drops the record without a
+ * tombstone and writes nothing; the hub keeps it, and riga gets the
+ * change routed to it. */
+static void
+hub_moves_a_record(int by_session)
+{
+    static const bst_op mine[] = {
+        {"orders", "o1", "{\"branch\":\"tallinn\",\"n\":1}"}};
+    static const bst_op move[] = {{"orders", "o1", "{\"branch\":\"riga\"}"}};
+    uint8_t before[BS_HASH_LEN], after[BS_HASH_LEN];
+    bst_sync_result r;
+    bs_xstats st;
+    uint64_t tpos, n0, n1;
+    char *j;
+
+    declare("orders", "owner", "branch");
+    settle();
+    write_ok(&tallinn, mine, 1);
+    settle();
+    cr_assert(has(&tallinn, "orders", "o1") && has(&head, "orders", "o1"));
+    cr_assert(!has(&riga, "orders", "o1"));
+    tpos = pos_of(&head, &tallinn);
+    write_ok(&head, move, 1);
+    if (by_session) {
+        cr_assert_eq(bst_sync(&tallinn, &head, NULL, NULL, &r), BS_OK,
+                     "%s / %s", r.msg_a, r.msg_b);
+        cr_assert_eq(r.sa.refused + r.sb.refused, 0, "%s", r.msg_a);
+        cr_assert_eq(r.sa.changes_applied, 1);
+    } else {
+        carry(&head, &tallinn, &st);
+        cr_assert_eq(st.changes, 1, "tallinn applied %llu changes",
+                     (unsigned long long)st.changes);
+    }
+    cr_assert(!has(&tallinn, "orders", "o1"), "tallinn still holds o1");
+    cr_assert_eq(pos_of(&tallinn, &head), pos_of(&head, &head));
+    same_scope(&head, &tallinn, "tallinn after the move");
+    /* Idempotent: the same again changes no record. */
+    bst_digest(&tallinn, before, &n0);
+    carry(&head, &tallinn, NULL);
+    bst_digest(&tallinn, after, &n1);
+    cr_assert(memcmp(before, after, BS_HASH_LEN) == 0 && n0 == n1);
+    /* Nothing goes back as a delete: tallinn wrote no change, the hub
+     * still holds the whole record, riga has it. */
+    settle();
+    cr_assert_eq(pos_of(&head, &tallinn), tpos, "tallinn wrote a change");
+    j = bst_get(&head, "orders", "o1");
+    cr_assert(j != NULL && strstr(j, "\"n\":1") != NULL &&
+                  strstr(j, "riga") != NULL,
+              "the hub's o1: %s", j ? j : "(none)");
+    free(j);
+    cr_assert(has(&riga, "orders", "o1"));
+    cr_assert(!has(&tallinn, "orders", "o1"));
+    same_scope(&head, &tallinn, "tallinn");
+    same_scope(&head, &head, "the hub");
+}
+
+Test(scope, the_hub_moves_a_record_away_by_file)
+{
+    hub_moves_a_record(0);
+}
+
+Test(scope, the_hub_moves_a_record_away_by_session)
+{
+    hub_moves_a_record(1);
+}
+
+/* A relay that leaves out the change moving a branch's record away (the
+ * route names the branch as the owner before) censors it: refused. */
+Test(scope, leaving_out_a_move_out_is_refused)
+{
+    static const bst_op mine[] = {{"orders", "o1", "{\"branch\":\"tallinn\"}"}};
+    static const bst_op move[] = {{"orders", "o1", "{\"branch\":\"riga\"}"},
+                                  {"items", "i1", "{\"x\":1}"}};
+    static const uint32_t first[] = {0};
+    uint8_t before[BS_HASH_LEN], after[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    uint64_t pos;
+    bs_err rv;
+
+    declare("orders", "owner", "branch");
+    settle();
+    write_ok(&tallinn, mine, 1);
+    settle();
+    write_ok(&head, move, 2);
+    pos = pos_of(&tallinn, &head);
+    relay_file(&head, &tallinn, &head, first, 1);
+    bst_fingerprint(&tallinn, before);
+    rv = bst_import(&tallinn, path, &st, &err);
+    cr_assert_eq(rv, BS_EPERM, "import: %s: %s", bs_strerror(rv), err.msg);
+    cr_assert_eq(bs_err_exit_code(rv), 2);
+    cr_assert(strstr(err.msg, "before \"tallinn\"") != NULL, "%s", err.msg);
+    bst_fingerprint(&tallinn, after);
+    cr_assert_eq(memcmp(before, after, BS_HASH_LEN), 0);
+    cr_assert_eq(pos_of(&tallinn, &head), pos, "the position moved");
+    cr_assert(has(&tallinn, "orders", "o1"));
+    /* The whole set: the record leaves. */
+    carry(&head, &tallinn, NULL);
+    cr_assert(!has(&tallinn, "orders", "o1") && has(&tallinn, "items", "i1"));
+    same_scope(&head, &tallinn, "tallinn");
+}
+
+/* A rule version that makes a collection owner-scoped, or names the owner
+ * in another field, leaves each branch with its own records only; the hub
+ * keeps everything and nothing propagates. */
+Test(scope, a_scope_change_drops_other_offices_records)
+{
+    static const bst_op recs[] = {
+        {"orders", "o-t", "{\"branch\":\"tallinn\",\"office\":\"tallinn\"}"},
+        {"orders", "o-r", "{\"branch\":\"riga\",\"office\":\"riga\"}"},
+        {"orders", "o-x", "{\"branch\":\"tallinn\",\"office\":\"riga\"}"},
+        {"orders", "o-n", "{\"n\":1}"}};
+    static const char *const ids[] = {"o-t", "o-r", "o-x", "o-n"};
+    uint64_t tpos, rpos;
+
+    declare("orders", "shared", "branch");
+    write_ok(&head, recs, 4);
+    settle();
+    for (size_t i = 0; i < 4; i++)
+        cr_assert(has(&tallinn, "orders", ids[i]) &&
+                  has(&riga, "orders", ids[i]));
+    tpos = pos_of(&head, &tallinn);
+    rpos = pos_of(&head, &riga);
+    declare("orders", "owner", "branch");
+    carry(&head, &tallinn, NULL);
+    cr_assert(has(&tallinn, "orders", "o-t") && has(&tallinn, "orders", "o-x"));
+    cr_assert(!has(&tallinn, "orders", "o-r") &&
+              !has(&tallinn, "orders", "o-n"));
+    same_scope(&head, &tallinn, "tallinn, scoped by branch");
+    /* the owner field changes while scoped */
+    declare("orders", "owner", "office");
+    settle();
+    cr_assert(has(&tallinn, "orders", "o-t") &&
+              !has(&tallinn, "orders", "o-x"));
+    cr_assert(has(&riga, "orders", "o-r") && has(&riga, "orders", "o-x") &&
+              !has(&riga, "orders", "o-t") && !has(&riga, "orders", "o-n"));
+    for (size_t i = 0; i < 4; i++)
+        cr_assert(has(&head, "orders", ids[i]));
+    cr_assert_eq(pos_of(&head, &tallinn), tpos, "tallinn wrote a change");
+    cr_assert_eq(pos_of(&head, &riga), rpos, "riga wrote a change");
+    same_scope(&head, &tallinn, "tallinn");
+    same_scope(&head, &riga, "riga");
+}
+
+/* A deleted record is not dropped: its tombstone keeps a change older
+ * than the delete, routed to the branch later, from bringing it back
+ * there while it stays deleted at the hub. */
+Test(scope, a_tombstone_stays_and_keeps_an_older_change_out)
+{
+    static const bst_op mine[] = {{"orders", "o1", "{\"branch\":\"tallinn\"}"}};
+    static const bst_op late[] = {
+        {"orders", "o1", "{\"branch\":\"tallinn\",\"n\":5}"}};
+    static const bst_op del[] = {{"orders", "o1", NULL}};
+
+    declare("orders", "owner", "branch");
+    settle();
+    write_ok(&tallinn, mine, 1);
+    settle();
+    write_ok(&riga, late, 1); /* stamped before the delete, sent after */
+    ch.ms += 5000;
+    write_ok(&head, del, 1);
+    carry(&head, &tallinn, NULL);
+    cr_assert(!has(&tallinn, "orders", "o1"));
+    carry(&riga, &head, NULL);
+    cr_assert(!has(&head, "orders", "o1"), "the delete wins at the hub");
+    carry(&head, &tallinn, NULL);
+    cr_assert(!has(&tallinn, "orders", "o1"), "o1 came back at tallinn");
+    same_scope(&head, &tallinn, "tallinn");
+}
+
+static uint64_t
+conflicts_at(bst_node *n)
+{
+    uint64_t all = 0;
+    bs_txn *t;
+
+    cr_assert_eq(bs_store_read(n->n->store, &t, NULL), BS_OK);
+    cr_assert_eq(bs_conflict_count(t, NULL, &all), BS_OK);
+    bs_txn_abort(t);
+    return all;
+}
+
+/* A record dropped by a move takes its conflicts with it (the hub keeps
+ * its own). */
+Test(scope, a_moved_record_forgets_its_conflicts)
+{
+    static const bst_op mine[] = {
+        {"orders", "o1", "{\"branch\":\"tallinn\",\"n\":1}"}};
+    static const bst_op two[] = {{"orders", "o1", "{\"n\":2}"}};
+    static const bst_op three[] = {{"orders", "o1", "{\"n\":3}"}};
+    static const bst_op move[] = {{"orders", "o1", "{\"branch\":\"riga\"}"}};
+
+    declare("orders", "owner", "branch");
+    settle();
+    write_ok(&tallinn, mine, 1);
+    settle();
+    write_ok(&tallinn, two, 1); /* concurrent: neither saw the other */
+    write_ok(&head, three, 1);
+    carry(&tallinn, &head, NULL);
+    carry(&head, &tallinn, NULL);
+    cr_assert_gt(conflicts_at(&tallinn), 0);
+    cr_assert_gt(conflicts_at(&head), 0);
+    write_ok(&head, move, 1);
+    carry(&head, &tallinn, NULL);
+    cr_assert(!has(&tallinn, "orders", "o1"));
+    cr_assert_eq(conflicts_at(&tallinn), 0);
+    cr_assert_gt(conflicts_at(&head), 0);
 }
