@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "changes.h"
 #include "conflict.h"
 #include "record.h"
 #include "rules.h"
@@ -308,8 +309,9 @@ drop_one(bs_txn *t, const char *coll, const char *id)
     size_t klen = bs_record_key(key, coll, id);
     bs_err rv;
 
-    if ((rv = bs_txn_del(t, BS_DB_RECORDS, bs_mem(key, klen))) != BS_OK &&
-        rv != BS_ENOTFOUND)
+    if ((rv = bs_txn_del(t, BS_DB_RECORDS, bs_mem(key, klen))) == BS_OK)
+        rv = bs_changes_note_record(t, coll, id, NULL); /* the feed: gone */
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
         return rv;
     if ((rv = bs_access_forget_owner(t, coll, id)) != BS_OK)
         return rv;

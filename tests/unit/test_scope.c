@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../lib/fixture.h"
+#include "../../replication/changes.h"
 #include "../../replication/collections.h"
 #include "../../replication/conflict.h"
 #include "../../replication/scope.h"
@@ -733,6 +734,32 @@ Test(scope, a_new_branch_syncs_records_older_than_the_scope_rule)
  * (its route names it as the owner before), drops the record without a
  * tombstone and writes nothing; the hub keeps it, and riga gets the
  * change routed to it. */
+/* The change feed's last entry at t (changes.h): its record and flag. */
+static int
+last_change(const bs_change_entry *e, void *arg)
+{
+    char *out = arg;
+
+    snprintf(out, 128, "%.*s/%.*s %d", (int)e->colllen, e->coll, (int)e->idlen,
+             e->id, e->deleted);
+    return 0;
+}
+
+static void
+feed_tail(bst_node *t, char *out)
+{
+    bs_errbuf err = {{0}};
+    uint64_t last, seq;
+    bs_txn *tx;
+
+    bst_ok(bs_store_read(t->n->store, &tx, &err), &err, "read");
+    cr_assert_eq(bs_changes_last(tx, &last), BS_OK);
+    cr_assert_gt(last, 0);
+    cr_assert_eq(bs_changes_scan(tx, last - 1, NULL, 1, last_change, out, &seq),
+                 BS_OK);
+    bs_txn_abort(tx);
+}
+
 static void
 hub_moves_a_record(int by_session)
 {
@@ -764,6 +791,12 @@ hub_moves_a_record(int by_session)
                      (unsigned long long)st.changes);
     }
     cr_assert(!has(&tallinn, "orders", "o1"), "tallinn still holds o1");
+    {
+        char tail[128] = "";
+
+        feed_tail(&tallinn, tail); /* the feed says it left */
+        cr_assert_str_eq(tail, "orders/o1 1");
+    }
     cr_assert_eq(pos_of(&tallinn, &head), pos_of(&head, &head));
     same_scope(&head, &tallinn, "tallinn after the move");
     /* Idempotent: the same again changes no record. */
