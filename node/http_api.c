@@ -11,6 +11,7 @@
 #include "../replication/json.h"
 #include "../replication/load.h"
 #include "../replication/records.h"
+#include "../replication/strbuf.h"
 #include "http_int.h"
 
 const int bs_api_statuses[BS_API_NSTATUS] = {200, 400, 401, 403, 404, 405,
@@ -175,39 +176,10 @@ bs_api_admit(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
 
 /* ==== records ==== */
 
-/* A growing text. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
 static void
-sb_add(sbuf *b, const char *s, size_t n)
+sb_str(bs_strbuf *b, const char *s)
 {
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        char *np;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        if ((np = realloc(b->p, cap)) == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void
-sb_str(sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
+    bs_strbuf_add(b, s, strlen(s));
 }
 
 /* The record coll/id as `get` prints it; 404 when not live. */
@@ -298,7 +270,7 @@ parse_limit(const char *s)
 
 /* The JSON string of id[0..n), appended. */
 static void
-sb_json_str(sbuf *b, const char *id, size_t n)
+sb_json_str(bs_strbuf *b, const char *id, size_t n)
 {
     json_t *j = json_stringn(id, n);
     char *s = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
@@ -322,7 +294,7 @@ list_records(bs_api *api, const bs_api_req *rq, const char *coll,
     bs_records_iter *it = NULL;
     const bs_record *r;
     bs_errbuf err = {{0}};
-    sbuf b = {0};
+    bs_strbuf b = {0};
     char *last = NULL;
     size_t idlen = 0, lastlen = 0;
     bs_txn *t = NULL;

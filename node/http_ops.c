@@ -15,19 +15,6 @@
 #include "render.h"
 #include "schedule.h"
 
-static bs_status_opts
-status_opts(const bs_node *n)
-{
-    bs_status_opts o = {0};
-
-    o.now_ms = bs_clock_system.now_ms(NULL);
-    o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
-    o.clock = bs_clock_system;
-    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
-    o.clock_ahead = n->cfg.clock_ahead;
-    return o;
-}
-
 /* The node's problems, as `doctor` lists them (without the store
  * verification, which reads everything: `doctor` runs it). */
 static bs_err
@@ -54,7 +41,7 @@ static bs_err
 read_state(bs_api *api, int count_records, bs_status *st, bs_problems *p,
            bs_errbuf *err)
 {
-    bs_status_opts o = status_opts(api->n);
+    bs_status_opts o = bs_node_status_opts(api->n);
     bs_txn *t;
     bs_err rv;
 

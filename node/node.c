@@ -561,3 +561,16 @@ out:
     bs_lock_release(lock);
     return rv;
 }
+
+bs_status_opts
+bs_node_status_opts(const bs_node *n)
+{
+    bs_status_opts o = {0};
+
+    o.now_ms = bs_clock_system.now_ms(NULL);
+    o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
+    o.clock = bs_clock_system;
+    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
+    o.clock_ahead = n->cfg.clock_ahead;
+    return o;
+}

@@ -16,6 +16,7 @@
 
 #include "../replication/core.h"
 #include "../replication/meta.h"
+#include "../replication/status.h"
 #include "../replication/store.h"
 #include "config.h"
 
@@ -102,5 +103,10 @@ BS_MUST_CHECK bs_err bs_node_backup(bs_node *n, const char *path,
  */
 BS_MUST_CHECK bs_err bs_node_restore(const char *dir, const char *path,
                                      bs_errbuf *err);
+
+/* What `status`, `doctor` and the HTTP API read the node's state with:
+ * now, the configured retention, skew bound and clock policy, the system
+ * clock. */
+bs_status_opts bs_node_status_opts(const bs_node *n);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "flatjson.h"
+#include "strbuf.h"
 
 bs_err
 bs_json_fields(const char *text, size_t len, bs_arena *a, const char **id,
@@ -50,42 +51,13 @@ bs_json_value(const char *text, size_t len, bs_arena *a, bs_value *out,
 /* ---- output: a small emitter, so reals print in their shortest
  * round-trip form (0.1, not 0.10000000000000001) ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
 static void
-sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *p;
-
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        if ((p = realloc(b->p, cap)) == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void
-sb_str(sbuf *b, const char *s, size_t n)
+sb_str(bs_strbuf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     size_t start = 0;
 
-    sb_put(b, "\"", 1);
+    bs_strbuf_add(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[7];
@@ -109,17 +81,17 @@ sb_str(sbuf *b, const char *s, size_t n)
             e = esc;
         }
         if (e != NULL) {
-            sb_put(b, s + start, i - start);
-            sb_put(b, e, strlen(e));
+            bs_strbuf_add(b, s + start, i - start);
+            bs_strbuf_add(b, e, strlen(e));
             start = i + 1;
         }
     }
-    sb_put(b, s + start, n - start);
-    sb_put(b, "\"", 1);
+    bs_strbuf_add(b, s + start, n - start);
+    bs_strbuf_add(b, "\"", 1);
 }
 
 static void
-sb_real(sbuf *b, double d)
+sb_real(bs_strbuf *b, double d)
 {
     char tmp[40];
     int len = 0;
@@ -132,28 +104,28 @@ sb_real(sbuf *b, double d)
     /* Keep it a real on the way back in: 1 prints as 1.0. */
     if (strspn(tmp, "-0123456789") == (size_t)len)
         len += snprintf(tmp + len, sizeof tmp - (size_t)len, ".0");
-    sb_put(b, tmp, (size_t)len);
+    bs_strbuf_add(b, tmp, (size_t)len);
 }
 
 static void
-sb_value(sbuf *b, const bs_value *v)
+sb_value(bs_strbuf *b, const bs_value *v)
 {
     char tmp[32];
     int len;
 
     switch (v->type) {
     case BS_VNULL:
-        sb_put(b, "null", 4);
+        bs_strbuf_add(b, "null", 4);
         break;
     case BS_VTRUE:
-        sb_put(b, "true", 4);
+        bs_strbuf_add(b, "true", 4);
         break;
     case BS_VFALSE:
-        sb_put(b, "false", 5);
+        bs_strbuf_add(b, "false", 5);
         break;
     case BS_VINT:
         len = snprintf(tmp, sizeof tmp, "%lld", (long long)v->i);
-        sb_put(b, tmp, (size_t)len);
+        bs_strbuf_add(b, tmp, (size_t)len);
         break;
     case BS_VREAL:
         sb_real(b, v->d);
@@ -167,7 +139,7 @@ sb_value(sbuf *b, const bs_value *v)
 char *
 bs_json_value_text(const bs_value *v)
 {
-    sbuf b = {0};
+    bs_strbuf b = {0};
 
     sb_value(&b, v);
     if (b.oom) {
@@ -180,17 +152,17 @@ bs_json_value_text(const bs_value *v)
 char *
 bs_json_record(const char *id, size_t idlen, const bs_record *r)
 {
-    sbuf b = {0};
+    bs_strbuf b = {0};
 
-    sb_put(&b, "{\"id\":", 6);
+    bs_strbuf_add(&b, "{\"id\":", 6);
     sb_str(&b, id, idlen);
     for (size_t i = 0; i < r->nfields; i++) {
-        sb_put(&b, ",", 1);
+        bs_strbuf_add(&b, ",", 1);
         sb_str(&b, r->fields[i].name, r->fields[i].namelen);
-        sb_put(&b, ":", 1);
+        bs_strbuf_add(&b, ":", 1);
         sb_value(&b, &r->fields[i].val);
     }
-    sb_put(&b, "}", 1);
+    bs_strbuf_add(&b, "}", 1);
     if (b.oom) {
         free(b.p);
         return NULL;

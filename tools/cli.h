@@ -75,9 +75,6 @@ bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);
 bs_err bs_cmd_verify(bs_cli *c);
 
-/* What `status` and `doctor` read the node's state with: now, the
- * configured retention, skew bound and clock policy, the system clock. */
-bs_status_opts bs_cli_status_opts(const bs_node *n);
 /* The node's problems (node/health.h) as read in t with its status st,
  * measuring the disk and asking the daemon; corrupt: a verification's
  * finding or NULL. */

@@ -83,7 +83,7 @@ bs_cmd_doctor(bs_cli *c)
 
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
-    so = bs_cli_status_opts(n);
+    so = bs_node_status_opts(n);
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = verify(t, finding, sizeof finding, &corrupt, &c->err);
         if (rv == BS_OK &&

@@ -172,19 +172,6 @@ bs_cmd_api_token(bs_cli *c)
     return BS_OK;
 }
 
-bs_status_opts
-bs_cli_status_opts(const bs_node *n)
-{
-    bs_status_opts o = {0};
-
-    o.now_ms = bs_clock_system.now_ms(NULL);
-    o.retention_ms = (uint64_t)n->cfg.retention_days * 86400000ull;
-    o.clock = bs_clock_system;
-    o.max_skew_ms = (uint64_t)n->cfg.max_skew_s * 1000;
-    o.clock_ahead = n->cfg.clock_ahead;
-    return o;
-}
-
 bs_err
 bs_cmd_status(bs_cli *c)
 {
@@ -197,7 +184,7 @@ bs_cmd_status(bs_cli *c)
 
     if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
         return rv;
-    o = bs_cli_status_opts(n);
+    o = bs_node_status_opts(n);
     o.count_records = 1;
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
         rv = bs_status_read(t, &n->meta, &o, &st, &c->err);
