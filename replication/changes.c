@@ -32,18 +32,22 @@ append(bs_txn *t, const char *coll, const char *id, int deleted,
        uint32_t stream, uint64_t hlc)
 {
     size_t cn = strlen(coll), in = strlen(id);
+    uint64_t *next = bs_txn_memo(t); /* 0: not looked up in t yet */
     uint8_t key[8], *dst;
-    uint64_t last;
     bs_err rv;
 
     if (cn > 0xffff)
         return BS_EINVAL;
-    if ((rv = bs_changes_last(t, &last)) != BS_OK)
-        return rv;
-    bs_put_u64be(key, last + 1);
+    if (*next == 0) {
+        if ((rv = bs_changes_last(t, next)) != BS_OK)
+            return rv;
+        ++*next;
+    }
+    bs_put_u64be(key, *next);
     if ((rv = bs_txn_reserve(t, BS_DB_CHANGES, bs_mem(key, 8), HEAD + cn + in,
                              BS_PUT_APPEND, &dst, NULL)) != BS_OK)
         return rv;
+    ++*next;
     dst[0] = deleted ? 1 : 0;
     bs_put_u32be(dst + 1, stream);
     bs_put_u64be(dst + 5, hlc);

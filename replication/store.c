@@ -74,7 +74,8 @@ struct bs_txn {
     bs_store *s;
     MDB_txn *txn;
     int write;
-    int io_rc; /* a write that failed on the file (a spill): its errno */
+    int io_rc;     /* a write that failed on the file (a spill): its errno */
+    uint64_t memo; /* bs_txn_memo */
 };
 
 struct bs_cursor {
@@ -901,4 +902,10 @@ bs_store_copy_fd(bs_store *s, int fd, bs_errbuf *err)
     /* The copy's own file failed: not the store's trouble. */
     return bs_errf(err, rc == ENOMEM ? BS_ENOMEM : BS_EIO, "%s",
                    rc == ENOSPC ? "No space left on device" : mdb_strerror(rc));
+}
+
+uint64_t *
+bs_txn_memo(bs_txn *t)
+{
+    return &t->memo;
 }

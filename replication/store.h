@@ -94,6 +94,10 @@ BS_MUST_CHECK bs_err bs_txn_reserve(bs_txn *t, bs_db db, bs_slice key, size_t n,
 BS_MUST_CHECK bs_err bs_txn_del(bs_txn *t, bs_db db, bs_slice key);
 /* Number of entries in db. */
 BS_MUST_CHECK bs_err bs_txn_count(bs_txn *t, bs_db db, uint64_t *n);
+/* One counter the transaction's user may keep for the transaction's life
+ * (0 when it begins; owned by t): the change index keeps its next
+ * sequence number here, so an append need not look the last key up. */
+uint64_t *bs_txn_memo(bs_txn *t);
 
 /* Cursors, valid within their transaction. */
 BS_MUST_CHECK bs_err bs_cursor_open(bs_txn *t, bs_db db, bs_cursor **out);
