@@ -230,6 +230,7 @@ send_resp(struct MHD_Connection *c, bs_api_resp *r)
     }
     MHD_add_response_header(resp, "Content-Type", r->type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (r->status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
     ret = MHD_queue_response(c, (unsigned)r->status, resp);

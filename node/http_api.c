@@ -13,6 +13,7 @@
 #include "../replication/records.h"
 #include "../replication/strbuf.h"
 #include "http_int.h"
+#include "http_static.h"
 
 const int bs_api_statuses[BS_API_NSTATUS] = {200, 400, 401, 403, 404, 405,
                                              413, 500, 503, 0,   0,   0};
@@ -147,12 +148,15 @@ bs_api_arg(const bs_api_req *rq, const char *name)
 
 /* ==== authentication ==== */
 
+/* No token for these: health, metrics and the dashboard's own files (the
+ * page then sends the token with every API call it makes). */
 static int
 open_path(const bs_api_req *rq)
 {
     return strcmp(rq->method, "GET") == 0 &&
            (strcmp(rq->path, "/health") == 0 ||
-            strcmp(rq->path, "/metrics") == 0);
+            strcmp(rq->path, "/metrics") == 0 ||
+            bs_web_asset_find(rq->path) != NULL);
 }
 
 int
@@ -464,8 +468,14 @@ route(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
 {
     const char *p = rq->path;
     char seg[BS_ID_MAX + 64];
+    const bs_web_asset *web;
 
-    if (strcmp(p, "/health") == 0 || strcmp(p, "/metrics") == 0) {
+    if (is(rq, "GET") && (web = bs_web_asset_find(p)) != NULL) {
+        char *copy = malloc(web->len + 1); /* NULL: 500 */
+        if (copy != NULL)
+            memcpy(copy, web->data, web->len + 1);
+        bs_api_answer(api, 200, copy, web->type, out);
+    } else if (strcmp(p, "/health") == 0 || strcmp(p, "/metrics") == 0) {
         if (!is(rq, "GET"))
             bad_method(api, out);
         else if (p[1] == 'h')

@@ -55,6 +55,8 @@ parse_u64(const char *s, uint64_t *out)
     return 1;
 }
 
+static bs_err last_seq(bs_api *api, uint64_t *seq, bs_errbuf *err);
+
 /* The query into *q; else the 400 answer in *out and 0. */
 static int
 parse_query(bs_api *api, const bs_api_req *rq, feedq *q, bs_api_resp *out)
@@ -73,10 +75,16 @@ parse_query(bs_api *api, const bs_api_req *rq, feedq *q, bs_api_resp *out)
     q->coll = bs_api_arg(rq, "collection");
     if (rq->last_event_id != NULL)
         since = rq->last_event_id; /* an event stream resumes */
-    if (since != NULL && !parse_u64(since, &q->since)) {
+    if (since != NULL && strcmp(since, "now") == 0) {
+        /* CouchDB's since=now: only what commits from here on */
+        if ((rv = last_seq(api, &q->since, &err)) != BS_OK) {
+            bs_api_fail(api, rv, &err, out);
+            return 0;
+        }
+    } else if (since != NULL && !parse_u64(since, &q->since)) {
         bs_api_error(api, 400,
                      "since must be a sequence number (0 or more; a "
-                     "response's last_seq)",
+                     "response's last_seq) or now",
                      out);
         return 0;
     }

@@ -17,10 +17,26 @@ packages=(
   libsystemd-dev libcsv-dev lmdb-utils clang clang-format libclang-rt-14-dev tzdata
   libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl openssl
 )
+# `test` only: the dashboard's browser test (tests/browser) runs Debian's
+# chromium, driven from Node.js (its npm dependencies: npm ci, run by the
+# test itself when they are missing).
+[ "$mode" = test ] && packages+=(chromium nodejs npm)
+
+# A Node.js from elsewhere (e.g. NodeSource's nodejs, which carries its own
+# npm and conflicts with Debian's npm package) is kept: nodejs and npm are
+# installed only when their commands are missing.
+have_command() { # have_command PACKAGE: its command is already there
+  case "$1" in
+    nodejs) command -v node >/dev/null ;;
+    npm) command -v npm >/dev/null ;;
+    *) return 1 ;;
+  esac
+}
 
 install_missing() {
   local missing=()
   for p in "${packages[@]}"; do
+    have_command "$p" && continue
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi

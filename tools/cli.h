@@ -53,6 +53,7 @@ BS_MUST_CHECK bs_err bs_cli_core(bs_cli *c, int sign, bs_node **n,
 bs_err bs_cmd_init(bs_cli *c);
 bs_err bs_cmd_id(bs_cli *c);
 bs_err bs_cmd_api_token(bs_cli *c);
+bs_err bs_cmd_dashboard(bs_cli *c);
 bs_err bs_cmd_status(bs_cli *c);
 bs_err bs_cmd_put(bs_cli *c);
 bs_err bs_cmd_get(bs_cli *c);

@@ -172,6 +172,55 @@ bs_cmd_api_token(bs_cli *c)
     return BS_OK;
 }
 
+/* The dashboard's address for a browser: [http] listen with a wildcard
+ * host turned into loopback, https when the API is served over TLS. */
+static void
+dashboard_base(const bs_config *cfg, char *buf, size_t n)
+{
+    const char *listen = cfg->http_listen, *colon = strrchr(listen, ':');
+    size_t hn = colon ? (size_t)(colon - listen) : strlen(listen);
+    const char *host = listen;
+
+    if (hn == 7 && strncmp(listen, "0.0.0.0", 7) == 0)
+        host = "127.0.0.1", hn = 9;
+    else if (hn == 4 && strncmp(listen, "[::]", 4) == 0)
+        host = "[::1]", hn = 5;
+    snprintf(buf, n, "%s://%.*s%s", cfg->http_cert[0] ? "https" : "http",
+             (int)hn, host, colon ? colon : "");
+}
+
+bs_err
+bs_cmd_dashboard(bs_cli *c)
+{
+    char token[BS_HTTP_TOKEN_LEN + 1], base[300];
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_cli_open(c, 1, &n)) != BS_OK)
+        return rv;
+    if (!n->cfg.http_listen[0]) {
+        bs_node_close(n);
+        return bs_errf(&c->err, BS_ENOTFOUND,
+                       "the HTTP API is off in %s/branchsync.conf ([http] "
+                       "listen = off): set listen = 127.0.0.1:7480 there and "
+                       "restart branchsyncd",
+                       c->dir);
+    }
+    dashboard_base(&n->cfg, base, sizeof base);
+    bs_node_close(n);
+    if ((rv = bs_http_token_load(c->dir, 1, token, &c->err)) != BS_OK)
+        return rv;
+    /* The token goes in the fragment, which a browser never sends: it
+     * appears in no request line and no server log (docs/api.md). */
+    if (c->json)
+        bs_out_json(json_pack("{s:s++, s:s}", "url", base, "/#token=", token,
+                              "address", base));
+    else
+        printf("%s/#token=%s\n", base, token);
+    bs_wipe(token, sizeof token);
+    return BS_OK;
+}
+
 bs_err
 bs_cmd_status(bs_cli *c)
 {

@@ -69,6 +69,14 @@ static const cmd cmds[] = {
      "/metrics sends as 'Authorization: Bearer TOKEN' (docs/api.md).  It\n"
      "lives in DIR/keys/api.token (mode 0600); a node made before the HTTP\n"
      "API gets one here or at its daemon's next start.\n"},
+    {"dashboard", bs_cmd_dashboard, O_DIR | O_JSON, 0, 0, "dashboard",
+     "print the web dashboard's URL, with the token to log in",
+     "Prints http://ADDR/#token=TOKEN: open it in a browser to see the\n"
+     "peers, conflicts, exchanges and records of the node, live (branchsyncd\n"
+     "serves the page at / on [http] listen; https with [http] cert).  The\n"
+     "token rides in the URL's fragment, which the browser never sends to\n"
+     "the server; the page keeps it for the tab only.  Treat the URL as the\n"
+     "token itself.  Exit 1 when the HTTP API is off.\n"},
     {"id", bs_cmd_id, O_DIR | O_JSON | O_QUIET, 0, 0, "id [-q]",
      "print the node's name and ID",
      "Prints the node's name and its ID: the printable form of its public\n"

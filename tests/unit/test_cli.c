@@ -2293,6 +2293,67 @@ Test(cli, init_makes_the_api_token_and_api_token_prints_it)
     cr_assert_neq(r.code, 0, "api-token outside a node");
     res_free(&r);
 }
+
+/* Issue 10 item 6: `dashboard` prints the dashboard's URL with the token
+ * in its fragment (--json too), a wildcard listen address as loopback;
+ * with the HTTP API off it exits 1 saying so; an argument is exit 2. */
+Test(cli, dashboard_prints_the_url_with_the_token_in_its_fragment)
+{
+    char dir[200], off[200], want[300], conf[260], *tok, *text;
+    json_t *j;
+    FILE *f;
+    res r;
+
+    snprintf(dir, sizeof dir, "%s/dash", root);
+    CLI_OK("init", "init", "-d", dir, "--name", "dash", "--http",
+           "127.0.0.1:18081");
+    r = CLI("api-token", "-d", dir);
+    assert_ok(r, "api-token");
+    tok = strdup(r.out);
+    tok[strcspn(tok, "\n")] = '\0';
+    res_free(&r);
+    snprintf(want, sizeof want, "http://127.0.0.1:18081/#token=%s\n", tok);
+    r = CLI("dashboard", "-d", dir);
+    assert_ok(r, "dashboard");
+    cr_assert_str_eq(r.out, want);
+    res_free(&r);
+    r = CLI("dashboard", "-d", dir, "--json");
+    assert_ok(r, "dashboard --json");
+    j = parse_json(r.out, "dashboard --json");
+    want[strlen(want) - 1] = '\0';
+    cr_assert_str_eq(json_string_value(json_object_get(j, "url")), want);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "address")),
+                     "http://127.0.0.1:18081");
+    json_decref(j);
+    res_free(&r);
+    /* a wildcard address: the browser goes to loopback (TLS: https) */
+    snprintf(conf, sizeof conf, "%s/branchsync.conf", dir);
+    text = file_text(conf);
+    f = fopen(conf, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fputs("[http]\nlisten = 0.0.0.0:18082\ncert = /c.pem\nkey = /k.pem\n", f);
+    fclose(f);
+    free(text);
+    r = CLI("dashboard", "-d", dir);
+    assert_ok(r, "dashboard (wildcard)");
+    snprintf(want, sizeof want, "https://127.0.0.1:18082/#token=%s\n", tok);
+    cr_assert_str_eq(r.out, want);
+    res_free(&r);
+    free(tok);
+
+    snprintf(off, sizeof off, "%s/dark", root);
+    CLI_OK("init", "init", "-d", off, "--name", "dark", "--http", "off");
+    r = CLI("dashboard", "-d", off);
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "listen = off", "dashboard, HTTP off");
+    cr_assert_eq(r.outn, 0, "printed: %s", r.out);
+    res_free(&r);
+    r = CLI("dashboard", "-d", dir, "extra");
+    cr_assert_eq(r.code, 2, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "usage", "dashboard extra");
+    res_free(&r);
+}
 /* ---- issue 9 items 1 and 8: access rules, the head office's status ---- */
 
 /* A hub and a branch paired both ways, the branch joined and its
