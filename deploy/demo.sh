@@ -102,4 +102,10 @@ for n in head tallinn tartu; do printf '%-8s ' $n; "$bs" -d "$work/$n" digest; d
 for n in head tartu; do run $n status; done
 run head log
 echo "head office HTTP API: $api (token: branchsync -d $work/head api-token)"
+say "The head office's web dashboard (branchsync dashboard)"
+run head dashboard
 say "demo complete"
+# On a terminal, keep the offices up while someone looks at the dashboard.
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "The offices keep running: open the URL above; press Enter to stop them. " _ || true
+fi
