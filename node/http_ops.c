@@ -77,12 +77,20 @@ bs_api_status(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
     bs_errbuf err = {{0}};
     bs_problems probs = {0};
     bs_status st;
+    const char *records = bs_api_arg(rq, "records");
     json_t *j, *p;
     size_t i;
     bs_err rv;
 
-    (void)rq;
-    if ((rv = read_state(api, 1, &st, &probs, &err)) != BS_OK) {
+    /* ?records=false: no record counts, which read every record, for a
+     * client that polls (the dashboard) */
+    if (records != NULL && strcmp(records, "true") != 0 &&
+        strcmp(records, "false") != 0) {
+        bs_api_error(api, 400, "records must be true or false", out);
+        return;
+    }
+    if ((rv = read_state(api, records == NULL || records[0] == 't', &st, &probs,
+                         &err)) != BS_OK) {
         bs_problems_fini(&probs);
         bs_api_fail(api, rv, &err, out);
         return;

@@ -204,7 +204,10 @@ step("the dashboard URL logs in and lists the peers worst first", async () => {
   const order = await page.locator("tr[data-peer]").evaluateAll((rs) =>
     rs.map((r) => `${r.getAttribute("data-peer")}:${r.getAttribute("data-health")}`),
   );
-  assert.deepEqual(order, ["tartu:warn", "tallinn:ok"], "worst first");
+  /* tartu, never reached, is amber (or red, should /health name it) */
+  assert.equal(order.length, 2, order.join());
+  assert.match(order[0], /^tartu:(warn|bad)$/, `worst first: ${order}`);
+  assert.equal(order[1], "tallinn:ok", `worst first: ${order}`);
   await page.locator('.timeline li[data-peer="tallinn"]').first().waitFor({ timeout: WAIT_MS });
   await waitFor("the feed to be live", () => page.locator("#feed-state.live.live").count());
 });

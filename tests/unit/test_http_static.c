@@ -165,3 +165,35 @@ Test(http_static, the_feed_since_now_starts_after_the_last_change)
     cr_assert_eq(feed(seq, &n), now + 1);
     cr_assert_eq(n, 1, "the change after now");
 }
+
+/* The dashboard polls GET /v1/status?records=false: the peers and
+ * problems without counting records (which reads every record). */
+Test(http_static, status_without_record_counts_for_polling)
+{
+    args q = {"records", "false"};
+    bs_api_resp r;
+    json_t *j;
+
+    put("c1", "{\"name\":\"Acme\"}");
+    call(auth, "GET", "/v1/status", NULL, &r);
+    cr_assert_eq(r.status, 200);
+    j = json_loadb(r.body, r.len, 0, NULL);
+    cr_assert_not_null(
+        json_object_get(json_object_get(j, "collections"), "customers"), "%s",
+        r.body);
+    json_decref(j);
+    free(r.body);
+    call(auth, "GET", "/v1/status", &q, &r);
+    cr_assert_eq(r.status, 200);
+    j = json_loadb(r.body, r.len, 0, NULL);
+    cr_assert_eq(json_object_size(json_object_get(j, "collections")), 0, "%s",
+                 r.body);
+    cr_assert(json_is_array(json_object_get(j, "peers")), "%s", r.body);
+    cr_assert(json_is_array(json_object_get(j, "problems")), "%s", r.body);
+    json_decref(j);
+    free(r.body);
+    q.v = "maybe";
+    call(auth, "GET", "/v1/status", &q, &r);
+    cr_assert_eq(r.status, 400, "records=maybe: %d", r.status);
+    free(r.body);
+}

@@ -14,6 +14,7 @@ import { renderTimeline } from "./timeline";
 import type { Conflict, Exchange, Status } from "./types";
 
 const REFRESH_MS = 5000;
+const FULL_MS = 60000;
 const app = byId("app");
 
 function login(why?: string): void {
@@ -99,9 +100,23 @@ function start(token: string): void {
     where.replaceChildren(h("p", { class: "err" }, String((e as Error).message)));
   };
 
+  /* Counting records reads every record: the counts (and the list of
+   * collections) are asked for at start, every minute, and when the feed
+   * names a collection not seen yet; the frequent refreshes skip them. */
+  let lastFull = 0;
+  let needFull = true;
+  let seen = new Set<string>();
   const loadStatus = async () => {
     try {
-      status = await api.get<Status>("/v1/status");
+      const full = needFull || Date.now() - lastFull > FULL_MS;
+      const st = await api.get<Status>(full ? "/v1/status" : "/v1/status?records=false");
+      if (full) {
+        lastFull = Date.now();
+        needFull = false;
+        seen = new Set(Object.keys(st.collections));
+        records.setCollections(st.collections);
+      }
+      status = st;
       const now = Date.now();
       title.textContent = `${status.name} (${status.role}) · ${status.id.slice(0, 17)}…`;
       document.title = `branchsync · ${status.name}`;
@@ -109,7 +124,6 @@ function start(token: string): void {
       problems.replaceChildren(
         ...status.problems.map((p) => h("div", { class: "problem" }, h("b", {}, p.kind), ` ${p.what} — ${p.todo}`)),
       );
-      records.setCollections(status.collections);
     } catch (e) {
       fail(body(sFleet), e);
     }
@@ -144,11 +158,12 @@ function start(token: string): void {
   let pending = 0;
   const onChange = (c: Change) => {
     void records.changed(c);
+    if (!c.collection.startsWith("_") && !seen.has(c.collection)) needFull = true;
     if (pending === 0) /* a burst of changes: one refresh */
       pending = window.setTimeout(() => {
         pending = 0;
         void refresh();
-      }, 250);
+      }, 300);
   };
   const onState = (s: FeedState, why?: string) => {
     live.textContent = s === "live" ? "live" : s === "connecting" ? "connecting" : "feed down";
