@@ -194,6 +194,14 @@ bs_render_conflict(const bs_conflict *c)
 
     if (j != NULL && c->resolution[0])
         json_object_set_new(j, "resolution", json_string(c->resolution));
+    if (j != NULL) {
+        json_object_set_new(j, "kind",
+                            json_string(c->kind == BS_CONFLICT_DUPLICATE
+                                            ? "duplicate"
+                                            : "field"));
+        if (c->kind == BS_CONFLICT_DUPLICATE)
+            json_object_set_new(j, "ids", json_pack("[s,s]", c->rid, c->other));
+    }
     return j;
 }
 

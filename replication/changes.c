@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "unique.h"
+
 #define HEAD 15 /* flags, stream, hlc, collection length */
 
 bs_err
@@ -62,7 +64,9 @@ bs_err
 bs_changes_note(bs_txn *t, const char *coll, const char *id, int deleted,
                 const bs_version *v)
 {
-    return append(t, coll, id, deleted, v->stream, v->hlc);
+    bs_err rv = append(t, coll, id, deleted, v->stream, v->hlc);
+
+    return rv == BS_OK ? bs_unique_note(t, coll, id) : rv;
 }
 
 bs_err
@@ -70,6 +74,7 @@ bs_changes_note_record(bs_txn *t, const char *coll, const char *id,
                        const bs_record *r)
 {
     const bs_version *v = NULL;
+    bs_err rv;
 
     if (r != NULL) {
         if (r->has_alive && (r->live || !r->has_tomb))
@@ -78,8 +83,10 @@ bs_changes_note_record(bs_txn *t, const char *coll, const char *id,
             v = &r->tomb;
     }
     if (v == NULL)
-        return append(t, coll, id, 1, BS_CHANGES_NO_STREAM, 0);
-    return append(t, coll, id, !r->live, v->stream, v->hlc);
+        rv = append(t, coll, id, 1, BS_CHANGES_NO_STREAM, 0);
+    else
+        rv = append(t, coll, id, !r->live, v->stream, v->hlc);
+    return rv == BS_OK ? bs_unique_note(t, coll, id) : rv;
 }
 
 bs_err

@@ -13,6 +13,9 @@
  * change's stream (origin and incarnation, streams.h) and HLC.  A record
  * rewritten as a whole (a rebuild, a quarantine release) is noted with its
  * latest version; one removed outright with no version at all.
+ *
+ * Noting a write also keeps the unique-key index (unique.h) true: every
+ * path that writes a record notes it here, so that is the one place.
  */
 #ifndef BS_CHANGES_H
 #define BS_CHANGES_H

@@ -81,6 +81,7 @@ void
 bs_collection_from_record(bs_collection *c, const bs_record *r)
 {
     const bs_value *of = bs_record_field(r, "owner_field");
+    const bs_value *uq = bs_record_field(r, "unique");
     int i;
 
     c->declared = 1;
@@ -100,6 +101,12 @@ bs_collection_from_record(bs_collection *c, const bs_record *r)
         bs_field_name_valid(of->s, of->len)) {
         memcpy(c->owner_field, of->s, of->len);
         c->owner_field[of->len] = '\0';
+    }
+    c->unique[0] = '\0';
+    if (uq != NULL && uq->type == BS_VTEXT && uq->len <= BS_FIELD_NAME_MAX &&
+        uq->len > 0 && bs_field_name_valid(uq->s, uq->len)) {
+        memcpy(c->unique, uq->s, uq->len);
+        c->unique[uq->len] = '\0';
     }
 }
 
@@ -167,7 +174,7 @@ declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
     declare_ctx *d = arg;
     const bs_collection *in = d->rules;
     bs_collection now;
-    bs_field f[4];
+    bs_field f[5];
     size_t n = 0;
     bs_local l;
     bs_err rv;
@@ -184,6 +191,8 @@ declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
     if (in->set & BS_RULE_OWNER_FIELD)
         snprintf(now.owner_field, sizeof now.owner_field, "%s",
                  in->owner_field);
+    if (in->set & BS_RULE_UNIQUE)
+        snprintf(now.unique, sizeof now.unique, "%s", in->unique);
     if ((now.writers == BS_WRITERS_OWNER || now.scope == BS_SCOPE_OWNER) &&
         now.owner_field[0] == '\0')
         return bs_errf(err, BS_EINVAL,
@@ -197,6 +206,8 @@ declare_txn(bs_txn *t, void *arg, bs_errbuf *err)
         f[n++] = bs_field_text("policy", bs_policy_name(now.policy));
     if (in->set & BS_RULE_SCOPE)
         f[n++] = bs_field_text("scope", bs_scope_name(now.scope));
+    if (in->set & BS_RULE_UNIQUE)
+        f[n++] = bs_field_text("unique", now.unique);
     if (in->set & BS_RULE_WRITERS)
         f[n++] = bs_field_text("writers", bs_writers_name(now.writers));
     if ((rv = bs_local_begin(&l, t, d->c, err)) == BS_OK) {
@@ -225,7 +236,8 @@ bs_collections_declare(const bs_core *c, const bs_collection *rules,
         return rv;
     if (rules->set == 0)
         return bs_errf(err, BS_EUSAGE,
-                       "give --policy, --writers, --scope or --owner-field");
+                       "give --policy, --writers, --scope, --owner-field "
+                       "or --unique");
     if ((unsigned)rules->policy > BS_POLICY_MANUAL)
         return bs_errf(err, BS_EINVAL, "bad policy");
     if ((unsigned)rules->writers > BS_WRITERS_OWNER)
@@ -239,5 +251,13 @@ bs_collections_declare(const bs_core *c, const bs_collection *rules,
                        "bad owner field \"%s\": a field name (1 to %d "
                        "bytes, no control characters, not \"id\")",
                        rules->owner_field, BS_FIELD_NAME_MAX);
+    if ((rules->set & BS_RULE_UNIQUE) && rules->unique[0] != '\0' &&
+        (!bs_field_name_valid(rules->unique, strlen(rules->unique)) ||
+         strcmp(rules->unique, "id") == 0))
+        return bs_errf(err, BS_EINVAL,
+                       "bad unique field \"%s\": a field name (1 to %d "
+                       "bytes, no control characters, not \"id\", which is "
+                       "unique already)",
+                       rules->unique, BS_FIELD_NAME_MAX);
     return bs_store_write(c->store, declare_txn, &d, err);
 }

@@ -5,7 +5,8 @@
  *   _collections/<name>   {"policy": "field-lww"|"priority"|"manual",
  *                          "writers": "all"|"hub"|"owner",
  *                          "scope": "shared"|"owner",
- *                          "owner_field": FIELD}
+ *                          "owner_field": FIELD,
+ *                          "unique": FIELD}    ("" or absent: none)
  *
  * A collection nobody declared is field-lww, writers all, scope shared.
  * Every hub change to a collection's rules is a version of them; the
@@ -56,6 +57,7 @@ enum {
     BS_RULE_WRITERS = 2,
     BS_RULE_SCOPE = 4,
     BS_RULE_OWNER_FIELD = 8,
+    BS_RULE_UNIQUE = 16,
 };
 
 typedef struct bs_collection {
@@ -65,6 +67,7 @@ typedef struct bs_collection {
     bs_writers writers;
     bs_scope scope;
     char owner_field[BS_FIELD_NAME_MAX + 1]; /* "" when none */
+    char unique[BS_FIELD_NAME_MAX + 1];      /* the natural key; "" none */
     unsigned set; /* declare: the BS_RULE_* members given */
 } bs_collection;
 

@@ -190,7 +190,7 @@ typedef struct side_in {
 static bs_err
 put_entry(bs_txn *t, const uint8_t *key, size_t klen, const char *cid,
           bs_policy policy, const side_in *s, int winner, int open,
-          const char *how, uint64_t detected_ms)
+          const char *how, uint64_t detected_ms, int kind, const char *other)
 {
     Bs__ConflictEntry m = BS__CONFLICT_ENTRY__INIT;
     Bs__ConflictCandidate cand[2], *cp[2];
@@ -224,6 +224,8 @@ put_entry(bs_txn *t, const uint8_t *key, size_t klen, const char *cid,
     m.winner = (uint32_t)winner;
     m.resolution = (char *)how;
     m.detected_ms = detected_ms;
+    m.kind = (uint32_t)kind;
+    m.other_id = (char *)(other != NULL ? other : "");
     n = bs__conflict_entry__get_packed_size(&m);
     if (rv == BS_OK)
         rv = bs_txn_reserve(t, BS_DB_CONFLICTS, bs_mem(key, klen), n + 1, 0,
@@ -263,7 +265,7 @@ bs_conflict_add(bs_txn *t, const char *coll, const char *id, const char *field,
         winner = !winner;
     }
     rv = put_entry(t, key, klen, cid, policy, s, winner, open,
-                   open ? "" : "automatic", now_ms);
+                   open ? "" : "automatic", now_ms, BS_CONFLICT_FIELD, NULL);
     if (rv == BS_OK)
         rv = count_add(t, open, 1);
     return rv;
@@ -311,8 +313,12 @@ decode(bs_slice k, bs_slice v, bs_conflict *c)
         return BS_ESTORE;
     if (m->n_candidates != 2 || m->winner > 1 || m->policy > 2 ||
         strlen(m->id) != BS_CONFLICT_ID_LEN ||
-        strlen(m->resolution) > BS_CONFLICT_HOW_MAX)
+        strlen(m->resolution) > BS_CONFLICT_HOW_MAX ||
+        m->kind > BS_CONFLICT_DUPLICATE || strlen(m->other_id) > BS_ID_MAX ||
+        (m->kind == BS_CONFLICT_DUPLICATE && m->other_id[0] == '\0'))
         goto out;
+    c->kind = (int)m->kind;
+    memcpy(c->other, m->other_id, strlen(m->other_id) + 1);
     memcpy(c->id, m->id, BS_CONFLICT_ID_LEN + 1);
     c->policy = (bs_policy)m->policy;
     c->winner = (int)m->winner;
@@ -452,7 +458,7 @@ set_resolved(bs_txn *t, const uint8_t *key, size_t klen, bs_slice v,
         s[i] = (side_in){c.side[i].key, c.side[i].seq, c.side[i].hlc,
                          c.side[i].deleted, &c.side[i].val};
     rv = put_entry(t, key, klen, c.id, c.policy, s, c.winner, 0, how,
-                   c.detected_ms);
+                   c.detected_ms, c.kind, c.other);
     if (rv == BS_OK && !c.resolved)
         rv = count_add(t, -1, 0);
     bs_conflict_fini(&c);
@@ -496,7 +502,8 @@ bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
 
         if (v.n < 1 || !(v.p[0] & FLAG_OPEN) || decode(k, v, &cf) != BS_OK)
             continue;
-        settle = bs_vv_covers(seen, nseen, cf.side[0].key, cf.side[0].seq) &&
+        settle = cf.kind == BS_CONFLICT_FIELD &&
+                 bs_vv_covers(seen, nseen, cf.side[0].key, cf.side[0].seq) &&
                  bs_vv_covers(seen, nseen, cf.side[1].key, cf.side[1].seq);
         bs_conflict_fini(&cf);
         if (!settle)
@@ -526,7 +533,7 @@ bs_conflict_put(bs_txn *t, const bs_conflict *c)
         s[i] = (side_in){c->side[i].key, c->side[i].seq, c->side[i].hlc,
                          c->side[i].deleted, &c->side[i].val};
     return put_entry(t, key, klen, c->id, c->policy, s, c->winner, !c->resolved,
-                     c->resolution, c->detected_ms);
+                     c->resolution, c->detected_ms, c->kind, c->other);
 }
 
 bs_err
@@ -575,8 +582,10 @@ bs_conflict_drop_if(bs_txn *t, const char *coll, const char *id,
 
         if ((rv = decode(k, v, &c)) != BS_OK)
             break;
-        drop = refused(ctx, c.side[0].key, c.side[0].seq) ||
-               refused(ctx, c.side[1].key, c.side[1].seq);
+        /* a duplicate follows the records (unique.c), not the changes */
+        drop = c.kind == BS_CONFLICT_FIELD &&
+               (refused(ctx, c.side[0].key, c.side[0].seq) ||
+                refused(ctx, c.side[1].key, c.side[1].seq));
         bs_conflict_fini(&c);
         if (drop) {
             uint8_t at[BS_COLLECTION_MAX + BS_ID_MAX + BS_FIELD_NAME_MAX +
@@ -596,4 +605,115 @@ bs_conflict_drop_if(bs_txn *t, const char *coll, const char *id,
     if (rv != BS_OK && rv != BS_ENOTFOUND)
         return rv;
     return dropped ? bs_conflict_recount(t) : BS_OK;
+}
+
+/* ---- duplicates of a unique key ---- */
+
+/* The duplicate's ID and key (under the lesser ID); *lo, *hi the IDs in
+ * order.  Returns the key's length. */
+static size_t
+dup_key(uint8_t *key, char cid[BS_CONFLICT_ID_LEN + 1], const char *coll,
+        const char *field, const char *ida, const char *idb, const char **lo,
+        const char **hi)
+{
+    bs_hash_state h;
+    uint8_t d[BS_HASH_LEN];
+
+    *lo = strcmp(ida, idb) < 0 ? ida : idb;
+    *hi = *lo == ida ? idb : ida;
+    bs_hash_init(&h);
+    bs_hash_update(&h, "duplicate", sizeof "duplicate");
+    bs_hash_update(&h, coll, strlen(coll) + 1);
+    bs_hash_update(&h, field, strlen(field) + 1);
+    bs_hash_update(&h, *lo, strlen(*lo) + 1);
+    bs_hash_update(&h, *hi, strlen(*hi) + 1);
+    bs_hash_final(&h, d);
+    bs_hex(cid, d, BS_CONFLICT_ID_LEN / 2);
+    return ckey(key, coll, *lo, field, cid);
+}
+
+bs_err
+bs_conflict_dup_open(bs_txn *t, const char *coll, const char *field,
+                     const char *ida, const bs_cand *a, const char *idb,
+                     const bs_cand *b, uint64_t now_ms)
+{
+    char cid[BS_CONFLICT_ID_LEN + 1];
+    uint8_t key[CKEY_MAX];
+    const char *lo, *hi;
+    size_t klen = dup_key(key, cid, coll, field, ida, idb, &lo, &hi);
+    side_in s[2] = {{a->key, a->seq, a->hlc, a->val == NULL, a->val},
+                    {b->key, b->seq, b->hlc, b->val == NULL, b->val}};
+    bs_slice old;
+    int isnew;
+    bs_err rv;
+
+    if (lo != ida) {
+        side_in x = s[0];
+        s[0] = s[1];
+        s[1] = x;
+    }
+    rv = bs_txn_get(t, BS_DB_CONFLICTS, bs_mem(key, klen), &old);
+    if (rv == BS_OK && old.n > 0 && (old.p[0] & FLAG_OPEN))
+        return BS_OK; /* open already */
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    isnew = rv == BS_ENOTFOUND;
+    if ((rv = put_entry(t, key, klen, cid, BS_POLICY_MANUAL, s, 0, 1, "",
+                        now_ms, BS_CONFLICT_DUPLICATE, hi)) != BS_OK)
+        return rv;
+    return count_add(t, 1, isnew);
+}
+
+bs_err
+bs_conflict_dup_settle(bs_txn *t, const char *coll, const char *field,
+                       const char *ida, const char *idb, const char *how)
+{
+    char cid[BS_CONFLICT_ID_LEN + 1];
+    uint8_t key[CKEY_MAX];
+    const char *lo, *hi;
+    size_t klen = dup_key(key, cid, coll, field, ida, idb, &lo, &hi);
+    bs_slice v;
+    bs_err rv = bs_txn_get(t, BS_DB_CONFLICTS, bs_mem(key, klen), &v);
+
+    if (rv == BS_ENOTFOUND ||
+        (rv == BS_OK && (v.n < 1 || !(v.p[0] & FLAG_OPEN))))
+        return BS_OK;
+    if (rv != BS_OK)
+        return rv;
+    return set_resolved(t, key, klen, v, how);
+}
+
+bs_err
+bs_conflict_dup_settle_all(bs_txn *t, const char *coll, const char *how)
+{
+    uint8_t prefix[BS_COLLECTION_MAX + 1], key[CKEY_MAX];
+    size_t plen = strlen(coll) + 1;
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_err rv;
+
+    memcpy(prefix, coll, plen);
+    if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &c)) != BS_OK)
+        return rv;
+    for (rv = bs_cursor_seek(c, bs_mem(prefix, plen), &k, &v);
+         rv == BS_OK && k.n > plen && memcmp(k.p, prefix, plen) == 0;
+         rv = bs_cursor_next(c, &k, &v)) {
+        bs_conflict cf;
+        int dup;
+
+        if (v.n < 1 || !(v.p[0] & FLAG_OPEN) || k.n > CKEY_MAX ||
+            decode(k, v, &cf) != BS_OK)
+            continue;
+        dup = cf.kind == BS_CONFLICT_DUPLICATE;
+        bs_conflict_fini(&cf);
+        if (!dup)
+            continue;
+        memcpy(key, k.p, k.n);
+        if ((rv = set_resolved(t, key, k.n, v, how)) != BS_OK)
+            break;
+        if ((rv = bs_cursor_seek(c, bs_mem(key, k.n), &k, &v)) != BS_OK)
+            break;
+    }
+    bs_cursor_close(c);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }

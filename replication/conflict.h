@@ -59,7 +59,14 @@ typedef struct bs_conflict_side {
     bs_value val; /* BS_VNULL when deleted; text owned by the conflict */
 } bs_conflict_side;
 
+enum {
+    BS_CONFLICT_FIELD = 0,     /* concurrent writes of one field */
+    BS_CONFLICT_DUPLICATE = 1, /* two records with one unique key value */
+};
+
 typedef struct bs_conflict {
+    int kind;                  /* BS_CONFLICT_FIELD or _DUPLICATE */
+    char other[BS_ID_MAX + 1]; /* _DUPLICATE: the second record's ID */
     char id[BS_CONFLICT_ID_LEN + 1];
     char coll[BS_COLLECTION_MAX + 1];
     char rid[BS_ID_MAX + 1];
@@ -113,6 +120,28 @@ BS_MUST_CHECK bs_err bs_conflict_supersede(bs_txn *t, const char *coll,
 BS_MUST_CHECK bs_err bs_conflict_drop_if(
     bs_txn *t, const char *coll, const char *id,
     int (*refused)(void *ctx, const uint8_t *key, uint64_t seq), void *ctx);
+
+/* ---- duplicates of a unique key (unique.h) ---- */
+
+/*
+ * Open (or open again) the duplicate conflict between records ida and idb
+ * (different; in any order) of coll, whose key field holds a's value in
+ * ida and b's in idb (write txn).  Its ID hashes coll, field and the two
+ * IDs; it is stored under the lesser ID.  Field conflicts are never
+ * superseded or dropped by the functions above when they are duplicates.
+ */
+BS_MUST_CHECK bs_err bs_conflict_dup_open(bs_txn *t, const char *coll,
+                                          const char *field, const char *ida,
+                                          const bs_cand *a, const char *idb,
+                                          const bs_cand *b, uint64_t now_ms);
+/* Mark the duplicate between ida and idb resolved, saying how, if it is
+ * open (write txn). */
+BS_MUST_CHECK bs_err bs_conflict_dup_settle(bs_txn *t, const char *coll,
+                                            const char *field, const char *ida,
+                                            const char *idb, const char *how);
+/* Mark every open duplicate of coll resolved, saying how (write txn). */
+BS_MUST_CHECK bs_err bs_conflict_dup_settle_all(bs_txn *t, const char *coll,
+                                                const char *how);
 
 /* ---- the store upgrade (format 2 -> 3) ---- */
 

@@ -426,7 +426,8 @@ put_one(load *l, bs_local *loc, bs_txn *t, size_t i, const char *id,
         }
     }
     rv = bs_local_put(loc, l->coll, id, f, nf, err);
-    if ((rv == BS_EPERM || rv == BS_EINVAL) && l->o != NULL && l->o->skip) {
+    if ((rv == BS_EPERM || rv == BS_EINVAL || rv == BS_EEXIST) &&
+        l->o != NULL && l->o->skip) {
         l->fail = i;
         snprintf(l->failid, sizeof l->failid, "%s", id);
     }

@@ -13,6 +13,7 @@
 #include "rebuild.h"
 #include "rules.h"
 #include "setlog.h"
+#include "unique.h"
 
 /* The clock discipline (clock.h): correct the stamps of a clock that is
  * ahead of the peers' beyond max_skew, or refuse to write. */
@@ -447,6 +448,11 @@ bs_local_put(bs_local *l, const char *coll, const char *id, bs_field *f,
 
     for (size_t i = 0; i < n; i++)
         f[i].namelen = (uint16_t)strlen(f[i].name);
+    if (!l->unique_force) {
+        bs_err rv = bs_unique_check(l->txn, coll, id, f, n, err);
+        if (rv != BS_OK)
+            return rv;
+    }
     /* A write larger than one change (BS_FIELDS_MAX fields, a share of
      * BS_CHANGE_MAX_BYTES) becomes several, each merged under its own
      * version, as if written one after another (docs/design.md, "Limits"). */

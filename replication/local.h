@@ -36,9 +36,10 @@ typedef struct bs_local {
     bs_arena scratch; /* per write */
     bs_csbuild build;
     uint64_t written, unchanged, deleted;
-    int has_conflicts;      /* local writes settle open conflicts they touch */
-    int force;              /* write even when nothing changes (resolve) */
-    uint64_t correction_ms; /* stamps are the wall clock less this */
+    int has_conflicts; /* local writes settle open conflicts they touch */
+    int force;         /* write even when nothing changes (resolve) */
+    int unique_force;  /* write even a duplicate of a unique key (unique.h) */
+    uint64_t correction_ms;     /* stamps are the wall clock less this */
     bs_rebuild_queue rules_due; /* collections whose rules the hub wrote */
     /* the latest rules of the collection written last (a local write is
      * stamped after every version this node holds, so they govern it) */
@@ -59,7 +60,9 @@ BS_MUST_CHECK bs_err bs_local_begin(bs_local *l, bs_txn *t, const bs_core *c,
  * Upsert fields (sorted by name, unique, valid; names and texts
  * NUL-terminated) of coll/id; their ver and namelen are set here.  A put that
  * changes nothing (the record is live and every field already holds the value)
- * is skipped, so loading the same data twice is a no-op (P3).
+ * is skipped, so loading the same data twice is a no-op (P3).  BS_EEXIST
+ * when it gives a unique key a value another live record holds, unless
+ * l->unique_force (unique.h).
  */
 BS_MUST_CHECK bs_err bs_local_put(bs_local *l, const char *coll, const char *id,
                                   bs_field *fields, size_t n, bs_errbuf *err);

@@ -232,6 +232,7 @@ write_txn(bs_txn *t, void *arg, bs_errbuf *err)
         goto out;
     for (size_t i = 0; i < b->n && rv == BS_OK; i++) {
         bs_write *w = &b->w[i];
+        l.unique_force = (w->flags & BS_WRITE_FORCE) != 0;
         if (w->deleted)
             rv = bs_local_del(&l, w->coll, w->id, err);
         else

@@ -62,7 +62,12 @@ typedef struct bs_write {
     bs_field *fields; /* sorted by name, unique, valid (json.h gives such);
                          their versions are set by the write */
     size_t nfields;
+    unsigned flags; /* BS_WRITE_* */
 } bs_write;
+
+/* Write even when it gives a unique key (unique.h) a value another live
+ * record holds: the duplicate is then a conflict to merge. */
+#define BS_WRITE_FORCE 1u
 
 typedef struct bs_write_stats {
     uint64_t written;   /* upserts that changed a record */
@@ -73,7 +78,8 @@ typedef struct bs_write_stats {
 /*
  * Apply w[0..n) in order in one write transaction, signed with c->sk:
  * all or nothing.  Names are checked first (BS_EINVAL); a delete of a
- * record that is not live is BS_ENOTFOUND ("coll/id: not found").
+ * record that is not live is BS_ENOTFOUND ("coll/id: not found"); a
+ * duplicate of a unique key BS_EEXIST unless the write is BS_WRITE_FORCE.
  * *st (may be NULL) is set on BS_OK.
  */
 BS_MUST_CHECK bs_err bs_records_write(const bs_core *c, bs_write *w, size_t n,

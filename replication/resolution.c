@@ -79,6 +79,7 @@ rewrite_record(bs_local *l, const bs_conflict *cf, bs_errbuf *err)
         goto out;
     }
     l->force = 1;
+    l->unique_force = 1; /* a duplicate it makes is one to merge */
     rv = bs_local_put(l, cf->coll, cf->rid, f, rec.nfields, err);
 out:
     bs_arena_fini(&a);
@@ -117,6 +118,7 @@ decide(resolve_ctx *x, bs_local *l, const bs_conflict *cf, bs_errbuf *err)
     f.name = cf->field;
     f.val = *val;
     l->force = 1;
+    l->unique_force = 1; /* a duplicate it makes is one to merge */
     return bs_local_put(l, cf->coll, cf->rid, &f, 1, err);
 }
 
@@ -132,6 +134,14 @@ resolve_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return bs_errf(err, rv, "no conflict %s (see conflicts --all)", x->cid);
     if (rv != BS_OK)
         return rv;
+    if (cf.kind == BS_CONFLICT_DUPLICATE) {
+        rv = bs_errf(err, BS_EUSAGE,
+                     "conflict %s is a duplicate of a unique key: keep one "
+                     "record with 'branchsync merge %s KEEP OTHER' (%s or %s)",
+                     x->cid, cf.coll, cf.rid, cf.other);
+        bs_conflict_fini(&cf);
+        return rv;
+    }
     if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK &&
         (rv = decide(x, &l, &cf, err)) == BS_OK &&
         (rv = bs_local_finish(&l, err)) == BS_OK)

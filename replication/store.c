@@ -76,7 +76,18 @@ struct bs_txn {
     int write;
     int io_rc;     /* a write that failed on the file (a spill): its errno */
     uint64_t memo; /* bs_txn_memo */
+    void *cache;   /* bs_txn_cache */
+    void (*cache_free)(void *);
 };
+
+/* Free t and what it caches (the LMDB transaction is already over). */
+static void
+txn_free(bs_txn *t)
+{
+    if (t->cache_free != NULL)
+        t->cache_free(t->cache);
+    free(t);
+}
 
 struct bs_cursor {
     MDB_cursor *c;
@@ -496,7 +507,7 @@ bs_txn_abort(bs_txn *t)
     mdb_txn_abort(t->txn);
     if (--txns_held == 0)
         pthread_rwlock_unlock(&t->s->remap);
-    free(t);
+    txn_free(t);
 }
 
 bs_store *
@@ -627,7 +638,7 @@ bs_store_write(bs_store *s, bs_write_fn fn, void *arg, bs_errbuf *err)
             LMDB_LEAVE();
             if (--txns_held == 0)
                 pthread_rwlock_unlock(&s->remap);
-            free(t);
+            txn_free(t);
             if (rc == 0)
                 return BS_OK;
             if (rc != MDB_MAP_FULL)
@@ -908,4 +919,19 @@ uint64_t *
 bs_txn_memo(bs_txn *t)
 {
     return &t->memo;
+}
+
+void *
+bs_txn_cache(bs_txn *t)
+{
+    return t->cache;
+}
+
+void
+bs_txn_set_cache(bs_txn *t, void *p, void (*free_fn)(void *))
+{
+    if (t->cache_free != NULL && t->cache != p)
+        t->cache_free(t->cache);
+    t->cache = p;
+    t->cache_free = free_fn;
 }

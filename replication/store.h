@@ -98,6 +98,12 @@ BS_MUST_CHECK bs_err bs_txn_count(bs_txn *t, bs_db db, uint64_t *n);
  * (0 when it begins; owned by t): the change index keeps its next
  * sequence number here, so an append need not look the last key up. */
 uint64_t *bs_txn_memo(bs_txn *t);
+/* One pointer the write path may cache for the transaction's life
+ * (unique.c keeps the unique rules it read here): NULL when it begins;
+ * set_cache frees what was cached before with its free_fn; the cache is
+ * freed with free_fn when the transaction ends, committed or not. */
+void *bs_txn_cache(bs_txn *t);
+void bs_txn_set_cache(bs_txn *t, void *p, void (*free_fn)(void *));
 
 /* Cursors, valid within their transaction. */
 BS_MUST_CHECK bs_err bs_cursor_open(bs_txn *t, bs_db db, bs_cursor **out);

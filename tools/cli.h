@@ -29,6 +29,8 @@ typedef struct bs_cli {
      * --id-field --types --fields (NULL when not given) */
     const char *format, *delimiter, *mode, *on_error, *report, *id_field;
     const char *types, *fields;
+    const char *unique; /* collection --unique */
+    int force;          /* put --force */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -64,6 +66,7 @@ bs_err bs_cmd_dump(bs_cli *c);
 bs_err bs_cmd_digest(bs_cli *c);
 bs_err bs_cmd_peer(bs_cli *c);
 bs_err bs_cmd_collection(bs_cli *c);
+bs_err bs_cmd_merge(bs_cli *c);
 bs_err bs_cmd_export(bs_cli *c);
 bs_err bs_cmd_import(bs_cli *c);
 bs_err bs_cmd_inspect(bs_cli *c);

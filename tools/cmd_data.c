@@ -9,6 +9,7 @@
 
 #include "../replication/digest.h"
 #include "../replication/json.h"
+#include "../replication/unique.h"
 #include "cli.h"
 #include "output.h"
 
@@ -133,6 +134,7 @@ bs_cmd_put(bs_cli *c)
     if (rv == BS_OK && jid != NULL && strcmp(jid, w.id) != 0)
         rv = bs_errf(&c->err, BS_EINVAL,
                      "the JSON's \"id\" differs from ID \"%s\"", w.id);
+    w.flags = c->force ? BS_WRITE_FORCE : 0;
     if (rv == BS_OK)
         rv = write_one(c, &w);
     bs_arena_fini(&a);
@@ -168,8 +170,15 @@ bs_cmd_get(bs_cli *c)
         return rv;
     bs_arena_init(&a);
     if ((rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        char into[BS_ID_MAX + 1];
+
         if ((rv = bs_records_get(t, coll, id, &a, &r, &c->err)) == BS_OK)
             rv = bs_out_record(id, strlen(id), &r);
+        else if (rv == BS_ENOTFOUND &&
+                 bs_unique_merged_into(t, coll, id, into) == BS_OK)
+            rv = bs_errf(&c->err, BS_ENOTFOUND,
+                         "%s/%s: not found (merged into %s/%s)", coll, id, coll,
+                         into);
         bs_txn_abort(t);
     }
     bs_arena_fini(&a);

@@ -8,6 +8,7 @@
 #include "../node/schedule.h"
 #include "../replication/collections.h"
 #include "../replication/pairing.h"
+#include "../replication/unique.h"
 #include "cli.h"
 #include "output.h"
 
@@ -186,11 +187,11 @@ bs_cmd_peer(bs_cli *c)
 static json_t *
 rules_json(const bs_collection *r)
 {
-    return json_pack("{s:s, s:b, s:s, s:s, s:s, s:s}", "collection", r->name,
-                     "declared", r->declared, "policy",
-                     bs_policy_name(r->policy), "writers",
-                     bs_writers_name(r->writers), "scope",
-                     bs_scope_name(r->scope), "owner_field", r->owner_field);
+    return json_pack(
+        "{s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "collection", r->name,
+        "declared", r->declared, "policy", bs_policy_name(r->policy), "writers",
+        bs_writers_name(r->writers), "scope", bs_scope_name(r->scope),
+        "owner_field", r->owner_field, "unique", r->unique);
 }
 
 static void
@@ -201,6 +202,8 @@ rules_print(const bs_collection *r, const char *tail)
            bs_scope_name(r->scope));
     if (r->owner_field[0])
         printf(", owner field %s", r->owner_field);
+    if (r->unique[0])
+        printf(", unique %s", r->unique);
     printf("%s\n", tail);
 }
 
@@ -241,7 +244,7 @@ bs_cmd_collection(bs_cli *c)
     if ((rv = bs_records_check_coll(c->argv[0], &c->err)) != BS_OK)
         return rv;
     snprintf(rules.name, sizeof rules.name, "%s", c->argv[0]);
-    if (!c->policy && !c->writers && !c->scope && !c->owner_field)
+    if (!c->policy && !c->writers && !c->scope && !c->owner_field && !c->unique)
         return collection_show(c, rules.name);
     if (c->policy && bs_policy_parse(c->policy, &rules.policy) != BS_OK)
         return bs_errf(&c->err, BS_EINVAL,
@@ -257,7 +260,13 @@ bs_cmd_collection(bs_cli *c)
     rules.set = (c->policy ? BS_RULE_POLICY : 0) |
                 (c->writers ? BS_RULE_WRITERS : 0) |
                 (c->scope ? BS_RULE_SCOPE : 0) |
-                (c->owner_field ? BS_RULE_OWNER_FIELD : 0);
+                (c->owner_field ? BS_RULE_OWNER_FIELD : 0) |
+                (c->unique ? BS_RULE_UNIQUE : 0);
+    if (c->unique && strlen(c->unique) > BS_FIELD_NAME_MAX)
+        return bs_errf(&c->err, BS_EINVAL, "bad unique field: at most %d bytes",
+                       BS_FIELD_NAME_MAX);
+    if (c->unique && strcmp(c->unique, "none") != 0)
+        snprintf(rules.unique, sizeof rules.unique, "%s", c->unique);
     if (c->owner_field)
         snprintf(rules.owner_field, sizeof rules.owner_field, "%.*s",
                  BS_FIELD_NAME_MAX, c->owner_field);
@@ -278,5 +287,28 @@ bs_cmd_collection(bs_cli *c)
                               ? " (replicates to every node; each record "
                                 "goes only to the hub and its owner)"
                               : " (replicates to every node)");
+    return BS_OK;
+}
+
+bs_err
+bs_cmd_merge(bs_cli *c)
+{
+    const char *coll = c->argv[0], *keep = c->argv[1], *other = c->argv[2];
+    bs_core core;
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_cli_core(c, 1, &n, &core)) == BS_OK)
+        rv = bs_unique_merge(&core, coll, keep, other, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "changed");
+    if (c->json)
+        bs_out_json(json_pack("{s:s, s:s, s:s}", "collection", coll, "kept",
+                              keep, "merged", other));
+    else
+        printf("%s/%s merged into %s/%s (replicates to every node)\n", coll,
+               other, coll, keep);
     return BS_OK;
 }

@@ -34,6 +34,9 @@ enum {
     O_FORMAT = 1u << 19, /* --format, --delimiter (load, dump) */
     O_LOADX = 1u << 20,  /* --mode --on-error --report --id-field --types */
     O_FIELDS = 1u << 21, /* --fields (dump) */
+    O_UNIQUE = 1u << 22, /* --unique (collection) */
+    O_FORCE = 1u << 23,  /* --force (put) */
+    O_LAST = O_FORCE,
 };
 
 typedef struct cmd {
@@ -82,12 +85,15 @@ static const cmd cmds[] = {
      "Prints the node's name and its ID: the printable form of its public\n"
      "key, which is all another node needs to pair with it.  With -q\n"
      "(--quiet) prints the ID alone, ready to paste into 'peer add'.\n"},
-    {"put", bs_cmd_put, O_DIR | O_JSON, 3, 3, "put COLLECTION ID JSON|-|@FILE",
+    {"put", bs_cmd_put, O_DIR | O_JSON | O_FORCE, 3, 3,
+     "put COLLECTION ID JSON|-|@FILE [--force]",
      "upsert the given fields of a record",
      "JSON is a flat object of strings, numbers, booleans and nulls; the\n"
      "given fields are written, others are kept.  An \"id\" key, if present,\n"
      "must equal ID; it is never stored as a field.  - reads the JSON from\n"
-     "stdin, @FILE from FILE (for records beyond the argument limit).\n"},
+     "stdin, @FILE from FILE (for records beyond the argument limit).\n"
+     "A value of a unique key (collection --unique) that another live record\n"
+     "holds exits 2; --force writes it, and the duplicate is a conflict.\n"},
     {"get", bs_cmd_get, O_DIR | O_JSON, 2, 2, "get COLLECTION ID",
      "print a record as JSON",
      "Prints the record's fields plus \"id\".  A missing or deleted record\n"
@@ -149,8 +155,9 @@ static const cmd cmds[] = {
      "only with --hub or when it is the only peer.  'peer ls' marks the hub.\n"
      "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
     {"collection", bs_cmd_collection,
-     O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER, 1, 1,
-     "collection NAME [--policy P] [--writers W] [--owner-field FIELD]",
+     O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER | O_UNIQUE, 1, 1,
+     "collection NAME [--policy P] [--writers W] [--scope S] "
+     "[--owner-field FIELD] [--unique FIELD]",
      "(hub) declare a collection's rules; replicates.  Alone: show them",
      "--policy: field-lww, per field the later write wins (default);\n"
      "priority, the hub's write wins a conflict, then field-lww; manual, a\n"
@@ -158,8 +165,20 @@ static const cmd cmds[] = {
      "'resolve'.  --writers: all (default), hub (only the head office\n"
      "writes), owner (a branch writes only the records whose owner field\n"
      "names it, and cannot take over another's).  Every node refuses a\n"
-     "change the rules in effect at its time forbid.  --scope shared is\n"
-     "the only scope built so far.  Only the options given change.\n"},
+     "change the rules in effect at its time forbid.  --scope: shared\n"
+     "(default), every office receives the records; owner, the hub and the\n"
+     "owning branch only.  --unique FIELD: FIELD is a natural key; two live\n"
+     "records with one value are a `duplicate` conflict on every node\n"
+     "(settle it with 'merge'), and a local write that repeats a value the\n"
+     "node knows exits 2 unless 'put --force' (--unique none: no key).\n"
+     "Only the options given change.\n"},
+    {"merge", bs_cmd_merge, O_DIR | O_JSON, 3, 3,
+     "merge COLLECTION KEEP_ID OTHER_ID",
+     "settle a duplicate: OTHER becomes a tombstone pointing to KEEP",
+     "One local write that replicates: OTHER_ID is deleted and a pointer\n"
+     "branchsync.merges/COLLECTION/OTHER_ID names KEEP_ID, so 'get' of\n"
+     "OTHER_ID says where it went and every node settles the duplicate\n"
+     "conflict between them.  Both records must be live.\n"},
     {"export", bs_cmd_export, O_DIR | O_JSON, 2, 2, "export PEER FILE",
      "write what PEER has not acknowledged to an exchange file",
      "The file is signed and checksummed; carry it to the peer and run\n"
@@ -285,6 +304,8 @@ static const struct option longopts[] = {
     {"id-field", required_argument, NULL, 1000 + 24},
     {"types", required_argument, NULL, 1000 + 25},
     {"fields", required_argument, NULL, 1000 + 26},
+    {"unique", required_argument, NULL, 1000 + 27},
+    {"force", no_argument, NULL, 1000 + 28},
     {NULL, 0, NULL, 0},
 };
 
@@ -335,6 +356,10 @@ opt_name(unsigned bit)
         return "--mode/--on-error/--report/--id-field/--types";
     if (bit == O_FIELDS)
         return "--fields";
+    if (bit == O_UNIQUE)
+        return "--unique";
+    if (bit == O_FORCE)
+        return "--force";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -529,6 +554,14 @@ main(int argc, char **argv)
             c.fields = optarg;
             seen |= O_FIELDS;
             break;
+        case 1027:
+            c.unique = optarg;
+            seen |= O_UNIQUE;
+            break;
+        case 1028:
+            c.force = 1;
+            seen |= O_FORCE;
+            break;
         case ':':
             return bad_option(argc, argv, 1);
         default:
@@ -557,7 +590,7 @@ main(int argc, char **argv)
         usage_cmd(stdout, cm);
         return 0;
     }
-    for (unsigned bit = 1; bit <= O_FIELDS; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_LAST; bit <<= 1)
         if ((seen & bit) && !(cm->opts & bit))
             return bad_usage("option %s does not apply to %s", opt_name(bit),
                              cm->name);

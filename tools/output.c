@@ -239,6 +239,17 @@ void
 bs_out_conflict(const bs_conflict *c,
                 const char names[2][BS_NODE_NAME_MAX + 32])
 {
+    if (c->kind == BS_CONFLICT_DUPLICATE) {
+        char *v = bs_json_value_text(&c->side[0].val);
+
+        printf("%s  %s/%s and %s/%s: duplicate %s %s  %s%s%s\n", c->id, c->coll,
+               c->rid, c->coll, c->other, c->field, v ? v : "?",
+               c->resolved ? "resolved" : "OPEN",
+               c->resolved ? ": " : " (branchsync merge ",
+               c->resolved ? c->resolution : "COLL KEEP OTHER)");
+        free(v);
+        return;
+    }
     printf("%s  %s/%s field %s  policy %s  %s\n", c->id, c->coll, c->rid,
            c->field, bs_policy_name(c->policy),
            c->resolved ? "resolved" : "OPEN");

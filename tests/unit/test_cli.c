@@ -3106,3 +3106,92 @@ Test(cli, load_skips_records_the_rules_forbid)
     free(hid);
     free(bid);
 }
+
+/* Unique keys through the CLI: `collection --unique`, a repeated key
+ * refused (exit 2, nothing written) unless `put --force`, the duplicate
+ * listed by `conflicts` on both nodes with one ID, `resolve` pointing at
+ * `merge`, and `merge` settling it everywhere with `get` naming where the
+ * merged record went. */
+Test(cli, unique_keys_duplicates_and_merge_contract)
+{
+    char hub[128], br[128], *hid, *bid;
+    json_t *a, *b;
+    const char *cid;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
+           bid);
+    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
+           hid);
+    BAD(hub, "unique field", "-d", hub, "collection", "customers", "--unique",
+        "id");
+    CLI_OK("declare", "-d", hub, "collection", "customers", "--unique",
+           "tax_code");
+    r = CLI("-d", hub, "collection", "customers", "--json");
+    assert_ok(r, "collection --json");
+    a = parse_json(r.out, "collection --json");
+    cr_assert_str_eq(json_string_value(json_object_get(a, "unique")),
+                     "tax_code");
+    json_decref(a);
+    res_free(&r);
+    carry(hub, "br", br);
+    CLI_OK("put C1", "-d", hub, "put", "customers", "C1",
+           "{\"tax_code\":\"7701\"}");
+    CLI_OK("put C2", "-d", br, "put", "customers", "C2",
+           "{\"tax_code\":\"7701\"}");
+    BAD(hub, "customers/C1", "-d", hub, "put", "customers", "C3",
+        "{\"tax_code\":\"7701\"}"); /* (BAD: nothing written) */
+    carry(br, "hub", hub);
+    carry(hub, "br", br);
+    r = CLI("-d", hub, "conflicts", "--json");
+    assert_ok(r, "conflicts hub");
+    a = parse_json(r.out, "conflicts --json");
+    res_free(&r);
+    r = CLI("-d", br, "conflicts", "--json");
+    assert_ok(r, "conflicts br");
+    b = parse_json(r.out, "conflicts --json");
+    res_free(&r);
+    cr_assert_eq(json_array_size(a), 1);
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(a, 0), "kind")),
+        "duplicate");
+    cr_assert_eq(json_array_size(json_object_get(json_array_get(a, 0), "ids")),
+                 2);
+    json_object_del(json_array_get(a, 0), "detected_ms");
+    json_object_del(json_array_get(b, 0), "detected_ms");
+    cr_assert(json_equal(a, b), "both nodes list the duplicate alike");
+    cid = json_string_value(json_object_get(json_array_get(a, 0), "conflict"));
+    BAD(hub, "merge", "-d", hub, "resolve", cid, "--take", "hub");
+    r = CLI("-d", hub, "conflicts");
+    assert_ok(r, "conflicts text");
+    cr_assert(strstr(r.out, "duplicate tax_code \"7701\"") != NULL, "%s",
+              r.out);
+    res_free(&r);
+    CLI_OK("put --force", "-d", hub, "put", "customers", "C3",
+           "{\"tax_code\":\"7701\"}", "--force");
+    r = CLI("-d", br, "merge", "customers", "C1", "C9");
+    cr_assert_eq(r.code, 1, "merge of a missing record: exit %d", r.code);
+    res_free(&r);
+    CLI_OK("merge", "-d", br, "merge", "customers", "C1", "C2");
+    carry(br, "hub", hub);
+    CLI_OK("merge C3", "-d", hub, "merge", "customers", "C1", "C3");
+    carry(hub, "br", br);
+    r = CLI("-d", br, "conflicts");
+    assert_ok(r, "conflicts after merge");
+    cr_assert(strstr(r.out, "no open conflicts") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "get", "customers", "C2");
+    cr_assert_eq(r.code, 1);
+    assert_one_error_line(&r, "merged into customers/C1", "get merged");
+    res_free(&r);
+    json_decref(a);
+    json_decref(b);
+    free(hid);
+    free(bid);
+}
