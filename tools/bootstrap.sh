@@ -16,6 +16,7 @@ packages=(
   libsodium-dev libuv1-dev libcriterion-dev libjansson-dev libinih-dev
   libsystemd-dev libcsv-dev lmdb-utils clang clang-format libclang-rt-14-dev tzdata
   libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl openssl
+  debootstrap dpkg-dev
 )
 
 install_missing() {
