@@ -389,7 +389,7 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
 
         snprintf(todo, sizeof todo,
                  "start it: branchsyncd -d %s, or its systemd unit "
-                 "(deploy/systemd/branchsyncd@.service)",
+                 "(branchsyncd@.service, docs/operations.md)",
                  o->dir ? o->dir : "DIR");
         if ((rv = bs_problems_add(out, "daemon_down", "", todo,
                                   "branchsyncd does not run for this node: "

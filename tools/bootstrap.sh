@@ -16,6 +16,7 @@ packages=(
   libsodium-dev libuv1-dev libcriterion-dev libjansson-dev libinih-dev
   libsystemd-dev libcsv-dev lmdb-utils clang clang-format libclang-rt-14-dev tzdata
   libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl openssl
+  debootstrap dpkg-dev
 )
 # `test` only: the dashboard's browser test (tests/browser) runs Debian's
 # chromium, driven from Node.js (its npm dependencies: npm ci, run by the
