@@ -94,8 +94,8 @@ make_package(void)
     run_ok(cmd, &out, "cpack");
     free(cmd);
     free(out);
-    cr_assert(asprintf(&deb, "%s/deb/branchsync_%s_amd64.deb", work,
-                       BS_VERSION) > 0);
+    cr_assert(
+        asprintf(&deb, "%s/deb/branchsync_%s_amd64.deb", work, BS_VERSION) > 0);
     cr_assert_eq(access(deb, R_OK), 0, "cpack made no %s", deb);
     return deb;
 }
@@ -103,9 +103,9 @@ make_package(void)
 Test(package, holds_both_binaries_the_unit_the_docs_and_its_dependencies)
 {
     static const char *const deps[] = {
-        "adduser",         "libzmq5",  "liblmdb0",   "libprotobuf-c1",
-        "libsodium23",     "libuv1",   "libjansson4", "libinih1",
-        "libsystemd0",     "libcsv3",  "libmicrohttpd12",
+        "adduser",     "libzmq5", "liblmdb0",        "libprotobuf-c1",
+        "libsodium23", "libuv1",  "libjansson4",     "libinih1",
+        "libsystemd0", "libcsv3", "libmicrohttpd12",
     };
     static const char *const files[] = {
         "./usr/bin/branchsync",
@@ -142,9 +142,8 @@ Test(package, holds_both_binaries_the_unit_the_docs_and_its_dependencies)
     run_ok(cmd, &out, "conffiles and unit");
     free(cmd);
     cr_assert_not_null(strstr(out, "/etc/default/branchsync\n"), "%s", out);
-    cr_assert_not_null(
-        strstr(out, "\nExecStart=/usr/bin/branchsyncd -d %I\n"),
-        "the unit must start the packaged daemon:\n%s", out);
+    cr_assert_not_null(strstr(out, "\nExecStart=/usr/bin/branchsyncd -d %I\n"),
+                       "the unit must start the packaged daemon:\n%s", out);
     free(out);
     free(deb);
 }
@@ -165,8 +164,8 @@ clean_root(const char *root)
                            "mkdir -p " CACHE " && rm -rf " TEMPLATE ".new && "
                            "debootstrap --variant=minbase bookworm " TEMPLATE
                            ".new http://deb.debian.org/debian && "
-                           "rm -rf " TEMPLATE " && mv " TEMPLATE ".new " TEMPLATE)
-                  > 0);
+                           "rm -rf " TEMPLATE " && mv " TEMPLATE
+                           ".new " TEMPLATE) > 0);
         run_ok(cmd, &out, "debootstrap");
         free(cmd);
         free(out);
@@ -201,8 +200,8 @@ Test(package, installs_into_a_clean_debian_12_root_and_runs_a_node)
                        out);
     cr_assert_not_null(strstr(out, "USER=branchsync:branchsync"), "%s", out);
     cr_assert_not_null(strstr(out, "DATADIR=750 branchsync"), "%s", out);
-    cr_assert_not_null(
-        strstr(out, "UNIT_EXEC=/usr/bin/branchsyncd -d %I"), "%s", out);
+    cr_assert_not_null(strstr(out, "UNIT_EXEC=/usr/bin/branchsyncd -d %I"),
+                       "%s", out);
     cr_assert_not_null(strstr(out, "BINS=/usr/bin/branchsync /usr/bin/"
                                    "branchsyncd"),
                        "%s", out);
