@@ -478,20 +478,18 @@ bs_conflict_mark_resolved(bs_txn *t, const char *cid, const char *how)
     return set_resolved(t, key, klen, v, how);
 }
 
-bs_err
-bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
-                      const char *field, const bs_pos *seen, size_t nseen)
+/* Mark resolved, saying how, each open conflict under prefix that pick
+ * chooses. */
+static bs_err
+settle_where(bs_txn *t, const uint8_t *prefix, size_t plen,
+             int (*pick)(const bs_conflict *c, void *ctx), void *ctx,
+             const char *how)
 {
-    uint8_t prefix[CKEY_MAX], key[CKEY_MAX];
-    size_t plen;
-    uint64_t open;
+    uint8_t key[CKEY_MAX];
     bs_cursor *c;
     bs_slice k, v;
     bs_err rv;
 
-    if ((rv = bs_conflict_count(t, &open, NULL)) != BS_OK || open == 0)
-        return rv;
-    plen = ckey(prefix, coll, id, field, NULL);
     if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &c)) != BS_OK)
         return rv;
     for (rv = bs_cursor_seek(c, bs_mem(prefix, plen), &k, &v);
@@ -500,17 +498,15 @@ bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
         bs_conflict cf;
         int settle;
 
-        if (v.n < 1 || !(v.p[0] & FLAG_OPEN) || decode(k, v, &cf) != BS_OK)
+        if (v.n < 1 || !(v.p[0] & FLAG_OPEN) || k.n > CKEY_MAX ||
+            decode(k, v, &cf) != BS_OK)
             continue;
-        settle = cf.kind == BS_CONFLICT_FIELD &&
-                 bs_vv_covers(seen, nseen, cf.side[0].key, cf.side[0].seq) &&
-                 bs_vv_covers(seen, nseen, cf.side[1].key, cf.side[1].seq);
+        settle = pick(&cf, ctx);
         bs_conflict_fini(&cf);
         if (!settle)
             continue;
         memcpy(key, k.p, k.n);
-        if ((rv = set_resolved(t, key, k.n, v, "superseded by a later edit")) !=
-            BS_OK)
+        if ((rv = set_resolved(t, key, k.n, v, how)) != BS_OK)
             break;
         /* The put may have moved the cursor: find our place again. */
         if ((rv = bs_cursor_seek(c, bs_mem(key, k.n), &k, &v)) != BS_OK)
@@ -518,6 +514,37 @@ bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
     }
     bs_cursor_close(c);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+typedef struct seen_ctx {
+    const bs_pos *seen;
+    size_t nseen;
+} seen_ctx;
+
+/* A field conflict both of whose sides the writer had seen. */
+static int
+both_seen(const bs_conflict *c, void *ctx)
+{
+    const seen_ctx *s = ctx;
+
+    return c->kind == BS_CONFLICT_FIELD &&
+           bs_vv_covers(s->seen, s->nseen, c->side[0].key, c->side[0].seq) &&
+           bs_vv_covers(s->seen, s->nseen, c->side[1].key, c->side[1].seq);
+}
+
+bs_err
+bs_conflict_supersede(bs_txn *t, const char *coll, const char *id,
+                      const char *field, const bs_pos *seen, size_t nseen)
+{
+    uint8_t prefix[CKEY_MAX];
+    seen_ctx sc = {seen, nseen};
+    uint64_t open;
+    bs_err rv;
+
+    if ((rv = bs_conflict_count(t, &open, NULL)) != BS_OK || open == 0)
+        return rv;
+    return settle_where(t, prefix, ckey(prefix, coll, id, field, NULL),
+                        both_seen, &sc, "superseded by a later edit");
 }
 
 /* ---- the store upgrade ---- */
@@ -683,37 +710,19 @@ bs_conflict_dup_settle(bs_txn *t, const char *coll, const char *field,
     return set_resolved(t, key, klen, v, how);
 }
 
+static int
+is_duplicate(const bs_conflict *c, void *ctx)
+{
+    (void)ctx;
+    return c->kind == BS_CONFLICT_DUPLICATE;
+}
+
 bs_err
 bs_conflict_dup_settle_all(bs_txn *t, const char *coll, const char *how)
 {
-    uint8_t prefix[BS_COLLECTION_MAX + 1], key[CKEY_MAX];
+    uint8_t prefix[BS_COLLECTION_MAX + 1];
     size_t plen = strlen(coll) + 1;
-    bs_cursor *c;
-    bs_slice k, v;
-    bs_err rv;
 
     memcpy(prefix, coll, plen);
-    if ((rv = bs_cursor_open(t, BS_DB_CONFLICTS, &c)) != BS_OK)
-        return rv;
-    for (rv = bs_cursor_seek(c, bs_mem(prefix, plen), &k, &v);
-         rv == BS_OK && k.n > plen && memcmp(k.p, prefix, plen) == 0;
-         rv = bs_cursor_next(c, &k, &v)) {
-        bs_conflict cf;
-        int dup;
-
-        if (v.n < 1 || !(v.p[0] & FLAG_OPEN) || k.n > CKEY_MAX ||
-            decode(k, v, &cf) != BS_OK)
-            continue;
-        dup = cf.kind == BS_CONFLICT_DUPLICATE;
-        bs_conflict_fini(&cf);
-        if (!dup)
-            continue;
-        memcpy(key, k.p, k.n);
-        if ((rv = set_resolved(t, key, k.n, v, how)) != BS_OK)
-            break;
-        if ((rv = bs_cursor_seek(c, bs_mem(key, k.n), &k, &v)) != BS_OK)
-            break;
-    }
-    bs_cursor_close(c);
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
+    return settle_where(t, prefix, plen, is_duplicate, NULL, how);
 }

@@ -1344,19 +1344,15 @@ carry(const char *from, const char *peer, const char *to)
     res_free(&r);
 }
 
-/* A manual-policy conflict between a hub and a branch, through the CLI:
- * `conflicts --json` lists it with the documented keys on both nodes,
- * `resolve` settles it (exit codes for bad and unknown input), and the
- * decision replicates and settles it at the other node too. */
-Test(cli, conflicts_json_and_resolve_contract)
+/* A hub and a branch `br` under root, paired both ways; nothing
+ * exchanged yet. */
+static void
+paired_hub_branch(char hub[128], char br[128])
 {
-    char hub[128], br[128], *hid, *bid;
-    json_t *a, *b, *c;
-    const char *cid;
-    res r;
+    char *hid, *bid;
 
-    snprintf(hub, sizeof hub, "%s/hub", root);
-    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(hub, 128, "%s/hub", root);
+    snprintf(br, 128, "%s/br", root);
     CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
     CLI_OK("init br", "init", "-d", br, "--name", "br");
     hid = id_of(hub);
@@ -1365,6 +1361,22 @@ Test(cli, conflicts_json_and_resolve_contract)
            bid);
     CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
            hid);
+    free(hid);
+    free(bid);
+}
+
+/* A manual-policy conflict between a hub and a branch, through the CLI:
+ * `conflicts --json` lists it with the documented keys on both nodes,
+ * `resolve` settles it (exit codes for bad and unknown input), and the
+ * decision replicates and settles it at the other node too. */
+Test(cli, conflicts_json_and_resolve_contract)
+{
+    char hub[128], br[128];
+    json_t *a, *b, *c;
+    const char *cid;
+    res r;
+
+    paired_hub_branch(hub, br);
     CLI_OK("collection", "-d", hub, "collection", "notes", "--policy",
            "manual");
     CLI_OK("put", "-d", hub, "put", "notes", "n1", "{\"t\":\"base\"}");
@@ -1422,8 +1434,6 @@ Test(cli, conflicts_json_and_resolve_contract)
     res_free(&r);
     json_decref(a);
     json_decref(b);
-    free(hid);
-    free(bid);
 }
 
 /* ---- issue 8: names, escapes, exit codes ---- */
@@ -3114,21 +3124,12 @@ Test(cli, load_skips_records_the_rules_forbid)
  * merged record went. */
 Test(cli, unique_keys_duplicates_and_merge_contract)
 {
-    char hub[128], br[128], *hid, *bid;
+    char hub[128], br[128];
     json_t *a, *b;
     const char *cid;
     res r;
 
-    snprintf(hub, sizeof hub, "%s/hub", root);
-    snprintf(br, sizeof br, "%s/br", root);
-    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
-    CLI_OK("init br", "init", "-d", br, "--name", "br");
-    hid = id_of(hub);
-    bid = id_of(br);
-    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
-           bid);
-    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
-           hid);
+    paired_hub_branch(hub, br);
     BAD(hub, "unique field", "-d", hub, "collection", "customers", "--unique",
         "id");
     CLI_OK("declare", "-d", hub, "collection", "customers", "--unique",
@@ -3192,6 +3193,4 @@ Test(cli, unique_keys_duplicates_and_merge_contract)
     res_free(&r);
     json_decref(a);
     json_decref(b);
-    free(hid);
-    free(bid);
 }
