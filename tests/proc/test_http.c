@@ -656,3 +656,84 @@ Test(http, the_change_feed_receives_a_change_written_at_the_online_peer)
     free(f.r.body);
     p_pass();
 }
+
+/* ---- 9. /metrics after a known number of changes and exchanges ---- */
+
+/* The value of the sample "name value" in n's /metrics; -1 when absent. */
+static double
+metric(const node *n, const char *name)
+{
+    resp r = http(n, NULL, "GET", "/metrics", NULL);
+    size_t len = strlen(name);
+    double v = -1;
+
+    cr_assert_eq(r.status, 200, "/metrics: %ld", r.status);
+    for (const char *p = r.body; p && *p;
+         p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
+            v = strtod(p + len + 1, NULL);
+            break;
+        }
+    free(r.body);
+    return v;
+}
+
+Test(http, metrics_count_the_changes_and_exchanges_exactly)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    const char *applied = "branchsync_changes_applied_total{peer=\"tallinn\"}",
+               *sent = "branchsync_changes_sent_total{peer=\"head\"}",
+               *xok = "branchsync_exchanges_total{peer=\"head\",result=\"ok\"}",
+               *hub_x = "branchsync_exchanges_total{peer=\"tallinn\","
+                        "result=\"ok\"}",
+               *sets = "branchsync_apply_duration_seconds_count",
+               *xdur = "branchsync_exchange_duration_seconds_count";
+    double a0, s0, x0, h0, k0, d0;
+    char id[16];
+    run r = {0};
+    int ok;
+
+    /* manual links: exchanges happen only when asked */
+    node_pair(hub, br, NULL);
+    node_pair(br, hub, NULL);
+    daemon_start(hub);
+    daemon_start(br);
+    http_wait(hub);
+    http_wait(br);
+    CLI_OK(&r, br, "sync", "head"); /* joins: system records arrive */
+    POLL(ok, 10000, metric(hub, hub_x) == 1);
+    cr_assert(ok, "the hub did not count the joining exchange");
+    a0 = metric(hub, applied);
+    s0 = metric(br, sent);
+    x0 = metric(br, xok);
+    h0 = metric(hub, hub_x);
+    k0 = metric(hub, sets);
+    d0 = metric(br, xdur);
+    cr_assert_eq(x0, 1);
+    /* Seven writes at the branch, one set each, then one exchange. */
+    for (int i = 0; i < 7; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        CLI_OK(&r, br, "put", "customers", id, "{\"n\":1}");
+    }
+    CLI_OK(&r, br, "sync", "head");
+    /* The branch started it: counted before its `sync` was answered. */
+    cr_assert_eq(metric(br, sent), s0 + 7);
+    cr_assert_eq(metric(br, xok), x0 + 1);
+    cr_assert_eq(metric(br, xdur), d0 + 1);
+    /* The hub ends its side when the last message arrives. */
+    POLL(ok, 10000, metric(hub, hub_x) == h0 + 1);
+    cr_assert(ok, "the hub did not count the second exchange");
+    cr_assert_eq(metric(hub, applied), a0 + 7);
+    cr_assert_eq(metric(hub, sets), k0 + 7, "one apply per set");
+    cr_assert_geq(metric(hub, "branchsync_apply_duration_seconds_sum"), 0);
+    /* The figures the store gives are there too. */
+    cr_assert_eq(metric(br, "branchsync_peer_pending_out_changes{peer="
+                            "\"head\"}"),
+                 0);
+    cr_assert_geq(metric(hub, "branchsync_conflicts_total"), 0);
+    cr_assert_gt(metric(hub, "branchsync_store_used_bytes"), 0);
+    cr_assert_gt(metric(hub, "branchsync_http_requests_total{code=\"200\"}"),
+                 0);
+    run_free(&r);
+    p_pass();
+}
