@@ -201,6 +201,33 @@ Test(http_api, health_and_metrics_need_no_token)
     json_decref(j);
 }
 
+/* /health answers 503 with the problems doctor lists (here: the store
+ * near its growth cap). */
+Test(http_api, health_is_503_with_the_list_of_problems)
+{
+    size_t n = 4000, at = 0;
+    char *body = malloc(n * 80);
+    json_t *j, *p;
+    int st;
+
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)sprintf(body + at,
+                              "{\"id\":\"r%05zu\",\"pad\":\"%040zu\"}\n", i, i);
+    json_decref(expect(200, "POST", "/v1/collections/big/records", NULL, body));
+    free(body);
+    head.n->cfg.max_map_size_mb = 1;
+    j = call_as(&api, NULL, "GET", "/health", NULL, NULL, &st);
+    head.n->cfg.max_map_size_mb = 0;
+    cr_assert_eq(st, 503);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")),
+                     "problem");
+    p = json_array_get(json_object_get(j, "problems"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(p, "kind")), "map_low");
+    cr_assert(strstr(json_string_value(json_object_get(p, "todo")),
+                     "max_map_size_mb"));
+    json_decref(j);
+}
+
 /* ---- records ---- */
 
 Test(http_api, put_get_delete_round_trip_like_the_cli)
