@@ -26,6 +26,7 @@
 #include "client.h"
 #include "control.h"
 #include "lock.h"
+#include "log.h"
 
 #define SWEEP_MS      1000u
 #define HTTP_RETRY_MS 2000u               /* after a failed bind */
@@ -41,22 +42,22 @@ struct bs_incoming {
     struct bs_incoming *next;
 };
 
-/* ---- logging: one line per event on stderr (journald adds the time) ---- */
+/* ---- logging: one line per event, on stderr or the journal (log.h) ---- */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void
 bs_daemon_log(bs_daemon *d, int level, const char *fmt, ...)
 {
+    char line[BS_LOG_LINE_MAX];
     va_list ap;
 
     if (level > d->level)
         return;
-    fprintf(stderr, "branchsyncd: %s: ", level_names[level]);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    bs_log_emit(d->log, level, line);
 }
 
 uint64_t
@@ -651,6 +652,7 @@ bs_daemon_run(const bs_daemon_opts *o)
 
     memset(&d, 0, sizeof d);
     bs_metrics_init(&d.metrics);
+    d.log = bs_log_journal(); /* under systemd: structured entries */
     harden();
     if ((rv = bs_crypto_init()) != BS_OK) {
         fprintf(stderr, "branchsyncd: cannot initialise libsodium\n");

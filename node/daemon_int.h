@@ -39,9 +39,10 @@ typedef struct bs_daemon {
     uv_timer_t sweep;
     uv_timer_t held; /* retries held sets when their time comes */
     uv_signal_t sigterm, sigint, sighup;
-    bs_link *links;       /* owned (link.c) */
-    bs_incoming *inbound; /* owned (daemon.c) */
-    int level;            /* bs_log_level: what bs_daemon_log prints */
+    bs_link *links;                /* owned (link.c) */
+    bs_incoming *inbound;          /* owned (daemon.c) */
+    int level;                     /* bs_log_level: what bs_daemon_log prints */
+    const struct bs_log_sink *log; /* the journal, or NULL: stderr */
     /* The HTTP API (daemon.c): served on its own threads while http is
      * set; otherwise http_error says why and http_retry tries again. */
     bs_http *http;
@@ -56,7 +57,8 @@ typedef struct bs_daemon {
 
 /* ---- daemon.c ---- */
 
-/* One line on stderr (journald adds the time) when level <= d->level. */
+/* One line when level <= d->level: on stderr (journald adds the time),
+ * or as a journal entry with a field per key=value word (log.h). */
 void bs_daemon_log(bs_daemon *d, int level, const char *fmt, ...)
     BS_PRINTF(3, 4);
 /* The wall clock, in milliseconds. */
