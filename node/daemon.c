@@ -443,6 +443,8 @@ http_opts(bs_daemon *d)
     o.key = c->http_key;
     o.max_conns = c->http_max_conns;
     o.timeout_s = c->http_timeout_s;
+    o.max_per_ip = c->http_max_per_ip;
+    o.request_s = c->http_request_s;
     o.body_max = (size_t)c->http_body_max_mb << 20;
     o.api = &d->api;
     return o;

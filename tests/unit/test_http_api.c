@@ -284,6 +284,51 @@ Test(http_api, bad_input_is_400_and_writes_nothing)
     cr_assert_eq(changed_calls, 0);
 }
 
+/* Wrong types in every body the API reads: 400, a JSON error, nothing
+ * written, and the API goes on answering. */
+Test(http_api, wrong_types_in_any_body_are_400_and_write_nothing)
+{
+    static const char *const resolve[] = {"{\"take\":5}",
+                                          "{\"value\":{\"a\":1}}",
+                                          "{\"value\":[1]}",
+                                          "[]",
+                                          "{",
+                                          "",
+                                          "{\"take\":\"head\",\"value\":1}",
+                                          "{\"other\":1}",
+                                          "\"take\""};
+    static const char *const bulk[] = {
+        "{\"id\":5,\"n\":1}\n",
+        "[1,2]\n",
+        "{\"id\":\"b1\",\"n\":{}}\n",
+        "{\"id\":\"b1\",\"n\":1}\n{\"id\":true}\n",
+        "\"text\"\n",
+        "{\"n\":1}\n"};
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    json_t *j;
+
+    fingerprint(f0);
+    for (size_t i = 0; i < sizeof resolve / sizeof resolve[0]; i++) {
+        j = expect(400, "POST", "/v1/conflicts/0123456789abcdef/resolve", NULL,
+                   resolve[i]);
+        cr_assert(json_is_string(json_object_get(j, "error")), "%s",
+                  resolve[i]);
+        cr_assert_eq(json_integer_value(json_object_get(j, "code")), 400);
+        json_decref(j);
+    }
+    for (size_t i = 0; i < sizeof bulk / sizeof bulk[0]; i++) {
+        j = expect(400, "POST", "/v1/collections/customers/records", NULL,
+                   bulk[i]);
+        cr_assert(json_is_string(json_object_get(j, "error")), "%s", bulk[i]);
+        json_decref(j);
+    }
+    fingerprint(f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "bad input wrote");
+    cr_assert_eq(changed_calls, 0);
+    json_decref(expect(200, "PUT", "/v1/collections/customers/records/ok", NULL,
+                       "{\"n\":1}"));
+}
+
 Test(http_api, list_pages_with_limit_and_after)
 {
     args q = {{"limit"}, {"2"}};
