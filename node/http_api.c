@@ -269,6 +269,7 @@ put_record(bs_api *api, const bs_api_req *rq, const char *coll, const char *id,
     bs_write w = {coll, id, 0, NULL, 0};
     bs_errbuf err = {{0}};
     const char *jid = NULL;
+    char *rec = NULL;
     bs_arena a;
     bs_err rv;
 
@@ -279,13 +280,17 @@ put_record(bs_api *api, const bs_api_req *rq, const char *coll, const char *id,
         rv = bs_errf(&err, BS_EINVAL,
                      "the JSON's \"id\" differs from the URL's \"%s\"", id);
     if (rv == BS_OK) /* durable on return; peers told (http_write.h) */
-        rv = bs_http_write(&api->writes, &api->core, &w, &err);
+        rv = bs_http_write(&api->writes, &api->core, &w, &rec, &err);
     bs_arena_fini(&a);
     if (rv != BS_OK) {
+        free(rec);
         bs_api_fail(api, rv, &err, out);
         return;
     }
-    get_record(api, coll, id, 200, out);
+    if (rec != NULL) /* as the write's own transaction left it */
+        bs_api_answer(api, 200, rec, "application/json", out);
+    else
+        get_record(api, coll, id, 200, out);
 }
 
 static void
@@ -293,7 +298,7 @@ del_record(bs_api *api, const char *coll, const char *id, bs_api_resp *out)
 {
     bs_write w = {coll, id, 1, NULL, 0};
     bs_errbuf err = {{0}};
-    bs_err rv = bs_http_write(&api->writes, &api->core, &w, &err);
+    bs_err rv = bs_http_write(&api->writes, &api->core, &w, NULL, &err);
 
     if (rv != BS_OK) {
         bs_api_fail(api, rv, &err, out);
