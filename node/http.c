@@ -654,6 +654,7 @@ bs_http_stop(bs_http *h)
     /* waiting feeds end at their next look (http_feed.c); every
      * connection's thread is joined when MHD_stop_daemon returns */
     __atomic_store_n(&h->api->stopping, 1, __ATOMIC_SEQ_CST);
+    bs_api_wake(h->api); /* waiting feeds look now, and end */
     MHD_stop_daemon(h->mhd);
     reaper_stop(h); /* after every connection is gone */
     __atomic_store_n(&h->api->stopping, 0, __ATOMIC_SEQ_CST);

@@ -75,6 +75,9 @@ typedef struct bs_api {
     pthread_mutex_t feed_mu;
     pthread_cond_t feed_cv; /* on CLOCK_MONOTONIC */
     uint64_t feed_gen;
+    /* The feeds' polling period for commits nobody wakes them for (other
+     * processes'); 0: 25 ms.  Tests lengthen it to see the wake-ups. */
+    unsigned feed_poll_ms;
 } bs_api;
 
 /*

@@ -218,6 +218,15 @@ last_seq(bs_api *api, uint64_t *seq, bs_errbuf *err)
     return rv;
 }
 
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 /* The wake-ups seen so far (bs_api_wake); read before a look. */
 static uint64_t
 feed_gen(bs_api *api)
@@ -230,18 +239,20 @@ feed_gen(bs_api *api)
     return g;
 }
 
-/* Wait until a wake-up after gen, or FEED_POLL_MS. */
+/* Wait until a wake-up after gen, or the polling period (FEED_POLL_MS),
+ * or the end of the wait (deadline, monotonic ms), whichever comes
+ * first. */
 static void
-feed_wait(bs_api *api, uint64_t gen)
+feed_wait(bs_api *api, uint64_t gen, uint64_t deadline)
 {
+    uint64_t ms = api->feed_poll_ms ? api->feed_poll_ms : FEED_POLL_MS,
+             at = now_ms() + ms;
     struct timespec until;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += FEED_POLL_MS * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    if (deadline < at)
+        at = deadline;
+    until.tv_sec = (time_t)(at / 1000);
+    until.tv_nsec = (long)(at % 1000) * 1000000L;
     pthread_mutex_lock(&api->feed_mu);
     while (api->feed_gen == gen &&
            pthread_cond_timedwait(&api->feed_cv, &api->feed_mu, &until) == 0)
@@ -253,15 +264,6 @@ static int
 stopping(bs_api *api)
 {
     return __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST);
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- sse ---- */
@@ -342,7 +344,7 @@ sse_read(bs_api_stream *st, char *buf, size_t max)
             if (s->n > 0)
                 break;
         }
-        feed_wait(s->api, gen);
+        feed_wait(s->api, gen, s->deadline);
     }
     if (max > s->n - s->off)
         max = s->n - s->off;
@@ -414,7 +416,7 @@ bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
         do {
             if (now_ms() >= deadline || stopping(api))
                 goto done;
-            feed_wait(api, gen);
+            feed_wait(api, gen, deadline);
             gen = feed_gen(api);
             if ((rv = last_seq(api, &seen, &err)) != BS_OK)
                 goto done;

@@ -822,6 +822,69 @@ Test(http_api, a_longpoll_feed_waits_for_the_next_change)
     json_decref(doc);
 }
 
+/* A commit made outside the API (as the daemon's replication path
+ * makes them), then, with wake, bs_api_wake as bs_daemon_feed does. */
+typedef struct outside {
+    const char *id;
+    int wake;
+} outside;
+
+static void *
+commit_outside(void *arg)
+{
+    const outside *o = arg;
+    struct timespec ts = {0, 150 * 1000000L};
+    bs_errbuf err = {{0}};
+
+    nanosleep(&ts, NULL); /* let the feed start waiting first */
+    bst_ok(bst_put(&head, "c", o->id, "{\"n\":1}", &err), &err, "put");
+    if (o->wake)
+        bs_api_wake(&api);
+    return NULL;
+}
+
+/* One longpoll (q) while o commits: its seconds; the one result's id. */
+static double
+longpoll_during(args *q, outside *o, char *id, size_t n)
+{
+    struct timespec t0, t1;
+    uint64_t last;
+    pthread_t th;
+    json_t *doc, *r;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(pthread_create(&th, NULL, commit_outside, o), 0);
+    r = feed(q, &doc, &last);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(json_array_size(r), 1);
+    snprintf(id, n, "%s",
+             json_string_value(json_object_get(json_array_get(r, 0), "id")));
+    json_decref(doc);
+    return (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+Test(http_api, a_waiting_feed_is_woken_by_a_commit_not_by_its_poll)
+{
+    args q = {{"feed", "since", "timeout"}, {"longpoll", "0", "3"}};
+    outside quiet = {"quiet", 0}, woken = {"woken", 1};
+    char id[32];
+    double s;
+
+    api.feed_poll_ms = 60000; /* its poll alone would not see it in time */
+    /* Not woken: the commit is seen only at the wait's end (3 s). */
+    s = longpoll_during(&q, &quiet, id, sizeof id);
+    cr_assert_str_eq(id, "quiet");
+    cr_assert_geq(s, 2.5, "answered after %.2f s without a wake-up", s);
+    /* Woken: it answers at once. */
+    q.v[1] = "1";
+    q.v[2] = "30";
+    s = longpoll_during(&q, &woken, id, sizeof id);
+    cr_assert_str_eq(id, "woken");
+    cr_assert_lt(s, 2.5, "answered after %.2f s although woken", s);
+    api.feed_poll_ms = 0;
+}
+
 /* GET /v1/changes as an event stream: the stream's text until it ends
  * (timeout) or holds `until`. */
 static char *
