@@ -616,11 +616,17 @@ Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
     bst_ok(bs_config_load(head.dir, &c, &err), &err, "load");
     cr_assert_str_eq(c.http_listen, BS_HTTP_DEFAULT_LISTEN);
     snprintf(c.http_listen, sizeof c.http_listen, "127.0.0.1:9999");
+    cr_assert_eq(c.http_max_per_ip, 0, "default: half of max_connections");
+    cr_assert_eq(c.http_request_s, 30);
     c.http_body_max_mb = 7;
+    c.http_max_per_ip = 5;
+    c.http_request_s = 9;
     bst_ok(bs_config_save(head.dir, &c, &err), &err, "save");
     bst_ok(bs_config_load(head.dir, &c, &err), &err, "load");
     cr_assert_str_eq(c.http_listen, "127.0.0.1:9999");
     cr_assert_eq(c.http_body_max_mb, 7);
+    cr_assert_eq(c.http_max_per_ip, 5);
+    cr_assert_eq(c.http_request_s, 9);
     c.http_listen[0] = '\0';
     bst_ok(bs_config_save(head.dir, &c, &err), &err, "save off");
     bst_ok(bs_config_load(head.dir, &c, &err), &err, "load off");
@@ -631,6 +637,20 @@ Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
     fclose(f);
     cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL);
     cr_assert(strstr(err.msg, "[http] listen"), "%s", err.msg);
+    {
+        static const char *const bad[] = {"request_timeout_s = 0\n",
+                                          "request_timeout_s = x\n",
+                                          "max_connections_per_ip = -1\n",
+                                          "max_connections_per_ip = 10001\n"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            bst_ok(bs_config_save(head.dir, &c, &err), &err, "save");
+            f = fopen(path, "a");
+            fprintf(f, "[http]\n%s", bad[i]);
+            fclose(f);
+            cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL, "%s",
+                         bad[i]);
+        }
+    }
 }
 
 /* ---- the change feed ---- */
