@@ -21,9 +21,9 @@
 #   - replicated: an HTTP PUT at the head office; from its answer (the head
 #     office's commit) to the branch's event: the online push,
 #     verify and apply at the branch, and the feed.
-# The writes are spaced a random 0-50 ms apart so they fall anywhere in
-# the feed's 25 ms polling period.  The daemons and the scratch directory
-# are removed on exit.
+# The writes are spaced a random 0-50 ms apart.  An open feed is woken by
+# each commit of its daemon (and polls every 25 ms for other processes'
+# commits).  The daemons and the scratch directory are removed on exit.
 set -euo pipefail
 
 N=${1:-200}

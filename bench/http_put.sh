@@ -44,7 +44,7 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BS" init -d "$work/n" --name bench --role hub --http "127.0.0.1:$port" >/dev/null
-printf '\n[http]\nmax_connections = 128\n' >>"$work/n/node.conf"
+printf '\n[http]\nmax_connections = 128\nmax_connections_per_ip = 128\n' >>"$work/n/branchsync.conf"
 BS_TOKEN=$("$BS" -d "$work/n" api-token)
 export BS_TOKEN
 "$BSD" -d "$work/n" 2>"$work/daemon.log" &

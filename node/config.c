@@ -30,6 +30,8 @@ bs_config_defaults(bs_config *c)
     c->http_body_max_mb = 64;
     c->http_max_conns = 64;
     c->http_timeout_s = 30;
+    c->http_max_per_ip = 0;
+    c->http_request_s = 30;
 }
 
 typedef struct parse_ctx {
@@ -84,6 +86,14 @@ http_item(bs_config *c, const char *name, const char *value)
         if (!parse_u64(value, 1, 3600, &n))
             return 0;
         c->http_timeout_s = (uint32_t)n;
+    } else if (strcmp(name, "max_connections_per_ip") == 0) {
+        if (!parse_u64(value, 0, 10000, &n))
+            return 0;
+        c->http_max_per_ip = (uint32_t)n;
+    } else if (strcmp(name, "request_timeout_s") == 0) {
+        if (!parse_u64(value, 1, 3600, &n))
+            return 0;
+        c->http_request_s = (uint32_t)n;
     } else {
         return -1;
     }
@@ -215,7 +225,8 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
             "[sync]\nmax_skew_s = %u\nretention_days = %u\n"
             "clock_ahead = %s\nconnect_timeout_s = %u\n\n"
             "[http]\nlisten = %s\n%s%s%s%s%s%s"
-            "body_max_mb = %u\nmax_connections = %u\ntimeout_s = %u\n",
+            "body_max_mb = %u\nmax_connections = %u\ntimeout_s = %u\n"
+            "max_connections_per_ip = %u\nrequest_timeout_s = %u\n",
             c->listen[0] ? "listen = " : "# listen = tcp://0.0.0.0:7400",
             c->listen, (unsigned long long)c->map_size_mb,
             (unsigned long long)c->max_map_size_mb, c->log_level, c->max_skew_s,
@@ -224,7 +235,8 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
             c->http_cert[0] ? "cert = " : "# cert = /path/cert.pem",
             c->http_cert, "\n",
             c->http_key[0] ? "key = " : "# key = /path/key.pem", c->http_key,
-            "\n", c->http_body_max_mb, c->http_max_conns, c->http_timeout_s);
+            "\n", c->http_body_max_mb, c->http_max_conns, c->http_timeout_s,
+            c->http_max_per_ip, c->http_request_s);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         unlink(tmp);

@@ -13,6 +13,8 @@
  *   [http]   listen = 127.0.0.1:7480 (off: no HTTP API)
  *            cert = PEM  key = PEM (TLS; required off loopback)
  *            body_max_mb = 64  max_connections = 64  timeout_s = 30
+ *            max_connections_per_ip = 0 (half of max_connections)
+ *            request_timeout_s = 30
  */
 #ifndef BS_CONFIG_H
 #define BS_CONFIG_H
@@ -34,6 +36,8 @@ typedef struct bs_config {
     uint32_t http_body_max_mb;            /* request bodies over this: 413 */
     uint32_t http_max_conns;              /* connections served at once */
     uint32_t http_timeout_s;              /* an idle connection is closed */
+    uint32_t http_max_per_ip; /* connections from one address; 0: half */
+    uint32_t http_request_s;  /* a request must arrive whole within this */
 } bs_config;
 
 void bs_config_defaults(bs_config *c);

@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "client.h"
 #include "control.h"
 #include "lock.h"
+#include "log.h"
 
 #define SWEEP_MS      1000u
 #define HTTP_RETRY_MS 2000u               /* after a failed bind */
@@ -40,22 +42,22 @@ struct bs_incoming {
     struct bs_incoming *next;
 };
 
-/* ---- logging: one line per event on stderr (journald adds the time) ---- */
+/* ---- logging: one line per event, on stderr or the journal (log.h) ---- */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void
 bs_daemon_log(bs_daemon *d, int level, const char *fmt, ...)
 {
+    char line[BS_LOG_LINE_MAX];
     va_list ap;
 
     if (level > d->level)
         return;
-    fprintf(stderr, "branchsyncd: %s: ", level_names[level]);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    bs_log_emit(d->log, level, line);
 }
 
 uint64_t
@@ -73,22 +75,45 @@ parse_level(const char *s)
     return BS_LOG_INFO;
 }
 
-void
-bs_daemon_feed(bs_session *s, const uint8_t *m, size_t n)
+static uint64_t
+mono_us(void)
 {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void
+bs_daemon_feed(bs_daemon *d, bs_session *s, const uint8_t *m, size_t n)
+{
+    const bs_session_stats *st = bs_session_stats_of(s);
+    uint64_t applied = st->changes_applied, t0 = mono_us();
+    int set = n > 0 && m[0] == BS_MSG_SET;
     bs_err rv = bs_session_input(s, m, n);
 
     (void)rv;
+    if (set)
+        bs_metrics_observe(&d->metrics.apply, mono_us() - t0);
+    if (st->changes_applied > applied) {
+        bs_metrics_applied(&d->metrics, bs_session_peer(s),
+                           st->changes_applied - applied);
+        if (d->api_ready) /* committed: open change feeds look now */
+            bs_api_wake(&d->api);
+    }
 }
 
 int
-bs_daemon_flush(bs_zsock *sock, const uint8_t *rid, size_t rn, bs_session *s,
-                uint8_t **held, size_t *hn)
+bs_daemon_flush(bs_daemon *d, bs_zsock *sock, const uint8_t *rid, size_t rn,
+                bs_session *s, uint8_t **held, size_t *hn)
 {
+    const bs_session_stats *st = bs_session_stats_of(s);
+    uint64_t sent = st->changes_sent;
     int moved = 0;
     bs_err rv = bs_client_flush(s, sock, rid, rn, held, hn, &moved);
 
     (void)rv;
+    bs_metrics_sent(&d->metrics, bs_session_peer(s), st->changes_sent - sent);
     return moved;
 }
 
@@ -117,6 +142,8 @@ inbound_end(bs_daemon *d, bs_incoming *in)
     if (ok)
         bs_client_problem(st, peer, bs_session_refused_reason(in->s),
                           &d->n->cfg, problem, sizeof problem);
+    bs_metrics_exchange(&d->metrics, peer, ok,
+                        (bs_daemon_now_ms() - in->started_ms) * 1000);
     /* The exchange log first: whoever reads the log line finds the entry */
     if (peer[0])
         bs_client_log(d->n, peer, "network", "both", st, in->started_ms,
@@ -203,7 +230,7 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
         d->inbound = in;
     }
     in->last_in_ms = bs_daemon_now_ms();
-    bs_daemon_feed(in->s, m->msg, m->n);
+    bs_daemon_feed(d, in->s, m->msg, m->n);
 }
 
 /* ---- the pump ---- */
@@ -225,7 +252,7 @@ pump_inbound(bs_daemon *d)
 
         next = in->next;
         work |=
-            bs_daemon_flush(d->listener, in->rid, in->rn, in->s, &held, &hn);
+            bs_daemon_flush(d, d->listener, in->rid, in->rn, in->s, &held, &hn);
         free(held); /* the ROUTER drops what it cannot take; the peer times
                        out and the next exchange resumes */
         if (bs_session_state_of(in->s) == BS_SESSION_COMPLETE ||
@@ -304,6 +331,8 @@ on_held(uv_timer_t *t)
                 "changes), %llu refused",
                 (unsigned long long)st.sets, (unsigned long long)due.waiting,
                 (unsigned long long)st.changes, (unsigned long long)st.refused);
+        if (rv == BS_OK && st.changes > 0 && d->api_ready)
+            bs_api_wake(&d->api);
         if (rv == BS_OK && st.changes > 0)
             bs_link_push(d, NULL, "relay");
     } else if (rv != BS_OK) {
@@ -414,6 +443,8 @@ http_opts(bs_daemon *d)
     o.key = c->http_key;
     o.max_conns = c->http_max_conns;
     o.timeout_s = c->http_timeout_s;
+    o.max_per_ip = c->http_max_per_ip;
+    o.request_s = c->http_request_s;
     o.body_max = (size_t)c->http_body_max_mb << 20;
     o.api = &d->api;
     return o;
@@ -428,7 +459,7 @@ static bs_err
 http_prepare(bs_daemon *d, bs_errbuf *err)
 {
     char token[BS_HTTP_TOKEN_LEN + 1];
-    bs_api_hooks hooks = {http_changed, http_sync, d, 1};
+    bs_api_hooks hooks = {http_changed, http_sync, d, 1, &d->metrics};
     bs_http_opts o = http_opts(d);
     bs_err rv;
 
@@ -622,6 +653,8 @@ bs_daemon_run(const bs_daemon_opts *o)
     int status = 1, lock = -1;
 
     memset(&d, 0, sizeof d);
+    bs_metrics_init(&d.metrics);
+    d.log = bs_log_journal(); /* under systemd: structured entries */
     harden();
     if ((rv = bs_crypto_init()) != BS_OK) {
         fprintf(stderr, "branchsyncd: cannot initialise libsodium\n");

@@ -19,6 +19,7 @@
 #include "../replication/session.h"
 #include "daemon.h"
 #include "http.h"
+#include "metrics.h"
 #include "transport.h"
 
 #define BS_DAEMON_IDLE_MS 30000u /* a session silent this long has failed */
@@ -38,9 +39,10 @@ typedef struct bs_daemon {
     uv_timer_t sweep;
     uv_timer_t held; /* retries held sets when their time comes */
     uv_signal_t sigterm, sigint, sighup;
-    bs_link *links;       /* owned (link.c) */
-    bs_incoming *inbound; /* owned (daemon.c) */
-    int level;            /* bs_log_level: what bs_daemon_log prints */
+    bs_link *links;                /* owned (link.c) */
+    bs_incoming *inbound;          /* owned (daemon.c) */
+    int level;                     /* bs_log_level: what bs_daemon_log prints */
+    const struct bs_log_sink *log; /* the journal, or NULL: stderr */
     /* The HTTP API (daemon.c): served on its own threads while http is
      * set; otherwise http_error says why and http_retry tries again. */
     bs_http *http;
@@ -49,12 +51,14 @@ typedef struct bs_daemon {
     uv_async_t http_changed; /* an HTTP write committed */
     uv_timer_t http_retry;
     char http_error[BS_ERRMSG_LEN];
+    bs_metrics metrics; /* GET /metrics: written here, read by HTTP */
     int stopping, pumping;
 } bs_daemon;
 
 /* ---- daemon.c ---- */
 
-/* One line on stderr (journald adds the time) when level <= d->level. */
+/* One line when level <= d->level: on stderr (journald adds the time),
+ * or as a journal entry with a field per key=value word (log.h). */
 void bs_daemon_log(bs_daemon *d, int level, const char *fmt, ...)
     BS_PRINTF(3, 4);
 /* The wall clock, in milliseconds. */
@@ -62,11 +66,14 @@ uint64_t bs_daemon_now_ms(void);
 /* Read every socket and flush every session until a full pass finds
  * nothing to do.  Re-entrant calls return at once. */
 void bs_daemon_pump(bs_daemon *d);
-/* Deliver one message to s; a failure shows in the session's state. */
-void bs_daemon_feed(bs_session *s, const uint8_t *m, size_t n);
+/* Deliver one message to s; a failure shows in the session's state.
+ * Counts the changes it applied and times a SET (d->metrics), and wakes
+ * the HTTP change feeds when it applied any. */
+void bs_daemon_feed(bs_daemon *d, bs_session *s, const uint8_t *m, size_t n);
 /* Send what s has on sock (bs_client_flush); 1 if anything moved.  A send
- * error shows up as the peer's silence (the idle limit ends the session). */
-int bs_daemon_flush(bs_zsock *sock, const uint8_t *rid, size_t rn,
+ * error shows up as the peer's silence (the idle limit ends the session).
+ * Counts the changes sent (d->metrics). */
+int bs_daemon_flush(bs_daemon *d, bs_zsock *sock, const uint8_t *rid, size_t rn,
                     bs_session *s, uint8_t **held, size_t *hn);
 /* Plan the next retry of held sets (after an exchange may have held some):
  * when the first set held for its clock may apply, else in at most

@@ -210,6 +210,25 @@ expected_by(const bs_peer_status *p)
     return (uint64_t)next * 1000;
 }
 
+/*
+ * Stuck: p has not acknowledged a change although an exchange with it
+ * succeeded more than the grace period after that change was made.  An
+ * exchange sends everything the peer lacks and ends with the peer's
+ * vector, so such a change was offered and not taken (a set held or
+ * refused there is "held_there", reported instead).
+ */
+static int
+stuck(const bs_peer_status *p, uint64_t now, uint64_t grace)
+{
+    uint64_t oldest;
+
+    if (p->pending_out == 0 || p->last_ok_ms == 0 ||
+        p->oldest_unacked_age_s * 1000 > now)
+        return 0;
+    oldest = now - p->oldest_unacked_age_s * 1000;
+    return p->last_ok_ms > oldest + grace;
+}
+
 static bs_err
 peer_problems(const bs_status *st, const bs_health_opts *o, bs_problems *out)
 {
@@ -254,6 +273,20 @@ peer_problems(const bs_status *st, const bs_health_opts *o, bs_problems *out)
                                  "at once)",
                                  "the last exchange with %s failed %s ago%s",
                                  p->name, when, err);
+        }
+        if (rv == BS_OK && !p->needs_full_resync && p->held_there == 0 &&
+            stuck(p, o->now_ms, grace)) {
+            ago(when, sizeof when, o->now_ms - p->oldest_unacked_age_s * 1000,
+                o->now_ms);
+            rv = bs_problems_add(
+                out, "stuck", p->name,
+                "run branchsync doctor on that node and see its log: it "
+                "receives the changes but does not take them (branchsync "
+                "log NAME shows the exchanges)",
+                "%llu change%s for %s unacknowledged for %s, although "
+                "exchanges with it succeed",
+                (unsigned long long)p->pending_out,
+                p->pending_out == 1 ? "" : "s", p->name, when);
         }
         if (rv == BS_OK && p->refused_sets > 0)
             rv = bs_problems_add(

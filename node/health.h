@@ -19,7 +19,8 @@
 typedef struct bs_problem {
     /* A stable token: "held", "refused", "held_there", "quarantined",
      * "needs_full_resync", "refused_by_rule",
-     * "silent", "peer_error", "clock_skew", "store_corrupt", "disk_low",
+     * "silent", "stuck", "peer_error", "clock_skew", "store_corrupt",
+     * "disk_low",
      * "map_low", "daemon_down", "http_down". */
     const char *kind;
     char subject[96]; /* the peer or origin it concerns; "" for the node */
@@ -64,10 +65,10 @@ typedef struct bs_health_opts {
  * Append to *out the problems of the node whose state st was read in t
  * (bs_status_read, same transaction): held and refused sets per origin with
  * the first reason, quarantined streams, peers needing a full resync,
- * silent or failing peers, offices with changes refused by rule (count
- * and first reason), and what o reports (disk, daemon, verification).
- * used is the store's used bytes.  BS_ENOMEM; BS_ESTORE for a held entry
- * that does not decode.
+ * silent, stuck (changes offered and not acknowledged) or failing peers,
+ * offices with changes refused by rule (count and first reason), and what o
+ * reports (disk, daemon, verification). used is the store's used bytes.
+ * BS_ENOMEM; BS_ESTORE for a held entry that does not decode.
  */
 BS_MUST_CHECK bs_err bs_health_check(bs_txn *t, const bs_status *st,
                                      uint64_t used, const bs_health_opts *o,

@@ -10,9 +10,11 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../replication/crypto.h"
@@ -171,12 +173,157 @@ bs_http_token_load(const char *dir, int create, char buf[BS_HTTP_TOKEN_LEN + 1],
 
 /* ==== the server ==== */
 
+/* A connection, for the reaper: its socket and the time by which its
+ * request must have arrived. */
+typedef struct hconn {
+    int fd;
+    uint64_t deadline; /* monotonic ms; 0: being answered (no deadline) */
+    struct hconn *prev, *next;
+} hconn;
+
 struct bs_http {
     struct MHD_Daemon *mhd;
     bs_api *api;
     size_t body_max;
     char *cert, *key; /* PEM text, while serving */
+    /* the reaper of slow requests (http.h) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* on CLOCK_MONOTONIC: wakes the reaper to stop */
+    pthread_t reaper;
+    int reaper_on, stop;
+    hconn *conns; /* under mu */
+    uint64_t request_ms;
 };
+
+/* ==== slow requests: the reaper ==== */
+
+#define REAP_EVERY_MS 250
+
+static uint64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* libmicrohttpd's connection start and end (any connection thread).  The
+ * end is notified before the socket is closed, so the reaper never shuts
+ * down a descriptor that was reused. */
+static void
+on_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+        enum MHD_ConnectionNotificationCode code)
+{
+    bs_http *h = cls;
+    hconn *k = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci == NULL || (k = calloc(1, sizeof *k)) == NULL)
+            return; /* not reaped; the idle timeout still applies */
+        k->fd = ci->connect_fd;
+        pthread_mutex_lock(&h->mu);
+        k->deadline = mono_ms() + h->request_ms;
+        k->next = h->conns;
+        if (h->conns != NULL)
+            h->conns->prev = k;
+        h->conns = k;
+        pthread_mutex_unlock(&h->mu);
+        *socket_context = k;
+    } else if (k != NULL) {
+        pthread_mutex_lock(&h->mu);
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            h->conns = k->next;
+        if (k->next != NULL)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&h->mu);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+/* The request on c is answered now (answering 1), or the connection
+ * waits for its next one (0): a new deadline. */
+static void
+mark(bs_http *h, struct MHD_Connection *c, int answering)
+{
+    const union MHD_ConnectionInfo *ci =
+        c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT)
+          : NULL;
+    hconn *k = ci ? ci->socket_context : NULL;
+
+    if (k == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    k->deadline = answering ? 0 : mono_ms() + h->request_ms;
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void *
+reaper(void *arg)
+{
+    bs_http *h = arg;
+
+    pthread_mutex_lock(&h->mu);
+    while (!h->stop) {
+        struct timespec until;
+        uint64_t now = mono_ms(), at = now + REAP_EVERY_MS;
+
+        for (hconn *k = h->conns; k != NULL; k = k->next)
+            if (k->deadline != 0 && now >= k->deadline) {
+                shutdown(k->fd, SHUT_RDWR); /* its thread sees the end */
+                k->deadline = 0;
+            }
+        until.tv_sec = (time_t)(at / 1000);
+        until.tv_nsec = (long)(at % 1000) * 1000000L;
+        pthread_cond_timedwait(&h->cv, &h->mu, &until);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static bs_err
+reaper_start(bs_http *h, unsigned request_s)
+{
+    pthread_condattr_t ca;
+    int e;
+
+    h->request_ms = (uint64_t)(request_s ? request_s : 30u) * 1000u;
+    if (pthread_mutex_init(&h->mu, NULL) != 0)
+        return BS_ENOMEM;
+    if ((e = pthread_condattr_init(&ca)) == 0) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        e = pthread_cond_init(&h->cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (e == 0 && (e = pthread_create(&h->reaper, NULL, reaper, h)) != 0)
+        pthread_cond_destroy(&h->cv);
+    if (e != 0) {
+        pthread_mutex_destroy(&h->mu);
+        return BS_ENOMEM;
+    }
+    h->reaper_on = 1;
+    return BS_OK;
+}
+
+static void
+reaper_stop(bs_http *h)
+{
+    if (!h->reaper_on)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->stop = 1;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->reaper, NULL);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    h->reaper_on = 0;
+}
 
 /* One request being received. */
 typedef struct hreq {
@@ -257,10 +404,13 @@ first_call(bs_http *h, struct MHD_Connection *c, bs_api_req *rq, void **cls)
     bs_api_resp r;
     hreq *q;
 
-    if (!bs_api_admit(h->api, rq, &r))
+    if (!bs_api_admit(h->api, rq, &r)) {
+        mark(h, c, 1);
         return send_resp(c, &r);
+    }
     if (cl != NULL && strtoull(cl, NULL, 10) > h->body_max) {
         too_large(h, &r);
+        mark(h, c, 1);
         return send_resp(c, &r);
     }
     if ((q = calloc(1, sizeof *q)) == NULL)
@@ -323,6 +473,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
         *upload_size = 0;
         return MHD_YES;
     }
+    mark(h, c, 1); /* arrived whole: no deadline while it is answered */
     if (q->too_large) {
         too_large(h, &r);
         return send_resp(c, &r);
@@ -339,9 +490,8 @@ on_done(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     hreq *q = *con_cls;
 
-    (void)cls;
-    (void)c;
     (void)code;
+    mark(cls, c, 0); /* the next request on c has its own deadline */
     if (q != NULL) {
         free(q->body);
         free(q);
@@ -445,6 +595,7 @@ bs_http_start(const bs_http_opts *o, bs_http **out, bs_errbuf *err)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned max, per_ip;
     bs_http *h;
     int fd = -1;
     bs_err rv;
@@ -463,21 +614,30 @@ bs_http_start(const bs_http_opts *o, bs_http **out, bs_errbuf *err)
     }
     if ((rv = bind_listen(o->listen, &fd, err)) != BS_OK)
         goto err_after_alloc;
+    if ((rv = reaper_start(h, o->request_s)) != BS_OK) {
+        close(fd);
+        goto err_after_alloc;
+    }
+    max = o->max_conns ? o->max_conns : 64u;
+    per_ip = o->max_per_ip ? o->max_per_ip : (max + 1) / 2;
     h->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_CONNECTION_LIMIT,
-        o->max_conns ? o->max_conns : 64u, MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s ? o->timeout_s : 30u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, h, MHD_OPTION_NOTIFY_CONNECTION,
+        on_conn, h, MHD_OPTION_CONNECTION_LIMIT, max,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 30u,
         h->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->cert,
         MHD_OPTION_HTTPS_MEM_KEY, h->key, MHD_OPTION_END);
     if (h->mhd == NULL) {
         close(fd);
         rv = bs_errf(err, BS_EIO, "cannot start the HTTP server on %s",
                      o->listen);
-        goto err_after_alloc;
+        goto err_after_reaper;
     }
     *out = h;
     return BS_OK;
+err_after_reaper:
+    reaper_stop(h);
 err_after_alloc:
     free(h->cert);
     if (h->key)
@@ -495,7 +655,9 @@ bs_http_stop(bs_http *h)
     /* waiting feeds end at their next look (http_feed.c); every
      * connection's thread is joined when MHD_stop_daemon returns */
     __atomic_store_n(&h->api->stopping, 1, __ATOMIC_SEQ_CST);
+    bs_api_wake(h->api); /* waiting feeds look now, and end */
     MHD_stop_daemon(h->mhd);
+    reaper_stop(h); /* after every connection is gone */
     __atomic_store_n(&h->api->stopping, 0, __ATOMIC_SEQ_CST);
     free(h->cert);
     if (h->key)

@@ -3,6 +3,14 @@
  * its API token and its lifetime.  What each request does is http_api.h;
  * this module only moves bytes between sockets and bs_api_handle.
  *
+ * Slow clients: a connection idle for timeout_s is closed (libmicrohttpd);
+ * one whose request has not arrived whole (headers and body) request_s
+ * after it began - a client trickling bytes to hold the connection - is
+ * shut down by the server's reaper thread; at most max_conns connections
+ * are served at once and at most max_per_ip from one address, so one
+ * client cannot take every connection.  A request being answered (a
+ * long poll, an event stream) has no deadline.
+ *
  * Threads: the server runs on its own threads (one per connection, at
  * most [http] max_connections), never on the daemon's libuv loop, so the
  * replication loop never waits for HTTP and HTTP never waits for an
@@ -52,13 +60,16 @@ BS_MUST_CHECK bs_err bs_http_token_load(const char *dir, int create,
 typedef struct bs_http bs_http;
 
 typedef struct bs_http_opts {
-    const char *listen; /* HOST:PORT */
-    const char *cert;   /* PEM file paths; both NULL or "": plain HTTP */
-    const char *key;    /* (refused for a non-loopback address) */
-    unsigned max_conns; /* 0: 64 */
-    unsigned timeout_s; /* idle connection limit; 0: 30 */
-    size_t body_max;    /* request bodies over this: 413; 0: 64 MiB */
-    bs_api *api;        /* borrowed until bs_http_stop */
+    const char *listen;  /* HOST:PORT */
+    const char *cert;    /* PEM file paths; both NULL or "": plain HTTP */
+    const char *key;     /* (refused for a non-loopback address) */
+    unsigned max_conns;  /* 0: 64 */
+    unsigned timeout_s;  /* idle connection limit; 0: 30 */
+    unsigned max_per_ip; /* connections from one address; 0: max_conns/2 */
+    unsigned request_s;  /* a request's headers and body must arrive
+                            within this of its start; 0: 30 */
+    size_t body_max;     /* request bodies over this: 413; 0: 64 MiB */
+    bs_api *api;         /* borrowed until bs_http_stop */
 } bs_http_opts;
 
 /*

@@ -6,6 +6,7 @@
 #include "http_api.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "../replication/crypto.h"
 #include "../replication/json.h"
@@ -22,6 +23,57 @@ const int bs_api_statuses[BS_API_NSTATUS] = {200, 400, 401, 403, 404, 405,
 #define LIST_MAX     10000
 
 /* ==== setup ==== */
+
+static bs_err
+feed_init(bs_api *api)
+{
+    pthread_condattr_t ca;
+    int e;
+
+    if (pthread_mutex_init(&api->feed_mu, NULL) != 0)
+        return BS_ENOMEM;
+    if ((e = pthread_condattr_init(&ca)) == 0) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        e = pthread_cond_init(&api->feed_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (e != 0) {
+        pthread_mutex_destroy(&api->feed_mu);
+        return BS_ENOMEM;
+    }
+    return BS_OK;
+}
+
+static void
+feed_fini(bs_api *api)
+{
+    pthread_cond_destroy(&api->feed_cv);
+    pthread_mutex_destroy(&api->feed_mu);
+}
+
+void
+bs_api_wake(bs_api *api)
+{
+    pthread_mutex_lock(&api->feed_mu);
+    api->feed_gen++;
+    pthread_cond_broadcast(&api->feed_cv);
+    pthread_mutex_unlock(&api->feed_mu);
+}
+
+void
+bs_api_changed(bs_api *api)
+{
+    bs_api_wake(api);
+    if (api->hooks.changed != NULL)
+        api->hooks.changed(api->hooks.ctx);
+}
+
+/* The write queue committed a batch that changed something. */
+static void
+wrote(void *ctx)
+{
+    bs_api_changed(ctx);
+}
 
 bs_err
 bs_api_init(bs_api *api, bs_node *n, const char *token,
@@ -40,9 +92,12 @@ bs_api_init(bs_api *api, bs_node *n, const char *token,
      * only read it. */
     if ((rv = bs_node_core(n, 1, &api->core, err)) != BS_OK)
         return rv;
-    if ((rv = bs_http_writeq_init(&api->writes, api->hooks.changed,
-                                  api->hooks.ctx)) != BS_OK)
+    if ((rv = feed_init(api)) != BS_OK)
+        return bs_errf(err, rv, "cannot set up the change feed's wake-up");
+    if ((rv = bs_http_writeq_init(&api->writes, wrote, api)) != BS_OK) {
+        feed_fini(api);
         return bs_errf(err, rv, "cannot set up the write queue");
+    }
     return BS_OK;
 }
 
@@ -50,6 +105,7 @@ void
 bs_api_fini(bs_api *api)
 {
     bs_http_writeq_fini(&api->writes);
+    feed_fini(api);
     bs_wipe(api->token, sizeof api->token);
 }
 
@@ -209,13 +265,6 @@ get_record(bs_api *api, const char *coll, const char *id, int status,
         bs_api_fail(api, rv, &err, out);
 }
 
-static void
-changed(bs_api *api)
-{
-    if (api->hooks.changed != NULL)
-        api->hooks.changed(api->hooks.ctx);
-}
-
 /* PUT: upsert the body's fields, like `put`. */
 static void
 put_record(bs_api *api, const bs_api_req *rq, const char *coll, const char *id,
@@ -224,6 +273,7 @@ put_record(bs_api *api, const bs_api_req *rq, const char *coll, const char *id,
     bs_write w = {coll, id, 0, NULL, 0};
     bs_errbuf err = {{0}};
     const char *jid = NULL;
+    char *rec = NULL;
     bs_arena a;
     bs_err rv;
 
@@ -234,13 +284,17 @@ put_record(bs_api *api, const bs_api_req *rq, const char *coll, const char *id,
         rv = bs_errf(&err, BS_EINVAL,
                      "the JSON's \"id\" differs from the URL's \"%s\"", id);
     if (rv == BS_OK) /* durable on return; peers told (http_write.h) */
-        rv = bs_http_write(&api->writes, &api->core, &w, &err);
+        rv = bs_http_write(&api->writes, &api->core, &w, &rec, &err);
     bs_arena_fini(&a);
     if (rv != BS_OK) {
+        free(rec);
         bs_api_fail(api, rv, &err, out);
         return;
     }
-    get_record(api, coll, id, 200, out);
+    if (rec != NULL) /* as the write's own transaction left it */
+        bs_api_answer(api, 200, rec, "application/json", out);
+    else
+        get_record(api, coll, id, 200, out);
 }
 
 static void
@@ -248,7 +302,7 @@ del_record(bs_api *api, const char *coll, const char *id, bs_api_resp *out)
 {
     bs_write w = {coll, id, 1, NULL, 0};
     bs_errbuf err = {{0}};
-    bs_err rv = bs_http_write(&api->writes, &api->core, &w, &err);
+    bs_err rv = bs_http_write(&api->writes, &api->core, &w, NULL, &err);
 
     if (rv != BS_OK) {
         bs_api_fail(api, rv, &err, out);
@@ -373,7 +427,7 @@ load_records(bs_api *api, const bs_api_req *rq, const char *coll,
                               rq->body_len, NULL, &st, &err);
 
     if (st.committed > 0)
-        changed(api);
+        bs_api_changed(api);
     if (rv != BS_OK) {
         bs_api_fail(api, rv, &err, out);
         return;

@@ -29,6 +29,7 @@
 
 #include "../replication/common.h"
 #include "http_write.h"
+#include "metrics.h"
 #include "node.h"
 
 /* What the API asks of the process that serves it. */
@@ -46,6 +47,9 @@ typedef struct bs_api_hooks {
     void *ctx;
     /* health.h's `daemon` field: 1 when served by the daemon. */
     int daemon;
+    /* The daemon's own counters, shown by GET /metrics (borrowed; NULL:
+     * none). */
+    const bs_metrics *metrics;
 } bs_api_hooks;
 
 /* HTTP statuses counted for GET /metrics. */
@@ -66,6 +70,14 @@ typedef struct bs_api {
      * answers or ends at its next look, within 25 ms, so that stopping
      * never waits for a feed's timeout. */
     int stopping;
+    /* Waiting change feeds sleep on feed_cv until feed_gen moves
+     * (bs_api_wake) or their polling period passes. */
+    pthread_mutex_t feed_mu;
+    pthread_cond_t feed_cv; /* on CLOCK_MONOTONIC */
+    uint64_t feed_gen;
+    /* The feeds' polling period for commits nobody wakes them for (other
+     * processes'); 0: 25 ms.  Tests lengthen it to see the wake-ups. */
+    unsigned feed_poll_ms;
 } bs_api;
 
 /*
@@ -111,6 +123,15 @@ typedef struct bs_api_resp {
      * caller, who reads it to the end or not and then frees it. */
     bs_api_stream *stream;
 } bs_api_resp;
+
+/*
+ * Something was committed to the store (a replicated change applied, a
+ * held set released): wake every waiting change feed, which then looks
+ * at once instead of at its next polling period.  Any thread; does not
+ * block beyond a short mutex.  The API's own writes wake the feeds
+ * themselves.
+ */
+void bs_api_wake(bs_api *api);
 
 /* Answer one request; *out is always set (500 when out of memory). */
 void bs_api_handle(bs_api *api, const bs_api_req *rq, bs_api_resp *out);

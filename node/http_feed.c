@@ -6,12 +6,13 @@
  * stream (text/event-stream) of every matching entry until the timeout,
  * produced on the connection's thread as it is sent.
  *
- * Longpoll and sse look at the index's last sequence every FEED_POLL_MS in a
- * fresh read transaction: that sees every commit to the store, the
- * daemon's own (replication, HTTP writes) and those of `branchsync`
- * processes alike, with no signal from the writer.
+ * Longpoll and sse look at the index's last sequence in a fresh read
+ * transaction whenever the daemon commits something (bs_api_wake: a
+ * replicated change applied, an HTTP write), and every FEED_POLL_MS in
+ * any case: that also sees the commits of `branchsync` processes, which
+ * cannot signal the daemon's threads.
  */
-#include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -225,12 +226,6 @@ last_seq(bs_api *api, uint64_t *seq, bs_errbuf *err)
     return rv;
 }
 
-static int
-stopping(bs_api *api)
-{
-    return __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST);
-}
-
 static uint64_t
 now_ms(void)
 {
@@ -238,6 +233,45 @@ now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The wake-ups seen so far (bs_api_wake); read before a look. */
+static uint64_t
+feed_gen(bs_api *api)
+{
+    uint64_t g;
+
+    pthread_mutex_lock(&api->feed_mu);
+    g = api->feed_gen;
+    pthread_mutex_unlock(&api->feed_mu);
+    return g;
+}
+
+/* Wait until a wake-up after gen, or the polling period (FEED_POLL_MS),
+ * or the end of the wait (deadline, monotonic ms), whichever comes
+ * first. */
+static void
+feed_wait(bs_api *api, uint64_t gen, uint64_t deadline)
+{
+    uint64_t ms = api->feed_poll_ms ? api->feed_poll_ms : FEED_POLL_MS,
+             at = now_ms() + ms;
+    struct timespec until;
+
+    if (deadline < at)
+        at = deadline;
+    until.tv_sec = (time_t)(at / 1000);
+    until.tv_nsec = (long)(at % 1000) * 1000000L;
+    pthread_mutex_lock(&api->feed_mu);
+    while (api->feed_gen == gen &&
+           pthread_cond_timedwait(&api->feed_cv, &api->feed_mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&api->feed_mu);
+}
+
+static int
+stopping(bs_api *api)
+{
+    return __atomic_load_n(&api->stopping, __ATOMIC_SEQ_CST);
 }
 
 /* ---- sse ---- */
@@ -290,9 +324,9 @@ sse_read(bs_api_stream *st, char *buf, size_t max)
     sse *s = (sse *)st;
 
     while (s->off == s->n) {
-        struct timespec pause = {0, FEED_POLL_MS * 1000000L};
         bs_errbuf err = {{0}};
-        uint64_t seen, last = s->q.since, now = now_ms();
+        uint64_t seen, last = s->q.since, now = now_ms(),
+                       gen = feed_gen(s->api);
         json_t *results;
 
         if (now >= s->deadline || stopping(s->api))
@@ -318,8 +352,7 @@ sse_read(bs_api_stream *st, char *buf, size_t max)
             if (s->n > 0)
                 break;
         }
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
-            ;
+        feed_wait(s->api, gen, s->deadline);
     }
     if (max > s->n - s->off)
         max = s->n - s->off;
@@ -381,8 +414,7 @@ bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
     }
     deadline = now_ms() + (uint64_t)q.timeout_s * 1000u;
     for (;;) {
-        uint64_t seen;
-        struct timespec pause = {0, FEED_POLL_MS * 1000000L};
+        uint64_t seen, gen = feed_gen(api);
 
         if ((rv = look(api, &q, results, &last, &err)) != BS_OK ||
             json_array_size(results) > 0 || !q.longpoll)
@@ -392,9 +424,8 @@ bs_api_changes(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
         do {
             if (now_ms() >= deadline || stopping(api))
                 goto done;
-            while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
-                ;
-            pause.tv_nsec = FEED_POLL_MS * 1000000L;
+            feed_wait(api, gen, deadline);
+            gen = feed_gen(api);
             if ((rv = last_seq(api, &seen, &err)) != BS_OK)
                 goto done;
         } while (seen <= last);

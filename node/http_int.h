@@ -22,6 +22,9 @@ void bs_api_json(bs_api *api, int status, json_t *j, bs_api_resp *out);
 /* Answer the core error rv with its message (err's detail if set). */
 void bs_api_fail(bs_api *api, bs_err rv, const bs_errbuf *err,
                  bs_api_resp *out);
+/* A write of this API committed: wake the change feeds (bs_api_wake)
+ * and tell hooks.changed. */
+void bs_api_changed(bs_api *api);
 /* A query argument, NULL when absent. */
 const char *bs_api_arg(const bs_api_req *rq, const char *name);
 

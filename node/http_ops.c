@@ -315,6 +315,15 @@ bs_api_metrics(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
     }
     peer_metrics(&b, &st, bs_clock_system.now_ms(NULL));
     node_metrics(api, &b, &st, probs.n);
+    if (api->hooks.metrics != NULL) {
+        bs_strbuf own = {0};
+        bs_metrics_render(api->hooks.metrics, &own);
+        if (own.oom)
+            b.oom = 1;
+        else if (own.p != NULL)
+            mb_printf(&b, "%s", own.p);
+        free(own.p);
+    }
     bs_status_fini(&st);
     bs_problems_fini(&probs);
     if (b.oom) {
@@ -396,8 +405,7 @@ bs_api_resolve(bs_api *api, const bs_api_req *rq, const char *cid,
         bs_api_fail(api, rv, &err, out);
         return;
     }
-    if (api->hooks.changed != NULL)
-        api->hooks.changed(api->hooks.ctx);
+    bs_api_changed(api);
     bs_api_json(api, 200,
                 json_pack("{s:s, s:s}", "conflict", cid, "resolution", how),
                 out);

@@ -10,6 +10,9 @@
  * returns only once the transaction holding its write is committed
  * (LMDB's sync), with its own outcome.
  *
+ * Callers sleep on a futex of their own; the leader wakes each one
+ * without holding the queue's mutex, so a woken caller runs on at once.
+ *
  * Who commits: the first waiting caller, not a writer thread (the scheme
  * of LevelDB's DBImpl::Write).  The caller at the head of the queue is
  * the leader: it takes everything queued (at most BS_HTTP_BATCH_MAX),
@@ -74,9 +77,14 @@ void bs_http_writeq_fini(bs_http_writeq *q);
  * durable, or failed: its own result, with the detail in err.  w and its
  * fields are borrowed until the return (the fields' versions are set).
  * c must be the same core for every caller of one queue.
+ *
+ * record (NULL: not wanted; *record must be NULL on the call) gets the
+ * record as `get` prints it, read in the write's own transaction right
+ * after the write (malloc'd; the caller frees it, whatever the result).
+ * It stays NULL when it could not be made.
  */
 BS_MUST_CHECK bs_err bs_http_write(bs_http_writeq *q, const bs_core *c,
-                                   bs_write *w, bs_errbuf *err);
+                                   bs_write *w, char **record, bs_errbuf *err);
 
 /*
  * For tests: with hold set, a leader waits before it takes its batch, so

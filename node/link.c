@@ -188,6 +188,7 @@ link_end(bs_link *l, bs_err rv, const char *error)
             bs_client_problem(&copy, l->name, bs_session_refused_reason(l->s),
                               &d->n->cfg, problem, sizeof problem);
     }
+    bs_metrics_exchange(&d->metrics, l->name, rv == BS_OK, ms * 1000);
     bs_client_log(d->n, l->name, "network", "both", st, l->started_ms,
                   rv != BS_OK  ? error
                   : problem[0] ? problem
@@ -509,12 +510,12 @@ bs_link_pump(bs_daemon *d)
             l->connected = 1;
             l->last_in_ms = bs_daemon_now_ms();
             if (l->s != NULL)
-                bs_daemon_feed(l->s, in.msg, in.n);
+                bs_daemon_feed(d, l->s, in.msg, in.n);
             free(in.msg);
         }
         if (l->s == NULL)
             continue;
-        work |= bs_daemon_flush(l->sock, NULL, 0, l->s, &l->held, &l->hn);
+        work |= bs_daemon_flush(d, l->sock, NULL, 0, l->s, &l->held, &l->hn);
         if (bs_session_state_of(l->s) == BS_SESSION_COMPLETE) {
             char why[BS_ERRMSG_LEN];
             snprintf(why, sizeof why, "%s", bs_session_error(l->s));

@@ -658,6 +658,7 @@ note_sent(bs_session *s, bs_slice set)
     if (!set_stream(set, key) ||
         bs_changeset_stored_info(set, &first, &last, &created) != BS_OK)
         return BS_OK; /* not ours to judge: it goes uncounted */
+    s->st.changes_sent += last - first + 1;
     if (s->nsent > 0 &&
         memcmp(s->sent[s->nsent - 1].key, key, BS_STREAM_KEY_LEN) == 0) {
         s->sent[s->nsent - 1].last = last;

@@ -81,6 +81,7 @@ typedef struct bs_session_cfg {
 typedef struct bs_session_stats {
     uint64_t sets_sent, sets_received, changes_applied, conflicts, bytes_in,
         bytes_out, refused;
+    uint64_t changes_sent; /* changes in the sets sent (queued to go) */
     /* at the peer's ACK: sets we sent that it does not acknowledge (held
      * or refused there), and how many of those are this node's own */
     uint64_t held_there, held_there_own;

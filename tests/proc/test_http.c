@@ -12,7 +12,11 @@
  *   7. with [http] cert and key the API is served over TLS only;
  *   8. a longpoll change feed, then an event stream (sse), open at a
  *      branch receives a change written at its online hub (item 3); the
- *      daemon stops at once with a longpoll open.
+ *      daemon stops at once with a longpoll open;
+ *   9. /metrics after a known number of changes and exchanges (item 5);
+ *  10. slow clients: a client trickling its request is cut at [http]
+ *      request_timeout_s, one address gets at most max_connections_per_ip,
+ *      and meanwhile other clients and replication are served.
  *
  * Run one: test_proc_http --filter 'http/bulk*' --verbose.
  */
@@ -654,5 +658,183 @@ Test(http, the_change_feed_receives_a_change_written_at_the_online_peer)
                  "the daemon did not stop in 10 s with a longpoll open");
     cr_assert_eq(pthread_join(th, NULL), 0);
     free(f.r.body);
+    p_pass();
+}
+
+/* ---- 9. /metrics after a known number of changes and exchanges ---- */
+
+/* The value of the sample "name value" in n's /metrics; -1 when absent. */
+static double
+metric(const node *n, const char *name)
+{
+    resp r = http(n, NULL, "GET", "/metrics", NULL);
+    size_t len = strlen(name);
+    double v = -1;
+
+    cr_assert_eq(r.status, 200, "/metrics: %ld", r.status);
+    for (const char *p = r.body; p && *p;
+         p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
+            v = strtod(p + len + 1, NULL);
+            break;
+        }
+    free(r.body);
+    return v;
+}
+
+Test(http, metrics_count_the_changes_and_exchanges_exactly)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    const char *applied = "branchsync_changes_applied_total{peer=\"tallinn\"}",
+               *sent = "branchsync_changes_sent_total{peer=\"head\"}",
+               *xok = "branchsync_exchanges_total{peer=\"head\",result=\"ok\"}",
+               *hub_x = "branchsync_exchanges_total{peer=\"tallinn\","
+                        "result=\"ok\"}",
+               *sets = "branchsync_apply_duration_seconds_count",
+               *xdur = "branchsync_exchange_duration_seconds_count";
+    double a0, s0, x0, h0, k0, d0;
+    char id[16];
+    run r = {0};
+    int ok;
+
+    /* manual links: exchanges happen only when asked */
+    node_pair(hub, br, NULL);
+    node_pair(br, hub, NULL);
+    daemon_start(hub);
+    daemon_start(br);
+    http_wait(hub);
+    http_wait(br);
+    CLI_OK(&r, br, "sync", "head"); /* joins: system records arrive */
+    POLL(ok, 10000, metric(hub, hub_x) == 1);
+    cr_assert(ok, "the hub did not count the joining exchange");
+    a0 = metric(hub, applied);
+    s0 = metric(br, sent);
+    x0 = metric(br, xok);
+    h0 = metric(hub, hub_x);
+    k0 = metric(hub, sets);
+    d0 = metric(br, xdur);
+    cr_assert_eq(x0, 1);
+    /* Seven writes at the branch, one set each, then one exchange. */
+    for (int i = 0; i < 7; i++) {
+        snprintf(id, sizeof id, "m%d", i);
+        CLI_OK(&r, br, "put", "customers", id, "{\"n\":1}");
+    }
+    CLI_OK(&r, br, "sync", "head");
+    /* The branch started it: counted before its `sync` was answered. */
+    cr_assert_eq(metric(br, sent), s0 + 7);
+    cr_assert_eq(metric(br, xok), x0 + 1);
+    cr_assert_eq(metric(br, xdur), d0 + 1);
+    /* The hub ends its side when the last message arrives. */
+    POLL(ok, 10000, metric(hub, hub_x) == h0 + 1);
+    cr_assert(ok, "the hub did not count the second exchange");
+    cr_assert_eq(metric(hub, applied), a0 + 7);
+    cr_assert_eq(metric(hub, sets), k0 + 7, "one apply per set");
+    cr_assert_geq(metric(hub, "branchsync_apply_duration_seconds_sum"), 0);
+    /* The figures the store gives are there too. */
+    cr_assert_eq(metric(br, "branchsync_peer_pending_out_changes{peer="
+                            "\"head\"}"),
+                 0);
+    cr_assert_geq(metric(hub, "branchsync_conflicts_total"), 0);
+    cr_assert_gt(metric(hub, "branchsync_store_used_bytes"), 0);
+    cr_assert_gt(metric(hub, "branchsync_http_requests_total{code=\"200\"}"),
+                 0);
+    run_free(&r);
+    p_pass();
+}
+
+/* ---- 10. slow clients: trickled requests, one address's connections ---- */
+
+/* A connection to n's HTTP port from the loopback address src (another
+ * 127.x address stands for another client machine); -1 when refused. */
+static int
+connect_from(const node *n, const char *src)
+{
+    struct sockaddr_in a = {0}, from = {0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    cr_assert_geq(fd, 0);
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, src, &from.sin_addr);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&from, sizeof from), 0,
+                 "bind %s: %s", src, strerror(errno));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)n->http_port);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Whether the server closed fd (EOF or reset) within ms. */
+static int
+closed_within(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char buf[512];
+
+    if (poll(&p, 1, ms) != 1)
+        return 0;
+    return read(fd, buf, sizeof buf) <= 0;
+}
+
+Test(http, trickling_clients_are_cut_and_others_and_replication_go_on)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    enum { SLOW = 4 };
+    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    int slow[SLOW], open_ = SLOW, extra;
+    uint64_t t0, cut_ms = 0;
+    char tok[128];
+    run r = {0};
+
+    node_pair(hub, br, NULL);
+    node_pair(br, hub, NULL);
+    /* idle timeout far away: only the request deadline can cut them */
+    conf_append(hub, "[http]\ntimeout_s = 120\nrequest_timeout_s = 2\n"
+                     "max_connections = 8\nmax_connections_per_ip = 4\n");
+    daemon_start(hub);
+    daemon_start(br);
+    token_of(hub, tok, sizeof tok);
+    http_wait(hub);
+    CLI_OK(&r, br, "sync", "head");
+    /* Another machine (127.0.0.2) takes its share and trickles. */
+    t0 = p_now_ms();
+    for (int i = 0; i < SLOW; i++) {
+        slow[i] = connect_from(hub, "127.0.0.2");
+        cr_assert_eq(write(slow[i], req, 10), 10);
+    }
+    /* Its fifth connection is over the per-address limit. */
+    extra = connect_from(hub, "127.0.0.2");
+    cr_assert(closed_within(extra, 5000),
+              "a connection over max_connections_per_ip was served");
+    close(extra);
+    /* Meanwhile every other client, and replication, is served. */
+    json_decref(expect(hub, NULL, 200, "GET", "/health", NULL));
+    json_decref(expect(hub, tok, 200, "PUT", "/v1/collections/c/records/r1",
+                       "{\"n\":1}"));
+    CLI_OK(&r, br, "sync", "head");
+    cr_assert(node_has(br, "c", "r1", "\"n\":1"), "replication stalled");
+    /* The trickling ones are cut at request_timeout_s, not before. */
+    while (open_ > 0 && p_now_ms() - t0 < 15000) {
+        for (int i = 0; i < SLOW; i++) {
+            if (slow[i] < 0)
+                continue;
+            if (send(slow[i], "x", 1, MSG_NOSIGNAL) != 1 ||
+                closed_within(slow[i], 0)) {
+                close(slow[i]);
+                slow[i] = -1;
+                open_--;
+                if (cut_ms == 0)
+                    cut_ms = p_now_ms() - t0;
+            }
+        }
+        usleep(200 * 1000);
+    }
+    cr_assert_eq(open_, 0, "%d trickling connections still open after 15 s",
+                 open_);
+    cr_assert_geq(cut_ms, 1500, "cut after %llu ms, before the deadline",
+                  (unsigned long long)cut_ms);
+    /* Cut, their places are free again. */
+    json_decref(expect(hub, NULL, 200, "GET", "/health", NULL));
+    run_free(&r);
     p_pass();
 }

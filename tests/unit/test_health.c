@@ -451,3 +451,47 @@ Test(health, sets_refused_here_or_held_there_are_named_per_peer)
                                   "was held or refused there");
     bs_problems_fini(&p);
 }
+
+/* The last exchange succeeded at *at. */
+static void
+ok_at(bs_peer *pe, const void *arg)
+{
+    pe->last_ok_ms = *(const uint64_t *)arg;
+}
+
+Test(health, a_change_an_exchange_offered_and_the_peer_did_not_take_is_stuck)
+{
+    bs_health_opts o;
+    bs_problems p;
+    uint64_t at;
+
+    bst_pair2(&head, &tallinn);
+    carry(&head, &tallinn);
+    carry(&tallinn, &head);
+    ch.ms = T0 + MIN_MS;
+    bs_errbuf err = {{0}};
+    bst_ok(bst_put(&head, "customers", "c1", "{\"n\":1}", &err), &err, "put");
+    /* An exchange within the grace after the write: it may have missed it. */
+    at = ch.ms + BS_HEALTH_GRACE_MS - 1000;
+    edit_tallinn(&head, ok_at, &at);
+    o = opts(at + 1000);
+    check(&head, &o, 1 << 20, &p);
+    none(&p);
+    bs_problems_fini(&p);
+    /* One later than that: it was offered and is still not acknowledged. */
+    at = ch.ms + BS_HEALTH_GRACE_MS + 2 * MIN_MS;
+    edit_tallinn(&head, ok_at, &at);
+    o = opts(at + 1000);
+    check(&head, &o, 1 << 20, &p);
+    only(&p, "stuck", "tallinn",
+         "1 change for tallinn unacknowledged for 7 minutes, although "
+         "exchanges with it succeed",
+         "branchsync doctor");
+    bs_problems_fini(&p);
+    /* Acknowledged: no longer stuck. */
+    carry(&head, &tallinn);
+    carry(&tallinn, &head);
+    check(&head, &o, 1 << 20, &p);
+    none(&p);
+    bs_problems_fini(&p);
+}

@@ -201,6 +201,33 @@ Test(http_api, health_and_metrics_need_no_token)
     json_decref(j);
 }
 
+/* /health answers 503 with the problems doctor lists (here: the store
+ * near its growth cap). */
+Test(http_api, health_is_503_with_the_list_of_problems)
+{
+    size_t n = 4000, at = 0;
+    char *body = malloc(n * 80);
+    json_t *j, *p;
+    int st;
+
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)sprintf(body + at,
+                              "{\"id\":\"r%05zu\",\"pad\":\"%040zu\"}\n", i, i);
+    json_decref(expect(200, "POST", "/v1/collections/big/records", NULL, body));
+    free(body);
+    head.n->cfg.max_map_size_mb = 1;
+    j = call_as(&api, NULL, "GET", "/health", NULL, NULL, &st);
+    head.n->cfg.max_map_size_mb = 0;
+    cr_assert_eq(st, 503);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "status")),
+                     "problem");
+    p = json_array_get(json_object_get(j, "problems"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(p, "kind")), "map_low");
+    cr_assert(strstr(json_string_value(json_object_get(p, "todo")),
+                     "max_map_size_mb"));
+    json_decref(j);
+}
+
 /* ---- records ---- */
 
 Test(http_api, put_get_delete_round_trip_like_the_cli)
@@ -255,6 +282,51 @@ Test(http_api, bad_input_is_400_and_writes_nothing)
     fingerprint(f1);
     cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "bad input wrote");
     cr_assert_eq(changed_calls, 0);
+}
+
+/* Wrong types in every body the API reads: 400, a JSON error, nothing
+ * written, and the API goes on answering. */
+Test(http_api, wrong_types_in_any_body_are_400_and_write_nothing)
+{
+    static const char *const resolve[] = {"{\"take\":5}",
+                                          "{\"value\":{\"a\":1}}",
+                                          "{\"value\":[1]}",
+                                          "[]",
+                                          "{",
+                                          "",
+                                          "{\"take\":\"head\",\"value\":1}",
+                                          "{\"other\":1}",
+                                          "\"take\""};
+    static const char *const bulk[] = {
+        "{\"id\":5,\"n\":1}\n",
+        "[1,2]\n",
+        "{\"id\":\"b1\",\"n\":{}}\n",
+        "{\"id\":\"b1\",\"n\":1}\n{\"id\":true}\n",
+        "\"text\"\n",
+        "{\"n\":1}\n"};
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    json_t *j;
+
+    fingerprint(f0);
+    for (size_t i = 0; i < sizeof resolve / sizeof resolve[0]; i++) {
+        j = expect(400, "POST", "/v1/conflicts/0123456789abcdef/resolve", NULL,
+                   resolve[i]);
+        cr_assert(json_is_string(json_object_get(j, "error")), "%s",
+                  resolve[i]);
+        cr_assert_eq(json_integer_value(json_object_get(j, "code")), 400);
+        json_decref(j);
+    }
+    for (size_t i = 0; i < sizeof bulk / sizeof bulk[0]; i++) {
+        j = expect(400, "POST", "/v1/collections/customers/records", NULL,
+                   bulk[i]);
+        cr_assert(json_is_string(json_object_get(j, "error")), "%s", bulk[i]);
+        json_decref(j);
+    }
+    fingerprint(f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "bad input wrote");
+    cr_assert_eq(changed_calls, 0);
+    json_decref(expect(200, "PUT", "/v1/collections/customers/records/ok", NULL,
+                       "{\"n\":1}"));
 }
 
 Test(http_api, list_pages_with_limit_and_after)
@@ -544,11 +616,17 @@ Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
     bst_ok(bs_config_load(head.dir, &c, &err), &err, "load");
     cr_assert_str_eq(c.http_listen, BS_HTTP_DEFAULT_LISTEN);
     snprintf(c.http_listen, sizeof c.http_listen, "127.0.0.1:9999");
+    cr_assert_eq(c.http_max_per_ip, 0, "default: half of max_connections");
+    cr_assert_eq(c.http_request_s, 30);
     c.http_body_max_mb = 7;
+    c.http_max_per_ip = 5;
+    c.http_request_s = 9;
     bst_ok(bs_config_save(head.dir, &c, &err), &err, "save");
     bst_ok(bs_config_load(head.dir, &c, &err), &err, "load");
     cr_assert_str_eq(c.http_listen, "127.0.0.1:9999");
     cr_assert_eq(c.http_body_max_mb, 7);
+    cr_assert_eq(c.http_max_per_ip, 5);
+    cr_assert_eq(c.http_request_s, 9);
     c.http_listen[0] = '\0';
     bst_ok(bs_config_save(head.dir, &c, &err), &err, "save off");
     bst_ok(bs_config_load(head.dir, &c, &err), &err, "load off");
@@ -559,6 +637,20 @@ Test(http_api, http_settings_read_back_and_bad_ones_are_refused)
     fclose(f);
     cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL);
     cr_assert(strstr(err.msg, "[http] listen"), "%s", err.msg);
+    {
+        static const char *const bad[] = {"request_timeout_s = 0\n",
+                                          "request_timeout_s = x\n",
+                                          "max_connections_per_ip = -1\n",
+                                          "max_connections_per_ip = 10001\n"};
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+            bst_ok(bs_config_save(head.dir, &c, &err), &err, "save");
+            f = fopen(path, "a");
+            fprintf(f, "[http]\n%s", bad[i]);
+            fclose(f);
+            cr_assert_eq(bs_config_load(head.dir, &c, &err), BS_EINVAL, "%s",
+                         bad[i]);
+        }
+    }
 }
 
 /* ---- the change feed ---- */
@@ -748,6 +840,69 @@ Test(http_api, a_longpoll_feed_waits_for_the_next_change)
     is_change(json_array_get(r, 0), 2, "c", "late", 0);
     cr_assert_eq(last, 2);
     json_decref(doc);
+}
+
+/* A commit made outside the API (as the daemon's replication path
+ * makes them), then, with wake, bs_api_wake as bs_daemon_feed does. */
+typedef struct outside {
+    const char *id;
+    int wake;
+} outside;
+
+static void *
+commit_outside(void *arg)
+{
+    const outside *o = arg;
+    struct timespec ts = {0, 150 * 1000000L};
+    bs_errbuf err = {{0}};
+
+    nanosleep(&ts, NULL); /* let the feed start waiting first */
+    bst_ok(bst_put(&head, "c", o->id, "{\"n\":1}", &err), &err, "put");
+    if (o->wake)
+        bs_api_wake(&api);
+    return NULL;
+}
+
+/* One longpoll (q) while o commits: its seconds; the one result's id. */
+static double
+longpoll_during(args *q, outside *o, char *id, size_t n)
+{
+    struct timespec t0, t1;
+    uint64_t last;
+    pthread_t th;
+    json_t *doc, *r;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cr_assert_eq(pthread_create(&th, NULL, commit_outside, o), 0);
+    r = feed(q, &doc, &last);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(json_array_size(r), 1);
+    snprintf(id, n, "%s",
+             json_string_value(json_object_get(json_array_get(r, 0), "id")));
+    json_decref(doc);
+    return (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+Test(http_api, a_waiting_feed_is_woken_by_a_commit_not_by_its_poll)
+{
+    args q = {{"feed", "since", "timeout"}, {"longpoll", "0", "3"}};
+    outside quiet = {"quiet", 0}, woken = {"woken", 1};
+    char id[32];
+    double s;
+
+    api.feed_poll_ms = 60000; /* its poll alone would not see it in time */
+    /* Not woken: the commit is seen only at the wait's end (3 s). */
+    s = longpoll_during(&q, &quiet, id, sizeof id);
+    cr_assert_str_eq(id, "quiet");
+    cr_assert_geq(s, 2.5, "answered after %.2f s without a wake-up", s);
+    /* Woken: it answers at once. */
+    q.v[1] = "1";
+    q.v[2] = "30";
+    s = longpoll_during(&q, &woken, id, sizeof id);
+    cr_assert_str_eq(id, "woken");
+    cr_assert_lt(s, 2.5, "answered after %.2f s although woken", s);
+    api.feed_poll_ms = 0;
 }
 
 /* GET /v1/changes as an event stream: the stream's text until it ends

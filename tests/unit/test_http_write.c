@@ -304,3 +304,37 @@ Test(http_write, free_running_writers_all_land)
     cr_assert(api->writes.batches >= 1 && api->writes.batches <= NTHREADS * 24);
     bs_api_fini(api);
 }
+
+/* A PUT is answered with the record as its own write left it, read in
+ * the batch's transaction (no read-back after the commit): of two PUTs of
+ * one record in one batch, the first answer lacks the second's field. */
+Test(http_write, a_put_is_answered_with_the_record_as_its_write_left_it)
+{
+    bs_api *api = api_new(&head);
+    req rs[2];
+    int both = 0, alone = 0;
+
+    memset(rs, 0, sizeof rs);
+    for (int i = 0; i < 2; i++) {
+        rs[i].api = api;
+        rs[i].method = "PUT";
+        snprintf(rs[i].path, sizeof rs[i].path,
+                 "/v1/collections/customers/records/same");
+        snprintf(rs[i].body, sizeof rs[i].body, "{\"f%d\":%d}", i, i);
+    }
+    run_as_one_batch(api, rs, 2);
+    cr_assert_eq(api->writes.batches, 1);
+    for (int i = 0; i < 2; i++) {
+        int has0, has1;
+        cr_assert_eq(rs[i].status, 200, "%s", rs[i].answer);
+        has0 = strstr(rs[i].answer, "\"f0\":0") != NULL;
+        has1 = strstr(rs[i].answer, "\"f1\":1") != NULL;
+        cr_assert(strstr(rs[i].answer, "\"id\":\"same\""), "%s", rs[i].answer);
+        both += has0 && has1;
+        alone += has0 != has1;
+        free(rs[i].answer);
+    }
+    cr_assert_eq(both, 1, "the later PUT sees both fields");
+    cr_assert_eq(alone, 1, "the earlier PUT is answered as of its own write");
+    bs_api_fini(api);
+}
