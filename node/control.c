@@ -129,6 +129,12 @@ await_reply(bs_zsock *sock, int ms)
     return text;
 }
 
+/* How long a ping may take: the loop answers it between two events, and
+ * one event (applying a large set, on a loaded machine or under a
+ * sanitizer) can take seconds; a daemon that is gone fails the connect at
+ * once instead. */
+#define PING_WAIT_MS 10000
+
 bs_err
 bs_control_call(const char *dir, const char *request_json, int wait_ms,
                 char **reply_json, bs_errbuf *err)
@@ -156,7 +162,7 @@ bs_control_call(const char *dir, const char *request_json, int wait_ms,
         if (ping == NULL && bs_control_dial(z, dir, &ping, NULL) != BS_OK)
             break;
         if (bs_zsend(ping, NULL, 0, pingmsg, strlen(pingmsg)) != BS_OK ||
-            (pong = await_reply(ping, 1000)) == NULL) {
+            (pong = await_reply(ping, PING_WAIT_MS)) == NULL) {
             rv = bs_errf(err, BS_EUNREACHABLE,
                          "the daemon of %s stopped answering", dir);
             break;

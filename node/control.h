@@ -16,7 +16,8 @@
  * Send request_json (one JSON text, e.g. {"cmd":"ping"}) to the daemon of
  * node directory dir and wait up to wait_ms for its reply.  Blocking.
  * Whenever 2 s pass without the reply, the daemon is asked on a second
- * connection whether it is still there: a ping it must answer within 1 s.
+ * connection whether it is still there: a ping it must answer within 10 s
+ * (a loop busy applying a large set answers late, not never).
  * A reply that is not JSON is ignored, as if none had come.
  *
  * Returns:
