@@ -272,3 +272,15 @@ bs_render_problems(const bs_problems *p)
                                            p->v[i].what, "todo", p->v[i].todo));
     return a;
 }
+
+json_t *
+bs_render_drop(const char *path, const bs_drop_scan *s)
+{
+    return json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:s?}", "path", path,
+                     "exists", s->exists, "writable", s->writable, "pending_in",
+                     (json_int_t)s->pending_in, "pending_out",
+                     (json_int_t)s->pending_out, "refused_here",
+                     (json_int_t)s->refused_here, "refused_there",
+                     (json_int_t)s->refused_there, "first_refusal",
+                     s->first_refusal[0] ? s->first_refusal : NULL);
+}

@@ -15,6 +15,7 @@
 #include "../replication/conflict.h"
 #include "../replication/status.h"
 #include "../replication/xlog.h"
+#include "dropdir.h"
 #include "health.h"
 
 /* A field value: null, true, false, integer, real or string. */
@@ -22,6 +23,10 @@ json_t *bs_render_value(const bs_value *v);
 
 /* `status --json` (the caller adds "store" and each peer's "next_run_s"). */
 json_t *bs_render_status(const bs_status *st);
+/* A folder peer's folder (status "peers"[i]."folder"): path, exists,
+ * writable, pending_in, pending_out, refused_here, refused_there,
+ * first_refusal (null when none). */
+json_t *bs_render_drop(const char *path, const bs_drop_scan *s);
 /* The problems list (`doctor`, status "problems"): an array of objects
  * with kind, subject, what and todo. */
 json_t *bs_render_problems(const bs_problems *p);

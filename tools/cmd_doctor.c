@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 
 #include "../node/control.h"
+#include "../node/dropdir.h"
 #include "../node/health.h"
 #include "../replication/verify.h"
 #include "cli.h"
@@ -36,6 +37,7 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
     char path[4200], http[BS_ERRMSG_LEN];
     bs_health_opts o = {0};
     struct statvfs vfs;
+    bs_err rv;
 
     o.dir = c->dir;
     o.now_ms = bs_clock_system.now_ms(NULL);
@@ -48,7 +50,14 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
         o.disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
         o.disk_size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
     }
-    return bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
+    rv = bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
+    for (size_t i = 0; rv == BS_OK && i < st->npeers; i++) {
+        const char *dir = bs_endpoint_folder(st->peers[i].endpoint);
+        if (dir != NULL)
+            rv = bs_drop_problems(st->peers[i].name, dir, st->meta.pk,
+                                  st->peers[i].pk, o.now_ms, out);
+    }
+    return rv;
 }
 
 /* Verify the store in t (verify.h): BS_OK with *corrupt set to the

@@ -8,6 +8,7 @@
 
 #include "../node/client.h"
 #include "../node/control.h"
+#include "../node/dropdir.h"
 #include "../node/schedule.h"
 #include "../replication/pairing.h"
 #include "cli.h"
@@ -71,9 +72,49 @@ sync_direct(bs_cli *c, bs_session_stats *st, char *problem, size_t np)
     return rv;
 }
 
+/* A folder peer's run in this process (no daemon runs). */
+static bs_err
+sync_folder(bs_cli *c, bs_drop_stats *st)
+{
+    bs_core core;
+    bs_node *n;
+    bs_err rv;
+
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_drop_run(n, &core, c->argv[0], st, &c->err);
+    bs_node_close(n);
+    return rv;
+}
+
+static void
+print_folder(bs_cli *c, const bs_drop_stats *st, int via_daemon)
+{
+    if (c->json)
+        bs_out_json(json_pack(
+            "{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "peer", c->argv[0],
+            "via_daemon", via_daemon, "files_in", (json_int_t)st->files_in,
+            "files_refused", (json_int_t)st->files_refused, "sets_sent",
+            (json_int_t)st->sets_sent, "sets_received",
+            (json_int_t)st->sets_received, "changes", (json_int_t)st->changes,
+            "conflicts", (json_int_t)st->conflicts, "file_out", st->file_out));
+    else
+        printf("synced with %s through its folder: imported %llu %s "
+               "(%llu change sets, %llu changes applied), wrote %s "
+               "(%llu change sets)\n",
+               c->argv[0], (unsigned long long)st->files_in,
+               BS_PL(st->files_in, "file"),
+               (unsigned long long)st->sets_received,
+               (unsigned long long)st->changes,
+               st->file_out[0] ? st->file_out : "no file",
+               (unsigned long long)st->sets_sent);
+}
+
 bs_err
 bs_cmd_sync(bs_cli *c)
 {
+    bs_drop_stats ds = {0};
+    int folder = 0;
     json_t *req, *reply = NULL;
     bs_session_stats st = {0};
     char problem[BS_ERRMSG_LEN] = "";
@@ -96,6 +137,7 @@ bs_cmd_sync(bs_cli *c)
                        "unknown peer \"%s\" (see peer ls)", c->argv[0]);
     if (rv != BS_OK)
         return rv;
+    folder = bs_endpoint_folder(p.endpoint) != NULL;
     bs_peer_fini(&p);
     req = json_pack("{s:s, s:s}", "cmd", "sync", "peer", c->argv[0]);
     rv = control(c, req, SYNC_TIMEOUT_MS, &reply);
@@ -124,7 +166,18 @@ bs_cmd_sync(bs_cli *c)
         if (json_is_string(json_object_get(reply, "problem")))
             snprintf(problem, sizeof problem, "%s",
                      json_string_value(json_object_get(reply, "problem")));
+        ds.files_in =
+            (uint64_t)json_integer_value(json_object_get(reply, "files_in"));
+        ds.files_refused = (uint64_t)json_integer_value(
+            json_object_get(reply, "files_refused"));
+        if (json_is_string(json_object_get(reply, "file_out")))
+            snprintf(ds.file_out, sizeof ds.file_out, "%s",
+                     json_string_value(json_object_get(reply, "file_out")));
         json_decref(reply);
+    } else if (folder) {
+        if ((rv = sync_folder(c, &ds)) != BS_OK)
+            return rv;
+        snprintf(problem, sizeof problem, "%s", ds.problem);
     } else if ((rv = sync_direct(c, &st, problem, sizeof problem)) != BS_OK) {
         return rv;
     }
@@ -133,6 +186,16 @@ bs_cmd_sync(bs_cli *c)
      * this node's clock is ahead.  Not the user's input: exit 1. */
     if (problem[0])
         return bs_errf(&c->err, BS_EUNREACHABLE, "%s", problem);
+    if (folder) {
+        if (via_daemon) {
+            ds.sets_sent = st.sets_sent;
+            ds.sets_received = st.sets_received;
+            ds.changes = st.changes_applied;
+            ds.conflicts = st.conflicts;
+        }
+        print_folder(c, &ds, via_daemon);
+        return BS_OK;
+    }
     if (c->json)
         bs_out_json(json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "peer",
                               c->argv[0], "via_daemon", via_daemon, "sets_sent",

@@ -201,7 +201,15 @@ bs_cmd_status(bs_cli *c)
             json_t *j = bs_render_status(&st), *p;
             size_t i;
             json_array_foreach(json_object_get(j, "peers"), i, p)
+            {
+                const char *dir = bs_endpoint_folder(st.peers[i].endpoint);
                 json_object_set(p, "next_run_s", json_array_get(runs, i));
+                if (dir != NULL) {
+                    bs_drop_scan ds;
+                    bs_drop_scan_folder(dir, st.meta.pk, st.peers[i].pk, &ds);
+                    json_object_set_new(p, "folder", bs_render_drop(dir, &ds));
+                }
+            }
             json_object_set_new(j, "store",
                                 json_pack("{s:I, s:I}", "used_bytes",
                                           (json_int_t)used, "map_bytes",

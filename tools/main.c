@@ -129,7 +129,9 @@ static const cmd cmds[] = {
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
      "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
-     "wildcard such as * or 0.0.0.0).  On the hub this also\n"
+     "wildcard such as * or 0.0.0.0), or through a shared drop folder\n"
+     "(dir:/ABSOLUTE/PATH: each run imports the peer's exchange files found\n"
+     "there and writes what it lacks).  On the hub this also\n"
      "introduces the node to every office as a member of the infobase.\n"
      "SPEC: online, manual (default), \"every 15m\", or a cron expression.\n"
      "--hub (on a branch): NAME is the hub this branch joins, and takes the\n"
@@ -204,7 +206,10 @@ static const cmd cmds[] = {
     {"sync", bs_cmd_sync, O_DIR | O_JSON, 1, 1, "sync PEER",
      "exchange with PEER now, both ways",
      "Asks the running daemon to exchange with PEER and waits for the end;\n"
-     "with no daemon running, makes the exchange itself.  Exit 0 once both\n"
+     "with no daemon running, makes the exchange itself.  With a folder\n"
+     "peer (dir:PATH) an exchange imports its files and writes one of ours;\n"
+     "a file refused goes to PATH/refused with a .err beside it (exit 1).\n"
+     "Exit 0 once both\n"
      "sides acknowledged; 1 if the peer is unreachable ([sync]\n"
      "connect_timeout_s) or refuses, or if the exchange went through but not\n"
      "wholly: change sets refused here or held there, or this node's clock\n"

@@ -1141,3 +1141,50 @@ Test(proc, crossing_exchanges_do_not_fail)
     run_free(&r);
     p_pass();
 }
+
+/* ------------------------------------------------------------------ */
+/* Issue 11, item 3: a drop folder under the daemons' schedules       */
+/* ------------------------------------------------------------------ */
+
+/* Two daemons that share only a folder: each runs its folder link every
+ * second; a write on either side reaches the other, `sync` goes through
+ * the running daemon, and the exchange log names the folder runs. */
+Test(proc, drop_folder_under_the_daemons_schedules)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    char share[PATH_MAX + 16], ep[PATH_MAX + 32];
+    run r = {0};
+    json_t *j;
+    int ok;
+
+    snprintf(share, sizeof share, "%s/share", p_base);
+    cr_assert_eq(mkdir(share, 0770), 0);
+    snprintf(ep, sizeof ep, "dir:%s", share);
+    CLI_OK(&r, hub, "peer", "add", br->name, ep, br->id, "--schedule",
+           "every 1s");
+    CLI_OK(&r, br, "peer", "add", hub->name, ep, hub->id, "--schedule",
+           "every 1s");
+    daemon_start(hub);
+    daemon_start(br);
+    CLI_OK(&r, hub, "put", "products", "p1", "{\"price\":12.5}");
+    POLL(ok, 20000, node_has(br, "products", "p1", "12.5"));
+    cr_assert(ok, "the hub's put did not arrive through the folder in 20 s");
+    CLI_OK(&r, br, "put", "products", "p2", "{\"price\":7}");
+    POLL(ok, 20000, node_has(hub, "products", "p2", "7"));
+    cr_assert(ok, "the branch's put did not arrive through the folder");
+    CLI_OK(&r, br, "sync", "head", "--json");
+    j = p_json(&r);
+    cr_assert(json_is_true(json_object_get(j, "via_daemon")), "%s", r.out);
+    cr_assert(json_is_integer(json_object_get(j, "files_in")), "%s", r.out);
+    json_decref(j);
+    POLL(ok, 20000, digests_equal(hub, br));
+    cr_assert(ok, "the two nodes did not converge through the folder");
+    j = node_xlog(br, "head");
+    cr_assert_gt(json_array_size(j), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(j, json_array_size(j) - 1), "via")),
+                     "folder");
+    json_decref(j);
+    run_free(&r);
+    p_pass();
+}

@@ -3045,3 +3045,73 @@ Test(cli, load_skips_records_the_rules_forbid)
     free(hid);
     free(bid);
 }
+
+/* ---- issue 11, item 3: drop folders ---- */
+
+/* Issue 11, item 3: a hub and a branch that share only a folder exchange
+ * with `sync` and no daemon; a tampered file is refused aside (sync exits
+ * 1 naming it), status shows the folder and doctor the refusal; a
+ * relative folder is bad input. */
+Test(cli, sync_through_a_drop_folder_without_a_daemon)
+{
+    char hub[128], br[128], share[160], ep[200], cmd[600];
+    char *hid, *bid;
+    json_t *j, *folder;
+    res r;
+
+    node_at(hub, sizeof hub, "hub");
+    snprintf(br, sizeof br, "%s/br", root);
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    snprintf(share, sizeof share, "%s/share", root);
+    cr_assert_eq(mkdir(share, 0770), 0);
+    snprintf(ep, sizeof ep, "dir:%s", share);
+    hid = id_of(hub);
+    bid = id_of(br);
+    BAD(hub, "dir:/ABSOLUTE/PATH", "-d", hub, "peer", "add", "br", "dir:share",
+        bid);
+    CLI_OK("peer add dir", "-d", hub, "peer", "add", "br", ep, bid);
+    CLI_OK("peer add dir", "-d", br, "peer", "add", "hub", ep, hid);
+    r = CLI("-d", hub, "sync", "br");
+    assert_ok(r, "sync at the hub");
+    cr_assert(strstr(r.out, "through its folder") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "sync", "hub", "--json");
+    assert_ok(r, "sync at the branch");
+    j = parse_json(r.out, "sync --json");
+    cr_assert_eq(json_integer_value(json_object_get(j, "files_in")), 1, "%s",
+                 r.out);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", br, "get", "customers", "C1");
+    assert_ok(r, "get C1 at the branch");
+    res_free(&r);
+
+    /* A tampered file from the hub: refused aside, the run says so. */
+    CLI_OK("put", "-d", hub, "put", "customers", "C3", "{\"name\":\"Cy\"}");
+    CLI_OK("sync", "-d", hub, "sync", "br");
+    snprintf(cmd, sizeof cmd,
+             "f=$(ls %s/from-*.bsx | head -1) && printf 'X' | dd of=\"$f\" "
+             "bs=1 seek=40 conv=notrunc 2>/dev/null",
+             share);
+    cr_assert_eq(system(cmd), 0);
+    r = CLI("-d", br, "sync", "hub");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "refused", "sync of a tampered file");
+    res_free(&r);
+    r = CLI("-d", br, "status", "--json");
+    assert_ok(r, "status");
+    j = parse_json(r.out, "status --json");
+    folder = json_object_get(json_array_get(json_object_get(j, "peers"), 0),
+                             "folder");
+    cr_assert(json_is_object(folder), "%s", r.out);
+    cr_assert_eq(json_integer_value(json_object_get(folder, "refused_here")),
+                 1);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", br, "doctor");
+    cr_assert_eq(r.code, 1);
+    cr_assert(strstr(r.out, "folder_refused") != NULL, "%s", r.out);
+    res_free(&r);
+    free(hid);
+    free(bid);
+}
