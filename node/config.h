@@ -13,6 +13,8 @@
  *   [http]   listen = 127.0.0.1:7480 (off: no HTTP API)
  *            cert = PEM  key = PEM (TLS; required off loopback)
  *            body_max_mb = 64  max_connections = 64  timeout_s = 30
+ *   [backup] schedule = 0 1 * * *  keep = 7  dir = /var/backups/bs
+ *            (backups.h; `branchsync schedule --backup` writes them)
  */
 #ifndef BS_CONFIG_H
 #define BS_CONFIG_H
@@ -34,7 +36,14 @@ typedef struct bs_config {
     uint32_t http_body_max_mb;            /* request bodies over this: 413 */
     uint32_t http_max_conns;              /* connections served at once */
     uint32_t http_timeout_s;              /* an idle connection is closed */
+    /* Scheduled backups (backups.h): a schedule ("" for none; "every D"
+     * or cron, node/schedule.h), how many to keep, an absolute dir. */
+    char backup_schedule[256];
+    uint32_t backup_keep;
+    char backup_dir[1024];
 } bs_config;
+
+#define BS_CONFIG_KEEP_MAX 10000
 
 void bs_config_defaults(bs_config *c);
 /* Read DIR/branchsync.conf over the defaults.  BS_EINVAL names the line. */

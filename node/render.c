@@ -284,3 +284,25 @@ bs_render_drop(const char *path, const bs_drop_scan *s)
                      (json_int_t)s->refused_there, "first_refusal",
                      s->first_refusal[0] ? s->first_refusal : NULL);
 }
+
+json_t *
+bs_render_backup(const bs_config *cfg, const bs_backup_view *v, uint64_t now_ms)
+{
+    int failing = v->state.err_ms > v->state.ok_ms;
+    json_t *j;
+
+    if (!v->configured)
+        return json_null();
+    j = json_pack("{s:s, s:s, s:i, s:I, s:s?, s:I, s:I, s:s?, s:I}", "schedule",
+                  cfg->backup_schedule, "dir", cfg->backup_dir, "keep",
+                  (int)cfg->backup_keep, "count", (json_int_t)v->count, "last",
+                  v->last[0] ? v->last : NULL, "last_ms",
+                  (json_int_t)v->last_ms, "next_s", (json_int_t)v->next_s,
+                  "last_error", failing ? v->state.error : NULL,
+                  "last_error_ms", (json_int_t)(failing ? v->state.err_ms : 0));
+    json_object_set_new(
+        j, "age_s",
+        v->last_ms ? json_integer((json_int_t)((now_ms - v->last_ms) / 1000))
+                   : json_null());
+    return j;
+}

@@ -15,6 +15,7 @@
 #include "../replication/conflict.h"
 #include "../replication/status.h"
 #include "../replication/xlog.h"
+#include "backups.h"
 #include "dropdir.h"
 #include "health.h"
 
@@ -27,6 +28,12 @@ json_t *bs_render_status(const bs_status *st);
  * writable, pending_in, pending_out, refused_here, refused_there,
  * first_refusal (null when none). */
 json_t *bs_render_drop(const char *path, const bs_drop_scan *s);
+/* Status "backup": null when no backup is scheduled, else schedule,
+ * dir, keep, count, last (file name or null), last_ms, age_s (null when
+ * none), next_s, last_error and last_error_ms (null / 0 when the last
+ * run succeeded). */
+json_t *bs_render_backup(const bs_config *cfg, const bs_backup_view *v,
+                         uint64_t now_ms);
 /* The problems list (`doctor`, status "problems"): an array of objects
  * with kind, subject, what and todo. */
 json_t *bs_render_problems(const bs_problems *p);

@@ -22,9 +22,10 @@ typedef struct bs_cli {
     const char *name, *role, *listen, *schedule, *window, *take, *value;
     const char *writers, *scope, *owner_field, *policy;
     int all;
-    int hub;          /* peer add --hub */
-    const char *http; /* init --http */
-    const char *keep; /* quarantine release --keep */
+    int hub;            /* peer add --hub */
+    const char *http;   /* init --http */
+    const char *keep;   /* quarantine release --keep; schedule --keep */
+    const char *backup; /* schedule --backup SPEC */
     /* load and dump: --format --delimiter --mode --on-error --report
      * --id-field --types --fields (NULL when not given) */
     const char *format, *delimiter, *mode, *on_error, *report, *id_field;

@@ -51,6 +51,8 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
         o.disk_size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
     }
     rv = bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
+    if (rv == BS_OK)
+        rv = bs_backups_problems(n, o.now_ms, out);
     for (size_t i = 0; rv == BS_OK && i < st->npeers; i++) {
         const char *dir = bs_endpoint_folder(st->peers[i].endpoint);
         if (dir != NULL)

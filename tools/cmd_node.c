@@ -175,6 +175,7 @@ bs_cmd_api_token(bs_cli *c)
 bs_err
 bs_cmd_status(bs_cli *c)
 {
+    bs_backup_view bv;
     bs_status_opts o;
     bs_problems probs = {0};
     bs_status st;
@@ -215,9 +216,14 @@ bs_cmd_status(bs_cli *c)
                                           (json_int_t)used, "map_bytes",
                                           (json_int_t)map));
             json_object_set_new(j, "problems", bs_render_problems(&probs));
+            bs_backups_view(n, o.now_ms, &bv);
+            json_object_set_new(j, "backup",
+                                bs_render_backup(&n->cfg, &bv, o.now_ms));
             bs_out_json(j);
         } else {
             bs_out_status(&st, runs, used, map, o.now_ms);
+            bs_backups_view(n, o.now_ms, &bv);
+            bs_out_backup(&n->cfg, &bv, o.now_ms);
             printf("problems:%s\n",
                    probs.n ? "" : "    none (branchsync doctor explains)");
             for (size_t i = 0; i < probs.n; i++)

@@ -34,6 +34,7 @@ enum {
     O_FORMAT = 1u << 19, /* --format, --delimiter (load, dump) */
     O_LOADX = 1u << 20,  /* --mode --on-error --report --id-field --types */
     O_FIELDS = 1u << 21, /* --fields (dump) */
+    O_BACKUP = 1u << 22, /* --backup (schedule) */
 };
 
 typedef struct cmd {
@@ -214,13 +215,22 @@ static const cmd cmds[] = {
      "connect_timeout_s) or refuses, or if the exchange went through but not\n"
      "wholly: change sets refused here or held there, or this node's clock\n"
      "ahead of the peer's (the message says which; see status).\n"},
-    {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW, 2, 2,
-     "schedule PEER SPEC [--window HH:MM-HH:MM]",
-     "set a link's exchange schedule; prints the next runs",
+    {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW | O_BACKUP | O_KEEP,
+     0, 2,
+     "schedule PEER SPEC [--window HH:MM-HH:MM] | schedule --backup SPEC "
+     "[--keep N] DIR | schedule --backup off",
+     "set a link's exchange schedule, or the backups'; prints the next runs",
      "SPEC: online (push within milliseconds), manual, \"every 15m\" (s, m,\n"
      "h, d), or a 5-field cron expression in local time, e.g. \"0 2 * * *\"\n"
      "or \"*/15 8-18 * * 1-5\".  --window confines exchanges to a daily time\n"
-     "window.  A running daemon picks the change up at once.\n"},
+     "window.  A running daemon picks the change up at once.\n"
+     "--backup: the daemon writes a backup (as 'backup' does) into the\n"
+     "existing directory DIR on schedule SPEC (\"every D\" or cron), named\n"
+     "NODE-backup-YYYYMMDDTHHMMSSZ.mdb (UTC), and keeps the newest N of\n"
+     "that naming (default 7); other files in DIR are never touched.\n"
+     "status shows the last backup, its age and the next run; doctor says\n"
+     "when one failed or the newest is older than twice the period.\n"
+     "--backup off stops them.  Saved in [backup] of branchsync.conf.\n"},
     {"log", bs_cmd_log, O_DIR | O_JSON, 0, 1, "log [PEER]",
      "the exchange history",
      "One line per exchange (file or network): time, peer, direction,\n"
@@ -282,6 +292,7 @@ static const struct option longopts[] = {
     {"id-field", required_argument, NULL, 1000 + 24},
     {"types", required_argument, NULL, 1000 + 25},
     {"fields", required_argument, NULL, 1000 + 26},
+    {"backup", required_argument, NULL, 1000 + 27},
     {NULL, 0, NULL, 0},
 };
 
@@ -332,6 +343,8 @@ opt_name(unsigned bit)
         return "--mode/--on-error/--report/--id-field/--types";
     if (bit == O_FIELDS)
         return "--fields";
+    if (bit == O_BACKUP)
+        return "--backup";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -526,6 +539,10 @@ main(int argc, char **argv)
             c.fields = optarg;
             seen |= O_FIELDS;
             break;
+        case 1027:
+            c.backup = optarg;
+            seen |= O_BACKUP;
+            break;
         case ':':
             return bad_option(argc, argv, 1);
         default:
@@ -554,7 +571,7 @@ main(int argc, char **argv)
         usage_cmd(stdout, cm);
         return 0;
     }
-    for (unsigned bit = 1; bit <= O_FIELDS; bit <<= 1)
+    for (unsigned bit = 1; bit <= O_BACKUP; bit <<= 1)
         if ((seen & bit) && !(cm->opts & bit))
             return bad_usage("option %s does not apply to %s", opt_name(bit),
                              cm->name);

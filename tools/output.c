@@ -382,3 +382,24 @@ bs_out_problems(const bs_problems *p)
     else
         printf("%zu problem%s\n", p->n, p->n == 1 ? "" : "s");
 }
+
+void
+bs_out_backup(const bs_config *cfg, const bs_backup_view *v, uint64_t now_ms)
+{
+    char age[32], next[64], esc[4 * BS_ERRMSG_LEN];
+
+    if (!v->configured)
+        return;
+    printf("backups:     %s into %s, keeping the newest %u (%llu there)\n",
+           cfg->backup_schedule, cfg->backup_dir, cfg->backup_keep,
+           (unsigned long long)v->count);
+    bs_out_age(age, sizeof age, v->last_ms, now_ms);
+    if (v->next_s > 0)
+        bs_out_time(next, sizeof next, v->next_s, 1);
+    printf("             last %s%s%s; next %s\n", v->last[0] ? v->last : "none",
+           v->last[0] ? ", " : "", v->last[0] ? age : "",
+           v->next_s > 0 ? next : "none");
+    if (v->state.err_ms > v->state.ok_ms)
+        printf("             last run FAILED: %s\n",
+               bs_escape(esc, sizeof esc, v->state.error));
+}

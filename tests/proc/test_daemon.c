@@ -30,6 +30,7 @@
  */
 #include "proc_util.h"
 
+#include <dirent.h>
 #include <sodium.h>
 #include <zmq.h>
 
@@ -1184,6 +1185,70 @@ Test(proc, drop_folder_under_the_daemons_schedules)
     cr_assert_str_eq(json_string_value(json_object_get(
                          json_array_get(j, json_array_size(j) - 1), "via")),
                      "folder");
+    json_decref(j);
+    run_free(&r);
+    p_pass();
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 11, item 6: scheduled backups                                */
+/* ------------------------------------------------------------------ */
+
+static size_t
+count_backups(const char *dir, const char *who)
+{
+    char prefix[64];
+    struct dirent *de;
+    size_t n = 0;
+    DIR *d = opendir(dir);
+
+    if (d == NULL)
+        return 0;
+    snprintf(prefix, sizeof prefix, "%s-backup-", who);
+    while ((de = readdir(d)) != NULL)
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+             strstr(de->d_name, ".tmp") == NULL;
+    closedir(d);
+    return n;
+}
+
+static int
+log_count(const node *n, const char *needle)
+{
+    char *log = p_read_file(n->logpath, NULL), *p = log;
+    int k = 0;
+
+    while (p != NULL && (p = strstr(p, needle)) != NULL) {
+        k++;
+        p += strlen(needle);
+    }
+    free(log);
+    return k;
+}
+
+/* The daemon writes a backup on the schedule (every second here) and
+ * keeps the newest 2; status shows the last one. */
+Test(proc, scheduled_backups_are_written_and_pruned)
+{
+    node *hub = node_new("head", 1, 1);
+    char bdir[PATH_MAX + 16];
+    run r = {0};
+    json_t *j, *b;
+    int ok;
+
+    snprintf(bdir, sizeof bdir, "%s/backups", p_base);
+    cr_assert_eq(mkdir(bdir, 0700), 0);
+    CLI_OK(&r, hub, "schedule", "--backup", "every 1s", "--keep", "2", bdir);
+    daemon_start(hub);
+    POLL(ok, 20000, log_count(hub, "backup ") >= 4);
+    cr_assert(ok, "fewer than 4 scheduled backups in 20 s");
+    POLL(ok, 5000, count_backups(bdir, "head") == 2);
+    cr_assert(ok, "%zu backups kept, want 2", count_backups(bdir, "head"));
+    CLI_OK(&r, hub, "status", "--json");
+    j = p_json(&r);
+    b = json_object_get(j, "backup");
+    cr_assert(json_is_string(json_object_get(b, "last")), "%s", r.out);
+    cr_assert(json_is_null(json_object_get(b, "last_error")), "%s", r.out);
     json_decref(j);
     run_free(&r);
     p_pass();

@@ -3115,3 +3115,62 @@ Test(cli, sync_through_a_drop_folder_without_a_daemon)
     free(hid);
     free(bid);
 }
+
+/* ---- issue 11, item 6: scheduled backups ---- */
+
+/* Issue 11, item 6: `schedule --backup SPEC --keep N DIR` saves [backup]
+ * and status shows it; a bad schedule, keep or usage is exit 2 and
+ * changes nothing; a missing DIR is exit 1; --backup off stops it. */
+Test(cli, schedule_backup_is_saved_and_shown)
+{
+    char dir[128], bdir[160], missing[200];
+    json_t *j, *b;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(bdir, sizeof bdir, "%s/bk", root);
+    cr_assert_eq(mkdir(bdir, 0700), 0);
+    snprintf(missing, sizeof missing, "%s/nope", root);
+    BAD(dir, "cron", "-d", dir, "schedule", "--backup", "0 25 * * *", bdir);
+    BAD(dir, "every D", "-d", dir, "schedule", "--backup", "online", bdir);
+    BAD(dir, "--keep", "-d", dir, "schedule", "--backup", "0 1 * * *", "--keep",
+        "0", bdir);
+    BAD(dir, "usage", "-d", dir, "schedule", "--backup", "0 1 * * *");
+    BAD(dir, "usage", "-d", dir, "schedule", "n", "manual", "--keep", "3");
+    NOT_FOUND(dir, "nope", "-d", dir, "schedule", "--backup", "0 1 * * *",
+              missing);
+    r = CLI("-d", dir, "status", "--json");
+    j = parse_json(r.out, "status");
+    cr_assert(json_is_null(json_object_get(j, "backup")), "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+
+    r = CLI("-d", dir, "schedule", "--backup", "0 1 * * *", "--keep", "3",
+            bdir);
+    assert_ok(r, "schedule --backup");
+    cr_assert(strstr(r.out, "keeping the newest 3") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "next run: ") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "status", "--json");
+    j = parse_json(r.out, "status");
+    b = json_object_get(j, "backup");
+    cr_assert(json_is_object(b), "%s", r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "schedule")),
+                     "0 1 * * *");
+    cr_assert_eq(json_integer_value(json_object_get(b, "keep")), 3);
+    cr_assert(json_is_null(json_object_get(b, "last")));
+    cr_assert_gt(json_integer_value(json_object_get(b, "next_s")), 0);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", dir, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "backups:") != NULL, "%s", r.out);
+    res_free(&r);
+
+    CLI_OK("backup off", "-d", dir, "schedule", "--backup", "off");
+    r = CLI("-d", dir, "status", "--json");
+    j = parse_json(r.out, "status");
+    cr_assert(json_is_null(json_object_get(j, "backup")), "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+}
