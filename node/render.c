@@ -306,3 +306,21 @@ bs_render_backup(const bs_config *cfg, const bs_backup_view *v, uint64_t now_ms)
                    : json_null());
     return j;
 }
+
+json_t *
+bs_render_checks(const bs_checks *k)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < k->n; i++) {
+        const bs_check *c = &k->v[i];
+        json_t *j = json_pack("{s:s, s:s, s:b, s:s, s:s?}", "area", c->area,
+                              "subject", c->subject, "ok", c->ok, "what",
+                              c->what, "todo", c->ok ? NULL : c->todo);
+        if (strcmp(c->area, "schedule") == 0)
+            json_object_set_new(
+                j, "next_s", c->next_s ? json_integer(c->next_s) : json_null());
+        json_array_append_new(arr, j);
+    }
+    return arr;
+}

@@ -16,6 +16,7 @@
 #include "../replication/status.h"
 #include "../replication/xlog.h"
 #include "backups.h"
+#include "check.h"
 #include "dropdir.h"
 #include "health.h"
 
@@ -34,6 +35,9 @@ json_t *bs_render_drop(const char *path, const bs_drop_scan *s);
  * run succeeded). */
 json_t *bs_render_backup(const bs_config *cfg, const bs_backup_view *v,
                          uint64_t now_ms);
+/* `config check --json`'s "checks": objects with area, subject, ok,
+ * what, todo (null when ok) and, for schedules, next_s (null: none). */
+json_t *bs_render_checks(const bs_checks *k);
 /* The problems list (`doctor`, status "problems"): an array of objects
  * with kind, subject, what and todo. */
 json_t *bs_render_problems(const bs_problems *p);

@@ -83,6 +83,7 @@ BS_MUST_CHECK bs_err bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t,
                                      const bs_status *st, const char *corrupt,
                                      bs_problems *out);
 bs_err bs_cmd_doctor(bs_cli *c);
+bs_err bs_cmd_config(bs_cli *c);
 bs_err bs_cmd_quarantine(bs_cli *c);
 
 /* Tell a running daemon (if any) about a change: "changed" after local

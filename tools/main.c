@@ -247,6 +247,16 @@ static const cmd cmds[] = {
      "skew against a peer, a daemon that does not run, and low disk or map\n"
      "space: one line each, then what to do.  Exit 0 when healthy, 1 when\n"
      "not.  status --json carries the same list as \"problems\".\n"},
+    {"config", bs_cmd_config, O_DIR | O_JSON, 1, 1, "config check",
+     "check the set-up: configuration, peers, schedules, permissions, clocks",
+     "Checks that branchsync.conf parses and hangs together; that the node\n"
+     "directory is 0700 and keys/node.key 0600; that every schedule parses\n"
+     "(with its next run); that the backup directory and every drop folder\n"
+     "exist and are writable, not by everyone; that every network peer\n"
+     "answers a CURVE handshake within [sync] connect_timeout_s and admits\n"
+     "this node; and each peer's clock as the last network exchange\n"
+     "measured it.  One line per check, what to do under each failure.\n"
+     "Exit 0 when all pass, 1 when any fails, 2 for bad usage.\n"},
     {"quarantine", bs_cmd_quarantine, O_DIR | O_JSON | O_KEEP, 0, 2,
      "quarantine [release ORIGIN --keep HASH]",
      "list quarantined streams; (hub) release one",

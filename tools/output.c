@@ -403,3 +403,21 @@ bs_out_backup(const bs_config *cfg, const bs_backup_view *v, uint64_t now_ms)
         printf("             last run FAILED: %s\n",
                bs_escape(esc, sizeof esc, v->state.error));
 }
+
+void
+bs_out_checks(const bs_checks *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        const bs_check *c = &k->v[i];
+        char head[128];
+        snprintf(head, sizeof head, "%s%s%s", c->area, c->subject[0] ? " " : "",
+                 c->subject);
+        printf("%-4s  %-20s %s\n", c->ok ? "ok" : "FAIL", head, c->what);
+        if (!c->ok)
+            printf("      -> %s\n", c->todo);
+    }
+    if (k->failed == 0)
+        printf("all %zu checks passed\n", k->n);
+    else
+        printf("%zu %s\n", k->failed, k->failed == 1 ? "problem" : "problems");
+}

@@ -1253,3 +1253,28 @@ Test(proc, scheduled_backups_are_written_and_pruned)
     run_free(&r);
     p_pass();
 }
+
+/* ------------------------------------------------------------------ */
+/* Issue 11, item 7: config check against a running peer              */
+/* ------------------------------------------------------------------ */
+
+/* A peer that has not paired this node refuses the handshake: `config
+ * check` says so (exit 1); once paired there, the check passes. */
+Test(proc, config_check_sees_a_refusing_then_admitting_peer)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    run r = {0};
+    int code;
+
+    node_pair(br, hub, NULL);
+    daemon_start(hub);
+    code = CLI(&r, br, "config", "check");
+    cr_assert_eq(code, 1, "exit %d: %s", code, r.out);
+    cr_assert(strstr(r.out, "refused this node") != NULL, "%s", r.out);
+    node_pair(hub, br, NULL); /* the CLI tells the daemon: reload */
+    code = CLI(&r, br, "config", "check");
+    cr_assert_eq(code, 0, "exit %d: %s", code, r.out);
+    cr_assert(strstr(r.out, "admits this node") != NULL, "%s", r.out);
+    run_free(&r);
+    p_pass();
+}

@@ -3174,3 +3174,57 @@ Test(cli, schedule_backup_is_saved_and_shown)
     json_decref(j);
     res_free(&r);
 }
+
+/* ---- issue 11, item 7: config check ---- */
+
+/* Issue 11, item 7: `config check` exits 0 when every check passes, 1
+ * naming each problem (here a configuration line that does not parse,
+ * and a key file others may read), 2 for bad usage; --json lists the
+ * checks. */
+Test(cli, config_check_exit_codes_and_json)
+{
+    char dir[128], conf[200], key[200];
+    json_t *j;
+    FILE *f;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    r = CLI("-d", dir, "config", "check");
+    assert_ok(r, "config check");
+    cr_assert(strstr(r.out, "checks passed") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "config", "check", "--json");
+    assert_ok(r, "config check --json");
+    j = parse_json(r.out, "config check --json");
+    cr_assert(json_is_true(json_object_get(j, "ok")));
+    cr_assert_gt(json_array_size(json_object_get(j, "checks")), 1);
+    json_decref(j);
+    res_free(&r);
+    BAD(dir, "usage", "-d", dir, "config", "lint");
+    BAD(dir, "usage", "-d", dir, "config", "check", "extra");
+
+    snprintf(key, sizeof key, "%s/keys/node.key", dir);
+    cr_assert_eq(chmod(key, 0644), 0);
+    r = CLI("-d", dir, "config", "check");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.out);
+    cr_assert(strstr(r.out, "FAIL  permissions") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "chmod 600") != NULL, "%s", r.out);
+    res_free(&r);
+    cr_assert_eq(chmod(key, 0600), 0);
+
+    snprintf(conf, sizeof conf, "%s/branchsync.conf", dir);
+    cr_assert_not_null(f = fopen(conf, "a"));
+    fputs("[sync]\nmax_skew_s = soon\n", f);
+    fclose(f);
+    r = CLI("-d", dir, "config", "check", "--json");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.out);
+    j = parse_json(r.out, "config check --json");
+    cr_assert(json_is_false(json_object_get(j, "ok")));
+    cr_assert(
+        strstr(json_string_value(json_object_get(
+                   json_array_get(json_object_get(j, "checks"), 0), "what")),
+               "max_skew_s") != NULL,
+        "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+}
