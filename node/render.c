@@ -324,3 +324,24 @@ bs_render_checks(const bs_checks *k)
     }
     return arr;
 }
+
+void
+bs_render_status_files(json_t *j, const bs_node *n, const bs_status *st,
+                       uint64_t now_ms)
+{
+    bs_backup_view bv;
+    json_t *p;
+    size_t i;
+
+    json_array_foreach(json_object_get(j, "peers"), i, p)
+    {
+        const char *dir = bs_endpoint_folder(st->peers[i].endpoint);
+        bs_drop_scan ds;
+        if (dir == NULL)
+            continue;
+        bs_drop_scan_folder(dir, st->meta.pk, st->peers[i].pk, &ds);
+        json_object_set_new(p, "folder", bs_render_drop(dir, &ds));
+    }
+    bs_backups_view(n, now_ms, &bv);
+    json_object_set_new(j, "backup", bs_render_backup(&n->cfg, &bv, now_ms));
+}

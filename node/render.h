@@ -35,6 +35,11 @@ json_t *bs_render_drop(const char *path, const bs_drop_scan *s);
  * run succeeded). */
 json_t *bs_render_backup(const bs_config *cfg, const bs_backup_view *v,
                          uint64_t now_ms);
+/* What `status --json` adds from files outside the store, into j (as
+ * bs_render_status made it, for n's status st): each folder peer's
+ * "folder" and the node's "backup". */
+void bs_render_status_files(json_t *j, const bs_node *n, const bs_status *st,
+                            uint64_t now_ms);
 /* `config check --json`'s "checks": objects with area, subject, ok,
  * what, todo (null when ok) and, for schedules, next_s (null: none). */
 json_t *bs_render_checks(const bs_checks *k);

@@ -7,7 +7,6 @@
 #include <sys/statvfs.h>
 
 #include "../node/control.h"
-#include "../node/dropdir.h"
 #include "../node/health.h"
 #include "../replication/verify.h"
 #include "cli.h"
@@ -52,13 +51,7 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
     }
     rv = bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
     if (rv == BS_OK)
-        rv = bs_backups_problems(n, o.now_ms, out);
-    for (size_t i = 0; rv == BS_OK && i < st->npeers; i++) {
-        const char *dir = bs_endpoint_folder(st->peers[i].endpoint);
-        if (dir != NULL)
-            rv = bs_drop_problems(st->peers[i].name, dir, st->meta.pk,
-                                  st->peers[i].pk, o.now_ms, out);
-    }
+        rv = bs_health_files(n, st, o.now_ms, out);
     return rv;
 }
 

@@ -216,9 +216,7 @@ bs_cmd_status(bs_cli *c)
                                           (json_int_t)used, "map_bytes",
                                           (json_int_t)map));
             json_object_set_new(j, "problems", bs_render_problems(&probs));
-            bs_backups_view(n, o.now_ms, &bv);
-            json_object_set_new(j, "backup",
-                                bs_render_backup(&n->cfg, &bv, o.now_ms));
+            bs_render_status_files(j, n, &st, o.now_ms);
             bs_out_json(j);
         } else {
             bs_out_status(&st, runs, used, map, o.now_ms);
