@@ -110,7 +110,7 @@ list_files(const char *dir, const char *from, const char *to, entry **v,
             *v = nv;
         }
         (*v)[*n].no = no;
-        snprintf((*v)[*n].name, BS_DROP_NAME_MAX, "%s", de->d_name);
+        snprintf((*v)[*n].name, BS_DROP_NAME_MAX, "%.63s", de->d_name);
         (*n)++;
     }
     closedir(d);
