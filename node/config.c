@@ -6,6 +6,7 @@
 #include "../replication/clock.h"
 #include "../replication/peers.h"
 #include "http.h"
+#include "schedule.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -32,6 +33,7 @@ bs_config_defaults(bs_config *c)
     c->http_timeout_s = 30;
     c->http_max_per_ip = 0;
     c->http_request_s = 30;
+    c->backup_keep = 7;
 }
 
 typedef struct parse_ctx {
@@ -142,6 +144,24 @@ on_item(void *user, const char *section, const char *name, const char *value)
         if (!parse_u64(value, 1, 600, &n))
             goto bad;
         c->connect_timeout_s = (uint32_t)n;
+    } else if (IS("backup", "schedule")) {
+        bs_schedule s;
+        if (strlen(value) >= sizeof c->backup_schedule ||
+            !bs_config_value_ok(value) ||
+            (value[0] &&
+             (bs_schedule_parse(&s, value, NULL) != BS_OK ||
+              (s.kind != BS_SCHED_EVERY && s.kind != BS_SCHED_CRON))))
+            goto bad;
+        snprintf(c->backup_schedule, sizeof c->backup_schedule, "%s", value);
+    } else if (IS("backup", "keep")) {
+        if (!parse_u64(value, 1, BS_CONFIG_KEEP_MAX, &n))
+            goto bad;
+        c->backup_keep = (uint32_t)n;
+    } else if (IS("backup", "dir")) {
+        if (strlen(value) >= sizeof c->backup_dir ||
+            !bs_config_value_ok(value) || (value[0] && value[0] != '/'))
+            goto bad;
+        snprintf(c->backup_dir, sizeof c->backup_dir, "%s", value);
     } else if (strcmp(section, "http") == 0 &&
                (known = http_item(c, name, value)) >= 0) {
         if (known == 0)
@@ -211,7 +231,9 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (!bs_config_value_ok(c->listen) || !bs_config_value_ok(c->log_level) ||
         !bs_config_value_ok(c->http_listen) ||
-        !bs_config_value_ok(c->http_cert) || !bs_config_value_ok(c->http_key))
+        !bs_config_value_ok(c->http_cert) || !bs_config_value_ok(c->http_key) ||
+        !bs_config_value_ok(c->backup_schedule) ||
+        !bs_config_value_ok(c->backup_dir))
         return bs_errf(err, BS_EINVAL,
                        "setting would not read back as written: \"%.60s\"",
                        c->listen);
@@ -237,6 +259,10 @@ bs_config_save(const char *dir, const bs_config *c, bs_errbuf *err)
             c->http_key[0] ? "key = " : "# key = /path/key.pem", c->http_key,
             "\n", c->http_body_max_mb, c->http_max_conns, c->http_timeout_s,
             c->http_max_per_ip, c->http_request_s);
+    fprintf(f,
+            "\n# scheduled backups (branchsync schedule --backup SPEC "
+            "--keep N DIR)\n[backup]\nschedule = %s\nkeep = %u\ndir = %s\n",
+            c->backup_schedule, c->backup_keep, c->backup_dir);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         fclose(f);
         unlink(tmp);

@@ -15,6 +15,8 @@
  *            body_max_mb = 64  max_connections = 64  timeout_s = 30
  *            max_connections_per_ip = 0 (half of max_connections)
  *            request_timeout_s = 30
+ *   [backup] schedule = 0 1 * * *  keep = 7  dir = /var/backups/bs
+ *            (backups.h; `branchsync schedule --backup` writes them)
  */
 #ifndef BS_CONFIG_H
 #define BS_CONFIG_H
@@ -38,7 +40,14 @@ typedef struct bs_config {
     uint32_t http_timeout_s;              /* an idle connection is closed */
     uint32_t http_max_per_ip; /* connections from one address; 0: half */
     uint32_t http_request_s;  /* a request must arrive whole within this */
+    /* Scheduled backups (backups.h): a schedule ("" for none; "every D"
+     * or cron, node/schedule.h), how many to keep, an absolute dir. */
+    char backup_schedule[256];
+    uint32_t backup_keep;
+    char backup_dir[1024];
 } bs_config;
+
+#define BS_CONFIG_KEEP_MAX 10000
 
 void bs_config_defaults(bs_config *c);
 /* Read DIR/branchsync.conf over the defaults.  BS_EINVAL names the line. */

@@ -63,6 +63,7 @@ bs_control_serve(bs_daemon *d, const bs_zin *m)
         bs_err rv = bs_link_reload(d, &err);
         bs_daemon_log(d, BS_LOG_INFO, "peers reloaded%s%s", rv ? ": " : "",
                       rv ? bs_errmsg(&err, rv) : "");
+        bs_daemon_backup_arm(d);
         bs_control_reply(d, m->rid, m->rn,
                          json_pack("{s:b}", "ok", rv == BS_OK));
     } else if (strcmp(cmd, "changed") == 0) {

@@ -23,6 +23,7 @@
 
 #include "../replication/peers.h"
 #include "../replication/retry.h"
+#include "backups.h"
 #include "client.h"
 #include "control.h"
 #include "lock.h"
@@ -533,6 +534,60 @@ http_shutdown(bs_daemon *d)
 
 /* ---- signals and lifetime ---- */
 
+/* ---- scheduled backups (backups.h) ---- */
+
+static void
+on_backup(uv_timer_t *t)
+{
+    bs_daemon *d = t->data;
+    char file[BS_BACKUP_NAME_MAX] = "";
+    bs_errbuf err = {{0}};
+    uint64_t t0 = bs_daemon_now_ms();
+    bs_err rv = bs_backups_run(d->n, t0, file, sizeof file, &err);
+
+    if (rv == BS_OK)
+        bs_daemon_log(d, BS_LOG_INFO, "backup %s/%s written (%llu ms)",
+                      d->n->cfg.backup_dir, file,
+                      (unsigned long long)(bs_daemon_now_ms() - t0));
+    else
+        bs_daemon_log(d, BS_LOG_ERROR, "backup into %s failed: %s",
+                      d->n->cfg.backup_dir, bs_errmsg(&err, rv));
+    bs_daemon_backup_arm(d);
+}
+
+void
+bs_daemon_backup_arm(bs_daemon *d)
+{
+    uint64_t now = bs_daemon_now_ms();
+    bs_errbuf err = {{0}};
+    bs_backup_view v;
+    bs_config cfg;
+
+    if (d->stopping)
+        return;
+    uv_timer_stop(&d->backup);
+    if (bs_config_load(d->n->dir, &cfg, &err) == BS_OK) {
+        memcpy(d->n->cfg.backup_schedule, cfg.backup_schedule,
+               sizeof cfg.backup_schedule);
+        memcpy(d->n->cfg.backup_dir, cfg.backup_dir, sizeof cfg.backup_dir);
+        d->n->cfg.backup_keep = cfg.backup_keep;
+    }
+    bs_backups_view(d->n, now, &v);
+    if (!v.configured || v.next_s <= 0)
+        return;
+    /* A second late: a timer that fires a little early by the wall clock
+     * would otherwise find the same cron minute still ahead. */
+    uv_timer_start(&d->backup, on_backup,
+                   ((uint64_t)v.next_s * 1000 > now
+                        ? (uint64_t)v.next_s * 1000 - now
+                        : 0) +
+                       1000,
+                   0);
+    bs_daemon_log(d, BS_LOG_DEBUG, "next backup into %s in %lld s",
+                  d->n->cfg.backup_dir,
+                  (long long)(v.next_s - (int64_t)(now / 1000)));
+}
+
 static void
 stop(bs_daemon *d, const char *why)
 {
@@ -576,6 +631,7 @@ on_signal(uv_signal_t *h, int signum)
                       level_names[d->level]);
         if (bs_link_reload(d, &err) != BS_OK)
             bs_daemon_log(d, BS_LOG_ERROR, "reload peers: %s", err.msg);
+        bs_daemon_backup_arm(d);
         bs_daemon_pump(d);
         return;
     }
@@ -707,6 +763,9 @@ bs_daemon_run(const bs_daemon_opts *o)
     uv_timer_init(&d.loop, &d.held);
     d.held.data = &d;
     bs_daemon_held_check(&d);
+    uv_timer_init(&d.loop, &d.backup);
+    d.backup.data = &d;
+    bs_daemon_backup_arm(&d);
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sighup);

@@ -37,7 +37,8 @@ typedef struct bs_daemon {
     bs_zsock *listener, *control; /* owned; closed by bs_daemon_run */
     uv_poll_t lpoll, cpoll, zpoll;
     uv_timer_t sweep;
-    uv_timer_t held; /* retries held sets when their time comes */
+    uv_timer_t held;   /* retries held sets when their time comes */
+    uv_timer_t backup; /* the next scheduled backup (backups.h) */
     uv_signal_t sigterm, sigint, sighup;
     bs_link *links;                /* owned (link.c) */
     bs_incoming *inbound;          /* owned (daemon.c) */
@@ -81,6 +82,10 @@ int bs_daemon_flush(bs_daemon *d, bs_zsock *sock, const uint8_t *rid, size_t rn,
 void bs_daemon_held_check(bs_daemon *d);
 
 #define BS_DAEMON_HELD_RETRY_MS 60000u
+
+/* Re-read [backup] from the configuration file and arm the backup timer
+ * for the next scheduled run (none when no backup is scheduled). */
+void bs_daemon_backup_arm(bs_daemon *d);
 
 /* ---- link.c: the links to the paired peers ---- */
 

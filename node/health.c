@@ -13,6 +13,8 @@
 #include "../replication/crypto.h"
 #include "../replication/members.h"
 #include "../replication/setlog.h"
+#include "backups.h"
+#include "dropdir.h"
 #include "../replication/streams.h"
 #include "schedule.h"
 
@@ -462,4 +464,19 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
             "MiB",
             o->disk_free / 1048576.0, used / 1048576.0);
     return BS_OK;
+}
+
+bs_err
+bs_health_files(const struct bs_node *n, const bs_status *st, uint64_t now_ms,
+                bs_problems *out)
+{
+    bs_err rv = bs_backups_problems(n, now_ms, out);
+
+    for (size_t i = 0; rv == BS_OK && i < st->npeers; i++) {
+        const char *dir = bs_endpoint_folder(st->peers[i].endpoint);
+        if (dir != NULL)
+            rv = bs_drop_problems(st->peers[i].name, dir, st->meta.pk,
+                                  st->peers[i].pk, now_ms, out);
+    }
+    return rv;
 }

@@ -74,6 +74,17 @@ BS_MUST_CHECK bs_err bs_health_check(bs_txn *t, const bs_status *st,
                                      uint64_t used, const bs_health_opts *o,
                                      bs_problems *out);
 
+/*
+ * Append to *out the problems read from files outside the store, for the
+ * node n whose status is st: each drop folder's (dropdir.h
+ * bs_drop_problems) and the scheduled backups' (backups.h).  `doctor`,
+ * status and the HTTP API's /health list them with the rest.  BS_ENOMEM.
+ */
+struct bs_node;
+BS_MUST_CHECK bs_err bs_health_files(const struct bs_node *n,
+                                     const bs_status *st, uint64_t now_ms,
+                                     bs_problems *out);
+
 /* Append one problem (texts cut to BS_PROBLEM_TEXT_MAX; subject and the
  * formatted text escaped with bs_escape).  BS_ENOMEM. */
 BS_MUST_CHECK bs_err bs_problems_add(bs_problems *p, const char *kind,

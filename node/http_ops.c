@@ -33,7 +33,9 @@ problems(bs_api *api, bs_txn *t, const bs_status *st, bs_problems *out)
         o.disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
         o.disk_size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
     }
-    return bs_health_check(t, st, bs_store_used_bytes(api->n->store), &o, out);
+    bs_err rv =
+        bs_health_check(t, st, bs_store_used_bytes(api->n->store), &o, out);
+    return rv == BS_OK ? bs_health_files(api->n, st, o.now_ms, out) : rv;
 }
 
 /* Read the status (and problems, when p is not NULL) in one transaction. */
@@ -105,6 +107,7 @@ bs_api_status(bs_api *api, const bs_api_req *rq, bs_api_resp *out)
                   (json_int_t)bs_store_used_bytes(api->n->store), "map_bytes",
                   (json_int_t)bs_store_map_size(api->n->store)));
     json_object_set_new(j, "problems", bs_render_problems(&probs));
+    bs_render_status_files(j, api->n, &st, bs_clock_system.now_ms(NULL));
     bs_status_fini(&st);
     bs_problems_fini(&probs);
     bs_api_json(api, 200, j, out);

@@ -16,6 +16,7 @@
 
 #include "../replication/peers.h"
 #include "client.h"
+#include "dropdir.h"
 #include "schedule.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -304,6 +305,64 @@ link_schedule(bs_link *l)
     uv_timer_start(&l->timer, on_bs_linkimer, delay, 0);
 }
 
+/* A folder peer's run (dropdir.h): synchronous, local files only. */
+static void
+link_run_folder(bs_link *l)
+{
+    bs_daemon *d = l->d;
+    bs_errbuf err = {{0}};
+    bs_drop_stats st;
+    bs_core core;
+    bs_err rv;
+
+    if ((rv = bs_node_core(d->n, 1, &core, &err)) == BS_OK)
+        rv = bs_drop_run(d->n, &core, l->name, &st, &err);
+    l->last_run_s = bs_daemon_now_ms() / 1000;
+    if (rv != BS_OK) {
+        l->failures++;
+        bs_daemon_log(d, BS_LOG_WARN,
+                      "exchange peer=%s via=folder "
+                      "result=error: %s",
+                      l->name, bs_errmsg(&err, rv));
+        answer_waiters(l, json_pack("{s:b, s:s, s:i}", "ok", 0, "error",
+                                    bs_errmsg(&err, rv), "code",
+                                    bs_err_exit_code(rv)));
+    } else {
+        const char *problem = st.problem;
+        bs_session_stats ss = {0};
+        l->failures = 0;
+        bs_daemon_log(d,
+                      problem[0]                            ? BS_LOG_WARN
+                      : st.files_in == 0 && !st.file_out[0] ? BS_LOG_DEBUG
+                                                            : BS_LOG_INFO,
+                      "exchange peer=%s via=folder files_in=%llu "
+                      "refused=%llu sent=%llu received=%llu changes=%llu "
+                      "wrote=%s",
+                      l->name, (unsigned long long)st.files_in,
+                      (unsigned long long)st.files_refused,
+                      (unsigned long long)st.sets_sent,
+                      (unsigned long long)st.sets_received,
+                      (unsigned long long)st.changes,
+                      st.file_out[0] ? st.file_out : "-");
+        ss.sets_sent = st.sets_sent;
+        ss.sets_received = st.sets_received;
+        ss.changes_applied = st.changes;
+        ss.conflicts = st.conflicts;
+        ss.bytes_out = st.bytes_out;
+        json_t *reply = stats_json(&ss, problem);
+        json_object_set_new(reply, "files_in",
+                            json_integer((json_int_t)st.files_in));
+        json_object_set_new(reply, "files_refused",
+                            json_integer((json_int_t)st.files_refused));
+        json_object_set_new(reply, "file_out", json_string(st.file_out));
+        answer_waiters(l, reply);
+        bs_daemon_held_check(d);
+        if (st.changes > 0)
+            bs_link_push(d, l->name, "relay");
+    }
+    link_schedule(l);
+}
+
 /* Start an exchange on the link now (or once the current one ends). */
 static void
 link_run(bs_link *l, const char *why)
@@ -329,6 +388,10 @@ link_run(bs_link *l, const char *why)
     }
     bs_daemon_log(d, BS_LOG_DEBUG, "exchange peer=%s starts (%s)", l->name,
                   why);
+    if (bs_endpoint_folder(l->endpoint) != NULL) {
+        link_run_folder(l);
+        return;
+    }
     l->started_ms = l->last_in_ms = bs_daemon_now_ms();
     if ((rv = link_open_socket(l, &err)) != BS_OK) {
         link_end(l, rv, bs_errmsg(&err, rv));

@@ -280,3 +280,76 @@ bs_render_problems(const bs_problems *p)
                                            p->v[i].what, "todo", p->v[i].todo));
     return a;
 }
+
+json_t *
+bs_render_drop(const char *path, const bs_drop_scan *s)
+{
+    return json_pack("{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:s?}", "path", path,
+                     "exists", s->exists, "writable", s->writable, "pending_in",
+                     (json_int_t)s->pending_in, "pending_out",
+                     (json_int_t)s->pending_out, "refused_here",
+                     (json_int_t)s->refused_here, "refused_there",
+                     (json_int_t)s->refused_there, "first_refusal",
+                     s->first_refusal[0] ? s->first_refusal : NULL);
+}
+
+json_t *
+bs_render_backup(const bs_config *cfg, const bs_backup_view *v, uint64_t now_ms)
+{
+    int failing = v->state.err_ms > v->state.ok_ms;
+    json_t *j;
+
+    if (!v->configured)
+        return json_null();
+    j = json_pack("{s:s, s:s, s:i, s:I, s:s?, s:I, s:I, s:s?, s:I}", "schedule",
+                  cfg->backup_schedule, "dir", cfg->backup_dir, "keep",
+                  (int)cfg->backup_keep, "count", (json_int_t)v->count, "last",
+                  v->last[0] ? v->last : NULL, "last_ms",
+                  (json_int_t)v->last_ms, "next_s", (json_int_t)v->next_s,
+                  "last_error", failing ? v->state.error : NULL,
+                  "last_error_ms", (json_int_t)(failing ? v->state.err_ms : 0));
+    json_object_set_new(
+        j, "age_s",
+        v->last_ms ? json_integer((json_int_t)((now_ms - v->last_ms) / 1000))
+                   : json_null());
+    return j;
+}
+
+json_t *
+bs_render_checks(const bs_checks *k)
+{
+    json_t *arr = json_array();
+
+    for (size_t i = 0; i < k->n; i++) {
+        const bs_check *c = &k->v[i];
+        json_t *j = json_pack("{s:s, s:s, s:b, s:s, s:s?}", "area", c->area,
+                              "subject", c->subject, "ok", c->ok, "what",
+                              c->what, "todo", c->ok ? NULL : c->todo);
+        if (strcmp(c->area, "schedule") == 0)
+            json_object_set_new(
+                j, "next_s", c->next_s ? json_integer(c->next_s) : json_null());
+        json_array_append_new(arr, j);
+    }
+    return arr;
+}
+
+void
+bs_render_status_files(json_t *j, const bs_node *n, const bs_status *st,
+                       uint64_t now_ms)
+{
+    bs_backup_view bv;
+    json_t *p;
+    size_t i;
+
+    json_array_foreach(json_object_get(j, "peers"), i, p)
+    {
+        const char *dir = bs_endpoint_folder(st->peers[i].endpoint);
+        bs_drop_scan ds;
+        if (dir == NULL)
+            continue;
+        bs_drop_scan_folder(dir, st->meta.pk, st->peers[i].pk, &ds);
+        json_object_set_new(p, "folder", bs_render_drop(dir, &ds));
+    }
+    bs_backups_view(n, now_ms, &bv);
+    json_object_set_new(j, "backup", bs_render_backup(&n->cfg, &bv, now_ms));
+}

@@ -147,9 +147,11 @@ bs_pairing_add(const bs_core *c, const bs_pair *p, int *introduced,
 
     if (!bs_node_name_valid(p->name))
         return bs_errf(err, BS_EINVAL, "bad peer name \"%.64s\"", p->name);
-    if (!bs_endpoint_dialable(p->endpoint))
+    if (!bs_endpoint_dialable(p->endpoint) &&
+        bs_endpoint_folder(p->endpoint) == NULL)
         return bs_errf(err, BS_EINVAL,
-                       "bad endpoint \"%.255s\": use tcp://HOST:PORT",
+                       "bad endpoint \"%.255s\": use tcp://HOST:PORT or "
+                       "dir:/PATH",
                        p->endpoint);
     if (strlen(p->schedule) > BS_SPEC_MAX ||
         (p->window && strlen(p->window) >= sizeof((bs_peer *)0)->window))

@@ -16,7 +16,7 @@
 
 typedef struct bs_pair {
     const char *name;     /* a valid node name (bs_node_name_valid) */
-    const char *endpoint; /* bs_endpoint_dialable */
+    const char *endpoint; /* bs_endpoint_dialable or _folder */
     uint8_t pk[BS_PK_LEN];
     const char *schedule; /* canonical spec */
     const char *window;   /* "" or canonical "HH:MM-HH:MM" */

@@ -86,6 +86,17 @@ bs_endpoint_dialable(const char *s)
     return endpoint_parse(s, &host, &n) && (host == NULL || !wildcard(host, n));
 }
 
+const char *
+bs_endpoint_folder(const char *s)
+{
+    if (strlen(s) > BS_ENDPOINT_MAX || strncmp(s, "dir:/", 5) != 0)
+        return NULL;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return NULL;
+    return s + 4;
+}
+
 /* ---- encoding (storage.proto, PeerState) ---- */
 
 static ProtobufCBinaryData

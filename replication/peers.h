@@ -69,6 +69,14 @@ int bs_endpoint_listenable(const char *s);
  * (*, 0.0.0.0, [::], [*]), which names no node. */
 int bs_endpoint_dialable(const char *s);
 
+/*
+ * A drop folder (docs/operations.md, "Drop folders"): "dir:PATH", PATH
+ * absolute, without control characters.  Returns PATH inside s, or NULL
+ * when s is not a folder endpoint.  Exchanges with such a peer go through
+ * exchange files in that folder, never the network (node/dropdir.h).
+ */
+const char *bs_endpoint_folder(const char *s);
+
 /* The peer named `name`; BS_ENOTFOUND; BS_ESTORE for a damaged entry.  *p
  * owns its vector: release it with bs_peer_fini. */
 BS_MUST_CHECK bs_err bs_peer_get(bs_txn *t, const char *name, bs_peer *p);

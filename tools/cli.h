@@ -22,9 +22,10 @@ typedef struct bs_cli {
     const char *name, *role, *listen, *schedule, *window, *take, *value;
     const char *writers, *scope, *owner_field, *policy;
     int all;
-    int hub;          /* peer add --hub */
-    const char *http; /* init --http */
-    const char *keep; /* quarantine release --keep */
+    int hub;            /* peer add --hub */
+    const char *http;   /* init --http */
+    const char *keep;   /* quarantine release --keep; schedule --keep */
+    const char *backup; /* schedule --backup SPEC */
     /* load and dump: --format --delimiter --mode --on-error --report
      * --id-field --types --fields (NULL when not given) */
     const char *format, *delimiter, *mode, *on_error, *report, *id_field;
@@ -86,6 +87,7 @@ BS_MUST_CHECK bs_err bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t,
                                      const bs_status *st, const char *corrupt,
                                      bs_problems *out);
 bs_err bs_cmd_doctor(bs_cli *c);
+bs_err bs_cmd_config(bs_cli *c);
 bs_err bs_cmd_quarantine(bs_cli *c);
 
 /* Tell a running daemon (if any) about a change: "changed" after local

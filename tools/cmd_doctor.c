@@ -36,6 +36,7 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
     char path[4200], http[BS_ERRMSG_LEN];
     bs_health_opts o = {0};
     struct statvfs vfs;
+    bs_err rv;
 
     o.dir = c->dir;
     o.now_ms = bs_clock_system.now_ms(NULL);
@@ -48,7 +49,10 @@ bs_cli_problems(bs_cli *c, bs_node *n, bs_txn *t, const bs_status *st,
         o.disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
         o.disk_size = (uint64_t)vfs.f_blocks * vfs.f_frsize;
     }
-    return bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
+    rv = bs_health_check(t, st, bs_store_used_bytes(n->store), &o, out);
+    if (rv == BS_OK)
+        rv = bs_health_files(n, st, o.now_ms, out);
+    return rv;
 }
 
 /* Verify the store in t (verify.h): BS_OK with *corrupt set to the

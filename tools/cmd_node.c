@@ -224,6 +224,7 @@ bs_cmd_dashboard(bs_cli *c)
 bs_err
 bs_cmd_status(bs_cli *c)
 {
+    bs_backup_view bv;
     bs_status_opts o;
     bs_problems probs = {0};
     bs_status st;
@@ -250,15 +251,26 @@ bs_cmd_status(bs_cli *c)
             json_t *j = bs_render_status(&st), *p;
             size_t i;
             json_array_foreach(json_object_get(j, "peers"), i, p)
+            {
+                const char *dir = bs_endpoint_folder(st.peers[i].endpoint);
                 json_object_set(p, "next_run_s", json_array_get(runs, i));
+                if (dir != NULL) {
+                    bs_drop_scan ds;
+                    bs_drop_scan_folder(dir, st.meta.pk, st.peers[i].pk, &ds);
+                    json_object_set_new(p, "folder", bs_render_drop(dir, &ds));
+                }
+            }
             json_object_set_new(j, "store",
                                 json_pack("{s:I, s:I}", "used_bytes",
                                           (json_int_t)used, "map_bytes",
                                           (json_int_t)map));
             json_object_set_new(j, "problems", bs_render_problems(&probs));
+            bs_render_status_files(j, n, &st, o.now_ms);
             bs_out_json(j);
         } else {
             bs_out_status(&st, runs, used, map, o.now_ms);
+            bs_backups_view(n, o.now_ms, &bv);
+            bs_out_backup(&n->cfg, &bv, o.now_ms);
             printf("problems:%s\n",
                    probs.n ? "" : "    none (branchsync doctor explains)");
             for (size_t i = 0; i < probs.n; i++)

@@ -54,15 +54,22 @@ peer_add(bs_cli *c)
                        "SPEC] [--hub]");
     if (!bs_node_name_valid(p.name))
         return bs_errf(&c->err, BS_EINVAL, "bad peer name \"%.64s\"", p.name);
+    if (strncmp(p.endpoint, "dir:", 4) == 0 &&
+        bs_endpoint_folder(p.endpoint) == NULL)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad folder endpoint \"%.255s\": use dir:/ABSOLUTE/PATH",
+                       p.endpoint);
     if (bs_endpoint_listenable(p.endpoint) && !bs_endpoint_dialable(p.endpoint))
         return bs_errf(&c->err, BS_EINVAL,
                        "endpoint \"%.255s\" is a wildcard, an address to "
                        "listen on: give the peer's host name or IP address "
                        "(tcp://HOST:PORT)",
                        p.endpoint);
-    if (!bs_endpoint_dialable(p.endpoint))
+    if (!bs_endpoint_dialable(p.endpoint) &&
+        bs_endpoint_folder(p.endpoint) == NULL)
         return bs_errf(&c->err, BS_EINVAL,
-                       "bad endpoint \"%.255s\": use tcp://HOST:PORT",
+                       "bad endpoint \"%.255s\": use tcp://HOST:PORT or "
+                       "dir:/PATH",
                        p.endpoint);
     if (bs_node_id_parse(idstr, p.pk) != BS_OK)
         return bs_errf(&c->err, BS_EINVAL,

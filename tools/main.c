@@ -36,7 +36,8 @@ enum {
     O_FIELDS = 1u << 21, /* --fields (dump) */
     O_UNIQUE = 1u << 22, /* --unique (collection) */
     O_FORCE = 1u << 23,  /* --force (put) */
-    O_LAST = O_FORCE,
+    O_BACKUP = 1u << 24, /* --backup (schedule) */
+    O_LAST = O_BACKUP,
 };
 
 typedef struct cmd {
@@ -143,7 +144,9 @@ static const cmd cmds[] = {
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
      "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
-     "wildcard such as * or 0.0.0.0).  On the hub this also\n"
+     "wildcard such as * or 0.0.0.0), or through a shared drop folder\n"
+     "(dir:/ABSOLUTE/PATH: each run imports the peer's exchange files found\n"
+     "there and writes what it lacks).  On the hub this also\n"
      "introduces the node to every office as a member of the infobase.\n"
      "SPEC: online, manual (default), \"every 15m\", or a cron expression.\n"
      "--hub (on a branch): NAME is the hub this branch joins, and takes the\n"
@@ -231,18 +234,30 @@ static const cmd cmds[] = {
     {"sync", bs_cmd_sync, O_DIR | O_JSON, 1, 1, "sync PEER",
      "exchange with PEER now, both ways",
      "Asks the running daemon to exchange with PEER and waits for the end;\n"
-     "with no daemon running, makes the exchange itself.  Exit 0 once both\n"
+     "with no daemon running, makes the exchange itself.  With a folder\n"
+     "peer (dir:PATH) an exchange imports its files and writes one of ours;\n"
+     "a file refused goes to PATH/refused with a .err beside it (exit 1).\n"
+     "Exit 0 once both\n"
      "sides acknowledged; 1 if the peer is unreachable ([sync]\n"
      "connect_timeout_s) or refuses, or if the exchange went through but not\n"
      "wholly: change sets refused here or held there, or this node's clock\n"
      "ahead of the peer's (the message says which; see status).\n"},
-    {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW, 2, 2,
-     "schedule PEER SPEC [--window HH:MM-HH:MM]",
-     "set a link's exchange schedule; prints the next runs",
+    {"schedule", bs_cmd_schedule, O_DIR | O_JSON | O_WINDOW | O_BACKUP | O_KEEP,
+     0, 2,
+     "schedule PEER SPEC [--window HH:MM-HH:MM] | schedule --backup SPEC "
+     "[--keep N] DIR | schedule --backup off",
+     "set a link's exchange schedule, or the backups'; prints the next runs",
      "SPEC: online (push within milliseconds), manual, \"every 15m\" (s, m,\n"
      "h, d), or a 5-field cron expression in local time, e.g. \"0 2 * * *\"\n"
      "or \"*/15 8-18 * * 1-5\".  --window confines exchanges to a daily time\n"
-     "window.  A running daemon picks the change up at once.\n"},
+     "window.  A running daemon picks the change up at once.\n"
+     "--backup: the daemon writes a backup (as 'backup' does) into the\n"
+     "existing directory DIR on schedule SPEC (\"every D\" or cron), named\n"
+     "NODE-backup-YYYYMMDDTHHMMSSZ.mdb (UTC), and keeps the newest N of\n"
+     "that naming (default 7); other files in DIR are never touched.\n"
+     "status shows the last backup, its age and the next run; doctor says\n"
+     "when one failed or the newest is older than twice the period.\n"
+     "--backup off stops them.  Saved in [backup] of branchsync.conf.\n"},
     {"log", bs_cmd_log, O_DIR | O_JSON, 0, 1, "log [PEER]",
      "the exchange history",
      "One line per exchange (file or network): time, peer, direction,\n"
@@ -259,6 +274,16 @@ static const cmd cmds[] = {
      "skew against a peer, a daemon that does not run, and low disk or map\n"
      "space: one line each, then what to do.  Exit 0 when healthy, 1 when\n"
      "not.  status --json carries the same list as \"problems\".\n"},
+    {"config", bs_cmd_config, O_DIR | O_JSON, 1, 1, "config check",
+     "check the set-up: configuration, peers, schedules, permissions, clocks",
+     "Checks that branchsync.conf parses and hangs together; that the node\n"
+     "directory is 0700 and keys/node.key 0600; that every schedule parses\n"
+     "(with its next run); that the backup directory and every drop folder\n"
+     "exist and are writable, not by everyone; that every network peer\n"
+     "answers a CURVE handshake within [sync] connect_timeout_s and admits\n"
+     "this node; and each peer's clock as the last network exchange\n"
+     "measured it.  One line per check, what to do under each failure.\n"
+     "Exit 0 when all pass, 1 when any fails, 2 for bad usage.\n"},
     {"quarantine", bs_cmd_quarantine, O_DIR | O_JSON | O_KEEP, 0, 2,
      "quarantine [release ORIGIN --keep HASH]",
      "list quarantined streams; (hub) release one",
@@ -306,6 +331,7 @@ static const struct option longopts[] = {
     {"fields", required_argument, NULL, 1000 + 26},
     {"unique", required_argument, NULL, 1000 + 27},
     {"force", no_argument, NULL, 1000 + 28},
+    {"backup", required_argument, NULL, 1000 + 29},
     {NULL, 0, NULL, 0},
 };
 
@@ -360,6 +386,8 @@ opt_name(unsigned bit)
         return "--unique";
     if (bit == O_FORCE)
         return "--force";
+    if (bit == O_BACKUP)
+        return "--backup";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -561,6 +589,10 @@ main(int argc, char **argv)
         case 1028:
             c.force = 1;
             seen |= O_FORCE;
+            break;
+        case 1029:
+            c.backup = optarg;
+            seen |= O_BACKUP;
             break;
         case ':':
             return bad_option(argc, argv, 1);

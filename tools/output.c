@@ -74,8 +74,36 @@ short_id(const uint8_t *pk, char buf[BS_NODE_ID_LEN + 1])
     return buf;
 }
 
+/* A folder peer: its folder as it is now, and the last run. */
 static void
-status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
+status_folder(const bs_peer_status *p, const uint8_t *me, uint64_t now)
+{
+    const char *path = bs_endpoint_folder(p->endpoint);
+    char last[32], esc[4 * BS_ERRMSG_LEN];
+    bs_drop_scan s;
+
+    bs_drop_scan_folder(path, me, p->pk, &s);
+    bs_out_age(last, sizeof last,
+               p->last_ok_ms > p->last_err_ms ? p->last_ok_ms : p->last_err_ms,
+               now);
+    printf("    folder %s%s; last run %s; files waiting: %llu from it, %llu "
+           "of ours; refused: %llu here, %llu there\n",
+           path,
+           !s.exists     ? " (MISSING)"
+           : !s.writable ? " (NOT WRITABLE)"
+                         : "",
+           last, (unsigned long long)s.pending_in,
+           (unsigned long long)s.pending_out,
+           (unsigned long long)s.refused_here,
+           (unsigned long long)s.refused_there);
+    if (s.first_refusal[0])
+        printf("    first refused here: %s\n",
+               bs_escape(esc, sizeof esc, s.first_refusal));
+}
+
+static void
+status_peer(const bs_peer_status *p, const json_t *run, uint64_t now,
+            const uint8_t *me)
 {
     char ok[32], bad[32], esc[4 * sizeof p->last_error];
 
@@ -120,6 +148,8 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now)
     if (p->needs_full_resync)
         printf("    NEEDS FULL RESYNC: silent longer than the retention "
                "limit\n");
+    if (bs_endpoint_folder(p->endpoint) != NULL)
+        status_folder(p, me, now);
 }
 
 /* Another office: last contact, lag, changes refused by rule. */
@@ -196,7 +226,7 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
     status_clock(st);
     printf("peers:%s\n", st->npeers ? "" : "       none");
     for (size_t i = 0; i < st->npeers; i++)
-        status_peer(&st->peers[i], json_array_get(runs, i), now);
+        status_peer(&st->peers[i], json_array_get(runs, i), now, st->meta.pk);
     for (size_t i = 0; i < st->nstreams; i++) {
         const bs_stream_status *s = &st->streams[i];
         bs_node_id_format(s->origin, id);
@@ -362,4 +392,43 @@ bs_out_problems(const bs_problems *p)
         printf("healthy: nothing needs attention\n");
     else
         printf("%zu problem%s\n", p->n, p->n == 1 ? "" : "s");
+}
+
+void
+bs_out_backup(const bs_config *cfg, const bs_backup_view *v, uint64_t now_ms)
+{
+    char age[32], next[64], esc[4 * BS_ERRMSG_LEN];
+
+    if (!v->configured)
+        return;
+    printf("backups:     %s into %s, keeping the newest %u (%llu there)\n",
+           cfg->backup_schedule, cfg->backup_dir, cfg->backup_keep,
+           (unsigned long long)v->count);
+    bs_out_age(age, sizeof age, v->last_ms, now_ms);
+    if (v->next_s > 0)
+        bs_out_time(next, sizeof next, v->next_s, 1);
+    printf("             last %s%s%s; next %s\n", v->last[0] ? v->last : "none",
+           v->last[0] ? ", " : "", v->last[0] ? age : "",
+           v->next_s > 0 ? next : "none");
+    if (v->state.err_ms > v->state.ok_ms)
+        printf("             last run FAILED: %s\n",
+               bs_escape(esc, sizeof esc, v->state.error));
+}
+
+void
+bs_out_checks(const bs_checks *k)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        const bs_check *c = &k->v[i];
+        char head[128];
+        snprintf(head, sizeof head, "%s%s%s", c->area, c->subject[0] ? " " : "",
+                 c->subject);
+        printf("%-4s  %-20s %s\n", c->ok ? "ok" : "FAIL", head, c->what);
+        if (!c->ok)
+            printf("      -> %s\n", c->todo);
+    }
+    if (k->failed == 0)
+        printf("all %zu checks passed\n", k->n);
+    else
+        printf("%zu %s\n", k->failed, k->failed == 1 ? "problem" : "problems");
 }

@@ -20,6 +20,12 @@ const char *bs_out_plural(uint64_t n, const char *one, const char *many);
 #define BS_PL(n, word) bs_out_plural((n), word, word "s")
 
 /* "3 min ago" for a millisecond time (0: "never"). */
+/* config check: one line per check, what to do under each failure, then
+ * a summary. */
+void bs_out_checks(const bs_checks *k);
+/* status: the scheduled backups (nothing when none is scheduled). */
+void bs_out_backup(const bs_config *cfg, const bs_backup_view *v,
+                   uint64_t now_ms);
 void bs_out_age(char *buf, size_t n, uint64_t ms, uint64_t now_ms);
 /* Local time "YYYY-MM-DD HH:MM TZ" of a time in seconds ("HH:MM:SS" when
  * seconds is set). */

@@ -30,6 +30,7 @@
  */
 #include "proc_util.h"
 
+#include <dirent.h>
 #include <sodium.h>
 #include <zmq.h>
 
@@ -1138,6 +1139,142 @@ Test(proc, crossing_exchanges_do_not_fail)
     cr_assert_eq(failures, 0, "%d of 20 rounds of crossing syncs failed",
                  failures);
     assert_converged(hub, br);
+    run_free(&r);
+    p_pass();
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 11, item 3: a drop folder under the daemons' schedules       */
+/* ------------------------------------------------------------------ */
+
+/* Two daemons that share only a folder: each runs its folder link every
+ * second; a write on either side reaches the other, `sync` goes through
+ * the running daemon, and the exchange log names the folder runs. */
+Test(proc, drop_folder_under_the_daemons_schedules)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    char share[PATH_MAX + 16], ep[PATH_MAX + 32];
+    run r = {0};
+    json_t *j;
+    int ok;
+
+    snprintf(share, sizeof share, "%s/share", p_base);
+    cr_assert_eq(mkdir(share, 0770), 0);
+    snprintf(ep, sizeof ep, "dir:%s", share);
+    CLI_OK(&r, hub, "peer", "add", br->name, ep, br->id, "--schedule",
+           "every 1s");
+    CLI_OK(&r, br, "peer", "add", hub->name, ep, hub->id, "--schedule",
+           "every 1s");
+    daemon_start(hub);
+    daemon_start(br);
+    CLI_OK(&r, hub, "put", "products", "p1", "{\"price\":12.5}");
+    POLL(ok, 20000, node_has(br, "products", "p1", "12.5"));
+    cr_assert(ok, "the hub's put did not arrive through the folder in 20 s");
+    CLI_OK(&r, br, "put", "products", "p2", "{\"price\":7}");
+    POLL(ok, 20000, node_has(hub, "products", "p2", "7"));
+    cr_assert(ok, "the branch's put did not arrive through the folder");
+    CLI_OK(&r, br, "sync", "head", "--json");
+    j = p_json(&r);
+    cr_assert(json_is_true(json_object_get(j, "via_daemon")), "%s", r.out);
+    cr_assert(json_is_integer(json_object_get(j, "files_in")), "%s", r.out);
+    json_decref(j);
+    POLL(ok, 20000, digests_equal(hub, br));
+    cr_assert(ok, "the two nodes did not converge through the folder");
+    j = node_xlog(br, "head");
+    cr_assert_gt(json_array_size(j), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(
+                         json_array_get(j, json_array_size(j) - 1), "via")),
+                     "folder");
+    json_decref(j);
+    run_free(&r);
+    p_pass();
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 11, item 6: scheduled backups                                */
+/* ------------------------------------------------------------------ */
+
+static size_t
+count_backups(const char *dir, const char *who)
+{
+    char prefix[64];
+    struct dirent *de;
+    size_t n = 0;
+    DIR *d = opendir(dir);
+
+    if (d == NULL)
+        return 0;
+    snprintf(prefix, sizeof prefix, "%s-backup-", who);
+    while ((de = readdir(d)) != NULL)
+        n += strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+             strstr(de->d_name, ".tmp") == NULL;
+    closedir(d);
+    return n;
+}
+
+static int
+log_count(const node *n, const char *needle)
+{
+    char *log = p_read_file(n->logpath, NULL), *p = log;
+    int k = 0;
+
+    while (p != NULL && (p = strstr(p, needle)) != NULL) {
+        k++;
+        p += strlen(needle);
+    }
+    free(log);
+    return k;
+}
+
+/* The daemon writes a backup on the schedule (every second here) and
+ * keeps the newest 2; status shows the last one. */
+Test(proc, scheduled_backups_are_written_and_pruned)
+{
+    node *hub = node_new("head", 1, 1);
+    char bdir[PATH_MAX + 16];
+    run r = {0};
+    json_t *j, *b;
+    int ok;
+
+    snprintf(bdir, sizeof bdir, "%s/backups", p_base);
+    cr_assert_eq(mkdir(bdir, 0700), 0);
+    CLI_OK(&r, hub, "schedule", "--backup", "every 1s", "--keep", "2", bdir);
+    daemon_start(hub);
+    POLL(ok, 20000, log_count(hub, "backup ") >= 4);
+    cr_assert(ok, "fewer than 4 scheduled backups in 20 s");
+    POLL(ok, 5000, count_backups(bdir, "head") == 2);
+    cr_assert(ok, "%zu backups kept, want 2", count_backups(bdir, "head"));
+    CLI_OK(&r, hub, "status", "--json");
+    j = p_json(&r);
+    b = json_object_get(j, "backup");
+    cr_assert(json_is_string(json_object_get(b, "last")), "%s", r.out);
+    cr_assert(json_is_null(json_object_get(b, "last_error")), "%s", r.out);
+    json_decref(j);
+    run_free(&r);
+    p_pass();
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 11, item 7: config check against a running peer              */
+/* ------------------------------------------------------------------ */
+
+/* A peer that has not paired this node refuses the handshake: `config
+ * check` says so (exit 1); once paired there, the check passes. */
+Test(proc, config_check_sees_a_refusing_then_admitting_peer)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    run r = {0};
+    int code;
+
+    node_pair(br, hub, NULL);
+    daemon_start(hub);
+    code = CLI(&r, br, "config", "check");
+    cr_assert_eq(code, 1, "exit %d: %s", code, r.out);
+    cr_assert(strstr(r.out, "refused this node") != NULL, "%s", r.out);
+    node_pair(hub, br, NULL); /* the CLI tells the daemon: reload */
+    code = CLI(&r, br, "config", "check");
+    cr_assert_eq(code, 0, "exit %d: %s", code, r.out);
+    cr_assert(strstr(r.out, "admits this node") != NULL, "%s", r.out);
     run_free(&r);
     p_pass();
 }

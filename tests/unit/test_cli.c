@@ -3194,3 +3194,186 @@ Test(cli, unique_keys_duplicates_and_merge_contract)
     json_decref(a);
     json_decref(b);
 }
+
+/* ---- issue 11, item 3: drop folders ---- */
+
+/* Issue 11, item 3: a hub and a branch that share only a folder exchange
+ * with `sync` and no daemon; a tampered file is refused aside (sync exits
+ * 1 naming it), status shows the folder and doctor the refusal; a
+ * relative folder is bad input. */
+Test(cli, sync_through_a_drop_folder_without_a_daemon)
+{
+    char hub[128], br[128], share[160], ep[200], cmd[600];
+    char *hid, *bid;
+    json_t *j, *folder;
+    res r;
+
+    node_at(hub, sizeof hub, "hub");
+    snprintf(br, sizeof br, "%s/br", root);
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    snprintf(share, sizeof share, "%s/share", root);
+    cr_assert_eq(mkdir(share, 0770), 0);
+    snprintf(ep, sizeof ep, "dir:%s", share);
+    hid = id_of(hub);
+    bid = id_of(br);
+    BAD(hub, "dir:/ABSOLUTE/PATH", "-d", hub, "peer", "add", "br", "dir:share",
+        bid);
+    CLI_OK("peer add dir", "-d", hub, "peer", "add", "br", ep, bid);
+    CLI_OK("peer add dir", "-d", br, "peer", "add", "hub", ep, hid);
+    r = CLI("-d", hub, "sync", "br");
+    assert_ok(r, "sync at the hub");
+    cr_assert(strstr(r.out, "through its folder") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "sync", "hub", "--json");
+    assert_ok(r, "sync at the branch");
+    j = parse_json(r.out, "sync --json");
+    cr_assert_eq(json_integer_value(json_object_get(j, "files_in")), 1, "%s",
+                 r.out);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", br, "get", "customers", "C1");
+    assert_ok(r, "get C1 at the branch");
+    res_free(&r);
+
+    /* A tampered file from the hub: refused aside, the run says so. */
+    CLI_OK("put", "-d", hub, "put", "customers", "C3", "{\"name\":\"Cy\"}");
+    CLI_OK("sync", "-d", hub, "sync", "br");
+    snprintf(cmd, sizeof cmd,
+             "f=$(ls %s/from-*.bsx | head -1) && printf 'X' | dd of=\"$f\" "
+             "bs=1 seek=40 conv=notrunc 2>/dev/null",
+             share);
+    cr_assert_eq(system(cmd), 0);
+    r = CLI("-d", br, "sync", "hub");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    assert_one_error_line(&r, "refused", "sync of a tampered file");
+    res_free(&r);
+    r = CLI("-d", br, "status", "--json");
+    assert_ok(r, "status");
+    j = parse_json(r.out, "status --json");
+    folder = json_object_get(json_array_get(json_object_get(j, "peers"), 0),
+                             "folder");
+    cr_assert(json_is_object(folder), "%s", r.out);
+    cr_assert_eq(json_integer_value(json_object_get(folder, "refused_here")),
+                 1);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", br, "doctor");
+    cr_assert_eq(r.code, 1);
+    cr_assert(strstr(r.out, "folder_refused") != NULL, "%s", r.out);
+    res_free(&r);
+    free(hid);
+    free(bid);
+}
+
+/* ---- issue 11, item 6: scheduled backups ---- */
+
+/* Issue 11, item 6: `schedule --backup SPEC --keep N DIR` saves [backup]
+ * and status shows it; a bad schedule, keep or usage is exit 2 and
+ * changes nothing; a missing DIR is exit 1; --backup off stops it. */
+Test(cli, schedule_backup_is_saved_and_shown)
+{
+    char dir[128], bdir[160], missing[200];
+    json_t *j, *b;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(bdir, sizeof bdir, "%s/bk", root);
+    cr_assert_eq(mkdir(bdir, 0700), 0);
+    snprintf(missing, sizeof missing, "%s/nope", root);
+    BAD(dir, "cron", "-d", dir, "schedule", "--backup", "0 25 * * *", bdir);
+    BAD(dir, "every D", "-d", dir, "schedule", "--backup", "online", bdir);
+    BAD(dir, "--keep", "-d", dir, "schedule", "--backup", "0 1 * * *", "--keep",
+        "0", bdir);
+    BAD(dir, "usage", "-d", dir, "schedule", "--backup", "0 1 * * *");
+    BAD(dir, "usage", "-d", dir, "schedule", "n", "manual", "--keep", "3");
+    NOT_FOUND(dir, "nope", "-d", dir, "schedule", "--backup", "0 1 * * *",
+              missing);
+    r = CLI("-d", dir, "status", "--json");
+    j = parse_json(r.out, "status");
+    cr_assert(json_is_null(json_object_get(j, "backup")), "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+
+    r = CLI("-d", dir, "schedule", "--backup", "0 1 * * *", "--keep", "3",
+            bdir);
+    assert_ok(r, "schedule --backup");
+    cr_assert(strstr(r.out, "keeping the newest 3") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "next run: ") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "status", "--json");
+    j = parse_json(r.out, "status");
+    b = json_object_get(j, "backup");
+    cr_assert(json_is_object(b), "%s", r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(b, "schedule")),
+                     "0 1 * * *");
+    cr_assert_eq(json_integer_value(json_object_get(b, "keep")), 3);
+    cr_assert(json_is_null(json_object_get(b, "last")));
+    cr_assert_gt(json_integer_value(json_object_get(b, "next_s")), 0);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", dir, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "backups:") != NULL, "%s", r.out);
+    res_free(&r);
+
+    CLI_OK("backup off", "-d", dir, "schedule", "--backup", "off");
+    r = CLI("-d", dir, "status", "--json");
+    j = parse_json(r.out, "status");
+    cr_assert(json_is_null(json_object_get(j, "backup")), "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+}
+
+/* ---- issue 11, item 7: config check ---- */
+
+/* Issue 11, item 7: `config check` exits 0 when every check passes, 1
+ * naming each problem (here a configuration line that does not parse,
+ * and a key file others may read), 2 for bad usage; --json lists the
+ * checks. */
+Test(cli, config_check_exit_codes_and_json)
+{
+    char dir[128], conf[200], key[200];
+    json_t *j;
+    FILE *f;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    r = CLI("-d", dir, "config", "check");
+    assert_ok(r, "config check");
+    cr_assert(strstr(r.out, "checks passed") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", dir, "config", "check", "--json");
+    assert_ok(r, "config check --json");
+    j = parse_json(r.out, "config check --json");
+    cr_assert(json_is_true(json_object_get(j, "ok")));
+    cr_assert_gt(json_array_size(json_object_get(j, "checks")), 1);
+    json_decref(j);
+    res_free(&r);
+    BAD(dir, "usage", "-d", dir, "config", "lint");
+    BAD(dir, "usage", "-d", dir, "config", "check", "extra");
+
+    snprintf(key, sizeof key, "%s/keys/node.key", dir);
+    cr_assert_eq(chmod(key, 0644), 0);
+    r = CLI("-d", dir, "config", "check");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.out);
+    cr_assert(strstr(r.out, "FAIL  permissions") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "chmod 600") != NULL, "%s", r.out);
+    res_free(&r);
+    cr_assert_eq(chmod(key, 0600), 0);
+
+    snprintf(conf, sizeof conf, "%s/branchsync.conf", dir);
+    cr_assert_not_null(f = fopen(conf, "a"));
+    fputs("[sync]\nmax_skew_s = soon\n", f);
+    fclose(f);
+    r = CLI("-d", dir, "config", "check", "--json");
+    cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.out);
+    j = parse_json(r.out, "config check --json");
+    cr_assert(json_is_false(json_object_get(j, "ok")));
+    cr_assert(
+        strstr(json_string_value(json_object_get(
+                   json_array_get(json_object_get(j, "checks"), 0), "what")),
+               "max_skew_s") != NULL,
+        "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+}

@@ -180,7 +180,8 @@ Test(pairing, bad_names_endpoints_and_schedules_are_refused)
     p = pair_of(&tallinn, "tallinn");
     p.endpoint = "http://10.0.0.7";
     REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL,
-            "bad endpoint \"http://10.0.0.7\": use tcp://HOST:PORT");
+            "bad endpoint \"http://10.0.0.7\": use tcp://HOST:PORT or "
+            "dir:/PATH");
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     p = pair_of(&tallinn, "tallinn");
@@ -189,6 +190,25 @@ Test(pairing, bad_names_endpoints_and_schedules_are_refused)
     p = pair_of(&tallinn, "tallinn");
     p.window = "01:00-05:00-extra";
     REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL, "schedule too long");
+}
+
+/* Issue 11, item 3: a drop folder is "dir:" and an absolute path. */
+Test(pairing, a_folder_endpoint_is_an_absolute_path)
+{
+    static const char *const bad[] = {"dir:", "dir:relative/x", "dir:/a\nb",
+                                      "dir:/a\x7f", "folder:/srv/x"};
+    bs_pair p = pair_of(&tallinn, "tallinn");
+
+    cr_assert_str_eq(bs_endpoint_folder("dir:/srv/exchange/tln"),
+                     "/srv/exchange/tln");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_null(bs_endpoint_folder(bad[i]), "%s", bad[i]);
+        p.endpoint = bad[i];
+        REFUSED(&head, add(&head, &p, NULL, &err), BS_EINVAL, NULL);
+    }
+    bs_errbuf e2 = {{0}};
+    p.endpoint = "dir:/srv/exchange/tln";
+    cr_assert_eq(add(&head, &p, NULL, &e2), BS_OK, "%s", e2.msg);
 }
 
 /*
