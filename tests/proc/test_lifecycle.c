@@ -301,3 +301,39 @@ Test(lifecycle, links_recover_after_a_restore)
     run_free(&r);
     p_pass();
 }
+
+/* ------------------------------------------------------------------ */
+/* 4. a daemon that stops answering                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A daemon that is stopped (SIGSTOP: its socket still takes connections,
+ * nothing answers) makes `sync` exit 1 saying so, after the request's
+ * 2 s and the ping's 10 s (node/control.h), not hang; once it runs again
+ * the same command works.
+ */
+Test(lifecycle, a_hung_daemon_is_reported_and_a_busy_one_is_waited_for)
+{
+    node *hub = node_new("head", 1, 1), *br = node_new("tallinn", 0, 1);
+    run r = {0};
+    uint64_t t0, took;
+    int st;
+
+    node_pair(hub, br, "manual");
+    node_pair(br, hub, "manual");
+    daemon_start(hub);
+    daemon_start(br);
+    CLI_OK(&r, br, "sync", "head");
+    cr_assert_eq(kill(br->pid, SIGSTOP), 0);
+    t0 = p_now_ms();
+    st = CLI(&r, br, "sync", "head");
+    took = p_now_ms() - t0;
+    kill(br->pid, SIGCONT);
+    cr_assert_eq(st, 1, "sync to a stopped daemon exited %d: %s", st, r.err);
+    cr_assert(strstr(r.err, "stopped answering") != NULL, "%s", r.err);
+    cr_assert_geq(took, 10000, "reported after %llu ms: a busy loop gets 10 s",
+                  (unsigned long long)took);
+    CLI_OK(&r, br, "sync", "head");
+    run_free(&r);
+    p_pass();
+}
