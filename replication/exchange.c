@@ -90,6 +90,38 @@ check_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
                    s->idx, (unsigned long long)from);
 }
 
+/*
+ * The stored set (as bs_setlog_next returned it, with rv) as it leaves for
+ * the peer: filtered to what the peer is entitled to (8.5) when `filter`,
+ * then checked (check_outgoing).  Only what leaves is checked, so a scoped
+ * export does not hash the changes it leaves out; a set that does not
+ * filter is corruption too.  *f (malloc'd, or NULL: the set as stored)
+ * and *vd are set on BS_OK.
+ */
+static bs_err
+outgoing(bs_scope_peer *sp, int filter, bs_txn *t, const bs_stream *s,
+         uint64_t from, bs_err rv, bs_slice set, bs_scope_verdict *vd,
+         uint8_t **f, size_t *fn, bs_errbuf *err)
+{
+    *vd = BS_SCOPE_WHOLE;
+    *f = NULL;
+    *fn = 0;
+    if (rv != BS_OK)
+        return check_outgoing(s, from, rv, set, err);
+    if (filter && (rv = bs_scope_filter(sp, t, set, vd, f, fn)) != BS_OK)
+        return check_outgoing(s, from, rv == BS_ENOMEM ? rv : BS_ESTORE, set,
+                              err);
+    if (*vd == BS_SCOPE_STOP)
+        return BS_OK;
+    rv = check_outgoing(s, from, BS_OK,
+                        *f != NULL ? (bs_slice){*f, *fn} : set, err);
+    if (rv != BS_OK) {
+        free(*f);
+        *f = NULL;
+    }
+    return rv;
+}
+
 /* 1 when stream s goes in pass `pass`: the hub's streams first. */
 static int
 in_pass(const bs_meta *m, const bs_stream *s, int pass)
@@ -134,10 +166,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 size_t fn;
 
                 rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
-                if ((rv = check_outgoing(s, from, rv, set, err)) != BS_OK)
-                    break;
-                /* only what the peer is entitled to (8.5) */
-                if ((rv = bs_scope_filter(&sp, t, set, &vd, &f, &fn)) != BS_OK)
+                if ((rv = outgoing(&sp, 1, t, s, from, rv, set, &vd, &f, &fn,
+                                   err)) != BS_OK)
                     break;
                 if (vd == BS_SCOPE_STOP) {
                     rv = BS_ENOTFOUND;
@@ -228,12 +258,11 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             }
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
-            rv = check_outgoing(s, c->from, rv, set, err);
+            rv = outgoing(&sp, c->has_peer, t, s, c->from, rv, set, &vd, &f,
+                          &fn, err);
             if (rv == BS_ENOTFOUND)
                 continue;
-            /* only what the peer is entitled to (8.5) */
-            if (rv == BS_OK && c->has_peer &&
-                (rv = bs_scope_filter(&sp, t, set, &vd, &f, &fn)) == BS_OK) {
+            if (rv == BS_OK) {
                 if (vd == BS_SCOPE_STOP) {
                     rv = BS_ENOTFOUND;
                     continue; /* the stream stops here for this peer */

@@ -55,6 +55,8 @@ for run in $(seq 1 "$RUNS"); do
     BR=$WORK/br FILE=$WORK/x$run.bsx
     br_port=$(free_port)
     node_init "$BR" br branch "$br_port"
+    # a fresh branch each run: the hub forgets the last one first
+    [ "$run" -gt 1 ] && "$BS" -d "$HUB" peer rm br >/dev/null
     pair "$HUB" head "$hub_port" "$BR" br "$br_port"
 
     sync
