@@ -235,24 +235,18 @@ bs_snap_field(const bs_snap *s, const char *name)
 
 /* ---- encoding ---- */
 
-typedef struct enc_ver {
-    Bs__SnapVersion pb;
-} enc_ver;
-
 static void
-put_version(enc_ver *e, const bs_version *v, const bs_streamtab *tab)
+put_version(Bs__SnapVersion *e, const bs_snapver *v)
 {
-    const uint8_t *key = bs_streams_key((void *)tab, v->stream);
-
-    bs__snap_version__init(&e->pb);
-    e->pb.hlc = v->hlc;
-    e->pb.origin = bin(key, BS_PK_LEN);
-    e->pb.incarnation = bin(key + BS_PK_LEN, BS_INC_LEN);
-    e->pb.seq = v->seq;
-    e->pb.prio = v->prio;
+    bs__snap_version__init(e);
+    e->hlc = v->hlc;
+    e->origin = bin(v->key, BS_PK_LEN);
+    e->incarnation = bin(v->key + BS_PK_LEN, BS_INC_LEN);
+    e->seq = v->seq;
+    e->prio = v->prio;
 }
 
-static void
+static int
 put_value(Bs__Value *pv, const bs_value *v, bs_arena *a)
 {
     bs__value__init(pv);
@@ -277,82 +271,69 @@ put_value(Bs__Value *pv, const bs_value *v, bs_arena *a)
     default:
         pv->kind_case = BS__VALUE__KIND_TEXT;
         pv->text = bs_arena_strndup(a, v->s, v->len);
-        break;
+        return pv->text != NULL;
     }
+    return 1;
 }
 
-/*
- * Seal one snapshot: body {coll, id, alive, tomb, fields[0..nf)} signed by
- * node m.  *out malloc'd.
- */
-static bs_err
-seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
-     const bs_record *r, size_t f0, size_t nf, const bs_streamtab *tab,
-     int done, const bs_pos *covered, size_t ncovered, uint64_t now_ms,
-     uint8_t **out, size_t *n)
+bs_err
+bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
 {
-    Bs__StreamPos *cp = NULL, **cpp = NULL;
     Bs__SnapBody b = BS__SNAP_BODY__INIT;
     Bs__RecordSnapshot rs = BS__RECORD_SNAPSHOT__INIT;
-    enc_ver alive, tomb, *fv = NULL;
+    Bs__SnapVersion alive, tomb, *fv = NULL;
     Bs__SnapField *sf = NULL, **pf = NULL;
+    Bs__StreamPos *cp = NULL, **cpp = NULL;
     Bs__Value *vals = NULL;
+    size_t nf = s->nfields, nc = s->ncovered, bn;
     uint8_t sig[BS_SIG_LEN], *body = NULL;
-    size_t bn;
     bs_arena a;
     bs_err rv = BS_ENOMEM;
 
     bs_arena_init(&a);
     b.version = BS_SNAP_VERSION;
-    b.infobase = bin(m->infobase, BS_INFOBASE_LEN);
-    b.hub = bin(m->pk, BS_PK_LEN);
-    b.collection = (char *)coll;
-    b.id = (char *)id;
-    b.created_ms = now_ms;
-    if (r != NULL && r->has_alive) {
-        put_version(&alive, &r->alive, tab);
-        b.alive = &alive.pb;
+    b.infobase = bin(s->infobase, BS_INFOBASE_LEN);
+    b.hub = bin(s->hub, BS_PK_LEN);
+    b.collection = (char *)s->coll;
+    b.id = (char *)s->id;
+    b.created_ms = s->created_ms;
+    b.done = s->done != 0;
+    if (s->has_alive) {
+        put_version(&alive, &s->alive);
+        b.alive = &alive;
     }
-    if (r != NULL && r->has_tomb) {
-        put_version(&tomb, &r->tomb, tab);
-        b.tomb = &tomb.pb;
+    if (s->has_tomb) {
+        put_version(&tomb, &s->tomb);
+        b.tomb = &tomb;
     }
-    if (nf > 0 && ((fv = calloc(nf, sizeof *fv)) == NULL ||
-                   (sf = calloc(nf, sizeof *sf)) == NULL ||
-                   (pf = calloc(nf, sizeof *pf)) == NULL ||
-                   (vals = calloc(nf, sizeof *vals)) == NULL))
+    if ((nf > 0 && ((fv = calloc(nf, sizeof *fv)) == NULL ||
+                    (sf = calloc(nf, sizeof *sf)) == NULL ||
+                    (pf = calloc(nf, sizeof *pf)) == NULL ||
+                    (vals = calloc(nf, sizeof *vals)) == NULL)) ||
+        (nc > 0 && ((cp = calloc(nc, sizeof *cp)) == NULL ||
+                    (cpp = calloc(nc, sizeof *cpp)) == NULL)))
         goto out;
     for (size_t i = 0; i < nf; i++) {
-        const bs_field *f = &r->fields[f0 + i];
-
         bs__snap_field__init(&sf[i]);
-        if ((sf[i].name = bs_arena_strndup(&a, f->name, f->namelen)) == NULL)
-            goto out;
-        put_value(&vals[i], &f->val, &a);
-        if (vals[i].kind_case == BS__VALUE__KIND_TEXT && vals[i].text == NULL)
+        sf[i].name = (char *)s->fields[i].name;
+        if (!put_value(&vals[i], &s->fields[i].val, &a))
             goto out;
         sf[i].value = &vals[i];
-        put_version(&fv[i], &f->ver, tab);
-        sf[i].version = &fv[i].pb;
+        put_version(&fv[i], &s->fields[i].ver);
+        sf[i].version = &fv[i];
         pf[i] = &sf[i];
     }
     b.n_fields = nf;
     b.fields = pf;
-    if (done) { /* the end of an answer */
-        b.done = 1;
-        if (ncovered > 0 && ((cp = calloc(ncovered, sizeof *cp)) == NULL ||
-                             (cpp = calloc(ncovered, sizeof *cpp)) == NULL))
-            goto out;
-        for (size_t i = 0; i < ncovered; i++) {
-            bs__stream_pos__init(&cp[i]);
-            cp[i].origin = bin(covered[i].origin, BS_PK_LEN);
-            cp[i].incarnation = bin(covered[i].inc, BS_INC_LEN);
-            cp[i].seq = covered[i].seq;
-            cpp[i] = &cp[i];
-        }
-        b.n_covered = ncovered;
-        b.covered = cpp;
+    for (size_t i = 0; i < nc; i++) {
+        bs__stream_pos__init(&cp[i]);
+        cp[i].origin = bin(s->covered[i].origin, BS_PK_LEN);
+        cp[i].incarnation = bin(s->covered[i].inc, BS_INC_LEN);
+        cp[i].seq = s->covered[i].seq;
+        cpp[i] = &cp[i];
     }
+    b.n_covered = nc;
+    b.covered = cpp;
     bn = bs__snap_body__get_packed_size(&b);
     if ((body = malloc(bn)) == NULL)
         goto out;
@@ -366,14 +347,73 @@ seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
     bs__record_snapshot__pack(&rs, *out);
     rv = BS_OK;
 out:
-    free(cp);
-    free(cpp);
     free(body);
     free(fv);
     free(sf);
     free(pf);
     free(vals);
+    free(cp);
+    free(cpp);
     bs_arena_fini(&a);
+    return rv;
+}
+
+static void
+snap_version(bs_snapver *out, const bs_version *v, const bs_streamtab *tab)
+{
+    out->hlc = v->hlc;
+    out->seq = v->seq;
+    out->prio = v->prio;
+    memcpy(out->key, bs_streams_key((void *)tab, v->stream), BS_STREAM_KEY_LEN);
+}
+
+/*
+ * Seal one snapshot of node m (the hub): record r of coll/id with its
+ * fields [f0, f0 + nf), or (done) the end of an answer with the vector
+ * covered[0..ncovered).  *out malloc'd.
+ */
+static bs_err
+seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
+     const bs_record *r, size_t f0, size_t nf, const bs_streamtab *tab,
+     int done, const bs_pos *covered, size_t ncovered, uint64_t now_ms,
+     uint8_t **out, size_t *n)
+{
+    bs_snap s;
+    bs_err rv;
+
+    memset(&s, 0, sizeof s);
+    memcpy(s.infobase, m->infobase, BS_INFOBASE_LEN);
+    memcpy(s.hub, m->pk, BS_PK_LEN);
+    snprintf(s.coll, sizeof s.coll, "%s", coll);
+    snprintf(s.id, sizeof s.id, "%s", id);
+    s.created_ms = now_ms;
+    s.done = done;
+    s.covered = (bs_pos *)covered;
+    s.ncovered = ncovered;
+    if ((s.has_alive = r->has_alive))
+        snap_version(&s.alive, &r->alive, tab);
+    if ((s.has_tomb = r->has_tomb))
+        snap_version(&s.tomb, &r->tomb, tab);
+    bs_arena_init(&s.arena);
+    if (nf > 0 &&
+        (s.fields = bs_arena_alloc(&s.arena, nf * sizeof *s.fields)) == NULL) {
+        bs_arena_fini(&s.arena);
+        return BS_ENOMEM;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const bs_field *f = &r->fields[f0 + i];
+
+        s.fields[i].name = bs_arena_strndup(&s.arena, f->name, f->namelen);
+        s.fields[i].val = f->val;
+        snap_version(&s.fields[i].ver, &f->ver, tab);
+        if (s.fields[i].name == NULL) {
+            bs_arena_fini(&s.arena);
+            return BS_ENOMEM;
+        }
+    }
+    s.nfields = nf;
+    rv = bs_snap_encode(&s, sk, out, n);
+    bs_arena_fini(&s.arena);
     return rv;
 }
 

@@ -112,6 +112,14 @@ typedef struct bs_snap {
  */
 BS_MUST_CHECK bs_err bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out,
                                     bs_errbuf *err);
+/*
+ * Encode s (its infobase, hub, collection, id, versions, fields, done and
+ * covered; version 1) as a RecordSnapshot signed with sk, the secret key
+ * of s->hub: *out malloc'd, *n bytes.  Pure apart from memory: decoding
+ * the result gives s back.  BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_snap_encode(const bs_snap *s, const uint8_t *sk,
+                                    uint8_t **out, size_t *n);
 /* Verify(hub, "branchsync/snap/v1", body, signature): BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_snap_verify(const bs_snap *s,
                                     const uint8_t hub[BS_PK_LEN]);
