@@ -597,8 +597,9 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_snapcursor *c,
         if (rv == BS_OK && bs_record_decode(&rec, bs_arena_memdup(&a, v.p, v.n),
                                             v.n, &a) != BS_OK)
             rv = BS_ESTORE;
-        /* in scope, or deleted (a tombstone carries no data) */
-        if (rv == BS_OK && (!rec.live || in_scope(name, &rules, w->coll, &rec)))
+        /* in its scope, or holding no field (a tombstone: no data) */
+        if (rv == BS_OK &&
+            (rec.nfields == 0 || in_scope(name, &rules, w->coll, &rec)))
             rv = seal_record(c, m, sk, w->coll, w->id, &rec, &tab, 0, NULL, 0,
                              now_ms);
         else if (rv == BS_OK || rv == BS_ENOTFOUND)
