@@ -14,7 +14,7 @@
 #include "rules.h"
 #include "scope.h"
 #include "setlog.h"
-#include "snapshot.h"
+#include "movein.h"
 
 bs_err
 bs_apply_begin(bs_apply *ap, bs_txn *t, bs_clock clock, uint64_t max_skew_ms,
@@ -191,7 +191,7 @@ note_rules(bs_apply *ap, const bs_stream *s, const bs_change *c,
         latest.scope == BS_SCOPE_OWNER &&
         (rules.scope != BS_SCOPE_OWNER ||
          strcmp(latest.owner_field, rules.owner_field) != 0))
-        return bs_snap_want(ap->txn, &ap->meta, c->id, NULL);
+        return bs_movein_want(ap->txn, &ap->meta, c->id, NULL);
     return BS_OK;
 }
 
@@ -740,7 +740,7 @@ bs_apply_snapshot(bs_apply *ap, const bs_snap *s, const uint8_t *carrier,
     bs_err rv;
 
     if ((rv = bs_admit_snapshot(&ap->ad, s, carrier, err)) != BS_OK ||
-        (rv = bs_snap_merge(ap, s, err)) != BS_OK)
+        (rv = bs_movein_merge(ap, s, err)) != BS_OK)
         return rv;
     ap->snapshots++;
     return BS_OK;

@@ -77,7 +77,7 @@ BS_MUST_CHECK bs_err bs_apply_set(bs_apply *ap, const bs_csview *v,
  */
 BS_MUST_CHECK bs_err bs_apply_held(bs_apply *ap, bs_errbuf *err);
 /*
- * Admit (admit.h bs_admit_snapshot) and merge (snapshot.h bs_snap_merge)
+ * Admit (admit.h bs_admit_snapshot) and merge (snapshot.h bs_movein_merge)
  * one decoded record snapshot carried by an exchange from `carrier`.  A
  * refusal is returned; the caller must then abort the transaction (a
  * session goes on, a file is refused whole by its dry pass first).

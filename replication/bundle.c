@@ -3,7 +3,7 @@
  */
 #include "bundle.h"
 
-#include "snapshot.h"
+#include "movein.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,22 +91,22 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
                 const uint8_t *sk, uint64_t now_ms, uint64_t *count)
 {
     bs_snapwant *wants;
-    bs_snapcursor c;
+    bs_movein_cursor c;
     uint32_t features;
     size_t n;
     bs_err rv;
 
     if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0)
         return BS_OK;
-    if ((rv = bs_snap_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
+    if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
         return rv;
-    bs_snapcursor_init(&c, p->pk, wants,
-                       (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
+    bs_movein_cursor_init(&c, p->pk, wants,
+                          (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
     for (;;) {
         uint8_t *snap;
         size_t len;
 
-        if ((rv = bs_snap_next(t, m, sk, &c, now_ms, &snap, &len)) != BS_OK)
+        if ((rv = bs_movein_next(t, m, sk, &c, now_ms, &snap, &len)) != BS_OK)
             break;
         w_frame(w, F_SNAPSHOT, snap, len);
         free(snap);
@@ -116,7 +116,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
         }
     }
     *count = c.sent;
-    bs_snapcursor_fini(&c);
+    bs_movein_cursor_fini(&c);
     free(wants);
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }

@@ -10,7 +10,7 @@
 #include "purge.h"
 #include "scope.h"
 #include "setlog.h"
-#include "snapshot.h"
+#include "movein.h"
 
 bs_err
 bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
@@ -51,7 +51,7 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
             80 / (BS_COLLECTION_MAX + BS_ID_MAX + 8);
         if (room > BS_SNAP_WANTS_MAX)
             room = BS_SNAP_WANTS_MAX;
-        if ((rv = bs_snap_wants(t, room, &e->wants, &e->nwants)) != BS_OK) {
+        if ((rv = bs_movein_wants(t, room, &e->wants, &e->nwants)) != BS_OK) {
             bs_envelope_fini(e);
             return rv;
         }
@@ -606,7 +606,8 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     bs_peer_fini(&p);
     /* what it takes and lacks, for the hub's next file to it (snapshot.h) */
     if (rv == BS_OK)
-        rv = bs_snap_note_peer(t, e->sender, e->features, e->wants, e->nwants);
+        rv =
+            bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
     return rv;
 }
 

@@ -14,7 +14,7 @@
 #include "conflict.h"
 #include "scope.h"
 #include "setlog.h"
-#include "snapshot.h"
+#include "movein.h"
 #include "streams.h"
 
 /* One change of the collection in the log. */
@@ -225,7 +225,7 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
     bs_arena_init(&a);
     /* A record that came as a snapshot (move-in) starts from what the
      * snapshots brought: the log lacks the changes they summarise. */
-    if ((rv = bs_snap_base(rb->txn, rb->coll, v[0].id, &r, &a)) ==
+    if ((rv = bs_movein_base(rb->txn, rb->coll, v[0].id, &r, &a)) ==
         BS_ENOTFOUND) {
         memset(&r, 0, sizeof r);
         rv = BS_OK;

@@ -11,7 +11,7 @@
 #include "conflict.h"
 #include "record.h"
 #include "rules.h"
-#include "snapshot.h"
+#include "movein.h"
 
 /* Whether the receiver holds rule version v (its hub positions cover
  * it). */
@@ -315,7 +315,7 @@ drop_one(bs_txn *t, const char *coll, const char *id)
     if (rv != BS_OK && rv != BS_ENOTFOUND)
         return rv;
     if ((rv = bs_access_forget_owner(t, coll, id)) != BS_OK ||
-        (rv = bs_snap_forget(t, coll, id)) != BS_OK)
+        (rv = bs_movein_forget(t, coll, id)) != BS_OK)
         return rv;
     return bs_conflict_drop_if(t, coll, id, every_side, NULL);
 }
@@ -463,7 +463,7 @@ want_moved_in(bs_txn *t, const bs_meta *m, const char *name, const char *owner,
         return BS_OK; /* dropped: not its record after all */
     if (rv != BS_OK)
         return rv;
-    return bs_snap_want(t, m, c->coll, c->id);
+    return bs_movein_want(t, m, c->coll, c->id);
 }
 
 bs_err

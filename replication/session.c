@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "setlog.h"
-#include "snapshot.h"
+#include "movein.h"
 
 /* A queued outgoing message. */
 typedef struct outmsg {
@@ -44,7 +44,7 @@ struct bs_session {
     size_t nsent;
     /* record snapshots (move-in): the hub answers the peer's wants after
      * its sets, to a peer whose hello announced them */
-    bs_snapcursor snap;
+    bs_movein_cursor snap;
     int snap_started;
 };
 
@@ -114,7 +114,7 @@ bs_session_free(bs_session *s)
         return;
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
-    bs_snapcursor_fini(&s->snap);
+    bs_movein_cursor_fini(&s->snap);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);
@@ -752,15 +752,15 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n)
     if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL)
         return BS_ENOTFOUND;
     if (!s->snap_started) {
-        bs_snapcursor_init(&s->snap, s->peer_pk, s->theirs.wants,
-                           s->theirs.nwants);
+        bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
+                              s->theirs.nwants);
         s->snap_started = 1;
     }
     if ((rv = bs_store_read(s->cfg.store, &t, NULL)) != BS_OK)
         return rv;
     if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK) {
         if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
-            rv = bs_snap_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
+            rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         else
             rv = BS_ENOTFOUND; /* only the hub sends snapshots */
     }

@@ -25,7 +25,7 @@
 #include "../../replication/collections.h"
 #include "../../replication/pairing.h"
 #include "../../replication/scope.h"
-#include "../../replication/snapshot.h"
+#include "../../replication/movein.h"
 #include "branchsync.pb-c.h"
 #include "branchsync_v1.pb-c.h"
 
@@ -630,7 +630,7 @@ forget_features(bs_txn *t, void *arg, bs_errbuf *err)
     memset(&w, 0, sizeof w);
     snprintf(w.coll, sizeof w.coll, "orders");
     snprintf(w.id, sizeof w.id, "o1");
-    return bs_snap_note_peer(t, arg, 0, &w, 1);
+    return bs_movein_note_peer(t, arg, 0, &w, 1);
 }
 
 Test(snapshot, a_peer_that_does_not_announce_snapshots_gets_none)
