@@ -107,27 +107,50 @@ field_bytes(const bs_field *f)
 }
 
 /* Seal record r as one snapshot, or several when its fields are large
- * (each a part of them, with the record's versions). */
+ * (each a part of them, with the record's versions, and with the owner
+ * field owner_field ("" none) in every part: the receiver judges each
+ * part's scope by it, N12). */
 static bs_err
 seal_record(bs_movein_cursor *c, const bs_meta *m, const uint8_t *sk,
             const char *coll, const char *id, const bs_record *r,
-            const bs_streamtab *tab, int done, const bs_pos *covered,
-            size_t ncovered, uint64_t now_ms)
+            const char *owner_field, const bs_streamtab *tab, int done,
+            const bs_pos *covered, size_t ncovered, uint64_t now_ms)
 {
+    const bs_field *of =
+        owner_field[0] ? bs_record_find(r, owner_field, strlen(owner_field))
+                       : NULL;
     size_t f0 = 0;
 
     do {
         size_t nf = 0, bytes = 0;
+        bs_record part = *r;
+        bs_field *tmp = NULL;
         uint8_t **np, *p;
         size_t *nl, n;
+        int before;
         bs_err rv;
 
         while (f0 + nf < r->nfields &&
                (nf == 0 || bytes + field_bytes(&r->fields[f0 + nf]) <
                                BS_MOVEIN_SPLIT_BYTES))
             bytes += field_bytes(&r->fields[f0 + nf++]);
-        if ((rv = seal(m, sk, coll, id, r, f0, nf, tab, done, covered, ncovered,
-                       now_ms, &p, &n)) != BS_OK)
+        part.fields = r->fields + f0;
+        part.nfields = nf;
+        if (of != NULL && (of < r->fields + f0 || of >= r->fields + f0 + nf)) {
+            /* a part without the owner field: add it (names stay sorted:
+             * it sorts before or after the whole range) */
+            if ((tmp = malloc((nf + 1) * sizeof *tmp)) == NULL)
+                return BS_ENOMEM;
+            before = of < r->fields + f0;
+            memcpy(tmp + before, r->fields + f0, nf * sizeof *tmp);
+            tmp[before ? 0 : nf] = *of;
+            part.fields = tmp;
+            part.nfields = nf + 1;
+        }
+        rv = seal(m, sk, coll, id, &part, 0, part.nfields, tab, done, covered,
+                  ncovered, now_ms, &p, &n);
+        free(tmp);
+        if (rv != BS_OK)
             return rv;
         if ((np = realloc(c->parts, (c->nparts + 1) * sizeof *np)) == NULL ||
             (c->parts = np,
@@ -282,21 +305,21 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
         /* in its scope, or holding no field (a tombstone: no data) */
         if (rv == BS_OK &&
             (rec.nfields == 0 || in_scope(name, &rules, w->coll, &rec)))
-            rv = seal_record(c, m, sk, w->coll, w->id, &rec, &tab, 0, NULL, 0,
-                             now_ms);
+            rv = seal_record(c, m, sk, w->coll, w->id, &rec, rules.owner_field,
+                             &tab, 0, NULL, 0, now_ms);
         else if (rv == BS_OK || rv == BS_ENOTFOUND)
             rv = BS_OK; /* not its record here (yet): it asks again */
     } else if (w->id[0] == '\0' &&
                (rv = next_in_coll(t, c, name, &rules, w, &a, &rec, &found)) ==
                    BS_OK &&
                found) {
-        rv = seal_record(c, m, sk, w->coll, c->after, &rec, &tab, 0, NULL, 0,
-                         now_ms);
+        rv = seal_record(c, m, sk, w->coll, c->after, &rec, rules.owner_field,
+                         &tab, 0, NULL, 0, now_ms);
         *more = 1;
     } else if (rv == BS_OK) { /* the answer is complete */
         memset(&rec, 0, sizeof rec);
-        rv = seal_record(c, m, sk, w->coll, w->id, &rec, &tab, 1, c->covered,
-                         c->ncovered, now_ms);
+        rv = seal_record(c, m, sk, w->coll, w->id, &rec, "", &tab, 1,
+                         c->covered, c->ncovered, now_ms);
     }
     bs_arena_fini(&a);
     bs_streams_fini(&tab);

@@ -450,6 +450,43 @@ Test(snapshot, widened_scope_brings_every_record)
     assert_scope_converged(&riga);
 }
 
+Test(snapshot, a_record_larger_than_one_snapshot_goes_in_parts)
+{
+    size_t big = 1536 * 1024, n = 5, at = 0;
+    char *json = malloc(n * (big + 32) + 64);
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    char *a, *b;
+
+    cr_assert_not_null(json);
+    json[at++] = '{';
+    at += (size_t)sprintf(json + at, "\"office\":\"tallinn\"");
+    for (size_t i = 0; i < n; i++) {
+        at += (size_t)sprintf(json + at, ",\"f%zu\":\"", i);
+        memset(json + at, 'a' + (int)i, big);
+        at += big;
+        json[at++] = '"';
+    }
+    json[at++] = '}';
+    json[at] = '\0';
+    put(&tallinn, "orders", "big", json); /* 7.5 MiB of fields */
+    free(json);
+    settle();
+    put(&head, "orders", "big", "{\"office\":\"riga\"}");
+    carry(&head, &riga);
+    carry(&riga, &head);
+    bst_ok(bst_carry(&head, &riga, &st, &err), &err, "carry");
+    cr_assert_eq(st.snapshots, 3, "two parts and the end: %llu",
+                 (unsigned long long)st.snapshots);
+    a = bst_get(&head, "orders", "big");
+    b = bst_get(&riga, "orders", "big");
+    cr_assert(a != NULL && b != NULL && strcmp(a, b) == 0,
+              "riga's record differs from the hub's");
+    free(a);
+    free(b);
+    assert_scope_converged(&riga);
+}
+
 /* ---- refusals: exit 2, the store unchanged ---- */
 
 /* Write an exchange file from frames: env, sets, snaps, sealed by sk. */
