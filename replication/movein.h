@@ -9,7 +9,8 @@
  * the branch *wants* it, and the hub answers with a snapshot:
  *
  *  - wanting (the branch): when a change it applies moves a record to it
- *    (the signed route names it as the owner after and not before), and
+ *    from another office (the signed route names it as the owner after
+ *    and another office before), and
  *    when a rule version it applies widens a collection's scope (owner to
  *    shared, or another owner field), the branch notes a want ("wnt:" in
  *    the metadata, in the applying transaction).  Its envelopes to the hub

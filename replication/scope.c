@@ -440,10 +440,14 @@ bs_scope_drop_foreign(bs_txn *t, const bs_meta *m, const char *coll,
 }
 
 /*
- * Move-in (snapshot.h): change c moved its record to this branch (its
- * signed route names it as the owner after and not before), and the
- * record is still here after the merge: the branch lacks the changes it
- * was not sent, so it wants the record from the hub.
+ * Move-in (movein.h): change c moved its record to this branch from
+ * another office (its signed route names the branch as the owner after
+ * and another office before), and the record is still here after the
+ * merge: the branch lacks the changes it was not sent, so it wants the
+ * record from the hub.  An owner before of "" is a record new at the
+ * change's origin as often as one that had no owner: wanting those would
+ * ask the hub for every record it creates for a branch, so they are not
+ * wanted (docs/protocol.md 7.3, "Limits").
  */
 static bs_err
 want_moved_in(bs_txn *t, const bs_meta *m, const char *name, const char *owner,
@@ -454,7 +458,7 @@ want_moved_in(bs_txn *t, const bs_meta *m, const char *name, const char *owner,
     bs_slice v;
     bs_err rv;
 
-    if (name[0] == '\0' || strcmp(owner, name) != 0 ||
+    if (name[0] == '\0' || strcmp(owner, name) != 0 || before[0] == '\0' ||
         strcmp(before, name) == 0)
         return BS_OK;
     kn = bs_record_key(key, c->coll, c->id);

@@ -420,6 +420,23 @@ Test(snapshot, moved_record_reaches_the_new_owner_whole_by_session)
     assert_scope_converged(&riga);
 }
 
+/* A record the hub creates for a branch comes whole with its change: it is
+ * not asked for (W1 needs another office as the owner before). */
+Test(snapshot, a_record_created_for_a_branch_is_not_asked_for)
+{
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+
+    put(&head, "orders", "n1", "{\"office\":\"riga\",\"a\":1}");
+    carry(&head, &riga);
+    carry(&riga, &head);
+    bst_ok(bst_carry(&head, &riga, &st, &err), &err, "carry");
+    cr_assert_eq(st.snapshots, 0);
+    assert_record(&riga, "orders", "n1",
+                  "{\"id\":\"n1\",\"a\":1,\"office\":\"riga\"}");
+    assert_scope_converged(&riga);
+}
+
 Test(snapshot, a_rebuild_keeps_what_a_snapshot_brought)
 {
     move_o1_to_riga();
