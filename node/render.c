@@ -265,6 +265,9 @@ bs_render_inspect(const char *path, const bs_inspect *in)
     json_object_set_new(j, "checksum", json_string(in->checksum));
     json_object_set_new(j, "file_signature", json_string(in->file_signature));
     json_object_set_new(j, "change_sets", sets);
+    if (in->snapshots) /* frame 4 (record snapshots), when there are any */
+        json_object_set_new(j, "record_snapshots",
+                            json_integer((json_int_t)in->snapshots));
     return j;
 }
 

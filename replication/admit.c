@@ -11,6 +11,7 @@
 #include "quarantine.h"
 #include "scope.h"
 #include "setlog.h"
+#include "snapshot.h"
 
 const char *
 bs_hold_reason_text(bs_hold_reason r)
@@ -1031,4 +1032,66 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
     if (rv == BS_OK && ad->dry)
         rv = dry_track(ad, v, out);
     return rv;
+}
+
+/* ---- record snapshots (move-in) ---- */
+
+bs_err
+bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
+                  bs_errbuf *err)
+{
+    char name[BS_NODE_NAME_MAX + 1], owner[BS_NODE_NAME_MAX + 1] = "";
+    char id[BS_NODE_ID_LEN + 1];
+    bs_rule_version ver;
+    bs_collection rules;
+    const bs_value *ov;
+    bs_change probe;
+    bs_err rv;
+
+    bs_node_id_format(carrier, id);
+    if (!ad->meta.joined) /* N7 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "this branch has not joined an infobase yet");
+    if (memcmp(s->infobase, ad->meta.infobase, BS_INFOBASE_LEN) != 0) /* N8 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "record snapshot of %s/%s belongs to another infobase",
+                       s->coll, s->id);
+    if (memcmp(s->hub, ad->meta.hub, BS_PK_LEN) != 0 ||
+        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0) /* N9 */
+        return bs_errf(err, BS_EFORGED,
+                       "record snapshot of %s/%s from %s: only this "
+                       "infobase's hub sends record snapshots",
+                       s->coll, s->id, id);
+    if (bs_snap_verify(s, ad->meta.hub) != BS_OK) /* N10 */
+        return bs_errf(err, BS_EBADSIG,
+                       "record snapshot of %s/%s: the hub's signature does "
+                       "not verify",
+                       s->coll, s->id);
+    if (memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0) /* N11 */
+        return bs_errf(err, BS_EPERM,
+                       "not permitted: the hub takes no record snapshots");
+    if (s->nfields == 0) /* no data: an end marker or a tombstone */
+        return BS_OK;
+    memset(&probe, 0, sizeof probe); /* N12: the rules it holds now */
+    probe.coll = s->coll;
+    probe.hlc = UINT64_MAX;
+    if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
+        return rv;
+    bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
+    if (ad->dry) { /* named by a hub set earlier in the file */
+        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, ad->meta.pk);
+
+        if (lm != NULL)
+            snprintf(name, sizeof name, "%s", lm->name);
+    }
+    if (rules.owner_field[0] != '\0' &&
+        (ov = bs_snap_field(s, rules.owner_field)) != NULL &&
+        ov->type == BS_VTEXT && ov->len <= BS_NODE_NAME_MAX)
+        snprintf(owner, sizeof owner, "%.*s", (int)ov->len, ov->s);
+    if (!bs_scope_entitled(0, name, &rules, s->coll, owner, NULL))
+        return bs_errf(err, BS_EPERM,
+                       "not permitted: record snapshot of %s/%s (owner "
+                       "\"%s\") is outside this node's scope",
+                       s->coll, s->id, owner);
+    return BS_OK;
 }

@@ -158,4 +158,21 @@ typedef struct bs_admit {
 BS_MUST_CHECK bs_err bs_admit_set(bs_admission *ad, const bs_csview *v,
                                   bs_admit *out, bs_errbuf *err);
 
+/*
+ * Admit record snapshot s (snapshot.h; docs/protocol.md 7.3, N7-N12),
+ * carried by the exchange whose sender is `carrier`, the sibling of
+ * bs_admit_set with the same view (a dry run judges by the rules the hub
+ * sets earlier in the file bring, V1-V3): this node has joined (N7), the
+ * snapshot names our infobase (N8) and our hub, and the exchange comes from
+ * the hub (N9), the hub's signature verifies (N10), this node is a branch
+ * (N11), and a snapshot carrying fields is of a record in this node's scope
+ * by the rules it holds, its owner field naming this node in an
+ * owner-scoped collection (N12).  BS_EINFOBASE, BS_EFORGED, BS_EBADSIG,
+ * BS_EPERM with detail; writes nothing.
+ */
+struct bs_snap;
+BS_MUST_CHECK bs_err bs_admit_snapshot(bs_admission *ad,
+                                       const struct bs_snap *s,
+                                       const uint8_t *carrier, bs_errbuf *err);
+
 #endif

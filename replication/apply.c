@@ -14,6 +14,7 @@
 #include "rules.h"
 #include "scope.h"
 #include "setlog.h"
+#include "movein.h"
 
 bs_err
 bs_apply_begin(bs_apply *ap, bs_txn *t, bs_clock clock, uint64_t max_skew_ms,
@@ -172,10 +173,26 @@ note_rules(bs_apply *ap, const bs_stream *s, const bs_change *c,
     bs_rule_version ver = {c->hlc, c->seq, {0}};
     bs_collection rules;
 
+    bs_collection latest;
+    bs_rule_version lv;
+    bs_err rv;
+
     memcpy(ver.inc, s->key + BS_PK_LEN, BS_INC_LEN);
     memset(&rules, 0, sizeof rules);
     bs_collection_from_record(&rules, r);
-    return bs_rebuild_note_rules(ap->txn, c->id, &ver, &rules, &ap->rules_due);
+    if ((rv = bs_rules_at(ap->txn, c->id, UINT64_MAX, &latest, &lv)) != BS_OK ||
+        (rv = bs_rebuild_note_rules(ap->txn, c->id, &ver, &rules,
+                                    &ap->rules_due)) != BS_OK)
+        return rv;
+    /* A new latest version that widens a branch's scope (owner-scoped
+     * before; shared now, or another owner field): the records that enter
+     * it come as snapshots from the hub (move-in, snapshot.h). */
+    if ((ver.hlc > lv.hlc || (ver.hlc == lv.hlc && ver.seq > lv.seq)) &&
+        latest.scope == BS_SCOPE_OWNER &&
+        (rules.scope != BS_SCOPE_OWNER ||
+         strcmp(latest.owner_field, rules.owner_field) != 0))
+        return bs_movein_want(ap->txn, &ap->meta, c->id, NULL);
+    return BS_OK;
 }
 
 /* 1 when r holds a version above cv. */
@@ -713,5 +730,18 @@ bs_apply_held(bs_apply *ap, bs_errbuf *err)
         if (rv != BS_OK || ap->sets == before)
             return rv;
     }
+    return BS_OK;
+}
+
+bs_err
+bs_apply_snapshot(bs_apply *ap, const bs_snap *s, const uint8_t *carrier,
+                  bs_errbuf *err)
+{
+    bs_err rv;
+
+    if ((rv = bs_admit_snapshot(&ap->ad, s, carrier, err)) != BS_OK ||
+        (rv = bs_movein_merge(ap, s, err)) != BS_OK)
+        return rv;
+    ap->snapshots++;
     return BS_OK;
 }

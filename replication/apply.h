@@ -59,6 +59,7 @@ typedef struct bs_apply {
      * later sets here are no-ops, they come again in order */
     uint32_t *released;
     size_t nreleased;
+    uint64_t snapshots; /* record snapshots merged (move-in) */
 } bs_apply;
 
 /* Start applying in write txn t; the clock is the local wall clock. */
@@ -75,6 +76,15 @@ BS_MUST_CHECK bs_err bs_apply_set(bs_apply *ap, const bs_csview *v,
  * fault moves to the refused entries (setlog.h) and blocks nothing.
  */
 BS_MUST_CHECK bs_err bs_apply_held(bs_apply *ap, bs_errbuf *err);
+/*
+ * Admit (admit.h bs_admit_snapshot) and merge (snapshot.h bs_movein_merge)
+ * one decoded record snapshot carried by an exchange from `carrier`.  A
+ * refusal is returned; the caller must then abort the transaction (a
+ * session goes on, a file is refused whole by its dry pass first).
+ */
+struct bs_snap;
+BS_MUST_CHECK bs_err bs_apply_snapshot(bs_apply *ap, const struct bs_snap *s,
+                                       const uint8_t *carrier, bs_errbuf *err);
 /* Persist the clock. */
 BS_MUST_CHECK bs_err bs_apply_finish(bs_apply *ap, bs_errbuf *err);
 void bs_apply_fini(bs_apply *ap);

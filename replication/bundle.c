@@ -3,6 +3,8 @@
  */
 #include "bundle.h"
 
+#include "movein.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -10,9 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* F_SNAPSHOT: revision 2026-12 (snapshots), only to a peer whose envelope
+ * announced BS_FEATURE_SNAPSHOTS */
 #define F_ENVELOPE  1
 #define F_SET       2
 #define F_TRAILER   3
+#define F_SNAPSHOT  4
 #define HEAD_LEN    8
 #define FRAME_HEAD  5
 #define TRAILER_LEN (BS_HASH_LEN + BS_SIG_LEN)
@@ -79,6 +84,43 @@ bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
     return rv;
 }
 
+/* The hub answers the peer's wants (as its last envelope said them) with
+ * record snapshots, after the sets: only to a peer that takes them. */
+static bs_err
+write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
+                const uint8_t *sk, uint64_t now_ms, uint64_t *count)
+{
+    bs_snapwant *wants;
+    bs_movein_cursor c;
+    uint32_t features;
+    size_t n;
+    bs_err rv;
+
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0)
+        return BS_OK;
+    if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
+        return rv;
+    bs_movein_cursor_init(&c, p->pk, wants,
+                          (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
+    for (;;) {
+        uint8_t *snap;
+        size_t len;
+
+        if ((rv = bs_movein_next(t, m, sk, &c, now_ms, &snap, &len)) != BS_OK)
+            break;
+        w_frame(w, F_SNAPSHOT, snap, len);
+        free(snap);
+        if (w->failed) {
+            rv = BS_EIO;
+            break;
+        }
+    }
+    *count = c.sent;
+    bs_movein_cursor_fini(&c);
+    free(wants);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
 static bs_err
 write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
            FILE *f, uint64_t now_ms, bs_xstats *st, bs_errbuf *err)
@@ -104,6 +146,8 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
     if (rv == BS_ESTORE)
         return rv; /* a damaged set, named by collect */
+    if (rv == BS_OK)
+        rv = write_snapshots(&w, t, m, p, sk, now_ms, &st->snapshots);
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot write exchange file");
     bs_hash_final(&w.h, trailer);
@@ -178,7 +222,7 @@ typedef struct parsed {
     size_t len;
     frame *frames;
     size_t nframes;
-    bs_slice *raw;
+    bs_slice *raw, *snapraw;
     bs_inbound in;
 } parsed;
 
@@ -187,6 +231,7 @@ parsed_free(parsed *p)
 {
     bs_inbound_fini(&p->in);
     free(p->raw);
+    free(p->snapraw);
     free(p->frames);
     if (p->map != NULL)
         munmap(p->map, p->len);
@@ -252,7 +297,7 @@ split(parsed *p, bs_errbuf *err)
         if (n > FRAME_MAX || p->len - pos - FRAME_HEAD < n)
             return bad_file(err, "truncated or oversized frame");
         f.body = (bs_slice){b + pos + FRAME_HEAD, n};
-        if (f.type < F_ENVELOPE || f.type > F_TRAILER)
+        if (f.type < F_ENVELOPE || f.type > F_SNAPSHOT)
             return bad_file(err, "unknown frame type");
         if (p->nframes == cap) {
             frame *nf;
@@ -299,14 +344,22 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
         return bs_errf(err, BS_EBADSIG, "the file's signature does not verify");
     /* The sets are the frames between envelope and trailer, decoded one at
      * a time by each pass (bounded memory whatever the file's size). */
-    if ((p->raw = calloc(p->nframes, sizeof *p->raw)) == NULL)
+    if ((p->raw = calloc(p->nframes, sizeof *p->raw)) == NULL ||
+        (p->snapraw = calloc(p->nframes, sizeof *p->snapraw)) == NULL)
         return BS_ENOMEM;
     for (size_t i = 1; i + 1 < p->nframes; i++) {
+        if (p->frames[i].type == F_SNAPSHOT) {
+            p->snapraw[p->in.nsnaps++] = p->frames[i].body;
+            continue;
+        }
         if (p->frames[i].type != F_SET)
             return bad_file(err, "envelope in the middle of the file");
+        if (p->in.nsnaps > 0)
+            return bad_file(err, "a change set after a record snapshot");
         p->raw[p->in.nsets++] = p->frames[i].body;
     }
     p->in.raw = p->raw;
+    p->in.snaps = p->snapraw;
     return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, retention_ms,
                           err);
 }
@@ -400,6 +453,8 @@ inspect_frames(parsed *p, bs_inspect *out)
                 out->sets = ns;
             }
             inspect_set(body, &out->sets[out->nsets++]);
+        } else if (b[pos] == F_SNAPSHOT) {
+            out->snapshots++;
         } else if (b[pos] == F_TRAILER && n == TRAILER_LEN) {
             uint8_t h[BS_HASH_LEN];
             bs_hash(h, b, pos);

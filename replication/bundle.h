@@ -10,6 +10,9 @@
  *   type 3  = trailer (exactly one, last): BLAKE2b-256 of every byte before
  *             the trailer frame, then the sender's Ed25519 signature over
  *             "branchsync/file/v1\0" || that hash.
+ *   type 4  = RecordSnapshot bytes (snapshot.h), after every type-2 frame;
+ *             written only for a peer whose envelope announced
+ *             BS_FEATURE_SNAPSHOTS (an earlier node refuses the type).
  * Import checks everything (framing, checksum, file signature, envelope,
  * and every set through the admission rules of admit.h, dry) before it
  * writes anything, then applies the sets in groups of transactions, each
@@ -74,6 +77,7 @@ typedef struct bs_inspect {
     const char *file_signature; /* "valid", "INVALID" or "missing" */
     bs_inspect_set *sets;       /* malloc'd */
     size_t nsets;
+    uint64_t snapshots; /* record snapshot frames (type 4) */
 } bs_inspect;
 
 /*

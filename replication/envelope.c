@@ -9,6 +9,7 @@
 
 #include "branchsync.pb-c.h"
 #include "meta.h"
+#include "snapshot.h"
 
 static ProtobufCBinaryData
 bin(const void *p, size_t n)
@@ -27,6 +28,7 @@ bs_envelope_encode(const bs_envelope *e, uint8_t **out, size_t *n)
 {
     Bs__Envelope m = BS__ENVELOPE__INIT;
     Bs__StreamPos *pos = NULL, **pp = NULL;
+    Bs__SnapWant *ws = NULL, **wp = NULL;
 
     if (e->nack > 0 && ((pos = calloc(e->nack, sizeof *pos)) == NULL ||
                         (pp = calloc(e->nack, sizeof *pp)) == NULL)) {
@@ -53,11 +55,29 @@ bs_envelope_encode(const bs_envelope *e, uint8_t **out, size_t *n)
     m.sender_role = e->sender_role;
     m.sender_incarnation = bin(e->sender_inc, BS_INC_LEN);
     m.message_no = e->message_no;
+    m.features = e->features;
+    if (e->nwants > 0 && ((ws = calloc(e->nwants, sizeof *ws)) == NULL ||
+                          (wp = calloc(e->nwants, sizeof *wp)) == NULL)) {
+        free(pos);
+        free(pp);
+        free(ws);
+        return BS_ENOMEM;
+    }
+    for (size_t i = 0; i < e->nwants; i++) {
+        bs__snap_want__init(&ws[i]);
+        ws[i].collection = e->wants[i].coll;
+        ws[i].id = e->wants[i].id;
+        wp[i] = &ws[i];
+    }
+    m.n_wants = e->nwants;
+    m.wants = wp;
     *n = bs__envelope__get_packed_size(&m);
     if ((*out = malloc(*n)) != NULL)
         bs__envelope__pack(&m, *out);
     free(pos);
     free(pp);
+    free(ws);
+    free(wp);
     return *out ? BS_OK : BS_ENOMEM;
 }
 
@@ -117,6 +137,32 @@ bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
         e->ack[i].seq = m->ack[i]->seq;
     }
     e->nack = m->n_ack;
+    e->features = m->features;
+    if (m->n_wants > BS_SNAP_WANTS_MAX) {
+        rv = bs_errf(err, BS_EMALFORMED, "malformed envelope: too many wants");
+        bs_envelope_fini(e);
+        goto out;
+    }
+    if (m->n_wants > 0 &&
+        (e->wants = calloc(m->n_wants, sizeof *e->wants)) == NULL) {
+        rv = BS_ENOMEM;
+        bs_envelope_fini(e);
+        goto out;
+    }
+    for (size_t i = 0; i < m->n_wants; i++) {
+        const Bs__SnapWant *w = m->wants[i];
+
+        if (!bs_collection_valid(w->collection, 0) ||
+            (w->id[0] != '\0' && !bs_id_wire_valid(w->id))) {
+            rv = bs_errf(err, BS_EMALFORMED, "malformed envelope: bad want");
+            bs_envelope_fini(e);
+            goto out;
+        }
+        snprintf(e->wants[i].coll, sizeof e->wants[i].coll, "%s",
+                 w->collection);
+        snprintf(e->wants[i].id, sizeof e->wants[i].id, "%s", w->id);
+    }
+    e->nwants = m->n_wants;
     rv = BS_OK;
 out:
     bs_changeset_pb_free(m);
@@ -127,6 +173,9 @@ void
 bs_envelope_fini(bs_envelope *e)
 {
     free(e->ack);
+    free(e->wants);
     e->ack = NULL;
     e->nack = 0;
+    e->wants = NULL;
+    e->nwants = 0;
 }

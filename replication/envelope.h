@@ -29,6 +29,11 @@ typedef struct bs_envelope {
     uint32_t sender_role;
     uint8_t sender_inc[BS_INC_LEN];
     uint64_t message_no;
+    /* revision 2026-12 (snapshots; a node of an earlier revision neither
+     * writes nor reads them) */
+    uint32_t features;         /* BS_FEATURE_* (snapshot.h) */
+    struct bs_snapwant *wants; /* malloc'd: records the sender lacks */
+    size_t nwants;
 } bs_envelope;
 
 /* Encode e into *out (malloc'd: the caller frees it) and *n.
@@ -44,7 +49,7 @@ BS_MUST_CHECK bs_err bs_envelope_encode(const bs_envelope *e, uint8_t **out,
  */
 BS_MUST_CHECK bs_err bs_envelope_decode(const uint8_t *buf, size_t n,
                                         bs_envelope *e, bs_errbuf *err);
-/* Free e->ack (and forget it); e itself is the caller's. */
+/* Free e->ack and e->wants (and forget them); e itself is the caller's. */
 void bs_envelope_fini(bs_envelope *e);
 
 #endif

@@ -10,6 +10,7 @@
 #include "purge.h"
 #include "scope.h"
 #include "setlog.h"
+#include "movein.h"
 
 bs_err
 bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
@@ -40,6 +41,21 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     e->sender_role = m->role;
     memcpy(e->sender_inc, m->inc, BS_INC_LEN);
     e->message_no = message_no;
+    e->features = BS_FEATURE_SNAPSHOTS;
+    /* A branch asks its hub for the records it lacks (move-in), as many
+     * as fit beside the vector within the envelope limit. */
+    if (p != NULL && m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
+        memcmp(p->pk, m->hub, BS_PK_LEN) == 0) {
+        size_t room =
+            (BS_SEEN_MAX - (e->nack < BS_SEEN_MAX ? e->nack : BS_SEEN_MAX)) *
+            80 / (BS_COLLECTION_MAX + BS_ID_MAX + 8);
+        if (room > BS_SNAP_WANTS_MAX)
+            room = BS_SNAP_WANTS_MAX;
+        if ((rv = bs_movein_wants(t, room, &e->wants, &e->nwants)) != BS_OK) {
+            bs_envelope_fini(e);
+            return rv;
+        }
+    }
     return BS_OK;
 }
 
@@ -617,6 +633,10 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     p.recv_changes += changes;
     rv = bs_peer_put(t, &p);
     bs_peer_fini(&p);
+    /* what it takes and lacks, for the hub's next file to it (snapshot.h) */
+    if (rv == BS_OK)
+        rv =
+            bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
     return rv;
 }
 
@@ -678,6 +698,16 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         v->verified = rv == BS_OK; /* pass 2 need not check it again */
         bs_changeset_free(own);    /* on every path */
     }
+    /* the record snapshots, after the sets, by the rules they bring */
+    for (size_t i = 0; i < p->nsnaps && rv == BS_OK; i++) {
+        bs_snap *sn;
+
+        if ((rv = bs_snap_decode(p->snaps[i].p, p->snaps[i].n, &sn, err)) !=
+            BS_OK)
+            break;
+        rv = bs_admit_snapshot(&ad, sn, p->env.sender, err);
+        bs_snap_free(sn);
+    }
     bs_admission_fini(&ad);
     bs_arena_fini(&a);
     bs_streams_fini(&tab);
@@ -733,6 +763,7 @@ add_stats(bs_xstats *st, const bs_xstats *from)
     st->held += from->held;
     st->quarantined += from->quarantined;
     st->refused += from->refused;
+    st->snapshots += from->snapshots;
 }
 
 static void
@@ -745,6 +776,7 @@ take_stats(bs_xstats *st, const bs_apply *ap)
     st->held += ap->held;
     st->quarantined += ap->quarantined;
     st->refused += ap->refused;
+    st->snapshots += ap->snapshots;
 }
 
 /*
@@ -778,6 +810,13 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
         }
         if (rv == BS_OK && last)
             rv = bs_apply_held(&ap, err);
+        for (size_t i = 0; rv == BS_OK && last && i < x->p->nsnaps; i++) {
+            bs_snap *sn = NULL;
+            if ((rv = bs_snap_decode(x->p->snaps[i].p, x->p->snaps[i].n, &sn,
+                                     err)) == BS_OK)
+                rv = bs_apply_snapshot(&ap, sn, x->p->env.sender, err);
+            bs_snap_free(sn);
+        }
     }
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);

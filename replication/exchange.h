@@ -115,8 +115,9 @@ BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
  * what the transactions committed before it. */
 typedef struct bs_xstats {
     uint64_t sets, changes, dup_sets, conflicts, held, quarantined, bytes;
-    uint64_t refused; /* held sets refused when retried */
-    uint64_t offered; /* sets in the exchange (bs_xchg_apply) */
+    uint64_t refused;   /* held sets refused when retried */
+    uint64_t offered;   /* sets in the exchange (bs_xchg_apply) */
+    uint64_t snapshots; /* record snapshots merged (snapshot.h) */
     int replay, joined;
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
@@ -129,6 +130,10 @@ typedef struct bs_inbound {
     const bs_slice *raw; /* borrowed set bytes (e.g. an exchange file's
                             frames), decoded one at a time in each pass, so
                             memory stays at one set however large the file */
+    const bs_slice *snaps; /* borrowed record snapshots (snapshot.h),
+                              admitted after the sets, merged in the last
+                              transaction */
+    size_t nsnaps;
 } bs_inbound;
 void bs_inbound_fini(bs_inbound *in);
 

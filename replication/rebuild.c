@@ -14,6 +14,7 @@
 #include "conflict.h"
 #include "scope.h"
 #include "setlog.h"
+#include "movein.h"
 #include "streams.h"
 
 /* One change of the collection in the log. */
@@ -222,6 +223,13 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
     rb->nrefused = 0;
     memset(&r, 0, sizeof r);
     bs_arena_init(&a);
+    /* A record that came as a snapshot (move-in) starts from what the
+     * snapshots brought: the log lacks the changes they summarise. */
+    if ((rv = bs_movein_base(rb->txn, rb->coll, v[0].id, &r, &a)) ==
+        BS_ENOTFOUND) {
+        memset(&r, 0, sizeof r);
+        rv = BS_OK;
+    }
     for (size_t i = 0; i < n && rv == BS_OK; i++) {
         const uint8_t *skey = bs_streams_key(rb->order.ctx, v[i].stream);
         bs_version ver;

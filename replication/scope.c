@@ -11,6 +11,7 @@
 #include "conflict.h"
 #include "record.h"
 #include "rules.h"
+#include "movein.h"
 
 /* Whether the receiver holds rule version v (its hub positions cover
  * it). */
@@ -313,7 +314,8 @@ drop_one(bs_txn *t, const char *coll, const char *id)
         rv = bs_changes_note_record(t, coll, id, NULL); /* the feed: gone */
     if (rv != BS_OK && rv != BS_ENOTFOUND)
         return rv;
-    if ((rv = bs_access_forget_owner(t, coll, id)) != BS_OK)
+    if ((rv = bs_access_forget_owner(t, coll, id)) != BS_OK ||
+        (rv = bs_movein_forget(t, coll, id)) != BS_OK)
         return rv;
     return bs_conflict_drop_if(t, coll, id, every_side, NULL);
 }
@@ -437,6 +439,37 @@ bs_scope_drop_foreign(bs_txn *t, const bs_meta *m, const char *coll,
     return drop_where(t, &rules, name, coll, id, dropped);
 }
 
+/*
+ * Move-in (movein.h): change c moved its record to this branch from
+ * another office (its signed route names the branch as the owner after
+ * and another office before), and the record is still here after the
+ * merge: the branch lacks the changes it was not sent, so it wants the
+ * record from the hub.  An owner before of "" is a record new at the
+ * change's origin as often as one that had no owner: wanting those would
+ * ask the hub for every record it creates for a branch, so they are not
+ * wanted (docs/protocol.md 7.3, "Limits").
+ */
+static bs_err
+want_moved_in(bs_txn *t, const bs_meta *m, const char *name, const char *owner,
+              const char *before, const bs_change *c)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    size_t kn;
+    bs_slice v;
+    bs_err rv;
+
+    if (name[0] == '\0' || strcmp(owner, name) != 0 || before[0] == '\0' ||
+        strcmp(before, name) == 0)
+        return BS_OK;
+    kn = bs_record_key(key, c->coll, c->id);
+    if ((rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(key, kn), &v)) ==
+        BS_ENOTFOUND)
+        return BS_OK; /* dropped: not its record after all */
+    if (rv != BS_OK)
+        return rv;
+    return bs_movein_want(t, m, c->coll, c->id);
+}
+
 bs_err
 bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
                   const bs_change *ch, const uint8_t *skip, uint64_t after,
@@ -465,6 +498,10 @@ bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
         if (rules.scope == BS_SCOPE_OWNER &&
             (rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
                 BS_OK)
+            return rv;
+        if (rules.scope == BS_SCOPE_OWNER && v->route_owner != NULL &&
+            (rv = want_moved_in(t, m, name, v->route_owner[i],
+                                v->route_before[i], c)) != BS_OK)
             return rv;
     }
     return BS_OK;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "setlog.h"
+#include "movein.h"
 
 /* A queued outgoing message. */
 typedef struct outmsg {
@@ -41,6 +42,10 @@ struct bs_session {
     uint8_t own_pk[BS_PK_LEN];       /* this node's key */
     sent_stream *sent;               /* per stream, what we sent */
     size_t nsent;
+    /* record snapshots (move-in): the hub answers the peer's wants after
+     * its sets, to a peer whose hello announced them */
+    bs_movein_cursor snap;
+    int snap_started;
 };
 
 static uint64_t
@@ -109,6 +114,7 @@ bs_session_free(bs_session *s)
         return;
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
+    bs_movein_cursor_fini(&s->snap);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);
@@ -371,6 +377,66 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
 }
 
+typedef struct snap_ctx {
+    bs_session *s;
+    const bs_snap *sn;
+} snap_ctx;
+
+static bs_err
+snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    snap_ctx *x = arg;
+    bs_apply ap;
+    bs_err rv;
+
+    rv = bs_apply_begin(&ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
+    if (rv == BS_OK)
+        rv = bs_apply_snapshot(&ap, x->sn, x->s->peer_pk, err);
+    if (rv == BS_OK)
+        rv = bs_apply_finish(&ap, err);
+    bs_apply_fini(&ap);
+    return rv;
+}
+
+/* A record snapshot (move-in): refused, not fatal, as a set (P6); one
+ * CREDIT as for a set (it counts in the window). */
+static bs_err
+on_snap(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    bs_snap *sn = NULL;
+    snap_ctx x = {s, NULL};
+    uint8_t credit[4];
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->got_done)
+        return fail(s, BS_EMALFORMED, "unexpected record snapshot");
+    if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK) {
+        x.sn = sn;
+        rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
+        bs_snap_free(sn);
+    }
+    if (rv != BS_OK && bs_err_local(rv)) {
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(&err, rv));
+        return fail(s, rv, why);
+    }
+    if (rv != BS_OK) {
+        if (s->st.refused++ == 0) {
+            snprintf(s->refused_why, sizeof s->refused_why, "%s",
+                     bs_errmsg(&err, rv));
+            snprintf(s->error, sizeof s->error,
+                     "refused a record snapshot: %.*s",
+                     (int)sizeof s->error - 32, s->refused_why);
+        }
+        s->errcode = rv;
+    } else {
+        s->st.snapshots_received++;
+    }
+    bs_put_u32be(credit, 1);
+    return enqueue(s, BS_MSG_CREDIT, credit, 4);
+}
+
 /* Retry held sets once the peer has sent everything (a session without
  * SETs retries them too, as an exchange file does); only when some are
  * held, so a plain exchange costs no extra commit. */
@@ -567,6 +633,8 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
         return maybe_ack(s);
     case BS_MSG_ACK:
         return on_ack(s, p, len);
+    case BS_MSG_SNAP:
+        return on_snap(s, p, len);
     case BS_MSG_CREDIT: {
         uint32_t more;
         if (len != 4 || s->state != BS_SESSION_STREAMING)
@@ -672,6 +740,35 @@ note_sent(bs_session *s, bs_slice set)
     return BS_OK;
 }
 
+/* After the sets: the next record snapshot the hub owes the peer for its
+ * hello's wants (snapshot.h), one short read transaction each;
+ * BS_ENOTFOUND when none (or the peer does not take them). */
+static bs_err
+next_snapshot(bs_session *s, uint8_t **out, size_t *n)
+{
+    bs_meta m;
+    bs_txn *t;
+    bs_err rv;
+
+    if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL)
+        return BS_ENOTFOUND;
+    if (!s->snap_started) {
+        bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
+                              s->theirs.nwants);
+        s->snap_started = 1;
+    }
+    if ((rv = bs_store_read(s->cfg.store, &t, NULL)) != BS_OK)
+        return rv;
+    if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK) {
+        if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
+            rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
+        else
+            rv = BS_ENOTFOUND; /* only the hub sends snapshots */
+    }
+    bs_txn_abort(t);
+    return rv;
+}
+
 /* Queue the next SET, or DONE once everything was sent. */
 static bs_err
 produce(bs_session *s)
@@ -684,6 +781,15 @@ produce(bs_session *s)
     if (s->state != BS_SESSION_STREAMING || s->sent_done || s->credit == 0)
         return BS_OK;
     rv = bs_xchg_next(s->cfg.store, &s->cur, &set, &n, &err);
+    if (rv == BS_ENOTFOUND && (rv = next_snapshot(s, &set, &n)) == BS_OK) {
+        rv = enqueue(s, BS_MSG_SNAP, set, n);
+        free(set);
+        if (rv != BS_OK)
+            return fail(s, rv, "out of memory");
+        s->credit--;
+        s->st.snapshots_sent++;
+        return BS_OK;
+    }
     if (rv == BS_ENOTFOUND) {
         bs_put_u64be(done, s->st.sets_sent);
         if ((rv = enqueue(s, BS_MSG_DONE, done, 8)) != BS_OK)

@@ -10,7 +10,9 @@
  *   0x03 DONE   u64be: how many SETs this side sent
  *   0x04 ACK    envelope after applying everything received (the vector)
  *   0x05 ERROR  u8 code | UTF-8 text
- *   0x06 CREDIT u32be: the receiver applied that many more SETs
+ *   0x06 CREDIT u32be: the receiver applied that many more SETs (or SNAPs)
+ *   0x07 SNAP   a record snapshot signed by the hub (move-in; only to a
+ *               peer whose HELLO announced it)
  *
  * Rules:
  *  - The initiator sends HELLO; the responder checks it (paired, same
@@ -48,6 +50,11 @@
 #define BS_MSG_ACK    4
 #define BS_MSG_ERROR  5
 #define BS_MSG_CREDIT 6
+/* revision 2026-12 (snapshots): a RecordSnapshot (snapshot.h), sent only
+ * to a peer whose HELLO announced BS_FEATURE_SNAPSHOTS, after the SETs and
+ * before DONE; answered by CREDIT and counted in the window like a SET,
+ * not counted by DONE */
+#define BS_MSG_SNAP 7
 
 #define BS_SESSION_WINDOW 4
 
@@ -85,6 +92,7 @@ typedef struct bs_session_stats {
     /* at the peer's ACK: sets we sent that it does not acknowledge (held
      * or refused there), and how many of those are this node's own */
     uint64_t held_there, held_there_own;
+    uint64_t snapshots_sent, snapshots_received; /* record snapshots */
     bs_clock_sample clock; /* bounds on (peer wall - our wall) */
 } bs_session_stats;
 

@@ -94,16 +94,17 @@ out:
     bs_node_close(n);
     if (rv != BS_OK)
         return rv;
-    if (st.changes > 0)
+    if (st.changes > 0 || st.snapshots > 0)
         bs_cli_notify(c, "changed");
     if (c->json)
         bs_out_json(json_pack(
-            "{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "peer", st.peer,
-            "replay", st.replay, "joined", st.joined, "change_sets",
+            "{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "peer",
+            st.peer, "replay", st.replay, "joined", st.joined, "change_sets",
             (json_int_t)st.sets, "duplicate_sets", (json_int_t)st.dup_sets,
             "changes", (json_int_t)st.changes, "conflicts",
             (json_int_t)st.conflicts, "held", (json_int_t)st.held,
-            "quarantined", (json_int_t)st.quarantined));
+            "quarantined", (json_int_t)st.quarantined, "record_snapshots",
+            (json_int_t)st.snapshots));
     else
         bs_out_import(&st);
     return BS_OK;

@@ -331,6 +331,8 @@ bs_out_inspect(const char *path, const bs_inspect *in)
     printf("framing:   %s\nchecksum:  %s\nsignature: %s\n", in->framing,
            in->checksum, in->file_signature);
     printf("change sets: %zu\n", in->nsets);
+    if (in->snapshots) /* frame 4: after the sets */
+        printf("record snapshots: %llu\n", (unsigned long long)in->snapshots);
     for (size_t i = 0; i < in->nsets; i++) {
         const bs_inspect_set *x = &in->sets[i];
         if (!x->decoded) {
@@ -367,6 +369,9 @@ bs_out_import(const bs_xstats *st)
     if (st->quarantined)
         printf(", %llu QUARANTINED (see status)",
                (unsigned long long)st->quarantined);
+    if (st->snapshots)
+        printf(", %llu record %s merged", (unsigned long long)st->snapshots,
+               BS_PL(st->snapshots, "snapshot"));
     printf("%s\n", st->joined ? "; joined the infobase" : "");
 }
 

@@ -110,6 +110,10 @@ split_file(const uint8_t *b, size_t n, const char *tag)
         snprintf(name, sizeof name, "%s-set%zu", tag, i + 1);
         split_set(f.sets[i].p, f.sets[i].n, name);
     }
+    for (size_t i = 0; i < f.nsnaps; i++) {
+        snprintf(name, sizeof name, "%s-snapshot%zu", tag, i + 1);
+        emit("snapshot", name, NULL, 0, f.snaps[i].p, f.snaps[i].n);
+    }
     bst_frames_fini(&f);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fuzz_world.h"
+#include "../../replication/snapshot.h"
 
 static int
 env_eq(const bs_envelope *a, const bs_envelope *b)
@@ -22,6 +23,12 @@ env_eq(const bs_envelope *a, const bs_envelope *b)
         return 0;
     if (a->has_receiver && memcmp(a->receiver, b->receiver, BS_PK_LEN) != 0)
         return 0;
+    if (a->features != b->features || a->nwants != b->nwants)
+        return 0;
+    for (size_t i = 0; i < a->nwants; i++)
+        if (strcmp(a->wants[i].coll, b->wants[i].coll) != 0 ||
+            strcmp(a->wants[i].id, b->wants[i].id) != 0)
+            return 0;
     for (size_t i = 0; i < a->nack; i++)
         if (memcmp(&a->ack[i].origin, &b->ack[i].origin, BS_PK_LEN) != 0 ||
             memcmp(&a->ack[i].inc, &b->ack[i].inc, BS_INC_LEN) != 0 ||
@@ -54,6 +61,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     if (e.version != BS_WIRE_VERSION || e.nack > BS_SEEN_MAX ||
+        e.nwants > BS_SNAP_WANTS_MAX ||
         strlen(e.sender_name) > BS_NODE_NAME_MAX ||
         (e.sender_name[0] && !bs_node_name_valid(e.sender_name)))
         bsf_die("accepted envelope breaks its own limits");

@@ -51,10 +51,22 @@ bs put items 1 '{"qty":9}' -d "$tmp/hq"
 bs export hq "$tmp/riga-to-hq.bsx" -d "$tmp/riga"
 bs import "$tmp/riga-to-hq.bsx" -d "$tmp/hq"
 bs export riga "$tmp/hq-to-riga-2.bsx" -d "$tmp/hq"
+# move-in: a record the hub gives riga in an owner-scoped collection; riga
+# asks for it (its envelope's wants) and the hub's next file carries record
+# snapshots (frame 4)
+bs collection orders --scope owner --owner-field office -d "$tmp/hq"
+bs put orders o1 '{"office":"riga","n":1,"t":"x"}' -d "$tmp/hq"
+bs export riga "$tmp/hq-to-riga-3.bsx" -d "$tmp/hq"
+bs import "$tmp/hq-to-riga-3.bsx" -d "$tmp/riga"
+bs export hq "$tmp/riga-to-hq-2.bsx" -d "$tmp/riga"
+bs import "$tmp/riga-to-hq-2.bsx" -d "$tmp/hq"
+bs export riga "$tmp/hq-to-riga-4.bsx" -d "$tmp/hq"
 
 "$gen" split "$tmp/hq-to-riga.bsx" "$out" cli-hq-to-riga
 "$gen" split "$tmp/riga-to-hq.bsx" "$out" cli-riga-to-hq
 "$gen" split "$tmp/hq-to-riga-2.bsx" "$out" cli-hq-to-riga-2
+"$gen" split "$tmp/riga-to-hq-2.bsx" "$out" cli-riga-to-hq-2
+"$gen" split "$tmp/hq-to-riga-4.bsx" "$out" cli-hq-to-riga-4
 "$gen" records "$tmp/hq" "$out" cli-hq
 "$gen" records "$tmp/riga" "$out" cli-riga
 

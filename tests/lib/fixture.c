@@ -469,6 +469,12 @@ bst_frames_split(const uint8_t *p, size_t n, bst_frames *f)
                 f->sets = v;
             }
             f->sets[f->nsets++] = body;
+        } else if (p[pos] == 4 && pos > 8) {
+            bs_slice *v = realloc(f->snaps, (f->nsnaps + 1) * sizeof *v);
+            if (v == NULL)
+                bst_die("out of memory");
+            f->snaps = v;
+            f->snaps[f->nsnaps++] = body;
         } else if (p[pos] == 3) {
             trailer = 1;
         } else {
@@ -483,6 +489,7 @@ void
 bst_frames_fini(bst_frames *f)
 {
     free(f->sets);
+    free(f->snaps);
     memset(f, 0, sizeof *f);
 }
 

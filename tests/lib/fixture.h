@@ -146,15 +146,17 @@ void bst_conflict(bst_node *t, const char *cid, bs_conflict *c);
 
 /*
  * Exchange file bytes (bundle.h layout) split into frames: the envelope's
- * body and each set's, borrowed from p.  Frames past a broken one are
- * ignored.  Returns 1 when the whole file frames correctly (an envelope
- * first, a trailer last), else 0 with what framed.  bst_frames_fini frees
- * the array.
+ * body, each set's and each record snapshot's, borrowed from p.  Frames past a
+ * broken one are ignored.  Returns 1 when the whole file frames correctly (an
+ * envelope first, a trailer last), else 0 with what framed.  bst_frames_fini
+ * frees the array.
  */
 typedef struct bst_frames {
     bs_slice env;
     bs_slice *sets; /* malloc'd */
     size_t nsets;
+    bs_slice *snaps; /* record snapshots (type 4, after the sets; malloc'd) */
+    size_t nsnaps;
 } bst_frames;
 
 int bst_frames_split(const uint8_t *p, size_t n, bst_frames *f);

@@ -3377,3 +3377,58 @@ Test(cli, config_check_exit_codes_and_json)
     json_decref(j);
     res_free(&r);
 }
+
+/* Move-in through the CLI (issue 9 item 4): a record the hub writes into
+ * an owner-scoped collection before the branch may have it, then gives
+ * the branch: the branch asks for it (its envelope's wants), the hub's
+ * next file carries record snapshots (`inspect` counts them, `import
+ * --json` reports them), and the branch ends with the whole record. */
+Test(cli, move_in_record_snapshots_through_files)
+{
+    char hub[128], br[128], file[256], *hid, *bid;
+    json_t *j;
+    res r;
+
+    snprintf(hub, sizeof hub, "%s/hub", root);
+    snprintf(br, sizeof br, "%s/br", root);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    CLI_OK("init hub", "init", "-d", hub, "--name", "hub", "--role", "hub");
+    CLI_OK("init br", "init", "-d", br, "--name", "br");
+    hid = id_of(hub);
+    bid = id_of(br);
+    CLI_OK("pair hub", "-d", hub, "peer", "add", "br", "tcp://127.0.0.1:7401",
+           bid);
+    CLI_OK("pair br", "-d", br, "peer", "add", "hub", "tcp://127.0.0.1:7400",
+           hid);
+    CLI_OK("collection", "-d", hub, "collection", "orders", "--scope", "owner",
+           "--owner-field", "office");
+    CLI_OK("put", "-d", hub, "put", "orders", "o1",
+           "{\"office\":\"hub\",\"n\":1}");
+    carry(hub, "br", br);
+    r = CLI("-d", br, "get", "orders", "o1");
+    cr_assert_eq(r.code, 1, "the branch holds another office's record");
+    res_free(&r);
+    CLI_OK("move", "-d", hub, "put", "orders", "o1", "{\"office\":\"br\"}");
+    carry(hub, "br", br); /* the move: the branch asks for the record */
+    carry(br, "hub", hub);
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    res_free(&r);
+    r = CLI("inspect", file);
+    assert_ok(r, "inspect");
+    cr_assert(strstr(r.out, "record snapshots: 2\n") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", "--json", file);
+    assert_ok(r, "import");
+    j = parse_json(r.out, "import --json");
+    cr_assert_eq(json_integer_value(json_object_get(j, "record_snapshots")), 2,
+                 "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", br, "get", "orders", "o1");
+    assert_ok(r, "get");
+    cr_assert_str_eq(r.out, "{\"id\":\"o1\",\"n\":1,\"office\":\"br\"}\n");
+    res_free(&r);
+    free(hid);
+    free(bid);
+}

@@ -13,7 +13,9 @@
  * from tests/vectors/branchsync_v1.proto).  Move-out (issue 9 item 4,
  * protocol.md 7.2): a record the hub moves away, or a scope change, leaves
  * a branch (no tombstone, nothing sent back, its conflicts forgotten), and
- * leaving out the change that moves a branch's record away is refused.
+ * leaving out the change that moves a branch's record away is refused;
+ * the branch a record moves to gets it whole (move-in: the hub's record
+ * snapshot, replication/snapshot.h; more in test_snapshot.c).
  */
 #include <criterion/criterion.h>
 #include <sodium.h>
@@ -733,7 +735,7 @@ Test(scope, a_new_branch_syncs_records_older_than_the_scope_rule)
 /* The hub moves tallinn's record o1 to riga: tallinn receives the change
  * (its route names it as the owner before), drops the record without a
  * tombstone and writes nothing; the hub keeps it, and riga gets the
- * change routed to it. */
+ * change routed to it and then the whole record (move-in). */
 /* The change feed's last entry at t (changes.h): its record and flag. */
 static int
 last_change(const bs_change_entry *e, void *arg)
@@ -813,10 +815,19 @@ hub_moves_a_record(int by_session)
                   strstr(j, "riga") != NULL,
               "the hub's o1: %s", j ? j : "(none)");
     free(j);
-    cr_assert(has(&riga, "orders", "o1"));
     cr_assert(!has(&tallinn, "orders", "o1"));
     same_scope(&head, &tallinn, "tallinn");
     same_scope(&head, &head, "the hub");
+    /* Move-in: riga asked for the record it now owns and the hub sent a
+     * snapshot, so riga has it whole (n, written before the move), not
+     * only the change that moved it; its scope at the hub equals its
+     * data. */
+    j = bst_get(&riga, "orders", "o1");
+    cr_assert(j != NULL && strcmp(j, "{\"id\":\"o1\",\"branch\":\"riga\","
+                                     "\"n\":1}") == 0,
+              "riga's o1: %s", j ? j : "(none)");
+    free(j);
+    same_scope(&head, &riga, "riga after the move");
 }
 
 Test(scope, the_hub_moves_a_record_away_by_file)

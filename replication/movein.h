@@ -1,0 +1,132 @@
+/*
+ * movein.h - moving a record into a branch's scope: how a record that
+ * enters a branch's scope reaches it whole (move-in; docs/protocol.md 2.9
+ * and 7.3, docs/design.md "Moving a record").
+ *
+ * A branch's stream positions are past the changes it was not entitled
+ * to, so a record that enters its scope (its owner becomes the branch; its
+ * collection's scope widens; ...) cannot come back as changes.  Instead
+ * the branch *wants* it, and the hub answers with a snapshot:
+ *
+ *  - wanting (the branch): when a change it applies moves a record to it
+ *    from another office (the signed route names it as the owner after
+ *    and another office before), and
+ *    when a rule version it applies widens a collection's scope (owner to
+ *    shared, or another owner field), the branch notes a want ("wnt:" in
+ *    the metadata, in the applying transaction).  Its envelopes to the hub
+ *    carry its wants (Envelope.wants) until they are met;
+ *  - serving (the hub): for each want of the peer (from its hello in a
+ *    session, else from its last recorded envelope for a file), a record
+ *    in the peer's scope is sent as one or more snapshots, and a
+ *    collection as every live record of it in the peer's scope; each
+ *    answer ends with a `done` marker carrying the hub's vector when the
+ *    answer began.  Only to a peer whose envelope announced
+ *    BS_FEATURE_SNAPSHOTS;
+ *  - receiving (the branch; admit.h bs_admit_snapshot, then
+ *    bs_movein_merge): the hub's
+ *    signature, the exchange's sender is the hub, the record is in this
+ *    branch's scope by the rules it holds; then the snapshot is merged
+ *    field by field with the ordinary merge (record.h), so a snapshot and
+ *    the changes it summarises give the same record (INV-5).  The want is
+ *    met at the `done` marker when the hub's vector then covers every
+ *    stream this branch holds but its own: else a change the branch
+ *    passed over (outside its scope then) may not have reached the hub
+ *    yet, and it asks again.  What was merged is kept as the record's
+ *    base ("snp:"), from
+ *    which a rebuild (rebuild.h) starts instead of an empty record, since
+ *    the log does not hold the changes it summarises.
+ *
+ * The snapshot stream is a function of the hub's records in key order,
+ * which is what a later bootstrap of a new branch (issue 12) reuses: a
+ * want of every collection, served by the same cursor (bs_movein_next),
+ * resumable after the last key sent.
+ */
+#ifndef BS_MOVEIN_H
+#define BS_MOVEIN_H
+
+#include "apply.h"
+#include "meta.h"
+#include "snapshot.h"
+#include "streams.h"
+
+/* A record whose fields pass this many bytes goes as several snapshots
+ * (each a part of its fields: merging them all is merging one). */
+#define BS_MOVEIN_SPLIT_BYTES (BS_SET_MAX_BYTES - BS_CHANGE_MAX_BYTES)
+
+/* ---- the hub's side: serving wants ---- */
+
+/*
+ * The snapshots for receiver `peer`'s wants, one at a time, in want order
+ * and, within a collection, in key order; borrowed wants live as long as
+ * the cursor.  Caller-owned; bs_movein_cursor_init, then bs_movein_next until
+ * BS_ENOTFOUND, then bs_movein_cursor_fini.
+ */
+typedef struct bs_movein_cursor {
+    const bs_snapwant *wants;
+    size_t nwants, at;
+    int started;               /* inside wants[at] */
+    char after[BS_ID_MAX + 1]; /* the last id served of wants[at] */
+    bs_pos *covered;           /* the hub's vector when wants[at] began */
+    size_t ncovered;
+    uint8_t peer[BS_PK_LEN];
+    uint8_t **parts; /* the rest of a split record (malloc'd) */
+    size_t *lens, nparts, part;
+    uint64_t sent; /* snapshots produced */
+} bs_movein_cursor;
+
+void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,
+                           const bs_snapwant *wants, size_t n);
+void bs_movein_cursor_fini(bs_movein_cursor *c);
+/*
+ * The next snapshot (*out malloc'd, *n bytes) node m (the hub; sk its
+ * secret key) sends c's receiver, read in t; now_ms stamps it.  Wants of
+ * records outside the receiver's scope are skipped (the branch asks again
+ * until the record is in its scope at the hub, or leaves its own).
+ * BS_ENOTFOUND when done; BS_ESTORE, BS_ENOMEM.  A read transaction per
+ * call is enough: the cursor keeps its place by key.
+ */
+BS_MUST_CHECK bs_err bs_movein_next(bs_txn *t, const bs_meta *m,
+                                    const uint8_t *sk, bs_movein_cursor *c,
+                                    uint64_t now_ms, uint8_t **out, size_t *n);
+
+/* Keep what peer pk's envelope says about snapshots (write txn): its
+ * features and its wants, replacing those kept before. */
+BS_MUST_CHECK bs_err bs_movein_note_peer(bs_txn *t, const uint8_t *pk,
+                                         uint32_t features,
+                                         const bs_snapwant *w, size_t n);
+/* What peer pk last said (*w malloc'd, may be NULL when *n is 0). */
+BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
+                                    uint32_t *features, bs_snapwant **w,
+                                    size_t *n);
+
+/* ---- the branch's side: wanting and merging ---- */
+
+/* Note that branch m wants coll/id (id NULL: every record of coll in its
+ * scope); a no-op on the hub or before joining (write txn). */
+BS_MUST_CHECK bs_err bs_movein_want(bs_txn *t, const bs_meta *m,
+                                    const char *coll, const char *id);
+/* This node's wants, at most max (*w malloc'd). */
+BS_MUST_CHECK bs_err bs_movein_wants(bs_txn *t, size_t max, bs_snapwant **w,
+                                     size_t *n);
+/* Forget what is kept about coll/id: its base and its want (move-out
+ * drops the record; write txn). */
+BS_MUST_CHECK bs_err bs_movein_forget(bs_txn *t, const char *coll,
+                                      const char *id);
+/* The record's base (the snapshots merged into it) decoded into *r from
+ * arena a (its versions index the stream table); BS_ENOTFOUND when it has
+ * none, BS_ESTORE when it does not decode. */
+BS_MUST_CHECK bs_err bs_movein_base(bs_txn *t, const char *coll, const char *id,
+                                    bs_record *r, bs_arena *a);
+
+/*
+ * Merge admitted snapshot s into its record (apply.h's transaction, ap):
+ * alive, tomb and each field with its version, under the collection's
+ * order; the base kept; the owner history noted; then the record dropped
+ * if it is outside this branch's scope after all (move-out).  A `done`
+ * marker meets its want when its vector covers what this branch holds of
+ * every other node's streams.  BS_ENOMEM, BS_ESTORE.
+ */
+BS_MUST_CHECK bs_err bs_movein_merge(bs_apply *ap, const bs_snap *s,
+                                     bs_errbuf *err);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * snapshot.c - the record snapshot format (snapshot.h): decoding with
+ * its checks, the signature, the canonical encoder.
+ */
+#include "snapshot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "branchsync.pb-c.h"
+
+static ProtobufCBinaryData
+bin(const void *p, size_t n)
+{
+    return (ProtobufCBinaryData){n, (uint8_t *)p};
+}
+
+/* ---- decoding ---- */
+
+static bs_err
+malformed(bs_errbuf *err, const char *what)
+{
+    return bs_errf(err, BS_EMALFORMED, "malformed record snapshot: %s", what);
+}
+
+static int
+get_version(const Bs__SnapVersion *v, bs_snapver *out)
+{
+    if (v == NULL || v->origin.len != BS_PK_LEN ||
+        v->incarnation.len != BS_INC_LEN || v->seq == 0)
+        return 0;
+    out->hlc = v->hlc;
+    out->seq = v->seq;
+    out->prio = v->prio;
+    memcpy(out->key, v->origin.data, BS_PK_LEN);
+    memcpy(out->key + BS_PK_LEN, v->incarnation.data, BS_INC_LEN);
+    return 1;
+}
+
+static int
+get_value(const Bs__Value *v, bs_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (v == NULL)
+        return 0;
+    switch (v->kind_case) {
+    case BS__VALUE__KIND_NULL:
+        out->type = BS_VNULL;
+        return 1;
+    case BS__VALUE__KIND_BOOLEAN:
+        out->type = v->boolean ? BS_VTRUE : BS_VFALSE;
+        return 1;
+    case BS__VALUE__KIND_INTEGER:
+        out->type = BS_VINT;
+        out->i = v->integer;
+        return 1;
+    case BS__VALUE__KIND_REAL:
+        out->type = BS_VREAL;
+        out->d = v->real;
+        return v->real == v->real && v->real - v->real == 0; /* finite */
+    case BS__VALUE__KIND_TEXT: {
+        size_t n = strlen(v->text);
+        out->type = BS_VTEXT;
+        out->s = v->text;
+        out->len = (uint32_t)n;
+        return n <= UINT32_MAX && bs_utf8_valid(v->text, n);
+    }
+    default:
+        return 0;
+    }
+}
+
+static bs_err
+decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
+{
+    if (b->version != BS_SNAP_VERSION)
+        return bs_errf(err, BS_EMALFORMED,
+                       "record snapshot version %u is not supported (this "
+                       "node reads %u)",
+                       b->version, BS_SNAP_VERSION);
+    if (b->infobase.len != BS_INFOBASE_LEN || b->hub.len != BS_PK_LEN)
+        return malformed(err, "field sizes");
+    if (!bs_collection_valid(b->collection, 0))
+        return malformed(err, "not a user collection");
+    if (b->id[0] != '\0' && !bs_id_wire_valid(b->id))
+        return malformed(err, "bad record ID");
+    if ((b->id[0] == '\0' && !b->done) || (!b->done && b->n_covered > 0))
+        return malformed(err, "a record without an ID");
+    if (b->done && (b->alive != NULL || b->tomb != NULL || b->n_fields > 0))
+        return malformed(err, "a done marker carries a record");
+    if (b->n_covered > BS_SEEN_MAX)
+        return malformed(err, "vector too long");
+    s->done = b->done;
+    if (b->n_covered > 0 &&
+        (s->covered = bs_arena_alloc(
+             &s->arena, b->n_covered * sizeof *s->covered)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < b->n_covered; i++) {
+        const Bs__StreamPos *sp = b->covered[i];
+        if (sp->origin.len != BS_PK_LEN || sp->incarnation.len != BS_INC_LEN)
+            return malformed(err, "bad vector entry");
+        memcpy(s->covered[i].origin, sp->origin.data, BS_PK_LEN);
+        memcpy(s->covered[i].inc, sp->incarnation.data, BS_INC_LEN);
+        s->covered[i].seq = sp->seq;
+    }
+    s->ncovered = b->n_covered;
+    memcpy(s->infobase, b->infobase.data, BS_INFOBASE_LEN);
+    memcpy(s->hub, b->hub.data, BS_PK_LEN);
+    snprintf(s->coll, sizeof s->coll, "%s", b->collection);
+    snprintf(s->id, sizeof s->id, "%s", b->id);
+    s->created_ms = b->created_ms;
+    if ((s->has_alive = b->alive != NULL) && !get_version(b->alive, &s->alive))
+        return malformed(err, "bad version");
+    if ((s->has_tomb = b->tomb != NULL) && !get_version(b->tomb, &s->tomb))
+        return malformed(err, "bad version");
+    if (b->n_fields > 0 &&
+        (s->fields = bs_arena_alloc(&s->arena,
+                                    b->n_fields * sizeof *s->fields)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < b->n_fields; i++) {
+        const Bs__SnapField *f = b->fields[i];
+        size_t nl = strlen(f->name);
+
+        if (!bs_field_name_wire_valid(f->name, nl) ||
+            !get_value(f->value, &s->fields[i].val) ||
+            !get_version(f->version, &s->fields[i].ver))
+            return malformed(err, "bad field");
+        if (i > 0 && strcmp(b->fields[i - 1]->name, f->name) >= 0)
+            return malformed(err, "fields not sorted or not unique");
+        s->fields[i].name = f->name;
+    }
+    s->nfields = b->n_fields;
+    if (s->nfields > 0 && !s->has_alive)
+        return malformed(err, "fields without an upsert version");
+    return BS_OK;
+}
+
+bs_err
+bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out, bs_errbuf *err)
+{
+    Bs__RecordSnapshot *m;
+    Bs__SnapBody *b;
+    bs_snap *s;
+    bs_err rv;
+
+    if (n == 0 || n > BS_SNAP_MAX_ENCODED)
+        return malformed(err, "size");
+    if ((s = calloc(1, sizeof *s)) == NULL)
+        return BS_ENOMEM;
+    bs_arena_init(&s->arena);
+    m = bs_changeset_pb_unpack(&bs__record_snapshot__descriptor, buf, n);
+    if ((s->pb = m) == NULL || !bs_changeset_pb_canonical(&m->base, buf, n) ||
+        m->base.n_unknown_fields > 0) {
+        rv = malformed(err, "does not decode canonically");
+        goto fail;
+    }
+    if (m->signature.len != BS_SIG_LEN || m->body.len == 0) {
+        rv = malformed(err, "field sizes");
+        goto fail;
+    }
+    b = bs_changeset_pb_unpack(&bs__snap_body__descriptor, m->body.data,
+                               m->body.len);
+    if ((s->pb_body = b) == NULL ||
+        !bs_changeset_pb_canonical(&b->base, m->body.data, m->body.len) ||
+        b->base.n_unknown_fields > 0) {
+        rv = malformed(err, "body does not decode canonically");
+        goto fail;
+    }
+    s->body = (bs_slice){m->body.data, m->body.len};
+    memcpy(s->signature, m->signature.data, BS_SIG_LEN);
+    if ((rv = decode_body(s, b, err)) != BS_OK)
+        goto fail;
+    *out = s;
+    return BS_OK;
+fail:
+    bs_snap_free(s);
+    return rv;
+}
+
+bs_err
+bs_snap_verify(const bs_snap *s, const uint8_t hub[BS_PK_LEN])
+{
+    return bs_verify(s->signature, BS_SNAP_CONTEXT, s->body.p, s->body.n, hub);
+}
+
+void
+bs_snap_free(bs_snap *s)
+{
+    if (s == NULL)
+        return;
+    bs_changeset_pb_free(s->pb_body);
+    bs_changeset_pb_free(s->pb);
+    bs_arena_fini(&s->arena);
+    free(s);
+}
+
+const bs_value *
+bs_snap_field(const bs_snap *s, const char *name)
+{
+    for (size_t i = 0; i < s->nfields; i++)
+        if (strcmp(s->fields[i].name, name) == 0)
+            return &s->fields[i].val;
+    return NULL;
+}
+
+/* ---- encoding ---- */
+
+static void
+put_version(Bs__SnapVersion *e, const bs_snapver *v)
+{
+    bs__snap_version__init(e);
+    e->hlc = v->hlc;
+    e->origin = bin(v->key, BS_PK_LEN);
+    e->incarnation = bin(v->key + BS_PK_LEN, BS_INC_LEN);
+    e->seq = v->seq;
+    e->prio = v->prio;
+}
+
+static int
+put_value(Bs__Value *pv, const bs_value *v, bs_arena *a)
+{
+    bs__value__init(pv);
+    switch (v->type) {
+    case BS_VNULL:
+        pv->kind_case = BS__VALUE__KIND_NULL;
+        pv->null = 1;
+        break;
+    case BS_VFALSE:
+    case BS_VTRUE:
+        pv->kind_case = BS__VALUE__KIND_BOOLEAN;
+        pv->boolean = v->type == BS_VTRUE;
+        break;
+    case BS_VINT:
+        pv->kind_case = BS__VALUE__KIND_INTEGER;
+        pv->integer = v->i;
+        break;
+    case BS_VREAL:
+        pv->kind_case = BS__VALUE__KIND_REAL;
+        pv->real = v->d;
+        break;
+    default:
+        pv->kind_case = BS__VALUE__KIND_TEXT;
+        pv->text = bs_arena_strndup(a, v->s, v->len);
+        return pv->text != NULL;
+    }
+    return 1;
+}
+
+bs_err
+bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
+{
+    Bs__SnapBody b = BS__SNAP_BODY__INIT;
+    Bs__RecordSnapshot rs = BS__RECORD_SNAPSHOT__INIT;
+    Bs__SnapVersion alive, tomb, *fv = NULL;
+    Bs__SnapField *sf = NULL, **pf = NULL;
+    Bs__StreamPos *cp = NULL, **cpp = NULL;
+    Bs__Value *vals = NULL;
+    size_t nf = s->nfields, nc = s->ncovered, bn;
+    uint8_t sig[BS_SIG_LEN], *body = NULL;
+    bs_arena a;
+    bs_err rv = BS_ENOMEM;
+
+    bs_arena_init(&a);
+    b.version = BS_SNAP_VERSION;
+    b.infobase = bin(s->infobase, BS_INFOBASE_LEN);
+    b.hub = bin(s->hub, BS_PK_LEN);
+    b.collection = (char *)s->coll;
+    b.id = (char *)s->id;
+    b.created_ms = s->created_ms;
+    b.done = s->done != 0;
+    if (s->has_alive) {
+        put_version(&alive, &s->alive);
+        b.alive = &alive;
+    }
+    if (s->has_tomb) {
+        put_version(&tomb, &s->tomb);
+        b.tomb = &tomb;
+    }
+    if ((nf > 0 && ((fv = calloc(nf, sizeof *fv)) == NULL ||
+                    (sf = calloc(nf, sizeof *sf)) == NULL ||
+                    (pf = calloc(nf, sizeof *pf)) == NULL ||
+                    (vals = calloc(nf, sizeof *vals)) == NULL)) ||
+        (nc > 0 && ((cp = calloc(nc, sizeof *cp)) == NULL ||
+                    (cpp = calloc(nc, sizeof *cpp)) == NULL)))
+        goto out;
+    for (size_t i = 0; i < nf; i++) {
+        bs__snap_field__init(&sf[i]);
+        sf[i].name = (char *)s->fields[i].name;
+        if (!put_value(&vals[i], &s->fields[i].val, &a))
+            goto out;
+        sf[i].value = &vals[i];
+        put_version(&fv[i], &s->fields[i].ver);
+        sf[i].version = &fv[i];
+        pf[i] = &sf[i];
+    }
+    b.n_fields = nf;
+    b.fields = pf;
+    for (size_t i = 0; i < nc; i++) {
+        bs__stream_pos__init(&cp[i]);
+        cp[i].origin = bin(s->covered[i].origin, BS_PK_LEN);
+        cp[i].incarnation = bin(s->covered[i].inc, BS_INC_LEN);
+        cp[i].seq = s->covered[i].seq;
+        cpp[i] = &cp[i];
+    }
+    b.n_covered = nc;
+    b.covered = cpp;
+    bn = bs__snap_body__get_packed_size(&b);
+    if ((body = malloc(bn)) == NULL)
+        goto out;
+    bs__snap_body__pack(&b, body);
+    bs_sign(sig, BS_SNAP_CONTEXT, body, bn, sk);
+    rs.body = bin(body, bn);
+    rs.signature = bin(sig, BS_SIG_LEN);
+    *n = bs__record_snapshot__get_packed_size(&rs);
+    if ((*out = malloc(*n)) == NULL)
+        goto out;
+    bs__record_snapshot__pack(&rs, *out);
+    rv = BS_OK;
+out:
+    free(body);
+    free(fv);
+    free(sf);
+    free(pf);
+    free(vals);
+    free(cp);
+    free(cpp);
+    bs_arena_fini(&a);
+    return rv;
+}

@@ -1,0 +1,99 @@
+/*
+ * snapshot.h - the record snapshot: a record as the hub holds it, every
+ * field with its value and version, signed by the hub (docs/protocol.md
+ * 2.9).  What a branch receives when a record enters its scope (move-in,
+ * movein.h).  This module owns the format only: decoding with its checks
+ * (N1-N6), the signature ("branchsync/snap/v1"), the canonical encoder,
+ * and the `wants` a branch puts in its envelope (Envelope field 13).
+ *
+ * A snapshot is either a record — its `alive` and `tomb` versions and
+ * its fields (all, or a consecutive range of them for a record split in
+ * parts) — or a `done` marker ending the answer to one want, with the
+ * hub's version vector when the answer began.
+ */
+#ifndef BS_SNAPSHOT_H
+#define BS_SNAPSHOT_H
+
+#include "arena.h"
+#include "changeset.h"
+#include "record.h"
+
+#define BS_SNAP_CONTEXT "branchsync/snap/v1"
+#define BS_SNAP_VERSION 1
+/* Envelope.features bit: the sender takes record snapshots. */
+#define BS_FEATURE_SNAPSHOTS 1u
+/* An encoded snapshot: at most a file frame (and a session message). */
+#define BS_SNAP_MAX_ENCODED BS_SET_MAX_ENCODED
+/* Wants per envelope (more wait for the next exchange). */
+#define BS_SNAP_WANTS_MAX 256
+
+/* A record, or (id "") a whole collection, that a branch lacks. */
+typedef struct bs_snapwant {
+    char coll[BS_COLLECTION_MAX + 1];
+    char id[BS_ID_MAX + 1]; /* "": every record in scope */
+} bs_snapwant;
+
+/* A version as a snapshot carries it: the writer's stream key in place
+ * of a node-local index. */
+typedef struct bs_snapver {
+    uint64_t hlc, seq;
+    uint32_t prio;
+    uint8_t key[BS_STREAM_KEY_LEN]; /* origin || incarnation */
+} bs_snapver;
+
+typedef struct bs_snapfield {
+    const char *name; /* NUL-terminated, in the snapshot's memory */
+    bs_value val;
+    bs_snapver ver;
+} bs_snapfield;
+
+/* A decoded snapshot.  Owns its memory (bs_snap_free). */
+typedef struct bs_snap {
+    bs_slice body; /* the signed bytes (in the unpacked message) */
+    uint8_t signature[BS_SIG_LEN];
+    uint8_t infobase[BS_INFOBASE_LEN], hub[BS_PK_LEN];
+    char coll[BS_COLLECTION_MAX + 1];
+    char id[BS_ID_MAX + 1]; /* "": a whole collection (done only) */
+    /* done: no record; the end of the answer to want (coll, id), with the
+     * hub's vector when it began the answer (in the arena) */
+    int done;
+    bs_pos *covered;
+    size_t ncovered;
+    int has_alive, has_tomb;
+    bs_snapver alive, tomb;
+    bs_snapfield *fields; /* sorted by name, unique */
+    size_t nfields;
+    uint64_t created_ms;
+    void *pb, *pb_body;
+    bs_arena arena;
+} bs_snap;
+
+/*
+ * Decode and shape-check a RecordSnapshot (docs/protocol.md 2.9, N1-N6):
+ * 1 .. BS_SNAP_MAX_ENCODED bytes, canonical, a 64-byte signature, a
+ * canonical body of version 1 with ids of the right sizes, a user
+ * collection, a valid id (or none, with no versions and no fields),
+ * fields sorted and unique with valid names and values.  Does not verify
+ * the signature.  BS_EMALFORMED with detail, BS_ENOMEM; *out is set only
+ * on BS_OK.
+ */
+BS_MUST_CHECK bs_err bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out,
+                                    bs_errbuf *err);
+/*
+ * Encode s (its infobase, hub, collection, id, versions, fields, done and
+ * covered; version 1) as a RecordSnapshot signed with sk, the secret key
+ * of s->hub: *out malloc'd, *n bytes.  Pure apart from memory: decoding
+ * the result gives s back.  BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_snap_encode(const bs_snap *s, const uint8_t *sk,
+                                    uint8_t **out, size_t *n);
+/* Verify(hub, "branchsync/snap/v1", body, signature): BS_EBADSIG. */
+BS_MUST_CHECK bs_err bs_snap_verify(const bs_snap *s,
+                                    const uint8_t hub[BS_PK_LEN]);
+/* NULL is a no-op. */
+void bs_snap_free(bs_snap *s);
+
+/* The text of the snapshot's field `name`, or NULL. */
+const bs_value *bs_snap_field(const bs_snap *s, const char *name);
+
+#endif
