@@ -129,8 +129,8 @@ outgoing(bs_scope_peer *sp, int filter, bs_txn *t, const bs_stream *s,
                               err);
     if (*vd == BS_SCOPE_STOP)
         return BS_OK;
-    rv = check_outgoing(s, from, BS_OK,
-                        *f != NULL ? (bs_slice){*f, *fn} : set, err);
+    rv = check_outgoing(s, from, BS_OK, *f != NULL ? (bs_slice){*f, *fn} : set,
+                        err);
     if (rv != BS_OK) {
         free(*f);
         *f = NULL;
