@@ -978,11 +978,17 @@ on_xml_error(void *arg, xmlErrorPtr e)
         (e->level != XML_ERR_ERROR && e->level != XML_ERR_FATAL))
         return;
     m->xml_failed = 1;
-    m->xml_line = e->line;
+    m->xml_line =
+        e->line > 0 ? e->line : xmlTextReaderGetParserLineNumber(m->r);
     snprintf(m->xml_msg, sizeof m->xml_msg, "%s",
              e->message ? e->message : "malformed XML");
+    /* libxml2's messages run over lines ("...!\nBytes: 0xFF"): keep one,
+     * the bytes joined to it */
+    for (char *p = m->xml_msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
     n = strlen(m->xml_msg);
-    while (n > 0 && (m->xml_msg[n - 1] == '\n' || m->xml_msg[n - 1] == ' '))
+    while (n > 0 && m->xml_msg[n - 1] == ' ')
         m->xml_msg[--n] = '\0';
 }
 
@@ -1062,6 +1068,16 @@ entity(cml *m, int kind)
     return flush_entity(m, rv);
 }
 
+/* The line of the reader's node, or where the parser is. */
+static int
+cur_line(cml *m)
+{
+    xmlNodePtr n = xmlTextReaderCurrentNode(m->r);
+    long l = n ? xmlGetLineNo(n) : -1;
+
+    return l > 0 ? (int)l : xmlTextReaderGetParserLineNumber(m->r);
+}
+
 /* The root: КоммерческаяИнформация with a ВерсияСхемы of 2.03-2.10. */
 static bs_err
 root(cml *m)
@@ -1075,7 +1091,7 @@ root(cml *m)
         return bs_errf(m->err, BS_EINVAL,
                        "line %d: <%s> is not a CommerceML document (the root "
                        "must be <КоммерческаяИнформация>)",
-                       xmlTextReaderGetParserLineNumber(m->r), name);
+                       cur_line(m), name);
     if ((v = xmlTextReaderGetAttribute(m->r, BAD_CAST "ВерсияСхемы")) == NULL)
         return BS_OK;
     snprintf(m->info->version, sizeof m->info->version, "%s", (char *)v);
@@ -1085,8 +1101,7 @@ root(cml *m)
         return bs_errf(m->err, BS_EINVAL,
                        "line %d: ВерсияСхемы \"%s\" is not read (2.03 to "
                        "2.10 are)",
-                       xmlTextReaderGetParserLineNumber(m->r),
-                       m->info->version);
+                       cur_line(m), m->info->version);
     return BS_OK;
 }
 
@@ -1109,13 +1124,13 @@ walk(cml *m)
             return bs_errf(m->err, BS_EINVAL,
                            "line %d: a DOCTYPE or entity is refused (DTDs "
                            "and entities are not read)",
-                           xmlTextReaderGetParserLineNumber(m->r));
+                           cur_line(m));
         if (type != XML_READER_TYPE_ELEMENT)
             continue;
         if (d >= BS_CML_MAX_DEPTH)
-            return bs_errf(
-                m->err, BS_EINVAL, "line %d: elements nested deeper than %d",
-                xmlTextReaderGetParserLineNumber(m->r), BS_CML_MAX_DEPTH);
+            return bs_errf(m->err, BS_EINVAL,
+                           "line %d: elements nested deeper than %d",
+                           cur_line(m), BS_CML_MAX_DEPTH);
         if (below >= 0 && d > below)
             continue; /* read through, for the depth check */
         below = -1;
@@ -1137,6 +1152,13 @@ walk(cml *m)
     if (rv == BS_OK && (ret < 0 || m->xml_failed))
         rv = BS_EINVAL;
     return rv;
+}
+
+/* libxml2's generic errors repeat what on_xml_error was told. */
+static void BS_PRINTF(2, 3) quiet(void *ctx, const char *fmt, ...)
+{
+    (void)ctx;
+    (void)fmt;
 }
 
 bs_err
@@ -1164,7 +1186,13 @@ bs_cml_read(const char *buf, size_t len, int skip, const bs_cml_sink *sink,
     m.err = err;
     bs_arena_init(&m.a);
     xmlTextReaderSetStructuredErrorHandler(m.r, on_xml_error, &m);
+    /* encoding errors come without the parser's context: catch those too
+     * (libxml2's error state is per thread) */
+    xmlSetStructuredErrorFunc(&m, on_xml_error);
+    xmlSetGenericErrorFunc(NULL, quiet);
     rv = walk(&m);
+    xmlSetStructuredErrorFunc(NULL, NULL);
+    xmlSetGenericErrorFunc(NULL, NULL);
     if (m.xml_failed && (rv == BS_OK || rv == BS_EINVAL))
         rv = bs_errf(err, BS_EINVAL, "line %d: %s", m.xml_line, m.xml_msg);
     else if (rv == BS_EINVAL && err != NULL && err->msg[0] == '\0')

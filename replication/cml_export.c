@@ -315,6 +315,13 @@ orders(ex *x, const bs_core *c, uint64_t *n)
     return BS_OK;
 }
 
+static void
+quiet(void *ctx, xmlErrorPtr e)
+{
+    (void)ctx;
+    (void)e;
+}
+
 bs_err
 bs_cml_export_orders(const bs_core *c, const char *path, uint64_t *norders,
                      bs_errbuf *err)
@@ -331,7 +338,11 @@ bs_cml_export_orders(const bs_core *c, const char *path, uint64_t *norders,
         return bs_errf(err, BS_EINVAL, "%s: path too long", path);
     if ((rv = bs_store_read(c->store, &x.t, err)) != BS_OK)
         return rv;
-    if ((x.w = xmlNewTextWriterFilename(tmp, 0)) == NULL) {
+    /* errors are ours to say, in one line */
+    xmlSetStructuredErrorFunc(NULL, quiet);
+    x.w = xmlNewTextWriterFilename(tmp, 0);
+    if (x.w == NULL) {
+        xmlSetStructuredErrorFunc(NULL, NULL);
         bs_txn_abort(x.t);
         return bs_errf(err, BS_EIO, "%s: cannot write it: %s", path,
                        strerror(errno));
@@ -342,6 +353,7 @@ bs_cml_export_orders(const bs_core *c, const char *path, uint64_t *norders,
     if (xmlTextWriterFlush(x.w) < 0)
         x.failed = 1;
     xmlFreeTextWriter(x.w); /* closes the file */
+    xmlSetStructuredErrorFunc(NULL, NULL);
     bs_arena_fini(&x.a);
     if (rv == BS_OK && x.failed)
         rv = bs_errf(err, BS_EIO, "%s: cannot write it (disk full?)", path);
