@@ -30,6 +30,11 @@
 #include "core.h"
 #include "load.h"
 
+/* Records per write transaction by default: a write transaction holds
+ * its dirty pages and its change set in memory, so this, not the file,
+ * bounds the import's memory (docs/performance.md). */
+#define BS_CML_BATCH 1000
+
 /* Elements nested deeper than this are refused. */
 #define BS_CML_MAX_DEPTH 64
 
@@ -85,7 +90,7 @@ BS_MUST_CHECK bs_err bs_cml_read(const char *buf, size_t len, int skip,
 typedef struct bs_cml_opts {
     int skip;           /* --on-error skip */
     bs_load_mode mode;  /* as load's --mode */
-    size_t batch;       /* records per transaction (0: load's default) */
+    size_t batch;       /* records per transaction (0: BS_CML_BATCH) */
     const char *tmpdir; /* where the spool files go (NULL: /tmp) */
     /* every record's outcome (as load.h reports it) with its collection;
      * entities the reader left out come first, coll then the entity's */

@@ -125,8 +125,9 @@ load_one(imp *im, const bs_core *core, bs_cml_coll c, bs_cml_stats *st)
         return bs_errf(im->err, BS_EIO, "cannot map the spool file: %s",
                        strerror(errno));
     madvise(p, (size_t)len, MADV_SEQUENTIAL);
+    lo.batch = BS_CML_BATCH;
     if (im->o != NULL) {
-        lo.batch = im->o->batch;
+        lo.batch = im->o->batch ? im->o->batch : BS_CML_BATCH;
         lo.mode = im->o->mode;
         lo.skip = im->o->skip;
         lo.actions = im->o->report != NULL;
