@@ -92,6 +92,10 @@ typedef struct bs_cml_opts {
     bs_load_mode mode;  /* as load's --mode */
     size_t batch;       /* records per transaction (0: BS_CML_BATCH) */
     const char *tmpdir; /* where the spool files go (NULL: /tmp) */
+    /* records per bs_load_jsonl call (0: 50000), which bounds load's
+     * sort index; ignored (one call) when the rules could refuse a
+     * record and skip is off */
+    size_t chunk;
     /* every record's outcome (as load.h reports it) with its collection;
      * entities the reader left out come first, coll then the entity's */
     void (*report)(void *ctx, const char *coll, const char *id,

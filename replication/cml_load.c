@@ -3,9 +3,15 @@
  * spooling each collection's records as JSON Lines to an unlinked file,
  * then load each collection through load.h, the path of `load`: checked
  * first, batched local writes, the rules, the mode, the per-record
- * report.  The spool files are mapped, not read into memory, and the XML
- * line of each record is kept (8 bytes a record) so that a refusal at load
- * time names the document's line.
+ * report.  The XML line of each record goes to a second spool file, so
+ * that a refusal at load time names the document's line.
+ *
+ * Memory stays flat in the document's size: the spools are mapped, not
+ * read, and a collection is handed to bs_load_jsonl CHUNK records at a
+ * time (load.c keeps 24 bytes a record of its input to sort it) - except
+ * when the rules could refuse a record and errors stop the import: then
+ * the collection is one call, one transaction, so a refusal writes
+ * nothing (as `load` does).
  */
 #include "cml.h"
 
@@ -16,10 +22,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Records per bs_load_jsonl call. */
+#define CHUNK 50000
+
 typedef struct spool {
-    FILE *f;
-    uint64_t *lines; /* the XML line of each record */
-    size_t n, cap;
+    FILE *f;  /* the records, one JSON object a line */
+    FILE *lf; /* the XML line of each record, a uint64_t each */
+    size_t n; /* records */
 } spool;
 
 typedef struct imp {
@@ -35,19 +44,11 @@ on_record(void *ctx, bs_cml_coll c, uint64_t line, const char *json, size_t n)
     imp *im = ctx;
     spool *s = &im->s[c];
 
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 1024;
-        uint64_t *v = realloc(s->lines, cap * sizeof *v);
-
-        if (v == NULL)
-            return BS_ENOMEM;
-        s->lines = v;
-        s->cap = cap;
-    }
-    if (fwrite(json, 1, n, s->f) != n || putc('\n', s->f) == EOF)
+    if (fwrite(json, 1, n, s->f) != n || putc('\n', s->f) == EOF ||
+        fwrite(&line, sizeof line, 1, s->lf) != 1)
         return bs_errf(im->err, BS_EIO, "cannot write the spool file: %s",
                        strerror(errno));
-    s->lines[s->n++] = line;
+    s->n++;
     return BS_OK;
 }
 
@@ -104,44 +105,92 @@ add_stats(bs_load_stats *to, const bs_load_stats *s)
     to->skipped += s->skipped;
 }
 
-/* Load the spooled collection c. */
+/* Map f whole (read-only); *len its size. */
+static bs_err
+map_spool(imp *im, FILE *f, void **p, size_t *len)
+{
+    long n;
+
+    if (fflush(f) != 0 || (n = ftell(f)) < 0)
+        return bs_errf(im->err, BS_EIO, "cannot write the spool file: %s",
+                       strerror(errno));
+    *len = (size_t)n;
+    *p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fileno(f), 0);
+    if (*p == MAP_FAILED)
+        return bs_errf(im->err, BS_EIO, "cannot map the spool file: %s",
+                       strerror(errno));
+    madvise(*p, *len, MADV_SEQUENTIAL);
+    return BS_OK;
+}
+
+/* Load buf[0..len), whole lines of the spool. */
+static bs_err
+load_chunk(imp *im, const bs_core *core, bs_cml_coll c, bs_load_opts *lo,
+           const char *buf, size_t len, bs_cml_stats *st)
+{
+    bs_load_stats ls = {0};
+    bs_err rv =
+        bs_load_jsonl(core, bs_cml_coll_name(c), buf, len, lo, &ls, im->err);
+
+    add_stats(&st->load, &ls);
+    return rv;
+}
+
+/* Load the spooled collection c, CHUNK records a call (all in one when
+ * the rules could refuse one and errors stop the import). */
 static bs_err
 load_one(imp *im, const bs_core *core, bs_cml_coll c, bs_cml_stats *st)
 {
     spool *s = &im->s[c];
     bs_load_opts lo = {0};
-    bs_load_stats ls = {0};
-    long len;
-    void *p;
+    size_t len, llen, pos = 0, k = 0, chunk = CHUNK;
+    void *p = NULL, *lp = NULL;
+    int refuse = 0;
     bs_err rv;
 
     if (s->n == 0)
         return BS_OK;
-    if (fflush(s->f) != 0 || (len = ftell(s->f)) < 0)
-        return bs_errf(im->err, BS_EIO, "cannot write the spool file: %s",
-                       strerror(errno));
-    p = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fileno(s->f), 0);
-    if (p == MAP_FAILED)
-        return bs_errf(im->err, BS_EIO, "cannot map the spool file: %s",
-                       strerror(errno));
-    madvise(p, (size_t)len, MADV_SEQUENTIAL);
     lo.batch = BS_CML_BATCH;
     if (im->o != NULL) {
         lo.batch = im->o->batch ? im->o->batch : BS_CML_BATCH;
+        chunk = im->o->chunk ? im->o->chunk : CHUNK;
         lo.mode = im->o->mode;
         lo.skip = im->o->skip;
         lo.actions = im->o->report != NULL;
         if (im->o->report != NULL)
             lo.report = on_load_report;
     }
-    lo.lines = s->lines;
-    lo.nlines = s->n;
     lo.ctx = im;
     im->cur = c;
-    rv = bs_load_jsonl(core, bs_cml_coll_name(c), p, (size_t)len, &lo, &ls,
-                       im->err);
-    add_stats(&st->load, &ls);
-    munmap(p, (size_t)len);
+    if (!lo.skip && (rv = bs_load_may_refuse(core, bs_cml_coll_name(c), &refuse,
+                                             im->err)) != BS_OK)
+        return rv;
+    if (refuse)
+        chunk = s->n;
+    if ((rv = map_spool(im, s->f, &p, &len)) != BS_OK)
+        return rv;
+    if ((rv = map_spool(im, s->lf, &lp, &llen)) != BS_OK) {
+        munmap(p, len);
+        return rv;
+    }
+    while (rv == BS_OK && pos < len) {
+        const char *b = (const char *)p + pos, *e = b, *nl;
+        size_t n = 0;
+
+        while (n < chunk &&
+               (nl = memchr(e, '\n', len - (size_t)(e - (const char *)p))) !=
+                   NULL) {
+            e = nl + 1;
+            n++;
+        }
+        lo.lines = (const uint64_t *)lp + k;
+        lo.nlines = n;
+        rv = load_chunk(im, core, c, &lo, b, (size_t)(e - b), st);
+        pos += (size_t)(e - b);
+        k += n;
+    }
+    munmap(p, len);
+    munmap(lp, llen);
     if (rv != BS_OK) {
         char why[BS_ERRMSG_LEN];
 
@@ -168,7 +217,10 @@ bs_cml_import(const bs_core *c, const char *buf, size_t len,
     im.err = err;
     sink.ctx = &im;
     for (int i = 0; i < BS_CML_NCOLL && rv == BS_OK; i++)
-        rv = spool_open(o && o->tmpdir ? o->tmpdir : "/tmp", &im.s[i].f, err);
+        if ((rv = spool_open(o && o->tmpdir ? o->tmpdir : "/tmp", &im.s[i].f,
+                             err)) == BS_OK)
+            rv = spool_open(o && o->tmpdir ? o->tmpdir : "/tmp", &im.s[i].lf,
+                            err);
     if (rv == BS_OK)
         rv = bs_cml_read(buf, len, o != NULL && o->skip, &sink, &st->info, err);
     for (int i = 0; i < BS_CML_NCOLL; i++)
@@ -179,7 +231,8 @@ bs_cml_import(const bs_core *c, const char *buf, size_t len,
     for (int i = 0; i < BS_CML_NCOLL; i++) {
         if (im.s[i].f != NULL)
             fclose(im.s[i].f);
-        free(im.s[i].lines);
+        if (im.s[i].lf != NULL)
+            fclose(im.s[i].lf);
     }
     return rv;
 }

@@ -52,6 +52,9 @@ on_report(void *ctx, const char *coll, const char *id, bs_load_action a,
              id ? id : "-", bs_load_action_name(a), reason ? reason : "-");
 }
 
+/* bs_cml_opts.chunk and .batch for the next imports (0: the defaults). */
+static size_t chunk;
+
 static bs_err
 import_buf(bst_node *t, const char *xml, size_t len, int skip, bs_cml_stats *st,
            bs_errbuf *err)
@@ -59,6 +62,8 @@ import_buf(bst_node *t, const char *xml, size_t len, int skip, bs_cml_stats *st,
     bs_cml_opts o = {0};
 
     o.skip = skip;
+    o.chunk = chunk;
+    o.batch = chunk;
     o.tmpdir = root;
     o.report = on_report;
     reports[0] = '\0';
@@ -455,4 +460,31 @@ Test(cml, bad_numbers_and_missing_keys_are_refused)
                         "</Значение></Справочник></ВариантыЗначений>"
                         "</Свойство></Свойства></Классификатор>" TAIL,
                    "line 4: <Справочник> has no <ИдЗначения>");
+}
+
+Test(cml, chunked_load_is_the_same_load)
+{
+    uint8_t a[BS_HASH_LEN], b[BS_HASH_LEN];
+    uint64_t na, nb;
+    bs_cml_stats st;
+    bst_node other;
+
+    import_fixture(&node, "import.xml", NULL);
+    import_fixture(&node, "orders.xml", NULL);
+    bst_node_new(&other, root, "other", BS_ROLE_HUB, NULL);
+    chunk = 2; /* two records a load, one a transaction */
+    import_fixture(&other, "import.xml", &st);
+    cr_expect_eq(st.load.records, 11);
+    cr_expect_eq(st.load.written, 11);
+    import_fixture(&other, "orders.xml", &st);
+    cr_expect_eq(st.load.records, 8);
+    cr_expect(strstr(reports, "order_lines|1058/1|inserted|-\n") != NULL, "%s",
+              reports);
+    chunk = 0;
+    bst_digest(&node, a, &na);
+    bst_digest(&other, b, &nb);
+    cr_expect_eq(na, 19);
+    cr_expect_eq(nb, na);
+    cr_expect_eq(memcmp(a, b, BS_HASH_LEN), 0);
+    bst_node_free(&other);
 }
