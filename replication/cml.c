@@ -1154,6 +1154,25 @@ walk(cml *m)
     return rv;
 }
 
+/* The document, fed to the reader in pieces (xmlReaderForMemory takes
+ * an int: 2 GiB at most). */
+typedef struct memin {
+    const char *p;
+    size_t len, pos;
+} memin;
+
+static int
+read_mem(void *ctx, char *buf, int n)
+{
+    memin *in = ctx;
+    size_t k = in->len - in->pos < (size_t)n ? in->len - in->pos : (size_t)n;
+
+    if (k > 0)
+        memcpy(buf, in->p + in->pos, k);
+    in->pos += k;
+    return (int)k;
+}
+
 /* libxml2's generic errors repeat what on_xml_error was told. */
 static void BS_PRINTF(2, 3) quiet(void *ctx, const char *fmt, ...)
 {
@@ -1166,6 +1185,7 @@ bs_cml_read(const char *buf, size_t len, int skip, const bs_cml_sink *sink,
             bs_cml_info *info, bs_errbuf *err)
 {
     bs_cml_info dummy;
+    memin in = {NULL, 0, 0};
     cml m;
     bs_err rv;
 
@@ -1175,9 +1195,9 @@ bs_cml_read(const char *buf, size_t len, int skip, const bs_cml_sink *sink,
     if (info == NULL)
         info = &dummy;
     memset(info, 0, sizeof *info);
-    if (len > INT32_MAX)
-        return bs_errf(err, BS_EINVAL, "document larger than 2 GiB");
-    m.r = xmlReaderForMemory(buf, (int)len, NULL, NULL, XML_PARSE_NONET);
+    in.p = buf;
+    in.len = len;
+    m.r = xmlReaderForIO(read_mem, NULL, &in, NULL, NULL, XML_PARSE_NONET);
     if (m.r == NULL)
         return BS_ENOMEM;
     m.sink = sink;
