@@ -11,47 +11,10 @@
  * Depth is limited by BS_CML_MAX_DEPTH (libxml2's own limit, 256, is the
  * backstop inside an expanded entity).
  */
-#include "cml.h"
+#include "cml_int.h"
 
-#include <libxml/xmlreader.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "arena.h"
-#include "record.h"
-#include "strbuf.h"
-
-/* One record of the entity being mapped. */
-typedef struct pend {
-    bs_cml_coll coll;
-    uint64_t line;
-    size_t off, len; /* in cml.out */
-} pend;
-
-/* The dictionary of property values: ИдЗначения -> Значение. */
-typedef struct dict {
-    char **keys, **vals;
-    size_t n, cap; /* cap a power of two, or 0 */
-} dict;
-
-typedef struct cml {
-    xmlTextReaderPtr r;
-    const bs_cml_sink *sink;
-    int skip;
-    bs_cml_info *info;
-    bs_errbuf *err;
-    int xml_failed; /* the parser reported an error */
-    char xml_msg[160];
-    int xml_line;
-    bs_strbuf out; /* the entity's records */
-    pend *pend;
-    size_t npend, pendcap;
-    int oom;
-    bs_arena a; /* the entity's texts */
-    dict values;
-    bs_errbuf why; /* the entity's error */
-} cml;
 
 const char *
 bs_cml_coll_name(bs_cml_coll c)
@@ -62,861 +25,6 @@ bs_cml_coll_name(bs_cml_coll c)
         "counterparties", "orders",     "order_lines",
     };
     return c < BS_CML_NCOLL ? names[c] : "?";
-}
-
-/* ---- helpers over the expanded tree ---- */
-
-static int
-is(xmlNodePtr n, const char *name)
-{
-    return n != NULL && n->type == XML_ELEMENT_NODE &&
-           strcmp((const char *)n->name, name) == 0;
-}
-
-static xmlNodePtr
-child(xmlNodePtr n, const char *name)
-{
-    for (xmlNodePtr k = n ? n->children : NULL; k != NULL; k = k->next)
-        if (is(k, name))
-            return k;
-    return NULL;
-}
-
-static uint64_t
-line_of(xmlNodePtr n)
-{
-    long l = xmlGetLineNo(n);
-
-    return l > 0 ? (uint64_t)l : 0;
-}
-
-/* The text of element n, trimmed, copied into the entity's arena. */
-static const char *
-text(cml *m, xmlNodePtr n)
-{
-    xmlChar *s;
-    const char *p, *e;
-    char *r;
-
-    if (n == NULL)
-        return NULL;
-    if ((s = xmlNodeGetContent(n)) == NULL) {
-        m->oom = 1;
-        return "";
-    }
-    p = (const char *)s;
-    e = p + strlen(p);
-    while (p < e && strchr(" \t\r\n", *p) != NULL)
-        p++;
-    while (e > p && strchr(" \t\r\n", e[-1]) != NULL)
-        e--;
-    r = bs_arena_strndup(&m->a, p, (size_t)(e - p));
-    xmlFree(s);
-    if (r == NULL) {
-        m->oom = 1;
-        return "";
-    }
-    return r;
-}
-
-/* The text of n's first child element called name, or NULL. */
-static const char *
-ctext(cml *m, xmlNodePtr n, const char *name)
-{
-    return text(m, child(n, name));
-}
-
-static bs_err fail(cml *m, xmlNodePtr n, const char *fmt, ...) BS_PRINTF(3, 4);
-
-/* The entity's error: "line N: ..." into m->why. */
-static bs_err
-fail(cml *m, xmlNodePtr n, const char *fmt, ...)
-{
-    char msg[BS_ERRMSG_LEN];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return bs_errf(&m->why, BS_EINVAL, "line %llu: %s",
-                   (unsigned long long)line_of(n), msg);
-}
-
-/* ---- building records ---- */
-
-static void
-put_json_str(bs_strbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *run = s;
-
-    bs_strbuf_add(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        char esc[6] = {'\\', 'u', '0', '0', 0, 0};
-
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        bs_strbuf_add(b, run, (size_t)(s - run));
-        run = s + 1;
-        if (ch == '"' || ch == '\\') {
-            esc[1] = (char)ch;
-            bs_strbuf_add(b, esc, 2);
-        } else {
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            bs_strbuf_add(b, esc, 6);
-        }
-    }
-    bs_strbuf_add(b, run, (size_t)(s - run));
-    bs_strbuf_add(b, "\"", 1);
-}
-
-/* Start a record of coll with ID id (checked) for entity element n. */
-static bs_err
-rec_begin(cml *m, bs_cml_coll coll, xmlNodePtr n, const char *id)
-{
-    pend *p;
-
-    if (!bs_id_valid(id))
-        return fail(m, n,
-                    "<%s>: Ид \"%s\" is not a valid ID (1 to %d bytes "
-                    "of UTF-8 without control characters)",
-                    (const char *)n->name, id, BS_ID_MAX);
-    if (m->npend == m->pendcap) {
-        size_t cap = m->pendcap ? 2 * m->pendcap : 16;
-        pend *v = realloc(m->pend, cap * sizeof *v);
-
-        if (v == NULL)
-            return BS_ENOMEM;
-        m->pend = v;
-        m->pendcap = cap;
-    }
-    p = &m->pend[m->npend++];
-    p->coll = coll;
-    p->line = line_of(n);
-    p->off = m->out.n;
-    bs_strbuf_add(&m->out, "{\"id\":", 6);
-    put_json_str(&m->out, id);
-    return BS_OK;
-}
-
-static void
-rec_end(cml *m)
-{
-    bs_strbuf_add(&m->out, "}", 1);
-    m->pend[m->npend - 1].len = m->out.n - m->pend[m->npend - 1].off;
-}
-
-static void
-field_name(cml *m, const char *name)
-{
-    bs_strbuf_add(&m->out, ",", 1);
-    put_json_str(&m->out, name);
-    bs_strbuf_add(&m->out, ":", 1);
-}
-
-/* A text field (none when val is NULL). */
-static void
-f_text(cml *m, const char *name, const char *val)
-{
-    if (val == NULL)
-        return;
-    field_name(m, name);
-    put_json_str(&m->out, val);
-}
-
-/* A field named prefix + key (checked), e.g. "prop." + a property's Ид. */
-static bs_err
-f_keyed(cml *m, xmlNodePtr n, const char *prefix, const char *key,
-        const char *val, int number)
-{
-    char name[BS_FIELD_NAME_MAX + 2];
-    int len = snprintf(name, sizeof name, "%s%s", prefix, key);
-
-    if (len < 0 || (size_t)len >= sizeof name ||
-        !bs_field_name_valid(name, (size_t)len))
-        return fail(m, n,
-                    "<%s>: \"%s\" does not make a field name (1 to %d "
-                    "bytes of UTF-8 without control characters)",
-                    (const char *)n->name, name, BS_FIELD_NAME_MAX);
-    if (!number) {
-        f_text(m, name, val);
-        return BS_OK;
-    }
-    field_name(m, name);
-    bs_strbuf_add(&m->out, val, strlen(val));
-    return BS_OK;
-}
-
-/*
- * A number field from element el of n (none when absent): the text as a
- * JSON number; a decimal comma is read as a point and spaces between
- * digit groups are dropped ("1 200,50" is 1200.50).  Anything else fails.
- */
-static bs_err
-f_number(cml *m, xmlNodePtr n, const char *el, const char *name)
-{
-    xmlNodePtr e = child(n, el);
-    const char *s = text(m, e);
-    char buf[64];
-    size_t k = 0, i = 0, digits = 0;
-    int dot = 0;
-
-    if (s == NULL)
-        return BS_OK;
-    if (s[0] == '-')
-        buf[k++] = s[i++];
-    for (; s[i] != '\0' && k < sizeof buf - 1; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            /* no leading zeros: JSON refuses them */
-            if (!(s[i] == '0' && digits == 0 && !dot && s[i + 1] >= '0' &&
-                  s[i + 1] <= '9'))
-                buf[k++] = s[i];
-            digits++;
-        } else if ((s[i] == '.' || s[i] == ',') && !dot && digits > 0 &&
-                   s[i + 1] >= '0' && s[i + 1] <= '9') {
-            buf[k++] = '.';
-            dot = 1;
-        } else if (s[i] == ' ' && digits > 0 && !dot) {
-            continue;
-        } else {
-            break;
-        }
-    }
-    if (digits == 0 || s[i] != '\0')
-        return fail(m, e, "<%s>: \"%s\" is not a number", el, s);
-    buf[k] = '\0';
-    return f_keyed(m, e, "", name, buf, 1);
-}
-
-/* ---- the dictionary of property values ---- */
-
-static uint64_t
-hash(const char *s)
-{
-    uint64_t h = 1469598103934665603u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211u;
-    return h;
-}
-
-static size_t
-dict_slot(const dict *d, const char *k)
-{
-    size_t i = (size_t)hash(k) & (d->cap - 1);
-
-    while (d->keys[i] != NULL && strcmp(d->keys[i], k) != 0)
-        i = (i + 1) & (d->cap - 1);
-    return i;
-}
-
-static const char *
-dict_get(const dict *d, const char *k)
-{
-    size_t i;
-
-    if (d->cap == 0)
-        return NULL;
-    i = dict_slot(d, k);
-    return d->keys[i] ? d->vals[i] : NULL;
-}
-
-static bs_err
-dict_put(dict *d, const char *k, const char *v)
-{
-    size_t i;
-    char *nv;
-
-    if (2 * (d->n + 1) > d->cap) {
-        dict g = {NULL, NULL, 0, d->cap ? 2 * d->cap : 64};
-
-        g.keys = calloc(g.cap, sizeof *g.keys);
-        g.vals = calloc(g.cap, sizeof *g.vals);
-        if (g.keys == NULL || g.vals == NULL) {
-            free(g.keys);
-            free(g.vals);
-            return BS_ENOMEM;
-        }
-        for (size_t j = 0; j < d->cap; j++)
-            if (d->keys[j] != NULL) {
-                i = dict_slot(&g, d->keys[j]);
-                g.keys[i] = d->keys[j];
-                g.vals[i] = d->vals[j];
-            }
-        g.n = d->n;
-        free(d->keys);
-        free(d->vals);
-        *d = g;
-    }
-    i = dict_slot(d, k);
-    if ((nv = strdup(v)) == NULL)
-        return BS_ENOMEM;
-    if (d->keys[i] == NULL && (d->keys[i] = strdup(k)) == NULL) {
-        free(nv);
-        return BS_ENOMEM;
-    }
-    if (d->vals[i] == NULL)
-        d->n++;
-    free(d->vals[i]);
-    d->vals[i] = nv;
-    return BS_OK;
-}
-
-static void
-dict_fini(dict *d)
-{
-    for (size_t i = 0; i < d->cap; i++) {
-        free(d->keys[i]);
-        free(d->vals[i]);
-    }
-    free(d->keys);
-    free(d->vals);
-}
-
-/* ---- what the reader knows ---- */
-
-/* Elements of the standard that are read but not mapped: skipped without
- * being counted as unknown. */
-static const char *const known[] = {
-    "Ид",
-    "Наименование",
-    "Владелец",
-    "ИдКлассификатора",
-    "ИдКаталога",
-    "Описание",
-    "Склады",
-    "Склад",
-    "ЕдиницыИзмерения",
-    "Картинка",
-    "Изготовитель",
-    "Реквизиты",
-    "ХарактеристикиТовара",
-    "Категория",
-    "Категории",
-    "Страна",
-    "ТорговаяМарка",
-    "Модель",
-    "Вес",
-    "Налоги",
-    "Скидки",
-    "Налог",
-    "СрокПлатежа",
-    "Коэффициент",
-    "Единица",
-    "Валюта",
-    "Представление",
-    "Адрес",
-    "Контакты",
-    "Представители",
-    "БитриксТеги",
-    "Статус",
-    "Версия",
-    "ОфициальноеНаименование",
-    "РасчетныйСчет",
-    "ЮридическийАдрес",
-    "ОКПО",
-    "ДатаРегистрации",
-    "Отчество",
-    "Банк",
-    "ПометкаУдаления",
-    "ИзмененияПакетаПредложений",
-    "КодТНВЭД",
-    "Код",
-    "Группы",
-    "ЗначенияСвойств",
-    "СтавкиНалогов",
-    "ЗначенияРеквизитов",
-    "Товары",
-    "Контрагенты",
-    "Цены",
-    "Остатки",
-    "ТипыЦен",
-    "Свойства",
-    "ВариантыЗначений",
-    "Предложения",
-    "Документ",
-    "ТипЗначений",
-    "ДляТоваров",
-    "ДляПредложений",
-    "Обязательное",
-    "Множественное",
-    "ИспользованиеСвойства",
-    "ПолноеНаименование",
-    "ИНН",
-    "КПП",
-    "Роль",
-    "Фамилия",
-    "Имя",
-    "АдресРегистрации",
-    "Артикул",
-    "Штрихкод",
-    "БазоваяЕдиница",
-    "ЦенаЗаЕдиницу",
-    "Количество",
-    "Сумма",
-    "Номер",
-    "Дата",
-    "Время",
-    "ХозОперация",
-    "Курс",
-    "Комментарий",
-};
-
-static void
-count_unknown(cml *m, const char *name)
-{
-    bs_cml_info *in = m->info;
-    size_t n = strlen(in->unknown_names), k = strlen(name);
-
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        if (strcmp(known[i], name) == 0)
-            return;
-    in->unknown++;
-    if (k + 2 < sizeof in->unknown_names - n &&
-        strstr(in->unknown_names, name) == NULL)
-        snprintf(in->unknown_names + n, sizeof in->unknown_names - n, "%s%s",
-                 n ? "," : "", name);
-}
-
-/* Count the children of n that are not in handled[] (NULL-terminated). */
-static void
-count_children(cml *m, xmlNodePtr n, const char *const *handled)
-{
-    for (xmlNodePtr k = n->children; k != NULL; k = k->next) {
-        int seen = 0;
-
-        if (k->type != XML_ELEMENT_NODE)
-            continue;
-        for (size_t i = 0; handled[i] != NULL && !seen; i++)
-            seen = strcmp((const char *)k->name, handled[i]) == 0;
-        if (!seen)
-            count_unknown(m, (const char *)k->name);
-    }
-}
-
-/* The depth of the tree under n (iterative; stops past the limit). */
-static int
-too_deep(xmlNodePtr n, int depth)
-{
-    xmlNodePtr k = n;
-
-    while (k != NULL) {
-        if (depth > BS_CML_MAX_DEPTH)
-            return 1;
-        if (k->children != NULL && k->type == XML_ELEMENT_NODE) {
-            k = k->children;
-            depth++;
-            continue;
-        }
-        while (k != n && k->next == NULL) {
-            k = k->parent;
-            depth--;
-        }
-        if (k == n)
-            break;
-        k = k->next;
-    }
-    return 0;
-}
-
-/* ---- entities ---- */
-
-/* Ид of entity n, or fail. */
-static bs_err
-need_id(cml *m, xmlNodePtr n, const char **id)
-{
-    *id = ctext(m, n, "Ид");
-    if (*id == NULL || (*id)[0] == '\0')
-        return fail(m, n, "<%s> has no <Ид>", (const char *)n->name);
-    return BS_OK;
-}
-
-/* prefix.<Наименование> = Значение|Ставка for each of n's list entries. */
-static bs_err
-named_values(cml *m, xmlNodePtr list, const char *item, const char *valname,
-             const char *prefix)
-{
-    for (xmlNodePtr k = list ? list->children : NULL; k != NULL; k = k->next) {
-        const char *name, *val;
-        bs_err rv;
-
-        if (!is(k, item))
-            continue;
-        name = ctext(m, k, "Наименование");
-        val = ctext(m, k, valname);
-        if (name == NULL || name[0] == '\0')
-            return fail(m, k, "<%s> has no <Наименование>", item);
-        if ((rv = f_keyed(m, k, prefix, name, val ? val : "", 0)) != BS_OK)
-            return rv;
-    }
-    return BS_OK;
-}
-
-static bs_err
-map_group(cml *m, xmlNodePtr n, const char *parent)
-{
-    static const char *const h[] = {"Ид", "Наименование", "Группы", NULL};
-    const char *id;
-    bs_err rv;
-
-    if ((rv = need_id(m, n, &id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_GROUPS, n, id)) != BS_OK)
-        return rv;
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "parent", parent);
-    rec_end(m);
-    count_children(m, n, h);
-    for (xmlNodePtr k = child(child(n, "Группы"), "Группа"); k; k = k->next)
-        if (is(k, "Группа") && (rv = map_group(m, k, id)) != BS_OK)
-            return rv;
-    return BS_OK;
-}
-
-static bs_err
-map_property(cml *m, xmlNodePtr n)
-{
-    static const char *const h[] = {"Ид", "Наименование", "ТипЗначений",
-                                    "ВариантыЗначений", NULL};
-    const char *id, *vid, *val;
-    bs_err rv;
-
-    if ((rv = need_id(m, n, &id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_PROPERTIES, n, id)) != BS_OK)
-        return rv;
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "type", ctext(m, n, "ТипЗначений"));
-    rec_end(m);
-    count_children(m, n, h);
-    for (xmlNodePtr k = child(n, "ВариантыЗначений")
-                            ? child(n, "ВариантыЗначений")->children
-                            : NULL;
-         k != NULL; k = k->next) {
-        if (k->type != XML_ELEMENT_NODE)
-            continue;
-        if (!is(k, "Справочник") && !is(k, "ВариантЗначения")) {
-            count_unknown(m, (const char *)k->name);
-            continue;
-        }
-        vid = ctext(m, k, is(k, "Справочник") ? "ИдЗначения" : "Ид");
-        val = ctext(m, k, "Значение");
-        if (vid == NULL || vid[0] == '\0')
-            return fail(m, k, "<%s> has no <%s>", (const char *)k->name,
-                        is(k, "Справочник") ? "ИдЗначения" : "Ид");
-        if ((rv = rec_begin(m, BS_CML_PROPVALUES, k, vid)) != BS_OK)
-            return rv;
-        f_text(m, "property", id);
-        f_text(m, "value", val ? val : "");
-        rec_end(m);
-        if ((rv = dict_put(&m->values, vid, val ? val : "")) != BS_OK)
-            return rv;
-    }
-    return BS_OK;
-}
-
-static bs_err
-map_price_type(cml *m, xmlNodePtr n)
-{
-    static const char *const h[] = {"Ид", "Наименование", "Валюта", NULL};
-    const char *id;
-    bs_err rv;
-
-    if ((rv = need_id(m, n, &id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_PRICE_TYPES, n, id)) != BS_OK)
-        return rv;
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "currency", ctext(m, n, "Валюта"));
-    rec_end(m);
-    count_children(m, n, h);
-    return BS_OK;
-}
-
-/* prop.<Ид свойства> for each ЗначенияСвойства, dictionary values
- * resolved; several values are joined with "; ". */
-static bs_err
-property_values(cml *m, xmlNodePtr list)
-{
-    for (xmlNodePtr k = list ? list->children : NULL; k != NULL; k = k->next) {
-        const char *pid;
-        bs_strbuf v = {0};
-        bs_err rv;
-
-        if (!is(k, "ЗначенияСвойства"))
-            continue;
-        if ((pid = ctext(m, k, "Ид")) == NULL || pid[0] == '\0')
-            return fail(m, k, "<ЗначенияСвойства> has no <Ид>");
-        for (xmlNodePtr e = k->children; e != NULL; e = e->next) {
-            const char *s, *d;
-
-            if (!is(e, "Значение") && !is(e, "ИдЗначения"))
-                continue;
-            s = text(m, e);
-            d = dict_get(&m->values, s);
-            if (v.n > 0)
-                bs_strbuf_add(&v, "; ", 2);
-            bs_strbuf_add(&v, d ? d : s, strlen(d ? d : s));
-        }
-        rv = f_keyed(m, k, "prop.", pid, v.p ? v.p : "", 0);
-        free(v.p);
-        if (v.oom)
-            return BS_ENOMEM;
-        if (rv != BS_OK)
-            return rv;
-    }
-    return BS_OK;
-}
-
-static bs_err
-map_product(cml *m, xmlNodePtr n)
-{
-    static const char *const h[] = {"Ид",
-                                    "Артикул",
-                                    "Наименование",
-                                    "Штрихкод",
-                                    "Группы",
-                                    "БазоваяЕдиница",
-                                    "ЗначенияСвойств",
-                                    "СтавкиНалогов",
-                                    "ЗначенияРеквизитов",
-                                    "Описание",
-                                    NULL};
-    const char *id;
-    bs_err rv;
-
-    if ((rv = need_id(m, n, &id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_PRODUCTS, n, id)) != BS_OK)
-        return rv;
-    f_text(m, "sku", ctext(m, n, "Артикул"));
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "barcode", ctext(m, n, "Штрихкод"));
-    f_text(m, "group", ctext(m, child(n, "Группы"), "Ид"));
-    f_text(m, "unit", ctext(m, n, "БазоваяЕдиница"));
-    f_text(m, "description", ctext(m, n, "Описание"));
-    if ((rv = property_values(m, child(n, "ЗначенияСвойств"))) != BS_OK ||
-        (rv = named_values(m, child(n, "СтавкиНалогов"), "СтавкаНалога",
-                           "Ставка", "tax.")) != BS_OK ||
-        (rv = named_values(m, child(n, "ЗначенияРеквизитов"),
-                           "ЗначениеРеквизита", "Значение", "attr.")) != BS_OK)
-        return rv;
-    rec_end(m);
-    count_children(m, n, h);
-    return BS_OK;
-}
-
-/* price.<ИдТипаЦены> per Цена; stock.<Ид склада> per Остаток/Склад. */
-static bs_err
-offer_prices(cml *m, xmlNodePtr n)
-{
-    bs_err rv;
-
-    for (xmlNodePtr k = child(n, "Цены") ? child(n, "Цены")->children : NULL;
-         k != NULL; k = k->next) {
-        const char *pt;
-        xmlNodePtr p = child(k, "ЦенаЗаЕдиницу");
-        char name[BS_FIELD_NAME_MAX + 2];
-
-        if (!is(k, "Цена"))
-            continue;
-        if ((pt = ctext(m, k, "ИдТипаЦены")) == NULL || pt[0] == '\0')
-            return fail(m, k, "<Цена> has no <ИдТипаЦены>");
-        if (p == NULL)
-            return fail(m, k, "<Цена> has no <ЦенаЗаЕдиницу>");
-        snprintf(name, sizeof name, "price.%s", pt);
-        if (strlen(name) > BS_FIELD_NAME_MAX)
-            return fail(m, k, "<ИдТипаЦены> \"%s\" is too long", pt);
-        if ((rv = f_number(m, k, "ЦенаЗаЕдиницу", name)) != BS_OK)
-            return rv;
-    }
-    for (xmlNodePtr k = child(n, "Остатки") ? child(n, "Остатки")->children
-                                            : NULL;
-         k != NULL; k = k->next) {
-        xmlNodePtr s = child(k, "Склад");
-        const char *wid;
-        char name[BS_FIELD_NAME_MAX + 2];
-
-        if (!is(k, "Остаток") || s == NULL)
-            continue;
-        if ((wid = ctext(m, s, "Ид")) == NULL || wid[0] == '\0')
-            return fail(m, s, "<Склад> has no <Ид>");
-        snprintf(name, sizeof name, "stock.%s", wid);
-        if (strlen(name) > BS_FIELD_NAME_MAX)
-            return fail(m, s, "<Склад> Ид \"%s\" is too long", wid);
-        if ((rv = f_number(m, s, "Количество", name)) != BS_OK)
-            return rv;
-    }
-    return BS_OK;
-}
-
-static bs_err
-map_offer(cml *m, xmlNodePtr n)
-{
-    static const char *const h[] = {"Ид",       "Наименование",   "Артикул",
-                                    "Штрихкод", "Количество",     "Цены",
-                                    "Остатки",  "БазоваяЕдиница", NULL};
-    const char *id, *hashp;
-    xmlNodePtr q = child(n, "Количество");
-    bs_err rv;
-
-    if ((rv = need_id(m, n, &id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_OFFERS, n, id)) != BS_OK)
-        return rv;
-    /* "good#characteristic": the good is the part before '#' */
-    hashp = strchr(id, '#');
-    f_text(m, "product",
-           hashp ? bs_arena_strndup(&m->a, id, (size_t)(hashp - id)) : id);
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "sku", ctext(m, n, "Артикул"));
-    f_text(m, "barcode", ctext(m, n, "Штрихкод"));
-    if (q != NULL)
-        q = n;
-    else /* 2.08+: Остатки/Остаток/Количество without a warehouse */
-        q = child(child(n, "Остатки"), "Остаток");
-    if (q != NULL && (rv = f_number(m, q, "Количество", "quantity")) != BS_OK)
-        return rv;
-    if ((rv = offer_prices(m, n)) != BS_OK)
-        return rv;
-    rec_end(m);
-    count_children(m, n, h);
-    return BS_OK;
-}
-
-static bs_err
-map_counterparty(cml *m, xmlNodePtr n, const char **id)
-{
-    static const char *const h[] = {
-        "Ид",      "Наименование", "ПолноеНаименование", "Роль", "ИНН", "КПП",
-        "Фамилия", "Имя",          "АдресРегистрации",   NULL};
-    bs_err rv;
-
-    if ((rv = need_id(m, n, id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_COUNTERPARTY, n, *id)) != BS_OK)
-        return rv;
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "full_name", ctext(m, n, "ПолноеНаименование"));
-    f_text(m, "role", ctext(m, n, "Роль"));
-    f_text(m, "inn", ctext(m, n, "ИНН"));
-    f_text(m, "kpp", ctext(m, n, "КПП"));
-    f_text(m, "last_name", ctext(m, n, "Фамилия"));
-    f_text(m, "first_name", ctext(m, n, "Имя"));
-    f_text(m, "address",
-           ctext(m, child(n, "АдресРегистрации"), "Представление"));
-    rec_end(m);
-    count_children(m, n, h);
-    return BS_OK;
-}
-
-static bs_err
-map_line(cml *m, xmlNodePtr n, const char *order, unsigned no)
-{
-    static const char *const h[] = {
-        "Ид",         "Наименование", "БазоваяЕдиница", "ЦенаЗаЕдиницу",
-        "Количество", "Сумма",        "СтавкиНалогов",  "ЗначенияРеквизитов",
-        NULL};
-    char lid[BS_ID_MAX + 32], num[16];
-    const char *pid;
-    bs_err rv;
-
-    if ((rv = need_id(m, n, &pid)) != BS_OK)
-        return rv;
-    snprintf(lid, sizeof lid, "%s/%u", order, no);
-    snprintf(num, sizeof num, "%u", no);
-    if ((rv = rec_begin(m, BS_CML_ORDER_LINES, n, lid)) != BS_OK)
-        return rv;
-    f_text(m, "order", order);
-    if ((rv = f_keyed(m, n, "", "line", num, 1)) != BS_OK)
-        return rv;
-    f_text(m, "product", pid);
-    f_text(m, "name", ctext(m, n, "Наименование"));
-    f_text(m, "unit", ctext(m, n, "БазоваяЕдиница"));
-    if ((rv = f_number(m, n, "ЦенаЗаЕдиницу", "price")) != BS_OK ||
-        (rv = f_number(m, n, "Количество", "quantity")) != BS_OK ||
-        (rv = f_number(m, n, "Сумма", "total")) != BS_OK ||
-        (rv = named_values(m, child(n, "СтавкиНалогов"), "СтавкаНалога",
-                           "Ставка", "tax.")) != BS_OK ||
-        (rv = named_values(m, child(n, "ЗначенияРеквизитов"),
-                           "ЗначениеРеквизита", "Значение", "attr.")) != BS_OK)
-        return rv;
-    rec_end(m);
-    count_children(m, n, h);
-    return BS_OK;
-}
-
-/* The buyer: the counterparty whose Роль is Покупатель, else the first. */
-static const char *
-buyer(cml *m, xmlNodePtr list)
-{
-    const char *first = NULL;
-
-    for (xmlNodePtr k = list ? list->children : NULL; k != NULL; k = k->next) {
-        const char *role;
-
-        if (!is(k, "Контрагент"))
-            continue;
-        role = ctext(m, k, "Роль");
-        if (role != NULL && strcmp(role, "Покупатель") == 0)
-            return ctext(m, k, "Ид");
-        if (first == NULL)
-            first = ctext(m, k, "Ид");
-    }
-    return first;
-}
-
-static bs_err
-map_document(cml *m, xmlNodePtr n)
-{
-    static const char *const h[] = {"Ид",
-                                    "Номер",
-                                    "Дата",
-                                    "Время",
-                                    "ХозОперация",
-                                    "Роль",
-                                    "Валюта",
-                                    "Курс",
-                                    "Сумма",
-                                    "Комментарий",
-                                    "Контрагенты",
-                                    "Товары",
-                                    "ЗначенияРеквизитов",
-                                    NULL};
-    const char *id, *op = ctext(m, n, "ХозОперация"), *cp;
-    unsigned no = 0;
-    bs_err rv;
-
-    if (op == NULL || strcmp(op, "Заказ товара") != 0) {
-        /* payments, shipments...: not orders */
-        count_unknown(m, "Документ");
-        return BS_OK;
-    }
-    if ((rv = need_id(m, n, &id)) != BS_OK ||
-        (rv = rec_begin(m, BS_CML_ORDERS, n, id)) != BS_OK)
-        return rv;
-    f_text(m, "number", ctext(m, n, "Номер"));
-    f_text(m, "date", ctext(m, n, "Дата"));
-    f_text(m, "time", ctext(m, n, "Время"));
-    f_text(m, "operation", op);
-    f_text(m, "role", ctext(m, n, "Роль"));
-    f_text(m, "currency", ctext(m, n, "Валюта"));
-    f_text(m, "comment", ctext(m, n, "Комментарий"));
-    f_text(m, "customer", buyer(m, child(n, "Контрагенты")));
-    if ((rv = f_number(m, n, "Курс", "rate")) != BS_OK ||
-        (rv = f_number(m, n, "Сумма", "total")) != BS_OK ||
-        (rv = named_values(m, child(n, "ЗначенияРеквизитов"),
-                           "ЗначениеРеквизита", "Значение", "attr.")) != BS_OK)
-        return rv;
-    rec_end(m);
-    count_children(m, n, h);
-    for (xmlNodePtr k =
-             child(n, "Контрагенты") ? child(n, "Контрагенты")->children : NULL;
-         k != NULL; k = k->next)
-        if (is(k, "Контрагент") && (rv = map_counterparty(m, k, &cp)) != BS_OK)
-            return rv;
-    for (xmlNodePtr k = child(n, "Товары") ? child(n, "Товары")->children
-                                           : NULL;
-         k != NULL; k = k->next)
-        if (is(k, "Товар") && (rv = map_line(m, k, id, ++no)) != BS_OK)
-            return rv;
-    return BS_OK;
 }
 
 /* ---- the streaming walk ---- */
@@ -971,7 +79,7 @@ kind_of(const char *parent, const char *name)
 static void
 on_xml_error(void *arg, xmlErrorPtr e)
 {
-    cml *m = arg;
+    bs_cml_rd *m = arg;
     size_t n;
 
     if (m->xml_failed || e == NULL ||
@@ -995,7 +103,7 @@ on_xml_error(void *arg, xmlErrorPtr e)
 /* Send the entity's records to the sink, or on an error with skip its
  * skip; drop them either way. */
 static bs_err
-flush_entity(cml *m, bs_err rv)
+flush_entity(bs_cml_rd *m, bs_err rv)
 {
     if (rv == BS_OK && m->oom)
         rv = BS_ENOMEM;
@@ -1013,7 +121,7 @@ flush_entity(cml *m, bs_err rv)
 }
 
 static bs_err
-entity(cml *m, int kind)
+entity(bs_cml_rd *m, int kind)
 {
     static const bs_cml_coll colls[] = {
         [E_GROUP] = BS_CML_GROUPS,      [E_PROP] = BS_CML_PROPERTIES,
@@ -1026,34 +134,34 @@ entity(cml *m, int kind)
 
     if (n == NULL)
         return BS_EINVAL; /* the parser said why */
-    if (too_deep(n, xmlTextReaderDepth(m->r)))
+    if (bs_cml_too_deep(n, xmlTextReaderDepth(m->r)))
         return bs_errf(m->err, BS_EINVAL,
                        "line %llu: <%s>: elements nested deeper than %d",
-                       (unsigned long long)line_of(n), (const char *)n->name,
-                       BS_CML_MAX_DEPTH);
+                       (unsigned long long)bs_cml_line_of(n),
+                       (const char *)n->name, BS_CML_MAX_DEPTH);
     m->why.msg[0] = '\0';
     switch (kind) {
     case E_GROUP:
-        rv = map_group(m, n, NULL);
+        rv = bs_cml_map_group(m, n, NULL);
         break;
     case E_PROP:
-        rv = map_property(m, n);
+        rv = bs_cml_map_property(m, n);
         break;
     case E_PRICE:
-        rv = map_price_type(m, n);
+        rv = bs_cml_map_price_type(m, n);
         break;
     case E_GOOD:
-        rv = map_product(m, n);
+        rv = bs_cml_map_product(m, n);
         break;
     case E_OFFER:
-        rv = map_offer(m, n);
+        rv = bs_cml_map_offer(m, n);
         break;
     default:
-        rv = map_document(m, n);
+        rv = bs_cml_map_document(m, n);
         break;
     }
     if (rv == BS_EINVAL) {
-        id = ctext(m, n, "Ид");
+        id = bs_cml_ctext(m, n, "Ид");
         if (!m->skip) {
             m->npend = 0;
             (void)flush_entity(m, BS_OK);
@@ -1070,7 +178,7 @@ entity(cml *m, int kind)
 
 /* The line of the reader's node, or where the parser is. */
 static int
-cur_line(cml *m)
+cur_line(bs_cml_rd *m)
 {
     xmlNodePtr n = xmlTextReaderCurrentNode(m->r);
     long l = n ? xmlGetLineNo(n) : -1;
@@ -1080,7 +188,7 @@ cur_line(cml *m)
 
 /* The root: КоммерческаяИнформация with a ВерсияСхемы of 2.03-2.10. */
 static bs_err
-root(cml *m)
+root(bs_cml_rd *m)
 {
     const char *name = (const char *)xmlTextReaderConstLocalName(m->r);
     xmlChar *v;
@@ -1106,7 +214,7 @@ root(cml *m)
 }
 
 static bs_err
-walk(cml *m)
+walk(bs_cml_rd *m)
 {
     const char *names[BS_CML_MAX_DEPTH + 1];
     int ret, next = 0, below = -1; /* inside an unknown element at below */
@@ -1142,7 +250,7 @@ walk(cml *m)
         }
         kind = kind_of(names[d - 1], name);
         if (kind == E_NONE) {
-            count_unknown(m, name);
+            bs_cml_count_unknown(m, name);
             below = d;
         } else if (kind != E_DESCEND) {
             rv = entity(m, kind);
@@ -1186,7 +294,7 @@ bs_cml_read(const char *buf, size_t len, int skip, const bs_cml_sink *sink,
 {
     bs_cml_info dummy;
     memin in = {NULL, 0, 0};
-    cml m;
+    bs_cml_rd m;
     bs_err rv;
 
     memset(&m, 0, sizeof m);
@@ -1219,7 +327,7 @@ bs_cml_read(const char *buf, size_t len, int skip, const bs_cml_sink *sink,
         rv = bs_errf(err, BS_EINVAL, "malformed XML");
     xmlFreeTextReader(m.r);
     bs_arena_fini(&m.a);
-    dict_fini(&m.values);
+    bs_cml_dict_fini(&m.values);
     free(m.out.p);
     free(m.pend);
     return rv;
