@@ -9,6 +9,7 @@
 #include "cml.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libxml/xmlwriter.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,48 +316,56 @@ orders(ex *x, const bs_core *c, uint64_t *n)
     return BS_OK;
 }
 
-static void
-quiet(void *ctx, xmlErrorPtr e)
-{
-    (void)ctx;
-    (void)e;
-}
-
 bs_err
 bs_cml_export_orders(const bs_core *c, const char *path, uint64_t *norders,
                      bs_errbuf *err)
 {
     char tmp[4096];
     uint64_t n = 0;
+    xmlOutputBufferPtr out;
+    FILE *f = NULL;
+    int fd;
     ex x;
     bs_err rv;
 
     memset(&x, 0, sizeof x);
     x.err = err;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >=
-        (int)sizeof tmp)
+    if (snprintf(tmp, sizeof tmp, "%s.XXXXXX", path) >= (int)sizeof tmp)
         return bs_errf(err, BS_EINVAL, "%s: path too long", path);
-    if ((rv = bs_store_read(c->store, &x.t, err)) != BS_OK)
+    if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+        rv = bs_errf(err, BS_EIO, "%s: cannot write it: %s", path,
+                     strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
         return rv;
-    /* errors are ours to say, in one line */
-    xmlSetStructuredErrorFunc(NULL, quiet);
-    x.w = xmlNewTextWriterFilename(tmp, 0);
-    if (x.w == NULL) {
-        xmlSetStructuredErrorFunc(NULL, NULL);
+    }
+    if ((rv = bs_store_read(c->store, &x.t, err)) != BS_OK)
+        goto out;
+    /* the FILE stays ours: flushed, synced and closed below */
+    if ((out = xmlOutputBufferCreateFile(f, NULL)) == NULL ||
+        (x.w = xmlNewTextWriter(out)) == NULL) {
+        if (out != NULL)
+            xmlOutputBufferClose(out);
         bs_txn_abort(x.t);
-        return bs_errf(err, BS_EIO, "%s: cannot write it: %s", path,
-                       strerror(errno));
+        rv = BS_ENOMEM;
+        goto out;
     }
     bs_arena_init(&x.a);
     rv = orders(&x, c, &n);
     bs_txn_abort(x.t);
     if (xmlTextWriterFlush(x.w) < 0)
         x.failed = 1;
-    xmlFreeTextWriter(x.w); /* closes the file */
-    xmlSetStructuredErrorFunc(NULL, NULL);
+    xmlFreeTextWriter(x.w); /* and its output buffer, not f */
     bs_arena_fini(&x.a);
     if (rv == BS_OK && x.failed)
         rv = bs_errf(err, BS_EIO, "%s: cannot write it (disk full?)", path);
+out:
+    if ((fflush(f) != 0 || fsync(fileno(f)) != 0) && rv == BS_OK)
+        rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rv == BS_OK)
+        rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
     if (rv == BS_OK && rename(tmp, path) != 0)
         rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
     if (rv != BS_OK) {
