@@ -199,17 +199,25 @@ f_keyed(bs_cml_rd *m, xmlNodePtr n, const char *prefix, const char *key,
     return BS_OK;
 }
 
+static int
+digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
 /*
  * A number field from element el of n (none when absent): the text as a
- * JSON number; a decimal comma is read as a point and spaces between
- * digit groups are dropped ("1 200,50" is 1200.50).  Anything else fails.
+ * JSON number; a decimal comma is read as a point and single spaces
+ * between digit groups are dropped ("1 200,50" is 1200.50), then leading
+ * zeros of the integer part ("0 990" is 990).  At most 31 characters,
+ * and 18 digits for an integer (a 64-bit one); anything else fails.
  */
 static bs_err
 f_number(bs_cml_rd *m, xmlNodePtr n, const char *el, const char *name)
 {
     xmlNodePtr e = child(n, el);
     const char *s = text(m, e);
-    char buf[64];
+    char buf[32], *p;
     size_t k = 0, i = 0, digits = 0;
     int dot = 0;
 
@@ -218,25 +226,32 @@ f_number(bs_cml_rd *m, xmlNodePtr n, const char *el, const char *name)
     if (s[0] == '-')
         buf[k++] = s[i++];
     for (; s[i] != '\0' && k < sizeof buf - 1; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            /* no leading zeros: JSON refuses them */
-            if (!(s[i] == '0' && digits == 0 && !dot && s[i + 1] >= '0' &&
-                  s[i + 1] <= '9'))
-                buf[k++] = s[i];
+        if (digit(s[i])) {
+            buf[k++] = s[i];
             digits++;
         } else if ((s[i] == '.' || s[i] == ',') && !dot && digits > 0 &&
-                   s[i + 1] >= '0' && s[i + 1] <= '9') {
+                   digit(s[i + 1])) {
             buf[k++] = '.';
             dot = 1;
-        } else if (s[i] == ' ' && digits > 0 && !dot) {
-            continue;
-        } else {
+        } else if (s[i] != ' ' || digits == 0 || dot || !digit(s[i + 1])) {
             break;
         }
     }
     if (digits == 0 || s[i] != '\0')
-        return fail(m, e, "<%s>: \"%s\" is not a number", el, s);
+        return fail(m, e,
+                    "<%s>: \"%s\" is not a number (at most %zu "
+                    "characters)",
+                    el, s, sizeof buf - 1);
     buf[k] = '\0';
+    /* JSON refuses leading zeros */
+    for (p = buf + (buf[0] == '-'); p[0] == '0' && digit(p[1]);)
+        memmove(p, p + 1, strlen(p));
+    /* an integer is stored as a 64-bit one */
+    if (!dot && strlen(p) > 18)
+        return fail(m, e,
+                    "<%s>: \"%s\" is too large a number (18 digits "
+                    "at most without a decimal point)",
+                    el, s);
     return f_keyed(m, e, "", name, buf, 1);
 }
 
