@@ -328,6 +328,7 @@ bs_cml_read(const char *buf, size_t len, int skip, const bs_cml_sink *sink,
     xmlFreeTextReader(m.r);
     bs_arena_fini(&m.a);
     bs_cml_dict_fini(&m.values);
+    bs_cml_dict_fini(&m.fields);
     free(m.out.p);
     free(m.pend);
     return rv;

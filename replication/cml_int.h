@@ -43,7 +43,8 @@ typedef struct bs_cml_rd {
     int oom;
     bs_arena a; /* the entity's texts */
     bs_cml_dict values;
-    bs_errbuf why; /* the entity's error */
+    bs_cml_dict fields; /* the keyed field names of the record being built */
+    bs_errbuf why;      /* the entity's error */
 } bs_cml_rd;
 
 /* Mapping an expanded entity n (its tree valid for the call) to records

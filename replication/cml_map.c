@@ -146,6 +146,10 @@ rec_begin(bs_cml_rd *m, bs_cml_coll coll, xmlNodePtr n, const char *id)
     p->coll = coll;
     p->line = bs_cml_line_of(n);
     p->off = m->out.n;
+    if (m->fields.n > 0) {
+        bs_cml_dict_fini(&m->fields);
+        memset(&m->fields, 0, sizeof m->fields);
+    }
     bs_strbuf_add(&m->out, "{\"id\":", 6);
     put_json_str(&m->out, id);
     return BS_OK;
@@ -158,22 +162,35 @@ rec_end(bs_cml_rd *m)
     m->pend[m->npend - 1].len = m->out.n - m->pend[m->npend - 1].off;
 }
 
-static void
+static const char *dict_get(const bs_cml_dict *d, const char *k);
+static bs_err dict_put(bs_cml_dict *d, const char *k, const char *v);
+
+/* Start field name of the record; 0 when the record has it already: a
+ * keyed one ("prop.P", "price.T") may come twice in an entity, and the
+ * first is kept (the fixed names are written once each). */
+static int
 field_name(bs_cml_rd *m, const char *name)
 {
+    if (strchr(name, '.') != NULL) {
+        if (dict_get(&m->fields, name) != NULL)
+            return 0;
+        if (dict_put(&m->fields, name, "") != BS_OK) {
+            m->oom = 1;
+            return 0;
+        }
+    }
     bs_strbuf_add(&m->out, ",", 1);
     put_json_str(&m->out, name);
     bs_strbuf_add(&m->out, ":", 1);
+    return 1;
 }
 
 /* A text field (none when val is NULL). */
 static void
 f_text(bs_cml_rd *m, const char *name, const char *val)
 {
-    if (val == NULL)
-        return;
-    field_name(m, name);
-    put_json_str(&m->out, val);
+    if (val != NULL && field_name(m, name))
+        put_json_str(&m->out, val);
 }
 
 /* A field named prefix + key (checked), e.g. "prop." + a property's Ид. */
@@ -194,8 +211,8 @@ f_keyed(bs_cml_rd *m, xmlNodePtr n, const char *prefix, const char *key,
         f_text(m, name, val);
         return BS_OK;
     }
-    field_name(m, name);
-    bs_strbuf_add(&m->out, val, strlen(val));
+    if (field_name(m, name))
+        bs_strbuf_add(&m->out, val, strlen(val));
     return BS_OK;
 }
 
