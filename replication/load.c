@@ -511,6 +511,18 @@ may_refuse(const load *l, int *out)
     return rv;
 }
 
+bs_err
+bs_load_may_refuse(const bs_core *c, const char *coll, int *out, bs_errbuf *err)
+{
+    load l;
+
+    memset(&l, 0, sizeof l);
+    l.c = c;
+    l.coll = coll;
+    l.err = err;
+    return may_refuse(&l, out);
+}
+
 /* A batch committed: count it and report its records. */
 static void
 batch_done(load *l)

@@ -70,4 +70,13 @@ BS_MUST_CHECK bs_err bs_load_jsonl(const bs_core *c, const char *coll,
                                    const bs_load_opts *opts, bs_load_stats *st,
                                    bs_errbuf *err);
 
+/*
+ * *out = 1 when the rules could refuse a local write to coll at this node
+ * (its writers are not `all` and the node is not the hub): then a load
+ * without skip is one transaction, so that a refusal writes nothing.  For
+ * callers that split one input over several bs_load_jsonl calls.
+ */
+BS_MUST_CHECK bs_err bs_load_may_refuse(const bs_core *c, const char *coll,
+                                        int *out, bs_errbuf *err);
+
 #endif

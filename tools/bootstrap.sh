@@ -15,7 +15,7 @@ packages=(
   libzmq3-dev liblmdb-dev libprotobuf-c-dev protobuf-c-compiler
   libsodium-dev libuv1-dev libcriterion-dev libjansson-dev libinih-dev
   libsystemd-dev libcsv-dev lmdb-utils clang clang-format libclang-rt-14-dev tzdata
-  libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev curl openssl
+  libmicrohttpd-dev libxml2-dev libgnutls28-dev libcurl4-openssl-dev curl openssl
   debootstrap dpkg-dev
 )
 # `test` only: the dashboard's browser test (tests/browser) runs Debian's

@@ -64,6 +64,7 @@ bs_err bs_cmd_del(bs_cli *c);
 bs_err bs_cmd_ls(bs_cli *c);
 bs_err bs_cmd_load(bs_cli *c);
 bs_err bs_cmd_dump(bs_cli *c);
+bs_err bs_cmd_cml(bs_cli *c);
 bs_err bs_cmd_digest(bs_cli *c);
 bs_err bs_cmd_peer(bs_cli *c);
 bs_err bs_cmd_collection(bs_cli *c);

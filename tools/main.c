@@ -133,6 +133,21 @@ static const cmd cmds[] = {
      "cells quoted as RFC 4180 needs; a missing or null field is an empty\n"
      "cell, the empty string \"\".  A dump loads back to an equal digest\n"
      "(csv: give load --types for the number and bool columns).\n"},
+    {"cml", bs_cmd_cml, O_DIR | O_JSON | O_BATCH | O_QUIET | O_LOADX, 2, 3,
+     "cml import FILE [--on-error stop|skip] [--report FILE] [--mode M] | "
+     "cml export orders FILE",
+     "CommerceML 2 in and out: catalogs, offers, orders",
+     "import: a CommerceML 2 document (schema 2.03-2.10, UTF-8 or\n"
+     "windows-1251) of 1C or a web shop: the classifier, the catalog, offers\n"
+     "and orders go into product_groups, properties, property_values,\n"
+     "price_types, products, offers, counterparties, orders and order_lines\n"
+     "(docs/formats.md).  The whole document is checked first: bad input\n"
+     "exits 2 naming the line and writes nothing; with --on-error skip, an\n"
+     "entity without its Ид (or with a bad number) is left out and\n"
+     "reported.  Unknown elements are skipped and counted.  --report FILE\n"
+     "and --mode as for load.  export orders: the orders with their lines\n"
+     "and buyers as one CommerceML 2 document, which imports back to the\n"
+     "same records.\n"},
     {"digest", bs_cmd_digest, O_DIR | O_JSON, 0, 1024, "digest [COLLECTION...]",
      "hash of the live user data",
      "Prints a BLAKE2b-256 hash of the live records (of the given\n"

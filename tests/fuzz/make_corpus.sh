@@ -132,6 +132,19 @@ c bad-header '\000id,,id\n'
 mkdir -p "$crashes/csv"
 printf '\000id,id\n\022,id\n' >"$crashes/csv/regress-duplicate-id-column"
 
+# ---- CommerceML documents (cml import); the first byte's low bit picks
+# --on-error skip: the test fixtures, and crafted bad ones ----
+mkdir -p "$out/cml"
+fx=$here/../fixtures/cml
+for f in import offers orders import-1251 orders-1251; do
+  { printf '\001'; cat "$fx/$f.xml"; } >"$out/cml/$f.xml"
+done
+x() { printf "$2" >"$out/cml/$1.xml"; }
+x no-id '\001<?xml version="1.0"?>\n<КоммерческаяИнформация ВерсияСхемы="2.08"><Каталог><Товары><Товар><Артикул>a</Артикул></Товар><Товар><Ид>b</Ид></Товар></Товары></Каталог></КоммерческаяИнформация>\n'
+x entity '\000<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY e "x">]>\n<КоммерческаяИнформация>&e;</КоммерческаяИнформация>\n'
+x bad-utf8 '\000<?xml version="1.0"?>\n<КоммерческаяИнформация><a>\377</a></КоммерческаяИнформация>\n'
+x bad-number '\001<?xml version="1.0"?>\n<КоммерческаяИнформация><ПакетПредложений><Предложения><Предложение><Ид>o</Ид><Цены><Цена><ИдТипаЦены>t</ИдТипаЦены><ЦенаЗаЕдиницу>1,2,3</ЦенаЗаЕдиницу></Цена></Цены></Предложение></Предложения></ПакетПредложений></КоммерческаяИнформация>\n'
+
 total=$(du -sk "$out" | awk '{print $1}')
 files=$(find "$out" -type f | wc -l)
 echo "make_corpus: $files files, ${total} KiB in $out"

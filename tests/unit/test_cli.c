@@ -3432,3 +3432,96 @@ Test(cli, move_in_record_snapshots_through_files)
     free(hid);
     free(bid);
 }
+
+/* ---- cml (CommerceML 2) ---- */
+
+#define CML_HEAD                                                               \
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"                             \
+    "<КоммерческаяИнформация ВерсияСхемы=\"2.05\">\n"
+#define CML_ORDER                                                                                                    \
+    "<Документ><Ид>o1</Ид><Номер>1</Номер><ХозОперация>Заказ товара"     \
+    "</ХозОперация><Сумма>10.50</Сумма><Контрагенты><Контрагент>"          \
+    "<Ид>c1</Ид><Наименование>Ann &amp; Co</Наименование><Роль>Покупатель" \
+    "</Роль></Контрагент></Контрагенты><Товары><Товар><Ид>g1</Ид>"           \
+    "<ЦенаЗаЕдиницу>5,25</ЦенаЗаЕдиницу><Количество>2</Количество>"    \
+    "</Товар></Товары><Неведомое/></Документ>\n"
+
+Test(cli, cml_bad_input_exits_2_naming_the_line_and_writes_nothing)
+{
+    char dir[128], file[160];
+
+    node_at(dir, sizeof dir, "n");
+    snprintf(file, sizeof file, "%s/bad.xml", root);
+    write_file(file, CML_HEAD "<Каталог><Товары>\n<Товар><Ид>a</Ид></Товар>\n"
+                              "<Товар><Наименование>b</Наименование></Товар>\n"
+                              "</Товары></Каталог></КоммерческаяИнформация>\n");
+    BAD(dir, "line 5: <Товар> has no <Ид>", "-d", dir, "cml", "import", file);
+    write_file(file, "<?xml version=\"1.0\"?>\n<!DOCTYPE x [<!ENTITY a "
+                     "\"a\">]>\n<КоммерческаяИнформация>&a;"
+                     "</КоммерческаяИнформация>\n");
+    BAD(dir, "DOCTYPE", "-d", dir, "cml", "import", file);
+    write_file(file, CML_HEAD "<Каталог>\xff</Каталог>"
+                              "</КоммерческаяИнформация>\n");
+    BAD(dir, "line 3", "-d", dir, "cml", "import", file);
+    BAD(dir, "only orders", "-d", dir, "cml", "export", "goods", file);
+    BAD(dir, "--on-error", "-d", dir, "cml", "import", file, "--on-error",
+        "maybe");
+    BAD(dir, "usage", "-d", dir, "cml", "merge", file);
+    snprintf(file, sizeof file, "%s/absent.xml", root);
+    NOT_FOUND(dir, "absent.xml: no such file", "-d", dir, "cml", "import",
+              file);
+}
+
+Test(cli, cml_skip_reports_and_export_imports_back)
+{
+    char dir[128], dir2[128], file[160], out[160], rep[160];
+    snap a, b;
+    res r;
+
+    node_at(dir, sizeof dir, "n");
+    node_at(dir2, sizeof dir2, "m");
+    snprintf(file, sizeof file, "%s/o.xml", root);
+    snprintf(out, sizeof out, "%s/out.xml", root);
+    snprintf(rep, sizeof rep, "%s/rep.jsonl", root);
+    write_file(file, CML_HEAD CML_ORDER
+               "<Документ><Номер>2</Номер><ХозОперация>Заказ товара"
+               "</ХозОперация></Документ>\n</КоммерческаяИнформация>\n");
+    r = CLI("-d", dir, "cml", "import", file, "--on-error", "skip", "--report",
+            rep, "--json");
+    assert_ok(r, "cml import --on-error skip");
+    {
+        json_t *j = parse_json(r.out, "cml import --json");
+
+        cr_expect_eq(json_integer_value(json_object_get(j, "skipped")), 1);
+        cr_expect_eq(json_integer_value(json_object_get(j, "unknown_elements")),
+                     1);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "unknown_names")),
+                         "Неведомое");
+        json_decref(j);
+    }
+    res_free(&r);
+    {
+        size_t n;
+        char *p = (char *)bst_read_file(rep, &n);
+
+        cr_expect(strstr(p, "{\"collection\":\"orders\",\"id\":null,\"action\":"
+                            "\"skipped\",\"reason\":\"line 4: <Документ> has "
+                            "no <Ид>\"}\n") != NULL,
+                  "%s", p);
+        cr_expect(strstr(p, "{\"collection\":\"order_lines\",\"id\":\"o1/1\","
+                            "\"action\":\"inserted\",\"reason\":null}") != NULL,
+                  "%s", p);
+        free(p);
+    }
+    r = CLI("-d", dir, "cml", "export", "orders", out);
+    assert_ok(r, "cml export orders");
+    res_free(&r);
+    r = CLI("-d", dir2, "cml", "import", out);
+    assert_ok(r, "cml import of the export");
+    res_free(&r);
+    /* both nodes started with the same two records: the same data now */
+    a = snapshot(dir);
+    b = snapshot(dir2);
+    cr_expect_str_eq(a.digest, b.digest, "export did not import back");
+    cr_expect_eq(a.records, 2 + 3);
+}
