@@ -14,6 +14,7 @@
 #include "../lib/fixture.h"
 #include "../../replication/access.h"
 #include "../../replication/collections.h"
+#include "../../replication/records.h"
 #include "../../replication/rules.h"
 
 #define T0 1800000000000ull
@@ -355,4 +356,85 @@ Test(access, an_edit_racing_a_move_converges)
     present(&tallinn, "orders", "o5", "\"office\":\"riga\"");
     present(&tallinn, "orders", "o5", "\"sum\":1");
     digests_equal();
+}
+
+/* ---- back-dating (protocol.md §7.1: a change is also governed by every
+ * version its origin had seen) ---- */
+
+/* Node t stamps its next local writes at wall time ms: its clock is set
+ * back, and the memory of later stamps is dropped as hlc.h drops one
+ * beyond the horizon (a wrong clock, or a build that back-dates). */
+static void
+backdate(bst_node *t, bst_clock *c, uint64_t ms)
+{
+    c->ms = ms;
+    t->core.max_skew_ms = 1000;
+}
+
+static void
+stamp_ok(bst_node *t, bst_clock *c, uint64_t ms)
+{
+    c->ms = ms;
+    t->core.max_skew_ms = 0;
+}
+
+static uint64_t
+field_hlc(bst_node *t, const char *coll, const char *id)
+{
+    bs_record r;
+    bs_arena a;
+    bs_txn *tx;
+    uint64_t h = 0;
+
+    bs_arena_init(&a);
+    cr_assert_eq(bs_store_read(t->core.store, &tx, NULL), BS_OK);
+    if (bs_records_get(tx, coll, id, &a, &r, NULL) == BS_OK && r.nfields > 0)
+        h = r.fields[0].ver.hlc;
+    bs_txn_abort(tx);
+    bs_arena_fini(&a);
+    return h;
+}
+
+/* A branch that holds `writers hub` (here a hostile build: its rule table
+ * wiped so its own check lets the write through) stamps a put below the
+ * rule's HLC.  Its set's signed vector says it had the rule, so the rule
+ * governs the put: refused (whole, its origin had the rule) on every
+ * node, which all keep the same data. */
+Test(access, a_put_back_dated_below_a_rule_its_origin_had_is_refused)
+{
+    uint64_t before = ch.ms;
+    uint8_t d0[BS_HASH_LEN], d1[BS_HASH_LEN];
+    uint64_t n0, n1;
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    bst_pair2(&tallinn, &riga);
+    tick(60000);
+    declare("prices", "hub", NULL);
+    settle();
+    tick(60000);
+    cr_assert_eq(bs_store_write(tallinn.core.store, forget_rules, NULL, &err),
+                 BS_OK);
+    backdate(&tallinn, &ca, before); /* a minute before the rule */
+    put_ok(&tallinn, "prices", "p1", "{\"eur\":9}");
+    stamp_ok(&tallinn, &ca, ch.ms);
+    cr_assert_lt(field_hlc(&tallinn, "prices", "p1") >> 16, before + 1000,
+                 "the put is not back-dated");
+    for (int i = 0; i < 2; i++) {
+        bst_node *to = i ? &riga : &head;
+
+        rv = bst_carry(&tallinn, to, NULL, &err);
+        cr_assert_eq(rv, BS_EPERM, "%s took the back-dated put: %s", to->name,
+                     bs_errmsg(&err, rv));
+        cr_assert(strstr(err.msg, "only the hub writes prices") &&
+                      strstr(err.msg, "had the rule"),
+                  "%s", err.msg);
+        absent(to, "prices", "p1");
+    }
+    carry(&head, &riga);
+    carry(&riga, &head);
+    bst_digest(&head, d0, &n0);
+    bst_digest(&riga, d1, &n1);
+    cr_assert(n0 == n1 && memcmp(d0, d1, BS_HASH_LEN) == 0,
+              "head and riga differ");
 }
