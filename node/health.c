@@ -360,17 +360,20 @@ clock_problems(const bs_status *st, bs_problems *out)
     return BS_OK;
 }
 
-/* Offices whose changes were refused by rule here: they wrote what the
- * head office's rules forbid before the rules reached them. */
+/* Offices whose changes were refused by rule here lately (in the last
+ * BS_REFUSED_RECENT_MS; access.h): they wrote what the head office's
+ * rules forbid before the rules reached them.  Older refusals stay in
+ * `status`; the problem goes once an office has had none for a while. */
 static bs_err
-rule_problems(const bs_status *st, bs_problems *out)
+rule_problems(const bs_status *st, uint64_t now_ms, bs_problems *out)
 {
     for (size_t i = 0; i < st->noffices; i++) {
         const bs_office_status *o = &st->offices[i];
         char id[BS_NODE_ID_LEN + 1], name[80];
         bs_err rv;
 
-        if (o->refused_by_rule == 0)
+        if (o->refused_by_rule == 0 || o->refused_last_ms == 0 ||
+            o->refused_last_ms + BS_REFUSED_RECENT_MS <= now_ms)
             continue;
         bs_node_id_format(o->pk, id);
         snprintf(name, sizeof name, "%s", o->name[0] ? o->name : id);
@@ -417,7 +420,7 @@ bs_health_check(bs_txn *t, const bs_status *st, uint64_t used,
         (rv = stream_problems(t, st, out)) != BS_OK ||
         (rv = clock_problems(st, out)) != BS_OK ||
         (rv = peer_problems(st, o, out)) != BS_OK ||
-        (rv = rule_problems(st, out)) != BS_OK)
+        (rv = rule_problems(st, o->now_ms, out)) != BS_OK)
         return rv;
     if (o->daemon == 0 && has_timed_links(st)) {
         char todo[BS_PROBLEM_TEXT_MAX + 1];

@@ -88,8 +88,11 @@ office_status(const bs_office_status *o)
     json_object_set_new(
         j, "refused_by_rule",
         json_pack(
-            "{s:I, s:o}", "count", (json_int_t)o->refused_by_rule, "first",
-            o->refused_by_rule ? json_string(o->refused_first) : json_null()));
+            "{s:I, s:o, s:o}", "count", (json_int_t)o->refused_by_rule, "first",
+            o->refused_by_rule ? json_string(o->refused_first) : json_null(),
+            "last_ms",
+            o->refused_last_ms ? json_integer((json_int_t)o->refused_last_ms)
+                               : json_null()));
     return j;
 }
 

@@ -78,6 +78,20 @@ bs_access_note_refused(bs_txn *t, const bs_change *c, const uint8_t *skey)
 }
 
 bs_err
+bs_access_is_refused(bs_txn *t, const bs_change *c, const uint8_t *skey,
+                     int *yes)
+{
+    uint8_t k[OWN_KEY_MAX];
+    bs_slice v;
+    bs_err rv = bs_txn_get(
+        t, BS_DB_META,
+        bs_mem(k, rej_key(k, c->coll, c->id, c->hlc, skey, c->seq, 1)), &v);
+
+    *yes = rv == BS_OK;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
 bs_access_refused_after(bs_txn *t, const bs_change *c, const uint8_t *skey,
                         int *any)
 {
@@ -458,10 +472,38 @@ bs_access_refused(bs_txn *t, const uint8_t *pk, uint64_t *n, char *why,
     return BS_OK;
 }
 
+/* "rft:" pk -> u64be ms of the latest refusal */
+static size_t
+rft_key(uint8_t *k, const uint8_t *pk)
+{
+    memcpy(k, "rft:", 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    return 4 + BS_PK_LEN;
+}
+
+bs_err
+bs_access_refused_last(bs_txn *t, const uint8_t *pk, uint64_t *last_ms)
+{
+    uint8_t k[4 + BS_PK_LEN];
+    bs_slice v;
+    bs_err rv = bs_txn_get(t, BS_DB_META, bs_mem(k, rft_key(k, pk)), &v);
+
+    *last_ms = 0;
+    if (rv == BS_ENOTFOUND)
+        return BS_OK;
+    if (rv != BS_OK)
+        return rv;
+    if (v.n != 8)
+        return BS_ESTORE;
+    *last_ms = bs_get_u64be(v.p);
+    return BS_OK;
+}
+
 bs_err
 bs_access_count_refused(bs_txn *t, const uint8_t *pk, uint64_t n,
-                        const char *why)
+                        const char *why, uint64_t now_ms)
 {
+    uint8_t tk[4 + BS_PK_LEN], tv[8];
     uint8_t k[4 + BS_PK_LEN], v[8 + BS_ERRMSG_LEN];
     char first[BS_ERRMSG_LEN];
     uint64_t had;
@@ -475,8 +517,13 @@ bs_access_count_refused(bs_txn *t, const uint8_t *pk, uint64_t n,
     wn = strlen(first);
     bs_put_u64be(v, had + n);
     memcpy(v + 8, first, wn);
-    return bs_txn_put(t, BS_DB_META, bs_mem(k, ref_key(k, pk)),
-                      bs_mem(v, 8 + wn), 0, NULL);
+    if ((rv = bs_txn_put(t, BS_DB_META, bs_mem(k, ref_key(k, pk)),
+                         bs_mem(v, 8 + wn), 0, NULL)) != BS_OK ||
+        now_ms == 0)
+        return rv;
+    bs_put_u64be(tv, now_ms);
+    return bs_txn_put(t, BS_DB_META, bs_mem(tk, rft_key(tk, pk)), bs_mem(tv, 8),
+                      0, NULL);
 }
 
 static bs_err

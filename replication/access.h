@@ -102,6 +102,10 @@ BS_MUST_CHECK bs_err bs_access_note_refused(bs_txn *t, const bs_change *c,
 BS_MUST_CHECK bs_err bs_access_refused_after(bs_txn *t, const bs_change *c,
                                              const uint8_t *skey, int *any);
 
+/* Whether change c of the stream skey is kept as refused by rule (*yes). */
+BS_MUST_CHECK bs_err bs_access_is_refused(bs_txn *t, const bs_change *c,
+                                          const uint8_t *skey, int *yes);
+
 /* Forget the owner history of coll/id and its refused changes (write txn;
  * a rebuild writes them again). */
 BS_MUST_CHECK bs_err bs_access_forget_owner(bs_txn *t, const char *coll,
@@ -119,12 +123,24 @@ BS_MUST_CHECK bs_err bs_access_note_owner(bs_txn *t, const bs_change *c,
                                           const uint8_t *skey,
                                           const char *owner_field);
 
-/* Count n more changes of origin pk refused by rule, keeping the first
- * reason (write txn); bs_access_refused reads them. */
+/*
+ * Count n more changes of origin pk refused by rule at now_ms (the node's
+ * clock; 0: unknown), keeping the first reason and the time of the latest
+ * (write txn).  Refusals on arrival (apply.c) and by a rebuild that
+ * refuses a change admitted until then (rebuild.h) count alike; a change
+ * is counted once.  bs_access_refused reads the count and the first
+ * reason, bs_access_refused_last the time of the latest (0: none kept,
+ * e.g. counted by an older version).  The count is kept for good; what
+ * `doctor` flags is a refusal in the last BS_REFUSED_RECENT_MS.
+ */
+#define BS_REFUSED_RECENT_MS (7ull * 24 * 3600 * 1000)
 BS_MUST_CHECK bs_err bs_access_count_refused(bs_txn *t, const uint8_t *pk,
-                                             uint64_t n, const char *why);
+                                             uint64_t n, const char *why,
+                                             uint64_t now_ms);
 BS_MUST_CHECK bs_err bs_access_refused(bs_txn *t, const uint8_t *pk,
                                        uint64_t *n, char *why, size_t wn);
+BS_MUST_CHECK bs_err bs_access_refused_last(bs_txn *t, const uint8_t *pk,
+                                            uint64_t *last_ms);
 
 /* The member name of origin pk as node m knows it ("" when none). */
 void bs_access_name(bs_txn *t, const bs_meta *m, const uint8_t *pk,

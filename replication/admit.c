@@ -812,6 +812,8 @@ check_access(bs_admission *ad, const bs_csview *v, const char *id,
         probe.coll = c->coll;
         probe.hlc = UINT64_MAX;
         if ((rv = governing(ad, c, &rules, &ver)) != BS_OK ||
+            (rv = bs_rules_seen(ad->txn, c->coll, ad->meta.hub, v->seen,
+                                v->nseen, &rules, &ver)) != BS_OK ||
             (rv = governing(ad, &probe, &latest, &lver)) != BS_OK ||
             (rv = bs_access_judge(ad->txn, &ad->meta, out->stream->key, name, c,
                                   &cv, &o, &rules, &ver, &latest, &lver, NULL,

@@ -510,7 +510,8 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
                      a->by_rule_why);
         ap->by_rule += a->by_rule;
         if ((rv = bs_access_count_refused(ap->txn, v->origin, a->by_rule,
-                                          a->by_rule_why)) != BS_OK)
+                                          a->by_rule_why,
+                                          bs_hlc_wall_ms(&ap->hlc))) != BS_OK)
             return rv;
     }
     bs_hlc_observe(&ap->hlc, a->max_hlc);

@@ -234,7 +234,8 @@ latest_rules(bs_local *l, const char *coll)
 
     if (l->have_rules && strcmp(l->rules.name, coll) == 0)
         return BS_OK;
-    if ((rv = bs_rules_at(l->txn, coll, UINT64_MAX, &l->rules, NULL)) != BS_OK)
+    if ((rv = bs_rules_at(l->txn, coll, UINT64_MAX, &l->rules,
+                          &l->rules_ver)) != BS_OK)
         return rv;
     l->have_rules = 1;
     return BS_OK;
@@ -342,9 +343,12 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
         return bs_access_note_owner(l->txn, c, l->self->key,
                                     l->rules.owner_field);
     bs_access_name(l->txn, &l->meta, l->meta.pk, name);
+    /* The latest version this node holds governs its write even when the
+     * write is stamped below it (a clock set back): the set's vector says
+     * the node had it (rules.h). */
     if ((rv = bs_access_judge(l->txn, &l->meta, l->self->key, name, c, v,
-                              &l->order, NULL, NULL, NULL, NULL, NULL, NULL,
-                              &j)) != BS_OK)
+                              &l->order, &l->rules, &l->rules_ver, &l->rules,
+                              &l->rules_ver, NULL, NULL, &j)) != BS_OK)
         return rv;
     if (!j.allowed)
         return bs_errf(err, BS_EPERM,

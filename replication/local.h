@@ -41,9 +41,11 @@ typedef struct bs_local {
     int unique_force;  /* write even a duplicate of a unique key (unique.h) */
     uint64_t correction_ms;     /* stamps are the wall clock less this */
     bs_rebuild_queue rules_due; /* collections whose rules the hub wrote */
-    /* the latest rules of the collection written last (a local write is
-     * stamped after every version this node holds, so they govern it) */
+    /* the latest rules of the collection written last: they govern a
+     * local write, stamped after every version this node holds or, with a
+     * clock set back, below versions its set's vector says it had */
     bs_collection rules;
+    bs_rule_version rules_ver; /* their version */
     int have_rules;
 } bs_local;
 

@@ -34,6 +34,53 @@ all_acked(const bs_peer *peers, size_t n, const uint8_t *key, uint64_t seq,
     return 1;
 }
 
+#define HORIZON_PREFIX  "pur:"
+#define HORIZON_KEY_MAX (4 + BS_RECKEY_MAX)
+#define HORIZON_LEN     (8 + BS_STREAM_KEY_LEN + 8)
+
+/* Keep the version of the tombstone of record key rk being purged. */
+static bs_err
+keep_horizon(bs_txn *t, bs_slice rk, const bs_version *tomb,
+             const uint8_t *skey)
+{
+    uint8_t k[HORIZON_KEY_MAX], v[HORIZON_LEN];
+
+    if (rk.n > BS_RECKEY_MAX)
+        return BS_ESTORE;
+    memcpy(k, HORIZON_PREFIX, 4);
+    memcpy(k + 4, rk.p, rk.n);
+    bs_put_u64be(v, tomb->hlc);
+    memcpy(v + 8, skey, BS_STREAM_KEY_LEN);
+    bs_put_u64be(v + 8 + BS_STREAM_KEY_LEN, tomb->seq);
+    return bs_txn_put(t, BS_DB_META, bs_mem(k, 4 + rk.n), bs_mem(v, sizeof v),
+                      0, NULL);
+}
+
+bs_err
+bs_purge_horizon(bs_txn *t, const char *coll, const char *id, int *found,
+                 uint64_t *hlc, uint8_t *key, uint64_t *seq)
+{
+    uint8_t k[HORIZON_KEY_MAX];
+    size_t kn = bs_record_key(k + 4, coll, id);
+    bs_slice v;
+    bs_err rv;
+
+    memcpy(k, HORIZON_PREFIX, 4);
+    *found = 0;
+    rv = bs_txn_get(t, BS_DB_META, bs_mem(k, 4 + kn), &v);
+    if (rv == BS_ENOTFOUND)
+        return BS_OK;
+    if (rv != BS_OK)
+        return rv;
+    if (v.n != HORIZON_LEN)
+        return BS_ESTORE;
+    *found = 1;
+    *hlc = bs_get_u64be(v.p);
+    memcpy(key, v.p + 8, BS_STREAM_KEY_LEN);
+    *seq = bs_get_u64be(v.p + 8 + BS_STREAM_KEY_LEN);
+    return BS_OK;
+}
+
 bs_err
 bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
                     bs_purge_stats *st, bs_errbuf *err)
@@ -80,7 +127,9 @@ bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
             size_t klen = k.n < sizeof key ? k.n : sizeof key;
 
             memcpy(key, k.p, klen);
-            if ((rv = bs_cursor_del(c)) != BS_OK)
+            if ((rv = keep_horizon(t, bs_mem(key, klen), &r.tomb, s->key)) !=
+                    BS_OK ||
+                (rv = bs_cursor_del(c)) != BS_OK)
                 break;
             st->purged++;
             /* Continue at the first key after the deleted one. */

@@ -20,6 +20,12 @@ typedef struct bs_purge_stats {
     uint64_t tombstones, purged, held_by_peers, too_recent;
 } bs_purge_stats;
 
+/*
+ * A purged tombstone leaves its version behind (in meta, "pur:" record
+ * key -> u64be hlc | stream key | u64be seq), so that a rebuild replaying
+ * the log (rebuild.h) does not bring back a tombstone at or below it.
+ */
+
 /* Purge eligible tombstones in write txn t. */
 BS_MUST_CHECK bs_err bs_purge_tombstones(bs_txn *t, uint64_t now_ms,
                                          uint64_t retention_ms,
@@ -29,6 +35,13 @@ BS_MUST_CHECK bs_err bs_purge_tombstones(bs_txn *t, uint64_t now_ms,
  * clock and retention limit. */
 BS_MUST_CHECK bs_err bs_purge_run(const bs_core *c, bs_purge_stats *st,
                                   bs_errbuf *err);
+
+/* The version of the last tombstone of coll/id purged here: *found 1
+ * with *hlc, key (BS_STREAM_KEY_LEN bytes) and *seq set, or 0 when none.
+ * BS_ESTORE for an entry that does not decode. */
+BS_MUST_CHECK bs_err bs_purge_horizon(bs_txn *t, const char *coll,
+                                      const char *id, int *found, uint64_t *hlc,
+                                      uint8_t *key, uint64_t *seq);
 
 /* 1 when a peer last heard from at last_ok_ms (0: never) counts as gone. */
 int bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,

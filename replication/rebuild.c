@@ -12,6 +12,8 @@
 #include "changeset.h"
 #include "collections.h"
 #include "conflict.h"
+#include "hlc.h"
+#include "purge.h"
 #include "scope.h"
 #include "setlog.h"
 #include "movein.h"
@@ -23,9 +25,19 @@ typedef struct ref {
     uint64_t hlc, seq;
     uint32_t stream;
     int late;     /* its record has a change stamped after the version */
-    int have;     /* ch is decoded (records to rebuild only) */
+    int have;     /* ch and x are set (records to rebuild only) */
     bs_change ch; /* in rebuild.changes */
+    struct late *x;
 } ref;
+
+/* What a change to judge again brings from its set (in rebuild.changes). */
+struct late {
+    bs_collection rules; /* the version governing it (rules.h) */
+    bs_rule_version ver;
+    bs_pos *seen; /* its set's signed vector */
+    size_t nseen;
+    int was_refused; /* refused by rule before this rebuild */
+};
 
 typedef struct rebuild {
     bs_txn *txn;
@@ -40,6 +52,8 @@ typedef struct rebuild {
     /* the refused changes of the record being rebuilt (conflicts) */
     const ref **refused;
     size_t nrefused, caprefused;
+    const char *rid; /* the ID of the record being rebuilt */
+    int has_open;    /* some conflict is open: writes may settle it */
 } rebuild;
 
 static int
@@ -147,6 +161,33 @@ pos_cmp(const void *x, const void *y)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* What the judgment of r needs from its set cv: the governing version by
+ * the set's vector (rules.h), the vector, whether it was refused. */
+static bs_err
+fetch_one(rebuild *rb, const bs_csview *cv, ref *r)
+{
+    struct late *x = bs_arena_alloc(&rb->changes, sizeof *x);
+    bs_err rv;
+
+    if (x == NULL ||
+        (cv->nseen > 0 &&
+         (x->seen = bs_arena_memdup(&rb->changes, cv->seen,
+                                    cv->nseen * sizeof *cv->seen)) == NULL))
+        return BS_ENOMEM;
+    if (cv->nseen == 0)
+        x->seen = NULL;
+    x->nseen = cv->nseen;
+    if ((rv = bs_rules_governing(rb->txn, rb->coll, r->ch.hlc, rb->meta->hub,
+                                 cv->seen, cv->nseen, &x->rules, &x->ver)) !=
+            BS_OK ||
+        (rv = bs_access_is_refused(rb->txn, &r->ch,
+                                   bs_streams_key(rb->order.ctx, r->stream),
+                                   &x->was_refused)) != BS_OK)
+        return rv;
+    r->x = x;
+    return BS_OK;
+}
+
 /* Decode the changes of the records to rebuild, each set read once: a
  * second pass over the log, in log order. */
 static bs_err
@@ -194,6 +235,8 @@ fetch_late(rebuild *rb)
                 rv = BS_ESTORE;
                 break;
             }
+            if ((rv = fetch_one(rb, cv, r)) != BS_OK)
+                break;
             r->have = 1;
         }
         bs_changeset_free(cv);
@@ -205,6 +248,136 @@ fetch_late(rebuild *rb)
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
+/* The vector of the set that brought version e of the record whose refs
+ * are v[0..n) (NULL when none is among them). */
+static const struct late *
+set_of(const ref *v, size_t n, const bs_version *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].stream == e->stream && v[i].seq == e->seq && v[i].have)
+            return v[i].x;
+    return NULL;
+}
+
+/* 1 when change c (ref *cr) and version e were written concurrently:
+ * neither writer had seen the other (as apply.c decides at arrival). */
+static int
+concurrent(const rebuild *rb, const ref *v, size_t n, const ref *cr,
+           const bs_version *e)
+{
+    const struct late *ex = set_of(v, n, e);
+
+    if (e->stream == cr->stream)
+        return 0; /* one origin writes in sequence */
+    if (bs_vv_covers(cr->x->seen, cr->x->nseen,
+                     bs_streams_key(rb->order.ctx, e->stream), e->seq))
+        return 0;
+    return ex == NULL ||
+           !bs_vv_covers(ex->seen, ex->nseen,
+                         bs_streams_key(rb->order.ctx, cr->stream), cr->seq);
+}
+
+static bs_err
+add_conflict(rebuild *rb, const char *field, bs_policy pol,
+             const bs_version *cv, const bs_value *cval, const bs_version *ev,
+             const bs_value *eval)
+{
+    bs_cand a = {bs_streams_key(rb->order.ctx, cv->stream), cv->seq, cv->hlc,
+                 cval};
+    bs_cand b = {bs_streams_key(rb->order.ctx, ev->stream), ev->seq, ev->hlc,
+                 eval};
+
+    if (pol == BS_POLICY_MANUAL)
+        rb->has_open = 1; /* later writes in this rebuild may settle it */
+
+    return bs_conflict_add(rb->txn, rb->coll, rb->rid, field, pol, &a, &b,
+                           bs_version_cmp(cv, ev, &rb->order) > 0 ? 0 : 1,
+                           BS_HLC_MS(rb->meta->hlc));
+}
+
+/*
+ * The conflicts admitted change cr (version cv) has with r, the record
+ * its admitted predecessors make: the ones apply.c records at arrival
+ * (recording one twice is a no-op, conflict.h), so that a change a
+ * rebuild admits is registered as if it had been admitted on arrival.
+ */
+static bs_err
+detect(rebuild *rb, const ref *v, size_t n, const ref *cr, const bs_version *cv,
+       const bs_record *r, bs_policy pol)
+{
+    static const bs_value null_value = {BS_VNULL, 0, 0, NULL, 0};
+    const bs_change *c = &cr->ch;
+    bs_err rv = BS_OK;
+
+    if (c->deleted) {
+        for (size_t i = 0; i < r->nfields; i++)
+            if (concurrent(rb, v, n, cr, &r->fields[i].ver))
+                return add_conflict(rb, BS_CONFLICT_RECORD, pol, cv, NULL,
+                                    &r->fields[i].ver, &r->fields[i].val);
+        return BS_OK;
+    }
+    if (r->has_tomb && concurrent(rb, v, n, cr, &r->tomb))
+        rv = add_conflict(rb, BS_CONFLICT_RECORD, pol, cv,
+                          c->nfields ? &c->fields[0].val : &null_value,
+                          &r->tomb, NULL);
+    for (size_t i = 0; i < c->nfields && rv == BS_OK; i++) {
+        const bs_field *e =
+            bs_record_find(r, c->fields[i].name, c->fields[i].namelen);
+
+        if (e != NULL && !bs_value_eq(&e->val, &c->fields[i].val) &&
+            concurrent(rb, v, n, cr, &e->ver))
+            rv = add_conflict(rb, c->fields[i].name, pol, cv, &c->fields[i].val,
+                              &e->ver, &e->val);
+    }
+    return rv;
+}
+
+/* A write that saw both sides of an open conflict settles it (as apply.c
+ * does at arrival). */
+static bs_err
+supersede(rebuild *rb, const ref *cr)
+{
+    const bs_change *c = &cr->ch;
+    bs_err rv;
+
+    if (!rb->has_open)
+        return BS_OK;
+    rv = bs_conflict_supersede(rb->txn, rb->coll, c->id, BS_CONFLICT_RECORD,
+                               cr->x->seen, cr->x->nseen);
+    for (size_t i = 0; i < c->nfields && rv == BS_OK; i++)
+        rv = bs_conflict_supersede(rb->txn, rb->coll, c->id, c->fields[i].name,
+                                   cr->x->seen, cr->x->nseen);
+    return rv;
+}
+
+/* Whether r is only the tombstone of a delete at or below the last one
+ * purged here (purge.h): it stays purged. */
+static bs_err
+purged(rebuild *rb, const char *id, const bs_record *r, int *yes)
+{
+    uint8_t hkey[BS_STREAM_KEY_LEN];
+    bs_version h = {0, 0, 0, 0};
+    int found;
+    bs_err rv;
+
+    *yes = 0;
+    if (!r->has_tomb || r->live || r->nfields > 0)
+        return BS_OK;
+    if ((rv = bs_purge_horizon(rb->txn, rb->coll, id, &found, &h.hlc, hkey,
+                               &h.seq)) != BS_OK ||
+        !found)
+        return rv;
+    /* compare in (hlc, stream key, seq) order, as versions are */
+    if (r->tomb.hlc != h.hlc) {
+        *yes = r->tomb.hlc < h.hlc;
+    } else {
+        int c = memcmp(bs_streams_key(rb->order.ctx, r->tomb.stream), hkey,
+                       BS_STREAM_KEY_LEN);
+        *yes = c < 0 || (c == 0 && r->tomb.seq <= h.seq);
+    }
+    return BS_OK;
+}
+
 /* Rebuild the record of refs v[0..n) (one ID, in version order). */
 static bs_err
 rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
@@ -214,8 +387,10 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
     bs_collection current;
     bs_record r;
     bs_arena a;
+    int gone = 0;
     bs_err rv;
 
+    rb->rid = v[0].id;
     if ((rv = bs_collections_get(rb->txn, rb->coll, &current)) != BS_OK ||
         (rv = bs_access_forget_owner(rb->txn, rb->coll, v[0].id)) != BS_OK)
         return rv;
@@ -245,9 +420,11 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
         ch = v[i].ch;
         ver = (bs_version){ch.hlc, ch.seq, v[i].stream, ch.prio};
         bs_access_name(rb->txn, rb->meta, skey, name);
+        /* judged by the version its set's vector says governs it, as on
+         * arrival (rules.h) */
         if ((rv = bs_access_judge(rb->txn, rb->meta, skey, name, &ch, &ver,
-                                  &rb->order, NULL, NULL, NULL, NULL, owner,
-                                  NULL, &j)) != BS_OK)
+                                  &rb->order, &v[i].x->rules, &v[i].x->ver,
+                                  NULL, NULL, owner, NULL, &j)) != BS_OK)
             break;
         if (!j.allowed) {
             if (rb->nrefused == rb->caprefused) {
@@ -264,14 +441,24 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
             st->refused++;
             if ((rv = bs_access_note_refused(rb->txn, &ch, skey)) != BS_OK)
                 break;
+            /* a change admitted until now: counted as refused on arrival
+             * would be (access.h) */
+            if (!v[i].x->was_refused &&
+                (rv = bs_access_count_refused(rb->txn, skey, 1, j.why,
+                                              BS_HLC_MS(rb->meta->hlc))) !=
+                    BS_OK)
+                break;
             continue;
         }
+        if ((rv = detect(rb, v, n, &v[i], &ver, &r, current.policy)) != BS_OK)
+            break;
         /* The owner is the field the collection's rules name now, as
          * apply.c and admission follow it. */
         if ((rv = bs_record_merge(&r, ch.deleted, ch.fields, ch.nfields, &ver,
                                   &rb->order, &a, &changed)) != BS_OK ||
             (rv = bs_access_note_owner(rb->txn, &ch, skey,
-                                       current.owner_field)) != BS_OK)
+                                       current.owner_field)) != BS_OK ||
+            (rv = supersede(rb, &v[i])) != BS_OK)
             break;
         {
             char next[sizeof owner];
@@ -281,10 +468,10 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
             memcpy(owner, next, sizeof owner);
         }
     }
-    if (rv == BS_OK) {
+    if (rv == BS_OK && (rv = purged(rb, v[0].id, &r, &gone)) == BS_OK) {
         size_t klen = bs_record_key(key, rb->coll, v[0].id);
 
-        if (!r.has_alive && !r.has_tomb) {
+        if ((!r.has_alive && !r.has_tomb) || gone) {
             rv = bs_txn_del(rb->txn, BS_DB_RECORDS, bs_mem(key, klen));
             if (rv == BS_OK) /* the feed sees it go (changes.h) */
                 rv = bs_changes_note_record(rb->txn, rb->coll, v[0].id, NULL);
@@ -333,7 +520,13 @@ run(rebuild *rb, uint64_t hlc, bs_rebuild_stats *st)
         return rv;
     }
     rb->order = (bs_order){0, bs_streams_key, &rb->tab};
-    if ((rv = collect(rb)) == BS_OK && rb->n > 0) {
+    {
+        uint64_t open = 0;
+
+        rv = bs_conflict_count(rb->txn, &open, NULL);
+        rb->has_open = open > 0;
+    }
+    if (rv == BS_OK && (rv = collect(rb)) == BS_OK && rb->n > 0) {
         qsort_r(rb->v, rb->n, sizeof *rb->v, ref_cmp, rb);
         /* A record is rebuilt when a change of it is stamped after hlc. */
         for (size_t i = 0, e; i < rb->n; i = e) {

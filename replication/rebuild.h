@@ -8,8 +8,15 @@
  * them under a version that the new one replaces.  So when a version is
  * noted, every record of the collection with a change stamped after T is
  * rebuilt from the log: its changes (every set in the log is applied) in
- * version order, each judged by the rules that govern it now (access.h),
- * the admitted ones merged from an empty record.  The merge does not
+ * version order, each judged by the rules that govern it now (access.h;
+ * the version is found from its stamp and its set's `seen` vector as on
+ * arrival, rules.h), the admitted ones merged from an empty record.  Each
+ * admitted change records the conflicts apply.c would record with the
+ * record its admitted predecessors make (conflict.h: twice is a no-op)
+ * and settles open ones it saw both sides of; a change refused now and
+ * admitted until now is counted as refused by rule for its origin; a
+ * record that comes out as only a tombstone at or below the one purged
+ * here stays purged (purge.h).  The merge does not
  * depend on order (INV-5), and the judgment of writers=owner follows the
  * owner as the admitted changes before it leave it, so every node ends
  * with the same records whatever the order in which changes and versions

@@ -122,3 +122,47 @@ bs_rules_next(bs_txn *t, const char *name, bs_rule_version *ver,
     bs_cursor_close(c);
     return rv;
 }
+
+/* Whether seen covers version v of the hub's stream. */
+static int
+covers(const uint8_t *hub, const bs_pos *seen, size_t nseen,
+       const bs_rule_version *v)
+{
+    uint8_t key[BS_STREAM_KEY_LEN];
+
+    memcpy(key, hub, BS_PK_LEN);
+    memcpy(key + BS_PK_LEN, v->inc, BS_INC_LEN);
+    return bs_vv_covers(seen, nseen, key, v->seq);
+}
+
+bs_err
+bs_rules_seen(bs_txn *t, const char *name, const uint8_t *hub,
+              const bs_pos *seen, size_t nseen, bs_collection *r,
+              bs_rule_version *v)
+{
+    bs_rule_version at = *v;
+    bs_collection next;
+    bs_err rv;
+
+    /* Versions after *v, in order: usually none (a change stamped after
+     * every version), one cursor seek. */
+    while ((rv = bs_rules_next(t, name, &at, &next)) == BS_OK)
+        if (covers(hub, seen, nseen, &at)) {
+            *r = next;
+            *v = at;
+        }
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
+bs_rules_governing(bs_txn *t, const char *name, uint64_t hlc,
+                   const uint8_t *hub, const bs_pos *seen, size_t nseen,
+                   bs_collection *r, bs_rule_version *v)
+{
+    bs_rule_version mine;
+    bs_err rv = bs_rules_at(t, name, hlc, r, v != NULL ? v : &mine);
+
+    return rv != BS_OK ? rv
+                       : bs_rules_seen(t, name, hub, seen, nseen, r,
+                                       v != NULL ? v : &mine);
+}

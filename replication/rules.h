@@ -14,14 +14,21 @@
  * inc is the incarnation of the hub stream whose change it was, so that a
  * set's signed `seen` vector tells whether its origin had seen a version.
  *
- * A change of NAME stamped h is governed by the latest version stamped
- * before it (hlc < h); none: the defaults (all writers, shared, field-lww).
+ * A change of NAME stamped h, in a set whose signed `seen` vector is S, is
+ * governed by the later (in (hlc, seq) order) of
+ *  - the latest version stamped before it (hlc < h), and
+ *  - the latest version whose place in the hub's stream S covers (its
+ *    origin had seen it);
+ * none: the defaults (all writers, shared, field-lww).  So a change stamped
+ * below a version its origin already held (a wrong clock, or back-dating)
+ * is still judged by that version (protocol.md §7.1).
  */
 #ifndef BS_RULES_H
 #define BS_RULES_H
 
 #include "collections.h"
 #include "crypto.h"
+#include "vv.h"
 
 /* Where a governing version came from (for "the origin had seen it"). */
 typedef struct bs_rule_version {
@@ -39,6 +46,28 @@ BS_MUST_CHECK bs_err bs_rules_note(bs_txn *t, const char *name,
  * decode. */
 BS_MUST_CHECK bs_err bs_rules_at(bs_txn *t, const char *name, uint64_t hlc,
                                  bs_collection *r, bs_rule_version *v);
+
+/*
+ * The version governing a change of `name` stamped hlc in a set whose
+ * vector is seen[0..nseen) (hub: the hub's key) into *r, and its version
+ * into *v (may be NULL): bs_rules_at, then bs_rules_seen.  BS_ESTORE as
+ * bs_rules_at.
+ */
+BS_MUST_CHECK bs_err bs_rules_governing(bs_txn *t, const char *name,
+                                        uint64_t hlc, const uint8_t *hub,
+                                        const bs_pos *seen, size_t nseen,
+                                        bs_collection *r, bs_rule_version *v);
+
+/*
+ * Given *r and *v, the version governing a change by its stamp (or the
+ * defaults, v->seq 0), replace them with the latest stored version after
+ * *v that seen[0..nseen) covers in the hub's stream, if there is one.
+ * BS_ESTORE for an entry that does not decode.
+ */
+BS_MUST_CHECK bs_err bs_rules_seen(bs_txn *t, const char *name,
+                                   const uint8_t *hub, const bs_pos *seen,
+                                   size_t nseen, bs_collection *r,
+                                   bs_rule_version *v);
 
 /*
  * The versions of `name` stamped after hlc, in order: call with *v = {hlc,

@@ -179,6 +179,7 @@ add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
            const uint8_t *pk, const bs_member *mem)
 {
     bs_office_status *o;
+    bs_err rv;
 
     if (memcmp(pk, m->pk, BS_PK_LEN) == 0)
         return BS_OK;
@@ -226,8 +227,10 @@ add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
         if ((when = set_time(t, s->idx, s->seq)) > o->last_set_ms)
             o->last_set_ms = when;
     }
-    return bs_access_refused(t, pk, &o->refused_by_rule, o->refused_first,
-                             sizeof o->refused_first);
+    rv = bs_access_refused(t, pk, &o->refused_by_rule, o->refused_first,
+                           sizeof o->refused_first);
+    return rv != BS_OK ? rv
+                       : bs_access_refused_last(t, pk, &o->refused_last_ms);
 }
 
 /* Every other office: the members, then peers that are not members. */

@@ -66,8 +66,8 @@ typedef struct bs_stream_status {
  * is the last successful exchange with it (paired only) and the origin
  * time of the newest set of its own streams held here; lag is what is
  * pending with it (paired only, as in bs_peer_status); refused_by_rule
- * counts its changes refused by rule here, with the first reason
- * (access.h, bs_access_refused).
+ * counts its changes refused by rule here, with the first reason and
+ * the time of the latest (access.h, bs_access_refused).
  */
 typedef struct bs_office_status {
     uint8_t pk[BS_PK_LEN];
@@ -81,6 +81,7 @@ typedef struct bs_office_status {
     uint64_t pending_out, pending_in, oldest_unacked_age_s;
     uint64_t refused_by_rule;
     char refused_first[BS_ERRMSG_LEN];
+    uint64_t refused_last_ms; /* the latest refusal; 0 unknown */
 } bs_office_status;
 
 typedef struct bs_coll_status {

@@ -14,6 +14,10 @@
 #include "../lib/fixture.h"
 #include "../../replication/access.h"
 #include "../../replication/collections.h"
+#include "../../replication/conflict.h"
+#include "../../replication/purge.h"
+#include "../../replication/rebuild.h"
+#include "../../replication/records.h"
 #include "../../replication/rules.h"
 
 #define T0 1800000000000ull
@@ -354,5 +358,254 @@ Test(access, an_edit_racing_a_move_converges)
     present(&head, "orders", "o5", "\"sum\":1");
     present(&tallinn, "orders", "o5", "\"office\":\"riga\"");
     present(&tallinn, "orders", "o5", "\"sum\":1");
+    digests_equal();
+}
+
+/* ---- back-dating (protocol.md §7.1: a change is also governed by every
+ * version its origin had seen) ---- */
+
+/* Node t stamps its next local writes at wall time ms: its clock is set
+ * back, and the memory of later stamps is dropped as hlc.h drops one
+ * beyond the horizon (a wrong clock, or a build that back-dates). */
+static void
+backdate(bst_node *t, bst_clock *c, uint64_t ms)
+{
+    c->ms = ms;
+    t->core.max_skew_ms = 1000;
+}
+
+static void
+stamp_ok(bst_node *t, bst_clock *c, uint64_t ms)
+{
+    c->ms = ms;
+    t->core.max_skew_ms = 0;
+}
+
+static uint64_t
+field_hlc(bst_node *t, const char *coll, const char *id)
+{
+    bs_record r;
+    bs_arena a;
+    bs_txn *tx;
+    uint64_t h = 0;
+
+    bs_arena_init(&a);
+    cr_assert_eq(bs_store_read(t->core.store, &tx, NULL), BS_OK);
+    if (bs_records_get(tx, coll, id, &a, &r, NULL) == BS_OK && r.nfields > 0)
+        h = r.fields[0].ver.hlc;
+    bs_txn_abort(tx);
+    bs_arena_fini(&a);
+    return h;
+}
+
+/* A branch that holds `writers hub` (here a hostile build: its rule table
+ * wiped so its own check lets the write through) stamps a put below the
+ * rule's HLC.  Its set's signed vector says it had the rule, so the rule
+ * governs the put: refused (whole, its origin had the rule) on every
+ * node, which all keep the same data. */
+Test(access, a_put_back_dated_below_a_rule_its_origin_had_is_refused)
+{
+    uint64_t before = ch.ms;
+    uint8_t d0[BS_HASH_LEN], d1[BS_HASH_LEN];
+    uint64_t n0, n1;
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    bst_pair2(&tallinn, &riga);
+    tick(60000);
+    declare("prices", "hub", NULL);
+    settle();
+    tick(60000);
+    cr_assert_eq(bs_store_write(tallinn.core.store, forget_rules, NULL, &err),
+                 BS_OK);
+    backdate(&tallinn, &ca, before); /* a minute before the rule */
+    put_ok(&tallinn, "prices", "p1", "{\"eur\":9}");
+    stamp_ok(&tallinn, &ca, ch.ms);
+    cr_assert_lt(field_hlc(&tallinn, "prices", "p1") >> 16, before + 1000,
+                 "the put is not back-dated");
+    for (int i = 0; i < 2; i++) {
+        bst_node *to = i ? &riga : &head;
+
+        rv = bst_carry(&tallinn, to, NULL, &err);
+        cr_assert_eq(rv, BS_EPERM, "%s took the back-dated put: %s", to->name,
+                     bs_errmsg(&err, rv));
+        cr_assert(strstr(err.msg, "only the hub writes prices") &&
+                      strstr(err.msg, "had the rule"),
+                  "%s", err.msg);
+        absent(to, "prices", "p1");
+    }
+    carry(&head, &riga);
+    carry(&riga, &head);
+    bst_digest(&head, d0, &n0);
+    bst_digest(&riga, d1, &n1);
+    cr_assert(n0 == n1 && memcmp(d0, d1, BS_HASH_LEN) == 0,
+              "head and riga differ");
+}
+
+/* ---- what a rebuild does besides judging (rebuild.h) ---- */
+
+/* A change admitted on arrival and refused by a rebuild counts as
+ * refused by rule, like one refused on arrival, and only once. */
+Test(access, a_change_a_rebuild_refuses_counts_as_refused_by_rule_once)
+{
+    char why[BS_ERRMSG_LEN];
+
+    declare("orders", "owner", "office");
+    settle();
+    put_ok(&tallinn, "orders", "o9", "{\"office\":\"tallinn\",\"sum\":1}");
+    tick(5000);
+    put_ok(&riga, "orders", "o9", "{\"office\":\"riga\",\"sum\":2}");
+    carry(&riga, &head); /* admitted: the first creation head hears of */
+    cr_assert_eq(refused_of(&head, &riga, why, sizeof why), 0);
+    carry(&tallinn, &head); /* the earlier creation: o9 is rebuilt */
+    present(&head, "orders", "o9", "\"office\":\"tallinn\"");
+    cr_assert_eq(refused_of(&head, &riga, why, sizeof why), 1);
+    cr_assert(strstr(why, "orders/o9 belongs to tallinn"), "%s", why);
+    settle();
+    tick(5000);
+    declare("orders", "owner", "office"); /* rebuilds o9 again */
+    settle();
+    cr_assert_eq(refused_of(&head, &riga, why, sizeof why), 1, "counted twice");
+    digests_equal();
+}
+
+static int
+every_change(void *ctx, const uint8_t *key, uint64_t seq)
+{
+    (void)ctx;
+    (void)key;
+    (void)seq;
+    return 1;
+}
+
+/* Forget the conflicts of orders/o9, then rebuild it (bs_store_write). */
+static bs_err
+rebuild_o9(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    bs_rebuild_stats st;
+    bs_meta m;
+    bs_err rv;
+
+    (void)arg;
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK ||
+        (rv = bs_conflict_drop_if(t, "orders", "o9", every_change, NULL)) !=
+            BS_OK)
+        return rv;
+    return bs_rebuild_record(t, &m, "orders", "o9", &st);
+}
+
+/* Under `manual`, a change a rebuild admits is registered with the
+ * conflicts arrival would have recorded: tallinn's edit, refused by the
+ * hub on arrival (o9 looked like riga's) and admitted once tallinn's
+ * earlier creation rebuilt o9, conflicts with the hub's concurrent edit;
+ * the conflict tallinn records on arrival is open on every node.  (Which
+ * other pairs a node registers still depends on the order changes reach
+ * it: the register is node-local, conflict.h.) */
+Test(access, a_manual_rebuild_records_the_conflicts_arrival_would)
+{
+    char cid[BS_CONFLICT_ID_LEN + 1];
+    bs_collection r;
+    bs_errbuf err = {{0}};
+
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "orders");
+    cr_assert_eq(bs_writers_parse("owner", &r.writers), BS_OK);
+    snprintf(r.owner_field, sizeof r.owner_field, "office");
+    r.policy = BS_POLICY_MANUAL;
+    r.set = BS_RULE_WRITERS | BS_RULE_OWNER_FIELD | BS_RULE_POLICY;
+    cr_assert_eq(bs_collections_declare(&head.core, &r, NULL, &err), BS_OK,
+                 "%s", err.msg);
+    settle();
+    tick(1000);
+    put_ok(&tallinn, "orders", "o9", "{\"office\":\"tallinn\",\"sum\":1}");
+    tick(1000);
+    put_ok(&riga, "orders", "o9", "{\"office\":\"riga\",\"sum\":2}");
+    tick(1000);
+    put_ok(&tallinn, "orders", "o9", "{\"sum\":3}");
+    tick(1000);
+    carry(&riga, &head);
+    put_ok(&head, "orders", "o9", "{\"sum\":7}"); /* has not seen tallinn's */
+    carry(&tallinn, &head);
+    settle();
+    digests_equal();
+    /* tallinn held its edit when the hub's arrived: the conflict */
+    cr_assert_eq(bst_conflicts_of(&tallinn, 0, "orders", "o9", "sum", cid), 1);
+    for (int i = 0; i < 2; i++) {
+        bst_node *t = i ? &riga : &head;
+        bs_conflict c;
+        bs_txn *tx;
+        bs_err rv;
+
+        cr_assert_eq(bs_store_read(t->core.store, &tx, NULL), BS_OK);
+        memset(&c, 0, sizeof c);
+        rv = bs_conflict_get(tx, cid, &c);
+        bs_txn_abort(tx);
+        cr_assert_eq(rv, BS_OK, "%s did not record conflict %s", t->name, cid);
+        cr_assert_not(c.resolved, "%s: it is not open", t->name);
+        bs_conflict_fini(&c);
+    }
+    /* A rebuild alone registers it: with o9's conflicts forgotten at the
+     * hub, rebuilding o9 records it again, open. */
+    cr_assert_eq(bs_store_write(head.core.store, rebuild_o9, NULL, &err), BS_OK,
+                 "%s", err.msg);
+    {
+        char got[BS_CONFLICT_ID_LEN + 1];
+
+        cr_assert_eq(bst_conflicts_of(&head, 0, "orders", "o9", "sum", got), 1,
+                     "the rebuild did not record the conflict");
+        cr_assert_str_eq(got, cid);
+    }
+}
+
+/* Whether t stores coll/id at all (alive, or a tombstone). */
+static int
+stored(bst_node *t, const char *coll, const char *id)
+{
+    bs_record r;
+    bs_arena a;
+    bs_txn *tx;
+    bs_err rv;
+
+    bs_arena_init(&a);
+    cr_assert_eq(bs_store_read(t->core.store, &tx, NULL), BS_OK);
+    memset(&r, 0, sizeof r);
+    rv = bs_records_get(tx, coll, id, &a, &r, NULL);
+    bs_txn_abort(tx);
+    bs_arena_fini(&a);
+    return rv == BS_OK || r.has_tomb;
+}
+
+/* Purge at riga with a retention limit of 1 ms (every peer acked). */
+static bs_err
+purge_now(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    return bs_purge_tombstones(t, cb.ms + 1000, 1, arg, err);
+}
+
+/* A purged tombstone stays purged when a rule version rebuilds its
+ * collection (here one naming the owner in a field for the first time,
+ * which rebuilds every record): the rebuild replays the log, which still
+ * holds the record's changes.  Convergence is about live data: riga
+ * holds nothing of o1, head keeps its tombstone, their digests agree. */
+Test(access, a_rebuild_after_a_purge_does_not_bring_back_the_tombstone)
+{
+    bs_purge_stats ps;
+    bs_errbuf err = {{0}};
+
+    put_ok(&tallinn, "orders", "o1", "{\"sum\":1}");
+    tick(1000);
+    cr_assert_eq(bst_del(&tallinn, "orders", "o1", &err), BS_OK, "%s", err.msg);
+    settle();
+    tick(1000);
+    cr_assert_eq(bs_store_write(riga.core.store, purge_now, &ps, &err), BS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(ps.purged, 1, "the tombstone is not purged");
+    cr_assert_not(stored(&riga, "orders", "o1"));
+    tick(1000);
+    declare("orders", "all", "office");
+    settle();
+    cr_assert_not(stored(&riga, "orders", "o1"), "the tombstone came back");
+    cr_assert(stored(&head, "orders", "o1"), "head never purged");
+    absent(&head, "orders", "o1");
     digests_equal();
 }

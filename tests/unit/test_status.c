@@ -560,3 +560,67 @@ Test(status, a_member_not_paired_here_is_an_office_without_lag)
     bs_status_fini(&st);
     bst_node_free(&riga);
 }
+
+/* The problems doctor reports at now for st, as node t sees it. */
+static int
+flags_refused(bst_node *t, const bs_status *st, uint64_t now)
+{
+    bs_errbuf err = {{0}};
+    bs_problems probs = {0};
+    bs_health_opts ho = {0};
+    bs_txn *txn;
+    int n = 0;
+
+    ho.now_ms = now;
+    ho.daemon = -1;
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    cr_assert_eq(bs_health_check(txn, st, 0, &ho, &probs), BS_OK);
+    bs_txn_abort(txn);
+    for (size_t i = 0; i < probs.n; i++)
+        n += strcmp(probs.v[i].kind, "refused_by_rule") == 0;
+    bs_problems_fini(&probs);
+    return n;
+}
+
+/* Refusals by rule are counted for good, with the time of the latest;
+ * doctor flags an office only while its latest refusal is less than a
+ * week old, so an old, understood problem does not stay flagged. */
+Test(status, doctor_flags_refusals_by_rule_of_the_last_week_only)
+{
+    const bs_office_status *o;
+    bs_errbuf err = {{0}};
+    uint64_t at, day = 24ull * 3600 * 1000;
+    bs_status st;
+    json_t *j;
+
+    bst_pair2(&head, &tallinn);
+    carry(&head, &tallinn);
+    carry(&tallinn, &head);
+    ch.ms += 1000;
+    declare_hub_only("prices");
+    ct.ms += 5000;
+    cr_assert_eq(bst_put(&tallinn, "prices", "p1", "{\"eur\":9}", &err), BS_OK,
+                 "%s", err.msg);
+    ch.ms += 2000;
+    at = ch.ms;
+    carry(&tallinn, &head);
+    status(&head, at, 0, &st);
+    o = office_of(&st, "tallinn");
+    cr_assert_eq(o->refused_by_rule, 1);
+    cr_assert_eq(o->refused_last_ms, at, "the time of the refusal");
+    j = bs_render_status(&st);
+    cr_assert_eq(
+        json_integer_value(json_object_get(
+            json_object_get(json_office(j, "tallinn"), "refused_by_rule"),
+            "last_ms")),
+        (json_int_t)at);
+    json_decref(j);
+    cr_assert_eq(flags_refused(&head, &st, at + 6 * day), 1, "within a week");
+    cr_assert_eq(flags_refused(&head, &st, at + 8 * day), 0,
+                 "a week without refusals: no longer a problem");
+    bs_status_fini(&st);
+    /* the count stays in status */
+    status(&head, at + 8 * day, 0, &st);
+    cr_assert_eq(office_of(&st, "tallinn")->refused_by_rule, 1);
+    bs_status_fini(&st);
+}
