@@ -84,15 +84,25 @@ async function waitFor(what, fn, ms = WAIT_MS) {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// A port that listens now, from 20000-31999: not the range the kernel
+// gives outgoing connections (and port 0), where another test's daemon
+// could take it before ours binds (tests/proc/proc_util.h, p_free_port).
+let nextPort = 20000 + Math.floor(Math.random() * 12000);
+
+function tryListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.on("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
+}
+
+async function freePort() {
+  for (let tries = 0; tries < 12000; tries++) {
+    const port = 20000 + (nextPort++ % 12000);
+    if (await tryListen(port)) return port;
+  }
+  throw new Error("no free port in 20000-31999");
 }
 
 async function makeNode(name, hub) {
