@@ -345,17 +345,18 @@ is_held(bs_admission *ad, const bs_stream *s, const bs_csview *v)
 static bs_err
 replay(bs_admission *ad, const bs_stream *s, const bs_csview *v, bs_admit *out)
 {
-    bs_slice held, h2;
+    uint8_t h2[BS_HASH_LEN];
+    bs_slice held;
 
     out->verdict = BS_ADMIT_DUPLICATE;
     if (s->idx == 0 ||
         bs_setlog_get(ad->txn, s->idx, v->first, &held) != BS_OK ||
         (held.n == v->raw.n && memcmp(held.p, v->raw.p, held.n) == 0))
         return BS_OK;
-    /* Same position, other bytes: the same set if only omissions differ,
-     * so compare the signed headers. */
-    if (bs_changeset_stored_header(held, &h2) != BS_OK || h2.n != v->header.n ||
-        memcmp(h2.p, v->header.p, h2.n) != 0) {
+    /* Same position, other bytes: the same set if only omissions, or the
+     * form (2.10), differ, so compare the signed headers by their hash. */
+    if (bs_changeset_stored_header_hash(held, h2) != BS_OK ||
+        memcmp(h2, v->header_hash, BS_HASH_LEN) != 0) {
         out->verdict = BS_ADMIT_QUARANTINE;
         out->why = "two different change sets";
     }
@@ -384,6 +385,57 @@ hold(bs_admission *ad, bs_stream *s, const char *id, bs_hold_reason why,
 static bs_err governing(bs_admission *ad, const bs_change *c, bs_collection *r,
                         bs_rule_version *ver);
 
+/* This node's member name, for judging its scope (A7o). */
+static void
+scope_name(bs_admission *ad, char name[BS_NODE_NAME_MAX + 1])
+{
+    bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
+    if (ad->dry) { /* a dry run: named by a hub set earlier in the file */
+        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, ad->meta.pk);
+
+        if (lm != NULL)
+            snprintf(name, BS_NODE_NAME_MAX + 1, "%s", lm->name);
+    }
+}
+
+/* A7o for a set in summary form (protocol.md 2.10): every bucket it does
+ * not carry lies outside this node's scope. */
+static bs_err
+check_buckets(bs_admission *ad, const bs_csview *v, const char *id,
+              bs_errbuf *err)
+{
+    int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0;
+    char name[BS_NODE_NAME_MAX + 1];
+    bs_collection rules;
+
+    scope_name(ad, name);
+    for (size_t b = 0; b < v->nbuckets; b++) {
+        bs_rule_version ver;
+        bs_change probe;
+        bs_err rv;
+
+        if (v->bucket_kept[b])
+            continue;
+        memset(&probe, 0, sizeof probe);
+        probe.coll = v->bucket_coll[b];
+        probe.hlc = UINT64_MAX; /* the rules now */
+        if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
+            return rv;
+        if (bs_scope_entitled(hub, name, &rules, v->bucket_coll[b],
+                              v->bucket_owner[b], v->bucket_before[b]))
+            return bs_errf(err, BS_EPERM,
+                           "not permitted: change set %llu-%llu of origin %s "
+                           "leaves out %u changes (%s, owner \"%s\", before "
+                           "\"%s\"), which this node is entitled to: refused "
+                           "until they arrive",
+                           (unsigned long long)v->first,
+                           (unsigned long long)v->last, id, v->bucket_count[b],
+                           v->bucket_coll[b], v->bucket_owner[b],
+                           v->bucket_before[b]);
+    }
+    return BS_OK;
+}
+
 /*
  * A7o: every change v leaves out lies outside this node's scope (scope.h):
  * the hub is entitled to everything; a branch to every change outside an
@@ -404,6 +456,8 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
         ;
     if (i == v->count)
         return BS_OK; /* nothing left out */
+    if (v->summary_form)
+        return check_buckets(ad, v, id, err);
     if (v->route_coll == NULL)
         return bs_errf(err, BS_EPERM,
                        "not permitted: change set %llu-%llu of origin %s "
@@ -413,13 +467,7 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
                        (unsigned long long)v->first,
                        (unsigned long long)v->last, id,
                        (unsigned long long)(v->first + i));
-    bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
-    if (ad->dry) { /* a dry run: named by a hub set earlier in the file */
-        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, ad->meta.pk);
-
-        if (lm != NULL)
-            snprintf(name, sizeof name, "%s", lm->name);
-    }
+    scope_name(ad, name);
     rules.name[0] = '\0';
     for (; i < v->count; i++) {
         bs_rule_version ver;
@@ -1079,13 +1127,7 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
     probe.hlc = UINT64_MAX;
     if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
         return rv;
-    bs_access_name(ad->txn, &ad->meta, ad->meta.pk, name);
-    if (ad->dry) { /* named by a hub set earlier in the file */
-        const bs_member *lm = find_member(ad->learnt, ad->nlearnt, ad->meta.pk);
-
-        if (lm != NULL)
-            snprintf(name, sizeof name, "%s", lm->name);
-    }
+    scope_name(ad, name);
     if (rules.owner_field[0] != '\0' &&
         (ov = bs_snap_field(s, rules.owner_field)) != NULL &&
         ov->type == BS_VTEXT && ov->len <= BS_NODE_NAME_MAX)

@@ -70,9 +70,10 @@ scan_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
     return 0;
 }
 
-/* The number of field-13 entries of a header (SIZE_MAX: too many). */
+/* The number of `field` entries (length-delimited) of a message
+ * (SIZE_MAX: more than a set has changes). */
 static size_t
-count_routes(const uint8_t *p, size_t len)
+count_field(const uint8_t *p, size_t len, uint64_t field)
 {
     const uint8_t *end = p + len;
     uint64_t tag, x;
@@ -94,7 +95,7 @@ count_routes(const uint8_t *p, size_t len)
             if (!scan_varint(&p, end, &x) || x > (uint64_t)(end - p))
                 return n;
             p += x;
-            if (tag == (13u << 3 | 2) && ++n > BS_SET_MAX_CHANGES)
+            if (tag == (field << 3 | 2) && ++n > BS_SET_MAX_CHANGES)
                 return SIZE_MAX;
             break;
         default:
@@ -110,11 +111,15 @@ bs_changeset_pb_unpack(const ProtobufCMessageDescriptor *desc,
 {
     capped c = {len * 4 + 65536};
 
-    if (desc == &bs__set_header__descriptor) {
-        size_t n = count_routes(buf, len);
+    if (desc == &bs__set_header__descriptor ||
+        desc == &bs__set_summary__descriptor) {
+        /* SetHeader.routes (13), SetSummary.buckets (3): a bucket is a
+         * Route, its count and hash */
+        int hdr = desc == &bs__set_header__descriptor;
+        size_t n = count_field(buf, len, hdr ? 13 : 3);
         if (n == SIZE_MAX)
             return NULL;
-        c.budget += n * ROUTE_ALLOC;
+        c.budget += n * (hdr ? ROUTE_ALLOC : 2 * ROUTE_ALLOC);
     }
     ProtobufCAllocator a = {cap_alloc, cap_free, &c};
 
@@ -198,8 +203,10 @@ decode_routes(bs_csview *v, const Bs__SetHeader *h, bs_errbuf *err)
     return BS_OK;
 }
 
+/* Decode v->header; `bare`: a summary's bare header (2.10), which has no
+ * change hashes and no routes. */
 static bs_err
-decode_header(bs_csview *v, bs_errbuf *err)
+decode_header(bs_csview *v, int bare, bs_errbuf *err)
 {
     Bs__SetHeader *h;
     bs_err rv;
@@ -225,7 +232,8 @@ decode_header(bs_csview *v, bs_errbuf *err)
         return malformed(err, "bad id length in header");
     if (h->first_seq == 0 || h->last_seq < h->first_seq ||
         h->last_seq - h->first_seq >= BS_SET_MAX_CHANGES ||
-        h->n_change_hashes != h->last_seq - h->first_seq + 1)
+        h->n_change_hashes != (bare ? 0 : h->last_seq - h->first_seq + 1) ||
+        (bare && h->n_routes > 0))
         return malformed(err, "seq range and hash count disagree");
     if ((h->first_seq == 1) != (h->prev_hash.len == 0))
         return malformed(err, "chain link inconsistent with seq");
@@ -236,7 +244,7 @@ decode_header(bs_csview *v, bs_errbuf *err)
     memcpy(v->inc, h->incarnation.data, BS_INC_LEN);
     v->first = h->first_seq;
     v->last = h->last_seq;
-    v->count = h->n_change_hashes;
+    v->count = h->last_seq - h->first_seq + 1;
     v->created_ms = h->created_ms;
     if ((v->has_prev = h->prev_hash.len != 0))
         memcpy(v->prev_hash, h->prev_hash.data, BS_HASH_LEN);
@@ -258,6 +266,11 @@ decode_header(bs_csview *v, bs_errbuf *err)
     }
     return BS_OK;
 }
+
+static bs_err decode_summary_form(bs_csview *v, const Bs__ChangeSet *cs,
+                                  bs_errbuf *err);
+static bs_err check_summary(bs_csview *v, const Bs__ChangeSet *cs,
+                            bs_errbuf *err);
 
 /* Place present changes at their indexes and check their hashes. */
 static bs_err
@@ -320,16 +333,25 @@ bs_changeset_decode(const uint8_t *buf, size_t len, bs_csview **out,
         rv = malformed(err, "not canonically encoded (re-encoded by a relay?)");
         goto fail;
     }
-    if (cs->signature.len != BS_SIG_LEN) {
+    v->raw = (bs_slice){buf, len};
+    if (cs->header.len == 0) { /* summary form (2.10) */
+        if ((rv = decode_summary_form(v, cs, err)) != BS_OK)
+            goto fail;
+        *out = v;
+        return BS_OK;
+    }
+    if (cs->signature.len != BS_SIG_LEN || cs->n_buckets > 0) {
         rv = malformed(err, "signature length");
         goto fail;
     }
     /* The signed bytes are the header exactly as received (P14). */
-    v->raw = (bs_slice){buf, len};
     v->header = (bs_slice){cs->header.data, cs->header.len};
     bs_hash(v->header_hash, v->header.p, v->header.n);
-    if ((rv = decode_header(v, err)) != BS_OK ||
+    if ((rv = decode_header(v, 0, err)) != BS_OK ||
         (rv = place_changes(v, cs, err)) != BS_OK)
+        goto fail;
+    if ((cs->summary.len > 0 || cs->summary_signature.len > 0) &&
+        (rv = check_summary(v, cs, err)) != BS_OK)
         goto fail;
     *out = v;
     return BS_OK;
@@ -342,9 +364,15 @@ bs_err
 bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
 {
     const Bs__ChangeSet *cs = v->pb_set;
+    bs_err rv = BS_OK;
 
-    return bs_verify(cs->signature.data, BS_SIG_CONTEXT, v->header.p,
-                     v->header.n, pk);
+    if (!v->summary_form)
+        rv = bs_verify(cs->signature.data, BS_SIG_CONTEXT, v->header.p,
+                       v->header.n, pk);
+    if (rv == BS_OK && v->summary.n > 0)
+        rv = bs_verify(cs->summary_signature.data, BS_SUM_CONTEXT, v->summary.p,
+                       v->summary.n, pk);
+    return rv;
 }
 
 /* ---- the fast change decoder ----
@@ -561,6 +589,408 @@ bs_changeset_change(const bs_csview *v, size_t i, bs_arena *a, bs_change *out,
     return BS_OK;
 }
 
+/* ---- summaries (docs/protocol.md 2.10) ---- */
+
+static int
+slice_eq(bs_slice a, bs_slice b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+static int
+route_eq(const bs_route_ref *a, const bs_route_ref *b)
+{
+    return slice_eq(a->coll, b->coll) && slice_eq(a->owner, b->owner) &&
+           slice_eq(a->owner_before, b->owner_before);
+}
+
+/* FNV-1a over a slice and a separator (no cryptographic need: the table
+ * compares routes whole). */
+static uint64_t
+fnv(uint64_t h, bs_slice s)
+{
+    for (size_t i = 0; i < s.n; i++)
+        h = (h ^ s.p[i]) * 1099511628211u;
+    return (h ^ 0x100) * 1099511628211u;
+}
+
+/*
+ * The buckets of n changes of routes r: changes with equal routes share
+ * one, numbered in the order of their first change.  bix[i] is change i's
+ * bucket; head[b] the first change of bucket b, next[i] the next change of
+ * i's bucket (UINT32_MAX: none), count[b] its size.  A hash table keeps it
+ * linear in n whatever the routes.
+ */
+typedef struct buckets {
+    size_t nb;
+    uint32_t *bix, *head, *count, *next;
+} buckets;
+
+static void
+buckets_fini(buckets *bk)
+{
+    free(bk->bix);
+    free(bk->head);
+    free(bk->count);
+    free(bk->next);
+    memset(bk, 0, sizeof *bk);
+}
+
+static bs_err
+buckets_assign(const bs_route_ref *r, size_t n, buckets *bk)
+{
+    size_t cap = 16, slot;
+    uint32_t *tab, *tail, b;
+
+    memset(bk, 0, sizeof *bk);
+    while (cap < 2 * n)
+        cap <<= 1;
+    tab = calloc(cap, sizeof *tab); /* bucket + 1; 0 free */
+    tail = malloc((n + 1) * sizeof *tail);
+    bk->bix = malloc((n + 1) * sizeof *bk->bix);
+    bk->head = malloc((n + 1) * sizeof *bk->head);
+    bk->count = calloc(n + 1, sizeof *bk->count);
+    bk->next = malloc((n + 1) * sizeof *bk->next);
+    if (tab == NULL || tail == NULL || bk->bix == NULL || bk->head == NULL ||
+        bk->count == NULL || bk->next == NULL) {
+        free(tab);
+        free(tail);
+        buckets_fini(bk);
+        return BS_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && route_eq(&r[i], &r[i - 1])) {
+            b = bk->bix[i - 1]; /* a run of one route: no lookup */
+        } else {
+            uint64_t h =
+                fnv(fnv(fnv(14695981039346656037u, r[i].coll), r[i].owner),
+                    r[i].owner_before);
+            for (slot = h & (cap - 1);
+                 tab[slot] != 0 &&
+                 !route_eq(&r[bk->head[tab[slot] - 1]], &r[i]);
+                 slot = (slot + 1) & (cap - 1))
+                ;
+            if (tab[slot] == 0) {
+                b = (uint32_t)bk->nb++;
+                tab[slot] = b + 1;
+                bk->head[b] = (uint32_t)i;
+                tail[b] = (uint32_t)i;
+            } else {
+                b = tab[slot] - 1;
+            }
+        }
+        if (bk->count[b]++ > 0)
+            bk->next[tail[b]] = (uint32_t)i;
+        tail[b] = (uint32_t)i;
+        bk->bix[i] = b;
+        bk->next[i] = UINT32_MAX;
+    }
+    free(tab);
+    free(tail);
+    return BS_OK;
+}
+
+/* The header without its change hashes (8) and routes (13): our own
+ * canonical bytes or ones decoded already, so only varint and
+ * length-delimited fields occur.  *out malloc'd. */
+static bs_err
+bare_header(bs_slice hdr, uint8_t **out, size_t *outn)
+{
+    pbr r = {hdr.p, hdr.p + hdr.n};
+    uint8_t *p;
+
+    if ((*out = p = malloc(hdr.n + 1)) == NULL)
+        return BS_ENOMEM;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        uint64_t tag, x;
+        if (!rd_varint(&r, &tag))
+            break;
+        if ((tag & 7) == 0   ? !rd_varint(&r, &x)
+            : (tag & 7) == 2 ? !rd_varint(&r, &x) || x > (uint64_t)(r.end - r.p)
+                             : 1)
+            break;
+        if ((tag & 7) == 2)
+            r.p += x;
+        if (tag >> 3 != 8 && tag >> 3 != 13) {
+            memcpy(p, start, (size_t)(r.p - start));
+            p += r.p - start;
+        }
+    }
+    *outn = (size_t)(p - *out);
+    return BS_OK;
+}
+
+/* The summary of a header whose hash is hh (computed when NULL), from
+ * its routes as slices (bs_summary_make). */
+static bs_err
+summary_of(bs_slice hdr, const uint8_t *hh, size_t n,
+           const uint8_t *const *hashes, const bs_route_ref *r,
+           const char *const *coll, const char *const *owner,
+           const char *const *before, uint8_t **out, size_t *outn)
+{
+    Bs__SetSummary sm = BS__SET_SUMMARY__INIT;
+    Bs__RouteBucket *rb = NULL, **rbp = NULL;
+    Bs__Route *rt = NULL;
+    uint8_t hbuf[BS_HASH_LEN], (*bh)[BS_HASH_LEN] = NULL, *bare = NULL;
+    size_t baren = 0;
+    buckets bk;
+    bs_err rv;
+
+    *out = NULL;
+    if ((rv = buckets_assign(r, n, &bk)) != BS_OK)
+        return rv;
+    rv = BS_ENOMEM;
+    rb = calloc(bk.nb, sizeof *rb);
+    rbp = calloc(bk.nb, sizeof *rbp);
+    rt = calloc(bk.nb, sizeof *rt);
+    bh = malloc(bk.nb * sizeof *bh);
+    if (rb == NULL || rbp == NULL || rt == NULL || bh == NULL ||
+        bare_header(hdr, &bare, &baren) != BS_OK)
+        goto out;
+    if (hh == NULL) {
+        bs_hash(hbuf, hdr.p, hdr.n);
+        hh = hbuf;
+    }
+    for (size_t b = 0; b < bk.nb; b++) {
+        bs_hash_state st;
+        uint32_t h0 = bk.head[b];
+
+        bs_hash_init(&st);
+        for (uint32_t i = h0; i != UINT32_MAX; i = bk.next[i])
+            bs_hash_update(&st, hashes[i], BS_HASH_LEN);
+        bs_hash_final(&st, bh[b]);
+        bs__route__init(&rt[b]);
+        rt[b].collection = (char *)coll[h0];
+        rt[b].owner = (char *)owner[h0];
+        rt[b].owner_before = (char *)before[h0];
+        bs__route_bucket__init(&rb[b]);
+        rb[b].route = &rt[b];
+        rb[b].count = bk.count[b];
+        rb[b].hash = (ProtobufCBinaryData){BS_HASH_LEN, bh[b]};
+        rbp[b] = &rb[b];
+    }
+    sm.header_hash = (ProtobufCBinaryData){BS_HASH_LEN, (uint8_t *)hh};
+    sm.bare_header = (ProtobufCBinaryData){baren, bare};
+    sm.n_buckets = bk.nb;
+    sm.buckets = rbp;
+    *outn = bs__set_summary__get_packed_size(&sm);
+    if ((*out = malloc(*outn)) != NULL) {
+        bs__set_summary__pack(&sm, *out);
+        rv = BS_OK;
+    }
+out:
+    buckets_fini(&bk);
+    free(rb);
+    free(rbp);
+    free(rt);
+    free(bh);
+    free(bare);
+    return rv;
+}
+
+static bs_slice
+str_slice(const char *s)
+{
+    return (bs_slice){(const uint8_t *)s, strlen(s)};
+}
+
+bs_err
+bs_summary_make(bs_slice hdr, size_t n, const uint8_t *const *hashes,
+                const char *const *coll, const char *const *owner,
+                const char *const *before, uint8_t **out, size_t *outn)
+{
+    bs_route_ref *r = malloc((n + 1) * sizeof *r);
+    bs_err rv;
+
+    if (r == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        r[i].coll = str_slice(coll[i]);
+        r[i].owner = str_slice(owner[i]);
+        r[i].owner_before = str_slice(before[i]);
+    }
+    rv = summary_of(hdr, NULL, n, hashes, r, coll, owner, before, out, outn);
+    free(r);
+    return rv;
+}
+
+/* A set with a header and a summary: the summary is exactly the one the
+ * header determines (SM1). */
+static bs_err
+check_summary(bs_csview *v, const Bs__ChangeSet *cs, bs_errbuf *err)
+{
+    const Bs__SetHeader *h = v->pb_hdr;
+    const uint8_t **hs;
+    bs_route_ref *r;
+    uint8_t *want = NULL;
+    size_t wn = 0;
+    bs_err rv = BS_ENOMEM;
+
+    if (cs->summary.len == 0 || cs->summary_signature.len != BS_SIG_LEN ||
+        cs->n_buckets > 0)
+        return malformed(err, "summary fields");
+    if (v->route_coll == NULL)
+        return malformed(err, "a summary without routes");
+    hs = malloc(v->count * sizeof *hs);
+    r = malloc(v->count * sizeof *r);
+    if (hs != NULL && r != NULL) {
+        for (size_t i = 0; i < v->count; i++) {
+            hs[i] = h->change_hashes[i].data;
+            r[i].coll = str_slice(v->route_coll[i]);
+            r[i].owner = str_slice(v->route_owner[i]);
+            r[i].owner_before = str_slice(v->route_before[i]);
+        }
+        rv = summary_of(v->header, v->header_hash, v->count, hs, r,
+                        v->route_coll, v->route_owner, v->route_before, &want,
+                        &wn);
+    }
+    free(hs);
+    free(r);
+    if (rv != BS_OK)
+        return rv;
+    if (wn != cs->summary.len || memcmp(want, cs->summary.data, wn) != 0)
+        rv = bs_errf(err, BS_EBADSIG,
+                     "change set %llu-%llu: its summary is not the one its "
+                     "signed header determines",
+                     (unsigned long long)v->first, (unsigned long long)v->last);
+    free(want);
+    v->summary = (bs_slice){cs->summary.data, cs->summary.len};
+    return rv;
+}
+
+/* A route of a summary's bucket, as D14 checks a header's. */
+static int
+route_valid(const Bs__Route *r)
+{
+    return r != NULL && bs_collection_valid(r->collection, 1) &&
+           (r->owner[0] == '\0' || bs_node_name_valid(r->owner)) &&
+           (r->owner_before[0] == '\0' || bs_node_name_valid(r->owner_before));
+}
+
+/* The seq a change's bytes start with (field 1; 0 when they do not). */
+static uint64_t
+leading_seq(ProtobufCBinaryData d)
+{
+    pbr r = {d.data, d.data + d.len};
+    uint64_t tag, seq;
+
+    return rd_varint(&r, &tag) && tag == 0x08 && rd_varint(&r, &seq) ? seq : 0;
+}
+
+/*
+ * A set in summary form (2.10): the summary decodes (canonically, SM2),
+ * its bare header as a header without hashes and routes, its buckets add
+ * up to the seq range, and each bucket carried holds exactly its count of
+ * changes, in seq order, whose hashes hash to the bucket's.
+ */
+static bs_err
+decode_summary_form(bs_csview *v, const Bs__ChangeSet *cs, bs_errbuf *err)
+{
+    Bs__SetSummary *sm;
+    uint64_t total = 0;
+    size_t next = 0;
+    bs_err rv;
+
+    if (cs->signature.len != 0 || cs->n_omitted > 0 ||
+        cs->summary_signature.len != BS_SIG_LEN || cs->summary.len == 0 ||
+        cs->summary.len > BS_SET_MAX_BYTES)
+        return malformed(err, "summary fields");
+    sm = bs_changeset_pb_unpack(&bs__set_summary__descriptor, cs->summary.data,
+                                cs->summary.len);
+    if (sm == NULL)
+        return malformed(err, "summary does not decode");
+    v->pb_sum = sm;
+    if (!bs_changeset_pb_canonical(&sm->base, cs->summary.data,
+                                   cs->summary.len) ||
+        !fixed(sm->header_hash, BS_HASH_LEN))
+        return malformed(err, "summary is not canonically encoded");
+    v->summary_form = 1;
+    v->summary = (bs_slice){cs->summary.data, cs->summary.len};
+    memcpy(v->header_hash, sm->header_hash.data, BS_HASH_LEN);
+    v->header = (bs_slice){sm->bare_header.data, sm->bare_header.len};
+    if ((rv = decode_header(v, 1, err)) != BS_OK)
+        return rv;
+    if (sm->n_buckets == 0 || sm->n_buckets > v->count)
+        return malformed(err, "bucket count");
+    v->nbuckets = sm->n_buckets;
+    v->bucket_coll = calloc(v->nbuckets, sizeof *v->bucket_coll);
+    v->bucket_owner = calloc(v->nbuckets, sizeof *v->bucket_owner);
+    v->bucket_before = calloc(v->nbuckets, sizeof *v->bucket_before);
+    v->bucket_count = calloc(v->nbuckets, sizeof *v->bucket_count);
+    v->bucket_kept = calloc(v->nbuckets, 1);
+    v->present = calloc(v->count, 1);
+    v->changes = calloc(v->count, sizeof *v->changes);
+    v->route_coll = calloc(v->count, sizeof *v->route_coll);
+    v->route_owner = calloc(v->count, sizeof *v->route_owner);
+    v->route_before = calloc(v->count, sizeof *v->route_before);
+    if (v->bucket_coll == NULL || v->bucket_owner == NULL ||
+        v->bucket_before == NULL || v->bucket_count == NULL ||
+        v->bucket_kept == NULL || v->present == NULL || v->changes == NULL ||
+        v->route_coll == NULL || v->route_owner == NULL ||
+        v->route_before == NULL)
+        return BS_ENOMEM;
+    for (size_t b = 0; b < v->nbuckets; b++) {
+        const Bs__RouteBucket *rb = sm->buckets[b];
+        if (!route_valid(rb->route) || rb->count == 0 ||
+            !fixed(rb->hash, BS_HASH_LEN))
+            return malformed(err, "bad bucket in summary");
+        v->bucket_coll[b] = rb->route->collection;
+        v->bucket_owner[b] = rb->route->owner;
+        v->bucket_before[b] = rb->route->owner_before;
+        v->bucket_count[b] = rb->count;
+        total += rb->count;
+    }
+    if (total != v->count)
+        return malformed(err, "bucket counts disagree with header");
+    for (size_t k = 0; k < cs->n_buckets; k++) {
+        uint32_t b = cs->buckets[k];
+        uint8_t hash[BS_HASH_LEN];
+        bs_hash_state st;
+        size_t prev = 0;
+
+        if (b >= v->nbuckets || (k > 0 && b <= cs->buckets[k - 1]))
+            return malformed(err, "carried buckets out of order or range");
+        v->bucket_kept[b] = 1;
+        bs_hash_init(&st);
+        for (uint32_t j = 0; j < v->bucket_count[b]; j++) {
+            ProtobufCBinaryData d;
+            uint64_t seq;
+            size_t i;
+
+            if (next >= cs->n_changes)
+                return malformed(err, "change count disagrees with summary");
+            d = cs->changes[next++];
+            if (d.len == 0 || d.len > BS_CHANGE_MAX_BYTES)
+                return malformed(err, "change size");
+            seq = leading_seq(d);
+            if (seq < v->first || seq > v->last)
+                return malformed(err, "change outside the set's seq range");
+            i = (size_t)(seq - v->first);
+            if (v->present[i] || (j > 0 && i <= prev))
+                return malformed(err, "changes of a bucket out of seq order");
+            prev = i;
+            bs_hash(hash, d.data, d.len);
+            bs_hash_update(&st, hash, BS_HASH_LEN);
+            v->present[i] = 1;
+            v->changes[i] = (bs_slice){d.data, d.len};
+            v->route_coll[i] = v->bucket_coll[b];
+            v->route_owner[i] = v->bucket_owner[b];
+            v->route_before[i] = v->bucket_before[b];
+        }
+        bs_hash_final(&st, hash);
+        if (memcmp(hash, sm->buckets[b]->hash.data, BS_HASH_LEN) != 0)
+            return bs_errf(err, BS_EBADSIG,
+                           "change set %llu-%llu: the changes of bucket %u "
+                           "do not match the signed summary",
+                           (unsigned long long)v->first,
+                           (unsigned long long)v->last, b);
+    }
+    if (next != cs->n_changes)
+        return malformed(err, "change count disagrees with summary");
+    return BS_OK;
+}
+
 void
 bs_changeset_free(bs_csview *v)
 {
@@ -568,6 +998,12 @@ bs_changeset_free(bs_csview *v)
         return;
     bs_changeset_pb_free(v->pb_set);
     bs_changeset_pb_free(v->pb_hdr);
+    bs_changeset_pb_free(v->pb_sum);
+    free(v->bucket_coll);
+    free(v->bucket_owner);
+    free(v->bucket_before);
+    free(v->bucket_count);
+    free(v->bucket_kept);
     free(v->seen);
     free(v->route_coll);
     free(v->route_owner);
@@ -588,7 +1024,7 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
     /* Only the header is decoded, not the (large) changes. */
     if (bs_changeset_stored_header(set, &v.header) != BS_OK)
         return BS_ESTORE;
-    rv = decode_header(&v, NULL);
+    rv = decode_header(&v, set.p[0] != 0x0a, NULL);
     if (rv == BS_OK) {
         *seen = v.seen;
         *n = v.nseen;
@@ -604,12 +1040,75 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
     return rv == BS_OK ? BS_OK : BS_ESTORE;
 }
 
+/* The summary (field 5) of a stored set, in place; 0 when it has none
+ * or does not read. */
+static int
+stored_summary(bs_slice set, pbr *sum)
+{
+    pbr r = {set.p, set.p + set.n}, f;
+    uint64_t tag;
+
+    while (r.p < r.end) {
+        if (!rd_varint(&r, &tag) || (tag & 7) != 2 || !rd_bytes(&r, &f))
+            return 0;
+        if (tag == 0x2a) {
+            *sum = f;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Length-delimited field `tag` of a summary, in place. */
+static int
+summary_field(pbr sum, uint64_t want, pbr *out)
+{
+    uint64_t tag;
+    pbr f;
+
+    while (sum.p < sum.end) {
+        if (!rd_varint(&sum, &tag) || (tag & 7) != 2 || !rd_bytes(&sum, &f))
+            return 0;
+        if (tag == want) {
+            *out = f;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+bs_err
+bs_changeset_stored_header_hash(bs_slice set, uint8_t out[BS_HASH_LEN])
+{
+    bs_slice hdr;
+    pbr sum, hh;
+
+    if (set.n > 0 && set.p[0] != 0x0a) { /* summary form */
+        if (!stored_summary(set, &sum) || !summary_field(sum, 0x0a, &hh) ||
+            hh.end - hh.p != BS_HASH_LEN)
+            return BS_ESTORE;
+        memcpy(out, hh.p, BS_HASH_LEN);
+        return BS_OK;
+    }
+    if (bs_changeset_stored_header(set, &hdr) != BS_OK)
+        return BS_ESTORE;
+    bs_hash(out, hdr.p, hdr.n);
+    return BS_OK;
+}
+
 bs_err
 bs_changeset_stored_header(bs_slice set, bs_slice *hdr)
 {
     size_t i = 1, len = 0;
     int shift = 0;
+    pbr sum, bare;
 
+    if (set.n > 0 && set.p[0] != 0x0a) { /* summary form: the bare header */
+        if (!stored_summary(set, &sum) || !summary_field(sum, 0x12, &bare))
+            return BS_ESTORE;
+        *hdr = (bs_slice){bare.p, (size_t)(bare.end - bare.p)};
+        return BS_OK;
+    }
     /* Field 1 (header, length-delimited) comes first in our encoding. */
     if (set.n < 2 || set.p[0] != 0x0a)
         return BS_ESTORE;
@@ -629,19 +1128,36 @@ bs_err
 bs_changeset_stored_info(bs_slice set, uint64_t *first, uint64_t *last,
                          uint64_t *created_ms)
 {
-    Bs__SetHeader *h;
     bs_slice hdr;
+    pbr r;
+    uint64_t tag, x;
 
+    /* Read in place (our own stored bytes): unpacking a header of
+     * thousands of hashes and routes to read three numbers cost as much
+     * as the rest of an export.  Only varint and length-delimited fields
+     * occur in a header. */
     if (bs_changeset_stored_header(set, &hdr) != BS_OK)
         return BS_ESTORE;
-    h = bs_changeset_pb_unpack(&bs__set_header__descriptor, hdr.p, hdr.n);
-    if (h == NULL)
-        return BS_ESTORE;
-    *first = h->first_seq;
-    *last = h->last_seq;
-    *created_ms = h->created_ms;
-    bs_changeset_pb_free(h);
-    return BS_OK;
+    *first = *last = *created_ms = 0;
+    for (r = (pbr){hdr.p, hdr.p + hdr.n}; r.p < r.end;) {
+        if (!rd_varint(&r, &tag))
+            return BS_ESTORE;
+        if ((tag & 7) == 2) {
+            if (!rd_varint(&r, &x) || x > (uint64_t)(r.end - r.p))
+                return BS_ESTORE;
+            r.p += x;
+            continue;
+        }
+        if ((tag & 7) != 0 || !rd_varint(&r, &x))
+            return BS_ESTORE;
+        if (tag >> 3 == 5)
+            *first = x;
+        else if (tag >> 3 == 6)
+            *last = x;
+        else if (tag >> 3 == 10)
+            *created_ms = x;
+    }
+    return *first > 0 && *last >= *first ? BS_OK : BS_ESTORE;
 }
 
 /* ---- checking a stored set before it is sent ---- */
@@ -694,13 +1210,14 @@ hashes_match(pbr set, pbr om, const Bs__SetHeader *h)
 static uint8_t verified[VERIFIED_SLOTS][BS_HASH_LEN];
 
 static int
-signature_ok(pbr sig, pbr hdr, const uint8_t *origin)
+signature_ok(pbr sig, pbr hdr, const uint8_t *origin, const char *ctx)
 {
     uint8_t id[BS_HASH_LEN];
     bs_hash_state h;
     uint8_t *slot;
 
     bs_hash_init(&h);
+    bs_hash_update(&h, ctx, strlen(ctx) + 1);
     bs_hash_update(&h, origin, BS_PK_LEN);
     bs_hash_update(&h, sig.p, (size_t)(sig.end - sig.p));
     bs_hash_update(&h, hdr.p, (size_t)(hdr.end - hdr.p));
@@ -708,11 +1225,97 @@ signature_ok(pbr sig, pbr hdr, const uint8_t *origin)
     slot = verified[bs_get_u32be(id) % VERIFIED_SLOTS];
     if (memcmp(slot, id, BS_HASH_LEN) == 0)
         return 1;
-    if (bs_verify(sig.p, BS_SIG_CONTEXT, hdr.p, (size_t)(hdr.end - hdr.p),
-                  origin) != BS_OK)
+    if (bs_verify(sig.p, ctx, hdr.p, (size_t)(hdr.end - hdr.p), origin) !=
+        BS_OK)
         return 0;
     memcpy(slot, id, BS_HASH_LEN);
     return 1;
+}
+
+/* A stored set in summary form, read in place: its summary's signature,
+ * the stream its bare header names, and each carried bucket's changes
+ * against the bucket's hash. */
+static bs_err
+summary_form_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
+                   uint64_t *last)
+{
+    pbr r = {set.p, set.p + set.n}, f, sum = {0}, ssig = {0}, bk = {0};
+    pbr bare = {0}, hh = {0}, ids[2] = {{0}};
+    uint64_t tag, x, first = 0, lst = 0, b;
+    Bs__SetSummary *sm = NULL;
+    int ok = 0;
+
+    while (r.p < r.end) {
+        if (!rd_setfield(&r, &tag, &f))
+            return BS_ESTORE;
+        if (tag == 0x2a)
+            sum = f;
+        else if (tag == 0x32)
+            ssig = f;
+        else if (tag == 0x3a)
+            bk = f;
+    }
+    if (sum.p == NULL || ssig.end - ssig.p != BS_SIG_LEN ||
+        !summary_field(sum, 0x0a, &hh) || !summary_field(sum, 0x12, &bare))
+        return BS_ESTORE;
+    for (r = bare; r.p < r.end;) {
+        if (!rd_varint(&r, &tag))
+            return BS_ESTORE;
+        if ((tag & 7) == 2) {
+            if (!rd_bytes(&r, &f))
+                return BS_ESTORE;
+            if (tag >> 3 == 3 || tag >> 3 == 4)
+                ids[(tag >> 3) - 3] = f;
+            continue;
+        }
+        if ((tag & 7) != 0 || !rd_varint(&r, &x))
+            return BS_ESTORE;
+        if (tag >> 3 == 5)
+            first = x;
+        else if (tag >> 3 == 6)
+            lst = x;
+    }
+    if (ids[0].end - ids[0].p != BS_PK_LEN ||
+        ids[1].end - ids[1].p != BS_INC_LEN ||
+        memcmp(ids[0].p, key, BS_PK_LEN) != 0 ||
+        memcmp(ids[1].p, key + BS_PK_LEN, BS_INC_LEN) != 0 || first == 0 ||
+        lst < first || !signature_ok(ssig, sum, ids[0].p, BS_SUM_CONTEXT))
+        return BS_ESTORE;
+    sm = bs_changeset_pb_unpack(&bs__set_summary__descriptor, sum.p,
+                                (size_t)(sum.end - sum.p));
+    if (sm == NULL)
+        return BS_ESTORE;
+    /* the changes, bucket by bucket, in the order the buckets are listed */
+    r = (pbr){set.p, set.p + set.n};
+    while (bk.p < bk.end) {
+        uint8_t hash[BS_HASH_LEN];
+        bs_hash_state st;
+
+        if (!rd_varint(&bk, &b) || b >= sm->n_buckets ||
+            !fixed(sm->buckets[b]->hash, BS_HASH_LEN))
+            goto out;
+        bs_hash_init(&st);
+        for (uint32_t k = 0; k < sm->buckets[b]->count; k++) {
+            do {
+                if (r.p >= r.end || !rd_setfield(&r, &tag, &f))
+                    goto out;
+            } while (tag != 0x1a);
+            bs_hash(hash, f.p, (size_t)(f.end - f.p));
+            bs_hash_update(&st, hash, BS_HASH_LEN);
+        }
+        bs_hash_final(&st, hash);
+        if (memcmp(hash, sm->buckets[b]->hash.data, BS_HASH_LEN) != 0)
+            goto out;
+    }
+    /* no change beyond the buckets' */
+    ok = 1;
+    while (ok && r.p < r.end)
+        ok = rd_setfield(&r, &tag, &f) && tag != 0x1a;
+out:
+    bs_changeset_pb_free(sm);
+    if (ok)
+        *last = lst;
+    return ok ? BS_OK : BS_ESTORE;
 }
 
 bs_err
@@ -720,10 +1323,13 @@ bs_changeset_stored_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
                           uint64_t *last)
 {
     pbr r = {set.p, set.p + set.n}, all = r, f, hdr = {0}, sig = {0}, om = {0};
+    pbr sum = {0}, ssig = {0};
     Bs__SetHeader *h;
     uint64_t tag;
     int ok;
 
+    if (set.n > 0 && set.p[0] != 0x0a)
+        return summary_form_check(set, key, last);
     while (r.p < r.end) {
         if (!rd_setfield(&r, &tag, &f))
             return BS_ESTORE;
@@ -733,8 +1339,14 @@ bs_changeset_stored_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
             sig = f;
         else if (tag == 0x22)
             om = f;
+        else if (tag == 0x2a)
+            sum = f;
+        else if (tag == 0x32)
+            ssig = f;
     }
-    if (hdr.p == NULL || sig.end - sig.p != BS_SIG_LEN)
+    if (hdr.p == NULL || sig.end - sig.p != BS_SIG_LEN ||
+        (sum.p != NULL) != (ssig.p != NULL) ||
+        (ssig.p != NULL && ssig.end - ssig.p != BS_SIG_LEN))
         return BS_ESTORE;
     h = bs_changeset_pb_unpack(&bs__set_header__descriptor, hdr.p,
                                (size_t)(hdr.end - hdr.p));
@@ -747,7 +1359,9 @@ bs_changeset_stored_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
          h->n_change_hashes == h->last_seq - h->first_seq + 1;
     for (size_t i = 0; ok && i < h->n_change_hashes; i++)
         ok = fixed(h->change_hashes[i], BS_HASH_LEN);
-    ok = ok && signature_ok(sig, hdr, h->origin.data) &&
+    ok = ok && signature_ok(sig, hdr, h->origin.data, BS_SIG_CONTEXT) &&
+         (sum.p == NULL ||
+          signature_ok(ssig, sum, h->origin.data, BS_SUM_CONTEXT)) &&
          hashes_match(all, om, h);
     if (ok)
         *last = h->last_seq;
@@ -761,10 +1375,48 @@ bs_changeset_stored_omits(bs_slice set)
     pbr r = {set.p, set.p + set.n}, f;
     uint64_t tag;
 
+    if (set.n > 0 && set.p[0] != 0x0a)
+        return 1; /* summary form */
     while (r.p < r.end)
         if (!rd_setfield(&r, &tag, &f) || tag >> 3 == 4)
             return 1; /* (unreadable: let the full decoder judge it) */
     return 0;
+}
+
+bs_err
+bs_changeset_stored_strip(bs_slice set, uint8_t **out, size_t *outn)
+{
+    pbr r = {set.p, set.p + set.n}, f;
+    uint64_t tag;
+    size_t keep = 0;
+    uint8_t *p;
+
+    *out = NULL;
+    *outn = 0;
+    if (set.n > 0 && set.p[0] != 0x0a)
+        return BS_EPERM;
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            return BS_ESTORE;
+        if (tag != 0x2a && tag != 0x32)
+            keep += (size_t)(r.p - start);
+    }
+    if (keep == set.n)
+        return BS_OK;
+    if ((*out = p = malloc(keep + 1)) == NULL)
+        return BS_ENOMEM;
+    for (r = (pbr){set.p, set.p + set.n}; r.p < r.end;) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            break;
+        if (tag != 0x2a && tag != 0x32) {
+            memcpy(p, start, (size_t)(r.p - start));
+            p += r.p - start;
+        }
+    }
+    *outn = keep;
+    return BS_OK;
 }
 
 /* ---- filtering a stored set for a receiver ---- */
@@ -813,11 +1465,172 @@ read_routes(pbr h, bs_route_ref *r, size_t count)
     return n == 0 ? 0 : n == count ? 1 : -1;
 }
 
+/* A bucket's route as a bs_route_ref (strings of an unpacked summary). */
+static bs_route_ref
+bucket_ref(const Bs__RouteBucket *b)
+{
+    return (bs_route_ref){str_slice(b->route->collection),
+                          str_slice(b->route->owner),
+                          str_slice(b->route->owner_before)};
+}
+
+/* A stored set in summary form, for a receiver that takes summaries:
+ * sent as it is when the receiver is entitled to exactly the buckets it
+ * carries; otherwise it stops the stream (a branch relays whole). */
+static bs_err
+filter_summary_form(bs_slice set, bs_route_keep keep, void *ctx,
+                    bs_filter_verdict *vd)
+{
+    bs_csview *v;
+
+    if (bs_changeset_decode(set.p, set.n, &v, NULL) != BS_OK)
+        return BS_ESTORE;
+    *vd = BS_FILTER_WHOLE;
+    for (size_t b = 0; b < v->nbuckets; b++) {
+        bs_route_ref r = {str_slice(v->bucket_coll[b]),
+                          str_slice(v->bucket_owner[b]),
+                          str_slice(v->bucket_before[b])};
+        if (!keep(ctx, &r) != !v->bucket_kept[b])
+            *vd = BS_FILTER_STOP;
+    }
+    bs_changeset_free(v);
+    return BS_OK;
+}
+
+static uint8_t *
+put_ld(uint8_t *p, uint8_t tag, pbr f)
+{
+    *p++ = tag;
+    p = bs_varint_put(p, (size_t)(f.end - f.p));
+    memcpy(p, f.p, (size_t)(f.end - f.p));
+    return p + (f.end - f.p);
+}
+
+/*
+ * A stored set with a header and a summary, for a receiver that takes
+ * summaries (2.10): whole when it is entitled to every bucket; else the
+ * summary form with the buckets it is entitled to, their changes bucket by
+ * bucket.  Only a set mixing buckets reads its header's routes.
+ */
+static bs_err
+filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
+                 bs_route_keep keep, void *ctx, bs_filter_verdict *vd,
+                 uint8_t **out, size_t *outn)
+{
+    Bs__SetSummary *sm;
+    bs_route_ref *routes = NULL;
+    pbr *ch = NULL, r, f;
+    uint8_t *kept = NULL, *p;
+    size_t nkept = 0, size, idxlen = 0, n = 0;
+    uint64_t tag;
+    buckets bk;
+    bs_err rv = BS_ESTORE;
+
+    memset(&bk, 0, sizeof bk);
+    sm = bs_changeset_pb_unpack(&bs__set_summary__descriptor, sum.p,
+                                (size_t)(sum.end - sum.p));
+    if (sm == NULL || sm->n_buckets == 0)
+        goto out;
+    if ((kept = calloc(sm->n_buckets, 1)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    for (size_t b = 0; b < sm->n_buckets; b++) {
+        bs_route_ref br;
+        if (sm->buckets[b]->route == NULL)
+            goto out;
+        br = bucket_ref(sm->buckets[b]);
+        if ((kept[b] = keep(ctx, &br) != 0)) {
+            nkept++;
+            idxlen += bs_varint_size(b);
+        }
+    }
+    rv = BS_OK;
+    if (nkept == sm->n_buckets)
+        goto out; /* entitled to all of it: whole */
+    routes = calloc(count, sizeof *routes);
+    ch = calloc(count, sizeof *ch);
+    if (routes == NULL || ch == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    rv = BS_ESTORE;
+    if (read_routes(hdr, routes, count) != 1)
+        goto out;
+    if ((rv = buckets_assign(routes, count, &bk)) != BS_OK)
+        goto out;
+    rv = BS_ESTORE;
+    if (bk.nb != sm->n_buckets)
+        goto out;
+    /* the summary was checked against the header when it arrived; the
+     * buckets must still name the same routes */
+    for (size_t b = 0; b < bk.nb; b++) {
+        bs_route_ref br = bucket_ref(sm->buckets[b]);
+        if (!route_eq(&br, &routes[bk.head[b]]) ||
+            bk.count[b] != sm->buckets[b]->count)
+            goto out;
+    }
+    size = 1 + bs_varint_size((size_t)(sum.end - sum.p)) +
+           (size_t)(sum.end - sum.p) + 1 + bs_varint_size(BS_SIG_LEN) +
+           BS_SIG_LEN;
+    if (nkept > 0)
+        size += 1 + bs_varint_size(idxlen) + idxlen;
+    for (r = (pbr){set.p, set.p + set.n}; r.p < r.end;) {
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f))
+            goto out;
+        if (tag != 0x1a)
+            continue;
+        if (n == count)
+            goto out;
+        ch[n] = (pbr){start, r.p};
+        if (kept[bk.bix[n]])
+            size += (size_t)(r.p - start);
+        n++;
+    }
+    if (n != count)
+        goto out; /* (a stored set that omits goes the per-change way) */
+    if ((*out = p = malloc(size)) == NULL) {
+        rv = BS_ENOMEM;
+        goto out;
+    }
+    for (size_t b = 0; b < bk.nb; b++) {
+        if (!kept[b])
+            continue;
+        for (uint32_t i = bk.head[b]; i != UINT32_MAX; i = bk.next[i]) {
+            memcpy(p, ch[i].p, (size_t)(ch[i].end - ch[i].p));
+            p += ch[i].end - ch[i].p;
+        }
+    }
+    p = put_ld(p, 0x2a, sum);
+    p = put_ld(p, 0x32, ssig);
+    if (nkept > 0) {
+        *p++ = 0x3a;
+        p = bs_varint_put(p, idxlen);
+        for (size_t b = 0; b < bk.nb; b++)
+            if (kept[b])
+                p = bs_varint_put(p, b);
+    }
+    BS_ASSERT((size_t)(p - *out) == size);
+    *outn = size;
+    *vd = BS_FILTER_FILTERED;
+    rv = BS_OK;
+out:
+    bs_changeset_pb_free(sm);
+    buckets_fini(&bk);
+    free(kept);
+    free(routes);
+    free(ch);
+    return rv;
+}
+
 bs_err
 bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
-                           bs_filter_verdict *vd, uint8_t **out, size_t *outn)
+                           int summaries, bs_filter_verdict *vd, uint8_t **out,
+                           size_t *outn)
 {
     pbr r = {set.p, set.p + set.n}, f, hdr = {0}, sig = {0}, om = {0}, o;
+    pbr sum = {0}, ssig = {0};
     bs_route_ref *routes = NULL;
     uint8_t *present = NULL, *kept = NULL, *p;
     uint64_t tag, ix;
@@ -827,6 +1640,13 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
     *vd = BS_FILTER_WHOLE;
     *out = NULL;
     *outn = 0;
+    if (set.n > 0 && set.p[0] != 0x0a) {
+        if (!summaries) {
+            *vd = BS_FILTER_STOP;
+            return BS_OK;
+        }
+        return filter_summary_form(set, keep, ctx, vd);
+    }
     while (r.p < r.end) {
         if (!rd_setfield(&r, &tag, &f))
             return BS_ESTORE;
@@ -838,7 +1658,16 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
             nchanges++;
         else if (tag == 0x22)
             om = f;
+        else if (tag == 0x2a)
+            sum = f;
+        else if (tag == 0x32)
+            ssig = f;
     }
+    if (summaries && sum.p != NULL && ssig.end - ssig.p == BS_SIG_LEN &&
+        om.p == NULL && hdr.p != NULL && nchanges > 0 &&
+        nchanges <= BS_SET_MAX_CHANGES)
+        return filter_by_bucket(set, hdr, sum, ssig, nchanges, keep, ctx, vd,
+                                out, outn);
     for (o = om; o.p < o.end; have++)
         if (!rd_varint(&o, &ix))
             return BS_ESTORE;

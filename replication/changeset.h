@@ -27,6 +27,11 @@
 #define BS_SET_MAX_CHANGES  8192
 #define BS_CHANGE_MAX_BYTES (2u << 20) /* one change, encoded */
 #define BS_SEEN_MAX         4096       /* streams in a header's vector */
+/* Set summaries (docs/protocol.md 2.10, revision 2026-12 (summaries)):
+ * the second signature's context, and the Envelope.features bit of a node
+ * that takes them (ChangeSet fields 5-7). */
+#define BS_SUM_CONTEXT       "branchsync/sum/v1"
+#define BS_FEATURE_SUMMARIES 4u
 
 /*
  * The size of one change set: the limit is BS_SET_MAX_BYTES, defined here
@@ -97,8 +102,21 @@ typedef struct bs_csview {
      * when the set has no routes (a version-1 origin: its omissions cannot
      * be verified). */
     const char **route_coll, **route_owner, **route_before;
-    void *pb_set, *pb_hdr; /* unpacked protobuf messages */
-    int verified;          /* the origin's signature was checked (pass 1) */
+    /* The origin's summary (ChangeSet fields 5-6, docs/protocol.md 2.10):
+     * {NULL, 0} when the set carries none.  A set in *summary form*
+     * carries no header: `header` is then the summary's bare header (no
+     * hashes, no routes), `header_hash` the hash the summary names, and
+     * only the buckets marked in bucket_kept are present; route_* are set
+     * for present changes only.  With a header, the summary was checked
+     * to be the one the header determines. */
+    int summary_form;
+    bs_slice summary;
+    size_t nbuckets;
+    const char **bucket_coll, **bucket_owner, **bucket_before;
+    uint32_t *bucket_count;
+    uint8_t *bucket_kept;           /* summary form: 1 for a bucket carried */
+    void *pb_set, *pb_hdr, *pb_sum; /* unpacked protobuf messages */
+    int verified; /* the origin's signature was checked (pass 1) */
 } bs_csview;
 
 /*
@@ -119,7 +137,9 @@ BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
  * (D14); a present change whose collection differs from its route is refused by
  * bs_changeset_change (C6).
  */
-/* Verify the origin's signature over the header (S1).  BS_EBADSIG. */
+/* Verify the origin's signature over the header (S1), and over the
+ * summary when the set carries one (S2); a set in summary form has only
+ * the second.  BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_changeset_verify(const bs_csview *v,
                                          const uint8_t pk[BS_PK_LEN]);
 /*
@@ -135,6 +155,21 @@ BS_MUST_CHECK bs_err bs_changeset_change(const bs_csview *v, size_t i,
 void bs_changeset_free(bs_csview *v);
 
 /*
+ * The SetSummary a header determines (docs/protocol.md 2.10): hdr the
+ * SetHeader bytes, n its changes, hashes[i] the BLAKE2b-256 of change i
+ * and coll/owner/before[i] its route (NUL-terminated; owner and before ""
+ * for none).  *out (malloc'd, *outn bytes) is canonically encoded.
+ * Every sealer and every receiver of a set with a summary computes it
+ * the same way.  BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_summary_make(bs_slice hdr, size_t n,
+                                     const uint8_t *const *hashes,
+                                     const char *const *coll,
+                                     const char *const *owner,
+                                     const char *const *before, uint8_t **out,
+                                     size_t *outn);
+
+/*
  * The vector and seq range of a set as stored in the log (our own, already
  * validated bytes).  *seen is malloc'd.
  */
@@ -145,8 +180,23 @@ BS_MUST_CHECK bs_err bs_changeset_stored_seen(bs_slice set, bs_pos **seen,
 BS_MUST_CHECK bs_err bs_changeset_stored_info(bs_slice set, uint64_t *first,
                                               uint64_t *last,
                                               uint64_t *created_ms);
-/* The signed header bytes inside a stored set (*hdr points into set). */
+/* The signed header bytes inside a stored set (*hdr points into set);
+ * for a set in summary form, its summary's bare header (no hashes, no
+ * routes: what names the stream, the seq range and the vector). */
 BS_MUST_CHECK bs_err bs_changeset_stored_header(bs_slice set, bs_slice *hdr);
+/* The hash of a stored set's signed header (what the next set's
+ * prev_hash names), for either form. */
+BS_MUST_CHECK bs_err bs_changeset_stored_header_hash(bs_slice set,
+                                                     uint8_t out[BS_HASH_LEN]);
+/*
+ * A stored set as it goes to a peer that does not take summaries
+ * (BS_FEATURE_SUMMARIES): *out (malloc'd) is set without ChangeSet fields
+ * 5 and 6, or NULL when it carries none (send it as stored).  BS_EPERM
+ * for a set in summary form (it cannot be sent without its summary);
+ * BS_ESTORE when it does not read; BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_changeset_stored_strip(bs_slice set, uint8_t **out,
+                                               size_t *outn);
 /*
  * A stored set about to be sent: its header reads and names the stream
  * `key` (origin || incarnation), the origin's signature verifies, and
@@ -180,12 +230,23 @@ typedef enum {
     BS_FILTER_FILTERED,
     BS_FILTER_STOP,
 } bs_filter_verdict;
+/*
+ * `summaries`: the receiver takes set summaries (BS_FEATURE_SUMMARIES).
+ * Then a set carrying its origin's summary is filtered by bucket
+ * (docs/protocol.md 2.10): *out is the set in summary form, carrying only
+ * the buckets the receiver is entitled to (a set it is entitled to none
+ * of travels as its summary alone).  Otherwise the set is filtered change
+ * by change as above (the caller strips the summary first:
+ * bs_changeset_stored_strip).
+ */
 BS_MUST_CHECK bs_err bs_changeset_stored_filter(bs_slice set,
                                                 bs_route_keep keep, void *ctx,
+                                                int summaries,
                                                 bs_filter_verdict *vd,
                                                 uint8_t **out, size_t *outn);
 /* 1 when stored set `set` leaves changes out (its `omitted` field is
- * there), read in place; also 1 when it does not read. */
+ * there, or it is in summary form), read in place; also 1 when it does not
+ * read. */
 int bs_changeset_stored_omits(bs_slice set);
 /*
  * protobuf-c for untrusted bytes, as the decoders here use it; exported for

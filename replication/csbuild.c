@@ -265,7 +265,9 @@ bs_csbuild_add(bs_csbuild *b, const bs_change *ch)
     b->changes[b->n] = (bs_slice){out, n};
     bs_hash(b->hashes[b->n], out, n);
     b->n++;
-    b->bytes += n + BS_HASH_LEN + 8 + cl + 4; /* the route's collection */
+    /* the route's collection, and as much again for its bucket in the
+     * summary (2.10; at most one bucket per change) */
+    b->bytes += n + 2 * (BS_HASH_LEN + 8 + cl + 4);
     return BS_OK;
 }
 
@@ -304,19 +306,19 @@ bs_csbuild_route(bs_csbuild *b, const char *coll, const char *owner,
         if ((b->rcoll[i] = bs_arena_strndup(&b->arena, coll, strlen(coll))) ==
             NULL)
             return BS_ENOMEM;
-        b->bytes += strlen(coll) + 4;
+        b->bytes += 2 * (strlen(coll) + 4);
     }
     if (owner != NULL && owner[0] != '\0') {
         if ((b->rowner[i] =
                  bs_arena_strndup(&b->arena, owner, strlen(owner))) == NULL)
             return BS_ENOMEM;
-        b->bytes += strlen(owner) + 2;
+        b->bytes += 2 * (strlen(owner) + 2);
     }
     if (owner_before != NULL && owner_before[0] != '\0') {
         if ((b->rbefore[i] = bs_arena_strndup(&b->arena, owner_before,
                                               strlen(owner_before))) == NULL)
             return BS_ENOMEM;
-        b->bytes += strlen(owner_before) + 2;
+        b->bytes += 2 * (strlen(owner_before) + 2);
     }
     return BS_OK;
 }
@@ -404,8 +406,8 @@ bs_csbuild_seal(bs_csbuild *b, const bs_seal *s, const uint8_t *sk,
 {
     Bs__ChangeSet cs = BS__CHANGE_SET__INIT;
     ProtobufCBinaryData *ch;
-    uint8_t *hdr, sig[BS_SIG_LEN];
-    size_t hn;
+    uint8_t *hdr, sig[BS_SIG_LEN], ssig[BS_SIG_LEN], *sum = NULL;
+    size_t hn, sumn = 0;
     bs_sealed *x;
     bs_err rv;
 
@@ -422,6 +424,29 @@ bs_csbuild_seal(bs_csbuild *b, const bs_seal *s, const uint8_t *sk,
     bs_hash(x->hash, hdr, hn);
     cs.header = bin(hdr, hn);
     cs.signature = bin(sig, BS_SIG_LEN);
+    /* A set with routes carries its summary, signed too (protocol.md
+     * 2.10): what lets a relay send a receiver only its buckets. */
+    if (s->routes) {
+        const uint8_t **hs = malloc(b->n * sizeof *hs);
+
+        rv = BS_ENOMEM;
+        if (hs != NULL) {
+            for (size_t i = 0; i < b->n; i++)
+                hs[i] = b->hashes[i];
+            rv = bs_summary_make((bs_slice){hdr, hn}, b->n, hs, b->rcoll,
+                                 b->rowner, b->rbefore, &sum, &sumn);
+            free(hs);
+        }
+        if (rv != BS_OK) {
+            free(ch);
+            free(x);
+            free(hdr);
+            return rv;
+        }
+        bs_sign(ssig, BS_SUM_CONTEXT, sum, sumn, sk);
+        cs.summary = bin(sum, sumn);
+        cs.summary_signature = bin(ssig, BS_SIG_LEN);
+    }
     for (size_t i = 0; i < b->n; i++)
         ch[i] = bin(b->changes[i].p, b->changes[i].n);
     cs.n_changes = b->n;
@@ -437,6 +462,7 @@ bs_csbuild_seal(bs_csbuild *b, const bs_seal *s, const uint8_t *sk,
     }
     free(ch);
     free(hdr);
+    free(sum);
     if (rv != BS_OK) {
         free(x);
         return rv;

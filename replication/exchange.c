@@ -41,7 +41,7 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     e->sender_role = m->role;
     memcpy(e->sender_inc, m->inc, BS_INC_LEN);
     e->message_no = message_no;
-    e->features = BS_FEATURE_SNAPSHOTS;
+    e->features = BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES;
     /* A branch asks its hub for the records it lacks (move-in), as many
      * as fit beside the vector within the envelope limit. */
     if (p != NULL && m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
@@ -147,10 +147,24 @@ in_pass(const bs_meta *m, const bs_stream *s, int pass)
     return is_hub == (pass == 0) && !(s->flags & BS_STREAM_QUARANTINED);
 }
 
+/* The features peer pk's last envelope announced (0: none heard yet). */
+static bs_err
+peer_features(bs_txn *t, const uint8_t *pk, uint32_t *features)
+{
+    bs_snapwant *w;
+    size_t n;
+    bs_err rv = bs_movein_peer(t, pk, features, &w, &n);
+
+    if (rv == BS_OK)
+        free(w);
+    return rv;
+}
+
 bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 void *ctx, uint64_t *nsets, bs_errbuf *err)
 {
+    uint32_t features;
     bs_scope_peer sp;
     bs_streamtab tab;
     bs_err rv;
@@ -161,11 +175,13 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     if ((rv = bs_streams_load(t, &tab)) != BS_OK)
         return rv;
     if ((rv = bs_scope_peer_init(&sp, t, m, p->pk, p->acked, p->nacked,
-                                 &tab)) != BS_OK) {
+                                 &tab)) != BS_OK ||
+        (rv = peer_features(t, p->pk, &features)) != BS_OK) {
         bs_scope_peer_fini(&sp);
         bs_streams_fini(&tab);
         return rv;
     }
+    sp.summaries = (features & BS_FEATURE_SUMMARIES) != 0;
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
@@ -218,10 +234,11 @@ bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
 }
 
 void
-bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk)
+bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk, uint32_t features)
 {
     memcpy(c->peer, pk, BS_PK_LEN);
     c->has_peer = 1;
+    c->features = features;
 }
 
 bs_err
@@ -260,6 +277,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         bs_txn_abort(t);
         return rv;
     }
+    sp.summaries = (c->features & BS_FEATURE_SUMMARIES) != 0;
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             const bs_stream *s = &tab.v[c->stream];

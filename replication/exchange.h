@@ -52,7 +52,8 @@ typedef struct bs_xcursor {
     uint64_t from;
     int has_peer; /* filter for this receiver (8.5) */
     uint8_t peer[BS_PK_LEN];
-    int hub_sent; /* the last hub set sent: (hub_inc, up to hub_seq) */
+    uint32_t features; /* its envelope's (BS_FEATURE_SUMMARIES) */
+    int hub_sent;      /* the last hub set sent: (hub_inc, up to hub_seq) */
     uint8_t hub_inc[BS_INC_LEN];
     uint64_t hub_seq;
 } bs_xcursor;
@@ -60,8 +61,9 @@ typedef struct bs_xcursor {
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
 /* Send only what receiver pk is entitled to (scope.h): a set is filtered
  * for it, and a stream stops before a set that leaves out a change it is
- * entitled to.  Without this call, sets go as stored. */
-void bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk);
+ * entitled to; set summaries go only if `features` (its envelope's)
+ * announces them.  Without this call, sets go as stored. */
+void bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk, uint32_t features);
 /* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
  * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,

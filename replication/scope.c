@@ -215,24 +215,49 @@ bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set, bs_scope_verdict *vd,
                 uint8_t **out, size_t *n)
 {
     bs_filter_verdict fv;
+    uint8_t *strip = NULL;
+    size_t sn = 0;
     bs_err rv;
 
     (void)t;
     *vd = BS_SCOPE_WHOLE;
     *out = NULL;
     *n = 0;
+    /* A receiver that does not take summaries gets none (2.10): the set
+     * without them, then filtered as ever. */
+    if (!p->summaries) {
+        rv = bs_changeset_stored_strip(set, &strip, &sn);
+        if (rv == BS_EPERM) { /* summary form: it cannot go there */
+            *vd = BS_SCOPE_STOP;
+            return BS_OK;
+        }
+        if (rv != BS_OK)
+            return rv;
+        if (strip != NULL)
+            set = (bs_slice){strip, sn};
+    }
     /* Entitled to everything, and nothing left out: as stored (the common
      * case).  A relay that is not the hub passes nothing filtered on. */
     if (bs_changeset_stored_omits(set)) {
         if (p->whole_only) {
+            free(strip);
             *vd = BS_SCOPE_STOP;
             return BS_OK;
         }
     } else if (p->hub || !p->any_scoped) {
+        *out = strip;
+        *n = sn;
         return BS_OK;
     }
-    if ((rv = bs_changeset_stored_filter(set, keep_route, p, &fv, out, n)) !=
-        BS_OK)
+    rv = bs_changeset_stored_filter(set, keep_route, p, p->summaries, &fv, out,
+                                    n);
+    if (rv != BS_OK || fv != BS_FILTER_WHOLE) {
+        free(strip);
+    } else {
+        *out = strip;
+        *n = sn;
+    }
+    if (rv != BS_OK)
         return rv;
     if (fv == BS_FILTER_FILTERED && (p->behind || p->whole_only)) {
         free(*out); /* it may judge by rules this node does not know */

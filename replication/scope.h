@@ -69,6 +69,9 @@ typedef struct bs_scope_peer {
                        for it (a set that would be is not sent) */
     int whole_only; /* this node is not the hub: it relays sets only whole
                        (it cannot know every rule its receiver holds) */
+    int summaries;  /* it takes set summaries (BS_FEATURE_SUMMARIES,
+                       protocol.md 2.10); 0 after init: the caller sets it
+                       from the features its envelope announced */
 } bs_scope_peer;
 
 /*
@@ -107,8 +110,11 @@ typedef enum {
  * Prepare stored set `set` for receiver p, judged by the rules now in t:
  * *out (malloc'd, *n bytes) is the set with every change p is not entitled
  * to left out (canonically encoded, the origin's header and signature
- * unchanged) when *v is BS_SCOPE_FILTERED; else NULL.  BS_ESTORE when the
- * stored set does not decode; BS_ENOMEM.
+ * unchanged; or in summary form, protocol.md 2.10, when p->summaries) when
+ * *v is BS_SCOPE_FILTERED.  With BS_SCOPE_WHOLE, *out is the set without
+ * its summary for a receiver that does not take summaries, or NULL: send
+ * it as stored.  BS_ESTORE when the stored set does not decode;
+ * BS_ENOMEM.
  */
 BS_MUST_CHECK bs_err bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set,
                                      bs_scope_verdict *v, uint8_t **out,

@@ -308,7 +308,8 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
     if (!s->cfg.initiator && (rv = send_envelope(s, BS_MSG_HELLO, 0)) != BS_OK)
         return rv;
     bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
-    bs_xcursor_peer(&s->cur, s->theirs.sender); /* its scope (8.5) */
+    bs_xcursor_peer(&s->cur, s->theirs.sender,
+                    s->theirs.features); /* its scope (8.5) */
     s->state = BS_SESSION_STREAMING;
     return BS_OK;
 }

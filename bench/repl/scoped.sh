@@ -13,7 +13,9 @@
 # other offices; a hub node that declares `collection customers --scope
 # owner --owner-field office` and loads them.
 # Per run:
-#   - a fresh branch node `br`, paired with the hub (no daemon);
+#   - a fresh branch node `br`, paired with the hub (no daemon), whose
+#     first (empty) file the hub imports: its envelope announces the set
+#     summaries the branch takes (protocol.md 2.10);
 #   - timed: `branchsync -d HUB export br FILE` (the whole process: every
 #     set of the hub's stream is read, checked and filtered for br, which
 #     is entitled to a tenth of the changes);
@@ -58,6 +60,12 @@ for run in $(seq 1 "$RUNS"); do
     # a fresh branch each run: the hub forgets the last one first
     [ "$run" -gt 1 ] && "$BS" -d "$HUB" peer rm br >/dev/null
     pair "$HUB" head "$hub_port" "$BR" br "$br_port"
+    # not timed: the branch's first file to the hub (empty: it has joined
+    # nothing yet), whose envelope tells the hub what the branch takes
+    # (set summaries, protocol.md 2.10); without it the hub sends what a
+    # version-1 node reads
+    "$BS" -d "$BR" export head "$WORK/hello.bsx" >/dev/null
+    "$BS" -d "$HUB" import "$WORK/hello.bsx" >/dev/null
 
     sync
     run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export br "$FILE" >/dev/null

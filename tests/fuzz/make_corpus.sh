@@ -60,6 +60,11 @@ bs export riga "$tmp/hq-to-riga-3.bsx" -d "$tmp/hq"
 bs import "$tmp/hq-to-riga-3.bsx" -d "$tmp/riga"
 bs export hq "$tmp/riga-to-hq-2.bsx" -d "$tmp/riga"
 bs import "$tmp/riga-to-hq-2.bsx" -d "$tmp/hq"
+# a set of two buckets (riga's order and one of no office): riga, which
+# announced set summaries, gets it in summary form (protocol.md 2.10)
+printf '{"id":"o2","office":"riga","n":2}\n{"id":"o3","office":"nobody","n":3}\n' \
+  >"$tmp/orders.jsonl"
+bs load orders "$tmp/orders.jsonl" -d "$tmp/hq"
 bs export riga "$tmp/hq-to-riga-4.bsx" -d "$tmp/hq"
 
 "$gen" split "$tmp/hq-to-riga.bsx" "$out" cli-hq-to-riga

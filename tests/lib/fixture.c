@@ -442,6 +442,32 @@ bst_conflict(bst_node *t, const char *cid, bs_conflict *c)
     bs_txn_abort(txn);
 }
 
+size_t
+bst_last_change_byte(const uint8_t *set, size_t n)
+{
+    size_t i = 0, at = 0;
+
+    while (i < n) {
+        uint8_t tag = set[i++];
+        uint64_t len = 0;
+        int shift = 0;
+
+        if ((tag & 7) != 2)
+            abort(); /* a ChangeSet has only bytes fields */
+        while (i < n && (set[i] & 0x80))
+            len |= (uint64_t)(set[i++] & 0x7f) << shift, shift += 7;
+        if (i >= n)
+            abort();
+        len |= (uint64_t)set[i++] << shift;
+        i += len;
+        if (tag == 0x1a)
+            at = i - 1;
+    }
+    if (at == 0)
+        abort();
+    return at;
+}
+
 int
 bst_frames_split(const uint8_t *p, size_t n, bst_frames *f)
 {

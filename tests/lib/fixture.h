@@ -162,6 +162,11 @@ typedef struct bst_frames {
 int bst_frames_split(const uint8_t *p, size_t n, bst_frames *f);
 void bst_frames_fini(bst_frames *f);
 
+/* The offset of the last byte of the last change (ChangeSet field 3) in
+ * an encoded set: where a flipped byte breaks a change, not the summary
+ * that follows the changes (protocol.md 2.10).  Aborts when it has none. */
+size_t bst_last_change_byte(const uint8_t *set, size_t n);
+
 /* Write / read a whole file (abort on failure); read returns malloc'd. */
 void bst_write_file(const char *path, const void *p, size_t n);
 uint8_t *bst_read_file(const char *path, size_t *n);

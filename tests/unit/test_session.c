@@ -318,15 +318,16 @@ Test(session, credit_within_the_window_is_taken)
 
 /* ---- what went wrong in a completed exchange, on both sides ---- */
 
-/* Flip the last byte of the first SET the initiator sends: a change that
- * no longer matches its signed hash (D13), refused by the receiver. */
+/* Flip the last byte of the last change of the first SET the initiator
+ * sends: a change that no longer matches its signed hash (D13), refused by
+ * the receiver. */
 static int
 tamper_first_set(void *ctx, int from_a, uint8_t **msg, size_t *n)
 {
     int *done = ctx;
 
     if (from_a && !*done && *n > 1 && (*msg)[0] == BS_MSG_SET) {
-        (*msg)[*n - 1] ^= 0x01;
+        (*msg)[1 + bst_last_change_byte(*msg + 1, *n - 1)] ^= 0x01;
         *done = 1;
     }
     return 1;

@@ -703,7 +703,7 @@ Test(snapshot, a_peer_that_does_not_announce_snapshots_gets_none)
     p = bst_read_file(path, &len);
     cr_assert(bst_frames_split(p, len, &fr));
     cr_assert_eq(bs_envelope_decode(fr.env.p, fr.env.n, &e, &err), BS_OK);
-    cr_assert_eq(e.features, BS_FEATURE_SNAPSHOTS);
+    cr_assert_eq(e.features, BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES);
     cr_assert_eq(e.nwants, 1);
     cr_assert_str_eq(e.wants[0].id, "o1");
     v1 = bs1__envelope__unpack(NULL, fr.env.n, fr.env.p);

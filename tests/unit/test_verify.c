@@ -352,7 +352,8 @@ Test(verify, a_damaged_change_set_in_the_log)
     copy = malloc(set.n);
     memcpy(copy, set.p, set.n);
     bs_txn_abort(tx);
-    copy[set.n - 3] ^= 0x08; /* inside the last change */
+    copy[bst_last_change_byte(set.p, set.n)] ^=
+        0x08; /* inside the last change */
     bs_put_u32be(key, s.idx);
     bs_put_u64be(key + 4, s.seq);
     bst_damage(hub.n->store, BST_LOG, bs_mem(key, 12), bs_mem(copy, set.n));
@@ -577,7 +578,7 @@ Test(verify, export_and_a_session_refuse_to_send_a_damaged_set)
     copy = malloc(set.n);
     memcpy(copy, set.p, set.n);
     bs_txn_abort(tx);
-    copy[set.n - 3] ^= 0x08;
+    copy[bst_last_change_byte(set.p, set.n)] ^= 0x08;
     bs_put_u32be(key, s.idx);
     bs_put_u64be(key + 4, s.seq);
     bst_damage(hub.n->store, BST_LOG, bs_mem(key, 12), bs_mem(copy, set.n));
