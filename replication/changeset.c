@@ -1124,21 +1124,26 @@ bs_changeset_stored_header(bs_slice set, bs_slice *hdr)
     return BS_OK;
 }
 
-bs_err
-bs_changeset_stored_info(bs_slice set, uint64_t *first, uint64_t *last,
-                         uint64_t *created_ms)
+/*
+ * The seq range and creation time of a stored set, read in place (our own
+ * stored bytes): unpacking a header of thousands of hashes and routes to
+ * read three numbers cost as much as the rest of an export.  Only varint
+ * and length-delimited fields occur in a header.  created_ms NULL: stop at
+ * last_seq (field 6, before the hash list).
+ */
+static bs_err
+header_numbers(bs_slice set, uint64_t *first, uint64_t *last,
+               uint64_t *created_ms)
 {
     bs_slice hdr;
     pbr r;
     uint64_t tag, x;
 
-    /* Read in place (our own stored bytes): unpacking a header of
-     * thousands of hashes and routes to read three numbers cost as much
-     * as the rest of an export.  Only varint and length-delimited fields
-     * occur in a header. */
     if (bs_changeset_stored_header(set, &hdr) != BS_OK)
         return BS_ESTORE;
-    *first = *last = *created_ms = 0;
+    *first = *last = 0;
+    if (created_ms != NULL)
+        *created_ms = 0;
     for (r = (pbr){hdr.p, hdr.p + hdr.n}; r.p < r.end;) {
         if (!rd_varint(&r, &tag))
             return BS_ESTORE;
@@ -1154,10 +1159,25 @@ bs_changeset_stored_info(bs_slice set, uint64_t *first, uint64_t *last,
             *first = x;
         else if (tag >> 3 == 6)
             *last = x;
-        else if (tag >> 3 == 10)
+        else if (tag >> 3 == 10 && created_ms != NULL)
             *created_ms = x;
+        if (tag >> 3 == 6 && created_ms == NULL)
+            break;
     }
     return *first > 0 && *last >= *first ? BS_OK : BS_ESTORE;
+}
+
+bs_err
+bs_changeset_stored_info(bs_slice set, uint64_t *first, uint64_t *last,
+                         uint64_t *created_ms)
+{
+    return header_numbers(set, first, last, created_ms);
+}
+
+bs_err
+bs_changeset_stored_range(bs_slice set, uint64_t *first, uint64_t *last)
+{
+    return header_numbers(set, first, last, NULL);
 }
 
 /* ---- checking a stored set before it is sent ---- */

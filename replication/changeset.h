@@ -180,6 +180,10 @@ BS_MUST_CHECK bs_err bs_changeset_stored_seen(bs_slice set, bs_pos **seen,
 BS_MUST_CHECK bs_err bs_changeset_stored_info(bs_slice set, uint64_t *first,
                                               uint64_t *last,
                                               uint64_t *created_ms);
+/* The seq range alone: read from the header's first fields only (not
+ * past its hash list), which is what finding a peer's next set needs. */
+BS_MUST_CHECK bs_err bs_changeset_stored_range(bs_slice set, uint64_t *first,
+                                               uint64_t *last);
 /* The signed header bytes inside a stored set (*hdr points into set);
  * for a set in summary form, its summary's bare header (no hashes, no
  * routes: what names the stream, the seq range and the vector). */

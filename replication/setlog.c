@@ -80,14 +80,14 @@ bs_setlog_next(bs_txn *t, uint32_t stream, uint64_t from, uint64_t upto,
     if (rv == BS_ENOTFOUND)
         rv = bs_cursor_seek(c, log_key(key, stream, 0), &k, &v);
     for (; rv == BS_OK; rv = bs_cursor_next(c, &k, &v)) {
-        uint64_t first, created;
+        uint64_t first;
 
         if (k.n != LOG_KEY || bs_get_u32be(k.p) != stream ||
             bs_get_u64be(k.p + 4) > upto) {
             rv = BS_ENOTFOUND; /* past the stream or what may be sent */
             break;
         }
-        if ((rv = bs_changeset_stored_info(v, &first, last, &created)) != BS_OK)
+        if ((rv = bs_changeset_stored_range(v, &first, last)) != BS_OK)
             break;
         if (*last > from) {
             *set = v;
