@@ -165,6 +165,7 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 void *ctx, uint64_t *nsets, bs_errbuf *err)
 {
     uint32_t features;
+    bs_vv_index acked;
     bs_scope_peer sp;
     bs_streamtab tab;
     bs_err rv;
@@ -182,10 +183,16 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         return rv;
     }
     sp.summaries = (features & BS_FEATURE_SUMMARIES) != 0;
+    if ((rv = bs_vv_index_init(&acked, p->acked, p->nacked)) != BS_OK) {
+        bs_vv_index_fini(&acked);
+        bs_scope_peer_fini(&sp);
+        bs_streams_fini(&tab);
+        return rv;
+    }
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
-            uint64_t from = bs_vv_get(p->acked, p->nacked, s->key), last;
+            uint64_t from = bs_vv_index_get(&acked, s->key), last;
             uint64_t upto;
             bs_slice set = {NULL, 0};
 
@@ -220,6 +227,7 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 rv = BS_OK;
         }
     }
+    bs_vv_index_fini(&acked);
     bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
     return rv;
@@ -231,6 +239,13 @@ bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
     memset(c, 0, sizeof *c);
     c->theirs = theirs;
     c->ntheirs = n;
+}
+
+void
+bs_xcursor_fini(bs_xcursor *c)
+{
+    bs_vv_index_fini(&c->ix);
+    c->indexed = 0;
 }
 
 void
@@ -278,6 +293,16 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         return rv;
     }
     sp.summaries = (c->features & BS_FEATURE_SUMMARIES) != 0;
+    if (!c->indexed) {
+        if ((rv = bs_vv_index_init(&c->ix, c->theirs, c->ntheirs)) != BS_OK) {
+            bs_vv_index_fini(&c->ix);
+            bs_scope_peer_fini(&sp);
+            bs_streams_fini(&tab);
+            bs_txn_abort(t);
+            return rv;
+        }
+        c->indexed = 1;
+    }
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
         for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
             const bs_stream *s = &tab.v[c->stream];
@@ -287,7 +312,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             if (!in_pass(&m, s, c->pass))
                 continue;
             if (!c->started) {
-                c->from = bs_vv_get(c->theirs, c->ntheirs, s->key);
+                c->from = bs_vv_index_get(&c->ix, s->key);
                 c->started = 1;
             }
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,

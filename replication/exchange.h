@@ -56,9 +56,13 @@ typedef struct bs_xcursor {
     int hub_sent;      /* the last hub set sent: (hub_inc, up to hub_seq) */
     uint8_t hub_inc[BS_INC_LEN];
     uint64_t hub_seq;
+    bs_vv_index ix; /* theirs, indexed on first use */
+    int indexed;
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
+/* Free what the cursor allocated (its index of theirs). */
+void bs_xcursor_fini(bs_xcursor *c);
 /* Send only what receiver pk is entitled to (scope.h): a set is filtered
  * for it, and a stream stops before a set that leaves out a change it is
  * entitled to; set summaries go only if `features` (its envelope's)

@@ -115,6 +115,7 @@ bs_session_free(bs_session *s)
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
     bs_movein_cursor_fini(&s->snap);
+    bs_xcursor_fini(&s->cur);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);

@@ -28,9 +28,35 @@ set_time(bs_txn *t, uint32_t stream, uint64_t seq)
     return created;
 }
 
+/*
+ * What peer_status needs per stream, shared by all peers of one status:
+ * the peer's acknowledged seq of each stream (filled from its vector, so
+ * the cost is the vector's length, not streams x vector), and the last
+ * set time looked up for each stream (peers mostly stand at the same
+ * positions: a hub with a thousand branches asked the log a million
+ * times, status taking seconds).
+ */
+typedef struct peer_scratch {
+    uint64_t *acked;            /* by stream index - 1 */
+    uint64_t *memo_seq, *memo_ms; /* by stream index - 1; seq 0: none */
+} peer_scratch;
+
+static uint64_t
+set_time_memo(bs_txn *t, peer_scratch *sc, const bs_stream *s, uint64_t seq)
+{
+    size_t i = s->idx - 1;
+
+    if (sc->memo_seq[i] != seq) {
+        sc->memo_seq[i] = seq;
+        sc->memo_ms[i] = set_time(t, s->idx, seq);
+    }
+    return sc->memo_ms[i];
+}
+
 static void
 peer_status(bs_txn *t, const bs_peer *p, bs_streamtab *tab,
-            const bs_status_opts *o, bs_clock clock, bs_peer_status *ps)
+            const bs_status_opts *o, bs_clock clock, peer_scratch *sc,
+            bs_peer_status *ps)
 {
     uint64_t oldest = 0;
     int64_t lo, hi;
@@ -56,24 +82,27 @@ peer_status(bs_txn *t, const bs_peer *p, bs_streamtab *tab,
     ps->held_there = p->held_there;
     snprintf(ps->refused_reason, sizeof ps->refused_reason, "%s",
              p->refused_reason);
-    for (size_t i = 0; i < tab->n; i++) {
-        const bs_stream *s = &tab->v[i];
-        uint64_t acked = bs_vv_get(p->acked, p->nacked, s->key);
-
-        if (s->seq > acked) {
-            uint64_t when = set_time(t, s->idx, acked + 1);
-            ps->pending_out += s->seq - acked;
-            if (when && (oldest == 0 || when < oldest))
-                oldest = when;
-        }
-    }
-    for (size_t i = 0; i < p->nacked; i++) {
+    memset(sc->acked, 0, tab->n * sizeof *sc->acked);
+    for (size_t i = p->nacked; i-- > 0;) { /* the first entry of a key wins */
         const bs_stream *s =
             bs_streams_find(tab, p->acked[i].origin, p->acked[i].inc);
         uint64_t have = s ? s->seq : 0;
 
+        if (s != NULL)
+            sc->acked[s->idx - 1] = p->acked[i].seq;
         if (p->acked[i].seq > have)
             ps->pending_in += p->acked[i].seq - have;
+    }
+    for (size_t i = 0; i < tab->n; i++) {
+        const bs_stream *s = &tab->v[i];
+        uint64_t acked = sc->acked[i];
+
+        if (s->seq > acked) {
+            uint64_t when = set_time_memo(t, sc, s, acked + 1);
+            ps->pending_out += s->seq - acked;
+            if (when && (oldest == 0 || when < oldest))
+                oldest = when;
+        }
     }
     if (oldest && o->now_ms > oldest)
         ps->oldest_unacked_age_s = (o->now_ms - oldest) / 1000;
@@ -266,6 +295,7 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
                bs_status *st, bs_errbuf *err)
 {
     bs_clock clock = o->clock;
+    peer_scratch sc = {NULL, NULL, NULL};
     bs_streamtab tab;
     bs_peer *peers = NULL;
     size_t np = 0;
@@ -284,12 +314,15 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
         (rv = bs_peer_list(t, &peers, &np)) != BS_OK ||
         (o->count_records && (rv = count_records(t, st, err)) != BS_OK))
         goto out;
-    if (np > 0 && (st->peers = calloc(np, sizeof *st->peers)) == NULL) {
+    if (np > 0 && ((st->peers = calloc(np, sizeof *st->peers)) == NULL ||
+                   (sc.acked = calloc(tab.n + 1, 8)) == NULL ||
+                   (sc.memo_seq = calloc(tab.n + 1, 8)) == NULL ||
+                   (sc.memo_ms = calloc(tab.n + 1, 8)) == NULL)) {
         rv = BS_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < np; i++)
-        peer_status(t, &peers[i], &tab, o, clock, &st->peers[i]);
+        peer_status(t, &peers[i], &tab, o, clock, &sc, &st->peers[i]);
     st->npeers = np;
     if ((rv = offices_status(t, m, &tab, st)) != BS_OK)
         goto out;
@@ -298,6 +331,9 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
     if (o->max_skew_ms > 0 && st->clock.ahead_ms > (int64_t)o->max_skew_ms)
         st->clock_action = o->clock_ahead + 1;
 out:
+    free(sc.acked);
+    free(sc.memo_seq);
+    free(sc.memo_ms);
     bs_peer_list_free(peers, np);
     bs_streams_fini(&tab);
     if (rv != BS_OK)

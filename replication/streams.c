@@ -29,6 +29,50 @@ tab_reserve(bs_streamtab *tab, size_t n)
     return BS_OK;
 }
 
+/* The slot of a key's hash: keys are public keys and random
+ * incarnations, so their first bytes are hash enough. */
+static size_t
+key_slot(const uint8_t *key, size_t hcap)
+{
+    uint64_t a, b;
+
+    memcpy(&a, key, 8);
+    memcpy(&b, key + BS_PK_LEN, 8);
+    return (size_t)((a ^ (b * 0x9E3779B97F4A7C15ull)) & (hcap - 1));
+}
+
+static void
+index_put(bs_streamtab *tab, size_t pos)
+{
+    size_t slot = key_slot(tab->v[pos].key, tab->hcap);
+
+    while (tab->hix[slot] != 0)
+        slot = (slot + 1) & (tab->hcap - 1);
+    tab->hix[slot] = (uint32_t)pos + 1;
+}
+
+/* Index entry pos (just added), growing the index when it is half full. */
+static bs_err
+index_add(bs_streamtab *tab, size_t pos)
+{
+    if (2 * (pos + 1) > tab->hcap) {
+        size_t cap = tab->hcap ? tab->hcap * 2 : 64;
+        uint32_t *h;
+
+        while (cap < 2 * (pos + 1))
+            cap *= 2;
+        if ((h = calloc(cap, sizeof *h)) == NULL)
+            return BS_ENOMEM;
+        free(tab->hix);
+        tab->hix = h;
+        tab->hcap = cap;
+        for (size_t i = 0; i < pos; i++)
+            index_put(tab, i);
+    }
+    index_put(tab, pos);
+    return BS_OK;
+}
+
 static bs_err
 decode_entry(bs_stream *s, uint32_t idx, bs_slice v)
 {
@@ -64,7 +108,8 @@ bs_streams_load(bs_txn *t, bs_streamtab *tab)
         }
         if ((rv = tab_reserve(tab, tab->n + 1)) != BS_OK)
             break;
-        if ((rv = decode_entry(&tab->v[tab->n], idx, v)) != BS_OK)
+        if ((rv = decode_entry(&tab->v[tab->n], idx, v)) != BS_OK ||
+            (rv = index_add(tab, tab->n)) != BS_OK)
             break;
         tab->n++;
     }
@@ -79,16 +124,25 @@ void
 bs_streams_fini(bs_streamtab *tab)
 {
     free(tab->v);
+    free(tab->hix);
     memset(tab, 0, sizeof *tab);
 }
 
 bs_stream *
 bs_streams_find(bs_streamtab *tab, const uint8_t *origin, const uint8_t *inc)
 {
-    for (size_t i = 0; i < tab->n; i++)
-        if (memcmp(tab->v[i].key, origin, BS_PK_LEN) == 0 &&
-            memcmp(tab->v[i].key + BS_PK_LEN, inc, BS_INC_LEN) == 0)
-            return &tab->v[i];
+    uint8_t key[KEY_LEN];
+
+    if (tab->n == 0)
+        return NULL;
+    memcpy(key, origin, BS_PK_LEN);
+    memcpy(key + BS_PK_LEN, inc, BS_INC_LEN);
+    for (size_t slot = key_slot(key, tab->hcap); tab->hix[slot] != 0;
+         slot = (slot + 1) & (tab->hcap - 1)) {
+        bs_stream *s = &tab->v[tab->hix[slot] - 1];
+        if (memcmp(s->key, key, KEY_LEN) == 0)
+            return s;
+    }
     return NULL;
 }
 
@@ -135,7 +189,8 @@ bs_streams_add(bs_txn *t, bs_streamtab *tab, const uint8_t *origin,
     if ((rv = bs_txn_put(t, BS_DB_STREAMIX, bs_mem(s->key, KEY_LEN),
                          bs_mem(ix, 4), BS_PUT_NOOVERWRITE, NULL)) != BS_OK)
         return rv;
-    if ((rv = bs_streams_save(t, s)) != BS_OK)
+    if ((rv = bs_streams_save(t, s)) != BS_OK ||
+        (rv = index_add(tab, tab->n)) != BS_OK)
         return rv;
     tab->n++;
     *out = s;
@@ -172,10 +227,13 @@ bs_streams_add_private(bs_streamtab *tab, const uint8_t *origin,
 
     if ((rv = tab_reserve(tab, tab->n + 1)) != BS_OK)
         return rv;
-    s = &tab->v[tab->n++];
+    s = &tab->v[tab->n];
     memset(s, 0, sizeof *s);
     memcpy(s->key, origin, BS_PK_LEN);
     memcpy(s->key + BS_PK_LEN, inc, BS_INC_LEN);
+    if ((rv = index_add(tab, tab->n)) != BS_OK)
+        return rv;
+    tab->n++;
     *out = s;
     return BS_OK;
 }

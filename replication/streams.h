@@ -33,6 +33,12 @@ typedef struct bs_stream {
 typedef struct bs_streamtab {
     size_t n, cap;
     bs_stream *v; /* v[idx - 1] */
+    /* An index by key for bs_streams_find: open addressing, position + 1
+     * per slot, 0 free; hcap a power of two, at least twice n (a hub of
+     * a thousand branches looked streams up linearly, peers x streams
+     * times per status). */
+    uint32_t *hix;
+    size_t hcap;
 } bs_streamtab;
 
 /* Read the whole table (it is small: one entry per node incarnation). */

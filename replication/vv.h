@@ -35,4 +35,22 @@ int bs_vv_covers(const bs_pos *v, size_t n, const uint8_t *key, uint64_t seq);
 /* The 48-byte stream key of p. */
 void bs_vv_key(const bs_pos *p, uint8_t key[BS_STREAM_KEY_LEN]);
 
+/*
+ * A vector indexed by stream key, for looking up many streams in one
+ * vector (an exchange looks up every local stream in its peer's vector:
+ * with a thousand branches, streams x entries was a million compares per
+ * exchange).  It borrows v, which must outlive it; bs_vv_index_fini frees
+ * what init allocated (also after a failed init).  BS_ENOMEM.
+ */
+typedef struct bs_vv_index {
+    const bs_pos *v;
+    uint32_t *slot; /* entry + 1 per slot, 0 free; NULL: linear look-ups */
+    size_t n, cap;
+} bs_vv_index;
+BS_MUST_CHECK bs_err bs_vv_index_init(bs_vv_index *x, const bs_pos *v,
+                                      size_t n);
+/* As bs_vv_get(v, n, key): the first entry of the key wins. */
+uint64_t bs_vv_index_get(const bs_vv_index *x, const uint8_t *key);
+void bs_vv_index_fini(bs_vv_index *x);
+
 #endif

@@ -592,6 +592,7 @@ Test(verify, export_and_a_session_refuse_to_send_a_damaged_set)
     bs_err rv;
     while ((rv = bs_xchg_next(hub.n->store, &cur, &out, &n, &err)) == BS_OK)
         free(out);
+    bs_xcursor_fini(&cur);
     cr_assert_eq(rv, BS_ESTORE, "the damaged set was sent: %s",
                  bs_strerror(rv));
     cr_assert(strstr(err.msg, "store is corrupt: the stored change set of "
