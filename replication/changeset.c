@@ -340,7 +340,8 @@ bs_changeset_decode(const uint8_t *buf, size_t len, bs_csview **out,
         *out = v;
         return BS_OK;
     }
-    if (cs->signature.len != BS_SIG_LEN || cs->n_buckets > 0) {
+    if (cs->signature.len != BS_SIG_LEN || cs->n_buckets > 0 ||
+        cs->seen.len > 0) {
         rv = malformed(err, "signature length");
         goto fail;
     }
@@ -690,17 +691,24 @@ buckets_assign(const bs_route_ref *r, size_t n, buckets *bk)
     return BS_OK;
 }
 
-/* The header without its change hashes (8) and routes (13): our own
- * canonical bytes or ones decoded already, so only varint and
- * length-delimited fields occur.  *out malloc'd. */
+/*
+ * The header without its change hashes (8), vector (9) and routes (13),
+ * and the hash of its vector: the field-9 entries, tags and lengths
+ * included, as they stand in the header.  Our own canonical bytes or ones
+ * decoded already, so only varint and length-delimited fields occur.
+ * *out malloc'd.
+ */
 static bs_err
-bare_header(bs_slice hdr, uint8_t **out, size_t *outn)
+bare_header(bs_slice hdr, uint8_t **out, size_t *outn,
+            uint8_t seen_hash[BS_HASH_LEN])
 {
     pbr r = {hdr.p, hdr.p + hdr.n};
+    bs_hash_state st;
     uint8_t *p;
 
     if ((*out = p = malloc(hdr.n + 1)) == NULL)
         return BS_ENOMEM;
+    bs_hash_init(&st);
     while (r.p < r.end) {
         const uint8_t *start = r.p;
         uint64_t tag, x;
@@ -712,12 +720,80 @@ bare_header(bs_slice hdr, uint8_t **out, size_t *outn)
             break;
         if ((tag & 7) == 2)
             r.p += x;
-        if (tag >> 3 != 8 && tag >> 3 != 13) {
+        if (tag >> 3 == 9)
+            bs_hash_update(&st, start, (size_t)(r.p - start));
+        else if (tag >> 3 != 8 && tag >> 3 != 13) {
             memcpy(p, start, (size_t)(r.p - start));
             p += r.p - start;
         }
     }
+    bs_hash_final(&st, seen_hash);
     *outn = (size_t)(p - *out);
+    return BS_OK;
+}
+
+/* The vector's bytes inside a header: its field-9 entries, which a
+ * canonical header keeps together (an empty slice when it has none). */
+static bs_slice
+header_seen(bs_slice hdr)
+{
+    pbr r = {hdr.p, hdr.p + hdr.n};
+    const uint8_t *from = NULL, *to = NULL;
+
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        uint64_t tag, x;
+        if (!rd_varint(&r, &tag) || !rd_varint(&r, &x))
+            break;
+        if ((tag & 7) == 2) {
+            if (x > (uint64_t)(r.end - r.p))
+                break;
+            r.p += x;
+        }
+        if (tag >> 3 == 9) {
+            if (from == NULL)
+                from = start;
+            to = r.p;
+        }
+    }
+    return from == NULL ? (bs_slice){hdr.p, 0}
+                        : (bs_slice){from, (size_t)(to - from)};
+}
+
+/* A summary's bare header with a vector's field-9 entries put back in
+ * their place (after the fields below 9): the header less its hashes and
+ * routes, which decode_header reads (bare = 1).  *out malloc'd. */
+static bs_err
+splice_seen(bs_slice bare, bs_slice seen, uint8_t **out, size_t *outn)
+{
+    pbr r = {bare.p, bare.p + bare.n};
+    size_t at = bare.n;
+    uint8_t *p;
+
+    while (r.p < r.end) {
+        const uint8_t *start = r.p;
+        uint64_t tag, x;
+        if (!rd_varint(&r, &tag))
+            break;
+        if (tag >> 3 > 9) {
+            at = (size_t)(start - bare.p);
+            break;
+        }
+        if (!rd_varint(&r, &x))
+            break;
+        if ((tag & 7) == 2) {
+            if (x > (uint64_t)(r.end - r.p))
+                break;
+            r.p += x;
+        }
+    }
+    if ((*out = p = malloc(bare.n + seen.n + 1)) == NULL)
+        return BS_ENOMEM;
+    memcpy(p, bare.p, at);
+    if (seen.n > 0)
+        memcpy(p + at, seen.p, seen.n);
+    memcpy(p + at + seen.n, bare.p + at, bare.n - at);
+    *outn = bare.n + seen.n;
     return BS_OK;
 }
 
@@ -733,6 +809,7 @@ summary_of(bs_slice hdr, const uint8_t *hh, size_t n,
     Bs__RouteBucket *rb = NULL, **rbp = NULL;
     Bs__Route *rt = NULL;
     uint8_t hbuf[BS_HASH_LEN], (*bh)[BS_HASH_LEN] = NULL, *bare = NULL;
+    uint8_t seen_hash[BS_HASH_LEN];
     size_t baren = 0;
     buckets bk;
     bs_err rv;
@@ -746,7 +823,7 @@ summary_of(bs_slice hdr, const uint8_t *hh, size_t n,
     rt = calloc(bk.nb, sizeof *rt);
     bh = malloc(bk.nb * sizeof *bh);
     if (rb == NULL || rbp == NULL || rt == NULL || bh == NULL ||
-        bare_header(hdr, &bare, &baren) != BS_OK)
+        bare_header(hdr, &bare, &baren, seen_hash) != BS_OK)
         goto out;
     if (hh == NULL) {
         bs_hash(hbuf, hdr.p, hdr.n);
@@ -774,6 +851,7 @@ summary_of(bs_slice hdr, const uint8_t *hh, size_t n,
     sm.bare_header = (ProtobufCBinaryData){baren, bare};
     sm.n_buckets = bk.nb;
     sm.buckets = rbp;
+    sm.seen_hash = (ProtobufCBinaryData){BS_HASH_LEN, seen_hash};
     *outn = bs__set_summary__get_packed_size(&sm);
     if ((*out = malloc(*outn)) != NULL) {
         bs__set_summary__pack(&sm, *out);
@@ -868,6 +946,16 @@ route_valid(const Bs__Route *r)
            (r->owner_before[0] == '\0' || bs_node_name_valid(r->owner_before));
 }
 
+/* 1 when H(p[0..n)) is want. */
+static int
+hash_is(const uint8_t *p, size_t n, const uint8_t *want)
+{
+    uint8_t h[BS_HASH_LEN];
+
+    bs_hash(h, p, n);
+    return memcmp(h, want, BS_HASH_LEN) == 0;
+}
+
 /* The seq a change's bytes start with (field 1; 0 when they do not). */
 static uint64_t
 leading_seq(ProtobufCBinaryData d)
@@ -903,12 +991,25 @@ decode_summary_form(bs_csview *v, const Bs__ChangeSet *cs, bs_errbuf *err)
     v->pb_sum = sm;
     if (!bs_changeset_pb_canonical(&sm->base, cs->summary.data,
                                    cs->summary.len) ||
-        !fixed(sm->header_hash, BS_HASH_LEN))
+        !fixed(sm->header_hash, BS_HASH_LEN) ||
+        !fixed(sm->seen_hash, BS_HASH_LEN) || sm->bare_header.len == 0)
         return malformed(err, "summary is not canonically encoded");
     v->summary_form = 1;
     v->summary = (bs_slice){cs->summary.data, cs->summary.len};
     memcpy(v->header_hash, sm->header_hash.data, BS_HASH_LEN);
-    v->header = (bs_slice){sm->bare_header.data, sm->bare_header.len};
+    /* SF3: the vector travels only with a bucket (nothing else of the set
+     * is applied without one), and must be the one the summary signs */
+    if (cs->n_buckets == 0
+            ? cs->seen.len > 0
+            : !hash_is(cs->seen.data, cs->seen.len, sm->seen_hash.data))
+        return bs_errf(err, BS_EBADSIG,
+                       "change set: its vector is not the one its summary "
+                       "signs");
+    if ((rv = splice_seen((bs_slice){sm->bare_header.data, sm->bare_header.len},
+                          (bs_slice){cs->seen.data, cs->seen.len},
+                          &v->own_header, &v->header.n)) != BS_OK)
+        return rv;
+    v->header.p = v->own_header;
     if ((rv = decode_header(v, 1, err)) != BS_OK)
         return rv;
     if (sm->n_buckets == 0 || sm->n_buckets > v->count)
@@ -999,6 +1100,7 @@ bs_changeset_free(bs_csview *v)
     bs_changeset_pb_free(v->pb_set);
     bs_changeset_pb_free(v->pb_hdr);
     bs_changeset_pb_free(v->pb_sum);
+    free(v->own_header);
     free(v->bucket_coll);
     free(v->bucket_owner);
     free(v->bucket_before);
@@ -1024,6 +1126,19 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
     /* Only the header is decoded, not the (large) changes. */
     if (bs_changeset_stored_header(set, &v.header) != BS_OK)
         return BS_ESTORE;
+    if (set.p[0] != 0x0a) { /* summary form: its vector, if it came */
+        pbr r = {set.p, set.p + set.n}, f, sv = {set.p, set.p};
+        uint64_t tag;
+
+        while (r.p < r.end && rd_varint(&r, &tag) && (tag & 7) == 2 &&
+               rd_bytes(&r, &f))
+            if (tag == 0x42)
+                sv = f;
+        if (splice_seen(v.header, (bs_slice){sv.p, (size_t)(sv.end - sv.p)},
+                        &v.own_header, &v.header.n) != BS_OK)
+            return BS_ENOMEM;
+        v.header.p = v.own_header;
+    }
     rv = decode_header(&v, set.p[0] != 0x0a, NULL);
     if (rv == BS_OK) {
         *seen = v.seen;
@@ -1036,6 +1151,7 @@ bs_changeset_stored_seen(bs_slice set, bs_pos **seen, size_t *n,
     free(v.route_coll);
     free(v.route_owner);
     free(v.route_before);
+    free(v.own_header);
     bs_changeset_pb_free(v.pb_hdr);
     return rv == BS_OK ? BS_OK : BS_ESTORE;
 }
@@ -1260,7 +1376,7 @@ summary_form_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
                    uint64_t *last)
 {
     pbr r = {set.p, set.p + set.n}, f, sum = {0}, ssig = {0}, bk = {0};
-    pbr bare = {0}, hh = {0}, ids[2] = {{0}};
+    pbr bare = {0}, hh = {0}, ids[2] = {{0}}, seen = {set.p, set.p};
     uint64_t tag, x, first = 0, lst = 0, b;
     Bs__SetSummary *sm = NULL;
     int ok = 0;
@@ -1274,6 +1390,8 @@ summary_form_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
             ssig = f;
         else if (tag == 0x3a)
             bk = f;
+        else if (tag == 0x42)
+            seen = f;
     }
     if (sum.p == NULL || ssig.end - ssig.p != BS_SIG_LEN ||
         !summary_field(sum, 0x0a, &hh) || !summary_field(sum, 0x12, &bare))
@@ -1305,6 +1423,10 @@ summary_form_check(bs_slice set, const uint8_t key[BS_STREAM_KEY_LEN],
                                 (size_t)(sum.end - sum.p));
     if (sm == NULL)
         return BS_ESTORE;
+    if (bk.p != NULL && bk.p < bk.end &&
+        (!fixed(sm->seen_hash, BS_HASH_LEN) ||
+         !hash_is(seen.p, (size_t)(seen.end - seen.p), sm->seen_hash.data)))
+        goto out; /* the vector that goes with the buckets */
     /* the changes, bucket by bucket, in the order the buckets are listed */
     r = (pbr){set.p, set.p + set.n};
     while (bk.p < bk.end) {
@@ -1539,6 +1661,7 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
 {
     Bs__SetSummary *sm;
     bs_route_ref *routes = NULL;
+    bs_slice seen;
     pbr *ch = NULL, r, f;
     uint8_t *kept = NULL, *p;
     size_t nkept = 0, size, idxlen = 0, n = 0;
@@ -1593,8 +1716,11 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
     size = 1 + bs_varint_size((size_t)(sum.end - sum.p)) +
            (size_t)(sum.end - sum.p) + 1 + bs_varint_size(BS_SIG_LEN) +
            BS_SIG_LEN;
+    seen = header_seen((bs_slice){hdr.p, (size_t)(hdr.end - hdr.p)});
     if (nkept > 0)
         size += 1 + bs_varint_size(idxlen) + idxlen;
+    if (nkept > 0 && seen.n > 0) /* the vector goes with a bucket */
+        size += 1 + bs_varint_size(seen.n) + seen.n;
     for (r = (pbr){set.p, set.p + set.n}; r.p < r.end;) {
         const uint8_t *start = r.p;
         if (!rd_setfield(&r, &tag, &f))
@@ -1631,6 +1757,8 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
             if (kept[b])
                 p = bs_varint_put(p, b);
     }
+    if (nkept > 0 && seen.n > 0)
+        p = put_ld(p, 0x42, (pbr){seen.p, seen.p + seen.n});
     BS_ASSERT((size_t)(p - *out) == size);
     *outn = size;
     *vd = BS_FILTER_FILTERED;

@@ -29,7 +29,7 @@
 #define BS_SEEN_MAX         4096       /* streams in a header's vector */
 /* Set summaries (docs/protocol.md 2.10, revision 2026-12 (summaries)):
  * the second signature's context, and the Envelope.features bit of a node
- * that takes them (ChangeSet fields 5-7). */
+ * that takes them (ChangeSet fields 5-8). */
 #define BS_SUM_CONTEXT       "branchsync/sum/v1"
 #define BS_FEATURE_SUMMARIES 4u
 
@@ -105,7 +105,9 @@ typedef struct bs_csview {
     /* The origin's summary (ChangeSet fields 5-6, docs/protocol.md 2.10):
      * {NULL, 0} when the set carries none.  A set in *summary form*
      * carries no header: `header` is then the summary's bare header (no
-     * hashes, no routes), `header_hash` the hash the summary names, and
+     * hashes, no routes) with the vector put back when it came (a summary
+     * form carrying no bucket has none: nseen is 0), `header_hash` the
+     * hash the summary names, and
      * only the buckets marked in bucket_kept are present; route_* are set
      * for present changes only.  With a header, the summary was checked
      * to be the one the header determines. */
@@ -115,6 +117,8 @@ typedef struct bs_csview {
     const char **bucket_coll, **bucket_owner, **bucket_before;
     uint32_t *bucket_count;
     uint8_t *bucket_kept;           /* summary form: 1 for a bucket carried */
+    uint8_t *own_header;            /* summary form: `header`'s bytes (the bare
+                                       header with the vector, when it came) */
     void *pb_set, *pb_hdr, *pb_sum; /* unpacked protobuf messages */
     int verified; /* the origin's signature was checked (pass 1) */
 } bs_csview;

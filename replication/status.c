@@ -37,7 +37,7 @@ set_time(bs_txn *t, uint32_t stream, uint64_t seq)
  * times, status taking seconds).
  */
 typedef struct peer_scratch {
-    uint64_t *acked;            /* by stream index - 1 */
+    uint64_t *acked;              /* by stream index - 1 */
     uint64_t *memo_seq, *memo_ms; /* by stream index - 1; seq 0: none */
 } peer_scratch;
 

@@ -308,8 +308,8 @@ main(int argc, char **argv)
     printf("  process CPU in the round %.2f s; peak RssAnon %.1f MiB (every "
            "node in one process); hub store %.1f MiB\n",
            (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-               (double)ru.ru_stime.tv_sec +
-               (double)ru.ru_stime.tv_usec / 1e6 - cpu0,
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6 -
+               cpu0,
            (double)rss_peak / 1024,
            stat(path, &sb) == 0 ? (double)sb.st_size / 1048576 : 0.0);
     for (size_t i = 0; i < n; i++)

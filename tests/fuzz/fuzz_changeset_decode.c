@@ -23,9 +23,25 @@ check_view(const bs_csview *v, const uint8_t *data, size_t size)
     if (v->raw.p != data || v->raw.n != size)
         bsf_die("the view's raw bytes are not the input");
     /* The log's reader finds the same signed bytes (equivocation checks
-     * compare them, apply.c position()). */
-    if (bs_changeset_stored_header(v->raw, &hdr) != BS_OK ||
-        hdr.n != v->header.n || memcmp(hdr.p, v->header.p, hdr.n) != 0)
+     * compare them, apply.c position()); of a summary form (protocol.md
+     * 2.10), the same header hash and vector. */
+    if (v->summary_form) {
+        uint8_t hh[BS_HASH_LEN];
+        uint64_t first, last;
+        bs_pos *seen = NULL;
+        size_t nseen = 0;
+
+        if (bs_changeset_stored_header_hash(v->raw, hh) != BS_OK ||
+            memcmp(hh, v->header_hash, BS_HASH_LEN) != 0)
+            bsf_die("stored_header_hash() disagrees with decode()");
+        if (bs_changeset_stored_seen(v->raw, &seen, &nseen, &first, &last) !=
+                BS_OK ||
+            nseen != v->nseen || first != v->first || last != v->last ||
+            (nseen > 0 && memcmp(seen, v->seen, nseen * sizeof *seen) != 0))
+            bsf_die("stored_seen() disagrees with decode() on the vector");
+        free(seen);
+    } else if (bs_changeset_stored_header(v->raw, &hdr) != BS_OK ||
+               hdr.n != v->header.n || memcmp(hdr.p, v->header.p, hdr.n) != 0)
         bsf_die("stored_header() disagrees with decode() on the header");
     if (v->first == 0 || v->last < v->first ||
         v->count != v->last - v->first + 1 || v->count > BS_SET_MAX_CHANGES ||

@@ -194,6 +194,8 @@ omit_bucket(bs_csview *v, size_t drop, int *did)
     cs.summary_signature = in->summary_signature;
     cs.n_buckets = nb;
     cs.buckets = bk;
+    if (nb > 0) /* the vector goes with a bucket (protocol.md 2.10) */
+        cs.seen = in->seen;
     p = malloc(bs__change_set__get_packed_size(&cs) + 1);
     out.n = bs__change_set__pack(&cs, p);
     out.p = p;

@@ -434,13 +434,21 @@ repack(const Bs__ChangeSet *in, ProtobufCBinaryData *changes, size_t nc,
         cs.summary_signature.data = (uint8_t *)sig;
     cs.n_buckets = nb;
     cs.buckets = bk;
+    if (nb > 0) /* the vector goes with a bucket */
+        cs.seen = in->seen;
     out.n = bs__change_set__get_packed_size(&cs);
     out.p = malloc(out.n);
     bs__change_set__pack(&cs, (uint8_t *)out.p);
     return out;
 }
 
-typedef enum { DROP_BUCKET, FLIP_CHANGE, DROP_CHANGE, FLIP_SIG } attack;
+typedef enum {
+    DROP_BUCKET,
+    FLIP_CHANGE,
+    DROP_CHANGE,
+    FLIP_SIG,
+    FLIP_SEEN
+} attack;
 
 static int
 tamper(bs_slice set, bs_slice *out, void *ctx)
@@ -471,6 +479,17 @@ tamper(bs_slice set, bs_slice *out, void *ctx)
     case DROP_CHANGE:
         *out = repack(cs, cs->changes + 1, cs->n_changes - 1, cs->buckets,
                       cs->n_buckets, NULL);
+        break;
+    case FLIP_SEEN: /* another vector than the one the summary signs */
+        orig = cs->seen.data;
+        cr_assert_gt(cs->seen.len, 0, "no vector with the bucket");
+        flip = malloc(cs->seen.len);
+        memcpy(flip, orig, cs->seen.len);
+        flip[cs->seen.len - 1] ^= 0x01; /* the last entry's seq */
+        cs->seen.data = flip;
+        *out = repack(cs, cs->changes, cs->n_changes, cs->buckets,
+                      cs->n_buckets, NULL);
+        cs->seen.data = orig;
         break;
     case FLIP_SIG:
         memcpy(sig, cs->summary_signature.data, BS_SIG_LEN);
@@ -530,6 +549,16 @@ Test(summary, a_bucket_short_of_a_change_is_refused)
 Test(summary, a_summary_whose_signature_does_not_verify_is_refused)
 {
     refused(FLIP_SIG, BS_EBADSIG, "does not verify");
+}
+
+/* The vector travels beside the summary (not inside it, so that a set a
+ * branch is entitled to none of costs the same whatever the number of
+ * offices): another vector than the one the summary signs is refused. */
+Test(summary, a_vector_other_than_the_signed_one_is_refused)
+{
+    refused(FLIP_SEEN, BS_EBADSIG,
+            "its vector is not the one its summary "
+            "signs");
 }
 
 /* An origin that signs a summary other than its header's (here: two

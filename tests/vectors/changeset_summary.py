@@ -6,9 +6,11 @@
 # Input: the routed set of changeset_routes.exp (header, signature and
 # changes; its BLAKE2b-256 is checked against that vector's set_blake2b256,
 # so nothing here trusts the C encoder).  Output: the summary its header
-# determines, signed with the same key (seed 00 01 .. 1f), the set as a
-# sealer of revision 2026-12 (summaries) writes it (fields 5 and 6
-# appended), and the set in summary form carrying bucket 0 only.
+# determines (bare header without fields 8, 9 and 13; the hash of the
+# vector's field-9 entries), signed with the same key (seed 00 01 .. 1f);
+# the set as a sealer of revision 2026-12 (summaries) writes it (fields 5
+# and 6 appended); and the set in summary form carrying bucket 0 only
+# (with the vector, field 8).
 import hashlib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -78,7 +80,8 @@ changes = [v for n, v, _ in fields(ROUTES_SET) if n == 3]
 hashes = [v for n, v, _ in fields(header) if n == 8]
 routes = [v for n, v, _ in fields(header) if n == 13]
 assert [H(c) for c in changes] == hashes
-bare = b''.join(raw for n, _, raw in fields(header) if n not in (8, 13))
+bare = b''.join(raw for n, _, raw in fields(header) if n not in (8, 9, 13))
+seen = b''.join(raw for n, _, raw in fields(header) if n == 9)
 # buckets: one per distinct Route (its exact bytes: canonical), in the
 # order of their first change
 order, members = [], {}
@@ -93,14 +96,15 @@ for r in order:
     bucket = (ld(1, r) + varint(2 << 3) + varint(len(ix)) +
               ld(3, H(b''.join(hashes[i] for i in ix))))
     buckets += ld(3, bucket)
-summary = ld(1, H(header)) + ld(2, bare) + buckets
+summary = ld(1, H(header)) + ld(2, bare) + buckets + ld(4, H(seen))
 sk = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 sig = sk.sign(b'branchsync/sum/v1\x00' + summary)
 full = ROUTES_SET + ld(5, summary) + ld(6, sig)
-# summary form, bucket 0: its changes, the summary, its signature, and the
-# packed list of buckets carried
+# summary form, bucket 0: its changes, the summary, its signature, the
+# packed list of buckets carried, and the header's vector (its field-9
+# entries, which go with a bucket)
 form = (b''.join(ld(3, changes[i]) for i in members[order[0]]) +
-        ld(5, summary) + ld(6, sig) + ld(7, varint(0)))
+        ld(5, summary) + ld(6, sig) + ld(7, varint(0)) + ld(8, seen))
 print('summary_blake2b256', H(summary).hex())
 print('summary_signature', sig.hex())
 print('set_blake2b256', H(full).hex())
