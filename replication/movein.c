@@ -214,8 +214,23 @@ in_scope(const char *name, const bs_collection *rules, const char *coll,
     return bs_scope_entitled(0, name, rules, coll, owner, NULL);
 }
 
-/* The next record of want w after c->after that is live and in scope
- * (*found 0: none left); its id goes to c->after. */
+/*
+ * Whether the hub answers a want with record r (S1, S2): a record in the
+ * receiver's scope, or one that holds no field (a tombstone: no data).
+ * The tombstones matter: a branch passes over the deletes of records
+ * outside its scope (A7o), so without them a record entering its scope
+ * deleted would come back there with an older change the delete
+ * overrides, one that reaches the branch later from another office.
+ */
+static int
+answers(const char *name, const bs_collection *rules, const char *coll,
+        const bs_record *r)
+{
+    return r->nfields == 0 || in_scope(name, rules, coll, r);
+}
+
+/* The next record of want w after c->after that the hub answers with
+ * (answers(); *found 0: none left); its id goes to c->after. */
 static bs_err
 next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
              const bs_collection *rules, const bs_snapwant *w, bs_arena *a,
@@ -246,7 +261,7 @@ next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
             rv = BS_ESTORE;
             break;
         }
-        if (rec->live && in_scope(name, rules, w->coll, rec)) {
+        if (answers(name, rules, w->coll, rec)) {
             *found = 1;
             break;
         }
@@ -302,9 +317,7 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
         if (rv == BS_OK && bs_record_decode(&rec, bs_arena_memdup(&a, v.p, v.n),
                                             v.n, &a) != BS_OK)
             rv = BS_ESTORE;
-        /* in its scope, or holding no field (a tombstone: no data) */
-        if (rv == BS_OK &&
-            (rec.nfields == 0 || in_scope(name, &rules, w->coll, &rec)))
+        if (rv == BS_OK && answers(name, &rules, w->coll, &rec))
             rv = seal_record(c, m, sk, w->coll, w->id, &rec, rules.owner_field,
                              &tab, 0, NULL, 0, now_ms);
         else if (rv == BS_OK || rv == BS_ENOTFOUND)

@@ -18,7 +18,9 @@
  *  - serving (the hub): for each want of the peer (from its hello in a
  *    session, else from its last recorded envelope for a file), a record
  *    in the peer's scope is sent as one or more snapshots, and a
- *    collection as every live record of it in the peer's scope; each
+ *    collection as every record of it, live or not, in the peer's scope
+ *    or holding no field (a tombstone: no data; so that the branch holds
+ *    the deletes it passed over while the records were outside); each
  *    answer ends with a `done` marker carrying the hub's vector when the
  *    answer began.  Only to a peer whose envelope announced
  *    BS_FEATURE_SNAPSHOTS;

@@ -8,9 +8,12 @@
  * decoder refuses what is not canonical or out of shape; a record the hub
  * moves from one branch to another reaches the new owner whole, by file
  * and over a session, with per-scope digests equal, and stays whole when
- * a rule version rebuilds it; an exchange file with a tampered snapshot,
- * a snapshot signed or carried by a branch, or a snapshot of a record
- * outside the receiver's scope is refused (exit 2) with the store
+ * a rule version rebuilds it; a widened scope brings the records and the
+ * tombstones, so an older edit cannot revive a record the hub deleted
+ * while it was outside the branch's scope; an exchange file with a
+ * tampered snapshot, a snapshot signed or carried by a branch, or a
+ * snapshot of a record outside the receiver's scope is refused (exit 2)
+ * with the store
  * unchanged byte for byte; a peer that does not announce snapshots (a
  * version-1 node) gets no snapshot frame, and a version-1 decoder reads
  * the new envelope; a revoked branch's records stay at the hub and reach
@@ -465,6 +468,40 @@ Test(snapshot, widened_scope_brings_every_record)
     assert_record(&riga, "orders", "t2",
                   "{\"id\":\"t2\",\"office\":\"tallinn\",\"v\":2}");
     assert_scope_converged(&riga);
+}
+
+/*
+ * The hub deletes tallinn's record while it is outside riga's scope: riga
+ * passes over the delete (A7o), so it holds no tombstone.  The scope then
+ * widens, and an older edit of the record (which the delete overrides at
+ * the hub) reaches riga from tallinn before the hub's answer to its want.
+ * The answer must carry the record's tombstone, or riga keeps a record
+ * deleted everywhere else (simulation seed 93 of test_scope_sim).
+ */
+Test(snapshot, widened_scope_brings_the_tombstones_too)
+{
+    bs_errbuf err = {{0}};
+    char *j;
+
+    bst_pair2(&tallinn, &riga);
+    put(&tallinn, "orders", "t1", "{\"office\":\"tallinn\",\"v\":1}");
+    settle();
+    cr_assert_null(bst_get(&riga, "orders", "t1"));
+    put(&tallinn, "orders", "t1", "{\"office\":\"tallinn\",\"v\":2}");
+    ch.ms += 10000; /* the hub's delete comes after tallinn's edit */
+    bst_ok(bst_del(&head, "orders", "t1", &err), &err, "del");
+    carry(&head, &riga); /* the delete is left out for riga */
+    declare("orders", "shared", -1);
+    carry(&head, &riga);    /* riga now wants (orders, "") */
+    carry(&head, &tallinn); /* tallinn holds the delete and the rule */
+    carry(&riga, &tallinn); /* tallinn learns what riga holds */
+    carry(&tallinn, &riga); /* the edit, which riga is now entitled to */
+    settle();               /* the hub answers riga's want */
+    j = bst_get(&riga, "orders", "t1");
+    cr_assert_null(j, "riga kept a deleted record: %s", j);
+    cr_assert_null(bst_get(&head, "orders", "t1"));
+    assert_scope_converged(&riga);
+    assert_scope_converged(&tallinn);
 }
 
 Test(snapshot, a_record_larger_than_one_snapshot_goes_in_parts)

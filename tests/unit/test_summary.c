@@ -570,6 +570,7 @@ lying_origin(bs_slice set, bs_slice *out, void *ctx)
     Bs__ChangeSet *cs;
     Bs__SetSummary *sm;
     Bs__RouteBucket *t;
+    ProtobufCBinaryData osum, osig;
     uint8_t sig[BS_SIG_LEN], *sb;
     size_t sn;
 
@@ -592,13 +593,15 @@ lying_origin(bs_slice set, bs_slice *out, void *ctx)
     sb = malloc(sn);
     bs__set_summary__pack(sm, sb);
     bs_sign(sig, BS_SUM_CONTEXT, sb, sn, head.core.sk);
+    osum = cs->summary;
+    osig = cs->summary_signature;
     cs->summary = (ProtobufCBinaryData){sn, sb};
     cs->summary_signature = (ProtobufCBinaryData){BS_SIG_LEN, sig};
     out->n = bs__change_set__get_packed_size(cs);
     out->p = malloc(out->n);
     bs__change_set__pack(cs, (uint8_t *)out->p);
-    cs->summary.data = NULL; /* (not the unpacked message's) */
-    cs->summary_signature.data = NULL;
+    cs->summary = osum; /* the unpacked message's, freed with it */
+    cs->summary_signature = osig;
     free(sb);
     bs__set_summary__free_unpacked(sm, NULL);
     bs__change_set__free_unpacked(cs, NULL);
