@@ -13,6 +13,11 @@
 #include "branchsync.pb-c.h"
 #include "meta.h"
 
+/* A reader over bytes read in place. */
+typedef struct pbr {
+    const uint8_t *p, *end;
+} pbr;
+
 /* ---- protobuf-c for untrusted bytes ---- */
 
 /* Allocations while unpacking untrusted bytes are capped (P21). */
@@ -361,6 +366,53 @@ fail:
     return rv;
 }
 
+/*
+ * Signatures checked here already, by a hash of context, origin,
+ * signature and message: a relay or a repeated exchange sends the same
+ * sets again and again, an exchange file's pass 2 verifies what pass 1
+ * did, and Ed25519 verification is most of what a small set's check costs
+ * (a branch of a head office with many branches receives every office's
+ * sets, most of them as a summary alone).  The memo of a pure function:
+ * direct-mapped, a hit needs all 32 bytes equal, so damaged bytes never
+ * hit.  One thread checks sets (the daemon's loop, a command).
+ */
+#define VERIFIED_SLOTS 4096
+static uint8_t verified[VERIFIED_SLOTS][BS_HASH_LEN];
+
+static int
+signature_ok(pbr sig, pbr hdr, const uint8_t *origin, const char *ctx)
+{
+    uint8_t id[BS_HASH_LEN];
+    bs_hash_state h;
+    uint8_t *slot;
+
+    bs_hash_init(&h);
+    bs_hash_update(&h, ctx, strlen(ctx) + 1);
+    bs_hash_update(&h, origin, BS_PK_LEN);
+    bs_hash_update(&h, sig.p, (size_t)(sig.end - sig.p));
+    bs_hash_update(&h, hdr.p, (size_t)(hdr.end - hdr.p));
+    bs_hash_final(&h, id);
+    slot = verified[bs_get_u32be(id) % VERIFIED_SLOTS];
+    if (memcmp(slot, id, BS_HASH_LEN) == 0)
+        return 1;
+    if (bs_verify(sig.p, ctx, hdr.p, (size_t)(hdr.end - hdr.p), origin) !=
+        BS_OK)
+        return 0;
+    memcpy(slot, id, BS_HASH_LEN);
+    return 1;
+}
+
+/* signature_ok on slices: BS_OK or BS_EBADSIG. */
+static bs_err
+verify_memo(const uint8_t *sig, const char *ctx, bs_slice msg,
+            const uint8_t *pk)
+{
+    return signature_ok((pbr){sig, sig + BS_SIG_LEN},
+                        (pbr){msg.p, msg.p + msg.n}, pk, ctx)
+               ? BS_OK
+               : BS_EBADSIG;
+}
+
 bs_err
 bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
 {
@@ -368,11 +420,10 @@ bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
     bs_err rv = BS_OK;
 
     if (!v->summary_form)
-        rv = bs_verify(cs->signature.data, BS_SIG_CONTEXT, v->header.p,
-                       v->header.n, pk);
+        rv = verify_memo(cs->signature.data, BS_SIG_CONTEXT, v->header, pk);
     if (rv == BS_OK && v->summary.n > 0)
-        rv = bs_verify(cs->summary_signature.data, BS_SUM_CONTEXT, v->summary.p,
-                       v->summary.n, pk);
+        rv = verify_memo(cs->summary_signature.data, BS_SUM_CONTEXT,
+                         v->summary, pk);
     return rv;
 }
 
@@ -389,9 +440,6 @@ bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
  * mutated and random inputs.
  */
 
-typedef struct pbr {
-    const uint8_t *p, *end;
-} pbr;
 
 /* A minimal varint (canonical: no redundant 0x80 groups). */
 static int
@@ -1334,39 +1382,6 @@ hashes_match(pbr set, pbr om, const Bs__SetHeader *h)
     return i == h->n_change_hashes && om.p == om.end;
 }
 
-/*
- * Signatures checked here already, by a hash of origin, signature and
- * header: a relay or a repeated exchange sends the same sets again and
- * again, and Ed25519 verification is most of what a small set's check
- * costs.  The memo of a pure function: direct-mapped, a hit needs all 32
- * bytes equal, so damaged bytes never hit.  One thread checks sets (the
- * daemon's loop, a command).
- */
-#define VERIFIED_SLOTS 1024
-static uint8_t verified[VERIFIED_SLOTS][BS_HASH_LEN];
-
-static int
-signature_ok(pbr sig, pbr hdr, const uint8_t *origin, const char *ctx)
-{
-    uint8_t id[BS_HASH_LEN];
-    bs_hash_state h;
-    uint8_t *slot;
-
-    bs_hash_init(&h);
-    bs_hash_update(&h, ctx, strlen(ctx) + 1);
-    bs_hash_update(&h, origin, BS_PK_LEN);
-    bs_hash_update(&h, sig.p, (size_t)(sig.end - sig.p));
-    bs_hash_update(&h, hdr.p, (size_t)(hdr.end - hdr.p));
-    bs_hash_final(&h, id);
-    slot = verified[bs_get_u32be(id) % VERIFIED_SLOTS];
-    if (memcmp(slot, id, BS_HASH_LEN) == 0)
-        return 1;
-    if (bs_verify(sig.p, ctx, hdr.p, (size_t)(hdr.end - hdr.p), origin) !=
-        BS_OK)
-        return 0;
-    memcpy(slot, id, BS_HASH_LEN);
-    return 1;
-}
 
 /* A stored set in summary form, read in place: its summary's signature,
  * the stream its bare header names, and each carried bucket's changes
@@ -1691,6 +1706,20 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
     rv = BS_OK;
     if (nkept == sm->n_buckets)
         goto out; /* entitled to all of it: whole */
+    if (nkept == 0) { /* to none of it: the summary alone (no route read) */
+        size = 2 + bs_varint_size((size_t)(sum.end - sum.p)) +
+               (size_t)(sum.end - sum.p) + 1 + BS_SIG_LEN;
+        if ((*out = p = malloc(size)) == NULL) {
+            rv = BS_ENOMEM;
+            goto out;
+        }
+        p = put_ld(p, 0x2a, sum);
+        p = put_ld(p, 0x32, ssig);
+        BS_ASSERT((size_t)(p - *out) == size);
+        *outn = size;
+        *vd = BS_FILTER_FILTERED;
+        goto out;
+    }
     routes = calloc(count, sizeof *routes);
     ch = calloc(count, sizeof *ch);
     if (routes == NULL || ch == NULL) {
