@@ -231,13 +231,18 @@ inspect_set(const bs_inspect_set *s)
                          s->error);
     bs_hex(inc, s->inc, BS_INC_LEN);
     bs_hex(ib, s->infobase, BS_INFOBASE_LEN);
-    return json_pack("{s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "origin",
-                     id_json(s->origin), "incarnation", inc, "infobase", ib,
-                     "first_seq", (json_int_t)s->first, "last_seq",
-                     (json_int_t)s->last, "changes", (json_int_t)s->changes,
-                     "omitted", (json_int_t)s->omitted, "bytes",
-                     (json_int_t)s->bytes, "signature",
-                     s->signature_ok ? "valid" : "INVALID");
+    return json_pack(
+        "{s:o, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:I}",
+        "origin", id_json(s->origin), "incarnation", inc, "infobase", ib,
+        "first_seq", (json_int_t)s->first, "last_seq", (json_int_t)s->last,
+        "changes", (json_int_t)s->changes, "omitted", (json_int_t)s->omitted,
+        "bytes", (json_int_t)s->bytes, "signature",
+        s->signature_ok ? "valid" : "INVALID", "summary",
+        s->summary == 2   ? "form"
+        : s->summary == 1 ? "with header"
+                          : "none",
+        "buckets", (json_int_t)s->buckets, "buckets_carried",
+        (json_int_t)s->carried);
 }
 
 json_t *

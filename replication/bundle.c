@@ -408,6 +408,10 @@ inspect_set(const bs_slice body, bs_inspect_set *o)
     o->first = v->first;
     o->last = v->last;
     o->signature_ok = bs_changeset_verify(v, v->origin) == BS_OK;
+    o->summary = v->summary_form ? 2 : v->summary.n > 0;
+    o->buckets = (uint32_t)v->nbuckets;
+    for (size_t b = 0; b < v->nbuckets; b++)
+        o->carried += v->bucket_kept[b];
     bs_changeset_free(v);
 }
 

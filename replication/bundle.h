@@ -61,6 +61,10 @@ typedef struct bs_inspect_set {
     uint8_t origin[BS_PK_LEN], inc[BS_INC_LEN], infobase[BS_INFOBASE_LEN];
     uint64_t first, last, changes, omitted, bytes;
     int signature_ok;
+    /* its summary (protocol.md 2.10): none, with the header, or the
+     * summary form carrying `carried` of `buckets` */
+    int summary; /* 0 none, 1 with the header, 2 summary form */
+    uint32_t buckets, carried;
 } bs_inspect_set;
 
 /* What `inspect` finds in a file, read without applying anything. */

@@ -340,11 +340,15 @@ bs_out_inspect(const char *path, const bs_inspect *in)
             continue;
         }
         printf("  origin %s… seq %llu-%llu: %llu %s, %llu omitted, "
-               "signature %s\n",
+               "signature %s",
                short_id(x->origin, s), (unsigned long long)x->first,
                (unsigned long long)x->last, (unsigned long long)x->changes,
                BS_PL(x->changes, "change"), (unsigned long long)x->omitted,
                x->signature_ok ? "valid" : "INVALID");
+        if (x->summary == 2)
+            printf(", summary form: %u of %u %s", x->carried, x->buckets,
+                   BS_PL(x->buckets, "bucket"));
+        printf("\n");
     }
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../lib/fixture.h"
+#include "../../replication/bundle.h"
 #include "../../replication/collections.h"
 #include "../../replication/movein.h"
 #include "../../replication/scope.h"
@@ -339,12 +340,27 @@ Test(summary, each_branch_gets_only_its_buckets_and_converges)
     write_ok(&head, mixed, 6);
     for (int i = 0; i < 2; i++) {
         found fd = {0};
+        bs_errbuf err = {{0}};
+        bs_inspect in;
+        int forms = 0;
 
         cr_assert_eq(rewrite_export(br[i], look, &fd, NULL), 0);
         cr_assert_eq(fd.n, 1, "%s: one set in summary form", br[i]->name);
         cr_assert_eq(fd.nbuckets, 3);
         cr_assert_eq(fd.kept, 1, "%s: its own bucket only", br[i]->name);
         cr_assert_eq(fd.present, 2);
+        /* `inspect` says so */
+        bst_ok(bs_bundle_inspect(path, &in, &err), &err, "inspect");
+        for (size_t k = 0; k < in.nsets; k++)
+            if (in.sets[k].summary == 2) {
+                forms++;
+                cr_assert_eq(in.sets[k].buckets, 3);
+                cr_assert_eq(in.sets[k].carried, 1);
+                cr_assert_eq(in.sets[k].changes, 2);
+                cr_assert(in.sets[k].signature_ok);
+            }
+        cr_assert_eq(forms, 1);
+        bs_inspect_fini(&in);
         import_ok(br[i]);
         cr_assert_eq(pos_of(br[i], &head), pos_of(&head, &head));
         same_scope(br[i], "after the summary form");
