@@ -422,8 +422,8 @@ bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
     if (!v->summary_form)
         rv = verify_memo(cs->signature.data, BS_SIG_CONTEXT, v->header, pk);
     if (rv == BS_OK && v->summary.n > 0)
-        rv = verify_memo(cs->summary_signature.data, BS_SUM_CONTEXT,
-                         v->summary, pk);
+        rv = verify_memo(cs->summary_signature.data, BS_SUM_CONTEXT, v->summary,
+                         pk);
     return rv;
 }
 
@@ -439,7 +439,6 @@ bs_changeset_verify(const bs_csview *v, const uint8_t pk[BS_PK_LEN])
  * (tests/fuzz/fuzz_checks.c) check the two decoders agree on valid,
  * mutated and random inputs.
  */
-
 
 /* A minimal varint (canonical: no redundant 0x80 groups). */
 static int
@@ -1382,7 +1381,6 @@ hashes_match(pbr set, pbr om, const Bs__SetHeader *h)
     return i == h->n_change_hashes && om.p == om.end;
 }
 
-
 /* A stored set in summary form, read in place: its summary's signature,
  * the stream its bare header names, and each carried bucket's changes
  * against the bucket's hash. */
@@ -1705,7 +1703,7 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
     }
     rv = BS_OK;
     if (nkept == sm->n_buckets)
-        goto out; /* entitled to all of it: whole */
+        goto out;     /* entitled to all of it: whole */
     if (nkept == 0) { /* to none of it: the summary alone (no route read) */
         size = 2 + bs_varint_size((size_t)(sum.end - sum.p)) +
                (size_t)(sum.end - sum.p) + 1 + BS_SIG_LEN;
@@ -1799,6 +1797,51 @@ out:
     free(routes);
     free(ch);
     return rv;
+}
+
+bs_err
+bs_changeset_stored_filter_at(bs_slice set, bs_slice sum, bs_slice ssig,
+                              bs_route_keep keep, void *ctx,
+                              bs_filter_verdict *vd, uint8_t **out,
+                              size_t *outn)
+{
+    Bs__SetSummary *sm =
+        bs_changeset_pb_unpack(&bs__set_summary__descriptor, sum.p, sum.n);
+    size_t nkept = 0, size;
+    uint8_t *p;
+
+    *vd = BS_FILTER_WHOLE;
+    *out = NULL;
+    *outn = 0;
+    if (sm == NULL || sm->n_buckets == 0)
+        goto whole_read; /* (the set's own reading judges it) */
+    for (size_t b = 0; b < sm->n_buckets; b++) {
+        bs_route_ref br;
+        if (sm->buckets[b]->route == NULL)
+            goto whole_read;
+        br = bucket_ref(sm->buckets[b]);
+        nkept += keep(ctx, &br) != 0;
+    }
+    if (nkept == sm->n_buckets) { /* entitled to all of it: as stored */
+        bs_changeset_pb_free(sm);
+        return BS_OK;
+    }
+    if (nkept > 0)
+        goto whole_read;
+    bs_changeset_pb_free(sm);
+    /* entitled to none of it: the summary alone */
+    size = 2 + bs_varint_size(sum.n) + sum.n + 1 + BS_SIG_LEN;
+    if ((*out = p = malloc(size)) == NULL)
+        return BS_ENOMEM;
+    p = put_ld(p, 0x2a, (pbr){sum.p, sum.p + sum.n});
+    p = put_ld(p, 0x32, (pbr){ssig.p, ssig.p + ssig.n});
+    BS_ASSERT((size_t)(p - *out) == size);
+    *outn = size;
+    *vd = BS_FILTER_FILTERED;
+    return BS_OK;
+whole_read:
+    bs_changeset_pb_free(sm);
+    return bs_changeset_stored_filter(set, keep, ctx, 1, vd, out, outn);
 }
 
 bs_err

@@ -252,6 +252,15 @@ BS_MUST_CHECK bs_err bs_changeset_stored_filter(bs_slice set,
                                                 int summaries,
                                                 bs_filter_verdict *vd,
                                                 uint8_t **out, size_t *outn);
+/*
+ * The same, for a receiver that takes summaries, when where the set keeps
+ * its summary is known (sum and ssig point into set: bs_setlog_summary):
+ * a set the receiver is entitled to all of, or none of, is judged without
+ * reading its changes.  Otherwise as bs_changeset_stored_filter.
+ */
+BS_MUST_CHECK bs_err bs_changeset_stored_filter_at(
+    bs_slice set, bs_slice sum, bs_slice ssig, bs_route_keep keep, void *ctx,
+    bs_filter_verdict *vd, uint8_t **out, size_t *outn);
 /* 1 when stored set `set` leaves changes out (its `omitted` field is
  * there, or it is in summary form), read in place; also 1 when it does not
  * read. */

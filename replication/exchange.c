@@ -124,7 +124,8 @@ outgoing(bs_scope_peer *sp, int filter, bs_txn *t, const bs_stream *s,
     *fn = 0;
     if (rv != BS_OK)
         return check_outgoing(s, from, rv, set, err);
-    if (filter && (rv = bs_scope_filter(sp, t, set, vd, f, fn)) != BS_OK)
+    if (filter &&
+        (rv = bs_scope_filter(sp, t, s->idx, set, vd, f, fn)) != BS_OK)
         return check_outgoing(s, from, rv == BS_ENOMEM ? rv : BS_ESTORE, set,
                               err);
     if (*vd == BS_SCOPE_STOP)

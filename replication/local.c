@@ -146,6 +146,8 @@ seal(bs_local *l, bs_errbuf *err)
         bs_sealed_write(x, dst);
         memcpy(l->self->last_hash, bs_sealed_hash(x), BS_HASH_LEN);
         l->self->seq = bs_sealed_last(x);
+        rv = bs_setlog_written(l->txn, l->self->idx, bs_sealed_first(x),
+                               (bs_slice){dst, bs_sealed_size(x)});
     }
     bs_sealed_free(x);
     return rv;
@@ -598,6 +600,8 @@ reseal_stream(bs_txn *t, const bs_meta *meta, const uint8_t *sk,
             bs_sealed_write(x, dst);
             memcpy(prev, bs_sealed_hash(x), BS_HASH_LEN);
             has_prev = 1;
+            rv = bs_setlog_written(t, self->idx, first,
+                                   (bs_slice){dst, bs_sealed_size(x)});
         }
         bs_sealed_free(x);
         if (rv != BS_OK)

@@ -11,6 +11,7 @@
 #include "conflict.h"
 #include "record.h"
 #include "rules.h"
+#include "setlog.h"
 #include "movein.h"
 
 /* Whether the receiver holds rule version v (its hub positions cover
@@ -211,15 +212,14 @@ keep_route(void *ctx, const bs_route_ref *r)
 }
 
 bs_err
-bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set, bs_scope_verdict *vd,
-                uint8_t **out, size_t *n)
+bs_scope_filter(bs_scope_peer *p, bs_txn *t, uint32_t stream, bs_slice set,
+                bs_scope_verdict *vd, uint8_t **out, size_t *n)
 {
     bs_filter_verdict fv;
     uint8_t *strip = NULL;
     size_t sn = 0;
     bs_err rv;
 
-    (void)t;
     *vd = BS_SCOPE_WHOLE;
     *out = NULL;
     *n = 0;
@@ -242,7 +242,19 @@ bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set, bs_scope_verdict *vd,
      * filter, which reads what the set leaves out itself: one scan of the
      * set less.) */
     if (!p->hub && p->any_scoped && !p->whole_only) {
-        /* filtered below */
+        /* filtered below; where the set keeps its summary known, a set
+         * the receiver is entitled to all or none of is judged without
+         * reading its changes (setlog.h) */
+        uint64_t first, last;
+        bs_slice sum, ssig;
+
+        if (p->summaries && stream != 0 &&
+            bs_changeset_stored_range(set, &first, &last) == BS_OK &&
+            bs_setlog_summary(t, stream, first, set, &sum, &ssig) == BS_OK) {
+            rv = bs_changeset_stored_filter_at(set, sum, ssig, keep_route, p,
+                                               &fv, out, n);
+            goto judged;
+        }
     } else if (bs_changeset_stored_omits(set)) {
         if (p->whole_only) {
             free(strip);
@@ -256,6 +268,7 @@ bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set, bs_scope_verdict *vd,
     }
     rv = bs_changeset_stored_filter(set, keep_route, p, p->summaries, &fv, out,
                                     n);
+judged:
     if (rv != BS_OK || fv != BS_FILTER_WHOLE) {
         free(strip);
     } else {

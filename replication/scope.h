@@ -107,7 +107,8 @@ typedef enum {
 } bs_scope_verdict;
 
 /*
- * Prepare stored set `set` for receiver p, judged by the rules now in t:
+ * Prepare stored set `set` of stream index `stream` (0: not known) for
+ * receiver p, judged by the rules now in t:
  * *out (malloc'd, *n bytes) is the set with every change p is not entitled
  * to left out (canonically encoded, the origin's header and signature
  * unchanged; or in summary form, protocol.md 2.10, when p->summaries) when
@@ -116,7 +117,8 @@ typedef enum {
  * it as stored.  BS_ESTORE when the stored set does not decode;
  * BS_ENOMEM.
  */
-BS_MUST_CHECK bs_err bs_scope_filter(bs_scope_peer *p, bs_txn *t, bs_slice set,
+BS_MUST_CHECK bs_err bs_scope_filter(bs_scope_peer *p, bs_txn *t,
+                                     uint32_t stream, bs_slice set,
                                      bs_scope_verdict *v, uint8_t **out,
                                      size_t *n);
 

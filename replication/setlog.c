@@ -120,6 +120,112 @@ bs_setlog_from(bs_txn *t, uint32_t stream, uint64_t from, bs_slice *set,
     return rv;
 }
 
+/* ---- where a set keeps its summary (`sla:`) ---- */
+
+#define SLA_KEY (4 + LOG_KEY)
+
+static bs_slice
+sla_key(uint8_t key[SLA_KEY], uint32_t stream, uint64_t first)
+{
+    memcpy(key, "sla:", 4);
+    log_key(key + 4, stream, first);
+    return bs_mem(key, SLA_KEY);
+}
+
+/* A varint at *p (before end); 0 when it does not read. */
+static int
+varint_at(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* The summary field (5) at off in set, checked: it ends where the last
+ * field, the 64-byte signature (6), begins, and the set ends there. */
+static int
+summary_at(bs_slice set, size_t off, bs_slice *sum, bs_slice *ssig)
+{
+    const uint8_t *p = set.p + off, *end = set.p + set.n;
+    uint64_t len;
+
+    if (off >= set.n || *p++ != 0x2a || !varint_at(&p, end, &len) ||
+        len > (uint64_t)(end - p) || (size_t)(end - p) - len != 2 + 64 ||
+        p[len] != 0x32 || p[len + 1] != 64)
+        return 0;
+    *sum = (bs_slice){p, (size_t)len};
+    *ssig = (bs_slice){p + len + 2, 64};
+    return 1;
+}
+
+/* Note where set (just stored at (stream, first)) keeps its summary, or
+ * forget any note: only a set with a header, its summary last and
+ * nothing left out is noted. */
+static bs_err
+note_summary(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set)
+{
+    const uint8_t *p = set.p, *end = set.p + set.n;
+    uint8_t key[SLA_KEY], val[8];
+    size_t off = 0;
+    int found = 0, omits = 0;
+    bs_slice sum, ssig;
+    bs_err rv;
+
+    while (p < end && set.p[0] == 0x0a) {
+        const uint8_t *start = p;
+        uint64_t tag, len;
+        if (!varint_at(&p, end, &tag) || (tag & 7) != 2 ||
+            !varint_at(&p, end, &len) || len > (uint64_t)(end - p))
+            break;
+        p += len;
+        if (tag == 0x22)
+            omits = 1;
+        else if (tag == 0x2a) {
+            off = (size_t)(start - set.p);
+            found = 1;
+        }
+    }
+    sla_key(key, stream, first);
+    if (!found || omits || !summary_at(set, off, &sum, &ssig) ||
+        set.n > UINT32_MAX) {
+        rv = bs_txn_del(t, BS_DB_META, bs_mem(key, SLA_KEY));
+        return rv == BS_ENOTFOUND ? BS_OK : rv;
+    }
+    bs_put_u32be(val, (uint32_t)off);
+    bs_put_u32be(val + 4, (uint32_t)set.n);
+    return bs_txn_put(t, BS_DB_META, bs_mem(key, SLA_KEY), bs_mem(val, 8), 0,
+                      NULL);
+}
+
+bs_err
+bs_setlog_summary(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set,
+                  bs_slice *sum, bs_slice *ssig)
+{
+    uint8_t key[SLA_KEY];
+    bs_slice v;
+    bs_err rv;
+
+    rv = bs_txn_get(t, BS_DB_META, sla_key(key, stream, first), &v);
+    if (rv != BS_OK)
+        return rv;
+    /* (the note is this node's own; a set it does not fit is read whole) */
+    if (v.n != 8 || bs_get_u32be(v.p + 4) != set.n ||
+        !summary_at(set, bs_get_u32be(v.p), sum, ssig))
+        return BS_ENOTFOUND;
+    return BS_OK;
+}
+
+bs_err
+bs_setlog_written(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set)
+{
+    return note_summary(t, stream, first, set);
+}
+
 bs_err
 bs_setlog_put(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set)
 {
@@ -127,15 +233,20 @@ bs_setlog_put(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set)
     bs_err rv = bs_txn_put(t, BS_DB_LOG, log_key(key, stream, first), set,
                            BS_PUT_NOOVERWRITE, NULL);
 
-    return rv == BS_EEXIST ? BS_OK : rv;
+    if (rv == BS_EEXIST)
+        return BS_OK; /* the older entry stays, and its note */
+    return rv == BS_OK ? note_summary(t, stream, first, set) : rv;
 }
 
 bs_err
 bs_setlog_del(bs_txn *t, uint32_t stream, uint64_t first)
 {
-    uint8_t key[LOG_KEY];
+    uint8_t key[LOG_KEY], sk[SLA_KEY];
     bs_err rv = bs_txn_del(t, BS_DB_LOG, log_key(key, stream, first));
 
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    rv = bs_txn_del(t, BS_DB_META, sla_key(sk, stream, first));
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 

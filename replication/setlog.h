@@ -61,9 +61,28 @@ BS_MUST_CHECK bs_err bs_setlog_put(bs_txn *t, uint32_t stream, uint64_t first,
                                    bs_slice set);
 
 /* Reserve n bytes at (stream, first), replacing any entry, and return where
- * to write the set (write txn; valid until the next write). */
+ * to write the set (write txn; valid until the next write); once written,
+ * bs_setlog_written. */
 BS_MUST_CHECK bs_err bs_setlog_reserve(bs_txn *t, uint32_t stream,
                                        uint64_t first, size_t n, uint8_t **dst);
+/* The set at (stream, first) was written into a reservation (write txn). */
+BS_MUST_CHECK bs_err bs_setlog_written(bs_txn *t, uint32_t stream,
+                                       uint64_t first, bs_slice set);
+
+/*
+ * Where a stored set keeps its summary (protocol.md 2.10), so that a hub
+ * sending a branch the summary of a set it is entitled to none of does
+ * not read the set's changes to find it (they come first; with a thousand
+ * branches the hub read every branch's set once per branch per round).
+ * Kept for a set with a header, a summary and nothing left out, in the
+ * write that stores the set (the meta key `sla:`, storage.md §3.1); set
+ * is the stored value.  *sum and *ssig (the summary and its signature)
+ * point into set.  BS_ENOTFOUND when not kept (an older store, or a set
+ * without a summary): read the set instead.
+ */
+BS_MUST_CHECK bs_err bs_setlog_summary(bs_txn *t, uint32_t stream,
+                                       uint64_t first, bs_slice set,
+                                       bs_slice *sum, bs_slice *ssig);
 
 /* Delete the set at (stream, first) (write txn); BS_OK when there was
  * none.  Only a hub's release of a quarantine drops sets (quarantine.h). */

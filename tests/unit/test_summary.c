@@ -714,3 +714,103 @@ Test(summary, a_session_sends_the_summary_form)
     cr_assert(has(&riga, "orders", "r1") && !has(&riga, "orders", "t1"));
     same_scope(&riga, "after the session");
 }
+
+/* ---- where the hub finds a set's summary (setlog.h, `sla:`) ---- */
+
+static bs_err
+forget_note(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    const uint8_t *key = arg;
+
+    (void)err;
+    return bs_txn_del(t, BS_DB_META, bs_mem(key, 16));
+}
+
+/* The hub's export for riga, as bytes (malloc'd). */
+static uint8_t *
+export_bytes(size_t *n)
+{
+    bs_errbuf err = {{0}};
+
+    bst_ok(bst_export(&head, "riga", path, &err), &err, "export");
+    return bst_read_file(path, n);
+}
+
+/* A stored set with a summary notes where it keeps it, with the set's
+ * write and delete; without the note the hub reads the set and sends the
+ * same sets. */
+Test(summary, the_hub_finds_a_summary_without_reading_the_changes)
+{
+    static const bst_op tallinns[] = {
+        {"orders", "t7", "{\"branch\":\"tallinn\"}"},
+        {"orders", "t8", "{\"branch\":\"tallinn\"}"},
+    };
+    bs_meta mh = bst_meta(&head);
+    bs_errbuf err = {{0}};
+    bs_stream s;
+    bs_slice set, sum, ssig;
+    uint64_t first, last;
+    uint8_t key[16], *a, *b;
+    size_t an, bn;
+    bst_frames fa, fb;
+    bs_txn *t;
+
+    write_ok(&head, tallinns, 2); /* riga is entitled to none of it */
+    cr_assert(bst_stream(&head, mh.pk, mh.inc, &s));
+    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
+    cr_assert_eq(bs_setlog_next(t, s.idx, s.seq - 1, s.seq, &set, &last),
+                 BS_OK);
+    cr_assert_eq(bs_changeset_stored_range(set, &first, &last), BS_OK);
+    cr_assert_eq(bs_setlog_summary(t, s.idx, first, set, &sum, &ssig), BS_OK,
+                 "the sealer noted where the summary is");
+    cr_assert_eq(ssig.n, 64);
+    cr_assert_eq(ssig.p + 64, set.p + set.n, "the signature ends the set");
+    bs_txn_abort(t);
+    a = export_bytes(&an);
+    /* without the note (a store from before): the same file content */
+    memcpy(key, "sla:", 4);
+    bs_put_u32be(key + 4, s.idx);
+    bs_put_u64be(key + 8, first);
+    bst_ok(bs_store_write(head.core.store, forget_note, key, &err), &err,
+           "forget");
+    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
+    cr_assert_eq(bs_setlog_summary(t, s.idx, first, set, &sum, &ssig),
+                 BS_ENOTFOUND);
+    bs_txn_abort(t);
+    b = export_bytes(&bn);
+    cr_assert(bst_frames_split(a, an, &fa) && bst_frames_split(b, bn, &fb));
+    cr_assert_eq(fa.nsets, fb.nsets);
+    for (size_t i = 0; i < fa.nsets; i++)
+        cr_assert(fa.sets[i].n == fb.sets[i].n &&
+                      memcmp(fa.sets[i].p, fb.sets[i].p, fa.sets[i].n) == 0,
+                  "set %zu differs with and without the note", i);
+    cr_assert(is_summary_form(fa.sets[fa.nsets - 1]));
+    bst_frames_fini(&fa);
+    bst_frames_fini(&fb);
+    free(a);
+    free(b);
+    import_ok(&riga);
+    same_scope(&riga, "after the summary alone");
+}
+
+/* A set received at the hub from a branch is noted too. */
+Test(summary, a_received_set_is_noted)
+{
+    static const bst_op one[] = {{"orders", "t9", "{\"branch\":\"tallinn\"}"}};
+    bs_meta mt = bst_meta(&tallinn);
+    bs_errbuf err = {{0}};
+    bs_stream s;
+    bs_slice set, sum, ssig;
+    uint64_t first, last;
+    bs_txn *t;
+
+    write_ok(&tallinn, one, 1);
+    carry(&tallinn, &head, NULL);
+    cr_assert(bst_stream(&head, mt.pk, mt.inc, &s));
+    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
+    cr_assert_eq(bs_setlog_next(t, s.idx, s.seq - 1, s.seq, &set, &last),
+                 BS_OK);
+    cr_assert_eq(bs_changeset_stored_range(set, &first, &last), BS_OK);
+    cr_assert_eq(bs_setlog_summary(t, s.idx, first, set, &sum, &ssig), BS_OK);
+    bs_txn_abort(t);
+}
