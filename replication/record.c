@@ -378,6 +378,15 @@ get_idx(reader *rd, int wide)
 }
 
 bs_err
+bs_record_peek_live(const uint8_t *buf, size_t n, int *live)
+{
+    if (n < 2 || (buf[0] != FORMAT && buf[0] != FORMAT_WIDE) || buf[1] > 1)
+        return BS_ESTORE;
+    *live = buf[1] & 1;
+    return BS_OK;
+}
+
+bs_err
 bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
 {
     reader rd = {buf, buf + n, 0};

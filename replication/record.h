@@ -97,6 +97,12 @@ typedef struct bs_order {
 
 int bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o);
 
+/* The live flag of encoded record buf[0..n), read from its first two
+ * bytes (format, flags) without decoding it: BS_ESTORE when they are not
+ * a record's.  For counting (status); bs_record_decode checks the rest. */
+BS_MUST_CHECK bs_err bs_record_peek_live(const uint8_t *buf, size_t n,
+                                         int *live);
+
 /* 1 when the record is live (an upsert newer than any delete) under order
  * o.  bs_record_merge stores the answer for the collection's order in
  * r->live, which is what readers use. */

@@ -93,10 +93,23 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 fsize() { stat -c %s "$1"; }
 
-# A TCP port on 127.0.0.1 that is free right now.
+# A TCP port on 127.0.0.1 that is free right now, from 20000-31999:
+# below the range the kernel hands out to outgoing connections (a port
+# from there could be taken by a daemon's connection before the daemon
+# meant to listen on it starts; tests/proc/proc_util.h does the same).
 free_port() {
-    python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import random, socket
+for _ in range(1000):
+    p = random.randrange(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break'
 }
 
 # node_init DIR NAME ROLE PORT

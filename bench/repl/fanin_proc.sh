@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# bench/repl/fanin_proc.sh - a head office with N branches as real
+# daemons on this machine (issue 12 item 1): one exchange round over the
+# network (CURVE sessions on 127.0.0.1), every branch syncing at once.
+#
+#     bench/repl/fanin_proc.sh [N]        (default 100)
+#
+# Environment: see common.sh; FANIN_CHANGES (per branch and for the
+# catalog, default 1000), FANIN_PARALLEL (syncs at once, default N).
+#
+# Set up (not timed): a hub daemon and N branch daemons, paired, `orders`
+# owner-scoped by `office`, every branch joined by one sync.  Each branch
+# loads FANIN_CHANGES orders of its own and the hub as many records of a
+# shared `catalog` (not timed).  The round: every branch runs `branchsync
+# sync head` at once; timed until the last returns, and each sync on its
+# own.  Meanwhile `branchsync status` at the hub is timed every 0.5 s.
+# At the end the hub must hold every order and each branch the catalog.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+N=${1:-100}
+C=${FANIN_CHANGES:-1000}
+P=${FANIN_PARALLEL:-$N}
+case $N in '' | *[!0-9]* | 0) echo "usage: fanin_proc.sh [N]" >&2; exit 2 ;; esac
+
+repl_build branchsync branchsyncd
+repl_workdir $((N * 20000 + 65536))
+machine_line >&2
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+HUB=$WORK/hub
+hub_port=$(free_port)
+node_init "$HUB" head hub "$hub_port"
+"$BS" -d "$HUB" collection orders --scope owner --owner-field office >/dev/null
+hub_id=$(node_id "$HUB")
+t0=$(now)
+for i in $(seq 1 "$N"); do
+    b=$(printf 'b%04d' "$i")
+    port=$(free_port)
+    node_init "$WORK/$b" "$b" branch "$port"
+    "$BS" -d "$HUB" peer add "$b" "tcp://127.0.0.1:$port" "$(node_id "$WORK/$b")" \
+        --schedule manual >/dev/null
+    "$BS" -d "$WORK/$b" peer add head "tcp://127.0.0.1:$hub_port" "$hub_id" \
+        --hub --schedule manual >/dev/null
+done
+daemon_start "$HUB" "$WORK/hub.log"
+for i in $(seq 1 "$N"); do
+    b=$(printf 'b%04d' "$i")
+    daemon_start "$WORK/$b" "$WORK/$b.log"
+done
+# join: every branch once (a few at a time)
+seq 1 "$N" | xargs -P 8 -I{} sh -c \
+    '"$0" -d "$1/$(printf "b%04d" {})" sync head >/dev/null' "$BS" "$WORK"
+echo "set up $N branch daemons in $(elapsed "$t0" "$(now)") s" >&2
+
+# the round's data (not timed)
+for i in $(seq 1 "$N"); do
+    b=$(printf 'b%04d' "$i")
+    awk -v b="$b" -v c="$C" 'BEGIN { for (k = 0; k < c; k++)
+        printf "{\"id\":\"%s-%d\",\"office\":\"%s\",\"qty\":%d}\n", b, k, b, k }' \
+        >"$WORK/$b.jsonl"
+    "$BS" -d "$WORK/$b" load orders "$WORK/$b.jsonl" >/dev/null 2>&1
+done
+awk -v c="$C" 'BEGIN { for (k = 0; k < c; k++)
+    printf "{\"id\":\"item-%d\",\"price\":%d}\n", k, k }' >"$WORK/catalog.jsonl"
+"$BS" -d "$HUB" load catalog "$WORK/catalog.jsonl" >/dev/null 2>&1
+
+# status at the hub before the round (nothing running)
+s0=$(now); "$BS" -d "$HUB" status >/dev/null; idle=$(elapsed "$s0" "$(now)")
+
+# status at the hub, timed, while the round runs
+( while [ ! -f "$WORK/round.done" ]; do
+      s=$(now); "$BS" -d "$HUB" status >/dev/null 2>&1 || true
+      echo "$(elapsed "$s" "$(now)")" >>"$WORK/status.times"; sleep 0.5
+  done ) &
+STATUS_PID=$!
+t0=$(now)
+seq 1 "$N" | xargs -P "$P" -I{} sh -c \
+    's=$(date +%s.%N); "$0" -d "$1/$(printf "b%04d" {})" sync head >/dev/null 2>"$1/sync.{}.err" || echo "sync {} failed: $(cat "$1/sync.{}.err")" >&2; echo "$(date +%s.%N) $s" >>"$1/sync.times"' \
+    "$BS" "$WORK"
+round=$(elapsed "$t0" "$(now)")
+touch "$WORK/round.done"
+wait "$STATUS_PID" 2>/dev/null || true
+
+held=$("$BS" -d "$HUB" ls orders | wc -l)
+want=$((N * C))
+[ "$held" = "$want" ] || { echo "the hub holds $held orders, want $want" >&2; exit 1; }
+got=$("$BS" -d "$WORK/b0001" ls catalog | wc -l)
+[ "$got" = "$C" ] || { echo "b0001 holds $got catalog records, want $C" >&2; exit 1; }
+
+hub_pid=${DAEMON_PIDS[0]}
+echo "branches $N (real daemons), $C changes each way per branch, $P syncs at once"
+echo "  round: $round s, wall, from the first sync started to the last returned"
+awk '{ print ($1 - $2) * 1000 }' "$WORK/sync.times" | sort -g | awk '{ v[NR] = $1 }
+    END { printf "  per-branch sync: p50 %.0f, p90 %.0f, p99 %.0f, max %.0f ms\n",
+          v[int(NR * 0.5) + 1], v[int(NR * 0.9) + 1], v[int(NR * 0.99) + 1], v[NR] }'
+sort -g "$WORK/status.times" | awk -v idle="$idle" '{ v[NR] = $1 * 1000 }
+    END { printf "  `branchsync status` at the hub (%d times during the round): median %.0f, max %.0f ms (before the round: %.0f ms)\n",
+          NR, v[int(NR / 2) + 1], v[NR], idle * 1000 }'
+echo "  hub daemon: CPU $(proc_cpu "$hub_pid") s, RssAnon $(awk '/RssAnon/ { print $2 / 1024 " MiB" }' "/proc/$hub_pid/status"), open sockets $(ls -l "/proc/$hub_pid/fd" 2>/dev/null | grep -c socket)"
