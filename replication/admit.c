@@ -452,6 +452,41 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
     return BS_OK;
 }
 
+/*
+ * A7s (bootstrap): a set at or below the seed point may leave out any
+ * change of a user collection, which the hub's snapshots summarise; never
+ * one of a system collection (members and rules arrive only as signed
+ * changes), and nothing from a set without routes (nothing tells what it
+ * left out).
+ */
+static bs_err
+check_seed_omitted(const bs_csview *v, const char *id, bs_errbuf *err)
+{
+    for (size_t i = 0; i < v->count; i++) {
+        if (v->present[i])
+            continue;
+        if (v->route_coll == NULL || v->route_coll[i][0] == '_')
+            return bs_errf(
+                err, BS_EPERM,
+                "not permitted: seeding change set %llu-%llu of "
+                "origin %s leaves out change %llu, %s: refused "
+                "until it arrives whole",
+                (unsigned long long)v->first, (unsigned long long)v->last, id,
+                (unsigned long long)(v->first + i),
+                v->route_coll == NULL ? "and carries no routes to verify it"
+                                      : "of a system collection");
+    }
+    return BS_OK;
+}
+
+/* 1 when v lies at or below the seed point of its stream s. */
+static int
+seeding(const bs_admission *ad, const bs_stream *s, const bs_csview *v)
+{
+    return ad->seed != NULL &&
+           v->last <= bs_vv_get(ad->seed, ad->nseed, s->key);
+}
+
 /* A5r: on a released stream, a set that contradicts this node's history
  * from the release's seq on is of the dropped version: a no-op, not a
  * new quarantine. */
@@ -467,7 +502,7 @@ static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
          bs_admit *out, bs_errbuf *err)
 {
-    int drop, settle;
+    int drop, settle, seed;
     uint64_t n;
     bs_err rv;
 
@@ -495,8 +530,15 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
                        (unsigned long long)v->first,
                        (unsigned long long)v->last, id,
                        (unsigned long long)s->seq);
-    if ((rv = check_omitted(ad, v, id, err)) != BS_OK) /* A7o */
+    seed = seeding(ad, s, v);
+    rv = seed ? check_seed_omitted(v, id, err) /* A7s */
+              : check_omitted(ad, v, id, err); /* A7o */
+    if (rv != BS_OK)
         return rv;
+    if (seed && v->first > s->seq + 1) { /* A8s: the position jumps */
+        out->verdict = BS_ADMIT_APPLY;
+        return BS_OK;
+    }
     if (v->first > s->seq + 1) {
         if ((rv = held_chain(ad, s, &n)) != BS_OK)
             return rv;

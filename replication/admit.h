@@ -118,6 +118,14 @@ typedef struct bs_admission {
      * cache, emptied with the one above */
     struct bs_rule_cache *rcache;
     size_t nrcache;
+    /* the seed point (revision 2026-12, bootstrap; docs/design.md
+     * "Snapshot bootstrap"): the hub's vector when an exchange from the
+     * pinned hub seeds this branch (Envelope.seed), borrowed; NULL
+     * otherwise.  A set at or below it may start past position + 1 (A8s:
+     * the position jumps) and leave out changes of user collections
+     * (A7s: the snapshots summarise them). */
+    const bs_pos *seed;
+    size_t nseed;
 } bs_admission;
 
 /*

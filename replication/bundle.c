@@ -88,7 +88,7 @@ bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
  * record snapshots, after the sets: only to a peer that takes them. */
 static bs_err
 write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
-                const uint8_t *sk, uint64_t now_ms, uint64_t *count)
+                int seed, const uint8_t *sk, uint64_t now_ms, uint64_t *count)
 {
     bs_snapwant *wants;
     bs_movein_cursor c;
@@ -100,6 +100,12 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
         return BS_OK;
     if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
         return rv;
+    if (seed) { /* every collection, whatever the peer wanted */
+        free(wants);
+        features = BS_FEATURE_SNAPSHOTS;
+        if ((rv = bs_movein_collections(t, &wants, &n)) != BS_OK)
+            return rv;
+    }
     bs_movein_cursor_init(&c, p->pk, wants,
                           (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
     for (;;) {
@@ -122,8 +128,9 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
 }
 
 static bs_err
-write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
-           FILE *f, uint64_t now_ms, bs_xstats *st, bs_errbuf *err)
+write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, int seed,
+           const uint8_t *sk, FILE *f, uint64_t now_ms, bs_xstats *st,
+           bs_errbuf *err)
 {
     writer w = {f, {{0}}, 0, 0, 0};
     uint8_t head[HEAD_LEN], trailer[TRAILER_LEN], *env;
@@ -133,6 +140,10 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
 
     if ((rv = bs_xchg_envelope(t, m, p, p->sent_no + 1, now_ms, &e)) != BS_OK)
         return rv;
+    if (seed) {
+        e.features |= BS_FEATURE_BOOTSTRAP;
+        e.seed = 1;
+    }
     rv = bs_envelope_encode(&e, &env, &en);
     bs_envelope_fini(&e);
     if (rv != BS_OK)
@@ -143,11 +154,12 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     w_bytes(&w, head, HEAD_LEN);
     w_frame(&w, F_ENVELOPE, env, en);
     free(env);
-    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
+    rv = seed ? bs_xchg_collect_seed(t, m, p, emit_set, &w, &st->sets, err)
+              : bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
     if (rv == BS_ESTORE)
         return rv; /* a damaged set, named by collect */
     if (rv == BS_OK)
-        rv = write_snapshots(&w, t, m, p, sk, now_ms, &st->snapshots);
+        rv = write_snapshots(&w, t, m, p, seed, sk, now_ms, &st->snapshots);
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot write exchange file");
     bs_hash_final(&w.h, trailer);
@@ -160,10 +172,10 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     return BS_OK;
 }
 
-bs_err
-bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
-                 const char *path, uint64_t now_ms, uint64_t retention_ms,
-                 bs_xstats *st, bs_errbuf *err)
+static bs_err
+export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
+            const char *path, uint64_t now_ms, uint64_t retention_ms,
+            bs_xstats *st, bs_errbuf *err)
 {
     char tmp[4200];
     export_ctx x = {peer, now_ms};
@@ -195,7 +207,14 @@ bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
         rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
         goto out_peer;
     }
-    rv = write_file(t, &m, &p, sk, f, now_ms, st, err);
+    if (seed && (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)) {
+        fclose(f);
+        unlink(tmp);
+        rv = bs_errf(err, BS_EINVAL,
+                     "only the infobase's hub seeds a branch (export --seed)");
+        goto out_peer;
+    }
+    rv = write_file(t, &m, &p, seed, sk, f, now_ms, st, err);
     fclose(f);
     if (rv == BS_OK && rename(tmp, path) != 0)
         rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
@@ -208,6 +227,22 @@ out_txn:
     if (rv == BS_OK)
         rv = bs_store_write(s, bump_sent, &x, err);
     return rv;
+}
+
+bs_err
+bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
+                 const char *path, uint64_t now_ms, uint64_t retention_ms,
+                 bs_xstats *st, bs_errbuf *err)
+{
+    return export_file(s, sk, peer, 0, path, now_ms, retention_ms, st, err);
+}
+
+bs_err
+bs_bundle_export_seed(bs_store *s, const uint8_t *sk, const char *peer,
+                      const char *path, uint64_t now_ms, uint64_t retention_ms,
+                      bs_xstats *st, bs_errbuf *err)
+{
+    return export_file(s, sk, peer, 1, path, now_ms, retention_ms, st, err);
 }
 
 /* ---- reading ---- */

@@ -56,6 +56,7 @@ bs_envelope_encode(const bs_envelope *e, uint8_t **out, size_t *n)
     m.sender_incarnation = bin(e->sender_inc, BS_INC_LEN);
     m.message_no = e->message_no;
     m.features = e->features;
+    m.seed = e->seed;
     if (e->nwants > 0 && ((ws = calloc(e->nwants, sizeof *ws)) == NULL ||
                           (wp = calloc(e->nwants, sizeof *wp)) == NULL)) {
         free(pos);
@@ -138,6 +139,7 @@ bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
     }
     e->nack = m->n_ack;
     e->features = m->features;
+    e->seed = (m->features & BS_FEATURE_BOOTSTRAP) ? m->seed : 0;
     if (m->n_wants > BS_SNAP_WANTS_MAX) {
         rv = bs_errf(err, BS_EMALFORMED, "malformed envelope: too many wants");
         bs_envelope_fini(e);

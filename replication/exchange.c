@@ -209,6 +209,109 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     return rv;
 }
 
+/* ---- seeding (docs/design.md "Snapshot bootstrap") ---- */
+
+typedef struct seed_keep {
+    size_t kept;
+} seed_keep;
+
+/* A seeding set keeps only its changes of system collections. */
+static int
+keep_system(void *ctx, const bs_route_ref *r)
+{
+    seed_keep *k = ctx;
+    int keep = r->coll.n > 0 && r->coll.p[0] == '_';
+
+    k->kept += keep;
+    return keep;
+}
+
+/*
+ * Stored set `set` of stream s (as bs_setlog_next returned it, with rv),
+ * ending at `last`, as it leaves in a seed: with its user-collection
+ * changes left out, sent only when it keeps a system change or is the
+ * stream's anchor (it ends at the bound `upto`); a set without routes goes
+ * whole.  *f (malloc'd, or NULL: as stored) and *send are set on BS_OK.
+ */
+static bs_err
+seed_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
+              uint64_t last, uint64_t upto, uint8_t **f, size_t *fn, int *send,
+              bs_errbuf *err)
+{
+    bs_filter_verdict fv = BS_FILTER_WHOLE;
+    seed_keep k = {0};
+
+    *f = NULL;
+    *fn = 0;
+    *send = 0;
+    if (rv != BS_OK)
+        return check_outgoing(s, from, rv, set, err);
+    if ((rv = bs_changeset_stored_filter(set, keep_system, &k, &fv, f, fn)) !=
+        BS_OK)
+        return check_outgoing(s, from, rv == BS_ENOMEM ? rv : BS_ESTORE, set,
+                              err);
+    if (fv == BS_FILTER_STOP)
+        fv = BS_FILTER_WHOLE; /* no routes: it goes whole */
+    *send = fv == BS_FILTER_WHOLE || k.kept > 0 || last >= upto;
+    if (*send)
+        rv = check_outgoing(s, from, BS_OK,
+                            *f != NULL ? (bs_slice){*f, *fn} : set, err);
+    if (rv != BS_OK || !*send) {
+        free(*f);
+        *f = NULL;
+    }
+    return rv;
+}
+
+bs_err
+bs_xchg_collect_seed(bs_txn *t, const bs_meta *m, const bs_peer *p,
+                     bs_emit_fn emit, void *ctx, uint64_t *nsets,
+                     bs_errbuf *err)
+{
+    bs_streamtab tab;
+    bs_err rv;
+
+    *nsets = 0;
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0)
+        return BS_OK; /* only the hub seeds */
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
+        for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
+            const bs_stream *s = &tab.v[i];
+            uint64_t from = bs_vv_get(p->acked, p->nacked, s->key), last;
+            uint64_t upto;
+            bs_slice set = {NULL, 0};
+
+            if (!in_pass(m, s, pass))
+                continue;
+            upto = sendable(t, m, s);
+            for (;;) {
+                uint8_t *f;
+                size_t fn;
+                int send;
+
+                rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
+                if ((rv = seed_outgoing(s, from, rv, set, last, upto, &f, &fn,
+                                        &send, err)) != BS_OK)
+                    break;
+                if (send) {
+                    rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
+                    free(f);
+                    if (rv != BS_OK)
+                        break;
+                    (*nsets)++;
+                }
+                from = last;
+            }
+            if (rv == BS_ENOTFOUND)
+                rv = BS_OK;
+        }
+    }
+    bs_streams_fini(&tab);
+    return rv;
+}
+
 void
 bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
 {
@@ -663,6 +766,25 @@ inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
 }
 
 /*
+ * The seed point (admit.h; docs/design.md "Snapshot bootstrap"): the
+ * envelope's vector, when the envelope announces the bootstrap feature and
+ * says it seeds us, comes from this infobase's hub (accept checked that
+ * the sender is the paired or pinned hub, X1-X4) and we are a branch.
+ */
+static void
+seed_point(const bs_inbound *in, const bs_meta *m, bs_admission *ad)
+{
+    const bs_envelope *e = &in->env;
+
+    if (e->seed && (e->features & BS_FEATURE_BOOTSTRAP) &&
+        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
+        memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
+        ad->seed = e->ack;
+        ad->nseed = e->nack;
+    }
+}
+
+/*
  * Pass 1: admit every set dry (admit.h), against a private copy of the
  * stream table that advances through the exchange, as the node will be
  * once joined.  The first refusal refuses the exchange.
@@ -687,6 +809,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
     bs_arena_init(&a);
     bs_admission_init(&ad, t, &view, &tab, 1, now_ms, max_skew_ms, &a);
     ad.joining = !m->joined;
+    seed_point(p, &view, &ad);
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
         bs_csview *v, *own = NULL;
         bs_admit out;
@@ -802,6 +925,7 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
             return rv;
     }
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
+        seed_point(x->p, &ap.ad.meta, &ap.ad);
         for (size_t i = x->set; rv == BS_OK && i < x->end; i++) {
             bs_csview *v, *own = NULL;
             if ((rv = inbound_set(x->p, i, &v, &own, err)) == BS_OK)

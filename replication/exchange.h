@@ -40,6 +40,19 @@ BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
                                      bs_errbuf *err);
 
 /*
+ * What the hub sends to seed peer p (docs/design.md "Snapshot bootstrap"):
+ * for each stream, from what p acknowledged up to the hub's position, the
+ * sets that hold a change of a system collection and the set ending at
+ * the position (the anchor), each with its user-collection changes left
+ * out (a set without routes goes whole); the snapshots, sent after, carry
+ * the records.  Checked as bs_xchg_collect checks.  Nothing unless this
+ * node is the joined hub.
+ */
+BS_MUST_CHECK bs_err bs_xchg_collect_seed(bs_txn *t, const bs_meta *m,
+                                          const bs_peer *p, bs_emit_fn emit,
+                                          void *ctx, uint64_t *nsets,
+                                          bs_errbuf *err);
+/*
  * Streaming what a peer lacks, one set at a time, for transports that must
  * not hold a read transaction across network I/O.  theirs is the peer's
  * vector (from its hello), borrowed for the cursor's life.

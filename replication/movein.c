@@ -4,6 +4,7 @@
  */
 #include "movein.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,43 @@ bs_movein_wants(bs_txn *t, size_t max, bs_snapwant **w, size_t *n)
     bs_err rv = each_key(t, (const uint8_t *)WANT_PREFIX, 4, add_want, &l);
 
     if (rv != BS_OK) {
+        free(l.v);
+        return rv;
+    }
+    *w = l.v;
+    *n = l.n;
+    return BS_OK;
+}
+
+bs_err
+bs_movein_collections(bs_txn *t, bs_snapwant **w, size_t *n)
+{
+    want_list l = {NULL, 0, SIZE_MAX};
+    uint8_t next[BS_COLLECTION_MAX + 1];
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &cur)) != BS_OK)
+        return rv;
+    /* one seek per collection: past "C\0..." is "C\1" */
+    for (rv = bs_cursor_first(cur, &k, &v); rv == BS_OK;
+         rv = bs_cursor_seek(cur, bs_mem(next, k.n), &k, &v)) {
+        const uint8_t *z = memchr(k.p, 0, k.n);
+
+        if (z == NULL || (size_t)(z - k.p) > BS_COLLECTION_MAX) {
+            rv = BS_ESTORE;
+            break;
+        }
+        k.n = (size_t)(z - k.p);
+        if (k.p[0] != '_' &&
+            (rv = add_want(&l, (bs_slice){k.p, k.n + 1})) != BS_OK)
+            break;
+        memcpy(next, k.p, k.n);
+        next[k.n++] = 1;
+    }
+    bs_cursor_close(cur);
+    if (rv != BS_OK && rv != BS_ENOTFOUND) {
         free(l.v);
         return rv;
     }

@@ -101,6 +101,12 @@ BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
 
 /* ---- the branch's side: wanting and merging ---- */
 
+/* Every user collection holding a record in t, in name order, as wants
+ * of every record of it (*w malloc'd): what a bootstrap answers (docs/
+ * design.md "Snapshot bootstrap"). */
+BS_MUST_CHECK bs_err bs_movein_collections(bs_txn *t, bs_snapwant **w,
+                                           size_t *n);
+
 /* Note that branch m wants coll/id (id NULL: every record of coll in its
  * scope); a no-op on the hub or before joining (write txn). */
 BS_MUST_CHECK bs_err bs_movein_want(bs_txn *t, const bs_meta *m,

@@ -22,6 +22,9 @@
 #define BS_SNAP_VERSION 1
 /* Envelope.features bit: the sender takes record snapshots. */
 #define BS_FEATURE_SNAPSHOTS 1u
+/* Envelope.features bit (revision 2026-12, bootstrap): the sender seeds
+ * and is seeded (Envelope.seed; docs/design.md "Snapshot bootstrap"). */
+#define BS_FEATURE_BOOTSTRAP 2u
 /* An encoded snapshot: at most a file frame (and a session message). */
 #define BS_SNAP_MAX_ENCODED BS_SET_MAX_ENCODED
 /* Wants per envelope (more wait for the next exchange). */
