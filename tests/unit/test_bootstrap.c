@@ -13,11 +13,13 @@
  * own then travel as ordinary change sets.
  */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lib/fixture.h"
 #include "../../replication/collections.h"
 #include "../../replication/scope.h"
+#include "branchsync.pb-c.h"
 
 #define T0 1800000000000ull
 
@@ -243,4 +245,115 @@ Test(bootstrap, a_seeded_branch_equals_the_full_replay_and_then_continues)
               has(&br, "items", "late-r") && !has(&br, "orders", "late-riga"));
     cr_assert(has(&head, "orders", "mine"));
     same_scope(&head, &br, "after the seed");
+}
+
+/* ---- refusals ---- */
+
+static void
+put_frame(FILE *f, uint8_t type, bs_slice body, bs_hash_state *h)
+{
+    uint8_t head5[5];
+
+    head5[0] = type;
+    bs_put_u32be(head5 + 1, (uint32_t)body.n);
+    cr_assert_eq(fwrite(head5, 1, 5, f), 5);
+    cr_assert_eq(fwrite(body.p, 1, body.n, f), body.n);
+    if (h != NULL) {
+        bs_hash_update(h, head5, 5);
+        bs_hash_update(h, body.p, body.n);
+    }
+}
+
+/* Set bytes with every change left out (the header and signature kept). */
+static bs_slice
+omit_all(bs_slice set)
+{
+    Bs__ChangeSet cs = BS__CHANGE_SET__INIT;
+    const Bs__ChangeSet *in;
+    bs_csview *v;
+    uint32_t om[64];
+    uint8_t *out;
+
+    cr_assert_eq(bs_changeset_decode(set.p, set.n, &v, NULL), BS_OK);
+    cr_assert(v->count <= 64);
+    for (size_t i = 0; i < v->count; i++)
+        om[i] = (uint32_t)i;
+    in = v->pb_set;
+    cs.header = in->header;
+    cs.signature = in->signature;
+    cs.n_omitted = v->count;
+    cs.omitted = om;
+    out = malloc(bs__change_set__get_packed_size(&cs));
+    cr_assert_not_null(out);
+    set.n = bs__change_set__pack(&cs, out);
+    set.p = out;
+    bs_changeset_free(v);
+    return set;
+}
+
+/* The seed file again, its first set (the hub's, introducing members)
+ * with every change left out, signed again by the hub: what a hub that
+ * dropped system changes from a seed would send. */
+static void
+strip_first_set(void)
+{
+    uint8_t tr[BS_HASH_LEN + BS_SIG_LEN], head8[8], *p;
+    size_t len;
+    bs_hash_state h;
+    bst_frames fr;
+    FILE *f;
+
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    cr_assert(fr.nsets > 0);
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    bs_hash_init(&h);
+    memcpy(head8, BS_FILE_MAGIC, 4);
+    bs_put_u32be(head8 + 4, 1);
+    cr_assert_eq(fwrite(head8, 1, 8, f), 8);
+    bs_hash_update(&h, head8, 8);
+    put_frame(f, 1, fr.env, &h);
+    for (size_t i = 0; i < fr.nsets; i++) {
+        bs_slice s = i == 0 ? omit_all(fr.sets[i]) : fr.sets[i];
+        put_frame(f, 2, s, &h);
+        if (i == 0)
+            free((void *)s.p);
+    }
+    for (size_t i = 0; i < fr.nsnaps; i++)
+        put_frame(f, 4, fr.snaps[i], &h);
+    bs_hash_final(&h, tr);
+    bs_sign(tr + BS_HASH_LEN, BS_FILE_CONTEXT, tr, BS_HASH_LEN, head.core.sk);
+    put_frame(f, 3, (bs_slice){tr, sizeof tr}, NULL);
+    cr_assert_eq(fclose(f), 0);
+    bst_frames_fini(&fr);
+    free(p);
+}
+
+/* A7s: a seed may leave out user changes only; one that leaves out the
+ * hub's changes of a system collection is refused, nothing written. */
+Test(bootstrap, a_seed_leaving_out_system_changes_is_refused_whole)
+{
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    uint64_t n;
+    uint8_t d[BS_HASH_LEN];
+    bs_err rv;
+
+    history();
+    seed_export(&st);
+    strip_first_set();
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_EPERM, "%s", bs_errmsg(&err, rv));
+    cr_assert(strstr(bs_errmsg(&err, rv), "of a system collection") != NULL,
+              "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(bst_meta(&br).joined, 0);
+    cr_assert_eq(pos_of(&br, &head), 0);
+    bst_digest(&br, d, &n);
+    cr_assert_eq(n, 0);
+    /* the seed as the hub wrote it still applies */
+    seed_export(&st);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    same_scope(&head, &br, "seeded after a refusal");
 }
