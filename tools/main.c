@@ -37,7 +37,8 @@ enum {
     O_UNIQUE = 1u << 22, /* --unique (collection) */
     O_FORCE = 1u << 23,  /* --force (put) */
     O_BACKUP = 1u << 24, /* --backup (schedule) */
-    O_LAST = O_BACKUP,
+    O_SEED = 1u << 25,   /* --seed (export) */
+    O_LAST = O_SEED,
 };
 
 typedef struct cmd {
@@ -197,10 +198,13 @@ static const cmd cmds[] = {
      "branchsync.merges/COLLECTION/OTHER_ID names KEEP_ID, so 'get' of\n"
      "OTHER_ID says where it went and every node settles the duplicate\n"
      "conflict between them.  Both records must be live.\n"},
-    {"export", bs_cmd_export, O_DIR | O_JSON, 2, 2, "export PEER FILE",
+    {"export", bs_cmd_export, O_DIR | O_JSON | O_SEED, 2, 2,
+     "export PEER FILE [--seed]",
      "write what PEER has not acknowledged to an exchange file",
      "The file is signed and checksummed; carry it to the peer and run\n"
-     "'branchsync import FILE' there.\n"},
+     "'branchsync import FILE' there.  --seed (the hub, for a new branch):\n"
+     "the file seeds PEER with the records of its scope as they are now\n"
+     "instead of the whole history; later exports continue from there.\n"},
     {"import", bs_cmd_import, O_DIR | O_JSON, 1, 1, "import FILE",
      "verify and apply an exchange file",
      "Everything is verified before anything is applied; a file already\n"
@@ -347,6 +351,7 @@ static const struct option longopts[] = {
     {"unique", required_argument, NULL, 1000 + 27},
     {"force", no_argument, NULL, 1000 + 28},
     {"backup", required_argument, NULL, 1000 + 29},
+    {"seed", no_argument, NULL, 1000 + 30},
     {NULL, 0, NULL, 0},
 };
 
@@ -403,6 +408,8 @@ opt_name(unsigned bit)
         return "--force";
     if (bit == O_BACKUP)
         return "--backup";
+    if (bit == O_SEED)
+        return "--seed";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -608,6 +615,10 @@ main(int argc, char **argv)
         case 1029:
             c.backup = optarg;
             seen |= O_BACKUP;
+            break;
+        case 1030:
+            c.seed = 1;
+            seen |= O_SEED;
             break;
         case ':':
             return bad_option(argc, argv, 1);

@@ -3525,3 +3525,48 @@ Test(cli, cml_skip_reports_and_export_imports_back)
     cr_expect_str_eq(a.digest, b.digest, "export did not import back");
     cr_expect_eq(a.records, 2 + 3);
 }
+
+/* Issue 12 item 3: `export --seed` seeds a new branch with the records
+ * of its scope as snapshots instead of the history; later exports
+ * continue from there; a branch cannot seed (exit 2, nothing written). */
+Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
+{
+    char hub[128], br[128], file[200];
+    res r;
+
+    paired_hub_branch(hub, br);
+    snprintf(file, sizeof file, "%s/seed.bsx", root);
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", i);
+        CLI_OK("put", "-d", hub, "put", "customers", id, "{\"a\":1}");
+        CLI_OK("put", "-d", hub, "put", "customers", id, "{\"a\":2}");
+    }
+    CLI_OK("del", "-d", hub, "del", "customers", "c0");
+    r = CLI("-d", hub, "export", "br", file, "--seed");
+    assert_ok(r, "export --seed");
+    /* 4 live records and the collection's `done` marker */
+    cr_assert(strstr(r.out, "exported a seed of ") != NULL &&
+                  strstr(r.out, " and 5 record snapshots (") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import of the seed");
+    res_free(&r);
+    r = CLI("-d", br, "get", "customers", "c4");
+    assert_ok(r, "get");
+    cr_assert(strstr(r.out, "\"a\":2") != NULL, "%s", r.out);
+    res_free(&r);
+    carry(br, "hub", hub); /* br's acknowledgement: the hub's positions */
+    CLI_OK("put", "-d", hub, "put", "customers", "c9", "{\"a\":9}");
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export after the seed");
+    cr_assert(strstr(r.out, "exported 1 change set (") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import after the seed");
+    res_free(&r);
+    CLI_OK("get", "-d", br, "get", "customers", "c9");
+    BAD(br, "only the infobase's hub seeds", "-d", br, "export", "hub", file,
+        "--seed");
+}
