@@ -3,7 +3,10 @@
 # 10 % of N records of an owner-scoped collection, against raw LMDB
 # inserts of the records sent.
 #
-#     bench/repl/scoped.sh [N]       (N records, default 1000000)
+#     bench/repl/scoped.sh [N] [--seed]   (N records, default 1000000)
+#
+# --seed: the hub exports with `export --seed` (snapshot bootstrap, issue
+# 12 item 3): the branch's records as snapshots, not the history.
 #
 # Environment: see bench/repl/common.sh (BENCH_DIR, BENCH_RUNS,
 # BENCH_TIMEOUT, BUILD_DIR, BENCH_SEED).
@@ -27,7 +30,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 N=${1:-1000000}
-case $N in '' | *[!0-9]* | 0) echo "usage: bench/repl/scoped.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]* | 0) echo "usage: bench/repl/scoped.sh [N] [--seed]" >&2; exit 2 ;; esac
+SEED=
+case ${2:-} in '') ;; --seed) SEED=--seed ;; *) echo "usage: bench/repl/scoped.sh [N] [--seed]" >&2; exit 2 ;; esac
 
 repl_build branchsync bench_lmdb_raw
 repl_workdir $((N * 2 + 65536))
@@ -60,7 +65,7 @@ for run in $(seq 1 "$RUNS"); do
     pair "$HUB" head "$hub_port" "$BR" br "$br_port"
 
     sync
-    run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export br "$FILE" >/dev/null
+    run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export br "$FILE" $SEED >/dev/null
     ex_s=$RUN_S
     run_sampled "$WORK/rss.import" "$BS" -d "$BR" --json import "$FILE" >"$WORK/import.json"
     im_s=$RUN_S
