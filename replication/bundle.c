@@ -108,6 +108,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     }
     bs_movein_cursor_init(&c, p->pk, wants,
                           (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
+    c.dead = seed;
     for (;;) {
         uint8_t *snap;
         size_t len;

@@ -247,7 +247,12 @@ next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
             rv = BS_ESTORE;
             break;
         }
-        if (rec->live && in_scope(name, rules, w->coll, rec)) {
+        /* live and in scope; in a seed also a deleted record (no data,
+         * or in scope), so that an older write arriving later stays
+         * hidden as at the hub */
+        if (rec->live ? in_scope(name, rules, w->coll, rec)
+                      : c->dead && (rec->nfields == 0 ||
+                                    in_scope(name, rules, w->coll, rec))) {
             *found = 1;
             break;
         }

@@ -72,6 +72,9 @@ typedef struct bs_movein_cursor {
     uint8_t **parts; /* the rest of a split record (malloc'd) */
     size_t *lens, nparts, part;
     uint64_t sent; /* snapshots produced */
+    /* a seed (bootstrap): a collection's answer holds its deleted records
+     * too (bs_movein_cursor_init sets 0) */
+    int dead;
 } bs_movein_cursor;
 
 void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,

@@ -357,3 +357,30 @@ Test(bootstrap, a_seed_leaving_out_system_changes_is_refused_whole)
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
     same_scope(&head, &br, "seeded after a refusal");
 }
+
+/* A seed carries deleted records too: riga's older edit of a record the
+ * hub deleted meanwhile reaches the hub after the seed, and the seeded
+ * branch keeps the record deleted, as the hub does. */
+Test(bootstrap, an_older_write_arriving_after_the_seed_stays_deleted)
+{
+    bst_op put = {"items", "x", "{\"v\":1}"},
+           edit = {"items", "x", "{\"v\":2}"}, del = {"items", "x", NULL};
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bs_err rv;
+
+    write_ok(&head, &put, 1);
+    carry(&head, &riga, NULL);
+    write_ok(&riga, &edit, 1); /* not yet sent */
+    ch.ms = cr.ms + 1000;      /* the hub's delete is later */
+    write_ok(&head, &del, 1);
+    seed_export(&st);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    carry(&br, &head, NULL);
+    carry(&riga, &head, NULL);
+    cr_assert(!has(&head, "items", "x"));
+    carry(&head, &br, NULL);
+    cr_assert(!has(&br, "items", "x"), "the seeded branch revived it");
+    same_scope(&head, &br, "after the late edit");
+}

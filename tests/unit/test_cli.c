@@ -3545,9 +3545,9 @@ Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
     CLI_OK("del", "-d", hub, "del", "customers", "c0");
     r = CLI("-d", hub, "export", "br", file, "--seed");
     assert_ok(r, "export --seed");
-    /* 4 live records and the collection's `done` marker */
+    /* 4 live records, the deleted one and the collection's `done` */
     cr_assert(strstr(r.out, "exported a seed of ") != NULL &&
-                  strstr(r.out, " and 5 record snapshots (") != NULL,
+                  strstr(r.out, " and 6 record snapshots (") != NULL,
               "%s", r.out);
     res_free(&r);
     r = CLI("-d", br, "import", file);
@@ -3567,6 +3567,9 @@ Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
     assert_ok(r, "import after the seed");
     res_free(&r);
     CLI_OK("get", "-d", br, "get", "customers", "c9");
+    r = CLI("-d", br, "get", "customers", "c0");
+    cr_assert_eq(r.code, 1, "the deleted record: %s", r.out);
+    res_free(&r);
     BAD(br, "only the infobase's hub seeds", "-d", br, "export", "hub", file,
         "--seed");
 }
