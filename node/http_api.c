@@ -451,7 +451,8 @@ bad_method(bs_api *api, bs_api_resp *out)
     bs_api_error(api, 405, "method not allowed here (docs/api.md)", out);
 }
 
-/* /v1/collections/{c}/records[/{id}]; rest is after "/v1/collections/". */
+/* /v1/collections/{c}/records[/{id}] and /v1/collections/{c}/merge; rest
+ * is after "/v1/collections/". */
 static void
 route_records(bs_api *api, const bs_api_req *rq, const char *rest,
               bs_api_resp *out)
@@ -462,8 +463,10 @@ route_records(bs_api *api, const bs_api_req *rq, const char *rest,
     size_t cn = slash ? (size_t)(slash - rest) : strlen(rest);
     bs_err rv;
 
-    if (slash == NULL || strncmp(slash, "/records", 8) != 0 ||
-        (slash[8] != '\0' && slash[8] != '/')) {
+    int merge = slash != NULL && strcmp(slash, "/merge") == 0;
+
+    if (!merge && (slash == NULL || strncmp(slash, "/records", 8) != 0 ||
+                   (slash[8] != '\0' && slash[8] != '/'))) {
         bs_api_error(api, 404, "no such endpoint (docs/api.md)", out);
         return;
     }
@@ -473,6 +476,11 @@ route_records(bs_api *api, const bs_api_req *rq, const char *rest,
     coll[cn] = '\0';
     if ((rv = bs_records_check_coll(coll, &err)) != BS_OK) {
         bs_api_fail(api, rv, &err, out);
+        return;
+    }
+    if (merge) {
+        is(rq, "POST") ? bs_api_merge(api, rq, coll, out)
+                       : bad_method(api, out);
         return;
     }
     if (slash[8] == '\0') {

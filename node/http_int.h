@@ -1,7 +1,7 @@
 /*
  * http_int.h - PRIVATE to http_api.c, http_ops.c and http_feed.c: the
  * response helpers and the handlers of the operator endpoints (status,
- * health, metrics, conflicts, peers, log, sync) and of the change feed,
+ * health, metrics, conflicts, merge, peers, log, sync) and of the change feed,
  * which http_api.c routes to.
  */
 #ifndef BS_HTTP_INT_H
@@ -35,6 +35,10 @@ void bs_api_metrics(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 void bs_api_conflicts(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 void bs_api_resolve(bs_api *api, const bs_api_req *rq, const char *cid,
                     bs_api_resp *out);
+/* POST /v1/collections/{coll}/merge; coll already checked by the caller
+ * or by bs_unique_merge. */
+void bs_api_merge(bs_api *api, const bs_api_req *rq, const char *coll,
+                  bs_api_resp *out);
 void bs_api_peers(bs_api *api, const bs_api_req *rq, bs_api_resp *out);
 void bs_api_sync(bs_api *api, const bs_api_req *rq, const char *peer,
                  bs_api_resp *out);

@@ -1,8 +1,9 @@
 /*
  * http_ops.c - the HTTP API's operator endpoints: status (the `status
  * --json` document), health (the `doctor` list), Prometheus metrics,
- * conflicts and their resolution, peers, the exchange log and "sync now".
- * Routed to by http_api.c; each read runs in its own read transaction.
+ * conflicts and their resolution, merging duplicates, peers, the exchange log
+ * and "sync now". Routed to by http_api.c; each read runs in its own read
+ * transaction.
  */
 #include <stdarg.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "../replication/json.h"
 #include "../replication/resolution.h"
+#include "../replication/unique.h"
 #include "health.h"
 #include "http_int.h"
 #include "render.h"
@@ -412,6 +414,36 @@ bs_api_resolve(bs_api *api, const bs_api_req *rq, const char *cid,
     bs_api_json(api, 200,
                 json_pack("{s:s, s:s}", "conflict", cid, "resolution", how),
                 out);
+}
+
+/* POST /v1/collections/{c}/merge {"keep": ID, "other": ID}: `merge`. */
+void
+bs_api_merge(bs_api *api, const bs_api_req *rq, const char *coll,
+             bs_api_resp *out)
+{
+    json_t *j = json_loadb(rq->body ? rq->body : "", rq->body_len, 0, NULL);
+    const char *keep = json_string_value(json_object_get(j, "keep")),
+               *other = json_string_value(json_object_get(j, "other"));
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    if (!json_is_object(j) || keep == NULL || other == NULL ||
+        json_object_size(j) != 2)
+        rv = bs_errf(&err, BS_EINVAL,
+                     "the body must be {\"keep\": ID, \"other\": ID}");
+    else /* one write txn; checks both records and the rules */
+        rv = bs_unique_merge(&api->core, coll, keep, other, &err);
+    if (rv != BS_OK) {
+        json_decref(j);
+        bs_api_fail(api, rv, &err, out);
+        return;
+    }
+    bs_api_changed(api);
+    bs_api_json(api, 200,
+                json_pack("{s:s, s:s, s:s}", "collection", coll, "kept", keep,
+                          "merged", other),
+                out);
+    json_decref(j);
 }
 
 /* ==== peers, sync, log ==== */

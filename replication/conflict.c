@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "meta.h"
+#include "pbvalue.h"
 #include "storage.pb-c.h"
 
 #define FLAG_OPEN 1u
@@ -118,34 +119,6 @@ bin(const void *p, size_t n)
     return (ProtobufCBinaryData){n, (uint8_t *)p};
 }
 
-static void
-value_pb(const bs_value *v, Bs__Value *pv, char *text)
-{
-    bs__value__init(pv);
-    switch (v->type) {
-    case BS_VNULL:
-        pv->kind_case = BS__VALUE__KIND_NULL;
-        pv->null = 1;
-        break;
-    case BS_VFALSE:
-    case BS_VTRUE:
-        pv->kind_case = BS__VALUE__KIND_BOOLEAN;
-        pv->boolean = v->type == BS_VTRUE;
-        break;
-    case BS_VINT:
-        pv->kind_case = BS__VALUE__KIND_INTEGER;
-        pv->integer = v->i;
-        break;
-    case BS_VREAL:
-        pv->kind_case = BS__VALUE__KIND_REAL;
-        pv->real = v->d;
-        break;
-    default:
-        pv->kind_case = BS__VALUE__KIND_TEXT;
-        pv->text = text;
-    }
-}
-
 /* The value of a stored candidate; text is malloc'd into *text. */
 static bs_err
 value_from_pb(const Bs__Value *pv, bs_value *v, char **text)
@@ -212,7 +185,7 @@ put_entry(bs_txn *t, const uint8_t *key, size_t klen, const char *cid,
             if (v->type == BS_VTEXT &&
                 (texts[i] = strndup(v->s, v->len)) == NULL)
                 rv = BS_ENOMEM;
-            value_pb(v, &val[i], texts[i]);
+            bs_value_pb(&val[i], v, texts[i]);
             cand[i].value = &val[i];
         }
         cp[i] = &cand[i];

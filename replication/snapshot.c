@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "branchsync.pb-c.h"
+#include "pbvalue.h"
 
 static ProtobufCBinaryData
 bin(const void *p, size_t n)
@@ -220,30 +221,12 @@ put_version(Bs__SnapVersion *e, const bs_snapver *v)
 static int
 put_value(Bs__Value *pv, const bs_value *v, bs_arena *a)
 {
-    bs__value__init(pv);
-    switch (v->type) {
-    case BS_VNULL:
-        pv->kind_case = BS__VALUE__KIND_NULL;
-        pv->null = 1;
-        break;
-    case BS_VFALSE:
-    case BS_VTRUE:
-        pv->kind_case = BS__VALUE__KIND_BOOLEAN;
-        pv->boolean = v->type == BS_VTRUE;
-        break;
-    case BS_VINT:
-        pv->kind_case = BS__VALUE__KIND_INTEGER;
-        pv->integer = v->i;
-        break;
-    case BS_VREAL:
-        pv->kind_case = BS__VALUE__KIND_REAL;
-        pv->real = v->d;
-        break;
-    default:
-        pv->kind_case = BS__VALUE__KIND_TEXT;
-        pv->text = bs_arena_strndup(a, v->s, v->len);
-        return pv->text != NULL;
-    }
+    char *text = NULL;
+
+    if (v->type == BS_VTEXT &&
+        (text = bs_arena_strndup(a, v->s, v->len)) == NULL)
+        return 0;
+    bs_value_pb(pv, v, text);
     return 1;
 }
 

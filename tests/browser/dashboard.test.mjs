@@ -14,6 +14,12 @@
 //      inbox, and `branchsync conflicts --json` shows it resolved;
 //   3. the record browser shows `contracts`, and a record written with the
 //      CLI appears in it through the change feed, without a reload;
+//   3b. a duplicate of a unique key made with the CLI at the head
+//      (`collection customers --unique tax_code`, a second record given
+//      the same tax code with `put --force`) shows both records, the key
+//      and its value; "Keep C1 (merge C2 into it)" merges them, after
+//      which `branchsync conflicts --json` lists no open conflict and
+//      `get customers C2` exits 1 naming C1;
 //   4. without a token the page asks for one, refuses a wrong one, and
 //      takes the right one;
 //   5. the token is in no URL the page requested and in no daemon log,
@@ -78,15 +84,25 @@ async function waitFor(what, fn, ms = WAIT_MS) {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// A port that listens now, from 20000-31999: not the range the kernel
+// gives outgoing connections (and port 0), where another test's daemon
+// could take it before ours binds (tests/proc/proc_util.h, p_free_port).
+let nextPort = 20000 + Math.floor(Math.random() * 12000);
+
+function tryListen(port) {
+  return new Promise((resolve) => {
     const s = net.createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
+    s.on("error", () => resolve(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
   });
+}
+
+async function freePort() {
+  for (let tries = 0; tries < 12000; tries++) {
+    const port = 20000 + (nextPort++ % 12000);
+    if (await tryListen(port)) return port;
+  }
+  throw new Error("no free port in 20000-31999");
 }
 
 async function makeNode(name, hub) {
@@ -245,6 +261,36 @@ step("the record browser follows the change feed", async () => {
   await waitFor("the search to keep one row", async () => (await page.locator("tr[data-id]").count()) === 1);
   await cliOk(head, "del", "contracts", "k-live");
   await row.waitFor({ state: "detached", timeout: 10000 });
+});
+
+/* ---- 3b ---- */
+
+step("a duplicate is merged through the page", async () => {
+  await cliOk(head, "collection", "customers", "--unique", "tax_code");
+  await cliOk(head, "put", "customers", "C1", '{"name":"Acme","tax_code":"7701"}');
+  const refused = await cli(head, "put", "customers", "C2", '{"name":"ACME Ltd","tax_code":"7701"}');
+  assert.equal(refused.code, 2, `a repeated key is refused without --force: ${refused.err}`);
+  await cliOk(head, "put", "customers", "C2", '{"name":"ACME Ltd","tax_code":"7701"}', "--force");
+  const open = JSON.parse(await cliOk(head, "conflicts", "--json"));
+  assert.equal(open.length, 1, `one open duplicate: ${JSON.stringify(open)}`);
+  assert.equal(open[0].kind, "duplicate");
+  const card = page.locator(`[data-conflict="${open[0].conflict}"]`);
+  await card.waitFor({ timeout: WAIT_MS });
+  const text = await card.innerText();
+  for (const want of ["C1", "C2", "tax_code", "7701"]) assert.ok(text.includes(want), `the card shows ${want}: ${text}`);
+  assert.equal(await card.locator("button.take").count(), 0, "no Keep-an-office button for a duplicate");
+  const keep = card.locator('button[data-keep="C1"]');
+  assert.equal((await keep.innerText()).trim(), "Keep C1 (merge C2 into it)");
+  assert.equal((await card.locator('button[data-keep="C2"]').innerText()).trim(), "Keep C2 (merge C1 into it)");
+  await keep.click();
+  await card.waitFor({ state: "detached", timeout: WAIT_MS });
+  await page.locator("#no-conflicts").waitFor({ timeout: WAIT_MS });
+  const after = JSON.parse(await cliOk(head, "conflicts", "--json"));
+  assert.equal(after.length, 0, `no open conflict: ${JSON.stringify(after)}`);
+  const gone = await cli(head, "get", "customers", "C2");
+  assert.equal(gone.code, 1, `get of the merged record exits 1: ${gone.out}${gone.err}`);
+  assert.match(gone.err, /merged into customers\/C1/);
+  assert.equal(JSON.parse(await cliOk(head, "get", "customers", "C1")).name, "Acme");
 });
 
 /* ---- 4 ---- */

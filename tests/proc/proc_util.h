@@ -420,24 +420,43 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 
 /* ---- ports ---- */
 
-/* A free TCP port on 127.0.0.1: bind to port 0, read it, close. */
+/*
+ * A free TCP port on 127.0.0.1 for a daemon to listen on later.  Not one
+ * the kernel hands out for port 0: that range (32768-60999 by default) is
+ * also where every outgoing connection of the other tests' daemons takes
+ * its local port, so a port found free there was at times taken before
+ * the daemon bound it ("Address already in use").  Ports 20000-31999 are
+ * never given to outgoing connections; each test process walks them from
+ * its own random start and returns one that binds now.
+ */
+#define P_PORT_LO 20000
+#define P_PORT_N  12000
+
 static int
 p_free_port(void)
 {
+    static unsigned next;
     struct sockaddr_in a = {0};
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+    int fd;
 
-    cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+    if (next == 0)
+        next = (unsigned)getpid() * 2654435761u ^ (unsigned)p_now_ms();
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind: %s",
-                 strerror(errno));
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    for (int tries = 0; tries < P_PORT_N; tries++) {
+        int port = P_PORT_LO + (int)(next++ % P_PORT_N), ok;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+        a.sin_port = htons((uint16_t)port);
+        ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    cr_assert_fail("no free port in %d-%d", P_PORT_LO,
+                   P_PORT_LO + P_PORT_N - 1);
+    return -1;
 }
 
 /* ---- nodes ---- */

@@ -21,6 +21,9 @@
 #include "../../node/http.h"
 #include "../../node/http_api.h"
 #include "../../replication/collections.h"
+#include "../../replication/json.h"
+#include "../../replication/records.h"
+#include "../../replication/unique.h"
 
 static char root[128];
 static bst_node head, tallinn;
@@ -160,6 +163,7 @@ Test(http_api, every_v1_path_needs_the_bearer_token)
                                         "/v1/log",
                                         "/v1/collections/c/records",
                                         "/v1/collections/c/records/x",
+                                        "/v1/collections/c/merge",
                                         "/v1/changes",
                                         "/nope"}; /* "/": the dashboard */
     int st;
@@ -425,6 +429,158 @@ Test(http_api, a_write_a_rule_forbids_is_403_and_writes_nothing)
     j = call_as(&br, auth, "POST", "/v1/collections/prices/records", NULL,
                 "{\"id\":\"p1\",\"eur\":3}\n", &st);
     cr_assert_eq(st, 403, "%d", st);
+    json_decref(j);
+    bst_fingerprint(&tallinn, f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "the refusal wrote");
+    bs_api_fini(&br);
+}
+
+/* ---- merging duplicates ---- */
+
+/* customers --unique tax_code at the head, with C1 and C2 both holding
+ * 7701 (the second written with --force): one open duplicate. */
+static void
+make_duplicate(void)
+{
+    static const char *const ids[] = {"C1", "C2"};
+    bs_collection c = {0};
+    bs_errbuf err = {{0}};
+
+    snprintf(c.name, sizeof c.name, "customers");
+    snprintf(c.unique, sizeof c.unique, "tax_code");
+    c.set = BS_RULE_UNIQUE;
+    bst_ok(bs_collections_declare(&head.core, &c, NULL, &err), &err, "declare");
+    for (int i = 0; i < 2; i++) {
+        bs_write w = {"customers", ids[i], 0, NULL, 0, BS_WRITE_FORCE};
+        const char *jid, *js = "{\"name\":\"Acme\",\"tax_code\":\"7701\"}";
+        bs_arena a;
+        bs_arena_init(&a);
+        bst_ok(bs_json_fields(js, strlen(js), &a, &jid, &w.fields, &w.nfields,
+                              &err),
+               &err, "fields");
+        bst_ok(bs_records_write(&head.core, &w, 1, NULL, &err), &err, "put");
+        bs_arena_fini(&a);
+    }
+}
+
+/* The open conflicts at the head, as GET /v1/conflicts lists them. */
+static size_t
+open_conflicts(void)
+{
+    json_t *j = expect(200, "GET", "/v1/conflicts", NULL, NULL);
+    size_t n = json_array_size(j);
+
+    json_decref(j);
+    return n;
+}
+
+Test(http_api, merge_keeps_one_record_and_settles_the_duplicate)
+{
+    char into[BS_ID_MAX + 1];
+    bs_errbuf err = {{0}};
+    char *s;
+    bs_txn *t;
+    json_t *j;
+
+    make_duplicate();
+    cr_assert_eq(open_conflicts(), 1, "the duplicate is open");
+    changed_calls = 0;
+    j = expect(200, "POST", "/v1/collections/customers/merge", NULL,
+               "{\"keep\":\"C1\",\"other\":\"C2\"}");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "collection")),
+                     "customers");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "kept")), "C1");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "merged")), "C2");
+    json_decref(j);
+    cr_assert_eq(changed_calls, 1, "a merge tells the daemon");
+    cr_assert_eq(open_conflicts(), 0, "the merge settles the duplicate");
+    s = bst_get(&head, "customers", "C1");
+    cr_assert_not_null(s, "the kept record stays");
+    free(s);
+    cr_assert_null(bst_get(&head, "customers", "C2"));
+    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
+    cr_assert_eq(bs_unique_merged_into(t, "customers", "C2", into), BS_OK);
+    cr_assert_str_eq(into, "C1");
+    bs_txn_abort(t);
+    /* Merged once: C2 is no longer live. */
+    expect_error(404, "POST", "/v1/collections/customers/merge",
+                 "{\"keep\":\"C1\",\"other\":\"C2\"}", "not found");
+}
+
+Test(http_api, a_bad_merge_is_400_or_404_and_writes_nothing)
+{
+    static const char *const bodies[] = {
+        "",
+        "{",
+        "[]",
+        "{\"keep\":\"C1\"}",
+        "{\"keep\":\"C1\",\"other\":2}",
+        "{\"keep\":\"C1\",\"other\":\"C2\",\"x\":1}",
+        "{\"keep\":\"C1\",\"other\":\"C1\"}", /* the same record */
+        "{\"keep\":\"C1\",\"other\":\"\"}"};
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+
+    make_duplicate();
+    fingerprint(f0);
+    changed_calls = 0;
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
+        expect_error(400, "POST", "/v1/collections/customers/merge", bodies[i],
+                     NULL);
+    expect_error(400, "POST", "/v1/collections/customers/merge",
+                 "{\"keep\":\"C1\",\"other\":\"C1\"}", "into itself");
+    expect_error(400, "POST", "/v1/collections/_members/merge",
+                 "{\"keep\":\"C1\",\"other\":\"C2\"}", NULL);
+    expect_error(400, "POST", "/v1/collections/branchsync.merges/merge",
+                 "{\"keep\":\"C1\",\"other\":\"C2\"}", NULL);
+    expect_error(404, "POST", "/v1/collections/customers/merge",
+                 "{\"keep\":\"C1\",\"other\":\"C9\"}", "not found");
+    expect_error(404, "POST", "/v1/collections/customers/merge",
+                 "{\"keep\":\"C9\",\"other\":\"C2\"}", "not found");
+    expect_error(404, "POST", "/v1/collections/nothing/merge",
+                 "{\"keep\":\"C1\",\"other\":\"C2\"}", "not found");
+    expect_error(405, "GET", "/v1/collections/customers/merge", NULL, NULL);
+    expect_error(404, "POST", "/v1/collections/customers/merge/x",
+                 "{\"keep\":\"C1\",\"other\":\"C2\"}", NULL);
+    fingerprint(f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "a refused merge wrote");
+    cr_assert_eq(changed_calls, 0);
+    cr_assert_eq(open_conflicts(), 1, "the duplicate stays open");
+}
+
+/* A branch may not delete in a collection only the hub writes: merging
+ * there is refused, 403, and writes nothing. */
+Test(http_api, a_merge_a_rule_forbids_is_403_and_writes_nothing)
+{
+    bs_collection rules = {0}, out;
+    bs_errbuf err = {{0}};
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_api_hooks hooks = {NULL, NULL, NULL, 1};
+    char auth[128];
+    bs_api br;
+    int st;
+    json_t *j;
+
+    snprintf(rules.name, sizeof rules.name, "prices");
+    rules.writers = BS_WRITERS_HUB;
+    rules.set = BS_RULE_WRITERS;
+    bst_ok(bs_collections_declare(&head.core, &rules, &out, &err), &err,
+           "declare");
+    bst_ok(bst_put(&head, "prices", "p1", "{\"eur\":3}", &err), &err, "p1");
+    bst_ok(bst_put(&head, "prices", "p2", "{\"eur\":3}", &err), &err, "p2");
+    bst_pair2(&head, &tallinn);
+    for (int i = 0; i < 2; i++) {
+        bst_ok(bst_carry(&head, &tallinn, NULL, &err), &err, "carry");
+        bst_ok(bst_carry(&tallinn, &head, NULL, &err), &err, "carry");
+    }
+    bst_ok(bs_api_init(&br, tallinn.n, tok, &hooks, &err), &err, "api");
+    bst_fingerprint(&tallinn, f0);
+    snprintf(auth, sizeof auth, "Bearer %s", tok);
+    j = call_as(&br, auth, "POST", "/v1/collections/prices/merge", NULL,
+                "{\"keep\":\"p1\",\"other\":\"p2\"}", &st);
+    cr_assert_eq(st, 403, "%d", st);
+    cr_assert(
+        strstr(json_string_value(json_object_get(j, "error")), "writers hub"),
+        "%s", json_string_value(json_object_get(j, "error")));
     json_decref(j);
     bst_fingerprint(&tallinn, f1);
     cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "the refusal wrote");

@@ -48,6 +48,10 @@ export type Conflict = {
   resolved: boolean;
   detected_ms: number;
   resolution?: string;
+  /* "duplicate": two records hold one value of a unique key (ids, both
+   * records; field, the key; candidates[i].value, the value ids[i] holds). */
+  kind?: "field" | "duplicate";
+  ids?: [string, string];
 };
 
 export type Exchange = {
