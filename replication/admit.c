@@ -1106,7 +1106,7 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
                        "record snapshot of %s/%s from %s: only this "
                        "infobase's hub sends record snapshots",
                        s->coll, s->id, id);
-    if (bs_snap_verify(s, ad->meta.hub) != BS_OK) /* N10 */
+    if (!s->batched && bs_snap_verify(s, ad->meta.hub) != BS_OK) /* N10 */
         return bs_errf(err, BS_EBADSIG,
                        "record snapshot of %s/%s: the hub's signature does "
                        "not verify",
@@ -1137,5 +1137,44 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
                        "not permitted: record snapshot of %s/%s (owner "
                        "\"%s\") is outside this node's scope",
                        s->coll, s->id, owner);
+    return BS_OK;
+}
+
+/* N7-N11 for a batch (docs/protocol.md 2.10): its header in place of a
+ * snapshot's body; then every body against its hash. */
+bs_err
+bs_admit_snapbatch(bs_admission *ad, const bs_snapbatch *b,
+                   const uint8_t *carrier, bs_errbuf *err)
+{
+    char id[BS_NODE_ID_LEN + 1];
+
+    bs_node_id_format(carrier, id);
+    if (!ad->meta.joined) /* N7 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "this branch has not joined an infobase yet");
+    if (memcmp(b->infobase, ad->meta.infobase, BS_INFOBASE_LEN) != 0) /* N8 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "batch of record snapshots belongs to another "
+                       "infobase");
+    if (memcmp(b->hub, ad->meta.hub, BS_PK_LEN) != 0 ||
+        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0) /* N9 */
+        return bs_errf(err, BS_EFORGED,
+                       "batch of record snapshots from %s: only this "
+                       "infobase's hub sends record snapshots",
+                       id);
+    if (bs_snapbatch_verify(b, ad->meta.hub) != BS_OK) /* N10 */
+        return bs_errf(err, BS_EBADSIG,
+                       "batch of record snapshots: the hub's signature does "
+                       "not verify");
+    if (memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0) /* N11 */
+        return bs_errf(err, BS_EPERM,
+                       "not permitted: the hub takes no record snapshots");
+    for (size_t i = 0; i < b->n; i++)
+        if (!bs_snapbatch_body_ok(b, i)) /* N10 */
+            return bs_errf(err, BS_EBADSIG,
+                           "batch of record snapshots: snapshot %zu of %zu is "
+                           "not the one the hub signed (altered, replaced or "
+                           "reordered)",
+                           i + 1, b->n);
     return BS_OK;
 }

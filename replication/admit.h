@@ -182,5 +182,18 @@ struct bs_snap;
 BS_MUST_CHECK bs_err bs_admit_snapshot(bs_admission *ad,
                                        const struct bs_snap *s,
                                        const uint8_t *carrier, bs_errbuf *err);
+/*
+ * Admit a batch of record snapshots (snapshot.h, docs/protocol.md 2.10)
+ * carried by `carrier`: N7-N9 and N11 as for one snapshot, on the batch's
+ * header; N10 is the hub's signature over the header and every body
+ * matching its hash, in order.  Its snapshots (bs_snapbatch_snap) are
+ * then admitted one by one (bs_admit_snapshot, which skips N10 for a
+ * batched snapshot: the batch vouched for it).  BS_EINFOBASE,
+ * BS_EFORGED, BS_EBADSIG, BS_EPERM with detail; writes nothing.
+ */
+struct bs_snapbatch;
+BS_MUST_CHECK bs_err bs_admit_snapbatch(bs_admission *ad,
+                                        const struct bs_snapbatch *b,
+                                        const uint8_t *carrier, bs_errbuf *err);
 
 #endif

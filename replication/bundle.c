@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 /* F_SNAPSHOT: revision 2026-12 (snapshots), only to a peer whose envelope
- * announced BS_FEATURE_SNAPSHOTS */
+ * announced BS_FEATURE_SNAPSHOTS; F_SNAPBATCH: revision 2026-12
+ * (bootstrap), only in a seed (BS_FEATURE_BOOTSTRAP) */
 #define F_ENVELOPE  1
 #define F_SET       2
 #define F_TRAILER   3
 #define F_SNAPSHOT  4
+#define F_SNAPBATCH 5
 #define HEAD_LEN    8
 #define FRAME_HEAD  5
 #define TRAILER_LEN (BS_HASH_LEN + BS_SIG_LEN)
@@ -84,14 +86,74 @@ bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
     return rv;
 }
 
+/* A seed's snapshot bodies waiting for their batch's signature. */
+typedef struct batcher {
+    bs_slice *bodies;
+    size_t n, cap, bytes;
+} batcher;
+
+/* Sign and write the bodies gathered as one batch (frame 5). */
+static bs_err
+flush_batch(writer *w, batcher *b, const bs_meta *m, const uint8_t *sk,
+            uint64_t now_ms)
+{
+    uint8_t *out;
+    size_t n;
+    bs_err rv = BS_OK;
+
+    if (b->n > 0 &&
+        (rv = bs_snapbatch_encode(m->infobase, m->pk, now_ms, b->bodies, b->n,
+                                  sk, &out, &n)) == BS_OK) {
+        w_frame(w, F_SNAPBATCH, out, n);
+        free(out);
+    }
+    if (rv == BS_OK && w->failed)
+        rv = BS_EIO;
+    for (size_t i = 0; i < b->n; i++)
+        free((void *)b->bodies[i].p);
+    b->n = b->bytes = 0;
+    return rv;
+}
+
+/* Add a body to the batch (taking it), writing the batch first when the
+ * body would take it past BS_SNAPBATCH_BYTES or BS_SNAPBATCH_MAX. */
+static bs_err
+add_body(writer *w, batcher *b, const bs_meta *m, const uint8_t *sk,
+         uint64_t now_ms, uint8_t *body, size_t len)
+{
+    bs_err rv;
+
+    if (b->n > 0 &&
+        (b->bytes + len > BS_SNAPBATCH_BYTES || b->n == BS_SNAPBATCH_MAX) &&
+        (rv = flush_batch(w, b, m, sk, now_ms)) != BS_OK) {
+        free(body);
+        return rv;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        bs_slice *nb = realloc(b->bodies, cap * sizeof *nb);
+        if (nb == NULL) {
+            free(body);
+            return BS_ENOMEM;
+        }
+        b->bodies = nb;
+        b->cap = cap;
+    }
+    b->bodies[b->n++] = (bs_slice){body, len};
+    b->bytes += len;
+    return BS_OK;
+}
+
 /* The hub answers the peer's wants (as its last envelope said them) with
- * record snapshots, after the sets: only to a peer that takes them. */
+ * record snapshots, after the sets: only to a peer that takes them.  A
+ * seed's snapshots go in signed batches (protocol.md 2.10). */
 static bs_err
 write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
                 int seed, const uint8_t *sk, uint64_t now_ms, uint64_t *count)
 {
     bs_snapwant *wants;
     bs_movein_cursor c;
+    batcher b = {NULL, 0, 0, 0};
     uint32_t features;
     size_t n;
     bs_err rv;
@@ -108,13 +170,18 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     }
     bs_movein_cursor_init(&c, p->pk, wants,
                           (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
-    c.dead = seed;
+    c.dead = c.bodies = seed;
     for (;;) {
         uint8_t *snap;
         size_t len;
 
         if ((rv = bs_movein_next(t, m, sk, &c, now_ms, &snap, &len)) != BS_OK)
             break;
+        if (seed) {
+            if ((rv = add_body(w, &b, m, sk, now_ms, snap, len)) != BS_OK)
+                break;
+            continue;
+        }
         w_frame(w, F_SNAPSHOT, snap, len);
         free(snap);
         if (w->failed) {
@@ -122,10 +189,15 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
             break;
         }
     }
+    if (rv == BS_ENOTFOUND)
+        rv = flush_batch(w, &b, m, sk, now_ms);
+    for (size_t i = 0; i < b.n; i++) /* left by an error */
+        free((void *)b.bodies[i].p);
+    free(b.bodies);
     *count = c.sent;
     bs_movein_cursor_fini(&c);
     free(wants);
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
+    return rv;
 }
 
 static bs_err
@@ -259,6 +331,7 @@ typedef struct parsed {
     frame *frames;
     size_t nframes;
     bs_slice *raw, *snapraw;
+    uint8_t *snapkind;
     bs_inbound in;
 } parsed;
 
@@ -268,6 +341,7 @@ parsed_free(parsed *p)
     bs_inbound_fini(&p->in);
     free(p->raw);
     free(p->snapraw);
+    free(p->snapkind);
     free(p->frames);
     if (p->map != NULL)
         munmap(p->map, p->len);
@@ -333,7 +407,7 @@ split(parsed *p, bs_errbuf *err)
         if (n > FRAME_MAX || p->len - pos - FRAME_HEAD < n)
             return bad_file(err, "truncated or oversized frame");
         f.body = (bs_slice){b + pos + FRAME_HEAD, n};
-        if (f.type < F_ENVELOPE || f.type > F_SNAPSHOT)
+        if (f.type < F_ENVELOPE || f.type > F_SNAPBATCH)
             return bad_file(err, "unknown frame type");
         if (p->nframes == cap) {
             frame *nf;
@@ -381,10 +455,13 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
     /* The sets are the frames between envelope and trailer, decoded one at
      * a time by each pass (bounded memory whatever the file's size). */
     if ((p->raw = calloc(p->nframes, sizeof *p->raw)) == NULL ||
-        (p->snapraw = calloc(p->nframes, sizeof *p->snapraw)) == NULL)
+        (p->snapraw = calloc(p->nframes, sizeof *p->snapraw)) == NULL ||
+        (p->snapkind = calloc(p->nframes, 1)) == NULL)
         return BS_ENOMEM;
     for (size_t i = 1; i + 1 < p->nframes; i++) {
-        if (p->frames[i].type == F_SNAPSHOT) {
+        if (p->frames[i].type == F_SNAPSHOT ||
+            p->frames[i].type == F_SNAPBATCH) {
+            p->snapkind[p->in.nsnaps] = p->frames[i].type == F_SNAPBATCH;
             p->snapraw[p->in.nsnaps++] = p->frames[i].body;
             continue;
         }
@@ -396,6 +473,7 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
     }
     p->in.raw = p->raw;
     p->in.snaps = p->snapraw;
+    p->in.snapbatch = p->snapkind;
     return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, retention_ms,
                           err);
 }
@@ -491,6 +569,12 @@ inspect_frames(parsed *p, bs_inspect *out)
             inspect_set(body, &out->sets[out->nsets++]);
         } else if (b[pos] == F_SNAPSHOT) {
             out->snapshots++;
+        } else if (b[pos] == F_SNAPBATCH) {
+            bs_snapbatch *sb;
+            if (bs_snapbatch_decode(body.p, body.n, &sb, NULL) == BS_OK) {
+                out->snapshots += sb->n;
+                bs_snapbatch_free(sb);
+            }
         } else if (b[pos] == F_TRAILER && n == TRAILER_LEN) {
             uint8_t h[BS_HASH_LEN];
             bs_hash(h, b, pos);

@@ -93,7 +93,7 @@ typedef struct bs_inspect {
     const char *file_signature; /* "valid", "INVALID" or "missing" */
     bs_inspect_set *sets;       /* malloc'd */
     size_t nsets;
-    uint64_t snapshots; /* record snapshot frames (type 4) */
+    uint64_t snapshots; /* record snapshots (frames 4, and in batches: 5) */
 } bs_inspect;
 
 /*

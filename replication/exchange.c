@@ -784,6 +784,30 @@ seed_point(const bs_inbound *in, const bs_meta *m, bs_admission *ad)
     }
 }
 
+/* Pass 1 for batch i of p's snapshots: the batch (its signature and
+ * hashes), then each of its snapshots. */
+static bs_err
+admit_batch(bs_admission *ad, const bs_inbound *p, size_t i, bs_errbuf *err)
+{
+    bs_snapbatch *b;
+    bs_err rv;
+
+    if ((rv = bs_snapbatch_decode(p->snaps[i].p, p->snaps[i].n, &b, err)) !=
+        BS_OK)
+        return rv;
+    rv = bs_admit_snapbatch(ad, b, p->env.sender, err);
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
+        bs_snap *sn;
+
+        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
+            break;
+        rv = bs_admit_snapshot(ad, sn, p->env.sender, err);
+        bs_snap_free(sn);
+    }
+    bs_snapbatch_free(b);
+    return rv;
+}
+
 /*
  * Pass 1: admit every set dry (admit.h), against a private copy of the
  * stream table that advances through the exchange, as the node will be
@@ -822,9 +846,18 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         bs_changeset_free(own);    /* on every path */
     }
     /* the record snapshots, after the sets, by the rules they bring */
+    free(p->snapok);
+    if (rv == BS_OK && p->nsnaps > 0 &&
+        (p->snapok = calloc(p->nsnaps, 1)) == NULL)
+        rv = BS_ENOMEM;
     for (size_t i = 0; i < p->nsnaps && rv == BS_OK; i++) {
         bs_snap *sn;
 
+        if (p->snapbatch != NULL && p->snapbatch[i]) {
+            rv = admit_batch(&ad, p, i, err);
+            p->snapok[i] = rv == BS_OK; /* pass 2 trusts these bytes */
+            continue;
+        }
         if ((rv = bs_snap_decode(p->snaps[i].p, p->snaps[i].n, &sn, err)) !=
             BS_OK)
             break;
@@ -902,6 +935,32 @@ take_stats(bs_xstats *st, const bs_apply *ap)
     st->snapshots += ap->snapshots;
 }
 
+/* Pass 2 for batch i of p's snapshots: admitted again (N7-N12) but its
+ * signature and hashes verified only when pass 1 did not (snapok), then
+ * each snapshot merged. */
+static bs_err
+apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
+{
+    bs_snapbatch *b;
+    bs_err rv;
+
+    if ((rv = bs_snapbatch_decode(p->snaps[i].p, p->snaps[i].n, &b, err)) !=
+        BS_OK)
+        return rv;
+    if (p->snapok == NULL || !p->snapok[i])
+        rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
+        bs_snap *sn;
+
+        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
+            break;
+        rv = bs_apply_snapshot(ap, sn, p->env.sender, err);
+        bs_snap_free(sn);
+    }
+    bs_snapbatch_free(b);
+    return rv;
+}
+
 /*
  * One write transaction of pass 2: the join (in the first), the sets
  * [set, end), and in the last one the retry of held sets, after the
@@ -936,6 +995,10 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
             rv = bs_apply_held(&ap, err);
         for (size_t i = 0; rv == BS_OK && last && i < x->p->nsnaps; i++) {
             bs_snap *sn = NULL;
+            if (x->p->snapbatch != NULL && x->p->snapbatch[i]) {
+                rv = apply_batch(&ap, x->p, i, err);
+                continue;
+            }
             if ((rv = bs_snap_decode(x->p->snaps[i].p, x->p->snaps[i].n, &sn,
                                      err)) == BS_OK)
                 rv = bs_apply_snapshot(&ap, sn, x->p->env.sender, err);
@@ -1034,6 +1097,7 @@ bs_inbound_fini(bs_inbound *in)
     for (size_t i = 0; in->sets != NULL && i < in->nsets; i++)
         bs_changeset_free(in->sets[i]);
     free(in->sets);
+    free(in->snapok);
     bs_envelope_fini(&in->env);
     memset(in, 0, sizeof *in);
 }

@@ -147,6 +147,13 @@ typedef struct bs_inbound {
                               admitted after the sets, merged in the last
                               transaction */
     size_t nsnaps;
+    /* borrowed, NULL when none: snapbatch[i] set when snaps[i] is a batch
+     * of snapshots (a seed's, SnapBatch) rather than one RecordSnapshot */
+    const uint8_t *snapbatch;
+    /* owned: snapok[i] set when pass 1 verified batch snaps[i] (its
+     * signature and hashes), so that pass 2 does not verify the same bytes
+     * again (bs_xchg_verify allocates it) */
+    uint8_t *snapok;
 } bs_inbound;
 void bs_inbound_fini(bs_inbound *in);
 

@@ -53,7 +53,8 @@ snap_version(bs_snapver *out, const bs_version *v, const bs_streamtab *tab)
 /*
  * Seal one snapshot of node m (the hub): record r of coll/id with its
  * fields [f0, f0 + nf), or (done) the end of an answer with the vector
- * covered[0..ncovered).  *out malloc'd.
+ * covered[0..ncovered).  *out malloc'd: a RecordSnapshot signed with sk,
+ * or with sk NULL its body alone (for a batch).
  */
 static bs_err
 seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
@@ -95,7 +96,8 @@ seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
         }
     }
     s.nfields = nf;
-    rv = bs_snap_encode(&s, sk, out, n);
+    rv = sk != NULL ? bs_snap_encode(&s, sk, out, n)
+                    : bs_snap_encode_body(&s, out, n);
     bs_arena_fini(&s.arena);
     return rv;
 }
@@ -148,8 +150,8 @@ seal_record(bs_movein_cursor *c, const bs_meta *m, const uint8_t *sk,
             part.fields = tmp;
             part.nfields = nf + 1;
         }
-        rv = seal(m, sk, coll, id, &part, 0, part.nfields, tab, done, covered,
-                  ncovered, now_ms, &p, &n);
+        rv = seal(m, c->bodies ? NULL : sk, coll, id, &part, 0, part.nfields,
+                  tab, done, covered, ncovered, now_ms, &p, &n);
         free(tmp);
         if (rv != BS_OK)
             return rv;

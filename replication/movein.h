@@ -75,6 +75,9 @@ typedef struct bs_movein_cursor {
     /* a seed (bootstrap): a collection's answer holds its deleted records
      * too (bs_movein_cursor_init sets 0) */
     int dead;
+    /* a seed: bodies (SnapBody bytes, unsigned) for a batch (snapshot.h
+     * bs_snapbatch_encode) instead of signed snapshots (init sets 0) */
+    int bodies;
 } bs_movein_cursor;
 
 void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,

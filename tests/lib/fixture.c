@@ -475,6 +475,12 @@ bst_frames_split(const uint8_t *p, size_t n, bst_frames *f)
                 bst_die("out of memory");
             f->snaps = v;
             f->snaps[f->nsnaps++] = body;
+        } else if (p[pos] == 5 && pos > 8) {
+            bs_slice *v = realloc(f->batches, (f->nbatches + 1) * sizeof *v);
+            if (v == NULL)
+                bst_die("out of memory");
+            f->batches = v;
+            f->batches[f->nbatches++] = body;
         } else if (p[pos] == 3) {
             trailer = 1;
         } else {
@@ -490,6 +496,7 @@ bst_frames_fini(bst_frames *f)
 {
     free(f->sets);
     free(f->snaps);
+    free(f->batches);
     memset(f, 0, sizeof *f);
 }
 

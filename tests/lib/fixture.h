@@ -157,6 +157,8 @@ typedef struct bst_frames {
     size_t nsets;
     bs_slice *snaps; /* record snapshots (type 4, after the sets; malloc'd) */
     size_t nsnaps;
+    bs_slice *batches; /* batches of snapshots (type 5, a seed's; malloc'd) */
+    size_t nbatches;
 } bst_frames;
 
 int bst_frames_split(const uint8_t *p, size_t n, bst_frames *f);

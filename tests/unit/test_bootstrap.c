@@ -19,6 +19,7 @@
 #include "../lib/fixture.h"
 #include "../../replication/collections.h"
 #include "../../replication/scope.h"
+#include "../../replication/snapshot.h"
 #include "branchsync.pb-c.h"
 
 #define T0 1800000000000ull
@@ -291,11 +292,16 @@ omit_all(bs_slice set)
     return set;
 }
 
-/* The seed file again, its first set (the hub's, introducing members)
- * with every change left out, signed again by the hub: what a hub that
- * dropped system changes from a seed would send. */
+/* How a test alters a seed file: the first set (the hub's, introducing
+ * members) with every change left out, and/or each batch of snapshots
+ * (decoded, altered in place, encoded again). */
+typedef void (*batch_fn)(Bs__SnapBatch *b);
+
+/* The seed file again, altered, signed again by the hub (the file's
+ * trailer): what a hub that dropped system changes from a seed, or a
+ * carrier that altered its snapshots, would send. */
 static void
-strip_first_set(void)
+rewrite_seed(int strip, batch_fn alter)
 {
     uint8_t tr[BS_HASH_LEN + BS_SIG_LEN], head8[8], *p;
     size_t len;
@@ -306,6 +312,8 @@ strip_first_set(void)
     p = bst_read_file(path, &len);
     cr_assert(bst_frames_split(p, len, &fr));
     cr_assert(fr.nsets > 0);
+    cr_assert(fr.nbatches > 0 && fr.nsnaps == 0, "a seed's snapshots go in "
+                                                 "batches");
     f = fopen(path, "wb");
     cr_assert_not_null(f);
     bs_hash_init(&h);
@@ -315,19 +323,40 @@ strip_first_set(void)
     bs_hash_update(&h, head8, 8);
     put_frame(f, 1, fr.env, &h);
     for (size_t i = 0; i < fr.nsets; i++) {
-        bs_slice s = i == 0 ? omit_all(fr.sets[i]) : fr.sets[i];
+        bs_slice s = i == 0 && strip ? omit_all(fr.sets[i]) : fr.sets[i];
         put_frame(f, 2, s, &h);
-        if (i == 0)
+        if (i == 0 && strip)
             free((void *)s.p);
     }
-    for (size_t i = 0; i < fr.nsnaps; i++)
-        put_frame(f, 4, fr.snaps[i], &h);
+    for (size_t i = 0; i < fr.nbatches; i++) {
+        Bs__SnapBatch *b;
+        uint8_t *out;
+
+        if (alter == NULL) {
+            put_frame(f, 5, fr.batches[i], &h);
+            continue;
+        }
+        b = bs__snap_batch__unpack(NULL, fr.batches[i].n, fr.batches[i].p);
+        cr_assert_not_null(b);
+        alter(b);
+        out = malloc(bs__snap_batch__get_packed_size(b));
+        cr_assert_not_null(out);
+        put_frame(f, 5, (bs_slice){out, bs__snap_batch__pack(b, out)}, &h);
+        free(out);
+        bs__snap_batch__free_unpacked(b, NULL);
+    }
     bs_hash_final(&h, tr);
     bs_sign(tr + BS_HASH_LEN, BS_FILE_CONTEXT, tr, BS_HASH_LEN, head.core.sk);
     put_frame(f, 3, (bs_slice){tr, sizeof tr}, NULL);
     cr_assert_eq(fclose(f), 0);
     bst_frames_fini(&fr);
     free(p);
+}
+
+static void
+strip_first_set(void)
+{
+    rewrite_seed(1, NULL);
 }
 
 /* A7s: a seed may leave out user changes only; one that leaves out the
@@ -383,4 +412,143 @@ Test(bootstrap, an_older_write_arriving_after_the_seed_stays_deleted)
     carry(&head, &br, NULL);
     cr_assert(!has(&br, "items", "x"), "the seeded branch revived it");
     same_scope(&head, &br, "after the late edit");
+}
+
+/* ---- batches of snapshots (protocol.md 2.10) ---- */
+
+/* Import the altered seed into the fresh branch: refused with `rv` and a
+ * message holding `what`, exit 2, the store's bytes unchanged. */
+static void
+refused_whole(bs_err want, const char *what)
+{
+    char data[400];
+    uint8_t *d0, *d1;
+    size_t n0, n1;
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bs_err rv;
+
+    snprintf(data, sizeof data, "%s/store/data.mdb", br.dir);
+    d0 = bst_read_file(data, &n0);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, want, "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(bs_err_exit_code(rv), 2);
+    cr_assert(strstr(bs_errmsg(&err, rv), what) != NULL, "%s",
+              bs_errmsg(&err, rv));
+    d1 = bst_read_file(data, &n1);
+    cr_assert(n0 == n1 && memcmp(d0, d1, n0) == 0,
+              "the refused seed changed the store");
+    free(d0);
+    free(d1);
+    cr_assert_eq(bst_meta(&br).joined, 0);
+}
+
+static void
+alter_signature(Bs__SnapBatch *b)
+{
+    b->signature.data[7] ^= 0x20;
+}
+
+static void
+swap_two(Bs__SnapBatch *b)
+{
+    ProtobufCBinaryData t;
+
+    cr_assert(b->n_bodies >= 2);
+    t = b->bodies[0];
+    b->bodies[0] = b->bodies[1];
+    b->bodies[1] = t;
+}
+
+/* A snapshot the hub never signed, well-formed and of the hub's infobase
+ * (a record the carrier made up), in place of the batch's second. */
+static void
+replace_one(Bs__SnapBatch *b)
+{
+    uint8_t *forged;
+    bs_snap s;
+    size_t n;
+
+    memset(&s, 0, sizeof s);
+    memcpy(s.infobase, bst_meta(&head).infobase, BS_INFOBASE_LEN);
+    memcpy(s.hub, bst_meta(&head).pk, BS_PK_LEN);
+    snprintf(s.coll, sizeof s.coll, "items");
+    snprintf(s.id, sizeof s.id, "made-up");
+    s.has_tomb = 1; /* a delete, no data: in anyone's scope */
+    memcpy(s.tomb.key, bst_meta(&head).pk, BS_PK_LEN);
+    memcpy(s.tomb.key + BS_PK_LEN, bst_meta(&head).inc, BS_INC_LEN);
+    s.tomb.seq = 1;
+    s.tomb.hlc = 1;
+    cr_assert_eq(bs_snap_encode_body(&s, &forged, &n), BS_OK);
+    cr_assert(b->n_bodies >= 2);
+    free(b->bodies[1].data); /* the unpacked message frees the new one */
+    b->bodies[1].data = forged;
+    b->bodies[1].len = n;
+}
+
+/* The seed's snapshots travel in batches: far fewer signatures than
+ * records, the same data as per-record snapshots gave. */
+Test(bootstrap, a_seed_signs_its_snapshots_in_batches)
+{
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bst_frames fr;
+    uint8_t *p;
+    size_t len, total = 0;
+    bs_err rv;
+
+    history();
+    seed_export(&st);
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    cr_assert_eq(fr.nsnaps, 0);
+    cr_assert_eq(fr.nbatches, 1, "%zu batches", fr.nbatches);
+    for (size_t i = 0; i < fr.nbatches; i++) {
+        bs_snapbatch *b;
+        cr_assert_eq(
+            bs_snapbatch_decode(fr.batches[i].p, fr.batches[i].n, &b, &err),
+            BS_OK, "%s", err.msg);
+        cr_assert_eq(bs_snapbatch_verify(b, bst_meta(&head).pk), BS_OK);
+        for (size_t j = 0; j < b->n; j++)
+            cr_assert(bs_snapbatch_body_ok(b, j));
+        total += b->n;
+        bs_snapbatch_free(b);
+    }
+    cr_assert_eq(total, st.snapshots);
+    bst_frames_fini(&fr);
+    free(p);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(st.snapshots, total);
+    same_scope(&head, &br, "seeded by batches");
+}
+
+Test(bootstrap, a_batch_with_a_bad_signature_is_refused_whole)
+{
+    bs_xstats st;
+
+    history();
+    seed_export(&st);
+    rewrite_seed(0, alter_signature);
+    refused_whole(BS_EBADSIG, "the hub's signature does not verify");
+}
+
+Test(bootstrap, a_reordered_batch_is_refused_whole)
+{
+    bs_xstats st;
+
+    history();
+    seed_export(&st);
+    rewrite_seed(0, swap_two);
+    refused_whole(BS_EBADSIG, "snapshot 1 of ");
+}
+
+Test(bootstrap, a_snapshot_not_in_its_batch_is_refused_whole)
+{
+    bs_xstats st;
+
+    history();
+    seed_export(&st);
+    rewrite_seed(0, replace_one);
+    refused_whole(BS_EBADSIG, "snapshot 2 of ");
 }
