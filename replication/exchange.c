@@ -898,15 +898,19 @@ typedef struct import_ctx {
     const uint8_t *sk;
     bs_clock clock;
     uint64_t max_skew_ms;
-    size_t set, end; /* sets [set, end) in one transaction */
-    int join;        /* join in the next transaction (its first) */
+    /* units [set, end) in one transaction: a unit u < nsets is set u,
+     * else frame u - nsets of the record snapshots */
+    size_t set, end;
+    int join; /* join in the next transaction (its first) */
     bs_xstats *st;
     bs_xstats pending; /* counted once the transaction committed */
 } import_ctx;
 
-/* Sets are applied in groups of about this many bytes per transaction
- * (about 100,000 changes of ~100-byte records): each set stays atomic,
- * and far fewer commits rewrite the tree. */
+/* Sets and snapshot frames are applied in groups of about this many bytes
+ * per transaction (about 100,000 changes of ~100-byte records, or 25,000
+ * snapshots): each set stays atomic, far fewer commits rewrite the tree,
+ * and a write transaction's dirty pages stay bounded (a seed of a million
+ * records does not hold them all in memory). */
 #define APPLY_GROUP_BYTES (16u << 20)
 
 static void
@@ -961,18 +965,37 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
     return rv;
 }
 
+/* Frame i of p's record snapshots, one snapshot or a batch, merged. */
+static bs_err
+apply_snaps(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
+{
+    bs_snap *sn = NULL;
+    bs_err rv;
+
+    if (p->snapbatch != NULL && p->snapbatch[i])
+        return apply_batch(ap, p, i, err);
+    if ((rv = bs_snap_decode(p->snaps[i].p, p->snaps[i].n, &sn, err)) == BS_OK)
+        rv = bs_apply_snapshot(ap, sn, p->env.sender, err);
+    bs_snap_free(sn);
+    return rv;
+}
+
 /*
- * One write transaction of pass 2: the join (in the first), the sets
- * [set, end), and in the last one the retry of held sets, after the
+ * One write transaction of pass 2: the join (in the first), the units
+ * [set, end) (sets, then record snapshots in their key order: sorted
+ * inserts), and in the last one the retry of held sets, after the
  * exchange's own sets which pass 1 judged against the held table as it
  * was, and the sender's acknowledgement.  So an exchange that fits one
- * group (16 MiB) is applied, joined and acknowledged all or nothing.
+ * group (16 MiB) is applied, joined and acknowledged all or nothing; a
+ * larger one (a seed of a million records) commits group by group, its
+ * acknowledgement last, so that receiving it again completes it.
  */
 static bs_err
 apply_one(bs_txn *t, void *arg, bs_errbuf *err)
 {
     import_ctx *x = arg;
-    int last = x->end == x->p->nsets;
+    size_t nsets = x->p->nsets;
+    int last = x->end == nsets + x->p->nsnaps;
     bs_apply ap;
     bs_err rv;
 
@@ -985,25 +1008,18 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     }
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
         seed_point(x->p, &ap.ad.meta, &ap.ad);
-        for (size_t i = x->set; rv == BS_OK && i < x->end; i++) {
+        for (size_t u = x->set; rv == BS_OK && u < x->end; u++) {
             bs_csview *v, *own = NULL;
-            if ((rv = inbound_set(x->p, i, &v, &own, err)) == BS_OK)
+            if (u >= nsets) {
+                rv = apply_snaps(&ap, x->p, u - nsets, err);
+                continue;
+            }
+            if ((rv = inbound_set(x->p, u, &v, &own, err)) == BS_OK)
                 rv = bs_apply_set(&ap, v, err);
             bs_changeset_free(own);
         }
         if (rv == BS_OK && last)
             rv = bs_apply_held(&ap, err);
-        for (size_t i = 0; rv == BS_OK && last && i < x->p->nsnaps; i++) {
-            bs_snap *sn = NULL;
-            if (x->p->snapbatch != NULL && x->p->snapbatch[i]) {
-                rv = apply_batch(&ap, x->p, i, err);
-                continue;
-            }
-            if ((rv = bs_snap_decode(x->p->snaps[i].p, x->p->snaps[i].n, &sn,
-                                     err)) == BS_OK)
-                rv = bs_apply_snapshot(&ap, sn, x->p->env.sender, err);
-            bs_snap_free(sn);
-        }
     }
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
@@ -1063,6 +1079,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
               bs_xstats *st, bs_errbuf *err)
 {
     import_ctx x = {in, sk, clock, max_skew_ms, 0, 0, 0, st, {0}};
+    size_t units = in->nsets + in->nsnaps;
     int joined = 0; /* the join committed, with the first group */
     bs_err rv = BS_OK;
 
@@ -1074,16 +1091,18 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
     do { /* at least one transaction, even for an exchange without sets */
         size_t bytes = 0;
         for (x.end = x.set;
-             x.end < in->nsets && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
+             x.end < units && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
              x.end++)
-            bytes += in->sets ? in->sets[x.end]->raw.n : in->raw[x.end].n;
+            bytes += x.end >= in->nsets ? in->snaps[x.end - in->nsets].n
+                     : in->sets         ? in->sets[x.end]->raw.n
+                                        : in->raw[x.end].n;
         if ((rv = bs_store_write(s, apply_one, &x, err)) == BS_OK) {
             add_stats(st, &x.pending);
             joined |= x.join;
             x.join = 0;
         }
         x.set = x.end;
-    } while (rv == BS_OK && x.set < in->nsets);
+    } while (rv == BS_OK && x.set < units);
     if (rv != BS_OK && joined)
         rv = undo_join(s, rv, err);
     if (rv != BS_OK)

@@ -144,8 +144,8 @@ typedef struct bs_inbound {
                             frames), decoded one at a time in each pass, so
                             memory stays at one set however large the file */
     const bs_slice *snaps; /* borrowed record snapshots (snapshot.h),
-                              admitted after the sets, merged in the last
-                              transaction */
+                              admitted after the sets, merged after them
+                              in groups of transactions */
     size_t nsnaps;
     /* borrowed, NULL when none: snapbatch[i] set when snaps[i] is a batch
      * of snapshots (a seed's, SnapBatch) rather than one RecordSnapshot */
@@ -168,9 +168,11 @@ BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
                                     uint64_t retention_ms, bs_errbuf *err);
 
 /*
- * Pass 2: apply the sets in groups of write transactions (each set
- * atomic), joining in the first of them if needed, retry held sets, then
- * record the sender's acknowledgement.  An interruption leaves a
+ * Pass 2: apply the sets, then merge the record snapshots, in groups of
+ * about 16 MiB per write transaction (each set, each snapshot frame
+ * atomic; snapshots in their key order, so sorted inserts), joining in the
+ * first of them if needed, retry held sets, then record the sender's
+ * acknowledgement in the last.  An interruption leaves a
  * consistent store; receiving the same exchange again completes it.  On
  * an error, *st counts what committed before it, and a join this call
  * committed is undone (the node leaves the infobase again; the sets

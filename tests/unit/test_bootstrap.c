@@ -13,6 +13,7 @@
  * own then travel as ordinary change sets.
  */
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -551,4 +552,58 @@ Test(bootstrap, a_snapshot_not_in_its_batch_is_refused_whole)
     seed_export(&st);
     rewrite_seed(0, replace_one);
     refused_whole(BS_EBADSIG, "snapshot 2 of ");
+}
+
+/* ---- merging in groups ---- */
+
+/* The id of br's last committed write transaction (LMDB's, read with br
+ * closed: one environment per process). */
+static uint64_t
+last_txnid(void)
+{
+    char dir[400];
+    MDB_env *env;
+    MDB_envinfo info;
+
+    bst_node_free(&br);
+    snprintf(dir, sizeof dir, "%s/store", br.dir);
+    cr_assert_eq(mdb_env_create(&env), 0);
+    cr_assert_eq(mdb_env_set_maxdbs(env, 64), 0);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0600), 0);
+    cr_assert_eq(mdb_env_info(env, &info), 0);
+    mdb_env_close(env);
+    bst_node_reopen(&br);
+    return (uint64_t)info.me_last_txnid;
+}
+
+/* A seed larger than one group (about 16 MiB) merges group by group, each
+ * group in a write transaction of its own, so that a seed of a million
+ * records never holds them all in one transaction (memory). */
+Test(bootstrap, a_large_seed_merges_in_groups_of_transactions)
+{
+    static char big[512 * 1024 + 32];
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    uint64_t before, after;
+    bs_err rv;
+
+    memset(big, 'x', sizeof big);
+    memcpy(big, "{\"t\":\"", 6);
+    memcpy(big + 512 * 1024, "\"}", 3);
+    for (int i = 0; i < 80; i++) { /* 40 MiB of records */
+        char id[16];
+        bst_op op = {"items", id, big};
+        snprintf(id, sizeof id, "b%03d", i);
+        write_ok(&head, &op, 1);
+    }
+    seed_export(&st);
+    cr_assert_eq(st.snapshots, 81);
+    before = last_txnid();
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    after = last_txnid();
+    cr_assert(after - before >= 3,
+              "a seed of 40 MiB merged in %llu write transaction(s)",
+              (unsigned long long)(after - before));
+    same_scope(&head, &br, "a large seed");
 }
