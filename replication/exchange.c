@@ -948,10 +948,12 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
     bs_snapbatch *b;
     bs_err rv;
 
-    if ((rv = bs_snapbatch_decode(p->snaps[i].p, p->snaps[i].n, &b, err)) !=
-        BS_OK)
+    int ok = p->snapok != NULL && p->snapok[i]; /* pass 1 checked it */
+
+    if ((rv = (ok ? bs_snapbatch_decode_checked : bs_snapbatch_decode)(
+             p->snaps[i].p, p->snaps[i].n, &b, err)) != BS_OK)
         return rv;
-    if (p->snapok == NULL || !p->snapok[i])
+    if (!ok)
         rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);
     for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
         bs_snap *sn;

@@ -137,14 +137,15 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     return BS_OK;
 }
 
-/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body. */
+/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body; the
+ * canonical form not checked again when `checked` (bytes that passed). */
 static bs_err
-unpack_body(bs_snap *s, const uint8_t *p, size_t n, bs_errbuf *err)
+unpack_body(bs_snap *s, const uint8_t *p, size_t n, int checked, bs_errbuf *err)
 {
     Bs__SnapBody *b = bs_changeset_pb_unpack(&bs__snap_body__descriptor, p, n);
 
     if ((s->pb_body = b) == NULL ||
-        !bs_changeset_pb_canonical(&b->base, p, n) ||
+        (!checked && !bs_changeset_pb_canonical(&b->base, p, n)) ||
         b->base.n_unknown_fields > 0)
         return malformed(err, "body does not decode canonically");
     s->body = (bs_slice){p, n};
@@ -174,7 +175,7 @@ bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out, bs_errbuf *err)
         goto fail;
     }
     memcpy(s->signature, m->signature.data, BS_SIG_LEN);
-    if ((rv = unpack_body(s, m->body.data, m->body.len, err)) != BS_OK)
+    if ((rv = unpack_body(s, m->body.data, m->body.len, 0, err)) != BS_OK)
         goto fail;
     *out = s;
     return BS_OK;
@@ -338,9 +339,9 @@ bad_batch(bs_errbuf *err, const char *what)
                    "malformed batch of record snapshots: %s", what);
 }
 
-bs_err
-bs_snapbatch_decode(const uint8_t *buf, size_t n, bs_snapbatch **out,
-                    bs_errbuf *err)
+static bs_err
+batch_decode(const uint8_t *buf, size_t n, int checked, bs_snapbatch **out,
+             bs_errbuf *err)
 {
     Bs__SnapBatch *m;
     Bs__SnapBatchHeader *h;
@@ -351,8 +352,10 @@ bs_snapbatch_decode(const uint8_t *buf, size_t n, bs_snapbatch **out,
         return bad_batch(err, "size");
     if ((b = calloc(1, sizeof *b)) == NULL)
         return BS_ENOMEM;
+    b->checked = checked;
     m = bs_changeset_pb_unpack(&bs__snap_batch__descriptor, buf, n);
-    if ((b->pb = m) == NULL || !bs_changeset_pb_canonical(&m->base, buf, n) ||
+    if ((b->pb = m) == NULL ||
+        (!checked && !bs_changeset_pb_canonical(&m->base, buf, n)) ||
         m->base.n_unknown_fields > 0) { /* B2 */
         rv = bad_batch(err, "does not decode canonically");
         goto fail;
@@ -401,6 +404,20 @@ fail:
 }
 
 bs_err
+bs_snapbatch_decode(const uint8_t *buf, size_t n, bs_snapbatch **out,
+                    bs_errbuf *err)
+{
+    return batch_decode(buf, n, 0, out, err);
+}
+
+bs_err
+bs_snapbatch_decode_checked(const uint8_t *buf, size_t n, bs_snapbatch **out,
+                            bs_errbuf *err)
+{
+    return batch_decode(buf, n, 1, out, err);
+}
+
+bs_err
 bs_snapbatch_verify(const bs_snapbatch *b, const uint8_t hub[BS_PK_LEN])
 {
     return bs_verify(b->signature, BS_SNAPBATCH_CONTEXT, b->header.p,
@@ -430,8 +447,8 @@ bs_snapbatch_snap(const bs_snapbatch *b, size_t i, bs_snap **out,
         return BS_ENOMEM;
     bs_arena_init(&s->arena);
     s->batched = 1;
-    if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, err)) !=
-        BS_OK)
+    if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
+                          err)) != BS_OK)
         goto fail;
     if (memcmp(s->infobase, b->infobase, BS_INFOBASE_LEN) != 0 ||
         memcmp(s->hub, b->hub, BS_PK_LEN) != 0) { /* B6 */

@@ -129,7 +129,8 @@ typedef struct bs_snapbatch {
     uint8_t signature[BS_SIG_LEN];
     uint8_t infobase[BS_INFOBASE_LEN], hub[BS_PK_LEN];
     uint64_t created_ms;
-    size_t n; /* snapshots: 1 .. BS_SNAPBATCH_MAX */
+    size_t n;    /* snapshots: 1 .. BS_SNAPBATCH_MAX */
+    int checked; /* bs_snapbatch_decode_checked: canonical form trusted */
     void *pb, *pb_header;
 } bs_snapbatch;
 
@@ -143,6 +144,15 @@ typedef struct bs_snapbatch {
  */
 BS_MUST_CHECK bs_err bs_snapbatch_decode(const uint8_t *buf, size_t n,
                                          bs_snapbatch **out, bs_errbuf *err);
+/*
+ * The same for bytes that passed bs_snapbatch_decode and bs_snapbatch_snap
+ * before, unchanged (an exchange file's pass 2, on the bytes its pass 1
+ * checked): the canonical form of the batch and of its bodies is not
+ * checked again (it costs a re-encoding each); every other check is made.
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_decode_checked(const uint8_t *buf, size_t n,
+                                                 bs_snapbatch **out,
+                                                 bs_errbuf *err);
 /* Verify(hub, "branchsync/snapbatch/v1", header, signature): BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_snapbatch_verify(const bs_snapbatch *b,
                                          const uint8_t hub[BS_PK_LEN]);
