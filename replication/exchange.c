@@ -904,6 +904,9 @@ typedef struct import_ctx {
     int join; /* join in the next transaction (its first) */
     bs_xstats *st;
     bs_xstats pending; /* counted once the transaction committed */
+    /* a seed's progress in this transaction: records merged, the last */
+    uint64_t seeded;
+    char seed_coll[BS_COLLECTION_MAX + 1], seed_id[BS_ID_MAX + 1];
 } import_ctx;
 
 /* Sets and snapshot frames are applied in groups of about this many bytes
@@ -939,11 +942,21 @@ take_stats(bs_xstats *st, const bs_apply *ap)
     st->snapshots += ap->snapshots;
 }
 
+/* A record snapshot merged in this transaction (a seed's progress). */
+static void
+note_seeded(import_ctx *x, const bs_snap *s)
+{
+    x->seeded++;
+    memcpy(x->seed_coll, s->coll, sizeof x->seed_coll);
+    memcpy(x->seed_id, s->id, sizeof x->seed_id);
+}
+
 /* Pass 2 for batch i of p's snapshots: admitted again (N7-N12) but its
  * signature and hashes verified only when pass 1 did not (snapok), then
  * each snapshot merged. */
 static bs_err
-apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
+apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
+            bs_errbuf *err)
 {
     bs_snapbatch *b;
     bs_err rv;
@@ -960,7 +973,9 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
 
         if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
             break;
-        rv = bs_apply_snapshot(ap, sn, p->env.sender, err);
+        if ((rv = bs_apply_snapshot(ap, sn, p->env.sender, err)) == BS_OK &&
+            !sn->done)
+            note_seeded(x, sn);
         bs_snap_free(sn);
     }
     bs_snapbatch_free(b);
@@ -969,15 +984,18 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
 
 /* Frame i of p's record snapshots, one snapshot or a batch, merged. */
 static bs_err
-apply_snaps(bs_apply *ap, const bs_inbound *p, size_t i, bs_errbuf *err)
+apply_snaps(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
+            bs_errbuf *err)
 {
     bs_snap *sn = NULL;
     bs_err rv;
 
     if (p->snapbatch != NULL && p->snapbatch[i])
-        return apply_batch(ap, p, i, err);
+        return apply_batch(ap, p, i, x, err);
     if ((rv = bs_snap_decode(p->snaps[i].p, p->snaps[i].n, &sn, err)) == BS_OK)
         rv = bs_apply_snapshot(ap, sn, p->env.sender, err);
+    if (rv == BS_OK && !sn->done)
+        note_seeded(x, sn);
     bs_snap_free(sn);
     return rv;
 }
@@ -1010,16 +1028,22 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     }
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
         seed_point(x->p, &ap.ad.meta, &ap.ad);
+        x->seeded = 0;
+        if (x->set == 0 && ap.ad.seed != NULL) /* seeding, until the marker */
+            rv = bs_movein_seed_begin(t, ap.ad.seed, ap.ad.nseed);
         for (size_t u = x->set; rv == BS_OK && u < x->end; u++) {
             bs_csview *v, *own = NULL;
             if (u >= nsets) {
-                rv = apply_snaps(&ap, x->p, u - nsets, err);
+                rv = apply_snaps(&ap, x->p, u - nsets, x, err);
                 continue;
             }
             if ((rv = inbound_set(x->p, u, &v, &own, err)) == BS_OK)
                 rv = bs_apply_set(&ap, v, err);
             bs_changeset_free(own);
         }
+        if (rv == BS_OK && x->seeded > 0)
+            rv =
+                bs_movein_seed_progress(t, x->seed_coll, x->seed_id, x->seeded);
         if (rv == BS_OK && last)
             rv = bs_apply_held(&ap, err);
     }

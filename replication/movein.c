@@ -19,6 +19,7 @@
 #define PWANT_PREFIX "pwn:" /* pwn: peer pk(32) coll \0 id -> "" (a peer's) */
 #define PFEAT_PREFIX "pft:" /* pft: peer pk(32) -> u32be features */
 #define BASE_PREFIX  "snp:" /* snp: coll \0 id -> the record's base */
+#define SEED_KEY     "sed:" /* sed: -> this branch's seed in progress */
 #define KEY_MAX      (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
 
 /* prefix [pk] coll \0 id */
@@ -722,6 +723,144 @@ note_owner(bs_apply *ap, const bs_snap *s, const char *owner_field)
     return bs_access_note_owner(ap->txn, &c, of->ver.key, owner_field);
 }
 
+/* ---- seeding (docs/design.md "Snapshot bootstrap") ---- */
+
+/*
+ * sed: -> u64be records merged | u16be len coll | coll | u16be len id | id
+ *         | u32be n | n x (origin(32) inc(16) u64be seq): the seed point
+ */
+bs_err
+bs_movein_seed_get(bs_txn *t, bs_seeding *out)
+{
+    bs_slice v;
+    size_t at = 8, cn, in, n;
+    bs_err rv;
+
+    memset(out, 0, sizeof *out);
+    if ((rv = bs_txn_get(t, BS_DB_META, bs_mem(SEED_KEY, 4), &v)) != BS_OK)
+        return rv;
+    if (v.n < 8 + 2)
+        return BS_ESTORE;
+    out->records = bs_get_u64be(v.p);
+    cn = (size_t)v.p[at] << 8 | v.p[at + 1];
+    if (cn > BS_COLLECTION_MAX || v.n < at + 2 + cn + 2)
+        return BS_ESTORE;
+    memcpy(out->coll, v.p + at + 2, cn);
+    at += 2 + cn;
+    in = (size_t)v.p[at] << 8 | v.p[at + 1];
+    if (in > BS_ID_MAX || v.n < at + 2 + in + 4)
+        return BS_ESTORE;
+    memcpy(out->id, v.p + at + 2, in);
+    at += 2 + in;
+    n = bs_get_u32be(v.p + at);
+    at += 4;
+    if (n > BS_SEEN_MAX || v.n != at + n * (BS_PK_LEN + BS_INC_LEN + 8))
+        return BS_ESTORE;
+    if (n > 0 && (out->point = calloc(n, sizeof *out->point)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < n; i++, at += BS_PK_LEN + BS_INC_LEN + 8) {
+        memcpy(out->point[i].origin, v.p + at, BS_PK_LEN);
+        memcpy(out->point[i].inc, v.p + at + BS_PK_LEN, BS_INC_LEN);
+        out->point[i].seq = bs_get_u64be(v.p + at + BS_PK_LEN + BS_INC_LEN);
+    }
+    out->npoint = n;
+    return BS_OK;
+}
+
+void
+bs_seeding_fini(bs_seeding *s)
+{
+    free(s->point);
+    s->point = NULL;
+    s->npoint = 0;
+}
+
+static bs_err
+seed_put(bs_txn *t, const bs_seeding *s)
+{
+    size_t cn = strlen(s->coll), in = strlen(s->id), at = 8;
+    size_t n =
+        8 + 2 + cn + 2 + in + 4 + s->npoint * (BS_PK_LEN + BS_INC_LEN + 8);
+    uint8_t *v = malloc(n);
+    bs_err rv;
+
+    if (v == NULL)
+        return BS_ENOMEM;
+    bs_put_u64be(v, s->records);
+    v[at] = (uint8_t)(cn >> 8);
+    v[at + 1] = (uint8_t)cn;
+    memcpy(v + at + 2, s->coll, cn);
+    at += 2 + cn;
+    v[at] = (uint8_t)(in >> 8);
+    v[at + 1] = (uint8_t)in;
+    memcpy(v + at + 2, s->id, in);
+    at += 2 + in;
+    bs_put_u32be(v + at, (uint32_t)s->npoint);
+    at += 4;
+    for (size_t i = 0; i < s->npoint; i++, at += BS_PK_LEN + BS_INC_LEN + 8) {
+        memcpy(v + at, s->point[i].origin, BS_PK_LEN);
+        memcpy(v + at + BS_PK_LEN, s->point[i].inc, BS_INC_LEN);
+        bs_put_u64be(v + at + BS_PK_LEN + BS_INC_LEN, s->point[i].seq);
+    }
+    rv = bs_txn_put(t, BS_DB_META, bs_mem(SEED_KEY, 4), bs_mem(v, n), 0, NULL);
+    free(v);
+    return rv;
+}
+
+bs_err
+bs_movein_seed_begin(bs_txn *t, const bs_pos *point, size_t n)
+{
+    bs_seeding s;
+    bs_err rv = bs_movein_seed_get(t, &s);
+
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    bs_seeding_fini(&s); /* where it stood and what it counted stay */
+    s.point = (bs_pos *)point;
+    s.npoint = n;
+    return seed_put(t, &s);
+}
+
+bs_err
+bs_movein_seed_progress(bs_txn *t, const char *coll, const char *id,
+                        uint64_t records)
+{
+    bs_seeding s;
+    bs_err rv = bs_movein_seed_get(t, &s);
+
+    if (rv == BS_ENOTFOUND)
+        return BS_OK; /* finished in this transaction, or not seeding */
+    if (rv == BS_OK) {
+        snprintf(s.coll, sizeof s.coll, "%s", coll);
+        snprintf(s.id, sizeof s.id, "%s", id);
+        s.records += records;
+        rv = seed_put(t, &s);
+    }
+    bs_seeding_fini(&s);
+    return rv;
+}
+
+/* The seed marker: the seed is complete when this branch's position of
+ * every stream of the seed point (but its own) reached it: every anchor
+ * arrived.  Positions come from the anchors (origin-signed), never from
+ * the marker's vector.  Else it stays seeding and asks again. */
+static bs_err
+seed_finish(bs_apply *ap, const bs_snap *s)
+{
+    for (size_t k = 0; k < s->ncovered; k++) {
+        const bs_stream *st;
+
+        if (memcmp(s->covered[k].origin, ap->meta.pk, BS_PK_LEN) == 0 ||
+            s->covered[k].seq == 0)
+            continue;
+        st = bs_streams_find(&ap->streams, s->covered[k].origin,
+                             s->covered[k].inc);
+        if (st == NULL || st->seq < s->covered[k].seq)
+            return BS_OK; /* an anchor is missing: still seeding */
+    }
+    return del_key(ap->txn, (const uint8_t *)SEED_KEY, 4);
+}
+
 /* The answer to want (coll, id) ended: it is met when the hub's data then
  * covered what this branch holds of every other node's streams; else a
  * change the branch passed over (outside its scope then) may not have
@@ -759,6 +898,8 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     int changed, bchanged;
     bs_err rv;
 
+    if (s->done && s->seed) /* the end of a seed: is it complete? */
+        return seed_finish(ap, s);
     if (s->done) /* the end of an answer: is the want met? */
         return done(ap, s);
     if ((rv = bs_collections_get(ap->txn, s->coll, &rules)) != BS_OK)

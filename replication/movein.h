@@ -130,13 +130,44 @@ BS_MUST_CHECK bs_err bs_movein_forget(bs_txn *t, const char *coll,
 BS_MUST_CHECK bs_err bs_movein_base(bs_txn *t, const char *coll, const char *id,
                                     bs_record *r, bs_arena *a);
 
+/* ---- the branch's side: seeding (docs/design.md "Snapshot bootstrap") ----
+ *
+ * A branch is *seeding* from the first transaction of an exchange that
+ * seeds it (the hub's envelope sets `seed`) until it merges the hub's
+ * seed marker (a `done` snapshot with `seed`) with every anchor arrived.
+ * Meanwhile the metadata holds "sed:" (storage.md 3.1): the seed point,
+ * the last record merged and how many were. */
+typedef struct bs_seeding {
+    bs_pos *point; /* the seed point: the hub's vector (malloc'd) */
+    size_t npoint;
+    char coll[BS_COLLECTION_MAX + 1]; /* the last record merged, or "" */
+    char id[BS_ID_MAX + 1];
+    uint64_t records; /* record snapshots merged so far */
+} bs_seeding;
+
+/* This node's seed in progress (release with bs_seeding_fini); BS_ENOTFOUND
+ * when it is not seeding, BS_ESTORE when "sed:" does not decode. */
+BS_MUST_CHECK bs_err bs_movein_seed_get(bs_txn *t, bs_seeding *out);
+void bs_seeding_fini(bs_seeding *s);
+/* A seed to this node began or resumed with seed point point[0..n)
+ * (borrowed), in write txn t: "sed:" holds it, keeping where an earlier
+ * one stood and what it counted. */
+BS_MUST_CHECK bs_err bs_movein_seed_begin(bs_txn *t, const bs_pos *point,
+                                          size_t n);
+/* `records` more record snapshots merged in t, the last of them coll/id;
+ * nothing when not seeding (the marker ended it in t). */
+BS_MUST_CHECK bs_err bs_movein_seed_progress(bs_txn *t, const char *coll,
+                                             const char *id, uint64_t records);
+
 /*
  * Merge admitted snapshot s into its record (apply.h's transaction, ap):
  * alive, tomb and each field with its version, under the collection's
  * order; the base kept; the owner history noted; then the record dropped
  * if it is outside this branch's scope after all (move-out).  A `done`
  * marker meets its want when its vector covers what this branch holds of
- * every other node's streams.  BS_ENOMEM, BS_ESTORE.
+ * every other node's streams; a seed marker ends this node's seed when
+ * its positions reached the seed point on every other stream (the anchors
+ * arrived).  BS_ENOMEM, BS_ESTORE.
  */
 BS_MUST_CHECK bs_err bs_movein_merge(bs_apply *ap, const bs_snap *s,
                                      bs_errbuf *err);

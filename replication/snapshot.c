@@ -82,8 +82,10 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
                        b->version, BS_SNAP_VERSION);
     if (b->infobase.len != BS_INFOBASE_LEN || b->hub.len != BS_PK_LEN)
         return malformed(err, "field sizes");
-    if (!bs_collection_valid(b->collection, 0))
-        return malformed(err, "not a user collection");
+    if (b->seed ? (!b->done || b->collection[0] != '\0' || b->id[0] != '\0')
+                : !bs_collection_valid(b->collection, 0))
+        return malformed(err, b->seed ? "a seed marker names a record"
+                                      : "not a user collection");
     if (b->id[0] != '\0' && !bs_id_wire_valid(b->id))
         return malformed(err, "bad record ID");
     if ((b->id[0] == '\0' && !b->done) || (!b->done && b->n_covered > 0))
@@ -93,6 +95,7 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     if (b->n_covered > BS_SEEN_MAX)
         return malformed(err, "vector too long");
     s->done = b->done;
+    s->seed = b->seed;
     if (b->n_covered > 0 &&
         (s->covered = bs_arena_alloc(
              &s->arena, b->n_covered * sizeof *s->covered)) == NULL)
@@ -255,6 +258,7 @@ bs_snap_encode_body(const bs_snap *s, uint8_t **out, size_t *n)
     b.id = (char *)s->id;
     b.created_ms = s->created_ms;
     b.done = s->done != 0;
+    b.seed = s->seed != 0;
     if (s->has_alive) {
         put_version(&alive, &s->alive);
         b.alive = &alive;

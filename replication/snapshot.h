@@ -60,6 +60,9 @@ typedef struct bs_snap {
     /* done: no record; the end of the answer to want (coll, id), with the
      * hub's vector when it began the answer (in the arena) */
     int done;
+    /* seed (revision 2026-12, bootstrap): with done, collection and id
+     * empty: the end of a seed, covered its seed point */
+    int seed;
     bs_pos *covered;
     size_t ncovered;
     int has_alive, has_tomb;

@@ -35,7 +35,7 @@ bodies_of(const bs_snapbatch *b)
             out[i] = (bs_slice){(const uint8_t *)"", 0};
             continue;
         }
-        if (!s->batched || !bs_collection_valid(s->coll, 0) ||
+        if (!s->batched || (!s->seed && !bs_collection_valid(s->coll, 0)) ||
             (s->nfields > 0 && !s->has_alive))
             bsf_die("accepted a batched snapshot past its limits");
         out[i] = s->body; /* points into b's memory */

@@ -21,6 +21,8 @@
 #include "../../replication/collections.h"
 #include "../../replication/scope.h"
 #include "../../replication/snapshot.h"
+#include "../../replication/movein.h"
+#include "../../replication/status.h"
 #include "branchsync.pb-c.h"
 
 #define T0 1800000000000ull
@@ -297,6 +299,8 @@ omit_all(bs_slice set)
  * members) with every change left out, and/or each batch of snapshots
  * (decoded, altered in place, encoded again). */
 typedef void (*batch_fn)(Bs__SnapBatch *b);
+/* Sets a test leaves out of the file: those whose origin is this key. */
+static const uint8_t *drop_origin;
 
 /* The seed file again, altered, signed again by the hub (the file's
  * trailer): what a hub that dropped system changes from a seed, or a
@@ -325,6 +329,15 @@ rewrite_seed(int strip, batch_fn alter)
     put_frame(f, 1, fr.env, &h);
     for (size_t i = 0; i < fr.nsets; i++) {
         bs_slice s = i == 0 && strip ? omit_all(fr.sets[i]) : fr.sets[i];
+        if (drop_origin != NULL) {
+            bs_csview *v;
+            int mine;
+            cr_assert_eq(bs_changeset_decode(s.p, s.n, &v, NULL), BS_OK);
+            mine = memcmp(v->origin, drop_origin, BS_PK_LEN) == 0;
+            bs_changeset_free(v);
+            if (mine)
+                continue;
+        }
         put_frame(f, 2, s, &h);
         if (i == 0 && strip)
             free((void *)s.p);
@@ -597,7 +610,7 @@ Test(bootstrap, a_large_seed_merges_in_groups_of_transactions)
         write_ok(&head, &op, 1);
     }
     seed_export(&st);
-    cr_assert_eq(st.snapshots, 81);
+    cr_assert_eq(st.snapshots, 82); /* and the two done markers */
     before = last_txnid();
     rv = bst_import(&br, path, &st, &err);
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
@@ -606,4 +619,128 @@ Test(bootstrap, a_large_seed_merges_in_groups_of_transactions)
               "a seed of 40 MiB merged in %llu write transaction(s)",
               (unsigned long long)(after - before));
     same_scope(&head, &br, "a large seed");
+}
+
+/* ---- the seed marker, progress ---- */
+
+static int
+seeding(bst_node *t, bs_seeding *out)
+{
+    bs_errbuf err = {{0}};
+    bs_txn *txn;
+    bs_err rv;
+
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    rv = bs_movein_seed_get(txn, out);
+    bs_txn_abort(txn);
+    cr_assert(rv == BS_OK || rv == BS_ENOTFOUND, "sed: %s", bs_strerror(rv));
+    return rv == BS_OK;
+}
+
+/* The last body of the batch without it, the batch signed again by the
+ * hub: a seed that stopped before its end (the marker). */
+static void
+drop_marker(Bs__SnapBatch *b)
+{
+    Bs__SnapBatchHeader *h =
+        bs__snap_batch_header__unpack(NULL, b->header.len, b->header.data);
+    Bs__SnapBody *last;
+
+    cr_assert_not_null(h);
+    cr_assert(b->n_bodies >= 2);
+    last = bs__snap_body__unpack(NULL, b->bodies[b->n_bodies - 1].len,
+                                 b->bodies[b->n_bodies - 1].data);
+    cr_assert(last != NULL && last->seed && last->done);
+    bs__snap_body__free_unpacked(last, NULL);
+    free(b->bodies[--b->n_bodies].data);
+    free(h->hashes[--h->n_hashes].data);
+    free(b->header.data);
+    b->header.len = bs__snap_batch_header__get_packed_size(h);
+    cr_assert_not_null(b->header.data = malloc(b->header.len));
+    bs__snap_batch_header__pack(h, b->header.data);
+    bs_sign(b->signature.data, BS_SNAPBATCH_CONTEXT, b->header.data,
+            b->header.len, head.core.sk);
+    bs__snap_batch_header__free_unpacked(h, NULL);
+}
+
+/* The end of a seed is its marker: until the branch merged it, it is
+ * seeding, and `status` says how far it came; a seed that arrives whole
+ * ends it. */
+Test(bootstrap, a_seed_that_stops_before_its_marker_stays_seeding)
+{
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_status so;
+    bs_status_opts o;
+    bs_xstats st;
+    bs_meta m;
+    bs_txn *t;
+    bs_err rv;
+
+    history();
+    seed_export(&st);
+    rewrite_seed(0, drop_marker);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert(seeding(&br, &sd), "no seed in progress after a cut seed");
+    cr_assert_eq(sd.records, st.snapshots - 2,
+                 "%llu records counted, %llu snapshots merged",
+                 (unsigned long long)sd.records,
+                 (unsigned long long)st.snapshots);
+    cr_assert_str_eq(sd.coll, "orders"); /* the last collection, last id */
+    cr_assert_str_eq(sd.id, "o18");
+    cr_assert(sd.npoint >= 2);
+    bs_seeding_fini(&sd);
+    /* status says it */
+    memset(&o, 0, sizeof o);
+    m = bst_meta(&br);
+    bst_ok(bs_store_read(br.n->store, &t, &err), &err, "read");
+    bst_ok(bs_status_read(t, &m, &o, &so, &err), &err, "status");
+    cr_assert(so.seeding && strcmp(so.seed_coll, "orders") == 0 &&
+              so.seed_records == sd.records);
+    bs_status_fini(&so);
+    bs_txn_abort(t);
+    /* the whole seed again: complete */
+    seed_export(&st);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert(!seeding(&br, &sd), "still seeding after a whole seed");
+    same_scope(&head, &br, "seeded after a cut seed");
+}
+
+/* The marker ends a seed only when every anchor arrived: the positions
+ * come from the origins' signed headers, never from the marker. */
+Test(bootstrap, a_seed_without_an_anchor_stays_seeding)
+{
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_xstats st;
+    bs_meta rm;
+    bs_err rv;
+
+    history();
+    seed_export(&st);
+    rm = bst_meta(&riga);
+    drop_origin = rm.pk; /* riga's anchor withheld */
+    rewrite_seed(0, NULL);
+    drop_origin = NULL;
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(pos_of(&br, &riga), 0);
+    cr_assert(seeding(&br, &sd), "the seed ended without riga's anchor");
+    bs_seeding_fini(&sd);
+}
+
+Test(bootstrap, a_whole_seed_ends_seeding)
+{
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_xstats st;
+    bs_err rv;
+
+    history();
+    seed_export(&st);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert(!seeding(&br, &sd), "a whole seed left the branch seeding");
 }

@@ -3545,9 +3545,10 @@ Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
     CLI_OK("del", "-d", hub, "del", "customers", "c0");
     r = CLI("-d", hub, "export", "br", file, "--seed");
     assert_ok(r, "export --seed");
-    /* 4 live records, the deleted one and the collection's `done` */
+    /* 4 live records, the deleted one, the collection's `done` and the
+     * seed's end */
     cr_assert(strstr(r.out, "exported a seed of ") != NULL &&
-                  strstr(r.out, " and 6 record snapshots (") != NULL,
+                  strstr(r.out, " and 7 record snapshots (") != NULL,
               "%s", r.out);
     res_free(&r);
     r = CLI("-d", br, "import", file);
