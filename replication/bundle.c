@@ -186,7 +186,8 @@ seed_marker(bs_txn *t, const bs_meta *m, uint64_t now_ms, uint8_t **out,
  * seed's snapshots go in signed batches (protocol.md 2.10). */
 static bs_err
 write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
-                int seed, const uint8_t *sk, uint64_t now_ms, uint64_t *count)
+                int seed, const bs_snapwant *from, const uint8_t *sk,
+                uint64_t now_ms, uint64_t *count)
 {
     bs_snapwant *wants;
     bs_movein_cursor c;
@@ -210,6 +211,8 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     bs_movein_cursor_init(&c, p->pk, wants,
                           (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
     c.dead = c.bodies = seed;
+    if (from != NULL)
+        c.from = *from;
     for (;;) {
         uint8_t *snap;
         size_t len;
@@ -246,8 +249,8 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
 
 static bs_err
 write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, int seed,
-           const uint8_t *sk, FILE *f, uint64_t now_ms, bs_xstats *st,
-           bs_errbuf *err)
+           const bs_snapwant *from, const uint8_t *sk, FILE *f, uint64_t now_ms,
+           bs_xstats *st, bs_errbuf *err)
 {
     writer w = {f, {{0}}, 0, 0, 0};
     uint8_t head[HEAD_LEN], trailer[TRAILER_LEN], *env;
@@ -271,12 +274,17 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, int seed,
     w_bytes(&w, head, HEAD_LEN);
     w_frame(&w, F_ENVELOPE, env, en);
     free(env);
-    rv = seed ? bs_xchg_collect_seed(t, m, p, emit_set, &w, &st->sets, err)
-              : bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
+    /* A resumed seed: the sets since what the peer acknowledged travel as
+     * usual (its positions came from the first part's anchors), so that
+     * the records the first part sent get the changes since. */
+    rv = seed && (from == NULL || from->coll[0] == '\0')
+             ? bs_xchg_collect_seed(t, m, p, emit_set, &w, &st->sets, err)
+             : bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
     if (rv == BS_ESTORE)
         return rv; /* a damaged set, named by collect */
     if (rv == BS_OK)
-        rv = write_snapshots(&w, t, m, p, seed, sk, now_ms, &st->snapshots);
+        rv = write_snapshots(&w, t, m, p, seed, from, sk, now_ms,
+                             &st->snapshots);
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot write exchange file");
     bs_hash_final(&w.h, trailer);
@@ -296,6 +304,8 @@ export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
 {
     char tmp[4200];
     export_ctx x = {peer, now_ms};
+    bs_snapwant from;
+    int has_from = 0;
     bs_meta m;
     bs_peer p;
     bs_txn *t;
@@ -324,6 +334,17 @@ export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
         rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
         goto out_peer;
     }
+    /* The peer asked for a seed, or to go on with one (its last recorded
+     * envelope; movein.h bs_movein_note_seed): it gets one. */
+    if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0 &&
+        (rv = bs_movein_peer_seed(t, p.pk, &from)) != BS_ENOTFOUND) {
+        if (rv != BS_OK) {
+            fclose(f);
+            unlink(tmp);
+            goto out_peer;
+        }
+        seed = has_from = 1;
+    }
     if (seed && (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)) {
         fclose(f);
         unlink(tmp);
@@ -331,7 +352,9 @@ export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
                      "only the infobase's hub seeds a branch (export --seed)");
         goto out_peer;
     }
-    rv = write_file(t, &m, &p, seed, sk, f, now_ms, st, err);
+    rv = write_file(t, &m, &p, seed, has_from ? &from : NULL, sk, f, now_ms, st,
+                    err);
+    st->seed = seed;
     fclose(f);
     if (rv == BS_OK && rename(tmp, path) != 0)
         rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));

@@ -12,6 +12,42 @@
 #include "setlog.h"
 #include "movein.h"
 
+/*
+ * A branch whose seed is incomplete ("sed:", movein.h) asks its hub to go
+ * on (docs/design.md "Snapshot bootstrap", Resuming): features bit 1,
+ * `seed` 1, and a want (C, "", after ID) of the last record it merged,
+ * where the hub's seed resumes, within `room` wants.
+ */
+static bs_err
+ask_seed(bs_txn *t, bs_envelope *e, size_t room)
+{
+    bs_seeding sd;
+    bs_snapwant *w;
+    bs_err rv = bs_movein_seed_get(t, &sd);
+
+    if (rv == BS_ENOTFOUND)
+        return BS_OK;
+    if (rv != BS_OK)
+        return rv;
+    e->features |= BS_FEATURE_BOOTSTRAP;
+    e->seed = 1;
+    if (sd.coll[0] != '\0' && sd.id[0] != '\0') {
+        if (e->nwants > 0 && e->nwants >= room)
+            e->nwants--; /* within the limit: the last want waits */
+        if ((w = realloc(e->wants, (e->nwants + 1) * sizeof *w)) == NULL) {
+            bs_seeding_fini(&sd);
+            return BS_ENOMEM;
+        }
+        e->wants = w;
+        memset(&w[e->nwants], 0, sizeof *w);
+        memcpy(w[e->nwants].coll, sd.coll, sizeof w->coll);
+        memcpy(w[e->nwants].after, sd.id, sizeof w->after);
+        e->nwants++;
+    }
+    bs_seeding_fini(&sd);
+    return BS_OK;
+}
+
 bs_err
 bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
                  uint64_t message_no, uint64_t now_ms, bs_envelope *e)
@@ -51,7 +87,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
             80 / (BS_COLLECTION_MAX + BS_ID_MAX + 8);
         if (room > BS_SNAP_WANTS_MAX)
             room = BS_SNAP_WANTS_MAX;
-        if ((rv = bs_movein_wants(t, room, &e->wants, &e->nwants)) != BS_OK) {
+        if ((rv = bs_movein_wants(t, room, &e->wants, &e->nwants)) != BS_OK ||
+            (rv = ask_seed(t, e, room)) != BS_OK) {
             bs_envelope_fini(e);
             return rv;
         }
@@ -740,6 +777,10 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     if (rv == BS_OK)
         rv =
             bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
+    if (rv == BS_OK) /* a branch asking its hub to seed it, or go on */
+        rv = bs_movein_note_seed(
+            t, e->sender, e->seed && (e->features & BS_FEATURE_BOOTSTRAP),
+            e->wants, e->nwants);
     return rv;
 }
 

@@ -132,6 +132,7 @@ typedef struct bs_xstats {
     uint64_t offered;   /* sets in the exchange (bs_xchg_apply) */
     uint64_t snapshots; /* record snapshots merged (snapshot.h) */
     int replay, joined;
+    int seed; /* export: the file seeds the peer (asked, or --seed) */
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
 

@@ -20,7 +20,9 @@
 #define PFEAT_PREFIX "pft:" /* pft: peer pk(32) -> u32be features */
 #define BASE_PREFIX  "snp:" /* snp: coll \0 id -> the record's base */
 #define SEED_KEY     "sed:" /* sed: -> this branch's seed in progress */
-#define KEY_MAX      (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
+#define PSEED_PREFIX                                                           \
+    "psd:" /* psd: peer pk(32) -> coll \0 after (a seed asked) */
+#define KEY_MAX (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
 
 /* prefix [pk] coll \0 id */
 static size_t
@@ -291,6 +293,8 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
         c->covered = NULL;
         c->ncovered = 0;
         c->after[0] = '\0';
+        if (w->id[0] == '\0' && strcmp(w->coll, c->from.coll) == 0)
+            memcpy(c->after, c->from.after, sizeof c->after); /* resumed */
         c->started = 1;
         if ((rv = bs_streams_vector(&tab, &c->covered, &c->ncovered)) !=
             BS_OK) {
@@ -344,6 +348,9 @@ bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
         bs_err rv;
 
         drop_parts(c);
+        while (!c->started && c->at < c->nwants && c->from.coll[0] != '\0' &&
+               strcmp(c->wants[c->at].coll, c->from.coll) < 0)
+            c->at++; /* a resumed seed: sent before */
         if (c->at == c->nwants)
             return BS_ENOTFOUND;
         if ((rv = serve_one(t, m, sk, c, now_ms, &more)) != BS_OK)
@@ -403,6 +410,7 @@ add_want(void *ctx, bs_slice rest)
     if ((g = realloc(l->v, (l->n + 1) * sizeof *g)) == NULL)
         return BS_ENOMEM;
     l->v = g;
+    memset(&g[l->n], 0, sizeof *g);
     memcpy(g[l->n].coll, rest.p, cn);
     g[l->n].coll[cn] = '\0';
     memcpy(g[l->n].id, z + 1, in);
@@ -549,10 +557,11 @@ bs_movein_note_peer(bs_txn *t, const uint8_t *pk, uint32_t features,
     free(d.keys);
     free(d.lens);
     for (size_t i = 0; i < n && rv == BS_OK; i++)
-        rv = bs_txn_put(
-            t, BS_DB_META,
-            bs_mem(k, key_of(k, PWANT_PREFIX, pk, w[i].coll, w[i].id)),
-            bs_mem("", 0), 0, NULL);
+        if (w[i].after[0] == '\0') /* else where a seed resumes */
+            rv = bs_txn_put(
+                t, BS_DB_META,
+                bs_mem(k, key_of(k, PWANT_PREFIX, pk, w[i].coll, w[i].id)),
+                bs_mem("", 0), 0, NULL);
     if (rv != BS_OK)
         return rv;
     memcpy(k, PFEAT_PREFIX, 4);
@@ -591,6 +600,51 @@ bs_movein_peer(bs_txn *t, const uint8_t *pk, uint32_t *features,
     }
     *w = l.v;
     *n = l.n;
+    return BS_OK;
+}
+
+bs_err
+bs_movein_note_seed(bs_txn *t, const uint8_t *pk, int asked,
+                    const bs_snapwant *w, size_t n)
+{
+    uint8_t k[4 + BS_PK_LEN], v[BS_COLLECTION_MAX + 1 + BS_ID_MAX];
+    size_t vn = 0;
+
+    memcpy(k, PSEED_PREFIX, 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    if (!asked)
+        return del_key(t, k, sizeof k);
+    for (size_t i = 0; i < n && vn == 0; i++)
+        if (w[i].after[0] != '\0') {
+            size_t cn = strlen(w[i].coll), an = strlen(w[i].after);
+            memcpy(v, w[i].coll, cn + 1);
+            memcpy(v + cn + 1, w[i].after, an);
+            vn = cn + 1 + an;
+        }
+    return bs_txn_put(t, BS_DB_META, bs_mem(k, sizeof k), bs_mem(v, vn), 0,
+                      NULL);
+}
+
+bs_err
+bs_movein_peer_seed(bs_txn *t, const uint8_t *pk, bs_snapwant *from)
+{
+    uint8_t k[4 + BS_PK_LEN];
+    const uint8_t *nul;
+    bs_slice v;
+    bs_err rv;
+
+    memset(from, 0, sizeof *from);
+    memcpy(k, PSEED_PREFIX, 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    if ((rv = bs_txn_get(t, BS_DB_META, bs_mem(k, sizeof k), &v)) != BS_OK ||
+        v.n == 0)
+        return rv;
+    if ((nul = memchr(v.p, 0, v.n)) == NULL ||
+        (size_t)(nul - v.p) > BS_COLLECTION_MAX ||
+        v.n - (size_t)(nul - v.p) - 1 > BS_ID_MAX)
+        return BS_ESTORE;
+    memcpy(from->coll, v.p, (size_t)(nul - v.p));
+    memcpy(from->after, nul + 1, v.n - (size_t)(nul - v.p) - 1);
     return BS_OK;
 }
 

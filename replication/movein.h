@@ -78,6 +78,9 @@ typedef struct bs_movein_cursor {
     /* a seed: bodies (SnapBody bytes, unsigned) for a batch (snapshot.h
      * bs_snapbatch_encode) instead of signed snapshots (init sets 0) */
     int bodies;
+    /* a resumed seed: skip the wants of collections before from.coll and
+     * start from.coll after from.after (init sets "": from the start) */
+    bs_snapwant from;
 } bs_movein_cursor;
 
 void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,
@@ -100,6 +103,17 @@ BS_MUST_CHECK bs_err bs_movein_next(bs_txn *t, const bs_meta *m,
 BS_MUST_CHECK bs_err bs_movein_note_peer(bs_txn *t, const uint8_t *pk,
                                          uint32_t features,
                                          const bs_snapwant *w, size_t n);
+/* Keep whether peer pk's envelope asked for a seed (Envelope.seed with
+ * features bit 1), and where it resumes (its want w[i] with `after`; none:
+ * from the start), replacing what was kept (write txn). */
+BS_MUST_CHECK bs_err bs_movein_note_seed(bs_txn *t, const uint8_t *pk,
+                                         int asked, const bs_snapwant *w,
+                                         size_t n);
+/* Whether peer pk's last recorded envelope asked for a seed: BS_OK with
+ * *from its resume point (coll and after; both "" from the start), or
+ * BS_ENOTFOUND; BS_ESTORE. */
+BS_MUST_CHECK bs_err bs_movein_peer_seed(bs_txn *t, const uint8_t *pk,
+                                         bs_snapwant *from);
 /* What peer pk last said (*w malloc'd, may be NULL when *n is 0). */
 BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
                                     uint32_t *features, bs_snapwant **w,

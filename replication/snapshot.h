@@ -34,6 +34,9 @@
 typedef struct bs_snapwant {
     char coll[BS_COLLECTION_MAX + 1];
     char id[BS_ID_MAX + 1]; /* "": every record in scope */
+    /* revision 2026-12 (bootstrap), with id "" in an envelope asking for
+     * a seed: where the seed resumes (after this ID of coll); else "" */
+    char after[BS_ID_MAX + 1];
 } bs_snapwant;
 
 /* A version as a snapshot carries it: the writer's stream key in place

@@ -46,7 +46,7 @@ bs_cmd_export(bs_cli *c)
             "{s:s, s:s, s:I, s:I, s:I}", "peer", c->argv[0], "file", c->argv[1],
             "change_sets", (json_int_t)st.sets, "snapshots",
             (json_int_t)st.snapshots, "bytes", (json_int_t)st.bytes));
-    else if (c->seed)
+    else if (c->seed || st.seed)
         printf("exported a seed of %llu %s and %llu record %s (%llu %s) "
                "for %s to %s\n",
                (unsigned long long)st.sets, BS_PL(st.sets, "change set"),

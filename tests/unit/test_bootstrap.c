@@ -637,23 +637,20 @@ seeding(bst_node *t, bs_seeding *out)
     return rv == BS_OK;
 }
 
-/* The last body of the batch without it, the batch signed again by the
- * hub: a seed that stopped before its end (the marker). */
+/* The batch cut to its first `keep` bodies, signed again by the hub: a
+ * seed that stopped before its end. */
 static void
-drop_marker(Bs__SnapBatch *b)
+cut_batch(Bs__SnapBatch *b, size_t keep)
 {
     Bs__SnapBatchHeader *h =
         bs__snap_batch_header__unpack(NULL, b->header.len, b->header.data);
-    Bs__SnapBody *last;
 
     cr_assert_not_null(h);
-    cr_assert(b->n_bodies >= 2);
-    last = bs__snap_body__unpack(NULL, b->bodies[b->n_bodies - 1].len,
-                                 b->bodies[b->n_bodies - 1].data);
-    cr_assert(last != NULL && last->seed && last->done);
-    bs__snap_body__free_unpacked(last, NULL);
-    free(b->bodies[--b->n_bodies].data);
-    free(h->hashes[--h->n_hashes].data);
+    cr_assert(keep < b->n_bodies);
+    while (b->n_bodies > keep) {
+        free(b->bodies[--b->n_bodies].data);
+        free(h->hashes[--h->n_hashes].data);
+    }
     free(b->header.data);
     b->header.len = bs__snap_batch_header__get_packed_size(h);
     cr_assert_not_null(b->header.data = malloc(b->header.len));
@@ -661,6 +658,25 @@ drop_marker(Bs__SnapBatch *b)
     bs_sign(b->signature.data, BS_SNAPBATCH_CONTEXT, b->header.data,
             b->header.len, head.core.sk);
     bs__snap_batch_header__free_unpacked(h, NULL);
+}
+
+/* The last body (the seed marker) left out. */
+static void
+drop_marker(Bs__SnapBatch *b)
+{
+    Bs__SnapBody *last = bs__snap_body__unpack(
+        NULL, b->bodies[b->n_bodies - 1].len, b->bodies[b->n_bodies - 1].data);
+
+    cr_assert(last != NULL && last->seed && last->done);
+    bs__snap_body__free_unpacked(last, NULL);
+    cut_batch(b, b->n_bodies - 1);
+}
+
+/* The first half of the bodies only. */
+static void
+cut_half(Bs__SnapBatch *b)
+{
+    cut_batch(b, b->n_bodies / 2);
 }
 
 /* The end of a seed is its marker: until the branch merged it, it is
@@ -743,4 +759,59 @@ Test(bootstrap, a_whole_seed_ends_seeding)
     rv = bst_import(&br, path, &st, &err);
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
     cr_assert(!seeding(&br, &sd), "a whole seed left the branch seeding");
+}
+
+/* Resuming (design.md "Snapshot bootstrap"): a seed that stopped half-way
+ * goes on where it stopped — the branch's next envelope asks its hub to
+ * (`seed`, a want after the last record it merged), the hub's next file
+ * sends the changes since as usual and the snapshots after that record —
+ * and the branch ends with the hub's data of its scope, the records
+ * changed meanwhile on either side of where it stopped included. */
+Test(bootstrap, a_seed_that_stopped_half_way_resumes_to_the_same_data)
+{
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_xstats st, full;
+    char stop[BS_COLLECTION_MAX + BS_ID_MAX + 2];
+    bs_err rv;
+
+    history();
+    seed_export(&full);
+    rewrite_seed(0, cut_half);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert(seeding(&br, &sd));
+    cr_assert(sd.records > 0 && sd.coll[0] != '\0');
+    snprintf(stop, sizeof stop, "%s/%s", sd.coll, sd.id);
+    bs_seeding_fini(&sd);
+    /* meanwhile the hub changes records before and after that point */
+    {
+        bst_op ops[] = {{"items", "i00", "{\"late\":1}"},
+                        {"items", "i19", "{\"late\":2}"},
+                        {"orders", "o00", "{\"branch\":\"br\",\"late\":3}"},
+                        {"orders", "o99", "{\"branch\":\"br\"}"},
+                        {"items", "i05", NULL}};
+        write_ok(&head, ops, 5);
+    }
+    carry(&br, &head, NULL); /* br asks to go on */
+    carry(&head, &br, &st);  /* the hub's next file goes on */
+    cr_assert(!seeding(&br, &sd),
+              "still seeding after the resumed seed "
+              "(stopped at %s)",
+              stop);
+    cr_assert(st.snapshots < full.snapshots,
+              "the resumed seed sent %llu snapshots, the whole one %llu",
+              (unsigned long long)st.snapshots,
+              (unsigned long long)full.snapshots);
+    same_scope(&head, &br, "a resumed seed");
+    cr_assert_eq(pos_of(&br, &head), pos_of(&head, &head));
+    /* and then the log goes on as usual: no seed any more */
+    carry(&br, &head, NULL);
+    {
+        bst_op op = {"items", "after", "{\"x\":1}"};
+        write_ok(&head, &op, 1);
+    }
+    carry(&head, &br, &st);
+    cr_assert_eq(st.snapshots, 0);
+    same_scope(&head, &br, "after the resumed seed");
 }
