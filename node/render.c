@@ -151,12 +151,12 @@ bs_render_status(const bs_status *st)
         streams, "collections", cols, "clock", clock_json(st));
     if (j != NULL) {
         json_object_set_new(j, "offices", offices);
-        json_object_set_new(
-            j, "seeding",
-            st->seeding ? json_pack("{s:s, s:s, s:I}", "collection",
-                                    st->seed_coll, "id", st->seed_id, "records",
-                                    (json_int_t)st->seed_records)
-                        : json_null());
+        if (st->seeding) /* only then: absent otherwise */
+            json_object_set_new(j, "seeding",
+                                json_pack("{s:s, s:s, s:I}", "collection",
+                                          st->seed_coll, "id", st->seed_id,
+                                          "records",
+                                          (json_int_t)st->seed_records));
     } else {
         json_decref(offices);
     }

@@ -163,6 +163,14 @@ typedef struct bst_frames {
 
 int bst_frames_split(const uint8_t *p, size_t n, bst_frames *f);
 void bst_frames_fini(bst_frames *f);
+/*
+ * The seed file at path (a hub's `export --seed`) cut before its seed
+ * marker, as a seed that stopped there: its last batch of snapshots
+ * without its last body (the marker), signed again with sk (the hub's
+ * secret key), the file's trailer too.  Aborts if the file is not a seed
+ * ending with a marker.
+ */
+void bst_seed_drop_marker(const char *path, const uint8_t *sk);
 
 /* Write / read a whole file (abort on failure); read returns malloc'd. */
 void bst_write_file(const char *path, const void *p, size_t n);

@@ -3574,3 +3574,49 @@ Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
     BAD(br, "only the infobase's hub seeds", "-d", br, "export", "hub", file,
         "--seed");
 }
+
+/* A seed that stopped before its end: `status` says the branch is seeding
+ * and how far it came (text and JSON); the branch's next file asks its hub
+ * to go on, the hub's next plain `export` is the rest of the seed, and
+ * `status` no longer says it. */
+Test(cli, status_shows_a_seed_in_progress_until_it_resumes_and_ends)
+{
+    char hub[128], br[128], file[200];
+    bs_errbuf err = {{0}};
+    bs_node *n;
+    bs_core core;
+    res r;
+
+    paired_hub_branch(hub, br);
+    snprintf(file, sizeof file, "%s/seed.bsx", root);
+    CLI_OK("put", "-d", hub, "put", "customers", "c1", "{\"a\":1}");
+    CLI_OK("put", "-d", hub, "put", "customers", "c2", "{\"a\":2}");
+    CLI_OK("export", "-d", hub, "export", "br", file, "--seed");
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_eq(bs_node_open(hub, 1, &n, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_node_core(n, 1, &core, &err), BS_OK, "%s", err.msg);
+    bst_seed_drop_marker(file, core.sk);
+    bs_node_close(n);
+    CLI_OK("import", "-d", br, "import", file);
+    r = CLI("-d", br, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "seeding:     customers/c2, 2 records (") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "--json", "status");
+    assert_ok(r, "status --json");
+    cr_assert(strstr(r.out, "\"seeding\"") != NULL &&
+                  strstr(r.out, "\"records\": 2") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    carry(br, "hub", hub); /* br asks its hub to go on */
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, "exported a seed of ") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("import", "-d", br, "import", file);
+    r = CLI("-d", br, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "seeding:") == NULL, "%s", r.out);
+    res_free(&r);
+}
