@@ -144,43 +144,6 @@ add_body(writer *w, batcher *b, const bs_meta *m, const uint8_t *sk,
     return BS_OK;
 }
 
-/* The end of a seed: a `done` marker with `seed`, covering the seed point
- * (the hub's vector in t, as its envelope's ack, without the quarantined
- * streams, whose anchors a seed does not carry: 8.5's bound); its body in
- * *out. */
-static bs_err
-seed_marker(bs_txn *t, const bs_meta *m, uint64_t now_ms, uint8_t **out,
-            size_t *n)
-{
-    bs_streamtab tab;
-    bs_snap s;
-    bs_err rv;
-
-    memset(&s, 0, sizeof s);
-    memcpy(s.infobase, m->infobase, BS_INFOBASE_LEN);
-    memcpy(s.hub, m->pk, BS_PK_LEN);
-    s.done = s.seed = 1;
-    s.created_ms = now_ms;
-    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
-        return rv;
-    if ((s.covered = calloc(tab.n + 1, sizeof *s.covered)) == NULL)
-        rv = BS_ENOMEM;
-    for (size_t i = 0; rv == BS_OK && i < tab.n; i++) {
-        bs_pos *p = &s.covered[s.ncovered];
-        if (tab.v[i].seq == 0 || (tab.v[i].flags & BS_STREAM_QUARANTINED))
-            continue;
-        memcpy(p->origin, tab.v[i].key, BS_PK_LEN);
-        memcpy(p->inc, tab.v[i].key + BS_PK_LEN, BS_INC_LEN);
-        p->seq = tab.v[i].seq;
-        s.ncovered++;
-    }
-    if (rv == BS_OK)
-        rv = bs_snap_encode_body(&s, out, n);
-    free(s.covered);
-    bs_streams_fini(&tab);
-    return rv;
-}
-
 /* The hub answers the peer's wants (as its last envelope said them) with
  * record snapshots, after the sets: only to a peer that takes them.  A
  * seed's snapshots go in signed batches (protocol.md 2.10). */
@@ -232,7 +195,8 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
         }
     }
     if (rv == BS_ENOTFOUND && seed &&
-        (rv = seed_marker(t, m, now_ms, &snap_marker, &marker_n)) == BS_OK) {
+        (rv = bs_movein_seed_marker(t, m, NULL, now_ms, &snap_marker,
+                                    &marker_n)) == BS_OK) {
         rv = add_body(w, &b, m, sk, now_ms, snap_marker, marker_n);
         c.sent++;
     }

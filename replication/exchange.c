@@ -358,6 +358,12 @@ bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
 }
 
 void
+bs_xcursor_seed(bs_xcursor *c)
+{
+    c->seed = 1;
+}
+
+void
 bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk)
 {
     memcpy(c->peer, pk, BS_PK_LEN);
@@ -411,6 +417,35 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             if (!c->started) {
                 c->from = bs_vv_get(c->theirs, c->ntheirs, s->key);
                 c->started = 1;
+            }
+            if (c->seed) { /* what bs_xchg_collect_seed sends */
+                uint64_t upto = sendable(t, &m, s);
+                int send = 0;
+
+                for (;;) {
+                    rv = bs_setlog_next(t, s->idx, c->from, upto, &set, &last);
+                    if ((rv = seed_outgoing(s, c->from, rv, set, last, upto, &f,
+                                            &fn, &send, err)) != BS_OK ||
+                        send)
+                        break;
+                    c->from = last;
+                }
+                if (rv == BS_ENOTFOUND)
+                    continue;
+                if (rv != BS_OK)
+                    goto out;
+                if (f != NULL) {
+                    *out = f;
+                    *n = fn;
+                } else if ((*out = malloc(set.n)) == NULL) {
+                    rv = BS_ENOMEM;
+                    goto out;
+                } else {
+                    memcpy(*out, set.p, set.n);
+                    *n = set.n;
+                }
+                c->from = last;
+                goto sent;
             }
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
@@ -807,16 +842,14 @@ inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
 }
 
 /*
- * The seed point (admit.h; docs/design.md "Snapshot bootstrap"): the
- * envelope's vector, when the envelope announces the bootstrap feature and
- * says it seeds us, comes from this infobase's hub (accept checked that
- * the sender is the paired or pinned hub, X1-X4) and we are a branch.
+ * The seed point (exchange.h): the envelope's vector, when the envelope
+ * announces the bootstrap feature and says it seeds us, comes from this
+ * infobase's hub (accept checked that the sender is the paired or pinned
+ * hub, X1-X4) and we are a branch.
  */
-static void
-seed_point(const bs_inbound *in, const bs_meta *m, bs_admission *ad)
+void
+bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m, bs_admission *ad)
 {
-    const bs_envelope *e = &in->env;
-
     if (e->seed && (e->features & BS_FEATURE_BOOTSTRAP) &&
         memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
         memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
@@ -874,7 +907,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
     bs_arena_init(&a);
     bs_admission_init(&ad, t, &view, &tab, 1, now_ms, max_skew_ms, &a);
     ad.joining = !m->joined;
-    seed_point(p, &view, &ad);
+    bs_xchg_seed_point(&p->env, &view, &ad);
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
         bs_csview *v, *own = NULL;
         bs_admit out;
@@ -1068,7 +1101,7 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
             return rv;
     }
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
-        seed_point(x->p, &ap.ad.meta, &ap.ad);
+        bs_xchg_seed_point(&x->p->env, &ap.ad.meta, &ap.ad);
         x->seeded = 0;
         if (x->set == 0 && ap.ad.seed != NULL) /* seeding, until the marker */
             rv = bs_movein_seed_begin(t, ap.ad.seed, ap.ad.nseed);

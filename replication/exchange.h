@@ -68,6 +68,7 @@ typedef struct bs_xcursor {
     int hub_sent; /* the last hub set sent: (hub_inc, up to hub_seq) */
     uint8_t hub_inc[BS_INC_LEN];
     uint64_t hub_seq;
+    int seed; /* bs_xcursor_seed */
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
@@ -75,6 +76,9 @@ void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
  * for it, and a stream stops before a set that leaves out a change it is
  * entitled to.  Without this call, sets go as stored. */
 void bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk);
+/* Send what seeds the peer (bs_xchg_collect_seed's selection: system sets
+ * and anchors, user changes left out) instead of every set it lacks. */
+void bs_xcursor_seed(bs_xcursor *c);
 /* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
  * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
@@ -123,6 +127,16 @@ BS_MUST_CHECK bs_err bs_xchg_check_stale(const bs_meta *m, const bs_peer *p,
  * e's sender is the pinned hub and claims to be the hub. */
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
                                   const uint8_t *sk, bs_errbuf *err);
+
+/*
+ * The seed point (admit.h bs_admission.seed; docs/design.md "Snapshot
+ * bootstrap"): e's vector, when e (accepted: from the pinned or paired
+ * hub, X1-X4) announces BS_FEATURE_BOOTSTRAP and sets `seed`, e's sender
+ * is m's hub and m is a branch; else ad is left as it is.  Borrows e.
+ */
+struct bs_admission;
+void bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m,
+                        struct bs_admission *ad);
 
 /* Counters of one exchange, as received.  After a failure they count
  * what the transactions committed before it. */

@@ -366,6 +366,44 @@ bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
     return BS_OK;
 }
 
+/* The end of a seed: a `done` marker with `seed`, covering the seed point
+ * (the hub's vector in t, as its envelope's ack, without the quarantined
+ * streams, whose anchors a seed does not carry: 8.5's bound); its body in
+ * *out. */
+bs_err
+bs_movein_seed_marker(bs_txn *t, const bs_meta *m, const uint8_t *sk,
+                      uint64_t now_ms, uint8_t **out, size_t *n)
+{
+    bs_streamtab tab;
+    bs_snap s;
+    bs_err rv;
+
+    memset(&s, 0, sizeof s);
+    memcpy(s.infobase, m->infobase, BS_INFOBASE_LEN);
+    memcpy(s.hub, m->pk, BS_PK_LEN);
+    s.done = s.seed = 1;
+    s.created_ms = now_ms;
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    if ((s.covered = calloc(tab.n + 1, sizeof *s.covered)) == NULL)
+        rv = BS_ENOMEM;
+    for (size_t i = 0; rv == BS_OK && i < tab.n; i++) {
+        bs_pos *p = &s.covered[s.ncovered];
+        if (tab.v[i].seq == 0 || (tab.v[i].flags & BS_STREAM_QUARANTINED))
+            continue;
+        memcpy(p->origin, tab.v[i].key, BS_PK_LEN);
+        memcpy(p->inc, tab.v[i].key + BS_PK_LEN, BS_INC_LEN);
+        p->seq = tab.v[i].seq;
+        s.ncovered++;
+    }
+    if (rv == BS_OK)
+        rv = sk != NULL ? bs_snap_encode(&s, sk, out, n)
+                        : bs_snap_encode_body(&s, out, n);
+    free(s.covered);
+    bs_streams_fini(&tab);
+    return rv;
+}
+
 /* ---- wants ---- */
 
 /* Every key under prefix p (pn bytes), through fn(ctx, rest of the key). */
@@ -622,6 +660,17 @@ bs_movein_note_seed(bs_txn *t, const uint8_t *pk, int asked,
             vn = cn + 1 + an;
         }
     return bs_txn_put(t, BS_DB_META, bs_mem(k, sizeof k), bs_mem(v, vn), 0,
+                      NULL);
+}
+
+bs_err
+bs_movein_seed_peer(bs_txn *t, const uint8_t *pk)
+{
+    uint8_t k[4 + BS_PK_LEN];
+
+    memcpy(k, PSEED_PREFIX, 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    return bs_txn_put(t, BS_DB_META, bs_mem(k, sizeof k), bs_mem("", 0), 0,
                       NULL);
 }
 

@@ -109,6 +109,18 @@ BS_MUST_CHECK bs_err bs_movein_note_peer(bs_txn *t, const uint8_t *pk,
 BS_MUST_CHECK bs_err bs_movein_note_seed(bs_txn *t, const uint8_t *pk,
                                          int asked, const bs_snapwant *w,
                                          size_t n);
+/* The hub's admin wants peer pk seeded (`peer seed`): its next exchange
+ * with it, file or session, is a seed from the start, as if it had asked
+ * (write txn). */
+BS_MUST_CHECK bs_err bs_movein_seed_peer(bs_txn *t, const uint8_t *pk);
+/* The end of a seed by hub m, read in t: a `done` marker with `seed`,
+ * covering the hub's vector without its quarantined streams (whose
+ * anchors a seed does not carry, 8.5's bound): *out malloc'd, a
+ * RecordSnapshot signed with sk, or with sk NULL its body (for a batch).
+ * BS_ENOMEM, BS_ESTORE. */
+BS_MUST_CHECK bs_err bs_movein_seed_marker(bs_txn *t, const bs_meta *m,
+                                           const uint8_t *sk, uint64_t now_ms,
+                                           uint8_t **out, size_t *n);
 /* Whether peer pk's last recorded envelope asked for a seed: BS_OK with
  * *from its resume point (coll and after; both "" from the start), or
  * BS_ENOTFOUND; BS_ESTORE. */

@@ -46,6 +46,13 @@ struct bs_session {
      * its sets, to a peer whose hello announced them */
     bs_movein_cursor snap;
     int snap_started;
+    /* seeding (docs/design.md "Snapshot bootstrap"): the hub seeds the
+     * peer (it asked, or the hub's admin said so: movein.h psd:), from
+     * seed_from; the snapshots answer every collection, then the marker */
+    int seeding, marker_sent;
+    bs_snapwant seed_from, *seed_wants;
+    size_t nseed_wants;
+    int seed_begun; /* the branch: "sed:" written for this session */
 };
 
 static uint64_t
@@ -115,6 +122,7 @@ bs_session_free(bs_session *s)
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
     bs_movein_cursor_fini(&s->snap);
+    free(s->seed_wants);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);
@@ -160,11 +168,42 @@ bs_session_errcode(const bs_session *s)
 
 typedef struct hello_ctx {
     bs_session *s;
-    int bump; /* initiator: count this exchange in the peer's sent_no */
+    int hello; /* a HELLO (else an ACK) */
+    int bump;  /* initiator: count this exchange in the peer's sent_no */
     uint64_t now;
     uint8_t *env;
     size_t n;
 } hello_ctx;
+
+/*
+ * The hub seeds peer p in this session when, answering, the peer's HELLO
+ * asks (Envelope.seed with features bit 1; it resumes after the HELLO's
+ * want with `after`), or when its admin said so or the peer's last
+ * recorded envelope asked (movein.h bs_movein_peer_seed, with the resume
+ * point kept).
+ */
+static bs_err
+decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
+{
+    bs_err rv;
+
+    s->seeding = 0;
+    memset(&s->seed_from, 0, sizeof s->seed_from);
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0 ||
+        s->cfg.sk == NULL)
+        return BS_OK;
+    if (!s->cfg.initiator && s->theirs.seed &&
+        (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* asked now */
+        s->seeding = 1;
+        for (size_t i = 0; i < s->theirs.nwants; i++)
+            if (s->theirs.wants[i].after[0] != '\0')
+                s->seed_from = s->theirs.wants[i];
+        return BS_OK;
+    }
+    if ((rv = bs_movein_peer_seed(t, p->pk, &s->seed_from)) == BS_OK)
+        s->seeding = 1;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
 
 static bs_err
 build_hello(bs_txn *t, void *arg, bs_errbuf *err)
@@ -190,11 +229,17 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
     memcpy(h->s->peer_pk, p.pk, BS_PK_LEN);
     memcpy(h->s->own_pk, m.pk, BS_PK_LEN);
     snprintf(h->s->peer, sizeof h->s->peer, "%s", p.name);
+    if (rv == BS_OK && h->hello)
+        rv = decide_seed(t, &m, &p, h->s);
     if (rv == BS_OK)
         rv = bs_xchg_envelope(t, &m, &p, p.sent_no, h->now, &e);
     bs_peer_fini(&p);
     if (rv != BS_OK)
         return rv;
+    if (h->hello && h->s->seeding) {
+        e.features |= BS_FEATURE_BOOTSTRAP;
+        e.seed = 1; /* its ack is the seed point */
+    }
     free(h->env);
     h->env = NULL;
     rv = bs_envelope_encode(&e, &h->env, &h->n);
@@ -205,7 +250,7 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
 static bs_err
 send_envelope(bs_session *s, uint8_t type, int bump)
 {
-    hello_ctx h = {s, bump, now_ms(s), NULL, 0};
+    hello_ctx h = {s, type == BS_MSG_HELLO, bump, now_ms(s), NULL, 0};
     bs_errbuf err = {{0}};
     bs_err rv;
 
@@ -309,6 +354,8 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
         return rv;
     bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
     bs_xcursor_peer(&s->cur, s->theirs.sender); /* its scope (8.5) */
+    if (s->seeding) /* system sets and anchors, then the snapshots */
+        bs_xcursor_seed(&s->cur);
     s->state = BS_SESSION_STREAMING;
     return BS_OK;
 }
@@ -319,6 +366,20 @@ typedef struct set_ctx {
     bs_apply ap;
 } set_ctx;
 
+/* The hub's HELLO seeds this branch: its sets are admitted with the seed
+ * point (A7s, A8s), and the seed is noted ("sed:") in the first
+ * transaction that applies something of it. */
+static bs_err
+seeded_here(bs_session *s, bs_txn *t, bs_apply *ap)
+{
+    bs_xchg_seed_point(&s->theirs, &ap->ad.meta, &ap->ad);
+    if (ap->ad.seed == NULL || s->seed_begun)
+        return BS_OK;
+    s->seed_begun = 1; /* (a failed transaction writes it again next time:
+                          bs_movein_seed_begin keeps what it counted) */
+    return bs_movein_seed_begin(t, ap->ad.seed, ap->ad.nseed);
+}
+
 static bs_err
 apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -326,6 +387,8 @@ apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
     bs_err rv;
 
     rv = bs_apply_begin(&x->ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
+    if (rv == BS_OK)
+        rv = seeded_here(x->s, t, &x->ap);
     if (rv == BS_OK)
         rv = bs_apply_held(&x->ap, err); /* their time may have come */
     if (rv == BS_OK && x->v != NULL)
@@ -391,7 +454,11 @@ snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
 
     rv = bs_apply_begin(&ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
     if (rv == BS_OK)
+        rv = seeded_here(x->s, t, &ap);
+    if (rv == BS_OK)
         rv = bs_apply_snapshot(&ap, x->sn, x->s->peer_pk, err);
+    if (rv == BS_OK && ap.ad.seed != NULL && !x->sn->done)
+        rv = bs_movein_seed_progress(t, x->sn->coll, x->sn->id, 1);
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
     bs_apply_fini(&ap);
@@ -750,20 +817,38 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n)
     bs_txn *t;
     bs_err rv;
 
-    if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL)
+    if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL ||
+        s->marker_sent)
         return BS_ENOTFOUND;
-    if (!s->snap_started) {
-        bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
-                              s->theirs.nwants);
-        s->snap_started = 1;
-    }
     if ((rv = bs_store_read(s->cfg.store, &t, NULL)) != BS_OK)
         return rv;
+    if (!s->snap_started && s->seeding && /* every collection */
+        (rv = bs_movein_collections(t, &s->seed_wants, &s->nseed_wants)) !=
+            BS_OK) {
+        bs_txn_abort(t);
+        return rv;
+    }
+    if (!s->snap_started) {
+        if (s->seeding)
+            bs_movein_cursor_init(&s->snap, s->peer_pk, s->seed_wants,
+                                  s->nseed_wants);
+        else
+            bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
+                                  s->theirs.nwants);
+        s->snap.dead = s->seeding;
+        if (s->seeding)
+            s->snap.from = s->seed_from;
+        s->snap_started = 1;
+    }
     if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK) {
         if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
             rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         else
             rv = BS_ENOTFOUND; /* only the hub sends snapshots */
+        if (rv == BS_ENOTFOUND && s->seeding && m.joined) { /* the end */
+            rv = bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out, n);
+            s->marker_sent = rv == BS_OK;
+        }
     }
     bs_txn_abort(t);
     return rv;

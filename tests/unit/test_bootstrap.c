@@ -815,3 +815,95 @@ Test(bootstrap, a_seed_that_stopped_half_way_resumes_to_the_same_data)
     cr_assert_eq(st.snapshots, 0);
     same_scope(&head, &br, "after the resumed seed");
 }
+
+/* ---- over the network (sessions) ---- */
+
+static bs_err
+mark_for_seed(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_movein_seed_peer(t, arg);
+}
+
+/* The hub's admin marks br to be seeded (`peer seed br`): the next
+ * session between them seeds it — system sets and anchors, then every
+ * record of its scope as snapshots and the seed marker — to the data the
+ * full replay gives, whichever side starts it. */
+Test(bootstrap, a_session_seeds_a_new_branch)
+{
+    bs_meta mb = bst_meta(&br);
+    bst_sync_result r;
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_err rv;
+
+    history();
+    bst_ok(bs_store_write(head.n->store, mark_for_seed, mb.pk, &err), &err,
+           "peer seed");
+    rv = bst_sync(&br, &head, NULL, NULL, &r);
+    cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert(r.sa.snapshots_received > 0 && r.sb.snapshots_sent > 0);
+    cr_assert(r.sa.sets_received < 10, "%llu sets: not a seed",
+              (unsigned long long)r.sa.sets_received);
+    cr_assert(!seeding(&br, &sd), "still seeding after the session");
+    same_scope(&head, &br, "seeded in a session");
+    cr_assert_eq(pos_of(&br, &head), pos_of(&head, &head));
+    cr_assert_eq(pos_of(&br, &riga), pos_of(&head, &riga));
+    /* the next session is an ordinary one */
+    {
+        bst_op op = {"orders", "next", "{\"branch\":\"br\"}"};
+        write_ok(&head, &op, 1);
+    }
+    rv = bst_sync(&head, &br, NULL, NULL, &r);
+    cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert_eq(r.sa.snapshots_sent, 0);
+    cr_assert(has(&br, "orders", "next"));
+    same_scope(&head, &br, "after the seed");
+}
+
+/* A session that stops mid-seed (the connection drops after some
+ * snapshots) leaves the branch seeding; its next session asks the hub to
+ * go on, and ends with the hub's data. */
+static int snaps_seen;
+static int
+drop_after_some_snaps(void *ctx, int from_a, uint8_t **m, size_t *n)
+{
+    (void)ctx;
+    (void)n;
+    if (!from_a && (*m)[0] == BS_MSG_SNAP && ++snaps_seen > 5)
+        return 0; /* lost, and everything after it */
+    return snaps_seen <= 5 || from_a ? 1 : 0;
+}
+
+Test(bootstrap, a_session_that_stops_mid_seed_resumes)
+{
+    bs_meta mb = bst_meta(&br);
+    bst_sync_result r;
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_err rv;
+
+    history();
+    bst_ok(bs_store_write(head.n->store, mark_for_seed, mb.pk, &err), &err,
+           "peer seed");
+    snaps_seen = 0;
+    rv = bst_sync(&br, &head, drop_after_some_snaps, NULL, &r);
+    cr_assert_neq(rv, BS_OK);
+    cr_assert(seeding(&br, &sd), "not seeding after a cut session");
+    cr_assert(sd.records > 0 && sd.records <= 5, "%llu records",
+              (unsigned long long)sd.records);
+    bs_seeding_fini(&sd);
+    rv = bst_sync(&br, &head, NULL, NULL, &r);
+    cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert(!seeding(&br, &sd), "still seeding after the second session");
+    {
+        bs_xstats whole;
+        seed_export(&whole); /* what a whole seed holds */
+        cr_assert(r.sb.snapshots_sent + 4 < whole.snapshots,
+                  "the second session sent %llu snapshots, a whole seed %llu: "
+                  "not resumed",
+                  (unsigned long long)r.sb.snapshots_sent,
+                  (unsigned long long)whole.snapshots);
+    }
+    same_scope(&head, &br, "seeded in two sessions");
+}
