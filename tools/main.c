@@ -156,7 +156,7 @@ static const cmd cmds[] = {
      "same records, whatever their history.\n"},
     {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE | O_HUB, 1, 4,
      "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] [--hub] | peer ls | "
-     "peer rm NAME",
+     "peer rm NAME | peer seed NAME",
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
      "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
@@ -172,7 +172,9 @@ static const cmd cmds[] = {
      "any other peer that claims to be the hub is refused.  After 'peer rm'\n"
      "of the pinned hub no peer is pinned, and a peer paired later is pinned\n"
      "only with --hub or when it is the only peer.  'peer ls' marks the hub.\n"
-     "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
+     "rm: forget a peer; on the hub its key is revoked for new changes.\n"
+     "seed (the hub): the peer's next exchange, by file or network, seeds it\n"
+     "with the records of its scope as they are now instead of the history.\n"},
     {"collection", bs_cmd_collection,
      O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER | O_UNIQUE, 1, 1,
      "collection NAME [--policy P] [--writers W] [--scope S] "

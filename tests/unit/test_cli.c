@@ -3575,6 +3575,37 @@ Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
         "--seed");
 }
 
+/* `peer seed NAME` marks a peer at the hub: its next exchange, here a
+ * plain `export`, is a seed; at a branch it is refused (exit 2, nothing
+ * written), an unknown peer is exit 1. */
+Test(cli, peer_seed_makes_the_next_export_a_seed)
+{
+    char hub[128], br[128], file[200];
+    res r;
+
+    paired_hub_branch(hub, br);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    CLI_OK("put", "-d", hub, "put", "customers", "c1", "{\"a\":1}");
+    BAD(br, "only the infobase's hub seeds", "-d", br, "peer", "seed", "hub");
+    BAD(hub, "usage: peer seed NAME", "-d", hub, "peer", "seed");
+    r = CLI("-d", hub, "peer", "seed", "nobody");
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "unknown peer \"nobody\"") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("-d", hub, "peer", "seed", "br");
+    assert_ok(r, "peer seed");
+    cr_assert(strstr(r.out, "br's next exchange with this hub seeds it") !=
+                  NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, "exported a seed of ") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("import", "-d", br, "import", file);
+    CLI_OK("get", "-d", br, "get", "customers", "c1");
+}
+
 /* A seed that stopped before its end: `status` says the branch is seeding
  * and how far it came (text and JSON); the branch's next file asks its hub
  * to go on, the hub's next plain `export` is the rest of the seed, and
