@@ -53,7 +53,13 @@ struct bs_session {
     bs_snapwant seed_from, *seed_wants;
     size_t nseed_wants;
     int seed_begun; /* the branch: "sed:" written for this session */
+    /* the branch: a seed's snapshots received, merged in groups of about
+     * SNAP_GROUP_BYTES per write transaction (not one commit each) */
+    bs_snap **held;
+    size_t nheld, capheld, held_bytes;
 };
+
+#define SNAP_GROUP_BYTES (16u << 20)
 
 static uint64_t
 now_ms(const bs_session *s)
@@ -122,6 +128,9 @@ bs_session_free(bs_session *s)
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
     bs_movein_cursor_fini(&s->snap);
+    for (size_t i = 0; i < s->nheld; i++)
+        bs_snap_free(s->held[i]);
+    free(s->held);
     free(s->seed_wants);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
@@ -442,27 +451,108 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
 
 typedef struct snap_ctx {
     bs_session *s;
-    const bs_snap *sn;
+    bs_snap *const *sn; /* merged in one transaction */
+    size_t n;
 } snap_ctx;
 
 static bs_err
 snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     snap_ctx *x = arg;
+    const bs_snap *last = NULL;
+    uint64_t records = 0;
     bs_apply ap;
     bs_err rv;
 
     rv = bs_apply_begin(&ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
     if (rv == BS_OK)
         rv = seeded_here(x->s, t, &ap);
-    if (rv == BS_OK)
-        rv = bs_apply_snapshot(&ap, x->sn, x->s->peer_pk, err);
-    if (rv == BS_OK && ap.ad.seed != NULL && !x->sn->done)
-        rv = bs_movein_seed_progress(t, x->sn->coll, x->sn->id, 1);
+    for (size_t i = 0; rv == BS_OK && i < x->n; i++) {
+        rv = bs_apply_snapshot(&ap, x->sn[i], x->s->peer_pk, err);
+        if (rv == BS_OK && !x->sn[i]->done) {
+            last = x->sn[i];
+            records++;
+        }
+    }
+    if (rv == BS_OK && ap.ad.seed != NULL && last != NULL)
+        rv = bs_movein_seed_progress(t, last->coll, last->id, records);
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
     bs_apply_fini(&ap);
     return rv;
+}
+
+/* A snapshot refused (not fatal, P6) or our own trouble (fatal). */
+static bs_err
+snap_outcome(bs_session *s, bs_err rv, bs_errbuf *err, uint64_t merged)
+{
+    if (rv != BS_OK && bs_err_local(rv)) {
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(err, rv));
+        return fail(s, rv, why);
+    }
+    if (rv != BS_OK) {
+        if (s->st.refused++ == 0) {
+            snprintf(s->refused_why, sizeof s->refused_why, "%s",
+                     bs_errmsg(err, rv));
+            snprintf(s->error, sizeof s->error,
+                     "refused a record snapshot: %.*s",
+                     (int)sizeof s->error - 32, s->refused_why);
+        }
+        s->errcode = rv;
+    } else {
+        s->st.snapshots_received += merged;
+    }
+    return BS_OK;
+}
+
+/* Merge the seed's snapshots held so far in one write transaction; when
+ * one of them is refused, each again in a transaction of its own, so that
+ * only that one is (as without groups). */
+static bs_err
+flush_snaps(bs_session *s)
+{
+    bs_errbuf err = {{0}};
+    snap_ctx x = {s, s->held, s->nheld};
+    bs_err rv = BS_OK;
+
+    if (s->nheld == 0)
+        return BS_OK;
+    rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
+    if (rv == BS_OK || bs_err_local(rv)) {
+        rv = snap_outcome(s, rv, &err, s->nheld);
+    } else {
+        rv = BS_OK;
+        for (size_t i = 0; rv == BS_OK && i < s->nheld; i++) {
+            bs_errbuf e1 = {{0}};
+            snap_ctx one = {s, &s->held[i], 1};
+            rv = snap_outcome(
+                s, bs_store_write(s->cfg.store, snap_txn, &one, &e1), &e1, 1);
+        }
+    }
+    for (size_t i = 0; i < s->nheld; i++)
+        bs_snap_free(s->held[i]);
+    s->nheld = s->held_bytes = 0;
+    return rv;
+}
+
+/* Hold a seed's snapshot for its group (taking sn). */
+static bs_err
+hold_snap(bs_session *s, bs_snap *sn, size_t bytes)
+{
+    if (s->nheld == s->capheld) {
+        size_t cap = s->capheld ? 2 * s->capheld : 256;
+        bs_snap **v = realloc(s->held, cap * sizeof *v);
+        if (v == NULL) {
+            bs_snap_free(sn);
+            return BS_ENOMEM;
+        }
+        s->held = v;
+        s->capheld = cap;
+    }
+    s->held[s->nheld++] = sn;
+    s->held_bytes += bytes;
+    return s->held_bytes >= SNAP_GROUP_BYTES ? flush_snaps(s) : BS_OK;
 }
 
 /* A record snapshot (move-in): refused, not fatal, as a set (P6); one
@@ -472,34 +562,30 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
     bs_snap *sn = NULL;
-    snap_ctx x = {s, NULL};
+    snap_ctx x = {s, NULL, 0};
     uint8_t credit[4];
     bs_err rv;
 
     if (s->state != BS_SESSION_STREAMING || s->got_done)
         return fail(s, BS_EMALFORMED, "unexpected record snapshot");
-    if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK) {
-        x.sn = sn;
+    if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK && s->theirs.seed &&
+        (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* a seed: grouped */
+        if ((rv = hold_snap(s, sn, n)) != BS_OK)
+            return s->state == BS_SESSION_FAILED ? rv
+                                                 : fail(s, rv, "out of memory");
+        if (s->state == BS_SESSION_FAILED)
+            return s->errcode;
+        bs_put_u32be(credit, 1);
+        return enqueue(s, BS_MSG_CREDIT, credit, 4);
+    }
+    if (rv == BS_OK) {
+        x.sn = &sn;
+        x.n = 1;
         rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
         bs_snap_free(sn);
     }
-    if (rv != BS_OK && bs_err_local(rv)) {
-        char why[BS_ERRMSG_LEN];
-        snprintf(why, sizeof why, "%s", bs_errmsg(&err, rv));
-        return fail(s, rv, why);
-    }
-    if (rv != BS_OK) {
-        if (s->st.refused++ == 0) {
-            snprintf(s->refused_why, sizeof s->refused_why, "%s",
-                     bs_errmsg(&err, rv));
-            snprintf(s->error, sizeof s->error,
-                     "refused a record snapshot: %.*s",
-                     (int)sizeof s->error - 32, s->refused_why);
-        }
-        s->errcode = rv;
-    } else {
-        s->st.snapshots_received++;
-    }
+    if ((rv = snap_outcome(s, rv, &err, 1)) != BS_OK)
+        return rv;
     bs_put_u32be(credit, 1);
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
 }
@@ -697,6 +783,8 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
         s->their_count = bs_get_u64be(p);
         if (s->their_count != s->st.sets_received)
             return fail(s, BS_EMALFORMED, "change sets went missing");
+        if ((rv = flush_snaps(s)) != BS_OK || s->state == BS_SESSION_FAILED)
+            return rv != BS_OK ? rv : s->errcode;
         return maybe_ack(s);
     case BS_MSG_ACK:
         return on_ack(s, p, len);
