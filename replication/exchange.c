@@ -78,6 +78,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     memcpy(e->sender_inc, m->inc, BS_INC_LEN);
     e->message_no = message_no;
     e->features = BS_FEATURE_SNAPSHOTS;
+    if (!m->joined && m->role == BS_ROLE_BRANCH) /* it can be seeded */
+        e->features |= BS_FEATURE_BOOTSTRAP;
     /* A branch asks its hub for the records it lacks (move-in), as many
      * as fit beside the vector within the envelope limit. */
     if (p != NULL && m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&

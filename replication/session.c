@@ -55,7 +55,10 @@ struct bs_session {
     int seed_begun; /* the branch: "sed:" written for this session */
     /* the branch: a seed's snapshots received, merged in groups of about
      * SNAP_GROUP_BYTES per write transaction (not one commit each) */
-    bs_snap **held;
+    struct held {
+        bs_snap *sn;     /* a SNAP, or */
+        bs_snapbatch *b; /* a SNAPBATCH */
+    } * held;
     size_t nheld, capheld, held_bytes;
 };
 
@@ -128,8 +131,10 @@ bs_session_free(bs_session *s)
     for (size_t i = 0; i < s->qlen; i++)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
     bs_movein_cursor_fini(&s->snap);
-    for (size_t i = 0; i < s->nheld; i++)
-        bs_snap_free(s->held[i]);
+    for (size_t i = 0; i < s->nheld; i++) {
+        bs_snap_free(s->held[i].sn);
+        bs_snapbatch_free(s->held[i].b);
+    }
     free(s->held);
     free(s->seed_wants);
     bs_envelope_fini(&s->theirs);
@@ -451,31 +456,62 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
 
 typedef struct snap_ctx {
     bs_session *s;
-    bs_snap *const *sn; /* merged in one transaction */
+    const struct held *h; /* merged in one transaction */
     size_t n;
+    uint64_t merged;                  /* snapshots merged */
+    char coll[BS_COLLECTION_MAX + 1]; /* the last record merged */
+    char id[BS_ID_MAX + 1];
+    uint64_t records;
 } snap_ctx;
+
+static bs_err
+merge_one(snap_ctx *x, bs_apply *ap, const bs_snap *sn, bs_errbuf *err)
+{
+    bs_err rv = bs_apply_snapshot(ap, sn, x->s->peer_pk, err);
+
+    if (rv == BS_OK) {
+        x->merged++;
+        if (!sn->done) {
+            memcpy(x->coll, sn->coll, sizeof x->coll);
+            memcpy(x->id, sn->id, sizeof x->id);
+            x->records++;
+        }
+    }
+    return rv;
+}
+
+/* A batch: admitted whole (N7-N11, its signature and hashes), then each
+ * of its snapshots admitted and merged. */
+static bs_err
+merge_batch(snap_ctx *x, bs_apply *ap, const bs_snapbatch *b, bs_errbuf *err)
+{
+    bs_err rv = bs_admit_snapbatch(&ap->ad, b, x->s->peer_pk, err);
+
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
+        bs_snap *sn = NULL;
+        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) == BS_OK)
+            rv = merge_one(x, ap, sn, err);
+        bs_snap_free(sn);
+    }
+    return rv;
+}
 
 static bs_err
 snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     snap_ctx *x = arg;
-    const bs_snap *last = NULL;
-    uint64_t records = 0;
     bs_apply ap;
     bs_err rv;
 
+    x->merged = x->records = 0;
     rv = bs_apply_begin(&ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
     if (rv == BS_OK)
         rv = seeded_here(x->s, t, &ap);
-    for (size_t i = 0; rv == BS_OK && i < x->n; i++) {
-        rv = bs_apply_snapshot(&ap, x->sn[i], x->s->peer_pk, err);
-        if (rv == BS_OK && !x->sn[i]->done) {
-            last = x->sn[i];
-            records++;
-        }
-    }
-    if (rv == BS_OK && ap.ad.seed != NULL && last != NULL)
-        rv = bs_movein_seed_progress(t, last->coll, last->id, records);
+    for (size_t i = 0; rv == BS_OK && i < x->n; i++)
+        rv = x->h[i].b != NULL ? merge_batch(x, &ap, x->h[i].b, err)
+                               : merge_one(x, &ap, x->h[i].sn, err);
+    if (rv == BS_OK && ap.ad.seed != NULL && x->records > 0)
+        rv = bs_movein_seed_progress(t, x->coll, x->id, x->records);
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
     bs_apply_fini(&ap);
@@ -513,44 +549,55 @@ static bs_err
 flush_snaps(bs_session *s)
 {
     bs_errbuf err = {{0}};
-    snap_ctx x = {s, s->held, s->nheld};
+    snap_ctx x;
     bs_err rv = BS_OK;
 
     if (s->nheld == 0)
         return BS_OK;
+    memset(&x, 0, sizeof x);
+    x.s = s;
+    x.h = s->held;
+    x.n = s->nheld;
     rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
     if (rv == BS_OK || bs_err_local(rv)) {
-        rv = snap_outcome(s, rv, &err, s->nheld);
+        rv = snap_outcome(s, rv, &err, x.merged);
     } else {
         rv = BS_OK;
         for (size_t i = 0; rv == BS_OK && i < s->nheld; i++) {
             bs_errbuf e1 = {{0}};
-            snap_ctx one = {s, &s->held[i], 1};
-            rv = snap_outcome(
-                s, bs_store_write(s->cfg.store, snap_txn, &one, &e1), &e1, 1);
+            snap_ctx one = x;
+            bs_err r1;
+            one.h = &s->held[i];
+            one.n = 1;
+            r1 = bs_store_write(s->cfg.store, snap_txn, &one, &e1);
+            rv = snap_outcome(s, r1, &e1, one.merged);
         }
     }
-    for (size_t i = 0; i < s->nheld; i++)
-        bs_snap_free(s->held[i]);
+    for (size_t i = 0; i < s->nheld; i++) {
+        bs_snap_free(s->held[i].sn);
+        bs_snapbatch_free(s->held[i].b);
+    }
     s->nheld = s->held_bytes = 0;
     return rv;
 }
 
-/* Hold a seed's snapshot for its group (taking sn). */
+/* Hold a seed's snapshot or batch for its group (taking it). */
 static bs_err
-hold_snap(bs_session *s, bs_snap *sn, size_t bytes)
+hold_snap(bs_session *s, bs_snap *sn, bs_snapbatch *b, size_t bytes)
 {
     if (s->nheld == s->capheld) {
         size_t cap = s->capheld ? 2 * s->capheld : 256;
-        bs_snap **v = realloc(s->held, cap * sizeof *v);
+        struct held *v = realloc(s->held, cap * sizeof *v);
         if (v == NULL) {
             bs_snap_free(sn);
+            bs_snapbatch_free(b);
             return BS_ENOMEM;
         }
         s->held = v;
         s->capheld = cap;
     }
-    s->held[s->nheld++] = sn;
+    s->held[s->nheld].sn = sn;
+    s->held[s->nheld++].b = b;
     s->held_bytes += bytes;
     return s->held_bytes >= SNAP_GROUP_BYTES ? flush_snaps(s) : BS_OK;
 }
@@ -562,7 +609,7 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
     bs_snap *sn = NULL;
-    snap_ctx x = {s, NULL, 0};
+    snap_ctx x;
     uint8_t credit[4];
     bs_err rv;
 
@@ -570,7 +617,7 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
         return fail(s, BS_EMALFORMED, "unexpected record snapshot");
     if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK && s->theirs.seed &&
         (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* a seed: grouped */
-        if ((rv = hold_snap(s, sn, n)) != BS_OK)
+        if ((rv = hold_snap(s, sn, NULL, n)) != BS_OK)
             return s->state == BS_SESSION_FAILED ? rv
                                                  : fail(s, rv, "out of memory");
         if (s->state == BS_SESSION_FAILED)
@@ -578,14 +625,44 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
         bs_put_u32be(credit, 1);
         return enqueue(s, BS_MSG_CREDIT, credit, 4);
     }
+    memset(&x, 0, sizeof x);
     if (rv == BS_OK) {
-        x.sn = &sn;
+        struct held one = {sn, NULL};
+        x.s = s;
+        x.h = &one;
         x.n = 1;
         rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
         bs_snap_free(sn);
     }
-    if ((rv = snap_outcome(s, rv, &err, 1)) != BS_OK)
+    if ((rv = snap_outcome(s, rv, &err, x.merged)) != BS_OK)
         return rv;
+    bs_put_u32be(credit, 1);
+    return enqueue(s, BS_MSG_CREDIT, credit, 4);
+}
+
+/* A seed's batch of snapshots (revision 2026-12, bootstrap): decoded
+ * (B1-B5) and held for its group, where it is admitted and merged; a
+ * batch that does not decode is refused, not fatal, as a SNAP. */
+static bs_err
+on_snapbatch(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b = NULL;
+    uint8_t credit[4];
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->got_done || !s->theirs.seed ||
+        !(s->theirs.features & BS_FEATURE_BOOTSTRAP))
+        return fail(s, BS_EMALFORMED, "unexpected batch of record snapshots");
+    if ((rv = bs_snapbatch_decode(p, n, &b, &err)) == BS_OK) {
+        if ((rv = hold_snap(s, NULL, b, n)) != BS_OK)
+            return s->state == BS_SESSION_FAILED ? rv
+                                                 : fail(s, rv, "out of memory");
+        if (s->state == BS_SESSION_FAILED)
+            return s->errcode;
+    } else if ((rv = snap_outcome(s, rv, &err, 0)) != BS_OK) {
+        return rv;
+    }
     bs_put_u32be(credit, 1);
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
 }
@@ -790,6 +867,8 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
         return on_ack(s, p, len);
     case BS_MSG_SNAP:
         return on_snap(s, p, len);
+    case BS_MSG_SNAPBATCH:
+        return on_snapbatch(s, p, len);
     case BS_MSG_CREDIT: {
         uint32_t more;
         if (len != 4 || s->state != BS_SESSION_STREAMING)
@@ -898,12 +977,17 @@ note_sent(bs_session *s, bs_slice set)
 /* After the sets: the next record snapshot the hub owes the peer for its
  * hello's wants (snapshot.h), one short read transaction each;
  * BS_ENOTFOUND when none (or the peer does not take them). */
+static bs_err next_batch(bs_session *s, bs_txn *t, const bs_meta *m,
+                         uint8_t **out, size_t *n);
+
 static bs_err
-next_snapshot(bs_session *s, uint8_t **out, size_t *n)
+next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
 {
     bs_meta m;
     bs_txn *t;
     bs_err rv;
+
+    *type = BS_MSG_SNAP;
 
     if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL ||
         s->marker_sent)
@@ -924,11 +1008,19 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n)
             bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
                                   s->theirs.nwants);
         s->snap.dead = s->seeding;
+        /* a peer that takes batches gets them (2.10) */
+        s->snap.bodies =
+            s->seeding && (s->theirs.features & BS_FEATURE_BOOTSTRAP);
         if (s->seeding)
             s->snap.from = s->seed_from;
         s->snap_started = 1;
     }
-    if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK) {
+    if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK && s->snap.bodies) {
+        *type = BS_MSG_SNAPBATCH;
+        rv = m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0
+                 ? next_batch(s, t, &m, out, n)
+                 : BS_ENOTFOUND;
+    } else if (rv == BS_OK) {
         if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
             rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         else
@@ -942,20 +1034,69 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n)
     return rv;
 }
 
+/* The next batch of a seed's snapshots (about BS_SNAPBATCH_BYTES of
+ * bodies, the marker in the last), read in t; BS_ENOTFOUND after the
+ * marker. */
+static bs_err
+next_batch(bs_session *s, bs_txn *t, const bs_meta *m, uint8_t **out, size_t *n)
+{
+    bs_slice *bodies = NULL;
+    size_t nb = 0, cap = 0, bytes = 0;
+    bs_err rv = BS_OK;
+
+    while (bytes < BS_SNAPBATCH_BYTES && nb < BS_SNAPBATCH_MAX &&
+           !s->marker_sent) {
+        uint8_t *p;
+        size_t len;
+
+        rv = bs_movein_next(t, m, s->cfg.sk, &s->snap, now_ms(s), &p, &len);
+        if (rv == BS_ENOTFOUND) { /* the end */
+            rv = bs_movein_seed_marker(t, m, NULL, now_ms(s), &p, &len);
+            s->marker_sent = rv == BS_OK;
+        }
+        if (rv != BS_OK)
+            break;
+        if (nb == cap) {
+            bs_slice *v;
+            cap = cap ? 2 * cap : 256;
+            if ((v = realloc(bodies, cap * sizeof *v)) == NULL) {
+                free(p);
+                rv = BS_ENOMEM;
+                break;
+            }
+            bodies = v;
+        }
+        bodies[nb++] = (bs_slice){p, len};
+        bytes += len;
+    }
+    if (rv == BS_OK && nb == 0)
+        rv = BS_ENOTFOUND;
+    if (rv == BS_OK)
+        rv = bs_snapbatch_encode(m->infobase, m->pk, now_ms(s), bodies, nb,
+                                 s->cfg.sk, out, n);
+    if (rv == BS_OK)
+        s->st.snapshots_sent += nb - 1; /* produce counts one */
+    for (size_t i = 0; i < nb; i++)
+        free((void *)bodies[i].p);
+    free(bodies);
+    return rv;
+}
+
 /* Queue the next SET, or DONE once everything was sent. */
 static bs_err
 produce(bs_session *s)
 {
     bs_errbuf err = {{0}};
-    uint8_t *set, done[8];
+    uint8_t *set, done[8], type;
     size_t n;
     bs_err rv;
 
     if (s->state != BS_SESSION_STREAMING || s->sent_done || s->credit == 0)
         return BS_OK;
     rv = bs_xchg_next(s->cfg.store, &s->cur, &set, &n, &err);
-    if (rv == BS_ENOTFOUND && (rv = next_snapshot(s, &set, &n)) == BS_OK) {
-        rv = enqueue(s, BS_MSG_SNAP, set, n);
+    if (rv == BS_ENOTFOUND &&
+        (rv = next_snapshot(s, &set, &n, &type)) == BS_OK) {
+        rv = enqueue(s, type, set, n);
         free(set);
         if (rv != BS_OK)
             return fail(s, rv, "out of memory");

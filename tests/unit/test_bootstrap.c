@@ -825,6 +825,31 @@ mark_for_seed(bs_txn *t, void *arg, bs_errbuf *err)
     return bs_movein_seed_peer(t, arg);
 }
 
+/* Counts the hub's SNAP and SNAPBATCH messages; with ctx set, alters the
+ * signature of the first batch (a carrier's forgery). */
+static int nsnap, nbatch;
+static int
+count_snaps(void *ctx, int from_a, uint8_t **m, size_t *n)
+{
+    if (from_a)
+        return 1;
+    nsnap += (*m)[0] == BS_MSG_SNAP;
+    if ((*m)[0] == BS_MSG_SNAPBATCH && nbatch++ == 0 && ctx != NULL) {
+        Bs__SnapBatch *b = bs__snap_batch__unpack(NULL, *n - 1, *m + 1);
+        uint8_t *out;
+        cr_assert_not_null(b);
+        b->signature.data[3] ^= 1;
+        out = malloc(1 + bs__snap_batch__get_packed_size(b));
+        cr_assert_not_null(out);
+        out[0] = BS_MSG_SNAPBATCH;
+        *n = 1 + bs__snap_batch__pack(b, out + 1);
+        bs__snap_batch__free_unpacked(b, NULL);
+        free(*m);
+        *m = out;
+    }
+    return 1;
+}
+
 /* The hub's admin marks br to be seeded (`peer seed br`): the next
  * session between them seeds it — system sets and anchors, then every
  * record of its scope as snapshots and the seed marker — to the data the
@@ -840,9 +865,14 @@ Test(bootstrap, a_session_seeds_a_new_branch)
     history();
     bst_ok(bs_store_write(head.n->store, mark_for_seed, mb.pk, &err), &err,
            "peer seed");
-    rv = bst_sync(&br, &head, NULL, NULL, &r);
+    nsnap = nbatch = 0;
+    rv = bst_sync(&br, &head, count_snaps, NULL, &r);
     cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert(nbatch > 0 && nsnap == 0,
+              "%d batches, %d single snapshots: a fresh branch takes batches",
+              nbatch, nsnap);
     cr_assert(r.sa.snapshots_received > 0 && r.sb.snapshots_sent > 0);
+    cr_assert_eq(r.sa.snapshots_received, r.sb.snapshots_sent);
     cr_assert(r.sa.sets_received < 10, "%llu sets: not a seed",
               (unsigned long long)r.sa.sets_received);
     cr_assert(!seeding(&br, &sd), "still seeding after the session");
@@ -865,13 +895,14 @@ Test(bootstrap, a_session_seeds_a_new_branch)
  * snapshots) leaves the branch seeding; its next session asks the hub to
  * go on, and ends with the hub's data. */
 static int snaps_seen;
-#define CUT_AFTER 40
+#define CUT_AFTER 5 /* batches of 4 MiB: four make a group */
 static int
 drop_after_some_snaps(void *ctx, int from_a, uint8_t **m, size_t *n)
 {
     (void)ctx;
     (void)n;
-    if (!from_a && (*m)[0] == BS_MSG_SNAP && ++snaps_seen > CUT_AFTER)
+    if (!from_a && ((*m)[0] == BS_MSG_SNAP || (*m)[0] == BS_MSG_SNAPBATCH) &&
+        ++snaps_seen > CUT_AFTER)
         return 0; /* lost, and everything after it */
     return snaps_seen <= CUT_AFTER || from_a ? 1 : 0;
 }
@@ -903,7 +934,7 @@ Test(bootstrap, a_session_that_stops_mid_seed_resumes)
     rv = bst_sync(&br, &head, drop_after_some_snaps, NULL, &r);
     cr_assert_neq(rv, BS_OK);
     cr_assert(seeding(&br, &sd), "not seeding after a cut session");
-    cr_assert(sd.records > 0 && sd.records < CUT_AFTER,
+    cr_assert(sd.records > 0 && sd.records < 48,
               "%llu records: not a group merged before the cut",
               (unsigned long long)sd.records);
     bs_seeding_fini(&sd);
@@ -913,11 +944,68 @@ Test(bootstrap, a_session_that_stops_mid_seed_resumes)
     {
         bs_xstats whole;
         seed_export(&whole); /* what a whole seed holds */
-        cr_assert(r.sb.snapshots_sent + 4 < whole.snapshots,
+        cr_assert(r.sb.snapshots_sent + 16 < whole.snapshots,
                   "the second session sent %llu snapshots, a whole seed %llu: "
                   "not resumed",
                   (unsigned long long)r.sb.snapshots_sent,
                   (unsigned long long)whole.snapshots);
     }
     same_scope(&head, &br, "seeded in two sessions");
+}
+
+/* In a session a batch whose signature does not verify is refused (not
+ * fatal, as a SNAP): none of its snapshots is merged, the branch stays
+ * seeding, and the next session (a true batch) completes the seed. */
+Test(bootstrap, a_session_batch_with_a_bad_signature_is_refused)
+{
+    bs_meta mb = bst_meta(&br);
+    bst_sync_result r;
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    uint64_t n;
+    uint8_t d[BS_HASH_LEN];
+    bs_err rv;
+
+    history();
+    bst_ok(bs_store_write(head.n->store, mark_for_seed, mb.pk, &err), &err,
+           "peer seed");
+    nsnap = nbatch = 0;
+    rv = bst_sync(&br, &head, count_snaps, (void *)1, &r);
+    cr_assert_eq(r.sa.refused, 1, "%llu refused: %s",
+                 (unsigned long long)r.sa.refused, r.msg_a);
+    cr_assert(strstr(r.msg_a, "the hub's signature does not verify") != NULL,
+              "%s", r.msg_a);
+    (void)rv;
+    bst_digest(&br, d, &n);
+    cr_assert_eq(n, 0, "%llu records merged from a forged batch",
+                 (unsigned long long)n);
+    cr_assert(seeding(&br, &sd));
+    bs_seeding_fini(&sd);
+    rv = bst_sync(&br, &head, NULL, NULL, &r);
+    cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert(!seeding(&br, &sd));
+    same_scope(&head, &br, "seeded after a forged batch");
+}
+
+/* A peer that does not announce batches (a joined branch, here riga,
+ * re-seeded by its hub's admin) gets one signed SNAP per snapshot. */
+Test(bootstrap, a_session_seed_to_a_peer_without_batches_sends_snaps)
+{
+    bs_meta mr = bst_meta(&riga);
+    bst_sync_result r;
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_err rv;
+
+    history();
+    carry(&head, &riga, NULL);
+    bst_ok(bs_store_write(head.n->store, mark_for_seed, mr.pk, &err), &err,
+           "peer seed");
+    nsnap = nbatch = 0;
+    rv = bst_sync(&riga, &head, count_snaps, NULL, &r);
+    cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert(nsnap > 0 && nbatch == 0, "%d batches, %d snapshots", nbatch,
+              nsnap);
+    cr_assert(!seeding(&riga, &sd));
+    same_scope(&head, &riga, "riga re-seeded by SNAPs");
 }
