@@ -56,7 +56,10 @@ struct bs_session {
     /* the branch: a seed's snapshots received, merged in groups of about
      * SNAP_GROUP_BYTES per write transaction (not one commit each) */
     struct held {
-        bs_snap *sn;     /* a SNAP, or */
+        bs_snap *sn;  /* a SNAP decoded, or */
+        uint8_t *raw; /* a SNAP's bytes (decoded when merged: a decoded
+                         snapshot costs far more memory), or */
+        size_t rawn;
         bs_snapbatch *b; /* a SNAPBATCH */
     } * held;
     size_t nheld, capheld, held_bytes;
@@ -133,6 +136,7 @@ bs_session_free(bs_session *s)
     bs_movein_cursor_fini(&s->snap);
     for (size_t i = 0; i < s->nheld; i++) {
         bs_snap_free(s->held[i].sn);
+        free(s->held[i].raw);
         bs_snapbatch_free(s->held[i].b);
     }
     free(s->held);
@@ -254,6 +258,11 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
         e.features |= BS_FEATURE_BOOTSTRAP;
         e.seed = 1; /* its ack is the seed point */
     }
+    /* answering a hub that seeds us (it joined us just now, perhaps): we
+     * take the seed's batches */
+    if (h->hello && !h->s->seeding && h->s->theirs.seed &&
+        (h->s->theirs.features & BS_FEATURE_BOOTSTRAP))
+        e.features |= BS_FEATURE_BOOTSTRAP;
     free(h->env);
     h->env = NULL;
     rv = bs_envelope_encode(&e, &h->env, &h->n);
@@ -480,6 +489,20 @@ merge_one(snap_ctx *x, bs_apply *ap, const bs_snap *sn, bs_errbuf *err)
     return rv;
 }
 
+/* A SNAP held as bytes: decoded (N1-N6), admitted and merged. */
+static bs_err
+merge_raw(snap_ctx *x, bs_apply *ap, const struct held *h, bs_errbuf *err)
+{
+    bs_snap *sn;
+    bs_err rv;
+
+    if ((rv = bs_snap_decode(h->raw, h->rawn, &sn, err)) != BS_OK)
+        return rv;
+    rv = merge_one(x, ap, sn, err);
+    bs_snap_free(sn);
+    return rv;
+}
+
 /* A batch: admitted whole (N7-N11, its signature and hashes), then each
  * of its snapshots admitted and merged. */
 static bs_err
@@ -508,8 +531,9 @@ snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
     if (rv == BS_OK)
         rv = seeded_here(x->s, t, &ap);
     for (size_t i = 0; rv == BS_OK && i < x->n; i++)
-        rv = x->h[i].b != NULL ? merge_batch(x, &ap, x->h[i].b, err)
-                               : merge_one(x, &ap, x->h[i].sn, err);
+        rv = x->h[i].b != NULL     ? merge_batch(x, &ap, x->h[i].b, err)
+             : x->h[i].raw != NULL ? merge_raw(x, &ap, &x->h[i], err)
+                                   : merge_one(x, &ap, x->h[i].sn, err);
     if (rv == BS_OK && ap.ad.seed != NULL && x->records > 0)
         rv = bs_movein_seed_progress(t, x->coll, x->id, x->records);
     if (rv == BS_OK)
@@ -575,6 +599,7 @@ flush_snaps(bs_session *s)
     }
     for (size_t i = 0; i < s->nheld; i++) {
         bs_snap_free(s->held[i].sn);
+        free(s->held[i].raw);
         bs_snapbatch_free(s->held[i].b);
     }
     s->nheld = s->held_bytes = 0;
@@ -583,20 +608,22 @@ flush_snaps(bs_session *s)
 
 /* Hold a seed's snapshot or batch for its group (taking it). */
 static bs_err
-hold_snap(bs_session *s, bs_snap *sn, bs_snapbatch *b, size_t bytes)
+hold_snap(bs_session *s, uint8_t *raw, bs_snapbatch *b, size_t bytes)
 {
     if (s->nheld == s->capheld) {
         size_t cap = s->capheld ? 2 * s->capheld : 256;
         struct held *v = realloc(s->held, cap * sizeof *v);
         if (v == NULL) {
-            bs_snap_free(sn);
+            free(raw);
             bs_snapbatch_free(b);
             return BS_ENOMEM;
         }
         s->held = v;
         s->capheld = cap;
     }
-    s->held[s->nheld].sn = sn;
+    memset(&s->held[s->nheld], 0, sizeof *s->held);
+    s->held[s->nheld].raw = raw;
+    s->held[s->nheld].rawn = raw != NULL ? bytes : 0;
     s->held[s->nheld++].b = b;
     s->held_bytes += bytes;
     return s->held_bytes >= SNAP_GROUP_BYTES ? flush_snaps(s) : BS_OK;
@@ -615,9 +642,13 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
 
     if (s->state != BS_SESSION_STREAMING || s->got_done)
         return fail(s, BS_EMALFORMED, "unexpected record snapshot");
-    if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK && s->theirs.seed &&
-        (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* a seed: grouped */
-        if ((rv = hold_snap(s, sn, NULL, n)) != BS_OK)
+    if (s->theirs.seed && (s->theirs.features & BS_FEATURE_BOOTSTRAP)) {
+        /* a seed: held as bytes, merged in its group */
+        uint8_t *raw = malloc(n);
+        if (raw == NULL)
+            return fail(s, BS_ENOMEM, "out of memory");
+        memcpy(raw, p, n);
+        if ((rv = hold_snap(s, raw, NULL, n)) != BS_OK)
             return s->state == BS_SESSION_FAILED ? rv
                                                  : fail(s, rv, "out of memory");
         if (s->state == BS_SESSION_FAILED)
@@ -626,8 +657,8 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
         return enqueue(s, BS_MSG_CREDIT, credit, 4);
     }
     memset(&x, 0, sizeof x);
-    if (rv == BS_OK) {
-        struct held one = {sn, NULL};
+    if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK) {
+        struct held one = {sn, NULL, 0, NULL};
         x.s = s;
         x.h = &one;
         x.n = 1;

@@ -850,6 +850,13 @@ count_snaps(void *ctx, int from_a, uint8_t **m, size_t *n)
     return 1;
 }
 
+/* The same, the hub being side a of the session. */
+static int
+count_snaps_a(void *ctx, int from_a, uint8_t **m, size_t *n)
+{
+    return count_snaps(ctx, !from_a, m, n);
+}
+
 /* The hub's admin marks br to be seeded (`peer seed br`): the next
  * session between them seeds it — system sets and anchors, then every
  * record of its scope as snapshots and the seed marker — to the data the
@@ -1008,4 +1015,27 @@ Test(bootstrap, a_session_seed_to_a_peer_without_batches_sends_snaps)
               nsnap);
     cr_assert(!seeding(&riga, &sd));
     same_scope(&head, &riga, "riga re-seeded by SNAPs");
+}
+
+/* The hub's daemon may start the session: the fresh branch answers after
+ * joining, and still takes the seed's batches (it says so in its HELLO
+ * because the hub's seeds it). */
+Test(bootstrap, a_session_the_hub_starts_seeds_in_batches)
+{
+    bs_meta mb = bst_meta(&br);
+    bst_sync_result r;
+    bs_errbuf err = {{0}};
+    bs_seeding sd;
+    bs_err rv;
+
+    history();
+    bst_ok(bs_store_write(head.n->store, mark_for_seed, mb.pk, &err), &err,
+           "peer seed");
+    nsnap = nbatch = 0;
+    rv = bst_sync(&head, &br, count_snaps_a, NULL, &r);
+    cr_assert_eq(rv, BS_OK, "session: %s / %s", r.msg_a, r.msg_b);
+    cr_assert(nbatch > 0 && nsnap == 0, "%d batches, %d single snapshots",
+              nbatch, nsnap);
+    cr_assert(!seeding(&br, &sd));
+    same_scope(&head, &br, "seeded by a session the hub started");
 }
