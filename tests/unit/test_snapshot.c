@@ -286,6 +286,56 @@ Test(snapshot, golden_batch)
     cr_assert_eq(bs_snapbatch_decode(bytes, n - 3, &b, &err), BS_EMALFORMED);
 }
 
+/* The seed marker's body (snapbatch_v1.exp): the encoder writes it, and
+ * in a batch it decodes as a `done` snapshot with `seed`, no collection. */
+Test(snapshot, golden_seed_marker)
+{
+    uint8_t seed[32], pk[BS_PK_LEN], sk[BS_SK_LEN], want[512], *body, *b8;
+    char hexs[1600];
+    size_t n, bn, b8n;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snap s, *got;
+    bs_pos cov;
+
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)i;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    exp_value_in("snapbatch_v1.exp", "seed_marker_body", hexs, sizeof hexs);
+    n = unhex(want, sizeof want, hexs);
+    memset(&s, 0, sizeof s);
+    memset(s.infobase, 0x11, BS_INFOBASE_LEN);
+    memcpy(s.hub, pk, BS_PK_LEN);
+    s.done = s.seed = 1;
+    s.created_ms = 1700000000000ull;
+    memcpy(cov.origin, pk, BS_PK_LEN);
+    memset(cov.inc, 0x22, BS_INC_LEN);
+    cov.seq = 4;
+    s.covered = &cov;
+    s.ncovered = 1;
+    cr_assert_eq(bs_snap_encode_body(&s, &body, &bn), BS_OK);
+    cr_assert(bn == n && memcmp(body, want, n) == 0,
+              "bs_snap_encode_body differs from seed_marker_body");
+    cr_assert_eq(bs_snapbatch_encode(s.infobase, pk, 1, &(bs_slice){body, bn},
+                                     1, sk, &b8, &b8n),
+                 BS_OK);
+    cr_assert_eq(bs_snapbatch_decode(b8, b8n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_snapbatch_snap(b, 0, &got, &err), BS_OK, "%s", err.msg);
+    cr_assert(got->seed && got->done && got->coll[0] == '\0' &&
+              got->id[0] == '\0' && got->ncovered == 1);
+    bs_snap_free(got);
+    bs_snapbatch_free(b);
+    free(b8);
+    free(body);
+    /* a seed marker naming a collection is malformed (N5) */
+    snprintf(s.coll, sizeof s.coll, "orders");
+    cr_assert_eq(bs_snap_encode(&s, sk, &body, &bn), BS_OK);
+    cr_assert_eq(bs_snap_decode(body, bn, &got, &err), BS_EMALFORMED);
+    cr_assert(strstr(err.msg, "a seed marker names a record") != NULL, "%s",
+              err.msg);
+    free(body);
+}
+
 /* The golden snapshot's body, unpacked (free with
  * bs__snap_body__free_unpacked), and the seed's secret key. */
 static Bs__SnapBody *

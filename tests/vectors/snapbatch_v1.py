@@ -56,3 +56,9 @@ print('signature', sig.hex())
 print('batch', batch.hex())
 print('batch_blake2b256', H(batch).hex())
 print('len', len(header), len(batch))
+# the seed marker (2.9 field 12, revision 2026-12 (bootstrap)): done, seed,
+# collection and id empty, covered the hub's stream up to seq 4
+marker = (vint(1, 1) + ld(2, ib) + ld(3, pk) + vint(9, T) + vint(10, 1) +
+          ld(11, ld(1, pk) + ld(2, inc) + vint(3, 4)) + vint(12, 1))
+print('seed_marker_body', marker.hex())
+print('seed_marker_blake2b256', H(marker).hex())
