@@ -149,10 +149,17 @@ bs_render_status(const bs_status *st)
         "conflicts", "open", (json_int_t)st->conflicts_open, "total",
         (json_int_t)st->conflicts_total, "peers", peers, "streams_attention",
         streams, "collections", cols, "clock", clock_json(st));
-    if (j != NULL)
+    if (j != NULL) {
         json_object_set_new(j, "offices", offices);
-    else
+        if (st->seeding) /* only then: absent otherwise */
+            json_object_set_new(j, "seeding",
+                                json_pack("{s:s, s:s, s:I}", "collection",
+                                          st->seed_coll, "id", st->seed_id,
+                                          "records",
+                                          (json_int_t)st->seed_records));
+    } else {
         json_decref(offices);
+    }
     return j;
 }
 

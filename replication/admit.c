@@ -500,6 +500,41 @@ check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
     return BS_OK;
 }
 
+/*
+ * A7s (bootstrap): a set at or below the seed point may leave out any
+ * change of a user collection, which the hub's snapshots summarise; never
+ * one of a system collection (members and rules arrive only as signed
+ * changes), and nothing from a set without routes (nothing tells what it
+ * left out).
+ */
+static bs_err
+check_seed_omitted(const bs_csview *v, const char *id, bs_errbuf *err)
+{
+    for (size_t i = 0; i < v->count; i++) {
+        if (v->present[i])
+            continue;
+        if (v->route_coll == NULL || v->route_coll[i][0] == '_')
+            return bs_errf(
+                err, BS_EPERM,
+                "not permitted: seeding change set %llu-%llu of "
+                "origin %s leaves out change %llu, %s: refused "
+                "until it arrives whole",
+                (unsigned long long)v->first, (unsigned long long)v->last, id,
+                (unsigned long long)(v->first + i),
+                v->route_coll == NULL ? "and carries no routes to verify it"
+                                      : "of a system collection");
+    }
+    return BS_OK;
+}
+
+/* 1 when v lies at or below the seed point of its stream s. */
+static int
+seeding(const bs_admission *ad, const bs_stream *s, const bs_csview *v)
+{
+    return ad->seed != NULL &&
+           v->last <= bs_vv_get(ad->seed, ad->nseed, s->key);
+}
+
 /* A5r: on a released stream, a set that contradicts this node's history
  * from the release's seq on is of the dropped version: a no-op, not a
  * new quarantine. */
@@ -515,7 +550,7 @@ static bs_err
 position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
          bs_admit *out, bs_errbuf *err)
 {
-    int drop, settle;
+    int drop, settle, seed;
     uint64_t n;
     bs_err rv;
 
@@ -543,8 +578,15 @@ position(bs_admission *ad, bs_stream *s, const bs_csview *v, const char *id,
                        (unsigned long long)v->first,
                        (unsigned long long)v->last, id,
                        (unsigned long long)s->seq);
-    if ((rv = check_omitted(ad, v, id, err)) != BS_OK) /* A7o */
+    seed = seeding(ad, s, v);
+    rv = seed ? check_seed_omitted(v, id, err) /* A7s */
+              : check_omitted(ad, v, id, err); /* A7o */
+    if (rv != BS_OK)
         return rv;
+    if (seed && v->first > s->seq + 1) { /* A8s: the position jumps */
+        out->verdict = BS_ADMIT_APPLY;
+        return BS_OK;
+    }
     if (v->first > s->seq + 1) {
         if ((rv = held_chain(ad, s, &n)) != BS_OK)
             return rv;
@@ -1098,7 +1140,6 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
     bs_change probe;
     bs_err rv;
 
-    bs_node_id_format(carrier, id);
     if (!ad->meta.joined) /* N7 */
         return bs_errf(err, BS_EINFOBASE,
                        "this branch has not joined an infobase yet");
@@ -1107,12 +1148,15 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
                        "record snapshot of %s/%s belongs to another infobase",
                        s->coll, s->id);
     if (memcmp(s->hub, ad->meta.hub, BS_PK_LEN) != 0 ||
-        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0) /* N9 */
+        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0) { /* N9 */
+        bs_node_id_format(carrier, id); /* only here: once per snapshot
+                                           costs 5 % of a seed's import */
         return bs_errf(err, BS_EFORGED,
                        "record snapshot of %s/%s from %s: only this "
                        "infobase's hub sends record snapshots",
                        s->coll, s->id, id);
-    if (bs_snap_verify(s, ad->meta.hub) != BS_OK) /* N10 */
+    }
+    if (!s->batched && bs_snap_verify(s, ad->meta.hub) != BS_OK) /* N10 */
         return bs_errf(err, BS_EBADSIG,
                        "record snapshot of %s/%s: the hub's signature does "
                        "not verify",
@@ -1137,5 +1181,44 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
                        "not permitted: record snapshot of %s/%s (owner "
                        "\"%s\") is outside this node's scope",
                        s->coll, s->id, owner);
+    return BS_OK;
+}
+
+/* N7-N11 for a batch (docs/protocol.md 2.11): its header in place of a
+ * snapshot's body; then every body against its hash. */
+bs_err
+bs_admit_snapbatch(bs_admission *ad, const bs_snapbatch *b,
+                   const uint8_t *carrier, bs_errbuf *err)
+{
+    char id[BS_NODE_ID_LEN + 1];
+
+    bs_node_id_format(carrier, id);
+    if (!ad->meta.joined) /* N7 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "this branch has not joined an infobase yet");
+    if (memcmp(b->infobase, ad->meta.infobase, BS_INFOBASE_LEN) != 0) /* N8 */
+        return bs_errf(err, BS_EINFOBASE,
+                       "batch of record snapshots belongs to another "
+                       "infobase");
+    if (memcmp(b->hub, ad->meta.hub, BS_PK_LEN) != 0 ||
+        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0) /* N9 */
+        return bs_errf(err, BS_EFORGED,
+                       "batch of record snapshots from %s: only this "
+                       "infobase's hub sends record snapshots",
+                       id);
+    if (bs_snapbatch_verify(b, ad->meta.hub) != BS_OK) /* N10 */
+        return bs_errf(err, BS_EBADSIG,
+                       "batch of record snapshots: the hub's signature does "
+                       "not verify");
+    if (memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0) /* N11 */
+        return bs_errf(err, BS_EPERM,
+                       "not permitted: the hub takes no record snapshots");
+    for (size_t i = 0; i < b->n; i++)
+        if (!bs_snapbatch_body_ok(b, i)) /* N10 */
+            return bs_errf(err, BS_EBADSIG,
+                           "batch of record snapshots: snapshot %zu of %zu is "
+                           "not the one the hub signed (altered, replaced or "
+                           "reordered)",
+                           i + 1, b->n);
     return BS_OK;
 }

@@ -118,6 +118,14 @@ typedef struct bs_admission {
      * cache, emptied with the one above */
     struct bs_rule_cache *rcache;
     size_t nrcache;
+    /* the seed point (revision 2026-12, bootstrap; docs/design.md
+     * "Snapshot bootstrap"): the hub's vector when an exchange from the
+     * pinned hub seeds this branch (Envelope.seed), borrowed; NULL
+     * otherwise.  A set at or below it may start past position + 1 (A8s:
+     * the position jumps) and leave out changes of user collections
+     * (A7s: the snapshots summarise them). */
+    const bs_pos *seed;
+    size_t nseed;
 } bs_admission;
 
 /*
@@ -174,5 +182,18 @@ struct bs_snap;
 BS_MUST_CHECK bs_err bs_admit_snapshot(bs_admission *ad,
                                        const struct bs_snap *s,
                                        const uint8_t *carrier, bs_errbuf *err);
+/*
+ * Admit a batch of record snapshots (snapshot.h, docs/protocol.md 2.11)
+ * carried by `carrier`: N7-N9 and N11 as for one snapshot, on the batch's
+ * header; N10 is the hub's signature over the header and every body
+ * matching its hash, in order.  Its snapshots (bs_snapbatch_snap) are
+ * then admitted one by one (bs_admit_snapshot, which skips N10 for a
+ * batched snapshot: the batch vouched for it).  BS_EINFOBASE,
+ * BS_EFORGED, BS_EBADSIG, BS_EPERM with detail; writes nothing.
+ */
+struct bs_snapbatch;
+BS_MUST_CHECK bs_err bs_admit_snapbatch(bs_admission *ad,
+                                        const struct bs_snapbatch *b,
+                                        const uint8_t *carrier, bs_errbuf *err);
 
 #endif

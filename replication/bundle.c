@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 /* F_SNAPSHOT: revision 2026-12 (snapshots), only to a peer whose envelope
- * announced BS_FEATURE_SNAPSHOTS */
+ * announced BS_FEATURE_SNAPSHOTS; F_SNAPBATCH: revision 2026-12
+ * (bootstrap), only in a seed (BS_FEATURE_BOOTSTRAP) */
 #define F_ENVELOPE  1
 #define F_SET       2
 #define F_TRAILER   3
 #define F_SNAPSHOT  4
+#define F_SNAPBATCH 5
 #define HEAD_LEN    8
 #define FRAME_HEAD  5
 #define TRAILER_LEN (BS_HASH_LEN + BS_SIG_LEN)
@@ -84,14 +86,77 @@ bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
     return rv;
 }
 
+/* A seed's snapshot bodies waiting for their batch's signature. */
+typedef struct batcher {
+    bs_slice *bodies;
+    size_t n, cap, bytes;
+} batcher;
+
+/* Sign and write the bodies gathered as one batch (frame 5). */
+static bs_err
+flush_batch(writer *w, batcher *b, const bs_meta *m, const uint8_t *sk,
+            uint64_t now_ms)
+{
+    uint8_t *out;
+    size_t n;
+    bs_err rv = BS_OK;
+
+    if (b->n > 0 &&
+        (rv = bs_snapbatch_encode(m->infobase, m->pk, now_ms, b->bodies, b->n,
+                                  sk, &out, &n)) == BS_OK) {
+        w_frame(w, F_SNAPBATCH, out, n);
+        free(out);
+    }
+    if (rv == BS_OK && w->failed)
+        rv = BS_EIO;
+    for (size_t i = 0; i < b->n; i++)
+        free((void *)b->bodies[i].p);
+    b->n = b->bytes = 0;
+    return rv;
+}
+
+/* Add a body to the batch (taking it), writing the batch first when the
+ * body would take it past BS_SNAPBATCH_BYTES or BS_SNAPBATCH_MAX. */
+static bs_err
+add_body(writer *w, batcher *b, const bs_meta *m, const uint8_t *sk,
+         uint64_t now_ms, uint8_t *body, size_t len)
+{
+    bs_err rv;
+
+    if (b->n > 0 &&
+        (b->bytes + len > BS_SNAPBATCH_BYTES || b->n == BS_SNAPBATCH_MAX) &&
+        (rv = flush_batch(w, b, m, sk, now_ms)) != BS_OK) {
+        free(body);
+        return rv;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        bs_slice *nb = realloc(b->bodies, cap * sizeof *nb);
+        if (nb == NULL) {
+            free(body);
+            return BS_ENOMEM;
+        }
+        b->bodies = nb;
+        b->cap = cap;
+    }
+    b->bodies[b->n++] = (bs_slice){body, len};
+    b->bytes += len;
+    return BS_OK;
+}
+
 /* The hub answers the peer's wants (as its last envelope said them) with
- * record snapshots, after the sets: only to a peer that takes them. */
+ * record snapshots, after the sets: only to a peer that takes them.  A
+ * seed's snapshots go in signed batches (protocol.md 2.11). */
 static bs_err
 write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
-                const uint8_t *sk, uint64_t now_ms, uint64_t *count)
+                int seed, const bs_snapwant *from, const uint8_t *sk,
+                uint64_t now_ms, uint64_t *count)
 {
     bs_snapwant *wants;
     bs_movein_cursor c;
+    batcher b = {NULL, 0, 0, 0};
+    uint8_t *snap_marker;
+    size_t marker_n;
     uint32_t features;
     size_t n;
     bs_err rv;
@@ -100,14 +165,28 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
         return BS_OK;
     if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
         return rv;
+    if (seed) { /* every collection, whatever the peer wanted */
+        free(wants);
+        features = BS_FEATURE_SNAPSHOTS;
+        if ((rv = bs_movein_collections(t, &wants, &n)) != BS_OK)
+            return rv;
+    }
     bs_movein_cursor_init(&c, p->pk, wants,
                           (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
+    c.bodies = seed;
+    if (from != NULL)
+        c.from = *from;
     for (;;) {
         uint8_t *snap;
         size_t len;
 
         if ((rv = bs_movein_next(t, m, sk, &c, now_ms, &snap, &len)) != BS_OK)
             break;
+        if (seed) {
+            if ((rv = add_body(w, &b, m, sk, now_ms, snap, len)) != BS_OK)
+                break;
+            continue;
+        }
         w_frame(w, F_SNAPSHOT, snap, len);
         free(snap);
         if (w->failed) {
@@ -115,15 +194,27 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
             break;
         }
     }
+    if (rv == BS_ENOTFOUND && seed &&
+        (rv = bs_movein_seed_marker(t, m, NULL, now_ms, &snap_marker,
+                                    &marker_n)) == BS_OK) {
+        rv = add_body(w, &b, m, sk, now_ms, snap_marker, marker_n);
+        c.sent++;
+    }
+    if (rv == BS_ENOTFOUND || (seed && rv == BS_OK))
+        rv = flush_batch(w, &b, m, sk, now_ms);
+    for (size_t i = 0; i < b.n; i++) /* left by an error */
+        free((void *)b.bodies[i].p);
+    free(b.bodies);
     *count = c.sent;
     bs_movein_cursor_fini(&c);
     free(wants);
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
+    return rv;
 }
 
 static bs_err
-write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
-           FILE *f, uint64_t now_ms, bs_xstats *st, bs_errbuf *err)
+write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, int seed,
+           const bs_snapwant *from, const uint8_t *sk, FILE *f, uint64_t now_ms,
+           bs_xstats *st, bs_errbuf *err)
 {
     writer w = {f, {{0}}, 0, 0, 0};
     uint8_t head[HEAD_LEN], trailer[TRAILER_LEN], *env;
@@ -133,6 +224,10 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
 
     if ((rv = bs_xchg_envelope(t, m, p, p->sent_no + 1, now_ms, &e)) != BS_OK)
         return rv;
+    if (seed) {
+        e.features |= BS_FEATURE_BOOTSTRAP;
+        e.seed = 1;
+    }
     rv = bs_envelope_encode(&e, &env, &en);
     bs_envelope_fini(&e);
     if (rv != BS_OK)
@@ -143,11 +238,17 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     w_bytes(&w, head, HEAD_LEN);
     w_frame(&w, F_ENVELOPE, env, en);
     free(env);
-    rv = bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
+    /* A resumed seed: the sets since what the peer acknowledged travel as
+     * usual (its positions came from the first part's anchors), so that
+     * the records the first part sent get the changes since. */
+    rv = seed && (from == NULL || from->coll[0] == '\0')
+             ? bs_xchg_collect_seed(t, m, p, emit_set, &w, &st->sets, err)
+             : bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
     if (rv == BS_ESTORE)
         return rv; /* a damaged set, named by collect */
     if (rv == BS_OK)
-        rv = write_snapshots(&w, t, m, p, sk, now_ms, &st->snapshots);
+        rv = write_snapshots(&w, t, m, p, seed, from, sk, now_ms,
+                             &st->snapshots);
     if (rv != BS_OK)
         return bs_errf(err, rv, "cannot write exchange file");
     bs_hash_final(&w.h, trailer);
@@ -160,13 +261,15 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, const uint8_t *sk,
     return BS_OK;
 }
 
-bs_err
-bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
-                 const char *path, uint64_t now_ms, uint64_t retention_ms,
-                 bs_xstats *st, bs_errbuf *err)
+static bs_err
+export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
+            const char *path, uint64_t now_ms, uint64_t retention_ms,
+            bs_xstats *st, bs_errbuf *err)
 {
     char tmp[4200];
     export_ctx x = {peer, now_ms};
+    bs_snapwant from;
+    int has_from = 0;
     bs_meta m;
     bs_peer p;
     bs_txn *t;
@@ -195,7 +298,27 @@ bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
         rv = bs_errf(err, BS_EIO, "%s: %s", tmp, strerror(errno));
         goto out_peer;
     }
-    rv = write_file(t, &m, &p, sk, f, now_ms, st, err);
+    /* The peer asked for a seed, or to go on with one (its last recorded
+     * envelope; movein.h bs_movein_note_seed): it gets one. */
+    if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0 &&
+        (rv = bs_movein_peer_seed(t, p.pk, &from)) != BS_ENOTFOUND) {
+        if (rv != BS_OK) {
+            fclose(f);
+            unlink(tmp);
+            goto out_peer;
+        }
+        seed = has_from = 1;
+    }
+    if (seed && (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)) {
+        fclose(f);
+        unlink(tmp);
+        rv = bs_errf(err, BS_EINVAL,
+                     "only the infobase's hub seeds a branch (export --seed)");
+        goto out_peer;
+    }
+    rv = write_file(t, &m, &p, seed, has_from ? &from : NULL, sk, f, now_ms, st,
+                    err);
+    st->seed = seed;
     fclose(f);
     if (rv == BS_OK && rename(tmp, path) != 0)
         rv = bs_errf(err, BS_EIO, "%s: %s", path, strerror(errno));
@@ -208,6 +331,22 @@ out_txn:
     if (rv == BS_OK)
         rv = bs_store_write(s, bump_sent, &x, err);
     return rv;
+}
+
+bs_err
+bs_bundle_export(bs_store *s, const uint8_t *sk, const char *peer,
+                 const char *path, uint64_t now_ms, uint64_t retention_ms,
+                 bs_xstats *st, bs_errbuf *err)
+{
+    return export_file(s, sk, peer, 0, path, now_ms, retention_ms, st, err);
+}
+
+bs_err
+bs_bundle_export_seed(bs_store *s, const uint8_t *sk, const char *peer,
+                      const char *path, uint64_t now_ms, uint64_t retention_ms,
+                      bs_xstats *st, bs_errbuf *err)
+{
+    return export_file(s, sk, peer, 1, path, now_ms, retention_ms, st, err);
 }
 
 /* ---- reading ---- */
@@ -223,6 +362,7 @@ typedef struct parsed {
     frame *frames;
     size_t nframes;
     bs_slice *raw, *snapraw;
+    uint8_t *snapkind;
     bs_inbound in;
 } parsed;
 
@@ -232,6 +372,7 @@ parsed_free(parsed *p)
     bs_inbound_fini(&p->in);
     free(p->raw);
     free(p->snapraw);
+    free(p->snapkind);
     free(p->frames);
     if (p->map != NULL)
         munmap(p->map, p->len);
@@ -297,7 +438,7 @@ split(parsed *p, bs_errbuf *err)
         if (n > FRAME_MAX || p->len - pos - FRAME_HEAD < n)
             return bad_file(err, "truncated or oversized frame");
         f.body = (bs_slice){b + pos + FRAME_HEAD, n};
-        if (f.type < F_ENVELOPE || f.type > F_SNAPSHOT)
+        if (f.type < F_ENVELOPE || f.type > F_SNAPBATCH)
             return bad_file(err, "unknown frame type");
         if (p->nframes == cap) {
             frame *nf;
@@ -345,10 +486,13 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
     /* The sets are the frames between envelope and trailer, decoded one at
      * a time by each pass (bounded memory whatever the file's size). */
     if ((p->raw = calloc(p->nframes, sizeof *p->raw)) == NULL ||
-        (p->snapraw = calloc(p->nframes, sizeof *p->snapraw)) == NULL)
+        (p->snapraw = calloc(p->nframes, sizeof *p->snapraw)) == NULL ||
+        (p->snapkind = calloc(p->nframes, 1)) == NULL)
         return BS_ENOMEM;
     for (size_t i = 1; i + 1 < p->nframes; i++) {
-        if (p->frames[i].type == F_SNAPSHOT) {
+        if (p->frames[i].type == F_SNAPSHOT ||
+            p->frames[i].type == F_SNAPBATCH) {
+            p->snapkind[p->in.nsnaps] = p->frames[i].type == F_SNAPBATCH;
             p->snapraw[p->in.nsnaps++] = p->frames[i].body;
             continue;
         }
@@ -360,6 +504,7 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
     }
     p->in.raw = p->raw;
     p->in.snaps = p->snapraw;
+    p->in.snapbatch = p->snapkind;
     return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, retention_ms,
                           err);
 }
@@ -459,6 +604,12 @@ inspect_frames(parsed *p, bs_inspect *out)
             inspect_set(body, &out->sets[out->nsets++]);
         } else if (b[pos] == F_SNAPSHOT) {
             out->snapshots++;
+        } else if (b[pos] == F_SNAPBATCH) {
+            bs_snapbatch *sb;
+            if (bs_snapbatch_decode(body.p, body.n, &sb, NULL) == BS_OK) {
+                out->snapshots += sb->n;
+                bs_snapbatch_free(sb);
+            }
         } else if (b[pos] == F_TRAILER && n == TRAILER_LEN) {
             uint8_t h[BS_HASH_LEN];
             bs_hash(h, b, pos);

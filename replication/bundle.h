@@ -41,6 +41,22 @@ BS_MUST_CHECK bs_err bs_bundle_export(bs_store *s, const uint8_t *sk,
                                       bs_xstats *st, bs_errbuf *err);
 
 /*
+ * As bs_bundle_export, but a file that seeds `peer` (revision 2026-12,
+ * bootstrap; docs/design.md "Snapshot bootstrap"): its envelope announces
+ * BS_FEATURE_BOOTSTRAP and `seed`, its sets are the hub's system sets and
+ * one anchor per stream with their user-collection changes left out
+ * (exchange.h bs_xchg_collect_seed), and record snapshots of every user
+ * collection in the peer's scope follow.  Only the joined hub
+ * (BS_EINVAL otherwise).  A node without the feature refuses the file
+ * (its first anchor leaves a gap).
+ */
+BS_MUST_CHECK bs_err bs_bundle_export_seed(bs_store *s, const uint8_t *sk,
+                                           const char *peer, const char *path,
+                                           uint64_t now_ms,
+                                           uint64_t retention_ms, bs_xstats *st,
+                                           bs_errbuf *err);
+
+/*
  * Verify and apply an exchange file.  sk is needed only when a branch with
  * local writes joins (its sets are re-sealed); may be NULL otherwise.
  * clock gives the time for the skew and retention checks; max_skew_ms
@@ -81,7 +97,7 @@ typedef struct bs_inspect {
     const char *file_signature; /* "valid", "INVALID" or "missing" */
     bs_inspect_set *sets;       /* malloc'd */
     size_t nsets;
-    uint64_t snapshots; /* record snapshot frames (type 4) */
+    uint64_t snapshots; /* record snapshots (frames 4, and in batches: 5) */
 } bs_inspect;
 
 /*

@@ -56,6 +56,7 @@ bs_envelope_encode(const bs_envelope *e, uint8_t **out, size_t *n)
     m.sender_incarnation = bin(e->sender_inc, BS_INC_LEN);
     m.message_no = e->message_no;
     m.features = e->features;
+    m.seed = e->seed;
     if (e->nwants > 0 && ((ws = calloc(e->nwants, sizeof *ws)) == NULL ||
                           (wp = calloc(e->nwants, sizeof *wp)) == NULL)) {
         free(pos);
@@ -67,6 +68,7 @@ bs_envelope_encode(const bs_envelope *e, uint8_t **out, size_t *n)
         bs__snap_want__init(&ws[i]);
         ws[i].collection = e->wants[i].coll;
         ws[i].id = e->wants[i].id;
+        ws[i].after = e->wants[i].after;
         wp[i] = &ws[i];
     }
     m.n_wants = e->nwants;
@@ -138,6 +140,7 @@ bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
     }
     e->nack = m->n_ack;
     e->features = m->features;
+    e->seed = (m->features & BS_FEATURE_BOOTSTRAP) ? m->seed : 0;
     if (m->n_wants > BS_SNAP_WANTS_MAX) {
         rv = bs_errf(err, BS_EMALFORMED, "malformed envelope: too many wants");
         bs_envelope_fini(e);
@@ -153,7 +156,9 @@ bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
         const Bs__SnapWant *w = m->wants[i];
 
         if (!bs_collection_valid(w->collection, 0) ||
-            (w->id[0] != '\0' && !bs_id_wire_valid(w->id))) {
+            (w->id[0] != '\0' && !bs_id_wire_valid(w->id)) ||
+            (w->after[0] != '\0' &&
+             (w->id[0] != '\0' || !bs_id_wire_valid(w->after)))) {
             rv = bs_errf(err, BS_EMALFORMED, "malformed envelope: bad want");
             bs_envelope_fini(e);
             goto out;
@@ -161,6 +166,7 @@ bs_envelope_decode(const uint8_t *buf, size_t n, bs_envelope *e, bs_errbuf *err)
         snprintf(e->wants[i].coll, sizeof e->wants[i].coll, "%s",
                  w->collection);
         snprintf(e->wants[i].id, sizeof e->wants[i].id, "%s", w->id);
+        snprintf(e->wants[i].after, sizeof e->wants[i].after, "%s", w->after);
     }
     e->nwants = m->n_wants;
     rv = BS_OK;

@@ -34,6 +34,9 @@ typedef struct bs_envelope {
     uint32_t features;         /* BS_FEATURE_* (snapshot.h) */
     struct bs_snapwant *wants; /* malloc'd: records the sender lacks */
     size_t nwants;
+    /* revision 2026-12 (bootstrap), with BS_FEATURE_BOOTSTRAP: from the
+     * hub, 1 when the sets at or below `ack` seed the receiver */
+    uint32_t seed;
 } bs_envelope;
 
 /* Encode e into *out (malloc'd: the caller frees it) and *n.

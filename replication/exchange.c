@@ -12,6 +12,42 @@
 #include "setlog.h"
 #include "movein.h"
 
+/*
+ * A branch whose seed is incomplete ("sed:", movein.h) asks its hub to go
+ * on (docs/design.md "Snapshot bootstrap", Resuming): features bit 1,
+ * `seed` 1, and a want (C, "", after ID) of the last record it merged,
+ * where the hub's seed resumes, within `room` wants.
+ */
+static bs_err
+ask_seed(bs_txn *t, bs_envelope *e, size_t room)
+{
+    bs_seeding sd;
+    bs_snapwant *w;
+    bs_err rv = bs_movein_seed_get(t, &sd);
+
+    if (rv == BS_ENOTFOUND)
+        return BS_OK;
+    if (rv != BS_OK)
+        return rv;
+    e->features |= BS_FEATURE_BOOTSTRAP;
+    e->seed = 1;
+    if (sd.coll[0] != '\0' && sd.id[0] != '\0') {
+        if (e->nwants > 0 && e->nwants >= room)
+            e->nwants--; /* within the limit: the last want waits */
+        if ((w = realloc(e->wants, (e->nwants + 1) * sizeof *w)) == NULL) {
+            bs_seeding_fini(&sd);
+            return BS_ENOMEM;
+        }
+        e->wants = w;
+        memset(&w[e->nwants], 0, sizeof *w);
+        memcpy(w[e->nwants].coll, sd.coll, sizeof w->coll);
+        memcpy(w[e->nwants].after, sd.id, sizeof w->after);
+        e->nwants++;
+    }
+    bs_seeding_fini(&sd);
+    return BS_OK;
+}
+
 bs_err
 bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
                  uint64_t message_no, uint64_t now_ms, bs_envelope *e)
@@ -42,6 +78,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     memcpy(e->sender_inc, m->inc, BS_INC_LEN);
     e->message_no = message_no;
     e->features = BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES;
+    if (!m->joined && m->role == BS_ROLE_BRANCH) /* it can be seeded */
+        e->features |= BS_FEATURE_BOOTSTRAP;
     /* A branch asks its hub for the records it lacks (move-in), as many
      * as fit beside the vector within the envelope limit. */
     if (p != NULL && m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
@@ -51,7 +89,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
             80 / (BS_COLLECTION_MAX + BS_ID_MAX + 8);
         if (room > BS_SNAP_WANTS_MAX)
             room = BS_SNAP_WANTS_MAX;
-        if ((rv = bs_movein_wants(t, room, &e->wants, &e->nwants)) != BS_OK) {
+        if ((rv = bs_movein_wants(t, room, &e->wants, &e->nwants)) != BS_OK ||
+            (rv = ask_seed(t, e, room)) != BS_OK) {
             bs_envelope_fini(e);
             return rv;
         }
@@ -234,6 +273,111 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     return rv;
 }
 
+/* ---- seeding (docs/design.md "Snapshot bootstrap") ---- */
+
+typedef struct seed_keep {
+    size_t kept;
+} seed_keep;
+
+/* A seeding set keeps only its changes of system collections. */
+static int
+keep_system(void *ctx, const bs_route_ref *r)
+{
+    seed_keep *k = ctx;
+    int keep = r->coll.n > 0 && r->coll.p[0] == '_';
+
+    k->kept += keep;
+    return keep;
+}
+
+/*
+ * Stored set `set` of stream s (as bs_setlog_next returned it, with rv),
+ * ending at `last`, as it leaves in a seed: with its user-collection
+ * changes left out, sent only when it keeps a system change or is the
+ * stream's anchor (it ends at the bound `upto`); a set without routes goes
+ * whole.  *f (malloc'd, or NULL: as stored) and *send are set on BS_OK.
+ */
+static bs_err
+seed_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
+              uint64_t last, uint64_t upto, uint8_t **f, size_t *fn, int *send,
+              bs_errbuf *err)
+{
+    bs_filter_verdict fv = BS_FILTER_WHOLE;
+    seed_keep k = {0};
+
+    *f = NULL;
+    *fn = 0;
+    *send = 0;
+    if (rv != BS_OK)
+        return check_outgoing(s, from, rv, set, err);
+    /* (per change, not by bucket: a seed's omissions are judged change
+     * by change, A7s) */
+    if ((rv = bs_changeset_stored_filter(set, keep_system, &k, 0, &fv, f,
+                                         fn)) != BS_OK)
+        return check_outgoing(s, from, rv == BS_ENOMEM ? rv : BS_ESTORE, set,
+                              err);
+    if (fv == BS_FILTER_STOP)
+        fv = BS_FILTER_WHOLE; /* no routes: it goes whole */
+    *send = fv == BS_FILTER_WHOLE || k.kept > 0 || last >= upto;
+    if (*send)
+        rv = check_outgoing(s, from, BS_OK,
+                            *f != NULL ? (bs_slice){*f, *fn} : set, err);
+    if (rv != BS_OK || !*send) {
+        free(*f);
+        *f = NULL;
+    }
+    return rv;
+}
+
+bs_err
+bs_xchg_collect_seed(bs_txn *t, const bs_meta *m, const bs_peer *p,
+                     bs_emit_fn emit, void *ctx, uint64_t *nsets,
+                     bs_errbuf *err)
+{
+    bs_streamtab tab;
+    bs_err rv;
+
+    *nsets = 0;
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0)
+        return BS_OK; /* only the hub seeds */
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
+        for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
+            const bs_stream *s = &tab.v[i];
+            uint64_t from = bs_vv_get(p->acked, p->nacked, s->key), last;
+            uint64_t upto;
+            bs_slice set = {NULL, 0};
+
+            if (!in_pass(m, s, pass))
+                continue;
+            upto = sendable(t, m, s);
+            for (;;) {
+                uint8_t *f;
+                size_t fn;
+                int send;
+
+                rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
+                if ((rv = seed_outgoing(s, from, rv, set, last, upto, &f, &fn,
+                                        &send, err)) != BS_OK)
+                    break;
+                if (send) {
+                    rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
+                    free(f);
+                    if (rv != BS_OK)
+                        break;
+                    (*nsets)++;
+                }
+                from = last;
+            }
+            if (rv == BS_ENOTFOUND)
+                rv = BS_OK;
+        }
+    }
+    bs_streams_fini(&tab);
+    return rv;
+}
+
 void
 bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n)
 {
@@ -247,6 +391,12 @@ bs_xcursor_fini(bs_xcursor *c)
 {
     bs_vv_index_fini(&c->ix);
     c->indexed = 0;
+}
+
+void
+bs_xcursor_seed(bs_xcursor *c)
+{
+    c->seed = 1;
 }
 
 void
@@ -315,6 +465,35 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             if (!c->started) {
                 c->from = bs_vv_index_get(&c->ix, s->key);
                 c->started = 1;
+            }
+            if (c->seed) { /* what bs_xchg_collect_seed sends */
+                uint64_t upto = sendable(t, &m, s);
+                int send = 0;
+
+                for (;;) {
+                    rv = bs_setlog_next(t, s->idx, c->from, upto, &set, &last);
+                    if ((rv = seed_outgoing(s, c->from, rv, set, last, upto, &f,
+                                            &fn, &send, err)) != BS_OK ||
+                        send)
+                        break;
+                    c->from = last;
+                }
+                if (rv == BS_ENOTFOUND)
+                    continue;
+                if (rv != BS_OK)
+                    goto out;
+                if (f != NULL) {
+                    *out = f;
+                    *n = fn;
+                } else if ((*out = malloc(set.n)) == NULL) {
+                    rv = BS_ENOMEM;
+                    goto out;
+                } else {
+                    memcpy(*out, set.p, set.n);
+                    *n = set.n;
+                }
+                c->from = last;
+                goto sent;
             }
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
@@ -681,6 +860,10 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     if (rv == BS_OK)
         rv =
             bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
+    if (rv == BS_OK) /* a branch asking its hub to seed it, or go on */
+        rv = bs_movein_note_seed(
+            t, e->sender, e->seed && (e->features & BS_FEATURE_BOOTSTRAP),
+            e->wants, e->nwants);
     return rv;
 }
 
@@ -704,6 +887,47 @@ inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
         return rv;
     *v = *own;
     return BS_OK;
+}
+
+/*
+ * The seed point (exchange.h): the envelope's vector, when the envelope
+ * announces the bootstrap feature and says it seeds us, comes from this
+ * infobase's hub (accept checked that the sender is the paired or pinned
+ * hub, X1-X4) and we are a branch.
+ */
+void
+bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m, bs_admission *ad)
+{
+    if (e->seed && (e->features & BS_FEATURE_BOOTSTRAP) &&
+        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
+        memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
+        ad->seed = e->ack;
+        ad->nseed = e->nack;
+    }
+}
+
+/* Pass 1 for batch i of p's snapshots: the batch (its signature and
+ * hashes), then each of its snapshots. */
+static bs_err
+admit_batch(bs_admission *ad, const bs_inbound *p, size_t i, bs_errbuf *err)
+{
+    bs_snapbatch *b;
+    bs_err rv;
+
+    if ((rv = bs_snapbatch_decode(p->snaps[i].p, p->snaps[i].n, &b, err)) !=
+        BS_OK)
+        return rv;
+    rv = bs_admit_snapbatch(ad, b, p->env.sender, err);
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
+        bs_snap *sn;
+
+        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
+            break;
+        rv = bs_admit_snapshot(ad, sn, p->env.sender, err);
+        bs_snap_free(sn);
+    }
+    bs_snapbatch_free(b);
+    return rv;
 }
 
 /*
@@ -731,6 +955,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
     bs_arena_init(&a);
     bs_admission_init(&ad, t, &view, &tab, 1, now_ms, max_skew_ms, &a);
     ad.joining = !m->joined;
+    bs_xchg_seed_point(&p->env, &view, &ad);
     for (size_t i = 0; i < p->nsets && rv == BS_OK; i++) {
         bs_csview *v, *own = NULL;
         bs_admit out;
@@ -743,9 +968,18 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         bs_changeset_free(own);    /* on every path */
     }
     /* the record snapshots, after the sets, by the rules they bring */
+    free(p->snapok);
+    if (rv == BS_OK && p->nsnaps > 0 &&
+        (p->snapok = calloc(p->nsnaps, 1)) == NULL)
+        rv = BS_ENOMEM;
     for (size_t i = 0; i < p->nsnaps && rv == BS_OK; i++) {
         bs_snap *sn;
 
+        if (p->snapbatch != NULL && p->snapbatch[i]) {
+            rv = admit_batch(&ad, p, i, err);
+            p->snapok[i] = rv == BS_OK; /* pass 2 trusts these bytes */
+            continue;
+        }
         if ((rv = bs_snap_decode(p->snaps[i].p, p->snaps[i].n, &sn, err)) !=
             BS_OK)
             break;
@@ -786,15 +1020,22 @@ typedef struct import_ctx {
     const uint8_t *sk;
     bs_clock clock;
     uint64_t max_skew_ms;
-    size_t set, end; /* sets [set, end) in one transaction */
-    int join;        /* join in the next transaction (its first) */
+    /* units [set, end) in one transaction: a unit u < nsets is set u,
+     * else frame u - nsets of the record snapshots */
+    size_t set, end;
+    int join; /* join in the next transaction (its first) */
     bs_xstats *st;
     bs_xstats pending; /* counted once the transaction committed */
+    /* a seed's progress in this transaction: records merged, the last */
+    uint64_t seeded;
+    char seed_coll[BS_COLLECTION_MAX + 1], seed_id[BS_ID_MAX + 1];
 } import_ctx;
 
-/* Sets are applied in groups of about this many bytes per transaction
- * (about 100,000 changes of ~100-byte records): each set stays atomic,
- * and far fewer commits rewrite the tree. */
+/* Sets and snapshot frames are applied in groups of about this many bytes
+ * per transaction (about 100,000 changes of ~100-byte records, or 25,000
+ * snapshots): each set stays atomic, far fewer commits rewrite the tree,
+ * and a write transaction's dirty pages stay bounded (a seed of a million
+ * records does not hold them all in memory). */
 #define APPLY_GROUP_BYTES (16u << 20)
 
 static void
@@ -823,18 +1064,80 @@ take_stats(bs_xstats *st, const bs_apply *ap)
     st->snapshots += ap->snapshots;
 }
 
+/* A record snapshot merged in this transaction (a seed's progress). */
+static void
+note_seeded(import_ctx *x, const bs_snap *s)
+{
+    x->seeded++;
+    memcpy(x->seed_coll, s->coll, sizeof x->seed_coll);
+    memcpy(x->seed_id, s->id, sizeof x->seed_id);
+}
+
+/* Pass 2 for batch i of p's snapshots: admitted again (N7-N12) but its
+ * signature and hashes verified only when pass 1 did not (snapok), then
+ * each snapshot merged. */
+static bs_err
+apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
+            bs_errbuf *err)
+{
+    bs_snapbatch *b;
+    bs_err rv;
+
+    int ok = p->snapok != NULL && p->snapok[i]; /* pass 1 checked it */
+
+    if ((rv = (ok ? bs_snapbatch_decode_checked : bs_snapbatch_decode)(
+             p->snaps[i].p, p->snaps[i].n, &b, err)) != BS_OK)
+        return rv;
+    if (!ok)
+        rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
+        bs_snap *sn;
+
+        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
+            break;
+        if ((rv = bs_apply_snapshot(ap, sn, p->env.sender, err)) == BS_OK &&
+            !sn->done)
+            note_seeded(x, sn);
+        bs_snap_free(sn);
+    }
+    bs_snapbatch_free(b);
+    return rv;
+}
+
+/* Frame i of p's record snapshots, one snapshot or a batch, merged. */
+static bs_err
+apply_snaps(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
+            bs_errbuf *err)
+{
+    bs_snap *sn = NULL;
+    bs_err rv;
+
+    if (p->snapbatch != NULL && p->snapbatch[i])
+        return apply_batch(ap, p, i, x, err);
+    if ((rv = bs_snap_decode(p->snaps[i].p, p->snaps[i].n, &sn, err)) == BS_OK)
+        rv = bs_apply_snapshot(ap, sn, p->env.sender, err);
+    if (rv == BS_OK && !sn->done)
+        note_seeded(x, sn);
+    bs_snap_free(sn);
+    return rv;
+}
+
 /*
- * One write transaction of pass 2: the join (in the first), the sets
- * [set, end), and in the last one the retry of held sets, after the
+ * One write transaction of pass 2: the join (in the first), the units
+ * [set, end) (sets, then record snapshots in their key order: sorted
+ * inserts), and in the last one the retry of held sets, after the
  * exchange's own sets which pass 1 judged against the held table as it
  * was, and the sender's acknowledgement.  So an exchange that fits one
- * group (16 MiB) is applied, joined and acknowledged all or nothing.
+ * group (16 MiB) is applied, joined and acknowledged all or nothing; a
+ * larger one (a seed of a million records) commits group by group, its
+ * acknowledgement last, so that receiving it again completes it.
  */
 static bs_err
 apply_one(bs_txn *t, void *arg, bs_errbuf *err)
 {
     import_ctx *x = arg;
-    int last = x->end == x->p->nsets;
+    size_t nsets = x->p->nsets;
+    int last = x->end == nsets + x->p->nsnaps;
     bs_apply ap;
     bs_err rv;
 
@@ -846,21 +1149,25 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
             return rv;
     }
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
-        for (size_t i = x->set; rv == BS_OK && i < x->end; i++) {
+        bs_xchg_seed_point(&x->p->env, &ap.ad.meta, &ap.ad);
+        x->seeded = 0;
+        if (x->set == 0 && ap.ad.seed != NULL) /* seeding, until the marker */
+            rv = bs_movein_seed_begin(t, ap.ad.seed, ap.ad.nseed);
+        for (size_t u = x->set; rv == BS_OK && u < x->end; u++) {
             bs_csview *v, *own = NULL;
-            if ((rv = inbound_set(x->p, i, &v, &own, err)) == BS_OK)
+            if (u >= nsets) {
+                rv = apply_snaps(&ap, x->p, u - nsets, x, err);
+                continue;
+            }
+            if ((rv = inbound_set(x->p, u, &v, &own, err)) == BS_OK)
                 rv = bs_apply_set(&ap, v, err);
             bs_changeset_free(own);
         }
+        if (rv == BS_OK && x->seeded > 0)
+            rv =
+                bs_movein_seed_progress(t, x->seed_coll, x->seed_id, x->seeded);
         if (rv == BS_OK && last)
             rv = bs_apply_held(&ap, err);
-        for (size_t i = 0; rv == BS_OK && last && i < x->p->nsnaps; i++) {
-            bs_snap *sn = NULL;
-            if ((rv = bs_snap_decode(x->p->snaps[i].p, x->p->snaps[i].n, &sn,
-                                     err)) == BS_OK)
-                rv = bs_apply_snapshot(&ap, sn, x->p->env.sender, err);
-            bs_snap_free(sn);
-        }
     }
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
@@ -920,6 +1227,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
               bs_xstats *st, bs_errbuf *err)
 {
     import_ctx x = {in, sk, clock, max_skew_ms, 0, 0, 0, st, {0}};
+    size_t units = in->nsets + in->nsnaps;
     int joined = 0; /* the join committed, with the first group */
     bs_err rv = BS_OK;
 
@@ -931,16 +1239,18 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
     do { /* at least one transaction, even for an exchange without sets */
         size_t bytes = 0;
         for (x.end = x.set;
-             x.end < in->nsets && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
+             x.end < units && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
              x.end++)
-            bytes += in->sets ? in->sets[x.end]->raw.n : in->raw[x.end].n;
+            bytes += x.end >= in->nsets ? in->snaps[x.end - in->nsets].n
+                     : in->sets         ? in->sets[x.end]->raw.n
+                                        : in->raw[x.end].n;
         if ((rv = bs_store_write(s, apply_one, &x, err)) == BS_OK) {
             add_stats(st, &x.pending);
             joined |= x.join;
             x.join = 0;
         }
         x.set = x.end;
-    } while (rv == BS_OK && x.set < in->nsets);
+    } while (rv == BS_OK && x.set < units);
     if (rv != BS_OK && joined)
         rv = undo_join(s, rv, err);
     if (rv != BS_OK)
@@ -954,6 +1264,7 @@ bs_inbound_fini(bs_inbound *in)
     for (size_t i = 0; in->sets != NULL && i < in->nsets; i++)
         bs_changeset_free(in->sets[i]);
     free(in->sets);
+    free(in->snapok);
     bs_envelope_fini(&in->env);
     memset(in, 0, sizeof *in);
 }

@@ -40,6 +40,19 @@ BS_MUST_CHECK bs_err bs_xchg_collect(bs_txn *t, const bs_meta *m,
                                      bs_errbuf *err);
 
 /*
+ * What the hub sends to seed peer p (docs/design.md "Snapshot bootstrap"):
+ * for each stream, from what p acknowledged up to the hub's position, the
+ * sets that hold a change of a system collection and the set ending at
+ * the position (the anchor), each with its user-collection changes left
+ * out (a set without routes goes whole); the snapshots, sent after, carry
+ * the records.  Checked as bs_xchg_collect checks.  Nothing unless this
+ * node is the joined hub.
+ */
+BS_MUST_CHECK bs_err bs_xchg_collect_seed(bs_txn *t, const bs_meta *m,
+                                          const bs_peer *p, bs_emit_fn emit,
+                                          void *ctx, uint64_t *nsets,
+                                          bs_errbuf *err);
+/*
  * Streaming what a peer lacks, one set at a time, for transports that must
  * not hold a read transaction across network I/O.  theirs is the peer's
  * vector (from its hello), borrowed for the cursor's life.
@@ -58,6 +71,7 @@ typedef struct bs_xcursor {
     uint64_t hub_seq;
     bs_vv_index ix; /* theirs, indexed on first use */
     int indexed;
+    int seed; /* bs_xcursor_seed */
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
@@ -68,6 +82,9 @@ void bs_xcursor_fini(bs_xcursor *c);
  * entitled to; set summaries go only if `features` (its envelope's)
  * announces them.  Without this call, sets go as stored. */
 void bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk, uint32_t features);
+/* Send what seeds the peer (bs_xchg_collect_seed's selection: system sets
+ * and anchors, user changes left out) instead of every set it lacks. */
+void bs_xcursor_seed(bs_xcursor *c);
 /* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
  * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
@@ -117,6 +134,16 @@ BS_MUST_CHECK bs_err bs_xchg_check_stale(const bs_meta *m, const bs_peer *p,
 BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
                                   const uint8_t *sk, bs_errbuf *err);
 
+/*
+ * The seed point (admit.h bs_admission.seed; docs/design.md "Snapshot
+ * bootstrap"): e's vector, when e (accepted: from the pinned or paired
+ * hub, X1-X4) announces BS_FEATURE_BOOTSTRAP and sets `seed`, e's sender
+ * is m's hub and m is a branch; else ad is left as it is.  Borrows e.
+ */
+struct bs_admission;
+void bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m,
+                        struct bs_admission *ad);
+
 /* Counters of one exchange, as received.  After a failure they count
  * what the transactions committed before it. */
 typedef struct bs_xstats {
@@ -125,6 +152,7 @@ typedef struct bs_xstats {
     uint64_t offered;   /* sets in the exchange (bs_xchg_apply) */
     uint64_t snapshots; /* record snapshots merged (snapshot.h) */
     int replay, joined;
+    int seed; /* export: the file seeds the peer (asked, or --seed) */
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
 
@@ -137,9 +165,16 @@ typedef struct bs_inbound {
                             frames), decoded one at a time in each pass, so
                             memory stays at one set however large the file */
     const bs_slice *snaps; /* borrowed record snapshots (snapshot.h),
-                              admitted after the sets, merged in the last
-                              transaction */
+                              admitted after the sets, merged after them
+                              in groups of transactions */
     size_t nsnaps;
+    /* borrowed, NULL when none: snapbatch[i] set when snaps[i] is a batch
+     * of snapshots (a seed's, SnapBatch) rather than one RecordSnapshot */
+    const uint8_t *snapbatch;
+    /* owned: snapok[i] set when pass 1 verified batch snaps[i] (its
+     * signature and hashes), so that pass 2 does not verify the same bytes
+     * again (bs_xchg_verify allocates it) */
+    uint8_t *snapok;
 } bs_inbound;
 void bs_inbound_fini(bs_inbound *in);
 
@@ -154,9 +189,11 @@ BS_MUST_CHECK bs_err bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc,
                                     uint64_t retention_ms, bs_errbuf *err);
 
 /*
- * Pass 2: apply the sets in groups of write transactions (each set
- * atomic), joining in the first of them if needed, retry held sets, then
- * record the sender's acknowledgement.  An interruption leaves a
+ * Pass 2: apply the sets, then merge the record snapshots, in groups of
+ * about 16 MiB per write transaction (each set, each snapshot frame
+ * atomic; snapshots in their key order, so sorted inserts), joining in the
+ * first of them if needed, retry held sets, then record the sender's
+ * acknowledgement in the last.  An interruption leaves a
  * consistent store; receiving the same exchange again completes it.  On
  * an error, *st counts what committed before it, and a join this call
  * committed is undone (the node leaves the infobase again; the sets

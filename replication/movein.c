@@ -4,6 +4,7 @@
  */
 #include "movein.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,10 @@
 #define PWANT_PREFIX "pwn:" /* pwn: peer pk(32) coll \0 id -> "" (a peer's) */
 #define PFEAT_PREFIX "pft:" /* pft: peer pk(32) -> u32be features */
 #define BASE_PREFIX  "snp:" /* snp: coll \0 id -> the record's base */
-#define KEY_MAX      (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
+#define SEED_KEY     "sed:" /* sed: -> this branch's seed in progress */
+#define PSEED_PREFIX                                                           \
+    "psd:" /* psd: peer pk(32) -> coll \0 after (a seed asked) */
+#define KEY_MAX (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
 
 /* prefix [pk] coll \0 id */
 static size_t
@@ -52,7 +56,8 @@ snap_version(bs_snapver *out, const bs_version *v, const bs_streamtab *tab)
 /*
  * Seal one snapshot of node m (the hub): record r of coll/id with its
  * fields [f0, f0 + nf), or (done) the end of an answer with the vector
- * covered[0..ncovered).  *out malloc'd.
+ * covered[0..ncovered).  *out malloc'd: a RecordSnapshot signed with sk,
+ * or with sk NULL its body alone (for a batch).
  */
 static bs_err
 seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
@@ -94,7 +99,8 @@ seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
         }
     }
     s.nfields = nf;
-    rv = bs_snap_encode(&s, sk, out, n);
+    rv = sk != NULL ? bs_snap_encode(&s, sk, out, n)
+                    : bs_snap_encode_body(&s, out, n);
     bs_arena_fini(&s.arena);
     return rv;
 }
@@ -147,8 +153,8 @@ seal_record(bs_movein_cursor *c, const bs_meta *m, const uint8_t *sk,
             part.fields = tmp;
             part.nfields = nf + 1;
         }
-        rv = seal(m, sk, coll, id, &part, 0, part.nfields, tab, done, covered,
-                  ncovered, now_ms, &p, &n);
+        rv = seal(m, c->bodies ? NULL : sk, coll, id, &part, 0, part.nfields,
+                  tab, done, covered, ncovered, now_ms, &p, &n);
         free(tmp);
         if (rv != BS_OK)
             return rv;
@@ -297,6 +303,8 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
         c->covered = NULL;
         c->ncovered = 0;
         c->after[0] = '\0';
+        if (w->id[0] == '\0' && strcmp(w->coll, c->from.coll) == 0)
+            memcpy(c->after, c->from.after, sizeof c->after); /* resumed */
         c->started = 1;
         if ((rv = bs_streams_vector(&tab, &c->covered, &c->ncovered)) !=
             BS_OK) {
@@ -348,6 +356,9 @@ bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
         bs_err rv;
 
         drop_parts(c);
+        while (!c->started && c->at < c->nwants && c->from.coll[0] != '\0' &&
+               strcmp(c->wants[c->at].coll, c->from.coll) < 0)
+            c->at++; /* a resumed seed: sent before */
         if (c->at == c->nwants)
             return BS_ENOTFOUND;
         if ((rv = serve_one(t, m, sk, c, now_ms, &more)) != BS_OK)
@@ -361,6 +372,44 @@ bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
     *n = c->lens[c->part++];
     c->sent++;
     return BS_OK;
+}
+
+/* The end of a seed: a `done` marker with `seed`, covering the seed point
+ * (the hub's vector in t, as its envelope's ack, without the quarantined
+ * streams, whose anchors a seed does not carry: 8.5's bound); its body in
+ * *out. */
+bs_err
+bs_movein_seed_marker(bs_txn *t, const bs_meta *m, const uint8_t *sk,
+                      uint64_t now_ms, uint8_t **out, size_t *n)
+{
+    bs_streamtab tab;
+    bs_snap s;
+    bs_err rv;
+
+    memset(&s, 0, sizeof s);
+    memcpy(s.infobase, m->infobase, BS_INFOBASE_LEN);
+    memcpy(s.hub, m->pk, BS_PK_LEN);
+    s.done = s.seed = 1;
+    s.created_ms = now_ms;
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    if ((s.covered = calloc(tab.n + 1, sizeof *s.covered)) == NULL)
+        rv = BS_ENOMEM;
+    for (size_t i = 0; rv == BS_OK && i < tab.n; i++) {
+        bs_pos *p = &s.covered[s.ncovered];
+        if (tab.v[i].seq == 0 || (tab.v[i].flags & BS_STREAM_QUARANTINED))
+            continue;
+        memcpy(p->origin, tab.v[i].key, BS_PK_LEN);
+        memcpy(p->inc, tab.v[i].key + BS_PK_LEN, BS_INC_LEN);
+        p->seq = tab.v[i].seq;
+        s.ncovered++;
+    }
+    if (rv == BS_OK)
+        rv = sk != NULL ? bs_snap_encode(&s, sk, out, n)
+                        : bs_snap_encode_body(&s, out, n);
+    free(s.covered);
+    bs_streams_fini(&tab);
+    return rv;
 }
 
 /* ---- wants ---- */
@@ -407,6 +456,7 @@ add_want(void *ctx, bs_slice rest)
     if ((g = realloc(l->v, (l->n + 1) * sizeof *g)) == NULL)
         return BS_ENOMEM;
     l->v = g;
+    memset(&g[l->n], 0, sizeof *g);
     memcpy(g[l->n].coll, rest.p, cn);
     g[l->n].coll[cn] = '\0';
     memcpy(g[l->n].id, z + 1, in);
@@ -434,6 +484,43 @@ bs_movein_wants(bs_txn *t, size_t max, bs_snapwant **w, size_t *n)
     bs_err rv = each_key(t, (const uint8_t *)WANT_PREFIX, 4, add_want, &l);
 
     if (rv != BS_OK) {
+        free(l.v);
+        return rv;
+    }
+    *w = l.v;
+    *n = l.n;
+    return BS_OK;
+}
+
+bs_err
+bs_movein_collections(bs_txn *t, bs_snapwant **w, size_t *n)
+{
+    want_list l = {NULL, 0, SIZE_MAX};
+    uint8_t next[BS_COLLECTION_MAX + 1];
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &cur)) != BS_OK)
+        return rv;
+    /* one seek per collection: past "C\0..." is "C\1" */
+    for (rv = bs_cursor_first(cur, &k, &v); rv == BS_OK;
+         rv = bs_cursor_seek(cur, bs_mem(next, k.n), &k, &v)) {
+        const uint8_t *z = memchr(k.p, 0, k.n);
+
+        if (z == NULL || (size_t)(z - k.p) > BS_COLLECTION_MAX) {
+            rv = BS_ESTORE;
+            break;
+        }
+        k.n = (size_t)(z - k.p);
+        if (k.p[0] != '_' &&
+            (rv = add_want(&l, (bs_slice){k.p, k.n + 1})) != BS_OK)
+            break;
+        memcpy(next, k.p, k.n);
+        next[k.n++] = 1;
+    }
+    bs_cursor_close(cur);
+    if (rv != BS_OK && rv != BS_ENOTFOUND) {
         free(l.v);
         return rv;
     }
@@ -516,10 +603,11 @@ bs_movein_note_peer(bs_txn *t, const uint8_t *pk, uint32_t features,
     free(d.keys);
     free(d.lens);
     for (size_t i = 0; i < n && rv == BS_OK; i++)
-        rv = bs_txn_put(
-            t, BS_DB_META,
-            bs_mem(k, key_of(k, PWANT_PREFIX, pk, w[i].coll, w[i].id)),
-            bs_mem("", 0), 0, NULL);
+        if (w[i].after[0] == '\0') /* else where a seed resumes */
+            rv = bs_txn_put(
+                t, BS_DB_META,
+                bs_mem(k, key_of(k, PWANT_PREFIX, pk, w[i].coll, w[i].id)),
+                bs_mem("", 0), 0, NULL);
     if (rv != BS_OK)
         return rv;
     memcpy(k, PFEAT_PREFIX, 4);
@@ -558,6 +646,62 @@ bs_movein_peer(bs_txn *t, const uint8_t *pk, uint32_t *features,
     }
     *w = l.v;
     *n = l.n;
+    return BS_OK;
+}
+
+bs_err
+bs_movein_note_seed(bs_txn *t, const uint8_t *pk, int asked,
+                    const bs_snapwant *w, size_t n)
+{
+    uint8_t k[4 + BS_PK_LEN], v[BS_COLLECTION_MAX + 1 + BS_ID_MAX];
+    size_t vn = 0;
+
+    memcpy(k, PSEED_PREFIX, 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    if (!asked)
+        return del_key(t, k, sizeof k);
+    for (size_t i = 0; i < n && vn == 0; i++)
+        if (w[i].after[0] != '\0') {
+            size_t cn = strlen(w[i].coll), an = strlen(w[i].after);
+            memcpy(v, w[i].coll, cn + 1);
+            memcpy(v + cn + 1, w[i].after, an);
+            vn = cn + 1 + an;
+        }
+    return bs_txn_put(t, BS_DB_META, bs_mem(k, sizeof k), bs_mem(v, vn), 0,
+                      NULL);
+}
+
+bs_err
+bs_movein_seed_peer(bs_txn *t, const uint8_t *pk)
+{
+    uint8_t k[4 + BS_PK_LEN];
+
+    memcpy(k, PSEED_PREFIX, 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    return bs_txn_put(t, BS_DB_META, bs_mem(k, sizeof k), bs_mem("", 0), 0,
+                      NULL);
+}
+
+bs_err
+bs_movein_peer_seed(bs_txn *t, const uint8_t *pk, bs_snapwant *from)
+{
+    uint8_t k[4 + BS_PK_LEN];
+    const uint8_t *nul;
+    bs_slice v;
+    bs_err rv;
+
+    memset(from, 0, sizeof *from);
+    memcpy(k, PSEED_PREFIX, 4);
+    memcpy(k + 4, pk, BS_PK_LEN);
+    if ((rv = bs_txn_get(t, BS_DB_META, bs_mem(k, sizeof k), &v)) != BS_OK ||
+        v.n == 0)
+        return rv;
+    if ((nul = memchr(v.p, 0, v.n)) == NULL ||
+        (size_t)(nul - v.p) > BS_COLLECTION_MAX ||
+        v.n - (size_t)(nul - v.p) - 1 > BS_ID_MAX)
+        return BS_ESTORE;
+    memcpy(from->coll, v.p, (size_t)(nul - v.p));
+    memcpy(from->after, nul + 1, v.n - (size_t)(nul - v.p) - 1);
     return BS_OK;
 }
 
@@ -690,6 +834,144 @@ note_owner(bs_apply *ap, const bs_snap *s, const char *owner_field)
     return bs_access_note_owner(ap->txn, &c, of->ver.key, owner_field);
 }
 
+/* ---- seeding (docs/design.md "Snapshot bootstrap") ---- */
+
+/*
+ * sed: -> u64be records merged | u16be len coll | coll | u16be len id | id
+ *         | u32be n | n x (origin(32) inc(16) u64be seq): the seed point
+ */
+bs_err
+bs_movein_seed_get(bs_txn *t, bs_seeding *out)
+{
+    bs_slice v;
+    size_t at = 8, cn, in, n;
+    bs_err rv;
+
+    memset(out, 0, sizeof *out);
+    if ((rv = bs_txn_get(t, BS_DB_META, bs_mem(SEED_KEY, 4), &v)) != BS_OK)
+        return rv;
+    if (v.n < 8 + 2)
+        return BS_ESTORE;
+    out->records = bs_get_u64be(v.p);
+    cn = (size_t)v.p[at] << 8 | v.p[at + 1];
+    if (cn > BS_COLLECTION_MAX || v.n < at + 2 + cn + 2)
+        return BS_ESTORE;
+    memcpy(out->coll, v.p + at + 2, cn);
+    at += 2 + cn;
+    in = (size_t)v.p[at] << 8 | v.p[at + 1];
+    if (in > BS_ID_MAX || v.n < at + 2 + in + 4)
+        return BS_ESTORE;
+    memcpy(out->id, v.p + at + 2, in);
+    at += 2 + in;
+    n = bs_get_u32be(v.p + at);
+    at += 4;
+    if (n > BS_SEEN_MAX || v.n != at + n * (BS_PK_LEN + BS_INC_LEN + 8))
+        return BS_ESTORE;
+    if (n > 0 && (out->point = calloc(n, sizeof *out->point)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < n; i++, at += BS_PK_LEN + BS_INC_LEN + 8) {
+        memcpy(out->point[i].origin, v.p + at, BS_PK_LEN);
+        memcpy(out->point[i].inc, v.p + at + BS_PK_LEN, BS_INC_LEN);
+        out->point[i].seq = bs_get_u64be(v.p + at + BS_PK_LEN + BS_INC_LEN);
+    }
+    out->npoint = n;
+    return BS_OK;
+}
+
+void
+bs_seeding_fini(bs_seeding *s)
+{
+    free(s->point);
+    s->point = NULL;
+    s->npoint = 0;
+}
+
+static bs_err
+seed_put(bs_txn *t, const bs_seeding *s)
+{
+    size_t cn = strlen(s->coll), in = strlen(s->id), at = 8;
+    size_t n =
+        8 + 2 + cn + 2 + in + 4 + s->npoint * (BS_PK_LEN + BS_INC_LEN + 8);
+    uint8_t *v = malloc(n);
+    bs_err rv;
+
+    if (v == NULL)
+        return BS_ENOMEM;
+    bs_put_u64be(v, s->records);
+    v[at] = (uint8_t)(cn >> 8);
+    v[at + 1] = (uint8_t)cn;
+    memcpy(v + at + 2, s->coll, cn);
+    at += 2 + cn;
+    v[at] = (uint8_t)(in >> 8);
+    v[at + 1] = (uint8_t)in;
+    memcpy(v + at + 2, s->id, in);
+    at += 2 + in;
+    bs_put_u32be(v + at, (uint32_t)s->npoint);
+    at += 4;
+    for (size_t i = 0; i < s->npoint; i++, at += BS_PK_LEN + BS_INC_LEN + 8) {
+        memcpy(v + at, s->point[i].origin, BS_PK_LEN);
+        memcpy(v + at + BS_PK_LEN, s->point[i].inc, BS_INC_LEN);
+        bs_put_u64be(v + at + BS_PK_LEN + BS_INC_LEN, s->point[i].seq);
+    }
+    rv = bs_txn_put(t, BS_DB_META, bs_mem(SEED_KEY, 4), bs_mem(v, n), 0, NULL);
+    free(v);
+    return rv;
+}
+
+bs_err
+bs_movein_seed_begin(bs_txn *t, const bs_pos *point, size_t n)
+{
+    bs_seeding s;
+    bs_err rv = bs_movein_seed_get(t, &s);
+
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    bs_seeding_fini(&s); /* where it stood and what it counted stay */
+    s.point = (bs_pos *)point;
+    s.npoint = n;
+    return seed_put(t, &s);
+}
+
+bs_err
+bs_movein_seed_progress(bs_txn *t, const char *coll, const char *id,
+                        uint64_t records)
+{
+    bs_seeding s;
+    bs_err rv = bs_movein_seed_get(t, &s);
+
+    if (rv == BS_ENOTFOUND)
+        return BS_OK; /* finished in this transaction, or not seeding */
+    if (rv == BS_OK) {
+        snprintf(s.coll, sizeof s.coll, "%s", coll);
+        snprintf(s.id, sizeof s.id, "%s", id);
+        s.records += records;
+        rv = seed_put(t, &s);
+    }
+    bs_seeding_fini(&s);
+    return rv;
+}
+
+/* The seed marker: the seed is complete when this branch's position of
+ * every stream of the seed point (but its own) reached it: every anchor
+ * arrived.  Positions come from the anchors (origin-signed), never from
+ * the marker's vector.  Else it stays seeding and asks again. */
+static bs_err
+seed_finish(bs_apply *ap, const bs_snap *s)
+{
+    for (size_t k = 0; k < s->ncovered; k++) {
+        const bs_stream *st;
+
+        if (memcmp(s->covered[k].origin, ap->meta.pk, BS_PK_LEN) == 0 ||
+            s->covered[k].seq == 0)
+            continue;
+        st = bs_streams_find(&ap->streams, s->covered[k].origin,
+                             s->covered[k].inc);
+        if (st == NULL || st->seq < s->covered[k].seq)
+            return BS_OK; /* an anchor is missing: still seeding */
+    }
+    return del_key(ap->txn, (const uint8_t *)SEED_KEY, 4);
+}
+
 /* The answer to want (coll, id) ended: it is met when the hub's data then
  * covered what this branch holds of every other node's streams; else a
  * change the branch passed over (outside its scope then) may not have
@@ -727,6 +1009,8 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     int changed, bchanged;
     bs_err rv;
 
+    if (s->done && s->seed) /* the end of a seed: is it complete? */
+        return seed_finish(ap, s);
     if (s->done) /* the end of an answer: is the want met? */
         return done(ap, s);
     if ((rv = bs_collections_get(ap->txn, s->coll, &rules)) != BS_OK)

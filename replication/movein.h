@@ -74,6 +74,12 @@ typedef struct bs_movein_cursor {
     uint8_t **parts; /* the rest of a split record (malloc'd) */
     size_t *lens, nparts, part;
     uint64_t sent; /* snapshots produced */
+    /* a seed: bodies (SnapBody bytes, unsigned) for a batch (snapshot.h
+     * bs_snapbatch_encode) instead of signed snapshots (init sets 0) */
+    int bodies;
+    /* a resumed seed: skip the wants of collections before from.coll and
+     * start from.coll after from.after (init sets "": from the start) */
+    bs_snapwant from;
 } bs_movein_cursor;
 
 void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,
@@ -96,12 +102,41 @@ BS_MUST_CHECK bs_err bs_movein_next(bs_txn *t, const bs_meta *m,
 BS_MUST_CHECK bs_err bs_movein_note_peer(bs_txn *t, const uint8_t *pk,
                                          uint32_t features,
                                          const bs_snapwant *w, size_t n);
+/* Keep whether peer pk's envelope asked for a seed (Envelope.seed with
+ * features bit 1), and where it resumes (its want w[i] with `after`; none:
+ * from the start), replacing what was kept (write txn). */
+BS_MUST_CHECK bs_err bs_movein_note_seed(bs_txn *t, const uint8_t *pk,
+                                         int asked, const bs_snapwant *w,
+                                         size_t n);
+/* The hub's admin wants peer pk seeded (`peer seed`): its next exchange
+ * with it, file or session, is a seed from the start, as if it had asked
+ * (write txn). */
+BS_MUST_CHECK bs_err bs_movein_seed_peer(bs_txn *t, const uint8_t *pk);
+/* The end of a seed by hub m, read in t: a `done` marker with `seed`,
+ * covering the hub's vector without its quarantined streams (whose
+ * anchors a seed does not carry, 8.5's bound): *out malloc'd, a
+ * RecordSnapshot signed with sk, or with sk NULL its body (for a batch).
+ * BS_ENOMEM, BS_ESTORE. */
+BS_MUST_CHECK bs_err bs_movein_seed_marker(bs_txn *t, const bs_meta *m,
+                                           const uint8_t *sk, uint64_t now_ms,
+                                           uint8_t **out, size_t *n);
+/* Whether peer pk's last recorded envelope asked for a seed: BS_OK with
+ * *from its resume point (coll and after; both "" from the start), or
+ * BS_ENOTFOUND; BS_ESTORE. */
+BS_MUST_CHECK bs_err bs_movein_peer_seed(bs_txn *t, const uint8_t *pk,
+                                         bs_snapwant *from);
 /* What peer pk last said (*w malloc'd, may be NULL when *n is 0). */
 BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
                                     uint32_t *features, bs_snapwant **w,
                                     size_t *n);
 
 /* ---- the branch's side: wanting and merging ---- */
+
+/* Every user collection holding a record in t, in name order, as wants
+ * of every record of it (*w malloc'd): what a bootstrap answers (docs/
+ * design.md "Snapshot bootstrap"). */
+BS_MUST_CHECK bs_err bs_movein_collections(bs_txn *t, bs_snapwant **w,
+                                           size_t *n);
 
 /* Note that branch m wants coll/id (id NULL: every record of coll in its
  * scope); a no-op on the hub or before joining (write txn). */
@@ -120,13 +155,44 @@ BS_MUST_CHECK bs_err bs_movein_forget(bs_txn *t, const char *coll,
 BS_MUST_CHECK bs_err bs_movein_base(bs_txn *t, const char *coll, const char *id,
                                     bs_record *r, bs_arena *a);
 
+/* ---- the branch's side: seeding (docs/design.md "Snapshot bootstrap") ----
+ *
+ * A branch is *seeding* from the first transaction of an exchange that
+ * seeds it (the hub's envelope sets `seed`) until it merges the hub's
+ * seed marker (a `done` snapshot with `seed`) with every anchor arrived.
+ * Meanwhile the metadata holds "sed:" (storage.md 3.1): the seed point,
+ * the last record merged and how many were. */
+typedef struct bs_seeding {
+    bs_pos *point; /* the seed point: the hub's vector (malloc'd) */
+    size_t npoint;
+    char coll[BS_COLLECTION_MAX + 1]; /* the last record merged, or "" */
+    char id[BS_ID_MAX + 1];
+    uint64_t records; /* record snapshots merged so far */
+} bs_seeding;
+
+/* This node's seed in progress (release with bs_seeding_fini); BS_ENOTFOUND
+ * when it is not seeding, BS_ESTORE when "sed:" does not decode. */
+BS_MUST_CHECK bs_err bs_movein_seed_get(bs_txn *t, bs_seeding *out);
+void bs_seeding_fini(bs_seeding *s);
+/* A seed to this node began or resumed with seed point point[0..n)
+ * (borrowed), in write txn t: "sed:" holds it, keeping where an earlier
+ * one stood and what it counted. */
+BS_MUST_CHECK bs_err bs_movein_seed_begin(bs_txn *t, const bs_pos *point,
+                                          size_t n);
+/* `records` more record snapshots merged in t, the last of them coll/id;
+ * nothing when not seeding (the marker ended it in t). */
+BS_MUST_CHECK bs_err bs_movein_seed_progress(bs_txn *t, const char *coll,
+                                             const char *id, uint64_t records);
+
 /*
  * Merge admitted snapshot s into its record (apply.h's transaction, ap):
  * alive, tomb and each field with its version, under the collection's
  * order; the base kept; the owner history noted; then the record dropped
  * if it is outside this branch's scope after all (move-out).  A `done`
  * marker meets its want when its vector covers what this branch holds of
- * every other node's streams.  BS_ENOMEM, BS_ESTORE.
+ * every other node's streams; a seed marker ends this node's seed when
+ * its positions reached the seed point on every other stream (the anchors
+ * arrived).  BS_ENOMEM, BS_ESTORE.
  */
 BS_MUST_CHECK bs_err bs_movein_merge(bs_apply *ap, const bs_snap *s,
                                      bs_errbuf *err);

@@ -46,7 +46,26 @@ struct bs_session {
      * its sets, to a peer whose hello announced them */
     bs_movein_cursor snap;
     int snap_started;
+    /* seeding (docs/design.md "Snapshot bootstrap"): the hub seeds the
+     * peer (it asked, or the hub's admin said so: movein.h psd:), from
+     * seed_from; the snapshots answer every collection, then the marker */
+    int seeding, marker_sent;
+    bs_snapwant seed_from, *seed_wants;
+    size_t nseed_wants;
+    int seed_begun; /* the branch: "sed:" written for this session */
+    /* the branch: a seed's snapshots received, merged in groups of about
+     * SNAP_GROUP_BYTES per write transaction (not one commit each) */
+    struct held {
+        bs_snap *sn;  /* a SNAP decoded, or */
+        uint8_t *raw; /* a SNAP's bytes (decoded when merged: a decoded
+                         snapshot costs far more memory), or */
+        size_t rawn;
+        bs_snapbatch *b; /* a SNAPBATCH */
+    } * held;
+    size_t nheld, capheld, held_bytes;
 };
+
+#define SNAP_GROUP_BYTES (16u << 20)
 
 static uint64_t
 now_ms(const bs_session *s)
@@ -116,6 +135,13 @@ bs_session_free(bs_session *s)
         free(s->q[(s->qhead + i) % QUEUE_MAX].p);
     bs_movein_cursor_fini(&s->snap);
     bs_xcursor_fini(&s->cur);
+    for (size_t i = 0; i < s->nheld; i++) {
+        bs_snap_free(s->held[i].sn);
+        free(s->held[i].raw);
+        bs_snapbatch_free(s->held[i].b);
+    }
+    free(s->held);
+    free(s->seed_wants);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);
@@ -161,11 +187,42 @@ bs_session_errcode(const bs_session *s)
 
 typedef struct hello_ctx {
     bs_session *s;
-    int bump; /* initiator: count this exchange in the peer's sent_no */
+    int hello; /* a HELLO (else an ACK) */
+    int bump;  /* initiator: count this exchange in the peer's sent_no */
     uint64_t now;
     uint8_t *env;
     size_t n;
 } hello_ctx;
+
+/*
+ * The hub seeds peer p in this session when, answering, the peer's HELLO
+ * asks (Envelope.seed with features bit 1; it resumes after the HELLO's
+ * want with `after`), or when its admin said so or the peer's last
+ * recorded envelope asked (movein.h bs_movein_peer_seed, with the resume
+ * point kept).
+ */
+static bs_err
+decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
+{
+    bs_err rv;
+
+    s->seeding = 0;
+    memset(&s->seed_from, 0, sizeof s->seed_from);
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0 ||
+        s->cfg.sk == NULL)
+        return BS_OK;
+    if (!s->cfg.initiator && s->theirs.seed &&
+        (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* asked now */
+        s->seeding = 1;
+        for (size_t i = 0; i < s->theirs.nwants; i++)
+            if (s->theirs.wants[i].after[0] != '\0')
+                s->seed_from = s->theirs.wants[i];
+        return BS_OK;
+    }
+    if ((rv = bs_movein_peer_seed(t, p->pk, &s->seed_from)) == BS_OK)
+        s->seeding = 1;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
 
 static bs_err
 build_hello(bs_txn *t, void *arg, bs_errbuf *err)
@@ -191,11 +248,22 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
     memcpy(h->s->peer_pk, p.pk, BS_PK_LEN);
     memcpy(h->s->own_pk, m.pk, BS_PK_LEN);
     snprintf(h->s->peer, sizeof h->s->peer, "%s", p.name);
+    if (rv == BS_OK && h->hello)
+        rv = decide_seed(t, &m, &p, h->s);
     if (rv == BS_OK)
         rv = bs_xchg_envelope(t, &m, &p, p.sent_no, h->now, &e);
     bs_peer_fini(&p);
     if (rv != BS_OK)
         return rv;
+    if (h->hello && h->s->seeding) {
+        e.features |= BS_FEATURE_BOOTSTRAP;
+        e.seed = 1; /* its ack is the seed point */
+    }
+    /* answering a hub that seeds us (it joined us just now, perhaps): we
+     * take the seed's batches */
+    if (h->hello && !h->s->seeding && h->s->theirs.seed &&
+        (h->s->theirs.features & BS_FEATURE_BOOTSTRAP))
+        e.features |= BS_FEATURE_BOOTSTRAP;
     free(h->env);
     h->env = NULL;
     rv = bs_envelope_encode(&e, &h->env, &h->n);
@@ -206,7 +274,7 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
 static bs_err
 send_envelope(bs_session *s, uint8_t type, int bump)
 {
-    hello_ctx h = {s, bump, now_ms(s), NULL, 0};
+    hello_ctx h = {s, type == BS_MSG_HELLO, bump, now_ms(s), NULL, 0};
     bs_errbuf err = {{0}};
     bs_err rv;
 
@@ -311,6 +379,8 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
     bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
     bs_xcursor_peer(&s->cur, s->theirs.sender,
                     s->theirs.features); /* its scope (8.5) */
+    if (s->seeding) /* system sets and anchors, then the snapshots */
+        bs_xcursor_seed(&s->cur);
     s->state = BS_SESSION_STREAMING;
     return BS_OK;
 }
@@ -321,6 +391,20 @@ typedef struct set_ctx {
     bs_apply ap;
 } set_ctx;
 
+/* The hub's HELLO seeds this branch: its sets are admitted with the seed
+ * point (A7s, A8s), and the seed is noted ("sed:") in the first
+ * transaction that applies something of it. */
+static bs_err
+seeded_here(bs_session *s, bs_txn *t, bs_apply *ap)
+{
+    bs_xchg_seed_point(&s->theirs, &ap->ad.meta, &ap->ad);
+    if (ap->ad.seed == NULL || s->seed_begun)
+        return BS_OK;
+    s->seed_begun = 1; /* (a failed transaction writes it again next time:
+                          bs_movein_seed_begin keeps what it counted) */
+    return bs_movein_seed_begin(t, ap->ad.seed, ap->ad.nseed);
+}
+
 static bs_err
 apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -328,6 +412,8 @@ apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
     bs_err rv;
 
     rv = bs_apply_begin(&x->ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
+    if (rv == BS_OK)
+        rv = seeded_here(x->s, t, &x->ap);
     if (rv == BS_OK)
         rv = bs_apply_held(&x->ap, err); /* their time may have come */
     if (rv == BS_OK && x->v != NULL)
@@ -381,8 +467,59 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
 
 typedef struct snap_ctx {
     bs_session *s;
-    const bs_snap *sn;
+    const struct held *h; /* merged in one transaction */
+    size_t n;
+    uint64_t merged;                  /* snapshots merged */
+    char coll[BS_COLLECTION_MAX + 1]; /* the last record merged */
+    char id[BS_ID_MAX + 1];
+    uint64_t records;
 } snap_ctx;
+
+static bs_err
+merge_one(snap_ctx *x, bs_apply *ap, const bs_snap *sn, bs_errbuf *err)
+{
+    bs_err rv = bs_apply_snapshot(ap, sn, x->s->peer_pk, err);
+
+    if (rv == BS_OK) {
+        x->merged++;
+        if (!sn->done) {
+            memcpy(x->coll, sn->coll, sizeof x->coll);
+            memcpy(x->id, sn->id, sizeof x->id);
+            x->records++;
+        }
+    }
+    return rv;
+}
+
+/* A SNAP held as bytes: decoded (N1-N6), admitted and merged. */
+static bs_err
+merge_raw(snap_ctx *x, bs_apply *ap, const struct held *h, bs_errbuf *err)
+{
+    bs_snap *sn;
+    bs_err rv;
+
+    if ((rv = bs_snap_decode(h->raw, h->rawn, &sn, err)) != BS_OK)
+        return rv;
+    rv = merge_one(x, ap, sn, err);
+    bs_snap_free(sn);
+    return rv;
+}
+
+/* A batch: admitted whole (N7-N11, its signature and hashes), then each
+ * of its snapshots admitted and merged. */
+static bs_err
+merge_batch(snap_ctx *x, bs_apply *ap, const bs_snapbatch *b, bs_errbuf *err)
+{
+    bs_err rv = bs_admit_snapbatch(&ap->ad, b, x->s->peer_pk, err);
+
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
+        bs_snap *sn = NULL;
+        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) == BS_OK)
+            rv = merge_one(x, ap, sn, err);
+        bs_snap_free(sn);
+    }
+    return rv;
+}
 
 static bs_err
 snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
@@ -391,13 +528,107 @@ snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
     bs_apply ap;
     bs_err rv;
 
+    x->merged = x->records = 0;
     rv = bs_apply_begin(&ap, t, x->s->cfg.clock, x->s->cfg.max_skew_ms, err);
     if (rv == BS_OK)
-        rv = bs_apply_snapshot(&ap, x->sn, x->s->peer_pk, err);
+        rv = seeded_here(x->s, t, &ap);
+    for (size_t i = 0; rv == BS_OK && i < x->n; i++)
+        rv = x->h[i].b != NULL     ? merge_batch(x, &ap, x->h[i].b, err)
+             : x->h[i].raw != NULL ? merge_raw(x, &ap, &x->h[i], err)
+                                   : merge_one(x, &ap, x->h[i].sn, err);
+    if (rv == BS_OK && ap.ad.seed != NULL && x->records > 0)
+        rv = bs_movein_seed_progress(t, x->coll, x->id, x->records);
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
     bs_apply_fini(&ap);
     return rv;
+}
+
+/* A snapshot refused (not fatal, P6) or our own trouble (fatal). */
+static bs_err
+snap_outcome(bs_session *s, bs_err rv, bs_errbuf *err, uint64_t merged)
+{
+    if (rv != BS_OK && bs_err_local(rv)) {
+        char why[BS_ERRMSG_LEN];
+        snprintf(why, sizeof why, "%s", bs_errmsg(err, rv));
+        return fail(s, rv, why);
+    }
+    if (rv != BS_OK) {
+        if (s->st.refused++ == 0) {
+            snprintf(s->refused_why, sizeof s->refused_why, "%s",
+                     bs_errmsg(err, rv));
+            snprintf(s->error, sizeof s->error,
+                     "refused a record snapshot: %.*s",
+                     (int)sizeof s->error - 32, s->refused_why);
+        }
+        s->errcode = rv;
+    } else {
+        s->st.snapshots_received += merged;
+    }
+    return BS_OK;
+}
+
+/* Merge the seed's snapshots held so far in one write transaction; when
+ * one of them is refused, each again in a transaction of its own, so that
+ * only that one is (as without groups). */
+static bs_err
+flush_snaps(bs_session *s)
+{
+    bs_errbuf err = {{0}};
+    snap_ctx x;
+    bs_err rv = BS_OK;
+
+    if (s->nheld == 0)
+        return BS_OK;
+    memset(&x, 0, sizeof x);
+    x.s = s;
+    x.h = s->held;
+    x.n = s->nheld;
+    rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
+    if (rv == BS_OK || bs_err_local(rv)) {
+        rv = snap_outcome(s, rv, &err, x.merged);
+    } else {
+        rv = BS_OK;
+        for (size_t i = 0; rv == BS_OK && i < s->nheld; i++) {
+            bs_errbuf e1 = {{0}};
+            snap_ctx one = x;
+            bs_err r1;
+            one.h = &s->held[i];
+            one.n = 1;
+            r1 = bs_store_write(s->cfg.store, snap_txn, &one, &e1);
+            rv = snap_outcome(s, r1, &e1, one.merged);
+        }
+    }
+    for (size_t i = 0; i < s->nheld; i++) {
+        bs_snap_free(s->held[i].sn);
+        free(s->held[i].raw);
+        bs_snapbatch_free(s->held[i].b);
+    }
+    s->nheld = s->held_bytes = 0;
+    return rv;
+}
+
+/* Hold a seed's snapshot or batch for its group (taking it). */
+static bs_err
+hold_snap(bs_session *s, uint8_t *raw, bs_snapbatch *b, size_t bytes)
+{
+    if (s->nheld == s->capheld) {
+        size_t cap = s->capheld ? 2 * s->capheld : 256;
+        struct held *v = realloc(s->held, cap * sizeof *v);
+        if (v == NULL) {
+            free(raw);
+            bs_snapbatch_free(b);
+            return BS_ENOMEM;
+        }
+        s->held = v;
+        s->capheld = cap;
+    }
+    memset(&s->held[s->nheld], 0, sizeof *s->held);
+    s->held[s->nheld].raw = raw;
+    s->held[s->nheld].rawn = raw != NULL ? bytes : 0;
+    s->held[s->nheld++].b = b;
+    s->held_bytes += bytes;
+    return s->held_bytes >= SNAP_GROUP_BYTES ? flush_snaps(s) : BS_OK;
 }
 
 /* A record snapshot (move-in): refused, not fatal, as a set (P6); one
@@ -407,33 +638,63 @@ on_snap(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
     bs_snap *sn = NULL;
-    snap_ctx x = {s, NULL};
+    snap_ctx x;
     uint8_t credit[4];
     bs_err rv;
 
     if (s->state != BS_SESSION_STREAMING || s->got_done)
         return fail(s, BS_EMALFORMED, "unexpected record snapshot");
+    if (s->theirs.seed && (s->theirs.features & BS_FEATURE_BOOTSTRAP)) {
+        /* a seed: held as bytes, merged in its group */
+        uint8_t *raw = malloc(n);
+        if (raw == NULL)
+            return fail(s, BS_ENOMEM, "out of memory");
+        memcpy(raw, p, n);
+        if ((rv = hold_snap(s, raw, NULL, n)) != BS_OK)
+            return s->state == BS_SESSION_FAILED ? rv
+                                                 : fail(s, rv, "out of memory");
+        if (s->state == BS_SESSION_FAILED)
+            return s->errcode;
+        bs_put_u32be(credit, 1);
+        return enqueue(s, BS_MSG_CREDIT, credit, 4);
+    }
+    memset(&x, 0, sizeof x);
     if ((rv = bs_snap_decode(p, n, &sn, &err)) == BS_OK) {
-        x.sn = sn;
+        struct held one = {sn, NULL, 0, NULL};
+        x.s = s;
+        x.h = &one;
+        x.n = 1;
         rv = bs_store_write(s->cfg.store, snap_txn, &x, &err);
         bs_snap_free(sn);
     }
-    if (rv != BS_OK && bs_err_local(rv)) {
-        char why[BS_ERRMSG_LEN];
-        snprintf(why, sizeof why, "%s", bs_errmsg(&err, rv));
-        return fail(s, rv, why);
-    }
-    if (rv != BS_OK) {
-        if (s->st.refused++ == 0) {
-            snprintf(s->refused_why, sizeof s->refused_why, "%s",
-                     bs_errmsg(&err, rv));
-            snprintf(s->error, sizeof s->error,
-                     "refused a record snapshot: %.*s",
-                     (int)sizeof s->error - 32, s->refused_why);
-        }
-        s->errcode = rv;
-    } else {
-        s->st.snapshots_received++;
+    if ((rv = snap_outcome(s, rv, &err, x.merged)) != BS_OK)
+        return rv;
+    bs_put_u32be(credit, 1);
+    return enqueue(s, BS_MSG_CREDIT, credit, 4);
+}
+
+/* A seed's batch of snapshots (revision 2026-12, bootstrap): decoded
+ * (B1-B5) and held for its group, where it is admitted and merged; a
+ * batch that does not decode is refused, not fatal, as a SNAP. */
+static bs_err
+on_snapbatch(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b = NULL;
+    uint8_t credit[4];
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->got_done || !s->theirs.seed ||
+        !(s->theirs.features & BS_FEATURE_BOOTSTRAP))
+        return fail(s, BS_EMALFORMED, "unexpected batch of record snapshots");
+    if ((rv = bs_snapbatch_decode(p, n, &b, &err)) == BS_OK) {
+        if ((rv = hold_snap(s, NULL, b, n)) != BS_OK)
+            return s->state == BS_SESSION_FAILED ? rv
+                                                 : fail(s, rv, "out of memory");
+        if (s->state == BS_SESSION_FAILED)
+            return s->errcode;
+    } else if ((rv = snap_outcome(s, rv, &err, 0)) != BS_OK) {
+        return rv;
     }
     bs_put_u32be(credit, 1);
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
@@ -632,11 +893,15 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
         s->their_count = bs_get_u64be(p);
         if (s->their_count != s->st.sets_received)
             return fail(s, BS_EMALFORMED, "change sets went missing");
+        if ((rv = flush_snaps(s)) != BS_OK || s->state == BS_SESSION_FAILED)
+            return rv != BS_OK ? rv : s->errcode;
         return maybe_ack(s);
     case BS_MSG_ACK:
         return on_ack(s, p, len);
     case BS_MSG_SNAP:
         return on_snap(s, p, len);
+    case BS_MSG_SNAPBATCH:
+        return on_snapbatch(s, p, len);
     case BS_MSG_CREDIT: {
         uint32_t more;
         if (len != 4 || s->state != BS_SESSION_STREAMING)
@@ -745,29 +1010,107 @@ note_sent(bs_session *s, bs_slice set)
 /* After the sets: the next record snapshot the hub owes the peer for its
  * hello's wants (snapshot.h), one short read transaction each;
  * BS_ENOTFOUND when none (or the peer does not take them). */
+static bs_err next_batch(bs_session *s, bs_txn *t, const bs_meta *m,
+                         uint8_t **out, size_t *n);
+
 static bs_err
-next_snapshot(bs_session *s, uint8_t **out, size_t *n)
+next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
 {
     bs_meta m;
     bs_txn *t;
     bs_err rv;
 
-    if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL)
+    *type = BS_MSG_SNAP;
+
+    if (!(s->theirs.features & BS_FEATURE_SNAPSHOTS) || s->cfg.sk == NULL ||
+        s->marker_sent)
         return BS_ENOTFOUND;
-    if (!s->snap_started) {
-        bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
-                              s->theirs.nwants);
-        s->snap_started = 1;
-    }
     if ((rv = bs_store_read(s->cfg.store, &t, NULL)) != BS_OK)
         return rv;
-    if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK) {
+    if (!s->snap_started && s->seeding && /* every collection */
+        (rv = bs_movein_collections(t, &s->seed_wants, &s->nseed_wants)) !=
+            BS_OK) {
+        bs_txn_abort(t);
+        return rv;
+    }
+    if (!s->snap_started) {
+        if (s->seeding)
+            bs_movein_cursor_init(&s->snap, s->peer_pk, s->seed_wants,
+                                  s->nseed_wants);
+        else
+            bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
+                                  s->theirs.nwants);
+        /* a peer that takes batches gets them (2.11) */
+        s->snap.bodies =
+            s->seeding && (s->theirs.features & BS_FEATURE_BOOTSTRAP);
+        if (s->seeding)
+            s->snap.from = s->seed_from;
+        s->snap_started = 1;
+    }
+    if ((rv = bs_meta_load(t, &m, NULL)) == BS_OK && s->snap.bodies) {
+        *type = BS_MSG_SNAPBATCH;
+        rv = m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0
+                 ? next_batch(s, t, &m, out, n)
+                 : BS_ENOTFOUND;
+    } else if (rv == BS_OK) {
         if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
             rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         else
             rv = BS_ENOTFOUND; /* only the hub sends snapshots */
+        if (rv == BS_ENOTFOUND && s->seeding && m.joined) { /* the end */
+            rv = bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out, n);
+            s->marker_sent = rv == BS_OK;
+        }
     }
     bs_txn_abort(t);
+    return rv;
+}
+
+/* The next batch of a seed's snapshots (about BS_SNAPBATCH_BYTES of
+ * bodies, the marker in the last), read in t; BS_ENOTFOUND after the
+ * marker. */
+static bs_err
+next_batch(bs_session *s, bs_txn *t, const bs_meta *m, uint8_t **out, size_t *n)
+{
+    bs_slice *bodies = NULL;
+    size_t nb = 0, cap = 0, bytes = 0;
+    bs_err rv = BS_OK;
+
+    while (bytes < BS_SNAPBATCH_BYTES && nb < BS_SNAPBATCH_MAX &&
+           !s->marker_sent) {
+        uint8_t *p;
+        size_t len;
+
+        rv = bs_movein_next(t, m, s->cfg.sk, &s->snap, now_ms(s), &p, &len);
+        if (rv == BS_ENOTFOUND) { /* the end */
+            rv = bs_movein_seed_marker(t, m, NULL, now_ms(s), &p, &len);
+            s->marker_sent = rv == BS_OK;
+        }
+        if (rv != BS_OK)
+            break;
+        if (nb == cap) {
+            bs_slice *v;
+            cap = cap ? 2 * cap : 256;
+            if ((v = realloc(bodies, cap * sizeof *v)) == NULL) {
+                free(p);
+                rv = BS_ENOMEM;
+                break;
+            }
+            bodies = v;
+        }
+        bodies[nb++] = (bs_slice){p, len};
+        bytes += len;
+    }
+    if (rv == BS_OK && nb == 0)
+        rv = BS_ENOTFOUND;
+    if (rv == BS_OK)
+        rv = bs_snapbatch_encode(m->infobase, m->pk, now_ms(s), bodies, nb,
+                                 s->cfg.sk, out, n);
+    if (rv == BS_OK)
+        s->st.snapshots_sent += nb - 1; /* produce counts one */
+    for (size_t i = 0; i < nb; i++)
+        free((void *)bodies[i].p);
+    free(bodies);
     return rv;
 }
 
@@ -776,15 +1119,16 @@ static bs_err
 produce(bs_session *s)
 {
     bs_errbuf err = {{0}};
-    uint8_t *set, done[8];
+    uint8_t *set, done[8], type;
     size_t n;
     bs_err rv;
 
     if (s->state != BS_SESSION_STREAMING || s->sent_done || s->credit == 0)
         return BS_OK;
     rv = bs_xchg_next(s->cfg.store, &s->cur, &set, &n, &err);
-    if (rv == BS_ENOTFOUND && (rv = next_snapshot(s, &set, &n)) == BS_OK) {
-        rv = enqueue(s, BS_MSG_SNAP, set, n);
+    if (rv == BS_ENOTFOUND &&
+        (rv = next_snapshot(s, &set, &n, &type)) == BS_OK) {
+        rv = enqueue(s, type, set, n);
         free(set);
         if (rv != BS_OK)
             return fail(s, rv, "out of memory");

@@ -55,6 +55,11 @@
  * before DONE; answered by CREDIT and counted in the window like a SET,
  * not counted by DONE */
 #define BS_MSG_SNAP 7
+/* revision 2026-12 (bootstrap): a SnapBatch (snapshot.h), a seed's
+ * snapshots in a batch, sent only in a seed (the hub's HELLO set `seed`)
+ * to a peer whose HELLO announced BS_FEATURE_BOOTSTRAP; like a SNAP in
+ * the window and not counted by DONE */
+#define BS_MSG_SNAPBATCH 8
 
 #define BS_SESSION_WINDOW 4
 

@@ -82,8 +82,10 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
                        b->version, BS_SNAP_VERSION);
     if (b->infobase.len != BS_INFOBASE_LEN || b->hub.len != BS_PK_LEN)
         return malformed(err, "field sizes");
-    if (!bs_collection_valid(b->collection, 0))
-        return malformed(err, "not a user collection");
+    if (b->seed ? (!b->done || b->collection[0] != '\0' || b->id[0] != '\0')
+                : !bs_collection_valid(b->collection, 0))
+        return malformed(err, b->seed ? "a seed marker names a record"
+                                      : "not a user collection");
     if (b->id[0] != '\0' && !bs_id_wire_valid(b->id))
         return malformed(err, "bad record ID");
     if ((b->id[0] == '\0' && !b->done) || (!b->done && b->n_covered > 0))
@@ -93,6 +95,7 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     if (b->n_covered > BS_SEEN_MAX)
         return malformed(err, "vector too long");
     s->done = b->done;
+    s->seed = b->seed;
     if (b->n_covered > 0 &&
         (s->covered = bs_arena_alloc(
              &s->arena, b->n_covered * sizeof *s->covered)) == NULL)
@@ -137,11 +140,25 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     return BS_OK;
 }
 
+/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body; the
+ * canonical form not checked again when `checked` (bytes that passed). */
+static bs_err
+unpack_body(bs_snap *s, const uint8_t *p, size_t n, int checked, bs_errbuf *err)
+{
+    Bs__SnapBody *b = bs_changeset_pb_unpack(&bs__snap_body__descriptor, p, n);
+
+    if ((s->pb_body = b) == NULL ||
+        (!checked && !bs_changeset_pb_canonical(&b->base, p, n)) ||
+        b->base.n_unknown_fields > 0)
+        return malformed(err, "body does not decode canonically");
+    s->body = (bs_slice){p, n};
+    return decode_body(s, b, err);
+}
+
 bs_err
 bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out, bs_errbuf *err)
 {
     Bs__RecordSnapshot *m;
-    Bs__SnapBody *b;
     bs_snap *s;
     bs_err rv;
 
@@ -160,17 +177,8 @@ bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out, bs_errbuf *err)
         rv = malformed(err, "field sizes");
         goto fail;
     }
-    b = bs_changeset_pb_unpack(&bs__snap_body__descriptor, m->body.data,
-                               m->body.len);
-    if ((s->pb_body = b) == NULL ||
-        !bs_changeset_pb_canonical(&b->base, m->body.data, m->body.len) ||
-        b->base.n_unknown_fields > 0) {
-        rv = malformed(err, "body does not decode canonically");
-        goto fail;
-    }
-    s->body = (bs_slice){m->body.data, m->body.len};
     memcpy(s->signature, m->signature.data, BS_SIG_LEN);
-    if ((rv = decode_body(s, b, err)) != BS_OK)
+    if ((rv = unpack_body(s, m->body.data, m->body.len, 0, err)) != BS_OK)
         goto fail;
     *out = s;
     return BS_OK;
@@ -231,16 +239,14 @@ put_value(Bs__Value *pv, const bs_value *v, bs_arena *a)
 }
 
 bs_err
-bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
+bs_snap_encode_body(const bs_snap *s, uint8_t **out, size_t *n)
 {
     Bs__SnapBody b = BS__SNAP_BODY__INIT;
-    Bs__RecordSnapshot rs = BS__RECORD_SNAPSHOT__INIT;
     Bs__SnapVersion alive, tomb, *fv = NULL;
     Bs__SnapField *sf = NULL, **pf = NULL;
     Bs__StreamPos *cp = NULL, **cpp = NULL;
     Bs__Value *vals = NULL;
-    size_t nf = s->nfields, nc = s->ncovered, bn;
-    uint8_t sig[BS_SIG_LEN], *body = NULL;
+    size_t nf = s->nfields, nc = s->ncovered;
     bs_arena a;
     bs_err rv = BS_ENOMEM;
 
@@ -252,6 +258,7 @@ bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
     b.id = (char *)s->id;
     b.created_ms = s->created_ms;
     b.done = s->done != 0;
+    b.seed = s->seed != 0;
     if (s->has_alive) {
         put_version(&alive, &s->alive);
         b.alive = &alive;
@@ -288,20 +295,12 @@ bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
     }
     b.n_covered = nc;
     b.covered = cpp;
-    bn = bs__snap_body__get_packed_size(&b);
-    if ((body = malloc(bn)) == NULL)
-        goto out;
-    bs__snap_body__pack(&b, body);
-    bs_sign(sig, BS_SNAP_CONTEXT, body, bn, sk);
-    rs.body = bin(body, bn);
-    rs.signature = bin(sig, BS_SIG_LEN);
-    *n = bs__record_snapshot__get_packed_size(&rs);
+    *n = bs__snap_body__get_packed_size(&b);
     if ((*out = malloc(*n)) == NULL)
         goto out;
-    bs__record_snapshot__pack(&rs, *out);
+    bs__snap_body__pack(&b, *out);
     rv = BS_OK;
 out:
-    free(body);
     free(fv);
     free(sf);
     free(pf);
@@ -309,5 +308,221 @@ out:
     free(cp);
     free(cpp);
     bs_arena_fini(&a);
+    return rv;
+}
+
+bs_err
+bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
+{
+    Bs__RecordSnapshot rs = BS__RECORD_SNAPSHOT__INIT;
+    uint8_t sig[BS_SIG_LEN], *body;
+    size_t bn;
+    bs_err rv;
+
+    if ((rv = bs_snap_encode_body(s, &body, &bn)) != BS_OK)
+        return rv;
+    bs_sign(sig, BS_SNAP_CONTEXT, body, bn, sk);
+    rs.body = bin(body, bn);
+    rs.signature = bin(sig, BS_SIG_LEN);
+    *n = bs__record_snapshot__get_packed_size(&rs);
+    if ((*out = malloc(*n)) == NULL) {
+        free(body);
+        return BS_ENOMEM;
+    }
+    bs__record_snapshot__pack(&rs, *out);
+    free(body);
+    return BS_OK;
+}
+
+/* ---- batches (revision 2026-12, bootstrap) ---- */
+
+static bs_err
+bad_batch(bs_errbuf *err, const char *what)
+{
+    return bs_errf(err, BS_EMALFORMED,
+                   "malformed batch of record snapshots: %s", what);
+}
+
+static bs_err
+batch_decode(const uint8_t *buf, size_t n, int checked, bs_snapbatch **out,
+             bs_errbuf *err)
+{
+    Bs__SnapBatch *m;
+    Bs__SnapBatchHeader *h;
+    bs_snapbatch *b;
+    bs_err rv;
+
+    if (n == 0 || n > BS_SNAP_MAX_ENCODED) /* B1 */
+        return bad_batch(err, "size");
+    if ((b = calloc(1, sizeof *b)) == NULL)
+        return BS_ENOMEM;
+    b->checked = checked;
+    m = bs_changeset_pb_unpack(&bs__snap_batch__descriptor, buf, n);
+    if ((b->pb = m) == NULL ||
+        (!checked && !bs_changeset_pb_canonical(&m->base, buf, n)) ||
+        m->base.n_unknown_fields > 0) { /* B2 */
+        rv = bad_batch(err, "does not decode canonically");
+        goto fail;
+    }
+    if (m->signature.len != BS_SIG_LEN || m->header.len == 0 ||
+        m->n_bodies == 0 || m->n_bodies > BS_SNAPBATCH_MAX) {
+        rv = bad_batch(err, "field sizes");
+        goto fail;
+    }
+    h = bs_changeset_pb_unpack(&bs__snap_batch_header__descriptor,
+                               m->header.data, m->header.len);
+    if ((b->pb_header = h) == NULL ||
+        !bs_changeset_pb_canonical(&h->base, m->header.data, m->header.len) ||
+        h->base.n_unknown_fields > 0) { /* B3 */
+        rv = bad_batch(err, "header does not decode canonically");
+        goto fail;
+    }
+    if (h->version != BS_SNAP_VERSION) { /* B4 */
+        rv = bs_errf(err, BS_EMALFORMED,
+                     "batch of record snapshots version %u is not supported "
+                     "(this node reads %u)",
+                     h->version, BS_SNAP_VERSION);
+        goto fail;
+    }
+    if (h->infobase.len != BS_INFOBASE_LEN || h->hub.len != BS_PK_LEN ||
+        h->n_hashes != m->n_bodies) { /* B5 */
+        rv = bad_batch(err, "field sizes");
+        goto fail;
+    }
+    for (size_t i = 0; i < m->n_bodies; i++)
+        if (h->hashes[i].len != BS_HASH_LEN || m->bodies[i].len == 0) {
+            rv = bad_batch(err, "field sizes");
+            goto fail;
+        }
+    b->header = (bs_slice){m->header.data, m->header.len};
+    memcpy(b->signature, m->signature.data, BS_SIG_LEN);
+    memcpy(b->infobase, h->infobase.data, BS_INFOBASE_LEN);
+    memcpy(b->hub, h->hub.data, BS_PK_LEN);
+    b->created_ms = h->created_ms;
+    b->n = m->n_bodies;
+    *out = b;
+    return BS_OK;
+fail:
+    bs_snapbatch_free(b);
+    return rv;
+}
+
+bs_err
+bs_snapbatch_decode(const uint8_t *buf, size_t n, bs_snapbatch **out,
+                    bs_errbuf *err)
+{
+    return batch_decode(buf, n, 0, out, err);
+}
+
+bs_err
+bs_snapbatch_decode_checked(const uint8_t *buf, size_t n, bs_snapbatch **out,
+                            bs_errbuf *err)
+{
+    return batch_decode(buf, n, 1, out, err);
+}
+
+bs_err
+bs_snapbatch_verify(const bs_snapbatch *b, const uint8_t hub[BS_PK_LEN])
+{
+    return bs_verify(b->signature, BS_SNAPBATCH_CONTEXT, b->header.p,
+                     b->header.n, hub);
+}
+
+int
+bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i)
+{
+    const Bs__SnapBatch *m = b->pb;
+    const Bs__SnapBatchHeader *h = b->pb_header;
+    uint8_t hash[BS_HASH_LEN];
+
+    bs_hash(hash, m->bodies[i].data, m->bodies[i].len);
+    return memcmp(hash, h->hashes[i].data, BS_HASH_LEN) == 0;
+}
+
+bs_err
+bs_snapbatch_snap(const bs_snapbatch *b, size_t i, bs_snap **out,
+                  bs_errbuf *err)
+{
+    const Bs__SnapBatch *m = b->pb;
+    bs_snap *s;
+    bs_err rv;
+
+    if ((s = calloc(1, sizeof *s)) == NULL)
+        return BS_ENOMEM;
+    bs_arena_init(&s->arena);
+    s->batched = 1;
+    if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
+                          err)) != BS_OK)
+        goto fail;
+    if (memcmp(s->infobase, b->infobase, BS_INFOBASE_LEN) != 0 ||
+        memcmp(s->hub, b->hub, BS_PK_LEN) != 0) { /* B6 */
+        rv = bad_batch(err, "a snapshot names another infobase or hub");
+        goto fail;
+    }
+    *out = s;
+    return BS_OK;
+fail:
+    bs_snap_free(s);
+    return rv;
+}
+
+void
+bs_snapbatch_free(bs_snapbatch *b)
+{
+    if (b == NULL)
+        return;
+    bs_changeset_pb_free(b->pb_header);
+    bs_changeset_pb_free(b->pb);
+    free(b);
+}
+
+bs_err
+bs_snapbatch_encode(const uint8_t infobase[BS_INFOBASE_LEN],
+                    const uint8_t hub[BS_PK_LEN], uint64_t created_ms,
+                    const bs_slice *bodies, size_t nb, const uint8_t *sk,
+                    uint8_t **out, size_t *n)
+{
+    Bs__SnapBatchHeader h = BS__SNAP_BATCH_HEADER__INIT;
+    Bs__SnapBatch m = BS__SNAP_BATCH__INIT;
+    ProtobufCBinaryData *hashes, *bd;
+    uint8_t *hb, *hdr = NULL, sig[BS_SIG_LEN];
+    size_t hn;
+    bs_err rv = BS_ENOMEM;
+
+    hashes = calloc(nb, sizeof *hashes);
+    bd = calloc(nb, sizeof *bd);
+    hb = malloc(nb * BS_HASH_LEN);
+    if (hashes == NULL || bd == NULL || hb == NULL)
+        goto out;
+    for (size_t i = 0; i < nb; i++) {
+        bs_hash(hb + i * BS_HASH_LEN, bodies[i].p, bodies[i].n);
+        hashes[i] = bin(hb + i * BS_HASH_LEN, BS_HASH_LEN);
+        bd[i] = bin(bodies[i].p, bodies[i].n);
+    }
+    h.version = BS_SNAP_VERSION;
+    h.infobase = bin(infobase, BS_INFOBASE_LEN);
+    h.hub = bin(hub, BS_PK_LEN);
+    h.created_ms = created_ms;
+    h.n_hashes = nb;
+    h.hashes = hashes;
+    hn = bs__snap_batch_header__get_packed_size(&h);
+    if ((hdr = malloc(hn)) == NULL)
+        goto out;
+    bs__snap_batch_header__pack(&h, hdr);
+    bs_sign(sig, BS_SNAPBATCH_CONTEXT, hdr, hn, sk);
+    m.header = bin(hdr, hn);
+    m.signature = bin(sig, BS_SIG_LEN);
+    m.n_bodies = nb;
+    m.bodies = bd;
+    *n = bs__snap_batch__get_packed_size(&m);
+    if ((*out = malloc(*n)) == NULL)
+        goto out;
+    bs__snap_batch__pack(&m, *out);
+    rv = BS_OK;
+out:
+    free(hdr);
+    free(hb);
+    free(bd);
+    free(hashes);
     return rv;
 }

@@ -22,6 +22,9 @@
 #define BS_SNAP_VERSION 1
 /* Envelope.features bit: the sender takes record snapshots. */
 #define BS_FEATURE_SNAPSHOTS 1u
+/* Envelope.features bit (revision 2026-12, bootstrap): the sender seeds
+ * and is seeded (Envelope.seed; docs/design.md "Snapshot bootstrap"). */
+#define BS_FEATURE_BOOTSTRAP 2u
 /* An encoded snapshot: at most a file frame (and a session message). */
 #define BS_SNAP_MAX_ENCODED BS_SET_MAX_ENCODED
 /* Wants per envelope (more wait for the next exchange). */
@@ -31,6 +34,9 @@
 typedef struct bs_snapwant {
     char coll[BS_COLLECTION_MAX + 1];
     char id[BS_ID_MAX + 1]; /* "": every record in scope */
+    /* revision 2026-12 (bootstrap), with id "" in an envelope asking for
+     * a seed: where the seed resumes (after this ID of coll); else "" */
+    char after[BS_ID_MAX + 1];
 } bs_snapwant;
 
 /* A version as a snapshot carries it: the writer's stream key in place
@@ -57,6 +63,9 @@ typedef struct bs_snap {
     /* done: no record; the end of the answer to want (coll, id), with the
      * hub's vector when it began the answer (in the arena) */
     int done;
+    /* seed (revision 2026-12, bootstrap): with done, collection and id
+     * empty: the end of a seed, covered its seed point */
+    int seed;
     bs_pos *covered;
     size_t ncovered;
     int has_alive, has_tomb;
@@ -64,6 +73,9 @@ typedef struct bs_snap {
     bs_snapfield *fields; /* sorted by name, unique */
     size_t nfields;
     uint64_t created_ms;
+    /* from a batch (bs_snapbatch_snap): no signature of its own; the
+     * batch's signature and body hash vouch for it (bs_admit_snapbatch) */
+    int batched;
     void *pb, *pb_body;
     bs_arena arena;
 } bs_snap;
@@ -87,6 +99,10 @@ BS_MUST_CHECK bs_err bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out,
  */
 BS_MUST_CHECK bs_err bs_snap_encode(const bs_snap *s, const uint8_t *sk,
                                     uint8_t **out, size_t *n);
+/* The snapshot's body alone (SnapBody bytes, unsigned), for a batch:
+ * *out malloc'd.  BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_snap_encode_body(const bs_snap *s, uint8_t **out,
+                                         size_t *n);
 /* Verify(hub, "branchsync/snap/v1", body, signature): BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_snap_verify(const bs_snap *s,
                                     const uint8_t hub[BS_PK_LEN]);
@@ -95,5 +111,78 @@ void bs_snap_free(bs_snap *s);
 
 /* The text of the snapshot's field `name`, or NULL. */
 const bs_value *bs_snap_field(const bs_snap *s, const char *name);
+
+/*
+ * ---- batches (revision 2026-12, bootstrap; docs/protocol.md 2.11) ----
+ *
+ * A seed carries its snapshots in batches: many snapshot bodies under one
+ * signature of the hub over a header listing each body's BLAKE2b-256 in
+ * order, as a set's header signs its changes' hashes.  A body is checked
+ * against its hash, not a signature of its own: one Ed25519 verification
+ * per batch (up to BS_SNAPBATCH_BYTES of bodies) instead of per record.
+ * Sent only in a seed (Envelope.features bit 1): exchange-file frame 5.
+ */
+#define BS_SNAPBATCH_CONTEXT "branchsync/snapbatch/v1"
+/* Snapshots in one batch, at most (B2). */
+#define BS_SNAPBATCH_MAX 65536
+/* The bodies a producer puts in one batch, about (node-local): the
+ * signature's cost spread over thousands of records, memory bounded. */
+#define BS_SNAPBATCH_BYTES (4u << 20)
+
+/* A decoded batch.  Owns its memory (bs_snapbatch_free). */
+typedef struct bs_snapbatch {
+    bs_slice header; /* the signed bytes (in the unpacked message) */
+    uint8_t signature[BS_SIG_LEN];
+    uint8_t infobase[BS_INFOBASE_LEN], hub[BS_PK_LEN];
+    uint64_t created_ms;
+    size_t n;    /* snapshots: 1 .. BS_SNAPBATCH_MAX */
+    int checked; /* bs_snapbatch_decode_checked: canonical form trusted */
+    void *pb, *pb_header;
+} bs_snapbatch;
+
+/*
+ * Decode and shape-check a SnapBatch (B1-B5): 1 .. BS_SNAP_MAX_ENCODED
+ * bytes, canonical, a 64-byte signature, a canonical header of version 1
+ * with ids of the right sizes, as many 32-byte hashes as bodies (1 ..
+ * BS_SNAPBATCH_MAX), no empty body.  The bodies are decoded one at a time
+ * by bs_snapbatch_snap.  Verifies nothing.  BS_EMALFORMED with detail,
+ * BS_ENOMEM; *out is set only on BS_OK.
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_decode(const uint8_t *buf, size_t n,
+                                         bs_snapbatch **out, bs_errbuf *err);
+/*
+ * The same for bytes that passed bs_snapbatch_decode and bs_snapbatch_snap
+ * before, unchanged (an exchange file's pass 2, on the bytes its pass 1
+ * checked): the canonical form of the batch and of its bodies is not
+ * checked again (it costs a re-encoding each); every other check is made.
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_decode_checked(const uint8_t *buf, size_t n,
+                                                 bs_snapbatch **out,
+                                                 bs_errbuf *err);
+/* Verify(hub, "branchsync/snapbatch/v1", header, signature): BS_EBADSIG. */
+BS_MUST_CHECK bs_err bs_snapbatch_verify(const bs_snapbatch *b,
+                                         const uint8_t hub[BS_PK_LEN]);
+/* 1 when body i (< b->n) hashes to the header's hash i. */
+int bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i);
+/*
+ * Body i (< b->n) as a snapshot (N3-N6, and B6: its infobase and hub are
+ * the header's), with `batched` set and no signature: admit the batch
+ * (admit.h bs_admit_snapbatch) before trusting it.  *out (free with
+ * bs_snap_free) borrows b's memory: free it before b.  BS_EMALFORMED,
+ * BS_ENOMEM; *out is set only on BS_OK.
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_snap(const bs_snapbatch *b, size_t i,
+                                       bs_snap **out, bs_errbuf *err);
+/* NULL is a no-op. */
+void bs_snapbatch_free(bs_snapbatch *b);
+/*
+ * Encode bodies[0..nb) (SnapBody bytes, bs_snap_encode_body; 1 ..
+ * BS_SNAPBATCH_MAX) as one SnapBatch of infobase and hub, signed with sk,
+ * hub's secret key: *out malloc'd, *n bytes.  BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_encode(
+    const uint8_t infobase[BS_INFOBASE_LEN], const uint8_t hub[BS_PK_LEN],
+    uint64_t created_ms, const bs_slice *bodies, size_t nb, const uint8_t *sk,
+    uint8_t **out, size_t *n);
 
 #endif

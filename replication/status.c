@@ -9,6 +9,7 @@
 #include "changeset.h"
 #include "conflict.h"
 #include "members.h"
+#include "movein.h"
 #include "purge.h"
 #include "record.h"
 #include "setlog.h"
@@ -288,6 +289,25 @@ fixed_now(void *ctx)
     return *(const uint64_t *)ctx;
 }
 
+/* A seed in progress ("sed:"). */
+static bs_err
+seed_status(bs_txn *t, bs_status *st)
+{
+    bs_seeding s;
+    bs_err rv = bs_movein_seed_get(t, &s);
+
+    if (rv == BS_ENOTFOUND)
+        return BS_OK;
+    if (rv == BS_OK) {
+        st->seeding = 1;
+        memcpy(st->seed_coll, s.coll, sizeof st->seed_coll);
+        memcpy(st->seed_id, s.id, sizeof st->seed_id);
+        st->seed_records = s.records;
+    }
+    bs_seeding_fini(&s);
+    return rv;
+}
+
 bs_err
 bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
                bs_status *st, bs_errbuf *err)
@@ -322,7 +342,8 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
     for (size_t i = 0; i < np; i++)
         peer_status(t, &peers[i], &tab, o, clock, &sc, &st->peers[i]);
     st->npeers = np;
-    if ((rv = offices_status(t, m, &tab, st)) != BS_OK)
+    if ((rv = offices_status(t, m, &tab, st)) != BS_OK ||
+        (rv = seed_status(t, st)) != BS_OK)
         goto out;
     bs_clock_judge(peers, np, clock, &st->clock);
     st->max_skew_ms = o->max_skew_ms;

@@ -108,6 +108,11 @@ typedef struct bs_status {
     size_t noffices;
     bs_coll_status *colls; /* only with count_records; name order */
     size_t ncolls;
+    /* a seed in progress (movein.h bs_seeding): the last record merged
+     * (coll "" before the first) and how many were */
+    int seeding;
+    char seed_coll[BS_COLLECTION_MAX + 1], seed_id[BS_ID_MAX + 1];
+    uint64_t seed_records;
 } bs_status;
 
 /* Fill *st (release with bs_status_fini).  BS_ESTORE (err names it) for a

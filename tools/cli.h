@@ -32,6 +32,7 @@ typedef struct bs_cli {
     const char *types, *fields;
     const char *unique; /* collection --unique */
     int force;          /* put --force */
+    int seed;           /* export --seed */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */

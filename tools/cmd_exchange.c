@@ -29,8 +29,9 @@ bs_cmd_export(bs_cli *c)
 
     if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
         return rv;
-    rv = bs_bundle_export(core.store, core.sk, c->argv[0], c->argv[1],
-                          bs_core_now(&core), core.retention_ms, &st, &c->err);
+    rv = (c->seed ? bs_bundle_export_seed : bs_bundle_export)(
+        core.store, core.sk, c->argv[0], c->argv[1], bs_core_now(&core),
+        core.retention_ms, &st, &c->err);
     if (rv == BS_OK) {
         bs_session_stats ss = {0};
         ss.sets_sent = st.sets;
@@ -42,8 +43,16 @@ bs_cmd_export(bs_cli *c)
         return rv;
     if (c->json)
         bs_out_json(json_pack(
-            "{s:s, s:s, s:I, s:I}", "peer", c->argv[0], "file", c->argv[1],
-            "change_sets", (json_int_t)st.sets, "bytes", (json_int_t)st.bytes));
+            "{s:s, s:s, s:I, s:I, s:I}", "peer", c->argv[0], "file", c->argv[1],
+            "change_sets", (json_int_t)st.sets, "snapshots",
+            (json_int_t)st.snapshots, "bytes", (json_int_t)st.bytes));
+    else if (c->seed || st.seed)
+        printf("exported a seed of %llu %s and %llu record %s (%llu %s) "
+               "for %s to %s\n",
+               (unsigned long long)st.sets, BS_PL(st.sets, "change set"),
+               (unsigned long long)st.snapshots,
+               BS_PL(st.snapshots, "snapshot"), (unsigned long long)st.bytes,
+               BS_PL(st.bytes, "byte"), c->argv[0], c->argv[1]);
     else
         printf("exported %llu %s (%llu %s) for %s to %s\n",
                (unsigned long long)st.sets, BS_PL(st.sets, "change set"),

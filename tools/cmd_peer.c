@@ -7,6 +7,7 @@
 #include "../node/config.h"
 #include "../node/schedule.h"
 #include "../replication/collections.h"
+#include "../replication/movein.h"
 #include "../replication/pairing.h"
 #include "../replication/unique.h"
 #include "cli.h"
@@ -132,6 +133,60 @@ peer_rm(bs_cli *c)
     return BS_OK;
 }
 
+typedef struct seed_ctx {
+    const char *name;
+} seed_ctx;
+
+static bs_err
+seed_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    seed_ctx *x = arg;
+    bs_meta m;
+    bs_peer p;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    if (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)
+        return bs_errf(err, BS_EINVAL,
+                       "only the infobase's hub seeds a branch (run peer seed "
+                       "at the hub)");
+    if ((rv = bs_peer_get(t, x->name, &p)) == BS_ENOTFOUND)
+        return bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
+                       x->name);
+    if (rv != BS_OK)
+        return rv;
+    rv = bs_movein_seed_peer(t, p.pk);
+    bs_peer_fini(&p);
+    return rv;
+}
+
+/* `peer seed NAME` (the hub): NAME's next exchange, file or session, seeds
+ * it with the records of its scope instead of the history. */
+static bs_err
+peer_seed(bs_cli *c)
+{
+    seed_ctx x = {c->argv[1]};
+    bs_node *n;
+    bs_err rv;
+
+    if (c->argc != 2)
+        return bs_errf(&c->err, BS_EUSAGE, "usage: peer seed NAME");
+    if ((rv = bs_cli_open(c, 0, &n)) != BS_OK)
+        return rv;
+    rv = bs_store_write(n->store, seed_txn, &x, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json)
+        bs_out_json(json_pack("{s:s}", "seed", x.name));
+    else
+        printf("%s's next exchange with this hub seeds it (the records of its "
+               "scope, then the log)\n",
+               x.name);
+    return BS_OK;
+}
+
 static bs_err
 peer_ls(bs_cli *c)
 {
@@ -187,8 +242,10 @@ bs_cmd_peer(bs_cli *c)
     if (strcmp(sub, "ls") == 0)
         return c->argc == 1 ? peer_ls(c)
                             : bs_errf(&c->err, BS_EUSAGE, "usage: peer ls");
+    if (strcmp(sub, "seed") == 0)
+        return peer_seed(c);
     return bs_errf(&c->err, BS_EUSAGE,
-                   "unknown peer command \"%s\": use add, ls or rm", sub);
+                   "unknown peer command \"%s\": use add, ls, rm or seed", sub);
 }
 
 static json_t *

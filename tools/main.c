@@ -37,7 +37,8 @@ enum {
     O_UNIQUE = 1u << 22, /* --unique (collection) */
     O_FORCE = 1u << 23,  /* --force (put) */
     O_BACKUP = 1u << 24, /* --backup (schedule) */
-    O_LAST = O_BACKUP,
+    O_SEED = 1u << 25,   /* --seed (export) */
+    O_LAST = O_SEED,
 };
 
 typedef struct cmd {
@@ -155,7 +156,7 @@ static const cmd cmds[] = {
      "same records, whatever their history.\n"},
     {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE | O_HUB, 1, 4,
      "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] [--hub] | peer ls | "
-     "peer rm NAME",
+     "peer rm NAME | peer seed NAME",
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
      "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
@@ -171,7 +172,9 @@ static const cmd cmds[] = {
      "any other peer that claims to be the hub is refused.  After 'peer rm'\n"
      "of the pinned hub no peer is pinned, and a peer paired later is pinned\n"
      "only with --hub or when it is the only peer.  'peer ls' marks the hub.\n"
-     "rm: forget a peer; on the hub its key is revoked for new changes.\n"},
+     "rm: forget a peer; on the hub its key is revoked for new changes.\n"
+     "seed (the hub): the peer's next exchange, by file or network, seeds it\n"
+     "with the records of its scope as they are now instead of the history.\n"},
     {"collection", bs_cmd_collection,
      O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER | O_UNIQUE, 1, 1,
      "collection NAME [--policy P] [--writers W] [--scope S] "
@@ -197,10 +200,13 @@ static const cmd cmds[] = {
      "branchsync.merges/COLLECTION/OTHER_ID names KEEP_ID, so 'get' of\n"
      "OTHER_ID says where it went and every node settles the duplicate\n"
      "conflict between them.  Both records must be live.\n"},
-    {"export", bs_cmd_export, O_DIR | O_JSON, 2, 2, "export PEER FILE",
+    {"export", bs_cmd_export, O_DIR | O_JSON | O_SEED, 2, 2,
+     "export PEER FILE [--seed]",
      "write what PEER has not acknowledged to an exchange file",
      "The file is signed and checksummed; carry it to the peer and run\n"
-     "'branchsync import FILE' there.\n"},
+     "'branchsync import FILE' there.  --seed (the hub, for a new branch):\n"
+     "the file seeds PEER with the records of its scope as they are now\n"
+     "instead of the whole history; later exports continue from there.\n"},
     {"import", bs_cmd_import, O_DIR | O_JSON, 1, 1, "import FILE",
      "verify and apply an exchange file",
      "Everything is verified before anything is applied; a file already\n"
@@ -347,6 +353,7 @@ static const struct option longopts[] = {
     {"unique", required_argument, NULL, 1000 + 27},
     {"force", no_argument, NULL, 1000 + 28},
     {"backup", required_argument, NULL, 1000 + 29},
+    {"seed", no_argument, NULL, 1000 + 30},
     {NULL, 0, NULL, 0},
 };
 
@@ -403,6 +410,8 @@ opt_name(unsigned bit)
         return "--force";
     if (bit == O_BACKUP)
         return "--backup";
+    if (bit == O_SEED)
+        return "--seed";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -608,6 +617,10 @@ main(int argc, char **argv)
         case 1029:
             c.backup = optarg;
             seen |= O_BACKUP;
+            break;
+        case 1030:
+            c.seed = 1;
+            seen |= O_SEED;
             break;
         case ':':
             return bad_option(argc, argv, 1);

@@ -223,6 +223,13 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
     printf("conflicts:   %llu open, %llu in all\n",
            (unsigned long long)st->conflicts_open,
            (unsigned long long)st->conflicts_total);
+    if (st->seeding)
+        printf("seeding:     %s%s%s, %llu %s (incomplete: the hub's next "
+               "seed to this branch completes it)\n",
+               st->seed_coll[0] ? st->seed_coll : "not begun",
+               st->seed_coll[0] ? "/" : "", st->seed_id,
+               (unsigned long long)st->seed_records,
+               BS_PL(st->seed_records, "record"));
     status_clock(st);
     printf("peers:%s\n", st->npeers ? "" : "       none");
     for (size_t i = 0; i < st->npeers; i++)

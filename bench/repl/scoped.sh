@@ -3,7 +3,11 @@
 # 10 % of N records of an owner-scoped collection, against raw LMDB
 # inserts of the records sent.
 #
-#     bench/repl/scoped.sh [N]       (N records, default 1000000)
+#     bench/repl/scoped.sh [N] [--seed] [--all]   (N records, default 1000000)
+#
+# --seed: the hub exports with `export --seed` (snapshot bootstrap, issue
+# 12 item 3): the branch's records as snapshots, not the history.
+# --all: every record is the branch's (a bootstrap of all N records).
 #
 # Environment: see bench/repl/common.sh (BENCH_DIR, BENCH_RUNS,
 # BENCH_TIMEOUT, BUILD_DIR, BENCH_SEED).
@@ -29,7 +33,16 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 N=${1:-1000000}
-case $N in '' | *[!0-9]* | 0) echo "usage: bench/repl/scoped.sh [N]" >&2; exit 2 ;; esac
+case $N in '' | *[!0-9]* | 0) echo "usage: bench/repl/scoped.sh [N] [--seed]" >&2; exit 2 ;; esac
+SEED= ALL=
+shift || true
+for a in "$@"; do
+    case $a in
+    --seed) SEED=--seed ;;
+    --all) ALL=1 ;;
+    *) echo "usage: bench/repl/scoped.sh [N] [--seed] [--all]" >&2; exit 2 ;;
+    esac
+done
 
 repl_build branchsync bench_lmdb_raw
 repl_workdir $((N * 2 + 65536))
@@ -38,7 +51,7 @@ machine_line >&2
 GEN=$WORK/gen.jsonl DATA=$WORK/records.jsonl SENT=$WORK/sent.jsonl
 gen_data "$N" "$GEN"
 # every tenth record is the branch's
-awk '{ o = (NR % 10 == 0) ? "br" : "office" (NR % 10);
+awk -v all="$ALL" '{ o = (all || NR % 10 == 0) ? "br" : "office" (NR % 10);
        sub(/}$/, ",\"office\":\"" o "\"}"); print }' "$GEN" >"$DATA"
 grep '"office":"br"' "$DATA" >"$SENT"
 nsent=$(wc -l <"$SENT")
@@ -68,7 +81,7 @@ for run in $(seq 1 "$RUNS"); do
     "$BS" -d "$HUB" import "$WORK/hello.bsx" >/dev/null
 
     sync
-    run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export br "$FILE" >/dev/null
+    run_sampled "$WORK/rss.export" "$BS" -d "$HUB" export br "$FILE" $SEED >/dev/null
     ex_s=$RUN_S
     run_sampled "$WORK/rss.import" "$BS" -d "$BR" --json import "$FILE" >"$WORK/import.json"
     im_s=$RUN_S
@@ -83,7 +96,10 @@ for run in $(seq 1 "$RUNS"); do
     ex=$(rate "$nsent" "$ex_s") im=$(rate "$nsent" "$im_s") both=$(rate "$nsent" "$both_s")
     echo "run $run/$RUNS: N=$N records, $nsent sent to br ($changes changes applied), file $(mib "$(fsize "$FILE")")"
     printf '  scoped export   : %10s records sent/s  (%s s)  ratio %s (target >= 0.5)\n' "$ex" "$ex_s" "$(ratio "$ex" "$RAW_RATE")"
-    printf '  import          : %10s records/s       (%s s)  ratio %s (target >= 0.5)\n' "$im" "$im_s" "$(ratio "$im" "$RAW_RATE")"
+    printf '  import          : %10s records/s       (%s s)  ratio %s (target >= 0.5; a seed: >= 1.0)\n' "$im" "$im_s" "$(ratio "$im" "$RAW_RATE")"
+    printf '  import RssAnon  : peak %s MiB (first sample %s MiB)\n' \
+        "$(kib2mib "$(sed -n 's/^peak_kb=\([0-9]*\).*/\1/p' "$WORK/rss.import")")" \
+        "$(kib2mib "$(sed -n 's/.*first_kb=\([0-9]*\).*/\1/p' "$WORK/rss.import")")"
     printf '  export+import   : %10s records/s       (%s s)  ratio %s\n' "$both" "$both_s" "$(ratio "$both" "$RAW_RATE")"
     printf '  raw LMDB        : %10s records/s       (%s s, the %s records sent)\n' "$RAW_RATE" "$RAW_S" "$nsent"
     rm -rf "$BR" "$FILE"

@@ -114,6 +114,10 @@ split_file(const uint8_t *b, size_t n, const char *tag)
         snprintf(name, sizeof name, "%s-snapshot%zu", tag, i + 1);
         emit("snapshot", name, NULL, 0, f.snaps[i].p, f.snaps[i].n);
     }
+    for (size_t i = 0; i < f.nbatches; i++) {
+        snprintf(name, sizeof name, "%s-snapbatch%zu", tag, i + 1);
+        emit("snapbatch", name, NULL, 0, f.batches[i].p, f.batches[i].n);
+    }
     bst_frames_fini(&f);
 }
 

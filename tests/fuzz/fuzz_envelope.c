@@ -27,7 +27,8 @@ env_eq(const bs_envelope *a, const bs_envelope *b)
         return 0;
     for (size_t i = 0; i < a->nwants; i++)
         if (strcmp(a->wants[i].coll, b->wants[i].coll) != 0 ||
-            strcmp(a->wants[i].id, b->wants[i].id) != 0)
+            strcmp(a->wants[i].id, b->wants[i].id) != 0 ||
+            strcmp(a->wants[i].after, b->wants[i].after) != 0)
             return 0;
     for (size_t i = 0; i < a->nack; i++)
         if (memcmp(&a->ack[i].origin, &b->ack[i].origin, BS_PK_LEN) != 0 ||

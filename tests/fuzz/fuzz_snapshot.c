@@ -22,9 +22,10 @@ static int
 snap_eq(const bs_snap *a, const bs_snap *b)
 {
     if (strcmp(a->coll, b->coll) != 0 || strcmp(a->id, b->id) != 0 ||
-        a->done != b->done || a->has_alive != b->has_alive ||
-        a->has_tomb != b->has_tomb || a->nfields != b->nfields ||
-        a->ncovered != b->ncovered || a->created_ms != b->created_ms ||
+        a->done != b->done || a->seed != b->seed ||
+        a->has_alive != b->has_alive || a->has_tomb != b->has_tomb ||
+        a->nfields != b->nfields || a->ncovered != b->ncovered ||
+        a->created_ms != b->created_ms ||
         memcmp(a->infobase, b->infobase, BS_INFOBASE_LEN) != 0 ||
         (a->has_alive && !ver_eq(&a->alive, &b->alive)) ||
         (a->has_tomb && !ver_eq(&a->tomb, &b->tomb)))
@@ -44,7 +45,8 @@ snap_eq(const bs_snap *a, const bs_snap *b)
 static void
 check_limits(const bs_snap *s)
 {
-    if (!bs_collection_valid(s->coll, 0))
+    if (s->seed ? (!s->done || s->coll[0] != '\0' || s->id[0] != '\0')
+                : !bs_collection_valid(s->coll, 0))
         bsf_die("accepted a snapshot of collection \"%s\"", s->coll);
     if (s->done ? (s->nfields > 0 || s->has_alive || s->has_tomb)
                 : (s->id[0] == '\0' || s->ncovered > 0))

@@ -66,12 +66,18 @@ printf '{"id":"o2","office":"riga","n":2}\n{"id":"o3","office":"nobody","n":3}\n
   >"$tmp/orders.jsonl"
 bs load orders "$tmp/orders.jsonl" -d "$tmp/hq"
 bs export riga "$tmp/hq-to-riga-4.bsx" -d "$tmp/hq"
+# a seed (snapshot bootstrap): a fresh branch, only paired; the hub's
+# snapshots go in signed batches (frame 5)
+bs init -d "$tmp/tartu" --name tartu
+bs peer add tartu tcp://127.0.0.1:7502 "$(id_of "$tmp/tartu")" -d "$tmp/hq"
+bs export tartu "$tmp/hq-seed-tartu.bsx" --seed -d "$tmp/hq"
 
 "$gen" split "$tmp/hq-to-riga.bsx" "$out" cli-hq-to-riga
 "$gen" split "$tmp/riga-to-hq.bsx" "$out" cli-riga-to-hq
 "$gen" split "$tmp/hq-to-riga-2.bsx" "$out" cli-hq-to-riga-2
 "$gen" split "$tmp/riga-to-hq-2.bsx" "$out" cli-riga-to-hq-2
 "$gen" split "$tmp/hq-to-riga-4.bsx" "$out" cli-hq-to-riga-4
+"$gen" split "$tmp/hq-seed-tartu.bsx" "$out" cli-hq-seed-tartu
 "$gen" records "$tmp/hq" "$out" cli-hq
 "$gen" records "$tmp/riga" "$out" cli-riga
 

@@ -15,6 +15,8 @@
 #include "../../replication/json.h"
 #include "../../replication/pairing.h"
 #include "../../replication/setlog.h"
+#include "../../replication/snapshot.h"
+#include "branchsync.pb-c.h"
 #include "../../replication/status.h"
 #include "../../replication/streams.h"
 
@@ -501,6 +503,12 @@ bst_frames_split(const uint8_t *p, size_t n, bst_frames *f)
                 bst_die("out of memory");
             f->snaps = v;
             f->snaps[f->nsnaps++] = body;
+        } else if (p[pos] == 5 && pos > 8) {
+            bs_slice *v = realloc(f->batches, (f->nbatches + 1) * sizeof *v);
+            if (v == NULL)
+                bst_die("out of memory");
+            f->batches = v;
+            f->batches[f->nbatches++] = body;
         } else if (p[pos] == 3) {
             trailer = 1;
         } else {
@@ -511,11 +519,100 @@ bst_frames_split(const uint8_t *p, size_t n, bst_frames *f)
     return ok && trailer && pos == n && f->env.p != NULL;
 }
 
+static void
+put_frame(FILE *f, uint8_t type, const uint8_t *p, size_t n, bs_hash_state *h)
+{
+    uint8_t head5[5];
+
+    head5[0] = type;
+    bs_put_u32be(head5 + 1, (uint32_t)n);
+    if (fwrite(head5, 1, 5, f) != 5 || fwrite(p, 1, n, f) != n)
+        bst_die("cannot write the seed file");
+    if (h != NULL) {
+        bs_hash_update(h, head5, 5);
+        bs_hash_update(h, p, n);
+    }
+}
+
+/* Batch b (SnapBatch bytes) without its last body, signed again: *out
+ * malloc'd. */
+static size_t
+cut_last(bs_slice b, const uint8_t *sk, uint8_t **out)
+{
+    Bs__SnapBatch *m = bs__snap_batch__unpack(NULL, b.n, b.p);
+    Bs__SnapBatchHeader *h;
+    Bs__SnapBody *last;
+    size_t n;
+
+    if (m == NULL || m->n_bodies < 2 ||
+        (h = bs__snap_batch_header__unpack(NULL, m->header.len,
+                                           m->header.data)) == NULL)
+        bst_die("not a batch of snapshots");
+    last = bs__snap_body__unpack(NULL, m->bodies[m->n_bodies - 1].len,
+                                 m->bodies[m->n_bodies - 1].data);
+    if (last == NULL || !last->seed)
+        bst_die("the seed does not end with its marker");
+    bs__snap_body__free_unpacked(last, NULL);
+    free(m->bodies[--m->n_bodies].data);
+    free(h->hashes[--h->n_hashes].data);
+    free(m->header.data);
+    m->header.len = bs__snap_batch_header__get_packed_size(h);
+    if ((m->header.data = malloc(m->header.len)) == NULL)
+        bst_die("out of memory");
+    bs__snap_batch_header__pack(h, m->header.data);
+    bs_sign(m->signature.data, BS_SNAPBATCH_CONTEXT, m->header.data,
+            m->header.len, sk);
+    if ((*out = malloc(bs__snap_batch__get_packed_size(m))) == NULL)
+        bst_die("out of memory");
+    n = bs__snap_batch__pack(m, *out);
+    bs__snap_batch_header__free_unpacked(h, NULL);
+    bs__snap_batch__free_unpacked(m, NULL);
+    return n;
+}
+
+void
+bst_seed_drop_marker(const char *path, const uint8_t *sk)
+{
+    uint8_t tr[BS_HASH_LEN + BS_SIG_LEN], head8[8], *p, *cut;
+    size_t len, cn;
+    bs_hash_state h;
+    bst_frames fr;
+    FILE *f;
+
+    p = bst_read_file(path, &len);
+    if (!bst_frames_split(p, len, &fr) || fr.nbatches == 0)
+        bst_die("%s: not a seed", path);
+    if ((f = fopen(path, "wb")) == NULL)
+        bst_die("%s: %s", path, strerror(errno));
+    bs_hash_init(&h);
+    memcpy(head8, BS_FILE_MAGIC, 4);
+    bs_put_u32be(head8 + 4, 1);
+    if (fwrite(head8, 1, 8, f) != 8)
+        bst_die("cannot write the seed file");
+    bs_hash_update(&h, head8, 8);
+    put_frame(f, 1, fr.env.p, fr.env.n, &h);
+    for (size_t i = 0; i < fr.nsets; i++)
+        put_frame(f, 2, fr.sets[i].p, fr.sets[i].n, &h);
+    for (size_t i = 0; i + 1 < fr.nbatches; i++)
+        put_frame(f, 5, fr.batches[i].p, fr.batches[i].n, &h);
+    cn = cut_last(fr.batches[fr.nbatches - 1], sk, &cut);
+    put_frame(f, 5, cut, cn, &h);
+    free(cut);
+    bs_hash_final(&h, tr);
+    bs_sign(tr + BS_HASH_LEN, BS_FILE_CONTEXT, tr, BS_HASH_LEN, sk);
+    put_frame(f, 3, tr, sizeof tr, NULL);
+    if (fclose(f) != 0)
+        bst_die("cannot write the seed file");
+    bst_frames_fini(&fr);
+    free(p);
+}
+
 void
 bst_frames_fini(bst_frames *f)
 {
     free(f->sets);
     free(f->snaps);
+    free(f->batches);
     memset(f, 0, sizeof *f);
 }
 

@@ -157,10 +157,20 @@ typedef struct bst_frames {
     size_t nsets;
     bs_slice *snaps; /* record snapshots (type 4, after the sets; malloc'd) */
     size_t nsnaps;
+    bs_slice *batches; /* batches of snapshots (type 5, a seed's; malloc'd) */
+    size_t nbatches;
 } bst_frames;
 
 int bst_frames_split(const uint8_t *p, size_t n, bst_frames *f);
 void bst_frames_fini(bst_frames *f);
+/*
+ * The seed file at path (a hub's `export --seed`) cut before its seed
+ * marker, as a seed that stopped there: its last batch of snapshots
+ * without its last body (the marker), signed again with sk (the hub's
+ * secret key), the file's trailer too.  Aborts if the file is not a seed
+ * ending with a marker.
+ */
+void bst_seed_drop_marker(const char *path, const uint8_t *sk);
 
 /* The offset of the last byte of the last change (ChangeSet field 3) in
  * an encoded set: where a flipped byte breaks a change, not the summary

@@ -1278,3 +1278,58 @@ Test(proc, config_check_sees_a_refusing_then_admitting_peer)
     run_free(&r);
     p_pass();
 }
+
+/* ------------------------------------------------------------------ */
+/* snapshot bootstrap over the network (issue 12 item 3)             */
+/* ------------------------------------------------------------------ */
+
+/* A fresh branch daemon is seeded by the hub's daemon over the network:
+ * the hub's admin marks it (`peer seed`), the hub's `sync` through its
+ * daemon sends the records as they are instead of the history (the branch
+ * holds a few change sets, not one per write), both hold the same data,
+ * `status` says nothing of seeding any more, and the next exchange is an
+ * ordinary one. */
+Test(proc, a_fresh_branch_daemon_is_seeded_over_the_network)
+{
+    node *hub, *br;
+    run r = {0};
+    json_t *j;
+    json_int_t sets;
+
+    hub_and_branch(&hub, &br, NULL, NULL);
+    for (int i = 0; i < 30; i++) {
+        char id[16], val[64];
+        snprintf(id, sizeof id, "c%02d", i);
+        snprintf(val, sizeof val, "{\"name\":\"n%d\"}", i);
+        CLI_OK(&r, hub, "put", "customers", id, val);
+    }
+    CLI_OK(&r, hub, "put", "customers", "c00", "{\"name\":\"again\"}");
+    CLI_OK(&r, hub, "del", "customers", "c01");
+    daemon_start(hub);
+    daemon_start(br);
+    CLI_OK(&r, hub, "peer", "seed", "tallinn");
+    CLI_OK(&r, hub, "sync", "tallinn", "--json");
+    cr_assert(sync_via_daemon(&r), "sync did not go through the daemon: %s",
+              r.out);
+    cr_assert(node_has(br, "customers", "c00", "again"));
+    cr_assert_not(node_has(br, "customers", "c01", "n1"));
+    assert_converged(hub, br);
+    assert_last_log_ok(hub, "tallinn");
+    CLI_OK(&r, br, "status", "--json");
+    j = p_json(&r);
+    cr_assert_null(json_object_get(j, "seeding"), "still seeding: %s", r.out);
+    sets = json_integer_value(
+        json_object_get(json_object_get(j, "log"), "change_sets"));
+    json_decref(j);
+    cr_assert(sets < 10, "the branch holds %lld change sets: not a seed",
+              (long long)sets);
+    /* then the log goes on */
+    CLI_OK(&r, hub, "put", "customers", "late", "{\"name\":\"after\"}");
+    CLI_OK(&r, br, "put", "customers", "mine", "{\"name\":\"branch\"}");
+    CLI_OK(&r, br, "sync", "head", "--json");
+    cr_assert(node_has(br, "customers", "late", "after"));
+    cr_assert(node_has(hub, "customers", "mine", "branch"));
+    assert_converged(hub, br);
+    run_free(&r);
+    p_pass();
+}

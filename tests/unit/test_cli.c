@@ -3525,3 +3525,129 @@ Test(cli, cml_skip_reports_and_export_imports_back)
     cr_expect_str_eq(a.digest, b.digest, "export did not import back");
     cr_expect_eq(a.records, 2 + 3);
 }
+
+/* Issue 12 item 3: `export --seed` seeds a new branch with the records
+ * of its scope as snapshots instead of the history; later exports
+ * continue from there; a branch cannot seed (exit 2, nothing written). */
+Test(cli, export_seed_seeds_a_new_branch_then_the_log_continues)
+{
+    char hub[128], br[128], file[200];
+    res r;
+
+    paired_hub_branch(hub, br);
+    snprintf(file, sizeof file, "%s/seed.bsx", root);
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", i);
+        CLI_OK("put", "-d", hub, "put", "customers", id, "{\"a\":1}");
+        CLI_OK("put", "-d", hub, "put", "customers", id, "{\"a\":2}");
+    }
+    CLI_OK("del", "-d", hub, "del", "customers", "c0");
+    r = CLI("-d", hub, "export", "br", file, "--seed");
+    assert_ok(r, "export --seed");
+    /* 4 live records, the deleted one, the collection's `done` and the
+     * seed's end */
+    cr_assert(strstr(r.out, "exported a seed of ") != NULL &&
+                  strstr(r.out, " and 7 record snapshots (") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import of the seed");
+    res_free(&r);
+    r = CLI("-d", br, "get", "customers", "c4");
+    assert_ok(r, "get");
+    cr_assert(strstr(r.out, "\"a\":2") != NULL, "%s", r.out);
+    res_free(&r);
+    carry(br, "hub", hub); /* br's acknowledgement: the hub's positions */
+    CLI_OK("put", "-d", hub, "put", "customers", "c9", "{\"a\":9}");
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export after the seed");
+    cr_assert(strstr(r.out, "exported 1 change set (") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "import", file);
+    assert_ok(r, "import after the seed");
+    res_free(&r);
+    CLI_OK("get", "-d", br, "get", "customers", "c9");
+    r = CLI("-d", br, "get", "customers", "c0");
+    cr_assert_eq(r.code, 1, "the deleted record: %s", r.out);
+    res_free(&r);
+    BAD(br, "only the infobase's hub seeds", "-d", br, "export", "hub", file,
+        "--seed");
+}
+
+/* `peer seed NAME` marks a peer at the hub: its next exchange, here a
+ * plain `export`, is a seed; at a branch it is refused (exit 2, nothing
+ * written), an unknown peer is exit 1. */
+Test(cli, peer_seed_makes_the_next_export_a_seed)
+{
+    char hub[128], br[128], file[200];
+    res r;
+
+    paired_hub_branch(hub, br);
+    snprintf(file, sizeof file, "%s/x.bsx", root);
+    CLI_OK("put", "-d", hub, "put", "customers", "c1", "{\"a\":1}");
+    BAD(br, "only the infobase's hub seeds", "-d", br, "peer", "seed", "hub");
+    BAD(hub, "usage: peer seed NAME", "-d", hub, "peer", "seed");
+    r = CLI("-d", hub, "peer", "seed", "nobody");
+    cr_assert_eq(r.code, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "unknown peer \"nobody\"") != NULL, "%s", r.err);
+    res_free(&r);
+    r = CLI("-d", hub, "peer", "seed", "br");
+    assert_ok(r, "peer seed");
+    cr_assert(strstr(r.out, "br's next exchange with this hub seeds it") !=
+                  NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, "exported a seed of ") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("import", "-d", br, "import", file);
+    CLI_OK("get", "-d", br, "get", "customers", "c1");
+}
+
+/* A seed that stopped before its end: `status` says the branch is seeding
+ * and how far it came (text and JSON); the branch's next file asks its hub
+ * to go on, the hub's next plain `export` is the rest of the seed, and
+ * `status` no longer says it. */
+Test(cli, status_shows_a_seed_in_progress_until_it_resumes_and_ends)
+{
+    char hub[128], br[128], file[200];
+    bs_errbuf err = {{0}};
+    bs_node *n;
+    bs_core core;
+    res r;
+
+    paired_hub_branch(hub, br);
+    snprintf(file, sizeof file, "%s/seed.bsx", root);
+    CLI_OK("put", "-d", hub, "put", "customers", "c1", "{\"a\":1}");
+    CLI_OK("put", "-d", hub, "put", "customers", "c2", "{\"a\":2}");
+    CLI_OK("export", "-d", hub, "export", "br", file, "--seed");
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    cr_assert_eq(bs_node_open(hub, 1, &n, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_node_core(n, 1, &core, &err), BS_OK, "%s", err.msg);
+    bst_seed_drop_marker(file, core.sk);
+    bs_node_close(n);
+    CLI_OK("import", "-d", br, "import", file);
+    r = CLI("-d", br, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "seeding:     customers/c2, 2 records (") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", br, "--json", "status");
+    assert_ok(r, "status --json");
+    cr_assert(strstr(r.out, "\"seeding\"") != NULL &&
+                  strstr(r.out, "\"records\": 2") != NULL,
+              "%s", r.out);
+    res_free(&r);
+    carry(br, "hub", hub); /* br asks its hub to go on */
+    r = CLI("-d", hub, "export", "br", file);
+    assert_ok(r, "export");
+    cr_assert(strstr(r.out, "exported a seed of ") != NULL, "%s", r.out);
+    res_free(&r);
+    CLI_OK("import", "-d", br, "import", file);
+    r = CLI("-d", br, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "seeding:") == NULL, "%s", r.out);
+    res_free(&r);
+}

@@ -163,15 +163,24 @@ unhex(uint8_t *out, size_t max, const char *s)
 }
 
 /* The value of `key` in tests/vectors/snapshot_v1.exp (into val). */
+static void exp_value_in(const char *file, const char *key, char *val,
+                         size_t n);
 static void
 exp_value(const char *key, char *val, size_t n)
+{
+    exp_value_in("snapshot_v1.exp", key, val, n);
+}
+
+/* The value of `key` in tests/vectors/<file> (into val). */
+static void
+exp_value_in(const char *file, const char *key, char *val, size_t n)
 {
     char p[4096], line[2048];
     const char *slash = strrchr(__FILE__, '/');
     FILE *f;
 
-    snprintf(p, sizeof p, "%.*s/../vectors/snapshot_v1.exp",
-             (int)(slash - __FILE__), __FILE__);
+    snprintf(p, sizeof p, "%.*s/../vectors/%s", (int)(slash - __FILE__),
+             __FILE__, file);
     cr_assert_not_null(f = fopen(p, "r"), "cannot open %s", p);
     val[0] = '\0';
     while (fgets(line, sizeof line, f) != NULL) {
@@ -222,6 +231,112 @@ Test(snapshot, golden_vector)
     pk[0] ^= 1;
     cr_assert_eq(bs_snap_verify(s, pk), BS_EBADSIG);
     bs_snap_free(s);
+}
+
+/* The batch vector (protocol.md 2.11): decodes, verifies, its bodies
+ * match their hashes and decode as snapshots, and the encoder writes the
+ * same bytes; altered, it does not verify. */
+Test(snapshot, golden_batch)
+{
+    uint8_t seed[32], pk[BS_PK_LEN], sk[BS_SK_LEN], bytes[1024], *mine;
+    char hexs[1600];
+    bs_slice bodies[2];
+    uint8_t *enc[2];
+    size_t n, mn;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snap *s[2];
+
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)i;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    exp_value_in("snapbatch_v1.exp", "batch", hexs, sizeof hexs);
+    n = unhex(bytes, sizeof bytes, hexs);
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(b->n, 2);
+    cr_assert_eq(b->created_ms, 1700000000000ull);
+    cr_assert_eq(bs_snapbatch_verify(b, pk), BS_OK);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert(bs_snapbatch_body_ok(b, i));
+        cr_assert_eq(bs_snapbatch_snap(b, i, &s[i], &err), BS_OK, "%s",
+                     err.msg);
+        cr_assert(s[i]->batched);
+        cr_assert_eq(bs_snap_encode_body(s[i], &enc[i], &bodies[i].n), BS_OK);
+        bodies[i].p = enc[i];
+    }
+    cr_assert_str_eq(s[0]->id, "o1");
+    cr_assert_eq(s[0]->nfields, 2);
+    cr_assert(s[1]->done && s[1]->ncovered == 1 && s[1]->covered[0].seq == 4);
+    cr_assert_eq(bs_snapbatch_encode(b->infobase, pk, b->created_ms, bodies, 2,
+                                     sk, &mine, &mn),
+                 BS_OK);
+    cr_assert(mn == n && memcmp(mine, bytes, n) == 0,
+              "bs_snapbatch_encode differs from snapbatch_v1.exp");
+    free(mine);
+    for (size_t i = 0; i < 2; i++) {
+        free(enc[i]);
+        bs_snap_free(s[i]);
+    }
+    pk[0] ^= 1; /* another key */
+    cr_assert_eq(bs_snapbatch_verify(b, pk), BS_EBADSIG);
+    bs_snapbatch_free(b);
+    /* a body byte altered: the batch decodes, the body misses its hash */
+    bytes[n - 1] ^= 1;
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert(bs_snapbatch_body_ok(b, 0) && !bs_snapbatch_body_ok(b, 1));
+    bs_snapbatch_free(b);
+    /* cut short: not a batch */
+    cr_assert_eq(bs_snapbatch_decode(bytes, n - 3, &b, &err), BS_EMALFORMED);
+}
+
+/* The seed marker's body (snapbatch_v1.exp): the encoder writes it, and
+ * in a batch it decodes as a `done` snapshot with `seed`, no collection. */
+Test(snapshot, golden_seed_marker)
+{
+    uint8_t seed[32], pk[BS_PK_LEN], sk[BS_SK_LEN], want[512], *body, *b8;
+    char hexs[1600];
+    size_t n, bn, b8n;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snap s, *got;
+    bs_pos cov;
+
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)i;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    exp_value_in("snapbatch_v1.exp", "seed_marker_body", hexs, sizeof hexs);
+    n = unhex(want, sizeof want, hexs);
+    memset(&s, 0, sizeof s);
+    memset(s.infobase, 0x11, BS_INFOBASE_LEN);
+    memcpy(s.hub, pk, BS_PK_LEN);
+    s.done = s.seed = 1;
+    s.created_ms = 1700000000000ull;
+    memcpy(cov.origin, pk, BS_PK_LEN);
+    memset(cov.inc, 0x22, BS_INC_LEN);
+    cov.seq = 4;
+    s.covered = &cov;
+    s.ncovered = 1;
+    cr_assert_eq(bs_snap_encode_body(&s, &body, &bn), BS_OK);
+    cr_assert(bn == n && memcmp(body, want, n) == 0,
+              "bs_snap_encode_body differs from seed_marker_body");
+    cr_assert_eq(bs_snapbatch_encode(s.infobase, pk, 1, &(bs_slice){body, bn},
+                                     1, sk, &b8, &b8n),
+                 BS_OK);
+    cr_assert_eq(bs_snapbatch_decode(b8, b8n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(bs_snapbatch_snap(b, 0, &got, &err), BS_OK, "%s", err.msg);
+    cr_assert(got->seed && got->done && got->coll[0] == '\0' &&
+              got->id[0] == '\0' && got->ncovered == 1);
+    bs_snap_free(got);
+    bs_snapbatch_free(b);
+    free(b8);
+    free(body);
+    /* a seed marker naming a collection is malformed (N5) */
+    snprintf(s.coll, sizeof s.coll, "orders");
+    cr_assert_eq(bs_snap_encode(&s, sk, &body, &bn), BS_OK);
+    cr_assert_eq(bs_snap_decode(body, bn, &got, &err), BS_EMALFORMED);
+    cr_assert(strstr(err.msg, "a seed marker names a record") != NULL, "%s",
+              err.msg);
+    free(body);
 }
 
 /* The golden snapshot's body, unpacked (free with
