@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
@@ -3238,11 +3239,23 @@ Test(cli, sync_through_a_drop_folder_without_a_daemon)
     /* A tampered file from the hub: refused aside, the run says so. */
     CLI_OK("put", "-d", hub, "put", "customers", "C3", "{\"name\":\"Cy\"}");
     CLI_OK("sync", "-d", hub, "sync", "br");
-    snprintf(cmd, sizeof cmd,
-             "f=$(ls %s/from-*.bsx | head -1) && printf 'X' | dd of=\"$f\" "
-             "bs=1 seek=40 conv=notrunc 2>/dev/null",
-             share);
-    cr_assert_eq(system(cmd), 0);
+    {
+        /* byte 40 flipped (not overwritten with a constant: it may already
+         * be that byte, one run in 256) */
+        glob_t g;
+        FILE *f;
+        int ch;
+
+        snprintf(cmd, sizeof cmd, "%s/from-*.bsx", share);
+        cr_assert_eq(glob(cmd, 0, NULL, &g), 0, "no file from the hub");
+        cr_assert_not_null(f = fopen(g.gl_pathv[0], "r+b"));
+        cr_assert_eq(fseek(f, 40, SEEK_SET), 0);
+        cr_assert_neq(ch = fgetc(f), EOF);
+        cr_assert_eq(fseek(f, 40, SEEK_SET), 0);
+        cr_assert_neq(fputc(ch ^ 1, f), EOF);
+        cr_assert_eq(fclose(f), 0);
+        globfree(&g);
+    }
     r = CLI("-d", br, "sync", "hub");
     cr_assert_eq(r.code, 1, "exit %d: %s", r.code, r.err);
     assert_one_error_line(&r, "refused", "sync of a tampered file");
