@@ -28,15 +28,30 @@ repl_workdir $((N * 20000 + 65536))
 machine_line >&2
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# ports: free now and not given to another node of this run (they listen
+# only once their daemons start)
+declare -A USED=()
+new_port() {
+    local p
+    while :; do
+        p=$(free_port)
+        [ -z "${USED[$p]:-}" ] && break
+    done
+    USED[$p]=1
+    PORT=$p
+}
+
 HUB=$WORK/hub
-hub_port=$(free_port)
+new_port
+hub_port=$PORT
 node_init "$HUB" head hub "$hub_port"
 "$BS" -d "$HUB" collection orders --scope owner --owner-field office >/dev/null
 hub_id=$(node_id "$HUB")
 t0=$(now)
 for i in $(seq 1 "$N"); do
     b=$(printf 'b%04d' "$i")
-    port=$(free_port)
+    new_port
+    port=$PORT
     node_init "$WORK/$b" "$b" branch "$port"
     "$BS" -d "$HUB" peer add "$b" "tcp://127.0.0.1:$port" "$(node_id "$WORK/$b")" \
         --schedule manual >/dev/null
