@@ -391,6 +391,8 @@ bs_xcursor_fini(bs_xcursor *c)
 {
     bs_vv_index_fini(&c->ix);
     c->indexed = 0;
+    bs_streams_fini(&c->tab);
+    c->tab_ok = 0;
 }
 
 void
@@ -415,7 +417,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     bs_scope_verdict vd;
     uint8_t *f = NULL;
     size_t fn = 0;
-    bs_streamtab tab;
+    bs_streamtab *tab = &c->tab;
     bs_meta m;
     bs_txn *t;
     bs_err rv;
@@ -426,20 +428,25 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     /* A short read transaction per set: never held across network I/O. */
     if ((rv = bs_store_read(st, &t, err)) != BS_OK)
         return rv;
-    if ((rv = bs_meta_load(t, &m, err)) != BS_OK ||
-        (rv = bs_streams_load(t, &tab)) != BS_OK) {
+    /* the stream table: read once per cursor; then the streams added
+     * since and the current stream's entry (the others are read again
+     * when the cursor reaches them) */
+    if ((rv = bs_meta_load(t, &m, err)) == BS_OK)
+        rv = c->tab_ok ? bs_streams_refresh(t, tab, (uint32_t)c->stream + 1)
+                       : bs_streams_load(t, tab);
+    if (rv != BS_OK) {
         bs_txn_abort(t);
         return rv;
     }
+    c->tab_ok = 1;
     if (!m.joined)
         c->pass = 2; /* nothing is ours to send before joining */
     if (c->pass < 2 && c->has_peer &&
         ((rv = bs_scope_peer_init(&sp, t, &m, c->peer, c->theirs, c->ntheirs,
-                                  &tab)) != BS_OK ||
+                                  tab)) != BS_OK ||
          (c->hub_sent &&
           (rv = bs_scope_peer_saw(&sp, c->hub_inc, c->hub_seq)) != BS_OK))) {
         bs_scope_peer_fini(&sp);
-        bs_streams_fini(&tab);
         bs_txn_abort(t);
         return rv;
     }
@@ -448,18 +455,26 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
         if ((rv = bs_vv_index_init(&c->ix, c->theirs, c->ntheirs)) != BS_OK) {
             bs_vv_index_fini(&c->ix);
             bs_scope_peer_fini(&sp);
-            bs_streams_fini(&tab);
             bs_txn_abort(t);
             return rv;
         }
         c->indexed = 1;
     }
     for (rv = BS_ENOTFOUND; c->pass < 2; c->pass++, c->stream = 0) {
-        for (; c->stream < tab.n; c->stream++, c->from = 0, c->started = 0) {
-            const bs_stream *s = &tab.v[c->stream];
+        for (; c->stream < tab->n; c->stream++, c->from = 0, c->started = 0) {
+            const bs_stream *s;
             uint64_t last;
             bs_slice set = {NULL, 0};
 
+            /* a stream reached: its entry as it is now */
+            if (!c->started) {
+                bs_err rr = bs_streams_refresh(t, tab, (uint32_t)c->stream + 1);
+                if (rr != BS_OK) {
+                    rv = rr;
+                    goto out;
+                }
+            }
+            s = &tab->v[c->stream];
             if (!in_pass(&m, s, c->pass))
                 continue;
             if (!c->started) {
@@ -530,13 +545,12 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
     goto out;
 sent:
     if (c->pass == 0) { /* the peer judges what follows by its rules too */
-        memcpy(c->hub_inc, tab.v[c->stream].key + BS_PK_LEN, BS_INC_LEN);
+        memcpy(c->hub_inc, tab->v[c->stream].key + BS_PK_LEN, BS_INC_LEN);
         c->hub_seq = c->from;
         c->hub_sent = 1;
     }
 out:
     bs_scope_peer_fini(&sp);
-    bs_streams_fini(&tab);
     bs_txn_abort(t);
     return rv;
 }

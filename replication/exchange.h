@@ -71,6 +71,9 @@ typedef struct bs_xcursor {
     uint64_t hub_seq;
     bs_vv_index ix; /* theirs, indexed on first use */
     int indexed;
+    bs_streamtab tab; /* the stream table, read once and refreshed in
+                         part per set (bs_streams_refresh) */
+    int tab_ok;
     int seed; /* bs_xcursor_seed */
 } bs_xcursor;
 

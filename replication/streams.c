@@ -120,6 +120,42 @@ bs_streams_load(bs_txn *t, bs_streamtab *tab)
     return rv;
 }
 
+bs_err
+bs_streams_refresh(bs_txn *t, bs_streamtab *tab, uint32_t idx)
+{
+    uint8_t key[4];
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_err rv;
+
+    if (idx >= 1 && idx <= tab->n) {
+        bs_put_u32be(key, idx);
+        if ((rv = bs_txn_get(t, BS_DB_STREAMS, bs_mem(key, 4), &v)) != BS_OK ||
+            (rv = decode_entry(&tab->v[idx - 1], idx, v)) != BS_OK)
+            return rv == BS_ENOTFOUND ? BS_ESTORE : rv;
+    }
+    /* the streams added since: their indexes follow */
+    if ((rv = bs_cursor_open(t, BS_DB_STREAMS, &c)) != BS_OK)
+        return rv;
+    bs_put_u32be(key, (uint32_t)tab->n + 1);
+    for (rv = bs_cursor_seek(c, bs_mem(key, 4), &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        uint32_t i;
+
+        if (k.n != 4 || (i = bs_get_u32be(k.p)) != tab->n + 1) {
+            rv = BS_ESTORE;
+            break;
+        }
+        if ((rv = tab_reserve(tab, tab->n + 1)) != BS_OK ||
+            (rv = decode_entry(&tab->v[tab->n], i, v)) != BS_OK ||
+            (rv = index_add(tab, tab->n)) != BS_OK)
+            break;
+        tab->n++;
+    }
+    bs_cursor_close(c);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
 void
 bs_streams_fini(bs_streamtab *tab)
 {

@@ -43,6 +43,16 @@ typedef struct bs_streamtab {
 
 /* Read the whole table (it is small: one entry per node incarnation). */
 BS_MUST_CHECK bs_err bs_streams_load(bs_txn *t, bs_streamtab *tab);
+/*
+ * Bring a table read earlier up to date in part, for a reader that keeps
+ * it across short transactions (a session sending set after set: with a
+ * thousand branches, reading the whole table per set sent cost more than
+ * the sets): the streams added since are read, and stream idx's entry
+ * (position, chain head, flags) again.  The other entries may be older
+ * than t.  BS_ESTORE, BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_streams_refresh(bs_txn *t, bs_streamtab *tab,
+                                        uint32_t idx);
 void bs_streams_fini(bs_streamtab *tab);
 
 /* The stream of (origin, inc), or NULL. */

@@ -6,7 +6,8 @@
 #     bench/repl/fanin_proc.sh [N]        (default 100)
 #
 # Environment: see common.sh; FANIN_CHANGES (per branch and for the
-# catalog, default 1000), FANIN_PARALLEL (syncs at once, default N).
+# catalog, default 1000), FANIN_PARALLEL (syncs at once, default N),
+# FANIN_PERF (a file: `perf record` of the hub daemon during the round).
 #
 # Set up (not timed): a hub daemon and N branch daemons, paired, `orders`
 # owner-scoped by `office`, every branch joined by one sync.  Each branch
@@ -89,11 +90,20 @@ s0=$(now); "$BS" -d "$HUB" status >/dev/null; idle=$(elapsed "$s0" "$(now)")
       echo "$(elapsed "$s" "$(now)")" >>"$WORK/status.times"; sleep 0.5
   done ) &
 STATUS_PID=$!
+# FANIN_PERF=FILE: record the hub daemon's profile during the round
+if [ -n "${FANIN_PERF:-}" ]; then
+    perf record -q -g -o "$FANIN_PERF" -p "${DAEMON_PIDS[0]}" 2>/dev/null &
+    PERF_PID=$!
+fi
 t0=$(now)
 seq 1 "$N" | xargs -P "$P" -I{} sh -c \
     's=$(date +%s.%N); "$0" -d "$1/$(printf "b%04d" {})" sync head >/dev/null 2>"$1/sync.{}.err" || echo "sync {} failed: $(cat "$1/sync.{}.err")" >&2; echo "$(date +%s.%N) $s" >>"$1/sync.times"' \
     "$BS" "$WORK"
 round=$(elapsed "$t0" "$(now)")
+if [ -n "${FANIN_PERF:-}" ]; then
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+fi
 touch "$WORK/round.done"
 wait "$STATUS_PID" 2>/dev/null || true
 
