@@ -155,7 +155,7 @@ bs_clock_judge_txn(bs_txn *t, bs_clock clock, bs_clock_verdict *out)
     size_t n;
     bs_err rv;
 
-    if ((rv = bs_peer_list(t, &v, &n)) != BS_OK)
+    if ((rv = bs_peer_list_bare(t, &v, &n)) != BS_OK)
         return rv;
     bs_clock_judge(v, n, clock, out);
     bs_peer_list_free(v, n);

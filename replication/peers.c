@@ -259,8 +259,62 @@ bs_peer_del(bs_txn *t, const char *name)
     return bs_txn_del(t, BS_DB_PEERS, bs_str(name));
 }
 
+/* v without its field-6 entries (the vector) into buf (v.n bytes). */
+static bs_slice
+without_vector(bs_slice v, uint8_t *buf)
+{
+    const uint8_t *p = v.p, *end = v.p + v.n;
+    uint8_t *o = buf;
+
+    while (p < end) {
+        const uint8_t *start = p;
+        uint64_t tag = 0, len = 0;
+        int shift;
+
+        for (shift = 0; p < end && shift < 64; shift += 7) {
+            tag |= (uint64_t)(*p & 0x7f) << shift;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        if ((tag & 7) == 0) {
+            while (p < end && (*p++ & 0x80))
+                ;
+        } else if ((tag & 7) == 2) {
+            for (shift = 0; p < end && shift < 64; shift += 7) {
+                len |= (uint64_t)(*p & 0x7f) << shift;
+                if (!(*p++ & 0x80))
+                    break;
+            }
+            if (len > (uint64_t)(end - p))
+                return v; /* (the full decode refuses it) */
+            p += len;
+        } else {
+            return v;
+        }
+        if (tag >> 3 != 6) {
+            memcpy(o, start, (size_t)(p - start));
+            o += p - start;
+        }
+    }
+    return (bs_slice){buf, (size_t)(o - buf)};
+}
+
+static bs_err list_peers(bs_txn *t, int bare, bs_peer **out, size_t *n);
+
 bs_err
 bs_peer_list(bs_txn *t, bs_peer **out, size_t *n)
+{
+    return list_peers(t, 0, out, n);
+}
+
+bs_err
+bs_peer_list_bare(bs_txn *t, bs_peer **out, size_t *n)
+{
+    return list_peers(t, 1, out, n);
+}
+
+static bs_err
+list_peers(bs_txn *t, int bare, bs_peer **out, size_t *n)
 {
     bs_cursor *c;
     bs_slice k, v;
@@ -278,7 +332,18 @@ bs_peer_list(bs_txn *t, bs_peer **out, size_t *n)
             break;
         }
         list = nl;
-        if ((rv = decode(v, &list[cnt])) != BS_OK)
+        if (bare) {
+            uint8_t *buf = malloc(v.n + 1);
+            if (buf == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            rv = decode(without_vector(v, buf), &list[cnt]);
+            free(buf);
+        } else {
+            rv = decode(v, &list[cnt]);
+        }
+        if (rv != BS_OK)
             break;
         cnt++;
     }
@@ -329,10 +394,62 @@ is_pinned(const bs_peer *p, const void *unused)
     return p->hub_pin != BS_PIN_NONE;
 }
 
+/* 1 when the PeerState bytes v name pk (field 3, read in place: the
+ * fields before it are two strings).  0 when they do not, or do not read
+ * (the full decode judges those). */
+static int
+names_pk(bs_slice v, const uint8_t *pk)
+{
+    const uint8_t *p = v.p, *end = v.p + v.n;
+
+    while (p < end) {
+        uint64_t tag = 0, len = 0;
+        int shift;
+
+        for (shift = 0; p < end && shift < 64; shift += 7) {
+            tag |= (uint64_t)(*p & 0x7f) << shift;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        if ((tag & 7) != 2 || tag >> 3 > 3)
+            return 0;
+        for (shift = 0; p < end && shift < 64; shift += 7) {
+            len |= (uint64_t)(*p & 0x7f) << shift;
+            if (!(*p++ & 0x80))
+                break;
+        }
+        if (len > (uint64_t)(end - p))
+            return 0;
+        if (tag >> 3 == 3)
+            return len == BS_PK_LEN && memcmp(p, pk, BS_PK_LEN) == 0;
+        p += len;
+    }
+    return 0;
+}
+
 bs_err
 bs_peer_find_pk(bs_txn *t, const uint8_t pk[BS_PK_LEN], bs_peer *p)
 {
-    return find(t, has_pk, pk, p);
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_err rv;
+
+    /* Each peer's key read in place, and only the match decoded: a hub of
+     * a thousand branches decoded every peer, with its vector of a
+     * thousand entries, at the end of every session. */
+    if ((rv = bs_cursor_open(t, BS_DB_PEERS, &c)) != BS_OK)
+        return rv;
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        if (!names_pk(v, pk))
+            continue;
+        rv = decode(v, p);
+        if (rv != BS_OK || has_pk(p, pk))
+            break;
+        bs_peer_fini(p);
+    }
+    bs_cursor_close(c);
+    return rv;
 }
 
 bs_err

@@ -89,6 +89,11 @@ BS_MUST_CHECK bs_err bs_peer_put(bs_txn *t, const bs_peer *p);
 BS_MUST_CHECK bs_err bs_peer_del(bs_txn *t, const char *name);
 /* All peers, in name order; *out is an array of n peers (free each). */
 BS_MUST_CHECK bs_err bs_peer_list(bs_txn *t, bs_peer **out, size_t *n);
+/* The same without their vectors (acked empty): for what needs every
+ * peer but not what it holds (the clock discipline of every local write:
+ * at a hub of a thousand branches, their vectors were a million entries
+ * decoded per write). */
+BS_MUST_CHECK bs_err bs_peer_list_bare(bs_txn *t, bs_peer **out, size_t *n);
 void bs_peer_fini(bs_peer *p);
 void bs_peer_list_free(bs_peer *v, size_t n);
 

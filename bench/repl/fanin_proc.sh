@@ -92,7 +92,7 @@ s0=$(now); "$BS" -d "$HUB" status >/dev/null; idle=$(elapsed "$s0" "$(now)")
 STATUS_PID=$!
 # FANIN_PERF=FILE: record the hub daemon's profile during the round
 if [ -n "${FANIN_PERF:-}" ]; then
-    perf record -q -g -o "$FANIN_PERF" -p "${DAEMON_PIDS[0]}" 2>/dev/null &
+    perf record -q ${FANIN_PERF_OPTS:--g} -o "$FANIN_PERF" -p "${DAEMON_PIDS[0]}" 2>/dev/null &
     PERF_PID=$!
 fi
 t0=$(now)
