@@ -156,6 +156,22 @@ bs_varint_put(uint8_t *p, uint64_t v)
     return p;
 }
 
+/* A varint at *p, before end: *p moves past it.  0 when it runs past end
+ * or past 64 bits.  (Not a canonical-form check: for this node's own
+ * stored bytes; untrusted bytes go through changeset.c's readers.) */
+static inline int
+bs_varint_get(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
 static inline uint32_t
 bs_get_u32be(const uint8_t *p)
 {

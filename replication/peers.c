@@ -268,29 +268,15 @@ without_vector(bs_slice v, uint8_t *buf)
 
     while (p < end) {
         const uint8_t *start = p;
-        uint64_t tag = 0, len = 0;
-        int shift;
+        uint64_t tag, len;
 
-        for (shift = 0; p < end && shift < 64; shift += 7) {
-            tag |= (uint64_t)(*p & 0x7f) << shift;
-            if (!(*p++ & 0x80))
-                break;
-        }
-        if ((tag & 7) == 0) {
-            while (p < end && (*p++ & 0x80))
-                ;
-        } else if ((tag & 7) == 2) {
-            for (shift = 0; p < end && shift < 64; shift += 7) {
-                len |= (uint64_t)(*p & 0x7f) << shift;
-                if (!(*p++ & 0x80))
-                    break;
-            }
-            if (len > (uint64_t)(end - p))
-                return v; /* (the full decode refuses it) */
-            p += len;
-        } else {
+        if (!bs_varint_get(&p, end, &tag) || ((tag & 7) != 0 && (tag & 7) != 2))
+            return v; /* (the full decode refuses it) */
+        if (!bs_varint_get(&p, end, &len) ||
+            ((tag & 7) == 2 && len > (uint64_t)(end - p)))
             return v;
-        }
+        if ((tag & 7) == 2)
+            p += len;
         if (tag >> 3 != 6) {
             memcpy(o, start, (size_t)(p - start));
             o += p - start;
@@ -401,25 +387,10 @@ static int
 names_pk(bs_slice v, const uint8_t *pk)
 {
     const uint8_t *p = v.p, *end = v.p + v.n;
+    uint64_t tag, len;
 
-    while (p < end) {
-        uint64_t tag = 0, len = 0;
-        int shift;
-
-        for (shift = 0; p < end && shift < 64; shift += 7) {
-            tag |= (uint64_t)(*p & 0x7f) << shift;
-            if (!(*p++ & 0x80))
-                break;
-        }
-        if ((tag & 7) != 2 || tag >> 3 > 3)
-            return 0;
-        for (shift = 0; p < end && shift < 64; shift += 7) {
-            len |= (uint64_t)(*p & 0x7f) << shift;
-            if (!(*p++ & 0x80))
-                break;
-        }
-        if (len > (uint64_t)(end - p))
-            return 0;
+    while (bs_varint_get(&p, end, &tag) && (tag & 7) == 2 && tag >> 3 <= 3 &&
+           bs_varint_get(&p, end, &len) && len <= (uint64_t)(end - p)) {
         if (tag >> 3 == 3)
             return len == BS_PK_LEN && memcmp(p, pk, BS_PK_LEN) == 0;
         p += len;

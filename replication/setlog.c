@@ -132,20 +132,6 @@ sla_key(uint8_t key[SLA_KEY], uint32_t stream, uint64_t first)
     return bs_mem(key, SLA_KEY);
 }
 
-/* A varint at *p (before end); 0 when it does not read. */
-static int
-varint_at(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (int shift = 0; *p < end && shift < 64; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return 1;
-    }
-    return 0;
-}
-
 /* The summary field (5) at off in set, checked: it ends where the last
  * field, the 64-byte signature (6), begins, and the set ends there. */
 static int
@@ -154,7 +140,7 @@ summary_at(bs_slice set, size_t off, bs_slice *sum, bs_slice *ssig)
     const uint8_t *p = set.p + off, *end = set.p + set.n;
     uint64_t len;
 
-    if (off >= set.n || *p++ != 0x2a || !varint_at(&p, end, &len) ||
+    if (off >= set.n || *p++ != 0x2a || !bs_varint_get(&p, end, &len) ||
         len > (uint64_t)(end - p) || (size_t)(end - p) - len != 2 + 64 ||
         p[len] != 0x32 || p[len + 1] != 64)
         return 0;
@@ -179,8 +165,8 @@ note_summary(bs_txn *t, uint32_t stream, uint64_t first, bs_slice set)
     while (p < end && set.p[0] == 0x0a) {
         const uint8_t *start = p;
         uint64_t tag, len;
-        if (!varint_at(&p, end, &tag) || (tag & 7) != 2 ||
-            !varint_at(&p, end, &len) || len > (uint64_t)(end - p))
+        if (!bs_varint_get(&p, end, &tag) || (tag & 7) != 2 ||
+            !bs_varint_get(&p, end, &len) || len > (uint64_t)(end - p))
             break;
         p += len;
         if (tag == 0x22)
