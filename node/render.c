@@ -77,6 +77,15 @@ office_status(const bs_office_status *o)
 
     if (j == NULL)
         return NULL;
+    if (o->region_hub)
+        json_object_set_new(j, "role", json_string("region"));
+    json_object_set_new(j, "via",
+                        o->via[0] ? json_string(o->via) : json_null());
+    json_object_set_new(j, "hub_seen",
+                        o->has_seen ? json_pack("{s:I, s:I}", "seen",
+                                                (json_int_t)o->hub_seen, "held",
+                                                (json_int_t)o->hub_held)
+                                    : json_null());
     json_object_set_new(j, "lag",
                         o->peer >= 0
                             ? json_pack("{s:I, s:I, s:I}", "pending_out",

@@ -404,7 +404,8 @@ static bs_err
 check_buckets(bs_admission *ad, const bs_csview *v, const char *id,
               bs_errbuf *err)
 {
-    int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0;
+    int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0 ||
+              bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk);
     char name[BS_NODE_NAME_MAX + 1];
     bs_collection rules;
 
@@ -438,7 +439,8 @@ check_buckets(bs_admission *ad, const bs_csview *v, const char *id,
 
 /*
  * A7o: every change v leaves out lies outside this node's scope (scope.h):
- * the hub is entitled to everything; a branch to every change outside an
+ * the hub and a regional hub are entitled to everything (members.h); a
+ * branch to every change outside an
  * owner-scoped collection (by the rules it holds now) and to those whose
  * signed route names it, as the owner after the change or before it.  A set
  * without routes verifies no omission.
@@ -447,7 +449,8 @@ static bs_err
 check_omitted(bs_admission *ad, const bs_csview *v, const char *id,
               bs_errbuf *err)
 {
-    int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0;
+    int hub = memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0 ||
+              bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk);
     char name[BS_NODE_NAME_MAX + 1];
     bs_collection rules;
     size_t i;

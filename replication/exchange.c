@@ -630,12 +630,46 @@ bs_xchg_check_stale(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
 /*
  * X4 (docs/protocol.md 8.3): a branch that has not joined joins only the
  * peer pinned as its hub (peers.h, pairing.h), and only on an envelope in
- * which that peer claims to be the hub (sender == hub).  A rogue node the
- * admin also paired cannot pose as the hub to a fresh branch.  Checked on
- * accepting and again in the join's own write transaction (bs_xchg_join),
- * so that no path - a file's pass 2, either side of a session - joins
- * another hub.
+ * which that peer claims to be the hub (sender == hub), or (X4r) names a
+ * joined infobase and its hub while the pinned peer is the sender, pinned
+ * by its admin with --hub: a regional hub (docs/design.md "Regional
+ * hubs").  A rogue node the admin also paired cannot pose as the hub, nor
+ * as a regional hub, to a fresh branch.  Checked on accepting and again in
+ * the join's own write transaction (bs_xchg_join), so that no path - a
+ * file's pass 2, either side of a session - joins another hub.
  */
+static bs_err
+check_relayed(bs_txn *t, const bs_envelope *e, bs_errbuf *err)
+{
+    static const uint8_t zero[BS_PK_LEN];
+    bs_peer pinned;
+    bs_err rv;
+
+    if (memcmp(e->hub, zero, BS_PK_LEN) != 0 &&
+        memcmp(e->infobase, zero, BS_INFOBASE_LEN) != 0 &&
+        (rv = bs_peer_pinned(t, &pinned)) != BS_ENOTFOUND) {
+        int named;
+        if (rv != BS_OK)
+            return rv;
+        named = memcmp(pinned.pk, e->sender, BS_PK_LEN) == 0;
+        rv = named && pinned.hub_pin != BS_PIN_NAMED
+                 ? bs_errf(err, BS_EINFOBASE,
+                           "this branch has not joined an infobase yet: "
+                           "its pinned peer \"%s\" is not the hub, and "
+                           "joins it to an infobase only when paired with "
+                           "--hub as its regional hub (peer rm %s, then "
+                           "peer add %s ENDPOINT ID --hub)",
+                           pinned.name, pinned.name, pinned.name)
+                 : BS_OK;
+        bs_peer_fini(&pinned);
+        if (named)
+            return rv;
+    }
+    return bs_errf(err, BS_EINFOBASE,
+                   "this branch has not joined an infobase yet: the "
+                   "first exchange must come from the hub");
+}
+
 static bs_err
 check_pin(bs_txn *t, const bs_envelope *e, bs_errbuf *err)
 {
@@ -644,9 +678,7 @@ check_pin(bs_txn *t, const bs_envelope *e, bs_errbuf *err)
     bs_err rv;
 
     if (memcmp(e->sender, e->hub, BS_PK_LEN) != 0)
-        return bs_errf(err, BS_EINFOBASE,
-                       "this branch has not joined an infobase yet: the "
-                       "first exchange must come from the hub");
+        return check_relayed(t, e, err);
     bs_node_id_format(e->sender, id);
     if ((rv = bs_peer_find_pk(t, e->sender, &claimant)) != BS_OK)
         return rv == BS_ENOTFOUND

@@ -27,6 +27,13 @@ from_record(bs_member *m, const bs_record *r)
     }
     if (text_is(bs_record_field(r, "role"), "hub"))
         m->role = BS_ROLE_HUB;
+    else if (text_is(bs_record_field(r, "role"), "region"))
+        m->role = BS_MEMBER_REGION;
+    if ((v = bs_record_field(r, "region")) != NULL && v->type == BS_VTEXT &&
+        v->len <= BS_NODE_NAME_MAX) {
+        memcpy(m->region, v->s, v->len);
+        m->region[v->len] = '\0';
+    }
     v = bs_record_field(r, "revoked");
     m->revoked = v != NULL && v->type == BS_VTRUE;
     if ((v = bs_record_field(r, "revoked_at")) != NULL && v->type == BS_VTEXT &&
@@ -69,6 +76,29 @@ bs_members_get(bs_txn *t, const bs_meta *self, const uint8_t pk[BS_PK_LEN],
         return BS_OK;
     }
     return rv;
+}
+
+int
+bs_members_is_region(bs_txn *t, const bs_meta *self,
+                     const uint8_t pk[BS_PK_LEN])
+{
+    char id[BS_NODE_ID_LEN + 1];
+    bs_member mem;
+    bs_arena a;
+    bs_record r;
+    int region = 0;
+
+    if (!self->joined || memcmp(pk, self->hub, BS_PK_LEN) == 0)
+        return 0;
+    memset(&mem, 0, sizeof mem);
+    bs_node_id_format(pk, id);
+    bs_arena_init(&a);
+    if (bs_records_get(t, BS_SYS_MEMBERS, id, &a, &r, NULL) == BS_OK) {
+        from_record(&mem, &r);
+        region = !mem.revoked && mem.role == BS_MEMBER_REGION;
+    }
+    bs_arena_fini(&a);
+    return region;
 }
 
 int
@@ -171,19 +201,23 @@ hub_only(const bs_local *l, bs_errbuf *err)
 
 bs_err
 bs_members_introduce(bs_local *l, const uint8_t pk[BS_PK_LEN], const char *name,
-                     int role, bs_errbuf *err)
+                     int role, const char *region, bs_errbuf *err)
 {
     char id[BS_NODE_ID_LEN + 1];
-    bs_field f[3]; /* sorted by name */
+    bs_field f[4]; /* sorted by name */
+    size_t n = 0;
     bs_err rv;
 
     if ((rv = hub_only(l, err)) != BS_OK)
         return rv;
     bs_node_id_format(pk, id);
-    f[0] = bs_field_text("name", name);
-    f[1] = bool_field("revoked", 0);
-    f[2] = bs_field_text("role", bs_role_name(role));
-    return bs_local_put(l, BS_SYS_MEMBERS, id, f, 3, err);
+    f[n++] = bs_field_text("name", name);
+    if (region != NULL && region[0] != '\0')
+        f[n++] = bs_field_text("region", region);
+    f[n++] = bool_field("revoked", 0);
+    f[n++] = bs_field_text(
+        "role", role == BS_MEMBER_REGION ? "region" : bs_role_name(role));
+    return bs_local_put(l, BS_SYS_MEMBERS, id, f, n, err);
 }
 
 /* "INCHEX:SEQ,..." for every stream of origin pk that we hold; "" when
@@ -238,6 +272,12 @@ bs_members_learn(bs_member *m, const bs_change *c, uint8_t pk[BS_PK_LEN])
                  f->val.type == BS_VTEXT && f->val.len <= BS_REVOKED_AT_MAX) {
             memcpy(m->revoked_at, f->val.s, f->val.len);
             m->revoked_at[f->val.len] = '\0';
+        } else if (strcmp(f->name, "role") == 0 && f->val.type == BS_VTEXT) {
+            m->role = f->val.len == 6 && memcmp(f->val.s, "region", 6) == 0
+                          ? BS_MEMBER_REGION
+                      : f->val.len == 3 && memcmp(f->val.s, "hub", 3) == 0
+                          ? BS_ROLE_HUB
+                          : BS_ROLE_BRANCH;
         } else if (strcmp(f->name, "name") == 0 && f->val.type == BS_VTEXT &&
                    f->val.len <= BS_NODE_NAME_MAX) {
             memcpy(m->name, f->val.s, f->val.len);

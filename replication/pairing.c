@@ -3,6 +3,7 @@
  */
 #include "pairing.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "members.h"
@@ -25,8 +26,10 @@ membership(pair_ctx *x, bs_txn *t, const uint8_t *pk, bs_errbuf *err)
     if ((rv = bs_meta_load(t, &m, err)) != BS_OK || m.role != BS_ROLE_HUB)
         return rv;
     if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK) {
-        rv = x->add ? bs_members_introduce(&l, pk, x->add->name, BS_ROLE_BRANCH,
-                                           err)
+        rv = x->add ? bs_members_introduce(&l, pk, x->add->name,
+                                           x->add->region ? BS_MEMBER_REGION
+                                                          : BS_ROLE_BRANCH,
+                                           NULL, err)
                     : bs_members_revoke(&l, pk, err);
         if (rv == BS_OK)
             rv = bs_local_finish(&l, err);
@@ -115,6 +118,10 @@ add_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return rv;
     if (memcmp(a->pk, m.pk, BS_PK_LEN) == 0)
         return bs_errf(err, BS_EINVAL, "that is this node's own ID");
+    if (a->region && m.role != BS_ROLE_HUB)
+        return bs_errf(err, BS_EINVAL,
+                       "only the hub declares regional hubs: --region "
+                       "applies on the hub");
     if (bs_peer_get(t, a->name, &old) == BS_OK) {
         bs_peer_fini(&old);
         return bs_errf(err, BS_EEXIST, "peer \"%s\" already exists", a->name);
@@ -194,6 +201,135 @@ bs_pairing_remove(const bs_core *c, const char *name, int *revoked,
     if (rv == BS_OK && revoked != NULL)
         *revoked = x.member;
     return rv;
+}
+
+typedef struct member_ctx {
+    const bs_core *c;
+    const char *name, *via;
+    const uint8_t *pk;
+} member_ctx;
+
+/* BS_EEXIST when `name` or pk is a peer or a live member already. */
+static bs_err
+member_free(bs_txn *t, const char *name, const uint8_t *pk, bs_errbuf *err)
+{
+    bs_member *v;
+    size_t n;
+    bs_peer p;
+    bs_err rv;
+
+    if (bs_peer_get(t, name, &p) == BS_OK ||
+        bs_peer_find_pk(t, pk, &p) == BS_OK) {
+        rv = bs_errf(err, BS_EEXIST,
+                     "\"%s\" is paired here as peer \"%s\": a paired node "
+                     "is a member already",
+                     name, p.name);
+        bs_peer_fini(&p);
+        return rv;
+    }
+    if ((rv = bs_members_list(t, &v, &n)) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < n && rv == BS_OK; i++)
+        if (!v[i].revoked && (strcmp(v[i].name, name) == 0 ||
+                              memcmp(v[i].pk, pk, BS_PK_LEN) == 0))
+            rv = bs_errf(err, BS_EEXIST,
+                         "member \"%s\" already exists with that %s", v[i].name,
+                         strcmp(v[i].name, name) == 0 ? "name" : "ID");
+    free(v);
+    return rv;
+}
+
+static bs_err
+member_add_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    member_ctx *x = arg;
+    uint8_t rpk[BS_PK_LEN];
+    bs_local l;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    if (m.role != BS_ROLE_HUB)
+        return bs_errf(err, BS_EPERM, "only the hub changes membership");
+    if (memcmp(x->pk, m.pk, BS_PK_LEN) == 0)
+        return bs_errf(err, BS_EINVAL, "that is this node's own ID");
+    if ((rv = bs_members_by_name(t, x->via, rpk)) != BS_OK &&
+        rv != BS_ENOTFOUND)
+        return rv;
+    if (rv == BS_ENOTFOUND || !bs_members_is_region(t, &m, rpk))
+        return bs_errf(err, BS_EINVAL,
+                       "\"%s\" is not a regional hub of this infobase: "
+                       "declare it first with peer add %s ENDPOINT ID "
+                       "--region",
+                       x->via, x->via);
+    if ((rv = member_free(t, x->name, x->pk, err)) != BS_OK)
+        return rv;
+    if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK) {
+        rv = bs_members_introduce(&l, x->pk, x->name, BS_ROLE_BRANCH, x->via,
+                                  err);
+        if (rv == BS_OK)
+            rv = bs_local_finish(&l, err);
+    }
+    bs_local_fini(&l);
+    return rv;
+}
+
+bs_err
+bs_pairing_member_add(const bs_core *c, const char *name,
+                      const uint8_t pk[BS_PK_LEN], const char *via,
+                      bs_errbuf *err)
+{
+    member_ctx x = {c, name, via, pk};
+
+    if (!bs_node_name_valid(name))
+        return bs_errf(err, BS_EINVAL, "bad member name \"%.64s\"", name);
+    if (!bs_node_name_valid(via))
+        return bs_errf(err, BS_EINVAL, "bad regional hub name \"%.64s\"", via);
+    return bs_store_write(c->store, member_add_txn, &x, err);
+}
+
+static bs_err
+member_rm_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    member_ctx *x = arg;
+    uint8_t pk[BS_PK_LEN];
+    bs_local l;
+    bs_peer p;
+    bs_meta m;
+    bs_err rv;
+
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
+        return rv;
+    if (m.role != BS_ROLE_HUB)
+        return bs_errf(err, BS_EPERM, "only the hub changes membership");
+    if ((rv = bs_members_by_name(t, x->name, pk)) == BS_ENOTFOUND)
+        return bs_errf(err, BS_ENOTFOUND, "no member \"%s\" (see status)",
+                       x->name);
+    if (rv != BS_OK)
+        return rv;
+    if (bs_peer_find_pk(t, pk, &p) == BS_OK) {
+        rv = bs_errf(err, BS_EINVAL,
+                     "\"%s\" is paired here as peer \"%s\": use peer rm %s",
+                     x->name, p.name, p.name);
+        bs_peer_fini(&p);
+        return rv;
+    }
+    if ((rv = bs_local_begin(&l, t, x->c, err)) == BS_OK) {
+        rv = bs_members_revoke(&l, pk, err);
+        if (rv == BS_OK)
+            rv = bs_local_finish(&l, err);
+    }
+    bs_local_fini(&l);
+    return rv;
+}
+
+bs_err
+bs_pairing_member_rm(const bs_core *c, const char *name, bs_errbuf *err)
+{
+    member_ctx x = {c, name, NULL, NULL};
+
+    return bs_store_write(c->store, member_rm_txn, &x, err);
 }
 
 typedef struct sched_ctx {

@@ -21,6 +21,8 @@ typedef struct bs_pair {
     const char *schedule; /* canonical spec */
     const char *window;   /* "" or canonical "HH:MM-HH:MM" */
     int hub;              /* `peer add --hub`: the hub this branch joins */
+    int region; /* `peer add --region` (the hub): introduce the node as a
+                   regional hub (members.h) */
 } bs_pair;
 
 /*
@@ -38,6 +40,9 @@ typedef struct bs_pair {
  * - on a branch that has joined, the peer with the joined hub's key is
  *   pinned; p->hub naming another key is BS_EINVAL;
  * - on the hub, which joins nobody, p->hub is BS_EINVAL.
+ *
+ * p->region is for the hub only (elsewhere BS_EINVAL): the node is
+ * introduced with role "region" (members.h).
  */
 BS_MUST_CHECK bs_err bs_pairing_add(const bs_core *c, const bs_pair *p,
                                     int *introduced, bs_errbuf *err);
@@ -46,6 +51,24 @@ BS_MUST_CHECK bs_err bs_pairing_add(const bs_core *c, const bs_pair *p,
  * ..."); *revoked (may be NULL) set when its key was revoked. */
 BS_MUST_CHECK bs_err bs_pairing_remove(const bs_core *c, const char *name,
                                        int *revoked, bs_errbuf *err);
+
+/*
+ * At the hub: introduce the node pk as a member named `name` without
+ * pairing with it, relayed by the regional hub `via` (a live member with
+ * role "region"): `member add NAME ID --via REGION` (docs/design.md,
+ * "Regional hubs").  BS_EINVAL for a bad name, this node's own key, or a
+ * `via` that is not a regional hub; BS_EEXIST when the name or key is a
+ * member or a peer already; BS_EPERM on a branch.
+ */
+BS_MUST_CHECK bs_err bs_pairing_member_add(const bs_core *c, const char *name,
+                                           const uint8_t pk[BS_PK_LEN],
+                                           const char *via, bs_errbuf *err);
+
+/* At the hub: revoke member `name` that is not a paired peer (`member rm`;
+ * a peer is revoked by bs_pairing_remove).  BS_ENOTFOUND, BS_EINVAL for a
+ * paired peer, BS_EPERM on a branch. */
+BS_MUST_CHECK bs_err bs_pairing_member_rm(const bs_core *c, const char *name,
+                                          bs_errbuf *err);
 
 /* Set peer `name`'s schedule and window (canonical).  BS_ENOTFOUND. */
 BS_MUST_CHECK bs_err bs_pairing_schedule(const bs_core *c, const char *name,

@@ -12,6 +12,7 @@
 #include "record.h"
 #include "rules.h"
 #include "setlog.h"
+#include "members.h"
 #include "movein.h"
 
 /* Whether the receiver holds rule version v (its hub positions cover
@@ -99,8 +100,13 @@ bs_scope_peer_init(bs_scope_peer *p, bs_txn *t, const bs_meta *m,
     bs_err rv;
 
     memset(p, 0, sizeof *p);
-    p->hub = m->joined && memcmp(pk, m->hub, BS_PK_LEN) == 0;
-    p->whole_only = !(m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) == 0);
+    /* A regional hub relays everything to its branches: it is entitled to
+     * every change, and filters for its branches as the hub does (members.h,
+     * docs/design.md "Regional hubs"). */
+    p->hub = m->joined && (memcmp(pk, m->hub, BS_PK_LEN) == 0 ||
+                           bs_members_is_region(t, m, pk));
+    p->whole_only = !(m->joined && (memcmp(m->pk, m->hub, BS_PK_LEN) == 0 ||
+                                    bs_members_is_region(t, m, m->pk)));
     bs_access_name(t, m, pk, p->name);
     /* Every declared collection, with the rules now. */
     if ((rv = bs_collections_list(t, &p->rules, &p->nrules)) != BS_OK)
@@ -374,11 +380,13 @@ owned_by(const bs_record *r, const char *field, const char *name)
            memcmp(val->s, name, nl) == 0;
 }
 
-/* Whether m is a branch: the hub keeps everything. */
+/* Whether m is a branch: the hub, and a regional hub (which relays
+ * everything to its branches), keep everything. */
 static int
-is_branch(const bs_meta *m)
+is_branch(bs_txn *t, const bs_meta *m)
 {
-    return m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0;
+    return m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
+           !bs_members_is_region(t, m, m->pk);
 }
 
 /*
@@ -472,7 +480,7 @@ bs_scope_drop_foreign(bs_txn *t, const bs_meta *m, const char *coll,
     bs_collection rules;
     bs_err rv;
 
-    if (!is_branch(m) || coll[0] == '_')
+    if (coll[0] == '_' || !is_branch(t, m))
         return BS_OK; /* the hub keeps everything */
     if ((rv = bs_rules_at(t, coll, UINT64_MAX, &rules, NULL)) != BS_OK)
         return rv;
@@ -522,7 +530,7 @@ bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
     bs_collection rules;
     bs_err rv;
 
-    if (!is_branch(m))
+    if (!is_branch(t, m))
         return BS_OK;
     bs_access_name(t, m, m->pk, name);
     rules.name[0] = '\0';

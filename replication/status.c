@@ -3,6 +3,7 @@
  */
 #include "status.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "access.h"
@@ -200,6 +201,34 @@ streams_status(bs_status *st, const bs_streamtab *tab, const bs_meta *m)
     return BS_OK;
 }
 
+/* What the newest set of stream s says its origin held of the hub's
+ * stream (its signed `seen`), against what this node holds of it. */
+static bs_err
+hub_seen(bs_txn *t, const bs_meta *m, const bs_streamtab *tab,
+         const bs_stream *s, bs_office_status *o)
+{
+    uint64_t first, last;
+    bs_pos *seen = NULL;
+    size_t n = 0;
+    bs_slice set;
+    bs_err rv;
+
+    if (!m->joined || bs_setlog_find(t, s->idx, s->seq, &set, &first) != BS_OK)
+        return BS_OK;
+    if ((rv = bs_changeset_stored_seen(set, &seen, &n, &first, &last)) != BS_OK)
+        return rv == BS_ENOMEM ? rv : BS_OK; /* a summary form: no vector */
+    o->has_seen = 1;
+    o->hub_seen = o->hub_held = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(seen[i].origin, m->hub, BS_PK_LEN) == 0)
+            o->hub_seen += seen[i].seq;
+    for (size_t i = 0; i < tab->n; i++)
+        if (memcmp(tab->v[i].key, m->hub, BS_PK_LEN) == 0)
+            o->hub_held += tab->v[i].seq;
+    free(seen);
+    return BS_OK;
+}
+
 /* Add office pk (a member when mem is not NULL) unless it is this node or
  * already listed; fill it from the peers, the streams and the refusals. */
 static bs_err
@@ -230,6 +259,8 @@ add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
         o->revoked = mem->revoked;
         if (mem->role == BS_ROLE_HUB)
             o->role = BS_ROLE_HUB;
+        o->region_hub = mem->role == BS_MEMBER_REGION;
+        snprintf(o->via, sizeof o->via, "%s", mem->region);
     }
     for (size_t i = 0; i < st->npeers; i++) {
         const bs_peer_status *p = &st->peers[i];
@@ -252,8 +283,11 @@ add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
         if (memcmp(s->key, pk, BS_PK_LEN) != 0 || s->seq == 0)
             continue;
         o->changes += s->seq;
-        if ((when = set_time(t, s->idx, s->seq)) > o->last_set_ms)
+        if ((when = set_time(t, s->idx, s->seq)) > o->last_set_ms) {
             o->last_set_ms = when;
+            if ((rv = hub_seen(t, m, tab, s, o)) != BS_OK)
+                return rv;
+        }
     }
     rv = bs_access_refused(t, pk, &o->refused_by_rule, o->refused_first,
                            sizeof o->refused_first);

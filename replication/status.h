@@ -82,6 +82,16 @@ typedef struct bs_office_status {
     uint64_t refused_by_rule;
     char refused_first[BS_ERRMSG_LEN];
     uint64_t refused_last_ms; /* the latest refusal; 0 unknown */
+    /* regional hubs (members.h, docs/design.md "Regional hubs"): */
+    int region_hub;                 /* the hub declared it a regional hub */
+    char via[BS_NODE_NAME_MAX + 1]; /* the regional hub relaying it; "" */
+    /* how far it held this infobase's hub's stream when it sealed its
+     * newest set held here (that set's signed `seen`; its own report,
+     * whoever relayed it), and how far this node holds that stream:
+     * hub_held - hub_seen is the office's lag behind the hub as it last
+     * said; has_seen 0: no set of it is held here */
+    int has_seen;
+    uint64_t hub_seen, hub_held;
 } bs_office_status;
 
 typedef struct bs_coll_status {

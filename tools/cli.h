@@ -33,6 +33,8 @@ typedef struct bs_cli {
     const char *unique; /* collection --unique */
     int force;          /* put --force */
     int seed;           /* export --seed */
+    int region;         /* peer add --region */
+    const char *via;    /* member add --via REGION */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -68,6 +70,7 @@ bs_err bs_cmd_dump(bs_cli *c);
 bs_err bs_cmd_cml(bs_cli *c);
 bs_err bs_cmd_digest(bs_cli *c);
 bs_err bs_cmd_peer(bs_cli *c);
+bs_err bs_cmd_member(bs_cli *c);
 bs_err bs_cmd_collection(bs_cli *c);
 bs_err bs_cmd_merge(bs_cli *c);
 bs_err bs_cmd_export(bs_cli *c);

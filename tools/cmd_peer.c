@@ -42,7 +42,7 @@ peer_add(bs_cli *c)
 {
     const char *idstr = c->argv[3];
     char spec[BS_SCHED_FORMAT_MAX];
-    bs_pair p = {c->argv[1], c->argv[2], {0}, spec, "", c->hub};
+    bs_pair p = {c->argv[1], c->argv[2], {0}, spec, "", c->hub, c->region};
     bs_schedule sch;
     bs_core core;
     bs_node *n;
@@ -52,7 +52,7 @@ peer_add(bs_cli *c)
     if (c->argc != 4)
         return bs_errf(&c->err, BS_EUSAGE,
                        "usage: peer add NAME ENDPOINT NODE_ID [--schedule "
-                       "SPEC] [--hub]");
+                       "SPEC] [--hub] [--region]");
     if (!bs_node_name_valid(p.name))
         return bs_errf(&c->err, BS_EINVAL, "bad peer name \"%.64s\"", p.name);
     if (strncmp(p.endpoint, "dir:", 4) == 0 &&
@@ -93,13 +93,17 @@ peer_add(bs_cli *c)
     if (introduced)
         bs_cli_notify(c, "changed");
     if (c->json)
-        bs_out_json(json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "peer", p.name,
-                              "endpoint", p.endpoint, "id", idstr, "schedule",
-                              spec, "pinned_hub", pinned != BS_PIN_NONE, "pin",
-                              bs_render_pin_name(pinned)));
+        bs_out_json(json_pack("{s:s, s:s, s:s, s:s, s:b, s:s, s:b}", "peer",
+                              p.name, "endpoint", p.endpoint, "id", idstr,
+                              "schedule", spec, "pinned_hub",
+                              pinned != BS_PIN_NONE, "pin",
+                              bs_render_pin_name(pinned), "region", c->region));
     else
         printf("paired with %s at %s (schedule: %s)%s%s\n", p.name, p.endpoint,
-               spec, introduced ? "; introduced as a member" : "",
+               spec,
+               !introduced ? ""
+               : c->region ? "; introduced as a regional hub"
+                           : "; introduced as a member",
                pinned ? "; pinned as the hub this branch joins" : "");
     return BS_OK;
 }
@@ -235,6 +239,8 @@ bs_cmd_peer(bs_cli *c)
         return bs_errf(&c->err, BS_EUSAGE, "--schedule applies to peer add");
     if (c->hub && strcmp(sub, "add") != 0)
         return bs_errf(&c->err, BS_EUSAGE, "--hub applies to peer add");
+    if (c->region && strcmp(sub, "add") != 0)
+        return bs_errf(&c->err, BS_EUSAGE, "--region applies to peer add");
     if (strcmp(sub, "add") == 0)
         return peer_add(c);
     if (strcmp(sub, "rm") == 0)
@@ -246,6 +252,78 @@ bs_cmd_peer(bs_cli *c)
         return peer_seed(c);
     return bs_errf(&c->err, BS_EUSAGE,
                    "unknown peer command \"%s\": use add, ls, rm or seed", sub);
+}
+
+static bs_err
+member_add(bs_cli *c)
+{
+    uint8_t pk[BS_PK_LEN];
+    bs_core core;
+    bs_node *n;
+    bs_err rv;
+
+    if (c->argc != 3 || c->via == NULL)
+        return bs_errf(&c->err, BS_EUSAGE,
+                       "usage: member add NAME NODE_ID --via REGION");
+    if (!bs_node_name_valid(c->argv[1]))
+        return bs_errf(&c->err, BS_EINVAL, "bad member name \"%.64s\"",
+                       c->argv[1]);
+    if (bs_node_id_parse(c->argv[2], pk) != BS_OK)
+        return bs_errf(&c->err, BS_EINVAL,
+                       "bad node ID \"%.80s\" (copy it from 'branchsync id' "
+                       "on that node)",
+                       c->argv[2]);
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_pairing_member_add(&core, c->argv[1], pk, c->via, &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "changed");
+    if (c->json)
+        bs_out_json(json_pack("{s:s, s:s, s:s}", "member", c->argv[1], "id",
+                              c->argv[2], "via", c->via));
+    else
+        printf("introduced %s as a member relayed by the regional hub %s\n",
+               c->argv[1], c->via);
+    return BS_OK;
+}
+
+static bs_err
+member_rm(bs_cli *c)
+{
+    bs_core core;
+    bs_node *n;
+    bs_err rv;
+
+    if (c->argc != 2 || c->via != NULL)
+        return bs_errf(&c->err, BS_EUSAGE, "usage: member rm NAME");
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_pairing_member_rm(&core, c->argv[1], &c->err);
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    bs_cli_notify(c, "changed");
+    if (c->json)
+        bs_out_json(
+            json_pack("{s:s, s:b}", "removed", c->argv[1], "revoked", 1));
+    else
+        printf("revoked member %s\n", c->argv[1]);
+    return BS_OK;
+}
+
+bs_err
+bs_cmd_member(bs_cli *c)
+{
+    const char *sub = c->argv[0];
+
+    if (strcmp(sub, "add") == 0)
+        return member_add(c);
+    if (strcmp(sub, "rm") == 0)
+        return member_rm(c);
+    return bs_errf(&c->err, BS_EUSAGE,
+                   "unknown member command \"%s\": use add or rm", sub);
 }
 
 static json_t *

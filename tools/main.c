@@ -38,7 +38,9 @@ enum {
     O_FORCE = 1u << 23,  /* --force (put) */
     O_BACKUP = 1u << 24, /* --backup (schedule) */
     O_SEED = 1u << 25,   /* --seed (export) */
-    O_LAST = O_SEED,
+    O_REGION = 1u << 26, /* --region (peer add) */
+    O_VIA = 1u << 27,    /* --via REGION (member add) */
+    O_LAST = O_VIA,
 };
 
 typedef struct cmd {
@@ -154,9 +156,9 @@ static const cmd cmds[] = {
      "Prints a BLAKE2b-256 hash of the live records (of the given\n"
      "collections, or of all user collections): equal on nodes holding the\n"
      "same records, whatever their history.\n"},
-    {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE | O_HUB, 1, 4,
-     "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] [--hub] | peer ls | "
-     "peer rm NAME | peer seed NAME",
+    {"peer", bs_cmd_peer, O_DIR | O_JSON | O_SCHEDULE | O_HUB | O_REGION, 1, 4,
+     "peer add NAME ENDPOINT NODE_ID [--schedule SPEC] [--hub] [--region] | "
+     "peer ls | peer rm NAME | peer seed NAME",
      "pair with a node, list or remove peers",
      "add: pair with the node whose ID (from its 'branchsync id') is NODE_ID,\n"
      "reachable at ENDPOINT (tcp://HOST:PORT; HOST a name or address, not a\n"
@@ -174,7 +176,18 @@ static const cmd cmds[] = {
      "only with --hub or when it is the only peer.  'peer ls' marks the hub.\n"
      "rm: forget a peer; on the hub its key is revoked for new changes.\n"
      "seed (the hub): the peer's next exchange, by file or network, seeds it\n"
-     "with the records of its scope as they are now instead of the history.\n"},
+     "with the records of its scope as they are now instead of the history.\n"
+     "--region (on the hub): NAME is a regional hub: it receives every\n"
+     "change, keeps every record and relays to its branches, filtered by\n"
+     "their scopes (see 'member add').  Its branches pair with it using\n"
+     "--hub.\n"},
+    {"member", bs_cmd_member, O_DIR | O_JSON | O_VIA, 2, 3,
+     "member add NAME NODE_ID --via REGION | member rm NAME",
+     "(hub) admit or revoke a branch served by a regional hub",
+     "add: introduce the node whose ID is NODE_ID as a member named NAME\n"
+     "that exchanges with the regional hub REGION (paired here with\n"
+     "'peer add … --region'), not with this hub; status lists it under\n"
+     "REGION.  rm: revoke it, as 'peer rm' revokes a peer.\n"},
     {"collection", bs_cmd_collection,
      O_DIR | O_JSON | O_POLICY | O_WRITERS | O_SCOPE | O_OWNER | O_UNIQUE, 1, 1,
      "collection NAME [--policy P] [--writers W] [--scope S] "
@@ -354,6 +367,8 @@ static const struct option longopts[] = {
     {"force", no_argument, NULL, 1000 + 28},
     {"backup", required_argument, NULL, 1000 + 29},
     {"seed", no_argument, NULL, 1000 + 30},
+    {"region", no_argument, NULL, 1000 + 31},
+    {"via", required_argument, NULL, 1000 + 32},
     {NULL, 0, NULL, 0},
 };
 
@@ -412,6 +427,10 @@ opt_name(unsigned bit)
         return "--backup";
     if (bit == O_SEED)
         return "--seed";
+    if (bit == O_REGION)
+        return "--region";
+    if (bit == O_VIA)
+        return "--via";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -621,6 +640,14 @@ main(int argc, char **argv)
         case 1030:
             c.seed = 1;
             seen |= O_SEED;
+            break;
+        case 1031:
+            c.region = 1;
+            seen |= O_REGION;
+            break;
+        case 1032:
+            c.via = optarg;
+            seen |= O_VIA;
             break;
         case ':':
             return bad_option(argc, argv, 1);

@@ -152,31 +152,65 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now,
         status_folder(p, me, now);
 }
 
-/* Another office: last contact, lag, changes refused by rule. */
+/* Another office: last contact, lag, changes refused by rule; indented
+ * by `in` (2, or 4 under its regional hub). */
 static void
-status_office(const bs_office_status *o, uint64_t now)
+status_office(const bs_office_status *o, uint64_t now, int in)
 {
     char ok[32], set[32], esc[4 * sizeof o->refused_first];
 
     bs_out_age(ok, sizeof ok, o->last_ok_ms, now);
     bs_out_age(set, sizeof set, o->last_set_ms, now);
-    printf("  %-12s %s%s; last exchange %s; its newest set %s (%llu %s "
+    printf("%*s%-12s %s%s%s%s; last exchange %s; its newest set %s (%llu %s "
            "here)\n",
-           o->name[0] ? o->name : "(unnamed)", bs_role_name(o->role),
-           o->revoked ? ", REVOKED" : "",
+           in, "", o->name[0] ? o->name : "(unnamed)",
+           o->region_hub ? "regional hub" : bs_role_name(o->role),
+           o->via[0] ? " via " : "", o->via, o->revoked ? ", REVOKED" : "",
            o->peer >= 0 ? ok : "none (not paired here)", set,
            (unsigned long long)o->changes, BS_PL(o->changes, "change"));
     if (o->peer >= 0)
-        printf("    lag: %llu to send, %llu to receive; oldest "
+        printf("%*s  lag: %llu to send, %llu to receive; oldest "
                "unacknowledged %llu s\n",
-               (unsigned long long)o->pending_out,
+               in, "", (unsigned long long)o->pending_out,
                (unsigned long long)o->pending_in,
                (unsigned long long)o->oldest_unacked_age_s);
+    if (o->has_seen && o->role != BS_ROLE_HUB)
+        printf("%*s  had %llu of the hub's %llu %s when it sealed its "
+               "newest set\n",
+               in, "", (unsigned long long)o->hub_seen,
+               (unsigned long long)o->hub_held, BS_PL(o->hub_held, "change"));
     if (o->refused_by_rule > 0)
-        printf("    refused by rule: %llu %s (first: %s)\n",
+        printf("%*s  refused by rule: %llu %s (first: %s)\n", in, "",
                (unsigned long long)o->refused_by_rule,
                BS_PL(o->refused_by_rule, "change"),
                bs_escape(esc, sizeof esc, o->refused_first));
+}
+
+/* 1 when office o is listed under a regional hub of st (the tree). */
+static int
+under_region(const bs_status *st, const bs_office_status *o)
+{
+    for (size_t i = 0; o->via[0] && i < st->noffices; i++)
+        if (st->offices[i].region_hub &&
+            strcmp(st->offices[i].name, o->via) == 0)
+            return 1;
+    return 0;
+}
+
+/* The offices as a tree: each regional hub with its branches under it. */
+static void
+status_offices(const bs_status *st, uint64_t now)
+{
+    printf("offices:%s\n", st->noffices ? "" : "     none");
+    for (size_t i = 0; i < st->noffices; i++) {
+        const bs_office_status *o = &st->offices[i];
+        if (under_region(st, o))
+            continue;
+        status_office(o, now, 2);
+        for (size_t k = 0; o->region_hub && k < st->noffices; k++)
+            if (strcmp(st->offices[k].via, o->name) == 0)
+                status_office(&st->offices[k], now, 4);
+    }
 }
 
 /* The node's clock against its peers' (replication/clock.h). */
@@ -241,9 +275,7 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
                s->quarantined ? "QUARANTINED" : "HELD", id,
                (unsigned long long)s->seq, s->note);
     }
-    printf("offices:%s\n", st->noffices ? "" : "     none");
-    for (size_t i = 0; i < st->noffices; i++)
-        status_office(&st->offices[i], now);
+    status_offices(st, now);
     printf("collections:%s\n", st->ncolls ? "" : " none");
     for (size_t i = 0; i < st->ncolls; i++)
         printf("  %-24s %llu %s, %llu deleted\n", st->colls[i].name,

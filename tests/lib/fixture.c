@@ -150,6 +150,39 @@ bst_pair2(bst_node *a, bst_node *b)
     bst_pair(b, a);
 }
 
+static void
+pair_as(bst_node *self, bst_node *other, int hub, int region)
+{
+    bs_pair p = {other->name, "tcp://127.0.0.1:7400", {0}, "manual", "", hub,
+                 region};
+    bs_errbuf err = {{0}};
+
+    memcpy(p.pk, bst_meta(other).pk, BS_PK_LEN);
+    bst_ok(bs_pairing_add(&self->core, &p, NULL, &err), &err, "pair");
+}
+
+void
+bst_pair_region(bst_node *hub, bst_node *region)
+{
+    pair_as(hub, region, 0, 1);
+}
+
+void
+bst_pair_hub(bst_node *self, bst_node *other)
+{
+    pair_as(self, other, 1, 0);
+}
+
+void
+bst_member_via(bst_node *hub, bst_node *branch, bst_node *region)
+{
+    bs_errbuf err = {{0}};
+
+    bst_ok(bs_pairing_member_add(&hub->core, branch->name, bst_meta(branch).pk,
+                                 region->name, &err),
+           &err, "member add");
+}
+
 bs_err
 bst_write(bst_node *t, const bst_op *ops, size_t n, bs_write_stats *st,
           bs_errbuf *err)

@@ -63,6 +63,15 @@ void bst_pair(bst_node *self, bst_node *other);
 /* Pair both ways. */
 void bst_pair2(bst_node *a, bst_node *b);
 
+/* Regional hubs (docs/design.md "Regional hubs"): at the hub, pair with
+ * region as `peer add NAME ENDPOINT ID --region` does; pair self with
+ * other as `peer add … --hub` does (a branch naming its regional hub); at
+ * the hub, introduce branch as a member relayed by region without pairing
+ * (`member add NAME ID --via REGION`).  Each aborts on failure. */
+void bst_pair_region(bst_node *hub, bst_node *region);
+void bst_pair_hub(bst_node *self, bst_node *other);
+void bst_member_via(bst_node *hub, bst_node *branch, bst_node *region);
+
 /* Upsert json's fields into coll/id (one transaction, one set). */
 BS_MUST_CHECK bs_err bst_put(bst_node *t, const char *coll, const char *id,
                              const char *json, bs_errbuf *err);

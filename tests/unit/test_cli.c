@@ -2460,7 +2460,9 @@ Test(cli, status_and_doctor_show_changes_refused_by_rule_per_office)
                                        "last_set_ms",
                                        "changes",
                                        "lag",
-                                       "refused_by_rule"};
+                                       "refused_by_rule",
+                                       "via",
+                                       "hub_seen"};
     char hub[128], br[128];
     json_t *j, *offices, *o = NULL, *x;
     size_t i;

@@ -54,7 +54,7 @@ mop_txn(bs_txn *t, void *arg, bs_errbuf *err)
     if ((rv = bs_local_begin(&l, t, &c, err)) == BS_OK) {
         rv = o->revoke ? bs_members_revoke(&l, o->pk, err)
                        : bs_members_introduce(&l, o->pk, o->name,
-                                              BS_ROLE_BRANCH, err);
+                                              BS_ROLE_BRANCH, NULL, err);
         if (rv == BS_OK)
             rv = bs_local_finish(&l, err);
     }

@@ -1,0 +1,422 @@
+/*
+ * test_region.c - regional hubs (issue 12 item 6; docs/design.md
+ * "Regional hubs"; members.h, scope.h, protocol.md 8.3 X4r).
+ *
+ * A tree driven through the core API with injected clocks: the head office
+ * (the hub), two regional hubs (east, west) paired with it with
+ * `--region`, and four branches, two under each, that pair only with
+ * their regional hub (`--hub`) and that the head office introduces with
+ * `member add … --via`.  Files and in-memory sessions carry the changes up
+ * and down; the head office and both regions end with equal digests, each
+ * branch with exactly its scope (equal to the head office's data
+ * restricted to it), a branch's change at the head office verifies as
+ * signed by that branch and by nobody else, and status at the head office
+ * shows each branch under its regional hub with how far it held the head
+ * office's stream.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "../lib/fixture.h"
+#include "../../replication/changeset.h"
+#include "../../replication/collections.h"
+#include "../../replication/members.h"
+#include "../../replication/pairing.h"
+#include "../../replication/scope.h"
+#include "../../replication/setlog.h"
+#include "../../replication/status.h"
+
+#define T0 1800000000000ull
+
+static char root[128];
+static bst_clock ck[7];
+static bst_node head, east, west, e1, e2, w1, w2;
+static bst_node *const all[] = {&head, &east, &west, &e1, &e2, &w1, &w2};
+
+static void
+carry(bst_node *from, bst_node *to)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = bst_carry(from, to, NULL, &err);
+
+    cr_assert_eq(rv, BS_OK, "%s -> %s: %s", from->name, to->name,
+                 bs_errmsg(&err, rv));
+}
+
+static void
+sync_ok(bst_node *a, bst_node *b)
+{
+    bst_sync_result r;
+    bs_err rv = bst_sync(a, b, NULL, NULL, &r);
+
+    cr_assert_eq(rv, BS_OK, "%s <-> %s: %s / %s", a->name, b->name, r.msg_a,
+                 r.msg_b);
+}
+
+/* One round: branches up to their region, regions up to the head office,
+ * then down again.  East's branches travel by file, west's by session. */
+static void
+round_trip(void)
+{
+    carry(&e1, &east);
+    carry(&e2, &east);
+    sync_ok(&w1, &west);
+    sync_ok(&w2, &west);
+    carry(&east, &head);
+    sync_ok(&west, &head);
+    carry(&head, &east);
+    carry(&east, &e1);
+    carry(&east, &e2);
+    sync_ok(&w1, &west);
+    sync_ok(&w2, &west);
+}
+
+static void
+settle(void)
+{
+    for (int i = 0; i < 3; i++)
+        round_trip();
+}
+
+static void
+declare_owned(const char *coll)
+{
+    bs_collection r;
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    memset(&r, 0, sizeof r);
+    snprintf(r.name, sizeof r.name, "%s", coll);
+    r.scope = BS_SCOPE_OWNER;
+    r.writers = BS_WRITERS_OWNER;
+    snprintf(r.owner_field, sizeof r.owner_field, "shop");
+    r.set = BS_RULE_SCOPE | BS_RULE_OWNER_FIELD | BS_RULE_WRITERS;
+    rv = bs_collections_declare(&head.core, &r, NULL, &err);
+    cr_assert_eq(rv, BS_OK, "declare: %s", bs_errmsg(&err, rv));
+}
+
+static void
+put_ok(bst_node *t, const char *coll, const char *id, const char *json)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = bst_put(t, coll, id, json, &err);
+
+    cr_assert_eq(rv, BS_OK, "%s put %s/%s: %s", t->name, coll, id,
+                 bs_errmsg(&err, rv));
+}
+
+/* The tree: head -> {east, west}; east -> {e1, e2}; west -> {w1, w2}. */
+static void
+setup(void)
+{
+    const char *names[] = {"head", "east", "west", "e1", "e2", "w1", "w2"};
+
+    cr_assert_eq(bs_crypto_init(), BS_OK);
+    bst_root(root, sizeof root, "region");
+    for (size_t i = 0; i < 7; i++) {
+        bs_clock c;
+        ck[i].ms = T0;
+        ck[i].step = 1;
+        c = bst_clock_of(&ck[i]);
+        bst_node_new(all[i], root, names[i],
+                     i == 0 ? BS_ROLE_HUB : BS_ROLE_BRANCH, &c);
+    }
+    bst_pair_region(&head, &east);
+    bst_pair_region(&head, &west);
+    bst_member_via(&head, &e1, &east);
+    bst_member_via(&head, &e2, &east);
+    bst_member_via(&head, &w1, &west);
+    bst_member_via(&head, &w2, &west);
+    declare_owned("orders");
+    bst_pair_hub(&east, &head);
+    bst_pair_hub(&west, &head);
+    bst_pair(&east, &e1);
+    bst_pair(&east, &e2);
+    bst_pair(&west, &w1);
+    bst_pair(&west, &w2);
+    bst_pair_hub(&e1, &east);
+    bst_pair_hub(&e2, &east);
+    bst_pair_hub(&w1, &west);
+    bst_pair_hub(&w2, &west);
+    carry(&head, &east); /* the regions join the head office's infobase */
+    sync_ok(&west, &head);
+}
+
+static void
+teardown(void)
+{
+    for (size_t i = 0; i < 7; i++)
+        bst_node_free(all[i]);
+    bst_rmtree(root);
+    bst_leak_check("test_region");
+}
+
+TestSuite(region, .init = setup, .fini = teardown, .timeout = 120);
+
+static void
+same_digest(bst_node *a, bst_node *b)
+{
+    uint8_t da[BS_HASH_LEN], db[BS_HASH_LEN];
+    uint64_t na, nb;
+
+    bst_digest(a, da, &na);
+    bst_digest(b, db, &nb);
+    cr_assert(memcmp(da, db, BS_HASH_LEN) == 0 && na == nb,
+              "%s holds %llu records, %s %llu, digests %s", a->name,
+              (unsigned long long)na, b->name, (unsigned long long)nb,
+              memcmp(da, db, BS_HASH_LEN) == 0 ? "equal" : "differ");
+}
+
+/* The head office's data restricted to branch b's scope equals b's. */
+static void
+same_scope(bst_node *b)
+{
+    bs_meta mh = bst_meta(&head), mb = bst_meta(b);
+    uint8_t dh[BS_HASH_LEN], db[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    uint64_t nh, nb;
+    bs_txn *t;
+
+    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
+    bst_ok(bs_scope_digest(t, &mh, mb.pk, dh, &nh, &err), &err, "scope");
+    bs_txn_abort(t);
+    bst_digest(b, db, &nb);
+    cr_assert(memcmp(dh, db, BS_HASH_LEN) == 0 && nh == nb,
+              "%s's scope at head holds %llu records, %s holds %llu", b->name,
+              (unsigned long long)nh, b->name, (unsigned long long)nb);
+}
+
+/* Each office writes: the head office a shared catalog entry, each branch
+ * an order of its own (owner-scoped) and a shared note. */
+static void
+write_everywhere(void)
+{
+    bst_node *br[] = {&e1, &e2, &w1, &w2};
+
+    put_ok(&head, "catalog", "p1", "{\"price\": 10}");
+    for (size_t i = 0; i < 4; i++) {
+        char id[80], json[160];
+        snprintf(id, sizeof id, "o-%s", br[i]->name);
+        snprintf(json, sizeof json, "{\"shop\": \"%s\", \"total\": %zu}",
+                 br[i]->name, i + 1);
+        put_ok(br[i], "orders", id, json);
+        snprintf(id, sizeof id, "n-%s", br[i]->name);
+        put_ok(br[i], "notes", id, "{\"text\": \"hello\"}");
+    }
+}
+
+Test(region, a_tree_converges_with_each_branch_holding_its_scope)
+{
+    bst_node *br[] = {&e1, &e2, &w1, &w2};
+    char *r;
+
+    write_everywhere();
+    settle();
+    same_digest(&head, &east);
+    same_digest(&head, &west);
+    for (size_t i = 0; i < 4; i++) {
+        char id[80];
+        same_scope(br[i]);
+        cr_assert_not_null(r = bst_get(br[i], "catalog", "p1"), "%s",
+                           br[i]->name);
+        free(r);
+        for (size_t k = 0; k < 4; k++) {
+            snprintf(id, sizeof id, "n-%s", br[k]->name);
+            cr_assert_not_null(r = bst_get(br[i], "notes", id), "%s lacks %s",
+                               br[i]->name, id);
+            free(r);
+            snprintf(id, sizeof id, "o-%s", br[k]->name);
+            r = bst_get(br[i], "orders", id);
+            cr_assert((r != NULL) == (i == k), "%s %s order %s", br[i]->name,
+                      r ? "holds" : "lacks", id);
+            free(r);
+            r = bst_get(&head, "orders", id);
+            cr_assert_not_null(r, "head lacks %s", id);
+            free(r);
+        }
+    }
+    /* the regions keep every record, the other region's branches' too */
+    cr_assert_not_null(r = bst_get(&east, "orders", "o-w1"));
+    free(r);
+    cr_assert_not_null(r = bst_get(&west, "orders", "o-e2"));
+    free(r);
+}
+
+/* The stored set of origin o at seq 1 in node t, decoded (the caller
+ * frees *v and *buf). */
+static void
+stored_set(bst_node *t, bst_node *o, bs_csview **v, uint8_t **buf)
+{
+    bs_meta m = bst_meta(o);
+    bs_errbuf err = {{0}};
+    uint64_t first;
+    bs_stream s;
+    bs_slice set;
+    bs_txn *txn;
+
+    cr_assert(bst_stream(t, m.pk, m.inc, &s) && s.seq > 0,
+              "%s holds nothing of %s", t->name, o->name);
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_setlog_find(txn, s.idx, 1, &set, &first), &err, "find");
+    *buf = malloc(set.n);
+    memcpy(*buf, set.p, set.n);
+    bs_txn_abort(txn);
+    bst_ok(bs_changeset_decode(*buf, set.n, v, &err), &err, "decode");
+}
+
+Test(region, a_branchs_change_at_the_head_office_is_signed_by_that_branch)
+{
+    bs_meta me1 = bst_meta(&e1), meast = bst_meta(&east);
+    bs_csview *v;
+    uint8_t *buf;
+
+    write_everywhere();
+    settle();
+    stored_set(&head, &e1, &v, &buf);
+    cr_assert(memcmp(v->origin, me1.pk, BS_PK_LEN) == 0);
+    cr_assert_eq(bs_changeset_verify(v, me1.pk), BS_OK,
+                 "e1's set at head does not verify with e1's key");
+    cr_assert_eq(bs_changeset_verify(v, meast.pk), BS_EBADSIG,
+                 "e1's set at head verifies with its region's key");
+    bs_changeset_free(v);
+    free(buf);
+    /* and the head office's own change at a branch, by the head's key */
+    stored_set(&w2, &head, &v, &buf);
+    cr_assert_eq(bs_changeset_verify(v, bst_meta(&head).pk), BS_OK);
+    bs_changeset_free(v);
+    free(buf);
+}
+
+/* A region that alters a branch's change on the way up: the head office
+ * refuses it (the origin's signature), and nothing of it is applied. */
+static int
+alter_change(void *ctx, int from_a, uint8_t **msg, size_t *n)
+{
+    int *done = ctx;
+
+    if (!from_a && !*done && *n > 64 && (*msg)[0] == BS_MSG_SET) {
+        (*msg)[bst_last_change_byte(*msg + 1, *n - 1) + 1] ^= 0x01;
+        *done = 1;
+    }
+    return 1;
+}
+
+Test(region, a_region_cannot_alter_a_branchs_change)
+{
+    bst_sync_result r;
+    int done = 0;
+    char *got;
+
+    settle();
+    put_ok(&e1, "notes", "forged", "{\"text\": \"original\"}");
+    carry(&e1, &east);
+    /* head initiates; east's messages (side b) are altered */
+    if (bst_sync(&head, &east, alter_change, &done, &r) == BS_OK)
+        cr_assert(r.sa.refused > 0 || r.err_a != BS_OK,
+                  "head took an altered set without refusing it (received "
+                  "%llu, refused %llu, sent %llu / %llu)",
+                  (unsigned long long)r.sa.sets_received,
+                  (unsigned long long)r.sa.refused,
+                  (unsigned long long)r.sb.sets_sent,
+                  (unsigned long long)r.sb.refused);
+    cr_assert(done, "no set went up");
+    cr_assert_null(got = bst_get(&head, "notes", "forged"),
+                   "head applied an altered set: %s", got);
+    sync_ok(&head, &east); /* the true bytes go through afterwards */
+    cr_assert_not_null(got = bst_get(&head, "notes", "forged"));
+    free(got);
+}
+
+Test(region, status_at_the_head_office_shows_the_tree)
+{
+    bs_status_opts o = {.now_ms = T0 + 100000, .retention_ms = 0};
+    bs_errbuf err = {{0}};
+    bs_meta m = bst_meta(&head);
+    int seen_e1 = 0, seen_east = 0;
+    bs_status st;
+    bs_txn *t;
+
+    settle(); /* the branches join, then write what they have seen */
+    write_everywhere();
+    settle();
+    bst_ok(bs_store_read(head.n->store, &t, &err), &err, "read");
+    bst_ok(bs_status_read(t, &m, &o, &st, &err), &err, "status");
+    bs_txn_abort(t);
+    for (size_t i = 0; i < st.noffices; i++) {
+        const bs_office_status *f = &st.offices[i];
+        if (strcmp(f->name, "east") == 0) {
+            seen_east = 1;
+            cr_assert(f->region_hub && f->peer >= 0 && f->via[0] == '\0');
+        } else if (strcmp(f->name, "e1") == 0) {
+            seen_e1 = 1;
+            cr_assert_str_eq(f->via, "east");
+            cr_assert(!f->region_hub && f->peer < 0 && f->member);
+            cr_assert(f->last_set_ms > 0 && f->changes == 2);
+            cr_assert(f->has_seen && f->hub_seen > 0 &&
+                          f->hub_seen <= f->hub_held,
+                      "e1 had seen %llu of head's %llu",
+                      (unsigned long long)f->hub_seen,
+                      (unsigned long long)f->hub_held);
+        }
+    }
+    cr_assert(seen_e1 && seen_east);
+    bs_status_fini(&st);
+}
+
+/* X4r: a fresh branch joins through a regional hub only when its admin
+ * pinned that hub with --hub; pinned only for being its first peer, the
+ * regional hub's exchange is refused and nothing is written. */
+Test(region, a_branch_joins_through_a_region_only_when_pinned_with_hub)
+{
+    bst_node x;
+    bs_clock c = bst_clock_of(&ck[3]);
+    bs_errbuf err = {{0}};
+    uint8_t before[BS_HASH_LEN], after[BS_HASH_LEN];
+    bs_err rv;
+
+    bst_node_new(&x, root, "x1", BS_ROLE_BRANCH, &c);
+    bst_member_via(&head, &x, &east);
+    carry(&head, &east);
+    bst_pair(&east, &x);
+    bst_pair(&x, &east); /* the first peer: pinned, but not with --hub */
+    bst_fingerprint(&x, before);
+    rv = bst_carry(&east, &x, NULL, &err);
+    cr_assert_eq(rv, BS_EINFOBASE, "%s", bs_errmsg(&err, rv));
+    cr_assert(strstr(bs_errmsg(&err, rv), "--hub") != NULL, "%s",
+              bs_errmsg(&err, rv));
+    bst_fingerprint(&x, after);
+    cr_assert(memcmp(before, after, BS_HASH_LEN) == 0);
+    bst_node_free(&x);
+}
+
+Test(region, only_a_regional_hub_relays_a_member_added_via_it)
+{
+    uint8_t pk[BS_PK_LEN];
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    memcpy(pk, bst_meta(&e1).pk, BS_PK_LEN);
+    pk[0] ^= 1; /* another key */
+    rv = bs_pairing_member_add(&head.core, "z9", pk, "e1", &err);
+    cr_assert_eq(rv, BS_EINVAL, "%s", bs_errmsg(&err, rv));
+    rv = bs_pairing_member_add(&head.core, "e1", pk, "east", &err);
+    cr_assert_eq(rv, BS_EEXIST, "%s", bs_errmsg(&err, rv));
+    rv = bs_pairing_member_add(&east.core, "z9", pk, "east", &err);
+    cr_assert_eq(rv, BS_EPERM, "%s", bs_errmsg(&err, rv));
+}
+
+Test(region, a_revoked_regional_branch_is_refused_through_the_region)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv;
+    char *got;
+
+    settle();
+    rv = bs_pairing_member_rm(&head.core, "e2", &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    carry(&head, &east); /* east learns of the revocation */
+    put_ok(&e2, "notes", "late", "{\"text\": \"after\"}");
+    rv = bst_carry(&e2, &east, NULL, &err);
+    cr_assert_eq(rv, BS_EFORGED, "%s", bs_errmsg(&err, rv));
+    cr_assert_null(got = bst_get(&east, "notes", "late"));
+}
