@@ -285,7 +285,9 @@ add_office(bs_txn *t, const bs_meta *m, bs_streamtab *tab, bs_status *st,
         o->changes += s->seq;
         if ((when = set_time(t, s->idx, s->seq)) > o->last_set_ms) {
             o->last_set_ms = when;
-            if ((rv = hub_seen(t, m, tab, s, o)) != BS_OK)
+            /* (only for an office not paired here, whose lag is
+             * unknown otherwise: it costs a header decode per office) */
+            if (o->peer < 0 && (rv = hub_seen(t, m, tab, s, o)) != BS_OK)
                 return rv;
         }
     }

@@ -89,7 +89,8 @@ typedef struct bs_office_status {
      * newest set held here (that set's signed `seen`; its own report,
      * whoever relayed it), and how far this node holds that stream:
      * hub_held - hub_seen is the office's lag behind the hub as it last
-     * said; has_seen 0: no set of it is held here */
+     * said; has_seen 0: no set of it is held here, or it is paired here
+     * (its lag is known then) */
     int has_seen;
     uint64_t hub_seen, hub_held;
 } bs_office_status;

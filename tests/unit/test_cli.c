@@ -3666,3 +3666,82 @@ Test(cli, status_shows_a_seed_in_progress_until_it_resumes_and_ends)
     cr_assert(strstr(r.out, "seeding:") == NULL, "%s", r.out);
     res_free(&r);
 }
+
+/* Regional hubs (issue 12 item 6): `peer add … --region` at the hub
+ * declares one, `member add NAME ID --via REGION` admits a branch it
+ * relays, and `member rm` revokes it; `status` lists the branch under its
+ * region, human and --json.  Bad input exits 2 with one line and writes
+ * nothing; an unknown member exits 1. */
+Test(cli, regional_hubs_are_declared_and_their_branches_admitted_at_the_hub)
+{
+    char hub[128], br[128], east[128];
+    char *eid, *bid;
+    json_t *j, *o;
+    size_t i;
+    res r;
+
+    hub_and_branch(hub, br, sizeof hub);
+    bare_node(east, sizeof east, "east", "branch");
+    eid = id_of(east);
+    bid = id_of(br);
+    BAD_PEER(br, "only the hub declares regional hubs", "-d", br, "peer", "add",
+             "east", "tcp://127.0.0.1:7402", eid, "--region");
+    BAD(hub, "--region applies to peer add", "-d", hub, "peer", "rm", "tallinn",
+        "--region");
+    BAD(hub, "usage: member add NAME NODE_ID --via REGION", "-d", hub, "member",
+        "add", "tartu", bid);
+    BAD(hub, "not a regional hub", "-d", hub, "member", "add", "tartu", bid,
+        "--via", "tallinn");
+    BAD(hub, "bad node ID", "-d", hub, "member", "add", "tartu", "nope",
+        "--via", "east");
+    BAD(hub, "option --via does not apply to peer", "-d", hub, "peer", "ls",
+        "--via", "east");
+    r = CLI("-d", hub, "--json", "peer", "add", "east", "tcp://127.0.0.1:7402",
+            eid, "--region");
+    assert_ok(r, "peer add --region");
+    j = parse_json(r.out, "peer add --region --json");
+    cr_assert(json_is_true(json_object_get(j, "region")), "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+    /* tallinn is paired here: it is a member already */
+    BAD(hub, "a paired node is a member already", "-d", hub, "member", "add",
+        "tallinn2", bid, "--via", "east");
+    bare_node(br, sizeof br, "tartu", "branch");
+    free(bid);
+    bid = id_of(br);
+    BAD(br, "only the hub changes membership", "-d", br, "member", "add",
+        "tartu", bid, "--via", "east");
+    CLI_OK("member add --via", "-d", hub, "member", "add", "tartu", bid,
+           "--via", "east");
+    BAD(hub, "already exists", "-d", hub, "member", "add", "tartu", bid,
+        "--via", "east");
+    r = CLI("-d", hub, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "\n  east         regional hub") != NULL &&
+                  strstr(r.out, "\n    tartu        branch via east") != NULL,
+              "no tree in status:\n%s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "status", "--json");
+    assert_ok(r, "status --json");
+    j = parse_json(r.out, "status --json");
+    json_array_foreach(json_object_get(j, "offices"), i, o)
+    {
+        const char *nm = json_string_value(json_object_get(o, "name"));
+        if (strcmp(nm, "east") == 0)
+            cr_assert_str_eq(json_string_value(json_object_get(o, "role")),
+                             "region");
+        if (strcmp(nm, "tartu") == 0)
+            cr_assert_str_eq(json_string_value(json_object_get(o, "via")),
+                             "east");
+    }
+    json_decref(j);
+    res_free(&r);
+    NOT_FOUND(hub, "no member \"nobody\"", "-d", hub, "member", "rm", "nobody");
+    BAD(hub, "use peer rm east", "-d", hub, "member", "rm", "east");
+    r = CLI("-d", hub, "member", "rm", "tartu");
+    assert_ok(r, "member rm");
+    cr_assert(strstr(r.out, "revoked member tartu") != NULL, "%s", r.out);
+    res_free(&r);
+    free(eid);
+    free(bid);
+}
