@@ -6,7 +6,9 @@
  * hash, its route: the change's collection and the owner of its record
  * after it and just before it (SetHeader field 13).  On the routes:
  *
- *  - the hub is entitled to every change;
+ *  - the hub is entitled to every change, and so is a regional hub (a
+ *    member whose `_members` role is "region", members.h), which relays
+ *    every scope of its branches;
  *  - a branch is entitled to every change whose collection is not
  *    owner-scoped (`--scope owner`) by the rules it holds now, and to the
  *    changes of owner-scoped collections whose route names it (its member
@@ -50,10 +52,12 @@ typedef struct bs_scope_version {
  * will judge it.  Only the hub filters: the rules come from it, so it
  * knows every version its receiver may hold; a branch may not (the
  * receiver may have newer rules from the hub than the branch's view of
- * it says), so it relays only sets that need no filtering, whole.
+ * it says), so it relays only sets that need no filtering, whole.  A
+ * regional hub filters as the hub does: its branches get the hub's sets
+ * through it, and `behind` covers one that got them otherwise.
  */
 typedef struct bs_scope_peer {
-    int hub;                         /* the infobase's hub: everything */
+    int hub; /* the infobase's hub, or a regional hub: everything */
     char name[BS_NODE_NAME_MAX + 1]; /* its member name; "" none */
     int any_scoped;       /* some collection is owner-scoped by `rules` */
     bs_collection *rules; /* the rules it holds, one per declared
@@ -67,8 +71,9 @@ typedef struct bs_scope_peer {
     int behind;     /* the receiver holds hub sets this node lacks: it may hold
                        rules this node does not know, so nothing is filtered
                        for it (a set that would be is not sent) */
-    int whole_only; /* this node is not the hub: it relays sets only whole
-                       (it cannot know every rule its receiver holds) */
+    int whole_only; /* this node is neither the hub nor a regional hub: it
+                       relays sets only whole (it cannot know every rule its
+                       receiver holds) */
     int summaries;  /* it takes set summaries (BS_FEATURE_SUMMARIES,
                        protocol.md 2.10); 0 after init: the caller sets it
                        from the features its envelope announced */
@@ -145,9 +150,9 @@ BS_MUST_CHECK bs_err bs_scope_digest(bs_txn *t, const bs_meta *m,
  * leaves its scope is dropped: deleted from BS_DB_RECORDS without a
  * tombstone and without a change (nothing propagates); its owner history
  * and refused changes (access.h) and its conflicts are forgotten; its
- * changes stay in the log.  The hub keeps everything.  Both calls below
- * are functions of the store (deterministic) and idempotent; *dropped
- * (may be NULL) counts the records dropped.  BS_ENOMEM, BS_ESTORE.
+ * changes stay in the log.  The hub, and a regional hub, keep everything.  Both
+ * calls below are functions of the store (deterministic) and idempotent;
+ * *dropped (may be NULL) counts the records dropped.  BS_ENOMEM, BS_ESTORE.
  *
  * bs_scope_drop_foreign: on node m, drop the records of coll (id NULL) or
  * record coll/id that are outside m's scope (write txn): after a rule
