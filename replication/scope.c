@@ -528,11 +528,11 @@ bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
 {
     char name[BS_NODE_NAME_MAX + 1];
     bs_collection rules;
+    int branch = -1; /* is_branch, looked up at the first scoped change */
     bs_err rv;
 
-    if (!is_branch(t, m))
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) == 0)
         return BS_OK;
-    bs_access_name(t, m, m->pk, name);
     rules.name[0] = '\0';
     for (size_t i = 0; i < v->count; i++) {
         const bs_change *c = &ch[i];
@@ -546,11 +546,17 @@ bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
                 return rv;
             snprintf(rules.name, sizeof rules.name, "%s", c->coll);
         }
-        if (rules.scope == BS_SCOPE_OWNER &&
-            (rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
-                BS_OK)
+        if (rules.scope == BS_SCOPE_OWNER && branch < 0 &&
+            (branch = is_branch(t, m)) != 0)
+            bs_access_name(t, m, m->pk, name);
+        if (!branch)
+            return BS_OK; /* a regional hub keeps everything */
+        if (rules.scope != BS_SCOPE_OWNER)
+            continue;
+        if ((rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
+            BS_OK)
             return rv;
-        if (rules.scope == BS_SCOPE_OWNER && v->route_owner != NULL &&
+        if (v->route_owner != NULL &&
             (rv = want_moved_in(t, m, name, v->route_owner[i],
                                 v->route_before[i], c)) != BS_OK)
             return rv;
