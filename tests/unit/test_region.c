@@ -420,3 +420,31 @@ Test(region, a_revoked_regional_branch_is_refused_through_the_region)
     cr_assert_eq(rv, BS_EFORGED, "%s", bs_errmsg(&err, rv));
     cr_assert_null(got = bst_get(&east, "notes", "late"));
 }
+
+/* A rule version travels down through the regions: when the head office
+ * makes a shared collection owner-scoped, every branch drops what is no
+ * longer its own while the regions keep everything, and what a branch
+ * writes next reaches only the head office, the regions and itself. */
+Test(region, a_scope_that_narrows_reaches_branches_through_their_region)
+{
+    bst_node *br[] = {&e1, &e2, &w1, &w2};
+    char *r;
+
+    write_everywhere();
+    settle();
+    declare_owned("notes");
+    put_ok(&w1, "notes", "n-w1b", "{\"shop\": \"w1\", \"text\": \"mine\"}");
+    settle();
+    for (size_t i = 0; i < 4; i++) {
+        same_scope(br[i]);
+        cr_assert_null(r = bst_get(br[i], "notes", "n-e1"), "%s: %s",
+                       br[i]->name, r);
+        r = bst_get(br[i], "notes", "n-w1b");
+        cr_assert((r != NULL) == (br[i] == &w1), "%s and n-w1b", br[i]->name);
+        free(r);
+    }
+    same_digest(&head, &east);
+    same_digest(&head, &west);
+    cr_assert_not_null(r = bst_get(&east, "notes", "n-w1b"));
+    free(r);
+}
