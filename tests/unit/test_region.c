@@ -25,6 +25,7 @@
 #include "../../replication/scope.h"
 #include "../../replication/setlog.h"
 #include "../../replication/status.h"
+#include "branchsync.pb-c.h"
 
 #define T0 1800000000000ull
 
@@ -447,4 +448,90 @@ Test(region, a_scope_that_narrows_reaches_branches_through_their_region)
     same_digest(&head, &west);
     cr_assert_not_null(r = bst_get(&east, "notes", "n-w1b"));
     free(r);
+}
+
+/* ---- a regional hub cannot censor ---- */
+
+/* The set with its first change left out, as a filtering relay writes it
+ * (canonical, the origin's header and signature unchanged, no summary):
+ * a censored copy.  NULL when the set is in summary form or not from
+ * origin. */
+static uint8_t *
+censored(bs_slice set, const bs_meta *origin, size_t *n)
+{
+    Bs__ChangeSet cs = BS__CHANGE_SET__INIT;
+    ProtobufCBinaryData kept[64];
+    uint32_t om[1] = {0};
+    const Bs__ChangeSet *in;
+    bs_csview *v;
+    uint8_t *out = NULL;
+    size_t nc = 0;
+
+    if (bs_changeset_decode(set.p, set.n, &v, NULL) != BS_OK)
+        return NULL;
+    in = v->pb_set;
+    if (!v->summary_form && v->count >= 2 && v->count <= 64 &&
+        memcmp(v->origin, origin->pk, BS_PK_LEN) == 0) {
+        for (size_t i = 1; i < v->count; i++)
+            kept[nc++] = (ProtobufCBinaryData){v->changes[i].n,
+                                               (uint8_t *)v->changes[i].p};
+        cs.header = in->header;
+        cs.signature = in->signature;
+        cs.n_changes = nc;
+        cs.changes = kept;
+        cs.n_omitted = 1;
+        cs.omitted = om;
+        out = malloc(bs__change_set__get_packed_size(&cs) + 1);
+        cr_assert_not_null(out);
+        *n = bs__change_set__pack(&cs, out + 1) + 1;
+        out[0] = BS_MSG_SET;
+    }
+    bs_changeset_free(v);
+    return out;
+}
+
+/* East (side a) censors e2's two-change set on its way to e1. */
+static int
+censor(void *ctx, int from_a, uint8_t **msg, size_t *n)
+{
+    bs_meta m = bst_meta(&e2);
+    uint8_t *out;
+    size_t on = 0;
+    int *done = ctx;
+
+    if (!from_a || *n < 2 || (*msg)[0] != BS_MSG_SET ||
+        (out = censored((bs_slice){*msg + 1, *n - 1}, &m, &on)) == NULL)
+        return 1;
+    free(*msg);
+    *msg = out;
+    *n = on;
+    (*done)++;
+    return 1;
+}
+
+Test(region, a_branch_refuses_a_set_its_region_censored)
+{
+    static const bst_op two[] = {{"notes", "c1", "{\"n\": 1}"},
+                                 {"notes", "c2", "{\"n\": 2}"}};
+    bs_errbuf err = {{0}};
+    bst_sync_result r;
+    int done = 0;
+    char *got;
+    bs_err rv;
+
+    settle();
+    rv = bst_write(&e2, two, 2, NULL, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    carry(&e2, &east);
+    rv = bst_sync(&east, &e1, censor, &done, &r);
+    cr_assert_eq(rv, BS_OK, "%s / %s", r.msg_a, r.msg_b);
+    cr_assert_eq(done, 1);
+    cr_assert_eq(r.sb.refused, 1, "e1 refused %llu sets",
+                 (unsigned long long)r.sb.refused);
+    cr_assert_null(got = bst_get(&e1, "notes", "c2"), "%s", got);
+    sync_ok(&east, &e1); /* the whole set afterwards */
+    cr_assert_not_null(got = bst_get(&e1, "notes", "c1"));
+    free(got);
+    settle();
+    same_scope(&e1);
 }
