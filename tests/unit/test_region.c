@@ -12,7 +12,11 @@
  * restricted to it), a branch's change at the head office verifies as
  * signed by that branch and by nobody else, and status at the head office
  * shows each branch under its regional hub with how far it held the head
- * office's stream.
+ * office's stream.  A regional hub that alters a branch's change, or
+ * leaves out of a set a change a branch is entitled to, is refused; a
+ * rule version reaches the branches through it; a branch joins through
+ * it only when it pinned it with --hub (X4r); only a regional hub relays
+ * a member added via it; a revoked branch is refused at its region.
  */
 #include <criterion/criterion.h>
 #include <string.h>
