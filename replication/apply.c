@@ -359,6 +359,11 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0 &&
         (rv = note_rules(ap, s, c, &r)) != BS_OK)
         return rv;
+    /* this node made a regional hub: it keeps what it dropped (scope.h) */
+    if (c->coll[0] == '_' &&
+        (rv = bs_scope_note_member(ap->txn, &ap->meta, c, &r,
+                                   &ap->rules_due)) != BS_OK)
+        return rv;
     if (bs_quarantine_is_release(c)) {
         /* the record as merged decides: an older release arriving late
          * does not undo a newer one */

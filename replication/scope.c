@@ -380,6 +380,52 @@ owned_by(const bs_record *r, const char *field, const char *name)
            memcmp(val->s, name, nl) == 0;
 }
 
+/* 1 when field `name` of r is the text s. */
+static int
+text_field_is(const bs_record *r, const char *name, const char *s)
+{
+    const bs_value *v = bs_record_field(r, name);
+
+    return v != NULL && v->type == BS_VTEXT && v->len == strlen(s) &&
+           memcmp(v->s, s, v->len) == 0;
+}
+
+bs_err
+bs_scope_note_member(bs_txn *t, const bs_meta *m, const bs_change *c,
+                     const bs_record *r, bs_rebuild_queue *q)
+{
+    char id[BS_NODE_ID_LEN + 1];
+    const bs_value *rev = bs_record_field(r, "revoked");
+    bs_collection *v;
+    size_t n;
+    bs_err rv;
+
+    bs_node_id_format(m->pk, id);
+    if (strcmp(c->coll, BS_SYS_MEMBERS) != 0 || strcmp(c->id, id) != 0 ||
+        !r->live || !text_field_is(r, "role", "region") ||
+        (rev != NULL && rev->type == BS_VTRUE))
+        return BS_OK;
+    if ((rv = bs_collections_list(t, &v, &n)) != BS_OK)
+        return rv;
+    for (size_t i = 0; i < n && rv == BS_OK; i++) {
+        size_t k;
+        for (k = 0; k < q->n && strcmp(q->v[k].coll, v[i].name) != 0; k++)
+            ;
+        if (k == q->n) {
+            struct bs_rebuild_due *g = realloc(q->v, (q->n + 1) * sizeof *g);
+            if (g == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            q->v = g;
+            snprintf(g[q->n++].coll, sizeof g->coll, "%s", v[i].name);
+        }
+        q->v[k].from = 0; /* every record */
+    }
+    free(v);
+    return rv;
+}
+
 /* Whether m is a branch: the hub, and a regional hub (which relays
  * everything to its branches), keep everything. */
 static int

@@ -30,6 +30,7 @@
 #include "collections.h"
 #include "digest.h"
 #include "meta.h"
+#include "rebuild.h"
 #include "rules.h"
 #include "streams.h"
 
@@ -138,6 +139,21 @@ BS_MUST_CHECK bs_err bs_scope_digest(bs_txn *t, const bs_meta *m,
                                      const uint8_t *pk,
                                      uint8_t out[BS_HASH_LEN],
                                      uint64_t *nrecords, bs_errbuf *err);
+
+/*
+ * A hub change c of `_members/<ID>`, merged into record r, is being
+ * applied at node m (write txn).  When it is this node's own record and
+ * makes it a regional hub (role "region", not revoked), queue on q a
+ * rebuild of every declared collection from the log (rebuild.h): the
+ * hub's stream may have brought owner-scoped records before this record,
+ * which the node dropped as a branch (move-out) and now keeps.  A rare,
+ * administrative event: one pass over the log per collection.
+ * BS_ENOMEM, BS_ESTORE.
+ */
+BS_MUST_CHECK bs_err bs_scope_note_member(bs_txn *t, const bs_meta *m,
+                                          const bs_change *c,
+                                          const bs_record *r,
+                                          bs_rebuild_queue *q);
 
 /* ---- move-out (docs/protocol.md 7.2) ---- */
 

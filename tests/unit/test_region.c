@@ -539,3 +539,27 @@ Test(region, a_branch_refuses_a_set_its_region_censored)
     settle();
     same_scope(&e1);
 }
+
+/* A regional hub declared after the head office holds owner-scoped
+ * records: the hub's stream brings those records before the record that
+ * makes the new node a regional hub, so it first drops them as a branch
+ * would (move-out); becoming a regional hub, it rebuilds them from its
+ * log, and ends holding everything the head office holds. */
+Test(region, a_region_declared_after_owned_records_keeps_them_all)
+{
+    bst_node north;
+    bs_clock c = bst_clock_of(&ck[1]);
+    char *r;
+
+    write_everywhere();
+    settle();
+    put_ok(&head, "orders", "o-head", "{\"shop\": \"e1\", \"total\": 9}");
+    bst_node_new(&north, root, "north", BS_ROLE_BRANCH, &c);
+    bst_pair_region(&head, &north);
+    bst_pair_hub(&north, &head);
+    carry(&head, &north);
+    same_digest(&head, &north);
+    cr_assert_not_null(r = bst_get(&north, "orders", "o-head"));
+    free(r);
+    bst_node_free(&north);
+}
