@@ -288,7 +288,7 @@ export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
                          peer);
         goto out_txn;
     }
-    if ((rv = bs_xchg_check_stale(&m, &p, now_ms, retention_ms, err)) != BS_OK)
+    if ((rv = bs_xchg_check_stale(t, &m, &p, now_ms, retention_ms, err)) != BS_OK)
         goto out_peer;
     /* A branch that has not joined yet sends an envelope only: its vector
      * tells the hub where to start (after a restore, say); its own sets
