@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "compact.h"
 #include "quarantine.h"
 #include "scope.h"
 #include "setlog.h"
@@ -349,6 +350,17 @@ replay(bs_admission *ad, const bs_stream *s, const bs_csview *v, bs_admit *out)
     bs_slice held;
 
     out->verdict = BS_ADMIT_DUPLICATE;
+    if (s->idx != 0 &&
+        bs_setlog_get(ad->txn, s->idx, v->first, &held) == BS_ENOTFOUND) {
+        int fork = 0; /* compacted here: its stub judges (compact.h) */
+        bs_err rv =
+            bs_compact_fork(ad->txn, s->idx, v->first, v->header_hash, &fork);
+        if (rv == BS_OK && fork) {
+            out->verdict = BS_ADMIT_QUARANTINE;
+            out->why = "two different change sets";
+        }
+        return rv;
+    }
     if (s->idx == 0 ||
         bs_setlog_get(ad->txn, s->idx, v->first, &held) != BS_OK ||
         (held.n == v->raw.n && memcmp(held.p, v->raw.p, held.n) == 0))

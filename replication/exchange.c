@@ -10,6 +10,7 @@
 #include "purge.h"
 #include "scope.h"
 #include "setlog.h"
+#include "compact.h"
 #include "movein.h"
 #include "reseed.h"
 
@@ -201,6 +202,25 @@ peer_features(bs_txn *t, const uint8_t *pk, uint32_t *features)
     return rv;
 }
 
+/* A peer holding `from` of stream s lacks sets this node compacted
+ * (compact.h): BS_ESTALE naming the re-seed, never a silent gap. */
+static bs_err
+check_compacted(bs_txn *t, const bs_stream *s, uint64_t from, const char *peer,
+                bs_errbuf *err)
+{
+    uint64_t floor;
+    bs_err rv = bs_compact_floor(t, s->idx, &floor);
+
+    if (rv != BS_OK || from >= floor)
+        return rv;
+    return bs_errf(err, BS_ESTALE,
+                   "%s lacks change sets this node compacted (it holds seq "
+                   "%llu of a stream compacted to %llu), so they cannot be "
+                   "sent: seed it with `branchsync peer seed NAME` at the hub "
+                   "(README.md, \"Back after the retention limit\")",
+                   peer, (unsigned long long)from, (unsigned long long)floor);
+}
+
 bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 void *ctx, uint64_t *nsets, bs_errbuf *err)
@@ -240,6 +260,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
             if (!in_pass(m, s, pass))
                 continue;
             upto = sendable(t, m, s);
+            if ((rv = check_compacted(t, s, from, p->name, err)) != BS_OK)
+                break;
             for (;;) {
                 bs_scope_verdict vd;
                 uint8_t *f;
@@ -511,6 +533,8 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                 c->from = last;
                 goto sent;
             }
+            if ((rv = check_compacted(t, s, c->from, "the peer", err)) != BS_OK)
+                goto out;
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
             rv = outgoing(&sp, c->has_peer, t, s, c->from, rv, set, &vd, &f,
