@@ -112,6 +112,7 @@ typedef struct compactor {
     bs_txn *txn;
     uint64_t now_ms, retention_ms;
     int dry;
+    uint64_t max; /* stop after dropping this many (0: no bound) */
     bs_streamtab tab;
     bs_peer *peers;
     size_t npeers;
@@ -249,15 +250,16 @@ compact_stream(compactor *k, const bs_stream *s)
         free(copy);
         if (rv != BS_OK)
             return rv;
-        if (verdict == STOP_RECENT || verdict == STOP_HELD)
+        if (verdict == STOP_RECENT || verdict == STOP_HELD ||
+            (k->max > 0 && k->st->sets >= k->max))
             return BS_OK;
     }
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
-bs_err
-bs_compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
-               bs_compact_stats *st, bs_errbuf *err)
+static bs_err
+compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
+            uint64_t max, bs_compact_stats *st, bs_errbuf *err)
 {
     compactor k;
     bs_err rv;
@@ -270,12 +272,14 @@ bs_compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
     k.now_ms = now_ms;
     k.retention_ms = retention_ms;
     k.dry = dry;
+    k.max = max;
     k.st = st;
     if ((rv = bs_streams_load(t, &k.tab)) != BS_OK)
         return rv;
     bs_arena_init(&k.a);
     if ((rv = bs_peer_list(t, &k.peers, &k.npeers)) == BS_OK) {
-        for (size_t i = 0; i < k.tab.n && rv == BS_OK; i++) {
+        for (size_t i = 0;
+             i < k.tab.n && rv == BS_OK && !(max > 0 && st->sets >= max); i++) {
             const bs_stream *s = &k.tab.v[i];
             if (s->flags & (BS_STREAM_QUARANTINED | BS_STREAM_RELEASED))
                 continue; /* protocol.md 4.6 needs their sets */
@@ -292,9 +296,17 @@ bs_compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
     return rv;
 }
 
+bs_err
+bs_compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
+               bs_compact_stats *st, bs_errbuf *err)
+{
+    return compact_log(t, now_ms, retention_ms, dry, 0, st, err);
+}
+
 typedef struct run_ctx {
     const bs_core *c;
     bs_compact_stats *st;
+    uint64_t max;
 } run_ctx;
 
 static bs_err
@@ -302,14 +314,23 @@ run_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     run_ctx *x = arg;
 
-    return bs_compact_log(t, bs_core_now(x->c), x->c->retention_ms, 0, x->st,
-                          err);
+    return compact_log(t, bs_core_now(x->c), x->c->retention_ms, 0, x->max,
+                       x->st, err);
+}
+
+bs_err
+bs_compact_run_some(const bs_core *c, uint64_t max, bs_compact_stats *st,
+                    bs_errbuf *err)
+{
+    run_ctx x = {c, st, max};
+
+    return bs_store_write(c->store, run_txn, &x, err);
 }
 
 bs_err
 bs_compact_run(const bs_core *c, int dry, bs_compact_stats *st, bs_errbuf *err)
 {
-    run_ctx x = {c, st};
+    run_ctx x = {c, st, 0};
     bs_txn *t;
     bs_err rv;
 

@@ -63,6 +63,12 @@ BS_MUST_CHECK bs_err bs_compact_log(bs_txn *t, uint64_t now_ms,
 BS_MUST_CHECK bs_err bs_compact_run(const bs_core *c, int dry,
                                     bs_compact_stats *st, bs_errbuf *err);
 
+/* Compact at most max sets, in a write transaction of its own: for the
+ * daemon's timer, which so keeps each pause of its loop short and comes
+ * back for the rest when st->sets reached max. */
+BS_MUST_CHECK bs_err bs_compact_run_some(const bs_core *c, uint64_t max,
+                                         bs_compact_stats *st, bs_errbuf *err);
+
 /* The log's size, read in t (status).  BS_ESTORE. */
 BS_MUST_CHECK bs_err bs_compact_logsize(bs_txn *t, bs_logsize *out);
 

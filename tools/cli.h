@@ -33,6 +33,7 @@ typedef struct bs_cli {
     const char *unique; /* collection --unique */
     int force;          /* put --force */
     int seed;           /* export --seed */
+    int dry_run;        /* compact --dry-run */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -77,6 +78,7 @@ bs_err bs_cmd_conflicts(bs_cli *c);
 bs_err bs_cmd_resolve(bs_cli *c);
 bs_err bs_cmd_backup(bs_cli *c);
 bs_err bs_cmd_purge(bs_cli *c);
+bs_err bs_cmd_compact(bs_cli *c);
 bs_err bs_cmd_sync(bs_cli *c);
 bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);
