@@ -37,9 +37,10 @@ typedef struct bs_daemon {
     bs_zsock *listener, *control; /* owned; closed by bs_daemon_run */
     uv_poll_t lpoll, cpoll, zpoll;
     uv_timer_t sweep;
-    uv_timer_t held;    /* retries held sets when their time comes */
-    uv_timer_t backup;  /* the next scheduled backup (backups.h) */
-    uv_timer_t compact; /* log compaction (compact_timer.c) */
+    uv_timer_t held;   /* retries held sets when their time comes */
+    uv_timer_t backup; /* the next scheduled backup (backups.h) */
+    /* log compaction (compact_timer.c) */
+    uv_timer_t compact;
     uv_signal_t sigterm, sigint, sighup;
     bs_link *links;                /* owned (link.c) */
     bs_incoming *inbound;          /* owned (daemon.c) */
