@@ -9,6 +9,7 @@
 
 #include "changeset.h"
 #include "collections.h"
+#include "meta.h"
 #include "movein.h"
 #include "peers.h"
 #include "purge.h"
@@ -113,6 +114,7 @@ typedef struct compactor {
     uint64_t now_ms, retention_ms;
     int dry;
     uint64_t max; /* stop after dropping this many (0: no bound) */
+    bs_meta meta;
     bs_streamtab tab;
     bs_peer *peers;
     size_t npeers;
@@ -192,6 +194,29 @@ drop(compactor *k, const bs_stream *s, const bs_csview *v)
 
 enum { KEEP_NEEDED, DROP, STOP_RECENT, STOP_HELD };
 
+/* 1 when every peer that may need set v of stream s acknowledged it: the
+ * peers not silent past the limit (a stale one is seeded, which needs no
+ * old set), and at a branch, for its own sets, its hub whatever its
+ * silence: a stale branch keeps the sets its hub never received, which
+ * its re-seed writes again (reseed.h). */
+static int
+acked(compactor *k, const bs_stream *s, const bs_csview *v)
+{
+    const bs_meta *m = &k->meta;
+
+    if (!bs_purge_all_acked(k->peers, k->npeers, s->key, v->last, k->now_ms,
+                            k->retention_ms))
+        return 0;
+    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) == 0 ||
+        memcmp(s->key, m->pk, BS_PK_LEN) != 0)
+        return 1;
+    for (size_t i = 0; i < k->npeers; i++)
+        if (memcmp(k->peers[i].pk, m->hub, BS_PK_LEN) == 0)
+            return bs_vv_get(k->peers[i].acked, k->peers[i].nacked, s->key) >=
+                   v->last;
+    return 0;
+}
+
 /* What to do with set v of stream s. */
 static int
 judge(compactor *k, const bs_stream *s, const bs_csview *v)
@@ -200,8 +225,7 @@ judge(compactor *k, const bs_stream *s, const bs_csview *v)
         return KEEP_NEEDED; /* the anchor */
     if (v->created_ms + k->retention_ms > k->now_ms)
         return STOP_RECENT;
-    if (!bs_purge_all_acked(k->peers, k->npeers, s->key, v->last, k->now_ms,
-                            k->retention_ms))
+    if (!acked(k, s, v))
         return STOP_HELD;
     for (size_t i = 0; i < v->count; i++) {
         bs_arena_reset(&k->a);
@@ -274,7 +298,8 @@ compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
     k.dry = dry;
     k.max = max;
     k.st = st;
-    if ((rv = bs_streams_load(t, &k.tab)) != BS_OK)
+    if ((rv = bs_meta_load(t, &k.meta, err)) != BS_OK ||
+        (rv = bs_streams_load(t, &k.tab)) != BS_OK)
         return rv;
     bs_arena_init(&k.a);
     if ((rv = bs_peer_list(t, &k.peers, &k.npeers)) == BS_OK) {

@@ -27,7 +27,9 @@
  * A set is judged by the time its origin sealed it (SetHeader
  * created_ms) against this node's clock.  Peers acknowledge by their
  * vectors as last received (peers.h); a peer silent past the retention
- * limit does not hold compaction back (it is stale: purge.h).
+ * limit does not hold compaction back (it is stale: purge.h, and comes
+ * back by a seed), except a branch's hub for the branch's own sets: those
+ * its hub never received are what a re-seed writes again (reseed.h).
  */
 #ifndef BS_COMPACT_H
 #define BS_COMPACT_H

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../../replication/compact.h"
 #include "../../replication/movein.h"
+#include "../../replication/purge.h"
 #include "../lib/fixture.h"
 
 #define DAY_MS 86400000ull
@@ -257,4 +259,176 @@ Test(compact, a_peer_that_needs_a_compacted_set_gets_the_reseed_answer)
     cr_assert(memcmp(dh, dl, BS_HASH_LEN) == 0 && nh == nl,
               "the seeded branch holds %llu records, the hub %llu",
               (unsigned long long)nl, (unsigned long long)nh);
+}
+
+/* ---- a seeded simulation with compaction ---- */
+
+/*
+ * A hub and three branches, one hour per step: random writes (puts and
+ * deletes on a small pool, so edits collide), random exchanges by file in
+ * either direction, tombstone purges, and compaction at a random node,
+ * with a two-day
+ * retention limit that compaction reaches; a round of every branch with
+ * the hub each day keeps everyone fresh, but for one branch in even
+ * seeds, offline for three days and then seeded again.  Every exchange must
+ * succeed (compaction never leaves a peer a gap), and after a final round every
+ * node holds the same data.  BS_SEED=n runs seed n only; BS_SEEDS=n seeds
+ * 1..n (default 12).
+ */
+#define SIM_BRANCHES 3
+#define SIM_STEPS    240
+#define AWAY_FROM    80
+#define AWAY_TO      (AWAY_FROM + 72)
+
+static uint64_t sim_rng;
+
+static uint64_t
+sim_next(void)
+{
+    sim_rng ^= sim_rng << 13;
+    sim_rng ^= sim_rng >> 7;
+    sim_rng ^= sim_rng << 17;
+    return sim_rng;
+}
+
+static void
+sim_carry(bst_node *from, bst_node *to, uint64_t seed, int step)
+{
+    bs_errbuf err = {{0}};
+    bs_err rv = bst_carry(from, to, NULL, &err);
+
+    cr_assert_eq(rv, BS_OK, "seed %llu step %d: %s -> %s: %s",
+                 (unsigned long long)seed, step, from->name, to->name,
+                 bs_errmsg(&err, rv));
+}
+
+static uint64_t
+sim_seed(uint64_t seed)
+{
+    static const char *names[SIM_BRANCHES] = {"riga", "tartu", "vilnius"};
+    bs_clock c = bst_clock_of(&clock_ms);
+    bst_node b[SIM_BRANCHES], *all[SIM_BRANCHES + 1];
+    uint8_t dh[BS_HASH_LEN], d[BS_HASH_LEN];
+    uint64_t nh, n, dropped = 0;
+    char dir[200];
+
+    /* in even seeds the first branch is offline for three days, past
+     * the limit, and comes back by a re-seed */
+    int away = seed % 2 == 0;
+
+    sim_rng = seed * 0x9e3779b97f4a7c15ull + 1;
+    snprintf(dir, sizeof dir, "%s/sim%llu", root, (unsigned long long)seed);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    all[0] = &hub;
+    for (int i = 0; i < SIM_BRANCHES; i++) {
+        bst_node_new(&b[i], dir, names[i], BS_ROLE_BRANCH, &c);
+        bst_pair2(&hub, &b[i]);
+        all[i + 1] = &b[i];
+    }
+    for (int i = 0; i <= SIM_BRANCHES; i++)
+        all[i]->core.retention_ms = 2 * DAY_MS;
+    for (int i = 0; i < SIM_BRANCHES; i++) /* join */
+        sim_carry(&hub, &b[i], seed, -1);
+    for (int step = 0; step < SIM_STEPS; step++) {
+        uint64_t r = sim_next();
+        bst_node *t = all[r % (SIM_BRANCHES + 1)];
+        int k = (int)((r >> 8) % SIM_BRANCHES);
+
+        int off = away && step >= AWAY_FROM && step < AWAY_TO;
+
+        clock_ms.ms += 3600000;
+        if (away && step == AWAY_TO) { /* back past the limit: re-seeded */
+            bs_meta mb = bst_meta(&b[0]);
+            bs_errbuf err = {{0}};
+            bst_ok(bs_store_write(hub.n->store, mark_for_seed, mb.pk, &err),
+                   &err, "peer seed");
+            sim_carry(&hub, &b[0], seed, step);
+            sim_carry(&b[0], &hub, seed, step);
+            sim_carry(&hub, &b[0], seed, step);
+        }
+        if (off && k == 0 && ((r >> 16) % 6 == 2 || (r >> 16) % 6 == 3))
+            continue; /* offline: no exchange */
+        switch ((r >> 16) % 6) {
+        case 0:
+        case 1: { /* a write */
+            char id[8], json[128];
+            bs_errbuf err = {{0}};
+            bs_err rv;
+            snprintf(id, sizeof id, "r%llu",
+                     (unsigned long long)((r >> 24) % 12));
+            snprintf(json, sizeof json, "{\"v\":%llu,\"by\":\"%s\"}",
+                     (unsigned long long)(r >> 40), t->name);
+            if ((r >> 32) % 5 == 0) {
+                rv = bst_del(t, "items", id, &err);
+                if (rv == BS_ENOTFOUND)
+                    rv = BS_OK;
+            } else
+                rv = bst_put(t, "items", id, json, &err);
+            cr_assert_eq(rv, BS_OK, "seed %llu: %s", (unsigned long long)seed,
+                         bs_errmsg(&err, rv));
+            break;
+        }
+        case 2:
+            sim_carry(&b[k], &hub, seed, step);
+            break;
+        case 3:
+            sim_carry(&hub, &b[k], seed, step);
+            break;
+        case 4: { /* purge, which compaction must not upset */
+            bs_purge_stats ps;
+            bs_errbuf err = {{0}};
+            cr_assert_eq(bs_purge_run(&t->core, &ps, &err), BS_OK, "%s",
+                         err.msg);
+            break;
+        }
+        default:
+            dropped += compact(t, 0).sets;
+            break;
+        }
+        if (step % 24 == 23) /* a daily round keeps everyone fresh */
+            for (int i = off ? 1 : 0; i < SIM_BRANCHES; i++) {
+                sim_carry(&b[i], &hub, seed, step);
+                sim_carry(&hub, &b[i], seed, step);
+            }
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < SIM_BRANCHES; i++) {
+            sim_carry(&b[i], &hub, seed, SIM_STEPS);
+            sim_carry(&hub, &b[i], seed, SIM_STEPS);
+        }
+    bst_digest(&hub, dh, &nh);
+    for (int i = 0; i < SIM_BRANCHES; i++) {
+        bst_digest(&b[i], d, &n);
+        cr_assert(memcmp(d, dh, BS_HASH_LEN) == 0 && n == nh,
+                  "seed %llu: %s holds %llu records, the hub %llu (rerun: "
+                  "BS_SEED=%llu)",
+                  (unsigned long long)seed, b[i].name, (unsigned long long)n,
+                  (unsigned long long)nh, (unsigned long long)seed);
+        bst_node_free(&b[i]);
+    }
+    return dropped;
+}
+
+Test(compact, a_seeded_simulation_with_compaction_converges, .timeout = 300)
+{
+    const char *one = getenv("BS_SEED"), *many = getenv("BS_SEEDS");
+    uint64_t from = one ? strtoull(one, NULL, 10) : 1;
+    uint64_t to = one ? from : many ? strtoull(many, NULL, 10) : 12;
+    uint64_t dropped = 0;
+
+    for (uint64_t seed = from; seed <= to; seed++) {
+        /* a fresh hub per seed */
+        bs_clock c = bst_clock_of(&clock_ms);
+        char dir[200];
+
+        if (seed != from) {
+            bst_node_free(&hub);
+            snprintf(dir, sizeof dir, "%s/hub%llu", root,
+                     (unsigned long long)seed);
+            cr_assert_eq(mkdir(dir, 0700), 0);
+            bst_node_new(&hub, dir, "head", BS_ROLE_HUB, &c);
+        }
+        dropped += sim_seed(seed);
+    }
+    cr_assert(dropped > 0, "the simulation never compacted anything");
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../replication/compact.h"
 #include "../../replication/movein.h"
 #include "../../replication/peers.h"
 #include "../../replication/purge.h"
@@ -319,4 +320,22 @@ Test(reseed, a_stale_branch_seeded_again_in_a_session_it_starts)
                  r.msg_b);
     assert_converged("seeded in a session the branch started");
     assert_log_goes_on(1);
+}
+
+/* A stale branch that compacted its log meanwhile (its hub, silent past
+ * the limit, no longer holds compaction back) still keeps its own sets
+ * the hub never received: the re-seed writes them again (compact.h). */
+Test(reseed, a_stale_branch_that_compacted_keeps_its_unsent_edits)
+{
+    bs_compact_stats st;
+    bs_errbuf err = {{0}};
+
+    scenario();
+    cr_assert_eq(bs_compact_run(&br.core, 0, &st, &err), BS_OK, "%s", err.msg);
+    peer_seed();
+    carry(&hub, &br, NULL);
+    carry(&br, &hub, NULL);
+    carry(&hub, &br, NULL);
+    assert_converged("seeded after compacting");
+    assert_log_goes_on(0);
 }
