@@ -20,6 +20,7 @@
 #define STUB     "cpt:" /* cpt: u32be stream | u64be first -> last | hash */
 #define FLOOR    "cpf:" /* cpf: u32be stream -> u64be highest seq dropped */
 #define COUNT    "cpn"  /* cpn -> u64be sets dropped so far */
+#define GAP      "cpg:" /* cpg: u32be stream | u64be from -> last | hash */
 #define STUB_KEY (4 + 4 + 8)
 #define STUB_VAL (8 + BS_HASH_LEN)
 
@@ -105,6 +106,73 @@ bs_compact_fork(bs_txn *t, uint32_t stream, uint64_t first, const uint8_t *hash,
         *fork = 1;
     bs_cursor_close(c);
     return rv == BS_ENOTFOUND || rv == BS_OK ? BS_OK : rv;
+}
+
+bs_err
+bs_compact_note_gap(bs_txn *t, uint32_t stream, uint64_t from, uint64_t last,
+                    const uint8_t *hash)
+{
+    uint8_t k[STUB_KEY], fk[8], val[STUB_VAL];
+    uint64_t floor;
+    bs_err rv;
+
+    stub_key(k, stream, from);
+    memcpy(k, GAP, 4);
+    bs_put_u64be(val, last);
+    memcpy(val + 8, hash, BS_HASH_LEN);
+    if ((rv = bs_txn_put(t, BS_DB_META, bs_mem(k, STUB_KEY),
+                         bs_mem(val, sizeof val), 0, NULL)) != BS_OK ||
+        (rv = get_u64(t, floor_key(fk, stream), &floor)) != BS_OK)
+        return rv;
+    return floor >= last ? BS_OK : put_u64(t, floor_key(fk, stream), last);
+}
+
+bs_err
+bs_compact_ends_at(bs_txn *t, uint32_t stream, uint64_t from, uint64_t last,
+                   uint8_t hash[BS_HASH_LEN], int *found)
+{
+    uint8_t k[STUB_KEY];
+    bs_cursor *c;
+    bs_slice kk, v;
+    bs_err rv;
+    uint64_t floor;
+
+    *found = 0;
+    if ((rv = bs_compact_floor(t, stream, &floor)) != BS_OK || floor < last ||
+        from > last)
+        return rv;
+    stub_key(k, stream, from); /* a seed's gap, exactly */
+    memcpy(k, GAP, 4);
+    rv = bs_txn_get(t, BS_DB_META, bs_mem(k, STUB_KEY), &v);
+    if (rv == BS_OK && v.n == STUB_VAL && bs_get_u64be(v.p) == last) {
+        memcpy(hash, v.p + 8, BS_HASH_LEN);
+        *found = 1;
+        return BS_OK;
+    }
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    if ((rv = bs_cursor_open(t, BS_DB_META, &c)) != BS_OK)
+        return rv;
+    stub_key(k, stream, from); /* the first dropped set starts at `from` */
+    rv = bs_cursor_seek(c, bs_mem(k, STUB_KEY), &kk, &v);
+    if (rv == BS_OK && !(kk.n == STUB_KEY && memcmp(kk.p, k, STUB_KEY) == 0)) {
+        bs_cursor_close(c);
+        return BS_OK;
+    }
+    /* consecutive stubs from `from` to `last` */
+    while (rv == BS_OK && kk.n == STUB_KEY && memcmp(kk.p, k, 8) == 0 &&
+           v.n == STUB_VAL && bs_get_u64be(kk.p + 8) == from) {
+        uint64_t end = bs_get_u64be(v.p);
+        if (end == last) {
+            memcpy(hash, v.p + 8, BS_HASH_LEN);
+            *found = 1;
+            break;
+        }
+        from = end + 1;
+        rv = bs_cursor_next(c, &kk, &v);
+    }
+    bs_cursor_close(c);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 /* ---- judging and dropping ---- */

@@ -35,6 +35,7 @@
 #define BS_COMPACT_H
 
 #include "core.h"
+#include "crypto.h"
 #include "store.h"
 
 typedef struct bs_compact_stats {
@@ -82,6 +83,25 @@ BS_MUST_CHECK bs_err bs_compact_logsize(bs_txn *t, bs_logsize *out);
  */
 BS_MUST_CHECK bs_err bs_compact_fork(bs_txn *t, uint32_t stream, uint64_t first,
                                      const uint8_t *hash, int *fork);
+
+/* A seed (A8s) moved stream `stream` (index) from seq `from` - 1 to past
+ * `last` without the sets between: note the gap (meta "cpg:", the header
+ * hash `hash` the next set's prev_hash names) and raise the stream's
+ * floor, so that `verify` accepts the gap and a peer below it is told to
+ * be seeded rather than sent a gap.  Unlike a compaction stub, it says
+ * nothing of the sets inside the gap (A6 does not use it).  Write txn. */
+BS_MUST_CHECK bs_err bs_compact_note_gap(bs_txn *t, uint32_t stream,
+                                         uint64_t from, uint64_t last,
+                                         const uint8_t *hash);
+
+/* *found = 1 when the sets of stream `stream` (index) from seq `from` to
+ * `last` were all dropped here, one after the other, or skipped by a
+ * seed, with hash set to the header hash of the one ending at `last`
+ * (what the next set's prev_hash names): a gap `verify` accepts.
+ * BS_ESTORE. */
+BS_MUST_CHECK bs_err bs_compact_ends_at(bs_txn *t, uint32_t stream,
+                                        uint64_t from, uint64_t last,
+                                        uint8_t hash[BS_HASH_LEN], int *found);
 
 /* The highest seq of stream `stream` (index) dropped here (0: none): a
  * peer holding less lacks sets this node no longer has. */

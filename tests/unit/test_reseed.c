@@ -22,6 +22,7 @@
 #include "../../replication/peers.h"
 #include "../../replication/purge.h"
 #include "../../replication/reseed.h"
+#include "../../replication/verify.h"
 #include "../lib/fixture.h"
 
 #define DAY_MS 86400000ull
@@ -204,6 +205,16 @@ assert_converged(const char *what)
     cr_assert_eq(bs_reseed_pending(t, &on), BS_OK);
     bs_txn_abort(t);
     cr_assert(!on, "%s: the re-seed did not finish", what);
+    for (int i = 0; i < 2; i++) { /* and `verify` finds nothing wrong */
+        bst_node *n = i ? &br : &hub;
+        bs_verify_stats vs;
+        bs_err rv;
+        bst_ok(bs_store_read(n->n->store, &t, &err), &err, "read");
+        rv = bs_verify_store(t, NULL, &vs, &err);
+        bs_txn_abort(t);
+        cr_assert_eq(rv, BS_OK, "%s: %s: %s", what, n->name,
+                     bs_errmsg(&err, rv));
+    }
 }
 
 /* After the re-seed, exchanges go on from the log, both ways. */
