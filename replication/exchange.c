@@ -688,6 +688,32 @@ bs_xchg_check_stale(bs_txn *t, const bs_meta *m, const bs_peer *p,
 }
 
 /*
+ * A joined branch that its hub seeds is seeded *again* (reseed.h: its data
+ * replaced, its unsent sets stashed), stale or not: the hub may judge it
+ * stale and have purged what it still holds although the branch heard
+ * from the hub lately.  Not while a first seed resumes (seeding without a
+ * re-seed under way): that one merges, as it began.
+ */
+static bs_err
+seed_again(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a)
+{
+    bs_seeding sd;
+    bs_err rv;
+
+    if (a->reseed || m->role == BS_ROLE_HUB || !m->joined || !e->seed ||
+        !(e->features & BS_FEATURE_BOOTSTRAP) ||
+        memcmp(e->sender, m->hub, BS_PK_LEN) != 0 ||
+        memcmp(e->sender, e->hub, BS_PK_LEN) != 0)
+        return BS_OK;
+    if ((rv = bs_movein_seed_get(t, &sd)) == BS_OK) {
+        bs_seeding_fini(&sd);
+        return bs_reseed_pending(t, &a->reseed);
+    }
+    a->reseed = rv == BS_ENOTFOUND;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/*
  * X7r (docs/protocol.md 8.3): an envelope from a peer silent past the
  * retention limit is taken only for a re-seed.  At a branch: it comes
  * from our hub, announces bootstrap and seeds us (a->reseed: the caller
@@ -822,7 +848,8 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
     /* X7, before X5: an initiator ignores the replay flag, and nothing
      * from a peer that purges stopped waiting for may be taken. */
     if ((rv = check_stale_envelope(t, m, e, a, now_ms, retention_ms, err)) !=
-        BS_OK)
+            BS_OK ||
+        (rv = seed_again(t, m, e, a)) != BS_OK)
         goto fail;
     if (e->message_no <= a->peer.recv_no &&
         (!a->peer.has_inc ||

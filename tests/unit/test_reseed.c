@@ -350,3 +350,52 @@ Test(reseed, a_stale_branch_that_compacted_keeps_its_unsent_edits)
     assert_converged("seeded after compacting");
     assert_log_goes_on(0);
 }
+
+/* Stale one way only: the hub has not heard from the branch past the
+ * limit (and purged without it), while the branch imported the hub's
+ * files until lately.  The branch is seeded again all the same (a seed
+ * from its hub replaces its data whenever it is joined), so its unsent
+ * sets never reach the hub, and the two converge. */
+Test(reseed, a_branch_stale_at_the_hub_only_is_seeded_again)
+{
+    uint64_t keep = hub.core.retention_ms;
+    bs_purge_stats st;
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    put(&hub, "a", "{\"v\":\"x\"}");
+    put(&hub, "c", "{\"v\":\"x\"}");
+    carry(&hub, &br, NULL);
+    carry(&br, &hub, NULL); /* the hub's last word from the branch */
+    clock_ms.ms += DAY_MS;
+    put(&br, "a", "{\"v\":\"branch\"}");
+    put(&br, "c", "{\"v\":\"branch\"}");
+    clock_ms.ms += DAY_MS;
+    put(&hub, "a", NULL);
+    clock_ms.ms += 87 * DAY_MS;
+    carry(&hub, &br, NULL); /* the branch hears from the hub: fresh */
+    clock_ms.ms += 6 * DAY_MS;
+    hub.core.retention_ms = 90 * DAY_MS;
+    cr_assert_eq(bs_purge_run(&hub.core, &st, &err), BS_OK, "%s", err.msg);
+    hub.core.retention_ms = keep;
+    cr_assert_eq(st.purged, 1);
+    cr_assert(stale(&hub, "tallinn") && !stale(&br, "head"));
+    rv = bst_carry(&br, &hub, NULL, &err);
+    assert_stale(rv, err.msg, "the branch's file at the hub");
+    peer_seed();
+    carry(&hub, &br, NULL);
+    carry(&br, &hub, NULL);
+    carry(&hub, &br, NULL);
+    assert_holds(&hub, "a", NULL);
+    assert_holds(&br, "a", NULL);
+    assert_holds(&hub, "c", "branch");
+    assert_holds(&br, "c", "branch");
+    cr_assert(!stale(&hub, "tallinn") && !stale(&br, "head"));
+    {
+        uint8_t dh[BS_HASH_LEN], db[BS_HASH_LEN];
+        uint64_t nh, nb;
+        bst_digest(&hub, dh, &nh);
+        bst_digest(&br, db, &nb);
+        cr_assert(memcmp(dh, db, BS_HASH_LEN) == 0 && nh == nb);
+    }
+}
