@@ -147,7 +147,7 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now,
                p->held_there == 1 ? "was" : "were");
     if (p->needs_full_resync)
         printf("    NEEDS FULL RESYNC: silent longer than the retention "
-               "limit\n");
+               "limit (the hub seeds the branch again: peer seed)\n");
     if (bs_endpoint_folder(p->endpoint) != NULL)
         status_folder(p, me, now);
 }
