@@ -1212,6 +1212,9 @@ add_stats(bs_xstats *st, const bs_xstats *from)
     st->quarantined += from->quarantined;
     st->refused += from->refused;
     st->snapshots += from->snapshots;
+    st->reissued += from->reissued;
+    st->reseed_dropped += from->reseed_dropped;
+    st->reseeded |= from->reseeded;
 }
 
 static void
@@ -1346,7 +1349,15 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
                             x->clock.now_ms(x->clock.ctx), 1);
     if (rv == BS_OK && last) { /* a re-seed the seed completed (reseed.h) */
         bs_core c = {NULL, x->sk, x->clock, x->max_skew_ms, 0, 0};
-        rv = bs_reseed_finish(t, &c, NULL, err);
+        bs_reseed_stats rs = {0};
+        int on = 0;
+        if ((rv = bs_reseed_pending(t, &on)) == BS_OK && on &&
+            (rv = bs_reseed_finish(t, &c, &rs, err)) == BS_OK &&
+            (rv = bs_reseed_pending(t, &on)) == BS_OK && !on) {
+            x->pending.reseeded = 1;
+            x->pending.reissued = rs.reissued;
+            x->pending.reseed_dropped = rs.dropped;
+        }
     }
     return rv;
 }

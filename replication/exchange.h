@@ -160,6 +160,10 @@ typedef struct bs_xstats {
     uint64_t refused;   /* held sets refused when retried */
     uint64_t offered;   /* sets in the exchange (bs_xchg_apply) */
     uint64_t snapshots; /* record snapshots merged (snapshot.h) */
+    /* a re-seed this exchange finished (reseed.h): own changes written
+     * again, and those dropped (their record gone, or older there) */
+    uint64_t reissued, reseed_dropped;
+    int reseeded;
     int replay, joined;
     int seed; /* export: the file seeds the peer (asked, or --seed) */
     char peer[BS_NODE_NAME_MAX + 1];

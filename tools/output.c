@@ -385,6 +385,12 @@ bs_out_import(const bs_xstats *st)
     if (st->snapshots)
         printf(", %llu record %s merged", (unsigned long long)st->snapshots,
                BS_PL(st->snapshots, "snapshot"));
+    if (st->reseeded)
+        printf("; seeded again after the retention limit: %llu own %s "
+               "written again, %llu dropped (their records gone at the hub, "
+               "or changed there later)",
+               (unsigned long long)st->reissued, BS_PL(st->reissued, "change"),
+               (unsigned long long)st->reseed_dropped);
     printf("%s\n", st->joined ? "; joined the infobase" : "");
 }
 

@@ -271,6 +271,13 @@ Test(reseed, a_stale_branch_seeded_again_by_file_converges)
     peer_seed();
     carry(&hub, &br, &st); /* the seed */
     cr_assert(st.snapshots > 0, "a seed: snapshots");
+    /* written again: b's new field, c, f's delete; dropped: a (purged at
+     * the hub), d (the hub's edit is later) */
+    cr_assert(st.reseeded, "the import says it seeded the branch again");
+    cr_assert_eq(st.reissued, 3, "%llu written again",
+                 (unsigned long long)st.reissued);
+    cr_assert_eq(st.reseed_dropped, 2, "%llu dropped",
+                 (unsigned long long)st.reseed_dropped);
     assert_holds(&br, "a", NULL); /* the purged record went at once */
     assert_holds(&br, "c", "branch");
     carry(&br, &hub, NULL); /* its newer edits, as ordinary changes */
