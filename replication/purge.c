@@ -10,9 +10,6 @@
 #include "record.h"
 #include "streams.h"
 
-static int all_acked(const bs_peer *peers, size_t n, const uint8_t *key,
-                     uint64_t seq, uint64_t now_ms, uint64_t retention_ms);
-
 int
 bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,
               uint64_t retention_ms)
@@ -20,13 +17,6 @@ bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,
     uint64_t since = last_ok_ms ? last_ok_ms : created_ms;
 
     return since + retention_ms < now_ms;
-}
-
-int
-bs_purge_all_acked(const bs_peer *peers, size_t n, const uint8_t *key,
-                   uint64_t seq, uint64_t now_ms, uint64_t retention_ms)
-{
-    return all_acked(peers, n, key, seq, now_ms, retention_ms);
 }
 
 /* 1 when every live peer has acknowledged (stream key, seq). */
@@ -42,6 +32,13 @@ all_acked(const bs_peer *peers, size_t n, const uint8_t *key, uint64_t seq,
             return 0;
     }
     return 1;
+}
+
+int
+bs_purge_all_acked(const bs_peer *peers, size_t n, const uint8_t *key,
+                   uint64_t seq, uint64_t now_ms, uint64_t retention_ms)
+{
+    return all_acked(peers, n, key, seq, now_ms, retention_ms);
 }
 
 #define HORIZON_PREFIX  "pur:"

@@ -6,7 +6,10 @@
  * (X7): its old writes could bring back records its hub deleted and purged
  * meanwhile.  The way back is a seed from the hub (movein.h, the seeding
  * rules A7s and A8s) which *replaces* the branch's user data instead of
- * merging into it, so that nothing the hub purged survives:
+ * merging into it, so that nothing the hub purged survives.  Every seed a
+ * joined branch takes from its hub is such a re-seed (exchange.c
+ * seed_again): the hub may judge the branch stale, and have purged
+ * without it, while the branch heard from the hub lately.
  *
  *  - Begin (the first write transaction of the exchange that seeds the
  *    stale branch, before anything of it applies): the branch's own sets
