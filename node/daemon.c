@@ -766,6 +766,7 @@ bs_daemon_run(const bs_daemon_opts *o)
     uv_timer_init(&d.loop, &d.backup);
     d.backup.data = &d;
     bs_daemon_backup_arm(&d);
+    bs_daemon_compact_arm(&d);
     uv_signal_init(&d.loop, &d.sigterm);
     uv_signal_init(&d.loop, &d.sigint);
     uv_signal_init(&d.loop, &d.sighup);

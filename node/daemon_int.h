@@ -39,6 +39,8 @@ typedef struct bs_daemon {
     uv_timer_t sweep;
     uv_timer_t held;   /* retries held sets when their time comes */
     uv_timer_t backup; /* the next scheduled backup (backups.h) */
+    /* log compaction (compact_timer.c) */
+    uv_timer_t compact;
     uv_signal_t sigterm, sigint, sighup;
     bs_link *links;                /* owned (link.c) */
     bs_incoming *inbound;          /* owned (daemon.c) */
@@ -55,6 +57,13 @@ typedef struct bs_daemon {
     bs_metrics metrics; /* GET /metrics: written here, read by HTTP */
     int stopping, pumping;
 } bs_daemon;
+
+/* ---- compact_timer.c ---- */
+
+/* Start the log compaction timer (replication/compact.h): a minute after
+ * start, then every hour, or a second after a run that stopped at its
+ * bound; each run logs what it dropped.  Loop thread. */
+void bs_daemon_compact_arm(bs_daemon *d);
 
 /* ---- daemon.c ---- */
 

@@ -249,8 +249,9 @@ peer_problems(const bs_status *st, const bs_health_opts *o, bs_problems *out)
             ago(when, sizeof when, p->last_ok_ms, o->now_ms);
             rv = bs_problems_add(
                 out, "needs_full_resync", p->name,
-                "re-create that node and load its data again: exchanges "
-                "with it are refused (a re-seeding command is planned)",
+                "seed the branch again from the hub (`branchsync peer seed "
+                "BRANCH` at the hub), then exchange: exchanges with it are "
+                "refused until then",
                 "%s was last heard from %s ago, longer than the retention "
                 "limit: what it holds may bring deleted records back",
                 p->name, p->last_ok_ms ? when : "never");

@@ -159,6 +159,13 @@ bs_render_status(const bs_status *st)
         (json_int_t)st->conflicts_total, "peers", peers, "streams_attention",
         streams, "collections", cols, "clock", clock_json(st));
     if (j != NULL) {
+        json_t *log = json_object_get(j, "log");
+        json_object_set_new(log, "bytes",
+                            json_integer((json_int_t)st->log.bytes));
+        json_object_set_new(log, "oldest_kept_ms",
+                            json_integer((json_int_t)st->log.oldest_ms));
+        json_object_set_new(log, "compacted_sets",
+                            json_integer((json_int_t)st->log.compacted));
         json_object_set_new(j, "offices", offices);
         if (st->seeding) /* only then: absent otherwise */
             json_object_set_new(j, "seeding",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "compact.h"
 #include "quarantine.h"
 #include "scope.h"
 #include "setlog.h"
@@ -347,10 +348,22 @@ replay(bs_admission *ad, const bs_stream *s, const bs_csview *v, bs_admit *out)
 {
     uint8_t h2[BS_HASH_LEN];
     bs_slice held;
+    bs_err rv;
 
     out->verdict = BS_ADMIT_DUPLICATE;
-    if (s->idx == 0 ||
-        bs_setlog_get(ad->txn, s->idx, v->first, &held) != BS_OK ||
+    if (s->idx == 0)
+        return BS_OK;
+    rv = bs_setlog_get(ad->txn, s->idx, v->first, &held);
+    if (rv == BS_ENOTFOUND) {
+        int fork = 0; /* compacted here: its stub judges (compact.h) */
+        rv = bs_compact_fork(ad->txn, s->idx, v->first, v->header_hash, &fork);
+        if (rv == BS_OK && fork) {
+            out->verdict = BS_ADMIT_QUARANTINE;
+            out->why = "two different change sets";
+        }
+        return rv;
+    }
+    if (rv != BS_OK ||
         (held.n == v->raw.n && memcmp(held.p, v->raw.p, held.n) == 0))
         return BS_OK;
     /* Same position, other bytes: the same set if only omissions, or the

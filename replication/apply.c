@@ -8,6 +8,7 @@
 #include "access.h"
 #include "changes.h"
 #include "collections.h"
+#include "compact.h"
 #include "conflict.h"
 #include "quarantine.h"
 #include "rebuild.h"
@@ -544,6 +545,11 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
         rv = bs_scope_move_out(ap->txn, &ap->meta, v, a->changes, a->skip,
                                s->seq, NULL);
     if (rv != BS_OK)
+        return rv;
+    /* A8s: a seed moved the position past sets never held here */
+    if (v->first > s->seq + 1 &&
+        (rv = bs_compact_note_gap(ap->txn, s->idx, s->seq + 1, v->first - 1,
+                                  v->prev_hash)) != BS_OK)
         return rv;
     s->seq = v->last;
     memcpy(s->last_hash, v->header_hash, BS_HASH_LEN);

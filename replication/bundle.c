@@ -244,8 +244,8 @@ write_file(bs_txn *t, const bs_meta *m, const bs_peer *p, int seed,
     rv = seed && (from == NULL || from->coll[0] == '\0')
              ? bs_xchg_collect_seed(t, m, p, emit_set, &w, &st->sets, err)
              : bs_xchg_collect(t, m, p, emit_set, &w, &st->sets, err);
-    if (rv == BS_ESTORE)
-        return rv; /* a damaged set, named by collect */
+    if (rv == BS_ESTORE || rv == BS_ESTALE)
+        return rv; /* a damaged set, or one compacted: named by collect */
     if (rv == BS_OK)
         rv = write_snapshots(&w, t, m, p, seed, from, sk, now_ms,
                              &st->snapshots);
@@ -288,7 +288,8 @@ export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
                          peer);
         goto out_txn;
     }
-    if ((rv = bs_xchg_check_stale(&m, &p, now_ms, retention_ms, err)) != BS_OK)
+    if ((rv = bs_xchg_check_stale(t, &m, &p, now_ms, retention_ms, err)) !=
+        BS_OK)
         goto out_peer;
     /* A branch that has not joined yet sends an envelope only: its vector
      * tells the hub where to start (after a restore, say); its own sets

@@ -10,7 +10,9 @@
 #include "purge.h"
 #include "scope.h"
 #include "setlog.h"
+#include "compact.h"
 #include "movein.h"
+#include "reseed.h"
 
 /*
  * A branch whose seed is incomplete ("sed:", movein.h) asks its hub to go
@@ -200,6 +202,25 @@ peer_features(bs_txn *t, const uint8_t *pk, uint32_t *features)
     return rv;
 }
 
+/* A peer holding `from` of stream s lacks sets this node compacted
+ * (compact.h): BS_ESTALE naming the re-seed, never a silent gap. */
+static bs_err
+check_compacted(bs_txn *t, const bs_stream *s, uint64_t from, const char *peer,
+                bs_errbuf *err)
+{
+    uint64_t floor;
+    bs_err rv = bs_compact_floor(t, s->idx, &floor);
+
+    if (rv != BS_OK || from >= floor)
+        return rv;
+    return bs_errf(err, BS_ESTALE,
+                   "%s lacks change sets this node compacted (it holds seq "
+                   "%llu of a stream compacted to %llu), so they cannot be "
+                   "sent: seed it with `branchsync peer seed NAME` at the hub "
+                   "(README.md, \"Back after the retention limit\")",
+                   peer, (unsigned long long)from, (unsigned long long)floor);
+}
+
 bs_err
 bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 void *ctx, uint64_t *nsets, bs_errbuf *err)
@@ -239,6 +260,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
             if (!in_pass(m, s, pass))
                 continue;
             upto = sendable(t, m, s);
+            if ((rv = check_compacted(t, s, from, p->name, err)) != BS_OK)
+                break;
             for (;;) {
                 bs_scope_verdict vd;
                 uint8_t *f;
@@ -510,6 +533,8 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                 c->from = last;
                 goto sent;
             }
+            if ((rv = check_compacted(t, s, c->from, "the peer", err)) != BS_OK)
+                goto out;
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
             rv = outgoing(&sp, c->has_peer, t, s, c->from, rv, set, &vd, &f,
@@ -598,33 +623,136 @@ span(char *buf, size_t n, uint64_t ms)
         snprintf(buf, n, "%llu s", (unsigned long long)(ms / 1000));
 }
 
-bs_err
-bs_xchg_check_stale(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
-                    uint64_t retention_ms, bs_errbuf *err)
+/* Whether a re-seed lifts X7 for p: at the hub, its admin asked for p's
+ * seed (`peer seed`, or p's last envelope asked); at a branch, a re-seed
+ * of this node is under way (reseed.h). */
+static bs_err
+reseeding(bs_txn *t, const bs_meta *m, const bs_peer *p, int *on)
+{
+    bs_snapwant from;
+    bs_err rv;
+
+    *on = 0;
+    if (m->role != BS_ROLE_HUB)
+        return bs_reseed_pending(t, on);
+    rv = bs_movein_peer_seed(t, p->pk, &from);
+    *on = rv == BS_OK;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+static bs_err
+stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
+            uint64_t retention_ms, bs_errbuf *err)
 {
     uint64_t since = p->last_ok_ms ? p->last_ok_ms : p->created_ms;
-    char silent[32], limit[32];
-    const char *what;
+    char silent[32], limit[32], what[256];
 
-    if (retention_ms == 0 ||
-        !bs_peer_stale(p->last_ok_ms, p->created_ms, now_ms, retention_ms))
-        return BS_OK;
     span(silent, sizeof silent, now_ms - since);
     span(limit, sizeof limit, retention_ms);
-    /* Say who needs the resync: the branch, whichever side we are. */
+    /* Say who needs the resync and how: the hub seeds it again. */
     if (m->role == BS_ROLE_HUB)
-        what = "it needs a full resync: re-create it from this hub";
+        snprintf(what, sizeof what,
+                 "it needs a full resync: seed it again with `branchsync "
+                 "peer seed %s` here",
+                 p->name);
     else if (m->joined && memcmp(p->pk, m->hub, BS_PK_LEN) == 0)
-        what = "this node needs a full resync: re-create it from the hub";
+        snprintf(what, sizeof what,
+                 "this node needs a full resync: its hub's administrator "
+                 "seeds it again with `branchsync peer seed %s` there",
+                 m->name);
     else
-        what = "the one of the two that was offline needs a full resync: "
-               "re-create it from the hub";
+        snprintf(what, sizeof what,
+                 "the one of the two that was offline needs a full resync "
+                 "from the hub (`branchsync peer seed` there)");
     return bs_errf(err, BS_ESTALE,
                    "peer %s: no exchange %s %s%s, longer than the retention "
                    "limit (%s), so exchanges with it are refused; %s "
                    "(README.md, \"Back after the retention limit\")",
                    p->name, p->last_ok_ms ? "for" : "in the", silent,
                    p->last_ok_ms ? "" : " since it was paired", limit, what);
+}
+
+bs_err
+bs_xchg_check_stale(bs_txn *t, const bs_meta *m, const bs_peer *p,
+                    uint64_t now_ms, uint64_t retention_ms, bs_errbuf *err)
+{
+    int on = 0;
+    bs_err rv;
+
+    if (retention_ms == 0 ||
+        !bs_peer_stale(p->last_ok_ms, p->created_ms, now_ms, retention_ms))
+        return BS_OK;
+    if ((rv = reseeding(t, m, p, &on)) != BS_OK || on)
+        return rv;
+    return stale_error(m, p, now_ms, retention_ms, err);
+}
+
+/*
+ * A joined branch that its hub seeds is seeded *again* (reseed.h: its data
+ * replaced, its unsent sets stashed), stale or not: the hub may judge it
+ * stale and have purged what it still holds although the branch heard
+ * from the hub lately.  Not while a first seed resumes (seeding without a
+ * re-seed under way): that one merges, as it began.
+ */
+static bs_err
+seed_again(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a)
+{
+    bs_seeding sd;
+    bs_err rv;
+
+    if (a->reseed || m->role == BS_ROLE_HUB || !m->joined || !e->seed ||
+        !(e->features & BS_FEATURE_BOOTSTRAP) ||
+        memcmp(e->sender, m->hub, BS_PK_LEN) != 0 ||
+        memcmp(e->sender, e->hub, BS_PK_LEN) != 0)
+        return BS_OK;
+    if ((rv = bs_movein_seed_get(t, &sd)) == BS_OK) {
+        bs_seeding_fini(&sd);
+        return bs_reseed_pending(t, &a->reseed);
+    }
+    a->reseed = rv == BS_ENOTFOUND;
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/*
+ * X7r (docs/protocol.md 8.3): an envelope from a peer silent past the
+ * retention limit is taken only for a re-seed.  At a branch: it comes
+ * from our hub, announces bootstrap and seeds us (a->reseed: the caller
+ * begins the re-seed, reseed.h, before anything of the exchange applies
+ * or is sent).  At the hub: the admin asked for the peer's seed and the
+ * peer announces bootstrap (a->reseed_peer; the peer's own stale sets
+ * never come: it stashes them when our seed reaches it, and a file
+ * written before that is refused by bs_xchg_verify).
+ */
+static bs_err
+check_stale_envelope(bs_txn *t, const bs_meta *m, const bs_envelope *e,
+                     bs_accept *a, uint64_t now_ms, uint64_t retention_ms,
+                     bs_errbuf *err)
+{
+    int boot = (e->features & BS_FEATURE_BOOTSTRAP) != 0, on = 0;
+    bs_err rv;
+
+    if (retention_ms == 0 ||
+        !bs_peer_stale(a->peer.last_ok_ms, a->peer.created_ms, now_ms,
+                       retention_ms))
+        return BS_OK;
+    if (m->role != BS_ROLE_HUB && m->joined && boot && e->seed &&
+        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
+        memcmp(e->sender, e->hub, BS_PK_LEN) == 0) {
+        a->reseed = 1;
+        return BS_OK;
+    }
+    /* the peer can take our seed (and stashes its stale sets when it
+     * arrives), or it took it already: a new incarnation */
+    if (m->role == BS_ROLE_HUB &&
+        (boot || !a->peer.has_inc ||
+         memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) != 0) &&
+        (rv = reseeding(t, m, &a->peer, &on)) != BS_OK)
+        return rv;
+    if (on) {
+        a->reseed_peer = 1;
+        return BS_OK;
+    }
+    return stale_error(m, &a->peer, now_ms, retention_ms, err);
 }
 
 /*
@@ -751,8 +879,9 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
     }
     /* X7, before X5: an initiator ignores the replay flag, and nothing
      * from a peer that purges stopped waiting for may be taken. */
-    if ((rv = bs_xchg_check_stale(m, &a->peer, now_ms, retention_ms, err)) !=
-        BS_OK)
+    if ((rv = check_stale_envelope(t, m, e, a, now_ms, retention_ms, err)) !=
+            BS_OK ||
+        (rv = seed_again(t, m, e, a)) != BS_OK)
         goto fail;
     if (e->message_no <= a->peer.recv_no &&
         (!a->peer.has_inc ||
@@ -1038,6 +1167,23 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
     return rv;
 }
 
+/* X7r by file, at the hub: a stale peer's file is taken only once the
+ * peer was seeded again, which gave it a new incarnation; one written
+ * before carries the stale sets the re-seed must not let in. */
+static bs_err
+stale_file(const bs_accept *acc, const bs_envelope *e, bs_errbuf *err)
+{
+    if (!acc->reseed_peer || !acc->peer.has_inc ||
+        memcmp(acc->peer.peer_inc, e->sender_inc, BS_INC_LEN) != 0)
+        return BS_OK;
+    return bs_errf(err, BS_ESTALE,
+                   "peer %s: this file was written before the peer was "
+                   "seeded again after the retention limit, so it is "
+                   "refused; send it this hub's seed (export) and import "
+                   "its next file",
+                   acc->peer.name);
+}
+
 bs_err
 bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
                uint64_t max_skew_ms, uint64_t retention_ms, bs_errbuf *err)
@@ -1053,7 +1199,9 @@ bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
         (rv = bs_xchg_accept(t, &m, &in->env, now, retention_ms, acc, err)) ==
             BS_OK &&
         !acc->replay) {
-        rv = verify_sets(in, t, &m, now, max_skew_ms, err);
+        rv = stale_file(acc, &in->env, err);
+        if (rv == BS_OK)
+            rv = verify_sets(in, t, &m, now, max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }
@@ -1069,7 +1217,8 @@ typedef struct import_ctx {
     /* units [set, end) in one transaction: a unit u < nsets is set u,
      * else frame u - nsets of the record snapshots */
     size_t set, end;
-    int join; /* join in the next transaction (its first) */
+    int join;   /* join in the next transaction (its first) */
+    int reseed; /* begin a re-seed in the first transaction (reseed.h) */
     bs_xstats *st;
     bs_xstats pending; /* counted once the transaction committed */
     /* a seed's progress in this transaction: records merged, the last */
@@ -1095,6 +1244,9 @@ add_stats(bs_xstats *st, const bs_xstats *from)
     st->quarantined += from->quarantined;
     st->refused += from->refused;
     st->snapshots += from->snapshots;
+    st->reissued += from->reissued;
+    st->reseed_dropped += from->reseed_dropped;
+    st->reseeded |= from->reseeded;
 }
 
 static void
@@ -1194,6 +1346,10 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
             (rv = bs_xchg_join(t, &m, &x->p->env, x->sk, err)) != BS_OK)
             return rv;
     }
+    if (x->reseed && x->set == 0 &&
+        (rv = bs_reseed_begin(t, x->p->env.ack, x->p->env.nack, NULL, err)) !=
+            BS_OK)
+        return rv;
     if ((rv = bs_apply_begin(&ap, t, x->clock, x->max_skew_ms, err)) == BS_OK) {
         bs_xchg_seed_point(&x->p->env, &ap.ad.meta, &ap.ad);
         x->seeded = 0;
@@ -1223,6 +1379,18 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     if (rv == BS_OK && last)
         rv = bs_xchg_record(t, &x->p->env, x->st->changes + x->pending.changes,
                             x->clock.now_ms(x->clock.ctx), 1);
+    if (rv == BS_OK && last) { /* a re-seed the seed completed (reseed.h) */
+        bs_core c = {NULL, x->sk, x->clock, x->max_skew_ms, 0, 0};
+        bs_reseed_stats rs = {0};
+        int on = 0;
+        if ((rv = bs_reseed_pending(t, &on)) == BS_OK && on &&
+            (rv = bs_reseed_finish(t, &c, &rs, err)) == BS_OK &&
+            (rv = bs_reseed_pending(t, &on)) == BS_OK && !on) {
+            x->pending.reseeded = 1;
+            x->pending.reissued = rs.reissued;
+            x->pending.reseed_dropped = rs.dropped;
+        }
+    }
     return rv;
 }
 
@@ -1272,7 +1440,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
               const bs_accept *acc, bs_clock clock, uint64_t max_skew_ms,
               bs_xstats *st, bs_errbuf *err)
 {
-    import_ctx x = {in, sk, clock, max_skew_ms, 0, 0, 0, st, {0}};
+    import_ctx x = {in, sk, clock, max_skew_ms, 0, 0, 0, 0, st, {0}};
     size_t units = in->nsets + in->nsnaps;
     int joined = 0; /* the join committed, with the first group */
     bs_err rv = BS_OK;
@@ -1282,6 +1450,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
     if ((st->replay = acc->replay))
         return BS_OK;
     x.join = st->joined = acc->join;
+    x.reseed = acc->reseed;
     do { /* at least one transaction, even for an exchange without sets */
         size_t bytes = 0;
         for (x.end = x.set;

@@ -98,6 +98,10 @@ typedef struct bs_accept {
     bs_peer peer; /* the sender, as paired (free with bs_peer_fini) */
     int replay;   /* message number already seen: nothing new */
     int join;     /* first message from the hub: adopt its infobase */
+    /* X7r (docs/protocol.md 8.3): accepted although silent past the
+     * retention limit, because a re-seed is under way (reseed.h) */
+    int reseed;      /* we are the stale branch and e seeds us again */
+    int reseed_peer; /* we are the hub and seed the stale peer again */
 } bs_accept;
 
 /*
@@ -122,14 +126,16 @@ BS_MUST_CHECK bs_err bs_xchg_accept(bs_txn *t, const bs_meta *m,
  * last successful exchange with us (or its pairing, if none) is older
  * than retention_ms at now_ms, as bs_peer_stale (purge.h) judges it: our
  * purges no longer waited for it, so its old writes could bring back
- * records deleted and purged meanwhile.  Until re-seeding exists such a
- * node must be re-created from the hub.  BS_ESTALE with a message naming
- * the remedy; BS_OK when retention_ms is 0.  Used on receiving (accept)
- * and on writing an exchange file (bundle.h).
+ * records deleted and purged meanwhile.  The way back is a re-seed
+ * (reseed.h): at the hub, `peer seed` for p lifts the check (the exchange
+ * seeds p); at a branch, a re-seed under way lifts it.  BS_ESTALE with a
+ * message naming the remedy; BS_OK when retention_ms is 0.  Used on
+ * receiving (accept) and on writing an exchange file (bundle.h); t reads
+ * the seed marks.
  */
-BS_MUST_CHECK bs_err bs_xchg_check_stale(const bs_meta *m, const bs_peer *p,
-                                         uint64_t now_ms, uint64_t retention_ms,
-                                         bs_errbuf *err);
+BS_MUST_CHECK bs_err bs_xchg_check_stale(bs_txn *t, const bs_meta *m,
+                                         const bs_peer *p, uint64_t now_ms,
+                                         uint64_t retention_ms, bs_errbuf *err);
 
 /* Adopt the hub's infobase (write txn); re-seals our sets if any.  X4 is
  * checked again here, in the join's own transaction: BS_EINFOBASE unless
@@ -154,6 +160,10 @@ typedef struct bs_xstats {
     uint64_t refused;   /* held sets refused when retried */
     uint64_t offered;   /* sets in the exchange (bs_xchg_apply) */
     uint64_t snapshots; /* record snapshots merged (snapshot.h) */
+    /* a re-seed this exchange finished (reseed.h): own changes written
+     * again, and those dropped (their record gone, or older there) */
+    uint64_t reissued, reseed_dropped;
+    int reseeded;
     int replay, joined;
     int seed; /* export: the file seeds the peer (asked, or --seed) */
     char peer[BS_NODE_NAME_MAX + 1];

@@ -724,6 +724,23 @@ bs_movein_base(bs_txn *t, const char *coll, const char *id, bs_record *r,
     return bs_record_decode(r, v.p, v.n, a) == BS_OK ? BS_OK : BS_ESTORE;
 }
 
+bs_err
+bs_movein_base_put(bs_txn *t, const char *coll, const char *id,
+                   const bs_record *r, bs_arena *a)
+{
+    uint8_t k[KEY_MAX], *dst;
+    bs_recenc e;
+    bs_err rv;
+
+    if ((rv = bs_record_prepare(r, a, &e)) != BS_OK ||
+        (rv = bs_txn_reserve(t, BS_DB_META,
+                             bs_mem(k, key_of(k, BASE_PREFIX, NULL, coll, id)),
+                             e.size, 0, &dst, NULL)) != BS_OK)
+        return rv;
+    bs_record_encode(r, &e, dst);
+    return BS_OK;
+}
+
 /* A snapshot version as a node-local one (the stream added at seq 0 when
  * new here, as admission adds a set's). */
 static bs_err

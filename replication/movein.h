@@ -155,6 +155,12 @@ BS_MUST_CHECK bs_err bs_movein_forget(bs_txn *t, const char *coll,
 BS_MUST_CHECK bs_err bs_movein_base(bs_txn *t, const char *coll, const char *id,
                                     bs_record *r, bs_arena *a);
 
+/* Store *r as the record's base (write txn): log compaction folds the
+ * changes it drops into it (compact.h), as snapshots are.  BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_movein_base_put(bs_txn *t, const char *coll,
+                                        const char *id, const bs_record *r,
+                                        bs_arena *a);
+
 /* ---- the branch's side: seeding (docs/design.md "Snapshot bootstrap") ----
  *
  * A branch is *seeding* from the first transaction of an exchange that

@@ -34,6 +34,13 @@ all_acked(const bs_peer *peers, size_t n, const uint8_t *key, uint64_t seq,
     return 1;
 }
 
+int
+bs_purge_all_acked(const bs_peer *peers, size_t n, const uint8_t *key,
+                   uint64_t seq, uint64_t now_ms, uint64_t retention_ms)
+{
+    return all_acked(peers, n, key, seq, now_ms, retention_ms);
+}
+
 #define HORIZON_PREFIX  "pur:"
 #define HORIZON_KEY_MAX (4 + BS_RECKEY_MAX)
 #define HORIZON_LEN     (8 + BS_STREAM_KEY_LEN + 8)

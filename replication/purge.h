@@ -14,6 +14,7 @@
 #define BS_PURGE_H
 
 #include "core.h"
+#include "peers.h"
 #include "store.h"
 
 typedef struct bs_purge_stats {
@@ -42,6 +43,12 @@ BS_MUST_CHECK bs_err bs_purge_run(const bs_core *c, bs_purge_stats *st,
 BS_MUST_CHECK bs_err bs_purge_horizon(bs_txn *t, const char *coll,
                                       const char *id, int *found, uint64_t *hlc,
                                       uint8_t *key, uint64_t *seq);
+
+/* 1 when every peer of peers[0..n) not silent past the retention limit
+ * has acknowledged (stream key, seq): what purge and log compaction
+ * (compact.h) wait for. */
+int bs_purge_all_acked(const bs_peer *peers, size_t n, const uint8_t *key,
+                       uint64_t seq, uint64_t now_ms, uint64_t retention_ms);
 
 /* 1 when a peer last heard from at last_ok_ms (0: never) counts as gone. */
 int bs_peer_stale(uint64_t last_ok_ms, uint64_t created_ms, uint64_t now_ms,

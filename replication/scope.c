@@ -355,6 +355,12 @@ every_side(void *ctx, const uint8_t *key, uint64_t seq)
 static bs_err
 drop_one(bs_txn *t, const char *coll, const char *id)
 {
+    return bs_scope_drop_record(t, coll, id);
+}
+
+bs_err
+bs_scope_drop_record(bs_txn *t, const char *coll, const char *id)
+{
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
     bs_err rv;

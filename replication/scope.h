@@ -187,6 +187,11 @@ BS_MUST_CHECK bs_err bs_scope_note_member(bs_txn *t, const bs_meta *m,
 BS_MUST_CHECK bs_err bs_scope_drop_foreign(bs_txn *t, const bs_meta *m,
                                            const char *coll, const char *id,
                                            uint64_t *dropped);
+/* Drop record coll/id as move-out does (no tombstone, no change; its
+ * owner history, base and conflicts forgotten); a re-seed drops every
+ * user record this way (reseed.h).  Write txn. */
+BS_MUST_CHECK bs_err bs_scope_drop_record(bs_txn *t, const char *coll,
+                                          const char *id);
 BS_MUST_CHECK bs_err bs_scope_move_out(bs_txn *t, const bs_meta *m,
                                        const bs_csview *v, const bs_change *ch,
                                        const uint8_t *skip, uint64_t after,

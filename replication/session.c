@@ -7,6 +7,8 @@
 
 #include "setlog.h"
 #include "movein.h"
+#include "purge.h"
+#include "reseed.h"
 
 /* A queued outgoing message. */
 typedef struct outmsg {
@@ -252,6 +254,13 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
         rv = decide_seed(t, &m, &p, h->s);
     if (rv == BS_OK)
         rv = bs_xchg_envelope(t, &m, &p, p.sent_no, h->now, &e);
+    /* a branch past the retention limit with its hub can be seeded again
+     * (reseed.h): it says so, and the hub seeds it if its admin asked */
+    if (rv == BS_OK && h->hello && m.role != BS_ROLE_HUB && m.joined &&
+        memcmp(p.pk, m.hub, BS_PK_LEN) == 0 && h->s->cfg.retention_ms &&
+        bs_peer_stale(p.last_ok_ms, p.created_ms, h->now,
+                      h->s->cfg.retention_ms))
+        e.features |= BS_FEATURE_BOOTSTRAP;
     bs_peer_fini(&p);
     if (rv != BS_OK)
         return rv;
@@ -329,6 +338,23 @@ join_txn(bs_txn *t, void *arg, bs_errbuf *err)
 }
 
 static bs_err
+reseed_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    join_ctx *j = arg;
+
+    return bs_reseed_begin(t, j->s->theirs.ack, j->s->theirs.nack, NULL, err);
+}
+
+/* A re-seed the seed completed is finished in its last transaction. */
+static bs_err
+reseed_done(bs_session *s, bs_txn *t, bs_errbuf *err)
+{
+    bs_core c = {NULL, s->cfg.sk, s->cfg.clock, s->cfg.max_skew_ms, 0, 0};
+
+    return bs_reseed_finish(t, &c, NULL, err);
+}
+
+static bs_err
 on_hello(bs_session *s, const uint8_t *p, size_t n)
 {
     bs_errbuf err = {{0}};
@@ -369,6 +395,11 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
         return fail(s, BS_EINVAL, "replayed hello");
     if (acc.join &&
         (rv = bs_store_write(s->cfg.store, join_txn, &j, &err)) != BS_OK)
+        return fail(s, rv, bs_errmsg(&err, rv));
+    /* A stale branch seeded again: its unsent sets are stashed before
+     * anything is sent or applied (reseed.h). */
+    if (acc.reseed &&
+        (rv = bs_store_write(s->cfg.store, reseed_txn, &j, &err)) != BS_OK)
         return fail(s, rv, bs_errmsg(&err, rv));
     /* The initiator's hello number is recorded with its acknowledgement at
      * the end (ack_txn), not here: one durable commit less before the
@@ -541,6 +572,8 @@ snap_txn(bs_txn *t, void *arg, bs_errbuf *err)
     if (rv == BS_OK)
         rv = bs_apply_finish(&ap, err);
     bs_apply_fini(&ap);
+    if (rv == BS_OK)
+        rv = reseed_done(x->s, t, err);
     return rv;
 }
 

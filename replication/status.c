@@ -363,6 +363,7 @@ bs_status_read(bs_txn *t, const bs_meta *m, const bs_status_opts *o,
         return rv;
     if ((rv = streams_status(st, &tab, m)) != BS_OK ||
         (rv = bs_setlog_count(t, &st->change_sets)) != BS_OK ||
+        (rv = bs_compact_logsize(t, &st->log)) != BS_OK ||
         (rv = bs_conflict_count(t, &st->conflicts_open,
                                 &st->conflicts_total)) != BS_OK ||
         (rv = bs_peer_list(t, &peers, &np)) != BS_OK ||

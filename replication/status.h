@@ -11,6 +11,7 @@
 #ifndef BS_STATUS_H
 #define BS_STATUS_H
 
+#include "compact.h"
 #include "clock.h"
 #include "meta.h"
 #include "peers.h"
@@ -124,6 +125,9 @@ typedef struct bs_status {
     int seeding;
     char seed_coll[BS_COLLECTION_MAX + 1], seed_id[BS_ID_MAX + 1];
     uint64_t seed_records;
+    /* the log's size (compact.h): sets, bytes, the oldest set kept, sets
+     * compacted so far */
+    bs_logsize log;
 } bs_status;
 
 /* Fill *st (release with bs_status_fini).  BS_ESTORE (err names it) for a

@@ -764,6 +764,22 @@ bs_txn_count(bs_txn *t, bs_db db, uint64_t *n)
 }
 
 bs_err
+bs_txn_bytes(bs_txn *t, bs_db db, uint64_t *n)
+{
+    MDB_stat st;
+    int rc;
+
+    *n = 0;
+    if (t->s->absent[db])
+        return BS_OK;
+    rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+    if (rc == 0)
+        *n = (uint64_t)st.ms_psize *
+             (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages);
+    return map_err(rc);
+}
+
+bs_err
 bs_cursor_open(bs_txn *t, bs_db db, bs_cursor **out)
 {
     bs_cursor *c = calloc(1, sizeof *c);

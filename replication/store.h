@@ -94,6 +94,9 @@ BS_MUST_CHECK bs_err bs_txn_reserve(bs_txn *t, bs_db db, bs_slice key, size_t n,
 BS_MUST_CHECK bs_err bs_txn_del(bs_txn *t, bs_db db, bs_slice key);
 /* Number of entries in db. */
 BS_MUST_CHECK bs_err bs_txn_count(bs_txn *t, bs_db db, uint64_t *n);
+/* Bytes of the pages db occupies (its tree: branch, leaf and overflow
+ * pages), from LMDB's statistics without a walk. */
+BS_MUST_CHECK bs_err bs_txn_bytes(bs_txn *t, bs_db db, uint64_t *n);
 /* One counter the transaction's user may keep for the transaction's life
  * (0 when it begins; owned by t): the change index keeps its next
  * sequence number here, so an append need not look the last key up. */

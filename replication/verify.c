@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "changes.h"
+#include "compact.h"
 #include "changeset.h"
 #include "conflict.h"
 #include "meta.h"
@@ -388,6 +389,17 @@ check_set(vctx *c, chain *ch, uint64_t first, bs_slice raw)
     bs_err rv;
 
     c->st->sets++;
+    if (ch->next != 0 && first > ch->next) {
+        int found = 0; /* dropped by compaction: its stubs link the chain */
+        if ((rv = bs_compact_ends_at(c->t, s->idx, ch->next, first - 1,
+                                     ch->head, &found)) != BS_OK &&
+            bs_err_local(rv))
+            return rv;
+        if (found) {
+            ch->next = first;
+            ch->linked = 1;
+        }
+    }
     if (ch->next != 0 && first != ch->next)
         finding(c,
                 "log: stream %u: a set starts at seq %llu where %llu was "

@@ -35,6 +35,7 @@ typedef struct bs_cli {
     int seed;           /* export --seed */
     int region;         /* peer add --region */
     const char *via;    /* member add --via REGION */
+    int dry_run;        /* compact --dry-run */
     long batch;
     int argc;
     char **argv; /* positional arguments after the command */
@@ -80,6 +81,7 @@ bs_err bs_cmd_conflicts(bs_cli *c);
 bs_err bs_cmd_resolve(bs_cli *c);
 bs_err bs_cmd_backup(bs_cli *c);
 bs_err bs_cmd_purge(bs_cli *c);
+bs_err bs_cmd_compact(bs_cli *c);
 bs_err bs_cmd_sync(bs_cli *c);
 bs_err bs_cmd_schedule(bs_cli *c);
 bs_err bs_cmd_log(bs_cli *c);

@@ -105,16 +105,22 @@ out:
         return rv;
     if (st.changes > 0 || st.snapshots > 0)
         bs_cli_notify(c, "changed");
-    if (c->json)
-        bs_out_json(json_pack(
+    if (c->json) {
+        json_t *j = json_pack(
             "{s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "peer",
             st.peer, "replay", st.replay, "joined", st.joined, "change_sets",
             (json_int_t)st.sets, "duplicate_sets", (json_int_t)st.dup_sets,
             "changes", (json_int_t)st.changes, "conflicts",
             (json_int_t)st.conflicts, "held", (json_int_t)st.held,
             "quarantined", (json_int_t)st.quarantined, "record_snapshots",
-            (json_int_t)st.snapshots));
-    else
+            (json_int_t)st.snapshots);
+        if (j != NULL && st.reseeded) /* only then: absent otherwise */
+            json_object_set_new(j, "reseeded",
+                                json_pack("{s:I, s:I}", "reissued",
+                                          (json_int_t)st.reissued, "dropped",
+                                          (json_int_t)st.reseed_dropped));
+        bs_out_json(j);
+    } else
         bs_out_import(&st);
     return BS_OK;
 }

@@ -11,6 +11,7 @@
 #include "../node/http.h"
 #include "../node/schedule.h"
 #include "../replication/crypto.h"
+#include "../replication/compact.h"
 #include "../replication/purge.h"
 #include "cli.h"
 #include "output.h"
@@ -355,5 +356,42 @@ bs_cmd_purge(bs_cli *c)
                               (json_int_t)st.too_recent));
     else
         bs_out_purge(&st);
+    return BS_OK;
+}
+
+/* `compact [--dry-run]`: the log's sets nobody can need any more. */
+bs_err
+bs_cmd_compact(bs_cli *c)
+{
+    bs_compact_stats st;
+    bs_logsize ls;
+    bs_core core;
+    bs_node *n;
+    bs_txn *t;
+    bs_err rv;
+
+    if ((rv = bs_cli_core(c, 1, &n, &core)) != BS_OK)
+        return rv;
+    rv = bs_compact_run(&core, c->dry_run, &st, &c->err);
+    if (rv == BS_OK && (rv = bs_store_read(n->store, &t, &c->err)) == BS_OK) {
+        rv = bs_compact_logsize(t, &ls);
+        bs_txn_abort(t);
+    }
+    bs_node_close(n);
+    if (rv != BS_OK)
+        return rv;
+    if (c->json)
+        bs_out_json(json_pack(
+            "{s:b, s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}", "dry_run",
+            c->dry_run, "compacted_sets", (json_int_t)st.sets,
+            "compacted_bytes", (json_int_t)st.bytes, "kept_needed",
+            (json_int_t)st.kept_needed, "held_by_peers",
+            (json_int_t)st.held_by_peers, "too_recent",
+            (json_int_t)st.too_recent, "log", "sets", (json_int_t)ls.sets,
+            "bytes", (json_int_t)ls.bytes, "oldest_kept_ms",
+            (json_int_t)ls.oldest_ms, "compacted_sets",
+            (json_int_t)ls.compacted));
+    else
+        bs_out_compact(&st, &ls, c->dry_run);
     return BS_OK;
 }

@@ -40,7 +40,8 @@ enum {
     O_SEED = 1u << 25,   /* --seed (export) */
     O_REGION = 1u << 26, /* --region (peer add) */
     O_VIA = 1u << 27,    /* --via REGION (member add) */
-    O_LAST = O_VIA,
+    O_DRYRUN = 1u << 28, /* --dry-run (compact) */
+    O_LAST = O_DRYRUN,
 };
 
 typedef struct cmd {
@@ -265,6 +266,15 @@ static const cmd cmds[] = {
      "acknowledged the delete and it is older than the retention limit\n"
      "([sync] retention_days, default 90).  Peers silent for longer than\n"
      "that no longer hold purges back.\n"},
+    {"compact", bs_cmd_compact, O_DIR | O_JSON | O_DRYRUN, 0, 0,
+     "compact [--dry-run]", "drop change sets every peer has acknowledged",
+     "Drops from the change log the sets that every paired peer has\n"
+     "acknowledged and that are older than the retention limit ([sync]\n"
+     "retention_days, default 90), keeping each stream's last set, the sets\n"
+     "of system collections and, for every set dropped, its header hash (a\n"
+     "fork is still detected).  A peer that needs a dropped set is told to\n"
+     "be seeded (peer seed at the hub).  --dry-run counts only.  The daemon\n"
+     "compacts on its own every hour.\n"},
     {"sync", bs_cmd_sync, O_DIR | O_JSON, 1, 1, "sync PEER",
      "exchange with PEER now, both ways",
      "Asks the running daemon to exchange with PEER and waits for the end;\n"
@@ -369,6 +379,7 @@ static const struct option longopts[] = {
     {"seed", no_argument, NULL, 1000 + 30},
     {"region", no_argument, NULL, 1000 + 31},
     {"via", required_argument, NULL, 1000 + 32},
+    {"dry-run", no_argument, NULL, 1000 + 33},
     {NULL, 0, NULL, 0},
 };
 
@@ -431,6 +442,8 @@ opt_name(unsigned bit)
         return "--region";
     if (bit == O_VIA)
         return "--via";
+    if (bit == O_DRYRUN)
+        return "--dry-run";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bit == 1u << i)
             return names[i];
@@ -648,6 +661,10 @@ main(int argc, char **argv)
         case 1032:
             c.via = optarg;
             seen |= O_VIA;
+            break;
+        case 1033:
+            c.dry_run = 1;
+            seen |= O_DRYRUN;
             break;
         case ':':
             return bad_option(argc, argv, 1);

@@ -147,7 +147,7 @@ status_peer(const bs_peer_status *p, const json_t *run, uint64_t now,
                p->held_there == 1 ? "was" : "were");
     if (p->needs_full_resync)
         printf("    NEEDS FULL RESYNC: silent longer than the retention "
-               "limit\n");
+               "limit (the hub seeds the branch again: peer seed)\n");
     if (bs_endpoint_folder(p->endpoint) != NULL)
         status_folder(p, me, now);
 }
@@ -252,6 +252,8 @@ bs_out_status(const bs_status *st, const json_t *runs, uint64_t used,
            (unsigned long long)st->changes, BS_PL(st->changes, "change"),
            (unsigned long long)st->change_sets, BS_PL(st->change_sets, "set"),
            (unsigned long long)st->own_changes);
+    printf("log size:    ");
+    bs_out_logsize(&st->log);
     printf("store:       %.1f MiB used of a %.0f MiB map\n", used / 1048576.0,
            map / 1048576.0);
     printf("conflicts:   %llu open, %llu in all\n",
@@ -415,7 +417,43 @@ bs_out_import(const bs_xstats *st)
     if (st->snapshots)
         printf(", %llu record %s merged", (unsigned long long)st->snapshots,
                BS_PL(st->snapshots, "snapshot"));
+    if (st->reseeded)
+        printf("; seeded again after the retention limit: %llu own %s "
+               "written again, %llu dropped (their records gone at the hub, "
+               "or changed there later)",
+               (unsigned long long)st->reissued, BS_PL(st->reissued, "change"),
+               (unsigned long long)st->reseed_dropped);
     printf("%s\n", st->joined ? "; joined the infobase" : "");
+}
+
+void
+bs_out_logsize(const bs_logsize *ls)
+{
+    char when[64] = "none kept";
+
+    if (ls->oldest_ms > 0) {
+        snprintf(when, sizeof when, "the oldest from ");
+        bs_out_time(when + strlen(when), sizeof when - strlen(when),
+                    (int64_t)(ls->oldest_ms / 1000), 0);
+    }
+    printf("%llu %s, %.1f MiB, %s; %llu compacted\n",
+           (unsigned long long)ls->sets, BS_PL(ls->sets, "set"),
+           ls->bytes / 1048576.0, when, (unsigned long long)ls->compacted);
+}
+
+void
+bs_out_compact(const bs_compact_stats *st, const bs_logsize *ls, int dry)
+{
+    printf("%s %llu change %s (%.1f KiB); kept %llu needed (a stream's last, "
+           "system changes), %llu waiting for peers' acknowledgement, %llu "
+           "younger than the retention limit\n",
+           dry ? "would compact" : "compacted", (unsigned long long)st->sets,
+           BS_PL(st->sets, "set"), st->bytes / 1024.0,
+           (unsigned long long)st->kept_needed,
+           (unsigned long long)st->held_by_peers,
+           (unsigned long long)st->too_recent);
+    printf("log: ");
+    bs_out_logsize(ls);
 }
 
 void

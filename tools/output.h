@@ -9,6 +9,7 @@
 
 #include "../node/render.h"
 #include "../replication/exchange.h"
+#include "../replication/compact.h"
 #include "../replication/purge.h"
 #include "../replication/records.h"
 
@@ -49,5 +50,9 @@ void bs_out_exchange(const bs_xlog_entry *e);
 void bs_out_inspect(const char *path, const bs_inspect *in);
 void bs_out_import(const bs_xstats *st);
 void bs_out_purge(const bs_purge_stats *st);
+/* compact: what was dropped (dry: would be) and the log's size after. */
+void bs_out_compact(const bs_compact_stats *st, const bs_logsize *ls, int dry);
+/* "N sets, X MiB, the oldest from DATE": the log's size (status). */
+void bs_out_logsize(const bs_logsize *ls);
 
 #endif

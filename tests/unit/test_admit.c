@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../lib/fixture.h"
+#include "../../replication/compact.h"
 #include "../../replication/collections.h"
 #include "../../replication/digest.h"
 #include "../../replication/members.h"
@@ -957,6 +958,63 @@ Test(admit, s6_a6_other_signed_bytes_at_a_held_position_quarantine_the_stream)
         free((void *)now.p);
     }
     free((void *)genuine.p);
+}
+
+/* Compaction at t (compact.h) at now_ms with limit retention_ms. */
+typedef struct compact_at {
+    uint64_t now, retention;
+    bs_compact_stats st;
+} compact_at;
+
+static bs_err
+compact_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    compact_at *x = arg;
+
+    return bs_compact_log(t, x->now, x->retention, 0, &x->st, err);
+}
+
+/* A6 after compaction (issue 12 item 5): the set at a position this node
+ * compacted is gone, but its stub still tells another set signed for the
+ * same position from a replay of it. */
+Test(admit, a6_a_forged_old_set_is_a_fork_after_compaction)
+{
+    compact_at x;
+    bs_errbuf err = {{0}};
+    signer g;
+    bs_stream s;
+    bs_slice f, again;
+    uint64_t k;
+    char note[96];
+
+    put(&head, "items", "c1", "{\"v\":\"one\"}");
+    g = signer_of(&head);
+    k = g.seq; /* the set compacted below */
+    put(&head, "items", "c2", "{\"v\":\"two\"}");
+    carry(&head, &tallinn); /* tallinn holds both; head acknowledged */
+    again = logged_own(&tallinn, &head, k);
+    clk.ms += 5000;
+    x.now = clk.ms;
+    x.retention = 4000; /* older than this: the sets; not the peers */
+    bst_ok(bs_store_write(tallinn.n->store, compact_txn, &x, &err), &err,
+           "compact");
+    cr_assert_geq(x.st.sets, 1, "set %llu was compacted",
+                  (unsigned long long)k);
+    /* the same set again is a replay: nothing happens */
+    deliver(&head, &tallinn, &again, 1);
+    cr_assert(bst_stream(&tallinn, g.pk, g.inc, &s));
+    cr_assert_eq(s.flags & BS_STREAM_QUARANTINED, 0, "a replay: %s", s.note);
+    /* another set at seq k, signed by the origin: a fork */
+    rewind_to(&g, &head, k - 1);
+    f = craft1(&g, "x1", "equivocation", 0);
+    deliver(&head, &tallinn, &f, 1);
+    cr_assert(bst_stream(&tallinn, g.pk, g.inc, &s));
+    snprintf(note, sizeof note, "two different change sets at seq %llu",
+             (unsigned long long)k);
+    cr_assert_str_eq(s.note, note);
+    cr_assert(s.flags & BS_STREAM_QUARANTINED);
+    free((void *)f.p);
+    free((void *)again.p);
 }
 
 Test(admit, a5_a_set_of_a_quarantined_stream_is_a_noop)

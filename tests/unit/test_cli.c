@@ -3745,3 +3745,52 @@ Test(cli, regional_hubs_are_declared_and_their_branches_admitted_at_the_hub)
     free(eid);
     free(bid);
 }
+
+/* `compact` (issue 12 item 5): a dry run and a real one report what they
+ * drop and the log's size (text and JSON); `status` shows the log's size;
+ * bad usage exits 2 and changes nothing.  Nothing here is older than the
+ * retention limit, so nothing is dropped (test_compact covers that). */
+Test(cli, compact_reports_the_log_and_status_shows_its_size)
+{
+    char hub[128], br[128];
+    json_t *j, *log;
+    res r;
+
+    paired_hub_branch(hub, br);
+    CLI_OK("put", "-d", hub, "put", "customers", "c1", "{\"a\":1}");
+    BAD(hub, "wrong number of arguments", "-d", hub, "compact", "now");
+    BAD(hub, "--dry-run", "-d", hub, "status", "--dry-run");
+    r = CLI("-d", hub, "compact", "--dry-run");
+    assert_ok(r, "compact --dry-run");
+    cr_assert(strstr(r.out, "would compact 0 change sets") != NULL, "%s",
+              r.out);
+    cr_assert(strstr(r.out, "log: ") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "compact", "--json");
+    assert_ok(r, "compact --json");
+    j = parse_json(r.out, "compact --json");
+    cr_assert(json_is_false(json_object_get(j, "dry_run")), "%s", r.out);
+    cr_assert_eq(json_integer_value(json_object_get(j, "compacted_sets")), 0);
+    log = json_object_get(j, "log");
+    cr_assert(json_integer_value(json_object_get(log, "sets")) >= 2, "%s",
+              r.out);
+    cr_assert(json_integer_value(json_object_get(log, "oldest_kept_ms")) > 0,
+              "%s", r.out);
+    json_decref(j);
+    res_free(&r);
+    r = CLI("-d", hub, "status");
+    assert_ok(r, "status");
+    cr_assert(strstr(r.out, "log size:    ") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "the oldest from ") != NULL, "%s", r.out);
+    res_free(&r);
+    r = CLI("-d", hub, "status", "--json");
+    assert_ok(r, "status --json");
+    j = parse_json(r.out, "status --json");
+    log = json_object_get(j, "log");
+    cr_assert(json_integer_value(json_object_get(log, "bytes")) > 0, "%s",
+              r.out);
+    cr_assert(json_is_integer(json_object_get(log, "oldest_kept_ms")));
+    cr_assert(json_is_integer(json_object_get(log, "compacted_sets")));
+    json_decref(j);
+    res_free(&r);
+}

@@ -669,7 +669,8 @@ Test(exchange, x7_a_peer_silent_past_the_retention_limit_is_refused)
     cr_assert_str_eq(
         a.msg, "peer tallinn: no exchange for 90 days, longer than the "
                "retention limit (90 days), so exchanges with it are refused; "
-               "it needs a full resync: re-create it from this hub "
+               "it needs a full resync: seed it again with `branchsync peer "
+               "seed tallinn` here "
                "(README.md, \"Back after the retention limit\")");
     /* Before X5: a replayed envelope is not "nothing new" either. */
     e.message_no = 1;
@@ -680,8 +681,9 @@ Test(exchange, x7_a_peer_silent_past_the_retention_limit_is_refused)
     a = accept_at(&tallinn, &e);
     cr_assert_eq(a.rv, BS_ESTALE, "%s", a.msg);
     cr_assert(strstr(a.msg, "peer head: ") == a.msg, "%s", a.msg);
-    cr_assert(strstr(a.msg, "this node needs a full resync: re-create it "
-                            "from the hub") != NULL,
+    cr_assert(strstr(a.msg, "this node needs a full resync: its hub's "
+                            "administrator seeds it again with `branchsync "
+                            "peer seed tallinn` there") != NULL,
               "%s", a.msg);
     /* Without a limit (0) nothing is stale. */
     head.core.retention_ms = 0;

@@ -238,7 +238,7 @@ Test(health, a_peer_past_the_retention_needs_a_full_resync_not_silent)
     o = opts(ch.ms + keep + MIN_MS);
     check(&head, &o, 1 << 20, &p);
     only(&p, "needs_full_resync", "tallinn", "longer than the retention",
-         "re-create");
+         "peer seed");
     bs_problems_fini(&p);
 }
 
