@@ -453,9 +453,8 @@ bs_compact_logsize(bs_txn *t, bs_logsize *out)
         return rv;
     /* the oldest set kept: the first of some stream */
     for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
-        uint64_t first;
+        uint64_t first, lo, hi, created;
         bs_slice set;
-        bs_csview *v;
 
         rv = bs_setlog_from(t, tab.v[i].idx, 0, &set, &first);
         if (rv == BS_ENOTFOUND) {
@@ -464,13 +463,13 @@ bs_compact_logsize(bs_txn *t, bs_logsize *out)
         }
         if (rv != BS_OK)
             break;
-        if (bs_changeset_decode(set.p, set.n, &v, NULL) != BS_OK) {
+        /* read in place: status runs this for every stream */
+        if (bs_changeset_stored_info(set, &lo, &hi, &created) != BS_OK) {
             rv = BS_ESTORE;
             break;
         }
-        if (out->oldest_ms == 0 || v->created_ms < out->oldest_ms)
-            out->oldest_ms = v->created_ms;
-        bs_changeset_free(v);
+        if (out->oldest_ms == 0 || created < out->oldest_ms)
+            out->oldest_ms = created;
     }
     bs_streams_fini(&tab);
     return rv;
