@@ -516,15 +516,19 @@ want_moved_in(bs_txn *t, const bs_meta *m, const char *name, const char *owner,
 bs_err
 bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
                   const bs_change *ch, const uint8_t *skip, uint64_t after,
-                  uint64_t *dropped)
+                  const uint8_t *mine, const char *mine_name,
+                  const char *mine_field, uint64_t *dropped)
 {
     char name[BS_NODE_NAME_MAX + 1];
     bs_collection rules;
+    int vouched = 0; /* mine holds for rules' collection */
     bs_err rv;
 
     if (!is_branch(m))
         return BS_OK;
     bs_access_name(t, m, m->pk, name);
+    if (mine != NULL && (mine_name == NULL || strcmp(mine_name, name) != 0))
+        mine = NULL; /* (its name changed meanwhile) */
     rules.name[0] = '\0';
     for (size_t i = 0; i < v->count; i++) {
         const bs_change *c = &ch[i];
@@ -537,8 +541,10 @@ bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
                 BS_OK)
                 return rv;
             snprintf(rules.name, sizeof rules.name, "%s", c->coll);
+            vouched = mine != NULL && mine_field != NULL &&
+                      strcmp(rules.owner_field, mine_field) == 0;
         }
-        if (rules.scope == BS_SCOPE_OWNER &&
+        if (rules.scope == BS_SCOPE_OWNER && !(vouched && mine[i]) &&
             (rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
                 BS_OK)
             return rv;
