@@ -1010,8 +1010,7 @@ Test(exchange,
 
 /* More than one group (16 MiB of sets): pass 1 admits every set dry
  * first, pass 2 commits group by group, and the result is the same. */
-Test(exchange, a_file_larger_than_one_transaction_goes_through_both_passes,
-     .timeout = 120)
+Test(exchange, a_file_larger_than_one_transaction_goes_through_both_passes)
 {
     enum { RECORDS = 10, LEN = (int)(1.8 * 1024 * 1024) };
     char *json = malloc(LEN + 32), id[16], *got;
