@@ -114,6 +114,26 @@ bs_access_refused_after(bs_txn *t, const bs_change *c, const uint8_t *skey,
 }
 
 bs_err
+bs_access_any_refused(bs_txn *t, const char *coll, int *any)
+{
+    uint8_t k[OWN_KEY_MAX];
+    size_t cn = strlen(coll), plen = 4 + cn + 1;
+    bs_cursor *cur;
+    bs_slice fk, fv;
+    bs_err rv;
+
+    *any = 0;
+    memcpy(k, "rej:", 4);
+    memcpy(k + 4, coll, cn + 1); /* "rej:" coll \0: every id of it */
+    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
+        return rv;
+    rv = bs_cursor_seek(cur, bs_mem(k, plen), &fk, &fv);
+    *any = rv == BS_OK && fk.n >= plen && memcmp(fk.p, k, plen) == 0;
+    bs_cursor_close(cur);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+bs_err
 bs_access_note_owner(bs_txn *t, const bs_change *c, const uint8_t *skey,
                      const char *owner_field)
 {

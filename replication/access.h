@@ -102,6 +102,12 @@ BS_MUST_CHECK bs_err bs_access_note_refused(bs_txn *t, const bs_change *c,
 BS_MUST_CHECK bs_err bs_access_refused_after(bs_txn *t, const bs_change *c,
                                              const uint8_t *skey, int *any);
 
+/* Whether any change of collection coll is kept as refused by rule (*any):
+ * one look-up, so that a run of changes of a collection without any need
+ * not ask bs_access_refused_after each. */
+BS_MUST_CHECK bs_err bs_access_any_refused(bs_txn *t, const char *coll,
+                                           int *any);
+
 /* Whether change c of the stream skey is kept as refused by rule (*yes). */
 BS_MUST_CHECK bs_err bs_access_is_refused(bs_txn *t, const bs_change *c,
                                           const uint8_t *skey, int *yes);

@@ -232,7 +232,13 @@ note_redo(bs_apply *ap, const bs_change *c, const bs_version *cv,
         return BS_OK;
     /* judged before it: admitted ones are in r, refused ones noted */
     later = has_later(r, cv, o);
-    if (!later &&
+    if (!later && strcmp(ap->rej_coll, c->coll) != 0) {
+        if ((rv = bs_access_any_refused(ap->txn, c->coll, &ap->rej_any)) !=
+            BS_OK)
+            return rv;
+        snprintf(ap->rej_coll, sizeof ap->rej_coll, "%s", c->coll);
+    }
+    if (!later && ap->rej_any &&
         (rv = bs_access_refused_after(
              ap->txn, c, bs_streams_key(o->ctx, cv->stream), &later)) != BS_OK)
         return rv;
@@ -277,9 +283,28 @@ release(bs_apply *ap, const bs_change *c, uint32_t busy)
     return BS_OK;
 }
 
+/* 1 when r, new here, is live and its owner field names this node. */
+static int
+new_and_mine(bs_apply *ap, const bs_change *c, const bs_record *r)
+{
+    const bs_value *o;
+    size_t n = strlen(ap->self);
+
+    if (ap->mine == NULL || n == 0 || !r->live || !ap->owner_field[0] ||
+        c->coll[0] == '_')
+        return 0;
+    o = bs_record_field(r, ap->owner_field);
+    if (o == NULL || o->type != BS_VTEXT || o->len != n ||
+        memcmp(o->s, ap->self, n) != 0)
+        return 0;
+    if (!ap->mine_field[0]) /* one field vouched for per set */
+        snprintf(ap->mine_field, sizeof ap->mine_field, "%s", ap->owner_field);
+    return strcmp(ap->mine_field, ap->owner_field) == 0;
+}
+
 static bs_err
 merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
-             bs_errbuf *err)
+             int *mine, bs_errbuf *err)
 {
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, c->coll, c->id);
@@ -324,6 +349,7 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     if (rv == BS_OK) {
         bs_record_encode(&r, &enc, dst);
         changed = 0; /* written */
+        *mine = new_and_mine(ap, c, &r);
         if ((rv = bs_changes_note(ap->txn, c->coll, c->id, !r.live, &cv)) !=
             BS_OK)
             return rv;
@@ -372,6 +398,8 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         w.fields = r.fields;
         w.nfields = r.nfields;
         w.deleted = !r.live;
+        ap->rej_coll[0] = '\0'; /* its rebuilds may note refusals */
+        ap->mine_void = 1;      /* and change records */
         if ((rv = release(ap, &w, s->idx)) != BS_OK)
             return rv; /* s may have moved: the caller looks it up again */
     }
@@ -436,11 +464,29 @@ merge_sorted(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *ch,
         n++;
     }
     qsort(order, n, sizeof *order, keyed_cmp);
-    for (size_t j = 0, idx = s->idx; j < n && rv == BS_OK; j++) {
-        s = bs_streams_get(&ap->streams, (uint32_t)idx); /* may move */
-        rv = merge_change(ap, v, s, &ch[order[j]->i], err);
-        ap->changes += rv == BS_OK;
+    ap->rej_coll[0] = '\0'; /* (refusals noted since the last set) */
+    ap->mine = NULL;
+    ap->mine_field[0] = ap->self[0] = '\0';
+    ap->mine_void = 0;
+    if (ap->meta.joined && memcmp(ap->meta.pk, ap->meta.hub, BS_PK_LEN) != 0 &&
+        (ap->mine = bs_arena_alloc(&ap->scratch, v->count)) != NULL) {
+        memset(ap->mine, 0, v->count);
+        bs_access_name(ap->txn, &ap->meta, ap->meta.pk, ap->self);
     }
+    for (size_t j = 0, idx = s->idx; j < n && rv == BS_OK; j++) {
+        int mine = 0;
+
+        s = bs_streams_get(&ap->streams, (uint32_t)idx); /* may move */
+        rv = merge_change(ap, v, s, &ch[order[j]->i], &mine, err);
+        ap->changes += rv == BS_OK;
+        if (ap->mine != NULL)
+            ap->mine[order[j]->i] = (uint8_t)mine;
+    }
+    /* a record two changes of the set touched: not vouched for */
+    for (size_t j = 0; ap->mine != NULL && j + 1 < n; j++)
+        if (order[j]->klen == order[j + 1]->klen &&
+            memcmp(order[j]->key, order[j + 1]->key, order[j]->klen) == 0)
+            ap->mine[order[j]->i] = ap->mine[order[j + 1]->i] = 0;
     free(order);
     free(k);
     return rv;
@@ -523,6 +569,8 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
     bs_hlc_observe(&ap->hlc, a->max_hlc);
     if ((rv = bs_setlog_put(ap->txn, s->idx, v->first, v->raw)) != BS_OK)
         return rv;
+    if (ap->rules_due.n > 0 || ap->nredo > 0)
+        ap->mine_void = 1; /* the rebuilds below may change records */
     if (ap->rules_due.n > 0) {
         bs_rebuild_stats st;
 
@@ -543,7 +591,8 @@ apply(bs_apply *ap, const bs_csview *v, const bs_admit *a, bs_errbuf *err)
      * (protocol.md 7.2) */
     if (rv == BS_OK)
         rv = bs_scope_move_out(ap->txn, &ap->meta, v, a->changes, a->skip,
-                               s->seq, NULL);
+                               s->seq, ap->mine_void ? NULL : ap->mine,
+                               ap->self, ap->mine_field, NULL);
     if (rv != BS_OK)
         return rv;
     /* A8s: a seed moved the position past sets never held here */

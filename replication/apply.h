@@ -60,6 +60,21 @@ typedef struct bs_apply {
     uint32_t *released;
     size_t nreleased;
     uint64_t snapshots; /* record snapshots merged (move-in) */
+    /* while one set merges: whether collection rej_coll has changes kept
+     * as refused by rule (access.h), asked once per run of its changes
+     * instead of once per new record ("": ask) */
+    char rej_coll[BS_COLLECTION_MAX + 1];
+    int rej_any;
+    /* while one set merges on a branch: mine[i] (v->count entries in the
+     * scratch arena) set when change i made its record new here, live,
+     * its owner field mine_field naming this node (self), and no other
+     * change of the set touched it, so that the move-out check after the
+     * set (scope.h) need not read it again; mine_void when a release
+     * rebuilt records meanwhile (no such hints then) */
+    uint8_t *mine;
+    char self[BS_NODE_NAME_MAX + 1];
+    char mine_field[BS_FIELD_NAME_MAX + 1];
+    int mine_void;
 } bs_apply;
 
 /* Start applying in write txn t; the clock is the local wall clock. */

@@ -466,11 +466,10 @@ split(parsed *p, bs_errbuf *err)
     return BS_OK;
 }
 
-/* Pass 1: everything that can be checked before writing. */
+/* What can be checked of the file itself (F1-F8, signature included)
+ * before its sets are admitted. */
 static bs_err
-check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
-           bs_clock clock, uint64_t max_skew_ms, uint64_t retention_ms,
-           bs_errbuf *err)
+check_file(const char *path, parsed *p, bs_errbuf *err)
 {
     const frame *tr;
     bs_err rv;
@@ -506,8 +505,7 @@ check_file(bs_store *s, const char *path, parsed *p, bs_accept *acc,
     p->in.raw = p->raw;
     p->in.snaps = p->snapraw;
     p->in.snapbatch = p->snapkind;
-    return bs_xchg_verify(s, &p->in, acc, clock, max_skew_ms, retention_ms,
-                          err);
+    return BS_OK;
 }
 
 bs_err
@@ -516,16 +514,13 @@ bs_bundle_import(bs_store *s, const uint8_t *sk, const char *path,
                  bs_xstats *st, bs_errbuf *err)
 {
     parsed p;
-    bs_accept acc;
     bs_err rv;
 
     memset(&p, 0, sizeof p);
     memset(st, 0, sizeof *st);
-    if ((rv = check_file(s, path, &p, &acc, clock, max_skew_ms, retention_ms,
-                         err)) == BS_OK) {
-        rv = bs_xchg_apply(s, sk, &p.in, &acc, clock, max_skew_ms, st, err);
-        bs_peer_fini(&acc.peer);
-    }
+    if ((rv = check_file(path, &p, err)) == BS_OK)
+        rv = bs_xchg_import(s, sk, &p.in, clock, max_skew_ms, retention_ms, st,
+                            err);
     parsed_free(&p);
     return rv;
 }

@@ -648,7 +648,8 @@ slice_eq(bs_slice a, bs_slice b)
 static int
 route_eq(const bs_route_ref *a, const bs_route_ref *b)
 {
-    return slice_eq(a->coll, b->coll) && slice_eq(a->owner, b->owner) &&
+    /* the owner first: it differs most often between neighbours */
+    return slice_eq(a->owner, b->owner) && slice_eq(a->coll, b->coll) &&
            slice_eq(a->owner_before, b->owner_before);
 }
 
@@ -1662,6 +1663,159 @@ put_ld(uint8_t *p, uint8_t tag, pbr f)
 }
 
 /*
+ * The changes of a stored set by bucket, for filter_by_bucket: its route
+ * entries read in place one by one (no array of routes) and matched to
+ * the summary's buckets through a small hash table, then the spans of its
+ * change fields.  One allocation of about 100 KiB for the largest set, so
+ * that the allocator reuses it set after set instead of mapping and
+ * faulting in fresh pages for each (an export reads a million changes).
+ * bix[i] is change i's bucket, next[i] the next change of its bucket
+ * (UINT16_MAX: none; count <= BS_SET_MAX_CHANGES), head[b] its first.
+ */
+typedef struct bucketed {
+    uint16_t *bix, *next;
+    uint32_t *head, *tail, *cnt, *tab;
+    bs_route_ref *route; /* the summary's, per bucket */
+    size_t cap;
+    void *mem;
+} bucketed;
+
+/* A cheap hash of a route for the table (route_eq decides): the owners
+ * vary most between buckets, the collection mostly by length. */
+static uint64_t
+route_hash(const bs_route_ref *r)
+{
+    return fnv(fnv(r->coll.n * 0x9e3779b97f4a7c15u, r->owner), r->owner_before);
+}
+
+/* The summary bucket whose route is r, through the table; -1: none. */
+static long
+bucket_find(const bucketed *bk, const bs_route_ref *r)
+{
+    for (size_t slot = route_hash(r) & (bk->cap - 1); bk->tab[slot] != 0;
+         slot = (slot + 1) & (bk->cap - 1))
+        if (route_eq(&bk->route[bk->tab[slot] - 1], r))
+            return (long)bk->tab[slot] - 1;
+    return -1;
+}
+
+static bs_err
+bucketed_init(bucketed *bk, Bs__SetSummary *sm, size_t count)
+{
+    size_t nb = sm->n_buckets, cap = 16;
+
+    memset(bk, 0, sizeof *bk);
+    while (cap < 2 * nb)
+        cap <<= 1;
+    bk->cap = cap;
+    if ((bk->mem =
+             malloc(nb * sizeof(bs_route_ref) + 2 * count * sizeof(uint16_t) +
+                    (3 * nb + cap) * sizeof(uint32_t))) == NULL)
+        return BS_ENOMEM;
+    bk->route = bk->mem;
+    bk->head = (uint32_t *)(bk->route + nb);
+    bk->tail = bk->head + nb;
+    bk->cnt = bk->tail + nb;
+    bk->tab = bk->cnt + nb;
+    bk->bix = (uint16_t *)(bk->tab + cap);
+    bk->next = bk->bix + count;
+    memset(bk->cnt, 0, nb * sizeof *bk->cnt);
+    memset(bk->tab, 0, cap * sizeof *bk->tab);
+    for (size_t b = 0; b < nb; b++) {
+        size_t slot;
+
+        bk->route[b] = bucket_ref(sm->buckets[b]);
+        slot = route_hash(&bk->route[b]) & (cap - 1);
+        while (bk->tab[slot] != 0)
+            slot = (slot + 1) & (cap - 1);
+        bk->tab[slot] = (uint32_t)b + 1;
+    }
+    return BS_OK;
+}
+
+/* Change n's route r goes to its bucket; 0 when the routes do not match
+ * the summary: each bucket's changes share its route, and buckets are
+ * numbered in the order of their first change. */
+static int
+bucket_add(bucketed *bk, size_t n, const bs_route_ref *r,
+           const bs_route_ref *prev, size_t *nseen)
+{
+    long b;
+
+    if (n > 0 && route_eq(r, prev)) /* a run of one route: no lookup */
+        b = bk->bix[n - 1];
+    else if ((b = bucket_find(bk, r)) < 0)
+        return 0;
+    if (bk->cnt[b] == 0) {
+        if ((size_t)b != *nseen)
+            return 0;
+        ++*nseen;
+        bk->head[b] = (uint32_t)n;
+    } else {
+        bk->next[bk->tail[b]] = (uint16_t)n;
+    }
+    bk->cnt[b]++;
+    bk->tail[b] = (uint32_t)n;
+    bk->bix[n] = (uint16_t)b;
+    bk->next[n] = UINT16_MAX;
+    return 1;
+}
+
+/* The routes of header h, read in place, into their buckets: 0 when a
+ * route does not read or does not match the summary sm (which was checked
+ * against the header when the set arrived: the buckets must still name
+ * the same routes, with the same counts). */
+static int
+bucket_routes(bucketed *bk, Bs__SetSummary *sm, pbr h, size_t count)
+{
+    bs_route_ref r, prev = {{0}, {0}, {0}};
+    size_t n = 0, nseen = 0;
+    uint64_t tag;
+    pbr f;
+
+    while (h.p < h.end) {
+        uint64_t x;
+        if (!rd_varint(&h, &tag))
+            return 0;
+        if ((tag & 7) == 0) {
+            if (!rd_varint(&h, &x))
+                return 0;
+            continue;
+        }
+        if ((tag & 7) != 2 || !rd_bytes(&h, &f))
+            return 0;
+        if (tag != (13u << 3 | 2))
+            continue;
+        if (n == count)
+            return 0;
+        memset(&r, 0, sizeof r);
+        while (f.p < f.end) {
+            pbr s;
+            if (!rd_varint(&f, &tag) ||
+                (tag != 0x0a && tag != 0x12 && tag != 0x1a) ||
+                !rd_bytes(&f, &s))
+                return 0;
+            if (tag == 0x0a)
+                r.coll = (bs_slice){s.p, (size_t)(s.end - s.p)};
+            else if (tag == 0x12)
+                r.owner = (bs_slice){s.p, (size_t)(s.end - s.p)};
+            else
+                r.owner_before = (bs_slice){s.p, (size_t)(s.end - s.p)};
+        }
+        if (!bucket_add(bk, n, &r, &prev, &nseen))
+            return 0;
+        prev = r;
+        n++;
+    }
+    if (n != count || nseen != sm->n_buckets)
+        return 0;
+    for (size_t b = 0; b < sm->n_buckets; b++)
+        if (bk->cnt[b] != sm->buckets[b]->count)
+            return 0;
+    return 1;
+}
+
+/*
  * A stored set with a header and a summary, for a receiver that takes
  * summaries (2.10): whole when it is entitled to every bucket; else the
  * summary form with the buckets it is entitled to, their changes bucket by
@@ -1669,17 +1823,14 @@ put_ld(uint8_t *p, uint8_t tag, pbr f)
  */
 static bs_err
 filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
-                 bs_route_keep keep, void *ctx, bs_filter_verdict *vd,
-                 uint8_t **out, size_t *outn)
+                 const uint32_t *off, const uint32_t *len, bs_route_keep keep,
+                 void *ctx, bs_filter_verdict *vd, uint8_t **out, size_t *outn)
 {
     Bs__SetSummary *sm;
-    bs_route_ref *routes = NULL;
     bs_slice seen;
-    pbr *ch = NULL, r, f;
     uint8_t *kept = NULL, *p;
-    size_t nkept = 0, size, idxlen = 0, n = 0;
-    uint64_t tag;
-    buckets bk;
+    size_t nkept = 0, size, idxlen = 0;
+    bucketed bk;
     bs_err rv = BS_ESTORE;
 
     memset(&bk, 0, sizeof bk);
@@ -1718,28 +1869,15 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
         *vd = BS_FILTER_FILTERED;
         goto out;
     }
-    routes = calloc(count, sizeof *routes);
-    ch = calloc(count, sizeof *ch);
-    if (routes == NULL || ch == NULL) {
-        rv = BS_ENOMEM;
+    if (sm->n_buckets > count || count > BS_SET_MAX_CHANGES) {
+        rv = BS_ESTORE;
         goto out;
     }
-    rv = BS_ESTORE;
-    if (read_routes(hdr, routes, count) != 1)
-        goto out;
-    if ((rv = buckets_assign(routes, count, &bk)) != BS_OK)
+    if ((rv = bucketed_init(&bk, sm, count)) != BS_OK)
         goto out;
     rv = BS_ESTORE;
-    if (bk.nb != sm->n_buckets)
+    if (!bucket_routes(&bk, sm, hdr, count))
         goto out;
-    /* the summary was checked against the header when it arrived; the
-     * buckets must still name the same routes */
-    for (size_t b = 0; b < bk.nb; b++) {
-        bs_route_ref br = bucket_ref(sm->buckets[b]);
-        if (!route_eq(&br, &routes[bk.head[b]]) ||
-            bk.count[b] != sm->buckets[b]->count)
-            goto out;
-    }
     size = 1 + bs_varint_size((size_t)(sum.end - sum.p)) +
            (size_t)(sum.end - sum.p) + 1 + bs_varint_size(BS_SIG_LEN) +
            BS_SIG_LEN;
@@ -1748,31 +1886,19 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
         size += 1 + bs_varint_size(idxlen) + idxlen;
     if (nkept > 0 && seen.n > 0) /* the vector goes with a bucket */
         size += 1 + bs_varint_size(seen.n) + seen.n;
-    for (r = (pbr){set.p, set.p + set.n}; r.p < r.end;) {
-        const uint8_t *start = r.p;
-        if (!rd_setfield(&r, &tag, &f))
-            goto out;
-        if (tag != 0x1a)
-            continue;
-        if (n == count)
-            goto out;
-        ch[n] = (pbr){start, r.p};
+    for (size_t n = 0; n < count; n++)
         if (kept[bk.bix[n]])
-            size += (size_t)(r.p - start);
-        n++;
-    }
-    if (n != count)
-        goto out; /* (a stored set that omits goes the per-change way) */
+            size += len[n];
     if ((*out = p = malloc(size)) == NULL) {
         rv = BS_ENOMEM;
         goto out;
     }
-    for (size_t b = 0; b < bk.nb; b++) {
+    for (size_t b = 0; b < sm->n_buckets; b++) {
         if (!kept[b])
             continue;
-        for (uint32_t i = bk.head[b]; i != UINT32_MAX; i = bk.next[i]) {
-            memcpy(p, ch[i].p, (size_t)(ch[i].end - ch[i].p));
-            p += ch[i].end - ch[i].p;
+        for (uint32_t i = bk.head[b]; i != UINT16_MAX; i = bk.next[i]) {
+            memcpy(p, set.p + off[i], len[i]);
+            p += len[i];
         }
     }
     p = put_ld(p, 0x2a, sum);
@@ -1780,7 +1906,7 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
     if (nkept > 0) {
         *p++ = 0x3a;
         p = bs_varint_put(p, idxlen);
-        for (size_t b = 0; b < bk.nb; b++)
+        for (size_t b = 0; b < sm->n_buckets; b++)
             if (kept[b])
                 p = bs_varint_put(p, b);
     }
@@ -1792,10 +1918,8 @@ filter_by_bucket(bs_slice set, pbr hdr, pbr sum, pbr ssig, size_t count,
     rv = BS_OK;
 out:
     bs_changeset_pb_free(sm);
-    buckets_fini(&bk);
+    free(bk.mem);
     free(kept);
-    free(routes);
-    free(ch);
     return rv;
 }
 
@@ -1855,6 +1979,7 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
     uint8_t *present = NULL, *kept = NULL, *p;
     uint64_t tag, ix;
     size_t nchanges = 0, count, size, nomit = 0, omlen = 0, i, have = 0;
+    uint32_t *span = NULL; /* summaries: each change field's offset, length */
     bs_err rv = BS_ESTORE;
 
     *vd = BS_FILTER_WHOLE;
@@ -1867,27 +1992,43 @@ bs_changeset_stored_filter(bs_slice set, bs_route_keep keep, void *ctx,
         }
         return filter_summary_form(set, keep, ctx, vd);
     }
+    if (summaries &&
+        (span = malloc(2 * BS_SET_MAX_CHANGES * sizeof *span)) == NULL)
+        return BS_ENOMEM;
     while (r.p < r.end) {
-        if (!rd_setfield(&r, &tag, &f))
+        const uint8_t *start = r.p;
+        if (!rd_setfield(&r, &tag, &f)) {
+            free(span);
             return BS_ESTORE;
-        if (tag == 0x0a)
-            hdr = f;
-        else if (tag == 0x12)
-            sig = f;
-        else if (tag == 0x1a)
+        }
+        if (tag == 0x1a) {
+            if (span != NULL && nchanges < BS_SET_MAX_CHANGES) {
+                span[nchanges] = (uint32_t)(start - set.p);
+                span[BS_SET_MAX_CHANGES + nchanges] = (uint32_t)(r.p - start);
+            }
             nchanges++;
-        else if (tag == 0x22)
+        } else if (tag == 0x0a) {
+            hdr = f;
+        } else if (tag == 0x12) {
+            sig = f;
+        } else if (tag == 0x22) {
             om = f;
-        else if (tag == 0x2a)
+        } else if (tag == 0x2a) {
             sum = f;
-        else if (tag == 0x32)
+        } else if (tag == 0x32) {
             ssig = f;
+        }
     }
     if (summaries && sum.p != NULL && ssig.end - ssig.p == BS_SIG_LEN &&
         om.p == NULL && hdr.p != NULL && nchanges > 0 &&
-        nchanges <= BS_SET_MAX_CHANGES)
-        return filter_by_bucket(set, hdr, sum, ssig, nchanges, keep, ctx, vd,
-                                out, outn);
+        nchanges <= BS_SET_MAX_CHANGES) {
+        rv = filter_by_bucket(set, hdr, sum, ssig, nchanges, span,
+                              span + BS_SET_MAX_CHANGES, keep, ctx, vd, out,
+                              outn);
+        free(span);
+        return rv;
+    }
+    free(span);
     for (o = om; o.p < o.end; have++)
         if (!rd_varint(&o, &ix))
             return BS_ESTORE;

@@ -1184,9 +1184,12 @@ stale_file(const bs_accept *acc, const bs_envelope *e, bs_errbuf *err)
                    acc->peer.name);
 }
 
-bs_err
-bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
-               uint64_t max_skew_ms, uint64_t retention_ms, bs_errbuf *err)
+/* The envelope accepted (X1-X7) in a read transaction, then, with
+ * dry_sets, pass 1 over the sets and snapshots. */
+static bs_err
+verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
+       uint64_t max_skew_ms, uint64_t retention_ms, int dry_sets,
+       bs_errbuf *err)
 {
     uint64_t now = clock.now_ms(clock.ctx);
     bs_meta m;
@@ -1200,13 +1203,20 @@ bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
             BS_OK &&
         !acc->replay) {
         rv = stale_file(acc, &in->env, err);
-        if (rv == BS_OK)
+        if (rv == BS_OK && dry_sets)
             rv = verify_sets(in, t, &m, now, max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }
     bs_txn_abort(t);
     return rv;
+}
+
+bs_err
+bs_xchg_verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
+               uint64_t max_skew_ms, uint64_t retention_ms, bs_errbuf *err)
+{
+    return verify(s, in, acc, clock, max_skew_ms, retention_ms, 1, err);
 }
 
 typedef struct import_ctx {
@@ -1232,6 +1242,22 @@ typedef struct import_ctx {
  * and a write transaction's dirty pages stay bounded (a seed of a million
  * records does not hold them all in memory). */
 #define APPLY_GROUP_BYTES (16u << 20)
+
+/* The end of the group of units that starts at unit `set` (one write
+ * transaction of pass 2): at least one unit, then units while the group
+ * holds fewer than APPLY_GROUP_BYTES. */
+static size_t
+group_end(const bs_inbound *in, size_t set)
+{
+    size_t units = in->nsets + in->nsnaps, end, bytes = 0;
+
+    for (end = set; end < units && (end == set || bytes < APPLY_GROUP_BYTES);
+         end++)
+        bytes += end >= in->nsets ? in->snaps[end - in->nsets].n
+                 : in->sets       ? in->sets[end]->raw.n
+                                  : in->raw[end].n;
+    return end;
+}
 
 static void
 add_stats(bs_xstats *st, const bs_xstats *from)
@@ -1452,13 +1478,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
     x.join = st->joined = acc->join;
     x.reseed = acc->reseed;
     do { /* at least one transaction, even for an exchange without sets */
-        size_t bytes = 0;
-        for (x.end = x.set;
-             x.end < units && (x.end == x.set || bytes < APPLY_GROUP_BYTES);
-             x.end++)
-            bytes += x.end >= in->nsets ? in->snaps[x.end - in->nsets].n
-                     : in->sets         ? in->sets[x.end]->raw.n
-                                        : in->raw[x.end].n;
+        x.end = group_end(in, x.set);
         if ((rv = bs_store_write(s, apply_one, &x, err)) == BS_OK) {
             add_stats(st, &x.pending);
             joined |= x.join;
@@ -1470,6 +1490,30 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
         rv = undo_join(s, rv, err);
     if (rv != BS_OK)
         st->joined = 0;
+    return rv;
+}
+
+bs_err
+bs_xchg_import(bs_store *s, const uint8_t *sk, bs_inbound *in, bs_clock clock,
+               uint64_t max_skew_ms, uint64_t retention_ms, bs_xstats *st,
+               bs_errbuf *err)
+{
+    /* One group: pass 2's one transaction admits every set for real, and
+     * a refusal aborts it, so pass 1 would only repeat the same work. */
+    int one = group_end(in, 0) == in->nsets + in->nsnaps;
+    bs_accept acc;
+    bs_err rv;
+
+    memset(st, 0, sizeof *st);
+    if ((rv = verify(s, in, &acc, clock, max_skew_ms, retention_ms, !one,
+                     err)) != BS_OK)
+        return rv;
+    rv = bs_xchg_apply(s, sk, in, &acc, clock, max_skew_ms, st, err);
+    bs_peer_fini(&acc.peer);
+    if (one && rv != BS_OK && !bs_err_local(rv))
+        memset(st, 0, sizeof *st); /* refused: as by pass 1, nothing written */
+    else if (!st->replay)
+        st->passes = one ? 1 : 2;
     return rv;
 }
 

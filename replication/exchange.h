@@ -165,7 +165,9 @@ typedef struct bs_xstats {
     uint64_t reissued, reseed_dropped;
     int reseeded;
     int replay, joined;
-    int seed; /* export: the file seeds the peer (asked, or --seed) */
+    int seed;   /* export: the file seeds the peer (asked, or --seed) */
+    int passes; /* import (bs_xchg_import): 1 when admitted and applied in
+                   one pass, 2 with the dry pass 1 first; 0 before both */
     char peer[BS_NODE_NAME_MAX + 1];
 } bs_xstats;
 
@@ -216,6 +218,21 @@ BS_MUST_CHECK bs_err bs_xchg_apply(bs_store *s, const uint8_t *sk,
                                    bs_inbound *in, const bs_accept *acc,
                                    bs_clock clock, uint64_t max_skew_ms,
                                    bs_xstats *st, bs_errbuf *err);
+
+/*
+ * An exchange file's import (bundle.h): the envelope accepted, then the
+ * sets and snapshots admitted and applied.  An exchange larger than one
+ * group goes through pass 1 (bs_xchg_verify) and pass 2 (bs_xchg_apply).
+ * One that fits a group, the common case, is admitted and applied in ONE
+ * pass inside pass 2's single write transaction: a refusal aborts it, so
+ * the store is left unchanged exactly as pass 1's refusal leaves it, and
+ * *st counts nothing, as after pass 1 (docs/protocol.md 4.2).  On a local
+ * fault (bs_err_local) *st is as bs_xchg_apply leaves it.
+ */
+BS_MUST_CHECK bs_err bs_xchg_import(bs_store *s, const uint8_t *sk,
+                                    bs_inbound *in, bs_clock clock,
+                                    uint64_t max_skew_ms, uint64_t retention_ms,
+                                    bs_xstats *st, bs_errbuf *err);
 
 /*
  * Record e's vector as its sender's acknowledgement (write txn).  With

@@ -576,11 +576,13 @@ want_moved_in(bs_txn *t, const bs_meta *m, const char *name, const char *owner,
 bs_err
 bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
                   const bs_change *ch, const uint8_t *skip, uint64_t after,
-                  uint64_t *dropped)
+                  const uint8_t *mine, const char *mine_name,
+                  const char *mine_field, uint64_t *dropped)
 {
     char name[BS_NODE_NAME_MAX + 1];
     bs_collection rules;
     int branch = -1; /* is_branch, looked up at the first scoped change */
+    int vouched = 0; /* mine holds for rules' collection */
     bs_err rv;
 
     if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) == 0)
@@ -597,16 +599,21 @@ bs_scope_move_out(bs_txn *t, const bs_meta *m, const bs_csview *v,
                 BS_OK)
                 return rv;
             snprintf(rules.name, sizeof rules.name, "%s", c->coll);
+            vouched = mine != NULL && mine_field != NULL &&
+                      strcmp(rules.owner_field, mine_field) == 0;
         }
-        if (rules.scope == BS_SCOPE_OWNER && branch < 0 &&
-            (branch = is_branch(t, m)) != 0)
-            bs_access_name(t, m, m->pk, name);
-        if (!branch)
-            return BS_OK; /* a regional hub keeps everything */
         if (rules.scope != BS_SCOPE_OWNER)
             continue;
-        if ((rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
-            BS_OK)
+        if (branch < 0) {
+            if (!(branch = is_branch(t, m)))
+                return BS_OK; /* a regional hub keeps everything */
+            bs_access_name(t, m, m->pk, name);
+            if (mine_name == NULL || strcmp(mine_name, name) != 0)
+                mine = NULL; /* (its name changed meanwhile) */
+        }
+        if (!(vouched && mine != NULL && mine[i]) &&
+            (rv = drop_where(t, &rules, name, c->coll, c->id, dropped)) !=
+                BS_OK)
             return rv;
         if (v->route_owner != NULL &&
             (rv = want_moved_in(t, m, name, v->route_owner[i],

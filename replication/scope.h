@@ -182,7 +182,10 @@ BS_MUST_CHECK bs_err bs_scope_note_member(bs_txn *t, const bs_meta *m,
  * from this branch (its route names it as the owner before, 2.5), which
  * the hub sends it for this, or a change of another office's record that
  * a branch relayed whole.  Call once the set is logged and its rebuilds
- * have run (write txn).
+ * have run (write txn).  mine (may be NULL) spares the look-ups the caller
+ * can vouch for: mine[i] set says change i's record is live here with
+ * owner field mine_field naming mine_name; it is used only while those are
+ * this node's name and the field of the collection's latest rules.
  */
 BS_MUST_CHECK bs_err bs_scope_drop_foreign(bs_txn *t, const bs_meta *m,
                                            const char *coll, const char *id,
@@ -192,9 +195,9 @@ BS_MUST_CHECK bs_err bs_scope_drop_foreign(bs_txn *t, const bs_meta *m,
  * user record this way (reseed.h).  Write txn. */
 BS_MUST_CHECK bs_err bs_scope_drop_record(bs_txn *t, const char *coll,
                                           const char *id);
-BS_MUST_CHECK bs_err bs_scope_move_out(bs_txn *t, const bs_meta *m,
-                                       const bs_csview *v, const bs_change *ch,
-                                       const uint8_t *skip, uint64_t after,
-                                       uint64_t *dropped);
+BS_MUST_CHECK bs_err bs_scope_move_out(
+    bs_txn *t, const bs_meta *m, const bs_csview *v, const bs_change *ch,
+    const uint8_t *skip, uint64_t after, const uint8_t *mine,
+    const char *mine_name, const char *mine_field, uint64_t *dropped);
 
 #endif

@@ -269,6 +269,46 @@ Test(access_files, a_write_to_a_system_collection)
     present(&head, BS_SYS_COLLECTIONS, "prices", "\"writers\":\"hub\"");
 }
 
+/*
+ * A branch relays to another branch the hub's set that brings a rule,
+ * then its own set that breaks it (having seen the rule).  A dry pass 1
+ * could not refuse the set whole (the rule arrives in the same file,
+ * protocol A11r (e)); applying refused it, so the import used to fail "in
+ * pass 2": "0 of 8 change sets were committed before the failure
+ * (importing the file again finishes the job)", which it never would, and
+ * an exchange-log entry.  The file fits one transaction, so it is admitted
+ * and applied in one pass (F11): refused as a whole, nothing written,
+ * nothing counted.
+ */
+Test(access_files, a_relayed_rule_and_its_breach_are_refused_as_one_file)
+{
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    char file[300];
+    bs_xstats st;
+    bs_err rv;
+
+    bst_pair2(&tallinn, &riga);
+    declare("catalog", BS_WRITERS_HUB, NULL);
+    carry(&head, &tallinn); /* tallinn has the rule, riga not yet */
+    bypass_rules(&tallinn);
+    put_ok(&tallinn, "catalog", "c1", "{\"v\":1}");
+    snprintf(file, sizeof file, "%s/relay.bsx", root);
+    rv = bst_export(&tallinn, "riga", file, &err);
+    cr_assert_eq(rv, BS_OK, "export: %s", bs_errmsg(&err, rv));
+    bst_fingerprint(&riga, f0);
+    rv = bst_import(&riga, file, &st, &err);
+    cr_assert_eq(rv, BS_EPERM, "import: %s", bs_errmsg(&err, rv));
+    cr_assert(strstr(err.msg, "only the hub writes catalog") != NULL, "%s",
+              err.msg);
+    cr_assert(st.offered == 0 && st.peer[0] == '\0' && st.sets == 0,
+              "counted as a failure after applying (offered %llu, peer '%s')",
+              (unsigned long long)st.offered, st.peer);
+    bst_fingerprint(&riga, f1);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0, "the refused file wrote");
+    absent(&riga, "catalog", "c1");
+}
+
 /* Control: the same files from an office the rules allow apply. */
 Test(access_files, the_owner_s_own_edit_applies)
 {

@@ -479,6 +479,11 @@ refused_as(tnode *t, const uint8_t *p, size_t n, bs_err want, const char *what)
         cr_assert_eq(rv, want, "%s: got %s, want %s: %s", what, bs_strerror(rv),
                      bs_strerror(want), err.msg);
     assert_one_line(&err, what);
+    /* counted as refused before anything was applied: no "committed
+     * before the failure" note, no exchange-log entry (tools/) */
+    cr_assert(st.offered == 0 && st.peer[0] == '\0' && st.passes == 0,
+              "%s: counted as applied in part (offered %llu, peer '%s')", what,
+              (unsigned long long)st.offered, st.peer);
     fp_take(t, &after);
     fp_assert_same(&before, &after, what);
     fp_free(&before);
@@ -504,6 +509,7 @@ pristine_imports(void)
     bst_write_file(var_path, f_bytes, f_len);
     import_ok(&hub, var_path, &st);
     cr_assert_eq(st.replay, 0);
+    cr_assert_eq(st.passes, 1, "F fits one transaction: one pass");
     cr_assert_eq(st.sets, 3, "sets applied: %llu", (unsigned long long)st.sets);
     cr_assert_eq(st.changes, 4);
     fp_take(&hub, &after);

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/fixture.h"
 #include "../../replication/exchange.h"
@@ -984,4 +985,58 @@ Test(exchange, counting_a_hello_of_the_same_incarnation_keeps_the_vector)
     bs_envelope_fini(&e);
     bs_envelope_fini(&hello);
     bs_envelope_fini(&ack);
+}
+
+/* ---- importing: one pass or two (bs_xchg_import) ---- */
+
+Test(exchange,
+     a_file_within_one_transaction_is_admitted_and_applied_in_one_pass)
+{
+    bs_errbuf err = {{0}};
+    char path[256], *got;
+    bs_xstats st;
+
+    snprintf(path, sizeof path, "%s/one.bsx", root);
+    cr_assert_eq(bst_export(&tallinn, "head", path, &err), BS_OK, "%s",
+                 err.msg);
+    cr_assert_eq(bst_import(&head, path, &st, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(st.passes, 1, "passes: %d", st.passes);
+    cr_assert_eq(st.changes, 2);
+    cr_assert_not_null(got = bst_get(&head, "orders", "o2"));
+    free(got);
+    /* the same file again: a replay, no pass at all */
+    cr_assert_eq(bst_import(&head, path, &st, &err), BS_OK, "%s", err.msg);
+    cr_assert(st.replay && st.passes == 0);
+    unlink(path);
+}
+
+/* More than one group (16 MiB of sets): pass 1 admits every set dry
+ * first, pass 2 commits group by group, and the result is the same. */
+Test(exchange, a_file_larger_than_one_transaction_goes_through_both_passes)
+{
+    enum { RECORDS = 10, LEN = (int)(1.8 * 1024 * 1024) };
+    char *json = malloc(LEN + 32), id[16], *got;
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+
+    cr_assert_not_null(json);
+    strcpy(json, "{\"blob\":\"");
+    memset(json + 9, 'x', LEN);
+    strcpy(json + 9 + LEN, "\"}");
+    for (int i = 0; i < RECORDS; i++) {
+        json[9] = (char)('a' + i);
+        snprintf(id, sizeof id, "big%d", i);
+        cr_assert_eq(bst_put(&tallinn, "blobs", id, json, &err), BS_OK, "%s",
+                     err.msg);
+    }
+    cr_assert_eq(bst_carry(&tallinn, &head, &st, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(st.passes, 2, "passes: %d", st.passes);
+    cr_assert_eq(st.changes, RECORDS + 2);
+    for (int i = 0; i < RECORDS; i++) {
+        snprintf(id, sizeof id, "big%d", i);
+        cr_assert_not_null(got = bst_get(&head, "blobs", id), "%s", id);
+        cr_assert_gt(strlen(got), (size_t)LEN, "%s", id);
+        free(got);
+    }
+    free(json);
 }

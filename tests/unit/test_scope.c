@@ -852,6 +852,29 @@ Test(scope, the_hub_moves_a_record_away_by_session)
     hub_moves_a_record(1);
 }
 
+/* One set that makes a record for tallinn (new there, owned by it: the
+ * move-out check after the set takes the merge's word for such records)
+ * and, in a later change of the same set, gives it to riga: tallinn
+ * receives both changes and drops the record; others it owns stay. */
+Test(scope, a_record_made_and_moved_away_in_one_set_is_dropped)
+{
+    static const bst_op ops[] = {
+        {"orders", "o1", "{\"branch\":\"tallinn\",\"n\":1}"},
+        {"orders", "o2", "{\"branch\":\"tallinn\",\"n\":2}"},
+        {"orders", "o1", "{\"branch\":\"riga\"}"},
+        {"orders", "o3", "{\"branch\":\"riga\",\"n\":3}"}};
+    bs_xstats st;
+
+    declare("orders", "owner", "branch");
+    settle();
+    write_ok(&head, ops, 4);
+    carry(&head, &tallinn, &st);
+    cr_assert(!has(&tallinn, "orders", "o1"), "tallinn still holds o1");
+    cr_assert(has(&tallinn, "orders", "o2"));
+    cr_assert(!has(&tallinn, "orders", "o3"));
+    same_scope(&head, &tallinn, "tallinn");
+}
+
 /* A relay that leaves out the change moving a branch's record away (the
  * route names the branch as the owner before) censors it: refused. */
 Test(scope, leaving_out_a_move_out_is_refused)

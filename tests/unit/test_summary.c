@@ -333,6 +333,73 @@ Test(summary, a_sealed_set_with_routes_carries_its_summary)
     free((void *)set.p);
 }
 
+static int
+keep_tallinn(void *ctx, const bs_route_ref *r)
+{
+    (void)ctx;
+    return r->owner.n == 7 && memcmp(r->owner.p, "tallinn", 7) == 0;
+}
+
+/*
+ * The hub's filter of a stored set for a branch (bs_changeset_stored_filter,
+ * the mixed case: routes read in place into the summary's buckets): only
+ * the branch's bucket, its changes in order; and a stored set damaged
+ * or cut anywhere (LMDB checksums nothing) filters to BS_ESTORE or to some
+ * bytes without reading past its end (ASan): what leaves is checked after
+ * (bs_changeset_stored_check, exchange.c), signatures included.
+ */
+Test(summary, the_hub_filters_a_stored_set_by_bucket_and_damage_does_not_leak)
+{
+    bs_filter_verdict vd;
+    bs_slice set;
+    bs_csview *v;
+    uint8_t *out, *bad;
+    size_t outn;
+    bs_arena a;
+
+    write_ok(&head, mixed, 6);
+    set = hub_last_set();
+    cr_assert_eq(bs_changeset_stored_filter(set, keep_tallinn, NULL, 1, &vd,
+                                            &out, &outn),
+                 BS_OK);
+    cr_assert_eq(vd, BS_FILTER_FILTERED);
+    cr_assert_eq(bs_changeset_decode(out, outn, &v, NULL), BS_OK);
+    bs_arena_init(&a);
+    for (size_t i = 0, n = 0; i < v->count; i++) {
+        bs_change c;
+
+        if (!v->present[i])
+            continue;
+        cr_assert_eq(bs_changeset_change(v, i, &a, &c, NULL), BS_OK);
+        cr_assert_str_eq(c.id, n == 0 ? "t1" : "t2");
+        cr_assert_lt(n++, 2);
+    }
+    bs_arena_fini(&a);
+    bs_changeset_free(v);
+    free(out);
+    bad = malloc(set.n);
+    cr_assert_not_null(bad);
+    for (size_t i = 0; i < set.n; i++) {
+        bs_err rv;
+
+        memcpy(bad, set.p, set.n);
+        bad[i] ^= 0x41;
+        out = NULL;
+        rv = bs_changeset_stored_filter((bs_slice){bad, set.n}, keep_tallinn,
+                                        NULL, 1, &vd, &out, &outn);
+        cr_assert(rv == BS_OK || rv == BS_ESTORE, "byte %zu: %s", i,
+                  bs_strerror(rv));
+        free(out);
+        rv = bs_changeset_stored_filter((bs_slice){bad, i}, keep_tallinn, NULL,
+                                        1, &vd, &out, &outn);
+        cr_assert(rv == BS_OK || rv == BS_ESTORE, "cut at %zu: %s", i,
+                  bs_strerror(rv));
+        free(out);
+    }
+    free(bad);
+    free((void *)set.p);
+}
+
 Test(summary, each_branch_gets_only_its_buckets_and_converges)
 {
     bst_node *br[2] = {&tallinn, &riga};
