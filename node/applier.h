@@ -2,7 +2,7 @@
  * applier.h - the daemon's apply worker: one thread that applies the
  * change sets every session received (session.h, "Deferred apply"), the
  * sets that arrived together in one write transaction with one durable
- * commit (docs/design.md, "The daemon's threads").
+ * commit (docs/design.md, "One event loop in the daemon").
  *
  * Why: applying a set costs a write transaction and an fsync.  Done in
  * the session step on the event loop, every socket, timer and control

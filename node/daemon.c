@@ -395,6 +395,7 @@ on_applied(uv_async_t *h)
 {
     bs_daemon *d = h->data;
     bs_apply_job *j = bs_applier_done(d->applier), *next;
+    int orphans = 0;
 
     for (; j != NULL; j = next) {
         bs_session *s = find_session(d, j->owner);
@@ -406,9 +407,17 @@ on_applied(uv_async_t *h)
                 bs_session_applied(s, j->rv, j->why, j->changes, j->conflicts);
             (void)rv; /* the session's state tells */
             note_applied(d, s, before);
+        } else {
+            orphans |= j->rv == BS_OK && j->changes > 0;
         }
         bs_apply_job_free(j);
     }
+    /* Changes committed for a session that ended meanwhile: the feeds
+     * and the online peers still hear of them. */
+    if (orphans && d->api_ready)
+        bs_api_wake(&d->api);
+    if (orphans)
+        bs_link_push(d, NULL, "relay");
     bs_daemon_pump(d);
 }
 
