@@ -83,6 +83,7 @@ awk -v c="$C" 'BEGIN { for (k = 0; k < c; k++)
 
 # status at the hub before the round (nothing running)
 s0=$(now); "$BS" -d "$HUB" status >/dev/null; idle=$(elapsed "$s0" "$(now)")
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # status at the hub, timed, while the round runs
 ( while [ ! -f "$WORK/round.done" ]; do
@@ -115,6 +116,7 @@ got=$("$BS" -d "$WORK/b0001" ls catalog | wc -l)
 
 hub_pid=${DAEMON_PIDS[0]}
 echo "branches $N (real daemons), $C changes each way per branch, $P syncs at once"
+echo "  load average as the round started: $load0; after it: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  round: $round s, wall, from the first sync started to the last returned"
 awk '{ print ($1 - $2) * 1000 }' "$WORK/sync.times" | sort -g | awk '{ v[NR] = $1 }
     END { printf "  per-branch sync: p50 %.0f, p90 %.0f, p99 %.0f, max %.0f ms\n",
