@@ -320,6 +320,8 @@ link_schedule(bs_link *l)
 
     if (l->gone || l->d->stopping || !l->has_sched)
         return;
+    if (l->busy > 0 && l->s == NULL)
+        return; /* the retry after "busy" is armed (link_busy) */
     uv_timer_stop(&l->timer);
     l->next_run_s = 0;
     if (l->failures > 0 && l->sched.kind != BS_SCHED_MANUAL) {

@@ -91,6 +91,54 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
       echo "$(elapsed "$s" "$(now)")" >>"$WORK/status.times"; sleep 0.5
   done ) &
 STATUS_PID=$!
+# the hub daemon's own answer, timed every 0.2 s during the round: a
+# `ping` on its control socket (what the CLI asks a daemon that is slow
+# to answer), served by its event loop.  A minimal ZMTP 3.0 DEALER in
+# Python, so that nothing else is needed.
+cat >"$WORK/zping.py" <<'PY'
+import os, socket, struct, sys, time
+def rd(s, n):
+    b = b''
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError
+        b += c
+    return b
+def frame(s):
+    f = rd(s, 1)[0]
+    n = struct.unpack('>Q', rd(s, 8))[0] if f & 2 else rd(s, 1)[0]
+    return f, rd(s, n)
+def send(s, flags, body):
+    s.sendall(bytes([flags, len(body)]) + body)
+def ping(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(path)
+    s.sendall(b'\xff' + b'\0' * 8 + b'\x7f\x03\x00' + b'NULL'.ljust(20, b'\0')
+              + b'\0' * 32)
+    rd(s, 64)
+    send(s, 4, b'\x05READY\x0bSocket-Type' + struct.pack('>I', 6) + b'DEALER')
+    while frame(s)[0] & 4 == 0:
+        pass
+    t0 = time.monotonic()
+    send(s, 0, b'{"cmd":"ping"}')
+    while frame(s)[0] & 5:
+        pass
+    dt = time.monotonic() - t0
+    s.close()
+    return dt
+with open(sys.argv[2], 'a') as o:
+    while not os.path.exists(sys.argv[3]):
+        try:
+            o.write('%.6f\n' % ping(sys.argv[1]))
+        except Exception:
+            o.write('nan\n')
+        o.flush()
+        time.sleep(0.2)
+PY
+python3 "$WORK/zping.py" "$HUB/control.sock" "$WORK/ping.times" "$WORK/round.done" &
+PING_PID=$!
 # FANIN_PERF=FILE: record the hub daemon's profile during the round
 if [ -n "${FANIN_PERF:-}" ]; then
     perf record -q ${FANIN_PERF_OPTS:--g} -o "$FANIN_PERF" -p "${DAEMON_PIDS[0]}" 2>/dev/null &
@@ -107,6 +155,7 @@ if [ -n "${FANIN_PERF:-}" ]; then
 fi
 touch "$WORK/round.done"
 wait "$STATUS_PID" 2>/dev/null || true
+wait "$PING_PID" 2>/dev/null || true
 
 held=$("$BS" -d "$HUB" ls orders | wc -l)
 want=$((N * C))
@@ -124,4 +173,7 @@ awk '{ print ($1 - $2) * 1000 }' "$WORK/sync.times" | sort -g | awk '{ v[NR] = $
 sort -g "$WORK/status.times" | awk -v idle="$idle" '{ v[NR] = $1 * 1000 }
     END { printf "  `branchsync status` at the hub (%d times during the round): median %.0f, max %.0f ms (before the round: %.0f ms)\n",
           NR, v[int(NR / 2) + 1], v[NR], idle * 1000 }'
+grep -v nan "$WORK/ping.times" | sort -g | awk -v lost="$(grep -c nan "$WORK/ping.times")" '{ v[NR] = $1 * 1000 }
+    END { printf "  ping at the hub daemon (control socket, %d times during the round): median %.1f, p99 %.1f, max %.1f ms, %d unanswered\n",
+          NR, v[int(NR / 2) + 1], v[int(NR * 0.99) + 1], v[NR], lost }'
 echo "  hub daemon: CPU $(proc_cpu "$hub_pid") s, RssAnon $(awk '/RssAnon/ { print $2 / 1024 " MiB" }' "/proc/$hub_pid/status"), open sockets $(ls -l "/proc/$hub_pid/fd" 2>/dev/null | grep -c socket)"
