@@ -2,7 +2,9 @@
  * daemon.c - branchsyncd's event loop: start and stop order, signals, the
  * pump, and the exchanges peers start with us (inbound sessions).
  *
- * Everything runs on the loop thread.  ZeroMQ's descriptors are
+ * Everything here runs on the loop thread; the sets sessions receive are
+ * applied on the apply worker (applier.h), whose outcomes come back
+ * through the `applied` async handle (on_applied).  ZeroMQ's descriptors are
  * edge-triggered, so every callback ends in bs_daemon_pump(), which keeps
  * reading every socket and flushing every session until a full pass finds
  * nothing to do (docs/design.md, "One event loop in the daemon").  The links to
