@@ -40,9 +40,9 @@
 #include "../replication/clock.h"
 #include "../replication/store.h"
 
-#define BS_APPLIER_MAX_SETS  64           /* default: sets per transaction */
-#define BS_APPLIER_MAX_BYTES (256u << 10) /* default: about, per transaction   \
-                                           */
+/* Defaults: sets per transaction, and bytes of sets (about). */
+#define BS_APPLIER_MAX_SETS  64
+#define BS_APPLIER_MAX_BYTES (256u << 10)
 
 /* One received set and, once done, its outcome.  Owned by the applier
  * from bs_applier_submit until bs_applier_done hands it back; the caller
