@@ -9,6 +9,12 @@
 # catalog, default 1000), FANIN_PARALLEL (syncs at once, default N),
 # FANIN_PERF (a file: `perf record` of the hub daemon during the round).
 #
+# FANIN_RESTART=1: afterwards, every branch's link to the hub is made
+# `online`, the hub daemon is stopped, each branch writes one record while
+# it is down, and the hub is started again: timed until the hub holds all
+# N, with its ping timed meanwhile (issue 12, "Faults": branches
+# reconnecting at once after a hub restart).
+#
 # Set up (not timed): a hub daemon and N branch daemons, paired, `orders`
 # owner-scoped by `office`, every branch joined by one sync.  Each branch
 # loads FANIN_CHANGES orders of its own and the hub as many records of a
@@ -173,7 +179,38 @@ awk '{ print ($1 - $2) * 1000 }' "$WORK/sync.times" | sort -g | awk '{ v[NR] = $
 sort -g "$WORK/status.times" | awk -v idle="$idle" '{ v[NR] = $1 * 1000 }
     END { printf "  `branchsync status` at the hub (%d times during the round): median %.0f, max %.0f ms (before the round: %.0f ms)\n",
           NR, v[int(NR / 2) + 1], v[NR], idle * 1000 }'
-grep -v nan "$WORK/ping.times" | sort -g | awk -v lost="$(grep -c nan "$WORK/ping.times")" '{ v[NR] = $1 * 1000 }
+{ grep -v nan "$WORK/ping.times" || true; } | sort -g | awk -v lost="$(grep -c nan "$WORK/ping.times" || true)" '{ v[NR] = $1 * 1000 }
     END { printf "  ping at the hub daemon (control socket, %d times during the round): median %.1f, p99 %.1f, max %.1f ms, %d unanswered\n",
           NR, v[int(NR / 2) + 1], v[int(NR * 0.99) + 1], v[NR], lost }'
 echo "  hub daemon: CPU $(proc_cpu "$hub_pid") s, RssAnon $(awk '/RssAnon/ { print $2 / 1024 " MiB" }' "/proc/$hub_pid/status"), open sockets $(ls -l "/proc/$hub_pid/fd" 2>/dev/null | grep -c socket)"
+
+[ -n "${FANIN_RESTART:-}" ] || exit 0
+for i in $(seq 1 "$N"); do
+    "$BS" -d "$WORK/$(printf 'b%04d' "$i")" schedule head online >/dev/null
+done
+sleep 2 # the branches' daemons reload and run an exchange each
+kill -TERM "$hub_pid"
+for _ in $(seq 1 300); do kill -0 "$hub_pid" 2>/dev/null || break; sleep 0.1; done
+seq 1 "$N" | xargs -P 8 -I{} sh -c \
+    '"$0" -d "$1/$(printf "b%04d" {})" put restart "r{}" "{\"v\":1}" >/dev/null' "$BS" "$WORK"
+rm -f "$WORK/round.done" "$WORK/ping.times"
+t0=$(now)
+daemon_start "$HUB" "$WORK/hub2.log"
+python3 "$WORK/zping.py" "$HUB/control.sock" "$WORK/ping.times" "$WORK/round.done" &
+PING_PID=$!
+got=0
+for _ in $(seq 1 1200); do # up to 10 min
+    got=$({ "$BS" -d "$HUB" ls restart 2>/dev/null || true; } | wc -l)
+    [ "$got" -ge "$N" ] && break
+    sleep 0.5
+done
+back=$(elapsed "$t0" "$(now)")
+touch "$WORK/round.done"
+wait "$PING_PID" 2>/dev/null || true
+echo "hub restart, $N online branches each with a write made while it was down:"
+echo "  the hub holds $got of the $N writes $back s after it started (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+{ grep -v nan "$WORK/ping.times" || true; } | sort -g | awk -v lost="$(grep -c nan "$WORK/ping.times" || true)" '{ v[NR] = $1 * 1000 }
+    END { printf "  ping at the hub daemon meanwhile (%d times): median %.1f, p99 %.1f, max %.1f ms, %d unanswered\n",
+          NR, v[int(NR / 2) + 1], v[int(NR * 0.99) + 1], v[NR], lost }'
+[ "$got" -ge "$N" ] || { echo "the hub holds $got of the $N writes" >&2; exit 1; }
+
