@@ -24,6 +24,9 @@
  *  10. status --json and log --json carry the documented fields
  *  11. exchanges that cross in opposite directions both complete
  *  12. the hub relays a branch's changes to the other branch
+ *  13. a hub that runs at most 2 exchanges peers start: branches syncing
+ *      at once, and online branches back after a hub restart, are told
+ *      to retry and all sync; the cap holds
  *
  * Run one test: test_proc_daemon --filter 'proc/online*' --verbose.
  * BS_PROC_KEEP=1 keeps each test's directory and prints the daemon logs.
