@@ -26,6 +26,7 @@ bs_config_defaults(bs_config *c)
     c->retention_days = 90;
     c->clock_ahead = BS_CLOCK_CORRECT;
     c->connect_timeout_s = 5;
+    c->max_sessions = 128;
     snprintf(c->http_listen, sizeof c->http_listen, "%s",
              BS_HTTP_DEFAULT_LISTEN);
     c->http_body_max_mb = 64;
@@ -144,6 +145,10 @@ on_item(void *user, const char *section, const char *name, const char *value)
         if (!parse_u64(value, 1, 600, &n))
             goto bad;
         c->connect_timeout_s = (uint32_t)n;
+    } else if (IS("sync", "max_sessions")) {
+        if (!parse_u64(value, 1, 100000, &n))
+            goto bad;
+        c->max_sessions = (uint32_t)n;
     } else if (IS("backup", "schedule")) {
         bs_schedule s;
         if (strlen(value) >= sizeof c->backup_schedule ||

@@ -10,6 +10,7 @@
  *   [log]    level = info
  *   [sync]   max_skew_s = 60     retention_days = 90
  *            clock_ahead = correct  connect_timeout_s = 5
+ *            max_sessions = 128
  *   [http]   listen = 127.0.0.1:7480 (off: no HTTP API)
  *            cert = PEM  key = PEM (TLS; required off loopback)
  *            body_max_mb = 64  max_connections = 64  timeout_s = 30
@@ -33,6 +34,8 @@ typedef struct bs_config {
     int clock_ahead;            /* bs_clock_policy (replication/clock.h) */
     uint32_t connect_timeout_s; /* no connection to a peer within this:
                                    the exchange fails, naming the address */
+    uint32_t max_sessions;      /* exchanges peers started, running at once;
+                                   a HELLO beyond it is told to retry later */
     char http_listen[256];      /* HOST:PORT, "" when off (http.h) */
     char http_cert[1024], http_key[1024]; /* PEM paths, "" for none */
     uint32_t http_body_max_mb;            /* request bodies over this: 413 */

@@ -42,6 +42,33 @@ serve_sync(bs_daemon *d, const bs_zin *m, json_t *j)
                                    "unknown peer", "code", (int)BS_ENOTFOUND));
 }
 
+/* The exchanges peers started: running, the most at once, the cap and
+ * the HELLOs told to retry later because of it. */
+static json_t *
+inbound_status(bs_daemon *d)
+{
+    return json_pack("{s:i, s:i, s:i, s:I}", "running", (int)d->inbound_n,
+                     "peak", (int)d->inbound_peak, "max",
+                     (int)d->n->cfg.max_sessions, "busy",
+                     (json_int_t)d->busy_refused);
+}
+
+/* The apply worker: transactions committed, the sets in them, and the
+ * sets waiting for the next. */
+static json_t *
+applier_status(bs_daemon *d)
+{
+    uint64_t batches = 0, sets = 0;
+    size_t queued = 0;
+
+    if (d->applier != NULL) {
+        bs_applier_stats(d->applier, &batches, &sets);
+        queued = bs_applier_queued(d->applier);
+    }
+    return json_pack("{s:I, s:I, s:I}", "batches", (json_int_t)batches, "sets",
+                     (json_int_t)sets, "queued", (json_int_t)queued);
+}
+
 void
 bs_control_serve(bs_daemon *d, const bs_zin *m)
 {
@@ -73,9 +100,11 @@ bs_control_serve(bs_daemon *d, const bs_zin *m)
     } else if (strcmp(cmd, "sync") == 0) {
         serve_sync(d, m, j);
     } else if (strcmp(cmd, "status") == 0) {
-        bs_control_reply(
-            d, m->rid, m->rn,
-            json_pack("{s:b, s:o}", "ok", 1, "links", bs_link_status(d)));
+        bs_control_reply(d, m->rid, m->rn,
+                         json_pack("{s:b, s:o, s:o, s:o}", "ok", 1, "links",
+                                   bs_link_status(d), "inbound",
+                                   inbound_status(d), "applier",
+                                   applier_status(d)));
     } else {
         bs_control_reply(d, m->rid, m->rn,
                          json_pack("{s:b, s:s}", "ok", 0, "error",

@@ -2,7 +2,9 @@
  * daemon.c - branchsyncd's event loop: start and stop order, signals, the
  * pump, and the exchanges peers start with us (inbound sessions).
  *
- * Everything runs on the loop thread.  ZeroMQ's descriptors are
+ * Everything here runs on the loop thread; the sets sessions receive are
+ * applied on the apply worker (applier.h), whose outcomes come back
+ * through the `applied` async handle (on_applied).  ZeroMQ's descriptors are
  * edge-triggered, so every callback ends in bs_daemon_pump(), which keeps
  * reading every socket and flushing every session until a full pass finds
  * nothing to do (docs/design.md, "One event loop in the daemon").  The links to
@@ -39,6 +41,7 @@ struct bs_incoming {
     size_t rn;
     uint8_t pk[BS_PK_LEN]; /* the caller's key, as ZAP admitted it */
     bs_session *s;
+    uint64_t sid; /* bs_daemon_sid */
     uint64_t started_ms, last_in_ms;
     struct bs_incoming *next;
 };
@@ -85,23 +88,64 @@ mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void
-bs_daemon_feed(bs_daemon *d, bs_session *s, const uint8_t *m, size_t n)
+uint64_t
+bs_daemon_sid(bs_daemon *d)
+{
+    return ++d->last_sid;
+}
+
+bs_session_cfg
+bs_daemon_session_cfg(bs_daemon *d)
+{
+    bs_session_cfg cfg;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.store = d->n->store;
+    cfg.sk = d->sk;
+    cfg.clock = bs_clock_system;
+    cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+    cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
+    cfg.defer_apply = d->applier != NULL;
+    return cfg;
+}
+
+/* The changes a session applied: counted, and the change feeds woken. */
+static void
+note_applied(bs_daemon *d, bs_session *s, uint64_t before)
 {
     const bs_session_stats *st = bs_session_stats_of(s);
-    uint64_t applied = st->changes_applied, t0 = mono_us();
-    int set = n > 0 && m[0] == BS_MSG_SET;
-    bs_err rv = bs_session_input(s, m, n);
 
-    (void)rv;
-    if (set)
-        bs_metrics_observe(&d->metrics.apply, mono_us() - t0);
-    if (st->changes_applied > applied) {
+    if (st->changes_applied > before) {
         bs_metrics_applied(&d->metrics, bs_session_peer(s),
-                           st->changes_applied - applied);
+                           st->changes_applied - before);
         if (d->api_ready) /* committed: open change feeds look now */
             bs_api_wake(&d->api);
     }
+}
+
+void
+bs_daemon_feed(bs_daemon *d, bs_session *s, uint64_t sid, const uint8_t *m,
+               size_t n)
+{
+    uint64_t applied = bs_session_stats_of(s)->changes_applied, t0 = mono_us();
+    int set = n > 0 && m[0] == BS_MSG_SET;
+    bs_err rv = bs_session_input(s, m, n);
+    uint8_t *p;
+    size_t len;
+
+    (void)rv;
+    /* Received sets go to the worker; a session that applies inline (the
+     * hub seeds us) is timed here, as before. */
+    while (bs_session_take(s, &p, &len) == BS_OK) {
+        if (bs_applier_submit(d->applier, sid, p, len) != BS_OK) {
+            free(p);
+            rv = bs_session_applied(s, BS_ENOMEM, "out of memory", 0, 0);
+        }
+        set = 0;
+    }
+    if (set)
+        bs_metrics_observe(&d->metrics.apply, mono_us() - t0);
+    note_applied(d, s, applied);
 }
 
 int
@@ -172,8 +216,36 @@ inbound_end(bs_daemon *d, bs_incoming *in)
     for (pp = &d->inbound; *pp != in; pp = &(*pp)->next)
         ;
     *pp = in->next;
+    d->inbound_n--;
     bs_session_free(in->s);
     free(in);
+}
+
+/*
+ * A HELLO beyond [sync] max_sessions: told to retry later, with a delay
+ * (0.5 to 2 s, jittered, so that the refused do not come back together),
+ * in an ERROR with code BS_EBUSY (protocol.md 15.6).  Nothing is read or
+ * written for it: a storm of reconnecting branches costs the hub one
+ * message each, and the sessions running go on.
+ */
+static void
+refuse_busy(bs_daemon *d, const bs_zin *m)
+{
+    uint8_t msg[160];
+    uint32_t r;
+    int len;
+
+    bs_crypto_random(&r, sizeof r);
+    msg[0] = BS_MSG_ERROR;
+    msg[1] = (uint8_t)BS_EBUSY;
+    len = snprintf((char *)msg + 2, sizeof msg - 2,
+                   "busy: %u exchanges running here; retry in %.1f s",
+                   d->inbound_n, (500 + r % 1500) / 1000.0);
+    d->busy_refused++;
+    if (bs_zsend(d->listener, m->rid, m->rn, msg, 2 + (size_t)len) != BS_OK)
+        return; /* the peer times out and retries all the same */
+    bs_daemon_log(d, BS_LOG_DEBUG, "hello from %s: %s", m->user,
+                  (char *)msg + 2);
 }
 
 static void
@@ -206,6 +278,11 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
                           m->user);
             return;
         }
+        if (d->inbound_n >= d->n->cfg.max_sessions) {
+            bs_peer_fini(&p);
+            refuse_busy(d, m);
+            return;
+        }
         if ((in = calloc(1, sizeof *in)) == NULL) {
             bs_peer_fini(&p);
             return;
@@ -213,12 +290,8 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
         memcpy(in->rid, m->rid, m->rn);
         in->rn = m->rn;
         in->started_ms = bs_daemon_now_ms();
-        memset(&cfg, 0, sizeof cfg);
-        cfg.store = d->n->store;
-        cfg.sk = d->sk;
-        cfg.clock = bs_clock_system;
-        cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
-        cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
+        in->sid = bs_daemon_sid(d);
+        cfg = bs_daemon_session_cfg(d);
         cfg.initiator = 0;
         memcpy(in->pk, p.pk, BS_PK_LEN);
         cfg.authenticated = in->pk;
@@ -229,9 +302,11 @@ on_listener_msg(bs_daemon *d, bs_zin *m)
         }
         in->next = d->inbound;
         d->inbound = in;
+        if (++d->inbound_n > d->inbound_peak)
+            d->inbound_peak = d->inbound_n;
     }
     in->last_in_ms = bs_daemon_now_ms();
-    bs_daemon_feed(d, in->s, m->msg, m->n);
+    bs_daemon_feed(d, in->s, in->sid, m->msg, m->n);
 }
 
 /* ---- the pump ---- */
@@ -300,6 +375,76 @@ on_poll(uv_poll_t *h, int status, int events)
     (void)status;
     (void)events;
     bs_daemon_pump(h->data);
+}
+
+/* ---- the apply worker's outcomes (applier.h) ---- */
+
+static bs_session *
+find_session(bs_daemon *d, uint64_t sid)
+{
+    for (bs_incoming *i = d->inbound; i != NULL; i = i->next)
+        if (i->sid == sid)
+            return i->s;
+    return bs_link_session(d, sid);
+}
+
+/* Sets applied (committed durably, or refused): each goes back to its
+ * session, which now sends the CREDIT (and, after the last, its ACK).
+ * A session that ended meanwhile is gone: its outcome is dropped (what
+ * committed stays, and the next exchange resumes from the vectors). */
+static void
+on_applied(uv_async_t *h)
+{
+    bs_daemon *d = h->data;
+    bs_apply_job *j = bs_applier_done(d->applier), *next;
+    int orphans = 0;
+
+    for (; j != NULL; j = next) {
+        bs_session *s = find_session(d, j->owner);
+        next = j->next;
+        bs_metrics_observe(&d->metrics.apply, j->batch_us);
+        if (s != NULL) {
+            uint64_t before = bs_session_stats_of(s)->changes_applied;
+            bs_err rv =
+                bs_session_applied(s, j->rv, j->why, j->changes, j->conflicts);
+            (void)rv; /* the session's state tells */
+            note_applied(d, s, before);
+        } else {
+            orphans |= j->rv == BS_OK && j->changes > 0;
+        }
+        bs_apply_job_free(j);
+    }
+    /* Changes committed for a session that ended meanwhile: the feeds
+     * and the online peers still hear of them. */
+    if (orphans && d->api_ready)
+        bs_api_wake(&d->api);
+    if (orphans)
+        bs_link_push(d, NULL, "relay");
+    bs_daemon_pump(d);
+}
+
+/* applier.h `done`: on the worker thread; uv_async_send is thread-safe. */
+static void
+applied_wake(void *ctx)
+{
+    bs_daemon *d = ctx;
+
+    uv_async_send(&d->applied);
+}
+
+static bs_err
+applier_start(bs_daemon *d)
+{
+    bs_applier_cfg cfg = {0};
+
+    uv_async_init(&d->loop, &d->applied, on_applied);
+    d->applied.data = d;
+    cfg.store = d->n->store;
+    cfg.clock = bs_clock_system;
+    cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
+    cfg.done = applied_wake;
+    cfg.ctx = d;
+    return bs_applier_new(&cfg, &d->applier);
 }
 
 /* ---- held sets: retried when their time comes ---- */
@@ -386,6 +531,7 @@ on_sweep(uv_timer_t *t)
             for (pp = &d->inbound; *pp != in; pp = &(*pp)->next)
                 ;
             *pp = in->next;
+            d->inbound_n--;
             bs_session_free(in->s);
             free(in);
         }
@@ -694,6 +840,7 @@ free_all(bs_daemon *d)
     while (d->inbound) {
         bs_incoming *in = d->inbound;
         d->inbound = in->next;
+        d->inbound_n--;
         bs_session_free(in->s);
         free(in);
     }
@@ -752,7 +899,8 @@ bs_daemon_run(const bs_daemon_opts *o)
     snprintf(sock, sizeof sock, "%s/control.sock", o->dir);
     unlink(sock); /* left by a daemon that was killed: we hold the lock */
     uv_loop_init(&d.loop);
-    if ((rv = open_sockets(&d, &err)) != BS_OK) {
+    if ((rv = applier_start(&d)) != BS_OK ||
+        (rv = open_sockets(&d, &err)) != BS_OK) {
         fprintf(stderr, "branchsyncd: %s\n", bs_errmsg(&err, rv));
         status = bs_err_exit_code(rv);
         goto out_loop;
@@ -786,10 +934,16 @@ bs_daemon_run(const bs_daemon_opts *o)
     uv_run(&d.loop, UV_RUN_DEFAULT);
     status = 0;
     http_shutdown(&d);
+    /* The worker stops after its batch (committed whole, or not at all);
+     * sets still queued are dropped, as a set in flight on the network. */
+    bs_applier_free(d.applier);
+    d.applier = NULL;
     /* An exchange in flight is abandoned here; its applied sets are
      * committed and the next exchange resumes from the vectors. */
     free_all(&d);
 out_loop:
+    bs_applier_free(d.applier);
+    d.applier = NULL;
     http_shutdown(&d);
     uv_walk(&d.loop, close_walk, NULL);
     uv_run(&d.loop, UV_RUN_DEFAULT);

@@ -20,10 +20,16 @@
  *   {"cmd":"reload"}               -> re-read peers, schedules, allow-list
  *   {"cmd":"changed"}              -> a local write: push to online peers
  *   {"cmd":"status"}               -> per-peer next run and link state
+ *                                     ("links"), the exchanges peers
+ *                                     started ("inbound": running, peak,
+ *                                     max, busy) and the apply worker
+ *                                     ("applier": batches, sets, queued)
  * The CLI sends them with bs_control_call (control.h).
  *
  * The HTTP API (http.h, http_api.h) runs on its own threads; a write it
  * makes wakes the loop through a uv_async handle, as "changed" does.
+ * Received change sets are applied on one more thread (applier.h), whose
+ * outcomes come back to the loop the same way.
  *
  * The daemon is three files sharing daemon_int.h: daemon.c (the loop,
  * signals, start and stop, exchanges peers start with us), link.c (the

@@ -6,7 +6,9 @@
  * client's is control.h.
  *
  * It holds the daemon's state, shared by the three files, and the calls
- * between them.  Everything here runs on the loop thread only.  ZeroMQ's
+ * between them.  Everything here runs on the loop thread only; the apply
+ * worker (applier.h) and the HTTP threads reach the loop only through
+ * uv_async handles.  ZeroMQ's
  * descriptors are edge-triggered, so every callback, in whichever file,
  * ends in bs_daemon_pump().
  */
@@ -17,6 +19,7 @@
 #include <uv.h>
 
 #include "../replication/session.h"
+#include "applier.h"
 #include "daemon.h"
 #include "http.h"
 #include "metrics.h"
@@ -55,6 +58,17 @@ typedef struct bs_daemon {
     uv_timer_t http_retry;
     char http_error[BS_ERRMSG_LEN];
     bs_metrics metrics; /* GET /metrics: written here, read by HTTP */
+    /* The apply worker (applier.h): every session's received sets go
+     * there; `applied` wakes the loop when some are done.  Sessions are
+     * found again by their id (bs_daemon_sid), never by pointer: a
+     * session may end while its sets are applied. */
+    bs_applier *applier;
+    uv_async_t applied;
+    uint64_t last_sid;
+    /* Exchanges peers started with us (daemon.c): running now, the most
+     * ever, and HELLOs told to retry later because max_sessions ran. */
+    unsigned inbound_n, inbound_peak;
+    uint64_t busy_refused;
     int stopping, pumping;
 } bs_daemon;
 
@@ -76,10 +90,18 @@ uint64_t bs_daemon_now_ms(void);
 /* Read every socket and flush every session until a full pass finds
  * nothing to do.  Re-entrant calls return at once. */
 void bs_daemon_pump(bs_daemon *d);
-/* Deliver one message to s; a failure shows in the session's state.
- * Counts the changes it applied and times a SET (d->metrics), and wakes
- * the HTTP change feeds when it applied any. */
-void bs_daemon_feed(bs_daemon *d, bs_session *s, const uint8_t *m, size_t n);
+/* A new session id (never 0, never reused by this process). */
+uint64_t bs_daemon_sid(bs_daemon *d);
+/* The session config every daemon session shares (store, key, clock,
+ * limits, deferred apply); the caller sets initiator, peer and
+ * authenticated. */
+bs_session_cfg bs_daemon_session_cfg(bs_daemon *d);
+/* Deliver one message to s (whose id is sid); a failure shows in the
+ * session's state.  The sets it received go to the apply worker; their
+ * outcomes come back to the session on the loop (bs_session_applied),
+ * counted (d->metrics) and waking the HTTP change feeds then. */
+void bs_daemon_feed(bs_daemon *d, bs_session *s, uint64_t sid, const uint8_t *m,
+                    size_t n);
 /* Send what s has on sock (bs_client_flush); 1 if anything moved.  A send
  * error shows up as the peer's silence (the idle limit ends the session).
  * Counts the changes sent (d->metrics). */
@@ -118,6 +140,8 @@ BS_MUST_CHECK bs_err bs_link_sync(bs_daemon *d, const char *peer,
                                   const uint8_t *rid, size_t rn);
 /* Each link's state as a new JSON array, for the "status" request. */
 json_t *bs_link_status(bs_daemon *d);
+/* The outbound session whose id is sid, or NULL (it ended). */
+bs_session *bs_link_session(bs_daemon *d, uint64_t sid);
 /* Read every link's sockets, flush its session and end finished
  * exchanges; 1 if anything happened. */
 int bs_link_pump(bs_daemon *d);

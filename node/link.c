@@ -21,6 +21,8 @@
 
 #define BACKOFF_MIN_MS 250u
 #define BACKOFF_MAX_MS 300000u
+#define BUSY_MAX_MS    30000u /* the longest wait after "busy" answers */
+#define RECONNECT_MS   1000u  /* an online link back up waits up to this */
 
 /* A control request waiting for a sync to finish. */
 typedef struct bs_waiter {
@@ -45,6 +47,8 @@ struct bs_link {
      * and a reconnect gets fresh ones (libuv forbids re-initialising) */
     uv_poll_t *poll, *mpoll;
     bs_session *s;
+    uint64_t sid;  /* s's id (bs_daemon_sid) */
+    unsigned busy; /* "busy" answers in a row (link_busy) */
     uint8_t *held; /* a message the socket could not take yet */
     size_t hn;
     uint64_t started_ms, last_in_ms, last_run_s, next_run_s;
@@ -58,6 +62,8 @@ struct bs_link {
 
 static void link_run(bs_link *l, const char *why);
 static void link_schedule(bs_link *l);
+static uint64_t backoff_ms(unsigned failures);
+static void on_bs_linkimer(uv_timer_t *t);
 
 /* ---- waiters: control requests answered when an exchange ends ---- */
 
@@ -172,6 +178,39 @@ is_online(const bs_link *l)
     return l->has_sched && l->sched.kind == BS_SCHED_ONLINE;
 }
 
+/*
+ * The peer runs as many exchanges as it takes ([sync] max_sessions) and
+ * told us to retry later (daemon.c refuse_busy).  Not a failure: nothing
+ * is logged above debug, the waiters wait on (for the exchange that runs
+ * next), and the link runs again after the delay the peer named, or the
+ * backoff of the busy answers in a row if longer (jittered; at most
+ * BUSY_MAX_MS), so that a thousand branches back at once come in spread
+ * out rather than as a storm.
+ */
+static void
+link_busy(bs_link *l, const char *error)
+{
+    const char *p = strstr(error, "retry in ");
+    uint64_t delay = backoff_ms(++l->busy);
+    double hint;
+
+    if (p != NULL && sscanf(p + 9, "%lf", &hint) == 1 && hint > 0 &&
+        hint * 1000 > (double)delay)
+        delay = (uint64_t)(hint * 1000);
+    if (delay > BUSY_MAX_MS)
+        delay = BUSY_MAX_MS;
+    for (bs_waiter *w = l->waiters; w != NULL; w = w->next)
+        w->next_run = 0; /* the run they wait for has not happened */
+    bs_session_free(l->s);
+    l->s = NULL;
+    l->retry_ms = delay;
+    l->next_run_s = bs_daemon_now_ms() / 1000 + delay / 1000;
+    uv_timer_stop(&l->timer);
+    uv_timer_start(&l->timer, on_bs_linkimer, delay, 0);
+    bs_daemon_log(l->d, BS_LOG_DEBUG, "exchange peer=%s: %s (answer %u)",
+                  l->name, error, l->busy);
+}
+
 /* Finish the link's session: log it, answer waiters, plan the next run. */
 static void
 link_end(bs_link *l, bs_err rv, const char *error)
@@ -182,6 +221,12 @@ link_end(bs_link *l, bs_err rv, const char *error)
     uint64_t ms = bs_daemon_now_ms() - l->started_ms;
     char problem[BS_ERRMSG_LEN] = "";
 
+    if (rv == BS_EBUSY && error != NULL &&
+        strncmp(error, "peer refused: busy", 18) == 0) {
+        link_busy(l, error);
+        return;
+    }
+    l->busy = 0;
     /* A copy: the session is freed below, the figures are used after. */
     if (l->s != NULL) {
         copy = *bs_session_stats_of(l->s);
@@ -247,7 +292,8 @@ on_bs_linkimer(uv_timer_t *t)
 {
     bs_link *l = t->data;
 
-    link_run(l, l->failures ? "retry" : "schedule");
+    /* After "busy", the run that was refused (a `sync` waits for it). */
+    link_run(l, l->busy ? "sync" : l->failures ? "retry" : "schedule");
     bs_daemon_pump(l->d);
 }
 
@@ -274,6 +320,8 @@ link_schedule(bs_link *l)
 
     if (l->gone || l->d->stopping || !l->has_sched)
         return;
+    if (l->busy > 0 && l->s == NULL)
+        return; /* the retry after "busy" is armed (link_busy) */
     uv_timer_stop(&l->timer);
     l->next_run_s = 0;
     if (l->failures > 0 && l->sched.kind != BS_SCHED_MANUAL) {
@@ -397,12 +445,8 @@ link_run(bs_link *l, const char *why)
         link_end(l, rv, bs_errmsg(&err, rv));
         return;
     }
-    memset(&cfg, 0, sizeof cfg);
-    cfg.store = d->n->store;
-    cfg.sk = d->sk;
-    cfg.clock = bs_clock_system;
-    cfg.max_skew_ms = (uint64_t)d->n->cfg.max_skew_s * 1000;
-    cfg.retention_ms = (uint64_t)d->n->cfg.retention_days * 86400000ull;
+    cfg = bs_daemon_session_cfg(d);
+    l->sid = bs_daemon_sid(d);
     cfg.initiator = 1;
     cfg.peer = l->name;
     cfg.authenticated = l->pk;
@@ -566,14 +610,21 @@ bs_link_pump(bs_daemon *d)
             work = 1;
             continue;
         }
-        if (conn && is_online(l) && l->s == NULL)
-            link_run(l, "connected");
+        if (conn && is_online(l) && l->s == NULL && !l->busy) {
+            /* Back up (a hub restarted, say): every branch's link comes
+             * up at the same moment, so each waits a random part of
+             * RECONNECT_MS before its exchange, spreading the HELLOs. */
+            uint32_t r;
+            bs_crypto_random(&r, sizeof r);
+            uv_timer_stop(&l->timer);
+            uv_timer_start(&l->timer, on_bs_linkimer, r % RECONNECT_MS, 0);
+        }
         while (l->sock != NULL && bs_zrecv(l->sock, 0, &in) == BS_OK) {
             work = 1;
             l->connected = 1;
             l->last_in_ms = bs_daemon_now_ms();
             if (l->s != NULL)
-                bs_daemon_feed(d, l->s, in.msg, in.n);
+                bs_daemon_feed(d, l->s, l->sid, in.msg, in.n);
             free(in.msg);
         }
         if (l->s == NULL)
@@ -661,6 +712,15 @@ bs_link_sync(bs_daemon *d, const char *peer, const uint8_t *rid, size_t rn)
      * more after it, so the caller sees its changes. */
     link_run(l, "sync");
     return BS_OK;
+}
+
+bs_session *
+bs_link_session(bs_daemon *d, uint64_t sid)
+{
+    for (bs_link *l = d->links; l != NULL; l = l->next)
+        if (l->s != NULL && l->sid == sid)
+            return l->s;
+    return NULL;
 }
 
 json_t *

@@ -18,6 +18,17 @@ typedef struct outmsg {
 
 #define QUEUE_MAX 8
 
+/* Deferred apply: messages received and waiting (sets for the caller to
+ * take, or any message behind a set not yet applied).  A peer keeping to
+ * the window has at most 4 SETs (or SNAPs) unanswered, then DONE and ACK;
+ * more than this many waiting is a protocol violation. */
+#define WAIT_MAX 64
+
+typedef struct waitmsg {
+    uint8_t *p; /* the whole message, type byte first */
+    size_t n;
+} waitmsg;
+
 /* The sets sent of one stream: the stream and the last seq sent. */
 typedef struct sent_stream {
     uint8_t key[BS_STREAM_KEY_LEN];
@@ -65,6 +76,14 @@ struct bs_session {
         bs_snapbatch *b; /* a SNAPBATCH */
     } * held;
     size_t nheld, capheld, held_bytes;
+    /* deferred apply (cfg.defer_apply; session.h): sets received and not
+     * yet taken (sets[0..nsets)), sets received and not yet reported
+     * applied (pending), and the messages that arrived behind them, to
+     * be handled once every set before them is applied (inbox) */
+    int defer;
+    waitmsg sets[WAIT_MAX], inbox[WAIT_MAX];
+    size_t nsets, ninbox;
+    unsigned pending;
 };
 
 #define SNAP_GROUP_BYTES (16u << 20)
@@ -122,6 +141,7 @@ bs_session_new(const bs_session_cfg *cfg, bs_session **out)
         s->cfg.window = BS_SESSION_WINDOW;
     s->credit = s->cfg.window;
     s->state = cfg->initiator ? BS_SESSION_START : BS_SESSION_AWAIT_HELLO;
+    s->defer = cfg->defer_apply;
     if (cfg->peer)
         snprintf(s->peer, sizeof s->peer, "%s", cfg->peer);
     *out = s;
@@ -143,6 +163,10 @@ bs_session_free(bs_session *s)
         bs_snapbatch_free(s->held[i].b);
     }
     free(s->held);
+    for (size_t i = 0; i < s->nsets; i++)
+        free(s->sets[i].p);
+    for (size_t i = 0; i < s->ninbox; i++)
+        free(s->inbox[i].p);
     free(s->seed_wants);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
@@ -412,6 +436,10 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
                     s->theirs.features); /* its scope (8.5) */
     if (s->seeding) /* system sets and anchors, then the snapshots */
         bs_xcursor_seed(&s->cur);
+    /* The hub seeds us: its sets carry the seed point (seeded_here), so
+     * they apply here, inline. */
+    if (s->theirs.seed && (s->theirs.features & BS_FEATURE_BOOTSTRAP))
+        s->defer = 0;
     s->state = BS_SESSION_STREAMING;
     return BS_OK;
 }
@@ -459,25 +487,16 @@ apply_txn(bs_txn *t, void *arg, bs_errbuf *err)
     return rv;
 }
 
+/* What became of a received set (rv, why: its refusal), then its
+ * CREDIT. */
 static bs_err
-on_set(bs_session *s, const uint8_t *p, size_t n)
+set_outcome(bs_session *s, bs_err rv, const char *detail)
 {
-    bs_errbuf err = {{0}};
-    set_ctx x = {s, NULL, {0}};
     uint8_t credit[4];
-    bs_err rv;
 
-    if (s->state != BS_SESSION_STREAMING || s->got_done)
-        return fail(s, BS_EMALFORMED, "unexpected change set");
-    s->st.sets_received++;
-    rv = bs_changeset_decode(p, n, &x.v, &err);
-    if (rv == BS_OK) {
-        rv = bs_store_write(s->cfg.store, apply_txn, &x, &err);
-        bs_changeset_free(x.v);
-    }
     if (rv != BS_OK && bs_err_local(rv)) {
         char why[BS_ERRMSG_LEN];
-        snprintf(why, sizeof why, "%s", bs_errmsg(&err, rv));
+        snprintf(why, sizeof why, "%s", detail);
         return fail(s, rv, why); /* our own trouble: stop */
     }
     if (rv != BS_OK) {
@@ -485,8 +504,7 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
          * wait behind the gap, other origins flow on.  The first reason
          * is the one reported (status, the exchange log, `sync`). */
         if (s->st.refused++ == 0) {
-            snprintf(s->refused_why, sizeof s->refused_why, "%s",
-                     bs_errmsg(&err, rv));
+            snprintf(s->refused_why, sizeof s->refused_why, "%s", detail);
             snprintf(s->error, sizeof s->error, "refused a change set: %.*s",
                      (int)sizeof s->error - 32, s->refused_why);
         }
@@ -494,6 +512,43 @@ on_set(bs_session *s, const uint8_t *p, size_t n)
     }
     bs_put_u32be(credit, 1);
     return enqueue(s, BS_MSG_CREDIT, credit, 4);
+}
+
+/* Deferred apply: keep the set for the caller (bs_session_take). */
+static bs_err
+defer_set(bs_session *s, const uint8_t *p, size_t n)
+{
+    uint8_t *c;
+
+    if (s->nsets == WAIT_MAX)
+        return fail(s, BS_EMALFORMED, "change sets beyond the window");
+    if ((c = malloc(n > 0 ? n : 1)) == NULL)
+        return fail(s, BS_ENOMEM, "out of memory");
+    if (n > 0)
+        memcpy(c, p, n);
+    s->sets[s->nsets++] = (waitmsg){c, n};
+    s->pending++;
+    return BS_OK;
+}
+
+static bs_err
+on_set(bs_session *s, const uint8_t *p, size_t n)
+{
+    bs_errbuf err = {{0}};
+    set_ctx x = {s, NULL, {0}};
+    bs_err rv;
+
+    if (s->state != BS_SESSION_STREAMING || s->got_done)
+        return fail(s, BS_EMALFORMED, "unexpected change set");
+    s->st.sets_received++;
+    if (s->defer)
+        return defer_set(s, p, n);
+    rv = bs_changeset_decode(p, n, &x.v, &err);
+    if (rv == BS_OK) {
+        rv = bs_store_write(s->cfg.store, apply_txn, &x, &err);
+        bs_changeset_free(x.v);
+    }
+    return set_outcome(s, rv, bs_errmsg(&err, rv));
 }
 
 typedef struct snap_ctx {
@@ -762,7 +817,7 @@ maybe_ack(bs_session *s)
     bs_err rv;
 
     if (s->sent_ack || !s->sent_done || !s->got_done ||
-        s->st.sets_received < s->their_count)
+        s->st.sets_received < s->their_count || s->pending > 0)
         return BS_OK;
     if ((rv = retry_held(s)) != BS_OK ||
         (rv = send_envelope(s, BS_MSG_ACK, 0)) != BS_OK)
@@ -900,18 +955,13 @@ on_ack(bs_session *s, const uint8_t *p, size_t n)
     return BS_OK;
 }
 
-bs_err
-bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
+static bs_err
+handle(bs_session *s, const uint8_t *msg, size_t n)
 {
     const uint8_t *p = msg + 1;
     size_t len = n - 1;
     bs_err rv;
 
-    if (s->state == BS_SESSION_FAILED || s->state == BS_SESSION_COMPLETE)
-        return BS_OK; /* late messages after the end are ignored */
-    if (n == 0)
-        return fail(s, BS_EMALFORMED, "empty message");
-    s->st.bytes_in += n;
     switch (msg[0]) {
     case BS_MSG_HELLO:
         return on_hello(s, p, len);
@@ -959,6 +1009,88 @@ bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
     default:
         return fail(s, BS_EMALFORMED, "unknown message type");
     }
+}
+
+/* ---- deferred apply (session.h) ---- */
+
+/* Handle the messages that waited behind sets now applied, up to the
+ * next set not yet applied (sets themselves go on to the caller). */
+static bs_err
+drain_inbox(bs_session *s)
+{
+    bs_err rv = BS_OK;
+
+    while (s->ninbox > 0 && s->state != BS_SESSION_FAILED &&
+           s->state != BS_SESSION_COMPLETE &&
+           (s->pending == 0 || s->inbox[0].p[0] == BS_MSG_SET)) {
+        waitmsg m = s->inbox[0];
+        memmove(s->inbox, s->inbox + 1, --s->ninbox * sizeof *s->inbox);
+        rv = handle(s, m.p, m.n);
+        free(m.p);
+    }
+    return rv;
+}
+
+/* Keep msg until the sets before it are applied: only CREDIT and ERROR
+ * (which concern what we send, or end everything) pass them. */
+static bs_err
+wait_behind(bs_session *s, const uint8_t *msg, size_t n)
+{
+    uint8_t *c;
+
+    if (s->ninbox == WAIT_MAX)
+        return fail(s, BS_EMALFORMED, "messages beyond the window");
+    if ((c = malloc(n)) == NULL)
+        return fail(s, BS_ENOMEM, "out of memory");
+    memcpy(c, msg, n);
+    s->inbox[s->ninbox++] = (waitmsg){c, n};
+    return drain_inbox(s);
+}
+
+bs_err
+bs_session_input(bs_session *s, const uint8_t *msg, size_t n)
+{
+    if (s->state == BS_SESSION_FAILED || s->state == BS_SESSION_COMPLETE)
+        return BS_OK; /* late messages after the end are ignored */
+    if (n == 0)
+        return fail(s, BS_EMALFORMED, "empty message");
+    s->st.bytes_in += n;
+    if (s->defer && (s->pending > 0 || s->ninbox > 0) &&
+        msg[0] != BS_MSG_CREDIT && msg[0] != BS_MSG_ERROR)
+        return wait_behind(s, msg, n);
+    return handle(s, msg, n);
+}
+
+bs_err
+bs_session_take(bs_session *s, uint8_t **set, size_t *n)
+{
+    if (s->nsets == 0)
+        return BS_ENOTFOUND;
+    *set = s->sets[0].p;
+    *n = s->sets[0].n;
+    memmove(s->sets, s->sets + 1, --s->nsets * sizeof *s->sets);
+    return BS_OK;
+}
+
+bs_err
+bs_session_applied(bs_session *s, bs_err rv, const char *why, uint64_t changes,
+                   uint64_t conflicts)
+{
+    bs_err r;
+
+    if (s->state == BS_SESSION_FAILED || s->state == BS_SESSION_COMPLETE)
+        return BS_OK;
+    BS_ASSERT(s->pending > s->nsets); /* a set was taken */
+    s->pending--;
+    if (rv == BS_OK) {
+        s->st.changes_applied += changes;
+        s->st.conflicts += conflicts;
+    }
+    if ((r = set_outcome(s, rv, why != NULL ? why : "")) != BS_OK)
+        return r;
+    if ((r = drain_inbox(s)) != BS_OK)
+        return r;
+    return maybe_ack(s);
 }
 
 /* One varint at *p (advanced); 0 when it does not end before `end`. */

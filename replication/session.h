@@ -24,9 +24,11 @@
  *  - At most `window` SETs are unacknowledged by CREDIT at any time, so
  *    memory stays flat however large the backlog (P25).
  *  - Each SET is verified and applied in its own write transaction as it
- *    arrives (apply.h).  A bad set is refused and logged, and the rest of
- *    that origin's stream waits (it would leave a gap); other origins carry
- *    on (P6).
+ *    arrives (apply.h), or, with cfg.defer_apply, by the caller, who may
+ *    group sets of several sessions in one transaction; either way its
+ *    CREDIT follows its durable commit.  A bad set is refused and logged, and
+ * the rest of that origin's stream waits (it would leave a gap); other origins
+ * carry on (P6).
  *  - After its DONE and the peer's DONE with all sets applied, a side sends
  *    ACK; receiving the peer's ACK records the peer's acknowledgement.  The
  *    exchange is complete when both ACKs have crossed.
@@ -88,6 +90,13 @@ typedef struct bs_session_cfg {
      * longer is refused at its hello, whichever side calls (X7,
      * exchange.h bs_xchg_check_stale); 0: no limit (tests, fuzzers) */
     uint64_t retention_ms;
+    /* Received SETs are not applied by bs_session_input but queued for
+     * the caller, who applies them (on another thread, with other
+     * sessions' sets, in one transaction: node/applier.h) and reports
+     * each outcome with bs_session_applied; see "Deferred apply" below.
+     * Not for a session in which the hub seeds this node (its sets and
+     * snapshots carry the seed point): those apply inline as before. */
+    int defer_apply;
 } bs_session_cfg;
 
 typedef struct bs_session_stats {
@@ -116,6 +125,29 @@ BS_MUST_CHECK bs_err bs_session_input(bs_session *s, const uint8_t *msg,
 /* The next message to send (*msg malloc'd), BS_ENOTFOUND when nothing is
  * due now (waiting for the peer).  SETs are read from the store lazily. */
 BS_MUST_CHECK bs_err bs_session_output(bs_session *s, uint8_t **msg, size_t *n);
+
+/*
+ * Deferred apply (cfg.defer_apply).  A SET that bs_session_input accepts
+ * is counted as received and queued, nothing else: no CREDIT is sent for
+ * it and no ACK is built until bs_session_applied reports it applied, so
+ * neither ever precedes the durable commit of what it acknowledges.
+ *
+ * bs_session_take: the oldest queued set not yet taken, *set malloc'd
+ * (the caller's, to free), BS_ENOTFOUND when none.  Sets are taken, and
+ * must be reported, in the order they arrived.
+ *
+ * bs_session_applied: the outcome of the oldest taken set not yet
+ * reported, committed durably (rv BS_OK: applied, held, duplicate) or
+ * not (rv the refusal, why its detail; changes and conflicts counted
+ * for the stats).  A refusal is handled as an inline apply handles it
+ * (P6: counted, the first reason kept, the session goes on); a local
+ * fault (bs_err_local) fails the session.  Then the CREDIT is queued.
+ * A session that failed or completed meanwhile ignores it.
+ */
+BS_MUST_CHECK bs_err bs_session_take(bs_session *s, uint8_t **set, size_t *n);
+BS_MUST_CHECK bs_err bs_session_applied(bs_session *s, bs_err rv,
+                                        const char *why, uint64_t changes,
+                                        uint64_t conflicts);
 
 bs_session_state bs_session_state_of(const bs_session *s);
 const bs_session_stats *bs_session_stats_of(const bs_session *s);

@@ -24,6 +24,9 @@
  *  10. status --json and log --json carry the documented fields
  *  11. exchanges that cross in opposite directions both complete
  *  12. the hub relays a branch's changes to the other branch
+ *  13. a hub that runs at most 2 exchanges peers start: branches syncing
+ *      at once, and online branches back after a hub restart, are told
+ *      to retry and all sync; the cap holds
  *
  * Run one test: test_proc_daemon --filter 'proc/online*' --verbose.
  * BS_PROC_KEEP=1 keeps each test's directory and prints the daemon logs.
@@ -1330,6 +1333,173 @@ Test(proc, a_fresh_branch_daemon_is_seeded_over_the_network)
     cr_assert(node_has(br, "customers", "late", "after"));
     cr_assert(node_has(hub, "customers", "mine", "branch"));
     assert_converged(hub, br);
+    run_free(&r);
+    p_pass();
+}
+
+/* ------------------------------------------------------------------ */
+/* 13. many branches at once: the hub's cap, backoff, every one syncs  */
+/* ------------------------------------------------------------------ */
+
+#define FAN_BRANCHES 6
+#define FAN_RECORDS  3000
+
+/* The daemon's own "status" control request (control.c), parsed. */
+static json_t *
+control_status(const node *n)
+{
+    char ep[PATH_MAX + 32], buf[65536];
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, tmo = 10000, len;
+    json_t *j = NULL;
+
+    snprintf(ep, sizeof ep, "ipc://%s/control.sock", n->dir);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    cr_assert_eq(zmq_connect(s, ep), 0, "%s: %s", ep, zmq_strerror(errno));
+    cr_assert_gt(zmq_send(s, "{\"cmd\":\"status\"}", 16, 0), 0);
+    len = zmq_recv(s, buf, sizeof buf - 1, 0);
+    cr_assert_gt(len, 0, "%s: no answer to status in 10 s", n->name);
+    j = json_loadb(buf, (size_t)len, 0, NULL);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    cr_assert_not_null(j);
+    return j;
+}
+
+static long long
+inbound_field(const node *hub, const char *field)
+{
+    json_t *j = control_status(hub);
+    json_t *v = json_object_get(json_object_get(j, "inbound"), field);
+    long long x;
+
+    cr_assert(json_is_integer(v), "status has no inbound.%s", field);
+    x = (long long)json_integer_value(v);
+    json_decref(j);
+    return x;
+}
+
+/* A hub running at most 2 exchanges that peers start, and FAN_BRANCHES
+ * branches paired with it (schedule br_sched there), each joined. */
+static node *
+fan_setup(node **br, const char *br_sched)
+{
+    node *hub = node_new("head", 1, 1);
+    char conf[PATH_MAX + 32], name[32];
+    run r = {0};
+    FILE *f;
+
+    snprintf(conf, sizeof conf, "%s/branchsync.conf", hub->dir);
+    cr_assert_not_null(f = fopen(conf, "a"));
+    fprintf(f, "\n[sync]\nmax_sessions = 2\n");
+    fclose(f);
+    for (int i = 0; i < FAN_BRANCHES; i++) {
+        snprintf(name, sizeof name, "b%d", i);
+        br[i] = node_new(name, 0, 1);
+        node_pair(hub, br[i], "manual");
+        node_pair(br[i], hub, br_sched);
+    }
+    daemon_start(hub);
+    for (int i = 0; i < FAN_BRANCHES; i++) {
+        daemon_start(br[i]);
+        if (strcmp(br_sched, "manual") == 0)
+            CLI_OK(&r, br[i], "sync", "head"); /* join */
+    }
+    run_free(&r);
+    return hub;
+}
+
+/* FAN_RECORDS records of br's own in "items", loaded in one command. */
+static void
+fan_load(node *br)
+{
+    char path[PATH_MAX + 32];
+    run r = {0};
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/items.jsonl", p_base);
+    cr_assert_not_null(f = fopen(path, "w"));
+    for (int k = 0; k < FAN_RECORDS; k++)
+        fprintf(f, "{\"id\":\"%s-%d\",\"qty\":%d}\n", br->name, k, k);
+    fclose(f);
+    CLI_OK(&r, br, "load", "items", path);
+    run_free(&r);
+}
+
+/*
+ * Issue 12 ("Faults"): many branches syncing at once.  The hub runs at
+ * most [sync] max_sessions exchanges that peers start; a HELLO beyond it
+ * is answered "busy ... retry in N s" and that branch's daemon runs the
+ * exchange again after the delay (its `sync` waits for it).  The cap
+ * holds throughout, and every branch's `sync` succeeds.
+ */
+Test(proc, hub_caps_running_exchanges_and_every_branch_syncs)
+{
+    node *br[FAN_BRANCHES], *hub = fan_setup(br, "manual");
+    char out[FAN_BRANCHES][PATH_MAX + 32];
+    pid_t pid[FAN_BRANCHES];
+    long long busy;
+
+    for (int i = 0; i < FAN_BRANCHES; i++)
+        fan_load(br[i]);
+    for (int i = 0; i < FAN_BRANCHES; i++) {
+        snprintf(out[i], sizeof out[i], "%s/sync.%d.out", p_base, i);
+        pid[i] = CLI_BG(br[i], out[i], "sync", "head");
+    }
+    for (int i = 0; i < FAN_BRANCHES; i++) {
+        int st = p_wait_pid(pid[i], 120000);
+        char *text = p_read_file(out[i], NULL);
+        cr_assert_eq(st, 0, "sync of %s: status %d: %s", br[i]->name, st,
+                     text ? text : "");
+        free(text);
+    }
+    cr_assert_eq(node_records(hub, "items"),
+                 (long long)FAN_BRANCHES * FAN_RECORDS);
+    cr_assert_leq(inbound_field(hub, "peak"), 2);
+    cr_assert_eq(inbound_field(hub, "max"), 2);
+    busy = inbound_field(hub, "busy");
+    cr_log_info("%d branches at once, cap 2: %lld hellos told to retry",
+                FAN_BRANCHES, busy);
+    cr_assert_gt(busy, 0, "the %d syncs never overlapped more than twice",
+                 FAN_BRANCHES);
+    p_pass();
+}
+
+/*
+ * Issue 12 ("Faults"): online branches reconnecting at once after a hub
+ * restart are admitted with backoff, not as a storm: each link waits a
+ * random part of a second once its connection is back, the hub admits at
+ * most max_sessions at a time and tells the rest to retry later; every
+ * branch's write made while the hub was down arrives.
+ */
+Test(proc, branches_reconnecting_after_a_hub_restart_are_admitted_in_turn)
+{
+    node *br[FAN_BRANCHES], *hub = fan_setup(br, "online");
+    char id[32];
+    run r = {0};
+    int ok;
+
+    POLL(ok, 30000, ({
+             int all = 1;
+             for (int i = 0; i < FAN_BRANCHES; i++)
+                 all &= node_xlog_ok(br[i], "head") >= 1;
+             all;
+         }));
+    cr_assert(ok, "the online branches did not join in 30 s");
+    daemon_stop(hub);
+    for (int i = 0; i < FAN_BRANCHES; i++) {
+        snprintf(id, sizeof id, "while-down-%d", i);
+        CLI_OK(&r, br[i], "put", "items", id, "{\"v\":1}");
+    }
+    daemon_start(hub);
+    POLL(ok, 60000, node_records(hub, "items") == FAN_BRANCHES);
+    cr_assert(ok, "the hub holds %lld of the %d writes made while it was down",
+              node_records(hub, "items"), FAN_BRANCHES);
+    cr_assert_leq(inbound_field(hub, "peak"), 2);
+    cr_log_info("hub restart, %d online branches, cap 2: %lld hellos told "
+                "to retry",
+                FAN_BRANCHES, inbound_field(hub, "busy"));
     run_free(&r);
     p_pass();
 }

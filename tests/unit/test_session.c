@@ -316,6 +316,42 @@ Test(session, credit_within_the_window_is_taken)
     bs_session_free(b);
 }
 
+/* Deferred apply (session.h): a SET waits for bs_session_applied, and a
+ * peer that does not keep to the window cannot make the receiver hold
+ * more than WAIT_MAX (64) of them. */
+Test(session, deferred_sets_beyond_the_window_fail_the_session)
+{
+    bs_session_cfg cfg;
+    bs_session *b, *a = session_of(&hub, 1, "tallinn");
+    uint8_t set[2] = {BS_MSG_SET, 'x'}, *m;
+    size_t n;
+    int i;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.store = br.core.store;
+    cfg.sk = br.core.sk;
+    cfg.clock = br.core.clock;
+    cfg.max_skew_ms = br.core.max_skew_ms;
+    cfg.defer_apply = 1;
+    cr_assert_eq(bs_session_new(&cfg, &b), BS_OK);
+    cr_assert_eq(bs_session_start(a), BS_OK);
+    deliver(a, b);
+    cr_assert_eq(bs_session_state_of(b), BS_SESSION_STREAMING, "%s",
+                 bs_session_error(b));
+    while (bs_session_output(b, &m, &n) == BS_OK) /* its hello */
+        free(m);
+    for (i = 0; i < 64; i++)
+        cr_assert_eq(bs_session_input(b, set, sizeof set), BS_OK, "set %d", i);
+    /* Nothing answered: no CREDIT before the sets are applied. */
+    cr_assert_eq(bs_session_output(b, &m, &n), BS_ENOTFOUND);
+    cr_assert_eq(bs_session_input(b, set, sizeof set), BS_EMALFORMED);
+    cr_assert_eq(bs_session_state_of(b), BS_SESSION_FAILED);
+    cr_assert(strstr(bs_session_error(b), "beyond the window"), "%s",
+              bs_session_error(b));
+    bs_session_free(a);
+    bs_session_free(b); /* ASan: the waiting sets are freed */
+}
+
 /* ---- what went wrong in a completed exchange, on both sides ---- */
 
 /* Flip the last byte of the last change of the first SET the initiator
