@@ -161,7 +161,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     size_t n;
     bs_err rv;
 
-    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0)
+    if (!m->joined) /* else the hub, or a regional hub relaying (movein.h) */
         return BS_OK;
     if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
         return rv;

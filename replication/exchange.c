@@ -85,7 +85,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     /* A branch asks its hub for the records it lacks (move-in), as many
      * as fit beside the vector within the envelope limit. */
     if (p != NULL && m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
-        memcmp(p->pk, m->hub, BS_PK_LEN) == 0) {
+        (memcmp(p->pk, m->hub, BS_PK_LEN) == 0 ||
+         bs_members_is_region(t, m, p->pk))) { /* or its regional hub */
         size_t room =
             (BS_SEEN_MAX - (e->nack < BS_SEEN_MAX ? e->nack : BS_SEEN_MAX)) *
             80 / (BS_COLLECTION_MAX + BS_ID_MAX + 8);
@@ -1035,6 +1036,9 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     if (rv == BS_OK)
         rv =
             bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
+    if (rv == BS_OK) /* a regional hub asks the hub for them in turn */
+        rv = bs_movein_relay_note(t, e->sender, e->wants, e->nwants, e->ack,
+                                  e->nack);
     if (rv == BS_OK) /* a branch asking its hub to seed it, or go on */
         rv = bs_movein_note_seed(
             t, e->sender, e->seed && (e->features & BS_FEATURE_BOOTSTRAP),

@@ -12,6 +12,7 @@
 #include "access.h"
 #include "changes.h"
 #include "collections.h"
+#include "members.h"
 #include "rules.h"
 #include "scope.h"
 
@@ -22,7 +23,15 @@
 #define SEED_KEY     "sed:" /* sed: -> this branch's seed in progress */
 #define PSEED_PREFIX                                                           \
     "psd:" /* psd: peer pk(32) -> coll \0 after (a seed asked) */
-#define KEY_MAX (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
+/* a regional hub's relay (movein.h): the hub's snapshots as received */
+#define RSNAP_PREFIX                                                           \
+    "rsc:" /* rsc: coll \0 id \0 H(body)[0..8) -> u64be created_ms |           \
+              RecordSnapshot */
+#define RDONE_PREFIX                                                           \
+    "rdn:" /* rdn: coll \0 id -> the hub's latest done marker of want          \
+              (coll, id), RecordSnapshot */
+#define KEY_MAX  (4 + BS_PK_LEN + BS_COLLECTION_MAX + 1 + BS_ID_MAX)
+#define RKEY_MAX (KEY_MAX + 1 + 8)
 
 /* prefix [pk] coll \0 id */
 static size_t
@@ -40,6 +49,14 @@ key_of(uint8_t *k, const char *prefix, const uint8_t *pk, const char *coll,
     n += cn + 1;
     memcpy(k + n, id, in);
     return n + in;
+}
+
+static bs_err
+del_key(bs_txn *t, const uint8_t *k, size_t n)
+{
+    bs_err rv = bs_txn_del(t, BS_DB_META, bs_mem(k, n));
+
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 /* ---- sealing the hub's records ---- */
@@ -207,8 +224,8 @@ bs_movein_cursor_fini(bs_movein_cursor *c)
 /* Whether the receiver (name; not the hub) is entitled to record r of
  * coll by the rules `rules`: a record it would hold (scope.h). */
 static int
-in_scope(const char *name, const bs_collection *rules, const char *coll,
-         const bs_record *r)
+in_scope(int hub, const char *name, const bs_collection *rules,
+         const char *coll, const bs_record *r)
 {
     char owner[BS_NODE_NAME_MAX + 1] = "";
     const bs_value *v;
@@ -217,7 +234,7 @@ in_scope(const char *name, const bs_collection *rules, const char *coll,
         (v = bs_record_field(r, rules->owner_field)) != NULL &&
         v->type == BS_VTEXT && v->len <= BS_NODE_NAME_MAX)
         snprintf(owner, sizeof owner, "%.*s", (int)v->len, v->s);
-    return bs_scope_entitled(0, name, rules, coll, owner, NULL);
+    return bs_scope_entitled(hub, name, rules, coll, owner, NULL);
 }
 
 /*
@@ -229,16 +246,16 @@ in_scope(const char *name, const bs_collection *rules, const char *coll,
  * overrides, one that reaches the branch later from another office.
  */
 static int
-answers(const char *name, const bs_collection *rules, const char *coll,
+answers(int hub, const char *name, const bs_collection *rules, const char *coll,
         const bs_record *r)
 {
-    return r->nfields == 0 || in_scope(name, rules, coll, r);
+    return r->nfields == 0 || in_scope(hub, name, rules, coll, r);
 }
 
 /* The next record of want w after c->after that the hub answers with
  * (answers(); *found 0: none left); its id goes to c->after. */
 static bs_err
-next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
+next_in_coll(bs_txn *t, bs_movein_cursor *c, int hub, const char *name,
              const bs_collection *rules, const bs_snapwant *w, bs_arena *a,
              bs_record *rec, int *found)
 {
@@ -267,7 +284,7 @@ next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
             rv = BS_ESTORE;
             break;
         }
-        if (answers(name, rules, w->coll, rec)) {
+        if (answers(hub, name, rules, w->coll, rec)) {
             *found = 1;
             break;
         }
@@ -289,6 +306,8 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
     bs_record rec;
     bs_arena a;
     int found = 0;
+    /* a regional hub is entitled to every record: it relays them */
+    int hub = bs_members_is_region(t, m, c->peer);
     bs_err rv;
 
     *more = 0;
@@ -325,14 +344,14 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
         if (rv == BS_OK && bs_record_decode(&rec, bs_arena_memdup(&a, v.p, v.n),
                                             v.n, &a) != BS_OK)
             rv = BS_ESTORE;
-        if (rv == BS_OK && answers(name, &rules, w->coll, &rec))
+        if (rv == BS_OK && answers(hub, name, &rules, w->coll, &rec))
             rv = seal_record(c, m, sk, w->coll, w->id, &rec, rules.owner_field,
                              &tab, 0, NULL, 0, now_ms);
         else if (rv == BS_OK || rv == BS_ENOTFOUND)
             rv = BS_OK; /* not its record here (yet): it asks again */
     } else if (w->id[0] == '\0' &&
-               (rv = next_in_coll(t, c, name, &rules, w, &a, &rec, &found)) ==
-                   BS_OK &&
+               (rv = next_in_coll(t, c, hub, name, &rules, w, &a, &rec,
+                                  &found)) == BS_OK &&
                found) {
         rv = seal_record(c, m, sk, w->coll, c->after, &rec, rules.owner_field,
                          &tab, 0, NULL, 0, now_ms);
@@ -347,10 +366,312 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
     return rv;
 }
 
+/* ---- a regional hub: relaying the hub's snapshots ---- */
+
+static int
+is_region(bs_txn *t, const bs_meta *m)
+{
+    return m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
+           bs_members_is_region(t, m, m->pk);
+}
+
+/* Whether the receiver (name) may get snapshot s by its own owner field
+ * under rules: the test its N12 makes. */
+static int
+snap_answers(const char *name, const bs_collection *rules, const bs_snap *s)
+{
+    char owner[BS_NODE_NAME_MAX + 1] = "";
+    const bs_value *v;
+
+    if (s->nfields == 0)
+        return 1;
+    if (rules->owner_field[0] != '\0' &&
+        (v = bs_snap_field(s, rules->owner_field)) != NULL &&
+        v->type == BS_VTEXT && v->len <= BS_NODE_NAME_MAX)
+        snprintf(owner, sizeof owner, "%.*s", (int)v->len, v->s);
+    return bs_scope_entitled(0, name, rules, s->coll, owner, NULL);
+}
+
+static bs_err
+push_part(bs_movein_cursor *c, const uint8_t *p, size_t n)
+{
+    uint8_t **np, *copy;
+    size_t *nl;
+
+    if ((copy = malloc(n)) == NULL)
+        return BS_ENOMEM;
+    memcpy(copy, p, n);
+    if ((np = realloc(c->parts, (c->nparts + 1) * sizeof *np)) == NULL ||
+        (c->parts = np,
+         (nl = realloc(c->lens, (c->nparts + 1) * sizeof *nl)) == NULL)) {
+        free(copy);
+        return BS_ENOMEM;
+    }
+    c->lens = nl;
+    c->parts[c->nparts] = copy;
+    c->lens[c->nparts++] = n;
+    return BS_OK;
+}
+
+/* The kept parts of record coll/id (key prefix k, kn bytes) that the
+ * receiver is entitled to, queued on c: only while this node holds the
+ * record (a record purged here is not brought back) and the receiver is
+ * entitled to it both as this node holds it and as each part says. */
+static bs_err
+relay_parts(bs_txn *t, bs_movein_cursor *c, const char *name,
+            const bs_collection *rules, const char *coll, const char *id,
+            const uint8_t *k, size_t kn)
+{
+    uint8_t rk[BS_RECKEY_MAX];
+    size_t rn = bs_record_key(rk, coll, id);
+    bs_cursor *cur;
+    bs_record rec;
+    bs_slice kk, v;
+    bs_arena a;
+    bs_err rv;
+
+    bs_arena_init(&a);
+    memset(&rec, 0, sizeof rec);
+    rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(rk, rn), &v);
+    if (rv == BS_OK &&
+        bs_record_decode(&rec, bs_arena_memdup(&a, v.p, v.n), v.n, &a) != BS_OK)
+        rv = BS_ESTORE;
+    if (rv != BS_OK || !answers(0, name, rules, coll, &rec)) {
+        bs_arena_fini(&a);
+        return rv == BS_ENOTFOUND || rv == BS_OK ? BS_OK : rv;
+    }
+    bs_arena_fini(&a);
+    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
+        return rv;
+    for (rv = bs_cursor_seek(cur, bs_mem(k, kn), &kk, &v);
+         rv == BS_OK && kk.n > kn && memcmp(kk.p, k, kn) == 0;
+         rv = bs_cursor_next(cur, &kk, &v)) {
+        bs_snap *sn;
+
+        if (v.n <= 8 || bs_snap_decode(v.p + 8, v.n - 8, &sn, NULL) != BS_OK) {
+            rv = BS_ESTORE;
+            break;
+        }
+        if (snap_answers(name, rules, sn))
+            rv = push_part(c, v.p + 8, v.n - 8);
+        bs_snap_free(sn);
+        if (rv != BS_OK)
+            break;
+    }
+    bs_cursor_close(cur);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/*
+ * A regional hub serves want c->wants[c->at] from what it kept: the
+ * hub's snapshots of the next record (in ID order) the receiver is
+ * entitled to; *more 0 when the want is done (the hub's done marker
+ * queued when it kept one: without it, the branch asks again).
+ */
+static bs_err
+relay_one(bs_txn *t, const bs_meta *m, bs_movein_cursor *c, int *more)
+{
+    const bs_snapwant *w = &c->wants[c->at];
+    char name[BS_NODE_NAME_MAX + 1], id[BS_ID_MAX + 1];
+    uint8_t k[RKEY_MAX];
+    size_t pn, kn;
+    bs_collection rules;
+    bs_cursor *cur;
+    bs_slice kk, v;
+    bs_err rv;
+
+    *more = 0;
+    if (!c->started) {
+        c->after[0] = '\0';
+        c->started = 1;
+    }
+    bs_access_name(t, m, c->peer, name);
+    if ((rv = bs_rules_at(t, w->coll, UINT64_MAX, &rules, NULL)) != BS_OK)
+        return rv;
+    snprintf(rules.name, sizeof rules.name, "%s", w->coll);
+    pn = key_of(k, RSNAP_PREFIX, NULL, w->coll, "");
+    id[0] = '\0';
+    if (w->id[0] != '\0') { /* one record, once */
+        if (c->after[0] == '\0')
+            snprintf(id, sizeof id, "%s", w->id);
+    } else { /* the next record of the collection kept after c->after */
+        kn = key_of(k, RSNAP_PREFIX, NULL, w->coll, c->after);
+        if (c->after[0] != '\0')
+            k[kn++] = 1; /* past every key of c->after */
+        if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
+            return rv;
+        rv = bs_cursor_seek(cur, bs_mem(k, kn), &kk, &v);
+        if (rv == BS_OK && kk.n > pn && memcmp(kk.p, k, pn) == 0) {
+            const uint8_t *z = memchr(kk.p + pn, 0, kk.n - pn);
+            size_t in = z != NULL ? (size_t)(z - (kk.p + pn)) : 0;
+
+            if (z == NULL || in == 0 || in > BS_ID_MAX)
+                rv = BS_ESTORE;
+            else {
+                memcpy(id, kk.p + pn, in);
+                id[in] = '\0';
+            }
+        }
+        bs_cursor_close(cur);
+        if (rv != BS_OK && rv != BS_ENOTFOUND)
+            return rv;
+    }
+    if (id[0] != '\0') {
+        snprintf(c->after, sizeof c->after, "%s", id);
+        *more = 1;
+        kn = key_of(k, RSNAP_PREFIX, NULL, w->coll, id);
+        k[kn++] = 0;
+        return relay_parts(t, c, name, &rules, w->coll, id, k, kn);
+    }
+    /* the answer is complete: the hub's marker, if kept */
+    kn = key_of(k, RDONE_PREFIX, NULL, w->coll, w->id);
+    rv = bs_txn_get(t, BS_DB_META, bs_mem(k, kn), &v);
+    if (rv == BS_OK)
+        return push_part(c, v.p, v.n);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/* Keep admitted snapshot s (not of a batch) as the hub signed it, for this
+ * regional hub's branches: a record's parts replace those of an earlier
+ * answer (another created_ms); a done marker replaces the earlier one. */
+static bs_err
+relay_keep(bs_txn *t, const bs_snap *s)
+{
+    uint8_t k[RKEY_MAX], h[BS_HASH_LEN], *raw, *val;
+    size_t kn, n, pn;
+    bs_cursor *cur;
+    bs_slice kk, v;
+    uint8_t(*del)[RKEY_MAX] = NULL;
+    size_t *dl = NULL, nd = 0;
+    bs_err rv;
+
+    if ((rv = bs_snap_signed(s, &raw, &n)) != BS_OK)
+        return rv;
+    if (s->done) {
+        kn = key_of(k, RDONE_PREFIX, NULL, s->coll, s->id);
+        rv = bs_txn_put(t, BS_DB_META, bs_mem(k, kn), bs_mem(raw, n), 0, NULL);
+        free(raw);
+        return rv;
+    }
+    pn = key_of(k, RSNAP_PREFIX, NULL, s->coll, s->id);
+    k[pn++] = 0;
+    /* the parts of an earlier answer go (collected first: not under the
+     * walk) */
+    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK) {
+        free(raw);
+        return rv;
+    }
+    for (rv = bs_cursor_seek(cur, bs_mem(k, pn), &kk, &v);
+         rv == BS_OK && kk.n > pn && kk.n <= RKEY_MAX &&
+         memcmp(kk.p, k, pn) == 0;
+         rv = bs_cursor_next(cur, &kk, &v)) {
+        uint8_t(*nd2)[RKEY_MAX];
+        size_t *nl;
+
+        if (v.n >= 8 && bs_get_u64be(v.p) == s->created_ms)
+            continue; /* another part of this answer */
+        if ((nd2 = realloc(del, (nd + 1) * sizeof *nd2)) == NULL ||
+            (del = nd2, (nl = realloc(dl, (nd + 1) * sizeof *nl)) == NULL)) {
+            rv = BS_ENOMEM;
+            break;
+        }
+        dl = nl;
+        memcpy(del[nd], kk.p, kk.n);
+        dl[nd++] = kk.n;
+    }
+    bs_cursor_close(cur);
+    if (rv == BS_ENOTFOUND)
+        rv = BS_OK;
+    for (size_t i = 0; i < nd && rv == BS_OK; i++)
+        rv = del_key(t, del[i], dl[i]);
+    free(del);
+    free(dl);
+    bs_hash(h, s->body.p, s->body.n);
+    memcpy(k + pn, h, 8);
+    kn = pn + 8;
+    if (rv == BS_OK && (val = malloc(8 + n)) == NULL)
+        rv = BS_ENOMEM;
+    if (rv == BS_OK) {
+        bs_put_u64be(val, s->created_ms);
+        memcpy(val + 8, raw, n);
+        rv = bs_txn_put(t, BS_DB_META, bs_mem(k, kn), bs_mem(val, 8 + n), 0,
+                        NULL);
+        free(val);
+    }
+    free(raw);
+    return rv;
+}
+
+/* Whether done marker raw (the hub's, kept) covers vector ack[0..n) but
+ * the streams of `sender`: M1 as that branch will judge it. */
+static int
+marker_covers(const bs_slice raw, const bs_pos *ack, size_t n,
+              const uint8_t *sender)
+{
+    bs_snap *s;
+    int ok = 1;
+
+    if (bs_snap_decode(raw.p, raw.n, &s, NULL) != BS_OK)
+        return 0;
+    for (size_t i = 0; i < n && ok; i++) {
+        uint64_t hub = 0;
+
+        if (ack[i].seq == 0 || memcmp(ack[i].origin, sender, BS_PK_LEN) == 0)
+            continue;
+        for (size_t j = 0; j < s->ncovered; j++)
+            if (memcmp(s->covered[j].origin, ack[i].origin, BS_PK_LEN) == 0 &&
+                memcmp(s->covered[j].inc, ack[i].inc, BS_INC_LEN) == 0)
+                hub = s->covered[j].seq;
+        ok = hub >= ack[i].seq;
+    }
+    bs_snap_free(s);
+    return ok;
+}
+
+bs_err
+bs_movein_relay_note(bs_txn *t, const uint8_t *pk, const bs_snapwant *w,
+                     size_t n, const bs_pos *ack, size_t nack)
+{
+    uint8_t k[KEY_MAX];
+    bs_slice v;
+    bs_meta m;
+    bs_err rv;
+
+    if (n == 0)
+        return BS_OK;
+    if ((rv = bs_meta_load(t, &m, NULL)) != BS_OK)
+        return rv;
+    if (!is_region(t, &m))
+        return BS_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].after[0] != '\0')
+            continue; /* where a seed resumes: not relayed */
+        rv = bs_txn_get(
+            t, BS_DB_META,
+            bs_mem(k, key_of(k, RDONE_PREFIX, NULL, w[i].coll, w[i].id)), &v);
+        if (rv == BS_OK && marker_covers(v, ack, nack, pk))
+            continue; /* the answer kept will do */
+        if ((rv != BS_OK && rv != BS_ENOTFOUND) ||
+            (rv = bs_movein_want(t, &m, w[i].coll,
+                                 w[i].id[0] ? w[i].id : NULL)) != BS_OK)
+            return rv;
+    }
+    return BS_OK;
+}
+
 bs_err
 bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
                bs_movein_cursor *c, uint64_t now_ms, uint8_t **out, size_t *n)
 {
+    int relay = 0;
+
+    if (!m->joined)
+        return BS_ENOTFOUND;
+    if (memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
+        if (c->bodies || !is_region(t, m))
+            return BS_ENOTFOUND; /* only the hub, or a region relaying */
+        relay = 1;
+    }
     while (c->part == c->nparts) {
         int more;
         bs_err rv;
@@ -361,7 +682,8 @@ bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
             c->at++; /* a resumed seed: sent before */
         if (c->at == c->nwants)
             return BS_ENOTFOUND;
-        if ((rv = serve_one(t, m, sk, c, now_ms, &more)) != BS_OK)
+        if ((rv = relay ? relay_one(t, m, c, &more)
+                        : serve_one(t, m, sk, c, now_ms, &more)) != BS_OK)
             return rv;
         if (!more) {
             c->at++;
@@ -527,14 +849,6 @@ bs_movein_collections(bs_txn *t, bs_snapwant **w, size_t *n)
     *w = l.v;
     *n = l.n;
     return BS_OK;
-}
-
-static bs_err
-del_key(bs_txn *t, const uint8_t *k, size_t n)
-{
-    bs_err rv = bs_txn_del(t, BS_DB_META, bs_mem(k, n));
-
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 bs_err
@@ -1028,6 +1342,11 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
 
     if (s->done && s->seed) /* the end of a seed: is it complete? */
         return seed_finish(ap, s);
+    /* a regional hub keeps the hub's answer for its branches (a seed's
+     * batches it does not: their signature covers the whole batch) */
+    if (!s->batched && is_region(ap->txn, &ap->meta) &&
+        (rv = relay_keep(ap->txn, s)) != BS_OK)
+        return rv;
     if (s->done) /* the end of an answer: is the want met? */
         return done(ap, s);
     if ((rv = bs_collections_get(ap->txn, s->coll, &rules)) != BS_OK)

@@ -89,7 +89,10 @@ void bs_movein_cursor_fini(bs_movein_cursor *c);
  * The next snapshot (*out malloc'd, *n bytes) node m (the hub; sk its
  * secret key) sends c's receiver, read in t; now_ms stamps it.  Wants of
  * records outside the receiver's scope are skipped (the branch asks again
- * until the record is in its scope at the hub, or leaves its own).
+ * until the record is in its scope at the hub, or leaves its own).  A
+ * regional hub is entitled to every record.  At a regional hub, the
+ * hub's snapshots it kept (below; sk unused, no seed); at any other node
+ * nothing.
  * BS_ENOTFOUND when done; BS_ESTORE, BS_ENOMEM.  A read transaction per
  * call is enough: the cursor keeps its place by key.
  */
@@ -129,6 +132,34 @@ BS_MUST_CHECK bs_err bs_movein_peer_seed(bs_txn *t, const uint8_t *pk,
 BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
                                     uint32_t *features, bs_snapwant **w,
                                     size_t *n);
+
+/* ---- a regional hub: relaying the hub's snapshots ----
+ *
+ * Only the hub signs snapshots, and a branch behind a regional hub still
+ * verifies the hub's signature on each: the regional hub only carries
+ * them (protocol.md 7.3, "Through a regional hub").  It
+ *  - asks the hub, in its own envelopes, for what its branches want
+ *    (bs_movein_relay_note, when it records a branch's envelope: unless
+ *    the hub's answer it kept already covers that branch's vector);
+ *  - keeps each snapshot and done marker the hub answers it with, byte
+ *    for byte as signed (bs_movein_merge; meta "rsc:" and "rdn:",
+ *    storage.md 3.1), a record's parts replacing those of an earlier
+ *    answer;
+ *  - answers its branches' wants from what it kept (bs_movein_next): the
+ *    parts of each record in ID order that the branch is entitled to, as
+ *    the regional hub holds the record and as each part says (a record
+ *    it no longer holds is not sent), then the hub's done marker of that
+ *    want if it kept one (else the branch asks again).  The branch's M1
+ *    judges the marker's vector against its own positions, as for the
+ *    hub's own answer.
+ */
+
+/* Note the wants w[0..n) of branch pk, whose vector is ack[0..nack), as
+ * this regional hub's own (write txn): those the hub's kept answer does
+ * not cover yet.  A no-op on any other node. */
+BS_MUST_CHECK bs_err bs_movein_relay_note(bs_txn *t, const uint8_t *pk,
+                                          const bs_snapwant *w, size_t n,
+                                          const bs_pos *ack, size_t nack);
 
 /* ---- the branch's side: wanting and merging ---- */
 

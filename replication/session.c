@@ -1086,10 +1086,8 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
                  ? next_batch(s, t, &m, out, n)
                  : BS_ENOTFOUND;
     } else if (rv == BS_OK) {
-        if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
-            rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
-        else
-            rv = BS_ENOTFOUND; /* only the hub sends snapshots */
+        /* the hub, or a regional hub relaying the hub's (movein.h) */
+        rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         if (rv == BS_ENOTFOUND && s->seeding && m.joined) { /* the end */
             rv = bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out, n);
             s->marker_sent = rv == BS_OK;

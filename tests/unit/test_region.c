@@ -26,6 +26,8 @@
 #include "../../replication/collections.h"
 #include "../../replication/members.h"
 #include "../../replication/pairing.h"
+#include "../../replication/records.h"
+#include "../../replication/streams.h"
 #include "../../replication/scope.h"
 #include "../../replication/setlog.h"
 #include "../../replication/status.h"
@@ -562,4 +564,160 @@ Test(region, a_region_declared_after_owned_records_keeps_them_all)
     cr_assert_not_null(r = bst_get(&north, "orders", "o-head"));
     free(r);
     bst_node_free(&north);
+}
+
+/* ---- record snapshots through a regional hub (move-in) ---- */
+
+/* Record coll/id at node t with every version, its writers named by
+ * their keys (stream indexes are node-local): "alive hlc/origin/seq,
+ * tomb ..., name=value@hlc/origin/seq ...", or "" when t lacks it. */
+static void
+versions_of(bst_node *t, const char *coll, const char *id, char *out,
+            size_t cap)
+{
+    bs_errbuf err = {{0}};
+    bs_streamtab tab;
+    bs_record r;
+    bs_arena a;
+    bs_txn *txn;
+    size_t n = 0;
+
+    out[0] = '\0';
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_streams_load(txn, &tab), NULL, "streams");
+    bs_arena_init(&a);
+    if (bs_records_get(txn, coll, id, &a, &r, NULL) == BS_OK) {
+        const bs_version *v[2] = {r.has_alive ? &r.alive : NULL,
+                                  r.has_tomb ? &r.tomb : NULL};
+        for (size_t i = 0; i < 2 + r.nfields; i++) {
+            const bs_version *ver = i < 2 ? v[i] : &r.fields[i - 2].ver;
+            const bs_stream *s;
+            char name[BS_FIELD_NAME_MAX + 1] = "";
+            char val[64] = "";
+
+            if (ver == NULL)
+                continue;
+            s = bs_streams_get(&tab, ver->stream);
+            cr_assert_not_null(s);
+            if (i >= 2) {
+                const bs_field *f = &r.fields[i - 2];
+                snprintf(name, sizeof name, "%.*s", (int)f->namelen, f->name);
+                if (f->val.type == BS_VTEXT)
+                    snprintf(val, sizeof val, "%.*s", (int)f->val.len,
+                             f->val.s);
+                else
+                    snprintf(val, sizeof val, "%lld", (long long)f->val.i);
+            }
+            n += (size_t)snprintf(
+                out + n, cap - n, "%s=%s@%llu/%02x%02x%02x%02x/%llu ",
+                i == 0   ? "alive"
+                : i == 1 ? "tomb"
+                         : name,
+                val, (unsigned long long)ver->hlc, s->key[0], s->key[1],
+                s->key[2], s->key[3], (unsigned long long)ver->seq);
+            cr_assert_lt(n, cap);
+        }
+    }
+    bs_arena_fini(&a);
+    bs_streams_fini(&tab);
+    bs_txn_abort(txn);
+}
+
+/* coll/id at b as at the head office, every field version included. */
+static void
+same_record(bst_node *b, const char *coll, const char *id)
+{
+    char h[2048], got[2048];
+
+    versions_of(&head, coll, id, h, sizeof h);
+    versions_of(b, coll, id, got, sizeof got);
+    cr_assert(h[0] != '\0', "head lacks %s/%s", coll, id);
+    cr_assert_str_eq(got, h, "%s's %s/%s differs from the head office's",
+                     b->name, coll, id);
+}
+
+/*
+ * e1 (under east, by file) writes an order and edits it; the head office
+ * gives it to w1 (under west, by session).  w1 passed over every change
+ * of it, so it wants the record; west asks the head office in turn,
+ * keeps the answer as signed and relays it: w1 holds the whole record
+ * with the head office's field versions, e1 drops it.
+ */
+Test(region, a_record_moved_across_regions_arrives_whole)
+{
+    bs_errbuf err = {{0}};
+    bst_sync_result res;
+    bs_xstats st;
+    char *r;
+
+    write_everywhere();
+    put_ok(&e1, "orders", "o1", "{\"shop\": \"e1\", \"a\": 1, \"b\": \"x\"}");
+    settle();
+    put_ok(&e1, "orders", "o1", "{\"shop\": \"e1\", \"a\": 2, \"b\": \"x\"}");
+    settle();
+    cr_assert_null(bst_get(&w1, "orders", "o1"));
+    put_ok(&head, "orders", "o1", "{\"shop\": \"w1\"}");
+    settle();
+    cr_assert_null(r = bst_get(&e1, "orders", "o1"), "e1 keeps %s", r);
+    same_record(&w1, "orders", "o1");
+    cr_assert_not_null(r = bst_get(&w1, "orders", "o1"));
+    cr_assert(strstr(r, "\"a\":2") && strstr(r, "\"b\":\"x\""), "%s", r);
+    free(r);
+    for (bst_node **b = (bst_node *[]){&e1, &e2, &w1, &w2, NULL}; *b; b++)
+        same_scope(*b);
+    same_digest(&head, &east);
+    same_digest(&head, &west);
+    /* the want is met: nothing more is relayed */
+    cr_assert_eq(bst_sync(&w1, &west, NULL, NULL, &res), BS_OK, "%s",
+                 res.msg_a);
+    cr_assert_eq(res.sb.snapshots_sent, 0);
+    cr_assert_eq(res.sa.refused + res.sb.refused, 0);
+    bst_ok(bst_carry(&west, &head, &st, &err), &err, "carry");
+    cr_assert_eq(st.snapshots, 0);
+}
+
+/* The same the other way: to e2 under east, by file. */
+Test(region, a_record_moved_across_regions_by_file_arrives_whole)
+{
+    char *r;
+
+    put_ok(&w2, "orders", "o2", "{\"shop\": \"w2\", \"a\": 1}");
+    settle();
+    put_ok(&w2, "orders", "o2", "{\"shop\": \"w2\", \"a\": 1, \"c\": 3}");
+    settle();
+    put_ok(&head, "orders", "o2", "{\"shop\": \"e2\"}");
+    settle();
+    cr_assert_null(r = bst_get(&w2, "orders", "o2"), "w2 keeps %s", r);
+    same_record(&e2, "orders", "o2");
+    same_scope(&e2);
+    same_scope(&w2);
+}
+
+/* A scope that widens (owner-scoped to shared) brings every record, with
+ * its versions, to the branches of both regions. */
+Test(region, a_scope_widening_reaches_regional_branches_whole)
+{
+    bst_node *br[] = {&e1, &e2, &w1, &w2};
+    bs_collection c;
+    bs_errbuf err = {{0}};
+
+    write_everywhere();
+    put_ok(&e1, "orders", "gone", "{\"shop\": \"e1\", \"total\": 1}");
+    settle();
+    bst_ok(bst_del(&e1, "orders", "gone", &err), &err, "delete");
+    settle();
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "orders");
+    c.scope = BS_SCOPE_SHARED;
+    c.set = BS_RULE_SCOPE;
+    bst_ok(bs_collections_declare(&head.core, &c, NULL, &err), &err, "declare");
+    settle();
+    for (size_t i = 0; i < 4; i++) {
+        same_digest(&head, br[i]);
+        for (size_t k = 0; k < 4; k++) {
+            char id[80];
+            snprintf(id, sizeof id, "o-%s", br[k]->name);
+            same_record(br[i], "orders", id);
+        }
+    }
 }
