@@ -10,7 +10,9 @@
  * owner-scoped ones, `verify` must pass at the head office (every
  * branch's set there is checked against its origin's key), and `status`
  * at the head office must show each branch under its regional hub, in
- * JSON and as text.  Every wait is a bounded poll.
+ * JSON and as text.  An order the head office then gives to a branch of
+ * the other region reaches it whole (move-in through its regional hub)
+ * and leaves its old owner.  Every wait is a bounded poll.
  *
  * Run: test_proc_region --verbose; BS_PROC_KEEP=1 keeps the directory.
  */
@@ -87,6 +89,28 @@ joined(int i)
 
     json_decref(j);
     return ok;
+}
+
+/* Has order o-e1, moved to w2, reached w2 whole (its total came with it:
+ * only the head office's snapshot holds it) and left e1?  If not, nudge
+ * as converged_or_sync does. */
+static int
+moved_or_sync(void)
+{
+    run r = {0};
+
+    if (node_has(br[3], "orders", "o-e1", "\"total\":1") &&
+        node_records(br[0], "orders") == 0)
+        return 1;
+    for (int i = 0; i < NB; i++) {
+        CLI(&r, br[i], "sync", region_of(i)->name);
+        run_free(&r);
+    }
+    for (int i = 0; i < 2; i++) {
+        CLI(&r, reg[i], "sync", "head");
+        run_free(&r);
+    }
+    return 0;
 }
 
 Test(proc_region, a_tree_of_two_regions_and_four_branches_converges)
@@ -195,6 +219,12 @@ Test(proc_region, a_tree_of_two_regions_and_four_branches_converges)
                   "branches not under their regions:\n%s", r.out);
         cr_assert_not_null(strstr(e1, "via east"), "%s", r.out);
     }
+
+    /* Move-in across regions: the head office gives e1's order to w2;
+     * west relays the head office's snapshot of it to w2. */
+    CLI_OK(&r, head, "put", "orders", "o-e1", "{\"shop\":\"w2\"}");
+    POLL_STEP(ok, 120000, 500, moved_or_sync());
+    cr_assert(ok, "o-e1 did not move from e1 to w2 whole in 120 s");
     run_free(&r);
     p_pass();
 }

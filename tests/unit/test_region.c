@@ -19,10 +19,14 @@
  * a member added via it; a revoked branch is refused at its region.
  */
 #include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/fixture.h"
+#include "../../replication/bundle.h"
 #include "../../replication/changeset.h"
+#include "../../replication/snapshot.h"
 #include "../../replication/collections.h"
 #include "../../replication/members.h"
 #include "../../replication/pairing.h"
@@ -720,4 +724,126 @@ Test(region, a_scope_widening_reaches_regional_branches_whole)
             same_record(br[i], "orders", id);
         }
     }
+}
+
+/* An exchange file from frames (env, sets, then snaps as type 4), sealed
+ * by sk: a file a regional hub could write. */
+static void
+write_frames(const char *file, const bst_frames *fr, const bs_slice *snaps,
+             size_t nsnaps, const uint8_t *sk)
+{
+    uint8_t tr[BS_HASH_LEN + BS_SIG_LEN], h8[8], hd[5], *msg;
+    size_t cn = strlen(BS_FILE_CONTEXT) + 1;
+    bs_hash_state h;
+    FILE *f = fopen(file, "wb");
+
+    cr_assert_not_null(f);
+    bs_hash_init(&h);
+    memcpy(h8, BS_FILE_MAGIC, 4);
+    bs_put_u32be(h8 + 4, 1);
+    fwrite(h8, 1, 8, f);
+    bs_hash_update(&h, h8, 8);
+    for (size_t i = 0; i < 1 + fr->nsets + nsnaps; i++) {
+        bs_slice b = i == 0           ? fr->env
+                     : i <= fr->nsets ? fr->sets[i - 1]
+                                      : snaps[i - 1 - fr->nsets];
+        hd[0] = i == 0 ? 1 : i <= fr->nsets ? 2 : 4;
+        bs_put_u32be(hd + 1, (uint32_t)b.n);
+        fwrite(hd, 1, 5, f);
+        fwrite(b.p, 1, b.n, f);
+        bs_hash_update(&h, hd, 5);
+        bs_hash_update(&h, b.p, b.n);
+    }
+    bs_hash_final(&h, tr);
+    msg = malloc(cn + BS_HASH_LEN);
+    memcpy(msg, BS_FILE_CONTEXT, cn);
+    memcpy(msg + cn, tr, BS_HASH_LEN);
+    crypto_sign_detached(tr + BS_HASH_LEN, NULL, msg, cn + BS_HASH_LEN, sk);
+    free(msg);
+    hd[0] = 3;
+    bs_put_u32be(hd + 1, sizeof tr);
+    fwrite(hd, 1, 5, f);
+    fwrite(tr, 1, sizeof tr, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Importing file at t is refused with `want` and writes nothing. */
+static void
+import_refused(bst_node *t, const char *file, bs_err want, const char *msg)
+{
+    uint8_t before[BS_HASH_LEN], after[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bs_err rv;
+
+    bst_fingerprint(t, before);
+    rv = bst_import(t, file, &st, &err);
+    cr_assert_eq(rv, want, "%s: %s (%s)", msg, bs_strerror(rv), err.msg);
+    bst_fingerprint(t, after);
+    cr_assert_eq(memcmp(before, after, BS_HASH_LEN), 0,
+                 "%s: the refused file changed the store", msg);
+}
+
+/*
+ * A regional hub only carries the head office's snapshots: one it alters
+ * does not verify (N10), one it signs itself is forged (N9); the one the
+ * head office signed, relayed as received, is merged.
+ */
+Test(region, a_region_relays_snapshots_but_cannot_forge_them)
+{
+    char path[256];
+    bs_errbuf err = {{0}};
+    bs_meta me = bst_meta(&east);
+    bst_frames fr;
+    bs_xstats st;
+    uint8_t *p, *mine;
+    size_t len, n;
+    bs_snap *s;
+    char *r;
+
+    put_ok(&w2, "orders", "o3", "{\"shop\": \"w2\", \"a\": 1, \"b\": \"x\"}");
+    settle();
+    put_ok(&head, "orders", "o3", "{\"shop\": \"e2\"}");
+    /* e2 learns the move and asks; east asks the head office in turn */
+    carry(&head, &east);
+    carry(&east, &e2);
+    carry(&e2, &east);
+    carry(&east, &head);
+    carry(&head, &east);
+    snprintf(path, sizeof path, "%s/east-e2.bsx", root);
+    bst_ok(bst_export(&east, "e2", path, &err), &err, "export");
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    cr_assert_geq(fr.nsnaps, 2, "east relays no snapshot");
+    /* altered: "x" becomes "y" */
+    {
+        uint8_t *copy = malloc(fr.snaps[0].n), *x;
+        bs_slice keep = fr.snaps[0];
+        memcpy(copy, keep.p, keep.n);
+        cr_assert_not_null(x = memmem(copy, keep.n, "\x2a\x01x", 3));
+        x[2] = 'y';
+        fr.snaps[0] = (bs_slice){copy, keep.n};
+        write_frames(path, &fr, fr.snaps, fr.nsnaps, east.core.sk);
+        import_refused(&e2, path, BS_EBADSIG, "altered by the region");
+        fr.snaps[0] = keep;
+        free(copy);
+    }
+    /* signed by the region itself */
+    cr_assert_eq(bs_snap_decode(fr.snaps[0].p, fr.snaps[0].n, &s, &err), BS_OK);
+    memcpy(s->hub, me.pk, BS_PK_LEN);
+    cr_assert_eq(bs_snap_encode(s, east.core.sk, &mine, &n), BS_OK);
+    bs_snap_free(s);
+    write_frames(path, &fr, &(bs_slice){mine, n}, 1, east.core.sk);
+    import_refused(&e2, path, BS_EFORGED, "signed by the region");
+    free(mine);
+    /* as the head office signed it */
+    write_frames(path, &fr, fr.snaps, fr.nsnaps, east.core.sk);
+    bst_ok(bst_import(&e2, path, &st, &err), &err, "import");
+    cr_assert_geq(st.snapshots, 2);
+    cr_assert_not_null(r = bst_get(&e2, "orders", "o3"));
+    cr_assert(strstr(r, "\"b\":\"x\"") != NULL, "%s", r);
+    free(r);
+    same_record(&e2, "orders", "o3");
+    bst_frames_fini(&fr);
+    free(p);
 }
