@@ -220,6 +220,16 @@ Test(proc_region, a_tree_of_two_regions_and_four_branches_converges)
         cr_assert_not_null(strstr(e1, "via east"), "%s", r.out);
     }
 
+    /* Seeding is the head office's, for its own peers only. */
+    cr_assert_eq(CLI(&r, reg[1], "peer", "seed", "w1"), 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "a regional hub seeds no branch"), "%s",
+                       r.err);
+    run_free(&r);
+    cr_assert_eq(CLI(&r, head, "peer", "seed", "w1"), 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "behind regional hub \"west\""), "%s",
+                       r.err);
+    run_free(&r);
+
     /* Move-in across regions: the head office gives e1's order to w2;
      * west relays the head office's snapshot of it to w2. */
     CLI_OK(&r, head, "put", "orders", "o-e1", "{\"shop\":\"w2\"}");
