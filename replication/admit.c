@@ -1175,6 +1175,15 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
         return bs_errf(err, BS_EINFOBASE,
                        "record snapshot of %s/%s belongs to another infobase",
                        s->coll, s->id);
+    if (s->seed && memcmp(s->hub, carrier, BS_PK_LEN) == 0 &&
+        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0 &&
+        snap_carrier(ad, carrier)) { /* N9s: a regional hub's seed ends */
+        if (!s->batched && bs_snap_verify(s, carrier) != BS_OK) /* N10 */
+            return bs_errf(err, BS_EBADSIG,
+                           "the end of a seed: the regional hub's signature "
+                           "does not verify");
+        return BS_OK;
+    }
     if (memcmp(s->hub, ad->meta.hub, BS_PK_LEN) != 0 ||
         !snap_carrier(ad, carrier)) {   /* N9 */
         bs_node_id_format(carrier, id); /* only here: once per snapshot

@@ -426,6 +426,14 @@ bs_xcursor_seed(bs_xcursor *c)
 }
 
 void
+bs_xcursor_seed_upto(bs_xcursor *c, const bs_pos *point, size_t n)
+{
+    c->seed = 1;
+    c->upto = point;
+    c->nupto = n;
+}
+
+void
 bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk, uint32_t features)
 {
     memcpy(c->peer, pk, BS_PK_LEN);
@@ -509,6 +517,10 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                 uint64_t upto = sendable(t, &m, s);
                 int send = 0;
 
+                if (c->upto != NULL) { /* a regional hub's seed point */
+                    uint64_t u = bs_vv_get(c->upto, c->nupto, s->key);
+                    upto = u < upto ? u : upto;
+                }
                 for (;;) {
                     rv = bs_setlog_next(t, s->idx, c->from, upto, &set, &last);
                     if ((rv = seed_outgoing(s, c->from, rv, set, last, upto, &f,
@@ -634,7 +646,7 @@ reseeding(bs_txn *t, const bs_meta *m, const bs_peer *p, int *on)
     bs_err rv;
 
     *on = 0;
-    if (m->role != BS_ROLE_HUB)
+    if (m->role != BS_ROLE_HUB && !bs_members_is_region(t, m, m->pk))
         return bs_reseed_pending(t, on);
     rv = bs_movein_peer_seed(t, p->pk, &from);
     *on = rv == BS_OK;
@@ -689,6 +701,21 @@ bs_xchg_check_stale(bs_txn *t, const bs_meta *m, const bs_peer *p,
 }
 
 /*
+ * Whether envelope e's sender may seed this branch m: the infobase's hub,
+ * or (protocol.md 8.9) its regional hub — the peer it pinned with --hub,
+ * which is not the hub and names this node's infobase and hub.
+ */
+static int
+seeder(const bs_meta *m, const bs_envelope *e, const bs_peer *p)
+{
+    if (memcmp(e->sender, m->hub, BS_PK_LEN) == 0)
+        return memcmp(e->sender, e->hub, BS_PK_LEN) == 0;
+    return p != NULL && p->hub_pin == BS_PIN_NAMED &&
+           memcmp(p->pk, e->sender, BS_PK_LEN) == 0 &&
+           memcmp(e->hub, m->hub, BS_PK_LEN) == 0;
+}
+
+/*
  * A joined branch that its hub seeds is seeded *again* (reseed.h: its data
  * replaced, its unsent sets stashed), stale or not: the hub may judge it
  * stale and have purged what it still holds although the branch heard
@@ -702,9 +729,7 @@ seed_again(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a)
     bs_err rv;
 
     if (a->reseed || m->role == BS_ROLE_HUB || !m->joined || !e->seed ||
-        !(e->features & BS_FEATURE_BOOTSTRAP) ||
-        memcmp(e->sender, m->hub, BS_PK_LEN) != 0 ||
-        memcmp(e->sender, e->hub, BS_PK_LEN) != 0)
+        !(e->features & BS_FEATURE_BOOTSTRAP) || !seeder(m, e, &a->peer))
         return BS_OK;
     if ((rv = bs_movein_seed_get(t, &sd)) == BS_OK) {
         bs_seeding_fini(&sd);
@@ -737,14 +762,14 @@ check_stale_envelope(bs_txn *t, const bs_meta *m, const bs_envelope *e,
                        retention_ms))
         return BS_OK;
     if (m->role != BS_ROLE_HUB && m->joined && boot && e->seed &&
-        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
-        memcmp(e->sender, e->hub, BS_PK_LEN) == 0) {
+        seeder(m, e, &a->peer)) {
         a->reseed = 1;
         return BS_OK;
     }
     /* the peer can take our seed (and stashes its stale sets when it
-     * arrives), or it took it already: a new incarnation */
-    if (m->role == BS_ROLE_HUB &&
+     * arrives), or it took it already: a new incarnation (the hub, or a
+     * regional hub seeding its branch, 8.9) */
+    if ((m->role == BS_ROLE_HUB || bs_members_is_region(t, m, m->pk)) &&
         (boot || !a->peer.has_inc ||
          memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) != 0) &&
         (rv = reseeding(t, m, &a->peer, &on)) != BS_OK)
@@ -1037,8 +1062,9 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
         rv =
             bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
     if (rv == BS_OK) /* a regional hub asks the hub for them in turn */
-        rv = bs_movein_relay_note(t, e->sender, e->wants, e->nwants, e->ack,
-                                  e->nack);
+        rv = bs_movein_relay_note(
+            t, e->sender, e->wants, e->nwants, e->ack, e->nack,
+            e->seed && (e->features & BS_FEATURE_BOOTSTRAP));
     if (rv == BS_OK) /* a branch asking its hub to seed it, or go on */
         rv = bs_movein_note_seed(
             t, e->sender, e->seed && (e->features & BS_FEATURE_BOOTSTRAP),
@@ -1077,9 +1103,23 @@ inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
 void
 bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m, bs_admission *ad)
 {
-    if (e->seed && (e->features & BS_FEATURE_BOOTSTRAP) &&
-        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
-        memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
+    bs_peer p;
+    int ok;
+
+    if (!e->seed || !(e->features & BS_FEATURE_BOOTSTRAP) ||
+        memcmp(m->pk, m->hub, BS_PK_LEN) == 0)
+        return;
+    if (memcmp(e->sender, m->hub, BS_PK_LEN) == 0) {
+        ad->seed = e->ack;
+        ad->nseed = e->nack;
+        return;
+    }
+    /* a regional hub seeding its branch (8.9): the pinned one */
+    if (ad->txn == NULL || bs_peer_find_pk(ad->txn, e->sender, &p) != BS_OK)
+        return;
+    ok = seeder(m, e, &p);
+    bs_peer_fini(&p);
+    if (ok) {
         ad->seed = e->ack;
         ad->nseed = e->nack;
     }

@@ -12,6 +12,7 @@
 #include "access.h"
 #include "changes.h"
 #include "collections.h"
+#include "compact.h"
 #include "members.h"
 #include "rules.h"
 #include "scope.h"
@@ -483,6 +484,8 @@ relay_one(bs_txn *t, const bs_meta *m, bs_movein_cursor *c, int *more)
     *more = 0;
     if (!c->started) {
         c->after[0] = '\0';
+        if (w->id[0] == '\0' && strcmp(w->coll, c->from.coll) == 0)
+            memcpy(c->after, c->from.after, sizeof c->after); /* resumed */
         c->started = 1;
     }
     bs_access_name(t, m, c->peer, name);
@@ -628,21 +631,158 @@ marker_covers(const bs_slice raw, const bs_pos *ack, size_t n,
     return ok;
 }
 
-bs_err
-bs_movein_relay_note(bs_txn *t, const uint8_t *pk, const bs_snapwant *w,
-                     size_t n, const bs_pos *ack, size_t nack)
+/* ---- a regional hub: seeding its branches from the hub's answers ---- */
+
+/* The kept marker of want (coll, "") decoded into *out (BS_ENOTFOUND: none
+ * kept; BS_ESTORE: it does not decode). */
+static bs_err
+kept_marker(bs_txn *t, const char *coll, bs_snap **out)
 {
     uint8_t k[KEY_MAX];
+    bs_slice v;
+    bs_err rv;
+
+    rv = bs_txn_get(t, BS_DB_META,
+                    bs_mem(k, key_of(k, RDONE_PREFIX, NULL, coll, "")), &v);
+    if (rv != BS_OK)
+        return rv;
+    return bs_snap_decode(v.p, v.n, out, NULL) == BS_OK ? BS_OK : BS_ESTORE;
+}
+
+bs_err
+bs_movein_relay_seed_point(bs_txn *t, const bs_meta *m, bs_pos **point,
+                           size_t *n)
+{
+    bs_snapwant *w = NULL;
+    bs_streamtab tab;
+    size_t nw = 0, np = 0;
+    bs_pos *p = NULL;
+    bs_err rv;
+
+    *point = NULL;
+    *n = 0;
+    if (!is_region(t, m))
+        return BS_ENOTFOUND;
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    if ((rv = bs_movein_collections(t, &w, &nw)) == BS_OK &&
+        (p = calloc(tab.n + 1, sizeof *p)) == NULL)
+        rv = BS_ENOMEM;
+    for (size_t i = 0; rv == BS_OK && i < tab.n; i++) { /* its own vector */
+        if (tab.v[i].seq == 0 || (tab.v[i].flags & BS_STREAM_QUARANTINED))
+            continue;
+        memcpy(p[np].origin, tab.v[i].key, BS_PK_LEN);
+        memcpy(p[np].inc, tab.v[i].key + BS_PK_LEN, BS_INC_LEN);
+        p[np++].seq = tab.v[i].seq;
+    }
+    for (size_t c = 0; rv == BS_OK && c < nw; c++) { /* no later than each */
+        bs_snap *mk;
+
+        if ((rv = kept_marker(t, w[c].coll, &mk)) != BS_OK)
+            break;
+        for (size_t i = 0; i < np; i++) {
+            uint64_t hub = 0;
+            for (size_t j = 0; j < mk->ncovered; j++)
+                if (memcmp(mk->covered[j].origin, p[i].origin, BS_PK_LEN) ==
+                        0 &&
+                    memcmp(mk->covered[j].inc, p[i].inc, BS_INC_LEN) == 0)
+                    hub = mk->covered[j].seq;
+            if (hub < p[i].seq)
+                p[i].seq = hub;
+        }
+        bs_snap_free(mk);
+    }
+    for (size_t i = 0; rv == BS_OK && i < np; i++) { /* every set still held */
+        const bs_stream *st = bs_streams_find(&tab, p[i].origin, p[i].inc);
+        uint64_t floor = 0;
+
+        if (st != NULL &&
+            (rv = bs_compact_floor(t, st->idx, &floor)) == BS_OK &&
+            p[i].seq < floor)
+            rv = BS_ENOTFOUND;
+    }
+    free(w);
+    bs_streams_fini(&tab);
+    if (rv != BS_OK) {
+        free(p);
+        return rv;
+    }
+    *point = p;
+    *n = np;
+    return BS_OK;
+}
+
+/* Note a want of every collection whose kept answer does not cover this
+ * regional hub's vector (write txn): what seeding a branch needs next. */
+static bs_err
+relay_refresh(bs_txn *t, const bs_meta *m)
+{
+    bs_snapwant *w = NULL;
+    bs_streamtab tab;
+    bs_pos *v = NULL;
+    size_t nw = 0, nv = 0;
+    bs_err rv;
+
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    if ((rv = bs_streams_vector(&tab, &v, &nv)) == BS_OK)
+        rv = bs_movein_collections(t, &w, &nw);
+    for (size_t c = 0; rv == BS_OK && c < nw; c++) {
+        uint8_t k[KEY_MAX];
+        bs_slice raw;
+
+        rv = bs_txn_get(t, BS_DB_META,
+                        bs_mem(k, key_of(k, RDONE_PREFIX, NULL, w[c].coll, "")),
+                        &raw);
+        if (rv == BS_OK && marker_covers(raw, v, nv, m->pk))
+            continue;
+        if (rv == BS_OK || rv == BS_ENOTFOUND)
+            rv = bs_movein_want(t, m, w[c].coll, NULL);
+    }
+    free(w);
+    free(v);
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+bs_err
+bs_movein_relay_seed_marker(const bs_meta *m, const uint8_t *sk,
+                            const bs_pos *point, size_t n, uint64_t now_ms,
+                            uint8_t **out, size_t *outn)
+{
+    bs_snap s;
+
+    memset(&s, 0, sizeof s);
+    memcpy(s.infobase, m->infobase, BS_INFOBASE_LEN);
+    memcpy(s.hub, m->pk, BS_PK_LEN); /* the regional hub's word */
+    s.done = s.seed = 1;
+    s.created_ms = now_ms;
+    s.covered = (bs_pos *)point;
+    s.ncovered = n;
+    return bs_snap_encode(&s, sk, out, outn);
+}
+
+bs_err
+bs_movein_relay_note(bs_txn *t, const uint8_t *pk, const bs_snapwant *w,
+                     size_t n, const bs_pos *ack, size_t nack, int seed)
+{
+    uint8_t k[KEY_MAX];
+    bs_snapwant from;
     bs_slice v;
     bs_meta m;
     bs_err rv;
 
-    if (n == 0)
-        return BS_OK;
     if ((rv = bs_meta_load(t, &m, NULL)) != BS_OK)
         return rv;
     if (!is_region(t, &m))
         return BS_OK;
+    /* a branch to seed (it asks, or this node's admin said so) */
+    if (seed || (rv = bs_movein_peer_seed(t, pk, &from)) == BS_OK) {
+        if ((rv = relay_refresh(t, &m)) != BS_OK)
+            return rv;
+    } else if (rv != BS_ENOTFOUND) {
+        return rv;
+    }
     for (size_t i = 0; i < n; i++) {
         if (w[i].after[0] != '\0')
             continue; /* where a seed resumes: not relayed */

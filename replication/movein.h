@@ -156,10 +156,36 @@ BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
 
 /* Note the wants w[0..n) of branch pk, whose vector is ack[0..nack), as
  * this regional hub's own (write txn): those the hub's kept answer does
- * not cover yet.  A no-op on any other node. */
+ * not cover yet.  When the branch is to be seeded (`seed`: its envelope
+ * asks; or this node's admin said so, "psd:"), a want of every collection
+ * whose kept answer does not cover this node's vector.  A no-op on any
+ * other node than a regional hub. */
 BS_MUST_CHECK bs_err bs_movein_relay_note(bs_txn *t, const uint8_t *pk,
                                           const bs_snapwant *w, size_t n,
-                                          const bs_pos *ack, size_t nack);
+                                          const bs_pos *ack, size_t nack,
+                                          int seed);
+
+/*
+ * A regional hub seeds a branch from the hub's answers it kept
+ * (protocol.md 8.9): the seed point is its own vector (quarantined
+ * streams left out) lowered, stream by stream, to no later than every
+ * kept answer of a whole collection (each `done` marker's `covered`), so
+ * that the snapshots summarise every change up to the anchors.  *point
+ * malloc'd; BS_ENOTFOUND when this node is not a regional hub, lacks the
+ * answer of a collection it holds, or no longer holds the sets just above
+ * the point (compacted): it cannot seed yet (bs_movein_relay_note asks
+ * the hub).  BS_ESTORE, BS_ENOMEM.
+ */
+BS_MUST_CHECK bs_err bs_movein_relay_seed_point(bs_txn *t, const bs_meta *m,
+                                                bs_pos **point, size_t *n);
+/* The end of a regional hub's seed (m; sk its secret key): a `done`
+ * marker with `seed`, covering point[0..n), signed by the regional hub
+ * (N9s): *out malloc'd.  BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_movein_relay_seed_marker(const bs_meta *m,
+                                                 const uint8_t *sk,
+                                                 const bs_pos *point, size_t n,
+                                                 uint64_t now_ms, uint8_t **out,
+                                                 size_t *outn);
 
 /* ---- the branch's side: wanting and merging ---- */
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "setlog.h"
+#include "members.h"
 #include "movein.h"
 #include "purge.h"
 #include "reseed.h"
@@ -55,6 +56,11 @@ struct bs_session {
     bs_snapwant seed_from, *seed_wants;
     size_t nseed_wants;
     int seed_begun; /* the branch: "sed:" written for this session */
+    /* a regional hub seeding its branch (protocol.md 8.9): the seed point
+     * (malloc'd), or it cannot seed yet (seed_wait: the session fails) */
+    bs_pos *seed_point;
+    size_t nseed_point;
+    int seed_wait;
     /* the branch: a seed's snapshots received, merged in groups of about
      * SNAP_GROUP_BYTES per write transaction (not one commit each) */
     struct held {
@@ -144,6 +150,7 @@ bs_session_free(bs_session *s)
     }
     free(s->held);
     free(s->seed_wants);
+    free(s->seed_point);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);
@@ -196,23 +203,13 @@ typedef struct hello_ctx {
     size_t n;
 } hello_ctx;
 
-/*
- * The hub seeds peer p in this session when, answering, the peer's HELLO
- * asks (Envelope.seed with features bit 1; it resumes after the HELLO's
- * want with `after`), or when its admin said so or the peer's last
- * recorded envelope asked (movein.h bs_movein_peer_seed, with the resume
- * point kept).
- */
+/* Whether peer p is to be seeded now (s->seeding, from s->seed_from): it
+ * asks in its HELLO, or the admin said so, or its last envelope asked. */
 static bs_err
-decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
+decide_asked(bs_txn *t, const bs_peer *p, bs_session *s)
 {
     bs_err rv;
 
-    s->seeding = 0;
-    memset(&s->seed_from, 0, sizeof s->seed_from);
-    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0 ||
-        s->cfg.sk == NULL)
-        return BS_OK;
     if (!s->cfg.initiator && s->theirs.seed &&
         (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* asked now */
         s->seeding = 1;
@@ -224,6 +221,43 @@ decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
     if ((rv = bs_movein_peer_seed(t, p->pk, &s->seed_from)) == BS_OK)
         s->seeding = 1;
     return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/*
+ * The hub seeds peer p in this session when, answering, the peer's HELLO
+ * asks (Envelope.seed with features bit 1; it resumes after the HELLO's
+ * want with `after`), or when its admin said so or the peer's last
+ * recorded envelope asked (movein.h bs_movein_peer_seed, with the resume
+ * point kept).  So does a regional hub its branch (protocol.md 8.9), with
+ * the seed point of the hub's answers it kept, or not yet (seed_wait).
+ */
+static bs_err
+decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
+{
+    int region;
+    bs_err rv;
+
+    s->seeding = s->seed_wait = 0;
+    free(s->seed_point);
+    s->seed_point = NULL;
+    s->nseed_point = 0;
+    memset(&s->seed_from, 0, sizeof s->seed_from);
+    if (!m->joined || s->cfg.sk == NULL)
+        return BS_OK;
+    region = memcmp(m->pk, m->hub, BS_PK_LEN) != 0;
+    if (region && !bs_members_is_region(t, m, m->pk))
+        return BS_OK; /* a branch seeds nobody */
+    if ((rv = decide_asked(t, p, s)) != BS_OK || !s->seeding || !region)
+        return rv;
+    /* a regional hub seeds from the hub's answers it kept (8.9), once it
+     * holds an answer of every collection */
+    rv = bs_movein_relay_seed_point(t, m, &s->seed_point, &s->nseed_point);
+    if (rv == BS_ENOTFOUND) {
+        s->seeding = 0;
+        s->seed_wait = 1;
+        return BS_OK;
+    }
+    return rv;
 }
 
 static bs_err
@@ -254,10 +288,12 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
         rv = decide_seed(t, &m, &p, h->s);
     if (rv == BS_OK)
         rv = bs_xchg_envelope(t, &m, &p, p.sent_no, h->now, &e);
-    /* a branch past the retention limit with its hub can be seeded again
-     * (reseed.h): it says so, and the hub seeds it if its admin asked */
+    /* a branch past the retention limit with its hub (or its regional
+     * hub, 8.9) can be seeded again (reseed.h): it says so, and the hub
+     * seeds it if its admin asked */
     if (rv == BS_OK && h->hello && m.role != BS_ROLE_HUB && m.joined &&
-        memcmp(p.pk, m.hub, BS_PK_LEN) == 0 && h->s->cfg.retention_ms &&
+        (memcmp(p.pk, m.hub, BS_PK_LEN) == 0 || p.hub_pin == BS_PIN_NAMED) &&
+        h->s->cfg.retention_ms &&
         bs_peer_stale(p.last_ok_ms, p.created_ms, h->now,
                       h->s->cfg.retention_ms))
         e.features |= BS_FEATURE_BOOTSTRAP;
@@ -267,6 +303,18 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
     if (h->hello && h->s->seeding) {
         e.features |= BS_FEATURE_BOOTSTRAP;
         e.seed = 1; /* its ack is the seed point */
+    }
+    if (h->hello && h->s->seeding && h->s->seed_point != NULL) {
+        /* a regional hub's seed point: no later than the hub's answers */
+        bs_pos *pt = malloc((h->s->nseed_point + 1) * sizeof *pt);
+        if (pt == NULL) {
+            bs_envelope_fini(&e);
+            return BS_ENOMEM;
+        }
+        memcpy(pt, h->s->seed_point, h->s->nseed_point * sizeof *pt);
+        free(e.ack);
+        e.ack = pt;
+        e.nack = h->s->nseed_point;
     }
     /* answering a hub that seeds us (it joined us just now, perhaps): we
      * take the seed's batches */
@@ -278,6 +326,17 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
     rv = bs_envelope_encode(&e, &h->env, &h->n);
     bs_envelope_fini(&e);
     return rv;
+}
+
+/* A regional hub about to seed peer s->peer_pk asks the hub for what it
+ * lacks (movein.h bs_movein_relay_note). */
+static bs_err
+ask_hub(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    bs_session *s = arg;
+
+    (void)err;
+    return bs_movein_relay_note(t, s->peer_pk, NULL, 0, NULL, 0, 1);
 }
 
 static bs_err
@@ -294,6 +353,17 @@ send_envelope(bs_session *s, uint8_t type, int bump)
             rv = build_hello(t, &h, &err);
             bs_txn_abort(t);
         }
+    }
+    if (rv == BS_OK && s->seed_wait) { /* a regional hub not ready to seed */
+        free(h.env);
+        if ((rv = bs_store_write(s->cfg.store, ask_hub, s, &err)) != BS_OK)
+            return fail(s, rv, bs_errmsg(&err, rv));
+        snprintf(err.msg, sizeof err.msg,
+                 "the seed of %s waits for the hub's record snapshots, which "
+                 "this regional hub asks for at its next exchange with the "
+                 "hub: exchange again after that",
+                 s->peer);
+        return fail(s, BS_ESTALE, err.msg);
     }
     if (rv == BS_OK)
         rv = enqueue(s, type, h.env, h.n);
@@ -409,8 +479,10 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
         return rv;
     bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
     bs_xcursor_peer(&s->cur, s->theirs.sender,
-                    s->theirs.features); /* its scope (8.5) */
-    if (s->seeding) /* system sets and anchors, then the snapshots */
+                    s->theirs.features);     /* its scope (8.5) */
+    if (s->seeding && s->seed_point != NULL) /* a regional hub's (8.9) */
+        bs_xcursor_seed_upto(&s->cur, s->seed_point, s->nseed_point);
+    else if (s->seeding) /* system sets and anchors, then the snapshots */
         bs_xcursor_seed(&s->cur);
     s->state = BS_SESSION_STREAMING;
     return BS_OK;
@@ -1074,8 +1146,8 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
             bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
                                   s->theirs.nwants);
         /* a peer that takes batches gets them (2.11) */
-        s->snap.bodies =
-            s->seeding && (s->theirs.features & BS_FEATURE_BOOTSTRAP);
+        s->snap.bodies = s->seeding && s->seed_point == NULL &&
+                         (s->theirs.features & BS_FEATURE_BOOTSTRAP);
         if (s->seeding)
             s->snap.from = s->seed_from;
         s->snap_started = 1;
@@ -1089,7 +1161,12 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
         /* the hub, or a regional hub relaying the hub's (movein.h) */
         rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         if (rv == BS_ENOTFOUND && s->seeding && m.joined) { /* the end */
-            rv = bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out, n);
+            rv = s->seed_point != NULL
+                     ? bs_movein_relay_seed_marker(&m, s->cfg.sk, s->seed_point,
+                                                   s->nseed_point, now_ms(s),
+                                                   out, n)
+                     : bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out,
+                                             n);
             s->marker_sent = rv == BS_OK;
         }
     }

@@ -143,7 +143,7 @@ typedef struct seed_ctx {
 } seed_ctx;
 
 /* `peer seed NAME` at the hub for a name that is no peer: a branch behind
- * a regional hub (not seeded yet: bad input), else unknown. */
+ * a regional hub (its region seeds it: bad input), else unknown. */
 static bs_err
 via_region(bs_txn *t, const bs_meta *m, const char *name, bs_errbuf *err)
 {
@@ -153,11 +153,10 @@ via_region(bs_txn *t, const bs_meta *m, const char *name, bs_errbuf *err)
     if (bs_members_by_name(t, name, pk) == BS_OK &&
         bs_members_get(t, m, pk, &mem) == BS_OK && mem.region[0] != '\0')
         return bs_errf(err, BS_EINVAL,
-                       "\"%s\" is a branch behind regional hub \"%s\": the "
-                       "head office seeds only the branches paired with it, "
-                       "and a branch behind a region replays the history "
-                       "through it (docs/operations.md, \"Regional hubs\")",
-                       name, mem.region);
+                       "\"%s\" is a branch behind regional hub \"%s\", which "
+                       "seeds it: run `branchsync peer seed %s` there "
+                       "(docs/operations.md, \"Regional hubs\")",
+                       name, mem.region, name);
     return bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
                    name);
 }
@@ -172,16 +171,11 @@ seed_txn(bs_txn *t, void *arg, bs_errbuf *err)
 
     if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
         return rv;
-    if (bs_members_is_region(t, &m, m.pk))
+    if (!m.joined || (memcmp(m.pk, m.hub, BS_PK_LEN) != 0 &&
+                      !bs_members_is_region(t, &m, m.pk)))
         return bs_errf(err, BS_EINVAL,
-                       "a regional hub seeds no branch: only the head office "
-                       "seeds, and only the branches paired with it; a new "
-                       "branch behind a region replays the history through it "
-                       "(docs/operations.md, \"Regional hubs\")");
-    if (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)
-        return bs_errf(err, BS_EINVAL,
-                       "only the infobase's hub seeds a branch (run peer seed "
-                       "at the hub)");
+                       "only the infobase's hub seeds a branch, or a regional "
+                       "hub its own (run peer seed there)");
     if ((rv = bs_peer_get(t, x->name, &p)) == BS_ENOTFOUND)
         return via_region(t, &m, x->name, err);
     if (rv != BS_OK)

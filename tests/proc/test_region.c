@@ -220,14 +220,11 @@ Test(proc_region, a_tree_of_two_regions_and_four_branches_converges)
         cr_assert_not_null(strstr(e1, "via east"), "%s", r.out);
     }
 
-    /* Seeding is the head office's, for its own peers only. */
-    cr_assert_eq(CLI(&r, reg[1], "peer", "seed", "w1"), 2, "%s", r.err);
-    cr_assert_not_null(strstr(r.err, "a regional hub seeds no branch"), "%s",
-                       r.err);
-    run_free(&r);
+    /* A branch behind a region is seeded by its region, not here. */
     cr_assert_eq(CLI(&r, head, "peer", "seed", "w1"), 2, "%s", r.err);
     cr_assert_not_null(strstr(r.err, "behind regional hub \"west\""), "%s",
                        r.err);
+    cr_assert_not_null(strstr(r.err, "peer seed w1` there"), "%s", r.err);
     run_free(&r);
 
     /* Move-in across regions: the head office gives e1's order to w2;

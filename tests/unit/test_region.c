@@ -29,7 +29,10 @@
 #include "../../replication/snapshot.h"
 #include "../../replication/collections.h"
 #include "../../replication/members.h"
+#include "../../replication/movein.h"
 #include "../../replication/pairing.h"
+#include "../../replication/purge.h"
+#include "../../replication/verify.h"
 #include "../../replication/records.h"
 #include "../../replication/streams.h"
 #include "../../replication/scope.h"
@@ -846,4 +849,185 @@ Test(region, a_region_relays_snapshots_but_cannot_forge_them)
     same_record(&e2, "orders", "o3");
     bst_frames_fini(&fr);
     free(p);
+}
+
+/* ---- seeding through a regional hub (protocol.md 8.9) ---- */
+
+/* `verify` finds nothing wrong at t. */
+static void
+verify_ok(bst_node *t)
+{
+    bs_errbuf err = {{0}};
+    bs_verify_stats vs;
+    bs_txn *tx;
+    bs_err rv;
+
+    bst_ok(bs_store_read(t->n->store, &tx, &err), &err, "read");
+    rv = bs_verify_store(tx, NULL, &vs, &err);
+    bs_txn_abort(tx);
+    cr_assert_eq(rv, BS_OK, "verify at %s: %s", t->name, bs_errmsg(&err, rv));
+}
+
+static bs_err
+mark_for_seed(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_movein_seed_peer(t, arg);
+}
+
+/* `branchsync peer seed B` at regional hub r. */
+static void
+seed_at(bst_node *r, bst_node *b)
+{
+    bs_meta mb = bst_meta(b);
+    bs_errbuf err = {{0}};
+
+    bst_ok(bs_store_write(r->n->store, mark_for_seed, mb.pk, &err), &err,
+           "peer seed");
+}
+
+/* One sync of b with its region r that fails, its message holding `want`. */
+static void
+sync_refused(bst_node *b, bst_node *r, const char *want)
+{
+    bst_sync_result res;
+    bs_err rv = bst_sync(b, r, NULL, NULL, &res);
+
+    cr_assert_neq(rv, BS_OK, "%s <-> %s went through", b->name, r->name);
+    cr_assert(strstr(res.msg_a, want) != NULL || strstr(res.msg_b, want),
+              "%s <-> %s: %s / %s", b->name, r->name, res.msg_a, res.msg_b);
+}
+
+static void
+advance(uint64_t ms)
+{
+    for (size_t i = 0; i < 7; i++)
+        ck[i].ms += ms;
+}
+
+/*
+ * A new branch behind west is seeded by west: the records of its scope
+ * as the head office signed them (west asks the head office for every
+ * collection first), its positions at the seed point, then the log.
+ */
+Test(region, a_new_branch_behind_a_region_is_seeded_by_it)
+{
+    bst_node w3;
+    bs_clock c = bst_clock_of(&ck[6]);
+    bst_sync_result res;
+    char *r;
+
+    write_everywhere();
+    put_ok(&w1, "orders", "o-w3", "{\"shop\": \"w3\", \"total\": 7}");
+    settle();
+    bst_node_new(&w3, root, "w3", BS_ROLE_BRANCH, &c);
+    bst_member_via(&head, &w3, &west);
+    bst_pair(&west, &w3);
+    bst_pair_hub(&w3, &west);
+    round_trip(); /* west learns w3 is a member */
+    seed_at(&west, &w3);
+    /* west holds no answer of the head office yet: it asks, and says so */
+    sync_refused(&w3, &west, "waits for the hub's record snapshots");
+    sync_ok(&west, &head);
+    cr_assert_eq(bst_sync(&w3, &west, NULL, NULL, &res), BS_OK, "%s / %s",
+                 res.msg_a, res.msg_b);
+    cr_assert_gt(res.sb.snapshots_sent, 0, "not a seed");
+    cr_assert_eq(res.sa.refused + res.sb.refused, 0, "%s", res.msg_a);
+    same_scope(&w3);
+    same_record(&w3, "orders", "o-w3");
+    cr_assert_not_null(r = bst_get(&w3, "notes", "n-e1"));
+    free(r);
+    {
+        bs_errbuf err = {{0}};
+        bs_seeding sd;
+        bs_txn *t;
+        bst_ok(bs_store_read(w3.n->store, &t, &err), &err, "read");
+        cr_assert_eq(bs_movein_seed_get(t, &sd), BS_ENOTFOUND,
+                     "the seed did not end");
+        bs_txn_abort(t);
+    }
+    /* then the log, both ways */
+    put_ok(&w3, "notes", "n-w3", "{\"text\": \"hi\"}");
+    put_ok(&head, "catalog", "p2", "{\"price\": 3}");
+    sync_ok(&w3, &west);
+    sync_ok(&west, &head);
+    sync_ok(&w3, &west);
+    same_scope(&w3);
+    cr_assert_not_null(r = bst_get(&head, "notes", "n-w3"));
+    free(r);
+    verify_ok(&w3);
+    bst_node_free(&w3);
+}
+
+/*
+ * w1 is offline past the retention limit: it edits a record the head
+ * office deletes and everyone purges meanwhile.  West refuses it (X7)
+ * until west's admin runs `peer seed w1`; the seed replaces w1's data
+ * with the head office's signed snapshots of its scope, its newer edit of
+ * a record that still exists survives and travels, its older one loses,
+ * and the purged record is back nowhere.
+ */
+Test(region, a_stale_branch_behind_a_region_is_seeded_again_and_converges)
+{
+    bst_node *others[] = {&head, &east, &west, &e1, &e2, &w2};
+    const uint64_t day = 86400000ull;
+    bs_purge_stats ps;
+    bs_errbuf err = {{0}};
+    char *r;
+
+    write_everywhere();
+    put_ok(&head, "notes", "a", "{\"v\": \"x\"}");
+    put_ok(&head, "notes", "c", "{\"v\": \"x\"}");
+    put_ok(&head, "notes", "d", "{\"v\": \"x\"}");
+    settle();
+    advance(day); /* w1 goes offline and edits */
+    put_ok(&w1, "notes", "a", "{\"v\": \"w1\"}");
+    put_ok(&w1, "notes", "c", "{\"v\": \"w1\"}");
+    put_ok(&w1, "notes", "d", "{\"v\": \"w1\"}");
+    put_ok(&w1, "orders", "o-w1", "{\"shop\": \"w1\", \"total\": 5}");
+    advance(day); /* the head office, later */
+    bst_ok(bst_del(&head, "notes", "a", &err), &err, "delete");
+    put_ok(&head, "notes", "d", "{\"v\": \"head\"}");
+    for (int i = 0; i < 5; i++) { /* everyone else goes on, for months */
+        advance(25 * day);
+        carry(&e1, &east);
+        carry(&e2, &east);
+        sync_ok(&w2, &west);
+        carry(&east, &head);
+        sync_ok(&west, &head);
+        carry(&head, &east);
+        carry(&east, &e1);
+        carry(&east, &e2);
+        sync_ok(&w2, &west);
+    }
+    for (size_t i = 0; i < 6; i++) {
+        bst_ok(bs_purge_run(&others[i]->core, &ps, &err), &err, "purge");
+        if (others[i] == &head)
+            cr_assert_geq(ps.purged, 1, "w1 silent: a is purged at head");
+    }
+    sync_refused(&w1, &west, "peer seed");
+    seed_at(&west, &w1);
+    sync_refused(&w1, &west, "waits for the hub's record snapshots");
+    sync_ok(&west, &head);
+    sync_ok(&w1, &west); /* the seed */
+    settle();
+    for (size_t i = 0; i < 7; i++) {
+        bst_node *n = all[i];
+        cr_assert_null(r = bst_get(n, "notes", "a"), "%s holds a: %s", n->name,
+                       r);
+        cr_assert_not_null(r = bst_get(n, "notes", "c"), "%s", n->name);
+        cr_assert(strstr(r, "\"v\":\"w1\""), "%s's c: %s", n->name, r);
+        free(r);
+        cr_assert_not_null(r = bst_get(n, "notes", "d"), "%s", n->name);
+        cr_assert(strstr(r, "\"v\":\"head\""), "%s's d: %s", n->name, r);
+        free(r);
+    }
+    cr_assert_not_null(r = bst_get(&head, "orders", "o-w1"));
+    cr_assert(strstr(r, "\"total\":5"), "%s", r);
+    free(r);
+    same_scope(&w1);
+    same_digest(&head, &west);
+    same_digest(&head, &east);
+    verify_ok(&w1);
+    verify_ok(&west);
 }
