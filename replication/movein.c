@@ -534,6 +534,75 @@ relay_one(bs_txn *t, const bs_meta *m, bs_movein_cursor *c, int *more)
     return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
+/* The kept marker of want (coll, "") decoded into *out (BS_ENOTFOUND: none
+ * kept; BS_ESTORE: it does not decode). */
+static bs_err
+kept_marker(bs_txn *t, const char *coll, bs_snap **out)
+{
+    uint8_t k[KEY_MAX];
+    bs_slice v;
+    bs_err rv;
+
+    rv = bs_txn_get(t, BS_DB_META,
+                    bs_mem(k, key_of(k, RDONE_PREFIX, NULL, coll, "")), &v);
+    if (rv != BS_OK)
+        return rv;
+    return bs_snap_decode(v.p, v.n, out, NULL) == BS_OK ? BS_OK : BS_ESTORE;
+}
+
+/*
+ * The hub's answer to (coll, "") just ended: it held every record of coll
+ * (a regional hub is entitled to all), so a kept snapshot of coll made no
+ * later than the end of the previous such answer (its marker's
+ * created_ms) is of a record the hub no longer holds (purged): it goes,
+ * else it could bring the record back at a branch.
+ */
+static bs_err
+relay_prune(bs_txn *t, const char *coll)
+{
+    uint8_t k[RKEY_MAX], (*del)[RKEY_MAX] = NULL;
+    size_t kn, *dl = NULL, nd = 0;
+    uint64_t before;
+    bs_cursor *cur;
+    bs_slice kk, v;
+    bs_snap *mk;
+    bs_err rv;
+
+    if ((rv = kept_marker(t, coll, &mk)) != BS_OK)
+        return rv == BS_ENOTFOUND ? BS_OK : rv;
+    before = mk->created_ms;
+    bs_snap_free(mk);
+    kn = key_of(k, RSNAP_PREFIX, NULL, coll, "");
+    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
+        return rv;
+    for (rv = bs_cursor_seek(cur, bs_mem(k, kn), &kk, &v);
+         rv == BS_OK && kk.n > kn && kk.n <= RKEY_MAX &&
+         memcmp(kk.p, k, kn) == 0;
+         rv = bs_cursor_next(cur, &kk, &v)) {
+        uint8_t(*nd2)[RKEY_MAX];
+        size_t *nl;
+
+        if (v.n >= 8 && bs_get_u64be(v.p) > before)
+            continue;
+        if ((nd2 = realloc(del, (nd + 1) * sizeof *nd2)) == NULL ||
+            (del = nd2, (nl = realloc(dl, (nd + 1) * sizeof *nl)) == NULL)) {
+            rv = BS_ENOMEM;
+            break;
+        }
+        dl = nl;
+        memcpy(del[nd], kk.p, kk.n);
+        dl[nd++] = kk.n;
+    }
+    bs_cursor_close(cur);
+    if (rv == BS_ENOTFOUND)
+        rv = BS_OK;
+    for (size_t i = 0; i < nd && rv == BS_OK; i++)
+        rv = del_key(t, del[i], dl[i]);
+    free(del);
+    free(dl);
+    return rv;
+}
+
 /* Keep admitted snapshot s (not of a batch) as the hub signed it, for this
  * regional hub's branches: a record's parts replace those of an earlier
  * answer (another created_ms); a done marker replaces the earlier one. */
@@ -551,6 +620,10 @@ relay_keep(bs_txn *t, const bs_snap *s)
     if ((rv = bs_snap_signed(s, &raw, &n)) != BS_OK)
         return rv;
     if (s->done) {
+        if (s->id[0] == '\0' && (rv = relay_prune(t, s->coll)) != BS_OK) {
+            free(raw);
+            return rv;
+        }
         kn = key_of(k, RDONE_PREFIX, NULL, s->coll, s->id);
         rv = bs_txn_put(t, BS_DB_META, bs_mem(k, kn), bs_mem(raw, n), 0, NULL);
         free(raw);
@@ -633,22 +706,6 @@ marker_covers(const bs_slice raw, const bs_pos *ack, size_t n,
 
 /* ---- a regional hub: seeding its branches from the hub's answers ---- */
 
-/* The kept marker of want (coll, "") decoded into *out (BS_ENOTFOUND: none
- * kept; BS_ESTORE: it does not decode). */
-static bs_err
-kept_marker(bs_txn *t, const char *coll, bs_snap **out)
-{
-    uint8_t k[KEY_MAX];
-    bs_slice v;
-    bs_err rv;
-
-    rv = bs_txn_get(t, BS_DB_META,
-                    bs_mem(k, key_of(k, RDONE_PREFIX, NULL, coll, "")), &v);
-    if (rv != BS_OK)
-        return rv;
-    return bs_snap_decode(v.p, v.n, out, NULL) == BS_OK ? BS_OK : BS_ESTORE;
-}
-
 bs_err
 bs_movein_relay_seed_point(bs_txn *t, const bs_meta *m, bs_pos **point,
                            size_t *n)
@@ -700,6 +757,13 @@ bs_movein_relay_seed_point(bs_txn *t, const bs_meta *m, bs_pos **point,
             (rv = bs_compact_floor(t, st->idx, &floor)) == BS_OK &&
             p[i].seq < floor)
             rv = BS_ENOTFOUND;
+    }
+    if (rv == BS_OK) { /* the streams it holds at seq > 0 only */
+        size_t k = 0;
+        for (size_t i = 0; i < np; i++)
+            if (p[i].seq > 0)
+                p[k++] = p[i];
+        np = k;
     }
     free(w);
     bs_streams_fini(&tab);
@@ -767,7 +831,6 @@ bs_movein_relay_note(bs_txn *t, const uint8_t *pk, const bs_snapwant *w,
                      size_t n, const bs_pos *ack, size_t nack, int seed)
 {
     uint8_t k[KEY_MAX];
-    bs_snapwant from;
     bs_slice v;
     bs_meta m;
     bs_err rv;
@@ -776,13 +839,8 @@ bs_movein_relay_note(bs_txn *t, const uint8_t *pk, const bs_snapwant *w,
         return rv;
     if (!is_region(t, &m))
         return BS_OK;
-    /* a branch to seed (it asks, or this node's admin said so) */
-    if (seed || (rv = bs_movein_peer_seed(t, pk, &from)) == BS_OK) {
-        if ((rv = relay_refresh(t, &m)) != BS_OK)
-            return rv;
-    } else if (rv != BS_ENOTFOUND) {
+    if (seed && (rv = relay_refresh(t, &m)) != BS_OK) /* a branch to seed */
         return rv;
-    }
     for (size_t i = 0; i < n; i++) {
         if (w[i].after[0] != '\0')
             continue; /* where a seed resumes: not relayed */
