@@ -1031,3 +1031,79 @@ Test(region, a_stale_branch_behind_a_region_is_seeded_again_and_converges)
     verify_ok(&w1);
     verify_ok(&west);
 }
+
+static bs_err
+ask_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_movein_relay_note(t, arg, NULL, 0, NULL, 0, 1);
+}
+
+/* A new branch behind west, admitted, paired and seeded by west. */
+static void
+seeded_branch(bst_node *b, const char *name, bst_clock *c0)
+{
+    bs_clock c = bst_clock_of(c0);
+    bst_sync_result res;
+    bs_err rv;
+
+    bst_node_new(b, root, name, BS_ROLE_BRANCH, &c);
+    bst_member_via(&head, b, &west);
+    bst_pair(&west, b);
+    bst_pair_hub(b, &west);
+    round_trip();
+    seed_at(&west, b);
+    if ((rv = bst_sync(b, &west, NULL, NULL, &res)) != BS_OK) {
+        /* west asks the head office first */
+        cr_assert(strstr(res.msg_b, "waits for the hub's record snapshots"),
+                  "%s / %s", res.msg_a, res.msg_b);
+        sync_ok(&west, &head);
+        rv = bst_sync(b, &west, NULL, NULL, &res);
+    }
+    cr_assert_eq(rv, BS_OK, "%s / %s", res.msg_a, res.msg_b);
+    cr_assert_gt(res.sb.snapshots_sent, 0, "%s: not a seed", name);
+}
+
+/*
+ * West kept the head office's snapshot of note z; the head office then
+ * deletes z and purges it, while west still holds its tombstone.  West's
+ * next answer of the whole collection no longer holds z, so the snapshot
+ * it kept goes with it: a branch it seeds afterwards does not get z
+ * back.
+ */
+Test(region, a_record_the_head_office_purged_is_not_relayed_again)
+{
+    const uint64_t day = 86400000ull;
+    bst_clock c3 = {T0, 1}, c4 = {T0, 1};
+    bst_node w3, w4;
+    bs_meta mw = bst_meta(&west);
+    bs_purge_stats ps;
+    bs_errbuf err = {{0}};
+    char *r;
+
+    write_everywhere();
+    put_ok(&head, "notes", "z", "{\"text\": \"old\"}");
+    settle();
+    seeded_branch(&w3, "w3", &c3);
+    cr_assert_not_null(r = bst_get(&w3, "notes", "z"));
+    free(r);
+    bst_ok(bst_del(&head, "notes", "z", &err), &err, "delete");
+    settle();
+    for (int i = 0; i < 4; i++) {
+        advance(25 * day);
+        c3.ms += 25 * day;
+        c4.ms += 25 * day;
+        round_trip();
+        sync_ok(&w3, &west);
+    }
+    bst_ok(bs_purge_run(&head.core, &ps, &err), &err, "purge");
+    cr_assert_geq(ps.purged, 1);
+    /* west asks the head office for every collection again */
+    bst_ok(bs_store_write(west.n->store, ask_txn, mw.pk, &err), &err, "ask");
+    sync_ok(&west, &head);
+    seeded_branch(&w4, "w4", &c4);
+    cr_assert_null(r = bst_get(&w4, "notes", "z"), "z came back: %s", r);
+    same_scope(&w4);
+    bst_node_free(&w3);
+    bst_node_free(&w4);
+}
