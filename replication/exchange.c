@@ -654,7 +654,7 @@ reseeding(bs_txn *t, const bs_meta *m, const bs_peer *p, int *on)
 }
 
 static bs_err
-stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
+stale_error(bs_txn *t, const bs_meta *m, const bs_peer *p, uint64_t now_ms,
             uint64_t retention_ms, bs_errbuf *err)
 {
     uint64_t since = p->last_ok_ms ? p->last_ok_ms : p->created_ms;
@@ -662,8 +662,9 @@ stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
 
     span(silent, sizeof silent, now_ms - since);
     span(limit, sizeof limit, retention_ms);
-    /* Say who needs the resync and how: the hub seeds it again. */
-    if (m->role == BS_ROLE_HUB)
+    /* Say who needs the resync and how: the hub seeds it again, or the
+     * regional hub its branch (protocol.md 8.9). */
+    if (m->role == BS_ROLE_HUB || bs_members_is_region(t, m, m->pk))
         snprintf(what, sizeof what,
                  "it needs a full resync: seed it again with `branchsync "
                  "peer seed %s` here",
@@ -672,6 +673,13 @@ stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
         snprintf(what, sizeof what,
                  "this node needs a full resync: its hub's administrator "
                  "seeds it again with `branchsync peer seed %s` there",
+                 m->name);
+    else if (m->joined && p->hub_pin == BS_PIN_NAMED &&
+             bs_members_is_region(t, m, p->pk))
+        snprintf(what, sizeof what,
+                 "this node needs a full resync: its regional hub's "
+                 "administrator seeds it again with `branchsync peer seed "
+                 "%s` there",
                  m->name);
     else
         snprintf(what, sizeof what,
@@ -697,7 +705,7 @@ bs_xchg_check_stale(bs_txn *t, const bs_meta *m, const bs_peer *p,
         return BS_OK;
     if ((rv = reseeding(t, m, p, &on)) != BS_OK || on)
         return rv;
-    return stale_error(m, p, now_ms, retention_ms, err);
+    return stale_error(t, m, p, now_ms, retention_ms, err);
 }
 
 /*
@@ -713,6 +721,18 @@ seeder(const bs_meta *m, const bs_envelope *e, const bs_peer *p)
     return p != NULL && p->hub_pin == BS_PIN_NAMED &&
            memcmp(p->pk, e->sender, BS_PK_LEN) == 0 &&
            memcmp(e->hub, m->hub, BS_PK_LEN) == 0;
+}
+
+/* Whether e is a regional hub's seed of this branch (protocol.md 8.9): its
+ * `ack` is the seed point, which may lie below what it acknowledged
+ * before (no later than the hub's answers it kept), so X6 does not hold
+ * it. */
+static int
+region_seeds(const bs_meta *m, const bs_envelope *e, const bs_accept *a)
+{
+    return m->joined && m->role != BS_ROLE_HUB && e->seed &&
+           (e->features & BS_FEATURE_BOOTSTRAP) &&
+           memcmp(e->sender, m->hub, BS_PK_LEN) != 0 && seeder(m, e, &a->peer);
 }
 
 /*
@@ -778,7 +798,7 @@ check_stale_envelope(bs_txn *t, const bs_meta *m, const bs_envelope *e,
         a->reseed_peer = 1;
         return BS_OK;
     }
-    return stale_error(m, &a->peer, now_ms, retention_ms, err);
+    return stale_error(t, m, &a->peer, now_ms, retention_ms, err);
 }
 
 /*
@@ -919,7 +939,8 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
      * Envelopes of concurrent exchanges may arrive out of order, so only a
      * newer one (by message number) is held to it. */
     if (a->peer.has_inc && e->message_no > a->peer.acked_no &&
-        memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0) {
+        memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0 &&
+        !region_seeds(m, e, a)) {
         for (size_t i = 0; i < a->peer.nacked; i++) {
             const bs_pos *now = find_pos(e->ack, e->nack, &a->peer.acked[i]);
             int back = 0;

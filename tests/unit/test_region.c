@@ -1005,7 +1005,9 @@ Test(region, a_stale_branch_behind_a_region_is_seeded_again_and_converges)
         if (others[i] == &head)
             cr_assert_geq(ps.purged, 1, "w1 silent: a is purged at head");
     }
-    sync_refused(&w1, &west, "peer seed");
+    sync_refused(&w1, &west,
+                 "seed it again with `branchsync peer seed w1` here");
+    sync_refused(&west, &w1, "its regional hub's administrator seeds it again");
     seed_at(&west, &w1);
     sync_refused(&w1, &west, "waits for the hub's record snapshots");
     sync_ok(&west, &head);
