@@ -203,6 +203,29 @@ typedef struct hello_ctx {
     size_t n;
 } hello_ctx;
 
+/* Whether a regional hub's seed point covers what peer p holds of every
+ * stream but its own (its HELLO's vector, else the one recorded): a seed
+ * drops the branch's records and rebuilds them from the snapshots, so a
+ * change it holds beyond the point would be lost (M1's rule, for a seed). */
+static int
+covers_peer(const bs_session *s, const bs_peer *p)
+{
+    const bs_pos *v = s->cfg.initiator ? p->acked : s->theirs.ack;
+    size_t n = s->cfg.initiator ? p->nacked : s->theirs.nack;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t key[BS_PK_LEN + BS_INC_LEN];
+
+        if (v[i].seq == 0 || memcmp(v[i].origin, p->pk, BS_PK_LEN) == 0)
+            continue;
+        memcpy(key, v[i].origin, BS_PK_LEN);
+        memcpy(key + BS_PK_LEN, v[i].inc, BS_INC_LEN);
+        if (bs_vv_get(s->seed_point, s->nseed_point, key) < v[i].seq)
+            return 0;
+    }
+    return 1;
+}
+
 /* Whether peer p is to be seeded now (s->seeding, from s->seed_from): it
  * asks in its HELLO, or the admin said so, or its last envelope asked. */
 static bs_err
@@ -252,6 +275,12 @@ decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
     /* a regional hub seeds from the hub's answers it kept (8.9), once it
      * holds an answer of every collection */
     rv = bs_movein_relay_seed_point(t, m, &s->seed_point, &s->nseed_point);
+    if (rv == BS_OK && !covers_peer(s, p)) {
+        free(s->seed_point); /* what it holds would be lost: ask first */
+        s->seed_point = NULL;
+        s->nseed_point = 0;
+        rv = BS_ENOTFOUND;
+    }
     if (rv == BS_ENOTFOUND) {
         s->seeding = 0;
         s->seed_wait = 1;

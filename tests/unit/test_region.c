@@ -1109,3 +1109,39 @@ Test(region, a_record_the_head_office_purged_is_not_relayed_again)
     bst_node_free(&w3);
     bst_node_free(&w4);
 }
+
+/*
+ * A branch that exchanged lately is seeded again by its region only from
+ * answers of the head office that cover what it holds (a seed drops its
+ * records and rebuilds them from the snapshots): west asks first, then
+ * seeds; nothing the branch held is lost, its own edits stay.
+ */
+Test(region, a_branch_that_exchanged_lately_is_seeded_again_by_its_region)
+{
+    bst_clock c3 = {T0, 1};
+    bst_node w3;
+    char *r;
+
+    write_everywhere();
+    settle();
+    seeded_branch(&w3, "w3", &c3);
+    put_ok(&w3, "notes", "n-w3", "{\"text\": \"mine\"}");
+    put_ok(&head, "notes", "n-head", "{\"text\": \"later\"}");
+    settle();
+    sync_ok(&w3, &west);
+    sync_ok(&w3, &west);
+    seed_at(&west, &w3);
+    /* west's answers, kept before n-head, would lose it: it asks again */
+    sync_refused(&w3, &west, "waits for the hub's record snapshots");
+    sync_ok(&west, &head);
+    sync_ok(&w3, &west); /* the seed */
+    settle();
+    sync_ok(&w3, &west);
+    same_scope(&w3);
+    cr_assert_not_null(r = bst_get(&head, "notes", "n-w3"));
+    free(r);
+    cr_assert_not_null(r = bst_get(&w3, "notes", "n-e1"));
+    free(r);
+    verify_ok(&w3);
+    bst_node_free(&w3);
+}
