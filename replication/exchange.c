@@ -12,6 +12,7 @@
 #include "setlog.h"
 #include "compact.h"
 #include "movein.h"
+#include "relay.h"
 #include "reseed.h"
 
 /*
@@ -1083,9 +1084,8 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
         rv =
             bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
     if (rv == BS_OK) /* a regional hub asks the hub for them in turn */
-        rv = bs_movein_relay_note(
-            t, e->sender, e->wants, e->nwants, e->ack, e->nack,
-            e->seed && (e->features & BS_FEATURE_BOOTSTRAP));
+        rv = bs_relay_note(t, e->sender, e->wants, e->nwants, e->ack, e->nack,
+                           e->seed && (e->features & BS_FEATURE_BOOTSTRAP));
     if (rv == BS_OK) /* a branch asking its hub to seed it, or go on */
         rv = bs_movein_note_seed(
             t, e->sender, e->seed && (e->features & BS_FEATURE_BOOTSTRAP),

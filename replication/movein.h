@@ -91,8 +91,8 @@ void bs_movein_cursor_fini(bs_movein_cursor *c);
  * records outside the receiver's scope are skipped (the branch asks again
  * until the record is in its scope at the hub, or leaves its own).  A
  * regional hub is entitled to every record.  At a regional hub, the
- * hub's snapshots it kept (below; sk unused, no seed); at any other node
- * nothing.
+ * hub's snapshots it kept (relay.h bs_relay_serve; sk unused, no batch);
+ * at any other node nothing.
  * BS_ENOTFOUND when done; BS_ESTORE, BS_ENOMEM.  A read transaction per
  * call is enough: the cursor keeps its place by key.
  */
@@ -133,59 +133,8 @@ BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
                                     uint32_t *features, bs_snapwant **w,
                                     size_t *n);
 
-/* ---- a regional hub: relaying the hub's snapshots ----
- *
- * Only the hub signs snapshots, and a branch behind a regional hub still
- * verifies the hub's signature on each: the regional hub only carries
- * them (protocol.md 7.3, "Through a regional hub").  It
- *  - asks the hub, in its own envelopes, for what its branches want
- *    (bs_movein_relay_note, when it records a branch's envelope: unless
- *    the hub's answer it kept already covers that branch's vector);
- *  - keeps each snapshot and done marker the hub answers it with, byte
- *    for byte as signed (bs_movein_merge; meta "rsc:" and "rdn:",
- *    storage.md 3.1), a record's parts replacing those of an earlier
- *    answer;
- *  - answers its branches' wants from what it kept (bs_movein_next): the
- *    parts of each record in ID order that the branch is entitled to, as
- *    the regional hub holds the record and as each part says (a record
- *    it no longer holds is not sent), then the hub's done marker of that
- *    want if it kept one (else the branch asks again).  The branch's M1
- *    judges the marker's vector against its own positions, as for the
- *    hub's own answer.
- */
-
-/* Note the wants w[0..n) of branch pk, whose vector is ack[0..nack), as
- * this regional hub's own (write txn): those the hub's kept answer does
- * not cover yet.  When the branch is to be seeded (`seed`: its envelope
- * asks; or this node's admin said so, "psd:"), a want of every collection
- * whose kept answer does not cover this node's vector.  A no-op on any
- * other node than a regional hub. */
-BS_MUST_CHECK bs_err bs_movein_relay_note(bs_txn *t, const uint8_t *pk,
-                                          const bs_snapwant *w, size_t n,
-                                          const bs_pos *ack, size_t nack,
-                                          int seed);
-
-/*
- * A regional hub seeds a branch from the hub's answers it kept
- * (protocol.md 8.9): the seed point is its own vector (quarantined
- * streams left out) lowered, stream by stream, to no later than every
- * kept answer of a whole collection (each `done` marker's `covered`), so
- * that the snapshots summarise every change up to the anchors.  *point
- * malloc'd; BS_ENOTFOUND when this node is not a regional hub, lacks the
- * answer of a collection it holds, or no longer holds the sets just above
- * the point (compacted): it cannot seed yet (bs_movein_relay_note asks
- * the hub).  BS_ESTORE, BS_ENOMEM.
- */
-BS_MUST_CHECK bs_err bs_movein_relay_seed_point(bs_txn *t, const bs_meta *m,
-                                                bs_pos **point, size_t *n);
-/* The end of a regional hub's seed (m; sk its secret key): a `done`
- * marker with `seed`, covering point[0..n), signed by the regional hub
- * (N9s): *out malloc'd.  BS_ENOMEM. */
-BS_MUST_CHECK bs_err bs_movein_relay_seed_marker(const bs_meta *m,
-                                                 const uint8_t *sk,
-                                                 const bs_pos *point, size_t n,
-                                                 uint64_t now_ms, uint8_t **out,
-                                                 size_t *outn);
+/* A regional hub relays the hub's answers to its branches and seeds them
+ * from them: relay.h. */
 
 /* ---- the branch's side: wanting and merging ---- */
 

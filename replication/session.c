@@ -8,6 +8,7 @@
 #include "setlog.h"
 #include "members.h"
 #include "movein.h"
+#include "relay.h"
 #include "purge.h"
 #include "reseed.h"
 
@@ -274,7 +275,7 @@ decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
         return rv;
     /* a regional hub seeds from the hub's answers it kept (8.9), once it
      * holds an answer of every collection */
-    rv = bs_movein_relay_seed_point(t, m, &s->seed_point, &s->nseed_point);
+    rv = bs_relay_seed_point(t, m, &s->seed_point, &s->nseed_point);
     if (rv == BS_OK && !covers_peer(s, p)) {
         free(s->seed_point); /* what it holds would be lost: ask first */
         s->seed_point = NULL;
@@ -358,14 +359,14 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
 }
 
 /* A regional hub about to seed peer s->peer_pk asks the hub for what it
- * lacks (movein.h bs_movein_relay_note). */
+ * lacks (relay.h bs_relay_note). */
 static bs_err
 ask_hub(bs_txn *t, void *arg, bs_errbuf *err)
 {
     bs_session *s = arg;
 
     (void)err;
-    return bs_movein_relay_note(t, s->peer_pk, NULL, 0, NULL, 0, 1);
+    return bs_relay_note(t, s->peer_pk, NULL, 0, NULL, 0, 1);
 }
 
 static bs_err
@@ -1187,13 +1188,12 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
                  ? next_batch(s, t, &m, out, n)
                  : BS_ENOTFOUND;
     } else if (rv == BS_OK) {
-        /* the hub, or a regional hub relaying the hub's (movein.h) */
+        /* the hub, or a regional hub relaying the hub's (relay.h) */
         rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         if (rv == BS_ENOTFOUND && s->seeding && m.joined) { /* the end */
             rv = s->seed_point != NULL
-                     ? bs_movein_relay_seed_marker(&m, s->cfg.sk, s->seed_point,
-                                                   s->nseed_point, now_ms(s),
-                                                   out, n)
+                     ? bs_relay_seed_marker(&m, s->cfg.sk, s->seed_point,
+                                            s->nseed_point, now_ms(s), out, n)
                      : bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out,
                                              n);
             s->marker_sent = rv == BS_OK;

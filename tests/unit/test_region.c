@@ -30,6 +30,7 @@
 #include "../../replication/collections.h"
 #include "../../replication/members.h"
 #include "../../replication/movein.h"
+#include "../../replication/relay.h"
 #include "../../replication/pairing.h"
 #include "../../replication/purge.h"
 #include "../../replication/verify.h"
@@ -1038,7 +1039,7 @@ static bs_err
 ask_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
     (void)err;
-    return bs_movein_relay_note(t, arg, NULL, 0, NULL, 0, 1);
+    return bs_relay_note(t, arg, NULL, 0, NULL, 0, 1);
 }
 
 /* A new branch behind west, admitted, paired and seeded by west. */
