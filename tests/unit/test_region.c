@@ -927,6 +927,14 @@ Test(region, a_new_branch_behind_a_region_is_seeded_by_it)
     bst_pair_hub(&w3, &west);
     round_trip(); /* west learns w3 is a member */
     seed_at(&west, &w3);
+    { /* a regional hub seeds over the network only */
+        char path[256];
+        bs_errbuf err = {{0}};
+        snprintf(path, sizeof path, "%s/west-w3.bsx", root);
+        cr_assert_eq(bst_export(&west, "w3", path, &err), BS_EINVAL);
+        cr_assert(strstr(err.msg, "seeds over the network only") != NULL, "%s",
+                  err.msg);
+    }
     /* west holds no answer of the head office yet: it asks, and says so */
     sync_refused(&w3, &west, "waits for the hub's record snapshots");
     sync_ok(&west, &head);
