@@ -1213,9 +1213,8 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
         (ov = bs_snap_field(s, rules.owner_field)) != NULL &&
         ov->type == BS_VTEXT && ov->len <= BS_NODE_NAME_MAX)
         snprintf(owner, sizeof owner, "%.*s", (int)ov->len, ov->s);
-    if (!bs_scope_entitled(
-            bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk), name, &rules,
-            s->coll, owner, NULL))
+    if (!bs_scope_entitled(0, name, &rules, s->coll, owner, NULL) &&
+        !bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk))
         return bs_errf(err, BS_EPERM,
                        "not permitted: record snapshot of %s/%s (owner "
                        "\"%s\") is outside this node's scope",
