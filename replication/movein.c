@@ -298,12 +298,15 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
     bs_streamtab tab;
     bs_record rec;
     bs_arena a;
-    int found = 0;
-    /* a regional hub is entitled to every record: it relays them */
-    int hub = bs_members_is_region(t, m, c->peer);
+    int found = 0, hub;
     bs_err rv;
 
     *more = 0;
+    /* a regional hub is entitled to every record: it relays them (looked
+     * up once per cursor, not per record of a seed) */
+    if (c->peer_kind == 0)
+        c->peer_kind = bs_members_is_region(t, m, c->peer) ? 2 : 1;
+    hub = c->peer_kind == 2;
     bs_access_name(t, m, c->peer, name);
     if ((rv = bs_rules_at(t, w->coll, UINT64_MAX, &rules, NULL)) != BS_OK)
         return rv;

@@ -80,6 +80,7 @@ typedef struct bs_movein_cursor {
     /* a resumed seed: skip the wants of collections before from.coll and
      * start from.coll after from.after (init sets "": from the start) */
     bs_snapwant from;
+    int peer_kind; /* 0 not looked up yet; 1 a branch, 2 a regional hub */
 } bs_movein_cursor;
 
 void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,
