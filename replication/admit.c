@@ -1144,6 +1144,18 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
 
 /* ---- record snapshots (move-in) ---- */
 
+/* N9's carrier: the hub, or (revision 2026-12, regional hubs) a regional
+ * hub relaying the hub's snapshots to this branch (movein.h); the
+ * signature stays the hub's either way (N10). */
+static int
+snap_carrier(bs_admission *ad, const uint8_t *carrier)
+{
+    return memcmp(carrier, ad->meta.hub, BS_PK_LEN) == 0 ||
+           (memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) != 0 &&
+            !bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk) &&
+            bs_members_is_region(ad->txn, &ad->meta, carrier));
+}
+
 bs_err
 bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
                   bs_errbuf *err)
@@ -1163,8 +1175,17 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
         return bs_errf(err, BS_EINFOBASE,
                        "record snapshot of %s/%s belongs to another infobase",
                        s->coll, s->id);
+    if (s->seed && memcmp(s->hub, carrier, BS_PK_LEN) == 0 &&
+        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0 &&
+        snap_carrier(ad, carrier)) { /* N9s: a regional hub's seed ends */
+        if (!s->batched && bs_snap_verify(s, carrier) != BS_OK) /* N10 */
+            return bs_errf(err, BS_EBADSIG,
+                           "the end of a seed: the regional hub's signature "
+                           "does not verify");
+        return BS_OK;
+    }
     if (memcmp(s->hub, ad->meta.hub, BS_PK_LEN) != 0 ||
-        memcmp(carrier, ad->meta.hub, BS_PK_LEN) != 0) { /* N9 */
+        !snap_carrier(ad, carrier)) {   /* N9 */
         bs_node_id_format(carrier, id); /* only here: once per snapshot
                                            costs 5 % of a seed's import */
         return bs_errf(err, BS_EFORGED,
@@ -1192,7 +1213,8 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
         (ov = bs_snap_field(s, rules.owner_field)) != NULL &&
         ov->type == BS_VTEXT && ov->len <= BS_NODE_NAME_MAX)
         snprintf(owner, sizeof owner, "%.*s", (int)ov->len, ov->s);
-    if (!bs_scope_entitled(0, name, &rules, s->coll, owner, NULL))
+    if (!bs_scope_entitled(0, name, &rules, s->coll, owner, NULL) &&
+        !bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk))
         return bs_errf(err, BS_EPERM,
                        "not permitted: record snapshot of %s/%s (owner "
                        "\"%s\") is outside this node's scope",

@@ -3,6 +3,7 @@
  */
 #include "bundle.h"
 
+#include "members.h"
 #include "movein.h"
 
 #include <errno.h>
@@ -161,7 +162,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     size_t n;
     bs_err rv;
 
-    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0)
+    if (!m->joined) /* else the hub, or a regional hub relaying (movein.h) */
         return BS_OK;
     if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
         return rv;
@@ -309,6 +310,18 @@ export_file(bs_store *s, const uint8_t *sk, const char *peer, int seed,
             goto out_peer;
         }
         seed = has_from = 1;
+    }
+    if (!seed && m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) != 0 &&
+        bs_movein_peer_seed(t, p.pk, &from) == BS_OK &&
+        bs_members_is_region(t, &m, m.pk)) { /* protocol.md 8.9 */
+        fclose(f);
+        unlink(tmp);
+        rv = bs_errf(err, BS_EINVAL,
+                     "%s is to be seeded, and a regional hub seeds over the "
+                     "network only: run `branchsync sync %s` (a seed by file "
+                     "comes from the head office to a branch paired with it)",
+                     peer, peer);
+        goto out_peer;
     }
     if (seed && (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)) {
         fclose(f);

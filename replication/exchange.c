@@ -12,6 +12,7 @@
 #include "setlog.h"
 #include "compact.h"
 #include "movein.h"
+#include "relay.h"
 #include "reseed.h"
 
 /*
@@ -85,7 +86,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     /* A branch asks its hub for the records it lacks (move-in), as many
      * as fit beside the vector within the envelope limit. */
     if (p != NULL && m->joined && memcmp(m->pk, m->hub, BS_PK_LEN) != 0 &&
-        memcmp(p->pk, m->hub, BS_PK_LEN) == 0) {
+        (memcmp(p->pk, m->hub, BS_PK_LEN) == 0 ||
+         bs_members_is_region(t, m, p->pk))) { /* or its regional hub */
         size_t room =
             (BS_SEEN_MAX - (e->nack < BS_SEEN_MAX ? e->nack : BS_SEEN_MAX)) *
             80 / (BS_COLLECTION_MAX + BS_ID_MAX + 8);
@@ -425,6 +427,14 @@ bs_xcursor_seed(bs_xcursor *c)
 }
 
 void
+bs_xcursor_seed_upto(bs_xcursor *c, const bs_pos *point, size_t n)
+{
+    c->seed = 1;
+    c->upto = point;
+    c->nupto = n;
+}
+
+void
 bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk, uint32_t features)
 {
     memcpy(c->peer, pk, BS_PK_LEN);
@@ -508,6 +518,10 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
                 uint64_t upto = sendable(t, &m, s);
                 int send = 0;
 
+                if (c->upto != NULL) { /* a regional hub's seed point */
+                    uint64_t u = bs_vv_get(c->upto, c->nupto, s->key);
+                    upto = u < upto ? u : upto;
+                }
                 for (;;) {
                     rv = bs_setlog_next(t, s->idx, c->from, upto, &set, &last);
                     if ((rv = seed_outgoing(s, c->from, rv, set, last, upto, &f,
@@ -633,7 +647,7 @@ reseeding(bs_txn *t, const bs_meta *m, const bs_peer *p, int *on)
     bs_err rv;
 
     *on = 0;
-    if (m->role != BS_ROLE_HUB)
+    if (m->role != BS_ROLE_HUB && !bs_members_is_region(t, m, m->pk))
         return bs_reseed_pending(t, on);
     rv = bs_movein_peer_seed(t, p->pk, &from);
     *on = rv == BS_OK;
@@ -641,7 +655,7 @@ reseeding(bs_txn *t, const bs_meta *m, const bs_peer *p, int *on)
 }
 
 static bs_err
-stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
+stale_error(bs_txn *t, const bs_meta *m, const bs_peer *p, uint64_t now_ms,
             uint64_t retention_ms, bs_errbuf *err)
 {
     uint64_t since = p->last_ok_ms ? p->last_ok_ms : p->created_ms;
@@ -649,8 +663,9 @@ stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
 
     span(silent, sizeof silent, now_ms - since);
     span(limit, sizeof limit, retention_ms);
-    /* Say who needs the resync and how: the hub seeds it again. */
-    if (m->role == BS_ROLE_HUB)
+    /* Say who needs the resync and how: the hub seeds it again, or the
+     * regional hub its branch (protocol.md 8.9). */
+    if (m->role == BS_ROLE_HUB || bs_members_is_region(t, m, m->pk))
         snprintf(what, sizeof what,
                  "it needs a full resync: seed it again with `branchsync "
                  "peer seed %s` here",
@@ -659,6 +674,13 @@ stale_error(const bs_meta *m, const bs_peer *p, uint64_t now_ms,
         snprintf(what, sizeof what,
                  "this node needs a full resync: its hub's administrator "
                  "seeds it again with `branchsync peer seed %s` there",
+                 m->name);
+    else if (m->joined && p->hub_pin == BS_PIN_NAMED &&
+             bs_members_is_region(t, m, p->pk))
+        snprintf(what, sizeof what,
+                 "this node needs a full resync: its regional hub's "
+                 "administrator seeds it again with `branchsync peer seed "
+                 "%s` there",
                  m->name);
     else
         snprintf(what, sizeof what,
@@ -684,7 +706,34 @@ bs_xchg_check_stale(bs_txn *t, const bs_meta *m, const bs_peer *p,
         return BS_OK;
     if ((rv = reseeding(t, m, p, &on)) != BS_OK || on)
         return rv;
-    return stale_error(m, p, now_ms, retention_ms, err);
+    return stale_error(t, m, p, now_ms, retention_ms, err);
+}
+
+/*
+ * Whether envelope e's sender may seed this branch m: the infobase's hub,
+ * or (protocol.md 8.9) its regional hub — the peer it pinned with --hub,
+ * which is not the hub and names this node's infobase and hub.
+ */
+static int
+seeder(const bs_meta *m, const bs_envelope *e, const bs_peer *p)
+{
+    if (memcmp(e->sender, m->hub, BS_PK_LEN) == 0)
+        return memcmp(e->sender, e->hub, BS_PK_LEN) == 0;
+    return p != NULL && p->hub_pin == BS_PIN_NAMED &&
+           memcmp(p->pk, e->sender, BS_PK_LEN) == 0 &&
+           memcmp(e->hub, m->hub, BS_PK_LEN) == 0;
+}
+
+/* Whether e is a regional hub's seed of this branch (protocol.md 8.9): its
+ * `ack` is the seed point, which may lie below what it acknowledged
+ * before (no later than the hub's answers it kept), so X6 does not hold
+ * it. */
+static int
+region_seeds(const bs_meta *m, const bs_envelope *e, const bs_accept *a)
+{
+    return m->joined && m->role != BS_ROLE_HUB && e->seed &&
+           (e->features & BS_FEATURE_BOOTSTRAP) &&
+           memcmp(e->sender, m->hub, BS_PK_LEN) != 0 && seeder(m, e, &a->peer);
 }
 
 /*
@@ -701,9 +750,7 @@ seed_again(bs_txn *t, const bs_meta *m, const bs_envelope *e, bs_accept *a)
     bs_err rv;
 
     if (a->reseed || m->role == BS_ROLE_HUB || !m->joined || !e->seed ||
-        !(e->features & BS_FEATURE_BOOTSTRAP) ||
-        memcmp(e->sender, m->hub, BS_PK_LEN) != 0 ||
-        memcmp(e->sender, e->hub, BS_PK_LEN) != 0)
+        !(e->features & BS_FEATURE_BOOTSTRAP) || !seeder(m, e, &a->peer))
         return BS_OK;
     if ((rv = bs_movein_seed_get(t, &sd)) == BS_OK) {
         bs_seeding_fini(&sd);
@@ -736,14 +783,14 @@ check_stale_envelope(bs_txn *t, const bs_meta *m, const bs_envelope *e,
                        retention_ms))
         return BS_OK;
     if (m->role != BS_ROLE_HUB && m->joined && boot && e->seed &&
-        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
-        memcmp(e->sender, e->hub, BS_PK_LEN) == 0) {
+        seeder(m, e, &a->peer)) {
         a->reseed = 1;
         return BS_OK;
     }
     /* the peer can take our seed (and stashes its stale sets when it
-     * arrives), or it took it already: a new incarnation */
-    if (m->role == BS_ROLE_HUB &&
+     * arrives), or it took it already: a new incarnation (the hub, or a
+     * regional hub seeding its branch, 8.9) */
+    if ((m->role == BS_ROLE_HUB || bs_members_is_region(t, m, m->pk)) &&
         (boot || !a->peer.has_inc ||
          memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) != 0) &&
         (rv = reseeding(t, m, &a->peer, &on)) != BS_OK)
@@ -752,7 +799,7 @@ check_stale_envelope(bs_txn *t, const bs_meta *m, const bs_envelope *e,
         a->reseed_peer = 1;
         return BS_OK;
     }
-    return stale_error(m, &a->peer, now_ms, retention_ms, err);
+    return stale_error(t, m, &a->peer, now_ms, retention_ms, err);
 }
 
 /*
@@ -893,7 +940,8 @@ bs_xchg_accept(bs_txn *t, const bs_meta *m, const bs_envelope *e,
      * Envelopes of concurrent exchanges may arrive out of order, so only a
      * newer one (by message number) is held to it. */
     if (a->peer.has_inc && e->message_no > a->peer.acked_no &&
-        memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0) {
+        memcmp(a->peer.peer_inc, e->sender_inc, BS_INC_LEN) == 0 &&
+        !region_seeds(m, e, a)) {
         for (size_t i = 0; i < a->peer.nacked; i++) {
             const bs_pos *now = find_pos(e->ack, e->nack, &a->peer.acked[i]);
             int back = 0;
@@ -1035,6 +1083,9 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
     if (rv == BS_OK)
         rv =
             bs_movein_note_peer(t, e->sender, e->features, e->wants, e->nwants);
+    if (rv == BS_OK) /* a regional hub asks the hub for them in turn */
+        rv = bs_relay_note(t, e->sender, e->wants, e->nwants, e->ack, e->nack,
+                           e->seed && (e->features & BS_FEATURE_BOOTSTRAP));
     if (rv == BS_OK) /* a branch asking its hub to seed it, or go on */
         rv = bs_movein_note_seed(
             t, e->sender, e->seed && (e->features & BS_FEATURE_BOOTSTRAP),
@@ -1073,9 +1124,23 @@ inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
 void
 bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m, bs_admission *ad)
 {
-    if (e->seed && (e->features & BS_FEATURE_BOOTSTRAP) &&
-        memcmp(e->sender, m->hub, BS_PK_LEN) == 0 &&
-        memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
+    bs_peer p;
+    int ok;
+
+    if (!e->seed || !(e->features & BS_FEATURE_BOOTSTRAP) ||
+        memcmp(m->pk, m->hub, BS_PK_LEN) == 0)
+        return;
+    if (memcmp(e->sender, m->hub, BS_PK_LEN) == 0) {
+        ad->seed = e->ack;
+        ad->nseed = e->nack;
+        return;
+    }
+    /* a regional hub seeding its branch (8.9): the pinned one */
+    if (ad->txn == NULL || bs_peer_find_pk(ad->txn, e->sender, &p) != BS_OK)
+        return;
+    ok = seeder(m, e, &p);
+    bs_peer_fini(&p);
+    if (ok) {
         ad->seed = e->ack;
         ad->nseed = e->nack;
     }

@@ -74,7 +74,9 @@ typedef struct bs_xcursor {
     bs_streamtab tab; /* the stream table, read once and refreshed in
                          part per set (bs_streams_refresh) */
     int tab_ok;
-    int seed; /* bs_xcursor_seed */
+    int seed;           /* bs_xcursor_seed */
+    const bs_pos *upto; /* bs_xcursor_seed_upto (borrowed), or NULL */
+    size_t nupto;
 } bs_xcursor;
 
 void bs_xcursor_init(bs_xcursor *c, const bs_pos *theirs, size_t n);
@@ -88,6 +90,10 @@ void bs_xcursor_peer(bs_xcursor *c, const uint8_t *pk, uint32_t features);
 /* Send what seeds the peer (bs_xchg_collect_seed's selection: system sets
  * and anchors, user changes left out) instead of every set it lacks. */
 void bs_xcursor_seed(bs_xcursor *c);
+/* The same, each stream's anchor the set ending at its seq in point[0..n)
+ * (a regional hub's seed point, movein.h; borrowed: it outlives c) instead
+ * of the stream's position; a stream absent there is not sent. */
+void bs_xcursor_seed_upto(bs_xcursor *c, const bs_pos *point, size_t n);
 /* The next set's bytes (*out malloc'd); BS_ENOTFOUND when all were sent;
  * BS_ESTORE for a damaged stored set, as bs_xchg_collect. */
 BS_MUST_CHECK bs_err bs_xchg_next(bs_store *s, bs_xcursor *c, uint8_t **out,
@@ -147,7 +153,8 @@ BS_MUST_CHECK bs_err bs_xchg_join(bs_txn *t, bs_meta *m, const bs_envelope *e,
  * The seed point (admit.h bs_admission.seed; docs/design.md "Snapshot
  * bootstrap"): e's vector, when e (accepted: from the pinned or paired
  * hub, X1-X4) announces BS_FEATURE_BOOTSTRAP and sets `seed`, e's sender
- * is m's hub and m is a branch; else ad is left as it is.  Borrows e.
+ * is m's hub — or m's pinned regional hub (protocol.md 8.9; looked up in
+ * ad->txn) — and m is a branch; else ad is left as it is.  Borrows e.
  */
 struct bs_admission;
 void bs_xchg_seed_point(const bs_envelope *e, const bs_meta *m,

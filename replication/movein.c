@@ -12,6 +12,8 @@
 #include "access.h"
 #include "changes.h"
 #include "collections.h"
+#include "members.h"
+#include "relay.h"
 #include "rules.h"
 #include "scope.h"
 
@@ -40,6 +42,14 @@ key_of(uint8_t *k, const char *prefix, const uint8_t *pk, const char *coll,
     n += cn + 1;
     memcpy(k + n, id, in);
     return n + in;
+}
+
+static bs_err
+del_key(bs_txn *t, const uint8_t *k, size_t n)
+{
+    bs_err rv = bs_txn_del(t, BS_DB_META, bs_mem(k, n));
+
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 /* ---- sealing the hub's records ---- */
@@ -207,8 +217,8 @@ bs_movein_cursor_fini(bs_movein_cursor *c)
 /* Whether the receiver (name; not the hub) is entitled to record r of
  * coll by the rules `rules`: a record it would hold (scope.h). */
 static int
-in_scope(const char *name, const bs_collection *rules, const char *coll,
-         const bs_record *r)
+in_scope(int hub, const char *name, const bs_collection *rules,
+         const char *coll, const bs_record *r)
 {
     char owner[BS_NODE_NAME_MAX + 1] = "";
     const bs_value *v;
@@ -217,7 +227,7 @@ in_scope(const char *name, const bs_collection *rules, const char *coll,
         (v = bs_record_field(r, rules->owner_field)) != NULL &&
         v->type == BS_VTEXT && v->len <= BS_NODE_NAME_MAX)
         snprintf(owner, sizeof owner, "%.*s", (int)v->len, v->s);
-    return bs_scope_entitled(0, name, rules, coll, owner, NULL);
+    return bs_scope_entitled(hub, name, rules, coll, owner, NULL);
 }
 
 /*
@@ -229,16 +239,16 @@ in_scope(const char *name, const bs_collection *rules, const char *coll,
  * overrides, one that reaches the branch later from another office.
  */
 static int
-answers(const char *name, const bs_collection *rules, const char *coll,
+answers(int hub, const char *name, const bs_collection *rules, const char *coll,
         const bs_record *r)
 {
-    return r->nfields == 0 || in_scope(name, rules, coll, r);
+    return r->nfields == 0 || in_scope(hub, name, rules, coll, r);
 }
 
 /* The next record of want w after c->after that the hub answers with
  * (answers(); *found 0: none left); its id goes to c->after. */
 static bs_err
-next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
+next_in_coll(bs_txn *t, bs_movein_cursor *c, int hub, const char *name,
              const bs_collection *rules, const bs_snapwant *w, bs_arena *a,
              bs_record *rec, int *found)
 {
@@ -267,7 +277,7 @@ next_in_coll(bs_txn *t, bs_movein_cursor *c, const char *name,
             rv = BS_ESTORE;
             break;
         }
-        if (answers(name, rules, w->coll, rec)) {
+        if (answers(hub, name, rules, w->coll, rec)) {
             *found = 1;
             break;
         }
@@ -288,10 +298,15 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
     bs_streamtab tab;
     bs_record rec;
     bs_arena a;
-    int found = 0;
+    int found = 0, hub;
     bs_err rv;
 
     *more = 0;
+    /* a regional hub is entitled to every record: it relays them (looked
+     * up once per cursor, not per record of a seed) */
+    if (c->peer_kind == 0)
+        c->peer_kind = bs_members_is_region(t, m, c->peer) ? 2 : 1;
+    hub = c->peer_kind == 2;
     bs_access_name(t, m, c->peer, name);
     if ((rv = bs_rules_at(t, w->coll, UINT64_MAX, &rules, NULL)) != BS_OK)
         return rv;
@@ -325,14 +340,14 @@ serve_one(bs_txn *t, const bs_meta *m, const uint8_t *sk, bs_movein_cursor *c,
         if (rv == BS_OK && bs_record_decode(&rec, bs_arena_memdup(&a, v.p, v.n),
                                             v.n, &a) != BS_OK)
             rv = BS_ESTORE;
-        if (rv == BS_OK && answers(name, &rules, w->coll, &rec))
+        if (rv == BS_OK && answers(hub, name, &rules, w->coll, &rec))
             rv = seal_record(c, m, sk, w->coll, w->id, &rec, rules.owner_field,
                              &tab, 0, NULL, 0, now_ms);
         else if (rv == BS_OK || rv == BS_ENOTFOUND)
             rv = BS_OK; /* not its record here (yet): it asks again */
     } else if (w->id[0] == '\0' &&
-               (rv = next_in_coll(t, c, name, &rules, w, &a, &rec, &found)) ==
-                   BS_OK &&
+               (rv = next_in_coll(t, c, hub, name, &rules, w, &a, &rec,
+                                  &found)) == BS_OK &&
                found) {
         rv = seal_record(c, m, sk, w->coll, c->after, &rec, rules.owner_field,
                          &tab, 0, NULL, 0, now_ms);
@@ -351,6 +366,15 @@ bs_err
 bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
                bs_movein_cursor *c, uint64_t now_ms, uint8_t **out, size_t *n)
 {
+    int relay = 0;
+
+    if (!m->joined)
+        return BS_ENOTFOUND;
+    if (memcmp(m->pk, m->hub, BS_PK_LEN) != 0) {
+        if (c->bodies || !bs_relay_here(t, m))
+            return BS_ENOTFOUND; /* only the hub, or a region relaying */
+        relay = 1;
+    }
     while (c->part == c->nparts) {
         int more;
         bs_err rv;
@@ -361,7 +385,8 @@ bs_movein_next(bs_txn *t, const bs_meta *m, const uint8_t *sk,
             c->at++; /* a resumed seed: sent before */
         if (c->at == c->nwants)
             return BS_ENOTFOUND;
-        if ((rv = serve_one(t, m, sk, c, now_ms, &more)) != BS_OK)
+        if ((rv = relay ? bs_relay_serve(t, m, c, &more)
+                        : serve_one(t, m, sk, c, now_ms, &more)) != BS_OK)
             return rv;
         if (!more) {
             c->at++;
@@ -527,14 +552,6 @@ bs_movein_collections(bs_txn *t, bs_snapwant **w, size_t *n)
     *w = l.v;
     *n = l.n;
     return BS_OK;
-}
-
-static bs_err
-del_key(bs_txn *t, const uint8_t *k, size_t n)
-{
-    bs_err rv = bs_txn_del(t, BS_DB_META, bs_mem(k, n));
-
-    return rv == BS_ENOTFOUND ? BS_OK : rv;
 }
 
 bs_err
@@ -1028,6 +1045,11 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
 
     if (s->done && s->seed) /* the end of a seed: is it complete? */
         return seed_finish(ap, s);
+    /* a regional hub keeps the hub's answer for its branches (a seed's
+     * batches it does not: their signature covers the whole batch) */
+    if (!s->batched && bs_relay_here(ap->txn, &ap->meta) &&
+        (rv = bs_relay_keep(ap->txn, s)) != BS_OK)
+        return rv;
     if (s->done) /* the end of an answer: is the want met? */
         return done(ap, s);
     if ((rv = bs_collections_get(ap->txn, s->coll, &rules)) != BS_OK)

@@ -80,6 +80,7 @@ typedef struct bs_movein_cursor {
     /* a resumed seed: skip the wants of collections before from.coll and
      * start from.coll after from.after (init sets "": from the start) */
     bs_snapwant from;
+    int peer_kind; /* 0 not looked up yet; 1 a branch, 2 a regional hub */
 } bs_movein_cursor;
 
 void bs_movein_cursor_init(bs_movein_cursor *c, const uint8_t *peer,
@@ -89,7 +90,10 @@ void bs_movein_cursor_fini(bs_movein_cursor *c);
  * The next snapshot (*out malloc'd, *n bytes) node m (the hub; sk its
  * secret key) sends c's receiver, read in t; now_ms stamps it.  Wants of
  * records outside the receiver's scope are skipped (the branch asks again
- * until the record is in its scope at the hub, or leaves its own).
+ * until the record is in its scope at the hub, or leaves its own).  A
+ * regional hub is entitled to every record.  At a regional hub, the
+ * hub's snapshots it kept (relay.h bs_relay_serve; sk unused, no batch);
+ * at any other node nothing.
  * BS_ENOTFOUND when done; BS_ESTORE, BS_ENOMEM.  A read transaction per
  * call is enough: the cursor keeps its place by key.
  */
@@ -129,6 +133,9 @@ BS_MUST_CHECK bs_err bs_movein_peer_seed(bs_txn *t, const uint8_t *pk,
 BS_MUST_CHECK bs_err bs_movein_peer(bs_txn *t, const uint8_t *pk,
                                     uint32_t *features, bs_snapwant **w,
                                     size_t *n);
+
+/* A regional hub relays the hub's answers to its branches and seeds them
+ * from them: relay.h. */
 
 /* ---- the branch's side: wanting and merging ---- */
 

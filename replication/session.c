@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "setlog.h"
+#include "members.h"
 #include "movein.h"
+#include "relay.h"
 #include "purge.h"
 #include "reseed.h"
 
@@ -66,6 +68,11 @@ struct bs_session {
     bs_snapwant seed_from, *seed_wants;
     size_t nseed_wants;
     int seed_begun; /* the branch: "sed:" written for this session */
+    /* a regional hub seeding its branch (protocol.md 8.9): the seed point
+     * (malloc'd), or it cannot seed yet (seed_wait: the session fails) */
+    bs_pos *seed_point;
+    size_t nseed_point;
+    int seed_wait;
     /* the branch: a seed's snapshots received, merged in groups of about
      * SNAP_GROUP_BYTES per write transaction (not one commit each) */
     struct held {
@@ -168,6 +175,7 @@ bs_session_free(bs_session *s)
     for (size_t i = 0; i < s->ninbox; i++)
         free(s->inbox[i].p);
     free(s->seed_wants);
+    free(s->seed_point);
     bs_envelope_fini(&s->theirs);
     free(s->sent);
     free(s);
@@ -220,23 +228,36 @@ typedef struct hello_ctx {
     size_t n;
 } hello_ctx;
 
-/*
- * The hub seeds peer p in this session when, answering, the peer's HELLO
- * asks (Envelope.seed with features bit 1; it resumes after the HELLO's
- * want with `after`), or when its admin said so or the peer's last
- * recorded envelope asked (movein.h bs_movein_peer_seed, with the resume
- * point kept).
- */
+/* Whether a regional hub's seed point covers what peer p holds of every
+ * stream but its own (its HELLO's vector, else the one recorded): a seed
+ * drops the branch's records and rebuilds them from the snapshots, so a
+ * change it holds beyond the point would be lost (M1's rule, for a seed). */
+static int
+covers_peer(const bs_session *s, const bs_peer *p)
+{
+    const bs_pos *v = s->cfg.initiator ? p->acked : s->theirs.ack;
+    size_t n = s->cfg.initiator ? p->nacked : s->theirs.nack;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t key[BS_PK_LEN + BS_INC_LEN];
+
+        if (v[i].seq == 0 || memcmp(v[i].origin, p->pk, BS_PK_LEN) == 0)
+            continue;
+        memcpy(key, v[i].origin, BS_PK_LEN);
+        memcpy(key + BS_PK_LEN, v[i].inc, BS_INC_LEN);
+        if (bs_vv_get(s->seed_point, s->nseed_point, key) < v[i].seq)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether peer p is to be seeded now (s->seeding, from s->seed_from): it
+ * asks in its HELLO, or the admin said so, or its last envelope asked. */
 static bs_err
-decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
+decide_asked(bs_txn *t, const bs_peer *p, bs_session *s)
 {
     bs_err rv;
 
-    s->seeding = 0;
-    memset(&s->seed_from, 0, sizeof s->seed_from);
-    if (!m->joined || memcmp(m->pk, m->hub, BS_PK_LEN) != 0 ||
-        s->cfg.sk == NULL)
-        return BS_OK;
     if (!s->cfg.initiator && s->theirs.seed &&
         (s->theirs.features & BS_FEATURE_BOOTSTRAP)) { /* asked now */
         s->seeding = 1;
@@ -248,6 +269,49 @@ decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
     if ((rv = bs_movein_peer_seed(t, p->pk, &s->seed_from)) == BS_OK)
         s->seeding = 1;
     return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+/*
+ * The hub seeds peer p in this session when, answering, the peer's HELLO
+ * asks (Envelope.seed with features bit 1; it resumes after the HELLO's
+ * want with `after`), or when its admin said so or the peer's last
+ * recorded envelope asked (movein.h bs_movein_peer_seed, with the resume
+ * point kept).  So does a regional hub its branch (protocol.md 8.9), with
+ * the seed point of the hub's answers it kept, or not yet (seed_wait).
+ */
+static bs_err
+decide_seed(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_session *s)
+{
+    int region;
+    bs_err rv;
+
+    s->seeding = s->seed_wait = 0;
+    free(s->seed_point);
+    s->seed_point = NULL;
+    s->nseed_point = 0;
+    memset(&s->seed_from, 0, sizeof s->seed_from);
+    if (!m->joined || s->cfg.sk == NULL)
+        return BS_OK;
+    region = memcmp(m->pk, m->hub, BS_PK_LEN) != 0;
+    if (region && !bs_members_is_region(t, m, m->pk))
+        return BS_OK; /* a branch seeds nobody */
+    if ((rv = decide_asked(t, p, s)) != BS_OK || !s->seeding || !region)
+        return rv;
+    /* a regional hub seeds from the hub's answers it kept (8.9), once it
+     * holds an answer of every collection */
+    rv = bs_relay_seed_point(t, m, &s->seed_point, &s->nseed_point);
+    if (rv == BS_OK && !covers_peer(s, p)) {
+        free(s->seed_point); /* what it holds would be lost: ask first */
+        s->seed_point = NULL;
+        s->nseed_point = 0;
+        rv = BS_ENOTFOUND;
+    }
+    if (rv == BS_ENOTFOUND) {
+        s->seeding = 0;
+        s->seed_wait = 1;
+        return BS_OK;
+    }
+    return rv;
 }
 
 static bs_err
@@ -278,10 +342,12 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
         rv = decide_seed(t, &m, &p, h->s);
     if (rv == BS_OK)
         rv = bs_xchg_envelope(t, &m, &p, p.sent_no, h->now, &e);
-    /* a branch past the retention limit with its hub can be seeded again
-     * (reseed.h): it says so, and the hub seeds it if its admin asked */
+    /* a branch past the retention limit with its hub (or its regional
+     * hub, 8.9) can be seeded again (reseed.h): it says so, and the hub
+     * seeds it if its admin asked */
     if (rv == BS_OK && h->hello && m.role != BS_ROLE_HUB && m.joined &&
-        memcmp(p.pk, m.hub, BS_PK_LEN) == 0 && h->s->cfg.retention_ms &&
+        (memcmp(p.pk, m.hub, BS_PK_LEN) == 0 || p.hub_pin == BS_PIN_NAMED) &&
+        h->s->cfg.retention_ms &&
         bs_peer_stale(p.last_ok_ms, p.created_ms, h->now,
                       h->s->cfg.retention_ms))
         e.features |= BS_FEATURE_BOOTSTRAP;
@@ -291,6 +357,18 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
     if (h->hello && h->s->seeding) {
         e.features |= BS_FEATURE_BOOTSTRAP;
         e.seed = 1; /* its ack is the seed point */
+    }
+    if (h->hello && h->s->seeding && h->s->seed_point != NULL) {
+        /* a regional hub's seed point: no later than the hub's answers */
+        bs_pos *pt = malloc((h->s->nseed_point + 1) * sizeof *pt);
+        if (pt == NULL) {
+            bs_envelope_fini(&e);
+            return BS_ENOMEM;
+        }
+        memcpy(pt, h->s->seed_point, h->s->nseed_point * sizeof *pt);
+        free(e.ack);
+        e.ack = pt;
+        e.nack = h->s->nseed_point;
     }
     /* answering a hub that seeds us (it joined us just now, perhaps): we
      * take the seed's batches */
@@ -302,6 +380,17 @@ build_hello(bs_txn *t, void *arg, bs_errbuf *err)
     rv = bs_envelope_encode(&e, &h->env, &h->n);
     bs_envelope_fini(&e);
     return rv;
+}
+
+/* A regional hub about to seed peer s->peer_pk asks the hub for what it
+ * lacks (relay.h bs_relay_note). */
+static bs_err
+ask_hub(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    bs_session *s = arg;
+
+    (void)err;
+    return bs_relay_note(t, s->peer_pk, NULL, 0, NULL, 0, 1);
 }
 
 static bs_err
@@ -318,6 +407,17 @@ send_envelope(bs_session *s, uint8_t type, int bump)
             rv = build_hello(t, &h, &err);
             bs_txn_abort(t);
         }
+    }
+    if (rv == BS_OK && s->seed_wait) { /* a regional hub not ready to seed */
+        free(h.env);
+        if ((rv = bs_store_write(s->cfg.store, ask_hub, s, &err)) != BS_OK)
+            return fail(s, rv, bs_errmsg(&err, rv));
+        snprintf(err.msg, sizeof err.msg,
+                 "the seed of %s waits for the hub's record snapshots, which "
+                 "this regional hub asks for at its next exchange with the "
+                 "hub: exchange again after that",
+                 s->peer);
+        return fail(s, BS_ESTALE, err.msg);
     }
     if (rv == BS_OK)
         rv = enqueue(s, type, h.env, h.n);
@@ -433,8 +533,10 @@ on_hello(bs_session *s, const uint8_t *p, size_t n)
         return rv;
     bs_xcursor_init(&s->cur, s->theirs.ack, s->theirs.nack);
     bs_xcursor_peer(&s->cur, s->theirs.sender,
-                    s->theirs.features); /* its scope (8.5) */
-    if (s->seeding) /* system sets and anchors, then the snapshots */
+                    s->theirs.features);     /* its scope (8.5) */
+    if (s->seeding && s->seed_point != NULL) /* a regional hub's (8.9) */
+        bs_xcursor_seed_upto(&s->cur, s->seed_point, s->nseed_point);
+    else if (s->seeding) /* system sets and anchors, then the snapshots */
         bs_xcursor_seed(&s->cur);
     /* The hub seeds us: its sets carry the seed point (seeded_here), so
      * they apply here, inline. */
@@ -1206,8 +1308,8 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
             bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
                                   s->theirs.nwants);
         /* a peer that takes batches gets them (2.11) */
-        s->snap.bodies =
-            s->seeding && (s->theirs.features & BS_FEATURE_BOOTSTRAP);
+        s->snap.bodies = s->seeding && s->seed_point == NULL &&
+                         (s->theirs.features & BS_FEATURE_BOOTSTRAP);
         if (s->seeding)
             s->snap.from = s->seed_from;
         s->snap_started = 1;
@@ -1218,12 +1320,14 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
                  ? next_batch(s, t, &m, out, n)
                  : BS_ENOTFOUND;
     } else if (rv == BS_OK) {
-        if (m.joined && memcmp(m.pk, m.hub, BS_PK_LEN) == 0)
-            rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
-        else
-            rv = BS_ENOTFOUND; /* only the hub sends snapshots */
+        /* the hub, or a regional hub relaying the hub's (relay.h) */
+        rv = bs_movein_next(t, &m, s->cfg.sk, &s->snap, now_ms(s), out, n);
         if (rv == BS_ENOTFOUND && s->seeding && m.joined) { /* the end */
-            rv = bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out, n);
+            rv = s->seed_point != NULL
+                     ? bs_relay_seed_marker(&m, s->cfg.sk, s->seed_point,
+                                            s->nseed_point, now_ms(s), out, n)
+                     : bs_movein_seed_marker(t, &m, s->cfg.sk, now_ms(s), out,
+                                             n);
             s->marker_sent = rv == BS_OK;
         }
     }

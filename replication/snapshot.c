@@ -334,6 +334,22 @@ bs_snap_encode(const bs_snap *s, const uint8_t *sk, uint8_t **out, size_t *n)
     return BS_OK;
 }
 
+bs_err
+bs_snap_signed(const bs_snap *s, uint8_t **out, size_t *n)
+{
+    Bs__RecordSnapshot rs = BS__RECORD_SNAPSHOT__INIT;
+
+    if (s->batched)
+        return BS_EINVAL; /* no signature of its own */
+    rs.body = bin((uint8_t *)s->body.p, s->body.n);
+    rs.signature = bin((uint8_t *)s->signature, BS_SIG_LEN);
+    *n = bs__record_snapshot__get_packed_size(&rs);
+    if ((*out = malloc(*n)) == NULL)
+        return BS_ENOMEM;
+    bs__record_snapshot__pack(&rs, *out);
+    return BS_OK;
+}
+
 /* ---- batches (revision 2026-12, bootstrap) ---- */
 
 static bs_err

@@ -103,6 +103,11 @@ BS_MUST_CHECK bs_err bs_snap_encode(const bs_snap *s, const uint8_t *sk,
  * *out malloc'd.  BS_ENOMEM. */
 BS_MUST_CHECK bs_err bs_snap_encode_body(const bs_snap *s, uint8_t **out,
                                          size_t *n);
+/* The RecordSnapshot of decoded s again, its body and the hub's signature
+ * byte for byte as received (a regional hub relays it, movein.h): *out
+ * malloc'd.  BS_EINVAL for a snapshot of a batch (no signature of its
+ * own), BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_snap_signed(const bs_snap *s, uint8_t **out, size_t *n);
 /* Verify(hub, "branchsync/snap/v1", body, signature): BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_snap_verify(const bs_snap *s,
                                     const uint8_t hub[BS_PK_LEN]);

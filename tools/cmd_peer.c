@@ -7,6 +7,7 @@
 #include "../node/config.h"
 #include "../node/schedule.h"
 #include "../replication/collections.h"
+#include "../replication/members.h"
 #include "../replication/movein.h"
 #include "../replication/pairing.h"
 #include "../replication/unique.h"
@@ -141,6 +142,25 @@ typedef struct seed_ctx {
     const char *name;
 } seed_ctx;
 
+/* `peer seed NAME` at the hub for a name that is no peer: a branch behind
+ * a regional hub (its region seeds it: bad input), else unknown. */
+static bs_err
+via_region(bs_txn *t, const bs_meta *m, const char *name, bs_errbuf *err)
+{
+    uint8_t pk[BS_PK_LEN];
+    bs_member mem;
+
+    if (bs_members_by_name(t, name, pk) == BS_OK &&
+        bs_members_get(t, m, pk, &mem) == BS_OK && mem.region[0] != '\0')
+        return bs_errf(err, BS_EINVAL,
+                       "\"%s\" is a branch behind regional hub \"%s\", which "
+                       "seeds it: run `branchsync peer seed %s` there "
+                       "(docs/operations.md, \"Regional hubs\")",
+                       name, mem.region, name);
+    return bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
+                   name);
+}
+
 static bs_err
 seed_txn(bs_txn *t, void *arg, bs_errbuf *err)
 {
@@ -151,13 +171,13 @@ seed_txn(bs_txn *t, void *arg, bs_errbuf *err)
 
     if ((rv = bs_meta_load(t, &m, err)) != BS_OK)
         return rv;
-    if (!m.joined || memcmp(m.pk, m.hub, BS_PK_LEN) != 0)
+    if (!m.joined || (memcmp(m.pk, m.hub, BS_PK_LEN) != 0 &&
+                      !bs_members_is_region(t, &m, m.pk)))
         return bs_errf(err, BS_EINVAL,
-                       "only the infobase's hub seeds a branch (run peer seed "
-                       "at the hub)");
+                       "only the infobase's hub seeds a branch, or a regional "
+                       "hub its own (run peer seed there)");
     if ((rv = bs_peer_get(t, x->name, &p)) == BS_ENOTFOUND)
-        return bs_errf(err, BS_ENOTFOUND, "unknown peer \"%s\" (see peer ls)",
-                       x->name);
+        return via_region(t, &m, x->name, err);
     if (rv != BS_OK)
         return rv;
     rv = bs_movein_seed_peer(t, p.pk);

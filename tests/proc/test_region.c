@@ -10,7 +10,10 @@
  * owner-scoped ones, `verify` must pass at the head office (every
  * branch's set there is checked against its origin's key), and `status`
  * at the head office must show each branch under its regional hub, in
- * JSON and as text.  Every wait is a bounded poll.
+ * JSON and as text.  An order the head office then gives to a branch of
+ * the other region reaches it whole (move-in through its regional hub)
+ * and leaves its old owner; a regional hub seeds its branch again (`peer
+ * seed` there).  Every wait is a bounded poll.
  *
  * Run: test_proc_region --verbose; BS_PROC_KEEP=1 keeps the directory.
  */
@@ -87,6 +90,63 @@ joined(int i)
 
     json_decref(j);
     return ok;
+}
+
+/* Has order o-e1, moved to w2, reached w2 whole (its total came with it:
+ * only the head office's snapshot holds it) and left e1?  If not, nudge
+ * as converged_or_sync does. */
+static int
+moved_or_sync(void)
+{
+    run r = {0};
+
+    if (node_has(br[3], "orders", "o-e1", "\"total\":1") &&
+        node_records(br[0], "orders") == 0)
+        return 1;
+    for (int i = 0; i < NB; i++) {
+        CLI(&r, br[i], "sync", region_of(i)->name);
+        run_free(&r);
+    }
+    for (int i = 0; i < 2; i++) {
+        CLI(&r, reg[i], "sync", "head");
+        run_free(&r);
+    }
+    return 0;
+}
+
+/* Branch i's incarnation, from its `status --json` (malloc'd). */
+static char *
+incarnation_of(int i)
+{
+    json_t *j = node_status(br[i]);
+    const char *inc = json_string_value(json_object_get(j, "incarnation"));
+    char *out = strdup(inc ? inc : "");
+
+    json_decref(j);
+    return out;
+}
+
+/* Has w1 been seeded again by west (a new incarnation, its data whole)?
+ * If not, nudge: w1 asks west (refused until west holds the head
+ * office's snapshots), west asks the head office. */
+static int
+reseeded_or_sync(const char *before)
+{
+    char *now = incarnation_of(2);
+    run r = {0};
+    int done = strcmp(now, before) != 0 &&
+               node_has(br[2], "orders", "o-w1", "w1") &&
+               node_has(br[2], "notes", "n-e1", "hello") &&
+               node_records(br[2], "orders") == 1;
+
+    free(now);
+    if (done)
+        return 1;
+    CLI(&r, br[2], "sync", "west");
+    run_free(&r);
+    CLI(&r, reg[1], "sync", "head");
+    run_free(&r);
+    return 0;
 }
 
 Test(proc_region, a_tree_of_two_regions_and_four_branches_converges)
@@ -194,6 +254,29 @@ Test(proc_region, a_tree_of_two_regions_and_four_branches_converges)
         cr_assert(e < e1 && w < w2 && (w < e || e1 < w) && (e < w || w2 < e),
                   "branches not under their regions:\n%s", r.out);
         cr_assert_not_null(strstr(e1, "via east"), "%s", r.out);
+    }
+
+    /* A branch behind a region is seeded by its region, not here. */
+    cr_assert_eq(CLI(&r, head, "peer", "seed", "w1"), 2, "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "behind regional hub \"west\""), "%s",
+                       r.err);
+    cr_assert_not_null(strstr(r.err, "peer seed w1` there"), "%s", r.err);
+    run_free(&r);
+
+    /* Move-in across regions: the head office gives e1's order to w2;
+     * west relays the head office's snapshot of it to w2. */
+    CLI_OK(&r, head, "put", "orders", "o-e1", "{\"shop\":\"w2\"}");
+    POLL_STEP(ok, 120000, 500, moved_or_sync());
+    cr_assert(ok, "o-e1 did not move from e1 to w2 whole in 120 s");
+
+    /* Seeding through a region: west seeds w1 again from the head
+     * office's snapshots (a new incarnation), and w1 keeps its scope. */
+    {
+        char *before = incarnation_of(2);
+        CLI_OK(&r, reg[1], "peer", "seed", "w1");
+        POLL_STEP(ok, 120000, 500, reseeded_or_sync(before));
+        cr_assert(ok, "west did not seed w1 again in 120 s");
+        free(before);
     }
     run_free(&r);
     p_pass();

@@ -3715,6 +3715,9 @@ Test(cli, regional_hubs_are_declared_and_their_branches_admitted_at_the_hub)
            "--via", "east");
     BAD(hub, "already exists", "-d", hub, "member", "add", "tartu", bid,
         "--via", "east");
+    /* a branch behind a region is not seeded (it replays the history) */
+    BAD(hub, "\"tartu\" is a branch behind regional hub \"east\"", "-d", hub,
+        "peer", "seed", "tartu");
     r = CLI("-d", hub, "status");
     assert_ok(r, "status");
     cr_assert(strstr(r.out, "\n  east         regional hub") != NULL &&

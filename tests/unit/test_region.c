@@ -19,13 +19,23 @@
  * a member added via it; a revoked branch is refused at its region.
  */
 #include <criterion/criterion.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/fixture.h"
+#include "../../replication/bundle.h"
 #include "../../replication/changeset.h"
+#include "../../replication/snapshot.h"
 #include "../../replication/collections.h"
 #include "../../replication/members.h"
+#include "../../replication/movein.h"
+#include "../../replication/relay.h"
 #include "../../replication/pairing.h"
+#include "../../replication/purge.h"
+#include "../../replication/verify.h"
+#include "../../replication/records.h"
+#include "../../replication/streams.h"
 #include "../../replication/scope.h"
 #include "../../replication/setlog.h"
 #include "../../replication/status.h"
@@ -562,4 +572,585 @@ Test(region, a_region_declared_after_owned_records_keeps_them_all)
     cr_assert_not_null(r = bst_get(&north, "orders", "o-head"));
     free(r);
     bst_node_free(&north);
+}
+
+/* ---- record snapshots through a regional hub (move-in) ---- */
+
+/* Record coll/id at node t with every version, its writers named by
+ * their keys (stream indexes are node-local): "alive hlc/origin/seq,
+ * tomb ..., name=value@hlc/origin/seq ...", or "" when t lacks it. */
+static void
+versions_of(bst_node *t, const char *coll, const char *id, char *out,
+            size_t cap)
+{
+    bs_errbuf err = {{0}};
+    bs_streamtab tab;
+    bs_record r;
+    bs_arena a;
+    bs_txn *txn;
+    size_t n = 0;
+
+    out[0] = '\0';
+    bst_ok(bs_store_read(t->n->store, &txn, &err), &err, "read");
+    bst_ok(bs_streams_load(txn, &tab), NULL, "streams");
+    bs_arena_init(&a);
+    if (bs_records_get(txn, coll, id, &a, &r, NULL) == BS_OK) {
+        const bs_version *v[2] = {r.has_alive ? &r.alive : NULL,
+                                  r.has_tomb ? &r.tomb : NULL};
+        for (size_t i = 0; i < 2 + r.nfields; i++) {
+            const bs_version *ver = i < 2 ? v[i] : &r.fields[i - 2].ver;
+            const bs_stream *s;
+            char name[BS_FIELD_NAME_MAX + 1] = "";
+            char val[64] = "";
+
+            if (ver == NULL)
+                continue;
+            s = bs_streams_get(&tab, ver->stream);
+            cr_assert_not_null(s);
+            if (i >= 2) {
+                const bs_field *f = &r.fields[i - 2];
+                snprintf(name, sizeof name, "%.*s", (int)f->namelen, f->name);
+                if (f->val.type == BS_VTEXT)
+                    snprintf(val, sizeof val, "%.*s", (int)f->val.len,
+                             f->val.s);
+                else
+                    snprintf(val, sizeof val, "%lld", (long long)f->val.i);
+            }
+            n += (size_t)snprintf(
+                out + n, cap - n, "%s=%s@%llu/%02x%02x%02x%02x/%llu ",
+                i == 0   ? "alive"
+                : i == 1 ? "tomb"
+                         : name,
+                val, (unsigned long long)ver->hlc, s->key[0], s->key[1],
+                s->key[2], s->key[3], (unsigned long long)ver->seq);
+            cr_assert_lt(n, cap);
+        }
+    }
+    bs_arena_fini(&a);
+    bs_streams_fini(&tab);
+    bs_txn_abort(txn);
+}
+
+/* coll/id at b as at the head office, every field version included. */
+static void
+same_record(bst_node *b, const char *coll, const char *id)
+{
+    char h[2048], got[2048];
+
+    versions_of(&head, coll, id, h, sizeof h);
+    versions_of(b, coll, id, got, sizeof got);
+    cr_assert(h[0] != '\0', "head lacks %s/%s", coll, id);
+    cr_assert_str_eq(got, h, "%s's %s/%s differs from the head office's",
+                     b->name, coll, id);
+}
+
+/*
+ * e1 (under east, by file) writes an order and edits it; the head office
+ * gives it to w1 (under west, by session).  w1 passed over every change
+ * of it, so it wants the record; west asks the head office in turn,
+ * keeps the answer as signed and relays it: w1 holds the whole record
+ * with the head office's field versions, e1 drops it.
+ */
+Test(region, a_record_moved_across_regions_arrives_whole)
+{
+    bs_errbuf err = {{0}};
+    bst_sync_result res;
+    bs_xstats st;
+    char *r;
+
+    write_everywhere();
+    put_ok(&e1, "orders", "o1", "{\"shop\": \"e1\", \"a\": 1, \"b\": \"x\"}");
+    settle();
+    put_ok(&e1, "orders", "o1", "{\"shop\": \"e1\", \"a\": 2, \"b\": \"x\"}");
+    settle();
+    cr_assert_null(bst_get(&w1, "orders", "o1"));
+    put_ok(&head, "orders", "o1", "{\"shop\": \"w1\"}");
+    settle();
+    cr_assert_null(r = bst_get(&e1, "orders", "o1"), "e1 keeps %s", r);
+    same_record(&w1, "orders", "o1");
+    cr_assert_not_null(r = bst_get(&w1, "orders", "o1"));
+    cr_assert(strstr(r, "\"a\":2") && strstr(r, "\"b\":\"x\""), "%s", r);
+    free(r);
+    for (bst_node **b = (bst_node *[]){&e1, &e2, &w1, &w2, NULL}; *b; b++)
+        same_scope(*b);
+    same_digest(&head, &east);
+    same_digest(&head, &west);
+    /* the want is met: nothing more is relayed */
+    cr_assert_eq(bst_sync(&w1, &west, NULL, NULL, &res), BS_OK, "%s",
+                 res.msg_a);
+    cr_assert_eq(res.sb.snapshots_sent, 0);
+    cr_assert_eq(res.sa.refused + res.sb.refused, 0);
+    bst_ok(bst_carry(&west, &head, &st, &err), &err, "carry");
+    cr_assert_eq(st.snapshots, 0);
+}
+
+/* The same the other way: to e2 under east, by file. */
+Test(region, a_record_moved_across_regions_by_file_arrives_whole)
+{
+    char *r;
+
+    put_ok(&w2, "orders", "o2", "{\"shop\": \"w2\", \"a\": 1}");
+    settle();
+    put_ok(&w2, "orders", "o2", "{\"shop\": \"w2\", \"a\": 1, \"c\": 3}");
+    settle();
+    put_ok(&head, "orders", "o2", "{\"shop\": \"e2\"}");
+    settle();
+    cr_assert_null(r = bst_get(&w2, "orders", "o2"), "w2 keeps %s", r);
+    same_record(&e2, "orders", "o2");
+    same_scope(&e2);
+    same_scope(&w2);
+}
+
+/* A scope that widens (owner-scoped to shared) brings every record, with
+ * its versions, to the branches of both regions. */
+Test(region, a_scope_widening_reaches_regional_branches_whole)
+{
+    bst_node *br[] = {&e1, &e2, &w1, &w2};
+    bs_collection c;
+    bs_errbuf err = {{0}};
+
+    write_everywhere();
+    put_ok(&e1, "orders", "gone", "{\"shop\": \"e1\", \"total\": 1}");
+    settle();
+    bst_ok(bst_del(&e1, "orders", "gone", &err), &err, "delete");
+    settle();
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "orders");
+    c.scope = BS_SCOPE_SHARED;
+    c.set = BS_RULE_SCOPE;
+    bst_ok(bs_collections_declare(&head.core, &c, NULL, &err), &err, "declare");
+    settle();
+    for (size_t i = 0; i < 4; i++) {
+        same_digest(&head, br[i]);
+        for (size_t k = 0; k < 4; k++) {
+            char id[80];
+            snprintf(id, sizeof id, "o-%s", br[k]->name);
+            same_record(br[i], "orders", id);
+        }
+    }
+}
+
+/* An exchange file from frames (env, sets, then snaps as type 4), sealed
+ * by sk: a file a regional hub could write. */
+static void
+write_frames(const char *file, const bst_frames *fr, const bs_slice *snaps,
+             size_t nsnaps, const uint8_t *sk)
+{
+    uint8_t tr[BS_HASH_LEN + BS_SIG_LEN], h8[8], hd[5], *msg;
+    size_t cn = strlen(BS_FILE_CONTEXT) + 1;
+    bs_hash_state h;
+    FILE *f = fopen(file, "wb");
+
+    cr_assert_not_null(f);
+    bs_hash_init(&h);
+    memcpy(h8, BS_FILE_MAGIC, 4);
+    bs_put_u32be(h8 + 4, 1);
+    fwrite(h8, 1, 8, f);
+    bs_hash_update(&h, h8, 8);
+    for (size_t i = 0; i < 1 + fr->nsets + nsnaps; i++) {
+        bs_slice b = i == 0           ? fr->env
+                     : i <= fr->nsets ? fr->sets[i - 1]
+                                      : snaps[i - 1 - fr->nsets];
+        hd[0] = i == 0 ? 1 : i <= fr->nsets ? 2 : 4;
+        bs_put_u32be(hd + 1, (uint32_t)b.n);
+        fwrite(hd, 1, 5, f);
+        fwrite(b.p, 1, b.n, f);
+        bs_hash_update(&h, hd, 5);
+        bs_hash_update(&h, b.p, b.n);
+    }
+    bs_hash_final(&h, tr);
+    msg = malloc(cn + BS_HASH_LEN);
+    memcpy(msg, BS_FILE_CONTEXT, cn);
+    memcpy(msg + cn, tr, BS_HASH_LEN);
+    crypto_sign_detached(tr + BS_HASH_LEN, NULL, msg, cn + BS_HASH_LEN, sk);
+    free(msg);
+    hd[0] = 3;
+    bs_put_u32be(hd + 1, sizeof tr);
+    fwrite(hd, 1, 5, f);
+    fwrite(tr, 1, sizeof tr, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Importing file at t is refused with `want` and writes nothing. */
+static void
+import_refused(bst_node *t, const char *file, bs_err want, const char *msg)
+{
+    uint8_t before[BS_HASH_LEN], after[BS_HASH_LEN];
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bs_err rv;
+
+    bst_fingerprint(t, before);
+    rv = bst_import(t, file, &st, &err);
+    cr_assert_eq(rv, want, "%s: %s (%s)", msg, bs_strerror(rv), err.msg);
+    bst_fingerprint(t, after);
+    cr_assert_eq(memcmp(before, after, BS_HASH_LEN), 0,
+                 "%s: the refused file changed the store", msg);
+}
+
+/*
+ * A regional hub only carries the head office's snapshots: one it alters
+ * does not verify (N10), one it signs itself is forged (N9); the one the
+ * head office signed, relayed as received, is merged.
+ */
+Test(region, a_region_relays_snapshots_but_cannot_forge_them)
+{
+    char path[256];
+    bs_errbuf err = {{0}};
+    bs_meta me = bst_meta(&east);
+    bst_frames fr;
+    bs_xstats st;
+    uint8_t *p, *mine;
+    size_t len, n;
+    bs_snap *s;
+    char *r;
+
+    put_ok(&w2, "orders", "o3", "{\"shop\": \"w2\", \"a\": 1, \"b\": \"x\"}");
+    settle();
+    put_ok(&head, "orders", "o3", "{\"shop\": \"e2\"}");
+    /* e2 learns the move and asks; east asks the head office in turn */
+    carry(&head, &east);
+    carry(&east, &e2);
+    carry(&e2, &east);
+    carry(&east, &head);
+    carry(&head, &east);
+    snprintf(path, sizeof path, "%s/east-e2.bsx", root);
+    bst_ok(bst_export(&east, "e2", path, &err), &err, "export");
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    cr_assert_geq(fr.nsnaps, 2, "east relays no snapshot");
+    /* altered: "x" becomes "y" */
+    {
+        uint8_t *copy = malloc(fr.snaps[0].n), *x;
+        bs_slice keep = fr.snaps[0];
+        memcpy(copy, keep.p, keep.n);
+        cr_assert_not_null(x = memmem(copy, keep.n, "\x2a\x01x", 3));
+        x[2] = 'y';
+        fr.snaps[0] = (bs_slice){copy, keep.n};
+        write_frames(path, &fr, fr.snaps, fr.nsnaps, east.core.sk);
+        import_refused(&e2, path, BS_EBADSIG, "altered by the region");
+        fr.snaps[0] = keep;
+        free(copy);
+    }
+    /* signed by the region itself */
+    cr_assert_eq(bs_snap_decode(fr.snaps[0].p, fr.snaps[0].n, &s, &err), BS_OK);
+    memcpy(s->hub, me.pk, BS_PK_LEN);
+    cr_assert_eq(bs_snap_encode(s, east.core.sk, &mine, &n), BS_OK);
+    bs_snap_free(s);
+    write_frames(path, &fr, &(bs_slice){mine, n}, 1, east.core.sk);
+    import_refused(&e2, path, BS_EFORGED, "signed by the region");
+    free(mine);
+    /* as the head office signed it */
+    write_frames(path, &fr, fr.snaps, fr.nsnaps, east.core.sk);
+    bst_ok(bst_import(&e2, path, &st, &err), &err, "import");
+    cr_assert_geq(st.snapshots, 2);
+    cr_assert_not_null(r = bst_get(&e2, "orders", "o3"));
+    cr_assert(strstr(r, "\"b\":\"x\"") != NULL, "%s", r);
+    free(r);
+    same_record(&e2, "orders", "o3");
+    bst_frames_fini(&fr);
+    free(p);
+}
+
+/* ---- seeding through a regional hub (protocol.md 8.9) ---- */
+
+/* `verify` finds nothing wrong at t. */
+static void
+verify_ok(bst_node *t)
+{
+    bs_errbuf err = {{0}};
+    bs_verify_stats vs;
+    bs_txn *tx;
+    bs_err rv;
+
+    bst_ok(bs_store_read(t->n->store, &tx, &err), &err, "read");
+    rv = bs_verify_store(tx, NULL, &vs, &err);
+    bs_txn_abort(tx);
+    cr_assert_eq(rv, BS_OK, "verify at %s: %s", t->name, bs_errmsg(&err, rv));
+}
+
+static bs_err
+mark_for_seed(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_movein_seed_peer(t, arg);
+}
+
+/* `branchsync peer seed B` at regional hub r. */
+static void
+seed_at(bst_node *r, bst_node *b)
+{
+    bs_meta mb = bst_meta(b);
+    bs_errbuf err = {{0}};
+
+    bst_ok(bs_store_write(r->n->store, mark_for_seed, mb.pk, &err), &err,
+           "peer seed");
+}
+
+/* One sync of b with its region r that fails, its message holding `want`. */
+static void
+sync_refused(bst_node *b, bst_node *r, const char *want)
+{
+    bst_sync_result res;
+    bs_err rv = bst_sync(b, r, NULL, NULL, &res);
+
+    cr_assert_neq(rv, BS_OK, "%s <-> %s went through", b->name, r->name);
+    cr_assert(strstr(res.msg_a, want) != NULL || strstr(res.msg_b, want),
+              "%s <-> %s: %s / %s", b->name, r->name, res.msg_a, res.msg_b);
+}
+
+static void
+advance(uint64_t ms)
+{
+    for (size_t i = 0; i < 7; i++)
+        ck[i].ms += ms;
+}
+
+/*
+ * A new branch behind west is seeded by west: the records of its scope
+ * as the head office signed them (west asks the head office for every
+ * collection first), its positions at the seed point, then the log.
+ */
+Test(region, a_new_branch_behind_a_region_is_seeded_by_it)
+{
+    bst_node w3;
+    bs_clock c = bst_clock_of(&ck[6]);
+    bst_sync_result res;
+    char *r;
+
+    write_everywhere();
+    put_ok(&w1, "orders", "o-w3", "{\"shop\": \"w3\", \"total\": 7}");
+    settle();
+    bst_node_new(&w3, root, "w3", BS_ROLE_BRANCH, &c);
+    bst_member_via(&head, &w3, &west);
+    bst_pair(&west, &w3);
+    bst_pair_hub(&w3, &west);
+    round_trip(); /* west learns w3 is a member */
+    seed_at(&west, &w3);
+    { /* a regional hub seeds over the network only */
+        char path[256];
+        bs_errbuf err = {{0}};
+        snprintf(path, sizeof path, "%s/west-w3.bsx", root);
+        cr_assert_eq(bst_export(&west, "w3", path, &err), BS_EINVAL);
+        cr_assert(strstr(err.msg, "seeds over the network only") != NULL, "%s",
+                  err.msg);
+    }
+    /* west holds no answer of the head office yet: it asks, and says so */
+    sync_refused(&w3, &west, "waits for the hub's record snapshots");
+    sync_ok(&west, &head);
+    cr_assert_eq(bst_sync(&w3, &west, NULL, NULL, &res), BS_OK, "%s / %s",
+                 res.msg_a, res.msg_b);
+    cr_assert_gt(res.sb.snapshots_sent, 0, "not a seed");
+    cr_assert_eq(res.sa.refused + res.sb.refused, 0, "%s", res.msg_a);
+    same_scope(&w3);
+    same_record(&w3, "orders", "o-w3");
+    cr_assert_not_null(r = bst_get(&w3, "notes", "n-e1"));
+    free(r);
+    {
+        bs_errbuf err = {{0}};
+        bs_seeding sd;
+        bs_txn *t;
+        bst_ok(bs_store_read(w3.n->store, &t, &err), &err, "read");
+        cr_assert_eq(bs_movein_seed_get(t, &sd), BS_ENOTFOUND,
+                     "the seed did not end");
+        bs_txn_abort(t);
+    }
+    /* then the log, both ways */
+    put_ok(&w3, "notes", "n-w3", "{\"text\": \"hi\"}");
+    put_ok(&head, "catalog", "p2", "{\"price\": 3}");
+    sync_ok(&w3, &west);
+    sync_ok(&west, &head);
+    sync_ok(&w3, &west);
+    same_scope(&w3);
+    cr_assert_not_null(r = bst_get(&head, "notes", "n-w3"));
+    free(r);
+    verify_ok(&w3);
+    bst_node_free(&w3);
+}
+
+/*
+ * w1 is offline past the retention limit: it edits a record the head
+ * office deletes and everyone purges meanwhile.  West refuses it (X7)
+ * until west's admin runs `peer seed w1`; the seed replaces w1's data
+ * with the head office's signed snapshots of its scope, its newer edit of
+ * a record that still exists survives and travels, its older one loses,
+ * and the purged record is back nowhere.
+ */
+Test(region, a_stale_branch_behind_a_region_is_seeded_again_and_converges)
+{
+    bst_node *others[] = {&head, &east, &west, &e1, &e2, &w2};
+    const uint64_t day = 86400000ull;
+    bs_purge_stats ps;
+    bs_errbuf err = {{0}};
+    char *r;
+
+    write_everywhere();
+    put_ok(&head, "notes", "a", "{\"v\": \"x\"}");
+    put_ok(&head, "notes", "c", "{\"v\": \"x\"}");
+    put_ok(&head, "notes", "d", "{\"v\": \"x\"}");
+    settle();
+    advance(day); /* w1 goes offline and edits */
+    put_ok(&w1, "notes", "a", "{\"v\": \"w1\"}");
+    put_ok(&w1, "notes", "c", "{\"v\": \"w1\"}");
+    put_ok(&w1, "notes", "d", "{\"v\": \"w1\"}");
+    put_ok(&w1, "orders", "o-w1", "{\"shop\": \"w1\", \"total\": 5}");
+    advance(day); /* the head office, later */
+    bst_ok(bst_del(&head, "notes", "a", &err), &err, "delete");
+    put_ok(&head, "notes", "d", "{\"v\": \"head\"}");
+    for (int i = 0; i < 5; i++) { /* everyone else goes on, for months */
+        advance(25 * day);
+        carry(&e1, &east);
+        carry(&e2, &east);
+        sync_ok(&w2, &west);
+        carry(&east, &head);
+        sync_ok(&west, &head);
+        carry(&head, &east);
+        carry(&east, &e1);
+        carry(&east, &e2);
+        sync_ok(&w2, &west);
+    }
+    for (size_t i = 0; i < 6; i++) {
+        bst_ok(bs_purge_run(&others[i]->core, &ps, &err), &err, "purge");
+        if (others[i] == &head)
+            cr_assert_geq(ps.purged, 1, "w1 silent: a is purged at head");
+    }
+    sync_refused(&w1, &west,
+                 "seed it again with `branchsync peer seed w1` here");
+    sync_refused(&west, &w1, "its regional hub's administrator seeds it again");
+    seed_at(&west, &w1);
+    sync_refused(&w1, &west, "waits for the hub's record snapshots");
+    sync_ok(&west, &head);
+    sync_ok(&w1, &west); /* the seed */
+    settle();
+    for (size_t i = 0; i < 7; i++) {
+        bst_node *n = all[i];
+        cr_assert_null(r = bst_get(n, "notes", "a"), "%s holds a: %s", n->name,
+                       r);
+        cr_assert_not_null(r = bst_get(n, "notes", "c"), "%s", n->name);
+        cr_assert(strstr(r, "\"v\":\"w1\""), "%s's c: %s", n->name, r);
+        free(r);
+        cr_assert_not_null(r = bst_get(n, "notes", "d"), "%s", n->name);
+        cr_assert(strstr(r, "\"v\":\"head\""), "%s's d: %s", n->name, r);
+        free(r);
+    }
+    cr_assert_not_null(r = bst_get(&head, "orders", "o-w1"));
+    cr_assert(strstr(r, "\"total\":5"), "%s", r);
+    free(r);
+    same_scope(&w1);
+    same_digest(&head, &west);
+    same_digest(&head, &east);
+    verify_ok(&w1);
+    verify_ok(&west);
+}
+
+static bs_err
+ask_txn(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_relay_note(t, arg, NULL, 0, NULL, 0, 1);
+}
+
+/* A new branch behind west, admitted, paired and seeded by west. */
+static void
+seeded_branch(bst_node *b, const char *name, bst_clock *c0)
+{
+    bs_clock c = bst_clock_of(c0);
+    bst_sync_result res;
+    bs_err rv;
+
+    bst_node_new(b, root, name, BS_ROLE_BRANCH, &c);
+    bst_member_via(&head, b, &west);
+    bst_pair(&west, b);
+    bst_pair_hub(b, &west);
+    round_trip();
+    seed_at(&west, b);
+    if ((rv = bst_sync(b, &west, NULL, NULL, &res)) != BS_OK) {
+        /* west asks the head office first */
+        cr_assert(strstr(res.msg_b, "waits for the hub's record snapshots"),
+                  "%s / %s", res.msg_a, res.msg_b);
+        sync_ok(&west, &head);
+        rv = bst_sync(b, &west, NULL, NULL, &res);
+    }
+    cr_assert_eq(rv, BS_OK, "%s / %s", res.msg_a, res.msg_b);
+    cr_assert_gt(res.sb.snapshots_sent, 0, "%s: not a seed", name);
+}
+
+/*
+ * West kept the head office's snapshot of note z; the head office then
+ * deletes z and purges it, while west still holds its tombstone.  West's
+ * next answer of the whole collection no longer holds z, so the snapshot
+ * it kept goes with it: a branch it seeds afterwards does not get z
+ * back.
+ */
+Test(region, a_record_the_head_office_purged_is_not_relayed_again)
+{
+    const uint64_t day = 86400000ull;
+    bst_clock c3 = {T0, 1}, c4 = {T0, 1};
+    bst_node w3, w4;
+    bs_meta mw = bst_meta(&west);
+    bs_purge_stats ps;
+    bs_errbuf err = {{0}};
+    char *r;
+
+    write_everywhere();
+    put_ok(&head, "notes", "z", "{\"text\": \"old\"}");
+    settle();
+    seeded_branch(&w3, "w3", &c3);
+    cr_assert_not_null(r = bst_get(&w3, "notes", "z"));
+    free(r);
+    bst_ok(bst_del(&head, "notes", "z", &err), &err, "delete");
+    settle();
+    for (int i = 0; i < 4; i++) {
+        advance(25 * day);
+        c3.ms += 25 * day;
+        c4.ms += 25 * day;
+        round_trip();
+        sync_ok(&w3, &west);
+    }
+    bst_ok(bs_purge_run(&head.core, &ps, &err), &err, "purge");
+    cr_assert_geq(ps.purged, 1);
+    /* west asks the head office for every collection again */
+    bst_ok(bs_store_write(west.n->store, ask_txn, mw.pk, &err), &err, "ask");
+    sync_ok(&west, &head);
+    seeded_branch(&w4, "w4", &c4);
+    cr_assert_null(r = bst_get(&w4, "notes", "z"), "z came back: %s", r);
+    same_scope(&w4);
+    bst_node_free(&w3);
+    bst_node_free(&w4);
+}
+
+/*
+ * A branch that exchanged lately is seeded again by its region only from
+ * answers of the head office that cover what it holds (a seed drops its
+ * records and rebuilds them from the snapshots): west asks first, then
+ * seeds; nothing the branch held is lost, its own edits stay.
+ */
+Test(region, a_branch_that_exchanged_lately_is_seeded_again_by_its_region)
+{
+    bst_clock c3 = {T0, 1};
+    bst_node w3;
+    char *r;
+
+    write_everywhere();
+    settle();
+    seeded_branch(&w3, "w3", &c3);
+    put_ok(&w3, "notes", "n-w3", "{\"text\": \"mine\"}");
+    put_ok(&head, "notes", "n-head", "{\"text\": \"later\"}");
+    settle();
+    sync_ok(&w3, &west);
+    sync_ok(&w3, &west);
+    seed_at(&west, &w3);
+    /* west's answers, kept before n-head, would lose it: it asks again */
+    sync_refused(&w3, &west, "waits for the hub's record snapshots");
+    sync_ok(&west, &head);
+    sync_ok(&w3, &west); /* the seed */
+    settle();
+    sync_ok(&w3, &west);
+    same_scope(&w3);
+    cr_assert_not_null(r = bst_get(&head, "notes", "n-w3"));
+    free(r);
+    cr_assert_not_null(r = bst_get(&w3, "notes", "n-e1"));
+    free(r);
+    verify_ok(&w3);
+    bst_node_free(&w3);
 }
