@@ -161,6 +161,69 @@ bs_access_note_owner(bs_txn *t, const bs_change *c, const uint8_t *skey,
         bs_mem(val, vn), 0, NULL);
 }
 
+void
+bs_access_owner_mark(const bs_record *r, const char *owner_field,
+                     bs_owner_mark *m)
+{
+    const bs_field *f =
+        owner_field != NULL && owner_field[0] != '\0'
+            ? bs_record_find(r, owner_field, strlen(owner_field))
+            : NULL;
+
+    memset(m, 0, sizeof *m);
+    m->val = "";
+    if (f == NULL)
+        return;
+    m->has = 1;
+    m->field = owner_field;
+    m->ver = f->ver;
+    if (f->val.type == BS_VTEXT) {
+        m->val = f->val.s;
+        m->n = f->val.len;
+    }
+}
+
+static int
+same_version(const bs_version *a, const bs_version *b)
+{
+    return a->hlc == b->hlc && a->seq == b->seq && a->stream == b->stream;
+}
+
+bs_err
+bs_access_owner_keep(bs_txn *t, const char *coll, const char *id,
+                     const bs_owner_mark *before, const bs_record *after,
+                     const bs_order *o)
+{
+    uint8_t k[OWN_KEY_MAX];
+    const bs_field *f = NULL;
+    const uint8_t *skey;
+
+    if (!before->has)
+        return BS_OK;
+    if (after != NULL && (after->has_alive || after->has_tomb))
+        f = bs_record_find(after, before->field, strlen(before->field));
+    if (f != NULL && same_version(&f->ver, &before->ver))
+        return BS_OK; /* still implied */
+    if ((skey = o->stream_key(o->ctx, before->ver.stream)) == NULL)
+        return BS_ESTORE;
+    return bs_txn_put(t, BS_DB_META,
+                      bs_mem(k, own_key(k, coll, id, before->ver.hlc, skey,
+                                        before->ver.seq, 1)),
+                      bs_mem(before->val, before->n), 0, NULL);
+}
+
+int
+bs_access_owner_implied(const bs_change *c, const bs_version *cv,
+                        const bs_record *r, const char *owner_field)
+{
+    const bs_field *f;
+
+    if (c->deleted || owner_field == NULL || owner_field[0] == '\0')
+        return 0;
+    f = bs_record_find(r, owner_field, strlen(owner_field));
+    return f != NULL && same_version(&f->ver, cv);
+}
+
 /* A version, comparable bytewise with the keys above: hlc | key | seq. */
 typedef struct vkey {
     uint64_t hlc, seq;

@@ -16,6 +16,18 @@
  * ("own:" COLL \0 ID \0 u64be hlc | u64be seq -> the value, in meta), so a
  * change arriving below a later owner change is judged by the owner it
  * really followed.
+ *
+ * The entry of the change that the record's owner field holds now is
+ * implied: the record says the same (that field's value at that field's
+ * version), so a first delivery writes none (storage.md §3.1).  Hence the
+ * rule for every path that writes a record of a collection with an owner
+ * field: mark the owner field before changing the record
+ * (bs_access_owner_mark) and, after, keep the marked entry
+ * (bs_access_owner_keep) — it is no longer implied once the field's
+ * version changes or the field goes.  A change's own entry may be left out
+ * only when the record as written holds the change's owner at the
+ * change's version (bs_access_owner_implied).  Stores written before hold
+ * every entry; the implied one then merely repeats the record.
  */
 #ifndef BS_ACCESS_H
 #define BS_ACCESS_H
@@ -128,6 +140,36 @@ void bs_access_owner_after(const bs_change *c, const char *owner_field,
 BS_MUST_CHECK bs_err bs_access_note_owner(bs_txn *t, const bs_change *c,
                                           const uint8_t *skey,
                                           const char *owner_field);
+
+/* A record's owner field as it was before a write (the entry it implies). */
+typedef struct bs_owner_mark {
+    int has;           /* the record held the owner field */
+    const char *field; /* its name: borrowed from the caller */
+    bs_version ver;    /* its version */
+    const char *val;   /* its text ("" otherwise): borrowed from the record
+                        * marked, valid while that record's memory is */
+    size_t n;
+} bs_owner_mark;
+
+/* Mark r's owner field owner_field ("" or NULL: nothing to mark). */
+void bs_access_owner_mark(const bs_record *r, const char *owner_field,
+                          bs_owner_mark *m);
+
+/* After a write left coll/id as `after` (NULL: the record is gone), keep
+ * the entry `before` implied unless after still holds it (write txn); o
+ * gives the stream key of the marked version.  BS_OK when nothing is to
+ * keep. */
+BS_MUST_CHECK bs_err bs_access_owner_keep(bs_txn *t, const char *coll,
+                                          const char *id,
+                                          const bs_owner_mark *before,
+                                          const bs_record *after,
+                                          const bs_order *o);
+
+/* 1 when change c, stamped cv, needs no entry of its own: it names the
+ * owner (not a delete) and the record r as written holds c's version of
+ * owner_field. */
+int bs_access_owner_implied(const bs_change *c, const bs_version *cv,
+                            const bs_record *r, const char *owner_field);
 
 /*
  * Count n more changes of origin pk refused by rule at now_ms (the node's

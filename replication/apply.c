@@ -315,6 +315,8 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     bs_recenc enc;
     bs_slice old;
     uint8_t *dst;
+    const char *of; /* the owner field whose history is kept (access.h) */
+    bs_owner_mark mark;
     int changed;
     bs_err rv;
 
@@ -330,10 +332,7 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
                  rules.owner_field);
         ap->policy = (int)pol;
     }
-    if (ap->owner_field[0] && c->coll[0] != '_' &&
-        (rv = bs_access_note_owner(ap->txn, c, s->key, ap->owner_field)) !=
-            BS_OK)
-        return rv;
+    of = ap->owner_field[0] && c->coll[0] != '_' ? ap->owner_field : NULL;
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0)
         ap->policy_coll[0] = '\0'; /* a policy changes: look again */
     o.use_prio = pol == BS_POLICY_PRIORITY;
@@ -350,6 +349,10 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         bs_record_encode(&r, &enc, dst);
         changed = 0; /* written */
         *mine = new_and_mine(ap, c, &r);
+        /* the owner it names is the record's: implied (access.h) */
+        if (of != NULL && !bs_access_owner_implied(c, &cv, &r, of) &&
+            (rv = bs_access_note_owner(ap->txn, c, s->key, of)) != BS_OK)
+            return rv;
         if ((rv = bs_changes_note(ap->txn, c->coll, c->id, !r.live, &cv)) !=
             BS_OK)
             return rv;
@@ -364,11 +367,20 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
         if ((rv = bs_record_decode(&r, old.p, old.n, &ap->scratch)) != BS_OK)
             return bs_errf(err, rv, "%s/%s: stored record is corrupt", c->coll,
                            c->id);
+        bs_access_owner_mark(&r, of, &mark);
         if ((rv = detect(ap, v, s->idx, c, &cv, &r, pol, &o)) != BS_OK ||
             (rv = note_redo(ap, c, &cv, &r, &o)) != BS_OK)
             return rv;
         if ((rv = bs_record_merge(&r, c->deleted, c->fields, c->nfields, &cv,
                                   &o, &ap->scratch, &changed)) != BS_OK)
+            return rv;
+        /* the owner the record held is no longer implied once the merge
+         * replaced it; c's is unless the record keeps another */
+        if (of != NULL &&
+            ((rv = bs_access_owner_keep(ap->txn, c->coll, c->id, &mark, &r,
+                                        &o)) != BS_OK ||
+             (!bs_access_owner_implied(c, &cv, &r, of) &&
+              (rv = bs_access_note_owner(ap->txn, c, s->key, of)) != BS_OK)))
             return rv;
     } else {
         return rv;

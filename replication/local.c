@@ -324,12 +324,23 @@ note_rules(bs_local *l, const char *coll, const char *id, const bs_record *r,
     return bs_rebuild_note_rules(l->txn, id, &ver, &rules, &l->rules_due);
 }
 
+/* Note the owner c gives its record for later judgments, unless made, the
+ * record c has just made new, implies it (access.h). */
+static bs_err
+note_owner(bs_local *l, const bs_change *c, const bs_version *v,
+           const bs_record *made, const char *owner_field)
+{
+    if (made != NULL && bs_access_owner_implied(c, v, made, owner_field))
+        return BS_OK;
+    return bs_access_note_owner(l->txn, c, l->self->key, owner_field);
+}
+
 /* A local write the rules in effect forbid is refused up front (design.md,
  * "Access and filters"); an allowed one that names an owner is noted for
- * later judgments (access.h). */
+ * later judgments (access.h); made: as in note_owner, or NULL. */
 static bs_err
 check_rules(bs_local *l, const bs_change *c, const bs_version *v,
-            bs_errbuf *err)
+            const bs_record *made, bs_errbuf *err)
 {
     char name[BS_NODE_NAME_MAX + 1];
     bs_judgment j;
@@ -342,8 +353,7 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
     /* the common case: nothing to judge, at most an owner to note */
     if (l->rules.writers == BS_WRITERS_ALL ||
         (l->meta.joined && memcmp(l->meta.pk, l->meta.hub, BS_PK_LEN) == 0))
-        return bs_access_note_owner(l->txn, c, l->self->key,
-                                    l->rules.owner_field);
+        return note_owner(l, c, v, made, l->rules.owner_field);
     bs_access_name(l->txn, &l->meta, l->meta.pk, name);
     /* The latest version this node holds governs its write even when the
      * write is stamped below it (a clock set back): the set's vector says
@@ -356,7 +366,16 @@ check_rules(bs_local *l, const bs_change *c, const bs_version *v,
         return bs_errf(err, BS_EPERM,
                        "not permitted: %s; the head office's rules forbid it",
                        j.why);
-    return bs_access_note_owner(l->txn, c, l->self->key, j.rules.owner_field);
+    return note_owner(l, c, v, made, j.rules.owner_field);
+}
+
+/* The owner field whose history coll keeps, once check_rules looked its
+ * rules up (NULL: none). */
+static const char *
+owner_field_of(const bs_local *l, const char *coll)
+{
+    return coll[0] != '_' && l->rules.owner_field[0] ? l->rules.owner_field
+                                                     : NULL;
 }
 
 /* One change of a put: fields f[0..n), at most one change's worth. */
@@ -367,6 +386,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
     char owner[BS_NODE_NAME_MAX + 1], before[BS_NODE_NAME_MAX + 1];
+    bs_owner_mark mark;
     bs_record r;
     bs_recenc e;
     bs_version v;
@@ -399,7 +419,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
         if ((rv = bs_changes_note(l->txn, coll, id, 0, &v)) != BS_OK)
             return rv;
         /* (A refusal aborts the transaction, this record with it.) */
-        if ((rv = check_rules(l, &ch, &v, err)) != BS_OK ||
+        if ((rv = check_rules(l, &ch, &v, &r, err)) != BS_OK ||
             (rv = note_rules(l, coll, id, &r, &v)) != BS_OK ||
             (rv = route_owner(l, coll, &r, owner, sizeof owner)) != BS_OK)
             return rv;
@@ -422,11 +442,15 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
     {
         bs_change ch = {v.seq, v.hlc, v.prio, coll, id, 0, f, n};
 
-        if ((rv = check_rules(l, &ch, &v, err)) != BS_OK)
+        if ((rv = check_rules(l, &ch, &v, NULL, err)) != BS_OK)
             return rv;
     }
+    /* the owner the record held: kept if the write replaces it (access.h) */
+    bs_access_owner_mark(&r, owner_field_of(l, coll), &mark);
     if ((rv = bs_record_merge(&r, 0, f, n, &v, &l->order, &l->scratch,
                               &changed)) != BS_OK ||
+        (rv = bs_access_owner_keep(l->txn, coll, id, &mark, &r, &l->order)) !=
+            BS_OK ||
         (rv = write_record(l, key, klen, &r)) != BS_OK ||
         (rv = bs_changes_note(l->txn, coll, id, !r.live, &v)) != BS_OK ||
         (rv = settle(l, coll, id, f, n)) != BS_OK ||
@@ -489,6 +513,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
     char owner[BS_NODE_NAME_MAX + 1];
     uint8_t key[BS_RECKEY_MAX];
     size_t klen = bs_record_key(key, coll, id);
+    bs_owner_mark mark;
     bs_record r;
     bs_version v;
     bs_slice old;
@@ -517,11 +542,14 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
     {
         bs_change ch = {v.seq, v.hlc, v.prio, coll, id, 1, NULL, 0};
 
-        if ((rv = check_rules(l, &ch, &v, err)) != BS_OK)
+        if ((rv = check_rules(l, &ch, &v, NULL, err)) != BS_OK)
             return rv;
     }
+    bs_access_owner_mark(&r, owner_field_of(l, coll), &mark);
     if ((rv = bs_record_merge(&r, 1, NULL, 0, &v, &l->order, &l->scratch,
-                              &changed)) != BS_OK)
+                              &changed)) != BS_OK ||
+        (rv = bs_access_owner_keep(l->txn, coll, id, &mark, &r, &l->order)) !=
+            BS_OK)
         return rv;
     if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
         (rv = bs_changes_note(l->txn, coll, id, !r.live, &v)) != BS_OK ||

@@ -1039,6 +1039,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     bs_order o = {0, bs_streams_key, &ap->streams};
     bs_collection rules;
     bs_record r, base;
+    bs_owner_mark mark;
     bs_slice old;
     int changed, bchanged;
     bs_err rv;
@@ -1067,10 +1068,16 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     } else if (rv != BS_ENOTFOUND) {
         return rv;
     }
+    /* the owner the record held: kept if the snapshot replaces it
+     * (access.h) */
+    bs_access_owner_mark(&r, s->coll[0] != '_' ? rules.owner_field : NULL,
+                         &mark);
     if ((rv = merge_into(ap, &r, s, &o, &changed)) != BS_OK)
         return rv;
     if (changed &&
-        ((rv = put_record(ap, BS_DB_RECORDS, key, kn, &r)) != BS_OK ||
+        ((rv = bs_access_owner_keep(ap->txn, s->coll, s->id, &mark, &r, &o)) !=
+             BS_OK ||
+         (rv = put_record(ap, BS_DB_RECORDS, key, kn, &r)) != BS_OK ||
          (rv = bs_changes_note_record(ap->txn, s->coll, s->id, &r)) != BS_OK))
         return rv;
     /* the base a rebuild starts from */

@@ -361,6 +361,84 @@ Test(access, an_edit_racing_a_move_converges)
     digests_equal();
 }
 
+/* ---- the owner history (access.h, storage.md §3.1) ---- */
+
+/* The entries "own:" coll \0 id \0 ... node t's store holds. */
+static size_t
+own_entries(bst_node *t, const char *coll, const char *id)
+{
+    char p[128];
+    size_t pn = (size_t)snprintf(p, sizeof p, "own:%s", coll) + 1, n = 0;
+    bs_cursor *cur;
+    bs_slice k, v;
+    bs_txn *tx;
+    bs_err rv;
+
+    pn += (size_t)snprintf(p + pn, sizeof p - pn, "%s", id) + 1;
+    cr_assert_eq(bs_store_read(t->core.store, &tx, NULL), BS_OK);
+    cr_assert_eq(bs_cursor_open(tx, BS_DB_META, &cur), BS_OK);
+    for (rv = bs_cursor_seek(cur, bs_mem(p, pn), &k, &v);
+         rv == BS_OK && k.n >= pn && memcmp(k.p, p, pn) == 0;
+         rv = bs_cursor_next(cur, &k, &v))
+        n++;
+    cr_assert(rv == BS_OK || rv == BS_ENOTFOUND);
+    bs_cursor_close(cur);
+    bs_txn_abort(tx);
+    return n;
+}
+
+/* A record's first owner is the record's own field: neither the office
+ * that writes it nor one that receives it keeps an entry for it; once
+ * the owner changes, the first one is kept beside the record. */
+Test(access, a_first_owner_is_implied_by_the_record)
+{
+    declare("orders", "owner", "office");
+    settle();
+    put_ok(&tallinn, "orders", "o1", "{\"office\":\"tallinn\",\"sum\":1}");
+    settle();
+    cr_assert_eq(own_entries(&tallinn, "orders", "o1"), 0, "written here");
+    cr_assert_eq(own_entries(&head, "orders", "o1"), 0, "applied");
+    cr_assert_eq(own_entries(&riga, "orders", "o1"), 0, "applied");
+    put_ok(&tallinn, "orders", "o1", "{\"sum\":2}"); /* the owner stays */
+    settle();
+    cr_assert_eq(own_entries(&riga, "orders", "o1"), 0);
+    tick(1000);
+    put_ok(&head, "orders", "o1", "{\"office\":\"riga\"}");
+    settle();
+    /* riga keeps tallinn's; the move is the record's */
+    cr_assert_eq(own_entries(&riga, "orders", "o1"), 1);
+    cr_assert_eq(own_entries(&tallinn, "orders", "o1"), 1);
+    digests_equal();
+}
+
+/* An edit stamped between a record's first owner and a move arrives
+ * after the move: it is judged by the first owner, which the record no
+ * longer holds, on the node that moved it and on one that received the
+ * move. */
+Test(access, an_edit_below_a_move_is_judged_by_the_first_owner)
+{
+    char why[256];
+
+    declare("orders", "owner", "office");
+    settle();
+    put_ok(&tallinn, "orders", "o6", "{\"office\":\"tallinn\",\"sum\":1}");
+    settle();
+    tick(1000);
+    put_ok(&tallinn, "orders", "o6", "{\"sum\":7}"); /* not carried yet */
+    tick(1000);
+    put_ok(&head, "orders", "o6", "{\"office\":\"riga\"}");
+    carry(&head, &riga);    /* riga applies the move first */
+    carry(&tallinn, &head); /* the hub moved it itself */
+    settle();
+    present(&head, "orders", "o6", "\"sum\":7");
+    present(&head, "orders", "o6", "\"office\":\"riga\"");
+    present(&riga, "orders", "o6", "\"sum\":7");
+    present(&tallinn, "orders", "o6", "\"office\":\"riga\"");
+    cr_assert_eq(refused_of(&head, &tallinn, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(refused_of(&riga, &tallinn, why, sizeof why), 0, "%s", why);
+    digests_equal();
+}
+
 /* ---- back-dating (protocol.md §7.1: a change is also governed by every
  * version its origin had seen) ---- */
 

@@ -1051,6 +1051,21 @@ Test(record, fields_sort_rejects_duplicates)
               err.msg);
 }
 
+/* Fields that arrive sorted (as writers send them) are left as they are;
+ * a duplicate among sorted fields is still found. */
+Test(record, fields_sort_keeps_sorted_fields_and_finds_their_duplicates)
+{
+    bs_field f[] = {F_int("a", 1), F_int("b", 2), F_int("c", 3)};
+    bs_field d[] = {F_int("a", 1), F_int("b", 2), F_int("b", 3)};
+    bs_errbuf err = {{0}};
+
+    cr_assert_eq(bs_fields_sort(f, 3, &err), BS_OK);
+    cr_assert(strcmp(f[0].name, "a") == 0 && f[0].val.i == 1 &&
+              strcmp(f[2].name, "c") == 0 && f[2].val.i == 3);
+    cr_assert_eq(bs_fields_sort(d, 3, &err), BS_EINVAL);
+    cr_assert(strstr(err.msg, "\"b\"") != NULL, "%s", err.msg);
+}
+
 Test(record, fields_sort_accepts_empty_and_single)
 {
     bs_field f[] = {F_int("only", 1)};
