@@ -23,7 +23,7 @@
  * 6: the change index (changes.h, table "changes"); the upgrade fills it
  *    with one entry per stored record, in key order.
  */
-#define BS_STORE_FORMAT 6
+#define BS_STORE_FORMAT 7
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 

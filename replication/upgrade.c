@@ -343,8 +343,10 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
     /* 3 -> 4: nothing to convert (upgrade.h). */
     if (format < 5 && (rv = rules_v5(t)) != BS_OK)
         return rv;
-    if ((rv = changes_v6(t)) != BS_OK)
+    if (format < 6 && (rv = changes_v6(t)) != BS_OK)
         return rv;
+    /* 6 -> 7: nothing to convert; the number keeps older programs out
+     * (upgrade.h). */
     format = BS_STORE_FORMAT;
     return bs_txn_put(t, BS_DB_META, bs_str("format"), bs_mem(&format, 4), 0,
                       NULL);

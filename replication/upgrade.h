@@ -11,6 +11,12 @@
  * Format 3 -> 4: the record codec reads both record widths (record.h), and
  * a format-3 store holds only narrow ones: only the number changes.  A
  * format-2 store goes through both steps in the same transaction.
+ *
+ * Format 6 -> 7: only the number changes.  Format 7 lets a record imply
+ * its current owner's `own:` entry, and keeps compaction stubs, re-seed
+ * and regional-hub keys (docs/storage.md §3.1), which a program of format
+ * 6 would misread or not keep; the number makes such a program refuse
+ * the store ("newer than this program") instead.
  */
 #ifndef BS_UPGRADE_H
 #define BS_UPGRADE_H
