@@ -21,9 +21,15 @@
  * meta "rsd:"                -> u64be seq the hub held of the old stream |
  *                               u32be that stream's index
  * meta "rsd:" | u64be first  -> a stashed own set, as it was logged
+ * meta "rsb:" | coll \0 id   -> (empty) a record born in the stash: the
+ *                               branch created it while stale, so the hub
+ *                               never knew it (begin), and finish writes it
+ *                               again though the seed does not bring it
  */
 #define RSD     "rsd:"
 #define RSD_LEN 4
+#define RSB     "rsb:"
+#define RSB_LEN 4
 
 static bs_err
 marker_get(bs_txn *t, uint64_t *held, uint32_t *stream)
@@ -139,6 +145,231 @@ clear_user(bs_txn *t, bs_reseed_stats *st)
     return rv;
 }
 
+/* ---- records born in the stash ---- */
+
+/* 1 when every version r holds is of the stashed part of own stream idx
+ * (seq above held): nothing of it ever reached the hub. */
+static int
+stash_only(const bs_record *r, uint32_t idx, uint64_t held)
+{
+#define OURS(v) ((v).stream == idx && (v).seq > held)
+    if ((r->has_alive && !OURS(r->alive)) || (r->has_tomb && !OURS(r->tomb)))
+        return 0;
+    for (size_t i = 0; i < r->nfields; i++)
+        if (!OURS(r->fields[i].ver))
+            return 0;
+#undef OURS
+    return r->live;
+}
+
+typedef struct borns {
+    char (*key)[BS_RECKEY_MAX + 1]; /* coll \0 id, sorted */
+    uint8_t *known;                 /* a kept set or a base names it */
+    size_t n, cap;
+} borns;
+
+static int
+born_cmp(const void *a, const void *b)
+{
+    const char *x = a, *y = b;
+    int c = strcmp(x, y);
+
+    return c ? c : strcmp(x + strlen(x) + 1, y + strlen(y) + 1);
+}
+
+/* The live records whose every version is a stashed change and which have
+ * no base (compaction folds the changes it drops into one, and a seed's
+ * snapshots are one): the candidates, sorted. */
+static bs_err
+born_candidates(bs_txn *t, uint32_t idx, uint64_t held, borns *b)
+{
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_arena a;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_RECORDS, &c)) != BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        const char *coll, *id;
+        bs_record r, base;
+
+        if (k.n == 0 || k.n > BS_RECKEY_MAX || k.p[0] == '_' ||
+            memchr(k.p, '\0', k.n) == NULL)
+            continue;
+        bs_arena_reset(&a);
+        if (bs_record_decode(&r, v.p, v.n, &a) != BS_OK) {
+            rv = BS_ESTORE;
+            break;
+        }
+        if (!stash_only(&r, idx, held))
+            continue;
+        if (b->n == b->cap) {
+            size_t nc = b->cap ? b->cap * 2 : 16;
+            char(*g)[BS_RECKEY_MAX + 1] = realloc(b->key, nc * sizeof *g);
+            if (g == NULL) {
+                rv = BS_ENOMEM;
+                break;
+            }
+            b->key = g;
+            b->cap = nc;
+        }
+        memcpy(b->key[b->n], k.p, k.n);
+        b->key[b->n][k.n] = '\0';
+        coll = b->key[b->n];
+        id = coll + strlen(coll) + 1;
+        rv = bs_movein_base(t, coll, id, &base, &a);
+        if (rv == BS_ENOTFOUND)
+            b->n++;
+        else if (rv != BS_OK)
+            break;
+    }
+    bs_cursor_close(c);
+    bs_arena_fini(&a);
+    if (rv != BS_ENOTFOUND)
+        return rv;
+    if (b->n > 0) {
+        qsort(b->key, b->n, sizeof *b->key, born_cmp);
+        if ((b->known = calloc(b->n, 1)) == NULL)
+            return BS_ENOMEM;
+    }
+    return BS_OK;
+}
+
+/* Mark the candidates a set still in the log (one the hub sent, or one
+ * of ours it holds) touches: the hub knew those records. */
+static bs_err
+born_known(bs_txn *t, borns *b)
+{
+    char probe[BS_RECKEY_MAX + 1];
+    bs_cursor *c;
+    bs_slice k, v;
+    bs_arena a;
+    bs_err rv;
+
+    if ((rv = bs_cursor_open(t, BS_DB_LOG, &c)) != BS_OK)
+        return rv;
+    bs_arena_init(&a);
+    for (rv = bs_cursor_first(c, &k, &v); rv == BS_OK;
+         rv = bs_cursor_next(c, &k, &v)) {
+        bs_csview *cs;
+
+        if (bs_changeset_decode(v.p, v.n, &cs, NULL) != BS_OK) {
+            rv = BS_ESTORE;
+            break;
+        }
+        for (size_t i = 0; i < cs->count && rv == BS_OK; i++) {
+            char(*hit)[BS_RECKEY_MAX + 1];
+            size_t cn, in;
+            bs_change ch;
+
+            if (!cs->present[i])
+                continue;
+            bs_arena_reset(&a);
+            if (bs_changeset_change(cs, i, &a, &ch, NULL) != BS_OK) {
+                rv = BS_ESTORE;
+                break;
+            }
+            cn = strlen(ch.coll);
+            in = strlen(ch.id);
+            if (ch.coll[0] == '_' || cn + 1 + in > BS_RECKEY_MAX)
+                continue;
+            memcpy(probe, ch.coll, cn + 1);
+            memcpy(probe + cn + 1, ch.id, in + 1);
+            hit = bsearch(probe, b->key, b->n, sizeof *b->key, born_cmp);
+            if (hit != NULL)
+                b->known[hit - b->key] = 1;
+        }
+        bs_changeset_free(cs);
+        if (rv != BS_OK)
+            break;
+    }
+    bs_cursor_close(c);
+    bs_arena_fini(&a);
+    return rv == BS_ENOTFOUND ? BS_OK : rv;
+}
+
+static size_t
+rsb_key(uint8_t *k, const char *coll, const char *id)
+{
+    size_t cn = strlen(coll) + 1, in = strlen(id);
+
+    memcpy(k, RSB, RSB_LEN);
+    memcpy(k + RSB_LEN, coll, cn);
+    memcpy(k + RSB_LEN + cn, id, in);
+    return RSB_LEN + cn + in;
+}
+
+/*
+ * Note (meta "rsb:") each live record the branch created while stale:
+ * every version it holds is of a stashed change (own stream idx, seq
+ * above held), it has no base, and no set left in the log touches it.
+ * The seed cannot bring such a record (the hub never had it), and the
+ * finish must not take it for one the hub purged.  Runs after the stash,
+ * before the user records are dropped.
+ */
+static bs_err
+born_mark(bs_txn *t, uint32_t idx, uint64_t held)
+{
+    uint8_t k[RSB_LEN + BS_RECKEY_MAX + 1];
+    borns b = {0};
+    bs_err rv;
+
+    if ((rv = born_candidates(t, idx, held, &b)) == BS_OK && b.n > 0)
+        rv = born_known(t, &b);
+    for (size_t i = 0; i < b.n && rv == BS_OK; i++) {
+        const char *coll = b.key[i], *id = coll + strlen(coll) + 1;
+        if (!b.known[i])
+            rv = bs_txn_put(t, BS_DB_META, bs_mem(k, rsb_key(k, coll, id)),
+                            bs_mem("", 0), 0, NULL);
+    }
+    free(b.key);
+    free(b.known);
+    return rv;
+}
+
+static int
+born(bs_txn *t, const char *coll, const char *id)
+{
+    uint8_t k[RSB_LEN + BS_RECKEY_MAX + 1];
+    bs_slice v;
+
+    if (strlen(coll) + 1 + strlen(id) > BS_RECKEY_MAX)
+        return 0;
+    return bs_txn_get(t, BS_DB_META, bs_mem(k, rsb_key(k, coll, id)), &v) ==
+           BS_OK;
+}
+
+/* Forget every "rsb:" note (finish). */
+static bs_err
+born_clear(bs_txn *t)
+{
+    uint8_t k[RSB_LEN + BS_RECKEY_MAX + 1];
+    bs_cursor *c;
+    bs_slice ck, cv;
+    bs_err rv;
+
+    for (;;) {
+        size_t n;
+        if ((rv = bs_cursor_open(t, BS_DB_META, &c)) != BS_OK)
+            return rv;
+        rv = bs_cursor_seek(c, bs_mem(RSB, RSB_LEN), &ck, &cv);
+        if (rv == BS_OK && (ck.n < RSB_LEN || memcmp(ck.p, RSB, RSB_LEN) != 0 ||
+                            ck.n > sizeof k))
+            rv = BS_ENOTFOUND;
+        n = rv == BS_OK ? ck.n : 0;
+        if (rv == BS_OK)
+            memcpy(k, ck.p, n);
+        bs_cursor_close(c);
+        if (rv != BS_OK)
+            return rv == BS_ENOTFOUND ? BS_OK : rv;
+        if ((rv = bs_txn_del(t, BS_DB_META, bs_mem(k, n))) != BS_OK)
+            return rv;
+    }
+}
+
 bs_err
 bs_reseed_begin(bs_txn *t, const bs_pos *point, size_t n, bs_reseed_stats *st,
                 bs_errbuf *err)
@@ -170,7 +401,8 @@ bs_reseed_begin(bs_txn *t, const bs_pos *point, size_t n, bs_reseed_stats *st,
         goto out;
     }
     idx = s->idx;
-    if ((rv = stash_own(t, s, held, st)) != BS_OK)
+    if ((rv = stash_own(t, s, held, st)) != BS_OK ||
+        (rv = born_mark(t, idx, held)) != BS_OK)
         goto out;
     /* INV-1: the stashed seqs were never sent, yet are never reused. */
     bs_crypto_random(m.inc, BS_INC_LEN);
@@ -216,6 +448,18 @@ reissue(bs_local *l, const bs_change *ch, int *done, bs_errbuf *err)
 
     *done = 0;
     rv = bs_txn_get(l->txn, BS_DB_RECORDS, bs_mem(key, klen), &v);
+    if (rv == BS_ENOTFOUND && !ch->deleted && ch->nfields > 0 &&
+        born(l->txn, ch->coll, ch->id)) {
+        /* created here while stale: the hub never had it */
+        bs_field *all = malloc(ch->nfields * sizeof *all);
+        if (all == NULL)
+            return BS_ENOMEM;
+        memcpy(all, ch->fields, ch->nfields * sizeof *all);
+        rv = bs_local_put(l, ch->coll, ch->id, all, ch->nfields, err);
+        free(all);
+        *done = rv == BS_OK;
+        return rv;
+    }
     if (rv == BS_ENOTFOUND)
         return BS_OK; /* not at the hub (deleted and purged): dropped */
     if (rv != BS_OK)
@@ -400,6 +644,8 @@ bs_reseed_finish(bs_txn *t, const bs_core *c, bs_reseed_stats *st,
         return rv;
     rv = reissue_all(t, c, firsts, n, st, err);
     free(firsts);
+    if (rv == BS_OK)
+        rv = born_clear(t);
     if (rv == BS_OK)
         rv = bs_txn_del(t, BS_DB_META, bs_mem(RSD, RSD_LEN));
     return rv;

@@ -17,7 +17,10 @@
  *    stream, the seed point) leave the log for a stash (meta "rsd:"), so
  *    that they never travel; that stream is rewound to the hub's position
  *    and the branch writes on under a new incarnation (INV-1: those seqs
- *    are never reused); every user record is dropped (without a change:
+ *    are never reused); each live record the branch created while stale
+ *    is noted ("rsb:": every version of a stashed set, no base, no set
+ *    left in the log names it: the hub never knew it); every user record
+ *    is dropped (without a change:
  *    nothing propagates), so the seed's snapshots rebuild exactly the
  *    hub's state within the branch's scope.
  *  - Finish (once the seed marker merged: the branch is no longer
@@ -25,8 +28,9 @@
  *    write, under the new incarnation, for the records the seed brought
  *    live, field by field where the stashed edit is newer (by HLC) than
  *    what the seed holds; a stashed delete likewise.  Edits of records the
- *    seed did not bring (deleted, purged, or unknown at the hub) are
- *    dropped and counted.  The stash goes.
+ *    seed did not bring (deleted or purged at the hub) are dropped and
+ *    counted, but for a record noted as created here, whose changes are
+ *    written again whole.  The stash and the notes go.
  *
  * Everything is a function of the store and the seed, in the caller's
  * write transaction.

@@ -79,7 +79,10 @@ TestSuite(reseed, .init = setup, .fini = teardown, .timeout = 60);
  * The issue's scenario.  Records: a (the branch edits it, the hub deletes
  * and purges it), b (the branch adds a field), c (the branch edits it,
  * nobody else), d (the branch edits it, the hub later), f (the branch
- * deletes it).
+ * deletes it), n (the branch creates it while stale: the hub never had it),
+ * z (the branch creates and deletes it while stale).  Every version the
+ * branch holds of a is its own unsent edit, as for n: only the hub's set
+ * in the branch's log tells a record the hub knew from a new one.
  */
 static void
 scenario(void)
@@ -101,6 +104,9 @@ scenario(void)
     put(&br, "c", "{\"v\":\"branch\"}");
     put(&br, "d", "{\"v\":\"branch\"}");
     put(&br, "f", NULL);
+    put(&br, "n", "{\"v\":\"new\",\"w\":\"branch\"}");
+    put(&br, "z", "{\"v\":\"gone\"}");
+    put(&br, "z", NULL);
     clock_ms.ms += DAY_MS; /* the hub, later */
     put(&hub, "a", NULL);
     put(&hub, "d", "{\"v\":\"hub\"}");
@@ -198,6 +204,9 @@ assert_converged(const char *what)
         assert_holds(t2, "c", "\"v\":\"branch\""); /* its newer edit */
         assert_holds(t2, "d", "\"v\":\"hub\"");    /* the hub's newer one */
         assert_holds(t2, "f", NULL);               /* its delete */
+        assert_holds(t2, "n", "\"w\":\"branch\""); /* made while stale */
+        assert_holds(t2, "n", "\"v\":\"new\"");
+        assert_holds(t2, "z", NULL); /* made and deleted while stale */
     }
     cr_assert(!stale(&hub, "tallinn") && !stale(&br, "head"),
               "%s: still marked as needing a full resync", what);
@@ -271,15 +280,17 @@ Test(reseed, a_stale_branch_seeded_again_by_file_converges)
     peer_seed();
     carry(&hub, &br, &st); /* the seed */
     cr_assert(st.snapshots > 0, "a seed: snapshots");
-    /* written again: b's new field, c, f's delete; dropped: a (purged at
-     * the hub), d (the hub's edit is later) */
+    /* written again: b's new field, c, f's delete, n (made while stale);
+     * dropped: a (purged at the hub), d (the hub's edit is later), z's
+     * put and delete (nothing of it is left to write) */
     cr_assert(st.reseeded, "the import says it seeded the branch again");
-    cr_assert_eq(st.reissued, 3, "%llu written again",
+    cr_assert_eq(st.reissued, 4, "%llu written again",
                  (unsigned long long)st.reissued);
-    cr_assert_eq(st.reseed_dropped, 2, "%llu dropped",
+    cr_assert_eq(st.reseed_dropped, 4, "%llu dropped",
                  (unsigned long long)st.reseed_dropped);
     assert_holds(&br, "a", NULL); /* the purged record went at once */
     assert_holds(&br, "c", "branch");
+    assert_holds(&br, "n", "new");
     carry(&br, &hub, NULL); /* its newer edits, as ordinary changes */
     carry(&hub, &br, NULL);
     assert_converged("seeded by file");
