@@ -72,6 +72,19 @@ get_value(const Bs__Value *v, bs_value *out)
     }
 }
 
+/* snprintf(dst, size, "%s", src) without the formatting (once per
+ * snapshot of a seed). */
+static void
+copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static bs_err
 decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
 {
@@ -111,8 +124,8 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     s->ncovered = b->n_covered;
     memcpy(s->infobase, b->infobase.data, BS_INFOBASE_LEN);
     memcpy(s->hub, b->hub.data, BS_PK_LEN);
-    snprintf(s->coll, sizeof s->coll, "%s", b->collection);
-    snprintf(s->id, sizeof s->id, "%s", b->id);
+    copy_str(s->coll, sizeof s->coll, b->collection);
+    copy_str(s->id, sizeof s->id, b->id);
     s->created_ms = b->created_ms;
     if ((s->has_alive = b->alive != NULL) && !get_version(b->alive, &s->alive))
         return malformed(err, "bad version");
@@ -140,15 +153,61 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     return BS_OK;
 }
 
-/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body; the
- * canonical form not checked again when `checked` (bytes that passed). */
+/* protobuf-c's allocator over a snapshot's arena, with the cap that
+ * bs_changeset_pb_unpack puts on a message's memory (4 * len + 64 KiB):
+ * free is a no-op, the arena goes with the snapshot. */
+typedef struct arena_cap {
+    bs_arena *a;
+    size_t budget;
+} arena_cap;
+
+static void *
+arena_cap_alloc(void *d, size_t n)
+{
+    arena_cap *c = d;
+
+    if (n > c->budget)
+        return NULL;
+    c->budget -= n;
+    return bs_arena_alloc(c->a, n);
+}
+
+static void
+arena_cap_free(void *d, void *p)
+{
+    (void)d;
+    (void)p;
+}
+
+/* 1 when m packs back to exactly buf[0..len) (bs_changeset_pb_canonical),
+ * packed into the arena. */
+static int
+canonical_in(bs_arena *a, const ProtobufCMessage *m, const uint8_t *buf,
+             size_t len)
+{
+    uint8_t *out;
+
+    if (protobuf_c_message_get_packed_size(m) != len ||
+        (out = bs_arena_alloc(a, len)) == NULL)
+        return 0;
+    protobuf_c_message_pack(m, out);
+    return memcmp(out, buf, len) == 0;
+}
+
+/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body, unpacked
+ * into s's arena; the canonical form not checked again when `checked`
+ * (bytes that passed). */
 static bs_err
 unpack_body(bs_snap *s, const uint8_t *p, size_t n, int checked, bs_errbuf *err)
 {
-    Bs__SnapBody *b = bs_changeset_pb_unpack(&bs__snap_body__descriptor, p, n);
+    arena_cap c = {&s->arena, n * 4 + 65536};
+    ProtobufCAllocator al = {arena_cap_alloc, arena_cap_free, &c};
+    Bs__SnapBody *b = (Bs__SnapBody *)protobuf_c_message_unpack(
+        &bs__snap_body__descriptor, &al, n, p);
 
+    s->pb_arena = 1;
     if ((s->pb_body = b) == NULL ||
-        (!checked && !bs_changeset_pb_canonical(&b->base, p, n)) ||
+        (!checked && !canonical_in(&s->arena, &b->base, p, n)) ||
         b->base.n_unknown_fields > 0)
         return malformed(err, "body does not decode canonically");
     s->body = (bs_slice){p, n};
@@ -194,13 +253,28 @@ bs_snap_verify(const bs_snap *s, const uint8_t hub[BS_PK_LEN])
 }
 
 void
+bs_snap_init(bs_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    bs_arena_init(&s->arena);
+}
+
+void
+bs_snap_fini(bs_snap *s)
+{
+    if (!s->pb_arena)
+        bs_changeset_pb_free(s->pb_body);
+    bs_changeset_pb_free(s->pb);
+    bs_arena_fini(&s->arena);
+    bs_snap_init(s);
+}
+
+void
 bs_snap_free(bs_snap *s)
 {
     if (s == NULL)
         return;
-    bs_changeset_pb_free(s->pb_body);
-    bs_changeset_pb_free(s->pb);
-    bs_arena_fini(&s->arena);
+    bs_snap_fini(s);
     free(s);
 }
 
@@ -440,30 +514,45 @@ bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i)
 }
 
 bs_err
-bs_snapbatch_snap(const bs_snapbatch *b, size_t i, bs_snap **out,
-                  bs_errbuf *err)
+bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
+                       bs_errbuf *err)
 {
     const Bs__SnapBatch *m = b->pb;
-    bs_snap *s;
+    bs_arena a = s->arena;
     bs_err rv;
 
-    if ((s = calloc(1, sizeof *s)) == NULL)
-        return BS_ENOMEM;
-    bs_arena_init(&s->arena);
+    if (!s->pb_arena) /* a snapshot decoded otherwise before */
+        bs_changeset_pb_free(s->pb_body);
+    bs_changeset_pb_free(s->pb);
+    bs_arena_reset(&a);
+    memset(s, 0, sizeof *s);
+    s->arena = a;
     s->batched = 1;
     if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
                           err)) != BS_OK)
-        goto fail;
+        return rv;
     if (memcmp(s->infobase, b->infobase, BS_INFOBASE_LEN) != 0 ||
-        memcmp(s->hub, b->hub, BS_PK_LEN) != 0) { /* B6 */
-        rv = bad_batch(err, "a snapshot names another infobase or hub");
-        goto fail;
+        memcmp(s->hub, b->hub, BS_PK_LEN) != 0) /* B6 */
+        return bad_batch(err, "a snapshot names another infobase or hub");
+    return BS_OK;
+}
+
+bs_err
+bs_snapbatch_snap(const bs_snapbatch *b, size_t i, bs_snap **out,
+                  bs_errbuf *err)
+{
+    bs_snap *s;
+    bs_err rv;
+
+    if ((s = malloc(sizeof *s)) == NULL)
+        return BS_ENOMEM;
+    bs_snap_init(s);
+    if ((rv = bs_snapbatch_snap_into(b, i, s, err)) != BS_OK) {
+        bs_snap_free(s);
+        return rv;
     }
     *out = s;
     return BS_OK;
-fail:
-    bs_snap_free(s);
-    return rv;
 }
 
 void
