@@ -1023,7 +1023,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     bs_collection rules;
     bs_record r, base;
     bs_slice old;
-    int changed, bchanged;
+    int changed, bchanged, fresh;
     bs_err rv;
 
     if (s->done && s->seed) /* the end of a seed: is it complete? */
@@ -1045,6 +1045,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     } else if (rv != BS_ENOTFOUND) {
         return rv;
     }
+    fresh = rv == BS_ENOTFOUND;
     if ((rv = merge_into(ap, &r, s, &o, &changed)) != BS_OK)
         return rv;
     if (changed &&
@@ -1062,6 +1063,12 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
         return rv;
     if ((rv = note_owner(ap, s, rules.owner_field)) != BS_OK)
         return rv;
-    /* the record as merged decides (move-out, protocol.md 7.2) */
+    /* the record as merged decides (move-out, protocol.md 7.2); one new
+     * here holds the snapshot's fields alone, whose owner N12 found in
+     * this node's scope by the same rules (bs_apply_snapshot admitted it
+     * in this transaction; N12 judges only a snapshot with fields):
+     * nothing to drop (a seed's every record) */
+    if (fresh && s->nfields > 0)
+        return BS_OK;
     return bs_scope_drop_foreign(ap->txn, &ap->meta, s->coll, s->id, NULL);
 }
