@@ -289,6 +289,53 @@ Test(snapshot, golden_batch)
     cr_assert_eq(bs_snapbatch_decode(bytes, n - 3, &b, &err), BS_EMALFORMED);
 }
 
+/* A seed's loop over a batch: each body decoded into one reused
+ * snapshot (bs_snapbatch_snap_into) is what bs_snapbatch_snap gives,
+ * nothing of the body before remains, and its memory is the same chunk
+ * from one body to the next (no malloc per body). */
+Test(snapshot, batch_bodies_decode_into_one_reused_snapshot)
+{
+    uint8_t bytes[1024];
+    char hexs[1600];
+    size_t n;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snap s, *one;
+    void *chunk = NULL;
+
+    exp_value_in("snapbatch_v1.exp", "batch", hexs, sizeof hexs);
+    n = unhex(bytes, sizeof bytes, hexs);
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s", err.msg);
+    bs_snap_init(&s);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < b->n; i++) {
+            cr_assert_eq(bs_snapbatch_snap_into(b, i, &s, &err), BS_OK, "%s",
+                         err.msg);
+            cr_assert_eq(bs_snapbatch_snap(b, i, &one, &err), BS_OK, "%s",
+                         err.msg);
+            cr_assert(s.batched && s.done == one->done);
+            cr_assert_str_eq(s.coll, one->coll);
+            cr_assert_str_eq(s.id, one->id);
+            cr_assert_eq(s.nfields, one->nfields);
+            cr_assert_eq(s.ncovered, one->ncovered);
+            cr_assert(s.body.p == one->body.p && s.body.n == one->body.n);
+            for (size_t f = 0; f < s.nfields; f++) {
+                cr_assert_str_eq(s.fields[f].name, one->fields[f].name);
+                cr_assert(bs_value_eq(&s.fields[f].val, &one->fields[f].val));
+                cr_assert_eq(s.fields[f].ver.seq, one->fields[f].ver.seq);
+            }
+            bs_snap_free(one);
+            if (chunk == NULL)
+                chunk = s.arena.head;
+            cr_assert_eq(s.arena.head, chunk, "a new chunk for body %zu", i);
+        }
+    }
+    cr_assert(s.done && s.nfields == 0, "body 1 (a done marker) last");
+    bs_snap_fini(&s);
+    bs_snap_fini(&s); /* finished twice: safe */
+    bs_snapbatch_free(b);
+}
+
 /* The seed marker's body (snapbatch_v1.exp): the encoder writes it, and
  * in a batch it decodes as a `done` snapshot with `seed`, no collection. */
 Test(snapshot, golden_seed_marker)
