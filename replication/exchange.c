@@ -1152,20 +1152,18 @@ static bs_err
 admit_batch(bs_admission *ad, const bs_inbound *p, size_t i, bs_errbuf *err)
 {
     bs_snapbatch *b;
+    bs_snap sn;
     bs_err rv;
 
     if ((rv = bs_snapbatch_decode(p->snaps[i].p, p->snaps[i].n, &b, err)) !=
         BS_OK)
         return rv;
     rv = bs_admit_snapbatch(ad, b, p->env.sender, err);
-    for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
-        bs_snap *sn;
-
-        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
-            break;
-        rv = bs_admit_snapshot(ad, sn, p->env.sender, err);
-        bs_snap_free(sn);
-    }
+    bs_snap_init(&sn); /* one snapshot's storage for the whole batch */
+    for (size_t j = 0; rv == BS_OK && j < b->n; j++)
+        if ((rv = bs_snapbatch_snap_into(b, j, &sn, err)) == BS_OK)
+            rv = bs_admit_snapshot(ad, &sn, p->env.sender, err);
+    bs_snap_fini(&sn);
     bs_snapbatch_free(b);
     return rv;
 }
@@ -1370,6 +1368,7 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
             bs_errbuf *err)
 {
     bs_snapbatch *b;
+    bs_snap sn;
     bs_err rv;
 
     int ok = p->snapok != NULL && p->snapok[i]; /* pass 1 checked it */
@@ -1379,16 +1378,15 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
         return rv;
     if (!ok)
         rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);
+    bs_snap_init(&sn);
     for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
-        bs_snap *sn;
-
-        if ((rv = bs_snapbatch_snap(b, j, &sn, err)) != BS_OK)
+        if ((rv = bs_snapbatch_snap_into(b, j, &sn, err)) != BS_OK)
             break;
-        if ((rv = bs_apply_snapshot(ap, sn, p->env.sender, err)) == BS_OK &&
-            !sn->done)
-            note_seeded(x, sn);
-        bs_snap_free(sn);
+        if ((rv = bs_apply_snapshot(ap, &sn, p->env.sender, err)) == BS_OK &&
+            !sn.done)
+            note_seeded(x, &sn);
     }
+    bs_snap_fini(&sn);
     bs_snapbatch_free(b);
     return rv;
 }

@@ -1041,7 +1041,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     bs_record r, base;
     bs_owner_mark mark;
     bs_slice old;
-    int changed, bchanged;
+    int changed, bchanged, fresh;
     bs_err rv;
 
     if (s->done && s->seed) /* the end of a seed: is it complete? */
@@ -1068,6 +1068,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     } else if (rv != BS_ENOTFOUND) {
         return rv;
     }
+    fresh = rv == BS_ENOTFOUND;
     /* the owner the record held: kept if the snapshot replaces it
      * (access.h) */
     bs_access_owner_mark(&r, s->coll[0] != '_' ? rules.owner_field : NULL,
@@ -1091,6 +1092,12 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
         return rv;
     if ((rv = note_owner(ap, s, rules.owner_field)) != BS_OK)
         return rv;
-    /* the record as merged decides (move-out, protocol.md 7.2) */
+    /* the record as merged decides (move-out, protocol.md 7.2); one new
+     * here holds the snapshot's fields alone, whose owner N12 found in
+     * this node's scope by the same rules (bs_apply_snapshot admitted it
+     * in this transaction; N12 judges only a snapshot with fields):
+     * nothing to drop (a seed's every record) */
+    if (fresh && s->nfields > 0)
+        return BS_OK;
     return bs_scope_drop_foreign(ap->txn, &ap->meta, s->coll, s->id, NULL);
 }

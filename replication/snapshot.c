@@ -72,6 +72,19 @@ get_value(const Bs__Value *v, bs_value *out)
     }
 }
 
+/* snprintf(dst, size, "%s", src) without the formatting (once per
+ * snapshot of a seed). */
+static void
+copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static bs_err
 decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
 {
@@ -111,8 +124,8 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     s->ncovered = b->n_covered;
     memcpy(s->infobase, b->infobase.data, BS_INFOBASE_LEN);
     memcpy(s->hub, b->hub.data, BS_PK_LEN);
-    snprintf(s->coll, sizeof s->coll, "%s", b->collection);
-    snprintf(s->id, sizeof s->id, "%s", b->id);
+    copy_str(s->coll, sizeof s->coll, b->collection);
+    copy_str(s->id, sizeof s->id, b->id);
     s->created_ms = b->created_ms;
     if ((s->has_alive = b->alive != NULL) && !get_version(b->alive, &s->alive))
         return malformed(err, "bad version");
@@ -140,15 +153,419 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
     return BS_OK;
 }
 
-/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body; the
- * canonical form not checked again when `checked` (bytes that passed). */
+/* protobuf-c's allocator over a snapshot's arena, with the cap that
+ * bs_changeset_pb_unpack puts on a message's memory (4 * len + 64 KiB):
+ * free is a no-op, the arena goes with the snapshot. */
+typedef struct arena_cap {
+    bs_arena *a;
+    size_t budget;
+} arena_cap;
+
+static void *
+arena_cap_alloc(void *d, size_t n)
+{
+    arena_cap *c = d;
+
+    if (n > c->budget)
+        return NULL;
+    c->budget -= n;
+    return bs_arena_alloc(c->a, n);
+}
+
+static void
+arena_cap_free(void *d, void *p)
+{
+    (void)d;
+    (void)p;
+}
+
+/*
+ * ---- a SnapBody reader of its own ----
+ *
+ * protobuf-c's unpack is generic (descriptor-driven, one allocation per
+ * message and string): 26 % of a seed's import.  This reader fills the
+ * same protobuf-c structures, in the arena, for the encodings a canonical
+ * body uses — each field once, in the wire type its declaration gives,
+ * bytes pointing into the body (which the snapshot borrows anyway) — and
+ * gives up (NULL) on anything else, which then goes to protobuf-c.  What
+ * it accepts is judged as protobuf-c's result would be: unpack_body
+ * checks that it packs back to exactly the body (or trusts bytes that
+ * passed that check before), and decode_body checks the values.
+ */
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+
+static int
+rd_varint(rd *r, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; r->p < r->end && shift < 64; shift += 7) {
+        uint8_t b = *r->p++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* The next field's number and wire type; 0 at the end or on a bad tag. */
+static int
+rd_tag(rd *r, uint32_t *field, uint32_t *wt)
+{
+    uint64_t t;
+
+    if (r->p >= r->end || !rd_varint(r, &t) || t >> 3 == 0 || t >> 3 > 99)
+        return 0;
+    *field = (uint32_t)(t >> 3);
+    *wt = (uint32_t)(t & 7);
+    return 1;
+}
+
+static int
+rd_len(rd *r, rd *sub)
+{
+    uint64_t n;
+
+    if (!rd_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+        return 0;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return 1;
+}
+
+static int
+rd_bytes(rd *r, ProtobufCBinaryData *out)
+{
+    rd sub;
+
+    if (!rd_len(r, &sub))
+        return 0;
+    out->data = (uint8_t *)sub.p;
+    out->len = (size_t)(sub.end - sub.p);
+    return 1;
+}
+
+static int
+rd_string(rd *r, bs_arena *a, char **out)
+{
+    rd sub;
+
+    return rd_len(r, &sub) &&
+           (*out = bs_arena_strndup(a, (const char *)sub.p,
+                                    (size_t)(sub.end - sub.p))) != NULL;
+}
+
+/* Field f of wire type wt, as declared: 0 varint, 1 fixed64, 2 length. */
+#define RD_WANT(wt, want)                                                      \
+    do {                                                                       \
+        if ((wt) != (want))                                                    \
+            return 0;                                                          \
+    } while (0)
+
+static int
+rd_version(rd r, Bs__SnapVersion *v)
+{
+    uint32_t f, wt;
+    uint64_t x;
+
+    bs__snap_version__init(v);
+    while (rd_tag(&r, &f, &wt)) {
+        switch (f) {
+        case 1:
+            RD_WANT(wt, 0);
+            if (!rd_varint(&r, &v->hlc))
+                return 0;
+            break;
+        case 2:
+            RD_WANT(wt, 2);
+            if (!rd_bytes(&r, &v->origin))
+                return 0;
+            break;
+        case 3:
+            RD_WANT(wt, 2);
+            if (!rd_bytes(&r, &v->incarnation))
+                return 0;
+            break;
+        case 4:
+            RD_WANT(wt, 0);
+            if (!rd_varint(&r, &v->seq))
+                return 0;
+            break;
+        case 5:
+            RD_WANT(wt, 0);
+            if (!rd_varint(&r, &x))
+                return 0;
+            v->prio = (uint32_t)x;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return r.p == r.end;
+}
+
+static int
+rd_value(rd r, bs_arena *a, Bs__Value *v)
+{
+    uint32_t f, wt;
+    uint64_t x;
+
+    bs__value__init(v);
+    while (rd_tag(&r, &f, &wt)) {
+        if (v->kind_case != BS__VALUE__KIND__NOT_SET)
+            return 0; /* a oneof set twice */
+        switch (f) {
+        case 1:
+        case 2:
+        case 3:
+            RD_WANT(wt, 0);
+            if (!rd_varint(&r, &x))
+                return 0;
+            if (f == 3)
+                v->integer = (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
+            else if (f == 1)
+                v->null = x != 0;
+            else
+                v->boolean = x != 0;
+            break;
+        case 4:
+            RD_WANT(wt, 1);
+            if (r.end - r.p < 8)
+                return 0;
+            x = 0;
+            for (int i = 7; i >= 0; i--)
+                x = x << 8 | r.p[i];
+            memcpy(&v->real, &x, sizeof v->real);
+            r.p += 8;
+            break;
+        case 5:
+            RD_WANT(wt, 2);
+            if (!rd_string(&r, a, &v->text))
+                return 0;
+            break;
+        default:
+            return 0;
+        }
+        v->kind_case = (Bs__Value__KindCase)f;
+    }
+    return r.p == r.end;
+}
+
+static int
+rd_field(rd r, bs_arena *a, Bs__SnapField *sf)
+{
+    uint32_t f, wt;
+    rd sub;
+
+    bs__snap_field__init(sf);
+    while (rd_tag(&r, &f, &wt)) {
+        RD_WANT(wt, 2);
+        if (f == 1) {
+            if (!rd_string(&r, a, &sf->name))
+                return 0;
+            continue;
+        }
+        if (f != 2 && f != 3)
+            return 0;
+        if (!rd_len(&r, &sub))
+            return 0;
+        if (f == 2 &&
+            (sf->value != NULL ||
+             (sf->value = bs_arena_alloc(a, sizeof *sf->value)) == NULL ||
+             !rd_value(sub, a, sf->value)))
+            return 0;
+        if (f == 3 &&
+            (sf->version != NULL ||
+             (sf->version = bs_arena_alloc(a, sizeof *sf->version)) == NULL ||
+             !rd_version(sub, sf->version)))
+            return 0;
+    }
+    return r.p == r.end;
+}
+
+static int
+rd_pos(rd r, Bs__StreamPos *sp)
+{
+    uint32_t f, wt;
+
+    bs__stream_pos__init(sp);
+    while (rd_tag(&r, &f, &wt)) {
+        if (f == 1 || f == 2) {
+            RD_WANT(wt, 2);
+            if (!rd_bytes(&r, f == 1 ? &sp->origin : &sp->incarnation))
+                return 0;
+        } else if (f == 3) {
+            RD_WANT(wt, 0);
+            if (!rd_varint(&r, &sp->seq))
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return r.p == r.end;
+}
+
+/* The number of fields 8 and 11 of a body (arrays sized before filling);
+ * 0 when it does not scan. */
+static int
+rd_count(rd r, size_t *nfields, size_t *ncovered)
+{
+    uint32_t f, wt;
+    uint64_t x;
+    rd sub;
+
+    *nfields = *ncovered = 0;
+    while (rd_tag(&r, &f, &wt)) {
+        if (wt == 0) {
+            if (!rd_varint(&r, &x))
+                return 0;
+        } else if (wt == 2) {
+            if (!rd_len(&r, &sub))
+                return 0;
+            *nfields += f == 8;
+            *ncovered += f == 11;
+        } else {
+            return 0; /* SnapBody has no fixed-width field */
+        }
+    }
+    return r.p == r.end;
+}
+
+/* At most `budget` bytes of arena (the cap protobuf-c's unpack gets, P21):
+ * a body whose counts could need more goes to protobuf-c. */
+static Bs__SnapBody *
+read_body(bs_arena *a, const uint8_t *p, size_t n, size_t budget)
+{
+    rd r = {p, p + n}, sub;
+    Bs__SnapBody *b;
+    size_t nf, nc;
+    uint32_t f, wt, last = 0;
+    uint64_t x;
+
+    /* the structures, the pointer arrays, and the strings' bytes with
+     * a NUL and 8-byte alignment each (collection, id; a name and a
+     * text per field) */
+    if (!rd_count(r, &nf, &nc) ||
+        sizeof *b + 16 + n + (2 + 2 * nf) * 8 +
+                nf * (sizeof(void *) + sizeof(Bs__SnapField) +
+                      sizeof(Bs__Value) + sizeof(Bs__SnapVersion)) +
+                nc * (sizeof(void *) + sizeof(Bs__StreamPos)) >
+            budget ||
+        (b = bs_arena_alloc(a, sizeof *b)) == NULL)
+        return NULL;
+    bs__snap_body__init(b);
+    if ((nf > 0 &&
+         ((b->fields = bs_arena_alloc(a, nf * sizeof *b->fields)) == NULL)) ||
+        (nc > 0 &&
+         ((b->covered = bs_arena_alloc(a, nc * sizeof *b->covered)) == NULL)))
+        return NULL;
+    while (rd_tag(&r, &f, &wt)) {
+        if (f < last || (f == last && f != 8 && f != 11))
+            return NULL; /* out of order or repeated: protobuf-c's */
+        last = f;
+        switch (f) {
+        case 1:
+        case 9:
+        case 10:
+        case 12:
+            RD_WANT(wt, 0);
+            if (!rd_varint(&r, &x))
+                return NULL;
+            if (f == 1)
+                b->version = (uint32_t)x;
+            else if (f == 9)
+                b->created_ms = x;
+            else if (f == 10)
+                b->done = x != 0;
+            else
+                b->seed = x != 0;
+            break;
+        case 2:
+        case 3:
+            RD_WANT(wt, 2);
+            if (!rd_bytes(&r, f == 2 ? &b->infobase : &b->hub))
+                return NULL;
+            break;
+        case 4:
+        case 5:
+            RD_WANT(wt, 2);
+            if (!rd_string(&r, a, f == 4 ? &b->collection : &b->id))
+                return NULL;
+            break;
+        case 6:
+        case 7: {
+            Bs__SnapVersion *v;
+
+            RD_WANT(wt, 2);
+            if (!rd_len(&r, &sub) ||
+                (v = bs_arena_alloc(a, sizeof *v)) == NULL ||
+                !rd_version(sub, v))
+                return NULL;
+            *(f == 6 ? &b->alive : &b->tomb) = v;
+            break;
+        }
+        case 8: {
+            Bs__SnapField *sf;
+
+            RD_WANT(wt, 2);
+            if (!rd_len(&r, &sub) ||
+                (sf = bs_arena_alloc(a, sizeof *sf)) == NULL ||
+                !rd_field(sub, a, sf))
+                return NULL;
+            b->fields[b->n_fields++] = sf;
+            break;
+        }
+        case 11: {
+            Bs__StreamPos *sp;
+
+            RD_WANT(wt, 2);
+            if (!rd_len(&r, &sub) ||
+                (sp = bs_arena_alloc(a, sizeof *sp)) == NULL ||
+                !rd_pos(sub, sp))
+                return NULL;
+            b->covered[b->n_covered++] = sp;
+            break;
+        }
+        default:
+            return NULL;
+        }
+    }
+    return r.p == r.end ? b : NULL;
+}
+
+/* 1 when m packs back to exactly buf[0..len) (bs_changeset_pb_canonical),
+ * packed into the arena. */
+static int
+canonical_in(bs_arena *a, const ProtobufCMessage *m, const uint8_t *buf,
+             size_t len)
+{
+    uint8_t *out;
+
+    if (protobuf_c_message_get_packed_size(m) != len ||
+        (out = bs_arena_alloc(a, len)) == NULL)
+        return 0;
+    protobuf_c_message_pack(m, out);
+    return memcmp(out, buf, len) == 0;
+}
+
+/* N3-N6: body bytes p[0..n) (kept by the caller) as s's body, unpacked
+ * into s's arena; the canonical form not checked again when `checked`
+ * (bytes that passed). */
 static bs_err
 unpack_body(bs_snap *s, const uint8_t *p, size_t n, int checked, bs_errbuf *err)
 {
-    Bs__SnapBody *b = bs_changeset_pb_unpack(&bs__snap_body__descriptor, p, n);
+    arena_cap c = {&s->arena, n * 4 + 65536};
+    ProtobufCAllocator al = {arena_cap_alloc, arena_cap_free, &c};
+    Bs__SnapBody *b = read_body(&s->arena, p, n, c.budget);
 
+    if (b == NULL) /* not as a canonical body reads: protobuf-c judges */
+        b = (Bs__SnapBody *)protobuf_c_message_unpack(
+            &bs__snap_body__descriptor, &al, n, p);
+    s->pb_arena = 1;
     if ((s->pb_body = b) == NULL ||
-        (!checked && !bs_changeset_pb_canonical(&b->base, p, n)) ||
+        (!checked && !canonical_in(&s->arena, &b->base, p, n)) ||
         b->base.n_unknown_fields > 0)
         return malformed(err, "body does not decode canonically");
     s->body = (bs_slice){p, n};
@@ -194,13 +611,28 @@ bs_snap_verify(const bs_snap *s, const uint8_t hub[BS_PK_LEN])
 }
 
 void
+bs_snap_init(bs_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    bs_arena_init(&s->arena);
+}
+
+void
+bs_snap_fini(bs_snap *s)
+{
+    if (!s->pb_arena)
+        bs_changeset_pb_free(s->pb_body);
+    bs_changeset_pb_free(s->pb);
+    bs_arena_fini(&s->arena);
+    bs_snap_init(s);
+}
+
+void
 bs_snap_free(bs_snap *s)
 {
     if (s == NULL)
         return;
-    bs_changeset_pb_free(s->pb_body);
-    bs_changeset_pb_free(s->pb);
-    bs_arena_fini(&s->arena);
+    bs_snap_fini(s);
     free(s);
 }
 
@@ -456,30 +888,45 @@ bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i)
 }
 
 bs_err
-bs_snapbatch_snap(const bs_snapbatch *b, size_t i, bs_snap **out,
-                  bs_errbuf *err)
+bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
+                       bs_errbuf *err)
 {
     const Bs__SnapBatch *m = b->pb;
-    bs_snap *s;
+    bs_arena a = s->arena;
     bs_err rv;
 
-    if ((s = calloc(1, sizeof *s)) == NULL)
-        return BS_ENOMEM;
-    bs_arena_init(&s->arena);
+    if (!s->pb_arena) /* a snapshot decoded otherwise before */
+        bs_changeset_pb_free(s->pb_body);
+    bs_changeset_pb_free(s->pb);
+    bs_arena_reset(&a);
+    memset(s, 0, sizeof *s);
+    s->arena = a;
     s->batched = 1;
     if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
                           err)) != BS_OK)
-        goto fail;
+        return rv;
     if (memcmp(s->infobase, b->infobase, BS_INFOBASE_LEN) != 0 ||
-        memcmp(s->hub, b->hub, BS_PK_LEN) != 0) { /* B6 */
-        rv = bad_batch(err, "a snapshot names another infobase or hub");
-        goto fail;
+        memcmp(s->hub, b->hub, BS_PK_LEN) != 0) /* B6 */
+        return bad_batch(err, "a snapshot names another infobase or hub");
+    return BS_OK;
+}
+
+bs_err
+bs_snapbatch_snap(const bs_snapbatch *b, size_t i, bs_snap **out,
+                  bs_errbuf *err)
+{
+    bs_snap *s;
+    bs_err rv;
+
+    if ((s = malloc(sizeof *s)) == NULL)
+        return BS_ENOMEM;
+    bs_snap_init(s);
+    if ((rv = bs_snapbatch_snap_into(b, i, s, err)) != BS_OK) {
+        bs_snap_free(s);
+        return rv;
     }
     *out = s;
     return BS_OK;
-fail:
-    bs_snap_free(s);
-    return rv;
 }
 
 void

@@ -77,6 +77,7 @@ typedef struct bs_snap {
      * batch's signature and body hash vouch for it (bs_admit_snapbatch) */
     int batched;
     void *pb, *pb_body;
+    int pb_arena; /* pb_body was unpacked into the arena: nothing to free */
     bs_arena arena;
 } bs_snap;
 
@@ -178,6 +179,21 @@ int bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i);
  */
 BS_MUST_CHECK bs_err bs_snapbatch_snap(const bs_snapbatch *b, size_t i,
                                        bs_snap **out, bs_errbuf *err);
+/*
+ * The same into caller-provided storage, for a loop over a batch's bodies
+ * (a seed decodes a million): s (bs_snap_init'ed) is emptied and refilled,
+ * its memory — the unpacked body included — in s's arena, which keeps its
+ * first chunk from one body to the next, so a body costs no malloc.  What
+ * s held before is gone; s borrows b's memory as above and holds the body
+ * until the next call or bs_snap_fini.  On error s holds nothing usable
+ * (but may be refilled or finished).
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i,
+                                            bs_snap *s, bs_errbuf *err);
+/* Caller-provided storage for bs_snapbatch_snap_into; fini frees what it
+ * holds (init'ed storage twice finished is safe). */
+void bs_snap_init(bs_snap *s);
+void bs_snap_fini(bs_snap *s);
 /* NULL is a no-op. */
 void bs_snapbatch_free(bs_snapbatch *b);
 /*
