@@ -245,39 +245,28 @@ kept_marker(bs_txn *t, const char *coll, bs_snap **out)
     return bs_snap_decode(v.p, v.n, out, NULL) == BS_OK ? BS_OK : BS_ESTORE;
 }
 
-/*
- * The hub's answer to (coll, "") just ended: it held every record of coll
- * (a regional hub is entitled to all), so a kept snapshot of coll made no
- * later than the end of the previous such answer (its marker's
- * created_ms) is of a record the hub no longer holds (purged): it goes,
- * else it could bring the record back at a branch.
- */
+/* Delete the kept parts under key prefix k[0..pn) but those whose
+ * created_ms `keep` spares (collected first: not under the walk). */
 static bs_err
-relay_prune(bs_txn *t, const char *coll)
+drop_parts(bs_txn *t, const uint8_t *k, size_t pn,
+           int (*keep)(uint64_t created_ms, uint64_t ms), uint64_t ms)
 {
-    uint8_t k[RKEY_MAX], (*del)[RKEY_MAX] = NULL;
-    size_t kn, *dl = NULL, nd = 0;
-    uint64_t before;
+    uint8_t(*del)[RKEY_MAX] = NULL;
+    size_t *dl = NULL, nd = 0;
     bs_cursor *cur;
     bs_slice kk, v;
-    bs_snap *mk;
     bs_err rv;
 
-    if ((rv = kept_marker(t, coll, &mk)) != BS_OK)
-        return rv == BS_ENOTFOUND ? BS_OK : rv;
-    before = mk->created_ms;
-    bs_snap_free(mk);
-    kn = key_of(k, RSNAP_PREFIX, coll, "");
     if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK)
         return rv;
-    for (rv = bs_cursor_seek(cur, bs_mem(k, kn), &kk, &v);
-         rv == BS_OK && kk.n > kn && kk.n <= RKEY_MAX &&
-         memcmp(kk.p, k, kn) == 0;
+    for (rv = bs_cursor_seek(cur, bs_mem(k, pn), &kk, &v);
+         rv == BS_OK && kk.n > pn && kk.n <= RKEY_MAX &&
+         memcmp(kk.p, k, pn) == 0;
          rv = bs_cursor_next(cur, &kk, &v)) {
         uint8_t(*nd2)[RKEY_MAX];
         size_t *nl;
 
-        if (v.n >= 8 && bs_get_u64be(v.p) > before)
+        if (v.n >= 8 && keep(bs_get_u64be(v.p), ms))
             continue;
         if ((nd2 = realloc(del, (nd + 1) * sizeof *nd2)) == NULL ||
             (del = nd2, (nl = realloc(dl, (nd + 1) * sizeof *nl)) == NULL)) {
@@ -298,6 +287,41 @@ relay_prune(bs_txn *t, const char *coll)
     return rv;
 }
 
+static int
+made_after(uint64_t created_ms, uint64_t ms)
+{
+    return created_ms > ms;
+}
+
+static int
+made_at(uint64_t created_ms, uint64_t ms)
+{
+    return created_ms == ms;
+}
+
+/*
+ * The hub's answer to (coll, "") just ended: it held every record of coll
+ * (a regional hub is entitled to all), so a kept snapshot of coll made no
+ * later than the end of the previous such answer (its marker's
+ * created_ms) is of a record the hub no longer holds (purged): it goes,
+ * else it could bring the record back at a branch.
+ */
+static bs_err
+relay_prune(bs_txn *t, const char *coll)
+{
+    uint8_t k[RKEY_MAX];
+    uint64_t before;
+    bs_snap *mk;
+    bs_err rv;
+
+    if ((rv = kept_marker(t, coll, &mk)) != BS_OK)
+        return rv == BS_ENOTFOUND ? BS_OK : rv;
+    before = mk->created_ms;
+    bs_snap_free(mk);
+    return drop_parts(t, k, key_of(k, RSNAP_PREFIX, coll, ""), made_after,
+                      before);
+}
+
 /* Keep admitted snapshot s (not of a batch) as the hub signed it, for this
  * regional hub's branches: a record's parts replace those of an earlier
  * answer (another created_ms); a done marker replaces the earlier one. */
@@ -306,10 +330,6 @@ bs_relay_keep(bs_txn *t, const bs_snap *s)
 {
     uint8_t k[RKEY_MAX], h[BS_HASH_LEN], *raw, *val;
     size_t kn, n, pn;
-    bs_cursor *cur;
-    bs_slice kk, v;
-    uint8_t(*del)[RKEY_MAX] = NULL;
-    size_t *dl = NULL, nd = 0;
     bs_err rv;
 
     if ((rv = bs_snap_signed(s, &raw, &n)) != BS_OK)
@@ -326,37 +346,8 @@ bs_relay_keep(bs_txn *t, const bs_snap *s)
     }
     pn = key_of(k, RSNAP_PREFIX, s->coll, s->id);
     k[pn++] = 0;
-    /* the parts of an earlier answer go (collected first: not under the
-     * walk) */
-    if ((rv = bs_cursor_open(t, BS_DB_META, &cur)) != BS_OK) {
-        free(raw);
-        return rv;
-    }
-    for (rv = bs_cursor_seek(cur, bs_mem(k, pn), &kk, &v);
-         rv == BS_OK && kk.n > pn && kk.n <= RKEY_MAX &&
-         memcmp(kk.p, k, pn) == 0;
-         rv = bs_cursor_next(cur, &kk, &v)) {
-        uint8_t(*nd2)[RKEY_MAX];
-        size_t *nl;
-
-        if (v.n >= 8 && bs_get_u64be(v.p) == s->created_ms)
-            continue; /* another part of this answer */
-        if ((nd2 = realloc(del, (nd + 1) * sizeof *nd2)) == NULL ||
-            (del = nd2, (nl = realloc(dl, (nd + 1) * sizeof *nl)) == NULL)) {
-            rv = BS_ENOMEM;
-            break;
-        }
-        dl = nl;
-        memcpy(del[nd], kk.p, kk.n);
-        dl[nd++] = kk.n;
-    }
-    bs_cursor_close(cur);
-    if (rv == BS_ENOTFOUND)
-        rv = BS_OK;
-    for (size_t i = 0; i < nd && rv == BS_OK; i++)
-        rv = del_key(t, del[i], dl[i]);
-    free(del);
-    free(dl);
+    /* the parts of an earlier answer go; another part of this one stays */
+    rv = drop_parts(t, k, pn, made_at, s->created_ms);
     bs_hash(h, s->body.p, s->body.n);
     memcpy(k + pn, h, 8);
     kn = pn + 8;
