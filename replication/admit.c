@@ -88,6 +88,11 @@ bs_admission_fini(bs_admission *ad)
     free(ad->touched);
     bs_owner_notes_fini(&ad->notes);
     forget_rules(ad);
+    free(ad->ch);
+    free(ad->chused);
+    ad->ch = NULL;
+    ad->chused = NULL;
+    ad->chcap = ad->nchused = 0;
     ad->learnt = ad->intro = NULL;
     ad->dheld = NULL;
     ad->drules = NULL;
@@ -156,22 +161,62 @@ learn_set(bs_admission *ad, bs_member **list, size_t *n, const bs_csview *v,
     return rv;
 }
 
-/* Decode the present changes of v into the arena (A10).  *out has
- * v->count entries; an omitted one has coll NULL. */
+/* The admission's own array of count changes, all zero: the entries the
+ * last set filled are cleared, the rest are zero still (a branch's set in
+ * summary form carries about a tenth of its seq range: clearing the whole
+ * range set after set cost more than decoding what came). */
 static bs_err
-decode_changes(bs_admission *ad, const bs_csview *v, bs_change **out,
+own_changes(bs_admission *ad, size_t count, bs_change **out)
+{
+    for (size_t k = 0; k < ad->nchused; k++)
+        memset(&ad->ch[ad->chused[k]], 0, sizeof *ad->ch);
+    ad->nchused = 0;
+    if (count > ad->chcap) {
+        bs_change *ch = calloc(count, sizeof *ch);
+        uint32_t *used = malloc(count * sizeof *used);
+
+        if (ch == NULL || used == NULL) {
+            free(ch);
+            free(used);
+            return BS_ENOMEM;
+        }
+        free(ad->ch);
+        free(ad->chused);
+        ad->ch = ch;
+        ad->chused = used;
+        ad->chcap = count;
+    }
+    *out = ad->ch;
+    return BS_OK;
+}
+
+/* Decode the present changes of v (A10): *out has v->count entries, an
+ * omitted one zero (coll NULL), their contents in the arena.  own: the
+ * entries are the admission's array (the set being admitted: valid until
+ * the next one), else the arena's. */
+static bs_err
+decode_changes(bs_admission *ad, const bs_csview *v, int own, bs_change **out,
                bs_errbuf *err)
 {
-    bs_change *ch = bs_arena_alloc(ad->arena, v->count * sizeof *ch);
+    bs_change *ch;
     bs_err rv;
 
-    if (ch == NULL)
-        return BS_ENOMEM;
-    memset(ch, 0, v->count * sizeof *ch);
-    for (size_t i = 0; i < v->count; i++)
-        if (v->present[i] &&
-            (rv = bs_changeset_change(v, i, ad->arena, &ch[i], err)) != BS_OK)
+    if (own) {
+        if ((rv = own_changes(ad, v->count, &ch)) != BS_OK)
             return rv;
+    } else {
+        if ((ch = bs_arena_alloc(ad->arena, v->count * sizeof *ch)) == NULL)
+            return BS_ENOMEM;
+        memset(ch, 0, v->count * sizeof *ch);
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        if (!v->present[i])
+            continue;
+        if (own)
+            ad->chused[ad->nchused++] = (uint32_t)i;
+        if ((rv = bs_changeset_change(v, i, ad->arena, &ch[i], err)) != BS_OK)
+            return rv;
+    }
     *out = ch;
     return BS_OK;
 }
@@ -195,7 +240,7 @@ load_intro(bs_admission *ad)
             continue;
         if (bs_changeset_decode(h.set.p, h.set.n, &v, NULL) != BS_OK)
             continue; /* refused when retried */
-        rv = decode_changes(ad, v, &ch, NULL);
+        rv = decode_changes(ad, v, 0, &ch, NULL);
         if (rv == BS_OK)
             rv = learn_set(ad, &ad->intro, &ad->nintro, v, ch);
         bs_changeset_free(v);
@@ -964,7 +1009,7 @@ check_changes(bs_admission *ad, const bs_csview *v, const char *id,
     bs_errbuf e2 = {{0}};
     bs_err rv;
 
-    if ((rv = decode_changes(ad, v, &out->changes, &e2)) != BS_OK)
+    if ((rv = decode_changes(ad, v, 1, &out->changes, &e2)) != BS_OK)
         return bs_errf(err, rv, "change set %llu-%llu of origin %s: %s",
                        (unsigned long long)v->first,
                        (unsigned long long)v->last, id, bs_errmsg(&e2, rv));
@@ -1086,7 +1131,7 @@ dry_track(bs_admission *ad, const bs_csview *v, bs_admit *out)
         (out->verdict != BS_ADMIT_APPLY && out->verdict != BS_ADMIT_HOLD))
         return BS_OK;
     if (out->changes == NULL &&
-        decode_changes(ad, v, &out->changes, NULL) != BS_OK)
+        decode_changes(ad, v, 0, &out->changes, NULL) != BS_OK)
         return BS_OK; /* it is refused when it applies */
     if (out->verdict == BS_ADMIT_APPLY) {
         /* the owners its changes give, for the sets after it */

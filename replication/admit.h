@@ -126,6 +126,13 @@ typedef struct bs_admission {
      * (A7s: the snapshots summarise them). */
     const bs_pos *seed;
     size_t nseed;
+    /* the changes of the set being applied (bs_admit.changes): chcap
+     * entries kept from set to set, of which only those a set filled
+     * (chused[0..nchused)) are cleared for the next, not the whole seq
+     * range; owned, freed by bs_admission_fini */
+    bs_change *ch;
+    uint32_t *chused;
+    size_t chcap, nchused;
 } bs_admission;
 
 /*
@@ -147,8 +154,9 @@ typedef struct bs_admit {
     bs_hold_reason hold; /* HOLD */
     const char *why;     /* QUARANTINE: "two different change sets", ... */
     bs_stream *stream;   /* in the table: never NULL unless refused */
-    bs_change *changes;  /* APPLY: v->count entries in the arena; an
-                            omitted change has coll == NULL */
+    bs_change *changes;  /* APPLY: v->count entries, an omitted change's
+                            zero (coll NULL), their contents in the
+                            arena; valid until the admission's next set */
     uint64_t max_hlc;    /* APPLY: the greatest hlc of its changes */
     /* APPLY: changes refused by rule (A11: forbidden by a rule version
      * their origin had not seen): skip[i] set, not applied; NULL when

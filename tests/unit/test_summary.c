@@ -437,6 +437,145 @@ Test(summary, each_branch_gets_only_its_buckets_and_converges)
     cr_assert(has(&riga, "orders", "r2") && !has(&riga, "orders", "t2"));
 }
 
+/* One admission judges set after set with one array of changes, cleared
+ * where the last set's carried changes filled it rather than over each
+ * set's whole seq range (docs/performance.md, round 3): an entry the last
+ * set filled reads as omitted (all zero) in the next. */
+Test(summary, an_admission_keeps_one_array_of_changes_and_clears_what_came)
+{
+    static const bst_op later[] = {
+        {"orders", "r3", "{\"branch\":\"riga\"}"},
+        {"orders", "t3", "{\"branch\":\"tallinn\"}"},
+        {"orders", "x3", "{\"n\":7}"},
+        {"orders", "r4", "{\"branch\":\"riga\"}"},
+    };
+    static const bs_change zero;
+    bs_meta m = bst_meta(&tallinn);
+    bs_errbuf err = {{0}};
+    bs_csview *v[2];
+    bs_admit out[2];
+    bs_admission ad;
+    bs_streamtab tab;
+    bst_frames fr;
+    bs_arena a;
+    size_t len, n = 0;
+    uint8_t *p;
+    bs_txn *t;
+
+    write_ok(&head, mixed, 6); /* tallinn's: seqs 1 and 4 of the set */
+    write_ok(&head, later, 4); /* tallinn's: seq 2 */
+    bst_ok(bst_export(&head, tallinn.name, path, &err), &err, "export");
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    bst_ok(bs_store_read(tallinn.n->store, &t, &err), &err, "read");
+    cr_assert_eq(bs_streams_load(t, &tab), BS_OK);
+    bs_arena_init(&a);
+    bs_admission_init(&ad, t, &m, &tab, 1, T0, 60000, &a);
+    for (size_t k = 0; k < fr.nsets; k++) {
+        bs_err rv;
+
+        if (!is_summary_form(fr.sets[k]))
+            continue;
+        cr_assert_lt(n, 2);
+        cr_assert_eq(
+            bs_changeset_decode(fr.sets[k].p, fr.sets[k].n, &v[n], &err), BS_OK,
+            "%s", err.msg);
+        rv = bs_admit_set(&ad, v[n], &out[n], &err);
+        cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+        cr_assert_eq(out[n].verdict, BS_ADMIT_APPLY);
+        for (size_t i = 0; i < v[n]->count; i++)
+            if (v[n]->present[i])
+                cr_assert_not_null(out[n].changes[i].coll);
+            else
+                cr_assert_eq(memcmp(&out[n].changes[i], &zero, sizeof zero), 0,
+                             "set %zu, change %zu: not cleared", n, i);
+        n++;
+    }
+    cr_assert_eq(n, 2);
+    cr_assert_eq(v[0]->count, 6);
+    cr_assert(v[0]->present[0] && v[0]->present[3]);
+    cr_assert_eq(v[1]->count, 4);
+    cr_assert(!v[1]->present[0] && v[1]->present[1] && !v[1]->present[3]);
+    cr_assert_eq(out[1].changes, out[0].changes, "one array for both sets");
+    cr_assert_str_eq(out[1].changes[1].id, "t3");
+    cr_assert_eq(ad.nchused, 1, "the entries to clear: the change carried");
+    cr_assert_geq(ad.chcap, 6);
+    bs_admission_fini(&ad);
+    bs_changeset_free(v[0]);
+    bs_changeset_free(v[1]);
+    bs_arena_fini(&a);
+    bs_streams_fini(&tab);
+    bs_txn_abort(t);
+    bst_frames_fini(&fr);
+    free(p);
+}
+
+/* Sets in summary form decoded one after the other borrow one spare's
+ * arrays (docs/performance.md, round 3): the next view finds them zero
+ * where the last one's changes were, and a view decoded while the spare is
+ * lent gets arrays of its own. */
+Test(summary, summary_form_views_share_a_spare_and_find_it_cleared)
+{
+    static const bst_op later[] = {
+        {"orders", "r3", "{\"branch\":\"riga\"}"},
+        {"orders", "t3", "{\"branch\":\"tallinn\"}"},
+        {"orders", "x3", "{\"n\":7}"},
+        {"orders", "r4", "{\"branch\":\"riga\"}"},
+    };
+    bs_errbuf err = {{0}};
+    bs_csspare spare = {0};
+    bs_csview *v, *w;
+    bs_slice s[2];
+    bst_frames fr;
+    size_t len, n = 0;
+    uint8_t *p, *block;
+
+    write_ok(&head, mixed, 6); /* tallinn's: seqs 1 and 4 of the set */
+    write_ok(&head, later, 4); /* tallinn's: seq 2 */
+    bst_ok(bst_export(&head, tallinn.name, path, &err), &err, "export");
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    for (size_t k = 0; k < fr.nsets; k++)
+        if (is_summary_form(fr.sets[k])) {
+            cr_assert_lt(n, 2);
+            s[n++] = fr.sets[k];
+        }
+    cr_assert_eq(n, 2);
+    cr_assert_eq(bs_changeset_decode_spare(s[0].p, s[0].n, &spare, &v, &err),
+                 BS_OK, "%s", err.msg);
+    cr_assert(spare.lent && spare.cap == 6);
+    block = spare.block;
+    cr_assert(v->present[0] && v->present[3] && !v->present[1]);
+    cr_assert_not_null(v->route_coll[0]);
+    /* lent: a second view gets its own arrays, and gives nothing back */
+    cr_assert_eq(bs_changeset_decode_spare(s[1].p, s[1].n, &spare, &w, &err),
+                 BS_OK, "%s", err.msg);
+    cr_assert_null(w->lent);
+    cr_assert_neq((void *)w->present, (void *)v->present);
+    bs_changeset_free(w);
+    cr_assert(spare.lent);
+    bs_changeset_free(v);
+    cr_assert_not(spare.lent);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert_eq(block[6 * (sizeof(bs_slice) + 3 * sizeof(char *)) + i], 0,
+                     "present[%zu] cleared", i);
+    /* the next set borrows the same block, zero but for its own change */
+    cr_assert_eq(bs_changeset_decode_spare(s[1].p, s[1].n, &spare, &w, &err),
+                 BS_OK, "%s", err.msg);
+    cr_assert_eq(w->lent, &spare);
+    cr_assert_eq(spare.block, block);
+    cr_assert_eq(w->count, 4);
+    for (size_t i = 0; i < w->count; i++) {
+        cr_assert_eq(w->present[i], i == 1, "present[%zu]", i);
+        cr_assert_eq(w->route_coll[i] != NULL, i == 1, "route_coll[%zu]", i);
+        cr_assert_eq(w->changes[i].n > 0, i == 1, "changes[%zu]", i);
+    }
+    bs_changeset_free(w);
+    bs_csspare_fini(&spare);
+    bst_frames_fini(&fr);
+    free(p);
+}
+
 /* A set the branch is entitled to none of travels as its summary alone,
  * and still moves the branch's position. */
 Test(summary, a_set_with_nothing_for_the_branch_is_its_summary_alone)
