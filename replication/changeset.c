@@ -60,7 +60,6 @@ cap_free(void *d, void *ptr)
  * with more routes than a set has changes is refused before unpacking, so
  * the cap stays 4 * len + 64 KiB + BS_SET_MAX_CHANGES * ROUTE_ALLOC (P21).
  */
-#define SPARE_ENTRY (sizeof(bs_slice) + 3 * sizeof(char *) + 1)
 #define ROUTE_ALLOC 80 /* a Route (three strings) and its pointer, counted */
 
 static int
@@ -319,13 +318,6 @@ bs_err
 bs_changeset_decode(const uint8_t *buf, size_t len, bs_csview **out,
                     bs_errbuf *err)
 {
-    return bs_changeset_decode_spare(buf, len, NULL, out, err);
-}
-
-bs_err
-bs_changeset_decode_spare(const uint8_t *buf, size_t len, bs_csspare *spare,
-                          bs_csview **out, bs_errbuf *err)
-{
     bs_csview *v;
     Bs__ChangeSet *cs;
     bs_err rv;
@@ -334,8 +326,6 @@ bs_changeset_decode_spare(const uint8_t *buf, size_t len, bs_csspare *spare,
         return malformed(err, "size out of bounds");
     if ((v = calloc(1, sizeof *v)) == NULL)
         return BS_ENOMEM;
-    if (spare != NULL && !spare->lent)
-        v->lent = spare; /* taken by decode_summary_form, if it is one */
     cs = bs_changeset_pb_unpack(&bs__change_set__descriptor, buf, len);
     if (cs == NULL) {
         rv = malformed(err, "does not decode");
@@ -355,7 +345,6 @@ bs_changeset_decode_spare(const uint8_t *buf, size_t len, bs_csspare *spare,
         *out = v;
         return BS_OK;
     }
-    v->lent = NULL;
     if (cs->signature.len != BS_SIG_LEN || cs->n_buckets > 0 ||
         cs->seen.len > 0) {
         rv = malformed(err, "signature length");
@@ -1025,71 +1014,6 @@ leading_seq(ProtobufCBinaryData d)
     return rd_varint(&r, &tag) && tag == 0x08 && rd_varint(&r, &seq) ? seq : 0;
 }
 
-/* The view's per-change arrays, all zero: lent by v->lent (grown to
- * v->count first if need be), else its own. */
-static bs_err
-change_arrays(bs_csview *v)
-{
-    bs_csspare *sp = v->lent;
-    size_t n;
-    uint8_t *b;
-
-    if (sp == NULL) {
-        v->present = calloc(v->count, 1);
-        v->changes = calloc(v->count, sizeof *v->changes);
-        v->route_coll = calloc(v->count, sizeof *v->route_coll);
-        v->route_owner = calloc(v->count, sizeof *v->route_owner);
-        v->route_before = calloc(v->count, sizeof *v->route_before);
-        return BS_OK; /* NULLs: the caller says BS_ENOMEM */
-    }
-    if (sp->cap < v->count) {
-        free(sp->block);
-        sp->cap = 0;
-        /* slices, three pointers and a flag per change, in that order */
-        if ((sp->block = calloc(v->count, SPARE_ENTRY)) == NULL) {
-            v->lent = NULL;
-            return BS_ENOMEM;
-        }
-        sp->cap = v->count;
-    }
-    n = sp->cap;
-    b = sp->block;
-    sp->lent = 1;
-    v->changes = (bs_slice *)(void *)b;
-    v->route_coll = (const char **)(void *)(b + n * sizeof(bs_slice));
-    v->route_owner = v->route_coll + n;
-    v->route_before = v->route_owner + n;
-    v->present = (uint8_t *)(v->route_before + n);
-    return BS_OK;
-}
-
-/* Give v's arrays back to the spare they came from, the entries v filled
- * cleared (those of its present changes: route_* are set for those only). */
-static void
-return_arrays(bs_csview *v)
-{
-    for (size_t i = 0; i < v->count; i++)
-        if (v->present[i]) {
-            v->present[i] = 0;
-            v->changes[i] = (bs_slice){NULL, 0};
-            v->route_coll[i] = v->route_owner[i] = v->route_before[i] = NULL;
-        }
-    v->lent->lent = 0;
-    v->lent = NULL;
-    v->present = NULL;
-    v->changes = NULL;
-    v->route_coll = v->route_owner = v->route_before = NULL;
-}
-
-void
-bs_csspare_fini(bs_csspare *s)
-{
-    if (s == NULL)
-        return;
-    free(s->block);
-    memset(s, 0, sizeof *s);
-}
-
 /*
  * A set in summary form (2.10): the summary decodes (canonically, SM2),
  * its bare header as a header without hashes and routes, its buckets add
@@ -1144,8 +1068,11 @@ decode_summary_form(bs_csview *v, const Bs__ChangeSet *cs, bs_errbuf *err)
     v->bucket_before = calloc(v->nbuckets, sizeof *v->bucket_before);
     v->bucket_count = calloc(v->nbuckets, sizeof *v->bucket_count);
     v->bucket_kept = calloc(v->nbuckets, 1);
-    if ((rv = change_arrays(v)) != BS_OK)
-        return rv;
+    v->present = calloc(v->count, 1);
+    v->changes = calloc(v->count, sizeof *v->changes);
+    v->route_coll = calloc(v->count, sizeof *v->route_coll);
+    v->route_owner = calloc(v->count, sizeof *v->route_owner);
+    v->route_before = calloc(v->count, sizeof *v->route_before);
     if (v->bucket_coll == NULL || v->bucket_owner == NULL ||
         v->bucket_before == NULL || v->bucket_count == NULL ||
         v->bucket_kept == NULL || v->present == NULL || v->changes == NULL ||
@@ -1218,8 +1145,6 @@ bs_changeset_free(bs_csview *v)
 {
     if (v == NULL)
         return;
-    if (v->lent != NULL && v->present != NULL)
-        return_arrays(v);
     bs_changeset_pb_free(v->pb_set);
     bs_changeset_pb_free(v->pb_hdr);
     bs_changeset_pb_free(v->pb_sum);

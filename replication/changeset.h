@@ -120,28 +120,8 @@ typedef struct bs_csview {
     uint8_t *own_header;            /* summary form: `header`'s bytes (the bare
                                        header with the vector, when it came) */
     void *pb_set, *pb_hdr, *pb_sum; /* unpacked protobuf messages */
-    int verified;            /* the origin's signature was checked (pass 1) */
-    struct bs_csspare *lent; /* summary form: present, changes and route_*
-                                are this spare's until bs_changeset_free */
+    int verified; /* the origin's signature was checked (pass 1) */
 } bs_csview;
-
-/*
- * Per-change arrays a caller that decodes set after set (an import) keeps
- * from one set to the next, grow-only: a branch receives each set in
- * summary form, about a tenth of its seq range, and allocating and
- * zeroing the view's arrays for the whole range set after set cost more
- * than the changes carried.  Zero it before first use; bs_csspare_fini
- * frees it.  One view at a time borrows it (bs_changeset_decode_spare);
- * bs_changeset_free gives it back with the entries that view filled
- * cleared.  A view decoded while it is lent gets its own arrays.
- */
-typedef struct bs_csspare {
-    uint8_t *block; /* cap entries of each array, all zero while not lent */
-    size_t cap;
-    int lent;
-} bs_csspare;
-
-void bs_csspare_fini(bs_csspare *s);
 
 /*
  * Decode and shape-check a change set: sizes capped before allocation
@@ -154,11 +134,6 @@ void bs_csspare_fini(bs_csspare *s);
  */
 BS_MUST_CHECK bs_err bs_changeset_decode(const uint8_t *buf, size_t len,
                                          bs_csview **out, bs_errbuf *err);
-/* The same, a set in summary form taking its per-change arrays from spare
- * (when not lent; NULL: none), which must outlive the view. */
-BS_MUST_CHECK bs_err bs_changeset_decode_spare(const uint8_t *buf, size_t len,
-                                               bs_csspare *spare,
-                                               bs_csview **out, bs_errbuf *err);
 /*
  * The routes of a header (SetHeader field 13) are either absent or one per
  * change: each collection valid (system names admitted), each owner and

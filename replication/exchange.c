@@ -1096,10 +1096,10 @@ bs_xchg_record(bs_txn *t, const bs_envelope *e, uint64_t changes,
 /* ---- receiving ---- */
 
 /* Set i of an exchange: decoded already, or decoded now into *own (which
- * the caller frees before the next; its arrays borrowed from spare). */
+ * the caller frees). */
 static bs_err
-inbound_set(const bs_inbound *in, size_t i, bs_csspare *spare, bs_csview **v,
-            bs_csview **own, bs_errbuf *err)
+inbound_set(const bs_inbound *in, size_t i, bs_csview **v, bs_csview **own,
+            bs_errbuf *err)
 {
     bs_err rv;
 
@@ -1108,8 +1108,8 @@ inbound_set(const bs_inbound *in, size_t i, bs_csspare *spare, bs_csview **v,
         *v = in->sets[i];
         return BS_OK;
     }
-    if ((rv = bs_changeset_decode_spare(in->raw[i].p, in->raw[i].n, spare, own,
-                                        err)) != BS_OK)
+    if ((rv = bs_changeset_decode(in->raw[i].p, in->raw[i].n, own, err)) !=
+        BS_OK)
         return rv;
     *v = *own;
     return BS_OK;
@@ -1180,7 +1180,6 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
     bs_meta view = *m;
     bs_admission ad;
     bs_streamtab tab;
-    bs_csspare spare = {0};
     bs_arena a;
     bs_err rv;
 
@@ -1200,7 +1199,7 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         bs_admit out;
 
         bs_arena_reset(&a);
-        if ((rv = inbound_set(p, i, &spare, &v, &own, err)) != BS_OK)
+        if ((rv = inbound_set(p, i, &v, &own, err)) != BS_OK)
             break;
         rv = bs_admit_set(&ad, v, &out, err);
         v->verified = rv == BS_OK; /* pass 2 need not check it again */
@@ -1226,7 +1225,6 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         bs_snap_free(sn);
     }
     bs_admission_fini(&ad);
-    bs_csspare_fini(&spare);
     bs_arena_fini(&a);
     bs_streams_fini(&tab);
     return rv;
@@ -1427,7 +1425,6 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     import_ctx *x = arg;
     size_t nsets = x->p->nsets;
     int last = x->end == nsets + x->p->nsnaps;
-    bs_csspare spare = {0};
     bs_apply ap;
     bs_err rv;
 
@@ -1453,7 +1450,7 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
                 rv = apply_snaps(&ap, x->p, u - nsets, x, err);
                 continue;
             }
-            if ((rv = inbound_set(x->p, u, &spare, &v, &own, err)) == BS_OK)
+            if ((rv = inbound_set(x->p, u, &v, &own, err)) == BS_OK)
                 rv = bs_apply_set(&ap, v, err);
             bs_changeset_free(own);
         }
@@ -1468,7 +1465,6 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
     if (rv == BS_OK)
         take_stats(&x->pending, &ap);
     bs_apply_fini(&ap);
-    bs_csspare_fini(&spare);
     if (rv == BS_OK && last)
         rv = bs_xchg_record(t, &x->p->env, x->st->changes + x->pending.changes,
                             x->clock.now_ms(x->clock.ctx), 1);
