@@ -268,6 +268,10 @@ Test(sync, a_daemon_that_refused_sets_logs_and_records_it)
     cr_assert_str_eq(problem, "");
     rv = bs_store_write(t.core.store, forbidden_txn, &t, &err);
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    /* The daemon logs the join's exchange once its side ends, which may be
+     * after ours: only then is the log's end where the next one starts. */
+    POLL(ok, 10000, p_file_has(head->logpath, 0, "result=ok"));
+    cr_assert(ok, "the join's exchange is not in the daemon log");
     from = p_file_size(head->logpath);
     rv = inproc_sync(&t, &st, problem, sizeof problem, &err);
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
