@@ -31,8 +31,8 @@ on_compact(uv_timer_t *t)
     else if (st.sets > 0)
         bs_daemon_log(d, BS_LOG_INFO,
                       "log compacted: dropped %llu change %s (%.1f KiB) every "
-                      "peer acknowledged, older than the retention limit "
-                      "(%llu ms)",
+                      "peer acknowledged, older than the retention limit, "
+                      "in %llu ms",
                       (unsigned long long)st.sets,
                       st.sets == 1 ? "set" : "sets", st.bytes / 1024.0,
                       (unsigned long long)(bs_daemon_now_ms() - t0));

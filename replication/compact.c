@@ -188,6 +188,7 @@ typedef struct compactor {
     size_t npeers;
     bs_arena a;
     bs_compact_stats *st;
+    int corrupt; /* a logged set or change did not decode */
 } compactor;
 
 /* 1 when change i of v belongs to a system collection, or cannot be told
@@ -215,8 +216,10 @@ fold(compactor *k, const bs_stream *s, const bs_change *ch)
     int changed = 0;
     bs_err rv;
 
-    if (bs_collections_get(k->txn, ch->coll, &rules) == BS_OK)
+    if ((rv = bs_collections_get(k->txn, ch->coll, &rules)) == BS_OK)
         o.use_prio = rules.policy == BS_POLICY_PRIORITY;
+    else if (rv != BS_ENOTFOUND)
+        return rv;
     rv = bs_movein_base(k->txn, ch->coll, ch->id, &r, &k->a);
     if (rv == BS_ENOTFOUND)
         memset(&r, 0, sizeof r);
@@ -244,8 +247,10 @@ drop(compactor *k, const bs_stream *s, const bs_csview *v)
         if (!v->present[i])
             continue; /* not here (another office's scope) */
         bs_arena_reset(&k->a);
-        if (bs_changeset_change(v, i, &k->a, &ch, NULL) != BS_OK)
+        if (bs_changeset_change(v, i, &k->a, &ch, NULL) != BS_OK) {
+            k->corrupt = 1;
             return BS_ESTORE;
+        }
         if ((rv = fold(k, s, &ch)) != BS_OK)
             return rv;
     }
@@ -322,6 +327,7 @@ compact_stream(compactor *k, const bs_stream *s)
         memcpy(copy, set.p, set.n);
         if (bs_changeset_decode(copy, set.n, &v, NULL) != BS_OK) {
             free(copy);
+            k->corrupt = 1;
             return BS_ESTORE;
         }
         verdict = judge(k, s, v);
@@ -379,7 +385,7 @@ compact_log(bs_txn *t, uint64_t now_ms, uint64_t retention_ms, int dry,
             rv = compact_stream(&k, s);
         }
     }
-    if (rv == BS_ESTORE)
+    if (rv == BS_ESTORE && k.corrupt)
         rv = bs_errf(err, BS_ESTORE,
                      "store is corrupt: a logged change set does not decode; "
                      "restore from a backup");

@@ -76,11 +76,8 @@ stash_own(bs_txn *t, bs_stream *s, uint64_t held, bs_reseed_stats *st)
 
     if (held > 0 &&
         (rv = bs_setlog_find(t, s->idx, held, &set, &first)) == BS_OK) {
-        bs_csview *v;
-        if (bs_changeset_decode(set.p, set.n, &v, NULL) != BS_OK)
+        if (bs_changeset_stored_header_hash(set, head) != BS_OK)
             return BS_ESTORE;
-        memcpy(head, v->header_hash, BS_HASH_LEN);
-        bs_changeset_free(v);
     } else if (held > 0 && rv != BS_ENOTFOUND)
         return rv;
     while ((rv = bs_setlog_from(t, s->idx, held + 1, &set, &first)) == BS_OK) {
