@@ -171,10 +171,12 @@ bs_members_by_name(bs_txn *t, const char *name, uint8_t pk[BS_PK_LEN])
     if ((rv = bs_members_list(t, &v, &n)) != BS_OK)
         return rv;
     rv = BS_ENOTFOUND;
-    for (size_t i = 0; i < n && rv != BS_OK; i++)
-        if (strcmp(v[i].name, name) == 0) {
-            memcpy(pk, v[i].pk, BS_PK_LEN);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0 && (rv != BS_OK || !v[i].revoked)) {
+            memcpy(pk, v[i].pk, BS_PK_LEN); /* a live one before a revoked */
             rv = BS_OK;
+            if (!v[i].revoked)
+                break;
         }
     free(v);
     return rv;

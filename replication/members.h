@@ -73,7 +73,9 @@ int bs_member_allows(const bs_member *m, const uint8_t inc[BS_INC_LEN],
 int bs_members_is_region(bs_txn *t, const bs_meta *self,
                          const uint8_t pk[BS_PK_LEN]);
 
-/* The public key of the member named `name`; BS_ENOTFOUND. */
+/* The public key of the member named `name`: the live one when a revoked
+ * member had the name before (member add lets a name be used again);
+ * BS_ENOTFOUND. */
 BS_MUST_CHECK bs_err bs_members_by_name(bs_txn *t, const char *name,
                                         uint8_t pk[BS_PK_LEN]);
 

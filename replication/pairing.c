@@ -295,6 +295,7 @@ member_rm_txn(bs_txn *t, void *arg, bs_errbuf *err)
     member_ctx *x = arg;
     uint8_t pk[BS_PK_LEN];
     bs_local l;
+    bs_member mem;
     bs_peer p;
     bs_meta m;
     bs_err rv;
@@ -308,6 +309,9 @@ member_rm_txn(bs_txn *t, void *arg, bs_errbuf *err)
                        x->name);
     if (rv != BS_OK)
         return rv;
+    if (bs_members_get(t, &m, pk, &mem) == BS_ENOTFOUND && mem.revoked)
+        return bs_errf(err, BS_EINVAL, "member \"%s\" is revoked already",
+                       x->name);
     if (bs_peer_find_pk(t, pk, &p) == BS_OK) {
         rv = bs_errf(err, BS_EINVAL,
                      "\"%s\" is paired here as peer \"%s\": use peer rm %s",

@@ -3745,6 +3745,18 @@ Test(cli, regional_hubs_are_declared_and_their_branches_admitted_at_the_hub)
     assert_ok(r, "member rm");
     cr_assert(strstr(r.out, "revoked member tartu") != NULL, "%s", r.out);
     res_free(&r);
+    BAD(hub, "member \"tartu\" is revoked already", "-d", hub, "member", "rm",
+        "tartu");
+    /* The name again, for another node: `member rm` revokes the live one,
+     * whichever of the two sorts first, and then says so. */
+    bare_node(br, sizeof br, "tartu2", "branch");
+    free(bid);
+    bid = id_of(br);
+    CLI_OK("member add again", "-d", hub, "member", "add", "tartu", bid,
+           "--via", "east");
+    CLI_OK("member rm again", "-d", hub, "member", "rm", "tartu");
+    BAD(hub, "member \"tartu\" is revoked already", "-d", hub, "member", "rm",
+        "tartu");
     free(eid);
     free(bid);
 }
