@@ -374,10 +374,11 @@ fail:
  * (a branch of a head office with many branches receives every office's
  * sets, most of them as a summary alone).  The memo of a pure function:
  * direct-mapped, a hit needs all 32 bytes equal, so damaged bytes never
- * hit.  One thread checks sets (the daemon's loop, a command).
+ * hit.  One memo per thread (128 KiB each): the daemon checks sets on its
+ * apply worker and, for held sets and seeds, on its loop.
  */
 #define VERIFIED_SLOTS 4096
-static uint8_t verified[VERIFIED_SLOTS][BS_HASH_LEN];
+static _Thread_local uint8_t verified[VERIFIED_SLOTS][BS_HASH_LEN];
 
 static int
 signature_ok(pbr sig, pbr hdr, const uint8_t *origin, const char *ctx)
