@@ -140,6 +140,8 @@ bs_daemon_feed(bs_daemon *d, bs_session *s, uint64_t sid, const uint8_t *m,
         if (bs_applier_submit(d->applier, sid, p, len) != BS_OK) {
             free(p);
             rv = bs_session_applied(s, BS_ENOMEM, "out of memory", 0, 0);
+            set = 0;
+            break; /* the session failed: its later sets go nowhere */
         }
         set = 0;
     }
