@@ -1296,12 +1296,18 @@ bs_admit_snapbatch(bs_admission *ad, const bs_snapbatch *b,
     if (memcmp(ad->meta.pk, ad->meta.hub, BS_PK_LEN) == 0) /* N11 */
         return bs_errf(err, BS_EPERM,
                        "not permitted: the hub takes no record snapshots");
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; b->version == 1 && i < b->n; i++)
         if (!bs_snapbatch_body_ok(b, i)) /* N10 */
             return bs_errf(err, BS_EBADSIG,
                            "batch of record snapshots: snapshot %zu of %zu is "
                            "not the one the hub signed (altered, replaced or "
                            "reordered)",
                            i + 1, b->n);
+    if (b->version != 1 && !bs_snapbatch_bodies_ok(b)) /* N10, 2.12 */
+        return bs_errf(err, BS_EBADSIG,
+                       "batch of record snapshots: its %zu snapshots are not "
+                       "the ones the hub signed (altered, replaced or "
+                       "reordered)",
+                       b->n);
     return BS_OK;
 }

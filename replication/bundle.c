@@ -87,10 +87,13 @@ bump_sent(bs_txn *t, void *arg, bs_errbuf *err)
     return rv;
 }
 
-/* A seed's snapshot bodies waiting for their batch's signature. */
+/* A seed's snapshot bodies waiting for their batch's signature; with
+ * writers (nw of them), version-2 batches (protocol.md 2.12). */
 typedef struct batcher {
     bs_slice *bodies;
     size_t n, cap, bytes;
+    uint8_t *writers;
+    size_t nw;
 } batcher;
 
 /* Sign and write the bodies gathered as one batch (frame 5). */
@@ -103,8 +106,11 @@ flush_batch(writer *w, batcher *b, const bs_meta *m, const uint8_t *sk,
     bs_err rv = BS_OK;
 
     if (b->n > 0 &&
-        (rv = bs_snapbatch_encode(m->infobase, m->pk, now_ms, b->bodies, b->n,
-                                  sk, &out, &n)) == BS_OK) {
+        (rv = b->nw > 0
+                  ? bs_snapbatch_encode2(m->infobase, m->pk, now_ms, b->writers,
+                                         b->nw, b->bodies, b->n, sk, &out, &n)
+                  : bs_snapbatch_encode(m->infobase, m->pk, now_ms, b->bodies,
+                                        b->n, sk, &out, &n)) == BS_OK) {
         w_frame(w, F_SNAPBATCH, out, n);
         free(out);
     }
@@ -155,7 +161,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
 {
     bs_snapwant *wants;
     bs_movein_cursor c;
-    batcher b = {NULL, 0, 0, 0};
+    batcher b = {NULL, 0, 0, 0, NULL, 0};
     uint8_t *snap_marker;
     size_t marker_n;
     uint32_t features;
@@ -166,6 +172,14 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
         return BS_OK;
     if ((rv = bs_movein_peer(t, p->pk, &features, &wants, &n)) != BS_OK)
         return rv;
+    /* a peer that takes version-2 batches gets them (2.12), unless the
+     * hub has more streams than a header lists */
+    if (seed && (features & BS_FEATURE_COMPACT) &&
+        (rv = bs_movein_writers(t, &b.writers, &b.nw)) != BS_OK &&
+        rv != BS_EINVAL) {
+        free(wants);
+        return rv;
+    }
     if (seed) { /* every collection, whatever the peer wanted */
         free(wants);
         features = BS_FEATURE_SNAPSHOTS;
@@ -174,7 +188,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     }
     bs_movein_cursor_init(&c, p->pk, wants,
                           (features & BS_FEATURE_SNAPSHOTS) ? n : 0);
-    c.bodies = seed;
+    c.bodies = !seed ? 0 : b.nw > 0 ? 2 : 1;
     if (from != NULL)
         c.from = *from;
     for (;;) {
@@ -206,6 +220,7 @@ write_snapshots(writer *w, bs_txn *t, const bs_meta *m, const bs_peer *p,
     for (size_t i = 0; i < b.n; i++) /* left by an error */
         free((void *)b.bodies[i].p);
     free(b.bodies);
+    free(b.writers);
     *count = c.sent;
     bs_movein_cursor_fini(&c);
     free(wants);

@@ -80,7 +80,8 @@ bs_xchg_envelope(bs_txn *t, const bs_meta *m, const bs_peer *p,
     e->sender_role = m->role;
     memcpy(e->sender_inc, m->inc, BS_INC_LEN);
     e->message_no = message_no;
-    e->features = BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES;
+    e->features =
+        BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES | BS_FEATURE_COMPACT;
     if (!m->joined && m->role == BS_ROLE_BRANCH) /* it can be seeded */
         e->features |= BS_FEATURE_BOOTSTRAP;
     /* A branch asks its hub for the records it lacks (move-in), as many

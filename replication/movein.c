@@ -60,6 +60,7 @@ snap_version(bs_snapver *out, const bs_version *v, const bs_streamtab *tab)
     out->hlc = v->hlc;
     out->seq = v->seq;
     out->prio = v->prio;
+    out->writer = v->stream; /* a version-2 body's number for it */
     memcpy(out->key, bs_streams_key((void *)tab, v->stream), BS_STREAM_KEY_LEN);
 }
 
@@ -67,13 +68,13 @@ snap_version(bs_snapver *out, const bs_version *v, const bs_streamtab *tab)
  * Seal one snapshot of node m (the hub): record r of coll/id with its
  * fields [f0, f0 + nf), or (done) the end of an answer with the vector
  * covered[0..ncovered).  *out malloc'd: a RecordSnapshot signed with sk,
- * or with sk NULL its body alone (for a batch).
+ * or with sk NULL its body alone (for a batch; v2: a version-2 body).
  */
 static bs_err
-seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
-     const bs_record *r, size_t f0, size_t nf, const bs_streamtab *tab,
-     int done, const bs_pos *covered, size_t ncovered, uint64_t now_ms,
-     uint8_t **out, size_t *n)
+seal(const bs_meta *m, const uint8_t *sk, int v2, const char *coll,
+     const char *id, const bs_record *r, size_t f0, size_t nf,
+     const bs_streamtab *tab, int done, const bs_pos *covered, size_t ncovered,
+     uint64_t now_ms, uint8_t **out, size_t *n)
 {
     bs_snap s;
     bs_err rv;
@@ -110,6 +111,7 @@ seal(const bs_meta *m, const uint8_t *sk, const char *coll, const char *id,
     }
     s.nfields = nf;
     rv = sk != NULL ? bs_snap_encode(&s, sk, out, n)
+         : v2       ? bs_snap_encode_body2(&s, out, n)
                     : bs_snap_encode_body(&s, out, n);
     bs_arena_fini(&s.arena);
     return rv;
@@ -163,8 +165,8 @@ seal_record(bs_movein_cursor *c, const bs_meta *m, const uint8_t *sk,
             part.fields = tmp;
             part.nfields = nf + 1;
         }
-        rv = seal(m, c->bodies ? NULL : sk, coll, id, &part, 0, part.nfields,
-                  tab, done, covered, ncovered, now_ms, &p, &n);
+        rv = seal(m, c->bodies ? NULL : sk, c->bodies == 2, coll, id, &part, 0,
+                  part.nfields, tab, done, covered, ncovered, now_ms, &p, &n);
         free(tmp);
         if (rv != BS_OK)
             return rv;
@@ -433,6 +435,26 @@ bs_movein_seed_marker(bs_txn *t, const bs_meta *m, const uint8_t *sk,
         rv = sk != NULL ? bs_snap_encode(&s, sk, out, n)
                         : bs_snap_encode_body(&s, out, n);
     free(s.covered);
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+bs_err
+bs_movein_writers(bs_txn *t, uint8_t **out, size_t *n)
+{
+    bs_streamtab tab;
+    bs_err rv;
+
+    if ((rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    if (tab.n == 0 || tab.n > BS_SNAPBATCH_WRITERS_MAX)
+        rv = BS_EINVAL;
+    else if ((*out = malloc(tab.n * BS_STREAM_KEY_LEN)) == NULL)
+        rv = BS_ENOMEM;
+    for (size_t i = 0; rv == BS_OK && i < tab.n; i++)
+        memcpy(*out + i * BS_STREAM_KEY_LEN, tab.v[i].key, BS_STREAM_KEY_LEN);
+    if (rv == BS_OK)
+        *n = tab.n;
     bs_streams_fini(&tab);
     return rv;
 }

@@ -75,7 +75,9 @@ typedef struct bs_movein_cursor {
     size_t *lens, nparts, part;
     uint64_t sent; /* snapshots produced */
     /* a seed: bodies (SnapBody bytes, unsigned) for a batch (snapshot.h
-     * bs_snapbatch_encode) instead of signed snapshots (init sets 0) */
+     * bs_snapbatch_encode) instead of signed snapshots (init sets 0); 2:
+     * version-2 bodies, whose writers are the hub's stream indexes
+     * (bs_snapbatch_encode2 with bs_movein_writers) */
     int bodies;
     /* a resumed seed: skip the wants of collections before from.coll and
      * start from.coll after from.after (init sets "": from the start) */
@@ -116,6 +118,12 @@ BS_MUST_CHECK bs_err bs_movein_note_seed(bs_txn *t, const uint8_t *pk,
  * with it, file or session, is a seed from the start, as if it had asked
  * (write txn). */
 BS_MUST_CHECK bs_err bs_movein_seed_peer(bs_txn *t, const uint8_t *pk);
+/* The writers of a version-2 batch of the hub's bodies read in t: the key
+ * of each of its streams in index order (*out malloc'd, *n keys of
+ * BS_STREAM_KEY_LEN bytes).  BS_EINVAL when there are more than
+ * BS_SNAPBATCH_WRITERS_MAX (then version 1 it is); BS_ENOMEM,
+ * BS_ESTORE. */
+BS_MUST_CHECK bs_err bs_movein_writers(bs_txn *t, uint8_t **out, size_t *n);
 /* The end of a seed by hub m, read in t: a `done` marker with `seed`,
  * covering the hub's vector without its quarantined streams (whose
  * anchors a seed does not carry, 8.5's bound): *out malloc'd, a

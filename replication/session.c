@@ -1307,9 +1307,19 @@ next_snapshot(bs_session *s, uint8_t **out, size_t *n, uint8_t *type)
         else
             bs_movein_cursor_init(&s->snap, s->peer_pk, s->theirs.wants,
                                   s->theirs.nwants);
-        /* a peer that takes batches gets them (2.11) */
+        /* a peer that takes batches gets them (2.11), of version 2 if
+         * it takes those (2.12) */
         s->snap.bodies = s->seeding && s->seed_point == NULL &&
                          (s->theirs.features & BS_FEATURE_BOOTSTRAP);
+        if (s->snap.bodies && (s->theirs.features & BS_FEATURE_COMPACT)) {
+            uint8_t *w;
+            size_t nw;
+
+            if (bs_movein_writers(t, &w, &nw) == BS_OK) { /* not too many */
+                s->snap.bodies = 2;
+                free(w);
+            }
+        }
         if (s->seeding)
             s->snap.from = s->seed_from;
         s->snap_started = 1;
@@ -1342,7 +1352,8 @@ static bs_err
 next_batch(bs_session *s, bs_txn *t, const bs_meta *m, uint8_t **out, size_t *n)
 {
     bs_slice *bodies = NULL;
-    size_t nb = 0, cap = 0, bytes = 0;
+    size_t nb = 0, cap = 0, bytes = 0, nw = 0;
+    uint8_t *writers = NULL;
     bs_err rv = BS_OK;
 
     while (bytes < BS_SNAPBATCH_BYTES && nb < BS_SNAPBATCH_MAX &&
@@ -1372,7 +1383,11 @@ next_batch(bs_session *s, bs_txn *t, const bs_meta *m, uint8_t **out, size_t *n)
     }
     if (rv == BS_OK && nb == 0)
         rv = BS_ENOTFOUND;
-    if (rv == BS_OK)
+    if (rv == BS_OK && s->snap.bodies == 2 &&
+        (rv = bs_movein_writers(t, &writers, &nw)) == BS_OK)
+        rv = bs_snapbatch_encode2(m->infobase, m->pk, now_ms(s), writers, nw,
+                                  bodies, nb, s->cfg.sk, out, n);
+    else if (rv == BS_OK)
         rv = bs_snapbatch_encode(m->infobase, m->pk, now_ms(s), bodies, nb,
                                  s->cfg.sk, out, n);
     if (rv == BS_OK)
@@ -1380,6 +1395,7 @@ next_batch(bs_session *s, bs_txn *t, const bs_meta *m, uint8_t **out, size_t *n)
     for (size_t i = 0; i < nb; i++)
         free((void *)bodies[i].p);
     free(bodies);
+    free(writers);
     return rv;
 }
 

@@ -19,6 +19,14 @@ bin(const void *p, size_t n)
 
 /* ---- decoding ---- */
 
+/* Two versions of one version-2 body (or to be encoded as one). */
+static int
+same_ver(const bs_snapver *a, const bs_snapver *b)
+{
+    return a->hlc == b->hlc && a->seq == b->seq && a->prio == b->prio &&
+           a->writer == b->writer;
+}
+
 static bs_err
 malformed(bs_errbuf *err, const char *what)
 {
@@ -29,7 +37,7 @@ static int
 get_version(const Bs__SnapVersion *v, bs_snapver *out)
 {
     if (v == NULL || v->origin.len != BS_PK_LEN ||
-        v->incarnation.len != BS_INC_LEN || v->seq == 0)
+        v->incarnation.len != BS_INC_LEN || v->seq == 0 || v->writer != 0)
         return 0;
     out->hlc = v->hlc;
     out->seq = v->seq;
@@ -85,6 +93,25 @@ copy_str(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+/* N5's shape of a decoded snapshot, of either version. */
+static bs_err
+check_shape(const bs_snap *s, bs_errbuf *err)
+{
+    if (s->seed ? (!s->done || s->coll[0] != '\0' || s->id[0] != '\0')
+                : !bs_collection_valid(s->coll, 0))
+        return malformed(err, s->seed ? "a seed marker names a record"
+                                      : "not a user collection");
+    if (s->id[0] != '\0' && !bs_id_wire_valid(s->id))
+        return malformed(err, "bad record ID");
+    if ((s->id[0] == '\0' && !s->done) || (!s->done && s->ncovered > 0))
+        return malformed(err, "a record without an ID");
+    if (s->done && (s->has_alive || s->has_tomb || s->nfields > 0))
+        return malformed(err, "a done marker carries a record");
+    if (s->nfields > 0 && !s->has_alive)
+        return malformed(err, "fields without an upsert version");
+    return BS_OK;
+}
+
 static bs_err
 decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
 {
@@ -95,16 +122,11 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
                        b->version, BS_SNAP_VERSION);
     if (b->infobase.len != BS_INFOBASE_LEN || b->hub.len != BS_PK_LEN)
         return malformed(err, "field sizes");
-    if (b->seed ? (!b->done || b->collection[0] != '\0' || b->id[0] != '\0')
-                : !bs_collection_valid(b->collection, 0))
+    if (strlen(b->collection) > BS_COLLECTION_MAX) /* copied whole below */
         return malformed(err, b->seed ? "a seed marker names a record"
                                       : "not a user collection");
-    if (b->id[0] != '\0' && !bs_id_wire_valid(b->id))
+    if (strlen(b->id) > BS_ID_MAX)
         return malformed(err, "bad record ID");
-    if ((b->id[0] == '\0' && !b->done) || (!b->done && b->n_covered > 0))
-        return malformed(err, "a record without an ID");
-    if (b->done && (b->alive != NULL || b->tomb != NULL || b->n_fields > 0))
-        return malformed(err, "a done marker carries a record");
     if (b->n_covered > BS_SEEN_MAX)
         return malformed(err, "vector too long");
     s->done = b->done;
@@ -148,9 +170,7 @@ decode_body(bs_snap *s, const Bs__SnapBody *b, bs_errbuf *err)
         s->fields[i].name = f->name;
     }
     s->nfields = b->n_fields;
-    if (s->nfields > 0 && !s->has_alive)
-        return malformed(err, "fields without an upsert version");
-    return BS_OK;
+    return check_shape(s, err);
 }
 
 /* protobuf-c's allocator over a snapshot's arena, with the cap that
@@ -572,6 +592,362 @@ unpack_body(bs_snap *s, const uint8_t *p, size_t n, int checked, bs_errbuf *err)
     return decode_body(s, b, err);
 }
 
+/*
+ * ---- version-2 bodies (revision 2026-12, compact seeds; 2.12) ----
+ *
+ * Read straight into the snapshot, no protobuf-c structures, the
+ * canonical check made as it reads: a canonical encoding (2.8) writes
+ * each field once (a repeated one in one run), in field-number order, in
+ * its declared wire type, with minimal varints, and leaves out a scalar
+ * at its default (0, false, empty) unless it is a oneof's member; so a
+ * body that breaks none of those rules is the one protobuf-c's pack
+ * would give for what it decodes to.  tests/fuzz/fuzz_snapbatch.c holds
+ * this reader to protobuf-c's unpack and pack (a differential check).
+ */
+
+/* A minimal varint (the last byte not 0 unless it is the only one; a
+ * tenth byte at most 1). */
+static int
+rd_uvar(rd *r, uint64_t *v)
+{
+    const uint8_t *p0 = r->p;
+    size_t k;
+
+    if (!rd_varint(r, v))
+        return 0;
+    k = (size_t)(r->p - p0);
+    return (k == 1 || p0[k - 1] != 0) && (k < 10 || p0[9] <= 1);
+}
+
+/* The next field of a message whose fields are all below 16, in order
+ * after *last (a repeated field, bit `field` of rep, may follow itself):
+ * 1, 0 at the end, -1 out of order or past 15. */
+static int
+rd_next(rd *r, uint32_t *last, uint32_t rep, uint32_t *field, uint32_t *wt)
+{
+    uint8_t t;
+
+    if (r->p >= r->end)
+        return 0;
+    t = *r->p++;
+    if (t & 0x80 || t >> 3 == 0)
+        return -1; /* a field past 15, or 0 */
+    *field = t >> 3;
+    *wt = t & 7;
+    if (*field < *last || (*field == *last && !(rep >> *field & 1)))
+        return -1;
+    *last = *field;
+    return 1;
+}
+
+/* A non-default scalar (a present proto3 scalar is never its default). */
+static int
+rd_scalar(rd *r, uint32_t wt, uint64_t *v)
+{
+    return wt == 0 && rd_uvar(r, v) && *v != 0;
+}
+
+/* A length-delimited field: *sub; `nonempty` for a proto3 string or
+ * bytes (empty ones are left out). */
+static int
+rd_sub(rd *r, uint32_t wt, int nonempty, rd *sub)
+{
+    uint64_t n;
+
+    if (wt != 2 || !rd_uvar(r, &n) || n > (uint64_t)(r->end - r->p) ||
+        (nonempty && n == 0))
+        return 0;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return 1;
+}
+
+/* A string field's bytes, NUL-terminated in the arena (a NUL inside
+ * would not survive protobuf-c's strings). */
+static char *
+rd_str2(rd sub, bs_arena *a)
+{
+    size_t n = (size_t)(sub.end - sub.p);
+
+    if (memchr(sub.p, '\0', n) != NULL)
+        return NULL;
+    return bs_arena_strndup(a, (const char *)sub.p, n);
+}
+
+/* SnapVersion of a v2 body: writer (1 .. nw) for origin and incarnation,
+ * seq >= 1. */
+static int
+rd_ver2(rd r, const bs_snapbatch *b, bs_snapver *v)
+{
+    uint32_t f, wt, last = 0;
+    uint64_t x;
+    int st;
+
+    memset(v, 0, sizeof *v);
+    while ((st = rd_next(&r, &last, 0, &f, &wt)) == 1) {
+        if (!rd_scalar(&r, wt, &x))
+            return 0;
+        if (f == 1)
+            v->hlc = x;
+        else if (f == 4)
+            v->seq = x;
+        else if (f == 5 && x <= UINT32_MAX)
+            v->prio = (uint32_t)x;
+        else if (f == 6 && x <= b->nwriters)
+            v->writer = (uint32_t)x;
+        else
+            return 0; /* origin, incarnation, unknown, or out of range */
+    }
+    if (st < 0 || v->seq == 0 || v->writer == 0)
+        return 0;
+    memcpy(v->key, b->writers[v->writer - 1], BS_STREAM_KEY_LEN);
+    return 1;
+}
+
+/* Value: exactly one member of the oneof (written even at its default). */
+static int
+rd_value2(rd r, bs_arena *a, bs_value *out)
+{
+    uint32_t f, wt, last = 0;
+    uint64_t x;
+    rd sub;
+    char *t;
+
+    memset(out, 0, sizeof *out);
+    if (rd_next(&r, &last, 0, &f, &wt) != 1)
+        return 0;
+    switch (f) {
+    case 1:
+    case 2:
+        if (wt != 0 || !rd_uvar(&r, &x) || x > 1)
+            return 0;
+        out->type = f == 1 ? BS_VNULL : x ? BS_VTRUE : BS_VFALSE;
+        break;
+    case 3:
+        if (wt != 0 || !rd_uvar(&r, &x))
+            return 0;
+        out->type = BS_VINT;
+        out->i = (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
+        break;
+    case 4:
+        if (wt != 1 || r.end - r.p < 8)
+            return 0;
+        x = 0;
+        for (int i = 7; i >= 0; i--)
+            x = x << 8 | r.p[i];
+        r.p += 8;
+        out->type = BS_VREAL;
+        memcpy(&out->d, &x, sizeof out->d);
+        if (!(out->d == out->d && out->d - out->d == 0)) /* finite */
+            return 0;
+        break;
+    case 5:
+        if (!rd_sub(&r, wt, 0, &sub) || (t = rd_str2(sub, a)) == NULL ||
+            !bs_utf8_valid(t, (size_t)(sub.end - sub.p)))
+            return 0;
+        out->type = BS_VTEXT;
+        out->s = t;
+        out->len = (uint32_t)(sub.end - sub.p);
+        break;
+    default:
+        return 0;
+    }
+    return r.p == r.end; /* one member only */
+}
+
+/* SnapField of a v2 body; a version left out is the record's alive. */
+static int
+rd_field2(rd r, bs_arena *a, const bs_snapbatch *b, const bs_snap *s,
+          bs_snapfield *sf)
+{
+    uint32_t f, wt, last = 0;
+    int st, has_value = 0, has_ver = 0;
+    rd sub;
+
+    sf->name = NULL;
+    while ((st = rd_next(&r, &last, 0, &f, &wt)) == 1) {
+        if (!rd_sub(&r, wt, f == 1, &sub))
+            return 0;
+        if (f == 1) {
+            size_t n = (size_t)(sub.end - sub.p);
+
+            if ((sf->name = rd_str2(sub, a)) == NULL ||
+                !bs_field_name_wire_valid(sf->name, n))
+                return 0;
+        } else if (f == 2) {
+            if (!rd_value2(sub, a, &sf->val))
+                return 0;
+            has_value = 1;
+        } else if (f == 3) {
+            if (!rd_ver2(sub, b, &sf->ver))
+                return 0;
+            has_ver = 1;
+        } else {
+            return 0;
+        }
+    }
+    if (st < 0 || sf->name == NULL || !has_value || !s->has_alive)
+        return 0;
+    if (!has_ver)
+        sf->ver = s->alive;
+    /* the canonical form leaves out a version equal to alive */
+    return !has_ver || !same_ver(&sf->ver, &s->alive);
+}
+
+/* StreamPos of `covered` (full keys, as in version 1). */
+static int
+rd_pos2(rd r, bs_pos *p)
+{
+    uint32_t f, wt, last = 0;
+    int st, has_o = 0, has_i = 0;
+    uint64_t x;
+    rd sub;
+
+    memset(p, 0, sizeof *p);
+    while ((st = rd_next(&r, &last, 0, &f, &wt)) == 1) {
+        if (f == 3) {
+            if (!rd_scalar(&r, wt, &x))
+                return 0;
+            p->seq = x;
+        } else if ((f == 1 || f == 2) && rd_sub(&r, wt, 1, &sub) &&
+                   (size_t)(sub.end - sub.p) ==
+                       (f == 1 ? BS_PK_LEN : BS_INC_LEN)) {
+            memcpy(f == 1 ? p->origin : p->inc, sub.p,
+                   (size_t)(sub.end - sub.p));
+            *(f == 1 ? &has_o : &has_i) = 1;
+        } else {
+            return 0;
+        }
+    }
+    return st == 0 && has_o && has_i;
+}
+
+/* Fields 8 and 11 of a body, counted (arrays sized before filling);
+ * read_body2 checks the rest. */
+static int
+rd_count2(rd r, size_t *nfields, size_t *ncovered)
+{
+    uint64_t x;
+    rd sub;
+
+    *nfields = *ncovered = 0;
+    while (r.p < r.end) {
+        uint8_t t = *r.p++;
+
+        if (t & 0x80 || ((t & 7) == 0   ? !rd_uvar(&r, &x)
+                         : (t & 7) == 2 ? !rd_sub(&r, 2, 0, &sub)
+                                        : 1))
+            return 0;
+        *nfields += t >> 3 == 8;
+        *ncovered += t >> 3 == 11;
+    }
+    return 1;
+}
+
+/* A string field of at most max bytes into dst (max + 1 bytes). */
+static int
+rd_name(rd *r, uint32_t wt, bs_arena *a, char *dst, size_t max)
+{
+    rd sub;
+    char *t;
+
+    if (!rd_sub(r, wt, 1, &sub) || (size_t)(sub.end - sub.p) > max ||
+        (t = rd_str2(sub, a)) == NULL)
+        return 0;
+    memcpy(dst, t, (size_t)(sub.end - sub.p) + 1);
+    return 1;
+}
+
+#define BODY2_BAD(what)                                                        \
+    do {                                                                       \
+        why = (what);                                                          \
+        goto bad;                                                              \
+    } while (0)
+
+/* Body p[0..n) of version-2 batch b into s (N3-N6 as 2.12 words them). */
+static bs_err
+read_body2(bs_snap *s, const uint8_t *p, size_t n, const bs_snapbatch *b,
+           bs_errbuf *err)
+{
+    const char *why = "body does not decode canonically";
+    uint32_t f, wt, last = 0;
+    size_t nf, nc;
+    uint64_t x;
+    int st;
+    rd r = {p, p + n}, sub;
+
+    if (!rd_count2(r, &nf, &nc))
+        BODY2_BAD(why);
+    if (nc > BS_SEEN_MAX)
+        BODY2_BAD("vector too long");
+    if ((nf > 0 && (s->fields = bs_arena_alloc(
+                        &s->arena, nf * sizeof *s->fields)) == NULL) ||
+        (nc > 0 && (s->covered = bs_arena_alloc(
+                        &s->arena, nc * sizeof *s->covered)) == NULL))
+        return BS_ENOMEM;
+    /* field 1 first, 2 */
+    if (rd_next(&r, &last, 0, &f, &wt) != 1 || f != 1 || !rd_scalar(&r, wt, &x))
+        BODY2_BAD(why);
+    if (x != BS_SNAPBATCH_VERSION2)
+        return bs_errf(err, BS_EMALFORMED,
+                       "record snapshot version %llu is not supported in a "
+                       "version-2 batch",
+                       (unsigned long long)x);
+    while ((st = rd_next(&r, &last, 1u << 8 | 1u << 11, &f, &wt)) == 1) {
+        switch (f) {
+        case 4:
+        case 5:
+            if (!(f == 4
+                      ? rd_name(&r, wt, &s->arena, s->coll, BS_COLLECTION_MAX)
+                      : rd_name(&r, wt, &s->arena, s->id, BS_ID_MAX)))
+                BODY2_BAD(f == 4 ? "not a user collection" : "bad record ID");
+            break;
+        case 6:
+        case 7:
+            if (!rd_sub(&r, wt, 0, &sub) ||
+                !rd_ver2(sub, b, f == 6 ? &s->alive : &s->tomb))
+                BODY2_BAD("bad version");
+            *(f == 6 ? &s->has_alive : &s->has_tomb) = 1;
+            break;
+        case 8: {
+            bs_snapfield *sf = &s->fields[s->nfields];
+
+            if (!rd_sub(&r, wt, 0, &sub) ||
+                !rd_field2(sub, &s->arena, b, s, sf))
+                BODY2_BAD("bad field");
+            if (s->nfields > 0 &&
+                strcmp(s->fields[s->nfields - 1].name, sf->name) >= 0)
+                BODY2_BAD("fields not sorted or not unique");
+            s->nfields++;
+            break;
+        }
+        case 10:
+        case 12:
+            if (!rd_scalar(&r, wt, &x) || x != 1)
+                BODY2_BAD(why);
+            *(f == 10 ? &s->done : &s->seed) = 1;
+            break;
+        case 11:
+            if (!rd_sub(&r, wt, 0, &sub) ||
+                !rd_pos2(sub, &s->covered[s->ncovered++]))
+                BODY2_BAD("bad vector entry");
+            break;
+        default: /* infobase, hub, created_ms: the header's; unknown */
+            BODY2_BAD(why);
+        }
+    }
+    if (st < 0)
+        BODY2_BAD(why);
+    memcpy(s->infobase, b->infobase, BS_INFOBASE_LEN);
+    memcpy(s->hub, b->hub, BS_PK_LEN);
+    s->created_ms = b->created_ms;
+    s->body = (bs_slice){p, n};
+    return check_shape(s, err);
+bad:
+    return malformed(err, why);
+}
+
 bs_err
 bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out, bs_errbuf *err)
 {
@@ -647,13 +1023,18 @@ bs_snap_field(const bs_snap *s, const char *name)
 
 /* ---- encoding ---- */
 
+/* v2: by the writer's number (2.12) instead of its key. */
 static void
-put_version(Bs__SnapVersion *e, const bs_snapver *v)
+put_version(Bs__SnapVersion *e, const bs_snapver *v, int v2)
 {
     bs__snap_version__init(e);
     e->hlc = v->hlc;
-    e->origin = bin(v->key, BS_PK_LEN);
-    e->incarnation = bin(v->key + BS_PK_LEN, BS_INC_LEN);
+    if (v2) {
+        e->writer = v->writer;
+    } else {
+        e->origin = bin(v->key, BS_PK_LEN);
+        e->incarnation = bin(v->key + BS_PK_LEN, BS_INC_LEN);
+    }
     e->seq = v->seq;
     e->prio = v->prio;
 }
@@ -670,8 +1051,8 @@ put_value(Bs__Value *pv, const bs_value *v, bs_arena *a)
     return 1;
 }
 
-bs_err
-bs_snap_encode_body(const bs_snap *s, uint8_t **out, size_t *n)
+static bs_err
+encode_body(const bs_snap *s, int v2, uint8_t **out, size_t *n)
 {
     Bs__SnapBody b = BS__SNAP_BODY__INIT;
     Bs__SnapVersion alive, tomb, *fv = NULL;
@@ -683,20 +1064,22 @@ bs_snap_encode_body(const bs_snap *s, uint8_t **out, size_t *n)
     bs_err rv = BS_ENOMEM;
 
     bs_arena_init(&a);
-    b.version = BS_SNAP_VERSION;
-    b.infobase = bin(s->infobase, BS_INFOBASE_LEN);
-    b.hub = bin(s->hub, BS_PK_LEN);
+    b.version = v2 ? BS_SNAPBATCH_VERSION2 : BS_SNAP_VERSION;
+    if (!v2) {
+        b.infobase = bin(s->infobase, BS_INFOBASE_LEN);
+        b.hub = bin(s->hub, BS_PK_LEN);
+        b.created_ms = s->created_ms;
+    }
     b.collection = (char *)s->coll;
     b.id = (char *)s->id;
-    b.created_ms = s->created_ms;
     b.done = s->done != 0;
     b.seed = s->seed != 0;
     if (s->has_alive) {
-        put_version(&alive, &s->alive);
+        put_version(&alive, &s->alive, v2);
         b.alive = &alive;
     }
     if (s->has_tomb) {
-        put_version(&tomb, &s->tomb);
+        put_version(&tomb, &s->tomb, v2);
         b.tomb = &tomb;
     }
     if ((nf > 0 && ((fv = calloc(nf, sizeof *fv)) == NULL ||
@@ -712,8 +1095,10 @@ bs_snap_encode_body(const bs_snap *s, uint8_t **out, size_t *n)
         if (!put_value(&vals[i], &s->fields[i].val, &a))
             goto out;
         sf[i].value = &vals[i];
-        put_version(&fv[i], &s->fields[i].ver);
-        sf[i].version = &fv[i];
+        put_version(&fv[i], &s->fields[i].ver, v2);
+        /* v2: left out where it is the record's alive */
+        if (!v2 || !s->has_alive || !same_ver(&s->fields[i].ver, &s->alive))
+            sf[i].version = &fv[i];
         pf[i] = &sf[i];
     }
     b.n_fields = nf;
@@ -741,6 +1126,18 @@ out:
     free(cpp);
     bs_arena_fini(&a);
     return rv;
+}
+
+bs_err
+bs_snap_encode_body(const bs_snap *s, uint8_t **out, size_t *n)
+{
+    return encode_body(s, 0, out, n);
+}
+
+bs_err
+bs_snap_encode_body2(const bs_snap *s, uint8_t **out, size_t *n)
+{
+    return encode_body(s, 1, out, n);
 }
 
 bs_err
@@ -791,6 +1188,22 @@ bad_batch(bs_errbuf *err, const char *what)
                    "malformed batch of record snapshots: %s", what);
 }
 
+/* B5v2: version 2's writers, each a 48-byte key. */
+static bs_err
+writers_of(bs_snapbatch *b, const Bs__SnapBatchHeader *h, bs_errbuf *err)
+{
+    if ((b->writers = calloc(h->n_writers, sizeof *b->writers)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < h->n_writers; i++) {
+        if (h->writers[i].len != BS_STREAM_KEY_LEN)
+            return bad_batch(err, "field sizes");
+        b->writers[i] = h->writers[i].data;
+    }
+    b->nwriters = h->n_writers;
+    b->bodies_hash = h->bodies_hash.data;
+    return BS_OK;
+}
+
 static bs_err
 batch_decode(const uint8_t *buf, size_t n, int checked, bs_snapbatch **out,
              bs_errbuf *err)
@@ -825,23 +1238,34 @@ batch_decode(const uint8_t *buf, size_t n, int checked, bs_snapbatch **out,
         rv = bad_batch(err, "header does not decode canonically");
         goto fail;
     }
-    if (h->version != BS_SNAP_VERSION) { /* B4 */
+    if (h->version != BS_SNAP_VERSION &&
+        h->version != BS_SNAPBATCH_VERSION2) { /* B4 */
         rv = bs_errf(err, BS_EMALFORMED,
                      "batch of record snapshots version %u is not supported "
-                     "(this node reads %u)",
-                     h->version, BS_SNAP_VERSION);
+                     "(this node reads 1 and 2)",
+                     h->version);
         goto fail;
     }
+    b->version = h->version;
     if (h->infobase.len != BS_INFOBASE_LEN || h->hub.len != BS_PK_LEN ||
-        h->n_hashes != m->n_bodies) { /* B5 */
+        (b->version == 1
+             ? h->n_hashes != m->n_bodies || h->n_writers > 0 ||
+                   h->bodies_hash.len > 0
+             : h->n_hashes > 0 || h->n_writers == 0 ||
+                   h->n_writers > BS_SNAPBATCH_WRITERS_MAX ||
+                   h->bodies_hash.len != BS_HASH_LEN)) { /* B5, B5v2 */
         rv = bad_batch(err, "field sizes");
         goto fail;
     }
     for (size_t i = 0; i < m->n_bodies; i++)
-        if (h->hashes[i].len != BS_HASH_LEN || m->bodies[i].len == 0) {
+        if ((b->version == 1 && h->hashes[i].len != BS_HASH_LEN) ||
+            m->bodies[i].len == 0) {
             rv = bad_batch(err, "field sizes");
             goto fail;
         }
+    if (b->version == BS_SNAPBATCH_VERSION2 &&
+        (rv = writers_of(b, h, err)) != BS_OK)
+        goto fail;
     b->header = (bs_slice){m->header.data, m->header.len};
     memcpy(b->signature, m->signature.data, BS_SIG_LEN);
     memcpy(b->infobase, h->infobase.data, BS_INFOBASE_LEN);
@@ -876,6 +1300,39 @@ bs_snapbatch_verify(const bs_snapbatch *b, const uint8_t hub[BS_PK_LEN])
                      b->header.n, hub);
 }
 
+/* What version 2's bodies_hash covers: SnapBatch's field-3 entries as
+ * encoded (for each body the key 0x1A, its length, its bytes). */
+static void
+bodies_hash(const Bs__SnapBatch *m, uint8_t out[BS_HASH_LEN])
+{
+    bs_hash_state st;
+    uint8_t pre[11];
+
+    bs_hash_init(&st);
+    for (size_t i = 0; i < m->n_bodies; i++) {
+        pre[0] = 0x1a; /* field 3, length-delimited */
+        bs_hash_update(
+            &st, pre, (size_t)(bs_varint_put(pre + 1, m->bodies[i].len) - pre));
+        bs_hash_update(&st, m->bodies[i].data, m->bodies[i].len);
+    }
+    bs_hash_final(&st, out);
+}
+
+int
+bs_snapbatch_bodies_ok(const bs_snapbatch *b)
+{
+    uint8_t hash[BS_HASH_LEN];
+
+    if (b->version == 1) {
+        for (size_t i = 0; i < b->n; i++)
+            if (!bs_snapbatch_body_ok(b, i))
+                return 0;
+        return 1;
+    }
+    bodies_hash(b->pb, hash);
+    return memcmp(hash, b->bodies_hash, BS_HASH_LEN) == 0;
+}
+
 int
 bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i)
 {
@@ -883,6 +1340,8 @@ bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i)
     const Bs__SnapBatchHeader *h = b->pb_header;
     uint8_t hash[BS_HASH_LEN];
 
+    if (b->version != 1)
+        return 0; /* no hash per body */
     bs_hash(hash, m->bodies[i].data, m->bodies[i].len);
     return memcmp(hash, h->hashes[i].data, BS_HASH_LEN) == 0;
 }
@@ -902,6 +1361,14 @@ bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
     memset(s, 0, sizeof *s);
     s->arena = a;
     s->batched = 1;
+    /* a version-2 batch's body of version 2 (field 1 = 2 first); one of
+     * version 1 (any other start) is read as in a version-1 batch */
+    if (b->version == BS_SNAPBATCH_VERSION2 &&
+        !(m->bodies[i].len >= 2 && m->bodies[i].data[0] == 0x08 &&
+          m->bodies[i].data[1] == BS_SNAP_VERSION)) {
+        s->pb_arena = 1;
+        return read_body2(s, m->bodies[i].data, m->bodies[i].len, b, err);
+    }
     if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
                           err)) != BS_OK)
         return rv;
@@ -936,6 +1403,7 @@ bs_snapbatch_free(bs_snapbatch *b)
         return;
     bs_changeset_pb_free(b->pb_header);
     bs_changeset_pb_free(b->pb);
+    free(b->writers);
     free(b);
 }
 
@@ -987,5 +1455,57 @@ out:
     free(hb);
     free(bd);
     free(hashes);
+    return rv;
+}
+
+bs_err
+bs_snapbatch_encode2(const uint8_t infobase[BS_INFOBASE_LEN],
+                     const uint8_t hub[BS_PK_LEN], uint64_t created_ms,
+                     const uint8_t *writers, size_t nw, const bs_slice *bodies,
+                     size_t nb, const uint8_t *sk, uint8_t **out, size_t *n)
+{
+    Bs__SnapBatchHeader h = BS__SNAP_BATCH_HEADER__INIT;
+    Bs__SnapBatch m = BS__SNAP_BATCH__INIT;
+    ProtobufCBinaryData *wr, *bd;
+    uint8_t *hdr = NULL, sig[BS_SIG_LEN], hash[BS_HASH_LEN];
+    size_t hn;
+    bs_err rv = BS_ENOMEM;
+
+    if (nw == 0 || nw > BS_SNAPBATCH_WRITERS_MAX)
+        return BS_EINVAL;
+    wr = calloc(nw, sizeof *wr);
+    bd = calloc(nb, sizeof *bd);
+    if (wr == NULL || bd == NULL)
+        goto out;
+    for (size_t i = 0; i < nb; i++)
+        bd[i] = bin(bodies[i].p, bodies[i].n);
+    m.n_bodies = nb;
+    m.bodies = bd;
+    bodies_hash(&m, hash);
+    for (size_t i = 0; i < nw; i++)
+        wr[i] = bin(writers + i * BS_STREAM_KEY_LEN, BS_STREAM_KEY_LEN);
+    h.version = BS_SNAPBATCH_VERSION2;
+    h.infobase = bin(infobase, BS_INFOBASE_LEN);
+    h.hub = bin(hub, BS_PK_LEN);
+    h.created_ms = created_ms;
+    h.n_writers = nw;
+    h.writers = wr;
+    h.bodies_hash = bin(hash, BS_HASH_LEN);
+    hn = bs__snap_batch_header__get_packed_size(&h);
+    if ((hdr = malloc(hn)) == NULL)
+        goto out;
+    bs__snap_batch_header__pack(&h, hdr);
+    bs_sign(sig, BS_SNAPBATCH_CONTEXT, hdr, hn, sk);
+    m.header = bin(hdr, hn);
+    m.signature = bin(sig, BS_SIG_LEN);
+    *n = bs__snap_batch__get_packed_size(&m);
+    if ((*out = malloc(*n)) == NULL)
+        goto out;
+    bs__snap_batch__pack(&m, *out);
+    rv = BS_OK;
+out:
+    free(hdr);
+    free(bd);
+    free(wr);
     return rv;
 }

@@ -25,6 +25,10 @@
 /* Envelope.features bit (revision 2026-12, bootstrap): the sender seeds
  * and is seeded (Envelope.seed; docs/design.md "Snapshot bootstrap"). */
 #define BS_FEATURE_BOOTSTRAP 2u
+/* Envelope.features bit (revision 2026-12, compact seeds): the sender
+ * takes version-2 batches (docs/protocol.md 2.12).  Bit 2 is
+ * BS_FEATURE_SUMMARIES (changeset.h). */
+#define BS_FEATURE_COMPACT 8u
 /* An encoded snapshot: at most a file frame (and a session message). */
 #define BS_SNAP_MAX_ENCODED BS_SET_MAX_ENCODED
 /* Wants per envelope (more wait for the next exchange). */
@@ -45,6 +49,10 @@ typedef struct bs_snapver {
     uint64_t hlc, seq;
     uint32_t prio;
     uint8_t key[BS_STREAM_KEY_LEN]; /* origin || incarnation */
+    /* a version-2 body's writer number (2.12): decoded, that of the key
+     * in its batch's header; to encode one, the hub's stream index of the
+     * key (from 1: the header lists the hub's streams in index order) */
+    uint32_t writer;
 } bs_snapver;
 
 typedef struct bs_snapfield {
@@ -100,6 +108,11 @@ BS_MUST_CHECK bs_err bs_snap_decode(const uint8_t *buf, size_t n, bs_snap **out,
  */
 BS_MUST_CHECK bs_err bs_snap_encode(const bs_snap *s, const uint8_t *sk,
                                     uint8_t **out, size_t *n);
+/* As a version-2 body (2.12): each version by its `writer` (not 0), no
+ * infobase, hub or created_ms, a field's version left out where it
+ * equals `alive`.  Only within a version-2 batch.  BS_ENOMEM. */
+BS_MUST_CHECK bs_err bs_snap_encode_body2(const bs_snap *s, uint8_t **out,
+                                          size_t *n);
 /* The snapshot's body alone (SnapBody bytes, unsigned), for a batch:
  * *out malloc'd.  BS_ENOMEM. */
 BS_MUST_CHECK bs_err bs_snap_encode_body(const bs_snap *s, uint8_t **out,
@@ -134,6 +147,14 @@ const bs_value *bs_snap_field(const bs_snap *s, const char *name);
 /* The bodies a producer puts in one batch, about (node-local): the
  * signature's cost spread over thousands of records, memory bounded. */
 #define BS_SNAPBATCH_BYTES (4u << 20)
+/* Version 2 (revision 2026-12, compact seeds; docs/protocol.md 2.12), to
+ * a receiver that announced BS_FEATURE_COMPACT: the header lists the
+ * writers' stream keys once and signs one hash of all the bodies, and a
+ * body names a writer by its number, leaves out infobase, hub and
+ * created_ms, and a field's version when it is the record's `alive` —
+ * about a third of version 1's bytes, hashed once instead of twice. */
+#define BS_SNAPBATCH_VERSION2    2
+#define BS_SNAPBATCH_WRITERS_MAX 16384
 
 /* A decoded batch.  Owns its memory (bs_snapbatch_free). */
 typedef struct bs_snapbatch {
@@ -141,8 +162,14 @@ typedef struct bs_snapbatch {
     uint8_t signature[BS_SIG_LEN];
     uint8_t infobase[BS_INFOBASE_LEN], hub[BS_PK_LEN];
     uint64_t created_ms;
-    size_t n;    /* snapshots: 1 .. BS_SNAPBATCH_MAX */
-    int checked; /* bs_snapbatch_decode_checked: canonical form trusted */
+    size_t n;         /* snapshots: 1 .. BS_SNAPBATCH_MAX */
+    int checked;      /* bs_snapbatch_decode_checked: canonical form trusted */
+    uint32_t version; /* 1, or BS_SNAPBATCH_VERSION2 */
+    /* version 2: the writers (48-byte keys, in the header's memory; the
+     * array malloc'd) and the hash of the bodies the header signs */
+    const uint8_t **writers;
+    size_t nwriters;
+    const uint8_t *bodies_hash;
     void *pb, *pb_header;
 } bs_snapbatch;
 
@@ -168,8 +195,11 @@ BS_MUST_CHECK bs_err bs_snapbatch_decode_checked(const uint8_t *buf, size_t n,
 /* Verify(hub, "branchsync/snapbatch/v1", header, signature): BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_snapbatch_verify(const bs_snapbatch *b,
                                          const uint8_t hub[BS_PK_LEN]);
-/* 1 when body i (< b->n) hashes to the header's hash i. */
+/* Version 1: 1 when body i (< b->n) hashes to the header's hash i. */
 int bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i);
+/* 1 when every body is the one the header signed: version 1 each body
+ * against its hash, version 2 the bodies' bytes against bodies_hash. */
+int bs_snapbatch_bodies_ok(const bs_snapbatch *b);
 /*
  * Body i (< b->n) as a snapshot (N3-N6, and B6: its infobase and hub are
  * the header's), with `batched` set and no signature: admit the batch
@@ -205,5 +235,16 @@ BS_MUST_CHECK bs_err bs_snapbatch_encode(
     const uint8_t infobase[BS_INFOBASE_LEN], const uint8_t hub[BS_PK_LEN],
     uint64_t created_ms, const bs_slice *bodies, size_t nb, const uint8_t *sk,
     uint8_t **out, size_t *n);
+/*
+ * The same as version 2 (2.12): bodies made by bs_snap_encode_body2 (or
+ * bs_snap_encode_body) whose writer numbers are at most nw, writers the
+ * nw 48-byte stream keys they number (1 .. BS_SNAPBATCH_WRITERS_MAX),
+ * copied.  BS_ENOMEM, BS_EINVAL (nw out of range).
+ */
+BS_MUST_CHECK bs_err
+bs_snapbatch_encode2(const uint8_t infobase[BS_INFOBASE_LEN],
+                     const uint8_t hub[BS_PK_LEN], uint64_t created_ms,
+                     const uint8_t *writers, size_t nw, const bs_slice *bodies,
+                     size_t nb, const uint8_t *sk, uint8_t **out, size_t *n);
 
 #endif

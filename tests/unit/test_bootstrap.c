@@ -576,6 +576,81 @@ Test(bootstrap, a_snapshot_not_in_its_batch_is_refused_whole)
     refused_whole(BS_EBADSIG, "snapshot 2 of ");
 }
 
+/* br's last envelope, as the hub recorded it, announced compact batches
+ * (protocol.md 2.12: features bit 3, as every node of this revision
+ * does): the hub's next seed for it is of version 2. */
+static bs_err
+note_compact(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    (void)err;
+    return bs_movein_note_peer(t, arg,
+                               BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES |
+                                   BS_FEATURE_COMPACT,
+                               NULL, 0);
+}
+
+/* A branch that announced bit 3 gets version-2 batches: a fraction of
+ * version 1's bytes, one hash over the bodies, the same data. */
+Test(bootstrap, a_seed_for_a_branch_that_takes_compact_batches_is_version_2)
+{
+    bs_meta mb = bst_meta(&br);
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bst_frames fr;
+    uint8_t *p;
+    size_t len, v1_len, total = 0;
+    bs_err rv;
+
+    history();
+    seed_export(&st);
+    free(bst_read_file(path, &v1_len));
+    bst_ok(bs_store_write(head.n->store, note_compact, mb.pk, &err), &err,
+           "features");
+    seed_export(&st);
+    p = bst_read_file(path, &len);
+    cr_assert(len < v1_len * 2 / 3, "version 2: %zu bytes, version 1: %zu", len,
+              v1_len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    cr_assert(fr.nbatches >= 1);
+    for (size_t i = 0; i < fr.nbatches; i++) {
+        bs_snapbatch *b;
+        cr_assert_eq(
+            bs_snapbatch_decode(fr.batches[i].p, fr.batches[i].n, &b, &err),
+            BS_OK, "%s", err.msg);
+        cr_assert_eq(b->version, 2);
+        cr_assert_eq(bs_snapbatch_verify(b, bst_meta(&head).pk), BS_OK);
+        cr_assert(bs_snapbatch_bodies_ok(b));
+        total += b->n;
+        bs_snapbatch_free(b);
+    }
+    cr_assert_eq(total, st.snapshots);
+    bst_frames_fini(&fr);
+    free(p);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(st.snapshots, total);
+    same_scope(&head, &br, "seeded by version-2 batches");
+}
+
+/* In a version-2 batch one hash covers every body: two swapped, or one
+ * replaced, and the file is refused whole. */
+Test(bootstrap, an_altered_compact_batch_is_refused_whole)
+{
+    bs_meta mb = bst_meta(&br);
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+
+    history();
+    bst_ok(bs_store_write(head.n->store, note_compact, mb.pk, &err), &err,
+           "features");
+    seed_export(&st);
+    rewrite_seed(0, swap_two);
+    refused_whole(BS_EBADSIG, "are not the ones the hub signed");
+    seed_export(&st);
+    rewrite_seed(0, replace_one);
+    refused_whole(BS_EBADSIG, "are not the ones the hub signed");
+}
+
 /* ---- merging in groups ---- */
 
 /* The id of br's last committed write transaction (LMDB's, read with br

@@ -289,6 +289,161 @@ Test(snapshot, golden_batch)
     cr_assert_eq(bs_snapbatch_decode(bytes, n - 3, &b, &err), BS_EMALFORMED);
 }
 
+/* The version-2 batch vector (protocol.md 2.12): decodes, verifies, its
+ * bodies match the one hash, decode to what version 1 carries (a field
+ * without a version at the record's alive; each writer's full key), and
+ * the encoder writes the same bytes; a body byte altered misses the
+ * hash; a writer number past the header's list is malformed. */
+Test(snapshot, golden_batch_v2)
+{
+    uint8_t seed[32], pk[BS_PK_LEN], sk[BS_SK_LEN], bytes[1024], *mine;
+    uint8_t writer[BS_STREAM_KEY_LEN];
+    char hexs[1600];
+    bs_slice bodies[2];
+    uint8_t *enc[2];
+    size_t n, mn;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snap *s[2];
+
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)i;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    memcpy(writer, pk, BS_PK_LEN);
+    memset(writer + BS_PK_LEN, 0x22, BS_INC_LEN);
+    exp_value_in("snapbatch_v2.exp", "batch", hexs, sizeof hexs);
+    n = unhex(bytes, sizeof bytes, hexs);
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert_eq(b->version, 2);
+    cr_assert_eq(b->n, 2);
+    cr_assert_eq(b->nwriters, 1);
+    cr_assert_eq(bs_snapbatch_verify(b, pk), BS_OK);
+    cr_assert(bs_snapbatch_bodies_ok(b));
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(bs_snapbatch_snap(b, i, &s[i], &err), BS_OK, "%s",
+                     err.msg);
+        cr_assert(s[i]->batched);
+        cr_assert_eq(s[i]->created_ms, 1700000000000ull, "the header's");
+        cr_assert_eq(bs_snap_encode_body2(s[i], &enc[i], &bodies[i].n), BS_OK);
+        bodies[i].p = enc[i];
+    }
+    cr_assert_str_eq(s[0]->coll, "orders");
+    cr_assert_str_eq(s[0]->id, "o1");
+    cr_assert(s[0]->has_alive && !s[0]->has_tomb);
+    cr_assert_eq(s[0]->alive.seq, 4);
+    cr_assert_eq(memcmp(s[0]->alive.key, writer, sizeof writer), 0);
+    cr_assert_eq(s[0]->nfields, 2);
+    cr_assert_eq(s[0]->fields[0].val.i, -3);
+    cr_assert_eq(s[0]->fields[0].ver.seq, 3);
+    cr_assert_eq(s[0]->fields[0].ver.hlc, 1700000000000ull << 16);
+    cr_assert_str_eq(s[0]->fields[1].val.s, "tallinn");
+    cr_assert_eq(s[0]->fields[1].ver.seq, 4, "no version: the alive one");
+    cr_assert_eq(memcmp(s[0]->fields[1].ver.key, writer, sizeof writer), 0);
+    cr_assert(s[1]->done && s[1]->ncovered == 1 && s[1]->covered[0].seq == 4);
+    cr_assert_eq(bs_snapbatch_encode2(b->infobase, pk, b->created_ms, writer, 1,
+                                      bodies, 2, sk, &mine, &mn),
+                 BS_OK);
+    cr_assert(mn == n && memcmp(mine, bytes, n) == 0,
+              "bs_snapbatch_encode2 differs from snapbatch_v2.exp");
+    free(mine);
+    for (size_t i = 0; i < 2; i++) {
+        free(enc[i]);
+        bs_snap_free(s[i]);
+    }
+    bs_snapbatch_free(b);
+    /* a body byte altered: the batch decodes, its bodies miss the hash */
+    bytes[n - 1] ^= 1;
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert(!bs_snapbatch_bodies_ok(b));
+    bs_snapbatch_free(b);
+    bytes[n - 1] ^= 1;
+    /* body 1's alive names writer 2 of 1 (its `30 01`, at offset 30 of
+     * the body, made `30 02`) */
+    {
+        char bh[400];
+        uint8_t body[200], *p;
+        size_t bn;
+
+        exp_value_in("snapbatch_v2.exp", "body1", bh, sizeof bh);
+        bn = unhex(body, sizeof body, bh);
+        p = memmem(bytes, n, body, bn);
+        cr_assert_not_null(p);
+        cr_assert_eq(p[30], 0x30);
+        p[31] = 2;
+        cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s",
+                     err.msg);
+        cr_assert_eq(bs_snapbatch_snap(b, 0, &s[0], &err), BS_EMALFORMED);
+        cr_assert(strstr(err.msg, "bad version") != NULL, "%s", err.msg);
+        bs_snapbatch_free(b);
+    }
+}
+
+/* A version-2 batch may carry version-1 bodies (the seed marker is one);
+ * a version-1 batch may not carry a writer's number, nor version 2's
+ * header fields. */
+Test(snapshot, batch_v2_takes_v1_bodies_and_v1_takes_no_numbers)
+{
+    uint8_t seed[32], pk[BS_PK_LEN], sk[BS_SK_LEN], bytes[1024], *out;
+    uint8_t writer[BS_STREAM_KEY_LEN];
+    char hexs[1600];
+    bs_slice body;
+    size_t n, on;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snap *s;
+
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)i;
+    crypto_sign_seed_keypair(pk, sk, seed);
+    memcpy(writer, pk, BS_PK_LEN);
+    memset(writer + BS_PK_LEN, 0x22, BS_INC_LEN);
+    exp_value_in("snapbatch_v1.exp", "seed_marker_body", hexs, sizeof hexs);
+    body.n = unhex(bytes, sizeof bytes, hexs);
+    body.p = bytes;
+    cr_assert_eq(
+        bs_snapbatch_encode2((const uint8_t *)"\x11\x11\x11\x11"
+                                              "\x11\x11\x11\x11\x11\x11\x11\x11"
+                                              "\x11\x11\x11\x11",
+                             pk, 1, writer, 1, &body, 1, sk, &out, &on),
+        BS_OK);
+    cr_assert_eq(bs_snapbatch_decode(out, on, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert(bs_snapbatch_bodies_ok(b));
+    cr_assert_eq(bs_snapbatch_snap(b, 0, &s, &err), BS_OK, "%s", err.msg);
+    cr_assert(s->seed && s->done && s->ncovered == 1);
+    bs_snap_free(s);
+    bs_snapbatch_free(b);
+    free(out);
+    /* version 1's vector with a writer number in body 1's alive: refused */
+    {
+        Bs__SnapBody *pb;
+        uint8_t nb[512];
+        size_t nn;
+
+        exp_value_in("snapbatch_v1.exp", "batch", hexs, sizeof hexs);
+        n = unhex(bytes, sizeof bytes, hexs);
+        cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK);
+        cr_assert_eq(bs_snapbatch_snap(b, 0, &s, &err), BS_OK, "%s", err.msg);
+        pb = bs__snap_body__unpack(NULL, s->body.n, s->body.p);
+        cr_assert_not_null(pb);
+        pb->alive->writer = 1;
+        nn = bs__snap_body__pack(pb, nb);
+        bs__snap_body__free_unpacked(pb, NULL);
+        bs_snap_free(s);
+        bs_snapbatch_free(b);
+        body = (bs_slice){nb, nn};
+        cr_assert_eq(
+            bs_snapbatch_encode((const uint8_t *)"\x11\x11\x11\x11"
+                                                 "\x11\x11\x11\x11\x11\x11\x11"
+                                                 "\x11\x11\x11\x11\x11",
+                                pk, 1, &body, 1, sk, &out, &on),
+            BS_OK);
+        cr_assert_eq(bs_snapbatch_decode(out, on, &b, &err), BS_OK);
+        cr_assert_eq(bs_snapbatch_snap(b, 0, &s, &err), BS_EMALFORMED);
+        bs_snapbatch_free(b);
+        free(out);
+    }
+}
+
 /* A seed's loop over a batch: each body decoded into one reused
  * snapshot (bs_snapbatch_snap_into) is what bs_snapbatch_snap gives,
  * nothing of the body before remains, and its memory is the same chunk
@@ -1032,7 +1187,8 @@ Test(snapshot, a_peer_that_does_not_announce_snapshots_gets_none)
     p = bst_read_file(path, &len);
     cr_assert(bst_frames_split(p, len, &fr));
     cr_assert_eq(bs_envelope_decode(fr.env.p, fr.env.n, &e, &err), BS_OK);
-    cr_assert_eq(e.features, BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES);
+    cr_assert_eq(e.features, BS_FEATURE_SNAPSHOTS | BS_FEATURE_SUMMARIES |
+                                 BS_FEATURE_COMPACT);
     cr_assert_eq(e.nwants, 1);
     cr_assert_str_eq(e.wants[0].id, "o1");
     v1 = bs1__envelope__unpack(NULL, fr.env.n, fr.env.p);
