@@ -1159,6 +1159,7 @@ bs_admit_set(bs_admission *ad, const bs_csview *v, bs_admit *out,
     bs_err rv;
 
     memset(out, 0, sizeof *out);
+    ad->snapname_ok = 0; /* it may change who this node is (members) */
     bs_node_id_format(v->origin, id);
     if (!ad->meta.joined) /* A1 */
         return bs_errf(err, BS_EINFOBASE,
@@ -1205,7 +1206,7 @@ bs_err
 bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
                   bs_errbuf *err)
 {
-    char name[BS_NODE_NAME_MAX + 1], owner[BS_NODE_NAME_MAX + 1] = "";
+    char owner[BS_NODE_NAME_MAX + 1] = "";
     char id[BS_NODE_ID_LEN + 1];
     bs_rule_version ver;
     bs_collection rules;
@@ -1253,13 +1254,20 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
     probe.hlc = UINT64_MAX;
     if ((rv = governing(ad, &probe, &rules, &ver)) != BS_OK)
         return rv;
-    scope_name(ad, name);
+    if (!ad->snapname_ok) {
+        scope_name(ad, ad->snapname);
+        ad->snap_region =
+            bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk);
+        ad->snapname_ok = 1;
+    }
     if (rules.owner_field[0] != '\0' &&
         (ov = bs_snap_field(s, rules.owner_field)) != NULL &&
-        ov->type == BS_VTEXT && ov->len <= BS_NODE_NAME_MAX)
-        snprintf(owner, sizeof owner, "%.*s", (int)ov->len, ov->s);
-    if (!bs_scope_entitled(0, name, &rules, s->coll, owner, NULL) &&
-        !bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk))
+        ov->type == BS_VTEXT && ov->len <= BS_NODE_NAME_MAX) {
+        memcpy(owner, ov->s, ov->len);
+        owner[ov->len] = '\0';
+    }
+    if (!bs_scope_entitled(0, ad->snapname, &rules, s->coll, owner, NULL) &&
+        !ad->snap_region)
         return bs_errf(err, BS_EPERM,
                        "not permitted: record snapshot of %s/%s (owner "
                        "\"%s\") is outside this node's scope",

@@ -133,6 +133,12 @@ typedef struct bs_admission {
     bs_change *ch;
     uint32_t *chused;
     size_t chcap, nchused;
+    /* the name N12 judges record snapshots by, and whether this node is
+     * a regional hub: a cache (a seed judges a million snapshots),
+     * emptied by every set admitted (a hub set may rename, revoke or
+     * make a region) */
+    char snapname[BS_NODE_NAME_MAX + 1];
+    int snapname_ok, snap_region;
 } bs_admission;
 
 /*

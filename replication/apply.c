@@ -665,12 +665,28 @@ release_own(bs_apply *ap, const bs_csview *v, const bs_stream *s, int *did)
 }
 
 bs_err
+bs_apply_rules(bs_apply *ap, const char *coll, bs_collection *out)
+{
+    bs_err rv;
+
+    if (!ap->snap_rules_ok || strcmp(ap->snap_rules.name, coll) != 0) {
+        if ((rv = bs_collections_get(ap->txn, coll, &ap->snap_rules)) !=
+            BS_OK)
+            return rv;
+        ap->snap_rules_ok = 1;
+    }
+    *out = ap->snap_rules;
+    return BS_OK;
+}
+
+bs_err
 bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
 {
     bs_admit a;
     int did;
     bs_err rv;
 
+    ap->snap_rules_ok = 0; /* it may bring rules */
     bs_arena_reset(&ap->scratch);
     if ((rv = bs_admit_set(&ap->ad, v, &a, err)) != BS_OK) {
         if (bs_err_local(rv) || !was_released(ap, v))
@@ -795,6 +811,7 @@ bs_err
 bs_apply_held(bs_apply *ap, bs_errbuf *err)
 {
     (void)err;
+    ap->snap_rules_ok = 0; /* they may bring rules */
     /* A held set may unblock another (an introduction, its successor):
      * pass again while passes make progress (bounded). */
     for (int pass = 0; pass < 8; pass++) {

@@ -75,7 +75,17 @@ typedef struct bs_apply {
     char self[BS_NODE_NAME_MAX + 1];
     char mine_field[BS_FIELD_NAME_MAX + 1];
     int mine_void;
+    /* the rules of the collection record snapshots last merged into
+     * (bs_apply_rules): a cache, emptied by every set applied */
+    bs_collection snap_rules;
+    int snap_rules_ok;
 } bs_apply;
+
+/* The rules of collection coll now (collections.h bs_collections_get),
+ * read once for a run of record snapshots of coll: sets change rules,
+ * snapshots do not, so every set applied empties the cache. */
+BS_MUST_CHECK bs_err bs_apply_rules(bs_apply *ap, const char *coll,
+                                    bs_collection *out);
 
 /* Start applying in write txn t; the clock is the local wall clock. */
 BS_MUST_CHECK bs_err bs_apply_begin(bs_apply *ap, bs_txn *t, bs_clock clock,

@@ -1075,7 +1075,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
         return rv;
     if (s->done) /* the end of an answer: is the want met? */
         return done(ap, s);
-    if ((rv = bs_collections_get(ap->txn, s->coll, &rules)) != BS_OK)
+    if ((rv = bs_apply_rules(ap, s->coll, &rules)) != BS_OK)
         return rv;
     o.use_prio = rules.policy == BS_POLICY_PRIORITY;
     kn = bs_record_key(key, s->coll, s->id);
