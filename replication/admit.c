@@ -1256,8 +1256,7 @@ bs_admit_snapshot(bs_admission *ad, const bs_snap *s, const uint8_t *carrier,
         return rv;
     if (!ad->snapname_ok) {
         scope_name(ad, ad->snapname);
-        ad->snap_region =
-            bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk);
+        ad->snap_region = bs_members_is_region(ad->txn, &ad->meta, ad->meta.pk);
         ad->snapname_ok = 1;
     }
     if (rules.owner_field[0] != '\0' &&
