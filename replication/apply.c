@@ -670,8 +670,7 @@ bs_apply_rules(bs_apply *ap, const char *coll, bs_collection *out)
     bs_err rv;
 
     if (!ap->snap_rules_ok || strcmp(ap->snap_rules.name, coll) != 0) {
-        if ((rv = bs_collections_get(ap->txn, coll, &ap->snap_rules)) !=
-            BS_OK)
+        if ((rv = bs_collections_get(ap->txn, coll, &ap->snap_rules)) != BS_OK)
             return rv;
         ap->snap_rules_ok = 1;
     }
