@@ -3,6 +3,8 @@
  */
 #include "exchange.h"
 
+#include <pthread.h>
+
 #include <string.h>
 
 #include "local.h"
@@ -1172,11 +1174,12 @@ admit_batch(bs_admission *ad, const bs_inbound *p, size_t i, bs_errbuf *err)
 /*
  * Pass 1: admit every set dry (admit.h), against a private copy of the
  * stream table that advances through the exchange, as the node will be
- * once joined.  The first refusal refuses the exchange.
+ * once joined, then the record snapshot frames [s0, s1) by the rules the
+ * sets bring.  The first refusal refuses the exchange.
  */
 static bs_err
 verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
-            uint64_t max_skew_ms, bs_errbuf *err)
+            uint64_t max_skew_ms, size_t s0, size_t s1, bs_errbuf *err)
 {
     bs_meta view = *m;
     bs_admission ad;
@@ -1203,15 +1206,13 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
         if ((rv = inbound_set(p, i, &v, &own, err)) != BS_OK)
             break;
         rv = bs_admit_set(&ad, v, &out, err);
-        v->verified = rv == BS_OK; /* pass 2 need not check it again */
-        bs_changeset_free(own);    /* on every path */
+        if (own == NULL) /* pass 2 need not check it again (a shared view:
+                            verify_snaps' second thread never gets here) */
+            v->verified = rv == BS_OK;
+        bs_changeset_free(own); /* on every path */
     }
     /* the record snapshots, after the sets, by the rules they bring */
-    free(p->snapok);
-    if (rv == BS_OK && p->nsnaps > 0 &&
-        (p->snapok = calloc(p->nsnaps, 1)) == NULL)
-        rv = BS_ENOMEM;
-    for (size_t i = 0; i < p->nsnaps && rv == BS_OK; i++) {
+    for (size_t i = s0; i < s1 && rv == BS_OK; i++) {
         bs_snap *sn;
 
         if (p->snapbatch != NULL && p->snapbatch[i]) {
@@ -1228,6 +1229,75 @@ verify_sets(bs_inbound *p, bs_txn *t, const bs_meta *m, uint64_t now_ms,
     bs_admission_fini(&ad);
     bs_arena_fini(&a);
     bs_streams_fini(&tab);
+    return rv;
+}
+
+/* Pass 1's second half of an exchange's snapshot frames, on a thread of
+ * its own with a read transaction of its own (verify_snaps). */
+typedef struct half {
+    bs_store *store;
+    bs_inbound *p;
+    const bs_meta *m;
+    uint64_t now_ms, max_skew_ms;
+    size_t s0, s1;
+    bs_err rv;
+    bs_errbuf err;
+} half;
+
+static void *
+verify_half(void *arg)
+{
+    half *h = arg;
+    bs_txn *t;
+
+    if ((h->rv = bs_store_read(h->store, &t, &h->err)) != BS_OK)
+        return NULL;
+    h->rv = verify_sets(h->p, t, h->m, h->now_ms, h->max_skew_ms, h->s0,
+                        h->s1, &h->err);
+    bs_txn_abort(t);
+    return NULL;
+}
+
+/* Frames this many or more (a seed of about 8 MiB and up, the snapshots
+ * in batches of BS_SNAPBATCH_BYTES) are judged by two threads. */
+#define SPLIT_FRAMES 4
+
+/*
+ * Pass 1 over p in t: the sets, then the record snapshots.  A file's
+ * seed of many batches (its sets decoded per pass, so no view is shared)
+ * is judged in two halves at once: a second thread admits the sets again
+ * (a seed's are a few system sets and anchors) and then the second half
+ * of the snapshot frames.  Each half's verdict is the one pass 1 gives
+ * alone; the first refusal in frame order is reported.
+ */
+static bs_err
+verify_snaps(bs_store *s, bs_inbound *p, bs_txn *t, const bs_meta *m,
+             uint64_t now_ms, uint64_t max_skew_ms, bs_errbuf *err)
+{
+    half h = {s, p, m, now_ms, max_skew_ms, 0, 0, BS_OK, {{0}}};
+    pthread_t th;
+    int threaded = 0;
+    bs_err rv;
+
+    free(p->snapok);
+    p->snapok = NULL;
+    if (p->nsnaps > 0 && (p->snapok = calloc(p->nsnaps, 1)) == NULL)
+        return BS_ENOMEM;
+    h.s0 = h.s1 = p->nsnaps;
+    if (p->sets == NULL && p->snapbatch != NULL && p->nsnaps >= SPLIT_FRAMES) {
+        h.s0 = p->nsnaps / 2;
+        threaded = pthread_create(&th, NULL, verify_half, &h) == 0;
+        if (!threaded)
+            h.s0 = p->nsnaps; /* one thread after all */
+    }
+    rv = verify_sets(p, t, m, now_ms, max_skew_ms, 0, h.s0, err);
+    if (threaded)
+        pthread_join(th, NULL);
+    if (rv == BS_OK && h.rv != BS_OK) { /* the first half passed */
+        if (err != NULL)
+            *err = h.err;
+        rv = h.rv;
+    }
     return rv;
 }
 
@@ -1268,7 +1338,7 @@ verify(bs_store *s, bs_inbound *in, bs_accept *acc, bs_clock clock,
         !acc->replay) {
         rv = stale_file(acc, &in->env, err);
         if (rv == BS_OK && dry_sets)
-            rv = verify_sets(in, t, &m, now, max_skew_ms, err);
+            rv = verify_snaps(s, in, t, &m, now, max_skew_ms, err);
         if (rv != BS_OK)
             bs_peer_fini(&acc->peer);
     }
