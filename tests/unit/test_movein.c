@@ -18,6 +18,7 @@
 #include "../../replication/collections.h"
 #include "../../replication/compact.h"
 #include "../../replication/movein.h"
+#include "../../replication/purge.h"
 #include "../../replication/scope.h"
 
 #define T0     1800000000000ull
@@ -450,4 +451,36 @@ Test(movein, compaction_folds_into_an_implied_base)
     carry(&head, &br);
     cr_assert(holds(&br, "items", "i2", "\"x\":22"));
     same_scope("after compaction");
+}
+
+/* A seed carries deleted records too, each its own base; purging such a
+ * tombstone (purge.h) keeps its base, as it keeps a "snp:" entry. */
+Test(movein, a_purged_seeded_tombstone_keeps_its_base)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    bs_purge_stats st;
+    bs_errbuf err = {{0}};
+    bs_slice v;
+    bs_txn *tx;
+    bs_err rv;
+
+    put(&head, "items", "gone", "{\"x\":7}");
+    put(&head, "items", "gone", NULL);
+    seed();
+    cr_assert(own_base(&br, "items", "gone"));
+    ch.ms += 2 * DAY_MS;
+    cr.ms = cb.ms = ch.ms;
+    carry(&br, &head);
+    carry(&head, &br); /* br holds the hub's acknowledgement */
+    br.core.retention_ms = 3600000;
+    rv = bs_purge_run(&br.core, &st, &err);
+    br.core.retention_ms = head.core.retention_ms;
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    cr_assert_eq(st.purged, 1);
+    bst_ok(bs_store_read(br.n->store, &tx, &err), &err, "read");
+    rv = bs_txn_get(tx, BS_DB_RECORDS,
+                    bs_mem(key, bs_record_key(key, "items", "gone")), &v);
+    bs_txn_abort(tx);
+    cr_assert_eq(rv, BS_ENOTFOUND, "not purged");
+    cr_assert(has_base_entry(&br, "items", "gone"), "the base went with it");
 }
