@@ -19,7 +19,9 @@
  *
  * The entry of the change that the record's owner field holds now is
  * implied: the record says the same (that field's value at that field's
- * version), so a first delivery writes none (storage.md §3.1).  Hence the
+ * version), so a first delivery, or a snapshot that leaves the record
+ * holding the field at the snapshot's version (a seed's every record,
+ * movein.c), writes none (storage.md §3.1).  Hence the
  * rule for every path that writes a record of a collection with an owner
  * field: mark the owner field before changing the record
  * (bs_access_owner_mark) and, after, keep the marked entry

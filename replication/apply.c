@@ -313,7 +313,7 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     bs_policy pol;
     bs_record r;
     bs_recenc enc;
-    bs_slice old;
+    bs_slice old = {NULL, 0};
     uint8_t *dst;
     const char *of; /* the owner field whose history is kept (access.h) */
     bs_owner_mark mark;
@@ -417,7 +417,10 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     }
     if (!changed)
         return BS_OK;
-    if ((rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)
+    /* old, stored before (the fast path wrote nothing that changes): the
+     * base it implied is kept first (movein.h) */
+    if ((rv = bs_movein_base_keep(ap->txn, c->coll, c->id, old)) != BS_OK ||
+        (rv = bs_record_prepare(&r, &ap->scratch, &enc)) != BS_OK)
         return rv;
     rv = bs_txn_reserve(ap->txn, BS_DB_RECORDS, bs_mem(key, klen), enc.size, 0,
                         &dst, NULL);

@@ -1252,8 +1252,8 @@ verify_half(void *arg)
 
     if ((h->rv = bs_store_read(h->store, &t, &h->err)) != BS_OK)
         return NULL;
-    h->rv = verify_sets(h->p, t, h->m, h->now_ms, h->max_skew_ms, h->s0,
-                        h->s1, &h->err);
+    h->rv = verify_sets(h->p, t, h->m, h->now_ms, h->max_skew_ms, h->s0, h->s1,
+                        &h->err);
     bs_txn_abort(t);
     return NULL;
 }

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "collections.h"
 #include "conflict.h"
+#include "movein.h"
 #include "rebuild.h"
 #include "rules.h"
 #include "setlog.h"
@@ -153,14 +154,18 @@ seal(bs_local *l, bs_errbuf *err)
     return rv;
 }
 
+/* Overwrite record coll/id (key) with r; old is what it stored, whose
+ * base, when the record was its own (movein.h), is kept first. */
 static bs_err
-write_record(bs_local *l, const uint8_t *key, size_t klen, const bs_record *r)
+write_record(bs_local *l, const char *coll, const char *id, const uint8_t *key,
+             size_t klen, const bs_record *r, bs_slice old)
 {
     bs_recenc e;
     uint8_t *dst;
     bs_err rv;
 
-    if ((rv = bs_record_prepare(r, &l->scratch, &e)) != BS_OK ||
+    if ((rv = bs_movein_base_keep(l->txn, coll, id, old)) != BS_OK ||
+        (rv = bs_record_prepare(r, &l->scratch, &e)) != BS_OK ||
         (rv = bs_txn_reserve(l->txn, BS_DB_RECORDS, bs_mem(key, klen), e.size,
                              0, &dst, NULL)) != BS_OK)
         return rv;
@@ -451,7 +456,7 @@ put_change(bs_local *l, const char *coll, const char *id, bs_field *f, size_t n,
                               &changed)) != BS_OK ||
         (rv = bs_access_owner_keep(l->txn, coll, id, &mark, &r, &l->order)) !=
             BS_OK ||
-        (rv = write_record(l, key, klen, &r)) != BS_OK ||
+        (rv = write_record(l, coll, id, key, klen, &r, old)) != BS_OK ||
         (rv = bs_changes_note(l->txn, coll, id, !r.live, &v)) != BS_OK ||
         (rv = settle(l, coll, id, f, n)) != BS_OK ||
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)
@@ -551,7 +556,7 @@ bs_local_del(bs_local *l, const char *coll, const char *id, bs_errbuf *err)
         (rv = bs_access_owner_keep(l->txn, coll, id, &mark, &r, &l->order)) !=
             BS_OK)
         return rv;
-    if ((rv = write_record(l, key, klen, &r)) != BS_OK ||
+    if ((rv = write_record(l, coll, id, key, klen, &r, old)) != BS_OK ||
         (rv = bs_changes_note(l->txn, coll, id, !r.live, &v)) != BS_OK ||
         (rv = settle(l, coll, id, NULL, 0)) != BS_OK ||
         (rv = note_rules(l, coll, id, &r, &v)) != BS_OK)

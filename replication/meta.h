@@ -22,8 +22,12 @@
  *    the upgrade notes each declared collection's record as one version.
  * 6: the change index (changes.h, table "changes"); the upgrade fills it
  *    with one entry per stored record, in key order.
+ * 7: a record may imply its owner's "own:" entry (access.h); compaction,
+ *    re-seed and regional-hub keys.
+ * 8: a record may be its own base (record.h BS_RECORD_OWN_BASE, which a
+ *    program of format 7 refuses to decode); nothing to convert.
  */
-#define BS_STORE_FORMAT 7
+#define BS_STORE_FORMAT 8
 
 typedef enum { BS_ROLE_BRANCH = 0, BS_ROLE_HUB = 1 } bs_role;
 

@@ -746,9 +746,10 @@ bs_movein_peer_seed(bs_txn *t, const uint8_t *pk, bs_snapwant *from)
 
 /* ---- merging ---- */
 
-bs_err
-bs_movein_base(bs_txn *t, const char *coll, const char *id, bs_record *r,
-               bs_arena *a)
+/* The record's "snp:" entry alone (bs_movein_base without the flag). */
+static bs_err
+base_entry(bs_txn *t, const char *coll, const char *id, bs_record *r,
+           bs_arena *a)
 {
     uint8_t k[KEY_MAX];
     bs_slice v;
@@ -761,6 +762,54 @@ bs_movein_base(bs_txn *t, const char *coll, const char *id, bs_record *r,
     if ((v.p = bs_arena_memdup(a, v.p, v.n)) == NULL)
         return BS_ENOMEM;
     return bs_record_decode(r, v.p, v.n, a) == BS_OK ? BS_OK : BS_ESTORE;
+}
+
+bs_err
+bs_movein_base(bs_txn *t, const char *coll, const char *id, bs_record *r,
+               bs_arena *a)
+{
+    uint8_t key[BS_RECKEY_MAX];
+    bs_slice v;
+    bs_err rv = base_entry(t, coll, id, r, a);
+
+    if (rv != BS_ENOTFOUND)
+        return rv; /* an entry wins over the flag */
+    rv = bs_txn_get(t, BS_DB_RECORDS, bs_mem(key, bs_record_key(key, coll, id)),
+                    &v);
+    if (rv != BS_OK)
+        return rv;
+    if (!bs_record_own_base(v.p, v.n))
+        return BS_ENOTFOUND;
+    if ((v.p = bs_arena_memdup(a, v.p, v.n)) == NULL)
+        return BS_ENOMEM;
+    return bs_record_decode(r, v.p, v.n, a) == BS_OK ? BS_OK : BS_ESTORE;
+}
+
+bs_err
+bs_movein_base_keep(bs_txn *t, const char *coll, const char *id, bs_slice old)
+{
+    uint8_t k[KEY_MAX], rk[BS_RECKEY_MAX], *copy;
+    bs_slice existing;
+    bs_err rv;
+
+    if (old.p == NULL) {
+        rv = bs_txn_get(t, BS_DB_RECORDS,
+                        bs_mem(rk, bs_record_key(rk, coll, id)), &old);
+        if (rv != BS_OK)
+            return rv == BS_ENOTFOUND ? BS_OK : rv;
+    }
+    if (!bs_record_own_base(old.p, old.n))
+        return BS_OK;
+    /* a copy: old may be LMDB's page, which the put below may move */
+    if ((copy = malloc(old.n)) == NULL)
+        return BS_ENOMEM;
+    memcpy(copy, old.p, old.n);
+    bs_record_clear_own_base(copy);
+    rv = bs_txn_put(t, BS_DB_META,
+                    bs_mem(k, key_of(k, BASE_PREFIX, NULL, coll, id)),
+                    bs_mem(copy, old.n), BS_PUT_NOOVERWRITE, &existing);
+    free(copy);
+    return rv == BS_EEXIST ? BS_OK : rv; /* an entry wins over the flag */
 }
 
 bs_err
@@ -832,28 +881,42 @@ merge_into(bs_apply *ap, bs_record *r, const bs_snap *s, const bs_order *o,
     return BS_OK;
 }
 
-/* Write r (encoded) under key k of db. */
+/* Write r (encoded) under key k of db.  For the records table (s the
+ * snapshot merged): with own set, r is its own base (BS_RECORD_OWN_BASE);
+ * else the base the record stored as old (NULL: none) implies is kept
+ * first (bs_movein_base_keep). */
 static bs_err
 put_record(bs_apply *ap, bs_db db, const uint8_t *k, size_t kn,
-           const bs_record *r)
+           const bs_record *r, const bs_snap *s, const bs_slice *old, int own)
 {
     bs_recenc e;
     uint8_t *dst;
     bs_err rv;
 
+    if (db == BS_DB_RECORDS && !own && old != NULL &&
+        (rv = bs_movein_base_keep(ap->txn, s->coll, s->id, *old)) != BS_OK)
+        return rv;
     if ((rv = bs_record_prepare(r, &ap->scratch, &e)) != BS_OK ||
         (rv = bs_txn_reserve(ap->txn, db, bs_mem(k, kn), e.size, 0, &dst,
                              NULL)) != BS_OK)
         return rv;
     bs_record_encode(r, &e, dst);
+    if (db == BS_DB_RECORDS && own)
+        bs_record_set_own_base(dst);
     return BS_OK;
 }
 
 /* The owner history (access.h) learns the owner the snapshot's version
- * of the owner field (or its delete) gave the record. */
+ * of the owner field (or its delete) gave the record; the owner field's
+ * entry is implied, and not written, when record r as merged holds the
+ * field at that version (bs_access_owner_implied; a seed's every record).
+ * A delete's entry is always written. */
 static bs_err
-note_owner(bs_apply *ap, const bs_snap *s, const char *owner_field)
+note_owner(bs_apply *ap, const bs_snap *s, const char *owner_field,
+           const bs_record *r)
 {
+    bs_version cv;
+    bs_err rv;
     const bs_snapfield *of = NULL;
     bs_change c;
     bs_field f;
@@ -867,8 +930,6 @@ note_owner(bs_apply *ap, const bs_snap *s, const char *owner_field)
     c.coll = s->coll;
     c.id = s->id;
     if (s->has_tomb) {
-        bs_err rv;
-
         c.deleted = 1;
         c.hlc = s->tomb.hlc;
         c.seq = s->tomb.seq;
@@ -887,6 +948,10 @@ note_owner(bs_apply *ap, const bs_snap *s, const char *owner_field)
     c.nfields = 1;
     c.hlc = of->ver.hlc;
     c.seq = of->ver.seq;
+    if ((rv = local_version(ap, &of->ver, &cv)) != BS_OK)
+        return rv;
+    if (bs_access_owner_implied(&c, &cv, r, owner_field))
+        return BS_OK; /* the record says the same */
     return bs_access_note_owner(ap->txn, &c, of->ver.key, owner_field);
 }
 
@@ -1062,8 +1127,8 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     bs_collection rules;
     bs_record r, base;
     bs_owner_mark mark;
-    bs_slice old;
-    int changed, bchanged, fresh;
+    bs_slice old = {NULL, 0};
+    int changed, bchanged, fresh, own;
     bs_err rv;
 
     if (s->done && s->seed) /* the end of a seed: is it complete? */
@@ -1091,6 +1156,16 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
         return rv;
     }
     fresh = rv == BS_ENOTFOUND;
+    /* the base a rebuild starts from: its entry, if any */
+    memset(&base, 0, sizeof base);
+    rv = base_entry(ap->txn, s->coll, s->id, &base, &ap->scratch);
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    /* without an entry, a record the snapshot creates (a seed's every
+     * record) is its own base, and so stays one that was: merging the
+     * snapshot into the base or into the record gives the same record,
+     * so neither writes "snp:" (BS_RECORD_OWN_BASE, storage.md 3.2) */
+    own = rv == BS_ENOTFOUND && (fresh || bs_record_own_base(old.p, old.n));
     /* the owner the record held: kept if the snapshot replaces it
      * (access.h) */
     bs_access_owner_mark(&r, s->coll[0] != '_' ? rules.owner_field : NULL,
@@ -1100,19 +1175,16 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     if (changed &&
         ((rv = bs_access_owner_keep(ap->txn, s->coll, s->id, &mark, &r, &o)) !=
              BS_OK ||
-         (rv = put_record(ap, BS_DB_RECORDS, key, kn, &r)) != BS_OK ||
+         (rv = put_record(ap, BS_DB_RECORDS, key, kn, &r, s,
+                          fresh ? NULL : &old, own)) != BS_OK ||
          (rv = bs_changes_note_record(ap->txn, s->coll, s->id, &r)) != BS_OK))
         return rv;
-    /* the base a rebuild starts from */
-    memset(&base, 0, sizeof base);
-    rv = bs_movein_base(ap->txn, s->coll, s->id, &base, &ap->scratch);
-    if (rv != BS_OK && rv != BS_ENOTFOUND)
-        return rv;
     bn = key_of(bk, BASE_PREFIX, NULL, s->coll, s->id);
-    if ((rv = merge_into(ap, &base, s, &o, &bchanged)) != BS_OK ||
-        (bchanged && (rv = put_record(ap, BS_DB_META, bk, bn, &base)) != BS_OK))
+    if (!own && ((rv = merge_into(ap, &base, s, &o, &bchanged)) != BS_OK ||
+                 (bchanged && (rv = put_record(ap, BS_DB_META, bk, bn, &base, s,
+                                               NULL, 0)) != BS_OK)))
         return rv;
-    if ((rv = note_owner(ap, s, rules.owner_field)) != BS_OK)
+    if ((rv = note_owner(ap, s, rules.owner_field, &r)) != BS_OK)
         return rv;
     /* the record as merged decides (move-out, protocol.md 7.2); one new
      * here holds the snapshot's fields alone, whose owner N12 found in

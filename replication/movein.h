@@ -36,7 +36,9 @@
  *    yet, and it asks again.  What was merged is kept as the record's
  *    base ("snp:"), from
  *    which a rebuild (rebuild.h) starts instead of an empty record, since
- *    the log does not hold the changes it summarises.
+ *    the log does not hold the changes it summarises; a record the
+ *    snapshot creates is its own base instead (BS_RECORD_OWN_BASE), which
+ *    a later write keeps as "snp:" first (bs_movein_base_keep).
  *
  * The snapshot stream is a function of the hub's records in key order,
  * which is what a later bootstrap of a new branch (issue 12) reuses: a
@@ -164,11 +166,29 @@ BS_MUST_CHECK bs_err bs_movein_wants(bs_txn *t, size_t max, bs_snapwant **w,
  * drops the record; write txn). */
 BS_MUST_CHECK bs_err bs_movein_forget(bs_txn *t, const char *coll,
                                       const char *id);
-/* The record's base (the snapshots merged into it) decoded into *r from
+/*
+ * The record's base (the snapshots merged into it) decoded into *r from
  * arena a (its versions index the stream table); BS_ENOTFOUND when it has
- * none, BS_ESTORE when it does not decode. */
+ * none, BS_ESTORE when it does not decode.  The base is its "snp:" entry,
+ * or, without one, the record itself when it carries BS_RECORD_OWN_BASE
+ * (record.h): a record a snapshot created is its own base until a write
+ * changes it (bs_movein_base_keep), so a seed writes no "snp:" (storage.md
+ * 3.2).  An entry always wins over the flag.
+ */
 BS_MUST_CHECK bs_err bs_movein_base(bs_txn *t, const char *coll, const char *id,
                                     bs_record *r, bs_arena *a);
+
+/*
+ * Keep the base that record coll/id implies before a write overwrites or
+ * deletes it (write txn): when its stored bytes old (borrowed; old.p NULL:
+ * read them here) carry BS_RECORD_OWN_BASE and no "snp:" entry exists, they
+ * become the entry (the flag cleared).  Every path that overwrites or
+ * deletes a record calls it first, but a move-out, which forgets the base
+ * with the record (bs_movein_forget).  BS_OK when there is nothing to keep
+ * (no record, no flag); BS_ENOMEM, BS_ESTORE.
+ */
+BS_MUST_CHECK bs_err bs_movein_base_keep(bs_txn *t, const char *coll,
+                                         const char *id, bs_slice old);
 
 /* Store *r as the record's base (write txn): log compaction folds the
  * changes it drops into it (compact.h), as snapshots are.  BS_ENOMEM. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hlc.h"
+#include "movein.h"
 #include "peers.h"
 #include "record.h"
 #include "streams.h"
@@ -46,6 +47,28 @@ bs_purge_all_acked(const bs_peer *peers, size_t n, const uint8_t *key,
 #define HORIZON_LEN     (8 + BS_STREAM_KEY_LEN + 8)
 
 /* Keep the version of the tombstone of record key rk being purged. */
+/* The base a tombstone that is its own base implies outlives it, as a
+ * "snp:" entry does (movein.h bs_movein_base_keep); key is coll \0 id. */
+static bs_err
+keep_base(bs_txn *t, const uint8_t *key, size_t klen, bs_slice v)
+{
+    char coll[BS_COLLECTION_MAX + 1], id[BS_ID_MAX + 1];
+    const uint8_t *nul;
+    size_t cn;
+
+    if (!bs_record_own_base(v.p, v.n))
+        return BS_OK;
+    if ((nul = memchr(key, 0, klen)) == NULL ||
+        (cn = (size_t)(nul - key)) > BS_COLLECTION_MAX ||
+        klen - cn - 1 > BS_ID_MAX)
+        return BS_ESTORE;
+    memcpy(coll, key, cn);
+    coll[cn] = '\0';
+    memcpy(id, nul + 1, klen - cn - 1);
+    id[klen - cn - 1] = '\0';
+    return bs_movein_base_keep(t, coll, id, v);
+}
+
 static bs_err
 keep_horizon(bs_txn *t, bs_slice rk, const bs_version *tomb,
              const uint8_t *skey)
@@ -134,7 +157,8 @@ bs_purge_tombstones(bs_txn *t, uint64_t now_ms, uint64_t retention_ms,
             size_t klen = k.n < sizeof key ? k.n : sizeof key;
 
             memcpy(key, k.p, klen);
-            if ((rv = keep_horizon(t, bs_mem(key, klen), &r.tomb, s->key)) !=
+            if ((rv = keep_base(t, key, klen, v)) != BS_OK ||
+                (rv = keep_horizon(t, bs_mem(key, klen), &r.tomb, s->key)) !=
                     BS_OK ||
                 (rv = bs_cursor_del(c)) != BS_OK)
                 break;

@@ -11,6 +11,7 @@
 #include "changes.h"
 #include "crypto.h"
 #include "local.h"
+#include "movein.h"
 #include "rebuild.h"
 #include "records.h"
 #include "retry.h"
@@ -208,9 +209,14 @@ rebuild_all(bs_txn *t, const bs_meta *m, recref *v, size_t n, uint64_t *count)
         if ((rv = bs_rebuild_record(t, m, v[i].coll, v[i].id, &st)) != BS_OK)
             break;
         if (st.records == 0) {
+            /* the base a record that was its own implied outlives it
+             * (movein.h) */
             rv =
-                bs_txn_del(t, BS_DB_RECORDS,
-                           bs_mem(key, bs_record_key(key, v[i].coll, v[i].id)));
+                bs_movein_base_keep(t, v[i].coll, v[i].id, (bs_slice){NULL, 0});
+            if (rv == BS_OK)
+                rv = bs_txn_del(
+                    t, BS_DB_RECORDS,
+                    bs_mem(key, bs_record_key(key, v[i].coll, v[i].id)));
             if (rv == BS_OK) /* the feed sees it go (changes.h) */
                 rv = bs_changes_note_record(t, v[i].coll, v[i].id, NULL);
             rv = rv == BS_ENOTFOUND ? BS_OK : rv;

@@ -472,7 +472,12 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
         size_t klen = bs_record_key(key, rb->coll, v[0].id);
 
         if ((!r.has_alive && !r.has_tomb) || gone) {
-            rv = bs_txn_del(rb->txn, BS_DB_RECORDS, bs_mem(key, klen));
+            /* the base a record that was its own implied outlives it, as
+             * a "snp:" entry does (movein.h) */
+            rv = bs_movein_base_keep(rb->txn, rb->coll, v[0].id,
+                                     (bs_slice){NULL, 0});
+            if (rv == BS_OK)
+                rv = bs_txn_del(rb->txn, BS_DB_RECORDS, bs_mem(key, klen));
             if (rv == BS_OK) /* the feed sees it go (changes.h) */
                 rv = bs_changes_note_record(rb->txn, rb->coll, v[0].id, NULL);
             else if (rv == BS_ENOTFOUND)
@@ -493,9 +498,19 @@ rebuild_record(rebuild *rb, const ref *v, size_t n, bs_rebuild_stats *st)
             if (rv == BS_OK && (rv = bs_record_prepare(&r, &a, &e)) == BS_OK &&
                 (rv = bs_txn_reserve(rb->txn, BS_DB_RECORDS, bs_mem(key, klen),
                                      e.size, 0, &dst, NULL)) == BS_OK) {
+                int same;
+
                 bs_record_encode(&r, &e, dst);
-                if (old.p == NULL || old.n != e.size ||
-                    memcmp(old.p, dst, e.size) != 0)
+                /* the same record, whether or not it was its own base */
+                same = old.p != NULL && old.n == e.size &&
+                       (old.p[1] & BS_RECORD_LIVE) == dst[1] &&
+                       memcmp(old.p + 2, dst + 2, e.size - 2) == 0 &&
+                       old.p[0] == dst[0];
+                if (same && bs_record_own_base(old.p, old.n))
+                    bs_record_set_own_base(dst); /* it still is */
+                else if (old.p != NULL)
+                    rv = bs_movein_base_keep(rb->txn, rb->coll, v[0].id, old);
+                if (rv == BS_OK && !same)
                     rv = bs_changes_note_record(rb->txn, rb->coll, v[0].id, &r);
             }
         }

@@ -9,6 +9,7 @@
 #define FORMAT_WIDE 3 /* u32 counts and indices */
 #define NO_VIDX     0xffffu
 #define VER_SIZE    24
+#define FLAGS_KNOWN (BS_RECORD_LIVE | BS_RECORD_OWN_BASE)
 
 int
 bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o)
@@ -308,7 +309,7 @@ bs_record_encode(const bs_record *r, const bs_recenc *e, uint8_t *out)
     uint8_t *p = out;
 
     *p++ = e->wide ? FORMAT_WIDE : FORMAT;
-    *p++ = r->live ? 1 : 0;
+    *p++ = r->live ? BS_RECORD_LIVE : 0; /* never BS_RECORD_OWN_BASE */
     put_idx(&p, e->wide, (uint32_t)e->nver);
     for (size_t i = 0; i < e->nver; i++) {
         put64(&p, e->ver[i]->hlc);
@@ -389,10 +390,29 @@ get_idx(reader *rd, int wide)
 bs_err
 bs_record_peek_live(const uint8_t *buf, size_t n, int *live)
 {
-    if (n < 2 || (buf[0] != FORMAT && buf[0] != FORMAT_WIDE) || buf[1] > 1)
+    if (n < 2 || (buf[0] != FORMAT && buf[0] != FORMAT_WIDE) ||
+        (buf[1] & ~FLAGS_KNOWN) != 0)
         return BS_ESTORE;
-    *live = buf[1] & 1;
+    *live = buf[1] & BS_RECORD_LIVE;
     return BS_OK;
+}
+
+int
+bs_record_own_base(const uint8_t *buf, size_t n)
+{
+    return n >= 2 && (buf[1] & BS_RECORD_OWN_BASE) != 0;
+}
+
+void
+bs_record_set_own_base(uint8_t *buf)
+{
+    buf[1] |= BS_RECORD_OWN_BASE;
+}
+
+void
+bs_record_clear_own_base(uint8_t *buf)
+{
+    buf[1] &= (uint8_t)~BS_RECORD_OWN_BASE;
 }
 
 bs_err
@@ -406,10 +426,10 @@ bs_record_decode(bs_record *r, const uint8_t *buf, size_t n, bs_arena *a)
 
     memset(r, 0, sizeof *r);
     if (fmt == NULL || flags == NULL ||
-        (*fmt != FORMAT && *fmt != FORMAT_WIDE) || *flags > 1)
+        (*fmt != FORMAT && *fmt != FORMAT_WIDE) || (*flags & ~FLAGS_KNOWN) != 0)
         return BS_ESTORE;
     wide = *fmt == FORMAT_WIDE;
-    r->live = *flags & 1;
+    r->live = *flags & BS_RECORD_LIVE; /* BS_RECORD_OWN_BASE: movein.c's */
     nver = get_idx(&rd, wide);
     /* Check the lengths before allocating: corrupt bytes stay cheap. */
     if (rd.bad || nver == UINT32_MAX ||

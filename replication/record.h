@@ -14,11 +14,11 @@
  * writers gave it (docs/design.md, "Limits").
  *
  * Stored encoding (local to a node, host byte order), in one of two widths:
- *   u8 format | u8 flags (bit 0: live) | N nver | nver x version(24) |
- * N alive_vidx | N tomb_vidx (all ones: none) | N nfields | nfields x (N vidx
- * | u16 namelen | name | u8 type | payload), where N is a u16 in format 2
- * and a u32 in format 3.  Format 2 is written whenever counts and indices
- * stay below 0xffff, format 3 otherwise.  version = u64 hlc | u64 seq |
+ *   u8 format | u8 flags (BS_RECORD_LIVE, BS_RECORD_OWN_BASE) | N nver | nver x
+ * version(24) | N alive_vidx | N tomb_vidx (all ones: none) | N nfields |
+ * nfields x (N vidx | u16 namelen | name | u8 type | payload), where N is a u16
+ * in format 2 and a u32 in format 3.  Format 2 is written whenever counts and
+ * indices stay below 0xffff, format 3 otherwise.  version = u64 hlc | u64 seq |
  * u32 stream | u32 prio.  payload: none for null/false/true, 8 bytes for
  * integer/real, u32 len + bytes for text. Fields are sorted by name
  * (bytewise), so equal records encode equally.
@@ -96,6 +96,27 @@ typedef struct bs_order {
 } bs_order;
 
 int bs_version_cmp(const bs_version *a, const bs_version *b, const bs_order *o);
+
+/*
+ * The flags byte (byte 1) of a stored record.  BS_RECORD_LIVE mirrors
+ * r->live.  BS_RECORD_OWN_BASE says the record is its own base (movein.h
+ * bs_movein_base: a record a snapshot created, storage.md 3.2): only the
+ * snapshot merge sets it, on the bytes bs_record_encode wrote, which never
+ * does, so any path that re-encodes the record drops it (after keeping
+ * the base, bs_movein_base_keep).  Every reader but bs_movein_base ignores
+ * it: the digest, verify and status decode records, and the flag is no
+ * part of what they see.
+ */
+#define BS_RECORD_LIVE     0x01u
+#define BS_RECORD_OWN_BASE 0x02u
+
+/* Whether encoded record buf[0..n) carries BS_RECORD_OWN_BASE (0 when too
+ * short to be a record). */
+int bs_record_own_base(const uint8_t *buf, size_t n);
+/* Set BS_RECORD_OWN_BASE on the bytes bs_record_encode wrote at buf. */
+void bs_record_set_own_base(uint8_t *buf);
+/* Clear it (buf holds a record's encoding: at least 2 bytes). */
+void bs_record_clear_own_base(uint8_t *buf);
 
 /* The live flag of encoded record buf[0..n), read from its first two
  * bytes (format, flags) without decoding it: BS_ESTORE when they are not

@@ -345,8 +345,8 @@ upgrade_txn(bs_txn *t, void *arg, bs_errbuf *err)
         return rv;
     if (format < 6 && (rv = changes_v6(t)) != BS_OK)
         return rv;
-    /* 6 -> 7: nothing to convert; the number keeps older programs out
-     * (upgrade.h). */
+    /* 6 -> 7 and 7 -> 8: nothing to convert; the number keeps older
+     * programs out (upgrade.h). */
     format = BS_STORE_FORMAT;
     return bs_txn_put(t, BS_DB_META, bs_str("format"), bs_mem(&format, 4), 0,
                       NULL);

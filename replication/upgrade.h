@@ -17,6 +17,12 @@
  * and regional-hub keys (docs/storage.md §3.1), which a program of format
  * 6 would misread or not keep; the number makes such a program refuse
  * the store ("newer than this program") instead.
+ *
+ * Format 7 -> 8: only the number changes.  Format 8 lets a record a
+ * snapshot created be its own base (record.h BS_RECORD_OWN_BASE, no
+ * "snp:" entry; docs/storage.md 3.2): a program of format 7 would refuse
+ * such a record as corrupt, or, had it ignored the flag, lose the base on
+ * the record's next write; the number makes it refuse the store instead.
  */
 #ifndef BS_UPGRADE_H
 #define BS_UPGRADE_H

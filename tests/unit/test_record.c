@@ -412,6 +412,42 @@ Test(record, decode_rejects_bad_header_fields)
     free(good);
 }
 
+/* The flags byte: bit 0 live, bit 1 "its own base" (record.h), which
+ * bs_record_encode never writes and every reader ignores; other bits are
+ * corruption. */
+Test(record, the_own_base_flag_decodes_as_the_same_record)
+{
+    size_t n;
+    uint8_t *good = sample_encoding(&n), *b = malloc(n);
+    bs_record d, e;
+    bs_arena a;
+    int live, live2;
+
+    cr_assert_not_null(b);
+    bs_arena_init(&a);
+    cr_assert_eq(good[1] & BS_RECORD_OWN_BASE, 0, "encode set the flag");
+    cr_assert(!bs_record_own_base(good, n));
+    memcpy(b, good, n);
+    bs_record_set_own_base(b);
+    cr_assert(bs_record_own_base(b, n));
+    cr_assert_eq(bs_record_decode(&d, good, n, &a), BS_OK);
+    cr_assert_eq(bs_record_decode(&e, b, n, &a), BS_OK);
+    cr_assert_eq(d.live, e.live);
+    cr_assert_eq(d.nfields, e.nfields);
+    cr_assert_eq(bs_record_peek_live(good, n, &live), BS_OK);
+    cr_assert_eq(bs_record_peek_live(b, n, &live2), BS_OK);
+    cr_assert_eq(live, live2);
+    bs_record_clear_own_base(b);
+    cr_assert_eq(memcmp(b, good, n), 0);
+    b[1] |= 0x04; /* an unknown flag */
+    cr_assert_eq(bs_record_decode(&e, b, n, &a), BS_ESTORE);
+    cr_assert_eq(bs_record_peek_live(b, n, &live), BS_ESTORE);
+    cr_assert(!bs_record_own_base(b, 1));
+    bs_arena_fini(&a);
+    free(b);
+    free(good);
+}
+
 /* xorshift64*: a small deterministic generator for the randomized tests. */
 static uint64_t
 rnd(uint64_t *s)

@@ -1,5 +1,5 @@
 /*
- * test_upgrade.c - opening a store of format 2 to 6 upgrades it to format 7 in
+ * test_upgrade.c - opening a store of format 2 to 7 upgrades it to format 8 in
  * place (replication/upgrade.h, node/node.c), all or nothing.
  *
  * tests/vectors/store-v2 holds two node directories written by the release
@@ -399,9 +399,9 @@ refused_with_format(uint32_t format, const char *msg)
 Test(upgrade, a_format_it_cannot_upgrade_is_refused_and_left_as_it_was)
 {
     refused_with_format(1, "store format 1 cannot be upgraded (this program "
-                           "reads format 7 and upgrades formats 2 to 6): "
+                           "reads format 8 and upgrades formats 2 to 7): "
                            "re-create the node and import its data");
-    refused_with_format(99, "store format 99 is newer than this program (7)");
+    refused_with_format(99, "store format 99 is newer than this program (8)");
 }
 
 /* A store older than format 6 has no change index table: a read-only
@@ -490,7 +490,7 @@ Test(upgrade, a_format_5_store_gets_its_change_index_from_its_records)
  * for declared collections (upgrade.h), and 5 -> 6 fills the change index
  * with each record's latest version, which is what this build noted for a
  * record written once: a store this build wrote without any collection
- * declared, labelled format 3, opens as format 7 with every table as it
+ * declared, labelled format 3, opens as format 8 with every table as it
  * was. */
 Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
 {
@@ -505,7 +505,7 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
     bs_store *s;
     bs_node *n;
 
-    cr_assert_eq(now, 7);
+    cr_assert_eq(now, 8);
     bst_node_new(&t, root, "three", BS_ROLE_HUB, &c);
     cr_assert_eq(bst_put(&t, "c", "k", "{\"a\":1,\"b\":\"x\"}", &err), BS_OK);
     snprintf(dir, sizeof dir, "%s", t.dir);
@@ -523,7 +523,7 @@ Test(upgrade, a_format_3_store_upgrades_by_its_number_alone)
 }
 
 /* 6 -> 7 changes the number alone (upgrade.h): a store this build wrote,
- * labelled format 6, opens as format 7 with every table as it was; its
+ * labelled format 6, opens as format 8 with every table as it was; its
  * change index keeps both entries of a record written twice (the 5 -> 6
  * step, which would leave one, does not run again). */
 Test(upgrade, a_format_6_store_upgrades_by_its_number_alone)
@@ -550,6 +550,39 @@ Test(upgrade, a_format_6_store_upgrades_by_its_number_alone)
     bs_store_close(s);
     n = open_node(dir);
     cr_assert_eq(n->meta.format, BS_STORE_FORMAT);
+    fingerprint(n->store, f1);
+    bs_node_close(n);
+    cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0,
+                 "more than the number changed");
+}
+
+/* 7 -> 8 changes the number alone (upgrade.h): a format-7 store holds no
+ * record that is its own base, so a store this build wrote, labelled
+ * format 7, opens as format 8 with every table as it was. */
+Test(upgrade, a_format_7_store_upgrades_by_its_number_alone)
+{
+    uint32_t seven = 7;
+    uint8_t f0[BS_HASH_LEN], f1[BS_HASH_LEN];
+    bs_store_opts so = {0};
+    bs_errbuf err = {{0}};
+    bst_clock clk = {1796606100000ull, 1};
+    bs_clock c = bst_clock_of(&clk);
+    bst_node t;
+    char dir[300];
+    bs_store *s;
+    bs_node *n;
+
+    bst_node_new(&t, root, "seven", BS_ROLE_HUB, &c);
+    cr_assert_eq(bst_put(&t, "c", "k", "{\"a\":1,\"b\":\"x\"}", &err), BS_OK);
+    cr_assert_eq(bst_put(&t, "c", "k", "{\"a\":2}", &err), BS_OK);
+    snprintf(dir, sizeof dir, "%s", t.dir);
+    bst_node_free(&t);
+    cr_assert_eq(bs_store_open(dir, &so, &s, &err), BS_OK, "%s", err.msg);
+    fingerprint(s, f0);
+    bst_damage(s, BST_META, bs_str("format"), bs_mem(&seven, 4));
+    bs_store_close(s);
+    n = open_node(dir);
+    cr_assert_eq(n->meta.format, 8);
     fingerprint(n->store, f1);
     bs_node_close(n);
     cr_assert_eq(memcmp(f0, f1, BS_HASH_LEN), 0,
