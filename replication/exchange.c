@@ -1158,8 +1158,8 @@ admit_batch(bs_admission *ad, const bs_inbound *p, size_t i, bs_errbuf *err)
     bs_snap sn;
     bs_err rv;
 
-    if ((rv = bs_snapbatch_decode(p->snaps[i].p, p->snaps[i].n, &b, err)) !=
-        BS_OK)
+    if ((rv = bs_snapbatch_decode_borrowed(p->snaps[i].p, p->snaps[i].n, 0, &b,
+                                           err)) != BS_OK)
         return rv;
     rv = bs_admit_snapbatch(ad, b, p->env.sender, err);
     bs_snap_init(&sn); /* one snapshot's storage for the whole batch */
@@ -1444,8 +1444,8 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
 
     int ok = p->snapok != NULL && p->snapok[i]; /* pass 1 checked it */
 
-    if ((rv = (ok ? bs_snapbatch_decode_checked : bs_snapbatch_decode)(
-             p->snaps[i].p, p->snaps[i].n, &b, err)) != BS_OK)
+    if ((rv = bs_snapbatch_decode_borrowed(p->snaps[i].p, p->snaps[i].n, ok, &b,
+                                           err)) != BS_OK)
         return rv;
     if (!ok)
         rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);

@@ -1204,9 +1204,53 @@ writers_of(bs_snapbatch *b, const Bs__SnapBatchHeader *h, bs_errbuf *err)
     return BS_OK;
 }
 
+/*
+ * SnapBatch buf[0..n) read in place (bs_snapbatch_decode_borrowed): the
+ * header, signature and bodies point into buf, and the reader is the
+ * canonical check (B2), as read_body2 is for a body: fields 1, 2 and 3
+ * in order, 1 and 2 once and not empty, 3 in one run, minimal lengths,
+ * nothing else.  A malloc'd message (bodies array too), or NULL.
+ */
+static Bs__SnapBatch *
+read_batch(const uint8_t *buf, size_t n)
+{
+    Bs__SnapBatch *m;
+    uint32_t f, wt, last = 0;
+    size_t nb = 0;
+    int st;
+    rd r = {buf, buf + n}, sub;
+
+    while ((st = rd_next(&r, &last, 1u << 3, &f, &wt)) == 1) {
+        if (f < 1 || f > 3 || !rd_sub(&r, wt, f != 3, &sub))
+            return NULL;
+        nb += f == 3;
+    }
+    if (st < 0 || nb > BS_SNAPBATCH_MAX || (m = calloc(1, sizeof *m)) == NULL)
+        return NULL;
+    bs__snap_batch__init(m);
+    if (nb > 0 && (m->bodies = calloc(nb, sizeof *m->bodies)) == NULL) {
+        free(m);
+        return NULL;
+    }
+    r = (rd){buf, buf + n};
+    last = 0;
+    while (rd_next(&r, &last, 1u << 3, &f, &wt) == 1 &&
+           rd_sub(&r, wt, f != 3, &sub)) {
+        ProtobufCBinaryData d = {(size_t)(sub.end - sub.p), (uint8_t *)sub.p};
+
+        if (f == 1)
+            m->header = d;
+        else if (f == 2)
+            m->signature = d;
+        else
+            m->bodies[m->n_bodies++] = d;
+    }
+    return m;
+}
+
 static bs_err
-batch_decode(const uint8_t *buf, size_t n, int checked, bs_snapbatch **out,
-             bs_errbuf *err)
+batch_decode(const uint8_t *buf, size_t n, int checked, int borrow,
+             bs_snapbatch **out, bs_errbuf *err)
 {
     Bs__SnapBatch *m;
     Bs__SnapBatchHeader *h;
@@ -1218,9 +1262,11 @@ batch_decode(const uint8_t *buf, size_t n, int checked, bs_snapbatch **out,
     if ((b = calloc(1, sizeof *b)) == NULL)
         return BS_ENOMEM;
     b->checked = checked;
-    m = bs_changeset_pb_unpack(&bs__snap_batch__descriptor, buf, n);
+    b->borrowed = borrow;
+    m = borrow ? read_batch(buf, n)
+               : bs_changeset_pb_unpack(&bs__snap_batch__descriptor, buf, n);
     if ((b->pb = m) == NULL ||
-        (!checked && !bs_changeset_pb_canonical(&m->base, buf, n)) ||
+        (!checked && !borrow && !bs_changeset_pb_canonical(&m->base, buf, n)) ||
         m->base.n_unknown_fields > 0) { /* B2 */
         rv = bad_batch(err, "does not decode canonically");
         goto fail;
@@ -1283,14 +1329,21 @@ bs_err
 bs_snapbatch_decode(const uint8_t *buf, size_t n, bs_snapbatch **out,
                     bs_errbuf *err)
 {
-    return batch_decode(buf, n, 0, out, err);
+    return batch_decode(buf, n, 0, 0, out, err);
 }
 
 bs_err
 bs_snapbatch_decode_checked(const uint8_t *buf, size_t n, bs_snapbatch **out,
                             bs_errbuf *err)
 {
-    return batch_decode(buf, n, 1, out, err);
+    return batch_decode(buf, n, 1, 0, out, err);
+}
+
+bs_err
+bs_snapbatch_decode_borrowed(const uint8_t *buf, size_t n, int checked,
+                             bs_snapbatch **out, bs_errbuf *err)
+{
+    return batch_decode(buf, n, checked, 1, out, err);
 }
 
 bs_err
@@ -1402,7 +1455,12 @@ bs_snapbatch_free(bs_snapbatch *b)
     if (b == NULL)
         return;
     bs_changeset_pb_free(b->pb_header);
-    bs_changeset_pb_free(b->pb);
+    if (b->borrowed && b->pb != NULL) {
+        free(((Bs__SnapBatch *)b->pb)->bodies);
+        free(b->pb);
+    } else {
+        bs_changeset_pb_free(b->pb);
+    }
     free(b->writers);
     free(b);
 }

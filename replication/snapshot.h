@@ -164,6 +164,7 @@ typedef struct bs_snapbatch {
     uint64_t created_ms;
     size_t n;         /* snapshots: 1 .. BS_SNAPBATCH_MAX */
     int checked;      /* bs_snapbatch_decode_checked: canonical form trusted */
+    int borrowed;     /* bs_snapbatch_decode_borrowed: bodies point into buf */
     uint32_t version; /* 1, or BS_SNAPBATCH_VERSION2 */
     /* version 2: the writers (48-byte keys, in the header's memory; the
      * array malloc'd) and the hash of the bodies the header signs */
@@ -192,6 +193,16 @@ BS_MUST_CHECK bs_err bs_snapbatch_decode(const uint8_t *buf, size_t n,
 BS_MUST_CHECK bs_err bs_snapbatch_decode_checked(const uint8_t *buf, size_t n,
                                                  bs_snapbatch **out,
                                                  bs_errbuf *err);
+/*
+ * The same, read in place (no copy of the bodies; a seed's file is
+ * mapped): b borrows buf, which must outlive it and the snapshots taken
+ * from it; `checked` as bs_snapbatch_decode_checked (the canonical form
+ * of the bodies trusted; the batch's own is read as it is checked).
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_decode_borrowed(const uint8_t *buf, size_t n,
+                                                  int checked,
+                                                  bs_snapbatch **out,
+                                                  bs_errbuf *err);
 /* Verify(hub, "branchsync/snapbatch/v1", header, signature): BS_EBADSIG. */
 BS_MUST_CHECK bs_err bs_snapbatch_verify(const bs_snapbatch *b,
                                          const uint8_t hub[BS_PK_LEN]);

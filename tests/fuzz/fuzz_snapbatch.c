@@ -16,6 +16,7 @@
 
 #include "fuzz_world.h"
 #include "../../replication/snapshot.h"
+#include "branchsync.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,6 +59,38 @@ bodies_of(const bs_snapbatch *b)
     return out;
 }
 
+/* The reader in place (bs_snapbatch_decode_borrowed, its own canonical
+ * check) accepts what protobuf-c's unpack and pack accept (b; NULL:
+ * refused), with the same header, signature and bodies. */
+static void
+same_in_place(const uint8_t *data, size_t size, const bs_snapbatch *b)
+{
+    bs_errbuf err = {{0}};
+    bs_snapbatch *c;
+    bs_err rv = bs_snapbatch_decode_borrowed(data, size, 0, &c, &err);
+
+    if (rv == BS_ENOMEM)
+        return;
+    if ((rv == BS_OK) != (b != NULL))
+        bsf_die("in place: %s where protobuf-c %s",
+                rv == BS_OK ? "accepted" : "refused",
+                b != NULL ? "accepted" : "refused");
+    if (b == NULL)
+        return;
+    if (c->n != b->n || c->version != b->version ||
+        c->header.n != b->header.n ||
+        memcmp(c->header.p, b->header.p, b->header.n) != 0 ||
+        memcmp(c->signature, b->signature, BS_SIG_LEN) != 0)
+        bsf_die("in place: another batch");
+    for (size_t i = 0; i < b->n; i++) {
+        const Bs__SnapBatch *x = b->pb, *y = c->pb;
+        if (x->bodies[i].len != y->bodies[i].len ||
+            memcmp(x->bodies[i].data, y->bodies[i].data, x->bodies[i].len))
+            bsf_die("in place: body %zu differs", i);
+    }
+    bs_snapbatch_free(c);
+}
+
 /* bodies as a batch of b's version (and writers), signed with sk. */
 static bs_err
 encode(const bs_snapbatch *b, const uint8_t *pk, const uint8_t *sk,
@@ -94,7 +127,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sk == NULL && ((sk = bs_secret_alloc(BS_SK_LEN)) == NULL ||
                        bs_crypto_keypair(pk, sk) != BS_OK))
         bsf_die("no key");
-    if ((rv = bs_snapbatch_decode(data, size, &b, &err)) != BS_OK) {
+    rv = bs_snapbatch_decode(data, size, &b, &err);
+    same_in_place(data, size, rv == BS_OK ? b : NULL);
+    if (rv != BS_OK) {
         if (bs_err_exit_code(rv) != 2 && rv != BS_ENOMEM)
             bsf_die("refused with a non-input error: %s", bs_errmsg(&err, rv));
         return 0;
