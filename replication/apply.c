@@ -688,7 +688,7 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
     int did;
     bs_err rv;
 
-    ap->snap_rules_ok = 0; /* it may bring rules */
+    ap->snap_rules_ok = ap->nobase_ok = 0; /* it may bring rules */
     bs_arena_reset(&ap->scratch);
     if ((rv = bs_admit_set(&ap->ad, v, &a, err)) != BS_OK) {
         if (bs_err_local(rv) || !was_released(ap, v))
@@ -813,7 +813,7 @@ bs_err
 bs_apply_held(bs_apply *ap, bs_errbuf *err)
 {
     (void)err;
-    ap->snap_rules_ok = 0; /* they may bring rules */
+    ap->snap_rules_ok = ap->nobase_ok = 0; /* they may bring rules */
     /* A held set may unblock another (an introduction, its successor):
      * pass again while passes make progress (bounded). */
     for (int pass = 0; pass < 8; pass++) {

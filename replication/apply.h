@@ -79,6 +79,10 @@ typedef struct bs_apply {
      * (bs_apply_rules): a cache, emptied by every set applied */
     bs_collection snap_rules;
     int snap_rules_ok;
+    /* whether collection nobase_coll has no base entry (movein.c): a
+     * cache, emptied with snap_rules */
+    char nobase_coll[BS_COLLECTION_MAX + 1];
+    int nobase, nobase_ok;
 } bs_apply;
 
 /* The rules of collection coll now (collections.h bs_collections_get),

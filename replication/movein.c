@@ -881,6 +881,105 @@ merge_into(bs_apply *ap, bs_record *r, const bs_snap *s, const bs_order *o,
     return BS_OK;
 }
 
+/* The record snapshot s creates (there was none): what merge_into gives
+ * an empty record, without its merge per field — the upsert's version,
+ * the delete's, and each field with its own unless the delete is newer;
+ * `alive` the greatest upsert (a field's included), as bs_record_merge
+ * keeps it.  Debug builds check the two agree on every seeded record. */
+static bs_err
+merge_fresh(bs_apply *ap, bs_record *r, const bs_snap *s, const bs_order *o,
+            int *changed)
+{
+    bs_version v;
+    bs_err rv;
+
+    memset(r, 0, sizeof *r);
+    if ((s->has_alive &&
+         (rv = local_version(ap, &s->alive, &r->alive)) != BS_OK) ||
+        (s->has_tomb && (rv = local_version(ap, &s->tomb, &r->tomb)) != BS_OK))
+        return rv;
+    r->has_alive = s->has_alive;
+    r->has_tomb = s->has_tomb;
+    if (s->nfields > 0 &&
+        (r->fields = bs_arena_alloc(&ap->scratch,
+                                    s->nfields * sizeof *r->fields)) == NULL)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < s->nfields; i++) {
+        bs_field *f = &r->fields[r->nfields];
+
+        if ((rv = local_version(ap, &s->fields[i].ver, &v)) != BS_OK)
+            return rv;
+        if (!r->has_alive || bs_version_cmp(&v, &r->alive, o) > 0) {
+            r->has_alive = 1;
+            r->alive = v;
+        }
+        if (r->has_tomb && bs_version_cmp(&v, &r->tomb, o) <= 0)
+            continue; /* older than the delete */
+        memset(f, 0, sizeof *f);
+        f->name = s->fields[i].name;
+        f->namelen = (uint16_t)strlen(f->name);
+        f->val = s->fields[i].val;
+        f->ver = v;
+        r->nfields++;
+    }
+    r->live = bs_record_live(r, o);
+    *changed = r->has_alive || r->has_tomb;
+#ifndef NDEBUG
+    {
+        bs_record slow;
+        int ch;
+
+        memset(&slow, 0, sizeof slow);
+        BS_ASSERT(merge_into(ap, &slow, s, o, &ch) == BS_OK);
+        BS_ASSERT(ch == *changed && slow.live == r->live &&
+                  slow.has_alive == r->has_alive &&
+                  slow.has_tomb == r->has_tomb && slow.nfields == r->nfields);
+        BS_ASSERT(!r->has_alive ||
+                  bs_version_cmp(&slow.alive, &r->alive, o) == 0);
+        BS_ASSERT(!r->has_tomb || bs_version_cmp(&slow.tomb, &r->tomb, o) == 0);
+        for (size_t i = 0; i < r->nfields; i++)
+            BS_ASSERT(
+                strcmp(slow.fields[i].name, r->fields[i].name) == 0 &&
+                bs_value_eq(&slow.fields[i].val, &r->fields[i].val) &&
+                bs_version_cmp(&slow.fields[i].ver, &r->fields[i].ver, o) == 0);
+    }
+#endif
+    return BS_OK;
+}
+
+/* Whether collection coll has no base entry at all ("snp:" coll \0 ...):
+ * then a record a snapshot creates has none either, without a look-up.
+ * Asked once per collection and run of snapshots (sets empty the cache:
+ * none but a set's rebuild or release writes an entry for a record that
+ * is not stored). */
+static bs_err
+no_bases(bs_apply *ap, const char *coll, int *none)
+{
+    uint8_t k[KEY_MAX];
+    size_t kn;
+    bs_cursor *c;
+    bs_slice fk, fv;
+    bs_err rv;
+
+    if (ap->nobase_ok && strcmp(ap->nobase_coll, coll) == 0) {
+        *none = ap->nobase;
+        return BS_OK;
+    }
+    kn = key_of(k, BASE_PREFIX, NULL, coll, "");
+    if ((rv = bs_cursor_open(ap->txn, BS_DB_META, &c)) != BS_OK)
+        return rv;
+    rv = bs_cursor_seek(c, bs_mem(k, kn), &fk, &fv);
+    *none = rv == BS_ENOTFOUND ||
+            (rv == BS_OK && (fk.n < kn || memcmp(fk.p, k, kn) != 0));
+    bs_cursor_close(c);
+    if (rv != BS_OK && rv != BS_ENOTFOUND)
+        return rv;
+    snprintf(ap->nobase_coll, sizeof ap->nobase_coll, "%s", coll);
+    ap->nobase = *none;
+    ap->nobase_ok = 1;
+    return BS_OK;
+}
+
 /* Write r (encoded) under key k of db.  For the records table (s the
  * snapshot merged): with own set, r is its own base (BS_RECORD_OWN_BASE);
  * else the base the record stored as old (NULL: none) implies is kept
@@ -896,9 +995,17 @@ put_record(bs_apply *ap, bs_db db, const uint8_t *k, size_t kn,
     if (db == BS_DB_RECORDS && !own && old != NULL &&
         (rv = bs_movein_base_keep(ap->txn, s->coll, s->id, *old)) != BS_OK)
         return rv;
-    if ((rv = bs_record_prepare(r, &ap->scratch, &e)) != BS_OK ||
-        (rv = bs_txn_reserve(ap->txn, db, bs_mem(k, kn), e.size, 0, &dst,
-                             NULL)) != BS_OK)
+    if ((rv = bs_record_prepare(r, &ap->scratch, &e)) != BS_OK)
+        return rv;
+    /* a record new here, in key order (a seed's): appended if it sorts
+     * last, which spares LMDB the search */
+    rv = db == BS_DB_RECORDS && old == NULL
+             ? bs_txn_reserve(ap->txn, db, bs_mem(k, kn), e.size, BS_PUT_APPEND,
+                              &dst, NULL)
+             : BS_EEXIST;
+    if (rv == BS_EEXIST)
+        rv = bs_txn_reserve(ap->txn, db, bs_mem(k, kn), e.size, 0, &dst, NULL);
+    if (rv != BS_OK)
         return rv;
     bs_record_encode(r, &e, dst);
     if (db == BS_DB_RECORDS && own)
@@ -1128,7 +1235,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     bs_record r, base;
     bs_owner_mark mark;
     bs_slice old = {NULL, 0};
-    int changed, bchanged, fresh, own;
+    int changed, bchanged, fresh, own, none = 0;
     bs_err rv;
 
     if (s->done && s->seed) /* the end of a seed: is it complete? */
@@ -1158,7 +1265,11 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     fresh = rv == BS_ENOTFOUND;
     /* the base a rebuild starts from: its entry, if any */
     memset(&base, 0, sizeof base);
-    rv = base_entry(ap->txn, s->coll, s->id, &base, &ap->scratch);
+    if (fresh && (rv = no_bases(ap, s->coll, &none)) != BS_OK)
+        return rv;
+    rv = fresh && none
+             ? BS_ENOTFOUND
+             : base_entry(ap->txn, s->coll, s->id, &base, &ap->scratch);
     if (rv != BS_OK && rv != BS_ENOTFOUND)
         return rv;
     /* without an entry, a record the snapshot creates (a seed's every
@@ -1170,7 +1281,8 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
      * (access.h) */
     bs_access_owner_mark(&r, s->coll[0] != '_' ? rules.owner_field : NULL,
                          &mark);
-    if ((rv = merge_into(ap, &r, s, &o, &changed)) != BS_OK)
+    if ((rv = (fresh ? merge_fresh : merge_into)(ap, &r, s, &o, &changed)) !=
+        BS_OK)
         return rv;
     if (changed &&
         ((rv = bs_access_owner_keep(ap->txn, s->coll, s->id, &mark, &r, &o)) !=
