@@ -14,6 +14,7 @@
 #include "setlog.h"
 #include "compact.h"
 #include "movein.h"
+#include "prefetch.h"
 #include "relay.h"
 #include "reseed.h"
 
@@ -1368,6 +1369,7 @@ typedef struct import_ctx {
     /* a seed's progress in this transaction: records merged, the last */
     uint64_t seeded;
     char seed_coll[BS_COLLECTION_MAX + 1], seed_id[BS_ID_MAX + 1];
+    bs_prefetch *pf; /* a file's sets decoded ahead (prefetch.h), or NULL */
 } import_ctx;
 
 /* Sets and snapshot frames are applied in groups of about this many bytes
@@ -1521,8 +1523,12 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
                 rv = apply_snaps(&ap, x->p, u - nsets, x, err);
                 continue;
             }
-            if ((rv = inbound_set(x->p, u, &v, &own, err)) == BS_OK)
+            if (x->pf != NULL) {
+                if ((rv = bs_prefetch_get(x->pf, u, &own, err)) == BS_OK)
+                    rv = bs_apply_set(&ap, own, err);
+            } else if ((rv = inbound_set(x->p, u, &v, &own, err)) == BS_OK) {
                 rv = bs_apply_set(&ap, v, err);
+            }
             bs_changeset_free(own);
         }
         if (rv == BS_OK && x->seeded > 0)
@@ -1595,6 +1601,9 @@ undo_join(bs_store *s, bs_err rv, bs_errbuf *err)
                    why, bs_errmsg(&e2, r2));
 }
 
+/* Sets enough for a second thread to pay (a file's; prefetch.h). */
+#define PREFETCH_MIN_SETS 4
+
 bs_err
 bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
               const bs_accept *acc, bs_clock clock, uint64_t max_skew_ms,
@@ -1611,6 +1620,10 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
         return BS_OK;
     x.join = st->joined = acc->join;
     x.reseed = acc->reseed;
+    /* a file's sets (decoded per pass, not shared) decoded ahead on a
+     * second thread while this one applies */
+    if (in->sets == NULL && in->nsets >= PREFETCH_MIN_SETS)
+        x.pf = bs_prefetch_start(in->raw, in->nsets);
     do { /* at least one transaction, even for an exchange without sets */
         x.end = group_end(in, x.set);
         if ((rv = bs_store_write(s, apply_one, &x, err)) == BS_OK) {
@@ -1620,6 +1633,7 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
         }
         x.set = x.end;
     } while (rv == BS_OK && x.set < units);
+    bs_prefetch_stop(x.pf);
     if (rv != BS_OK && joined)
         rv = undo_join(s, rv, err);
     if (rv != BS_OK)

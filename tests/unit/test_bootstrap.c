@@ -314,6 +314,10 @@ static const uint8_t *drop_origin;
 /* The seed file again, altered, signed again by the hub (the file's
  * trailer): what a hub that dropped system changes from a seed, or a
  * carrier that altered its snapshots, would send. */
+/* rewrite_seed alters batch alter_at only (-1: every batch, -2: the
+ * last); a test that sets it puts it back. */
+static long alter_at = -1;
+
 static void
 rewrite_seed(int strip, batch_fn alter)
 {
@@ -355,7 +359,8 @@ rewrite_seed(int strip, batch_fn alter)
         Bs__SnapBatch *b;
         uint8_t *out;
 
-        if (alter == NULL) {
+        if (alter == NULL || (alter_at >= 0 && (size_t)alter_at != i) ||
+            (alter_at == -2 && i + 1 != fr.nbatches)) {
             put_frame(f, 5, fr.batches[i], &h);
             continue;
         }
@@ -703,6 +708,48 @@ Test(bootstrap, a_large_seed_merges_in_groups_of_transactions)
               "a seed of 40 MiB merged in %llu write transaction(s)",
               (unsigned long long)(after - before));
     same_scope(&head, &br, "a large seed");
+}
+
+/* A seed of many batches is judged in two halves on two threads
+ * (exchange.c): a batch altered in the first half or in the second is
+ * refused whole all the same, nothing written; unaltered, it applies. */
+Test(bootstrap, a_seed_of_many_batches_is_refused_whole_from_either_half)
+{
+    static char big[512 * 1024 + 32];
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bst_frames fr;
+    uint8_t *p;
+    size_t len;
+    bs_err rv;
+
+    memset(big, 'x', sizeof big);
+    memcpy(big, "{\"t\":\"", 6);
+    memcpy(big + 512 * 1024, "\"}", 3);
+    for (int i = 0; i < 48; i++) { /* 24 MiB: 6 batches or more */
+        char id[16];
+        bst_op op = {"items", id, big};
+        snprintf(id, sizeof id, "b%03d", i);
+        write_ok(&head, &op, 1);
+    }
+    seed_export(&st);
+    p = bst_read_file(path, &len);
+    cr_assert(bst_frames_split(p, len, &fr));
+    cr_assert(fr.nbatches >= 4, "%zu batches: one thread", fr.nbatches);
+    bst_frames_fini(&fr);
+    free(p);
+    alter_at = -2; /* the last batch: the second thread's */
+    rewrite_seed(0, alter_signature);
+    refused_whole(BS_EBADSIG, "the hub's signature does not verify");
+    seed_export(&st);
+    alter_at = 0; /* the first: this thread's */
+    rewrite_seed(0, alter_signature);
+    refused_whole(BS_EBADSIG, "the hub's signature does not verify");
+    alter_at = -1;
+    seed_export(&st);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    same_scope(&head, &br, "a seed of many batches");
 }
 
 /* ---- the seed marker, progress ---- */

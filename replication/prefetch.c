@@ -1,0 +1,142 @@
+/*
+ * prefetch.c - change sets decoded ahead on a second thread (prefetch.h).
+ *
+ * A ring of BS_PREFETCH_SETS slots: the worker fills slot i % N with set
+ * i while fewer than N sets and about BS_PREFETCH_BYTES of their bytes
+ * wait; the caller takes set `base` and frees its slot.  One mutex and
+ * one condition variable for both directions (a handful of sets per
+ * megabyte: contention is not the cost).
+ */
+#include "prefetch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+    bs_csview *v;
+    bs_err rv;
+    bs_errbuf err;
+};
+
+struct bs_prefetch {
+    const bs_slice *raw;
+    size_t n;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t base;  /* the next set the caller takes */
+    size_t made;  /* sets decoded: [base, made) wait in their slots */
+    size_t bytes; /* their raw bytes */
+    int stop;
+    struct slot slot[BS_PREFETCH_SETS];
+};
+
+/* Set i decoded, its signature checked (A4's check, made early). */
+static void
+decode_one(const bs_slice *raw, struct slot *s)
+{
+    memset(&s->err, 0, sizeof s->err);
+    s->v = NULL;
+    s->rv = bs_changeset_decode(raw->p, raw->n, &s->v, &s->err);
+    if (s->rv == BS_OK && bs_changeset_verify(s->v, s->v->origin) == BS_OK)
+        s->v->verified = 1;
+}
+
+static void *
+worker(void *arg)
+{
+    bs_prefetch *p = arg;
+
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop && p->made < p->n) {
+        struct slot s;
+        size_t i;
+
+        if (p->made - p->base == BS_PREFETCH_SETS ||
+            (p->made > p->base && p->bytes >= BS_PREFETCH_BYTES)) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        i = p->made;
+        pthread_mutex_unlock(&p->mu);
+        decode_one(&p->raw[i], &s);
+        pthread_mutex_lock(&p->mu);
+        p->slot[i % BS_PREFETCH_SETS] = s;
+        p->bytes += p->raw[i].n;
+        p->made++;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+bs_prefetch *
+bs_prefetch_start(const bs_slice *raw, size_t n)
+{
+    bs_prefetch *p = calloc(1, sizeof *p);
+
+    if (p == NULL)
+        return NULL;
+    p->raw = raw;
+    p->n = n;
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
+        return NULL;
+    }
+    if (pthread_cond_init(&p->cv, NULL) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
+    if (pthread_create(&p->th, NULL, worker, p) != 0) {
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+bs_err
+bs_prefetch_get(bs_prefetch *p, size_t i, bs_csview **out, bs_errbuf *err)
+{
+    struct slot s;
+
+    pthread_mutex_lock(&p->mu);
+    if (i != p->base || i >= p->n) { /* asked again, or out of order */
+        pthread_mutex_unlock(&p->mu);
+        if (i >= p->n)
+            return BS_EINVAL;
+        decode_one(&p->raw[i], &s);
+    } else {
+        while (p->made <= i)
+            pthread_cond_wait(&p->cv, &p->mu);
+        s = p->slot[i % BS_PREFETCH_SETS];
+        p->bytes -= p->raw[i].n;
+        p->base++;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    *out = s.v;
+    if (s.rv != BS_OK && err != NULL)
+        *err = s.err;
+    return s.rv;
+}
+
+void
+bs_prefetch_stop(bs_prefetch *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->th, NULL);
+    for (size_t i = p->base; i < p->made; i++)
+        bs_changeset_free(p->slot[i % BS_PREFETCH_SETS].v);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
