@@ -214,7 +214,10 @@ decode_changes(bs_admission *ad, const bs_csview *v, int own, bs_change **out,
             continue;
         if (own)
             ad->chused[ad->nchused++] = (uint32_t)i;
-        if ((rv = bs_changeset_change(v, i, ad->arena, &ch[i], err)) != BS_OK)
+        if (v->pre != NULL) /* decoded ahead (prefetch.h) */
+            ch[i] = v->pre[i];
+        else if ((rv = bs_changeset_change(v, i, ad->arena, &ch[i], err)) !=
+                 BS_OK)
             return rv;
     }
     *out = ch;

@@ -1146,6 +1146,10 @@ bs_changeset_free(bs_csview *v)
 {
     if (v == NULL)
         return;
+    if (v->pre_arena != NULL) {
+        bs_arena_fini(v->pre_arena);
+        free(v->pre_arena);
+    }
     bs_changeset_pb_free(v->pb_set);
     bs_changeset_pb_free(v->pb_hdr);
     bs_changeset_pb_free(v->pb_sum);
@@ -1162,6 +1166,32 @@ bs_changeset_free(bs_csview *v)
     free(v->present);
     free(v->changes);
     free(v);
+}
+
+bs_err
+bs_changeset_predecode(bs_csview *v)
+{
+    bs_arena *a = malloc(sizeof *a);
+    bs_change *pre;
+
+    if (a == NULL)
+        return BS_ENOMEM;
+    bs_arena_init(a);
+    if ((pre = bs_arena_alloc(a, (v->count ? v->count : 1) * sizeof *pre)) ==
+        NULL)
+        goto fail;
+    memset(pre, 0, (v->count ? v->count : 1) * sizeof *pre);
+    for (size_t i = 0; i < v->count; i++)
+        if (v->present[i] &&
+            bs_changeset_change(v, i, a, &pre[i], NULL) != BS_OK)
+            goto fail; /* the caller decodes it, and refuses */
+    v->pre = pre;
+    v->pre_arena = a;
+    return BS_OK;
+fail:
+    bs_arena_fini(a);
+    free(a);
+    return BS_OK;
 }
 
 bs_err

@@ -121,6 +121,11 @@ typedef struct bs_csview {
                                        header with the vector, when it came) */
     void *pb_set, *pb_hdr, *pb_sum; /* unpacked protobuf messages */
     int verified; /* the origin's signature was checked (pass 1) */
+    /* the present changes decoded ahead (bs_changeset_predecode; NULL:
+     * not), pre[i] as bs_changeset_change gives it, living in pre_arena
+     * (owned) as long as the view */
+    bs_change *pre;
+    bs_arena *pre_arena;
 } bs_csview;
 
 /*
@@ -155,6 +160,13 @@ BS_MUST_CHECK bs_err bs_changeset_verify(const bs_csview *v,
 BS_MUST_CHECK bs_err bs_changeset_change(const bs_csview *v, size_t i,
                                          bs_arena *a, bs_change *out,
                                          bs_errbuf *err);
+/*
+ * Decode every present change of v ahead (prefetch.h: on the thread that
+ * decoded v), into memory v owns: v->pre.  When one does not decode,
+ * nothing is kept (v->pre NULL) and the caller's own bs_changeset_change
+ * gives the refusal.  BS_ENOMEM only.
+ */
+BS_MUST_CHECK bs_err bs_changeset_predecode(bs_csview *v);
 /* Free v and what it owns (not raw).  NULL is a no-op. */
 void bs_changeset_free(bs_csview *v);
 

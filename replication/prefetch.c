@@ -41,6 +41,11 @@ decode_one(const bs_slice *raw, struct slot *s)
     s->rv = bs_changeset_decode(raw->p, raw->n, &s->v, &s->err);
     if (s->rv == BS_OK && bs_changeset_verify(s->v, s->v->origin) == BS_OK)
         s->v->verified = 1;
+    if (s->rv == BS_OK && bs_changeset_predecode(s->v) != BS_OK) {
+        bs_changeset_free(s->v);
+        s->v = NULL;
+        s->rv = BS_ENOMEM;
+    }
 }
 
 static void *

@@ -1,10 +1,11 @@
 /*
  * test_prefetch.c - sets decoded ahead on a second thread (prefetch.h):
- * each set comes back as bs_changeset_decode gives it, a refusal with
- * the same code and message, its signature marked checked only when it
- * verifies; asked again (a transaction run again) or out of order, it is
- * decoded again; stopping early frees what nobody took; a file of many
- * sets, one of them forged, is refused by the import as before.
+ * each set comes back as bs_changeset_decode gives it, its changes
+ * decoded as bs_changeset_change gives them, a refusal with the same
+ * code and message, its signature marked checked only when it verifies; asked
+ * again (a transaction run again) or out of order, it is decoded again;
+ * stopping early frees what nobody took; a file of many sets, one of them
+ * forged, is refused by the import as before.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -93,6 +94,25 @@ Test(prefetch, every_set_comes_back_in_order_with_its_signature_checked)
         cr_assert_eq(bs_prefetch_get(p, i, &v, &err), BS_OK, "%s", err.msg);
         cr_assert(v->verified, "set %zu: signature not marked checked", i);
         same_set(v, fr.sets[i]);
+        cr_assert_not_null(v->pre, "set %zu: changes not decoded ahead", i);
+        for (size_t c = 0; c < v->count; c++) { /* as decoded here */
+            bs_arena a;
+            bs_change d;
+
+            if (!v->present[c])
+                continue;
+            bs_arena_init(&a);
+            cr_assert_eq(bs_changeset_change(v, c, &a, &d, NULL), BS_OK);
+            cr_assert_eq(v->pre[c].seq, d.seq);
+            cr_assert_eq(v->pre[c].hlc, d.hlc);
+            cr_assert_str_eq(v->pre[c].coll, d.coll);
+            cr_assert_str_eq(v->pre[c].id, d.id);
+            cr_assert_eq(v->pre[c].nfields, d.nfields);
+            for (size_t f = 0; f < d.nfields; f++)
+                cr_assert(
+                    bs_value_eq(&v->pre[c].fields[f].val, &d.fields[f].val));
+            bs_arena_fini(&a);
+        }
         bs_changeset_free(v);
     }
     bs_prefetch_stop(p);
