@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -393,11 +394,51 @@ typedef struct parsed {
     bs_slice *raw, *snapraw;
     uint8_t *snapkind;
     bs_inbound in;
+    /* the checksum (F5): the hash of the file's first sum_len bytes, made
+     * on a thread of its own while the file is applied and compared with
+     * the trailer's `want` before anything is committed (sealed) */
+    size_t sum_len;
+    const uint8_t *want;
+    uint8_t got[BS_HASH_LEN];
+    pthread_t sum_th;
+    int sum_started, sum_joined;
 } parsed;
+
+static void *
+sum_thread(void *arg)
+{
+    parsed *p = arg;
+
+    bs_hash(p->got, p->map, p->sum_len);
+    return NULL;
+}
+
+static bs_err bad_file(bs_errbuf *err, const char *what);
+
+/* bs_inbound.sealed: the checksum made meanwhile matches the trailer's. */
+static bs_err
+sealed(void *ctx, bs_errbuf *err)
+{
+    parsed *p = ctx;
+
+    if (p->sum_started && !p->sum_joined) {
+        pthread_join(p->sum_th, NULL);
+        p->sum_joined = 1;
+    }
+    if (!p->sum_started) { /* no thread: made here */
+        bs_hash(p->got, p->map, p->sum_len);
+        p->sum_started = p->sum_joined = 1;
+    }
+    if (memcmp(p->got, p->want, BS_HASH_LEN) != 0)
+        return bad_file(err, "checksum mismatch (corrupt or tampered)");
+    return BS_OK;
+}
 
 static void
 parsed_free(parsed *p)
 {
+    if (p->sum_started && !p->sum_joined)
+        pthread_join(p->sum_th, NULL);
     bs_inbound_fini(&p->in);
     free(p->raw);
     free(p->snapraw);
@@ -441,13 +482,14 @@ map_file(const char *path, parsed *p, bs_errbuf *err)
     return BS_OK;
 }
 
-/* Split into frames and check magic, version, framing and checksum. */
+/* Split into frames and check magic, version and framing; the checksum
+ * is made on a thread meanwhile and checked before anything is written
+ * (sealed, via bs_inbound.sealed). */
 static bs_err
 split(parsed *p, bs_errbuf *err)
 {
     const uint8_t *b = p->map;
     size_t pos = HEAD_LEN, cap = 0;
-    uint8_t hash[BS_HASH_LEN];
 
     if (memcmp(b, BS_FILE_MAGIC, 4) != 0)
         return bad_file(err, "not a branchsync exchange file (bad magic)");
@@ -480,9 +522,10 @@ split(parsed *p, bs_errbuf *err)
         if (f.type == F_TRAILER) {
             if (n != TRAILER_LEN || pos + FRAME_HEAD + n != p->len)
                 return bad_file(err, "trailer is not the last frame");
-            bs_hash(hash, b, pos);
-            if (memcmp(hash, f.body.p, BS_HASH_LEN) != 0)
-                return bad_file(err, "checksum mismatch (corrupt or tampered)");
+            p->sum_len = pos;
+            p->want = f.body.p;
+            p->sum_started =
+                pthread_create(&p->sum_th, NULL, sum_thread, p) == 0;
             break;
         }
         pos += FRAME_HEAD + n;
@@ -497,13 +540,11 @@ split(parsed *p, bs_errbuf *err)
 /* What can be checked of the file itself (F1-F8, signature included)
  * before its sets are admitted. */
 static bs_err
-check_file(const char *path, parsed *p, bs_errbuf *err)
+check_frames(parsed *p, bs_errbuf *err)
 {
     const frame *tr;
     bs_err rv;
 
-    if ((rv = map_file(path, p, err)) != BS_OK || (rv = split(p, err)) != BS_OK)
-        return rv;
     if ((rv = bs_envelope_decode(p->frames[0].body.p, p->frames[0].body.n,
                                  &p->in.env, err)) != BS_OK)
         return rv;
@@ -533,7 +574,28 @@ check_file(const char *path, parsed *p, bs_errbuf *err)
     p->in.raw = p->raw;
     p->in.snaps = p->snapraw;
     p->in.snapbatch = p->snapkind;
+    p->in.sealed = sealed;
+    p->in.sealed_ctx = p;
     return BS_OK;
+}
+
+static bs_err
+check_file(const char *path, parsed *p, bs_errbuf *err)
+{
+    bs_errbuf e2 = {{0}};
+    bs_err rv, s;
+
+    if ((rv = map_file(path, p, err)) != BS_OK || (rv = split(p, err)) != BS_OK)
+        return rv;
+    if ((rv = check_frames(p, err)) == BS_OK || bs_err_local(rv) ||
+        p->want == NULL)
+        return rv;
+    if ((s = sealed(p, &e2)) != BS_OK) { /* a corrupt file is named so */
+        if (err != NULL)
+            *err = e2;
+        return s;
+    }
+    return rv;
 }
 
 bs_err

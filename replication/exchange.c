@@ -1482,6 +1482,24 @@ apply_snaps(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
     return rv;
 }
 
+/* rv, unless the exchange's file checksum (bs_inbound.sealed), made
+ * meanwhile, does not match: that is the refusal then, ahead of any
+ * other of a bad input (a corrupt file is named so).  Before every
+ * commit. */
+static bs_err
+sealed(const bs_inbound *in, bs_err rv, bs_errbuf *err)
+{
+    bs_errbuf e2 = {{0}};
+    bs_err s;
+
+    if (in->sealed == NULL || (rv != BS_OK && bs_err_local(rv)) ||
+        (s = in->sealed(in->sealed_ctx, &e2)) == BS_OK)
+        return rv;
+    if (err != NULL)
+        *err = e2;
+    return s;
+}
+
 /*
  * One write transaction of pass 2: the join (in the first), the units
  * [set, end) (sets, then record snapshots in their key order: sorted
@@ -1557,7 +1575,7 @@ apply_one(bs_txn *t, void *arg, bs_errbuf *err)
             x->pending.reseed_dropped = rs.dropped;
         }
     }
-    return rv;
+    return sealed(x->p, rv, err); /* before the commit */
 }
 
 static bs_err
@@ -1655,7 +1673,11 @@ bs_xchg_import(bs_store *s, const uint8_t *sk, bs_inbound *in, bs_clock clock,
     memset(st, 0, sizeof *st);
     if ((rv = verify(s, in, &acc, clock, max_skew_ms, retention_ms, !one,
                      err)) != BS_OK)
+        return sealed(in, rv, err);
+    if (!one && (rv = sealed(in, BS_OK, err)) != BS_OK) { /* before pass 2 */
+        bs_peer_fini(&acc.peer);
         return rv;
+    }
     rv = bs_xchg_apply(s, sk, in, &acc, clock, max_skew_ms, st, err);
     bs_peer_fini(&acc.peer);
     if (one && rv != BS_OK && !bs_err_local(rv))

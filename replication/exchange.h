@@ -197,6 +197,12 @@ typedef struct bs_inbound {
      * signature and hashes), so that pass 2 does not verify the same bytes
      * again (bs_xchg_verify allocates it) */
     uint8_t *snapok;
+    /* An exchange file's checksum, made meanwhile (bundle.c): BS_OK when
+     * it matches, else the refusal, asked before anything is committed
+     * (and before any other refusal of a bad input is reported: a corrupt
+     * file is named so); NULL when there is nothing to wait for. */
+    bs_err (*sealed)(void *ctx, bs_errbuf *err);
+    void *sealed_ctx;
 } bs_inbound;
 void bs_inbound_fini(bs_inbound *in);
 
