@@ -154,17 +154,136 @@ check_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
 }
 
 /*
+ * ---- checking what leaves, on a second thread (a file's export) ----
+ *
+ * check_outgoing's hashes are a quarter of a scoped export.  The export
+ * hands each set it wrote to this thread instead, in order, and waits
+ * for it before it returns: a damaged set still fails the export (the
+ * file is written under a temporary name and never renamed, bundle.c),
+ * with the same message, and nothing else changes.  At most CHECK_SETS
+ * sets and about CHECK_BYTES of their bytes wait.
+ */
+#define CHECK_SETS  64
+#define CHECK_BYTES (16u << 20)
+
+typedef struct check_item {
+    const bs_stream *s;
+    uint64_t from;
+    bs_slice set;
+    uint8_t *owned; /* freed once checked (a filtered set), or NULL */
+} check_item;
+
+typedef struct checker {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    check_item q[CHECK_SETS];
+    size_t head, tail, bytes; /* q[head % N .. tail % N) wait */
+    int done;                 /* no more will come */
+    bs_err rv;                /* the first failure, in order */
+    bs_errbuf err;
+} checker;
+
+static void *
+check_thread(void *arg)
+{
+    checker *c = arg;
+
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        check_item it;
+        bs_errbuf e = {{0}};
+        bs_err rv;
+
+        while (c->head == c->tail && !c->done)
+            pthread_cond_wait(&c->cv, &c->mu);
+        if (c->head == c->tail)
+            break;
+        it = c->q[c->head % CHECK_SETS];
+        pthread_mutex_unlock(&c->mu);
+        rv = c->rv == BS_OK ? check_outgoing(it.s, it.from, BS_OK, it.set, &e)
+                            : BS_OK;
+        free(it.owned);
+        pthread_mutex_lock(&c->mu);
+        if (rv != BS_OK && c->rv == BS_OK) {
+            c->rv = rv;
+            c->err = e;
+        }
+        c->bytes -= it.set.n;
+        c->head++;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* 0 when the thread did not start (then check here, as before). */
+static int
+checker_start(checker *c)
+{
+    memset(c, 0, sizeof *c);
+    if (pthread_mutex_init(&c->mu, NULL) != 0)
+        return 0;
+    if (pthread_cond_init(&c->cv, NULL) != 0) {
+        pthread_mutex_destroy(&c->mu);
+        return 0;
+    }
+    if (pthread_create(&c->th, NULL, check_thread, c) != 0) {
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+        return 0;
+    }
+    return 1;
+}
+
+/* Queue set (of stream s after from; owned: freed once checked). */
+static void
+checker_put(checker *c, const bs_stream *s, uint64_t from, bs_slice set,
+            uint8_t *owned)
+{
+    pthread_mutex_lock(&c->mu);
+    while (c->tail - c->head == CHECK_SETS ||
+           (c->tail > c->head && c->bytes + set.n > CHECK_BYTES))
+        pthread_cond_wait(&c->cv, &c->mu);
+    c->q[c->tail % CHECK_SETS] = (check_item){s, from, set, owned};
+    c->bytes += set.n;
+    c->tail++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Wait for every set queued: rv, or the first check that failed. */
+static bs_err
+checker_finish(checker *c, bs_err rv, bs_errbuf *err)
+{
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->th, NULL);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    if (c->rv != BS_OK && (rv == BS_OK || !bs_err_local(rv))) {
+        if (err != NULL)
+            *err = c->err;
+        return c->rv;
+    }
+    return rv;
+}
+
+/*
  * The stored set (as bs_setlog_next returned it, with rv) as it leaves for
  * the peer: filtered to what the peer is entitled to (8.5) when `filter`,
- * then checked (check_outgoing).  Only what leaves is checked, so a scoped
- * export does not hash the changes it leaves out; a set that does not
- * filter is corruption too.  *f (malloc'd, or NULL: the set as stored)
- * and *vd are set on BS_OK.
+ * then checked (check_outgoing), unless chk will check it (the caller
+ * queues it, checker_put, once it has written it).  Only what leaves is
+ * checked, so a scoped export does not hash the changes it leaves out; a set
+ * that does not filter is corruption too.  *f (malloc'd, or NULL: the set as
+ * stored) and *vd are set on BS_OK.
  */
 static bs_err
 outgoing(bs_scope_peer *sp, int filter, bs_txn *t, const bs_stream *s,
          uint64_t from, bs_err rv, bs_slice set, bs_scope_verdict *vd,
-         uint8_t **f, size_t *fn, bs_errbuf *err)
+         uint8_t **f, size_t *fn, checker *chk, bs_errbuf *err)
 {
     *vd = BS_SCOPE_WHOLE;
     *f = NULL;
@@ -176,6 +295,8 @@ outgoing(bs_scope_peer *sp, int filter, bs_txn *t, const bs_stream *s,
         return check_outgoing(s, from, rv == BS_ENOMEM ? rv : BS_ESTORE, set,
                               err);
     if (*vd == BS_SCOPE_STOP)
+        return BS_OK;
+    if (chk != NULL) /* the caller queues it once it is written */
         return BS_OK;
     rv = check_outgoing(s, from, BS_OK, *f != NULL ? (bs_slice){*f, *fn} : set,
                         err);
@@ -235,6 +356,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     bs_vv_index acked;
     bs_scope_peer sp;
     bs_streamtab tab;
+    checker chk;
+    int checking;
     bs_err rv;
 
     *nsets = 0;
@@ -256,6 +379,7 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         bs_streams_fini(&tab);
         return rv;
     }
+    checking = checker_start(&chk);
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
@@ -275,14 +399,18 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
 
                 rv = bs_setlog_next(t, s->idx, from, upto, &set, &last);
                 if ((rv = outgoing(&sp, 1, t, s, from, rv, set, &vd, &f, &fn,
-                                   err)) != BS_OK)
+                                   checking ? &chk : NULL, err)) != BS_OK)
                     break;
                 if (vd == BS_SCOPE_STOP) {
                     rv = BS_ENOTFOUND;
                     break;
                 }
                 rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
-                free(f);
+                if (checking) /* it frees f once checked */
+                    checker_put(&chk, s, from,
+                                f != NULL ? (bs_slice){f, fn} : set, f);
+                else
+                    free(f);
                 /* the peer will judge what follows by this hub set's
                  * rules too */
                 if (rv == BS_OK && pass == 0)
@@ -296,6 +424,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                 rv = BS_OK;
         }
     }
+    if (checking) /* before the stream table the queued sets name goes */
+        rv = checker_finish(&chk, rv, err);
     bs_vv_index_fini(&acked);
     bs_scope_peer_fini(&sp);
     bs_streams_fini(&tab);
@@ -556,7 +686,7 @@ bs_xchg_next(bs_store *st, bs_xcursor *c, uint8_t **out, size_t *n,
             rv = bs_setlog_next(t, s->idx, c->from, sendable(t, &m, s), &set,
                                 &last);
             rv = outgoing(&sp, c->has_peer, t, s, c->from, rv, set, &vd, &f,
-                          &fn, err);
+                          &fn, NULL, err);
             if (rv == BS_ENOTFOUND)
                 continue;
             if (rv == BS_OK) {

@@ -28,10 +28,14 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../node/render.h"
 #include "../../replication/members.h"
 #include "../../replication/pairing.h"
+#include "../../replication/meta.h"
+#include "../../replication/streams.h"
+#include "../../replication/setlog.h"
 #include "../lib/fixture.h"
 #include "branchsync.pb-c.h"
 
@@ -564,6 +568,73 @@ Test(bundle, every_byte_flip_is_refused)
     fp_free(&now);
     free(v);
     pristine_imports();
+}
+
+/* Flip the last byte of the first change of the hub's own first stored
+ * set. */
+static bs_err
+damage_own_set(bs_txn *t, void *arg, bs_errbuf *err)
+{
+    bs_meta m;
+    bs_streamtab tab;
+    const bs_stream *s;
+    bs_slice set;
+    uint64_t first;
+    uint8_t *dst;
+    bs_err rv;
+
+    (void)arg;
+    if ((rv = bs_meta_load(t, &m, err)) != BS_OK ||
+        (rv = bs_streams_load(t, &tab)) != BS_OK)
+        return rv;
+    s = bs_streams_find(&tab, m.pk, m.inc);
+    cr_assert_not_null(s);
+    cr_assert_eq(bs_setlog_from(t, s->idx, 1, &set, &first), BS_OK);
+    {
+        uint8_t *copy = malloc(set.n);
+        size_t n = set.n;
+
+        const uint8_t *q = copy, *end = copy + n;
+        uint64_t tag, len;
+
+        memcpy(copy, set.p, n);
+        for (;;) { /* to the first change (field 3) */
+            cr_assert(bs_varint_get(&q, end, &tag) &&
+                      bs_varint_get(&q, end, &len) && len <= (size_t)(end - q));
+            if (tag == 0x1a)
+                break;
+            q += len;
+        }
+        copy[(size_t)(q - copy) + len - 1] ^= 1; /* its last byte */
+        cr_assert_eq(bs_setlog_reserve(t, s->idx, first, n, &dst), BS_OK);
+        memcpy(dst, copy, n);
+        rv = bs_setlog_written(t, s->idx, first, (bs_slice){dst, n});
+        free(copy);
+    }
+    bs_streams_fini(&tab);
+    return rv;
+}
+
+/* A stored set damaged at the hub (LMDB checksums nothing) never leaves
+ * it: the export fails naming the corruption, and no file is left, not
+ * even the temporary one (its sets are checked on a thread of their own
+ * while the file is written, exchange.c). */
+Test(bundle, an_export_with_a_damaged_stored_set_fails_and_leaves_no_file)
+{
+    char out[300], tmp[310];
+    bs_errbuf err = {{0}};
+    bs_err rv;
+
+    bst_ok(bs_store_write(hub.n->store, damage_own_set, NULL, &err), &err,
+           "damage");
+    path_in(out, sizeof out, "damaged.bsx");
+    rv = bst_export(&hub, "tallinn", out, &err);
+    cr_assert_eq(rv, BS_ESTORE, "%s", bs_errmsg(&err, rv));
+    cr_assert(strstr(err.msg, "is damaged; restore from a backup") != NULL,
+              "%s", err.msg);
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    cr_assert(access(out, F_OK) != 0 && access(tmp, F_OK) != 0,
+              "a file was left");
 }
 
 Test(bundle, every_truncation_is_refused)
