@@ -1570,6 +1570,7 @@ static bs_err
 apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
             bs_errbuf *err)
 {
+    bs_snapahead *ahead;
     bs_snapbatch *b;
     bs_snap sn;
     bs_err rv;
@@ -1581,6 +1582,20 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
         return rv;
     if (!ok)
         rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);
+    /* a large batch's snapshots decoded ahead on a second thread */
+    if (rv == BS_OK && b->n >= 2 * BS_SNAPAHEAD_CHUNK &&
+        (ahead = bs_snapahead_start(b)) != NULL) {
+        bs_snap *s;
+
+        while ((rv = bs_snapahead_next(ahead, &s, err)) == BS_OK)
+            if ((rv = bs_apply_snapshot(ap, s, p->env.sender, err)) != BS_OK)
+                break;
+            else if (!s->done)
+                note_seeded(x, s);
+        bs_snapahead_stop(ahead);
+        bs_snapbatch_free(b);
+        return rv == BS_ENOTFOUND ? BS_OK : rv;
+    }
     bs_snap_init(&sn);
     for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
         if ((rv = bs_snapbatch_snap_into(b, j, &sn, err)) != BS_OK)

@@ -20,6 +20,7 @@
 #define BS_PREFETCH_H
 
 #include "changeset.h"
+#include "snapshot.h"
 
 #define BS_PREFETCH_SETS  32
 #define BS_PREFETCH_BYTES (8u << 20)
@@ -39,5 +40,28 @@ BS_MUST_CHECK bs_err bs_prefetch_get(bs_prefetch *p, size_t i, bs_csview **out,
 /* Stop the thread and free what it decoded and nobody took.  NULL is a
  * no-op. */
 void bs_prefetch_stop(bs_prefetch *p);
+
+/*
+ * The record snapshots of a batch (snapshot.h) decoded ahead the same way
+ * (a seed's pass 2: the second thread decodes while the first merges),
+ * in chunks of BS_SNAPAHEAD_CHUNK, at most BS_SNAPAHEAD_RING chunks
+ * ahead, each chunk's snapshots in one arena of its own.  The caller
+ * takes them in order: each exactly as bs_snapbatch_snap_into gives it,
+ * and the first refusal where it comes.
+ */
+#define BS_SNAPAHEAD_CHUNK 512
+#define BS_SNAPAHEAD_RING  4
+
+typedef struct bs_snapahead bs_snapahead;
+
+/* Start decoding b's snapshots (b borrowed until bs_snapahead_stop):
+ * NULL when the thread could not start. */
+bs_snapahead *bs_snapahead_start(const bs_snapbatch *b);
+/* The next snapshot (*out valid until the next call): BS_OK, BS_ENOTFOUND
+ * after the last, or the body's refusal (bs_snapbatch_snap_into's). */
+BS_MUST_CHECK bs_err bs_snapahead_next(bs_snapahead *a, bs_snap **out,
+                                       bs_errbuf *err);
+/* Stop the thread and free its memory.  NULL is a no-op. */
+void bs_snapahead_stop(bs_snapahead *a);
 
 #endif

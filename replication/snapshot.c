@@ -868,7 +868,7 @@ rd_name(rd *r, uint32_t wt, bs_arena *a, char *dst, size_t max)
 /* Body p[0..n) of version-2 batch b into s (N3-N6 as 2.12 words them). */
 static bs_err
 read_body2(bs_snap *s, const uint8_t *p, size_t n, const bs_snapbatch *b,
-           bs_errbuf *err)
+           bs_arena *a, bs_errbuf *err)
 {
     const char *why = "body does not decode canonically";
     uint32_t f, wt, last = 0;
@@ -881,10 +881,10 @@ read_body2(bs_snap *s, const uint8_t *p, size_t n, const bs_snapbatch *b,
         BODY2_BAD(why);
     if (nc > BS_SEEN_MAX)
         BODY2_BAD("vector too long");
-    if ((nf > 0 && (s->fields = bs_arena_alloc(
-                        &s->arena, nf * sizeof *s->fields)) == NULL) ||
-        (nc > 0 && (s->covered = bs_arena_alloc(
-                        &s->arena, nc * sizeof *s->covered)) == NULL))
+    if ((nf > 0 &&
+         (s->fields = bs_arena_alloc(a, nf * sizeof *s->fields)) == NULL) ||
+        (nc > 0 &&
+         (s->covered = bs_arena_alloc(a, nc * sizeof *s->covered)) == NULL))
         return BS_ENOMEM;
     /* field 1 first, 2 */
     if (rd_next(&r, &last, 0, &f, &wt) != 1 || f != 1 || !rd_scalar(&r, wt, &x))
@@ -898,9 +898,8 @@ read_body2(bs_snap *s, const uint8_t *p, size_t n, const bs_snapbatch *b,
         switch (f) {
         case 4:
         case 5:
-            if (!(f == 4
-                      ? rd_name(&r, wt, &s->arena, s->coll, BS_COLLECTION_MAX)
-                      : rd_name(&r, wt, &s->arena, s->id, BS_ID_MAX)))
+            if (!(f == 4 ? rd_name(&r, wt, a, s->coll, BS_COLLECTION_MAX)
+                         : rd_name(&r, wt, a, s->id, BS_ID_MAX)))
                 BODY2_BAD(f == 4 ? "not a user collection" : "bad record ID");
             break;
         case 6:
@@ -913,8 +912,7 @@ read_body2(bs_snap *s, const uint8_t *p, size_t n, const bs_snapbatch *b,
         case 8: {
             bs_snapfield *sf = &s->fields[s->nfields];
 
-            if (!rd_sub(&r, wt, 0, &sub) ||
-                !rd_field2(sub, &s->arena, b, s, sf))
+            if (!rd_sub(&r, wt, 0, &sub) || !rd_field2(sub, a, b, s, sf))
                 BODY2_BAD("bad field");
             if (s->nfields > 0 &&
                 strcmp(s->fields[s->nfields - 1].name, sf->name) >= 0)
@@ -1420,7 +1418,8 @@ bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
         !(m->bodies[i].len >= 2 && m->bodies[i].data[0] == 0x08 &&
           m->bodies[i].data[1] == BS_SNAP_VERSION)) {
         s->pb_arena = 1;
-        return read_body2(s, m->bodies[i].data, m->bodies[i].len, b, err);
+        return read_body2(s, m->bodies[i].data, m->bodies[i].len, b, &s->arena,
+                          err);
     }
     if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
                           err)) != BS_OK)
@@ -1429,6 +1428,27 @@ bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
         memcmp(s->hub, b->hub, BS_PK_LEN) != 0) /* B6 */
         return bad_batch(err, "a snapshot names another infobase or hub");
     return BS_OK;
+}
+
+bs_err
+bs_snapbatch_snap_shared(const bs_snapbatch *b, size_t i, bs_snap *s,
+                         bs_arena *a, bs_errbuf *err)
+{
+    const Bs__SnapBatch *m = b->pb;
+    bs_arena own = s->arena;
+
+    if (b->version != BS_SNAPBATCH_VERSION2 ||
+        (m->bodies[i].len >= 2 && m->bodies[i].data[0] == 0x08 &&
+         m->bodies[i].data[1] == BS_SNAP_VERSION))
+        return bs_snapbatch_snap_into(b, i, s, err);
+    if (!s->pb_arena)
+        bs_changeset_pb_free(s->pb_body);
+    bs_changeset_pb_free(s->pb);
+    memset(s, 0, sizeof *s);
+    s->arena = own; /* kept for a version-1 body later */
+    s->batched = 1;
+    s->pb_arena = 1;
+    return read_body2(s, m->bodies[i].data, m->bodies[i].len, b, a, err);
 }
 
 bs_err

@@ -231,6 +231,14 @@ BS_MUST_CHECK bs_err bs_snapbatch_snap(const bs_snapbatch *b, size_t i,
  */
 BS_MUST_CHECK bs_err bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i,
                                             bs_snap *s, bs_errbuf *err);
+/*
+ * The same, a version-2 body's memory taken from arena a (the caller's:
+ * many snapshots decoded ahead share one, pass 2 of a seed's file) and
+ * valid until a is reset; any other body as bs_snapbatch_snap_into.
+ */
+BS_MUST_CHECK bs_err bs_snapbatch_snap_shared(const bs_snapbatch *b, size_t i,
+                                              bs_snap *s, bs_arena *a,
+                                              bs_errbuf *err);
 /* Caller-provided storage for bs_snapbatch_snap_into; fini frees what it
  * holds (init'ed storage twice finished is safe). */
 void bs_snap_init(bs_snap *s);

@@ -22,6 +22,7 @@
 #include "../../replication/scope.h"
 #include "../../replication/snapshot.h"
 #include "../../replication/movein.h"
+#include "../../replication/prefetch.h"
 #include "../../replication/status.h"
 #include "../../replication/verify.h"
 #include "branchsync.pb-c.h"
@@ -750,6 +751,35 @@ Test(bootstrap, a_seed_of_many_batches_is_refused_whole_from_either_half)
     rv = bst_import(&br, path, &st, &err);
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
     same_scope(&head, &br, "a seed of many batches");
+}
+
+/* A compact seed of a few thousand records: pass 2 decodes each batch
+ * ahead on a second thread (prefetch.h bs_snapahead) while it merges;
+ * the branch ends with the hub's data. */
+Test(bootstrap, a_compact_seed_of_thousands_of_records_is_decoded_ahead)
+{
+    static bst_op ops[1000];
+    static char ids[1000][16], js[1000][48];
+    bs_meta mb = bst_meta(&br);
+    bs_errbuf err = {{0}};
+    bs_xstats st;
+    bs_err rv;
+
+    for (int r = 0; r < 3; r++) { /* 3,000 records, one batch */
+        for (int i = 0; i < 1000; i++) {
+            snprintf(ids[i], sizeof ids[i], "k%d-%04d", r, i);
+            snprintf(js[i], sizeof js[i], "{\"n\":%d,\"r\":%d}", i, r);
+            ops[i] = (bst_op){"items", ids[i], js[i]};
+        }
+        write_ok(&head, ops, 1000);
+    }
+    bst_ok(bs_store_write(head.n->store, note_compact, mb.pk, &err), &err,
+           "features");
+    seed_export(&st);
+    cr_assert(st.snapshots > 2 * BS_SNAPAHEAD_CHUNK);
+    rv = bst_import(&br, path, &st, &err);
+    cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
+    same_scope(&head, &br, "a compact seed decoded ahead");
 }
 
 /* ---- the seed marker, progress ---- */

@@ -14,6 +14,8 @@
 
 #include "../lib/fixture.h"
 #include "../../replication/prefetch.h"
+#include "../../replication/snapshot.h"
+#include <sodium.h>
 
 #define T0    1800000000000ull
 #define NSETS 40
@@ -243,4 +245,124 @@ Test(prefetch, an_import_of_many_sets_applies_and_an_altered_one_is_refused)
     rv = bst_import(&br, path, &st, &err);
     cr_assert_eq(rv, BS_OK, "%s", bs_errmsg(&err, rv));
     cr_assert_eq(st.sets, fr.nsets);
+}
+
+/* ---- a batch's snapshots decoded ahead ---- */
+
+#define NBODIES 3000 /* six chunks of BS_SNAPAHEAD_CHUNK, the last short */
+
+/* A version-2 batch of NBODIES records r0000.. of "items" by one
+ * writer; with bad > 0, body `bad` names writer 2 of 1 (malformed). */
+static uint8_t *
+big_batch(size_t *n, size_t bad, uint8_t pk[BS_PK_LEN])
+{
+    uint8_t sk[BS_SK_LEN], writer[BS_STREAM_KEY_LEN], ib[BS_INFOBASE_LEN];
+    bs_slice *bodies = calloc(NBODIES, sizeof *bodies);
+    uint8_t *out;
+
+    cr_assert_not_null(bodies);
+    crypto_sign_keypair(pk, sk);
+    memcpy(writer, pk, BS_PK_LEN);
+    memset(writer + BS_PK_LEN, 0x22, BS_INC_LEN);
+    memset(ib, 0x11, sizeof ib);
+    for (size_t i = 0; i < NBODIES; i++) {
+        bs_snap s;
+        bs_snapfield f[2];
+        uint8_t *b;
+        size_t bn;
+        char text[32];
+
+        memset(&s, 0, sizeof s);
+        snprintf(s.coll, sizeof s.coll, "items");
+        snprintf(s.id, sizeof s.id, "r%04zu", i);
+        s.has_alive = 1;
+        s.alive = (bs_snapver){1000 + i, 1 + i, 0, {0}, 1};
+        snprintf(text, sizeof text, "item %zu", i);
+        f[0] = (bs_snapfield){"n", {0}, s.alive};
+        f[0].val.type = BS_VINT;
+        f[0].val.i = (int64_t)i;
+        f[1] = (bs_snapfield){"t", {0}, s.alive};
+        f[1].val.type = BS_VTEXT;
+        f[1].val.s = text;
+        f[1].val.len = (uint32_t)strlen(text);
+        f[1].ver.writer = i == bad && bad > 0 ? 2 : 1;
+        s.fields = f;
+        s.nfields = 2;
+        cr_assert_eq(bs_snap_encode_body2(&s, &b, &bn), BS_OK);
+        bodies[i] = (bs_slice){b, bn};
+    }
+    cr_assert_eq(bs_snapbatch_encode2(ib, pk, 1, writer, 1, bodies, NBODIES, sk,
+                                      &out, n),
+                 BS_OK);
+    for (size_t i = 0; i < NBODIES; i++)
+        free((void *)bodies[i].p);
+    free(bodies);
+    return out;
+}
+
+/* Every snapshot comes back in order as bs_snapbatch_snap_into gives it,
+ * then BS_ENOTFOUND. */
+Test(prefetch, a_batchs_snapshots_come_back_in_order_as_decoded_here)
+{
+    uint8_t pk[BS_PK_LEN], *bytes;
+    size_t n, got = 0;
+    bs_errbuf err = {{0}};
+    bs_snapbatch *b;
+    bs_snapahead *a;
+    bs_snap *s, one;
+    bs_err rv;
+
+    bytes = big_batch(&n, 0, pk);
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK, "%s", err.msg);
+    cr_assert_not_null(a = bs_snapahead_start(b));
+    bs_snap_init(&one);
+    while ((rv = bs_snapahead_next(a, &s, &err)) == BS_OK) {
+        cr_assert_eq(bs_snapbatch_snap_into(b, got, &one, &err), BS_OK);
+        cr_assert_str_eq(s->id, one.id);
+        cr_assert_eq(s->nfields, 2);
+        cr_assert_eq(s->fields[0].val.i, (int64_t)got);
+        cr_assert_str_eq(s->fields[1].val.s, one.fields[1].val.s);
+        cr_assert_eq(s->fields[1].ver.seq, one.fields[1].ver.seq);
+        cr_assert_eq(memcmp(s->alive.key, one.alive.key, BS_STREAM_KEY_LEN), 0);
+        got++;
+    }
+    cr_assert_eq(rv, BS_ENOTFOUND);
+    cr_assert_eq(got, NBODIES);
+    cr_assert_eq(bs_snapahead_next(a, &s, &err), BS_ENOTFOUND);
+    bs_snap_fini(&one);
+    bs_snapahead_stop(a);
+    bs_snapbatch_free(b);
+    free(bytes);
+}
+
+/* A body that does not decode: those before it come back, then its
+ * refusal with the decoder's message; stopping early leaks nothing. */
+Test(prefetch, a_batchs_bad_body_is_refused_where_it_comes)
+{
+    uint8_t pk[BS_PK_LEN], *bytes;
+    size_t n, got = 0;
+    bs_errbuf err = {{0}}, want = {{0}};
+    bs_snapbatch *b;
+    bs_snapahead *a;
+    bs_snap *s, one;
+    bs_err rv;
+
+    bytes = big_batch(&n, 1700, pk);
+    cr_assert_eq(bs_snapbatch_decode(bytes, n, &b, &err), BS_OK);
+    bs_snap_init(&one);
+    cr_assert_eq(bs_snapbatch_snap_into(b, 1700, &one, &want), BS_EMALFORMED);
+    bs_snap_fini(&one);
+    cr_assert_not_null(a = bs_snapahead_start(b));
+    while ((rv = bs_snapahead_next(a, &s, &err)) == BS_OK)
+        got++;
+    cr_assert_eq(rv, BS_EMALFORMED);
+    cr_assert_eq(got, 1700);
+    cr_assert_str_eq(err.msg, want.msg);
+    bs_snapahead_stop(a);
+    cr_assert_not_null(a = bs_snapahead_start(b)); /* stopped early */
+    cr_assert_eq(bs_snapahead_next(a, &s, &err), BS_OK);
+    bs_snapahead_stop(a);
+    bs_snapahead_stop(NULL);
+    bs_snapbatch_free(b);
+    free(bytes);
 }
