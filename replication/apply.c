@@ -831,7 +831,8 @@ bs_apply_snapshot(bs_apply *ap, const bs_snap *s, const uint8_t *carrier,
 {
     bs_err rv;
 
-    if ((rv = bs_admit_snapshot(&ap->ad, s, carrier, err)) != BS_OK ||
+    if ((carrier != NULL &&
+         (rv = bs_admit_snapshot(&ap->ad, s, carrier, err)) != BS_OK) ||
         (rv = bs_movein_merge(ap, s, err)) != BS_OK)
         return rv;
     ap->snapshots++;

@@ -110,6 +110,8 @@ BS_MUST_CHECK bs_err bs_apply_held(bs_apply *ap, bs_errbuf *err);
  * one decoded record snapshot carried by an exchange from `carrier`.  A
  * refusal is returned; the caller must then abort the transaction (a
  * session goes on, a file is refused whole by its dry pass first).
+ * carrier NULL: admitted already, by a file's pass 1 over the same bytes
+ * after the same sets (exchange.c): merged only.
  */
 struct bs_snap;
 BS_MUST_CHECK bs_err bs_apply_snapshot(bs_apply *ap, const struct bs_snap *s,

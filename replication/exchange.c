@@ -1570,6 +1570,7 @@ static bs_err
 apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
             bs_errbuf *err)
 {
+    const uint8_t *carrier;
     bs_snapahead *ahead;
     bs_snapbatch *b;
     bs_snap sn;
@@ -1582,13 +1583,16 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
         return rv;
     if (!ok)
         rv = bs_admit_snapbatch(&ap->ad, b, p->env.sender, err);
+    /* what pass 1 admitted (the same bytes, after the same sets) is merged
+     * without being admitted again */
+    carrier = ok ? NULL : p->env.sender;
     /* a large batch's snapshots decoded ahead on a second thread */
     if (rv == BS_OK && b->n >= 2 * BS_SNAPAHEAD_CHUNK &&
         (ahead = bs_snapahead_start(b)) != NULL) {
         bs_snap *s;
 
         while ((rv = bs_snapahead_next(ahead, &s, err)) == BS_OK)
-            if ((rv = bs_apply_snapshot(ap, s, p->env.sender, err)) != BS_OK)
+            if ((rv = bs_apply_snapshot(ap, s, carrier, err)) != BS_OK)
                 break;
             else if (!s->done)
                 note_seeded(x, s);
@@ -1600,7 +1604,7 @@ apply_batch(bs_apply *ap, const bs_inbound *p, size_t i, import_ctx *x,
     for (size_t j = 0; rv == BS_OK && j < b->n; j++) {
         if ((rv = bs_snapbatch_snap_into(b, j, &sn, err)) != BS_OK)
             break;
-        if ((rv = bs_apply_snapshot(ap, &sn, p->env.sender, err)) == BS_OK &&
+        if ((rv = bs_apply_snapshot(ap, &sn, carrier, err)) == BS_OK &&
             !sn.done)
             note_seeded(x, &sn);
     }

@@ -756,6 +756,39 @@ rd_value2(rd r, bs_arena *a, bs_value *out)
     return r.p == r.end; /* one member only */
 }
 
+/* The field names a batch's bodies were found to have (valid, no NUL),
+ * NUL-terminated: a seed's records repeat a handful of names, each
+ * checked once per batch instead of once per record. */
+#define NAMECACHE 32
+struct bs_namecache {
+    size_t n;
+    size_t len[NAMECACHE];
+    char *name[NAMECACHE];
+};
+
+/* Field name sub: a cached copy, or a checked one in a (and cached, while
+ * there is room); NULL when it is not a valid name. */
+static const char *
+field_name(const bs_snapbatch *b, rd sub, bs_arena *a)
+{
+    struct bs_namecache *c = b->names;
+    size_t n = (size_t)(sub.end - sub.p);
+    char *t;
+
+    for (size_t i = 0; c != NULL && i < c->n; i++)
+        if (c->len[i] == n && memcmp(c->name[i], sub.p, n) == 0)
+            return c->name[i];
+    if ((t = rd_str2(sub, a)) == NULL || !bs_field_name_wire_valid(t, n))
+        return NULL;
+    if (c != NULL && c->n < NAMECACHE &&
+        (c->name[c->n] = malloc(n + 1)) != NULL) {
+        memcpy(c->name[c->n], t, n + 1);
+        c->len[c->n] = n;
+        return c->name[c->n++];
+    }
+    return t;
+}
+
 /* SnapField of a v2 body; a version left out is the record's alive. */
 static int
 rd_field2(rd r, bs_arena *a, const bs_snapbatch *b, const bs_snap *s,
@@ -770,10 +803,7 @@ rd_field2(rd r, bs_arena *a, const bs_snapbatch *b, const bs_snap *s,
         if (!rd_sub(&r, wt, f == 1, &sub))
             return 0;
         if (f == 1) {
-            size_t n = (size_t)(sub.end - sub.p);
-
-            if ((sf->name = rd_str2(sub, a)) == NULL ||
-                !bs_field_name_wire_valid(sf->name, n))
+            if ((sf->name = field_name(b, sub, a)) == NULL)
                 return 0;
         } else if (f == 2) {
             if (!rd_value2(sub, a, &sf->val))
@@ -847,15 +877,16 @@ rd_count2(rd r, size_t *nfields, size_t *ncovered)
 
 /* A string field of at most max bytes into dst (max + 1 bytes). */
 static int
-rd_name(rd *r, uint32_t wt, bs_arena *a, char *dst, size_t max)
+rd_name(rd *r, uint32_t wt, char *dst, size_t max)
 {
+    size_t n;
     rd sub;
-    char *t;
 
-    if (!rd_sub(r, wt, 1, &sub) || (size_t)(sub.end - sub.p) > max ||
-        (t = rd_str2(sub, a)) == NULL)
+    if (!rd_sub(r, wt, 1, &sub) || (n = (size_t)(sub.end - sub.p)) > max ||
+        memchr(sub.p, '\0', n) != NULL)
         return 0;
-    memcpy(dst, t, (size_t)(sub.end - sub.p) + 1);
+    memcpy(dst, sub.p, n);
+    dst[n] = '\0';
     return 1;
 }
 
@@ -898,8 +929,8 @@ read_body2(bs_snap *s, const uint8_t *p, size_t n, const bs_snapbatch *b,
         switch (f) {
         case 4:
         case 5:
-            if (!(f == 4 ? rd_name(&r, wt, a, s->coll, BS_COLLECTION_MAX)
-                         : rd_name(&r, wt, a, s->id, BS_ID_MAX)))
+            if (!(f == 4 ? rd_name(&r, wt, s->coll, BS_COLLECTION_MAX)
+                         : rd_name(&r, wt, s->id, BS_ID_MAX)))
                 BODY2_BAD(f == 4 ? "not a user collection" : "bad record ID");
             break;
         case 6:
@@ -1199,6 +1230,8 @@ writers_of(bs_snapbatch *b, const Bs__SnapBatchHeader *h, bs_errbuf *err)
     }
     b->nwriters = h->n_writers;
     b->bodies_hash = h->bodies_hash.data;
+    if ((b->names = calloc(1, sizeof *b->names)) == NULL)
+        return BS_ENOMEM;
     return BS_OK;
 }
 
@@ -1482,6 +1515,9 @@ bs_snapbatch_free(bs_snapbatch *b)
         bs_changeset_pb_free(b->pb);
     }
     free(b->writers);
+    for (size_t i = 0; b->names != NULL && i < b->names->n; i++)
+        free(b->names->name[i]);
+    free(b->names);
     free(b);
 }
 

@@ -171,6 +171,10 @@ typedef struct bs_snapbatch {
     const uint8_t **writers;
     size_t nwriters;
     const uint8_t *bodies_hash;
+    /* version 2: the field names its bodies' reader checked already (a
+     * seed's records repeat theirs), owned; for the one thread reading
+     * this batch */
+    struct bs_namecache *names;
     void *pb, *pb_header;
 } bs_snapbatch;
 
