@@ -404,6 +404,8 @@ typedef struct parsed {
     int sum_started, sum_joined;
 } parsed;
 
+#define SUM_THREAD_BYTES (1u << 20)
+
 static void *
 sum_thread(void *arg)
 {
@@ -524,7 +526,9 @@ split(parsed *p, bs_errbuf *err)
                 return bad_file(err, "trailer is not the last frame");
             p->sum_len = pos;
             p->want = f.body.p;
+            /* a small file is hashed when asked, without a thread */
             p->sum_started =
+                pos >= SUM_THREAD_BYTES &&
                 pthread_create(&p->sum_th, NULL, sum_thread, p) == 0;
             break;
         }

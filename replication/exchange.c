@@ -165,6 +165,10 @@ check_outgoing(const bs_stream *s, uint64_t from, bs_err rv, bs_slice set,
  */
 #define CHECK_SETS  64
 #define CHECK_BYTES (16u << 20)
+/* The thread starts once this much has left: a small export (a hub's
+ * file for one of a thousand branches) checks its few sets itself, a
+ * hand-off per set costing more than their hashes. */
+#define CHECK_START_BYTES (1u << 20)
 
 typedef struct check_item {
     const bs_stream *s;
@@ -357,7 +361,8 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
     bs_scope_peer sp;
     bs_streamtab tab;
     checker chk;
-    int checking;
+    int checking = 0;
+    size_t sent = 0; /* bytes that left, until the checker starts */
     bs_err rv;
 
     *nsets = 0;
@@ -379,7 +384,6 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
         bs_streams_fini(&tab);
         return rv;
     }
-    checking = checker_start(&chk);
     for (int pass = 0; pass < 2 && rv == BS_OK; pass++) {
         for (size_t i = 0; i < tab.n && rv == BS_OK; i++) {
             const bs_stream *s = &tab.v[i];
@@ -405,12 +409,16 @@ bs_xchg_collect(bs_txn *t, const bs_meta *m, const bs_peer *p, bs_emit_fn emit,
                     rv = BS_ENOTFOUND;
                     break;
                 }
-                rv = emit(ctx, f != NULL ? (bs_slice){f, fn} : set);
+                if (f != NULL)
+                    set = (bs_slice){f, fn};
+                rv = emit(ctx, set);
+                sent += set.n;
                 if (checking) /* it frees f once checked */
-                    checker_put(&chk, s, from,
-                                f != NULL ? (bs_slice){f, fn} : set, f);
+                    checker_put(&chk, s, from, set, f);
                 else
                     free(f);
+                if (!checking && sent >= CHECK_START_BYTES)
+                    checking = checker_start(&chk);
                 /* the peer will judge what follows by this hub set's
                  * rules too */
                 if (rv == BS_OK && pass == 0)
@@ -1768,8 +1776,21 @@ undo_join(bs_store *s, bs_err rv, bs_errbuf *err)
                    why, bs_errmsg(&e2, r2));
 }
 
-/* Sets enough for a second thread to pay (a file's; prefetch.h). */
-#define PREFETCH_MIN_SETS 4
+/* Sets enough for a second thread to pay (a file's; prefetch.h), and
+ * large enough on average: a hand-off per set costs more than decoding a
+ * small one (a branch's file of a thousand other offices' summaries). */
+#define PREFETCH_MIN_SETS  4
+#define PREFETCH_MIN_BYTES (16u << 10)
+
+static size_t
+raw_bytes(const bs_inbound *in)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < in->nsets; i++)
+        n += in->raw[i].n;
+    return n;
+}
 
 bs_err
 bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
@@ -1789,7 +1810,8 @@ bs_xchg_apply(bs_store *s, const uint8_t *sk, bs_inbound *in,
     x.reseed = acc->reseed;
     /* a file's sets (decoded per pass, not shared) decoded ahead on a
      * second thread while this one applies */
-    if (in->sets == NULL && in->nsets >= PREFETCH_MIN_SETS)
+    if (in->sets == NULL && in->nsets >= PREFETCH_MIN_SETS &&
+        raw_bytes(in) >= PREFETCH_MIN_BYTES * in->nsets)
         x.pf = bs_prefetch_start(in->raw, in->nsets);
     do { /* at least one transaction, even for an exchange without sets */
         x.end = group_end(in, x.set);

@@ -570,7 +570,7 @@ Test(bundle, every_byte_flip_is_refused)
     pristine_imports();
 }
 
-/* Flip the last byte of the first change of the hub's own first stored
+/* Flip the last byte of the first change of the hub's own last stored
  * set. */
 static bs_err
 damage_own_set(bs_txn *t, void *arg, bs_errbuf *err)
@@ -590,6 +590,15 @@ damage_own_set(bs_txn *t, void *arg, bs_errbuf *err)
     s = bs_streams_find(&tab, m.pk, m.inc);
     cr_assert_not_null(s);
     cr_assert_eq(bs_setlog_from(t, s->idx, 1, &set, &first), BS_OK);
+    for (;;) { /* the last stored set */
+        bs_slice next;
+        uint64_t nf;
+
+        if (bs_setlog_from(t, s->idx, first + 1, &next, &nf) != BS_OK)
+            break;
+        set = next;
+        first = nf;
+    }
     {
         uint8_t *copy = malloc(set.n);
         size_t n = set.n;
@@ -617,13 +626,26 @@ damage_own_set(bs_txn *t, void *arg, bs_errbuf *err)
 
 /* A stored set damaged at the hub (LMDB checksums nothing) never leaves
  * it: the export fails naming the corruption, and no file is left, not
- * even the temporary one (its sets are checked on a thread of their own
- * while the file is written, exchange.c). */
+ * even the temporary one.  Past its first MiB an export's sets are
+ * checked on a thread of their own while the file is written
+ * (exchange.c): here the damaged set comes after 2 MiB. */
 Test(bundle, an_export_with_a_damaged_stored_set_fails_and_leaves_no_file)
 {
+    static char big[256 * 1024 + 32];
     char out[300], tmp[310];
     bs_errbuf err = {{0}};
     bs_err rv;
+
+    memset(big, 'x', sizeof big);
+    memcpy(big, "{\"t\":\"", 6);
+    memcpy(big + 256 * 1024, "\"}", 3);
+    for (int i = 0; i < 9; i++) { /* 2.25 MiB, then a small last set */
+        char id[16];
+
+        snprintf(id, sizeof id, "big%d", i);
+        put1(&hub, "items", id, big);
+    }
+    put1(&hub, "items", "last", "{\"t\":1}");
 
     bst_ok(bs_store_write(hub.n->store, damage_own_set, NULL, &err), &err,
            "damage");

@@ -40,12 +40,15 @@ setup(void)
     bst_node_new(&head, root, "head", BS_ROLE_HUB, &a);
     bst_node_new(&br, root, "br", BS_ROLE_BRANCH, &b);
     bst_pair2(&head, &br);
-    for (int i = 0; i < NSETS; i++) { /* one set each */
-        char id[16], json[64];
+    for (int i = 0; i < NSETS; i++) { /* one set each, 20 KiB: prefetched */
+        static char json[20 * 1024 + 32];
+        char id[16];
         bst_op op = {"items", id, json};
 
         snprintf(id, sizeof id, "i%03d", i);
-        snprintf(json, sizeof json, "{\"n\":%d}", i);
+        memset(json, 'a' + i % 26, sizeof json);
+        memcpy(json, "{\"t\":\"", 6);
+        memcpy(json + 20 * 1024, "\"}", 3);
         bst_ok(bst_write(&head, &op, 1, NULL, &err), &err, "write");
     }
     bst_ok(bst_export(&head, "br", path, &err), &err, "export");
