@@ -1521,6 +1521,28 @@ bs_snapbatch_free(bs_snapbatch *b)
     free(b);
 }
 
+/* Header h packed and signed with sk into m (its bodies set), m packed
+ * into *out (malloc'd, *n bytes).  BS_ENOMEM. */
+static bs_err
+seal_batch(const Bs__SnapBatchHeader *h, Bs__SnapBatch *m, const uint8_t *sk,
+           uint8_t **out, size_t *n)
+{
+    size_t hn = bs__snap_batch_header__get_packed_size(h);
+    uint8_t *hdr = malloc(hn), sig[BS_SIG_LEN];
+
+    if (hdr == NULL)
+        return BS_ENOMEM;
+    bs__snap_batch_header__pack(h, hdr);
+    bs_sign(sig, BS_SNAPBATCH_CONTEXT, hdr, hn, sk);
+    m->header = bin(hdr, hn);
+    m->signature = bin(sig, BS_SIG_LEN);
+    *n = bs__snap_batch__get_packed_size(m);
+    if ((*out = malloc(*n)) != NULL)
+        bs__snap_batch__pack(m, *out);
+    free(hdr);
+    return *out != NULL ? BS_OK : BS_ENOMEM;
+}
+
 bs_err
 bs_snapbatch_encode(const uint8_t infobase[BS_INFOBASE_LEN],
                     const uint8_t hub[BS_PK_LEN], uint64_t created_ms,
@@ -1530,8 +1552,7 @@ bs_snapbatch_encode(const uint8_t infobase[BS_INFOBASE_LEN],
     Bs__SnapBatchHeader h = BS__SNAP_BATCH_HEADER__INIT;
     Bs__SnapBatch m = BS__SNAP_BATCH__INIT;
     ProtobufCBinaryData *hashes, *bd;
-    uint8_t *hb, *hdr = NULL, sig[BS_SIG_LEN];
-    size_t hn;
+    uint8_t *hb;
     bs_err rv = BS_ENOMEM;
 
     hashes = calloc(nb, sizeof *hashes);
@@ -1550,22 +1571,10 @@ bs_snapbatch_encode(const uint8_t infobase[BS_INFOBASE_LEN],
     h.created_ms = created_ms;
     h.n_hashes = nb;
     h.hashes = hashes;
-    hn = bs__snap_batch_header__get_packed_size(&h);
-    if ((hdr = malloc(hn)) == NULL)
-        goto out;
-    bs__snap_batch_header__pack(&h, hdr);
-    bs_sign(sig, BS_SNAPBATCH_CONTEXT, hdr, hn, sk);
-    m.header = bin(hdr, hn);
-    m.signature = bin(sig, BS_SIG_LEN);
     m.n_bodies = nb;
     m.bodies = bd;
-    *n = bs__snap_batch__get_packed_size(&m);
-    if ((*out = malloc(*n)) == NULL)
-        goto out;
-    bs__snap_batch__pack(&m, *out);
-    rv = BS_OK;
+    rv = seal_batch(&h, &m, sk, out, n);
 out:
-    free(hdr);
     free(hb);
     free(bd);
     free(hashes);
@@ -1581,8 +1590,7 @@ bs_snapbatch_encode2(const uint8_t infobase[BS_INFOBASE_LEN],
     Bs__SnapBatchHeader h = BS__SNAP_BATCH_HEADER__INIT;
     Bs__SnapBatch m = BS__SNAP_BATCH__INIT;
     ProtobufCBinaryData *wr, *bd;
-    uint8_t *hdr = NULL, sig[BS_SIG_LEN], hash[BS_HASH_LEN];
-    size_t hn;
+    uint8_t hash[BS_HASH_LEN];
     bs_err rv = BS_ENOMEM;
 
     if (nw == 0 || nw > BS_SNAPBATCH_WRITERS_MAX)
@@ -1605,20 +1613,8 @@ bs_snapbatch_encode2(const uint8_t infobase[BS_INFOBASE_LEN],
     h.n_writers = nw;
     h.writers = wr;
     h.bodies_hash = bin(hash, BS_HASH_LEN);
-    hn = bs__snap_batch_header__get_packed_size(&h);
-    if ((hdr = malloc(hn)) == NULL)
-        goto out;
-    bs__snap_batch_header__pack(&h, hdr);
-    bs_sign(sig, BS_SNAPBATCH_CONTEXT, hdr, hn, sk);
-    m.header = bin(hdr, hn);
-    m.signature = bin(sig, BS_SIG_LEN);
-    *n = bs__snap_batch__get_packed_size(&m);
-    if ((*out = malloc(*n)) == NULL)
-        goto out;
-    bs__snap_batch__pack(&m, *out);
-    rv = BS_OK;
+    rv = seal_batch(&h, &m, sk, out, n);
 out:
-    free(hdr);
     free(bd);
     free(wr);
     return rv;
