@@ -1845,7 +1845,8 @@ bs_xchg_import(bs_store *s, const uint8_t *sk, bs_inbound *in, bs_clock clock,
     if ((rv = verify(s, in, &acc, clock, max_skew_ms, retention_ms, !one,
                      err)) != BS_OK)
         return sealed(in, rv, err);
-    if (!one && (rv = sealed(in, BS_OK, err)) != BS_OK) { /* before pass 2 */
+    /* before pass 2, or before a replay is taken as done */
+    if ((!one || acc.replay) && (rv = sealed(in, BS_OK, err)) != BS_OK) {
         bs_peer_fini(&acc.peer);
         return rv;
     }

@@ -659,6 +659,23 @@ Test(bundle, an_export_with_a_damaged_stored_set_fails_and_leaves_no_file)
               "a file was left");
 }
 
+/* A file imported again (a replay: nothing to do) is still checked
+ * whole: with a byte of a set flipped it is refused as corrupt, as on its
+ * first import (the checksum is made while a file is applied, and
+ * checked before anything is committed or a replay is taken as done). */
+Test(bundle, a_replayed_file_with_a_flipped_byte_is_refused)
+{
+    bs_xstats st;
+    uint8_t *x = malloc(f_len);
+
+    cr_assert_not_null(x);
+    import_ok(&hub, f_path, &st);
+    memcpy(x, f_bytes, f_len);
+    x[(size_t)(fx.sets[0].p - f_bytes) + fx.sets[0].n / 2] ^= 0x01;
+    refused_as(&hub, x, f_len, BS_EMALFORMED, "a replay with a byte flipped");
+    free(x);
+}
+
 Test(bundle, every_truncation_is_refused)
 {
     for (size_t len = 0; len < f_len; len++) {
