@@ -209,13 +209,13 @@ decode_changes(bs_admission *ad, const bs_csview *v, int own, bs_change **out,
             return BS_ENOMEM;
         memset(ch, 0, v->count * sizeof *ch);
     }
-    for (size_t i = 0; i < v->count; i++) {
+    for (size_t i = 0, k = 0; i < v->count; i++) {
         if (!v->present[i])
             continue;
         if (own)
             ad->chused[ad->nchused++] = (uint32_t)i;
-        if (v->pre != NULL) /* decoded ahead (prefetch.h) */
-            ch[i] = v->pre[i];
+        if (v->pre != NULL) /* decoded ahead (prefetch.h), in this order */
+            ch[i] = v->pre[k++];
         else if ((rv = bs_changeset_change(v, i, ad->arena, &ch[i], err)) !=
                  BS_OK)
             return rv;

@@ -1173,17 +1173,18 @@ bs_changeset_predecode(bs_csview *v)
 {
     bs_arena *a = malloc(sizeof *a);
     bs_change *pre;
+    size_t n = 0;
 
     if (a == NULL)
         return BS_ENOMEM;
     bs_arena_init(a);
-    if ((pre = bs_arena_alloc(a, (v->count ? v->count : 1) * sizeof *pre)) ==
-        NULL)
-        goto fail;
-    memset(pre, 0, (v->count ? v->count : 1) * sizeof *pre);
     for (size_t i = 0; i < v->count; i++)
+        n += v->present[i];
+    if ((pre = bs_arena_alloc(a, (n ? n : 1) * sizeof *pre)) == NULL)
+        goto fail;
+    for (size_t i = 0, k = 0; i < v->count; i++)
         if (v->present[i] &&
-            bs_changeset_change(v, i, a, &pre[i], NULL) != BS_OK)
+            bs_changeset_change(v, i, a, &pre[k++], NULL) != BS_OK)
             goto fail; /* the caller decodes it, and refuses */
     v->pre = pre;
     v->pre_arena = a;

@@ -122,8 +122,10 @@ typedef struct bs_csview {
     void *pb_set, *pb_hdr, *pb_sum; /* unpacked protobuf messages */
     int verified; /* the origin's signature was checked (pass 1) */
     /* the present changes decoded ahead (bs_changeset_predecode; NULL:
-     * not), pre[i] as bs_changeset_change gives it, living in pre_arena
-     * (owned) as long as the view */
+     * not), in seq order — pre[k] is the k-th present change, as
+     * bs_changeset_change gives it — living in pre_arena (owned) as long
+     * as the view (only the present ones: a summary form carries a tenth
+     * of its seq range) */
     bs_change *pre;
     bs_arena *pre_arena;
 } bs_csview;
