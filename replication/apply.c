@@ -320,19 +320,9 @@ merge_change(bs_apply *ap, const bs_csview *v, bs_stream *s, bs_change *c,
     int changed;
     bs_err rv;
 
-    if (strcmp(ap->policy_coll, c->coll) == 0) {
-        pol = (bs_policy)ap->policy;
-    } else {
-        bs_collection rules;
-        if ((rv = bs_collections_get(ap->txn, c->coll, &rules)) != BS_OK)
-            return rv;
-        pol = rules.policy;
-        snprintf(ap->policy_coll, sizeof ap->policy_coll, "%s", c->coll);
-        snprintf(ap->owner_field, sizeof ap->owner_field, "%s",
-                 rules.owner_field);
-        ap->policy = (int)pol;
-    }
-    of = ap->owner_field[0] && c->coll[0] != '_' ? ap->owner_field : NULL;
+    if ((rv = bs_apply_rules(ap, c->coll, &pol, &of)) != BS_OK)
+        return rv;
+    of = of[0] && c->coll[0] != '_' ? of : NULL;
     if (strcmp(c->coll, BS_SYS_COLLECTIONS) == 0)
         ap->policy_coll[0] = '\0'; /* a policy changes: look again */
     o.use_prio = pol == BS_POLICY_PRIORITY;
@@ -668,16 +658,22 @@ release_own(bs_apply *ap, const bs_csview *v, const bs_stream *s, int *did)
 }
 
 bs_err
-bs_apply_rules(bs_apply *ap, const char *coll, bs_collection *out)
+bs_apply_rules(bs_apply *ap, const char *coll, bs_policy *policy,
+               const char **owner_field)
 {
-    bs_err rv;
+    if (strcmp(ap->policy_coll, coll) != 0) { /* "" after a rule change */
+        bs_collection rules;
+        bs_err rv;
 
-    if (!ap->snap_rules_ok || strcmp(ap->snap_rules.name, coll) != 0) {
-        if ((rv = bs_collections_get(ap->txn, coll, &ap->snap_rules)) != BS_OK)
+        if ((rv = bs_collections_get(ap->txn, coll, &rules)) != BS_OK)
             return rv;
-        ap->snap_rules_ok = 1;
+        snprintf(ap->policy_coll, sizeof ap->policy_coll, "%s", coll);
+        snprintf(ap->owner_field, sizeof ap->owner_field, "%s",
+                 rules.owner_field);
+        ap->policy = (int)rules.policy;
     }
-    *out = ap->snap_rules;
+    *policy = (bs_policy)ap->policy;
+    *owner_field = ap->owner_field;
     return BS_OK;
 }
 
@@ -688,7 +684,7 @@ bs_apply_set(bs_apply *ap, const bs_csview *v, bs_errbuf *err)
     int did;
     bs_err rv;
 
-    ap->snap_rules_ok = ap->nobase_ok = 0; /* it may bring rules */
+    ap->nobase_ok = 0; /* a rebuild or release may write a base */
     bs_arena_reset(&ap->scratch);
     if ((rv = bs_admit_set(&ap->ad, v, &a, err)) != BS_OK) {
         if (bs_err_local(rv) || !was_released(ap, v))
@@ -813,7 +809,7 @@ bs_err
 bs_apply_held(bs_apply *ap, bs_errbuf *err)
 {
     (void)err;
-    ap->snap_rules_ok = ap->nobase_ok = 0; /* they may bring rules */
+    ap->nobase_ok = 0; /* a rebuild or release may write a base */
     /* A held set may unblock another (an introduction, its successor):
      * pass again while passes make progress (bounded). */
     for (int pass = 0; pass < 8; pass++) {

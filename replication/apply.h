@@ -40,8 +40,9 @@ typedef struct bs_apply {
     bs_pos *cache_seen;
     size_t cache_nseen;
     int has_open; /* some conflict is open: writes may settle it */
-    /* the policy of the collection last written (one lookup per run of
-     * changes to one collection, not per change) */
+    /* the policy of the collection last written (bs_apply_rules: one
+     * lookup per run of changes or record snapshots to one collection,
+     * not per change; merging a `_collections` change empties it) */
     char policy_coll[BS_COLLECTION_MAX + 1];
     int policy;
     char owner_field[BS_FIELD_NAME_MAX + 1]; /* of policy_coll's rules */
@@ -75,21 +76,18 @@ typedef struct bs_apply {
     char self[BS_NODE_NAME_MAX + 1];
     char mine_field[BS_FIELD_NAME_MAX + 1];
     int mine_void;
-    /* the rules of the collection record snapshots last merged into
-     * (bs_apply_rules): a cache, emptied by every set applied */
-    bs_collection snap_rules;
-    int snap_rules_ok;
     /* whether collection nobase_coll has no base entry (movein.c): a
-     * cache, emptied with snap_rules */
+     * cache, emptied by every set applied */
     char nobase_coll[BS_COLLECTION_MAX + 1];
     int nobase, nobase_ok;
 } bs_apply;
 
-/* The rules of collection coll now (collections.h bs_collections_get),
- * read once for a run of record snapshots of coll: sets change rules,
- * snapshots do not, so every set applied empties the cache. */
+/* The policy and owner field ("" none; valid until the next call) of
+ * collection coll now (collections.h bs_collections_get), read once for
+ * a run of changes or record snapshots of coll (policy_coll above). */
 BS_MUST_CHECK bs_err bs_apply_rules(bs_apply *ap, const char *coll,
-                                    bs_collection *out);
+                                    bs_policy *policy,
+                                    const char **owner_field);
 
 /* Start applying in write txn t; the clock is the local wall clock. */
 BS_MUST_CHECK bs_err bs_apply_begin(bs_apply *ap, bs_txn *t, bs_clock clock,

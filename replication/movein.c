@@ -1231,7 +1231,9 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     uint8_t key[BS_RECKEY_MAX], bk[KEY_MAX];
     size_t kn, bn;
     bs_order o = {0, bs_streams_key, &ap->streams};
-    bs_collection rules;
+    char of[BS_FIELD_NAME_MAX + 1];
+    const char *field;
+    bs_policy pol;
     bs_record r, base;
     bs_owner_mark mark;
     bs_slice old = {NULL, 0};
@@ -1247,9 +1249,10 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
         return rv;
     if (s->done) /* the end of an answer: is the want met? */
         return done(ap, s);
-    if ((rv = bs_apply_rules(ap, s->coll, &rules)) != BS_OK)
+    if ((rv = bs_apply_rules(ap, s->coll, &pol, &field)) != BS_OK)
         return rv;
-    o.use_prio = rules.policy == BS_POLICY_PRIORITY;
+    snprintf(of, sizeof of, "%s", field);
+    o.use_prio = pol == BS_POLICY_PRIORITY;
     kn = bs_record_key(key, s->coll, s->id);
     memset(&r, 0, sizeof r);
     rv = bs_txn_get(ap->txn, BS_DB_RECORDS, bs_mem(key, kn), &old);
@@ -1279,8 +1282,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
     own = rv == BS_ENOTFOUND && (fresh || bs_record_own_base(old.p, old.n));
     /* the owner the record held: kept if the snapshot replaces it
      * (access.h) */
-    bs_access_owner_mark(&r, s->coll[0] != '_' ? rules.owner_field : NULL,
-                         &mark);
+    bs_access_owner_mark(&r, s->coll[0] != '_' ? of : NULL, &mark);
     if ((rv = (fresh ? merge_fresh : merge_into)(ap, &r, s, &o, &changed)) !=
         BS_OK)
         return rv;
@@ -1296,7 +1298,7 @@ bs_movein_merge(bs_apply *ap, const bs_snap *s, bs_errbuf *err)
                  (bchanged && (rv = put_record(ap, BS_DB_META, bk, bn, &base, s,
                                                NULL, 0)) != BS_OK)))
         return rv;
-    if ((rv = note_owner(ap, s, rules.owner_field, &r)) != BS_OK)
+    if ((rv = note_owner(ap, s, of, &r)) != BS_OK)
         return rv;
     /* the record as merged decides (move-out, protocol.md 7.2); one new
      * here holds the snapshot's fields alone, whose owner N12 found in

@@ -1430,32 +1430,34 @@ bs_snapbatch_body_ok(const bs_snapbatch *b, size_t i)
     return memcmp(hash, h->hashes[i].data, BS_HASH_LEN) == 0;
 }
 
-bs_err
-bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
-                       bs_errbuf *err)
+/* Body i of b into s (emptied first): its memory in `shared` when it is
+ * a version-2 body and shared is not NULL, else in s's own arena. */
+static bs_err
+snap_from(const bs_snapbatch *b, size_t i, bs_snap *s, bs_arena *shared,
+          bs_errbuf *err)
 {
-    const Bs__SnapBatch *m = b->pb;
-    bs_arena a = s->arena;
+    const ProtobufCBinaryData *body =
+        &((const Bs__SnapBatch *)b->pb)->bodies[i];
+    bs_arena own = s->arena;
     bs_err rv;
 
     if (!s->pb_arena) /* a snapshot decoded otherwise before */
         bs_changeset_pb_free(s->pb_body);
     bs_changeset_pb_free(s->pb);
-    bs_arena_reset(&a);
+    bs_arena_reset(&own);
     memset(s, 0, sizeof *s);
-    s->arena = a;
+    s->arena = own;
     s->batched = 1;
-    /* a version-2 batch's body of version 2 (field 1 = 2 first); one of
-     * version 1 (any other start) is read as in a version-1 batch */
+    /* a version-2 batch's body of version 2; one starting 08 01 (version
+     * 1) is read as in a version-1 batch (2.12, B6v2) */
     if (b->version == BS_SNAPBATCH_VERSION2 &&
-        !(m->bodies[i].len >= 2 && m->bodies[i].data[0] == 0x08 &&
-          m->bodies[i].data[1] == BS_SNAP_VERSION)) {
+        !(body->len >= 2 && body->data[0] == 0x08 &&
+          body->data[1] == BS_SNAP_VERSION)) {
         s->pb_arena = 1;
-        return read_body2(s, m->bodies[i].data, m->bodies[i].len, b, &s->arena,
-                          err);
+        return read_body2(s, body->data, body->len, b,
+                          shared != NULL ? shared : &s->arena, err);
     }
-    if ((rv = unpack_body(s, m->bodies[i].data, m->bodies[i].len, b->checked,
-                          err)) != BS_OK)
+    if ((rv = unpack_body(s, body->data, body->len, b->checked, err)) != BS_OK)
         return rv;
     if (memcmp(s->infobase, b->infobase, BS_INFOBASE_LEN) != 0 ||
         memcmp(s->hub, b->hub, BS_PK_LEN) != 0) /* B6 */
@@ -1464,24 +1466,17 @@ bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
 }
 
 bs_err
+bs_snapbatch_snap_into(const bs_snapbatch *b, size_t i, bs_snap *s,
+                       bs_errbuf *err)
+{
+    return snap_from(b, i, s, NULL, err);
+}
+
+bs_err
 bs_snapbatch_snap_shared(const bs_snapbatch *b, size_t i, bs_snap *s,
                          bs_arena *a, bs_errbuf *err)
 {
-    const Bs__SnapBatch *m = b->pb;
-    bs_arena own = s->arena;
-
-    if (b->version != BS_SNAPBATCH_VERSION2 ||
-        (m->bodies[i].len >= 2 && m->bodies[i].data[0] == 0x08 &&
-         m->bodies[i].data[1] == BS_SNAP_VERSION))
-        return bs_snapbatch_snap_into(b, i, s, err);
-    if (!s->pb_arena)
-        bs_changeset_pb_free(s->pb_body);
-    bs_changeset_pb_free(s->pb);
-    memset(s, 0, sizeof *s);
-    s->arena = own; /* kept for a version-1 body later */
-    s->batched = 1;
-    s->pb_arena = 1;
-    return read_body2(s, m->bodies[i].data, m->bodies[i].len, b, a, err);
+    return snap_from(b, i, s, a, err);
 }
 
 bs_err
